@@ -1,0 +1,25 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from '../db/client.js';
+import { completeSelfCheck } from '../db/selfChecks.js';
+import type { FleetPubSub } from '../events/pubsub.js';
+
+export interface ActivityDeps {
+  db: Db;
+  pubsub: FleetPubSub;
+  /** The worker's identity, recorded with what it completes. */
+  workerIdentity: string;
+}
+
+/** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {
+      const row = await completeSelfCheck(deps.db, selfCheckId, deps.workerIdentity);
+      if (!row) throw ApplicationFailure.nonRetryable(`self-check ${selfCheckId} does not exist`, 'NOT_FOUND');
+      deps.pubsub.publish('selfCheckCompleted', { selfCheckId });
+      return { workerIdentity: row.workerIdentity ?? deps.workerIdentity };
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

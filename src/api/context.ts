@@ -1,0 +1,18 @@
+import type { Database } from '../db/client.js';
+import type { FleetPubSub } from '../events/pubsub.js';
+import type { Logger } from '../logger.js';
+import type { TemporalClient } from '../temporal/connection.js';
+import type { Principal } from './auth.js';
+
+/** What every resolver receives: who is asking, and the services it may call. */
+export interface ApiContext {
+  principal: Principal | null;
+  services: ApiServices;
+}
+
+export interface ApiServices {
+  database: Database;
+  temporal: TemporalClient;
+  pubsub: FleetPubSub;
+  logger: Logger;
+}

@@ -1,0 +1,55 @@
+import { pingDatabase } from '../../db/client.js';
+import { createSelfCheck, findSelfCheck, lastCompletedSelfCheck, type SelfCheckRow } from '../../db/selfChecks.js';
+import { pingTemporal } from '../../temporal/connection.js';
+import { workflowIds } from '../../workflows/config.js';
+import type { SelfCheckInput } from '../../workflows/selfCheck.js';
+import type { ApiServices } from '../context.js';
+import { version } from '../../version.js';
+
+export interface ComponentHealth {
+  state: 'UP' | 'DOWN';
+  error: string | null;
+}
+
+async function probe(check: () => Promise<unknown>): Promise<ComponentHealth> {
+  try {
+    await check();
+    return { state: 'UP', error: null };
+  } catch (error) {
+    return { state: 'DOWN', error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+export class SystemService {
+  constructor(private readonly services: ApiServices) {}
+
+  async health(): Promise<{ database: ComponentHealth; temporal: ComponentHealth }> {
+    const [database, temporal] = await Promise.all([
+      probe(() => pingDatabase(this.services.database.sql)),
+      probe(() => pingTemporal(this.services.temporal)),
+    ]);
+    return { database, temporal };
+  }
+
+  async status() {
+    const health = await this.health();
+    return { version, ...health, lastSelfCheck: (await lastCompletedSelfCheck(this.services.database.db)) ?? null };
+  }
+
+  /** Records a self-check and starts its workflow; the id is the workflow's business id. */
+  async startSelfCheck(waitSeconds: number): Promise<SelfCheckRow> {
+    const row = await createSelfCheck(this.services.database.db);
+    const { client, settings } = this.services.temporal;
+    const input: SelfCheckInput = { selfCheckId: row.id, waitSeconds };
+    await client.workflow.start('selfCheckWorkflow', {
+      taskQueue: settings.taskQueue,
+      workflowId: workflowIds.selfCheck(row.id),
+      args: [input],
+    });
+    return row;
+  }
+
+  findSelfCheck(id: string) {
+    return findSelfCheck(this.services.database.db, id);
+  }
+}

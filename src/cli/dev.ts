@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startApiServer, type ApiServer } from '../api/server.js';
+import { connectDatabase } from '../db/client.js';
+import { migrateDatabase } from '../db/migrate.js';
+import { ensureAdminToken } from '../devstack/adminToken.js';
+import { startEmbeddedPostgres } from '../devstack/embeddedPostgres.js';
+import { ensureTemporalCli } from '../devstack/temporalCli.js';
+import { startTemporalDevServer } from '../devstack/temporalDevServer.js';
+import { assertPortFree } from '../net.js';
+import { createFleetWorker, type FleetWorker } from '../temporal/worker.js';
+import { onShutdownSignal, setup } from './runtime.js';
+
+/**
+ * Everything on one machine, on the embedded default: what `npm start` runs. Parts that are
+ * configured (DATABASE_URL, TEMPORAL_ADDRESS) are used as they are; the others are started here
+ * and stopped on Ctrl-C. A second start reuses the data folder.
+ */
+export async function dev(): Promise<void> {
+  const started = Date.now();
+  const { config, logger } = setup('dev');
+  const host = process.env.HOST ?? '127.0.0.1';
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  say(`fleetpatch dev: data in ${config.dataDir}`);
+
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((error: unknown) => logger.warn({ err: error }, 'error while stopping'));
+  };
+  onShutdownSignal(logger, stopAll);
+
+  try {
+    // Check our own port first: failing after starting two servers would waste a newcomer's minute.
+    await assertPortFree(config.port, host, 'GraphQL API', 'PORT');
+
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      say(`Starting PostgreSQL (embedded) on 127.0.0.1:${config.devPostgresPort}...`);
+      const pg = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'postgres'), port: config.devPostgresPort, database: 'fleetpatch', logger });
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+    }
+
+    let temporalAddress = config.temporalAddress;
+    let temporalUi: string | undefined;
+    if (!temporalAddress) {
+      const cliPath = await ensureTemporalCli(say);
+      say(`Starting Temporal (dev server, ${cliPath}) on 127.0.0.1:${config.devTemporalPort}...`);
+      const temporal = await startTemporalDevServer({
+        cliPath,
+        ip: '127.0.0.1',
+        port: config.devTemporalPort,
+        uiPort: config.devTemporalUiPort,
+        headless: false,
+        namespace: config.temporalNamespace,
+        dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+        logger,
+      });
+      stops.push(temporal.stop);
+      temporalAddress = temporal.address;
+      temporalUi = temporal.uiUrl;
+    }
+
+    say('Applying database migrations...');
+    const { applied } = await migrateDatabase(databaseUrl);
+    if (applied > 0) say(`  applied ${applied} migration(s)`);
+
+    const temporalSettings = { address: temporalAddress, namespace: config.temporalNamespace, taskQueue: config.taskQueue };
+    say('Starting the worker and the API...');
+    const worker: FleetWorker = await createFleetWorker({ databaseUrl, temporal: temporalSettings, logger });
+    const workerDone = worker.run();
+    stops.push(() => worker.shutdown());
+    workerDone.catch((error: unknown) => logger.error({ err: error }, 'worker stopped with an error'));
+
+    const api: ApiServer = await startApiServer({ databaseUrl, temporal: temporalSettings, port: config.port, host, logger, sandbox: true });
+    stops.push(() => api.close());
+
+    const database = connectDatabase(databaseUrl, { max: 1 });
+    const admin = await ensureAdminToken(database.db, config.dataDir).finally(() => database.close());
+
+    say('');
+    say(`fleetpatch is ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    say(`  GraphQL:      ${api.url}   (subscriptions: ${api.url.replace(/^http/, 'ws')})`);
+    if (temporalUi) say(`  Temporal UI:  ${temporalUi}`);
+    else say(`  Temporal:     ${temporalAddress} (namespace ${config.temporalNamespace})`);
+    say(`  Admin token:  ${admin.token}`);
+    say(`                (${admin.created ? 'new, ' : ''}also in ${admin.file}; send it as "Authorization: Bearer <token>")`);
+    say('Press Ctrl-C to stop.');
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

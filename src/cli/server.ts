@@ -1,0 +1,19 @@
+import { startApiServer } from '../api/server.js';
+import { migrateDatabase } from '../db/migrate.js';
+import { onShutdownSignal, requireSetting, setup } from './runtime.js';
+
+export async function server(): Promise<void> {
+  const { config, logger } = setup('server');
+  const databaseUrl = requireSetting(config.databaseUrl, 'DATABASE_URL', 'server');
+  const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'server');
+  await migrateDatabase(databaseUrl);
+  const api = await startApiServer({
+    databaseUrl,
+    temporal: { address, namespace: config.temporalNamespace, taskQueue: config.taskQueue },
+    port: config.port,
+    host: config.host,
+    logger,
+    sandbox: process.env.NODE_ENV !== 'production',
+  });
+  onShutdownSignal(logger, () => api.close());
+}

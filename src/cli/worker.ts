@@ -1,0 +1,18 @@
+import { migrateDatabase } from '../db/migrate.js';
+import { createFleetWorker } from '../temporal/worker.js';
+import { onShutdownSignal, requireSetting, setup } from './runtime.js';
+
+export async function worker(): Promise<void> {
+  const { config, logger } = setup('worker');
+  const databaseUrl = requireSetting(config.databaseUrl, 'DATABASE_URL', 'worker');
+  const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'worker');
+  await migrateDatabase(databaseUrl);
+  const fleetWorker = await createFleetWorker({
+    databaseUrl,
+    temporal: { address, namespace: config.temporalNamespace, taskQueue: config.taskQueue },
+    logger,
+  });
+  onShutdownSignal(logger, () => fleetWorker.shutdown());
+  logger.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker polling');
+  await fleetWorker.run();
+}

@@ -1,0 +1,70 @@
+import path from 'node:path';
+
+/**
+ * Every setting fleetpatch reads from the environment, in one place.
+ * The README's configuration table lists the same names.
+ */
+export interface Config {
+  /** PostgreSQL URL. Unset under `fleetpatch dev`: a private embedded PostgreSQL is started. */
+  databaseUrl: string | undefined;
+  /** Temporal frontend host:port. Unset under `fleetpatch dev`: a local Temporal dev server is started. */
+  temporalAddress: string | undefined;
+  temporalNamespace: string;
+  /** Task queue shared by the worker and the clients that start workflows. */
+  taskQueue: string;
+  /** HTTP port of the API (GraphQL, subscriptions, agent endpoint, health). */
+  port: number;
+  /** Interface the API listens on. */
+  host: string;
+  /** Where `fleetpatch dev` keeps its database, Temporal's SQLite file and the admin token. */
+  dataDir: string;
+  /** Ports of the processes `fleetpatch dev` starts itself. */
+  devPostgresPort: number;
+  devTemporalPort: number;
+  devTemporalUiPort: number;
+  /** Explicit path of the Temporal CLI binary (otherwise PATH, then the build cache). */
+  temporalCliPath: string | undefined;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new ConfigError(`${name}=${raw} is not a port number (0-65535)`);
+  }
+  return value;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const logFormat = env.LOG_FORMAT ?? (env.NODE_ENV === 'production' ? 'json' : undefined);
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') {
+    throw new ConfigError(`LOG_FORMAT=${logFormat} is not one of json, pretty`);
+  }
+  const temporalPort = port(env, 'FLEETPATCH_TEMPORAL_PORT', 7233);
+  return {
+    databaseUrl: nonEmpty(env.DATABASE_URL),
+    temporalAddress: nonEmpty(env.TEMPORAL_ADDRESS),
+    temporalNamespace: nonEmpty(env.TEMPORAL_NAMESPACE) ?? 'default',
+    taskQueue: nonEmpty(env.FLEETPATCH_TASK_QUEUE) ?? 'fleetpatch',
+    port: port(env, 'PORT', 4000),
+    host: nonEmpty(env.HOST) ?? '0.0.0.0',
+    dataDir: path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch'),
+    devPostgresPort: port(env, 'FLEETPATCH_POSTGRES_PORT', 54329),
+    devTemporalPort: temporalPort,
+    devTemporalUiPort: port(env, 'FLEETPATCH_TEMPORAL_UI_PORT', temporalPort + 1000),
+    temporalCliPath: nonEmpty(env.TEMPORAL_CLI_PATH),
+    logLevel: nonEmpty(env.LOG_LEVEL) ?? 'info',
+    logFormat: logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+  };
+}

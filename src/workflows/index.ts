@@ -1,0 +1,3 @@
+// Every workflow the worker registers. Workflow code runs in Temporal's deterministic sandbox:
+// no Node built-ins, no I/O, no clocks but Temporal's (lint enforces the first).
+export { selfCheckWorkflow } from './selfCheck.js';
