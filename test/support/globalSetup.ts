@@ -1,0 +1,64 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { migrateDatabase } from '../../src/db/migrate.js';
+import { startEmbeddedPostgres } from '../../src/devstack/embeddedPostgres.js';
+import { ensureTemporalCli } from '../../src/devstack/temporalCli.js';
+import { startTemporalDevServer } from '../../src/devstack/temporalDevServer.js';
+import { createLogger } from '../../src/logger.js';
+import { freePort } from '../../src/net.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    temporalAddress: string;
+  }
+}
+
+/**
+ * One PostgreSQL and one Temporal dev server for the whole run, real ones: TEST_DATABASE_URL and
+ * TEST_TEMPORAL_ADDRESS point at running ones, otherwise both are started here (Temporal from the
+ * CLI that `fleetpatch temporal-cli` finds or builds).
+ */
+export default async function setup(project: TestProject) {
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn', format: 'json', name: 'test-setup' });
+  const stops: Array<() => Promise<void>> = [];
+
+  let databaseUrl = process.env.TEST_DATABASE_URL;
+  if (!databaseUrl) {
+    // Not under /root: PostgreSQL runs as the postgres user and must reach its folder.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-test-pg-'));
+    fs.chmodSync(dir, 0o755);
+    const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_test', logger });
+    stops.push(async () => {
+      await pg.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    databaseUrl = pg.url;
+  }
+  await migrateDatabase(databaseUrl);
+
+  let temporalAddress = process.env.TEST_TEMPORAL_ADDRESS;
+  if (!temporalAddress) {
+    const cliPath = await ensureTemporalCli((line) => console.error(line));
+    const temporal = await startTemporalDevServer({
+      cliPath,
+      ip: '127.0.0.1',
+      port: await freePort(),
+      uiPort: 0,
+      headless: true,
+      namespace: 'default',
+      logger,
+    });
+    stops.push(temporal.stop);
+    temporalAddress = temporal.address;
+  }
+
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('temporalAddress', temporalAddress);
+
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+}
