@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { FleetThresholds } from './fleet/compliance.js';
 
 /**
  * Every setting fleetpatch reads from the environment, in one place.
@@ -26,6 +27,19 @@ export interface Config {
   temporalCliPath: string | undefined;
   logLevel: string;
   logFormat: 'json' | 'pretty';
+  /** When a machine counts as NOT_ASSESSED or DISCONNECTED. */
+  thresholds: FleetThresholds;
+  /** Timings handed to every agent at check-in. */
+  agentTimings: AgentTimings;
+}
+
+export interface AgentTimings {
+  checkInSeconds: number;
+  /** Full assessment cadence per OS (seed: every 3 hours on Linux, twice a day on Windows). */
+  assessmentSeconds: { LINUX: number; WINDOWS: number };
+  /** How often an agent looks for a changed package database (seed: every 15 minutes). */
+  packageDatabaseCheckSeconds: number;
+  longPollSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -42,6 +56,14 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return value;
 }
 
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name}=${raw} is not a positive number`);
+  return value;
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
@@ -52,6 +74,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`LOG_FORMAT=${logFormat} is not one of json, pretty`);
   }
   const temporalPort = port(env, 'FLEETPATCH_TEMPORAL_PORT', 7233);
+  const linuxMinutes = positive(env, 'FLEETPATCH_LINUX_ASSESSMENT_MINUTES', 180);
+  const windowsMinutes = positive(env, 'FLEETPATCH_WINDOWS_ASSESSMENT_MINUTES', 720);
+  const checkInSeconds = positive(env, 'FLEETPATCH_CHECKIN_SECONDS', 60);
   return {
     databaseUrl: nonEmpty(env.DATABASE_URL),
     temporalAddress: nonEmpty(env.TEMPORAL_ADDRESS),
@@ -66,5 +91,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalCliPath: nonEmpty(env.TEMPORAL_CLI_PATH),
     logLevel: nonEmpty(env.LOG_LEVEL) ?? 'info',
     logFormat: logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+    thresholds: {
+      // The seed's "expected timeframe" is the assessment cadence itself.
+      assessmentMaxAgeMs: { LINUX: linuxMinutes * 60_000, WINDOWS: windowsMinutes * 60_000 },
+      // Three missed check-ins.
+      disconnectedAfterMs: positive(env, 'FLEETPATCH_DISCONNECTED_AFTER_SECONDS', checkInSeconds * 3) * 1000,
+    },
+    agentTimings: {
+      checkInSeconds,
+      assessmentSeconds: { LINUX: linuxMinutes * 60, WINDOWS: windowsMinutes * 60 },
+      packageDatabaseCheckSeconds: positive(env, 'FLEETPATCH_PACKAGE_DB_CHECK_SECONDS', 900),
+      longPollSeconds: positive(env, 'FLEETPATCH_LONG_POLL_SECONDS', 25),
+    },
   };
 }

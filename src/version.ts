@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import pkg from '../package.json' with { type: 'json' };
 
-/** The package version, reported by the API and (later) by agents. */
-export const version: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+/** The package version, reported by the API and by agents (inlined into the agent bundle). */
+export const version: string = pkg.version;

@@ -1,4 +1,6 @@
+import type { AgentTimings } from '../config.js';
 import type { Database } from '../db/client.js';
+import type { FleetThresholds } from '../fleet/compliance.js';
 import type { FleetPubSub } from '../events/pubsub.js';
 import type { Logger } from '../logger.js';
 import type { TemporalClient } from '../temporal/connection.js';
@@ -15,4 +17,12 @@ export interface ApiServices {
   temporal: TemporalClient;
   pubsub: FleetPubSub;
   logger: Logger;
+  fleet: FleetSettings;
+  /** The clock every verdict (compliance, readiness, key expiry) is computed against. */
+  now: () => Date;
+}
+
+export interface FleetSettings {
+  thresholds: FleetThresholds;
+  agentTimings: AgentTimings;
 }

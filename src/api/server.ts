@@ -13,8 +13,10 @@ import { createFleetPubSub } from '../events/pubsub.js';
 import type { Logger } from '../logger.js';
 import { listen } from '../net.js';
 import { connectTemporal, type TemporalSettings } from '../temporal/connection.js';
+import { AGENT_API_PREFIX } from '../agent/protocol.js';
+import { agentRouter } from './agent/agent.router.js';
 import { authenticate } from './auth.js';
-import type { ApiContext, ApiServices } from './context.js';
+import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
 import { buildApiSchema } from './schema.js';
 import { SystemService } from './system/system.service.js';
@@ -29,6 +31,7 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Development: Apollo Sandbox on the GraphQL URL. */
   sandbox: boolean;
+  fleet: FleetSettings;
 }
 
 export interface ApiServer {
@@ -43,7 +46,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const database = connectDatabase(options.databaseUrl);
   const temporal = await connectTemporal(options.temporal);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
-  const services: ApiServices = { database, temporal, pubsub, logger };
+  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date() };
   const schema = await buildApiSchema(pubsub);
 
   const app = express();
@@ -57,6 +60,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const ready = health.database.state === 'UP' && health.temporal.state === 'UP';
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', ...health });
   });
+
+  app.use(AGENT_API_PREFIX, agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ConfigError } from '../config.js';
 import { PortInUseError } from '../net.js';
 import { TemporalCliError } from '../devstack/temporalCli.js';
+import { AgentRefused } from '../agent/errors.js';
 
 const USAGE = `fleetpatch: update management for fleets of Linux and Windows machines
 
@@ -14,6 +15,7 @@ Usage: fleetpatch <command>
   migrate        apply pending database migrations (needs DATABASE_URL)
   temporal-cli   find the Temporal CLI, building it once with Go if needed; print its path
   print-schema   print the GraphQL schema (SDL)
+  agent          the agent on a managed machine (\`fleetpatch agent --help\`)
 
 Settings come from the environment: see the README's configuration table.`;
 
@@ -26,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   migrate: async () => (await import('./migrate.js')).migrateCommand,
   'temporal-cli': async () => (await import('./temporalCli.js')).temporalCliCommand,
   'print-schema': async () => (await import('./printSchema.js')).printSchema,
+  agent: async () => (await import('../agent/cli.js')).agentCommand,
 };
 
 async function main(argv: string[]): Promise<void> {
@@ -44,7 +47,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /** Errors the user can act on are printed as one clear message, without a stack. */
-const EXPECTED_ERRORS = [ConfigError, PortInUseError, TemporalCliError];
+const EXPECTED_ERRORS = [ConfigError, PortInUseError, TemporalCliError, AgentRefused];
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (EXPECTED_ERRORS.some((type) => error instanceof type)) {

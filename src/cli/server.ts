@@ -14,6 +14,7 @@ export async function server(): Promise<void> {
     host: config.host,
     logger,
     sandbox: process.env.NODE_ENV !== 'production',
+    fleet: config,
   });
   onShutdownSignal(logger, () => api.close());
 }

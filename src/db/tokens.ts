@@ -1,15 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Role } from '../fleet/access.js';
 import type { Db } from './client.js';
 import { apiTokens } from './schema.js';
-
-/** Secrets carry a recognisable prefix so that secret scanners and people can tell what they are. */
-const TOKEN_PREFIX = 'fp_';
-
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
+import { hashSecret, newSecret } from './secrets.js';
 
 export interface CreatedToken {
   id: string;
@@ -22,7 +15,7 @@ export async function createApiToken(
   db: Db,
   input: { name: string; role: Role; expiresAt?: Date | null },
 ): Promise<CreatedToken> {
-  const secret = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const secret = newSecret('fp_');
   const [row] = await db
     .insert(apiTokens)
     .values({ name: input.name, role: input.role, tokenHash: hashSecret(secret), expiresAt: input.expiresAt ?? null })

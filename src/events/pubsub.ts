@@ -8,6 +8,10 @@ import type { Sql } from 'postgres';
 export interface Events {
   [topic: string]: [] | [unknown] | [string | number, unknown];
   selfCheckCompleted: [{ selfCheckId: string }];
+  /** A machine's facts, readiness, assessment, tags or management changed. */
+  machineChanged: [{ machineId: string }];
+  /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
+  agentCommandQueued: [string, { commandId: string }];
 }
 
 export type FleetPubSub = PubSub<Events>;

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
 import { inject } from 'vitest';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
+import { migrateDatabase } from '../../src/db/migrate.js';
 import { createApiToken } from '../../src/db/tokens.js';
 import type { Role } from '../../src/fleet/access.js';
+import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import type { TemporalSettings } from '../../src/temporal/connection.js';
 
@@ -18,16 +21,44 @@ export function temporalSettings(taskQueue = `test-${randomUUID()}`): TemporalSe
   return { address: inject('temporalAddress'), namespace: 'default', taskQueue };
 }
 
-export function connectTestDatabase(): Database {
-  return connectDatabase(databaseUrl(), { max: 4 });
+export function connectTestDatabase(url = databaseUrl()): Database {
+  return connectDatabase(url, { max: 4 });
 }
 
 export async function tokenFor(db: Database, role: Role): Promise<string> {
   return (await createApiToken(db.db, { name: `test ${role}`, role })).secret;
 }
 
-export function startTestApi(temporal: TemporalSettings): Promise<ApiServer> {
-  return startApiServer({ databaseUrl: databaseUrl(), temporal, port: 0, host: '127.0.0.1', logger: testLogger, sandbox: false });
+export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ApiServer> {
+  return startApiServer({
+    databaseUrl: options.databaseUrl ?? databaseUrl(),
+    temporal,
+    port: 0,
+    host: '127.0.0.1',
+    logger: testLogger,
+    sandbox: false,
+    fleet: loadConfig(options.env ?? {}),
+  });
+}
+
+/**
+ * A database of the test file's own, migrated, for tests that count the whole fleet. Dropped by
+ * the returned function.
+ */
+export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const admin = postgres(databaseUrl(), { max: 1, onnotice: () => undefined });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(databaseUrl());
+  url.pathname = `/${name}`;
+  await migrateDatabase(url.toString());
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {

@@ -1,0 +1,112 @@
+/**
+ * What a package backend (apt, dnf/yum, zypper, Windows Update) tells the agent. Plain data: the
+ * agent sends it to the server as it is, and `fleetpatch agent assess --json` prints it.
+ */
+
+/** Linux: CRITICAL (security advisory rated critical), SECURITY (any other security update), OTHER. Windows adds its own. */
+export type Classification =
+  | 'CRITICAL'
+  | 'SECURITY'
+  | 'OTHER'
+  | 'UPDATE_ROLLUP'
+  | 'FEATURE_PACK'
+  | 'SERVICE_PACK'
+  | 'DEFINITION'
+  | 'TOOLS'
+  | 'UPDATES';
+
+/** The distribution's own severity, normalised to one vocabulary (null when it gives none). */
+export type Severity = 'CRITICAL' | 'IMPORTANT' | 'MODERATE' | 'LOW';
+
+export interface PendingUpdate {
+  /** Package name (Linux) or KB id (Windows). */
+  name: string;
+  /** null when the update pulls this package in new (it is not installed yet). */
+  installedVersion: string | null;
+  availableVersion: string;
+  /** Package architecture where the package manager has one (amd64, x86_64, noarch, all). */
+  arch: string | null;
+  classification: Classification;
+  severity: Severity | null;
+  /** Advisory ids: DSA/DLA, RHSA/ALSA/FEDORA-..., SUSE-SU-..., KB ids. Empty when none. */
+  advisoryIds: string[];
+  cveIds: string[];
+  /** The metadata suggests a reboot after installing it (kernel, reboot_suggested, installhint). */
+  rebootSuggested: boolean;
+  /** Where the available version comes from (apt origin/suite, dnf repo id, zypper repo alias). */
+  repository: string | null;
+}
+
+export interface RepositoryProblem {
+  /** The repository as the package manager names it (URL, repo id or alias). */
+  repository: string;
+  message: string;
+}
+
+export interface AssessmentResult {
+  /** The machine already needs a reboot (reboot-required file, needs-restarting, zypper needs-rebooting). */
+  rebootPending: boolean;
+  updates: PendingUpdate[];
+  /**
+   * Repositories that could not be read: the list of updates may be incomplete. The seed:
+   * "Linux agents must have access to an update repository".
+   */
+  repositoryProblems: RepositoryProblem[];
+}
+
+export type UpdateOutcomeStatus = 'SUCCEEDED' | 'FAILED';
+
+export interface UpdateOutcome {
+  status: UpdateOutcomeStatus;
+  /** The package manager's exit code. */
+  exitCode: number | null;
+  /** On failure: the package manager's own error text (its error lines, not the whole output). */
+  errorText: string | null;
+  /** The installed version afterwards, read back from the package database. */
+  installedVersion: string | null;
+  /** The machine needs a reboot after this update. */
+  rebootRequired: boolean;
+}
+
+export interface BackendContext {
+  /** The managed system: '/' on a real machine, a fixture root in tests. */
+  root: string;
+  /** Environment for the package manager's processes (tests give rpm a HOME with .rpmmacros). */
+  env: NodeJS.ProcessEnv;
+  /** A private folder the backend may write to (apt config for a root, zypper logs, tmp). */
+  workDir: string;
+}
+
+export interface PackageBackend {
+  readonly name: 'apt' | 'dnf' | 'yum' | 'zypper' | 'windows';
+  /** Refreshes repository metadata, then lists every pending update. */
+  assess(ctx: BackendContext): Promise<AssessmentResult>;
+  /**
+   * Installs one update (to `update.availableVersion`), streaming the package manager's output
+   * lines. Resolves with FAILED for a failing install; throws BackendError for LOCKED and the like.
+   */
+  installUpdate(ctx: BackendContext, update: PendingUpdate, onOutput: (line: string) => void): Promise<UpdateOutcome>;
+  /** A cheap fingerprint of the package database (mtime/size): when it changes, assess again. */
+  databaseFingerprint(ctx: BackendContext): Promise<string>;
+}
+
+export type BackendErrorCode =
+  /** Another process holds the package manager's lock. Retry later. */
+  | 'LOCKED'
+  /** The package manager's output could not be understood. `output` carries it. */
+  | 'UNPARSEABLE_OUTPUT'
+  /** The package manager failed as a whole (crashed, killed, misconfigured). */
+  | 'COMMAND_FAILED'
+  /** The package manager is not installed. */
+  | 'NOT_INSTALLED';
+
+export class BackendError extends Error {
+  override name = 'BackendError';
+  constructor(
+    readonly code: BackendErrorCode,
+    message: string,
+    readonly details: { exitCode?: number | null; output?: string; command?: string } = {},
+  ) {
+    super(message);
+  }
+}

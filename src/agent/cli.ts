@@ -1,0 +1,101 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { version } from '../version.js';
+import { runAssessment } from './assess.js';
+import { detectBackend } from './backends/index.js';
+import { gatherFacts } from './facts.js';
+import { createAgentLog } from './log.js';
+import { AgentRefused } from './errors.js';
+import { Agent } from './runner.js';
+
+const USAGE = `fleetpatch agent: the program on each managed machine
+
+  fleetpatch agent run --server URL [--enroll-key KEY] [--state-dir DIR] [--root DIR]
+                       [--assess-only] [--boot-id-file FILE] [--log-level LEVEL]
+      Enrolls once (the key is needed only the first time), then checks in, assesses on the
+      server's cadence and on demand, and reports. Runs until SIGINT/SIGTERM.
+
+  fleetpatch agent assess [--root DIR] [--json]
+      One assessment of this machine (or of the system under DIR), printed; no server needed.
+
+  --root DIR         manage the system installed under DIR (default /)
+  --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent)
+  --assess-only      refuse install jobs (what \`fleetpatch dev\` runs for its own machine)
+  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id)`;
+
+const DEFAULT_STATE_DIR = '/var/lib/fleetpatch-agent';
+const DEFAULT_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+
+export async function agentCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'run') return runCommand(rest);
+  if (sub === 'assess') return assessCommand(rest);
+  console.log(USAGE);
+  if (sub !== undefined && sub !== '--help' && sub !== 'help') process.exitCode = 2;
+}
+
+async function runCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      server: { type: 'string' },
+      'enroll-key': { type: 'string' },
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      root: { type: 'string', default: '/' },
+      'assess-only': { type: 'boolean', default: false },
+      'boot-id-file': { type: 'string', default: DEFAULT_BOOT_ID_FILE },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+  });
+  if (!values.server) throw new AgentRefused('--server URL is required (the fleetpatch server, e.g. https://fleetpatch.example.com).');
+  const log = createAgentLog(values['log-level'] as 'info');
+  const controller = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  log('info', 'agent starting', { version, server: values.server, root: values.root, assessOnly: values['assess-only'] });
+  await Agent.start(
+    {
+      server: values.server,
+      enrollKey: values['enroll-key'],
+      stateDir: path.resolve(values['state-dir']),
+      root: path.resolve(values.root),
+      assessOnly: values['assess-only'],
+      bootIdFile: values['boot-id-file'],
+      env: process.env,
+      log,
+    },
+    controller.signal,
+  );
+}
+
+async function assessCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { root: { type: 'string', default: '/' }, json: { type: 'boolean', default: false } }, strict: true });
+  const root = path.resolve(values.root);
+  const backend = detectBackend(root);
+  if (!backend) throw new AgentRefused(`No supported package manager (apt, dnf, yum, zypper) found for the system at ${root}.`);
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-assess-'));
+  try {
+    const report = await runAssessment(backend, { root, env: process.env, workDir }, 'COMMAND');
+    const machine = gatherFacts({ root, agentVersion: version, packageManager: backend.name, bootIdFile: DEFAULT_BOOT_ID_FILE });
+    if (report.error) {
+      console.error(`Assessment failed (${report.error.code}): ${report.error.message}${report.error.output ? `\n${report.error.output}` : ''}`);
+      process.exitCode = 1;
+      return;
+    }
+    const result = report.result!;
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ machine, rebootPending: result.rebootPending, updates: result.updates, repositoryProblems: result.repositoryProblems }, null, 2)}\n`);
+      return;
+    }
+    console.log(`${machine.hostname}: ${machine.osName} (${backend.name}), ${result.updates.length} pending update(s)${result.rebootPending ? ', reboot pending' : ''}`);
+    for (const u of result.updates) {
+      console.log(`  ${u.classification.padEnd(9)} ${u.name} ${u.installedVersion ?? '(new)'} -> ${u.availableVersion}${u.advisoryIds.length ? `  ${u.advisoryIds.join(',')}` : ''}`);
+    }
+    for (const p of result.repositoryProblems) console.log(`  repository problem: ${p.repository}: ${p.message}`);
+    for (const w of machine.warnings) console.log(`  warning: ${w}`);
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}

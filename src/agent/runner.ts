@@ -1,0 +1,272 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { version } from '../version.js';
+import { runAssessment } from './assess.js';
+import { detectBackend } from './backends/index.js';
+import type { BackendContext, PackageBackend } from './backends/types.js';
+import { AgentClient, ServerRefusal, ServerUnreachable } from './client.js';
+import { gatherFacts } from './facts.js';
+import { AgentRefused } from './errors.js';
+import type { AgentLog } from './log.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger } from './protocol.js';
+import { ReportSpool } from './spool.js';
+import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
+
+export interface AgentOptions {
+  server: string;
+  enrollKey: string | undefined;
+  stateDir: string;
+  /** The managed system: '/' on a real machine, a fixture root in tests. */
+  root: string;
+  /** Refuse install jobs (the local agent of `fleetpatch dev`). */
+  assessOnly: boolean;
+  /** Where the boot id is read (changes at every boot). */
+  bootIdFile: string;
+  env: NodeJS.ProcessEnv;
+  log: AgentLog;
+}
+
+/** Settings until the server sends its own. */
+const DEFAULT_SETTINGS: AgentSettings = {
+  checkInIntervalSeconds: 60,
+  assessmentIntervalSeconds: 3 * 3600,
+  packageDatabaseCheckSeconds: 900,
+  longPollSeconds: 25,
+};
+
+/** After a failed request, wait this long (doubling up to the maximum) before the next one. */
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+/** A held package manager lock: try the assessment again this much later. */
+const LOCKED_RETRY_MS = 60_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/**
+ * The agent on one machine: enrolls once, checks in, long-polls for commands, assesses on its
+ * cadence, on demand and when the package database changes, and delivers every report through
+ * its spool.
+ */
+export class Agent {
+  private readonly client: AgentClient;
+  private readonly backend: PackageBackend;
+  private readonly ctx: BackendContext;
+  private readonly spool: ReportSpool;
+  private settings = DEFAULT_SETTINGS;
+  private readonly queue: Array<{ trigger: AssessmentTrigger; commandId: string | null }> = [];
+  private wakeAssessor: () => void = () => undefined;
+  private lastAssessmentAt = 0;
+  private lastFingerprint: string | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    const backend = detectBackend(options.root, options.env);
+    if (!backend) throw new Error(`No supported package manager (apt, dnf, yum, zypper) found for the system at ${options.root}.`);
+    this.backend = backend;
+    ensureStateDir(options.stateDir);
+    const workDir = path.join(options.stateDir, 'work');
+    fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
+    this.ctx = { root: options.root, env: options.env, workDir };
+    this.spool = new ReportSpool(options.stateDir, 100, (file) => options.log('warn', 'spool full: dropped the oldest report', { file }));
+    this.client = new AgentClient(options.server);
+  }
+
+  get packageManager(): string {
+    return this.backend.name;
+  }
+
+  private facts() {
+    return gatherFacts({ root: this.options.root, agentVersion: version, packageManager: this.backend.name, bootIdFile: this.options.bootIdFile });
+  }
+
+  /** Runs until the signal aborts; rejects with AgentRefused when the server refuses this machine. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { log } = this.options;
+    await this.enroll(signal);
+    await this.checkIn(signal);
+    this.request('STARTUP', null);
+    await Promise.all([this.checkInLoop(signal), this.commandLoop(signal), this.scheduleLoop(signal), this.assessLoop(signal)]);
+    log('info', 'agent stopped');
+  }
+
+  private async enroll(signal: AbortSignal): Promise<void> {
+    const { stateDir, server, enrollKey, log } = this.options;
+    const identity = loadIdentity(stateDir);
+    if (identity) {
+      if (identity.server !== server) log('warn', 'enrolled with another server URL; using the stored identity', { stored: identity.server, given: server });
+      this.client.setCredential(identity.credential);
+      log('info', 'using stored machine identity', { machineId: identity.machineId });
+      return;
+    }
+    if (!enrollKey) throw new AgentRefused(`This agent is not enrolled yet (no identity in ${stateDir}): pass --enroll-key KEY.`);
+    await this.withRetry(signal, 'enroll', async () => {
+      const enrolled = await this.client.enroll(enrollKey, this.facts());
+      saveIdentity(stateDir, { server, machineId: enrolled.machineId, credential: enrolled.credential });
+      this.client.setCredential(enrolled.credential);
+      this.settings = enrolled.settings;
+      log('info', 'enrolled', { machineId: enrolled.machineId });
+    });
+  }
+
+  private async checkIn(signal: AbortSignal): Promise<void> {
+    await this.withRetry(signal, 'check-in', async () => {
+      const answer = await this.client.checkIn(this.facts());
+      this.settings = answer.settings;
+    });
+  }
+
+  /** Retries while the server is unreachable; a refusal is final. */
+  private async withRetry(signal: AbortSignal, what: string, attempt: () => Promise<void>): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    while (!signal.aborted) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (error instanceof ServerRefusal) {
+          throw new AgentRefused(`The server refused the ${what} (${error.status} ${error.code}): ${error.message}`);
+        }
+        if (!(error instanceof ServerUnreachable)) throw error;
+        this.options.log('warn', `${what} failed; retrying`, { error: error.message, retryInMs: delay });
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  private async checkInLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await sleep(this.settings.checkInIntervalSeconds * 1000, signal);
+      if (signal.aborted) return;
+      try {
+        this.settings = (await this.client.checkIn(this.facts())).settings;
+        await this.deliverSpool();
+      } catch (error) {
+        this.handleLoopError(error, 'check-in');
+      }
+    }
+  }
+
+  private async commandLoop(signal: AbortSignal): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    while (!signal.aborted) {
+      try {
+        const { commands } = await this.client.commands(this.settings.longPollSeconds, signal);
+        delay = RETRY_MIN_MS;
+        for (const command of commands) {
+          if (command.kind === 'ASSESS') this.request('COMMAND', command.id);
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        this.handleLoopError(error, 'command poll');
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  /** The cadence: a full assessment every interval, and a look at the package database in between. */
+  private async scheduleLoop(signal: AbortSignal): Promise<void> {
+    let lastDatabaseCheck = Date.now();
+    while (!signal.aborted) {
+      await sleep(Math.min(this.settings.packageDatabaseCheckSeconds, this.settings.assessmentIntervalSeconds, 60) * 1000, signal);
+      if (signal.aborted) return;
+      const now = Date.now();
+      if (now - this.lastAssessmentAt >= this.settings.assessmentIntervalSeconds * 1000) {
+        this.request('SCHEDULE', null);
+      } else if (now - lastDatabaseCheck >= this.settings.packageDatabaseCheckSeconds * 1000) {
+        lastDatabaseCheck = now;
+        const fingerprint = await this.backend.databaseFingerprint(this.ctx).catch(() => undefined);
+        if (fingerprint !== undefined && this.lastFingerprint !== undefined && fingerprint !== this.lastFingerprint) {
+          this.request('PACKAGE_DATABASE_CHANGED', null);
+        }
+      }
+    }
+  }
+
+  private request(trigger: AssessmentTrigger, commandId: string | null): void {
+    // One waiting assessment answers every request made before it starts (keep the command ids).
+    if (commandId === null && this.queue.some((q) => q.commandId === null)) return;
+    this.queue.push({ trigger, commandId });
+    this.wakeAssessor();
+  }
+
+  /** Assessments run one at a time. */
+  private async assessLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const next = this.queue.shift();
+      if (!next) {
+        await new Promise<void>((resolve) => {
+          this.wakeAssessor = resolve;
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        continue;
+      }
+      const fingerprint = await this.backend.databaseFingerprint(this.ctx).catch(() => undefined);
+      const report = await runAssessment(this.backend, this.ctx, next.trigger, next.commandId);
+      this.lastAssessmentAt = Date.now();
+      this.lastFingerprint = fingerprint;
+      this.options.log(report.error ? 'warn' : 'info', report.error ? 'assessment failed' : 'assessment done', {
+        trigger: report.trigger,
+        updates: report.result?.updates.length,
+        error: report.error?.message,
+      });
+      if (report.error?.code === 'LOCKED') {
+        setTimeout(() => this.request(next.trigger, next.commandId), LOCKED_RETRY_MS).unref();
+      }
+      this.spool.add(report);
+      await this.deliverSpool().catch((error: unknown) => this.handleLoopError(error, 'report delivery'));
+    }
+  }
+
+  private async deliverSpool(): Promise<void> {
+    await this.spool.flush(async (report: AssessmentReport) => {
+      try {
+        await this.client.sendReport(report);
+        return 'delivered';
+      } catch (error) {
+        // A report the server will never take (invalid): drop it rather than block the spool forever.
+        if (error instanceof ServerRefusal && error.status === 400) {
+          this.options.log('error', 'the server refused a report as invalid; dropped', { id: report.id, error: error.message });
+          return 'rejected';
+        }
+        throw error;
+      }
+    });
+  }
+
+  private handleLoopError(error: unknown, what: string): void {
+    if (error instanceof ServerRefusal && error.status === 401) {
+      // The machine was removed or its credential revoked: nothing this agent can do will help.
+      this.options.log('error', `${what}: the server no longer accepts this machine's credential`, { error: error.message });
+      this.fatal(new AgentRefused(error.message));
+      return;
+    }
+    this.options.log('warn', `${what} failed`, { error: error instanceof Error ? error.message : String(error) });
+  }
+
+  private fatal: (error: Error) => void = (error) => {
+    throw error;
+  };
+
+  /** Runs the agent; resolves when stopped, rejects when refused for good. */
+  static async start(options: AgentOptions, signal: AbortSignal): Promise<void> {
+    const agent = new Agent(options);
+    const stop = new AbortController();
+    signal.addEventListener('abort', () => stop.abort(), { once: true });
+    let refused: Error | undefined;
+    agent.fatal = (error) => {
+      refused = error;
+      stop.abort();
+    };
+    await agent.run(stop.signal);
+    if (refused) throw refused;
+  }
+}

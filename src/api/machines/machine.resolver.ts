@@ -1,0 +1,169 @@
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { findAssessment, type MachineRow } from '../../db/machines.js';
+import type { Events } from '../../events/pubsub.js';
+import type { ApiContext } from '../context.js';
+import { notFound } from '../errors.js';
+import { pageWindow, toConnection } from '../relay.js';
+import { AgentReadiness, Compliance, SortDirection } from './machine.enums.js';
+import { MachineFilter, MachineOrder, MachineSortField, MissingUpdateFilter } from './machine.input.js';
+import { MachineService } from './machine.service.js';
+import {
+  AssessmentConnection,
+  AssessmentError,
+  AssessRequestResult,
+  ComplianceSummary,
+  Machine,
+  MachineConnection,
+  MissingUpdateConnection,
+  PendingUpdate,
+  ReadinessDetail,
+  RepositoryProblem,
+} from './machine.type.js';
+
+@ArgsType()
+class PageArgs {
+  @Field(() => Int, { nullable: true, description: 'Page size (default 50, at most 500).' })
+  first?: number;
+
+  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
+  after?: string;
+}
+
+const service = (ctx: ApiContext) => new MachineService(ctx.services);
+
+@Resolver(() => Machine)
+export class MachineResolver {
+  @Authorized('VIEWER')
+  @Query(() => MachineConnection, { description: 'The computers view: every managed machine, filtered, sorted and paged.' })
+  async machines(
+    @Ctx() ctx: ApiContext,
+    @Args(() => PageArgs) page: PageArgs,
+    @Arg('filter', () => MachineFilter, { nullable: true }) filter?: MachineFilter,
+    @Arg('orderBy', () => MachineOrder, { nullable: true }) orderBy?: MachineOrder,
+  ) {
+    const window = pageWindow(page);
+    const sort = orderBy ?? { field: MachineSortField.NAME, direction: SortDirection.ASC };
+    const { rows, totalCount } = await service(ctx).list(filter ?? {}, sort, window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => Machine, { nullable: true })
+  machine(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).find(id);
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => MissingUpdateConnection, { description: 'Updates missing across the fleet, with how many machines miss each; critical first.' })
+  async missingUpdates(
+    @Ctx() ctx: ApiContext,
+    @Args(() => PageArgs) page: PageArgs,
+    @Arg('filter', () => MissingUpdateFilter, { nullable: true }) filter?: MissingUpdateFilter,
+  ) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).missingUpdates(filter ?? {}, window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => ComplianceSummary, { description: 'Machines per compliance state and readiness, pending updates per classification.' })
+  async complianceSummary(@Ctx() ctx: ApiContext): Promise<ComplianceSummary> {
+    const summary = await service(ctx).summary();
+    return {
+      total: summary.total,
+      compliant: summary.byCompliance.COMPLIANT,
+      nonCompliant: summary.byCompliance.NON_COMPLIANT,
+      notAssessed: summary.byCompliance.NOT_ASSESSED,
+      ready: summary.byReadiness.READY,
+      disconnected: summary.byReadiness.DISCONNECTED,
+      notConfigured: summary.byReadiness.NOT_CONFIGURED,
+      pendingByClassification: summary.pendingByClassification as ComplianceSummary['pendingByClassification'],
+    };
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => [AssessRequestResult], { description: 'Asks the agents of these machines for a fresh assessment now; it reaches a connected agent within seconds.' })
+  assessMachines(@Ctx() ctx: ApiContext, @Arg('machineIds', () => [ID]) machineIds: string[]) {
+    return service(ctx).requestAssessments(machineIds);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Machine, { description: 'Enables or disables update management for a machine (a disabled machine is NOT_CONFIGURED and takes part in no deployment).' })
+  setMachineManagement(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string, @Arg('enabled', () => Boolean) enabled: boolean) {
+    return service(ctx).setManagement(machineId, enabled);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Machine, { description: "Replaces a machine's tags (deployments can target machines by tag)." })
+  setMachineTags(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string, @Arg('tags', () => [String]) tags: string[]) {
+    return service(ctx).setTags(machineId, tags);
+  }
+
+  @Authorized('ADMIN')
+  @Mutation(() => ID, { description: "Removes a machine from management and revokes its agent's credential. Its history is kept." })
+  async removeMachine(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string) {
+    return (await service(ctx).remove(machineId)).id;
+  }
+
+  @Authorized('VIEWER')
+  @Subscription(() => Machine, {
+    topics: 'machineChanged',
+    filter: ({ payload, args }: { payload: Events['machineChanged'][0]; args: { machineId?: string } }) => !args.machineId || payload.machineId === args.machineId,
+    description: "A machine's compliance, readiness, assessment, facts or settings changed (all machines, or the one given).",
+  })
+  async machineChanged(
+    @Root() event: Events['machineChanged'][0],
+    @Ctx() ctx: ApiContext,
+    @Arg('machineId', () => ID, { nullable: true }) _machineId?: string,
+  ): Promise<MachineRow> {
+    const machine = await service(ctx).find(event.machineId);
+    if (!machine) throw notFound(`Machine ${event.machineId} was removed.`);
+    return machine;
+  }
+
+  // ---- computed fields ----
+
+  @FieldResolver(() => Compliance)
+  compliance(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).compliance(machine);
+  }
+
+  @FieldResolver(() => AgentReadiness, { description: 'Update agent readiness (see readinessDetail for since when and why).' })
+  agentReadiness(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).readiness(machine).state;
+  }
+
+  @FieldResolver(() => ReadinessDetail)
+  readinessDetail(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).readiness(machine);
+  }
+
+  @FieldResolver(() => Int, { description: 'Missing critical and security updates: what makes a machine NON_COMPLIANT.' })
+  criticalAndSecurityCount(@Root() machine: MachineRow) {
+    return machine.criticalCount + machine.securityCount;
+  }
+
+  @FieldResolver(() => [PendingUpdate], { description: 'Pending updates of the latest assessment, critical first.' })
+  pendingUpdates(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).pendingUpdates(machine);
+  }
+
+  @FieldResolver(() => [RepositoryProblem], { description: 'Repositories the latest assessment could not read.' })
+  async repositoryProblems(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    if (!machine.latestAssessmentId) return [];
+    return (await findAssessment(ctx.services.database.db, machine.latestAssessmentId))?.repositoryProblems ?? [];
+  }
+
+  @FieldResolver(() => AssessmentError, { nullable: true })
+  lastAssessmentError(@Root() machine: MachineRow) {
+    const error = machine.lastAssessmentError;
+    return error ? { ...error, at: new Date(error.at) } : null;
+  }
+
+  @FieldResolver(() => AssessmentConnection, { description: 'The assessment history, newest first.' })
+  async assessments(@Root() machine: MachineRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).history(machine.id, window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+}

@@ -1,0 +1,255 @@
+import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { ConnectionType } from '../relay.js';
+import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
+
+@ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
+export class PendingUpdate {
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'null: the update pulls this package in new.' })
+  installedVersion!: string | null;
+
+  @Field(() => String)
+  availableVersion!: string;
+
+  @Field(() => String, { nullable: true })
+  arch!: string | null;
+
+  @Field(() => Classification)
+  classification!: Classification;
+
+  @Field(() => Severity, { nullable: true })
+  severity!: Severity | null;
+
+  @Field(() => [String])
+  advisoryIds!: string[];
+
+  @Field(() => [String])
+  cveIds!: string[];
+
+  @Field(() => Boolean, { description: 'The metadata suggests a reboot after installing it.' })
+  rebootSuggested!: boolean;
+
+  @Field(() => String, { nullable: true, description: 'Where the available version comes from.' })
+  repository!: string | null;
+}
+
+@ObjectType({ description: 'A repository the agent could not read: the list of updates may be incomplete.' })
+export class RepositoryProblem {
+  @Field(() => String)
+  repository!: string;
+
+  @Field(() => String)
+  message!: string;
+}
+
+@ObjectType({ description: "Why the machine's last assessment attempt failed (the last good one is still shown)." })
+export class AssessmentError {
+  @Field(() => String, { description: 'LOCKED, UNPARSEABLE_OUTPUT, COMMAND_FAILED, NOT_INSTALLED, ...' })
+  code!: string;
+
+  @Field(() => String)
+  message!: string;
+
+  @Field(() => Date)
+  at!: Date;
+}
+
+@ObjectType({ description: 'One assessment a machine reported.' })
+export class Assessment {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { description: 'STARTUP, SCHEDULE, PACKAGE_DATABASE_CHANGED or COMMAND.' })
+  trigger!: string;
+
+  @Field(() => String)
+  backend!: string;
+
+  @Field(() => Date)
+  startedAt!: Date;
+
+  @Field(() => Date)
+  finishedAt!: Date;
+
+  @Field(() => Date)
+  receivedAt!: Date;
+
+  @Field(() => Boolean)
+  rebootPending!: boolean;
+
+  @Field(() => Int)
+  criticalCount!: number;
+
+  @Field(() => Int)
+  securityCount!: number;
+
+  @Field(() => Int)
+  otherCount!: number;
+
+  @Field(() => [RepositoryProblem])
+  repositoryProblems!: RepositoryProblem[];
+}
+
+export const AssessmentConnection = ConnectionType('Assessment', Assessment);
+
+@ObjectType({ description: 'Update agent readiness, with the reason an operator can act on.' })
+export class ReadinessDetail {
+  @Field(() => AgentReadiness)
+  state!: AgentReadiness;
+
+  @Field(() => Date, { nullable: true, description: 'DISCONNECTED: when the agent was last heard from.' })
+  since!: Date | null;
+
+  @Field(() => String)
+  reason!: string;
+}
+
+@ObjectType({ description: 'A managed machine.' })
+export class Machine {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => OsType)
+  osType!: OsType;
+
+  @Field(() => String)
+  osName!: string;
+
+  @Field(() => String)
+  osVersion!: string;
+
+  @Field(() => String, { nullable: true })
+  kernel!: string | null;
+
+  @Field(() => Environment)
+  environment!: Environment;
+
+  @Field(() => [String])
+  tags!: string[];
+
+  @Field(() => String, { nullable: true })
+  agentVersion!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Changes at every boot.' })
+  bootId!: string | null;
+
+  @Field(() => String, { nullable: true })
+  packageManager!: string | null;
+
+  @Field(() => [String], { description: 'Problems worth attention, e.g. automatic updates installing outside maintenance windows.' })
+  warnings!: string[];
+
+  @Field(() => Boolean)
+  managementEnabled!: boolean;
+
+  @Field(() => Date)
+  enrolledAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  lastSeenAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  lastAssessedAt!: Date | null;
+
+  @Field(() => Boolean, { description: 'The machine already needs a reboot.' })
+  rebootPending!: boolean;
+
+  @Field(() => Int)
+  criticalCount!: number;
+
+  @Field(() => Int)
+  securityCount!: number;
+
+  @Field(() => Int)
+  otherCount!: number;
+}
+
+export const MachineConnection = ConnectionType('Machine', Machine);
+
+@ObjectType({ description: 'An update missing on at least one machine, across the fleet.' })
+export class MissingUpdate {
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => Classification)
+  classification!: Classification;
+
+  @Field(() => Severity, { nullable: true, description: 'The highest severity any machine reports for it.' })
+  severity!: Severity | null;
+
+  @Field(() => Int, { description: 'How many machines miss it.' })
+  machineCount!: number;
+
+  @Field(() => [String])
+  availableVersions!: string[];
+
+  @Field(() => [String])
+  advisoryIds!: string[];
+
+  @Field(() => [String])
+  cveIds!: string[];
+
+  @Field(() => Boolean)
+  rebootSuggested!: boolean;
+}
+
+export const MissingUpdateConnection = ConnectionType('MissingUpdate', MissingUpdate);
+
+@ObjectType()
+export class ClassificationCount {
+  @Field(() => Classification)
+  classification!: Classification;
+
+  @Field(() => Int, { description: 'Pending updates of this classification, summed over machines.' })
+  updateCount!: number;
+
+  @Field(() => Int, { description: 'Machines missing at least one of them.' })
+  machineCount!: number;
+}
+
+@ObjectType({ description: 'The fleet at a glance.' })
+export class ComplianceSummary {
+  @Field(() => Int)
+  total!: number;
+
+  @Field(() => Int)
+  compliant!: number;
+
+  @Field(() => Int)
+  nonCompliant!: number;
+
+  @Field(() => Int)
+  notAssessed!: number;
+
+  @Field(() => Int)
+  ready!: number;
+
+  @Field(() => Int)
+  disconnected!: number;
+
+  @Field(() => Int)
+  notConfigured!: number;
+
+  @Field(() => [ClassificationCount])
+  pendingByClassification!: ClassificationCount[];
+}
+
+@ObjectType({ description: 'What assessMachines did for each machine.' })
+export class AssessRequestResult {
+  @Field(() => ID)
+  machineId!: string;
+
+  @Field(() => Boolean, { description: 'An assessment command is waiting for (or was just handed to) the agent.' })
+  requested!: boolean;
+
+  @Field(() => ID, { nullable: true })
+  commandId!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Why not, when not requested.' })
+  reason!: string | null;
+}

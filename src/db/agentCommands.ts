@@ -1,0 +1,38 @@
+import { and, eq, isNull, or, sql } from 'drizzle-orm';
+import type { AgentCommand, AgentCommandKind } from '../agent/protocol.js';
+import type { Db } from './client.js';
+import { agentCommands } from './schema.js';
+
+/** A command handed to an agent that has not completed it after this long is handed out again (the agent may have crashed). */
+const REDELIVER_AFTER = '5 minutes';
+
+/** Queues a command unless the same kind is already waiting for that machine; returns the waiting one. */
+export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCommandKind): Promise<{ id: string; queued: boolean }> {
+  return db.transaction(async (tx) => {
+    // One queue per machine: serialise concurrent requests for it.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${machineId}))`);
+    const [waiting] = await tx
+      .select({ id: agentCommands.id })
+      .from(agentCommands)
+      .where(and(eq(agentCommands.machineId, machineId), eq(agentCommands.kind, kind), isNull(agentCommands.completedAt)));
+    if (waiting) return { id: waiting.id, queued: false };
+    const [row] = await tx.insert(agentCommands).values({ machineId, kind }).returning({ id: agentCommands.id });
+    return { id: row!.id, queued: true };
+  });
+}
+
+/** Hands out the machine's waiting commands, marking them delivered. */
+export async function takeAgentCommands(db: Db, machineId: string): Promise<AgentCommand[]> {
+  const rows = await db
+    .update(agentCommands)
+    .set({ deliveredAt: sql`now()` })
+    .where(
+      and(
+        eq(agentCommands.machineId, machineId),
+        isNull(agentCommands.completedAt),
+        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${REDELIVER_AFTER}::interval`),
+      ),
+    )
+    .returning({ id: agentCommands.id, kind: agentCommands.kind });
+  return rows.map((r) => ({ id: r.id, kind: r.kind as AgentCommandKind }));
+}

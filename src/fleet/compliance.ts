@@ -1,0 +1,63 @@
+/**
+ * Compliance and update agent readiness: the fleet view's two verdicts, as the seed defines them.
+ */
+export type OsType = 'LINUX' | 'WINDOWS';
+export type Compliance = 'COMPLIANT' | 'NON_COMPLIANT' | 'NOT_ASSESSED';
+export type AgentReadiness = 'READY' | 'DISCONNECTED' | 'NOT_CONFIGURED';
+
+export interface FleetThresholds {
+  /** An assessment older than this no longer counts (seed: 3 hours for Linux, 12 for Windows). */
+  assessmentMaxAgeMs: Record<OsType, number>;
+  /** An agent not heard from for longer than this is DISCONNECTED (three missed 60 s check-ins). */
+  disconnectedAfterMs: number;
+}
+
+export const DEFAULT_THRESHOLDS: FleetThresholds = {
+  assessmentMaxAgeMs: { LINUX: 3 * 3600_000, WINDOWS: 12 * 3600_000 },
+  disconnectedAfterMs: 180_000,
+};
+
+export interface ComplianceInput {
+  osType: OsType;
+  lastAssessedAt: Date | null;
+  criticalCount: number;
+  securityCount: number;
+}
+
+/** COMPLIANT: no missing critical or security update; NON_COMPLIANT: at least one; NOT_ASSESSED: no recent assessment. */
+export function compliance(machine: ComplianceInput, now: Date, thresholds: FleetThresholds = DEFAULT_THRESHOLDS): Compliance {
+  if (!machine.lastAssessedAt || now.getTime() - machine.lastAssessedAt.getTime() > thresholds.assessmentMaxAgeMs[machine.osType]) {
+    return 'NOT_ASSESSED';
+  }
+  return machine.criticalCount + machine.securityCount > 0 ? 'NON_COMPLIANT' : 'COMPLIANT';
+}
+
+export interface ReadinessInput {
+  managementEnabled: boolean;
+  lastSeenAt: Date | null;
+}
+
+export interface Readiness {
+  state: AgentReadiness;
+  /** For DISCONNECTED: when the agent was last heard from. */
+  since: Date | null;
+  /** Why, in words an operator can act on. */
+  reason: string;
+}
+
+export function readiness(machine: ReadinessInput, now: Date, thresholds: FleetThresholds = DEFAULT_THRESHOLDS): Readiness {
+  if (!machine.managementEnabled) {
+    return { state: 'NOT_CONFIGURED', since: null, reason: 'Update management is disabled for this machine.' };
+  }
+  if (!machine.lastSeenAt) {
+    return { state: 'NOT_CONFIGURED', since: null, reason: 'The agent has enrolled but never checked in: check that it runs and can reach the server.' };
+  }
+  if (now.getTime() - machine.lastSeenAt.getTime() > thresholds.disconnectedAfterMs) {
+    return {
+      state: 'DISCONNECTED',
+      since: machine.lastSeenAt,
+      reason: `The agent has not checked in since ${machine.lastSeenAt.toISOString()}: check that the agent runs and can reach the server.`,
+    };
+  }
+  return { state: 'READY', since: null, reason: 'The agent checks in regularly.' };
+}

@@ -1,0 +1,207 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import type { ApiServer } from '../../src/api/server.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import type { Database } from '../../src/db/client.js';
+
+describe('the agent endpoint', () => {
+  let api: ApiServer;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let admin: string;
+  let base: string;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    admin = await tokenFor(database, 'ADMIN');
+    base = api.url.replace('/graphql', '');
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await database.close();
+    await drop();
+  });
+
+  async function createKey(input: Record<string, unknown>): Promise<{ id: string; secret: string }> {
+    const response = await graphql<{ createEnrollmentKey: { key: { id: string }; secret: string } }>(
+      api.url,
+      'mutation($input: CreateEnrollmentKeyInput!) { createEnrollmentKey(input: $input) { key { id } secret } }',
+      { token: admin, variables: { input } },
+    );
+    expect(response.errors).toBeUndefined();
+    return { id: response.data!.createEnrollmentKey.key.id, secret: response.data!.createEnrollmentKey.secret };
+  }
+
+  const count = async (table: string) => Number((await database.sql.unsafe(`select count(*)::int as n from ${table}`))[0]!.n);
+
+  it('enrolls a machine with a key, hands it a credential stored only as a hash, with the key default tags', async () => {
+    const key = await createKey({ description: 'web servers', defaultTags: ['web', 'env:prod'] });
+    const agent = new AgentClient(base);
+    const facts = machineFacts({ hostname: 'web-01' });
+    const enrolled = await agent.enroll(key.secret, facts);
+    expect(enrolled.credential).toMatch(/^fpm_/);
+    expect(enrolled.settings).toEqual({ checkInIntervalSeconds: 60, assessmentIntervalSeconds: 10_800, packageDatabaseCheckSeconds: 900, longPollSeconds: 25 });
+    const [row] = await database.sql`select credential_hash, tags from machines where id = ${enrolled.machineId}`;
+    expect(row!.credential_hash).not.toContain(enrolled.credential);
+    expect(row!.credential_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(row!.tags).toEqual(['env:prod', 'web']);
+
+    const machine = await graphql<{ machine: Record<string, unknown> }>(
+      api.url,
+      `query($id: ID!) { machine(id: $id) { name osType osName environment compliance agentReadiness tags } }`,
+      { token: admin, variables: { id: enrolled.machineId } },
+    );
+    expect(machine.data!.machine).toEqual({
+      name: 'web-01',
+      osType: 'LINUX',
+      osName: 'Debian GNU/Linux 12 (bookworm)',
+      environment: 'ON_PREMISES',
+      compliance: 'NOT_ASSESSED',
+      agentReadiness: 'READY',
+      tags: ['env:prod', 'web'],
+    });
+  });
+
+  it('refuses a revoked, an expired and a used-up key, each with its own reason', async () => {
+    const revoked = await createKey({ description: 'revoked' });
+    await graphql(api.url, 'mutation($id: ID!) { revokeEnrollmentKey(id: $id) { state } }', { token: admin, variables: { id: revoked.id } });
+    const usedUp = await createKey({ description: 'one machine', maxUses: 1 });
+    const expiring = await createKey({ description: 'expiring', expiresAt: new Date(Date.now() + 1500).toISOString() });
+
+    const agent = new AgentClient(base);
+    await expect(agent.enroll(revoked.secret, machineFacts())).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN', message: expect.stringMatching(/was revoked on .*Ask an admin for a new key/) });
+    await agent.enroll(usedUp.secret, machineFacts());
+    await expect(agent.enroll(usedUp.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('used for all of its 1 machine(s)') });
+    await new Promise((r) => setTimeout(r, 1600));
+    await expect(agent.enroll(expiring.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('expired on') });
+    await expect(agent.enroll('fpe_nonsense', machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('not known') });
+
+    const keys = await graphql<{ enrollmentKeys: Array<{ id: string; state: string; useCount: number }> }>(api.url, '{ enrollmentKeys { id state useCount } }', { token: admin });
+    const state = (id: string) => keys.data!.enrollmentKeys.find((k) => k.id === id);
+    expect(state(revoked.id)).toMatchObject({ state: 'REVOKED', useCount: 0 });
+    expect(state(usedUp.id)).toMatchObject({ state: 'USED_UP', useCount: 1 });
+    expect(state(expiring.id)).toMatchObject({ state: 'EXPIRED' });
+  });
+
+  it('validates enrollment key input with a message naming the field', async () => {
+    const past = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", expiresAt: "2020-01-01T00:00:00Z"}) { secret } }', { token: admin });
+    expect(past.errors?.[0]).toMatchObject({ message: 'expiresAt must be in the future; got 2020-01-01T00:00:00.000Z.', extensions: { code: 'BAD_USER_INPUT', field: 'expiresAt' } });
+    const tags = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", defaultTags: ["ok", "not ok"]}) { secret } }', { token: admin });
+    expect(tags.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'defaultTags' });
+    const uses = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", maxUses: 0}) { secret } }', { token: admin });
+    expect(uses.errors?.[0]?.message).toBe('maxUses must be between 1 and 1,000,000, or null for no limit; got 0.');
+  });
+
+  it('stores a report once, however often the agent resends it, and counts by classification', async () => {
+    const key = await createKey({ description: 'reports' });
+    const agent = new AgentClient(base);
+    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
+    agent.setCredential(credential);
+    const report = assessmentReport([
+      pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', cveIds: ['CVE-2025-1'] }),
+      pendingUpdate({ name: 'sudo', classification: 'SECURITY' }),
+      pendingUpdate({ name: 'vim', classification: 'OTHER' }),
+      pendingUpdate({ name: 'libnew', installedVersion: null }),
+    ]);
+    expect(await agent.sendReport(report)).toEqual({ stored: true });
+    expect(await agent.sendReport(report)).toEqual({ stored: false });
+    const [stored] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
+    expect(stored!.n).toBe(1);
+    const machine = await graphql<{ machine: { compliance: string; criticalAndSecurityCount: number; otherCount: number; pendingUpdates: Array<{ name: string; installedVersion: string | null }> } }>(
+      api.url,
+      `query($id: ID!) { machine(id: $id) { compliance criticalAndSecurityCount otherCount pendingUpdates { name installedVersion } } }`,
+      { token: admin, variables: { id: machineId } },
+    );
+    expect(machine.data!.machine).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 2, otherCount: 2 });
+    expect(machine.data!.machine.pendingUpdates.map((u) => u.name)).toEqual(['openssl', 'sudo', 'libnew', 'vim']);
+    expect(machine.data!.machine.pendingUpdates.find((u) => u.name === 'libnew')!.installedVersion).toBeNull();
+
+    // An older report arriving late (from the agent's spool) is kept in the history but does not replace the newer one.
+    const older = assessmentReport([], { startedAt: new Date(Date.now() - 7200_000).toISOString(), finishedAt: new Date(Date.now() - 7100_000).toISOString() });
+    expect(await agent.sendReport(older)).toEqual({ stored: true });
+    const after = await graphql<{ machine: { criticalAndSecurityCount: number; assessments: { totalCount: number } } }>(
+      api.url,
+      `query($id: ID!) { machine(id: $id) { criticalAndSecurityCount assessments { totalCount } } }`,
+      { token: admin, variables: { id: machineId } },
+    );
+    expect(after.data!.machine).toEqual({ criticalAndSecurityCount: 2, assessments: { totalCount: 2 } });
+  });
+
+  it('answers malformed, oversized and unauthenticated requests with a 4xx and a message, storing nothing', async () => {
+    const key = await createKey({ description: 'hostile' });
+    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const before = { machines: await count('machines'), assessments: await count('assessments') };
+    const post = async (path: string, body: string, auth = credential) => {
+      const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${auth}` }, body });
+      return { status: response.status, body: (await response.json()) as { error: { code: string; message: string } } };
+    };
+
+    const notJson = await post('/assessments', '{"id": ');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('BAD_USER_INPUT');
+
+    const badField = await post('/assessments', JSON.stringify({ ...assessmentReport([]), trigger: 'WHENEVER' }));
+    expect(badField.status).toBe(400);
+    expect(badField.body.error.message).toMatch(/^trigger: /);
+
+    const both = await post('/assessments', JSON.stringify({ ...assessmentReport([]), error: { code: 'X', message: 'y', output: null } }));
+    expect(both.body.error.message).toContain('exactly one of result and error');
+
+    const huge = await post('/assessments', JSON.stringify({ ...assessmentReport([]), padding: 'x'.repeat(9 * 1024 * 1024) }));
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toEqual({ code: 'PAYLOAD_TOO_LARGE', message: 'The request body is larger than 8mb.' });
+
+    const tooMany = await post('/assessments', JSON.stringify(assessmentReport(Array.from({ length: 20_001 }, (_, i) => pendingUpdate({ name: `p${i}` })))));
+    expect(tooMany.status).toBe(400);
+
+    const stranger = await post('/checkin', JSON.stringify({ facts: machineFacts() }), 'fpm_stolen');
+    expect(stranger.status).toBe(401);
+    expect(stranger.body.error.code).toBe('UNAUTHENTICATED');
+
+    const longHostname = await post('/checkin', JSON.stringify({ facts: machineFacts({ hostname: 'h'.repeat(300) }) }));
+    expect(longHostname.status).toBe(400);
+    expect(longHostname.body.error.message).toMatch(/^facts\.hostname: /);
+
+    expect({ machines: await count('machines'), assessments: await count('assessments') }).toEqual(before);
+  });
+
+  it('wakes a long-polling agent within moments of assessMachines', async () => {
+    const key = await createKey({ description: 'on demand' });
+    const agent = new AgentClient(base);
+    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
+    agent.setCredential(credential);
+    const operator = await tokenFor(database, 'OPERATOR');
+
+    const started = Date.now();
+    const poll = agent.commands(20);
+    await new Promise((r) => setTimeout(r, 300));
+    const requested = await graphql<{ assessMachines: Array<{ requested: boolean; commandId: string }> }>(
+      api.url,
+      'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId requested commandId reason } }',
+      { token: operator, variables: { ids: [machineId] } },
+    );
+    const { commands } = await poll;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(commands).toEqual([{ id: requested.data!.assessMachines[0]!.commandId, kind: 'ASSESS' }]);
+    // Delivered once: the next poll finds nothing.
+    expect((await agent.commands(0)).commands).toEqual([]);
+  });
+
+  it('stops accepting a removed machine and refuses management of an unknown one', async () => {
+    const key = await createKey({ description: 'removal' });
+    const agent = new AgentClient(base);
+    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
+    agent.setCredential(credential);
+    await agent.checkIn(machineFacts());
+    const removed = await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
+    expect(removed.data).toEqual({ removeMachine: machineId });
+    await expect(agent.checkIn(machineFacts())).rejects.toBeInstanceOf(ServerRefusal);
+    const gone = await graphql(api.url, 'mutation($id: ID!) { setMachineManagement(machineId: $id, enabled: false) { id } }', { token: admin, variables: { id: machineId } });
+    expect(gone.errors?.[0]).toMatchObject({ message: `No machine with id ${machineId}.`, extensions: { code: 'NOT_FOUND' } });
+  });
+});

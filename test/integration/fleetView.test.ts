@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { listMachines } from '../../src/db/machines.js';
+import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+
+/**
+ * The computers view, missing updates and the summary on a small fleet built through the real
+ * agent protocol, with some machines' clocks moved back to make them stale or silent.
+ */
+describe('the fleet view over GraphQL', () => {
+  let api: ApiServer;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let viewer: string;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    viewer = await tokenFor(database, 'VIEWER');
+    const { secret } = await createEnrollmentKey(database.db, { description: 'fleet', expiresAt: null, maxUses: null, defaultTags: [] });
+    const base = api.url.replace('/graphql', '');
+
+    const enroll = async (name: string, osType: 'LINUX' | 'WINDOWS', environment: 'AWS' | 'AZURE' | 'ON_PREMISES', updates: ReturnType<typeof pendingUpdate>[] | null) => {
+      const agent = new AgentClient(base);
+      const enrolled = await agent.enroll(secret, machineFacts({ hostname: name, osType, environment }));
+      agent.setCredential(enrolled.credential);
+      if (updates) await agent.sendReport(assessmentReport(updates, { backend: osType === 'WINDOWS' ? 'windows' : 'apt' }));
+      ids[name] = enrolled.machineId;
+    };
+    const ssl = pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['DSA-1'], cveIds: ['CVE-2025-1'] });
+    await enroll('db-01', 'LINUX', 'AWS', [ssl, pendingUpdate({ name: 'vim' })]);
+    await enroll('db-02', 'LINUX', 'AWS', [ssl, pendingUpdate({ name: 'sudo', classification: 'SECURITY', severity: 'IMPORTANT' })]);
+    await enroll('web-01', 'LINUX', 'AZURE', [pendingUpdate({ name: 'vim' }), pendingUpdate({ name: 'curl' })]);
+    await enroll('web-02', 'LINUX', 'ON_PREMISES', null); // never assessed
+    await enroll('win-01', 'WINDOWS', 'AZURE', [pendingUpdate({ name: 'KB5031', classification: 'UPDATE_ROLLUP', installedVersion: null })]);
+    await enroll('stale-01', 'LINUX', 'ON_PREMISES', [ssl]);
+    // stale-01: assessed 4 hours ago (beyond Linux's 3 h), silent for 10 minutes.
+    await database.sql`update machines set last_assessed_at = now() - interval '4 hours', last_seen_at = now() - interval '10 minutes' where id = ${ids['stale-01']!}`;
+    // win-01: assessed 11 hours ago (within Windows' 12 h).
+    await database.sql`update machines set last_assessed_at = now() - interval '11 hours' where id = ${ids['win-01']!}`;
+    await database.sql`update machines set tags = '{web,prod}' where name like 'web-%'`;
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await database.close();
+    await drop();
+  });
+
+  type Row = { name: string; compliance: string; agentReadiness: string; environment: string; osType: string; criticalAndSecurityCount: number; otherCount: number };
+  const MACHINE_FIELDS = 'name compliance agentReadiness environment osType criticalAndSecurityCount otherCount';
+
+  async function machines(args: string) {
+    const response = await graphql<{ machines: { totalCount: number; edges: Array<{ cursor: string; node: Row }>; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+      api.url,
+      `{ machines${args} { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { ${MACHINE_FIELDS} } } } }`,
+      { token: viewer },
+    );
+    expect(response.errors).toBeUndefined();
+    return response.data!.machines;
+  }
+
+  it("shows the seed's columns for every machine", async () => {
+    const page = await machines('');
+    expect(page.totalCount).toBe(6);
+    const byName = Object.fromEntries(page.edges.map((e) => [e.node.name, e.node]));
+    expect(byName['db-01']).toEqual({ name: 'db-01', compliance: 'NON_COMPLIANT', agentReadiness: 'READY', environment: 'AWS', osType: 'LINUX', criticalAndSecurityCount: 1, otherCount: 1 });
+    expect(byName['web-01']).toMatchObject({ compliance: 'COMPLIANT', criticalAndSecurityCount: 0, otherCount: 2, environment: 'AZURE' });
+    expect(byName['web-02']).toMatchObject({ compliance: 'NOT_ASSESSED', agentReadiness: 'READY' });
+    expect(byName['win-01']).toMatchObject({ compliance: 'COMPLIANT', osType: 'WINDOWS', otherCount: 1 });
+    expect(byName['stale-01']).toMatchObject({ compliance: 'NOT_ASSESSED', agentReadiness: 'DISCONNECTED' });
+  });
+
+  it('explains a disconnected agent with since when', async () => {
+    const response = await graphql<{ machine: { readinessDetail: { state: string; since: string; reason: string } } }>(
+      api.url,
+      'query($id: ID!) { machine(id: $id) { readinessDetail { state since reason } } }',
+      { token: viewer, variables: { id: ids['stale-01'] } },
+    );
+    const detail = response.data!.machine.readinessDetail;
+    expect(detail.state).toBe('DISCONNECTED');
+    expect(Date.now() - Date.parse(detail.since)).toBeGreaterThan(9 * 60_000);
+    expect(detail.reason).toContain(detail.since.slice(0, 16));
+  });
+
+  it('filters on compliance, OS type, readiness, tags and name, and pages with totalCount', async () => {
+    expect((await machines('(filter: {compliance: [NON_COMPLIANT]})')).edges.map((e) => e.node.name)).toEqual(['db-01', 'db-02']);
+    expect((await machines('(filter: {osType: WINDOWS})')).edges.map((e) => e.node.name)).toEqual(['win-01']);
+    expect((await machines('(filter: {readiness: [DISCONNECTED]})')).edges.map((e) => e.node.name)).toEqual(['stale-01']);
+    expect((await machines('(filter: {tags: ["web", "prod"]})')).edges.map((e) => e.node.name)).toEqual(['web-01', 'web-02']);
+    expect((await machines('(filter: {nameContains: "DB-"})')).totalCount).toBe(2);
+
+    const first = await machines('(first: 4)');
+    expect(first.edges).toHaveLength(4);
+    expect(first.pageInfo.hasNextPage).toBe(true);
+    const second = await machines(`(first: 4, after: "${first.pageInfo.endCursor}")`);
+    expect(second.edges.map((e) => e.node.name)).toEqual(['web-02', 'win-01']);
+    expect(second.totalCount).toBe(6);
+    expect(second.pageInfo.hasNextPage).toBe(false);
+  });
+
+  it('sorts by compliance (non-compliant first) and by update counts', async () => {
+    const byCompliance = await machines('(orderBy: {field: COMPLIANCE})');
+    expect(byCompliance.edges.map((e) => e.node.compliance)).toEqual(['NON_COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED', 'NOT_ASSESSED', 'COMPLIANT', 'COMPLIANT']);
+    const byOther = await machines('(orderBy: {field: OTHER_COUNT, direction: DESC}, first: 1)');
+    expect(byOther.edges[0]!.node.name).toBe('web-01');
+  });
+
+  it('refuses a page too large and a cursor it did not hand out', async () => {
+    const big = await graphql(api.url, '{ machines(first: 501) { totalCount } }', { token: viewer });
+    expect(big.errors?.[0]).toMatchObject({ message: 'first must be between 0 and 500; got 501.', extensions: { code: 'BAD_USER_INPUT', field: 'first' } });
+    const forged = await graphql(api.url, '{ machines(after: "bm9wZQ") { totalCount } }', { token: viewer });
+    expect(forged.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'after' });
+  });
+
+  it('lists missing updates across the fleet with how many machines miss each, critical first', async () => {
+    const response = await graphql<{ missingUpdates: { totalCount: number; edges: Array<{ node: { name: string; classification: string; machineCount: number; severity: string | null; cveIds: string[] } }> } }>(
+      api.url,
+      '{ missingUpdates { totalCount edges { node { name classification machineCount severity cveIds } } } }',
+      { token: viewer },
+    );
+    const nodes = response.data!.missingUpdates.edges.map((e) => e.node);
+    expect(nodes[0]).toEqual({ name: 'openssl', classification: 'CRITICAL', machineCount: 3, severity: 'CRITICAL', cveIds: ['CVE-2025-1'] });
+    expect(nodes[1]).toMatchObject({ name: 'sudo', classification: 'SECURITY', machineCount: 1 });
+    expect(nodes.find((n) => n.name === 'vim')).toMatchObject({ machineCount: 2 });
+    expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
+  });
+
+  it('summarises compliance, readiness and pending updates per classification', async () => {
+    const response = await graphql<{ complianceSummary: Record<string, unknown> }>(
+      api.url,
+      '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured pendingByClassification { classification updateCount machineCount } } }',
+      { token: viewer },
+    );
+    const summary = response.data!.complianceSummary;
+    expect(summary).toMatchObject({ total: 6, compliant: 2, nonCompliant: 2, notAssessed: 2, ready: 5, disconnected: 1, notConfigured: 0 });
+    expect(summary.pendingByClassification).toEqual(
+      expect.arrayContaining([
+        { classification: 'CRITICAL', updateCount: 3, machineCount: 3 },
+        { classification: 'SECURITY', updateCount: 1, machineCount: 1 },
+        { classification: 'OTHER', updateCount: 3, machineCount: 2 },
+        { classification: 'UPDATE_ROLLUP', updateCount: 1, machineCount: 1 },
+      ]),
+    );
+  });
+
+  it('computes compliance and readiness in SQL exactly as the plain functions do', async () => {
+    const now = new Date();
+    for (const state of ['COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED'] as const) {
+      const { rows } = await listMachines(database.db, { filter: { compliance: [state] }, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 100, now, thresholds: DEFAULT_THRESHOLDS });
+      for (const row of rows) expect(compliance(row, now)).toBe(state);
+    }
+    for (const state of ['READY', 'DISCONNECTED', 'NOT_CONFIGURED'] as const) {
+      const { rows } = await listMachines(database.db, { filter: { readiness: [state] }, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 100, now, thresholds: DEFAULT_THRESHOLDS });
+      for (const row of rows) expect(readiness(row, now).state).toBe(state);
+    }
+  });
+});
