@@ -4,6 +4,7 @@ import { startApiServer, type ApiServer } from '../api/server.js';
 import { connectDatabase } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { ensureAdminToken } from '../devstack/adminToken.js';
+import { startLocalAgent } from '../devstack/localAgent.js';
 import { startEmbeddedPostgres } from '../devstack/embeddedPostgres.js';
 import { ensureTemporalCli } from '../devstack/temporalCli.js';
 import { startTemporalDevServer } from '../devstack/temporalDevServer.js';
@@ -76,8 +77,12 @@ export async function dev(): Promise<void> {
     const api: ApiServer = await startApiServer({ databaseUrl, temporal: temporalSettings, port: config.port, host, logger, sandbox: true, fleet: config });
     stops.push(() => api.close());
 
-    const database = connectDatabase(databaseUrl, { max: 1 });
-    const admin = await ensureAdminToken(database.db, config.dataDir).finally(() => database.close());
+    const database = connectDatabase(databaseUrl, { max: 2 });
+    stops.push(() => database.close());
+    const admin = await ensureAdminToken(database.db, config.dataDir);
+    // FLEETPATCH_DEV_AGENT=false leaves this machine out (tests that do not want the host's apt run).
+    const agent = process.env.FLEETPATCH_DEV_AGENT === 'false' ? undefined : await startLocalAgent({ db: database.db, dataDir: config.dataDir, serverUrl: api.url.replace('/graphql', ''), logger });
+    if (agent) stops.push(() => agent.stop());
 
     say('');
     say(`fleetpatch is ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
@@ -86,6 +91,7 @@ export async function dev(): Promise<void> {
     else say(`  Temporal:     ${temporalAddress} (namespace ${config.temporalNamespace})`);
     say(`  Admin token:  ${admin.token}`);
     say(`                (${admin.created ? 'new, ' : ''}also in ${admin.file}; send it as "Authorization: Bearer <token>")`);
+    if (agent) say('  This machine: its agent (assess-only) is enrolling and assessing; query `machines` in a few seconds.');
     say('Press Ctrl-C to stop.');
   } catch (error) {
     await stopAll();

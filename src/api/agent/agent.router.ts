@@ -56,7 +56,7 @@ export function agentRouter(services: ApiServices): express.Router {
       const body = parse(enrollRequest, req.body);
       const outcome = await agents.enroll(body.enrollmentKey, body.facts);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
-      services.logger.info({ machineId: outcome.machine.id, name: outcome.machine.name, from: req.ip }, 'machine enrolled');
+      services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from: req.ip }, 'machine enrolled');
       res.status(201).json({ machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
     }),
   );
