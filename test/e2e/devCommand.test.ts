@@ -71,6 +71,16 @@ describe('fleetpatch dev (what npm start runs)', () => {
     const id = started.data!.runSelfCheck.id;
     await expect.poll(async () => (await graphql<{ systemStatus: { lastSelfCheck: { id: string } | null } }>(url, '{ systemStatus { lastSelfCheck { id } } }', { token: written })).data?.systemStatus.lastSelfCheck?.id, { timeout: 30_000 }).toBe(id);
 
+    // This machine is enrolled by its own assess-only agent and reports (an assessment or its error).
+    type Local = { machines: { totalCount: number; edges: Array<{ node: { id: string; packageManager: string; agentReadiness: string; lastAssessedAt: string | null; lastAssessmentError: { code: string } | null } }> } };
+    const local = async () => (await graphql<Local>(url, '{ machines { totalCount edges { node { id packageManager agentReadiness lastAssessedAt lastAssessmentError { code } } } } }', { token: written })).data!.machines;
+    await expect.poll(async () => {
+      const node = (await local()).edges[0]?.node;
+      return Boolean(node && (node.lastAssessedAt || node.lastAssessmentError));
+    }, { timeout: 90_000, interval: 500 }).toBe(true);
+    const thisMachine = (await local()).edges[0]!.node;
+    expect(thisMachine).toMatchObject({ packageManager: 'apt', agentReadiness: 'READY' });
+
     const children = descendants(dev.child.pid!);
     expect(children.length).toBeGreaterThanOrEqual(2); // PostgreSQL and Temporal at least
     expect(await stop(dev, 'SIGINT')).toEqual({ code: 0, signal: null });
@@ -80,6 +90,11 @@ describe('fleetpatch dev (what npm start runs)', () => {
     const again = spawnFleetpatch(['dev'], await devEnv());
     await again.waitFor(/Press Ctrl-C to stop/, 120_000);
     expect(again.output().match(/Admin token:\s+(fp_\S+)/)?.[1]).toBe(written);
+    // The local agent kept its identity: still one machine, the same one.
+    const second = `http://127.0.0.1:${again.output().match(/GraphQL:\s+http:\/\/127\.0\.0\.1:(\d+)/)![1]}/graphql`;
+    const machines = (await graphql<Local>(second, '{ machines { totalCount edges { node { id packageManager agentReadiness lastAssessedAt lastAssessmentError { code } } } } }', { token: written })).data!.machines;
+    expect(machines.totalCount).toBe(1);
+    expect(machines.edges[0]!.node.id).toBe(thisMachine.id);
     expect(await stop(again, 'SIGINT')).toEqual({ code: 0, signal: null });
   });
 
