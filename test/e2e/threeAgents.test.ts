@@ -1,0 +1,224 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aptBackend } from '../../src/agent/backends/apt.js';
+import { freePort } from '../../src/net.js';
+import { FIXTURE_PACKAGES, aptClassification } from '../fixtures/catalog.js';
+import { buildAptMachine } from '../fixtures/apt.js';
+import { buildDnfMachine } from '../fixtures/dnf.js';
+import { buildZypperMachine } from '../fixtures/zypper.js';
+import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
+import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
+import type { Database } from '../../src/db/client.js';
+
+const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', import.meta.url).pathname;
+
+interface FixtureMachine {
+  name: string;
+  root: string;
+  env: NodeJS.ProcessEnv;
+  stateDir: string;
+  /** DMI strings under <root>/sys/class/dmi/id, as the cloud writes them. */
+  dmi: Record<string, string>;
+  environment: string;
+  agent?: ChildProcess;
+  output: string;
+  id?: string;
+}
+
+/**
+ * The seed's first half, end to end: the real server process, and three real agents (the bundled
+ * agent file) on three fixture machines with the real apt, dnf and zypper.
+ */
+describe('three machines with apt, dnf and zypper', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-e2e-'));
+  let server: Spawned;
+  let serverEnv: NodeJS.ProcessEnv;
+  let url: string;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let admin: string;
+  let enrollKey: string;
+  const machines: Record<'apt' | 'dnf' | 'zypper', FixtureMachine> = {} as never;
+
+  function startServer(): Spawned {
+    server = spawnFleetpatch(['server'], serverEnv);
+    return server;
+  }
+
+  function startAgent(m: FixtureMachine): void {
+    m.output = '';
+    m.agent = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--server', url.replace('/graphql', ''), '--enroll-key', enrollKey, '--state-dir', m.stateDir, '--root', m.root], {
+      env: m.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    m.agent.stderr!.on('data', (chunk: Buffer) => (m.output += chunk.toString()));
+  }
+
+  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(url, q, { token: admin, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    admin = await tokenFor(database, 'ADMIN');
+    const port = await freePort();
+    serverEnv = {
+      DATABASE_URL: fresh.url,
+      TEMPORAL_ADDRESS: temporalSettings().address,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // Fast cadences so that the test sees in seconds what takes minutes in production.
+      FLEETPATCH_CHECKIN_SECONDS: '1',
+      FLEETPATCH_DISCONNECTED_AFTER_SECONDS: '4',
+      FLEETPATCH_LONG_POLL_SECONDS: '5',
+      FLEETPATCH_PACKAGE_DB_CHECK_SECONDS: '1',
+    };
+    url = `http://127.0.0.1:${port}/graphql`;
+    await startServer().waitFor(/"msg":"API listening"/);
+    enrollKey = (await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "e2e", defaultTags: ["e2e"]}) { secret } }')).createEnrollmentKey.secret;
+
+    const [apt, dnf, zypper] = await Promise.all([
+      buildAptMachine(path.join(work, 'apt')),
+      buildDnfMachine(path.join(work, 'dnf')),
+      buildZypperMachine(path.join(work, 'zypper')),
+    ]);
+    const make = (name: string, built: { root: string; env: NodeJS.ProcessEnv }, environment: string, dmi: Record<string, string>): FixtureMachine => ({
+      name,
+      root: built.root,
+      env: built.env,
+      stateDir: path.join(work, `${name}-state`),
+      dmi,
+      environment,
+      output: '',
+    });
+    machines.apt = make('debian-01', apt, 'AWS', { sys_vendor: 'Amazon EC2', product_name: 'm5.large', bios_vendor: 'Amazon EC2' });
+    machines.dnf = make('rocky-01', dnf, 'AZURE', { sys_vendor: 'Microsoft Corporation', product_name: 'Virtual Machine', chassis_asset_tag: '7783-7084-3265-9085-8269-3286-77' });
+    machines.zypper = make('sles-01', zypper, 'GCP', { sys_vendor: 'Google', product_name: 'Google Compute Engine' });
+    for (const m of Object.values(machines)) {
+      fs.writeFileSync(path.join(m.root, 'etc/hostname'), `${m.name}\n`);
+      const dmiDir = path.join(m.root, 'sys/class/dmi/id');
+      fs.mkdirSync(dmiDir, { recursive: true });
+      for (const [field, value] of Object.entries(m.dmi)) fs.writeFileSync(path.join(dmiDir, field), `${value}\n`);
+      startAgent(m);
+    }
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const m of Object.values(machines)) m.agent?.kill('SIGKILL');
+    await stop(server);
+    await database.close();
+    await drop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  type MachineView = {
+    id: string;
+    name: string;
+    compliance: string;
+    environment: string;
+    osName: string;
+    agentReadiness: string;
+    criticalCount: number;
+    securityCount: number;
+    criticalAndSecurityCount: number;
+    otherCount: number;
+    packageManager: string;
+    lastAssessedAt: string | null;
+    tags: string[];
+    pendingUpdates: Array<{ name: string; installedVersion: string | null; availableVersion: string; classification: string }>;
+  };
+  const VIEW = 'id name compliance environment osName agentReadiness criticalCount securityCount criticalAndSecurityCount otherCount packageManager lastAssessedAt tags pendingUpdates { name installedVersion availableVersion classification }';
+
+  async function fleet(): Promise<Record<string, MachineView>> {
+    const data = await query<{ machines: { edges: Array<{ node: MachineView }> } }>(`{ machines { edges { node { ${VIEW} } } } }`);
+    return Object.fromEntries(data.machines.edges.map((e) => [e.node.name, e.node]));
+  }
+
+  it('shows the three machines with their environment, OS, compliance and the right counts', async () => {
+    await expect.poll(async () => Object.values(await fleet()).filter((m) => m.lastAssessedAt).length, { timeout: 90_000, interval: 500 }).toBe(3);
+    const view = await fleet();
+    for (const m of Object.values(machines)) m.id = view[m.name]!.id;
+
+    const pending = FIXTURE_PACKAGES.filter((p) => p.available);
+    const securityOf = (classify: (p: (typeof pending)[number]) => string) => pending.filter((p) => ['CRITICAL', 'SECURITY'].includes(classify(p))).length;
+    expect(view['debian-01']).toMatchObject({
+      environment: 'AWS',
+      osName: 'Debian GNU/Linux 12 (bookworm)',
+      packageManager: 'apt',
+      compliance: 'NON_COMPLIANT',
+      agentReadiness: 'READY',
+      criticalCount: 0, // apt has no severities
+      criticalAndSecurityCount: securityOf(aptClassification),
+      otherCount: pending.length - securityOf(aptClassification),
+      tags: ['e2e'],
+    });
+    for (const [name, environment, packageManager] of [['rocky-01', 'AZURE', 'dnf'], ['sles-01', 'GCP', 'zypper']] as const) {
+      expect(view[name]).toMatchObject({
+        environment,
+        packageManager,
+        compliance: 'NON_COMPLIANT',
+        agentReadiness: 'READY',
+        criticalCount: 1,
+        criticalAndSecurityCount: securityOf((p) => p.classification),
+        otherCount: pending.length - securityOf((p) => p.classification),
+      });
+      expect(view[name]!.pendingUpdates[0]).toMatchObject({ name: 'demo-libssl', classification: 'CRITICAL', installedVersion: '1.0-1', availableVersion: '1.1-1' });
+    }
+    for (const m of Object.values(view)) {
+      expect(m.pendingUpdates.find((u) => u.name === 'demo-newdep')).toMatchObject({ installedVersion: null, availableVersion: '1.0-1' });
+      expect(m.pendingUpdates.map((u) => u.name)).not.toContain('demo-stable');
+    }
+  });
+
+  it('brings an on-demand assessment to an agent within seconds', async () => {
+    const id = machines.dnf.id!;
+    const history = async () =>
+      (await query<{ machine: { assessments: { totalCount: number; edges: Array<{ node: { trigger: string } }> } } }>(
+        'query($id: ID!) { machine(id: $id) { assessments(first: 1) { totalCount edges { node { trigger } } } } }',
+        { id },
+      )).machine.assessments;
+    const before = (await history()).totalCount;
+    const asked = Date.now();
+    await query('mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { requested } }', { ids: [id] });
+    await expect.poll(async () => (await history()).totalCount, { timeout: 20_000, interval: 200 }).toBe(before + 1);
+    expect((await history()).edges[0]!.node.trigger).toBe('COMMAND');
+    expect(Date.now() - asked).toBeLessThan(10_000);
+  });
+
+  it('flips a stale assessment to NOT_ASSESSED and a stopped agent to DISCONNECTED', async () => {
+    await database.sql`update machines set last_assessed_at = now() - interval '4 hours' where id = ${machines.apt.id!}`;
+    expect((await fleet())['debian-01']!.compliance).toBe('NOT_ASSESSED');
+
+    machines.zypper.agent!.kill('SIGTERM');
+    await expect.poll(async () => (await fleet())['sles-01']!.agentReadiness, { timeout: 20_000, interval: 500 }).toBe('DISCONNECTED');
+  });
+
+  it('loses no report while the server is down', async () => {
+    const m = machines.apt;
+    const spool = path.join(m.stateDir, 'spool');
+    const countAssessments = async () => Number((await database.sql`select count(*)::int as n from assessments where machine_id = ${m.id!}`)[0]!.n);
+    await stop(server);
+    const before = await countAssessments();
+
+    // While the server is away, the package database changes (an install): the agent notices and
+    // assesses, and keeps the report in its spool.
+    const outcome = await aptBackend.installUpdate({ root: m.root, env: m.env, workDir: path.join(work, 'apt-work') }, { name: 'demo-editor', installedVersion: '1.0-1', availableVersion: '1.1-1', arch: null, classification: 'OTHER', severity: null, advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null }, () => undefined);
+    expect(outcome.status).toBe('SUCCEEDED');
+    await expect.poll(() => fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length, { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
+    const spooled = fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length;
+
+    await startServer().waitFor(/"msg":"API listening"/);
+    await expect.poll(() => fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length, { timeout: 30_000, interval: 250 }).toBe(0);
+    expect(await countAssessments()).toBeGreaterThanOrEqual(before + spooled);
+    const view = (await fleet())['debian-01']!;
+    expect(view.pendingUpdates.map((u) => u.name)).not.toContain('demo-editor');
+    expect(view.compliance).toBe('NON_COMPLIANT');
+  });
+});
