@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +7,7 @@ import { BackendError, type BackendContext, type PendingUpdate } from '../../src
 import { exec } from '../../src/agent/exec.js';
 import { buildAptMachine, debArchitecture } from '../fixtures/apt.js';
 import { aptClassification, FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { holdLock } from '../support/locks.js';
 
 // Real apt-get and dpkg on fixture roots built from the catalog (test/fixtures/apt.ts).
 
@@ -74,22 +73,6 @@ async function expectedUpdates(): Promise<PendingUpdate[]> {
 }
 
 const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
-
-/** Holds an fcntl lock on `file` (as apt and dpkg take theirs) from another process until released. */
-async function holdLock(file: string): Promise<() => Promise<void>> {
-  const script = 'import fcntl, sys\nf = open(sys.argv[1], "a")\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint("locked", flush=True)\nsys.stdin.read()\n';
-  const child = spawn('python3', ['-c', script, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve());
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`lock holder exited with ${code}`)));
-  });
-  return async () => {
-    const exited = once(child, 'exit');
-    child.stdin.end();
-    await exited;
-  };
-}
 
 describe('apt backend: assessment (real apt-get on a Debian 12 root)', () => {
   it('lists exactly the catalog pending updates with versions, arch, classification and origin', async () => {

@@ -10,6 +10,7 @@ import { buildAptMachine } from '../fixtures/apt.js';
 import { buildDnfMachine } from '../fixtures/dnf.js';
 import { buildZypperMachine } from '../fixtures/zypper.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
+import { holdLock } from '../support/locks.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 import type { Database } from '../../src/db/client.js';
 
@@ -190,6 +191,21 @@ describe('three machines with apt, dnf and zypper', () => {
     await expect.poll(async () => (await history()).totalCount, { timeout: 20_000, interval: 200 }).toBe(before + 1);
     expect((await history()).edges[0]!.node.trigger).toBe('COMMAND');
     expect(Date.now() - asked).toBeLessThan(10_000);
+  });
+
+  it('reports a held package manager lock as the reason the assessment failed, keeping the last good one', async () => {
+    const m = machines.apt;
+    const release = await holdLock(path.join(m.root, 'var/lib/apt/lists/lock'));
+    try {
+      await query('mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { requested } }', { ids: [m.id] });
+      type Errored = { machine: { criticalAndSecurityCount: number; lastAssessmentError: { code: string; message: string } | null } };
+      await expect.poll(async () => (await query<Errored>('query($id: ID!) { machine(id: $id) { criticalAndSecurityCount lastAssessmentError { code message } } }', { id: m.id })).machine.lastAssessmentError?.code, { timeout: 20_000, interval: 250 }).toBe('LOCKED');
+      const { machine } = await query<Errored>('query($id: ID!) { machine(id: $id) { criticalAndSecurityCount lastAssessmentError { code message } } }', { id: m.id });
+      expect(machine.lastAssessmentError!.message).toMatch(/lock/i);
+      expect(machine.criticalAndSecurityCount).toBe(4);
+    } finally {
+      await release();
+    }
   });
 
   it('flips a stale assessment to NOT_ASSESSED and a stopped agent to DISCONNECTED', async () => {
