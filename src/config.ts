@@ -31,6 +31,15 @@ export interface Config {
   thresholds: FleetThresholds;
   /** Timings handed to every agent at check-in. */
   agentTimings: AgentTimings;
+  /** How long a run waits for signs of life from a machine. */
+  runTimings: RunTimings;
+}
+
+export interface RunTimings {
+  /** An agent silent this long during an install is taken as gone. */
+  installHeartbeatSeconds: number;
+  /** A machine not back this long after its reboot fails its machine run. */
+  rebootTimeoutSeconds: number;
 }
 
 export interface AgentTimings {
@@ -102,6 +111,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       assessmentSeconds: { LINUX: linuxMinutes * 60, WINDOWS: windowsMinutes * 60 },
       packageDatabaseCheckSeconds: positive(env, 'FLEETPATCH_PACKAGE_DB_CHECK_SECONDS', 900),
       longPollSeconds: positive(env, 'FLEETPATCH_LONG_POLL_SECONDS', 25),
+    },
+    runTimings: {
+      // Agents send progress at least every 15 s while a job runs: eight missed beats.
+      installHeartbeatSeconds: positive(env, 'FLEETPATCH_INSTALL_HEARTBEAT_SECONDS', 120),
+      // Servers with many disks or slow firmware take minutes to boot.
+      rebootTimeoutSeconds: positive(env, 'FLEETPATCH_REBOOT_TIMEOUT_SECONDS', 900),
     },
   };
 }

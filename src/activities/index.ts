@@ -3,6 +3,8 @@ import type { Db } from '../db/client.js';
 import { completeSelfCheck } from '../db/selfChecks.js';
 import type { FleetPubSub } from '../events/pubsub.js';
 
+import { createDeploymentActivities } from './deployments.js';
+
 export interface ActivityDeps {
   db: Db;
   pubsub: FleetPubSub;
@@ -13,6 +15,7 @@ export interface ActivityDeps {
 /** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */
 export function createActivities(deps: ActivityDeps) {
   return {
+    ...createDeploymentActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {
       const row = await completeSelfCheck(deps.db, selfCheckId, deps.workerIdentity);
       if (!row) throw ApplicationFailure.nonRetryable(`self-check ${selfCheckId} does not exist`, 'NOT_FOUND');
@@ -23,3 +26,4 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type DeploymentActivities = ReturnType<typeof createDeploymentActivities>;

@@ -13,7 +13,8 @@ import { Agent } from './runner.js';
 const USAGE = `fleetpatch agent: the program on each managed machine
 
   fleetpatch agent run --server URL [--enroll-key KEY] [--state-dir DIR] [--root DIR]
-                       [--assess-only] [--boot-id-file FILE] [--log-level LEVEL]
+                       [--assess-only] [--boot-id-file FILE] [--reboot-command CMD]
+                       [--log-level LEVEL]
       Enrolls once (the key is needed only the first time), then checks in, assesses on the
       server's cadence and on demand, and reports. Runs until SIGINT/SIGTERM.
 
@@ -23,10 +24,14 @@ const USAGE = `fleetpatch agent: the program on each managed machine
   --root DIR         manage the system installed under DIR (default /)
   --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent)
   --assess-only      refuse install jobs (what \`fleetpatch dev\` runs for its own machine)
-  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id)`;
+  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id)
+  --reboot-command C how to reboot when a deployment calls for it (sh -c; default
+                     "shutdown -r +1 'fleetpatch: rebooting after installing updates'")`;
 
 const DEFAULT_STATE_DIR = '/var/lib/fleetpatch-agent';
 const DEFAULT_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+/** A minute's notice lets logged-in users see why; the agent has reported its result by then. */
+const DEFAULT_REBOOT_COMMAND = "shutdown -r +1 'fleetpatch: rebooting after installing updates'";
 
 export async function agentCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -46,6 +51,7 @@ async function runCommand(argv: string[]): Promise<void> {
       root: { type: 'string', default: '/' },
       'assess-only': { type: 'boolean', default: false },
       'boot-id-file': { type: 'string', default: DEFAULT_BOOT_ID_FILE },
+      'reboot-command': { type: 'string', default: DEFAULT_REBOOT_COMMAND },
       'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
@@ -63,6 +69,7 @@ async function runCommand(argv: string[]): Promise<void> {
       root: path.resolve(values.root),
       assessOnly: values['assess-only'],
       bootIdFile: values['boot-id-file'],
+      rebootCommand: values['reboot-command'],
       env: process.env,
       log,
     },

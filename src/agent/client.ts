@@ -6,6 +6,8 @@ import {
   type CheckInResponse,
   type CommandsResponse,
   type EnrollResponse,
+  type JobEvents,
+  type JobResult,
   type MachineFacts,
 } from './protocol.js';
 
@@ -58,6 +60,14 @@ export class AgentClient {
 
   sendReport(report: AssessmentReport): Promise<AssessmentReportResponse> {
     return this.request('POST', '/assessments', report, 120_000);
+  }
+
+  sendJobEvents(jobId: string, events: JobEvents): Promise<{ applied: boolean }> {
+    return this.request('POST', `/jobs/${encodeURIComponent(jobId)}/events`, events, 30_000);
+  }
+
+  sendJobResult(jobId: string, result: JobResult): Promise<{ accepted: boolean }> {
+    return this.request('POST', `/jobs/${encodeURIComponent(jobId)}/result`, result, 60_000);
   }
 
   private async request<T>(method: string, path: string, body: unknown, timeoutMs: number, authenticated = true, signal?: AbortSignal): Promise<T> {

@@ -2,7 +2,7 @@
  * The agent endpoint's protocol (`/agent/v1`, JSON over HTTPS), shared by the agent and the server.
  * Types only: the server validates every request against its own schema of these shapes.
  */
-import type { AssessmentResult } from './backends/types.js';
+import type { AssessmentResult, PendingUpdate } from './backends/types.js';
 
 export const AGENT_API_PREFIX = '/agent/v1';
 
@@ -60,11 +60,81 @@ export interface CheckInResponse {
   settings: AgentSettings;
 }
 
-export type AgentCommandKind = 'ASSESS';
+export type AgentCommandKind = 'ASSESS' | 'INSTALL';
 
 export interface AgentCommand {
   id: string;
   kind: AgentCommandKind;
+  /** INSTALL only. */
+  install?: InstallJob;
+}
+
+export type RebootSetting = 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';
+
+/** An update the job installs, in the order given. */
+export interface JobUpdate extends PendingUpdate {
+  /** Seconds the planner expects it to take: it is started only if the window still has them. */
+  expectedSeconds: number;
+}
+
+/**
+ * One machine's part of a deployment run. The job id is the command id: an agent that receives the
+ * same job again (after a restart, a lost answer) resumes it and installs nothing twice.
+ */
+export interface InstallJob {
+  runId: string;
+  machineRunId: string;
+  /** The maintenance window's end. */
+  deadline: string;
+  /** An update still running at the deadline may finish within this; after it the machine run is timed out. */
+  graceSeconds: number;
+  rebootSetting: RebootSetting;
+  /** Minutes kept free at the end of the window for a reboot, when one may follow. */
+  rebootReserveSeconds: number;
+  updates: JobUpdate[];
+}
+
+export type JobUpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'NOT_ATTEMPTED';
+
+export interface JobUpdateState {
+  name: string;
+  arch: string | null;
+  status: JobUpdateStatus;
+  exitCode: number | null;
+  errorText: string | null;
+  /** Why NOT_ATTEMPTED (or why FAILED when the agent stopped). */
+  reason: string | null;
+  installedVersion: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export interface JobLine {
+  at: string;
+  stream: 'stdout' | 'stderr' | 'agent';
+  text: string;
+}
+
+/** Progress of a running job: new output lines and changed update states, in batches numbered from 1. */
+export interface JobEvents {
+  seq: number;
+  lines: JobLine[];
+  updates: JobUpdateState[];
+}
+
+/** How the job ended on the machine. */
+export interface JobResult {
+  updates: JobUpdateState[];
+  /** The machine needs a reboot after the job (a package said so, or it already did). */
+  rebootRequired: boolean;
+  /** The agent is about to reboot the machine (per the reboot setting). */
+  rebooting: boolean;
+  /** The boot id before any reboot, so the server can tell when the machine is back. */
+  bootId: string | null;
+  /** The last update ran past the window's end and its grace. */
+  timedOut: boolean;
+  /** The job could not run at all (assess-only agent, no package manager). */
+  error: { code: string; message: string } | null;
 }
 
 export interface CommandsResponse {

@@ -8,7 +8,8 @@ import { AgentClient, ServerRefusal, ServerUnreachable } from './client.js';
 import { gatherFacts } from './facts.js';
 import { AgentRefused } from './errors.js';
 import type { AgentLog } from './log.js';
-import type { AgentSettings, AssessmentReport, AssessmentTrigger } from './protocol.js';
+import { InstallJobRunner } from './jobs.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob } from './protocol.js';
 import { ReportSpool } from './spool.js';
 import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
 
@@ -22,6 +23,8 @@ export interface AgentOptions {
   assessOnly: boolean;
   /** Where the boot id is read (changes at every boot). */
   bootIdFile: string;
+  /** How the agent reboots the machine when a deployment calls for it. */
+  rebootCommand: string;
   env: NodeJS.ProcessEnv;
   log: AgentLog;
 }
@@ -62,7 +65,9 @@ export class Agent {
   private readonly ctx: BackendContext;
   private readonly spool: ReportSpool;
   private settings = DEFAULT_SETTINGS;
-  private readonly queue: Array<{ trigger: AssessmentTrigger; commandId: string | null }> = [];
+  /** Work runs one item at a time: the package manager takes one job at a time. */
+  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; jobId: string; job: InstallJob }> = [];
+  private readonly jobsSeen = new Set<string>();
   private wakeAssessor: () => void = () => undefined;
   private lastAssessmentAt = 0;
   private lastFingerprint: string | undefined;
@@ -162,6 +167,11 @@ export class Agent {
         delay = RETRY_MIN_MS;
         for (const command of commands) {
           if (command.kind === 'ASSESS') this.request('COMMAND', command.id);
+          else if (command.kind === 'INSTALL' && command.install && !this.jobsSeen.has(command.id)) {
+            this.jobsSeen.add(command.id);
+            this.queue.push({ kind: 'install', jobId: command.id, job: command.install });
+            this.wakeAssessor();
+          }
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -193,12 +203,12 @@ export class Agent {
 
   private request(trigger: AssessmentTrigger, commandId: string | null): void {
     // One waiting assessment answers every request made before it starts (keep the command ids).
-    if (commandId === null && this.queue.some((q) => q.commandId === null)) return;
-    this.queue.push({ trigger, commandId });
+    if (commandId === null && this.queue.some((q) => q.kind === 'assess' && q.commandId === null)) return;
+    this.queue.push({ kind: 'assess', trigger, commandId });
     this.wakeAssessor();
   }
 
-  /** Assessments run one at a time. */
+  /** Assessments and install jobs run one at a time, in the order they came. */
   private async assessLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const next = this.queue.shift();
@@ -207,6 +217,11 @@ export class Agent {
           this.wakeAssessor = resolve;
           signal.addEventListener('abort', () => resolve(), { once: true });
         });
+        continue;
+      }
+      if (next.kind === 'install') {
+        const { log, stateDir, assessOnly, bootIdFile, rebootCommand } = this.options;
+        await new InstallJobRunner(next.jobId, next.job, { backend: this.backend, ctx: this.ctx, client: this.client, stateDir, log, assessOnly, bootIdFile, rebootCommand, signal }).run();
         continue;
       }
       const fingerprint = await this.backend.databaseFingerprint(this.ctx).catch(() => undefined);
@@ -219,7 +234,8 @@ export class Agent {
         error: report.error?.message,
       });
       if (report.error?.code === 'LOCKED') {
-        setTimeout(() => this.request(next.trigger, next.commandId), LOCKED_RETRY_MS).unref();
+        const { trigger, commandId } = next;
+        setTimeout(() => this.request(trigger, commandId), LOCKED_RETRY_MS).unref();
       }
       this.spool.add(report);
       await this.deliverSpool().catch((error: unknown) => this.handleLoopError(error, 'report delivery'));

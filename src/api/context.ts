@@ -1,4 +1,4 @@
-import type { AgentTimings } from '../config.js';
+import type { AgentTimings, RunTimings } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { FleetThresholds } from '../fleet/compliance.js';
 import type { FleetPubSub } from '../events/pubsub.js';
@@ -25,4 +25,5 @@ export interface ApiServices {
 export interface FleetSettings {
   thresholds: FleetThresholds;
   agentTimings: AgentTimings;
+  runTimings: RunTimings;
 }

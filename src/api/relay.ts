@@ -1,4 +1,4 @@
-import { type ClassType, Field, Int, ObjectType } from 'type-graphql';
+import { ArgsType, type ClassType, Field, Int, ObjectType } from 'type-graphql';
 import { badUserInput } from './errors.js';
 
 /** The largest page a client may ask for: bigger pages are refused, not silently cut. */
@@ -33,8 +33,12 @@ export function decodeCursor(cursor: string | null | undefined): number {
   return Number(match[1]) + 1;
 }
 
-export interface PageArgs {
+@ArgsType()
+export class PageArgs {
+  @Field(() => Int, { nullable: true, description: `Page size (default ${DEFAULT_PAGE_SIZE}, at most ${MAX_PAGE_SIZE}).` })
   first?: number | null;
+
+  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
   after?: string | null;
 }
 

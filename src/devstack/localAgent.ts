@@ -37,6 +37,8 @@ export async function startLocalAgent(options: { db: Db; dataDir: string; server
       root: '/',
       assessOnly: true,
       bootIdFile: '/proc/sys/kernel/random/boot_id',
+      // Assess-only: it never installs, so it never reboots.
+      rebootCommand: 'false',
       env: process.env,
       log: (level, msg, fields) => (level === 'debug' ? undefined : agentLog(level, `local agent: ${msg}`, fields)),
     },

@@ -12,6 +12,17 @@ export interface Events {
   machineChanged: [{ machineId: string }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
+  /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
+  deploymentRunProgress: [string, RunProgressEvent];
+}
+
+export interface RunProgressEvent {
+  kind: 'RUN' | 'MACHINE' | 'UPDATES' | 'LINES';
+  machineRunId: string | null;
+  /** UPDATES: the names of the updates whose status changed. */
+  updateNames: string[];
+  /** LINES: the first and last id of the new job stream lines. */
+  lineIds: [number, number] | null;
 }
 
 export type FleetPubSub = PubSub<Events>;

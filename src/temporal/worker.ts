@@ -29,6 +29,9 @@ function installRuntime(logger: Logger): void {
   Runtime.install({
     logger: new DefaultLogger('INFO', ({ level, message, meta }) => logger[levels[level]](meta ?? {}, message)),
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+    // Our commands own SIGINT/SIGTERM and stop the worker in order; the SDK's own handlers would
+    // shut it down underneath us and re-raise the signal.
+    shutdownSignals: [],
   });
 }
 

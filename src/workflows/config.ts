@@ -1,4 +1,19 @@
+import { defineSignal } from '@temporalio/workflow';
+
 /** Workflow ids are business ids: starting the same id twice finds the first run, never a second one. */
 export const workflowIds = {
   selfCheck: (selfCheckId: string) => `self-check:${selfCheckId}`,
+  /** A run started by hand; scheduled runs get the schedule's id plus Temporal's timestamp suffix. */
+  deploymentRun: (deploymentId: string, runId: string) => `deployment-run:${deploymentId}:${runId}`,
+  machineRun: (runId: string, machineId: string) => `machine-run:${runId}:${machineId}`,
 };
+
+/** The Temporal Schedule that carries a deployment's timing. */
+export const scheduleIds = {
+  deployment: (deploymentId: string) => `deployment:${deploymentId}`,
+  /** Prefix of the workflow ids the schedule starts (Temporal appends the occurrence's time). */
+  deploymentRunPrefix: (deploymentId: string) => `deployment-run:${deploymentId}:scheduled`,
+};
+
+/** The API signals a machine run when its machine checks in with a new boot id. */
+export const agentReturnedSignal = defineSignal<[{ bootId: string | null }]>('agentReturned');

@@ -6,7 +6,7 @@ import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
 import type { ErrorCode } from '../errors.js';
 import { AgentService } from './agent.service.js';
-import { assessmentReport, checkInRequest, describeIssues, enrollRequest } from './agent.schema.js';
+import { assessmentReport, checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
 class AgentApiError extends Error {
@@ -95,6 +95,35 @@ export function agentRouter(services: ApiServices): express.Router {
       const report = parse(assessmentReport, req.body);
       const outcome = await agents.storeReport(machine, report);
       res.status(outcome.stored ? 201 : 200).json(outcome);
+    }),
+  );
+
+  const UNKNOWN_JOB = 'No such job for this machine. A machine can only report on its own jobs.';
+  const jobIdOf = (req: Request): string => {
+    const id = String(req.params.jobId);
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+    return id;
+  };
+
+  router.post(
+    '/jobs/:jobId/events',
+    handle(async (req, res) => {
+      const machine = await machineOf(req);
+      const events = parse(jobEvents, req.body);
+      const outcome = await agents.jobEvents(machine, jobIdOf(req), events);
+      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      res.json(outcome);
+    }),
+  );
+
+  router.post(
+    '/jobs/:jobId/result',
+    handle(async (req, res) => {
+      const machine = await machineOf(req);
+      const result = parse(jobResult, req.body);
+      const outcome = await agents.jobResult(machine, jobIdOf(req), result);
+      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      res.json(outcome);
     }),
   );
 

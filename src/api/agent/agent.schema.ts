@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AssessmentReport, CheckInRequest, EnrollRequest, MachineFacts } from '../../agent/protocol.js';
+import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 
 /**
  * The agent endpoint's requests, validated before anything is stored. Limits are generous for
@@ -64,6 +64,33 @@ export const assessmentReport = z
   })
   .refine((r) => (r.result === null) !== (r.error === null), { message: 'exactly one of result and error must be set', path: ['result'] })
   .refine((r) => Date.parse(r.startedAt) <= Date.parse(r.finishedAt), { message: 'startedAt must not be after finishedAt', path: ['startedAt'] }) satisfies z.ZodType<AssessmentReport>;
+
+const jobUpdateState = z.strictObject({
+  name: text(300).min(1),
+  arch: text(50).nullable(),
+  status: z.enum(['IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED']),
+  exitCode: z.number().int().nullable(),
+  errorText: text(16_000).nullable(),
+  reason: text(1000).nullable(),
+  installedVersion: text(200).nullable(),
+  startedAt: timestamp.nullable(),
+  endedAt: timestamp.nullable(),
+});
+
+export const jobEvents = z.strictObject({
+  seq: z.number().int().min(1),
+  lines: z.array(z.strictObject({ at: timestamp, stream: z.enum(['stdout', 'stderr', 'agent']), text: text(4000) })).max(1000),
+  updates: z.array(jobUpdateState).max(MAX_UPDATES),
+}) satisfies z.ZodType<JobEvents>;
+
+export const jobResult = z.strictObject({
+  updates: z.array(jobUpdateState).max(MAX_UPDATES),
+  rebootRequired: z.boolean(),
+  rebooting: z.boolean(),
+  bootId: text(100).nullable(),
+  timedOut: z.boolean(),
+  error: z.strictObject({ code: text(50), message: text(4000) }).nullable(),
+}) satisfies z.ZodType<JobResult>;
 
 /** "facts.hostname: Too big: expected string to have <=255 characters": the first problem, naming the field. */
 export function describeIssues(error: z.ZodError): string {

@@ -1,7 +1,9 @@
-import type { AgentCommand, AgentSettings, AssessmentReport, MachineFacts } from '../../agent/protocol.js';
+import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type MachineRow } from '../../db/machines.js';
+import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
+import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 
 export class AgentService {
@@ -41,7 +43,53 @@ export class AgentService {
     const visible = (m: MachineRow) =>
       JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state]);
     if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
+    if (before.bootId !== after.bootId) await this.signalReturned(machine.id, after.bootId);
     return after;
+  }
+
+  /** A new boot id: the machine rebooted. Machine runs waiting for it go on at once. */
+  private async signalReturned(machineId: string, bootId: string | null): Promise<void> {
+    for (const run of await rebootingMachineRuns(this.db, machineId)) {
+      await this.services.temporal.client.workflow
+        .getHandle(workflowIds.machineRun(run.runId, machineId))
+        .signal(agentReturnedSignal, { bootId })
+        .catch((error: unknown) => this.services.logger.warn({ err: error, machineId }, 'could not signal a machine run after a reboot'));
+    }
+  }
+
+  /**
+   * A batch of job progress: stored once, published to the run's subscribers, and relayed to
+   * Temporal as the install activity's heartbeat (so a silent agent is noticed).
+   */
+  async jobEvents(machine: MachineRow, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | { applied: boolean }> {
+    const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
+    if (!outcome) return 'UNKNOWN_JOB';
+    const { target } = outcome;
+    if (outcome.applied) {
+      if (outcome.lineIds) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'LINES', machineRunId: target.machineRunId, updateNames: [], lineIds: outcome.lineIds });
+      if (outcome.updates.length > 0) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: outcome.updates, lineIds: null });
+    }
+    if (target.taskToken) {
+      await this.services.temporal.client.activity
+        .heartbeat(Buffer.from(target.taskToken, 'base64'), { seq: events.seq })
+        .catch((error: unknown) => this.services.logger.debug({ err: error, jobId }, 'heartbeat not relayed (the activity has ended)'));
+    }
+    return { applied: outcome.applied };
+  }
+
+  /** The job's result: stored once, then it completes the waiting install activity. */
+  async jobResult(machine: MachineRow, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | { accepted: boolean }> {
+    const outcome = await applyJobResult(this.db, machine.id, jobId, result);
+    if (!outcome) return 'UNKNOWN_JOB';
+    const { target } = outcome;
+    this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: result.updates.map((u) => u.name), lineIds: null });
+    if (target.taskToken) {
+      await this.services.temporal.client.activity.complete(Buffer.from(target.taskToken, 'base64'), result).catch((error: unknown) => {
+        // Already completed (a resent result) or already timed out: the result is stored either way.
+        this.services.logger.info({ err: error, jobId }, 'the install activity was not waiting for this result');
+      });
+    }
+    return { accepted: outcome.first };
   }
 
   async storeReport(machine: MachineRow, report: AssessmentReport) {

@@ -1,9 +1,9 @@
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { findAssessment, type MachineRow } from '../../db/machines.js';
 import type { Events } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
-import { pageWindow, toConnection } from '../relay.js';
+import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { AgentReadiness, Compliance, SortDirection } from './machine.enums.js';
 import { MachineFilter, MachineOrder, MachineSortField, MissingUpdateFilter } from './machine.input.js';
 import { MachineService } from './machine.service.js';
@@ -20,14 +20,6 @@ import {
   RepositoryProblem,
 } from './machine.type.js';
 
-@ArgsType()
-class PageArgs {
-  @Field(() => Int, { nullable: true, description: 'Page size (default 50, at most 500).' })
-  first?: number;
-
-  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page.' })
-  after?: string;
-}
 
 const service = (ctx: ApiContext) => new MachineService(ctx.services);
 

@@ -1,0 +1,229 @@
+import { CompleteAsyncError, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { InstallJob, JobResult, JobUpdate } from '../agent/protocol.js';
+import type { Db } from '../db/client.js';
+import { findDeployment, selectionOf } from '../db/deployments.js';
+import { queueAgentCommand } from '../db/agentCommands.js';
+import { findMachine, resolveTargets } from '../db/machines.js';
+import {
+  appendRunLog,
+  beginRun,
+  ensureInstallCommand,
+  ensureRun,
+  findMachineRun,
+  findRun,
+  finishMachineRun,
+  finishRun,
+  machineRunsOf,
+  planningInputs,
+  plannedUpdates,
+  setMachineRunStatus,
+  updateResultsOfRun,
+  type PlannedResult,
+} from '../db/runs.js';
+import type { FleetPubSub, RunProgressEvent } from '../events/pubsub.js';
+import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, REBOOT_RESERVE_SECONDS, rebootMayFollow, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
+
+export interface DeploymentActivityDeps {
+  db: Db;
+  pubsub: FleetPubSub;
+}
+
+export interface BeginRunInput {
+  deploymentId: string;
+  workflowId: string;
+  /** Given when the API created the run (run now); absent for a scheduled occurrence. */
+  runId?: string;
+  trigger: 'SCHEDULE' | 'MANUAL';
+}
+
+export interface BegunRun {
+  runId: string;
+  /** null: nothing to do (the reason is on the run, which is already finished). */
+  windowEndsAtMs: number | null;
+  machines: Array<{ machineRunId: string; machineId: string }>;
+  concurrency: number;
+  /** null: no limit. */
+  failureThreshold: number | null;
+}
+
+export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
+  const progress = (runId: string, event: Partial<RunProgressEvent> & Pick<RunProgressEvent, 'kind'>) =>
+    pubsub.publish('deploymentRunProgress', runId, { machineRunId: null, updateNames: [], lineIds: null, ...event });
+
+  const log = async (runId: string, machineRunId: string | null, line: string) => {
+    const id = await appendRunLog(db, runId, machineRunId, line);
+    progress(runId, { kind: 'LINES', machineRunId, lineIds: [id, id] });
+  };
+
+  return {
+    /**
+     * Records the run, resolves its targets at this moment, and plans every machine from its latest
+     * assessment. Idempotent: a retry finds the run and its plans already there.
+     */
+    async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
+      const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
+      const run = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
+        await beginRun(db, run.id, new Date(), []);
+        await finishRun(db, run.id, status, reason);
+        await log(run.id, null, reason);
+        progress(run.id, { kind: 'RUN' });
+        return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
+      };
+      if (!run.startedAt) {
+        if (deployment.deletedAt) return nothing('The deployment was deleted before this run began.', 'CANCELED');
+        if (deployment.paused && input.trigger === 'SCHEDULE') return nothing('The deployment is paused: this occurrence did not run.', 'CANCELED');
+      }
+      const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + deployment.windowMinutes * 60_000);
+      let machines: Array<{ machineRunId: string; machineId: string }>;
+      if (run.startedAt) {
+        machines = (await machineRunsOf(db, run.id)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      } else {
+        const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
+        if (targets.length === 0) {
+          return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
+        }
+        const { pending, learned } = await planningInputs(db, targets.map((t) => t.id));
+        const windowSeconds = deployment.windowMinutes * 60;
+        const plans = targets.map((machine) => {
+          const plan = planMachine({
+            pending: pending.get(machine.id) ?? [],
+            selection: selectionOf(deployment),
+            backend: machine.packageManager ?? 'apt',
+            osType: machine.osType,
+            windowSeconds,
+            rebootSetting: deployment.rebootSetting,
+            rebootPending: machine.rebootPending,
+            learnedSeconds: learned.get(machine.id),
+          });
+          const results: PlannedResult[] = [
+            ...plan.toInstall.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'SUCCEEDED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
+            ...plan.predictedNotAttempted.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'NOT_ATTEMPTED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
+            ...plan.notSelected.map((n, i) => ({ update: n.update, status: 'NOT_SELECTED' as const, predictedStatus: 'NOT_SELECTED' as const, orderIndex: 10_000 + i, expectedSeconds: 0, reason: n.reason })),
+          ];
+          return { machineId: machine.id, machineName: machine.name, results, reserve: plan.rebootReserveSeconds };
+        });
+        machines = await beginRun(db, run.id, windowEndsAt, plans);
+        await log(run.id, null, `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
+      }
+      progress(run.id, { kind: 'RUN' });
+      const threshold = failureThreshold(deployment.maxFailures, machines.length);
+      return {
+        runId: run.id,
+        windowEndsAtMs: windowEndsAt.getTime(),
+        machines,
+        concurrency: maxConcurrentMachines(deployment.maxConcurrent, machines.length),
+        failureThreshold: Number.isFinite(threshold) ? threshold : null,
+      };
+    },
+
+    /**
+     * Hands the machine's install job to its agent and returns without completing: the API
+     * completes this activity with the agent's result (and relays the agent's progress as
+     * heartbeats). The job is created once per machine run, so a retry resumes it.
+     */
+    async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
+      const machineRun = await findMachineRun(db, input.machineRunId);
+      const run = machineRun && (await findRun(db, machineRun.runId));
+      if (!machineRun || !run) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
+      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+      const machine = await findMachine(db, machineRun.machineId);
+      if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
+      const updates = await plannedUpdates(db, machineRun.id);
+      const jobUpdates: JobUpdate[] = updates.map((u) => ({
+        name: u.name,
+        arch: u.arch === '' ? null : u.arch,
+        installedVersion: u.installedVersion,
+        availableVersion: u.targetVersion,
+        classification: u.classification,
+        severity: u.severity,
+        advisoryIds: [],
+        cveIds: [],
+        rebootSuggested: u.rebootSuggested,
+        repository: null,
+        expectedSeconds: u.expectedSeconds,
+      }));
+      const job: InstallJob = {
+        runId: run.id,
+        machineRunId: machineRun.id,
+        deadline: run.windowEndsAt!.toISOString(),
+        graceSeconds: input.graceSeconds,
+        rebootSetting: deployment.rebootSetting,
+        // The same reserve the plan kept: the agent checks each update against the time left minus it.
+        rebootReserveSeconds: rebootMayFollow(jobUpdates, deployment.rebootSetting, machine.rebootPending) ? REBOOT_RESERVE_SECONDS[machine.osType] : 0,
+        updates: jobUpdates,
+      };
+      const taskToken = Buffer.from(Context.current().info.taskToken).toString('base64');
+      const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
+      if (command.result) return command.result; // finished while no activity was waiting for it
+      await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
+      pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
+      progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
+      await log(run.id, machineRun.id, `${machine.name}: install job sent to the agent (${job.updates.length} update(s)).`);
+      throw new CompleteAsyncError();
+    },
+
+    async markRebooting(input: { machineRunId: string }): Promise<void> {
+      const row = await setMachineRunStatus(db, input.machineRunId, 'REBOOTING');
+      if (row) {
+        await log(row.runId, row.id, `${row.machineName}: rebooting; waiting for the agent to come back.`);
+        progress(row.runId, { kind: 'MACHINE', machineRunId: row.id });
+      }
+    },
+
+    /** Whether the machine checked in with another boot id than the one it had before the reboot. */
+    async machineReturned(input: { machineId: string; bootIdBefore: string | null }): Promise<boolean> {
+      const machine = await findMachine(db, input.machineId);
+      return Boolean(machine?.bootId && machine.bootId !== input.bootIdBefore);
+    },
+
+    /** A fresh assessment after the run, so that compliance shows the result. */
+    async requestAssessment(input: { machineId: string }): Promise<void> {
+      const command = await queueAgentCommand(db, input.machineId, 'ASSESS');
+      pubsub.publish('agentCommandQueued', input.machineId, { commandId: command.id });
+    },
+
+    /** Settles the machine run from its update results and what happened around them. */
+    async finishMachineRun(input: { machineRunId: string; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
+      const machineRun = await findMachineRun(db, input.machineRunId);
+      if (!machineRun) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
+      if (machineRun.endedAt) return machineRun.status;
+      const results = (await updateResultsOfRun(db, machineRun.runId)).filter((r) => r.machineRunId === machineRun.id);
+      const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
+      const status: MachineRunStatus = input.canceled
+        ? 'CANCELED'
+        : input.error && !input.timedOut && !input.agentLost && !input.rebootFailed
+          ? 'FAILED'
+          : machineRunStatus(settled, { timedOut: input.timedOut, rebootFailed: input.rebootFailed, agentLost: input.agentLost });
+      const row = await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error });
+      await log(machineRun.runId, machineRun.id, `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`);
+      progress(machineRun.runId, { kind: 'MACHINE', machineRunId: machineRun.id });
+      return row?.status ?? status;
+    },
+
+    /** Machines the run never started (window over, failure threshold, cancel), then the run's status. */
+    async finishDeploymentRun(input: { runId: string; canceled: boolean; notStarted: string[]; notStartedReason: string | null }): Promise<string> {
+      for (const machineRunId of input.notStarted) {
+        await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
+      }
+      const run = await findRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      if (run.endedAt) return run.status;
+      const results = await updateResultsOfRun(db, input.runId);
+      const machineRuns = (await machineRunsOf(db, input.runId)).map((m) => ({
+        status: m.status as MachineRunStatus,
+        failedUpdates: results.filter((r) => r.machineRunId === m.id && r.status === 'FAILED').length,
+        succeededUpdates: results.filter((r) => r.machineRunId === m.id && r.status === 'SUCCEEDED').length,
+      }));
+      const status = deploymentRunStatus(machineRuns, input.canceled);
+      await finishRun(db, input.runId, status, input.canceled ? 'Canceled by an operator.' : null);
+      await log(input.runId, null, `Run ended: ${status}.`);
+      progress(input.runId, { kind: 'RUN' });
+      return status;
+    },
+  };
+}
+

@@ -1,0 +1,199 @@
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import type { DeploymentRow } from '../../db/deployments.js';
+import type { MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
+import type { RunProgressEvent } from '../../events/pubsub.js';
+import type { ApiContext } from '../context.js';
+import { badUserInput, notFound } from '../errors.js';
+import { PageArgs, pageWindow, toConnection } from '../relay.js';
+import { DeploymentInput } from './deployment.input.js';
+import { DeploymentService, scheduleOf } from './deployment.service.js';
+import {
+  Deployment,
+  DeploymentConnection,
+  DeploymentPreview,
+  DeploymentRun,
+  DeploymentRunConnection,
+  MachineRun,
+  ResultCounts,
+  RunLogLine,
+  RunProgress,
+  Schedule,
+  UpdateResult,
+} from './deployment.type.js';
+
+const service = (ctx: ApiContext) => new DeploymentService(ctx.services);
+const MAX_LOG_LINES = 5000;
+
+function counts(results: Array<{ status: UpdateResultRow['status'] }>): ResultCounts {
+  const n = (status: UpdateResultRow['status']) => results.filter((r) => r.status === status).length;
+  return { total: results.length, succeeded: n('SUCCEEDED'), failed: n('FAILED'), notAttempted: n('NOT_ATTEMPTED'), notSelected: n('NOT_SELECTED'), pending: n('PENDING'), inProgress: n('IN_PROGRESS') };
+}
+
+const asResult = (r: UpdateResultRow) => ({ ...r, arch: r.arch === '' ? null : r.arch });
+
+@Resolver(() => Deployment)
+export class DeploymentResolver {
+  @Authorized('VIEWER')
+  @Query(() => DeploymentConnection, { description: 'Every deployment, by name.' })
+  async deployments(@Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).list(window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => Deployment, { nullable: true })
+  deployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).find(id);
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => DeploymentPreview, { description: 'Per machine, what a deployment (by id, or an unsaved input) would install, leave out, or likely not reach within its window.' })
+  previewDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { nullable: true }) id?: string, @Arg('input', () => DeploymentInput, { nullable: true }) input?: DeploymentInput) {
+    return service(ctx).preview({ id, input });
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Deployment, { description: 'Creates a deployment and its schedule.' })
+  createDeployment(@Ctx() ctx: ApiContext, @Arg('input', () => DeploymentInput) input: DeploymentInput) {
+    return service(ctx).create(input);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Deployment, { description: 'Replaces a deployment; its schedule follows.' })
+  updateDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string, @Arg('input', () => DeploymentInput) input: DeploymentInput) {
+    return service(ctx).update(id, input);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => ID, { description: 'Deletes a deployment and its schedule; its runs and results stay.' })
+  deleteDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).delete(id);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Deployment)
+  pauseDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).setPaused(id, true);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => Deployment)
+  resumeDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).setPaused(id, false);
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => DeploymentRun, { description: 'Runs a deployment now, outside its schedule.' })
+  runDeploymentNow(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).runNow(id);
+  }
+
+  @FieldResolver(() => Schedule)
+  schedule(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
+    const schedule = scheduleOf(row);
+    const r = schedule.recurrence as unknown as Record<string, unknown>;
+    return {
+      ...schedule,
+      recurrence: { frequency: r.frequency, every: r.every ?? 1, weekDays: r.weekDays ?? null, monthDay: r.monthDay ?? null, nthWeekday: r.nthWeekday ?? null, offsetDays: r.offsetDays ?? null },
+      description: service(ctx).describeSchedule(row),
+    };
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: "When it runs next, as Temporal's schedule says (null: paused or no run left)." })
+  nextRunAt(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).nextRunAt(row);
+  }
+
+  @FieldResolver(() => DeploymentRun, { nullable: true })
+  async lastRun(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
+    return (await service(ctx).lastRun(row.id)) ?? null;
+  }
+
+  @FieldResolver(() => DeploymentRunConnection, { description: 'Runs, newest first.' })
+  async runs(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).runs(row.id, window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+}
+
+@Resolver(() => DeploymentRun)
+export class DeploymentRunResolver {
+  @Authorized('VIEWER')
+  @Query(() => DeploymentRun, { nullable: true })
+  async deploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return (await service(ctx).findRun(id)) ?? null;
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => DeploymentRun, { description: 'Cancels a running run: machines not started stay so, running ones are stopped.' })
+  cancelDeploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).cancelRun(id);
+  }
+
+  @Authorized('VIEWER')
+  @Subscription(() => RunProgress, {
+    topics: 'deploymentRunProgress',
+    topicId: ({ args }) => (args as { runId: string }).runId,
+    description: 'Live progress of a run: status changes per run, machine and update, and the job stream as it arrives.',
+  })
+  async deploymentRunProgress(@Root() event: RunProgressEvent & { runId?: string }, @Ctx() ctx: ApiContext, @Arg('runId', () => ID) runId: string): Promise<RunProgress> {
+    const s = service(ctx);
+    const run = await s.findRun(runId);
+    if (!run) throw notFound(`No deployment run with id ${runId}.`);
+    const machineRun = event.machineRunId ? ((await s.machineRuns(runId)).find((m) => m.id === event.machineRunId) ?? null) : null;
+    const updates = event.kind === 'UPDATES' && event.machineRunId ? (await s.updateResults(event.machineRunId)).filter((u) => event.updateNames.includes(u.name)).map(asResult) : [];
+    const lines = event.kind === 'LINES' && event.lineIds ? await s.logs(runId, { afterId: event.lineIds[0] - 1, limit: event.lineIds[1] - event.lineIds[0] + 1 }) : [];
+    return { runId, kind: event.kind, run, machineRun, updates, lines } as RunProgress;
+  }
+
+  @FieldResolver(() => Deployment, { description: 'The deployment (also when it has been deleted since).' })
+  deployment(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).find(run.deploymentId, true);
+  }
+
+  @FieldResolver(() => Int, { nullable: true })
+  durationSeconds(@Root() run: RunRow) {
+    return run.startedAt && run.endedAt ? Math.round((run.endedAt.getTime() - run.startedAt.getTime()) / 1000) : null;
+  }
+
+  @FieldResolver(() => ResultCounts, { description: 'Updates per status, across every machine.' })
+  async counts(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
+    return counts(await service(ctx).updateResultsOfRun(run.id));
+  }
+
+  @FieldResolver(() => ResultCounts, { description: 'What the preview predicted for the same updates, to compare with counts.' })
+  async predictedCounts(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
+    return counts((await service(ctx).updateResultsOfRun(run.id)).map((r) => ({ status: r.predictedStatus })));
+  }
+
+  @FieldResolver(() => [MachineRun])
+  machineRuns(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).machineRuns(run.id);
+  }
+
+  @FieldResolver(() => [RunLogLine], { description: 'All logs of the run, oldest first: the server\'s and every machine\'s job stream.' })
+  logs(@Root() run: RunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number, @Arg('limit', () => Int, { defaultValue: 1000 }) limit: number) {
+    if (limit < 1 || limit > MAX_LOG_LINES) throw badUserInput('limit', `limit must be between 1 and ${MAX_LOG_LINES}; got ${limit}.`);
+    return service(ctx).logs(run.id, { afterId, limit });
+  }
+}
+
+@Resolver(() => MachineRun)
+export class MachineRunResolver {
+  @FieldResolver(() => [UpdateResult], { description: 'Every update of this machine in the run, in install order, then those not selected.' })
+  async updates(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
+    return (await service(ctx).updateResults(machineRun.id)).map(asResult);
+  }
+
+  @FieldResolver(() => ResultCounts)
+  async counts(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
+    return counts(await service(ctx).updateResults(machineRun.id));
+  }
+
+  @FieldResolver(() => [RunLogLine], { description: "The job stream: the package manager's and the agent's lines." })
+  jobStream(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number) {
+    return service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId, limit: MAX_LOG_LINES });
+  }
+}

@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import {
+  deleteDeployment,
+  findDeployment,
+  insertDeployment,
+  lastRunOf,
+  listDeployments,
+  selectionOf,
+  setDeploymentPaused,
+  updateDeployment,
+  type DeploymentRow,
+  type DeploymentValues,
+} from '../../db/deployments.js';
+import { findMachines, resolveTargets } from '../../db/machines.js';
+import { ensureRun, findRun, machineRunsOf, planningInputs, runLogsOf, runsOfDeployment, updateResultsOf, updateResultsOfRun } from '../../db/runs.js';
+import { duplicateNameMessage, emptyTargetsMessage, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
+import { planMachine } from '../../fleet/planning.js';
+import { describeSchedule, nextOccurrences, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
+import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
+import { scheduleIds, workflowIds } from '../../workflows/config.js';
+import type { ApiServices } from '../context.js';
+import { apiError, badUserInput, notFound } from '../errors.js';
+import type { DeploymentInput, RecurrenceInput } from './deployment.input.js';
+
+/** How far back Temporal still starts an occurrence it missed (server down): later ones are skipped. */
+const CATCHUP_WINDOW = '10 minutes';
+
+/** The GraphQL recurrence (one input type with optional fields) as the union the schedule rules take. */
+function recurrenceOf(input: RecurrenceInput | null | undefined): Recurrence {
+  if (!input || input.frequency === 'ONCE') return { frequency: 'ONCE' };
+  if (input.frequency === 'HOURLY' || input.frequency === 'DAILY') return { frequency: input.frequency, every: input.every };
+  if (input.frequency === 'WEEKLY') return { frequency: 'WEEKLY', every: input.every, weekDays: input.weekDays ?? [] };
+  return input.nthWeekday
+    ? { frequency: 'MONTHLY', every: input.every, nthWeekday: { ordinal: input.nthWeekday.ordinal as 1, weekDay: input.nthWeekday.weekDay }, offsetDays: input.offsetDays ?? 0 }
+    : { frequency: 'MONTHLY', every: input.every, monthDay: input.monthDay ?? 0 };
+}
+
+/** The GraphQL input as the validator takes it. */
+function toValidatorInput(input: DeploymentInput): ValidInput {
+  return {
+    name: input.name,
+    osType: input.osType,
+    machineIds: input.machineIds,
+    targetFilter: input.targetFilter ? { tags: input.targetFilter.tags, nameContains: input.targetFilter.nameContains ?? null } : null,
+    classifications: input.classifications,
+    includePatterns: input.includePatterns,
+    excludePatterns: input.excludePatterns,
+    schedule: {
+      startAt: input.schedule?.startAt ?? null,
+      timeZone: input.schedule?.timeZone ?? 'UTC',
+      recurrence: recurrenceOf(input.schedule?.recurrence),
+      endAt: input.schedule?.endAt ?? null,
+    },
+    windowMinutes: input.windowMinutes,
+    rebootSetting: input.rebootSetting,
+    maxConcurrent: input.maxConcurrent ?? null,
+    maxFailures: input.maxFailures ?? null,
+  };
+}
+
+export function scheduleOf(row: DeploymentRow): DeploymentSchedule {
+  const stored = row.schedule as { startAt: string; timeZone: string; recurrence: Recurrence; endAt: string | null };
+  return { startAt: new Date(stored.startAt), timeZone: stored.timeZone, recurrence: stored.recurrence, endAt: stored.endAt ? new Date(stored.endAt) : null };
+}
+
+function valuesOf(value: NormalisedDeployment): DeploymentValues {
+  return {
+    name: value.name,
+    osType: value.osType,
+    machineIds: value.machineIds,
+    targetFilter: value.targetFilter,
+    classifications: value.classifications,
+    includePatterns: value.includePatterns,
+    excludePatterns: value.excludePatterns,
+    schedule: { ...value.schedule, startAt: value.schedule.startAt.toISOString(), endAt: value.schedule.endAt?.toISOString() ?? null },
+    windowMinutes: value.windowMinutes,
+    rebootSetting: value.rebootSetting,
+    maxConcurrent: value.maxConcurrent,
+    maxFailures: value.maxFailures,
+  };
+}
+
+export class DeploymentService {
+  constructor(private readonly services: ApiServices) {}
+
+  private get db() {
+    return this.services.database.db;
+  }
+
+  private get temporal() {
+    return this.services.temporal;
+  }
+
+  /** Every rule of the input, then the ones that need the fleet: known machines, of this OS type, and at least one target. */
+  async validate(input: DeploymentInput): Promise<NormalisedDeployment> {
+    const checked = validateDeploymentInput(toValidatorInput(input), this.services.now());
+    if (!checked.ok) throw badUserInput(checked.field, checked.message);
+    const value = checked.value;
+    const named = await findMachines(this.db, value.machineIds);
+    const unknown = value.machineIds.filter((id) => !named.some((m) => m.id === id));
+    if (unknown.length > 0) throw badUserInput('machineIds', `No machine with id ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}.`);
+    const other = named.filter((m) => m.osType !== value.osType);
+    if (other.length > 0) throw badUserInput('machineIds', otherOsTypeMessage(other.map((m) => m.name), value.osType));
+    const targets = await resolveTargets(this.db, { osType: value.osType, machineIds: value.machineIds, filter: value.targetFilter });
+    if (targets.length === 0) throw badUserInput('machineIds', emptyTargetsMessage(value.osType));
+    return value;
+  }
+
+  async create(input: DeploymentInput): Promise<DeploymentRow> {
+    const value = await this.validate(input);
+    const row = await insertDeployment(this.db, valuesOf(value));
+    if (row === 'NAME_TAKEN') throw apiError('CONFLICT', duplicateNameMessage(value.name), { field: 'name' });
+    try {
+      await this.createSchedule(row);
+    } catch (error) {
+      await deleteDeployment(this.db, row.id);
+      throw error;
+    }
+    return row;
+  }
+
+  async update(id: string, input: DeploymentInput): Promise<DeploymentRow> {
+    await this.get(id);
+    const value = await this.validate(input);
+    const row = await updateDeployment(this.db, id, valuesOf(value));
+    if (row === 'NAME_TAKEN') throw apiError('CONFLICT', duplicateNameMessage(value.name), { field: 'name' });
+    if (!row) throw notFound(`No deployment with id ${id}.`);
+    const timing = toTemporalScheduleSpec(scheduleOf(row), { from: this.services.now() });
+    await this.temporal.client.schedule.getHandle(scheduleIds.deployment(id)).update((previous) => ({
+      ...previous,
+      spec: timing.spec,
+      state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused },
+    }));
+    return row;
+  }
+
+  async delete(id: string): Promise<string> {
+    const row = await deleteDeployment(this.db, id);
+    if (!row) throw notFound(`No deployment with id ${id}.`);
+    await this.temporal.client.schedule
+      .getHandle(scheduleIds.deployment(id))
+      .delete()
+      .catch((error: unknown) => {
+        if (!(error instanceof ScheduleNotFoundError)) throw error;
+      });
+    return id;
+  }
+
+  async setPaused(id: string, paused: boolean): Promise<DeploymentRow> {
+    const row = await setDeploymentPaused(this.db, id, paused);
+    if (!row) throw notFound(`No deployment with id ${id}.`);
+    const handle = this.temporal.client.schedule.getHandle(scheduleIds.deployment(id));
+    await (paused ? handle.pause('paused by an operator') : handle.unpause('resumed by an operator'));
+    return row;
+  }
+
+  /** Starts a run now, outside the schedule. The run exists (SCHEDULED) before this returns. */
+  async runNow(id: string) {
+    const deployment = await this.get(id);
+    const runId = randomUUID();
+    const workflowId = workflowIds.deploymentRun(deployment.id, runId);
+    const run = await ensureRun(this.db, { id: runId, deploymentId: deployment.id, workflowId, trigger: 'MANUAL' });
+    const input: DeploymentRunInput = { deploymentId: deployment.id, runId, trigger: 'MANUAL', ...this.runTunables() };
+    await this.temporal.client.workflow.start('deploymentRunWorkflow', { taskQueue: this.temporal.settings.taskQueue, workflowId, args: [input] });
+    return run;
+  }
+
+  async cancelRun(runId: string) {
+    const run = await findRun(this.db, runId);
+    if (!run) throw notFound(`No deployment run with id ${runId}.`);
+    if (run.endedAt) throw apiError('CONFLICT', `This run already ended (${run.status}); there is nothing to cancel.`);
+    await this.temporal.client.workflow.getHandle(run.workflowId).cancel();
+    return run;
+  }
+
+  private runTunables() {
+    return { installHeartbeatSeconds: this.services.fleet.runTimings.installHeartbeatSeconds, rebootTimeoutSeconds: this.services.fleet.runTimings.rebootTimeoutSeconds };
+  }
+
+  private async createSchedule(row: DeploymentRow): Promise<void> {
+    const timing = toTemporalScheduleSpec(scheduleOf(row));
+    const input: DeploymentRunInput = { deploymentId: row.id, trigger: 'SCHEDULE', ...this.runTunables() };
+    await this.temporal.client.schedule.create({
+      scheduleId: scheduleIds.deployment(row.id),
+      spec: timing.spec,
+      action: { type: 'startWorkflow', workflowType: 'deploymentRunWorkflow', taskQueue: this.temporal.settings.taskQueue, workflowId: scheduleIds.deploymentRunPrefix(row.id), args: [input] },
+      // A run still going when the next occurrence comes: the occurrence is skipped, never doubled.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW },
+      state: { remainingActions: timing.remainingActions, paused: row.paused, note: `fleetpatch deployment "${row.name}"` },
+    });
+  }
+
+  async get(id: string): Promise<DeploymentRow> {
+    const row = await findDeployment(this.db, id);
+    if (!row) throw notFound(`No deployment with id ${id}.`);
+    return row;
+  }
+
+  find(id: string, includeDeleted = false) {
+    return findDeployment(this.db, id, { includeDeleted });
+  }
+
+  list(page: { offset: number; limit: number }) {
+    return listDeployments(this.db, page.offset, page.limit);
+  }
+
+  /** Temporal's own next fire time for the schedule (null when it will not run again or is paused). */
+  async nextRunAt(row: DeploymentRow): Promise<Date | null> {
+    if (row.paused) return null;
+    try {
+      const description = await this.temporal.client.schedule.getHandle(scheduleIds.deployment(row.id)).describe();
+      return description.info.nextActionTimes[0] ?? null;
+    } catch (error) {
+      if (error instanceof ScheduleNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  describeSchedule(row: DeploymentRow): string {
+    return describeSchedule(scheduleOf(row));
+  }
+
+  lastRun(deploymentId: string) {
+    return lastRunOf(this.db, deploymentId);
+  }
+
+  runs(deploymentId: string, page: { offset: number; limit: number }) {
+    return runsOfDeployment(this.db, deploymentId, page.offset, page.limit);
+  }
+
+  findRun(id: string) {
+    return findRun(this.db, id);
+  }
+
+  machineRuns(runId: string) {
+    return machineRunsOf(this.db, runId);
+  }
+
+  updateResults(machineRunId: string) {
+    return updateResultsOf(this.db, machineRunId);
+  }
+
+  updateResultsOfRun(runId: string) {
+    return updateResultsOfRun(this.db, runId);
+  }
+
+  logs(runId: string, options: { machineRunId?: string | null; afterId?: number; limit: number }) {
+    return runLogsOf(this.db, { runId, ...options });
+  }
+
+  /** What a deployment (saved, or only typed in) would do on each machine, from the latest assessments. */
+  async preview(source: { id?: string | null; input?: DeploymentInput | null }) {
+    let value: Pick<NormalisedDeployment, 'osType' | 'machineIds' | 'targetFilter' | 'windowMinutes' | 'rebootSetting' | 'schedule'> & { selection: ReturnType<typeof selectionOf> };
+    if (source.input) {
+      const v = await this.validate(source.input);
+      value = { ...v, selection: { classifications: v.classifications, includePatterns: v.includePatterns, excludePatterns: v.excludePatterns } };
+    } else if (source.id) {
+      const row = await this.get(source.id);
+      value = { osType: row.osType, machineIds: row.machineIds, targetFilter: row.targetFilter ?? null, windowMinutes: row.windowMinutes, rebootSetting: row.rebootSetting, schedule: scheduleOf(row), selection: selectionOf(row) };
+    } else {
+      throw badUserInput('id', 'Give the id of a deployment or an input to preview.');
+    }
+    const targets = await resolveTargets(this.db, { osType: value.osType, machineIds: value.machineIds, filter: value.targetFilter });
+    const { pending, learned } = await planningInputs(this.db, targets.map((t) => t.id));
+    const machines = targets.map((machine) => ({
+      machine,
+      ...planMachine({
+        pending: pending.get(machine.id) ?? [],
+        selection: value.selection,
+        backend: machine.packageManager ?? 'apt',
+        osType: machine.osType,
+        windowSeconds: value.windowMinutes * 60,
+        rebootSetting: value.rebootSetting,
+        rebootPending: machine.rebootPending,
+        learnedSeconds: learned.get(machine.id),
+      }),
+    }));
+    const [next] = nextOccurrences(value.schedule, new Date(this.services.now().getTime() - 1), 1);
+    return { windowMinutes: value.windowMinutes, machines, nextRunAt: next ?? null };
+  }
+}

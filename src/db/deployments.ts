@@ -1,0 +1,67 @@
+import { and, desc, eq, isNull, sql } from 'drizzle-orm';
+import type { Classification } from '../agent/backends/types.js';
+import type { UpdateSelection } from '../fleet/planning.js';
+import type { Db } from './client.js';
+import { deploymentRuns, deployments } from './schema.js';
+
+export type DeploymentRow = typeof deployments.$inferSelect;
+export type DeploymentValues = Omit<typeof deployments.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'deletedAt' | 'paused'>;
+
+const live = isNull(deployments.deletedAt);
+
+/** Postgres' unique_violation: the name is taken. */
+const isUniqueViolation = (error: unknown) => (error as { cause?: { code?: string }; code?: string }).cause?.code === '23505' || (error as { code?: string }).code === '23505';
+
+export async function insertDeployment(db: Db, values: DeploymentValues): Promise<DeploymentRow | 'NAME_TAKEN'> {
+  try {
+    const [row] = await db.insert(deployments).values(values).returning();
+    return row!;
+  } catch (error) {
+    if (isUniqueViolation(error)) return 'NAME_TAKEN';
+    throw error;
+  }
+}
+
+export async function updateDeployment(db: Db, id: string, values: DeploymentValues): Promise<DeploymentRow | 'NAME_TAKEN' | undefined> {
+  try {
+    const [row] = await db.update(deployments).set({ ...values, updatedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error)) return 'NAME_TAKEN';
+    throw error;
+  }
+}
+
+export async function setDeploymentPaused(db: Db, id: string, paused: boolean): Promise<DeploymentRow | undefined> {
+  const [row] = await db.update(deployments).set({ paused, updatedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+  return row;
+}
+
+/** Deleted deployments keep their runs and results; their name is free again. */
+export async function deleteDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
+  const [row] = await db.update(deployments).set({ deletedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+  return row;
+}
+
+export async function findDeployment(db: Db, id: string, options: { includeDeleted?: boolean } = {}): Promise<DeploymentRow | undefined> {
+  const [row] = await db.select().from(deployments).where(options.includeDeleted ? eq(deployments.id, id) : and(eq(deployments.id, id), live));
+  return row;
+}
+
+export async function listDeployments(db: Db, offset: number, limit: number): Promise<{ rows: DeploymentRow[]; totalCount: number }> {
+  const [rows, [total]] = await Promise.all([
+    db.select().from(deployments).where(live).orderBy(deployments.name).offset(offset).limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(deployments).where(live),
+  ]);
+  return { rows, totalCount: total?.n ?? 0 };
+}
+
+export async function lastRunOf(db: Db, deploymentId: string) {
+  const [row] = await db.select().from(deploymentRuns).where(eq(deploymentRuns.deploymentId, deploymentId)).orderBy(desc(deploymentRuns.createdAt)).limit(1);
+  return row;
+}
+
+/** What a deployment selects, as the planner takes it. */
+export function selectionOf(row: DeploymentRow): UpdateSelection {
+  return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns };
+}

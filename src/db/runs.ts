@@ -1,0 +1,313 @@
+import { and, asc, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import type { PendingUpdate } from '../agent/backends/types.js';
+import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
+import type { Db } from './client.js';
+import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults } from './schema.js';
+
+export type RunRow = typeof deploymentRuns.$inferSelect;
+export type MachineRunRow = typeof machineRuns.$inferSelect;
+export type UpdateResultRow = typeof updateResults.$inferSelect;
+export type RunLogRow = typeof runLogs.$inferSelect;
+type MachineRunStatus = MachineRunRow['status'];
+
+/** Creates the run of a workflow, or finds it: the workflow id is the business key. */
+export async function ensureRun(db: Db, input: { id?: string; deploymentId: string; workflowId: string; trigger: string }): Promise<RunRow> {
+  await db.insert(deploymentRuns).values(input).onConflictDoNothing();
+  const [row] = await db.select().from(deploymentRuns).where(eq(deploymentRuns.workflowId, input.workflowId));
+  return row!;
+}
+
+export async function findRun(db: Db, id: string): Promise<RunRow | undefined> {
+  const [row] = await db.select().from(deploymentRuns).where(eq(deploymentRuns.id, id));
+  return row;
+}
+
+export async function runsOfDeployment(db: Db, deploymentId: string, offset: number, limit: number) {
+  const where = eq(deploymentRuns.deploymentId, deploymentId);
+  const [rows, [total]] = await Promise.all([
+    db.select().from(deploymentRuns).where(where).orderBy(desc(deploymentRuns.createdAt)).offset(offset).limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(deploymentRuns).where(where),
+  ]);
+  return { rows, totalCount: total?.n ?? 0 };
+}
+
+/** The latest pending updates of each machine, and their measured install durations. */
+export async function planningInputs(db: Db, machineIds: string[]) {
+  if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>() };
+  const [rows, durations] = await Promise.all([
+    db
+      .select({ machineId: pendingUpdates.machineId, update: pendingUpdates })
+      .from(pendingUpdates)
+      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
+      .where(inArray(machines.id, machineIds)),
+    db.select().from(updateDurations).where(inArray(updateDurations.machineId, machineIds)),
+  ]);
+  const pending = new Map<string, PendingUpdate[]>();
+  for (const { machineId, update: u } of rows) {
+    const list = pending.get(machineId) ?? [];
+    list.push({
+      name: u.name,
+      arch: u.arch === '' ? null : u.arch,
+      installedVersion: u.installedVersion,
+      availableVersion: u.availableVersion,
+      classification: u.classification,
+      severity: u.severity,
+      advisoryIds: u.advisoryIds,
+      cveIds: u.cveIds,
+      rebootSuggested: u.rebootSuggested,
+      repository: u.repository,
+    });
+    pending.set(machineId, list);
+  }
+  const learned = new Map<string, Record<string, number>>();
+  for (const d of durations) learned.set(d.machineId, { ...learned.get(d.machineId), [d.name]: d.averageSeconds });
+  return { pending, learned };
+}
+
+export interface PlannedResult {
+  update: PendingUpdate;
+  status: 'PENDING' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
+  predictedStatus: 'SUCCEEDED' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
+  orderIndex: number;
+  expectedSeconds: number;
+  reason: string | null;
+}
+
+/**
+ * Records the run's machines and every update's plan, once: a retried activity finds them there.
+ * Planned updates start PENDING (the agent decides at run time whether the window still covers
+ * them); the prediction is kept beside the outcome so it can be checked.
+ */
+export async function beginRun(
+  db: Db,
+  runId: string,
+  windowEndsAt: Date,
+  plans: Array<{ machineId: string; machineName: string; results: PlannedResult[] }>,
+): Promise<Array<{ machineRunId: string; machineId: string }>> {
+  return db.transaction(async (tx) => {
+    const [run] = await tx.select().from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
+    if (run!.startedAt) {
+      return tx.select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId }).from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
+    }
+    await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt }).where(eq(deploymentRuns.id, runId));
+    const created: Array<{ machineRunId: string; machineId: string }> = [];
+    for (const plan of plans) {
+      const [machineRun] = await tx.insert(machineRuns).values({ runId, machineId: plan.machineId, machineName: plan.machineName }).returning({ id: machineRuns.id });
+      created.push({ machineRunId: machineRun!.id, machineId: plan.machineId });
+      if (plan.results.length === 0) continue;
+      await tx.insert(updateResults).values(
+        plan.results.map((r) => ({
+          machineRunId: machineRun!.id,
+          runId,
+          name: r.update.name,
+          arch: r.update.arch ?? '',
+          classification: r.update.classification,
+          severity: r.update.severity,
+          installedVersion: r.update.installedVersion,
+          targetVersion: r.update.availableVersion,
+          rebootSuggested: r.update.rebootSuggested,
+          orderIndex: r.orderIndex,
+          expectedSeconds: Math.round(r.expectedSeconds),
+          status: r.status,
+          predictedStatus: r.predictedStatus,
+          reason: r.reason,
+        })),
+      );
+    }
+    return created;
+  });
+}
+
+export async function findMachineRun(db: Db, id: string): Promise<MachineRunRow | undefined> {
+  const [row] = await db.select().from(machineRuns).where(eq(machineRuns.id, id));
+  return row;
+}
+
+export function machineRunsOf(db: Db, runId: string) {
+  return db.select().from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
+}
+
+export function updateResultsOf(db: Db, machineRunId: string) {
+  return db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
+}
+
+export function updateResultsOfRun(db: Db, runId: string) {
+  return db.select().from(updateResults).where(eq(updateResults.runId, runId));
+}
+
+export async function setMachineRunStatus(db: Db, id: string, status: MachineRunStatus, extra: { error?: string | null; rebootOutcome?: string | null } = {}): Promise<MachineRunRow | undefined> {
+  const [row] = await db
+    .update(machineRuns)
+    .set({ status, ...extra, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
+    .where(eq(machineRuns.id, id))
+    .returning();
+  return row;
+}
+
+/**
+ * Ends a machine run. Updates the agent never reported on are settled: never started →
+ * NOT_ATTEMPTED, started but never finished → FAILED, each with the reason.
+ */
+export async function finishMachineRun(
+  db: Db,
+  id: string,
+  outcome: { status: MachineRunStatus; rebootOutcome: string | null; error: string | null },
+): Promise<MachineRunRow | undefined> {
+  return db.transaction(async (tx) => {
+    const reason = outcome.error ?? 'The machine run ended before this update was attempted.';
+    await tx.update(updateResults).set({ status: 'NOT_ATTEMPTED', reason }).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'PENDING')));
+    await tx
+      .update(updateResults)
+      .set({ status: 'FAILED', errorText: outcome.error ?? 'No result arrived for this update.', endedAt: sql`now()` })
+      .where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'IN_PROGRESS')));
+    const [row] = await tx
+      .update(machineRuns)
+      .set({ status: outcome.status, rebootOutcome: outcome.rebootOutcome, error: outcome.error, endedAt: sql`now()`, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
+      .where(eq(machineRuns.id, id))
+      .returning();
+    // The job is withdrawn: an agent that comes back late must not start it.
+    await tx.update(agentCommands).set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.machineRunId, id));
+    return row;
+  });
+}
+
+export async function finishRun(db: Db, runId: string, status: RunRow['status'], error: string | null = null): Promise<RunRow | undefined> {
+  const [row] = await db.update(deploymentRuns).set({ status, error, endedAt: sql`now()`, startedAt: sql`coalesce(${deploymentRuns.startedAt}, now())` }).where(eq(deploymentRuns.id, runId)).returning();
+  return row;
+}
+
+/** The updates a machine run installs, in order (those the plan put in and nothing has settled). */
+export function plannedUpdates(db: Db, machineRunId: string) {
+  return db
+    .select()
+    .from(updateResults)
+    .where(and(eq(updateResults.machineRunId, machineRunId), inArray(updateResults.status, ['PENDING', 'IN_PROGRESS'])))
+    .orderBy(asc(updateResults.orderIndex));
+}
+
+/**
+ * The install job of a machine run, created once. A retried dispatch gets the same job (same id:
+ * the agent resumes it) with the new attempt's task token; a job already finished hands back
+ * its result.
+ */
+export async function ensureInstallCommand(
+  db: Db,
+  input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string },
+): Promise<{ id: string; result: JobResult | null }> {
+  const [row] = await db
+    .insert(agentCommands)
+    .values({ machineId: input.machineId, kind: 'INSTALL', machineRunId: input.machineRunId, payload: input.job, taskToken: input.taskToken })
+    .onConflictDoUpdate({ target: agentCommands.machineRunId, set: { taskToken: input.taskToken } })
+    .returning({ id: agentCommands.id, result: agentCommands.result });
+  return { id: row!.id, result: (row!.result as JobResult | null) ?? null };
+}
+
+export interface JobTarget {
+  commandId: string;
+  machineRunId: string;
+  runId: string;
+  taskToken: string | null;
+}
+
+async function jobOf(db: Db, machineId: string, commandId: string): Promise<(JobTarget & { lastEventSeq: number; canceled: boolean; completed: boolean }) | undefined> {
+  const [row] = await db
+    .select({
+      commandId: agentCommands.id,
+      machineRunId: agentCommands.machineRunId,
+      runId: machineRuns.runId,
+      taskToken: agentCommands.taskToken,
+      lastEventSeq: agentCommands.lastEventSeq,
+      canceledAt: agentCommands.canceledAt,
+      completedAt: agentCommands.completedAt,
+    })
+    .from(agentCommands)
+    .innerJoin(machineRuns, eq(machineRuns.id, agentCommands.machineRunId))
+    .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')));
+  if (!row) return undefined;
+  return { ...row, machineRunId: row.machineRunId!, canceled: row.canceledAt !== null, completed: row.completedAt !== null };
+}
+
+function updatePatch(u: JobUpdateState) {
+  return {
+    status: u.status,
+    exitCode: u.exitCode,
+    errorText: u.errorText,
+    reason: u.reason,
+    startedAt: u.startedAt ? new Date(u.startedAt) : null,
+    endedAt: u.endedAt ? new Date(u.endedAt) : null,
+  };
+}
+
+/**
+ * Applies one batch of job progress (lines, update states) once: batches carry increasing
+ * numbers and one already applied is skipped. Only the machine's own jobs are found.
+ */
+export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; lineIds: [number, number] | null; updates: string[] } | undefined> {
+  return db.transaction(async (tx) => {
+    const job = await jobOf(tx as unknown as Db, machineId, commandId);
+    if (!job) return undefined;
+    await tx.select({ id: agentCommands.id }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
+    const [fresh] = await tx.select({ seq: agentCommands.lastEventSeq }).from(agentCommands).where(eq(agentCommands.id, commandId));
+    if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, lineIds: null, updates: [] };
+    await tx.update(agentCommands).set({ lastEventSeq: events.seq }).where(eq(agentCommands.id, commandId));
+    let lineIds: [number, number] | null = null;
+    if (events.lines.length > 0) {
+      const inserted = await tx
+        .insert(runLogs)
+        .values(events.lines.map((l) => ({ runId: job.runId, machineRunId: job.machineRunId, at: new Date(l.at), stream: l.stream, line: l.text })))
+        .returning({ id: runLogs.id });
+      lineIds = [inserted[0]!.id, inserted.at(-1)!.id];
+    }
+    for (const u of events.updates) {
+      await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
+    }
+    return { target: job, applied: true, lineIds, updates: events.updates.map((u) => u.name) };
+  });
+}
+
+/** Stores the job's result once, settles its updates, and learns their durations. */
+export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean } | undefined> {
+  return db.transaction(async (tx) => {
+    const job = await jobOf(tx as unknown as Db, machineId, commandId);
+    if (!job) return undefined;
+    const [row] = await tx.select({ result: agentCommands.result }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
+    if (row?.result) return { target: job, first: false };
+    await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
+    if (job.canceled) return { target: job, first: false };
+    for (const u of result.updates) {
+      await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
+      if (u.status === 'SUCCEEDED' && u.startedAt && u.endedAt) {
+        const seconds = Math.max(0, (Date.parse(u.endedAt) - Date.parse(u.startedAt)) / 1000);
+        // An exponential moving average: recent measurements count most, one outlier does not rule.
+        await tx
+          .insert(updateDurations)
+          .values({ machineId, name: u.name, averageSeconds: seconds, samples: 1 })
+          .onConflictDoUpdate({
+            target: [updateDurations.machineId, updateDurations.name],
+            set: { averageSeconds: sql`${updateDurations.averageSeconds} * 0.7 + ${seconds} * 0.3`, samples: sql`${updateDurations.samples} + 1` },
+          });
+      }
+    }
+    return { target: job, first: true };
+  });
+}
+
+export async function appendRunLog(db: Db, runId: string, machineRunId: string | null, line: string): Promise<number> {
+  const [row] = await db.insert(runLogs).values({ runId, machineRunId, stream: 'server', line }).returning({ id: runLogs.id });
+  return row!.id;
+}
+
+export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: string | null; afterId?: number; limit: number }) {
+  const conditions = [eq(runLogs.runId, query.runId), gt(runLogs.id, query.afterId ?? 0)];
+  if (query.machineRunId) conditions.push(eq(runLogs.machineRunId, query.machineRunId));
+  return db.select().from(runLogs).where(and(...conditions)).orderBy(asc(runLogs.id)).limit(query.limit);
+}
+
+export function runLogsByIds(db: Db, runId: string, from: number, to: number) {
+  return db.select().from(runLogs).where(and(eq(runLogs.runId, runId), sql`${runLogs.id} between ${from} and ${to}`)).orderBy(asc(runLogs.id));
+}
+
+/** Machine runs waiting for this machine to come back from a reboot. */
+export function rebootingMachineRuns(db: Db, machineId: string) {
+  return db.select({ id: machineRuns.id, runId: machineRuns.runId }).from(machineRuns).where(and(eq(machineRuns.machineId, machineId), eq(machineRuns.status, 'REBOOTING'), isNull(machineRuns.endedAt)));
+}

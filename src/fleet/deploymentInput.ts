@@ -1,0 +1,422 @@
+/**
+ * A deployment as the operator enters it, and the rules it must follow before anything is stored
+ * or scheduled. `validateDeploymentInput` answers the first problem, with the field it is about
+ * (`schedule.startAt`, `includePatterns[2]`) and a message that says the rule, for the API's
+ * BAD_USER_INPUT; or the deployment normalised (trimmed, defaults filled in, time zone canonical).
+ *
+ * The checks that need the database (a machine of the other OS type, targets that match no
+ * machine, a name already taken) are the service's; their messages are here so every caller
+ * phrases them the same way.
+ */
+import type { Classification } from '../agent/backends/types.js';
+import type { OsType } from './compliance.js';
+import type { Limit, RebootSetting } from './planning.js';
+import {
+  FREQUENCIES,
+  LAST_DAY_OF_MONTH,
+  MAX_CALENDAR_YEAR,
+  MAX_EVERY,
+  MAX_OFFSET_DAYS,
+  NTH_WEEKDAY_ORDINALS,
+  WEEK_DAYS,
+  canonicalTimeZone,
+  nextOccurrences,
+  scheduleAnchor,
+  type DeploymentSchedule,
+  type Recurrence,
+  type WeekDay,
+} from './schedule.js';
+import { normaliseTags, tagProblem } from './tags.js';
+
+export interface TargetFilter {
+  /** Machines carrying every one of these tags. */
+  tags: string[];
+  /** And whose name contains this (case-insensitive). */
+  nameContains: string | null;
+}
+
+export interface DeploymentScheduleInput {
+  /** Null: now + 30 minutes. */
+  startAt: Date | null;
+  timeZone: string;
+  recurrence: Recurrence;
+  endAt: Date | null;
+}
+
+export interface DeploymentInput {
+  name: string;
+  osType: OsType;
+  machineIds: string[];
+  targetFilter: TargetFilter | null;
+  classifications: Classification[];
+  includePatterns: string[];
+  excludePatterns: string[];
+  schedule: DeploymentScheduleInput;
+  windowMinutes: number;
+  rebootSetting: RebootSetting;
+  maxConcurrent: Limit | null;
+  maxFailures: Limit | null;
+}
+
+export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule'> {
+  schedule: DeploymentSchedule;
+  /** When the first run happens (what Temporal will fire), for nextRunAt. */
+  firstRunAt: Date;
+}
+
+export type DeploymentValidation = { ok: true; value: NormalisedDeployment } | { ok: false; field: string; message: string };
+
+// ---------------------------------------------------------------------------------------------
+// The rules' numbers
+// ---------------------------------------------------------------------------------------------
+
+export const NAME_MAX_LENGTH = 64;
+export const WINDOW_MINUTES = { min: 30, max: 360 } as const;
+/** The seed's default start: now + 30 minutes. */
+export const DEFAULT_START_DELAY_MS = 30 * 60_000;
+/** A start this little in the past is a clock difference, not a mistake. */
+export const START_CLOCK_SLACK_MS = 60_000;
+export const MAX_MACHINE_IDS = 1000;
+export const MAX_PATTERNS = 100;
+export const PATTERN_MAX_LENGTH = 200;
+export const NAME_CONTAINS_MAX_LENGTH = 64;
+export const LIMIT_RANGES = {
+  maxConcurrent: { COUNT: { min: 1, max: 10_000 }, PERCENT: { min: 1, max: 100 } },
+  maxFailures: { COUNT: { min: 0, max: 10_000 }, PERCENT: { min: 0, max: 100 } },
+} as const;
+
+export const CLASSIFICATIONS_BY_OS: Readonly<Record<OsType, readonly Classification[]>> = {
+  LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
+  WINDOWS: ['CRITICAL', 'SECURITY', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'],
+};
+const OS_WORD: Record<OsType, string> = { LINUX: 'Linux', WINDOWS: 'Windows' };
+const OS_TYPES: readonly OsType[] = ['LINUX', 'WINDOWS'];
+const REBOOT_SETTINGS: readonly RebootSetting[] = ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY'];
+
+const NAME = /^[\p{L}\p{N} ._:()-]+$/u;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A Linux package name (Debian, RPM) with `*` and `?` wildcards, optionally `=version` (epoch `:` and `~` allowed). */
+const LINUX_PATTERN = /^[A-Za-z0-9._+*?-]+(=[A-Za-z0-9._+~:-]+)?$/;
+/** A Windows KB id, `KB5031356` or `5031356`, optionally ending in `*` (`KB503*`); `*` alone is every KB. */
+const WINDOWS_PATTERN = /^(KB)?(\d+\*?|\*)$/i;
+
+// ---------------------------------------------------------------------------------------------
+// Messages the service shares
+// ---------------------------------------------------------------------------------------------
+
+/** Machines named in machineIds that are of the other OS type (the service looks them up). */
+export function otherOsTypeMessage(machineNames: string[], osType: OsType): string {
+  const other: OsType = osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
+  const shown = machineNames.slice(0, 5).join(', ');
+  const more = machineNames.length > 5 ? ` and ${machineNames.length - 5} more` : '';
+  const verb = machineNames.length === 1 ? 'is a' : 'are';
+  return `machineIds: ${shown}${more} ${verb} ${other} machine${machineNames.length === 1 ? '' : 's'}; a ${osType} deployment targets only ${osType} machines`;
+}
+
+/** The targets, resolved now, match no machine. */
+export function emptyTargetsMessage(osType?: OsType): string {
+  const kind = osType ? `${osType} ` : '';
+  return `the deployment's targets match no machine: no live ${kind}machine under update management is in machineIds or matches targetFilter`;
+}
+
+/** The name is taken by another (live) deployment: the API answers CONFLICT. */
+export function duplicateNameMessage(name: string): string {
+  return `a deployment named "${name}" already exists; deployment names are unique`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+class InputProblem extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function fail(field: string, message: string): never {
+  throw new InputProblem(field, message);
+}
+
+const isWholeNumber = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isValidDate = (v: unknown): v is Date => v instanceof Date && !Number.isNaN(v.getTime());
+const quote = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+
+/**
+ * The first problem with a deployment input, as `{ ok: false, field, message }`, or the deployment
+ * normalised: name trimmed, machine ids lowercased, tags sorted, patterns trimmed and unique, start
+ * defaulted (now + 30 minutes) and rounded up to a whole minute, time zone canonical, first run
+ * computed.
+ */
+export function validateDeploymentInput(input: DeploymentInput, now: Date): DeploymentValidation {
+  try {
+    return { ok: true, value: normalise(input, now) };
+  } catch (error) {
+    if (error instanceof InputProblem) return { ok: false, field: error.field, message: error.message };
+    throw error;
+  }
+}
+
+function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
+  const name = checkName(input.name);
+  const osType = input.osType;
+  if (!OS_TYPES.includes(osType)) fail('osType', `osType must be LINUX or WINDOWS; got ${quote(String(osType))}`);
+  const machineIds = checkMachineIds(input.machineIds ?? []);
+  const targetFilter = checkTargetFilter(input.targetFilter ?? null);
+  if (machineIds.length === 0 && targetFilter === null) {
+    fail('machineIds', 'a deployment needs targets: machineIds, targetFilter or both');
+  }
+  const rebootSetting = input.rebootSetting;
+  if (!REBOOT_SETTINGS.includes(rebootSetting)) {
+    fail('rebootSetting', `rebootSetting must be one of ${REBOOT_SETTINGS.join(', ')}; got ${quote(String(rebootSetting))}`);
+  }
+  const classifications = checkClassifications(input.classifications ?? [], osType, rebootSetting);
+  const includePatterns = checkPatterns('includePatterns', input.includePatterns ?? [], osType);
+  const excludePatterns = checkPatterns('excludePatterns', input.excludePatterns ?? [], osType);
+  const windowMinutes = input.windowMinutes;
+  if (!isWholeNumber(windowMinutes) || windowMinutes < WINDOW_MINUTES.min || windowMinutes > WINDOW_MINUTES.max) {
+    fail(
+      'windowMinutes',
+      `windowMinutes must be a whole number of minutes from ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} (the seed allows ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} minutes); got ${String(windowMinutes)}`,
+    );
+  }
+  const { schedule, firstRunAt } = checkSchedule(input.schedule, now, windowMinutes);
+  const maxConcurrent = checkLimit('maxConcurrent', input.maxConcurrent ?? null);
+  const maxFailures = checkLimit('maxFailures', input.maxFailures ?? null);
+  return {
+    name,
+    osType,
+    machineIds,
+    targetFilter,
+    classifications,
+    includePatterns,
+    excludePatterns,
+    schedule,
+    windowMinutes,
+    rebootSetting,
+    maxConcurrent,
+    maxFailures,
+    firstRunAt,
+  };
+}
+
+function checkName(raw: string): string {
+  const name = typeof raw === 'string' ? raw.trim() : '';
+  if (name.length === 0) fail('name', 'name is required: 1 to 64 characters');
+  const length = [...name].length;
+  if (length > NAME_MAX_LENGTH) fail('name', `name is ${length} characters long; at most ${NAME_MAX_LENGTH}`);
+  if (!NAME.test(name)) {
+    const bad = [...name].find((c) => !NAME.test(c)) ?? '';
+    fail('name', `name may hold letters, digits, spaces and - _ . : ( ) only; ${quote(bad)} is not allowed`);
+  }
+  return name;
+}
+
+function checkMachineIds(ids: string[]): string[] {
+  if (ids.length > MAX_MACHINE_IDS) {
+    fail('machineIds', `at most ${MAX_MACHINE_IDS} machineIds per deployment (the seed allows ${MAX_MACHINE_IDS} machines per deployment); got ${ids.length}. Use a targetFilter for larger groups`);
+  }
+  const seen = new Map<string, number>();
+  return ids.map((raw, i) => {
+    const id = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
+    if (!UUID.test(id)) fail(`machineIds[${i}]`, `machineIds[${i}] ${quote(String(raw))} is not a machine id (a UUID)`);
+    const first = seen.get(id);
+    if (first !== undefined) fail(`machineIds[${i}]`, `machineIds[${i}] repeats machineIds[${first}] (${id}); list each machine once`);
+    seen.set(id, i);
+    return id;
+  });
+}
+
+function checkTargetFilter(filter: TargetFilter | null): TargetFilter | null {
+  if (filter === null) return null;
+  const tags = filter.tags ?? [];
+  const problem = tagProblem(tags);
+  if (problem) fail('targetFilter.tags', `targetFilter.tags: ${problem}`);
+  let nameContains = typeof filter.nameContains === 'string' ? filter.nameContains.trim() : null;
+  if (nameContains === '') nameContains = null;
+  if (nameContains !== null && nameContains.length > NAME_CONTAINS_MAX_LENGTH) {
+    fail('targetFilter.nameContains', `targetFilter.nameContains is ${nameContains.length} characters long; at most ${NAME_CONTAINS_MAX_LENGTH}`);
+  }
+  return { tags: normaliseTags(tags), nameContains };
+}
+
+function checkClassifications(raw: Classification[], osType: OsType, rebootSetting: RebootSetting): Classification[] {
+  const allowed = CLASSIFICATIONS_BY_OS[osType];
+  const other: OsType = osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
+  const takes = `${OS_WORD[osType]} deployments take ${allowed.join(', ')}`;
+  if (raw.length === 0 && rebootSetting !== 'REBOOT_ONLY') {
+    fail('classifications', `choose at least one classification (${takes}); only a REBOOT_ONLY deployment may have none`);
+  }
+  raw.forEach((c, i) => {
+    if (allowed.includes(c)) return;
+    if (CLASSIFICATIONS_BY_OS[other].includes(c)) fail(`classifications[${i}]`, `${c} is a ${OS_WORD[other]} classification; ${takes}`);
+    fail(`classifications[${i}]`, `${quote(String(c))} is not a classification; ${takes}`);
+  });
+  // Canonical order, each once.
+  return allowed.filter((c) => raw.includes(c));
+}
+
+function checkPatterns(field: 'includePatterns' | 'excludePatterns', raw: string[], osType: OsType): string[] {
+  if (raw.length > MAX_PATTERNS) fail(field, `at most ${MAX_PATTERNS} ${field}; got ${raw.length}`);
+  const out: string[] = [];
+  raw.forEach((value, i) => {
+    const at = `${field}[${i}]`;
+    const pattern = typeof value === 'string' ? value.trim() : '';
+    if (pattern.length === 0) fail(at, `${at} is empty; a pattern has 1 to ${PATTERN_MAX_LENGTH} characters`);
+    if (pattern.length > PATTERN_MAX_LENGTH) fail(at, `${at} is ${pattern.length} characters long; at most ${PATTERN_MAX_LENGTH}`);
+    if (osType === 'LINUX' && !LINUX_PATTERN.test(pattern)) {
+      fail(
+        at,
+        `${at} ${quote(pattern)} is not a package pattern: a package name of letters, digits and . _ + - with * and ? wildcards, optionally =version (openssl*, openssl=3.0.2-0ubuntu1.12)`,
+      );
+    }
+    if (osType === 'WINDOWS' && !WINDOWS_PATTERN.test(pattern)) {
+      fail(at, `${at} ${quote(pattern)} is not a KB pattern: a KB id such as KB5031356 or 5031356, optionally ending in * (KB503*)`);
+    }
+    const normal = osType === 'WINDOWS' ? pattern.toUpperCase() : pattern;
+    if (!out.includes(normal)) out.push(normal);
+  });
+  return out;
+}
+
+function checkLimit(field: 'maxConcurrent' | 'maxFailures', limit: Limit | null): Limit | null {
+  if (limit === null) return null;
+  const ranges = LIMIT_RANGES[field];
+  if (limit.unit !== 'COUNT' && limit.unit !== 'PERCENT') fail(`${field}.unit`, `${field}.unit must be COUNT or PERCENT; got ${quote(String(limit.unit))}`);
+  const { min, max } = ranges[limit.unit];
+  const what = limit.unit === 'COUNT' ? 'machines' : 'percent of the run\'s machines';
+  if (!isWholeNumber(limit.value) || limit.value < min || limit.value > max) {
+    fail(`${field}.value`, `${field}.value must be a whole number from ${min} to ${max} (${what}); got ${String(limit.value)}`);
+  }
+  return { value: limit.value, unit: limit.unit };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schedule
+// ---------------------------------------------------------------------------------------------
+
+function checkSchedule(input: DeploymentScheduleInput, now: Date, windowMinutes: number): { schedule: DeploymentSchedule; firstRunAt: Date } {
+  if (!input) fail('schedule', 'schedule is required');
+  const recurrence = checkRecurrence(input.recurrence);
+
+  let startAt: Date;
+  if (input.startAt === null || input.startAt === undefined) {
+    startAt = scheduleAnchor(new Date(now.getTime() + DEFAULT_START_DELAY_MS));
+  } else {
+    if (!isValidDate(input.startAt)) fail('schedule.startAt', 'schedule.startAt is not a valid date-time');
+    if (input.startAt.getTime() < now.getTime() - START_CLOCK_SLACK_MS) {
+      fail(
+        'schedule.startAt',
+        `schedule.startAt ${input.startAt.toISOString()} is in the past (now is ${now.toISOString()}); choose a time after now, or leave it out for now + 30 minutes`,
+      );
+    }
+    // A one-off start within the clock slack runs at the next whole minute: Temporal does not run
+    // a time that is already past when the schedule is created. A recurring one keeps its time of day.
+    const start = recurrence.frequency === 'ONCE' && input.startAt.getTime() <= now.getTime() ? new Date(now.getTime() + 1) : input.startAt;
+    startAt = scheduleAnchor(start);
+  }
+  if (startAt.getUTCFullYear() >= MAX_CALENDAR_YEAR) {
+    fail('schedule.startAt', `schedule.startAt ${startAt.toISOString()} is too far ahead; Temporal schedules end with the year ${MAX_CALENDAR_YEAR}`);
+  }
+
+  const timeZone = canonicalTimeZone(input.timeZone);
+  if (timeZone === null) {
+    fail('schedule.timeZone', `schedule.timeZone ${quote(String(input.timeZone))} is not a known IANA time zone; use a name such as Europe/Paris, America/New_York or UTC`);
+  }
+
+  let endAt: Date | null = null;
+  if (input.endAt !== null && input.endAt !== undefined) {
+    if (!isValidDate(input.endAt)) fail('schedule.endAt', 'schedule.endAt is not a valid date-time');
+    if (recurrence.frequency === 'ONCE') {
+      fail('schedule.endAt', 'schedule.endAt applies to recurring schedules; a ONCE schedule runs at its startAt only: leave endAt out');
+    }
+    if (input.endAt.getTime() <= startAt.getTime()) {
+      fail('schedule.endAt', `schedule.endAt ${input.endAt.toISOString()} must be after schedule.startAt ${startAt.toISOString()}`);
+    }
+    endAt = input.endAt;
+  }
+
+  if (recurrence.frequency === 'HOURLY' && windowMinutes > recurrence.every * 60) {
+    fail(
+      'windowMinutes',
+      `windowMinutes ${windowMinutes} is longer than the ${recurrence.every * 60} minutes between two runs of an HOURLY schedule every ${recurrence.every} hour${recurrence.every === 1 ? '' : 's'}; shorten the window or run less often`,
+    );
+  }
+
+  const schedule: DeploymentSchedule = { startAt, timeZone, recurrence, endAt };
+  const [firstRunAt] = nextOccurrences(schedule, now, 1);
+  if (!firstRunAt) {
+    const at = endAt ? `before schedule.endAt ${endAt.toISOString()}` : `before the year ${MAX_CALENDAR_YEAR}`;
+    fail(endAt ? 'schedule.endAt' : 'schedule.recurrence', `the schedule never runs: it has no run from schedule.startAt ${startAt.toISOString()} ${at}`);
+  }
+  return { schedule, firstRunAt };
+}
+
+function checkEvery(every: unknown, frequency: Exclude<Recurrence['frequency'], 'ONCE'>): number {
+  const max = MAX_EVERY[frequency];
+  const unit = { HOURLY: 'hours', DAILY: 'days', WEEKLY: 'weeks', MONTHLY: 'months' }[frequency];
+  if (!isWholeNumber(every) || every < 1 || every > max) {
+    fail('schedule.recurrence.every', `schedule.recurrence.every must be a whole number from 1 to ${max} for ${frequency} (every N ${unit}); got ${String(every)}`);
+  }
+  return every;
+}
+
+function checkWeekDay(day: unknown, field: string): WeekDay {
+  if (!WEEK_DAYS.includes(day as WeekDay)) fail(field, `${field} must be one of ${WEEK_DAYS.join(', ')}; got ${quote(String(day))}`);
+  return day as WeekDay;
+}
+
+function checkRecurrence(recurrence: Recurrence): Recurrence {
+  if (!recurrence || !FREQUENCIES.includes(recurrence.frequency)) {
+    fail('schedule.recurrence.frequency', `schedule.recurrence.frequency must be one of ${FREQUENCIES.join(', ')}; got ${quote(String(recurrence?.frequency))}`);
+  }
+  switch (recurrence.frequency) {
+    case 'ONCE':
+      return { frequency: 'ONCE' };
+    case 'HOURLY':
+    case 'DAILY':
+      return { frequency: recurrence.frequency, every: checkEvery(recurrence.every, recurrence.frequency) };
+    case 'WEEKLY': {
+      const every = checkEvery(recurrence.every, 'WEEKLY');
+      const days = recurrence.weekDays ?? [];
+      if (days.length === 0) fail('schedule.recurrence.weekDays', 'schedule.recurrence.weekDays must name at least one day for a WEEKLY schedule');
+      days.forEach((d, i) => {
+        checkWeekDay(d, `schedule.recurrence.weekDays[${i}]`);
+        if (days.indexOf(d) !== i) fail(`schedule.recurrence.weekDays[${i}]`, `schedule.recurrence.weekDays names ${d} twice; name each day once`);
+      });
+      return { frequency: 'WEEKLY', every, weekDays: WEEK_DAYS.filter((d) => days.includes(d)) };
+    }
+    case 'MONTHLY': {
+      const every = checkEvery(recurrence.every, 'MONTHLY');
+      const hasDay = 'monthDay' in recurrence && recurrence.monthDay !== null && recurrence.monthDay !== undefined;
+      const hasNth = 'nthWeekday' in recurrence && recurrence.nthWeekday !== null && recurrence.nthWeekday !== undefined;
+      if (hasDay === hasNth) {
+        fail('schedule.recurrence', 'a MONTHLY schedule takes either monthDay (a day of the month) or nthWeekday with offsetDays (e.g. 2 days after the 2nd Tuesday), not both or neither');
+      }
+      if ('monthDay' in recurrence && hasDay) {
+        const day = recurrence.monthDay;
+        if (!isWholeNumber(day) || day === 0 || day < LAST_DAY_OF_MONTH || day > 31) {
+          fail('schedule.recurrence.monthDay', `schedule.recurrence.monthDay must be a day from 1 to 28, or -1 for the last day of the month; got ${String(day)}`);
+        }
+        if (day > 28) {
+          fail('schedule.recurrence.monthDay', `schedule.recurrence.monthDay ${day} is not in every month; choose 1 to 28, or -1 for the last day of the month`);
+        }
+        return { frequency: 'MONTHLY', every, monthDay: day };
+      }
+      if (!('nthWeekday' in recurrence)) throw new Error('unreachable');
+      const { ordinal, weekDay } = recurrence.nthWeekday;
+      if (!NTH_WEEKDAY_ORDINALS.includes(ordinal)) {
+        fail('schedule.recurrence.nthWeekday.ordinal', `schedule.recurrence.nthWeekday.ordinal must be 1, 2, 3, 4, or -1 for the last; got ${String(ordinal)}`);
+      }
+      checkWeekDay(weekDay, 'schedule.recurrence.nthWeekday.weekDay');
+      const offsetDays = recurrence.offsetDays ?? 0;
+      if (!isWholeNumber(offsetDays) || Math.abs(offsetDays) > MAX_OFFSET_DAYS) {
+        fail('schedule.recurrence.offsetDays', `schedule.recurrence.offsetDays must be a whole number of days from -${MAX_OFFSET_DAYS} to ${MAX_OFFSET_DAYS}; got ${String(offsetDays)}`);
+      }
+      return { frequency: 'MONTHLY', every, nthWeekday: { ordinal, weekDay }, offsetDays };
+    }
+  }
+}

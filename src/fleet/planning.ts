@@ -1,0 +1,455 @@
+/**
+ * Deployment planning: which pending updates a deployment installs on a machine, in what order,
+ * which of them fit its maintenance window, how many machines run at once, and what the run's
+ * statuses come to.
+ *
+ * Plain functions on plain data. The server, Temporal workflow code (deterministic sandbox) and
+ * the agent bundle (Node 18) all import this file, so: no dependencies, no Node built-ins, no
+ * clock (the caller passes `now`), no locale-dependent comparison (every caller must order the
+ * same updates the same way).
+ */
+import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
+import type { OsType } from './compliance.js';
+
+// ---------------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------------
+
+/** LINUX or WINDOWS: a deployment targets one OS type. One definition, shared with the fleet view (compliance.ts). */
+export type { OsType };
+
+/**
+ * What happens about a reboot after the updates: IF_REQUIRED (the default: reboot when an update or
+ * the machine asks for it), NEVER (the machine then stays "reboot pending" and says so), ALWAYS,
+ * REBOOT_ONLY (install nothing, just reboot). Same values as the agent protocol's.
+ */
+export type RebootSetting = 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';
+
+/**
+ * One update on one machine in a run: SUCCEEDED, FAILED, NOT_ATTEMPTED (the window had too little
+ * time left to start it), NOT_SELECTED (filtered out by classification or include/exclude).
+ */
+export type UpdateResultStatus = 'SUCCEEDED' | 'FAILED' | 'NOT_ATTEMPTED' | 'NOT_SELECTED';
+
+/** A rate-control limit: an absolute number of machines, or a percentage of the run's machines. */
+export interface Limit {
+  value: number;
+  unit: 'COUNT' | 'PERCENT';
+}
+
+/**
+ * Which pending updates a deployment installs: the classifications it includes, plus package/KB
+ * patterns forced in (include) or kept out (exclude). Exclude always wins.
+ */
+export interface UpdateSelection {
+  classifications: Classification[];
+  includePatterns: string[];
+  excludePatterns: string[];
+}
+
+/** A pending update left out of a deployment, and why in words an operator reads. */
+export interface NotSelectedUpdate {
+  update: PendingUpdate;
+  reason: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patterns and selection
+// ---------------------------------------------------------------------------------------------
+
+/** `*` matches any run of characters (also none), `?` exactly one; everything else is literal. Linear, no regex. */
+function globMatch(text: string, pattern: string): boolean {
+  let t = 0;
+  let p = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) {
+      t += 1;
+      p += 1;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p;
+      mark = t;
+      p += 1;
+    } else if (star >= 0) {
+      p = star + 1;
+      mark += 1;
+      t = mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p += 1;
+  return p === pattern.length;
+}
+
+const KB_ID = /^KB\d+$/i;
+
+function nameMatches(name: string, pattern: string): boolean {
+  if (globMatch(name, pattern)) return true;
+  if (!KB_ID.test(name)) return false;
+  // Windows: KB ids compare case-insensitively, and a bare number means that KB.
+  const kbPattern = /^\d/.test(pattern) ? `KB${pattern}` : pattern;
+  return globMatch(name.toUpperCase(), kbPattern.toUpperCase());
+}
+
+/**
+ * Whether an include/exclude pattern names this update. Forms:
+ * - a package name with `*` and `?` wildcards (`openssl*`, `linux-image-?.*`): case-sensitive,
+ *   as Linux package names are;
+ * - `name=version`: the name (wildcards allowed) and exactly that available version, to pin one
+ *   release (`openssl=3.0.2-0ubuntu1.12`);
+ * - a Windows KB id, `KB5031356` or `5031356`, matching the update of that KB (Windows updates are
+ *   named by their KB id) case-insensitively, wildcards allowed (`KB503*`).
+ * An empty pattern matches nothing.
+ */
+export function matchesPattern(update: Pick<PendingUpdate, 'name' | 'availableVersion'>, pattern: string): boolean {
+  const trimmed = pattern.trim();
+  if (!trimmed) return false;
+  const eq = trimmed.indexOf('=');
+  if (eq < 0) return nameMatches(update.name, trimmed);
+  const namePattern = trimmed.slice(0, eq).trim();
+  const version = trimmed.slice(eq + 1).trim();
+  if (!namePattern || !version) return false;
+  return update.availableVersion === version && nameMatches(update.name, namePattern);
+}
+
+/**
+ * Splits pending updates into what the deployment installs and what it leaves out (as
+ * NOT_SELECTED, with the reason). An update is selected when its classification is in the list OR
+ * an include pattern names it (include forces an update in, like Azure's include list), unless an
+ * exclude pattern names it: exclude always wins, so an operator can keep one package out of a
+ * "security updates" deployment. A new package (installedVersion null) is treated like any other
+ * update. Input order is kept; `orderUpdates` sets the install order.
+ */
+export function selectUpdates(
+  pending: PendingUpdate[],
+  selection: UpdateSelection,
+): { selected: PendingUpdate[]; notSelected: NotSelectedUpdate[] } {
+  const selected: PendingUpdate[] = [];
+  const notSelected: NotSelectedUpdate[] = [];
+  for (const update of pending) {
+    const exclude = selection.excludePatterns.find((pattern) => matchesPattern(update, pattern));
+    if (exclude !== undefined) {
+      notSelected.push({ update, reason: `excluded by pattern "${exclude.trim()}"` });
+    } else if (selection.classifications.includes(update.classification) || selection.includePatterns.some((pattern) => matchesPattern(update, pattern))) {
+      selected.push(update);
+    } else {
+      notSelected.push({ update, reason: `classification ${update.classification} is not selected` });
+    }
+  }
+  return { selected, notSelected };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Install order
+// ---------------------------------------------------------------------------------------------
+
+const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 0, IMPORTANT: 1, MODERATE: 2, LOW: 3 };
+
+function groupRank(classification: Classification): number {
+  if (classification === 'CRITICAL') return 0;
+  if (classification === 'SECURITY') return 1;
+  return 2;
+}
+
+/** Code-unit comparison: the same answer in every runtime and locale (workflow, server, agent). */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The install order: CRITICAL updates first, then SECURITY, then everything else, so that a short
+ * window spends its time on what matters most. Within a group: new packages (installedVersion null)
+ * before updates, so that a dependency an update pulls in is installed before what needs it; then
+ * by severity (CRITICAL, IMPORTANT, MODERATE, LOW, none); then by name (then arch and version, so
+ * the order is total). Returns a new array.
+ */
+export function orderUpdates<T extends PendingUpdate>(updates: readonly T[]): T[] {
+  return [...updates].sort(
+    (a, b) =>
+      groupRank(a.classification) - groupRank(b.classification) ||
+      Number(a.installedVersion !== null) - Number(b.installedVersion !== null) ||
+      (a.severity ? SEVERITY_RANK[a.severity] : 4) - (b.severity ? SEVERITY_RANK[b.severity] : 4) ||
+      compareStrings(a.name, b.name) ||
+      compareStrings(a.arch ?? '', b.arch ?? '') ||
+      compareStrings(a.availableVersion, b.availableVersion),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations and reboots
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Expected seconds to install one update when nothing was measured yet, per package backend.
+ * Conservative constants from the issue: 90 s per package for apt and dnf (yum like dnf), 4 minutes
+ * per zypper patch, 15 minutes per Windows update and 20 per Windows service pack. Overestimating
+ * leaves an update NOT_ATTEMPTED; underestimating overruns the operator's window.
+ */
+export const DEFAULT_DURATIONS_SECONDS = {
+  apt: 90,
+  dnf: 90,
+  yum: 90,
+  zypper: 240,
+  windows: 900,
+  windowsServicePack: 1200,
+} as const;
+
+/** A learned duration is never trusted below this: a fast past install says little about the next one. */
+export const LEARNED_FLOOR_SECONDS = 10;
+
+/**
+ * The seconds the planner and the agent expect an update to take. `learned` is the measured median
+ * for that package on that machine (the caller looks it up): used when given and > 0, but never
+ * below LEARNED_FLOOR_SECONDS, rounded up to whole seconds. Otherwise the backend's constant
+ * (a SERVICE_PACK on windows takes windowsServicePack). An unknown backend gets the zypper figure,
+ * the largest Linux one, to err on the side of the window.
+ */
+export function expectedSeconds(update: PendingUpdate, backend: string, learned?: number | null): number {
+  if (learned !== undefined && learned !== null && Number.isFinite(learned) && learned > 0) {
+    return Math.max(LEARNED_FLOOR_SECONDS, Math.ceil(learned));
+  }
+  switch (backend) {
+    case 'apt':
+    case 'dnf':
+    case 'yum':
+    case 'zypper':
+      return DEFAULT_DURATIONS_SECONDS[backend];
+    case 'windows':
+      return update.classification === 'SERVICE_PACK' ? DEFAULT_DURATIONS_SECONDS.windowsServicePack : DEFAULT_DURATIONS_SECONDS.windows;
+    default:
+      return DEFAULT_DURATIONS_SECONDS.zypper;
+  }
+}
+
+/**
+ * Time kept free at the end of the window when a reboot may follow the updates: 10 minutes on
+ * Linux, 15 on Windows (which applies updates while it restarts), so the machine is back up before
+ * the window closes.
+ */
+export const REBOOT_RESERVE_SECONDS: Readonly<Record<OsType, number>> = { LINUX: 600, WINDOWS: 900 };
+
+/**
+ * Whether a reboot may follow these updates, i.e. whether to keep the reboot reserve: ALWAYS and
+ * REBOOT_ONLY reboot; NEVER does not; IF_REQUIRED when an update's metadata suggests a reboot
+ * (kernel, reboot_suggested) or the machine already needs one (`machineRebootPending`).
+ */
+export function rebootMayFollow(updates: readonly PendingUpdate[], setting: RebootSetting, machineRebootPending = false): boolean {
+  switch (setting) {
+    case 'ALWAYS':
+    case 'REBOOT_ONLY':
+      return true;
+    case 'NEVER':
+      return false;
+    case 'IF_REQUIRED':
+      return machineRebootPending || updates.some((update) => update.rebootSuggested);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One machine's plan
+// ---------------------------------------------------------------------------------------------
+
+/** A selected update with its expected duration and its 1-based place in the install order. */
+export type PlannedUpdate = PendingUpdate & { expectedSeconds: number; order: number };
+
+export interface MachinePlan {
+  /** What the agent is expected to install, in install order. */
+  toInstall: PlannedUpdate[];
+  /** Left out by the selection (or by REBOOT_ONLY), in the assessment's order, with the reason. */
+  notSelected: NotSelectedUpdate[];
+  /** Selected, but not expected to fit the window: the prediction of NOT_ATTEMPTED. */
+  predictedNotAttempted: PlannedUpdate[];
+  /** Seconds kept free at the end of the window for a reboot (0 when none may follow). */
+  rebootReserveSeconds: number;
+  /** Seconds the installs in `toInstall` are expected to take (the reboot reserve not included). */
+  expectedSeconds: number;
+  /**
+   * YES: the machine reboots (ALWAYS, REBOOT_ONLY, or IF_REQUIRED on a machine already pending a
+   * reboot); IF_REQUIRED: a planned update suggests one, the install decides; NO: NEVER, or nothing
+   * planned suggests one (a package may still ask for it when installed).
+   */
+  willReboot: 'NO' | 'IF_REQUIRED' | 'YES';
+}
+
+export interface PlanMachineInput {
+  pending: PendingUpdate[];
+  selection: UpdateSelection;
+  /** The machine's package backend: apt, dnf, yum, zypper, windows. */
+  backend: string;
+  osType: OsType;
+  /** Seconds from the machine run's start to the window's end. */
+  windowSeconds: number;
+  rebootSetting: RebootSetting;
+  /** The machine already needs a reboot (from its last assessment). */
+  rebootPending: boolean;
+  /** Measured median install seconds on this machine, keyed by package name / KB id. */
+  learnedSeconds?: Record<string, number>;
+}
+
+/**
+ * The plan for one machine: the selection, the install order, and which updates fit the window.
+ * REBOOT_ONLY installs nothing: every selected update is NOT_SELECTED with reason "the deployment
+ * only reboots", and a reboot is planned.
+ *
+ * Fit rule: walk the ordered selected updates; an update is planned when the time used so far plus
+ * its expected seconds plus the reboot reserve (when a reboot may follow) is at most the window;
+ * otherwise it is predicted NOT_ATTEMPTED, and the walk goes on: a later, smaller update that still
+ * fits IS planned. This mirrors the runtime rule (`canStartUpdate`), which the agent checks against
+ * the time left before each update, skipping what does not fit and going on with the rest.
+ */
+export function planMachine(input: PlanMachineInput): MachinePlan {
+  const { selected, notSelected } = selectUpdates(input.pending, input.selection);
+
+  if (input.rebootSetting === 'REBOOT_ONLY') {
+    const reasons = new Map<PendingUpdate, string>(notSelected.map((entry) => [entry.update, entry.reason]));
+    return {
+      toInstall: [],
+      notSelected: input.pending.map((update) => ({ update, reason: reasons.get(update) ?? 'the deployment only reboots' })),
+      predictedNotAttempted: [],
+      rebootReserveSeconds: REBOOT_RESERVE_SECONDS[input.osType],
+      expectedSeconds: 0,
+      willReboot: 'YES',
+    };
+  }
+
+  const reserve = rebootMayFollow(selected, input.rebootSetting, input.rebootPending) ? REBOOT_RESERVE_SECONDS[input.osType] : 0;
+  const toInstall: PlannedUpdate[] = [];
+  const predictedNotAttempted: PlannedUpdate[] = [];
+  let used = 0;
+  orderUpdates(selected).forEach((update, index) => {
+    const learned = input.learnedSeconds ? input.learnedSeconds[update.name] : undefined;
+    const planned: PlannedUpdate = { ...update, expectedSeconds: expectedSeconds(update, input.backend, learned), order: index + 1 };
+    if (used + planned.expectedSeconds + reserve <= input.windowSeconds) {
+      toInstall.push(planned);
+      used += planned.expectedSeconds;
+    } else {
+      predictedNotAttempted.push(planned);
+    }
+  });
+
+  let willReboot: MachinePlan['willReboot'];
+  if (input.rebootSetting === 'ALWAYS') willReboot = 'YES';
+  else if (input.rebootSetting === 'NEVER') willReboot = 'NO';
+  else if (input.rebootPending) willReboot = 'YES';
+  else willReboot = toInstall.some((update) => update.rebootSuggested) ? 'IF_REQUIRED' : 'NO';
+
+  return { toInstall, notSelected, predictedNotAttempted, rebootReserveSeconds: reserve, expectedSeconds: used, willReboot };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime rule
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The rule the agent applies before each update: start it only if now + its expected seconds + the
+ * reboot reserve is at most the window's end, so that no update is started that would overrun the
+ * operator's window. What cannot start is NOT_ATTEMPTED.
+ */
+export function canStartUpdate(input: { nowMs: number; deadlineMs: number; expectedSeconds: number; rebootReserveSeconds: number }): boolean {
+  return input.nowMs + (input.expectedSeconds + input.rebootReserveSeconds) * 1000 <= input.deadlineMs;
+}
+
+/**
+ * An update already running at the window's end is allowed to finish within this many seconds
+ * (killing a package manager mid-install can leave the machine broken); once this grace is over
+ * the machine run fails as TIMED_OUT and nothing more is started.
+ */
+export const INSTALL_GRACE_SECONDS = 600;
+
+// ---------------------------------------------------------------------------------------------
+// Rate control
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A limit as a number of machines for a run over `total` machines: COUNT is the value; PERCENT is
+ * ceil(total × value / 100) (rounded up: 10 % of 15 machines is 2); null (no limit) is `fallback`.
+ * Never negative.
+ */
+export function resolveLimit(limit: Limit | null, total: number, fallback: number): number {
+  if (!limit) return fallback;
+  if (limit.unit === 'COUNT') return Math.max(0, limit.value);
+  // The small epsilon keeps float noise (e.g. 0.30000000000000004) from rounding up a whole number.
+  return Math.max(0, Math.ceil((total * limit.value) / 100 - 1e-9));
+}
+
+/** How many machine runs may run at once: the limit, by default all machines; at least 1, or nothing would ever start. */
+export function maxConcurrentMachines(limit: Limit | null, total: number): number {
+  return Math.max(1, resolveLimit(limit, total, total));
+}
+
+/**
+ * Max failures: once this many machine runs have failed, start no new machine (the running ones
+ * finish). By default no limit (Infinity). At least 1: a threshold of 0 would start nothing at all,
+ * and "stop at the first failure" is 1.
+ */
+export function failureThreshold(limit: Limit | null, total: number): number {
+  return Math.max(1, resolveLimit(limit, total, Number.POSITIVE_INFINITY));
+}
+
+/** Whether to start another machine run now: some remain, a concurrency slot is free, and the failure threshold is not reached. */
+export function shouldStartMoreMachines(state: { running: number; failed: number; remaining: number }, concurrency: number, threshold: number): boolean {
+  return state.remaining > 0 && state.running < concurrency && state.failed < threshold;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statuses
+// ---------------------------------------------------------------------------------------------
+
+/** One machine inside a deployment run. NOT_STARTED: the run ended (failure threshold, cancel, deadline) before it began. */
+export type MachineRunStatus = 'PENDING' | 'IN_PROGRESS' | 'REBOOTING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELED' | 'NOT_STARTED';
+
+/**
+ * A finished machine run's status: FAILED when any update failed, the reboot failed (the agent did
+ * not come back with a new boot id in time) or the agent was lost; else TIMED_OUT when an update
+ * overran the window and its grace; else SUCCEEDED (NOT_ATTEMPTED and NOT_SELECTED updates do not
+ * fail a machine: the window was honoured).
+ */
+export function machineRunStatus(results: readonly UpdateResultStatus[], outcome: { timedOut: boolean; rebootFailed: boolean; agentLost: boolean }): MachineRunStatus {
+  if (results.includes('FAILED') || outcome.rebootFailed || outcome.agentLost) return 'FAILED';
+  if (outcome.timedOut) return 'TIMED_OUT';
+  return 'SUCCEEDED';
+}
+
+export type DeploymentRunStatus = 'SCHEDULED' | 'IN_PROGRESS' | 'SUCCEEDED' | 'PARTIALLY_FAILED' | 'FAILED' | 'CANCELED';
+
+const UNFINISHED: ReadonlySet<MachineRunStatus> = new Set<MachineRunStatus>(['PENDING', 'IN_PROGRESS', 'REBOOTING']);
+const NOTHING_DONE: ReadonlySet<MachineRunStatus> = new Set<MachineRunStatus>(['FAILED', 'TIMED_OUT', 'NOT_STARTED']);
+
+/**
+ * A deployment run's status from its machine runs:
+ * - canceled → CANCELED;
+ * - no machine at all → FAILED: a run that targeted no machine did nothing the operator asked for
+ *   (an empty tag filter, every machine removed), and SUCCEEDED would hide that;
+ * - a machine run still PENDING/IN_PROGRESS/REBOOTING → IN_PROGRESS (not final yet);
+ * - every machine run SUCCEEDED with no failed update → SUCCEEDED;
+ * - every machine run FAILED, TIMED_OUT or NOT_STARTED with no update succeeded anywhere → FAILED;
+ * - otherwise PARTIALLY_FAILED (the seed: "If one or more updates fail in the deployment, the
+ *   status is Partially failed"). A machine run CANCELED on its own counts here too.
+ */
+export function deploymentRunStatus(
+  machineRuns: ReadonlyArray<{ status: MachineRunStatus; failedUpdates: number; succeededUpdates: number }>,
+  canceled: boolean,
+): DeploymentRunStatus {
+  if (canceled) return 'CANCELED';
+  if (machineRuns.length === 0) return 'FAILED';
+  if (machineRuns.some((run) => UNFINISHED.has(run.status))) return 'IN_PROGRESS';
+  if (machineRuns.every((run) => run.status === 'SUCCEEDED' && run.failedUpdates === 0)) return 'SUCCEEDED';
+  if (machineRuns.every((run) => NOTHING_DONE.has(run.status)) && machineRuns.every((run) => run.succeededUpdates === 0)) return 'FAILED';
+  return 'PARTIALLY_FAILED';
+}
+
+/** How many updates ended in each status (every status present, 0 when none): the run's summary line. */
+export function summariseResults(statuses: readonly UpdateResultStatus[]): Record<UpdateResultStatus, number> {
+  const counts: Record<UpdateResultStatus, number> = { SUCCEEDED: 0, FAILED: 0, NOT_ATTEMPTED: 0, NOT_SELECTED: 0 };
+  for (const status of statuses) counts[status] += 1;
+  return counts;
+}
+
+/** Why a run left a machine unstarted, in words for the operator. */
+export function notStartedReason(state: { canceled: boolean; failed: number; threshold: number }): string {
+  if (state.canceled) return 'The run was canceled before this machine started.';
+  if (state.failed >= state.threshold) return `Not started: ${state.failed} machine(s) had failed, reaching the deployment's maximum failures.`;
+  return 'Not started: the maintenance window ended before this machine could begin.';
+}

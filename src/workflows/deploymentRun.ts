@@ -1,0 +1,81 @@
+import { CancellationScope, executeChild, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { DeploymentActivities } from '../activities/index.js';
+import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
+import { workflowIds } from './config.js';
+import { machineRunWorkflow } from './machineRun.js';
+
+export interface DeploymentRunInput {
+  deploymentId: string;
+  /** Set when the API created the run (run now); absent for a scheduled occurrence. */
+  runId?: string;
+  trigger: 'SCHEDULE' | 'MANUAL';
+  /** Tunables, with production defaults; tests shorten them. */
+  installHeartbeatSeconds?: number;
+  rebootTimeoutSeconds?: number;
+}
+
+const steps = proxyActivities<DeploymentActivities>({
+  // Database reads and writes: seconds. Retried with backoff on transient errors.
+  startToCloseTimeout: '2 minutes',
+});
+
+/**
+ * One run of a deployment: record it, resolve the machines, and run one child workflow per
+ * machine, at most `concurrency` at a time, starting no new machine once the failure threshold is
+ * reached or the window has ended. Cancel stops the children; the run's status comes last.
+ */
+export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<string> {
+  const begun = await steps.beginDeploymentRun({ deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger });
+  if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
+  const threshold = begun.failureThreshold ?? Number.POSITIVE_INFINITY;
+  const queue = [...begun.machines];
+  const running = new Map<string, Promise<{ machineRunId: string; status: string }>>();
+  let failed = 0;
+  let canceled = false;
+
+  try {
+    await CancellationScope.cancellable(async () => {
+      for (;;) {
+        while (Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running: running.size, failed, remaining: queue.length }, begun.concurrency, threshold)) {
+          const machine = queue.shift()!;
+          const child = executeChild(machineRunWorkflow, {
+            workflowId: workflowIds.machineRun(begun.runId, machine.machineId),
+            args: [
+              {
+                runId: begun.runId,
+                machineRunId: machine.machineRunId,
+                machineId: machine.machineId,
+                windowEndsAtMs: begun.windowEndsAtMs!,
+                graceSeconds: INSTALL_GRACE_SECONDS,
+                installHeartbeatSeconds: input.installHeartbeatSeconds ?? 120,
+                rebootTimeoutSeconds: input.rebootTimeoutSeconds ?? 15 * 60,
+              },
+            ],
+          }).then(
+            (result) => ({ machineRunId: machine.machineRunId, status: result.status }),
+            (error: unknown) => {
+              if (isCancellation(error)) throw error;
+              return { machineRunId: machine.machineRunId, status: 'FAILED' };
+            },
+          );
+          running.set(machine.machineRunId, child);
+        }
+        if (running.size === 0) break;
+        const done = await Promise.race(running.values());
+        running.delete(done.machineRunId);
+        if (done.status === 'FAILED' || done.status === 'TIMED_OUT') failed += 1;
+      }
+    });
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    canceled = true;
+  }
+  return CancellationScope.nonCancellable(() =>
+    steps.finishDeploymentRun({
+      runId: begun.runId,
+      canceled,
+      notStarted: queue.map((m) => m.machineRunId),
+      notStartedReason: queue.length > 0 ? notStartedReason({ canceled, failed, threshold }) : null,
+    }),
+  );
+}

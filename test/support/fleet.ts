@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildAptMachine } from '../fixtures/apt.js';
+import { buildDnfMachine } from '../fixtures/dnf.js';
+import { buildZypperMachine } from '../fixtures/zypper.js';
+
+export const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', import.meta.url).pathname;
+
+export type Backend = 'apt' | 'dnf' | 'zypper';
+
+/** A fixture machine as the agent sees it, with the cloud it pretends to run in. */
+export interface FixtureMachine {
+  backend: Backend;
+  name: string;
+  root: string;
+  env: NodeJS.ProcessEnv;
+  stateDir: string;
+  /** The file the agent reads its boot id from: a simulated reboot writes a new one. */
+  bootIdFile: string;
+  environment: 'AWS' | 'AZURE' | 'GCP';
+}
+
+const CLOUDS: Record<Backend, { name: string; environment: FixtureMachine['environment']; dmi: Record<string, string> }> = {
+  apt: { name: 'debian-01', environment: 'AWS', dmi: { sys_vendor: 'Amazon EC2', product_name: 'm5.large', bios_vendor: 'Amazon EC2' } },
+  dnf: { name: 'rocky-01', environment: 'AZURE', dmi: { sys_vendor: 'Microsoft Corporation', product_name: 'Virtual Machine', chassis_asset_tag: '7783-7084-3265-9085-8269-3286-77' } },
+  zypper: { name: 'sles-01', environment: 'GCP', dmi: { sys_vendor: 'Google', product_name: 'Google Compute Engine' } },
+};
+
+/** Three real machines (apt, dnf, zypper) under `work`, with hostnames, DMI strings and boot ids. */
+export async function buildFleet(work: string): Promise<Record<Backend, FixtureMachine>> {
+  const [apt, dnf, zypper] = await Promise.all([buildAptMachine(path.join(work, 'apt')), buildDnfMachine(path.join(work, 'dnf')), buildZypperMachine(path.join(work, 'zypper'))]);
+  const built = { apt, dnf, zypper };
+  const fleet = {} as Record<Backend, FixtureMachine>;
+  for (const backend of ['apt', 'dnf', 'zypper'] as const) {
+    const { root, env } = built[backend];
+    const cloud = CLOUDS[backend];
+    fs.writeFileSync(path.join(root, 'etc/hostname'), `${cloud.name}\n`);
+    const dmiDir = path.join(root, 'sys/class/dmi/id');
+    fs.mkdirSync(dmiDir, { recursive: true });
+    for (const [field, value] of Object.entries(cloud.dmi)) fs.writeFileSync(path.join(dmiDir, field), `${value}\n`);
+    const bootIdFile = path.join(work, `${backend}-boot_id`);
+    fs.writeFileSync(bootIdFile, `${crypto.randomUUID()}\n`);
+    fleet[backend] = { backend, name: cloud.name, root, env, stateDir: path.join(work, `${backend}-state`), bootIdFile, environment: cloud.environment };
+  }
+  return fleet;
+}
+
+/**
+ * The bundled agent for a fixture machine, kept running like systemd's Restart=always. Its reboot
+ * command writes a new boot id and stops the agent, which comes back as after a real reboot.
+ */
+export class SupervisedAgent {
+  child: ChildProcess | undefined;
+  output = '';
+  starts = 0;
+  private stopped = false;
+
+  constructor(
+    readonly machine: FixtureMachine,
+    private readonly server: string,
+    private readonly enrollKey: string,
+  ) {}
+
+  start(): this {
+    this.stopped = false;
+    this.spawn();
+    return this;
+  }
+
+  private spawn(): void {
+    const reboot = `sleep 1; cat /proc/sys/kernel/random/uuid > '${this.machine.bootIdFile}'; kill -TERM $PPID`;
+    const child = spawn(
+      process.execPath,
+      [AGENT_BUNDLE, 'run', '--server', this.server, '--enroll-key', this.enrollKey, '--state-dir', this.machine.stateDir, '--root', this.machine.root, '--boot-id-file', this.machine.bootIdFile, '--reboot-command', reboot],
+      { env: this.machine.env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    this.starts += 1;
+    this.child = child;
+    child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    child.once('exit', () => {
+      if (!this.stopped) setTimeout(() => this.spawn(), 300);
+    });
+  }
+
+  /** Stops it for good (SIGKILL: a crash). */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.stopped = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  }
+}
