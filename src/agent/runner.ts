@@ -40,6 +40,11 @@ const DEFAULT_SETTINGS: AgentSettings = {
 /** After a failed request, wait this long (doubling up to the maximum) before the next one. */
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
+/**
+ * The command poll reconnects sooner: a job waiting for this agent counts against the install
+ * activity's heartbeat timeout, and an API restart should cost seconds, not a minute.
+ */
+const COMMAND_RETRY_MAX_MS = 5000;
 /** A held package manager lock: try the assessment again this much later. */
 const LOCKED_RETRY_MS = 60_000;
 
@@ -177,7 +182,7 @@ export class Agent {
         if (signal.aborted) return;
         this.handleLoopError(error, 'command poll');
         await sleep(delay, signal);
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
+        delay = Math.min(delay * 2, COMMAND_RETRY_MAX_MS);
       }
     }
   }

@@ -184,6 +184,65 @@ describe('update deployments on three machines', () => {
     expect(installedVersion(fleet.apt, 'demo-editor')).toBe('1.0-1');
   });
 
+  async function startRun(name: string, extra: Record<string, unknown>): Promise<string> {
+    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: deploymentInput(name, extra) });
+    return (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id })).runDeploymentNow.id;
+  }
+
+  const machineRunStatuses = async (runId: string) =>
+    (await query<{ deploymentRun: { machineRuns: Array<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { machineRuns { status } } }', { id: runId })).deploymentRun.machineRuns.map((m) => m.status);
+
+  /** How often dpkg configured a package on the apt machine (its own log): installs counted by dpkg itself. */
+  const dpkgInstalls = (name: string) =>
+    fs.readFileSync(path.join(fleet.apt.root, 'var/log/dpkg.log'), 'utf8').split('\n').filter((l) => l.includes(`status installed ${name}:`)).length;
+
+  it('survives the worker being killed mid-run: the run completes and nothing is installed twice', async () => {
+    const editorInstallsBefore = dpkgInstalls('demo-editor');
+    const runId = await startRun('others - worker crash', { classifications: ['OTHER'], rebootSetting: 'NEVER' });
+    await expect.poll(async () => (await machineRunStatuses(runId)).some((s) => s !== 'PENDING'), { timeout: 30_000, interval: 100 }).toBe(true);
+    expect(await stop(worker, 'SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
+    await new Promise((r) => setTimeout(r, 2000));
+    startWorker();
+    const run = await waitForEnd(runId);
+    expect(run.status).toBe('SUCCEEDED');
+    for (const machine of Object.values(fleet)) {
+      const updates = run.machineRuns.find((m) => m.machineName === machine.name)!.updates.filter((u) => u.status !== 'NOT_SELECTED');
+      expect(updates.every((u) => u.status === 'SUCCEEDED'), machine.name).toBe(true);
+      expect(installedVersion(machine, 'demo-editor')).toBe('1.1-1');
+    }
+    expect(dpkgInstalls('demo-editor')).toBe(editorInstallsBefore + 1);
+  });
+
+  it('survives the API being restarted mid-run: agents reconnect and every result arrives', async () => {
+    const runId = await startRun('reboot only - api restart', { classifications: [], rebootSetting: 'REBOOT_ONLY' });
+    await expect.poll(async () => (await machineRunStatuses(runId)).some((s) => s === 'IN_PROGRESS' || s === 'REBOOTING'), { timeout: 30_000, interval: 100 }).toBe(true);
+    await stop(server, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500));
+    server = spawnFleetpatch(['server'], env);
+    await server.waitFor(/"msg":"API listening"/);
+    const run = await waitForEnd(runId);
+    if (run.status !== 'SUCCEEDED') console.error(JSON.stringify(run.machineRuns.map((m) => [m.machineName, m.status, m.rebootOutcome, m.error])));
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.machineRuns.map((m) => [m.status, m.rebootOutcome])).toEqual([['SUCCEEDED', 'REBOOTED'], ['SUCCEEDED', 'REBOOTED'], ['SUCCEEDED', 'REBOOTED']]);
+  });
+
+  it('ends the machine run of a dead agent with a clear reason, and the agent never runs the withdrawn job later', async () => {
+    const zypperAgent = agents.find((a) => a.machine.backend === 'zypper')!;
+    await zypperAgent.kill();
+    // Only demo-broken is still missing on sles-01 (its %pre fails).
+    const runId = await startRun('security - dead agent', { machineIds: [ids['sles-01']], rebootSetting: 'NEVER' });
+    const run = await waitForEnd(runId);
+    expect(run.status).toBe('FAILED');
+    expect(run.machineRuns[0]).toMatchObject({ status: 'FAILED', error: expect.stringContaining('The agent stopped reporting during the install') });
+    expect(run.machineRuns[0]!.updates.find((u) => u.name === 'demo-broken')).toMatchObject({ status: 'NOT_ATTEMPTED' });
+    // Back later, the agent does not run the job the run gave up on.
+    const seen = zypperAgent.output.length;
+    zypperAgent.start();
+    await expect.poll(() => zypperAgent.output.slice(seen).includes('assessment done'), { timeout: 30_000 }).toBe(true);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(zypperAgent.output.slice(seen)).not.toContain('job ');
+  });
+
   it('answers invalid deployments with the field and the rule, and a duplicate name with CONFLICT', async () => {
     const attempt = async (input: Record<string, unknown>) => (await graphql(url, 'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { token: operator, variables: { input } })).errors?.[0];
     expect(await attempt(deploymentInput('critical and security'))).toMatchObject({ extensions: { code: 'CONFLICT', field: 'name' } });
