@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { TemporalSettings } from './connection.js';
 
 /** src/workflows/index.ts under tests, dist/workflows/index.js once built: the worker bundles it. */
-const workflowsPath = fileURLToPath(
+export const workflowsPath = fileURLToPath(
   new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
 );
 

@@ -3,11 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
+import { connectTemporal } from '../../src/temporal/connection.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { buildFleet, SupervisedAgent, type Backend, type FixtureMachine } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
@@ -101,6 +103,18 @@ describe('update deployments on three machines', () => {
     ...extra,
   });
 
+  async function recordHistories(runId: string, dir: string): Promise<void> {
+    const temporal = await connectTemporal(temporalSettings());
+    const [run] = await database.sql<Array<{ workflow_id: string }>>`select workflow_id from deployment_runs where id = ${runId}`;
+    const debian = ids['debian-01']!;
+    for (const [file, workflowId] of [['deploymentRun.json', run!.workflow_id], ['machineRun.json', `machine-run:${runId}:${debian}`]] as const) {
+      const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, file), historyToJSON(history));
+    }
+    await temporal.close();
+  }
+
   async function waitForEnd(runId: string): Promise<RunView> {
     await expect
       .poll(async () => (await query<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status, { timeout: 150_000, interval: 500 })
@@ -158,6 +172,9 @@ describe('update deployments on three machines', () => {
     expect(run.counts).toMatchObject({ total: 21, succeeded: 9, failed: 3, notSelected: 9, pending: 0, inProgress: 0 });
     expect(run.predictedCounts).toMatchObject({ succeeded: 12, notAttempted: 0, notSelected: 9 });
     expect(agents.every((a) => a.starts === 2)).toBe(true);
+
+    // RECORD_HISTORY=<dir> saves this run's workflow histories for the replay test (test/history_files/).
+    if (process.env.RECORD_HISTORY) await recordHistories(runDeploymentNow.id, process.env.RECORD_HISTORY);
 
     // Compliance reflects the result: only the failed update is still missing.
     await expect

@@ -1,0 +1,111 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { nextOccurrences } from '../../src/fleet/schedule.js';
+import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { scheduleIds } from '../../src/workflows/config.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
+
+/** A deployment's schedule is a real Temporal Schedule, kept in step with every change. */
+describe('deployment schedules on the real Temporal server', () => {
+  const settings = temporalSettings();
+  let api: ApiServer;
+  let worker: FleetWorker;
+  let running: Promise<void>;
+  let temporal: TemporalClient;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let token: string;
+  let machineId: string;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    // Runs started here find no agent: a short heartbeat timeout ends them quickly.
+    api = await startTestApi(settings, { databaseUrl: fresh.url, env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' } });
+    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger });
+    running = worker.run();
+    temporal = await connectTemporal(settings);
+    token = await tokenFor(database, 'OPERATOR');
+    const { secret } = await createEnrollmentKey(database.db, { description: 'schedules', expiresAt: null, maxUses: null, defaultTags: [] });
+    const agent = new AgentClient(api.url.replace('/graphql', ''));
+    const enrolled = await agent.enroll(secret, machineFacts({ hostname: 'sched-01' }));
+    agent.setCredential(enrolled.credential);
+    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
+    machineId = enrolled.machineId;
+  });
+
+  afterAll(async () => {
+    await worker.shutdown();
+    await running;
+    await temporal.close();
+    await api.close();
+    await database.close();
+    await drop();
+  });
+
+  async function mutate<T>(q: string, variables: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(api.url, q, { token, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  const input = (name: string, schedule: Record<string, unknown>) => ({ name, osType: 'LINUX', machineIds: [machineId], classifications: ['SECURITY'], windowMinutes: 30, schedule });
+  const nextYear = new Date().getUTCFullYear() + 1;
+  const describeSchedule = (id: string) => temporal.client.schedule.getHandle(scheduleIds.deployment(id)).describe();
+
+  it('follows update, pause, resume and delete', async () => {
+    const weekly = { startAt: `${nextYear}-01-04T03:00:00+01:00`, timeZone: 'Europe/Paris', recurrence: { frequency: 'WEEKLY', weekDays: ['MONDAY', 'THURSDAY'] } };
+    const { createDeployment } = await mutate<{ createDeployment: { id: string; nextRunAt: string; schedule: { description: string } } }>(
+      'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id nextRunAt schedule { description } } }',
+      { input: input('weekly patching', weekly) },
+    );
+    const id = createDeployment.id;
+    expect(createDeployment.nextRunAt).toBe(new Date(`${nextYear}-01-04T02:00:00Z`).toISOString());
+    expect(createDeployment.schedule.description).toMatch(/Monday.*Thursday.*03:00.*Europe\/Paris/);
+    expect((await describeSchedule(id)).spec.timezone).toBe('Europe/Paris');
+
+    const daily = { startAt: `${nextYear}-02-01T05:30:00Z`, timeZone: 'UTC', recurrence: { frequency: 'DAILY' } };
+    const { updateDeployment } = await mutate<{ updateDeployment: { nextRunAt: string } }>('mutation($id: ID!, $input: DeploymentInput!) { updateDeployment(id: $id, input: $input) { nextRunAt } }', { id, input: input('weekly patching', daily) });
+    expect(updateDeployment.nextRunAt).toBe(nextOccurrences({ startAt: new Date(daily.startAt), timeZone: 'UTC', recurrence: { frequency: 'DAILY', every: 1 }, endAt: null }, new Date(), 1)[0]!.toISOString());
+
+    const paused = await mutate<{ pauseDeployment: { paused: boolean; nextRunAt: string | null } }>('mutation($id: ID!) { pauseDeployment(id: $id) { paused nextRunAt } }', { id });
+    expect(paused.pauseDeployment).toEqual({ paused: true, nextRunAt: null });
+    expect((await describeSchedule(id)).state.paused).toBe(true);
+    await mutate('mutation($id: ID!) { resumeDeployment(id: $id) { paused } }', { id });
+    expect((await describeSchedule(id)).state.paused).toBe(false);
+
+    await mutate('mutation($id: ID!) { deleteDeployment(id: $id) }', { id });
+    await expect(describeSchedule(id)).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    expect((await graphql(api.url, 'query($id: ID!) { deployment(id: $id) { id } }', { token, variables: { id } })).data).toEqual({ deployment: null });
+  });
+
+  it('fires a recurring schedule more than once (three hours of an hourly schedule, backfilled)', async () => {
+    const { createDeployment } = await mutate<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+      input: input('hourly', { recurrence: { frequency: 'HOURLY' } }),
+    });
+    const id = createDeployment.id;
+    // As if the schedule had been created four hours ago (its first run is 30 minutes after
+    // creation), then backfilled: Temporal acts as if it had been running over the last three hours.
+    const handle = temporal.client.schedule.getHandle(scheduleIds.deployment(id));
+    const end = new Date();
+    await handle.update((previous) => ({ ...previous, spec: { ...previous.spec, startAt: new Date(end.getTime() - 4 * 3600_000) } }));
+    await handle.backfill({ start: new Date(end.getTime() - 3 * 3600_000 + 1000), end, overlap: ScheduleOverlapPolicy.ALLOW_ALL });
+    type Runs = { deployment: { runs: { totalCount: number; edges: Array<{ node: { trigger: string; status: string; machineRuns: Array<{ error: string | null }> } }> } } };
+    const runs = async () => (await graphql<Runs>(api.url, 'query($id: ID!) { deployment(id: $id) { runs { totalCount edges { node { trigger status machineRuns { error } } } } } }', { token, variables: { id } })).data!.deployment.runs;
+    await expect.poll(async () => (await runs()).edges.filter((e) => !['SCHEDULED', 'IN_PROGRESS'].includes(e.node.status)).length, { timeout: 60_000, interval: 500 }).toBe(3);
+    const done = await runs();
+    expect(done.totalCount).toBe(3);
+    for (const { node } of done.edges) {
+      expect(node).toMatchObject({ trigger: 'SCHEDULE', status: 'FAILED' });
+      // No agent answers for sched-01: each run says so.
+      expect(node.machineRuns[0]!.error).toMatch(/The agent stopped reporting/);
+    }
+  });
+});

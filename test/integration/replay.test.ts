@@ -1,0 +1,32 @@
+import fs from 'node:fs';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { workflowsPath } from '../../src/temporal/worker.js';
+
+/**
+ * Replays histories recorded from real runs (test/history_files/, recorded by the deployment
+ * end-to-end test with RECORD_HISTORY=test/history_files) against today's workflow code: a change
+ * that would break runs already in flight fails here, with Temporal's non-determinism error.
+ */
+describe('workflow code stays compatible with recorded runs', () => {
+  let workflowBundle: WorkflowBundleWithSourceMap;
+
+  beforeAll(async () => {
+    workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
+  });
+
+  for (const file of ['deploymentRun.json', 'machineRun.json']) {
+    it(`replays ${file} (a run with installs, a failed update, a reboot and the signal that ended it)`, async () => {
+      const history: unknown = JSON.parse(fs.readFileSync(new URL(`../history_files/${file}`, import.meta.url), 'utf8'));
+      await expect(Worker.runReplayHistory({ workflowBundle }, history)).resolves.toBeUndefined();
+    });
+  }
+
+  it('notices a change that would break a run in flight', async () => {
+    const history = JSON.parse(fs.readFileSync(new URL('../history_files/machineRun.json', import.meta.url), 'utf8')) as { events: Array<{ activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }> };
+    // The same history, as if the code had called another activity first: replay must refuse it.
+    const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
+    scheduled.activityTaskScheduledEventAttributes!.activityType!.name = 'somethingElse';
+    await expect(Worker.runReplayHistory({ workflowBundle }, history)).rejects.toThrow(/[Nn]ondetermin/);
+  });
+});
