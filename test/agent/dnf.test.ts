@@ -1,3 +1,4 @@
+import { parseOsRelease } from '../../src/agent/facts.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,7 +13,6 @@ import {
   normaliseSeverity,
   parseBootTime,
   parseCheckUpdate,
-  parseOsRelease,
   parseRepositoryProblems,
   parseUpdateinfoList,
   rebootPendingFrom,

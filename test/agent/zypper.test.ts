@@ -1,3 +1,4 @@
+import { rpmVersionCompare } from '../../src/agent/backends/rpm.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -14,7 +15,6 @@ import {
   parseRepositoryList,
   parseXml,
   repositoryProblemsFrom,
-  rpmVersionCompare,
   textContent,
   zypperBackend,
   type ZypperPatch,

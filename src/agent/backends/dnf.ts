@@ -2,6 +2,8 @@ import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../exec.js';
+import { parseOsRelease } from '../facts.js';
+import { rpmVersionCompare } from './rpm.js';
 import {
   BackendError,
   type AssessmentResult,
@@ -34,17 +36,6 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Pure functions (unit-tested on output captured from the real tools)
 
-export function parseOsRelease(text: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (!match) continue;
-    let value = match[2]!.trim();
-    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) value = value.slice(1, -1);
-    fields[match[1]!] = value.replace(/\\(["'$`\\])/g, '$1');
-  }
-  return fields;
-}
 
 /**
  * The $releasever dnf would use on that machine. dnf itself takes it from the release package
@@ -290,50 +281,9 @@ export function compareEvr(a: string, b: string): number {
   const x = split(a);
   const y = split(b);
   if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;
-  return rpmvercmp(x.version, y.version) || rpmvercmp(x.release, y.release);
+  return rpmVersionCompare(x.version, y.version) || rpmVersionCompare(x.release, y.release);
 }
 
-function rpmvercmp(a: string, b: string): number {
-  if (a === b) return 0;
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    while (i < a.length && !/[A-Za-z0-9~^]/.test(a[i]!)) i++;
-    while (j < b.length && !/[A-Za-z0-9~^]/.test(b[j]!)) j++;
-    if (a[i] === '~' || b[j] === '~') {
-      if (a[i] !== '~') return 1;
-      if (b[j] !== '~') return -1;
-      i++;
-      j++;
-      continue;
-    }
-    if (a[i] === '^' || b[j] === '^') {
-      if (i >= a.length) return -1;
-      if (j >= b.length) return 1;
-      if (a[i] !== '^') return 1;
-      if (b[j] !== '^') return -1;
-      i++;
-      j++;
-      continue;
-    }
-    if (i >= a.length || j >= b.length) break;
-    const numeric = /\d/.test(a[i]!);
-    const re = numeric ? /^\d+/ : /^[A-Za-z]+/;
-    const sa = re.exec(a.slice(i))?.[0] ?? '';
-    const sb = re.exec(b.slice(j))?.[0] ?? '';
-    if (sb === '') return numeric ? 1 : -1;
-    i += sa.length;
-    j += sb.length;
-    if (numeric) {
-      const na = sa.replace(/^0+/, '');
-      const nb = sb.replace(/^0+/, '');
-      if (na.length !== nb.length) return na.length < nb.length ? -1 : 1;
-    }
-    if (sa !== sb) return sa < sb ? -1 : 1;
-  }
-  if (i >= a.length && j >= b.length) return 0;
-  return i >= a.length ? -1 : 1;
-}
 
 /** Turns what the helper (or yum's text) found about one update into the agent's PendingUpdate. */
 export function toPendingUpdate(raw: {
