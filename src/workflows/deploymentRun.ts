@@ -33,8 +33,11 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   let failed = 0;
   let canceled = false;
 
+  // Children handle a cancel themselves (their machine runs end CANCELED) and return normally, so
+  // the scope's own state, not an exception, says whether the run was canceled.
+  const scope = new CancellationScope();
   try {
-    await CancellationScope.cancellable(async () => {
+    await scope.run(async () => {
       for (;;) {
         while (Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running: running.size, failed, remaining: queue.length }, begun.concurrency, threshold)) {
           const machine = queue.shift()!;
@@ -70,6 +73,7 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
     if (!isCancellation(error)) throw error;
     canceled = true;
   }
+  canceled ||= scope.consideredCancelled;
   return CancellationScope.nonCancellable(() =>
     steps.finishDeploymentRun({
       runId: begun.runId,

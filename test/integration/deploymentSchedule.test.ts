@@ -22,6 +22,7 @@ describe('deployment schedules on the real Temporal server', () => {
   let drop: () => Promise<void>;
   let token: string;
   let machineId: string;
+  let secondMachineId: string;
 
   beforeAll(async () => {
     const fresh = await freshDatabase();
@@ -39,6 +40,11 @@ describe('deployment schedules on the real Temporal server', () => {
     agent.setCredential(enrolled.credential);
     await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
     machineId = enrolled.machineId;
+    const second = new AgentClient(api.url.replace('/graphql', ''));
+    const enrolledSecond = await second.enroll(secret, machineFacts({ hostname: 'sched-02' }));
+    second.setCredential(enrolledSecond.credential);
+    await second.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
+    secondMachineId = enrolledSecond.machineId;
   });
 
   afterAll(async () => {
@@ -107,5 +113,34 @@ describe('deployment schedules on the real Temporal server', () => {
       // No agent answers for sched-01: each run says so.
       expect(node.machineRuns[0]!.error).toMatch(/The agent stopped reporting/);
     }
+  });
+
+  type RunView = { deploymentRun: { status: string; machineRuns: Array<{ machineName: string; status: string; error: string | null }> } };
+  const runView = async (id: string) => (await graphql<RunView>(api.url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { machineName status error } } }', { token, variables: { id } })).data!.deploymentRun;
+
+  it('starts one machine at a time and no new one once max failures is reached', async () => {
+    const { createDeployment } = await mutate<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+      input: { ...input('one at a time', {}), machineIds: [machineId, secondMachineId], maxConcurrent: { value: 1 }, maxFailures: { value: 50, unit: 'PERCENT' } },
+    });
+    const { runDeploymentNow } = await mutate<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
+    // Midway, only the first machine has started.
+    await expect.poll(async () => (await runView(runDeploymentNow.id)).machineRuns.map((m) => m.status), { timeout: 10_000, interval: 100 }).toEqual(['IN_PROGRESS', 'PENDING']);
+    await expect.poll(async () => (await runView(runDeploymentNow.id)).status, { timeout: 30_000, interval: 250 }).toBe('FAILED');
+    const run = await runView(runDeploymentNow.id);
+    expect(run.machineRuns[0]).toMatchObject({ machineName: 'sched-01', status: 'FAILED' });
+    expect(run.machineRuns[1]).toMatchObject({ machineName: 'sched-02', status: 'NOT_STARTED', error: expect.stringContaining("reaching the deployment's maximum failures") });
+  });
+
+  it('cancels a run: its machines end CANCELED and nothing is left waiting', async () => {
+    const { createDeployment } = await mutate<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: input('to cancel', {}) });
+    const { runDeploymentNow } = await mutate<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
+    await expect.poll(async () => (await runView(runDeploymentNow.id)).machineRuns.map((m) => m.status), { timeout: 10_000, interval: 100 }).toEqual(['IN_PROGRESS']);
+    await mutate('mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { id: runDeploymentNow.id });
+    await expect.poll(async () => (await runView(runDeploymentNow.id)).status, { timeout: 20_000, interval: 250 }).toBe('CANCELED');
+    expect((await runView(runDeploymentNow.id)).machineRuns[0]).toMatchObject({ status: 'CANCELED' });
+    const [job] = await database.sql`select canceled_at from agent_commands where kind = 'INSTALL' and machine_run_id = (select id from machine_runs where run_id = ${runDeploymentNow.id})`;
+    expect(job!.canceled_at).not.toBeNull();
+    const again = await graphql(api.url, 'mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { token, variables: { id: runDeploymentNow.id } });
+    expect(again.errors?.[0]).toMatchObject({ extensions: { code: 'CONFLICT' }, message: expect.stringContaining('already ended (CANCELED)') });
   });
 });
