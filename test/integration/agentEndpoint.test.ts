@@ -1,4 +1,6 @@
+import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
@@ -203,5 +205,25 @@ describe('the agent endpoint', () => {
     await expect(agent.checkIn(machineFacts())).rejects.toBeInstanceOf(ServerRefusal);
     const gone = await graphql(api.url, 'mutation($id: ID!) { setMachineManagement(machineId: $id, enabled: false) { id } }', { token: admin, variables: { id: machineId } });
     expect(gone.errors?.[0]).toMatchObject({ message: `No machine with id ${machineId}.`, extensions: { code: 'NOT_FOUND' } });
+  });
+
+  it('announces a new assessment on machineChanged, for one machine or all', async () => {
+    const key = await createKey({ description: 'subscribers' });
+    const agent = new AgentClient(base);
+    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
+    agent.setCredential(credential);
+    const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
+    type Changed = { machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number } };
+    const received = new Promise<Changed['machineChanged']>((resolve, reject) => {
+      client.subscribe<Changed>(
+        { query: 'subscription($id: ID) { machineChanged(machineId: $id) { id compliance criticalAndSecurityCount } }', variables: { id: machineId } },
+        { next: (message) => message.data && message.data.machineChanged.compliance !== 'NOT_ASSESSED' && resolve(message.data.machineChanged), error: reject, complete: () => undefined },
+      );
+    });
+    // The server subscribes once the socket is open; a report sent too early would be missed, so wait a moment.
+    await new Promise((r) => setTimeout(r, 300));
+    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
+    expect(await received).toEqual({ id: machineId, compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 1 });
+    await client.dispose();
   });
 });

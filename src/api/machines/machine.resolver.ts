@@ -1,5 +1,5 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { findAssessment, type MachineRow } from '../../db/machines.js';
+import type { MachineRow } from '../../db/machines.js';
 import type { Events } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
@@ -141,9 +141,8 @@ export class MachineResolver {
   }
 
   @FieldResolver(() => [RepositoryProblem], { description: 'Repositories the latest assessment could not read.' })
-  async repositoryProblems(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
-    if (!machine.latestAssessmentId) return [];
-    return (await findAssessment(ctx.services.database.db, machine.latestAssessmentId))?.repositoryProblems ?? [];
+  repositoryProblems(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).repositoryProblems(machine);
   }
 
   @FieldResolver(() => AssessmentError, { nullable: true })

@@ -2,6 +2,7 @@ import { queueAgentCommand } from '../../db/agentCommands.js';
 import {
   assessmentHistory,
   complianceSummary,
+  findAssessment,
   findMachine,
   findMachines,
   listMachines,
@@ -54,6 +55,12 @@ export class MachineService {
 
   pendingUpdates(machine: MachineRow) {
     return machine.latestAssessmentId ? pendingUpdatesOf(this.db, machine.latestAssessmentId) : Promise.resolve([]);
+  }
+
+  /** Repositories the latest assessment could not read. */
+  async repositoryProblems(machine: MachineRow) {
+    if (!machine.latestAssessmentId) return [];
+    return (await findAssessment(this.db, machine.latestAssessmentId))?.repositoryProblems ?? [];
   }
 
   history(machineId: string, page: { offset: number; limit: number }) {
