@@ -260,6 +260,17 @@ describe('update deployments on three machines', () => {
     expect(zypperAgent.output.slice(seen)).not.toContain('job ');
   });
 
+  it('never installs two deployments on the same machine at the same time', async () => {
+    // Two runs at once on debian-01, both with demo-broken (still missing there): the agent takes
+    // one job at a time, so the two attempts follow each other.
+    const [first, second] = await Promise.all(['at once - a', 'at once - b'].map((name) => startRun(name, { machineIds: [ids['debian-01']], rebootSetting: 'NEVER' })));
+    await Promise.all([waitForEnd(first!), waitForEnd(second!)]);
+    const attempts = await database.sql<Array<{ started_at: string; ended_at: string }>>`
+      select started_at, ended_at from update_results where name = 'demo-broken' and run_id in (${first!}, ${second!}) order by started_at`;
+    expect(attempts).toHaveLength(2);
+    expect(Date.parse(attempts[0]!.ended_at)).toBeLessThanOrEqual(Date.parse(attempts[1]!.started_at));
+  });
+
   it('answers invalid deployments with the field and the rule, and a duplicate name with CONFLICT', async () => {
     const attempt = async (input: Record<string, unknown>) => (await graphql(url, 'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { token: operator, variables: { input } })).errors?.[0];
     expect(await attempt(deploymentInput('critical and security'))).toMatchObject({ extensions: { code: 'CONFLICT', field: 'name' } });
