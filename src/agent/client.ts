@@ -71,8 +71,12 @@ export class AgentClient {
   }
 
   private async request<T>(method: string, path: string, body: unknown, timeoutMs: number, authenticated = true, signal?: AbortSignal): Promise<T> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? anySignal([signal, timeout]) : timeout;
+    // One controller per request, for the deadline and the caller's signal, released afterwards:
+    // listeners left on a long-lived signal would pile up over months of polling.
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     let response: Response;
     try {
       response = await fetch(this.base + path, {
@@ -82,13 +86,23 @@ export class AgentClient {
           ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: combined,
+        signal: controller.signal,
       });
     } catch (error) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) throw error;
       throw new ServerUnreachable(`${method} ${this.base}${path}: ${describeFetchError(error)}`);
     }
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new ServerUnreachable(`${method} ${this.base}${path}: the answer was cut off: ${describeFetchError(error)}`);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
     if (response.status >= 500) throw new ServerUnreachable(`${method} ${path}: the server answered ${response.status}`);
     let parsed: unknown;
     try {
@@ -108,17 +122,3 @@ function describeFetchError(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
 }
-
-/** AbortSignal.any() arrived in Node 20; agents also run on Node 18. */
-function anySignal(signals: AbortSignal[]): AbortSignal {
-  const controller = new AbortController();
-  for (const signal of signals) {
-    if (signal.aborted) {
-      controller.abort(signal.reason);
-      break;
-    }
-    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
-  }
-  return controller.signal;
-}
-

@@ -7,6 +7,7 @@ import { BackendError, type BackendContext, type PackageBackend } from './backen
 import { ServerRefusal, type AgentClient } from './client.js';
 import { readBootId } from './facts.js';
 import type { AgentLog } from './log.js';
+import { sleep } from './sleep.js';
 import type { InstallJob, JobEvents, JobLine, JobResult, JobUpdate, JobUpdateState } from './protocol.js';
 
 export interface JobDeps {
@@ -37,15 +38,6 @@ const KEEPALIVE_MS = 15_000;
 const FLUSH_MS = 500;
 const RETRY_MS = 2000;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}
 
 /**
  * Runs one install job: the selected updates in the planned order, each only if the window still

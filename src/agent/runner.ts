@@ -10,6 +10,7 @@ import { AgentRefused } from './errors.js';
 import type { AgentLog } from './log.js';
 import { InstallJobRunner } from './jobs.js';
 import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob } from './protocol.js';
+import { sleep, untilWoken } from './sleep.js';
 import { ReportSpool } from './spool.js';
 import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
 
@@ -48,16 +49,6 @@ const COMMAND_RETRY_MAX_MS = 5000;
 /** A held package manager lock: try the assessment again this much later. */
 const LOCKED_RETRY_MS = 60_000;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}
 
 /**
  * The agent on one machine: enrolls once, checks in, long-polls for commands, assesses on its
@@ -218,10 +209,7 @@ export class Agent {
     while (!signal.aborted) {
       const next = this.queue.shift();
       if (!next) {
-        await new Promise<void>((resolve) => {
-          this.wakeAssessor = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        await untilWoken(signal, (wake) => (this.wakeAssessor = wake));
         continue;
       }
       if (next.kind === 'install') {
