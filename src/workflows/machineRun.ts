@@ -45,9 +45,10 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
     // Until the window ends, plus the grace a running update gets, plus a margin for the result to arrive.
     startToCloseTimeout: Math.max(60_000, input.windowEndsAtMs + input.graceSeconds * 1000 + 120_000 - Date.now()),
     heartbeatTimeout: input.installHeartbeatSeconds * 1000,
-    // Never retried: a second attempt could install twice. The job id makes the agent resume, but a
-    // lost agent is reported, not papered over.
-    retry: { maximumAttempts: 1 },
+    // One retry: a worker that dies while handing the job over leaves an attempt that nobody
+    // completes. A retry installs nothing twice (the same job, resumed by its id) and only
+    // re-registers the task token; a second silence is reported as a lost agent.
+    retry: { maximumAttempts: 2, initialInterval: '1 second' },
   });
 
   let result;
