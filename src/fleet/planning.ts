@@ -374,10 +374,17 @@ export function resolveLimit(limit: Limit | null, total: number, fallback: numbe
   return Math.max(0, Math.ceil((total * limit.value) / 100 - 1e-9));
 }
 
-/** How many machine runs may run at once: the limit, by default all machines; at least 1, or nothing would ever start. */
+/** How many machine runs may run at once: the limit, by default all machines up to DEFAULT_MAX_CONCURRENT; at least 1, or nothing would ever start. */
 export function maxConcurrentMachines(limit: Limit | null, total: number): number {
-  return Math.max(1, resolveLimit(limit, total, total));
+  return Math.max(1, resolveLimit(limit, total, Math.min(total, DEFAULT_MAX_CONCURRENT)));
 }
+
+/**
+ * Without a limit, at most this many machines run at once. Measured (BENCHMARKS.md, deployment
+ * dispatch): a run starting 1,000 children at once stalls its parent workflow past Temporal's
+ * workflow task deadline on two cores and crashes the worker; batches of 100 go through.
+ */
+export const DEFAULT_MAX_CONCURRENT = 100;
 
 /**
  * Max failures: once this many machine runs have failed, start no new machine (the running ones

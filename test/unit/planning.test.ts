@@ -347,7 +347,9 @@ describe('rate control', () => {
   });
 
   it('runs every machine at once by default, and at least one machine whatever the limit', () => {
-    expect(maxConcurrentMachines(null, 250)).toBe(250);
+    expect(maxConcurrentMachines(null, 80)).toBe(80);
+    // Without a limit, a large run goes 100 machines at a time (a whole-fleet burst crashed the worker).
+    expect(maxConcurrentMachines(null, 250)).toBe(100);
     expect(maxConcurrentMachines(null, 0)).toBe(1);
     expect(maxConcurrentMachines({ value: 1, unit: 'PERCENT' }, 10)).toBe(1);
     expect(maxConcurrentMachines({ value: 0, unit: 'COUNT' }, 10)).toBe(1);

@@ -170,7 +170,7 @@ export class Deployment {
   @Field(() => RebootSetting)
   rebootSetting!: RebootSetting;
 
-  @Field(() => Limit, { nullable: true, description: 'At most this many machines at once (default: all).' })
+  @Field(() => Limit, { nullable: true, description: 'At most this many machines at once (default: all, up to 100 at a time).' })
   maxConcurrent!: Limit | null;
 
   @Field(() => Limit, { nullable: true, description: 'Start no new machine once this many have failed (default: no limit).' })
