@@ -187,17 +187,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     },
 
     /** Settles the machine run from its update results and what happened around them. */
-    async finishMachineRun(input: { machineRunId: string; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
+    async finishMachineRun(input: { machineRunId: string; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; jobFailed: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
       const machineRun = await findMachineRun(db, input.machineRunId);
       if (!machineRun) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
       if (machineRun.endedAt) return machineRun.status;
       const results = (await updateResultsOfRun(db, machineRun.runId)).filter((r) => r.machineRunId === machineRun.id);
       const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
-      const status: MachineRunStatus = input.canceled
-        ? 'CANCELED'
-        : input.error && !input.timedOut && !input.agentLost && !input.rebootFailed
-          ? 'FAILED'
-          : machineRunStatus(settled, { timedOut: input.timedOut, rebootFailed: input.rebootFailed, agentLost: input.agentLost });
+      const status = machineRunStatus(settled, input);
       const row = await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error });
       await log(machineRun.runId, machineRun.id, `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`);
       progress(machineRun.runId, { kind: 'MACHINE', machineRunId: machineRun.id });

@@ -30,7 +30,3 @@ export function saveIdentity(stateDir: string, identity: AgentIdentity): void {
   fs.writeFileSync(partial, JSON.stringify(identity, null, 2), { mode: 0o600 });
   fs.renameSync(partial, file);
 }
-
-export function forgetIdentity(stateDir: string): void {
-  fs.rmSync(path.join(stateDir, IDENTITY_FILE), { force: true });
-}

@@ -303,9 +303,6 @@ export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: s
   return db.select().from(runLogs).where(and(...conditions)).orderBy(asc(runLogs.id)).limit(query.limit);
 }
 
-export function runLogsByIds(db: Db, runId: string, from: number, to: number) {
-  return db.select().from(runLogs).where(and(eq(runLogs.runId, runId), sql`${runLogs.id} between ${from} and ${to}`)).orderBy(asc(runLogs.id));
-}
 
 /** Machine runs waiting for this machine to come back from a reboot. */
 export function rebootingMachineRuns(db: Db, machineId: string) {

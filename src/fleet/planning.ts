@@ -9,6 +9,7 @@
  * same updates the same way).
  */
 import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
+import type { RebootSetting } from '../agent/protocol.js';
 import type { OsType } from './compliance.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -23,7 +24,7 @@ export type { OsType };
  * the machine asks for it), NEVER (the machine then stays "reboot pending" and says so), ALWAYS,
  * REBOOT_ONLY (install nothing, just reboot). Same values as the agent protocol's.
  */
-export type RebootSetting = 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';
+export type { RebootSetting };
 
 /**
  * One update on one machine in a run: SUCCEEDED, FAILED, NOT_ATTEMPTED (the window had too little
@@ -413,8 +414,13 @@ export type MachineRunStatus = 'PENDING' | 'IN_PROGRESS' | 'REBOOTING' | 'SUCCEE
  * overran the window and its grace; else SUCCEEDED (NOT_ATTEMPTED and NOT_SELECTED updates do not
  * fail a machine: the window was honoured).
  */
-export function machineRunStatus(results: readonly UpdateResultStatus[], outcome: { timedOut: boolean; rebootFailed: boolean; agentLost: boolean }): MachineRunStatus {
-  if (results.includes('FAILED') || outcome.rebootFailed || outcome.agentLost) return 'FAILED';
+export function machineRunStatus(
+  results: readonly UpdateResultStatus[],
+  outcome: { timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled?: boolean; jobFailed?: boolean },
+): MachineRunStatus {
+  if (outcome.canceled) return 'CANCELED';
+  // jobFailed: the job could not run at all (assess-only agent, machine removed, hand-over failed).
+  if (results.includes('FAILED') || outcome.rebootFailed || outcome.agentLost || outcome.jobFailed) return 'FAILED';
   if (outcome.timedOut) return 'TIMED_OUT';
   return 'SUCCEEDED';
 }

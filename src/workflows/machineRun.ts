@@ -28,7 +28,7 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
   setHandler(agentReturnedSignal, ({ bootId }) => {
     returnedBootId = bootId;
   });
-  const finish = (outcome: { timedOut?: boolean; rebootFailed?: boolean; agentLost?: boolean; canceled?: boolean; rebootOutcome?: string | null; error?: string | null }) =>
+  const finish = (outcome: { timedOut?: boolean; rebootFailed?: boolean; agentLost?: boolean; canceled?: boolean; jobFailed?: boolean; rebootOutcome?: string | null; error?: string | null }) =>
     CancellationScope.nonCancellable(() =>
       steps.finishMachineRun({
         machineRunId: input.machineRunId,
@@ -36,6 +36,7 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
         rebootFailed: outcome.rebootFailed ?? false,
         agentLost: outcome.agentLost ?? false,
         canceled: outcome.canceled ?? false,
+        jobFailed: outcome.jobFailed ?? false,
         rebootOutcome: outcome.rebootOutcome ?? null,
         error: outcome.error ?? null,
       }),
@@ -62,10 +63,10 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
     }
     if (timeout !== undefined) return { status: await finish({ timedOut: true, error: 'The install ran past the maintenance window and its grace period.' }) };
     const message = error instanceof ActivityFailure && error.cause ? error.cause.message : error instanceof Error ? error.message : String(error);
-    return { status: await finish({ error: message }) };
+    return { status: await finish({ jobFailed: true, error: message }) };
   }
 
-  if (result.error) return { status: await finish({ error: result.error.message }) };
+  if (result.error) return { status: await finish({ jobFailed: true, error: result.error.message }) };
 
   let rebootOutcome = result.rebooting ? 'REBOOTED' : result.rebootRequired ? 'NOT_ALLOWED' : 'NOT_NEEDED';
   if (result.rebooting) {

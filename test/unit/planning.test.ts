@@ -385,6 +385,9 @@ describe('machine run status', () => {
 
   it('fails on a failed update, a failed reboot or a lost agent, before timing out', () => {
     expect(machineRunStatus(['SUCCEEDED', 'FAILED'], ok)).toBe('FAILED');
+    // A job that could not run at all (an assess-only agent) fails the machine run; a cancel wins over all.
+    expect(machineRunStatus(['NOT_ATTEMPTED'], { ...ok, jobFailed: true })).toBe('FAILED');
+    expect(machineRunStatus(['FAILED'], { ...ok, agentLost: true, canceled: true })).toBe('CANCELED');
     expect(machineRunStatus(['SUCCEEDED'], { ...ok, rebootFailed: true })).toBe('FAILED');
     expect(machineRunStatus(['SUCCEEDED'], { ...ok, agentLost: true })).toBe('FAILED');
     expect(machineRunStatus(['FAILED'], { ...ok, timedOut: true })).toBe('FAILED');
