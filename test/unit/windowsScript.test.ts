@@ -104,3 +104,21 @@ describe('windows.ps1 against the schema its documents are parsed with', () => {
     }
   });
 });
+
+describe('the Windows install script', () => {
+  const installer = fs.readFileSync(new URL('../../scripts/install-windows-agent.ps1', import.meta.url), 'utf8');
+  const cli = fs.readFileSync(new URL('../../src/agent/cli.ts', import.meta.url), 'utf8');
+
+  it('starts the agent with flags the agent has', () => {
+    const flags = [...new Set([...installer.matchAll(/'--([a-z-]+)'/g)].map((m) => m[1]!))];
+    expect(flags.sort()).toEqual(['enroll-key', 'server', 'state-dir']);
+    for (const flag of flags) expect(cli).toMatch(new RegExp(`\\s(?:'${flag}'|${flag}): \\{ type:`));
+    expect(installer).toContain("'run', '--server'");
+  });
+
+  it('keeps the state where the agent looks by default on Windows', () => {
+    expect(installer).toContain("[string]$StateDir = (Join-Path $env:ProgramData 'fleetpatch-agent')");
+    expect(cli).toContain("path.win32.join(env.ProgramData || 'C:\\\\ProgramData', 'fleetpatch-agent')");
+  });
+});
+
