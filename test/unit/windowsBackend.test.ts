@@ -135,6 +135,16 @@ describe('a failed search and a failed script', () => {
     expect(error.message).toContain('0x80070422: the Windows Update service (wuauserv) is disabled');
   });
 
+  it('says when PowerShell would not run the script at all, and why when it is the execution policy', () => {
+    const stderr =
+      'File C:\\ProgramData\\fleetpatch-agent\\work\\fleetpatch-wua-3f2a.ps1 cannot be loaded. The file C:\\ProgramData\\fleetpatch-agent\\work\\fleetpatch-wua-3f2a.ps1 is not digitally signed. You cannot run this script on the current system.\r\n    + CategoryInfo          : SecurityError: (:) [], ParentContainsErrorRecordException\r\n';
+    const error = backendError(() => parseScriptOutput(assessDocument, '', stderr));
+    expect(error.code).toBe('COMMAND_FAILED');
+    expect(error.message).toContain('is not digitally signed');
+    expect(error.message).toContain('overrides -ExecutionPolicy Bypass');
+    expect(backendError(() => parseScriptOutput(assessDocument, '')).message).toBe('The Windows Update script did not run: no output at all.');
+  });
+
   it('refuses output that is not a document, or a document that drifted from the schema', () => {
     expect(backendError(() => parseScriptOutput(assessDocument, 'Search : The term "Search" is not recognized')).code).toBe('UNPARSEABLE_OUTPUT');
     const drifted = JSON.parse(fixture('assess-wsus.json')) as { updates: Array<Record<string, unknown>> };

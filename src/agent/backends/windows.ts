@@ -211,6 +211,14 @@ export function assessmentOf(document: AssessDocument): AssessmentResult {
  * not fit is UNPARSEABLE_OUTPUT with the text, so an operator sees what the script said.
  */
 export function parseScriptOutput<T>(schema: ObjectSchema<T>, stdout: string, stderr = ''): T {
+  if (stdout.replace(/^\uFEFF/, '').trim() === '') {
+    // PowerShell refused the script before it ran: most often an execution policy set by group policy.
+    const said = stderr.split(/\r?\n/).find((line) => line.trim() !== '')?.trim() ?? 'no output at all';
+    const policy = /execution.?polic|not digitally signed|running scripts is disabled/i.test(stderr)
+      ? ' The execution policy forbids it: a group policy that sets AllSigned or RemoteSigned overrides -ExecutionPolicy Bypass; sign the script or exempt the agent.'
+      : '';
+    throw new BackendError('COMMAND_FAILED', `The Windows Update script did not run: ${said}.${policy}`, { output: stderr });
+  }
   let value: unknown;
   try {
     value = JSON.parse(stdout.replace(/^\uFEFF/, '').trim());
