@@ -195,7 +195,7 @@ export class InstallJobRunner {
       clearInterval(ticker);
       clearInterval(flusher);
     }
-    const pendingReboot = rebootRequired || (await backend.assess(ctx).then((r) => r.rebootPending).catch(() => false));
+    const pendingReboot = rebootRequired || (await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
     const rebooting = !timedOut && shouldReboot(this.job.rebootSetting, pendingReboot);
     this.line('agent', `job ${this.jobId} finished${timedOut ? ' (timed out)' : ''}; reboot ${rebooting ? 'now' : pendingReboot ? 'needed but not allowed' : 'not needed'}`);
     return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId: readBootId(this.deps.bootIdFile), timedOut, error: null };

@@ -13,7 +13,7 @@ import {
   windowsClassification,
   windowsSeverity,
 } from '../../src/agent/backends/windows.js';
-import { assessDocument, installDocument, lastInstallDocument } from '../../src/agent/backends/windowsDocument.js';
+import { assessDocument, installDocument, statusDocument } from '../../src/agent/backends/windowsDocument.js';
 
 // The Windows backend on recorded documents of its own script (test/fixtures/windows/): no
 // Windows machine is reachable here. The documents are what windows.ps1 prints for those machines.
@@ -153,7 +153,7 @@ describe('a failed search and a failed script', () => {
     const error = backendError(() => parseScriptOutput(assessDocument, JSON.stringify(drifted)));
     expect(error.code).toBe('UNPARSEABLE_OUTPUT');
     expect(error.message).toContain('document.updates[0]: unexpected property "kbIds"');
-    expect(backendError(() => parseScriptOutput(lastInstallDocument, fixture('install-succeeded.json'))).message).toContain('document: unexpected property "results"');
+    expect(backendError(() => parseScriptOutput(statusDocument, fixture('install-succeeded.json'))).message).toContain('document: unexpected property "results"');
   });
 });
 
@@ -248,7 +248,12 @@ describe('the backend, running a recorded PowerShell in place of Windows PowerSh
   });
 
   it('fingerprints by the last successful install time (the 15-minute look)', async () => {
-    expect(await windowsBackend.databaseFingerprint(ctx({ LastInstall: 'lastinstall.json' }))).toBe('2023-09-13T02:41:07Z');
+    expect(await windowsBackend.databaseFingerprint(ctx({ Status: 'status.json' }))).toBe('2023-09-13T02:41:07Z');
+  });
+
+  it('tells a pending reboot after an install job without a search', async () => {
+    expect(await windowsBackend.rebootPending!(ctx({ Status: 'status.json' }))).toBe(true);
+    expect(calls().slice(-1)[0]!.slice(-2)).toEqual(['-Mode', 'Status']);
   });
 
   it('installs one update by its WUA id before the deadline, streaming the progress lines', async () => {

@@ -58,7 +58,7 @@ describe('windows.ps1 against the schema its documents are parsed with', () => {
   const schemas = objectSchemas();
 
   it('finds the hashtables the script builds its documents from', () => {
-    // Assess, LastInstall, Install, fatal; update, classification, reboot, source (3), error, install result.
+    // Assess, Status, Install, fatal; update, classification, reboot, source (3), error, install result.
     expect(tables.length).toBeGreaterThanOrEqual(12);
     expect(schemas.map((s) => s.at)).toEqual(
       expect.arrayContaining(['assessDocument', 'assessDocument.updates', 'assessDocument.updates.classification', 'installDocument.results', 'assessDocument.searchError']),
@@ -83,9 +83,9 @@ describe('windows.ps1 against the schema its documents are parsed with', () => {
   });
 
   it('offers the modes the documents are for, and searches as the issue asks', () => {
-    expect(SCRIPT).toContain("[ValidateSet('Assess', 'LastInstall', 'Install')]");
+    expect(SCRIPT).toContain("[ValidateSet('Assess', 'Status', 'Install')]");
     expect(SCRIPT).toContain("$searcher.Search('IsInstalled=0 and IsHidden=0')");
-    for (const mode of ['Assess', 'LastInstall', 'Install']) expect(SCRIPT).toContain(`mode = '${mode}'`);
+    for (const mode of ['Assess', 'Status', 'Install']) expect(SCRIPT).toContain(`mode = '${mode}'`);
   });
 
   it('travels inside the single-file agent bundle', async () => {

@@ -93,6 +93,11 @@ export interface PackageBackend {
   installUpdate(ctx: BackendContext, update: PendingUpdate, onOutput: (line: string) => void, options?: InstallOptions): Promise<UpdateOutcome>;
   /** A cheap fingerprint of the package database (mtime/size): when it changes, assess again. */
   databaseFingerprint(ctx: BackendContext): Promise<string>;
+  /**
+   * Whether the machine needs a reboot, where the backend can tell without a full assessment
+   * (Windows: a WUA search takes minutes). Without it, the agent reads it from `assess`.
+   */
+  rebootPending?(ctx: BackendContext): Promise<boolean>;
 }
 
 export type BackendErrorCode =

@@ -9,7 +9,8 @@
   Modes:
     -Mode Assess       every applicable update not installed and not hidden, the machine's pending
                        reboot, the configured update source, the last successful install time.
-    -Mode LastInstall  only the last successful install time (the agent's 15-minute look).
+    -Mode Status       the last successful install time (the agent's 15-minute look) and the
+                       pending reboot, without a search: cheap enough to run often.
     -Mode Install -UpdateIds id,id -Deadline 2026-01-01T03:00:00Z
                        downloads and installs those updates in that order, one result per update;
                        starts no new update (and no install after a download) past the deadline.
@@ -19,7 +20,7 @@
   key per line in the hashtables that form the document.
 #>
 param(
-  [Parameter(Mandatory = $true)][ValidateSet('Assess', 'LastInstall', 'Install')][string]$Mode,
+  [Parameter(Mandatory = $true)][ValidateSet('Assess', 'Status', 'Install')][string]$Mode,
   [string[]]$UpdateIds = @(),
   [string]$Deadline = ''
 )
@@ -184,11 +185,12 @@ function Invoke-Assess {
   }
 }
 
-function Invoke-LastInstall {
+function Invoke-Status {
   return @{
     schemaVersion = $SchemaVersion
-    mode = 'LastInstall'
+    mode = 'Status'
     lastInstallSuccess = Get-LastInstallSuccess
+    rebootPending = Get-PendingReboot
   }
 }
 
@@ -279,7 +281,7 @@ function Invoke-Install {
 try {
   switch ($Mode) {
     'Assess' { $document = Invoke-Assess }
-    'LastInstall' { $document = Invoke-LastInstall }
+    'Status' { $document = Invoke-Status }
     'Install' { $document = Invoke-Install }
   }
   [Console]::Out.Write(($document | ConvertTo-Json -Depth 8 -Compress))

@@ -18,10 +18,11 @@ import {
   DocumentError,
   fatalDocument,
   installDocument,
-  lastInstallDocument,
+  statusDocument,
   type AssessDocument,
   type InstallDocument,
   type InstallResult,
+  type StatusDocument,
   type ObjectSchema,
   type UpdateRecord,
   type UpdateSource,
@@ -190,6 +191,11 @@ export function installOutcome(result: InstallResult, update: Pick<PendingUpdate
   return { status: 'FAILED', exitCode, errorText: `${what}: ${describeHResult(result.hresult, result.message)}`, installedVersion: null, rebootRequired };
 }
 
+/** Windows Update, Component Based Servicing or a pending file rename: any of them means a reboot is due. */
+export function anyRebootPending(pending: AssessDocument['rebootPending']): boolean {
+  return pending.windowsUpdate || pending.componentBasedServicing || pending.pendingFileRenameOperations;
+}
+
 /** The assessment from a document: updates, and a reboot pending for any of the three reasons. */
 export function assessmentOf(document: AssessDocument): AssessmentResult {
   if (document.searchError) {
@@ -201,8 +207,7 @@ export function assessmentOf(document: AssessDocument): AssessmentResult {
           : 'Check that this machine reaches Microsoft Update (directly or through its proxy), or set a WSUS server in group policy.'),
     );
   }
-  const { windowsUpdate, componentBasedServicing, pendingFileRenameOperations } = document.rebootPending;
-  return { rebootPending: windowsUpdate || componentBasedServicing || pendingFileRenameOperations, updates: pendingUpdatesOf(document), repositoryProblems: [] };
+  return { rebootPending: anyRebootPending(document.rebootPending), updates: pendingUpdatesOf(document), repositoryProblems: [] };
 }
 
 /**
@@ -242,7 +247,7 @@ export function parseScriptOutput<T>(schema: ObjectSchema<T>, stdout: string, st
 
 /** A full WUA search on a machine months behind can take this long; past it the search is stuck. */
 const ASSESS_TIMEOUT_MS = 60 * 60_000;
-const LAST_INSTALL_TIMEOUT_MS = 5 * 60_000;
+const STATUS_TIMEOUT_MS = 5 * 60_000;
 
 /** Windows PowerShell 5.1, on every Windows Server since 2016; FLEETPATCH_POWERSHELL names another. */
 export function powershellOf(env: NodeJS.ProcessEnv): string {
@@ -294,8 +299,17 @@ async function installUpdate(ctx: BackendContext, update: PendingUpdate, onOutpu
  * (Windows Update itself, an administrator, WSUS), which is when the agent assesses again.
  */
 async function databaseFingerprint(ctx: BackendContext): Promise<string> {
-  const run = await runScript(ctx, ['-Mode', 'LastInstall'], LAST_INSTALL_TIMEOUT_MS);
-  return parseScriptOutput(lastInstallDocument, run.stdout, run.stderr).lastInstallSuccess ?? 'never';
+  return (await status(ctx)).lastInstallSuccess ?? 'never';
+}
+
+async function status(ctx: BackendContext): Promise<StatusDocument> {
+  const run = await runScript(ctx, ['-Mode', 'Status'], STATUS_TIMEOUT_MS);
+  return parseScriptOutput(statusDocument, run.stdout, run.stderr);
+}
+
+/** Whether the machine needs a reboot, without the minutes a full search takes (asked after an install job). */
+async function rebootPending(ctx: BackendContext): Promise<boolean> {
+  return anyRebootPending((await status(ctx)).rebootPending);
 }
 
 export const windowsBackend: PackageBackend = {
@@ -303,4 +317,5 @@ export const windowsBackend: PackageBackend = {
   assess,
   installUpdate,
   databaseFingerprint,
+  rebootPending,
 };

@@ -106,18 +106,21 @@ export const updateRecord = object({
 
 export const updateSource = object({ kind: oneOf(['WSUS', 'MICROSOFT_UPDATE', 'WINDOWS_UPDATE']), url: nullable(string) });
 
+const rebootPending = object({ windowsUpdate: boolean, componentBasedServicing: boolean, pendingFileRenameOperations: boolean });
+
 export const assessDocument = object({
   schemaVersion: literal(1),
   mode: literal('Assess'),
   updates: array(updateRecord),
   /** The search itself failed (source unreachable): no list at all. */
   searchError: nullable(hresultError),
-  rebootPending: object({ windowsUpdate: boolean, componentBasedServicing: boolean, pendingFileRenameOperations: boolean }),
+  rebootPending,
   updateSource,
   lastInstallSuccess: nullable(string),
 });
 
-export const lastInstallDocument = object({ schemaVersion: literal(1), mode: literal('LastInstall'), lastInstallSuccess: nullable(string) });
+/** The cheap look: no search, only the last successful install time and the pending reboot. */
+export const statusDocument = object({ schemaVersion: literal(1), mode: literal('Status'), lastInstallSuccess: nullable(string), rebootPending });
 
 export const installResult = object({
   updateId: string,
@@ -139,10 +142,10 @@ export const fatalDocument = object({ schemaVersion: literal(1), mode: string, f
 export type UpdateRecord = Infer<typeof updateRecord>;
 export type UpdateSource = Infer<typeof updateSource>;
 export type AssessDocument = Infer<typeof assessDocument>;
-export type LastInstallDocument = Infer<typeof lastInstallDocument>;
+export type StatusDocument = Infer<typeof statusDocument>;
 export type InstallResult = Infer<typeof installResult>;
 export type InstallDocument = Infer<typeof installDocument>;
 export type FatalDocument = Infer<typeof fatalDocument>;
 
 /** Every object shape of the documents, for the test that holds the script to them. */
-export const DOCUMENT_SCHEMAS = { assessDocument, lastInstallDocument, installDocument, fatalDocument } as const;
+export const DOCUMENT_SCHEMAS = { assessDocument, statusDocument, installDocument, fatalDocument } as const;
