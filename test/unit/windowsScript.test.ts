@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -122,3 +123,45 @@ describe('the Windows install script', () => {
   });
 });
 
+
+// No PowerShell here, but a PowerShell grammar: tree-sitter's (the one VS Code ships, as WebAssembly).
+// Both scripts must parse without a syntax error, which is as far as a check can go without Windows.
+interface SyntaxNode {
+  type: string;
+  text: string;
+  isError: boolean;
+  isMissing: boolean;
+  startPosition: { row: number; column: number };
+  children: SyntaxNode[];
+}
+interface TreeSitter {
+  Parser: { init(): Promise<void>; new (): { setLanguage(language: unknown): void; parse(text: string): { rootNode: SyntaxNode } | null } };
+  Language: { load(input: Uint8Array): Promise<unknown> };
+}
+
+async function powershellSyntaxErrors(text: string): Promise<string[]> {
+  const require = createRequire(import.meta.url);
+  const { Parser, Language } = require('@vscode/tree-sitter-wasm') as TreeSitter;
+  await Parser.init();
+  const grammar = await Language.load(fs.readFileSync(require.resolve('@vscode/tree-sitter-wasm/wasm/tree-sitter-powershell.wasm')));
+  const parser = new Parser();
+  parser.setLanguage(grammar);
+  const errors: string[] = [];
+  const walk = (node: SyntaxNode) => {
+    if (node.isError || node.isMissing) errors.push(`line ${node.startPosition.row + 1}:${node.startPosition.column + 1}: ${node.isMissing ? `missing ${node.type}` : JSON.stringify(node.text.slice(0, 80))}`);
+    node.children.forEach(walk);
+  };
+  walk(parser.parse(text)!.rootNode);
+  return errors;
+}
+
+describe('PowerShell syntax', () => {
+  it('finds a syntax error where there is one (the check works)', async () => {
+    expect(await powershellSyntaxErrors('if ($x -eq ) { }\n$y = @{ a = 1')).not.toEqual([]);
+  });
+
+  it('parses windows.ps1 and install-windows-agent.ps1 without an error', async () => {
+    expect(await powershellSyntaxErrors(SCRIPT)).toEqual([]);
+    expect(await powershellSyntaxErrors(fs.readFileSync(new URL('../../scripts/install-windows-agent.ps1', import.meta.url), 'utf8'))).toEqual([]);
+  });
+});

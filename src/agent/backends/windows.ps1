@@ -241,7 +241,7 @@ function Invoke-Install {
         $download = $downloader.Download()
         if ($download.ResultCode -ne 2 -and $download.ResultCode -ne 3) {
           $entry.resultCode = [int]$download.ResultCode
-          $entry.hresult = Format-HResult $download.GetUpdateResult(0).HResult
+          $entry.hresult = Format-HResult ($download.GetUpdateResult(0).HResult)
           $entry.message = 'The download failed.'
           continue
         }
