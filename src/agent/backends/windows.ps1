@@ -11,7 +11,7 @@
                        reboot, the configured update source, the last successful install time.
     -Mode Status       the last successful install time (the agent's 15-minute look) and the
                        pending reboot, without a search: cheap enough to run often.
-    -Mode Install -UpdateIds id,id -Deadline 2026-01-01T03:00:00Z
+    -Mode Install -UpdateIds id[,id...] -Deadline 2026-01-01T03:00:00Z
                        downloads and installs those updates in that order, one result per update;
                        starts no new update (and no install after a download) past the deadline.
 
@@ -26,13 +26,23 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
-# A pipe gets the OEM code page by default: titles in other languages would arrive garbled.
-[Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false
-
 $SchemaVersion = 1
 
+# UTF-8 bytes straight to the standard streams: through [Console] a pipe gets the OEM code page
+# (titles in other languages would arrive garbled), and setting [Console]::OutputEncoding fails
+# when there is no console at all, as under a service.
+$Utf8 = New-Object System.Text.UTF8Encoding $false
+$StandardOutput = [Console]::OpenStandardOutput()
+$StandardError = [Console]::OpenStandardError()
+
+function Write-Utf8($stream, [string]$text) {
+  $bytes = $Utf8.GetBytes($text)
+  $stream.Write($bytes, 0, $bytes.Length)
+  $stream.Flush()
+}
+
 function Write-Progress-Line([string]$text) {
-  [Console]::Error.WriteLine($text)
+  Write-Utf8 $StandardError "$text`n"
 }
 
 function ConvertTo-IsoTime($value) {
@@ -40,7 +50,9 @@ function ConvertTo-IsoTime($value) {
   if ($null -eq $value) { return $null }
   $date = [DateTime]$value
   if ($date.Year -lt 2000) { return $null }
-  return $date.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+  # WUA's dates are UTC already (Kind Unspecified): only a local one is converted.
+  if ($date.Kind -eq [DateTimeKind]::Local) { $date = $date.ToUniversalTime() }
+  return $date.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture)
 }
 
 function ConvertTo-StringArray($collection) {
@@ -207,17 +219,19 @@ function New-InstallResult([string]$updateId, $update) {
 }
 
 function Invoke-Install {
-  if ($UpdateIds.Count -eq 0) { throw 'Install needs -UpdateIds: the WUA update ids to install.' }
+  # Under -File an array parameter arrives as one string: "id1,id2" is split here.
+  $ids = @($UpdateIds | ForEach-Object { $_ -split ',' } | ForEach-Object { $_.Trim() } | Where-Object { $_ })
+  if ($ids.Count -eq 0) { throw 'Install needs -UpdateIds: the WUA update ids to install.' }
   $deadlineUtc = [DateTime]::MaxValue
   if ($Deadline) { $deadlineUtc = [DateTime]::Parse($Deadline, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::AdjustToUniversal) }
   $session = New-Session
   $searcher = $session.CreateUpdateSearcher()
-  Write-Progress-Line "searching for $($UpdateIds.Count) update(s)"
+  Write-Progress-Line "searching for $($ids.Count) update(s)"
   $byId = @{}
   foreach ($update in $searcher.Search('IsInstalled=0').Updates) { $byId[[string]$update.Identity.UpdateID] = $update }
 
   $results = New-Object System.Collections.Generic.List[object]
-  foreach ($id in $UpdateIds) {
+  foreach ($id in $ids) {
     $update = $byId[$id]
     $entry = New-InstallResult $id $update
     $results.Add($entry)
@@ -284,7 +298,7 @@ try {
     'Status' { $document = Invoke-Status }
     'Install' { $document = Invoke-Install }
   }
-  [Console]::Out.Write(($document | ConvertTo-Json -Depth 8 -Compress))
+  Write-Utf8 $StandardOutput ($document | ConvertTo-Json -Depth 8 -Compress)
   exit 0
 } catch {
   # The whole script failed (WUA service disabled, COM not registered): one document that says so.
@@ -293,6 +307,6 @@ try {
     mode = $Mode
     fatal = ConvertTo-ErrorRecord $_.Exception
   }
-  [Console]::Out.Write(($failure | ConvertTo-Json -Depth 8 -Compress))
+  Write-Utf8 $StandardOutput ($failure | ConvertTo-Json -Depth 8 -Compress)
   exit 1
 }
