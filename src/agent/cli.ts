@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { version } from '../version.js';
 import { runAssessment } from './assess.js';
 import { detectBackend } from './backends/index.js';
+import { writeWindowsBootId } from './backends/windowsFacts.js';
 import { gatherFacts } from './facts.js';
 import { createAgentLog } from './log.js';
 import { AgentRefused } from './errors.js';
@@ -22,16 +23,43 @@ const USAGE = `fleetpatch agent: the program on each managed machine
       One assessment of this machine (or of the system under DIR), printed; no server needed.
 
   --root DIR         manage the system installed under DIR (default /)
-  --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent)
+  --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent;
+                     Windows: %ProgramData%\\fleetpatch-agent)
   --assess-only      refuse install jobs (what \`fleetpatch dev\` runs for its own machine)
-  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id)
+  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id; Windows:
+                     the agent writes the boot time to <state-dir>\\boot-id)
   --reboot-command C how to reboot when a deployment calls for it (sh -c; default
-                     "shutdown -r +1 'fleetpatch: rebooting after installing updates'")`;
+                     "shutdown -r +1 'fleetpatch: rebooting after installing updates'"; Windows: cmd /c,
+                     'shutdown /r /t 60 /d p:2:17 /c "fleetpatch: rebooting after installing updates"')`;
 
 const DEFAULT_STATE_DIR = '/var/lib/fleetpatch-agent';
 const DEFAULT_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
 /** A minute's notice lets logged-in users see why; the agent has reported its result by then. */
 const DEFAULT_REBOOT_COMMAND = "shutdown -r +1 'fleetpatch: rebooting after installing updates'";
+
+export interface AgentDefaults {
+  stateDir: string;
+  /** On Windows, a file the agent writes at start (Windows has no boot id file of its own). */
+  bootIdFile: string;
+  bootIdWrittenByAgent: boolean;
+  rebootCommand: string;
+}
+
+/**
+ * Where the agent keeps its state and how it reboots, per platform. Windows: under ProgramData
+ * (readable by SYSTEM and Administrators only), and `shutdown /r` with a minute's notice and the
+ * planned reason "Operating System: Hot fix" (p:2:17), so the event log says why it restarted.
+ */
+export function agentDefaults(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): AgentDefaults {
+  if (platform !== 'win32') return { stateDir: DEFAULT_STATE_DIR, bootIdFile: DEFAULT_BOOT_ID_FILE, bootIdWrittenByAgent: false, rebootCommand: DEFAULT_REBOOT_COMMAND };
+  const stateDir = path.win32.join(env.ProgramData || 'C:\\ProgramData', 'fleetpatch-agent');
+  return {
+    stateDir,
+    bootIdFile: path.win32.join(stateDir, 'boot-id'),
+    bootIdWrittenByAgent: true,
+    rebootCommand: 'shutdown /r /t 60 /d p:2:17 /c "fleetpatch: rebooting after installing updates"',
+  };
+}
 
 export async function agentCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -42,16 +70,17 @@ export async function agentCommand(argv: string[]): Promise<void> {
 }
 
 async function runCommand(argv: string[]): Promise<void> {
+  const defaults = agentDefaults();
   const { values } = parseArgs({
     args: argv,
     options: {
       server: { type: 'string' },
       'enroll-key': { type: 'string' },
-      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      'state-dir': { type: 'string' },
       root: { type: 'string', default: '/' },
       'assess-only': { type: 'boolean', default: false },
-      'boot-id-file': { type: 'string', default: DEFAULT_BOOT_ID_FILE },
-      'reboot-command': { type: 'string', default: DEFAULT_REBOOT_COMMAND },
+      'boot-id-file': { type: 'string' },
+      'reboot-command': { type: 'string', default: defaults.rebootCommand },
       'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
@@ -60,15 +89,21 @@ async function runCommand(argv: string[]): Promise<void> {
   const log = createAgentLog(values['log-level'] as 'info');
   const controller = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  const stateDir = path.resolve(values['state-dir'] ?? defaults.stateDir);
+  let bootIdFile = values['boot-id-file'];
+  if (bootIdFile === undefined) {
+    bootIdFile = defaults.bootIdWrittenByAgent ? path.join(stateDir, 'boot-id') : defaults.bootIdFile;
+    if (defaults.bootIdWrittenByAgent) writeWindowsBootId(bootIdFile);
+  }
   log('info', 'agent starting', { version, server: values.server, root: values.root, assessOnly: values['assess-only'] });
   await Agent.start(
     {
       server: values.server,
       enrollKey: values['enroll-key'],
-      stateDir: path.resolve(values['state-dir']),
+      stateDir,
       root: path.resolve(values.root),
       assessOnly: values['assess-only'],
-      bootIdFile: values['boot-id-file'],
+      bootIdFile,
       rebootCommand: values['reboot-command'],
       env: process.env,
       log,

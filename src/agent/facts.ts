@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { gatherWindowsFacts } from './backends/windowsFacts.js';
 import type { Environment, MachineFacts } from './protocol.js';
 
 /** Reads a file under the managed root; undefined when absent. Never falls back to the host's file. */
@@ -111,9 +112,12 @@ export interface FactOptions {
   agentVersion: string;
   packageManager: string | null;
   bootIdFile: string;
+  /** process.platform unless a test says otherwise. */
+  platform?: NodeJS.Platform;
 }
 
 export function gatherFacts(options: FactOptions): MachineFacts {
+  if ((options.platform ?? process.platform) === 'win32') return gatherWindowsFacts(options);
   const { root } = options;
   const release = readOsRelease(root);
   const hostname = (readUnder(root, 'etc/hostname') ?? '').trim() || os.hostname();

@@ -195,7 +195,7 @@ export class InstallJobRunner {
       clearInterval(ticker);
       clearInterval(flusher);
     }
-    const pendingReboot = rebootRequired || (await backend.assess(ctx).then((r) => r.rebootPending).catch(() => false));
+    const pendingReboot = rebootRequired || (await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
     const rebooting = !timedOut && shouldReboot(this.job.rebootSetting, pendingReboot);
     this.line('agent', `job ${this.jobId} finished${timedOut ? ' (timed out)' : ''}; reboot ${rebooting ? 'now' : pendingReboot ? 'needed but not allowed' : 'not needed'}`);
     return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId: readBootId(this.deps.bootIdFile), timedOut, error: null };
@@ -207,7 +207,7 @@ export class InstallJobRunner {
 
   private async installOne(update: JobUpdate) {
     try {
-      const outcome = await this.deps.backend.installUpdate(this.deps.ctx, update, (text) => this.line('stdout', text));
+      const outcome = await this.deps.backend.installUpdate(this.deps.ctx, update, (text) => this.line('stdout', text), { deadline: new Date(this.job.deadline) });
       return { ...outcome, reason: null };
     } catch (error) {
       // A held lock or a crashed package manager fails this update, precisely; the others go on.
@@ -221,7 +221,8 @@ export class InstallJobRunner {
 
   private reboot(): void {
     this.deps.log('info', 'rebooting the machine', { command: this.deps.rebootCommand });
-    const child = spawn('/bin/sh', ['-c', this.deps.rebootCommand], { detached: true, stdio: 'ignore', env: this.deps.ctx.env });
+    // shell: /bin/sh -c on Linux, cmd.exe /d /s /c on Windows (`shutdown /r ...`).
+    const child = spawn(this.deps.rebootCommand, { shell: true, detached: true, stdio: 'ignore', env: this.deps.ctx.env });
     child.unref();
   }
 }

@@ -15,3 +15,14 @@ export function enrollmentRefusal(key: EnrollmentKeyState | undefined, now: Date
   }
   return null;
 }
+
+/**
+ * Windows client editions (Windows 10, 11) are refused: the seed supports Windows Server only. The
+ * agent sends the edition's product name as osName ("Windows Server 2022 Datacenter", "Windows 11
+ * Pro"); Azure Stack HCI is a server operating system under another name.
+ */
+export function editionRefusal(facts: { osType: 'LINUX' | 'WINDOWS'; osName: string }): string | null {
+  if (facts.osType !== 'WINDOWS') return null;
+  if (/\bWindows Server\b|\bAzure Stack HCI\b/i.test(facts.osName)) return null;
+  return `${facts.osName} is a Windows client edition, and fleetpatch manages Windows Server only: client operating systems are not supported. Enroll a Windows Server machine instead.`;
+}

@@ -84,14 +84,16 @@ function globMatch(text: string, pattern: string): boolean {
   return p === pattern.length;
 }
 
-const KB_ID = /^KB\d+$/i;
+/** A Windows update's name: its KB id, with its update id after it when two updates share the KB. */
+const KB_NAME = /^(KB\d+)(?: \([^)]*\))?$/i;
 
 function nameMatches(name: string, pattern: string): boolean {
   if (globMatch(name, pattern)) return true;
-  if (!KB_ID.test(name)) return false;
-  // Windows: KB ids compare case-insensitively, and a bare number means that KB.
-  const kbPattern = /^\d/.test(pattern) ? `KB${pattern}` : pattern;
-  return globMatch(name.toUpperCase(), kbPattern.toUpperCase());
+  const kbName = KB_NAME.exec(name);
+  if (!kbName) return false;
+  // Windows: KB ids compare case-insensitively, a bare number means that KB, and a KB names every update of it.
+  const kbPattern = (/^\d/.test(pattern) ? `KB${pattern}` : pattern).toUpperCase();
+  return globMatch(kbName[1]!.toUpperCase(), kbPattern) || globMatch(name.toUpperCase(), kbPattern);
 }
 
 /**
@@ -100,8 +102,9 @@ function nameMatches(name: string, pattern: string): boolean {
  *   as Linux package names are;
  * - `name=version`: the name (wildcards allowed) and exactly that available version, to pin one
  *   release (`openssl=3.0.2-0ubuntu1.12`);
- * - a Windows KB id, `KB5031356` or `5031356`, matching the update of that KB (Windows updates are
- *   named by their KB id) case-insensitively, wildcards allowed (`KB503*`).
+ * - a Windows KB id, `KB5031356` or `5031356`, matching the updates of that KB (Windows updates are
+ *   named by their KB id; a second update of the same KB is "KB5031356 (<update id>)")
+ *   case-insensitively, wildcards allowed (`KB503*`).
  * An empty pattern matches nothing.
  */
 export function matchesPattern(update: Pick<PendingUpdate, 'name' | 'availableVersion'>, pattern: string): boolean {

@@ -4,6 +4,7 @@ import { readOsRelease } from '../facts.js';
 import { aptBackend } from './apt.js';
 import { dnfBackend, yumBackend } from './dnf.js';
 import type { PackageBackend } from './types.js';
+import { windowsBackend } from './windows.js';
 import { zypperBackend } from './zypper.js';
 
 function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
@@ -12,9 +13,12 @@ function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
 
 /**
  * The package manager of the system under `root`, from what is inside it (its os-release and
- * package databases), as it would be found on `/`. undefined when there is none we drive.
+ * package databases), as it would be found on `/`. undefined when there is none we drive. On Windows:
+ * the Windows Update Agent.
  */
-export function detectBackend(root: string, env: NodeJS.ProcessEnv = process.env): PackageBackend | undefined {
+export function detectBackend(root: string, env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): PackageBackend | undefined {
+  // Windows has one update mechanism, the Windows Update Agent; --root has no meaning there.
+  if (platform === 'win32') return windowsBackend;
   const release = readOsRelease(root);
   const family = `${release.ID ?? ''} ${release.ID_LIKE ?? ''}`.toLowerCase();
   const has = (file: string) => fs.existsSync(path.join(root, file));

@@ -77,6 +77,11 @@ export interface BackendContext {
   workDir: string;
 }
 
+export interface InstallOptions {
+  /** The maintenance window's end: a backend that downloads first (Windows) starts no install past it. */
+  deadline?: Date;
+}
+
 export interface PackageBackend {
   readonly name: 'apt' | 'dnf' | 'yum' | 'zypper' | 'windows';
   /** Refreshes repository metadata, then lists every pending update. */
@@ -85,9 +90,14 @@ export interface PackageBackend {
    * Installs one update (to `update.availableVersion`), streaming the package manager's output
    * lines. Resolves with FAILED for a failing install; throws BackendError for LOCKED and the like.
    */
-  installUpdate(ctx: BackendContext, update: PendingUpdate, onOutput: (line: string) => void): Promise<UpdateOutcome>;
+  installUpdate(ctx: BackendContext, update: PendingUpdate, onOutput: (line: string) => void, options?: InstallOptions): Promise<UpdateOutcome>;
   /** A cheap fingerprint of the package database (mtime/size): when it changes, assess again. */
   databaseFingerprint(ctx: BackendContext): Promise<string>;
+  /**
+   * Whether the machine needs a reboot, where the backend can tell without a full assessment
+   * (Windows: a WUA search takes minutes). Without it, the agent reads it from `assess`.
+   */
+  rebootPending?(ctx: BackendContext): Promise<boolean>;
 }
 
 export type BackendErrorCode =

@@ -3,6 +3,7 @@ import { takeAgentCommands } from '../../db/agentCommands.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type MachineRow } from '../../db/machines.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
+import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 
@@ -28,6 +29,8 @@ export class AgentService {
   }
 
   async enroll(enrollmentKey: string, facts: MachineFacts) {
+    const refusal = editionRefusal(facts);
+    if (refusal) return { enrolled: false as const, reason: refusal };
     const outcome = await enrollMachine(this.db, enrollmentKey, facts, this.services.now());
     if (outcome.enrolled) this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id });
     return outcome;
