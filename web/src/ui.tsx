@@ -3,7 +3,7 @@ import type { CombinedError } from 'urql';
 import { problemsOf } from './client';
 
 /** The domain's words as an operator reads them: NON_COMPLIANT → Non-compliant. */
-export const words = (value: string | null | undefined) => (value ? value.charAt(0) + value.slice(1).toLowerCase().replace(/_/g, ' ') : '—');
+export const words = (value: string | null | undefined) => (value ? (value.charAt(0) + value.slice(1).toLowerCase().replace(/_/g, ' ')).replace(/^Non /, 'Non-') : '—');
 
 const TONES: Record<string, string> = {
   COMPLIANT: 'good', READY: 'good', SUCCEEDED: 'good',
