@@ -204,10 +204,17 @@ describe('the web console', () => {
     await failed.scrollIntoViewIfNeeded();
     await shot('09-run-failed-update');
 
+    // The machine's page lists the run it took part in, with how it went for that machine.
+    await debian.getByRole('link', { name: 'debian-01', exact: true }).click();
+    const runs = page.getByRole('region', { name: 'Deployment runs' });
+    await runs.waitFor();
+    expect(await runs.locator('tbody tr').first().locator('td').allInnerTexts()).toEqual(['critical and security from the console', expect.any(String), 'Partially failed', 'Failed']);
+    await shot('10-machine-after-run');
+
     await page.getByRole('link', { name: 'Deployments', exact: true }).click();
     const row = page.locator('tr', { hasText: 'critical and security from the console' });
     await expect.poll(() => row.getByRole('link', { name: /Last run of .*: Partially failed/ }).count()).toBe(1);
-    await shot('10-deployments');
+    await shot('11-deployments');
   });
 
   it('stays usable in a narrow window: the menu folds behind a button that works from the keyboard', async () => {
@@ -220,7 +227,7 @@ describe('the web console', () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview' }).waitFor({ state: 'visible' });
     // The page itself does not scroll sideways; the table scrolls in its own box.
     expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
-    await shot('11-narrow-computers');
+    await shot('12-narrow-computers');
   });
 
   it('explains a disconnected agent in its readiness cell: why, and since when', async () => {
@@ -237,6 +244,6 @@ describe('the web console', () => {
     const cell = row.locator('.readiness');
     expect(await cell.locator('.badge').textContent()).toBe('Disconnected');
     expect(await cell.locator('.reason').textContent()).toMatch(/last heard .*ago/);
-    await shot('12-disconnected-agent');
+    await shot('13-disconnected-agent');
   });
 });
