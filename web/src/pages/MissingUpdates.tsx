@@ -9,23 +9,33 @@ const MISSING = `query Missing($filter: MissingUpdateFilter, $first: Int, $after
     edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } }
   }
 }`;
-// The API counts the machines missing each update; which ones, the console reads from their pending updates.
-const MACHINES_MISSING = `query MachinesMissing($os: OsType) { machines(first: 500, filter: { osType: $os }) { edges { node { id name compliance pendingUpdates { name availableVersion } } } } }`;
+const MACHINES_MISSING = `query MachinesMissing($name: String, $classification: [Classification!]) {
+  missingUpdates(filter: { nameContains: $name, classification: $classification }, first: 500) { edges { node { name
+    machines(first: 500) { totalCount edges { node { id name compliance agentReadiness } } } } } }
+}`;
 
 const CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
 const PAGE_SIZE = 50;
 
 interface Missing { name: string; classification: string; severity: string | null; availableVersions: string[]; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; machineCount: number }
 
-function MachinesMissing({ name }: { name: string }) {
-  const [{ data, error }] = useQuery<{ machines: { edges: Array<{ node: { id: string; name: string; compliance: string; pendingUpdates: Array<{ name: string; availableVersion: string }> } }> } }>({ query: MACHINES_MISSING });
+/** The machines missing one update (by name and classification), each linking to its page. */
+function MachinesMissing({ update }: { update: Missing }) {
+  const [{ data, error }] = useQuery<{ missingUpdates: { edges: Array<{ node: { name: string; machines: { totalCount: number; edges: Array<{ node: { id: string; name: string; compliance: string; agentReadiness: string } }> } } }> } }>({
+    query: MACHINES_MISSING,
+    variables: { name: update.name, classification: [update.classification] },
+  });
   if (error) return <Problems error={error} />;
   if (!data) return <Loading what="machines" />;
-  const missing = data.machines.edges.map((e) => e.node).filter((m) => m.pendingUpdates.some((u) => u.name === name));
+  const machines = data.missingUpdates.edges.find((e) => e.node.name === update.name)?.node.machines;
+  if (!machines) return <p className="muted">No machine misses it any more.</p>;
   return (
-    <ul className="machine-list">
-      {missing.map((m) => <li key={m.id}><Link to={`/computers/${m.id}`}>{m.name}</Link> <Badge value={m.compliance} /> <span className="muted small">{m.pendingUpdates.find((u) => u.name === name)?.availableVersion}</span></li>)}
-    </ul>
+    <>
+      <ul className="machine-list" aria-label={`Machines missing ${update.name}`}>
+        {machines.edges.map(({ node: m }) => <li key={m.id}><Link to={`/computers/${m.id}`}>{m.name}</Link> <Badge value={m.compliance} /> <Badge value={m.agentReadiness} /></li>)}
+      </ul>
+      {machines.totalCount > machines.edges.length && <p className="muted small">And {machines.totalCount - machines.edges.length} more.</p>}
+    </>
   );
 }
 
@@ -67,7 +77,7 @@ export function MissingUpdatesPage() {
               <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Severity</th><th scope="col">Available</th><th scope="col">Advisories and CVEs</th><th scope="col">Machines missing it</th></tr></thead>
               <tbody>
                 {rows.map((u) => (
-                  <Fragment key={u.name}>
+                  <Fragment key={`${u.name}.${u.classification}`}>
                     <tr>
                       <td>{u.name}{u.rebootSuggested && <span className="muted small"> (may need a reboot)</span>}</td>
                       <td><Badge value={u.classification} /></td>
@@ -75,12 +85,12 @@ export function MissingUpdatesPage() {
                       <td className="small">{u.availableVersions.join(', ')}</td>
                       <td className="small">{[...u.advisoryIds, ...u.cveIds].join(', ') || '—'}</td>
                       <td>
-                        <button className="link-button" aria-expanded={open === u.name} aria-controls={`missing-${u.name}`} onClick={() => setOpen(open === u.name ? null : u.name)}>
+                        <button className="link-button" aria-expanded={open === `${u.name}.${u.classification}`} aria-controls={`missing-${u.name}-${u.classification}`} onClick={() => setOpen(open === `${u.name}.${u.classification}` ? null : `${u.name}.${u.classification}`)}>
                           {u.machineCount} machine{u.machineCount === 1 ? '' : 's'}
                         </button>
                       </td>
                     </tr>
-                    {open === u.name && <tr id={`missing-${u.name}`}><td colSpan={6}><MachinesMissing name={u.name} /></td></tr>}
+                    {open === `${u.name}.${u.classification}` && <tr id={`missing-${u.name}-${u.classification}`}><td colSpan={6}><MachinesMissing update={u} /></td></tr>}
                   </Fragment>
                 ))}
               </tbody>
