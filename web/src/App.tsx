@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, type FormEvent, type ReactElement } from 'react';
+import { useCallback, useEffect, useMemo, useState, type FormEvent, type ReactElement } from 'react';
 import { Provider } from 'urql';
 import { createApiClient, isUnauthenticated, problemsOf, storedToken, storeToken } from './client';
 import { ComputersPage } from './pages/Computers';
@@ -19,8 +19,12 @@ const NAV = [
 
 export function App() {
   const [token, setToken] = useState<string | null>(storedToken);
+  const signOut = useCallback(() => {
+    storeToken(null);
+    setToken(null);
+  }, []);
   if (!token) return <SignIn onSignedIn={(t) => { storeToken(t); setToken(t); }} />;
-  return <Console token={token} onSignOut={() => { storeToken(null); setToken(null); }} />;
+  return <Console token={token} onSignOut={signOut} />;
 }
 
 /** Signs in with an API token (`fleetpatch dev` prints the admin token), checked against the API before it is kept. */
@@ -57,7 +61,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
 }
 
 function Console({ token, onSignOut }: { token: string; onSignOut: () => void }) {
-  const api = useMemo(() => createApiClient(token), [token]);
+  const api = useMemo(() => createApiClient(token, onSignOut), [token, onSignOut]);
   useEffect(() => () => api.close(), [api]);
   const { path } = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);

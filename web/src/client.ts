@@ -1,5 +1,5 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { cacheExchange, Client, fetchExchange, subscriptionExchange, type CombinedError } from 'urql';
+import { cacheExchange, Client, fetchExchange, mapExchange, subscriptionExchange, type CombinedError } from 'urql';
 
 const TOKEN_KEY = 'fleetpatch.token';
 
@@ -7,7 +7,7 @@ export const storedToken = (): string | null => localStorage.getItem(TOKEN_KEY);
 export const storeToken = (token: string | null) => (token ? localStorage.setItem(TOKEN_KEY, token) : localStorage.removeItem(TOKEN_KEY));
 
 /** The GraphQL API of the server that served this page: queries over HTTP, subscriptions over graphql-ws. */
-export function createApiClient(token: string): { client: Client; close: () => void } {
+export function createApiClient(token: string, onUnauthenticated: () => void = () => undefined): { client: Client; close: () => void } {
   const ws: WsClient = createWsClient({
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
     connectionParams: { authorization: `Bearer ${token}` },
@@ -21,6 +21,8 @@ export function createApiClient(token: string): { client: Client; close: () => v
     requestPolicy: 'cache-and-network',
     fetchOptions: () => ({ headers: { authorization: `Bearer ${token}` } }),
     exchanges: [
+      // A token revoked or expired while the console is open: back to the sign-in page.
+      mapExchange({ onError: (error) => isUnauthenticated(error) && onUnauthenticated() }),
       cacheExchange,
       fetchExchange,
       subscriptionExchange({
