@@ -246,4 +246,16 @@ describe('the web console', () => {
     expect(await cell.locator('.reason').textContent()).toMatch(/last heard .*ago/);
     await shot('13-disconnected-agent');
   });
+
+  it('signs out, and leads back to the sign-in page when its token is revoked while open', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const viewer = await tokenFor(database, 'VIEWER');
+    await page.getByLabel('API token').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('table.computers tbody tr').first().waitFor();
+    await database.sql`update api_tokens set revoked_at = now() where name = 'test VIEWER'`;
+    await page.getByRole('link', { name: 'Missing updates', exact: true }).click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.evaluate('localStorage.getItem("fleetpatch.token")')).toBeNull();
+  });
 });
