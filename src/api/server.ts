@@ -16,6 +16,7 @@ import { connectTemporal, type TemporalSettings } from '../temporal/connection.j
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import { agentRouter } from './agent/agent.router.js';
 import { authenticate } from './auth.js';
+import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
 import { buildApiSchema } from './schema.js';
@@ -111,10 +112,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }),
   );
 
+  // The web console at /, last: it never answers for the API's own paths.
+  app.use(webConsole());
+
   const port = await listen(httpServer, options.port, options.host, 'GraphQL API', 'PORT');
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
-  logger.info({ url }, 'API listening');
+  logger.info({ url, console: url.replace(/\/graphql$/, '/') }, 'API listening');
 
   let closing: Promise<void> | undefined;
   return {

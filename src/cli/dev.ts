@@ -86,6 +86,7 @@ export async function dev(): Promise<void> {
 
     say('');
     say(`fleetpatch is ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    say(`  Console:      ${api.url.replace(/\/graphql$/, '/')}   (sign in with the admin token below)`);
     say(`  GraphQL:      ${api.url}   (subscriptions: ${api.url.replace(/^http/, 'ws')})`);
     if (temporalUi) say(`  Temporal UI:  ${temporalUi}`);
     else say(`  Temporal:     ${temporalAddress} (namespace ${config.temporalNamespace})`);

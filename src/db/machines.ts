@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
 import type { AssessmentReport, MachineFacts } from '../agent/protocol.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
@@ -323,6 +323,22 @@ export async function missingUpdates(
     db.select({ n: sql<number>`count(*)::int` }).from(grouped),
   ]);
   return { rows: rows as MissingUpdateRow[], totalCount: total?.n ?? 0 };
+}
+
+/** The live machines whose latest assessment lists this update, by name. */
+export async function machinesMissing(db: Db, update: { name: string; classification: string }, offset: number, limit: number): Promise<{ rows: MachineRow[]; totalCount: number }> {
+  const lists = exists(
+    db
+      .select({ one: sql`1` })
+      .from(pendingUpdates)
+      .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), eq(pendingUpdates.name, update.name), sql`${pendingUpdates.classification}::text = ${update.classification}`)),
+  );
+  const where = and(live, lists);
+  const [rows, [total]] = await Promise.all([
+    db.select().from(machines).where(where).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where),
+  ]);
+  return { rows, totalCount: total?.n ?? 0 };
 }
 
 export interface ComplianceSummaryRow {

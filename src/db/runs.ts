@@ -31,6 +31,16 @@ export async function runsOfDeployment(db: Db, deploymentId: string, offset: num
   return { rows, totalCount: total?.n ?? 0 };
 }
 
+/** The runs a machine took part in, newest first. */
+export async function runsOfMachine(db: Db, machineId: string, offset: number, limit: number) {
+  const where = inArray(deploymentRuns.id, db.select({ id: machineRuns.runId }).from(machineRuns).where(eq(machineRuns.machineId, machineId)));
+  const [rows, [total]] = await Promise.all([
+    db.select().from(deploymentRuns).where(where).orderBy(desc(deploymentRuns.createdAt)).offset(offset).limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(deploymentRuns).where(where),
+  ]);
+  return { rows, totalCount: total?.n ?? 0 };
+}
+
 /** The latest pending updates of each machine, and their measured install durations. */
 export async function planningInputs(db: Db, machineIds: string[]) {
   if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>() };

@@ -134,6 +134,16 @@ describe('the fleet view over GraphQL', () => {
     expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
   });
 
+  it('names the machines missing each update, by name and paged', async () => {
+    type Page = { missingUpdates: { edges: Array<{ node: { name: string; machines: { totalCount: number; pageInfo: { hasNextPage: boolean }; edges: Array<{ node: { name: string } }> } } }> } };
+    const response = await graphql<Page>(api.url, '{ missingUpdates(filter: {nameContains: "openssl"}) { edges { node { name machines(first: 2) { totalCount pageInfo { hasNextPage } edges { node { name } } } } } } }', { token: viewer });
+    const openssl = response.data!.missingUpdates.edges[0]!.node.machines;
+    expect(openssl).toMatchObject({ totalCount: 3, pageInfo: { hasNextPage: true } });
+    expect(openssl.edges.map((e) => e.node.name)).toEqual(['db-01', 'db-02']);
+    const vim = (await graphql<Page>(api.url, '{ missingUpdates(filter: {nameContains: "vim"}) { edges { node { name machines { totalCount pageInfo { hasNextPage } edges { node { name } } } } } } }', { token: viewer })).data!.missingUpdates.edges[0]!.node.machines;
+    expect(vim.edges.map((e) => e.node.name)).toEqual(['db-01', 'web-01']);
+  });
+
   it('summarises compliance, readiness and pending updates per classification', async () => {
     const response = await graphql<{ complianceSummary: Record<string, unknown> }>(
       api.url,

@@ -3,6 +3,7 @@ import type { DeploymentRow } from '../../db/deployments.js';
 import type { MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
 import type { RunProgressEvent } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
+import { Machine } from '../machines/machine.type.js';
 import { badUserInput, notFound } from '../errors.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { DeploymentInput } from './deployment.input.js';
@@ -114,6 +115,17 @@ export class DeploymentResolver {
   async runs(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
     const window = pageWindow(page);
     const { rows, totalCount } = await service(ctx).runs(row.id, window);
+    return toConnection(rows, window.offset, totalCount);
+  }
+}
+
+/** A machine's side of deployments: the runs it took part in (the console's machine page). */
+@Resolver(() => Machine)
+export class MachineDeploymentRunsResolver {
+  @FieldResolver(() => DeploymentRunConnection, { description: 'The deployment runs this machine took part in, newest first.' })
+  async deploymentRuns(@Root() machine: { id: string }, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).runsOfMachine(machine.id, window);
     return toConnection(rows, window.offset, totalCount);
   }
 }

@@ -13,7 +13,7 @@ import {
   type DeploymentValues,
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
-import { ensureRun, findRun, machineRunsOf, planningInputs, runLogsOf, runsOfDeployment, updateResultsOf, updateResultsOfRun } from '../../db/runs.js';
+import { ensureRun, findRun, machineRunsOf, planningInputs, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf, updateResultsOfRun } from '../../db/runs.js';
 import { duplicateNameMessage, emptyTargetsMessage, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { describeSchedule, nextOccurrences, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
@@ -227,6 +227,10 @@ export class DeploymentService {
 
   runs(deploymentId: string, page: { offset: number; limit: number }) {
     return runsOfDeployment(this.db, deploymentId, page.offset, page.limit);
+  }
+
+  runsOfMachine(machineId: string, page: { offset: number; limit: number }) {
+    return runsOfMachine(this.db, machineId, page.offset, page.limit);
   }
 
   findRun(id: string) {

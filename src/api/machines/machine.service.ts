@@ -6,6 +6,7 @@ import {
   findMachine,
   findMachines,
   listMachines,
+  machinesMissing,
   missingUpdates,
   pendingUpdatesOf,
   removeMachine,
@@ -65,6 +66,10 @@ export class MachineService {
 
   history(machineId: string, page: { offset: number; limit: number }) {
     return assessmentHistory(this.db, machineId, page.offset, page.limit);
+  }
+
+  machinesMissing(update: { name: string; classification: string }, page: { offset: number; limit: number }) {
+    return machinesMissing(this.db, update, page.offset, page.limit);
   }
 
   missingUpdates(filter: { classification?: string[]; osType?: 'LINUX' | 'WINDOWS'; nameContains?: string }, page: { offset: number; limit: number }) {

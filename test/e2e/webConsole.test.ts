@@ -1,0 +1,261 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/client.js';
+import { freePort } from '../../src/net.js';
+import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { buildFleet, SupervisedAgent } from '../support/fleet.js';
+import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
+
+/** Debian's chromium (`.ci/run` installs it); CHROMIUM_PATH points elsewhere. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Screenshots of every page, for a person to look at (git-ignored). */
+const ARTIFACTS = new URL('../../test-artifacts/web-console/', import.meta.url).pathname;
+
+/**
+ * The web console in a real headless Chromium, against the real stack: the server and the worker
+ * as processes, Temporal, and three agents on apt, dnf and zypper fixture machines that really
+ * install. What an operator does: sign in, look at the fleet, create a deployment from the form,
+ * watch its run move without reloading, and open the failed update's error.
+ */
+describe('the web console', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-web-'));
+  let server: Spawned;
+  let worker: Spawned;
+  let base: string;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let operator: string;
+  let browser: Browser;
+  let page: Page;
+  const agents: SupervisedAgent[] = [];
+
+  const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install the Debian package chromium (apt-get install chromium), or set CHROMIUM_PATH.`);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    operator = await tokenFor(database, 'ADMIN');
+    const port = await freePort();
+    const env = {
+      DATABASE_URL: fresh.url,
+      TEMPORAL_ADDRESS: temporalSettings().address,
+      FLEETPATCH_TASK_QUEUE: `web-${randomUUID()}`,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      FLEETPATCH_CHECKIN_SECONDS: '1',
+      FLEETPATCH_LONG_POLL_SECONDS: '5',
+      FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '20',
+      FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60',
+    };
+    base = `http://127.0.0.1:${port}`;
+    server = spawnFleetpatch(['server'], env);
+    worker = spawnFleetpatch(['worker'], env);
+    const [, fleet] = await Promise.all([
+      Promise.all([server.waitFor(/"msg":"API listening"/), worker.waitFor(/"msg":"worker polling"/)]),
+      buildFleet(work),
+      (async () => {
+        browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+      })(),
+    ]);
+    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(`${base}/graphql`, 'mutation { createEnrollmentKey(input: {description: "web console"}) { secret } }', { token: operator });
+    for (const machine of Object.values(fleet)) agents.push(new SupervisedAgent(machine, base, key.data!.createEnrollmentKey.secret).start());
+    const assessed = async () => (await graphql<{ machines: { edges: Array<{ node: { lastAssessedAt: string | null } }> } }>(`${base}/graphql`, '{ machines { edges { node { lastAssessedAt } } } }', { token: operator })).data!.machines.edges;
+    await waitUntil(assessed, (machines) => machines.filter((m) => m.node.lastAssessedAt).length === 3, 90_000, 'three assessed machines');
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all(agents.map((a) => a.kill()));
+    await stop(worker);
+    await stop(server);
+    await database.close();
+    await drop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('is served at / beside the API: client routes get the app, the API keeps its paths', async () => {
+    const index = await fetch(`${base}/deployments/new`, { headers: { accept: 'text/html' } });
+    expect(index.status).toBe(200);
+    expect(await index.text()).toContain('<div id="root">');
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect((await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) })).status).toBe(200);
+    expect((await fetch(`${base}/agent/v1/no-such-thing`, { headers: { accept: 'text/html' } })).headers.get('content-type')).not.toMatch(/text\/html/);
+    expect((await fetch(`${base}/assets/no-such-file.js`)).status).toBe(404);
+  });
+
+  it('signs in with an API token, refusing a wrong one, from the keyboard', async () => {
+    await page.goto(`${base}/`);
+    await page.getByLabel('API token').fill('not-a-token');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/unknown, revoked or expired/);
+    await shot('01-sign-in');
+    await page.getByLabel('API token').fill(operator);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Overview', exact: true }).waitFor();
+    await page.getByText('Non-compliant: 3').waitFor();
+    await page.getByRole('heading', { name: 'Pending updates by classification' }).waitFor();
+    await shot('02-overview');
+  });
+
+  it('shows the computers with the seed columns, filters by name, and opens a machine', async () => {
+    await page.getByRole('link', { name: 'Computers', exact: true }).click();
+    const rows = page.locator('table.computers tbody tr');
+    await expect.poll(() => rows.count()).toBe(3);
+    const headers = await page.locator('table.computers thead th').allTextContents();
+    expect(headers.map((h) => h.replace(/[▲▼]/g, '').trim())).toEqual(['Name', 'Compliance', 'Environment', 'OS type', 'Critical and security', 'Other', 'Update agent readiness']);
+    const debian = rows.filter({ hasText: 'debian-01' });
+    expect(await debian.locator('td').allInnerTexts()).toEqual([expect.stringContaining('debian-01'), 'Non-compliant', 'AWS', 'Linux', '4', '3', 'Ready']);
+    await shot('03-computers');
+
+    await page.getByLabel('Name contains').fill('rocky');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain('rocky-01');
+    await page.getByLabel('Name contains').fill('');
+    await expect.poll(() => rows.count()).toBe(3);
+
+    await page.getByRole('link', { name: 'debian-01', exact: true }).click();
+    await page.getByRole('heading', { name: 'debian-01' }).waitFor();
+    const pending = page.getByRole('region', { name: 'Pending updates' });
+    await expect.poll(() => pending.textContent()).toContain('demo-libssl');
+    expect(await page.getByRole('region', { name: 'Assessment history' }).locator('tbody tr').count()).toBeGreaterThan(0);
+    await shot('04-machine');
+  });
+
+  it('lists the updates missing across the fleet and which machines miss each', async () => {
+    await page.getByRole('link', { name: 'Missing updates', exact: true }).click();
+    const broken = page.locator('tr', { hasText: 'demo-broken' }).first();
+    await broken.getByRole('button', { name: '3 machines' }).click();
+    const list = page.locator('.machine-list');
+    await expect.poll(() => list.locator('li').allInnerTexts()).toEqual([expect.stringContaining('debian-01'), expect.stringContaining('rocky-01'), expect.stringContaining('sles-01')]);
+    await shot('05-missing-updates');
+  });
+
+  it('creates a deployment from the form, shows a broken rule at its field, and watches the run move live to its end', async () => {
+    await page.getByRole('link', { name: 'Deployments', exact: true }).click();
+    await page.getByRole('link', { name: 'New deployment' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('critical and security from the console');
+    await page.getByLabel('Maintenance window (minutes)').fill('400');
+    await page.getByRole('button', { name: 'Create deployment' }).click();
+    // The API's rules, each shown at the field it names, which takes the focus. First: no machine picked.
+    await expect.poll(() => page.locator('#f-machineIds-error').textContent()).toMatch(/needs targets/);
+    expect(await page.evaluate('document.activeElement?.id')).toBe('f-machineIds');
+    expect(await page.getByRole('region', { name: 'Machines to pick from' }).textContent()).toContain('Ready');
+    for (const name of ['debian-01', 'rocky-01', 'sles-01']) await page.getByLabel(`Deploy to ${name}`).check();
+    await page.getByRole('button', { name: 'Create deployment' }).click();
+    const windowField = page.getByLabel('Maintenance window (minutes)');
+    await expect.poll(() => windowField.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#f-windowMinutes-error').textContent()).toMatch(/30|360/);
+    expect(await page.evaluate('document.activeElement?.id')).toBe('f-windowMinutes');
+    expect(await page.locator('#f-machineIds-error').count()).toBe(0);
+    await shot('06-deployment-form-error');
+
+    await windowField.fill('60');
+    await page.getByLabel('Also run it once now').check();
+    await shot('07-deployment-form');
+    await page.getByRole('button', { name: 'Create deployment' }).click();
+
+    await page.waitForURL(/\/runs\//);
+    // Proof that nothing reloads: this marker lives only as long as the document.
+    await page.evaluate('window.stillTheSamePage = true');
+    const overall = page.getByRole('progressbar', { name: 'Updates done across the run' });
+    const seen: string[] = [];
+    const status = page.locator('.run-status .badge');
+    await expect
+      .poll(
+        async () => {
+          const now = await status.textContent();
+          seen.push(`${now} ${await overall.getAttribute('aria-valuenow')}/${await overall.getAttribute('aria-valuemax')}`);
+          return now;
+        },
+        { timeout: 180_000, interval: 250 },
+      )
+      .toBe('Partially failed');
+    expect(await page.evaluate('window.stillTheSamePage')).toBe(true);
+    // The bar moved while the page watched: several values, from the run in progress to all done.
+    const distinct = [...new Set(seen)];
+    expect(distinct.length, distinct.join(' | ')).toBeGreaterThanOrEqual(3);
+    expect(distinct.some((s) => s.startsWith('In progress'))).toBe(true);
+    await expect.poll(() => overall.getAttribute('aria-valuenow')).toBe('12');
+    expect(await overall.getAttribute('aria-valuemax')).toBe('12');
+    for (const name of ['debian-01', 'rocky-01', 'sles-01']) {
+      expect(await page.getByRole('progressbar', { name: `${name}: updates done` }).getAttribute('aria-valuenow')).toBe('4');
+    }
+    await shot('08-run');
+
+    // The failed update's error, as the package manager wrote it.
+    const debian = page.locator('section.machine-run[data-machine="debian-01"]');
+    const failed = debian.locator('tr[data-update="demo-broken"]');
+    expect(await failed.getAttribute('data-status')).toBe('FAILED');
+    await failed.getByText('Error (exit code 100)').click();
+    const errorText = failed.locator('pre.error-text');
+    await errorText.waitFor();
+    expect((await errorText.textContent())!.length).toBeGreaterThan(10);
+    await debian.getByText(/^Job stream/).click();
+    expect(await debian.getByLabel('Job stream of debian-01').textContent()).toContain('demo-libssl');
+    expect(await page.getByLabel('All logs of the run').textContent()).toContain('demo-libssl');
+    await failed.scrollIntoViewIfNeeded();
+    await shot('09-run-failed-update');
+
+    // The machine's page lists the run it took part in, with how it went for that machine.
+    await debian.getByRole('link', { name: 'debian-01', exact: true }).click();
+    const runs = page.getByRole('region', { name: 'Deployment runs' });
+    await runs.waitFor();
+    expect(await runs.locator('tbody tr').first().locator('td').allInnerTexts()).toEqual(['critical and security from the console', expect.any(String), 'Partially failed', 'Failed']);
+    await shot('10-machine-after-run');
+
+    await page.getByRole('link', { name: 'Deployments', exact: true }).click();
+    const row = page.locator('tr', { hasText: 'critical and security from the console' });
+    await expect.poll(() => row.getByRole('link', { name: /Last run of .*: Partially failed/ }).count()).toBe(1);
+    await shot('11-deployments');
+  });
+
+  it('stays usable in a narrow window: the menu folds behind a button that works from the keyboard', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.goto(`${base}/computers`);
+    await page.locator('table.computers tbody tr').first().waitFor();
+    expect(await page.getByRole('navigation', { name: 'Main' }).isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Menu' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview' }).waitFor({ state: 'visible' });
+    // The page itself does not scroll sideways; the table scrolls in its own box.
+    expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
+    await shot('12-narrow-computers');
+  });
+
+  it('explains a disconnected agent in its readiness cell: why, and since when', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await agents.find((a) => a.machine.backend === 'zypper')!.kill();
+    const row = page.locator('table.computers tbody tr', { hasText: 'sles-01' });
+    await expect
+      .poll(async () => {
+        await page.goto(`${base}/computers?readiness=DISCONNECTED`);
+        await page.locator('p[role="status"]').waitFor();
+        return row.count();
+      }, { timeout: 30_000, interval: 1000 })
+      .toBe(1);
+    const cell = row.locator('.readiness');
+    expect(await cell.locator('.badge').textContent()).toBe('Disconnected');
+    expect(await cell.locator('.reason').textContent()).toMatch(/last heard .*ago/);
+    await shot('13-disconnected-agent');
+  });
+
+  it('signs out, and leads back to the sign-in page when its token is revoked while open', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const viewer = await tokenFor(database, 'VIEWER');
+    await page.getByLabel('API token').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('table.computers tbody tr').first().waitFor();
+    await database.sql`update api_tokens set revoked_at = now() where name = 'test VIEWER'`;
+    await page.getByRole('link', { name: 'Missing updates', exact: true }).click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.evaluate('localStorage.getItem("fleetpatch.token")')).toBeNull();
+  });
+});

@@ -1,0 +1,158 @@
+import { useEffect, useState } from 'react';
+import { useQuery } from 'urql';
+import { Link, navigate, useLocation } from '../router';
+import { Badge, ago, Loading, Page, Problems, TableBox, words } from '../ui';
+
+const MACHINES = `query Computers($filter: MachineFilter, $orderBy: MachineOrder, $first: Int, $after: String) {
+  machines(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id name compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness
+      readinessDetail { state reason since } } }
+  }
+}`;
+
+export interface MachineRow {
+  id: string; name: string; compliance: string; environment: string; osType: string; osName: string; osVersion: string;
+  criticalAndSecurityCount: number; otherCount: number; agentReadiness: string; readinessDetail: { state: string; reason: string; since: string | null };
+}
+
+const PAGE_SIZE = 25;
+
+/** The readiness cell: the state, and for an agent that is not READY, why and since when. */
+export function Readiness({ detail }: { detail: MachineRow['readinessDetail'] }) {
+  return (
+    <div className="readiness">
+      <Badge value={detail.state} />
+      {detail.state !== 'READY' && (
+        <p className="reason">
+          {detail.reason}
+          {detail.since && <> (last heard <time dateTime={detail.since} title={new Date(detail.since).toLocaleString()}>{ago(detail.since)}</time>)</>}
+        </p>
+      )}
+    </div>
+  );
+}
+
+const SORTABLE: Record<string, string> = { name: 'NAME', compliance: 'COMPLIANCE', criticalAndSecurityCount: 'CRITICAL_AND_SECURITY_COUNT', otherCount: 'OTHER_COUNT' };
+
+export function ComputersPage() {
+  const { search } = useLocation();
+  const compliance = search.get('compliance') ?? '';
+  const readiness = search.get('readiness') ?? '';
+  const osType = search.get('os') ?? '';
+  const q = search.get('q') ?? '';
+  const sort = search.get('sort') ?? 'COMPLIANCE';
+  const direction = search.get('dir') ?? 'ASC';
+  const [typed, setTyped] = useState(q);
+  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+
+  const setParam = (name: string, value: string) => {
+    const next = new URLSearchParams(location.search);
+    if (value) next.set(name, value);
+    else next.delete(name);
+    setCursors([null]);
+    navigate(`/computers${next.size > 0 ? `?${next}` : ''}`, { replace: true });
+  };
+  // Search as the operator types, once they pause.
+  useEffect(() => {
+    const timer = setTimeout(() => typed !== q && setParam('q', typed.trim()), 300);
+    return () => clearTimeout(timer);
+  });
+
+  const filter = { compliance: compliance ? [compliance] : undefined, readiness: readiness ? [readiness] : undefined, osType: osType || undefined, nameContains: q || undefined };
+  const [{ data, error, fetching }] = useQuery<{ machines: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: MachineRow }> } }>({
+    query: MACHINES,
+    variables: { filter, orderBy: { field: sort, direction }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
+  });
+  const rows = data?.machines.edges.map((e) => e.node) ?? [];
+  const pageNumber = cursors.length;
+  const total = data?.machines.totalCount ?? 0;
+
+  const header = (key: string, label: string, numeric = false) => {
+    const field = SORTABLE[key];
+    if (!field) return <th scope="col" className={numeric ? 'num' : undefined}>{label}</th>;
+    const active = sort === field;
+    const nextDirection = active && direction === 'ASC' ? 'DESC' : 'ASC';
+    return (
+      <th scope="col" className={numeric ? 'num' : undefined} aria-sort={active ? (direction === 'ASC' ? 'ascending' : 'descending') : undefined}>
+        <button className="sort" onClick={() => { const next = new URLSearchParams(location.search); next.set('sort', field); next.set('dir', nextDirection); setCursors([null]); navigate(`/computers?${next}`, { replace: true }); }}>
+          {label}{active ? (direction === 'ASC' ? ' ▲' : ' ▼') : ''}
+        </button>
+      </th>
+    );
+  };
+
+  return (
+    <Page title="Computers">
+      <form className="filters" role="search" aria-label="Filter computers" onSubmit={(e) => { e.preventDefault(); setParam('q', typed.trim()); }}>
+        <div className="field">
+          <label htmlFor="machine-search">Name contains</label>
+          <input id="machine-search" type="search" value={typed} onChange={(e) => setTyped(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor="filter-compliance">Compliance</label>
+          <select id="filter-compliance" value={compliance} onChange={(e) => setParam('compliance', e.target.value)}>
+            <option value="">Any</option>
+            {['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'].map((v) => <option key={v} value={v}>{words(v)}</option>)}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="filter-readiness">Update agent readiness</label>
+          <select id="filter-readiness" value={readiness} onChange={(e) => setParam('readiness', e.target.value)}>
+            <option value="">Any</option>
+            {['READY', 'DISCONNECTED', 'NOT_CONFIGURED'].map((v) => <option key={v} value={v}>{words(v)}</option>)}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="filter-os">OS type</label>
+          <select id="filter-os" value={osType} onChange={(e) => setParam('os', e.target.value)}>
+            <option value="">Any</option>
+            <option value="LINUX">Linux</option>
+            <option value="WINDOWS">Windows</option>
+          </select>
+        </div>
+      </form>
+      <Problems error={error} />
+      {!data && fetching && <Loading what="computers" />}
+      {data && (
+        <>
+          <p className="muted" role="status">{total === 0 ? 'No computer matches.' : `${total} computer${total === 1 ? '' : 's'}`}</p>
+          <TableBox label="Computers">
+            <table className="computers">
+              <thead>
+                <tr>
+                  {header('name', 'Name')}
+                  {header('compliance', 'Compliance')}
+                  {header('environment', 'Environment')}
+                  {header('osType', 'OS type')}
+                  {header('criticalAndSecurityCount', 'Critical and security', true)}
+                  {header('otherCount', 'Other', true)}
+                  {header('readiness', 'Update agent readiness')}
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((m) => (
+                  <tr key={m.id}>
+                    <td><Link to={`/computers/${m.id}`}>{m.name}</Link><div className="muted small">{m.osName} {m.osVersion}</div></td>
+                    <td><Badge value={m.compliance} /></td>
+                    <td>{m.environment === 'ON_PREMISES' ? 'On-premises' : m.environment}</td>
+                    <td>{words(m.osType)}</td>
+                    <td className="num">{m.criticalAndSecurityCount}</td>
+                    <td className="num">{m.otherCount}</td>
+                    <td><Readiness detail={m.readinessDetail} /></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableBox>
+          <nav className="pager" aria-label="Pages of computers">
+            <button disabled={pageNumber === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous page</button>
+            <span>Page {pageNumber} of {Math.max(1, Math.ceil(total / PAGE_SIZE))}</span>
+            <button disabled={!data.machines.pageInfo.hasNextPage} onClick={() => setCursors((c) => [...c, data.machines.pageInfo.endCursor])}>Next page</button>
+          </nav>
+        </>
+      )}
+    </Page>
+  );
+}

@@ -1,0 +1,115 @@
+import { useMutation, useQuery } from 'urql';
+import { Link, navigate } from '../router';
+import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
+
+const DEPLOYMENTS = `{ deployments(first: 500) { totalCount edges { node { id name osType classifications windowMinutes rebootSetting paused nextRunAt
+  schedule { description timeZone } lastRun { id status startedAt endedAt } } } } }`;
+
+interface DeploymentRow {
+  id: string; name: string; osType: string; classifications: string[]; windowMinutes: number; rebootSetting: string; paused: boolean; nextRunAt: string | null;
+  schedule: { description: string; timeZone: string }; lastRun: { id: string; status: string; startedAt: string | null; endedAt: string | null } | null;
+}
+
+export function DeploymentsPage() {
+  const [{ data, error, fetching }] = useQuery<{ deployments: { totalCount: number; edges: Array<{ node: DeploymentRow }> } }>({ query: DEPLOYMENTS });
+  return (
+    <Page title="Deployments" actions={<Link to="/deployments/new" className="button">New deployment</Link>}>
+      <Problems error={error} />
+      {!data && fetching && <Loading what="deployments" />}
+      {data && data.deployments.totalCount === 0 && <p className="muted">No deployment yet. <Link to="/deployments/new">Create one</Link>.</p>}
+      {data && data.deployments.totalCount > 0 && (
+        <TableBox label="Deployments">
+          <table>
+            <thead><tr><th scope="col">Name</th><th scope="col">OS type</th><th scope="col">Classifications</th><th scope="col">Schedule</th><th scope="col">Next run</th><th scope="col">Last run</th></tr></thead>
+            <tbody>
+              {data.deployments.edges.map(({ node: d }) => (
+                <tr key={d.id}>
+                  <td><Link to={`/deployments/${d.id}`}>{d.name}</Link></td>
+                  <td>{words(d.osType)}</td>
+                  <td className="small">{d.classifications.map(words).join(', ') || 'None (reboot only)'}</td>
+                  <td className="small">{d.schedule.description}</td>
+                  <td>{d.paused ? 'Paused' : when(d.nextRunAt)}</td>
+                  <td>{d.lastRun ? <Link to={`/runs/${d.lastRun.id}`} aria-label={`Last run of ${d.name}: ${words(d.lastRun.status)}`}><Badge value={d.lastRun.status} /></Link> : <span className="muted">Never run</span>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      )}
+    </Page>
+  );
+}
+
+const DEPLOYMENT = `query Deployment($id: ID!) { deployment(id: $id) {
+  id name osType classifications includePatterns excludePatterns machineIds windowMinutes rebootSetting paused nextRunAt createdAt
+  targetFilter { tags nameContains } maxConcurrent { value unit } maxFailures { value unit }
+  schedule { description timeZone startAt endAt }
+  runs(first: 50) { totalCount edges { node { id status trigger startedAt endedAt durationSeconds counts { total succeeded failed notAttempted notSelected } } } }
+} }`;
+
+interface Limit { value: number; unit: string }
+interface DeploymentDetail extends DeploymentRow {
+  includePatterns: string[]; excludePatterns: string[]; machineIds: string[]; createdAt: string;
+  targetFilter: { tags: string[]; nameContains: string | null } | null; maxConcurrent: Limit | null; maxFailures: Limit | null;
+  schedule: DeploymentRow['schedule'] & { startAt: string; endAt: string | null };
+  runs: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; durationSeconds: number | null; counts: { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number } } }> };
+}
+
+const limit = (l: Limit | null, none: string) => (l ? `${l.value}${l.unit === 'PERCENT' ? ' %' : ''}` : none);
+
+export function DeploymentPage({ id }: { id: string }) {
+  const [{ data, error, fetching }] = useQuery<{ deployment: DeploymentDetail | null }>({ query: DEPLOYMENT, variables: { id } });
+  const [run, runNow] = useMutation<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }');
+  const [pause, setPaused] = useMutation(`mutation($id: ID!, $pause: Boolean!) { pauseDeployment(id: $id) @include(if: $pause) { id paused nextRunAt } resumeDeployment(id: $id) @skip(if: $pause) { id paused nextRunAt } }`);
+  const d = data?.deployment;
+  if (!data && fetching) return <Loading what="the deployment" />;
+  if (data && !d) return <Page title="Deployment not found"><p>No deployment with id {id}. <Link to="/deployments">All deployments</Link></p></Page>;
+  if (!d) return <Problems error={error} />;
+  const start = async () => {
+    const result = await runNow({ id });
+    if (result.data) navigate(`/runs/${result.data.runDeploymentNow.id}`);
+  };
+  return (
+    <Page title={d.name} actions={<>
+      <button onClick={() => void start()} disabled={run.fetching}>Run now</button>
+      <button className="secondary" onClick={() => void setPaused({ id, pause: !d.paused }, { additionalTypenames: ['Deployment'] })} disabled={pause.fetching}>{d.paused ? 'Resume schedule' : 'Pause schedule'}</button>
+    </>}>
+      <Problems error={error ?? run.error ?? pause.error} />
+      <section className="card" aria-label="Settings">
+        <dl className="facts">
+          <div><dt>OS type</dt><dd>{words(d.osType)}</dd></div>
+          <div><dt>Classifications</dt><dd>{d.classifications.map(words).join(', ') || 'None'}</dd></div>
+          <div><dt>Schedule</dt><dd>{d.schedule.description} ({d.schedule.timeZone})</dd></div>
+          <div><dt>Next run</dt><dd>{d.paused ? 'Paused' : when(d.nextRunAt)}</dd></div>
+          <div><dt>Maintenance window</dt><dd>{d.windowMinutes} minutes</dd></div>
+          <div><dt>Reboot</dt><dd>{words(d.rebootSetting)}</dd></div>
+          <div><dt>Machines</dt><dd>{d.machineIds.length} named{d.targetFilter ? `, plus those matching${d.targetFilter.tags.length ? ` tags ${d.targetFilter.tags.join(', ')}` : ''}${d.targetFilter.nameContains ? ` name containing “${d.targetFilter.nameContains}”` : ''}` : ''}</dd></div>
+          <div><dt>Include</dt><dd>{d.includePatterns.join(', ') || '—'}</dd></div>
+          <div><dt>Exclude</dt><dd>{d.excludePatterns.join(', ') || '—'}</dd></div>
+          <div><dt>Max concurrent machines</dt><dd>{limit(d.maxConcurrent, 'All (100 at a time)')}</dd></div>
+          <div><dt>Max failures</dt><dd>{limit(d.maxFailures, 'No limit')}</dd></div>
+        </dl>
+      </section>
+      <h2>Runs</h2>
+      {d.runs.totalCount === 0 ? <p className="muted">Not run yet.</p> : (
+        <TableBox label="Runs">
+          <table>
+            <thead><tr><th scope="col">Started</th><th scope="col">Trigger</th><th scope="col">Status</th><th scope="col" className="num">Succeeded</th><th scope="col" className="num">Failed</th><th scope="col" className="num">Not attempted</th></tr></thead>
+            <tbody>
+              {d.runs.edges.map(({ node: r }) => (
+                <tr key={r.id}>
+                  <td><Link to={`/runs/${r.id}`}>{when(r.startedAt) === '—' ? 'Not started' : when(r.startedAt)}</Link></td>
+                  <td>{words(r.trigger)}</td>
+                  <td><Badge value={r.status} /></td>
+                  <td className="num">{r.counts.succeeded}</td>
+                  <td className="num">{r.counts.failed}</td>
+                  <td className="num">{r.counts.notAttempted}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      )}
+    </Page>
+  );
+}

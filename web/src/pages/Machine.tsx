@@ -1,0 +1,122 @@
+import { useMutation, useQuery, useSubscription } from 'urql';
+import { Link } from '../router';
+import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
+import { Readiness, type MachineRow } from './Computers';
+
+const MACHINE = `query Machine($id: ID!) {
+  machine(id: $id) {
+    id name compliance environment osType osName osVersion kernel packageManager agentVersion tags
+    criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since }
+    lastSeenAt lastAssessedAt rebootPending managementEnabled warnings
+    lastAssessmentError { at code message }
+    repositoryProblems { repository message }
+    pendingUpdates { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository }
+    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt criticalCount securityCount otherCount rebootPending } } }
+    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status } } } }
+  }
+}`;
+
+interface MachineData {
+  machine: (MachineRow & {
+    kernel: string | null; packageManager: string | null; agentVersion: string | null; tags: string[];
+    lastSeenAt: string | null; lastAssessedAt: string | null; rebootPending: boolean; managementEnabled: boolean; warnings: string[];
+    lastAssessmentError: { at: string; code: string; message: string } | null;
+    repositoryProblems: Array<{ repository: string; message: string }>;
+    pendingUpdates: Array<{ name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null }>;
+    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
+    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string }> } }> };
+  }) | null;
+}
+
+export function MachinePage({ id }: { id: string }) {
+  const [{ data, error, fetching }, refetch] = useQuery<MachineData>({ query: MACHINE, variables: { id } });
+  // A new assessment, readiness or compliance arrives live: read the page again.
+  useSubscription({ query: 'subscription($id: ID) { machineChanged(machineId: $id) { id } }', variables: { id } }, () => {
+    refetch({ requestPolicy: 'network-only' });
+    return null;
+  });
+  const [assess, assessNow] = useMutation<{ assessMachines: Array<{ requested: boolean; reason: string | null }> }>('mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { requested reason } }');
+  const m = data?.machine;
+  if (!data && fetching) return <Loading what="the machine" />;
+  if (data && !m) return <Page title="Machine not found"><p>No machine with id {id}. <Link to="/computers">All computers</Link></p></Page>;
+  if (!m) return <Problems error={error} />;
+  const asked = assess.data?.assessMachines[0];
+  return (
+    <Page title={m.name} actions={<button onClick={() => void assessNow({ ids: [m.id] })} disabled={assess.fetching}>Assess now</button>}>
+      <Problems error={error ?? assess.error} />
+      {asked && <p role="status" className="notice">{asked.requested ? 'Assessment requested: the agent runs it within seconds.' : `Not requested: ${asked.reason}`}</p>}
+      <section className="card" aria-label="Facts">
+        <dl className="facts">
+          <div><dt>Compliance</dt><dd><Badge value={m.compliance} /></dd></div>
+          <div><dt>Update agent readiness</dt><dd><Readiness detail={m.readinessDetail} /></dd></div>
+          <div><dt>Operating system</dt><dd>{m.osName} {m.osVersion} ({words(m.osType)})</dd></div>
+          <div><dt>Environment</dt><dd>{m.environment === 'ON_PREMISES' ? 'On-premises' : m.environment}</dd></div>
+          <div><dt>Critical and security</dt><dd>{m.criticalAndSecurityCount}</dd></div>
+          <div><dt>Other</dt><dd>{m.otherCount}</dd></div>
+          <div><dt>Last assessed</dt><dd>{when(m.lastAssessedAt)}</dd></div>
+          <div><dt>Last seen</dt><dd>{when(m.lastSeenAt)}</dd></div>
+          <div><dt>Package manager</dt><dd>{m.packageManager ?? '—'}</dd></div>
+          <div><dt>Agent version</dt><dd>{m.agentVersion ?? '—'}</dd></div>
+          <div><dt>Tags</dt><dd>{m.tags.length ? m.tags.join(', ') : '—'}</dd></div>
+          <div><dt>Reboot pending</dt><dd>{m.rebootPending ? 'Yes' : 'No'}</dd></div>
+        </dl>
+        {m.lastAssessmentError && <p className="alert" role="alert">Last assessment failed ({m.lastAssessmentError.code}, {when(m.lastAssessmentError.at)}): {m.lastAssessmentError.message}</p>}
+        {m.repositoryProblems.map((p) => <p key={p.repository} className="notice">Repository {p.repository} could not be read: {p.message}. The list of updates may be incomplete.</p>)}
+        {m.warnings.map((w) => <p key={w} className="notice">{w}</p>)}
+      </section>
+
+      <h2>Pending updates ({m.pendingUpdates.length})</h2>
+      {m.pendingUpdates.length === 0 ? <p className="muted">Nothing pending.</p> : (
+        <TableBox label="Pending updates">
+          <table>
+            <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Severity</th><th scope="col">Installed</th><th scope="col">Available</th><th scope="col">Advisories and CVEs</th><th scope="col">Reboot</th></tr></thead>
+            <tbody>
+              {m.pendingUpdates.map((u) => (
+                <tr key={`${u.name}.${u.arch ?? ''}`}>
+                  <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}</td>
+                  <td><Badge value={u.classification} /></td>
+                  <td>{words(u.severity)}</td>
+                  <td>{u.installedVersion ?? <span className="muted">new</span>}</td>
+                  <td>{u.availableVersion}</td>
+                  <td className="small">{[...u.advisoryIds, ...u.cveIds].join(', ') || '—'}</td>
+                  <td>{u.rebootSuggested ? 'May need a reboot' : ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      )}
+
+      <h2>Assessment history</h2>
+      <TableBox label="Assessment history">
+        <table>
+          <thead><tr><th scope="col">Finished</th><th scope="col">Trigger</th><th scope="col" className="num">Critical</th><th scope="col" className="num">Security</th><th scope="col" className="num">Other</th><th scope="col">Reboot pending</th></tr></thead>
+          <tbody>
+            {m.assessments.edges.map(({ node: a }) => (
+              <tr key={a.id}><td>{when(a.finishedAt)}</td><td>{words(a.trigger)}</td><td className="num">{a.criticalCount}</td><td className="num">{a.securityCount}</td><td className="num">{a.otherCount}</td><td>{a.rebootPending ? 'Yes' : 'No'}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      </TableBox>
+
+      <h2>Deployment runs</h2>
+      {m.deploymentRuns.totalCount === 0 ? <p className="muted">This machine has not taken part in a deployment yet.</p> : (
+        <TableBox label="Deployment runs">
+          <table>
+            <thead><tr><th scope="col">Deployment</th><th scope="col">Started</th><th scope="col">Run</th><th scope="col">This machine</th></tr></thead>
+            <tbody>
+              {m.deploymentRuns.edges.map(({ node: r }) => (
+                <tr key={r.id}>
+                  <td><Link to={`/runs/${r.id}`}>{r.deployment.name}</Link></td>
+                  <td>{when(r.startedAt)}</td>
+                  <td><Badge value={r.status} /></td>
+                  <td><Badge value={r.machineRuns.find((x) => x.machineId === m.id)?.status} /></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableBox>
+      )}
+    </Page>
+  );
+}

@@ -1,0 +1,175 @@
+import { useEffect, useRef, useState } from 'react';
+import { useClient, useMutation, useQuery } from 'urql';
+import { Link } from '../router';
+import { Badge, Loading, Meter, Page, Problems, TableBox, when, words } from '../ui';
+
+const RUN_FIELDS = `id status trigger error startedAt endedAt windowEndsAt durationSeconds
+  counts { total succeeded failed notAttempted notSelected pending inProgress }`;
+const MACHINE_RUN_FIELDS = `id machineId machineName status startedAt endedAt rebootOutcome error
+  counts { total succeeded failed notAttempted notSelected pending inProgress }
+  updates { name arch classification severity status predictedStatus installedVersion targetVersion exitCode errorText reason startedAt endedAt }`;
+const LINE_FIELDS = 'id at stream line machineRunId';
+
+const RUN = `query Run($id: ID!) { deploymentRun(id: $id) { ${RUN_FIELDS} deployment { id name windowMinutes } machineRuns { ${MACHINE_RUN_FIELDS} } logs(limit: 5000) { ${LINE_FIELDS} } } }`;
+const PROGRESS = `subscription Progress($id: ID!) { deploymentRunProgress(runId: $id) { kind run { ${RUN_FIELDS} } machineRun { ${MACHINE_RUN_FIELDS} } updates { name status } lines { ${LINE_FIELDS} } } }`;
+
+interface Counts { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number; pending: number; inProgress: number }
+interface Update { name: string; arch: string | null; classification: string; severity: string | null; status: string; predictedStatus: string; installedVersion: string | null; targetVersion: string; exitCode: number | null; errorText: string | null; reason: string | null; startedAt: string | null; endedAt: string | null }
+interface MachineRun { id: string; machineId: string; machineName: string; status: string; startedAt: string | null; endedAt: string | null; rebootOutcome: string | null; error: string | null; counts: Counts; updates: Update[] }
+interface Line { id: number; at: string; stream: string; line: string; machineRunId: string | null }
+interface RunHead { id: string; status: string; trigger: string; error: string | null; startedAt: string | null; endedAt: string | null; windowEndsAt: string | null; durationSeconds: number | null; counts: Counts }
+interface Run extends RunHead { deployment: { id: string; name: string; windowMinutes: number }; machineRuns: MachineRun[]; logs: Line[] }
+interface Progress { kind: string; run: RunHead; machineRun: MachineRun | null; lines: Line[] }
+
+const FINISHED = new Set(['SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
+
+/** One event of the subscription applied to what the page shows. Idempotent: the same event twice changes nothing more. */
+export function applyProgress(run: Run, event: Progress): Run {
+  const next: Run = { ...run, ...event.run };
+  if (event.machineRun) {
+    const known = run.machineRuns.some((m) => m.id === event.machineRun!.id);
+    next.machineRuns = known ? run.machineRuns.map((m) => (m.id === event.machineRun!.id ? event.machineRun! : m)) : [...run.machineRuns, event.machineRun];
+  }
+  if (event.lines.length > 0) {
+    const seen = new Set(run.logs.map((l) => l.id));
+    next.logs = [...run.logs, ...event.lines.filter((l) => !seen.has(l.id))].sort((a, b) => a.id - b.id);
+  }
+  return next;
+}
+
+const toDo = (c: Counts) => c.total - c.notSelected;
+const done = (c: Counts) => c.succeeded + c.failed + c.notAttempted;
+
+function LogView({ lines, label }: { lines: Line[]; label: string }) {
+  const box = useRef<HTMLPreElement>(null);
+  // Follow the end of the stream as lines arrive, like a terminal.
+  useEffect(() => {
+    if (box.current) box.current.scrollTop = box.current.scrollHeight;
+  }, [lines.length]);
+  if (lines.length === 0) return <p className="muted">No line yet.</p>;
+  return (
+    <pre className="log" ref={box} tabIndex={0} aria-label={label}>
+      {lines.map((l) => <span key={l.id} className={`log-${l.stream}`}>{new Date(l.at).toLocaleTimeString()} [{l.stream}] {l.line}{'\n'}</span>)}
+    </pre>
+  );
+}
+
+function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
+  const todo = toDo(m.counts);
+  const finished = done(m.counts);
+  return (
+    <section className="card machine-run" aria-labelledby={`mr-${m.id}`} data-machine={m.machineName}>
+      <div className="machine-run-head">
+        <h3 id={`mr-${m.id}`}><Link to={`/computers/${m.machineId}`}>{m.machineName}</Link></h3>
+        <Badge value={m.status} />
+        {m.rebootOutcome && <span className="muted small">Reboot: {words(m.rebootOutcome)}</span>}
+      </div>
+      <div className="bar-cell">
+        <Meter value={finished} max={todo} label={`${m.machineName}: updates done`} tone={m.counts.failed > 0 ? 'warn' : 'busy'} />
+        <span className="progress-text">{finished} of {todo} updates done</span>
+      </div>
+      <p className="small muted">
+        {m.counts.succeeded} succeeded · {m.counts.failed} failed · {m.counts.notAttempted} not attempted · {m.counts.inProgress} installing · {m.counts.pending} pending · {m.counts.notSelected} not selected
+      </p>
+      {m.error && <p className="alert" role="alert">{m.error}</p>}
+      <TableBox label={`Updates on ${m.machineName}`}>
+        <table className="updates">
+          <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Version</th><th scope="col">Status</th><th scope="col">Details</th></tr></thead>
+          <tbody>
+            {m.updates.map((u) => (
+              <tr key={`${u.name}.${u.arch ?? ''}`} data-update={u.name} data-status={u.status}>
+                <td>{u.name}</td>
+                <td>{words(u.classification)}</td>
+                <td className="small">{u.installedVersion ?? 'new'} → {u.targetVersion}</td>
+                <td><Badge value={u.status} />{u.predictedStatus !== u.status && !['PENDING', 'IN_PROGRESS'].includes(u.status) && <span className="muted small"> (predicted {words(u.predictedStatus)})</span>}</td>
+                <td className="small">
+                  {u.status === 'FAILED' ? (
+                    <details>
+                      <summary>Error{u.exitCode !== null ? ` (exit code ${u.exitCode})` : ''}</summary>
+                      <pre className="error-text">{u.errorText ?? 'The package manager gave no error text.'}</pre>
+                    </details>
+                  ) : u.reason ?? ''}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableBox>
+      <details className="job-stream">
+        <summary>Job stream ({lines.length} lines)</summary>
+        <LogView lines={lines} label={`Job stream of ${m.machineName}`} />
+      </details>
+    </section>
+  );
+}
+
+export function RunPage({ id }: { id: string }) {
+  const client = useClient();
+  const [{ data, error, fetching }, refetch] = useQuery<{ deploymentRun: Run | null }>({ query: RUN, variables: { id }, requestPolicy: 'network-only' });
+  const [run, setRun] = useState<Run | null>(null);
+  const [live, setLive] = useState(false);
+  const [logMachine, setLogMachine] = useState('');
+  const [cancel, cancelRun] = useMutation(`mutation($id: ID!) { cancelDeploymentRun(id: $id) { id status } }`);
+
+  // The page shows the query's answer, then moves with every event of the subscription.
+  useEffect(() => {
+    if (data?.deploymentRun) setRun(data.deploymentRun);
+  }, [data]);
+  useEffect(() => {
+    const subscription = client.subscription<{ deploymentRunProgress: Progress }>(PROGRESS, { id }).subscribe((result) => {
+      setLive(!result.error);
+      const event = result.data?.deploymentRunProgress;
+      if (event) setRun((prev) => (prev ? applyProgress(prev, event) : prev));
+    });
+    return () => subscription.unsubscribe();
+  }, [client, id]);
+  // At the end, read the whole run once more: lines published before the page subscribed are in it.
+  const finished = run ? FINISHED.has(run.status) : false;
+  useEffect(() => {
+    if (finished) refetch({ requestPolicy: 'network-only' });
+  }, [finished, refetch]);
+
+  if (!run && fetching) return <Loading what="the run" />;
+  if (data && !data.deploymentRun) return <Page title="Run not found"><p>No deployment run with id {id}. <Link to="/deployments">All deployments</Link></p></Page>;
+  if (!run) return <Problems error={error} />;
+  const names = new Map(run.machineRuns.map((m) => [m.id, m.machineName]));
+  const shownLogs = logMachine ? run.logs.filter((l) => l.machineRunId === logMachine) : run.logs;
+  return (
+    <Page
+      title={`Run of ${run.deployment.name}`}
+      actions={!finished && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+    >
+      <Problems error={cancel.error} />
+      <section className="card run-head" aria-label="Run summary">
+        <p className="run-status" aria-live="polite">Status: <Badge value={run.status} /> {!finished && <span className="muted small">{live ? 'live' : 'connecting…'}</span>}</p>
+        <div className="bar-cell">
+          <Meter value={done(run.counts)} max={toDo(run.counts)} label="Updates done across the run" tone={run.counts.failed > 0 ? 'warn' : 'busy'} />
+          <span>{done(run.counts)} of {toDo(run.counts)} updates done</span>
+        </div>
+        <dl className="facts">
+          <div><dt>Deployment</dt><dd><Link to={`/deployments/${run.deployment.id}`}>{run.deployment.name}</Link></dd></div>
+          <div><dt>Trigger</dt><dd>{words(run.trigger)}</dd></div>
+          <div><dt>Started</dt><dd>{when(run.startedAt)}</dd></div>
+          <div><dt>Window ends</dt><dd>{when(run.windowEndsAt)}</dd></div>
+          <div><dt>Ended</dt><dd>{when(run.endedAt)}</dd></div>
+          <div><dt>Results</dt><dd>{run.counts.succeeded} succeeded, {run.counts.failed} failed, {run.counts.notAttempted} not attempted, {run.counts.notSelected} not selected</dd></div>
+        </dl>
+        {run.error && <p className="alert" role="alert">{run.error}</p>}
+      </section>
+      <h2>Machines ({run.machineRuns.length})</h2>
+      {run.machineRuns.length === 0 && <p className="muted">No machine yet: the run is resolving its targets.</p>}
+      <div className="machine-runs">
+        {run.machineRuns.map((m) => <MachineRunCard key={m.id} m={m} lines={run.logs.filter((l) => l.machineRunId === m.id)} />)}
+      </div>
+      <h2 id="logs-title">All logs</h2>
+      <div className="field inline">
+        <label htmlFor="log-machine">Show</label>
+        <select id="log-machine" value={logMachine} onChange={(e) => setLogMachine(e.target.value)}>
+          <option value="">Every machine and the server</option>
+          {[...names].map(([mid, name]) => <option key={mid} value={mid}>{name}</option>)}
+        </select>
+      </div>
+      <LogView lines={shownLogs} label="All logs of the run" />
+    </Page>
+  );
+}
