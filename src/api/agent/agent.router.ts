@@ -54,7 +54,7 @@ export function agentRouter(services: ApiServices): express.Router {
     '/enroll',
     handle(async (req, res) => {
       const body = parse(enrollRequest, req.body);
-      const outcome = await agents.enroll(body.enrollmentKey, body.facts);
+      const outcome = await agents.enroll(body.enrollmentKey, body.facts, req.ip ?? null);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
       services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from: req.ip }, 'machine enrolled');
       res.status(201).json({ machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
