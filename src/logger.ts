@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { REDACTED, redactSecrets } from './redact.js';
 
@@ -35,7 +35,7 @@ export const REDACTED_PATHS = [
  * Structured JSON logs for machines to read; the same records in a readable form in a terminal.
  * Secrets never go into a log record: tokens are logged by id, never by value.
  */
-export function createLogger(options: { level: string; format: 'json' | 'pretty'; name?: string }): Logger {
+export function createLogger(options: { level: string; format: 'json' | 'pretty'; name?: string; destination?: DestinationStream }): Logger {
   const base = {
     level: options.level,
     name: options.name ?? 'fleetpatch',
@@ -51,5 +51,5 @@ export function createLogger(options: { level: string; format: 'json' | 'pretty'
   if (options.format === 'pretty') {
     return pino(base, pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
   }
-  return pino(base);
+  return options.destination ? pino(base, options.destination) : pino(base);
 }
