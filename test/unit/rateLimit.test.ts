@@ -21,7 +21,7 @@ describe('rate limiter', () => {
   });
 
   it('tells a slow rate how many seconds to wait', () => {
-    let now = 0;
+    const now = 0;
     const limiter = new RateLimiter(6, () => now); // one each ten seconds
     for (let i = 0; i < 10; i++) limiter.take('a');
     expect(limiter.take('a')).toBe(10);
