@@ -77,8 +77,9 @@ export function agentRouter(services: ApiServices): express.Router {
     handle(async (req, res) => {
       const machine = await machineOf(req);
       const raw = req.query.waitSeconds ?? '0';
-      const waitSeconds = Number(raw);
-      if (typeof raw !== 'string' || !Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
+      // Decimal digits only: Number() would also take '' (0) and hex such as '0x10' (16).
+      const waitSeconds = typeof raw === 'string' && /^\d{1,3}(\.\d{1,3})?$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
         throw new AgentApiError(400, 'BAD_USER_INPUT', `waitSeconds must be a number from 0 to ${MAX_LONG_POLL_SECONDS}.`);
       }
       const aborted = new AbortController();
