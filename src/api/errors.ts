@@ -16,6 +16,19 @@ export const notFound = (message: string) => apiError('NOT_FOUND', message);
 const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
 
 /**
+ * An id argument that is not a UUID reaches PostgreSQL as `invalid input syntax for type uuid`
+ * (22P02). It is the client's mistake, not ours: found by the fuzz test, answered as bad input.
+ */
+function isInvalidUuid(error: unknown): boolean {
+  let current = error as { originalError?: unknown; cause?: unknown; code?: unknown; message?: unknown } | undefined;
+  for (let i = 0; i < 5 && current; i++) {
+    if (current.code === '22P02' && typeof current.message === 'string' && current.message.includes('uuid')) return true;
+    current = (current.originalError ?? current.cause) as typeof current;
+  }
+  return false;
+}
+
+/**
  * Apollo's formatError: our own codes and GraphQL's request errors pass through; anything else is
  * an unexpected failure, logged in full and shown to the client only as INTERNAL.
  */
@@ -25,6 +38,9 @@ export function formatError(logger: Logger) {
     if (typeof code === 'string' && ((ERROR_CODES as readonly string[]).includes(code) || REQUEST_ERROR_CODES.has(code))) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
+    }
+    if (isInvalidUuid(error)) {
+      return { message: 'An id in this request is not one this API hands out (ids are UUIDs, e.g. 3f0c2a9e-5b1d-4c7e-9a2f-0d8e6b4c1a7f); copy it from a query result.', path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
     }
     logger.error({ err: error, path: formatted.path }, 'unexpected error in a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL' } };

@@ -194,3 +194,31 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
     void databaseUrl;
   });
 });
+
+describe('ids that are not UUIDs', () => {
+  let api: ApiServer;
+  let database: Database;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await database.close();
+    await drop();
+  });
+
+  it('answers BAD_USER_INPUT, not INTERNAL (the fuzz test found these)', async () => {
+    const admin = await tokenFor(database, 'ADMIN');
+    for (const query of ['{ machine(id: "../etc/passwd") { name } }', '{ deployment(id: "x") { name } }', '{ deploymentRun(id: "1") { status } }', 'mutation { removeMachine(machineId: "nope") }']) {
+      const response = await graphql(api.url, query, { token: admin });
+      expect([query, response.errors?.[0]?.extensions?.code]).toEqual([query, 'BAD_USER_INPUT']);
+      expect(response.errors?.[0]?.message).toMatch(/ids are UUIDs/);
+    }
+  });
+});
