@@ -155,8 +155,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rebootTimeoutSeconds: positive(env, 'FLEETPATCH_REBOOT_TIMEOUT_SECONDS', 900),
     },
     limits: {
-      // Ten a second: far above a person or a script's polling, well below a flood.
-      apiRequestsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_API_RATE_LIMIT', 600),
+      // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.
+      apiRequestsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_API_RATE_LIMIT', 1200),
       // An agent sends about two a second while it streams a job's output, far fewer otherwise.
       agentRequestsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_AGENT_RATE_LIMIT', 600),
       // A rollout behind one NAT enrolls many machines from one address: generous, but bounded

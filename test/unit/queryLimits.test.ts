@@ -32,7 +32,7 @@ describe('query depth and cost limits', () => {
 describe('access settings', () => {
   it('reads limits, with 0 turning a rate limit off', () => {
     const config = loadConfig({ FLEETPATCH_AGENT_RATE_LIMIT: '0', FLEETPATCH_GRAPHQL_MAX_DEPTH: '8' });
-    expect(config.limits).toEqual({ apiRequestsPerMinute: 600, agentRequestsPerMinute: 0, enrollmentsPerMinute: 300, graphqlMaxDepth: 8, graphqlMaxCost: 50_000 });
+    expect(config.limits).toEqual({ apiRequestsPerMinute: 1200, agentRequestsPerMinute: 0, enrollmentsPerMinute: 300, graphqlMaxDepth: 8, graphqlMaxCost: 50_000 });
     expect(() => loadConfig({ FLEETPATCH_API_RATE_LIMIT: '-5' })).toThrow(/FLEETPATCH_API_RATE_LIMIT=-5 is not a whole number/);
   });
 
