@@ -16,16 +16,21 @@ export const notFound = (message: string) => apiError('NOT_FOUND', message);
 const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
 
 /**
- * An id argument that is not a UUID reaches PostgreSQL as `invalid input syntax for type uuid`
- * (22P02). It is the client's mistake, not ours: found by the fuzz test, answered as bad input.
+ * Input PostgreSQL refuses to read is the client's mistake, not ours (both found by the fuzz
+ * test): an id that is not a UUID (22P02, invalid input syntax for type uuid) and a NUL byte in
+ * any text (22021). The message a client gets for each, or null for any other error.
  */
-function isInvalidUuid(error: unknown): boolean {
+function invalidInputMessage(error: unknown): string | null {
   let current = error as { originalError?: unknown; cause?: unknown; code?: unknown; message?: unknown } | undefined;
   for (let i = 0; i < 5 && current; i++) {
-    if (current.code === '22P02' && typeof current.message === 'string' && current.message.includes('uuid')) return true;
+    const message = typeof current.message === 'string' ? current.message : '';
+    if (current.code === '22P02' && message.includes('uuid')) {
+      return 'An id in this request is not one this API hands out (ids are UUIDs, e.g. 3f0c2a9e-5b1d-4c7e-9a2f-0d8e6b4c1a7f); copy it from a query result.';
+    }
+    if (current.code === '22021') return 'A value in this request holds a NUL character (\\u0000), which cannot be stored; remove it.';
     current = (current.originalError ?? current.cause) as typeof current;
   }
-  return false;
+  return null;
 }
 
 /**
@@ -39,9 +44,8 @@ export function formatError(logger: Logger) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
     }
-    if (isInvalidUuid(error)) {
-      return { message: 'An id in this request is not one this API hands out (ids are UUIDs, e.g. 3f0c2a9e-5b1d-4c7e-9a2f-0d8e6b4c1a7f); copy it from a query result.', path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
-    }
+    const invalid = invalidInputMessage(error);
+    if (invalid) return { message: invalid, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
     logger.error({ err: error, path: formatted.path }, 'unexpected error in a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL' } };
   };

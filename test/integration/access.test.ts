@@ -220,5 +220,7 @@ describe('ids that are not UUIDs', () => {
       expect([query, response.errors?.[0]?.extensions?.code]).toEqual([query, 'BAD_USER_INPUT']);
       expect(response.errors?.[0]?.message).toMatch(/ids are UUIDs/);
     }
+    const nul = await graphql(api.url, 'query($id: ID!) { deployment(id: $id) { name } }', { token: admin, variables: { id: 'a\u0000b' } });
+    expect(nul.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' }, message: expect.stringMatching(/NUL character/) });
   });
 });
