@@ -78,7 +78,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.use(AGENT_API_PREFIX, agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
   const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal'] }>(
     {
       schema,
