@@ -33,6 +33,24 @@ export interface Config {
   agentTimings: AgentTimings;
   /** How long a run waits for signs of life from a machine. */
   runTimings: RunTimings;
+  /** What one client may ask of the API. */
+  limits: ApiLimits;
+  /** HTTPS for the API: PEM files of the certificate (chain) and its key. Unset: plain HTTP. */
+  tls: { certFile: string; keyFile: string } | undefined;
+}
+
+/** Per-client limits. A rate of 0 turns that limit off (a load test, a simulator of many agents). */
+export interface ApiLimits {
+  /** GraphQL requests per minute per API token (or per address without one). */
+  apiRequestsPerMinute: number;
+  /** Agent endpoint requests per minute per machine credential. */
+  agentRequestsPerMinute: number;
+  /** Enrollment attempts per minute per source address. */
+  enrollmentsPerMinute: number;
+  /** Deepest selection nesting a GraphQL operation may have. */
+  graphqlMaxDepth: number;
+  /** Highest estimated cost (fields times page sizes) a GraphQL operation may have. */
+  graphqlMaxCost: number;
 }
 
 export interface RunTimings {
@@ -71,6 +89,24 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name}=${raw} is not a positive number`);
   return value;
+}
+
+function nonNegativeInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name}=${raw} is not a whole number (0 or more)`);
+  return value;
+}
+
+function tlsFiles(env: NodeJS.ProcessEnv): Config['tls'] {
+  const certFile = nonEmpty(env.FLEETPATCH_TLS_CERT);
+  const keyFile = nonEmpty(env.FLEETPATCH_TLS_KEY);
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    throw new ConfigError(`HTTPS needs both FLEETPATCH_TLS_CERT and FLEETPATCH_TLS_KEY (PEM files); only ${certFile ? 'FLEETPATCH_TLS_CERT' : 'FLEETPATCH_TLS_KEY'} is set.`);
+  }
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -118,5 +154,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // Servers with many disks or slow firmware take minutes to boot.
       rebootTimeoutSeconds: positive(env, 'FLEETPATCH_REBOOT_TIMEOUT_SECONDS', 900),
     },
+    limits: {
+      // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.
+      apiRequestsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_API_RATE_LIMIT', 1200),
+      // An agent sends about two a second while it streams a job's output, far fewer otherwise.
+      agentRequestsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_AGENT_RATE_LIMIT', 600),
+      // A rollout behind one NAT enrolls many machines from one address: generous, but bounded
+      // so that enrollment keys cannot be guessed at speed.
+      enrollmentsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_ENROLL_RATE_LIMIT', 300),
+      graphqlMaxDepth: positive(env, 'FLEETPATCH_GRAPHQL_MAX_DEPTH', 12),
+      graphqlMaxCost: positive(env, 'FLEETPATCH_GRAPHQL_MAX_COST', 50_000),
+    },
+    tls: tlsFiles(env),
   };
 }

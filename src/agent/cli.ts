@@ -15,7 +15,7 @@ const USAGE = `fleetpatch agent: the program on each managed machine
 
   fleetpatch agent run --server URL [--enroll-key KEY] [--state-dir DIR] [--root DIR]
                        [--assess-only] [--boot-id-file FILE] [--reboot-command CMD]
-                       [--log-level LEVEL]
+                       [--ca-file FILE] [--log-level LEVEL]
       Enrolls once (the key is needed only the first time), then checks in, assesses on the
       server's cadence and on demand, and reports. Runs until SIGINT/SIGTERM.
 
@@ -25,6 +25,8 @@ const USAGE = `fleetpatch agent: the program on each managed machine
   --root DIR         manage the system installed under DIR (default /)
   --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent;
                      Windows: %ProgramData%\\fleetpatch-agent)
+  --ca-file FILE     PEM CA certificate(s) the https:// server must be signed by (a private CA);
+                     without it the system's trust store is used
   --assess-only      refuse install jobs (what \`fleetpatch dev\` runs for its own machine)
   --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id; Windows:
                      the agent writes the boot time to <state-dir>\\boot-id)
@@ -82,10 +84,21 @@ async function runCommand(argv: string[]): Promise<void> {
       'boot-id-file': { type: 'string' },
       'reboot-command': { type: 'string', default: defaults.rebootCommand },
       'log-level': { type: 'string', default: 'info' },
+      'ca-file': { type: 'string' },
     },
     strict: true,
   });
   if (!values.server) throw new AgentRefused('--server URL is required (the fleetpatch server, e.g. https://fleetpatch.example.com).');
+  let ca: Buffer | undefined;
+  if (values['ca-file']) {
+    if (!values.server.startsWith('https://')) throw new AgentRefused(`--ca-file needs an https:// --server URL; got ${values.server}.`);
+    try {
+      ca = fs.readFileSync(values['ca-file']);
+    } catch (error) {
+      throw new AgentRefused(`--ca-file ${values['ca-file']} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+    }
+    if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new AgentRefused(`--ca-file ${values['ca-file']} holds no PEM certificate.`);
+  }
   const log = createAgentLog(values['log-level'] as 'info');
   const controller = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
@@ -107,6 +120,7 @@ async function runCommand(argv: string[]): Promise<void> {
       rebootCommand: values['reboot-command'],
       env: process.env,
       log,
+      ca,
     },
     controller.signal,
   );

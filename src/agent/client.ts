@@ -1,3 +1,4 @@
+import https from 'node:https';
 import {
   AGENT_API_PREFIX,
   type AgentErrorResponse,
@@ -35,11 +36,18 @@ export class ServerUnreachable extends Error {
 export class AgentClient {
   private readonly base: string;
 
+  /**
+   * `ca`: the PEM certificate(s) the server's certificate must chain to (`--ca-file`), instead of
+   * the system's trust store. Node's fetch cannot take a CA per request, so those requests go
+   * through node:https; the certificate and host name are verified either way.
+   */
   constructor(
     serverUrl: string,
     private credential: string | null = null,
+    private readonly ca: Buffer | undefined = undefined,
   ) {
     this.base = serverUrl.replace(/\/+$/, '').replace(/\/graphql$/, '') + AGENT_API_PREFIX;
+    if (ca && !this.base.startsWith('https:')) throw new Error(`--ca-file needs an https:// server URL; got ${serverUrl}.`);
   }
 
   setCredential(credential: string): void {
@@ -77,17 +85,18 @@ export class AgentClient {
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    let response: Response;
+    let response: Pick<Response, 'status' | 'ok' | 'text'>;
+    const init = {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: controller.signal,
+    };
     try {
-      response = await fetch(this.base + path, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: controller.signal,
-      });
+      response = this.ca ? await httpsWithCa(this.base + path, init, this.ca) : await fetch(this.base + path, init);
     } catch (error) {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -103,7 +112,8 @@ export class AgentClient {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
-    if (response.status >= 500) throw new ServerUnreachable(`${method} ${path}: the server answered ${response.status}`);
+    // 429: the server asks to slow down (rate limit): a reason to retry later, not a refusal.
+    if (response.status >= 500 || response.status === 429) throw new ServerUnreachable(`${method} ${path}: the server answered ${response.status}`);
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
@@ -116,6 +126,25 @@ export class AgentClient {
     }
     return parsed as T;
   }
+}
+
+/** One request over node:https, verifying the server against `ca`; the answer read whole. */
+function httpsWithCa(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal }, ca: Buffer): Promise<Pick<Response, 'status' | 'ok' | 'text'>> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, { method: init.method, headers: init.headers, ca, signal: init.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status, ok: status >= 200 && status < 300, text: () => Promise.resolve(text) });
+      });
+    });
+    // Errors keep fetch's shape ({cause: {code}}) so that describeFetchError reads both.
+    request.on('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(error.message), { cause: error })));
+    request.end(init.body);
+  });
 }
 
 function describeFetchError(error: unknown): string {

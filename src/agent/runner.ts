@@ -28,6 +28,8 @@ export interface AgentOptions {
   rebootCommand: string;
   env: NodeJS.ProcessEnv;
   log: AgentLog;
+  /** PEM CA certificate(s) to verify the server with (`--ca-file`); the system's trust store otherwise. */
+  ca?: Buffer;
 }
 
 /** Settings until the server sends its own. */
@@ -77,7 +79,7 @@ export class Agent {
     fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
     this.ctx = { root: options.root, env: options.env, workDir };
     this.spool = new ReportSpool(options.stateDir, 100, (file) => options.log('warn', 'spool full: dropped the oldest report', { file }));
-    this.client = new AgentClient(options.server);
+    this.client = new AgentClient(options.server, null, options.ca);
   }
 
   get packageManager(): string {

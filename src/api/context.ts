@@ -10,6 +10,8 @@ import type { Principal } from './auth.js';
 export interface ApiContext {
   principal: Principal | null;
   services: ApiServices;
+  /** The client's address as the server saw it (for the audit log). */
+  sourceAddress?: string | null;
 }
 
 export interface ApiServices {

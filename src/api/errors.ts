@@ -2,7 +2,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../logger.js';
 
 /** The API's one error vocabulary: every error a client sees carries one of these codes. */
-export const ERROR_CODES = ['BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INTERNAL'] as const;
+export const ERROR_CODES = ['BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'RATE_LIMITED', 'PAYLOAD_TOO_LARGE', 'INTERNAL'] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export function apiError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): GraphQLError {
@@ -16,6 +16,24 @@ export const notFound = (message: string) => apiError('NOT_FOUND', message);
 const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
 
 /**
+ * Input PostgreSQL refuses to read is the client's mistake, not ours (both found by the fuzz
+ * test): an id that is not a UUID (22P02, invalid input syntax for type uuid) and a NUL byte in
+ * any text (22021). The message a client gets for each, or null for any other error.
+ */
+function invalidInputMessage(error: unknown): string | null {
+  let current = error as { originalError?: unknown; cause?: unknown; code?: unknown; message?: unknown } | undefined;
+  for (let i = 0; i < 5 && current; i++) {
+    const message = typeof current.message === 'string' ? current.message : '';
+    if (current.code === '22P02' && message.includes('uuid')) {
+      return 'An id in this request is not one this API hands out (ids are UUIDs, e.g. 3f0c2a9e-5b1d-4c7e-9a2f-0d8e6b4c1a7f); copy it from a query result.';
+    }
+    if (current.code === '22021') return 'A value in this request holds a NUL character (\\u0000), which cannot be stored; remove it.';
+    current = (current.originalError ?? current.cause) as typeof current;
+  }
+  return null;
+}
+
+/**
  * Apollo's formatError: our own codes and GraphQL's request errors pass through; anything else is
  * an unexpected failure, logged in full and shown to the client only as INTERNAL.
  */
@@ -26,6 +44,8 @@ export function formatError(logger: Logger) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
     }
+    const invalid = invalidInputMessage(error);
+    if (invalid) return { message: invalid, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
     logger.error({ err: error, path: formatted.path }, 'unexpected error in a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL' } };
   };

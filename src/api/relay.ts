@@ -1,9 +1,9 @@
 import { ArgsType, type ClassType, Field, Int, ObjectType } from 'type-graphql';
 import { badUserInput } from './errors.js';
 
-/** The largest page a client may ask for: bigger pages are refused, not silently cut. */
-export const MAX_PAGE_SIZE = 500;
-export const DEFAULT_PAGE_SIZE = 50;
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pageSize.js';
+
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE };
 
 @ObjectType({ description: 'Relay page information.' })
 export class PageInfo {

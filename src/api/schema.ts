@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import type { FleetPubSub } from '../events/pubsub.js';
+import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
 import { authChecker } from './auth.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
@@ -9,7 +10,18 @@ import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
 import { SystemResolver } from './system/system.resolver.js';
 
-export const resolvers = [SystemResolver, EnrollmentResolver, MachineResolver, DeploymentResolver, DeploymentRunResolver, MachineRunResolver, MachineDeploymentRunsResolver, MissingUpdateResolver] as const;
+export const resolvers = [
+  SystemResolver,
+  EnrollmentResolver,
+  MachineResolver,
+  MissingUpdateResolver,
+  DeploymentResolver,
+  DeploymentRunResolver,
+  MachineRunResolver,
+  MachineDeploymentRunsResolver,
+  ApiTokenResolver,
+  AuditResolver,
+] as const;
 
 /**
  * The GraphQL schema, built from the resolvers. `pubSub` may be omitted when only the schema's

@@ -1,11 +1,10 @@
-import http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, parse, specifiedRules, validate, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { connectDatabase } from '../db/client.js';
@@ -15,14 +14,21 @@ import { listen } from '../net.js';
 import { connectTemporal, type TemporalSettings } from '../temporal/connection.js';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import { agentRouter } from './agent/agent.router.js';
+import { auditPlugin } from './audit.js';
 import { authenticate } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
+import { queryLimitsRule } from './limits.js';
+import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
+import { createApiHttpServer, type TlsFiles } from './tls.js';
+import { loadConfig, type ApiLimits } from '../config.js';
 import { buildApiSchema } from './schema.js';
 import { SystemService } from './system/system.service.js';
 
 export const GRAPHQL_PATH = '/graphql';
+/** The largest GraphQL request body: a deployment input with thousands of machine ids fits. */
+const GRAPHQL_BODY_LIMIT = '1mb';
 
 export interface ApiServerOptions {
   databaseUrl: string;
@@ -33,6 +39,10 @@ export interface ApiServerOptions {
   /** Development: Apollo Sandbox on the GraphQL URL. */
   sandbox: boolean;
   fleet: FleetSettings;
+  /** Rate, depth and cost limits; the defaults of `loadConfig` when omitted. */
+  limits?: ApiLimits;
+  /** Serve HTTPS with this certificate and key. */
+  tls?: TlsFiles;
 }
 
 export interface ApiServer {
@@ -50,8 +60,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date() };
   const schema = await buildApiSchema(pubsub);
 
+  const limits = options.limits ?? loadConfig({}).limits;
+  const validationRules = [queryLimitsRule({ maxDepth: limits.graphqlMaxDepth, maxCost: limits.graphqlMaxCost })];
+
   const app = express();
-  const httpServer = http.createServer(app);
+  const httpServer = createApiHttpServer(app, options.tls);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -62,23 +75,46 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', ...health });
   });
 
+  app.use(AGENT_API_PREFIX, agentRateLimit(limits));
   app.use(AGENT_API_PREFIX, agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
   const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal'] }>(
     {
       schema,
       onConnect: async (ctx) => {
         try {
-          ctx.extra.principal = await authenticate(database.db, ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
+          // Subscriptions authenticate on connection: no token, no connection.
+          const principal = await authenticate(database.db, ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
+          if (!principal) throw new Error('no token in the connection params');
+          ctx.extra.principal = principal;
           return true;
         } catch (error) {
           logger.info({ reason: error instanceof Error ? error.message : String(error) }, 'subscription connection refused');
           return false;
         }
       },
-      context: (ctx): ApiContext => ({ principal: ctx.extra.principal ?? null, services }),
+      // The socket is for subscriptions only: queries and mutations go over HTTP, where the audit
+      // log, rate limits and body limits apply. The depth and cost limits apply here too.
+      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
+        }
+        const errors = validate(schema, document, [...specifiedRules, ...validationRules]);
+        if (errors.length > 0) return errors;
+        const operations = document.definitions.filter((d) => d.kind === 'OperationDefinition');
+        const chosen = payload.operationName ? operations.find((o) => o.name?.value === payload.operationName) : operations[0];
+        if (chosen?.operation !== 'subscription') {
+          return [new GraphQLError('Only subscriptions go over the WebSocket; send queries and mutations as HTTP POST to /graphql.', { extensions: { code: 'BAD_USER_INPUT' } })];
+        }
+        return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
+      },
+      context: (ctx): ApiContext => ({ principal: ctx.extra.principal ?? null, services, sourceAddress: ctx.extra.request.socket.remoteAddress ?? null }),
     },
     wsServer,
   );
@@ -87,7 +123,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     schema,
     formatError: formatError(logger),
     includeStacktraceInErrorResponses: false,
+    validationRules,
     plugins: [
+      auditPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
       { serverWillStart: async () => ({ drainServer: async () => { await wsCleanup.dispose(); } }) },
       options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
@@ -96,11 +134,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   await apollo.start();
   app.use(
     GRAPHQL_PATH,
-    express.json({ limit: '1mb' }),
+    graphqlRateLimit(limits),
+    express.json({ limit: GRAPHQL_BODY_LIMIT }),
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<ApiContext> => {
         try {
-          return { principal: await authenticate(database.db, req.headers.authorization), services };
+          return { principal: await authenticate(database.db, req.headers.authorization), services, sourceAddress: req.ip ?? null };
         } catch (error) {
           if (error instanceof GraphQLError) {
             // Apollo answers a failing context function with this error and the HTTP status we set.
@@ -110,6 +149,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         }
       },
     }),
+    graphqlBodyErrors,
   );
 
   // The web console at /, last: it never answers for the API's own paths.
@@ -117,7 +157,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const port = await listen(httpServer, options.port, options.host, 'GraphQL API', 'PORT');
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
-  const url = `http://${shownHost}:${port}${GRAPHQL_PATH}`;
+  const url = `${options.tls ? 'https' : 'http'}://${shownHost}:${port}${GRAPHQL_PATH}`;
   logger.info({ url, console: url.replace(/\/graphql$/, '/') }, 'API listening');
 
   let closing: Promise<void> | undefined;

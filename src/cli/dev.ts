@@ -74,7 +74,7 @@ export async function dev(): Promise<void> {
     stops.push(() => worker.shutdown());
     workerDone.catch((error: unknown) => logger.error({ err: error }, 'worker stopped with an error'));
 
-    const api: ApiServer = await startApiServer({ databaseUrl, temporal: temporalSettings, port: config.port, host, logger, sandbox: true, fleet: config });
+    const api: ApiServer = await startApiServer({ databaseUrl, temporal: temporalSettings, port: config.port, host, logger, sandbox: true, fleet: config, limits: config.limits });
     stops.push(() => api.close());
 
     const database = connectDatabase(databaseUrl, { max: 2 });

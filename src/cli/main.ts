@@ -15,6 +15,7 @@ Usage: fleetpatch <command>
   migrate        apply pending database migrations (needs DATABASE_URL)
   temporal-cli   find the Temporal CLI, building it once with Go if needed; print its path
   print-schema   print the GraphQL schema (SDL)
+  token          create, list and revoke API tokens (needs DATABASE_URL; \`fleetpatch token --help\`)
   agent          the agent on a managed machine (\`fleetpatch agent --help\`)
 
 Settings come from the environment: see the README's configuration table.`;
@@ -29,6 +30,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'temporal-cli': async () => (await import('./temporalCli.js')).temporalCliCommand,
   'print-schema': async () => (await import('./printSchema.js')).printSchema,
   agent: async () => (await import('../agent/cli.js')).agentCommand,
+  token: async () => (await import('./token.js')).tokenCommand,
 };
 
 async function main(argv: string[]): Promise<void> {

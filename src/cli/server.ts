@@ -15,6 +15,8 @@ export async function server(): Promise<void> {
     logger,
     sandbox: process.env.NODE_ENV !== 'production',
     fleet: config,
+    limits: config.limits,
+    tls: config.tls,
   });
   onShutdownSignal(logger, () => api.close());
 }

@@ -27,7 +27,7 @@ function factColumns(facts: MachineFacts) {
   };
 }
 
-export type EnrollOutcome = { enrolled: true; machine: MachineRow; credential: string } | { enrolled: false; reason: string };
+export type EnrollOutcome = { enrolled: true; machine: MachineRow; credential: string } | { enrolled: false; reason: string; keyId: string | null };
 
 /**
  * Registers a machine with an enrollment key. The key's row is locked for the transaction, so two
@@ -41,7 +41,7 @@ export async function enrollMachine(db: Db, enrollmentKey: string, facts: Machin
       .where(eq(enrollmentKeys.secretHash, hashSecret(enrollmentKey)))
       .for('update');
     const refusal = enrollmentRefusal(key, now);
-    if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key' };
+    if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
     await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1` }).where(eq(enrollmentKeys.id, key.id));
     const credential = newSecret('fpm_');
     const [machine] = await tx

@@ -296,3 +296,33 @@ export const updateDurations = pgTable(
   },
   (t) => [primaryKey({ columns: [t.machineId, t.name] })],
 );
+
+/**
+ * The audit log: every mutation and every enrollment, who, what, when and from where. No foreign
+ * keys on purpose: an entry outlives the token, machine or deployment it names.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** TOKEN (an API token), MACHINE (an agent's credential), ENROLLMENT_KEY, ANONYMOUS, CLI (a command run with DATABASE_URL). */
+    actorKind: text('actor_kind').notNull(),
+    /** The token, machine or enrollment key id; null for anonymous or CLI. */
+    actorId: text('actor_id'),
+    /** The token's name or the machine's hostname at the time: still readable once the actor is gone. */
+    actorName: text('actor_name'),
+    actorRole: text('actor_role'),
+    /** The mutation's name (`createDeployment`) or the event (`enrollMachine`, `token.create`). */
+    action: text('action').notNull(),
+    /** The id the action was about (a machine, deployment, token...), when there is one. */
+    targetId: text('target_id'),
+    /** The arguments, with every secret replaced by "[REDACTED]". */
+    details: jsonb('details').notNull().default(sql`'{}'::jsonb`),
+    /** SUCCEEDED, or the error code the caller got (FORBIDDEN, NOT_FOUND...). */
+    outcome: text('outcome').notNull(),
+    /** The client's address as the server saw it. */
+    sourceAddress: text('source_address'),
+  },
+  (t) => [index('audit_events_at_idx').on(t.at, t.id), index('audit_events_target_idx').on(t.targetId)],
+);

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Role } from '../fleet/access.js';
 import type { Db } from './client.js';
 import { apiTokens } from './schema.js';
@@ -10,6 +10,19 @@ export interface CreatedToken {
   /** Shown once; only its hash is stored. */
   secret: string;
 }
+
+/** A token as listed: everything but its hash. */
+export type ApiTokenRow = Omit<typeof apiTokens.$inferSelect, 'tokenHash'>;
+
+const listed = {
+  id: apiTokens.id,
+  name: apiTokens.name,
+  role: apiTokens.role,
+  createdAt: apiTokens.createdAt,
+  expiresAt: apiTokens.expiresAt,
+  revokedAt: apiTokens.revokedAt,
+  lastUsedAt: apiTokens.lastUsedAt,
+};
 
 export async function createApiToken(
   db: Db,
@@ -23,8 +36,29 @@ export async function createApiToken(
   return { id: row!.id, role: input.role, secret };
 }
 
+export function listApiTokens(db: Db): Promise<ApiTokenRow[]> {
+  return db.select(listed).from(apiTokens).orderBy(desc(apiTokens.createdAt), apiTokens.id);
+}
+
+export async function findApiToken(db: Db, id: string): Promise<ApiTokenRow | undefined> {
+  const [row] = await db.select(listed).from(apiTokens).where(eq(apiTokens.id, id));
+  return row;
+}
+
+/** Revokes a token; revoking it again keeps the first revocation time. */
+export async function revokeApiToken(db: Db, id: string): Promise<ApiTokenRow | undefined> {
+  const [row] = await db
+    .update(apiTokens)
+    .set({ revokedAt: sql`coalesce(${apiTokens.revokedAt}, now())` })
+    .where(eq(apiTokens.id, id))
+    .returning(listed);
+  return row;
+}
+
 export interface TokenPrincipal {
   tokenId: string;
+  /** The token's name, for the audit log. */
+  name: string;
   role: Role;
 }
 
@@ -40,6 +74,6 @@ export async function findActiveToken(db: Db, secret: string): Promise<TokenPrin
         or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
       ),
     )
-    .returning({ id: apiTokens.id, role: apiTokens.role });
-  return row ? { tokenId: row.id, role: row.role } : null;
+    .returning({ id: apiTokens.id, name: apiTokens.name, role: apiTokens.role });
+  return row ? { tokenId: row.id, name: row.name, role: row.role } : null;
 }

@@ -7,7 +7,8 @@ import { migrateDatabase } from '../../src/db/migrate.js';
 import { createApiToken } from '../../src/db/tokens.js';
 import type { Role } from '../../src/fleet/access.js';
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
+import type { TlsFiles } from '../../src/api/tls.js';
 import type { TemporalSettings } from '../../src/temporal/connection.js';
 
 export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json', name: 'test' });
@@ -29,15 +30,18 @@ export async function tokenFor(db: Database, role: Role): Promise<string> {
   return (await createApiToken(db.db, { name: `test ${role}`, role })).secret;
 }
 
-export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ApiServer> {
+export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?: string; env?: NodeJS.ProcessEnv; logger?: Logger; tls?: TlsFiles } = {}): Promise<ApiServer> {
+  const config = loadConfig(options.env ?? {});
   return startApiServer({
     databaseUrl: options.databaseUrl ?? databaseUrl(),
     temporal,
     port: 0,
     host: '127.0.0.1',
-    logger: testLogger,
+    logger: options.logger ?? testLogger,
     sandbox: false,
-    fleet: loadConfig(options.env ?? {}),
+    fleet: config,
+    limits: config.limits,
+    tls: options.tls,
   });
 }
 

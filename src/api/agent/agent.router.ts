@@ -54,7 +54,7 @@ export function agentRouter(services: ApiServices): express.Router {
     '/enroll',
     handle(async (req, res) => {
       const body = parse(enrollRequest, req.body);
-      const outcome = await agents.enroll(body.enrollmentKey, body.facts);
+      const outcome = await agents.enroll(body.enrollmentKey, body.facts, req.ip ?? null);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
       services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from: req.ip }, 'machine enrolled');
       res.status(201).json({ machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
@@ -77,8 +77,9 @@ export function agentRouter(services: ApiServices): express.Router {
     handle(async (req, res) => {
       const machine = await machineOf(req);
       const raw = req.query.waitSeconds ?? '0';
-      const waitSeconds = Number(raw);
-      if (typeof raw !== 'string' || !Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
+      // Decimal digits only: Number() would also take '' (0) and hex such as '0x10' (16).
+      const waitSeconds = typeof raw === 'string' && /^\d{1,3}(\.\d{1,3})?$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
         throw new AgentApiError(400, 'BAD_USER_INPUT', `waitSeconds must be a number from 0 to ${MAX_LONG_POLL_SECONDS}.`);
       }
       const aborted = new AbortController();

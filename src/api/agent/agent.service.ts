@@ -1,6 +1,7 @@
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
-import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type MachineRow } from '../../db/machines.js';
+import { recordAuditEvents } from '../../db/audit.js';
+import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type EnrollOutcome, type MachineRow } from '../../db/machines.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
@@ -28,11 +29,26 @@ export class AgentService {
     return findMachineByCredential(this.db, credential);
   }
 
-  async enroll(enrollmentKey: string, facts: MachineFacts) {
+  /** Enrolls a machine; every attempt, refused or not, goes into the audit log. */
+  async enroll(enrollmentKey: string, facts: MachineFacts, sourceAddress: string | null) {
+    // A Windows client edition is refused before its key is used (the seed manages servers only).
     const refusal = editionRefusal(facts);
-    if (refusal) return { enrolled: false as const, reason: refusal };
-    const outcome = await enrollMachine(this.db, enrollmentKey, facts, this.services.now());
+    const outcome: EnrollOutcome = refusal
+      ? { enrolled: false, reason: refusal, keyId: null }
+      : await enrollMachine(this.db, enrollmentKey, facts, this.services.now());
     if (outcome.enrolled) this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id });
+    await recordAuditEvents(this.db, [
+      {
+        actorKind: 'ENROLLMENT_KEY',
+        actorId: outcome.enrolled ? outcome.machine.enrollmentKeyId : outcome.keyId,
+        actorName: facts.hostname,
+        action: 'enrollMachine',
+        targetId: outcome.enrolled ? outcome.machine.id : null,
+        details: { hostname: facts.hostname, osType: facts.osType, osName: facts.osName, agentVersion: facts.agentVersion, ...(outcome.enrolled ? {} : { reason: outcome.reason }) },
+        outcome: outcome.enrolled ? 'SUCCEEDED' : 'FORBIDDEN',
+        sourceAddress,
+      },
+    ]);
     return outcome;
   }
 

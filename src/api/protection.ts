@@ -1,0 +1,48 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ApiLimits } from '../config.js';
+import { clientKey, RATE_LIMITED_MESSAGE, RateLimiter, rateLimit } from './rateLimit.js';
+
+/** GraphQL: per API token (per address without one), answered in GraphQL's own error shape. */
+export function graphqlRateLimit(limits: ApiLimits): RequestHandler {
+  const limiter = new RateLimiter(limits.apiRequestsPerMinute);
+  return rateLimit(limiter, clientKey, (res, retryAfter) => {
+    res.json({ errors: [{ message: RATE_LIMITED_MESSAGE(retryAfter, 'FLEETPATCH_API_RATE_LIMIT'), extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }] });
+  });
+}
+
+/**
+ * The agent endpoint: per machine credential; enrollment (no credential yet) per address, with a
+ * limit of its own so that enrollment keys cannot be guessed at speed.
+ */
+export function agentRateLimit(limits: ApiLimits): RequestHandler {
+  const perMachine = new RateLimiter(limits.agentRequestsPerMinute);
+  const enrollments = new RateLimiter(limits.enrollmentsPerMinute);
+  const respond = (setting: string) => (res: Response, retryAfter: number) => {
+    res.json({ error: { code: 'RATE_LIMITED', message: RATE_LIMITED_MESSAGE(retryAfter, setting) } });
+  };
+  const machineLimit = rateLimit(perMachine, clientKey, respond('FLEETPATCH_AGENT_RATE_LIMIT'));
+  const enrollLimit = rateLimit(enrollments, (req) => `a:${req.ip ?? 'unknown'}`, respond('FLEETPATCH_ENROLL_RATE_LIMIT'));
+  return (req: Request, res: Response, next: NextFunction) => (req.path === '/enroll' ? enrollLimit : machineLimit)(req, res, next);
+}
+
+/**
+ * A GraphQL body that is too large or not JSON never reaches Apollo: answer it in GraphQL's error
+ * shape with a 4xx, instead of Express's HTML page.
+ */
+export function graphqlBodyErrors(error: unknown, _req: Request, res: Response, next: NextFunction): void {
+  const httpError = error as { type?: string; status?: number; message?: string; limit?: number };
+  if (res.headersSent) {
+    next(error);
+    return;
+  }
+  if (httpError.type === 'entity.too.large') {
+    const limit = typeof httpError.limit === 'number' ? `${Math.round(httpError.limit / 1024)} KiB` : 'limit';
+    res.status(413).json({ errors: [{ message: `The request body is larger than the ${limit} allowed. Send smaller variables, or split the request.`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+    return;
+  }
+  if (typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
+    res.status(httpError.status).json({ errors: [{ message: `The request body could not be read: ${httpError.message ?? 'bad request'}. Send JSON: {"query": "...", "variables": {...}}.`, extensions: { code: 'BAD_USER_INPUT' } }] });
+    return;
+  }
+  next(error);
+}
