@@ -29,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'temporal-cli': async () => (await import('./temporalCli.js')).temporalCliCommand,
   'print-schema': async () => (await import('./printSchema.js')).printSchema,
   agent: async () => (await import('../agent/cli.js')).agentCommand,
+  simulate: async () => (await import('./simulate.js')).simulateCommand,
 };
 
 async function main(argv: string[]): Promise<void> {
