@@ -18,6 +18,7 @@ import { agentRouter } from './agent/agent.router.js';
 import { authenticate } from './auth.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
+import { createApiMetrics } from './metrics.js';
 import { buildApiSchema } from './schema.js';
 import { SystemService } from './system/system.service.js';
 
@@ -61,7 +62,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', ...health });
   });
 
-  app.use(AGENT_API_PREFIX, agentRouter(services));
+  // Prometheus text; unauthenticated like /healthz: keep the API port off the internet or filter /metrics at the proxy.
+  const metrics = createApiMetrics(database);
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use(AGENT_API_PREFIX, metrics.agentMiddleware, agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
@@ -88,6 +95,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      metrics.apolloPlugin,
       { serverWillStart: async () => ({ drainServer: async () => { await wsCleanup.dispose(); } }) },
       options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
     ],
