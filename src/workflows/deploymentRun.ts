@@ -1,4 +1,4 @@
-import { CancellationScope, condition, executeChild, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../activities/index.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
 import { workflowIds } from './config.js';
@@ -13,6 +13,9 @@ export interface DeploymentRunInput {
   installHeartbeatSeconds?: number;
   rebootTimeoutSeconds?: number;
 }
+
+/** Children started per workflow task (see the loop). */
+const START_BATCH = 100;
 
 const steps = proxyActivities<DeploymentActivities>({
   // Database reads and writes: seconds. Retried with backoff on transient errors.
@@ -44,10 +47,11 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   try {
     await scope.run(async () => {
       for (;;) {
-        while (!scope.consideredCancelled && Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running, failed, remaining: queue.length }, begun.concurrency, threshold)) {
+        const starting: Array<Promise<unknown>> = [];
+        while (!scope.consideredCancelled && starting.length < START_BATCH && Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running, failed, remaining: queue.length }, begun.concurrency, threshold)) {
           const machine = queue.shift()!;
           running += 1;
-          void executeChild(machineRunWorkflow, {
+          const started = startChild(machineRunWorkflow, {
             workflowId: workflowIds.machineRun(begun.runId, machine.machineId),
             args: [
               {
@@ -60,13 +64,23 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
                 rebootTimeoutSeconds: input.rebootTimeoutSeconds ?? 15 * 60,
               },
             ],
-          }).then(
-            (result) => void ended.push({ machineRunId: machine.machineRunId, status: result.status }),
-            (error: unknown) => {
-              if (isCancellation(error)) childCanceled ??= error;
-              ended.push({ machineRunId: machine.machineRunId, status: 'FAILED' });
-            },
-          );
+          });
+          starting.push(started.catch(() => undefined));
+          void started
+            .then((child) => child.result())
+            .then(
+              (result) => void ended.push({ machineRunId: machine.machineRunId, status: result.status }),
+              (error: unknown) => {
+                if (isCancellation(error)) childCanceled ??= error;
+                ended.push({ machineRunId: machine.machineRunId, status: 'FAILED' });
+              },
+            );
+        }
+        if (starting.length === START_BATCH) {
+          // A batch per workflow task: one task that starts 1,000 children ran past the SDK's
+          // 5 s workflow-task deadline on a busy 2-core machine and aborted the worker.
+          await Promise.all(starting);
+          continue;
         }
         if (running === 0) break;
         // Not cancellable: after a cancel the children end their machine runs CANCELED themselves,
