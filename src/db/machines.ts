@@ -102,6 +102,14 @@ export async function storeAssessmentReport(db: Db, machineId: string, report: A
     const { updates, rebootPending, repositoryProblems } = report.result;
     const count = (c: string) => updates.filter((u) => u.classification === c).length;
     const counts = { criticalCount: count('CRITICAL'), securityCount: count('SECURITY'), otherCount: updates.length - count('CRITICAL') - count('SECURITY') };
+    const windowsCounts = {
+      updateRollupCount: count('UPDATE_ROLLUP'),
+      featurePackCount: count('FEATURE_PACK'),
+      servicePackCount: count('SERVICE_PACK'),
+      definitionCount: count('DEFINITION'),
+      toolsCount: count('TOOLS'),
+      updatesCount: count('UPDATES'),
+    };
     const inserted = await tx
       .insert(assessments)
       .values({
@@ -138,7 +146,7 @@ export async function storeAssessmentReport(db: Db, machineId: string, report: A
     }
     await tx
       .update(machines)
-      .set({ latestAssessmentId: report.id, lastAssessedAt: finishedAt, rebootPending, lastAssessmentError: null, ...counts })
+      .set({ latestAssessmentId: report.id, lastAssessedAt: finishedAt, rebootPending, lastAssessmentError: null, ...counts, ...windowsCounts })
       .where(and(eq(machines.id, machineId), sql`(${machines.lastAssessedAt} is null or ${machines.lastAssessedAt} <= ${finishedAt.toISOString()}::timestamptz)`));
     return { stored: true };
   });
@@ -332,6 +340,19 @@ export interface ComplianceSummaryRow {
   total: number;
 }
 
+/** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
+const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
+  ['CRITICAL', sql`${machines.criticalCount}`],
+  ['SECURITY', sql`${machines.securityCount}`],
+  ['OTHER', sql`(${machines.otherCount} - ${machines.updateRollupCount} - ${machines.featurePackCount} - ${machines.servicePackCount} - ${machines.definitionCount} - ${machines.toolsCount} - ${machines.updatesCount})`],
+  ['UPDATE_ROLLUP', sql`${machines.updateRollupCount}`],
+  ['FEATURE_PACK', sql`${machines.featurePackCount}`],
+  ['SERVICE_PACK', sql`${machines.servicePackCount}`],
+  ['DEFINITION', sql`${machines.definitionCount}`],
+  ['TOOLS', sql`${machines.toolsCount}`],
+  ['UPDATES', sql`${machines.updatesCount}`],
+];
+
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);
@@ -341,16 +362,18 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
       .from(machines)
       .where(live)
       .groupBy(sql`1`, sql`2`),
+    // From the counts each machine keeps of its latest assessment: one row per machine, not one per pending update.
     db
-      .select({
-        classification: sql<string>`${pendingUpdates.classification}::text`,
-        updateCount: sql<number>`count(*)::int`,
-        machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
-      })
-      .from(pendingUpdates)
-      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-      .where(live)
-      .groupBy(pendingUpdates.classification),
+      .select(
+        Object.fromEntries(
+          CLASS_COUNTS.flatMap(([classification, column]) => [
+            [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],
+            [`${classification}_machines`, sql<number>`(count(*) filter (where ${column} > 0))::int`],
+          ]),
+        ) as Record<string, SQL<number>>,
+      )
+      .from(machines)
+      .where(live),
   ]);
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };
@@ -360,7 +383,11 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
     byReadiness[row.readiness] += row.n;
     total += row.n;
   }
-  return { byCompliance, byReadiness, pendingByClassification: classes, total };
+  const [sums] = classes;
+  const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sums?.[`${classification}_updates`] ?? 0, machineCount: sums?.[`${classification}_machines`] ?? 0 })).filter(
+    (c) => c.updateCount > 0,
+  );
+  return { byCompliance, byReadiness, pendingByClassification, total };
 }
 
 export async function findAssessment(db: Db, id: string): Promise<AssessmentRow | undefined> {
