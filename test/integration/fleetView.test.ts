@@ -110,6 +110,20 @@ describe('the fleet view over GraphQL', () => {
   it('sorts by compliance (non-compliant first) and by update counts', async () => {
     const byCompliance = await machines('(orderBy: {field: COMPLIANCE})');
     expect(byCompliance.edges.map((e) => e.node.compliance)).toEqual(['NON_COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED', 'NOT_ASSESSED', 'COMPLIANT', 'COMPLIANT']);
+    // Page by page (pages that cut across compliance groups), and the other way round: the same order.
+    for (const direction of ['ASC', 'DESC']) {
+      const whole = (await machines(`(orderBy: {field: COMPLIANCE, direction: ${direction}})`)).edges.map((e) => e.node.name);
+      const paged: string[] = [];
+      let after: string | null = null;
+      do {
+        const page: Awaited<ReturnType<typeof machines>> = await machines(`(orderBy: {field: COMPLIANCE, direction: ${direction}}, first: 3${after ? `, after: "${after}"` : ''})`);
+        expect(page.totalCount).toBe(6);
+        paged.push(...page.edges.map((e) => e.node.name));
+        after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+      } while (after);
+      expect(paged).toEqual(whole);
+      if (direction === 'DESC') expect(whole.slice(0, 2).map((name) => byCompliance.edges.find((e) => e.node.name === name)!.node.compliance)).toEqual(['COMPLIANT', 'COMPLIANT']);
+    }
     const byOther = await machines('(orderBy: {field: OTHER_COUNT, direction: DESC}, first: 1)');
     expect(byOther.edges[0]!.node.name).toBe('web-01');
   });
