@@ -376,37 +376,33 @@ const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);
-  const [states, classes] = await Promise.all([
-    db
-      .select({ compliance: sql<Compliance>`${compliance}`, readiness: sql<AgentReadiness>`${readiness}`, n: sql<number>`count(*)::int` })
-      .from(machines)
-      .where(live)
-      .groupBy(sql`1`, sql`2`),
-    // From the counts each machine keeps of its latest assessment: one row per machine, not one per pending update.
-    db
-      .select(
-        Object.fromEntries(
-          CLASS_COUNTS.flatMap(([classification, column]) => [
-            [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],
-            [`${classification}_machines`, sql<number>`(count(*) filter (where ${column} > 0))::int`],
-          ]),
-        ) as Record<string, SQL<number>>,
-      )
-      .from(machines)
-      .where(live),
-  ]);
+  // One pass over machines: each (compliance, readiness) group with its classification sums, taken
+  // from the counts each machine keeps of its latest assessment, not from every pending update.
+  const groups = await db
+    .select({
+      compliance: sql<Compliance>`${compliance}`,
+      readiness: sql<AgentReadiness>`${readiness}`,
+      n: sql<number>`count(*)::int`,
+      ...(Object.fromEntries(
+        CLASS_COUNTS.flatMap(([classification, column]) => [
+          [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],
+          [`${classification}_machines`, sql<number>`(count(*) filter (where ${column} > 0))::int`],
+        ]),
+      ) as Record<string, SQL<number>>),
+    })
+    .from(machines)
+    .where(live)
+    .groupBy(sql`1`, sql`2`);
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };
   let total = 0;
-  for (const row of states) {
+  for (const row of groups) {
     byCompliance[row.compliance] += row.n;
     byReadiness[row.readiness] += row.n;
     total += row.n;
   }
-  const [sums] = classes;
-  const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sums?.[`${classification}_updates`] ?? 0, machineCount: sums?.[`${classification}_machines`] ?? 0 })).filter(
-    (c) => c.updateCount > 0,
-  );
+  const sum = (key: string) => groups.reduce((acc, row) => acc + ((row as Record<string, unknown>)[key] as number), 0);
+  const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sum(`${classification}_updates`), machineCount: sum(`${classification}_machines`) })).filter((c) => c.updateCount > 0);
   return { byCompliance, byReadiness, pendingByClassification, total };
 }
 
