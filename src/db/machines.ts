@@ -325,32 +325,53 @@ export async function missingUpdates(
   if (query.classification?.length) conditions.push(sql`${pendingUpdates.classification}::text = any(${sql.param(query.classification)}::text[])`);
   if (query.osType) conditions.push(eq(machines.osType, query.osType));
   if (query.nameContains) conditions.push(sql`${pendingUpdates.name} ilike ${`%${query.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
-  const grouped = db
+  // Two steps: the page (and the total, in the same pass) from cheap aggregates over every missing
+  // update, then the costly ones (versions, advisory and CVE unions) for the page's rows only.
+  // Measured: aggregating everything for every group, twice (page and total), took 7.6 s at 10k machines.
+  const rank = sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`;
+  const page = await db
     .select({
       name: pendingUpdates.name,
-      classification: sql<string>`${pendingUpdates.classification}::text`.as('classification'),
-      severity: sql<string | null>`(array_agg(${pendingUpdates.severity}::text order by ${pendingUpdates.severity}) filter (where ${pendingUpdates.severity} is not null))[1]`.as('severity'),
-      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`.as('machine_count'),
-      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`.as('available_versions'),
-      advisoryIds: distinctUnion(pendingUpdates.advisoryIds).as('advisory_ids'),
-      cveIds: distinctUnion(pendingUpdates.cveIds).as('cve_ids'),
-      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`.as('reboot_suggested'),
+      classification: sql<string>`${pendingUpdates.classification}::text`,
+      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
+      total: sql<number>`(count(*) over ())::int`,
     })
     .from(pendingUpdates)
     .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
     .where(and(...conditions))
     .groupBy(pendingUpdates.name, pendingUpdates.classification)
-    .as('missing');
-  const [rows, [total]] = await Promise.all([
-    db
-      .select()
-      .from(grouped)
-      .orderBy(sql`(case ${grouped.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`, desc(grouped.machineCount), asc(grouped.name))
-      .offset(query.offset)
-      .limit(query.limit),
-    db.select({ n: sql<number>`count(*)::int` }).from(grouped),
-  ]);
-  return { rows: rows as MissingUpdateRow[], totalCount: total?.n ?? 0 };
+    .orderBy(rank, desc(sql`3`), asc(pendingUpdates.name))
+    .offset(query.offset)
+    .limit(query.limit);
+  if (page.length === 0) {
+    if (query.offset === 0) return { rows: [], totalCount: 0 };
+    const [total] = await db
+      .select({ n: sql<number>`count(distinct (${pendingUpdates.name}, ${pendingUpdates.classification}))::int` })
+      .from(pendingUpdates)
+      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
+      .where(and(...conditions));
+    return { rows: [], totalCount: total?.n ?? 0 };
+  }
+  const details = await db
+    .select({
+      name: pendingUpdates.name,
+      classification: sql<string>`${pendingUpdates.classification}::text`,
+      severity: sql<string | null>`(array_agg(${pendingUpdates.severity}::text order by ${pendingUpdates.severity}) filter (where ${pendingUpdates.severity} is not null))[1]`,
+      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`,
+      advisoryIds: distinctUnion(pendingUpdates.advisoryIds),
+      cveIds: distinctUnion(pendingUpdates.cveIds),
+      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`,
+    })
+    .from(pendingUpdates)
+    .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
+    .where(and(...conditions, sql`${pendingUpdates.name} = any(${sql.param([...new Set(page.map((p) => p.name))])}::text[])`))
+    .groupBy(pendingUpdates.name, pendingUpdates.classification);
+  const detailOf = new Map(details.map((d) => [`${d.classification}\u0000${d.name}`, d]));
+  const rows: MissingUpdateRow[] = page.map((p) => {
+    const d = detailOf.get(`${p.classification}\u0000${p.name}`);
+    return { name: p.name, classification: p.classification, machineCount: p.machineCount, severity: d?.severity ?? null, availableVersions: d?.availableVersions ?? [], advisoryIds: d?.advisoryIds ?? [], cveIds: d?.cveIds ?? [], rebootSuggested: d?.rebootSuggested ?? false };
+  });
+  return { rows, totalCount: page[0]!.total };
 }
 
 export interface ComplianceSummaryRow {

@@ -146,6 +146,18 @@ describe('the fleet view over GraphQL', () => {
     expect(nodes[1]).toMatchObject({ name: 'sudo', classification: 'SECURITY', machineCount: 1 });
     expect(nodes.find((n) => n.name === 'vim')).toMatchObject({ machineCount: 2 });
     expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
+
+    // Page by page: the same rows with the same details, and the total on every page, the last one too.
+    type Page = { missingUpdates: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: { name: string; classification: string; machineCount: number; severity: string | null; cveIds: string[] } }> } };
+    const paged: typeof nodes = [];
+    let after: string | null = null;
+    do {
+      const page: Page = (await graphql<Page>(api.url, `{ missingUpdates(first: 2${after ? `, after: "${after}"` : ''}) { totalCount pageInfo { hasNextPage endCursor } edges { node { name classification machineCount severity cveIds } } } }`, { token: viewer })).data!;
+      expect(page.missingUpdates.totalCount).toBe(5);
+      paged.push(...page.missingUpdates.edges.map((e) => e.node));
+      after = page.missingUpdates.pageInfo.hasNextPage ? page.missingUpdates.pageInfo.endCursor : null;
+    } while (after);
+    expect(paged).toEqual(nodes);
   });
 
   it('summarises compliance, readiness and pending updates per classification', async () => {
