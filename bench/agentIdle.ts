@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
 import { buildAptMachine } from '../test/fixtures/apt.js';
-import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, processCpuSeconds, startStack, stopProcess } from './freshness.js';
+import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack, stopProcess } from './freshness.js';
 
 const AGENT_BUNDLE = fileURLToPath(new URL('../dist/agent/fleetpatch-agent.mjs', import.meta.url));
 
@@ -156,4 +156,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runBenchmark(main);

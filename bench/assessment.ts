@@ -249,4 +249,13 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Explicit: an unhandled failure must end the process with a non-zero status.
+process.exit(
+  await main().then(
+    () => 0,
+    (error: unknown) => {
+      console.error(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      return 1;
+    },
+  ),
+);

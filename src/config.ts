@@ -13,6 +13,8 @@ export interface Config {
   temporalNamespace: string;
   /** Task queue shared by the worker and the clients that start workflows. */
   taskQueue: string;
+  /** host:port where the worker serves the Temporal SDK's Prometheus metrics (/metrics); unset: not served. */
+  workerMetricsAddress: string | undefined;
   /** HTTP port of the API (GraphQL, subscriptions, agent endpoint, health). */
   port: number;
   /** Interface the API listens on. */
@@ -127,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalAddress: nonEmpty(env.TEMPORAL_ADDRESS),
     temporalNamespace: nonEmpty(env.TEMPORAL_NAMESPACE) ?? 'default',
     taskQueue: nonEmpty(env.FLEETPATCH_TASK_QUEUE) ?? 'fleetpatch',
+    workerMetricsAddress: nonEmpty(env.FLEETPATCH_WORKER_METRICS_ADDRESS),
     port: port(env, 'PORT', 4000),
     host: nonEmpty(env.HOST) ?? '0.0.0.0',
     dataDir: path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch'),

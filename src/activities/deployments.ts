@@ -18,7 +18,8 @@ import {
   planningInputs,
   plannedUpdates,
   setMachineRunStatus,
-  updateResultsOfRun,
+  outcomeCountsByMachineRun,
+  updateResultsOf,
   type PlannedResult,
 } from '../db/runs.js';
 import type { FleetPubSub, RunProgressEvent } from '../events/pubsub.js';
@@ -191,7 +192,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const machineRun = await findMachineRun(db, input.machineRunId);
       if (!machineRun) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
       if (machineRun.endedAt) return machineRun.status;
-      const results = (await updateResultsOfRun(db, machineRun.runId)).filter((r) => r.machineRunId === machineRun.id);
+      const results = await updateResultsOf(db, machineRun.id);
       const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
       const status = machineRunStatus(settled, input);
       const row = await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error });
@@ -208,11 +209,11 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
       if (run.endedAt) return run.status;
-      const results = await updateResultsOfRun(db, input.runId);
+      const outcomes = new Map((await outcomeCountsByMachineRun(db, input.runId)).map((o) => [o.machineRunId, o]));
       const machineRuns = (await machineRunsOf(db, input.runId)).map((m) => ({
         status: m.status as MachineRunStatus,
-        failedUpdates: results.filter((r) => r.machineRunId === m.id && r.status === 'FAILED').length,
-        succeededUpdates: results.filter((r) => r.machineRunId === m.id && r.status === 'SUCCEEDED').length,
+        failedUpdates: outcomes.get(m.id)?.failed ?? 0,
+        succeededUpdates: outcomes.get(m.id)?.succeeded ?? 0,
       }));
       const status = deploymentRunStatus(machineRuns, input.canceled);
       await finishRun(db, input.runId, status, input.canceled ? 'Canceled by an operator.' : null);

@@ -23,6 +23,7 @@ import { queryLimitsRule } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
+import { createApiMetrics } from './metrics.js';
 import { buildApiSchema } from './schema.js';
 import { SystemService } from './system/system.service.js';
 
@@ -75,8 +76,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', ...health });
   });
 
-  app.use(AGENT_API_PREFIX, agentRateLimit(limits));
-  app.use(AGENT_API_PREFIX, agentRouter(services));
+  // Prometheus text; unauthenticated like /healthz: keep the API port off the internet or filter /metrics at the proxy.
+  const metrics = createApiMetrics(database);
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use(AGENT_API_PREFIX, metrics.agentMiddleware, agentRateLimit(limits), agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
   // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
@@ -127,6 +133,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     plugins: [
       auditPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      metrics.apolloPlugin,
       { serverWillStart: async () => ({ drainServer: async () => { await wsCleanup.dispose(); } }) },
       options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
     ],

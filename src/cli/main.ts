@@ -31,6 +31,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'print-schema': async () => (await import('./printSchema.js')).printSchema,
   agent: async () => (await import('../agent/cli.js')).agentCommand,
   token: async () => (await import('./token.js')).tokenCommand,
+  simulate: async () => (await import('./simulate.js')).simulateCommand,
 };
 
 async function main(argv: string[]): Promise<void> {

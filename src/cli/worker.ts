@@ -11,8 +11,10 @@ export async function worker(): Promise<void> {
     databaseUrl,
     temporal: { address, namespace: config.temporalNamespace, taskQueue: config.taskQueue },
     logger,
+    metricsAddress: config.workerMetricsAddress,
   });
   onShutdownSignal(logger, () => fleetWorker.shutdown());
+  if (config.workerMetricsAddress) logger.info({ url: `http://${config.workerMetricsAddress}/metrics` }, 'worker metrics (Prometheus)');
   logger.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker polling');
   await fleetWorker.run();
 }

@@ -102,6 +102,14 @@ export async function storeAssessmentReport(db: Db, machineId: string, report: A
     const { updates, rebootPending, repositoryProblems } = report.result;
     const count = (c: string) => updates.filter((u) => u.classification === c).length;
     const counts = { criticalCount: count('CRITICAL'), securityCount: count('SECURITY'), otherCount: updates.length - count('CRITICAL') - count('SECURITY') };
+    const windowsCounts = {
+      updateRollupCount: count('UPDATE_ROLLUP'),
+      featurePackCount: count('FEATURE_PACK'),
+      servicePackCount: count('SERVICE_PACK'),
+      definitionCount: count('DEFINITION'),
+      toolsCount: count('TOOLS'),
+      updatesCount: count('UPDATES'),
+    };
     const inserted = await tx
       .insert(assessments)
       .values({
@@ -138,7 +146,7 @@ export async function storeAssessmentReport(db: Db, machineId: string, report: A
     }
     await tx
       .update(machines)
-      .set({ latestAssessmentId: report.id, lastAssessedAt: finishedAt, rebootPending, lastAssessmentError: null, ...counts })
+      .set({ latestAssessmentId: report.id, lastAssessedAt: finishedAt, rebootPending, lastAssessmentError: null, ...counts, ...windowsCounts })
       .where(and(eq(machines.id, machineId), sql`(${machines.lastAssessedAt} is null or ${machines.lastAssessedAt} <= ${finishedAt.toISOString()}::timestamptz)`));
     return { stored: true };
   });
@@ -236,6 +244,10 @@ export async function listMachines(db: Db, query: MachineQuery): Promise<{ rows:
     LAST_ASSESSED: sql`${machines.lastAssessedAt}`,
   };
   const direction = query.sort.direction === 'ASC' ? asc : desc;
+  if (query.sort.field === 'COMPLIANCE') {
+    const [rows, [total]] = await Promise.all([pageByCompliance(db, where, query), db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where)]);
+    return { rows, totalCount: total?.n ?? 0 };
+  }
   const [rows, [total]] = await Promise.all([
     db
       .select()
@@ -247,6 +259,22 @@ export async function listMachines(db: Db, query: MachineQuery): Promise<{ rows:
     db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where),
   ]);
   return { rows, totalCount: total?.n ?? 0 };
+}
+
+/**
+ * A page sorted by compliance, without sorting the whole fleet: each compliance set (in the
+ * direction's rank order) gives its first offset + limit machines by name, through the name index,
+ * and only those are merged. Compliance depends on now (the NOT_ASSESSED cutoff), so it cannot be a
+ * stored, indexed column. Measured: sorting every machine by rank cost 54 ms at 10k machines.
+ */
+async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQuery): Promise<MachineRow[]> {
+  const ranks: Compliance[] = query.sort.direction === 'ASC' ? ['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'] : ['COMPLIANT', 'NOT_ASSESSED', 'NON_COMPLIANT'];
+  const compliance = complianceSql(query.now, query.thresholds);
+  const enough = query.offset + query.limit;
+  const sets = await Promise.all(
+    ranks.map((rank) => db.select().from(machines).where(and(where, sql`${compliance} = ${rank}`)).orderBy(asc(machines.name), asc(machines.id)).limit(enough)),
+  );
+  return sets.flat().slice(query.offset, enough);
 }
 
 export async function pendingUpdatesOf(db: Db, assessmentId: string): Promise<PendingUpdateRow[]> {
@@ -297,32 +325,53 @@ export async function missingUpdates(
   if (query.classification?.length) conditions.push(sql`${pendingUpdates.classification}::text = any(${sql.param(query.classification)}::text[])`);
   if (query.osType) conditions.push(eq(machines.osType, query.osType));
   if (query.nameContains) conditions.push(sql`${pendingUpdates.name} ilike ${`%${query.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
-  const grouped = db
+  // Two steps: the page (and the total, in the same pass) from cheap aggregates over every missing
+  // update, then the costly ones (versions, advisory and CVE unions) for the page's rows only.
+  // Measured: aggregating everything for every group, twice (page and total), took 7.6 s at 10k machines.
+  const rank = sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`;
+  const page = await db
     .select({
       name: pendingUpdates.name,
-      classification: sql<string>`${pendingUpdates.classification}::text`.as('classification'),
-      severity: sql<string | null>`(array_agg(${pendingUpdates.severity}::text order by ${pendingUpdates.severity}) filter (where ${pendingUpdates.severity} is not null))[1]`.as('severity'),
-      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`.as('machine_count'),
-      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`.as('available_versions'),
-      advisoryIds: distinctUnion(pendingUpdates.advisoryIds).as('advisory_ids'),
-      cveIds: distinctUnion(pendingUpdates.cveIds).as('cve_ids'),
-      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`.as('reboot_suggested'),
+      classification: sql<string>`${pendingUpdates.classification}::text`,
+      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
+      total: sql<number>`(count(*) over ())::int`,
     })
     .from(pendingUpdates)
     .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
     .where(and(...conditions))
     .groupBy(pendingUpdates.name, pendingUpdates.classification)
-    .as('missing');
-  const [rows, [total]] = await Promise.all([
-    db
-      .select()
-      .from(grouped)
-      .orderBy(sql`(case ${grouped.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`, desc(grouped.machineCount), asc(grouped.name))
-      .offset(query.offset)
-      .limit(query.limit),
-    db.select({ n: sql<number>`count(*)::int` }).from(grouped),
-  ]);
-  return { rows: rows as MissingUpdateRow[], totalCount: total?.n ?? 0 };
+    .orderBy(rank, desc(sql`3`), asc(pendingUpdates.name))
+    .offset(query.offset)
+    .limit(query.limit);
+  if (page.length === 0) {
+    if (query.offset === 0) return { rows: [], totalCount: 0 };
+    const [total] = await db
+      .select({ n: sql<number>`count(distinct (${pendingUpdates.name}, ${pendingUpdates.classification}))::int` })
+      .from(pendingUpdates)
+      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
+      .where(and(...conditions));
+    return { rows: [], totalCount: total?.n ?? 0 };
+  }
+  const details = await db
+    .select({
+      name: pendingUpdates.name,
+      classification: sql<string>`${pendingUpdates.classification}::text`,
+      severity: sql<string | null>`(array_agg(${pendingUpdates.severity}::text order by ${pendingUpdates.severity}) filter (where ${pendingUpdates.severity} is not null))[1]`,
+      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`,
+      advisoryIds: distinctUnion(pendingUpdates.advisoryIds),
+      cveIds: distinctUnion(pendingUpdates.cveIds),
+      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`,
+    })
+    .from(pendingUpdates)
+    .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
+    .where(and(...conditions, sql`${pendingUpdates.name} = any(${sql.param([...new Set(page.map((p) => p.name))])}::text[])`))
+    .groupBy(pendingUpdates.name, pendingUpdates.classification);
+  const detailOf = new Map(details.map((d) => [`${d.classification}\u0000${d.name}`, d]));
+  const rows: MissingUpdateRow[] = page.map((p) => {
+    const d = detailOf.get(`${p.classification}\u0000${p.name}`);
+    return { name: p.name, classification: p.classification, machineCount: p.machineCount, severity: d?.severity ?? null, availableVersions: d?.availableVersions ?? [], advisoryIds: d?.advisoryIds ?? [], cveIds: d?.cveIds ?? [], rebootSuggested: d?.rebootSuggested ?? false };
+  });
+  return { rows, totalCount: page[0]!.total };
 }
 
 /** The live machines whose latest assessment lists this update, by name. */
@@ -348,35 +397,50 @@ export interface ComplianceSummaryRow {
   total: number;
 }
 
+/** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
+const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
+  ['CRITICAL', sql`${machines.criticalCount}`],
+  ['SECURITY', sql`${machines.securityCount}`],
+  ['OTHER', sql`(${machines.otherCount} - ${machines.updateRollupCount} - ${machines.featurePackCount} - ${machines.servicePackCount} - ${machines.definitionCount} - ${machines.toolsCount} - ${machines.updatesCount})`],
+  ['UPDATE_ROLLUP', sql`${machines.updateRollupCount}`],
+  ['FEATURE_PACK', sql`${machines.featurePackCount}`],
+  ['SERVICE_PACK', sql`${machines.servicePackCount}`],
+  ['DEFINITION', sql`${machines.definitionCount}`],
+  ['TOOLS', sql`${machines.toolsCount}`],
+  ['UPDATES', sql`${machines.updatesCount}`],
+];
+
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);
-  const [states, classes] = await Promise.all([
-    db
-      .select({ compliance: sql<Compliance>`${compliance}`, readiness: sql<AgentReadiness>`${readiness}`, n: sql<number>`count(*)::int` })
-      .from(machines)
-      .where(live)
-      .groupBy(sql`1`, sql`2`),
-    db
-      .select({
-        classification: sql<string>`${pendingUpdates.classification}::text`,
-        updateCount: sql<number>`count(*)::int`,
-        machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
-      })
-      .from(pendingUpdates)
-      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-      .where(live)
-      .groupBy(pendingUpdates.classification),
-  ]);
+  // One pass over machines: each (compliance, readiness) group with its classification sums, taken
+  // from the counts each machine keeps of its latest assessment, not from every pending update.
+  const groups = await db
+    .select({
+      compliance: sql<Compliance>`${compliance}`,
+      readiness: sql<AgentReadiness>`${readiness}`,
+      n: sql<number>`count(*)::int`,
+      ...(Object.fromEntries(
+        CLASS_COUNTS.flatMap(([classification, column]) => [
+          [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],
+          [`${classification}_machines`, sql<number>`(count(*) filter (where ${column} > 0))::int`],
+        ]),
+      ) as Record<string, SQL<number>>),
+    })
+    .from(machines)
+    .where(live)
+    .groupBy(sql`1`, sql`2`);
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };
   let total = 0;
-  for (const row of states) {
+  for (const row of groups) {
     byCompliance[row.compliance] += row.n;
     byReadiness[row.readiness] += row.n;
     total += row.n;
   }
-  return { byCompliance, byReadiness, pendingByClassification: classes, total };
+  const sum = (key: string) => groups.reduce((acc, row) => acc + ((row as Record<string, unknown>)[key] as number), 0);
+  const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sum(`${classification}_updates`), machineCount: sum(`${classification}_machines`) })).filter((c) => c.updateCount > 0);
+  return { byCompliance, byReadiness, pendingByClassification, total };
 }
 
 export async function findAssessment(db: Db, id: string): Promise<AssessmentRow | undefined> {

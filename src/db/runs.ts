@@ -100,32 +100,45 @@ export async function beginRun(
       return tx.select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId }).from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
     }
     await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt }).where(eq(deploymentRuns.id, runId));
+    if (plans.length === 0) return [];
+    // Set-based: one insert of every machine run, then the update results in chunks (PostgreSQL
+    // takes at most 65,535 parameters per statement). Row by row, 1,000 machines cost seconds.
     const created: Array<{ machineRunId: string; machineId: string }> = [];
-    for (const plan of plans) {
-      const [machineRun] = await tx.insert(machineRuns).values({ runId, machineId: plan.machineId, machineName: plan.machineName }).returning({ id: machineRuns.id });
-      created.push({ machineRunId: machineRun!.id, machineId: plan.machineId });
-      if (plan.results.length === 0) continue;
-      await tx.insert(updateResults).values(
-        plan.results.map((r) => ({
-          machineRunId: machineRun!.id,
-          runId,
-          name: r.update.name,
-          arch: r.update.arch ?? '',
-          classification: r.update.classification,
-          severity: r.update.severity,
-          installedVersion: r.update.installedVersion,
-          targetVersion: r.update.availableVersion,
-          rebootSuggested: r.update.rebootSuggested,
-          orderIndex: r.orderIndex,
-          expectedSeconds: Math.round(r.expectedSeconds),
-          status: r.status,
-          predictedStatus: r.predictedStatus,
-          reason: r.reason,
-        })),
-      );
+    for (const chunk of chunks(plans, 5000)) {
+      const rows = await tx
+        .insert(machineRuns)
+        .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName })))
+        .returning({ machineRunId: machineRuns.id, machineId: machineRuns.machineId });
+      created.push(...rows);
     }
-    return created;
+    const runOf = new Map(created.map((c) => [c.machineId, c.machineRunId]));
+    const results = plans.flatMap((plan) =>
+      plan.results.map((r) => ({
+        machineRunId: runOf.get(plan.machineId)!,
+        runId,
+        name: r.update.name,
+        arch: r.update.arch ?? '',
+        classification: r.update.classification,
+        severity: r.update.severity,
+        installedVersion: r.update.installedVersion,
+        targetVersion: r.update.availableVersion,
+        rebootSuggested: r.update.rebootSuggested,
+        orderIndex: r.orderIndex,
+        expectedSeconds: Math.round(r.expectedSeconds),
+        status: r.status,
+        predictedStatus: r.predictedStatus,
+        reason: r.reason,
+      })),
+    );
+    for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
+    return plans.map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, machineId: plan.machineId }));
   });
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 export async function findMachineRun(db: Db, id: string): Promise<MachineRunRow | undefined> {
@@ -141,8 +154,27 @@ export function updateResultsOf(db: Db, machineRunId: string) {
   return db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
 }
 
-export function updateResultsOfRun(db: Db, runId: string) {
-  return db.select().from(updateResults).where(eq(updateResults.runId, runId));
+/** Update results of a run counted by status (or by predicted status), in the database: a run of 1,000 machines holds 50,000 results. */
+export function resultCountsOfRun(db: Db, runId: string, by: 'status' | 'predictedStatus' = 'status'): Promise<Array<{ status: UpdateResultRow['status']; n: number }>> {
+  const column = by === 'status' ? updateResults.status : updateResults.predictedStatus;
+  return db
+    .select({ status: sql<UpdateResultRow['status']>`${column}`, n: sql<number>`count(*)::int` })
+    .from(updateResults)
+    .where(eq(updateResults.runId, runId))
+    .groupBy(column);
+}
+
+/** Failed and succeeded updates per machine run of a run, counted in the database. */
+export function outcomeCountsByMachineRun(db: Db, runId: string): Promise<Array<{ machineRunId: string; failed: number; succeeded: number }>> {
+  return db
+    .select({
+      machineRunId: updateResults.machineRunId,
+      failed: sql<number>`count(*) filter (where ${updateResults.status} = 'FAILED')::int`,
+      succeeded: sql<number>`count(*) filter (where ${updateResults.status} = 'SUCCEEDED')::int`,
+    })
+    .from(updateResults)
+    .where(eq(updateResults.runId, runId))
+    .groupBy(updateResults.machineRunId);
 }
 
 export async function setMachineRunStatus(db: Db, id: string, status: MachineRunStatus, extra: { error?: string | null; rebootOutcome?: string | null } = {}): Promise<MachineRunRow | undefined> {

@@ -378,10 +378,20 @@ export function resolveLimit(limit: Limit | null, total: number, fallback: numbe
   return Math.max(0, Math.ceil((total * limit.value) / 100 - 1e-9));
 }
 
-/** How many machine runs may run at once: the limit, by default all machines up to DEFAULT_MAX_CONCURRENT; at least 1, or nothing would ever start. */
+/**
+ * How many machine runs may run at once: the limit, by default all machines up to
+ * DEFAULT_MAX_CONCURRENT, never more than MAX_RUNNING_MACHINES; at least 1, or nothing would ever start.
+ */
 export function maxConcurrentMachines(limit: Limit | null, total: number): number {
-  return Math.max(1, resolveLimit(limit, total, Math.min(total, DEFAULT_MAX_CONCURRENT)));
+  return Math.min(MAX_RUNNING_MACHINES, Math.max(1, resolveLimit(limit, total, Math.min(total, DEFAULT_MAX_CONCURRENT))));
 }
+
+/**
+ * A run holds one child workflow per running machine, and Temporal refuses more than 2,000 pending
+ * children per workflow: a limit of "5,000 machines" or "100 %" runs 1,000 at a time, which keeps
+ * half of Temporal's allowance free.
+ */
+export const MAX_RUNNING_MACHINES = 1000;
 
 /**
  * Without a limit, at most this many machines run at once. Measured (BENCHMARKS.md, deployment

@@ -21,14 +21,21 @@ export interface FleetWorker {
 
 let runtimeInstalled = false;
 
-/** Routes the SDK's own logs through our logger, once per process. */
-function installRuntime(logger: Logger): void {
+/**
+ * Routes the SDK's own logs through our logger, once per process, and serves the SDK's metrics
+ * (workflow and activity task latencies, slots, sticky cache, polls) in Prometheus text at
+ * `http://<metricsAddress>/metrics` when an address is given.
+ */
+function installRuntime(logger: Logger, metricsAddress: string | undefined): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   Runtime.install({
     logger: new DefaultLogger('INFO', ({ level, message, meta }) => logger[levels[level]](meta ?? {}, message)),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, useSecondsForDurations: true } } } : {}),
+    },
     // Our commands own SIGINT/SIGTERM and stop the worker in order; the SDK's own handlers would
     // shut it down underneath us and re-raise the signal.
     shutdownSignals: [],
@@ -40,9 +47,11 @@ export async function createFleetWorker(options: {
   temporal: TemporalSettings;
   logger: Logger;
   identity?: string;
+  /** host:port for the SDK's Prometheus metrics; the first worker of the process decides. */
+  metricsAddress?: string;
 }): Promise<FleetWorker> {
   const { logger } = options;
-  installRuntime(logger);
+  installRuntime(logger, options.metricsAddress);
   const database = connectDatabase(options.databaseUrl);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
   const identity = options.identity ?? `${process.pid}@${os.hostname()}`;

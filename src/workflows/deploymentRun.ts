@@ -1,4 +1,4 @@
-import { CancellationScope, executeChild, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../activities/index.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
 import { workflowIds } from './config.js';
@@ -13,6 +13,9 @@ export interface DeploymentRunInput {
   installHeartbeatSeconds?: number;
   rebootTimeoutSeconds?: number;
 }
+
+/** Children started per workflow task (see the loop). */
+const START_BATCH = 100;
 
 const steps = proxyActivities<DeploymentActivities>({
   // Database reads and writes: seconds. Retried with backoff on transient errors.
@@ -29,7 +32,12 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
   const threshold = begun.failureThreshold ?? Number.POSITIVE_INFINITY;
   const queue = [...begun.machines];
-  const running = new Map<string, Promise<{ machineRunId: string; status: string }>>();
+  // Children report here as they end: the loop waits on the queue, not on a race over every
+  // running child (Promise.race over N children at each completion costs N² promise work, which
+  // at 1,000 machines stretched workflow tasks past Temporal's deadline).
+  let running = 0;
+  const ended: Array<{ machineRunId: string; status: string }> = [];
+  let childCanceled: unknown;
   let failed = 0;
   let canceled = false;
 
@@ -39,9 +47,11 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   try {
     await scope.run(async () => {
       for (;;) {
-        while (Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running: running.size, failed, remaining: queue.length }, begun.concurrency, threshold)) {
+        const starting: Array<Promise<unknown>> = [];
+        while (!scope.consideredCancelled && starting.length < START_BATCH && Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running, failed, remaining: queue.length }, begun.concurrency, threshold)) {
           const machine = queue.shift()!;
-          const child = executeChild(machineRunWorkflow, {
+          running += 1;
+          const started = startChild(machineRunWorkflow, {
             workflowId: workflowIds.machineRun(begun.runId, machine.machineId),
             args: [
               {
@@ -54,19 +64,33 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
                 rebootTimeoutSeconds: input.rebootTimeoutSeconds ?? 15 * 60,
               },
             ],
-          }).then(
-            (result) => ({ machineRunId: machine.machineRunId, status: result.status }),
-            (error: unknown) => {
-              if (isCancellation(error)) throw error;
-              return { machineRunId: machine.machineRunId, status: 'FAILED' };
-            },
-          );
-          running.set(machine.machineRunId, child);
+          });
+          starting.push(started.catch(() => undefined));
+          void started
+            .then((child) => child.result())
+            .then(
+              (result) => void ended.push({ machineRunId: machine.machineRunId, status: result.status }),
+              (error: unknown) => {
+                if (isCancellation(error)) childCanceled ??= error;
+                ended.push({ machineRunId: machine.machineRunId, status: 'FAILED' });
+              },
+            );
         }
-        if (running.size === 0) break;
-        const done = await Promise.race(running.values());
-        running.delete(done.machineRunId);
-        if (done.status === 'FAILED' || done.status === 'TIMED_OUT') failed += 1;
+        if (starting.length === START_BATCH) {
+          // A batch per workflow task: one task that starts 1,000 children ran past the SDK's
+          // 5 s workflow-task deadline on a busy 2-core machine and aborted the worker.
+          await Promise.all(starting);
+          continue;
+        }
+        if (running === 0) break;
+        // Not cancellable: after a cancel the children end their machine runs CANCELED themselves,
+        // and the run's status is decided once every one of them has.
+        await CancellationScope.nonCancellable(() => condition(() => ended.length > 0));
+        if (childCanceled) throw childCanceled;
+        for (const done of ended.splice(0)) {
+          running -= 1;
+          if (done.status === 'FAILED' || done.status === 'TIMED_OUT') failed += 1;
+        }
       }
     });
   } catch (error) {

@@ -110,6 +110,20 @@ describe('the fleet view over GraphQL', () => {
   it('sorts by compliance (non-compliant first) and by update counts', async () => {
     const byCompliance = await machines('(orderBy: {field: COMPLIANCE})');
     expect(byCompliance.edges.map((e) => e.node.compliance)).toEqual(['NON_COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED', 'NOT_ASSESSED', 'COMPLIANT', 'COMPLIANT']);
+    // Page by page (pages that cut across compliance groups), and the other way round: the same order.
+    for (const direction of ['ASC', 'DESC']) {
+      const whole = (await machines(`(orderBy: {field: COMPLIANCE, direction: ${direction}})`)).edges.map((e) => e.node.name);
+      const paged: string[] = [];
+      let after: string | null = null;
+      do {
+        const page: Awaited<ReturnType<typeof machines>> = await machines(`(orderBy: {field: COMPLIANCE, direction: ${direction}}, first: 3${after ? `, after: "${after}"` : ''})`);
+        expect(page.totalCount).toBe(6);
+        paged.push(...page.edges.map((e) => e.node.name));
+        after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+      } while (after);
+      expect(paged).toEqual(whole);
+      if (direction === 'DESC') expect(whole.slice(0, 2).map((name) => byCompliance.edges.find((e) => e.node.name === name)!.node.compliance)).toEqual(['COMPLIANT', 'COMPLIANT']);
+    }
     const byOther = await machines('(orderBy: {field: OTHER_COUNT, direction: DESC}, first: 1)');
     expect(byOther.edges[0]!.node.name).toBe('web-01');
   });
@@ -132,6 +146,18 @@ describe('the fleet view over GraphQL', () => {
     expect(nodes[1]).toMatchObject({ name: 'sudo', classification: 'SECURITY', machineCount: 1 });
     expect(nodes.find((n) => n.name === 'vim')).toMatchObject({ machineCount: 2 });
     expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
+
+    // Page by page: the same rows with the same details, and the total on every page, the last one too.
+    type Page = { missingUpdates: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: { name: string; classification: string; machineCount: number; severity: string | null; cveIds: string[] } }> } };
+    const paged: typeof nodes = [];
+    let after: string | null = null;
+    do {
+      const page: Page = (await graphql<Page>(api.url, `{ missingUpdates(first: 2${after ? `, after: "${after}"` : ''}) { totalCount pageInfo { hasNextPage endCursor } edges { node { name classification machineCount severity cveIds } } } }`, { token: viewer })).data!;
+      expect(page.missingUpdates.totalCount).toBe(5);
+      paged.push(...page.missingUpdates.edges.map((e) => e.node));
+      after = page.missingUpdates.pageInfo.hasNextPage ? page.missingUpdates.pageInfo.endCursor : null;
+    } while (after);
+    expect(paged).toEqual(nodes);
   });
 
   it('names the machines missing each update, by name and paged', async () => {

@@ -356,6 +356,12 @@ describe('rate control', () => {
     expect(maxConcurrentMachines({ value: 25, unit: 'PERCENT' }, 10)).toBe(3);
   });
 
+  it('never runs more than 1,000 machines at once: Temporal allows a workflow 2,000 pending children', () => {
+    expect(maxConcurrentMachines({ value: 5000, unit: 'COUNT' }, 5000)).toBe(1000);
+    expect(maxConcurrentMachines({ value: 100, unit: 'PERCENT' }, 5000)).toBe(1000);
+    expect(maxConcurrentMachines({ value: 100, unit: 'PERCENT' }, 800)).toBe(800);
+  });
+
   it('has no failure threshold by default; a threshold stops new machines once reached', () => {
     expect(failureThreshold(null, 10)).toBe(Number.POSITIVE_INFINITY);
     expect(failureThreshold({ value: 2, unit: 'COUNT' }, 10)).toBe(2);

@@ -13,7 +13,7 @@ import {
   type DeploymentValues,
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
-import { ensureRun, findRun, machineRunsOf, planningInputs, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf, updateResultsOfRun } from '../../db/runs.js';
+import { ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
 import { duplicateNameMessage, emptyTargetsMessage, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { describeSchedule, nextOccurrences, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
@@ -245,8 +245,8 @@ export class DeploymentService {
     return updateResultsOf(this.db, machineRunId);
   }
 
-  updateResultsOfRun(runId: string) {
-    return updateResultsOfRun(this.db, runId);
+  resultCountsOfRun(runId: string, by: 'status' | 'predictedStatus') {
+    return resultCountsOfRun(this.db, runId, by);
   }
 
   logs(runId: string, options: { machineRunId?: string | null; afterId?: number; limit: number }) {

@@ -1,0 +1,166 @@
+/**
+ * The fleet view at 10k / 50k / 100k machines with about 50 pending updates each: the `machines`
+ * first page sorted by compliance, `complianceSummary` and `missingUpdates`, p50 / p95 over GraphQL,
+ * beside the same queries run by the database layer alone (src/db/machines.ts: the same SQL through
+ * drizzle, no HTTP, no GraphQL, no auth) in the same run (issue 7).
+ *
+ * The fleet is loaded with COPY straight into machines, assessments and pending_updates (what an
+ * agent's first report writes, with the same keys and indexes), from src/simulator's synthetic
+ * machines: ~50 updates each (25–75), 5 % CRITICAL, 30 % SECURITY; one machine in five has no
+ * security update left (COMPLIANT), one in twenty is NOT_ASSESSED, one in twenty DISCONNECTED.
+ * Sizes grow in place: 10k, then 40k more for 50k, then 50k more for 100k.
+ *
+ * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
+ *                                     [--queries machinesPage,complianceSummary,missingUpdates]
+ * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import type { PendingUpdate } from '../src/agent/backends/types.js';
+import { loadConfig } from '../src/config.js';
+import { complianceSummary, listMachines, missingUpdates } from '../src/db/machines.js';
+import { createApiToken } from '../src/db/tokens.js';
+import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
+import { checkAborted, installInterruptHandler, loadAverages, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
+
+const say = (line: string) => console.log(line);
+
+function field(value: string | number | boolean | null | string[]): string {
+  if (value === null) return '\\N';
+  if (Array.isArray(value)) return `{${value.map((v) => `"${v}"`).join(',')}}`;
+  return String(value);
+}
+
+async function copy(stack: Stack, statement: string, rows: Iterable<string>): Promise<void> {
+  const writable = await stack.database.sql.unsafe(statement).writable();
+  await pipeline(Readable.from(rows), writable);
+}
+
+/** Machines from..to (exclusive) with their assessments and pending updates, by COPY. Returns rows of pending_updates. */
+async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachine: number): Promise<number> {
+  const profile = { ...DEFAULT_PROFILE, updatesPerMachine };
+  const now = Date.now();
+  const fleet: Array<{ i: number; machineId: string; assessmentId: string; updates: PendingUpdate[]; assessedAt: string; seenAt: string }> = [];
+  for (let i = from; i < to; i++) {
+    let updates = new SyntheticMachine(i, profile, 1).pendingUpdates();
+    if (i % 5 === 0) updates = updates.filter((u) => u.classification === 'OTHER');
+    const assessedAt = new Date(i % 20 === 1 ? now - 5 * 3600_000 : now - (i % 3600) * 1000).toISOString();
+    const seenAt = new Date(i % 20 === 2 ? now - 2 * 3600_000 : now - (i % 60) * 1000).toISOString();
+    fleet.push({ i, machineId: randomUUID(), assessmentId: randomUUID(), updates, assessedAt, seenAt });
+  }
+  const count = (updates: PendingUpdate[], c: string) => updates.filter((u) => u.classification === c).length;
+  await copy(
+    stack,
+    'copy machines (id, name, os_type, os_name, os_version, environment, agent_version, package_manager, last_seen_at, last_assessed_at, latest_assessment_id, critical_count, security_count, other_count) from stdin',
+    (function* () {
+      for (const m of fleet) {
+        const critical = count(m.updates, 'CRITICAL');
+        const security = count(m.updates, 'SECURITY');
+        yield [m.machineId, `vm-${String(m.i).padStart(6, '0')}`, 'LINUX', 'Debian GNU/Linux 12 (bookworm)', '12', 'AWS', 'simulated', 'apt', m.seenAt, m.assessedAt, m.assessmentId, critical, security, m.updates.length - critical - security].map(field).join('\t') + '\n';
+      }
+    })(),
+  );
+  await copy(
+    stack,
+    'copy assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, critical_count, security_count, other_count) from stdin',
+    (function* () {
+      for (const m of fleet) {
+        const critical = count(m.updates, 'CRITICAL');
+        const security = count(m.updates, 'SECURITY');
+        yield [m.assessmentId, m.machineId, 'STARTUP', 'apt', m.assessedAt, m.assessedAt, false, critical, security, m.updates.length - critical - security].map(field).join('\t') + '\n';
+      }
+    })(),
+  );
+  let rows = 0;
+  await copy(
+    stack,
+    'copy pending_updates (assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository) from stdin',
+    (function* () {
+      for (const m of fleet) {
+        for (const u of m.updates) {
+          rows++;
+          yield [m.assessmentId, m.machineId, u.name, u.arch ?? '', u.installedVersion, u.availableVersion, u.classification, u.severity, u.advisoryIds, u.cveIds, u.rebootSuggested, u.repository].map(field).join('\t') + '\n';
+        }
+      }
+    })(),
+  );
+  await stack.database.sql`analyze machines`;
+  await stack.database.sql`analyze assessments`;
+  await stack.database.sql`analyze pending_updates`;
+  return rows;
+}
+
+const QUERIES = {
+  machinesPage: '{ machines(first: 50, orderBy: {field: COMPLIANCE, direction: ASC}) { totalCount edges { node { id name compliance agentReadiness criticalAndSecurityCount otherCount } } } }',
+  complianceSummary: '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected pendingByClassification { classification updateCount machineCount } } }',
+  missingUpdates: '{ missingUpdates(first: 50) { totalCount edges { node { name classification machineCount } } } }',
+};
+
+async function time(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < 2; i++) await fn(); // warm-up: plans cached, pages in shared buffers
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    checkAborted();
+    const t = performance.now();
+    await fn();
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') } } });
+  const chosen = values.queries.split(',') as Array<keyof typeof QUERIES>;
+  for (const q of chosen) if (!(q in QUERIES)) throw new Error(`--queries: unknown query ${q}; known: ${Object.keys(QUERIES).join(', ')}`);
+  const sizes = values.sizes.split(',').map(Number);
+  const runs = Number(values.runs);
+  const loadAtStart = os.loadavg();
+  installInterruptHandler();
+  say(`fleet queries benchmark: ${sizes.join(', ')} machines, about ${values.updates} pending updates each, ${runs} timed runs per query (after 2 warm-ups)`);
+  const stack = await startStack({ label: 'queries' });
+  const results: string[] = [];
+  try {
+    const token = (await createApiToken(stack.database.db, { name: 'bench', role: 'VIEWER' })).secret;
+    const config = loadConfig({});
+    const graphql = async (query: string) => {
+      const response = await fetch(stack.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
+      const body = (await response.json()) as { errors?: unknown };
+      if (body.errors) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
+    };
+    const db = stack.database.db;
+    const direct = {
+      machinesPage: () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds }),
+      complianceSummary: () => complianceSummary(db, new Date(), config.thresholds),
+      missingUpdates: () => missingUpdates(db, { offset: 0, limit: 50 }),
+    };
+    let loaded = 0;
+    let totalRows = 0;
+    for (const size of sizes) {
+      const t = performance.now();
+      totalRows += await loadFleet(stack, loaded, size, Number(values.updates));
+      const seconds = (performance.now() - t) / 1000;
+      say(`\n== ${size} machines (${totalRows} pending updates) ==\n  loaded ${size - loaded} machines by COPY in ${seconds.toFixed(1)} s`);
+      loaded = size;
+      for (const name of chosen) {
+        const api = await time(runs, () => graphql(QUERIES[name]));
+        const sql = await time(runs, direct[name]);
+        const line = `| ${size} | ${name} | ${quantile(api, 0.5).toFixed(1)} / ${quantile(api, 0.95).toFixed(1)} ms | ${quantile(sql, 0.5).toFixed(1)} / ${quantile(sql, 0.95).toFixed(1)} ms | ${(quantile(api, 0.5) / quantile(sql, 0.5)).toFixed(2)}× |`;
+        say(line);
+        results.push(line);
+      }
+    }
+    say('\n| machines | query | GraphQL p50 / p95 | db layer p50 / p95 | GraphQL ÷ db (p50) |');
+    say('|---|---|---|---|---|');
+    for (const line of results) say(line);
+    say(loadAverages(loadAtStart));
+    return 0;
+  } finally {
+    await stack.stop();
+  }
+}
+
+await runBenchmark(main);

@@ -1,0 +1,141 @@
+/**
+ * Ingest: N machines send their first assessment of about M pending updates each through the real
+ * agent endpoint; reports/s and rows/s, beside a raw PostgreSQL COPY of the same rows into a table
+ * of the same shape and keys on the same PostgreSQL in the same run (issue 7).
+ *
+ * 1. A fresh stack (bench/freshness.ts's startStack: embedded PostgreSQL, Temporal dev server,
+ *    `fleetpatch server` as its own process). N virtual agents (src/simulator) enroll, not timed.
+ * 2. Timed: every machine's first report (`POST /agent/v1/assessments`, AgentClient), at most
+ *    --concurrency in flight. The API validates, stores the assessment, its rows and the
+ *    machine's counts in one transaction, and publishes the change.
+ * 3. Timed: `COPY ... FROM STDIN` (text format) of the same rows into `bench_copy`, created
+ *    `LIKE pending_updates INCLUDING ALL` (same columns, primary key and defaults; no foreign key).
+ * 4. The API's /metrics confirms the count of reports ingested.
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16]
+ * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
+ */
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import type { AssessmentReport } from '../src/agent/protocol.js';
+import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
+import { SyntheticMachine, DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
+import { VirtualAgent } from '../src/simulator/virtualAgent.js';
+import { checkAborted, installInterruptHandler, loadAverages, processCpuSeconds, quantile, runBenchmark, startStack } from './freshness.js';
+
+const say = (line: string) => console.log(line);
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) {
+        checkAborted();
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** PostgreSQL COPY text format: tab-separated, \N for null, arrays as {a,b}. */
+function copyField(value: string | boolean | null | string[]): string {
+  if (value === null) return '\\N';
+  if (Array.isArray(value)) return `{${value.map((v) => `"${v.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
+  return String(value).replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' } } });
+  const n = Number(values.machines);
+  const m = Number(values.updates);
+  const concurrency = Number(values.concurrency);
+  const loadAtStart = [...(await import('node:os')).loadavg()];
+  installInterruptHandler();
+  say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight`);
+  const stack = await startStack({ label: 'ingest' });
+  try {
+    const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: [] });
+    const profile = { ...DEFAULT_PROFILE, updatesPerMachine: m };
+    const enrollStart = performance.now();
+    const agents = await mapLimit(
+      Array.from({ length: n }, (_, i) => i),
+      50,
+      async (i) => {
+        const agent = new VirtualAgent(stack.baseUrl, `ingest-${String(i).padStart(6, '0')}`, new SyntheticMachine(i, profile, 1), 0);
+        const enrolled = await agent.client.enroll(secret, agent.facts());
+        agent.client.setCredential(enrolled.credential);
+        return { agent, client: agent.client, machineId: enrolled.machineId };
+      },
+    );
+    say(`  ${n} machines enrolled in ${((performance.now() - enrollStart) / 1000).toFixed(1)} s (not timed below)`);
+
+    // The reports, built before timing.
+    const reports = agents.map(({ agent }): AssessmentReport => {
+      const now = new Date().toISOString();
+      return { id: randomUUID(), commandId: null, trigger: 'STARTUP', backend: 'apt', startedAt: now, finishedAt: now, result: { rebootPending: false, updates: agent.machine.pendingUpdates(), repositoryProblems: [] }, error: null };
+    });
+    const rows = reports.reduce((sum, r) => sum + r.result!.updates.length, 0);
+
+    const serverCpu = processCpuSeconds(stack.server.pid!).own;
+    const latencies: number[] = [];
+    const apiStart = performance.now();
+    await mapLimit(
+      agents.map((a, i) => ({ ...a, report: reports[i]! })),
+      concurrency,
+      async ({ client, report }) => {
+        const t = performance.now();
+        const answer = await client.sendReport(report);
+        if (!answer.stored) throw new Error('a first report was not stored');
+        latencies.push(performance.now() - t);
+      },
+    );
+    const apiSeconds = (performance.now() - apiStart) / 1000;
+    const serverCpuUsed = processCpuSeconds(stack.server.pid!).own - serverCpu;
+    const [stored] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from pending_updates`;
+    if (stored!.n !== rows) throw new Error(`pending_updates holds ${stored!.n} rows, expected ${rows}`);
+
+    // The same rows, by COPY, into a table of the same shape and keys.
+    await stack.database.sql`create table bench_copy (like pending_updates including all)`;
+    const lines = function* () {
+      for (let i = 0; i < reports.length; i++) {
+        const report = reports[i]!;
+        const machineId = agents[i]!.machineId;
+        // A different assessment id than the API's rows: the table starts empty either way.
+        const assessmentId = randomUUID();
+        for (const u of report.result!.updates) {
+          yield [assessmentId, machineId, u.name, u.arch ?? '', u.installedVersion, u.availableVersion, u.classification, u.severity, u.advisoryIds, u.cveIds, u.rebootSuggested, u.repository].map(copyField).join('\t') + '\n';
+        }
+      }
+    };
+    const copyStart = performance.now();
+    const writable = await stack.database.sql`copy bench_copy (assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository) from stdin`.writable();
+    await pipeline(Readable.from(lines()), writable);
+    const copySeconds = (performance.now() - copyStart) / 1000;
+    const [copied] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from bench_copy`;
+
+    const metrics = await fetch(`${stack.baseUrl}/metrics`).then((r) => r.text());
+    const ingested = /^fleetpatch_assessment_reports_ingested_total (\S+)$/m.exec(metrics)?.[1];
+
+    const apiRows = rows / apiSeconds;
+    const copyRows = copied!.n / copySeconds;
+    say('');
+    say(`| path | reports | rows | seconds | reports/s | rows/s | per report p50 / p95 |`);
+    say(`|---|---|---|---|---|---|---|`);
+    say(`| agent endpoint (HTTP, ${concurrency} in flight) | ${n} | ${rows} | ${apiSeconds.toFixed(2)} | ${(n / apiSeconds).toFixed(0)} | ${apiRows.toFixed(0)} | ${quantile(latencies, 0.5).toFixed(0)} / ${quantile(latencies, 0.95).toFixed(0)} ms |`);
+    say(`| raw COPY, same rows | - | ${copied!.n} | ${copySeconds.toFixed(2)} | - | ${copyRows.toFixed(0)} | - |`);
+    say('');
+    say(`ingest ÷ COPY (rows/s): ${(apiRows / copyRows).toFixed(3)} (target ≥ 0.25)`);
+    say(`API process CPU during ingest: ${serverCpuUsed.toFixed(2)} s (${((serverCpuUsed / apiSeconds) * 100).toFixed(0)} % of one core); /metrics reports ingested: ${ingested ?? 'not found'}`);
+    say(loadAverages(loadAtStart));
+    return 0;
+  } finally {
+    await stack.stop();
+  }
+}
+
+await runBenchmark(main);

@@ -1,0 +1,91 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { NextFunction, Request, Response } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AGENT_API_PREFIX } from '../agent/protocol.js';
+import type { Database } from '../db/client.js';
+
+/**
+ * The API's Prometheus metrics (`GET /metrics`): GraphQL operations and their errors, the agent
+ * endpoint (check-ins, reports ingested, long-polls open, every request by route and status),
+ * deployment runs by status, and Node's own process figures (CPU, RSS, event loop lag).
+ * One registry per server, so several servers in one process (tests) keep their own counts.
+ */
+export interface ApiMetrics {
+  registry: Registry;
+  /** Counts GraphQL operations by name and type, and their errors by code. */
+  apolloPlugin: ApolloServerPlugin;
+  /** Observes the agent endpoint; mount in front of it. */
+  agentMiddleware: (req: Request, res: Response, next: NextFunction) => void;
+}
+
+const AGENT_ROUTES = new Set(['POST /enroll', 'POST /checkin', 'GET /commands', 'POST /assessments', 'POST /jobs/:jobId/events', 'POST /jobs/:jobId/result']);
+
+/** Agent routes as a label: the job id is not part of it (a series per job), unknown paths are "other". */
+function agentRoute(method: string, path: string): string {
+  const route = `${method} ${path.replace(/^\/jobs\/[^/]+\//, '/jobs/:jobId/')}`;
+  return AGENT_ROUTES.has(route) ? route : 'other';
+}
+
+export function createApiMetrics(database: Database): ApiMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'fleetpatch_api_' });
+
+  const operations = new Counter({ name: 'fleetpatch_graphql_operations_total', help: 'GraphQL operations executed, by operation name and type.', labelNames: ['operation', 'type'] as const, registers: [registry] });
+  const operationErrors = new Counter({ name: 'fleetpatch_graphql_errors_total', help: 'GraphQL errors returned, by operation name and error code.', labelNames: ['operation', 'code'] as const, registers: [registry] });
+  const operationSeconds = new Histogram({
+    name: 'fleetpatch_graphql_operation_duration_seconds',
+    help: 'Time from request to response of GraphQL operations over HTTP, by operation name.',
+    labelNames: ['operation'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const agentRequests = new Counter({ name: 'fleetpatch_agent_requests_total', help: 'Requests to the agent endpoint, by route and HTTP status.', labelNames: ['route', 'status'] as const, registers: [registry] });
+  const checkIns = new Counter({ name: 'fleetpatch_agent_checkins_total', help: 'Agent check-ins accepted.', registers: [registry] });
+  const reports = new Counter({ name: 'fleetpatch_assessment_reports_ingested_total', help: 'Assessment reports stored (a resent report counts once).', registers: [registry] });
+  const longPolls = new Gauge({ name: 'fleetpatch_agent_long_polls_open', help: 'Agent command long-polls open on this process now.', registers: [registry] });
+  new Gauge({
+    name: 'fleetpatch_deployment_runs',
+    help: 'Deployment runs by status (the whole database, read at scrape time).',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from deployment_runs group by status`;
+      this.reset();
+      for (const row of rows) this.set({ status: row.status }, row.n);
+    },
+  });
+
+  const apolloPlugin: ApolloServerPlugin = {
+    async requestDidStart() {
+      const started = process.hrtime.bigint();
+      return {
+        async willSendResponse({ operationName, operation, errors }) {
+          const name = operationName ?? operation?.name?.value ?? 'anonymous';
+          operations.inc({ operation: name, type: operation?.operation ?? 'unknown' });
+          operationSeconds.observe({ operation: name }, Number(process.hrtime.bigint() - started) / 1e9);
+          for (const error of errors ?? []) operationErrors.inc({ operation: name, code: String(error.extensions?.code ?? 'INTERNAL') });
+        },
+      };
+    },
+  };
+
+  const agentMiddleware = (req: Request, res: Response, next: NextFunction) => {
+    const route = agentRoute(req.method, req.path);
+    const polling = route === 'GET /commands';
+    if (polling) longPolls.inc();
+    let counted = false;
+    const done = () => {
+      if (counted) return;
+      counted = true;
+      if (polling) longPolls.dec();
+      agentRequests.inc({ route: route === 'other' ? route : route.replace(' ', ` ${AGENT_API_PREFIX}`), status: res.writableFinished ? String(res.statusCode) : 'aborted' });
+      if (route === 'POST /checkin' && res.statusCode === 200) checkIns.inc();
+      if (route === 'POST /assessments' && res.statusCode === 201) reports.inc();
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    next();
+  };
+
+  return { registry, apolloPlugin, agentMiddleware };
+}

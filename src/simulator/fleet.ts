@@ -1,0 +1,92 @@
+import { setMaxListeners } from 'node:events';
+import { SyntheticMachine, type FleetProfile } from './syntheticMachine.js';
+import { VirtualAgent, type AgentCounters } from './virtualAgent.js';
+
+const COUNTED = ['checkIns', 'reports', 'jobs', 'updatesInstalled', 'updatesFailed', 'reboots', 'errors'] as const;
+
+export interface SimulatedFleetOptions {
+  server: string;
+  enrollKey: string;
+  machines: number;
+  profile: FleetProfile;
+  /** Hostname prefix: machines are `<prefix>-00001`… */
+  prefix: string;
+  /** How many machines enroll at the same time while the fleet ramps up. */
+  rampConcurrency: number;
+  /** Same seed, same fleet. */
+  seed: number;
+  /** Called while ramping up, at most every `progressMs`. */
+  onProgress?: (joined: number, total: number, failed: number) => void;
+  progressMs?: number;
+}
+
+export interface SimulatedFleet {
+  agents: VirtualAgent[];
+  /** Machines that could not join (enrollment refused, server away), with the first reason. */
+  joinFailures: number;
+  firstJoinError?: string;
+  /** Sums of every agent's counters. */
+  totals(): AgentCounters;
+  /** Stops every agent and waits for their loops to end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * N virtual agents in this process: each enrolls with the key, reports its first assessment and
+ * then runs like a real agent until stopped. Enrollment goes `rampConcurrency` at a time; the
+ * running agents start polling as soon as they have joined.
+ */
+export async function startSimulatedFleet(options: SimulatedFleetOptions): Promise<SimulatedFleet> {
+  const stop = new AbortController();
+  // Every agent listens to it.
+  setMaxListeners(options.machines * 2 + 16, stop.signal);
+  const agents: VirtualAgent[] = [];
+  const loops: Array<Promise<void>> = [];
+  let joinFailures = 0;
+  let firstJoinError: string | undefined;
+  let next = 0;
+  let lastProgress = 0;
+  const progress = (force = false) => {
+    if (!options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastProgress < (options.progressMs ?? 1000)) return;
+    lastProgress = now;
+    options.onProgress(agents.length, options.machines, joinFailures);
+  };
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(options.rampConcurrency, options.machines)) }, async () => {
+      for (let i = next++; i < options.machines && !stop.signal.aborted; i = next++) {
+        const machine = new SyntheticMachine(i, options.profile, options.seed);
+        const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds);
+        try {
+          await agent.join(options.enrollKey);
+        } catch (error) {
+          joinFailures++;
+          firstJoinError ??= error instanceof Error ? error.message : String(error);
+          continue;
+        }
+        agents.push(agent);
+        loops.push(agent.run(stop.signal));
+        progress();
+      }
+    }),
+  );
+  progress(true);
+  return {
+    agents,
+    joinFailures,
+    firstJoinError,
+    totals() {
+      const sum: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, errors: 0 };
+      for (const agent of agents) {
+        for (const key of COUNTED) sum[key] += agent.counters[key];
+        sum.lastError ??= agent.counters.lastError;
+      }
+      return sum;
+    },
+    async stop() {
+      stop.abort();
+      await Promise.all(loops);
+    },
+  };
+}

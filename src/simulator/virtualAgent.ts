@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import { AgentClient, ServerRefusal } from '../agent/client.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, JobResult, JobUpdateState, MachineFacts } from '../agent/protocol.js';
+import { canStartUpdate } from '../fleet/planning.js';
+import { shouldReboot } from '../fleet/reboot.js';
+import type { SyntheticMachine } from './syntheticMachine.js';
+
+/** Resolves after `ms`, or at once when `signal` aborts; leaves no listener on a long-lived signal. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** What one virtual agent did, for the simulator's progress line and for benchmarks. */
+export interface AgentCounters {
+  checkIns: number;
+  reports: number;
+  jobs: number;
+  updatesInstalled: number;
+  updatesFailed: number;
+  reboots: number;
+  errors: number;
+  lastError?: string;
+}
+
+/**
+ * One simulated machine's agent, in-process: the real protocol client (`AgentClient`) on the
+ * real endpoint, the behaviour of `src/agent/runner.ts` and `jobs.ts` (enroll, check in, report
+ * assessments, long-poll, run install jobs in order within the window, report progress and the
+ * result, reboot and come back with a new boot id), and a `SyntheticMachine` in place of a
+ * package manager. Nothing is written to disk.
+ */
+export class VirtualAgent {
+  readonly client: AgentClient;
+  machineId: string | undefined;
+  private bootId = randomUUID();
+  private settings: AgentSettings = { checkInIntervalSeconds: 60, assessmentIntervalSeconds: 3 * 3600, packageDatabaseCheckSeconds: 900, longPollSeconds: 25 };
+  private readonly jobsSeen = new Set<string>();
+  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; id: string; job: InstallJob }> = [];
+  private wake: () => void = () => undefined;
+  /** Aborted while the machine is rebooting: its loops stop talking to the server. */
+  private up = new AbortController();
+  readonly counters: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, errors: 0 };
+  /** Called with each INSTALL job as it arrives (benchmarks time dispatch with it). */
+  onJob?: (jobId: string) => void;
+
+  constructor(
+    serverUrl: string,
+    readonly hostname: string,
+    readonly machine: SyntheticMachine,
+    private readonly rebootSeconds: number,
+  ) {
+    this.client = new AgentClient(serverUrl);
+  }
+
+  facts(): MachineFacts {
+    return {
+      hostname: this.hostname,
+      osType: 'LINUX',
+      osName: 'Debian GNU/Linux 12 (bookworm)',
+      osVersion: '12',
+      kernel: '6.1.0-28-amd64',
+      agentVersion: 'simulated',
+      bootId: this.bootId,
+      packageManager: 'apt',
+      environment: 'ON_PREMISES',
+      warnings: [],
+    };
+  }
+
+  /** Enrolls, checks in and sends the first assessment: the machine is then in the fleet view. */
+  async join(enrollKey: string): Promise<void> {
+    const enrolled = await this.client.enroll(enrollKey, this.facts());
+    this.machineId = enrolled.machineId;
+    this.client.setCredential(enrolled.credential);
+    this.settings = enrolled.settings;
+    await this.checkIn();
+    await this.report('STARTUP', null);
+  }
+
+  /** The agent's loops, until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const stop = () => {
+      this.up.abort();
+      this.wake();
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      await Promise.all([this.checkInLoop(signal), this.commandLoop(signal), this.workLoop(signal)]);
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  private async checkIn(): Promise<void> {
+    this.settings = (await this.client.checkIn(this.facts())).settings;
+    this.counters.checkIns++;
+  }
+
+  private async report(trigger: AssessmentTrigger, commandId: string | null): Promise<void> {
+    const now = new Date().toISOString();
+    const report: AssessmentReport = {
+      id: randomUUID(),
+      commandId,
+      trigger,
+      backend: 'apt',
+      startedAt: now,
+      finishedAt: now,
+      result: { rebootPending: this.machine.rebootPending, updates: this.machine.pendingUpdates(), repositoryProblems: [] },
+      error: null,
+    };
+    await this.client.sendReport(report);
+    this.counters.reports++;
+  }
+
+  private failed(error: unknown): void {
+    this.counters.errors++;
+    this.counters.lastError = error instanceof Error ? error.message : String(error);
+  }
+
+  private async checkInLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      // Spread over the interval, as a real fleet's agents started at different times are.
+      await pause(this.settings.checkInIntervalSeconds * 1000 * (0.75 + Math.random() / 2), signal);
+      if (signal.aborted) return;
+      if (this.up.signal.aborted) continue; // rebooting
+      await this.checkIn().catch((error: unknown) => this.failed(error));
+    }
+  }
+
+  private async commandLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (this.up.signal.aborted) {
+        await pause(200, signal);
+        continue;
+      }
+      // A signal per poll: the rebooting machine drops its open poll as a real one would.
+      const poll = this.up.signal;
+      try {
+        const { commands } = await this.client.commands(this.settings.longPollSeconds, poll);
+        for (const command of commands) {
+          if (command.kind === 'ASSESS') this.enqueue({ kind: 'assess', trigger: 'COMMAND', commandId: command.id });
+          else if (command.kind === 'INSTALL' && command.install && !this.jobsSeen.has(command.id)) {
+            this.jobsSeen.add(command.id);
+            this.onJob?.(command.id);
+            this.enqueue({ kind: 'install', id: command.id, job: command.install });
+          }
+        }
+      } catch (error) {
+        if (signal.aborted || poll.aborted) continue;
+        this.failed(error);
+        await pause(1000 + Math.random() * 2000, signal);
+      }
+    }
+  }
+
+  private enqueue(item: (typeof this.queue)[number]): void {
+    this.queue.push(item);
+    this.wake();
+  }
+
+  /** One thing at a time, in order, as the package manager allows. */
+  private async workLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const next = this.queue.shift();
+      if (!next) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
+      try {
+        if (next.kind === 'assess') await this.report(next.trigger, next.commandId);
+        else await this.runJob(next.id, next.job, signal);
+      } catch (error) {
+        this.failed(error);
+      }
+    }
+  }
+
+  private async runJob(id: string, job: InstallJob, signal: AbortSignal): Promise<void> {
+    this.counters.jobs++;
+    const deadline = Date.parse(job.deadline);
+    const states: JobUpdateState[] = [];
+    let seq = 0;
+    const send = async (lines: string[], updates: JobUpdateState[]) => {
+      seq += 1;
+      const at = new Date().toISOString();
+      await this.client.sendJobEvents(id, { seq, lines: lines.map((text) => ({ at, stream: 'stdout', text })), updates });
+    };
+    for (const update of job.updates) {
+      if (signal.aborted) return;
+      if (!canStartUpdate({ nowMs: Date.now(), deadlineMs: deadline, expectedSeconds: update.expectedSeconds, rebootReserveSeconds: job.rebootReserveSeconds })) {
+        states.push({ name: update.name, arch: update.arch, status: 'NOT_ATTEMPTED', exitCode: null, errorText: null, reason: `Not enough time left in the maintenance window (expected ${update.expectedSeconds} s).`, installedVersion: update.installedVersion, startedAt: null, endedAt: null });
+        continue;
+      }
+      const startedAt = new Date().toISOString();
+      const running: JobUpdateState = { name: update.name, arch: update.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: update.installedVersion, startedAt, endedAt: null };
+      // An install that takes time says so first (the server relays it as the activity's heartbeat);
+      // instant installs send only the result, which keeps fan-out benchmarks about the fan-out.
+      const outcome = await this.machine.install(update.name, async (ms) => {
+        await send([], [running]).catch((error: unknown) => this.failed(error));
+        await pause(ms, signal);
+      });
+      const done: JobUpdateState = { ...running, status: outcome.status, exitCode: outcome.exitCode, errorText: outcome.errorText, installedVersion: outcome.status === 'SUCCEEDED' ? update.availableVersion : update.installedVersion, endedAt: new Date().toISOString() };
+      states.push(done);
+      if (outcome.status === 'SUCCEEDED') this.counters.updatesInstalled++;
+      else this.counters.updatesFailed++;
+      if (outcome.seconds > 0) await send(outcome.output, [done]).catch((error: unknown) => this.failed(error));
+    }
+    const rebooting = shouldReboot(job.rebootSetting, this.machine.rebootPending);
+    const result: JobResult = { updates: states, rebootRequired: this.machine.rebootPending, rebooting, bootId: this.bootId, timedOut: false, error: null };
+    try {
+      await this.client.sendJobResult(id, result);
+    } catch (error) {
+      // Withdrawn (the run was canceled or ended): nothing more to do for this job.
+      if (error instanceof ServerRefusal) return;
+      throw error;
+    }
+    if (rebooting) await this.reboot(signal);
+  }
+
+  /** Away for the profile's reboot time, then back with a new boot id, as after a real reboot. */
+  private async reboot(signal: AbortSignal): Promise<void> {
+    this.counters.reboots++;
+    this.up.abort();
+    await pause(this.rebootSeconds * 1000, signal);
+    if (signal.aborted) return;
+    this.bootId = randomUUID();
+    this.machine.rebooted();
+    this.up = new AbortController();
+    await this.checkIn();
+    await this.report('STARTUP', null);
+  }
+}
