@@ -40,12 +40,13 @@ import { Client, Connection } from '@temporalio/client';
 import type { PendingUpdate } from '../src/agent/backends/types.js';
 import { AgentClient } from '../src/agent/client.js';
 import type { InstallJob, JobResult } from '../src/agent/protocol.js';
+import { sleep } from '../src/agent/sleep.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
 import { findRun } from '../src/db/runs.js';
 import { createApiToken } from '../src/db/tokens.js';
 import { workflowIds } from '../src/workflows/config.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../test/support/agentFacts.js';
-import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, processCpuSeconds, quantile, startStack, stopProcess, type Stack } from './freshness.js';
+import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, mapLimit, processCpuSeconds, quantile, startStack, stopProcess, type Stack } from './freshness.js';
 
 const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
 const TASK_QUEUE = 'fleetpatch-bench-dispatch';
@@ -54,34 +55,6 @@ const FINAL = /^(SUCCEEDED|PARTIALLY_FAILED|FAILED|CANCELED)$/;
 
 function say(line: string): void {
   console.log(line);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts; leaves no listener behind on a long-lived signal. */
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) {
-        checkAborted();
-        results[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return results;
 }
 
 // ---------------------------------------------------------------------------------------------

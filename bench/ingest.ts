@@ -24,23 +24,9 @@ import type { AssessmentReport } from '../src/agent/protocol.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
 import { SyntheticMachine, DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
 import { VirtualAgent } from '../src/simulator/virtualAgent.js';
-import { checkAborted, installInterruptHandler, loadAverages, processCpuSeconds, quantile, runBenchmark, startStack } from './freshness.js';
+import { installInterruptHandler, loadAverages, mapLimit, processCpuSeconds, quantile, runBenchmark, startStack } from './freshness.js';
 
 const say = (line: string) => console.log(line);
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) {
-        checkAborted();
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
-}
 
 /** PostgreSQL COPY text format: tab-separated, \N for null, arrays as {a,b}. */
 function copyField(value: string | boolean | null | string[]): string {

@@ -1,23 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { AgentClient, ServerRefusal } from '../agent/client.js';
+import { sleep } from '../agent/sleep.js';
 import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, JobResult, JobUpdateState, MachineFacts } from '../agent/protocol.js';
 import { canStartUpdate } from '../fleet/planning.js';
 import { shouldReboot } from '../fleet/reboot.js';
 import type { SyntheticMachine } from './syntheticMachine.js';
-
-/** Resolves after `ms`, or at once when `signal` aborts; leaves no listener on a long-lived signal. */
-export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** What one virtual agent did, for the simulator's progress line and for benchmarks. */
 export interface AgentCounters {
@@ -129,7 +116,7 @@ export class VirtualAgent {
   private async checkInLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       // Spread over the interval, as a real fleet's agents started at different times are.
-      await pause(this.settings.checkInIntervalSeconds * 1000 * (0.75 + Math.random() / 2), signal);
+      await sleep(this.settings.checkInIntervalSeconds * 1000 * (0.75 + Math.random() / 2), signal);
       if (signal.aborted) return;
       if (this.up.signal.aborted) continue; // rebooting
       await this.checkIn().catch((error: unknown) => this.failed(error));
@@ -139,7 +126,7 @@ export class VirtualAgent {
   private async commandLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       if (this.up.signal.aborted) {
-        await pause(200, signal);
+        await sleep(200, signal);
         continue;
       }
       // A signal per poll: the rebooting machine drops its open poll as a real one would.
@@ -157,7 +144,7 @@ export class VirtualAgent {
       } catch (error) {
         if (signal.aborted || poll.aborted) continue;
         this.failed(error);
-        await pause(1000 + Math.random() * 2000, signal);
+        await sleep(1000 + Math.random() * 2000, signal);
       }
     }
   }
@@ -206,7 +193,7 @@ export class VirtualAgent {
       // instant installs send only the result, which keeps fan-out benchmarks about the fan-out.
       const outcome = await this.machine.install(update.name, async (ms) => {
         await send([], [running]).catch((error: unknown) => this.failed(error));
-        await pause(ms, signal);
+        await sleep(ms, signal);
       });
       const done: JobUpdateState = { ...running, status: outcome.status, exitCode: outcome.exitCode, errorText: outcome.errorText, installedVersion: outcome.status === 'SUCCEEDED' ? update.availableVersion : update.installedVersion, endedAt: new Date().toISOString() };
       states.push(done);
@@ -230,7 +217,7 @@ export class VirtualAgent {
   private async reboot(signal: AbortSignal): Promise<void> {
     this.counters.reboots++;
     this.up.abort();
-    await pause(this.rebootSeconds * 1000, signal);
+    await sleep(this.rebootSeconds * 1000, signal);
     if (signal.aborted) return;
     this.bootId = randomUUID();
     this.machine.rebooted();
