@@ -10,8 +10,8 @@ const MISSING = `query Missing($filter: MissingUpdateFilter, $first: Int, $after
   }
 }`;
 const MACHINES_MISSING = `query MachinesMissing($name: String, $classification: [Classification!]) {
-  missingUpdates(filter: { nameContains: $name, classification: $classification }, first: 500) { edges { node { name
-    machines(first: 500) { totalCount edges { node { id name compliance agentReadiness } } } } } }
+  missingUpdates(filter: { nameContains: $name, classification: $classification }, first: 10) { edges { node { name
+    machines(first: 200) { totalCount edges { node { id name compliance agentReadiness } } } } } }
 }`;
 
 const CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];

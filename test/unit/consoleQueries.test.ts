@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildSchema, parse, specifiedRules, validate } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { queryLimitsRule } from '../../src/api/limits.js';
+import { loadConfig } from '../../src/config.js';
+
+/**
+ * Every GraphQL document the web console sends, checked against the committed schema and the
+ * server's default depth and cost limits: a console page must not ask for a field the API does
+ * not have, nor for more than the API answers (a missing-updates page once nested 500 × 500).
+ */
+const WEB_SRC = path.resolve('web/src');
+const schema = buildSchema(fs.readFileSync('schema/schema.graphql', 'utf8'));
+const { graphqlMaxDepth, graphqlMaxCost } = loadConfig({}).limits;
+
+function consoleDocuments(): Array<{ file: string; text: string }> {
+  const documents: Array<{ file: string; text: string }> = [];
+  const files = fs.readdirSync(WEB_SRC, { recursive: true }).map(String).filter((f) => /\.tsx?$/.test(f));
+  for (const file of files) {
+    const source = fs.readFileSync(path.join(WEB_SRC, file), 'utf8');
+    // Field lists shared by several documents of the file: const NAME = `...` or '...'.
+    const pieces = new Map<string, string>();
+    for (const [, name, text] of source.matchAll(/const (\w+) = [`']([^`']*)[`']/g)) pieces.set(name!, text!);
+    const expand = (text: string): string =>
+      text.replace(/\$\{(\w+)\}/g, (_, name: string) => {
+        const piece = pieces.get(name);
+        if (piece === undefined) throw new Error(`${file}: \${${name}} in a GraphQL document is not a constant of the file`);
+        return expand(piece);
+      });
+    for (const [, text] of source.matchAll(/[`']\s*((?:query|mutation|subscription)\b[^`']*)[`']/g)) documents.push({ file, text: expand(text!) });
+  }
+  return documents;
+}
+
+describe('the web console’s GraphQL documents', () => {
+  const documents = consoleDocuments();
+
+  it('are found (queries, mutations and subscriptions)', () => {
+    expect(documents.length).toBeGreaterThanOrEqual(13);
+    expect(documents.some((d) => d.text.startsWith('subscription'))).toBe(true);
+    expect(documents.some((d) => d.text.startsWith('mutation'))).toBe(true);
+  });
+
+  it('are valid against the schema and within the default depth and cost limits', () => {
+    const problems = documents.flatMap(({ file, text }) =>
+      validate(schema, parse(text), [...specifiedRules, queryLimitsRule({ maxDepth: graphqlMaxDepth, maxCost: graphqlMaxCost })]).map((error) => `${file}: ${error.message}`),
+    );
+    expect(problems).toEqual([]);
+  });
+});
