@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import type { Database } from '../db/client.js';
+import { runCountsByStatus } from '../db/runs.js';
 
 /**
  * The API's Prometheus metrics (`GET /metrics`): GraphQL operations and their errors, the agent
@@ -49,7 +50,7 @@ export function createApiMetrics(database: Database): ApiMetrics {
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      const rows = await database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from deployment_runs group by status`;
+      const rows = await runCountsByStatus(database.db);
       this.reset();
       for (const row of rows) this.set({ status: row.status }, row.n);
     },

@@ -155,6 +155,11 @@ export function updateResultsOf(db: Db, machineRunId: string) {
 }
 
 /** Update results of a run counted by status (or by predicted status), in the database: a run of 1,000 machines holds 50,000 results. */
+/** How many deployment runs are in each status, across the whole database (the API's metrics). */
+export function runCountsByStatus(db: Db): Promise<Array<{ status: RunRow['status']; n: number }>> {
+  return db.select({ status: deploymentRuns.status, n: sql<number>`count(*)::int` }).from(deploymentRuns).groupBy(deploymentRuns.status);
+}
+
 export function resultCountsOfRun(db: Db, runId: string, by: 'status' | 'predictedStatus' = 'status'): Promise<Array<{ status: UpdateResultRow['status']; n: number }>> {
   const column = by === 'status' ? updateResults.status : updateResults.predictedStatus;
   return db
