@@ -11,7 +11,7 @@ import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTemporal } from '../../src/temporal/connection.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
-import { buildFleet, SupervisedAgent, type Backend, type FixtureMachine } from '../support/fleet.js';
+import { buildFleet, fleetStackEnv, SupervisedAgent, type Backend, type FixtureMachine } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
 /** The version of a package in a fixture machine's own package database. */
@@ -60,17 +60,7 @@ describe('update deployments on three machines', () => {
     database = connectTestDatabase(fresh.url);
     operator = await tokenFor(database, 'ADMIN');
     const port = await freePort();
-    env = {
-      DATABASE_URL: fresh.url,
-      TEMPORAL_ADDRESS: temporalSettings().address,
-      FLEETPATCH_TASK_QUEUE: `deploy-${randomUUID()}`,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      FLEETPATCH_CHECKIN_SECONDS: '1',
-      FLEETPATCH_LONG_POLL_SECONDS: '5',
-      FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '20',
-      FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60',
-    };
+    env = fleetStackEnv({ databaseUrl: fresh.url, temporalAddress: temporalSettings().address, port, taskQueue: `deploy-${randomUUID()}` });
     url = `http://127.0.0.1:${port}/graphql`;
     server = spawnFleetpatch(['server'], env);
     startWorker();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
-import { buildFleet, SupervisedAgent } from '../support/fleet.js';
+import { buildFleet, fleetStackEnv, SupervisedAgent } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
 /** Debian's chromium (`.ci/run` installs it); CHROMIUM_PATH points elsewhere. */
@@ -43,17 +43,7 @@ describe('the web console', () => {
     database = connectTestDatabase(fresh.url);
     operator = await tokenFor(database, 'ADMIN');
     const port = await freePort();
-    const env = {
-      DATABASE_URL: fresh.url,
-      TEMPORAL_ADDRESS: temporalSettings().address,
-      FLEETPATCH_TASK_QUEUE: `web-${randomUUID()}`,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      FLEETPATCH_CHECKIN_SECONDS: '1',
-      FLEETPATCH_LONG_POLL_SECONDS: '5',
-      FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '20',
-      FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60',
-    };
+    const env = fleetStackEnv({ databaseUrl: fresh.url, temporalAddress: temporalSettings().address, port, taskQueue: `web-${randomUUID()}` });
     base = `http://127.0.0.1:${port}`;
     server = spawnFleetpatch(['server'], env);
     worker = spawnFleetpatch(['worker'], env);

@@ -9,6 +9,25 @@ export const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', imp
 
 export type Backend = 'apt' | 'dnf' | 'zypper';
 
+/**
+ * Environment of `fleetpatch server` / `worker` processes driving the fixture fleet: its own task
+ * queue, and agent timings short enough for a test (check-in every second, 5 s polls, 20 s install
+ * heartbeat, 60 s reboot wait).
+ */
+export function fleetStackEnv(options: { databaseUrl: string; temporalAddress: string; port: number; taskQueue: string }): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    TEMPORAL_ADDRESS: options.temporalAddress,
+    FLEETPATCH_TASK_QUEUE: options.taskQueue,
+    PORT: String(options.port),
+    HOST: '127.0.0.1',
+    FLEETPATCH_CHECKIN_SECONDS: '1',
+    FLEETPATCH_LONG_POLL_SECONDS: '5',
+    FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '20',
+    FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60',
+  };
+}
+
 /** A fixture machine as the agent sees it, with the cloud it pretends to run in. */
 export interface FixtureMachine {
   backend: Backend;
