@@ -488,9 +488,17 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     const deadline = t0 + options.timeoutSeconds * 1000;
     let status = '';
     let problem: string | undefined;
+    let statusPollFailures = 0;
     while (Date.now() < deadline) {
       checkAborted();
-      status = (await graphql<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status;
+      try {
+        status = (await graphql<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status;
+      } catch (error) {
+        // A busy server (a thousand agents answering at once) may let one look time out: look again.
+        statusPollFailures++;
+        say(`  status poll failed ${((Date.now() - t0) / 1000).toFixed(1)} s after t0 (${received}/${n} dispatched): ${(error as Error).message}`);
+        continue;
+      }
       if (FINAL.test(status)) {
         result.finalSeenMs = Date.now() - t0;
         break;
@@ -505,6 +513,7 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
       }
       await sleep(250, benchAbort.signal);
     }
+    if (statusPollFailures) result.agentTrouble.push(`${statusPollFailures} status look(s) over GraphQL timed out or failed during the run`);
     if (!problem && !FINAL.test(status)) problem = `the run was not final ${options.timeoutSeconds} s after t0 (${status}), ${received}/${n} machines dispatched`;
     const complete = received === n;
     const windowEnd = Date.now();
