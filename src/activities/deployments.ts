@@ -7,12 +7,15 @@ import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, resolveTargets } from '../db/machines.js';
 import {
   appendRunLog,
+  attachInstallActivity,
   beginRun,
   ensureInstallCommand,
   ensureRun,
   findMachineRun,
   findRun,
   finishMachineRun,
+  handOverInstallJobs as storeHandOver,
+  installJobSources,
   finishRun,
   machineRunsOf,
   planningInputs,
@@ -21,6 +24,7 @@ import {
   outcomeCountsByMachineRun,
   updateResultsOf,
   type PlannedResult,
+  type UpdateResultRow,
 } from '../db/runs.js';
 import type { FleetPubSub, RunProgressEvent } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, REBOOT_RESERVE_SECONDS, rebootMayFollow, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
@@ -126,6 +130,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
      * heartbeats). The job is created once per machine run, so a retry resumes it.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
+      const taskToken = Buffer.from(Context.current().info.taskToken).toString('base64');
+      // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
+      const attached = await attachInstallActivity(db, input.machineRunId, taskToken);
+      if (attached) {
+        if (attached.result) return attached.result; // finished while no activity was waiting for it
+        throw new CompleteAsyncError();
+      }
       const machineRun = await findMachineRun(db, input.machineRunId);
       const run = machineRun && (await findRun(db, machineRun.runId));
       if (!machineRun || !run) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
@@ -133,38 +144,40 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
       const machine = await findMachine(db, machineRun.machineId);
       if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-      const updates = await plannedUpdates(db, machineRun.id);
-      const jobUpdates: JobUpdate[] = updates.map((u) => ({
-        name: u.name,
-        arch: u.arch === '' ? null : u.arch,
-        installedVersion: u.installedVersion,
-        availableVersion: u.targetVersion,
-        classification: u.classification,
-        severity: u.severity,
-        advisoryIds: [],
-        cveIds: [],
-        rebootSuggested: u.rebootSuggested,
-        repository: null,
-        expectedSeconds: u.expectedSeconds,
-      }));
-      const job: InstallJob = {
-        runId: run.id,
-        machineRunId: machineRun.id,
-        deadline: run.windowEndsAt!.toISOString(),
-        graceSeconds: input.graceSeconds,
-        rebootSetting: deployment.rebootSetting,
-        // The same reserve the plan kept: the agent checks each update against the time left minus it.
-        rebootReserveSeconds: rebootMayFollow(jobUpdates, deployment.rebootSetting, machine.rebootPending) ? REBOOT_RESERVE_SECONDS[machine.osType] : 0,
-        updates: jobUpdates,
-      };
-      const taskToken = Buffer.from(Context.current().info.taskToken).toString('base64');
+      const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
       const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
       if (command.result) return command.result; // finished while no activity was waiting for it
       await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
       pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
       progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
-      await log(run.id, machineRun.id, `${machine.name}: install job sent to the agent (${job.updates.length} update(s)).`);
+      await log(run.id, machineRun.id, sentLine(machine.name, job));
       throw new CompleteAsyncError();
+    },
+
+    /**
+     * Hands the install jobs of the run's first machines (as many as may run at once) to their
+     * agents in one transaction, before any machine run's workflow starts: dispatch then costs one
+     * activity for the whole batch instead of one workflow start and one activity per machine. Each
+     * machine run's workflow later attaches to its job (dispatchInstall). Machine runs no longer
+     * running (ended, rebooting), or whose machine was removed, are left to their workflow. Idempotent:
+     * a job is created once per machine run.
+     */
+    async handOverInstallJobs(input: { runId: string; machineRunIds: string[]; graceSeconds: number }): Promise<{ handedOver: number }> {
+      const run = await findRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS');
+      const jobs = sources.map((m) => {
+        const job = installJob(run, m.machineRunId, deployment.rebootSetting, { osType: m.osType, rebootPending: m.rebootPending }, m.updates, input.graceSeconds);
+        return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
+      });
+      const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
+      // One wake-up per machine (its agent's long-poll listens on its own topic), sent after the commit.
+      for (const c of commands) pubsub.publish('agentCommandQueued', c.machineId, { commandId: c.id });
+      progress(run.id, { kind: 'RUN' });
+      if (lineIds) progress(run.id, { kind: 'LINES', lineIds });
+      return { handedOver: commands.length };
     },
 
     async markRebooting(input: { machineRunId: string }): Promise<void> {
@@ -181,16 +194,19 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       return Boolean(machine?.bootId && machine.bootId !== input.bootIdBefore);
     },
 
-    /** A fresh assessment after the run, so that compliance shows the result. */
-    async requestAssessment(input: { machineId: string }): Promise<void> {
-      const command = await queueAgentCommand(db, input.machineId, 'ASSESS');
-      pubsub.publish('agentCommandQueued', input.machineId, { commandId: command.id });
-    },
-
-    /** Settles the machine run from its update results and what happened around them. */
-    async finishMachineRun(input: { machineRunId: string; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; jobFailed: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
+    /**
+     * Settles the machine run from its update results and what happened around them. With
+     * `requestAssessment` (the install went through), first asks the agent for a fresh assessment,
+     * so that compliance shows the result: one activity per machine fewer than a step of its own.
+     */
+    async finishMachineRun(input: { machineRunId: string; requestAssessment?: boolean; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; jobFailed: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
       const machineRun = await findMachineRun(db, input.machineRunId);
       if (!machineRun) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
+      if (input.requestAssessment) {
+        // Before the end is recorded, so that a retry after a crash in between still asks (a waiting request is not queued twice).
+        const command = await queueAgentCommand(db, machineRun.machineId, 'ASSESS');
+        if (command.queued) pubsub.publish('agentCommandQueued', machineRun.machineId, { commandId: command.id });
+      }
       if (machineRun.endedAt) return machineRun.status;
       const results = await updateResultsOf(db, machineRun.id);
       const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
@@ -224,3 +240,38 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
   };
 }
 
+/** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and reserve. */
+function installJob(
+  run: { id: string; windowEndsAt: Date | null },
+  machineRunId: string,
+  rebootSetting: InstallJob['rebootSetting'],
+  machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean },
+  updates: UpdateResultRow[],
+  graceSeconds: number,
+): InstallJob {
+  const jobUpdates: JobUpdate[] = updates.map((u) => ({
+    name: u.name,
+    arch: u.arch === '' ? null : u.arch,
+    installedVersion: u.installedVersion,
+    availableVersion: u.targetVersion,
+    classification: u.classification,
+    severity: u.severity,
+    advisoryIds: [],
+    cveIds: [],
+    rebootSuggested: u.rebootSuggested,
+    repository: null,
+    expectedSeconds: u.expectedSeconds,
+  }));
+  return {
+    runId: run.id,
+    machineRunId,
+    deadline: run.windowEndsAt!.toISOString(),
+    graceSeconds,
+    rebootSetting,
+    // The same reserve the plan kept: the agent checks each update against the time left minus it.
+    rebootReserveSeconds: rebootMayFollow(jobUpdates, rebootSetting, machine.rebootPending) ? REBOOT_RESERVE_SECONDS[machine.osType] : 0,
+    updates: jobUpdates,
+  };
+}
+
+const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;

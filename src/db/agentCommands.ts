@@ -1,4 +1,4 @@
-import { and, eq, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { AgentCommand, AgentCommandKind, InstallJob } from '../agent/protocol.js';
 import type { Db } from './client.js';
 import { agentCommands } from './schema.js';
@@ -36,4 +36,30 @@ export async function takeAgentCommands(db: Db, machineId: string): Promise<Agen
     )
     .returning({ id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload });
   return rows.map((r) => (r.kind === 'INSTALL' ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob } : { id: r.id, kind: r.kind as AgentCommandKind }));
+}
+
+/**
+ * Install jobs of many machine runs in one statement (the bulk hand-over at a run's start), once
+ * per machine run: a retry creates nothing twice. No task token yet: the machine run's workflow
+ * attaches its own when it starts. Returns the jobs, created now (`created`) or before.
+ */
+export async function queueInstallJobs(db: Db, jobs: ReadonlyArray<{ machineId: string; machineRunId: string; job: InstallJob }>): Promise<Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>> {
+  if (jobs.length === 0) return [];
+  const rows: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }> = [];
+  // PostgreSQL takes at most 65,535 parameters per statement: 4 per row.
+  for (let i = 0; i < jobs.length; i += 5000) {
+    const chunk = jobs.slice(i, i + 5000);
+    const created = await db
+      .insert(agentCommands)
+      .values(chunk.map((j) => ({ machineId: j.machineId, kind: 'INSTALL', machineRunId: j.machineRunId, payload: j.job })))
+      .onConflictDoNothing({ target: agentCommands.machineRunId })
+      .returning({ id: agentCommands.id });
+    const isNew = new Set(created.map((c) => c.id));
+    const found = await db
+      .select({ id: agentCommands.id, machineId: agentCommands.machineId, machineRunId: agentCommands.machineRunId })
+      .from(agentCommands)
+      .where(inArray(agentCommands.machineRunId, chunk.map((j) => j.machineRunId)));
+    rows.push(...found.map((r) => ({ ...r, machineRunId: r.machineRunId!, created: isNew.has(r.id) })));
+  }
+  return rows;
 }

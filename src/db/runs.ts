@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
+import { queueInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults } from './schema.js';
 
@@ -249,6 +250,69 @@ export async function ensureInstallCommand(
   return { id: row!.id, result: (row!.result as JobResult | null) ?? null };
 }
 
+/**
+ * A machine run's workflow attaches its install activity to the job handed over in bulk at the
+ * run's start: one statement. Undefined when no job exists yet (the workflow then creates it).
+ */
+export async function attachInstallActivity(db: Db, machineRunId: string, taskToken: string): Promise<{ id: string; result: JobResult | null } | undefined> {
+  const [row] = await db
+    .update(agentCommands)
+    .set({ taskToken })
+    .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL')))
+    .returning({ id: agentCommands.id, result: agentCommands.result });
+  return row && { id: row.id, result: (row.result as JobResult | null) ?? null };
+}
+
+/** What the install jobs of these machine runs are made of: each one's machine and its planned updates, in order (two queries for any number). */
+export async function installJobSources(db: Db, machineRunIds: string[]) {
+  if (machineRunIds.length === 0) return [];
+  const [runs, updates] = await Promise.all([
+    db
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending })
+      .from(machineRuns)
+      .innerJoin(machines, eq(machines.id, machineRuns.machineId))
+      .where(inArray(machineRuns.id, machineRunIds)),
+    db
+      .select()
+      .from(updateResults)
+      .where(and(inArray(updateResults.machineRunId, machineRunIds), inArray(updateResults.status, ['PENDING', 'IN_PROGRESS'])))
+      .orderBy(asc(updateResults.machineRunId), asc(updateResults.orderIndex)),
+  ]);
+  const byRun = new Map<string, UpdateResultRow[]>();
+  for (const u of updates) byRun.set(u.machineRunId, [...(byRun.get(u.machineRunId) ?? []), u]);
+  return runs.map((r) => ({ ...r, updates: byRun.get(r.machineRunId) ?? [] }));
+}
+
+/**
+ * Hands the install jobs of a run's first machines to their agents in one transaction: the jobs,
+ * their machine runs IN_PROGRESS, one log line each. Once per machine run: a retry changes nothing
+ * already handed over. Returns every job with whether it was created now, and the log lines' ids.
+ */
+export async function handOverInstallJobs(
+  db: Db,
+  runId: string,
+  jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; logLine: string }>,
+): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; lineIds: [number, number] | null }> {
+  return db.transaction(async (tx) => {
+    const commands = await queueInstallJobs(tx as unknown as Db, jobs);
+    const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
+    const fresh = jobs.filter((j) => created.has(j.machineRunId));
+    let lineIds: [number, number] | null = null;
+    for (const chunk of chunks(fresh, 5000)) {
+      await tx
+        .update(machineRuns)
+        .set({ status: 'IN_PROGRESS', startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
+        .where(and(inArray(machineRuns.id, chunk.map((j) => j.machineRunId)), eq(machineRuns.status, 'PENDING')));
+      const lines = await tx
+        .insert(runLogs)
+        .values(chunk.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })))
+        .returning({ id: runLogs.id });
+      if (lines.length > 0) lineIds = [lineIds?.[0] ?? lines[0]!.id, lines.at(-1)!.id];
+    }
+    return { commands, lineIds };
+  });
+}
+
 export interface JobTarget {
   commandId: string;
   machineRunId: string;
@@ -315,9 +379,13 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
 /** Stores the job's result once, settles its updates, and learns their durations. */
 export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean } | undefined> {
   return db.transaction(async (tx) => {
-    const job = await jobOf(tx as unknown as Db, machineId, commandId);
-    if (!job) return undefined;
-    const [row] = await tx.select({ result: agentCommands.result }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
+    const found = await jobOf(tx as unknown as Db, machineId, commandId);
+    if (!found) return undefined;
+    // The task token is read under the lock: a machine run's workflow that attaches to a job handed
+    // over in bulk sets it concurrently, and either sees this result (and returns it) or its token is
+    // read here (and the API completes it). Read before the lock, both could miss each other.
+    const [row] = await tx.select({ result: agentCommands.result, taskToken: agentCommands.taskToken }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
+    const job = { ...found, taskToken: row?.taskToken ?? null };
     if (row?.result) return { target: job, first: false };
     await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
     if (job.canceled) return { target: job, first: false };

@@ -23,9 +23,10 @@ const steps = proxyActivities<DeploymentActivities>({
 });
 
 /**
- * One run of a deployment: record it, resolve the machines, and run one child workflow per
- * machine, at most `concurrency` at a time, starting no new machine once the failure threshold is
- * reached or the window has ended. Cancel stops the children; the run's status comes last.
+ * One run of a deployment: record it, resolve the machines, hand the first `concurrency` machines'
+ * jobs to their agents at once, and run one child workflow per machine, at most `concurrency` at
+ * a time, starting no new machine once the failure threshold is reached or the window has ended.
+ * Cancel stops the children and withdraws the jobs of machines not started; the run's status comes last.
  */
 export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<string> {
   const begun = await steps.beginDeploymentRun({ deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger });
@@ -46,10 +47,28 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   const scope = new CancellationScope();
   try {
     await scope.run(async () => {
+      // The first machines' jobs go to their agents in one step, before any child starts: the
+      // agents install while the children are being started, 100 per workflow task, and each child
+      // attaches to its job. As many as may run at once, and no more (nothing failed yet).
+      const firstWave = queue.slice(0, begun.concurrency).map((m) => m.machineRunId);
+      // Machines at the head of the queue whose agents already have their job: they have started,
+      // so neither the window's end nor the failure threshold holds their child back (only a cancel,
+      // which withdraws their jobs).
+      let handedOverLeft = 0;
+      if (firstWave.length > 0 && Date.now() < begun.windowEndsAtMs!) {
+        // Not cancellable: once handed over, a cancel withdraws the jobs of the machines it leaves unstarted (finishDeploymentRun).
+        await CancellationScope.nonCancellable(() => steps.handOverInstallJobs({ runId: begun.runId, machineRunIds: firstWave, graceSeconds: INSTALL_GRACE_SECONDS }));
+        handedOverLeft = firstWave.length;
+      }
       for (;;) {
         const starting: Array<Promise<unknown>> = [];
-        while (!scope.consideredCancelled && starting.length < START_BATCH && Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running, failed, remaining: queue.length }, begun.concurrency, threshold)) {
+        while (
+          !scope.consideredCancelled &&
+          starting.length < START_BATCH &&
+          (handedOverLeft > 0 || (Date.now() < begun.windowEndsAtMs! && shouldStartMoreMachines({ running, failed, remaining: queue.length }, begun.concurrency, threshold)))
+        ) {
           const machine = queue.shift()!;
+          handedOverLeft = Math.max(0, handedOverLeft - 1);
           running += 1;
           const started = startChild(machineRunWorkflow, {
             workflowId: workflowIds.machineRun(begun.runId, machine.machineId),

@@ -20,18 +20,20 @@ const steps = proxyActivities<DeploymentActivities>({
 });
 
 /**
- * One machine in a run: hand its install job to the agent, wait for the result, reboot if the
- * setting says so and wait for the machine to come back, then ask for a fresh assessment.
+ * One machine in a run: hand its install job to the agent (or attach to the job the run handed
+ * over in bulk), wait for the result, reboot if the setting says so and wait for the machine to
+ * come back, then end the machine run, asking for a fresh assessment in the same step.
  */
 export async function machineRunWorkflow(input: MachineRunInput): Promise<{ status: string }> {
   let returnedBootId: string | null | undefined;
   setHandler(agentReturnedSignal, ({ bootId }) => {
     returnedBootId = bootId;
   });
-  const finish = (outcome: { timedOut?: boolean; rebootFailed?: boolean; agentLost?: boolean; canceled?: boolean; jobFailed?: boolean; rebootOutcome?: string | null; error?: string | null }) =>
+  const finish = (outcome: { requestAssessment?: boolean; timedOut?: boolean; rebootFailed?: boolean; agentLost?: boolean; canceled?: boolean; jobFailed?: boolean; rebootOutcome?: string | null; error?: string | null }) =>
     CancellationScope.nonCancellable(() =>
       steps.finishMachineRun({
         machineRunId: input.machineRunId,
+        requestAssessment: outcome.requestAssessment ?? false,
         timedOut: outcome.timedOut ?? false,
         rebootFailed: outcome.rebootFailed ?? false,
         agentLost: outcome.agentLost ?? false,
@@ -85,6 +87,5 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
       };
     }
   }
-  await steps.requestAssessment({ machineId: input.machineId });
-  return { status: await finish({ timedOut: result.timedOut, rebootOutcome, error: result.timedOut ? 'An update ran past the maintenance window and its grace period.' : null }) };
+  return { status: await finish({ requestAssessment: true, timedOut: result.timedOut, rebootOutcome, error: result.timedOut ? 'An update ran past the maintenance window and its grace period.' : null }) };
 }
