@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { PendingUpdate } from '../src/agent/backends/types.js';
 import { loadConfig } from '../src/config.js';
-import { complianceSummary, listMachines, missingUpdates } from '../src/db/machines.js';
+import { complianceSummary, listMachines, missingUpdateGroups } from '../src/db/machines.js';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
 import { checkAborted, installInterruptHandler, loadAverages, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
@@ -96,8 +96,8 @@ async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachi
 
 const QUERIES = {
   machinesPage: '{ machines(first: 50, orderBy: {field: COMPLIANCE, direction: ASC}) { totalCount edges { node { id name compliance agentReadiness criticalAndSecurityCount otherCount } } } }',
-  complianceSummary: '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected pendingByClassification { classification updateCount machineCount } } }',
-  missingUpdates: '{ missingUpdates(first: 50) { totalCount edges { node { name classification machineCount } } } }',
+  complianceSummary: '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured computedAt pendingByClassification { classification updateCount machineCount } } }',
+  missingUpdates: '{ missingUpdates(first: 50) { totalCount computedAt edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } } } }',
 };
 
 async function time(runs: number, fn: () => Promise<unknown>): Promise<number[]> {
@@ -135,7 +135,7 @@ async function main(): Promise<number> {
     const direct = {
       machinesPage: () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds }),
       complianceSummary: () => complianceSummary(db, new Date(), config.thresholds),
-      missingUpdates: () => missingUpdates(db, { offset: 0, limit: 50 }),
+      missingUpdates: () => missingUpdateGroups(db),
     };
     let loaded = 0;
     let totalRows = 0;

@@ -7,7 +7,7 @@ import {
   findMachines,
   listMachines,
   machinesMissing,
-  missingUpdates,
+  missingUpdateGroups,
   pendingUpdatesOf,
   removeMachine,
   setMachineManagement,
@@ -17,9 +17,36 @@ import {
   type MachineSortField,
 } from '../../db/machines.js';
 import { compliance, readiness } from '../../fleet/compliance.js';
+import { missingUpdatesPage, type MissingUpdateGroup, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
+import type { ComplianceSummaryRow } from '../../db/machines.js';
+import { FleetSnapshot } from './fleetSnapshot.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
+import { loadConfig, type FleetViewSettings } from '../../config.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
+
+/** The fleet-wide snapshots of one API process (one per services object: per server). */
+export interface FleetSnapshots {
+  summary: FleetSnapshot<ComplianceSummaryRow>;
+  missingUpdates: FleetSnapshot<MissingUpdateGroup[]>;
+}
+
+let defaultFleetView: FleetViewSettings | undefined;
+const snapshotsByServices = new WeakMap<ApiServices, FleetSnapshots>();
+
+export function fleetSnapshots(services: ApiServices): FleetSnapshots {
+  let snapshots = snapshotsByServices.get(services);
+  if (!snapshots) {
+    const db = services.database.db;
+    const failed = (what: string) => (error: unknown) => services.logger.warn({ err: error }, `recomputing the ${what} failed; the previous snapshot is served until it is too old`);
+    snapshots = {
+      summary: new FleetSnapshot((now) => complianceSummary(db, now, services.fleet.thresholds), failed('compliance summary')),
+      missingUpdates: new FleetSnapshot(() => missingUpdateGroups(db), failed("fleet's missing updates")),
+    };
+    snapshotsByServices.set(services, snapshots);
+  }
+  return snapshots;
+}
 
 export class MachineService {
   constructor(private readonly services: ApiServices) {}
@@ -72,12 +99,20 @@ export class MachineService {
     return machinesMissing(this.db, update, page.offset, page.limit);
   }
 
-  missingUpdates(filter: { classification?: string[]; osType?: 'LINUX' | 'WINDOWS'; nameContains?: string }, page: { offset: number; limit: number }) {
-    return missingUpdates(this.db, { ...filter, ...page });
+  private get fleetView() {
+    return this.services.fleet.fleetView ?? (defaultFleetView ??= loadConfig({}).fleetView);
   }
 
-  summary() {
-    return complianceSummary(this.db, this.services.now(), this.services.fleet.thresholds);
+  /** A page of the fleet's missing updates, from a snapshot at most FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS old. */
+  async missingUpdates(filter: Omit<MissingUpdateQuery, 'offset' | 'limit'>, page: { offset: number; limit: number }) {
+    const snapshot = await fleetSnapshots(this.services).missingUpdates.read(this.services.now(), this.fleetView.missingUpdatesMaxAgeMs);
+    return { ...missingUpdatesPage(snapshot.value, { ...filter, ...page }), computedAt: snapshot.computedAt };
+  }
+
+  /** The compliance summary, from a snapshot at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old. */
+  async summary() {
+    const snapshot = await fleetSnapshots(this.services).summary.read(this.services.now(), this.fleetView.summaryMaxAgeMs);
+    return { ...snapshot.value, computedAt: snapshot.computedAt };
   }
 
   /** Asks each machine's agent for a fresh assessment; says why for the machines it cannot ask. */

@@ -1,5 +1,5 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
-import { ConnectionType } from '../relay.js';
+import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
 
 @ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
@@ -198,7 +198,29 @@ export class MissingUpdate {
   rebootSuggested!: boolean;
 }
 
-export const MissingUpdateConnection = ConnectionType('MissingUpdate', MissingUpdate);
+@ObjectType()
+export class MissingUpdateEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => MissingUpdate)
+  node!: MissingUpdate;
+}
+
+@ObjectType({ description: "The fleet's missing updates, as of computedAt: a snapshot, recomputed when older than FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS." })
+export class MissingUpdateConnection {
+  @Field(() => [MissingUpdateEdge])
+  edges!: MissingUpdateEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => Int, { description: 'How many items match, across all pages.' })
+  totalCount!: number;
+
+  @Field(() => Date, { description: 'When the missing updates were computed: the list is how the latest assessments stood then.' })
+  computedAt!: Date;
+}
 
 @ObjectType()
 export class ClassificationCount {
@@ -237,6 +259,11 @@ export class ComplianceSummary {
 
   @Field(() => [ClassificationCount])
   pendingByClassification!: ClassificationCount[];
+
+  @Field(() => Date, {
+    description: 'The time every count is computed against: the summary is a snapshot, recomputed when older than FLEETPATCH_SUMMARY_MAX_AGE_SECONDS (15 s by default).',
+  })
+  computedAt!: Date;
 }
 
 @ObjectType({ description: 'What assessMachines did for each machine.' })
