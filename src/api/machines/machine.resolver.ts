@@ -35,8 +35,9 @@ export class MachineResolver {
   ) {
     const window = pageWindow(page);
     const sort = orderBy ?? { field: MachineSortField.NAME, direction: SortDirection.ASC };
-    const { rows, totalCount } = await service(ctx).list(filter ?? {}, sort, window);
-    return toConnection(rows, window.offset, totalCount);
+    const { rows, hasMore, totalCount, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
+    const connection = toConnection(rows, window.offset, totalCount);
+    return { ...connection, pageInfo: { ...connection.pageInfo, hasNextPage: hasMore }, totalCountComputedAt };
   }
 
   @Authorized('VIEWER')

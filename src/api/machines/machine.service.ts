@@ -31,6 +31,9 @@ export interface FleetSnapshots {
   missingUpdates: FleetSnapshot<MissingUpdateGroup[]>;
 }
 
+/** Below this many machines a page counts its matches exactly (a few milliseconds at most). */
+export const COUNT_FROM_SNAPSHOT_FROM = 10_000;
+
 let defaultFleetView: FleetViewSettings | undefined;
 const snapshotsByServices = new WeakMap<ApiServices, FleetSnapshots>();
 
@@ -63,12 +66,32 @@ export class MachineService {
     return readiness(machine, this.services.now(), this.services.fleet.thresholds);
   }
 
-  list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number }) {
+  async list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number }) {
     if (filter.tags) {
       const problem = tagProblem(filter.tags);
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
-    return listMachines(this.db, { filter, sort, ...page, now: this.services.now(), thresholds: this.services.fleet.thresholds });
+    const now = this.services.now();
+    const fromSnapshot = await this.countFromSnapshot(filter, now);
+    const { rows, hasMore, totalCount } = await listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromSnapshot });
+    if (!fromSnapshot) return { rows, hasMore, totalCount: totalCount!, totalCountComputedAt: null };
+    // A count of a few seconds ago is never shown below what this page itself shows.
+    return { rows, hasMore, totalCount: Math.max(fromSnapshot.n, page.offset + rows.length + (hasMore ? 1 : 0)), totalCountComputedAt: fromSnapshot.computedAt };
+  }
+
+  /**
+   * How many live machines match a filter on compliance and readiness alone, from the summary
+   * snapshot (its (compliance, readiness) groups), when counting them would cost a pass over a
+   * large fleet; null when the page must count (other filters, a small fleet, snapshots off).
+   */
+  private async countFromSnapshot(filter: MachineFilter, now: Date): Promise<{ n: number; computedAt: Date } | null> {
+    if (filter.osType || filter.tags?.length || filter.nameContains || this.fleetView.summaryMaxAgeMs === 0) return null;
+    const snapshot = await fleetSnapshots(this.services).summary.read(now, this.fleetView.summaryMaxAgeMs);
+    if (snapshot.value.total < COUNT_FROM_SNAPSHOT_FROM) return null;
+    const n = snapshot.value.groups
+      .filter((g) => (!filter.compliance?.length || filter.compliance.includes(g.compliance)) && (!filter.readiness?.length || filter.readiness.includes(g.readiness)))
+      .reduce((sum, g) => sum + g.n, 0);
+    return { n, computedAt: snapshot.computedAt };
   }
 
   async get(id: string): Promise<MachineRow> {

@@ -169,7 +169,33 @@ export class Machine {
   otherCount!: number;
 }
 
-export const MachineConnection = ConnectionType('Machine', Machine);
+@ObjectType()
+export class MachineEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Machine)
+  node!: Machine;
+}
+
+@ObjectType()
+export class MachineConnection {
+  @Field(() => [MachineEdge])
+  edges!: MachineEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => Int, { description: 'How many machines match, across all pages (see totalCountComputedAt).' })
+  totalCount!: number;
+
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'null: totalCount was counted with this page. Otherwise the time of the compliance summary snapshot it comes from: on a fleet of 10,000 machines or more, a page filtered on compliance and readiness alone (or not at all) takes its count from there instead of counting every machine. pageInfo is exact either way.',
+  })
+  totalCountComputedAt?: Date | null;
+}
 
 @ObjectType({ description: 'An update missing on at least one machine, across the fleet.' })
 export class MissingUpdate {
