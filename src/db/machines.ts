@@ -306,31 +306,57 @@ export async function assessmentHistory(db: Db, machineId: string, offset: numbe
 }
 
 /**
- * Every update missing somewhere in the fleet, in one pass over the latest assessments' pending
- * updates (a snapshot's recompute: it reads every pending update of the fleet, ~50 per machine, so
- * the fleet view reads it through a snapshot, see src/api/machines/fleetSnapshot.ts). Advisory and
- * CVE lists are aggregated as distinct space-joined strings (array_agg cannot stack arrays of
- * different lengths; no advisory or CVE id contains a space) and split here.
+ * Every update missing somewhere in the fleet: a snapshot's recompute, reading every pending update
+ * of the latest assessments of live machines (~50 per machine), so the fleet view reads it through
+ * a snapshot (src/api/machines/fleetSnapshot.ts). Two statements, neither of which sorts the
+ * fleet's pending updates (measured at 100k machines on a loaded machine: one grouped pass with
+ * count(distinct machine) and distinct unions took 43 s, spilling its sort to disk):
+ * - how many machines miss each update, grouped per machine first (its ~50 rows, through the
+ *   primary key), so that a machine listing an update for two architectures counts once;
+ * - the versions, advisories and CVEs, as distinct combinations in a hash aggregate (few per
+ *   update). Advisory and CVE lists travel as space-joined strings (array_agg cannot stack arrays
+ *   of different lengths; no id contains a space).
  */
 export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]> {
-  const rows = await db
-    .select({
-      osType: machines.osType,
-      name: pendingUpdates.name,
-      classification: sql<string>`${pendingUpdates.classification}::text`,
-      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
-      severity: sql<string | null>`min(${pendingUpdates.severity})::text`,
-      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`,
-      advisoryIds: sql<string[]>`array_agg(distinct array_to_string(${pendingUpdates.advisoryIds}, ' '))`,
-      cveIds: sql<string[]>`array_agg(distinct array_to_string(${pendingUpdates.cveIds}, ' '))`,
-      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`,
-    })
-    .from(pendingUpdates)
-    .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-    .where(live)
-    .groupBy(machines.osType, pendingUpdates.name, pendingUpdates.classification);
-  const ids = (joined: string[]) => [...new Set(joined.flatMap((j) => j.split(' ')).filter((id) => id !== ''))].sort();
-  return rows.map((r) => ({ ...r, availableVersions: [...r.availableVersions].sort(), advisoryIds: ids(r.advisoryIds), cveIds: ids(r.cveIds) }));
+  const [counts, details] = await Promise.all([
+    db.execute<{ os_type: OsType; name: string; classification: string; machine_count: number; severity: string | null; reboot_suggested: boolean }>(sql`
+      select m.os_type, u.name, u.classification::text as classification, count(*)::int as machine_count,
+             min(u.severity)::text as severity, bool_or(u.reboot_suggested) as reboot_suggested
+      from ${machines} m cross join lateral (
+        select pu.name, pu.classification, min(pu.severity) as severity, bool_or(pu.reboot_suggested) as reboot_suggested
+        from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id
+        group by pu.name, pu.classification) u
+      where m.removed_at is null
+      group by m.os_type, u.name, u.classification`),
+    db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; advisory_ids: string; cve_ids: string }>(sql`
+      select distinct m.os_type, pu.name, pu.classification::text as classification, pu.available_version,
+             array_to_string(pu.advisory_ids, ' ') as advisory_ids, array_to_string(pu.cve_ids, ' ') as cve_ids
+      from ${pendingUpdates} pu join ${machines} m on pu.assessment_id = m.latest_assessment_id
+      where m.removed_at is null`),
+  ]);
+  const key = (r: { os_type: string; name: string; classification: string }) => `${r.os_type}\u0000${r.classification}\u0000${r.name}`;
+  const detailsOf = new Map<string, { versions: Set<string>; advisories: Set<string>; cves: Set<string> }>();
+  for (const d of details) {
+    let entry = detailsOf.get(key(d));
+    if (!entry) detailsOf.set(key(d), (entry = { versions: new Set(), advisories: new Set(), cves: new Set() }));
+    entry.versions.add(d.available_version);
+    for (const id of d.advisory_ids.split(' ')) if (id) entry.advisories.add(id);
+    for (const id of d.cve_ids.split(' ')) if (id) entry.cves.add(id);
+  }
+  return counts.map((c) => {
+    const d = detailsOf.get(key(c));
+    return {
+      osType: c.os_type,
+      name: c.name,
+      classification: c.classification,
+      machineCount: c.machine_count,
+      severity: c.severity,
+      availableVersions: [...(d?.versions ?? [])].sort(),
+      advisoryIds: [...(d?.advisories ?? [])].sort(),
+      cveIds: [...(d?.cves ?? [])].sort(),
+      rebootSuggested: c.reboot_suggested,
+    };
+  });
 }
 
 /** The live machines whose latest assessment lists this update, by name. */

@@ -150,7 +150,7 @@ describe('the fleet view over GraphQL', () => {
     expect(nodes.find((n) => n.name === 'vim')).toMatchObject({ machineCount: 2 });
     expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
     const asOf = await graphql<{ missingUpdates: { computedAt: string } }>(api.url, '{ missingUpdates(first: 1) { computedAt } }', { token: viewer });
-    expect(Date.now() - Date.parse(asOf.data!.missingUpdates.computedAt)).toBeLessThan(121_000);
+    expect(Date.now() - Date.parse(asOf.data!.missingUpdates.computedAt)).toBeLessThan(301_000);
 
     // Page by page: the same rows with the same details, and the total on every page, the last one too.
     type Page = { missingUpdates: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: { name: string; classification: string; machineCount: number; severity: string | null; cveIds: string[] } }> } };
