@@ -37,6 +37,8 @@ export interface Config {
   runTimings: RunTimings;
   /** What one client may ask of the API. */
   limits: ApiLimits;
+  /** How old the fleet view's fleet-wide aggregates may be. */
+  fleetView: FleetViewSettings;
   /** HTTPS for the API: PEM files of the certificate (chain) and its key. Unset: plain HTTP. */
   tls: { certFile: string; keyFile: string } | undefined;
 }
@@ -53,6 +55,16 @@ export interface ApiLimits {
   graphqlMaxDepth: number;
   /** Highest estimated cost (fields times page sizes) a GraphQL operation may have. */
   graphqlMaxCost: number;
+}
+
+/**
+ * The compliance summary and the fleet's missing updates are snapshots, recomputed single-flight
+ * per API process when older than this (in the background past half of it). 0: computed at every
+ * read (exact, and a pass over the whole fleet each time).
+ */
+export interface FleetViewSettings {
+  summaryMaxAgeMs: number;
+  missingUpdatesMaxAgeMs: number;
 }
 
 export interface RunTimings {
@@ -167,6 +179,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enrollmentsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_ENROLL_RATE_LIMIT', 300),
       graphqlMaxDepth: positive(env, 'FLEETPATCH_GRAPHQL_MAX_DEPTH', 12),
       graphqlMaxCost: positive(env, 'FLEETPATCH_GRAPHQL_MAX_COST', 50_000),
+    },
+    fleetView: {
+      // A summary read a few times a minute by consoles; a recompute is one pass over machines.
+      summaryMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_SUMMARY_MAX_AGE_SECONDS', 15) * 1000,
+      // A recompute reads every pending update of the fleet (~25 s at 100k machines on a loaded
+      // 2-CPU machine); an operator reads this page a few times a day.
+      missingUpdatesMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS', 300) * 1000,
     },
     tls: tlsFiles(env),
   };

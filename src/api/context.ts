@@ -1,4 +1,4 @@
-import type { AgentTimings, RunTimings } from '../config.js';
+import type { AgentTimings, FleetViewSettings, RunTimings } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { FleetThresholds } from '../fleet/compliance.js';
 import type { FleetPubSub } from '../events/pubsub.js';
@@ -28,4 +28,6 @@ export interface FleetSettings {
   thresholds: FleetThresholds;
   agentTimings: AgentTimings;
   runTimings: RunTimings;
+  /** Unset: the defaults of loadConfig. */
+  fleetView?: FleetViewSettings;
 }

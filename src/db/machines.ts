@@ -2,6 +2,7 @@ import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
 import type { AssessmentReport, MachineFacts } from '../agent/protocol.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
+import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
 import { agentCommands, assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
@@ -233,7 +234,12 @@ function complianceRank(now: Date, thresholds: FleetThresholds): SQL {
   return sql`(case ${complianceSql(now, thresholds)} when 'NON_COMPLIANT' then 0 when 'NOT_ASSESSED' then 1 else 2 end)`;
 }
 
-export async function listMachines(db: Db, query: MachineQuery): Promise<{ rows: MachineRow[]; totalCount: number }> {
+/**
+ * A page of machines, with whether more follow (one row past the page is read for that) and, unless
+ * `count` is false, how many match: a count reads every matching machine, which is most of a
+ * page's cost on a large fleet (the service may take it from the summary snapshot instead).
+ */
+export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<{ rows: MachineRow[]; hasMore: boolean; totalCount: number | null }> {
   const where = machineConditions(query.filter, query.now, query.thresholds);
   const sortExpression: Record<MachineSortField, SQL | typeof machines.name> = {
     NAME: machines.name,
@@ -244,37 +250,39 @@ export async function listMachines(db: Db, query: MachineQuery): Promise<{ rows:
     LAST_ASSESSED: sql`${machines.lastAssessedAt}`,
   };
   const direction = query.sort.direction === 'ASC' ? asc : desc;
-  if (query.sort.field === 'COMPLIANCE') {
-    const [rows, [total]] = await Promise.all([pageByCompliance(db, where, query), db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where)]);
-    return { rows, totalCount: total?.n ?? 0 };
-  }
-  const [rows, [total]] = await Promise.all([
-    db
-      .select()
-      .from(machines)
-      .where(where)
-      .orderBy(direction(sortExpression[query.sort.field]), asc(machines.name), asc(machines.id))
-      .offset(query.offset)
-      .limit(query.limit),
-    db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where),
-  ]);
-  return { rows, totalCount: total?.n ?? 0 };
+  const counted = query.count === false ? Promise.resolve(null) : db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where).then(([total]) => total?.n ?? 0);
+  const page =
+    query.sort.field === 'COMPLIANCE'
+      ? pageByCompliance(db, where, query)
+      : db
+          .select()
+          .from(machines)
+          .where(where)
+          .orderBy(direction(sortExpression[query.sort.field]), asc(machines.name), asc(machines.id))
+          .offset(query.offset)
+          .limit(query.limit + 1);
+  const [rows, totalCount] = await Promise.all([page, counted]);
+  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit, totalCount };
 }
 
 /**
- * A page sorted by compliance, without sorting the whole fleet: each compliance set (in the
- * direction's rank order) gives its first offset + limit machines by name, through the name index,
- * and only those are merged. Compliance depends on now (the NOT_ASSESSED cutoff), so it cannot be a
- * stored, indexed column. Measured: sorting every machine by rank cost 54 ms at 10k machines.
+ * A page sorted by compliance (and one machine more), without sorting the whole fleet: the
+ * compliance sets are read in the direction's rank order, each by name through the name index, and
+ * the next set only when the ones before hold fewer than offset + limit + 1 machines (so the first
+ * page of a fleet with many NON_COMPLIANT machines is one query). Compliance depends on now (the
+ * NOT_ASSESSED cutoff), so it cannot be a stored, indexed column. Measured: sorting every machine
+ * by rank cost 54 ms at 10k machines.
  */
 async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQuery): Promise<MachineRow[]> {
   const ranks: Compliance[] = query.sort.direction === 'ASC' ? ['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'] : ['COMPLIANT', 'NOT_ASSESSED', 'NON_COMPLIANT'];
   const compliance = complianceSql(query.now, query.thresholds);
-  const enough = query.offset + query.limit;
-  const sets = await Promise.all(
-    ranks.map((rank) => db.select().from(machines).where(and(where, sql`${compliance} = ${rank}`)).orderBy(asc(machines.name), asc(machines.id)).limit(enough)),
-  );
-  return sets.flat().slice(query.offset, enough);
+  const enough = query.offset + query.limit + 1;
+  const merged: MachineRow[] = [];
+  for (const rank of ranks) {
+    if (merged.length >= enough) break;
+    merged.push(...(await db.select().from(machines).where(and(where, sql`${compliance} = ${rank}`)).orderBy(asc(machines.name), asc(machines.id)).limit(enough - merged.length)));
+  }
+  return merged.slice(query.offset, enough);
 }
 
 export async function pendingUpdatesOf(db: Db, assessmentId: string): Promise<PendingUpdateRow[]> {
@@ -298,80 +306,57 @@ export async function assessmentHistory(db: Db, machineId: string, offset: numbe
 }
 
 /**
- * The sorted union of a text[] column over a group. array_agg cannot stack arrays of different
- * lengths, so the ids are joined and split again on a space, which no advisory or CVE id contains.
+ * Every update missing somewhere in the fleet: a snapshot's recompute, reading every pending update
+ * of the latest assessments of live machines (~50 per machine), so the fleet view reads it through
+ * a snapshot (src/api/machines/fleetSnapshot.ts). Two statements, neither of which sorts the
+ * fleet's pending updates (measured at 100k machines on a loaded machine: one grouped pass with
+ * count(distinct machine) and distinct unions took 43 s, spilling its sort to disk):
+ * - how many machines miss each update, grouped per machine first (its ~50 rows, through the
+ *   primary key), so that a machine listing an update for two architectures counts once;
+ * - the versions, advisories and CVEs, as distinct combinations in a hash aggregate (few per
+ *   update). Advisory and CVE lists travel as space-joined strings (array_agg cannot stack arrays
+ *   of different lengths; no id contains a space).
  */
-function distinctUnion(column: typeof pendingUpdates.advisoryIds | typeof pendingUpdates.cveIds): SQL<string[]> {
-  return sql<string[]>`array(select distinct id from unnest(string_to_array(string_agg(array_to_string(${column}, ' '), ' '), ' ')) as id where id <> '' order by 1)`;
-}
-
-export interface MissingUpdateRow {
-  name: string;
-  classification: string;
-  severity: string | null;
-  machineCount: number;
-  availableVersions: string[];
-  advisoryIds: string[];
-  cveIds: string[];
-  rebootSuggested: boolean;
-}
-
-/** Every update missing somewhere in the fleet (latest assessments of live machines), with how many machines miss it. */
-export async function missingUpdates(
-  db: Db,
-  query: { classification?: string[]; osType?: OsType; nameContains?: string; offset: number; limit: number },
-): Promise<{ rows: MissingUpdateRow[]; totalCount: number }> {
-  const conditions: SQL[] = [live];
-  if (query.classification?.length) conditions.push(sql`${pendingUpdates.classification}::text = any(${sql.param(query.classification)}::text[])`);
-  if (query.osType) conditions.push(eq(machines.osType, query.osType));
-  if (query.nameContains) conditions.push(sql`${pendingUpdates.name} ilike ${`%${query.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
-  // Two steps: the page (and the total, in the same pass) from cheap aggregates over every missing
-  // update, then the costly ones (versions, advisory and CVE unions) for the page's rows only.
-  // Measured: aggregating everything for every group, twice (page and total), took 7.6 s at 10k machines.
-  const rank = sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`;
-  const page = await db
-    .select({
-      name: pendingUpdates.name,
-      classification: sql<string>`${pendingUpdates.classification}::text`,
-      machineCount: sql<number>`count(distinct ${pendingUpdates.machineId})::int`,
-      total: sql<number>`(count(*) over ())::int`,
-    })
-    .from(pendingUpdates)
-    .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-    .where(and(...conditions))
-    .groupBy(pendingUpdates.name, pendingUpdates.classification)
-    .orderBy(rank, desc(sql`3`), asc(pendingUpdates.name))
-    .offset(query.offset)
-    .limit(query.limit);
-  if (page.length === 0) {
-    if (query.offset === 0) return { rows: [], totalCount: 0 };
-    const [total] = await db
-      .select({ n: sql<number>`count(distinct (${pendingUpdates.name}, ${pendingUpdates.classification}))::int` })
-      .from(pendingUpdates)
-      .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-      .where(and(...conditions));
-    return { rows: [], totalCount: total?.n ?? 0 };
+export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]> {
+  const [counts, details] = await Promise.all([
+    db.execute<{ os_type: OsType; name: string; classification: string; machine_count: number; severity: string | null; reboot_suggested: boolean }>(sql`
+      select m.os_type, u.name, u.classification::text as classification, count(*)::int as machine_count,
+             min(u.severity)::text as severity, bool_or(u.reboot_suggested) as reboot_suggested
+      from ${machines} m cross join lateral (
+        select pu.name, pu.classification, min(pu.severity) as severity, bool_or(pu.reboot_suggested) as reboot_suggested
+        from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id
+        group by pu.name, pu.classification) u
+      where m.removed_at is null
+      group by m.os_type, u.name, u.classification`),
+    db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; advisory_ids: string; cve_ids: string }>(sql`
+      select distinct m.os_type, pu.name, pu.classification::text as classification, pu.available_version,
+             array_to_string(pu.advisory_ids, ' ') as advisory_ids, array_to_string(pu.cve_ids, ' ') as cve_ids
+      from ${pendingUpdates} pu join ${machines} m on pu.assessment_id = m.latest_assessment_id
+      where m.removed_at is null`),
+  ]);
+  const key = (r: { os_type: string; name: string; classification: string }) => `${r.os_type}\u0000${r.classification}\u0000${r.name}`;
+  const detailsOf = new Map<string, { versions: Set<string>; advisories: Set<string>; cves: Set<string> }>();
+  for (const d of details) {
+    let entry = detailsOf.get(key(d));
+    if (!entry) detailsOf.set(key(d), (entry = { versions: new Set(), advisories: new Set(), cves: new Set() }));
+    entry.versions.add(d.available_version);
+    for (const id of d.advisory_ids.split(' ')) if (id) entry.advisories.add(id);
+    for (const id of d.cve_ids.split(' ')) if (id) entry.cves.add(id);
   }
-  const details = await db
-    .select({
-      name: pendingUpdates.name,
-      classification: sql<string>`${pendingUpdates.classification}::text`,
-      severity: sql<string | null>`(array_agg(${pendingUpdates.severity}::text order by ${pendingUpdates.severity}) filter (where ${pendingUpdates.severity} is not null))[1]`,
-      availableVersions: sql<string[]>`array_agg(distinct ${pendingUpdates.availableVersion})`,
-      advisoryIds: distinctUnion(pendingUpdates.advisoryIds),
-      cveIds: distinctUnion(pendingUpdates.cveIds),
-      rebootSuggested: sql<boolean>`bool_or(${pendingUpdates.rebootSuggested})`,
-    })
-    .from(pendingUpdates)
-    .innerJoin(machines, eq(machines.latestAssessmentId, pendingUpdates.assessmentId))
-    .where(and(...conditions, sql`${pendingUpdates.name} = any(${sql.param([...new Set(page.map((p) => p.name))])}::text[])`))
-    .groupBy(pendingUpdates.name, pendingUpdates.classification);
-  const detailOf = new Map(details.map((d) => [`${d.classification}\u0000${d.name}`, d]));
-  const rows: MissingUpdateRow[] = page.map((p) => {
-    const d = detailOf.get(`${p.classification}\u0000${p.name}`);
-    return { name: p.name, classification: p.classification, machineCount: p.machineCount, severity: d?.severity ?? null, availableVersions: d?.availableVersions ?? [], advisoryIds: d?.advisoryIds ?? [], cveIds: d?.cveIds ?? [], rebootSuggested: d?.rebootSuggested ?? false };
+  return counts.map((c) => {
+    const d = detailsOf.get(key(c));
+    return {
+      osType: c.os_type,
+      name: c.name,
+      classification: c.classification,
+      machineCount: c.machine_count,
+      severity: c.severity,
+      availableVersions: [...(d?.versions ?? [])].sort(),
+      advisoryIds: [...(d?.advisories ?? [])].sort(),
+      cveIds: [...(d?.cves ?? [])].sort(),
+      rebootSuggested: c.reboot_suggested,
+    };
   });
-  return { rows, totalCount: page[0]!.total };
 }
 
 /** The live machines whose latest assessment lists this update, by name. */
@@ -391,6 +376,8 @@ export async function machinesMissing(db: Db, update: { name: string; classifica
 }
 
 export interface ComplianceSummaryRow {
+  /** Live machines per (compliance, readiness): what a machines page filtered on those two counts. */
+  groups: Array<{ compliance: Compliance; readiness: AgentReadiness; n: number }>;
   byCompliance: Record<Compliance, number>;
   byReadiness: Record<AgentReadiness, number>;
   pendingByClassification: Array<{ classification: string; updateCount: number; machineCount: number }>;
@@ -440,7 +427,7 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
   }
   const sum = (key: string) => groups.reduce((acc, row) => acc + ((row as Record<string, unknown>)[key] as number), 0);
   const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sum(`${classification}_updates`), machineCount: sum(`${classification}_machines`) })).filter((c) => c.updateCount > 0);
-  return { byCompliance, byReadiness, pendingByClassification, total };
+  return { groups: groups.map((g) => ({ compliance: g.compliance, readiness: g.readiness, n: g.n })), byCompliance, byReadiness, pendingByClassification, total };
 }
 
 export async function findAssessment(db: Db, id: string): Promise<AssessmentRow | undefined> {

@@ -98,6 +98,9 @@ describe('the fleet view over GraphQL', () => {
     expect((await machines('(filter: {tags: ["web", "prod"]})')).edges.map((e) => e.node.name)).toEqual(['web-01', 'web-02']);
     expect((await machines('(filter: {nameContains: "DB-"})')).totalCount).toBe(2);
 
+    // A small fleet counts its matches with the page.
+    const counted = await graphql<{ machines: { totalCount: number; totalCountComputedAt: string | null } }>(api.url, '{ machines { totalCount totalCountComputedAt } }', { token: viewer });
+    expect(counted.data!.machines).toEqual({ totalCount: 6, totalCountComputedAt: null });
     const first = await machines('(first: 4)');
     expect(first.edges).toHaveLength(4);
     expect(first.pageInfo.hasNextPage).toBe(true);
@@ -146,6 +149,8 @@ describe('the fleet view over GraphQL', () => {
     expect(nodes[1]).toMatchObject({ name: 'sudo', classification: 'SECURITY', machineCount: 1 });
     expect(nodes.find((n) => n.name === 'vim')).toMatchObject({ machineCount: 2 });
     expect(response.data!.missingUpdates.totalCount).toBe(5); // openssl, sudo, vim, curl, KB5031
+    const asOf = await graphql<{ missingUpdates: { computedAt: string } }>(api.url, '{ missingUpdates(first: 1) { computedAt } }', { token: viewer });
+    expect(Date.now() - Date.parse(asOf.data!.missingUpdates.computedAt)).toBeLessThan(301_000);
 
     // Page by page: the same rows with the same details, and the total on every page, the last one too.
     type Page = { missingUpdates: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: { name: string; classification: string; machineCount: number; severity: string | null; cveIds: string[] } }> } };
@@ -173,10 +178,12 @@ describe('the fleet view over GraphQL', () => {
   it('summarises compliance, readiness and pending updates per classification', async () => {
     const response = await graphql<{ complianceSummary: Record<string, unknown> }>(
       api.url,
-      '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured pendingByClassification { classification updateCount machineCount } } }',
+      '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured computedAt pendingByClassification { classification updateCount machineCount } } }',
       { token: viewer },
     );
     const summary = response.data!.complianceSummary;
+    // A snapshot, and the API says of when (at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old).
+    expect(Date.now() - Date.parse(summary.computedAt as string)).toBeLessThan(16_000);
     expect(summary).toMatchObject({ total: 6, compliant: 2, nonCompliant: 2, notAssessed: 2, ready: 5, disconnected: 1, notConfigured: 0 });
     expect(summary.pendingByClassification).toEqual(
       expect.arrayContaining([

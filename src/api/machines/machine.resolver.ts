@@ -35,8 +35,9 @@ export class MachineResolver {
   ) {
     const window = pageWindow(page);
     const sort = orderBy ?? { field: MachineSortField.NAME, direction: SortDirection.ASC };
-    const { rows, totalCount } = await service(ctx).list(filter ?? {}, sort, window);
-    return toConnection(rows, window.offset, totalCount);
+    const { rows, hasMore, totalCount, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
+    const connection = toConnection(rows, window.offset, totalCount);
+    return { ...connection, pageInfo: { ...connection.pageInfo, hasNextPage: hasMore }, totalCountComputedAt };
   }
 
   @Authorized('VIEWER')
@@ -46,19 +47,19 @@ export class MachineResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => MissingUpdateConnection, { description: 'Updates missing across the fleet, with how many machines miss each; critical first.' })
+  @Query(() => MissingUpdateConnection, { description: 'Updates missing across the fleet, with how many machines miss each; critical first; as of computedAt.' })
   async missingUpdates(
     @Ctx() ctx: ApiContext,
     @Args(() => PageArgs) page: PageArgs,
     @Arg('filter', () => MissingUpdateFilter, { nullable: true }) filter?: MissingUpdateFilter,
   ) {
     const window = pageWindow(page);
-    const { rows, totalCount } = await service(ctx).missingUpdates(filter ?? {}, window);
-    return toConnection(rows, window.offset, totalCount);
+    const { rows, totalCount, computedAt } = await service(ctx).missingUpdates(filter ?? {}, window);
+    return { ...toConnection(rows, window.offset, totalCount), computedAt };
   }
 
   @Authorized('VIEWER')
-  @Query(() => ComplianceSummary, { description: 'Machines per compliance state and readiness, pending updates per classification.' })
+  @Query(() => ComplianceSummary, { description: 'Machines per compliance state and readiness, pending updates per classification, as of computedAt.' })
   async complianceSummary(@Ctx() ctx: ApiContext): Promise<ComplianceSummary> {
     const summary = await service(ctx).summary();
     return {
@@ -70,6 +71,7 @@ export class MachineResolver {
       disconnected: summary.byReadiness.DISCONNECTED,
       notConfigured: summary.byReadiness.NOT_CONFIGURED,
       pendingByClassification: summary.pendingByClassification as ComplianceSummary['pendingByClassification'],
+      computedAt: summary.computedAt,
     };
   }
 

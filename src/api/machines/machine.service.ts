@@ -7,7 +7,7 @@ import {
   findMachines,
   listMachines,
   machinesMissing,
-  missingUpdates,
+  missingUpdateGroups,
   pendingUpdatesOf,
   removeMachine,
   setMachineManagement,
@@ -17,9 +17,39 @@ import {
   type MachineSortField,
 } from '../../db/machines.js';
 import { compliance, readiness } from '../../fleet/compliance.js';
+import { missingUpdatesPage, type MissingUpdateGroup, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
+import type { ComplianceSummaryRow } from '../../db/machines.js';
+import { FleetSnapshot } from './fleetSnapshot.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
+import { loadConfig, type FleetViewSettings } from '../../config.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
+
+/** The fleet-wide snapshots of one API process (one per services object: per server). */
+export interface FleetSnapshots {
+  summary: FleetSnapshot<ComplianceSummaryRow>;
+  missingUpdates: FleetSnapshot<MissingUpdateGroup[]>;
+}
+
+/** Below this many machines a page counts its matches exactly (a few milliseconds at most). */
+export const COUNT_FROM_SNAPSHOT_FROM = 10_000;
+
+let defaultFleetView: FleetViewSettings | undefined;
+const snapshotsByServices = new WeakMap<ApiServices, FleetSnapshots>();
+
+export function fleetSnapshots(services: ApiServices): FleetSnapshots {
+  let snapshots = snapshotsByServices.get(services);
+  if (!snapshots) {
+    const db = services.database.db;
+    const failed = (what: string) => (error: unknown) => services.logger.warn({ err: error }, `recomputing the ${what} failed; the previous snapshot is served until it is too old`);
+    snapshots = {
+      summary: new FleetSnapshot((now) => complianceSummary(db, now, services.fleet.thresholds), failed('compliance summary')),
+      missingUpdates: new FleetSnapshot(() => missingUpdateGroups(db), failed("fleet's missing updates")),
+    };
+    snapshotsByServices.set(services, snapshots);
+  }
+  return snapshots;
+}
 
 export class MachineService {
   constructor(private readonly services: ApiServices) {}
@@ -36,12 +66,32 @@ export class MachineService {
     return readiness(machine, this.services.now(), this.services.fleet.thresholds);
   }
 
-  list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number }) {
+  async list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number }) {
     if (filter.tags) {
       const problem = tagProblem(filter.tags);
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
-    return listMachines(this.db, { filter, sort, ...page, now: this.services.now(), thresholds: this.services.fleet.thresholds });
+    const now = this.services.now();
+    const fromSnapshot = await this.countFromSnapshot(filter, now);
+    const { rows, hasMore, totalCount } = await listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromSnapshot });
+    if (!fromSnapshot) return { rows, hasMore, totalCount: totalCount!, totalCountComputedAt: null };
+    // A count of a few seconds ago is never shown below what this page itself shows.
+    return { rows, hasMore, totalCount: Math.max(fromSnapshot.n, page.offset + rows.length + (hasMore ? 1 : 0)), totalCountComputedAt: fromSnapshot.computedAt };
+  }
+
+  /**
+   * How many live machines match a filter on compliance and readiness alone, from the summary
+   * snapshot (its (compliance, readiness) groups), when counting them would cost a pass over a
+   * large fleet; null when the page must count (other filters, a small fleet, snapshots off).
+   */
+  private async countFromSnapshot(filter: MachineFilter, now: Date): Promise<{ n: number; computedAt: Date } | null> {
+    if (filter.osType || filter.tags?.length || filter.nameContains || this.fleetView.summaryMaxAgeMs === 0) return null;
+    const snapshot = await fleetSnapshots(this.services).summary.read(now, this.fleetView.summaryMaxAgeMs);
+    if (snapshot.value.total < COUNT_FROM_SNAPSHOT_FROM) return null;
+    const n = snapshot.value.groups
+      .filter((g) => (!filter.compliance?.length || filter.compliance.includes(g.compliance)) && (!filter.readiness?.length || filter.readiness.includes(g.readiness)))
+      .reduce((sum, g) => sum + g.n, 0);
+    return { n, computedAt: snapshot.computedAt };
   }
 
   async get(id: string): Promise<MachineRow> {
@@ -72,12 +122,20 @@ export class MachineService {
     return machinesMissing(this.db, update, page.offset, page.limit);
   }
 
-  missingUpdates(filter: { classification?: string[]; osType?: 'LINUX' | 'WINDOWS'; nameContains?: string }, page: { offset: number; limit: number }) {
-    return missingUpdates(this.db, { ...filter, ...page });
+  private get fleetView() {
+    return this.services.fleet.fleetView ?? (defaultFleetView ??= loadConfig({}).fleetView);
   }
 
-  summary() {
-    return complianceSummary(this.db, this.services.now(), this.services.fleet.thresholds);
+  /** A page of the fleet's missing updates, from a snapshot at most FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS old. */
+  async missingUpdates(filter: Omit<MissingUpdateQuery, 'offset' | 'limit'>, page: { offset: number; limit: number }) {
+    const snapshot = await fleetSnapshots(this.services).missingUpdates.read(this.services.now(), this.fleetView.missingUpdatesMaxAgeMs);
+    return { ...missingUpdatesPage(snapshot.value, { ...filter, ...page }), computedAt: snapshot.computedAt };
+  }
+
+  /** The compliance summary, from a snapshot at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old. */
+  async summary() {
+    const snapshot = await fleetSnapshots(this.services).summary.read(this.services.now(), this.fleetView.summaryMaxAgeMs);
+    return { ...snapshot.value, computedAt: snapshot.computedAt };
   }
 
   /** Asks each machine's agent for a fresh assessment; says why for the machines it cannot ask. */

@@ -1,5 +1,5 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
-import { ConnectionType } from '../relay.js';
+import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
 
 @ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
@@ -169,7 +169,33 @@ export class Machine {
   otherCount!: number;
 }
 
-export const MachineConnection = ConnectionType('Machine', Machine);
+@ObjectType()
+export class MachineEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Machine)
+  node!: Machine;
+}
+
+@ObjectType()
+export class MachineConnection {
+  @Field(() => [MachineEdge])
+  edges!: MachineEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => Int, { description: 'How many machines match, across all pages (see totalCountComputedAt).' })
+  totalCount!: number;
+
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'null: totalCount was counted with this page. Otherwise the time of the compliance summary snapshot it comes from: on a fleet of 10,000 machines or more, a page filtered on compliance and readiness alone (or not at all) takes its count from there instead of counting every machine. pageInfo is exact either way.',
+  })
+  totalCountComputedAt?: Date | null;
+}
 
 @ObjectType({ description: 'An update missing on at least one machine, across the fleet.' })
 export class MissingUpdate {
@@ -198,7 +224,29 @@ export class MissingUpdate {
   rebootSuggested!: boolean;
 }
 
-export const MissingUpdateConnection = ConnectionType('MissingUpdate', MissingUpdate);
+@ObjectType()
+export class MissingUpdateEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => MissingUpdate)
+  node!: MissingUpdate;
+}
+
+@ObjectType({ description: "The fleet's missing updates, as of computedAt: a snapshot, recomputed when older than FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS." })
+export class MissingUpdateConnection {
+  @Field(() => [MissingUpdateEdge])
+  edges!: MissingUpdateEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => Int, { description: 'How many items match, across all pages.' })
+  totalCount!: number;
+
+  @Field(() => Date, { description: 'When the missing updates were computed: the list is how the latest assessments stood then.' })
+  computedAt!: Date;
+}
 
 @ObjectType()
 export class ClassificationCount {
@@ -237,6 +285,11 @@ export class ComplianceSummary {
 
   @Field(() => [ClassificationCount])
   pendingByClassification!: ClassificationCount[];
+
+  @Field(() => Date, {
+    description: 'The time every count is computed against: the summary is a snapshot, recomputed when older than FLEETPATCH_SUMMARY_MAX_AGE_SECONDS (15 s by default).',
+  })
+  computedAt!: Date;
 }
 
 @ObjectType({ description: 'What assessMachines did for each machine.' })

@@ -1,5 +1,5 @@
 import { Args, Ctx, FieldResolver, Resolver, Root } from 'type-graphql';
-import type { MissingUpdateRow } from '../../db/machines.js';
+import type { MissingUpdate as MissingUpdateRow } from '../../fleet/missingUpdates.js';
 import type { ApiContext } from '../context.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { MachineService } from './machine.service.js';
