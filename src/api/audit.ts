@@ -33,10 +33,13 @@ export function auditPlugin(): ApolloServerPlugin<ApiContext> {
       const entries: AuditEntry[] = [];
       let services: ApiContext['services'] | undefined;
       return {
-        async executionDidStart() {
+        async executionDidStart({ operation }) {
+          // Queries and subscriptions get no per-field hook: Apollo then wraps none of their fields
+          // (a hook on each of a 50-row page's fields is measurable).
+          if (operation.operation !== 'mutation') return undefined;
           return {
             willResolveField({ args, contextValue, info }) {
-              if (info.path.prev !== undefined || info.operation.operation !== 'mutation') return undefined;
+              if (info.path.prev !== undefined) return undefined;
               services = contextValue.services;
               const principal = contextValue.principal;
               return (error, result) => {
