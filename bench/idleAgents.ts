@@ -35,6 +35,14 @@ async function longPollsOpen(baseUrl: string): Promise<number> {
   return Number(value);
 }
 
+/** Requests the agent endpoint has answered so far (every route and status), from the API's /metrics. */
+async function agentRequestsServed(baseUrl: string): Promise<number> {
+  const text = await fetch(`${baseUrl}/metrics`).then((r) => r.text());
+  let sum = 0;
+  for (const match of text.matchAll(/^fleetpatch_agent_requests_total\{[^}]*\} (\S+)$/gm)) sum += Number(match[1]);
+  return sum;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { machines: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '60' } } });
   const n = Number(values.machines);
@@ -72,6 +80,7 @@ async function main(): Promise<number> {
       say(`  at rest after ${((performance.now() - rampStart) / 1000).toFixed(0)} s: ${open} long-polls open`);
 
       const checkInsBefore = fleet.totals().checkIns;
+      const requestsBefore = await agentRequestsServed(stack.baseUrl);
       const cpuBefore = processCpuSeconds(pid).own;
       const started = performance.now();
       const rss: number[] = [];
@@ -84,6 +93,7 @@ async function main(): Promise<number> {
       const elapsed = (performance.now() - started) / 1000;
       const cpu = processCpuSeconds(pid).own - cpuBefore;
       const checkIns = fleet.totals().checkIns - checkInsBefore;
+      const requests = (await agentRequestsServed(stack.baseUrl)) - requestsBefore;
       const errors = fleet.totals().errors;
 
       say('');
@@ -93,6 +103,9 @@ async function main(): Promise<number> {
         `| ${n} | ${Math.min(...polls)} / ${Math.max(...polls)} | ${(rssAtStart / MiB).toFixed(0)} MiB | ${(Math.max(...rss) / MiB).toFixed(0)} MiB | ${((cpu / elapsed) * 100).toFixed(1)} % of one core | ${(checkIns / elapsed).toFixed(1)} | ${errors} |`,
       );
       say('');
+      say(
+        `per agent at rest: ${(((Math.max(...rss) - rssAtStart) / n) / 1024).toFixed(1)} KiB of API RSS; ${requests} agent requests answered (${(requests / elapsed).toFixed(1)}/s), ${((cpu * 1000) / Math.max(1, requests)).toFixed(2)} ms of API CPU per request`,
+      );
       say(`simulator process (all ${n} agents): RSS ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
       say(`target: ${n} idle agents under 1 GiB on one API process: ${Math.max(...rss) < 1024 * MiB ? 'met' : 'MISSED'}`);
       say(loadAverages(loadAtStart));
