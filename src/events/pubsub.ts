@@ -12,6 +12,8 @@ export interface Events {
   machineChanged: [{ machineId: string }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
+  /** Commands wait for each of these machines (a deployment's fan-out): wakes their long-polls. Send with `announceAgentCommands`. */
+  agentCommandsQueued: [{ machineIds: string[] }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
   deploymentRunProgress: [string, RunProgressEvent];
 }
@@ -111,6 +113,16 @@ export class PostgresEventTarget extends EventTarget {
     }
     this.tell((o) => o.delivered?.(envelope.type, envelope.detail));
     super.dispatchEvent(new CustomEvent(envelope.type, { detail: envelope.detail }));
+  }
+}
+
+/** Machine ids per `agentCommandsQueued` event: 150 uuids keep a NOTIFY payload near 6 KB, under its 8 KB limit. */
+const MACHINES_PER_EVENT = 150;
+
+/** Wakes the long-polls of many machines at once: one event per 150 machines instead of one per machine. */
+export function announceAgentCommands(pubsub: FleetPubSub, machineIds: readonly string[]): void {
+  for (let i = 0; i < machineIds.length; i += MACHINES_PER_EVENT) {
+    pubsub.publish('agentCommandsQueued', { machineIds: machineIds.slice(i, i + MACHINES_PER_EVENT) });
   }
 }
 

@@ -38,8 +38,8 @@ export interface SimulatedFleet {
  */
 export async function startSimulatedFleet(options: SimulatedFleetOptions): Promise<SimulatedFleet> {
   const stop = new AbortController();
-  // Every agent listens to it.
-  setMaxListeners(options.machines * 2 + 16, stop.signal);
+  // Every agent listens to it: its run, and each of its loops while it sleeps.
+  setMaxListeners(options.machines * 4 + 16, stop.signal);
   const agents: VirtualAgent[] = [];
   const loops: Array<Promise<void>> = [];
   let joinFailures = 0;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
+import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 
@@ -89,14 +90,45 @@ describe('agents on several API replicas', () => {
     expect(commands).toEqual([{ id: requested.data!.assessMachines[0]!.commandId, kind: 'ASSESS' }]);
   });
 
-  it('answers a long-poll with nothing when its time is up, and the next poll still finds a command queued without a wake-up', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+  it('hands out at once, on the next poll, a command queued on the other replica while no poll was open', async () => {
+    const { machineId, agent } = await enrolledOn(second);
     const started = Date.now();
+    // Nothing waits: the poll ends empty when its time is up, and the replica now knows the machine is quiet.
     expect((await agent.commands(1)).commands).toEqual([]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-    // Queued straight into the database: no event, as when a NOTIFY is lost.
+    const operator = await tokenFor(database, 'OPERATOR');
+    const requested = await graphql<{ assessMachines: Array<{ commandId: string }> }>(first.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', {
+      token: operator,
+      variables: { ids: [machineId] },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const polled = Date.now();
+    expect((await agent.commands(20)).commands).toEqual([{ id: requested.data!.assessMachines[0]!.commandId, kind: 'ASSESS' }]);
+    expect(Date.now() - polled).toBeLessThan(2000);
+  });
+
+  it('wakes the long-polls of many machines with one event per 150 machines', async () => {
+    const fleet = await Promise.all([enrolledOn(second), enrolledOn(second), enrolledOn(first)]);
+    const polls = fleet.map(({ agent }) => agent.commands(20));
+    await new Promise((r) => setTimeout(r, 300));
+    const commandIds: string[] = [];
+    for (const { machineId } of fleet) {
+      const [row] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
+      commandIds.push(row!.id as string);
+    }
+    const started = Date.now();
+    const pubsub = await createFleetPubSub(database.sql);
+    announceAgentCommands(pubsub, fleet.map((m) => m.machineId));
+    expect((await Promise.all(polls)).map((p) => p.commands)).toEqual(commandIds.map((id) => [{ id, kind: 'ASSESS' }]));
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('always looks in the database for a poll that does not wait', async () => {
+    const { machineId, agent } = await enrolledOn(first);
+    expect((await agent.commands(1)).commands).toEqual([]);
+    // Queued straight into the database, without its event.
     const [command] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
-    expect((await agent.commands(1)).commands).toEqual([{ id: command!.id as string, kind: 'ASSESS' }]);
+    expect((await agent.commands(0)).commands).toEqual([{ id: command!.id as string, kind: 'ASSESS' }]);
   });
 
   it('moves a disconnected machine back to READY on a check-in that changes no fact', async () => {

@@ -78,4 +78,18 @@ describe('the long-poll wake-ups', () => {
     wakeups.wake('m1');
     expect(wakeups.size).toBe(0);
   });
+
+  it('knows a machine is quiet until a command is queued for it, and for at most the trust time', () => {
+    let now = 0;
+    const wakeups = new LongPollWakeups(60_000, () => now);
+    expect(wakeups.isQuiet('m1')).toBe(false);
+    wakeups.markQuiet('m1', 0);
+    now = 59_999;
+    expect(wakeups.isQuiet('m1')).toBe(true);
+    now = 60_000;
+    expect(wakeups.isQuiet('m1')).toBe(false);
+    wakeups.markQuiet('m1', now);
+    wakeups.wake('m1');
+    expect(wakeups.isQuiet('m1')).toBe(false);
+  });
 });

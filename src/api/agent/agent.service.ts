@@ -142,7 +142,8 @@ export class AgentService {
    * The long-poll: answers at once when commands wait, otherwise when one is queued (woken by
    * `agentCommandQueued` through Postgres NOTIFY, so a command queued on another API replica or by
    * the worker wakes it too) or with nothing when time is up. Not woken means nothing was queued:
-   * the agent's next poll, at once, looks again (and picks up commands due for redelivery).
+   * the agent's next poll looks again, and skips even that query while the machine is known to be
+   * quiet (see LongPollWakeups).
    */
   async waitForCommands(machineId: string, waitMs: number, aborted: AbortSignal): Promise<AgentCommand[]> {
     if (waitMs <= 0) return takeAgentCommands(this.db, machineId);
@@ -157,12 +158,18 @@ export class AgentService {
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => settle();
     try {
-      const ready = await takeAgentCommands(this.db, machineId);
-      if (ready.length > 0 || aborted.aborted) return ready;
+      let lookedAt: number | undefined;
+      if (!this.wakeups.isQuiet(machineId)) {
+        lookedAt = Date.now();
+        const ready = await takeAgentCommands(this.db, machineId);
+        if (ready.length > 0 || aborted.aborted) return ready;
+      }
       timer = setTimeout(settle, waitMs);
       aborted.addEventListener('abort', onAbort, { once: true });
       await settled;
-      return woken && !aborted.aborted ? await takeAgentCommands(this.db, machineId) : [];
+      if (woken) return aborted.aborted ? [] : await takeAgentCommands(this.db, machineId);
+      if (lookedAt !== undefined) this.wakeups.markQuiet(machineId, lookedAt);
+      return [];
     } finally {
       clearTimeout(timer);
       aborted.removeEventListener('abort', onAbort);
