@@ -59,7 +59,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
         const machine = new SyntheticMachine(i, options.profile, options.seed);
         const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds);
         try {
-          await agent.join(options.enrollKey);
+          await agent.join(options.enrollKey, stop.signal);
         } catch (error) {
           joinFailures++;
           firstJoinError ??= error instanceof Error ? error.message : String(error);
