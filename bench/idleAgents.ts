@@ -131,6 +131,7 @@ async function main(): Promise<number> {
         while (!fs.existsSync(path.join(profileDir, 'done')) && Date.now() < by) await sleep(1000);
         say(`API CPU profile and heap snapshot in ${profileDir}`);
       }
+      if (errors > 0) say(`agent errors (ramp-up included; agents retry them): the last was "${fleet.totals().lastError}"`);
       say(`simulator process (all ${n} agents): RSS ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
       say(`target: ${n} idle agents under 1 GiB on one API process: ${Math.max(...rss) < 1024 * MiB ? 'met' : 'MISSED'}`);
       say(loadAverages(loadAtStart));
