@@ -21,20 +21,29 @@ export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCo
   });
 }
 
-/** Hands out the machine's waiting commands, marking them delivered. */
-export async function takeAgentCommands(db: Db, machineId: string): Promise<AgentCommand[]> {
-  const rows = await db
+/** Built once per database: every long-poll runs it. */
+const commandTakers = new WeakMap<Db, ReturnType<typeof prepareTakeCommands>>();
+function prepareTakeCommands(db: Db) {
+  return db
     .update(agentCommands)
     .set({ deliveredAt: sql`now()` })
     .where(
       and(
-        eq(agentCommands.machineId, machineId),
+        eq(agentCommands.machineId, sql.placeholder('machineId')),
         isNull(agentCommands.completedAt),
         isNull(agentCommands.canceledAt),
-        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${REDELIVER_AFTER}::interval`),
+        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${sql.raw(`'${REDELIVER_AFTER}'`)}::interval`),
       ),
     )
-    .returning({ id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload });
+    .returning({ id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload })
+    .prepare('take_agent_commands');
+}
+
+/** Hands out the machine's waiting commands, marking them delivered. */
+export async function takeAgentCommands(db: Db, machineId: string): Promise<AgentCommand[]> {
+  let take = commandTakers.get(db);
+  if (!take) commandTakers.set(db, (take = prepareTakeCommands(db)));
+  const rows = await take.execute({ machineId });
   return rows.map((r) => (r.kind === 'INSTALL' ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob } : { id: r.id, kind: r.kind as AgentCommandKind }));
 }
 

@@ -12,6 +12,8 @@ export interface Events {
   machineChanged: [{ machineId: string }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
+  /** Commands wait for each of these machines (a deployment's fan-out): wakes their long-polls. Send with `announceAgentCommands`. */
+  agentCommandsQueued: [{ machineIds: string[] }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
   deploymentRunProgress: [string, RunProgressEvent];
 }
@@ -25,7 +27,24 @@ export interface RunProgressEvent {
   lineIds: [number, number] | null;
 }
 
-export type FleetPubSub = PubSub<Events>;
+/**
+ * Sees every event of this process's pubsub without a subscription per key: `published` runs at
+ * once, inside `publish` on this process (before its NOTIFY is even sent); `delivered` runs for
+ * every event that comes back through NOTIFY, from any process; `listening` runs each time the
+ * LISTEN is (re)established, after which events sent while it was down are lost for good.
+ * For per-process registries (the agent credential cache, the long-poll wake-ups): one listener
+ * for thousands of machines.
+ */
+export interface EventObserver {
+  published?(topic: string, detail: unknown): void;
+  delivered?(topic: string, detail: unknown): void;
+  listening?(): void;
+}
+
+export type FleetPubSub = PubSub<Events> & {
+  /** Adds an observer; returns the function that removes it. */
+  observe(observer: EventObserver): () => void;
+};
 
 /** The single Postgres channel that carries every topic: one LISTEN per process. */
 export const EVENTS_CHANNEL = 'fleetpatch_events';
@@ -43,6 +62,7 @@ interface Envelope {
  */
 export class PostgresEventTarget extends EventTarget {
   private listening: Promise<unknown> | undefined;
+  private readonly observers = new Set<EventObserver>();
 
   constructor(
     private readonly sql: Sql,
@@ -53,12 +73,32 @@ export class PostgresEventTarget extends EventTarget {
 
   /** Starts listening; resolves once the LISTEN is in place, so nothing published after is missed. */
   async listen(): Promise<void> {
-    this.listening ??= this.sql.listen(EVENTS_CHANNEL, (payload) => this.deliver(payload));
+    this.listening ??= this.sql.listen(
+      EVENTS_CHANNEL,
+      (payload) => this.deliver(payload),
+      () => this.tell((o) => o.listening?.()),
+    );
     await this.listening;
+  }
+
+  observe(observer: EventObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  private tell(call: (observer: EventObserver) => void): void {
+    for (const observer of this.observers) {
+      try {
+        call(observer);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
   }
 
   override dispatchEvent(event: Event): boolean {
     const envelope: Envelope = { type: event.type, detail: (event as CustomEvent).detail };
+    this.tell((o) => o.published?.(envelope.type, envelope.detail));
     this.sql.notify(EVENTS_CHANNEL, JSON.stringify(envelope)).catch(this.onError);
     return true;
   }
@@ -71,12 +111,24 @@ export class PostgresEventTarget extends EventTarget {
       this.onError(error);
       return;
     }
+    this.tell((o) => o.delivered?.(envelope.type, envelope.detail));
     super.dispatchEvent(new CustomEvent(envelope.type, { detail: envelope.detail }));
+  }
+}
+
+/** Machine ids per `agentCommandsQueued` event: 150 uuids keep a NOTIFY payload near 6 KB, under its 8 KB limit. */
+const MACHINES_PER_EVENT = 150;
+
+/** Wakes the long-polls of many machines at once: one event per 150 machines instead of one per machine. */
+export function announceAgentCommands(pubsub: FleetPubSub, machineIds: readonly string[]): void {
+  for (let i = 0; i < machineIds.length; i += MACHINES_PER_EVENT) {
+    pubsub.publish('agentCommandsQueued', { machineIds: machineIds.slice(i, i + MACHINES_PER_EVENT) });
   }
 }
 
 export async function createFleetPubSub(sql: Sql, onError?: (error: unknown) => void): Promise<FleetPubSub> {
   const eventTarget = new PostgresEventTarget(sql, onError);
   await eventTarget.listen();
-  return createPubSub<Events>({ eventTarget: eventTarget as never });
+  const pubsub = createPubSub<Events>({ eventTarget: eventTarget as never });
+  return Object.assign(pubsub, { observe: (observer: EventObserver) => eventTarget.observe(observer) });
 }

@@ -38,8 +38,8 @@ export interface SimulatedFleet {
  */
 export async function startSimulatedFleet(options: SimulatedFleetOptions): Promise<SimulatedFleet> {
   const stop = new AbortController();
-  // Every agent listens to it.
-  setMaxListeners(options.machines * 2 + 16, stop.signal);
+  // Every agent listens to it: its run, and each of its loops while it sleeps.
+  setMaxListeners(options.machines * 4 + 16, stop.signal);
   const agents: VirtualAgent[] = [];
   const loops: Array<Promise<void>> = [];
   let joinFailures = 0;
@@ -59,7 +59,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
         const machine = new SyntheticMachine(i, options.profile, options.seed);
         const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds);
         try {
-          await agent.join(options.enrollKey);
+          await agent.join(options.enrollKey, stop.signal);
         } catch (error) {
           joinFailures++;
           firstJoinError ??= error instanceof Error ? error.message : String(error);

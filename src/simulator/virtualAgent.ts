@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { AgentClient, ServerRefusal } from '../agent/client.js';
+import { AgentClient, ServerRefusal, ServerUnreachable } from '../agent/client.js';
 import { sleep } from '../agent/sleep.js';
 import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, JobResult, JobUpdateState, MachineFacts } from '../agent/protocol.js';
 import { canStartUpdate } from '../fleet/planning.js';
 import { shouldReboot } from '../fleet/reboot.js';
 import type { SyntheticMachine } from './syntheticMachine.js';
+
+/** Tries of each step of joining before the machine counts as failed to join (about a minute of retries). */
+const JOIN_ATTEMPTS = 6;
 
 /** What one virtual agent did, for the simulator's progress line and for benchmarks. */
 export interface AgentCounters {
@@ -63,14 +66,31 @@ export class VirtualAgent {
     };
   }
 
-  /** Enrolls, checks in and sends the first assessment: the machine is then in the fleet view. */
-  async join(enrollKey: string): Promise<void> {
-    const enrolled = await this.client.enroll(enrollKey, this.facts());
+  /**
+   * Enrolls, checks in and sends the first assessment: the machine is then in the fleet view. Each
+   * step is retried while the server is unreachable (a dropped connection, a 5xx, a 429), as the
+   * real agent does (`runner.ts`): a busy server slows a large fleet's ramp-up, it does not lose
+   * machines.
+   */
+  async join(enrollKey: string, signal?: AbortSignal): Promise<void> {
+    const enrolled = await this.retrying(() => this.client.enroll(enrollKey, this.facts()), signal);
     this.machineId = enrolled.machineId;
     this.client.setCredential(enrolled.credential);
     this.settings = enrolled.settings;
-    await this.checkIn();
-    await this.report('STARTUP', null);
+    await this.retrying(() => this.checkIn(), signal);
+    await this.retrying(() => this.report('STARTUP', null), signal);
+  }
+
+  private async retrying<T>(step: () => Promise<T>, signal: AbortSignal | undefined, attempts = JOIN_ATTEMPTS): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (error) {
+        if (!(error instanceof ServerUnreachable) || attempt >= attempts || signal?.aborted) throw error;
+        this.failed(error);
+        await sleep(Math.min(30_000, 1000 * 2 ** (attempt - 1)) * (0.5 + Math.random()), signal);
+      }
+    }
   }
 
   /** The agent's loops, until `signal` aborts. */

@@ -1,11 +1,10 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.js';
-import type { MachineRow } from '../../db/machines.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
 import type { ErrorCode } from '../errors.js';
-import { AgentService } from './agent.service.js';
+import { AgentService, type AgentMachine } from './agent.service.js';
 import { assessmentReport, checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
@@ -40,7 +39,7 @@ export function agentRouter(services: ApiServices): express.Router {
   const router = express.Router();
   router.use(express.json({ limit: BODY_LIMIT, strict: true }));
 
-  const machineOf = async (req: Request): Promise<MachineRow> => {
+  const machineOf = async (req: Request): Promise<AgentMachine> => {
     const credential = bearerToken(req.headers.authorization);
     if (!credential) throw new AgentApiError(401, 'UNAUTHENTICATED', 'Send the machine credential as "Authorization: Bearer <credential>".');
     const machine = await agents.authenticate(credential);

@@ -1,15 +1,30 @@
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
-import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type EnrollOutcome, type MachineRow } from '../../db/machines.js';
+import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
+import { hashSecret } from '../../db/secrets.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
+import { MachineCredentialCache } from './credentialCache.js';
+import { LongPollWakeups } from './longPollWakeups.js';
 
+/** The machine an agent request comes from, as its credential says. */
+export interface AgentMachine {
+  id: string;
+}
+
+/** One per API process: it holds the process's credential cache and long-poll wake-ups. */
 export class AgentService {
-  constructor(private readonly services: ApiServices) {}
+  readonly credentials = new MachineCredentialCache();
+  readonly wakeups = new LongPollWakeups();
+
+  constructor(private readonly services: ApiServices) {
+    this.credentials.follow(services.pubsub);
+    this.wakeups.follow(services.pubsub);
+  }
 
   private get db() {
     return this.services.database.db;
@@ -25,8 +40,11 @@ export class AgentService {
     };
   }
 
-  authenticate(credential: string) {
-    return findMachineByCredential(this.db, credential);
+  /** The machine a credential belongs to (cached: see MachineCredentialCache), or undefined. */
+  async authenticate(credential: string): Promise<AgentMachine | undefined> {
+    const credentialHash = hashSecret(credential);
+    const id = await this.credentials.resolve(credentialHash, async () => (await findMachineByCredential(this.db, credentialHash))?.id);
+    return id ? { id } : undefined;
   }
 
   /** Enrolls a machine; every attempt, refused or not, goes into the audit log. */
@@ -53,13 +71,16 @@ export class AgentService {
   }
 
   /** Records a check-in; tells subscribers only when something they see changed (not at every beat). */
-  async checkIn(machine: MachineRow, facts: MachineFacts) {
+  async checkIn(machine: AgentMachine, facts: MachineFacts) {
     const now = this.services.now();
     const recorded = await recordCheckIn(this.db, machine.id, facts, now);
-    if (!recorded) return undefined;
+    if (!recorded) {
+      this.credentials.forgetMachine(machine.id);
+      return undefined;
+    }
     const { before, after } = recorded;
     const thresholds = this.services.fleet.thresholds;
-    const visible = (m: MachineRow) =>
+    const visible = (m: CheckInState) =>
       JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state]);
     if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
     if (before.bootId !== after.bootId) await this.signalReturned(machine.id, after.bootId);
@@ -80,7 +101,7 @@ export class AgentService {
    * A batch of job progress: stored once, published to the run's subscribers, and relayed to
    * Temporal as the install activity's heartbeat (so a silent agent is noticed).
    */
-  async jobEvents(machine: MachineRow, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | { applied: boolean }> {
+  async jobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | { applied: boolean }> {
     const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
     if (!outcome) return 'UNKNOWN_JOB';
     const { target } = outcome;
@@ -97,7 +118,7 @@ export class AgentService {
   }
 
   /** The job's result: stored once, then it completes the waiting install activity. */
-  async jobResult(machine: MachineRow, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | { accepted: boolean }> {
+  async jobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | { accepted: boolean }> {
     const outcome = await applyJobResult(this.db, machine.id, jobId, result);
     if (!outcome) return 'UNKNOWN_JOB';
     const { target } = outcome;
@@ -111,36 +132,48 @@ export class AgentService {
     return { accepted: outcome.first };
   }
 
-  async storeReport(machine: MachineRow, report: AssessmentReport) {
+  async storeReport(machine: AgentMachine, report: AssessmentReport) {
     const outcome = await storeAssessmentReport(this.db, machine.id, report);
     if (outcome.stored) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
     return outcome;
   }
 
   /**
-   * The long-poll: answers at once when commands wait, otherwise when one is queued (woken through
-   * the pubsub, so a command queued on another API replica wakes it too) or when time is up.
+   * The long-poll: answers at once when commands wait, otherwise when one is queued (woken by
+   * `agentCommandQueued` through Postgres NOTIFY, so a command queued on another API replica or by
+   * the worker wakes it too) or with nothing when time is up. Not woken means nothing was queued:
+   * the agent's next poll looks again, and skips even that query while the machine is known to be
+   * quiet (see LongPollWakeups).
    */
   async waitForCommands(machineId: string, waitMs: number, aborted: AbortSignal): Promise<AgentCommand[]> {
     if (waitMs <= 0) return takeAgentCommands(this.db, machineId);
-    const wakeups = this.services.pubsub.subscribe('agentCommandQueued', machineId)[Symbol.asyncIterator]();
+    let woken = false;
+    let settle: () => void = () => undefined;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
     // Listening from here on: a command queued after this point wakes us.
-    const woken = wakeups.next();
+    const stopWaiting = this.wakeups.wait(machineId, () => {
+      woken = true;
+      settle();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => settle();
     try {
-      const ready = await takeAgentCommands(this.db, machineId);
-      if (ready.length > 0) return ready;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        woken,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, waitMs);
-          aborted.addEventListener('abort', () => resolve(), { once: true });
-        }),
-      ]);
-      clearTimeout(timer);
-      return aborted.aborted ? [] : await takeAgentCommands(this.db, machineId);
+      let lookedAt: number | undefined;
+      if (!this.wakeups.isQuiet(machineId)) {
+        lookedAt = Date.now();
+        const ready = await takeAgentCommands(this.db, machineId);
+        if (ready.length > 0 || aborted.aborted) return ready;
+      }
+      timer = setTimeout(settle, waitMs);
+      aborted.addEventListener('abort', onAbort, { once: true });
+      await settled;
+      if (woken) return aborted.aborted ? [] : await takeAgentCommands(this.db, machineId);
+      if (lookedAt !== undefined) this.wakeups.markQuiet(machineId, lookedAt);
+      return [];
     } finally {
-      await wakeups.return?.();
+      clearTimeout(timer);
+      aborted.removeEventListener('abort', onAbort);
+      stopWaiting();
     }
   }
 }

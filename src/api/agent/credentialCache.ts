@@ -1,0 +1,97 @@
+import type { FleetPubSub } from '../../events/pubsub.js';
+
+/**
+ * How long a machine credential, once checked against the database, is trusted on this process
+ * without asking again. Removal is normally seen at once (below); this bounds what a lost
+ * notification can cost: a removed machine is refused within this time on every replica.
+ */
+export const CREDENTIAL_TRUST_MS = 60_000;
+
+/** Beyond this many machines the oldest entries are dropped (they are simply looked up again). */
+const MAX_ENTRIES = 200_000;
+
+/**
+ * Machine credentials this API process has recently checked: SHA-256 of the credential → machine
+ * id. Every agent request used to look its credential up in the database; at rest an agent makes
+ * two requests a minute, so 10,000 agents cost 330 queries a second for answers that almost never
+ * change. A credential stops being valid only when its machine is removed (`removeMachine` clears
+ * the hash), and removal publishes `machineChanged`:
+ *  - on the process that removed it, the entry is dropped inside `publish`, before the mutation
+ *    answers;
+ *  - on every other replica, when the event arrives through Postgres NOTIFY (milliseconds);
+ *  - if that notification is lost (the LISTEN connection dropped), the whole cache is dropped when
+ *    the LISTEN is back, and no entry outlives `CREDENTIAL_TRUST_MS` anyway.
+ * Other changes to a machine (a report, new facts) drop its entry too: it costs one query.
+ */
+export class MachineCredentialCache {
+  private readonly machines = new Map<string, { machineId: string; until: number }>();
+  /** machine id → its credential hash (a machine has one credential). */
+  private readonly hashes = new Map<string, string>();
+  /** Bumped by every forget: a look-up that was running meanwhile must not store its answer. */
+  private generation = 0;
+
+  constructor(
+    private readonly trustMs = CREDENTIAL_TRUST_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The machine id for a credential hash, if it was checked within the trust time. */
+  machineOf(credentialHash: string): string | undefined {
+    const entry = this.machines.get(credentialHash);
+    if (!entry) return undefined;
+    if (entry.until <= this.now()) {
+      this.drop(credentialHash, entry.machineId);
+      return undefined;
+    }
+    return entry.machineId;
+  }
+
+  /**
+   * Looks the credential up with `find` unless it is cached, and caches a valid answer, unless a
+   * machine was forgotten while `find` ran (it may have read the row just before a removal).
+   */
+  async resolve(credentialHash: string, find: () => Promise<string | undefined>): Promise<string | undefined> {
+    const cached = this.machineOf(credentialHash);
+    if (cached) return cached;
+    const generation = this.generation;
+    const machineId = await find();
+    if (machineId && generation === this.generation) {
+      if (this.machines.size >= MAX_ENTRIES) {
+        const [oldest, entry] = this.machines.entries().next().value!;
+        this.drop(oldest, entry.machineId);
+      }
+      this.machines.set(credentialHash, { machineId, until: this.now() + this.trustMs });
+      this.hashes.set(machineId, credentialHash);
+    }
+    return machineId;
+  }
+
+  forgetMachine(machineId: string): void {
+    this.generation++;
+    const hash = this.hashes.get(machineId);
+    if (hash !== undefined) this.drop(hash, machineId);
+  }
+
+  private drop(credentialHash: string, machineId: string): void {
+    this.machines.delete(credentialHash);
+    if (this.hashes.get(machineId) === credentialHash) this.hashes.delete(machineId);
+  }
+
+  forgetAll(): void {
+    this.generation++;
+    this.machines.clear();
+    this.hashes.clear();
+  }
+
+  get size(): number {
+    return this.machines.size;
+  }
+
+  /** Keeps the cache in step with `machineChanged` from this process and every other. */
+  follow(pubsub: FleetPubSub): () => void {
+    const changed = (topic: string, detail: unknown) => {
+      if (topic === 'machineChanged') this.forgetMachine((detail as { machineId: string }).machineId);
+    };
+    return pubsub.observe({ published: changed, delivered: changed, listening: () => this.forgetAll() });
+  }
+}

@@ -1,0 +1,73 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { startSimulatedFleet } from '../../src/simulator/fleet.js';
+import { DEFAULT_PROFILE } from '../../src/simulator/syntheticMachine.js';
+import { connectTestDatabase, freshDatabase, startTestApi, temporalSettings } from '../support/env.js';
+
+/**
+ * A server too busy to answer at first (503 on the first enrollments, as a loaded API or its
+ * proxy says) in front of the real API: the simulated fleet still joins whole, as real agents do.
+ */
+describe('simulated agents joining a busy server', () => {
+  let api: ApiServer;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let busy: http.Server;
+  let busyUrl: string;
+  let refusals = 3;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    const target = api.url.replace('/graphql', '');
+    busy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        if (req.url?.endsWith('/enroll') && refusals > 0) {
+          refusals--;
+          res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"INTERNAL","message":"busy"}}');
+          return;
+        }
+        const body = Buffer.concat(chunks);
+        fetch(target + req.url, {
+          method: req.method,
+          headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), 'content-type': 'application/json' },
+          body: body.length > 0 ? body : undefined,
+        })
+          .then(async (answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(Buffer.from(await answer.arrayBuffer())))
+          .catch(() => res.writeHead(502).end());
+      });
+    });
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    busyUrl = `http://127.0.0.1:${(busy.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    busy?.closeAllConnections();
+    await new Promise((resolve) => busy?.close(resolve));
+    await api?.close();
+    await database?.close();
+    await drop?.();
+  });
+
+  it('retries enrollment while the server answers 503, and every machine joins once', async () => {
+    const { secret } = await createEnrollmentKey(database.db, { description: 'busy', expiresAt: null, maxUses: null, defaultTags: [] });
+    const fleet = await startSimulatedFleet({ server: busyUrl, enrollKey: secret, machines: 2, profile: DEFAULT_PROFILE, prefix: 'busy', rampConcurrency: 2, seed: 3 });
+    try {
+      expect({ failures: fleet.joinFailures, joined: fleet.agents.length }).toEqual({ failures: 0, joined: 2 });
+      expect(refusals).toBe(0);
+      expect(fleet.totals().errors).toBe(3);
+      const rows = await database.sql`select name from machines order by name`;
+      expect(rows.map((r) => r.name)).toEqual(['busy-00001', 'busy-00002']);
+    } finally {
+      await fleet.stop();
+    }
+  });
+});

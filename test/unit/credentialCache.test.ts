@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { MachineCredentialCache } from '../../src/api/agent/credentialCache.js';
+import { LongPollWakeups } from '../../src/api/agent/longPollWakeups.js';
+
+describe('the machine credential cache', () => {
+  it('asks the database once per credential within the trust time, and again after it', async () => {
+    let now = 0;
+    const cache = new MachineCredentialCache(60_000, () => now);
+    let lookups = 0;
+    const find = async () => {
+      lookups++;
+      return 'machine-1';
+    };
+    expect(await cache.resolve('hash-1', find)).toBe('machine-1');
+    now = 59_999;
+    expect(await cache.resolve('hash-1', find)).toBe('machine-1');
+    expect(lookups).toBe(1);
+    now = 60_000;
+    expect(await cache.resolve('hash-1', find)).toBe('machine-1');
+    expect(lookups).toBe(2);
+  });
+
+  it('never caches an unknown credential', async () => {
+    const cache = new MachineCredentialCache();
+    let lookups = 0;
+    const unknown = async () => {
+      lookups++;
+      return undefined;
+    };
+    expect(await cache.resolve('bad', unknown)).toBeUndefined();
+    expect(await cache.resolve('bad', unknown)).toBeUndefined();
+    expect(lookups).toBe(2);
+  });
+
+  it('forgets a changed machine, and does not keep an answer read while the machine was being removed', async () => {
+    const cache = new MachineCredentialCache();
+    await cache.resolve('hash-1', async () => 'machine-1');
+    cache.forgetMachine('machine-1');
+    expect(cache.machineOf('hash-1')).toBeUndefined();
+
+    // The look-up read the row before the removal committed; the removal's event came in meanwhile.
+    let finish: (id: string) => void = () => undefined;
+    const racing = cache.resolve('hash-2', () => new Promise<string>((resolve) => (finish = resolve)));
+    cache.forgetMachine('machine-2');
+    finish('machine-2');
+    expect(await racing).toBe('machine-2');
+    expect(cache.machineOf('hash-2')).toBeUndefined();
+  });
+
+  it('forgets everything at once (the LISTEN was re-established: events may have been lost)', async () => {
+    const cache = new MachineCredentialCache();
+    await cache.resolve('hash-1', async () => 'machine-1');
+    await cache.resolve('hash-2', async () => 'machine-2');
+    cache.forgetAll();
+    expect(cache.size).toBe(0);
+  });
+});
+
+describe('the long-poll wake-ups', () => {
+  it('wakes every poll of the machine once, and only that machine', () => {
+    const wakeups = new LongPollWakeups();
+    const woken: string[] = [];
+    wakeups.wait('m1', () => woken.push('m1 first'));
+    wakeups.wait('m1', () => woken.push('m1 second'));
+    wakeups.wait('m2', () => woken.push('m2'));
+    wakeups.wake('m1');
+    wakeups.wake('m1');
+    expect(woken).toEqual(['m1 first', 'm1 second']);
+    expect(wakeups.size).toBe(1);
+  });
+
+  it('holds nothing for a poll that stopped waiting', () => {
+    const wakeups = new LongPollWakeups();
+    const stop = wakeups.wait('m1', () => {
+      throw new Error('a poll that stopped waiting was woken');
+    });
+    stop();
+    wakeups.wake('m1');
+    expect(wakeups.size).toBe(0);
+  });
+
+  it('knows a machine is quiet until a command is queued for it, and for at most the trust time', () => {
+    let now = 0;
+    const wakeups = new LongPollWakeups(60_000, () => now);
+    expect(wakeups.isQuiet('m1')).toBe(false);
+    wakeups.markQuiet('m1', 0);
+    now = 59_999;
+    expect(wakeups.isQuiet('m1')).toBe(true);
+    now = 60_000;
+    expect(wakeups.isQuiet('m1')).toBe(false);
+    wakeups.markQuiet('m1', now);
+    wakeups.wake('m1');
+    expect(wakeups.isQuiet('m1')).toBe(false);
+  });
+});
