@@ -26,7 +26,7 @@ import {
   type PlannedResult,
   type UpdateResultRow,
 } from '../db/runs.js';
-import type { FleetPubSub, RunProgressEvent } from '../events/pubsub.js';
+import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, REBOOT_RESERVE_SECONDS, rebootMayFollow, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 
 export interface DeploymentActivityDeps {
@@ -130,11 +130,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
      * heartbeats). The job is created once per machine run, so a retry resumes it.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
-      const taskToken = Buffer.from(Context.current().info.taskToken).toString('base64');
+      const { taskToken: token, attempt } = Context.current().info;
+      const taskToken = Buffer.from(token).toString('base64');
       // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
-      const attached = await attachInstallActivity(db, input.machineRunId, taskToken);
+      const attached = await attachInstallActivity(db, input.machineRunId, taskToken, attempt > 1);
       if (attached) {
         if (attached.result) return attached.result; // finished while no activity was waiting for it
+        if (attached.reoffered) pubsub.publish('agentCommandQueued', attached.machineId, { commandId: attached.id });
         throw new CompleteAsyncError();
       }
       const machineRun = await findMachineRun(db, input.machineRunId);
@@ -173,8 +175,8 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
-      // One wake-up per machine (its agent's long-poll listens on its own topic), sent after the commit.
-      for (const c of commands) pubsub.publish('agentCommandQueued', c.machineId, { commandId: c.id });
+      // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
+      announceAgentCommands(pubsub, commands.map((c) => c.machineId));
       progress(run.id, { kind: 'RUN' });
       if (lineIds) progress(run.id, { kind: 'LINES', lineIds });
       return { handedOver: commands.length };

@@ -252,15 +252,24 @@ export async function ensureInstallCommand(
 
 /**
  * A machine run's workflow attaches its install activity to the job handed over in bulk at the
- * run's start: one statement. Undefined when no job exists yet (the workflow then creates it).
+ * run's start (or by an earlier attempt): one statement. Undefined when no job exists yet (the
+ * workflow then creates it). With `reoffer` (a retried attempt), a job its agent never reported
+ * on is offered again: the answer that carried it may have been lost with an API process, and the
+ * agent keeps a job it already has by its id, so nothing installs twice.
  */
-export async function attachInstallActivity(db: Db, machineRunId: string, taskToken: string): Promise<{ id: string; result: JobResult | null } | undefined> {
+export async function attachInstallActivity(
+  db: Db,
+  machineRunId: string,
+  taskToken: string,
+  reoffer: boolean,
+): Promise<{ id: string; machineId: string; result: JobResult | null; reoffered: boolean } | undefined> {
+  const unreported = sql`${agentCommands.lastEventSeq} = 0 and ${agentCommands.result} is null and ${agentCommands.canceledAt} is null`;
   const [row] = await db
     .update(agentCommands)
-    .set({ taskToken })
+    .set({ taskToken, ...(reoffer ? { deliveredAt: sql`case when ${unreported} then null else ${agentCommands.deliveredAt} end` } : {}) })
     .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL')))
-    .returning({ id: agentCommands.id, result: agentCommands.result });
-  return row && { id: row.id, result: (row.result as JobResult | null) ?? null };
+    .returning({ id: agentCommands.id, machineId: agentCommands.machineId, result: agentCommands.result, reoffered: sql<boolean>`${reoffer} and ${unreported}` });
+  return row && { id: row.id, machineId: row.machineId, result: (row.result as JobResult | null) ?? null, reoffered: row.reoffered };
 }
 
 /** What the install jobs of these machine runs are made of: each one's machine and its planned updates, in order (two queries for any number). */

@@ -49,8 +49,10 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<{ stat
     startToCloseTimeout: Math.max(60_000, input.windowEndsAtMs + input.graceSeconds * 1000 + 120_000 - Date.now()),
     heartbeatTimeout: input.installHeartbeatSeconds * 1000,
     // One retry: a worker that dies while handing the job over leaves an attempt that nobody
-    // completes. A retry installs nothing twice (the same job, resumed by its id) and only
-    // re-registers the task token; a second silence is reported as a lost agent.
+    // completes, and an API process that dies while answering a poll loses the job on its way. A
+    // retry installs nothing twice (the same job, kept by the agent by its id): it re-registers the
+    // task token and offers the job again if the agent never reported on it; a second silence is
+    // reported as a lost agent.
     retry: { maximumAttempts: 2, initialInterval: '1 second' },
   });
 
