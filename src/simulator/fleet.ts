@@ -38,8 +38,10 @@ export interface SimulatedFleet {
  */
 export async function startSimulatedFleet(options: SimulatedFleetOptions): Promise<SimulatedFleet> {
   const stop = new AbortController();
-  // Every agent listens to it: its run, and each of its loops while it sleeps.
-  setMaxListeners(options.machines * 4 + 16, stop.signal);
+  // One signal per agent, aborted one by one at stop: with every agent on one shared signal, each
+  // sleep and request adds and removes a listener on a list of tens of thousands (measured on this
+  // Node: 20 µs per add+remove with 100 listeners, 139 µs with 20,000).
+  const controllers: AbortController[] = [];
   const agents: VirtualAgent[] = [];
   const loops: Array<Promise<void>> = [];
   let joinFailures = 0;
@@ -58,15 +60,18 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
       for (let i = next++; i < options.machines && !stop.signal.aborted; i = next++) {
         const machine = new SyntheticMachine(i, options.profile, options.seed);
         const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds);
+        const own = new AbortController();
+        setMaxListeners(32, own.signal); // its run, its loops' sleeps and requests
+        controllers.push(own);
         try {
-          await agent.join(options.enrollKey, stop.signal);
+          await agent.join(options.enrollKey, own.signal);
         } catch (error) {
           joinFailures++;
           firstJoinError ??= error instanceof Error ? error.message : String(error);
           continue;
         }
         agents.push(agent);
-        loops.push(agent.run(stop.signal));
+        loops.push(agent.run(own.signal));
         progress();
       }
     }),
@@ -86,6 +91,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
     },
     async stop() {
       stop.abort();
+      for (const own of controllers) own.abort();
       await Promise.all(loops);
     },
   };
