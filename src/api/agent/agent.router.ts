@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.js';
+import { UnstorableReport } from '../../db/assessmentIngest.js';
 import type { MachineRow } from '../../db/machines.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
@@ -94,7 +95,9 @@ export function agentRouter(services: ApiServices): express.Router {
     handle(async (req, res) => {
       const machine = await machineOf(req);
       const report = parse(assessmentReport, req.body);
-      const outcome = await agents.storeReport(machine, report);
+      const outcome = await agents.storeReport(machine, report).catch((error: unknown) => {
+        throw error instanceof UnstorableReport ? new AgentApiError(400, 'BAD_USER_INPUT', error.message) : error;
+      });
       res.status(outcome.stored ? 201 : 200).json(outcome);
     }),
   );

@@ -1,15 +1,28 @@
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
-import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type EnrollOutcome, type MachineRow } from '../../db/machines.js';
+import { prepareReport, storeAssessmentReports } from '../../db/assessmentIngest.js';
+import { enrollMachine, findMachineByCredential, recordCheckIn, type EnrollOutcome, type MachineRow } from '../../db/machines.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
+import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
 
 export class AgentService {
-  constructor(private readonly services: ApiServices) {}
+  /** Assessment reports that arrive together are stored together (group commit). */
+  private readonly reports: AssessmentIngestQueue;
+
+  constructor(private readonly services: ApiServices) {
+    this.reports = new AssessmentIngestQueue(
+      (group) => storeAssessmentReports(services.database.sql, group),
+      undefined,
+      (group) => {
+        if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
+      },
+    );
+  }
 
   private get db() {
     return this.services.database.db;
@@ -111,8 +124,12 @@ export class AgentService {
     return { accepted: outcome.first };
   }
 
+  /**
+   * Stores a report (with the others arriving at the same time) and answers once it is committed.
+   * Throws UnstorableReport for a report PostgreSQL cannot hold.
+   */
   async storeReport(machine: MachineRow, report: AssessmentReport) {
-    const outcome = await storeAssessmentReport(this.db, machine.id, report);
+    const outcome = await this.reports.submit(prepareReport(machine.id, report));
     if (outcome.stored) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
     return outcome;
   }
