@@ -7,7 +7,7 @@ import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
 import type { ErrorCode } from '../errors.js';
 import { AgentService } from './agent.service.js';
-import { assessmentReport, checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult } from './agent.schema.js';
+import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
 class AgentApiError extends Error {
@@ -94,7 +94,9 @@ export function agentRouter(services: ApiServices): express.Router {
     '/assessments',
     handle(async (req, res) => {
       const machine = await machineOf(req);
-      const report = parse(assessmentReport, req.body);
+      const checked = parseAssessmentReport(req.body);
+      if (!checked.success) throw new AgentApiError(400, 'BAD_USER_INPUT', describeIssues(checked.error));
+      const report = checked.data;
       const outcome = await agents.storeReport(machine, report).catch((error: unknown) => {
         throw error instanceof UnstorableReport ? new AgentApiError(400, 'BAD_USER_INPUT', error.message) : error;
       });
