@@ -9,6 +9,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { createFleetPubSub, publishMany, type FleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 
@@ -238,5 +239,37 @@ describe('a group of reports in the database', () => {
     expect(machine).toEqual({ id: good.id, last_assessment_error: { code: 'APT_LOCKED', message: 'dpkg is locked', at: new Date(failed.finishedAt).toISOString() } });
     const [answered] = await database.sql`select completed_at from agent_commands where id = ${command!.id as string}`;
     expect(answered!.completed_at).not.toBeNull();
+  });
+});
+
+describe('events published together', () => {
+  it('reach the subscribers of another process each as if published alone, in order, however many', async () => {
+    const fresh = await freshDatabase();
+    const [publisher, subscriber] = [connectTestDatabase(fresh.url), connectTestDatabase(fresh.url)];
+    try {
+      const [from, to] = [await createFleetPubSub(publisher.sql), await createFleetPubSub(subscriber.sql)];
+      const machineIds = Array.from({ length: 300 }, () => randomUUID()); // about 20 KB of events: several NOTIFYs
+      const received: string[] = [];
+      const progress: unknown[] = [];
+      const changes = to.subscribe('machineChanged')[Symbol.asyncIterator]();
+      const runEvents = to.subscribe('deploymentRunProgress', 'run-1')[Symbol.asyncIterator]();
+      const allChanges = (async () => {
+        while (received.length < machineIds.length) received.push(((await changes.next()).value as { machineId: string }).machineId);
+      })();
+      const oneProgress = runEvents.next().then((r) => progress.push(r.value));
+      await new Promise((r) => setTimeout(r, 100));
+      const event = { kind: 'RUN' as const, machineRunId: null, updateNames: [], lineIds: null };
+      const events: Array<Parameters<FleetPubSub['publish']>> = [...machineIds.map((machineId): Parameters<FleetPubSub['publish']> => ['machineChanged', { machineId }]), ['deploymentRunProgress', 'run-1', event]];
+      publishMany(from, events);
+      await Promise.all([allChanges, oneProgress]);
+      expect(received).toEqual(machineIds);
+      expect(progress).toEqual([event]);
+      await changes.return?.();
+      await runEvents.return?.();
+    } finally {
+      await publisher.close();
+      await subscriber.close();
+      await fresh.drop();
+    }
   });
 });

@@ -7,6 +7,7 @@ import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/r
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
+import { publishMany } from '../../events/pubsub.js';
 import type { ApiServices } from '../context.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
 
@@ -16,7 +17,15 @@ export class AgentService {
 
   constructor(private readonly services: ApiServices) {
     this.reports = new AssessmentIngestQueue(
-      (group) => storeAssessmentReports(services.database.sql, group),
+      async (group) => {
+        const outcomes = await storeAssessmentReports(services.database.sql, group);
+        // One event per stored report, as before, in one NOTIFY for the group.
+        publishMany(
+          services.pubsub,
+          group.filter((_, i) => outcomes[i]!.stored).map((report) => ['machineChanged', { machineId: report.machineId }] as const),
+        );
+        return outcomes;
+      },
       undefined,
       (group) => {
         if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
@@ -129,9 +138,7 @@ export class AgentService {
    * Throws UnstorableReport for a report PostgreSQL cannot hold.
    */
   async storeReport(machine: MachineRow, report: AssessmentReport) {
-    const outcome = await this.reports.submit(prepareReport(machine.id, report));
-    if (outcome.stored) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
-    return outcome;
+    return this.reports.submit(prepareReport(machine.id, report));
   }
 
   /**
