@@ -131,13 +131,13 @@ export const stopProcess = stopChild;
  * PostgreSQL + migrations + Temporal (headless, in memory) + `fleetpatch server` as a child
  * process, all on 127.0.0.1 with free ports. `serverEnv` adds settings (agent timings).
  */
-export function startStack(options: { serverEnv?: NodeJS.ProcessEnv; label: string }): Promise<Stack> {
+export function startStack(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[] }): Promise<Stack> {
   const started = startStackSteps(options);
   starting = started;
   return started;
 }
 
-async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: string }): Promise<Stack> {
+async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[] }): Promise<Stack> {
   const logger = createLogger({ level: 'warn', format: 'json', name: `bench-${options.label}` });
   const stops: Array<() => Promise<void>> = [];
   // Newest first, each with a deadline: after a Ctrl-C in a terminal PostgreSQL has had the SIGINT
@@ -174,7 +174,7 @@ async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: 
     stops.push(() => database.close());
 
     const port = await freePort();
-    const server = spawn(process.execPath, [FLEETPATCH_BIN, 'server'], {
+    const server = spawn(process.execPath, [...(options.serverNodeArgs ?? []), FLEETPATCH_BIN, 'server'], {
       env: {
         ...process.env,
         DATABASE_URL: pg.url,

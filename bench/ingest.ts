@@ -10,11 +10,15 @@
  *    machine's counts in one transaction, and publishes the change.
  * 3. Timed: `COPY ... FROM STDIN` (text format) of the same rows into `bench_copy`, created
  *    `LIKE pending_updates INCLUDING ALL` (same columns, primary key and defaults; no foreign key).
- * 4. The API's /metrics confirms the count of reports ingested.
+ * 4. The API's /metrics confirms the count of reports ingested. Printed beside the rates: CPU per
+ *    report of the API, PostgreSQL and this process (the virtual agents), and how many
+ *    transactions stored the reports (the API groups reports that arrive together).
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16]
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--cpu-prof DIR]
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,7 +28,7 @@ import type { AssessmentReport } from '../src/agent/protocol.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
 import { SyntheticMachine, DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
 import { VirtualAgent } from '../src/simulator/virtualAgent.js';
-import { installInterruptHandler, loadAverages, mapLimit, processCpuSeconds, quantile, runBenchmark, startStack } from './freshness.js';
+import { installInterruptHandler, loadAverages, mapLimit, processCpuSeconds, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
 
 const say = (line: string) => console.log(line);
 
@@ -35,15 +39,33 @@ function copyField(value: string | boolean | null | string[]): string {
   return String(value).replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');
 }
 
+/** CPU seconds used so far by the stack's PostgreSQL: the postmaster, its live children, and its exited children. */
+async function postgresCpuSeconds(stack: Stack): Promise<number> {
+  const [dir] = await stack.database.sql<Array<{ setting: string }>>`select setting from pg_settings where name = 'data_directory'`;
+  const postmaster = Number(fs.readFileSync(path.join(dir!.setting, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = fs.readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const own = processCpuSeconds(postmaster);
+  let total = own.own + own.children;
+  for (const pid of children) {
+    try {
+      total += processCpuSeconds(pid).own;
+    } catch {
+      // exited in between: counted in the postmaster's children from now on
+    }
+  }
+  return total;
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, 'cpu-prof': { type: 'string' } } });
   const n = Number(values.machines);
   const m = Number(values.updates);
   const concurrency = Number(values.concurrency);
   const loadAtStart = [...(await import('node:os')).loadavg()];
   installInterruptHandler();
   say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight`);
-  const stack = await startStack({ label: 'ingest' });
+  // --cpu-prof DIR: the API process writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
+  const stack = await startStack({ label: 'ingest', serverNodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [] });
   try {
     const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: [] });
     const profile = { ...DEFAULT_PROFILE, updatesPerMachine: m };
@@ -68,6 +90,8 @@ async function main(): Promise<number> {
     const rows = reports.reduce((sum, r) => sum + r.result!.updates.length, 0);
 
     const serverCpu = processCpuSeconds(stack.server.pid!).own;
+    const postgresCpu = await postgresCpuSeconds(stack);
+    const benchCpu = process.cpuUsage();
     const latencies: number[] = [];
     const apiStart = performance.now();
     await mapLimit(
@@ -82,6 +106,10 @@ async function main(): Promise<number> {
     );
     const apiSeconds = (performance.now() - apiStart) / 1000;
     const serverCpuUsed = processCpuSeconds(stack.server.pid!).own - serverCpu;
+    const postgresCpuUsed = (await postgresCpuSeconds(stack)) - postgresCpu;
+    const benchCpuUsed = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(benchCpu));
+    // Each group of reports is one transaction: its assessments share received_at (now() at its start).
+    const [groups] = await stack.database.sql<Array<{ n: number }>>`select count(distinct received_at)::int as n from assessments`;
     const [stored] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from pending_updates`;
     if (stored!.n !== rows) throw new Error(`pending_updates holds ${stored!.n} rows, expected ${rows}`);
 
@@ -117,6 +145,9 @@ async function main(): Promise<number> {
     say('');
     say(`ingest ÷ COPY (rows/s): ${(apiRows / copyRows).toFixed(3)} (target ≥ 0.25)`);
     say(`API process CPU during ingest: ${serverCpuUsed.toFixed(2)} s (${((serverCpuUsed / apiSeconds) * 100).toFixed(0)} % of one core); /metrics reports ingested: ${ingested ?? 'not found'}`);
+    const perReport = (seconds: number) => `${((seconds * 1000) / n).toFixed(2)} ms`;
+    say(`CPU per report: API ${perReport(serverCpuUsed)}, PostgreSQL ${perReport(postgresCpuUsed)}, this benchmark's agents ${perReport(benchCpuUsed)}`);
+    say(`transactions: ${groups!.n} for ${n} reports (${(n / groups!.n).toFixed(1)} reports per transaction)`);
     say(loadAverages(loadAtStart));
     return 0;
   } finally {

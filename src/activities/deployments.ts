@@ -176,7 +176,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       });
       const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
       // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
-      announceAgentCommands(pubsub, commands.map((c) => c.machineId));
+      announceAgentCommands(pubsub, commands);
       progress(run.id, { kind: 'RUN' });
       if (lineIds) progress(run.id, { kind: 'LINES', lineIds });
       return { handedOver: commands.length };

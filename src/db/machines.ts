@@ -1,10 +1,10 @@
 import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
-import type { AssessmentReport, MachineFacts } from '../agent/protocol.js';
+import type { MachineFacts } from '../agent/protocol.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
-import { agentCommands, assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
+import { assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
 export type MachineRow = typeof machines.$inferSelect;
@@ -134,81 +134,6 @@ export async function recordCheckIn(db: Db, machineId: string, facts: MachineFac
     lastSeenAt: row.last_seen_at === null ? null : new Date(row.last_seen_at),
   };
   return { before, after: { ...factColumns(facts), managementEnabled: row.management_enabled, lastSeenAt: now } };
-}
-
-/**
- * Stores an assessment report once (its id is the agent's), with its pending updates, and makes it
- * the machine's current one unless a newer one is already there (reports can arrive out of order
- * from an agent's spool). A failed assessment keeps the last good one and records the error.
- */
-export async function storeAssessmentReport(db: Db, machineId: string, report: AssessmentReport): Promise<{ stored: boolean }> {
-  return db.transaction(async (tx) => {
-    if (report.commandId) {
-      await tx
-        .update(agentCommands)
-        .set({ completedAt: sql`coalesce(${agentCommands.completedAt}, now())` })
-        .where(and(eq(agentCommands.id, report.commandId), eq(agentCommands.machineId, machineId)));
-    }
-    const finishedAt = new Date(report.finishedAt);
-    if (!report.result) {
-      const error = report.error ?? { code: 'UNKNOWN', message: 'The agent reported neither a result nor an error.' };
-      await tx
-        .update(machines)
-        .set({ lastAssessmentError: { code: error.code, message: error.message, at: finishedAt.toISOString() } })
-        .where(eq(machines.id, machineId));
-      return { stored: true };
-    }
-    const { updates, rebootPending, repositoryProblems } = report.result;
-    const count = (c: string) => updates.filter((u) => u.classification === c).length;
-    const counts = { criticalCount: count('CRITICAL'), securityCount: count('SECURITY'), otherCount: updates.length - count('CRITICAL') - count('SECURITY') };
-    const windowsCounts = {
-      updateRollupCount: count('UPDATE_ROLLUP'),
-      featurePackCount: count('FEATURE_PACK'),
-      servicePackCount: count('SERVICE_PACK'),
-      definitionCount: count('DEFINITION'),
-      toolsCount: count('TOOLS'),
-      updatesCount: count('UPDATES'),
-    };
-    const inserted = await tx
-      .insert(assessments)
-      .values({
-        id: report.id,
-        machineId,
-        trigger: report.trigger,
-        backend: report.backend,
-        startedAt: new Date(report.startedAt),
-        finishedAt,
-        rebootPending,
-        repositoryProblems,
-        ...counts,
-      })
-      .onConflictDoNothing()
-      .returning({ id: assessments.id });
-    if (inserted.length === 0) return { stored: false };
-    if (updates.length > 0) {
-      await tx.insert(pendingUpdates).values(
-        updates.map((u) => ({
-          assessmentId: report.id,
-          machineId,
-          name: u.name,
-          arch: u.arch ?? '',
-          installedVersion: u.installedVersion,
-          availableVersion: u.availableVersion,
-          classification: u.classification,
-          severity: u.severity,
-          advisoryIds: u.advisoryIds,
-          cveIds: u.cveIds,
-          rebootSuggested: u.rebootSuggested,
-          repository: u.repository,
-        })),
-      ).onConflictDoNothing();
-    }
-    await tx
-      .update(machines)
-      .set({ latestAssessmentId: report.id, lastAssessedAt: finishedAt, rebootPending, lastAssessmentError: null, ...counts, ...windowsCounts })
-      .where(and(eq(machines.id, machineId), sql`(${machines.lastAssessedAt} is null or ${machines.lastAssessedAt} <= ${finishedAt.toISOString()}::timestamptz)`));
-    return { stored: true };
-  });
 }
 
 export async function setMachineManagement(db: Db, id: string, enabled: boolean): Promise<MachineRow | undefined> {

@@ -12,8 +12,6 @@ export interface Events {
   machineChanged: [{ machineId: string }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
-  /** Commands wait for each of these machines (a deployment's fan-out): wakes their long-polls. Send with `announceAgentCommands`. */
-  agentCommandsQueued: [{ machineIds: string[] }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
   deploymentRunProgress: [string, RunProgressEvent];
 }
@@ -44,6 +42,13 @@ export interface EventObserver {
 export type FleetPubSub = PubSub<Events> & {
   /** Adds an observer; returns the function that removes it. */
   observe(observer: EventObserver): () => void;
+  /**
+   * Publishes several events at once (each element: the arguments of `publish`) in as few NOTIFYs
+   * as the payload limit allows; subscribers and observers see each event as if published alone,
+   * in order. A group of assessment reports, or a deployment's first wave of jobs, is one NOTIFY
+   * for dozens of events instead of one each.
+   */
+  publishMany(events: ReadonlyArray<Parameters<PubSub<Events>['publish']>>): void;
 };
 
 /** The single Postgres channel that carries every topic: one LISTEN per process. */
@@ -97,38 +102,72 @@ export class PostgresEventTarget extends EventTarget {
   }
 
   override dispatchEvent(event: Event): boolean {
-    const envelope: Envelope = { type: event.type, detail: (event as CustomEvent).detail };
-    this.tell((o) => o.published?.(envelope.type, envelope.detail));
-    this.sql.notify(EVENTS_CHANNEL, JSON.stringify(envelope)).catch(this.onError);
+    this.dispatchEnvelopes([{ type: event.type, detail: (event as CustomEvent).detail }]);
     return true;
   }
 
+  /**
+   * Events in as few NOTIFYs as the payload limit allows: one envelope alone, several as a JSON
+   * array, sent one NOTIFY after the other (the pool's connections would not keep their order).
+   */
+  dispatchEnvelopes(envelopes: readonly Envelope[]): void {
+    for (const envelope of envelopes) this.tell((o) => o.published?.(envelope.type, envelope.detail));
+    if (envelopes.length === 1) {
+      this.sql.notify(EVENTS_CHANNEL, JSON.stringify(envelopes[0])).catch(this.onError);
+      return;
+    }
+    let batch: string[] = [];
+    let bytes = 2;
+    let sent: Promise<unknown> = Promise.resolve();
+    const send = () => {
+      if (batch.length > 0) {
+        const payload = `[${batch.join(',')}]`;
+        sent = sent.then(() => this.sql.notify(EVENTS_CHANNEL, payload)).catch(this.onError);
+      }
+      batch = [];
+      bytes = 2;
+    };
+    for (const envelope of envelopes) {
+      const json = JSON.stringify(envelope);
+      const size = Buffer.byteLength(json) + 1;
+      if (bytes + size > MAX_BATCH_PAYLOAD_BYTES) send();
+      batch.push(json);
+      bytes += size;
+    }
+    send();
+  }
+
   private deliver(payload: string): void {
-    let envelope: Envelope;
+    let envelopes: Envelope | Envelope[];
     try {
-      envelope = JSON.parse(payload) as Envelope;
+      envelopes = JSON.parse(payload) as Envelope | Envelope[];
     } catch (error) {
       this.onError(error);
       return;
     }
-    this.tell((o) => o.delivered?.(envelope.type, envelope.detail));
-    super.dispatchEvent(new CustomEvent(envelope.type, { detail: envelope.detail }));
+    for (const envelope of Array.isArray(envelopes) ? envelopes : [envelopes]) {
+      this.tell((o) => o.delivered?.(envelope.type, envelope.detail));
+      super.dispatchEvent(new CustomEvent(envelope.type, { detail: envelope.detail }));
+    }
   }
 }
 
-/** Machine ids per `agentCommandsQueued` event: 150 uuids keep a NOTIFY payload near 6 KB, under its 8 KB limit. */
-const MACHINES_PER_EVENT = 150;
+/** Below PostgreSQL's 8,000-byte NOTIFY payload limit, with room to spare. */
+const MAX_BATCH_PAYLOAD_BYTES = 7000;
 
-/** Wakes the long-polls of many machines at once: one event per 150 machines instead of one per machine. */
-export function announceAgentCommands(pubsub: FleetPubSub, machineIds: readonly string[]): void {
-  for (let i = 0; i < machineIds.length; i += MACHINES_PER_EVENT) {
-    pubsub.publish('agentCommandsQueued', { machineIds: machineIds.slice(i, i + MACHINES_PER_EVENT) });
-  }
+/** Wakes the long-polls of many machines at once (a deployment's first wave): `agentCommandQueued` for each, in few NOTIFYs. */
+export function announceAgentCommands(pubsub: FleetPubSub, commands: ReadonlyArray<{ machineId: string; id: string }>): void {
+  pubsub.publishMany(commands.map((c) => ['agentCommandQueued', c.machineId, { commandId: c.id }]));
 }
 
 export async function createFleetPubSub(sql: Sql, onError?: (error: unknown) => void): Promise<FleetPubSub> {
   const eventTarget = new PostgresEventTarget(sql, onError);
   await eventTarget.listen();
   const pubsub = createPubSub<Events>({ eventTarget: eventTarget as never });
-  return Object.assign(pubsub, { observe: (observer: EventObserver) => eventTarget.observe(observer) });
+  return Object.assign(pubsub, {
+    observe: (observer: EventObserver) => eventTarget.observe(observer),
+    // The topic and payload as @graphql-yoga/subscription's publish makes them.
+    publishMany: (events: ReadonlyArray<Parameters<PubSub<Events>['publish']>>) =>
+      eventTarget.dispatchEnvelopes(events.map(([routingKey, ...args]) => ({ type: args[1] === undefined ? routingKey : `${routingKey}:${String(args[0])}`, detail: args[1] ?? args[0] ?? null }))),
+  });
 }

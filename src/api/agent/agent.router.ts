@@ -1,11 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.js';
+import { UnstorableReport } from '../../db/assessmentIngest.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
 import type { ErrorCode } from '../errors.js';
 import { AgentService, type AgentMachine } from './agent.service.js';
-import { assessmentReport, checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult } from './agent.schema.js';
+import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
 class AgentApiError extends Error {
@@ -92,8 +93,12 @@ export function agentRouter(services: ApiServices): express.Router {
     '/assessments',
     handle(async (req, res) => {
       const machine = await machineOf(req);
-      const report = parse(assessmentReport, req.body);
-      const outcome = await agents.storeReport(machine, report);
+      const checked = parseAssessmentReport(req.body);
+      if (!checked.success) throw new AgentApiError(400, 'BAD_USER_INPUT', describeIssues(checked.error));
+      const report = checked.data;
+      const outcome = await agents.storeReport(machine, report).catch((error: unknown) => {
+        throw error instanceof UnstorableReport ? new AgentApiError(400, 'BAD_USER_INPUT', error.message) : error;
+      });
       res.status(outcome.stored ? 201 : 200).json(outcome);
     }),
   );

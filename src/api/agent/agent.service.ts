@@ -1,7 +1,8 @@
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
-import { enrollMachine, findMachineByCredential, recordCheckIn, storeAssessmentReport, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
+import { prepareReport, storeAssessmentReports } from '../../db/assessmentIngest.js';
+import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { readiness } from '../../fleet/compliance.js';
@@ -10,6 +11,7 @@ import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { MachineCredentialCache } from './credentialCache.js';
 import { LongPollWakeups } from './longPollWakeups.js';
+import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
 
 /** The machine an agent request comes from, as its credential says. */
 export interface AgentMachine {
@@ -20,10 +22,24 @@ export interface AgentMachine {
 export class AgentService {
   readonly credentials = new MachineCredentialCache();
   readonly wakeups = new LongPollWakeups();
+  /** Assessment reports that arrive together are stored together (group commit). */
+  private readonly reports: AssessmentIngestQueue;
 
   constructor(private readonly services: ApiServices) {
     this.credentials.follow(services.pubsub);
     this.wakeups.follow(services.pubsub);
+    this.reports = new AssessmentIngestQueue(
+      async (group) => {
+        const outcomes = await storeAssessmentReports(services.database.sql, group);
+        // One event per stored report, as before, in one NOTIFY for the group.
+        services.pubsub.publishMany(group.filter((_, i) => outcomes[i]!.stored).map((report) => ['machineChanged', { machineId: report.machineId }] as const));
+        return outcomes;
+      },
+      undefined,
+      (group) => {
+        if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
+      },
+    );
   }
 
   private get db() {
@@ -132,10 +148,12 @@ export class AgentService {
     return { accepted: outcome.first };
   }
 
+  /**
+   * Stores a report (with the others arriving at the same time) and answers once it is committed.
+   * Throws UnstorableReport for a report PostgreSQL cannot hold.
+   */
   async storeReport(machine: AgentMachine, report: AssessmentReport) {
-    const outcome = await storeAssessmentReport(this.db, machine.id, report);
-    if (outcome.stored) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
-    return outcome;
+    return this.reports.submit(prepareReport(machine.id, report));
   }
 
   /**

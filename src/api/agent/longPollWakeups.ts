@@ -1,4 +1,4 @@
-import type { Events, FleetPubSub } from '../../events/pubsub.js';
+import type { FleetPubSub } from '../../events/pubsub.js';
 
 const COMMAND_QUEUED = 'agentCommandQueued:';
 
@@ -12,7 +12,7 @@ export const QUIET_TRUST_MS = 60_000;
 
 /**
  * The long-polls open on this API process, by machine id, and the one observer that wakes them
- * when `agentCommandQueued` (or `agentCommandsQueued`, for many machines) arrives (through Postgres NOTIFY, so a command queued by another
+ * when `agentCommandQueued` arrives (through Postgres NOTIFY, so a command queued by another
  * replica or by the worker wakes them too). It replaces a pubsub subscription per poll, which
  * cost an async iterator, a Repeater and an EventTarget listener for every agent at rest.
  *
@@ -82,9 +82,8 @@ export class LongPollWakeups {
 
   follow(pubsub: FleetPubSub): () => void {
     return pubsub.observe({
-      delivered: (topic, detail) => {
+      delivered: (topic) => {
         if (topic.startsWith(COMMAND_QUEUED)) this.wake(topic.slice(COMMAND_QUEUED.length));
-        else if (topic === 'agentCommandsQueued') for (const machineId of (detail as Events['agentCommandsQueued'][0]).machineIds) this.wake(machineId);
       },
       // Events sent while the LISTEN was down are lost: let every poll look again.
       listening: () => {

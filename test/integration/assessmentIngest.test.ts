@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import { createClient } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import type { AssessmentReport } from '../../src/agent/protocol.js';
+import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+
+/** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
+function reportFor(i: number, overrides: Partial<AssessmentReport> = {}): AssessmentReport {
+  const updates = [
+    ...Array.from({ length: i % 5 }, (_, k) => pendingUpdate({ name: `crit-${k}`, classification: 'CRITICAL', severity: 'CRITICAL', cveIds: [`CVE-2026-${k}`] })),
+    pendingUpdate({ name: 'sudo', classification: 'SECURITY', advisoryIds: ['DSA-1', 'DSA-2'] }),
+    pendingUpdate({ name: 'openssl', classification: 'SECURITY', arch: 'amd64' }),
+    ...Array.from({ length: i % 3 }, (_, k) => pendingUpdate({ name: `other-${k}`, classification: 'OTHER', installedVersion: null })),
+    ...(i % 4 === 0 ? [pendingUpdate({ name: 'KB5000001', classification: 'TOOLS' })] : []),
+  ];
+  return assessmentReport(updates, overrides);
+}
+
+function expectedCounts(i: number) {
+  const critical = i % 5;
+  const tools = i % 4 === 0 ? 1 : 0;
+  return { critical_count: critical, security_count: 2, other_count: (i % 3) + tools, tools_count: tools, rows: critical + 2 + (i % 3) + tools };
+}
+
+describe('assessment reports stored in groups', () => {
+  let api: ApiServer;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let admin: string;
+  let base: string;
+  let enrollKey: string;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    admin = await tokenFor(database, 'ADMIN');
+    base = api.url.replace('/graphql', '');
+    enrollKey = (await createEnrollmentKey(database.db, { description: 'ingest', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await database.close();
+    await drop();
+  });
+
+  async function enroll(n: number): Promise<Array<{ agent: AgentClient; machineId: string }>> {
+    return Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const agent = new AgentClient(base);
+        const { machineId, credential } = await agent.enroll(enrollKey, machineFacts({ hostname: `ingest-${i}-${randomUUID().slice(0, 8)}` }));
+        agent.setCredential(credential);
+        return { agent, machineId };
+      }),
+    );
+  }
+
+  it('stores many reports sent at once by many machines, each answered after it is in the database, with its counts and its event', async () => {
+    const machines = await enroll(40);
+    const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
+    const announced = new Map<string, { compliance: string; criticalAndSecurityCount: number; otherCount: number }>();
+    const allAnnounced = new Promise<void>((resolve, reject) => {
+      client.subscribe<{ machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number; otherCount: number } }>(
+        { query: 'subscription { machineChanged { id compliance criticalAndSecurityCount otherCount } }' },
+        {
+          next: (message) => {
+            const m = message.data?.machineChanged;
+            if (!m || m.compliance === 'NOT_ASSESSED') return;
+            announced.set(m.id, m);
+            if (machines.every((x) => announced.has(x.machineId))) resolve();
+          },
+          error: reject,
+          complete: () => undefined,
+        },
+      );
+    });
+    // The server subscribes once the socket is open; a report sent too early would be missed.
+    await new Promise((r) => setTimeout(r, 300));
+
+    const reports = machines.map((_, i) => reportFor(i));
+    // Each answer is checked against the database the moment it arrives: an agent that got it may delete its spool.
+    const checked = await Promise.all(
+      machines.map(async ({ agent, machineId }, i) => {
+        const answer = await agent.sendReport(reports[i]!);
+        const [row] = await database.sql`select count(*)::int as n from pending_updates where assessment_id = ${reports[i]!.id}`;
+        return { answer, rows: row!.n as number, machineId };
+      }),
+    );
+    for (const [i, c] of checked.entries()) {
+      expect(c.answer).toEqual({ stored: true });
+      expect(c.rows).toBe(expectedCounts(i).rows);
+    }
+
+    const stored = await database.sql`
+      select m.id, m.latest_assessment_id, m.critical_count, m.security_count, m.other_count, m.tools_count, a.critical_count as a_critical
+      from machines m join assessments a on a.id = m.latest_assessment_id
+      where m.id = any(${machines.map((m) => m.machineId)}::uuid[])`;
+    expect(stored).toHaveLength(40);
+    const byId = new Map(stored.map((r) => [r.id as string, r]));
+    machines.forEach(({ machineId }, i) => {
+      const { rows: _rows, ...counts } = expectedCounts(i);
+      expect(byId.get(machineId)).toMatchObject({ latest_assessment_id: reports[i]!.id, a_critical: counts.critical_count, ...counts });
+    });
+
+    await allAnnounced;
+    machines.forEach(({ machineId }, i) => {
+      const c = expectedCounts(i);
+      expect(announced.get(machineId)).toEqual({ id: machineId, compliance: 'NON_COMPLIANT', criticalAndSecurityCount: c.critical_count + 2, otherCount: c.other_count });
+    });
+    await client.dispose();
+
+    // The fleet summary sums the machines' own counts: it agrees with the rows.
+    const summary = await graphql<{ complianceSummary: { pendingByClassification: Array<{ classification: string; updateCount: number; machineCount: number }> } }>(
+      api.url,
+      '{ complianceSummary { pendingByClassification { classification updateCount machineCount } } }',
+      { token: admin },
+    );
+    const [byClass] = await database.sql`
+      select count(*) filter (where classification = 'TOOLS')::int as tools, count(*) filter (where classification = 'CRITICAL')::int as critical
+      from pending_updates p join machines m on m.latest_assessment_id = p.assessment_id where m.removed_at is null`;
+    const tools = summary.data!.complianceSummary.pendingByClassification.find((c) => c.classification === 'TOOLS');
+    expect(tools?.updateCount).toBe(byClass!.tools);
+  });
+
+  it('stores a report sent twice at the same moment once: one answer stored, the other not', async () => {
+    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    const report = reportFor(3);
+    const answers = await Promise.all([agent.sendReport(report), agent.sendReport(report), agent.sendReport(report)]);
+    expect(answers.filter((a) => a.stored)).toHaveLength(1);
+    expect(answers.filter((a) => !a.stored)).toHaveLength(2);
+    const [row] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
+    expect(row!.n).toBe(1);
+    const [rows] = await database.sql`select count(*)::int as n from pending_updates where assessment_id = ${report.id}`;
+    expect(rows!.n).toBe(expectedCounts(3).rows);
+  });
+
+  it('refuses a report of a removed machine and stores nothing of it', async () => {
+    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
+    await expect(agent.sendReport(reportFor(1))).rejects.toBeInstanceOf(ServerRefusal);
+    const [row] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
+    expect(row!.n).toBe(0);
+  });
+
+  it('answers a report with a NUL character 400 and stores the reports sent with it', async () => {
+    const machines = await enroll(3);
+    const bad = reportFor(1, {});
+    bad.result!.updates[0]!.name = 'lib\u0000evil';
+    const [good1, good2] = [reportFor(2), reportFor(4)];
+    const outcomes = await Promise.allSettled([machines[0]!.agent.sendReport(good1), machines[1]!.agent.sendReport(bad), machines[2]!.agent.sendReport(good2)]);
+    expect(outcomes[0]).toEqual({ status: 'fulfilled', value: { stored: true } });
+    expect(outcomes[2]).toEqual({ status: 'fulfilled', value: { stored: true } });
+    expect(outcomes[1]!.status).toBe('rejected');
+    expect(((outcomes[1] as PromiseRejectedResult).reason as ServerRefusal).message).toContain('NUL');
+    const ids = (await database.sql`select id::text from assessments where id = any(${[good1.id, bad.id, good2.id]}::uuid[])`).map((r) => r.id as string);
+    expect(ids.sort()).toEqual([good1.id, good2.id].sort());
+  });
+});
+
+describe('a group of reports in the database', () => {
+  let database: Database;
+  let drop: () => Promise<void>;
+  let machineIds: string[];
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    machineIds = (
+      await database.sql`
+        insert into machines (name, os_type, os_name, os_version, environment)
+        select 'group-' || i, 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES' from generate_series(1, 6) as i
+        returning id::text`
+    ).map((r) => r.id as string);
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await drop();
+  });
+
+  const queue = () => new AssessmentIngestQueue((group) => storeAssessmentReports(database.sql, group));
+
+  it('fails only the report the database refuses; the others of its group are stored', async () => {
+    const ingest = queue();
+    const gone = randomUUID(); // a machine deleted meanwhile: its assessment violates the foreign key
+    const reports = [reportFor(1), reportFor(2), reportFor(3)];
+    // Submitted in the same turn: one group.
+    const outcomes = await Promise.allSettled([
+      ingest.submit(prepareReport(machineIds[0]!, reports[0]!)),
+      ingest.submit(prepareReport(gone, reports[1]!)),
+      ingest.submit(prepareReport(machineIds[1]!, reports[2]!)),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const stored = (await database.sql`select id::text from assessments where id = any(${reports.map((r) => r.id)}::uuid[])`).map((r) => r.id as string);
+    expect(stored.sort()).toEqual([reports[0]!.id, reports[2]!.id].sort());
+    const [latest] = await database.sql`select latest_assessment_id::text as id, critical_count from machines where id = ${machineIds[1]!}`;
+    expect(latest).toEqual({ id: reports[2]!.id, critical_count: 3 });
+  });
+
+  it('stores a report id twice in one group once, and keeps the newest report of a machine current whatever the order', async () => {
+    const ingest = queue();
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    const newest = reportFor(4, { startedAt: at(2), finishedAt: at(1) });
+    const older = reportFor(2, { startedAt: at(20), finishedAt: at(10) });
+    const outcomes = await Promise.all([
+      ingest.submit(prepareReport(machineIds[2]!, newest)),
+      ingest.submit(prepareReport(machineIds[2]!, older)),
+      ingest.submit(prepareReport(machineIds[2]!, newest)),
+    ]);
+    expect(outcomes).toEqual([{ stored: true }, { stored: true }, { stored: false }]);
+    const [machine] = await database.sql`select latest_assessment_id::text as id, critical_count, last_assessed_at from machines where id = ${machineIds[2]!}`;
+    expect(machine).toMatchObject({ id: newest.id, critical_count: 4 });
+    expect(new Date(machine!.last_assessed_at as string).toISOString()).toBe(newest.finishedAt);
+    // Resent later, alone: already stored.
+    expect(await ingest.submit(prepareReport(machineIds[2]!, older))).toEqual({ stored: false });
+  });
+
+  it('records a failed assessment beside the last good one, and marks the commands reports answer as completed', async () => {
+    const ingest = queue();
+    const [command] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineIds[3]!}, 'ASSESS') returning id::text`;
+    const good = reportFor(1, { commandId: command!.id as string });
+    await ingest.submit(prepareReport(machineIds[3]!, good));
+    const failed = assessmentReport([], { result: null, error: { code: 'APT_LOCKED', message: 'dpkg is locked', output: null } });
+    const outcomes = await Promise.all([ingest.submit(prepareReport(machineIds[3]!, failed)), ingest.submit(prepareReport(machineIds[4]!, reportFor(2)))]);
+    expect(outcomes).toEqual([{ stored: true }, { stored: true }]);
+    const [machine] = await database.sql`select latest_assessment_id::text as id, last_assessment_error from machines where id = ${machineIds[3]!}`;
+    expect(machine).toEqual({ id: good.id, last_assessment_error: { code: 'APT_LOCKED', message: 'dpkg is locked', at: new Date(failed.finishedAt).toISOString() } });
+    const [answered] = await database.sql`select completed_at from agent_commands where id = ${command!.id as string}`;
+    expect(answered!.completed_at).not.toBeNull();
+  });
+});
+
+describe('events published together', () => {
+  it('reach the subscribers of another process each as if published alone, in order, however many', async () => {
+    const fresh = await freshDatabase();
+    const [publisher, subscriber] = [connectTestDatabase(fresh.url), connectTestDatabase(fresh.url)];
+    try {
+      const [from, to] = [await createFleetPubSub(publisher.sql), await createFleetPubSub(subscriber.sql)];
+      const machineIds = Array.from({ length: 300 }, () => randomUUID()); // about 20 KB of events: several NOTIFYs
+      const received: string[] = [];
+      const progress: unknown[] = [];
+      const changes = to.subscribe('machineChanged')[Symbol.asyncIterator]();
+      const runEvents = to.subscribe('deploymentRunProgress', 'run-1')[Symbol.asyncIterator]();
+      const allChanges = (async () => {
+        while (received.length < machineIds.length) received.push(((await changes.next()).value as { machineId: string }).machineId);
+      })();
+      const oneProgress = runEvents.next().then((r) => progress.push(r.value));
+      await new Promise((r) => setTimeout(r, 100));
+      const event = { kind: 'RUN' as const, machineRunId: null, updateNames: [], lineIds: null };
+      const events: Array<Parameters<FleetPubSub['publish']>> = [...machineIds.map((machineId): Parameters<FleetPubSub['publish']> => ['machineChanged', { machineId }]), ['deploymentRunProgress', 'run-1', event]];
+      from.publishMany(events);
+      await Promise.all([allChanges, oneProgress]);
+      expect(received).toEqual(machineIds);
+      expect(progress).toEqual([event]);
+      await changes.return?.();
+      await runEvents.return?.();
+    } finally {
+      await publisher.close();
+      await subscriber.close();
+      await fresh.drop();
+    }
+  });
+});
