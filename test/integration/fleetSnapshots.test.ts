@@ -4,6 +4,7 @@ import type { ApiServices } from '../../src/api/context.js';
 import { COUNT_FROM_SNAPSHOT_FROM, fleetSnapshots, MachineService } from '../../src/api/machines/machine.service.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
 import { connectTestDatabase, freshDatabase, testLogger } from '../support/env.js';
 
 const T = new Date('2026-11-26T12:00:00Z');
@@ -14,9 +15,10 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 const HOUR = 60 * MIN;
 
 /** The fleet view's services on a clock the test moves, with the default bounds (summary 15 s, missing updates 300 s). */
-function servicesAt(database: Database) {
+async function servicesAt(database: Database) {
   let clock = T;
-  const services = { database, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+  const pubsub = await createFleetPubSub(database.sql);
+  const services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
   return { service: new MachineService(services), services, setClock: (d: Date) => (clock = d) };
 }
 
@@ -75,7 +77,7 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
   });
 
   it('counts each compliance state and readiness exactly at the cutoffs, and moves them as the clock passes them', async () => {
-    const { service, setClock } = servicesAt(database);
+    const { service, setClock } = await servicesAt(database);
     const summary = await service.summary();
     expect(summary).toMatchObject({ total: 5, computedAt: T, byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 2, NOT_ASSESSED: 2 }, byReadiness: { READY: 2, DISCONNECTED: 1, NOT_CONFIGURED: 2 } });
     expect(summary.pendingByClassification).toEqual([
@@ -89,7 +91,7 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
   });
 
   it('serves a summary at most 15 s old, says when it was computed, and recomputes it once for many readers', async () => {
-    const { service, services, setClock } = servicesAt(database);
+    const { service, services, setClock } = await servicesAt(database);
     const readers = await Promise.all(Array.from({ length: 10 }, () => service.summary()));
     expect(fleetSnapshots(services).summary.recomputes).toBe(1);
     expect(readers.every((r) => r.total === 5 && r.computedAt.getTime() === T.getTime())).toBe(true);
@@ -108,8 +110,23 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
     await database.sql`delete from machines where name = 'late'`;
   });
 
+  it('shows a changed machine at the next read once its event arrived (a small fleet recomputes at once)', async () => {
+    const { service, services, setClock } = await servicesAt(database);
+    expect(await service.summary()).toMatchObject({ total: 5, computedAt: T });
+    const id = await insertMachine(database, { name: 'announced', assessedAt: T, seenAt: T, critical: 1 });
+    // Another process (the ingest) says so through Postgres NOTIFY.
+    const other = await createFleetPubSub(database.sql);
+    other.publish('machineChanged', { machineId: id });
+    await expect.poll(async () => {
+      setClock(new Date(services.now().getTime() + 10));
+      return (await service.summary()).total;
+    }).toBe(6);
+    expect(fleetSnapshots(services).summary.recomputes).toBe(2);
+    await database.sql`delete from machines where name = 'announced'`;
+  });
+
   it("lists the fleet's missing updates from the latest assessments of live machines, one machine once whatever its architectures", async () => {
-    const { service } = servicesAt(database);
+    const { service } = await servicesAt(database);
     const { rows, totalCount, computedAt } = await service.missingUpdates({}, { offset: 0, limit: 10 });
     expect(computedAt).toEqual(T);
     expect(totalCount).toBe(2);
@@ -121,7 +138,7 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
   });
 
   it('serves missing updates at most 300 s old', async () => {
-    const { service, setClock } = servicesAt(database);
+    const { service, setClock } = await servicesAt(database);
     expect((await service.missingUpdates({ nameContains: 'curl' }, { offset: 0, limit: 10 })).totalCount).toBe(0);
     await assess(database, ids.a3!, [{ name: 'curl', classification: 'SECURITY', severity: 'MODERATE', version: '8.5' }]);
     setClock(at(149_000));
@@ -150,7 +167,7 @@ describe('the computers page on a fleet of 10,000 machines', () => {
   });
 
   it('takes the count of a page filtered on compliance alone from the summary snapshot, says so, and keeps pageInfo exact', async () => {
-    const { service, setClock } = servicesAt(database);
+    const { service, setClock } = await servicesAt(database);
     const first = await service.list({}, { field: 'COMPLIANCE', direction: 'ASC' }, { offset: 0, limit: 50 });
     expect(first).toMatchObject({ totalCount: 10_000, totalCountComputedAt: T, hasMore: true });
     expect(first.rows.map((r) => r.name).slice(0, 2)).toEqual(['m-00004', 'm-00008']);

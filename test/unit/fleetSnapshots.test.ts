@@ -7,17 +7,31 @@ const t0 = new Date('2026-11-26T05:00:00Z');
 const at = (ms: number) => new Date(t0.getTime() + ms);
 
 describe('when a fleet snapshot may be served', () => {
+  const unchanged = (computedAt: Date, computeMs = 5) => ({ computedAt, computeMs, changedSince: false });
+  const changed = (computedAt: Date, computeMs: number) => ({ computedAt, computeMs, changedSince: true });
+
   it('serves it while young, serves it and refreshes past half its bound, recomputes past the bound', () => {
     expect(snapshotUse(null, t0, 15_000)).toBe('RECOMPUTE');
-    expect(snapshotUse(t0, at(7_500), 15_000)).toBe('SERVE');
-    expect(snapshotUse(t0, at(7_501), 15_000)).toBe('SERVE_AND_REFRESH');
-    expect(snapshotUse(t0, at(15_000), 15_000)).toBe('SERVE_AND_REFRESH');
-    expect(snapshotUse(t0, at(15_001), 15_000)).toBe('RECOMPUTE');
+    expect(snapshotUse(unchanged(t0), at(7_500), 15_000)).toBe('SERVE');
+    expect(snapshotUse(unchanged(t0), at(7_501), 15_000)).toBe('SERVE_AND_REFRESH');
+    expect(snapshotUse(unchanged(t0), at(15_000), 15_000)).toBe('SERVE_AND_REFRESH');
+    expect(snapshotUse(unchanged(t0), at(15_001), 15_000)).toBe('RECOMPUTE');
   });
 
   it('never serves one from the future (the clock went back) nor any with a bound of 0', () => {
-    expect(snapshotUse(at(1), t0, 15_000)).toBe('RECOMPUTE');
-    expect(snapshotUse(t0, t0, 0)).toBe('RECOMPUTE');
+    expect(snapshotUse(unchanged(at(1)), t0, 15_000)).toBe('RECOMPUTE');
+    expect(snapshotUse(unchanged(t0), t0, 0)).toBe('RECOMPUTE');
+  });
+
+  it('after a change, recomputes a cheap one at once and refreshes a costly one behind the reader, each once it is ten times as old as its recompute took', () => {
+    // A small fleet: 3 ms to compute, so a change shows 30 ms later, the reader waiting 3 ms.
+    expect(snapshotUse(changed(t0, 3), at(29), 15_000)).toBe('SERVE');
+    expect(snapshotUse(changed(t0, 3), at(30), 15_000)).toBe('RECOMPUTE');
+    // A large one: 400 ms to compute, so at most a tenth of the time goes into recomputing.
+    expect(snapshotUse(changed(t0, 400), at(3_999), 15_000)).toBe('SERVE');
+    expect(snapshotUse(changed(t0, 400), at(4_000), 15_000)).toBe('SERVE_AND_REFRESH');
+    // A change never extends the bound.
+    expect(snapshotUse(changed(t0, 400), at(15_001), 15_000)).toBe('RECOMPUTE');
   });
 });
 
@@ -74,6 +88,17 @@ describe('a fleet snapshot', () => {
     expect(done).toBe(false);
     await release();
     expect(await late).toEqual({ value: 3, computedAt: at(40_000) });
+  });
+
+  it('recomputes a cheap snapshot for the first reader after a machine changed', async () => {
+    let value = 0;
+    const snapshot = new FleetSnapshot<number>(async () => ++value, () => undefined);
+    expect((await snapshot.read(t0, 15_000)).value).toBe(1);
+    expect((await snapshot.read(at(1_000), 15_000)).value).toBe(1);
+    snapshot.changed(at(1_000));
+    expect(await snapshot.read(at(1_001), 15_000)).toEqual({ value: 2, computedAt: at(1_001) });
+    expect((await snapshot.read(at(2_000), 15_000)).value).toBe(2);
+    expect(snapshot.recomputes).toBe(2);
   });
 
   it('lets the next reader try again after a failed recompute', async () => {

@@ -13,7 +13,9 @@ export interface Snapshot<T> {
  * running); see snapshotUse for when it waits.
  */
 export class FleetSnapshot<T> {
-  private current: Snapshot<T> | null = null;
+  private current: (Snapshot<T> & { computeMs: number }) | null = null;
+  /** When a machine last changed (an event), by the readers' clock. */
+  private changedAt = Number.NEGATIVE_INFINITY;
   private running: Promise<Snapshot<T>> | null = null;
   /** How many recomputes this process started (tests and the benchmark read it). */
   recomputes = 0;
@@ -23,25 +25,36 @@ export class FleetSnapshot<T> {
     private readonly onBackgroundError: (error: unknown) => void,
   ) {}
 
+  /** A machine changed at `at`: snapshots computed before are due sooner (see snapshotUse). */
+  changed(at: Date): void {
+    this.changedAt = Math.max(this.changedAt, at.getTime());
+  }
+
   async read(now: Date, maxAgeMs: number): Promise<Snapshot<T>> {
-    const use = snapshotUse(this.current?.computedAt ?? null, now, maxAgeMs);
-    if (use === 'SERVE') return this.current!;
+    const current = this.current;
+    const use = snapshotUse(current && { computedAt: current.computedAt, computeMs: current.computeMs, changedSince: this.changedAt >= current.computedAt.getTime() }, now, maxAgeMs);
+    if (use === 'SERVE') return this.served(current!);
     const fresh = this.recompute(now);
     if (use === 'SERVE_AND_REFRESH') {
       fresh.catch(this.onBackgroundError);
-      return this.current!;
+      return this.served(current!);
     }
     return fresh;
+  }
+
+  private served({ value, computedAt }: Snapshot<T>): Snapshot<T> {
+    return { value, computedAt };
   }
 
   private recompute(now: Date): Promise<Snapshot<T>> {
     this.running ??= (async () => {
       this.recomputes++;
       try {
-        const snapshot = { value: await this.compute(now), computedAt: now };
+        const started = performance.now();
+        const value = await this.compute(now);
         // A slower recompute started earlier must not replace a newer snapshot.
-        if (!this.current || this.current.computedAt <= snapshot.computedAt) this.current = snapshot;
-        return snapshot;
+        if (!this.current || this.current.computedAt <= now) this.current = { value, computedAt: now, computeMs: performance.now() - started };
+        return { value, computedAt: now };
       } finally {
         this.running = null;
       }

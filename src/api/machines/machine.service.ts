@@ -46,6 +46,16 @@ export function fleetSnapshots(services: ApiServices): FleetSnapshots {
       summary: new FleetSnapshot((now) => complianceSummary(db, now, services.fleet.thresholds), failed('compliance summary')),
       missingUpdates: new FleetSnapshot(() => missingUpdateGroups(db), failed("fleet's missing updates")),
     };
+    const all = [snapshots.summary, snapshots.missingUpdates];
+    // A machine changed (in any process), or events may have been missed while the LISTEN was down.
+    services.pubsub.observe({
+      delivered: (topic) => {
+        if (topic === 'machineChanged') for (const snapshot of all) snapshot.changed(services.now());
+      },
+      listening: () => {
+        for (const snapshot of all) snapshot.changed(services.now());
+      },
+    });
     snapshotsByServices.set(services, snapshots);
   }
   return snapshots;
