@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '../src/agent/sleep.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
-import { startSimulatedFleet } from '../src/simulator/fleet.js';
+import { openFilesWarning, startSimulatedFleet } from '../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
 import { installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack } from './freshness.js';
 
@@ -61,6 +61,8 @@ async function main(): Promise<number> {
   const loadAtStart = os.loadavg();
   installInterruptHandler();
   say(`idle agents benchmark: ${n} virtual agents at rest on one API process, measured for ${seconds} s`);
+  const files = openFilesWarning(n);
+  if (files) throw new Error(files);
   const profileDir = values.profile ? path.resolve(values.profile) : undefined;
   const preload = fileURLToPath(new URL('./profileOnSignal.mjs', import.meta.url));
   const stack = await startStack({

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.js';
-import { startSimulatedFleet } from '../simulator/fleet.js';
+import { openFilesWarning, startSimulatedFleet } from '../simulator/fleet.js';
 import { DEFAULT_PROFILE, type FleetProfile } from '../simulator/syntheticMachine.js';
 
 const USAGE = `fleetpatch simulate: a fleet of virtual agents in this process, on the real agent protocol
@@ -70,6 +70,8 @@ export async function simulateCommand(argv: string[]): Promise<void> {
   const machines = number(values, 'machines', 0, (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1');
   const started = Date.now();
   console.log(`simulate: ${machines} machines against ${values.server}, about ${profile.updatesPerMachine} pending updates each`);
+  const files = openFilesWarning(machines);
+  if (files) console.log(`simulate: warning: ${files}`);
   const fleet = await startSimulatedFleet({
     server: values.server,
     enrollKey: values['enroll-key'],

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import fs from 'node:fs';
 import { SyntheticMachine, type FleetProfile } from './syntheticMachine.js';
 import { VirtualAgent, type AgentCounters } from './virtualAgent.js';
 
@@ -29,6 +30,31 @@ export interface SimulatedFleet {
   totals(): AgentCounters;
   /** Stops every agent and waits for their loops to end. */
   stop(): Promise<void>;
+}
+
+/** Open files a virtual agent may hold at once: its long-poll, a check-in or report, and a kept-alive connection closing. */
+const FILES_PER_AGENT = 3;
+
+/** This process's limit of open files (`ulimit -n`), where the system says (Linux); null elsewhere. */
+function openFileLimit(): number | null {
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why N agents may not fit this process, or null. Past the open-file limit every new connection
+ * fails at once (EMFILE): the agents keep retrying, the process spins and the fleet stalls, as a
+ * 10,000-agent run did under `ulimit -n` 20,000.
+ */
+export function openFilesWarning(machines: number, limit = openFileLimit()): string | null {
+  const needed = machines * FILES_PER_AGENT + 100;
+  if (limit === null || needed <= limit) return null;
+  return `${machines} virtual agents may hold about ${needed} open files; this process may open ${limit} (ulimit -n). Raise it (ulimit -n ${Math.max(65536, needed)}) or split the fleet over several simulators.`;
 }
 
 /**
