@@ -32,8 +32,12 @@ export interface SimulatedFleet {
   stop(): Promise<void>;
 }
 
-/** Open files a virtual agent may hold at once: its long-poll, a check-in or report, and a kept-alive connection closing. */
-const FILES_PER_AGENT = 3;
+/**
+ * Open files a virtual agent may hold at once: its long-poll's connection, and at times a second one
+ * (a check-in, or a kept-alive connection closing). Measured at 10,000 agents: 1.0 at rest, up to
+ * 1.8 while connections churned.
+ */
+const FILES_PER_AGENT = 2;
 
 /** This process's limit of open files (`ulimit -n`), where the system says (Linux); null elsewhere. */
 function openFileLimit(): number | null {
@@ -48,8 +52,8 @@ function openFileLimit(): number | null {
 
 /**
  * Why N agents may not fit this process, or null. Past the open-file limit every new connection
- * fails at once (EMFILE): the agents keep retrying, the process spins and the fleet stalls, as a
- * 10,000-agent run did under `ulimit -n` 20,000.
+ * fails at once (EMFILE): the agents keep retrying and the process spins, the likeliest cause of a
+ * 10,000-agent run that stalled under `ulimit -n` 20,000 (BENCHMARKS.md).
  */
 export function openFilesWarning(machines: number, limit = openFileLimit()): string | null {
   const needed = machines * FILES_PER_AGENT + 100;
