@@ -136,14 +136,15 @@ describe('the web console', () => {
     await page.getByRole('button', { name: 'Create deployment' }).click();
     // The API's rules, each shown at the field it names, which takes the focus. First: no machine picked.
     await expect.poll(() => page.locator('#f-machineIds-error').textContent()).toMatch(/needs targets/);
-    expect(await page.evaluate('document.activeElement?.id')).toBe('f-machineIds');
+    // The focus moves in the next animation frame after the errors render.
+    await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe('f-machineIds');
     expect(await page.getByRole('region', { name: 'Machines to pick from' }).textContent()).toContain('Ready');
     for (const name of ['debian-01', 'rocky-01', 'sles-01']) await page.getByLabel(`Deploy to ${name}`).check();
     await page.getByRole('button', { name: 'Create deployment' }).click();
     const windowField = page.getByLabel('Maintenance window (minutes)');
     await expect.poll(() => windowField.getAttribute('aria-invalid')).toBe('true');
     expect(await page.locator('#f-windowMinutes-error').textContent()).toMatch(/30|360/);
-    expect(await page.evaluate('document.activeElement?.id')).toBe('f-windowMinutes');
+    await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe('f-windowMinutes');
     expect(await page.locator('#f-machineIds-error').count()).toBe(0);
     await shot('06-deployment-form-error');
 
