@@ -11,7 +11,7 @@ import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIn
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 /** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
 function reportFor(i: number, overrides: Partial<AssessmentReport> = {}): AssessmentReport {
@@ -34,26 +34,18 @@ function expectedCounts(i: number) {
 describe('assessment reports stored in groups', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let admin: string;
   let base: string;
   let enrollKey: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, base, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
-    base = api.url.replace('/graphql', '');
     enrollKey = (await createEnrollmentKey(database.db, { description: 'ingest', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
   });
 
-  afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
-  });
+  afterAll(() => close());
 
   async function enroll(n: number): Promise<Array<{ agent: AgentClient; machineId: string }>> {
     return Promise.all(

@@ -1,31 +1,26 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet } from '../../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../../src/simulator/syntheticMachine.js';
-import { connectTestDatabase, freshDatabase, startTestApi, temporalSettings } from '../support/env.js';
+import { startApiOnFreshDatabase } from '../support/env.js';
 
 /**
  * A server too busy to answer at first (503 on the first enrollments, as a loaded API or its
  * proxy says) in front of the real API: the simulated fleet still joins whole, as real agents do.
  */
 describe('simulated agents joining a busy server', () => {
-  let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let busy: http.Server;
   let busyUrl: string;
   let refusals = 3;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
-    const target = api.url.replace('/graphql', '');
+    let target: string;
+    ({ database, base: target, close } = await startApiOnFreshDatabase());
     busy = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -52,9 +47,7 @@ describe('simulated agents joining a busy server', () => {
   afterAll(async () => {
     busy?.closeAllConnections();
     await new Promise((resolve) => busy?.close(resolve));
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await close?.();
   });
 
   it('retries enrollment while the server answers 503, and every machine joins once', async () => {

@@ -65,6 +65,23 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
   };
 }
 
+/** A real API on a database of the test file's own: its URL without `/graphql`, and one close for all of it. */
+export async function startApiOnFreshDatabase(): Promise<{ api: ApiServer; database: Database; base: string; close: () => Promise<void> }> {
+  const fresh = await freshDatabase();
+  const database = connectTestDatabase(fresh.url);
+  const api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+  return {
+    api,
+    database,
+    base: api.url.replace('/graphql', ''),
+    close: async () => {
+      await api.close();
+      await database.close();
+      await fresh.drop();
+    },
+  };
+}
+
 export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
   data?: T | null;
