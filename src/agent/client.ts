@@ -1,3 +1,4 @@
+import http from 'node:http';
 import https from 'node:https';
 import {
   AGENT_API_PREFIX,
@@ -38,8 +39,7 @@ export class AgentClient {
 
   /**
    * `ca`: the PEM certificate(s) the server's certificate must chain to (`--ca-file`), instead of
-   * the system's trust store. Node's fetch cannot take a CA per request, so those requests go
-   * through node:https; the certificate and host name are verified either way.
+   * the system's trust store; the certificate and host name are verified either way.
    */
   constructor(
     serverUrl: string,
@@ -85,69 +85,67 @@ export class AgentClient {
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    let response: Pick<Response, 'status' | 'ok' | 'text'>;
-    const init = {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: controller.signal,
+    const headers: Record<string, string> = {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
     };
+    let response: { status: number; text: string };
     try {
-      response = this.ca ? await httpsWithCa(this.base + path, init, this.ca) : await fetch(this.base + path, init);
+      response = await send(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal, ca: this.ca });
     } catch (error) {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) throw error;
-      throw new ServerUnreachable(`${method} ${this.base}${path}: ${describeFetchError(error)}`);
-    }
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      throw new ServerUnreachable(`${method} ${this.base}${path}: the answer was cut off: ${describeFetchError(error)}`);
+      const cutOff = error instanceof AnswerCutOff;
+      throw new ServerUnreachable(`${method} ${this.base}${path}: ${cutOff ? 'the answer was cut off: ' : ''}${describeRequestError(cutOff ? error.cause : error)}`);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
+    const { status, text } = response;
     // 429: the server asks to slow down (rate limit): a reason to retry later, not a refusal.
-    if (response.status >= 500 || response.status === 429) throw new ServerUnreachable(`${method} ${path}: the server answered ${response.status}`);
+    if (status >= 500 || status === 429) throw new ServerUnreachable(`${method} ${path}: the server answered ${status}`);
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
     } catch {
-      throw new ServerRefusal(response.status, 'UNPARSEABLE_RESPONSE', `${method} ${path}: the server's answer is not JSON: ${text.slice(0, 200)}`);
+      throw new ServerRefusal(status, 'UNPARSEABLE_RESPONSE', `${method} ${path}: the server's answer is not JSON: ${text.slice(0, 200)}`);
     }
-    if (!response.ok) {
+    if (status < 200 || status >= 300) {
       const error = (parsed as AgentErrorResponse).error ?? { code: 'UNKNOWN', message: text.slice(0, 500) };
-      throw new ServerRefusal(response.status, error.code, error.message);
+      throw new ServerRefusal(status, error.code, error.message);
     }
     return parsed as T;
   }
 }
 
-/** One request over node:https, verifying the server against `ca`; the answer read whole. */
-function httpsWithCa(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal }, ca: Buffer): Promise<Pick<Response, 'status' | 'ok' | 'text'>> {
+/** The connection broke after the answer had begun. */
+class AnswerCutOff extends Error {}
+
+/**
+ * One request over node:http or node:https, the answer read whole. Not fetch: undici's fetch costs
+ * about three times the CPU of node:http per request (BENCHMARKS.md, "Ingest, third pass"), which
+ * an agent pays at every poll and a simulated fleet thousands of times a second. Connections are
+ * kept alive by Node's global agents, which close an idle one before the server's keep-alive
+ * timeout (its `Keep-Alive` hint).
+ */
+function send(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal; ca: Buffer | undefined }): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = https.request(url, { method: init.method, headers: init.headers, ca, signal: init.signal }, (res) => {
+    const options = { method: init.method, headers: init.headers, signal: init.signal, ...(init.ca ? { ca: init.ca } : {}) };
+    const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status, ok: status >= 200 && status < 300, text: () => Promise.resolve(text) });
-      });
-    });
-    // Errors keep fetch's shape ({cause: {code}}) so that describeFetchError reads both.
-    request.on('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(error.message), { cause: error })));
+      res.on('error', (error) => reject(new AnswerCutOff(error.message, { cause: error })));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    };
+    const request = url.startsWith('https:') ? https.request(url, options, onResponse) : http.request(url, options, onResponse);
+    request.on('error', reject);
     request.end(init.body);
   });
 }
 
-function describeFetchError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+/** What went wrong, shortest first: a system error's code (ECONNREFUSED), an abort's reason, the message. */
+function describeRequestError(error: unknown): string {
+  const { code, cause } = error as { code?: string; cause?: unknown };
+  if (code && code !== 'ABORT_ERR') return code;
+  if (cause instanceof Error) return describeRequestError(cause);
+  return error instanceof Error ? error.message : String(error);
 }
