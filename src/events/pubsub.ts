@@ -8,8 +8,8 @@ import type { Sql } from 'postgres';
 export interface Events {
   [topic: string]: [] | [unknown] | [string | number, unknown];
   selfCheckCompleted: [{ selfCheckId: string }];
-  /** A machine's facts, readiness, assessment, tags or management changed. */
-  machineChanged: [{ machineId: string }];
+  /** A machine's facts, readiness, assessment, tags or management changed; `removed` when it was removed (its credential is void). */
+  machineChanged: [{ machineId: string; removed?: true }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */

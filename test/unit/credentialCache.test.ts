@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MachineCredentialCache } from '../../src/api/agent/credentialCache.js';
 import { LongPollWakeups } from '../../src/api/agent/longPollWakeups.js';
+import type { FleetPubSub } from '../../src/events/pubsub.js';
 
 describe('the machine credential cache', () => {
   it('asks the database once per credential within the trust time, and again after it', async () => {
@@ -45,6 +46,27 @@ describe('the machine credential cache', () => {
     finish('machine-2');
     expect(await racing).toBe('machine-2');
     expect(cache.machineOf('hash-2')).toBeUndefined();
+  });
+
+  it('forgets a machine on its removal, wherever it was removed, and keeps it through other changes (a report, new facts)', async () => {
+    const cache = new MachineCredentialCache();
+    let observer: Parameters<FleetPubSub['observe']>[0] | undefined;
+    cache.follow({ observe: (o: typeof observer) => ((observer = o), () => undefined) } as unknown as FleetPubSub);
+    await cache.resolve('hash-1', async () => 'machine-1');
+    await cache.resolve('hash-2', async () => 'machine-2');
+    observer!.published?.('machineChanged', { machineId: 'machine-1' });
+    observer!.delivered?.('machineChanged', { machineId: 'machine-2' });
+    expect([cache.machineOf('hash-1'), cache.machineOf('hash-2')]).toEqual(['machine-1', 'machine-2']);
+    observer!.published?.('machineChanged', { machineId: 'machine-1', removed: true });
+    observer!.delivered?.('machineChanged', { machineId: 'machine-2', removed: true });
+    expect([cache.machineOf('hash-1'), cache.machineOf('hash-2')]).toEqual([undefined, undefined]);
+  });
+
+  it('knows a credential it has just issued without asking', async () => {
+    const cache = new MachineCredentialCache();
+    cache.remember('hash-new', 'machine-new');
+    await new Promise((r) => setImmediate(r));
+    expect(await cache.resolve('hash-new', () => Promise.reject(new Error('looked up')))).toBe('machine-new');
   });
 
   it('forgets everything at once (the LISTEN was re-established: events may have been lost)', async () => {

@@ -70,7 +70,10 @@ export class AgentService {
     const outcome: EnrollOutcome = refusal
       ? { enrolled: false, reason: refusal, keyId: null }
       : await enrollMachine(this.db, enrollmentKey, facts, this.services.now());
-    if (outcome.enrolled) this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id });
+    if (outcome.enrolled) {
+      this.credentials.remember(hashSecret(outcome.credential), outcome.machine.id);
+      this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id });
+    }
     await recordAuditEvents(this.db, [
       {
         actorKind: 'ENROLLMENT_KEY',

@@ -1,4 +1,4 @@
-import type { FleetPubSub } from '../../events/pubsub.js';
+import type { Events, FleetPubSub } from '../../events/pubsub.js';
 
 /**
  * How long a machine credential, once checked against the database, is trusted on this process
@@ -15,13 +15,14 @@ const MAX_ENTRIES = 200_000;
  * id. Every agent request used to look its credential up in the database; at rest an agent makes
  * two requests a minute, so 10,000 agents cost 330 queries a second for answers that almost never
  * change. A credential stops being valid only when its machine is removed (`removeMachine` clears
- * the hash), and removal publishes `machineChanged`:
+ * the hash), and removal publishes `machineChanged` with `removed`:
  *  - on the process that removed it, the entry is dropped inside `publish`, before the mutation
  *    answers;
  *  - on every other replica, when the event arrives through Postgres NOTIFY (milliseconds);
  *  - if that notification is lost (the LISTEN connection dropped), the whole cache is dropped when
  *    the LISTEN is back, and no entry outlives `CREDENTIAL_TRUST_MS` anyway.
- * Other changes to a machine (a report, new facts) drop its entry too: it costs one query.
+ * Other changes to a machine (a report, new facts) keep its entry: a fleet's reports used to drop
+ * them all, and each agent's next request cost a query (BENCHMARKS.md, "Ingest, third pass").
  */
 export class MachineCredentialCache {
   private readonly machines = new Map<string, { machineId: string; until: number }>();
@@ -87,10 +88,16 @@ export class MachineCredentialCache {
     return this.machines.size;
   }
 
-  /** Keeps the cache in step with `machineChanged` from this process and every other. */
+  /** A credential just issued (an enrollment): its first request needs no look-up. */
+  remember(credentialHash: string, machineId: string): void {
+    void this.resolve(credentialHash, () => Promise.resolve(machineId));
+  }
+
+  /** Keeps the cache in step with the removals (`machineChanged` with `removed`) of this process and every other. */
   follow(pubsub: FleetPubSub): () => void {
     const changed = (topic: string, detail: unknown) => {
-      if (topic === 'machineChanged') this.forgetMachine((detail as { machineId: string }).machineId);
+      const event = detail as Events['machineChanged'][0];
+      if (topic === 'machineChanged' && event.removed) this.forgetMachine(event.machineId);
     };
     return pubsub.observe({ published: changed, delivered: changed, listening: () => this.forgetAll() });
   }

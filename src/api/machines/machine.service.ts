@@ -181,12 +181,12 @@ export class MachineService {
   }
 
   async remove(machineId: string) {
-    return this.changed(await removeMachine(this.db, machineId), machineId);
+    return this.changed(await removeMachine(this.db, machineId), machineId, { removed: true });
   }
 
-  private changed(machine: MachineRow | undefined, machineId: string): MachineRow {
+  private changed(machine: MachineRow | undefined, machineId: string, how: { removed?: true } = {}): MachineRow {
     if (!machine) throw notFound(`No machine with id ${machineId}.`);
-    this.services.pubsub.publish('machineChanged', { machineId });
+    this.services.pubsub.publish('machineChanged', { machineId, ...how });
     return machine;
   }
 }
