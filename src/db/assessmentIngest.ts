@@ -1,13 +1,15 @@
-import type { Sql } from 'postgres';
+import { finished } from 'node:stream/promises';
+import type { Sql, TransactionSql } from 'postgres';
+import type { PendingUpdate } from '../agent/backends/types.js';
 import type { AssessmentReport } from '../agent/protocol.js';
 
 /**
  * Storing assessment reports, several at once. The API groups the reports that arrive together
- * (src/api/agent/assessmentIngestQueue.ts) and stores each group with one statement: its
- * assessments, all their pending updates and the machines' latest assessment and counts. The rows
- * travel as one JSON document that PostgreSQL unpacks (jsonb_to_recordset): building a multi-row
- * INSERT of 50 rows × 12 parameters through the query builder cost about 10 ms of the API's CPU
- * per report (BENCHMARKS.md, "Ingest"), serializing the same rows as JSON a few hundredths of that.
+ * (src/api/agent/assessmentIngestQueue.ts) and stores each group in one transaction: one statement
+ * for the assessments and the machines' latest assessment and counts (the reports travel as one
+ * JSON document that PostgreSQL unpacks), then one COPY for all their pending updates. COPY writes
+ * rows in batches, where an INSERT writes and logs them one by one: for a report of 50 updates
+ * PostgreSQL spends about a third of the CPU (BENCHMARKS.md, "Ingest, third pass").
  */
 
 /** A report made ready for storing: what its request handler can compute before the batch forms. */
@@ -17,18 +19,29 @@ interface PreparedResult {
   kind: 'RESULT';
   id: string;
   machineId: string;
-  /** The report as the statement reads it: one element of the JSON array it unpacks. */
+  /** The report without its updates, as the statement reads it: one element of the JSON array it unpacks. */
   json: string;
+  /**
+   * Its pending updates as COPY text, a line each, encoded: outside the JavaScript heap while the
+   * report waits for its group (thousands of small strings kept alive through a commit made the
+   * API's garbage collection the largest cost of ingest).
+   */
+  rows: Buffer;
+  /** About how many bytes it sends to PostgreSQL: bounds a group's size. */
+  bytes: number;
 }
 
 interface PreparedError {
   kind: 'ERROR';
   machineId: string;
   json: string;
+  bytes: number;
 }
 
 /** A report PostgreSQL cannot store as sent (a NUL character in a string). */
 export class UnstorableReport extends Error {}
+
+const NUL_REFUSED = 'Text fields must not contain the NUL character (\\u0000).';
 
 const LINUX_AND_SHARED = ['CRITICAL', 'SECURITY'] as const;
 const WINDOWS_CLASSES = ['UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'] as const;
@@ -42,7 +55,7 @@ const WINDOWS_CLASSES = ['UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFIN
  */
 function storableJson(json: string): string {
   if (!json.includes('\\u')) return json;
-  if (/(?<!\\)(?:\\\\)*\\u0000/.test(json)) throw new UnstorableReport('Text fields must not contain the NUL character (\\u0000).');
+  if (/(?<!\\)(?:\\\\)*\\u0000/.test(json)) throw new UnstorableReport(NUL_REFUSED);
   return json.replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/gi, '$1\\ufffd');
 }
 
@@ -55,11 +68,8 @@ export function prepareReport(machineId: string, report: AssessmentReport): Prep
   const finishedAt = new Date(report.finishedAt).toISOString();
   if (!report.result) {
     const error = report.error ?? { code: 'UNKNOWN', message: 'The agent reported neither a result nor an error.' };
-    return {
-      kind: 'ERROR',
-      machineId,
-      json: storableJson(JSON.stringify({ machineId, commandId: report.commandId, error: { code: error.code, message: error.message, at: finishedAt } })),
-    };
+    const json = storableJson(JSON.stringify({ machineId, commandId: report.commandId, error: { code: error.code, message: error.message, at: finishedAt } }));
+    return { kind: 'ERROR', machineId, json, bytes: json.length };
   }
   const { updates, rebootPending, repositoryProblems } = report.result;
   const counts: Record<string, number> = {};
@@ -80,10 +90,49 @@ export function prepareReport(machineId: string, report: AssessmentReport): Prep
     otherCount: updates.length - critical - security,
     // The Windows classifications beyond CRITICAL and SECURITY (part of otherCount), in WINDOWS_CLASSES' order.
     windowsCounts: WINDOWS_CLASSES.map((c) => counts[c] ?? 0),
-    updates,
   };
-  return { kind: 'RESULT', id: report.id, machineId, json: storableJson(JSON.stringify(record)) };
+  const json = storableJson(JSON.stringify(record));
+  const rows = copyRows(report.id, machineId, updates);
+  return { kind: 'RESULT', id: report.id, machineId, json, rows, bytes: json.length + rows.length };
 }
+
+/** One text field of COPY's text format: a backslash, tab, newline or carriage return escaped. */
+function copyText(value: string): string {
+  if (value.includes('\0')) throw new UnstorableReport(NUL_REFUSED);
+  return /[\\\t\n\r]/.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
+}
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** A text[] in COPY's text format: an array literal, every element quoted. */
+function copyTextArray(values: readonly string[]): string {
+  if (values.length === 0) return '{}';
+  return copyText(`{${values.map((v) => `"${v.replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+}
+
+/**
+ * A report's pending updates as COPY text in UTF-8, in pending_updates' column order
+ * (COPY_COLUMNS). An update listed twice (same name and arch) is stored once, the first time. A
+ * lone UTF-16 surrogate becomes U+FFFD when the text is encoded, as it did in a parameter.
+ */
+function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): Buffer {
+  const seen = new Set<string>();
+  const rows: string[] = [];
+  for (const u of updates) {
+    const arch = u.arch ?? '';
+    const key = `${u.name}\0${arch}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rows.push(
+      `${assessmentId}\t${machineId}\t${copyText(u.name)}\t${copyText(arch)}\t${u.installedVersion === null ? '\\N' : copyText(u.installedVersion)}\t` +
+      `${copyText(u.availableVersion)}\t${u.classification}\t${u.severity ?? '\\N'}\t${copyTextArray(u.advisoryIds)}\t${copyTextArray(u.cveIds)}\t` +
+      `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\n`,
+    );
+  }
+  return Buffer.from(rows.join(''));
+}
+
+const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository';
 
 /**
  * Stores a group of reports in one transaction and answers, in order, whether each was stored.
@@ -98,15 +147,14 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
   const results = reports.filter((r): r is PreparedResult => r.kind === 'RESULT');
   const errors = reports.filter((r): r is PreparedError => r.kind === 'ERROR');
   const stored = new Set<string>();
-  const store = async (tx: Sql) => {
-    if (results.length > 0) {
+  if (results.length === 0) await storeErrors(sql, errors);
+  else {
+    await sql.begin(async (tx) => {
       for (const row of await storeResults(tx, results)) stored.add(row.id);
-    }
-    if (errors.length > 0) await storeErrors(tx, errors);
-  };
-  // One statement is its own transaction; two need one around them.
-  if (results.length > 0 && errors.length > 0) await sql.begin((tx) => store(tx as unknown as Sql));
-  else await store(sql);
+      await copyPendingUpdates(tx, results.filter((r) => stored.has(r.id)));
+      if (errors.length > 0) await storeErrors(tx, errors);
+    });
+  }
   return reports.map((r) => ({ stored: r.kind === 'ERROR' || stored.has(r.id) }));
 }
 
@@ -122,12 +170,12 @@ function jsonArray(reports: ReadonlyArray<{ json: string }>): string {
 
 /**
  * The data-modifying CTEs all run in one statement: the new assessments (a resent id inserts
- * nothing and is left out of what follows), their pending updates (a name and arch listed twice
- * in a report is stored once, as before), each machine's newest new assessment, and the commands
- * the reports answer. Assessments are inserted in id order, so two groups that share report ids
- * (an agent resending while its first attempt is still queued) wait for each other in one order.
+ * nothing and is left out of what follows), each machine's newest new assessment, and the
+ * commands the reports answer. Assessments are inserted in id order, so two groups that share
+ * report ids (an agent resending while its first attempt is still queued) wait for each other in
+ * one order. Answers the ids of the assessments it stored.
  */
-function storeResults(sql: Sql, reports: readonly PreparedResult[]): Promise<Array<{ id: string }>> {
+function storeResults(sql: TransactionSql, reports: readonly PreparedResult[]): Promise<Array<{ id: string }>> {
   return sql<Array<{ id: string }>>`
     with input as (
       select r.*, e.ord
@@ -135,7 +183,7 @@ function storeResults(sql: Sql, reports: readonly PreparedResult[]): Promise<Arr
         jsonb_to_record(e.doc) as r(
           id uuid, "machineId" uuid, "commandId" uuid, trigger text, backend text,
           "startedAt" timestamptz, "finishedAt" timestamptz, "rebootPending" boolean, "repositoryProblems" jsonb,
-          "criticalCount" int, "securityCount" int, "otherCount" int, "windowsCounts" int[], updates jsonb)
+          "criticalCount" int, "securityCount" int, "otherCount" int, "windowsCounts" int[])
     ),
     stored as (
       insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, repository_problems, critical_count, security_count, other_count)
@@ -146,16 +194,6 @@ function storeResults(sql: Sql, reports: readonly PreparedResult[]): Promise<Arr
     ),
     fresh as (
       select input.* from input join stored using (id)
-    ),
-    updates as (
-      insert into pending_updates (assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository)
-      select f.id, f."machineId", u.name, coalesce(u.arch, ''), u."installedVersion", u."availableVersion", u.classification, u.severity,
-        u."advisoryIds", u."cveIds", u."rebootSuggested", u.repository
-      from fresh f,
-        jsonb_to_recordset(f.updates) as u(
-          name text, arch text, "installedVersion" text, "availableVersion" text, classification classification, severity severity,
-          "advisoryIds" text[], "cveIds" text[], "rebootSuggested" boolean, repository text)
-      on conflict do nothing
     ),
     newest as (
       select distinct on ("machineId") * from fresh order by "machineId", "finishedAt" desc, ord desc
@@ -177,8 +215,17 @@ function storeResults(sql: Sql, reports: readonly PreparedResult[]): Promise<Arr
     select id::text as id from stored`;
 }
 
+/** The pending updates of the stored reports, by COPY. */
+async function copyPendingUpdates(sql: TransactionSql, reports: readonly PreparedResult[]): Promise<void> {
+  const rows = Buffer.concat(reports.map((r) => r.rows));
+  if (rows.length === 0) return;
+  const copy = await sql.unsafe(`copy pending_updates (${COPY_COLUMNS}) from stdin`).writable();
+  copy.end(rows);
+  await finished(copy);
+}
+
 /** The last error of each machine in the group, and the commands the error reports answer. */
-async function storeErrors(sql: Sql, reports: readonly PreparedError[]): Promise<void> {
+async function storeErrors(sql: Sql | TransactionSql, reports: readonly PreparedError[]): Promise<void> {
   await sql`
     with input as (
       select r.*, e.ord

@@ -232,6 +232,46 @@ describe('a group of reports in the database', () => {
     const [answered] = await database.sql`select completed_at from agent_commands where id = ${command!.id as string}`;
     expect(answered!.completed_at).not.toBeNull();
   });
+
+  it('stores every character of a text field as sent, however COPY would read it', async () => {
+    const ingest = queue();
+    const awkward = ['tab\there', 'line\nbreak\r\nend', 'back\\slash \\N \\.', 'quote " brace { } comma , space ', 'NULL', 'é ünïcode ✓ 𝄞', 'lone \ud800 surrogate'];
+    const updates = [
+      pendingUpdate({ name: awkward[0]!, arch: null, installedVersion: null, availableVersion: awkward[1]!, severity: 'IMPORTANT', repository: null, advisoryIds: awkward, cveIds: ['', 'x'] }),
+      pendingUpdate({ name: awkward[2]!, arch: awkward[3]!, installedVersion: awkward[4]!, availableVersion: awkward[5]!, repository: awkward[6]!, rebootSuggested: true }),
+      // The same name and arch twice: stored once, as first listed.
+      pendingUpdate({ name: 'twice', arch: 'amd64', availableVersion: '1' }),
+      pendingUpdate({ name: 'twice', arch: 'amd64', availableVersion: '2' }),
+    ];
+    const report = assessmentReport(updates);
+    expect(await ingest.submit(prepareReport(machineIds[5]!, report))).toEqual({ stored: true });
+    const rows = await database.sql`
+      select name, arch, installed_version, available_version, severity, advisory_ids, cve_ids, reboot_suggested, repository
+      from pending_updates where assessment_id = ${report.id} order by name`;
+    const replaced = (text: string) => text.replace('\ud800', '\ufffd');
+    expect(rows).toEqual(
+      [
+        { name: awkward[2], arch: awkward[3], installed_version: awkward[4], available_version: awkward[5], severity: null, advisory_ids: [], cve_ids: [], reboot_suggested: true, repository: replaced(awkward[6]!) },
+        { name: awkward[0], arch: '', installed_version: null, available_version: awkward[1], severity: 'IMPORTANT', advisory_ids: awkward.map(replaced), cve_ids: ['', 'x'], reboot_suggested: false, repository: null },
+        { name: 'twice', arch: 'amd64', installed_version: '1.0-1', available_version: '1', severity: null, advisory_ids: [], cve_ids: [], reboot_suggested: false, repository: 'Debian:12/stable' },
+      ].sort((a, b) => (a.name! < b.name! ? -1 : 1)),
+    );
+  });
+
+  it('keeps pending updates tied to an assessment without a foreign key: refuses strays, deletes them with it', async () => {
+    const stray = `insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values ('${randomUUID()}', '${machineIds[0]!}', 'stray', '1', 'OTHER')`;
+    await expect(database.sql.unsafe(stray)).rejects.toMatchObject({ code: '23503' });
+    const report = reportFor(4);
+    const ingest = queue();
+    await ingest.submit(prepareReport(machineIds[4]!, report));
+    await expect(database.sql`update pending_updates set assessment_id = ${randomUUID()} where assessment_id = ${report.id}`).rejects.toMatchObject({ code: '23503' });
+    // Deleting the machine deletes its assessments (a foreign key) and their pending updates (a trigger).
+    await database.sql`delete from machines where id = ${machineIds[4]!}`;
+    const [left] = await database.sql`select count(*)::int as n from pending_updates where assessment_id = ${report.id}`;
+    expect(left!.n).toBe(0);
+    const [others] = await database.sql`select count(*)::int as n from pending_updates`;
+    expect(others!.n).toBeGreaterThan(0);
+  });
 });
 
 describe('events published together', () => {
