@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import type { Database } from '../db/client.js';
@@ -15,8 +15,8 @@ export interface ApiMetrics {
   registry: Registry;
   /** Counts GraphQL operations by name and type, and their errors by code. */
   apolloPlugin: ApolloServerPlugin;
-  /** Observes the agent endpoint; mount in front of it. */
-  agentMiddleware: (req: Request, res: Response, next: NextFunction) => void;
+  /** Observes a request to the agent endpoint (`path` below its prefix) until it is answered. */
+  observeAgentRequest: (req: IncomingMessage, res: ServerResponse, path: string) => void;
 }
 
 const AGENT_ROUTES = new Set(['POST /enroll', 'POST /checkin', 'GET /commands', 'POST /assessments', 'POST /jobs/:jobId/events', 'POST /jobs/:jobId/result']);
@@ -70,8 +70,8 @@ export function createApiMetrics(database: Database): ApiMetrics {
     },
   };
 
-  const agentMiddleware = (req: Request, res: Response, next: NextFunction) => {
-    const route = agentRoute(req.method, req.path);
+  const observeAgentRequest = (req: IncomingMessage, res: ServerResponse, path: string) => {
+    const route = agentRoute(req.method ?? 'GET', path);
     const polling = route === 'GET /commands';
     if (polling) longPolls.inc();
     let counted = false;
@@ -85,8 +85,7 @@ export function createApiMetrics(database: Database): ApiMetrics {
     };
     res.once('finish', done);
     res.once('close', done);
-    next();
   };
 
-  return { registry, apolloPlugin, agentMiddleware };
+  return { registry, apolloPlugin, observeAgentRequest };
 }

@@ -1,6 +1,7 @@
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApiLimits } from '../config.js';
-import { clientKey, RATE_LIMITED_MESSAGE, RateLimiter, rateLimit } from './rateLimit.js';
+import { addressKey, clientKey, RATE_LIMITED_MESSAGE, RateLimiter, rateLimit } from './rateLimit.js';
 
 /** GraphQL: per API token (per address without one), answered in GraphQL's own error shape. */
 export function graphqlRateLimit(limits: ApiLimits): RequestHandler {
@@ -12,17 +13,18 @@ export function graphqlRateLimit(limits: ApiLimits): RequestHandler {
 
 /**
  * The agent endpoint: per machine credential; enrollment (no credential yet) per address, with a
- * limit of its own so that enrollment keys cannot be guessed at speed.
+ * limit of its own so that enrollment keys cannot be guessed at speed. Undefined when the request
+ * may go on; otherwise how long to wait and the message to answer 429 with.
  */
-export function agentRateLimit(limits: ApiLimits): RequestHandler {
+export function agentRateLimit(limits: ApiLimits): (req: IncomingMessage, path: string) => { retryAfter: number; message: string } | undefined {
   const perMachine = new RateLimiter(limits.agentRequestsPerMinute);
   const enrollments = new RateLimiter(limits.enrollmentsPerMinute);
-  const respond = (setting: string) => (res: Response, retryAfter: number) => {
-    res.json({ error: { code: 'RATE_LIMITED', message: RATE_LIMITED_MESSAGE(retryAfter, setting) } });
+  return (req, path) => {
+    const [limiter, key, setting] = path === '/enroll' ? [enrollments, addressKey, 'FLEETPATCH_ENROLL_RATE_LIMIT'] : [perMachine, clientKey, 'FLEETPATCH_AGENT_RATE_LIMIT'];
+    // Limit off (0): not even the key, whose hash every agent request would pay for.
+    const retryAfter = limiter.perMinute <= 0 ? 0 : limiter.take(key(req));
+    return retryAfter === 0 ? undefined : { retryAfter, message: RATE_LIMITED_MESSAGE(retryAfter, setting) };
   };
-  const machineLimit = rateLimit(perMachine, clientKey, respond('FLEETPATCH_AGENT_RATE_LIMIT'));
-  const enrollLimit = rateLimit(enrollments, (req) => `a:${req.ip ?? 'unknown'}`, respond('FLEETPATCH_ENROLL_RATE_LIMIT'));
-  return (req: Request, res: Response, next: NextFunction) => (req.path === '/enroll' ? enrollLimit : machineLimit)(req, res, next);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { bearerToken } from './auth.js';
 
@@ -50,9 +51,14 @@ export class RateLimiter {
 }
 
 /** The key of a request: its bearer secret's hash (never the secret itself), or its address. */
-export function clientKey(req: Request): string {
+export function clientKey(req: IncomingMessage): string {
   const secret = bearerToken(req.headers.authorization);
-  return secret ? `s:${createHash('sha256').update(secret).digest('hex')}` : `a:${req.ip ?? 'unknown'}`;
+  return secret ? `s:${createHash('sha256').update(secret).digest('hex')}` : addressKey(req);
+}
+
+/** The key of the address a request came from (the API trusts no proxy header). */
+export function addressKey(req: IncomingMessage): string {
+  return `a:${req.socket.remoteAddress ?? 'unknown'}`;
 }
 
 export const RATE_LIMITED_MESSAGE = (retryAfter: number, setting: string) =>

@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import { listen } from '../net.js';
 import { connectTemporal, type TemporalSettings } from '../temporal/connection.js';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
-import { agentRouter } from './agent/agent.router.js';
+import { agentEndpoint } from './agent/agent.router.js';
 import { auditPlugin } from './audit.js';
 import { authenticate } from './auth.js';
 import { webConsole } from './console.js';
@@ -65,10 +65,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const validationRules = [queryLimitsRule({ maxDepth: limits.graphqlMaxDepth, maxCost: limits.graphqlMaxCost })];
 
   const app = express();
-  // No ETag on answers: they are JSON about state that changes, never cached, and hashing each
-  // one cost about 0.05 ms of CPU per agent request (Express hashes every answer it sends).
+  // No ETag on answers: they are JSON about state that changes and are never cached; Express
+  // would hash every answer it sends.
   app.set('etag', false);
-  const httpServer = createApiHttpServer(app, options.tls);
+  // Prometheus text; unauthenticated like /healthz: keep the API port off the internet or filter /metrics at the proxy.
+  const metrics = createApiMetrics(database);
+  // The agent endpoint answers on its own, without Express (see agentEndpoint); the rest is Express.
+  const agents = agentEndpoint(services, { observe: metrics.observeAgentRequest, limit: agentRateLimit(limits) });
+  const httpServer = createApiHttpServer((req, res) => (isAgentPath(req.url) ? agents(req, res) : app(req, res)), options.tls);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -79,13 +83,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', ...health });
   });
 
-  // Prometheus text; unauthenticated like /healthz: keep the API port off the internet or filter /metrics at the proxy.
-  const metrics = createApiMetrics(database);
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-
-  app.use(AGENT_API_PREFIX, metrics.agentMiddleware, agentRateLimit(limits), agentRouter(services));
 
   // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
   // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
@@ -183,4 +183,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return closing;
     },
   };
+}
+
+/** `/agent/v1` and what is below it (not `/agent/v10`). */
+function isAgentPath(url: string | undefined): boolean {
+  return url !== undefined && url.startsWith(AGENT_API_PREFIX) && (url.length === AGENT_API_PREFIX.length || url[AGENT_API_PREFIX.length] === '/' || url[AGENT_API_PREFIX.length] === '?');
 }

@@ -172,6 +172,23 @@ describe('the agent endpoint', () => {
     expect({ machines: await count('machines'), assessments: await count('assessments') }).toEqual(before);
   });
 
+  it('answers requests its routes cannot take with a 4xx and a message that says what to send', async () => {
+    const key = await createKey({ description: 'plain http' });
+    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const send = async (method: string, path: string, body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
+      const response = await fetch(`${base}/agent/v1${path}`, { method, headers: { authorization: `Bearer ${credential}`, ...headers }, body });
+      return { status: response.status, type: response.headers.get('content-type'), error: ((await response.json()) as { error: { code: string; message: string } }).error };
+    };
+    expect(await send('GET', '/nowhere', undefined)).toEqual({ status: 404, type: 'application/json; charset=utf-8', error: { code: 'NOT_FOUND', message: 'No such agent endpoint: GET /agent/v1/nowhere.' } });
+    expect((await send('GET', '/assessments', undefined)).status).toBe(404);
+    expect((await send('POST', '/checkin', JSON.stringify({ facts: machineFacts() }), { 'content-type': 'text/plain' })).error.message).toMatch(/^\(body\): /);
+    expect((await send('POST', '/checkin', '"facts"')).error).toEqual({ code: 'BAD_USER_INPUT', message: 'The request body is not valid JSON: a JSON object was expected.' });
+    expect((await send('POST', '/checkin', '{}', { 'content-type': 'application/json', 'content-encoding': 'gzip' })).error.message).toContain('Content-Encoding gzip');
+    expect((await send('POST', '/checkin', '{}', { 'content-type': 'application/json; charset=latin1' })).error.message).toContain('must be UTF-8');
+    // A trailing slash and a query string reach the same route.
+    expect(await fetch(`${base}/agent/v1/checkin/?x=1`, { method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: JSON.stringify({ facts: machineFacts() }) }).then((r) => r.status)).toBe(200);
+  });
+
   it('wakes a long-polling agent within moments of assessMachines', async () => {
     const key = await createKey({ description: 'on demand' });
     const agent = new AgentClient(base);

@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.js';
 import { UnstorableReport } from '../../db/assessmentIngest.js';
@@ -9,18 +9,18 @@ import { AgentService, type AgentMachine } from './agent.service.js';
 import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
-class AgentApiError extends Error {
+export class AgentApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: ErrorCode | 'PAYLOAD_TOO_LARGE',
+    readonly code: ErrorCode | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED',
     message: string,
   ) {
     super(message);
   }
 }
 
-/** A report of 20,000 updates is about 6 MB; the limit leaves room and refuses anything larger. */
-const BODY_LIMIT = '8mb';
+/** A report of 20,000 updates is about 6 MB: the limit leaves room and refuses anything larger. */
+const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 const MAX_LONG_POLL_SECONDS = 60;
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -29,18 +29,85 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return result.data;
 }
 
-type Handler = (req: Request, res: Response) => Promise<void>;
-const handle = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => {
-  fn(req, res).catch(next);
-};
+/** What a route's handler gets: the request, its JSON body (undefined when it sent none), the job id in its path. */
+interface AgentCall {
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: unknown;
+  query: URLSearchParams;
+  jobId: string | undefined;
+}
 
-/** `/agent/v1`: the small JSON API agents use with their machine credential. */
-export function agentRouter(services: ApiServices): express.Router {
+/** The answer: a status and a JSON body. */
+export function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) }).end(json);
+}
+
+/**
+ * A JSON body, read whole up to BODY_LIMIT_BYTES. Only a JSON content type is read (undefined
+ * otherwise, which the route's schema then refuses); only an object or an array is accepted.
+ */
+function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(req.headers['content-type'] ?? '')?.[2]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return Promise.reject(new AgentApiError(400, 'BAD_USER_INPUT', `The request body must be UTF-8; got charset ${charset}.`));
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding !== 'identity') return Promise.reject(new AgentApiError(400, 'BAD_USER_INPUT', `Content-Encoding ${encoding} is not accepted; send the body as it is.`));
+  const tooLarge = () => new AgentApiError(413, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 8mb.');
+  if (Number(req.headers['content-length']) > BODY_LIMIT_BYTES) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > BODY_LIMIT_BYTES) {
+        req.off('data', onData);
+        req.resume();
+        reject(tooLarge());
+      } else chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('error', reject);
+    req.once('end', () => {
+      if (size > BODY_LIMIT_BYTES) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve({});
+      const first = text.trimStart()[0];
+      if (first !== '{' && first !== '[') return reject(new AgentApiError(400, 'BAD_USER_INPUT', 'The request body is not valid JSON: a JSON object was expected.'));
+      try {
+        resolve(JSON.parse(text));
+      } catch (error) {
+        reject(new AgentApiError(400, 'BAD_USER_INPUT', `The request body is not valid JSON: ${(error as Error).message}`));
+      }
+    });
+  });
+}
+
+type Route = (call: AgentCall) => Promise<void>;
+
+/**
+ * `/agent/v1`: the small JSON API agents use with their machine credential. Plain node:http, not
+ * Express: every machine calls it twice a minute at rest and a fleet's reports arrive in bursts;
+ * Express's routing and body parsing cost about a fifth of the API's CPU per report
+ * (BENCHMARKS.md, "Ingest, third pass"). Answers `(req, res, path)` for a path under the prefix;
+ * `observe` (metrics) and `limit` (rate limits) run first.
+ */
+export function agentEndpoint(
+  services: ApiServices,
+  hooks: {
+    observe: (req: IncomingMessage, res: ServerResponse, path: string) => void;
+    /** Undefined when the request may go on; otherwise the refusal (429). */
+    limit: (req: IncomingMessage, path: string) => { retryAfter: number; message: string } | undefined;
+  },
+): (req: IncomingMessage, res: ServerResponse) => void {
   const agents = new AgentService(services);
-  const router = express.Router();
-  router.use(express.json({ limit: BODY_LIMIT, strict: true }));
 
-  const machineOf = async (req: Request): Promise<AgentMachine> => {
+  const machineOf = async (req: IncomingMessage): Promise<AgentMachine> => {
     const credential = bearerToken(req.headers.authorization);
     if (!credential) throw new AgentApiError(401, 'UNAUTHENTICATED', 'Send the machine credential as "Authorization: Bearer <credential>".');
     const machine = await agents.authenticate(credential);
@@ -50,110 +117,104 @@ export function agentRouter(services: ApiServices): express.Router {
     return machine;
   };
 
-  router.post(
-    '/enroll',
-    handle(async (req, res) => {
-      const body = parse(enrollRequest, req.body);
-      const outcome = await agents.enroll(body.enrollmentKey, body.facts, req.ip ?? null);
+  const routes: Record<string, Route> = {
+    'POST /enroll': async ({ req, res, body }) => {
+      const request = parse(enrollRequest, body);
+      const from = req.socket.remoteAddress ?? null;
+      const outcome = await agents.enroll(request.enrollmentKey, request.facts, from);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
-      services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from: req.ip }, 'machine enrolled');
-      res.status(201).json({ machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
-    }),
-  );
+      services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from }, 'machine enrolled');
+      answer(res, 201, { machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
+    },
 
-  router.post(
-    '/checkin',
-    handle(async (req, res) => {
+    'POST /checkin': async ({ req, res, body }) => {
       const machine = await machineOf(req);
-      const body = parse(checkInRequest, req.body);
-      const after = await agents.checkIn(machine, body.facts);
+      const request = parse(checkInRequest, body);
+      const after = await agents.checkIn(machine, request.facts);
       if (!after) throw new AgentApiError(401, 'UNAUTHENTICATED', 'This machine was removed.');
-      res.json({ managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType) });
-    }),
-  );
+      answer(res, 200, { managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType) });
+    },
 
-  router.get(
-    '/commands',
-    handle(async (req, res) => {
+    'GET /commands': async ({ req, res, query }) => {
       const machine = await machineOf(req);
-      const raw = req.query.waitSeconds ?? '0';
+      const given = query.getAll('waitSeconds');
+      const raw = given.length === 0 ? '0' : given.length === 1 ? given[0]! : '';
       // Decimal digits only: Number() would also take '' (0) and hex such as '0x10' (16).
-      const waitSeconds = typeof raw === 'string' && /^\d{1,3}(\.\d{1,3})?$/.test(raw) ? Number(raw) : NaN;
+      const waitSeconds = /^\d{1,3}(\.\d{1,3})?$/.test(raw) ? Number(raw) : NaN;
       if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
         throw new AgentApiError(400, 'BAD_USER_INPUT', `waitSeconds must be a number from 0 to ${MAX_LONG_POLL_SECONDS}.`);
       }
       const aborted = new AbortController();
       res.on('close', () => aborted.abort());
       const commands = await agents.waitForCommands(machine.id, waitSeconds * 1000, aborted.signal);
-      if (!res.writableEnded && !aborted.signal.aborted) res.json({ commands });
-    }),
-  );
+      if (!res.writableEnded && !aborted.signal.aborted) answer(res, 200, { commands });
+    },
 
-  router.post(
-    '/assessments',
-    handle(async (req, res) => {
+    'POST /assessments': async ({ req, res, body }) => {
       const machine = await machineOf(req);
-      const checked = parseAssessmentReport(req.body);
+      const checked = parseAssessmentReport(body);
       if (!checked.success) throw new AgentApiError(400, 'BAD_USER_INPUT', describeIssues(checked.error));
-      const report = checked.data;
-      const outcome = await agents.storeReport(machine, report).catch((error: unknown) => {
+      const outcome = await agents.storeReport(machine, checked.data).catch((error: unknown) => {
         throw error instanceof UnstorableReport ? new AgentApiError(400, 'BAD_USER_INPUT', error.message) : error;
       });
-      res.status(outcome.stored ? 201 : 200).json(outcome);
-    }),
-  );
+      answer(res, outcome.stored ? 201 : 200, outcome);
+    },
 
-  const UNKNOWN_JOB = 'No such job for this machine. A machine can only report on its own jobs.';
-  const jobIdOf = (req: Request): string => {
-    const id = String(req.params.jobId);
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
-    return id;
+    'POST /jobs/:jobId/events': async ({ req, res, body, jobId }) => {
+      const machine = await machineOf(req);
+      const events = parse(jobEvents, body);
+      const outcome = await agents.jobEvents(machine, jobIdOf(jobId), events);
+      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      answer(res, 200, outcome);
+    },
+
+    'POST /jobs/:jobId/result': async ({ req, res, body, jobId }) => {
+      const machine = await machineOf(req);
+      const result = parse(jobResult, body);
+      const outcome = await agents.jobResult(machine, jobIdOf(jobId), result);
+      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      answer(res, 200, outcome);
+    },
   };
 
-  router.post(
-    '/jobs/:jobId/events',
-    handle(async (req, res) => {
-      const machine = await machineOf(req);
-      const events = parse(jobEvents, req.body);
-      const outcome = await agents.jobEvents(machine, jobIdOf(req), events);
-      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
-      res.json(outcome);
-    }),
-  );
-
-  router.post(
-    '/jobs/:jobId/result',
-    handle(async (req, res) => {
-      const machine = await machineOf(req);
-      const result = parse(jobResult, req.body);
-      const outcome = await agents.jobResult(machine, jobIdOf(req), result);
-      if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
-      res.json(outcome);
-    }),
-  );
-
-  router.use((_req: Request, _res: Response, next: NextFunction) => next(new AgentApiError(404, 'NOT_FOUND', `No such agent endpoint: ${_req.method} ${AGENT_API_PREFIX}${_req.path}.`)));
-
-  router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    let status = 500;
-    let body: AgentErrorResponse = { error: { code: 'INTERNAL', message: 'Internal server error.' } };
-    const httpError = error as { status?: number; type?: string; message?: string };
-    if (error instanceof AgentApiError) {
-      status = error.status;
-      body = { error: { code: error.code, message: error.message } };
-    } else if (httpError.type === 'entity.too.large') {
-      status = 413;
-      body = { error: { code: 'PAYLOAD_TOO_LARGE', message: `The request body is larger than ${BODY_LIMIT}.` } };
-    } else if (httpError.type === 'entity.parse.failed' || httpError.type === 'encoding.unsupported' || httpError.type === 'charset.unsupported') {
-      status = 400;
-      body = { error: { code: 'BAD_USER_INPUT', message: `The request body is not valid JSON: ${httpError.message ?? ''}`.trim() } };
-    } else if (typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
-      status = httpError.status;
-      body = { error: { code: 'BAD_USER_INPUT', message: httpError.message ?? 'Bad request.' } };
-    } else {
-      services.logger.error({ err: error }, 'agent endpoint failed');
+  const fail = (res: ServerResponse, error: unknown) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
     }
-    res.status(status).json(body);
-  });
-  return router;
+    if (error instanceof AgentApiError) {
+      answer(res, error.status, { error: { code: error.code, message: error.message } } satisfies AgentErrorResponse);
+      return;
+    }
+    services.logger.error({ err: error }, 'agent endpoint failed');
+    answer(res, 500, { error: { code: 'INTERNAL', message: 'Internal server error.' } } satisfies AgentErrorResponse);
+  };
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname.slice(AGENT_API_PREFIX.length).replace(/(.)\/$/, '$1') || '/';
+    hooks.observe(req, res, path);
+    const limited = hooks.limit(req, path);
+    if (limited) {
+      req.resume();
+      answer(res, 429, { error: { code: 'RATE_LIMITED', message: limited.message } } satisfies AgentErrorResponse, { 'retry-after': String(limited.retryAfter) });
+      return;
+    }
+    const job = /^\/jobs\/([^/]+)\/(events|result)$/.exec(path);
+    const route = routes[`${req.method} ${job ? `/jobs/:jobId/${job[2]}` : path}`];
+    if (!route) {
+      req.resume();
+      fail(res, new AgentApiError(404, 'NOT_FOUND', `No such agent endpoint: ${req.method} ${AGENT_API_PREFIX}${path}.`));
+      return;
+    }
+    const body = req.method === 'GET' ? Promise.resolve(undefined) : readJsonBody(req);
+    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error));
+  };
+}
+
+const UNKNOWN_JOB = 'No such job for this machine. A machine can only report on its own jobs.';
+
+function jobIdOf(id: string | undefined): string {
+  if (!id || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+  return id;
 }
