@@ -1,5 +1,5 @@
 import { finished } from 'node:stream/promises';
-import type { Sql, TransactionSql } from 'postgres';
+import type { ReservedSql, Sql } from 'postgres';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { AssessmentReport } from '../agent/protocol.js';
 
@@ -149,11 +149,21 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
   const stored = new Set<string>();
   if (results.length === 0) await storeErrors(sql, errors);
   else {
-    await sql.begin(async (tx) => {
-      for (const row of await storeResults(tx, results)) stored.add(row.id);
+    // A transaction by hand rather than sql.begin: BEGIN goes out with the first statement instead
+    // of a round trip before it (each one waits on a busy API's event loop).
+    const tx = await sql.reserve();
+    try {
+      const [, rows] = await Promise.all([tx`begin`, storeResults(tx, results)]);
+      for (const row of rows) stored.add(row.id);
       await copyPendingUpdates(tx, results.filter((r) => stored.has(r.id)));
       if (errors.length > 0) await storeErrors(tx, errors);
-    });
+      await tx`commit`;
+    } catch (error) {
+      await tx`rollback`.catch(() => undefined);
+      throw error;
+    } finally {
+      tx.release();
+    }
   }
   return reports.map((r) => ({ stored: r.kind === 'ERROR' || stored.has(r.id) }));
 }
@@ -175,7 +185,7 @@ function jsonArray(reports: ReadonlyArray<{ json: string }>): string {
  * report ids (an agent resending while its first attempt is still queued) wait for each other in
  * one order. Answers the ids of the assessments it stored.
  */
-function storeResults(sql: TransactionSql, reports: readonly PreparedResult[]): Promise<Array<{ id: string }>> {
+function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<Array<{ id: string }>> {
   return sql<Array<{ id: string }>>`
     with input as (
       select r.*, e.ord
@@ -216,7 +226,7 @@ function storeResults(sql: TransactionSql, reports: readonly PreparedResult[]): 
 }
 
 /** The pending updates of the stored reports, by COPY. */
-async function copyPendingUpdates(sql: TransactionSql, reports: readonly PreparedResult[]): Promise<void> {
+async function copyPendingUpdates(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<void> {
   const rows = Buffer.concat(reports.map((r) => r.rows));
   if (rows.length === 0) return;
   const copy = await sql.unsafe(`copy pending_updates (${COPY_COLUMNS}) from stdin`).writable();
@@ -225,7 +235,7 @@ async function copyPendingUpdates(sql: TransactionSql, reports: readonly Prepare
 }
 
 /** The last error of each machine in the group, and the commands the error reports answer. */
-async function storeErrors(sql: Sql | TransactionSql, reports: readonly PreparedError[]): Promise<void> {
+async function storeErrors(sql: Sql | ReservedSql, reports: readonly PreparedError[]): Promise<void> {
   await sql`
     with input as (
       select r.*, e.ord

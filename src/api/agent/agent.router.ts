@@ -9,10 +9,10 @@ import { AgentService, type AgentMachine } from './agent.service.js';
 import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
-export class AgentApiError extends Error {
+class AgentApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: ErrorCode | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED',
+    readonly code: ErrorCode | 'PAYLOAD_TOO_LARGE',
     message: string,
   ) {
     super(message);
@@ -39,7 +39,7 @@ interface AgentCall {
 }
 
 /** The answer: a status and a JSON body. */
-export function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
   res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) }).end(json);
 }
