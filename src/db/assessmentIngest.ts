@@ -21,11 +21,7 @@ interface PreparedResult {
   machineId: string;
   /** The report without its updates, as the statement reads it: one element of the JSON array it unpacks. */
   json: string;
-  /**
-   * Its pending updates as COPY text, a line each, encoded: outside the JavaScript heap while the
-   * report waits for its group (thousands of small strings kept alive through a commit made the
-   * API's garbage collection the largest cost of ingest).
-   */
+  /** Its pending updates as COPY text, a line each, already encoded: bytes outside the JavaScript heap while the report waits for its group. */
   rows: Buffer;
   /** About how many bytes it sends to PostgreSQL: bounds a group's size. */
   bytes: number;
