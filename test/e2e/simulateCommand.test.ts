@@ -2,30 +2,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startApiOnFreshDatabase, tokenFor, waitUntil } from '../support/env.js';
 import { spawnFleetpatch } from '../support/processes.js';
 
 /** `fleetpatch simulate` as an operator runs it: a fleet appears, the command says how the ramp-up goes, Ctrl-C stops it. */
 describe('fleetpatch simulate', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let token: string;
   let enrollKey: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
     token = await tokenFor(database, 'VIEWER');
     enrollKey = (await createEnrollmentKey(database.db, { description: 'simulate command', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
   });
 
   afterAll(async () => {
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await close?.();
   });
 
   it('brings N machines with pending updates into the fleet, and stops on SIGINT', async () => {

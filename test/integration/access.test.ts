@@ -10,7 +10,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 import { machineFacts } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 
 describe('access: tokens, audit log, limits and secrets in logs', () => {
   let api: ApiServer;
@@ -198,19 +198,14 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
 describe('ids that are not UUIDs', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
   });
 
   afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
+    await close();
   });
 
   it('answers BAD_USER_INPUT, not INTERNAL (the fuzz test found these)', async () => {

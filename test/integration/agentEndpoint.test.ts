@@ -3,30 +3,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import type { Database } from '../../src/db/client.js';
 
 describe('the agent endpoint', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let admin: string;
   let base: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
     base = api.url.replace('/graphql', '');
   });
 
   afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
+    await close();
   });
 
   async function createKey(input: Record<string, unknown>): Promise<{ id: string; secret: string }> {

@@ -7,7 +7,7 @@ import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, ensureInstallCommand, ensureRun } from '../../src/db/runs.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 /**
  * A machine credential reaches its own machine and nothing else: each agent endpoint is tried by
@@ -16,7 +16,7 @@ import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSett
 describe('agent isolation', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let base: string;
   let admin: string;
   const agents: Record<'a' | 'b', { id: string; credential: string; client: AgentClient }> = {} as never;
@@ -24,10 +24,7 @@ describe('agent isolation', () => {
   let assessCommandOfB: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
     base = api.url.replace('/graphql', '');
     admin = await tokenFor(database, 'ADMIN');
     const key = await graphql<{ createEnrollmentKey: { secret: string } }>(api.url, 'mutation { createEnrollmentKey(input: {description: "isolation"}) { secret } }', { token: admin });
@@ -62,9 +59,7 @@ describe('agent isolation', () => {
   });
 
   afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
+    await close();
   });
 
   /** Everything of B's an agent could touch. */

@@ -6,7 +6,7 @@ import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { listMachines } from '../../src/db/machines.js';
 import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 /**
  * The computers view, missing updates and the summary on a small fleet built through the real
@@ -15,15 +15,12 @@ import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSett
 describe('the fleet view over GraphQL', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let viewer: string;
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
     viewer = await tokenFor(database, 'VIEWER');
     const { secret } = await createEnrollmentKey(database.db, { description: 'fleet', expiresAt: null, maxUses: null, defaultTags: [] });
     const base = api.url.replace('/graphql', '');
@@ -50,9 +47,7 @@ describe('the fleet view over GraphQL', () => {
   });
 
   afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
+    await close();
   });
 
   type Row = { name: string; compliance: string; agentReadiness: string; environment: string; osType: string; criticalAndSecurityCount: number; otherCount: number };

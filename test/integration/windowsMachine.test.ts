@@ -9,7 +9,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { machineFacts } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 // A Windows Server machine through the real agent endpoint, GraphQL and Postgres, with the
 // assessments its agent makes from recorded documents of windows.ps1 (no Windows machine here).
@@ -32,16 +32,13 @@ const windowsServer = () =>
 describe('a Windows machine', () => {
   let api: ApiServer;
   let database: Database;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   let admin: string;
   let base: string;
   let key: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+    ({ api, database, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
     base = api.url.replace('/graphql', '');
     const created = await graphql<{ createEnrollmentKey: { secret: string } }>(api.url, 'mutation { createEnrollmentKey(input: { description: "windows", maxUses: 1 }) { secret } }', { token: admin });
@@ -50,9 +47,7 @@ describe('a Windows machine', () => {
   });
 
   afterAll(async () => {
-    await api.close();
-    await database.close();
-    await drop();
+    await close();
   });
 
   it('is refused at enrollment when it runs a client edition, without using up the key', async () => {
