@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import type { Database } from '../db/client.js';
@@ -15,16 +15,11 @@ export interface ApiMetrics {
   registry: Registry;
   /** Counts GraphQL operations by name and type, and their errors by code. */
   apolloPlugin: ApolloServerPlugin;
-  /** Observes a request to the agent endpoint (`path` below its prefix) until it is answered. */
-  observeAgentRequest: (req: IncomingMessage, res: ServerResponse, path: string) => void;
-}
-
-const AGENT_ROUTES = new Set(['POST /enroll', 'POST /checkin', 'GET /commands', 'POST /assessments', 'POST /jobs/:jobId/events', 'POST /jobs/:jobId/result']);
-
-/** Agent routes as a label: the job id is not part of it (a series per job), unknown paths are "other". */
-function agentRoute(method: string, path: string): string {
-  const route = `${method} ${path.replace(/^\/jobs\/[^/]+\//, '/jobs/:jobId/')}`;
-  return AGENT_ROUTES.has(route) ? route : 'other';
+  /**
+   * Observes a request to the agent endpoint until it is answered. `route` is the endpoint's own
+   * name for it ("POST /jobs/:jobId/result": no series per job), undefined for a path it does not serve.
+   */
+  observeAgentRequest: (res: ServerResponse, route: string | undefined) => void;
 }
 
 export function createApiMetrics(database: Database): ApiMetrics {
@@ -70,8 +65,7 @@ export function createApiMetrics(database: Database): ApiMetrics {
     },
   };
 
-  const observeAgentRequest = (req: IncomingMessage, res: ServerResponse, path: string) => {
-    const route = agentRoute(req.method ?? 'GET', path);
+  const observeAgentRequest = (res: ServerResponse, route = 'other') => {
     const polling = route === 'GET /commands';
     if (polling) longPolls.inc();
     let counted = false;

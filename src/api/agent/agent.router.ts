@@ -100,7 +100,7 @@ type Route = (call: AgentCall) => Promise<void>;
 export function agentEndpoint(
   services: ApiServices,
   hooks: {
-    observe: (req: IncomingMessage, res: ServerResponse, path: string) => void;
+    observe: (res: ServerResponse, route: string | undefined) => void;
     /** Undefined when the request may go on; otherwise the refusal (429). */
     limit: (req: IncomingMessage, path: string) => { retryAfter: number; message: string } | undefined;
   },
@@ -193,15 +193,16 @@ export function agentEndpoint(
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://agent');
     const path = url.pathname.slice(AGENT_API_PREFIX.length).replace(/(.)\/$/, '$1') || '/';
-    hooks.observe(req, res, path);
+    const job = /^\/jobs\/([^/]+)\/(events|result)$/.exec(path);
+    const name = `${req.method} ${job ? `/jobs/:jobId/${job[2]}` : path}`;
+    const route = routes[name];
+    hooks.observe(res, route && name);
     const limited = hooks.limit(req, path);
     if (limited) {
       req.resume();
       answer(res, 429, { error: { code: 'RATE_LIMITED', message: limited.message } } satisfies AgentErrorResponse, { 'retry-after': String(limited.retryAfter) });
       return;
     }
-    const job = /^\/jobs\/([^/]+)\/(events|result)$/.exec(path);
-    const route = routes[`${req.method} ${job ? `/jobs/:jobId/${job[2]}` : path}`];
     if (!route) {
       req.resume();
       fail(res, new AgentApiError(404, 'NOT_FOUND', `No such agent endpoint: ${req.method} ${AGENT_API_PREFIX}${path}.`));

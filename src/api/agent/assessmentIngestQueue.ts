@@ -96,7 +96,7 @@ export class AssessmentIngestQueue {
   private smallestStoring(): number {
     let smallest = Infinity;
     for (const group of this.storing) smallest = Math.min(smallest, group.length);
-    return Math.max(1, smallest === Infinity ? 1 : smallest);
+    return smallest === Infinity ? 1 : smallest;
   }
 
   private takeGroup(): Waiting[] {
