@@ -51,6 +51,8 @@ export const enrollmentKeys = pgTable('enrollment_keys', {
   defaultTags: text('default_tags').array().notNull().default(sql`'{}'::text[]`),
   maxUses: integer('max_uses'),
   useCount: integer('use_count').notNull().default(0),
+  /** When a machine last enrolled with it. */
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   expiresAt: timestamp('expires_at', { withTimezone: true }),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
@@ -100,7 +102,12 @@ export const machines = pgTable(
     lastAssessmentError: jsonb('last_assessment_error').$type<{ code: string; message: string; at: string } | null>(),
     removedAt: timestamp('removed_at', { withTimezone: true }),
   },
-  (t) => [index('machines_name_idx').on(t.name), index('machines_last_seen_idx').on(t.lastSeenAt)],
+  (t) => [
+    index('machines_name_idx').on(t.name),
+    index('machines_last_seen_idx').on(t.lastSeenAt),
+    // Machines that share a name (hostnames ignore case) are shown as duplicates.
+    index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
+  ],
 );
 
 /** Every assessment a machine reported: the history. Its id is the agent's report id, so a resent report is stored once. */
