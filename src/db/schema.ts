@@ -17,6 +17,30 @@ export const apiTokens = pgTable('api_tokens', {
 });
 
 /**
+ * Console sessions: the web console exchanges an API token for one, kept by the browser in an
+ * HttpOnly cookie (scripts on the page never see a secret). A session acts with its token's role
+ * and lives while its token does: revoking the token ends every session of it. Only a hash of the
+ * cookie's value is kept.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    secretHash: text('secret_hash').notNull().unique(),
+    tokenId: uuid('token_id')
+      .notNull()
+      .references(() => apiTokens.id, { onDelete: 'cascade' }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Never later than its token's expiry. */
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** Signed out. */
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    sourceAddress: text('source_address'),
+  },
+  (t) => [index('console_sessions_token_idx').on(t.tokenId), index('console_sessions_expires_idx').on(t.expiresAt)],
+);
+
+/**
  * Worker self-checks: a workflow that waits, then records which worker completed it.
  * They prove that the whole chain (API → Temporal → worker → Postgres → subscription) works.
  */

@@ -29,7 +29,7 @@ describe('secret redaction', () => {
   it('masks a secret whatever its last character, at the end of a text or before any separator', () => {
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const missed: string[] = [];
-    for (const prefix of ['fp_', 'fpe_', 'fpm_']) {
+    for (const prefix of ['fp_', 'fpe_', 'fpm_', 'fps_']) {
       for (const last of alphabet) {
         const secret = `${prefix}${'x7-_Q'.repeat(9).slice(0, 42)}${last}`;
         for (const text of [secret, `${secret} `, `"${secret}"`, `${secret}.`, `token=${secret}&next=1`, `${secret}\n`, `Bearer ${secret}`, `KEY_${secret}`]) {
