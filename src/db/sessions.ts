@@ -40,6 +40,7 @@ export async function findActiveSession(db: Db, secret: string): Promise<Session
       name: apiTokens.name,
       role: apiTokens.role,
       tokenExpiresAt: apiTokens.expiresAt,
+      recentlyUsed: sql<boolean>`coalesce(${apiTokens.lastUsedAt} > now() - interval '1 minute', false)`,
     })
     .from(consoleSessions)
     .innerJoin(apiTokens, eq(apiTokens.id, consoleSessions.tokenId))
@@ -52,7 +53,11 @@ export async function findActiveSession(db: Db, secret: string): Promise<Session
         or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
       ),
     );
-  return row ?? null;
+  if (!row) return null;
+  const { recentlyUsed, ...principal } = row;
+  // The token's last use counts the console's too, written at most once a minute (as findActiveToken does).
+  if (!recentlyUsed) await db.update(apiTokens).set({ lastUsedAt: sql`now()` }).where(eq(apiTokens.id, row.tokenId));
+  return principal;
 }
 
 /** Ends (signs out) the session with this secret; the ended session, or undefined when there is none. */
