@@ -116,6 +116,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         try {
           // Subscriptions authenticate on connection: no token, no connection.
           const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+          const seenChanges = socketAccess.seenChanges;
           const principal = await authenticateRequest(database.db, ctx.extra.request.headers, { authorization, originRequired: true });
           if (!principal) throw new Error('no token in the connection params');
           ctx.extra.principal = principal;
@@ -123,7 +124,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           ctx.extra.endAccess = socketAccess.open(principal, (reason) => {
             logger.info({ tokenId: principal.tokenId, sessionId: principal.sessionId, reason }, 'subscription socket closed: its access ended');
             socket.close(ACCESS_ENDED_CLOSE_CODE, reason);
-          });
+          }, seenChanges);
+          // Gone while its token was being read: graphql-ws has already run onClose for it.
+          if (socket.readyState !== socket.OPEN) ctx.extra.endAccess();
           return true;
         } catch (error) {
           logger.info({ reason: error instanceof Error ? error.message : String(error) }, 'subscription connection refused');

@@ -43,6 +43,8 @@ interface OpenSocket {
  */
 export class SocketAccess {
   private readonly sockets = new Set<OpenSocket>();
+  /** Token and session changes announced so far: see `open`'s `seenChanges`. */
+  private changes = 0;
   private readonly interval: NodeJS.Timeout;
   private readonly now: () => Date;
 
@@ -55,14 +57,22 @@ export class SocketAccess {
     this.interval.unref();
   }
 
+  /** A mark to take before authenticating a socket, for `open`. */
+  get seenChanges(): number {
+    return this.changes;
+  }
+
   /**
    * A socket that authenticated as `principal`; `close(reason)` ends it once its access ends.
-   * Returns what to call when the socket closes for any other reason.
+   * `seenChanges`, taken before the token was read: a change announced while it was being read
+   * (which this socket was not there to hear) has it read again at once. Returns what to call when
+   * the socket closes for any other reason.
    */
-  open(principal: Principal, close: (reason: string) => void): () => void {
+  open(principal: Principal, close: (reason: string) => void, seenChanges: number): () => void {
     const socket: OpenSocket = { principal: { ...principal }, close };
     this.sockets.add(socket);
     this.arm(socket);
+    if (this.changes !== seenChanges) void this.recheck([socket]);
     return () => this.forget(socket);
   }
 
@@ -74,6 +84,7 @@ export class SocketAccess {
   follow(pubsub: FleetPubSub): () => void {
     return pubsub.observe({
       delivered: (topic, detail) => {
+        if (topic === 'apiTokenChanged' || topic === 'consoleSessionChanged') this.changes++;
         if (topic === 'apiTokenChanged') {
           const { tokenId } = detail as Events['apiTokenChanged'][0];
           void this.recheck([...this.sockets].filter((s) => s.principal.tokenId === tokenId));
@@ -82,7 +93,10 @@ export class SocketAccess {
           void this.recheck([...this.sockets].filter((s) => s.principal.sessionId === sessionId));
         }
       },
-      listening: () => void this.recheck([...this.sockets]),
+      listening: () => {
+        this.changes++;
+        void this.recheck([...this.sockets]);
+      },
     });
   }
 
