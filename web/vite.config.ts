@@ -15,6 +15,10 @@ export default defineConfig({
     chunkSizeWarningLimit: 1000,
   },
   server: {
-    proxy: { '/graphql': { target: `http://127.0.0.1:${process.env.PORT ?? 4000}`, ws: true } },
+    // /session too: the console signs in there (its cookie then goes with every request).
+    proxy: {
+      '/graphql': { target: `http://127.0.0.1:${process.env.PORT ?? 4000}`, ws: true },
+      '/session': { target: `http://127.0.0.1:${process.env.PORT ?? 4000}` },
+    },
   },
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { bearerToken } from './auth.js';
+import { bearerToken, sessionSecret } from './auth.js';
 
 /**
  * In-process token buckets: each key may burst a few seconds' worth of requests, then goes at the
@@ -50,9 +50,9 @@ export class RateLimiter {
   }
 }
 
-/** The key of a request: its bearer secret's hash (never the secret itself), or its address. */
+/** The key of a request: its bearer secret's or console session's hash (never the secret itself), or its address. */
 export function clientKey(req: IncomingMessage): string {
-  const secret = bearerToken(req.headers.authorization);
+  const secret = bearerToken(req.headers.authorization) ?? sessionSecret(req.headers.cookie);
   return secret ? `s:${createHash('sha256').update(secret).digest('hex')}` : addressKey(req);
 }
 

@@ -15,7 +15,7 @@ import { connectTemporal, type TemporalSettings } from '../temporal/connection.j
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import { agentEndpoint } from './agent/agent.router.js';
 import { auditPlugin } from './audit.js';
-import { authenticate } from './auth.js';
+import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
@@ -26,6 +26,10 @@ import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { buildApiSchema } from './schema.js';
 import { SystemService } from './system/system.service.js';
+import { consoleSessionRoutes, SESSION_PATH } from './session.js';
+import { ACCESS_ENDED_CLOSE_CODE, SocketAccess } from './socketAccess.js';
+import { tokenStates } from '../db/tokens.js';
+import { sessionStates } from '../db/sessions.js';
 
 export const GRAPHQL_PATH = '/graphql';
 /** The largest GraphQL request body: a deployment input with thousands of machine ids fits. */
@@ -65,6 +69,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const validationRules = [queryLimitsRule({ maxDepth: limits.graphqlMaxDepth, maxCost: limits.graphqlMaxCost })];
 
   const app = express();
+  // Nobody needs to know what the server is built with.
+  app.disable('x-powered-by');
+  // Every answer is what its Content-Type says: browsers must not guess otherwise.
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   // No ETag on answers: they are JSON about state that changes and are never cached; Express
   // would hash every answer it sends.
   app.set('etag', false);
@@ -87,18 +98,35 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params.
+  // Sockets authenticate once, when they open: this closes them when their token or session ends.
+  const socketAccess = new SocketAccess(
+    { tokens: (ids) => tokenStates(database.db, ids), sessions: (ids) => sessionStates(database.db, ids) },
+    { onError: (error) => logger.warn({ err: error }, 'could not read the tokens of open subscription sockets') },
+  );
+  socketAccess.follow(pubsub);
+
+  // Subscriptions: graphql-ws on the same path and port. The token comes in the connection params
+  // (or the console's session in its cookie).
   // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
-  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal'] }>(
+  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal']; endAccess?: () => void }>(
     {
       schema,
       onConnect: async (ctx) => {
         try {
           // Subscriptions authenticate on connection: no token, no connection.
-          const principal = await authenticate(database.db, ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
+          const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+          const seenChanges = socketAccess.seenChanges;
+          const principal = await authenticateRequest(database.db, ctx.extra.request.headers, { authorization, originRequired: true });
           if (!principal) throw new Error('no token in the connection params');
           ctx.extra.principal = principal;
+          const { socket } = ctx.extra;
+          ctx.extra.endAccess = socketAccess.open(principal, (reason) => {
+            logger.info({ tokenId: principal.tokenId, sessionId: principal.sessionId, reason }, 'subscription socket closed: its access ended');
+            socket.close(ACCESS_ENDED_CLOSE_CODE, reason);
+          }, seenChanges);
+          // Gone while its token was being read: graphql-ws has already run onClose for it.
+          if (socket.readyState !== socket.OPEN) ctx.extra.endAccess();
           return true;
         } catch (error) {
           logger.info({ reason: error instanceof Error ? error.message : String(error) }, 'subscription connection refused');
@@ -123,6 +151,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         }
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
+      onClose: (ctx) => ctx.extra.endAccess?.(),
       context: (ctx): ApiContext => ({ principal: ctx.extra.principal ?? null, services, sourceAddress: ctx.extra.request.socket.remoteAddress ?? null }),
     },
     wsServer,
@@ -137,11 +166,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       auditPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
       metrics.apolloPlugin,
-      { serverWillStart: async () => ({ drainServer: async () => { await wsCleanup.dispose(); } }) },
+      { serverWillStart: async () => ({ drainServer: async () => { socketAccess.close(); await wsCleanup.dispose(); } }) },
       options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
     ],
   });
   await apollo.start();
+  // The web console signs in here: its token exchanged for a session in an HttpOnly cookie.
+  app.use(SESSION_PATH, consoleSessionRoutes(services, { secureCookie: options.tls !== undefined, rateLimit: graphqlRateLimit(limits) }));
   app.use(
     GRAPHQL_PATH,
     graphqlRateLimit(limits),
@@ -149,11 +180,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<ApiContext> => {
         try {
-          return { principal: await authenticate(database.db, req.headers.authorization), services, sourceAddress: req.ip ?? null };
+          return { principal: await authenticateRequest(database.db, req.headers, { originRequired: false }), services, sourceAddress: req.ip ?? null };
         } catch (error) {
           if (error instanceof GraphQLError) {
             // Apollo answers a failing context function with this error and the HTTP status we set.
-            throw new GraphQLError(error.message, { extensions: { ...error.extensions, http: { status: 401 } } });
+            const status = error.extensions.code === 'FORBIDDEN' ? 403 : 401;
+            throw new GraphQLError(error.message, { extensions: { ...error.extensions, http: { status } } });
           }
           throw error;
         }

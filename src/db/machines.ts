@@ -43,7 +43,7 @@ export async function enrollMachine(db: Db, enrollmentKey: string, facts: Machin
       .for('update');
     const refusal = enrollmentRefusal(key, now);
     if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
-    await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1` }).where(eq(enrollmentKeys.id, key.id));
+    await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1`, lastUsedAt: now }).where(eq(enrollmentKeys.id, key.id));
     const credential = newSecret('fpm_');
     const [machine] = await tx
       .insert(machines)
@@ -69,6 +69,20 @@ export async function findMachineByCredential(db: Db, credentialHash: string): P
   if (!lookup) credentialLookups.set(db, (lookup = prepareCredentialLookup(db)));
   const [row] = await lookup.execute({ credentialHash });
   return row;
+}
+
+/**
+ * For each name, how many live machines carry it, ignoring case (hostnames ignore case: `WEB-01`
+ * and `web-01` are one name to a person). One query for a whole page of machines.
+ */
+export async function machinesPerName(db: Db, names: readonly string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (names.length === 0) return counts;
+  const rows = await db.execute<{ name: string; machines: number }>(sql`
+    select n.name, (select count(*)::int from machines m where lower(m.name) = lower(n.name) and m.removed_at is null) as machines
+    from unnest(${sql.param([...new Set(names)])}::text[]) as n(name)`);
+  for (const row of rows) counts.set(row.name, row.machines);
+  return counts;
 }
 
 export async function findMachine(db: Db, id: string): Promise<MachineRow | undefined> {

@@ -17,6 +17,30 @@ export const apiTokens = pgTable('api_tokens', {
 });
 
 /**
+ * Console sessions: the web console exchanges an API token for one, kept by the browser in an
+ * HttpOnly cookie (scripts on the page never see a secret). A session acts with its token's role
+ * and lives while its token does: revoking the token ends every session of it. Only a hash of the
+ * cookie's value is kept.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    secretHash: text('secret_hash').notNull().unique(),
+    tokenId: uuid('token_id')
+      .notNull()
+      .references(() => apiTokens.id, { onDelete: 'cascade' }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Never later than its token's expiry. */
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** Signed out. */
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    sourceAddress: text('source_address'),
+  },
+  (t) => [index('console_sessions_token_idx').on(t.tokenId), index('console_sessions_expires_idx').on(t.expiresAt)],
+);
+
+/**
  * Worker self-checks: a workflow that waits, then records which worker completed it.
  * They prove that the whole chain (API → Temporal → worker → Postgres → subscription) works.
  */
@@ -51,6 +75,8 @@ export const enrollmentKeys = pgTable('enrollment_keys', {
   defaultTags: text('default_tags').array().notNull().default(sql`'{}'::text[]`),
   maxUses: integer('max_uses'),
   useCount: integer('use_count').notNull().default(0),
+  /** When a machine last enrolled with it. */
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   expiresAt: timestamp('expires_at', { withTimezone: true }),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
@@ -100,7 +126,12 @@ export const machines = pgTable(
     lastAssessmentError: jsonb('last_assessment_error').$type<{ code: string; message: string; at: string } | null>(),
     removedAt: timestamp('removed_at', { withTimezone: true }),
   },
-  (t) => [index('machines_name_idx').on(t.name), index('machines_last_seen_idx').on(t.lastSeenAt)],
+  (t) => [
+    index('machines_name_idx').on(t.name),
+    index('machines_last_seen_idx').on(t.lastSeenAt),
+    // Machines that share a name (hostnames ignore case) are shown as duplicates.
+    index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
+  ],
 );
 
 /** Every assessment a machine reported: the history. Its id is the agent's report id, so a resent report is stored once. */

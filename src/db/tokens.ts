@@ -60,6 +60,8 @@ export interface TokenPrincipal {
   /** The token's name, for the audit log. */
   name: string;
   role: Role;
+  /** When the token expires; null or absent: never. */
+  tokenExpiresAt?: Date | null;
 }
 
 /**
@@ -69,7 +71,13 @@ export interface TokenPrincipal {
  */
 export async function findActiveToken(db: Db, secret: string): Promise<TokenPrincipal | null> {
   const [row] = await db
-    .select({ id: apiTokens.id, name: apiTokens.name, role: apiTokens.role, recentlyUsed: sql<boolean>`coalesce(${apiTokens.lastUsedAt} > now() - interval '1 minute', false)` })
+    .select({
+      id: apiTokens.id,
+      name: apiTokens.name,
+      role: apiTokens.role,
+      expiresAt: apiTokens.expiresAt,
+      recentlyUsed: sql<boolean>`coalesce(${apiTokens.lastUsedAt} > now() - interval '1 minute', false)`,
+    })
     .from(apiTokens)
     .where(
       and(
@@ -80,5 +88,14 @@ export async function findActiveToken(db: Db, secret: string): Promise<TokenPrin
     );
   if (!row) return null;
   if (!row.recentlyUsed) await db.update(apiTokens).set({ lastUsedAt: sql`now()` }).where(eq(apiTokens.id, row.id));
-  return { tokenId: row.id, name: row.name, role: row.role };
+  return { tokenId: row.id, name: row.name, role: row.role, tokenExpiresAt: row.expiresAt };
+}
+
+/** Revocation and expiry of these tokens, as stored now (a deleted token is absent). */
+export function tokenStates(db: Db, ids: readonly string[]): Promise<Array<{ id: string; revokedAt: Date | null; expiresAt: Date | null }>> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db
+    .select({ id: apiTokens.id, revokedAt: apiTokens.revokedAt, expiresAt: apiTokens.expiresAt })
+    .from(apiTokens)
+    .where(sql`${apiTokens.id} = any(${sql.param([...ids])}::uuid[])`);
 }

@@ -14,6 +14,10 @@ export interface Events {
   agentCommandQueued: [string, { commandId: string }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
   deploymentRunProgress: [string, RunProgressEvent];
+  /** An API token was revoked, re-dated or deleted. Sent by a trigger in PostgreSQL (migrations/0007_console_sessions.sql), whoever wrote it. */
+  apiTokenChanged: [{ tokenId: string }];
+  /** A console session ended, was re-dated or deleted. Sent by a trigger in PostgreSQL, like apiTokenChanged. */
+  consoleSessionChanged: [{ sessionId: string }];
 }
 
 export interface RunProgressEvent {

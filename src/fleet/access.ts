@@ -55,3 +55,43 @@ export function tokenNameProblem(name: string): string | null {
   if (/[\u0000-\u001f\u007f]/.test(trimmed)) return 'the name may not contain control characters.';
   return null;
 }
+
+/**
+ * A console session lasts a working day, and never beyond its token: the browser keeps it in a
+ * cookie, and a cookie left in a shared browser should not outlive the day it was made.
+ */
+export const CONSOLE_SESSION_HOURS = 12;
+
+/** When a console session made now for a token expiring at `tokenExpiresAt` ends. */
+export function consoleSessionExpiry(tokenExpiresAt: Date | null, now: Date): Date {
+  const ends = new Date(now.getTime() + CONSOLE_SESSION_HOURS * 3_600_000);
+  return tokenExpiresAt && tokenExpiresAt < ends ? tokenExpiresAt : ends;
+}
+
+/** A token as stored now (undefined: it no longer exists). */
+export interface TokenState {
+  revokedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+/** A console session as stored now (undefined: it no longer exists). */
+export interface SessionState {
+  endedAt: Date | null;
+  expiresAt: Date;
+}
+
+/**
+ * Why a connection authenticated earlier (a subscription socket) may no longer act for its token or
+ * console session, in words for the client; null while it may. `session` is null for a connection
+ * that presented the token itself.
+ */
+export function accessEnded(token: TokenState | undefined, session: SessionState | undefined | null, now: Date): string | null {
+  if (!token) return 'The API token no longer exists.';
+  if (token.revokedAt) return 'The API token was revoked.';
+  if (token.expiresAt && token.expiresAt <= now) return 'The API token expired.';
+  if (session === null) return null;
+  if (!session) return 'The console session no longer exists.';
+  if (session.endedAt) return 'The console session ended: signed out.';
+  if (session.expiresAt <= now) return 'The console session expired.';
+  return null;
+}

@@ -26,3 +26,38 @@ export function editionRefusal(facts: { osType: 'LINUX' | 'WINDOWS'; osName: str
   if (/\bWindows Server\b|\bAzure Stack HCI\b/i.test(facts.osName)) return null;
   return `${facts.osName} is a Windows client edition, and fleetpatch manages Windows Server only: client operating systems are not supported. Enroll a Windows Server machine instead.`;
 }
+
+/**
+ * A key nobody bounded is what a leaked key is worth to whoever holds it: one from before these
+ * defaults enrolled 302 fake machines in 51 s. So a new key expires and counts its uses unless an
+ * admin says, explicitly, that it must not (`neverExpires`, `unlimitedUses`). A day covers
+ * onboarding a batch of machines; ten machines covers a batch without a number of its own.
+ */
+export const DEFAULT_KEY_LIFETIME_HOURS = 24;
+export const DEFAULT_KEY_MAX_USES = 10;
+export const MAX_KEY_USES = 1_000_000;
+
+export interface EnrollmentKeyLimitsInput {
+  expiresAt?: Date | null;
+  neverExpires?: boolean | null;
+  maxUses?: number | null;
+  unlimitedUses?: boolean | null;
+}
+
+export type EnrollmentKeyLimits = { expiresAt: Date | null; maxUses: number | null } | { field: 'expiresAt' | 'maxUses'; problem: string };
+
+/** When a new key expires and how many machines it may enroll, from what the admin asked for (or why that is refused). */
+export function enrollmentKeyLimits(input: EnrollmentKeyLimitsInput, now: Date): EnrollmentKeyLimits {
+  const expiresAt = input.expiresAt ?? null;
+  const maxUses = input.maxUses ?? null;
+  if (input.neverExpires && expiresAt) return { field: 'expiresAt', problem: 'Give expiresAt or neverExpires: true, not both.' };
+  if (expiresAt && expiresAt <= now) return { field: 'expiresAt', problem: `expiresAt must be in the future; got ${expiresAt.toISOString()}.` };
+  if (input.unlimitedUses && maxUses !== null) return { field: 'maxUses', problem: 'Give maxUses or unlimitedUses: true, not both.' };
+  if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > MAX_KEY_USES)) {
+    return { field: 'maxUses', problem: `maxUses must be between 1 and 1,000,000 (or unlimitedUses: true for no limit); got ${maxUses}.` };
+  }
+  return {
+    expiresAt: input.neverExpires ? null : (expiresAt ?? new Date(now.getTime() + DEFAULT_KEY_LIFETIME_HOURS * 3_600_000)),
+    maxUses: input.unlimitedUses ? null : (maxUses ?? DEFAULT_KEY_MAX_USES),
+  };
+}

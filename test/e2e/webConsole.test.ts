@@ -32,6 +32,8 @@ describe('the web console', () => {
   let browser: Browser;
   let page: Page;
   const agents: SupervisedAgent[] = [];
+  /** Every Content-Security-Policy violation Chromium reports, on any page: there must be none. */
+  const cspViolations: string[] = [];
 
   const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -59,6 +61,13 @@ describe('the web console', () => {
     const assessed = async () => (await graphql<{ machines: { edges: Array<{ node: { lastAssessedAt: string | null } }> } }>(`${base}/graphql`, '{ machines { edges { node { lastAssessedAt } } } }', { token: operator })).data!.machines.edges;
     await waitUntil(assessed, (machines) => machines.filter((m) => m.node.lastAssessedAt).length === 3, 90_000, 'three assessed machines');
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // Chromium logs each violation to the console; the page's own event says it in full.
+    page.on('console', (message) => {
+      if (/Content Security Policy|CSP violation/i.test(message.text())) cspViolations.push(message.text());
+    });
+    await page.addInitScript(
+      "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' (' + e.sourceFile + ':' + e.lineNumber + ')'))",
+    );
   }, 240_000);
 
   afterAll(async () => {
@@ -75,6 +84,8 @@ describe('the web console', () => {
     const index = await fetch(`${base}/deployments/new`, { headers: { accept: 'text/html' } });
     expect(index.status).toBe(200);
     expect(await index.text()).toContain('<div id="root">');
+    expect(index.headers.get('content-security-policy')).toMatch(/script-src 'self'.*frame-ancestors 'none'/);
+    expect(index.headers.get('x-powered-by')).toBeNull();
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     expect((await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) })).status).toBe(200);
     expect((await fetch(`${base}/agent/v1/no-such-thing`, { headers: { accept: 'text/html' } })).headers.get('content-type')).not.toMatch(/text\/html/);
@@ -90,6 +101,12 @@ describe('the web console', () => {
     await page.getByLabel('API token').fill(operator);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Overview', exact: true }).waitFor();
+    // Signed in with a session cookie that no script on the page can read; the token is kept nowhere.
+    const [session] = (await page.context().cookies()).filter((c) => c.name === 'fleetpatch_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+    expect(session!.value).not.toBe(operator);
+    expect(await page.evaluate('document.cookie')).not.toContain('fleetpatch_session');
+    expect(await page.evaluate('JSON.stringify(localStorage) + JSON.stringify(sessionStorage)')).not.toMatch(/fp[ms]?_/);
     await page.getByText('Non-compliant: 3').waitFor();
     await page.getByRole('heading', { name: 'Pending updates by classification' }).waitFor();
     await shot('02-overview');
@@ -238,15 +255,44 @@ describe('the web console', () => {
     await shot('13-disconnected-agent');
   });
 
-  it('signs out, and leads back to the sign-in page when its token is revoked while open', async () => {
+  it('signs out: the session ends on the server, and a reload stays signed out', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    const viewer = await tokenFor(database, 'VIEWER');
-    await page.getByLabel('API token').fill(viewer);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('table.computers tbody tr').first().waitFor();
-    await database.sql`update api_tokens set revoked_at = now() where name = 'test VIEWER'`;
-    await page.getByRole('link', { name: 'Missing updates', exact: true }).click();
     await page.getByLabel('API token').waitFor();
-    expect(await page.evaluate('localStorage.getItem("fleetpatch.token")')).toBeNull();
+    const open = await database.sql`select count(*)::int as n from console_sessions where ended_at is null`;
+    expect(open[0]!.n).toBe(0);
+    await page.reload();
+    await page.getByLabel('API token').waitFor();
+  });
+
+  /** Signs in with a new token of this role, and opens debian-01's page, which subscribes to its changes. */
+  async function signInOnMachinePage(role: 'VIEWER' | 'OPERATOR'): Promise<string> {
+    const token = await tokenFor(database, role);
+    await page.goto(`${base}/computers`);
+    await page.getByLabel('API token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'debian-01', exact: true }).click();
+    await page.getByRole('heading', { name: 'debian-01' }).waitFor();
+    return token;
+  }
+
+  it('leads back to the sign-in page, without a click, when its token is revoked while open', async () => {
+    await signInOnMachinePage('VIEWER');
+    // The machine page holds a subscription: the server closes its socket, and the console notices.
+    await database.sql`update api_tokens set revoked_at = now() where name = 'test VIEWER'`;
+    await page.getByLabel('API token').waitFor({ timeout: 10_000 });
+    await page.reload();
+    await page.getByLabel('API token').waitFor();
+  });
+
+  it('leads back to the sign-in page when its session expires while open', async () => {
+    await signInOnMachinePage('OPERATOR');
+    await database.sql`update console_sessions set expires_at = now() + interval '1 second' where ended_at is null and expires_at > now()`;
+    await page.getByLabel('API token').waitFor({ timeout: 10_000 });
+    await page.reload();
+    await page.getByLabel('API token').waitFor();
+  });
+
+  it('reported no Content-Security-Policy violation on any page', () => {
+    expect(cspViolations).toEqual([]);
   });
 });

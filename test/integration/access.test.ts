@@ -185,12 +185,19 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
     // credential on the agent endpoint, a token pasted into a query's variables.
     await graphql(api.url, '{ machines { totalCount } }', { token: `fp_${'q'.repeat(43)}` });
     await graphql(api.url, 'mutation($d: String!) { createEnrollmentKey(input: {description: $d}) { secret } }', { token: admin, variables: { d: admin } });
+    // A console session: its secret in a Set-Cookie, then in a Cookie header, over HTTP and the socket.
+    const base = api.url.replace('/graphql', '');
+    const signedIn = await fetch(`${base}/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: viewer }) });
+    const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+    secretsSeen.push(cookie.split('=')[1]!);
+    await fetch(api.url, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ query: '{ machines { totalCount } }' }) });
+    await fetch(api.url, { method: 'POST', headers: { 'content-type': 'application/json', cookie, origin: 'https://elsewhere.example' }, body: JSON.stringify({ query: '{ machines { totalCount } }' }) });
     const credential = secretsSeen.find((s) => s.startsWith('fpm_'))!;
     await fetch(`${api.url.replace('/graphql', '')}/agent/v1/checkin`, { method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: '{"facts": ' });
     const log = fs.readFileSync(logFile, 'utf8');
     expect(log).toContain('machine enrolled');
     for (const secret of [...secretsSeen, admin, viewer]) expect(log).not.toContain(secret);
-    expect(log).not.toMatch(/fp[em]?_[A-Za-z0-9_-]{43}/);
+    expect(log).not.toMatch(/fp[ems]?_[A-Za-z0-9_-]{43}/);
     void databaseUrl;
   });
 });

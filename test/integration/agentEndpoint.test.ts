@@ -91,7 +91,91 @@ describe('the agent endpoint', () => {
     const tags = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", defaultTags: ["ok", "not ok"]}) { secret } }', { token: admin });
     expect(tags.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'defaultTags' });
     const uses = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", maxUses: 0}) { secret } }', { token: admin });
-    expect(uses.errors?.[0]?.message).toBe('maxUses must be between 1 and 1,000,000, or null for no limit; got 0.');
+    expect(uses.errors?.[0]?.message).toBe('maxUses must be between 1 and 1,000,000 (or unlimitedUses: true for no limit); got 0.');
+  });
+
+  it('gives a new key an expiry and a bound on its uses unless an admin explicitly says otherwise, and shows its usage', async () => {
+    type Key = { id: string; expiresAt: string | null; maxUses: number | null; useCount: number; lastUsedAt: string | null; state: string };
+    const fields = 'id expiresAt maxUses useCount lastUsedAt state';
+    const create = (input: Record<string, unknown>) =>
+      graphql<{ createEnrollmentKey: { key: Key; secret: string } }>(api.url, `mutation($input: CreateEnrollmentKeyInput!) { createEnrollmentKey(input: $input) { key { ${fields} } secret } }`, { token: admin, variables: { input } });
+
+    const plain = (await create({ description: 'nothing said' })).data!.createEnrollmentKey;
+    expect(plain.key).toMatchObject({ maxUses: 10, useCount: 0, lastUsedAt: null, state: 'ACTIVE' });
+    const hoursLeft = (Date.parse(plain.key.expiresAt!) - Date.now()) / 3_600_000;
+    expect(hoursLeft).toBeGreaterThan(23.9);
+    expect(hoursLeft).toBeLessThanOrEqual(24);
+
+    // Ten machines, then the eleventh is refused with the reason.
+    for (let i = 0; i < 10; i++) await new AgentClient(base).enroll(plain.secret, machineFacts());
+    await expect(new AgentClient(base).enroll(plain.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('used for all of its 10 machine(s)') });
+    const keys = await graphql<{ enrollmentKeys: Key[] }>(api.url, `{ enrollmentKeys { ${fields} } }`, { token: admin });
+    const used = keys.data!.enrollmentKeys.find((k) => k.id === plain.key.id)!;
+    expect(used).toMatchObject({ useCount: 10, state: 'USED_UP' });
+    expect(Math.abs(Date.parse(used.lastUsedAt!) - Date.now())).toBeLessThan(60_000);
+
+    const unbounded = (await create({ description: 'fleet rollout', neverExpires: true, unlimitedUses: true })).data!.createEnrollmentKey.key;
+    expect(unbounded).toMatchObject({ expiresAt: null, maxUses: null });
+    const both = await create({ description: 'confused', maxUses: 5, unlimitedUses: true });
+    expect(both.errors?.[0]).toMatchObject({ message: 'Give maxUses or unlimitedUses: true, not both.', extensions: { code: 'BAD_USER_INPUT', field: 'maxUses' } });
+    // Not an admin: no key at all, let alone an unbounded one.
+    const operator = await tokenFor(database, 'OPERATOR');
+    const refused = await graphql(api.url, 'mutation { createEnrollmentKey(input: {description: "x", unlimitedUses: true, neverExpires: true}) { secret } }', { token: operator });
+    expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('answers a NUL in enrollment or check-in facts with 400 BAD_USER_INPUT naming the field, storing nothing', async () => {
+    const key = await createKey({ description: 'nul' });
+    const enrolled = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const before = await count('machines');
+    const post = async (path: string, body: unknown, auth?: string) => {
+      const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) }, body: JSON.stringify(body) });
+      return { status: response.status, ...((await response.json()) as { error: { code: string; message: string } }) };
+    };
+    for (const [field, facts] of [
+      ['facts.hostname', machineFacts({ hostname: 'web\u000001' })],
+      ['facts.osName', machineFacts({ osName: 'Debian\u0000' })],
+      ['facts.kernel', machineFacts({ kernel: '6.1\u0000' })],
+      ['facts.warnings.0', machineFacts({ warnings: ['a\u0000b'] })],
+    ] as const) {
+      expect(await post('/enroll', { enrollmentKey: key.secret, facts })).toEqual({ status: 400, error: { code: 'BAD_USER_INPUT', message: `${field}: must not contain the NUL character (\\u0000)` } });
+      expect(await post('/checkin', { facts }, enrolled.credential)).toEqual({ status: 400, error: { code: 'BAD_USER_INPUT', message: `${field}: must not contain the NUL character (\\u0000)` } });
+    }
+    expect((await post('/enroll', { enrollmentKey: `${key.secret}\u0000`, facts: machineFacts() })).status).toBe(400);
+    expect(await count('machines')).toBe(before);
+  });
+
+  it('refuses a hostname with control or bidirectional characters, saying which and where', async () => {
+    const key = await createKey({ description: 'hostnames' });
+    const agent = new AgentClient(base);
+    await expect(agent.enroll(key.secret, machineFacts({ hostname: 'web\u202e10-bew' }))).rejects.toMatchObject({
+      status: 400,
+      code: 'BAD_USER_INPUT',
+      message: expect.stringMatching(/^facts\.hostname: the hostname holds U\+202E \(RIGHT-TO-LEFT OVERRIDE\) at character 4/),
+    });
+    const { credential } = await agent.enroll(key.secret, machineFacts({ hostname: 'web-09' }));
+    agent.setCredential(credential);
+    await expect(agent.checkIn(machineFacts({ hostname: 'web-09\u001b[2J' }))).rejects.toMatchObject({ status: 400, message: expect.stringContaining('U+001B (ESCAPE) at character 7') });
+    const names = await database.sql`select name from machines where name like 'web%09%'`;
+    expect(names.map((r) => r.name)).toEqual(['web-09']);
+  });
+
+  it('shows machines that share a name (ignoring case) as duplicates, in the list and on the machine', async () => {
+    const key = await createKey({ description: 'twins' });
+    const first = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-01' }));
+    const second = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'TWIN-01' }));
+    const single = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-02' }));
+    type Node = { id: string; name: string; duplicateName: boolean; warnings: string[] };
+    const list = await graphql<{ machines: { edges: Array<{ node: Node }> } }>(api.url, '{ machines(filter: {nameContains: "twin-0"}, first: 10) { edges { node { id name duplicateName warnings } } } }', { token: admin });
+    const byId = new Map(list.data!.machines.edges.map((e) => [e.node.id, e.node]));
+    expect(byId.get(first.machineId)).toMatchObject({ duplicateName: true, warnings: [expect.stringMatching(/^1 other machine is also named twin-01/)] });
+    expect(byId.get(second.machineId)).toMatchObject({ duplicateName: true, warnings: [expect.stringMatching(/also named TWIN-01/)] });
+    expect(byId.get(single.machineId)).toMatchObject({ duplicateName: false, warnings: [] });
+
+    // Removing one of them makes the other unique again.
+    await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: second.machineId } });
+    const after = await graphql<{ machine: Node }>(api.url, 'query($id: ID!) { machine(id: $id) { duplicateName warnings } }', { token: admin, variables: { id: first.machineId } });
+    expect(after.data!.machine).toEqual({ duplicateName: false, warnings: [] });
   });
 
   it('stores a report once, however often the agent resends it, and counts by classification', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRole, parseTokenExpiry, roleAllows, tokenNameProblem, weakestRole } from '../../src/fleet/access.js';
+import { accessEnded, consoleSessionExpiry, isRole, parseTokenExpiry, roleAllows, tokenNameProblem, weakestRole } from '../../src/fleet/access.js';
 
 describe('roles', () => {
   it('lets each role do what the roles below it may, and nothing above', () => {
@@ -46,5 +46,33 @@ describe('token expiry and names', () => {
     expect(isRole('OPERATOR')).toBe(true);
     expect(isRole('operator')).toBe(false);
     expect(isRole('ROOT')).toBe(false);
+  });
+});
+
+describe('when access ends', () => {
+  const now = new Date('2026-03-01T12:00:00Z');
+  const past = new Date('2026-03-01T11:59:59Z');
+  const future = new Date('2026-03-01T12:00:01Z');
+  const live = { revokedAt: null, expiresAt: null };
+
+  it.each([
+    ['a live token', live, null, null],
+    ['a token that expires later', { revokedAt: null, expiresAt: future }, null, null],
+    ['a deleted token', undefined, null, 'The API token no longer exists.'],
+    ['a revoked token, even unexpired', { revokedAt: past, expiresAt: future }, null, 'The API token was revoked.'],
+    ['a token at its expiry', { revokedAt: null, expiresAt: now }, null, 'The API token expired.'],
+    ['a live session', live, { endedAt: null, expiresAt: future }, null],
+    ['a session of a revoked token', { revokedAt: past, expiresAt: null }, { endedAt: null, expiresAt: future }, 'The API token was revoked.'],
+    ['a signed-out session', live, { endedAt: past, expiresAt: future }, 'The console session ended: signed out.'],
+    ['an expired session', live, { endedAt: null, expiresAt: past }, 'The console session expired.'],
+    ['a deleted session', live, undefined, 'The console session no longer exists.'],
+  ] as const)('%s', (_, token, session, expected) => {
+    expect(accessEnded(token, session, now)).toBe(expected);
+  });
+
+  it('gives a console session a working day, never beyond its token', () => {
+    expect(consoleSessionExpiry(null, now)).toEqual(new Date('2026-03-02T00:00:00Z'));
+    expect(consoleSessionExpiry(new Date('2026-03-10T00:00:00Z'), now)).toEqual(new Date('2026-03-02T00:00:00Z'));
+    expect(consoleSessionExpiry(new Date('2026-03-01T13:00:00Z'), now)).toEqual(new Date('2026-03-01T13:00:00Z'));
   });
 });

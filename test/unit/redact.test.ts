@@ -26,6 +26,25 @@ describe('secret redaction', () => {
     expect(redactSecrets(`key ${key}`)).toBe(`key ${REDACTED}`);
   });
 
+  it('masks a secret whatever its last character, at the end of a text or before any separator', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const missed: string[] = [];
+    for (const prefix of ['fp_', 'fpe_', 'fpm_', 'fps_']) {
+      for (const last of alphabet) {
+        const secret = `${prefix}${'x7-_Q'.repeat(9).slice(0, 42)}${last}`;
+        for (const text of [secret, `${secret} `, `"${secret}"`, `${secret}.`, `token=${secret}&next=1`, `${secret}\n`, `Bearer ${secret}`, `KEY_${secret}`]) {
+          const redacted = redactSecrets({ details: { note: text } }) as { details: { note: string } };
+          if (redacted.details.note.includes(secret) || !redacted.details.note.includes(REDACTED)) missed.push(JSON.stringify(text));
+        }
+      }
+    }
+    expect(missed).toEqual([]);
+  });
+
+  it('leaves text that only starts like a secret alone', () => {
+    for (const text of ['fp_short', `xfp_${'a'.repeat(43)}`, `fpx_${'a'.repeat(43)}`, `fp_${'a'.repeat(42)}`]) expect(redactSecrets(text)).toBe(text);
+  });
+
   it('leaves errors whole for the logger to serialize', () => {
     const error = new Error('boom');
     expect((redactSecrets({ err: error }) as { err: unknown }).err).toBe(error);

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState, type FormEvent, type ReactElement } from 'react';
 import { Provider } from 'urql';
-import { createApiClient, isUnauthenticated, problemsOf, storedToken, storeToken } from './client';
+import { createApiClient, currentSession, signIn, signOut, type Session } from './client';
 import { ComputersPage } from './pages/Computers';
 import { DeploymentFormPage } from './pages/DeploymentForm';
 import { DeploymentPage, DeploymentsPage } from './pages/Deployments';
@@ -17,33 +17,47 @@ const NAV = [
   { to: '/deployments', label: 'Deployments' },
 ];
 
+/**
+ * Signed in or not. The session lives in an HttpOnly cookie the page cannot read: the server says
+ * whether there is one (undefined while it is asked).
+ */
 export function App() {
-  const [token, setToken] = useState<string | null>(storedToken);
-  const signOut = useCallback(() => {
-    storeToken(null);
-    setToken(null);
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    currentSession().then(setSession, (error: Error) => {
+      setProblem(`The server did not answer (${error.message}). Is fleetpatch running?`);
+      setSession(null);
+    });
   }, []);
-  if (!token) return <SignIn onSignedIn={(t) => { storeToken(t); setToken(t); }} />;
-  return <Console token={token} onSignOut={signOut} />;
+  // The session ended on the server (expired, its token revoked, signed out elsewhere).
+  const ended = useCallback(() => setSession(null), []);
+  const leave = useCallback(() => {
+    void signOut().then(() => setSession(null));
+  }, []);
+  if (session === undefined) return <main className="sign-in"><p role="status">Loading…</p></main>;
+  if (!session) return <SignIn problem={problem} onSignedIn={(s) => { setProblem(null); setSession(s); }} />;
+  return <Console onEnded={ended} onSignOut={leave} />;
 }
 
-/** Signs in with an API token (`fleetpatch dev` prints the admin token), checked against the API before it is kept. */
-function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
+/**
+ * Signs in with an API token (`fleetpatch dev` prints the admin token): the server checks it and
+ * answers with a session cookie; the token itself is kept nowhere in the browser.
+ */
+function SignIn({ problem, onSignedIn }: { problem: string | null; onSignedIn: (session: Session) => void }) {
   const [value, setValue] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(problem);
   const [busy, setBusy] = useState(false);
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     const token = value.trim();
     if (!token) return setError('Paste an API token: `fleetpatch dev` prints the admin token and writes it to <data dir>/admin-token.');
     setBusy(true);
-    const { client, close } = createApiClient(token);
-    const result = await client.query('{ complianceSummary { total } }', {}, { requestPolicy: 'network-only' }).toPromise();
-    close();
+    const answer = await signIn(token);
     setBusy(false);
-    if (isUnauthenticated(result.error)) return setError('This token is unknown, revoked or expired. Check it, or ask an administrator for a new one.');
-    if (result.error) return setError(problemsOf(result.error).map((p) => p.message).join(' '));
-    onSignedIn(token);
+    if ('problem' in answer) return setError(answer.problem.message);
+    setValue('');
+    onSignedIn(answer.session);
   };
   return (
     <main className="sign-in">
@@ -60,8 +74,8 @@ function SignIn({ onSignedIn }: { onSignedIn: (token: string) => void }) {
   );
 }
 
-function Console({ token, onSignOut }: { token: string; onSignOut: () => void }) {
-  const api = useMemo(() => createApiClient(token, onSignOut), [token, onSignOut]);
+function Console({ onEnded, onSignOut }: { onEnded: () => void; onSignOut: () => void }) {
+  const api = useMemo(() => createApiClient(onEnded), [onEnded]);
   useEffect(() => () => api.close(), [api]);
   const { path } = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);

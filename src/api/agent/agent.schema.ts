@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
+import { hostnameProblem } from '../../fleet/machineNames.js';
 
 /**
  * The agent endpoint's requests, validated before anything is stored. Limits are generous for
@@ -9,21 +10,33 @@ import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobRes
 const text = (max: number) => z.string().max(max);
 const MAX_UPDATES = 20_000;
 
+/**
+ * Text PostgreSQL must store as given: a NUL character is refused here, with the field's name,
+ * rather than by PostgreSQL (22021), which answered 500 INTERNAL. Reports check it on their own,
+ * over their raw JSON (src/db/assessmentIngest.ts).
+ */
+const storableText = (max: number) => text(max).refine((v) => !v.includes('\0'), { message: 'must not contain the NUL character (\\u0000)' });
+
 const facts = z.strictObject({
-  hostname: text(255).min(1),
+  hostname: storableText(255)
+    .min(1)
+    .superRefine((v, ctx) => {
+      const problem = v.includes('\0') ? null : hostnameProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
   osType: z.enum(['LINUX', 'WINDOWS']),
-  osName: text(200).min(1),
-  osVersion: text(100),
-  kernel: text(200).nullable(),
-  agentVersion: text(50).min(1),
-  bootId: text(100).nullable(),
-  packageManager: text(20).nullable(),
+  osName: storableText(200).min(1),
+  osVersion: storableText(100),
+  kernel: storableText(200).nullable(),
+  agentVersion: storableText(50).min(1),
+  bootId: storableText(100).nullable(),
+  packageManager: storableText(20).nullable(),
   environment: z.enum(['AZURE', 'AWS', 'GCP', 'ON_PREMISES']),
-  warnings: z.array(text(1000)).max(20),
+  warnings: z.array(storableText(1000)).max(20),
 }) satisfies z.ZodType<MachineFacts>;
 
 export const enrollRequest = z.strictObject({
-  enrollmentKey: text(200).min(1),
+  enrollmentKey: storableText(200).min(1),
   facts,
 }) satisfies z.ZodType<EnrollRequest>;
 

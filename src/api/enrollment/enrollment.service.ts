@@ -1,5 +1,5 @@
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey, type EnrollmentKeyRow } from '../../db/enrollmentKeys.js';
-import { enrollmentRefusal } from '../../fleet/enrollment.js';
+import { enrollmentKeyLimits, enrollmentRefusal } from '../../fleet/enrollment.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
@@ -13,18 +13,14 @@ export class EnrollmentService {
     if (description.length < 1 || description.length > 200) {
       throw badUserInput('description', 'description must be 1 to 200 characters.');
     }
-    if (input.expiresAt && input.expiresAt <= this.services.now()) {
-      throw badUserInput('expiresAt', `expiresAt must be in the future; got ${input.expiresAt.toISOString()}.`);
-    }
-    if (input.maxUses !== undefined && input.maxUses !== null && (input.maxUses < 1 || input.maxUses > 1_000_000)) {
-      throw badUserInput('maxUses', `maxUses must be between 1 and 1,000,000, or null for no limit; got ${input.maxUses}.`);
-    }
+    const limits = enrollmentKeyLimits(input, this.services.now());
+    if ('problem' in limits) throw badUserInput(limits.field, limits.problem);
     const problem = tagProblem(input.defaultTags ?? []);
     if (problem) throw badUserInput('defaultTags', `defaultTags: ${problem}.`);
     return createEnrollmentKey(this.services.database.db, {
       description,
-      expiresAt: input.expiresAt ?? null,
-      maxUses: input.maxUses ?? null,
+      expiresAt: limits.expiresAt,
+      maxUses: limits.maxUses,
       defaultTags: normaliseTags(input.defaultTags ?? []),
     });
   }

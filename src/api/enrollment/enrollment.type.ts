@@ -19,13 +19,16 @@ export class EnrollmentKey {
   @Field(() => [String], { description: 'Tags every machine enrolled with this key starts with.' })
   defaultTags!: string[];
 
-  @Field(() => Int, { nullable: true, description: 'How many machines may enroll with it; null: no limit.' })
+  @Field(() => Int, { nullable: true, description: 'How many machines may enroll with it; null: no limit (created with unlimitedUses).' })
   maxUses!: number | null;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'How many machines have enrolled with it.' })
   useCount!: number;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When a machine last enrolled with it; null: never used.' })
+  lastUsedAt!: Date | null;
+
+  @Field(() => Date, { nullable: true, description: 'After this time it is refused; null: never (created with neverExpires).' })
   expiresAt!: Date | null;
 
   @Field(() => Date)
@@ -49,11 +52,17 @@ export class CreateEnrollmentKeyInput {
   @Field(() => String, { description: 'What the key is for (1 to 200 characters).' })
   description!: string;
 
-  @Field(() => Date, { nullable: true, description: 'After this time the key is refused. Must be in the future.' })
+  @Field(() => Date, { nullable: true, description: 'After this time the key is refused. Must be in the future. Not given: 24 hours from now (see neverExpires).' })
   expiresAt?: Date | null;
 
-  @Field(() => Int, { nullable: true, description: 'How many machines may enroll with it (1 to 1,000,000); null: no limit.' })
+  @Field(() => Boolean, { nullable: true, description: 'true: the key never expires. Say so explicitly, instead of giving expiresAt; a key that never expires is worth the most to whoever it leaks to.' })
+  neverExpires?: boolean | null;
+
+  @Field(() => Int, { nullable: true, description: 'How many machines may enroll with it (1 to 1,000,000). Not given: 10 (see unlimitedUses).' })
   maxUses?: number | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'true: any number of machines may enroll with it. Say so explicitly, instead of giving maxUses.' })
+  unlimitedUses?: boolean | null;
 
   @Field(() => [String], { nullable: true })
   defaultTags?: string[];

@@ -132,6 +132,21 @@ export class MachineResolver {
     return service(ctx).readiness(machine);
   }
 
+  @FieldResolver(() => Boolean, {
+    description: 'Another machine has the same name (hostnames ignore case): tell them apart by id, OS and last seen before you pick one by name. Also said in warnings.',
+  })
+  async duplicateName(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return (await service(ctx).machinesSharingName(machine, ctx)) > 0;
+  }
+
+  @FieldResolver(() => [String], { description: "Problems worth attention: the agent's (e.g. automatic updates installing outside maintenance windows), and a name shared with other machines." })
+  async warnings(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    const others = await service(ctx).machinesSharingName(machine, ctx);
+    if (others === 0) return machine.warnings;
+    const shared = `${others} other machine${others === 1 ? ' is' : 's are'} also named ${machine.name}: tell them apart by id, OS and last seen before you pick one by name, or rename the host.`;
+    return [...machine.warnings, shared];
+  }
+
   @FieldResolver(() => Int, { description: 'Missing critical and security updates: what makes a machine NON_COMPLIANT.' })
   criticalAndSecurityCount(@Root() machine: MachineRow) {
     return machine.criticalCount + machine.securityCount;

@@ -7,6 +7,7 @@ import {
   findMachines,
   listMachines,
   machinesMissing,
+  machinesPerName,
   missingUpdateGroups,
   pendingUpdatesOf,
   removeMachine,
@@ -24,6 +25,33 @@ import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import { loadConfig, type FleetViewSettings } from '../../config.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
+
+/**
+ * Keys asked for while a response is being resolved, loaded together once the resolvers of the
+ * moment have all asked (a page of 500 machines costs one query, not 500).
+ */
+class KeyBatch<K, V> {
+  private pending: { keys: Set<K>; loaded: Promise<Map<K, V>> } | undefined;
+
+  constructor(private readonly load: (keys: K[]) => Promise<Map<K, V>>) {}
+
+  async get(key: K): Promise<V | undefined> {
+    if (!this.pending) {
+      const keys = new Set<K>();
+      // setImmediate: after every resolver started in this turn (and their promises) has asked.
+      const loaded = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.pending = undefined;
+        return this.load([...keys]);
+      });
+      this.pending = { keys, loaded };
+    }
+    this.pending.keys.add(key);
+    return (await this.pending.loaded).get(key);
+  }
+}
+
+/** Per request (its context object): the machines that share each name. */
+const nameBatches = new WeakMap<object, KeyBatch<string, number>>();
 
 /** The fleet-wide snapshots of one API process (one per services object: per server). */
 export interface FleetSnapshots {
@@ -63,6 +91,18 @@ export function fleetSnapshots(services: ApiServices): FleetSnapshots {
 
 export class MachineService {
   constructor(private readonly services: ApiServices) {}
+
+  /**
+   * How many other live machines carry this machine's name, ignoring case. `request` scopes the
+   * batching: the names asked for while one response resolves are counted in one query.
+   */
+  async machinesSharingName(machine: MachineRow, request: object): Promise<number> {
+    let batch = nameBatches.get(request);
+    if (!batch) nameBatches.set(request, (batch = new KeyBatch((names) => machinesPerName(this.services.database.db, names))));
+    const total = (await batch.get(machine.name)) ?? 0;
+    // A removed machine is not counted among the live ones it shares its name with.
+    return Math.max(0, total - (machine.removedAt ? 0 : 1));
+  }
 
   private get db() {
     return this.services.database.db;

@@ -141,8 +141,6 @@ export class Machine {
   @Field(() => String, { nullable: true })
   packageManager!: string | null;
 
-  @Field(() => [String], { description: 'Problems worth attention, e.g. automatic updates installing outside maintenance windows.' })
-  warnings!: string[];
 
   @Field(() => Boolean)
   managementEnabled!: boolean;

@@ -7,7 +7,7 @@ const MACHINES = `query Computers($filter: MachineFilter, $orderBy: MachineOrder
   machines(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { node { id name compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness
+    edges { node { id name duplicateName compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness
       readinessDetail { state reason since } } }
   }
 }`;
@@ -15,6 +15,8 @@ const MACHINES = `query Computers($filter: MachineFilter, $orderBy: MachineOrder
 export interface MachineRow {
   id: string; name: string; compliance: string; environment: string; osType: string; osName: string; osVersion: string;
   criticalAndSecurityCount: number; otherCount: number; agentReadiness: string; readinessDetail: { state: string; reason: string; since: string | null };
+  /** Another machine has the same name (asked for by the computers list). */
+  duplicateName?: boolean;
 }
 
 const PAGE_SIZE = 25;
@@ -134,7 +136,7 @@ export function ComputersPage() {
               <tbody>
                 {rows.map((m) => (
                   <tr key={m.id}>
-                    <td><Link to={`/computers/${m.id}`}>{m.name}</Link><div className="muted small">{m.osName} {m.osVersion}</div></td>
+                    <td><Link to={`/computers/${m.id}`}>{m.name}</Link>{m.duplicateName && <> <span className="badge warn" title="Another machine has this name: tell them apart by OS and last seen.">Duplicate name</span></>}<div className="muted small">{m.osName} {m.osVersion}</div></td>
                     <td><Badge value={m.compliance} /></td>
                     <td>{m.environment === 'ON_PREMISES' ? 'On-premises' : m.environment}</td>
                     <td>{words(m.osType)}</td>

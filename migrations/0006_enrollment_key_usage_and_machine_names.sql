@@ -1,0 +1,2 @@
+ALTER TABLE "enrollment_keys" ADD COLUMN "last_used_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "machines_lower_name_live_idx" ON "machines" USING btree (lower("name")) WHERE "machines"."removed_at" is null;
