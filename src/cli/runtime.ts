@@ -14,13 +14,17 @@ export function requireSetting(value: string | undefined, name: string, command:
 }
 
 /**
- * Runs `stop` once on SIGINT or SIGTERM, then exits. A second signal while stopping exits at once.
+ * Runs `stop` once on SIGINT or SIGTERM, then exits 0 (1 if stopping failed). Call it before
+ * starting anything, so that a signal during start-up stops what has started so far. A second
+ * signal while stopping gives up on order: `force` ends what must not outlive this process (child
+ * processes) at once, then it exits 130.
  */
-export function onShutdownSignal(logger: Logger, stop: () => Promise<void>): void {
+export function onShutdownSignal(logger: Logger, stop: () => Promise<void>, force: () => void = () => undefined): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      logger.warn({ signal }, 'second signal: stopping what is left at once and exiting');
+      force();
       process.exit(130);
     }
     stopping = true;
