@@ -16,15 +16,14 @@ export function requireSetting(value: string | undefined, name: string, command:
 /**
  * Runs `stop` once on SIGINT or SIGTERM, then exits 0 (1 if stopping failed). Call it before
  * starting anything, so that a signal during start-up stops what has started so far. A second
- * signal while stopping gives up on order: `force` ends what must not outlive this process (child
- * processes) at once, then it exits 130.
+ * signal while stopping gives up on order and exits 130 at once; the child processes that must
+ * not outlive this one are killed by their exit hooks (src/devstack/processes.ts, killOnExit).
  */
-export function onShutdownSignal(logger: Logger, stop: () => Promise<void>, force: () => void = () => undefined): void {
+export function onShutdownSignal(logger: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: stopping what is left at once and exiting');
-      force();
+      logger.warn({ signal }, 'second signal: exiting now, killing what is left');
       process.exit(130);
     }
     stopping = true;

@@ -202,6 +202,24 @@ describe('fleetpatch dev (what npm start runs)', () => {
     }
   }, 240_000);
 
+  it('a second signal while stopping exits at once and still leaves no process behind', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-dev-twice-'));
+    fs.chmodSync(own, 0o755);
+    const dev = spawnFleetpatch(['dev'], { ...(await devEnv()), FLEETPATCH_DATA_DIR: own, FLEETPATCH_DEV_AGENT: 'false' });
+    try {
+      await dev.waitFor(/Press Ctrl-C to stop/, 120_000);
+      const children = descendants(dev.child.pid!);
+      dev.child.kill('SIGINT');
+      await dev.waitFor(/"msg":"stopping"/);
+      dev.child.kill('SIGINT');
+      expect(await dev.exited).toEqual({ code: 130, signal: null });
+      await expect.poll(() => children.filter(alive), { timeout: 15_000 }).toEqual([]);
+    } finally {
+      await stop(dev);
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('names the port when it is already taken', async () => {
     const env = await devEnv();
     const blocker = net.createServer();
