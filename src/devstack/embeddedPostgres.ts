@@ -38,6 +38,7 @@ const ROOT_BINARIES_DIR = '/var/cache/fleetpatch/embedded-postgres';
 const ROOT_DATA_DIR = '/var/lib/fleetpatch/embedded-postgres';
 /** PostgreSQL's own line once it accepts connections (its messages are kept in English: LC_MESSAGES=C). */
 const READY = 'database system is ready to accept connections';
+const START_TIMEOUT_MS = 60_000;
 
 interface Binaries {
   initdb: string;
@@ -236,10 +237,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       started.stderr.on('data', onOutput);
       started.once('error', reject);
       void exited.then((exit) => reject(new Error(describeExit(exit))));
+      // Crash recovery after a kill takes seconds; a postmaster silent for a minute will not come.
+      setTimeout(() => reject(new Error(`not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS).unref();
     });
+    // A child process's 'error' without a listener would end this process.
+    started.on('error', (error) => logger.warn({ err: error }, 'embedded PostgreSQL process error'));
     try {
       await ready;
     } catch (error) {
+      await stopChild(started, 5_000, 'SIGQUIT');
       throw new EmbeddedPostgresError(`The embedded PostgreSQL in ${cluster} did not start (${(error as Error).message}). Its last output:\n${recent.join('\n')}`);
     }
   };

@@ -57,7 +57,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     started.stdout.on('data', keep);
     started.stderr.on('data', keep);
     let spawnError: Error | undefined;
-    started.once('error', (error) => (spawnError = error));
+    // Also keeps a later 'error' (a kill that failed) from ending this process.
+    started.on('error', (error) => {
+      spawnError ??= error;
+      logger.warn({ err: error }, 'Temporal dev server process error');
+    });
     let gone = false;
     void exited.then((exit) => {
       gone = true;
