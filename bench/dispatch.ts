@@ -462,14 +462,14 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
 
     connection = await Connection.connect({ address: stack.temporal.address });
     const temporal = new Client({ connection, namespace: 'default' });
-    const metricsUrl = await findMetricsUrl(stack.temporal.process.pid!, Number(stack.temporal.address.split(':').at(-1)));
+    const metricsUrl = await findMetricsUrl(stack.temporal.pid!, Number(stack.temporal.address.split(':').at(-1)));
     if (!metricsUrl) say('  (the Temporal dev server\'s metrics endpoint was not found: no action counter)');
     // The deployment's Temporal Schedule runs its own workflow in this namespace: let its first
     // steps (timer, search attributes) pass, so that the counter below holds the run only.
     await sleep(2000, benchAbort.signal);
     checkAborted();
     const actionsBefore = await scrapeActions(metricsUrl, 'default');
-    const pids = { server: stack.server.pid!, worker: worker.child.pid!, temporal: stack.temporal.process.pid! };
+    const pids = { server: stack.server.pid!, worker: worker.child.pid!, temporal: stack.temporal.pid! };
     const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ownCpu(pid)]));
     const postmaster = findPostmaster(`fleetpatch-bench-dispatch-${n}-`);
     const postgresBefore = postgresCpu(postmaster);

@@ -29,6 +29,9 @@ await build({
   // Anything outside node: built-ins would be a dependency the machine does not have.
   packages: 'bundle',
   plugins: [inlineWindowsScript],
+  // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
+  // no require of its own, so it is given Node's.
+  banner: { js: "import { createRequire as __fleetpatchCreateRequire } from 'node:module';\nconst require = __fleetpatchCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { Option, type Command } from 'commander';
 import { version } from '../version.js';
 import { runAssessment } from './assess.js';
 import { detectBackend } from './backends/index.js';
@@ -10,29 +10,7 @@ import { gatherFacts } from './facts.js';
 import { createAgentLog } from './log.js';
 import { AgentRefused } from './errors.js';
 import { Agent } from './runner.js';
-
-const USAGE = `fleetpatch agent: the program on each managed machine
-
-  fleetpatch agent run --server URL [--enroll-key KEY] [--state-dir DIR] [--root DIR]
-                       [--assess-only] [--boot-id-file FILE] [--reboot-command CMD]
-                       [--ca-file FILE] [--log-level LEVEL]
-      Enrolls once (the key is needed only the first time), then checks in, assesses on the
-      server's cadence and on demand, and reports. Runs until SIGINT/SIGTERM.
-
-  fleetpatch agent assess [--root DIR] [--json]
-      One assessment of this machine (or of the system under DIR), printed; no server needed.
-
-  --root DIR         manage the system installed under DIR (default /)
-  --state-dir DIR    identity (mode 0600) and report spool (default /var/lib/fleetpatch-agent;
-                     Windows: %ProgramData%\\fleetpatch-agent)
-  --ca-file FILE     PEM CA certificate(s) the https:// server must be signed by (a private CA);
-                     without it the system's trust store is used
-  --assess-only      refuse install jobs (what \`fleetpatch dev\` runs for its own machine)
-  --boot-id-file F   where the boot id is read (default /proc/sys/kernel/random/boot_id; Windows:
-                     the agent writes the boot time to <state-dir>\\boot-id)
-  --reboot-command C how to reboot when a deployment calls for it (sh -c; default
-                     "shutdown -r +1 'fleetpatch: rebooting after installing updates'"; Windows: cmd /c,
-                     'shutdown /r /t 60 /d p:2:17 /c "fleetpatch: rebooting after installing updates"')`;
+import { loadIdentity } from './state.js';
 
 const DEFAULT_STATE_DIR = '/var/lib/fleetpatch-agent';
 const DEFAULT_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
@@ -63,61 +41,115 @@ export function agentDefaults(platform: NodeJS.Platform = process.platform, env:
   };
 }
 
-export async function agentCommand(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (sub === 'run') return runCommand(rest);
-  if (sub === 'assess') return assessCommand(rest);
-  console.log(USAGE);
-  if (sub !== undefined && sub !== '--help' && sub !== 'help') process.exitCode = 2;
+/** The environment variable an enrollment key can come from (kept out of `ps`). */
+export const ENROLL_KEY_ENV = 'FLEETPATCH_ENROLL_KEY';
+
+/**
+ * `run` and `assess` under `parent`: `fleetpatch agent` in the fleetpatch command, the program
+ * itself in the standalone agent (`fleetpatch-agent`). Their code runs only when chosen.
+ */
+export function addAgentCommands(parent: Command): Command {
+  const defaults = agentDefaults();
+  parent
+    .command('run')
+    .description(
+      'enroll once (the key is needed only the first time), then check in, assess on the server\'s cadence and on demand, report, and run install jobs; until SIGINT/SIGTERM',
+    )
+    .requiredOption('--server <url>', 'the fleetpatch server, e.g. https://fleetpatch.example.com')
+    .addOption(new Option('--enroll-key-file <file>', 'read the enrollment key from FILE (e.g. mode 0600, deleted once enrolled)').conflicts('enrollKey'))
+    .addOption(new Option('--enroll-key <key>', `the enrollment key itself (visible to every local user in ps: prefer --enroll-key-file or ${ENROLL_KEY_ENV})`))
+    .option('--state-dir <dir>', 'identity (mode 0600) and report spool', defaults.stateDir)
+    .option('--root <dir>', 'manage the system installed under DIR', '/')
+    .option('--assess-only', 'refuse install jobs (what `fleetpatch dev` runs for its own machine)')
+    .option('--boot-id-file <file>', `where the boot id is read (default: ${defaults.bootIdWrittenByAgent ? '<state-dir>\\boot-id, which the agent writes at start' : defaults.bootIdFile})`)
+    .option('--reboot-command <command>', `how to reboot when a deployment calls for it (${process.platform === 'win32' ? 'cmd /c' : 'sh -c'})`, defaults.rebootCommand)
+    .option('--ca-file <file>', "PEM CA certificate(s) the https:// server must be signed by (a private CA); without it the system's trust store is used")
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .addHelpText('after', `\nThe enrollment key comes from --enroll-key-file, else --enroll-key, else the environment variable\n${ENROLL_KEY_ENV}; an agent that already has its identity in --state-dir needs none.`)
+    .action((options: RunOptions) => runCommand(options));
+  parent
+    .command('assess')
+    .description('one assessment of this machine (or of the system under --root), printed; no server needed')
+    .option('--root <dir>', 'assess the system installed under DIR', '/')
+    .option('--json', 'print JSON')
+    .action((options: { root: string; json?: boolean }) => assessCommand(options));
+  return parent;
 }
 
-async function runCommand(argv: string[]): Promise<void> {
+interface RunOptions {
+  server: string;
+  enrollKeyFile?: string;
+  enrollKey?: string;
+  stateDir: string;
+  root: string;
+  assessOnly?: boolean;
+  bootIdFile?: string;
+  rebootCommand: string;
+  caFile?: string;
+  logLevel: string;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/**
+ * The enrollment key from --enroll-key-file, --enroll-key or FLEETPATCH_ENROLL_KEY, in that order.
+ * A file readable by other users is used, with a warning: they could have read the key.
+ */
+export function enrollKeyFrom(options: { enrollKeyFile?: string; enrollKey?: string }, env: NodeJS.ProcessEnv, warn: (message: string) => void): string | undefined {
+  if (options.enrollKeyFile !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(options.enrollKeyFile, 'utf8');
+    } catch (error) {
+      throw new AgentRefused(`--enroll-key-file ${options.enrollKeyFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+    }
+    const key = text.trim();
+    if (!key || /\s/.test(key)) throw new AgentRefused(`--enroll-key-file ${options.enrollKeyFile} must hold the enrollment key alone, on one line${key ? '' : '; it is empty'}.`);
+    if (process.platform !== 'win32' && (fs.statSync(options.enrollKeyFile).mode & 0o077) !== 0) {
+      warn(`${options.enrollKeyFile} can be read by other users than its owner: chmod 600 it (or delete it once the agent has enrolled).`);
+    }
+    return key;
+  }
+  if (options.enrollKey !== undefined) return options.enrollKey.trim() || undefined;
+  return env[ENROLL_KEY_ENV]?.trim() || undefined;
+}
+
+async function runCommand(values: RunOptions): Promise<void> {
   const defaults = agentDefaults();
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      server: { type: 'string' },
-      'enroll-key': { type: 'string' },
-      'state-dir': { type: 'string' },
-      root: { type: 'string', default: '/' },
-      'assess-only': { type: 'boolean', default: false },
-      'boot-id-file': { type: 'string' },
-      'reboot-command': { type: 'string', default: defaults.rebootCommand },
-      'log-level': { type: 'string', default: 'info' },
-      'ca-file': { type: 'string' },
-    },
-    strict: true,
-  });
-  if (!values.server) throw new AgentRefused('--server URL is required (the fleetpatch server, e.g. https://fleetpatch.example.com).');
+  if (!(LOG_LEVELS as readonly string[]).includes(values.logLevel)) throw new AgentRefused(`--log-level must be one of ${LOG_LEVELS.join(', ')}; got "${values.logLevel}".`);
   let ca: Buffer | undefined;
-  if (values['ca-file']) {
+  if (values.caFile) {
     if (!values.server.startsWith('https://')) throw new AgentRefused(`--ca-file needs an https:// --server URL; got ${values.server}.`);
     try {
-      ca = fs.readFileSync(values['ca-file']);
+      ca = fs.readFileSync(values.caFile);
     } catch (error) {
-      throw new AgentRefused(`--ca-file ${values['ca-file']} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+      throw new AgentRefused(`--ca-file ${values.caFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
     }
-    if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new AgentRefused(`--ca-file ${values['ca-file']} holds no PEM certificate.`);
+    if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new AgentRefused(`--ca-file ${values.caFile} holds no PEM certificate.`);
   }
-  const log = createAgentLog(values['log-level'] as 'info');
+  const log = createAgentLog(values.logLevel as (typeof LOG_LEVELS)[number]);
+  const stateDir = path.resolve(values.stateDir);
+  const enrollKey = enrollKeyFrom(values, process.env, (message) => log('warn', message));
+  if (!enrollKey && !loadIdentity(stateDir)) {
+    throw new AgentRefused(`This agent is not enrolled yet (no identity in ${stateDir}): give it an enrollment key with --enroll-key-file FILE, the environment variable ${ENROLL_KEY_ENV}, or --enroll-key KEY.`);
+  }
   const controller = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
-  const stateDir = path.resolve(values['state-dir'] ?? defaults.stateDir);
-  let bootIdFile = values['boot-id-file'];
+  let bootIdFile = values.bootIdFile;
   if (bootIdFile === undefined) {
     bootIdFile = defaults.bootIdWrittenByAgent ? path.join(stateDir, 'boot-id') : defaults.bootIdFile;
     if (defaults.bootIdWrittenByAgent) writeWindowsBootId(bootIdFile);
   }
-  log('info', 'agent starting', { version, server: values.server, root: values.root, assessOnly: values['assess-only'] });
+  log('info', 'agent starting', { version, server: values.server, root: values.root, assessOnly: Boolean(values.assessOnly) });
   await Agent.start(
     {
       server: values.server,
-      enrollKey: values['enroll-key'],
+      enrollKey,
       stateDir,
       root: path.resolve(values.root),
-      assessOnly: values['assess-only'],
+      assessOnly: Boolean(values.assessOnly),
       bootIdFile,
-      rebootCommand: values['reboot-command'],
+      rebootCommand: values.rebootCommand,
       env: process.env,
       log,
       ca,
@@ -126,8 +158,7 @@ async function runCommand(argv: string[]): Promise<void> {
   );
 }
 
-async function assessCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { root: { type: 'string', default: '/' }, json: { type: 'boolean', default: false } }, strict: true });
+async function assessCommand(values: { root: string; json?: boolean }): Promise<void> {
   const root = path.resolve(values.root);
   const backend = detectBackend(root);
   if (!backend) throw new AgentRefused(`No supported package manager (apt, dnf, yum, zypper) found for the system at ${root}.`);

@@ -161,6 +161,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     schema,
     formatError: formatError(logger),
     includeStacktraceInErrorResponses: false,
+    // The commands own SIGINT and SIGTERM and close the API in order; Apollo's own handlers would
+    // stop it underneath them and raise the signal again (outside tests), which `fleetpatch dev`
+    // took for a second Ctrl-C and exited without stopping PostgreSQL and Temporal.
+    stopOnTerminationSignals: false,
     validationRules,
     plugins: [
       auditPlugin(),

@@ -14,13 +14,16 @@ export function requireSetting(value: string | undefined, name: string, command:
 }
 
 /**
- * Runs `stop` once on SIGINT or SIGTERM, then exits. A second signal while stopping exits at once.
+ * Runs `stop` once on SIGINT or SIGTERM, then exits 0 (1 if stopping failed). Call it before
+ * starting anything, so that a signal during start-up stops what has started so far. A second
+ * signal while stopping gives up on order and exits 130 at once; the child processes that must
+ * not outlive this one are killed by their exit hooks (src/devstack/processes.ts, killOnExit).
  */
 export function onShutdownSignal(logger: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      logger.warn({ signal }, 'second signal: exiting now, killing what is left');
       process.exit(130);
     }
     stopping = true;

@@ -1,4 +1,4 @@
-import { startApiServer } from '../api/server.js';
+import { startApiServer, type ApiServer } from '../api/server.js';
 import { migrateDatabase } from '../db/migrate.js';
 import { onShutdownSignal, requireSetting, setup } from './runtime.js';
 
@@ -6,8 +6,11 @@ export async function server(): Promise<void> {
   const { config, logger } = setup('server');
   const databaseUrl = requireSetting(config.databaseUrl, 'DATABASE_URL', 'server');
   const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'server');
+  // Registered before anything starts, so that a signal during start-up is handled too.
+  const started: { api?: ApiServer } = {};
+  onShutdownSignal(logger, async () => started.api?.close());
   await migrateDatabase(databaseUrl);
-  const api = await startApiServer({
+  started.api = await startApiServer({
     databaseUrl,
     temporal: { address, namespace: config.temporalNamespace, taskQueue: config.taskQueue },
     port: config.port,
@@ -18,5 +21,4 @@ export async function server(): Promise<void> {
     limits: config.limits,
     tls: config.tls,
   });
-  onShutdownSignal(logger, () => api.close());
 }

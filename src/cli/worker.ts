@@ -1,11 +1,14 @@
 import { migrateDatabase } from '../db/migrate.js';
-import { createFleetWorker } from '../temporal/worker.js';
+import { createFleetWorker, type FleetWorker } from '../temporal/worker.js';
 import { onShutdownSignal, requireSetting, setup } from './runtime.js';
 
 export async function worker(): Promise<void> {
   const { config, logger } = setup('worker');
   const databaseUrl = requireSetting(config.databaseUrl, 'DATABASE_URL', 'worker');
   const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'worker');
+  // Registered before anything starts, so that a signal during start-up is handled too.
+  const started: { worker?: FleetWorker } = {};
+  onShutdownSignal(logger, async () => started.worker?.shutdown());
   await migrateDatabase(databaseUrl);
   const fleetWorker = await createFleetWorker({
     databaseUrl,
@@ -13,7 +16,7 @@ export async function worker(): Promise<void> {
     logger,
     metricsAddress: config.workerMetricsAddress,
   });
-  onShutdownSignal(logger, () => fleetWorker.shutdown());
+  started.worker = fleetWorker;
   if (config.workerMetricsAddress) logger.info({ url: `http://${config.workerMetricsAddress}/metrics` }, 'worker metrics (Prometheus)');
   logger.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker polling');
   await fleetWorker.run();

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import type { Logger } from '../logger.js';
 import { assertPortFree, waitForPort } from '../net.js';
-import { stopChild } from './processes.js';
+import { exitOf, isRunning, killOnExit, stopChild, type ProcessExit } from './processes.js';
 
 export interface TemporalDevServerOptions {
   cliPath: string;
@@ -20,7 +20,12 @@ export interface TemporalDevServerOptions {
 export interface TemporalDevServer {
   address: string;
   uiUrl: string | undefined;
-  process: ChildProcess;
+  /** The running server's pid. */
+  readonly pid: number | undefined;
+  /** Resolves when the running server exits, however it ends; a restart makes a new one. */
+  readonly exited: Promise<ProcessExit>;
+  /** Starts it again after it died: same ports and SQLite file (its workflows are kept). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -34,32 +39,62 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   else args.push('--ui-port', String(uiPort));
   if (options.dbFile) args.push('--db-filename', options.dbFile);
 
-  const child = spawn(options.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let exited = false;
-  child.once('exit', (code, signal) => {
-    exited = true;
-    logger.debug({ code, signal }, 'Temporal dev server exited');
-  });
-
   const address = `${ip}:${port}`;
-  try {
-    await waitForPort(port, ip, 60_000, () => !exited);
-    await waitForNamespace(address, options.namespace, 60_000);
-  } catch (error) {
-    await stopChild(child);
-    throw new Error(`The Temporal dev server did not start: ${(error as Error).message}. Its last output:\n${output}`);
-  }
+  let child: ChildProcess | undefined;
+  let exited: Promise<ProcessExit> = Promise.resolve({ code: null, signal: null });
+  let forget = () => undefined as void;
+  const start = async () => {
+    // Its own process group: a terminal's Ctrl-C reaches fleetpatch alone, which stops it in order.
+    const started = spawn(options.cliPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = started;
+    exited = exitOf(started);
+    forget();
+    forget = killOnExit(started);
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString('utf8')).slice(-4000);
+    };
+    started.stdout.on('data', keep);
+    started.stderr.on('data', keep);
+    let spawnError: Error | undefined;
+    // Also keeps a later 'error' (a kill that failed) from ending this process.
+    started.on('error', (error) => {
+      spawnError ??= error;
+      logger.warn({ err: error }, 'Temporal dev server process error');
+    });
+    let gone = false;
+    void exited.then((exit) => {
+      gone = true;
+      logger.debug(exit, 'Temporal dev server exited');
+    });
+    try {
+      await waitForPort(port, ip, 60_000, () => !gone);
+      await waitForNamespace(address, options.namespace, 60_000);
+    } catch (error) {
+      await stopChild(started);
+      throw new Error(`The Temporal dev server did not start: ${(spawnError ?? (error as Error)).message}. Its last output:\n${output}`);
+    }
+  };
+  await start();
+  const running = () => isRunning(child);
   return {
     address,
     uiUrl: options.headless ? undefined : `http://${ip}:${uiPort}`,
-    process: child,
-    stop: () => stopChild(child),
+    get pid() {
+      return running() ? child!.pid : undefined;
+    },
+    get exited() {
+      return exited;
+    },
+    async restart() {
+      if (running()) throw new Error('the Temporal dev server is still running');
+      await assertPortFree(port, ip, 'Temporal dev server', 'FLEETPATCH_TEMPORAL_PORT');
+      await start();
+    },
+    async stop() {
+      if (child) await stopChild(child);
+      forget();
+    },
   };
 }
 
