@@ -65,7 +65,7 @@ describe('the agent executables', () => {
     const lonely = path.join(work, 'lonely');
     fs.mkdirSync(lonely);
     fs.copyFileSync(X64, path.join(lonely, 'fleetpatch-agent'));
-    const env = { PATH: '/usr/bin:/bin' };
+    const env = { PATH: lonely }; // no node to be found
     expect((await must(exec(path.join(lonely, 'fleetpatch-agent'), ['--version'], { env, cwd: lonely }), '--version')).stdout).toBe(`${pkg.version}\n`);
     const help = await must(exec(path.join(lonely, 'fleetpatch-agent'), ['--help'], { env, cwd: lonely }), '--help');
     expect(help.stdout).toContain('fleetpatch agent run --server URL');
