@@ -72,6 +72,16 @@ describe('the agent executables', () => {
     expect(help.stdout).toContain('fleetpatch agent assess [--root DIR] [--json]');
   });
 
+  it('refuse at once a run whose --server is empty, as the unit passes it while agent.env names no server', async () => {
+    const state = fs.mkdtempSync(path.join(work, 'state-'));
+    // With a key, so that the server is what is missing: before, the agent retried "ERR_INVALID_URL" for good.
+    const refused = await exec(X64, ['run', '--server', '', '--state-dir', state], { env: { PATH: '/usr/bin:/bin', FLEETPATCH_ENROLL_KEY: 'fpe_test' }, timeoutMs: 15_000 });
+    expect({ exitCode: refused.exitCode, stderr: refused.stderr }).toEqual({
+      exitCode: 1,
+      stderr: 'fleetpatch-agent: --server must be the http:// or https:// URL of the fleetpatch server, e.g. https://fleetpatch.example.com; got "".\n',
+    });
+  });
+
   it('linux-x64 assesses apt, dnf and zypper machines exactly as the Node.js bundle does', async () => {
     const machines = await Promise.all([
       buildAptMachine(path.join(work, 'apt')),
