@@ -17,6 +17,19 @@ const inlineWindowsScript = {
   },
 };
 
+// CommonJS has no top-level await, and main.ts ends with one: its call to runCommandLine, which
+// catches and reports everything itself, so without the await it does the same.
+const mainWithoutTopLevelAwait = {
+  name: 'main-without-top-level-await',
+  setup(bundle) {
+    bundle.onLoad({ filter: /[\\/]agent[\\/]main\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      if (!/^await runCommandLine\(/m.test(source)) throw new Error(`${args.path} no longer ends with "await runCommandLine(": see scripts/agentBundle.mjs`);
+      return { contents: source.replace(/^await runCommandLine\(/m, 'void runCommandLine('), loader: 'ts' };
+    });
+  },
+};
+
 /**
  * Bundles src/agent/main.ts into `outfile`. `format` 'esm' for the .mjs that runs on a distribution's
  * Node.js (target node18, the oldest one shipped); 'cjs' for a Node.js single executable
@@ -32,7 +45,7 @@ export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }
     format,
     // Anything outside node: built-ins would be a dependency the machine does not have.
     packages: 'bundle',
-    plugins: [inlineWindowsScript],
+    plugins: format === 'cjs' ? [inlineWindowsScript, mainWithoutTopLevelAwait] : [inlineWindowsScript],
     // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
     // no require of its own, so it is given Node's.
     ...(format === 'esm'
