@@ -61,15 +61,22 @@ afterAll(() => {
 });
 
 describe('the agent executables', () => {
-  it('answer --version and --help like the agent, with no Node.js beside them', async () => {
+  it('answer --version and --help (theirs and each command\'s) like the agent, with no Node.js beside them', async () => {
     const lonely = path.join(work, 'lonely');
     fs.mkdirSync(lonely);
     fs.copyFileSync(X64, path.join(lonely, 'fleetpatch-agent'));
     const env = { PATH: lonely }; // no node to be found
     expect((await must(exec(path.join(lonely, 'fleetpatch-agent'), ['--version'], { env, cwd: lonely }), '--version')).stdout).toBe(`${pkg.version}\n`);
     const help = await must(exec(path.join(lonely, 'fleetpatch-agent'), ['--help'], { env, cwd: lonely }), '--help');
-    expect(help.stdout).toContain('fleetpatch agent run --server URL');
-    expect(help.stdout).toContain('fleetpatch agent assess [--root DIR] [--json]');
+    expect(help.stdout).toMatch(/^Usage: fleetpatch-agent /);
+    expect(help.stdout).toMatch(/^ {2}run \[options\] /m);
+    expect(help.stdout).toMatch(/^ {2}assess \[options\] /m);
+    const run = await must(exec(path.join(lonely, 'fleetpatch-agent'), ['run', '--help'], { env, cwd: lonely }), 'run --help');
+    expect(run.stdout).toContain('--server <url>');
+    expect(run.stdout).toContain('--enroll-key-file <file>');
+    const assess = await must(exec(path.join(lonely, 'fleetpatch-agent'), ['assess', '--help'], { env, cwd: lonely }), 'assess --help');
+    expect(assess.stdout).toContain('--root <dir>');
+    expect(assess.stdout).toContain('--json');
   });
 
   it('refuse at once a run whose --server is empty, as the unit passes it while agent.env names no server', async () => {
