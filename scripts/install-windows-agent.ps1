@@ -3,11 +3,14 @@
   LocalSystem (Windows Update needs it), and restarts when it stops.
 
     .\install-windows-agent.ps1 -Server https://fleetpatch.example.com -EnrollKey fpe_... `
-        [-AgentBundle .\fleetpatch-agent.mjs] [-Node 'C:\Program Files\nodejs\node.exe'] `
-        [-ServiceWrapper .\WinSW-x64.exe]
+        [-Agent .\fleetpatch-agent.exe] [-ServiceWrapper .\WinSW-x64.exe]
     .\install-windows-agent.ps1 -Uninstall [-ServiceWrapper ...]
 
-  Node.js cannot answer the Service Control Manager by itself, so a real Windows service needs a
+  The agent is the self-contained fleetpatch-agent.exe found beside this script (the Windows zip of
+  `npm run package` carries both); without it, the .mjs bundle on an installed Node.js 18 or later
+  (-AgentBundle .\fleetpatch-agent.mjs, -Node 'C:\Program Files\nodejs\node.exe').
+
+  The agent cannot answer the Service Control Manager by itself, so a real Windows service needs a
   service wrapper: give -ServiceWrapper the path of WinSW (github.com/winsw/winsw, one MIT-licensed
   .exe) and the agent is installed as the service "fleetpatch-agent". Without it, the agent is
   registered as a scheduled task that starts at boot as SYSTEM and is restarted every minute
@@ -21,6 +24,7 @@
 param(
   [string]$Server,
   [string]$EnrollKey,
+  [string]$Agent = (Join-Path $PSScriptRoot 'fleetpatch-agent.exe'),
   [string]$AgentBundle = (Join-Path $PSScriptRoot 'fleetpatch-agent.mjs'),
   [string]$Node = '',
   [string]$InstallDir = (Join-Path $env:ProgramFiles 'fleetpatch-agent'),
@@ -58,16 +62,26 @@ if ($Uninstall) {
 if (-not $Server) { throw '-Server URL is required (the fleetpatch server, e.g. https://fleetpatch.example.com).' }
 $installationType = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion').InstallationType
 if ($installationType -eq 'Client') { throw 'This is a Windows client edition: fleetpatch manages Windows Server only.' }
-if (-not $Node) { $Node = (Get-Command node.exe -ErrorAction SilentlyContinue).Source }
-if (-not $Node -or -not (Test-Path $Node)) { throw 'Node.js 18 or later is needed: install it (nodejs.org MSI) or pass -Node C:\path\to\node.exe.' }
-if (-not (Test-Path $AgentBundle)) { throw "The agent bundle $AgentBundle is missing: copy dist/agent/fleetpatch-agent.mjs from a fleetpatch build next to this script, or pass -AgentBundle." }
-
 New-Item -ItemType Directory -Force -Path $InstallDir | Out-Null
-Copy-Item -Force $AgentBundle (Join-Path $InstallDir 'fleetpatch-agent.mjs')
-$bundle = Join-Path $InstallDir 'fleetpatch-agent.mjs'
+if (Test-Path $Agent) {
+  # Stopped first: Windows does not let a running executable be overwritten. In a folder of its
+  # own, since the service wrapper takes the name fleetpatch-agent.exe in the install folder.
+  Remove-Agent
+  New-Item -ItemType Directory -Force -Path (Join-Path $InstallDir 'bin') | Out-Null
+  $Program = Join-Path $InstallDir 'bin\fleetpatch-agent.exe'
+  Copy-Item -Force $Agent $Program
+  $programArguments = @()
+} else {
+  if (-not $Node) { $Node = (Get-Command node.exe -ErrorAction SilentlyContinue).Source }
+  if (-not $Node -or -not (Test-Path $Node)) { throw "Neither $Agent nor Node.js was found: put fleetpatch-agent.exe beside this script (or pass -Agent), or install Node.js 18 or later for the .mjs bundle." }
+  if (-not (Test-Path $AgentBundle)) { throw "The agent bundle $AgentBundle is missing: copy dist/agent/fleetpatch-agent.mjs from a fleetpatch build next to this script, or pass -AgentBundle." }
+  Copy-Item -Force $AgentBundle (Join-Path $InstallDir 'fleetpatch-agent.mjs')
+  $Program = $Node
+  $programArguments = @("`"$(Join-Path $InstallDir 'fleetpatch-agent.mjs')`"")
+}
 
 function Register-Agent([string]$key) {
-  $arguments = @("`"$bundle`"", 'run', '--server', $Server, '--state-dir', "`"$StateDir`"")
+  $arguments = $programArguments + @('run', '--server', $Server, '--state-dir', "`"$StateDir`"")
   if ($key) { $arguments += @('--enroll-key', $key) }
   Remove-Agent
   if ($ServiceWrapper) {
@@ -78,7 +92,7 @@ function Register-Agent([string]$key) {
   <id>$Name</id>
   <name>fleetpatch agent</name>
   <description>Assesses and installs Windows updates for fleetpatch.</description>
-  <executable>$([Security.SecurityElement]::Escape($Node))</executable>
+  <executable>$([Security.SecurityElement]::Escape($Program))</executable>
   <arguments>$([Security.SecurityElement]::Escape($arguments -join ' '))</arguments>
   <startmode>Automatic</startmode>
   <onfailure action="restart" delay="60 sec"/>
@@ -90,7 +104,7 @@ function Register-Agent([string]$key) {
     & $wrapper install | Out-Null
     & $wrapper start | Out-Null
   } else {
-    $action = New-ScheduledTaskAction -Execute $Node -Argument ($arguments -join ' ') -WorkingDirectory $InstallDir
+    $action = New-ScheduledTaskAction -Execute $Program -Argument ($arguments -join ' ') -WorkingDirectory $InstallDir
     $trigger = New-ScheduledTaskTrigger -AtStartup
     $system = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
     # No time limit (the agent runs for good), restarted every minute should it stop, also on battery.

@@ -117,6 +117,10 @@ export function enrollKeyFrom(options: { enrollKeyFile?: string; enrollKey?: str
 async function runCommand(values: RunOptions): Promise<void> {
   const defaults = agentDefaults();
   if (!(LOG_LEVELS as readonly string[]).includes(values.logLevel)) throw new AgentRefused(`--log-level must be one of ${LOG_LEVELS.join(', ')}; got "${values.logLevel}".`);
+  // An empty or schemeless URL would only fail at the first request, and be retried for good.
+  if (!/^https?:\/\/[^/\s]+/.test(values.server)) {
+    throw new AgentRefused(`--server must be the http:// or https:// URL of the fleetpatch server, e.g. https://fleetpatch.example.com; got ${JSON.stringify(values.server)}.`);
+  }
   let ca: Buffer | undefined;
   if (values.caFile) {
     if (!values.server.startsWith('https://')) throw new AgentRefused(`--ca-file needs an https:// --server URL; got ${values.server}.`);

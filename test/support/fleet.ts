@@ -6,6 +6,12 @@ import { buildDnfMachine } from '../fixtures/dnf.js';
 import { buildZypperMachine } from '../fixtures/zypper.js';
 
 export const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', import.meta.url).pathname;
+/**
+ * How a supervised agent starts: the bundle on this Node.js, or, with FLEETPATCH_TEST_AGENT_EXECUTABLE
+ * set (e.g. to dist/executables/fleetpatch-agent-linux-x64), a self-contained executable, to run the
+ * same deployments on what the packages install.
+ */
+const AGENT_COMMAND = process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE ? [process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE] : [process.execPath, AGENT_BUNDLE];
 
 export type Backend = 'apt' | 'dnf' | 'zypper';
 
@@ -90,8 +96,8 @@ export class SupervisedAgent {
   private spawn(): void {
     const reboot = `sleep 1; cat /proc/sys/kernel/random/uuid > '${this.machine.bootIdFile}'; kill -TERM $PPID`;
     const child = spawn(
-      process.execPath,
-      [AGENT_BUNDLE, 'run', '--server', this.server, '--enroll-key', this.enrollKey, '--state-dir', this.machine.stateDir, '--root', this.machine.root, '--boot-id-file', this.machine.bootIdFile, '--reboot-command', reboot],
+      AGENT_COMMAND[0]!,
+      [...AGENT_COMMAND.slice(1), 'run', '--server', this.server, '--enroll-key', this.enrollKey, '--state-dir', this.machine.stateDir, '--root', this.machine.root, '--boot-id-file', this.machine.bootIdFile, '--reboot-command', reboot],
       { env: this.machine.env, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.starts += 1;
