@@ -136,7 +136,7 @@ function agentProbe(rng: Rng, credential: string, base: () => Record<string, unk
 
 const QUERIES = [
   '{ machines { edges { node { id name compliance } } } }',
-  'query($id: ID!) { machine(id: $id) { name pendingUpdates { name } } }',
+  'query($id: ID!) { machine(id: $id) { name pendingUpdates { edges { node { name } } } } }',
   'query($id: ID!) { deployment(id: $id) { name } }',
   'query($id: ID!) { deploymentRun(id: $id) { status } }',
   '{ missingUpdates(first: 10) { totalCount } }',
