@@ -55,6 +55,12 @@ export interface ApiLimits {
   graphqlMaxDepth: number;
   /** Highest estimated cost (fields times page sizes) a GraphQL operation may have. */
   graphqlMaxCost: number;
+  /** Most fields under another name (aliases) in one GraphQL operation. */
+  graphqlMaxAliases: number;
+  /** Most tokens in a GraphQL document: past it the parser stops. */
+  graphqlMaxTokens: number;
+  /** Largest GraphQL answer over HTTP, in bytes. */
+  graphqlMaxResponseBytes: number;
 }
 
 /**
@@ -179,6 +185,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enrollmentsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_ENROLL_RATE_LIMIT', 300),
       graphqlMaxDepth: positive(env, 'FLEETPATCH_GRAPHQL_MAX_DEPTH', 12),
       graphqlMaxCost: positive(env, 'FLEETPATCH_GRAPHQL_MAX_COST', 50_000),
+      // Nothing the console sends uses one; a script may look up a few dozen machines at once.
+      graphqlMaxAliases: positive(env, 'FLEETPATCH_GRAPHQL_MAX_ALIASES', 100),
+      // The console's largest document has about 150, a full introspection query about 180; a
+      // deployment written out inline with a thousand machine ids about 2,000.
+      graphqlMaxTokens: positive(env, 'FLEETPATCH_GRAPHQL_MAX_TOKENS', 10_000),
+      graphqlMaxResponseBytes: positive(env, 'FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB', 32) * 1024 * 1024,
     },
     fleetView: {
       // A summary read a few times a minute by consoles; a recompute is one pass over machines.

@@ -19,7 +19,7 @@ import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
-import { queryLimitsRule } from './limits.js';
+import { boundedResponse, parseOptions, queryLimitsOf, queryLimitsRule, tokenLimitMessage } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
@@ -66,7 +66,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const schema = await buildApiSchema(pubsub);
 
   const limits = options.limits ?? loadConfig({}).limits;
-  const validationRules = [queryLimitsRule({ maxDepth: limits.graphqlMaxDepth, maxCost: limits.graphqlMaxCost })];
+  const validationRules = [queryLimitsRule(queryLimitsOf(limits))];
 
   const app = express();
   // Nobody needs to know what the server is built with.
@@ -138,12 +138,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(payload.query, parseOptions(limits.graphqlMaxTokens));
         } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
+          const parsed = error instanceof GraphQLError ? error : new GraphQLError(String(error));
+          return [new GraphQLError(tokenLimitMessage(parsed.message) ?? parsed.message, { source: parsed.source, positions: parsed.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
+        // The codes Apollo gives the same errors over HTTP.
         const errors = validate(schema, document, [...specifiedRules, ...validationRules]);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
         const operations = document.definitions.filter((d) => d.kind === 'OperationDefinition');
         const chosen = payload.operationName ? operations.find((o) => o.name?.value === payload.operationName) : operations[0];
         if (chosen?.operation !== 'subscription') {
@@ -166,6 +168,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // took for a second Ctrl-C and exited without stopping PostgreSQL and Temporal.
     stopOnTerminationSignals: false,
     validationRules,
+    parseOptions: parseOptions(limits.graphqlMaxTokens),
+    stringifyResult: boundedResponse(limits.graphqlMaxResponseBytes, (bytes) => logger.warn({ bytes }, 'GraphQL answer over FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB refused')),
     plugins: [
       auditPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
