@@ -19,6 +19,7 @@ import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
+import { errorsAsJson, notFoundAsJson } from './httpErrors.js';
 import { boundedResponse, parseOptions, queryLimitsOf, queryLimitsRule, tokenLimitMessage } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
@@ -204,6 +205,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   // The web console at /, last: it never answers for the API's own paths.
   app.use(webConsole());
+  app.use(notFoundAsJson, errorsAsJson(logger));
 
   const port = await listen(httpServer, options.port, options.host, 'GraphQL API', 'PORT');
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildSchema, parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
+import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
 import { queryLimitsOf, queryLimitsRule } from '../../src/api/limits.js';
 import { loadConfig } from '../../src/config.js';
 
@@ -47,5 +48,10 @@ describe('the web console’s GraphQL documents', () => {
       validate(schema, parse(text, { maxTokens: limits.graphqlMaxTokens }), [...specifiedRules, queryLimitsRule(queryLimitsOf(limits))]).map((error) => `${file}: ${error.message}`),
     );
     expect(problems).toEqual([]);
+  });
+
+  it('are named as the server knows them: metrics label only these names', () => {
+    const names = new Set(documents.flatMap(({ text }) => parse(text).definitions.flatMap((d) => (d.kind === 'OperationDefinition' && d.name ? [d.name.value] : []))));
+    expect([...names].sort()).toEqual([...KNOWN_OPERATION_NAMES].sort());
   });
 });
