@@ -61,6 +61,10 @@ export interface ApiLimits {
   graphqlMaxTokens: number;
   /** Largest GraphQL answer over HTTP, in bytes. */
   graphqlMaxResponseBytes: number;
+  /** Most subscriptions open on one WebSocket; 0: no limit. */
+  subscriptionsPerSocket: number;
+  /** Most subscription WebSockets open at once with one API token, per API process; 0: no limit. */
+  socketsPerToken: number;
 }
 
 /**
@@ -191,6 +195,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // deployment written out inline with a thousand machine ids about 2,000.
       graphqlMaxTokens: positive(env, 'FLEETPATCH_GRAPHQL_MAX_TOKENS', 10_000),
       graphqlMaxResponseBytes: positive(env, 'FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB', 32) * 1024 * 1024,
+      // The console holds two or three at once; each one is a fan-out of every matching event.
+      subscriptionsPerSocket: nonNegativeInteger(env, 'FLEETPATCH_SUBSCRIPTIONS_PER_SOCKET', 50),
+      // A console tab is one socket.
+      socketsPerToken: nonNegativeInteger(env, 'FLEETPATCH_SOCKETS_PER_TOKEN', 20),
     },
     fleetView: {
       // A summary read a few times a minute by consoles; a recompute is one pass over machines.

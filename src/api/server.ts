@@ -26,6 +26,7 @@ import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { buildApiSchema } from './schema.js';
+import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
 import { SystemService } from './system/system.service.js';
 import { consoleSessionRoutes, SESSION_PATH } from './session.js';
 import { ACCESS_ENDED_CLOSE_CODE, SocketAccess } from './socketAccess.js';
@@ -68,6 +69,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const limits = options.limits ?? loadConfig({}).limits;
   const validationRules = [queryLimitsRule(queryLimitsOf(limits))];
+  const subscriptionCaps = subscriptionLimits(limits);
 
   const app = express();
   // Nobody needs to know what the server is built with.
@@ -110,7 +112,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // (or the console's session in its cookie).
   // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
-  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal']; endAccess?: () => void }>(
+  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal']; endAccess?: () => void } & SubscriptionLimitsExtra>(
     {
       schema,
       onConnect: async (ctx) => {
@@ -122,6 +124,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           if (!principal) throw new Error('no token in the connection params');
           ctx.extra.principal = principal;
           const { socket } = ctx.extra;
+          // Past its token's share of sockets: closed with our own code (not when it is already
+          // gone: graphql-ws has run onClose for it, and its place would never be freed).
+          if (socket.readyState === socket.OPEN && !subscriptionCaps.admitSocket(ctx, principal)) return false;
           ctx.extra.endAccess = socketAccess.open(principal, (reason) => {
             logger.info({ tokenId: principal.tokenId, sessionId: principal.sessionId, reason }, 'subscription socket closed: its access ended');
             socket.close(ACCESS_ENDED_CLOSE_CODE, reason);
@@ -136,7 +141,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       },
       // The socket is for subscriptions only: queries and mutations go over HTTP, where the audit
       // log, rate limits and body limits apply. The depth and cost limits apply here too.
-      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        const refused = subscriptionCaps.refuseSubscription(ctx);
+        if (refused) return [refused];
         let document;
         try {
           document = parse(payload.query, parseOptions(limits.graphqlMaxTokens));
@@ -154,7 +161,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         }
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
-      onClose: (ctx) => ctx.extra.endAccess?.(),
+      onClose: (ctx) => {
+        ctx.extra.endAccess?.();
+        subscriptionCaps.release(ctx);
+      },
       context: (ctx): ApiContext => ({ principal: ctx.extra.principal ?? null, services, sourceAddress: ctx.extra.request.socket.remoteAddress ?? null }),
     },
     wsServer,

@@ -136,7 +136,7 @@ describe('query depth and cost limits', () => {
 
 describe('access settings', () => {
   it('reads limits, with 0 turning a rate limit off', () => {
-    const config = loadConfig({ FLEETPATCH_AGENT_RATE_LIMIT: '0', FLEETPATCH_GRAPHQL_MAX_DEPTH: '8' });
+    const config = loadConfig({ FLEETPATCH_AGENT_RATE_LIMIT: '0', FLEETPATCH_GRAPHQL_MAX_DEPTH: '8', FLEETPATCH_SOCKETS_PER_TOKEN: '3' });
     expect(config.limits).toEqual({
       apiRequestsPerMinute: 1200,
       agentRequestsPerMinute: 0,
@@ -146,6 +146,8 @@ describe('access settings', () => {
       graphqlMaxAliases: 100,
       graphqlMaxTokens: 10_000,
       graphqlMaxResponseBytes: 32 * 1024 * 1024,
+      subscriptionsPerSocket: 50,
+      socketsPerToken: 3,
     });
     expect(() => loadConfig({ FLEETPATCH_API_RATE_LIMIT: '-5' })).toThrow(/FLEETPATCH_API_RATE_LIMIT=-5 is not a whole number/);
     expect(() => loadConfig({ FLEETPATCH_GRAPHQL_MAX_ALIASES: '0' })).toThrow(/FLEETPATCH_GRAPHQL_MAX_ALIASES=0 is not a positive number/);
