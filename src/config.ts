@@ -191,9 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       graphqlMaxCost: positive(env, 'FLEETPATCH_GRAPHQL_MAX_COST', 50_000),
       // Nothing the console sends uses one; a script may look up a few dozen machines at once.
       graphqlMaxAliases: positive(env, 'FLEETPATCH_GRAPHQL_MAX_ALIASES', 100),
-      // The console's largest document has about 150, a full introspection query about 180; a
-      // deployment written out inline with a thousand machine ids about 2,000.
-      graphqlMaxTokens: positive(env, 'FLEETPATCH_GRAPHQL_MAX_TOKENS', 10_000),
+      // The console's largest document has about 150, a full introspection query about 180, a
+      // deployment or assessMachines naming its 1,000 machines inline about 1,100. Validation takes
+      // time in proportion (BENCHMARKS.md, "GraphQL validation"), in the event loop.
+      graphqlMaxTokens: positive(env, 'FLEETPATCH_GRAPHQL_MAX_TOKENS', 5000),
       graphqlMaxResponseBytes: positive(env, 'FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB', 32) * 1024 * 1024,
       // The console holds two or three at once; each one is a fan-out of every matching event.
       subscriptionsPerSocket: nonNegativeInteger(env, 'FLEETPATCH_SUBSCRIPTIONS_PER_SOCKET', 50),

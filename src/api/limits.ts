@@ -274,6 +274,8 @@ export function queryLimitsRule(limits: QueryLimits): ValidationRule {
       OperationDefinition(operation) {
         const { depth, aliases, ...measured } = measure.operation(operation);
         const cost = Math.ceil(measured.cost);
+        // Fragments spreading each other can reach costs no one wants to read digit by digit.
+        const shownCost = cost < 1e12 ? String(cost) : 'over 10^12';
         const name = operation.name ? `Operation "${operation.name.value}"` : 'The operation';
         if (measure.exhausted) {
           context.reportError(new GraphQLError(`${name} is too large to measure (more than ${limits.maxVisits ?? DEFAULT_MAX_VISITS} selections, fragments included). Ask for less, or split it into several queries.`, { nodes: [operation] }));
@@ -291,7 +293,7 @@ export function queryLimitsRule(limits: QueryLimits): ValidationRule {
         }
         if (cost > limits.maxCost) {
           context.reportError(
-            new GraphQLError(`${name} has an estimated cost of ${cost}; at most ${limits.maxCost} is allowed (FLEETPATCH_GRAPHQL_MAX_COST). Ask for smaller pages (first) or fewer nested lists.`, { nodes: [operation] }),
+            new GraphQLError(`${name} has an estimated cost of ${shownCost}; at most ${limits.maxCost} is allowed (FLEETPATCH_GRAPHQL_MAX_COST). Ask for smaller pages (first) or fewer nested lists.`, { nodes: [operation] }),
           );
         }
         // The operation's selections are measured: the walk need not go into them again here.

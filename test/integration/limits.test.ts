@@ -65,15 +65,20 @@ describe('limits of what one client may ask', () => {
     // Fragments spreading the next one twice, 21 deep (900 bytes that once blocked the process for 5.9 s).
     const fragments = Array.from({ length: 21 }, (_, i) => `fragment F${i} on Query { ...F${i + 1} ...F${i + 1} }`).join(' ');
     expect(await refused(`{ ...F0 } ${fragments} fragment F21 on Query { systemStatus { version } }`)).toEqual([expect.stringMatching(/^GRAPHQL_VALIDATION_FAILED: The operation has an estimated cost of \d+; at most 50000/)]);
-    // 10,000 aliases of machine(id): past the token limit, refused by the parser.
+    // 10,000 aliases of machine(id), 2,000 of systemStatus, 1,000 of __schema: past the token limit, refused by the parser.
     const machines = Array.from({ length: 10_000 }, (_, i) => `m${i}: machine(id: "${machineId}") { name }`).join(' ');
-    expect(await refused(`{ ${machines} }`)).toEqual([expect.stringMatching(/^GRAPHQL_PARSE_FAILED: The document has more than 10000 tokens; at most 10000 are allowed \(FLEETPATCH_GRAPHQL_MAX_TOKENS\)/)]);
-    // 1,500 aliases of systemStatus fit the token limit: refused by the alias limit and the cost.
-    const status = Array.from({ length: 1500 }, (_, i) => `s${i}: systemStatus { version }`).join(' ');
-    expect(await refused(`{ ${status} }`)).toEqual([expect.stringMatching(/uses 1500 aliases; at most 100/), expect.stringMatching(/estimated cost of/)]);
-    // Introspection is costed: 1,000 aliases of __schema, without a token.
-    const schemas = Array.from({ length: 1000 }, (_, i) => `s${i}: __schema { types { name } }`).join(' ');
-    expect(await refused(`{ ${schemas} }`)).toEqual([expect.stringMatching(/uses 1000 aliases/), expect.stringMatching(/estimated cost of/)]);
+    const tooLong = [expect.stringMatching(/^GRAPHQL_PARSE_FAILED: The document has more than 5000 tokens; at most 5000 are allowed \(FLEETPATCH_GRAPHQL_MAX_TOKENS\)/)];
+    expect(await refused(`{ ${machines} }`)).toEqual(tooLong);
+    const status = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `s${i}: systemStatus { version }`).join(' ')} }`;
+    expect(await refused(status(2000))).toEqual(tooLong);
+    const schemas = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `s${i}: __schema { types { name } }`).join(' ')} }`;
+    expect(await refused(schemas(1000))).toEqual(tooLong);
+    // Fewer, within the token limit: refused by the alias limit (and systemStatus by its cost too).
+    expect(await refused(status(700))).toEqual([expect.stringMatching(/uses 700 aliases; at most 100/), expect.stringMatching(/estimated cost of/)]);
+    expect(await refused(schemas(500))).toEqual([expect.stringMatching(/uses 500 aliases/)]);
+    // Introspection is costed: a hundred full lists of every type's fields and their arguments, one name each.
+    const fields = `{ ${Array.from({ length: 100 }, () => '__schema { types { fields { args { type { name } } } } }').join(' ')} }`;
+    expect(await refused(fields)).toEqual([expect.stringMatching(/estimated cost of \d+; at most 50000/)]);
     // Meanwhile the server still answers, and a single introspection query is fine without a token.
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const one = await graphql<{ __schema: { types: unknown[] } }>(api.url, '{ __schema { types { name } } }');

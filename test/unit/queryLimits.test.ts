@@ -144,7 +144,7 @@ describe('access settings', () => {
       graphqlMaxDepth: 8,
       graphqlMaxCost: 50_000,
       graphqlMaxAliases: 100,
-      graphqlMaxTokens: 10_000,
+      graphqlMaxTokens: 5000,
       graphqlMaxResponseBytes: 32 * 1024 * 1024,
       subscriptionsPerSocket: 50,
       socketsPerToken: 3,
