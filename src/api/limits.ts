@@ -9,6 +9,7 @@ import {
   isEnumType,
   isUnionType,
   Kind,
+  type ASTNode,
   type ASTVisitor,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -31,6 +32,10 @@ import { DEFAULT_PAGE_SIZE, MAX_LOG_LINES, MAX_PAGE_SIZE } from './pageSize.js';
  * run, nor make the server repeat a cheap field ten thousand times.
  *
  * - Tokens: the parser stops past `maxTokens` (see `parseOptions`), before a syntax tree exists.
+ * - Breadth: at most `maxBreadth` fields at one level of a selection, counting what inline
+ *   fragments and fragment spreads put there (graphql-js compares the fields of a level pairwise
+ *   to check they can be merged: 300 fragments each asking for systemStatus held the event loop
+ *   for 150 ms of CPU, though the document was valid and cheap to run).
  * - Aliases: at most `maxAliases` fields under another name per operation, counted through
  *   fragments (an alias is how one field is asked for many times in one request).
  * - Depth: the deepest nesting of fields, through fragments. Introspection does not count: tools
@@ -44,14 +49,27 @@ import { DEFAULT_PAGE_SIZE, MAX_LOG_LINES, MAX_PAGE_SIZE } from './pageSize.js';
  * of this rule grows with the document's size, not with how often its fragments spread each other
  * (fragments spreading the next one twice, 21 deep, once made it walk two million fragments).
  * That work is bounded again by `maxVisits`, should the token limit be raised.
+ *
+ * The whole document is measured when validation enters it, before graphql-js's own rules have
+ * looked past its top: a document that breaks a limit is refused there, and the rest of the
+ * validation walks an empty document instead of it (see `queryLimitsRule`).
  */
 export interface QueryLimits {
   maxDepth: number;
   maxCost: number;
   maxAliases: number;
+  /** Fields at one level of a selection, fragments included; the default is MAX_BREADTH. */
+  maxBreadth?: number;
   /** Selections this rule may look at in one document before it refuses it unmeasured. */
   maxVisits?: number;
 }
+
+/**
+ * A type's every field (Machine has 38) and the alias limit, with room to spare: a level wider than
+ * this repeats itself. Not a setting: it only keeps graphql-js's pairwise comparison of a level's
+ * fields cheap (200 fields: about 20,000 pairs).
+ */
+export const MAX_BREADTH = 200;
 
 /** Far above what a document within the default token limit can hold: selections are tokens. */
 const DEFAULT_MAX_VISITS = 100_000;
@@ -110,9 +128,13 @@ interface Measure {
   depth: number;
   cost: number;
   aliases: number;
+  /** Fields this selection puts at its own level (its fragments' included). */
+  breadth: number;
+  /** The most fields at any one level within it, its own included. */
+  widest: number;
 }
 
-const ZERO: Measure = { depth: 0, cost: 0, aliases: 0 };
+const ZERO: Measure = { depth: 0, cost: 0, aliases: 0, breadth: 0, widest: 0 };
 
 /**
  * The sizes of introspection's lists, from the schema itself: how many types and directives it
@@ -208,7 +230,7 @@ class DocumentMeasure {
     return this.selections(operation.selectionSet, root ?? undefined, false);
   }
 
-  private fragment(name: string): Measure {
+  fragment(name: string): Measure {
     const known = this.fragments.get(name);
     // A fragment that spreads itself is NoFragmentCyclesRule's error; here it adds nothing.
     if (known === 'measuring') return ZERO;
@@ -227,12 +249,17 @@ class DocumentMeasure {
     let depth = 0;
     let cost = 0;
     let aliases = 0;
+    let breadth = 0;
+    let widest = 0;
+    // A fragment spread twice at one level is merged once, by graphql-js and at execution alike.
+    const spreadHere = new Set<string>();
     for (const selection of selectionSet.selections) {
       if (++this.visits > this.maxVisits) break;
       let inner: Measure;
       if (selection.kind === Kind.FIELD) {
         const name = selection.name.value;
         aliases += selection.alias && selection.alias.value !== name ? 1 : 0;
+        breadth += 1;
         if (name === '__typename') {
           cost += 1;
           continue;
@@ -246,6 +273,7 @@ class DocumentMeasure {
         depth = Math.max(depth, inIntrospection ? 0 : children.depth + 1);
         cost += weight + itemsOf(schema, parent, selection, field) * children.cost;
         aliases += children.aliases;
+        widest = Math.max(widest, children.widest);
         continue;
       }
       if (selection.kind === Kind.INLINE_FRAGMENT) {
@@ -253,12 +281,17 @@ class DocumentMeasure {
         inner = this.selections(selection.selectionSet, typeName ? (schema.getType(typeName) ?? undefined) : parent, introspection);
       } else {
         inner = this.fragment(selection.name.value);
+        if (!spreadHere.has(selection.name.value)) breadth += inner.breadth;
+        spreadHere.add(selection.name.value);
+        inner = { ...inner, breadth: 0 };
       }
       depth = Math.max(depth, inner.depth);
       cost += inner.cost;
       aliases += inner.aliases;
+      breadth += inner.breadth;
+      widest = Math.max(widest, inner.widest);
     }
-    return { depth, cost, aliases };
+    return { depth, cost, aliases, breadth, widest: Math.max(widest, breadth) };
   }
 }
 
@@ -266,41 +299,61 @@ function fieldOf(parent: GraphQLNamedType | undefined, name: string) {
   return isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[name] : undefined;
 }
 
-/** The validation rule enforcing the alias, depth and cost limits, one error per limit an operation breaks. */
+/**
+ * The validation rule enforcing the breadth, alias, depth and cost limits, one error per limit an
+ * operation breaks.
+ *
+ * It measures the document when validation enters it. graphql-js runs every rule in one walk, so a
+ * rule cannot keep the others from walking a document; but a visitor may replace the node it
+ * enters, and the walk then goes on into the replacement: a document that breaks a limit is
+ * replaced by an empty one, and graphql-js's rules (the pairwise comparison of fields above all)
+ * never walk it. Nothing else sees the replacement: validation only returns its errors.
+ */
 export function queryLimitsRule(limits: QueryLimits): ValidationRule {
-  return (context: ValidationContext): ASTVisitor => {
-    const measure = new DocumentMeasure(context, limits.maxVisits ?? DEFAULT_MAX_VISITS);
-    return {
-      OperationDefinition(operation) {
-        const { depth, aliases, ...measured } = measure.operation(operation);
+  const maxVisits = limits.maxVisits ?? DEFAULT_MAX_VISITS;
+  const maxBreadth = limits.maxBreadth ?? MAX_BREADTH;
+  return (context: ValidationContext): ASTVisitor => ({
+    Document(document) {
+      const measure = new DocumentMeasure(context, maxVisits);
+      let refused = false;
+      const refuse = (message: string, node: ASTNode | undefined) => {
+        refused = true;
+        context.reportError(new GraphQLError(message, { nodes: node ? [node] : [] }));
+      };
+      for (const operation of document.definitions) {
+        if (operation.kind !== Kind.OPERATION_DEFINITION) continue;
+        const { depth, aliases, widest, ...measured } = measure.operation(operation);
         const cost = Math.ceil(measured.cost);
         // Fragments spreading each other can reach costs no one wants to read digit by digit.
         const shownCost = cost < 1e12 ? String(cost) : 'over 10^12';
         const name = operation.name ? `Operation "${operation.name.value}"` : 'The operation';
         if (measure.exhausted) {
-          context.reportError(new GraphQLError(`${name} is too large to measure (more than ${limits.maxVisits ?? DEFAULT_MAX_VISITS} selections, fragments included). Ask for less, or split it into several queries.`, { nodes: [operation] }));
-          return false;
+          refuse(`${name} is too large to measure (more than ${maxVisits} selections, fragments included). Ask for less, or split it into several queries.`, operation);
+          break;
         }
+        if (widest > maxBreadth) refuse(`${name} asks for ${widest} fields at one level, fragments included; at most ${maxBreadth} are allowed. Ask for each field once.`, operation);
         if (aliases > limits.maxAliases) {
-          context.reportError(
-            new GraphQLError(`${name} uses ${aliases} aliases; at most ${limits.maxAliases} are allowed (FLEETPATCH_GRAPHQL_MAX_ALIASES). Ask for each field once, or split the request.`, { nodes: [operation] }),
-          );
+          refuse(`${name} uses ${aliases} aliases; at most ${limits.maxAliases} are allowed (FLEETPATCH_GRAPHQL_MAX_ALIASES). Ask for each field once, or split the request.`, operation);
         }
         if (depth > limits.maxDepth) {
-          context.reportError(
-            new GraphQLError(`${name} is ${depth} levels deep; at most ${limits.maxDepth} are allowed (FLEETPATCH_GRAPHQL_MAX_DEPTH). Ask for less nesting, or split it into several queries.`, { nodes: [operation] }),
-          );
+          refuse(`${name} is ${depth} levels deep; at most ${limits.maxDepth} are allowed (FLEETPATCH_GRAPHQL_MAX_DEPTH). Ask for less nesting, or split it into several queries.`, operation);
         }
         if (cost > limits.maxCost) {
-          context.reportError(
-            new GraphQLError(`${name} has an estimated cost of ${shownCost}; at most ${limits.maxCost} is allowed (FLEETPATCH_GRAPHQL_MAX_COST). Ask for smaller pages (first) or fewer nested lists.`, { nodes: [operation] }),
-          );
+          refuse(`${name} has an estimated cost of ${shownCost}; at most ${limits.maxCost} is allowed (FLEETPATCH_GRAPHQL_MAX_COST). Ask for smaller pages (first) or fewer nested lists.`, operation);
         }
-        // The operation's selections are measured: the walk need not go into them again here.
-        return false;
-      },
-    };
-  };
+      }
+      // A fragment no operation spreads runs nowhere (graphql-js says so), but graphql-js would still
+      // compare its fields pairwise. One that an operation spreads was measured with it.
+      for (const fragment of refused ? [] : document.definitions) {
+        if (fragment.kind !== Kind.FRAGMENT_DEFINITION || measure.exhausted) continue;
+        const { widest } = measure.fragment(fragment.name.value);
+        if (widest > maxBreadth) refuse(`Fragment "${fragment.name.value}" asks for ${widest} fields at one level, fragments included; at most ${maxBreadth} are allowed. Ask for each field once.`, fragment);
+      }
+      if (!refused && measure.exhausted) refuse(`The document is too large to measure (more than ${maxVisits} selections, fragments included). Ask for less, or split it into several queries.`, document.definitions[0]);
+      // Refused: the rest of the validation walks an empty document.
+      return refused ? { ...document, definitions: [] } : undefined;
+    },
+  });
 }
 
 /** The limits of one operation, from the API's settings. */

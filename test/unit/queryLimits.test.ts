@@ -60,6 +60,25 @@ describe('query depth and cost limits', () => {
     expect(check(doublingFragments(21))).toEqual([expect.stringMatching(/estimated cost of/)]);
   });
 
+  it('refuses a level of more than 200 fields, fragments included, before graphql-js compares them pairwise', () => {
+    // A rule after ours, counting the fields the rest of the validation walks.
+    let walked = 0;
+    const after = () => ({ Field: () => void walked++ });
+    const run = (query: string) => validate(schema, parse(query), [...specifiedRules, queryLimitsRule(DEFAULTS), after]).map((e) => e.message);
+    // 4,900 times the same field: cheap to run (merged into one), 12 million pairs to compare.
+    expect(run(`{ ${'__typename '.repeat(4900)} }`)).toEqual([expect.stringMatching(/^The operation asks for 4900 fields at one level, fragments included; at most 200 are allowed/)]);
+    expect(walked).toBe(0);
+    // 300 fragments, each asking for systemStatus: a valid document of cost 30,300.
+    const fragments = Array.from({ length: 300 }, (_, i) => `fragment A${i} on Query { systemStatus { version } }`).join(' ');
+    const spreads = Array.from({ length: 300 }, (_, i) => `...A${i}`).join(' ');
+    expect(run(`{ ${spreads} } ${fragments}`)).toEqual([expect.stringMatching(/asks for 300 fields at one level/)]);
+    // A wide fragment no operation spreads is compared all the same.
+    expect(run(`{ __typename } fragment Wide on Query { ${'__typename '.repeat(300)} }`)).toEqual([expect.stringMatching(/^Fragment "Wide" asks for 300 fields at one level/)]);
+    expect(walked).toBe(0);
+    // A fragment spread twice at one level counts once; the console's widest level passes.
+    expect(run(`{ ...A0 ...A0 ${'__typename '.repeat(199)} } fragment A0 on Query { systemStatus { version } }`)).toEqual([]);
+  });
+
   it('bounds its own work: past maxVisits a document is refused unmeasured', () => {
     const fields = Array.from({ length: 50 }, (_, i) => `f${i}: __typename`).join(' ');
     expect(check(`{ ${fields} }`, { maxVisits: 20 })).toEqual([expect.stringMatching(/too large to measure \(more than 20 selections/)]);
@@ -78,10 +97,10 @@ describe('query depth and cost limits', () => {
 
   it('refuses 2,000 aliases of systemStatus and 1,000 of __schema by aliases and by cost', () => {
     const status = Array.from({ length: 2000 }, (_, i) => `s${i}: systemStatus { version }`).join(' ');
-    expect(check(`{ ${status} }`)).toEqual([expect.stringMatching(/uses 2000 aliases/), expect.stringMatching(/estimated cost of \d+/)]);
+    expect(check(`{ ${status} }`)).toEqual([expect.stringMatching(/asks for 2000 fields at one level/), expect.stringMatching(/uses 2000 aliases/), expect.stringMatching(/estimated cost of \d+/)]);
     expect(check('{ systemStatus { version database { state } temporal { state } } }')).toEqual([]);
     const schemas = Array.from({ length: 1000 }, (_, i) => `s${i}: __schema { types { name fields { name } } }`).join(' ');
-    expect(check(`{ ${schemas} }`)).toEqual([expect.stringMatching(/uses 1000 aliases/), expect.stringMatching(/estimated cost of \d+/)]);
+    expect(check(`{ ${schemas} }`)).toEqual([expect.stringMatching(/asks for 1000 fields at one level/), expect.stringMatching(/uses 1000 aliases/), expect.stringMatching(/estimated cost of \d+/)]);
   });
 
   it('costs introspection by the schema it describes: a full introspection query passes, three in one request do not', () => {
