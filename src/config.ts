@@ -55,6 +55,16 @@ export interface ApiLimits {
   graphqlMaxDepth: number;
   /** Highest estimated cost (fields times page sizes) a GraphQL operation may have. */
   graphqlMaxCost: number;
+  /** Most fields under another name (aliases) in one GraphQL operation. */
+  graphqlMaxAliases: number;
+  /** Most tokens in a GraphQL document: past it the parser stops. */
+  graphqlMaxTokens: number;
+  /** Largest GraphQL answer over HTTP, in bytes. */
+  graphqlMaxResponseBytes: number;
+  /** Most subscriptions open on one WebSocket; 0: no limit. */
+  subscriptionsPerSocket: number;
+  /** Most subscription WebSockets open at once with one API token, per API process; 0: no limit. */
+  socketsPerToken: number;
 }
 
 /**
@@ -179,6 +189,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enrollmentsPerMinute: nonNegativeInteger(env, 'FLEETPATCH_ENROLL_RATE_LIMIT', 300),
       graphqlMaxDepth: positive(env, 'FLEETPATCH_GRAPHQL_MAX_DEPTH', 12),
       graphqlMaxCost: positive(env, 'FLEETPATCH_GRAPHQL_MAX_COST', 50_000),
+      // Nothing the console sends uses one; a script may look up a few dozen machines at once.
+      graphqlMaxAliases: positive(env, 'FLEETPATCH_GRAPHQL_MAX_ALIASES', 100),
+      // The console's largest document has about 150, a full introspection query about 180, a
+      // deployment or assessMachines naming its 1,000 machines inline about 1,100. Validation takes
+      // time in proportion (BENCHMARKS.md, "GraphQL validation"), in the event loop.
+      graphqlMaxTokens: positive(env, 'FLEETPATCH_GRAPHQL_MAX_TOKENS', 5000),
+      graphqlMaxResponseBytes: positive(env, 'FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB', 32) * 1024 * 1024,
+      // The console holds two or three at once; each one is a fan-out of every matching event.
+      subscriptionsPerSocket: nonNegativeInteger(env, 'FLEETPATCH_SUBSCRIPTIONS_PER_SOCKET', 50),
+      // A console tab is one socket.
+      socketsPerToken: nonNegativeInteger(env, 'FLEETPATCH_SOCKETS_PER_TOKEN', 20),
     },
     fleetView: {
       // A summary read a few times a minute by consoles; a recompute is one pass over machines.

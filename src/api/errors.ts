@@ -1,8 +1,20 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../logger.js';
+import { tokenLimitMessage } from './limits.js';
 
 /** The API's one error vocabulary: every error a client sees carries one of these codes. */
-export const ERROR_CODES = ['BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'RATE_LIMITED', 'PAYLOAD_TOO_LARGE', 'INTERNAL'] as const;
+export const ERROR_CODES = [
+  'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'PAYLOAD_TOO_LARGE',
+  'RESPONSE_TOO_LARGE',
+  'TOO_MANY_SUBSCRIPTIONS',
+  'INTERNAL',
+] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export function apiError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): GraphQLError {
@@ -13,7 +25,7 @@ export const badUserInput = (field: string, message: string) => apiError('BAD_US
 export const notFound = (message: string) => apiError('NOT_FOUND', message);
 
 /** Errors raised by GraphQL itself about the request (syntax, validation): they speak for themselves. */
-const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
+export const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
 
 /**
  * Input PostgreSQL refuses to read is the client's mistake, not ours (both found by the fuzz
@@ -42,7 +54,7 @@ export function formatError(logger: Logger) {
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && ((ERROR_CODES as readonly string[]).includes(code) || REQUEST_ERROR_CODES.has(code))) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
+      return { ...formatted, message: tokenLimitMessage(formatted.message) ?? formatted.message, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
     }
     const invalid = invalidInputMessage(error);
     if (invalid) return { message: invalid, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };

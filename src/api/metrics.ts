@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import type { Database } from '../db/client.js';
 import { runCountsByStatus } from '../db/runs.js';
+import { ERROR_CODES, REQUEST_ERROR_CODES } from './errors.js';
+import { KNOWN_OPERATION_NAMES } from './knownOperations.js';
 
 /**
  * The API's Prometheus metrics (`GET /metrics`): GraphQL operations and their errors, the agent
@@ -22,10 +24,23 @@ export interface ApiMetrics {
   observeAgentRequest: (res: ServerResponse, route: string | undefined) => void;
 }
 
+/** An operation's label: its name when the server knows it, `other` for any other name, `anonymous` without one. */
+export function operationLabel(name: string | null | undefined, known: ReadonlySet<string> = KNOWN_OPERATION_NAMES): string {
+  if (!name) return 'anonymous';
+  return known.has(name) ? name : 'other';
+}
+
+/** An error's label: its code when it is one of ours or GraphQL's, else OTHER (formatError leaves no other, but labels stay bounded whatever happens). */
+function codeLabel(code: unknown): string {
+  return typeof code === 'string' && ((ERROR_CODES as readonly string[]).includes(code) || REQUEST_ERROR_CODES.has(code)) ? code : 'OTHER';
+}
+
 export function createApiMetrics(database: Database): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'fleetpatch_api_' });
 
+  // Operation names are labels only when the server knows them (operationLabel): a client-chosen
+  // label would grow the registry without bound.
   const operations = new Counter({ name: 'fleetpatch_graphql_operations_total', help: 'GraphQL operations executed, by operation name and type.', labelNames: ['operation', 'type'] as const, registers: [registry] });
   const operationErrors = new Counter({ name: 'fleetpatch_graphql_errors_total', help: 'GraphQL errors returned, by operation name and error code.', labelNames: ['operation', 'code'] as const, registers: [registry] });
   const operationSeconds = new Histogram({
@@ -55,11 +70,14 @@ export function createApiMetrics(database: Database): ApiMetrics {
     async requestDidStart() {
       const started = process.hrtime.bigint();
       return {
-        async willSendResponse({ operationName, operation, errors }) {
-          const name = operationName ?? operation?.name?.value ?? 'anonymous';
+        async willSendResponse({ operationName, operation, response }) {
+          const name = operationLabel(operationName ?? operation?.name?.value);
           operations.inc({ operation: name, type: operation?.operation ?? 'unknown' });
           operationSeconds.observe({ operation: name }, Number(process.hrtime.bigint() - started) / 1e9);
-          for (const error of errors ?? []) operationErrors.inc({ operation: name, code: String(error.extensions?.code ?? 'INTERNAL') });
+          // The errors as the client gets them, after formatError gave each its code (a malformed id
+          // is BAD_USER_INPUT there, though the error thrown had no code).
+          const sent = response.body.kind === 'single' ? response.body.singleResult.errors : response.body.initialResult.errors;
+          for (const error of sent ?? []) operationErrors.inc({ operation: name, code: codeLabel(error.extensions?.code) });
         },
       };
     },

@@ -19,12 +19,14 @@ import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
 import { formatError } from './errors.js';
-import { queryLimitsRule } from './limits.js';
+import { errorsAsJson, notFoundAsJson } from './httpErrors.js';
+import { boundedResponse, parseOptions, queryLimitsOf, queryLimitsRule, tokenLimitMessage } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { buildApiSchema } from './schema.js';
+import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
 import { SystemService } from './system/system.service.js';
 import { consoleSessionRoutes, SESSION_PATH } from './session.js';
 import { ACCESS_ENDED_CLOSE_CODE, SocketAccess } from './socketAccess.js';
@@ -66,7 +68,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const schema = await buildApiSchema(pubsub);
 
   const limits = options.limits ?? loadConfig({}).limits;
-  const validationRules = [queryLimitsRule({ maxDepth: limits.graphqlMaxDepth, maxCost: limits.graphqlMaxCost })];
+  const validationRules = [queryLimitsRule(queryLimitsOf(limits))];
+  const subscriptionCaps = subscriptionLimits(limits);
 
   const app = express();
   // Nobody needs to know what the server is built with.
@@ -109,7 +112,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // (or the console's session in its cookie).
   // Messages are subscription requests: the HTTP body limit applies to them too (ws allows 100 MiB).
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: 1024 * 1024 });
-  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal']; endAccess?: () => void }>(
+  const wsCleanup = useServer<{ authorization?: string; Authorization?: string }, { principal?: ApiContext['principal']; endAccess?: () => void } & SubscriptionLimitsExtra>(
     {
       schema,
       onConnect: async (ctx) => {
@@ -121,6 +124,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           if (!principal) throw new Error('no token in the connection params');
           ctx.extra.principal = principal;
           const { socket } = ctx.extra;
+          // Past its token's share of sockets: closed with our own code (not when it is already
+          // gone: graphql-ws has run onClose for it, and its place would never be freed).
+          if (socket.readyState === socket.OPEN && !subscriptionCaps.admitSocket(ctx, principal)) return false;
           ctx.extra.endAccess = socketAccess.open(principal, (reason) => {
             logger.info({ tokenId: principal.tokenId, sessionId: principal.sessionId, reason }, 'subscription socket closed: its access ended');
             socket.close(ACCESS_ENDED_CLOSE_CODE, reason);
@@ -135,15 +141,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       },
       // The socket is for subscriptions only: queries and mutations go over HTTP, where the audit
       // log, rate limits and body limits apply. The depth and cost limits apply here too.
-      onSubscribe: (_ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        const refused = subscriptionCaps.refuseSubscription(ctx);
+        if (refused) return [refused];
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(payload.query, parseOptions(limits.graphqlMaxTokens));
         } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
+          const parsed = error instanceof GraphQLError ? error : new GraphQLError(String(error));
+          return [new GraphQLError(tokenLimitMessage(parsed.message) ?? parsed.message, { source: parsed.source, positions: parsed.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
+        // The codes Apollo gives the same errors over HTTP.
         const errors = validate(schema, document, [...specifiedRules, ...validationRules]);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
         const operations = document.definitions.filter((d) => d.kind === 'OperationDefinition');
         const chosen = payload.operationName ? operations.find((o) => o.name?.value === payload.operationName) : operations[0];
         if (chosen?.operation !== 'subscription') {
@@ -151,7 +161,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         }
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
-      onClose: (ctx) => ctx.extra.endAccess?.(),
+      onClose: (ctx) => {
+        ctx.extra.endAccess?.();
+        subscriptionCaps.release(ctx);
+      },
       context: (ctx): ApiContext => ({ principal: ctx.extra.principal ?? null, services, sourceAddress: ctx.extra.request.socket.remoteAddress ?? null }),
     },
     wsServer,
@@ -166,6 +179,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // took for a second Ctrl-C and exited without stopping PostgreSQL and Temporal.
     stopOnTerminationSignals: false,
     validationRules,
+    parseOptions: parseOptions(limits.graphqlMaxTokens),
+    stringifyResult: boundedResponse(limits.graphqlMaxResponseBytes, (bytes) => logger.warn({ bytes }, 'GraphQL answer over FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB refused')),
     plugins: [
       auditPlugin(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
@@ -200,6 +215,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   // The web console at /, last: it never answers for the API's own paths.
   app.use(webConsole());
+  app.use(notFoundAsJson, errorsAsJson(logger));
 
   const port = await listen(httpServer, options.port, options.host, 'GraphQL API', 'PORT');
   const shownHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;

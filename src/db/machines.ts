@@ -282,15 +282,20 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
   return merged.slice(query.offset, enough);
 }
 
-export async function pendingUpdatesOf(db: Db, assessmentId: string): Promise<PendingUpdateRow[]> {
-  return db
-    .select()
-    .from(pendingUpdates)
-    .where(eq(pendingUpdates.assessmentId, assessmentId))
-    .orderBy(
-      sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`,
-      asc(pendingUpdates.name),
-    );
+/** A page of an assessment's pending updates, critical first, then security, then by name. */
+export async function pendingUpdatesPage(db: Db, assessmentId: string, offset: number, limit: number): Promise<{ rows: PendingUpdateRow[]; totalCount: number }> {
+  const where = eq(pendingUpdates.assessmentId, assessmentId);
+  const [rows, [total]] = await Promise.all([
+    db
+      .select()
+      .from(pendingUpdates)
+      .where(where)
+      .orderBy(sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`, asc(pendingUpdates.name), asc(pendingUpdates.arch))
+      .offset(offset)
+      .limit(limit),
+    db.select({ n: sql<number>`count(*)::int` }).from(pendingUpdates).where(where),
+  ]);
+  return { rows, totalCount: total?.n ?? 0 };
 }
 
 export async function assessmentHistory(db: Db, machineId: string, offset: number, limit: number): Promise<{ rows: AssessmentRow[]; totalCount: number }> {

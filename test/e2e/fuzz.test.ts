@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
+import { TOO_MANY_SOCKETS_CLOSE_CODE } from '../../src/api/subscriptionLimits.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
@@ -15,6 +18,14 @@ import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
  * gain entries of refused attempts).
  *
  * Payloads are generated from a seeded PRNG (FUZZ_SEED), so a failure can be replayed.
+ *
+ * Documents that were once too much for the server are among them, and must be refused before
+ * anything runs: fragments spreading each other (the depth/cost rule walked them exponentially),
+ * thousands of aliases of a field, of systemStatus and of introspection, pages of pending updates
+ * aliased fifty times, long made-up operation names (once a metrics label each). No answer, on any
+ * path, may be an HTML page or show a stack trace or a file path. Then the subscription socket:
+ * more subscriptions than a socket may hold, more sockets than a token may open, and hostile
+ * messages.
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_126);
 const PAYLOADS = Number(process.env.FUZZ_PAYLOADS ?? 10_000);
@@ -136,7 +147,7 @@ function agentProbe(rng: Rng, credential: string, base: () => Record<string, unk
 
 const QUERIES = [
   '{ machines { edges { node { id name compliance } } } }',
-  'query($id: ID!) { machine(id: $id) { name pendingUpdates { name } } }',
+  'query($id: ID!) { machine(id: $id) { name pendingUpdates { edges { node { name } } } } }',
   'query($id: ID!) { deployment(id: $id) { name } }',
   'query($id: ID!) { deploymentRun(id: $id) { status } }',
   '{ missingUpdates(first: 10) { totalCount } }',
@@ -153,14 +164,52 @@ const QUERIES = [
   'mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { secret } }',
 ];
 
-function graphqlProbe(rng: Rng, tokens: { viewer: string; admin: string }): Probe {
+/** Fragments that each spread the next one twice, `levels` deep, in a query or a subscription. */
+function doublingFragments(levels: number, root: 'Query' | 'Subscription' = 'Query'): string {
+  const fragments = Array.from({ length: levels }, (_, i) => `fragment F${i} on ${root} { ...F${i + 1} ...F${i + 1} }`);
+  const leaf = root === 'Query' ? 'systemStatus { version }' : 'machineChanged { id name }';
+  return `${root === 'Query' ? '' : 'subscription '}{ ...F0 } ${fragments.join(' ')} fragment F${levels} on ${root} { ${leaf} }`;
+}
+
+const aliases = (n: number, field: string) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
+
+/**
+ * Documents that must be refused before they run (no `data` in the answer): too costly, too many
+ * aliases or tokens, whoever sends them.
+ */
+function hostileDocument(rng: Rng, machineId: string): string {
+  switch (rng.int(7)) {
+    case 0:
+      return doublingFragments(rng.pick([16, 21, 24, 30]));
+    case 1:
+      return aliases(rng.pick([101, 2000, 10_000]), `machine(id: "${machineId}") { name }`);
+    case 2:
+      return aliases(rng.pick([101, 1500, 2000]), 'systemStatus { version database { state } temporal { state } }');
+    case 3:
+      return aliases(rng.pick([101, 1000]), '__schema { types { name fields { name type { name } } } }');
+    case 4:
+      return aliases(50, `machine(id: "${machineId}") { pendingUpdates(first: 500) { edges { node { name cveIds advisoryIds } } } }`);
+    case 5:
+      // Aliases hidden in a fragment spread many times.
+      return `fragment M on Query { ${Array.from({ length: 30 }, (_, i) => `m${i}: machine(id: "${machineId}") { name }`).join(' ')} } { ${Array.from({ length: 10 }, (_, i) => `... on Query { ...M } a${i}: __typename`).join(' ')} }`;
+    default:
+      return `query($id: ID!) { deploymentRun(id: $id) { ${Array.from({ length: 20 }, (_, i) => `l${i}: logs(limit: 5000) { id at stream line machineRunId }`).join(' ')} } }`;
+  }
+}
+
+function graphqlProbe(rng: Rng, tokens: { viewer: string; admin: string }, machineId: string): Probe {
+  if (rng.int(10) === 0) {
+    const token = rng.pick([tokens.viewer, tokens.admin, '']);
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    return { family: 'graphql hostile', method: 'POST', path: '/graphql', headers, body: JSON.stringify({ query: hostileDocument(rng, machineId), variables: { id: randomUUID() } }) };
+  }
   const base = rng.pick(QUERIES);
   const isMutation = base.startsWith('mutation');
   // Mutations only as a viewer or anonymously: they must be refused whatever their arguments, so
   // the database cannot change. Queries go as an admin too, to reach every resolver's input checks.
   const token = isMutation ? rng.pick([tokens.viewer, '', `fp_${'B'.repeat(43)}`]) : rng.pick([tokens.viewer, tokens.admin, '']);
   const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-  const shape = rng.int(12);
+  const shape = rng.int(13);
   let query: unknown = base;
   let variables: unknown = { id: junkValue(rng), ids: junkValue(rng), input: junkValue(rng) };
   if (shape === 0) query = base.slice(0, rng.int(base.length));
@@ -174,9 +223,23 @@ function graphqlProbe(rng: Rng, tokens: { viewer: string; admin: string }): Prob
   else if (shape === 8) query = '{ machines(first: 100000) { totalCount } }';
   else if (shape === 9) query = `{ __schema { types { ${deepJson(rng.pick([5, 50]), 'fields { type { ', '} } ')} name } } }`;
   else if (shape === 10) variables = { id: randomUUID(), ids: [randomUUID()], input: junkValue(rng) };
+  // A long name no one knows: a metrics label each, once.
+  else if (shape === 11 && !isMutation) query = `query n${rng.int(1e9)}${'x'.repeat(rng.pick([100, 5000, 60_000]))} { __typename }`;
   const body = rng.int(20) === 0 ? JSON.stringify([{ query: base }, { query: base }]) : JSON.stringify({ query, variables });
   return { family: `graphql ${isMutation ? 'mutation' : 'query'}`, method: 'POST', path: '/graphql', headers, body };
 }
+
+/** The API's other paths, with methods and paths no route serves: JSON always, never an HTML error page. */
+function httpProbe(rng: Rng, tokens: { viewer: string }): Probe {
+  const method = rng.pick(['GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+  const path = rng.pick(['/healthz', '/readyz', '/metrics', '/healthz/x', '/metrics/%E0%A4%A', '/readyz?x=%ZZ', '/graphql/x', '/agent', '/agent/v10', '/healthz/%ZZ', '/metrics/..%2fhealthz']);
+  const headers: Record<string, string> = { accept: rng.pick(['application/json', '*/*', 'text/plain']), ...(rng.int(2) ? { authorization: `Bearer ${tokens.viewer}` } : {}) };
+  if (method === 'GET' || method === 'OPTIONS') return { family: 'http', method, path, headers };
+  return { family: 'http', method, path, headers: { ...headers, 'content-type': rng.pick(['application/json', 'text/html']) }, body: rng.pick(['{', '{}', '<html>', 'x'.repeat(3000)]) };
+}
+
+/** What no answer may hold: a stack frame, a file path of the server (and none is an HTML page). */
+const LEAK = /\bat [^\n]*\.(?:js|ts|mjs):\d+|node_modules|\/work\/|file:\/\//i;
 
 /** Every table's rows, hashed; the columns that record mere use (a token's last use) left out. */
 async function fingerprint(database: Database): Promise<Record<string, string>> {
@@ -198,6 +261,7 @@ describe('hostile input', () => {
   let drop: () => Promise<void>;
   let tokens: { viewer: string; admin: string };
   let credential: string;
+  let machineId: string;
   let enrollmentKey: string;
 
   beforeAll(async () => {
@@ -223,6 +287,7 @@ describe('hostile input', () => {
     const client = new AgentClient(base);
     const enrolled = await client.enroll(enrollmentKey, machineFacts({ hostname: 'fuzz-target' }));
     credential = enrolled.credential;
+    machineId = enrolled.machineId;
     client.setCredential(credential);
     await client.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
   });
@@ -246,7 +311,8 @@ describe('hostile input', () => {
     ];
     const probes: Probe[] = [];
     for (let i = 0; i < PAYLOADS; i++) {
-      probes.push(rng.next() < 0.5 ? agentProbe(rng, credential, () => rng.pick(validBodies)()) : graphqlProbe(rng, tokens));
+      const kind = rng.next();
+      probes.push(kind < 0.45 ? agentProbe(rng, credential, () => rng.pick(validBodies)()) : kind < 0.95 ? graphqlProbe(rng, tokens, machineId) : httpProbe(rng, tokens));
     }
     // A few oversized bodies, over each endpoint's limit.
     for (const path of ['/agent/v1/assessments', '/graphql']) {
@@ -261,9 +327,11 @@ describe('hostile input', () => {
         const probe = probes[next++]!;
         let status: number;
         let text: string;
+        let headers: string;
         try {
           const response = await fetch(base + probe.path, { method: probe.method, headers: probe.headers, body: probe.body, signal: AbortSignal.timeout(30_000) });
           status = response.status;
+          headers = response.headers.get('content-type') ?? '';
           text = await response.text();
         } catch (error) {
           broken.push(`${probe.family} ${probe.method} ${probe.path}: no answer (${(error as Error).message})`);
@@ -271,6 +339,20 @@ describe('hostile input', () => {
         }
         statuses.set(`${probe.family} ${status}`, (statuses.get(`${probe.family} ${status}`) ?? 0) + 1);
         const what = `${probe.family} ${probe.method} ${probe.path.slice(0, 80)} -> ${status}`;
+        if (LEAK.test(text) || headers.startsWith('text/html')) {
+          broken.push(`${what}: an HTML page, a stack or a path: ${text.slice(0, 200)}`);
+          continue;
+        }
+        if (probe.family === 'graphql hostile' && status !== 400) {
+          broken.push(`${what}: not refused before it ran: ${text.slice(0, 200)} (body: ${(probe.body ?? '').slice(0, 200)})`);
+          continue;
+        }
+        // /healthz, /readyz and /metrics answer their own GET (with any query string); Temporal and PostgreSQL are up.
+        if (probe.family === 'http' && status < 300 && probe.method === 'GET' && ['/healthz', '/readyz', '/metrics'].includes(probe.path.split('?')[0]!)) continue;
+        if (probe.family === 'http' && !/^application\/json/.test(headers)) {
+          broken.push(`${what}: ${headers}, not JSON: ${text.slice(0, 200)}`);
+          continue;
+        }
         if (status >= 500) {
           broken.push(`${what}: ${text.slice(0, 200)} (body: ${(probe.body ?? '').slice(0, 200)})`);
           continue;
@@ -314,5 +396,117 @@ describe('hostile input', () => {
     expect(await fingerprint(database)).toEqual(before);
     const gained = await database.sql`select outcome, count(*)::int as n from audit_events where id > ${maxId} group by 1 order by 1`;
     expect(gained.every((r) => r.outcome !== 'SUCCEEDED')).toBe(true);
+
+    // The metrics survived it: bounded labels (the server's operation names, `other`, `anonymous`),
+    // and not one error counted as INTERNAL.
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text.length).toBeLessThan(500_000);
+    const labels = new Set([...text.matchAll(/^fleetpatch_graphql_\w+\{operation="([^"]*)"/gm)].map((m) => m[1]!));
+    expect([...labels].filter((l) => !KNOWN_OPERATION_NAMES.has(l) && l !== 'other' && l !== 'anonymous')).toEqual([]);
+    expect(labels.has('other')).toBe(true);
+    expect(text).not.toMatch(/code="INTERNAL"/);
   }, 600_000);
+
+  it('holds subscription sockets to their caps, and answers hostile socket messages with a code, never an internal error', async () => {
+    const wsUrl = `${base.replace('http', 'ws')}/graphql`;
+    type Message = { id?: string; type: string; payload?: unknown };
+    /** A graphql-ws socket, initialised with the token: `ready` settles with the acknowledgement, or with the close code. */
+    const open = (token: string) => {
+      const ws = new WebSocket(wsUrl, 'graphql-transport-ws');
+      const messages: Message[] = [];
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      const ready = new Promise<'ack' | number>((resolve) => {
+        ws.once('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+        ws.on('message', (data) => {
+          const message = JSON.parse(String(data)) as Message;
+          messages.push(message);
+          if (message.type === 'connection_ack') resolve('ack');
+        });
+        void closed.then(resolve);
+      });
+      const send = (message: unknown) => ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+      return { ws, messages, closed, ready, send };
+    };
+    const until = async (what: string, done: () => boolean) => {
+      for (let waited = 0; !done(); waited += 50) {
+        if (waited > 30_000) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+
+    // 60 subscriptions on one socket: the 51st and later are refused with TOO_MANY_SUBSCRIPTIONS, the socket stays.
+    const first = open(tokens.viewer);
+    expect(await first.ready).toBe('ack');
+    for (let i = 0; i < 60; i++) first.send({ id: `s${i}`, type: 'subscribe', payload: { query: 'subscription { machineChanged { id } }' } });
+    await until('ten refusals', () => first.messages.filter((m) => m.type === 'error').length >= 10);
+    const refusals = first.messages.filter((m) => m.type === 'error');
+    expect(refusals.map((m) => m.id)).toEqual(Array.from({ length: 10 }, (_, i) => `s${50 + i}`));
+    expect(refusals.every((m) => (m.payload as Array<{ extensions?: { code?: string } }>)[0]?.extensions?.code === 'TOO_MANY_SUBSCRIPTIONS')).toBe(true);
+
+    // Twenty sockets per token: this one and nineteen more; the next is closed with our code.
+    const more = [];
+    for (let i = 0; i < 19; i++) {
+      const socket = open(tokens.viewer);
+      expect(await socket.ready).toBe('ack');
+      more.push(socket);
+    }
+    const refused = open(tokens.viewer);
+    expect(await refused.ready).toBe(TOO_MANY_SOCKETS_CLOSE_CODE);
+
+    // Hostile messages, each on a socket of its own (some close it): answered by an error with a
+    // code, or a close with graphql-ws's code for a bad message, never an internal error.
+    const costly = 'pendingUpdates(first: 500) { edges { node { name cveIds advisoryIds arch repository availableVersion installedVersion classification severity rebootSuggested } } }';
+    const hostile: unknown[] = [
+      'not json',
+      '{"type": "subscribe"}',
+      { id: 'x', type: 'subscribe', payload: { query: doublingFragments(24, 'Subscription') } },
+      { id: 'x', type: 'subscribe', payload: { query: `subscription { ${Array.from({ length: 3000 }, (_, i) => `a${i}: machineChanged { id }`).join(' ')} }` } },
+      { id: 'x', type: 'subscribe', payload: { query: `subscription { machineChanged { ${Array.from({ length: 150 }, (_, i) => `a${i}: name`).join(' ')} } }` } },
+      { id: 'x', type: 'subscribe', payload: { query: `subscription { machineChanged { ${Array.from({ length: 20 }, (_, i) => `p${i}: ${costly}`).join(' ')} } }` } },
+      { id: 'x', type: 'subscribe', payload: { query: 'query { machines { totalCount } }' } },
+      { id: 'x', type: 'subscribe', payload: { query: `subscription { machineChanged { ${'id '.repeat(20_000)} } }` } },
+      { id: 'x', type: 'subscribe', payload: { query: 42 } },
+      { type: 'ping', payload: { pad: 'x'.repeat(100_000) } },
+      { type: 'connection_init' },
+    ];
+    const codes = new Map<string, string>();
+    for (const [n, message] of hostile.entries()) {
+      const socket = open(tokens.admin);
+      expect(await socket.ready).toBe('ack');
+      socket.send(message);
+      // Each is answered (an error, a complete, a pong) or the socket is closed.
+      const answered = await Promise.race([
+        socket.closed.then((code) => `closed ${code}`),
+        until('an answer', () => socket.messages.some((m) => m.type !== 'connection_ack')).then(() => {
+          const answer = socket.messages.find((m) => m.type !== 'connection_ack')!;
+          if (answer.type !== 'error') return answer.type;
+          const payload = answer.payload as Array<{ extensions?: { code?: string } }>;
+          return `error ${payload.map((e) => e.extensions?.code ?? 'NONE').join(',')}`;
+        }),
+      ]);
+      codes.set(`${n}: ${(typeof message === 'string' ? message : JSON.stringify(message)).slice(0, 60)}`, answered);
+      socket.ws.close();
+      await socket.closed;
+    }
+    console.log(`fuzz: hostile socket messages answered:\n${[...codes].map(([m, a]) => `  ${m} -> ${a}`).join('\n')}`);
+    for (const answer of codes.values()) expect(answer).toMatch(/^(error (GRAPHQL_PARSE_FAILED|GRAPHQL_VALIDATION_FAILED|BAD_USER_INPUT|NOT_FOUND)(,[A-Z_]+)*|closed (4400|4429|1009)|pong|complete|next)$/);
+    // Fragments spreading each other, 150 aliases, 20 pages of 500: refused by validation.
+    expect([...codes.values()].filter((a) => a.startsWith('error GRAPHQL_VALIDATION_FAILED')).length).toBe(3);
+
+    for (const socket of [first, ...more]) socket.ws.close();
+    await Promise.all([first, ...more].map((s) => s.closed));
+    // Every place is free again once the server has seen the sockets close: a new socket with the
+    // same token is acknowledged.
+    let again: 'ack' | number = 0;
+    for (let attempt = 0; again !== 'ack' && attempt < 100; attempt++) {
+      const socket = open(tokens.viewer);
+      again = await socket.ready;
+      socket.ws.close();
+      await socket.closed;
+    }
+    expect(again).toBe('ack');
+    expect(server.child.exitCode).toBeNull();
+  }, 120_000);
 });

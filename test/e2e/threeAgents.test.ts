@@ -135,11 +135,12 @@ describe('three machines with apt, dnf and zypper', () => {
     tags: string[];
     pendingUpdates: Array<{ name: string; installedVersion: string | null; availableVersion: string; classification: string }>;
   };
-  const VIEW = 'id name compliance environment osName agentReadiness criticalCount securityCount criticalAndSecurityCount otherCount packageManager lastAssessedAt tags pendingUpdates { name installedVersion availableVersion classification }';
+  const VIEW = 'id name compliance environment osName agentReadiness criticalCount securityCount criticalAndSecurityCount otherCount packageManager lastAssessedAt tags pendingUpdates(first: 100) { edges { node { name installedVersion availableVersion classification } } }';
 
   async function fleet(): Promise<Record<string, MachineView>> {
-    const data = await query<{ machines: { edges: Array<{ node: MachineView }> } }>(`{ machines { edges { node { ${VIEW} } } } }`);
-    return Object.fromEntries(data.machines.edges.map((e) => [e.node.name, e.node]));
+    type Paged = Omit<MachineView, 'pendingUpdates'> & { pendingUpdates: { edges: Array<{ node: MachineView['pendingUpdates'][number] }> } };
+    const data = await query<{ machines: { edges: Array<{ node: Paged }> } }>(`{ machines { edges { node { ${VIEW} } } } }`);
+    return Object.fromEntries(data.machines.edges.map(({ node }) => [node.name, { ...node, pendingUpdates: node.pendingUpdates.edges.map((e) => e.node) }]));
   }
 
   it('shows the three machines with their environment, OS, compliance and the right counts', async () => {

@@ -130,14 +130,14 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
     expect(deep.status).toBe(400);
     expect(deep.errors?.[0]?.message).toMatch(/levels deep; at most 12 .*FLEETPATCH_GRAPHQL_MAX_DEPTH/);
 
-    const costly = await graphql(api.url, `{ machines(first: 500) { edges { node { pendingUpdates { name cveIds advisoryIds } assessments(first: 500) { totalCount } } } } }`, { token: viewer });
+    const costly = await graphql(api.url, `{ machines(first: 500) { edges { node { pendingUpdates { edges { node { name cveIds advisoryIds } } } assessments(first: 500) { totalCount } } } } }`, { token: viewer });
     expect(costly.status).toBe(400);
     expect(costly.errors?.[0]?.message).toMatch(/estimated cost of \d+; at most 50000 .*FLEETPATCH_GRAPHQL_MAX_COST/);
 
     const page = await graphql(api.url, '{ machines(first: 501) { totalCount } }', { token: viewer });
     expect(page.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'first' } });
 
-    const fine = await graphql(api.url, '{ machines(first: 100) { edges { node { name pendingUpdates { name } } } } }', { token: viewer });
+    const fine = await graphql(api.url, '{ machines(first: 100) { edges { node { name pendingUpdates { edges { node { name } } } } } } }', { token: viewer });
     expect(fine.errors).toBeUndefined();
   });
 

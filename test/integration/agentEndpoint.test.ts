@@ -193,14 +193,15 @@ describe('the agent endpoint', () => {
     expect(await agent.sendReport(report)).toEqual({ stored: false });
     const [stored] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
     expect(stored!.n).toBe(1);
-    const machine = await graphql<{ machine: { compliance: string; criticalAndSecurityCount: number; otherCount: number; pendingUpdates: Array<{ name: string; installedVersion: string | null }> } }>(
+    const machine = await graphql<{ machine: { compliance: string; criticalAndSecurityCount: number; otherCount: number; pendingUpdates: { totalCount: number; edges: Array<{ node: { name: string; installedVersion: string | null } }> } } }>(
       api.url,
-      `query($id: ID!) { machine(id: $id) { compliance criticalAndSecurityCount otherCount pendingUpdates { name installedVersion } } }`,
+      `query($id: ID!) { machine(id: $id) { compliance criticalAndSecurityCount otherCount pendingUpdates { totalCount edges { node { name installedVersion } } } } }`,
       { token: admin, variables: { id: machineId } },
     );
-    expect(machine.data!.machine).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 2, otherCount: 2 });
-    expect(machine.data!.machine.pendingUpdates.map((u) => u.name)).toEqual(['openssl', 'sudo', 'libnew', 'vim']);
-    expect(machine.data!.machine.pendingUpdates.find((u) => u.name === 'libnew')!.installedVersion).toBeNull();
+    expect(machine.data!.machine).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 2, otherCount: 2, pendingUpdates: { totalCount: 4 } });
+    const pending = machine.data!.machine.pendingUpdates.edges.map((e) => e.node);
+    expect(pending.map((u) => u.name)).toEqual(['openssl', 'sudo', 'libnew', 'vim']);
+    expect(pending.find((u) => u.name === 'libnew')!.installedVersion).toBeNull();
 
     // An older report arriving late (from the agent's spool) is kept in the history but does not replace the newer one.
     const older = assessmentReport([], { startedAt: new Date(Date.now() - 7200_000).toISOString(), finishedAt: new Date(Date.now() - 7100_000).toISOString() });

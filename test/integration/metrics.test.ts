@@ -90,15 +90,25 @@ describe('metrics in Prometheus format', () => {
     expect(sample(text, 'fleetpatch_api_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
   });
 
-  it('counts GraphQL operations by name and their errors by code', async () => {
-    await graphql(api.url, 'query fleetPage { machines(first: 5) { totalCount } }', { token });
-    await graphql(api.url, 'query fleetPage { machines(first: 5) { totalCount } }', { token });
+  it('counts GraphQL operations by the names the server knows, and their errors by the code the client got', async () => {
+    await graphql(api.url, 'query Computers { machines(first: 5) { totalCount } }', { token });
+    await graphql(api.url, 'query Computers { machines(first: 5) { totalCount } }', { token });
     await graphql(api.url, 'mutation badDeployment { createDeployment(input: {name: "too short", osType: LINUX, machineIds: [], classifications: [SECURITY], windowMinutes: 5}) { id } }', { token });
-    const text = await scrape();
-    expect(sample(text, 'fleetpatch_graphql_operations_total', 'operation="fleetPage",type="query"')).toBe(2);
-    expect(sample(text, 'fleetpatch_graphql_operations_total', 'operation="badDeployment",type="mutation"')).toBe(1);
-    expect(sample(text, 'fleetpatch_graphql_errors_total', 'operation="badDeployment",code="BAD_USER_INPUT"')).toBe(1);
-    expect(sample(text, 'fleetpatch_graphql_operation_duration_seconds_count', 'operation="fleetPage"')).toBe(2);
+    // A malformed id: BAD_USER_INPUT for the client (formatError), and so in the metrics.
+    await graphql(api.url, 'query Machine { machine(id: "../etc/passwd") { name } }', { token });
+    // Names the server does not know, long and all different: one label, `other`, however many.
+    for (let i = 0; i < 45; i++) await graphql(api.url, `query n${i}${'x'.repeat(20_000)} { __typename }`);
+    const response = await fetch(`${base}/metrics`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text.length).toBeLessThan(200_000);
+    expect(sample(text, 'fleetpatch_graphql_operations_total', 'operation="Computers",type="query"')).toBe(2);
+    expect(sample(text, 'fleetpatch_graphql_operations_total', 'operation="other",type="mutation"')).toBe(1);
+    expect(sample(text, 'fleetpatch_graphql_operations_total', 'operation="other",type="query"')).toBe(45);
+    expect(sample(text, 'fleetpatch_graphql_errors_total', 'operation="other",code="BAD_USER_INPUT"')).toBe(1);
+    expect(sample(text, 'fleetpatch_graphql_errors_total', 'operation="Machine",code="BAD_USER_INPUT"')).toBe(1);
+    expect(text).not.toContain('code="INTERNAL"');
+    expect(sample(text, 'fleetpatch_graphql_operation_duration_seconds_count', 'operation="Computers"')).toBe(2);
   });
 
   it('shows runs by status on the API, and the Temporal SDK metrics on the worker', async () => {

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildSchema, parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { queryLimitsRule } from '../../src/api/limits.js';
+import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
+import { queryLimitsOf, queryLimitsRule } from '../../src/api/limits.js';
 import { loadConfig } from '../../src/config.js';
 
 /**
@@ -12,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
  */
 const WEB_SRC = path.resolve('web/src');
 const schema = buildSchema(fs.readFileSync('schema/schema.graphql', 'utf8'));
-const { graphqlMaxDepth, graphqlMaxCost } = loadConfig({}).limits;
+const limits = loadConfig({}).limits;
 
 function consoleDocuments(): Array<{ file: string; text: string }> {
   const documents: Array<{ file: string; text: string }> = [];
@@ -44,8 +45,13 @@ describe('the web console’s GraphQL documents', () => {
 
   it('are valid against the schema and within the default depth and cost limits', () => {
     const problems = documents.flatMap(({ file, text }) =>
-      validate(schema, parse(text), [...specifiedRules, queryLimitsRule({ maxDepth: graphqlMaxDepth, maxCost: graphqlMaxCost })]).map((error) => `${file}: ${error.message}`),
+      validate(schema, parse(text, { maxTokens: limits.graphqlMaxTokens }), [...specifiedRules, queryLimitsRule(queryLimitsOf(limits))]).map((error) => `${file}: ${error.message}`),
     );
     expect(problems).toEqual([]);
+  });
+
+  it('are named as the server knows them: metrics label only these names', () => {
+    const names = new Set(documents.flatMap(({ text }) => parse(text).definitions.flatMap((d) => (d.kind === 'OperationDefinition' && d.name ? [d.name.value] : []))));
+    expect([...names].sort()).toEqual([...KNOWN_OPERATION_NAMES].sort());
   });
 });

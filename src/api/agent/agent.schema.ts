@@ -8,7 +8,11 @@ import { hostnameProblem } from '../../fleet/machineNames.js';
  * bounded for hostile ones.
  */
 const text = (max: number) => z.string().max(max);
-const MAX_UPDATES = 20_000;
+export const MAX_UPDATES = 20_000;
+/** Repositories one assessment may report as unreadable. */
+export const MAX_REPOSITORY_PROBLEMS = 200;
+/** Job stream lines one agent event may carry. */
+export const MAX_LINES_PER_EVENT = 1000;
 
 /**
  * Text PostgreSQL must store as given: a NUL character is refused here, with the field's name,
@@ -72,7 +76,7 @@ const reportOf = <U extends z.ZodType>(update: U) =>
         .strictObject({
           rebootPending: z.boolean(),
           updates: z.array(update).max(MAX_UPDATES),
-          repositoryProblems: z.array(z.strictObject({ repository: text(500), message: text(2000) })).max(200),
+          repositoryProblems: z.array(z.strictObject({ repository: text(500), message: text(2000) })).max(MAX_REPOSITORY_PROBLEMS),
         })
         .nullable(),
       error: z.strictObject({ code: text(50).min(1), message: text(4000), output: text(64_000).nullable() }).nullable(),
@@ -141,7 +145,7 @@ const jobUpdateState = z.strictObject({
 
 export const jobEvents = z.strictObject({
   seq: z.number().int().min(1),
-  lines: z.array(z.strictObject({ at: timestamp, stream: z.enum(['stdout', 'stderr', 'agent']), text: text(4000) })).max(1000),
+  lines: z.array(z.strictObject({ at: timestamp, stream: z.enum(['stdout', 'stderr', 'agent']), text: text(4000) })).max(MAX_LINES_PER_EVENT),
   updates: z.array(jobUpdateState).max(MAX_UPDATES),
 }) satisfies z.ZodType<JobEvents>;
 

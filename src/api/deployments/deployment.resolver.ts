@@ -5,6 +5,7 @@ import type { RunProgressEvent } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { Machine } from '../machines/machine.type.js';
 import { badUserInput, notFound } from '../errors.js';
+import { MAX_LOG_LINES } from '../pageSize.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { DeploymentInput } from './deployment.input.js';
 import { DeploymentService, scheduleOf } from './deployment.service.js';
@@ -23,7 +24,6 @@ import {
 } from './deployment.type.js';
 
 const service = (ctx: ApiContext) => new DeploymentService(ctx.services);
-const MAX_LOG_LINES = 5000;
 
 /** Counts by status, from rows (n absent: one each) or from counts the database made (n). */
 function counts(results: Array<{ status: UpdateResultRow['status']; n?: number }>): ResultCounts {

@@ -15,7 +15,7 @@ import {
   Machine,
   MachineConnection,
   MissingUpdateConnection,
-  PendingUpdate,
+  PendingUpdateConnection,
   ReadinessDetail,
   RepositoryProblem,
 } from './machine.type.js';
@@ -152,9 +152,11 @@ export class MachineResolver {
     return machine.criticalCount + machine.securityCount;
   }
 
-  @FieldResolver(() => [PendingUpdate], { description: 'Pending updates of the latest assessment, critical first.' })
-  pendingUpdates(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
-    return service(ctx).pendingUpdates(machine);
+  @FieldResolver(() => PendingUpdateConnection, { description: 'Pending updates of the latest assessment, critical first, a page at a time (a machine may have thousands).' })
+  async pendingUpdates(@Root() machine: MachineRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).pendingUpdates(machine, window);
+    return toConnection(rows, window.offset, totalCount);
   }
 
   @FieldResolver(() => [RepositoryProblem], { description: 'Repositories the latest assessment could not read.' })

@@ -9,7 +9,7 @@ import {
   machinesMissing,
   machinesPerName,
   missingUpdateGroups,
-  pendingUpdatesOf,
+  pendingUpdatesPage,
   removeMachine,
   setMachineManagement,
   setMachineTags,
@@ -154,8 +154,8 @@ export class MachineService {
     return findMachine(this.db, id);
   }
 
-  pendingUpdates(machine: MachineRow) {
-    return machine.latestAssessmentId ? pendingUpdatesOf(this.db, machine.latestAssessmentId) : Promise.resolve([]);
+  pendingUpdates(machine: MachineRow, page: { offset: number; limit: number }) {
+    return machine.latestAssessmentId ? pendingUpdatesPage(this.db, machine.latestAssessmentId, page.offset, page.limit) : Promise.resolve({ rows: [], totalCount: 0 });
   }
 
   /** Repositories the latest assessment could not read. */

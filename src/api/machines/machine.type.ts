@@ -93,6 +93,7 @@ export class Assessment {
 }
 
 export const AssessmentConnection = ConnectionType('Assessment', Assessment);
+export const PendingUpdateConnection = ConnectionType('PendingUpdate', PendingUpdate);
 
 @ObjectType({ description: 'Update agent readiness, with the reason an operator can act on.' })
 export class ReadinessDetail {

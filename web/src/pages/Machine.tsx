@@ -1,16 +1,23 @@
+import { useState } from 'react';
 import { useMutation, useQuery, useSubscription } from 'urql';
 import { Link } from '../router';
 import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
 import { Readiness, type MachineRow } from './Computers';
 
-const MACHINE = `query Machine($id: ID!) {
+/** Pending updates shown at once (the `first` of MACHINE): the API's largest page, as a machine may have thousands. */
+const UPDATES_PAGE = 500;
+
+const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
   machine(id: $id) {
     id name compliance environment osType osName osVersion kernel packageManager agentVersion tags
     criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since }
     lastSeenAt lastAssessedAt rebootPending managementEnabled warnings
     lastAssessmentError { at code message }
     repositoryProblems { repository message }
-    pendingUpdates { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository }
+    pendingUpdates(first: 500, after: $updatesAfter) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository } }
+    }
     assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt criticalCount securityCount otherCount rebootPending } } }
     deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status } } } }
   }
@@ -22,14 +29,20 @@ interface MachineData {
     lastSeenAt: string | null; lastAssessedAt: string | null; rebootPending: boolean; managementEnabled: boolean; warnings: string[];
     lastAssessmentError: { at: string; code: string; message: string } | null;
     repositoryProblems: Array<{ repository: string; message: string }>;
-    pendingUpdates: Array<{ name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null }>;
+    pendingUpdates: {
+      totalCount: number;
+      pageInfo: { hasNextPage: boolean; endCursor: string | null };
+      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null } }>;
+    };
     assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
     deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string }> } }> };
   }) | null;
 }
 
 export function MachinePage({ id }: { id: string }) {
-  const [{ data, error, fetching }, refetch] = useQuery<MachineData>({ query: MACHINE, variables: { id } });
+  // The cursors of the pending updates' pages seen so far (null: the first page).
+  const [updateCursors, setUpdateCursors] = useState<Array<string | null>>([null]);
+  const [{ data, error, fetching }, refetch] = useQuery<MachineData>({ query: MACHINE, variables: { id, updatesAfter: updateCursors[updateCursors.length - 1] } });
   // A new assessment, readiness or compliance arrives live: read the page again.
   useSubscription({ query: 'subscription($id: ID) { machineChanged(machineId: $id) { id } }', variables: { id } }, () => {
     refetch({ requestPolicy: 'network-only' });
@@ -65,13 +78,13 @@ export function MachinePage({ id }: { id: string }) {
         {m.warnings.map((w) => <p key={w} className="notice">{w}</p>)}
       </section>
 
-      <h2>Pending updates ({m.pendingUpdates.length})</h2>
-      {m.pendingUpdates.length === 0 ? <p className="muted">Nothing pending.</p> : (
+      <h2>Pending updates ({m.pendingUpdates.totalCount})</h2>
+      {m.pendingUpdates.totalCount === 0 ? <p className="muted">Nothing pending.</p> : (
         <TableBox label="Pending updates">
           <table>
             <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Severity</th><th scope="col">Installed</th><th scope="col">Available</th><th scope="col">Advisories and CVEs</th><th scope="col">Reboot</th></tr></thead>
             <tbody>
-              {m.pendingUpdates.map((u) => (
+              {m.pendingUpdates.edges.map(({ node: u }) => (
                 <tr key={`${u.name}.${u.arch ?? ''}`}>
                   <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}</td>
                   <td><Badge value={u.classification} /></td>
@@ -85,6 +98,13 @@ export function MachinePage({ id }: { id: string }) {
             </tbody>
           </table>
         </TableBox>
+      )}
+      {m.pendingUpdates.totalCount > UPDATES_PAGE && (
+        <nav className="pager" aria-label="Pages of pending updates">
+          <button disabled={updateCursors.length === 1} onClick={() => setUpdateCursors((c) => c.slice(0, -1))}>Previous page</button>
+          <span>Page {updateCursors.length} of {Math.ceil(m.pendingUpdates.totalCount / UPDATES_PAGE)}</span>
+          <button disabled={!m.pendingUpdates.pageInfo.hasNextPage} onClick={() => setUpdateCursors((c) => [...c, m.pendingUpdates.pageInfo.endCursor])}>Next page</button>
+        </nav>
       )}
 
       <h2>Assessment history</h2>
