@@ -135,7 +135,8 @@ async function main(): Promise<number> {
       }
       if (errors > 0) say(`agent errors (ramp-up included; agents retry them): the last was "${fleet.totals().lastError}"`);
       say(`simulator process (all ${n} agents): RSS ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
-      say(`target: ${n} idle agents under 1 GiB on one API process: ${Math.max(...rss) < 1024 * MiB ? 'met' : 'MISSED'}`);
+      // Issue 18's target: under 512 MiB and not one failed request (retries hid 1,541 of them before).
+      say(`target: ${n} idle agents under 512 MiB on one API process with no failed request: ${Math.max(...rss) < 512 * MiB && errors === 0 ? 'met' : 'MISSED'}`);
       say(loadAverages(loadAtStart));
     } finally {
       await fleet.stop();

@@ -54,8 +54,9 @@ export class AgentClient {
     this.credential = credential;
   }
 
+  // Every call but enroll may be sent twice: see `Resend`.
   enroll(enrollmentKey: string, facts: MachineFacts): Promise<EnrollResponse> {
-    return this.request('POST', '/enroll', { enrollmentKey, facts }, 30_000, false);
+    return this.request('POST', '/enroll', { enrollmentKey, facts }, 30_000, { authenticated: false, resend: 'never' });
   }
 
   checkIn(facts: MachineFacts): Promise<CheckInResponse> {
@@ -63,7 +64,7 @@ export class AgentClient {
   }
 
   commands(waitSeconds: number, signal?: AbortSignal): Promise<CommandsResponse> {
-    return this.request('GET', `/commands?waitSeconds=${waitSeconds}`, undefined, (waitSeconds + 30) * 1000, true, signal);
+    return this.request('GET', `/commands?waitSeconds=${waitSeconds}`, undefined, (waitSeconds + 30) * 1000, { signal });
   }
 
   sendReport(report: AssessmentReport): Promise<AssessmentReportResponse> {
@@ -78,7 +79,13 @@ export class AgentClient {
     return this.request('POST', `/jobs/${encodeURIComponent(jobId)}/result`, result, 60_000);
   }
 
-  private async request<T>(method: string, path: string, body: unknown, timeoutMs: number, authenticated = true, signal?: AbortSignal): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    { authenticated = true, resend = 'onStaleConnection', signal }: { authenticated?: boolean; resend?: Resend; signal?: AbortSignal } = {},
+  ): Promise<T> {
     // One controller per request, for the deadline and the caller's signal, released afterwards:
     // listeners left on a long-lived signal would pile up over months of polling.
     const controller = new AbortController();
@@ -91,11 +98,19 @@ export class AgentClient {
     };
     let response: { status: number; text: string };
     try {
-      response = await send(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal, ca: this.ca });
+      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal, ca: this.ca };
+      try {
+        response = await send(this.base + path, init, pooledAgents);
+      } catch (error) {
+        if (resend === 'never' || !(error instanceof StaleConnection) || controller.signal.aborted) throw error;
+        // Once, on a connection of its own: the pool's other idle connections are older still.
+        response = await send(this.base + path, init, undefined);
+      }
     } catch (error) {
       if (signal?.aborted) throw error;
-      const cutOff = error instanceof AnswerCutOff;
-      throw new ServerUnreachable(`${method} ${this.base}${path}: ${cutOff ? 'the answer was cut off: ' : ''}${describeRequestError(cutOff ? error.cause : error)}`);
+      const why =
+        error instanceof AnswerCutOff ? `the answer was cut off: ${describeRequestError(error.cause)}` : error instanceof StaleConnection ? error.message : describeRequestError(error);
+      throw new ServerUnreachable(`${method} ${this.base}${path}: ${why}`);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -117,27 +132,75 @@ export class AgentClient {
   }
 }
 
+/**
+ * Whether a request may go out a second time when a kept-alive connection turns out to have been
+ * closed under it (`StaleConnection`). The server may have read the request before the connection
+ * went (an API process killed mid-request), so only requests that do nothing new the second time
+ * are resent: a check-in records the same facts again, a poll hands out what the first one would
+ * have (the server hands a job out again when its agent never took it up), a report carries its
+ * id, job events their sequence number and a job's result is stored once. An enrollment is
+ * 'never' resent: a second one would create a second machine and use the key again.
+ */
+type Resend = 'onStaleConnection' | 'never';
+
+/**
+ * How long the agent keeps an idle connection for its next request. Shorter than the server's
+ * keep-alive timeout by far (the API's is 65 s, `API_KEEP_ALIVE_TIMEOUT_MS`): the side that closes
+ * an idle connection must be the agent, or a request sent as the server closes is lost. Node
+ * shortens it further to 1 s less than the server's `Keep-Alive: timeout` hint, for servers that
+ * keep connections less long (Node's default is 5 s).
+ */
+export const AGENT_IDLE_CONNECTION_MS = 4_000;
+
+/**
+ * One pool of kept-alive connections per process (10,000 virtual agents of the simulator share it
+ * like one agent's loops do), the most recently used first: the freshest connection is the one
+ * least likely to have been closed by the other side.
+ */
+const pooledAgents = {
+  http: new http.Agent({ keepAlive: true, timeout: AGENT_IDLE_CONNECTION_MS, scheduling: 'lifo' }),
+  https: new https.Agent({ keepAlive: true, timeout: AGENT_IDLE_CONNECTION_MS, scheduling: 'lifo' }),
+};
+
 /** The connection broke after the answer had begun. */
 class AnswerCutOff extends Error {}
 
 /**
+ * A kept-alive connection was closed before any of the answer arrived: the server (or a proxy)
+ * closed it as idle while the request was on its way, or died.
+ */
+class StaleConnection extends Error {}
+
+/** What a connection closed under a request looks like: reset, or closed before the answer (also ECONNRESET). */
+const CLOSED_UNDER_REQUEST = new Set(['ECONNRESET', 'EPIPE']);
+
+/**
  * One request over node:http or node:https, the answer read whole. Not fetch: undici's fetch costs
  * about three times the CPU of node:http per request (BENCHMARKS.md, "Ingest, third pass"), which
- * an agent pays at every poll and a simulated fleet thousands of times a second. Connections are
- * kept alive by Node's global agents, which close an idle one before the server's keep-alive
- * timeout (its `Keep-Alive` hint).
+ * an agent pays at every poll and a simulated fleet thousands of times a second. `agents`: the
+ * pooled keep-alive connections, or undefined for a connection of its own.
  */
-function send(url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal; ca: Buffer | undefined }): Promise<{ status: number; text: string }> {
+function send(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal; ca: Buffer | undefined },
+  agents: typeof pooledAgents | undefined,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const options = { method: init.method, headers: init.headers, signal: init.signal, ...(init.ca ? { ca: init.ca } : {}) };
+    const secure = url.startsWith('https:');
+    const agent = agents ? (secure ? agents.https : agents.http) : false;
+    const options = { method: init.method, headers: init.headers, signal: init.signal, agent, ...(init.ca ? { ca: init.ca } : {}) };
     const onResponse = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', (error) => reject(new AnswerCutOff(error.message, { cause: error })));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
     };
-    const request = url.startsWith('https:') ? https.request(url, options, onResponse) : http.request(url, options, onResponse);
-    request.on('error', reject);
+    const request = secure ? https.request(url, options, onResponse) : http.request(url, options, onResponse);
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      // Before 'response' (after it, the answer's own 'error' has rejected already).
+      const stale = request.reusedSocket && CLOSED_UNDER_REQUEST.has(error.code ?? '') && !init.signal.aborted;
+      reject(stale ? new StaleConnection(`a kept-alive connection was closed under the request (${error.code})`, { cause: error }) : error);
+    });
     request.end(init.body);
   });
 }

@@ -46,16 +46,16 @@ export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?
 }
 
 /**
- * A database of the test file's own, migrated, for tests that count the whole fleet. Dropped by
- * the returned function.
+ * A database of the test file's own, migrated (unless `migrate: false`), for tests that count the
+ * whole fleet. Dropped by the returned function.
  */
-export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshDatabase({ migrate = true }: { migrate?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   const admin = postgres(databaseUrl(), { max: 1, onnotice: () => undefined });
   await admin.unsafe(`create database ${name}`);
   const url = new URL(databaseUrl());
   url.pathname = `/${name}`;
-  await migrateDatabase(url.toString());
+  if (migrate) await migrateDatabase(url.toString());
   return {
     url: url.toString(),
     drop: async () => {

@@ -12,10 +12,18 @@ export interface Spawned {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs the built `fleetpatch` command as a real process (npm test builds dist/ first). */
-export function spawnFleetpatch(args: string[], env: NodeJS.ProcessEnv): Spawned {
-  const child = spawn(process.execPath, [FLEETPATCH_BIN, ...args], {
-    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+/**
+ * Runs the built `fleetpatch` command as a real process (npm test builds dist/ first). `bin`:
+ * another copy of bin/fleetpatch.js; `inheritEnv: false`: only `env` and PATH, as in a container.
+ */
+export function spawnFleetpatch(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  { bin = FLEETPATCH_BIN, inheritEnv = true, cwd }: { bin?: string; inheritEnv?: boolean; cwd?: string } = {},
+): Spawned {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd,
+    env: inheritEnv ? { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env } : { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
