@@ -67,6 +67,7 @@ export async function planningInputs(db: Db, machineIds: string[]) {
       cveIds: u.cveIds,
       rebootSuggested: u.rebootSuggested,
       repository: u.repository,
+      note: u.note,
     });
     pending.set(machineId, list);
   }

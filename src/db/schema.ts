@@ -178,6 +178,8 @@ export const pendingUpdates = pgTable(
     cveIds: text('cve_ids').array().notNull().default(sql`'{}'::text[]`),
     rebootSuggested: boolean('reboot_suggested').notNull().default(false),
     repository: text('repository'),
+    /** Why it is listed, when that is not plain (a package dpkg left half-configured); null mostly. */
+    note: text('note'),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );

@@ -256,7 +256,11 @@ describe('apt backend: a failing maintainer script and what follows it', () => {
     expect(lines).toContain('Setting up demo-broken (1.1-1) ...');
     expect(await dpkgSays(m.root, 'demo-broken')).toBe('1.1-1 iF');
     // apt still has to configure it: it stays pending, at the version it was unpacked at.
-    expect(await assessed(m, 'demo-broken')).toMatchObject({ installedVersion: '1.1-1', availableVersion: '1.1-1', classification: 'SECURITY' });
+    // It says why, so the same installed and available version is not a riddle.
+    const pending = await assessed(m, 'demo-broken');
+    expect(pending).toMatchObject({ installedVersion: '1.1-1', availableVersion: '1.1-1', classification: 'SECURITY' });
+    expect(pending.note).toMatch(/^Half-configured \(dpkg status iF\): demo-broken 1\.1-1 is unpacked but configuring it failed/);
+    expect((await aptBackend.assess(m.ctx)).updates.filter((u) => u.note !== undefined).map((u) => u.name)).toEqual(['demo-broken']);
   });
 
   it('then demo-editor: SUCCEEDED with its own outcome (exit 0, no error), demo-broken left half-configured as it was', async () => {

@@ -178,6 +178,25 @@ function announcedInstalls(lines: readonly string[]): number | null {
   return null;
 }
 
+/**
+ * Why apt lists a package it only has to configure (a `Conf` line without an `Inst`), from dpkg's
+ * status of it (`iF`, `iU`, `iW`, `it`; null when dpkg did not say).
+ */
+export function unfinishedNote(update: Pick<PendingUpdate, 'name' | 'availableVersion'>, status: string | null): string {
+  const what = `${update.name} ${update.availableVersion}`;
+  switch (status?.[1]) {
+    case 'F':
+      return `Half-configured (dpkg status ${status}): ${what} is unpacked but configuring it failed, usually in its maintainer script (postinst). Installing the update again retries the configuration; the last run's error for it says what failed.`;
+    case 'U':
+      return `Unpacked, not configured (dpkg status ${status}): an install of ${what} stopped before configuring it. Installing the update again configures it.`;
+    case 'W':
+    case 't':
+      return `Triggers not processed yet (dpkg status ${status}): ${what} is installed but waits for its triggers. Installing the update again runs them.`;
+    default:
+      return `apt still has to configure ${what}, which is already unpacked. Installing the update again configures it.`;
+  }
+}
+
 /** Packages after which Debian and Ubuntu ask for a reboot (kernel, libc, init, bus, microcode, firmware). */
 export function isRebootSuggested(name: string): boolean {
   const bare = name.replace(/:[^:]+$/, '');
@@ -509,6 +528,14 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
   checkRun(simulate);
   if (simulate.exitCode !== 0) throw commandFailed(simulate);
   const updates = parseSimulation(simulate.stdout);
+  // A package apt only has to configure is listed with the same installed and available version:
+  // say why, from dpkg's own status of it.
+  const toConfigure = updates.filter((u) => u.installedVersion === u.availableVersion);
+  if (toConfigure.length > 0) {
+    const unfinished = await unfinishedPackages(ctx, env);
+    const statusOf = (u: PendingUpdate) => unfinished.get(u.name) ?? unfinished.get(`${u.name}:${u.arch}`) ?? null;
+    for (const u of toConfigure) u.note = unfinishedNote(u, statusOf(u));
+  }
 
   return { rebootPending: await rebootRequiredFileExists(ctx.root), updates, repositoryProblems: problems };
 }
@@ -526,7 +553,7 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
  * NAME without its final `dpkg --configure --pending` (`DPkg::ConfigurePending=false`), and dpkg then
  * configures exactly what this run unpacked (`configureAlone`). The half-configured package stays as
  * it is and keeps its own FAILED result; the assessment keeps listing it (a `Conf` line without an
- * `Inst`, with its dpkg status in `stateNote`) until a run installs it again, which retries its
+ * `Inst`, with its dpkg status in its `note`) until a run installs it again, which retries its
  * configuration and fails the same way while the script fails. On a machine with nothing unfinished
  * apt runs as usual.
  *

@@ -33,6 +33,12 @@ export class PendingUpdate {
 
   @Field(() => String, { nullable: true, description: 'Where the available version comes from.' })
   repository!: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Why the update is listed, when that is not plain to see: e.g. a package dpkg left half-configured, pending with the same installed and available version.',
+  })
+  note?: string | null;
 }
 
 @ObjectType({ description: 'A repository the agent could not read: the list of updates may be incomplete.' })

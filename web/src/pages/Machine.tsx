@@ -16,7 +16,7 @@ const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
     repositoryProblems { repository message }
     pendingUpdates(first: 500, after: $updatesAfter) {
       totalCount pageInfo { hasNextPage endCursor }
-      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository } }
+      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository note } }
     }
     assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt criticalCount securityCount otherCount rebootPending } } }
     deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status } } } }
@@ -32,7 +32,7 @@ interface MachineData {
     pendingUpdates: {
       totalCount: number;
       pageInfo: { hasNextPage: boolean; endCursor: string | null };
-      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null } }>;
+      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null; note: string | null } }>;
     };
     assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
     deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string }> } }> };
@@ -86,7 +86,7 @@ export function MachinePage({ id }: { id: string }) {
             <tbody>
               {m.pendingUpdates.edges.map(({ node: u }) => (
                 <tr key={`${u.name}.${u.arch ?? ''}`}>
-                  <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}</td>
+                  <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}{u.note && <p className="update-note small">{u.note}</p>}</td>
                   <td><Badge value={u.classification} /></td>
                   <td>{words(u.severity)}</td>
                   <td>{u.installedVersion ?? <span className="muted">new</span>}</td>
