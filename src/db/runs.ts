@@ -278,7 +278,7 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
   if (machineRunIds.length === 0) return [];
   const [runs, updates] = await Promise.all([
     db
-      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending })
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager })
       .from(machineRuns)
       .innerJoin(machines, eq(machines.id, machineRuns.machineId))
       .where(inArray(machineRuns.id, machineRunIds)),

@@ -11,6 +11,18 @@ export enum RebootSetting {
 }
 registerEnumType(RebootSetting, { name: 'RebootSetting', description: 'IF_REQUIRED (default): reboot when an update or the machine needs it. NEVER. ALWAYS. REBOOT_ONLY: install nothing, reboot.' });
 
+export enum RebootForecast {
+  NO = 'NO',
+  MAYBE = 'MAYBE',
+  IF_REQUIRED = 'IF_REQUIRED',
+  YES = 'YES',
+}
+registerEnumType(RebootForecast, {
+  name: 'RebootForecast',
+  description:
+    'Whether a reboot follows the planned updates. YES: ALWAYS, REBOOT_ONLY, or IF_REQUIRED on a machine already pending one. IF_REQUIRED: an update suggests one (kernel, reboot_suggested). MAYBE: nothing planned is known to ask for one, but on apt any package may (a maintainer script writing /run/reboot-required). NO: none will follow. Every value but NO keeps the reboot reserve.',
+});
+
 export enum LimitUnit {
   COUNT = 'COUNT',
   PERCENT = 'PERCENT',
@@ -272,8 +284,8 @@ export class MachinePreview {
   @Field(() => [PlannedUpdate], { description: 'Selected, but likely NOT_ATTEMPTED: the window is too short.' }) predictedNotAttempted!: PlannedUpdate[];
   @Field(() => [NotSelectedUpdate]) notSelected!: NotSelectedUpdate[];
   @Field(() => Int) expectedSeconds!: number;
-  @Field(() => Int) rebootReserveSeconds!: number;
-  @Field(() => String, { description: 'NO, IF_REQUIRED or YES.' }) willReboot!: string;
+  @Field(() => Int, { description: 'Seconds kept free at the end of the window for a reboot (0 when willReboot is NO).' }) rebootReserveSeconds!: number;
+  @Field(() => RebootForecast) willReboot!: RebootForecast;
 }
 
 @ObjectType()
