@@ -18,7 +18,7 @@ const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
       totalCount pageInfo { hasNextPage endCursor }
       edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository note } }
     }
-    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt criticalCount securityCount otherCount rebootPending } } }
+    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt assessedAt criticalCount securityCount otherCount rebootPending } } }
     deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status } } } }
   }
 }`;
@@ -34,7 +34,7 @@ interface MachineData {
       pageInfo: { hasNextPage: boolean; endCursor: string | null };
       edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null; note: string | null } }>;
     };
-    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
+    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; assessedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
     deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string }> } }> };
   }) | null;
 }
@@ -113,7 +113,7 @@ export function MachinePage({ id }: { id: string }) {
           <thead><tr><th scope="col">Finished</th><th scope="col">Trigger</th><th scope="col" className="num">Critical</th><th scope="col" className="num">Security</th><th scope="col" className="num">Other</th><th scope="col">Reboot pending</th></tr></thead>
           <tbody>
             {m.assessments.edges.map(({ node: a }) => (
-              <tr key={a.id}><td>{when(a.finishedAt)}</td><td>{words(a.trigger)}</td><td className="num">{a.criticalCount}</td><td className="num">{a.securityCount}</td><td className="num">{a.otherCount}</td><td>{a.rebootPending ? 'Yes' : 'No'}</td></tr>
+              <tr key={a.id}><td>{when(a.assessedAt)}{Math.abs(Date.parse(a.finishedAt) - Date.parse(a.assessedAt)) >= 120_000 && <span className="muted small"> (the agent's clock said {when(a.finishedAt)})</span>}</td><td>{words(a.trigger)}</td><td className="num">{a.criticalCount}</td><td className="num">{a.securityCount}</td><td className="num">{a.otherCount}</td><td>{a.rebootPending ? 'Yes' : 'No'}</td></tr>
             ))}
           </tbody>
         </table>
