@@ -239,8 +239,8 @@ export const deployments = pgTable(
     classifications: text('classifications').array().notNull(),
     includePatterns: text('include_patterns').array().notNull().default(sql`'{}'::text[]`),
     excludePatterns: text('exclude_patterns').array().notNull().default(sql`'{}'::text[]`),
-    /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings. */
-    schedule: jsonb('schedule').$type<Record<string, unknown>>().notNull(),
+    /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings; null: run on demand only. */
+    schedule: jsonb('schedule').$type<Record<string, unknown>>(),
     windowMinutes: integer('window_minutes').notNull(),
     rebootSetting: rebootSettingEnum('reboot_setting').notNull(),
     maxConcurrent: jsonb('max_concurrent').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),

@@ -30,6 +30,16 @@ export function ago(iso: string | null | undefined): string {
   return `${Math.round(seconds / 86400)} days ago`;
 }
 
+/** How far ahead a time is, in words: "in 30 minutes", "in 3 hours", "in 2 days". */
+export function fromNow(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const minutes = Math.round((Date.parse(iso) - Date.now()) / 60_000);
+  if (minutes < 1) return 'in less than a minute';
+  if (minutes < 90) return `in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  if (minutes < 36 * 60) return `in ${Math.round(minutes / 60)} hours`;
+  return `in ${Math.round(minutes / 1440)} days`;
+}
+
 export function Problems({ error }: { error: CombinedError | undefined }) {
   const problems = problemsOf(error);
   if (problems.length === 0) return null;

@@ -188,7 +188,7 @@ export class Deployment {
   @Field(() => Limit, { nullable: true, description: 'Start no new machine once this many have failed (default: no limit).' })
   maxFailures!: Limit | null;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'Whether its schedule is paused (a deployment run on demand only has no scheduled run to pause).' })
   paused!: boolean;
 
   @Field(() => Date)
@@ -292,7 +292,21 @@ export class MachinePreview {
 export class DeploymentPreview {
   @Field(() => Int) windowMinutes!: number;
   @Field(() => [MachinePreview]) machines!: MachinePreview[];
-  @Field(() => Date, { nullable: true, description: 'When it would first run.' }) nextRunAt!: Date | null;
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      "When the next scheduled run starts: for a saved deployment, Temporal's own next run (null when none is scheduled: run on demand only, paused, or a one-off schedule that has run); for an input, its first run.",
+  })
+  nextRunAt!: Date | null;
+  @Field(() => Boolean, { description: 'The deployment has no schedule: it runs only when runDeploymentNow starts it.' }) onDemandOnly!: boolean;
+  @Field(() => String, { description: 'The schedule in words ("Once on 2026-11-25 at 12:31 UTC", "On demand only: ...").' }) scheduleDescription!: string;
+}
+
+@ObjectType({ description: 'When a deployment schedule as entered would run.' })
+export class ScheduleForecast {
+  @Field(() => Boolean, { description: 'No schedule: the deployment would run only when runDeploymentNow starts it.' }) onDemandOnly!: boolean;
+  @Field(() => String, { description: 'The schedule in words.' }) description!: string;
+  @Field(() => [Date], { description: 'Its next runs, soonest first, at most count (empty on demand only).' }) nextRuns!: Date[];
 }
 
 @ObjectType({ description: 'A change in a run: its status, a machine, some updates, or new job stream lines.' })
