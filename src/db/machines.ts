@@ -85,8 +85,9 @@ export async function machinesPerName(db: Db, names: readonly string[]): Promise
   return counts;
 }
 
-export async function findMachine(db: Db, id: string): Promise<MachineRow | undefined> {
-  const [row] = await db.select().from(machines).where(and(eq(machines.id, id), live));
+/** A live machine; with `includeRemoved`, also one removed from management (its history stays). */
+export async function findMachine(db: Db, id: string, options: { includeRemoved?: boolean } = {}): Promise<MachineRow | undefined> {
+  const [row] = await db.select().from(machines).where(options.includeRemoved ? eq(machines.id, id) : and(eq(machines.id, id), live));
   return row;
 }
 

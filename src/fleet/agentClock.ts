@@ -67,11 +67,12 @@ const UNITS: ReadonlyArray<[string, number]> = [
   ['second', 1],
 ];
 
-/** 4,000,000 s → "46 days": the largest unit that fits, rounded down. */
+/** 4,000,000 s → "about 46 days": the largest unit that fits, rounded (a request's own delay is in the offset). */
 function duration(seconds: number): string {
   for (const [unit, size] of UNITS) {
-    const n = Math.floor(seconds / size);
-    if (n >= 1) return `${n} ${unit}${n === 1 ? '' : 's'}`;
+    if (seconds < size) continue;
+    const n = Math.round(seconds / size);
+    return `about ${n} ${unit}${n === 1 ? '' : 's'}`;
   }
   return `${seconds.toFixed(1)} seconds`;
 }

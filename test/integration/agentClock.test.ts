@@ -90,7 +90,7 @@ describe("an agent's clock", () => {
     expect(view).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 2 });
     expect(Date.parse(view.lastAssessedAt!)).toBeLessThanOrEqual(Date.now());
     expect(view.clockOffsetSeconds).toBeGreaterThan(70 * 365 * 86_400);
-    expect(view.warnings).toEqual([expect.stringMatching(/^The machine's clock is 7\d years ahead of the server's/)]);
+    expect(view.warnings).toEqual([expect.stringMatching(/^The machine's clock is about 7\d years ahead of the server's/)]);
 
     // The next honest report, and the one after it, each become the machine's state.
     const honest = reportAt(new Date(), 0);
@@ -122,7 +122,7 @@ describe("an agent's clock", () => {
     expect(view).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 1 });
     expect(Date.now() - Date.parse(view.lastAssessedAt!)).toBeLessThan(60_000);
     expect(view.clockOffsetSeconds).toBeLessThan(-5 * 3600 + 60);
-    expect(view.warnings).toEqual([expect.stringMatching(/^The machine's clock is 4 hours behind|^The machine's clock is 5 hours behind/)]);
+    expect(view.warnings).toEqual([expect.stringMatching(/^The machine's clock is about 5 hours behind the server's/)]);
   });
 
   it('a report that waited in the spool of an agent a day ahead counts as old as it is: it stays history behind a fresher one', async () => {

@@ -43,8 +43,12 @@ export class MachineResolver {
 
   @Authorized('VIEWER')
   @Query(() => Machine, { nullable: true })
-  machine(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
-    return service(ctx).find(id);
+  machine(
+    @Ctx() ctx: ApiContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('includeRemoved', () => Boolean, { defaultValue: false, description: 'Also a machine removed from management (removedAt set): its history is kept.' }) includeRemoved: boolean,
+  ) {
+    return service(ctx).find(id, { includeRemoved });
   }
 
   @Authorized('VIEWER')

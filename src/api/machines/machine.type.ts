@@ -174,6 +174,9 @@ export class Machine {
   @Field(() => Boolean, { description: 'The machine already needs a reboot.' })
   rebootPending!: boolean;
 
+  @Field(() => Date, { nullable: true, description: 'When it was removed from management (null: it is managed). Only machine(id, includeRemoved: true) returns a removed machine.' })
+  removedAt!: Date | null;
+
   @Field(() => Int)
   criticalCount!: number;
 
