@@ -76,12 +76,12 @@ async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachi
   );
   await copy(
     stack,
-    'copy assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, critical_count, security_count, other_count) from stdin',
+    'copy assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count) from stdin',
     (function* () {
       for (const m of fleet) {
         const critical = count(m.updates, 'CRITICAL');
         const security = count(m.updates, 'SECURITY');
-        yield [m.assessmentId, m.machineId, 'STARTUP', 'apt', m.assessedAt, m.assessedAt, false, critical, security, m.updates.length - critical - security].map(field).join('\t') + '\n';
+        yield [m.assessmentId, m.machineId, 'STARTUP', 'apt', m.assessedAt, m.assessedAt, m.assessedAt, false, critical, security, m.updates.length - critical - security].map(field).join('\t') + '\n';
       }
     })(),
   );

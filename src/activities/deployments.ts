@@ -27,7 +27,8 @@ import {
   type UpdateResultRow,
 } from '../db/runs.js';
 import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, REBOOT_RESERVE_SECONDS, rebootMayFollow, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
+import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
+import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 
 export interface DeploymentActivityDeps {
   db: Db;
@@ -171,7 +172,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
       const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS');
       const jobs = sources.map((m) => {
-        const job = installJob(run, m.machineRunId, deployment.rebootSetting, { osType: m.osType, rebootPending: m.rebootPending }, m.updates, input.graceSeconds);
+        const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
@@ -247,7 +248,7 @@ function installJob(
   run: { id: string; windowEndsAt: Date | null },
   machineRunId: string,
   rebootSetting: InstallJob['rebootSetting'],
-  machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean },
+  machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean; packageManager: string | null },
   updates: UpdateResultRow[],
   graceSeconds: number,
 ): InstallJob {
@@ -270,8 +271,12 @@ function installJob(
     deadline: run.windowEndsAt!.toISOString(),
     graceSeconds,
     rebootSetting,
-    // The same reserve the plan kept: the agent checks each update against the time left minus it.
-    rebootReserveSeconds: rebootMayFollow(jobUpdates, rebootSetting, machine.rebootPending) ? REBOOT_RESERVE_SECONDS[machine.osType] : 0,
+    // The reserve the plan kept, by the same rule on the same updates (planMachine keeps it for every
+    // selected update): the agent checks each update against the time left minus it.
+    rebootReserveSeconds: rebootReserveSeconds(
+      rebootForecast({ setting: rebootSetting, backend: machine.packageManager ?? 'apt', machineRebootPending: machine.rebootPending, updates: jobUpdates }),
+      machine.osType,
+    ),
     updates: jobUpdates,
   };
 }

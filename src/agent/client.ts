@@ -93,6 +93,9 @@ export class AgentClient {
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     const headers: Record<string, string> = {
+      // The agent's clock, which the server compares with its own (a skewed clock is a machine
+      // warning) and uses to place reports on its own clock (src/fleet/agentClock.ts).
+      date: new Date().toUTCString(),
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...(authenticated && this.credential ? { authorization: `Bearer ${this.credential}` } : {}),
     };

@@ -9,6 +9,7 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Create',
   'Deployment',
   'FormMachines',
+  'Forecast',
   'Machine',
   'MachinesMissing',
   'Missing',

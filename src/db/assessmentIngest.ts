@@ -2,6 +2,7 @@ import { finished } from 'node:stream/promises';
 import type { ReservedSql, Sql } from 'postgres';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { AssessmentReport } from '../agent/protocol.js';
+import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 
 /**
  * Storing assessment reports, several at once. The API groups the reports that arrive together
@@ -55,16 +56,25 @@ function storableJson(json: string): string {
   return json.replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/gi, '$1\\ufffd');
 }
 
+/** When the server received a report, and the agent's clock when it sent it (its Date header; null without one). */
+export interface ReportArrival {
+  receivedAtMs: number;
+  agentSentAtMs: number | null;
+}
+
 /**
  * Everything about a report that needs no database: counts by classification, timestamps as the
- * JavaScript Date the previous code stored (millisecond precision), the JSON the statement reads.
- * Throws UnstorableReport for a report PostgreSQL would refuse.
+ * JavaScript Date the previous code stored (millisecond precision), the report's place on the
+ * server's clock (src/fleet/agentClock.ts) and the agent's clock offset it shows, the JSON the
+ * statement reads. Throws UnstorableReport for a report PostgreSQL would refuse.
  */
-export function prepareReport(machineId: string, report: AssessmentReport): PreparedReport {
-  const finishedAt = new Date(report.finishedAt).toISOString();
+export function prepareReport(machineId: string, report: AssessmentReport, arrival: ReportArrival = { receivedAtMs: Date.now(), agentSentAtMs: null }): PreparedReport {
+  const finishedAtMs = Date.parse(report.finishedAt);
+  const finishedAt = new Date(finishedAtMs).toISOString();
+  const assessedAt = new Date(assessedAtOnServerClock({ finishedAtMs, ...arrival })).toISOString();
   if (!report.result) {
     const error = report.error ?? { code: 'UNKNOWN', message: 'The agent reported neither a result nor an error.' };
-    const json = storableJson(JSON.stringify({ machineId, commandId: report.commandId, error: { code: error.code, message: error.message, at: finishedAt } }));
+    const json = storableJson(JSON.stringify({ machineId, commandId: report.commandId, error: { code: error.code, message: error.message, at: assessedAt } }));
     return { kind: 'ERROR', machineId, json, bytes: json.length };
   }
   const { updates, rebootPending, repositoryProblems } = report.result;
@@ -79,6 +89,8 @@ export function prepareReport(machineId: string, report: AssessmentReport): Prep
     backend: report.backend,
     startedAt: new Date(report.startedAt).toISOString(),
     finishedAt,
+    assessedAt,
+    clockOffsetSeconds: clockOffsetSeconds(arrival.agentSentAtMs, arrival.receivedAtMs, finishedAtMs),
     rebootPending,
     repositoryProblems,
     criticalCount: critical,
@@ -122,20 +134,22 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
     rows.push(
       `${assessmentId}\t${machineId}\t${copyText(u.name)}\t${copyText(arch)}\t${u.installedVersion === null ? '\\N' : copyText(u.installedVersion)}\t` +
       `${copyText(u.availableVersion)}\t${u.classification}\t${u.severity ?? '\\N'}\t${copyTextArray(u.advisoryIds)}\t${copyTextArray(u.cveIds)}\t` +
-      `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\n`,
+      `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\t${u.note ? copyText(u.note) : '\\N'}\n`,
     );
   }
   return Buffer.from(rows.join(''));
 }
 
-const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository';
+const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository, note';
 
 /**
  * Stores a group of reports in one transaction and answers, in order, whether each was stored.
  * A report whose id is already stored is not stored again (`stored: false`); the caller passes each
- * report id once. Each machine's latest assessment becomes the newest report (by finishedAt; the
- * later one in the group on a tie) unless a newer one is already there: reports can arrive out of
- * order from an agent's spool. A failed assessment (an error report) keeps the last good one and
+ * report id once. Each machine's latest assessment becomes the newest report on the server's clock
+ * (assessedAt: its arrival less its age by the agent's clock; the later one in the group on a tie)
+ * unless a newer one is already there: a report from an agent's spool can be older than the
+ * machine's state. The agent's own finishedAt never decides, so a wrong clock cannot freeze a
+ * machine's state; the offset the report shows is kept on the machine. A failed assessment (an error report) keeps the last good one and
  * records the error; error reports are applied after the group's results, as if they had arrived
  * after them. Throws when the group cannot be stored; nothing of it is then stored.
  */
@@ -165,8 +179,8 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
 }
 
 /** One report alone: the same statement with a group of one. */
-export async function storeAssessmentReport(sql: Sql, machineId: string, report: AssessmentReport): Promise<{ stored: boolean }> {
-  const [outcome] = await storeAssessmentReports(sql, [prepareReport(machineId, report)]);
+export async function storeAssessmentReport(sql: Sql, machineId: string, report: AssessmentReport, arrival?: ReportArrival): Promise<{ stored: boolean }> {
+  const [outcome] = await storeAssessmentReports(sql, [prepareReport(machineId, report, arrival)]);
   return outcome!;
 }
 
@@ -188,12 +202,13 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
       from jsonb_array_elements(${jsonArray(reports)}::jsonb) with ordinality as e(doc, ord),
         jsonb_to_record(e.doc) as r(
           id uuid, "machineId" uuid, "commandId" uuid, trigger text, backend text,
-          "startedAt" timestamptz, "finishedAt" timestamptz, "rebootPending" boolean, "repositoryProblems" jsonb,
+          "startedAt" timestamptz, "finishedAt" timestamptz, "assessedAt" timestamptz, "clockOffsetSeconds" float8,
+          "rebootPending" boolean, "repositoryProblems" jsonb,
           "criticalCount" int, "securityCount" int, "otherCount" int, "windowsCounts" int[])
     ),
     stored as (
-      insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, repository_problems, critical_count, security_count, other_count)
-      select id, "machineId", trigger, backend, "startedAt", "finishedAt", "rebootPending", "repositoryProblems", "criticalCount", "securityCount", "otherCount"
+      insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, repository_problems, critical_count, security_count, other_count)
+      select id, "machineId", trigger, backend, "startedAt", "finishedAt", "assessedAt", "rebootPending", "repositoryProblems", "criticalCount", "securityCount", "otherCount"
       from input order by id
       on conflict (id) do nothing
       returning id
@@ -202,16 +217,17 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
       select input.* from input join stored using (id)
     ),
     newest as (
-      select distinct on ("machineId") * from fresh order by "machineId", "finishedAt" desc, ord desc
+      select distinct on ("machineId") * from fresh order by "machineId", "assessedAt" desc, ord desc
     ),
     machine_counts as (
       update machines m set
-        latest_assessment_id = n.id, last_assessed_at = n."finishedAt", reboot_pending = n."rebootPending", last_assessment_error = null,
+        latest_assessment_id = n.id, last_assessed_at = n."assessedAt", reboot_pending = n."rebootPending", last_assessment_error = null,
+        clock_offset_seconds = coalesce(n."clockOffsetSeconds", m.clock_offset_seconds),
         critical_count = n."criticalCount", security_count = n."securityCount", other_count = n."otherCount",
         update_rollup_count = n."windowsCounts"[1], feature_pack_count = n."windowsCounts"[2], service_pack_count = n."windowsCounts"[3],
         definition_count = n."windowsCounts"[4], tools_count = n."windowsCounts"[5], updates_count = n."windowsCounts"[6]
       from newest n
-      where m.id = n."machineId" and (m.last_assessed_at is null or m.last_assessed_at <= n."finishedAt")
+      where m.id = n."machineId" and (m.last_assessed_at is null or m.last_assessed_at <= n."assessedAt")
     ),
     answered as (
       update agent_commands c set completed_at = coalesce(c.completed_at, now())

@@ -85,8 +85,9 @@ export async function machinesPerName(db: Db, names: readonly string[]): Promise
   return counts;
 }
 
-export async function findMachine(db: Db, id: string): Promise<MachineRow | undefined> {
-  const [row] = await db.select().from(machines).where(and(eq(machines.id, id), live));
+/** A live machine; with `includeRemoved`, also one removed from management (its history stays). */
+export async function findMachine(db: Db, id: string, options: { includeRemoved?: boolean } = {}): Promise<MachineRow | undefined> {
+  const [row] = await db.select().from(machines).where(options.includeRemoved ? eq(machines.id, id) : and(eq(machines.id, id), live));
   return row;
 }
 
@@ -96,7 +97,10 @@ export async function findMachines(db: Db, ids: readonly string[]): Promise<Mach
 }
 
 /** What a check-in changes, and what tells whether subscribers must hear of it. */
-export type CheckInState = Pick<MachineRow, 'name' | 'osType' | 'osName' | 'osVersion' | 'kernel' | 'environment' | 'agentVersion' | 'bootId' | 'packageManager' | 'warnings' | 'managementEnabled' | 'lastSeenAt'>;
+export type CheckInState = Pick<
+  MachineRow,
+  'name' | 'osType' | 'osName' | 'osVersion' | 'kernel' | 'environment' | 'agentVersion' | 'bootId' | 'packageManager' | 'warnings' | 'managementEnabled' | 'lastSeenAt' | 'clockOffsetSeconds'
+>;
 
 /**
  * Stores the facts of a check-in and the time it was seen; returns the machine's state before and
@@ -104,8 +108,16 @@ export type CheckInState = Pick<MachineRow, 'name' | 'osType' | 'osName' | 'osVe
  * of a transaction of four round trips reading the whole row twice: at rest this runs for every
  * agent once a minute. Facts that did not change are written as they were; Postgres writes a new
  * row version for the new last-seen time anyway, so skipping them would save nothing.
+ * `clockOffsetSeconds`: the agent's clock against the server's as this request showed it (null: it
+ * did not say, and the last known offset stays).
  */
-export async function recordCheckIn(db: Db, machineId: string, facts: MachineFacts, now: Date): Promise<{ before: CheckInState; after: CheckInState } | undefined> {
+export async function recordCheckIn(
+  db: Db,
+  machineId: string,
+  facts: MachineFacts,
+  now: Date,
+  clockOffsetSeconds: number | null = null,
+): Promise<{ before: CheckInState; after: CheckInState } | undefined> {
   const rows = await db.execute<
     {
       name: string;
@@ -120,15 +132,17 @@ export async function recordCheckIn(db: Db, machineId: string, facts: MachineFac
       warnings: string[];
       management_enabled: boolean;
       last_seen_at: string | Date | null;
+      clock_offset_seconds: number | null;
     }
   >(sql`with before as (
-      select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at
+      select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
       from machines where id = ${machineId} and removed_at is null for update
     )
     update machines m set
       name = ${facts.hostname}, os_type = ${facts.osType}, os_name = ${facts.osName}, os_version = ${facts.osVersion},
       kernel = ${facts.kernel}, environment = ${facts.environment}, agent_version = ${facts.agentVersion}, boot_id = ${facts.bootId},
-      package_manager = ${facts.packageManager}, warnings = ${sql.param(facts.warnings)}::text[], last_seen_at = ${now.toISOString()}::timestamptz
+      package_manager = ${facts.packageManager}, warnings = ${sql.param(facts.warnings)}::text[], last_seen_at = ${now.toISOString()}::timestamptz,
+      clock_offset_seconds = coalesce(${clockOffsetSeconds}::float8, before.clock_offset_seconds)
     from before where m.id = before.id
     returning before.*`);
   const row = rows[0];
@@ -146,8 +160,12 @@ export async function recordCheckIn(db: Db, machineId: string, facts: MachineFac
     warnings: row.warnings,
     managementEnabled: row.management_enabled,
     lastSeenAt: row.last_seen_at === null ? null : new Date(row.last_seen_at),
+    clockOffsetSeconds: row.clock_offset_seconds,
   };
-  return { before, after: { ...factColumns(facts), managementEnabled: row.management_enabled, lastSeenAt: now } };
+  return {
+    before,
+    after: { ...factColumns(facts), managementEnabled: row.management_enabled, lastSeenAt: now, clockOffsetSeconds: clockOffsetSeconds ?? row.clock_offset_seconds },
+  };
 }
 
 export async function setMachineManagement(db: Db, id: string, enabled: boolean): Promise<MachineRow | undefined> {
@@ -301,7 +319,7 @@ export async function pendingUpdatesPage(db: Db, assessmentId: string, offset: n
 export async function assessmentHistory(db: Db, machineId: string, offset: number, limit: number): Promise<{ rows: AssessmentRow[]; totalCount: number }> {
   const where = eq(assessments.machineId, machineId);
   const [rows, [total]] = await Promise.all([
-    db.select().from(assessments).where(where).orderBy(desc(assessments.finishedAt)).offset(offset).limit(limit),
+    db.select().from(assessments).where(where).orderBy(desc(assessments.assessedAt)).offset(offset).limit(limit),
     db.select({ n: sql<number>`count(*)::int` }).from(assessments).where(where),
   ]);
   return { rows, totalCount: total?.n ?? 0 };

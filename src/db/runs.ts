@@ -67,6 +67,7 @@ export async function planningInputs(db: Db, machineIds: string[]) {
       cveIds: u.cveIds,
       rebootSuggested: u.rebootSuggested,
       repository: u.repository,
+      note: u.note,
     });
     pending.set(machineId, list);
   }
@@ -277,7 +278,7 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
   if (machineRunIds.length === 0) return [];
   const [runs, updates] = await Promise.all([
     db
-      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending })
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager })
       .from(machineRuns)
       .innerJoin(machines, eq(machines.id, machineRuns.machineId))
       .where(inArray(machineRuns.id, machineRunIds)),

@@ -105,7 +105,10 @@ export const machines = pgTable(
     enrollmentKeyId: uuid('enrollment_key_id').references(() => enrollmentKeys.id, { onDelete: 'set null' }),
     enrolledAt: timestamp('enrolled_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    /** When the latest assessment finished, on the server's clock (assessments.assessed_at). */
     lastAssessedAt: timestamp('last_assessed_at', { withTimezone: true }),
+    /** The agent's clock minus the server's in seconds, as its last request showed it; null: not known (src/fleet/agentClock.ts). */
+    clockOffsetSeconds: doublePrecision('clock_offset_seconds'),
     latestAssessmentId: uuid('latest_assessment_id'),
     rebootPending: boolean('reboot_pending').notNull().default(false),
     criticalCount: integer('critical_count').notNull().default(0),
@@ -145,15 +148,21 @@ export const assessments = pgTable(
     trigger: text('trigger').notNull(),
     backend: text('backend').notNull(),
     startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    /** startedAt and finishedAt are the agent's clock, kept as information: it may be wrong. */
     finishedAt: timestamp('finished_at', { withTimezone: true }).notNull(),
     receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * When it finished on the server's clock: its arrival less its age by the agent's clock
+     * (src/fleet/agentClock.ts). A machine's reports are ordered by it.
+     */
+    assessedAt: timestamp('assessed_at', { withTimezone: true }).notNull(),
     rebootPending: boolean('reboot_pending').notNull(),
     criticalCount: integer('critical_count').notNull(),
     securityCount: integer('security_count').notNull(),
     otherCount: integer('other_count').notNull(),
     repositoryProblems: jsonb('repository_problems').$type<Array<{ repository: string; message: string }>>().notNull().default(sql`'[]'::jsonb`),
   },
-  (t) => [index('assessments_machine_idx').on(t.machineId, t.finishedAt)],
+  (t) => [index('assessments_machine_idx').on(t.machineId, t.assessedAt)],
 );
 
 /**
@@ -178,6 +187,8 @@ export const pendingUpdates = pgTable(
     cveIds: text('cve_ids').array().notNull().default(sql`'{}'::text[]`),
     rebootSuggested: boolean('reboot_suggested').notNull().default(false),
     repository: text('repository'),
+    /** Why it is listed, when that is not plain (a package dpkg left half-configured); null mostly. */
+    note: text('note'),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
@@ -228,8 +239,8 @@ export const deployments = pgTable(
     classifications: text('classifications').array().notNull(),
     includePatterns: text('include_patterns').array().notNull().default(sql`'{}'::text[]`),
     excludePatterns: text('exclude_patterns').array().notNull().default(sql`'{}'::text[]`),
-    /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings. */
-    schedule: jsonb('schedule').$type<Record<string, unknown>>().notNull(),
+    /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings; null: run on demand only. */
+    schedule: jsonb('schedule').$type<Record<string, unknown>>(),
     windowMinutes: integer('window_minutes').notNull(),
     rebootSetting: rebootSettingEnum('reboot_setting').notNull(),
     maxConcurrent: jsonb('max_concurrent').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),

@@ -20,6 +20,7 @@ import {
   NTH_WEEKDAY_ORDINALS,
   WEEK_DAYS,
   canonicalTimeZone,
+  describeSchedule,
   nextOccurrences,
   scheduleAnchor,
   type DeploymentSchedule,
@@ -51,17 +52,21 @@ export interface DeploymentInput {
   classifications: Classification[];
   includePatterns: string[];
   excludePatterns: string[];
-  schedule: DeploymentScheduleInput;
+  /** Null: the default schedule, once at now + 30 minutes (the seed's), unless onDemandOnly. */
+  schedule: DeploymentScheduleInput | null;
+  /** No schedule at all: the deployment runs only when an operator starts it (runDeploymentNow). */
+  onDemandOnly?: boolean;
   windowMinutes: number;
   rebootSetting: RebootSetting;
   maxConcurrent: Limit | null;
   maxFailures: Limit | null;
 }
 
-export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule'> {
-  schedule: DeploymentSchedule;
-  /** When the first run happens (what Temporal will fire), for nextRunAt. */
-  firstRunAt: Date;
+export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly'> {
+  /** Null: on demand only, no scheduled run. */
+  schedule: DeploymentSchedule | null;
+  /** When the first scheduled run happens (what Temporal will fire), for nextRunAt; null on demand only. */
+  firstRunAt: Date | null;
 }
 
 export type DeploymentValidation = { ok: true; value: NormalisedDeployment } | { ok: false; field: string; message: string };
@@ -77,6 +82,8 @@ export const DEFAULT_START_DELAY_MS = 30 * 60_000;
 /** A start this little in the past is a clock difference, not a mistake. */
 export const START_CLOCK_SLACK_MS = 60_000;
 export const MAX_MACHINE_IDS = 1000;
+/** What a deployment without a schedule gets: once, at now + 30 minutes, in UTC. */
+export const DEFAULT_SCHEDULE: DeploymentScheduleInput = { startAt: null, timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null };
 export const MAX_PATTERNS = 100;
 export const PATTERN_MAX_LENGTH = 200;
 export const NAME_CONTAINS_MAX_LENGTH = 64;
@@ -149,7 +156,7 @@ const quote = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0
  * The first problem with a deployment input, as `{ ok: false, field, message }`, or the deployment
  * normalised: name trimmed, machine ids lowercased, tags sorted, patterns trimmed and unique, start
  * defaulted (now + 30 minutes) and rounded up to a whole minute, time zone canonical, first run
- * computed.
+ * computed; or no schedule at all for a deployment run on demand only.
  */
 export function validateDeploymentInput(input: DeploymentInput, now: Date): DeploymentValidation {
   try {
@@ -183,7 +190,7 @@ function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
       `windowMinutes must be a whole number of minutes from ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} (the seed allows ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} minutes); got ${String(windowMinutes)}`,
     );
   }
-  const { schedule, firstRunAt } = checkSchedule(input.schedule, now, windowMinutes);
+  const { schedule, firstRunAt } = checkTiming(input, now, windowMinutes);
   const maxConcurrent = checkLimit('maxConcurrent', input.maxConcurrent ?? null);
   const maxFailures = checkLimit('maxFailures', input.maxFailures ?? null);
   return {
@@ -298,8 +305,32 @@ function checkLimit(field: 'maxConcurrent' | 'maxFailures', limit: Limit | null)
 // The schedule
 // ---------------------------------------------------------------------------------------------
 
+/** The schedule, the default one, or none for a deployment run on demand only. */
+function checkTiming(input: Pick<DeploymentInput, 'schedule' | 'onDemandOnly'>, now: Date, windowMinutes: number): { schedule: DeploymentSchedule | null; firstRunAt: Date | null } {
+  if (!input.onDemandOnly) return checkSchedule(input.schedule ?? DEFAULT_SCHEDULE, now, windowMinutes);
+  if (input.schedule) fail('schedule', 'a deployment run on demand only has no schedule: leave schedule out, or set onDemandOnly to false to schedule it');
+  return { schedule: null, firstRunAt: null };
+}
+
+export type ScheduleForecast = { ok: true; schedule: DeploymentSchedule | null; description: string; nextRuns: Date[] } | { ok: false; field: string; message: string };
+
+/**
+ * When a deployment's schedule as entered would run, without the rest of the deployment: its
+ * sentence and its next `count` runs (none for one run on demand only), or its first problem, by the
+ * same rules as validateDeploymentInput. For a form that says when the next scheduled run is while
+ * the operator types.
+ */
+export function forecastSchedule(input: Pick<DeploymentInput, 'schedule' | 'onDemandOnly' | 'windowMinutes'>, now: Date, count: number): ScheduleForecast {
+  try {
+    const { schedule } = checkTiming(input, now, input.windowMinutes);
+    return { ok: true, schedule, description: describeSchedule(schedule), nextRuns: nextOccurrences(schedule, now, count) };
+  } catch (error) {
+    if (error instanceof InputProblem) return { ok: false, field: error.field, message: error.message };
+    throw error;
+  }
+}
+
 function checkSchedule(input: DeploymentScheduleInput, now: Date, windowMinutes: number): { schedule: DeploymentSchedule; firstRunAt: Date } {
-  if (!input) fail('schedule', 'schedule is required');
   const recurrence = checkRecurrence(input.recurrence);
 
   let startAt: Date;

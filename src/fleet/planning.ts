@@ -11,6 +11,7 @@
 import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
 import type { RebootSetting } from '../agent/protocol.js';
 import type { OsType } from './compliance.js';
+import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -182,7 +183,7 @@ export function orderUpdates<T extends PendingUpdate>(updates: readonly T[]): T[
 }
 
 // ---------------------------------------------------------------------------------------------
-// Durations and reboots
+// Durations
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -227,30 +228,6 @@ export function expectedSeconds(update: PendingUpdate, backend: string, learned?
   }
 }
 
-/**
- * Time kept free at the end of the window when a reboot may follow the updates: 10 minutes on
- * Linux, 15 on Windows (which applies updates while it restarts), so the machine is back up before
- * the window closes.
- */
-export const REBOOT_RESERVE_SECONDS: Readonly<Record<OsType, number>> = { LINUX: 600, WINDOWS: 900 };
-
-/**
- * Whether a reboot may follow these updates, i.e. whether to keep the reboot reserve: ALWAYS and
- * REBOOT_ONLY reboot; NEVER does not; IF_REQUIRED when an update's metadata suggests a reboot
- * (kernel, reboot_suggested) or the machine already needs one (`machineRebootPending`).
- */
-export function rebootMayFollow(updates: readonly PendingUpdate[], setting: RebootSetting, machineRebootPending = false): boolean {
-  switch (setting) {
-    case 'ALWAYS':
-    case 'REBOOT_ONLY':
-      return true;
-    case 'NEVER':
-      return false;
-    case 'IF_REQUIRED':
-      return machineRebootPending || updates.some((update) => update.rebootSuggested);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // One machine's plan
 // ---------------------------------------------------------------------------------------------
@@ -269,12 +246,8 @@ export interface MachinePlan {
   rebootReserveSeconds: number;
   /** Seconds the installs in `toInstall` are expected to take (the reboot reserve not included). */
   expectedSeconds: number;
-  /**
-   * YES: the machine reboots (ALWAYS, REBOOT_ONLY, or IF_REQUIRED on a machine already pending a
-   * reboot); IF_REQUIRED: a planned update suggests one, the install decides; NO: NEVER, or nothing
-   * planned suggests one (a package may still ask for it when installed).
-   */
-  willReboot: 'NO' | 'IF_REQUIRED' | 'YES';
+  /** What can be said about a reboot after the planned updates (see RebootForecast in reboot.ts). */
+  willReboot: RebootForecast;
 }
 
 export interface PlanMachineInput {
@@ -306,19 +279,23 @@ export interface PlanMachineInput {
 export function planMachine(input: PlanMachineInput): MachinePlan {
   const { selected, notSelected } = selectUpdates(input.pending, input.selection);
 
+  const forecast = (updates: readonly PendingUpdate[]) =>
+    rebootForecast({ setting: input.rebootSetting, backend: input.backend, machineRebootPending: input.rebootPending, updates });
+
   if (input.rebootSetting === 'REBOOT_ONLY') {
     const reasons = new Map<PendingUpdate, string>(notSelected.map((entry) => [entry.update, entry.reason]));
     return {
       toInstall: [],
       notSelected: input.pending.map((update) => ({ update, reason: reasons.get(update) ?? 'the deployment only reboots' })),
       predictedNotAttempted: [],
-      rebootReserveSeconds: REBOOT_RESERVE_SECONDS[input.osType],
+      rebootReserveSeconds: rebootReserveSeconds(forecast([]), input.osType),
       expectedSeconds: 0,
-      willReboot: 'YES',
+      willReboot: forecast([]),
     };
   }
 
-  const reserve = rebootMayFollow(selected, input.rebootSetting, input.rebootPending) ? REBOOT_RESERVE_SECONDS[input.osType] : 0;
+  // The reserve is kept for what may be installed (all that is selected), as the install job does.
+  const reserve = rebootReserveSeconds(forecast(selected), input.osType);
   const toInstall: PlannedUpdate[] = [];
   const predictedNotAttempted: PlannedUpdate[] = [];
   let used = 0;
@@ -333,13 +310,7 @@ export function planMachine(input: PlanMachineInput): MachinePlan {
     }
   });
 
-  let willReboot: MachinePlan['willReboot'];
-  if (input.rebootSetting === 'ALWAYS') willReboot = 'YES';
-  else if (input.rebootSetting === 'NEVER') willReboot = 'NO';
-  else if (input.rebootPending) willReboot = 'YES';
-  else willReboot = toInstall.some((update) => update.rebootSuggested) ? 'IF_REQUIRED' : 'NO';
-
-  return { toInstall, notSelected, predictedNotAttempted, rebootReserveSeconds: reserve, expectedSeconds: used, willReboot };
+  return { toInstall, notSelected, predictedNotAttempted, rebootReserveSeconds: reserve, expectedSeconds: used, willReboot: forecast(toInstall) };
 }
 
 // ---------------------------------------------------------------------------------------------

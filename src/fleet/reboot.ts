@@ -1,4 +1,74 @@
+/**
+ * Reboots around an install job: whether one may follow (and so whether the window keeps time for
+ * it), and whether the agent reboots once the updates are in.
+ *
+ * Plain functions on plain data, imported by the planner (preview and runs), the activity that
+ * writes the install job and the agent: one rule, so the preview, the job's reserve and the agent
+ * agree.
+ */
+import type { PendingUpdate } from '../agent/backends/types.js';
 import type { RebootSetting } from '../agent/protocol.js';
+import type { OsType } from './compliance.js';
+
+/**
+ * Time kept free at the end of the window when a reboot may follow the updates: 10 minutes on
+ * Linux, 15 on Windows (which applies updates while it restarts), so the machine is back up before
+ * the window closes.
+ */
+export const REBOOT_RESERVE_SECONDS: Readonly<Record<OsType, number>> = { LINUX: 600, WINDOWS: 900 };
+
+/**
+ * What the planner can say about a reboot after the updates:
+ * - YES: the machine reboots (ALWAYS, REBOOT_ONLY, or IF_REQUIRED on a machine already pending one);
+ * - IF_REQUIRED: an update's metadata suggests one (a kernel, reboot_suggested, installhint); the
+ *   install decides;
+ * - MAYBE: nothing planned is known to ask for one, but on this package manager any update may:
+ *   a Debian maintainer script may write /run/reboot-required whatever its package's name;
+ * - NO: NEVER, nothing planned, or nothing planned asks for one on a package manager whose
+ *   metadata says so beforehand (dnf, zypper, Windows Update).
+ * Every answer but NO keeps the reboot reserve.
+ */
+export type RebootForecast = 'NO' | 'MAYBE' | 'IF_REQUIRED' | 'YES';
+
+/**
+ * Package managers whose updates may ask for a reboot without saying so beforehand. apt has no
+ * reboot metadata: an assessment's rebootSuggested comes from package names (kernel, libc6,
+ * systemd, dbus, microcode, firmware), and any other package's postinst may still ask. dnf's
+ * reboot rule (needs-restarting: core packages and reboot_suggested advisories), zypper's
+ * (reboot-needed hints and patch flags) and Windows Update's (RebootBehavior) are the very ones
+ * their assessments report.
+ */
+const REBOOT_NOT_KNOWN_BEFOREHAND: ReadonlySet<string> = new Set(['apt']);
+
+export interface RebootForecastInput {
+  setting: RebootSetting;
+  /** The machine's package backend: apt, dnf, yum, zypper, windows. */
+  backend: string;
+  /** The machine already needs a reboot (from its last assessment). */
+  machineRebootPending: boolean;
+  /** The updates the job installs (or may install). */
+  updates: ReadonlyArray<Pick<PendingUpdate, 'rebootSuggested'>>;
+}
+
+export function rebootForecast({ setting, backend, machineRebootPending, updates }: RebootForecastInput): RebootForecast {
+  switch (setting) {
+    case 'ALWAYS':
+    case 'REBOOT_ONLY':
+      return 'YES';
+    case 'NEVER':
+      return 'NO';
+    case 'IF_REQUIRED':
+      if (machineRebootPending) return 'YES';
+      if (updates.length === 0) return 'NO';
+      if (updates.some((update) => update.rebootSuggested)) return 'IF_REQUIRED';
+      return REBOOT_NOT_KNOWN_BEFOREHAND.has(backend) ? 'MAYBE' : 'NO';
+  }
+}
+
+/** Seconds to keep free at the window's end for a reboot the forecast allows for (0 for NO). */
+export function rebootReserveSeconds(forecast: RebootForecast, osType: OsType): number {
+  return forecast === 'NO' ? 0 : REBOOT_RESERVE_SECONDS[osType];
+}
 
 /**
  * Whether the machine reboots after a job: ALWAYS and REBOOT_ONLY do, NEVER does not (even when a

@@ -621,8 +621,13 @@ function toCalendarSpec(cal: WallCalendar, comment: string): CalendarSpec {
  * The Temporal Schedule spec for a deployment schedule (see the module comment for the mapping).
  * `from` (default: the start) is where explicit dates begin: pass the current time when rewriting
  * the schedule of an existing deployment. The schedule is expected valid (validateDeploymentInput).
+ *
+ * A deployment run on demand only (null) keeps a Temporal Schedule with an empty spec: it never
+ * fires, and pausing, updating and deleting it work as for any other, so a deployment can move
+ * between scheduled and on demand.
  */
-export function toTemporalScheduleSpec(schedule: DeploymentSchedule, options: { from?: Date } = {}): TemporalScheduleTiming {
+export function toTemporalScheduleSpec(schedule: DeploymentSchedule | null, options: { from?: Date } = {}): TemporalScheduleTiming {
+  if (schedule === null) return { spec: {}, refreshBefore: null };
   const plan = buildPlan(schedule, options.from ?? schedule.startAt, EXPLICIT_MIN_OCCURRENCES);
   const comment = describeSchedule(schedule);
   const spec: ScheduleSpec = {
@@ -645,7 +650,8 @@ export function toTemporalScheduleSpec(schedule: DeploymentSchedule, options: { 
  * `toTemporalScheduleSpec` builds, evaluated with a port of Temporal's own algorithm (no jitter).
  * Fewer when the schedule ends (endAt, ONCE). Used for nextRunAt.
  */
-export function nextOccurrences(schedule: DeploymentSchedule, from: Date, count: number): Date[] {
+export function nextOccurrences(schedule: DeploymentSchedule | null, from: Date, count: number): Date[] {
+  if (schedule === null) return [];
   const plan = buildPlan(schedule, from, Math.max(count, EXPLICIT_MIN_OCCURRENCES));
   const limit = Math.min(count, plan.remainingActions ?? Number.POSITIVE_INFINITY);
   const out: Date[] = [];
@@ -673,8 +679,12 @@ function localDateTime(ms: number, timeZone: string): { date: string; time: stri
   return { date: `${w.year}-${pad(w.month)}-${pad(w.day)}`, time: `${pad(w.hour)}:${pad(w.minute)}` };
 }
 
+/** A deployment without a schedule, in words. */
+export const ON_DEMAND_DESCRIPTION = 'On demand only: no scheduled run; it runs when started with Run now (runDeploymentNow)';
+
 /** The schedule in a sentence: "Every 2nd Tuesday of the month + 2 days at 03:00 Europe/Paris". */
-export function describeSchedule(schedule: DeploymentSchedule): string {
+export function describeSchedule(schedule: DeploymentSchedule | null): string {
+  if (schedule === null) return ON_DEMAND_DESCRIPTION;
   const { recurrence, timeZone } = schedule;
   const anchorMs = scheduleAnchor(schedule.startAt).getTime();
   const start = localDateTime(anchorMs, timeZone);

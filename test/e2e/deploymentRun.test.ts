@@ -149,6 +149,8 @@ describe('update deployments on three machines', () => {
       // What fleetpatch says agrees with the machine's own package database.
       for (const name of ['demo-libssl', 'demo-tool', 'linux-image-demo']) {
         expect(result(name).status, `${machine.name} ${name}`).toBe('SUCCEEDED');
+        // Each its own outcome: on apt, demo-broken (first by name) left half-configured does not lend its exit code and error to the updates after it.
+        if (machine.backend === 'apt') expect(result(name), `${machine.name} ${name}`).toMatchObject({ exitCode: 0, errorText: null });
         expect(installedVersion(machine, name)).toBe(name === 'linux-image-demo' ? '5.1-1' : '1.1-1');
       }
       expect(result('demo-broken')).toMatchObject({ status: 'FAILED', exitCode: exitCodes[machine.backend] });

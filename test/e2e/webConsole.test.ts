@@ -1,12 +1,15 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { buildFleet, fleetStackEnv, SupervisedAgent } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
@@ -36,6 +39,17 @@ describe('the web console', () => {
   const cspViolations: string[] = [];
 
   const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const query = async <T,>(q: string, variables?: Record<string, unknown>): Promise<T> => {
+    const response = await graphql<T>(`${base}/graphql`, q, { token: operator, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  };
+  /** Table cells of a card that reach past its right edge, as "card: cell text". */
+  const cellsOutsideTheirCard = () =>
+    page.evaluate<string[]>(`[...document.querySelectorAll('.card')].flatMap((card) => {
+      const edge = card.getBoundingClientRect().right;
+      return [...card.querySelectorAll('th, td')].filter((cell) => cell.getBoundingClientRect().right > edge + 0.5).map((cell) => card.querySelector('h2')?.textContent + ': ' + cell.textContent);
+    })`);
 
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install the Debian package chromium (apt-get install chromium), or set CHROMIUM_PATH.`);
@@ -110,6 +124,19 @@ describe('the web console', () => {
     await page.getByText('Non-compliant: 3').waitFor();
     await page.getByRole('heading', { name: 'Pending updates by classification' }).waitFor();
     await shot('02-overview');
+  });
+
+  it("lays the overview out so that every column stays inside its card, at 1440 and 1280 px", async () => {
+    for (const width of [1440, 1280]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.getByRole('heading', { name: 'Pending updates by classification' }).waitFor();
+      await expect.poll(() => page.locator('table.bars tbody tr').count()).toBeGreaterThan(0);
+      // The Machines column was cut off by its card at 1440 px.
+      expect(await page.locator('table.bars thead th').allInnerTexts()).toEqual(['Classification', 'Updates', 'Machines']);
+      expect(await cellsOutsideTheirCard()).toEqual([]);
+      await shot(`02-overview-${width}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('shows the computers with the seed columns, filters by name, and opens a machine', async () => {
@@ -216,13 +243,117 @@ describe('the web console', () => {
     await debian.getByRole('link', { name: 'debian-01', exact: true }).click();
     const runs = page.getByRole('region', { name: 'Deployment runs' });
     await runs.waitFor();
-    expect(await runs.locator('tbody tr').first().locator('td').allInnerTexts()).toEqual(['critical and security from the console', expect.any(String), 'Partially failed', 'Failed']);
+    expect(await runs.locator('tbody tr').first().locator('td').allInnerTexts()).toEqual(['critical and security from the console', expect.any(String), 'Partially failed', 'Failed 3 of 4 updates succeeded, 1 failed']);
     await shot('10-machine-after-run');
 
     await page.getByRole('link', { name: 'Deployments', exact: true }).click();
     const row = page.locator('tr', { hasText: 'critical and security from the console' });
     await expect.poll(() => row.getByRole('link', { name: /Last run of .*: Partially failed/ }).count()).toBe(1);
     await shot('11-deployments');
+  });
+
+  it('says how each machine run went beside its status, each apt update by its own outcome, and why a half-configured package is still pending', async () => {
+    const { deployments } = await query<{ deployments: { edges: Array<{ node: { name: string; lastRun: { id: string } | null } }> } }>('{ deployments { edges { node { name lastRun { id } } } } }');
+    const runId = deployments.edges.find((e) => e.node.name === 'critical and security from the console')!.node.lastRun!.id;
+    await page.goto(`${base}/runs/${runId}`);
+    const debian = page.locator('section.machine-run[data-machine="debian-01"]');
+    await expect.poll(() => debian.locator('.machine-run-head').innerText()).toMatch(/^debian-01\s+Failed\s+3 of 4 updates succeeded, 1 failed/);
+    expect(await page.locator('.run-status').innerText()).toMatch(/Partially failed\s+9 of 12 updates succeeded, 3 failed/);
+    await shot('14-run-counts');
+
+    // On apt, demo-broken (first by name) failed in its maintainer script; the updates after it are theirs alone.
+    const { deploymentRun } = await query<{ deploymentRun: { machineRuns: Array<{ machineName: string; updates: Array<{ name: string; status: string; exitCode: number | null; errorText: string | null }> }> } }>(
+      'query($id: ID!) { deploymentRun(id: $id) { machineRuns { machineName updates { name status exitCode errorText } } } }',
+      { id: runId },
+    );
+    const apt = deploymentRun.machineRuns.find((m) => m.machineName === 'debian-01')!.updates.filter((u) => u.status !== 'NOT_SELECTED');
+    expect(apt.map((u) => [u.name, u.status, u.exitCode])).toEqual([
+      ['demo-broken', 'FAILED', 100],
+      ['demo-libssl', 'SUCCEEDED', 0],
+      ['demo-tool', 'SUCCEEDED', 0],
+      ['linux-image-demo', 'SUCCEEDED', 0],
+    ]);
+    expect(apt.filter((u) => u.status === 'SUCCEEDED').map((u) => u.errorText)).toEqual([null, null, null]);
+
+    // The machine's page says why demo-broken is pending at the version it already has.
+    await debian.getByRole('link', { name: 'debian-01', exact: true }).click();
+    const broken = page.getByRole('region', { name: 'Pending updates' }).locator('tr', { hasText: 'demo-broken' });
+    await expect.poll(() => broken.innerText(), { timeout: 30_000 }).toMatch(/Half-configured \(dpkg status iF\): demo-broken 1\.1-1 is unpacked but configuring it failed/);
+    expect(await broken.locator('td').nth(4).innerText()).toBe('1.1-1');
+    expect(await broken.locator('td').nth(3).innerText()).toBe('1.1-1');
+    await shot('15-machine-half-configured');
+  });
+
+  it("keeps a removed machine's history reachable from the runs it took part in", async () => {
+    const rocky = agents.find((a) => a.machine.backend === 'dnf')!;
+    await rocky.kill();
+    const { machines } = await query<{ machines: { edges: Array<{ node: { id: string; name: string } }> } }>('{ machines { edges { node { id name } } } }');
+    const rockyId = machines.edges.find((e) => e.node.name === 'rocky-01')!.node.id;
+    await query('mutation($id: ID!) { removeMachine(machineId: $id) }', { id: rockyId });
+    await page.getByRole('link', { name: 'Deployments', exact: true }).click();
+    await page.locator('tr', { hasText: 'critical and security from the console' }).getByRole('link', { name: /Last run of/ }).click();
+    await page.locator('section.machine-run[data-machine="rocky-01"]').getByRole('link', { name: 'rocky-01', exact: true }).click();
+    await page.getByRole('heading', { name: 'rocky-01' }).waitFor();
+    expect(await page.getByRole('status').filter({ hasText: 'Removed from management' }).innerText()).toMatch(/^Removed from management on .*history stays/);
+    expect(await page.getByRole('button', { name: 'Assess now' }).count()).toBe(0);
+    expect(await page.getByRole('region', { name: 'Deployment runs' }).locator('tbody tr').first().innerText()).toContain('critical and security from the console');
+    await shot('16-removed-machine');
+  });
+
+  it("warns on a machine whose clock is hours off the server's", async () => {
+    const key = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "skewed clock"}) { secret } }');
+    const agent = new AgentClient(base);
+    const { machineId, credential } = await agent.enroll(key.createEnrollmentKey.secret, machineFacts({ hostname: 'skewed-01' }));
+    agent.setCredential(credential);
+    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'skewed-tool', classification: 'OTHER' })]));
+    // Then a check-in from an agent whose clock is 3 hours ahead: its Date header says so.
+    const body = JSON.stringify({ facts: machineFacts({ hostname: 'skewed-01' }) });
+    await new Promise<void>((resolve, reject) => {
+      const request = http.request(`${base}/agent/v1/checkin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}`, date: new Date(Date.now() + 3 * 3600_000).toUTCString() },
+      });
+      request.on('response', (response) => (response.statusCode === 200 ? resolve() : reject(new Error(`check-in answered ${response.statusCode}`))));
+      request.on('error', reject);
+      request.end(body);
+    });
+    await page.goto(`${base}/computers/${machineId}`);
+    await page.getByRole('heading', { name: 'skewed-01' }).waitFor();
+    expect(await page.locator('.notice', { hasText: 'clock' }).innerText()).toMatch(/^The machine's clock is about 3 hours ahead of the server's: .*maintenance windows run off/);
+    await shot('17-skewed-clock');
+  });
+
+  it('creates a deployment that runs on demand only, saying under the schedule when a scheduled one would run next', async () => {
+    await page.goto(`${base}/deployments/new`);
+    await page.getByLabel('Name', { exact: true }).fill('others on demand');
+    for (const name of ['debian-01', 'skewed-01']) await page.getByLabel(`Deploy to ${name}`).check();
+    // The default: once, in 30 minutes; said before anything is saved, and beside "Also run it once now".
+    const nextRun = page.locator('#next-run');
+    await expect.poll(() => nextRun.innerText()).toMatch(/^Next scheduled run: .* \(in (30|31) minutes\)\. Once on /);
+    expect(await page.locator('#run-now-help').innerText()).toMatch(/Its schedule runs as well/);
+    await page.getByLabel('On demand only (no schedule)').check();
+    await expect.poll(() => nextRun.innerText()).toBe('No scheduled run: it runs only when started with Run now.');
+    expect(await page.getByLabel('Start', { exact: true }).count()).toBe(0);
+    for (const c of ['Critical', 'Security']) await page.getByLabel(c, { exact: true }).uncheck();
+    await page.getByLabel('Other', { exact: true }).check();
+
+    // The preview: on apt any package may ask for a reboot, so IF_REQUIRED keeps the reserve and says
+    // Maybe (skewed-01's one update); debian-01 still needs the reboot its kernel asked for: Yes.
+    await page.getByRole('button', { name: 'Preview' }).click();
+    const preview = page.getByRole('region', { name: 'Preview per machine' });
+    const reboot = (name: string) => preview.locator('tr', { hasText: name }).locator('td').last().innerText();
+    await expect.poll(() => reboot('skewed-01')).toBe('Maybe');
+    expect(await reboot('debian-01')).toBe('Yes');
+    expect(await page.locator('#preview-title + p').innerText()).toMatch(/^No scheduled run: on demand only\./);
+    await shot('18-deployment-form-on-demand');
+
+    await page.getByRole('button', { name: 'Create deployment' }).click();
+    await page.getByRole('heading', { name: 'others on demand' }).waitFor();
+    const settings = page.getByRole('region', { name: 'Settings' });
+    expect(await settings.innerText()).toMatch(/Schedule\s+On demand only: it runs when started with Run now/);
+    expect(await settings.innerText()).toMatch(/Next scheduled run\s+None: on demand only/);
+    expect(await page.getByRole('button', { name: 'Pause schedule' }).count()).toBe(0);
+    await shot('19-deployment-on-demand');
   });
 
   it('stays usable in a narrow window: the menu folds behind a button that works from the keyboard', async () => {

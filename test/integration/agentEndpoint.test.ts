@@ -186,22 +186,24 @@ describe('the agent endpoint', () => {
     const report = assessmentReport([
       pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', cveIds: ['CVE-2025-1'] }),
       pendingUpdate({ name: 'sudo', classification: 'SECURITY' }),
-      pendingUpdate({ name: 'vim', classification: 'OTHER' }),
+      pendingUpdate({ name: 'vim', classification: 'OTHER', installedVersion: '1.1-1', note: 'Half-configured (dpkg status iF): vim 1.1-1 is unpacked but configuring it failed.' }),
       pendingUpdate({ name: 'libnew', installedVersion: null }),
     ]);
     expect(await agent.sendReport(report)).toEqual({ stored: true });
     expect(await agent.sendReport(report)).toEqual({ stored: false });
     const [stored] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
     expect(stored!.n).toBe(1);
-    const machine = await graphql<{ machine: { compliance: string; criticalAndSecurityCount: number; otherCount: number; pendingUpdates: { totalCount: number; edges: Array<{ node: { name: string; installedVersion: string | null } }> } } }>(
+    const machine = await graphql<{ machine: { compliance: string; criticalAndSecurityCount: number; otherCount: number; pendingUpdates: { totalCount: number; edges: Array<{ node: { name: string; installedVersion: string | null; note: string | null } }> } } }>(
       api.url,
-      `query($id: ID!) { machine(id: $id) { compliance criticalAndSecurityCount otherCount pendingUpdates { totalCount edges { node { name installedVersion } } } } }`,
+      `query($id: ID!) { machine(id: $id) { compliance criticalAndSecurityCount otherCount pendingUpdates { totalCount edges { node { name installedVersion note } } } } }`,
       { token: admin, variables: { id: machineId } },
     );
     expect(machine.data!.machine).toMatchObject({ compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 2, otherCount: 2, pendingUpdates: { totalCount: 4 } });
     const pending = machine.data!.machine.pendingUpdates.edges.map((e) => e.node);
     expect(pending.map((u) => u.name)).toEqual(['openssl', 'sudo', 'libnew', 'vim']);
     expect(pending.find((u) => u.name === 'libnew')!.installedVersion).toBeNull();
+    // Why a package is pending with the same installed and available version, as the agent said.
+    expect(pending.map((u) => u.note)).toEqual([null, null, null, 'Half-configured (dpkg status iF): vim 1.1-1 is unpacked but configuring it failed.']);
 
     // An older report arriving late (from the agent's spool) is kept in the history but does not replace the newer one.
     const older = assessmentReport([], { startedAt: new Date(Date.now() - 7200_000).toISOString(), finishedAt: new Date(Date.now() - 7100_000).toISOString() });

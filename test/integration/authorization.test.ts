@@ -40,6 +40,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.machines': 'VIEWER',
   'Query.missingUpdates': 'VIEWER',
   'Query.previewDeployment': 'VIEWER',
+  'Query.scheduleForecast': 'VIEWER',
   'Query.systemStatus': 'VIEWER',
   'Mutation.assessMachines': 'OPERATOR',
   'Mutation.cancelDeploymentRun': 'OPERATOR',

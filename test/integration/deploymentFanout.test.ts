@@ -206,4 +206,20 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
     const learned = await database.sql<Array<{ samples: number }>>`select samples from update_durations where machine_id = ${agents[0]!.machineId}`;
     expect(learned.map((l) => l.samples)).toEqual([1, 1]);
   }, 60_000);
+
+  it('hands an apt machine the reboot reserve its preview shows: IF_REQUIRED keeps it, MAYBE, because any Debian package may ask for a reboot', async () => {
+    const agents = await enroll(1);
+    const deploymentId = await createDeployment('fan-out reboot reserve', agents, { rebootSetting: 'IF_REQUIRED' });
+    const { previewDeployment } = await query<{ previewDeployment: { machines: Array<{ willReboot: string; rebootReserveSeconds: number; toInstall: Array<{ name: string }> }> } }>(
+      'query($id: ID!) { previewDeployment(id: $id) { machines { willReboot rebootReserveSeconds toInstall { name } } } }',
+      { id: deploymentId },
+    );
+    expect(previewDeployment.machines).toEqual([{ willReboot: 'MAYBE', rebootReserveSeconds: 600, toInstall: [{ name: 'fanout-lib-0' }, { name: 'fanout-lib-1' }] }]);
+
+    const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
+    const [job] = await waitUntil(() => poll(agents[0]!), (jobs) => jobs.length === 1, 60_000, 'the install job');
+    expect(job!.install).toMatchObject({ rebootSetting: 'IF_REQUIRED', rebootReserveSeconds: 600 });
+    await agents[0]!.client.sendJobResult(job!.id, succeeded(job!.install!));
+    await waitUntil(() => runStatus(runId), (status) => status === 'SUCCEEDED', 60_000, 'the run to succeed');
+  }, 120_000);
 });

@@ -32,7 +32,7 @@ async function insertMachine(database: Database, m: { name: string; osType?: 'LI
 /** Gives a machine a new latest assessment listing these updates (older assessments stay, as history). */
 async function assess(database: Database, machineId: string, updates: Array<{ name: string; arch?: string; classification: string; severity?: string | null; version: string; cves?: string[] }>, latest = true) {
   const assessmentId = randomUUID();
-  await database.sql`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, critical_count, security_count, other_count) values (${assessmentId}, ${machineId}, 'SCHEDULE', 'apt', ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, false, 0, 0, 0)`;
+  await database.sql`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count) values (${assessmentId}, ${machineId}, 'SCHEDULE', 'apt', ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, false, 0, 0, 0)`;
   for (const u of updates) {
     await database.sql`insert into pending_updates (assessment_id, machine_id, name, arch, available_version, classification, severity, cve_ids)
       values (${assessmentId}, ${machineId}, ${u.name}, ${u.arch ?? 'amd64'}, ${u.version}, ${u.classification}, ${u.severity ?? null}, ${u.cves ?? []})`;

@@ -32,6 +32,12 @@ describe('the assessment report check', () => {
     Object.assign(nulls.result.updates[1]!, { installedVersion: null, arch: null, severity: null, repository: null, classification: 'FEATURE_PACK' });
     expectSameVerdict(nulls);
     expect(parseAssessmentReport(nulls).success).toBe(true);
+    // An update may say why it is listed (a half-configured package), or leave it out.
+    const noted = valid();
+    Object.assign(noted.result.updates[0]!, { note: 'n'.repeat(1000) });
+    Object.assign(noted.result.updates[1]!, { note: null });
+    expectSameVerdict(noted);
+    expect(parseAssessmentReport(noted).success).toBe(true);
   });
 
   const mutations: Array<[string, (u: Record<string, unknown>) => void]> = [
@@ -49,6 +55,8 @@ describe('the assessment report check', () => {
     ['a CVE id that is not a string', (u) => (u.cveIds = [7])],
     ['an arch too long', (u) => (u.arch = 'x'.repeat(51))],
     ['a repository too long', (u) => (u.repository = 'r'.repeat(501))],
+    ['a note too long', (u) => (u.note = 'n'.repeat(1001))],
+    ['a note that is not a string', (u) => (u.note = 7)],
   ];
 
   it.each(mutations)('refuses an update with %s, with the schema message', (_what, mutate) => {

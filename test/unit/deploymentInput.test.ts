@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest';
 import {
   duplicateNameMessage,
   emptyTargetsMessage,
+  forecastSchedule,
   otherOsTypeMessage,
   validateDeploymentInput,
   type DeploymentInput,
+  type DeploymentScheduleInput,
   type DeploymentValidation,
 } from '../../src/fleet/deploymentInput.js';
 import type { Recurrence } from '../../src/fleet/schedule.js';
@@ -31,8 +33,8 @@ function input(overrides: Partial<DeploymentInput> = {}): DeploymentInput {
   };
 }
 
-function withSchedule(schedule: Partial<DeploymentInput['schedule']>): DeploymentInput {
-  return input({ schedule: { ...input().schedule, ...schedule } });
+function withSchedule(schedule: Partial<DeploymentScheduleInput>): DeploymentInput {
+  return input({ schedule: { ...input().schedule!, ...schedule } });
 }
 
 function problem(result: DeploymentValidation): { field: string; message: string } {
@@ -53,9 +55,9 @@ describe('validateDeploymentInput: a valid deployment', () => {
     expect(value.name).toBe('nightly web');
     expect(value.machineIds).toEqual([MACHINE]);
     expect(value.classifications).toEqual(['CRITICAL', 'SECURITY']);
-    expect(value.schedule.startAt.toISOString()).toBe('2026-11-25T12:31:00.000Z');
-    expect(value.firstRunAt.toISOString()).toBe('2026-11-25T12:31:00.000Z');
-    expect(value.schedule.timeZone).toBe('Europe/Paris');
+    expect(value.schedule!.startAt.toISOString()).toBe('2026-11-25T12:31:00.000Z');
+    expect(value.firstRunAt!.toISOString()).toBe('2026-11-25T12:31:00.000Z');
+    expect(value.schedule!.timeZone).toBe('Europe/Paris');
   });
 
   it('takes a target filter instead of machines, and canonical time zone names', () => {
@@ -69,9 +71,9 @@ describe('validateDeploymentInput: a valid deployment', () => {
       ),
     );
     expect(value.targetFilter).toEqual({ tags: ['env:prod', 'web'], nameContains: null });
-    expect(value.schedule.timeZone).toBe('Europe/Paris');
-    expect(value.schedule.recurrence).toEqual({ frequency: 'WEEKLY', every: 1, weekDays: ['MONDAY', 'THURSDAY'] });
-    expect(value.firstRunAt.toISOString()).toBe('2026-12-03T02:00:00.000Z');
+    expect(value.schedule!.timeZone).toBe('Europe/Paris');
+    expect(value.schedule!.recurrence).toEqual({ frequency: 'WEEKLY', every: 1, weekDays: ['MONDAY', 'THURSDAY'] });
+    expect(value.firstRunAt!.toISOString()).toBe('2026-12-03T02:00:00.000Z');
   });
 
   it('lets a REBOOT_ONLY deployment have no classification', () => {
@@ -87,8 +89,8 @@ describe('validateDeploymentInput: a valid deployment', () => {
 
   it('accepts a start within a minute of clock slack; a ONCE one runs at the next whole minute', () => {
     const value = valid(check(withSchedule({ startAt: new Date(now.getTime() - 30_000) })));
-    expect(value.schedule.startAt.toISOString()).toBe('2026-11-25T12:01:00.000Z');
-    expect(value.firstRunAt.toISOString()).toBe('2026-11-25T12:01:00.000Z');
+    expect(value.schedule!.startAt.toISOString()).toBe('2026-11-25T12:01:00.000Z');
+    expect(value.firstRunAt!.toISOString()).toBe('2026-11-25T12:01:00.000Z');
   });
 });
 
@@ -245,7 +247,51 @@ describe('validateDeploymentInput: the schedule', () => {
       { frequency: 'MONTHLY', every: 3, monthDay: 28 },
       { frequency: 'MONTHLY', every: 1, nthWeekday: { ordinal: -1, weekDay: 'FRIDAY' }, offsetDays: -6 },
     ];
-    for (const recurrence of recurrences) expect(valid(check(recurring(recurrence))).schedule.recurrence).toEqual(recurrence);
+    for (const recurrence of recurrences) expect(valid(check(recurring(recurrence))).schedule!.recurrence).toEqual(recurrence);
+  });
+});
+
+describe('validateDeploymentInput: a deployment run on demand only', () => {
+  it('has no schedule and no first run', () => {
+    const value = valid(check(input({ schedule: null, onDemandOnly: true })));
+    expect(value.schedule).toBeNull();
+    expect(value.firstRunAt).toBeNull();
+  });
+
+  it('refuses a schedule beside it, at the schedule field', () => {
+    expect(check(input({ onDemandOnly: true }))).toEqual({
+      ok: false,
+      field: 'schedule',
+      message: 'a deployment run on demand only has no schedule: leave schedule out, or set onDemandOnly to false to schedule it',
+    });
+  });
+
+  it('is not what a deployment without a schedule gets: that one runs once, in 30 minutes, as the seed says', () => {
+    const value = valid(check(input({ schedule: null })));
+    expect(value.schedule).toMatchObject({ timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null });
+    expect(value.firstRunAt!.toISOString()).toBe('2026-11-25T12:31:00.000Z');
+  });
+});
+
+describe('forecastSchedule: when a schedule as typed would run', () => {
+  it('says the default: once, in 30 minutes', () => {
+    expect(forecastSchedule({ schedule: null, windowMinutes: 60 }, now, 3)).toEqual({
+      ok: true,
+      schedule: expect.objectContaining({ recurrence: { frequency: 'ONCE' } }),
+      description: 'Once on 2026-11-25 at 12:31 UTC',
+      nextRuns: [new Date('2026-11-25T12:31:00.000Z')],
+    });
+  });
+
+  it('gives the next runs of a recurring schedule, by the rules a deployment follows', () => {
+    const daily = forecastSchedule({ schedule: { startAt: new Date('2026-11-26T03:00:00+01:00'), timeZone: 'Europe/Paris', recurrence: { frequency: 'DAILY', every: 1 }, endAt: null }, windowMinutes: 60 }, now, 2);
+    expect(daily).toMatchObject({ ok: true, description: 'Every day at 03:00 Europe/Paris', nextRuns: [new Date('2026-11-26T02:00:00Z'), new Date('2026-11-27T02:00:00Z')] });
+    expect(forecastSchedule({ schedule: { startAt: null, timeZone: 'Mars/Olympus', recurrence: { frequency: 'ONCE' }, endAt: null }, windowMinutes: 60 }, now, 1)).toMatchObject({ ok: false, field: 'schedule.timeZone' });
+    expect(forecastSchedule({ schedule: { startAt: null, timeZone: 'UTC', recurrence: { frequency: 'HOURLY', every: 1 }, endAt: null }, windowMinutes: 90 }, now, 1)).toMatchObject({ ok: false, field: 'windowMinutes' });
+  });
+
+  it('has no run on demand only', () => {
+    expect(forecastSchedule({ schedule: null, onDemandOnly: true, windowMinutes: 60 }, now, 3)).toEqual({ ok: true, schedule: null, description: expect.stringMatching(/^On demand only/), nextRuns: [] });
   });
 });
 

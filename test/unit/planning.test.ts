@@ -13,8 +13,6 @@ import {
   orderUpdates,
   planMachine,
   type PlanMachineInput,
-  REBOOT_RESERVE_SECONDS,
-  rebootMayFollow,
   resolveLimit,
   selectUpdates,
   shouldStartMoreMachines,
@@ -185,21 +183,6 @@ describe('expected durations', () => {
     expect(expectedSeconds(update('a'), 'apt', null)).toBe(90);
     expect(expectedSeconds(kb('KB1'), 'windows', 120)).toBe(120);
   });
-
-  it('keeps a reboot reserve of 10 minutes on Linux and 15 on Windows', () => {
-    expect(REBOOT_RESERVE_SECONDS).toEqual({ LINUX: 600, WINDOWS: 900 });
-  });
-
-  it('expects a reboot per the setting: ALWAYS and REBOOT_ONLY yes, NEVER no, IF_REQUIRED when suggested or pending', () => {
-    const plain = [update('vim')];
-    const kernel = [update('vim'), update('kernel', { rebootSuggested: true })];
-    expect(rebootMayFollow(plain, 'ALWAYS')).toBe(true);
-    expect(rebootMayFollow([], 'REBOOT_ONLY')).toBe(true);
-    expect(rebootMayFollow(kernel, 'NEVER', true)).toBe(false);
-    expect(rebootMayFollow(plain, 'IF_REQUIRED')).toBe(false);
-    expect(rebootMayFollow(kernel, 'IF_REQUIRED')).toBe(true);
-    expect(rebootMayFollow(plain, 'IF_REQUIRED', true)).toBe(true);
-  });
 });
 
 describe('fitting updates into the maintenance window', () => {
@@ -215,10 +198,18 @@ describe('fitting updates into the maintenance window', () => {
   });
 
   it('keeps no reserve when no reboot may follow, so 40 updates fit the same window', () => {
-    const result = plan({ pending: many(40) });
+    // dnf says beforehand which updates ask for a reboot: none of these does.
+    const result = plan({ pending: many(40), backend: 'dnf' });
     expect(result.rebootReserveSeconds).toBe(0);
     expect(result.toInstall).toHaveLength(40);
     expect(result.willReboot).toBe('NO');
+  });
+
+  it('keeps the reserve on apt, where any package may ask for a reboot, and says MAYBE', () => {
+    const result = plan({ pending: many(40) });
+    expect(result.rebootReserveSeconds).toBe(600);
+    expect(result.toInstall).toHaveLength(33);
+    expect(result.willReboot).toBe('MAYBE');
   });
 
   it('plans an update that ends exactly at the window minus the reserve, not one second later', () => {
@@ -245,6 +236,7 @@ describe('fitting updates into the maintenance window', () => {
     const result = plan({
       pending: [update('aaa'), update('bbb'), update('openssl', { classification: 'SECURITY' }), update('kernel', { classification: 'CRITICAL' })],
       windowSeconds: 90 * 2,
+      rebootSetting: 'NEVER',
     });
     expect(names(result.toInstall)).toEqual(['kernel', 'openssl']);
     expect(names(result.predictedNotAttempted)).toEqual(['aaa', 'bbb']);
@@ -275,7 +267,7 @@ describe('fitting updates into the maintenance window', () => {
   });
 
   it('uses learned durations per package, floored at 10 s', () => {
-    const result = plan({ pending: many(3), windowSeconds: 100, learnedSeconds: { pkg00: 40, pkg01: 1, pkg02: 60 } });
+    const result = plan({ pending: many(3), windowSeconds: 100, rebootSetting: 'NEVER', learnedSeconds: { pkg00: 40, pkg01: 1, pkg02: 60 } });
     expect(result.toInstall.map((u) => [u.name, u.expectedSeconds])).toEqual([['pkg00', 40], ['pkg01', 10]]);
     expect(names(result.predictedNotAttempted)).toEqual(['pkg02']);
     expect(result.expectedSeconds).toBe(50);

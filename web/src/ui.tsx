@@ -30,6 +30,29 @@ export function ago(iso: string | null | undefined): string {
   return `${Math.round(seconds / 86400)} days ago`;
 }
 
+export interface UpdateCounts { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number }
+
+/**
+ * A machine run's (or a run's) updates in a phrase, beside its status: "2 of 3 updates succeeded,
+ * 1 failed". Updates the deployment did not select are not counted.
+ */
+export function updateCountsText(c: UpdateCounts): string {
+  const todo = c.total - c.notSelected;
+  if (todo === 0) return 'no update to install';
+  const rest = [c.failed > 0 ? `${c.failed} failed` : '', c.notAttempted > 0 ? `${c.notAttempted} not attempted` : ''].filter(Boolean);
+  return [`${c.succeeded} of ${todo} update${todo === 1 ? '' : 's'} succeeded`, ...rest].join(', ');
+}
+
+/** How far ahead a time is, in words: "in 30 minutes", "in 3 hours", "in 2 days". */
+export function fromNow(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const minutes = Math.round((Date.parse(iso) - Date.now()) / 60_000);
+  if (minutes < 1) return 'in less than a minute';
+  if (minutes < 90) return `in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  if (minutes < 36 * 60) return `in ${Math.round(minutes / 60)} hours`;
+  return `in ${Math.round(minutes / 1440)} days`;
+}
+
 export function Problems({ error }: { error: CombinedError | undefined }) {
   const problems = problemsOf(error);
   if (problems.length === 0) return null;

@@ -36,6 +36,10 @@ export const APT_LOCK_TIMEOUT_SECONDS = 2;
 // /var/lib/dpkg/lock-frontend. It is held by process 123 (apt-get)", "E: Unable to acquire the dpkg
 // frontend lock (...)", "E: Unable to lock directory /var/lib/apt/lists/".
 const LOCK_ERROR = /^E: (Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock directory|Unable to lock the administration directory)/;
+// dpkg's own, when it runs alone (see configureAlone) and another process got the lock between apt
+// and dpkg: "dpkg: error: dpkg frontend lock was locked by another process with pid 123",
+// "dpkg: error: dpkg status database is locked by another process".
+const DPKG_LOCK_ERROR = /^dpkg: error: dpkg (frontend lock|status database) (is|was) locked/;
 
 // Debian policy: package names are lower case alphanumerics and + - . (plus an :arch qualifier);
 // versions [epoch:]upstream[-revision]. Anything else is refused before it reaches apt's command line.
@@ -172,6 +176,25 @@ function announcedInstalls(lines: readonly string[]): number | null {
   const apt3 = lines.find((l) => /^\s*Upgrading: \d+, Installing: \d+, .*Not Upgrading: \d+/.test(l));
   if (apt3) return total(apt3, /(?:^|,)\s*(?:Upgrading|Installing|Reinstalling|Downgrading): (\d+)/g);
   return null;
+}
+
+/**
+ * Why apt lists a package it only has to configure (a `Conf` line without an `Inst`), from dpkg's
+ * status of it (`iF`, `iU`, `iW`, `it`; null when dpkg did not say).
+ */
+export function unfinishedNote(update: Pick<PendingUpdate, 'name' | 'availableVersion'>, status: string | null): string {
+  const what = `${update.name} ${update.availableVersion}`;
+  switch (status?.[1]) {
+    case 'F':
+      return `Half-configured (dpkg status ${status}): ${what} is unpacked but configuring it failed, usually in its maintainer script (postinst). Installing the update again retries the configuration; the last run's error for it says what failed.`;
+    case 'U':
+      return `Unpacked, not configured (dpkg status ${status}): an install of ${what} stopped before configuring it. Installing the update again configures it.`;
+    case 'W':
+    case 't':
+      return `Triggers not processed yet (dpkg status ${status}): ${what} is installed but waits for its triggers. Installing the update again runs them.`;
+    default:
+      return `apt still has to configure ${what}, which is already unpacked. Installing the update again configures it.`;
+  }
 }
 
 /** Packages after which Debian and Ubuntu ask for a reboot (kernel, libc, init, bus, microcode, firmware). */
@@ -404,10 +427,11 @@ function output(run: AptRun): string {
 
 /** Throws LOCKED when apt reports a held lock, COMMAND_FAILED when it was killed. */
 function checkRun(run: AptRun): void {
-  if (run.exitCode !== 0 && run.lines.some((l) => LOCK_ERROR.test(l))) {
+  const locked = (l: string) => LOCK_ERROR.test(l) || DPKG_LOCK_ERROR.test(l);
+  if (run.exitCode !== 0 && run.lines.some(locked)) {
     // The most telling line names the holder: "Could not get lock X. It is held by process N (name)".
-    const line = run.lines.find((l) => /Could not get lock/.test(l)) ?? run.lines.find((l) => LOCK_ERROR.test(l))!;
-    throw new BackendError('LOCKED', `apt/dpkg lock is held by another process: ${line.replace(/^(E: |Waiting for cache lock: )/, '').replace(/\.\.\.$/, '')}`, {
+    const line = run.lines.find((l) => /Could not get lock/.test(l)) ?? run.lines.find(locked)!;
+    throw new BackendError('LOCKED', `apt/dpkg lock is held by another process: ${line.replace(/^(E: |dpkg: error: |Waiting for cache lock: )/, '').replace(/\.\.\.$/, '')}`, {
       exitCode: run.exitCode,
       output: output(run),
       command: run.command,
@@ -438,9 +462,12 @@ interface DpkgState {
 }
 
 /** dpkg's record of `name` (for a Multi-Arch: same package installed twice, the one of `arch`). */
+function adminDir(ctx: BackendContext): string[] {
+  return isRoot(ctx) ? [] : [`--admindir=${path.join(path.resolve(ctx.root), 'var/lib/dpkg')}`];
+}
+
 async function dpkgState(ctx: BackendContext, name: string, arch: string | null, env: NodeJS.ProcessEnv): Promise<DpkgState | null> {
-  const admin = isRoot(ctx) ? [] : [`--admindir=${path.join(path.resolve(ctx.root), 'var/lib/dpkg')}`];
-  const run = await runProgram('dpkg-query', [...admin, '-W', '-f=${Version}\\t${db:Status-Abbrev}\\t${Architecture}\\n', name], env);
+  const run = await runProgram('dpkg-query', [...adminDir(ctx), '-W', '-f=${Version}\\t${db:Status-Abbrev}\\t${Architecture}\\n', name], env);
   if (run.exitCode !== 0) {
     if (/no packages found matching/.test(output(run))) return null;
     checkRun(run);
@@ -453,6 +480,27 @@ async function dpkgState(ctx: BackendContext, name: string, arch: string | null,
   if (!version || status.startsWith('un') || status[1] === 'n') return null;
   return { version, status };
 }
+
+/**
+ * Every package dpkg has not finished installing, by name as dpkg names it (`name` or `name:arch`),
+ * with its status abbreviation: unpacked (`iU`), half-configured (`iF`), half-installed (`iH`),
+ * awaiting or pending triggers (`iW`, `it`). Status `i` is done; `n`/`c` are not installed.
+ */
+async function unfinishedPackages(ctx: BackendContext, env: NodeJS.ProcessEnv): Promise<Map<string, string>> {
+  const run = await runProgram('dpkg-query', [...adminDir(ctx), '-W', '-f=${binary:Package}\\t${db:Status-Abbrev}\\n'], env);
+  if (run.exitCode !== 0) {
+    checkRun(run);
+    throw commandFailed(run);
+  }
+  const unfinished = new Map<string, string>();
+  for (const line of run.stdout.split('\n')) {
+    const [name, status = ''] = line.split('\t');
+    if (name && 'HUFWt'.includes(status[1] ?? 'n')) unfinished.set(name, status.trim());
+  }
+  return unfinished;
+}
+
+const bareName = (name: string) => name.replace(/:[^:]+$/, '');
 
 /** Installed and configured: status `i`, no reinstall-required flag. */
 function fullyInstalled(state: DpkgState | null, version: string): boolean {
@@ -480,6 +528,14 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
   checkRun(simulate);
   if (simulate.exitCode !== 0) throw commandFailed(simulate);
   const updates = parseSimulation(simulate.stdout);
+  // A package apt only has to configure is listed with the same installed and available version:
+  // say why, from dpkg's own status of it.
+  const toConfigure = updates.filter((u) => u.installedVersion === u.availableVersion);
+  if (toConfigure.length > 0) {
+    const unfinished = await unfinishedPackages(ctx, env);
+    const statusOf = (u: PendingUpdate) => unfinished.get(u.name) ?? unfinished.get(`${u.name}:${u.arch}`) ?? null;
+    for (const u of toConfigure) u.note = unfinishedNote(u, statusOf(u));
+  }
 
   return { rebootPending: await rebootRequiredFileExists(ctx.root), updates, repositoryProblems: problems };
 }
@@ -487,18 +543,22 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
 /*
  * Installing one update: `apt-get install --only-upgrade NAME=VERSION` (a plain install for a package
  * the update pulls in new). The outcome is judged by what dpkg says about NAME afterwards, not by the
- * exit code alone, because of what apt does after a failed maintainer script:
+ * exit code alone.
  *
- * A failed postinst leaves its package half-configured (`iF`), and every later `apt-get install`
- * retries configuring it ("1 not fully installed or removed"). That retry fails again, so apt exits
- * 100 even when the package that was asked for was unpacked and configured fine. We report:
- * - the target fully installed at the requested version: SUCCEEDED (the update is in place, the next
- *   assessment agrees), keeping apt's non-zero `exitCode` and its error lines in `errorText`, which
- *   name the other package (`dpkg: error processing package demo-broken (--configure)`), so the
- *   machine's problem is not hidden;
- * - otherwise: FAILED with the exit code and apt/dpkg's error lines. That includes the half-configured
- *   package itself: the assessment keeps listing it (a `Conf` line without `Inst`), and installing it
- *   again retries its configuration and fails the same way while the script fails.
+ * Each update gets its own outcome, also on a machine where an earlier maintainer script failed. A
+ * failed postinst leaves its package half-configured (`iF`), and every later `apt-get install`
+ * retries configuring it ("1 not fully installed or removed"), fails again and exits 100, even when
+ * the package asked for was installed fine: every later update would carry exit 100 and the other
+ * package's error. So when dpkg has packages it has not finished (other than NAME), apt unpacks
+ * NAME without its final `dpkg --configure --pending` (`DPkg::ConfigurePending=false`), and dpkg then
+ * configures exactly what this run unpacked (`configureAlone`). The half-configured package stays as
+ * it is and keeps its own FAILED result; the assessment keeps listing it (a `Conf` line without an
+ * `Inst`, with its dpkg status in its `note`) until a run installs it again, which retries its
+ * configuration and fails the same way while the script fails. On a machine with nothing unfinished
+ * apt runs as usual.
+ *
+ * - NAME fully installed at the requested version: SUCCEEDED, with the exit code of the run;
+ * - otherwise FAILED with the exit code and apt's or dpkg's error lines.
  */
 async function installUpdate(ctx: BackendContext, update: PendingUpdate, onOutput: (line: string) => void): Promise<UpdateOutcome> {
   if (!PACKAGE_NAME.test(update.name) || !PACKAGE_VERSION.test(update.availableVersion)) {
@@ -506,6 +566,8 @@ async function installUpdate(ctx: BackendContext, update: PendingUpdate, onOutpu
   }
   const env = await aptEnvironment(ctx);
   const target = `${update.name}=${update.availableVersion}`;
+  const unfinishedBefore = await unfinishedPackages(ctx, env);
+  const othersUnfinished = [...unfinishedBefore.keys()].some((name) => bareName(name) !== update.name);
   const args = [
     ...COMMON_OPTIONS,
     '-y',
@@ -513,20 +575,27 @@ async function installUpdate(ctx: BackendContext, update: PendingUpdate, onOutpu
     'Dpkg::Options::=--force-confdef',
     '-o',
     'Dpkg::Options::=--force-confold',
+    ...(othersUnfinished ? ['-o', 'DPkg::ConfigurePending=false'] : []),
     'install',
     ...(update.installedVersion === null ? [] : ['--only-upgrade']),
     target,
   ];
-  const run = await runProgram('apt-get', args, env, {
-    onLine: (line) => {
-      try {
-        onOutput(line);
-      } catch {
-        // A failing listener must not break the install running underneath it.
-      }
-    },
-  });
+  const streamed = (line: string) => {
+    try {
+      onOutput(line);
+    } catch {
+      // A failing listener must not break the install running underneath it.
+    }
+  };
+  let run = await runProgram('apt-get', args, env, { onLine: streamed });
   checkRun(run);
+  if (othersUnfinished && run.exitCode === 0) {
+    const configured = await configureAlone(ctx, env, update.name, unfinishedBefore, streamed);
+    if (configured) {
+      checkRun(configured);
+      run = configured;
+    }
+  }
 
   const state = await dpkgState(ctx, update.name, update.arch, env);
   const rebootRequired = await rebootRequiredFileExists(ctx.root);
@@ -545,6 +614,20 @@ async function installUpdate(ctx: BackendContext, update: PendingUpdate, onOutpu
     errorText = `${update.name} ${update.availableVersion} was not installed: dpkg has ${update.name} ${now}${tail ? `\n${tail}` : ''}`;
   }
   return { status: 'FAILED', exitCode: run.exitCode, errorText, installedVersion, rebootRequired };
+}
+
+/**
+ * `dpkg --configure` of what an apt run left unfinished that was finished before it (what it
+ * unpacked, and packages whose triggers it activated), and of `name` itself when it is unfinished:
+ * never of the packages that were already unfinished, whose failures are their own. dpkg orders
+ * the packages it is given by their dependencies. Undefined when there is nothing to configure.
+ */
+async function configureAlone(ctx: BackendContext, env: NodeJS.ProcessEnv, name: string, before: ReadonlyMap<string, string>, onLine: (line: string) => void): Promise<AptRun | undefined> {
+  const after = await unfinishedPackages(ctx, env);
+  const packages = [...after].filter(([pkg, status]) => status[1] !== 'H' && (bareName(pkg) === name || !before.has(pkg))).map(([pkg]) => pkg);
+  if (packages.length === 0) return undefined;
+  const root = isRoot(ctx) ? [] : [`--root=${path.resolve(ctx.root)}`, '--force-script-chrootless', `--log=${path.resolve(ctx.root)}/var/log/dpkg.log`];
+  return runProgram('dpkg', [...root, '--force-confdef', '--force-confold', '--configure', ...packages], env, { onLine });
 }
 
 async function databaseFingerprint(ctx: BackendContext): Promise<string> {

@@ -35,6 +35,12 @@ export interface PendingUpdate {
   rebootSuggested: boolean;
   /** Where the available version comes from (apt origin/suite, dnf repo id, zypper repo alias). */
   repository: string | null;
+  /**
+   * Why the update is listed when that is not plain to see: a package dpkg left half-configured is
+   * pending with the same installed and available version. Absent when there is nothing to say
+   * (left out of the report then, so a server that does not know the field still takes it).
+   */
+  note?: string | null;
 }
 
 export interface RepositoryProblem {

@@ -5,6 +5,7 @@ import { UnstorableReport } from '../../db/assessmentIngest.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
 import type { ErrorCode } from '../errors.js';
+import { parseDateHeader } from '../../fleet/agentClock.js';
 import { AgentService, type AgentMachine } from './agent.service.js';
 import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
@@ -130,7 +131,7 @@ export function agentEndpoint(
     'POST /checkin': async ({ req, res, body }) => {
       const machine = await machineOf(req);
       const request = parse(checkInRequest, body);
-      const after = await agents.checkIn(machine, request.facts);
+      const after = await agents.checkIn(machine, request.facts, parseDateHeader(req.headers.date));
       if (!after) throw new AgentApiError(401, 'UNAUTHENTICATED', 'This machine was removed.');
       answer(res, 200, { managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType) });
     },
@@ -151,10 +152,11 @@ export function agentEndpoint(
     },
 
     'POST /assessments': async ({ req, res, body }) => {
+      const receivedAtMs = services.now().getTime();
       const machine = await machineOf(req);
       const checked = parseAssessmentReport(body);
       if (!checked.success) throw new AgentApiError(400, 'BAD_USER_INPUT', describeIssues(checked.error));
-      const outcome = await agents.storeReport(machine, checked.data).catch((error: unknown) => {
+      const outcome = await agents.storeReport(machine, checked.data, { receivedAtMs, agentSentAtMs: parseDateHeader(req.headers.date) }).catch((error: unknown) => {
         throw error instanceof UnstorableReport ? new AgentApiError(400, 'BAD_USER_INPUT', error.message) : error;
       });
       answer(res, outcome.stored ? 201 : 200, outcome);

@@ -60,6 +60,7 @@ const pendingUpdate = z.strictObject({
   cveIds: z.array(text(50)).max(2000),
   rebootSuggested: z.boolean(),
   repository: text(500).nullable(),
+  note: text(1000).nullable().optional(),
 });
 
 /** The report around its updates; `updates` holds what the caller checks (every update, or none). */
@@ -88,6 +89,9 @@ export const assessmentReport = reportOf(pendingUpdate) satisfies z.ZodType<Asse
 const reportAroundUpdates = reportOf(z.unknown());
 
 const UPDATE_FIELDS = new Set(Object.keys(pendingUpdate.shape));
+/** Fields an update may leave out. */
+const OPTIONAL_UPDATE_FIELDS = new Set(['note']);
+const REQUIRED_UPDATE_FIELDS = UPDATE_FIELDS.size - OPTIONAL_UPDATE_FIELDS.size;
 const CLASSIFICATIONS = new Set<unknown>(classification.options);
 const SEVERITIES = new Set<unknown>(pendingUpdate.shape.severity.unwrap().options);
 const isText = (v: unknown, max: number, min = 0): boolean => typeof v === 'string' && v.length <= max && v.length >= min;
@@ -104,10 +108,10 @@ function isValidUpdate(u: unknown): boolean {
   let fields = 0;
   for (const key in o) {
     if (!Object.hasOwn(o, key) || !UPDATE_FIELDS.has(key)) return false;
-    fields++;
+    if (!OPTIONAL_UPDATE_FIELDS.has(key)) fields++;
   }
   return (
-    fields === UPDATE_FIELDS.size &&
+    fields === REQUIRED_UPDATE_FIELDS &&
     isText(o.name, 300, 1) &&
     (o.installedVersion === null || isText(o.installedVersion, 200)) &&
     isText(o.availableVersion, 200, 1) &&
@@ -117,7 +121,8 @@ function isValidUpdate(u: unknown): boolean {
     isTexts(o.advisoryIds, 200, 200) &&
     isTexts(o.cveIds, 2000, 50) &&
     typeof o.rebootSuggested === 'boolean' &&
-    (o.repository === null || isText(o.repository, 500))
+    (o.repository === null || isText(o.repository, 500)) &&
+    (o.note === undefined || o.note === null || isText(o.note, 1000))
   );
 }
 

@@ -1,10 +1,11 @@
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
-import { prepareReport, storeAssessmentReports } from '../../db/assessmentIngest.js';
+import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
+import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
@@ -89,10 +90,13 @@ export class AgentService {
     return outcome;
   }
 
-  /** Records a check-in; tells subscribers only when something they see changed (not at every beat). */
-  async checkIn(machine: AgentMachine, facts: MachineFacts) {
+  /**
+   * Records a check-in; tells subscribers only when something they see changed (not at every beat).
+   * `agentSentAtMs`: the agent's clock when it sent the check-in (its Date header), null without one.
+   */
+  async checkIn(machine: AgentMachine, facts: MachineFacts, agentSentAtMs: number | null = null) {
     const now = this.services.now();
-    const recorded = await recordCheckIn(this.db, machine.id, facts, now);
+    const recorded = await recordCheckIn(this.db, machine.id, facts, now, clockOffsetSeconds(agentSentAtMs, now.getTime()));
     if (!recorded) {
       this.credentials.forgetMachine(machine.id);
       return undefined;
@@ -100,7 +104,7 @@ export class AgentService {
     const { before, after } = recorded;
     const thresholds = this.services.fleet.thresholds;
     const visible = (m: CheckInState) =>
-      JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state]);
+      JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state, clockIsSkewed(m.clockOffsetSeconds)]);
     if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
     if (before.bootId !== after.bootId) await this.signalReturned(machine.id, after.bootId);
     return after;
@@ -155,8 +159,8 @@ export class AgentService {
    * Stores a report (with the others arriving at the same time) and answers once it is committed.
    * Throws UnstorableReport for a report PostgreSQL cannot hold.
    */
-  async storeReport(machine: AgentMachine, report: AssessmentReport) {
-    return this.reports.submit(prepareReport(machine.id, report));
+  async storeReport(machine: AgentMachine, report: AssessmentReport, arrival?: ReportArrival) {
+    return this.reports.submit(prepareReport(machine.id, report, arrival));
   }
 
   /**

@@ -88,8 +88,11 @@ export class DeploymentInput {
   @Field(() => [String], { defaultValue: [], description: 'Never install what matches; wins over include.' })
   excludePatterns!: string[];
 
-  @Field(() => ScheduleInput, { nullable: true })
+  @Field(() => ScheduleInput, { nullable: true, description: 'Default: once, at now + 30 minutes (UTC). Leave it out with onDemandOnly.' })
   schedule?: ScheduleInput | null;
+
+  @Field(() => Boolean, { defaultValue: false, description: 'No schedule: the deployment runs only when runDeploymentNow starts it.' })
+  onDemandOnly!: boolean;
 
   @Field(() => Int, { defaultValue: 120, description: 'Maintenance window in minutes, 30 to 360.' })
   windowMinutes!: number;

@@ -7,7 +7,7 @@ import { Machine } from '../machines/machine.type.js';
 import { badUserInput, notFound } from '../errors.js';
 import { MAX_LOG_LINES } from '../pageSize.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
-import { DeploymentInput } from './deployment.input.js';
+import { DeploymentInput, ScheduleInput } from './deployment.input.js';
 import { DeploymentService, scheduleOf } from './deployment.service.js';
 import {
   Deployment,
@@ -20,6 +20,7 @@ import {
   RunLogLine,
   RunProgress,
   Schedule,
+  ScheduleForecast,
   UpdateResult,
 } from './deployment.type.js';
 
@@ -53,6 +54,18 @@ export class DeploymentResolver {
   @Query(() => DeploymentPreview, { description: 'Per machine, what a deployment (by id, or an unsaved input) would install, leave out, or likely not reach within its window.' })
   previewDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { nullable: true }) id?: string, @Arg('input', () => DeploymentInput, { nullable: true }) input?: DeploymentInput) {
     return service(ctx).preview({ id, input });
+  }
+
+  @Authorized('VIEWER')
+  @Query(() => ScheduleForecast, { description: 'When a deployment schedule as entered would run: its sentence and next runs (the console says it while the operator types).' })
+  scheduleForecast(
+    @Ctx() ctx: ApiContext,
+    @Arg('schedule', () => ScheduleInput, { nullable: true, description: 'Default: once, at now + 30 minutes.' }) schedule: ScheduleInput | null | undefined,
+    @Arg('onDemandOnly', () => Boolean, { defaultValue: false }) onDemandOnly: boolean,
+    @Arg('windowMinutes', () => Int, { defaultValue: 120, description: 'The window: an hourly schedule must leave room for it.' }) windowMinutes: number,
+    @Arg('count', () => Int, { defaultValue: 3, description: 'How many next runs, 1 to 10.' }) count: number,
+  ) {
+    return service(ctx).forecast({ schedule, onDemandOnly, windowMinutes, count });
   }
 
   @Authorized('OPERATOR')
@@ -91,9 +104,10 @@ export class DeploymentResolver {
     return service(ctx).runNow(id);
   }
 
-  @FieldResolver(() => Schedule)
+  @FieldResolver(() => Schedule, { nullable: true, description: 'Null: no schedule, the deployment runs on demand only (see onDemandOnly).' })
   schedule(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
     const schedule = scheduleOf(row);
+    if (!schedule) return null;
     const r = schedule.recurrence as unknown as Record<string, unknown>;
     return {
       ...schedule,
@@ -102,7 +116,12 @@ export class DeploymentResolver {
     };
   }
 
-  @FieldResolver(() => Date, { nullable: true, description: "When it runs next, as Temporal's schedule says (null: paused or no run left)." })
+  @FieldResolver(() => Boolean, { description: 'No schedule: the deployment runs only when runDeploymentNow starts it.' })
+  onDemandOnly(@Root() row: DeploymentRow) {
+    return row.schedule === null;
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: "When it runs next, as Temporal's schedule says (null: paused, no run left, or run on demand only)." })
   nextRunAt(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
     return service(ctx).nextRunAt(row);
   }

@@ -14,14 +14,14 @@ import {
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
 import { ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
-import { duplicateNameMessage, emptyTargetsMessage, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
+import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
-import { describeSchedule, nextOccurrences, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
+import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
 import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
 import { scheduleIds, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
-import type { DeploymentInput, RecurrenceInput } from './deployment.input.js';
+import type { DeploymentInput, RecurrenceInput, ScheduleInput } from './deployment.input.js';
 
 /** How far back Temporal still starts an occurrence it missed (server down): later ones are skipped. */
 const CATCHUP_WINDOW = '10 minutes';
@@ -36,6 +36,12 @@ function recurrenceOf(input: RecurrenceInput | null | undefined): Recurrence {
     : { frequency: 'MONTHLY', every: input.every, monthDay: input.monthDay ?? 0 };
 }
 
+/** The GraphQL schedule as the validator takes it (null: none given). */
+function scheduleInputOf(schedule: ScheduleInput | null | undefined): ValidInput['schedule'] {
+  if (!schedule) return null;
+  return { startAt: schedule.startAt ?? null, timeZone: schedule.timeZone ?? 'UTC', recurrence: recurrenceOf(schedule.recurrence), endAt: schedule.endAt ?? null };
+}
+
 /** The GraphQL input as the validator takes it. */
 function toValidatorInput(input: DeploymentInput): ValidInput {
   return {
@@ -46,12 +52,8 @@ function toValidatorInput(input: DeploymentInput): ValidInput {
     classifications: input.classifications,
     includePatterns: input.includePatterns,
     excludePatterns: input.excludePatterns,
-    schedule: {
-      startAt: input.schedule?.startAt ?? null,
-      timeZone: input.schedule?.timeZone ?? 'UTC',
-      recurrence: recurrenceOf(input.schedule?.recurrence),
-      endAt: input.schedule?.endAt ?? null,
-    },
+    schedule: scheduleInputOf(input.schedule),
+    onDemandOnly: input.onDemandOnly ?? false,
     windowMinutes: input.windowMinutes,
     rebootSetting: input.rebootSetting,
     maxConcurrent: input.maxConcurrent ?? null,
@@ -59,7 +61,9 @@ function toValidatorInput(input: DeploymentInput): ValidInput {
   };
 }
 
-export function scheduleOf(row: DeploymentRow): DeploymentSchedule {
+/** The deployment's schedule; null when it runs on demand only. */
+export function scheduleOf(row: DeploymentRow): DeploymentSchedule | null {
+  if (row.schedule === null) return null;
   const stored = row.schedule as { startAt: string; timeZone: string; recurrence: Recurrence; endAt: string | null };
   return { startAt: new Date(stored.startAt), timeZone: stored.timeZone, recurrence: stored.recurrence, endAt: stored.endAt ? new Date(stored.endAt) : null };
 }
@@ -73,7 +77,7 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
     classifications: value.classifications,
     includePatterns: value.includePatterns,
     excludePatterns: value.excludePatterns,
-    schedule: { ...value.schedule, startAt: value.schedule.startAt.toISOString(), endAt: value.schedule.endAt?.toISOString() ?? null },
+    schedule: value.schedule && { ...value.schedule, startAt: value.schedule.startAt.toISOString(), endAt: value.schedule.endAt?.toISOString() ?? null },
     windowMinutes: value.windowMinutes,
     rebootSetting: value.rebootSetting,
     maxConcurrent: value.maxConcurrent,
@@ -205,9 +209,9 @@ export class DeploymentService {
     return listDeployments(this.db, page.offset, page.limit);
   }
 
-  /** Temporal's own next fire time for the schedule (null when it will not run again or is paused). */
+  /** Temporal's own next fire time for the schedule (null when it will not run again, is paused, or runs on demand only). */
   async nextRunAt(row: DeploymentRow): Promise<Date | null> {
-    if (row.paused) return null;
+    if (row.paused || row.schedule === null) return null;
     try {
       const description = await this.temporal.client.schedule.getHandle(scheduleIds.deployment(row.id)).describe();
       return description.info.nextActionTimes[0] ?? null;
@@ -215,6 +219,14 @@ export class DeploymentService {
       if (error instanceof ScheduleNotFoundError) return null;
       throw error;
     }
+  }
+
+  /** When a schedule as entered would run (its sentence and next runs), or BAD_USER_INPUT at its field. */
+  forecast(input: { schedule: ScheduleInput | null | undefined; onDemandOnly: boolean; windowMinutes: number; count: number }) {
+    if (!Number.isInteger(input.count) || input.count < 1 || input.count > 10) throw badUserInput('count', `count must be from 1 to 10; got ${input.count}.`);
+    const forecast = forecastSchedule({ schedule: scheduleInputOf(input.schedule), onDemandOnly: input.onDemandOnly, windowMinutes: input.windowMinutes }, this.services.now(), input.count);
+    if (!forecast.ok) throw badUserInput(forecast.field, forecast.message);
+    return { onDemandOnly: forecast.schedule === null, description: forecast.description, nextRuns: forecast.nextRuns };
   }
 
   describeSchedule(row: DeploymentRow): string {
@@ -253,15 +265,23 @@ export class DeploymentService {
     return runLogsOf(this.db, { runId, ...options });
   }
 
-  /** What a deployment (saved, or only typed in) would do on each machine, from the latest assessments. */
+  /**
+   * What a deployment (saved, or only typed in) would do on each machine, from the latest
+   * assessments, and when its next scheduled run is: for a saved deployment Temporal's own (a one-off
+   * schedule that has fired, a paused one and one run on demand only have none), for an input the
+   * schedule's first run.
+   */
   async preview(source: { id?: string | null; input?: DeploymentInput | null }) {
     let value: Pick<NormalisedDeployment, 'osType' | 'machineIds' | 'targetFilter' | 'windowMinutes' | 'rebootSetting' | 'schedule'> & { selection: ReturnType<typeof selectionOf> };
+    let nextRunAt: Date | null;
     if (source.input) {
       const v = await this.validate(source.input);
       value = { ...v, selection: { classifications: v.classifications, includePatterns: v.includePatterns, excludePatterns: v.excludePatterns } };
+      nextRunAt = v.firstRunAt;
     } else if (source.id) {
       const row = await this.get(source.id);
       value = { osType: row.osType, machineIds: row.machineIds, targetFilter: row.targetFilter ?? null, windowMinutes: row.windowMinutes, rebootSetting: row.rebootSetting, schedule: scheduleOf(row), selection: selectionOf(row) };
+      nextRunAt = await this.nextRunAt(row);
     } else {
       throw badUserInput('id', 'Give the id of a deployment or an input to preview.');
     }
@@ -280,7 +300,6 @@ export class DeploymentService {
         learnedSeconds: learned.get(machine.id),
       }),
     }));
-    const [next] = nextOccurrences(value.schedule, new Date(this.services.now().getTime() - 1), 1);
-    return { windowMinutes: value.windowMinutes, machines, nextRunAt: next ?? null };
+    return { windowMinutes: value.windowMinutes, machines, nextRunAt, onDemandOnly: value.schedule === null, scheduleDescription: describeSchedule(value.schedule) };
   }
 }

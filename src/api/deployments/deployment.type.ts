@@ -11,6 +11,18 @@ export enum RebootSetting {
 }
 registerEnumType(RebootSetting, { name: 'RebootSetting', description: 'IF_REQUIRED (default): reboot when an update or the machine needs it. NEVER. ALWAYS. REBOOT_ONLY: install nothing, reboot.' });
 
+export enum RebootForecast {
+  NO = 'NO',
+  MAYBE = 'MAYBE',
+  IF_REQUIRED = 'IF_REQUIRED',
+  YES = 'YES',
+}
+registerEnumType(RebootForecast, {
+  name: 'RebootForecast',
+  description:
+    'Whether a reboot follows the planned updates. YES: ALWAYS, REBOOT_ONLY, or IF_REQUIRED on a machine already pending one. IF_REQUIRED: an update suggests one (kernel, reboot_suggested). MAYBE: nothing planned is known to ask for one, but on apt any package may (a maintainer script writing /run/reboot-required). NO: none will follow. Every value but NO keeps the reboot reserve.',
+});
+
 export enum LimitUnit {
   COUNT = 'COUNT',
   PERCENT = 'PERCENT',
@@ -176,7 +188,7 @@ export class Deployment {
   @Field(() => Limit, { nullable: true, description: 'Start no new machine once this many have failed (default: no limit).' })
   maxFailures!: Limit | null;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'Whether its schedule is paused (a deployment run on demand only has no scheduled run to pause).' })
   paused!: boolean;
 
   @Field(() => Date)
@@ -272,15 +284,29 @@ export class MachinePreview {
   @Field(() => [PlannedUpdate], { description: 'Selected, but likely NOT_ATTEMPTED: the window is too short.' }) predictedNotAttempted!: PlannedUpdate[];
   @Field(() => [NotSelectedUpdate]) notSelected!: NotSelectedUpdate[];
   @Field(() => Int) expectedSeconds!: number;
-  @Field(() => Int) rebootReserveSeconds!: number;
-  @Field(() => String, { description: 'NO, IF_REQUIRED or YES.' }) willReboot!: string;
+  @Field(() => Int, { description: 'Seconds kept free at the end of the window for a reboot (0 when willReboot is NO).' }) rebootReserveSeconds!: number;
+  @Field(() => RebootForecast) willReboot!: RebootForecast;
 }
 
 @ObjectType()
 export class DeploymentPreview {
   @Field(() => Int) windowMinutes!: number;
   @Field(() => [MachinePreview]) machines!: MachinePreview[];
-  @Field(() => Date, { nullable: true, description: 'When it would first run.' }) nextRunAt!: Date | null;
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      "When the next scheduled run starts: for a saved deployment, Temporal's own next run (null when none is scheduled: run on demand only, paused, or a one-off schedule that has run); for an input, its first run.",
+  })
+  nextRunAt!: Date | null;
+  @Field(() => Boolean, { description: 'The deployment has no schedule: it runs only when runDeploymentNow starts it.' }) onDemandOnly!: boolean;
+  @Field(() => String, { description: 'The schedule in words ("Once on 2026-11-25 at 12:31 UTC", "On demand only: ...").' }) scheduleDescription!: string;
+}
+
+@ObjectType({ description: 'When a deployment schedule as entered would run.' })
+export class ScheduleForecast {
+  @Field(() => Boolean, { description: 'No schedule: the deployment would run only when runDeploymentNow starts it.' }) onDemandOnly!: boolean;
+  @Field(() => String, { description: 'The schedule in words.' }) description!: string;
+  @Field(() => [Date], { description: 'Its next runs, soonest first, at most count (empty on demand only).' }) nextRuns!: Date[];
 }
 
 @ObjectType({ description: 'A change in a run: its status, a machine, some updates, or new job stream lines.' })

@@ -1,5 +1,6 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { MachineRow } from '../../db/machines.js';
+import { clockWarning } from '../../fleet/agentClock.js';
 import type { Events } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
@@ -42,8 +43,12 @@ export class MachineResolver {
 
   @Authorized('VIEWER')
   @Query(() => Machine, { nullable: true })
-  machine(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
-    return service(ctx).find(id);
+  machine(
+    @Ctx() ctx: ApiContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('includeRemoved', () => Boolean, { defaultValue: false, description: 'Also a machine removed from management (removedAt set): its history is kept.' }) includeRemoved: boolean,
+  ) {
+    return service(ctx).find(id, { includeRemoved });
   }
 
   @Authorized('VIEWER')
@@ -139,12 +144,16 @@ export class MachineResolver {
     return (await service(ctx).machinesSharingName(machine, ctx)) > 0;
   }
 
-  @FieldResolver(() => [String], { description: "Problems worth attention: the agent's (e.g. automatic updates installing outside maintenance windows), and a name shared with other machines." })
+  @FieldResolver(() => [String], {
+    description:
+      "Problems worth attention: the agent's (e.g. automatic updates installing outside maintenance windows), a name shared with other machines, and a clock far from the server's.",
+  })
   async warnings(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
     const others = await service(ctx).machinesSharingName(machine, ctx);
-    if (others === 0) return machine.warnings;
-    const shared = `${others} other machine${others === 1 ? ' is' : 's are'} also named ${machine.name}: tell them apart by id, OS and last seen before you pick one by name, or rename the host.`;
-    return [...machine.warnings, shared];
+    const shared =
+      others === 0 ? null : `${others} other machine${others === 1 ? ' is' : 's are'} also named ${machine.name}: tell them apart by id, OS and last seen before you pick one by name, or rename the host.`;
+    const clock = clockWarning(machine.clockOffsetSeconds);
+    return [...machine.warnings, ...(shared ? [shared] : []), ...(clock ? [clock] : [])];
   }
 
   @FieldResolver(() => Int, { description: 'Missing critical and security updates: what makes a machine NON_COMPLIANT.' })

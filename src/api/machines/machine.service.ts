@@ -150,8 +150,8 @@ export class MachineService {
     return machine;
   }
 
-  find(id: string) {
-    return findMachine(this.db, id);
+  find(id: string, options: { includeRemoved?: boolean } = {}) {
+    return findMachine(this.db, id, options);
   }
 
   pendingUpdates(machine: MachineRow, page: { offset: number; limit: number }) {

@@ -1,4 +1,4 @@
-import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
 
@@ -33,6 +33,12 @@ export class PendingUpdate {
 
   @Field(() => String, { nullable: true, description: 'Where the available version comes from.' })
   repository!: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Why the update is listed, when that is not plain to see: e.g. a package dpkg left half-configured, pending with the same installed and available version.',
+  })
+  note?: string | null;
 }
 
 @ObjectType({ description: 'A repository the agent could not read: the list of updates may be incomplete.' })
@@ -67,14 +73,19 @@ export class Assessment {
   @Field(() => String)
   backend!: string;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: "When it started, on the agent's clock (information: that clock may be wrong)." })
   startedAt!: Date;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: "When it finished, on the agent's clock (information: that clock may be wrong)." })
   finishedAt!: Date;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the server received it.' })
   receivedAt!: Date;
+
+  @Field(() => Date, {
+    description: "When it finished on the server's clock: receivedAt less how long before sending the agent finished it, by the agent's own clock. A machine's assessments are ordered by it.",
+  })
+  assessedAt!: Date;
 
   @Field(() => Boolean)
   rebootPending!: boolean;
@@ -142,6 +153,11 @@ export class Machine {
   @Field(() => String, { nullable: true })
   packageManager!: string | null;
 
+  @Field(() => Float, {
+    nullable: true,
+    description: "The agent's clock minus the server's, in seconds, as its last request showed it (null: not known yet). Two minutes or more either way is a warning.",
+  })
+  clockOffsetSeconds!: number | null;
 
   @Field(() => Boolean)
   managementEnabled!: boolean;
@@ -152,11 +168,14 @@ export class Machine {
   @Field(() => Date, { nullable: true })
   lastSeenAt!: Date | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: "When the latest assessment finished, on the server's clock (see Assessment.assessedAt)." })
   lastAssessedAt!: Date | null;
 
   @Field(() => Boolean, { description: 'The machine already needs a reboot.' })
   rebootPending!: boolean;
+
+  @Field(() => Date, { nullable: true, description: 'When it was removed from management (null: it is managed). Only machine(id, includeRemoved: true) returns a removed machine.' })
+  removedAt!: Date | null;
 
   @Field(() => Int)
   criticalCount!: number;

@@ -1,8 +1,8 @@
-import { useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { useClient, useQuery } from 'urql';
 import { problemsOf, type ApiProblem } from '../client';
 import { Link, navigate } from '../router';
-import { Badge, Page, TableBox, words } from '../ui';
+import { Badge, fromNow, Page, TableBox, words } from '../ui';
 import { Readiness, type MachineRow } from './Computers';
 import { browserTimeZone, timeZones, wallTimeToIso } from '../zone';
 
@@ -22,11 +22,14 @@ const MACHINES = `query FormMachines($os: OsType) { machines(first: 500, filter:
   totalCount edges { node { id name compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since } } } } }`;
 const CREATE = 'mutation Create($input: DeploymentInput!) { createDeployment(input: $input) { id } }';
 const RUN_NOW = 'mutation RunNow($id: ID!) { runDeploymentNow(id: $id) { id } }';
-const PREVIEW = `query Preview($input: DeploymentInput!) { previewDeployment(input: $input) { nextRunAt windowMinutes machines {
+const FORECAST = `query Forecast($schedule: ScheduleInput, $onDemandOnly: Boolean, $windowMinutes: Int) {
+  scheduleForecast(schedule: $schedule, onDemandOnly: $onDemandOnly, windowMinutes: $windowMinutes, count: 3) { onDemandOnly description nextRuns } }`;
+const PREVIEW = `query Preview($input: DeploymentInput!) { previewDeployment(input: $input) { nextRunAt onDemandOnly scheduleDescription windowMinutes machines {
   machine { id name } expectedSeconds willReboot rebootReserveSeconds toInstall { name classification } notSelected { reason update { name } } predictedNotAttempted { name } } } }`;
 
+interface Forecast { onDemandOnly: boolean; description: string; nextRuns: string[] }
 interface Preview {
-  nextRunAt: string | null; windowMinutes: number;
+  nextRunAt: string | null; onDemandOnly: boolean; scheduleDescription: string; windowMinutes: number;
   machines: Array<{ machine: { id: string; name: string }; expectedSeconds: number; willReboot: string; rebootReserveSeconds: number; toInstall: Array<{ name: string; classification: string }>; notSelected: Array<{ reason: string; update: { name: string } }>; predictedNotAttempted: Array<{ name: string }> }>;
 }
 
@@ -67,6 +70,18 @@ const described = (field: string, errors: Record<string, string>, help = false) 
   'aria-describedby': [help ? `${idOf(field)}-help` : '', errors[field] ? `${idOf(field)}-error` : ''].filter(Boolean).join(' ') || undefined,
 });
 
+/** The line under the schedule: when it runs next, or that it runs only when started. */
+function nextRunText(onDemand: boolean, forecast: { value: Forecast | null; problem: string | null }): string {
+  if (onDemand) return 'No scheduled run: it runs only when started with Run now.';
+  if (forecast.problem) return `Next scheduled run: not known yet (${forecast.problem}).`;
+  const f = forecast.value;
+  if (!f) return 'Next scheduled run: …';
+  const [next, ...later] = f.nextRuns;
+  if (!next) return `No run left: ${f.description}.`;
+  const then = later.length > 0 ? ` Then ${later.map((r) => new Date(r).toLocaleString()).join(', ')}.` : '';
+  return `Next scheduled run: ${new Date(next).toLocaleString()} (${fromNow(next)}). ${f.description}.${then}`;
+}
+
 export function DeploymentFormPage() {
   const client = useClient();
   const [name, setName] = useState('');
@@ -96,6 +111,8 @@ export function DeploymentFormPage() {
   const [maxFailures, setMaxFailures] = useState('');
   const [maxFailuresUnit, setMaxFailuresUnit] = useState('COUNT');
   const [runNow, setRunNow] = useState(false);
+  const [onDemand, setOnDemand] = useState(false);
+  const [forecast, setForecast] = useState<{ value: Forecast | null; problem: string | null }>({ value: null, problem: null });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [formProblems, setFormProblems] = useState<ApiProblem[]>([]);
   const [busy, setBusy] = useState(false);
@@ -108,13 +125,17 @@ export function DeploymentFormPage() {
 
   const toggle = (list: string[], value: string, set: (next: string[]) => void) => set(list.includes(value) ? list.filter((v) => v !== value) : [...list, value]);
 
-  function input() {
+  function schedule() {
     const recurrence: Record<string, unknown> = { frequency, every: Number(every) };
     if (frequency === 'WEEKLY') recurrence.weekDays = weekDays;
     if (frequency === 'MONTHLY' && monthlyBy === 'day') recurrence.monthDay = Number(monthDay);
     if (frequency === 'MONTHLY' && monthlyBy === 'nth') Object.assign(recurrence, { nthWeekday: { ordinal: Number(ordinal), weekDay: nthDay }, offsetDays: Number(offsetDays) });
     const zone = timeZone.trim();
     const instant = (wall: string) => (wall ? (wallTimeToIso(wall, zone) ?? wallTimeToIso(wall, 'UTC')) : undefined);
+    return onDemand ? undefined : { timeZone: zone, startAt: instant(startAt), endAt: instant(endAt), recurrence };
+  }
+
+  function input() {
     const limit = (value: string, unit: string) => (value.trim() === '' ? undefined : { value: Number(value), unit });
     const filterTags = lines(tags);
     return {
@@ -125,13 +146,33 @@ export function DeploymentFormPage() {
       classifications,
       includePatterns: lines(include),
       excludePatterns: lines(exclude),
-      schedule: { timeZone: zone, startAt: instant(startAt), endAt: instant(endAt), recurrence },
+      schedule: schedule(),
+      onDemandOnly: onDemand,
       windowMinutes: Number(windowMinutes),
       rebootSetting,
       maxConcurrent: limit(maxConcurrent, maxConcurrentUnit),
       maxFailures: limit(maxFailures, maxFailuresUnit),
     };
   }
+
+  // When the schedule as typed runs next, said under it while the operator types (the server's rules
+  // and Temporal's calendar, not a guess made here).
+  const scheduleKey = JSON.stringify([onDemand, startAt, endAt, timeZone, frequency, every, weekDays, monthlyBy, monthDay, ordinal, nthDay, offsetDays, windowMinutes]);
+  useEffect(() => {
+    let current = true;
+    const timer = setTimeout(() => {
+      void client
+        .query<{ scheduleForecast: Forecast }>(FORECAST, { schedule: schedule(), onDemandOnly: onDemand, windowMinutes: Number(windowMinutes) || 120 }, { requestPolicy: 'network-only' })
+        .toPromise()
+        .then((result) => {
+          if (current) setForecast({ value: result.data?.scheduleForecast ?? null, problem: problemsOf(result.error)[0]?.message ?? null });
+        });
+    }, 300);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [client, scheduleKey]);
 
   /** Shows each problem at its field, focuses the first one; the rest go above the form. */
   function show(problems: ApiProblem[]) {
@@ -258,6 +299,12 @@ export function DeploymentFormPage() {
 
         <fieldset>
           <legend>When</legend>
+          <fieldset className="inline-choices" data-field="onDemandOnly">
+            <legend>Runs</legend>
+            <label><input type="radio" name="when" checked={!onDemand} onChange={() => setOnDemand(false)} /> On a schedule</label>
+            <label><input type="radio" name="when" checked={onDemand} onChange={() => setOnDemand(true)} /> On demand only (no schedule)</label>
+          </fieldset>
+          {!onDemand && <>
           <div className="two">
             <Field field="schedule.startAt" label="Start" help="Empty: in 30 minutes. Read in the time zone below." errors={errors}>
               <input type="datetime-local" value={startAt} onChange={(e) => setStartAt(e.target.value)} {...described('schedule.startAt', errors, true)} />
@@ -321,6 +368,8 @@ export function DeploymentFormPage() {
               <input type="datetime-local" value={endAt} onChange={(e) => setEndAt(e.target.value)} {...described('schedule.endAt', errors)} />
             </Field>
           )}
+          </>}
+          <p className="next-run" id="next-run" role="status">{nextRunText(onDemand, forecast)}</p>
         </fieldset>
 
         <fieldset>
@@ -349,7 +398,8 @@ export function DeploymentFormPage() {
               </div>
             </Field>
           </div>
-          <label className="check"><input type="checkbox" checked={runNow} onChange={(e) => setRunNow(e.target.checked)} /> Also run it once now</label>
+          <label className="check"><input type="checkbox" checked={runNow} onChange={(e) => setRunNow(e.target.checked)} aria-describedby={onDemand ? undefined : 'run-now-help'} /> Also run it once now</label>
+          {!onDemand && <p className="help" id="run-now-help">Its schedule runs as well, at its own time (see “Next scheduled run” above). Choose “On demand only” for a deployment that runs only when started.</p>}
         </fieldset>
 
         <div className="actions">
@@ -362,7 +412,10 @@ export function DeploymentFormPage() {
       {preview && (
         <section aria-labelledby="preview-title" className="card">
           <h2 id="preview-title">Preview</h2>
-          <p>First run: {preview.nextRunAt ? new Date(preview.nextRunAt).toLocaleString() : '—'}; window {preview.windowMinutes} minutes.</p>
+          <p>
+            {preview.onDemandOnly ? 'No scheduled run: on demand only.' : `Next scheduled run: ${preview.nextRunAt ? `${new Date(preview.nextRunAt).toLocaleString()} (${fromNow(preview.nextRunAt)})` : 'none'}; ${preview.scheduleDescription}.`}{' '}
+            Window {preview.windowMinutes} minutes.
+          </p>
           <TableBox label="Preview per machine">
             <table>
               <thead><tr><th scope="col">Machine</th><th scope="col">Would install, in order</th><th scope="col">Not selected</th><th scope="col">Likely not attempted</th><th scope="col">Reboot</th></tr></thead>

@@ -1,13 +1,20 @@
 import { useMutation, useQuery } from 'urql';
 import { Link, navigate } from '../router';
-import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
+import { Badge, fromNow, Loading, Page, Problems, TableBox, when, words } from '../ui';
 
-const DEPLOYMENTS = `{ deployments(first: 500) { totalCount edges { node { id name osType classifications windowMinutes rebootSetting paused nextRunAt
+const DEPLOYMENTS = `{ deployments(first: 500) { totalCount edges { node { id name osType classifications windowMinutes rebootSetting paused nextRunAt onDemandOnly
   schedule { description timeZone } lastRun { id status startedAt endedAt } } } } }`;
 
 interface DeploymentRow {
   id: string; name: string; osType: string; classifications: string[]; windowMinutes: number; rebootSetting: string; paused: boolean; nextRunAt: string | null;
-  schedule: { description: string; timeZone: string }; lastRun: { id: string; status: string; startedAt: string | null; endedAt: string | null } | null;
+  onDemandOnly: boolean; schedule: { description: string; timeZone: string } | null; lastRun: { id: string; status: string; startedAt: string | null; endedAt: string | null } | null;
+}
+
+/** The next scheduled run, in words. */
+function nextRun(d: Pick<DeploymentRow, 'paused' | 'onDemandOnly' | 'nextRunAt'>): string {
+  if (d.onDemandOnly) return 'None: on demand only';
+  if (d.paused) return 'Paused';
+  return d.nextRunAt ? `${when(d.nextRunAt)} (${fromNow(d.nextRunAt)})` : 'None left';
 }
 
 export function DeploymentsPage() {
@@ -27,8 +34,8 @@ export function DeploymentsPage() {
                   <td><Link to={`/deployments/${d.id}`}>{d.name}</Link></td>
                   <td>{words(d.osType)}</td>
                   <td className="small">{d.classifications.map(words).join(', ') || 'None (reboot only)'}</td>
-                  <td className="small">{d.schedule.description}</td>
-                  <td>{d.paused ? 'Paused' : when(d.nextRunAt)}</td>
+                  <td className="small">{d.schedule?.description ?? 'On demand only'}</td>
+                  <td>{nextRun(d)}</td>
                   <td>{d.lastRun ? <Link to={`/runs/${d.lastRun.id}`} aria-label={`Last run of ${d.name}: ${words(d.lastRun.status)}`}><Badge value={d.lastRun.status} /></Link> : <span className="muted">Never run</span>}</td>
                 </tr>
               ))}
@@ -41,7 +48,7 @@ export function DeploymentsPage() {
 }
 
 const DEPLOYMENT = `query Deployment($id: ID!) { deployment(id: $id) {
-  id name osType classifications includePatterns excludePatterns machineIds windowMinutes rebootSetting paused nextRunAt createdAt
+  id name osType classifications includePatterns excludePatterns machineIds windowMinutes rebootSetting paused nextRunAt onDemandOnly createdAt
   targetFilter { tags nameContains } maxConcurrent { value unit } maxFailures { value unit }
   schedule { description timeZone startAt endAt }
   runs(first: 50) { totalCount edges { node { id status trigger startedAt endedAt durationSeconds counts { total succeeded failed notAttempted notSelected } } } }
@@ -51,7 +58,7 @@ interface Limit { value: number; unit: string }
 interface DeploymentDetail extends DeploymentRow {
   includePatterns: string[]; excludePatterns: string[]; machineIds: string[]; createdAt: string;
   targetFilter: { tags: string[]; nameContains: string | null } | null; maxConcurrent: Limit | null; maxFailures: Limit | null;
-  schedule: DeploymentRow['schedule'] & { startAt: string; endAt: string | null };
+  schedule: (NonNullable<DeploymentRow['schedule']> & { startAt: string; endAt: string | null }) | null;
   runs: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; durationSeconds: number | null; counts: { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number } } }> };
 }
 
@@ -72,15 +79,15 @@ export function DeploymentPage({ id }: { id: string }) {
   return (
     <Page title={d.name} actions={<>
       <button onClick={() => void start()} disabled={run.fetching}>Run now</button>
-      <button className="secondary" onClick={() => void setPaused({ id, pause: !d.paused }, { additionalTypenames: ['Deployment'] })} disabled={pause.fetching}>{d.paused ? 'Resume schedule' : 'Pause schedule'}</button>
+      {!d.onDemandOnly && <button className="secondary" onClick={() => void setPaused({ id, pause: !d.paused }, { additionalTypenames: ['Deployment'] })} disabled={pause.fetching}>{d.paused ? 'Resume schedule' : 'Pause schedule'}</button>}
     </>}>
       <Problems error={error ?? run.error ?? pause.error} />
       <section className="card" aria-label="Settings">
         <dl className="facts">
           <div><dt>OS type</dt><dd>{words(d.osType)}</dd></div>
           <div><dt>Classifications</dt><dd>{d.classifications.map(words).join(', ') || 'None'}</dd></div>
-          <div><dt>Schedule</dt><dd>{d.schedule.description} ({d.schedule.timeZone})</dd></div>
-          <div><dt>Next run</dt><dd>{d.paused ? 'Paused' : when(d.nextRunAt)}</dd></div>
+          <div><dt>Schedule</dt><dd>{d.schedule ? `${d.schedule.description} (${d.schedule.timeZone})` : 'On demand only: it runs when started with Run now'}</dd></div>
+          <div><dt>Next scheduled run</dt><dd>{nextRun(d)}</dd></div>
           <div><dt>Maintenance window</dt><dd>{d.windowMinutes} minutes</dd></div>
           <div><dt>Reboot</dt><dd>{words(d.rebootSetting)}</dd></div>
           <div><dt>Machines</dt><dd>{d.machineIds.length} named{d.targetFilter ? `, plus those matching${d.targetFilter.tags.length ? ` tags ${d.targetFilter.tags.join(', ')}` : ''}${d.targetFilter.nameContains ? ` name containing “${d.targetFilter.nameContains}”` : ''}` : ''}</dd></div>

@@ -1,42 +1,49 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useSubscription } from 'urql';
 import { Link } from '../router';
-import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
+import { Badge, Loading, Page, Problems, TableBox, updateCountsText, when, words, type UpdateCounts } from '../ui';
 import { Readiness, type MachineRow } from './Computers';
 
 /** Pending updates shown at once (the `first` of MACHINE): the API's largest page, as a machine may have thousands. */
 const UPDATES_PAGE = 500;
 
 const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
-  machine(id: $id) {
+  machine(id: $id, includeRemoved: true) {
     id name compliance environment osType osName osVersion kernel packageManager agentVersion tags
     criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since }
-    lastSeenAt lastAssessedAt rebootPending managementEnabled warnings
+    lastSeenAt lastAssessedAt rebootPending managementEnabled warnings removedAt
     lastAssessmentError { at code message }
     repositoryProblems { repository message }
     pendingUpdates(first: 500, after: $updatesAfter) {
       totalCount pageInfo { hasNextPage endCursor }
-      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository } }
+      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository note } }
     }
-    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt criticalCount securityCount otherCount rebootPending } } }
-    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status } } } }
+    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt assessedAt criticalCount securityCount otherCount rebootPending } } }
+    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status counts { total succeeded failed notAttempted notSelected } } } } }
   }
 }`;
 
 interface MachineData {
   machine: (MachineRow & {
     kernel: string | null; packageManager: string | null; agentVersion: string | null; tags: string[];
-    lastSeenAt: string | null; lastAssessedAt: string | null; rebootPending: boolean; managementEnabled: boolean; warnings: string[];
+    lastSeenAt: string | null; lastAssessedAt: string | null; rebootPending: boolean; managementEnabled: boolean; warnings: string[]; removedAt: string | null;
     lastAssessmentError: { at: string; code: string; message: string } | null;
     repositoryProblems: Array<{ repository: string; message: string }>;
     pendingUpdates: {
       totalCount: number;
       pageInfo: { hasNextPage: boolean; endCursor: string | null };
-      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null } }>;
+      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null; note: string | null } }>;
     };
-    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
-    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string }> } }> };
+    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; assessedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
+    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string; counts: UpdateCounts }> } }> };
   }) | null;
+}
+
+/** How a run went for this machine: its status and, once it ended, its updates' counts beside it. */
+function ThisMachine({ run }: { run: { status: string; counts: UpdateCounts } | undefined }) {
+  if (!run) return <Badge value={undefined} />;
+  const ended = !['PENDING', 'IN_PROGRESS', 'REBOOTING'].includes(run.status);
+  return <><Badge value={run.status} />{ended && <span className="run-counts"> {updateCountsText(run.counts)}</span>}</>;
 }
 
 export function MachinePage({ id }: { id: string }) {
@@ -55,8 +62,9 @@ export function MachinePage({ id }: { id: string }) {
   if (!m) return <Problems error={error} />;
   const asked = assess.data?.assessMachines[0];
   return (
-    <Page title={m.name} actions={<button onClick={() => void assessNow({ ids: [m.id] })} disabled={assess.fetching}>Assess now</button>}>
+    <Page title={m.name} actions={!m.removedAt && <button onClick={() => void assessNow({ ids: [m.id] })} disabled={assess.fetching}>Assess now</button>}>
       <Problems error={error ?? assess.error} />
+      {m.removedAt && <p role="status" className="notice">Removed from management on {when(m.removedAt)}: its agent's credential was revoked. Its history stays, as it was then.</p>}
       {asked && <p role="status" className="notice">{asked.requested ? 'Assessment requested: the agent runs it within seconds.' : `Not requested: ${asked.reason}`}</p>}
       <section className="card" aria-label="Facts">
         <dl className="facts">
@@ -86,7 +94,7 @@ export function MachinePage({ id }: { id: string }) {
             <tbody>
               {m.pendingUpdates.edges.map(({ node: u }) => (
                 <tr key={`${u.name}.${u.arch ?? ''}`}>
-                  <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}</td>
+                  <td>{u.name}{u.arch ? <span className="muted small"> {u.arch}</span> : null}{u.note && <p className="update-note small">{u.note}</p>}</td>
                   <td><Badge value={u.classification} /></td>
                   <td>{words(u.severity)}</td>
                   <td>{u.installedVersion ?? <span className="muted">new</span>}</td>
@@ -113,7 +121,7 @@ export function MachinePage({ id }: { id: string }) {
           <thead><tr><th scope="col">Finished</th><th scope="col">Trigger</th><th scope="col" className="num">Critical</th><th scope="col" className="num">Security</th><th scope="col" className="num">Other</th><th scope="col">Reboot pending</th></tr></thead>
           <tbody>
             {m.assessments.edges.map(({ node: a }) => (
-              <tr key={a.id}><td>{when(a.finishedAt)}</td><td>{words(a.trigger)}</td><td className="num">{a.criticalCount}</td><td className="num">{a.securityCount}</td><td className="num">{a.otherCount}</td><td>{a.rebootPending ? 'Yes' : 'No'}</td></tr>
+              <tr key={a.id}><td>{when(a.assessedAt)}{Math.abs(Date.parse(a.finishedAt) - Date.parse(a.assessedAt)) >= 120_000 && <span className="muted small"> (the agent's clock said {when(a.finishedAt)})</span>}</td><td>{words(a.trigger)}</td><td className="num">{a.criticalCount}</td><td className="num">{a.securityCount}</td><td className="num">{a.otherCount}</td><td>{a.rebootPending ? 'Yes' : 'No'}</td></tr>
             ))}
           </tbody>
         </table>
@@ -130,7 +138,7 @@ export function MachinePage({ id }: { id: string }) {
                   <td><Link to={`/runs/${r.id}`}>{r.deployment.name}</Link></td>
                   <td>{when(r.startedAt)}</td>
                   <td><Badge value={r.status} /></td>
-                  <td><Badge value={r.machineRuns.find((x) => x.machineId === m.id)?.status} /></td>
+                  <td><ThisMachine run={r.machineRuns.find((x) => x.machineId === m.id)} /></td>
                 </tr>
               ))}
             </tbody>

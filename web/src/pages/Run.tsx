@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useClient, useMutation, useQuery } from 'urql';
 import { Link } from '../router';
-import { Badge, Loading, Meter, Page, Problems, TableBox, when, words } from '../ui';
+import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
 
 const RUN_FIELDS = `id status trigger error startedAt endedAt windowEndsAt durationSeconds
   counts { total succeeded failed notAttempted notSelected pending inProgress }`;
@@ -22,6 +22,7 @@ interface Run extends RunHead { deployment: { id: string; name: string; windowMi
 interface Progress { kind: string; run: RunHead; machineRun: MachineRun | null; lines: Line[] }
 
 const FINISHED = new Set(['SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
+const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
 
 /** One event of the subscription applied to what the page shows. Idempotent: the same event twice changes nothing more. */
 export function applyProgress(run: Run, event: Progress): Run {
@@ -62,6 +63,7 @@ function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
       <div className="machine-run-head">
         <h3 id={`mr-${m.id}`}><Link to={`/computers/${m.machineId}`}>{m.machineName}</Link></h3>
         <Badge value={m.status} />
+        {FINISHED_MACHINE.has(m.status) && <span className="run-counts">{updateCountsText(m.counts)}</span>}
         {m.rebootOutcome && <span className="muted small">Reboot: {words(m.rebootOutcome)}</span>}
       </div>
       <div className="bar-cell">
@@ -141,7 +143,7 @@ export function RunPage({ id }: { id: string }) {
     >
       <Problems error={cancel.error} />
       <section className="card run-head" aria-label="Run summary">
-        <p className="run-status" aria-live="polite">Status: <Badge value={run.status} /> {!finished && <span className="muted small">{live ? 'live' : 'connecting…'}</span>}</p>
+        <p className="run-status" aria-live="polite">Status: <Badge value={run.status} /> {finished ? <span className="run-counts">{updateCountsText(run.counts)}</span> : <span className="muted small">{live ? 'live' : 'connecting…'}</span>}</p>
         <div className="bar-cell">
           <Meter value={done(run.counts)} max={toDo(run.counts)} label="Updates done across the run" tone={run.counts.failed > 0 ? 'warn' : 'busy'} />
           <span>{done(run.counts)} of {toDo(run.counts)} updates done</span>
