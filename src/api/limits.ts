@@ -94,7 +94,7 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'ComplianceSummary.pendingByClassification': { items: new Set(Object.values(CLASSIFICATIONS_BY_OS).flat()).size, bound: 'enforced', why: 'one per classification' },
   'Mutation.assessMachines': { items: MAX_MACHINE_IDS, bound: 'enforced', why: 'one per machine asked, at most this many per call' },
   'DeploymentRun.logs': { items: MAX_LOG_LINES, bound: 'enforced', why: 'its limit argument (costed by it when given), at most this' },
-  'MachineRun.jobStream': { items: MAX_LOG_LINES, bound: 'enforced', why: 'the resolver reads at most this many lines' },
+  'MachineRun.jobStream': { items: MAX_LOG_LINES, bound: 'enforced', why: 'its limit argument (costed by it when given), at most this' },
   'RunProgress.lines': { items: MAX_LINES_PER_EVENT, bound: 'enforced', why: 'one agent event carries at most this many lines' },
   'Query.apiTokens': { items: 100, bound: 'estimate', why: 'every token ever created; an admin-only list' },
   'Query.enrollmentKeys': { items: 100, bound: 'estimate', why: 'every key ever created; an admin-only list' },

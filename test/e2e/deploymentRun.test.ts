@@ -26,7 +26,7 @@ type UpdateView = { name: string; status: string; predictedStatus: string; exitC
 type MachineRunView = { machineName: string; status: string; rebootOutcome: string | null; error: string | null; updates: UpdateView[]; jobStream: Array<{ stream: string; line: string }> };
 type RunView = { id: string; status: string; counts: Record<string, number>; predictedCounts: Record<string, number>; machineRuns: MachineRunView[]; logs: Array<{ line: string }> };
 const RUN = `id status counts { total succeeded failed notAttempted notSelected pending inProgress } predictedCounts { succeeded notAttempted notSelected }
-  machineRuns { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream { stream line } } logs { line }`;
+  machineRuns { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream(limit: 500) { stream line } } logs { line }`;
 
 /**
  * The seed's second half, end to end: the server and the worker as processes, the real Temporal

@@ -225,7 +225,8 @@ export class MachineRunResolver {
   }
 
   @FieldResolver(() => [RunLogLine], { description: "The job stream: the package manager's and the agent's lines." })
-  jobStream(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number) {
-    return service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId, limit: MAX_LOG_LINES });
+  jobStream(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number, @Arg('limit', () => Int, { defaultValue: 1000 }) limit: number) {
+    if (limit < 1 || limit > MAX_LOG_LINES) throw badUserInput('limit', `limit must be between 1 and ${MAX_LOG_LINES}; got ${limit}.`);
+    return service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId, limit });
   }
 }
