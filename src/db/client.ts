@@ -18,6 +18,7 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Da
     onnotice: () => undefined,
     // Identify our connections in pg_stat_activity.
     connection: { application_name: 'fleetpatch' },
+    backoff: reconnectDelaySeconds,
     // Several hosts: postgres.js's own connections, which try them in turn.
     ...(singleHost(url) ? { socket: connectWithoutDelay } : {}),
   });
@@ -28,6 +29,16 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Da
   };
 }
 
+/**
+ * How long a connection waits before its next attempt after a failed one (the pool counts failures
+ * since the last success). postgres.js's own delay grows to 20 s, and queries wait for it: after a
+ * restart of PostgreSQL, requests and the LISTEN stayed away for up to 20 s more. Capped at 1 s: an
+ * attempt at a stopped server costs a refused TCP connect.
+ */
+export function reconnectDelaySeconds(failures: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** failures, 1);
+}
+
 function singleHost(url: string): boolean {
   return !/^[^/]*\/\/[^/?#]*,/.test(url);
 }
@@ -36,21 +47,16 @@ function singleHost(url: string): boolean {
  * A connection with Nagle's algorithm off (TCP_NODELAY), as libpq opens them; postgres.js leaves
  * it on. A COPY's closing message (5 bytes, written after its data) then waited for the server's
  * delayed acknowledgement: 40 ms per COPY on Linux (BENCHMARKS.md, "Ingest, third pass").
+ *
+ * The socket is handed over while it is still connecting, as postgres.js's own is: postgres.js
+ * listens for its `error` and `close` and recycles the connection when the attempt fails. A factory
+ * that waits for `connect` and rejects instead leaves postgres.js a connection that never closes:
+ * each refused attempt (PostgreSQL restarting) took one slot of the pool for good, and once all
+ * were taken every query and the LISTEN waited forever. Writes made before `connect` are buffered
+ * by the socket; postgres.js's connect_timeout covers a connect that never completes.
  */
-function connectWithoutDelay(options: { host: string[]; port: number[]; path: string | false; connect_timeout: number }): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = options.path ? net.connect({ path: options.path }) : net.connect({ host: options.host[0], port: options.port[0]!, noDelay: true });
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`could not connect within ${options.connect_timeout} s`), { code: 'CONNECT_TIMEOUT' })), options.connect_timeout * 1000);
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
+function connectWithoutDelay(options: { host: string[]; port: number[]; path: string | false }): net.Socket {
+  return options.path ? net.connect({ path: options.path }) : net.connect({ host: options.host[0], port: options.port[0]!, noDelay: true });
 }
 
 /** `SELECT 1` with a deadline: used by /readyz. */
