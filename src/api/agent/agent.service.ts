@@ -1,3 +1,4 @@
+import { ServiceUnavailable } from '../../availability.js';
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
@@ -9,6 +10,7 @@ import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
+import { dependencyAway } from '../errors.js';
 import { MachineCredentialCache } from './credentialCache.js';
 import { LongPollWakeups } from './longPollWakeups.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
@@ -39,6 +41,7 @@ export class AgentService {
       (group) => {
         if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
       },
+      (error) => dependencyAway(error) === 'DATABASE',
     );
   }
 
@@ -106,12 +109,16 @@ export class AgentService {
     return after;
   }
 
-  /** A new boot id: the machine rebooted. Machine runs waiting for it go on at once. */
+  /**
+   * A new boot id: the machine rebooted. Machine runs waiting for it go on at once. A signal that
+   * cannot be sent (Temporal away) is not waited for: the machine run also looks at the boot id
+   * every 10 s.
+   */
   private async signalReturned(machineId: string, bootId: string | null): Promise<void> {
+    const { temporal } = this.services;
     for (const run of await rebootingMachineRuns(this.db, machineId)) {
-      await this.services.temporal.client.workflow
-        .getHandle(workflowIds.machineRun(run.runId, machineId))
-        .signal(agentReturnedSignal, { bootId })
+      await temporal
+        .call(() => temporal.client.workflow.getHandle(workflowIds.machineRun(run.runId, machineId)).signal(agentReturnedSignal, { bootId }))
         .catch((error: unknown) => this.services.logger.warn({ err: error, machineId }, 'could not signal a machine run after a reboot'));
     }
   }
@@ -129,9 +136,13 @@ export class AgentService {
       if (outcome.updates.length > 0) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: outcome.updates, lineIds: null });
     }
     if (target.taskToken) {
-      await this.services.temporal.client.activity
-        .heartbeat(Buffer.from(target.taskToken, 'base64'), { seq: events.seq })
-        .catch((error: unknown) => this.services.logger.debug({ err: error, jobId }, 'heartbeat not relayed (the activity has ended)'));
+      const { temporal } = this.services;
+      await temporal.call(() => temporal.client.activity.heartbeat(Buffer.from(target.taskToken!, 'base64'), { seq: events.seq })).catch((error: unknown) => {
+        // Temporal away: the agent is answered 503 and sends the batch again (applied once, by its
+        // number), so the heartbeat reaches the activity as soon as Temporal is back.
+        if (error instanceof ServiceUnavailable) throw error;
+        this.services.logger.debug({ err: error, jobId }, 'heartbeat not relayed (the activity has ended)');
+      });
     }
     return { applied: outcome.applied };
   }
@@ -143,7 +154,12 @@ export class AgentService {
     const { target } = outcome;
     this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: result.updates.map((u) => u.name), lineIds: null });
     if (target.taskToken) {
-      await this.services.temporal.client.activity.complete(Buffer.from(target.taskToken, 'base64'), result).catch((error: unknown) => {
+      const { temporal } = this.services;
+      await temporal.call(() => temporal.client.activity.complete(Buffer.from(target.taskToken!, 'base64'), result)).catch((error: unknown) => {
+        // Temporal away: the result is stored, and the agent, answered 503, sends it again until
+        // the activity can be completed (the waiting machine run would otherwise sit until its
+        // heartbeat timeout).
+        if (error instanceof ServiceUnavailable) throw error;
         // Already completed (a resent result) or already timed out: the result is stored either way.
         this.services.logger.info({ err: error, jobId }, 'the install activity was not waiting for this result');
       });

@@ -1,9 +1,11 @@
+import type { DependencyGate } from '../../availability.js';
 import { pingDatabase } from '../../db/client.js';
 import { createSelfCheck, findSelfCheck, lastCompletedSelfCheck, type SelfCheckRow } from '../../db/selfChecks.js';
 import { pingTemporal } from '../../temporal/connection.js';
 import { workflowIds } from '../../workflows/config.js';
 import type { SelfCheckInput } from '../../workflows/selfCheck.js';
 import type { ApiServices } from '../context.js';
+import { dependencyAway } from '../errors.js';
 import { version } from '../../version.js';
 
 export interface ComponentHealth {
@@ -11,12 +13,20 @@ export interface ComponentHealth {
   error: string | null;
 }
 
-async function probe(check: () => Promise<unknown>): Promise<ComponentHealth> {
+/**
+ * UP when the dependency answers the check; DOWN with the reason otherwise. While an outage is
+ * known (see DependencyGate), the answer comes at once and says since when and why; a failed check
+ * that says the dependency is away opens the outage.
+ */
+async function probe(gate: DependencyGate, name: string, check: () => Promise<unknown>): Promise<ComponentHealth> {
+  const known = gate.outage;
+  if (known) return { state: 'DOWN', error: `${name} unavailable since ${known.since.toISOString()}: ${known.reason}` };
   try {
     await check();
     return { state: 'UP', error: null };
   } catch (error) {
-    return { state: 'DOWN', error: error instanceof Error ? error.message : String(error) };
+    if (dependencyAway(error)) gate.failed(error);
+    return { state: 'DOWN', error: `${name}: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 
@@ -25,8 +35,8 @@ export class SystemService {
 
   async health(): Promise<{ database: ComponentHealth; temporal: ComponentHealth }> {
     const [database, temporal] = await Promise.all([
-      probe(() => pingDatabase(this.services.database.sql)),
-      probe(() => pingTemporal(this.services.temporal)),
+      probe(this.services.database.availability, 'PostgreSQL', () => pingDatabase(this.services.database.sql)),
+      probe(this.services.temporal.availability, 'Temporal', () => pingTemporal(this.services.temporal)),
     ]);
     return { database, temporal };
   }
