@@ -25,6 +25,7 @@ import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protectio
 import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
+import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
 import { buildApiSchema } from './schema.js';
 import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
 import { SystemService } from './system/system.service.js';
@@ -233,12 +234,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const url = `${options.tls ? 'https' : 'http'}://${shownHost}:${port}${GRAPHQL_PATH}`;
   logger.info({ url, console: url.replace(/\/graphql$/, '/') }, 'API listening');
 
+  // Deployment schedules that Temporal has not followed (it was away when they changed).
+  const reconciler = startScheduleReconciler(services);
+
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
     close() {
       closing ??= (async () => {
+        reconciler.stop();
         await apollo.stop();
         await temporal.close();
         await database.close();

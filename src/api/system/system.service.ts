@@ -1,6 +1,6 @@
-import type { DependencyGate } from '../../availability.js';
+import { ServiceUnavailable, type DependencyGate } from '../../availability.js';
 import { pingDatabase } from '../../db/client.js';
-import { createSelfCheck, findSelfCheck, lastCompletedSelfCheck, type SelfCheckRow } from '../../db/selfChecks.js';
+import { createSelfCheck, deleteSelfCheck, findSelfCheck, lastCompletedSelfCheck, type SelfCheckRow } from '../../db/selfChecks.js';
 import { pingTemporal } from '../../temporal/connection.js';
 import { workflowIds } from '../../workflows/config.js';
 import type { SelfCheckInput } from '../../workflows/selfCheck.js';
@@ -46,16 +46,17 @@ export class SystemService {
     return { version, ...health, lastSelfCheck: (await lastCompletedSelfCheck(this.services.database.db)) ?? null };
   }
 
-  /** Records a self-check and starts its workflow; the id is the workflow's business id. */
+  /** Records a self-check and starts its workflow (the id is the workflow's business id); when the workflow cannot be started, the record is taken back. */
   async startSelfCheck(waitSeconds: number): Promise<SelfCheckRow> {
     const row = await createSelfCheck(this.services.database.db);
-    const { client, settings } = this.services.temporal;
+    const { temporal } = this.services;
     const input: SelfCheckInput = { selfCheckId: row.id, waitSeconds };
-    await client.workflow.start('selfCheckWorkflow', {
-      taskQueue: settings.taskQueue,
-      workflowId: workflowIds.selfCheck(row.id),
-      args: [input],
-    });
+    try {
+      await temporal.call(() => temporal.client.workflow.start('selfCheckWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId: workflowIds.selfCheck(row.id), args: [input] }));
+    } catch (error) {
+      await deleteSelfCheck(this.services.database.db, row.id).catch(() => undefined);
+      throw error instanceof ServiceUnavailable ? new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: no self-check was started. Try again in a few seconds.', { cause: error }) : error;
+    }
     return row;
   }
 
