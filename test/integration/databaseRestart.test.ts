@@ -1,6 +1,15 @@
+import { CompleteAsyncError } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities/index.js';
+import type { BegunRun } from '../../src/activities/deployments.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
+import { insertDeployment } from '../../src/db/deployments.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { enrollMachine } from '../../src/db/machines.js';
+import { migrateDatabase } from '../../src/db/migrate.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import { machineFacts } from '../support/agentFacts.js';
 import { startRestartablePostgres, type Restartable } from '../support/restartable.js';
 
 /** The query's outcome, or 'HUNG' when it has not settled within the time. */
@@ -27,6 +36,7 @@ describe('connectDatabase across a PostgreSQL restart', () => {
 
   beforeAll(async () => {
     pg = await startRestartablePostgres();
+    await migrateDatabase(pg.url);
     database = connectDatabase(pg.url, { max: 3 });
     pubsub = await createFleetPubSub(database.sql);
     pubsub.observe({ listening: () => listenings++ });
@@ -69,5 +79,36 @@ describe('connectDatabase across a PostgreSQL restart', () => {
       )
       .toBe('OK');
     await expect(received).resolves.toEqual({ selfCheckId: 'after-restart' });
+  });
+
+  it("hands an install job over once PostgreSQL is back, instead of failing the machine on the install activity's one retry", async () => {
+    const { secret } = await createEnrollmentKey(database.db, { description: 'restart', expiresAt: null, maxUses: null, defaultTags: [] });
+    const enrolled = await enrollMachine(database.db, secret, machineFacts({ hostname: 'restart-01' }), new Date());
+    if (!enrolled.enrolled) throw new Error(enrolled.reason);
+    const deployment = await insertDeployment(database.db, {
+      name: 'restart',
+      osType: 'LINUX',
+      machineIds: [enrolled.machine.id],
+      classifications: ['SECURITY'],
+      schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null },
+      windowMinutes: 60,
+      rebootSetting: 'NEVER',
+    });
+    if (deployment === 'NAME_TAKEN') throw new Error('name taken');
+    const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'restart-test' });
+    const begun = (await new MockActivityEnvironment().run(activities.beginDeploymentRun, { deploymentId: deployment.id, workflowId: `restart-${deployment.id}`, trigger: 'MANUAL' })) as BegunRun;
+    const machineRunId = begun.machines[0]!.machineRunId;
+
+    await pg.kill();
+    // The activity meets the outage and says it is alive (a heartbeat) while it waits: PostgreSQL comes back then.
+    const env = new MockActivityEnvironment();
+    env.once('heartbeat', () => void pg.start());
+    const outcome = await env.run(activities.dispatchInstall, { machineRunId, graceSeconds: 60 }).then(
+      () => 'returned',
+      (error: unknown) => error,
+    );
+    // Completed later by the API with the agent's result: the job is with the agent.
+    expect(outcome).toBeInstanceOf(CompleteAsyncError);
+    expect(await database.sql`select kind from agent_commands where machine_run_id = ${machineRunId}`).toEqual([{ kind: 'INSTALL' }]);
   });
 });
