@@ -96,7 +96,7 @@ describe('connectDatabase across a PostgreSQL restart', () => {
     });
     if (deployment === 'NAME_TAKEN') throw new Error('name taken');
     const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'restart-test' });
-    const begun = (await new MockActivityEnvironment().run(activities.beginDeploymentRun, { deploymentId: deployment.id, workflowId: `restart-${deployment.id}`, trigger: 'MANUAL' })) as BegunRun;
+    const begun = (await new MockActivityEnvironment().run(activities.beginDeploymentRun, { deploymentId: deployment.id, workflowId: `restart-${deployment.id}`, trigger: 'MANUAL' as const })) as BegunRun;
     const machineRunId = begun.machines[0]!.machineRunId;
 
     await pg.kill();

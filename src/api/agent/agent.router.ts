@@ -178,7 +178,7 @@ export function agentEndpoint(
     },
   };
 
-  const fail = (res: ServerResponse, error: unknown) => {
+  const fail = (res: ServerResponse, error: unknown, route?: string) => {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -191,11 +191,13 @@ export function agentEndpoint(
     // their spool and results on disk until an answer comes).
     const away = dependencyAway(error);
     if (away) {
-      services.logger.warn({ err: error, dependency: away }, 'agent request met an unavailable dependency');
+      // Refused while an outage is known (logged once, when it began): one line per request only in debug.
+      if (error instanceof ServiceUnavailable) services.logger.debug({ dependency: away, route }, 'agent request refused: dependency unavailable');
+      else services.logger.warn({ err: error, dependency: away, route }, 'agent request met an unavailable dependency');
       answer(res, 503, { error: { code: 'SERVICE_UNAVAILABLE', message: unavailableMessage(away, error) } } satisfies AgentErrorResponse, { 'retry-after': String(RETRY_AFTER_SECONDS) });
       return;
     }
-    services.logger.error({ err: error }, 'agent endpoint failed');
+    services.logger.error({ err: error, route }, 'agent endpoint failed');
     answer(res, 500, { error: { code: 'INTERNAL', message: 'Internal server error.' } } satisfies AgentErrorResponse);
   };
 
@@ -221,11 +223,11 @@ export function agentEndpoint(
     // queueing the request behind connection attempts.
     if (services.database.availability.outage) {
       req.resume();
-      fail(res, new ServiceUnavailable('DATABASE'));
+      fail(res, new ServiceUnavailable('DATABASE'), name);
       return;
     }
     const body = req.method === 'GET' ? Promise.resolve(undefined) : readJsonBody(req);
-    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error));
+    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error, name));
   };
 }
 

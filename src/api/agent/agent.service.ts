@@ -137,11 +137,12 @@ export class AgentService {
     }
     if (target.taskToken) {
       const { temporal } = this.services;
+      // Not relayed when the activity has ended, or while Temporal is away: the batch is stored and
+      // published all the same, and the agent goes on to its result, which is answered 503 until
+      // the activity can be completed (a heartbeat timeout that passed meanwhile hands the install
+      // step the stored result at its retry).
       await temporal.call(() => temporal.client.activity.heartbeat(Buffer.from(target.taskToken!, 'base64'), { seq: events.seq })).catch((error: unknown) => {
-        // Temporal away: the agent is answered 503 and sends the batch again (applied once, by its
-        // number), so the heartbeat reaches the activity as soon as Temporal is back.
-        if (error instanceof ServiceUnavailable) throw error;
-        this.services.logger.debug({ err: error, jobId }, 'heartbeat not relayed (the activity has ended)');
+        this.services.logger.debug({ err: error, jobId }, error instanceof ServiceUnavailable ? 'heartbeat not relayed: Temporal is unavailable' : 'heartbeat not relayed (the activity has ended)');
       });
     }
     return { applied: outcome.applied };
