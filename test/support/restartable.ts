@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedPostgres, type RunningPostgres } from '../../src/devstack/embeddedPostgres.js';
+import { startEmbeddedPostgres } from '../../src/devstack/embeddedPostgres.js';
 import { findTemporalCli } from '../../src/devstack/temporalCli.js';
-import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporalDevServer.js';
+import { startTemporalDevServer } from '../../src/devstack/temporalDevServer.js';
 import { freePort } from '../../src/net.js';
 import { testLogger } from './env.js';
 
@@ -15,64 +15,30 @@ import { testLogger } from './env.js';
 export interface Restartable {
   /** SIGKILL, and wait until the process is gone. */
   kill(): Promise<void>;
-  /** Starts it again on the same port and data, once the killed one has let go of them. */
+  /** Starts it again on the same port and data. */
   start(): Promise<void>;
   /** Stops it for good and removes its data. */
   stop(): Promise<void>;
 }
 
-function isGone(pid: number): boolean {
-  try {
-    // A killed child that is not yet reaped is a zombie ('Z'): gone for our purpose.
-    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
-  } catch {
-    return true;
-  }
+/** SIGKILL to a running server, resolved once it has exited. */
+async function killNow(server: { pid: number | undefined; exited: Promise<unknown> }, what: string): Promise<void> {
+  if (server.pid === undefined) throw new Error(`${what} is not running`);
+  process.kill(server.pid, 'SIGKILL');
+  await server.exited;
 }
 
-async function waitUntilGone(pid: number, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!isGone(pid)) {
-    if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) did not exit after SIGKILL`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Retries `start` while it fails (a killed PostgreSQL's backends hold its shared memory for a moment). */
-async function startWithin(start: () => Promise<void>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await start();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what} did not start again: ${(error as Error).message}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
-export async function startRestartablePostgres(database = 'fleetpatch'): Promise<Restartable & { url: string; postmasterPid(): number }> {
+export async function startRestartablePostgres(database = 'fleetpatch'): Promise<Restartable & { url: string }> {
   // Not under /root: PostgreSQL runs as the postgres user and must reach its folder.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-restart-pg-'));
   fs.chmodSync(dir, 0o755);
-  const port = await freePort();
-  let running: RunningPostgres = await startEmbeddedPostgres({ dir, port, database, logger: testLogger });
-  const postmasterPid = () => Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const server = await startEmbeddedPostgres({ dir, port: await freePort(), database, logger: testLogger });
   return {
-    url: running.url,
-    postmasterPid,
-    async kill() {
-      const pid = postmasterPid();
-      process.kill(pid, 'SIGKILL');
-      await waitUntilGone(pid, 'PostgreSQL');
-    },
-    async start() {
-      await startWithin(async () => {
-        running = await startEmbeddedPostgres({ dir, port, database, logger: testLogger });
-      }, 'PostgreSQL');
-    },
+    url: server.url,
+    kill: () => killNow(server, 'PostgreSQL'),
+    start: () => server.restart(),
     async stop() {
-      await running.stop().catch(() => undefined);
+      await server.stop().catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -82,22 +48,12 @@ export async function startRestartableTemporal(): Promise<Restartable & { addres
   const cliPath = findTemporalCli();
   if (!cliPath) throw new Error('No Temporal CLI: run `npm run temporal-cli` first (the global setup builds it).');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-restart-temporal-'));
-  const port = await freePort();
   // A SQLite file: workflows, schedules and timers outlive the restart, as on a real cluster.
-  const options = { cliPath, ip: '127.0.0.1', port, uiPort: 0, headless: true, namespace: 'default', dbFile: path.join(dir, 'temporal.db'), logger: testLogger };
-  let server: TemporalDevServer = await startTemporalDevServer(options);
+  const server = await startTemporalDevServer({ cliPath, ip: '127.0.0.1', port: await freePort(), uiPort: 0, headless: true, namespace: 'default', dbFile: path.join(dir, 'temporal.db'), logger: testLogger });
   return {
     address: server.address,
-    async kill() {
-      const pid = server.process.pid!;
-      server.process.kill('SIGKILL');
-      await waitUntilGone(pid, 'Temporal dev server');
-    },
-    async start() {
-      await startWithin(async () => {
-        server = await startTemporalDevServer(options);
-      }, 'Temporal dev server');
-    },
+    kill: () => killNow(server, 'the Temporal dev server'),
+    start: () => server.restart(),
     async stop() {
       await server.stop().catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
