@@ -101,7 +101,9 @@ describe('connectDatabase across a PostgreSQL restart', () => {
 
     await pg.kill();
     // The activity meets the outage and says it is alive (a heartbeat) while it waits: PostgreSQL comes back then.
-    const env = new MockActivityEnvironment();
+    // Its warnings about the outage are expected: not printed.
+    const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const env = new MockActivityEnvironment(undefined, { logger: quiet });
     env.once('heartbeat', () => void pg.start());
     const outcome = await env.run(activities.dispatchInstall, { machineRunId, graceSeconds: 60 }).then(
       () => 'returned',
