@@ -136,6 +136,12 @@ describe('the API across a PostgreSQL restart', () => {
       expect(await answer.value.json(), path).toEqual({ error: { code: 'SERVICE_UNAVAILABLE', message: expect.stringMatching(/PostgreSQL is unavailable/) } });
     }
 
+    // The console's session route too (its sign-in and who-is-signed-in read PostgreSQL).
+    const session = await fetch(`${base}/session`, { method: 'POST', headers: { 'content-type': 'application/json', origin: base }, body: JSON.stringify({ token: admin }) });
+    expect(session.status).toBe(503);
+    expect(session.headers.get('retry-after')).toBe('5');
+    expect(await session.json()).toMatchObject({ errors: [{ extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
+
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ status: 'not ready', database: { state: 'DOWN', error: expect.stringMatching(/^PostgreSQL unavailable since .*: .*ECONNREFUSED/) } });
