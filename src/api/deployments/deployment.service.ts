@@ -246,7 +246,10 @@ export class DeploymentService {
         state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused, note: row.paused ? 'paused by an operator' : `fleetpatch deployment "${row.name}"` },
       }));
     });
-    await markScheduleSynced(this.db, row.id, row.scheduleVersion);
+    // Temporal has it: a failure to record that only makes the reconciler apply it once more.
+    await markScheduleSynced(this.db, row.id, row.scheduleVersion).catch((error: unknown) =>
+      this.services.logger.warn({ err: error, deploymentId: row.id }, 'could not record that a deployment schedule follows its deployment'),
+    );
   }
 
   private runTunables() {
