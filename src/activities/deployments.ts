@@ -1,7 +1,8 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstallJob, JobResult, JobUpdate } from '../agent/protocol.js';
-import type { Db } from '../db/client.js';
+import { unavailableDependency } from '../availability.js';
+import { isDatabaseUnavailable, type Db } from '../db/client.js';
 import { findDeployment, selectionOf } from '../db/deployments.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, resolveTargets } from '../db/machines.js';
@@ -62,6 +63,34 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     progress(runId, { kind: 'LINES', machineRunId, lineIds: [id, id] });
   };
 
+  /** dispatchInstall's one pass (see there). */
+  const dispatchInstallOnce = async (input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> => {
+    const { taskToken: token, attempt } = Context.current().info;
+    const taskToken = Buffer.from(token).toString('base64');
+    // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
+    const attached = await attachInstallActivity(db, input.machineRunId, taskToken, attempt > 1);
+    if (attached) {
+      if (attached.result) return attached.result; // finished while no activity was waiting for it
+      if (attached.reoffered) pubsub.publish('agentCommandQueued', attached.machineId, { commandId: attached.id });
+      throw new CompleteAsyncError();
+    }
+    const machineRun = await findMachineRun(db, input.machineRunId);
+    const run = machineRun && (await findRun(db, machineRun.runId));
+    if (!machineRun || !run) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
+    const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+    if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+    const machine = await findMachine(db, machineRun.machineId);
+    if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
+    const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
+    const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
+    if (command.result) return command.result; // finished while no activity was waiting for it
+    await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
+    pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
+    progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
+    await log(run.id, machineRun.id, sentLine(machine.name, job));
+    throw new CompleteAsyncError();
+  };
+
   return {
     /**
      * Records the run, resolves its targets at this moment, and plans every machine from its latest
@@ -71,6 +100,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
       const run = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      // Ended before it began: the API canceled it when it could not tell whether this workflow
+      // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
+      if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
       const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
         await beginRun(db, run.id, new Date(), []);
         await finishRun(db, run.id, status, reason);
@@ -128,33 +160,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     /**
      * Hands the machine's install job to its agent and returns without completing: the API
      * completes this activity with the agent's result (and relays the agent's progress as
-     * heartbeats). The job is created once per machine run, so a retry resumes it.
+     * heartbeats). The job is created once per machine run, so a retry resumes it. PostgreSQL
+     * away is waited out here: this activity has one retry only (see machineRun.ts), which an
+     * outage of a few seconds must not use up and fail the machine.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
-      const { taskToken: token, attempt } = Context.current().info;
-      const taskToken = Buffer.from(token).toString('base64');
-      // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
-      const attached = await attachInstallActivity(db, input.machineRunId, taskToken, attempt > 1);
-      if (attached) {
-        if (attached.result) return attached.result; // finished while no activity was waiting for it
-        if (attached.reoffered) pubsub.publish('agentCommandQueued', attached.machineId, { commandId: attached.id });
-        throw new CompleteAsyncError();
-      }
-      const machineRun = await findMachineRun(db, input.machineRunId);
-      const run = machineRun && (await findRun(db, machineRun.runId));
-      if (!machineRun || !run) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
-      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
-      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
-      const machine = await findMachine(db, machineRun.machineId);
-      if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-      const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
-      const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
-      if (command.result) return command.result; // finished while no activity was waiting for it
-      await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
-      pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
-      progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
-      await log(run.id, machineRun.id, sentLine(machine.name, job));
-      throw new CompleteAsyncError();
+      return whileDatabaseAway(() => dispatchInstallOnce(input));
     },
 
     /**
@@ -282,3 +293,22 @@ function installJob(
 }
 
 const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;
+
+/**
+ * Runs `step` again, a second apart, while it fails because PostgreSQL is away, heartbeating so
+ * that the activity is seen alive meanwhile; any other failure is thrown. Stops when the activity
+ * is cancelled or its own timeout ends it.
+ */
+async function whileDatabaseAway<T>(step: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await step();
+    } catch (error) {
+      if (unavailableDependency(error, [['DATABASE', isDatabaseUnavailable]]) !== 'DATABASE') throw error;
+      const context = Context.current();
+      context.log.warn('PostgreSQL is unavailable; trying again in a second', { error: String(error) });
+      context.heartbeat();
+      await context.sleep(1000);
+    }
+  }
+}

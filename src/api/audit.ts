@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { recordAuditEvents, type AuditEntry } from '../db/audit.js';
 import type { ApiContext } from './context.js';
+import { dependencyAway } from './errors.js';
 
 /** The id a mutation was about: its id argument, or the id of what it created. */
 function targetOf(args: Record<string, unknown>, result: unknown): string | null {
@@ -18,7 +19,7 @@ function targetOf(args: Record<string, unknown>, result: unknown): string | null
 
 function outcomeOf(error: Error | null): string {
   if (!error) return 'SUCCEEDED';
-  const code = error instanceof GraphQLError ? error.extensions.code : undefined;
+  const code = error instanceof GraphQLError ? error.extensions.code : dependencyAway(error) ? 'SERVICE_UNAVAILABLE' : undefined;
   return typeof code === 'string' ? code : 'INTERNAL';
 }
 

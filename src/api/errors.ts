@@ -1,8 +1,16 @@
+import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { RETRY_AFTER_SECONDS, ServiceUnavailable, unavailableDependency, type Dependency } from '../availability.js';
+import { isDatabaseUnavailable } from '../db/client.js';
 import type { Logger } from '../logger.js';
+import { isTemporalUnavailable } from '../temporal/connection.js';
 import { tokenLimitMessage } from './limits.js';
 
-/** The API's one error vocabulary: every error a client sees carries one of these codes. */
+/**
+ * The API's one error vocabulary: every error a client sees carries one of these codes.
+ * SERVICE_UNAVAILABLE: PostgreSQL or Temporal (`extensions.dependency`) is away; nothing is wrong
+ * with the request, retry later (HTTP 503 with Retry-After when nothing of the answer could be served).
+ */
 export const ERROR_CODES = [
   'BAD_USER_INPUT',
   'UNAUTHENTICATED',
@@ -13,6 +21,7 @@ export const ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'RESPONSE_TOO_LARGE',
   'TOO_MANY_SUBSCRIPTIONS',
+  'SERVICE_UNAVAILABLE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -23,6 +32,51 @@ export function apiError(code: ErrorCode, message: string, extensions: Record<st
 
 export const badUserInput = (field: string, message: string) => apiError('BAD_USER_INPUT', message, { field });
 export const notFound = (message: string) => apiError('NOT_FOUND', message);
+
+/** Which dependency an error says is away: ServiceUnavailable, or PostgreSQL's or Temporal's own errors for it. */
+export function dependencyAway(error: unknown): Dependency | null {
+  return unavailableDependency(error, [
+    ['DATABASE', isDatabaseUnavailable],
+    ['TEMPORAL', isTemporalUnavailable],
+  ]);
+}
+
+/** What a client is told when a dependency is away. */
+export function unavailableMessage(dependency: Dependency, error?: unknown): string {
+  let current = error as { cause?: unknown; originalError?: unknown } | undefined;
+  for (let i = 0; i < 8 && current && typeof current === 'object'; i++) {
+    if (current instanceof ServiceUnavailable) return current.message;
+    current = (current.originalError ?? current.cause) as typeof current;
+  }
+  return new ServiceUnavailable(dependency).message;
+}
+
+/** SERVICE_UNAVAILABLE for a whole request (HTTP 503, Retry-After): what the context function throws while a dependency is away. */
+export function serviceUnavailable(dependency: Dependency, error?: unknown): GraphQLError {
+  return new GraphQLError(unavailableMessage(dependency, error), {
+    extensions: { code: 'SERVICE_UNAVAILABLE', dependency, http: { status: 503, headers: new Map([['retry-after', String(RETRY_AFTER_SECONDS)]]) } },
+  });
+}
+
+/**
+ * An operation that could serve nothing because a dependency is away (no data, SERVICE_UNAVAILABLE
+ * among its errors) answers HTTP 503 with Retry-After, as the agent endpoint does; a partial
+ * answer stays 200 with the error at its field.
+ */
+export const serviceUnavailablePlugin: ApolloServerPlugin = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        if (response.body.kind !== 'single') return;
+        const { data, errors } = response.body.singleResult;
+        if (data == null && errors?.some((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) {
+          response.http.status = 503;
+          response.http.headers.set('retry-after', String(RETRY_AFTER_SECONDS));
+        }
+      },
+    };
+  },
+};
 
 /** Errors raised by GraphQL itself about the request (syntax, validation): they speak for themselves. */
 export const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
@@ -58,6 +112,11 @@ export function formatError(logger: Logger) {
     }
     const invalid = invalidInputMessage(error);
     if (invalid) return { message: invalid, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
+    const away = dependencyAway(error);
+    if (away) {
+      logger.warn({ err: error, path: formatted.path, dependency: away }, 'a GraphQL operation met an unavailable dependency');
+      return { message: unavailableMessage(away, error), path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE', dependency: away } };
+    }
     logger.error({ err: error, path: formatted.path }, 'unexpected error in a GraphQL operation');
     return { message: 'Internal server error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL' } };
   };

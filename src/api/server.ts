@@ -18,13 +18,14 @@ import { auditPlugin } from './audit.js';
 import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
 import type { ApiContext, ApiServices, FleetSettings } from './context.js';
-import { formatError } from './errors.js';
+import { dependencyAway, formatError, serviceUnavailable, serviceUnavailablePlugin } from './errors.js';
 import { errorsAsJson, notFoundAsJson } from './httpErrors.js';
 import { boundedResponse, parseOptions, queryLimitsOf, queryLimitsRule, tokenLimitMessage } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
+import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
 import { buildApiSchema } from './schema.js';
 import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
 import { SystemService } from './system/system.service.js';
@@ -65,6 +66,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const temporal = await connectTemporal(options.temporal);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
   const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date() };
+  for (const gate of [database.availability, temporal.availability]) {
+    gate.onChange((outage) => (outage ? logger.warn({ dependency: gate.dependency, reason: outage.reason }, 'dependency unavailable: requests that need it answer SERVICE_UNAVAILABLE') : logger.info({ dependency: gate.dependency }, 'dependency available again')));
+  }
   const schema = await buildApiSchema(pubsub);
 
   const limits = options.limits ?? loadConfig({}).limits;
@@ -118,6 +122,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       onConnect: async (ctx) => {
         try {
           // Subscriptions authenticate on connection: no token, no connection.
+          database.availability.check();
           const authorization = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
           const seenChanges = socketAccess.seenChanges;
           const principal = await authenticateRequest(database.db, ctx.extra.request.headers, { authorization, originRequired: true });
@@ -136,6 +141,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           return true;
         } catch (error) {
           logger.info({ reason: error instanceof Error ? error.message : String(error) }, 'subscription connection refused');
+          // Not a refusal of the token: 1013 (try again later), which clients retry, rather than 4403.
+          if (dependencyAway(error)) ctx.extra.socket.close(1013, 'PostgreSQL is unavailable; try again later');
           return false;
         }
       },
@@ -183,6 +190,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     stringifyResult: boundedResponse(limits.graphqlMaxResponseBytes, (bytes) => logger.warn({ bytes }, 'GraphQL answer over FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB refused')),
     plugins: [
       auditPlugin(),
+      serviceUnavailablePlugin,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       metrics.apolloPlugin,
       { serverWillStart: async () => ({ drainServer: async () => { socketAccess.close(); await wsCleanup.dispose(); } }) },
@@ -199,8 +207,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<ApiContext> => {
         try {
+          // Every request's token is checked in PostgreSQL: while it is away, answer at once.
+          database.availability.check();
           return { principal: await authenticateRequest(database.db, req.headers, { originRequired: false }), services, sourceAddress: req.ip ?? null };
         } catch (error) {
+          const away = dependencyAway(error);
+          if (away) throw serviceUnavailable(away, error);
           if (error instanceof GraphQLError) {
             // Apollo answers a failing context function with this error and the HTTP status we set.
             const status = error.extensions.code === 'FORBIDDEN' ? 403 : 401;
@@ -222,12 +234,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const url = `${options.tls ? 'https' : 'http'}://${shownHost}:${port}${GRAPHQL_PATH}`;
   logger.info({ url, console: url.replace(/\/graphql$/, '/') }, 'API listening');
 
+  // Deployment schedules that Temporal has not followed (it was away when they changed).
+  const reconciler = startScheduleReconciler(services);
+
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
     close() {
       closing ??= (async () => {
+        reconciler.stop();
         await apollo.stop();
         await temporal.close();
         await database.close();

@@ -6,7 +6,8 @@ import { findActiveToken } from '../db/tokens.js';
 import { consoleSessionExpiry } from '../fleet/access.js';
 import { authenticateRequest, bearerToken, fromOwnOrigin, principalExpiresAt, SESSION_COOKIE, sessionSecret, type Principal } from './auth.js';
 import type { ApiServices } from './context.js';
-import type { ErrorCode } from './errors.js';
+import { dependencyAway, unavailableMessage, type ErrorCode } from './errors.js';
+import { RETRY_AFTER_SECONDS } from '../availability.js';
 
 /** Where the web console signs in and out. */
 export const SESSION_PATH = '/session';
@@ -97,6 +98,12 @@ export function consoleSessionRoutes(services: ApiServices, options: { secureCoo
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       fail(res, status, status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_USER_INPUT', 'The request body could not be read: send {"token": "fp_..."} as JSON.');
+      return;
+    }
+    const away = dependencyAway(error);
+    if (away) {
+      res.setHeader('retry-after', String(RETRY_AFTER_SECONDS));
+      fail(res, 503, 'SERVICE_UNAVAILABLE', unavailableMessage(away, error));
       return;
     }
     services.logger.error({ err: error }, 'console session request failed');

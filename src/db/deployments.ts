@@ -1,11 +1,14 @@
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Classification } from '../agent/backends/types.js';
 import type { UpdateSelection } from '../fleet/planning.js';
 import type { Db } from './client.js';
 import { deploymentRuns, deployments } from './schema.js';
 
 export type DeploymentRow = typeof deployments.$inferSelect;
-export type DeploymentValues = Omit<typeof deployments.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'deletedAt' | 'paused'>;
+export type DeploymentValues = Omit<typeof deployments.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'deletedAt' | 'paused' | 'scheduleVersion' | 'scheduleSyncedVersion'>;
+
+/** Every change that concerns the Temporal schedule: the schedule is out of step until it is applied (markScheduleSynced). */
+const scheduleChanged = { scheduleVersion: sql`${deployments.scheduleVersion} + 1`, updatedAt: sql`now()` };
 
 const live = isNull(deployments.deletedAt);
 
@@ -14,7 +17,8 @@ const isUniqueViolation = (error: unknown) => (error as { cause?: { code?: strin
 
 export async function insertDeployment(db: Db, values: DeploymentValues): Promise<DeploymentRow | 'NAME_TAKEN'> {
   try {
-    const [row] = await db.insert(deployments).values(values).returning();
+    // Version 1 against 0 applied: its schedule is to be created.
+    const [row] = await db.insert(deployments).values({ ...values, scheduleVersion: 1 }).returning();
     return row!;
   } catch (error) {
     if (isUniqueViolation(error)) return 'NAME_TAKEN';
@@ -24,7 +28,7 @@ export async function insertDeployment(db: Db, values: DeploymentValues): Promis
 
 export async function updateDeployment(db: Db, id: string, values: DeploymentValues): Promise<DeploymentRow | 'NAME_TAKEN' | undefined> {
   try {
-    const [row] = await db.update(deployments).set({ ...values, updatedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+    const [row] = await db.update(deployments).set({ ...values, ...scheduleChanged }).where(and(eq(deployments.id, id), live)).returning();
     return row;
   } catch (error) {
     if (isUniqueViolation(error)) return 'NAME_TAKEN';
@@ -33,14 +37,43 @@ export async function updateDeployment(db: Db, id: string, values: DeploymentVal
 }
 
 export async function setDeploymentPaused(db: Db, id: string, paused: boolean): Promise<DeploymentRow | undefined> {
-  const [row] = await db.update(deployments).set({ paused, updatedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+  const [row] = await db.update(deployments).set({ paused, ...scheduleChanged }).where(and(eq(deployments.id, id), live)).returning();
   return row;
 }
 
 /** Deleted deployments keep their runs and results; their name is free again. */
 export async function deleteDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
-  const [row] = await db.update(deployments).set({ deletedAt: sql`now()` }).where(and(eq(deployments.id, id), live)).returning();
+  const [row] = await db.update(deployments).set({ deletedAt: sql`now()`, ...scheduleChanged }).where(and(eq(deployments.id, id), live)).returning();
   return row;
+}
+
+/** Undoes deleteDeployment (its schedule could not be deleted); 'NAME_TAKEN' when another deployment has taken the name since. */
+export async function undeleteDeployment(db: Db, id: string): Promise<DeploymentRow | 'NAME_TAKEN' | undefined> {
+  try {
+    const [row] = await db.update(deployments).set({ deletedAt: null, ...scheduleChanged }).where(and(eq(deployments.id, id), isNotNull(deployments.deletedAt))).returning();
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error)) return 'NAME_TAKEN';
+    throw error;
+  }
+}
+
+/** The schedule now is what version `version` of the row says: recorded unless the row changed again meanwhile. */
+export async function markScheduleSynced(db: Db, id: string, version: number): Promise<void> {
+  await db.update(deployments).set({ scheduleSyncedVersion: version }).where(and(eq(deployments.id, id), eq(deployments.scheduleVersion, version)));
+}
+
+/**
+ * Deployments (deleted ones too) whose schedule has not followed a change made more than
+ * `settledMs` ago: younger changes are still being applied by the mutation that made them.
+ */
+export function deploymentsOutOfSync(db: Db, settledMs: number, limit: number): Promise<DeploymentRow[]> {
+  return db
+    .select()
+    .from(deployments)
+    .where(and(ne(deployments.scheduleVersion, deployments.scheduleSyncedVersion), lt(deployments.updatedAt, sql`now() - make_interval(secs => ${settledMs / 1000})`)))
+    .orderBy(deployments.updatedAt)
+    .limit(limit);
 }
 
 export async function findDeployment(db: Db, id: string, options: { includeDeleted?: boolean } = {}): Promise<DeploymentRow | undefined> {

@@ -220,6 +220,12 @@ export async function finishMachineRun(
   });
 }
 
+/** A run that never started ends CANCELED with the reason, before anything ran; undefined when it has started meanwhile. */
+export async function cancelUnstartedRun(db: Db, runId: string, reason: string): Promise<RunRow | undefined> {
+  const [row] = await db.update(deploymentRuns).set({ status: 'CANCELED', error: reason, endedAt: sql`now()` }).where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.startedAt))).returning();
+  return row;
+}
+
 export async function finishRun(db: Db, runId: string, status: RunRow['status'], error: string | null = null): Promise<RunRow | undefined> {
   const [row] = await db.update(deploymentRuns).set({ status, error, endedAt: sql`now()`, startedAt: sql`coalesce(${deploymentRuns.startedAt}, now())` }).where(eq(deploymentRuns.id, runId)).returning();
   return row;

@@ -249,8 +249,20 @@ export const deployments = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    /**
+     * The row is what the deployment's Temporal schedule must be (its spec, paused, or gone when
+     * deleted). Every change that concerns the schedule bumps `scheduleVersion`; the version last
+     * applied to Temporal is `scheduleSyncedVersion`. They differ while Temporal has not (yet)
+     * followed: a change whose Temporal call failed and was undone, or one in flight; the API's
+     * reconciler applies the row again (src/api/deployments/scheduleReconciler.ts).
+     */
+    scheduleVersion: integer('schedule_version').notNull().default(0),
+    scheduleSyncedVersion: integer('schedule_synced_version').notNull().default(0),
   },
-  (t) => [uniqueIndex('deployments_name_live_idx').on(t.name).where(sql`${t.deletedAt} is null`)],
+  (t) => [
+    uniqueIndex('deployments_name_live_idx').on(t.name).where(sql`${t.deletedAt} is null`),
+    index('deployments_schedule_unsynced_idx').on(t.updatedAt).where(sql`${t.scheduleVersion} <> ${t.scheduleSyncedVersion}`),
+  ],
 );
 
 /** One execution of a deployment. */

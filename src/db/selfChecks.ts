@@ -9,6 +9,11 @@ export async function createSelfCheck(db: Db): Promise<SelfCheckRow> {
   return row!;
 }
 
+/** Takes back a self-check whose workflow could not be started. */
+export async function deleteSelfCheck(db: Db, id: string): Promise<void> {
+  await db.delete(selfChecks).where(eq(selfChecks.id, id));
+}
+
 /** Idempotent: a retried activity finds the check already completed and keeps the first answer. */
 export async function completeSelfCheck(db: Db, id: string, workerIdentity: string): Promise<SelfCheckRow | undefined> {
   await db

@@ -8,8 +8,12 @@ import type { Sql } from 'postgres';
 export interface Events {
   [topic: string]: [] | [unknown] | [string | number, unknown];
   selfCheckCompleted: [{ selfCheckId: string }];
-  /** A machine's facts, readiness, assessment, tags or management changed; `removed` when it was removed (its credential is void). */
-  machineChanged: [{ machineId: string; removed?: true }];
+  /**
+   * A machine's facts, readiness, assessment, tags or management changed; `removed` when it was
+   * removed (its credential is void). `{ resync: true }`: delivered to this process's subscribers
+   * only, after its LISTEN came back (events of any machine may have been missed meanwhile).
+   */
+  machineChanged: [{ machineId: string; removed?: true } | { resync: true }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
@@ -21,7 +25,8 @@ export interface Events {
 }
 
 export interface RunProgressEvent {
-  kind: 'RUN' | 'MACHINE' | 'UPDATES' | 'LINES';
+  /** RESYNC: delivered to this process's subscribers only, after its LISTEN came back: events may have been missed, read the run again. */
+  kind: 'RUN' | 'MACHINE' | 'UPDATES' | 'LINES' | 'RESYNC';
   machineRunId: string | null;
   /** UPDATES: the names of the updates whose status changed. */
   updateNames: string[];
@@ -33,7 +38,9 @@ export interface RunProgressEvent {
  * Sees every event of this process's pubsub without a subscription per key: `published` runs at
  * once, inside `publish` on this process (before its NOTIFY is even sent); `delivered` runs for
  * every event that comes back through NOTIFY, from any process; `listening` runs each time the
- * LISTEN is (re)established, after which events sent while it was down are lost for good.
+ * LISTEN is (re)established, after which events sent while it was down are lost for good: an
+ * observer re-reads what it keeps (subscriptions get a resync event of their topic instead, see
+ * RESYNC_EVENTS).
  * For per-process registries (the agent credential cache, the long-poll wake-ups): one listener
  * for thousands of machines.
  */
@@ -58,6 +65,16 @@ export type FleetPubSub = PubSub<Events> & {
 /** The single Postgres channel that carries every topic: one LISTEN per process. */
 export const EVENTS_CHANNEL = 'fleetpatch_events';
 
+/**
+ * What the subscribers of a topic receive when this process's LISTEN comes back after a break
+ * (PostgreSQL restarted, the connection dropped): NOTIFYs sent meanwhile are lost, so each
+ * subscription is told to read its state again. Topics without an entry get nothing.
+ */
+const RESYNC_EVENTS: Array<[prefix: string, detail: unknown]> = [
+  ['machineChanged', { resync: true } satisfies Events['machineChanged'][0]],
+  ['deploymentRunProgress:', { kind: 'RESYNC', machineRunId: null, updateNames: [], lineIds: null } satisfies RunProgressEvent],
+];
+
 interface Envelope {
   type: string;
   detail: unknown;
@@ -71,7 +88,10 @@ interface Envelope {
  */
 export class PostgresEventTarget extends EventTarget {
   private listening: Promise<unknown> | undefined;
+  private listens = 0;
   private readonly observers = new Set<EventObserver>();
+  /** Event types with subscribers on this process, and how many listeners each has. */
+  private readonly subscribed = new Map<string, number>();
 
   constructor(
     private readonly sql: Sql,
@@ -85,9 +105,32 @@ export class PostgresEventTarget extends EventTarget {
     this.listening ??= this.sql.listen(
       EVENTS_CHANNEL,
       (payload) => this.deliver(payload),
-      () => this.tell((o) => o.listening?.()),
+      () => {
+        this.tell((o) => o.listening?.());
+        if (++this.listens > 1) this.resync();
+      },
     );
     await this.listening;
+  }
+
+  override addEventListener(...[type, listener, options]: Parameters<EventTarget['addEventListener']>): void {
+    if (listener) this.subscribed.set(type, (this.subscribed.get(type) ?? 0) + 1);
+    super.addEventListener(type, listener, options);
+  }
+
+  override removeEventListener(...[type, listener, options]: Parameters<EventTarget['removeEventListener']>): void {
+    const left = (this.subscribed.get(type) ?? 0) - (listener ? 1 : 0);
+    if (left > 0) this.subscribed.set(type, left);
+    else this.subscribed.delete(type);
+    super.removeEventListener(type, listener, options);
+  }
+
+  /** Tells every subscription of this process that events may have been missed (RESYNC_EVENTS). */
+  private resync(): void {
+    for (const type of [...this.subscribed.keys()]) {
+      const detail = RESYNC_EVENTS.find(([prefix]) => (prefix.endsWith(':') ? type.startsWith(prefix) : type === prefix))?.[1];
+      if (detail !== undefined) super.dispatchEvent(new CustomEvent(type, { detail }));
+    }
   }
 
   observe(observer: EventObserver): () => void {

@@ -1,4 +1,5 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, isGrpcServiceError, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { DependencyGate, ServiceUnavailable, unavailableDependency } from '../availability.js';
 
 export interface TemporalSettings {
   address: string;
@@ -9,17 +10,67 @@ export interface TemporalSettings {
 export interface TemporalClient {
   client: Client;
   settings: TemporalSettings;
+  /** Whether Temporal answers, as this process last saw it (see DependencyGate). */
+  availability: DependencyGate;
+  /**
+   * Runs Temporal calls for a request: refused at once while Temporal is known to be away, and
+   * bounded by CALL_DEADLINE_MS; a failure that says Temporal is away is thrown as
+   * ServiceUnavailable (and opens the outage). Every call the API makes on a client's behalf goes
+   * through here.
+   */
+  call<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
+/**
+ * The longest a request waits for Temporal. The SDK's default retries of an unavailable frontend
+ * add up to about 20 s per call, which is what a mutation took with Temporal down.
+ */
+export const CALL_DEADLINE_MS = 5000;
+
+/**
+ * gRPC retries of a call: four attempts over about a second ride out a frontend that restarts or
+ * a connection that was just reset; beyond that the caller hears at once that Temporal is away
+ * (the SDK's default of ten attempts took 20 s).
+ */
+const API_RETRY = makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4 }));
+
+/** gRPC's status codes DEADLINE_EXCEEDED and UNAVAILABLE. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/** Temporal is away or did not answer in time: UNAVAILABLE or DEADLINE_EXCEEDED, from gRPC. */
+export function isTemporalUnavailable(error: unknown): boolean {
+  return isGrpcServiceError(error) && (error.code === GRPC_UNAVAILABLE || error.code === GRPC_DEADLINE_EXCEEDED);
+}
+
 export async function connectTemporal(settings: TemporalSettings): Promise<TemporalClient> {
-  const connection = await Connection.connect({ address: settings.address });
+  const connection = await Connection.connect({ address: settings.address, interceptors: [API_RETRY] });
   const client = new Client({ connection, namespace: settings.namespace });
-  return { client, settings, close: () => connection.close() };
+  const temporal: TemporalClient = {
+    client,
+    settings,
+    availability: new DependencyGate('TEMPORAL', () => pingTemporal(temporal, 2000)),
+    async call(fn) {
+      temporal.availability.check();
+      try {
+        return await connection.withDeadline(Date.now() + CALL_DEADLINE_MS, fn);
+      } catch (error) {
+        if (unavailableDependency(error, [['TEMPORAL', isTemporalUnavailable]]) !== 'TEMPORAL') throw error;
+        temporal.availability.failed(error);
+        throw error instanceof ServiceUnavailable ? error : new ServiceUnavailable('TEMPORAL', undefined, { cause: error });
+      }
+    },
+    close: () => {
+      temporal.availability.close();
+      return connection.close();
+    },
+  };
+  return temporal;
 }
 
 /** Asks the frontend for its system info with a deadline: used by /readyz. */
-export async function pingTemporal(temporal: TemporalClient, timeoutMs = 2000): Promise<void> {
+export async function pingTemporal(temporal: Pick<TemporalClient, 'client'>, timeoutMs = 2000): Promise<void> {
   await temporal.client.connection.withDeadline(Date.now() + timeoutMs, () =>
     temporal.client.workflowService.getSystemInfo({}),
   );

@@ -52,12 +52,13 @@ const CLOUDS: Record<Backend, { name: string; environment: FixtureMachine['envir
   zypper: { name: 'sles-01', environment: 'GCP', dmi: { sys_vendor: 'Google', product_name: 'Google Compute Engine' } },
 };
 
-/** Three real machines (apt, dnf, zypper) under `work`, with hostnames, DMI strings and boot ids. */
-export async function buildFleet(work: string): Promise<Record<Backend, FixtureMachine>> {
-  const [apt, dnf, zypper] = await Promise.all([buildAptMachine(path.join(work, 'apt')), buildDnfMachine(path.join(work, 'dnf')), buildZypperMachine(path.join(work, 'zypper'))]);
-  const built = { apt, dnf, zypper };
-  const fleet = {} as Record<Backend, FixtureMachine>;
-  for (const backend of ['apt', 'dnf', 'zypper'] as const) {
+const BUILDERS = { apt: buildAptMachine, dnf: buildDnfMachine, zypper: buildZypperMachine };
+
+/** Real machines (apt, dnf, zypper, or those given) under `work`, with hostnames, DMI strings and boot ids. */
+export async function buildFleet<B extends Backend = Backend>(work: string, backends: readonly B[] = ['apt', 'dnf', 'zypper'] as B[]): Promise<Record<B, FixtureMachine>> {
+  const built = Object.fromEntries(await Promise.all(backends.map(async (backend) => [backend, await BUILDERS[backend](path.join(work, backend))] as const))) as unknown as Record<B, { root: string; env: NodeJS.ProcessEnv }>;
+  const fleet = {} as Record<B, FixtureMachine>;
+  for (const backend of backends) {
     const { root, env } = built[backend];
     const cloud = CLOUDS[backend];
     fs.writeFileSync(path.join(root, 'etc/hostname'), `${cloud.name}\n`);

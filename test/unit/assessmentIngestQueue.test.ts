@@ -51,4 +51,17 @@ describe('the assessment ingest queue', () => {
     groups[2]!.finish();
     expect(await Promise.all(answers)).toEqual(Array.from({ length: 9 }, () => ({ stored: true })));
   });
+
+  it('fails a whole group at once when the database is away, instead of retrying its reports one by one', async () => {
+    const calls: number[] = [];
+    const away = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const refuse = (reports: readonly PreparedReport[]) => {
+      calls.push(reports.length);
+      return Promise.reject(away);
+    };
+    const queue = new AssessmentIngestQueue(refuse, undefined, undefined, (error) => error === away);
+    const answers = [1, 2, 3].map((n) => queue.submit(report(n)));
+    for (const answer of answers) await expect(answer).rejects.toBe(away);
+    expect(calls).toEqual([3]);
+  });
 });

@@ -4,8 +4,9 @@ import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.
 import { UnstorableReport } from '../../db/assessmentIngest.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
-import type { ErrorCode } from '../errors.js';
 import { parseDateHeader } from '../../fleet/agentClock.js';
+import { RETRY_AFTER_SECONDS, ServiceUnavailable } from '../../availability.js';
+import { dependencyAway, unavailableMessage, type ErrorCode } from '../errors.js';
 import { AgentService, type AgentMachine } from './agent.service.js';
 import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
 
@@ -179,7 +180,7 @@ export function agentEndpoint(
     },
   };
 
-  const fail = (res: ServerResponse, error: unknown) => {
+  const fail = (res: ServerResponse, error: unknown, route?: string) => {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -188,7 +189,17 @@ export function agentEndpoint(
       answer(res, error.status, { error: { code: error.code, message: error.message } } satisfies AgentErrorResponse);
       return;
     }
-    services.logger.error({ err: error }, 'agent endpoint failed');
+    // PostgreSQL or Temporal away: 503, which agents take as "retry later" (they keep reports in
+    // their spool and results on disk until an answer comes).
+    const away = dependencyAway(error);
+    if (away) {
+      // Refused while an outage is known (logged once, when it began): one line per request only in debug.
+      if (error instanceof ServiceUnavailable) services.logger.debug({ dependency: away, route }, 'agent request refused: dependency unavailable');
+      else services.logger.warn({ err: error, dependency: away, route }, 'agent request met an unavailable dependency');
+      answer(res, 503, { error: { code: 'SERVICE_UNAVAILABLE', message: unavailableMessage(away, error) } } satisfies AgentErrorResponse, { 'retry-after': String(RETRY_AFTER_SECONDS) });
+      return;
+    }
+    services.logger.error({ err: error, route }, 'agent endpoint failed');
     answer(res, 500, { error: { code: 'INTERNAL', message: 'Internal server error.' } } satisfies AgentErrorResponse);
   };
 
@@ -210,8 +221,15 @@ export function agentEndpoint(
       fail(res, new AgentApiError(404, 'NOT_FOUND', `No such agent endpoint: ${req.method} ${AGENT_API_PREFIX}${path}.`));
       return;
     }
+    // Every route needs PostgreSQL: while it is known to be away, answer at once instead of
+    // queueing the request behind connection attempts.
+    if (services.database.availability.outage) {
+      req.resume();
+      fail(res, new ServiceUnavailable('DATABASE'), name);
+      return;
+    }
     const body = req.method === 'GET' ? Promise.resolve(undefined) : readJsonBody(req);
-    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error));
+    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error, name));
   };
 }
 

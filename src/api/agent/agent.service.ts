@@ -1,3 +1,4 @@
+import { ServiceUnavailable } from '../../availability.js';
 import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
@@ -10,6 +11,7 @@ import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
+import { dependencyAway } from '../errors.js';
 import { MachineCredentialCache } from './credentialCache.js';
 import { LongPollWakeups } from './longPollWakeups.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
@@ -40,6 +42,7 @@ export class AgentService {
       (group) => {
         if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
       },
+      (error) => dependencyAway(error) === 'DATABASE',
     );
   }
 
@@ -110,12 +113,16 @@ export class AgentService {
     return after;
   }
 
-  /** A new boot id: the machine rebooted. Machine runs waiting for it go on at once. */
+  /**
+   * A new boot id: the machine rebooted. Machine runs waiting for it go on at once. A signal that
+   * cannot be sent (Temporal away) is not waited for: the machine run also looks at the boot id
+   * every 10 s.
+   */
   private async signalReturned(machineId: string, bootId: string | null): Promise<void> {
+    const { temporal } = this.services;
     for (const run of await rebootingMachineRuns(this.db, machineId)) {
-      await this.services.temporal.client.workflow
-        .getHandle(workflowIds.machineRun(run.runId, machineId))
-        .signal(agentReturnedSignal, { bootId })
+      await temporal
+        .call(() => temporal.client.workflow.getHandle(workflowIds.machineRun(run.runId, machineId)).signal(agentReturnedSignal, { bootId }))
         .catch((error: unknown) => this.services.logger.warn({ err: error, machineId }, 'could not signal a machine run after a reboot'));
     }
   }
@@ -133,9 +140,14 @@ export class AgentService {
       if (outcome.updates.length > 0) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: outcome.updates, lineIds: null });
     }
     if (target.taskToken) {
-      await this.services.temporal.client.activity
-        .heartbeat(Buffer.from(target.taskToken, 'base64'), { seq: events.seq })
-        .catch((error: unknown) => this.services.logger.debug({ err: error, jobId }, 'heartbeat not relayed (the activity has ended)'));
+      const { temporal } = this.services;
+      // Not relayed when the activity has ended, or while Temporal is away: the batch is stored and
+      // published all the same, and the agent goes on to its result, which is answered 503 until
+      // the activity can be completed (a heartbeat timeout that passed meanwhile hands the install
+      // step the stored result at its retry).
+      await temporal.call(() => temporal.client.activity.heartbeat(Buffer.from(target.taskToken!, 'base64'), { seq: events.seq })).catch((error: unknown) => {
+        this.services.logger.debug({ err: error, jobId }, error instanceof ServiceUnavailable ? 'heartbeat not relayed: Temporal is unavailable' : 'heartbeat not relayed (the activity has ended)');
+      });
     }
     return { applied: outcome.applied };
   }
@@ -147,7 +159,12 @@ export class AgentService {
     const { target } = outcome;
     this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: result.updates.map((u) => u.name), lineIds: null });
     if (target.taskToken) {
-      await this.services.temporal.client.activity.complete(Buffer.from(target.taskToken, 'base64'), result).catch((error: unknown) => {
+      const { temporal } = this.services;
+      await temporal.call(() => temporal.client.activity.complete(Buffer.from(target.taskToken!, 'base64'), result)).catch((error: unknown) => {
+        // Temporal away: the result is stored, and the agent, answered 503, sends it again until
+        // the activity can be completed (the waiting machine run would otherwise sit until its
+        // heartbeat timeout).
+        if (error instanceof ServiceUnavailable) throw error;
         // Already completed (a resent result) or already timed out: the result is stored either way.
         this.services.logger.info({ err: error, jobId }, 'the install activity was not waiting for this result');
       });

@@ -52,6 +52,8 @@ export class AssessmentIngestQueue {
     private readonly store: StoreGroup,
     private readonly options: IngestQueueOptions = DEFAULT_INGEST_QUEUE_OPTIONS,
     private readonly onGroup: (event: IngestGroupEvent) => void = () => undefined,
+    /** An error that says the database is away: retrying the group's reports one by one would only meet it again. */
+    private readonly isUnavailable: (error: unknown) => boolean = () => false,
   ) {}
 
   /** Resolves once the report is committed (or was already stored); rejects if it could not be stored. */
@@ -138,8 +140,8 @@ export class AssessmentIngestQueue {
       firsts.forEach((entry, i) => settle(entry, { status: 'fulfilled', value: outcomes[i]! }));
       this.onGroup({ reports: group.length, retriedAlone: false });
     } catch (error) {
-      if (firsts.length === 1) {
-        settle(firsts[0]!, { status: 'rejected', reason: error });
+      if (firsts.length === 1 || this.isUnavailable(error)) {
+        for (const entry of firsts) settle(entry, { status: 'rejected', reason: error });
         this.onGroup({ reports: group.length, retriedAlone: false, error });
         return;
       }

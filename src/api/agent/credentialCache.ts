@@ -97,7 +97,7 @@ export class MachineCredentialCache {
   follow(pubsub: FleetPubSub): () => void {
     const changed = (topic: string, detail: unknown) => {
       const event = detail as Events['machineChanged'][0];
-      if (topic === 'machineChanged' && event.removed) this.forgetMachine(event.machineId);
+      if (topic === 'machineChanged' && 'removed' in event && event.removed) this.forgetMachine(event.machineId);
     };
     return pubsub.observe({ published: changed, delivered: changed, listening: () => this.forgetAll() });
   }

@@ -1,19 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ServiceUnavailable } from '../../availability.js';
 import {
   deleteDeployment,
   findDeployment,
   insertDeployment,
   lastRunOf,
   listDeployments,
+  markScheduleSynced,
   selectionOf,
   setDeploymentPaused,
+  undeleteDeployment,
   updateDeployment,
   type DeploymentRow,
   type DeploymentValues,
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
-import { ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { cancelUnstartedRun, ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
 import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
@@ -85,6 +88,12 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
   };
 }
 
+/** A row's values as they were stored, to write them back. */
+function storedValuesOf(row: DeploymentRow): DeploymentValues {
+  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures } = row;
+  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures };
+}
+
 export class DeploymentService {
   constructor(private readonly services: ApiServices) {}
 
@@ -111,62 +120,73 @@ export class DeploymentService {
     return value;
   }
 
+  /*
+   * Mutations that touch both PostgreSQL and Temporal. The row is written first and is what the
+   * schedule must be; then the schedule is made to match it (syncSchedule), within the Temporal
+   * call's deadline. When that fails, the row's change is undone and the mutation answers the
+   * failure (Temporal away: SERVICE_UNAVAILABLE, at once while the outage is known), so a client
+   * that is told something failed finds nothing changed. Temporal may still have applied the call
+   * (an answer lost at the deadline): the undo is a change of its own, which the schedule
+   * reconciler applies once Temporal answers, and a scheduled run of a paused or deleted
+   * deployment ends CANCELED at its first step meanwhile (beginDeploymentRun).
+   */
+
   async create(input: DeploymentInput): Promise<DeploymentRow> {
     const value = await this.validate(input);
     const row = await insertDeployment(this.db, valuesOf(value));
     if (row === 'NAME_TAKEN') throw apiError('CONFLICT', duplicateNameMessage(value.name), { field: 'name' });
-    try {
-      await this.createSchedule(row);
-    } catch (error) {
-      await deleteDeployment(this.db, row.id);
-      throw error;
-    }
+    await this.syncOrUndo(row, 'the deployment was not created', () => deleteDeployment(this.db, row.id));
     return row;
   }
 
   async update(id: string, input: DeploymentInput): Promise<DeploymentRow> {
-    await this.get(id);
+    const previous = await this.get(id);
     const value = await this.validate(input);
     const row = await updateDeployment(this.db, id, valuesOf(value));
     if (row === 'NAME_TAKEN') throw apiError('CONFLICT', duplicateNameMessage(value.name), { field: 'name' });
     if (!row) throw notFound(`No deployment with id ${id}.`);
-    const timing = toTemporalScheduleSpec(scheduleOf(row), { from: this.services.now() });
-    await this.temporal.client.schedule.getHandle(scheduleIds.deployment(id)).update((previous) => ({
-      ...previous,
-      spec: timing.spec,
-      state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused },
-    }));
+    await this.syncOrUndo(row, 'the deployment was not changed', () => updateDeployment(this.db, id, storedValuesOf(previous)));
     return row;
   }
 
   async delete(id: string): Promise<string> {
     const row = await deleteDeployment(this.db, id);
     if (!row) throw notFound(`No deployment with id ${id}.`);
-    await this.temporal.client.schedule
-      .getHandle(scheduleIds.deployment(id))
-      .delete()
-      .catch((error: unknown) => {
-        if (!(error instanceof ScheduleNotFoundError)) throw error;
-      });
+    await this.syncOrUndo(row, 'the deployment was not deleted', async () => {
+      // Taken by a new deployment meanwhile: this one stays deleted, its schedule goes when Temporal is back.
+      if ((await undeleteDeployment(this.db, id)) === 'NAME_TAKEN') throw new Error(`deployment ${id} stays deleted: its name was taken meanwhile`);
+    });
     return id;
   }
 
   async setPaused(id: string, paused: boolean): Promise<DeploymentRow> {
     const row = await setDeploymentPaused(this.db, id, paused);
     if (!row) throw notFound(`No deployment with id ${id}.`);
-    const handle = this.temporal.client.schedule.getHandle(scheduleIds.deployment(id));
-    await (paused ? handle.pause('paused by an operator') : handle.unpause('resumed by an operator'));
+    await this.syncOrUndo(row, `the deployment was not ${paused ? 'paused' : 'resumed'}`, () => setDeploymentPaused(this.db, id, !paused));
     return row;
   }
 
-  /** Starts a run now, outside the schedule. The run exists (SCHEDULED) before this returns. */
+  /**
+   * Starts a run now, outside the schedule. The run exists (SCHEDULED) before this returns. When
+   * the workflow cannot be started, the run is ended CANCELED with the reason, before anything ran
+   * (should the start have reached Temporal after all, its first step sees the run ended and does nothing).
+   */
   async runNow(id: string) {
     const deployment = await this.get(id);
     const runId = randomUUID();
     const workflowId = workflowIds.deploymentRun(deployment.id, runId);
     const run = await ensureRun(this.db, { id: runId, deploymentId: deployment.id, workflowId, trigger: 'MANUAL' });
     const input: DeploymentRunInput = { deploymentId: deployment.id, runId, trigger: 'MANUAL', ...this.runTunables() };
-    await this.temporal.client.workflow.start('deploymentRunWorkflow', { taskQueue: this.temporal.settings.taskQueue, workflowId, args: [input] });
+    const { temporal } = this;
+    try {
+      await temporal.call(() => temporal.client.workflow.start('deploymentRunWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId, args: [input] }));
+    } catch (error) {
+      const away = error instanceof ServiceUnavailable;
+      await cancelUnstartedRun(this.db, runId, away ? 'Temporal was unavailable when this run was to start: nothing ran. Run the deployment again.' : 'This run could not be started: nothing ran.').catch((undo: unknown) =>
+        this.services.logger.error({ err: undo, runId }, 'could not record that a run did not start'),
+      );
+      throw away ? new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: the run did not start (it is recorded as CANCELED). Try again in a few seconds.', { cause: error }) : error;
+    }
     return run;
   }
 
@@ -174,8 +194,66 @@ export class DeploymentService {
     const run = await findRun(this.db, runId);
     if (!run) throw notFound(`No deployment run with id ${runId}.`);
     if (run.endedAt) throw apiError('CONFLICT', `This run already ended (${run.status}); there is nothing to cancel.`);
-    await this.temporal.client.workflow.getHandle(run.workflowId).cancel();
+    const { temporal } = this;
+    await temporal.call(() => temporal.client.workflow.getHandle(run.workflowId).cancel()).catch((error: unknown) => {
+      throw error instanceof ServiceUnavailable ? new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: the run was not canceled. Try again in a few seconds.', { cause: error }) : error;
+    });
     return run;
+  }
+
+  /** Makes the schedule what the row says; on failure undoes the row's change (see above) and throws. */
+  private async syncOrUndo(row: DeploymentRow, notDone: string, undo: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.syncSchedule(row);
+    } catch (error) {
+      await undo().catch((undoError: unknown) => this.services.logger.error({ err: undoError, deploymentId: row.id }, `could not undo a deployment change after its schedule failed (${notDone})`));
+      if (error instanceof ServiceUnavailable) throw new ServiceUnavailable('TEMPORAL', `Temporal is unavailable: ${notDone}. Try again in a few seconds.`, { cause: error });
+      throw error;
+    }
+  }
+
+  /**
+   * Makes the deployment's Temporal schedule what the row says (gone, created, or updated with its
+   * spec and paused state) and records that version as applied. Idempotent: the reconciler calls it
+   * again for rows Temporal has not followed.
+   */
+  async syncSchedule(row: DeploymentRow): Promise<void> {
+    const { temporal } = this;
+    const handle = temporal.client.schedule.getHandle(scheduleIds.deployment(row.id));
+    await temporal.call(async () => {
+      if (row.deletedAt) {
+        await handle.delete().catch((error: unknown) => {
+          if (!(error instanceof ScheduleNotFoundError)) throw error;
+        });
+        return;
+      }
+      const exists = await handle.describe().then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof ScheduleNotFoundError) return false;
+          throw error;
+        },
+      );
+      if (!exists) {
+        try {
+          await this.createSchedule(row);
+          return;
+        } catch (error) {
+          // Created meanwhile by another sync of the same row (the reconciler): update it below.
+          if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+        }
+      }
+      const timing = toTemporalScheduleSpec(scheduleOf(row), { from: this.services.now() });
+      await handle.update((previous) => ({
+        ...previous,
+        spec: timing.spec,
+        state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused, note: row.paused ? 'paused by an operator' : `fleetpatch deployment "${row.name}"` },
+      }));
+    });
+    // Temporal has it: a failure to record that only makes the reconciler apply it once more.
+    await markScheduleSynced(this.db, row.id, row.scheduleVersion).catch((error: unknown) =>
+      this.services.logger.warn({ err: error, deploymentId: row.id }, 'could not record that a deployment schedule follows its deployment'),
+    );
   }
 
   private runTunables() {
@@ -183,7 +261,9 @@ export class DeploymentService {
   }
 
   private async createSchedule(row: DeploymentRow): Promise<void> {
-    const timing = toTemporalScheduleSpec(scheduleOf(row));
+    // From now: a deployment re-created by the reconciler long after it was saved.
+    const schedule = scheduleOf(row);
+    const timing = toTemporalScheduleSpec(schedule, { from: new Date(Math.max(schedule?.startAt.getTime() ?? 0, this.services.now().getTime())) });
     const input: DeploymentRunInput = { deploymentId: row.id, trigger: 'SCHEDULE', ...this.runTunables() };
     await this.temporal.client.schedule.create({
       scheduleId: scheduleIds.deployment(row.id),
@@ -212,8 +292,9 @@ export class DeploymentService {
   /** Temporal's own next fire time for the schedule (null when it will not run again, is paused, or runs on demand only). */
   async nextRunAt(row: DeploymentRow): Promise<Date | null> {
     if (row.paused || row.schedule === null) return null;
+    const { temporal } = this;
     try {
-      const description = await this.temporal.client.schedule.getHandle(scheduleIds.deployment(row.id)).describe();
+      const description = await temporal.call(() => temporal.client.schedule.getHandle(scheduleIds.deployment(row.id)).describe());
       return description.info.nextActionTimes[0] ?? null;
     } catch (error) {
       if (error instanceof ScheduleNotFoundError) return null;

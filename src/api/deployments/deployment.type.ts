@@ -312,7 +312,7 @@ export class ScheduleForecast {
 @ObjectType({ description: 'A change in a run: its status, a machine, some updates, or new job stream lines.' })
 export class RunProgress {
   @Field(() => ID) runId!: string;
-  @Field(() => String, { description: 'RUN, MACHINE, UPDATES or LINES.' }) kind!: string;
+  @Field(() => String, { description: 'RUN, MACHINE, UPDATES or LINES; RESYNC after the server lost its connection to PostgreSQL for a while: events may have been missed, read the run again.' }) kind!: string;
   @Field(() => DeploymentRun) run!: DeploymentRun;
   @Field(() => MachineRun, { nullable: true }) machineRun!: MachineRun | null;
   @Field(() => [UpdateResult]) updates!: UpdateResult[];

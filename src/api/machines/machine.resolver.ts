@@ -107,16 +107,21 @@ export class MachineResolver {
   @Authorized('VIEWER')
   @Subscription(() => Machine, {
     topics: 'machineChanged',
-    filter: ({ payload, args }: { payload: Events['machineChanged'][0]; args: { machineId?: string } }) => !args.machineId || payload.machineId === args.machineId,
-    description: "A machine's compliance, readiness, assessment, facts or settings changed (all machines, or the one given).",
+    // After a break in the server's event feed, a subscription to one machine gets it again (its
+    // changes meanwhile may have been missed); one to every machine cannot be given them all.
+    filter: ({ payload, args }: { payload: Events['machineChanged'][0]; args: { machineId?: string } }) =>
+      'resync' in payload ? Boolean(args.machineId) : !args.machineId || payload.machineId === args.machineId,
+    description:
+      "A machine's compliance, readiness, assessment, facts or settings changed (all machines, or the one given). With machineId, the machine is also sent again after the server lost its connection to PostgreSQL for a while, since changes may have been missed; without, query `machines` again after such a break.",
   })
   async machineChanged(
     @Root() event: Events['machineChanged'][0],
     @Ctx() ctx: ApiContext,
-    @Arg('machineId', () => ID, { nullable: true }) _machineId?: string,
+    @Arg('machineId', () => ID, { nullable: true }) machineId?: string,
   ): Promise<MachineRow> {
-    const machine = await service(ctx).find(event.machineId);
-    if (!machine) throw notFound(`Machine ${event.machineId} was removed.`);
+    const id = 'resync' in event ? machineId! : event.machineId;
+    const machine = await service(ctx).find(id);
+    if (!machine) throw notFound(`Machine ${id} was removed.`);
     return machine;
   }
 

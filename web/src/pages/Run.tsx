@@ -121,10 +121,12 @@ export function RunPage({ id }: { id: string }) {
     const subscription = client.subscription<{ deploymentRunProgress: Progress }>(PROGRESS, { id }).subscribe((result) => {
       setLive(!result.error);
       const event = result.data?.deploymentRunProgress;
+      // Events may have been missed while the server was away from PostgreSQL: read the whole run again.
+      if (event?.kind === 'RESYNC') refetch({ requestPolicy: 'network-only' });
       if (event) setRun((prev) => (prev ? applyProgress(prev, event) : prev));
     });
     return () => subscription.unsubscribe();
-  }, [client, id]);
+  }, [client, id, refetch]);
   // At the end, read the whole run once more: lines published before the page subscribed are in it.
   const finished = run ? FINISHED.has(run.status) : false;
   useEffect(() => {
