@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 
 export interface ExecResult {
@@ -18,6 +19,17 @@ export interface ExecOptions {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
+const spawnObservers = new AsyncLocalStorage<(pid: number) => void>();
+
+/**
+ * Runs `body`, telling `observe` the process id of every program `exec` starts inside it, however
+ * deep in the call chain: the install job writes down what its package manager runs as, so that an
+ * agent that died meanwhile knows at its next start what may still be running.
+ */
+export function observeSpawns<T>(observe: (pid: number) => void, body: () => Promise<T>): Promise<T> {
+  return spawnObservers.run(observe, body);
+}
+
 /**
  * Runs a program without a shell and collects its output. Never rejects for a non-zero exit:
  * callers decide what an exit code means. Rejects only when the program cannot be started
@@ -30,6 +42,14 @@ export function exec(command: string, args: readonly string[], options: ExecOpti
       cwd: options.cwd,
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    const observe = spawnObservers.getStore();
+    if (observe && child.pid !== undefined) {
+      try {
+        observe(child.pid);
+      } catch {
+        // Keeping a record of the process must never stop the process itself.
+      }
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const partial = { stdout: '', stderr: '' };
