@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { canStartUpdate } from '../fleet/planning.js';
 import { shouldReboot } from '../fleet/reboot.js';
 import { BackendError, type BackendContext, type PackageBackend } from './backends/types.js';
@@ -65,6 +67,11 @@ export class InstallJobRunner {
 
   private save(): void {
     this.deps.store.save(this.jobId, this.state);
+  }
+
+  /** Where the package manager writes its output during an install (see observeSpawns). */
+  private get outputDir(): string {
+    return path.join(this.deps.ctx.workDir, 'install-output');
   }
 
   private bootId(): string | null {
@@ -234,6 +241,7 @@ export class InstallJobRunner {
             this.save();
           },
           () => this.installOne(update),
+          { outputDir: this.outputDir },
         );
         if (outcome.rebootRequired) this.state.rebootRequired = { bootId: this.bootId() };
         this.state.running = null;
@@ -283,6 +291,8 @@ export class InstallJobRunner {
       this.line('agent', `${update.name}: the agent restarted while installing it${machineRestarted ? ' (the machine restarted too)' : ''}; its package manager is no longer running`);
     }
     const outlivedGrace = alive.length > 0;
+    // What the package manager wrote after the agent died: nobody reads it now.
+    if (!outlivedGrace) fs.rmSync(this.outputDir, { recursive: true, force: true });
     let recovery: RecoveryOutcome | null = null;
     if (!outlivedGrace && backend.recoverInterrupted) {
       recovery =

@@ -68,6 +68,21 @@ describe('an install the agent did not see end (apt)', () => {
     expect(observeProcess(sleeper.pid!)).toBeNull();
   });
 
+  it('lets a program write its output to files while the agent reads it line by line, and removes them', async () => {
+    const outputDir = path.join(dir, 'output');
+    const lines: Array<[string, string]> = [];
+    const seen: number[] = [];
+    const result = await observeSpawns(
+      (pid) => seen.push(pid),
+      () => exec('sh', ['-c', 'echo one; echo two >&2; sleep 0.3; printf three'], { onLine: (line, stream) => lines.push([stream, line]) }),
+      { outputDir },
+    );
+    expect(result).toEqual({ exitCode: 0, signal: null, stdout: 'one\nthree', stderr: 'two\n' });
+    expect(lines).toEqual(expect.arrayContaining([['stdout', 'one'], ['stderr', 'two'], ['stdout', 'three']]));
+    expect(seen).toHaveLength(1);
+    expect(fs.readdirSync(outputDir)).toEqual([]);
+  });
+
   it('repairs dpkg killed in the middle of a configure, finishing that install once, so later installs run', async () => {
     expect(await aptBackend.recoverInterrupted!(ctx, () => undefined)).toBeUndefined(); // nothing to repair yet
 
