@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { buildAptMachine } from '../fixtures/apt.js';
+import { buildDnfMachine } from '../fixtures/dnf.js';
 import { SLOW_PACKAGE, slowInstallSignals } from '../fixtures/catalog.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { AGENT_BUNDLE, fleetStackEnv } from '../support/fleet.js';
@@ -79,6 +80,16 @@ class AgentService {
   }
 }
 
+/** The transactions that touched `name` in dnf's own history (the base install, then each update). */
+function dnfTransactions(machine: Machine, name: string): number {
+  const out = execFileSync(
+    'dnf',
+    ['-q', `--config=${path.join(machine.root, 'etc/dnf/dnf.conf')}`, `--installroot=${machine.root}`, `--setopt=reposdir=${path.join(machine.root, 'etc/yum.repos.d')}`, '--releasever=9', 'history', 'list', name],
+    { encoding: 'utf8', env: machine.env },
+  );
+  return out.split('\n').filter((l) => /^\s*\d+\s+\|/.test(l)).length;
+}
+
 /** How often dpkg finished installing `name` at `version` (its own log): installs counted by dpkg itself. */
 function dpkgInstalls(machine: Machine, name: string, version: string): number {
   const log = fs.readFileSync(path.join(machine.root, 'var/log/dpkg.log'), 'utf8');
@@ -99,7 +110,7 @@ async function fileAppears(file: string, timeoutMs: number): Promise<void> {
 type MachineRunView = { status: string; rebootOutcome: string | null; error: string | null; updates: Array<{ name: string; status: string; reason: string | null; errorText: string | null }>; jobStream: Array<{ line: string }> };
 
 /**
- * Jobs survive the agent: a real agent process on a real apt machine, killed in the middle of an
+ * Jobs survive the agent: a real agent process on real apt and dnf machines, killed in the middle of an
  * install (while a maintainer script waits for the test, so the kill lands there every time), and
  * started again with the same state dir. The machine run completes, each update is installed once
  * (dpkg's own log), and the time from the restart to the job going on is printed.
@@ -113,7 +124,7 @@ describe('an agent that dies in the middle of an install job', () => {
   let drop: () => Promise<void>;
   let operator: string;
   let enrollKey: string;
-  const machines: Record<'killed' | 'rebooted', Machine> = {} as never;
+  const machines: Record<'killed' | 'rebooted' | 'dnf', Machine> = {} as never;
   const agents: AgentService[] = [];
   const ids: Record<string, string> = {};
 
@@ -134,10 +145,10 @@ describe('an agent that dies in the middle of an install job', () => {
     server = spawnFleetpatch(['server'], env);
     worker = spawnFleetpatch(['worker'], env);
     const built = await Promise.all(
-      (['killed', 'rebooted'] as const).map(async (role) => {
+      (['killed', 'rebooted', 'dnf'] as const).map(async (role) => {
         const dir = path.join(work, role);
-        const { root, env: machineEnv } = await buildAptMachine(dir, { extraPackages: [SLOW_PACKAGE] });
-        const name = `${role}-01`;
+        const { root, env: machineEnv } = await (role === 'dnf' ? buildDnfMachine : buildAptMachine)(dir, { extraPackages: [SLOW_PACKAGE] });
+        const name = role === 'dnf' ? 'rocky-killed-01' : `${role}-01`;
         fs.writeFileSync(path.join(root, 'etc/hostname'), `${name}\n`);
         const bootIdFile = path.join(dir, 'boot_id');
         fs.writeFileSync(bootIdFile, `${randomUUID()}\n`);
@@ -149,7 +160,7 @@ describe('an agent that dies in the middle of an install job', () => {
     enrollKey = (await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "restarts"}) { secret } }')).createEnrollmentKey.secret;
     for (const machine of Object.values(machines)) agents.push(new AgentService(machine, url.replace('/graphql', ''), enrollKey).start());
     const assessed = async () => (await query<{ machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } }>('{ machines { edges { node { id name lastAssessedAt } } } }')).machines.edges.map((e) => e.node);
-    await waitUntil(assessed, (list) => list.filter((m) => m.lastAssessedAt).length === 2, 90_000, 'two assessed machines');
+    await waitUntil(assessed, (list) => list.filter((m) => m.lastAssessedAt).length === 3, 90_000, 'three assessed machines');
     for (const m of await assessed()) ids[m.name] = m.id;
   }, 240_000);
 
@@ -269,5 +280,35 @@ describe('an agent that dies in the middle of an install job', () => {
     expect(row!.machine_boot).not.toBe(bootAfterCut);
     expect(agent.starts).toHaveLength(3);
     expect(Date.parse(row!.ended_at)).toBeGreaterThanOrEqual(agent.starts[2]!);
+  }, 300_000);
+
+  it('on dnf too: killed alone in a %post, it takes the job back, waits for dnf, and each update is one dnf transaction', async () => {
+    const machine = machines.dnf;
+    const agent = agents[2]!;
+    const signals = slowInstallSignals(machine.root, 'demo-slow');
+    const runId = await startRun('restart - dnf agent killed', machine, 'NEVER');
+    await fileAppears(signals.started, 90_000);
+
+    await agent.kill('agent');
+    agent.start();
+    const restartedAt = agent.starts.at(-1)!;
+    const takenBack = await untilJobLine(runId, /taken back after the agent restarted: 1 of 4 update\(s\) done before/, restartedAt);
+    await untilJobLine(runId, /demo-slow: the agent restarted while installing it; waiting for the package manager it had started/, restartedAt);
+    console.log(`dnf agent killed mid-install: restart → job taken back ${takenBack} ms`);
+    fs.writeFileSync(signals.release, '');
+
+    const run = await runEnd(runId);
+    const view = run.machineRuns[0]!;
+    expect(run.status).toBe('SUCCEEDED');
+    expect(view.updates.find((u) => u.name === 'demo-slow')).toMatchObject({
+      status: 'SUCCEEDED',
+      reason: 'The agent restarted while this update was being installed; the package database shows demo-slow 1.1-1 installed.',
+    });
+    for (const [name, version] of Object.entries(DEPLOYED)) {
+      expect(view.updates.find((u) => u.name === name)?.status, name).toBe('SUCCEEDED');
+      // One version in rpm's database (no half-done transaction), reached by one dnf transaction.
+      expect(execFileSync('rpm', ['--root', machine.root, '-q', '--qf', '%{VERSION}-%{RELEASE}\n', name], { encoding: 'utf8', env: machine.env }).trim(), name).toBe(version);
+      expect(dnfTransactions(machine, name), `${name} in dnf history`).toBe(2);
+    }
   }, 300_000);
 });
