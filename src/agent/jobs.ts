@@ -174,8 +174,9 @@ export class InstallJobRunner {
       this.save();
       log('info', 'job done', { jobId: this.jobId, rebooting: this.state.result.rebooting });
     }
-    // Started at most once (the flag is saved right after): a reboot twice would be worse than an
-    // agent that died in this very moment and leaves the workflow to time out its wait.
+    // The flag is saved right after the reboot is started: an agent that dies in between starts it
+    // again at its next start, in the same boot (a second `shutdown -r` replaces the first), rather
+    // than never (the workflow would wait for a reboot that does not come, until its timeout).
     if (rebootDue(this.state, this.bootId())) {
       this.reboot();
       this.state.rebootStarted = true;
