@@ -63,8 +63,9 @@ export class AgentClient {
     return this.request('POST', '/checkin', { facts }, 30_000);
   }
 
-  commands(waitSeconds: number, signal?: AbortSignal): Promise<CommandsResponse> {
-    return this.request('GET', `/commands?waitSeconds=${waitSeconds}`, undefined, (waitSeconds + 30) * 1000, { signal });
+  /** `redeliver`: also the commands handed out before and not completed (the agent lost track of them). */
+  commands(waitSeconds: number, signal?: AbortSignal, redeliver = false): Promise<CommandsResponse> {
+    return this.request('GET', `/commands?waitSeconds=${waitSeconds}${redeliver ? '&redeliver=1' : ''}`, undefined, (waitSeconds + 30) * 1000, { signal });
   }
 
   sendReport(report: AssessmentReport): Promise<AssessmentReportResponse> {

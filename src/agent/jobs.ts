@@ -5,8 +5,12 @@ import { canStartUpdate } from '../fleet/planning.js';
 import { shouldReboot } from '../fleet/reboot.js';
 import { BackendError, type BackendContext, type PackageBackend } from './backends/types.js';
 import { ServerRefusal, type AgentClient } from './client.js';
+import { observeSpawns } from './exec.js';
 import { readBootId } from './facts.js';
+import type { JobStore } from './jobStore.js';
 import type { AgentLog } from './log.js';
+import { observeProcess, recordProcess } from './processes.js';
+import { bootChanged, interruptedOutcome, isResume, rebootDue, rebootStillRequired, stillRunning, updateKey as key, updateStep, type JobState, type RecoveryOutcome } from './resume.js';
 import { sleep } from './sleep.js';
 import type { InstallJob, JobEvents, JobLine, JobResult, JobUpdate, JobUpdateState } from './protocol.js';
 
@@ -14,7 +18,8 @@ export interface JobDeps {
   backend: PackageBackend;
   ctx: BackendContext;
   client: AgentClient;
-  stateDir: string;
+  /** Where the job and its progress are kept (see JobStore). */
+  store: JobStore;
   log: AgentLog;
   /** The local agent of `fleetpatch dev`: refuses to install. */
   assessOnly: boolean;
@@ -24,57 +29,53 @@ export interface JobDeps {
   signal: AbortSignal;
 }
 
-/** What the agent keeps on disk about a job, so that a restart resumes it instead of starting over. */
-interface JobState {
-  updates: Record<string, JobUpdateState>;
-  seq: number;
-  result: JobResult | null;
-  resultDelivered: boolean;
-}
-
-const key = (u: { name: string; arch: string | null }) => `${u.name}/${u.arch ?? ''}`;
 /** A job sends a batch at least this often while it runs: the server relays it as a Temporal heartbeat. */
 const KEEPALIVE_MS = 15_000;
 const FLUSH_MS = 500;
 const RETRY_MS = 2000;
-
+/** How often an agent that restarted looks whether the package manager it had started is done. */
+const PROCESS_POLL_MS = 1000;
+/**
+ * Answers that mean the server no longer wants the job: withdrawn because its machine run ended
+ * (409), unknown (404), the machine removed (401). The job is dropped, never gone on with.
+ */
+const NOT_WANTED = new Set([401, 404, 409]);
 
 /**
  * Runs one install job: the selected updates in the planned order, each only if the window still
  * covers it, streaming the package manager's lines; then the result, then the reboot the setting
- * calls for. Every step is written to disk first, so the same job delivered again after a crash
- * installs nothing twice.
+ * calls for. Every step is written to disk first (JobStore), so an agent that stops anywhere in
+ * between takes the job back at its next start and installs nothing twice (see resume.ts).
  */
 export class InstallJobRunner {
-  private readonly file: string;
+  private readonly job: InstallJob;
   private state: JobState;
   private lines: JobLine[] = [];
   private changed = new Map<string, JobUpdateState>();
   private sending: Promise<void> = Promise.resolve();
+  private withdrawn = false;
 
   constructor(
     private readonly jobId: string,
-    private readonly job: InstallJob,
     private readonly deps: JobDeps,
   ) {
-    const dir = path.join(deps.stateDir, 'jobs');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.file = path.join(dir, `${jobId.replace(/[^A-Za-z0-9-]/g, '_')}.json`);
-    this.state = this.load();
-  }
-
-  private load(): JobState {
-    try {
-      return JSON.parse(fs.readFileSync(this.file, 'utf8')) as JobState;
-    } catch {
-      return { updates: {}, seq: 0, result: null, resultDelivered: false };
-    }
+    const state = deps.store.load(jobId);
+    if (!state?.job) throw new Error(`Install job ${jobId} is not in ${deps.store.dir}.`);
+    this.state = state;
+    this.job = state.job;
   }
 
   private save(): void {
-    const partial = `${this.file}.partial`;
-    fs.writeFileSync(partial, JSON.stringify(this.state), { mode: 0o600 });
-    fs.renameSync(partial, this.file);
+    this.deps.store.save(this.jobId, this.state);
+  }
+
+  /** Where the package manager writes its output during an install (see observeSpawns). */
+  private get outputDir(): string {
+    return path.join(this.deps.ctx.workDir, 'install-output');
+  }
+
+  private bootId(): string | null {
+    return readBootId(this.deps.bootIdFile);
   }
 
   private line(stream: JobLine['stream'], text: string): void {
@@ -101,6 +102,7 @@ export class InstallJobRunner {
 
   private async sendPending(evenIfEmpty: boolean): Promise<void> {
     do {
+      if (this.withdrawn) return;
       const lines = this.lines.splice(0, 500);
       const updates = [...this.changed.values()];
       this.changed.clear();
@@ -113,7 +115,7 @@ export class InstallJobRunner {
     } while (this.lines.length > 0 || this.changed.size > 0);
   }
 
-  /** Retries while the server is away; a refusal (the job was withdrawn) ends the attempt. */
+  /** Retries while the server is away; a refusal ends the attempt, and one that says the job is not wanted withdraws it. */
   private async deliver(send: () => Promise<unknown>): Promise<boolean> {
     while (!this.deps.signal.aborted) {
       try {
@@ -121,7 +123,12 @@ export class InstallJobRunner {
         return true;
       } catch (error) {
         if (error instanceof ServerRefusal) {
-          this.deps.log('warn', 'the server refused job progress', { jobId: this.jobId, error: error.message });
+          if (NOT_WANTED.has(error.status)) {
+            if (!this.withdrawn) this.deps.log('warn', 'the server no longer wants this job: nothing more of it is installed', { jobId: this.jobId, error: error.message });
+            this.withdrawn = true;
+          } else {
+            this.deps.log('warn', 'the server refused job progress', { jobId: this.jobId, error: error.message });
+          }
           return false;
         }
         await sleep(RETRY_MS, this.deps.signal);
@@ -130,21 +137,57 @@ export class InstallJobRunner {
     return false;
   }
 
+  private finish(how: 'DONE' | 'WITHDRAWN'): void {
+    this.state.finished = how;
+    this.save();
+    if (how === 'WITHDRAWN') this.deps.log('info', 'job withdrawn by the server; dropped', { jobId: this.jobId });
+  }
+
+  /**
+   * Runs the job, or goes on with it from its saved state. Returns early, leaving the job on disk
+   * for the next start, when the agent is stopping; drops it when the server no longer wants it.
+   */
   async run(): Promise<void> {
-    const { log } = this.deps;
+    const { log, signal } = this.deps;
+    if (this.state.finished) return;
     if (!this.state.result) {
-      this.state.result = this.deps.assessOnly ? this.refused() : await this.install();
+      // The first batch goes out before anything is installed, and is waited for: the server
+      // confirms it still wants the job (one taken back from disk may have been withdrawn while
+      // the agent was away), and the run sees at once that the agent is back on it.
+      this.line('agent', this.opening());
+      await this.flush();
+      if (this.withdrawn) return this.finish('WITHDRAWN');
+      if (signal.aborted) return;
+      const result = this.deps.assessOnly ? this.refused() : await this.install();
+      if (this.withdrawn) return this.finish('WITHDRAWN');
+      if (!result) return;
+      this.state.result = result;
       this.save();
     }
     await this.flush();
+    if (this.withdrawn) return this.finish('WITHDRAWN');
     if (!this.state.resultDelivered) {
       const delivered = await this.deliver(() => this.deps.client.sendJobResult(this.jobId, this.state.result!));
+      if (this.withdrawn) return this.finish('WITHDRAWN');
       if (!delivered) return;
       this.state.resultDelivered = true;
       this.save();
       log('info', 'job done', { jobId: this.jobId, rebooting: this.state.result.rebooting });
-      if (this.state.result.rebooting) this.reboot();
     }
+    // The flag is saved right after the reboot is started: an agent that dies in between starts it
+    // again at its next start, in the same boot (a second `shutdown -r` replaces the first), rather
+    // than never (the workflow would wait for a reboot that does not come, until its timeout).
+    if (rebootDue(this.state, this.bootId())) {
+      this.reboot();
+      this.state.rebootStarted = true;
+    }
+    this.finish('DONE');
+  }
+
+  private opening(): string {
+    if (!isResume(this.state)) return `job ${this.jobId}: ${this.job.updates.length} update(s) until ${this.job.deadline}, reboot ${this.job.rebootSetting}`;
+    const done = this.job.updates.filter((u) => updateStep(this.state.updates[key(u)]) === 'SKIP').length;
+    return `job ${this.jobId} taken back after the agent restarted: ${done} of ${this.job.updates.length} update(s) done before, going on`;
   }
 
   private refused(): JobResult {
@@ -152,30 +195,35 @@ export class InstallJobRunner {
       updates: [],
       rebootRequired: false,
       rebooting: false,
-      bootId: readBootId(this.deps.bootIdFile),
+      bootId: this.bootId(),
       timedOut: false,
       error: { code: 'ASSESS_ONLY', message: 'This agent runs in assess-only mode and installs nothing. Run it without --assess-only to let deployments install.' },
     };
   }
 
-  private async install(): Promise<JobResult> {
-    const { backend, ctx } = this.deps;
+  /** The updates in order; undefined when it stopped before the end (the agent is stopping, the job was withdrawn). */
+  private async install(): Promise<JobResult | undefined> {
+    const { backend, ctx, signal } = this.deps;
     const deadline = Date.parse(this.job.deadline);
     const graceEnd = deadline + this.job.graceSeconds * 1000;
-    let rebootRequired = false;
     let timedOut = false;
     const ticker = setInterval(() => void this.keepalive(), KEEPALIVE_MS);
     const flusher = setInterval(() => {
       if (this.lines.length > 0 || this.changed.size > 0) void this.flush();
     }, FLUSH_MS);
     try {
-      this.line('agent', `job ${this.jobId}: ${this.job.updates.length} update(s) until ${this.job.deadline}, reboot ${this.job.rebootSetting}`);
       for (const update of this.job.updates) {
+        // Nothing new starts once the agent is stopping (the next start goes on from here) or the
+        // server has withdrawn the job.
+        if (signal.aborted || this.withdrawn) return undefined;
         const previous = this.state.updates[key(update)];
-        if (previous && previous.status !== 'IN_PROGRESS') continue; // done before a restart
-        if (previous?.status === 'IN_PROGRESS') {
-          // The agent stopped while this update ran: never run it again blindly.
-          this.setUpdate({ ...previous, status: 'FAILED', reason: 'The agent stopped while installing this update; the next assessment shows whether it was installed.', endedAt: new Date().toISOString() });
+        const step = updateStep(previous);
+        if (step === 'SKIP') continue;
+        if (step === 'SETTLE') {
+          const settled = await this.settleInterrupted(update, previous!, graceEnd);
+          if (!settled) return undefined;
+          this.setUpdate(settled.state);
+          timedOut ||= settled.outlivedGrace;
           continue;
         }
         const now = Date.now();
@@ -184,10 +232,20 @@ export class InstallJobRunner {
           continue;
         }
         const startedAt = new Date().toISOString();
+        // Saved with the update's IN_PROGRESS: a restart from here on settles it, never reruns it.
+        this.state.running = { key: key(update), bootId: this.bootId(), processes: [] };
         this.setUpdate({ name: update.name, arch: update.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: update.installedVersion, startedAt, endedAt: null });
         void this.flush();
-        const outcome = await this.installOne(update);
-        rebootRequired ||= outcome.rebootRequired;
+        const outcome = await observeSpawns(
+          (pid) => {
+            this.state.running?.processes.push(recordProcess(pid));
+            this.save();
+          },
+          () => this.installOne(update),
+          { outputDir: this.outputDir },
+        );
+        if (outcome.rebootRequired) this.state.rebootRequired = { bootId: this.bootId() };
+        this.state.running = null;
         this.setUpdate({ name: update.name, arch: update.arch, status: outcome.status, exitCode: outcome.exitCode, errorText: outcome.errorText, reason: outcome.reason, installedVersion: outcome.installedVersion, startedAt, endedAt: new Date().toISOString() });
         if (Date.now() > graceEnd) timedOut = true;
       }
@@ -195,10 +253,61 @@ export class InstallJobRunner {
       clearInterval(ticker);
       clearInterval(flusher);
     }
-    const pendingReboot = rebootRequired || (await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
+    const bootId = this.bootId();
+    // A reboot an update asked for counts only in the boot it asked in: one that happened since (a
+    // restart in the middle of the job) has done it.
+    const pendingReboot =
+      rebootStillRequired(this.state.rebootRequired, bootId) || (await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
     const rebooting = !timedOut && shouldReboot(this.job.rebootSetting, pendingReboot);
     this.line('agent', `job ${this.jobId} finished${timedOut ? ' (timed out)' : ''}; reboot ${rebooting ? 'now' : pendingReboot ? 'needed but not allowed' : 'not needed'}`);
-    return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId: readBootId(this.deps.bootIdFile), timedOut, error: null };
+    // The boot id is read now, not when the job began: after a restart of the machine in the middle
+    // of the job, the workflow waits for the boot after this one, not for the one it already had.
+    return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId, timedOut, error: null };
+  }
+
+  /**
+   * An update that was being installed when the agent stopped: never started again. If the package
+   * manager the agent had started still runs (same boot), it is waited for, keeping the run's
+   * heartbeat going, until the window's grace ends; then what a kill left half done is repaired
+   * the package manager's way; then the package database says whether the update is in place.
+   * Undefined when the agent is stopping meanwhile.
+   */
+  private async settleInterrupted(update: JobUpdate, previous: JobUpdateState, graceEnd: number): Promise<{ state: JobUpdateState; outlivedGrace: boolean } | undefined> {
+    const { backend, ctx, signal } = this.deps;
+    const running = this.state.running?.key === key(update) ? this.state.running : null;
+    const bootId = this.bootId();
+    const machineRestarted = bootChanged(running?.bootId ?? null, bootId);
+    // This very process may have been given a recorded id: never wait for ourselves.
+    const look = () => stillRunning(running, bootId, new Map((running?.processes ?? []).map((p) => [p.pid, p.pid === process.pid ? null : observeProcess(p.pid)])));
+    let alive = look();
+    if (alive.length > 0) {
+      this.line('agent', `${update.name}: the agent restarted while installing it; waiting for the package manager it had started (process ${alive.map((p) => p.pid).join(', ')}) to finish`);
+      void this.flush();
+      while (alive.length > 0 && Date.now() < graceEnd) {
+        await sleep(PROCESS_POLL_MS, signal);
+        if (signal.aborted) return undefined;
+        alive = look();
+      }
+    } else {
+      this.line('agent', `${update.name}: the agent restarted while installing it${machineRestarted ? ' (the machine restarted too)' : ''}; its package manager is no longer running`);
+    }
+    const outlivedGrace = alive.length > 0;
+    // What the package manager wrote after the agent died: nobody reads it now.
+    if (!outlivedGrace) fs.rmSync(this.outputDir, { recursive: true, force: true });
+    let recovery: RecoveryOutcome | null = null;
+    if (!outlivedGrace && backend.recoverInterrupted) {
+      recovery =
+        (await backend.recoverInterrupted(ctx, (text) => this.line('stdout', text)).catch((error: unknown) => ({
+          exitCode: error instanceof BackendError ? (error.details.exitCode ?? null) : null,
+          errorText: `${error instanceof BackendError ? error.code : 'AGENT_ERROR'}: ${error instanceof Error ? error.message : String(error)}`,
+        }))) ?? null;
+      if (recovery) this.line('agent', `${update.name}: the package manager had been interrupted; repaired${recovery.errorText ? ` with errors: ${recovery.errorText}` : ''}`);
+    }
+    const database = backend.installedState ? await backend.installedState(ctx, update).catch(() => null) : null;
+    this.state.running = null;
+    const state = interruptedOutcome({ update, previous, database, machineRestarted, recovery, outlivedGrace, nowIso: new Date().toISOString() });
+    this.line('agent', `${update.name}: ${state.status}: ${state.reason}`);
+    return { state, outlivedGrace };
   }
 
   private notAttempted(update: JobUpdate, reason: string): JobUpdateState {

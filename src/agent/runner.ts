@@ -9,7 +9,9 @@ import { gatherFacts } from './facts.js';
 import { AgentRefused } from './errors.js';
 import type { AgentLog } from './log.js';
 import { InstallJobRunner } from './jobs.js';
-import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob } from './protocol.js';
+import { JobStore } from './jobStore.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger } from './protocol.js';
+import { resumeOrder } from './resume.js';
 import { sleep, untilWoken } from './sleep.js';
 import { ReportSpool } from './spool.js';
 import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
@@ -64,8 +66,15 @@ export class Agent {
   private readonly spool: ReportSpool;
   private settings = DEFAULT_SETTINGS;
   /** Work runs one item at a time: the package manager takes one job at a time. */
-  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; jobId: string; job: InstallJob }> = [];
+  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; jobId: string }> = [];
   private readonly jobsSeen = new Set<string>();
+  private readonly jobs: JobStore;
+  /**
+   * The next command poll asks for every command not completed, also those handed out before: at
+   * start (this process may have died holding some) and after a poll that failed (its answer,
+   * carrying commands, may have been lost). Jobs already known here are recognised by their id.
+   */
+  private redeliver = true;
   private wakeAssessor: () => void = () => undefined;
   private lastAssessmentAt = 0;
   private lastFingerprint: string | undefined;
@@ -79,6 +88,7 @@ export class Agent {
     fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
     this.ctx = { root: options.root, env: options.env, workDir };
     this.spool = new ReportSpool(options.stateDir, 100, (file) => options.log('warn', 'spool full: dropped the oldest report', { file }));
+    this.jobs = new JobStore(options.stateDir);
     this.client = new AgentClient(options.server, null, options.ca);
   }
 
@@ -94,6 +104,7 @@ export class Agent {
   async run(signal: AbortSignal): Promise<void> {
     const { log } = this.options;
     await this.enroll(signal);
+    this.takeBackJobs();
     await this.checkIn(signal);
     this.request('STARTUP', null);
     await Promise.all([this.checkInLoop(signal), this.commandLoop(signal), this.scheduleLoop(signal), this.assessLoop(signal)]);
@@ -117,6 +128,15 @@ export class Agent {
       this.settings = enrolled.settings;
       log('info', 'enrolled', { machineId: enrolled.machineId });
     });
+  }
+
+  /** Install jobs an earlier run of the agent had not finished go first, before the start-up assessment. */
+  private takeBackJobs(): void {
+    for (const { jobId, state } of resumeOrder(this.jobs.unfinished())) {
+      this.options.log('info', 'taking back an unfinished install job', { jobId, runId: state.job?.runId });
+      this.jobsSeen.add(jobId);
+      this.queue.push({ kind: 'install', jobId });
+    }
   }
 
   private async checkIn(signal: AbortSignal): Promise<void> {
@@ -161,18 +181,22 @@ export class Agent {
     let delay = RETRY_MIN_MS;
     while (!signal.aborted) {
       try {
-        const { commands } = await this.client.commands(this.settings.longPollSeconds, signal);
+        const { commands } = await this.client.commands(this.settings.longPollSeconds, signal, this.redeliver);
+        this.redeliver = false;
         delay = RETRY_MIN_MS;
         for (const command of commands) {
           if (command.kind === 'ASSESS') this.request('COMMAND', command.id);
           else if (command.kind === 'INSTALL' && command.install && !this.jobsSeen.has(command.id)) {
+            // On disk before it is queued: from here on a restart takes it back.
+            this.jobs.receive(command.id, command.install);
             this.jobsSeen.add(command.id);
-            this.queue.push({ kind: 'install', jobId: command.id, job: command.install });
+            this.queue.push({ kind: 'install', jobId: command.id });
             this.wakeAssessor();
           }
         }
       } catch (error) {
         if (signal.aborted) return;
+        this.redeliver = true;
         this.handleLoopError(error, 'command poll');
         await sleep(delay, signal);
         delay = Math.min(delay * 2, COMMAND_RETRY_MAX_MS);
@@ -200,8 +224,9 @@ export class Agent {
   }
 
   private request(trigger: AssessmentTrigger, commandId: string | null): void {
-    // One waiting assessment answers every request made before it starts (keep the command ids).
-    if (commandId === null && this.queue.some((q) => q.kind === 'assess' && q.commandId === null)) return;
+    // One waiting assessment answers every request made before it starts (keep the command ids);
+    // a command handed out again while it waits is the same request.
+    if (this.queue.some((q) => q.kind === 'assess' && q.commandId === commandId)) return;
     this.queue.push({ kind: 'assess', trigger, commandId });
     this.wakeAssessor();
   }
@@ -215,8 +240,13 @@ export class Agent {
         continue;
       }
       if (next.kind === 'install') {
-        const { log, stateDir, assessOnly, bootIdFile, rebootCommand } = this.options;
-        await new InstallJobRunner(next.jobId, next.job, { backend: this.backend, ctx: this.ctx, client: this.client, stateDir, log, assessOnly, bootIdFile, rebootCommand, signal }).run();
+        const { log, assessOnly, bootIdFile, rebootCommand } = this.options;
+        try {
+          await new InstallJobRunner(next.jobId, { backend: this.backend, ctx: this.ctx, client: this.client, store: this.jobs, log, assessOnly, bootIdFile, rebootCommand, signal }).run();
+        } catch (error) {
+          // The job stays on disk as far as it got: the next start takes it back.
+          log('error', 'install job stopped by an error', { jobId: next.jobId, error: error instanceof Error ? error.message : String(error) });
+        }
         continue;
       }
       const fingerprint = await this.backend.databaseFingerprint(this.ctx).catch(() => undefined);

@@ -3,7 +3,11 @@ import type { AgentCommand, AgentCommandKind, InstallJob } from '../agent/protoc
 import type { Db } from './client.js';
 import { agentCommands } from './schema.js';
 
-/** A command handed to an agent that has not completed it after this long is handed out again (the agent may have crashed). */
+/**
+ * A command handed to an agent that has not completed it after this long is handed out again. Only
+ * a backstop: an agent that lost track of its commands says so (it started, or a poll failed) and
+ * gets them again at once (`redeliver`); an agent holding a long job ignores the second offer.
+ */
 const REDELIVER_AFTER = '5 minutes';
 
 /** Queues a command unless the same kind is already waiting for that machine; returns the waiting one. */
@@ -21,9 +25,9 @@ export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCo
   });
 }
 
-/** Built once per database: every long-poll runs it. */
-const commandTakers = new WeakMap<Db, ReturnType<typeof prepareTakeCommands>>();
-function prepareTakeCommands(db: Db) {
+/** Built once per database and kind of take: every long-poll runs one. */
+const commandTakers = new WeakMap<Db, Record<'waiting' | 'open', ReturnType<typeof prepareTakeCommands>>>();
+function prepareTakeCommands(db: Db, which: 'waiting' | 'open') {
   return db
     .update(agentCommands)
     .set({ deliveredAt: sql`now()` })
@@ -32,18 +36,22 @@ function prepareTakeCommands(db: Db) {
         eq(agentCommands.machineId, sql.placeholder('machineId')),
         isNull(agentCommands.completedAt),
         isNull(agentCommands.canceledAt),
-        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${sql.raw(`'${REDELIVER_AFTER}'`)}::interval`),
+        which === 'open' ? undefined : or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${sql.raw(`'${REDELIVER_AFTER}'`)}::interval`),
       ),
     )
     .returning({ id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload })
-    .prepare('take_agent_commands');
+    .prepare(which === 'open' ? 'redeliver_agent_commands' : 'take_agent_commands');
 }
 
-/** Hands out the machine's waiting commands, marking them delivered. */
-export async function takeAgentCommands(db: Db, machineId: string): Promise<AgentCommand[]> {
-  let take = commandTakers.get(db);
-  if (!take) commandTakers.set(db, (take = prepareTakeCommands(db)));
-  const rows = await take.execute({ machineId });
+/**
+ * Hands out the machine's waiting commands, marking them delivered. With `redeliver` (an agent that
+ * started, or whose last poll failed, and may have lost what it was given), every command it has
+ * not completed, delivered before or not.
+ */
+export async function takeAgentCommands(db: Db, machineId: string, redeliver = false): Promise<AgentCommand[]> {
+  let takers = commandTakers.get(db);
+  if (!takers) commandTakers.set(db, (takers = { waiting: prepareTakeCommands(db, 'waiting'), open: prepareTakeCommands(db, 'open') }));
+  const rows = await takers[redeliver ? 'open' : 'waiting'].execute({ machineId });
   return rows.map((r) => (r.kind === 'INSTALL' ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob } : { id: r.id, kind: r.kind as AgentCommandKind }));
 }
 

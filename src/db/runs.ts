@@ -369,12 +369,15 @@ function updatePatch(u: JobUpdateState) {
  * Applies one batch of job progress (lines, update states) once: batches carry increasing
  * numbers and one already applied is skipped. Only the machine's own jobs are found.
  */
-export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; lineIds: [number, number] | null; updates: string[] } | undefined> {
+export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; lineIds: [number, number] | null; updates: string[] } | 'WITHDRAWN' | undefined> {
   return db.transaction(async (tx) => {
     const job = await jobOf(tx as unknown as Db, machineId, commandId);
     if (!job) return undefined;
     await tx.select({ id: agentCommands.id }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
-    const [fresh] = await tx.select({ seq: agentCommands.lastEventSeq }).from(agentCommands).where(eq(agentCommands.id, commandId));
+    const [fresh] = await tx.select({ seq: agentCommands.lastEventSeq, canceledAt: agentCommands.canceledAt }).from(agentCommands).where(eq(agentCommands.id, commandId));
+    // Its machine run ended (and settled the updates): nothing more of the job is stored, and the
+    // agent, told so, installs nothing more of it.
+    if (fresh?.canceledAt) return 'WITHDRAWN';
     if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, lineIds: null, updates: [] };
     await tx.update(agentCommands).set({ lastEventSeq: events.seq }).where(eq(agentCommands.id, commandId));
     let lineIds: [number, number] | null = null;
@@ -392,19 +395,23 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
   });
 }
 
-/** Stores the job's result once, settles its updates, and learns their durations. */
-export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean } | undefined> {
+/**
+ * Stores the job's result once, settles its updates, and learns their durations. WITHDRAWN: the job
+ * was withdrawn before any result came (its machine run ended without it): the agent must not go
+ * on with it (nor reboot for it).
+ */
+export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean } | 'WITHDRAWN' | undefined> {
   return db.transaction(async (tx) => {
     const found = await jobOf(tx as unknown as Db, machineId, commandId);
     if (!found) return undefined;
     // The task token is read under the lock: a machine run's workflow that attaches to a job handed
     // over in bulk sets it concurrently, and either sees this result (and returns it) or its token is
     // read here (and the API completes it). Read before the lock, both could miss each other.
-    const [row] = await tx.select({ result: agentCommands.result, taskToken: agentCommands.taskToken }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
+    const [row] = await tx.select({ result: agentCommands.result, taskToken: agentCommands.taskToken, canceledAt: agentCommands.canceledAt }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
     const job = { ...found, taskToken: row?.taskToken ?? null };
     if (row?.result) return { target: job, first: false };
+    if (row?.canceledAt) return 'WITHDRAWN';
     await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
-    if (job.canceled) return { target: job, first: false };
     for (const u of result.updates) {
       await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
       if (u.status === 'SUCCEEDED' && u.startedAt && u.endedAt) {

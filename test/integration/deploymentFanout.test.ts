@@ -175,9 +175,10 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
     const status = await activities.finishDeploymentRun({ runId: begun.runId, canceled: true, notStarted: begun.machines.map((m) => m.machineRunId), notStartedReason: 'The run was canceled.' });
     expect(status).toBe('CANCELED');
     expect((await jobsOfRun(begun.runId)).every((j) => j.canceled_at !== null)).toBe(true);
-    // The agent that had not taken its job never gets it; a late result of the other changes no update.
+    // The agent that had not taken its job never gets it; a late result of the other is refused (the
+    // agent drops the job: nothing more of it, no reboot) and changes no update.
     expect(await poll(agents[1]!)).toEqual([]);
-    await agents[0]!.client.sendJobResult(taken!.id, succeeded(taken!.install!));
+    await expect(agents[0]!.client.sendJobResult(taken!.id, succeeded(taken!.install!))).rejects.toMatchObject({ status: 409, code: 'CONFLICT' });
     const results = await database.sql<Array<{ status: string }>>`select distinct status from update_results where run_id = ${begun.runId}`;
     expect(results.map((r) => r.status)).toEqual(['NOT_ATTEMPTED']);
   }, 60_000);

@@ -11,7 +11,7 @@ export const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', imp
  * set (e.g. to dist/executables/fleetpatch-agent-linux-x64), a self-contained executable, to run the
  * same deployments on what the packages install.
  */
-const AGENT_COMMAND = process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE ? [process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE] : [process.execPath, AGENT_BUNDLE];
+export const AGENT_COMMAND = process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE ? [process.env.FLEETPATCH_TEST_AGENT_EXECUTABLE] : [process.execPath, AGENT_BUNDLE];
 
 export type Backend = 'apt' | 'dnf' | 'zypper';
 

@@ -630,6 +630,37 @@ async function configureAlone(ctx: BackendContext, env: NodeJS.ProcessEnv, name:
   return runProgram('dpkg', [...root, '--force-confdef', '--force-confold', '--configure', ...packages], env, { onLine });
 }
 
+/** The update's package as dpkg has it: installed means at the update's version and fully configured. */
+async function installedState(ctx: BackendContext, update: PendingUpdate): Promise<{ installed: boolean; installedVersion: string | null }> {
+  const state = await dpkgState(ctx, update.name, update.arch, await aptEnvironment(ctx));
+  return { installed: fullyInstalled(state, update.availableVersion), installedVersion: state?.version ?? null };
+}
+
+/**
+ * dpkg killed in the middle of its work (a reboot, a power cut, its agent's whole service killed)
+ * leaves entries in its journal (`updates/`, files named by numbers: what apt itself looks at), and
+ * from then on every apt run stops with "dpkg was interrupted, you must manually run 'dpkg
+ * --configure -a' to correct the problem". That is what is run here: it finishes configuring what
+ * was unpacked (the interrupted update's own maintainer script runs to its end, which is what the
+ * killed run was doing, so nothing is installed twice) and, as dpkg requires, retries any other
+ * package left unconfigured. Undefined when dpkg was not interrupted.
+ */
+async function recoverInterrupted(ctx: BackendContext, onOutput: (line: string) => void): Promise<{ exitCode: number | null; errorText: string | null } | undefined> {
+  let journal: string[];
+  try {
+    journal = (await fs.readdir(await resolveInRoot(ctx.root, 'var/lib/dpkg/updates'))).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return undefined;
+  }
+  if (journal.length === 0) return undefined;
+  const env = await aptEnvironment(ctx);
+  const r = path.resolve(ctx.root);
+  const rootArgs = isRoot(ctx) ? [] : [`--root=${r}`, '--force-script-chrootless', `--log=${r}/var/log/dpkg.log`];
+  const run = await runProgram('dpkg', [...rootArgs, '--force-confdef', '--force-confold', '--configure', '-a'], env, { onLine: onOutput });
+  checkRun(run);
+  return { exitCode: run.exitCode, errorText: run.exitCode === 0 ? null : (extractErrorLines(run.lines) ?? run.lines.filter((l) => l.trim()).slice(-10).join('\n')) };
+}
+
 async function databaseFingerprint(ctx: BackendContext): Promise<string> {
   const file = await resolveInRoot(ctx.root, 'var/lib/dpkg/status');
   try {
@@ -645,4 +676,6 @@ export const aptBackend: PackageBackend = {
   assess,
   installUpdate,
   databaseFingerprint,
+  installedState,
+  recoverInterrupted,
 };

@@ -891,6 +891,13 @@ async function installWith(tool: Tool, ctx: BackendContext, update: PendingUpdat
   return { status: 'FAILED', exitCode: result.exitCode, errorText: errors.length > 0 ? errors.join('\n') : fallback || null, installedVersion, rebootRequired };
 }
 
+/** rpm's view of the update's package: installed when the update's own version is among the installed ones. */
+async function rpmInstalledState(tool: Tool, ctx: BackendContext, update: PendingUpdate): Promise<{ installed: boolean; installedVersion: string | null }> {
+  const versions = await installedVersions(await machineFor(tool, ctx), ctx, update.name);
+  const installed = versions.includes(update.availableVersion);
+  return { installed, installedVersion: installed ? update.availableVersion : (versions.at(-1) ?? null) };
+}
+
 async function rebootAfterInstall(tool: Tool, machine: Machine, ctx: BackendContext, update: PendingUpdate): Promise<boolean> {
   const boot = await bootTime();
   if (tool === 'dnf') {
@@ -935,6 +942,7 @@ export const dnfBackend: PackageBackend = {
   assess: dnfAssess,
   installUpdate: (ctx, update, onOutput) => installWith('dnf', ctx, update, onOutput),
   databaseFingerprint: rpmDatabaseFingerprint,
+  installedState: (ctx, update) => rpmInstalledState('dnf', ctx, update),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,4 +1071,5 @@ export const yumBackend: PackageBackend = {
   assess: yumAssess,
   installUpdate: (ctx, update, onOutput) => installWith('yum', ctx, update, onOutput),
   databaseFingerprint: rpmDatabaseFingerprint,
+  installedState: (ctx, update) => rpmInstalledState('yum', ctx, update),
 };

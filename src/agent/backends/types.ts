@@ -104,6 +104,18 @@ export interface PackageBackend {
    * (Windows: a WUA search takes minutes). Without it, the agent reads it from `assess`.
    */
   rebootPending?(ctx: BackendContext): Promise<boolean>;
+  /**
+   * What the package database shows for an update's package: whether the update's own version is
+   * installed (fully: dpkg has configured it), and the version it shows. Read when the agent
+   * restarted in the middle of installing it. Without it, such an update is reported FAILED.
+   */
+  installedState?(ctx: BackendContext, update: PendingUpdate): Promise<{ installed: boolean; installedVersion: string | null }>;
+  /**
+   * Repairs what a package manager killed in the middle of a transaction left behind, as the
+   * package manager itself prescribes, so that later installs can run (apt: `dpkg --configure -a`
+   * when dpkg's journal says it was interrupted). Undefined when there was nothing to repair.
+   */
+  recoverInterrupted?(ctx: BackendContext, onOutput: (line: string) => void): Promise<{ exitCode: number | null; errorText: string | null } | undefined>;
 }
 
 export type BackendErrorCode =

@@ -793,9 +793,17 @@ async function databaseFingerprint(ctx: BackendContext): Promise<string> {
   return createHash('sha256').update(entries.sort().join('\n')).digest('hex').slice(0, 32);
 }
 
+/** rpm's view of the update's package, read as the install reads it (the update's edition, of its arch or noarch). */
+async function installedState(ctx: BackendContext, update: PendingUpdate): Promise<{ installed: boolean; installedVersion: string | null }> {
+  const ofArch = (await installedEditions(ctx, update.name)).filter((e) => !update.arch || e.arch === update.arch || e.arch === 'noarch' || update.arch === 'noarch');
+  const installed = ofArch.some((e) => e.edition === update.availableVersion);
+  return { installed, installedVersion: installed ? update.availableVersion : (ofArch.map((e) => e.edition).sort((a, b) => compareEditions(b, a))[0] ?? null) };
+}
+
 export const zypperBackend: PackageBackend = {
   name: 'zypper',
   assess,
   installUpdate,
   databaseFingerprint,
+  installedState,
 };

@@ -146,9 +146,11 @@ export function agentEndpoint(
       if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > MAX_LONG_POLL_SECONDS) {
         throw new AgentApiError(400, 'BAD_USER_INPUT', `waitSeconds must be a number from 0 to ${MAX_LONG_POLL_SECONDS}.`);
       }
+      const redeliver = query.getAll('redeliver');
+      if (redeliver.length > 1 || (redeliver.length === 1 && redeliver[0] !== '1')) throw new AgentApiError(400, 'BAD_USER_INPUT', 'redeliver must be 1 when given (once).');
       const aborted = new AbortController();
       res.on('close', () => aborted.abort());
-      const commands = await agents.waitForCommands(machine.id, waitSeconds * 1000, aborted.signal);
+      const commands = await agents.waitForCommands(machine.id, waitSeconds * 1000, aborted.signal, redeliver.length === 1);
       if (!res.writableEnded && !aborted.signal.aborted) answer(res, 200, { commands });
     },
 
@@ -168,6 +170,7 @@ export function agentEndpoint(
       const events = parse(jobEvents, body);
       const outcome = await agents.jobEvents(machine, jobIdOf(jobId), events);
       if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      if (outcome === 'WITHDRAWN') throw new AgentApiError(409, 'CONFLICT', WITHDRAWN_JOB);
       answer(res, 200, outcome);
     },
 
@@ -176,6 +179,7 @@ export function agentEndpoint(
       const result = parse(jobResult, body);
       const outcome = await agents.jobResult(machine, jobIdOf(jobId), result);
       if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
+      if (outcome === 'WITHDRAWN') throw new AgentApiError(409, 'CONFLICT', WITHDRAWN_JOB);
       answer(res, 200, outcome);
     },
   };
@@ -234,6 +238,7 @@ export function agentEndpoint(
 }
 
 const UNKNOWN_JOB = 'No such job for this machine. A machine can only report on its own jobs.';
+const WITHDRAWN_JOB = 'This job was withdrawn: its machine run has ended (finished, canceled, or given up on a silent agent). Install nothing more of it.';
 
 function jobIdOf(id: string | undefined): string {
   if (!id || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);

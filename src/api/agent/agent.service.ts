@@ -131,9 +131,10 @@ export class AgentService {
    * A batch of job progress: stored once, published to the run's subscribers, and relayed to
    * Temporal as the install activity's heartbeat (so a silent agent is noticed).
    */
-  async jobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | { applied: boolean }> {
+  async jobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { applied: boolean }> {
     const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
     if (!outcome) return 'UNKNOWN_JOB';
+    if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
     if (outcome.applied) {
       if (outcome.lineIds) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'LINES', machineRunId: target.machineRunId, updateNames: [], lineIds: outcome.lineIds });
@@ -153,9 +154,10 @@ export class AgentService {
   }
 
   /** The job's result: stored once, then it completes the waiting install activity. */
-  async jobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | { accepted: boolean }> {
+  async jobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
     const outcome = await applyJobResult(this.db, machine.id, jobId, result);
     if (!outcome) return 'UNKNOWN_JOB';
+    if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
     this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: result.updates.map((u) => u.name), lineIds: null });
     if (target.taskToken) {
@@ -185,10 +187,14 @@ export class AgentService {
    * `agentCommandQueued` through Postgres NOTIFY, so a command queued on another API replica or by
    * the worker wakes it too) or with nothing when time is up. Not woken means nothing was queued:
    * the agent's next poll looks again, and skips even that query while the machine is known to be
-   * quiet (see LongPollWakeups).
+   * quiet (see LongPollWakeups). `redeliver` (the agent started, or its last poll failed) hands out
+   * every command it has not completed and answers at once, with nothing if nothing is open.
    */
-  async waitForCommands(machineId: string, waitMs: number, aborted: AbortSignal): Promise<AgentCommand[]> {
-    if (waitMs <= 0) return takeAgentCommands(this.db, machineId);
+  async waitForCommands(machineId: string, waitMs: number, aborted: AbortSignal, redeliver = false): Promise<AgentCommand[]> {
+    if (waitMs <= 0 || redeliver) {
+      // A redelivery answers at once, even with nothing: the agent's next poll waits as usual.
+      return takeAgentCommands(this.db, machineId, redeliver);
+    }
     let woken = false;
     let settle: () => void = () => undefined;
     const settled = new Promise<void>((resolve) => (settle = resolve));
