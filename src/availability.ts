@@ -67,6 +67,20 @@ export class DependencyGate {
     if (this.current) throw new ServiceUnavailable(this.dependency);
   }
 
+  /**
+   * A call that was not answered in time: the dependency may be away, or only slow with this one
+   * call (a Temporal schedule query waiting for its workflow). One probe decides; only when it fails
+   * too does the outage open, so one slow call does not turn every other request away.
+   */
+  async late(error: unknown): Promise<void> {
+    if (this.closed || this.current) return;
+    try {
+      await this.probe();
+    } catch (probeError) {
+      this.failed(probeError ?? error);
+    }
+  }
+
   /** A failure that says the dependency is away: opens the outage (once) and starts probing. */
   failed(error: unknown): void {
     if (this.closed || this.current) return;

@@ -44,6 +44,14 @@ export function isTemporalUnavailable(error: unknown): boolean {
   return isGrpcServiceError(error) && (error.code === GRPC_UNAVAILABLE || error.code === GRPC_DEADLINE_EXCEEDED);
 }
 
+/** The gRPC error in an error's cause chain (the SDK wraps some of them). */
+function grpcErrorIn(error: unknown): { code: number; details: string } | undefined {
+  for (let current = error as { cause?: unknown } | undefined, i = 0; i < 8 && current && typeof current === 'object'; i++, current = current.cause as typeof current) {
+    if (isGrpcServiceError(current)) return current;
+  }
+  return undefined;
+}
+
 export async function connectTemporal(settings: TemporalSettings): Promise<TemporalClient> {
   const connection = await Connection.connect({ address: settings.address, interceptors: [API_RETRY] });
   const client = new Client({ connection, namespace: settings.namespace });
@@ -57,8 +65,15 @@ export async function connectTemporal(settings: TemporalSettings): Promise<Tempo
         return await connection.withDeadline(Date.now() + CALL_DEADLINE_MS, fn);
       } catch (error) {
         if (unavailableDependency(error, [['TEMPORAL', isTemporalUnavailable]]) !== 'TEMPORAL') throw error;
+        if (error instanceof ServiceUnavailable) throw error;
+        const grpc = grpcErrorIn(error);
+        if (grpc?.code === GRPC_DEADLINE_EXCEEDED) {
+          // Late, not necessarily away: the gate asks Temporal once before it turns others away.
+          await temporal.availability.late(error);
+          throw new ServiceUnavailable('TEMPORAL', `Temporal did not answer in time (${grpc.details || 'deadline exceeded'}). Try again in a few seconds.`, { cause: error });
+        }
         temporal.availability.failed(error);
-        throw error instanceof ServiceUnavailable ? error : new ServiceUnavailable('TEMPORAL', undefined, { cause: error });
+        throw new ServiceUnavailable('TEMPORAL', undefined, { cause: error });
       }
     },
     close: () => {

@@ -32,6 +32,25 @@ describe('DependencyGate', () => {
     expect(changes.map((c) => c && c.reason)).toEqual(['connect ECONNREFUSED 127.0.0.1:5432', null]);
     gate.close();
   });
+
+  it('after a late answer, asks the dependency once: a slow call alone turns no other request away', async () => {
+    let answers = true;
+    let probes = 0;
+    const gate = new DependencyGate('TEMPORAL', async () => {
+      probes++;
+      if (!answers) throw new Error('14 UNAVAILABLE: No connection established');
+    }, 5);
+    await gate.late(new Error('4 DEADLINE_EXCEEDED: waiting for schedule to refresh status of completed workflows'));
+    expect(probes).toBe(1);
+    expect(gate.outage).toBeNull();
+    expect(() => gate.check()).not.toThrow();
+
+    answers = false;
+    await gate.late(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'));
+    expect(gate.outage).toMatchObject({ reason: '14 UNAVAILABLE: No connection established' });
+    expect(() => gate.check()).toThrow(ServiceUnavailable);
+    gate.close();
+  });
 });
 
 describe('errors that say a dependency is away', () => {

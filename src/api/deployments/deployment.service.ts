@@ -227,28 +227,27 @@ export class DeploymentService {
         });
         return;
       }
-      const exists = await handle.describe().then(
-        () => true,
-        (error: unknown) => {
-          if (error instanceof ScheduleNotFoundError) return false;
-          throw error;
-        },
-      );
-      if (!exists) {
+      // Updated when it exists (the common case: one schedule query, not two), created otherwise.
+      const update = () => {
+        const timing = toTemporalScheduleSpec(scheduleOf(row), { from: this.services.now() });
+        return handle.update((previous) => ({
+          ...previous,
+          spec: timing.spec,
+          state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused, note: row.paused ? 'paused by an operator' : `fleetpatch deployment "${row.name}"` },
+        }));
+      };
+      try {
+        await update();
+      } catch (error) {
+        if (!(error instanceof ScheduleNotFoundError)) throw error;
         try {
           await this.createSchedule(row);
-          return;
-        } catch (error) {
-          // Created meanwhile by another sync of the same row (the reconciler): update it below.
-          if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+        } catch (createError) {
+          // Created meanwhile by another sync of the same row (the reconciler): update it.
+          if (!(createError instanceof ScheduleAlreadyRunning)) throw createError;
+          await update();
         }
       }
-      const timing = toTemporalScheduleSpec(scheduleOf(row), { from: this.services.now() });
-      await handle.update((previous) => ({
-        ...previous,
-        spec: timing.spec,
-        state: { ...previous.state, remainingActions: timing.remainingActions, paused: row.paused, note: row.paused ? 'paused by an operator' : `fleetpatch deployment "${row.name}"` },
-      }));
     });
     // Temporal has it: a failure to record that only makes the reconciler apply it once more.
     await markScheduleSynced(this.db, row.id, row.scheduleVersion).catch((error: unknown) =>
