@@ -6,6 +6,8 @@ import type { ApiServer } from '../../src/api/server.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import type { Database } from '../../src/db/client.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
+import { longPollsOpen, subscriptionLive } from '../support/signals.js';
 
 describe('the agent endpoint', () => {
   let api: ApiServer;
@@ -68,13 +70,14 @@ describe('the agent endpoint', () => {
     const revoked = await createKey({ description: 'revoked' });
     await graphql(api.url, 'mutation($id: ID!) { revokeEnrollmentKey(id: $id) { state } }', { token: admin, variables: { id: revoked.id } });
     const usedUp = await createKey({ description: 'one machine', maxUses: 1 });
-    const expiring = await createKey({ description: 'expiring', expiresAt: new Date(Date.now() + 1500).toISOString() });
+    const expiring = await createKey({ description: 'expiring', expiresAt: new Date(Date.now() + 3600_000).toISOString() });
 
     const agent = new AgentClient(base);
     await expect(agent.enroll(revoked.secret, machineFacts())).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN', message: expect.stringMatching(/was revoked on .*Ask an admin for a new key/) });
     await agent.enroll(usedUp.secret, machineFacts());
     await expect(agent.enroll(usedUp.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('used for all of its 1 machine(s)') });
-    await new Promise((r) => setTimeout(r, 1600));
+    // Its hour passes: the key's expiry moves into the past, as the clock would move it.
+    await database.sql`update enrollment_keys set expires_at = now() - interval '1 second' where id = ${expiring.id}`;
     await expect(agent.enroll(expiring.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('expired on') });
     await expect(agent.enroll('fpe_nonsense', machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('not known') });
 
@@ -280,7 +283,9 @@ describe('the agent endpoint', () => {
 
     const started = Date.now();
     const poll = agent.commands(20);
-    await new Promise((r) => setTimeout(r, 300));
+    // Queued only once the poll waits on the server: then nothing but the wake-up can deliver it
+    // before the poll's 20 s are up.
+    await longPollsOpen(api.url, 1);
     const requested = await graphql<{ assessMachines: Array<{ requested: boolean; commandId: string }> }>(
       api.url,
       'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId requested commandId reason } }',
@@ -313,14 +318,23 @@ describe('the agent endpoint', () => {
     agent.setCredential(credential);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     type Changed = { machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number } };
+    let live = false;
     const received = new Promise<Changed['machineChanged']>((resolve, reject) => {
       client.subscribe<Changed>(
         { query: 'subscription($id: ID) { machineChanged(machineId: $id) { id compliance criticalAndSecurityCount } }', variables: { id: machineId } },
-        { next: (message) => message.data && message.data.machineChanged.compliance !== 'NOT_ASSESSED' && resolve(message.data.machineChanged), error: reject, complete: () => undefined },
+        {
+          next: (message) => {
+            live = true;
+            if (message.data && message.data.machineChanged.compliance !== 'NOT_ASSESSED') resolve(message.data.machineChanged);
+          },
+          error: reject,
+          complete: () => undefined,
+        },
       );
     });
-    // The server subscribes once the socket is open; a report sent too early would be missed, so wait a moment.
-    await new Promise((r) => setTimeout(r, 300));
+    // A report sent before the server listens for this subscription would be missed.
+    const pubsub = await createFleetPubSub(database.sql);
+    await subscriptionLive(() => pubsub.publish('machineChanged', { machineId }), () => live);
     await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
     expect(await received).toEqual({ id: machineId, compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 1 });
     await client.dispose();

@@ -4,7 +4,8 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
 import { machineFacts } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { longPollsOpen } from '../support/signals.js';
 
 /**
  * Two API replicas on one database, as `fleetpatch server` run twice: each keeps its own credential
@@ -80,7 +81,8 @@ describe('agents on several API replicas', () => {
     const operator = await tokenFor(database, 'OPERATOR');
     const started = Date.now();
     const poll = agent.commands(20);
-    await new Promise((r) => setTimeout(r, 300));
+    // Queued once the poll waits on the second replica: only the wake-up can deliver it before its 20 s are up.
+    await longPollsOpen(second.url, 1);
     const requested = await graphql<{ assessMachines: Array<{ commandId: string }> }>(first.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', {
       token: operator,
       variables: { ids: [machineId] },
@@ -91,17 +93,29 @@ describe('agents on several API replicas', () => {
   });
 
   it('hands out at once, on the next poll, a command queued on the other replica while no poll was open', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const [{ machineId, agent }, witness] = await Promise.all([enrolledOn(second), enrolledOn(second)]);
     const started = Date.now();
     // Nothing waits: the poll ends empty when its time is up, and the replica now knows the machine is quiet.
     expect((await agent.commands(1)).commands).toEqual([]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    const pubsub = await createFleetPubSub(database.sql);
+    const heard: string[] = [];
+    pubsub.observe({ delivered: (topic) => heard.push(topic) });
     const operator = await tokenFor(database, 'OPERATOR');
     const requested = await graphql<{ assessMachines: Array<{ commandId: string }> }>(first.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', {
       token: operator,
       variables: { ids: [machineId] },
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // The second replica has heard of the command once it has heard of an event sent after
+    // PostgreSQL delivered it (NOTIFYs reach each listener in commit order): a command for another
+    // machine, which wakes the poll the replica holds for it.
+    await waitUntil(async () => heard, (topics) => topics.includes(`agentCommandQueued:${machineId}`), 5000, 'the command event');
+    const witnessPoll = witness.agent.commands(20);
+    await longPollsOpen(second.url, 1);
+    const [witnessCommand] = await database.sql`insert into agent_commands (machine_id, kind) values (${witness.machineId}, 'ASSESS') returning id`;
+    announceAgentCommands(pubsub, [{ machineId: witness.machineId, id: witnessCommand!.id as string }]);
+    expect((await witnessPoll).commands).toEqual([{ id: witnessCommand!.id as string, kind: 'ASSESS' }]);
+
     const polled = Date.now();
     expect((await agent.commands(20)).commands).toEqual([{ id: requested.data!.assessMachines[0]!.commandId, kind: 'ASSESS' }]);
     expect(Date.now() - polled).toBeLessThan(2000);
@@ -110,7 +124,7 @@ describe('agents on several API replicas', () => {
   it('wakes the long-polls of many machines with few NOTIFYs', async () => {
     const fleet = await Promise.all([enrolledOn(second), enrolledOn(second), enrolledOn(first)]);
     const polls = fleet.map(({ agent }) => agent.commands(20));
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([longPollsOpen(second.url, 2), longPollsOpen(first.url, 1)]);
     const commandIds: string[] = [];
     for (const { machineId } of fleet) {
       const [row] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
