@@ -12,6 +12,7 @@ import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { subscriptionLive } from '../support/signals.js';
 
 /** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
 function reportFor(i: number, overrides: Partial<AssessmentReport> = {}): AssessmentReport {
@@ -62,11 +63,13 @@ describe('assessment reports stored in groups', () => {
     const machines = await enroll(40);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     const announced = new Map<string, { compliance: string; criticalAndSecurityCount: number; otherCount: number }>();
+    let live = false;
     const allAnnounced = new Promise<void>((resolve, reject) => {
       client.subscribe<{ machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number; otherCount: number } }>(
         { query: 'subscription { machineChanged { id compliance criticalAndSecurityCount otherCount } }' },
         {
           next: (message) => {
+            live = true;
             const m = message.data?.machineChanged;
             if (!m || m.compliance === 'NOT_ASSESSED') return;
             announced.set(m.id, m);
@@ -77,8 +80,9 @@ describe('assessment reports stored in groups', () => {
         },
       );
     });
-    // The server subscribes once the socket is open; a report sent too early would be missed.
-    await new Promise((r) => setTimeout(r, 300));
+    // A report sent before the server listens for this subscription would be missed.
+    const pubsub = await createFleetPubSub(database.sql);
+    await subscriptionLive(() => pubsub.publish('machineChanged', { machineId: machines[0]!.machineId }), () => live);
 
     const reports = machines.map((_, i) => reportFor(i));
     // Each answer is checked against the database the moment it arrives: an agent that got it may delete its spool.
@@ -289,9 +293,9 @@ describe('events published together', () => {
         while (received.length < machineIds.length) received.push(((await changes.next()).value as { machineId: string }).machineId);
       })();
       const oneProgress = runEvents.next().then((r) => progress.push(r.value));
-      await new Promise((r) => setTimeout(r, 100));
       const event = { kind: 'RUN' as const, machineRunId: null, updateNames: [], lineIds: null };
       const events: Array<Parameters<FleetPubSub['publish']>> = [...machineIds.map((machineId): Parameters<FleetPubSub['publish']> => ['machineChanged', { machineId }]), ['deploymentRunProgress', 'run-1', event]];
+      // Both pubsubs listen once created, and both subscriptions from their first next(): nothing to wait for.
       from.publishMany(events);
       await Promise.all([allChanges, oneProgress]);
       expect(received).toEqual(machineIds);

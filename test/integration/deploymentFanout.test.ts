@@ -7,6 +7,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import { connectTemporal } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
@@ -117,7 +118,25 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
 
     // Two jobs, attached by their machine runs' workflows; the third machine waits for a free slot.
     await waitUntil(() => jobsOfRun(runId), (jobs) => jobs.length === 2 && jobs.every((j) => j.task_token !== null), 60_000, 'two attached install jobs');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing more happens until a machine finishes once the run's workflow has made every decision
+    // it can (no workflow task or activity pending): it waits on two machine runs.
+    const [run] = await database.sql<Array<{ workflow_id: string }>>`select workflow_id from deployment_runs where id = ${runId}`;
+    const temporal = await connectTemporal(settings);
+    try {
+      const parent = temporal.client.workflow.getHandle(run!.workflow_id);
+      const settled = await waitUntil(
+        async () => {
+          const { raw } = await parent.describe();
+          return { children: raw.pendingChildren?.length ?? 0, activities: raw.pendingActivities?.length ?? 0, workflowTask: !!raw.pendingWorkflowTask };
+        },
+        (pending) => pending.activities === 0 && !pending.workflowTask,
+        60_000,
+        'the run workflow to wait',
+      );
+      expect(settled.children).toBe(2);
+    } finally {
+      await temporal.close();
+    }
     expect(await jobsOfRun(runId)).toHaveLength(2);
     const statuses = await database.sql<Array<{ status: string }>>`select status from machine_runs where run_id = ${runId}`;
     expect(statuses.map((s) => s.status).sort()).toEqual(['IN_PROGRESS', 'IN_PROGRESS', 'PENDING']);
