@@ -5,6 +5,7 @@ import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { enrollMachine } from '../support/machines.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import { longPollsOpen, subscriptionLive } from '../support/signals.js';
@@ -183,9 +184,7 @@ describe('the agent endpoint', () => {
 
   it('stores a report once, however often the agent resends it, and counts by classification', async () => {
     const key = await createKey({ description: 'reports' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const report = assessmentReport([
       pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', cveIds: ['CVE-2025-1'] }),
       pendingUpdate({ name: 'sudo', classification: 'SECURITY' }),
@@ -221,7 +220,7 @@ describe('the agent endpoint', () => {
 
   it('answers malformed, oversized and unauthenticated requests with a 4xx and a message, storing nothing', async () => {
     const key = await createKey({ description: 'hostile' });
-    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const { credential } = await enrollMachine(base, key.secret);
     const before = { machines: await count('machines'), assessments: await count('assessments') };
     const post = async (path: string, body: string, auth = credential) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${auth}` }, body });
@@ -259,7 +258,7 @@ describe('the agent endpoint', () => {
 
   it('answers requests its routes cannot take with a 4xx and a message that says what to send', async () => {
     const key = await createKey({ description: 'plain http' });
-    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const { credential } = await enrollMachine(base, key.secret);
     const send = async (method: string, path: string, body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method, headers: { authorization: `Bearer ${credential}`, ...headers }, body });
       return { status: response.status, type: response.headers.get('content-type'), error: ((await response.json()) as { error: { code: string; message: string } }).error };
@@ -276,9 +275,7 @@ describe('the agent endpoint', () => {
 
   it('wakes a long-polling agent within moments of assessMachines', async () => {
     const key = await createKey({ description: 'on demand' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const operator = await tokenFor(database, 'OPERATOR');
 
     const started = Date.now();
@@ -300,9 +297,7 @@ describe('the agent endpoint', () => {
 
   it('stops accepting a removed machine and refuses management of an unknown one', async () => {
     const key = await createKey({ description: 'removal' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     await agent.checkIn(machineFacts());
     const removed = await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     expect(removed.data).toEqual({ removeMachine: machineId });
@@ -313,9 +308,7 @@ describe('the agent endpoint', () => {
 
   it('announces a new assessment on machineChanged, for one machine or all', async () => {
     const key = await createKey({ description: 'subscribers' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     type Changed = { machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number } };
     let live = false;

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import { ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 import { longPollsOpen } from '../support/signals.js';
 
 /**
@@ -38,14 +39,6 @@ describe('agents on several API replicas', () => {
     await drop();
   });
 
-  const base = (api: ApiServer) => api.url.replace('/graphql', '');
-
-  async function enrolledOn(api: ApiServer): Promise<{ machineId: string; agent: AgentClient }> {
-    const agent = new AgentClient(base(api));
-    const { machineId, credential } = await agent.enroll(enrollKey, machineFacts());
-    agent.setCredential(credential);
-    return { machineId, agent };
-  }
 
   const refusal = (promise: Promise<unknown>) =>
     promise.then(
@@ -54,7 +47,7 @@ describe('agents on several API replicas', () => {
     );
 
   it('refuses a machine removed through the other replica at once, on every agent route', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const { machineId, agent } = await enrollMachine(second.url, enrollKey);
     // The second replica has checked (and cached) this credential.
     await agent.checkIn(machineFacts());
     await agent.commands(0);
@@ -70,14 +63,14 @@ describe('agents on several API replicas', () => {
   });
 
   it('refuses a machine removed through the same replica before the removal even answers', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     await agent.checkIn(machineFacts());
     await graphql(first.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     expect(await refusal(agent.commands(0))).toBe('401 UNAUTHENTICATED');
   });
 
   it('wakes a long-poll held by one replica when the command is queued through the other', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const { machineId, agent } = await enrollMachine(second.url, enrollKey);
     const operator = await tokenFor(database, 'OPERATOR');
     const started = Date.now();
     const poll = agent.commands(20);
@@ -93,7 +86,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('hands out at once, on the next poll, a command queued on the other replica while no poll was open', async () => {
-    const [{ machineId, agent }, witness] = await Promise.all([enrolledOn(second), enrolledOn(second)]);
+    const [{ machineId, agent }, witness] = await Promise.all([enrollMachine(second.url, enrollKey), enrollMachine(second.url, enrollKey)]);
     const started = Date.now();
     // Nothing waits: the poll ends empty when its time is up, and the replica now knows the machine is quiet.
     expect((await agent.commands(1)).commands).toEqual([]);
@@ -122,7 +115,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('wakes the long-polls of many machines with few NOTIFYs', async () => {
-    const fleet = await Promise.all([enrolledOn(second), enrolledOn(second), enrolledOn(first)]);
+    const fleet = await Promise.all([enrollMachine(second.url, enrollKey), enrollMachine(second.url, enrollKey), enrollMachine(first.url, enrollKey)]);
     const polls = fleet.map(({ agent }) => agent.commands(20));
     await Promise.all([longPollsOpen(second.url, 2), longPollsOpen(first.url, 1)]);
     const commandIds: string[] = [];
@@ -138,7 +131,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('always looks in the database for a poll that does not wait', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     expect((await agent.commands(1)).commands).toEqual([]);
     // Queued straight into the database, without its event.
     const [command] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
@@ -146,7 +139,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('moves a disconnected machine back to READY on a check-in that changes no fact', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     const facts = machineFacts({ hostname: 'steady-01' });
     await agent.checkIn(facts);
     await database.sql`update machines set last_seen_at = now() - interval '1 hour' where id = ${machineId}`;

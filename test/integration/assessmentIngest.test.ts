@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import { ServerRefusal } from '../../src/agent/client.js';
 import type { AssessmentReport } from '../../src/agent/protocol.js';
 import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue.js';
 import type { ApiServer } from '../../src/api/server.js';
@@ -10,8 +10,9 @@ import type { Database } from '../../src/db/client.js';
 import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollMachines } from '../support/machines.js';
 import { subscriptionLive } from '../support/signals.js';
 
 /** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
@@ -48,19 +49,9 @@ describe('assessment reports stored in groups', () => {
 
   afterAll(() => close());
 
-  async function enroll(n: number): Promise<Array<{ agent: AgentClient; machineId: string }>> {
-    return Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        const agent = new AgentClient(base);
-        const { machineId, credential } = await agent.enroll(enrollKey, machineFacts({ hostname: `ingest-${i}-${randomUUID().slice(0, 8)}` }));
-        agent.setCredential(credential);
-        return { agent, machineId };
-      }),
-    );
-  }
 
   it('stores many reports sent at once by many machines, each answered after it is in the database, with its counts and its event', async () => {
-    const machines = await enroll(40);
+    const machines = await enrollMachines(base, enrollKey, 40);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     const announced = new Map<string, { compliance: string; criticalAndSecurityCount: number; otherCount: number }>();
     let live = false;
@@ -130,7 +121,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('stores a report sent twice at the same moment once: one answer stored, the other not', async () => {
-    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    const { agent, machineId } = await enrollMachine(base, enrollKey);
     const report = reportFor(3);
     const answers = await Promise.all([agent.sendReport(report), agent.sendReport(report), agent.sendReport(report)]);
     expect(answers.filter((a) => a.stored)).toHaveLength(1);
@@ -142,7 +133,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('refuses a report of a removed machine and stores nothing of it', async () => {
-    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    const { agent, machineId } = await enrollMachine(base, enrollKey);
     await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     await expect(agent.sendReport(reportFor(1))).rejects.toBeInstanceOf(ServerRefusal);
     const [row] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
@@ -150,7 +141,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('answers a report with a NUL character 400 and stores the reports sent with it', async () => {
-    const machines = await enroll(3);
+    const machines = await enrollMachines(base, enrollKey, 3);
     const bad = reportFor(1, {});
     bad.result!.updates[0]!.name = 'lib\u0000evil';
     const [good1, good2] = [reportFor(2), reportFor(4)];

@@ -1,7 +1,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
@@ -9,8 +9,9 @@ import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { connectTemporal } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachines } from '../support/machines.js';
 
 interface Agent {
   name: string;
@@ -80,17 +81,9 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
 
   /** Machines enrolled and assessed, each with two pending security updates. */
   async function enroll(count: number): Promise<Agent[]> {
-    const base = api.url.replace('/graphql', '');
     const updates = [0, 1].map((i) => pendingUpdate({ name: `fanout-lib-${i}`, classification: 'SECURITY', availableVersion: `1.${i}-2`, installedVersion: `1.${i}-1` }));
-    return Promise.all(
-      Array.from({ length: count }, async () => {
-        const name = `fanout-${++counter}`;
-        const enrolled = await new AgentClient(base).enroll(enrollKey, machineFacts({ hostname: name, bootId: 'boot-1' }));
-        const client = new AgentClient(base, enrolled.credential);
-        await client.sendReport(assessmentReport(updates));
-        return { name, machineId: enrolled.machineId, client, installs: [] };
-      }),
-    );
+    const machines = await enrollMachines(api.url, enrollKey, Array.from({ length: count }, () => ({ facts: { hostname: `fanout-${++counter}`, bootId: 'boot-1' }, updates })));
+    return machines.map((m) => ({ name: m.name, machineId: m.machineId, client: m.agent, installs: [] }));
   }
 
   async function createDeployment(name: string, agents: Agent[], extra: Record<string, unknown> = {}): Promise<string> {

@@ -1,6 +1,5 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
@@ -8,6 +7,7 @@ import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fl
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -67,9 +67,7 @@ describe('metrics in Prometheus format', () => {
   };
 
   it('counts agent check-ins, reports ingested and the long-polls open right now', async () => {
-    const agent = new AgentClient(base);
-    const enrolled = await agent.enroll(enrollKey, machineFacts({ hostname: 'metrics-01' }));
-    agent.setCredential(enrolled.credential);
+    const { agent } = await enrollMachine(base, enrollKey, { facts: { hostname: 'metrics-01' } });
     await agent.checkIn(machineFacts({ hostname: 'metrics-01' }));
     await agent.checkIn(machineFacts({ hostname: 'metrics-01' }));
     const report = assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]);
