@@ -8,11 +8,10 @@ import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
-import { enrollMachine, enrollMachines } from '../support/machines.js';
+import { enrollMachine, enrollMachines, enrollmentKey } from '../support/machines.js';
 import { subscriptionLive } from '../support/signals.js';
 
 /** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
@@ -44,7 +43,7 @@ describe('assessment reports stored in groups', () => {
   beforeAll(async () => {
     ({ api, database, base, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'ingest', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'ingest');
   });
 
   afterAll(() => close());

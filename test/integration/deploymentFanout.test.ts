@@ -5,13 +5,12 @@ import type { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { connectTemporal } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachines } from '../support/machines.js';
+import { enrollMachines, enrollmentKey } from '../support/machines.js';
 
 interface Agent {
   name: string;
@@ -62,7 +61,7 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
     running = worker.run();
     pubsub = await createFleetPubSub(database.sql);
     admin = await tokenFor(database, 'ADMIN');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'fan-out', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'fan-out');
   }, 120_000);
 
   afterAll(async () => {

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { listMachines } from '../../src/db/machines.js';
 import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
 import { pendingUpdate } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
-import { enrollMachine } from '../support/machines.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
  * The computers view, missing updates and the summary on a small fleet built through the real
@@ -22,7 +21,7 @@ describe('the fleet view over GraphQL', () => {
   beforeAll(async () => {
     ({ api, database, close } = await startApiOnFreshDatabase());
     viewer = await tokenFor(database, 'VIEWER');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'fleet', expiresAt: null, maxUses: null, defaultTags: [] });
+    const secret = await enrollmentKey(database, 'fleet');
     const base = api.url.replace('/graphql', '');
 
     const enroll = async (name: string, osType: 'LINUX' | 'WINDOWS', environment: 'AWS' | 'AZURE' | 'ON_PREMISES', updates: ReturnType<typeof pendingUpdate>[] | null) => {

@@ -2,12 +2,11 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachine } from '../support/machines.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -48,7 +47,7 @@ describe('metrics in Prometheus format', () => {
     worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, metricsAddress: `127.0.0.1:${port}` });
     running = worker.run();
     token = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'metrics', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'metrics');
   });
 
   afterAll(async () => {
