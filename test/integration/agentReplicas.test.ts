@@ -5,7 +5,7 @@ import type { Database } from '../../src/db/client.js';
 import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachine } from '../support/machines.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { longPollsOpen } from '../support/signals.js';
 
 /**
@@ -28,8 +28,7 @@ describe('agents on several API replicas', () => {
     first = await startTestApi(temporal, { databaseUrl: fresh.url });
     second = await startTestApi(temporal, { databaseUrl: fresh.url });
     admin = await tokenFor(database, 'ADMIN');
-    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(first.url, 'mutation { createEnrollmentKey(input: {description: "replicas"}) { secret } }', { token: admin });
-    enrollKey = key.data!.createEnrollmentKey.secret;
+    enrollKey = await enrollmentKey(database, 'replicas');
   });
 
   afterAll(async () => {

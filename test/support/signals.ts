@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../../src/db/client.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
 import { waitUntil } from './env.js';
 
 /**
@@ -44,4 +47,17 @@ export async function subscriptionLive(probe: () => unknown, seen: () => boolean
     timeoutMs,
     'the subscription to pass on a probe event',
   );
+}
+
+/**
+ * Resolves once a subscription socket (openSubscription's `events`) has received a machineChanged
+ * event published from now on: it is still open, and its API process has handled every event
+ * published before this call (NOTIFYs reach each listener in commit order). Fails if the socket
+ * no longer delivers.
+ */
+export async function stillDelivers(database: Database, socket: { events: unknown[] }, timeoutMs = 10_000): Promise<void> {
+  const pubsub = await createFleetPubSub(database.sql);
+  const before = socket.events.length;
+  // Any machine id does: the event reaches the socket, as data or as the resolver's NOT_FOUND.
+  await subscriptionLive(() => pubsub.publish('machineChanged', { machineId: randomUUID() }), () => socket.events.length > before, timeoutMs);
 }
