@@ -68,7 +68,8 @@ describe('update deployments on three machines', () => {
     server = spawnFleetpatch(['server'], env);
     startWorker();
     await Promise.all([server.waitFor(/"msg":"API listening"/), worker.waitFor(/"msg":"worker polling"/)]);
-    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "deployments"}) { secret } }');
+    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "deployments", unlimitedUses: true}) { secret } }');
+    // More than the ten machines a key enrolls by default: every test that changes machines has its own.
     enrollKey = createEnrollmentKey.secret;
     untouched = await startFleet('untouched');
   }, 240_000);

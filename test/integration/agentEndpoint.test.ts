@@ -130,7 +130,7 @@ describe('the agent endpoint', () => {
 
   it('answers a NUL in enrollment or check-in facts with 400 BAD_USER_INPUT naming the field, storing nothing', async () => {
     const key = await createKey({ description: 'nul' });
-    const enrolled = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const enrolled = await enrollMachine(base, key.secret);
     const before = await count('machines');
     const post = async (path: string, body: unknown, auth?: string) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) }, body: JSON.stringify(body) });
@@ -166,9 +166,9 @@ describe('the agent endpoint', () => {
 
   it('shows machines that share a name (ignoring case) as duplicates, in the list and on the machine', async () => {
     const key = await createKey({ description: 'twins' });
-    const first = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-01' }));
-    const second = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'TWIN-01' }));
-    const single = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-02' }));
+    const first = await enrollMachine(base, key.secret, { facts: { hostname: 'twin-01' } });
+    const second = await enrollMachine(base, key.secret, { facts: { hostname: 'TWIN-01' } });
+    const single = await enrollMachine(base, key.secret, { facts: { hostname: 'twin-02' } });
     type Node = { id: string; name: string; duplicateName: boolean; warnings: string[] };
     const list = await graphql<{ machines: { edges: Array<{ node: Node }> } }>(api.url, '{ machines(filter: {nameContains: "twin-0"}, first: 10) { edges { node { id name duplicateName warnings } } } }', { token: admin });
     const byId = new Map(list.data!.machines.edges.map((e) => [e.node.id, e.node]));
