@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests by layer, one project per folder (`vitest run --project unit`, or `npm run test:unit`):
- * - unit: plain logic, no PostgreSQL, no Temporal, no package manager; runs in seconds.
+ * - unit: plain logic, no PostgreSQL, no Temporal, no package manager; about a minute on two busy cores.
  * - agent: the agent's backends against the real apt, dnf and zypper on fixture roots.
  * - integration and e2e: a real PostgreSQL and a real Temporal dev server, started once by the
  *   global setup (shared by both projects) and only when one of their files runs.
