@@ -1,16 +1,28 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests by layer, one project per folder (`vitest run --project unit`, or `npm run test:unit`):
+ * - unit: plain logic, no PostgreSQL, no Temporal, no package manager; about a minute on two busy cores.
+ * - agent: the agent's backends against the real apt, dnf and zypper on fixture roots.
+ * - integration and e2e: a real PostgreSQL and a real Temporal dev server, started once by the
+ *   global setup (shared by both projects) and only when one of their files runs.
+ * A new test file joins the project of the folder it is in.
+ */
 export default defineConfig({
   resolve: {
     // One graphql module for test files and dependencies alike ("Duplicate graphql modules" otherwise).
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
   test: {
-    include: ['test/**/*.test.ts'],
     // The threads pool crashes with Temporal's native bridge.
     pool: 'forks',
-    globalSetup: ['test/support/globalSetup.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { extends: true, test: { name: 'agent', include: ['test/agent/**/*.test.ts'] } },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], globalSetup: ['test/support/globalSetup.ts'] } },
+      { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], globalSetup: ['test/support/globalSetup.ts'] } },
+    ],
   },
 });

@@ -17,6 +17,17 @@ const inlineWindowsScript = {
   },
 };
 
+// The agent reports the package's version: the bundle carries that string, not the whole package.json.
+const inlineVersion = {
+  name: 'inline-version',
+  setup(bundle) {
+    bundle.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, async () => ({
+      contents: `export const version = ${JSON.stringify(JSON.parse(await readFile('package.json', 'utf8')).version)};`,
+      loader: 'js',
+    }));
+  },
+};
+
 // CommonJS has no top-level await, and main.ts ends with one: its call to runCommandLine, which
 // catches and reports everything itself, so without the await it does the same.
 const mainWithoutTopLevelAwait = {
@@ -33,10 +44,11 @@ const mainWithoutTopLevelAwait = {
 /**
  * Bundles src/agent/main.ts into `outfile`. `format` 'esm' for the .mjs that runs on a distribution's
  * Node.js (target node18, the oldest one shipped); 'cjs' for a Node.js single executable
- * application, whose main script must be CommonJS on Node 20-24.
+ * application, whose main script must be CommonJS on Node 20-24. Returns esbuild's metafile: what
+ * went into the bundle.
  */
 export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }) {
-  await build({
+  const result = await build({
     entryPoints: ['src/agent/main.ts'],
     outfile,
     bundle: true,
@@ -45,12 +57,14 @@ export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }
     format,
     // Anything outside node: built-ins would be a dependency the machine does not have.
     packages: 'bundle',
-    plugins: format === 'cjs' ? [inlineWindowsScript, mainWithoutTopLevelAwait] : [inlineWindowsScript],
+    plugins: format === 'cjs' ? [inlineWindowsScript, inlineVersion, mainWithoutTopLevelAwait] : [inlineWindowsScript, inlineVersion],
     // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
     // no require of its own, so it is given Node's.
     ...(format === 'esm'
       ? { banner: { js: "import { createRequire as __fleetpatchCreateRequire } from 'node:module';\nconst require = __fleetpatchCreateRequire(import.meta.url);" } }
       : {}),
     logLevel: 'warning',
+    metafile: true,
   });
+  return result.metafile;
 }

@@ -19,7 +19,7 @@
   The enrollment key is used once: the script waits for the agent to enroll (identity.json in
   the state folder), then registers it again without the key.
 
-  Not run on a Windows machine where this was written: see "Windows machines" in README.md.
+  Not run on a Windows machine where this was written: see "Windows machines" in docs/machines.md.
 #>
 param(
   [string]$Server,

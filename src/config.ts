@@ -3,7 +3,7 @@ import type { FleetThresholds } from './fleet/compliance.js';
 
 /**
  * Every setting fleetpatch reads from the environment, in one place.
- * The README's configuration table lists the same names.
+ * docs/configuration.md lists the same names.
  */
 export interface Config {
   /** PostgreSQL URL. Unset under `fleetpatch dev`: a private embedded PostgreSQL is started. */

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gatherWindowsFacts } from './backends/windowsFacts.js';
+import { readBootId } from './bootId.js';
+import { environmentFromDmi } from './environment.js';
 import type { Environment, MachineFacts } from './protocol.js';
 
 /** Reads a file under the managed root; undefined when absent. Never falls back to the host's file. */
@@ -30,21 +32,6 @@ export function parseOsRelease(text: string): Record<string, string> {
 
 export function readOsRelease(root: string): Record<string, string> {
   return parseOsRelease(readUnder(root, 'etc/os-release') ?? readUnder(root, 'usr/lib/os-release') ?? '');
-}
-
-/** Azure marks its VMs with this chassis asset tag. */
-const AZURE_ASSET_TAG = '7783-7084-3265-9085-8269-3286-77';
-
-/** Where the machine runs, from its DMI (SMBIOS) strings as the cloud providers document them. */
-export function environmentFromDmi(dmi: Record<string, string | undefined>): Environment {
-  const field = (name: string) => (dmi[name] ?? '').trim();
-  const any = (pattern: RegExp) => ['sys_vendor', 'product_name', 'bios_vendor', 'bios_version', 'board_vendor', 'product_version'].some((f) => pattern.test(field(f)));
-  if (field('chassis_asset_tag') === AZURE_ASSET_TAG || (field('sys_vendor') === 'Microsoft Corporation' && field('product_name') === 'Virtual Machine')) {
-    return 'AZURE';
-  }
-  if (any(/amazon/i) || /^ec2/i.test(field('product_uuid')) || /^ec2/i.test(field('product_serial'))) return 'AWS';
-  if (any(/^Google/)) return 'GCP';
-  return 'ON_PREMISES';
 }
 
 const DMI_FIELDS = ['sys_vendor', 'product_name', 'product_version', 'product_uuid', 'product_serial', 'bios_vendor', 'bios_version', 'board_vendor', 'chassis_asset_tag'];
@@ -97,14 +84,6 @@ export function automaticUpdateWarnings(root: string): string[] {
     warnings.push('Automatic Online Update is enabled (AOU_ENABLE_CRONJOB): it installs patches outside maintenance windows. Disable it in YaST or /etc/sysconfig/automatic_online_update.');
   }
   return warnings;
-}
-
-export function readBootId(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8').trim() || null;
-  } catch {
-    return null;
-  }
 }
 
 export interface FactOptions {

@@ -14,7 +14,7 @@ export function buildProgram(): Command {
     .description('fleetpatch: update management for fleets of Linux and Windows machines')
     .version(version, '-V, --version', 'print the version')
     .helpCommand('help [command]', 'show the help of a command')
-    .addHelpText('after', '\nSettings come from the environment: see the configuration table in the README.');
+    .addHelpText('after', '\nSettings come from the environment: see docs/configuration.md.');
 
   program
     .command('dev')

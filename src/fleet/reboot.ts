@@ -6,7 +6,6 @@
  * writes the install job and the agent: one rule, so the preview, the job's reserve and the agent
  * agree.
  */
-import type { PendingUpdate } from '../agent/backends/types.js';
 import type { RebootSetting } from '../agent/protocol.js';
 import type { OsType } from './compliance.js';
 
@@ -46,8 +45,8 @@ export interface RebootForecastInput {
   backend: string;
   /** The machine already needs a reboot (from its last assessment). */
   machineRebootPending: boolean;
-  /** The updates the job installs (or may install). */
-  updates: ReadonlyArray<Pick<PendingUpdate, 'rebootSuggested'>>;
+  /** The updates the job installs (or may install): whether their metadata suggests a reboot. */
+  updates: ReadonlyArray<{ rebootSuggested: boolean }>;
 }
 
 export function rebootForecast({ setting, backend, machineRebootPending, updates }: RebootForecastInput): RebootForecast {

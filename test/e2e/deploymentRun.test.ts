@@ -5,13 +5,13 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { createClient, type Client } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTemporal } from '../../src/temporal/connection.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
-import { buildFleet, fleetStackEnv, SupervisedAgent, type Backend, type FixtureMachine } from '../support/fleet.js';
+import { buildFixtureMachine, fleetStackEnv, SupervisedAgent, type Backend, type FixtureMachine } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
 /** The version of a package in a fixture machine's own package database. */
@@ -30,7 +30,9 @@ const RUN = `id status counts { total succeeded failed notAttempted notSelected 
 
 /**
  * The seed's second half, end to end: the server and the worker as processes, the real Temporal
- * dev server, three bundled agents on apt, dnf and zypper machines that really install and reboot.
+ * dev server, bundled agents on apt, dnf and zypper machines that really install and reboot.
+ * Each test that installs, reboots or stops an agent has machines of its own, so that any test
+ * passes alone and in any order; the two that only read share one fleet.
  */
 describe('update deployments on three machines', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-deploy-'));
@@ -41,9 +43,10 @@ describe('update deployments on three machines', () => {
   let database: Database;
   let drop: () => Promise<void>;
   let operator: string;
-  let fleet: Record<Backend, FixtureMachine>;
+  let enrollKey: string;
+  /** The fleet of the tests that change nothing on a machine. */
+  let untouched: TestFleet;
   const agents: SupervisedAgent[] = [];
-  const ids: Record<string, string> = {};
   const clients: Client[] = [];
 
   async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
@@ -65,12 +68,10 @@ describe('update deployments on three machines', () => {
     server = spawnFleetpatch(['server'], env);
     startWorker();
     await Promise.all([server.waitFor(/"msg":"API listening"/), worker.waitFor(/"msg":"worker polling"/)]);
-    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "deployments"}) { secret } }');
-    fleet = await buildFleet(work);
-    for (const machine of Object.values(fleet)) agents.push(new SupervisedAgent(machine, url.replace('/graphql', ''), createEnrollmentKey.secret).start());
-    const assessed = async () => (await query<{ machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } }>('{ machines { edges { node { id name lastAssessedAt } } } }')).machines.edges.map((e) => e.node);
-    await waitUntil(assessed, (machines) => machines.filter((m) => m.lastAssessedAt).length === 3, 90_000, 'three assessed machines');
-    for (const m of await assessed()) ids[m.name] = m.id;
+    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "deployments", unlimitedUses: true}) { secret } }');
+    // More than the ten machines a key enrolls by default: every test that changes machines has its own.
+    enrollKey = createEnrollmentKey.secret;
+    untouched = await startFleet('untouched');
   }, 240_000);
 
   afterAll(async () => {
@@ -83,20 +84,58 @@ describe('update deployments on three machines', () => {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  const deploymentInput = (name: string, extra: Record<string, unknown> = {}) => ({
+  interface TestFleet {
+    machines: Partial<Record<Backend, FixtureMachine>>;
+    agents: SupervisedAgent[];
+    /** Machine ids by backend. */
+    ids: Partial<Record<Backend, string>>;
+  }
+
+  /**
+   * Machines of their own (`label` names their folder and ends their names: debian-01-label), their
+   * agents running (until afterAll) and each machine assessed once.
+   */
+  async function startFleet(label: string, backends: readonly Backend[] = ['apt', 'dnf', 'zypper'], fleet: TestFleet = { machines: {}, agents: [], ids: {} }): Promise<TestFleet> {
+    const built = await Promise.all(backends.map((backend) => buildFixtureMachine(path.join(work, label), backend, `-${label}`)));
+    for (const machine of built) {
+      fleet.machines[machine.backend] = machine;
+      fleet.agents.push(new SupervisedAgent(machine, url.replace('/graphql', ''), enrollKey).start());
+    }
+    agents.push(...fleet.agents);
+    const names = new Map(built.map((m) => [m.name, m.backend]));
+    type Listed = { machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } };
+    const assessed = async () =>
+      (await query<Listed>('query($f: MachineFilter) { machines(first: 500, filter: $f) { edges { node { id name lastAssessedAt } } } }', { f: { nameContains: `-${label}` } })).machines.edges
+        .map((e) => e.node)
+        .filter((m) => names.has(m.name) && m.lastAssessedAt);
+    for (const m of await waitUntil(assessed, (machines) => machines.length === built.length, 120_000, `the ${label} machines assessed`)) fleet.ids[names.get(m.name)!] = m.id;
+    return fleet;
+  }
+
+  /** Machines for the test that calls it alone: their agents stop when it ends. */
+  function fleetOfThisTest(label: string, backends?: readonly Backend[]): Promise<TestFleet> {
+    const fleet: TestFleet = { machines: {}, agents: [], ids: {} };
+    onTestFinished(async () => {
+      await Promise.all(fleet.agents.map((a) => a.kill()));
+    });
+    return startFleet(label, backends, fleet);
+  }
+
+  const machinesOf = (fleet: TestFleet) => Object.values(fleet.machines);
+
+  const deploymentInput = (name: string, fleet: TestFleet, extra: Record<string, unknown> = {}) => ({
     name,
     osType: 'LINUX',
-    machineIds: Object.values(ids),
+    machineIds: Object.values(fleet.ids),
     classifications: ['CRITICAL', 'SECURITY'],
     windowMinutes: 60,
     rebootSetting: 'IF_REQUIRED',
     ...extra,
   });
 
-  async function recordHistories(runId: string, dir: string): Promise<void> {
+  async function recordHistories(runId: string, debian: string, dir: string): Promise<void> {
     const temporal = await connectTemporal(temporalSettings());
     const [run] = await database.sql<Array<{ workflow_id: string }>>`select workflow_id from deployment_runs where id = ${runId}`;
-    const debian = ids['debian-01']!;
     for (const [file, workflowId] of [['deploymentRun.json', run!.workflow_id], ['machineRun.json', `machine-run:${runId}:${debian}`]] as const) {
       const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
       fs.mkdirSync(dir, { recursive: true });
@@ -115,9 +154,9 @@ describe('update deployments on three machines', () => {
   it('previews per machine what would be installed, what is not selected, and what would not fit', async () => {
     const { previewDeployment } = await query<{ previewDeployment: { machines: Array<{ machine: { name: string }; toInstall: Array<{ name: string }>; notSelected: Array<{ update: { name: string }; reason: string }>; predictedNotAttempted: Array<{ name: string }>; rebootReserveSeconds: number; willReboot: string }> } }>(
       `query($input: DeploymentInput!) { previewDeployment(input: $input) { machines { machine { name } toInstall { name } notSelected { update { name } reason } predictedNotAttempted { name } rebootReserveSeconds willReboot } } }`,
-      { input: deploymentInput('preview only') },
+      { input: deploymentInput('preview only', untouched) },
     );
-    const sles = previewDeployment.machines.find((m) => m.machine.name === 'sles-01')!;
+    const sles = previewDeployment.machines.find((m) => m.machine.name === untouched.machines.zypper!.name)!;
     expect(sles.toInstall.map((u) => u.name)).toEqual(['demo-libssl', 'demo-tool', 'linux-image-demo', 'demo-broken']);
     expect(sles.notSelected.map((n) => n.update.name).sort()).toEqual(['demo-app', 'demo-editor', 'demo-newdep']);
     expect(sles.notSelected[0]!.reason).toMatch(/classification OTHER/);
@@ -126,7 +165,8 @@ describe('update deployments on three machines', () => {
   });
 
   it('runs critical and security updates: results match each package database, the failure is precise, reboots come back, the run is PARTIALLY_FAILED', async () => {
-    const { createDeployment } = await query<{ createDeployment: { id: string; nextRunAt: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id nextRunAt } }', { input: deploymentInput('critical and security') });
+    const fleet = await fleetOfThisTest('cs');
+    const { createDeployment } = await query<{ createDeployment: { id: string; nextRunAt: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id nextRunAt } }', { input: deploymentInput('critical and security', fleet) });
     // The default start is now + 30 minutes, as in the seed.
     expect(Date.parse(createDeployment.nextRunAt) - Date.now()).toBeGreaterThan(29 * 60_000);
 
@@ -140,10 +180,10 @@ describe('update deployments on three machines', () => {
     );
 
     const run = await waitForEnd(runDeploymentNow.id);
-    if (process.env.DEBUG_RUN) console.error(JSON.stringify(run, null, 1).slice(0, 6000), agents.map((a) => a.output.slice(-3000)).join('\n----\n'), worker.output().slice(-4000));
+    if (process.env.DEBUG_RUN) console.error(JSON.stringify(run, null, 1).slice(0, 6000), fleet.agents.map((a) => a.output.slice(-3000)).join('\n----\n'), worker.output().slice(-4000));
     expect(run.status).toBe('PARTIALLY_FAILED');
     const exitCodes: Record<Backend, number> = { apt: 100, dnf: 1, zypper: 8 };
-    for (const machine of Object.values(fleet)) {
+    for (const machine of machinesOf(fleet)) {
       const machineRun = run.machineRuns.find((m) => m.machineName === machine.name)!;
       const result = (name: string) => machineRun.updates.find((u) => u.name === name)!;
       // What fleetpatch says agrees with the machine's own package database.
@@ -163,15 +203,15 @@ describe('update deployments on three machines', () => {
     }
     expect(run.counts).toMatchObject({ total: 21, succeeded: 9, failed: 3, notSelected: 9, pending: 0, inProgress: 0 });
     expect(run.predictedCounts).toMatchObject({ succeeded: 12, notAttempted: 0, notSelected: 9 });
-    expect(agents.every((a) => a.starts === 2)).toBe(true);
+    expect(fleet.agents.every((a) => a.starts === 2)).toBe(true);
 
     // RECORD_HISTORY=<dir> saves this run's workflow histories for the replay test (test/history_files/).
-    if (process.env.RECORD_HISTORY) await recordHistories(runDeploymentNow.id, process.env.RECORD_HISTORY);
+    if (process.env.RECORD_HISTORY) await recordHistories(runDeploymentNow.id, fleet.ids.apt!, process.env.RECORD_HISTORY);
 
     // Compliance reflects the result: only the failed update is still missing.
-    await expect
-      .poll(async () => (await query<{ machines: { edges: Array<{ node: { criticalAndSecurityCount: number } }> } }>('{ machines { edges { node { criticalAndSecurityCount } } } }')).machines.edges.map((e) => e.node.criticalAndSecurityCount), { timeout: 30_000, interval: 500 })
-      .toEqual([1, 1, 1]);
+    const counts = async () =>
+      Promise.all(Object.values(fleet.ids).map(async (id) => (await query<{ machine: { criticalAndSecurityCount: number } }>('query($id: ID!) { machine(id: $id) { criticalAndSecurityCount } }', { id })).machine.criticalAndSecurityCount));
+    await expect.poll(counts, { timeout: 30_000, interval: 500 }).toEqual([1, 1, 1]);
 
     // The subscription saw updates change and the job stream arrive while it ran.
     expect(events.some((e) => e.kind === 'UPDATES' && e.updates.some((u) => u.name === 'demo-libssl' && u.status === 'SUCCEEDED'))).toBe(true);
@@ -179,9 +219,10 @@ describe('update deployments on three machines', () => {
   });
 
   it('leaves NOT_ATTEMPTED what the window cannot hold, from measured durations', async () => {
-    // debian-01 has learned that demo-editor takes 35 minutes: a 30-minute window cannot hold it.
-    await database.sql`insert into update_durations (machine_id, name, average_seconds, samples) values (${ids['debian-01']!}, 'demo-editor', 2100, 3)`;
-    const input = deploymentInput('others - short window', { machineIds: [ids['debian-01']], classifications: ['OTHER'], windowMinutes: 30, rebootSetting: 'NEVER' });
+    const fleet = await fleetOfThisTest('window', ['apt']);
+    // The Debian machine has learned that demo-editor takes 35 minutes: a 30-minute window cannot hold it.
+    await database.sql`insert into update_durations (machine_id, name, average_seconds, samples) values (${fleet.ids.apt!}, 'demo-editor', 2100, 3)`;
+    const input = deploymentInput('others - short window', fleet, { classifications: ['OTHER'], windowMinutes: 30, rebootSetting: 'NEVER' });
     const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input });
     const { runDeploymentNow } = await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
     const run = await waitForEnd(runDeploymentNow.id);
@@ -190,43 +231,53 @@ describe('update deployments on three machines', () => {
     expect(updates.find((u) => u.name === 'demo-app')).toMatchObject({ status: 'SUCCEEDED' });
     expect(updates.find((u) => u.name === 'demo-newdep')).toMatchObject({ status: 'SUCCEEDED' });
     expect(run.status).toBe('SUCCEEDED');
-    expect(installedVersion(fleet.apt, 'demo-editor')).toBe('1.0-1');
+    expect(installedVersion(fleet.machines.apt!, 'demo-editor')).toBe('1.0-1');
   });
 
-  async function startRun(name: string, extra: Record<string, unknown>): Promise<string> {
-    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: deploymentInput(name, extra) });
+  async function startRun(name: string, fleet: TestFleet, extra: Record<string, unknown>): Promise<string> {
+    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: deploymentInput(name, fleet, extra) });
     return (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id })).runDeploymentNow.id;
   }
 
   const machineRunStatuses = async (runId: string) =>
     (await query<{ deploymentRun: { machineRuns: Array<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { machineRuns { status } } }', { id: runId })).deploymentRun.machineRuns.map((m) => m.status);
 
-  /** How often dpkg configured a package on the apt machine (its own log): installs counted by dpkg itself. */
-  const dpkgInstalls = (name: string) =>
-    fs.readFileSync(path.join(fleet.apt.root, 'var/log/dpkg.log'), 'utf8').split('\n').filter((l) => l.includes(`status installed ${name}:`)).length;
+  /** How often dpkg configured a package on an apt machine (its own log): installs counted by dpkg itself. */
+  const dpkgInstalls = (machine: FixtureMachine, name: string) =>
+    fs.readFileSync(path.join(machine.root, 'var/log/dpkg.log'), 'utf8').split('\n').filter((l) => l.includes(`status installed ${name}:`)).length;
+
+  /** Updates of the run whose install ended (SUCCEEDED or FAILED). */
+  const installsEnded = async (runId: string) =>
+    Number((await database.sql`select count(*)::int as n from update_results where run_id = ${runId} and status in ('SUCCEEDED', 'FAILED')`)[0]!.n);
 
   it('survives the worker being killed mid-run: the run completes and nothing is installed twice', async () => {
-    const editorInstallsBefore = dpkgInstalls('demo-editor');
-    const runId = await startRun('others - worker crash', { classifications: ['OTHER'], rebootSetting: 'NEVER' });
+    const fleet = await fleetOfThisTest('crash');
+    const editorInstallsBefore = dpkgInstalls(fleet.machines.apt!, 'demo-editor');
+    const runId = await startRun('others - worker crash', fleet, { classifications: ['OTHER'], rebootSetting: 'NEVER' });
     await expect.poll(async () => (await machineRunStatuses(runId)).some((s) => s !== 'PENDING'), { timeout: 30_000, interval: 100 }).toBe(true);
+    const endedBefore = await installsEnded(runId);
     expect(await stop(worker, 'SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
-    await new Promise((r) => setTimeout(r, 2000));
+    // The agents go on installing with no worker running: a result lands in the meantime.
+    await waitUntil(() => installsEnded(runId), (ended) => ended > endedBefore, 60_000, 'an install to end while no worker runs');
     startWorker();
     const run = await waitForEnd(runId);
     expect(run.status).toBe('SUCCEEDED');
-    for (const machine of Object.values(fleet)) {
+    for (const machine of machinesOf(fleet)) {
       const updates = run.machineRuns.find((m) => m.machineName === machine.name)!.updates.filter((u) => u.status !== 'NOT_SELECTED');
       expect(updates.every((u) => u.status === 'SUCCEEDED'), machine.name).toBe(true);
       expect(installedVersion(machine, 'demo-editor')).toBe('1.1-1');
     }
-    expect(dpkgInstalls('demo-editor')).toBe(editorInstallsBefore + 1);
+    expect(dpkgInstalls(fleet.machines.apt!, 'demo-editor')).toBe(editorInstallsBefore + 1);
   });
 
   it('survives the API being restarted mid-run: agents reconnect and every result arrives', async () => {
-    const runId = await startRun('reboot only - api restart', { classifications: [], rebootSetting: 'REBOOT_ONLY' });
+    const fleet = await fleetOfThisTest('restart');
+    const runId = await startRun('reboot only - api restart', fleet, { classifications: [], rebootSetting: 'REBOOT_ONLY' });
     await expect.poll(async () => (await machineRunStatuses(runId)).some((s) => s === 'IN_PROGRESS' || s === 'REBOOTING'), { timeout: 30_000, interval: 100 }).toBe(true);
+    const seen = fleet.agents.map((a) => a.output.length);
     await stop(server, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Every agent has found the API gone (a request of its failed) before it comes back.
+    await waitUntil(async () => fleet.agents.filter((a, i) => /"msg":"[^"]* failed/.test(a.output.slice(seen[i]))).length, (failed) => failed === fleet.agents.length, 30_000, 'every agent to miss the API');
     server = spawnFleetpatch(['server'], env);
     await server.waitFor(/"msg":"API listening"/);
     const run = await waitForEnd(runId);
@@ -236,26 +287,31 @@ describe('update deployments on three machines', () => {
   });
 
   it('ends the machine run of a dead agent with a clear reason, and the agent never runs the withdrawn job later', async () => {
-    const zypperAgent = agents.find((a) => a.machine.backend === 'zypper')!;
+    const fleet = await fleetOfThisTest('dead', ['zypper']);
+    const zypperAgent = fleet.agents[0]!;
     await zypperAgent.kill();
-    // Only demo-broken is still missing on sles-01 (its %pre fails).
-    const runId = await startRun('security - dead agent', { machineIds: [ids['sles-01']], rebootSetting: 'NEVER' });
+    const runId = await startRun('security - dead agent', fleet, { rebootSetting: 'NEVER' });
     const run = await waitForEnd(runId);
     expect(run.status).toBe('FAILED');
     expect(run.machineRuns[0]).toMatchObject({ status: 'FAILED', error: expect.stringContaining('The agent stopped reporting during the install') });
     expect(run.machineRuns[0]!.updates.find((u) => u.name === 'demo-broken')).toMatchObject({ status: 'NOT_ATTEMPTED' });
-    // Back later, the agent does not run the job the run gave up on.
+    // Back later, the agent does not run the job the run gave up on: once it has taken a command
+    // queued after that job, it would have had the job too.
     const seen = zypperAgent.output.length;
     zypperAgent.start();
-    await expect.poll(() => zypperAgent.output.slice(seen).includes('assessment done'), { timeout: 30_000 }).toBe(true);
-    await new Promise((r) => setTimeout(r, 3000));
+    const { assessMachines } = await query<{ assessMachines: Array<{ commandId: string }> }>('mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', { ids: [fleet.ids.zypper] });
+    const delivered = async (id: string) => (await database.sql`select delivered_at is not null as delivered from agent_commands where id = ${id}`)[0]!.delivered as boolean;
+    await waitUntil(() => delivered(assessMachines[0]!.commandId), (yes) => yes, 60_000, 'the agent to take the assessment command');
+    const jobs = await database.sql`select c.delivered_at is not null as delivered, c.canceled_at is not null as canceled from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`;
+    expect(jobs).toEqual([{ delivered: false, canceled: true }]);
     expect(zypperAgent.output.slice(seen)).not.toContain('job ');
   });
 
   it('never installs two deployments on the same machine at the same time', async () => {
-    // Two runs at once on debian-01, both with demo-broken (still missing there): the agent takes
-    // one job at a time, so the two attempts follow each other.
-    const [first, second] = await Promise.all(['at once - a', 'at once - b'].map((name) => startRun(name, { machineIds: [ids['debian-01']], rebootSetting: 'NEVER' })));
+    const fleet = await fleetOfThisTest('once', ['apt']);
+    // Two runs at once on the Debian machine, both with demo-broken (it fails, so it is still
+    // missing for the second): the agent takes one job at a time, so the two attempts follow each other.
+    const [first, second] = await Promise.all(['at once - a', 'at once - b'].map((name) => startRun(name, fleet, { rebootSetting: 'NEVER' })));
     await Promise.all([waitForEnd(first!), waitForEnd(second!)]);
     const attempts = await database.sql<Array<{ started_at: string; ended_at: string }>>`
       select started_at, ended_at from update_results where name = 'demo-broken' and run_id in (${first!}, ${second!}) order by started_at`;
@@ -265,11 +321,12 @@ describe('update deployments on three machines', () => {
 
   it('answers invalid deployments with the field and the rule, and a duplicate name with CONFLICT', async () => {
     const attempt = async (input: Record<string, unknown>) => (await graphql(url, 'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { token: operator, variables: { input } })).errors?.[0];
-    expect(await attempt(deploymentInput('critical and security'))).toMatchObject({ extensions: { code: 'CONFLICT', field: 'name' } });
-    expect(await attempt(deploymentInput('past', { schedule: { startAt: '2020-01-01T00:00:00Z' } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'schedule.startAt' }, message: expect.stringContaining('in the past') });
-    expect(await attempt(deploymentInput('zone', { schedule: { timeZone: 'Mars/Olympus' } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'schedule.timeZone' } });
-    expect(await attempt(deploymentInput('window', { windowMinutes: 400 }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'windowMinutes' } });
-    expect(await attempt(deploymentInput('windows machines', { osType: 'WINDOWS', classifications: ['CRITICAL'] }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'machineIds' }, message: expect.stringContaining('debian-01') });
-    expect(await attempt(deploymentInput('nobody', { machineIds: [], targetFilter: { tags: ['no-such-tag'] } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'machineIds' } });
+    expect(await attempt(deploymentInput('taken', untouched, { schedule: { startAt: new Date(Date.now() + 86_400_000).toISOString() } }))).toBeUndefined();
+    expect(await attempt(deploymentInput('taken', untouched))).toMatchObject({ extensions: { code: 'CONFLICT', field: 'name' } });
+    expect(await attempt(deploymentInput('past', untouched, { schedule: { startAt: '2020-01-01T00:00:00Z' } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'schedule.startAt' }, message: expect.stringContaining('in the past') });
+    expect(await attempt(deploymentInput('zone', untouched, { schedule: { timeZone: 'Mars/Olympus' } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'schedule.timeZone' } });
+    expect(await attempt(deploymentInput('window', untouched, { windowMinutes: 400 }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'windowMinutes' } });
+    expect(await attempt(deploymentInput('windows machines', untouched, { osType: 'WINDOWS', classifications: ['CRITICAL'] }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'machineIds' }, message: expect.stringContaining('debian-01') });
+    expect(await attempt(deploymentInput('nobody', untouched, { machineIds: [], targetFilter: { tags: ['no-such-tag'] } }))).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'machineIds' } });
   });
 });

@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
 import { TOO_MANY_SOCKETS_CLOSE_CODE } from '../../src/api/subscriptionLimits.js';
-import { AgentClient } from '../../src/agent/client.js';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
 /**
@@ -284,12 +284,7 @@ describe('hostile input', () => {
     tokens = { viewer: await tokenFor(database, 'VIEWER'), admin: await tokenFor(database, 'ADMIN') };
     const key = await graphql<{ createEnrollmentKey: { secret: string } }>(`${base}/graphql`, 'mutation { createEnrollmentKey(input: {description: "fuzz"}) { secret } }', { token: tokens.admin });
     enrollmentKey = key.data!.createEnrollmentKey.secret;
-    const client = new AgentClient(base);
-    const enrolled = await client.enroll(enrollmentKey, machineFacts({ hostname: 'fuzz-target' }));
-    credential = enrolled.credential;
-    machineId = enrolled.machineId;
-    client.setCredential(credential);
-    await client.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
+    ({ credential, machineId } = await enrollMachine(base, enrollmentKey, { facts: { hostname: 'fuzz-target' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
   });
 
   afterAll(async () => {

@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { aptBackend } from '../../src/agent/backends/apt.js';
 import { freePort } from '../../src/net.js';
 import { FIXTURE_PACKAGES, aptClassification } from '../fixtures/catalog.js';
 import { buildAptMachine } from '../fixtures/apt.js';
 import { buildDnfMachine } from '../fixtures/dnf.js';
 import { buildZypperMachine } from '../fixtures/zypper.js';
-import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
+import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { buildFixtureMachine } from '../support/fleet.js';
 import { holdLock } from '../support/locks.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 import type { Database } from '../../src/db/client.js';
@@ -31,7 +32,9 @@ interface FixtureMachine {
 
 /**
  * The seed's first half, end to end: the real server process, and three real agents (the bundled
- * agent file) on three fixture machines with the real apt, dnf and zypper.
+ * agent file) on three fixture machines with the real apt, dnf and zypper. The tests that make a
+ * machine stale, stop its agent or stop the server have a machine (and a server) of their own, so
+ * that any test passes alone and in any order.
  */
 describe('three machines with apt, dnf and zypper', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-e2e-'));
@@ -49,9 +52,9 @@ describe('three machines with apt, dnf and zypper', () => {
     return server;
   }
 
-  function startAgent(m: FixtureMachine): void {
+  function startAgent(m: FixtureMachine, server = url): void {
     m.output = '';
-    m.agent = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--server', url.replace('/graphql', ''), '--enroll-key', enrollKey, '--state-dir', m.stateDir, '--root', m.root], {
+    m.agent = spawn(process.execPath, [AGENT_BUNDLE, 'run', '--server', server.replace('/graphql', ''), '--enroll-key', enrollKey, '--state-dir', m.stateDir, '--root', m.root], {
       env: m.env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -109,6 +112,8 @@ describe('three machines with apt, dnf and zypper', () => {
       for (const [field, value] of Object.entries(m.dmi)) fs.writeFileSync(path.join(dmiDir, field), `${value}\n`);
       startAgent(m);
     }
+    const assessed = await waitUntil(fleet, (view) => Object.values(machines).every((m) => view[m.name]?.lastAssessedAt), 90_000, 'three assessed machines');
+    for (const m of Object.values(machines)) m.id = assessed[m.name]!.id;
   }, 240_000);
 
   afterAll(async () => {
@@ -143,10 +148,21 @@ describe('three machines with apt, dnf and zypper', () => {
     return Object.fromEntries(data.machines.edges.map(({ node }) => [node.name, { ...node, pendingUpdates: node.pendingUpdates.edges.map((e) => e.node) }]));
   }
 
+  /**
+   * An apt machine for one test (named debian-01-<label>), its agent reporting to `server` until
+   * the test ends, assessed once.
+   */
+  async function aptMachineOfThisTest(label: string, server = url): Promise<FixtureMachine> {
+    const built = await buildFixtureMachine(path.join(work, label), 'apt', `-${label}`);
+    const m: FixtureMachine = { name: built.name, root: built.root, env: built.env, stateDir: built.stateDir, dmi: {}, environment: built.environment, output: '' };
+    startAgent(m, server);
+    onTestFinished(() => void m.agent?.kill('SIGKILL'));
+    m.id = (await waitUntil(fleet, (view) => !!view[m.name]?.lastAssessedAt, 90_000, `${m.name} assessed`))[m.name]!.id;
+    return m;
+  }
+
   it('shows the three machines with their environment, OS, compliance and the right counts', async () => {
-    await expect.poll(async () => Object.values(await fleet()).filter((m) => m.lastAssessedAt).length, { timeout: 90_000, interval: 500 }).toBe(3);
     const view = await fleet();
-    for (const m of Object.values(machines)) m.id = view[m.name]!.id;
 
     const pending = FIXTURE_PACKAGES.filter((p) => p.available);
     const securityOf = (classify: (p: (typeof pending)[number]) => string) => pending.filter((p) => ['CRITICAL', 'SECURITY'].includes(classify(p))).length;
@@ -173,7 +189,7 @@ describe('three machines with apt, dnf and zypper', () => {
       });
       expect(view[name]!.pendingUpdates[0]).toMatchObject({ name: 'demo-libssl', classification: 'CRITICAL', installedVersion: '1.0-1', availableVersion: '1.1-1' });
     }
-    for (const m of Object.values(view)) {
+    for (const m of Object.values(machines).map((x) => view[x.name]!)) {
       expect(m.pendingUpdates.find((u) => u.name === 'demo-newdep')).toMatchObject({ installedVersion: null, availableVersion: '1.0-1' });
       expect(m.pendingUpdates.map((u) => u.name)).not.toContain('demo-stable');
     }
@@ -212,31 +228,39 @@ describe('three machines with apt, dnf and zypper', () => {
   });
 
   it('flips a stale assessment to NOT_ASSESSED and a stopped agent to DISCONNECTED', async () => {
-    await database.sql`update machines set last_assessed_at = now() - interval '4 hours' where id = ${machines.apt.id!}`;
-    expect((await fleet())['debian-01']!.compliance).toBe('NOT_ASSESSED');
+    const m = await aptMachineOfThisTest('stale');
+    await database.sql`update machines set last_assessed_at = now() - interval '4 hours' where id = ${m.id!}`;
+    expect((await fleet())[m.name]!.compliance).toBe('NOT_ASSESSED');
 
-    machines.zypper.agent!.kill('SIGTERM');
-    await expect.poll(async () => (await fleet())['sles-01']!.agentReadiness, { timeout: 20_000, interval: 500 }).toBe('DISCONNECTED');
+    m.agent!.kill('SIGTERM');
+    await expect.poll(async () => (await fleet())[m.name]!.agentReadiness, { timeout: 20_000, interval: 500 }).toBe('DISCONNECTED');
   });
 
   it('loses no report while the server is down', async () => {
-    const m = machines.apt;
+    // A server of its own (on the same database) to stop, and a machine whose agent reports to it.
+    const port = await freePort();
+    const ownEnv = { ...serverEnv, PORT: String(port) };
+    let own = spawnFleetpatch(['server'], ownEnv);
+    onTestFinished(() => stop(own).then(() => undefined));
+    await own.waitFor(/"msg":"API listening"/);
+    const m = await aptMachineOfThisTest('spool', `http://127.0.0.1:${port}/graphql`);
     const spool = path.join(m.stateDir, 'spool');
     const countAssessments = async () => Number((await database.sql`select count(*)::int as n from assessments where machine_id = ${m.id!}`)[0]!.n);
-    await stop(server);
+    await stop(own);
     const before = await countAssessments();
 
     // While the server is away, the package database changes (an install): the agent notices and
     // assesses, and keeps the report in its spool.
-    const outcome = await aptBackend.installUpdate({ root: m.root, env: m.env, workDir: path.join(work, 'apt-work') }, { name: 'demo-editor', installedVersion: '1.0-1', availableVersion: '1.1-1', arch: null, classification: 'OTHER', severity: null, advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null }, () => undefined);
+    const outcome = await aptBackend.installUpdate({ root: m.root, env: m.env, workDir: path.join(work, 'spool', 'apt-work') }, { name: 'demo-editor', installedVersion: '1.0-1', availableVersion: '1.1-1', arch: null, classification: 'OTHER', severity: null, advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null }, () => undefined);
     expect(outcome.status).toBe('SUCCEEDED');
     await expect.poll(() => fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length, { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
     const spooled = fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length;
 
-    await startServer().waitFor(/"msg":"API listening"/);
+    own = spawnFleetpatch(['server'], ownEnv);
+    await own.waitFor(/"msg":"API listening"/);
     await expect.poll(() => fs.readdirSync(spool).filter((f) => f.endsWith('.json')).length, { timeout: 30_000, interval: 250 }).toBe(0);
     expect(await countAssessments()).toBeGreaterThanOrEqual(before + spooled);
-    const view = (await fleet())['debian-01']!;
+    const view = (await fleet())[m.name]!;
     expect(view.pendingUpdates.map((u) => u.name)).not.toContain('demo-editor');
     expect(view.compliance).toBe('NON_COMPLIANT');
   });

@@ -11,6 +11,7 @@ import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 describe('access: tokens, audit log, limits and secrets in logs', () => {
   let api: ApiServer;
@@ -92,7 +93,7 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
     );
     const keySecret = key.data!.createEnrollmentKey.secret;
     secretsSeen.push(keySecret);
-    const enrolled = await new AgentClient(api.url).enroll(keySecret, machineFacts({ hostname: 'audited-01' }));
+    const enrolled = await enrollMachine(api.url, keySecret, { facts: { hostname: 'audited-01' } });
     secretsSeen.push(enrolled.credential);
     await expect(new AgentClient(api.url).enroll(`fpe_${'x'.repeat(43)}`, machineFacts({ hostname: 'intruder' }))).rejects.toMatchObject({ status: 403 });
     const denied = await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: viewer, variables: { id: enrolled.machineId } });

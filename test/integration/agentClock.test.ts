@@ -1,12 +1,11 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { AssessmentReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 const HOUR = 3600_000;
 
@@ -36,17 +35,12 @@ describe("an agent's clock", () => {
   beforeAll(async () => {
     ({ api, database, base, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'clocks', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'clocks');
   });
 
   afterAll(() => close());
 
-  async function enroll(): Promise<{ machineId: string; credential: string; agent: AgentClient }> {
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(enrollKey, machineFacts());
-    agent.setCredential(credential);
-    return { machineId, credential, agent };
-  }
+  const enroll = () => enrollMachine(base, enrollKey);
 
   /** One agent request with the given Date header (or none). */
   function send(credential: string, path: string, body: unknown, date: Date | null): Promise<number> {

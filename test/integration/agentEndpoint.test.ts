@@ -5,7 +5,10 @@ import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { enrollMachine } from '../support/machines.js';
 import type { Database } from '../../src/db/client.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
+import { longPollsOpen, subscriptionLive } from '../support/signals.js';
 
 describe('the agent endpoint', () => {
   let api: ApiServer;
@@ -68,13 +71,14 @@ describe('the agent endpoint', () => {
     const revoked = await createKey({ description: 'revoked' });
     await graphql(api.url, 'mutation($id: ID!) { revokeEnrollmentKey(id: $id) { state } }', { token: admin, variables: { id: revoked.id } });
     const usedUp = await createKey({ description: 'one machine', maxUses: 1 });
-    const expiring = await createKey({ description: 'expiring', expiresAt: new Date(Date.now() + 1500).toISOString() });
+    const expiring = await createKey({ description: 'expiring', expiresAt: new Date(Date.now() + 3600_000).toISOString() });
 
     const agent = new AgentClient(base);
     await expect(agent.enroll(revoked.secret, machineFacts())).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN', message: expect.stringMatching(/was revoked on .*Ask an admin for a new key/) });
     await agent.enroll(usedUp.secret, machineFacts());
     await expect(agent.enroll(usedUp.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('used for all of its 1 machine(s)') });
-    await new Promise((r) => setTimeout(r, 1600));
+    // Its hour passes: the key's expiry moves into the past, as the clock would move it.
+    await database.sql`update enrollment_keys set expires_at = now() - interval '1 second' where id = ${expiring.id}`;
     await expect(agent.enroll(expiring.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('expired on') });
     await expect(agent.enroll('fpe_nonsense', machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('not known') });
 
@@ -126,7 +130,7 @@ describe('the agent endpoint', () => {
 
   it('answers a NUL in enrollment or check-in facts with 400 BAD_USER_INPUT naming the field, storing nothing', async () => {
     const key = await createKey({ description: 'nul' });
-    const enrolled = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const enrolled = await enrollMachine(base, key.secret);
     const before = await count('machines');
     const post = async (path: string, body: unknown, auth?: string) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) }, body: JSON.stringify(body) });
@@ -162,9 +166,9 @@ describe('the agent endpoint', () => {
 
   it('shows machines that share a name (ignoring case) as duplicates, in the list and on the machine', async () => {
     const key = await createKey({ description: 'twins' });
-    const first = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-01' }));
-    const second = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'TWIN-01' }));
-    const single = await new AgentClient(base).enroll(key.secret, machineFacts({ hostname: 'twin-02' }));
+    const first = await enrollMachine(base, key.secret, { facts: { hostname: 'twin-01' } });
+    const second = await enrollMachine(base, key.secret, { facts: { hostname: 'TWIN-01' } });
+    const single = await enrollMachine(base, key.secret, { facts: { hostname: 'twin-02' } });
     type Node = { id: string; name: string; duplicateName: boolean; warnings: string[] };
     const list = await graphql<{ machines: { edges: Array<{ node: Node }> } }>(api.url, '{ machines(filter: {nameContains: "twin-0"}, first: 10) { edges { node { id name duplicateName warnings } } } }', { token: admin });
     const byId = new Map(list.data!.machines.edges.map((e) => [e.node.id, e.node]));
@@ -180,9 +184,7 @@ describe('the agent endpoint', () => {
 
   it('stores a report once, however often the agent resends it, and counts by classification', async () => {
     const key = await createKey({ description: 'reports' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const report = assessmentReport([
       pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', cveIds: ['CVE-2025-1'] }),
       pendingUpdate({ name: 'sudo', classification: 'SECURITY' }),
@@ -218,7 +220,7 @@ describe('the agent endpoint', () => {
 
   it('answers malformed, oversized and unauthenticated requests with a 4xx and a message, storing nothing', async () => {
     const key = await createKey({ description: 'hostile' });
-    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const { credential } = await enrollMachine(base, key.secret);
     const before = { machines: await count('machines'), assessments: await count('assessments') };
     const post = async (path: string, body: string, auth = credential) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${auth}` }, body });
@@ -256,7 +258,7 @@ describe('the agent endpoint', () => {
 
   it('answers requests its routes cannot take with a 4xx and a message that says what to send', async () => {
     const key = await createKey({ description: 'plain http' });
-    const { credential } = await new AgentClient(base).enroll(key.secret, machineFacts());
+    const { credential } = await enrollMachine(base, key.secret);
     const send = async (method: string, path: string, body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
       const response = await fetch(`${base}/agent/v1${path}`, { method, headers: { authorization: `Bearer ${credential}`, ...headers }, body });
       return { status: response.status, type: response.headers.get('content-type'), error: ((await response.json()) as { error: { code: string; message: string } }).error };
@@ -273,14 +275,14 @@ describe('the agent endpoint', () => {
 
   it('wakes a long-polling agent within moments of assessMachines', async () => {
     const key = await createKey({ description: 'on demand' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const operator = await tokenFor(database, 'OPERATOR');
 
     const started = Date.now();
     const poll = agent.commands(20);
-    await new Promise((r) => setTimeout(r, 300));
+    // Queued only once the poll waits on the server: then nothing but the wake-up can deliver it
+    // before the poll's 20 s are up.
+    await longPollsOpen(api.url, 1);
     const requested = await graphql<{ assessMachines: Array<{ requested: boolean; commandId: string }> }>(
       api.url,
       'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId requested commandId reason } }',
@@ -295,9 +297,7 @@ describe('the agent endpoint', () => {
 
   it('stops accepting a removed machine and refuses management of an unknown one', async () => {
     const key = await createKey({ description: 'removal' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     await agent.checkIn(machineFacts());
     const removed = await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     expect(removed.data).toEqual({ removeMachine: machineId });
@@ -308,19 +308,26 @@ describe('the agent endpoint', () => {
 
   it('announces a new assessment on machineChanged, for one machine or all', async () => {
     const key = await createKey({ description: 'subscribers' });
-    const agent = new AgentClient(base);
-    const { machineId, credential } = await agent.enroll(key.secret, machineFacts());
-    agent.setCredential(credential);
+    const { machineId, agent } = await enrollMachine(base, key.secret);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     type Changed = { machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number } };
+    let live = false;
     const received = new Promise<Changed['machineChanged']>((resolve, reject) => {
       client.subscribe<Changed>(
         { query: 'subscription($id: ID) { machineChanged(machineId: $id) { id compliance criticalAndSecurityCount } }', variables: { id: machineId } },
-        { next: (message) => message.data && message.data.machineChanged.compliance !== 'NOT_ASSESSED' && resolve(message.data.machineChanged), error: reject, complete: () => undefined },
+        {
+          next: (message) => {
+            live = true;
+            if (message.data && message.data.machineChanged.compliance !== 'NOT_ASSESSED') resolve(message.data.machineChanged);
+          },
+          error: reject,
+          complete: () => undefined,
+        },
       );
     });
-    // The server subscribes once the socket is open; a report sent too early would be missed, so wait a moment.
-    await new Promise((r) => setTimeout(r, 300));
+    // A report sent before the server listens for this subscription would be missed.
+    const pubsub = await createFleetPubSub(database.sql);
+    await subscriptionLive(() => pubsub.publish('machineChanged', { machineId }), () => live);
     await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
     expect(await received).toEqual({ id: machineId, compliance: 'NON_COMPLIANT', criticalAndSecurityCount: 1 });
     await client.dispose();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
@@ -8,6 +8,7 @@ import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, ensureInstallCommand, ensureRun } from '../../src/db/runs.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 /**
  * A machine credential reaches its own machine and nothing else: each agent endpoint is tried by
@@ -29,10 +30,8 @@ describe('agent isolation', () => {
     admin = await tokenFor(database, 'ADMIN');
     const key = await graphql<{ createEnrollmentKey: { secret: string } }>(api.url, 'mutation { createEnrollmentKey(input: {description: "isolation"}) { secret } }', { token: admin });
     for (const name of ['a', 'b'] as const) {
-      const client = new AgentClient(base);
-      const enrolled = await client.enroll(key.data!.createEnrollmentKey.secret, machineFacts({ hostname: `machine-${name}` }));
-      client.setCredential(enrolled.credential);
-      agents[name] = { id: enrolled.machineId, credential: enrolled.credential, client };
+      const enrolled = await enrollMachine(base, key.data!.createEnrollmentKey.secret, { facts: { hostname: `machine-${name}` } });
+      agents[name] = { id: enrolled.machineId, credential: enrolled.credential, client: enrolled.agent };
     }
     // B gets an install job, through the same steps a deployment run takes (minus Temporal: no task token).
     const deployment = await insertDeployment(database.db, {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, ensureInstallCommand, ensureRun, finishMachineRun } from '../../src/db/runs.js';
-import { machineFacts, pendingUpdate } from '../support/agentFacts.js';
-import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { pendingUpdate } from '../support/agentFacts.js';
+import { startApiOnFreshDatabase } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
  * The server's side of an agent that lost track of its commands (it restarted, or a poll's answer
@@ -18,19 +19,13 @@ describe('redelivery to an agent that lost track', () => {
   let database: Database;
   let close: () => Promise<void>;
   let base: string;
-  let admin: string;
   let agent: AgentClient;
   let machineId: string;
 
   beforeAll(async () => {
     const started = await startApiOnFreshDatabase();
     ({ database, close, base } = started);
-    admin = await tokenFor(database, 'ADMIN');
-    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(started.api.url, 'mutation { createEnrollmentKey(input: {description: "redelivery"}) { secret } }', { token: admin });
-    agent = new AgentClient(base);
-    const enrolled = await agent.enroll(key.data!.createEnrollmentKey.secret, machineFacts({ hostname: 'restarting-01' }));
-    agent.setCredential(enrolled.credential);
-    machineId = enrolled.machineId;
+    ({ agent, machineId } = await enrollMachine(base, await enrollmentKey(database, 'redelivery'), { facts: { hostname: 'restarting-01' } }));
   });
 
   afterAll(async () => {

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import { ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
 import { machineFacts } from '../support/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { longPollsOpen } from '../support/signals.js';
 
 /**
  * Two API replicas on one database, as `fleetpatch server` run twice: each keeps its own credential
@@ -26,8 +28,7 @@ describe('agents on several API replicas', () => {
     first = await startTestApi(temporal, { databaseUrl: fresh.url });
     second = await startTestApi(temporal, { databaseUrl: fresh.url });
     admin = await tokenFor(database, 'ADMIN');
-    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(first.url, 'mutation { createEnrollmentKey(input: {description: "replicas"}) { secret } }', { token: admin });
-    enrollKey = key.data!.createEnrollmentKey.secret;
+    enrollKey = await enrollmentKey(database, 'replicas');
   });
 
   afterAll(async () => {
@@ -37,14 +38,6 @@ describe('agents on several API replicas', () => {
     await drop();
   });
 
-  const base = (api: ApiServer) => api.url.replace('/graphql', '');
-
-  async function enrolledOn(api: ApiServer): Promise<{ machineId: string; agent: AgentClient }> {
-    const agent = new AgentClient(base(api));
-    const { machineId, credential } = await agent.enroll(enrollKey, machineFacts());
-    agent.setCredential(credential);
-    return { machineId, agent };
-  }
 
   const refusal = (promise: Promise<unknown>) =>
     promise.then(
@@ -53,7 +46,7 @@ describe('agents on several API replicas', () => {
     );
 
   it('refuses a machine removed through the other replica at once, on every agent route', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const { machineId, agent } = await enrollMachine(second.url, enrollKey);
     // The second replica has checked (and cached) this credential.
     await agent.checkIn(machineFacts());
     await agent.commands(0);
@@ -69,18 +62,19 @@ describe('agents on several API replicas', () => {
   });
 
   it('refuses a machine removed through the same replica before the removal even answers', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     await agent.checkIn(machineFacts());
     await graphql(first.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     expect(await refusal(agent.commands(0))).toBe('401 UNAUTHENTICATED');
   });
 
   it('wakes a long-poll held by one replica when the command is queued through the other', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const { machineId, agent } = await enrollMachine(second.url, enrollKey);
     const operator = await tokenFor(database, 'OPERATOR');
     const started = Date.now();
     const poll = agent.commands(20);
-    await new Promise((r) => setTimeout(r, 300));
+    // Queued once the poll waits on the second replica: only the wake-up can deliver it before its 20 s are up.
+    await longPollsOpen(second.url, 1);
     const requested = await graphql<{ assessMachines: Array<{ commandId: string }> }>(first.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', {
       token: operator,
       variables: { ids: [machineId] },
@@ -91,26 +85,38 @@ describe('agents on several API replicas', () => {
   });
 
   it('hands out at once, on the next poll, a command queued on the other replica while no poll was open', async () => {
-    const { machineId, agent } = await enrolledOn(second);
+    const [{ machineId, agent }, witness] = await Promise.all([enrollMachine(second.url, enrollKey), enrollMachine(second.url, enrollKey)]);
     const started = Date.now();
     // Nothing waits: the poll ends empty when its time is up, and the replica now knows the machine is quiet.
     expect((await agent.commands(1)).commands).toEqual([]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    const pubsub = await createFleetPubSub(database.sql);
+    const heard: string[] = [];
+    pubsub.observe({ delivered: (topic) => heard.push(topic) });
     const operator = await tokenFor(database, 'OPERATOR');
     const requested = await graphql<{ assessMachines: Array<{ commandId: string }> }>(first.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { commandId } }', {
       token: operator,
       variables: { ids: [machineId] },
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // The second replica has heard of the command once it has heard of an event sent after
+    // PostgreSQL delivered it (NOTIFYs reach each listener in commit order): a command for another
+    // machine, which wakes the poll the replica holds for it.
+    await waitUntil(async () => heard, (topics) => topics.includes(`agentCommandQueued:${machineId}`), 5000, 'the command event');
+    const witnessPoll = witness.agent.commands(20);
+    await longPollsOpen(second.url, 1);
+    const [witnessCommand] = await database.sql`insert into agent_commands (machine_id, kind) values (${witness.machineId}, 'ASSESS') returning id`;
+    announceAgentCommands(pubsub, [{ machineId: witness.machineId, id: witnessCommand!.id as string }]);
+    expect((await witnessPoll).commands).toEqual([{ id: witnessCommand!.id as string, kind: 'ASSESS' }]);
+
     const polled = Date.now();
     expect((await agent.commands(20)).commands).toEqual([{ id: requested.data!.assessMachines[0]!.commandId, kind: 'ASSESS' }]);
     expect(Date.now() - polled).toBeLessThan(2000);
   });
 
   it('wakes the long-polls of many machines with few NOTIFYs', async () => {
-    const fleet = await Promise.all([enrolledOn(second), enrolledOn(second), enrolledOn(first)]);
+    const fleet = await Promise.all([enrollMachine(second.url, enrollKey), enrollMachine(second.url, enrollKey), enrollMachine(first.url, enrollKey)]);
     const polls = fleet.map(({ agent }) => agent.commands(20));
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([longPollsOpen(second.url, 2), longPollsOpen(first.url, 1)]);
     const commandIds: string[] = [];
     for (const { machineId } of fleet) {
       const [row] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
@@ -124,7 +130,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('always looks in the database for a poll that does not wait', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     expect((await agent.commands(1)).commands).toEqual([]);
     // Queued straight into the database, without its event.
     const [command] = await database.sql`insert into agent_commands (machine_id, kind) values (${machineId}, 'ASSESS') returning id`;
@@ -132,7 +138,7 @@ describe('agents on several API replicas', () => {
   });
 
   it('moves a disconnected machine back to READY on a check-in that changes no fact', async () => {
-    const { machineId, agent } = await enrolledOn(first);
+    const { machineId, agent } = await enrollMachine(first.url, enrollKey);
     const facts = machineFacts({ hostname: 'steady-01' });
     await agent.checkIn(facts);
     await database.sql`update machines set last_seen_at = now() - interval '1 hour' where id = ${machineId}`;

@@ -1,7 +1,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
@@ -10,6 +10,7 @@ import { ensureRun } from '../../src/db/runs.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { startRestartablePostgres, type Restartable } from '../support/restartable.js';
 
 /** Resolves with the first value `pick` returns that is not undefined. */
@@ -54,11 +55,7 @@ describe('the API across a PostgreSQL restart', () => {
     admin = await tokenFor(database, 'ADMIN');
     api = await startTestApi(temporalSettings(), { databaseUrl: pg.url });
     base = api.url.replace('/graphql', '');
-    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(api.url, 'mutation { createEnrollmentKey(input: {description: "outage"}) { secret } }', { token: admin });
-    agent = new AgentClient(base);
-    const enrolled = await agent.enroll(key.data!.createEnrollmentKey.secret, machineFacts({ hostname: 'outage-01' }));
-    ({ machineId, credential } = enrolled);
-    agent.setCredential(credential);
+    ({ agent, machineId, credential } = await enrollMachine(base, await enrollmentKey(database, 'outage'), { facts: { hostname: 'outage-01' } }));
     const deployment = await insertDeployment(database.db, {
       name: 'outage',
       osType: 'LINUX',

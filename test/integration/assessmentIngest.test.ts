@@ -2,16 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
+import { ServerRefusal } from '../../src/agent/client.js';
 import type { AssessmentReport } from '../../src/agent/protocol.js';
 import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollMachines, enrollmentKey } from '../support/machines.js';
+import { subscriptionLive } from '../support/signals.js';
 
 /** A report whose classification mix depends on i: i critical, 2 security, i % 3 other, and on Windows-like machines (i % 4 == 0) one TOOLS update. */
 function reportFor(i: number, overrides: Partial<AssessmentReport> = {}): AssessmentReport {
@@ -42,31 +43,23 @@ describe('assessment reports stored in groups', () => {
   beforeAll(async () => {
     ({ api, database, base, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'ingest', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'ingest');
   });
 
   afterAll(() => close());
 
-  async function enroll(n: number): Promise<Array<{ agent: AgentClient; machineId: string }>> {
-    return Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        const agent = new AgentClient(base);
-        const { machineId, credential } = await agent.enroll(enrollKey, machineFacts({ hostname: `ingest-${i}-${randomUUID().slice(0, 8)}` }));
-        agent.setCredential(credential);
-        return { agent, machineId };
-      }),
-    );
-  }
 
   it('stores many reports sent at once by many machines, each answered after it is in the database, with its counts and its event', async () => {
-    const machines = await enroll(40);
+    const machines = await enrollMachines(base, enrollKey, 40);
     const client = createClient({ url: api.url.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${admin}` }, retryAttempts: 0 });
     const announced = new Map<string, { compliance: string; criticalAndSecurityCount: number; otherCount: number }>();
+    let live = false;
     const allAnnounced = new Promise<void>((resolve, reject) => {
       client.subscribe<{ machineChanged: { id: string; compliance: string; criticalAndSecurityCount: number; otherCount: number } }>(
         { query: 'subscription { machineChanged { id compliance criticalAndSecurityCount otherCount } }' },
         {
           next: (message) => {
+            live = true;
             const m = message.data?.machineChanged;
             if (!m || m.compliance === 'NOT_ASSESSED') return;
             announced.set(m.id, m);
@@ -77,8 +70,9 @@ describe('assessment reports stored in groups', () => {
         },
       );
     });
-    // The server subscribes once the socket is open; a report sent too early would be missed.
-    await new Promise((r) => setTimeout(r, 300));
+    // A report sent before the server listens for this subscription would be missed.
+    const pubsub = await createFleetPubSub(database.sql);
+    await subscriptionLive(() => pubsub.publish('machineChanged', { machineId: machines[0]!.machineId }), () => live);
 
     const reports = machines.map((_, i) => reportFor(i));
     // Each answer is checked against the database the moment it arrives: an agent that got it may delete its spool.
@@ -126,7 +120,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('stores a report sent twice at the same moment once: one answer stored, the other not', async () => {
-    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    const { agent, machineId } = await enrollMachine(base, enrollKey);
     const report = reportFor(3);
     const answers = await Promise.all([agent.sendReport(report), agent.sendReport(report), agent.sendReport(report)]);
     expect(answers.filter((a) => a.stored)).toHaveLength(1);
@@ -138,7 +132,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('refuses a report of a removed machine and stores nothing of it', async () => {
-    const [{ agent, machineId }] = (await enroll(1)) as [{ agent: AgentClient; machineId: string }];
+    const { agent, machineId } = await enrollMachine(base, enrollKey);
     await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: machineId } });
     await expect(agent.sendReport(reportFor(1))).rejects.toBeInstanceOf(ServerRefusal);
     const [row] = await database.sql`select count(*)::int as n from assessments where machine_id = ${machineId}`;
@@ -146,7 +140,7 @@ describe('assessment reports stored in groups', () => {
   });
 
   it('answers a report with a NUL character 400 and stores the reports sent with it', async () => {
-    const machines = await enroll(3);
+    const machines = await enrollMachines(base, enrollKey, 3);
     const bad = reportFor(1, {});
     bad.result!.updates[0]!.name = 'lib\u0000evil';
     const [good1, good2] = [reportFor(2), reportFor(4)];
@@ -289,9 +283,9 @@ describe('events published together', () => {
         while (received.length < machineIds.length) received.push(((await changes.next()).value as { machineId: string }).machineId);
       })();
       const oneProgress = runEvents.next().then((r) => progress.push(r.value));
-      await new Promise((r) => setTimeout(r, 100));
       const event = { kind: 'RUN' as const, machineRunId: null, updateNames: [], lineIds: null };
       const events: Array<Parameters<FleetPubSub['publish']>> = [...machineIds.map((machineId): Parameters<FleetPubSub['publish']> => ['machineChanged', { machineId }]), ['deploymentRunProgress', 'run-1', event]];
+      // Both pubsubs listen once created, and both subscriptions from their first next(): nothing to wait for.
       from.publishMany(events);
       await Promise.all([allChanges, oneProgress]);
       expect(received).toEqual(machineIds);

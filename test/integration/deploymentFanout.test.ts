@@ -1,15 +1,16 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import { connectTemporal } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachines, enrollmentKey } from '../support/machines.js';
 
 interface Agent {
   name: string;
@@ -60,7 +61,7 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
     running = worker.run();
     pubsub = await createFleetPubSub(database.sql);
     admin = await tokenFor(database, 'ADMIN');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'fan-out', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'fan-out');
   }, 120_000);
 
   afterAll(async () => {
@@ -79,17 +80,9 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
 
   /** Machines enrolled and assessed, each with two pending security updates. */
   async function enroll(count: number): Promise<Agent[]> {
-    const base = api.url.replace('/graphql', '');
     const updates = [0, 1].map((i) => pendingUpdate({ name: `fanout-lib-${i}`, classification: 'SECURITY', availableVersion: `1.${i}-2`, installedVersion: `1.${i}-1` }));
-    return Promise.all(
-      Array.from({ length: count }, async () => {
-        const name = `fanout-${++counter}`;
-        const enrolled = await new AgentClient(base).enroll(enrollKey, machineFacts({ hostname: name, bootId: 'boot-1' }));
-        const client = new AgentClient(base, enrolled.credential);
-        await client.sendReport(assessmentReport(updates));
-        return { name, machineId: enrolled.machineId, client, installs: [] };
-      }),
-    );
+    const machines = await enrollMachines(api.url, enrollKey, Array.from({ length: count }, () => ({ facts: { hostname: `fanout-${++counter}`, bootId: 'boot-1' }, updates })));
+    return machines.map((m) => ({ name: m.name, machineId: m.machineId, client: m.agent, installs: [] }));
   }
 
   async function createDeployment(name: string, agents: Agent[], extra: Record<string, unknown> = {}): Promise<string> {
@@ -117,7 +110,25 @@ describe('deployment fan-out: jobs handed over in bulk', () => {
 
     // Two jobs, attached by their machine runs' workflows; the third machine waits for a free slot.
     await waitUntil(() => jobsOfRun(runId), (jobs) => jobs.length === 2 && jobs.every((j) => j.task_token !== null), 60_000, 'two attached install jobs');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing more happens until a machine finishes once the run's workflow has made every decision
+    // it can (no workflow task or activity pending): it waits on two machine runs.
+    const [run] = await database.sql<Array<{ workflow_id: string }>>`select workflow_id from deployment_runs where id = ${runId}`;
+    const temporal = await connectTemporal(settings);
+    try {
+      const parent = temporal.client.workflow.getHandle(run!.workflow_id);
+      const settled = await waitUntil(
+        async () => {
+          const { raw } = await parent.describe();
+          return { children: raw.pendingChildren?.length ?? 0, activities: raw.pendingActivities?.length ?? 0, workflowTask: !!raw.pendingWorkflowTask };
+        },
+        (pending) => pending.activities === 0 && !pending.workflowTask,
+        60_000,
+        'the run workflow to wait',
+      );
+      expect(settled.children).toBe(2);
+    } finally {
+      await temporal.close();
+    }
     expect(await jobsOfRun(runId)).toHaveLength(2);
     const statuses = await database.sql<Array<{ status: string }>>`select status from machine_runs where run_id = ${runId}`;
     expect(statuses.map((s) => s.status).sort()).toEqual(['IN_PROGRESS', 'IN_PROGRESS', 'PENDING']);

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { scheduleIds } from '../../src/workflows/config.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 interface DeploymentView {
   id: string;
@@ -50,12 +49,7 @@ describe('deployments run on demand only', () => {
     running = worker.run();
     temporal = await connectTemporal(settings);
     token = await tokenFor(database, 'OPERATOR');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'on demand', expiresAt: null, maxUses: null, defaultTags: [] });
-    const agent = new AgentClient(api.url.replace('/graphql', ''));
-    const enrolled = await agent.enroll(secret, machineFacts({ hostname: 'demand-01' }));
-    agent.setCredential(enrolled.credential);
-    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
-    machineId = enrolled.machineId;
+    ({ machineId } = await enrollMachine(api.url, await enrollmentKey(database, 'on demand'), { facts: { hostname: 'demand-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
   });
 
   afterAll(async () => {

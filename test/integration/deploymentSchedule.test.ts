@@ -1,15 +1,14 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { nextOccurrences } from '../../src/fleet/schedule.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { scheduleIds } from '../../src/workflows/config.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /** A deployment's schedule is a real Temporal Schedule, kept in step with every change. */
 describe('deployment schedules on the real Temporal server', () => {
@@ -34,17 +33,10 @@ describe('deployment schedules on the real Temporal server', () => {
     running = worker.run();
     temporal = await connectTemporal(settings);
     token = await tokenFor(database, 'OPERATOR');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'schedules', expiresAt: null, maxUses: null, defaultTags: [] });
-    const agent = new AgentClient(api.url.replace('/graphql', ''));
-    const enrolled = await agent.enroll(secret, machineFacts({ hostname: 'sched-01' }));
-    agent.setCredential(enrolled.credential);
-    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
-    machineId = enrolled.machineId;
-    const second = new AgentClient(api.url.replace('/graphql', ''));
-    const enrolledSecond = await second.enroll(secret, machineFacts({ hostname: 'sched-02' }));
-    second.setCredential(enrolledSecond.credential);
-    await second.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
-    secondMachineId = enrolledSecond.machineId;
+    const secret = await enrollmentKey(database, 'schedules');
+    const openssl = [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })];
+    machineId = (await enrollMachine(api.url, secret, { facts: { hostname: 'sched-01' }, updates: openssl })).machineId;
+    secondMachineId = (await enrollMachine(api.url, secret, { facts: { hostname: 'sched-02' }, updates: openssl })).machineId;
   });
 
   afterAll(async () => {

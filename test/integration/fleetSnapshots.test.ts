@@ -101,8 +101,8 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
     expect(await service.summary()).toMatchObject({ total: 5, computedAt: T }); // within half the bound: as it was
     setClock(at(15_000));
     expect(await service.summary()).toMatchObject({ total: 5, computedAt: T }); // served, and refreshed behind it
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await service.summary()).toMatchObject({ total: 6, computedAt: at(15_000) });
+    // The refresh behind it lands: readers meanwhile get the old one and start no second recompute.
+    await expect.poll(() => service.summary(), { interval: 20 }).toMatchObject({ total: 6, computedAt: at(15_000) });
     setClock(at(31_000));
     const late = await service.summary(); // past the bound: the reader waits for a fresh one
     expect(late).toMatchObject({ total: 6, computedAt: at(31_000) });

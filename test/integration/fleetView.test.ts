@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { listMachines } from '../../src/db/machines.js';
 import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
  * The computers view, missing updates and the summary on a small fleet built through the real
@@ -22,15 +21,11 @@ describe('the fleet view over GraphQL', () => {
   beforeAll(async () => {
     ({ api, database, close } = await startApiOnFreshDatabase());
     viewer = await tokenFor(database, 'VIEWER');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'fleet', expiresAt: null, maxUses: null, defaultTags: [] });
+    const secret = await enrollmentKey(database, 'fleet');
     const base = api.url.replace('/graphql', '');
 
     const enroll = async (name: string, osType: 'LINUX' | 'WINDOWS', environment: 'AWS' | 'AZURE' | 'ON_PREMISES', updates: ReturnType<typeof pendingUpdate>[] | null) => {
-      const agent = new AgentClient(base);
-      const enrolled = await agent.enroll(secret, machineFacts({ hostname: name, osType, environment }));
-      agent.setCredential(enrolled.credential);
-      if (updates) await agent.sendReport(assessmentReport(updates, { backend: osType === 'WINDOWS' ? 'windows' : 'apt' }));
-      ids[name] = enrolled.machineId;
+      ids[name] = (await enrollMachine(base, secret, { facts: { hostname: name, osType, environment }, updates: updates ?? undefined })).machineId;
     };
     const ssl = pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['DSA-1'], cveIds: ['CVE-2025-1'] });
     await enroll('db-01', 'LINUX', 'AWS', [ssl, pendingUpdate({ name: 'vim' })]);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
-import { AgentClient } from '../../src/agent/client.js';
+import type { AgentClient } from '../../src/agent/client.js';
 import { JobStore } from '../../src/agent/jobStore.js';
 import type { InstallJob, JobResult } from '../../src/agent/protocol.js';
 import { Agent } from '../../src/agent/runner.js';
@@ -13,8 +13,9 @@ import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, ensureInstallCommand, ensureRun, finishMachineRun } from '../../src/db/runs.js';
 import { buildAptMachine } from '../fixtures/apt.js';
-import { machineFacts, pendingUpdate } from '../support/agentFacts.js';
-import { graphql, startApiOnFreshDatabase, tokenFor, waitUntil } from '../support/env.js';
+import { pendingUpdate } from '../support/agentFacts.js';
+import { startApiOnFreshDatabase, waitUntil } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
  * Every point where an agent can die during an install job, as the state dir it leaves behind, and
@@ -39,11 +40,8 @@ describe('an agent that starts again after dying at each point of an install job
   beforeAll(async () => {
     const started = await startApiOnFreshDatabase();
     ({ database, close, base } = started);
-    const admin = await tokenFor(database, 'ADMIN');
-    const key = await graphql<{ createEnrollmentKey: { secret: string } }>(started.api.url, 'mutation { createEnrollmentKey(input: {description: "job resume"}) { secret } }', { token: admin });
-    client = new AgentClient(base);
-    const enrolled = await client.enroll(key.data!.createEnrollmentKey.secret, machineFacts({ hostname: 'resume-01' }));
-    client.setCredential(enrolled.credential);
+    const enrolled = await enrollMachine(base, await enrollmentKey(database, 'job resume'), { facts: { hostname: 'resume-01' } });
+    client = enrolled.agent;
     identity = { server: base, machineId: enrolled.machineId, credential: enrolled.credential };
     ({ root, env } = await buildAptMachine(path.join(work, 'apt')));
     fs.writeFileSync(bootIdFile, `${randomUUID()}\n`);

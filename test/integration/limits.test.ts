@@ -3,14 +3,13 @@ import { createClient, type Client } from 'graphql-ws';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { AgentClient } from '../../src/agent/client.js';
 import { errorsAsJson, notFoundAsJson } from '../../src/api/httpErrors.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { TOO_MANY_SOCKETS_CLOSE_CODE } from '../../src/api/subscriptionLimits.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
  * What one client may ask of the API, over HTTP and WebSocket, on a server whose subscription and
@@ -37,15 +36,10 @@ describe('limits of what one client may ask', () => {
     base = api.url.replace(/\/graphql$/, '');
     viewer = await tokenFor(database, 'VIEWER');
     // A machine with 1,200 pending updates, 12 of them critical.
-    const key = await createEnrollmentKey(database.db, { description: 'limits', expiresAt: null, maxUses: null, defaultTags: [] });
-    const agent = new AgentClient(base);
-    const enrolled = await agent.enroll(key.secret, machineFacts({ hostname: 'many-updates' }));
-    agent.setCredential(enrolled.credential);
-    machineId = enrolled.machineId;
     const updates = Array.from({ length: 1200 }, (_, i) =>
       pendingUpdate({ name: `pkg-${String(i).padStart(4, '0')}-${'x'.repeat(200)}`, classification: i % 100 === 99 ? 'CRITICAL' : 'OTHER', cveIds: [`CVE-2024-${10000 + i}`] }),
     );
-    await agent.sendReport(assessmentReport(updates));
+    ({ machineId } = await enrollMachine(base, await enrollmentKey(database, 'limits'), { facts: { hostname: 'many-updates' }, updates }));
   });
 
   afterAll(async () => {

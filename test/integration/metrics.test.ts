@@ -1,13 +1,12 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -48,7 +47,7 @@ describe('metrics in Prometheus format', () => {
     worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, metricsAddress: `127.0.0.1:${port}` });
     running = worker.run();
     token = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'metrics', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    enrollKey = await enrollmentKey(database, 'metrics');
   });
 
   afterAll(async () => {
@@ -67,9 +66,7 @@ describe('metrics in Prometheus format', () => {
   };
 
   it('counts agent check-ins, reports ingested and the long-polls open right now', async () => {
-    const agent = new AgentClient(base);
-    const enrolled = await agent.enroll(enrollKey, machineFacts({ hostname: 'metrics-01' }));
-    agent.setCredential(enrolled.credential);
+    const { agent } = await enrollMachine(base, enrollKey, { facts: { hostname: 'metrics-01' } });
     await agent.checkIn(machineFacts({ hostname: 'metrics-01' }));
     await agent.checkIn(machineFacts({ hostname: 'metrics-01' }));
     const report = assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]);

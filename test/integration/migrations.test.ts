@@ -1,9 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrateDatabase, migrationsFolder } from '../../src/db/migrate.js';
+import { migrateDatabase } from '../../src/db/migrate.js';
 import { databaseUrl } from '../support/env.js';
+import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
 
 describe('migrations', () => {
   const name = `migrate_${Date.now()}`;
@@ -16,16 +16,8 @@ describe('migrations', () => {
 
   afterAll(async () => {
     await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.unsafe(`drop database if exists ${name}_steps with (force)`);
     await admin.end();
   });
-
-  /** Applies the migration files whose names start with these numbers, in order, statement by statement. */
-  async function apply(db: postgres.Sql, numbers: string[]): Promise<void> {
-    for (const file of fs.readdirSync(migrationsFolder).filter((f) => f.endsWith('.sql') && numbers.includes(f.slice(0, 4))).sort()) {
-      for (const statement of fs.readFileSync(path.join(migrationsFolder, file), 'utf8').split('--> statement-breakpoint')) await db.unsafe(statement);
-    }
-  }
 
   it('are applied once when several processes start together', async () => {
     await admin.unsafe(`create database ${name}`);
@@ -41,14 +33,98 @@ describe('migrations', () => {
     expect(tables.map((t) => t.tablename)).toEqual(expect.arrayContaining(['api_tokens', 'self_checks']));
     expect((await migrateDatabase(url)).applied).toBe(0);
   });
+});
+
+/**
+ * Each migration that moves data, applied over rows the schema before it holds (Fleet's practice):
+ * migrate up to the previous one, insert what an older fleetpatch stored, apply the next one.
+ */
+describe('migrations over existing rows', () => {
+  async function withDatabase(test: (sql: postgres.Sql, url: string) => Promise<void>): Promise<void> {
+    const { url, drop } = await emptyDatabase();
+    const sql = postgres(url, { max: 2, onnotice: () => undefined });
+    try {
+      await test(sql, url);
+    } finally {
+      await sql.end({ timeout: 5 });
+      await drop();
+    }
+  }
+
+  const insertMachine = async (sql: postgres.Sql, name: string, osType: 'LINUX' | 'WINDOWS') =>
+    (await sql`insert into machines (name, os_type, os_name, os_version, environment) values (${name}, ${osType}::os_type, ${name}, '1', 'ON_PREMISES'::environment) returning id`)[0]!.id as string;
+
+  /** An assessment of the machine finished at `finishedAt`, with one pending update per [name, classification]. */
+  async function insertAssessment(sql: postgres.Sql, machineId: string, finishedAt: string, updates: Array<[string, string]>): Promise<string> {
+    const id = randomUUID();
+    await sql`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, reboot_pending, critical_count, security_count, other_count)
+      values (${id}, ${machineId}, 'SCHEDULE', 'windows', ${finishedAt}, ${finishedAt}, false, 0, 0, 0)`;
+    for (const [name, classification] of updates) {
+      await sql`insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values (${id}, ${machineId}, ${name}, '2', ${classification}::classification)`;
+    }
+    return id;
+  }
+
+  it('0004 fills the new Windows classification counts from each machine\'s latest assessment', async () => {
+    await withDatabase(async (sql, url) => {
+      await migrateUpTo(url, '0003');
+      const windows = await insertMachine(sql, 'win-01', 'WINDOWS');
+      // An older assessment that no longer counts, then the latest one.
+      await insertAssessment(sql, windows, '2026-01-01T00:00:00Z', [['KB1', 'UPDATE_ROLLUP'], ['KB2', 'UPDATE_ROLLUP'], ['KB3', 'UPDATE_ROLLUP']]);
+      const latest = await insertAssessment(sql, windows, '2026-01-02T00:00:00Z', [
+        ['KB10', 'UPDATE_ROLLUP'],
+        ['KB11', 'FEATURE_PACK'],
+        ['KB12', 'SERVICE_PACK'],
+        ['KB13', 'DEFINITION'],
+        ['KB14', 'DEFINITION'],
+        ['KB15', 'TOOLS'],
+        ['KB16', 'UPDATES'],
+        ['KB17', 'UPDATES'],
+        ['KB18', 'UPDATES'],
+        ['KB19', 'CRITICAL'],
+      ]);
+      await sql`update machines set latest_assessment_id = ${latest}, last_assessed_at = '2026-01-02T00:00:00Z' where id = ${windows}`;
+      const linux = await insertMachine(sql, 'debian-01', 'LINUX');
+      const linuxLatest = await insertAssessment(sql, linux, '2026-01-02T00:00:00Z', [['openssl', 'SECURITY'], ['vim', 'OTHER']]);
+      await sql`update machines set latest_assessment_id = ${linuxLatest} where id = ${linux}`;
+      const neverAssessed = await insertMachine(sql, 'new-01', 'LINUX');
+
+      await migrateUpTo(url, '0004');
+      const counts = async (id: string) =>
+        (await sql`select update_rollup_count, feature_pack_count, service_pack_count, definition_count, tools_count, updates_count from machines where id = ${id}`)[0];
+      expect(await counts(windows)).toEqual({ update_rollup_count: 1, feature_pack_count: 1, service_pack_count: 1, definition_count: 2, tools_count: 1, updates_count: 3 });
+      const none = { update_rollup_count: 0, feature_pack_count: 0, service_pack_count: 0, definition_count: 0, tools_count: 0, updates_count: 0 };
+      expect(await counts(linux)).toEqual(none);
+      expect(await counts(neverAssessed)).toEqual(none);
+    });
+  });
+
+  it('0005 keeps the pending updates already stored and holds new rows to their assessment per statement', async () => {
+    await withDatabase(async (sql, url) => {
+      await migrateUpTo(url, '0004');
+      const machine = await insertMachine(sql, 'debian-01', 'LINUX');
+      const first = await insertAssessment(sql, machine, '2026-01-01T00:00:00Z', [['openssl', 'SECURITY'], ['sudo', 'SECURITY'], ['vim', 'OTHER']]);
+      const second = await insertAssessment(sql, machine, '2026-01-02T00:00:00Z', [['openssl', 'SECURITY'], ['vim', 'OTHER']]);
+      const rowsOf = async (id: string) => Number((await sql`select count(*)::int as n from pending_updates where assessment_id = ${id}`)[0]!.n);
+
+      await migrateUpTo(url, '0005');
+      // Nothing stored before is lost.
+      expect([await rowsOf(first), await rowsOf(second)]).toEqual([3, 2]);
+      // The rules the foreign key kept: rows of an assessment that does not exist are refused, on insert and on update...
+      await expect(sql`insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values (${randomUUID()}, ${machine}, 'curl', '2', 'OTHER'::classification)`).rejects.toMatchObject({ code: '23503' });
+      await expect(sql`update pending_updates set assessment_id = ${randomUUID()} where assessment_id = ${second}`).rejects.toMatchObject({ code: '23503' });
+      await sql`insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values (${second}, ${machine}, 'curl', '2', 'OTHER'::classification)`;
+      // ...and an assessment deleted takes its rows along, and only its own.
+      await sql`delete from assessments where id = ${first}`;
+      expect([await rowsOf(first), await rowsOf(second)]).toEqual([0, 3]);
+      // Whatever comes after applies over these rows too.
+      await migrateDatabase(url);
+    });
+  });
 
   it('0009 puts stored reports on the server clock and frees a machine frozen by a report "finished in 2099"', async () => {
-    await admin.unsafe(`create database ${name}_steps`);
-    const u = new URL(url);
-    u.pathname = `/${name}_steps`;
-    const db = postgres(u.toString(), { max: 1, onnotice: () => undefined });
-    try {
-      await apply(db, ['0000', '0001', '0002', '0003', '0004', '0005', '0006', '0007', '0008']);
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0008');
       const [machine] = await db`insert into machines (name, os_type, os_name, os_version, environment) values ('frozen', 'WINDOWS', 'Windows Server 2022', '10.0', 'ON_PREMISES') returning id`;
       const id = machine!.id as string;
       const future = '00000000-0000-4000-8000-000000000001';
@@ -60,7 +136,7 @@ describe('migrations', () => {
         values (${honest}, ${id}, 'KB1', '1', 'SECURITY'), (${honest}, ${id}, 'KB2', '1', 'TOOLS'), (${honest}, ${id}, 'KB3', '1', 'DEFINITION')`;
       await db`update machines set latest_assessment_id = ${future}, last_assessed_at = '2099-01-01T00:00:00Z', critical_count = 2 where id = ${id}`;
 
-      await apply(db, ['0009']);
+      await migrateUpTo(url, '0009');
 
       const assessed = await db`select id::text, assessed_at from assessments order by id`;
       expect(assessed.map((a) => [a.id, (a.assessed_at as Date).toISOString()])).toEqual([
@@ -79,8 +155,6 @@ describe('migrations', () => {
         definition_count: 1,
         clock_offset_seconds: null,
       });
-    } finally {
-      await db.end();
-    }
+    });
   });
 });

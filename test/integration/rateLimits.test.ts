@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 describe('rate limits per token, per agent and per enrolling address', () => {
   let api: ApiServer;
@@ -54,8 +54,8 @@ describe('rate limits per token, per agent and per enrolling address', () => {
     const admin = await tokenFor(database, 'ADMIN');
     const key = await graphql<{ createEnrollmentKey: { secret: string } }>(api.url, 'mutation { createEnrollmentKey(input: {description: "rate"}) { secret } }', { token: admin });
     const secret = key.data!.createEnrollmentKey.secret;
-    const first = await new AgentClient(base).enroll(secret, machineFacts());
-    const second = await new AgentClient(base).enroll(secret, machineFacts());
+    const first = await enrollMachine(base, secret);
+    const second = await enrollMachine(base, secret);
     const checkIn = (credential: string) =>
       fetch(`${base}/agent/v1/checkin`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` }, body: JSON.stringify({ facts: machineFacts() }) });
     const statuses: number[] = [];

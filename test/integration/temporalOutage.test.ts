@@ -1,13 +1,12 @@
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { scheduleIds } from '../../src/workflows/config.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, tokenFor, type GraphQLResponse } from '../support/env.js';
+import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { startRestartableTemporal, type Restartable } from '../support/restartable.js';
 
 /**
@@ -75,12 +74,7 @@ describe('mutations while Temporal is down', () => {
     api = await startTestApi(settings, { databaseUrl: fresh.url });
     temporal = await connectTemporal(settings);
     token = await tokenFor(database, 'ADMIN');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'outage', expiresAt: null, maxUses: null, defaultTags: [] });
-    const agent = new AgentClient(api.url.replace('/graphql', ''));
-    const enrolled = await agent.enroll(secret, machineFacts({ hostname: 'outage-01' }));
-    agent.setCredential(enrolled.credential);
-    await agent.sendReport(assessmentReport([pendingUpdate({ name: 'openssl', classification: 'SECURITY' })]));
-    machineId = enrolled.machineId;
+    ({ machineId } = await enrollMachine(api.url, await enrollmentKey(database, 'outage'), { facts: { hostname: 'outage-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
 
     for (const key of NAMES) {
       ids[key] = (await mutate<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: input(key) })).createDeployment.id;

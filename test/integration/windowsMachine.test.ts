@@ -10,6 +10,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { machineFacts } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 // A Windows Server machine through the real agent endpoint, GraphQL and Postgres, with the
 // assessments its agent makes from recorded documents of windows.ps1 (no Windows machine here).
@@ -25,9 +26,6 @@ function recordedBackend(file: string): PackageBackend {
     databaseFingerprint: async () => 'never',
   };
 }
-
-const windowsServer = () =>
-  machineFacts({ hostname: `win-${randomUUID().slice(0, 6)}`, osType: 'WINDOWS' });
 
 describe('a Windows machine', () => {
   let api: ApiServer;
@@ -61,11 +59,10 @@ describe('a Windows machine', () => {
   });
 
   it('enrolls as a server, is assessed twice a day, and shows its Windows classifications and pending reboot', async () => {
-    const agent = new AgentClient(base);
-    const enrolled = await agent.enroll(key, windowsServer());
+    const enrolled = await enrollMachine(base, key, { facts: { hostname: `win-${randomUUID().slice(0, 6)}`, osType: 'WINDOWS' } });
+    const { agent } = enrolled;
     // The seed: a full scan twice a day, and every 15 minutes a look at the last install time.
     expect(enrolled.settings).toMatchObject({ assessmentIntervalSeconds: 43_200, packageDatabaseCheckSeconds: 900 });
-    agent.setCredential(enrolled.credential);
 
     const report = await runAssessment(recordedBackend('assess-wsus.json'), { root: '/', env: {}, workDir: '/nonexistent' }, 'STARTUP');
     expect(report.error).toBeNull();

@@ -52,24 +52,30 @@ const CLOUDS: Record<Backend, { name: string; environment: FixtureMachine['envir
   zypper: { name: 'sles-01', environment: 'GCP', dmi: { sys_vendor: 'Google', product_name: 'Google Compute Engine' } },
 };
 
-const BUILDERS = { apt: buildAptMachine, dnf: buildDnfMachine, zypper: buildZypperMachine };
+const BUILDERS: Record<Backend, (dir: string) => Promise<{ root: string; env: NodeJS.ProcessEnv }>> = { apt: buildAptMachine, dnf: buildDnfMachine, zypper: buildZypperMachine };
 
-/** Real machines (apt, dnf, zypper, or those given) under `work`, with hostnames, DMI strings and boot ids. */
-export async function buildFleet<B extends Backend = Backend>(work: string, backends: readonly B[] = ['apt', 'dnf', 'zypper'] as B[]): Promise<Record<B, FixtureMachine>> {
-  const built = Object.fromEntries(await Promise.all(backends.map(async (backend) => [backend, await BUILDERS[backend](path.join(work, backend))] as const))) as unknown as Record<B, { root: string; env: NodeJS.ProcessEnv }>;
-  const fleet = {} as Record<B, FixtureMachine>;
-  for (const backend of backends) {
-    const { root, env } = built[backend];
-    const cloud = CLOUDS[backend];
-    fs.writeFileSync(path.join(root, 'etc/hostname'), `${cloud.name}\n`);
-    const dmiDir = path.join(root, 'sys/class/dmi/id');
-    fs.mkdirSync(dmiDir, { recursive: true });
-    for (const [field, value] of Object.entries(cloud.dmi)) fs.writeFileSync(path.join(dmiDir, field), `${value}\n`);
-    const bootIdFile = path.join(work, `${backend}-boot_id`);
-    fs.writeFileSync(bootIdFile, `${crypto.randomUUID()}\n`);
-    fleet[backend] = { backend, name: cloud.name, root, env, stateDir: path.join(work, `${backend}-state`), bootIdFile, environment: cloud.environment };
-  }
-  return fleet;
+/**
+ * One real machine of `backend` under `work` (in its own folder), with its hostname, DMI strings and
+ * boot id. Named after its cloud (`debian-01`, `rocky-01`, `sles-01`) plus `suffix`, so that
+ * several fleets can share one server.
+ */
+export async function buildFixtureMachine(work: string, backend: Backend, suffix = ''): Promise<FixtureMachine> {
+  const { root, env } = await BUILDERS[backend](path.join(work, backend));
+  const cloud = CLOUDS[backend];
+  const name = `${cloud.name}${suffix}`;
+  fs.writeFileSync(path.join(root, 'etc/hostname'), `${name}\n`);
+  const dmiDir = path.join(root, 'sys/class/dmi/id');
+  fs.mkdirSync(dmiDir, { recursive: true });
+  for (const [field, value] of Object.entries(cloud.dmi)) fs.writeFileSync(path.join(dmiDir, field), `${value}\n`);
+  const bootIdFile = path.join(work, `${backend}-boot_id`);
+  fs.writeFileSync(bootIdFile, `${crypto.randomUUID()}\n`);
+  return { backend, name, root, env, stateDir: path.join(work, `${backend}-state`), bootIdFile, environment: cloud.environment };
+}
+
+/** Real machines (apt, dnf, zypper, or those given) under `work`, named with `suffix`. */
+export async function buildFleet<B extends Backend = Backend>(work: string, backends: readonly B[] = ['apt', 'dnf', 'zypper'] as B[], suffix = ''): Promise<Record<B, FixtureMachine>> {
+  const built = await Promise.all(backends.map((backend) => buildFixtureMachine(work, backend, suffix)));
+  return Object.fromEntries(backends.map((backend, i) => [backend, built[i]!])) as Record<B, FixtureMachine>;
 }
 
 /**

@@ -16,49 +16,81 @@ declare module 'vitest' {
   }
 }
 
+interface Services {
+  databaseUrl: string;
+  temporalAddress: string;
+  stop: () => Promise<void>;
+}
+
+interface SharedServices {
+  started?: Promise<Services>;
+  users: number;
+}
+
+// The integration and e2e projects each run this setup: they share one set of services through the
+// main process's global object (each project loads this module on its own).
+const SHARED = Symbol.for('fleetpatch.test.services');
+
 /**
  * One PostgreSQL and one Temporal dev server for the whole run, real ones: TEST_DATABASE_URL and
  * TEST_TEMPORAL_ADDRESS point at running ones, otherwise both are started here (Temporal from the
- * CLI that `fleetpatch temporal-cli` finds or builds).
+ * CLI that `fleetpatch temporal-cli` finds or builds). Only the projects that need them run it
+ * (vitest.config.ts), so the unit tests start neither.
  */
 export default async function setup(project: TestProject) {
+  const holder = ((globalThis as { [SHARED]?: SharedServices })[SHARED] ??= { users: 0 });
+  holder.users += 1;
+  holder.started ??= startServices();
+  const services = await holder.started;
+  project.provide('databaseUrl', services.databaseUrl);
+  project.provide('temporalAddress', services.temporalAddress);
+  return async () => {
+    holder.users -= 1;
+    if (holder.users > 0) return;
+    holder.started = undefined;
+    await services.stop();
+  };
+}
+
+async function startServices(): Promise<Services> {
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn', format: 'json', name: 'test-setup' });
   const stops: Array<() => Promise<void>> = [];
-
-  let databaseUrl = process.env.TEST_DATABASE_URL;
-  if (!databaseUrl) {
-    // Not under /root: PostgreSQL runs as the postgres user and must reach its folder.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-test-pg-'));
-    fs.chmodSync(dir, 0o755);
-    const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_test', logger });
-    stops.push(async () => {
-      await pg.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
-    databaseUrl = pg.url;
-  }
-  await migrateDatabase(databaseUrl);
-
-  let temporalAddress = process.env.TEST_TEMPORAL_ADDRESS;
-  if (!temporalAddress) {
-    const cliPath = await ensureTemporalCli((line) => console.error(line));
-    const temporal = await startTemporalDevServer({
-      cliPath,
-      ip: '127.0.0.1',
-      port: await freePort(),
-      uiPort: 0,
-      headless: true,
-      namespace: 'default',
-      logger,
-    });
-    stops.push(temporal.stop);
-    temporalAddress = temporal.address;
-  }
-
-  project.provide('databaseUrl', databaseUrl);
-  project.provide('temporalAddress', temporalAddress);
-
-  return async () => {
-    for (const stop of stops.reverse()) await stop();
+  const stop = async () => {
+    for (const s of stops.reverse()) await s();
   };
+  try {
+    let databaseUrl = process.env.TEST_DATABASE_URL;
+    if (!databaseUrl) {
+      // Not under /root: PostgreSQL runs as the postgres user and must reach its folder.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-test-pg-'));
+      fs.chmodSync(dir, 0o755);
+      const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_test', logger });
+      stops.push(async () => {
+        await pg.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+      databaseUrl = pg.url;
+    }
+    await migrateDatabase(databaseUrl);
+
+    let temporalAddress = process.env.TEST_TEMPORAL_ADDRESS;
+    if (!temporalAddress) {
+      const cliPath = await ensureTemporalCli((line) => console.error(line));
+      const temporal = await startTemporalDevServer({
+        cliPath,
+        ip: '127.0.0.1',
+        port: await freePort(),
+        uiPort: 0,
+        headless: true,
+        namespace: 'default',
+        logger,
+      });
+      stops.push(temporal.stop);
+      temporalAddress = temporal.address;
+    }
+    return { databaseUrl, temporalAddress, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -49,10 +49,10 @@ describe('agent client transport', () => {
   });
 
   it('stops a request at once when its caller aborts (an agent stopping mid-poll)', async () => {
-    const { url } = await serve(() => undefined); // takes the request, never answers
     const controller = new AbortController();
+    // Takes the request and never answers: the agent stops while the server holds its poll.
+    const { url } = await serve(() => controller.abort(new Error('stopping')));
     const started = Date.now();
-    setTimeout(() => controller.abort(new Error('stopping')), 200);
     const poll = new AgentClient(url, 'c').commands(25, controller.signal);
     await expect(poll).rejects.toMatchObject({ name: 'AbortError' });
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -62,8 +62,8 @@ describe('agent client transport', () => {
     const { url } = await serve((req, res) => {
       if (req.url!.endsWith('/checkin')) {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
-        res.write('{"managementEnabled":');
-        setTimeout(() => res.destroy(), 20);
+        // Cut off once the first half has left.
+        res.write('{"managementEnabled":', () => res.destroy());
       } else if (req.url!.endsWith('/assessments')) {
         res.writeHead(503).end();
       } else {

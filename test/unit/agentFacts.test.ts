@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { automaticUpdateWarnings, environmentFromDmi, parseOsRelease } from '../../src/agent/facts.js';
+import { environmentFromDmi } from '../../src/agent/environment.js';
+import { automaticUpdateWarnings, parseOsRelease } from '../../src/agent/facts.js';
 
 function root(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-facts-'));

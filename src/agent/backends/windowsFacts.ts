@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { environmentFromDmi, readBootId } from '../facts.js';
+import { readBootId } from '../bootId.js';
+import { environmentFromDmi } from '../environment.js';
 import type { Environment, MachineFacts } from '../protocol.js';
 
 /*
