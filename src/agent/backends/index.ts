@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readOsRelease } from '../facts.js';
-import { aptBackend } from './apt.js';
+import { aptBackend } from './apt/run.js';
 import { dnfBackend, yumBackend } from './dnf.js';
 import type { PackageBackend } from './types.js';
 import { windowsBackend } from './windows.js';
