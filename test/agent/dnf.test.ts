@@ -6,21 +6,18 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   classifyAdvisories,
-  compareEvr,
-  dnfBackend,
   dnfErrorLines,
   interpreterFromShebang,
   normaliseSeverity,
   parseBootTime,
-  parseCheckUpdate,
-  parseRepositoryProblems,
-  parseUpdateinfoList,
   rebootPendingFrom,
   releaseverFromOsRelease,
   scriptletErrorLines,
-  splitNevra,
-  yumBackend,
-} from '../../src/agent/backends/dnf.js';
+} from '../../src/agent/backends/dnf/parse.js';
+import { dnfBackend } from '../../src/agent/backends/dnf/run.js';
+import { compareEditions, splitNevra } from '../../src/agent/backends/rpm.js';
+import { parseCheckUpdate, parseRepositoryProblems, parseUpdateinfoList } from '../../src/agent/backends/yum/parse.js';
+import { yumBackend } from '../../src/agent/backends/yum/run.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
 import { exec } from '../../src/agent/exec.js';
 import { FIXTURE_PACKAGES, type FixturePackage } from '../fixtures/catalog.js';
@@ -480,10 +477,10 @@ describe('dnf output parsers', () => {
   });
 
   it('compares versions as rpm does and splits NEVRAs', () => {
-    expect(compareEvr('1.10-1', '1.9-1')).toBe(1);
-    expect(compareEvr('1:1.0-1', '2.0-1')).toBe(1);
-    expect(compareEvr('1.0~rc1-1', '1.0-1')).toBe(-1);
-    expect(compareEvr('5.14.0-427.el9', '5.14.0-427.el9')).toBe(0);
+    expect(compareEditions('1.10-1', '1.9-1')).toBe(1);
+    expect(compareEditions('1:1.0-1', '2.0-1')).toBe(1);
+    expect(compareEditions('1.0~rc1-1', '1.0-1')).toBe(-1);
+    expect(compareEditions('5.14.0-427.el9', '5.14.0-427.el9')).toBe(0);
     expect(splitNevra('kernel-core-5.14.0-427.13.1.el9_4.x86_64')).toEqual({ name: 'kernel-core', evr: '5.14.0-427.13.1.el9_4', arch: 'x86_64' });
     expect(splitNevra('openssl-1:3.0.7-27.el9.x86_64')).toEqual({ name: 'openssl', evr: '1:3.0.7-27.el9', arch: 'x86_64' });
   });

@@ -1,4 +1,4 @@
-import { rpmVersionCompare } from '../../src/agent/backends/rpm.js';
+import { compareEditions, rpmVersionCompare } from '../../src/agent/backends/rpm.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -6,19 +6,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exec } from '../../src/agent/exec.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
-import {
-  combineAssessment,
-  compareEditions,
-  parseMessages,
-  parsePatchPackages,
-  parsePatches,
-  parseRepositoryList,
-  parseXml,
-  repositoryProblemsFrom,
-  textContent,
-  zypperBackend,
-  type ZypperPatch,
-} from '../../src/agent/backends/zypper.js';
+import { parseXml, textContent } from '../../src/agent/backends/xml.js';
+import { combineAssessment, parseMessages, parsePatchPackages, parsePatches, parseRepositoryList, repositoryProblemsFrom, type ZypperPatch } from '../../src/agent/backends/zypper/parse.js';
+import { zypperBackend } from '../../src/agent/backends/zypper/run.js';
 import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
 import { buildZypperMachine, UNREACHABLE_REPOSITORY_URL, ZYPPER_REPOSITORIES, type ZypperMachine } from '../fixtures/zypper.js';
 
