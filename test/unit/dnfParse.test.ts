@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   classifyAdvisories,
@@ -5,6 +6,9 @@ import {
   interpreterFromShebang,
   normaliseSeverity,
   parseBootTime,
+  readProblems,
+  readRebootCandidates,
+  readUpdates,
   rebootPendingFrom,
   releaseverFromOsRelease,
   scriptletErrorLines,
@@ -13,9 +17,60 @@ import { compareEditions, splitNevra } from '../../src/agent/backends/rpm.js';
 import { BackendError } from '../../src/agent/backends/types.js';
 import { parseCheckUpdate, parseRepositoryProblems, parseUpdateinfoList } from '../../src/agent/backends/yum/parse.js';
 import { parseOsRelease } from '../../src/agent/facts.js';
+import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { DNF_REPOSITORIES } from '../fixtures/dnf.js';
 
-// The dnf and yum backends' readers, on output captured from dnf 4 and rpm (the Rocky-9-like fixture
-// machines of test/fixtures/dnf.ts). The backends running the real dnf: test/agent/dnf.test.ts.
+// The dnf and yum backends' readers, on output recorded from dnf 4 and its Python API on the
+// Rocky-9-like fixture machines of test/fixtures/dnf.ts (test/fixtures/dnf/, made by
+// test/fixtures/recordOutputs.ts, and captures inline). The backends running the real dnf:
+// test/agent/dnf.test.ts.
+
+const recorded = (name: string) => fs.readFileSync(new URL(`../fixtures/dnf/${name}`, import.meta.url), 'utf8');
+const pending = FIXTURE_PACKAGES.filter((p) => p.available !== null);
+
+describe('recorded dnf output (a fresh fixture machine)', () => {
+  it("reads the Python helper's answer as exactly the catalog pending updates, with advisories, CVEs and reboot hints", () => {
+    const line = recorded('helper-assess.txt').split('\n').find((l) => l.startsWith('@@FLEETPATCH-DNF@@'))!;
+    const answer = JSON.parse(line.slice('@@FLEETPATCH-DNF@@'.length)) as Record<string, unknown>;
+    const updates = readUpdates(answer.updates).sort((a, b) => a.name.localeCompare(b.name));
+    expect(updates).toEqual(
+      pending
+        .map((p) => ({
+          name: p.name,
+          installedVersion: p.installed,
+          availableVersion: p.available!,
+          arch: 'noarch',
+          classification: p.classification,
+          severity: p.severity,
+          advisoryIds: p.advisoryId ? [p.advisoryId] : [],
+          cveIds: [...p.cveIds].sort(),
+          rebootSuggested: p.rebootSuggested,
+          repository: DNF_REPOSITORIES.updates,
+        }))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    );
+    expect(readProblems(answer.repositoryProblems)).toEqual([]);
+    expect(readRebootCandidates(answer.rebootCandidates)).toEqual([]);
+  });
+
+  it('keeps the error lines of an install whose %pre fails, not the transaction table', () => {
+    const output = recorded('install-pre-fails.txt');
+    expect(dnfErrorLines(output)).toEqual([
+      'error: lua script failed: [string "%prein(demo-broken-1.1-1.noarch)"]:1: demo-broken 1.1-1: refusing to install (fixture failure in %pre)',
+      'Error in PREIN scriptlet in rpm package demo-broken',
+      'Error: Transaction failed',
+    ]);
+  });
+
+  it("reads yum's check-update and updateinfo lists (dnf's yum-compatible command line)", () => {
+    expect(parseCheckUpdate(recorded('yum-check-update.txt')).map((l) => `${l.name} ${l.version}`).sort()).toEqual(
+      pending.filter((p) => p.installed !== null).map((p) => `${p.name} ${p.available}`).sort(),
+    );
+    const advisories = parseUpdateinfoList(recorded('yum-updateinfo-list.txt'));
+    expect(advisories.map((a) => a.id).sort()).toEqual(pending.flatMap((p) => (p.advisoryId ? [p.advisoryId] : [])).sort());
+    expect(parseUpdateinfoList(recorded('yum-updateinfo-list-cves.txt')).map((c) => c.id).sort()).toEqual(pending.flatMap((p) => p.cveIds).sort());
+  });
+});
 
 describe('dnf output parsers', () => {
   const brokenInstall = [

@@ -1,9 +1,58 @@
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { parseXml, textContent } from '../../src/agent/backends/xml.js';
-import { combineAssessment, parseMessages, parsePatchPackages, parsePatches, parseRepositoryList, repositoryProblemsFrom, type ZypperPatch } from '../../src/agent/backends/zypper/parse.js';
+import {
+  combineAssessment,
+  parseInstallSummary,
+  parseMessages,
+  parsePackageUpdates,
+  parsePatchPackages,
+  parsePatches,
+  parseRepositoryList,
+  parseSearchResult,
+  repositoryProblemsFrom,
+  type ZypperPatch,
+} from '../../src/agent/backends/zypper/parse.js';
+import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { ZYPPER_REPOSITORIES } from '../fixtures/zypper.js';
 
-// The zypper backend's readers, on XML and text captured from zypper 1.14 (the SLES fixture machines
-// of test/fixtures/zypper.ts). The backend running the real zypper: test/agent/zypper.test.ts.
+// The zypper backend's readers, on XML and text recorded from zypper 1.14 on the SLES fixture
+// machines of test/fixtures/zypper.ts (test/fixtures/zypper/, made by test/fixtures/recordOutputs.ts,
+// and captures inline). The backend running the real zypper: test/agent/zypper.test.ts.
+
+const recorded = (name: string) => fs.readFileSync(new URL(`../fixtures/zypper/${name}`, import.meta.url), 'utf8');
+
+describe('an assessment read from recorded zypper output (a fresh fixture machine)', () => {
+  it('lists exactly the catalog pending updates, with their patches, the new dependency and the reboot hint', () => {
+    const summary = parseInstallSummary(recorded('update-dry-run.xml'));
+    const found = parseSearchResult(recorded('search-new-packages.xml'));
+    const newPackages = (summary?.install ?? [])
+      .filter((s) => s.kind === 'package')
+      .map((n) => ({ ...n, repository: found.find((f) => f.name === n.name && f.edition === n.edition)?.repository ?? null }));
+    const updates = combineAssessment({
+      packageUpdates: parsePackageUpdates(recorded('list-updates.xml')),
+      newPackages,
+      patches: parsePatches(recorded('list-patches.xml')),
+      patchPackages: parsePatchPackages(recorded('info-patch-conflicts.xml')),
+      rebootHintPackages: parseSearchResult(recorded('search-reboot-hint.xml')),
+    });
+    const expected: PendingUpdate[] = FIXTURE_PACKAGES.filter((p) => p.available).map((p) => ({
+      name: p.name,
+      installedVersion: p.installed,
+      availableVersion: p.available!,
+      arch: 'noarch',
+      classification: p.classification,
+      severity: p.severity,
+      advisoryIds: p.advisoryId ? [p.advisoryId] : [],
+      cveIds: [...p.cveIds].sort(),
+      rebootSuggested: p.rebootSuggested,
+      repository: ZYPPER_REPOSITORIES.updates,
+    }));
+    const byName = (a: PendingUpdate, b: PendingUpdate) => a.name.localeCompare(b.name);
+    expect([...updates].sort(byName)).toEqual(expected.sort(byName));
+  });
+});
 
 describe('zypper output reading', () => {
   it('reads patches from XML captured from zypper 1.14 (-x lp), entities included', () => {
