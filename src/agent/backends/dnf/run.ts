@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../../exec.js';
 import { parseOsRelease } from '../../facts.js';
+import { resolveInRoot } from '../root.js';
 import { compareEditions, installedEditions, installedPackages, rpmDatabaseFingerprint } from '../rpm.js';
 import { BackendError, type AssessmentResult, type BackendContext, type PackageBackend, type PendingUpdate, type UpdateOutcome } from '../types.js';
 import { dnfHelperScript } from './helperScript.js';
@@ -70,21 +71,6 @@ async function findExecutable(names: readonly string[], env: NodeJS.ProcessEnv):
   return null;
 }
 
-/** A path inside the root, following a last-component symlink inside the root (EL8 has /etc/yum.conf -> dnf/dnf.conf). */
-async function inRoot(root: string, relative: string): Promise<string> {
-  const full = path.join(root, relative);
-  try {
-    const stat = await fs.lstat(full);
-    if (stat.isSymbolicLink()) {
-      const target = await fs.readlink(full);
-      return path.isAbsolute(target) ? path.join(root, target) : path.join(path.dirname(full), target);
-    }
-  } catch {
-    // absent: the caller decides
-  }
-  return full;
-}
-
 async function exists(file: string): Promise<boolean> {
   try {
     await fs.access(file);
@@ -106,19 +92,19 @@ export async function machineFor(tool: Tool, ctx: BackendContext): Promise<Machi
   const candidates = tool === 'yum' ? ['etc/yum.conf', 'etc/dnf/dnf.conf'] : ['etc/dnf/dnf.conf'];
   let configFile: string | null = null;
   for (const candidate of candidates) {
-    const file = await inRoot(root, candidate);
+    const file = await resolveInRoot(root, candidate);
     if (await exists(file)) {
       configFile = file;
       break;
     }
   }
-  const reposdir = await inRoot(root, 'etc/yum.repos.d');
+  const reposdir = await resolveInRoot(root, 'etc/yum.repos.d');
   let releasever: string | null = null;
   try {
-    releasever = releaseverFromOsRelease(parseOsRelease(await fs.readFile(await inRoot(root, 'etc/os-release'), 'utf8')));
+    releasever = releaseverFromOsRelease(parseOsRelease(await fs.readFile(await resolveInRoot(root, 'etc/os-release'), 'utf8')));
   } catch {
     try {
-      releasever = releaseverFromOsRelease(parseOsRelease(await fs.readFile(await inRoot(root, 'usr/lib/os-release'), 'utf8')));
+      releasever = releaseverFromOsRelease(parseOsRelease(await fs.readFile(await resolveInRoot(root, 'usr/lib/os-release'), 'utf8')));
     } catch {
       releasever = null;
     }
