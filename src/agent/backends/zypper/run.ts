@@ -1,6 +1,7 @@
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../../exec.js';
+import { existsInRoot } from '../root.js';
 import { compareEditions, installedEditions as rpmInstalledEditions, rpmDatabaseFingerprint } from '../rpm.js';
 import { BackendError, type AssessmentResult, type BackendContext, type PackageBackend, type PendingUpdate, type RepositoryProblem, type UpdateOutcome } from '../types.js';
 import { decodeXmlEntities } from '../xml.js';
@@ -131,14 +132,8 @@ function expectExit(run: Run, what: string, accepted: readonly number[]): void {
   if (!accepted.includes(run.exitCode!)) throw failed(run, what);
 }
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
 /** libzypp marks a needed reboot in <root>/run/reboot-needed (installhint(reboot-needed), reboot_suggested patches). */
-const rebootFlag = (ctx: BackendContext) => exists(path.join(ctx.root, 'run', 'reboot-needed'));
+const rebootFlag = (ctx: BackendContext) => existsInRoot(ctx.root, 'run/reboot-needed');
 
 async function rebootPending(ctx: BackendContext): Promise<boolean> {
   const run = await runZypper(ctx, ['needs-rebooting'], { timeoutMs: QUERY_TIMEOUT_MS });
