@@ -3,17 +3,22 @@
 import { readFile } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-export const WINDOWS_SCRIPT = 'src/agent/backends/windows.ps1';
+// Scripts the agent runs with another interpreter travel inside the bundle as text: the module that
+// reads each one from disk (beside itself, in src/ and dist/) is replaced by one that returns it.
+export const INLINED_SCRIPTS = [
+  { module: /[\\/]backends[\\/]windowsScript\.ts$/, exported: 'windowsScript', file: 'src/agent/backends/windows.ps1' },
+  { module: /[\\/]backends[\\/]dnf[\\/]helperScript\.ts$/, exported: 'dnfHelperScript', file: 'src/agent/backends/dnf/helper.py' },
+];
 
-// The Windows backend's PowerShell script travels inside the bundle: the module that reads it from
-// disk is replaced by one that returns its text.
-const inlineWindowsScript = {
-  name: 'inline-windows-script',
+const inlineScripts = {
+  name: 'inline-scripts',
   setup(bundle) {
-    bundle.onLoad({ filter: /[\\/]windowsScript\.ts$/ }, async () => ({
-      contents: `export function windowsScript() { return ${JSON.stringify(await readFile(WINDOWS_SCRIPT, 'utf8'))}; }`,
-      loader: 'js',
-    }));
+    for (const script of INLINED_SCRIPTS) {
+      bundle.onLoad({ filter: script.module }, async () => ({
+        contents: `export function ${script.exported}() { return ${JSON.stringify(await readFile(script.file, 'utf8'))}; }`,
+        loader: 'js',
+      }));
+    }
   },
 };
 
@@ -57,7 +62,7 @@ export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }
     format,
     // Anything outside node: built-ins would be a dependency the machine does not have.
     packages: 'bundle',
-    plugins: format === 'cjs' ? [inlineWindowsScript, inlineVersion, mainWithoutTopLevelAwait] : [inlineWindowsScript, inlineVersion],
+    plugins: format === 'cjs' ? [inlineScripts, inlineVersion, mainWithoutTopLevelAwait] : [inlineScripts, inlineVersion],
     // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
     // no require of its own, so it is given Node's.
     ...(format === 'esm'

@@ -2,8 +2,9 @@
 // RHEL 9 / SLES 15: 18 or 20): no npm dependencies, no native addons.
 // `node scripts/bundle-agent.mjs [OUTFILE]` (default dist/agent/fleetpatch-agent.mjs).
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import process from 'node:process';
-import { bundleAgent, WINDOWS_SCRIPT } from './agentBundle.mjs';
+import { bundleAgent, INLINED_SCRIPTS } from './agentBundle.mjs';
 
 const outfile = process.argv[2] ?? 'dist/agent/fleetpatch-agent.mjs';
 const metafile = await bundleAgent({ outfile });
@@ -11,6 +12,9 @@ const metafile = await bundleAgent({ outfile });
 // agent's own files, the packages it carries on purpose (commander) and Node built-ins.
 await writeFile(outfile.replace(/\.m?js$/, '') + '.meta.json', JSON.stringify(metafile, null, 1));
 
-// tsc compiles the TypeScript only: the unbundled agent in dist/ reads the script beside its module.
-await mkdir('dist/agent/backends', { recursive: true });
-await copyFile(WINDOWS_SCRIPT, 'dist/agent/backends/windows.ps1');
+// tsc compiles the TypeScript only: the unbundled agent in dist/ reads each script beside its module.
+for (const { file } of INLINED_SCRIPTS) {
+  const target = path.join('dist', path.relative('src', file));
+  await mkdir(path.dirname(target), { recursive: true });
+  await copyFile(file, target);
+}

@@ -6,12 +6,20 @@ import { emptyJobState, normaliseJobState, type JobState } from './resume.js';
 /** Finished job files are kept this long (a resent job is recognised by them), then removed at a start. */
 const KEEP_FINISHED_MS = 90 * 24 * 3600_000;
 
+/** What the install job runner keeps a job in: JobStore on a machine, memory in the simulator. */
+export interface JobStorage {
+  /** Where the jobs are kept, for messages. */
+  readonly dir: string;
+  load(jobId: string): JobState | undefined;
+  save(jobId: string, state: JobState): void;
+}
+
 /**
  * The install jobs an agent was handed, one file each (`<state dir>/jobs/<id>.json`, mode 0600,
  * replaced atomically): the job itself and how far it got, so that an agent that starts again
  * takes back what it had not finished.
  */
-export class JobStore {
+export class JobStore implements JobStorage {
   readonly dir: string;
 
   constructor(stateDir: string) {

@@ -5,9 +5,8 @@ import { canStartUpdate } from '../fleet/planning.js';
 import { shouldReboot } from '../fleet/reboot.js';
 import { BackendError, type BackendContext, type PackageBackend } from './backends/types.js';
 import { ServerRefusal, type AgentClient } from './client.js';
-import { readBootId } from './bootId.js';
 import { observeSpawns } from './exec.js';
-import type { JobStore } from './jobStore.js';
+import type { JobStorage } from './jobStore.js';
 import type { AgentLog } from './log.js';
 import { observeProcess, recordProcess } from './processes.js';
 import { bootChanged, interruptedOutcome, isResume, rebootDue, rebootStillRequired, stillRunning, updateKey as key, updateStep, type JobState, type RecoveryOutcome } from './resume.js';
@@ -19,13 +18,14 @@ export interface JobDeps {
   ctx: BackendContext;
   client: AgentClient;
   /** Where the job and its progress are kept (see JobStore). */
-  store: JobStore;
+  store: JobStorage;
   log: AgentLog;
   /** The local agent of `fleetpatch dev`: refuses to install. */
   assessOnly: boolean;
-  bootIdFile: string;
-  /** The command that reboots the machine (`shutdown -r now ...` by default). */
-  rebootCommand: string;
+  /** The machine's boot id now; null when it cannot be read. */
+  bootId: () => string | null;
+  /** Starts the machine's reboot and returns at once (startReboot on a real machine). */
+  reboot: () => void;
   signal: AbortSignal;
 }
 
@@ -75,7 +75,7 @@ export class InstallJobRunner {
   }
 
   private bootId(): string | null {
-    return readBootId(this.deps.bootIdFile);
+    return this.deps.bootId();
   }
 
   private line(stream: JobLine['stream'], text: string): void {
@@ -178,7 +178,7 @@ export class InstallJobRunner {
     // again at its next start, in the same boot (a second `shutdown -r` replaces the first), rather
     // than never (the workflow would wait for a reboot that does not come, until its timeout).
     if (rebootDue(this.state, this.bootId())) {
-      this.reboot();
+      this.deps.reboot();
       this.state.rebootStarted = true;
     }
     this.finish('DONE');
@@ -327,11 +327,12 @@ export class InstallJobRunner {
       return { status: 'FAILED' as const, exitCode, errorText: `${code}: ${message}`, reason: null, installedVersion: update.installedVersion, rebootRequired: false };
     }
   }
+}
 
-  private reboot(): void {
-    this.deps.log('info', 'rebooting the machine', { command: this.deps.rebootCommand });
-    // shell: /bin/sh -c on Linux, cmd.exe /d /s /c on Windows (`shutdown /r ...`).
-    const child = spawn(this.deps.rebootCommand, { shell: true, detached: true, stdio: 'ignore', env: this.deps.ctx.env });
-    child.unref();
-  }
+/** Reboots the machine with `command` (`shutdown -r now ...` by default), without waiting for it. */
+export function startReboot(command: string, env: NodeJS.ProcessEnv, log: AgentLog): void {
+  log('info', 'rebooting the machine', { command });
+  // shell: /bin/sh -c on Linux, cmd.exe /d /s /c on Windows (`shutdown /r ...`).
+  const child = spawn(command, { shell: true, detached: true, stdio: 'ignore', env });
+  child.unref();
 }

@@ -5,10 +5,11 @@ import { runAssessment } from './assess.js';
 import { detectBackend } from './backends/index.js';
 import type { BackendContext, PackageBackend } from './backends/types.js';
 import { AgentClient, ServerRefusal, ServerUnreachable } from './client.js';
+import { readBootId } from './bootId.js';
 import { gatherFacts } from './facts.js';
 import { AgentRefused } from './errors.js';
 import type { AgentLog } from './log.js';
-import { InstallJobRunner } from './jobs.js';
+import { InstallJobRunner, startReboot } from './jobs.js';
 import { JobStore } from './jobStore.js';
 import type { AgentSettings, AssessmentReport, AssessmentTrigger } from './protocol.js';
 import { resumeOrder } from './resume.js';
@@ -241,8 +242,10 @@ export class Agent {
       }
       if (next.kind === 'install') {
         const { log, assessOnly, bootIdFile, rebootCommand } = this.options;
+        const bootId = () => readBootId(bootIdFile);
+        const reboot = () => startReboot(rebootCommand, this.ctx.env, log);
         try {
-          await new InstallJobRunner(next.jobId, { backend: this.backend, ctx: this.ctx, client: this.client, store: this.jobs, log, assessOnly, bootIdFile, rebootCommand, signal }).run();
+          await new InstallJobRunner(next.jobId, { backend: this.backend, ctx: this.ctx, client: this.client, store: this.jobs, log, assessOnly, bootId, reboot, signal }).run();
         } catch (error) {
           // The job stays on disk as far as it got: the next start takes it back.
           log('error', 'install job stopped by an error', { jobId: next.jobId, error: error instanceof Error ? error.message : String(error) });

@@ -1,4 +1,5 @@
-import type { Classification, PendingUpdate } from '../agent/backends/types.js';
+import type { Classification, PackageBackend, PendingUpdate, UpdateOutcome } from '../agent/backends/types.js';
+import { sleep } from '../agent/sleep.js';
 
 /**
  * What a simulated fleet looks like: how many updates each machine lacks, of which kinds, how long
@@ -131,4 +132,32 @@ export class SyntheticMachine {
   rebooted(): void {
     this.rebootPending = false;
   }
+}
+
+/**
+ * A simulated machine as the agent's package backend, so that the virtual agent runs the agent's
+ * own install job runner (src/agent/jobs.ts) on it. `installed` hears each outcome (the simulator's
+ * counters); an install cut short by `signal` (the simulator stopping) ends at once.
+ */
+export function syntheticBackend(machine: SyntheticMachine, options: { signal?: AbortSignal; installed?: (outcome: UpdateOutcome) => void } = {}): PackageBackend {
+  return {
+    name: 'apt',
+    assess: async () => ({ rebootPending: machine.rebootPending, updates: machine.pendingUpdates(), repositoryProblems: [] }),
+    rebootPending: async () => machine.rebootPending,
+    installUpdate: async (_ctx, update, onOutput) => {
+      const result = await machine.install(update.name, (ms) => sleep(ms, options.signal));
+      for (const line of result.output) onOutput(line);
+      const outcome: UpdateOutcome = {
+        status: result.status,
+        exitCode: result.exitCode,
+        errorText: result.errorText,
+        installedVersion: result.status === 'SUCCEEDED' ? update.availableVersion : update.installedVersion,
+        rebootRequired: machine.rebootPending,
+      };
+      options.installed?.(outcome);
+      return outcome;
+    },
+    // Nothing changes a simulated machine's packages but its own installs.
+    databaseFingerprint: async () => 'synthetic',
+  };
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { AgentClient, ServerRefusal, ServerUnreachable } from '../agent/client.js';
+import { AgentClient, ServerUnreachable } from '../agent/client.js';
 import { sleep } from '../agent/sleep.js';
-import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, JobResult, JobUpdateState, MachineFacts } from '../agent/protocol.js';
-import { canStartUpdate } from '../fleet/planning.js';
-import { shouldReboot } from '../fleet/reboot.js';
-import type { SyntheticMachine } from './syntheticMachine.js';
+import { InstallJobRunner } from '../agent/jobs.js';
+import type { JobStorage } from '../agent/jobStore.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, MachineFacts } from '../agent/protocol.js';
+import { emptyJobState, type JobState } from '../agent/resume.js';
+import { syntheticBackend, type SyntheticMachine } from './syntheticMachine.js';
 
 /** Tries of each step of joining before the machine counts as failed to join (about a minute of retries). */
 const JOIN_ATTEMPTS = 6;
@@ -21,12 +22,25 @@ export interface AgentCounters {
   lastError?: string;
 }
 
+/** A job kept in memory: a simulated agent has no state dir, and is never restarted in the middle of a job. */
+class MemoryJobStore implements JobStorage {
+  readonly dir = '(memory)';
+  private readonly jobs = new Map<string, JobState>();
+  load(jobId: string): JobState | undefined {
+    return this.jobs.get(jobId);
+  }
+  save(jobId: string, state: JobState): void {
+    this.jobs.set(jobId, state);
+  }
+}
+
 /**
  * One simulated machine's agent, in-process: the real protocol client (`AgentClient`) on the
- * real endpoint, the behaviour of `src/agent/runner.ts` and `jobs.ts` (enroll, check in, report
- * assessments, long-poll, run install jobs in order within the window, report progress and the
- * result, reboot and come back with a new boot id), and a `SyntheticMachine` in place of a
- * package manager. Nothing is written to disk.
+ * real endpoint, the behaviour of `src/agent/runner.ts` (enroll, check in, report assessments,
+ * long-poll, one thing at a time), the agent's own install job runner (`src/agent/jobs.ts`: the
+ * updates in order within the window, progress, the result, the reboot decision), a reboot that
+ * comes back with a new boot id, and a `SyntheticMachine` in place of a package manager. Nothing is
+ * written to disk.
  */
 export class VirtualAgent {
   readonly client: AgentClient;
@@ -191,46 +205,36 @@ export class VirtualAgent {
     }
   }
 
+  /**
+   * The agent's own install job runner (src/agent/jobs.ts) on the synthetic machine: the same
+   * batches, window checks, result and reboot decision as a real agent, with the job kept in memory.
+   */
   private async runJob(id: string, job: InstallJob, signal: AbortSignal): Promise<void> {
     this.counters.jobs++;
-    const deadline = Date.parse(job.deadline);
-    const states: JobUpdateState[] = [];
-    let seq = 0;
-    const send = async (lines: string[], updates: JobUpdateState[]) => {
-      seq += 1;
-      const at = new Date().toISOString();
-      await this.client.sendJobEvents(id, { seq, lines: lines.map((text) => ({ at, stream: 'stdout', text })), updates });
-    };
-    for (const update of job.updates) {
-      if (signal.aborted) return;
-      if (!canStartUpdate({ nowMs: Date.now(), deadlineMs: deadline, expectedSeconds: update.expectedSeconds, rebootReserveSeconds: job.rebootReserveSeconds })) {
-        states.push({ name: update.name, arch: update.arch, status: 'NOT_ATTEMPTED', exitCode: null, errorText: null, reason: `Not enough time left in the maintenance window (expected ${update.expectedSeconds} s).`, installedVersion: update.installedVersion, startedAt: null, endedAt: null });
-        continue;
-      }
-      const startedAt = new Date().toISOString();
-      const running: JobUpdateState = { name: update.name, arch: update.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: update.installedVersion, startedAt, endedAt: null };
-      // An install that takes time says so first (the server relays it as the activity's heartbeat);
-      // instant installs send only the result, which keeps fan-out benchmarks about the fan-out.
-      const outcome = await this.machine.install(update.name, async (ms) => {
-        await send([], [running]).catch((error: unknown) => this.failed(error));
-        await sleep(ms, signal);
-      });
-      const done: JobUpdateState = { ...running, status: outcome.status, exitCode: outcome.exitCode, errorText: outcome.errorText, installedVersion: outcome.status === 'SUCCEEDED' ? update.availableVersion : update.installedVersion, endedAt: new Date().toISOString() };
-      states.push(done);
-      if (outcome.status === 'SUCCEEDED') this.counters.updatesInstalled++;
-      else this.counters.updatesFailed++;
-      if (outcome.seconds > 0) await send(outcome.output, [done]).catch((error: unknown) => this.failed(error));
-    }
-    const rebooting = shouldReboot(job.rebootSetting, this.machine.rebootPending);
-    const result: JobResult = { updates: states, rebootRequired: this.machine.rebootPending, rebooting, bootId: this.bootId, timedOut: false, error: null };
-    try {
-      await this.client.sendJobResult(id, result);
-    } catch (error) {
-      // Withdrawn (the run was canceled or ended): nothing more to do for this job.
-      if (error instanceof ServerRefusal) return;
-      throw error;
-    }
-    if (rebooting) await this.reboot(signal);
+    const store = new MemoryJobStore();
+    store.save(id, emptyJobState(job, new Date().toISOString()));
+    let rebootStarted = false;
+    const backend = syntheticBackend(this.machine, {
+      signal,
+      installed: (outcome) => {
+        if (outcome.status === 'SUCCEEDED') this.counters.updatesInstalled++;
+        else this.counters.updatesFailed++;
+      },
+    });
+    await new InstallJobRunner(id, {
+      backend,
+      // The synthetic backend starts no program and touches no file.
+      ctx: { root: '/', workDir: '/nonexistent/fleetpatch-simulator', env: {} },
+      client: this.client,
+      store,
+      // A thousand agents' job logs would drown the simulator's own lines; what they did shows in the run.
+      log: () => undefined,
+      assessOnly: false,
+      bootId: () => this.bootId,
+      reboot: () => (rebootStarted = true),
+      signal,
+    }).run();
+    if (rebootStarted) await this.reboot(signal);
   }
 
   /** Away for the profile's reboot time, then back with a new boot id, as after a real reboot. */

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aptBackend, parseSimulateLine, parseSimulation } from '../../src/agent/backends/apt.js';
+import { aptBackend } from '../../src/agent/backends/apt/run.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
 import { exec } from '../../src/agent/exec.js';
 import { buildAptMachine, debArchitecture } from '../fixtures/apt.js';
@@ -293,37 +293,5 @@ describe('apt backend: a failing maintainer script and what follows it', () => {
     expect(outcome).toMatchObject({ status: 'FAILED', exitCode: 100, installedVersion: '1.1-1' });
     expect(outcome.errorText).toContain('dpkg: error processing package demo-broken (--configure):');
     expect(await dpkgSays(m.root, 'demo-broken')).toBe('1.1-1 iF');
-  });
-});
-
-describe('apt simulate-line parser (lines captured from apt 2.6 on Debian 12)', () => {
-  it('reads several origins, a security one among them, and the ordering notes apt appends', () => {
-    expect(
-      parseSimulateLine('Inst libgnutls30 [3.7.9-2+deb12u6] (3.7.9-2+deb12u7 Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64]) []'),
-    ).toEqual({
-      kind: 'Inst',
-      name: 'libgnutls30',
-      installedVersion: '3.7.9-2+deb12u6',
-      version: '3.7.9-2+deb12u7',
-      origins: 'Debian:12.15/oldstable, Debian-Security:12/oldstable-security',
-      arch: 'amd64',
-    });
-    expect(
-      parseSimulateLine(
-        'Inst libpam-modules-bin [1.5.2-6+deb12u1] (1.5.2-6+deb12u2 Debian:12.15/oldstable [amd64]) [libpam-modules:amd64 on libpam-modules-bin:amd64] [libpam-modules:amd64 ]',
-      ),
-    ).toMatchObject({ name: 'libpam-modules-bin', installedVersion: '1.5.2-6+deb12u1', origins: 'Debian:12.15/oldstable' });
-    expect(parseSimulateLine('Inst login [1:4.13+dfsg1-1+deb12u1] (1:4.13+dfsg1-1+deb12u2 Debian:12.15/oldstable [amd64])')).toMatchObject({
-      installedVersion: '1:4.13+dfsg1-1+deb12u1',
-      version: '1:4.13+dfsg1-1+deb12u2',
-    });
-    expect(parseSimulateLine('Reading package lists...')).toBeNull();
-  });
-
-  it('refuses output it does not understand rather than reporting nothing pending', () => {
-    expect(() => parseSimulateLine('Inst libgnutls30 [3.7.9-2+deb12u6] (3.7.9-2+deb12u7')).toThrow(
-      expect.objectContaining({ code: 'UNPARSEABLE_OUTPUT' }) as Error,
-    );
-    expect(() => parseSimulation('')).toThrow(expect.objectContaining({ code: 'UNPARSEABLE_OUTPUT' }) as Error);
   });
 });

@@ -1,4 +1,4 @@
-import { rpmVersionCompare } from '../../src/agent/backends/rpm.js';
+import { compareEditions, rpmVersionCompare } from '../../src/agent/backends/rpm.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -6,19 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exec } from '../../src/agent/exec.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
-import {
-  combineAssessment,
-  compareEditions,
-  parseMessages,
-  parsePatchPackages,
-  parsePatches,
-  parseRepositoryList,
-  parseXml,
-  repositoryProblemsFrom,
-  textContent,
-  zypperBackend,
-  type ZypperPatch,
-} from '../../src/agent/backends/zypper.js';
+import { zypperBackend } from '../../src/agent/backends/zypper/run.js';
 import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
 import { buildZypperMachine, UNREACHABLE_REPOSITORY_URL, ZYPPER_REPOSITORIES, type ZypperMachine } from '../fixtures/zypper.js';
 
@@ -249,113 +237,7 @@ describe('zypper backend with an unreachable repository', () => {
   });
 });
 
-describe('zypper output reading', () => {
-  it('reads patches from XML captured from zypper 1.14 (-x lp), entities included', () => {
-    const captured = [
-      "<?xml version='1.0'?>",
-      '<stream>',
-      '<message type="info">Loading repository data...</message>',
-      '<update-status version="0.6">',
-      '<update-list>',
-      '<update kind="patch" name="DEMO-2025:0004" edition="1" arch="noarch" status="needed" category="security" severity="moderate" pkgmanager="false" restart="true" interactive="true"><summary>Security update for linux-image-demo</summary><description>This update for linux-image-demo fixes issues &amp; improves things.</description><license/><source url="file:/tmp/zx/m1/repos/updates" alias="demo-updates"/><issue-date time_t="1735689600" text="2025-01-01T00:00:00Z"/><issue-list><issue type="cve" id="CVE-2025-0004"><title>CVE-2025-0004</title><href>https://www.suse.com/security/cve/CVE-2025-0004/</href></issue><issue type="bugzilla" id="1234567"><title>bug</title><href>h</href></issue></issue-list></update><update kind="patch" name="DEMO-2025:0006" edition="1" arch="noarch" status="needed" category="optional" severity="" pkgmanager="false" restart="false" interactive="false"><summary>Update for demo-app</summary><description>d</description><license/><source url="file:/tmp/zx/m1/repos/updates" alias="demo-updates"/><issue-date time_t="1735689600" text="2025-01-01T00:00:00Z"/><issue-list/></update></update-list>',
-      '</update-status>',
-      '</stream>',
-      '',
-    ].join('\n');
-    expect(parsePatches(captured)).toEqual([
-      { name: 'DEMO-2025:0004', status: 'needed', category: 'security', severity: 'moderate', rebootSuggested: true, interactive: true, repository: 'demo-updates', cveIds: ['CVE-2025-0004'] },
-      { name: 'DEMO-2025:0006', status: 'needed', category: 'optional', severity: '', rebootSuggested: false, interactive: false, repository: 'demo-updates', cveIds: [] },
-    ]);
-    const document = parseXml(`<stream><message type="error">Repository &apos;a&amp;b&apos; &lt;x&gt; &#65;&#x42;</message></stream>`);
-    expect(textContent(document)).toBe("Repository 'a&b' <x> AB");
-    expect(() => parseXml('<stream><update-list></stream>')).toThrow();
-  });
-
-  it('reads the packages of a patch from its conflicts (captured: zypper -x info -t patch --conflicts)', () => {
-    const captured = [
-      "<?xml version='1.0'?>",
-      '<stream>',
-      '<message type="info">Loading repository data...</message>',
-      '<message type="info">Repository  : r3',
-      'Name        : SUSE-SU-2025:1234-1',
-      'Status      : needed',
-      'Category    : security',
-      'Description : ',
-      '    d',
-      'Provides    : patch:SUSE-SU-2025:1234-1 = 1',
-      'Conflicts   : [4]',
-      '    demo-libssl &lt; 1.1-1',
-      '    demo-tool.x86_64 &lt; 1.1-1',
-      '    demo-tool.noarch &lt; 1.1-1',
-      '    demo-tool &lt; 1.1-1',
-      '</message>',
-      '<message type="info">Repository  : demo-updates',
-      'Name        : DEMO-2025:0001',
-      'Provides    : patch:DEMO-2025:0001 = 1',
-      'Conflicts   : demo-libssl &lt; 1.1-1',
-      '</message>',
-      '</stream>',
-    ].join('\n');
-    expect(Object.fromEntries(parsePatchPackages(captured))).toEqual({
-      'SUSE-SU-2025:1234-1': [
-        { name: 'demo-libssl', edition: '1.1-1' },
-        { name: 'demo-tool.x86_64', edition: '1.1-1' },
-        { name: 'demo-tool.noarch', edition: '1.1-1' },
-        { name: 'demo-tool', edition: '1.1-1' },
-      ],
-      'DEMO-2025:0001': [{ name: 'demo-libssl', edition: '1.1-1' }],
-    });
-  });
-
-  it('names a failed repository by its alias when zypper calls it by its name (captured: zypper -x refresh)', () => {
-    const refresh = [
-      "<?xml version='1.0'?>",
-      '<stream>',
-      '<message type="info">Repository &apos;demo-base&apos; is up to date.</message>',
-      '<message type="error">Repository &apos;Nice Missing Repo&apos; is invalid.',
-      '[missing|file:/tmp/zx/m4/nonexistent] Valid metadata not found at specified URL',
-      'History:',
-      " - Specified path &apos;/tmp/zx/m4/nonexistent&apos; is not a directory: file:/tmp/zx/m4/nonexistent",
-      '</message>',
-      '<message type="error">Skipping repository &apos;Nice Missing Repo&apos; because of the above error.</message>',
-      '<message type="error">Some of the repositories have not been refreshed because of an error.</message>',
-      '</stream>',
-    ].join('\n');
-    const repos = [
-      "<?xml version='1.0'?>",
-      '<stream>',
-      '<repo-list>',
-      '<repo alias="demo-base" name="demo-base" type="rpm-md" priority="99" enabled="1" autorefresh="0" gpgcheck="0" repo_gpgcheck="0" pkg_gpgcheck="0">',
-      '<url>file:/tmp/zx/m4/repos/base</url>',
-      '</repo>',
-      '<repo alias="missing" name="Nice Missing Repo" priority="99" enabled="1" autorefresh="0" gpgcheck="0" repo_gpgcheck="0" pkg_gpgcheck="0">',
-      '<url>file:/tmp/zx/m4/nonexistent</url>',
-      '</repo>',
-      '</repo-list>',
-      '</stream>',
-    ].join('\n');
-    const problems = repositoryProblemsFrom(parseMessages(refresh), parseRepositoryList(repos));
-    expect(problems).toHaveLength(1);
-    expect(problems[0]!.repository).toBe('missing');
-    expect(problems[0]!.message).toMatch(/^Repository 'Nice Missing Repo' is invalid\.\n\[missing\|file:\/tmp\/zx\/m4\/nonexistent\]/);
-  });
-
-  it('ties a patch to an update only while the installed edition still lacks its fix', () => {
-    const patch = (name: string): ZypperPatch => ({ name, status: 'needed', category: 'security', severity: 'important', rebootSuggested: false, interactive: false, repository: 'u', cveIds: [] });
-    const [pending] = combineAssessment({
-      packageUpdates: [{ name: 'libfoo', edition: '3-1', editionOld: '2-1', arch: 'x86_64', repository: 'u' }],
-      newPackages: [],
-      // OLD fixed 2-1 (installed already; still needed for another package), NEW fixes 3-1.
-      patches: [patch('OLD'), patch('NEW')],
-      patchPackages: new Map([
-        ['OLD', [{ name: 'libfoo.x86_64', edition: '2-1' }, { name: 'libbar', edition: '2-1' }]],
-        ['NEW', [{ name: 'libfoo.x86_64', edition: '3-1' }]],
-      ]),
-      rebootHintPackages: [],
-    });
-    expect(pending).toMatchObject({ name: 'libfoo', classification: 'SECURITY', severity: 'IMPORTANT', advisoryIds: ['NEW'] });
-  });
-
+describe('rpm version order (the real rpm)', () => {
   it('orders versions as rpm does', async () => {
     const pairs: Array<[string, string]> = [
       ['1.0', '1.0'],

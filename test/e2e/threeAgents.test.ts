@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { aptBackend } from '../../src/agent/backends/apt.js';
+import { aptBackend } from '../../src/agent/backends/apt/run.js';
 import { freePort } from '../../src/net.js';
 import { FIXTURE_PACKAGES, aptClassification } from '../fixtures/catalog.js';
 import { buildAptMachine } from '../fixtures/apt.js';

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readOsRelease } from '../facts.js';
-import { aptBackend } from './apt.js';
-import { dnfBackend, yumBackend } from './dnf.js';
+import { aptBackend } from './apt/run.js';
+import { dnfBackend } from './dnf/run.js';
 import type { PackageBackend } from './types.js';
 import { windowsBackend } from './windows.js';
-import { zypperBackend } from './zypper.js';
+import { yumBackend } from './yum/run.js';
+import { zypperBackend } from './zypper/run.js';
 
 function onPath(program: string, env: NodeJS.ProcessEnv): boolean {
   return (env.PATH ?? '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, program)));

@@ -1,7 +1,18 @@
-/**
- * rpm's version order (rpmvercmp), for the rpm-based backends (dnf, yum, zypper): which of two
- * editions is newer, exactly as rpm decides it (checked against rpm's own vercmp in the tests).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { exec, type ExecResult } from '../exec.js';
+import { resolveInRoot } from './root.js';
+import { BackendError } from './types.js';
+
+/*
+ * rpm, for the rpm-based backends (dnf, yum, zypper): its version order (rpmvercmp, checked against
+ * rpm's own vercmp in the tests), package names as the tools print them, and what rpm's database
+ * says about the machine (installed editions, install times, whether it changed).
  */
+
+// ---------------------------------------------------------------------------------------------
+// Versions and names
 
 /** rpmvercmp: compares one version (or release) string the way rpm does. */
 export function rpmVersionCompare(a: string, b: string): number {
@@ -50,4 +61,108 @@ export function rpmVersionCompare(a: string, b: string): number {
   }
   if (i >= a.length && j >= b.length) return 0;
   return i >= a.length ? -1 : 1;
+}
+
+/**
+ * Compares `[epoch:]version[-release]` editions the way rpm does (rpmvercmp per part); a missing
+ * release matches any (as rpm ranges do). dnf, yum and zypper all print editions in this form.
+ */
+export function compareEditions(a: string, b: string): number {
+  const split = (e: string) => {
+    const colon = e.indexOf(':');
+    const epoch = colon > 0 && /^\d+$/.test(e.slice(0, colon)) ? Number(e.slice(0, colon)) : 0;
+    const rest = colon > 0 ? e.slice(colon + 1) : e;
+    const dash = rest.lastIndexOf('-');
+    return dash === -1 ? { epoch, version: rest, release: null } : { epoch, version: rest.slice(0, dash), release: rest.slice(dash + 1) };
+  };
+  const ea = split(a);
+  const eb = split(b);
+  if (ea.epoch !== eb.epoch) return ea.epoch > eb.epoch ? 1 : -1;
+  const byVersion = rpmVersionCompare(ea.version, eb.version);
+  if (byVersion !== 0 || ea.release === null || eb.release === null) return byVersion;
+  return rpmVersionCompare(ea.release, eb.release);
+}
+
+/** name-[epoch:]version-release.arch → parts (the name may contain dashes; version and release may not). */
+export function splitNevra(nevra: string): { name: string; evr: string; arch: string } | null {
+  const match = /^(.+)-((?:\d+:)?[^-:]+-[^-]+)\.([^.]+)$/.exec(nevra.trim());
+  return match ? { name: match[1]!, evr: match[2]!, arch: match[3]! } : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpm's database
+
+// An edition as dnf and zypper spell it: [epoch:]version-release.
+const EDITION_FORMAT = '%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}';
+
+function rootArgs(root: string): string[] {
+  const r = path.resolve(root);
+  return r === '/' ? [] : ['--root', r];
+}
+
+async function runRpm(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<ExecResult> {
+  try {
+    return await exec('rpm', args, { env, timeoutMs });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new BackendError('NOT_INSTALLED', 'rpm is not installed', { command: `rpm ${args.join(' ')}` });
+    throw new BackendError('NOT_INSTALLED', `cannot start rpm: ${(error as Error).message}`, { command: `rpm ${args.join(' ')}` });
+  }
+}
+
+/** The installed editions of a package, in rpm's order (an installonly package such as the kernel has several); none when it is not installed. */
+export async function installedEditions(root: string, name: string, env: NodeJS.ProcessEnv, options: { timeoutMs?: number } = {}): Promise<Array<{ arch: string; edition: string }>> {
+  const result = await runRpm([...rootArgs(root), '-q', '--qf', `%{ARCH} ${EDITION_FORMAT}\\n`, name], env, options.timeoutMs);
+  if (result.exitCode !== 0) return []; // "package X is not installed"
+  return result.stdout
+    .split('\n')
+    .map((l) => /^(\S+) (\S+)$/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ arch: m[1]!, edition: m[2]! }));
+}
+
+/** Every installed package with its install time (rpm INSTALLTIME, seconds since the epoch). */
+export async function installedPackages(root: string, env: NodeJS.ProcessEnv): Promise<Array<{ name: string; arch: string; evr: string; installTime: number }>> {
+  const result = await runRpm([...rootArgs(root), '-qa', '--qf', `%{NAME}\\t%{ARCH}\\t${EDITION_FORMAT}\\t%{INSTALLTIME}\\n`], env);
+  if (result.exitCode !== 0) {
+    throw new BackendError('COMMAND_FAILED', `rpm -qa failed with exit code ${result.exitCode}`, { exitCode: result.exitCode, output: result.stderr });
+  }
+  return result.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line) => {
+      const [name, arch, evr, installTime] = line.split('\t');
+      if (!name || !arch || !evr || !installTime) throw new BackendError('UNPARSEABLE_OUTPUT', `rpm -qa: cannot read "${line}"`, { output: result.stdout });
+      return { name, arch, evr, installTime: Number(installTime) };
+    });
+}
+
+/** Where rpm keeps its database: SUSE and newer Fedora moved it to usr/lib/sysimage/rpm (var/lib/rpm links there). */
+const RPM_DATABASE_DIRS = ['var/lib/rpm', 'usr/lib/sysimage/rpm'];
+
+/**
+ * Changes whenever rpm's database is written: size and mtime of its files (rpmdb.sqlite on EL9 and
+ * SUSE, Berkeley DB files on EL7/8). Left out: the lock file and the files rpm rewrites on every
+ * read (BDB's __db.00N, SQLite's -shm), which would make every read look like a change.
+ */
+export async function rpmDatabaseFingerprint(root: string): Promise<string> {
+  const seen = new Set<string>();
+  const entries: string[] = [];
+  for (const dir of RPM_DATABASE_DIRS) {
+    const real = await resolveInRoot(root, dir);
+    if (seen.has(real)) continue;
+    let names: string[];
+    try {
+      names = await fs.readdir(real);
+    } catch {
+      continue;
+    }
+    seen.add(real);
+    for (const name of names) {
+      if (name.startsWith('.') || name.startsWith('__db') || name.endsWith('-shm')) continue;
+      const info = await fs.stat(path.join(real, name)).catch(() => null);
+      if (info?.isFile()) entries.push(`${name}:${info.size}:${info.mtimeMs}`);
+    }
+  }
+  if (seen.size === 0) throw new BackendError('NOT_INSTALLED', `no rpm database in ${RPM_DATABASE_DIRS.map((d) => path.join(root, d)).join(' or ')}`);
+  return createHash('sha256').update(entries.sort().join('\n')).digest('hex').slice(0, 32);
 }
