@@ -1,5 +1,5 @@
 import { compareEditions } from '../rpm.js';
-import { type Classification, type PendingUpdate, type RepositoryProblem, type Severity } from '../types.js';
+import type { Classification, PendingUpdate, RepositoryProblem, Severity } from '../types.js';
 import { childElements, descendants, parseXml, textContent, XmlSyntaxError, type XmlElement } from '../xml.js';
 
 /*
