@@ -437,7 +437,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       }));
       const status = deploymentRunStatus(machineRuns, input.canceled);
       await finishRun(db, input.runId, status, input.canceled ? (input.reason ?? 'Canceled by an operator.') : null);
-      if (input.ringed) await closeOpenRings(db, input.runId, Boolean(input.reason));
+      if (input.ringed) await closeOpenRings(db, input.runId, input.reason ?? null);
       await log(input.runId, null, `Run ended: ${status}.`);
       progress(input.runId, { kind: 'RUN' });
       return status;

@@ -103,13 +103,13 @@ export async function setRunHalted(db: Db, runId: string, reason: string | null)
 }
 
 /**
- * The rings still open when the run ended: the one whose gate was rejected REJECTED (when
- * `rejected`), every other one CANCELED.
+ * The rings still open when the run ended: the one whose gate was rejected REJECTED with the
+ * rejection (when there is one), every other one CANCELED.
  */
-export async function closeOpenRings(db: Db, runId: string, rejected: boolean): Promise<void> {
+export async function closeOpenRings(db: Db, runId: string, rejection: string | null): Promise<void> {
   const open = and(eq(deploymentRunRings.runId, runId), inArray(deploymentRunRings.status, ['PENDING', 'RUNNING', 'SOAKING', 'WAITING_FOR_APPROVAL', 'HALTED']));
-  if (rejected) {
-    await db.update(deploymentRunRings).set({ status: 'REJECTED', decidedAt: sql`now()` }).where(and(open, inArray(deploymentRunRings.status, ['WAITING_FOR_APPROVAL', 'HALTED'])));
+  if (rejection !== null) {
+    await db.update(deploymentRunRings).set({ status: 'REJECTED', reason: rejection, decidedAt: sql`now()` }).where(and(open, inArray(deploymentRunRings.status, ['WAITING_FOR_APPROVAL', 'HALTED'])));
   }
   await db.update(deploymentRunRings).set({ status: 'CANCELED' }).where(open);
 }

@@ -296,6 +296,7 @@ describe('deployments in rings', () => {
     expect(ended.status).toBe('CANCELED');
     expect(ended.error).toBe('pilot was rejected by test OPERATOR: latency doubled on the pilot');
     expect(ringStatuses(ended)).toEqual(['REJECTED', 'CANCELED']);
+    expect(ended.rings[0]!.reason).toBe(ended.error);
     expect(ended.machineRuns.find((m) => m.machineName === b.name)!.status).toBe('CANCELED');
     expect(await answer(b)).toEqual([]);
     // Too late for an approval now.

@@ -311,7 +311,7 @@ export class RunRing {
   @Field(() => Date, { nullable: true, description: 'Its last machine finished.' }) endedAt!: Date | null;
   @Field(() => Date, { nullable: true, description: "The ring's own maintenance window." }) windowEndsAt!: Date | null;
   @Field(() => Date, { nullable: true }) soakEndsAt!: Date | null;
-  @Field(() => String, { nullable: true, description: 'Why it halted.' }) reason!: string | null;
+  @Field(() => String, { nullable: true, description: 'Why it halted, or the rejection that ended the run.' }) reason!: string | null;
   @Field(() => String, { nullable: true, description: 'The token that approved or resumed it.' }) decidedBy!: string | null;
   @Field(() => Date, { nullable: true }) decidedAt!: Date | null;
 }
