@@ -303,6 +303,32 @@ describe('deployments in rings', () => {
     expect(await firstError('mutation($runId: ID!) { approveRing(runId: $runId, ring: 1) { id } }', { runId })).toMatchObject({ extensions: { code: 'CONFLICT' } });
   }, 120_000);
 
+  it('a run keeps its rings as they were when it began: editing the deployment meanwhile changes nothing in flight', async () => {
+    const agents = await enroll(3);
+    const [a, b, c] = agents as [Agent, Agent, Agent];
+    const rings = [
+      { name: 'pilot', machineIds: [a.machineId], gate: { requireApproval: true } },
+      { name: 'second', machineIds: [b.machineId], gate: { requireApproval: true } },
+      { name: 'everyone', percent: 100 },
+    ];
+    const deploymentId = await createDeployment('edited meanwhile', agents, rings);
+    const runId = await runNow(deploymentId);
+    await untilRun(runId, [a, b, c], (v) => v.rings[0]?.status === 'WAITING_FOR_APPROVAL', 'the pilot ring to wait for approval');
+    // The deployment loses its rings while the run waits.
+    const input = { name: 'edited meanwhile', osType: 'LINUX', machineIds: agents.map((x) => x.machineId), classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER', onDemandOnly: true };
+    await query('mutation($id: ID!, $input: DeploymentInput!) { updateDeployment(id: $id, input: $input) { id } }', { id: deploymentId, input });
+
+    const approve = 'mutation($runId: ID!, $ring: Int!) { approveRing(runId: $runId, ring: $ring) { id } }';
+    await query(approve, { runId, ring: 1 });
+    // Ring 2 still asks for its approval, as it did when the run began.
+    const waiting = await untilRun(runId, agents, (v) => v.rings[1]!.status !== 'PENDING' && v.rings[1]!.status !== 'RUNNING', 'ring 2 to reach its gate');
+    expect(ringStatuses(waiting)).toEqual(['PROMOTED', 'WAITING_FOR_APPROVAL', 'PENDING']);
+    await query(approve, { runId, ring: 2 });
+    const ended = await untilRun(runId, agents, (v) => v.status !== 'IN_PROGRESS', 'the run to end');
+    expect(ended.status).toBe('SUCCEEDED');
+    expect(ringStatuses(ended)).toEqual(['PROMOTED', 'PROMOTED', 'DONE']);
+  }, 120_000);
+
   it('refuses bad rings at their field, and the preview warns of a ring that matches no target', async () => {
     const [a] = await enroll(1);
     const input = (rings: unknown) => ({ name: `bad rings ${++counter}`, osType: 'LINUX', machineIds: [a!.machineId], classifications: ['SECURITY'], onDemandOnly: true, rings });
