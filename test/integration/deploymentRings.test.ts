@@ -24,11 +24,11 @@ interface RunView {
   status: string;
   error: string | null;
   updateSet: Array<{ name: string; version: string }> | null;
-  rings: Array<{ ring: number; name: string; status: string; machineCount: number; failedCount: number | null; soakEndsAt: string | null; reason: string | null; decidedBy: string | null }>;
+  rings: Array<{ ring: number; name: string; definition: { gate: { soakSeconds: number; requireApproval: boolean } }; status: string; machineCount: number; failedCount: number | null; soakEndsAt: string | null; reason: string | null; decidedBy: string | null }>;
   machineRuns: Array<{ machineName: string; ring: number | null; status: string; updates: Array<{ name: string; targetVersion: string; status: string; reason: string | null }> }>;
 }
 
-const RUN = 'status error updateSet { name version } rings { ring name status machineCount failedCount soakEndsAt reason decidedBy } machineRuns { machineName ring status updates { name targetVersion status reason } }';
+const RUN = 'status error updateSet { name version } rings { ring name definition { gate { soakSeconds requireApproval } } status machineCount failedCount soakEndsAt reason decidedBy } machineRuns { machineName ring status updates { name targetVersion status reason } }';
 
 /** Each update of the job as its agent reports it: SUCCEEDED, or FAILED for the names in `failing`. */
 function resultOf(job: InstallJob, failing: string[] = []): JobResult {
@@ -185,6 +185,11 @@ describe('deployments in rings', () => {
     ]);
     expect(soaking.rings[0]!.soakEndsAt).not.toBeNull();
     expect(ringStatuses(soaking)).toEqual(['SOAKING', 'PENDING', 'PENDING']);
+    expect(soaking.rings.map((r) => r.definition.gate)).toEqual([
+      { soakSeconds: 2, requireApproval: false },
+      { soakSeconds: 0, requireApproval: true },
+      { soakSeconds: 0, requireApproval: false },
+    ]);
     expect(a.installs.map((j) => j.updates.map((u) => `${u.name}=${u.availableVersion}`))).toEqual([['ringlib=1.1-1', 'zlib1g=2.0-2']]);
 
     // Meanwhile a newer ringlib is published and c's agent sees it, with a package new to the fleet.
@@ -343,5 +348,14 @@ describe('deployments in rings', () => {
     );
     expect(preview.previewDeployment.warnings).toEqual([{ field: 'rings[0].filter', message: expect.stringContaining('matches none of the targets') }]);
     expect(preview.previewDeployment.machines).toEqual([{ ring: 2 }]);
+
+    // A deployment reads its rings back as normalised.
+    const created = await query<{ createDeployment: { rings: unknown } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { rings { name filter { tags nameContains environments } machineIds percent maxConcurrent { value unit } gate { maxFailures { value unit } soakSeconds requireApproval } } } }', {
+      input: input([{ filter: { tags: ['Canary'], environments: ['AWS'] }, gate: { maxFailures: { value: 10, unit: 'PERCENT' }, soakSeconds: 30 } }, { name: 'rest', percent: 100, maxConcurrent: { value: 5 } }]),
+    });
+    expect(created.createDeployment.rings).toEqual([
+      { name: 'Ring 1', filter: { tags: ['Canary'], nameContains: null, environments: ['AWS'] }, machineIds: null, percent: null, maxConcurrent: null, gate: { maxFailures: { value: 10, unit: 'PERCENT' }, soakSeconds: 30, requireApproval: false } },
+      { name: 'rest', filter: null, machineIds: null, percent: 100, maxConcurrent: { value: 5, unit: 'COUNT' }, gate: { maxFailures: null, soakSeconds: 0, requireApproval: false } },
+    ]);
   }, 60_000);
 });
