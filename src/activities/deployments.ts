@@ -300,7 +300,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
 
     /**
      * Starts a ring of a ringed run: plans its machines from their latest assessments (the first
-     * ring's plans fix the run's update set; later rings install only its members), opens the
+     * ring that starts fixes the run's update set from its plans; later rings install only its members), opens the
      * ring's window, and answers what the workflow needs to run it. Idempotent: a retry finds the
      * ring started and answers the same.
      */
@@ -318,11 +318,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       let windowEndsAt: Date;
       if (!recorded.startedAt) {
         windowEndsAt = new Date(Date.now() + deployment.windowMinutes * 60_000);
-        const frozen = input.ring === 1 ? null : new Set((run.updateSet ?? []).map((m) => updateSetKey({ name: m.name, availableVersion: m.version })));
+        // The first ring that starts fixes the set (ring 1, or the next one when ring 1 had no machine).
+        const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
         const targets = await findMachines(db, machineRuns.map((m) => m.machineId));
         const byId = new Map(targets.map((m) => [m.id, m]));
         const { pending, learned } = await planningInputs(db, machineRuns.map((m) => m.machineId));
-        const selectedOfFirstRing: PendingUpdate[] = [];
+        const selected: PendingUpdate[] = [];
         const plans = machineRuns.flatMap((machineRun) => {
           const machine = byId.get(machineRun.machineId);
           if (!machine) return []; // removed since the run began: its install step says so
@@ -337,10 +338,10 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
             learnedSeconds: learned.get(machine.id),
             ...(frozen ? { updateSet: frozen } : {}),
           });
-          selectedOfFirstRing.push(...plan.toInstall, ...plan.predictedNotAttempted);
+          selected.push(...plan.toInstall, ...plan.predictedNotAttempted);
           return [{ machineRunId: machineRun.id, results: plannedResults(plan) }];
         });
-        const updateSet = input.ring === 1 ? freezeUpdateSet(selectedOfFirstRing) : null;
+        const updateSet = frozen ? null : freezeUpdateSet(selected);
         const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
         windowEndsAt = started.windowEndsAt;
         if (started.started) {

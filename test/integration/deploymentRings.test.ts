@@ -334,6 +334,20 @@ describe('deployments in rings', () => {
     expect(ringStatuses(ended)).toEqual(['PROMOTED', 'PROMOTED', 'DONE']);
   }, 120_000);
 
+  it('a ring with no machine is skipped, and the first ring that runs fixes the update set', async () => {
+    const agents = await enroll(1);
+    const deploymentId = await createDeployment('first ring empty', agents, [{ name: 'nobody', filter: { tags: ['no-such-tag'] } }, { name: 'everyone', percent: 100 }]);
+    const runId = await runNow(deploymentId);
+    const ended = await untilRun(runId, agents, (v) => !['SCHEDULED', 'IN_PROGRESS'].includes(v.status), 'the run to end');
+    expect(ended.status).toBe('SUCCEEDED');
+    expect(ringStatuses(ended)).toEqual(['SKIPPED', 'DONE']);
+    expect(ended.updateSet).toEqual([
+      { name: 'ringlib', version: '1.1-1' },
+      { name: 'zlib1g', version: '2.0-2' },
+    ]);
+    expect(agents[0]!.installs.map((j) => j.updates.map((u) => u.name))).toEqual([['ringlib', 'zlib1g']]);
+  }, 60_000);
+
   it('refuses bad rings at their field, and the preview warns of a ring that matches no target', async () => {
     const [a] = await enroll(1);
     const input = (rings: unknown) => ({ name: `bad rings ${++counter}`, osType: 'LINUX', machineIds: [a!.machineId], classifications: ['SECURITY'], onDemandOnly: true, rings });
