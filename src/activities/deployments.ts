@@ -3,9 +3,20 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { InstallJob, JobResult, JobUpdate } from '../agent/protocol.js';
 import { unavailableDependency } from '../availability.js';
 import { isDatabaseUnavailable, type Db } from '../db/client.js';
-import { findDeployment, selectionOf } from '../db/deployments.js';
+import { findDeployment, selectionOf, type DeploymentRow } from '../db/deployments.js';
+import {
+  beginRingedRun as beginRingedRunRows,
+  closeOpenRings,
+  findRunRing,
+  machineRunsOfRing,
+  pendingMachineRunIds,
+  ringsOfRun,
+  setRingState,
+  setRunHalted,
+  startRing,
+} from '../db/rollouts.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
-import { findMachine, resolveTargets } from '../db/machines.js';
+import { findMachine, findMachines, resolveTargets } from '../db/machines.js';
 import {
   appendRunLog,
   attachInstallActivity,
@@ -25,11 +36,14 @@ import {
   outcomeCountsByMachineRun,
   updateResultsOf,
   type PlannedResult,
+  type RunRow,
   type UpdateResultRow,
 } from '../db/runs.js';
 import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
+import { assignRings, freezeUpdateSet, updateSetKey, type Ring, type RingGate } from '../fleet/rollout.js';
+import type { PendingUpdate } from '../agent/backends/types.js';
 
 export interface DeploymentActivityDeps {
   db: Db;
@@ -52,7 +66,34 @@ export interface BegunRun {
   concurrency: number;
   /** null: no limit. */
   failureThreshold: number | null;
+  /**
+   * A ringed run's rings, in order (absent: no rings, `machines` is the whole run). Their machines
+   * are planned and handed out ring by ring (beginRing), so `machines` is empty then.
+   */
+  rings?: Array<{ ring: number; name: string; machineCount: number }>;
 }
+
+/** A ring as it starts: its machines still to run, its window, its rate control and gate. */
+export interface BegunRing {
+  ring: number;
+  name: string;
+  machines: Array<{ machineRunId: string; machineId: string }>;
+  windowEndsAtMs: number;
+  concurrency: number;
+  /** null: no limit. */
+  failureThreshold: number | null;
+  gate: RingGate;
+}
+
+/** What a ring's gate records as the workflow goes through it. */
+export type RingStep =
+  | { kind: 'SOAKING'; seconds: number }
+  | { kind: 'WAITING_FOR_APPROVAL' }
+  | { kind: 'HALTED'; reason: string }
+  | { kind: 'RESUMED'; by: string }
+  | { kind: 'PROMOTED'; approvedBy: string | null }
+  | { kind: 'DONE' }
+  | { kind: 'SKIPPED' };
 
 export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
   const progress = (runId: string, event: Partial<RunProgressEvent> & Pick<RunProgressEvent, 'kind'>) =>
@@ -91,6 +132,34 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     throw new CompleteAsyncError();
   };
 
+  /** A ringed run's first step: its targets split into rings (rollout.ts), recorded; nothing planned yet. */
+  const beginRingedRun = async (run: RunRow, deployment: DeploymentRow, rings: Ring[], nothing: (reason: string, status: 'CANCELED' | 'FAILED') => Promise<BegunRun>): Promise<BegunRun> => {
+    if (!run.startedAt) {
+      const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
+      if (targets.length === 0) {
+        return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
+      }
+      const assigned = assignRings(targets, rings);
+      if (assigned.rings.every((r) => r.length === 0)) return nothing('None of the deployment\'s targets fell in any of its rings when the run began.', 'FAILED');
+      await beginRingedRunRows(db, run.id, assigned.rings.map((machines, i) => ({ definition: rings[i]!, machines })));
+      await log(run.id, null, `Run started: ${targets.length - assigned.unassigned.length} machine(s) in ${rings.length} ring(s) (${assigned.rings.map((m, i) => `${rings[i]!.name}: ${m.length}`).join(', ')}).`);
+      if (assigned.unassigned.length > 0) {
+        await log(run.id, null, `${assigned.unassigned.length} target machine(s) fall in no ring and are not part of this run: ${assigned.unassigned.slice(0, 10).map((m) => m.name).join(', ')}${assigned.unassigned.length > 10 ? ', …' : ''}.`);
+      }
+    }
+    progress(run.id, { kind: 'RUN' });
+    const recorded = await ringsOfRun(db, run.id);
+    return {
+      runId: run.id,
+      // Each ring has a window of its own from when it starts (beginRing); this is the first one's, were it to start now.
+      windowEndsAtMs: Date.now() + deployment.windowMinutes * 60_000,
+      machines: [],
+      concurrency: 1,
+      failureThreshold: null,
+      rings: recorded.map((r) => ({ ring: r.ring, name: r.name, machineCount: r.machineCount })),
+    };
+  };
+
   return {
     /**
      * Records the run, resolves its targets at this moment, and plans every machine from its latest
@@ -114,6 +183,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         if (deployment.deletedAt) return nothing('The deployment was deleted before this run began.', 'CANCELED');
         if (deployment.paused && input.trigger === 'SCHEDULE') return nothing('The deployment is paused: this occurrence did not run.', 'CANCELED');
       }
+      // A run that began keeps the shape it began with, whatever the deployment says now.
+      const ringed = run.startedAt ? (await ringsOfRun(db, run.id)).length > 0 : (deployment.rings?.length ?? 0) > 0;
+      if (ringed) return beginRingedRun(run, deployment, deployment.rings ?? [], nothing);
       const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + deployment.windowMinutes * 60_000);
       let machines: Array<{ machineRunId: string; machineId: string }>;
       if (run.startedAt) {
@@ -136,12 +208,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
             rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
           });
-          const results: PlannedResult[] = [
-            ...plan.toInstall.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'SUCCEEDED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-            ...plan.predictedNotAttempted.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'NOT_ATTEMPTED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-            ...plan.notSelected.map((n, i) => ({ update: n.update, status: 'NOT_SELECTED' as const, predictedStatus: 'NOT_SELECTED' as const, orderIndex: 10_000 + i, expectedSeconds: 0, reason: n.reason })),
-          ];
-          return { machineId: machine.id, machineName: machine.name, results, reserve: plan.rebootReserveSeconds };
+          return { machineId: machine.id, machineName: machine.name, results: plannedResults(plan), reserve: plan.rebootReserveSeconds };
         });
         machines = await beginRun(db, run.id, windowEndsAt, plans);
         await log(run.id, null, `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
@@ -231,9 +298,133 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       return row?.status ?? status;
     },
 
-    /** Machines the run never started (window over, failure threshold, cancel), then the run's status. */
-    async finishDeploymentRun(input: { runId: string; canceled: boolean; notStarted: string[]; notStartedReason: string | null }): Promise<string> {
+    /**
+     * Starts a ring of a ringed run: plans its machines from their latest assessments (the first
+     * ring that starts fixes the run's update set from its plans; later rings install only its members), opens the
+     * ring's window, and answers what the workflow needs to run it. Idempotent: a retry finds the
+     * ring started and answers the same.
+     */
+    async beginRing(input: { runId: string; ring: number }): Promise<BegunRing> {
+      const run = await findRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+      const recorded = await findRunRing(db, run.id, input.ring);
+      if (!recorded) throw ApplicationFailure.nonRetryable(`Run ${run.id} has no ring ${input.ring}.`, 'NOT_FOUND');
+      // The ring as the run began (the deployment may have been edited since).
+      const ring = recorded.definition;
+      const gate: RingGate = ring.gate;
+      const machineRuns = await machineRunsOfRing(db, run.id, input.ring);
+      let windowEndsAt: Date;
+      if (!recorded.startedAt) {
+        windowEndsAt = new Date(Date.now() + deployment.windowMinutes * 60_000);
+        // The first ring that starts fixes the set (ring 1, or the next one when ring 1 had no machine).
+        const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
+        const targets = await findMachines(db, machineRuns.map((m) => m.machineId));
+        const byId = new Map(targets.map((m) => [m.id, m]));
+        const { pending, learned } = await planningInputs(db, machineRuns.map((m) => m.machineId));
+        const selected: PendingUpdate[] = [];
+        const plans = machineRuns.flatMap((machineRun) => {
+          const machine = byId.get(machineRun.machineId);
+          if (!machine) return []; // removed since the run began: its install step says so
+          const plan = planMachine({
+            pending: pending.get(machine.id) ?? [],
+            selection: selectionOf(deployment),
+            backend: machine.packageManager ?? 'apt',
+            osType: machine.osType,
+            windowSeconds: deployment.windowMinutes * 60,
+            rebootSetting: deployment.rebootSetting,
+            rebootPending: machine.rebootPending,
+            learnedSeconds: learned.get(machine.id),
+            ...(frozen ? { updateSet: frozen } : {}),
+          });
+          selected.push(...plan.toInstall, ...plan.predictedNotAttempted);
+          return [{ machineRunId: machineRun.id, results: plannedResults(plan) }];
+        });
+        const updateSet = frozen ? null : freezeUpdateSet(selected);
+        const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
+        windowEndsAt = started.windowEndsAt;
+        if (started.started) {
+          await log(run.id, null, `${recorded.name} started: ${machineRuns.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
+          if (updateSet) await log(run.id, null, `The run's update set is fixed: ${updateSet.length} update(s)${updateSet.length > 0 ? ` (${updateSet.slice(0, 10).map((m) => `${m.name}=${m.version}`).join(', ')}${updateSet.length > 10 ? ', …' : ''})` : ''}; later rings install only these.`);
+        }
+      } else {
+        windowEndsAt = recorded.windowEndsAt!;
+      }
+      progress(run.id, { kind: 'RUN' });
+      const running = machineRuns.filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      const threshold = failureThreshold(deployment.maxFailures, machineRuns.length);
+      return {
+        ring: input.ring,
+        name: recorded.name,
+        machines: running,
+        windowEndsAtMs: windowEndsAt.getTime(),
+        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? deployment.maxConcurrent, machineRuns.length),
+        failureThreshold: Number.isFinite(threshold) ? threshold : null,
+        gate,
+      };
+    },
+
+    /** A ring's last machine has finished: the machines it never started are settled, and its gate's numbers counted. */
+    async endRing(input: { runId: string; ring: number; notStarted: string[]; notStartedReason: string | null }): Promise<{ total: number; failed: number }> {
       for (const machineRunId of input.notStarted) {
+        await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
+      }
+      const machineRuns = await machineRunsOfRing(db, input.runId, input.ring);
+      const failed = machineRuns.filter((m) => m.status === 'FAILED' || m.status === 'TIMED_OUT').length;
+      const row = await setRingState(db, input.runId, input.ring, { failedCount: failed, ended: true });
+      await log(input.runId, null, `${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`);
+      progress(input.runId, { kind: 'RUN' });
+      return { total: machineRuns.length, failed };
+    },
+
+    /** Records where a ring's gate is (soaking, waiting for approval, halted, promoted...), for the API and the operator. */
+    async recordRingStep(input: { runId: string; ring: number; step: RingStep }): Promise<void> {
+      const { step } = input;
+      let row;
+      let line: string;
+      const name = async () => (await findRunRing(db, input.runId, input.ring))?.name ?? `Ring ${input.ring}`;
+      switch (step.kind) {
+        case 'SOAKING':
+          row = await setRingState(db, input.runId, input.ring, { status: 'SOAKING', soakEndsAt: new Date(Date.now() + step.seconds * 1000) });
+          line = `${row?.name ?? (await name())}: soaking for ${step.seconds} s before its gate goes on.`;
+          break;
+        case 'WAITING_FOR_APPROVAL':
+          row = await setRingState(db, input.runId, input.ring, { status: 'WAITING_FOR_APPROVAL' });
+          line = `${row?.name ?? (await name())}: waiting for an operator's approval (approveRing) before the next ring starts.`;
+          break;
+        case 'HALTED':
+          row = await setRingState(db, input.runId, input.ring, { status: 'HALTED', reason: step.reason });
+          await setRunHalted(db, input.runId, step.reason);
+          line = `Run halted: ${step.reason}`;
+          break;
+        case 'RESUMED':
+          row = await setRingState(db, input.runId, input.ring, { status: 'PROMOTED', decidedBy: step.by, decided: true });
+          await setRunHalted(db, input.runId, null);
+          line = `${row?.name ?? (await name())}: resumed by ${step.by}; the next ring starts.`;
+          break;
+        case 'PROMOTED':
+          row = await setRingState(db, input.runId, input.ring, { status: 'PROMOTED', ...(step.approvedBy ? { decidedBy: step.approvedBy, decided: true } : {}) });
+          line = `${row?.name ?? (await name())}: gate passed${step.approvedBy ? ` (approved by ${step.approvedBy})` : ''}; the next ring starts.`;
+          break;
+        case 'DONE':
+          row = await setRingState(db, input.runId, input.ring, { status: 'DONE' });
+          line = `${row?.name ?? (await name())}: done (the last ring).`;
+          break;
+        case 'SKIPPED':
+          row = await setRingState(db, input.runId, input.ring, { status: 'SKIPPED', ended: true, failedCount: 0 });
+          line = `${row?.name ?? (await name())}: no machine in this ring; skipped.`;
+          break;
+      }
+      await log(input.runId, null, line);
+      progress(input.runId, { kind: 'RUN' });
+    },
+
+    /** Machines the run never started (window over, failure threshold, cancel), then the run's status. */
+    async finishDeploymentRun(input: { runId: string; canceled: boolean; notStarted: string[]; notStartedReason: string | null; reason?: string | null; ringed?: boolean }): Promise<string> {
+      // A ringed run's later rings were never handed to the workflow machine by machine: whatever is still PENDING never started.
+      const notStarted = input.ringed ? [...new Set([...input.notStarted, ...(await pendingMachineRunIds(db, input.runId))])] : input.notStarted;
+      for (const machineRunId of notStarted) {
         await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
       }
       const run = await findRun(db, input.runId);
@@ -246,12 +437,22 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         succeededUpdates: outcomes.get(m.id)?.succeeded ?? 0,
       }));
       const status = deploymentRunStatus(machineRuns, input.canceled);
-      await finishRun(db, input.runId, status, input.canceled ? 'Canceled by an operator.' : null);
+      await finishRun(db, input.runId, status, input.canceled ? (input.reason ?? 'Canceled by an operator.') : null);
+      if (input.ringed) await closeOpenRings(db, input.runId, input.reason ?? null);
       await log(input.runId, null, `Run ended: ${status}.`);
       progress(input.runId, { kind: 'RUN' });
       return status;
     },
   };
+}
+
+/** A machine's plan as the rows of its update results. */
+function plannedResults(plan: ReturnType<typeof planMachine>): PlannedResult[] {
+  return [
+    ...plan.toInstall.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'SUCCEEDED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
+    ...plan.predictedNotAttempted.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'NOT_ATTEMPTED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
+    ...plan.notSelected.map((n, i) => ({ update: n.update, status: 'NOT_SELECTED' as const, predictedStatus: 'NOT_SELECTED' as const, orderIndex: 10_000 + i, expectedSeconds: 0, reason: n.reason })),
+  ];
 }
 
 /** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and reserve. */

@@ -21,7 +21,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { CLASSIFICATIONS_BY_OS, MAX_MACHINE_IDS } from '../fleet/deploymentInput.js';
+import { CLASSIFICATIONS_BY_OS, MAX_MACHINE_IDS, MAX_RINGS } from '../fleet/deploymentInput.js';
 import { MAX_LINES_PER_EVENT, MAX_REPOSITORY_PROBLEMS } from './agent/agent.schema.js';
 import type { ApiLimits } from '../config.js';
 import { DEFAULT_PAGE_SIZE, MAX_LOG_LINES, MAX_PAGE_SIZE } from './pageSize.js';
@@ -105,6 +105,10 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'MachinePreview.toInstall': { items: 50, bound: 'estimate', why: "the machine's pending updates" },
   'MachinePreview.predictedNotAttempted': { items: 50, bound: 'estimate', why: "the machine's pending updates" },
   'MachinePreview.notSelected': { items: 50, bound: 'estimate', why: "the machine's pending updates" },
+  'Deployment.rings': { items: MAX_RINGS, bound: 'enforced', why: 'a deployment has at most this many rings (deploymentInput.ts)' },
+  'DeploymentRun.rings': { items: MAX_RINGS, bound: 'enforced', why: "one per ring of the deployment when the run began" },
+  'DeploymentRun.updateSet': { items: 50, bound: 'estimate', why: "what the first ring's machines had pending (about 50 on a typical machine)" },
+  'DeploymentPreview.warnings': { items: MAX_RINGS + 1, bound: 'enforced', why: 'one per ring, and one for targets in no ring' },
 };
 
 /** A list of objects that is in neither table: counted as this many until it is added. */

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import { bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
@@ -222,7 +223,7 @@ export const agentCommands = pgTable(
 );
 
 export const rebootSettingEnum = pgEnum('reboot_setting', ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY']);
-export const deploymentRunStatusEnum = pgEnum('deployment_run_status', ['SCHEDULED', 'IN_PROGRESS', 'SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
+export const deploymentRunStatusEnum = pgEnum('deployment_run_status', ['SCHEDULED', 'IN_PROGRESS', 'SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED', 'HALTED']);
 export const machineRunStatusEnum = pgEnum('machine_run_status', ['PENDING', 'IN_PROGRESS', 'REBOOTING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
 export const updateResultStatusEnum = pgEnum('update_result_status', ['PENDING', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED', 'NOT_SELECTED']);
 
@@ -246,6 +247,8 @@ export const deployments = pgTable(
     maxConcurrent: jsonb('max_concurrent').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
     maxFailures: jsonb('max_failures').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
     paused: boolean('paused').notNull().default(false),
+    /** Ordered rings (src/fleet/rollout.ts); null: every target at once. */
+    rings: jsonb('rings').$type<Ring[] | null>(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
@@ -282,6 +285,8 @@ export const deploymentRuns = pgTable(
     endedAt: timestamp('ended_at', { withTimezone: true }),
     windowEndsAt: timestamp('window_ends_at', { withTimezone: true }),
     error: text('error'),
+    /** A ringed run's frozen update set, fixed when its first ring starts; null: no rings, or not yet fixed. */
+    updateSet: jsonb('update_set').$type<UpdateSetMember[] | null>(),
   },
   (t) => [index('deployment_runs_deployment_idx').on(t.deploymentId, t.createdAt)],
 );
@@ -299,6 +304,8 @@ export const machineRuns = pgTable(
       .references(() => machines.id),
     /** The machine's name when the run started (kept if the machine is renamed or removed). */
     machineName: text('machine_name').notNull(),
+    /** Its ring (1-based) in a ringed run; null in a run without rings. */
+    ring: integer('ring'),
     status: machineRunStatusEnum('status').notNull().default('PENDING'),
     startedAt: timestamp('started_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
@@ -307,6 +314,39 @@ export const machineRuns = pgTable(
     error: text('error'),
   },
   (t) => [uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId)],
+);
+
+/**
+ * A ringed run's rings, as the run goes: PENDING, RUNNING, SOAKING, WAITING_FOR_APPROVAL, HALTED,
+ * PROMOTED, DONE (the last ring), SKIPPED (no machine), REJECTED, CANCELED. The workflow decides; this
+ * is what the API reads to answer and to check an approval against.
+ */
+export const deploymentRunRings = pgTable(
+  'deployment_run_rings',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => deploymentRuns.id, { onDelete: 'cascade' }),
+    /** 1-based. */
+    ring: integer('ring').notNull(),
+    name: text('name').notNull(),
+    /** The ring as the deployment defined it when the run began (its rate control and gate): an edit of the deployment meanwhile does not change a run in flight. */
+    definition: jsonb('definition').$type<Ring>().notNull(),
+    status: text('status').notNull().default('PENDING'),
+    machineCount: integer('machine_count').notNull(),
+    failedCount: integer('failed_count'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    /** Its last machine finished. */
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    windowEndsAt: timestamp('window_ends_at', { withTimezone: true }),
+    soakEndsAt: timestamp('soak_ends_at', { withTimezone: true }),
+    /** Why it halted, or the rejection. */
+    reason: text('reason'),
+    /** Who approved, rejected or resumed it, and when. */
+    decidedBy: text('decided_by'),
+    decidedAt: timestamp('decided_at', { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.ring] })],
 );
 
 /** One update on one machine in a run, with what the preview predicted for it. */

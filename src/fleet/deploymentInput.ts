@@ -27,6 +27,7 @@ import {
   type Recurrence,
   type WeekDay,
 } from './schedule.js';
+import type { Environment, Ring, RingFilter } from './rollout.js';
 import { normaliseTags, tagProblem } from './tags.js';
 
 export interface TargetFilter {
@@ -60,9 +61,23 @@ export interface DeploymentInput {
   rebootSetting: RebootSetting;
   maxConcurrent: Limit | null;
   maxFailures: Limit | null;
+  /** Absent or null: no rings, every target at once (as before rings existed). */
+  rings?: RingInput[] | null;
 }
 
-export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly'> {
+/** A ring as entered: exactly one of filter, machineIds, percent. */
+export interface RingInput {
+  name?: string | null;
+  filter?: { tags?: string[] | null; nameContains?: string | null; environments?: string[] | null } | null;
+  machineIds?: string[] | null;
+  percent?: number | null;
+  maxConcurrent?: Limit | null;
+  gate?: { maxFailures?: Limit | null; soakSeconds?: number | null; requireApproval?: boolean | null } | null;
+}
+
+export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly' | 'rings'> {
+  /** Null: no rings. */
+  rings: Ring[] | null;
   /** Null: on demand only, no scheduled run. */
   schedule: DeploymentSchedule | null;
   /** When the first scheduled run happens (what Temporal will fire), for nextRunAt; null on demand only. */
@@ -91,6 +106,12 @@ export const LIMIT_RANGES = {
   maxConcurrent: { COUNT: { min: 1, max: 10_000 }, PERCENT: { min: 1, max: 100 } },
   maxFailures: { COUNT: { min: 0, max: 10_000 }, PERCENT: { min: 0, max: 100 } },
 } as const;
+
+export const MAX_RINGS = 10;
+export const RING_NAME_MAX_LENGTH = 64;
+/** A soak longer than a week is a run left waiting, not a soak: approval is the tool for that. */
+export const MAX_SOAK_SECONDS = 7 * 24 * 3600;
+const ENVIRONMENTS: readonly Environment[] = ['AZURE', 'AWS', 'GCP', 'ON_PREMISES'];
 
 export const CLASSIFICATIONS_BY_OS: Readonly<Record<OsType, readonly Classification[]>> = {
   LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
@@ -193,6 +214,7 @@ function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
   const { schedule, firstRunAt } = checkTiming(input, now, windowMinutes);
   const maxConcurrent = checkLimit('maxConcurrent', input.maxConcurrent ?? null);
   const maxFailures = checkLimit('maxFailures', input.maxFailures ?? null);
+  const rings = checkRings(input.rings ?? null);
   return {
     name,
     osType,
@@ -206,6 +228,7 @@ function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
     rebootSetting,
     maxConcurrent,
     maxFailures,
+    rings,
     firstRunAt,
   };
 }
@@ -222,16 +245,16 @@ function checkName(raw: string): string {
   return name;
 }
 
-function checkMachineIds(ids: string[]): string[] {
+function checkMachineIds(ids: string[], field = 'machineIds'): string[] {
   if (ids.length > MAX_MACHINE_IDS) {
-    fail('machineIds', `at most ${MAX_MACHINE_IDS} machineIds per deployment (the seed allows ${MAX_MACHINE_IDS} machines per deployment); got ${ids.length}. Use a targetFilter for larger groups`);
+    fail(field, `at most ${MAX_MACHINE_IDS} machineIds per deployment (the seed allows ${MAX_MACHINE_IDS} machines per deployment); got ${ids.length}. Use a targetFilter for larger groups`);
   }
   const seen = new Map<string, number>();
   return ids.map((raw, i) => {
     const id = typeof raw === 'string' ? raw.trim().toLowerCase() : '';
-    if (!UUID.test(id)) fail(`machineIds[${i}]`, `machineIds[${i}] ${quote(String(raw))} is not a machine id (a UUID)`);
+    if (!UUID.test(id)) fail(`${field}[${i}]`, `${field}[${i}] ${quote(String(raw))} is not a machine id (a UUID)`);
     const first = seen.get(id);
-    if (first !== undefined) fail(`machineIds[${i}]`, `machineIds[${i}] repeats machineIds[${first}] (${id}); list each machine once`);
+    if (first !== undefined) fail(`${field}[${i}]`, `${field}[${i}] repeats ${field}[${first}] (${id}); list each machine once`);
     seen.set(id, i);
     return id;
   });
@@ -289,16 +312,89 @@ function checkPatterns(field: 'includePatterns' | 'excludePatterns', raw: string
   return out;
 }
 
-function checkLimit(field: 'maxConcurrent' | 'maxFailures', limit: Limit | null): Limit | null {
+function checkLimit(field: string, limit: Limit | null, kind: 'maxConcurrent' | 'maxFailures' = field as 'maxConcurrent' | 'maxFailures', of = "the run's machines"): Limit | null {
   if (limit === null) return null;
-  const ranges = LIMIT_RANGES[field];
+  const ranges = LIMIT_RANGES[kind];
   if (limit.unit !== 'COUNT' && limit.unit !== 'PERCENT') fail(`${field}.unit`, `${field}.unit must be COUNT or PERCENT; got ${quote(String(limit.unit))}`);
   const { min, max } = ranges[limit.unit];
-  const what = limit.unit === 'COUNT' ? 'machines' : 'percent of the run\'s machines';
+  const what = limit.unit === 'COUNT' ? 'machines' : `percent of ${of}`;
   if (!isWholeNumber(limit.value) || limit.value < min || limit.value > max) {
     fail(`${field}.value`, `${field}.value must be a whole number from ${min} to ${max} (${what}); got ${String(limit.value)}`);
   }
   return { value: limit.value, unit: limit.unit };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rings
+// ---------------------------------------------------------------------------------------------
+
+function checkRings(raw: RingInput[] | null): Ring[] | null {
+  if (raw === null) return null;
+  if (raw.length === 0) fail('rings', 'rings is empty: give at least one ring, or leave rings out to update every target at once');
+  if (raw.length > MAX_RINGS) fail('rings', `at most ${MAX_RINGS} rings; got ${raw.length}`);
+  const names = new Map<string, number>();
+  const rings = raw.map((ring, i) => {
+    const rings = checkRing(ring, i);
+    const first = names.get(rings.name.toLowerCase());
+    if (first !== undefined) fail(`rings[${i}].name`, `rings[${i}].name ${quote(rings.name)} repeats rings[${first}].name; name each ring once`);
+    names.set(rings.name.toLowerCase(), i);
+    return rings;
+  });
+  rings.forEach((ring, i) => {
+    if (ring.percent === 100 && i < rings.length - 1) {
+      fail(`rings[${i}].percent`, `rings[${i}] takes 100 % of the remaining targets, so rings[${i + 1}] and after would be empty; only the last ring may take 100 %`);
+    }
+  });
+  const last = rings.length - 1;
+  const lastGate = rings[last]!.gate;
+  // The last ring's gate would promote to nothing: a soak or an approval there would only delay the run's end.
+  if (lastGate.soakSeconds > 0) fail(`rings[${last}].gate.soakSeconds`, `rings[${last}] is the last ring: its gate promotes to no further ring, so it has no soak; set soakSeconds on the rings before it`);
+  if (lastGate.requireApproval) fail(`rings[${last}].gate.requireApproval`, `rings[${last}] is the last ring: its gate promotes to no further ring, so there is nothing to approve; ask for approval on the ring before it`);
+  return rings;
+}
+
+function checkRing(raw: RingInput, i: number): Ring {
+  const at = `rings[${i}]`;
+  const name = typeof raw.name === 'string' && raw.name.trim() !== '' ? raw.name.trim() : `Ring ${i + 1}`;
+  if ([...name].length > RING_NAME_MAX_LENGTH) fail(`${at}.name`, `${at}.name is ${[...name].length} characters long; at most ${RING_NAME_MAX_LENGTH}`);
+  if (!NAME.test(name)) fail(`${at}.name`, `${at}.name may hold letters, digits, spaces and - _ . : ( ) only`);
+  const ways = [raw.filter != null, raw.machineIds != null, raw.percent != null].filter(Boolean).length;
+  if (ways !== 1) {
+    fail(at, `${at} chooses its machines in exactly one way: filter (tags, nameContains, environments), machineIds, or percent of the remaining targets; it gives ${ways === 0 ? 'none' : 'more than one'}`);
+  }
+  let filter: RingFilter | null = null;
+  let machineIds: string[] | null = null;
+  let percent: number | null = null;
+  if (raw.filter != null) {
+    const tags = raw.filter.tags ?? [];
+    const problem = tagProblem(tags);
+    if (problem) fail(`${at}.filter.tags`, `${at}.filter.tags: ${problem}`);
+    let nameContains = typeof raw.filter.nameContains === 'string' ? raw.filter.nameContains.trim() : null;
+    if (nameContains === '') nameContains = null;
+    if (nameContains !== null && nameContains.length > NAME_CONTAINS_MAX_LENGTH) fail(`${at}.filter.nameContains`, `${at}.filter.nameContains is ${nameContains.length} characters long; at most ${NAME_CONTAINS_MAX_LENGTH}`);
+    const environments = raw.filter.environments ?? [];
+    environments.forEach((e, j) => {
+      if (!ENVIRONMENTS.includes(e as Environment)) fail(`${at}.filter.environments[${j}]`, `${at}.filter.environments[${j}] must be one of ${ENVIRONMENTS.join(', ')}; got ${quote(String(e))}`);
+    });
+    if (tags.length === 0 && nameContains === null && environments.length === 0) {
+      fail(`${at}.filter`, `${at}.filter matches every remaining target: give tags, nameContains or environments, or use percent: 100`);
+    }
+    filter = { tags: normaliseTags(tags), nameContains, environments: ENVIRONMENTS.filter((e) => environments.includes(e)) };
+  } else if (raw.machineIds != null) {
+    if (raw.machineIds.length === 0) fail(`${at}.machineIds`, `${at}.machineIds is empty: name at least one machine`);
+    machineIds = checkMachineIds(raw.machineIds, `${at}.machineIds`);
+  } else {
+    percent = raw.percent!;
+    if (!isWholeNumber(percent) || percent < 1 || percent > 100) fail(`${at}.percent`, `${at}.percent must be a whole number from 1 to 100 (percent of the targets no earlier ring took); got ${String(percent)}`);
+  }
+  const maxConcurrent = checkLimit(`${at}.maxConcurrent`, raw.maxConcurrent ?? null, 'maxConcurrent', "the ring's machines");
+  const gate = raw.gate ?? {};
+  const maxFailures = checkLimit(`${at}.gate.maxFailures`, gate.maxFailures ?? null, 'maxFailures', "the ring's machines");
+  const soakSeconds = gate.soakSeconds ?? 0;
+  if (!isWholeNumber(soakSeconds) || soakSeconds < 0 || soakSeconds > MAX_SOAK_SECONDS) {
+    fail(`${at}.gate.soakSeconds`, `${at}.gate.soakSeconds must be a whole number of seconds from 0 to ${MAX_SOAK_SECONDS} (a week); got ${String(soakSeconds)}`);
+  }
+  return { name, filter, machineIds, percent, maxConcurrent, gate: { maxFailures, soakSeconds, requireApproval: gate.requireApproval ?? false } };
 }
 
 // ---------------------------------------------------------------------------------------------

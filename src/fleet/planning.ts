@@ -12,6 +12,7 @@ import type { Classification, PendingUpdate, Severity } from '../agent/backends/
 import type { RebootSetting } from '../agent/protocol.js';
 import type { OsType } from './compliance.js';
 import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
+import { NOT_IN_UPDATE_SET_REASON, updateSetKey } from './rollout.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -263,6 +264,11 @@ export interface PlanMachineInput {
   rebootPending: boolean;
   /** Measured median install seconds on this machine, keyed by package name / KB id. */
   learnedSeconds?: Record<string, number>;
+  /**
+   * A ringed run's frozen update set (`name=version` keys, see rollout.ts): a selected update whose
+   * available version is not in it is NOT_SELECTED, "not in the run's approved set". Absent: no set.
+   */
+  updateSet?: ReadonlySet<string>;
 }
 
 /**
@@ -277,7 +283,14 @@ export interface PlanMachineInput {
  * the time left before each update, skipping what does not fit and going on with the rest.
  */
 export function planMachine(input: PlanMachineInput): MachinePlan {
-  const { selected, notSelected } = selectUpdates(input.pending, input.selection);
+  const selection = selectUpdates(input.pending, input.selection);
+  const { notSelected } = selection;
+  let { selected } = selection;
+  if (input.updateSet) {
+    const allowed = input.updateSet;
+    for (const update of selected) if (!allowed.has(updateSetKey(update))) notSelected.push({ update, reason: NOT_IN_UPDATE_SET_REASON });
+    selected = selected.filter((update) => allowed.has(updateSetKey(update)));
+  }
 
   const forecast = (updates: readonly PendingUpdate[]) =>
     rebootForecast({ setting: input.rebootSetting, backend: input.backend, machineRebootPending: input.rebootPending, updates });

@@ -17,3 +17,12 @@ export const scheduleIds = {
 
 /** The API signals a machine run when its machine checks in with a new boot id. */
 export const agentReturnedSignal = defineSignal<[{ bootId: string | null }]>('agentReturned');
+
+/**
+ * An OPERATOR's word on a ringed run's gate, sent by the API (approveRing, rejectRing,
+ * resumeDeploymentRun) after it checked the ring is waiting for it. `ring` is 1-based; `by` names
+ * the token, for the run's log.
+ */
+export const approveRingSignal = defineSignal<[{ ring: number; by: string }]>('approveRing');
+export const rejectRingSignal = defineSignal<[{ ring: number; by: string; reason: string }]>('rejectRing');
+export const resumeRunSignal = defineSignal<[{ ring: number; by: string }]>('resumeRun');

@@ -15,8 +15,15 @@ describe('workflow code stays compatible with recorded runs', () => {
     workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
   });
 
-  for (const file of ['deploymentRun.json', 'machineRun.json']) {
-    it(`replays ${file} (a run with installs, a failed update, a reboot and the signal that ended it)`, async () => {
+  const recorded: Array<[string, string]> = [
+    ['deploymentRun.json', 'a run with installs, a failed update, a reboot and the signal that ended it; recorded before rings existed'],
+    ['machineRun.json', 'its machine run'],
+    // Recorded by test/integration/deploymentRings.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunRings.json', 'three rings: a soak timer, an approval signal received by a restarted worker, the frozen set'],
+    ['deploymentRunHalted.json', 'two rings: a failed gate halting the run, the resume signal'],
+  ];
+  for (const [file, what] of recorded) {
+    it(`replays ${file} (${what})`, async () => {
       const history: unknown = JSON.parse(fs.readFileSync(new URL(`../history_files/${file}`, import.meta.url), 'utf8'));
       await expect(Worker.runReplayHistory({ workflowBundle }, history)).resolves.toBeUndefined();
     });

@@ -1,5 +1,5 @@
-import { Field, InputType, Int } from 'type-graphql';
-import { Classification, OsType } from '../machines/machine.enums.js';
+import { Field, ID, InputType, Int } from 'type-graphql';
+import { Classification, Environment, OsType } from '../machines/machine.enums.js';
 import { Frequency, LimitUnit, RebootSetting, WeekDay } from './deployment.type.js';
 
 @InputType()
@@ -18,6 +18,51 @@ export class TargetFilterInput {
 
   @Field(() => String, { nullable: true, description: 'Machines whose name contains this (any case).' })
   nameContains?: string | null;
+}
+
+@InputType({ description: "A ring's machines among the run's targets: every condition given must hold." })
+export class RingFilterInput {
+  @Field(() => [String], { defaultValue: [] })
+  tags!: string[];
+
+  @Field(() => String, { nullable: true, description: 'Part of the name (any case).' })
+  nameContains?: string | null;
+
+  @Field(() => [Environment], { defaultValue: [] })
+  environments!: Environment[];
+}
+
+@InputType({ description: 'What a ring waits for before the next ring starts (not allowed on the last ring: soak and approval).' })
+export class RingGateInput {
+  @Field(() => LimitInput, { nullable: true, description: "At most this many (COUNT) or this percent (PERCENT) of the ring's machines may fail; default: none may. More halts the run." })
+  maxFailures?: LimitInput | null;
+
+  @Field(() => Int, { defaultValue: 0, description: 'Seconds to wait after its last machine finished, 0 to 604800.' })
+  soakSeconds!: number;
+
+  @Field(() => Boolean, { defaultValue: false, description: "An OPERATOR's approval (approveRing) is needed." })
+  requireApproval!: boolean;
+}
+
+@InputType({ description: 'One ring: choose its machines by exactly one of filter, machineIds, percent (of the targets no earlier ring took).' })
+export class RingInput {
+  @Field(() => String, { nullable: true, description: 'Default: "Ring N".' })
+  name?: string | null;
+
+  @Field(() => RingFilterInput, { nullable: true })
+  filter?: RingFilterInput | null;
+
+  @Field(() => [ID], { nullable: true })
+  machineIds?: string[] | null;
+
+  @Field(() => Int, { nullable: true, description: '1 to 100; only the last ring may take 100.' })
+  percent?: number | null;
+
+  @Field(() => LimitInput, { nullable: true, description: "Default: the deployment's maxConcurrent." })
+  maxConcurrent?: LimitInput | null;
+
+  @Field(() => RingGateInput, { nullable: true })
+  gate?: RingGateInput | null;
 }
 
 @InputType()
@@ -105,4 +150,7 @@ export class DeploymentInput {
 
   @Field(() => LimitInput, { nullable: true })
   maxFailures?: LimitInput | null;
+
+  @Field(() => [RingInput], { nullable: true, description: 'Roll out ring by ring, each behind the previous gate; leave out to update every target at once.' })
+  rings?: RingInput[] | null;
 }

@@ -19,9 +19,11 @@ import {
   ResultCounts,
   RunLogLine,
   RunProgress,
+  RunRing,
   Schedule,
   ScheduleForecast,
   UpdateResult,
+  UpdateSetMember,
 } from './deployment.type.js';
 
 const service = (ctx: ApiContext) => new DeploymentService(ctx.services);
@@ -31,6 +33,9 @@ function counts(results: Array<{ status: UpdateResultRow['status']; n?: number }
   const n = (status: UpdateResultRow['status']) => results.reduce((sum, r) => sum + (r.status === status ? (r.n ?? 1) : 0), 0);
   return { total: results.reduce((sum, r) => sum + (r.n ?? 1), 0), succeeded: n('SUCCEEDED'), failed: n('FAILED'), notAttempted: n('NOT_ATTEMPTED'), notSelected: n('NOT_SELECTED'), pending: n('PENDING'), inProgress: n('IN_PROGRESS') };
 }
+
+/** Who gave a gate its verdict, for the run's log: the token's name. */
+const actorName = (ctx: ApiContext) => ctx.principal?.name ?? 'an operator';
 
 const asResult = (r: UpdateResultRow) => ({ ...r, arch: r.arch === '' ? null : r.arch });
 
@@ -164,6 +169,24 @@ export class DeploymentRunResolver {
     return service(ctx).cancelRun(id);
   }
 
+  @Authorized('OPERATOR')
+  @Mutation(() => DeploymentRun, { description: "Approves the gate of a ring WAITING_FOR_APPROVAL (1-based): the next ring starts. CONFLICT when that ring is not waiting for approval." })
+  approveRing(@Ctx() ctx: ApiContext, @Arg('runId', () => ID) runId: string, @Arg('ring', () => Int) ring: number) {
+    return service(ctx).approveRing(runId, ring, actorName(ctx));
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => DeploymentRun, { description: 'Rejects the gate of a ring WAITING_FOR_APPROVAL or HALTED: the run ends CANCELED with this reason; later rings do not start.' })
+  rejectRing(@Ctx() ctx: ApiContext, @Arg('runId', () => ID) runId: string, @Arg('ring', () => Int) ring: number, @Arg('reason', () => String) reason: string) {
+    return service(ctx).rejectRing(runId, ring, reason, actorName(ctx));
+  }
+
+  @Authorized('OPERATOR')
+  @Mutation(() => DeploymentRun, { description: "Resumes a HALTED run: the halted ring's gate is overridden and the next ring starts." })
+  resumeDeploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+    return service(ctx).resumeRun(id, actorName(ctx));
+  }
+
   @Authorized('VIEWER')
   @Subscription(() => RunProgress, {
     topics: 'deploymentRunProgress',
@@ -198,6 +221,19 @@ export class DeploymentRunResolver {
   @FieldResolver(() => ResultCounts, { description: 'What the preview predicted for the same updates, to compare with counts.' })
   async predictedCounts(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
     return counts(await service(ctx).resultCountsOfRun(run.id, 'predictedStatus'));
+  }
+
+  @FieldResolver(() => [RunRing], { description: 'Its rings and their gates, in order; empty for a run without rings.' })
+  rings(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).ringsOfRun(run.id);
+  }
+
+  @FieldResolver(() => [UpdateSetMember], {
+    nullable: true,
+    description: "The frozen update set of a ringed run: fixed from the first ring's plans when it starts; later rings install only these name=version pairs. Null: no rings, or the first ring has not started.",
+  })
+  updateSet(@Root() run: RunRow) {
+    return run.updateSet ?? null;
   }
 
   @FieldResolver(() => [MachineRun])

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
 import { ServiceUnavailable } from '../../availability.js';
 import {
   deleteDeployment,
@@ -19,9 +20,11 @@ import { findMachines, resolveTargets } from '../../db/machines.js';
 import { cancelUnstartedRun, ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
 import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
+import { assignRings, ringWarnings } from '../../fleet/rollout.js';
+import { ringsOfRun, type RingStatus } from '../../db/rollouts.js';
 import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
 import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
-import { scheduleIds, workflowIds } from '../../workflows/config.js';
+import { approveRingSignal, rejectRingSignal, resumeRunSignal, scheduleIds, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
 import type { DeploymentInput, RecurrenceInput, ScheduleInput } from './deployment.input.js';
@@ -61,6 +64,7 @@ function toValidatorInput(input: DeploymentInput): ValidInput {
     rebootSetting: input.rebootSetting,
     maxConcurrent: input.maxConcurrent ?? null,
     maxFailures: input.maxFailures ?? null,
+    rings: input.rings ?? null,
   };
 }
 
@@ -85,13 +89,14 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
     rebootSetting: value.rebootSetting,
     maxConcurrent: value.maxConcurrent,
     maxFailures: value.maxFailures,
+    rings: value.rings,
   };
 }
 
 /** A row's values as they were stored, to write them back. */
 function storedValuesOf(row: DeploymentRow): DeploymentValues {
-  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures } = row;
-  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures };
+  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings } = row;
+  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings };
 }
 
 export class DeploymentService {
@@ -117,7 +122,72 @@ export class DeploymentService {
     if (other.length > 0) throw badUserInput('machineIds', otherOsTypeMessage(other.map((m) => m.name), value.osType));
     const targets = await resolveTargets(this.db, { osType: value.osType, machineIds: value.machineIds, filter: value.targetFilter });
     if (targets.length === 0) throw badUserInput('machineIds', emptyTargetsMessage(value.osType));
+    for (const [i, ring] of (value.rings ?? []).entries()) {
+      if (!ring.machineIds) continue;
+      const found = await findMachines(this.db, ring.machineIds);
+      const missing = ring.machineIds.filter((id) => !found.some((m) => m.id === id));
+      if (missing.length > 0) throw badUserInput(`rings[${i}].machineIds`, `rings[${i}].machineIds: no machine with id ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}.`);
+      const otherOs = found.filter((m) => m.osType !== value.osType);
+      if (otherOs.length > 0) throw badUserInput(`rings[${i}].machineIds`, `rings[${i}].${otherOsTypeMessage(otherOs.map((m) => m.name), value.osType)}`);
+    }
     return value;
+  }
+
+  /*
+   * An operator's word on a ringed run's gate. The ring must be waiting for it (checked here against
+   * what the workflow recorded, so a stale click answers CONFLICT with the ring's state); the
+   * workflow gets it as a signal and records what follows.
+   */
+
+  async approveRing(runId: string, ring: number, by: string) {
+    const { run } = await this.ringAwaiting(runId, ring, ['WAITING_FOR_APPROVAL'], 'approve');
+    await this.signal(run.workflowId, approveRingSignal, { ring, by }, 'the ring was not approved');
+    return run;
+  }
+
+  async rejectRing(runId: string, ring: number, reason: string, by: string) {
+    const trimmed = reason.trim();
+    if (trimmed.length === 0) throw badUserInput('reason', 'reason is required: say why the rollout stops (1 to 500 characters)');
+    if (trimmed.length > 500) throw badUserInput('reason', `reason is ${trimmed.length} characters long; at most 500`);
+    const { run } = await this.ringAwaiting(runId, ring, ['WAITING_FOR_APPROVAL', 'HALTED'], 'reject');
+    await this.signal(run.workflowId, rejectRingSignal, { ring, by, reason: trimmed }, 'the ring was not rejected');
+    return run;
+  }
+
+  async resumeRun(runId: string, by: string) {
+    const run = await findRun(this.db, runId);
+    if (!run) throw notFound(`No deployment run with id ${runId}.`);
+    if (run.status !== 'HALTED') throw apiError('CONFLICT', `This run is ${run.status}, not HALTED; only a halted run can be resumed.`);
+    const halted = (await ringsOfRun(this.db, runId)).find((r) => r.status === 'HALTED');
+    if (!halted) throw apiError('CONFLICT', 'This run has no halted ring to resume.');
+    await this.signal(run.workflowId, resumeRunSignal, { ring: halted.ring, by }, 'the run was not resumed');
+    return run;
+  }
+
+  private async ringAwaiting(runId: string, ring: number, statuses: RingStatus[], verb: string) {
+    const run = await findRun(this.db, runId);
+    if (!run) throw notFound(`No deployment run with id ${runId}.`);
+    if (!Number.isInteger(ring) || ring < 1) throw badUserInput('ring', `ring is a ring's number, from 1; got ${ring}.`);
+    const rings = await ringsOfRun(this.db, runId);
+    if (rings.length === 0) throw apiError('CONFLICT', 'This run has no rings.');
+    const row = rings.find((r) => r.ring === ring);
+    if (!row) throw badUserInput('ring', `This run has rings 1 to ${rings.length}; got ${ring}.`);
+    if (run.endedAt) throw apiError('CONFLICT', `This run already ended (${run.status}).`);
+    if (!statuses.includes(row.status as RingStatus)) {
+      throw apiError('CONFLICT', `${row.name} (ring ${ring}) is ${row.status}; only a ring ${statuses.join(' or ')} can be ${verb === 'approve' ? 'approved' : 'rejected'}.`);
+    }
+    return { run, ring: row };
+  }
+
+  private async signal<T>(workflowId: string, signal: SignalDefinition<[T]>, arg: T, notDone: string): Promise<void> {
+    const { temporal } = this;
+    await temporal.call(() => temporal.client.workflow.getHandle(workflowId).signal(signal, arg)).catch((error: unknown) => {
+      throw error instanceof ServiceUnavailable ? new ServiceUnavailable('TEMPORAL', `Temporal is unavailable: ${notDone}. Try again in a few seconds.`, { cause: error }) : error;
+    });
+  }
+
+  ringsOfRun(runId: string) {
+    return ringsOfRun(this.db, runId);
   }
 
   /*
@@ -352,7 +422,7 @@ export class DeploymentService {
    * schedule's first run.
    */
   async preview(source: { id?: string | null; input?: DeploymentInput | null }) {
-    let value: Pick<NormalisedDeployment, 'osType' | 'machineIds' | 'targetFilter' | 'windowMinutes' | 'rebootSetting' | 'schedule'> & { selection: ReturnType<typeof selectionOf> };
+    let value: Pick<NormalisedDeployment, 'osType' | 'machineIds' | 'targetFilter' | 'windowMinutes' | 'rebootSetting' | 'schedule' | 'rings'> & { selection: ReturnType<typeof selectionOf> };
     let nextRunAt: Date | null;
     if (source.input) {
       const v = await this.validate(source.input);
@@ -360,15 +430,19 @@ export class DeploymentService {
       nextRunAt = v.firstRunAt;
     } else if (source.id) {
       const row = await this.get(source.id);
-      value = { osType: row.osType, machineIds: row.machineIds, targetFilter: row.targetFilter ?? null, windowMinutes: row.windowMinutes, rebootSetting: row.rebootSetting, schedule: scheduleOf(row), selection: selectionOf(row) };
+      value = { osType: row.osType, machineIds: row.machineIds, targetFilter: row.targetFilter ?? null, windowMinutes: row.windowMinutes, rebootSetting: row.rebootSetting, schedule: scheduleOf(row), selection: selectionOf(row), rings: row.rings ?? null };
       nextRunAt = await this.nextRunAt(row);
     } else {
       throw badUserInput('id', 'Give the id of a deployment or an input to preview.');
     }
     const targets = await resolveTargets(this.db, { osType: value.osType, machineIds: value.machineIds, filter: value.targetFilter });
     const { pending, learned } = await planningInputs(this.db, targets.map((t) => t.id));
+    const assigned = value.rings ? assignRings(targets, value.rings) : null;
+    const ringOf = new Map(assigned?.rings.flatMap((ms, i) => ms.map((m) => [m.id, i + 1] as const)) ?? []);
+    const warnings = value.rings && assigned ? ringWarnings(value.rings, assigned) : [];
     const machines = targets.map((machine) => ({
       machine,
+      ring: ringOf.get(machine.id) ?? null,
       ...planMachine({
         pending: pending.get(machine.id) ?? [],
         selection: value.selection,
@@ -380,6 +454,6 @@ export class DeploymentService {
         learnedSeconds: learned.get(machine.id),
       }),
     }));
-    return { windowMinutes: value.windowMinutes, machines, nextRunAt, onDemandOnly: value.schedule === null, scheduleDescription: describeSchedule(value.schedule) };
+    return { windowMinutes: value.windowMinutes, warnings, machines, nextRunAt, onDemandOnly: value.schedule === null, scheduleDescription: describeSchedule(value.schedule) };
   }
 }

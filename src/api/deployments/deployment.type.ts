@@ -1,6 +1,6 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { ConnectionType } from '../relay.js';
-import { Classification, OsType, Severity } from '../machines/machine.enums.js';
+import { Classification, Environment, OsType, Severity } from '../machines/machine.enums.js';
 import { Machine, PendingUpdate } from '../machines/machine.type.js';
 
 export enum RebootSetting {
@@ -56,8 +56,29 @@ export enum DeploymentRunStatus {
   PARTIALLY_FAILED = 'PARTIALLY_FAILED',
   FAILED = 'FAILED',
   CANCELED = 'CANCELED',
+  HALTED = 'HALTED',
 }
-registerEnumType(DeploymentRunStatus, { name: 'DeploymentRunStatus', description: 'PARTIALLY_FAILED: one or more updates (or machines) failed. FAILED: nothing succeeded.' });
+registerEnumType(DeploymentRunStatus, {
+  name: 'DeploymentRunStatus',
+  description: "PARTIALLY_FAILED: one or more updates (or machines) failed. FAILED: nothing succeeded. HALTED: a ring's gate failed (see error); resumeDeploymentRun goes on, cancelDeploymentRun ends it.",
+});
+
+export enum RingStatus {
+  PENDING = 'PENDING',
+  RUNNING = 'RUNNING',
+  SOAKING = 'SOAKING',
+  WAITING_FOR_APPROVAL = 'WAITING_FOR_APPROVAL',
+  HALTED = 'HALTED',
+  PROMOTED = 'PROMOTED',
+  DONE = 'DONE',
+  SKIPPED = 'SKIPPED',
+  REJECTED = 'REJECTED',
+  CANCELED = 'CANCELED',
+}
+registerEnumType(RingStatus, {
+  name: 'RingStatus',
+  description: 'A ring in a run: PENDING, RUNNING (its machines), SOAKING (its gate waits out the soak), WAITING_FOR_APPROVAL, HALTED (too many failures), PROMOTED (the next ring started), DONE (the last ring), SKIPPED (no machine), REJECTED, CANCELED.',
+});
 
 export enum MachineRunStatus {
   PENDING = 'PENDING',
@@ -150,6 +171,30 @@ export class Schedule {
   description!: string;
 }
 
+@ObjectType({ description: "A ring's machines by tags, part of the name, and environment (every condition given must hold)." })
+export class RingFilter {
+  @Field(() => [String]) tags!: string[];
+  @Field(() => String, { nullable: true }) nameContains!: string | null;
+  @Field(() => [Environment]) environments!: Environment[];
+}
+
+@ObjectType({ description: 'What a ring waits for before the next ring starts.' })
+export class RingGate {
+  @Field(() => Limit, { nullable: true, description: "At most this many (or this percent) of the ring's machines may fail; null: none may." }) maxFailures!: Limit | null;
+  @Field(() => Int, { description: 'Seconds to wait after its last machine finished.' }) soakSeconds!: number;
+  @Field(() => Boolean, { description: "An OPERATOR's approval (approveRing) is needed." }) requireApproval!: boolean;
+}
+
+@ObjectType({ description: 'One ring of a deployment: its machines are chosen by exactly one of filter, machineIds, percent.' })
+export class Ring {
+  @Field(() => String) name!: string;
+  @Field(() => RingFilter, { nullable: true }) filter!: RingFilter | null;
+  @Field(() => [ID], { nullable: true }) machineIds!: string[] | null;
+  @Field(() => Int, { nullable: true, description: 'Percent of the targets no earlier ring took (rounded up).' }) percent!: number | null;
+  @Field(() => Limit, { nullable: true, description: "Null: the deployment's maxConcurrent." }) maxConcurrent!: Limit | null;
+  @Field(() => RingGate) gate!: RingGate;
+}
+
 @ObjectType({ description: 'A named, scheduled update deployment.' })
 export class Deployment {
   @Field(() => ID)
@@ -190,6 +235,9 @@ export class Deployment {
 
   @Field(() => Boolean, { description: 'Whether its schedule is paused (a deployment run on demand only has no scheduled run to pause).' })
   paused!: boolean;
+
+  @Field(() => [Ring], { nullable: true, description: 'Rings in order; null: every target at once.' })
+  rings!: Ring[] | null;
 
   @Field(() => Date)
   createdAt!: Date;
@@ -248,6 +296,30 @@ export class MachineRun {
   @Field(() => Date, { nullable: true }) endedAt!: Date | null;
   @Field(() => String, { nullable: true, description: 'NOT_NEEDED, NOT_ALLOWED, REBOOTED or TIMED_OUT.' }) rebootOutcome!: string | null;
   @Field(() => String, { nullable: true }) error!: string | null;
+  @Field(() => Int, { nullable: true, description: 'Its ring (1-based) in a ringed run.' }) ring!: number | null;
+}
+
+@ObjectType({ description: 'A ring in a run, and where its gate is.' })
+export class RunRing {
+  @Field(() => Int, { description: '1-based; what approveRing and rejectRing take.' }) ring!: number;
+  @Field(() => String) name!: string;
+  @Field(() => Ring, { description: 'The ring as the deployment defined it when the run began: how it chose its machines, its rate control and its gate.' }) definition!: Ring;
+  @Field(() => RingStatus) status!: RingStatus;
+  @Field(() => Int) machineCount!: number;
+  @Field(() => Int, { nullable: true, description: 'Machines that failed or timed out, once the ring finished.' }) failedCount!: number | null;
+  @Field(() => Date, { nullable: true }) startedAt!: Date | null;
+  @Field(() => Date, { nullable: true, description: 'Its last machine finished.' }) endedAt!: Date | null;
+  @Field(() => Date, { nullable: true, description: "The ring's own maintenance window." }) windowEndsAt!: Date | null;
+  @Field(() => Date, { nullable: true }) soakEndsAt!: Date | null;
+  @Field(() => String, { nullable: true, description: 'Why it halted, or the rejection that ended the run.' }) reason!: string | null;
+  @Field(() => String, { nullable: true, description: 'The token that approved or resumed it.' }) decidedBy!: string | null;
+  @Field(() => Date, { nullable: true }) decidedAt!: Date | null;
+}
+
+@ObjectType({ description: "A member of a run's frozen update set: a package (or KB) at one version." })
+export class UpdateSetMember {
+  @Field(() => String) name!: string;
+  @Field(() => String) version!: string;
 }
 
 @ObjectType({ description: 'One execution of a deployment.' })
@@ -286,11 +358,19 @@ export class MachinePreview {
   @Field(() => Int) expectedSeconds!: number;
   @Field(() => Int, { description: 'Seconds kept free at the end of the window for a reboot (0 when willReboot is NO).' }) rebootReserveSeconds!: number;
   @Field(() => RebootForecast) willReboot!: RebootForecast;
+  @Field(() => Int, { nullable: true, description: 'Its ring (1-based) if the run began now; null without rings. Later rings install only what the first ring fixes.' }) ring!: number | null;
+}
+
+@ObjectType({ description: 'Something the operator should know before saving; not an error.' })
+export class PreviewWarning {
+  @Field(() => String, { description: 'The input field it is about, e.g. rings[1].filter.' }) field!: string;
+  @Field(() => String) message!: string;
 }
 
 @ObjectType()
 export class DeploymentPreview {
   @Field(() => Int) windowMinutes!: number;
+  @Field(() => [PreviewWarning], { description: 'E.g. a ring whose filter matches none of the targets now.' }) warnings!: PreviewWarning[];
   @Field(() => [MachinePreview]) machines!: MachinePreview[];
   @Field(() => Date, {
     nullable: true,
