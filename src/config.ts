@@ -41,6 +41,8 @@ export interface Config {
   fleetView: FleetViewSettings;
   /** HTTPS for the API: PEM files of the certificate (chain) and its key. Unset: plain HTTP. */
   tls: { certFile: string; keyFile: string } | undefined;
+  /** The release signing key (src/release/signingKey.ts): `<dataDir>/release-key.json` unless set. */
+  releaseKeyFile: string;
 }
 
 /** Per-client limits. A rate of 0 turns that limit off (a load test, a simulator of many agents). */
@@ -146,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const linuxMinutes = positive(env, 'FLEETPATCH_LINUX_ASSESSMENT_MINUTES', 180);
   const windowsMinutes = positive(env, 'FLEETPATCH_WINDOWS_ASSESSMENT_MINUTES', 720);
   const checkInSeconds = positive(env, 'FLEETPATCH_CHECKIN_SECONDS', 60);
+  const dataDir = path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch');
   return {
     databaseUrl: nonEmpty(env.DATABASE_URL),
     temporalAddress: nonEmpty(env.TEMPORAL_ADDRESS),
@@ -154,7 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsAddress: nonEmpty(env.FLEETPATCH_WORKER_METRICS_ADDRESS),
     port: port(env, 'PORT', 4000),
     host: nonEmpty(env.HOST) ?? '0.0.0.0',
-    dataDir: path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch'),
+    dataDir,
     devPostgresPort: port(env, 'FLEETPATCH_POSTGRES_PORT', 54329),
     devTemporalPort: temporalPort,
     devTemporalUiPort: port(env, 'FLEETPATCH_TEMPORAL_UI_PORT', temporalPort + 1000),
@@ -209,5 +212,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       missingUpdatesMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS', 300) * 1000,
     },
     tls: tlsFiles(env),
+    releaseKeyFile: path.resolve(nonEmpty(env.FLEETPATCH_RELEASE_KEY_FILE) ?? path.join(dataDir, 'release-key.json')),
   };
 }
