@@ -30,12 +30,20 @@ const mainWithoutTopLevelAwait = {
   },
 };
 
+/** Another version than package.json's in the agent's code: tests build a second version to upgrade to. */
+const versionOverride = (version) => ({
+  name: 'version-override',
+  setup(bundle) {
+    bundle.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({ contents: `export const version = ${JSON.stringify(version)};`, loader: 'ts' }));
+  },
+});
+
 /**
  * Bundles src/agent/main.ts into `outfile`. `format` 'esm' for the .mjs that runs on a distribution's
  * Node.js (target node18, the oldest one shipped); 'cjs' for a Node.js single executable
  * application, whose main script must be CommonJS on Node 20-24.
  */
-export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }) {
+export async function bundleAgent({ outfile, format = 'esm', target = 'node18', version }) {
   await build({
     entryPoints: ['src/agent/main.ts'],
     outfile,
@@ -45,7 +53,7 @@ export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }
     format,
     // Anything outside node: built-ins would be a dependency the machine does not have.
     packages: 'bundle',
-    plugins: format === 'cjs' ? [inlineWindowsScript, mainWithoutTopLevelAwait] : [inlineWindowsScript],
+    plugins: [inlineWindowsScript, ...(format === 'cjs' ? [mainWithoutTopLevelAwait] : []), ...(version ? [versionOverride(version)] : [])],
     // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
     // no require of its own, so it is given Node's.
     ...(format === 'esm'
