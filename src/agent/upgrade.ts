@@ -211,6 +211,11 @@ export class AgentUpgrader {
       const dir = path.dirname(this.executable);
       for (const name of fs.readdirSync(dir)) if (name.startsWith(DOWNLOAD_PREFIX)) fs.rmSync(path.join(dir, name), { force: true });
     }
+    // Commands whose outcome is still waiting to be delivered: the server hands a started agent its
+    // open commands again, and one of these must not be run a second time.
+    for (const name of fs.readdirSync(this.options.stateDir)) {
+      if (name.startsWith(OUTCOME_PREFIX) && name.endsWith('.json')) this.handled.add(name.slice(OUTCOME_PREFIX.length, -'.json'.length));
+    }
     const record = readJson<UpgradeRecord>(this.file(RECORD_FILE));
     const decision = upgradeAtStart(record, version);
     if (decision === 'NONE' || !record) return;

@@ -100,6 +100,8 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
     .option('--install-seconds <s>', `mean install time of one update; 0 is instant (${DEFAULT_PROFILE.installSeconds})`)
     .option('--failure-rate <f>', `chance that one install fails, 0..1 (${DEFAULT_PROFILE.failureRate})`)
     .option('--reboot-seconds <s>', `how long a reboot keeps a machine away (${DEFAULT_PROFILE.rebootSeconds})`)
+    .option('--agent-version <v>', `the agent version the machines report until upgradeAgents changes it (${DEFAULT_PROFILE.agentVersion})`)
+    .option('--upgrade-seconds <s>', `how long a self-update takes, command to the new agent's check-in (${DEFAULT_PROFILE.upgradeSeconds})`)
     .option('--prefix <name>', 'hostname prefix', 'sim')
     .option('--ramp <n>', 'machines enrolling at the same time', '50')
     .option('--seed <n>', 'same seed, same fleet', '1')

@@ -29,6 +29,10 @@ import { connectTestDatabase, freshDatabase, temporalSettings, testLogger } from
  * subscription cannot ship without someone deciding who may call it.
  */
 const REQUIRED_ROLE: Record<string, Role> = {
+  'Query.agentRelease': 'VIEWER',
+  'Query.agentUpgrade': 'VIEWER',
+  'Query.agentUpgrades': 'VIEWER',
+  'Query.agentVersions': 'VIEWER',
   'Query.apiTokens': 'ADMIN',
   'Query.auditEvents': 'ADMIN',
   'Query.complianceSummary': 'VIEWER',
@@ -43,6 +47,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.scheduleForecast': 'VIEWER',
   'Query.systemStatus': 'VIEWER',
   'Mutation.assessMachines': 'OPERATOR',
+  'Mutation.cancelAgentUpgrade': 'OPERATOR',
   'Mutation.cancelDeploymentRun': 'OPERATOR',
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createDeployment': 'OPERATOR',
@@ -58,6 +63,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.setMachineManagement': 'OPERATOR',
   'Mutation.setMachineTags': 'OPERATOR',
   'Mutation.updateDeployment': 'OPERATOR',
+  'Mutation.upgradeAgents': 'OPERATOR',
   'Subscription.deploymentRunProgress': 'VIEWER',
   'Subscription.machineChanged': 'VIEWER',
   'Subscription.selfCheckCompleted': 'VIEWER',
