@@ -31,6 +31,8 @@ export interface PackageFile {
 export interface AgentRelease {
   /** The executables' version: what `upgradeAgents` installs and what agents are compared with. Null without executables. */
   version: string | null;
+  /** The agent version inside the packages (the same as `version` when both come from one build). */
+  packagesVersion: string | null;
   executables: ExecutableFile[];
   packages: PackageFile[];
   /** Why there are no executables / no packages, in words for whoever runs the server; null when there are. */
@@ -73,6 +75,7 @@ export function readAgentRelease(distDir: string): AgentRelease {
   const packageFiles = 'manifest' in packages ? present(packagesDir, packages.manifest.files) : [];
   return {
     version: 'manifest' in executables && executableFiles.length > 0 ? executables.manifest.version : null,
+    packagesVersion: 'manifest' in packages && packageFiles.length > 0 ? packages.manifest.version : null,
     executables: executableFiles,
     packages: packageFiles,
     missing: {

@@ -22,7 +22,7 @@ export interface AgentDistribution {
 export function agentDistribution(options: { distDir?: string; releaseKey?: ReleaseSigningKey; publicUrl?: string }): AgentDistribution {
   const release: AgentRelease = options.distDir
     ? readAgentRelease(options.distDir)
-    : { version: null, executables: [], packages: [], missing: { executables: 'This server was started without agent executables.', packages: 'This server was started without agent packages.' } };
+    : { version: null, packagesVersion: null, executables: [], packages: [], missing: { executables: 'This server was started without agent executables.', packages: 'This server was started without agent packages.' } };
   return {
     release,
     releaseKey: options.releaseKey,

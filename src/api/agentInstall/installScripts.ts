@@ -36,7 +36,7 @@ export function installShellScript(release: AgentRelease, server: string): strin
   const problem = linux.length > 0 ? '' : `the server at ${server} has no agent packages to install: ${release.missing.packages ?? 'it was built without Linux packages'}`.replace(/['`$\\]/g, '"');
   return withServerPart(loadTemplates().sh, [
     `FP_DEFAULT_SERVER=${quoted(server)}`,
-    `FP_VERSION=${quoted(release.version ?? '')}`,
+    `FP_VERSION=${quoted(release.packagesVersion ?? '')}`,
     `FP_PACKAGES=${quoted(linux.map((p) => `${p.name} ${p.format} ${p.arch} ${p.sha256}`).join('\n'), true)}`,
     `FP_PROBLEM=${quoted(problem)}`,
   ]);
@@ -47,7 +47,7 @@ export function installPowerShellScript(release: AgentRelease, server: string): 
   const problem = zip ? '' : `the server at ${server} has no Windows agent package: ${release.missing.packages ?? 'it was built without it'}`.replace(/['`$\\]/g, '"');
   return withServerPart(loadTemplates().ps1, [
     `$FpDefaultServer = ${quoted(server)}`,
-    `$FpVersion = ${quoted(release.version ?? '')}`,
+    `$FpVersion = ${quoted(release.packagesVersion ?? '')}`,
     `$FpZip = ${quoted(zip?.name ?? '')}`,
     `$FpZipSha256 = ${quoted(zip?.sha256 ?? '')}`,
     `$FpProblem = ${quoted(problem)}`,
