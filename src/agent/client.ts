@@ -110,7 +110,9 @@ export class AgentClient {
         const hash = createHash('sha256');
         const out = fs.createWriteStream(file, { mode: 0o700 });
         let size = 0;
+        let failed = false;
         const fail = (error: Error) => {
+          failed = true;
           res.destroy();
           out.destroy();
           reject(error);
@@ -123,7 +125,10 @@ export class AgentClient {
         res.on('error', (error) => fail(new ServerUnreachable(`GET ${url}: the download was cut off: ${describeRequestError(error)}`)));
         out.on('error', (error) => fail(error));
         res.pipe(out);
-        out.on('finish', () => resolve({ sha256: hash.digest('hex'), size }));
+        // On 'close', not 'finish': until its descriptor is closed, running the file fails with ETXTBSY.
+        out.on('close', () => {
+          if (!failed) resolve({ sha256: hash.digest('hex'), size });
+        });
       };
       const request = url.startsWith('https:') ? https.request(url, options, onResponse) : http.request(url, options, onResponse);
       request.on('error', (error) => reject(signal.aborted ? error : new ServerUnreachable(`GET ${url}: ${describeRequestError(error)}`)));
