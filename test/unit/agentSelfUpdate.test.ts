@@ -18,6 +18,8 @@ import {
   type UpgradeRecord,
   type UpgradeStart,
 } from '../../src/agent/selfUpdate.js';
+import type { AgentClient } from '../../src/agent/client.js';
+import { AgentUpgrader } from '../../src/agent/upgrade.js';
 import { ensureReleaseKey, readReleaseKey, releaseKeyOffer, rotateReleaseKey, signArtifact } from '../../src/release/signingKey.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-self-update-'));
@@ -186,5 +188,34 @@ describe('the restart, the watchdog and the next start', () => {
     expect(upgradeAtStart(record, '0.1.0')).toEqual({ claim: { status: 'ROLLED_BACK', code: 'NO_CHECK_IN', message: 'Version 0.2.0 never took over: version 0.1.0 started again with the upgrade still open.' } });
     expect(upgradeAtStart(record, '0.3.0')).toMatchObject({ claim: { status: 'FAILED', code: 'SUPERSEDED' } });
     expect(confirmedOutcome(record)).toEqual({ status: 'SUCCEEDED', code: 'UPGRADED', message: 'Upgraded from version 0.1.0 to 0.2.0; the new agent checked in.' });
+  });
+});
+
+describe('an upgrade command handed out again', () => {
+  it('is not run a second time while its outcome waits on disk to be delivered (a started agent gets its open commands again)', async () => {
+    const stateDir = fs.mkdtempSync(path.join(work, 'state-'));
+    const executable = path.join(work, 'fleetpatch-agent');
+    fs.writeFileSync(executable, '');
+    const commandId = '0b9c7a52-8e3f-4d0c-9d0b-5f3f1c1a2b3c';
+    // The watchdog rolled the upgrade back and saved its outcome; the server was away since.
+    const waiting = JSON.stringify({ commandId, report: { status: 'ROLLED_BACK', code: 'NO_CHECK_IN', message: 'rolled back', fromVersion: '0.1.0', toVersion: '0.2.0' } });
+    fs.writeFileSync(path.join(stateDir, `upgrade-outcome-${commandId}.json`), waiting);
+    const asked: string[] = [];
+    const client = {
+      download: async () => {
+        asked.push('download');
+        throw new Error('not reached');
+      },
+      sendUpgradeReport: async () => {
+        asked.push('report');
+        return { accepted: true };
+      },
+    } as unknown as AgentClient;
+    const upgrader = new AgentUpgrader({ client, stateDir, log: () => undefined, env: {}, args: [], executable, platform: 'linux', arch: 'x64' });
+    upgrader.atStart();
+    const command: UpgradeCommand = { version: '0.2.0', rollbackAfterSeconds: 60, artifacts: [] };
+    expect(await upgrader.run(commandId, command, () => null, new AbortController().signal)).toBe('DONE');
+    expect(asked).toEqual([]);
+    expect(fs.readFileSync(path.join(stateDir, `upgrade-outcome-${commandId}.json`), 'utf8')).toBe(waiting);
   });
 });
