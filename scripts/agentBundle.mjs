@@ -23,15 +23,16 @@ const inlineScripts = {
 };
 
 // The agent reports the package's version: the bundle carries that string, not the whole package.json.
-const inlineVersion = {
+// Tests give another version to build a second release to upgrade to.
+const inlineVersion = (version) => ({
   name: 'inline-version',
   setup(bundle) {
     bundle.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, async () => ({
-      contents: `export const version = ${JSON.stringify(JSON.parse(await readFile('package.json', 'utf8')).version)};`,
+      contents: `export const version = ${JSON.stringify(version ?? JSON.parse(await readFile('package.json', 'utf8')).version)};`,
       loader: 'js',
     }));
   },
-};
+});
 
 // CommonJS has no top-level await, and main.ts ends with one: its call to runCommandLine, which
 // catches and reports everything itself, so without the await it does the same.
@@ -52,7 +53,7 @@ const mainWithoutTopLevelAwait = {
  * application, whose main script must be CommonJS on Node 20-24. Returns esbuild's metafile: what
  * went into the bundle.
  */
-export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }) {
+export async function bundleAgent({ outfile, format = 'esm', target = 'node18', version }) {
   const result = await build({
     entryPoints: ['src/agent/main.ts'],
     outfile,
@@ -62,7 +63,7 @@ export async function bundleAgent({ outfile, format = 'esm', target = 'node18' }
     format,
     // Anything outside node: built-ins would be a dependency the machine does not have.
     packages: 'bundle',
-    plugins: format === 'cjs' ? [inlineScripts, inlineVersion, mainWithoutTopLevelAwait] : [inlineScripts, inlineVersion],
+    plugins: [inlineScripts, inlineVersion(version), ...(format === 'cjs' ? [mainWithoutTopLevelAwait] : [])],
     // commander (the command line) is CommonJS and requires node: built-ins; an ES module bundle has
     // no require of its own, so it is given Node's.
     ...(format === 'esm'

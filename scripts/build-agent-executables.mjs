@@ -4,6 +4,12 @@
 // first build.
 //
 //   node scripts/build-agent-executables.mjs [--runtime bun|node] [--out DIR] [--platform P]... [--force]
+//                                            [--agent-version V]
+//
+// Besides the executables, DIR gets SHA256SUMS and manifest.json (the version and each platform's
+// file, sha256 and size), which the server reads to offer them to agents that upgrade themselves.
+// --agent-version builds the agent as if package.json said V (tests build a second version to
+// upgrade to; never ship one).
 //
 // Nothing is rebuilt when the agent's code, the runtimes and the platforms are what the last build
 // in DIR was made from (its BUILD-INPUTS file), unless --force.
@@ -34,6 +40,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'dist/executables' },
     platform: { type: 'string', multiple: true },
     force: { type: 'boolean', default: false },
+    'agent-version': { type: 'string' },
   },
   strict: true,
 });
@@ -98,13 +105,13 @@ async function buildWithNode() {
 async function main() {
   const started = Date.now();
   const bundle = path.join(work, 'fleetpatch-agent.mjs');
-  await bundleAgent({ outfile: bundle });
+  await bundleAgent({ outfile: bundle, version: values['agent-version'] });
   const inputs = createHash('sha256')
     .update(JSON.stringify({ runtime: values.runtime, platforms, bun: [BUN_VERSION, BUN_RUNTIMES], node: [NODE_VERSION, NODE_RUNTIMES], postject: POSTJECT }))
     .update(fs.readFileSync(bundle))
     .digest('hex');
   const inputsFile = path.join(outDir, 'BUILD-INPUTS');
-  const upToDate = fs.existsSync(inputsFile) && fs.readFileSync(inputsFile, 'utf8').trim() === inputs && platforms.every((p) => fs.existsSync(path.join(outDir, executableName(p))));
+  const upToDate = fs.existsSync(inputsFile) && fs.readFileSync(inputsFile, 'utf8').trim() === inputs && fs.existsSync(path.join(outDir, 'manifest.json')) && platforms.every((p) => fs.existsSync(path.join(outDir, executableName(p))));
   if (upToDate && !values.force) {
     log(`up to date in ${path.relative(process.cwd(), outDir) || '.'} (same agent code and runtimes as its last build)`);
     return;
@@ -113,13 +120,14 @@ async function main() {
   if (values.runtime === 'bun') await buildWithBun(bundle);
   else await buildWithNode();
 
-  const version = JSON.parse(fs.readFileSync('package.json', 'utf8')).version;
+  const version = values['agent-version'] ?? JSON.parse(fs.readFileSync('package.json', 'utf8')).version;
   // The executable for this machine must answer like the agent before anything is packaged from it.
   if (platforms.includes(host)) {
     const said = run(path.join(work, executableName(host)), ['--version']).trim();
     if (said !== version) throw new Error(`the built ${executableName(host)} says its version is "${said}", not ${version}`);
   }
   const sums = [];
+  const files = [];
   for (const platform of platforms) {
     const name = executableName(platform);
     const target = path.join(outDir, name);
@@ -127,10 +135,13 @@ async function main() {
     fs.renameSync(path.join(work, name), `${target}.new`);
     fs.renameSync(`${target}.new`, target);
     const bytes = fs.readFileSync(target);
-    sums.push(`${createHash('sha256').update(bytes).digest('hex')}  ${name}`);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    sums.push(`${sha256}  ${name}`);
+    files.push({ platform, name, sha256, size: bytes.length });
     log(`${name}: ${(bytes.length / 2 ** 20).toFixed(1)} MiB`);
   }
   fs.writeFileSync(path.join(outDir, 'SHA256SUMS'), `${sums.join('\n')}\n`);
+  fs.writeFileSync(path.join(outDir, 'manifest.json'), `${JSON.stringify({ version, runtime: values.runtime, files }, null, 2)}\n`);
   fs.writeFileSync(inputsFile, `${inputs}\n`);
   log(`version ${version}, ${values.runtime} runtime, in ${((Date.now() - started) / 1000).toFixed(1)} s: ${path.relative(process.cwd(), outDir) || '.'}`);
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FleetThresholds } from './fleet/compliance.js';
 
 /**
@@ -41,6 +42,15 @@ export interface Config {
   fleetView: FleetViewSettings;
   /** HTTPS for the API: PEM files of the certificate (chain) and its key. Unset: plain HTTP. */
   tls: { certFile: string; keyFile: string } | undefined;
+  /**
+   * The address machines reach the server at (https://fleetpatch.example.com), for the install
+   * commands and scripts. Unset: taken from each request's Host header.
+   */
+  publicUrl: string | undefined;
+  /** Where the agent executables and packages the server offers are (dist/executables, dist/packages under it). */
+  agentDistDir: string;
+  /** The release signing key (src/release/signingKey.ts): `<dataDir>/release-key.json` unless set. */
+  releaseKeyFile: string;
 }
 
 /** Per-client limits. A rate of 0 turns that limit off (a load test, a simulator of many agents). */
@@ -82,6 +92,8 @@ export interface RunTimings {
   installHeartbeatSeconds: number;
   /** A machine not back this long after its reboot fails its machine run. */
   rebootTimeoutSeconds: number;
+  /** An agent busy with an install job when asked to upgrade is asked again this much later. */
+  upgradeBusyRetrySeconds?: number;
 }
 
 export interface AgentTimings {
@@ -133,6 +145,25 @@ function tlsFiles(env: NodeJS.ProcessEnv): Config['tls'] {
   return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) };
 }
 
+/** The repository's dist/ folder, wherever this module runs from (src/ under tests, dist/ once built). */
+const DEFAULT_AGENT_DIST = fileURLToPath(new URL('../dist', import.meta.url));
+
+function publicUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = nonEmpty(env.FLEETPATCH_PUBLIC_URL);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`FLEETPATCH_PUBLIC_URL=${raw} is not a URL; give the address machines reach the server at, e.g. https://fleetpatch.example.com`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`FLEETPATCH_PUBLIC_URL=${raw} must be a plain http:// or https:// address, e.g. https://fleetpatch.example.com`);
+  }
+  if (/[^A-Za-z0-9.:/_~%[\]-]/.test(url.href)) throw new ConfigError(`FLEETPATCH_PUBLIC_URL=${raw} holds characters the install commands cannot carry`);
+  return url.href.replace(/\/+$/, '');
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
@@ -146,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const linuxMinutes = positive(env, 'FLEETPATCH_LINUX_ASSESSMENT_MINUTES', 180);
   const windowsMinutes = positive(env, 'FLEETPATCH_WINDOWS_ASSESSMENT_MINUTES', 720);
   const checkInSeconds = positive(env, 'FLEETPATCH_CHECKIN_SECONDS', 60);
+  const dataDir = path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch');
   return {
     databaseUrl: nonEmpty(env.DATABASE_URL),
     temporalAddress: nonEmpty(env.TEMPORAL_ADDRESS),
@@ -154,7 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsAddress: nonEmpty(env.FLEETPATCH_WORKER_METRICS_ADDRESS),
     port: port(env, 'PORT', 4000),
     host: nonEmpty(env.HOST) ?? '0.0.0.0',
-    dataDir: path.resolve(nonEmpty(env.FLEETPATCH_DATA_DIR) ?? '.fleetpatch'),
+    dataDir,
     devPostgresPort: port(env, 'FLEETPATCH_POSTGRES_PORT', 54329),
     devTemporalPort: temporalPort,
     devTemporalUiPort: port(env, 'FLEETPATCH_TEMPORAL_UI_PORT', temporalPort + 1000),
@@ -178,6 +210,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       installHeartbeatSeconds: positive(env, 'FLEETPATCH_INSTALL_HEARTBEAT_SECONDS', 120),
       // Servers with many disks or slow firmware take minutes to boot.
       rebootTimeoutSeconds: positive(env, 'FLEETPATCH_REBOOT_TIMEOUT_SECONDS', 900),
+      // Install jobs take minutes: asking every minute finds the gap between two soon enough.
+      upgradeBusyRetrySeconds: positive(env, 'FLEETPATCH_UPGRADE_BUSY_RETRY_SECONDS', 60),
     },
     limits: {
       // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.
@@ -209,5 +243,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       missingUpdatesMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS', 300) * 1000,
     },
     tls: tlsFiles(env),
+    publicUrl: publicUrl(env),
+    agentDistDir: path.resolve(nonEmpty(env.FLEETPATCH_AGENT_DIST_DIR) ?? DEFAULT_AGENT_DIST),
+    releaseKeyFile: path.resolve(nonEmpty(env.FLEETPATCH_RELEASE_KEY_FILE) ?? path.join(dataDir, 'release-key.json')),
   };
 }

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { completeSelfCheck } from '../db/selfChecks.js';
 import type { FleetPubSub } from '../events/pubsub.js';
 
+import { createAgentUpgradeActivities } from './agentUpgrades.js';
 import { createDeploymentActivities } from './deployments.js';
 
 export interface ActivityDeps {
@@ -16,6 +17,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createDeploymentActivities(deps),
+    ...createAgentUpgradeActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {
       const row = await completeSelfCheck(deps.db, selfCheckId, deps.workerIdentity);
       if (!row) throw ApplicationFailure.nonRetryable(`self-check ${selfCheckId} does not exist`, 'NOT_FOUND');
@@ -27,3 +29,4 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 export type DeploymentActivities = ReturnType<typeof createDeploymentActivities>;
+export type AgentUpgradeActivities = ReturnType<typeof createAgentUpgradeActivities>;

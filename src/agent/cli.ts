@@ -11,6 +11,8 @@ import { createAgentLog } from './log.js';
 import { AgentRefused } from './errors.js';
 import { Agent } from './runner.js';
 import { loadIdentity } from './state.js';
+import { enrollOnce } from './enrollment.js';
+import { runUpgradeWatchdog } from './upgrade.js';
 
 const DEFAULT_STATE_DIR = '/var/lib/fleetpatch-agent';
 const DEFAULT_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
@@ -68,12 +70,37 @@ export function addAgentCommands(parent: Command): Command {
     .addHelpText('after', `\nThe enrollment key comes from --enroll-key-file, else --enroll-key, else the environment variable\n${ENROLL_KEY_ENV}; an agent that already has its identity in --state-dir needs none.`)
     .action((options: RunOptions) => runCommand(options));
   parent
+    .command('enroll')
+    .description('enroll this machine with the server and print its machine id, then exit (what the install script runs before it starts the service); an enrolled machine prints its id')
+    .requiredOption('--server <url>', 'the fleetpatch server, e.g. https://fleetpatch.example.com')
+    .addOption(new Option('--enroll-key-file <file>', 'read the enrollment key from FILE').conflicts('enrollKey'))
+    .addOption(new Option('--enroll-key <key>', `the enrollment key itself (visible in ps: prefer --enroll-key-file or ${ENROLL_KEY_ENV})`))
+    .option('--state-dir <dir>', 'where the identity is kept', defaults.stateDir)
+    .option('--root <dir>', 'the system installed under DIR', '/')
+    .option('--ca-file <file>', "PEM CA certificate(s) the https:// server must be signed by; without it the system's trust store is used")
+    .action((options: EnrollOptions) => enrollCommand(options));
+  // Started by the agent itself during a self-update, from its previous executable: not for people.
+  parent
+    .command('upgrade-watchdog', { hidden: true })
+    .description('puts the previous executable back if an upgraded agent does not check in in time')
+    .requiredOption('--state-dir <dir>', 'the agent\'s state dir')
+    .action((options: { stateDir: string }) => runUpgradeWatchdog(path.resolve(options.stateDir), createAgentLog('info')));
+  parent
     .command('assess')
     .description('one assessment of this machine (or of the system under --root), printed; no server needed')
     .option('--root <dir>', 'assess the system installed under DIR', '/')
     .option('--json', 'print JSON')
     .action((options: { root: string; json?: boolean }) => assessCommand(options));
   return parent;
+}
+
+interface EnrollOptions {
+  server: string;
+  enrollKeyFile?: string;
+  enrollKey?: string;
+  stateDir: string;
+  root: string;
+  caFile?: string;
 }
 
 interface RunOptions {
@@ -117,20 +144,7 @@ export function enrollKeyFrom(options: { enrollKeyFile?: string; enrollKey?: str
 async function runCommand(values: RunOptions): Promise<void> {
   const defaults = agentDefaults();
   if (!(LOG_LEVELS as readonly string[]).includes(values.logLevel)) throw new AgentRefused(`--log-level must be one of ${LOG_LEVELS.join(', ')}; got "${values.logLevel}".`);
-  // An empty or schemeless URL would only fail at the first request, and be retried for good.
-  if (!/^https?:\/\/[^/\s]+/.test(values.server)) {
-    throw new AgentRefused(`--server must be the http:// or https:// URL of the fleetpatch server, e.g. https://fleetpatch.example.com; got ${JSON.stringify(values.server)}.`);
-  }
-  let ca: Buffer | undefined;
-  if (values.caFile) {
-    if (!values.server.startsWith('https://')) throw new AgentRefused(`--ca-file needs an https:// --server URL; got ${values.server}.`);
-    try {
-      ca = fs.readFileSync(values.caFile);
-    } catch (error) {
-      throw new AgentRefused(`--ca-file ${values.caFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
-    }
-    if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new AgentRefused(`--ca-file ${values.caFile} holds no PEM certificate.`);
-  }
+  const ca = serverAndCa(values);
   const log = createAgentLog(values.logLevel as (typeof LOG_LEVELS)[number]);
   const stateDir = path.resolve(values.stateDir);
   const enrollKey = enrollKeyFrom(values, process.env, (message) => log('warn', message));
@@ -145,7 +159,7 @@ async function runCommand(values: RunOptions): Promise<void> {
     if (defaults.bootIdWrittenByAgent) writeWindowsBootId(bootIdFile);
   }
   log('info', 'agent starting', { version, server: values.server, root: values.root, assessOnly: Boolean(values.assessOnly) });
-  await Agent.start(
+  const ended = await Agent.start(
     {
       server: values.server,
       enrollKey,
@@ -157,9 +171,52 @@ async function runCommand(values: RunOptions): Promise<void> {
       env: process.env,
       log,
       ca,
+      args: process.argv.slice(2),
     },
     controller.signal,
   );
+  // After a self-update: the new executable takes over (started by the service manager, or already
+  // by the agent); whatever this process still holds (idle connections) must not keep it alive.
+  if (ended === 'RESTART') process.exit(0);
+}
+
+/** The --server URL checked, and the --ca-file's certificates, read. */
+function serverAndCa(values: { server: string; caFile?: string }): Buffer | undefined {
+  // An empty or schemeless URL would only fail at the first request, and be retried for good.
+  if (!/^https?:\/\/[^/\s]+/.test(values.server)) {
+    throw new AgentRefused(`--server must be the http:// or https:// URL of the fleetpatch server, e.g. https://fleetpatch.example.com; got ${JSON.stringify(values.server)}.`);
+  }
+  if (!values.caFile) return undefined;
+  if (!values.server.startsWith('https://')) throw new AgentRefused(`--ca-file needs an https:// --server URL; got ${values.server}.`);
+  let ca: Buffer;
+  try {
+    ca = fs.readFileSync(values.caFile);
+  } catch (error) {
+    throw new AgentRefused(`--ca-file ${values.caFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+  }
+  if (!ca.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new AgentRefused(`--ca-file ${values.caFile} holds no PEM certificate.`);
+  return ca;
+}
+
+/** Prints the machine id on stdout, alone on its line (scripts read it); what happened goes to stderr. */
+async function enrollCommand(values: EnrollOptions): Promise<void> {
+  const ca = serverAndCa(values);
+  const log = createAgentLog('warn');
+  const stateDir = path.resolve(values.stateDir);
+  const defaults = agentDefaults();
+  const enrolled = await enrollOnce({
+    server: values.server,
+    enrollKey: enrollKeyFrom(values, process.env, (message) => log('warn', message)),
+    stateDir,
+    root: path.resolve(values.root),
+    bootIdFile: defaults.bootIdWrittenByAgent ? path.join(stateDir, 'boot-id') : defaults.bootIdFile,
+    env: process.env,
+    agentVersion: version,
+    log,
+    ca,
+  });
+  if (enrolled.already) process.stderr.write(`fleetpatch-agent: already enrolled (identity in ${stateDir}); the enrollment key was not used.\n`);
+  process.stdout.write(`${enrolled.machineId}\n`);
 }
 
 async function assessCommand(values: { root: string; json?: boolean }): Promise<void> {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import {
@@ -11,6 +13,7 @@ import {
   type JobEvents,
   type JobResult,
   type MachineFacts,
+  type UpgradeReport,
 } from './protocol.js';
 
 /** The server answered with an error: status and the server's own code and message. */
@@ -36,6 +39,8 @@ export class ServerUnreachable extends Error {
  */
 export class AgentClient {
   private readonly base: string;
+  /** The server's own root, for paths outside the agent API (downloads). */
+  private readonly origin: string;
 
   /**
    * `ca`: the PEM certificate(s) the server's certificate must chain to (`--ca-file`), instead of
@@ -46,7 +51,8 @@ export class AgentClient {
     private credential: string | null = null,
     private readonly ca: Buffer | undefined = undefined,
   ) {
-    this.base = serverUrl.replace(/\/+$/, '').replace(/\/graphql$/, '') + AGENT_API_PREFIX;
+    this.origin = serverUrl.replace(/\/+$/, '').replace(/\/graphql$/, '');
+    this.base = this.origin + AGENT_API_PREFIX;
     if (ca && !this.base.startsWith('https:')) throw new Error(`--ca-file needs an https:// server URL; got ${serverUrl}.`);
   }
 
@@ -78,6 +84,56 @@ export class AgentClient {
 
   sendJobResult(jobId: string, result: JobResult): Promise<{ accepted: boolean }> {
     return this.request('POST', `/jobs/${encodeURIComponent(jobId)}/result`, result, 60_000);
+  }
+
+  sendUpgradeReport(commandId: string, report: UpgradeReport): Promise<{ accepted: boolean }> {
+    return this.request('POST', `/upgrades/${encodeURIComponent(commandId)}/result`, report, 30_000);
+  }
+
+  /**
+   * Downloads `serverPath` (e.g. /agent/download/fleetpatch-agent-linux-x64) into `file` (mode 0700),
+   * hashing it on the way, and stops at `maxBytes`: a larger answer is not the file it expects.
+   * Rejects with ServerUnreachable or ServerRefusal like the other requests.
+   */
+  download(serverPath: string, file: string, maxBytes: number, signal: AbortSignal): Promise<{ sha256: string; size: number }> {
+    const url = this.origin + serverPath;
+    return new Promise((resolve, reject) => {
+      const options = { method: 'GET', signal, ...(this.ca ? { ca: this.ca } : {}) };
+      const onResponse = (res: http.IncomingMessage) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200) {
+          res.resume();
+          const what = `GET ${url}: the server answered ${status}`;
+          reject(status >= 500 || status === 429 ? new ServerUnreachable(what) : new ServerRefusal(status, 'DOWNLOAD_REFUSED', what));
+          return;
+        }
+        const hash = createHash('sha256');
+        const out = fs.createWriteStream(file, { mode: 0o700 });
+        let size = 0;
+        let failed = false;
+        const fail = (error: Error) => {
+          failed = true;
+          res.destroy();
+          out.destroy();
+          reject(error);
+        };
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) return fail(new ServerRefusal(200, 'TOO_LARGE', `GET ${url}: the answer is larger than the ${maxBytes} bytes expected`));
+          hash.update(chunk);
+        });
+        res.on('error', (error) => fail(new ServerUnreachable(`GET ${url}: the download was cut off: ${describeRequestError(error)}`)));
+        out.on('error', (error) => fail(error));
+        res.pipe(out);
+        // On 'close', not 'finish': until its descriptor is closed, running the file fails with ETXTBSY.
+        out.on('close', () => {
+          if (!failed) resolve({ sha256: hash.digest('hex'), size });
+        });
+      };
+      const request = url.startsWith('https:') ? https.request(url, options, onResponse) : http.request(url, options, onResponse);
+      request.on('error', (error) => reject(signal.aborted ? error : new ServerUnreachable(`GET ${url}: ${describeRequestError(error)}`)));
+      request.end();
+    });
   }
 
   private async request<T>(

@@ -3,6 +3,7 @@
  * Types only: the server validates every request against its own schema of these shapes.
  */
 import type { AssessmentResult, PendingUpdate } from './backends/types.js';
+import type { ReleaseArtifact, ReleaseKeyOffer } from './release.js';
 
 export const AGENT_API_PREFIX = '/agent/v1';
 
@@ -49,6 +50,8 @@ export interface EnrollResponse {
   /** The machine's own credential: shown once, stored by the server only as a hash. */
   credential: string;
   settings: AgentSettings;
+  /** The server's release signing key, which the agent pins: upgrades must be signed by it (or a key it endorsed). Null: the server has none. */
+  releaseKey?: ReleaseKeyOffer | null;
 }
 
 export interface CheckInRequest {
@@ -58,15 +61,55 @@ export interface CheckInRequest {
 export interface CheckInResponse {
   managementEnabled: boolean;
   settings: AgentSettings;
+  /** The server's current release key and its rotations, so that agents follow a rotation. */
+  releaseKey?: ReleaseKeyOffer | null;
 }
 
-export type AgentCommandKind = 'ASSESS' | 'INSTALL';
+/** `POST /enroll/check`: the key would enroll a machine now (otherwise 403 with the reason). */
+export interface EnrollCheckResponse {
+  usable: true;
+}
+
+export type AgentCommandKind = 'ASSESS' | 'INSTALL' | 'UPGRADE';
 
 export interface AgentCommand {
   id: string;
   kind: AgentCommandKind;
   /** INSTALL only. */
   install?: InstallJob;
+  /** UPGRADE only. */
+  upgrade?: UpgradeCommand;
+}
+
+/** One platform's executable of the release to upgrade to, and where the server serves it. */
+export interface UpgradeArtifact extends ReleaseArtifact {
+  /** Its path on the server (`/agent/download/fleetpatch-agent-linux-x64`). */
+  path: string;
+  /** Ed25519 signature (base64) of `releaseStatement(artifact)` by the server's release key. */
+  signature: string;
+}
+
+/** Replace this agent's executable with `version`; the agent picks its own platform's artifact. */
+export interface UpgradeCommand {
+  version: string;
+  /** The new executable must check in within this long after the swap, or the previous one is put back. */
+  rollbackAfterSeconds: number;
+  artifacts: UpgradeArtifact[];
+}
+
+/**
+ * How an upgrade ended on the machine. BUSY: the agent was running an install job and upgraded
+ * nothing (it upgrades between jobs only); the server may ask again later.
+ */
+export type UpgradeStatus = 'SUCCEEDED' | 'FAILED' | 'ROLLED_BACK' | 'BUSY';
+
+export interface UpgradeReport {
+  status: UpgradeStatus;
+  /** ALREADY_CURRENT, NOT_SUPPORTED, BAD_SIGNATURE, HASH_MISMATCH, DOWNLOAD_FAILED, STARTUP_CHECK_FAILED, NO_CHECK_IN... */
+  code: string;
+  message: string;
+  fromVersion: string;
+  toVersion: string;
 }
 
 export type RebootSetting = 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';

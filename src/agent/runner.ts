@@ -11,11 +11,12 @@ import { AgentRefused } from './errors.js';
 import type { AgentLog } from './log.js';
 import { InstallJobRunner, startReboot } from './jobs.js';
 import { JobStore } from './jobStore.js';
-import type { AgentSettings, AssessmentReport, AssessmentTrigger } from './protocol.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger, UpgradeCommand } from './protocol.js';
 import { resumeOrder } from './resume.js';
 import { sleep, untilWoken } from './sleep.js';
 import { ReportSpool } from './spool.js';
 import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
+import { AgentUpgrader } from './upgrade.js';
 
 export interface AgentOptions {
   server: string;
@@ -33,6 +34,8 @@ export interface AgentOptions {
   log: AgentLog;
   /** PEM CA certificate(s) to verify the server with (`--ca-file`); the system's trust store otherwise. */
   ca?: Buffer;
+  /** The arguments the agent was started with, to start its new executable after a self-update (without a supervisor). */
+  args?: string[];
 }
 
 /** Settings until the server sends its own. */
@@ -67,7 +70,10 @@ export class Agent {
   private readonly spool: ReportSpool;
   private settings = DEFAULT_SETTINGS;
   /** Work runs one item at a time: the package manager takes one job at a time. */
-  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; jobId: string }> = [];
+  private readonly queue: Array<
+    { kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; jobId: string } | { kind: 'upgrade'; commandId: string; upgrade: UpgradeCommand }
+  > = [];
+  private readonly upgrader: AgentUpgrader;
   private readonly jobsSeen = new Set<string>();
   private readonly jobs: JobStore;
   /**
@@ -91,6 +97,7 @@ export class Agent {
     this.spool = new ReportSpool(options.stateDir, 100, (file) => options.log('warn', 'spool full: dropped the oldest report', { file }));
     this.jobs = new JobStore(options.stateDir);
     this.client = new AgentClient(options.server, null, options.ca);
+    this.upgrader = new AgentUpgrader({ client: this.client, stateDir: options.stateDir, log: options.log, env: options.env, args: options.args ?? [] });
   }
 
   get packageManager(): string {
@@ -106,7 +113,9 @@ export class Agent {
     const { log } = this.options;
     await this.enroll(signal);
     this.takeBackJobs();
+    this.upgrader.atStart();
     await this.checkIn(signal);
+    await this.afterCheckIn();
     this.request('STARTUP', null);
     await Promise.all([this.checkInLoop(signal), this.commandLoop(signal), this.scheduleLoop(signal), this.assessLoop(signal)]);
     log('info', 'agent stopped');
@@ -127,6 +136,7 @@ export class Agent {
       saveIdentity(stateDir, { server, machineId: enrolled.machineId, credential: enrolled.credential });
       this.client.setCredential(enrolled.credential);
       this.settings = enrolled.settings;
+      this.upgrader.pinAtEnrollment(enrolled.releaseKey);
       log('info', 'enrolled', { machineId: enrolled.machineId });
     });
   }
@@ -144,7 +154,17 @@ export class Agent {
     await this.withRetry(signal, 'check-in', async () => {
       const answer = await this.client.checkIn(this.facts());
       this.settings = answer.settings;
+      this.upgrader.followOffer(answer.releaseKey);
     });
+  }
+
+  /** A check-in went through: an upgraded agent confirms its upgrade; waiting upgrade outcomes go out. */
+  private async afterCheckIn(): Promise<void> {
+    const next = await this.upgrader.afterCheckIn().catch((error: unknown) => {
+      this.handleLoopError(error, 'upgrade outcome delivery');
+      return 'GO_ON' as const;
+    });
+    if (next === 'STOP') this.restart(false);
   }
 
   /** Retries while the server is unreachable; a refusal is final. */
@@ -170,7 +190,10 @@ export class Agent {
       await sleep(this.settings.checkInIntervalSeconds * 1000, signal);
       if (signal.aborted) return;
       try {
-        this.settings = (await this.client.checkIn(this.facts())).settings;
+        const answer = await this.client.checkIn(this.facts());
+        this.settings = answer.settings;
+        this.upgrader.followOffer(answer.releaseKey);
+        await this.afterCheckIn();
         await this.deliverSpool();
       } catch (error) {
         this.handleLoopError(error, 'check-in');
@@ -192,6 +215,9 @@ export class Agent {
             this.jobs.receive(command.id, command.install);
             this.jobsSeen.add(command.id);
             this.queue.push({ kind: 'install', jobId: command.id });
+            this.wakeAssessor();
+          } else if (command.kind === 'UPGRADE' && command.upgrade && !this.queue.some((q) => q.kind === 'upgrade' && q.commandId === command.id)) {
+            this.queue.push({ kind: 'upgrade', commandId: command.id, upgrade: command.upgrade });
             this.wakeAssessor();
           }
         }
@@ -238,6 +264,19 @@ export class Agent {
       const next = this.queue.shift();
       if (!next) {
         await untilWoken(signal, (wake) => (this.wakeAssessor = wake));
+        continue;
+      }
+      if (next.kind === 'upgrade') {
+        // Work runs one item at a time, so no install job runs now; one queued, or one kept unfinished in
+        // the state dir (e.g. waiting for its reboot), makes the agent busy too: a restart into a new
+        // executable in the middle of a job is what the job store exists to survive, not something to cause.
+        const busyWith = () => {
+          const queued = this.queue.find((q) => q.kind === 'install');
+          if (queued?.kind === 'install') return queued.jobId;
+          return this.jobs.unfinished()[0]?.jobId ?? null;
+        };
+        const outcome = await this.upgrader.run(next.commandId, next.upgrade, busyWith, signal);
+        if (outcome === 'RESTART') this.restart(true);
         continue;
       }
       if (next.kind === 'install') {
@@ -300,17 +339,31 @@ export class Agent {
     throw error;
   };
 
-  /** Runs the agent; resolves when stopped, rejects when refused for good. */
-  static async start(options: AgentOptions, signal: AbortSignal): Promise<void> {
+  /** Stops the agent so that its new executable takes over (`handOver`: start it, without a supervisor). */
+  private restart: (handOver: boolean) => void = () => undefined;
+
+  /**
+   * Runs the agent; resolves when stopped ('RESTART' when it stopped for its new executable after a
+   * self-update, and must exit now), rejects when refused for good.
+   */
+  static async start(options: AgentOptions, signal: AbortSignal): Promise<'STOPPED' | 'RESTART'> {
     const agent = new Agent(options);
     const stop = new AbortController();
     signal.addEventListener('abort', () => stop.abort(), { once: true });
     let refused: Error | undefined;
+    let restart: { handOver: boolean } | undefined;
     agent.fatal = (error) => {
       refused = error;
       stop.abort();
     };
+    agent.restart = (handOver) => {
+      restart = { handOver };
+      stop.abort();
+    };
     await agent.run(stop.signal);
     if (refused) throw refused;
+    if (!restart) return 'STOPPED';
+    if (restart.handOver) agent.upgrader.handOver();
+    return 'RESTART';
   }
 }

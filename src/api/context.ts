@@ -5,6 +5,7 @@ import type { FleetPubSub } from '../events/pubsub.js';
 import type { Logger } from '../logger.js';
 import type { TemporalClient } from '../temporal/connection.js';
 import type { Principal } from './auth.js';
+import type { AgentDistribution } from './agentInstall/distribution.js';
 
 /** What every resolver receives: who is asking, and the services it may call. */
 export interface ApiContext {
@@ -12,6 +13,8 @@ export interface ApiContext {
   services: ApiServices;
   /** The client's address as the server saw it (for the audit log). */
   sourceAddress?: string | null;
+  /** The address the client reached this server at (scheme and Host), for install commands. */
+  origin?: string;
 }
 
 export interface ApiServices {
@@ -22,6 +25,8 @@ export interface ApiServices {
   fleet: FleetSettings;
   /** The clock every verdict (compliance, readiness, key expiry) is computed against. */
   now: () => Date;
+  /** The agent release, release key and public address this API offers; absent: none (nothing to install or upgrade to). */
+  agentDistribution?: AgentDistribution;
 }
 
 export interface FleetSettings {

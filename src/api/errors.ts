@@ -10,6 +10,8 @@ import { tokenLimitMessage } from './limits.js';
  * The API's one error vocabulary: every error a client sees carries one of these codes.
  * SERVICE_UNAVAILABLE: PostgreSQL or Temporal (`extensions.dependency`) is away; nothing is wrong
  * with the request, retry later (HTTP 503 with Retry-After when nothing of the answer could be served).
+ * UNAVAILABLE: this server lacks what the request needs (e.g. it was built without the agent
+ * packages); asking again does not help until whoever runs it adds it, and the message says what.
  */
 export const ERROR_CODES = [
   'BAD_USER_INPUT',
@@ -22,6 +24,7 @@ export const ERROR_CODES = [
   'RESPONSE_TOO_LARGE',
   'TOO_MANY_SUBSCRIPTIONS',
   'SERVICE_UNAVAILABLE',
+  'UNAVAILABLE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -20,7 +20,7 @@ export function agentRateLimit(limits: ApiLimits): (req: IncomingMessage, path: 
   const perMachine = new RateLimiter(limits.agentRequestsPerMinute);
   const enrollments = new RateLimiter(limits.enrollmentsPerMinute);
   return (req, path) => {
-    const [limiter, key, setting] = path === '/enroll' ? [enrollments, addressKey, 'FLEETPATCH_ENROLL_RATE_LIMIT'] : [perMachine, clientKey, 'FLEETPATCH_AGENT_RATE_LIMIT'];
+    const [limiter, key, setting] = path === '/enroll' || path === '/enroll/check' ? [enrollments, addressKey, 'FLEETPATCH_ENROLL_RATE_LIMIT'] : [perMachine, clientKey, 'FLEETPATCH_AGENT_RATE_LIMIT'];
     // Limit off (0): not even the key, whose hash every agent request would pay for.
     const retryAfter = limiter.perMinute <= 0 ? 0 : limiter.take(key(req));
     return retryAfter === 0 ? undefined : { retryAfter, message: RATE_LIMITED_MESSAGE(retryAfter, setting) };

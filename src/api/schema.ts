@@ -3,6 +3,7 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema } from 'type-graphql';
 import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
+import { AgentUpgradeResolver, InstallCommandsResolver, MachineAgentVersionResolver } from './agentUpgrades/agentUpgrade.resolver.js';
 import { authChecker } from './auth.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
@@ -21,6 +22,9 @@ export const resolvers = [
   MachineDeploymentRunsResolver,
   ApiTokenResolver,
   AuditResolver,
+  AgentUpgradeResolver,
+  MachineAgentVersionResolver,
+  InstallCommandsResolver,
 ] as const;
 
 /**

@@ -14,6 +14,10 @@ import { listen } from '../net.js';
 import { connectTemporal, type TemporalSettings } from '../temporal/connection.js';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import { agentEndpoint } from './agent/agent.router.js';
+import { agentInstallEndpoint, isAgentInstallPath } from './agentInstall/agentInstall.router.js';
+import { agentDistribution, type AgentDistribution } from './agentInstall/distribution.js';
+import { requestOrigin } from './agentInstall/installScripts.js';
+import { ensureReleaseKey } from '../release/signingKey.js';
 import { auditPlugin } from './audit.js';
 import { authenticateRequest } from './auth.js';
 import { webConsole } from './console.js';
@@ -51,6 +55,11 @@ export interface ApiServerOptions {
   limits?: ApiLimits;
   /** Serve HTTPS with this certificate and key. */
   tls?: TlsFiles;
+  /**
+   * What machines install and upgrade to: the dist folder holding executables/ and packages/, the
+   * release key file (made when missing), the public address. Absent: nothing is offered.
+   */
+  agentDistribution?: { distDir?: string; releaseKeyFile?: string; publicUrl?: string };
 }
 
 export interface ApiServer {
@@ -65,7 +74,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const database = connectDatabase(options.databaseUrl);
   const temporal = await connectTemporal(options.temporal);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
-  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date() };
+  const distribution = loadDistribution(options, logger);
+  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date(), agentDistribution: distribution };
   for (const gate of [database.availability, temporal.availability]) {
     gate.onChange((outage) => (outage ? logger.warn({ dependency: gate.dependency, reason: outage.reason }, 'dependency unavailable: requests that need it answer SERVICE_UNAVAILABLE') : logger.info({ dependency: gate.dependency }, 'dependency available again')));
   }
@@ -90,7 +100,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const metrics = createApiMetrics(database);
   // The agent endpoint answers on its own, without Express (see agentEndpoint); the rest is Express.
   const agents = agentEndpoint(services, { observe: metrics.observeAgentRequest, limit: agentRateLimit(limits) });
-  const httpServer = createApiHttpServer((req, res) => (isAgentPath(req.url) ? agents(req, res) : app(req, res)), options.tls);
+  const installs = agentInstallEndpoint(distribution, { encrypted: options.tls !== undefined });
+  const httpServer = createApiHttpServer((req, res) => (isAgentPath(req.url) ? agents(req, res) : isAgentInstallPath(req.url) ? installs(req, res) : app(req, res)), options.tls);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -209,7 +220,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         try {
           // Every request's token is checked in PostgreSQL: while it is away, answer at once.
           database.availability.check();
-          return { principal: await authenticateRequest(database.db, req.headers, { originRequired: false }), services, sourceAddress: req.ip ?? null };
+          return {
+            principal: await authenticateRequest(database.db, req.headers, { originRequired: false }),
+            services,
+            sourceAddress: req.ip ?? null,
+            origin: requestOrigin(req.headers, options.tls !== undefined),
+          };
         } catch (error) {
           const away = dependencyAway(error);
           if (away) throw serviceUnavailable(away, error);
@@ -251,6 +267,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return closing;
     },
   };
+}
+
+/** The agent release on disk and the release key (made on first use, and said so), as the options ask. */
+function loadDistribution(options: ApiServerOptions, logger: Logger): AgentDistribution {
+  const wanted = options.agentDistribution ?? {};
+  let releaseKey;
+  if (wanted.releaseKeyFile) {
+    const ensured = ensureReleaseKey(wanted.releaseKeyFile);
+    releaseKey = ensured.key;
+    if (ensured.created) logger.warn({ file: wanted.releaseKeyFile, fingerprint: releaseKey.fingerprint }, 'made a new release signing key: agents pin it at enrollment; every API replica needs this same file (keep a copy somewhere safe)');
+  }
+  const distribution = agentDistribution({ distDir: wanted.distDir, releaseKey, publicUrl: wanted.publicUrl });
+  const { release } = distribution;
+  if (wanted.distDir) {
+    if (release.version) logger.info({ version: release.version, executables: release.executables.length, packages: release.packages.length, releaseKey: releaseKey?.fingerprint }, 'agent release offered');
+    for (const missing of [release.missing.executables, release.missing.packages]) if (missing) logger.warn(missing);
+  }
+  return distribution;
 }
 
 /** `/agent/v1` and what is below it (not `/agent/v10`). */

@@ -100,7 +100,17 @@ export async function dev(): Promise<void> {
       workerDone.catch((error: unknown) => logger.error({ err: error }, 'worker stopped with an error'));
     }
 
-    const api: ApiServer = await startApiServer({ databaseUrl, temporal: temporalSettings, port: config.port, host, logger, sandbox: true, fleet: config, limits: config.limits });
+    const api: ApiServer = await startApiServer({
+      databaseUrl,
+      temporal: temporalSettings,
+      port: config.port,
+      host,
+      logger,
+      sandbox: true,
+      fleet: config,
+      limits: config.limits,
+      agentDistribution: { distDir: config.agentDistDir, releaseKeyFile: config.releaseKeyFile, publicUrl: config.publicUrl },
+    });
     stops.push(() => api.close());
 
     const database = connectDatabase(databaseUrl, { max: 2 });

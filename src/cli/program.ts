@@ -77,6 +77,14 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
     .argument('<id>', 'the token id (see `fleetpatch token list`)')
     .action(async (id: string) => (await import('./token.js')).tokenRevoke(id));
 
+  program
+    .command('release-key')
+    .description('print the release signing key agents pin at enrollment (made if there is none), or rotate it')
+    .option('--rotate', 'make a new key, endorsed by the current one (agents follow at their next check-in); restart the API (every replica, with the new file) afterwards')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nThe key is the file FLEETPATCH_RELEASE_KEY_FILE (default <FLEETPATCH_DATA_DIR>/release-key.json), mode 0600.')
+    .action(async (options: { rotate?: boolean; json?: boolean }) => (await import('./releaseKey.js')).releaseKeyCommand(options));
+
   addAgentCommands(program.command('agent').description('the agent on a managed machine'));
 
   program
@@ -92,6 +100,8 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
     .option('--install-seconds <s>', `mean install time of one update; 0 is instant (${DEFAULT_PROFILE.installSeconds})`)
     .option('--failure-rate <f>', `chance that one install fails, 0..1 (${DEFAULT_PROFILE.failureRate})`)
     .option('--reboot-seconds <s>', `how long a reboot keeps a machine away (${DEFAULT_PROFILE.rebootSeconds})`)
+    .option('--agent-version <v>', `the agent version the machines report until upgradeAgents changes it (${DEFAULT_PROFILE.agentVersion})`)
+    .option('--upgrade-seconds <s>', `how long a self-update takes, command to the new agent's check-in (${DEFAULT_PROFILE.upgradeSeconds})`)
     .option('--prefix <name>', 'hostname prefix', 'sim')
     .option('--ramp <n>', 'machines enrolling at the same time', '50')
     .option('--seed <n>', 'same seed, same fleet', '1')

@@ -20,5 +20,6 @@ export async function server(): Promise<void> {
     fleet: config,
     limits: config.limits,
     tls: config.tls,
+    agentDistribution: { distDir: config.agentDistDir, releaseKeyFile: config.releaseKeyFile, publicUrl: config.publicUrl },
   });
 }

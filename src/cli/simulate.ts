@@ -13,6 +13,8 @@ export interface SimulateOptions {
   installSeconds?: string;
   failureRate?: string;
   rebootSeconds?: string;
+  agentVersion?: string;
+  upgradeSeconds?: string;
   prefix: string;
   ramp: string;
   seed: string;
@@ -39,7 +41,10 @@ export async function simulateCommand(values: SimulateOptions): Promise<void> {
     installSeconds: number('installSeconds', DEFAULT_PROFILE.installSeconds, (v) => v >= 0, 'seconds ≥ 0'),
     failureRate: number('failureRate', DEFAULT_PROFILE.failureRate, share, 'a share between 0 and 1'),
     rebootSeconds: number('rebootSeconds', DEFAULT_PROFILE.rebootSeconds, (v) => v >= 0, 'seconds ≥ 0'),
+    agentVersion: values.agentVersion ?? DEFAULT_PROFILE.agentVersion,
+    upgradeSeconds: number('upgradeSeconds', DEFAULT_PROFILE.upgradeSeconds!, (v) => v >= 0, 'seconds ≥ 0'),
   };
+  if (!/^[A-Za-z0-9.+~-]{1,50}$/.test(profile.agentVersion!)) throw new ConfigError(`--agent-version ${values.agentVersion}: expected a version such as 0.1.0 (letters, digits, . + ~ -; at most 50)`);
   if (profile.criticalShare + profile.securityShare > 1) throw new ConfigError('--critical-share plus --security-share is more than 1.');
   const machines = number('machines', 0, (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1');
   const started = Date.now();
@@ -65,7 +70,7 @@ export async function simulateCommand(values: SimulateOptions): Promise<void> {
   console.log(`simulate: fleet up (${fleet.agents.length} machines); Ctrl-C stops it`);
   const status = () => {
     const t = fleet.totals();
-    console.log(`simulate: check-ins ${t.checkIns}, reports ${t.reports}, jobs ${t.jobs}, updates installed ${t.updatesInstalled}, failed ${t.updatesFailed}, reboots ${t.reboots}, errors ${t.errors}${t.lastError ? ` (last: ${t.lastError})` : ''}`);
+    console.log(`simulate: check-ins ${t.checkIns}, reports ${t.reports}, jobs ${t.jobs}, updates installed ${t.updatesInstalled}, failed ${t.updatesFailed}, reboots ${t.reboots}, upgrades ${t.upgrades}, errors ${t.errors}${t.lastError ? ` (last: ${t.lastError})` : ''}`);
   };
   const ticker = setInterval(status, 60_000);
   await new Promise<void>((resolve) => {

@@ -1,5 +1,5 @@
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import type { AgentCommand, AgentCommandKind, InstallJob } from '../agent/protocol.js';
+import type { AgentCommand, AgentCommandKind, InstallJob, UpgradeCommand } from '../agent/protocol.js';
 import type { Db } from './client.js';
 import { agentCommands } from './schema.js';
 
@@ -52,7 +52,13 @@ export async function takeAgentCommands(db: Db, machineId: string, redeliver = f
   let takers = commandTakers.get(db);
   if (!takers) commandTakers.set(db, (takers = { waiting: prepareTakeCommands(db, 'waiting'), open: prepareTakeCommands(db, 'open') }));
   const rows = await takers[redeliver ? 'open' : 'waiting'].execute({ machineId });
-  return rows.map((r) => (r.kind === 'INSTALL' ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob } : { id: r.id, kind: r.kind as AgentCommandKind }));
+  return rows.map((r) =>
+    r.kind === 'INSTALL'
+      ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob }
+      : r.kind === 'UPGRADE'
+        ? { id: r.id, kind: 'UPGRADE', upgrade: r.payload as UpgradeCommand }
+        : { id: r.id, kind: r.kind as AgentCommandKind },
+  );
 }
 
 /**

@@ -21,6 +21,11 @@ export function listEnrollmentKeys(db: Db): Promise<EnrollmentKeyRow[]> {
   return db.select().from(enrollmentKeys).orderBy(desc(enrollmentKeys.createdAt));
 }
 
+export async function findEnrollmentKeyBySecret(db: Db, secret: string): Promise<EnrollmentKeyRow | undefined> {
+  const [key] = await db.select().from(enrollmentKeys).where(eq(enrollmentKeys.secretHash, hashSecret(secret)));
+  return key;
+}
+
 /** Revokes a key; revoking it again keeps the first revocation time. */
 export async function revokeEnrollmentKey(db: Db, id: string): Promise<EnrollmentKeyRow | undefined> {
   const [key] = await db

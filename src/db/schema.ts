@@ -435,3 +435,59 @@ export const auditEvents = pgTable(
   },
   (t) => [index('audit_events_at_idx').on(t.at, t.id), index('audit_events_target_idx').on(t.targetId)],
 );
+
+export const agentUpgradeStatusEnum = pgEnum('agent_upgrade_status', ['IN_PROGRESS', 'SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
+export const agentUpgradeMachineStatusEnum = pgEnum('agent_upgrade_machine_status', ['PENDING', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'ROLLED_BACK', 'TIMED_OUT', 'SKIPPED', 'NOT_STARTED', 'CANCELED']);
+
+/**
+ * An upgrade of agents to the version the server ships, run by the Temporal workflow
+ * `agent-upgrade:<id>`. The signed release is fixed when it is created: every machine gets the same
+ * executables, whatever the API replica that hands out its command.
+ */
+export const agentUpgrades = pgTable('agent_upgrades', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  workflowId: text('workflow_id').notNull().unique(),
+  toVersion: text('to_version').notNull(),
+  /** UpgradeArtifact[]: every platform's executable, its sha256, size, download path and signature. */
+  artifacts: jsonb('artifacts').notNull(),
+  /** The release key's fingerprint that signed them. */
+  signedBy: text('signed_by').notNull(),
+  rollbackAfterSeconds: integer('rollback_after_seconds').notNull(),
+  maxConcurrent: jsonb('max_concurrent').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
+  maxFailures: jsonb('max_failures').$type<{ value: number; unit: 'COUNT' | 'PERCENT' } | null>(),
+  /** What was asked for: every machine, these machines, or a filter. */
+  targets: jsonb('targets').$type<{ allMachines: boolean; machineIds: string[]; filter: { tags: string[]; nameContains: string | null } | null }>().notNull(),
+  status: agentUpgradeStatusEnum('status').notNull().default('IN_PROGRESS'),
+  requestedBy: text('requested_by'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  endedAt: timestamp('ended_at', { withTimezone: true }),
+});
+
+/** One machine of an agent upgrade: how it ended there, with the agent's own code and message. */
+export const agentUpgradeMachines = pgTable(
+  'agent_upgrade_machines',
+  {
+    upgradeId: uuid('upgrade_id')
+      .notNull()
+      .references(() => agentUpgrades.id, { onDelete: 'cascade' }),
+    machineId: uuid('machine_id')
+      .notNull()
+      .references(() => machines.id),
+    /** The machine's name when the upgrade was created. */
+    machineName: text('machine_name').notNull(),
+    /** The order machines are taken in. */
+    orderIndex: integer('order_index').notNull(),
+    fromVersion: text('from_version'),
+    status: agentUpgradeMachineStatusEnum('status').notNull().default('PENDING'),
+    /** The agent's (or the server's) code: UPGRADED, BAD_SIGNATURE, HASH_MISMATCH, NO_CHECK_IN, INSTALL_JOB_RUNNING... */
+    code: text('code'),
+    message: text('message'),
+    /** Commands sent: more than one when the agent was busy with an install job and was asked again. */
+    attempts: integer('attempts').notNull().default(0),
+    /** The UPGRADE command of the latest attempt. */
+    commandId: uuid('command_id'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.upgradeId, t.machineId] }), index('agent_upgrade_machines_status_idx').on(t.upgradeId, t.status, t.orderIndex), index('agent_upgrade_machines_command_idx').on(t.commandId)],
+);

@@ -18,6 +18,8 @@ export interface Events {
   agentCommandQueued: [string, { commandId: string }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
   deploymentRunProgress: [string, RunProgressEvent];
+  /** A machine of an agent upgrade (keyed by upgrade id) reported, or the upgrade's status changed (machineId null). */
+  agentUpgradeProgress: [string, { machineId: string | null }];
   /** An API token was revoked, re-dated or deleted. Sent by a trigger in PostgreSQL (migrations/0007_console_sessions.sql), whoever wrote it. */
   apiTokenChanged: [{ tokenId: string }];
   /** A console session ended, was re-dated or deleted. Sent by a trigger in PostgreSQL, like apiTokenChanged. */

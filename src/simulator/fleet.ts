@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { SyntheticMachine, type FleetProfile } from './syntheticMachine.js';
 import { VirtualAgent, type AgentCounters } from './virtualAgent.js';
 
-const COUNTED = ['checkIns', 'reports', 'jobs', 'updatesInstalled', 'updatesFailed', 'reboots', 'errors'] as const;
+const COUNTED = ['checkIns', 'reports', 'jobs', 'updatesInstalled', 'updatesFailed', 'reboots', 'upgrades', 'errors'] as const;
 
 export interface SimulatedFleetOptions {
   server: string;
@@ -89,7 +89,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
     Array.from({ length: Math.max(1, Math.min(options.rampConcurrency, options.machines)) }, async () => {
       for (let i = next++; i < options.machines && !stop.signal.aborted; i = next++) {
         const machine = new SyntheticMachine(i, options.profile, options.seed);
-        const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds);
+        const agent = new VirtualAgent(options.server, `${options.prefix}-${String(i + 1).padStart(5, '0')}`, machine, options.profile.rebootSeconds, options.profile.agentVersion, options.profile.upgradeSeconds);
         const own = new AbortController();
         setMaxListeners(32, own.signal); // its run, its loops' sleeps and requests
         controllers.push(own);
@@ -112,7 +112,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
     joinFailures,
     firstJoinError,
     totals() {
-      const sum: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, errors: 0 };
+      const sum: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, upgrades: 0, errors: 0 };
       for (const agent of agents) {
         for (const key of COUNTED) sum[key] += agent.counters[key];
         sum.lastError ??= agent.counters.lastError;

@@ -20,6 +20,10 @@ export interface FleetProfile {
   failureRate: number;
   /** How long a reboot keeps the machine away, seconds. */
   rebootSeconds: number;
+  /** The agent version the machines report until an upgrade changes it ('simulated' when not given). */
+  agentVersion?: string;
+  /** How long a self-update takes from the command to the new agent's check-in (download, swap, restart), seconds (3 when not given). */
+  upgradeSeconds?: number;
 }
 
 export const DEFAULT_PROFILE: FleetProfile = {
@@ -30,6 +34,8 @@ export const DEFAULT_PROFILE: FleetProfile = {
   installSeconds: 2,
   failureRate: 0.02,
   rebootSeconds: 20,
+  agentVersion: 'simulated',
+  upgradeSeconds: 3,
 };
 
 /** A small, fast, seedable random generator (mulberry32): the same seed gives the same fleet. */

@@ -3,7 +3,8 @@ import { AgentClient, ServerUnreachable } from '../agent/client.js';
 import { sleep } from '../agent/sleep.js';
 import { InstallJobRunner } from '../agent/jobs.js';
 import type { JobStorage } from '../agent/jobStore.js';
-import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, MachineFacts } from '../agent/protocol.js';
+import type { AgentSettings, AssessmentReport, AssessmentTrigger, InstallJob, MachineFacts, UpgradeCommand, UpgradeReport } from '../agent/protocol.js';
+import { releaseStatement, verifyStatement } from '../agent/release.js';
 import { emptyJobState, type JobState } from '../agent/resume.js';
 import { syntheticBackend, type SyntheticMachine } from './syntheticMachine.js';
 
@@ -18,6 +19,7 @@ export interface AgentCounters {
   updatesInstalled: number;
   updatesFailed: number;
   reboots: number;
+  upgrades: number;
   errors: number;
   lastError?: string;
 }
@@ -48,21 +50,33 @@ export class VirtualAgent {
   private bootId = randomUUID();
   private settings: AgentSettings = { checkInIntervalSeconds: 60, assessmentIntervalSeconds: 3 * 3600, packageDatabaseCheckSeconds: 900, longPollSeconds: 25 };
   private readonly jobsSeen = new Set<string>();
-  private readonly queue: Array<{ kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; id: string; job: InstallJob }> = [];
+  private readonly queue: Array<
+    { kind: 'assess'; trigger: AssessmentTrigger; commandId: string | null } | { kind: 'install'; id: string; job: InstallJob } | { kind: 'upgrade'; id: string; upgrade: UpgradeCommand }
+  > = [];
+  /** The release key pinned at enrollment, as the real agent keeps it. */
+  private pinnedKey: string | null = null;
+  private readonly upgradesSeen = new Set<string>();
+  /** The agent version it reports: the profile's, then the one an upgrade installed. */
+  agentVersion: string;
   private wake: () => void = () => undefined;
   /** Aborted while the machine is rebooting: its loops stop talking to the server. */
   private up = new AbortController();
-  readonly counters: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, errors: 0 };
+  readonly counters: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, upgrades: 0, errors: 0 };
   /** Called with each INSTALL job as it arrives (benchmarks time dispatch with it). */
   onJob?: (jobId: string) => void;
+  /** Called when an upgrade begins its download and when the new version has checked in (benchmarks and tests watch the rate with it). */
+  onUpgrade?: (phase: 'BEGIN' | 'DONE', commandId: string) => void;
 
   constructor(
     serverUrl: string,
     readonly hostname: string,
     readonly machine: SyntheticMachine,
     private readonly rebootSeconds: number,
+    agentVersion = 'simulated',
+    private readonly upgradeSeconds = 3,
   ) {
     this.client = new AgentClient(serverUrl);
+    this.agentVersion = agentVersion;
   }
 
   facts(): MachineFacts {
@@ -72,7 +86,7 @@ export class VirtualAgent {
       osName: 'Debian GNU/Linux 12 (bookworm)',
       osVersion: '12',
       kernel: '6.1.0-28-amd64',
-      agentVersion: 'simulated',
+      agentVersion: this.agentVersion,
       bootId: this.bootId,
       packageManager: 'apt',
       environment: 'ON_PREMISES',
@@ -91,6 +105,7 @@ export class VirtualAgent {
     this.machineId = enrolled.machineId;
     this.client.setCredential(enrolled.credential);
     this.settings = enrolled.settings;
+    this.pinnedKey = enrolled.releaseKey?.publicKey ?? null;
     await this.retrying(() => this.checkIn(), signal);
     await this.retrying(() => this.report('STARTUP', null), signal);
   }
@@ -173,6 +188,9 @@ export class VirtualAgent {
             this.jobsSeen.add(command.id);
             this.onJob?.(command.id);
             this.enqueue({ kind: 'install', id: command.id, job: command.install });
+          } else if (command.kind === 'UPGRADE' && command.upgrade && !this.upgradesSeen.has(command.id)) {
+            this.upgradesSeen.add(command.id);
+            this.enqueue({ kind: 'upgrade', id: command.id, upgrade: command.upgrade });
           }
         }
       } catch (error) {
@@ -198,6 +216,7 @@ export class VirtualAgent {
       }
       try {
         if (next.kind === 'assess') await this.report(next.trigger, next.commandId);
+        else if (next.kind === 'upgrade') await this.runUpgrade(next.id, next.upgrade, signal);
         else await this.runJob(next.id, next.job, signal);
       } catch (error) {
         this.failed(error);
@@ -235,6 +254,33 @@ export class VirtualAgent {
       signal,
     }).run();
     if (rebootStarted) await this.reboot(signal);
+  }
+
+  /**
+   * A self-update as the real agent decides it (src/agent/selfUpdate.ts): busy with an install job,
+   * or the linux-x64 executable's signature checked against the pinned key with real Ed25519; then,
+   * instead of downloading and swapping, away for the profile's upgrade time and back with the new
+   * version, which reports the outcome after its first check-in.
+   */
+  private async runUpgrade(id: string, command: UpgradeCommand, signal: AbortSignal): Promise<void> {
+    const send = (report: Omit<UpgradeReport, 'fromVersion' | 'toVersion'>, fromVersion: string) => this.client.sendUpgradeReport(id, { ...report, fromVersion, toVersion: command.version });
+    const from = this.agentVersion;
+    if (this.queue.some((q) => q.kind === 'install')) return void (await send({ status: 'BUSY', code: 'INSTALL_JOB_RUNNING', message: 'An install job waits: the agent upgrades only between jobs.' }, from));
+    if (command.version === from) return void (await send({ status: 'SUCCEEDED', code: 'ALREADY_CURRENT', message: `The agent already runs version ${from}.` }, from));
+    const artifact = command.artifacts.find((a) => a.platform === 'linux-x64');
+    if (!artifact || !this.pinnedKey || !verifyStatement(this.pinnedKey, releaseStatement(artifact), artifact.signature)) {
+      return void (await send({ status: 'FAILED', code: 'BAD_SIGNATURE', message: 'The release does not verify with the pinned release key.' }, from));
+    }
+    this.onUpgrade?.('BEGIN', id);
+    this.up.abort();
+    await sleep(this.upgradeSeconds * 1000 * (0.5 + Math.random()), signal);
+    if (signal.aborted) return;
+    this.agentVersion = command.version;
+    this.up = new AbortController();
+    await this.retrying(() => this.checkIn(), signal);
+    this.counters.upgrades++;
+    this.onUpgrade?.('DONE', id);
+    await this.retrying(() => send({ status: 'SUCCEEDED', code: 'UPGRADED', message: `Upgraded from version ${from} to ${command.version}; the new agent checked in.` }, from), signal);
   }
 
   /** Away for the profile's reboot time, then back with a new boot id, as after a real reboot. */

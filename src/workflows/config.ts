@@ -6,6 +6,7 @@ export const workflowIds = {
   /** A run started by hand; scheduled runs get the schedule's id plus Temporal's timestamp suffix. */
   deploymentRun: (deploymentId: string, runId: string) => `deployment-run:${deploymentId}:${runId}`,
   machineRun: (runId: string, machineId: string) => `machine-run:${runId}:${machineId}`,
+  agentUpgrade: (upgradeId: string) => `agent-upgrade:${upgradeId}`,
 };
 
 /** The Temporal Schedule that carries a deployment's timing. */

@@ -144,9 +144,9 @@ describe('the web console', () => {
     const rows = page.locator('table.computers tbody tr');
     await expect.poll(() => rows.count()).toBe(3);
     const headers = await page.locator('table.computers thead th').allTextContents();
-    expect(headers.map((h) => h.replace(/[▲▼]/g, '').trim())).toEqual(['Name', 'Compliance', 'Environment', 'OS type', 'Critical and security', 'Other', 'Update agent readiness']);
+    expect(headers.map((h) => h.replace(/[▲▼]/g, '').trim())).toEqual(['Name', 'Compliance', 'Environment', 'OS type', 'Critical and security', 'Other', 'Update agent readiness', 'Agent']);
     const debian = rows.filter({ hasText: 'debian-01' });
-    expect(await debian.locator('td').allInnerTexts()).toEqual([expect.stringContaining('debian-01'), 'Non-compliant', 'AWS', 'Linux', '4', '3', 'Ready']);
+    expect(await debian.locator('td').allInnerTexts()).toEqual([expect.stringContaining('debian-01'), 'Non-compliant', 'AWS', 'Linux', '4', '3', 'Ready', expect.stringMatching(/^\d+\.\d+\.\d+/)]);
     await shot('03-computers');
 
     await page.getByLabel('Name contains').fill('rocky');

@@ -29,6 +29,10 @@ import { connectTestDatabase, freshDatabase, temporalSettings, testLogger } from
  * subscription cannot ship without someone deciding who may call it.
  */
 const REQUIRED_ROLE: Record<string, Role> = {
+  'Query.agentRelease': 'VIEWER',
+  'Query.agentUpgrade': 'VIEWER',
+  'Query.agentUpgrades': 'VIEWER',
+  'Query.agentVersions': 'VIEWER',
   'Query.apiTokens': 'ADMIN',
   'Query.auditEvents': 'ADMIN',
   'Query.complianceSummary': 'VIEWER',
@@ -44,6 +48,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.systemStatus': 'VIEWER',
   'Mutation.approveRing': 'OPERATOR',
   'Mutation.assessMachines': 'OPERATOR',
+  'Mutation.cancelAgentUpgrade': 'OPERATOR',
   'Mutation.cancelDeploymentRun': 'OPERATOR',
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createDeployment': 'OPERATOR',
@@ -61,6 +66,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.setMachineManagement': 'OPERATOR',
   'Mutation.setMachineTags': 'OPERATOR',
   'Mutation.updateDeployment': 'OPERATOR',
+  'Mutation.upgradeAgents': 'OPERATOR',
   'Subscription.deploymentRunProgress': 'VIEWER',
   'Subscription.machineChanged': 'VIEWER',
   'Subscription.selfCheckCompleted': 'VIEWER',

@@ -8,7 +8,7 @@ import { parseDateHeader } from '../../fleet/agentClock.js';
 import { RETRY_AFTER_SECONDS, ServiceUnavailable } from '../../availability.js';
 import { dependencyAway, unavailableMessage, type ErrorCode } from '../errors.js';
 import { AgentService, type AgentMachine } from './agent.service.js';
-import { checkInRequest, describeIssues, enrollRequest, jobEvents, jobResult, parseAssessmentReport } from './agent.schema.js';
+import { checkInRequest, describeIssues, enrollCheckRequest, enrollRequest, jobEvents, jobResult, parseAssessmentReport, upgradeReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
 class AgentApiError extends Error {
@@ -38,6 +38,8 @@ interface AgentCall {
   body: unknown;
   query: URLSearchParams;
   jobId: string | undefined;
+  /** The command id in /upgrades/:commandId/result. */
+  commandId: string | undefined;
 }
 
 /** The answer: a status and a JSON body. */
@@ -126,7 +128,14 @@ export function agentEndpoint(
       const outcome = await agents.enroll(request.enrollmentKey, request.facts, from);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
       services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from }, 'machine enrolled');
-      answer(res, 201, { machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType) });
+      answer(res, 201, { machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType), releaseKey: agents.releaseKey() });
+    },
+
+    'POST /enroll/check': async ({ res, body }) => {
+      const request = parse(enrollCheckRequest, body);
+      const refusal = await agents.enrollmentKeyRefusal(request.enrollmentKey);
+      if (refusal) throw new AgentApiError(403, 'FORBIDDEN', refusal);
+      answer(res, 200, { usable: true });
     },
 
     'POST /checkin': async ({ req, res, body }) => {
@@ -134,7 +143,7 @@ export function agentEndpoint(
       const request = parse(checkInRequest, body);
       const after = await agents.checkIn(machine, request.facts, parseDateHeader(req.headers.date));
       if (!after) throw new AgentApiError(401, 'UNAUTHENTICATED', 'This machine was removed.');
-      answer(res, 200, { managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType) });
+      answer(res, 200, { managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType), releaseKey: agents.releaseKey() });
     },
 
     'GET /commands': async ({ req, res, query }) => {
@@ -182,6 +191,15 @@ export function agentEndpoint(
       if (outcome === 'WITHDRAWN') throw new AgentApiError(409, 'CONFLICT', WITHDRAWN_JOB);
       answer(res, 200, outcome);
     },
+
+    'POST /upgrades/:commandId/result': async ({ req, res, body, commandId }) => {
+      const machine = await machineOf(req);
+      const report = parse(upgradeReport, body);
+      const outcome = await agents.upgradeResult(machine, uuidOf(commandId, UNKNOWN_UPGRADE), report);
+      if (outcome === 'UNKNOWN') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_UPGRADE);
+      if (outcome === 'WITHDRAWN') throw new AgentApiError(409, 'CONFLICT', 'This upgrade was withdrawn (timed out or canceled): the report was not stored.');
+      answer(res, 200, outcome);
+    },
   };
 
   const fail = (res: ServerResponse, error: unknown, route?: string) => {
@@ -211,7 +229,8 @@ export function agentEndpoint(
     const url = new URL(req.url ?? '/', 'http://agent');
     const path = url.pathname.slice(AGENT_API_PREFIX.length).replace(/(.)\/$/, '$1') || '/';
     const job = /^\/jobs\/([^/]+)\/(events|result)$/.exec(path);
-    const name = `${req.method} ${job ? `/jobs/:jobId/${job[2]}` : path}`;
+    const upgrade = /^\/upgrades\/([^/]+)\/result$/.exec(path);
+    const name = `${req.method} ${job ? `/jobs/:jobId/${job[2]}` : upgrade ? '/upgrades/:commandId/result' : path}`;
     const route = routes[name];
     hooks.observe(res, route && name);
     const limited = hooks.limit(req, path);
@@ -233,14 +252,19 @@ export function agentEndpoint(
       return;
     }
     const body = req.method === 'GET' ? Promise.resolve(undefined) : readJsonBody(req);
-    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1] })).catch((error: unknown) => fail(res, error, name));
+    body.then((parsed) => route({ req, res, body: parsed, query: url.searchParams, jobId: job?.[1], commandId: upgrade?.[1] })).catch((error: unknown) => fail(res, error, name));
   };
 }
 
 const UNKNOWN_JOB = 'No such job for this machine. A machine can only report on its own jobs.';
 const WITHDRAWN_JOB = 'This job was withdrawn: its machine run has ended (finished, canceled, or given up on a silent agent). Install nothing more of it.';
+const UNKNOWN_UPGRADE = 'No such upgrade command for this machine. A machine can only report on its own commands.';
+
+function uuidOf(id: string | undefined, unknown: string): string {
+  if (!id || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', unknown);
+  return id;
+}
 
 function jobIdOf(id: string | undefined): string {
-  if (!id || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
-  return id;
+  return uuidOf(id, UNKNOWN_JOB);
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
+import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobResult, MachineFacts, UpgradeReport } from '../../agent/protocol.js';
 import { hostnameProblem } from '../../fleet/machineNames.js';
 
 /**
@@ -45,6 +45,17 @@ export const enrollRequest = z.strictObject({
 }) satisfies z.ZodType<EnrollRequest>;
 
 export const checkInRequest = z.strictObject({ facts }) satisfies z.ZodType<CheckInRequest>;
+
+/** The install script's question before it installs anything: would this key enroll a machine now? */
+export const enrollCheckRequest = z.strictObject({ enrollmentKey: storableText(200).min(1) });
+
+export const upgradeReport = z.strictObject({
+  status: z.enum(['SUCCEEDED', 'FAILED', 'ROLLED_BACK', 'BUSY']),
+  code: storableText(50).min(1),
+  message: storableText(2000),
+  fromVersion: storableText(50),
+  toVersion: storableText(50),
+}) satisfies z.ZodType<UpgradeReport>;
 
 const classification = z.enum(['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES']);
 const timestamp = z.iso.datetime({ offset: true });

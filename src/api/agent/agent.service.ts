@@ -1,5 +1,8 @@
 import { ServiceUnavailable } from '../../availability.js';
-import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts } from '../../agent/protocol.js';
+import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResult, MachineFacts, UpgradeReport } from '../../agent/protocol.js';
+import type { ReleaseKeyOffer } from '../../agent/release.js';
+import { applyUpgradeReport } from '../../db/agentUpgrades.js';
+import { findEnrollmentKeyBySecret } from '../../db/enrollmentKeys.js';
 import { takeAgentCommands } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
@@ -8,7 +11,7 @@ import { hashSecret } from '../../db/secrets.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
-import { editionRefusal } from '../../fleet/enrollment.js';
+import { editionRefusal, enrollmentRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { dependencyAway } from '../errors.js';
@@ -58,6 +61,29 @@ export class AgentService {
       packageDatabaseCheckSeconds: timings.packageDatabaseCheckSeconds,
       longPollSeconds: timings.longPollSeconds,
     };
+  }
+
+  /** The release key agents pin at enrollment and follow at check-in; null when this API has none. */
+  releaseKey(): ReleaseKeyOffer | null {
+    return this.services.agentDistribution?.offer ?? null;
+  }
+
+  /** Why the key would not enroll a machine now, or null when it would (uses nothing: the install script asks before it installs). */
+  async enrollmentKeyRefusal(enrollmentKey: string): Promise<string | null> {
+    return enrollmentRefusal(await findEnrollmentKeyBySecret(this.db, enrollmentKey), this.services.now());
+  }
+
+  /** An agent's report on an UPGRADE command: stored once, then it completes the activity that waits for it. */
+  async upgradeResult(machine: AgentMachine, commandId: string, report: UpgradeReport): Promise<'UNKNOWN' | 'WITHDRAWN' | { accepted: boolean }> {
+    const outcome = await applyUpgradeReport(this.db, machine.id, commandId, report);
+    if (typeof outcome === 'string') return outcome;
+    if (outcome.upgradeId) this.services.pubsub.publish('agentUpgradeProgress', outcome.upgradeId, { machineId: machine.id });
+    if (outcome.taskToken) {
+      await this.services.temporal.client.activity.complete(Buffer.from(outcome.taskToken, 'base64'), report).catch((error: unknown) => {
+        this.services.logger.info({ err: error, commandId }, 'the upgrade activity was not waiting for this report');
+      });
+    }
+    return { accepted: outcome.first };
   }
 
   /** The machine a credential belongs to (cached: see MachineCredentialCache), or undefined. */

@@ -8,7 +8,7 @@ const MACHINES = `query Computers($filter: MachineFilter, $orderBy: MachineOrder
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { id name duplicateName compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness
-      readinessDetail { state reason since } } }
+      readinessDetail { state reason since } agentVersion outdated } }
   }
 }`;
 
@@ -17,6 +17,9 @@ export interface MachineRow {
   criticalAndSecurityCount: number; otherCount: number; agentReadiness: string; readinessDetail: { state: string; reason: string; since: string | null };
   /** Another machine has the same name (asked for by the computers list). */
   duplicateName?: boolean;
+  /** Asked for by the computers list: the agent's version, and whether it is older than the server's. */
+  agentVersion?: string | null;
+  outdated?: boolean | null;
 }
 
 const PAGE_SIZE = 25;
@@ -131,6 +134,7 @@ export function ComputersPage() {
                   {header('criticalAndSecurityCount', 'Critical and security', true)}
                   {header('otherCount', 'Other', true)}
                   {header('readiness', 'Update agent readiness')}
+                  {header('agentVersion', 'Agent')}
                 </tr>
               </thead>
               <tbody>
@@ -143,6 +147,7 @@ export function ComputersPage() {
                     <td className="num">{m.criticalAndSecurityCount}</td>
                     <td className="num">{m.otherCount}</td>
                     <td><Readiness detail={m.readinessDetail} /></td>
+                    <td>{m.agentVersion ?? '—'}{m.outdated && <> <span className="badge warn" title="Older than the agent version this server ships: upgrade it with upgradeAgents.">Outdated</span></>}</td>
                   </tr>
                 ))}
               </tbody>

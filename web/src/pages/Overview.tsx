@@ -6,6 +6,7 @@ const OVERVIEW = `{
   complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured
     pendingByClassification { classification updateCount machineCount } }
   deployments(first: 500) { edges { node { id name lastRun { id status startedAt counts { total succeeded failed notAttempted notSelected } } } } }
+  agentVersions { shippedVersion outdatedMachines versions { version machines outdated } }
 }`;
 
 interface Summary {
@@ -14,6 +15,7 @@ interface Summary {
 }
 interface OverviewData {
   complianceSummary: Summary;
+  agentVersions: { shippedVersion: string | null; outdatedMachines: number; versions: Array<{ version: string | null; machines: number; outdated: boolean | null }> };
   deployments: { edges: Array<{ node: { id: string; name: string; lastRun: { id: string; status: string; startedAt: string | null; counts: { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number } } | null } }> };
 }
 
@@ -52,6 +54,7 @@ function ComplianceChart({ s }: { s: Summary }) {
 export function OverviewPage() {
   const [{ data, error, fetching }] = useQuery<OverviewData>({ query: OVERVIEW });
   const s = data?.complianceSummary;
+  const agents = data?.agentVersions;
   const running = (data?.deployments.edges ?? []).map((e) => e.node).filter((d) => d.lastRun?.status === 'IN_PROGRESS' || d.lastRun?.status === 'SCHEDULED');
   const maxPending = Math.max(1, ...(s?.pendingByClassification ?? []).map((c) => c.updateCount));
   return (
@@ -90,6 +93,24 @@ export function OverviewPage() {
               <div><dt><Link to="/computers?readiness=NOT_CONFIGURED">Not configured</Link></dt><dd>{s.notConfigured}</dd></div>
             </dl>
           </section>
+          {agents && <section className="card" aria-labelledby="agents-title">
+            <h2 id="agents-title">Agent versions</h2>
+            <p>
+              This server ships version <strong>{agents.shippedVersion ?? '—'}</strong>;{' '}
+              <span className={agents.outdatedMachines > 0 ? 'bad-text' : ''}>{agents.outdatedMachines} machine{agents.outdatedMachines === 1 ? '' : 's'} behind it</span>.
+            </p>
+            <table>
+              <thead><tr><th scope="col">Version</th><th scope="col">Machines</th></tr></thead>
+              <tbody>
+                {agents.versions.map((v) => (
+                  <tr key={v.version ?? 'none'}>
+                    <th scope="row">{v.version ?? 'never reported'}{v.outdated && <> <span className="badge warn">Outdated</span></>}</th>
+                    <td>{v.machines}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </section>}
           <section className="card wide" aria-labelledby="running-title">
             <h2 id="running-title">Deployments running now</h2>
             {running.length === 0 ? <p className="muted">None. <Link to="/deployments">All deployments</Link></p> : (
