@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.fleetpatch/**', '.test-data/**', 'web/dist/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.fleetpatch/**', '.test-data/**', 'web/dist/**', '**/*.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,7 +11,7 @@ import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fl
 import type { FleetProfile } from '../../src/simulator/syntheticMachine.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { connectTestDatabase, freshDatabase, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
-import { OperatorShell, parseCsv } from '../support/operatorCli.js';
+import { OperatorShell, parseCsv, tcpRelay } from '../support/operatorCli.js';
 
 /** Every update selected, none needing a reboot: each machine has 2 to 4 updates to install. */
 const PROFILE: FleetProfile = { updatesPerMachine: 3, criticalShare: 0.3, securityShare: 0.4, rebootSuggestedShare: 0, installSeconds: 0.2, failureRate: 0, rebootSeconds: 1 };
@@ -25,6 +25,7 @@ describe('fleetpatch operator commands', () => {
   const settings = temporalSettings();
   let database: Database;
   let drop: () => Promise<void>;
+  let databaseUrl: string;
   let api: ApiServer;
   let worker: FleetWorker;
   let running: Promise<void>;
@@ -39,6 +40,7 @@ describe('fleetpatch operator commands', () => {
   beforeAll(async () => {
     const fresh = await freshDatabase();
     drop = fresh.drop;
+    databaseUrl = fresh.url;
     database = connectTestDatabase(fresh.url);
     api = await startTestApi(settings, { databaseUrl: fresh.url });
     worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'operator-cli-worker' });
@@ -383,6 +385,7 @@ deployments:
         classifications: ['CRITICAL', 'SECURITY'],
         includePatterns: [],
         excludePatterns: [],
+        onDemandOnly: false,
         schedule: { startAt: '2026-01-06T02:00:00.000Z', timeZone: 'Europe/Paris', recurrence: { frequency: 'WEEKLY', every: 1, weekDays: ['TUESDAY'] }, endAt: null },
         windowMinutes: 150,
         rebootSetting: 'IF_REQUIRED',
@@ -390,6 +393,56 @@ deployments:
         maxFailures: { value: 10, unit: 'PERCENT' },
         paused: false,
       });
+    });
+
+    it('a deployment run on demand only round-trips: created from a file, exported without a schedule, applied back unchanged; a schedule shows in diff', async () => {
+      const file = shell.file('on-demand.yaml', `deployments:
+  - name: ring-od
+    osType: LINUX
+    classifications: [CRITICAL]
+    targetFilter: {tags: [ring-0]}
+    onDemandOnly: true
+`);
+      expect((await shell.run(['apply', '-f', file], { env: asAdmin })).stdout).toMatch(/^\+ ring-od: created \([0-9a-f-]{36}\)\n1 deployment changed, 0 unchanged\.\n$/);
+      const exported = JSON.parse((await shell.run(['export', 'deployments', '-o', 'json'], { env: asAdmin })).stdout) as { deployments: Array<Record<string, unknown>> };
+      expect(exported.deployments.find((d) => d.name === 'ring-od')).toMatchObject({ onDemandOnly: true, schedule: null, paused: false });
+      const yaml = (await shell.run(['export', 'deployments'], { env: asAdmin })).stdout;
+      expect((await shell.run(['apply', '-f', shell.file('all-od.yaml', yaml)], { env: asAdmin })).stdout).toMatch(/\n= ring-od: unchanged\n(.*\n)*No changes: \d+ deployments already match /);
+      const listed = await shell.run(['deployments', 'show', 'ring-od'], { env: asAdmin });
+      expect(listed.stdout).toMatch(/\nSchedule: +none: on demand only \(deployments run\)\n/);
+
+      const scheduled = shell.file('scheduled.yaml', fs.readFileSync(file, 'utf8').replace('onDemandOnly: true', 'schedule: {startAt: 2031-01-07T03:00:00Z, recurrence: {frequency: DAILY}}'));
+      const diff = await shell.run(['diff', '-f', scheduled], { env: asAdmin });
+      expect(diff.code).toBe(6);
+      expect(diff.stdout).toMatch(/^~ ring-od:\n {4}onDemandOnly: true -> false\n {4}schedule\.startAt: none -> 2031-01-07T03:00:00\.000Z\n/);
+      expect((await shell.run(['apply', '-f', scheduled], { env: asAdmin })).code).toBe(0);
+      expect(JSON.parse((await shell.run(['deployments', 'show', 'ring-od', '-o', 'json'], { env: asAdmin })).stdout)).toMatchObject({ onDemandOnly: false, schedule: { startAt: '2031-01-07T03:00:00.000Z' } });
+      // and back with the flag of `deployments update`
+      expect((await shell.run(['deployments', 'update', 'ring-od', '--on-demand'], { env: asAdmin })).code).toBe(0);
+      expect((await shell.run(['apply', '-f', file], { env: asAdmin })).stdout).toMatch(/^= ring-od: unchanged\n/);
+    });
+
+    it('export and diff read only what the database holds: they answer while Temporal is away from the API', async () => {
+      // An API of its own whose road to Temporal is cut: what needs Temporal (a deployment's next
+      // run) says so; deployments as code does not ask for it.
+      // A scheduled deployment, whose next run only Temporal knows.
+      await shell.run(['deployments', 'create', 'while-away', '--os', 'LINUX', '--classifications', 'CRITICAL', '--tag', 'ring-0', '--start', '2031-01-07T03:00:00Z', '--frequency', 'DAILY'], { env: asAdmin });
+      const relay = await tcpRelay(settings.address);
+      const away = await startTestApi({ ...settings, address: relay.address }, { databaseUrl });
+      try {
+        relay.cut();
+        const env = { FLEETPATCH_SERVER: away.url.replace('/graphql', ''), FLEETPATCH_TOKEN: admin };
+        const listed = await shell.run(['deployments', 'list'], { env });
+        expect(listed.stderr).toMatch(/^fleetpatch: SERVICE_UNAVAILABLE: Temporal is unavailable/);
+        const exported = await shell.run(['export', 'deployments'], { env });
+        expect(exported).toMatchObject({ code: 0, stderr: '' });
+        const diff = await shell.run(['diff', '-f', shell.file('while-away.yaml', exported.stdout)], { env });
+        expect(diff.stdout).toMatch(/\nNo differences: \d+ deployments match the file\.\n$/);
+        expect(diff.code).toBe(0);
+      } finally {
+        await away.close();
+        relay.close();
+      }
     });
 
     it('names the file, line, path and rule of every problem, and changes nothing', async () => {

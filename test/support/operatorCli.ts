@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,4 +83,30 @@ export function parseCsv(text: string): string[][] {
   }
   if (field !== '' || row.length > 0) rows.push([...row, field]);
   return rows;
+}
+
+/**
+ * A TCP relay in front of a server (host:port): `cut()` drops its connections and refuses new
+ * ones, so that a client behind it finds the server gone while the server goes on for the others.
+ */
+export async function tcpRelay(target: string): Promise<{ address: string; cut: () => void; close: () => void }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cut = () => {
+    server.close();
+    for (const s of sockets) s.destroy();
+  };
+  return { address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, cut, close: cut };
 }

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENROLLMENT_KEY_COLUMNS, expiryOption, TOKEN_COLUMNS } from '../../src/cli/operator/access.js';
 import { configDir, graphqlUrlOf, loadCredentials, saveCredentials } from '../../src/cli/operator/credentials.js';
-import { changesBetween, checkSpecTypes, normaliseSpec, pathOf, pathText, type DeploymentSpec } from '../../src/cli/operator/deploymentSpec.js';
+import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, specOfDeployment, type DeploymentSpec } from '../../src/cli/operator/deploymentSpec.js';
 import { DEPLOYMENT_COLUMNS } from '../../src/cli/operator/deployments.js';
 import { EXIT_CODES } from '../../src/cli/operator/errors.js';
 import { ASSESS_COLUMNS, MACHINE_COLUMNS, MACHINE_UPDATE_CSV_COLUMNS, MISSING_UPDATE_COLUMNS } from '../../src/cli/operator/machines.js';
 import { csvField, toCsv, toTable } from '../../src/cli/operator/output.js';
 import { RUN_COLUMNS, RUN_RESULT_CSV_COLUMNS } from '../../src/cli/operator/runs.js';
+import type { CliDeploymentSpecFragment } from '../../src/cli/operator/graphql.generated.js';
 import { exitCodeOf } from '../../src/cli/operator/watch.js';
 
 describe('operator CLI output', () => {
@@ -117,5 +118,30 @@ describe('deployments as code: a spec against the API’s rules', () => {
     expect(normaliseSpec(weekly('2026-02-03T02:00:00Z'), now, past)).toMatchObject({ ok: false, problem: { path: ['schedule', 'startAt'] } });
     expect(normaliseSpec(spec({ includePatterns: ['ok', 'bad pattern'] }), now)).toMatchObject({ ok: false, problem: { path: ['includePatterns', 1] } });
     expect(pathText(pathOf('includePatterns[1]'))).toBe('includePatterns[1]');
+  });
+
+  it('a deployment run on demand only: no schedule, compared and exported as such; a schedule beside it names its path', () => {
+    const onDemand = normaliseSpec(spec({ onDemandOnly: true }), now);
+    expect(onDemand).toMatchObject({ ok: true, value: { onDemandOnly: true, 'schedule.startAt': null, 'schedule.recurrence': null } });
+    expect(normaliseSpec(spec({ onDemandOnly: true, schedule: { timeZone: 'UTC' } }), now)).toMatchObject({ ok: false, problem: { path: ['schedule'] } });
+    // An update to on demand does not carry the stored start over into a schedule the API would refuse.
+    const input = inputOfSpec(spec({ onDemandOnly: true }), '2026-01-06T02:00:00.000Z');
+    expect([input.onDemandOnly, input.schedule ?? null]).toEqual([true, null]);
+    const scheduled = normaliseSpec(spec({ schedule: { startAt: '2026-07-01T01:00:00Z', timeZone: 'UTC' } }), now);
+    if (!onDemand.ok || !scheduled.ok) throw new Error('expected valid specs');
+    expect(changesBetween(scheduled.value, onDemand.value, { comparePaused: false }).map((c) => c.field)).toEqual(['onDemandOnly', 'schedule.startAt', 'schedule.timeZone', 'schedule.recurrence']);
+
+    // As the server returns it (schedule null), exported, and read back: the same deployment.
+    const stored: CliDeploymentSpecFragment = {
+      id: 'd1', name: 'ring-0', osType: 'LINUX', machineIds: [], targetFilter: { tags: ['ring-0'], nameContains: null }, classifications: ['CRITICAL'],
+      includePatterns: [], excludePatterns: [], onDemandOnly: true, schedule: null, windowMinutes: 120, rebootSetting: 'IF_REQUIRED', maxConcurrent: null, maxFailures: null, paused: false,
+    } as CliDeploymentSpecFragment;
+    const exported = specOfDeployment(stored);
+    expect(exported).toMatchObject({ onDemandOnly: true, schedule: null });
+    const reread = checkSpecTypes(JSON.parse(JSON.stringify(exported)));
+    if (!reread.ok) throw new Error(JSON.stringify(reread.problems));
+    const again = normaliseSpec(reread.spec, now);
+    if (!again.ok) throw new Error('expected a valid spec');
+    expect(changesBetween(onDemand.value, again.value, { comparePaused: true })).toEqual([]);
   });
 });

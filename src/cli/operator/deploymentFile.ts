@@ -9,9 +9,9 @@ import {
   CliPauseDeploymentDocument,
   CliResumeDeploymentDocument,
   CliUpdateDeploymentDocument,
-  type CliDeploymentFragment,
+  type CliDeploymentSpecFragment,
 } from './graphql.generated.js';
-import { allDeployments } from './lookup.js';
+import { allDeploymentSpecs } from './lookup.js';
 import { connect } from './options.js';
 
 /**
@@ -71,9 +71,11 @@ export function loadDeploymentFiles(files: string[]): FileDeployment[] {
     const lines = new LineCounter();
     const documents = parseAllDocuments(readSource(file), { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     for (const document of Array.isArray(documents) ? documents : [documents]) {
-      for (const error of document.errors) {
-        const at = error.linePos?.[0];
-        problems.push(`${file}${at ? `:${at.line}:${at.col}` : ''}: ${error.message.split('\n')[0]}`);
+      // The first syntax error of a document: the others usually follow from it.
+      const error = document.errors[0];
+      if (error) {
+        const at = lines.linePos(error.pos[0]);
+        problems.push(`${file === '-' ? '<stdin>' : file}:${at.line}:${at.col}: ${error.message.split('\n')[0]}`);
       }
       if (document.errors.length > 0) continue;
       const contents = document.contents;
@@ -102,8 +104,8 @@ export function loadDeploymentFiles(files: string[]): FileDeployment[] {
 
 type Step =
   | { kind: 'create'; d: FileDeployment; spec: DeploymentSpec }
-  | { kind: 'update'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentFragment; changes: FieldChange[] }
-  | { kind: 'unchanged'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentFragment };
+  | { kind: 'update'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentSpecFragment; changes: FieldChange[] }
+  | { kind: 'unchanged'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentSpecFragment };
 
 function nameOf(step: Step): string {
   return step.spec.name.trim();
@@ -139,7 +141,7 @@ async function plan(client: ApiClient, files: string[]): Promise<Step[]> {
   }
   const unique = typed.filter(({ d }) => !duplicates.has(d));
 
-  const current = new Map((await allDeployments(client)).map((c) => [c.name, c]));
+  const current = new Map((await allDeploymentSpecs(client)).map((c) => [c.name, c]));
   const now = new Date();
   const steps: Step[] = [];
   for (const { d, spec } of unique) {
@@ -228,7 +230,7 @@ export async function exportDeployments(options: { output?: string }): Promise<v
   const format = (options.output ?? 'yaml').toLowerCase();
   if (format !== 'yaml' && format !== 'json') throw new OperatorError(`--output must be yaml or json; got "${options.output}".`);
   const client = connect();
-  const deployments = (await allDeployments(client)).map(specOfDeployment).sort((a, b) => a.name.localeCompare(b.name));
+  const deployments = (await allDeploymentSpecs(client)).map(specOfDeployment).sort((a, b) => a.name.localeCompare(b.name));
   const document = { deployments };
   if (format === 'json') {
     process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);

@@ -1,6 +1,6 @@
 import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
-import { CliDeploymentDocument, CliDeploymentsDocument, CliMachinesNamedDocument, type CliDeploymentFragment } from './graphql.generated.js';
+import { CliDeploymentDocument, CliDeploymentsDocument, CliDeploymentSpecsDocument, CliMachinesNamedDocument, type CliDeploymentFragment, type CliDeploymentSpecFragment } from './graphql.generated.js';
 import { isUuid } from './options.js';
 
 /**
@@ -33,6 +33,18 @@ export async function allDeployments(client: ApiClient): Promise<CliDeploymentFr
   let after: string | undefined;
   for (;;) {
     const { deployments } = await client.request(CliDeploymentsDocument, { first: 500, after });
+    all.push(...deployments.edges.map((e) => e.node));
+    if (!deployments.pageInfo.hasNextPage || !deployments.pageInfo.endCursor) return all;
+    after = deployments.pageInfo.endCursor;
+  }
+}
+
+/** Every deployment's stored fields (what deployments as code compares), following the pages; asks nothing of Temporal. */
+export async function allDeploymentSpecs(client: ApiClient): Promise<CliDeploymentSpecFragment[]> {
+  const all: CliDeploymentSpecFragment[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const { deployments } = await client.request(CliDeploymentSpecsDocument, { first: 500, after });
     all.push(...deployments.edges.map((e) => e.node));
     if (!deployments.pageInfo.hasNextPage || !deployments.pageInfo.endCursor) return all;
     after = deployments.pageInfo.endCursor;
