@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.fleetpatch/**', '.test-data/**', 'web/dist/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.fleetpatch/**', '.test-data/**', 'web/dist/**', '**/*.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -33,6 +33,25 @@ export default tseslint.config(
               group: ['**/activities', '**/activities/**'],
               allowTypeImports: true,
               message: 'Import activities into workflows as types only (import type), and call them through proxyActivities.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The operator commands are an API client: GraphQL over HTTP and WebSocket with a token, never the
+    // database, Temporal or the server's code (docs/cli.md). The product's pure rules (src/fleet) are
+    // shared, so that a deployments file is checked by the very function the API runs.
+    files: ['src/cli/operator/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/db/*', '**/api/*', '**/api/**', '**/temporal/*', '**/events/*', '**/activities/*', '**/workflows/*', '**/devstack/*', 'postgres', 'drizzle-orm', 'drizzle-orm/*', '@temporalio/*'],
+              message: 'The operator CLI talks to the API only (GraphQL over HTTP/WebSocket): no database, Temporal or server code in src/cli/operator.',
             },
           ],
         },

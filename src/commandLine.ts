@@ -34,11 +34,13 @@ class UsageError extends Error {
  * Parses `argv` (without node and the script) and runs the chosen command's action. Help and
  * `--version` exit 0 without running anything; a usage mistake (unknown option or command, a
  * missing value) prints one line that names the command and its `--help`, and exits 2; an error
- * of a type in `expected` prints its message alone and exits 1; anything else is printed in full
+ * of a type in `expected` (or in what it loads, once an error happened) prints its message alone and exits 1; anything else is printed in full
  * (it is a bug) and exits 1. Streams to a pipe or a terminal are written synchronously on Linux,
  * so nothing printed is lost to process.exit.
  */
-export async function runCommandLine(program: Command, argv: string[], expected: Array<abstract new (...args: never[]) => Error>): Promise<void> {
+type ErrorTypes = Array<abstract new (...args: never[]) => Error>;
+
+export async function runCommandLine(program: Command, argv: string[], expected: ErrorTypes | (() => Promise<ErrorTypes>)): Promise<void> {
   for (const command of allCommands(program)) {
     // commander prints its own message before calling the exit callback: the line is written here,
     // with the command it belongs to.
@@ -60,7 +62,8 @@ export async function runCommandLine(program: Command, argv: string[], expected:
       process.exit(USAGE_EXIT_CODE);
     }
     const name = program.name();
-    if (expected.some((type) => error instanceof type)) process.stderr.write(`${name}: ${(error as Error).message}\n`);
+    const types = typeof expected === 'function' ? await expected() : expected;
+    if (types.some((type) => error instanceof type)) process.stderr.write(`${name}: ${(error as Error).message}\n`);
     else process.stderr.write(`${name}: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     // Whatever the command had started (servers, children) must not keep the process alive.
     process.exit(1);

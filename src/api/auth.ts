@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthChecker } from 'type-graphql';
 import { findActiveSession } from '../db/sessions.js';
-import { findActiveToken, type TokenPrincipal } from '../db/tokens.js';
+import { findActiveToken, tokenRefusal, type TokenPrincipal } from '../db/tokens.js';
 import { roleAllows, weakestRole, type Role } from '../fleet/access.js';
 import type { Db } from '../db/client.js';
 import type { ApiContext } from './context.js';
@@ -78,15 +78,21 @@ export function bearerToken(header: unknown): string | undefined {
 
 /**
  * No token: anonymous (only fields without a role answer). A token that is unknown, revoked or
- * expired is refused outright rather than treated as anonymous, so a client learns at once.
+ * expired is refused outright rather than treated as anonymous, so a client learns at once, and
+ * learns which of the three it is.
  */
 export async function authenticate(db: Db, authorization: unknown): Promise<Principal | null> {
   if (authorization === undefined || authorization === null || authorization === '') return null;
   const token = bearerToken(authorization);
   if (!token) throw apiError('UNAUTHENTICATED', 'The Authorization header must be "Bearer <token>".');
   const principal = await findActiveToken(db, token);
-  if (!principal) throw apiError('UNAUTHENTICATED', 'The API token is unknown, revoked or expired. Ask an admin for a new one.');
-  return principal;
+  if (principal) return principal;
+  // Said plainly, so a script or the CLI can tell its user to get a new token rather than check
+  // what they typed.
+  const refusal = await tokenRefusal(db, token);
+  if (refusal?.reason === 'EXPIRED') throw apiError('UNAUTHENTICATED', `The API token expired at ${refusal.at.toISOString()}. Ask an admin for a new one.`, { reason: 'TOKEN_EXPIRED' });
+  if (refusal?.reason === 'REVOKED') throw apiError('UNAUTHENTICATED', `The API token was revoked at ${refusal.at.toISOString()}. Ask an admin for a new one.`, { reason: 'TOKEN_REVOKED' });
+  throw apiError('UNAUTHENTICATED', 'The API token is unknown, revoked or expired. Ask an admin for a new one.');
 }
 
 /** type-graphql's guard for `@Authorized('ROLE')`: the field needs at least that role. */

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { addAgentCommands } from '../agent/cli.js';
+import { addOperatorCommands } from './operator/commands.js';
 import { DEFAULT_PROFILE } from '../simulator/syntheticMachine.js';
 import type { SimulateOptions } from './simulate.js';
 import { version } from '../version.js';
@@ -106,6 +107,8 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
     .option('--ramp <n>', 'machines enrolling at the same time', '50')
     .option('--seed <n>', 'same seed, same fleet', '1')
     .action(async (options: SimulateOptions) => (await import('./simulate.js')).simulateCommand(options));
+
+  addOperatorCommands(program);
 
   return program;
 }

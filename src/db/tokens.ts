@@ -91,6 +91,19 @@ export async function findActiveToken(db: Db, secret: string): Promise<TokenPrin
   return { tokenId: row.id, name: row.name, role: row.role, tokenExpiresAt: row.expiresAt };
 }
 
+/**
+ * Why a token that findActiveToken refused is refused, when it is one of ours: revoked or expired,
+ * with when. Null for a secret no token has. Only the refusal path asks this, so a valid request
+ * pays nothing for it; the holder of a secret learns only what became of that secret.
+ */
+export async function tokenRefusal(db: Db, secret: string): Promise<{ reason: 'REVOKED' | 'EXPIRED'; at: Date } | null> {
+  const [row] = await db.select({ revokedAt: apiTokens.revokedAt, expiresAt: apiTokens.expiresAt }).from(apiTokens).where(eq(apiTokens.tokenHash, hashSecret(secret)));
+  if (!row) return null;
+  if (row.revokedAt) return { reason: 'REVOKED', at: row.revokedAt };
+  if (row.expiresAt) return { reason: 'EXPIRED', at: row.expiresAt };
+  return null;
+}
+
 /** Revocation and expiry of these tokens, as stored now (a deleted token is absent). */
 export function tokenStates(db: Db, ids: readonly string[]): Promise<Array<{ id: string; revokedAt: Date | null; expiresAt: Date | null }>> {
   if (ids.length === 0) return Promise.resolve([]);

@@ -84,6 +84,17 @@ export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' |
   firstRunAt: Date | null;
 }
 
+/** How the input relates to what is stored: an update of a deployment keeps its start as it is. */
+export interface ValidationContext {
+  /**
+   * The stored deployment's start, when the input replaces one. The same start again is kept even
+   * when it is past: it anchors a recurring schedule's time of day, and a new version of a
+   * deployment that began running last month must not need a new one. A schedule kept that way
+   * may have no run left (a ONCE that ran): the update is allowed and runs nothing more.
+   */
+  storedStartAt?: Date | null;
+}
+
 export type DeploymentValidation = { ok: true; value: NormalisedDeployment } | { ok: false; field: string; message: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -127,6 +138,29 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LINUX_PATTERN = /^[A-Za-z0-9._+*?-]+(=[A-Za-z0-9._+~:-]+)?$/;
 /** A Windows KB id, `KB5031356` or `5031356`, optionally ending in `*` (`KB503*`); `*` alone is every KB. */
 const WINDOWS_PATTERN = /^(KB)?(\d+\*?|\*)$/i;
+
+/**
+ * A recurrence as clients send it (GraphQL's RecurrenceInput, a deployment file: one shape with
+ * optional fields), as the union the schedule rules take. Absent: ONCE.
+ */
+export interface RecurrenceFields {
+  frequency: Recurrence['frequency'];
+  every?: number | null;
+  weekDays?: WeekDay[] | null;
+  monthDay?: number | null;
+  nthWeekday?: { ordinal: number; weekDay: WeekDay } | null;
+  offsetDays?: number | null;
+}
+
+export function recurrenceOfInput(input: RecurrenceFields | null | undefined): Recurrence {
+  if (!input || input.frequency === 'ONCE') return { frequency: 'ONCE' };
+  const every = input.every ?? 1;
+  if (input.frequency === 'HOURLY' || input.frequency === 'DAILY') return { frequency: input.frequency, every };
+  if (input.frequency === 'WEEKLY') return { frequency: 'WEEKLY', every, weekDays: input.weekDays ?? [] };
+  return input.nthWeekday
+    ? { frequency: 'MONTHLY', every, nthWeekday: { ordinal: input.nthWeekday.ordinal as 1, weekDay: input.nthWeekday.weekDay }, offsetDays: input.offsetDays ?? 0 }
+    : { frequency: 'MONTHLY', every, monthDay: input.monthDay ?? 0 };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Messages the service shares
@@ -179,16 +213,16 @@ const quote = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0
  * defaulted (now + 30 minutes) and rounded up to a whole minute, time zone canonical, first run
  * computed; or no schedule at all for a deployment run on demand only.
  */
-export function validateDeploymentInput(input: DeploymentInput, now: Date): DeploymentValidation {
+export function validateDeploymentInput(input: DeploymentInput, now: Date, context: ValidationContext = {}): DeploymentValidation {
   try {
-    return { ok: true, value: normalise(input, now) };
+    return { ok: true, value: normalise(input, now, context) };
   } catch (error) {
     if (error instanceof InputProblem) return { ok: false, field: error.field, message: error.message };
     throw error;
   }
 }
 
-function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
+function normalise(input: DeploymentInput, now: Date, context: ValidationContext): NormalisedDeployment {
   const name = checkName(input.name);
   const osType = input.osType;
   if (!OS_TYPES.includes(osType)) fail('osType', `osType must be LINUX or WINDOWS; got ${quote(String(osType))}`);
@@ -211,7 +245,7 @@ function normalise(input: DeploymentInput, now: Date): NormalisedDeployment {
       `windowMinutes must be a whole number of minutes from ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} (the seed allows ${WINDOW_MINUTES.min} to ${WINDOW_MINUTES.max} minutes); got ${String(windowMinutes)}`,
     );
   }
-  const { schedule, firstRunAt } = checkTiming(input, now, windowMinutes);
+  const { schedule, firstRunAt } = checkTiming(input, now, windowMinutes, context.storedStartAt ?? null);
   const maxConcurrent = checkLimit('maxConcurrent', input.maxConcurrent ?? null);
   const maxFailures = checkLimit('maxFailures', input.maxFailures ?? null);
   const rings = checkRings(input.rings ?? null);
@@ -402,8 +436,13 @@ function checkRing(raw: RingInput, i: number): Ring {
 // ---------------------------------------------------------------------------------------------
 
 /** The schedule, the default one, or none for a deployment run on demand only. */
-function checkTiming(input: Pick<DeploymentInput, 'schedule' | 'onDemandOnly'>, now: Date, windowMinutes: number): { schedule: DeploymentSchedule | null; firstRunAt: Date | null } {
-  if (!input.onDemandOnly) return checkSchedule(input.schedule ?? DEFAULT_SCHEDULE, now, windowMinutes);
+function checkTiming(
+  input: Pick<DeploymentInput, 'schedule' | 'onDemandOnly'>,
+  now: Date,
+  windowMinutes: number,
+  storedStartAt: Date | null = null,
+): { schedule: DeploymentSchedule | null; firstRunAt: Date | null } {
+  if (!input.onDemandOnly) return checkSchedule(input.schedule ?? DEFAULT_SCHEDULE, now, windowMinutes, storedStartAt);
   if (input.schedule) fail('schedule', 'a deployment run on demand only has no schedule: leave schedule out, or set onDemandOnly to false to schedule it');
   return { schedule: null, firstRunAt: null };
 }
@@ -426,11 +465,14 @@ export function forecastSchedule(input: Pick<DeploymentInput, 'schedule' | 'onDe
   }
 }
 
-function checkSchedule(input: DeploymentScheduleInput, now: Date, windowMinutes: number): { schedule: DeploymentSchedule; firstRunAt: Date } {
+function checkSchedule(input: DeploymentScheduleInput, now: Date, windowMinutes: number, storedStartAt: Date | null): { schedule: DeploymentSchedule; firstRunAt: Date | null } {
   const recurrence = checkRecurrence(input.recurrence);
 
+  const kept = storedStartAt !== null && isValidDate(input.startAt) && scheduleAnchor(input.startAt).getTime() === storedStartAt.getTime();
   let startAt: Date;
-  if (input.startAt === null || input.startAt === undefined) {
+  if (kept) {
+    startAt = storedStartAt;
+  } else if (input.startAt === null || input.startAt === undefined) {
     startAt = scheduleAnchor(new Date(now.getTime() + DEFAULT_START_DELAY_MS));
   } else {
     if (!isValidDate(input.startAt)) fail('schedule.startAt', 'schedule.startAt is not a valid date-time');
@@ -475,6 +517,7 @@ function checkSchedule(input: DeploymentScheduleInput, now: Date, windowMinutes:
 
   const schedule: DeploymentSchedule = { startAt, timeZone, recurrence, endAt };
   const [firstRunAt] = nextOccurrences(schedule, now, 1);
+  if (!firstRunAt && kept) return { schedule, firstRunAt: null };
   if (!firstRunAt) {
     const at = endAt ? `before schedule.endAt ${endAt.toISOString()}` : `before the year ${MAX_CALENDAR_YEAR}`;
     fail(endAt ? 'schedule.endAt' : 'schedule.recurrence', `the schedule never runs: it has no run from schedule.startAt ${startAt.toISOString()} ${at}`);

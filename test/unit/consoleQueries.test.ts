@@ -1,57 +1,78 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildSchema, parse, specifiedRules, validate } from 'graphql';
+import { buildSchema, Kind, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
 import { queryLimitsOf, queryLimitsRule } from '../../src/api/limits.js';
 import { loadConfig } from '../../src/config.js';
 
 /**
- * Every GraphQL document the web console sends, checked against the committed schema and the
- * server's default depth and cost limits: a console page must not ask for a field the API does
- * not have, nor for more than the API answers (a missing-updates page once nested 500 × 500).
+ * Every GraphQL document the web console and the operator CLI send (their .graphql files, from
+ * which `npm run codegen` generates their typed documents), checked against the committed schema
+ * and the server's default depth and cost limits: a page or a command must not ask for a field the
+ * API does not have, nor for more than the API answers (a missing-updates page once nested 500 × 500).
  */
-const WEB_SRC = path.resolve('web/src');
 const schema = buildSchema(fs.readFileSync('schema/schema.graphql', 'utf8'));
 const limits = loadConfig({}).limits;
 
-function consoleDocuments(): Array<{ file: string; text: string }> {
-  const documents: Array<{ file: string; text: string }> = [];
-  const files = fs.readdirSync(WEB_SRC, { recursive: true }).map(String).filter((f) => /\.tsx?$/.test(f));
-  for (const file of files) {
-    const source = fs.readFileSync(path.join(WEB_SRC, file), 'utf8');
-    // Field lists shared by several documents of the file: const NAME = `...` or '...'.
-    const pieces = new Map<string, string>();
-    for (const [, name, text] of source.matchAll(/const (\w+) = [`']([^`']*)[`']/g)) pieces.set(name!, text!);
-    const expand = (text: string): string =>
-      text.replace(/\$\{(\w+)\}/g, (_, name: string) => {
-        const piece = pieces.get(name);
-        if (piece === undefined) throw new Error(`${file}: \${${name}} in a GraphQL document is not a constant of the file`);
-        return expand(piece);
-      });
-    for (const [, text] of source.matchAll(/[`']\s*((?:query|mutation|subscription)\b[^`']*)[`']/g)) documents.push({ file, text: expand(text!) });
-  }
-  return documents;
+const CLIENTS = { console: 'web/src', cli: 'src/cli/operator' };
+
+function graphqlFiles(folder: string): string[] {
+  return fs.readdirSync(folder, { recursive: true }).map(String).filter((f) => f.endsWith('.graphql')).map((f) => path.join(folder, f));
 }
 
-describe('the web console’s GraphQL documents', () => {
-  const documents = consoleDocuments();
+/** One document per client: its files together, as codegen reads them (fragments are shared across files). */
+function clientDocument(folder: string): { files: string[]; document: DocumentNode } {
+  const files = graphqlFiles(folder);
+  return { files, document: parse(files.map((f) => fs.readFileSync(f, 'utf8')).join('\n'), { maxTokens: 100_000 }) };
+}
 
-  it('are found (queries, mutations and subscriptions)', () => {
-    expect(documents.length).toBeGreaterThanOrEqual(13);
-    expect(documents.some((d) => d.text.startsWith('subscription'))).toBe(true);
-    expect(documents.some((d) => d.text.startsWith('mutation'))).toBe(true);
+/** Each operation of a client's document, alone with the fragments it uses, as the client sends it. */
+function operationsOf(document: DocumentNode): Array<{ name: string; kind: string; document: DocumentNode }> {
+  const fragments = document.definitions.filter((d) => d.kind === 'FragmentDefinition');
+  return document.definitions.flatMap((d) => {
+    if (d.kind !== 'OperationDefinition') return [];
+    const used = new Set<string>();
+    const visit = (text: string) => {
+      for (const [, name] of text.matchAll(/\.\.\.(\w+)/g)) {
+        if (used.has(name!)) continue;
+        used.add(name!);
+        const fragment = fragments.find((f) => f.name.value === name);
+        if (fragment?.loc) visit(fragment.loc.source.body.slice(fragment.loc.start, fragment.loc.end));
+      }
+    };
+    visit(d.loc!.source.body.slice(d.loc!.start, d.loc!.end));
+    return [{ name: d.name?.value ?? '(anonymous)', kind: d.operation, document: { kind: Kind.DOCUMENT, definitions: [d, ...fragments.filter((f) => used.has(f.name.value))] } }];
+  });
+}
+
+describe.each(Object.entries(CLIENTS))('the %s’s GraphQL documents', (_client, folder) => {
+  const { files, document } = clientDocument(folder);
+  const operations = operationsOf(document);
+
+  it('are found (queries, mutations and subscriptions), each named', () => {
+    expect(files.length).toBeGreaterThan(0);
+    expect(operations.length).toBeGreaterThanOrEqual(13);
+    expect(new Set(operations.map((o) => o.kind))).toEqual(new Set(['query', 'mutation', 'subscription']));
+    expect(operations.filter((o) => o.name === '(anonymous)')).toEqual([]);
   });
 
   it('are valid against the schema and within the default depth and cost limits', () => {
-    const problems = documents.flatMap(({ file, text }) =>
-      validate(schema, parse(text, { maxTokens: limits.graphqlMaxTokens }), [...specifiedRules, queryLimitsRule(queryLimitsOf(limits))]).map((error) => `${file}: ${error.message}`),
-    );
+    const problems = operations.flatMap(({ name, document: d }) => validate(schema, d, [...specifiedRules, queryLimitsRule(queryLimitsOf(limits))]).map((error) => `${name}: ${error.message}`));
     expect(problems).toEqual([]);
   });
 
-  it('are named as the server knows them: metrics label only these names', () => {
-    const names = new Set(documents.flatMap(({ text }) => parse(text).definitions.flatMap((d) => (d.kind === 'OperationDefinition' && d.name ? [d.name.value] : []))));
+  it('leave no GraphQL in the code beside them: every document is in a .graphql file, typed by codegen', () => {
+    const sources = fs.readdirSync(folder, { recursive: true }).map(String).filter((f) => /\.tsx?$/.test(f) && !f.includes('generated'));
+    const inline = sources.filter((f) => /[`']\s*(query|mutation|subscription)(\s+\w+)?\s*[{(]/.test(fs.readFileSync(path.join(folder, f), 'utf8')));
+    expect(inline).toEqual([]);
+  });
+});
+
+describe('operation names', () => {
+  it('are the ones the server knows, console and CLI: metrics label only these names', () => {
+    const names = Object.values(CLIENTS).flatMap((folder) => operationsOf(clientDocument(folder).document).map((o) => o.name));
+    expect(new Set(names).size).toBe(names.length);
     expect([...names].sort()).toEqual([...KNOWN_OPERATION_NAMES].sort());
   });
 });

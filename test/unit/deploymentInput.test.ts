@@ -172,6 +172,26 @@ describe('validateDeploymentInput: the schedule', () => {
     });
   });
 
+  it('keeps the stored start of a deployment it replaces, even past: a recurring deployment can be changed after its first run', () => {
+    const stored = new Date('2026-10-06T01:00:00Z');
+    const weekly = withSchedule({ startAt: stored, recurrence: { frequency: 'WEEKLY', every: 1, weekDays: ['TUESDAY'] } });
+    expect(problem(check(weekly)).field).toBe('schedule.startAt');
+    const value = valid(validateDeploymentInput({ ...weekly, windowMinutes: 90 }, now, { storedStartAt: stored }));
+    expect(value.schedule!.startAt.toISOString()).toBe('2026-10-06T01:00:00.000Z');
+    expect(value.windowMinutes).toBe(90);
+    // 03:00 in Paris, as the stored start: summer time then, winter time now.
+    expect(value.firstRunAt?.toISOString()).toBe('2026-12-01T02:00:00.000Z');
+    // Another past start is a new start, and refused as one.
+    const moved = withSchedule({ startAt: new Date('2026-10-07T01:00:00Z'), recurrence: { frequency: 'WEEKLY', every: 1, weekDays: ['TUESDAY'] } });
+    expect(problem(validateDeploymentInput(moved, now, { storedStartAt: stored })).field).toBe('schedule.startAt');
+  });
+
+  it('accepts a kept one-off start that has passed: the new version runs nothing more', () => {
+    const stored = new Date('2026-11-20T08:00:00Z');
+    const value = valid(validateDeploymentInput(withSchedule({ startAt: stored }), now, { storedStartAt: stored }));
+    expect(value.firstRunAt).toBeNull();
+  });
+
   it('refuses an unknown time zone with its own message', () => {
     expect(problem(check(withSchedule({ timeZone: 'Europe/Pariss' })))).toEqual({
       field: 'schedule.timeZone',

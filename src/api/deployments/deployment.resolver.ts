@@ -56,7 +56,7 @@ export class DeploymentResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => DeploymentPreview, { description: 'Per machine, what a deployment (by id, or an unsaved input) would install, leave out, or likely not reach within its window.' })
+  @Query(() => DeploymentPreview, { description: 'Per machine, what a deployment (by id, or an unsaved input; with both, the input as the new version of that deployment) would install, leave out, or likely not reach within its window. An input is checked by the rules of createDeployment (updateDeployment with an id) and nothing is written.' })
   previewDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { nullable: true }) id?: string, @Arg('input', () => DeploymentInput, { nullable: true }) input?: DeploymentInput) {
     return service(ctx).preview({ id, input });
   }
@@ -80,7 +80,7 @@ export class DeploymentResolver {
   }
 
   @Authorized('OPERATOR')
-  @Mutation(() => Deployment, { description: 'Replaces a deployment; its schedule follows.' })
+  @Mutation(() => Deployment, { description: 'Replaces a deployment; its schedule follows. The same schedule.startAt as stored is kept even when it is past.' })
   updateDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string, @Arg('input', () => DeploymentInput) input: DeploymentInput) {
     return service(ctx).update(id, input);
   }

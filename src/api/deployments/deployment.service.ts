@@ -18,7 +18,7 @@ import {
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
 import { cancelUnstartedRun, ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
-import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
+import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, recurrenceOfInput, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { assignRings, ringWarnings } from '../../fleet/rollout.js';
 import { ringsOfRun, type RingStatus } from '../../db/rollouts.js';
@@ -27,25 +27,15 @@ import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, scheduleIds, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
-import type { DeploymentInput, RecurrenceInput, ScheduleInput } from './deployment.input.js';
+import type { DeploymentInput, ScheduleInput } from './deployment.input.js';
 
 /** How far back Temporal still starts an occurrence it missed (server down): later ones are skipped. */
 const CATCHUP_WINDOW = '10 minutes';
 
-/** The GraphQL recurrence (one input type with optional fields) as the union the schedule rules take. */
-function recurrenceOf(input: RecurrenceInput | null | undefined): Recurrence {
-  if (!input || input.frequency === 'ONCE') return { frequency: 'ONCE' };
-  if (input.frequency === 'HOURLY' || input.frequency === 'DAILY') return { frequency: input.frequency, every: input.every };
-  if (input.frequency === 'WEEKLY') return { frequency: 'WEEKLY', every: input.every, weekDays: input.weekDays ?? [] };
-  return input.nthWeekday
-    ? { frequency: 'MONTHLY', every: input.every, nthWeekday: { ordinal: input.nthWeekday.ordinal as 1, weekDay: input.nthWeekday.weekDay }, offsetDays: input.offsetDays ?? 0 }
-    : { frequency: 'MONTHLY', every: input.every, monthDay: input.monthDay ?? 0 };
-}
-
 /** The GraphQL schedule as the validator takes it (null: none given). */
 function scheduleInputOf(schedule: ScheduleInput | null | undefined): ValidInput['schedule'] {
   if (!schedule) return null;
-  return { startAt: schedule.startAt ?? null, timeZone: schedule.timeZone ?? 'UTC', recurrence: recurrenceOf(schedule.recurrence), endAt: schedule.endAt ?? null };
+  return { startAt: schedule.startAt ?? null, timeZone: schedule.timeZone ?? 'UTC', recurrence: recurrenceOfInput(schedule.recurrence), endAt: schedule.endAt ?? null };
 }
 
 /** The GraphQL input as the validator takes it. */
@@ -111,8 +101,8 @@ export class DeploymentService {
   }
 
   /** Every rule of the input, then the ones that need the fleet: known machines, of this OS type, and at least one target. */
-  async validate(input: DeploymentInput): Promise<NormalisedDeployment> {
-    const checked = validateDeploymentInput(toValidatorInput(input), this.services.now());
+  async validate(input: DeploymentInput, replacing?: DeploymentRow): Promise<NormalisedDeployment> {
+    const checked = validateDeploymentInput(toValidatorInput(input), this.services.now(), { storedStartAt: replacing ? (scheduleOf(replacing)?.startAt ?? null) : null });
     if (!checked.ok) throw badUserInput(checked.field, checked.message);
     const value = checked.value;
     const named = await findMachines(this.db, value.machineIds);
@@ -211,7 +201,7 @@ export class DeploymentService {
 
   async update(id: string, input: DeploymentInput): Promise<DeploymentRow> {
     const previous = await this.get(id);
-    const value = await this.validate(input);
+    const value = await this.validate(input, previous);
     const row = await updateDeployment(this.db, id, valuesOf(value));
     if (row === 'NAME_TAKEN') throw apiError('CONFLICT', duplicateNameMessage(value.name), { field: 'name' });
     if (!row) throw notFound(`No deployment with id ${id}.`);
@@ -425,7 +415,8 @@ export class DeploymentService {
     let value: Pick<NormalisedDeployment, 'osType' | 'machineIds' | 'targetFilter' | 'windowMinutes' | 'rebootSetting' | 'schedule' | 'rings'> & { selection: ReturnType<typeof selectionOf> };
     let nextRunAt: Date | null;
     if (source.input) {
-      const v = await this.validate(source.input);
+      // With an id too, the input is checked as that deployment's next version (its start is kept).
+      const v = await this.validate(source.input, source.id ? await this.get(source.id) : undefined);
       value = { ...v, selection: { classifications: v.classifications, includePatterns: v.includePatterns, excludePatterns: v.excludePatterns } };
       nextRunAt = v.firstRunAt;
     } else if (source.id) {

@@ -1,26 +1,16 @@
 import { useEffect, useState } from 'react';
 import { useQuery } from 'urql';
+import { ComputersDocument, type AgentReadiness, type Compliance, type MachineRowFragment, type MachineSortField, type OsType, type SortDirection } from '../graphql.generated';
 import { Link, navigate, useLocation } from '../router';
 import { Badge, ago, Loading, Page, Problems, TableBox, words } from '../ui';
 
-const MACHINES = `query Computers($filter: MachineFilter, $orderBy: MachineOrder, $first: Int, $after: String) {
-  machines(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { node { id name duplicateName compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness
-      readinessDetail { state reason since } agentVersion outdated } }
-  }
-}`;
-
-export interface MachineRow {
-  id: string; name: string; compliance: string; environment: string; osType: string; osName: string; osVersion: string;
-  criticalAndSecurityCount: number; otherCount: number; agentReadiness: string; readinessDetail: { state: string; reason: string; since: string | null };
+export type MachineRow = MachineRowFragment & {
   /** Another machine has the same name (asked for by the computers list). */
   duplicateName?: boolean;
   /** Asked for by the computers list: the agent's version, and whether it is older than the server's. */
   agentVersion?: string | null;
   outdated?: boolean | null;
-}
+};
 
 const PAGE_SIZE = 25;
 
@@ -65,10 +55,11 @@ export function ComputersPage() {
     return () => clearTimeout(timer);
   });
 
-  const filter = { compliance: compliance ? [compliance] : undefined, readiness: readiness ? [readiness] : undefined, osType: osType || undefined, nameContains: q || undefined };
-  const [{ data, error, fetching }] = useQuery<{ machines: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: MachineRow }> } }>({
-    query: MACHINES,
-    variables: { filter, orderBy: { field: sort, direction }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
+  // The URL's values as typed; the API refuses one that is not of its enum.
+  const filter = { compliance: compliance ? [compliance as Compliance] : undefined, readiness: readiness ? [readiness as AgentReadiness] : undefined, osType: (osType || undefined) as OsType | undefined, nameContains: q || undefined };
+  const [{ data, error, fetching }] = useQuery({
+    query: ComputersDocument,
+    variables: { filter, orderBy: { field: sort as MachineSortField, direction: direction as SortDirection }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
   });
   const rows = data?.machines.edges.map((e) => e.node) ?? [];
   const pageNumber = cursors.length;

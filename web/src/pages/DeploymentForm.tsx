@@ -1,9 +1,13 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { useClient, useQuery } from 'urql';
+import {
+  CreateDocument, FormMachinesDocument, ForecastDocument, PreviewDocument, RunNowDocument,
+  type Classification, type DeploymentInput, type ForecastQuery, type Frequency, type LimitUnit, type OsType, type PreviewQuery, type RebootSetting, type RecurrenceInput, type ScheduleInput, type WeekDay,
+} from '../graphql.generated';
 import { problemsOf, type ApiProblem } from '../client';
 import { Link, navigate } from '../router';
 import { Badge, fromNow, Page, TableBox, words } from '../ui';
-import { Readiness, type MachineRow } from './Computers';
+import { Readiness } from './Computers';
 import { browserTimeZone, timeZones, wallTimeToIso } from '../zone';
 
 const CLASSIFICATIONS: Record<string, string[]> = {
@@ -18,20 +22,8 @@ const REBOOT: Record<string, string> = {
   REBOOT_ONLY: 'Reboot only: install nothing',
 };
 
-const MACHINES = `query FormMachines($os: OsType) { machines(first: 500, filter: { osType: $os }, orderBy: { field: NAME }) {
-  totalCount edges { node { id name compliance environment osType osName osVersion criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since } } } } }`;
-const CREATE = 'mutation Create($input: DeploymentInput!) { createDeployment(input: $input) { id } }';
-const RUN_NOW = 'mutation RunNow($id: ID!) { runDeploymentNow(id: $id) { id } }';
-const FORECAST = `query Forecast($schedule: ScheduleInput, $onDemandOnly: Boolean, $windowMinutes: Int) {
-  scheduleForecast(schedule: $schedule, onDemandOnly: $onDemandOnly, windowMinutes: $windowMinutes, count: 3) { onDemandOnly description nextRuns } }`;
-const PREVIEW = `query Preview($input: DeploymentInput!) { previewDeployment(input: $input) { nextRunAt onDemandOnly scheduleDescription windowMinutes machines {
-  machine { id name } expectedSeconds willReboot rebootReserveSeconds toInstall { name classification } notSelected { reason update { name } } predictedNotAttempted { name } } } }`;
-
-interface Forecast { onDemandOnly: boolean; description: string; nextRuns: string[] }
-interface Preview {
-  nextRunAt: string | null; onDemandOnly: boolean; scheduleDescription: string; windowMinutes: number;
-  machines: Array<{ machine: { id: string; name: string }; expectedSeconds: number; willReboot: string; rebootReserveSeconds: number; toInstall: Array<{ name: string; classification: string }>; notSelected: Array<{ reason: string; update: { name: string } }>; predictedNotAttempted: Array<{ name: string }> }>;
-}
+type Forecast = ForecastQuery['scheduleForecast'];
+type Preview = PreviewQuery['previewDeployment'];
 
 /** The form's fields, keyed as the API names them in `extensions.field` (schedule.recurrence.weekDays...). */
 const FIELDS = [
@@ -120,36 +112,38 @@ export function DeploymentFormPage() {
   const formRef = useRef<HTMLFormElement>(null);
   const zones = useMemo(timeZones, []);
 
-  const [machines] = useQuery<{ machines: { totalCount: number; edges: Array<{ node: MachineRow }> } }>({ query: MACHINES, variables: { os: osType } });
+  const [machines] = useQuery({ query: FormMachinesDocument, variables: { os: osType as OsType } });
   const choices = (machines.data?.machines.edges.map((e) => e.node) ?? []).filter((m) => !machineSearch || m.name.toLowerCase().includes(machineSearch.toLowerCase()));
 
   const toggle = (list: string[], value: string, set: (next: string[]) => void) => set(list.includes(value) ? list.filter((v) => v !== value) : [...list, value]);
 
-  function schedule() {
-    const recurrence: Record<string, unknown> = { frequency, every: Number(every) };
-    if (frequency === 'WEEKLY') recurrence.weekDays = weekDays;
+  // The form keeps its choices as the strings of its controls, whose options are the schema's enum
+  // values; they become the API's types here, and the API checks them again.
+  function schedule(): ScheduleInput | undefined {
+    const recurrence: RecurrenceInput = { frequency: frequency as Frequency, every: Number(every) };
+    if (frequency === 'WEEKLY') recurrence.weekDays = weekDays as WeekDay[];
     if (frequency === 'MONTHLY' && monthlyBy === 'day') recurrence.monthDay = Number(monthDay);
-    if (frequency === 'MONTHLY' && monthlyBy === 'nth') Object.assign(recurrence, { nthWeekday: { ordinal: Number(ordinal), weekDay: nthDay }, offsetDays: Number(offsetDays) });
+    if (frequency === 'MONTHLY' && monthlyBy === 'nth') Object.assign(recurrence, { nthWeekday: { ordinal: Number(ordinal), weekDay: nthDay as WeekDay }, offsetDays: Number(offsetDays) });
     const zone = timeZone.trim();
     const instant = (wall: string) => (wall ? (wallTimeToIso(wall, zone) ?? wallTimeToIso(wall, 'UTC')) : undefined);
     return onDemand ? undefined : { timeZone: zone, startAt: instant(startAt), endAt: instant(endAt), recurrence };
   }
 
-  function input() {
-    const limit = (value: string, unit: string) => (value.trim() === '' ? undefined : { value: Number(value), unit });
+  function input(): DeploymentInput {
+    const limit = (value: string, unit: string) => (value.trim() === '' ? undefined : { value: Number(value), unit: unit as LimitUnit });
     const filterTags = lines(tags);
     return {
       name: name.trim(),
-      osType,
+      osType: osType as OsType,
       machineIds,
       targetFilter: filterTags.length > 0 || nameContains.trim() ? { tags: filterTags, nameContains: nameContains.trim() || undefined } : undefined,
-      classifications,
+      classifications: classifications as Classification[],
       includePatterns: lines(include),
       excludePatterns: lines(exclude),
       schedule: schedule(),
       onDemandOnly: onDemand,
       windowMinutes: Number(windowMinutes),
-      rebootSetting,
+      rebootSetting: rebootSetting as RebootSetting,
       maxConcurrent: limit(maxConcurrent, maxConcurrentUnit),
       maxFailures: limit(maxFailures, maxFailuresUnit),
     };
@@ -162,7 +156,7 @@ export function DeploymentFormPage() {
     let current = true;
     const timer = setTimeout(() => {
       void client
-        .query<{ scheduleForecast: Forecast }>(FORECAST, { schedule: schedule(), onDemandOnly: onDemand, windowMinutes: Number(windowMinutes) || 120 }, { requestPolicy: 'network-only' })
+        .query(ForecastDocument, { schedule: schedule(), onDemandOnly: onDemand, windowMinutes: Number(windowMinutes) || 120 }, { requestPolicy: 'network-only' })
         .toPromise()
         .then((result) => {
           if (current) setForecast({ value: result.data?.scheduleForecast ?? null, problem: problemsOf(result.error)[0]?.message ?? null });
@@ -195,14 +189,14 @@ export function DeploymentFormPage() {
   async function submit(event: FormEvent) {
     event.preventDefault();
     setBusy(true);
-    const created = await client.mutation<{ createDeployment: { id: string } }>(CREATE, { input: input() }, { additionalTypenames: ['Deployment'] }).toPromise();
+    const created = await client.mutation(CreateDocument, { input: input() }, { additionalTypenames: ['Deployment'] }).toPromise();
     if (created.error || !created.data) {
       setBusy(false);
       return show(problemsOf(created.error));
     }
     const id = created.data.createDeployment.id;
     if (runNow) {
-      const run = await client.mutation<{ runDeploymentNow: { id: string } }>(RUN_NOW, { id }).toPromise();
+      const run = await client.mutation(RunNowDocument, { id }).toPromise();
       setBusy(false);
       if (run.data) return navigate(`/runs/${run.data.runDeploymentNow.id}`);
     }
@@ -212,7 +206,7 @@ export function DeploymentFormPage() {
 
   async function showPreview() {
     setBusy(true);
-    const result = await client.query<{ previewDeployment: Preview }>(PREVIEW, { input: input() }, { requestPolicy: 'network-only' }).toPromise();
+    const result = await client.query(PreviewDocument, { input: input() }, { requestPolicy: 'network-only' }).toPromise();
     setBusy(false);
     if (result.error || !result.data) {
       setPreview(null);

@@ -1,14 +1,9 @@
 import { useMutation, useQuery } from 'urql';
+import { DeploymentDocument, DeploymentsDocument, RunNowDocument, SetDeploymentPausedDocument, type DeploymentQuery, type DeploymentRowFragment } from '../graphql.generated';
 import { Link, navigate } from '../router';
 import { Badge, fromNow, Loading, Page, Problems, TableBox, when, words } from '../ui';
 
-const DEPLOYMENTS = `{ deployments(first: 500) { totalCount edges { node { id name osType classifications windowMinutes rebootSetting paused nextRunAt onDemandOnly
-  schedule { description timeZone } lastRun { id status startedAt endedAt } } } } }`;
-
-interface DeploymentRow {
-  id: string; name: string; osType: string; classifications: string[]; windowMinutes: number; rebootSetting: string; paused: boolean; nextRunAt: string | null;
-  onDemandOnly: boolean; schedule: { description: string; timeZone: string } | null; lastRun: { id: string; status: string; startedAt: string | null; endedAt: string | null } | null;
-}
+type DeploymentRow = DeploymentRowFragment;
 
 /** The next scheduled run, in words. */
 function nextRun(d: Pick<DeploymentRow, 'paused' | 'onDemandOnly' | 'nextRunAt'>): string {
@@ -18,7 +13,7 @@ function nextRun(d: Pick<DeploymentRow, 'paused' | 'onDemandOnly' | 'nextRunAt'>
 }
 
 export function DeploymentsPage() {
-  const [{ data, error, fetching }] = useQuery<{ deployments: { totalCount: number; edges: Array<{ node: DeploymentRow }> } }>({ query: DEPLOYMENTS });
+  const [{ data, error, fetching }] = useQuery({ query: DeploymentsDocument });
   return (
     <Page title="Deployments" actions={<Link to="/deployments/new" className="button">New deployment</Link>}>
       <Problems error={error} />
@@ -47,27 +42,14 @@ export function DeploymentsPage() {
   );
 }
 
-const DEPLOYMENT = `query Deployment($id: ID!) { deployment(id: $id) {
-  id name osType classifications includePatterns excludePatterns machineIds windowMinutes rebootSetting paused nextRunAt onDemandOnly createdAt
-  targetFilter { tags nameContains } maxConcurrent { value unit } maxFailures { value unit }
-  schedule { description timeZone startAt endAt }
-  runs(first: 50) { totalCount edges { node { id status trigger startedAt endedAt durationSeconds counts { total succeeded failed notAttempted notSelected } } } }
-} }`;
-
-interface Limit { value: number; unit: string }
-interface DeploymentDetail extends DeploymentRow {
-  includePatterns: string[]; excludePatterns: string[]; machineIds: string[]; createdAt: string;
-  targetFilter: { tags: string[]; nameContains: string | null } | null; maxConcurrent: Limit | null; maxFailures: Limit | null;
-  schedule: (NonNullable<DeploymentRow['schedule']> & { startAt: string; endAt: string | null }) | null;
-  runs: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; durationSeconds: number | null; counts: { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number } } }> };
-}
+type Limit = NonNullable<NonNullable<DeploymentQuery['deployment']>['maxConcurrent']>;
 
 const limit = (l: Limit | null, none: string) => (l ? `${l.value}${l.unit === 'PERCENT' ? ' %' : ''}` : none);
 
 export function DeploymentPage({ id }: { id: string }) {
-  const [{ data, error, fetching }] = useQuery<{ deployment: DeploymentDetail | null }>({ query: DEPLOYMENT, variables: { id } });
-  const [run, runNow] = useMutation<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }');
-  const [pause, setPaused] = useMutation(`mutation($id: ID!, $pause: Boolean!) { pauseDeployment(id: $id) @include(if: $pause) { id paused nextRunAt } resumeDeployment(id: $id) @skip(if: $pause) { id paused nextRunAt } }`);
+  const [{ data, error, fetching }] = useQuery({ query: DeploymentDocument, variables: { id } });
+  const [run, runNow] = useMutation(RunNowDocument);
+  const [pause, setPaused] = useMutation(SetDeploymentPausedDocument);
   const d = data?.deployment;
   if (!data && fetching) return <Loading what="the deployment" />;
   if (data && !d) return <Page title="Deployment not found"><p>No deployment with id {id}. <Link to="/deployments">All deployments</Link></p></Page>;

@@ -1,43 +1,12 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useSubscription } from 'urql';
+import { AssessMachinesDocument, MachineChangedDocument, MachineDocument } from '../graphql.generated';
 import { Link } from '../router';
 import { Badge, Loading, Page, Problems, TableBox, updateCountsText, when, words, type UpdateCounts } from '../ui';
-import { Readiness, type MachineRow } from './Computers';
+import { Readiness } from './Computers';
 
 /** Pending updates shown at once (the `first` of MACHINE): the API's largest page, as a machine may have thousands. */
 const UPDATES_PAGE = 500;
-
-const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
-  machine(id: $id, includeRemoved: true) {
-    id name compliance environment osType osName osVersion kernel packageManager agentVersion tags
-    criticalAndSecurityCount otherCount agentReadiness readinessDetail { state reason since }
-    lastSeenAt lastAssessedAt rebootPending managementEnabled warnings removedAt
-    lastAssessmentError { at code message }
-    repositoryProblems { repository message }
-    pendingUpdates(first: 500, after: $updatesAfter) {
-      totalCount pageInfo { hasNextPage endCursor }
-      edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository note } }
-    }
-    assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt assessedAt criticalCount securityCount otherCount rebootPending } } }
-    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status counts { total succeeded failed notAttempted notSelected } } } } }
-  }
-}`;
-
-interface MachineData {
-  machine: (MachineRow & {
-    kernel: string | null; packageManager: string | null; agentVersion: string | null; tags: string[];
-    lastSeenAt: string | null; lastAssessedAt: string | null; rebootPending: boolean; managementEnabled: boolean; warnings: string[]; removedAt: string | null;
-    lastAssessmentError: { at: string; code: string; message: string } | null;
-    repositoryProblems: Array<{ repository: string; message: string }>;
-    pendingUpdates: {
-      totalCount: number;
-      pageInfo: { hasNextPage: boolean; endCursor: string | null };
-      edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null; note: string | null } }>;
-    };
-    assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; assessedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
-    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string; counts: UpdateCounts }> } }> };
-  }) | null;
-}
 
 /** How a run went for this machine: its status and, once it ended, its updates' counts beside it. */
 function ThisMachine({ run }: { run: { status: string; counts: UpdateCounts } | undefined }) {
@@ -49,13 +18,13 @@ function ThisMachine({ run }: { run: { status: string; counts: UpdateCounts } | 
 export function MachinePage({ id }: { id: string }) {
   // The cursors of the pending updates' pages seen so far (null: the first page).
   const [updateCursors, setUpdateCursors] = useState<Array<string | null>>([null]);
-  const [{ data, error, fetching }, refetch] = useQuery<MachineData>({ query: MACHINE, variables: { id, updatesAfter: updateCursors[updateCursors.length - 1] } });
+  const [{ data, error, fetching }, refetch] = useQuery({ query: MachineDocument, variables: { id, updatesAfter: updateCursors[updateCursors.length - 1] } });
   // A new assessment, readiness or compliance arrives live: read the page again.
-  useSubscription({ query: 'subscription($id: ID) { machineChanged(machineId: $id) { id } }', variables: { id } }, () => {
+  useSubscription({ query: MachineChangedDocument, variables: { id } }, () => {
     refetch({ requestPolicy: 'network-only' });
     return null;
   });
-  const [assess, assessNow] = useMutation<{ assessMachines: Array<{ requested: boolean; reason: string | null }> }>('mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { requested reason } }');
+  const [assess, assessNow] = useMutation(AssessMachinesDocument);
   const m = data?.machine;
   if (!data && fetching) return <Loading what="the machine" />;
   if (data && !m) return <Page title="Machine not found"><p>No machine with id {id}. <Link to="/computers">All computers</Link></p></Page>;

@@ -1,28 +1,18 @@
 import { Fragment, useState } from 'react';
 import { useQuery } from 'urql';
+import { MachinesMissingDocument, MissingDocument, type Classification, type MissingQuery } from '../graphql.generated';
 import { Link, navigate, useLocation } from '../router';
 import { Badge, Loading, Page, Problems, TableBox, words } from '../ui';
-
-const MISSING = `query Missing($filter: MissingUpdateFilter, $first: Int, $after: String) {
-  missingUpdates(filter: $filter, first: $first, after: $after) {
-    totalCount pageInfo { hasNextPage endCursor }
-    edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } }
-  }
-}`;
-const MACHINES_MISSING = `query MachinesMissing($name: String, $classification: [Classification!]) {
-  missingUpdates(filter: { nameContains: $name, classification: $classification }, first: 10) { edges { node { name
-    machines(first: 200) { totalCount edges { node { id name compliance agentReadiness } } } } } }
-}`;
 
 const CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
 const PAGE_SIZE = 50;
 
-interface Missing { name: string; classification: string; severity: string | null; availableVersions: string[]; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; machineCount: number }
+type Missing = MissingQuery['missingUpdates']['edges'][number]['node'];
 
 /** The machines missing one update (by name and classification), each linking to its page. */
 function MachinesMissing({ update }: { update: Missing }) {
-  const [{ data, error }] = useQuery<{ missingUpdates: { edges: Array<{ node: { name: string; machines: { totalCount: number; edges: Array<{ node: { id: string; name: string; compliance: string; agentReadiness: string } }> } } }> } }>({
-    query: MACHINES_MISSING,
+  const [{ data, error }] = useQuery({
+    query: MachinesMissingDocument,
     variables: { name: update.name, classification: [update.classification] },
   });
   if (error) return <Problems error={error} />;
@@ -46,9 +36,9 @@ export function MissingUpdatesPage() {
   const [q, setQ] = useState(typed);
   const [cursors, setCursors] = useState<Array<string | null>>([null]);
   const [open, setOpen] = useState<string | null>(null);
-  const [{ data, error, fetching }] = useQuery<{ missingUpdates: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: Missing }> } }>({
-    query: MISSING,
-    variables: { filter: { classification: classification ? [classification] : undefined, nameContains: q || undefined }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
+  const [{ data, error, fetching }] = useQuery({
+    query: MissingDocument,
+    variables: { filter: { classification: classification ? [classification as Classification] : undefined, nameContains: q || undefined }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
   });
   const rows = data?.missingUpdates.edges.map((e) => e.node) ?? [];
   return (

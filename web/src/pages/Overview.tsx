@@ -1,23 +1,9 @@
 import { useQuery } from 'urql';
+import { OverviewDocument, type OverviewQuery } from '../graphql.generated';
 import { Link } from '../router';
 import { Badge, Loading, Meter, Page, Problems, TableBox, words } from '../ui';
 
-const OVERVIEW = `{
-  complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured
-    pendingByClassification { classification updateCount machineCount } }
-  deployments(first: 500) { edges { node { id name lastRun { id status startedAt counts { total succeeded failed notAttempted notSelected } } } } }
-  agentVersions { shippedVersion outdatedMachines versions { version machines outdated } }
-}`;
-
-interface Summary {
-  total: number; compliant: number; nonCompliant: number; notAssessed: number; ready: number; disconnected: number; notConfigured: number;
-  pendingByClassification: Array<{ classification: string; updateCount: number; machineCount: number }>;
-}
-interface OverviewData {
-  complianceSummary: Summary;
-  agentVersions: { shippedVersion: string | null; outdatedMachines: number; versions: Array<{ version: string | null; machines: number; outdated: boolean | null }> };
-  deployments: { edges: Array<{ node: { id: string; name: string; lastRun: { id: string; status: string; startedAt: string | null; counts: { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number } } | null } }> };
-}
+type Summary = OverviewQuery['complianceSummary'];
 
 /** Compliance as a donut: each state's share of the fleet, with the numbers beside it. */
 function ComplianceChart({ s }: { s: Summary }) {
@@ -52,7 +38,7 @@ function ComplianceChart({ s }: { s: Summary }) {
 }
 
 export function OverviewPage() {
-  const [{ data, error, fetching }] = useQuery<OverviewData>({ query: OVERVIEW });
+  const [{ data, error, fetching }] = useQuery({ query: OverviewDocument });
   const s = data?.complianceSummary;
   const agents = data?.agentVersions;
   const running = (data?.deployments.edges ?? []).map((e) => e.node).filter((d) => d.lastRun?.status === 'IN_PROGRESS' || d.lastRun?.status === 'SCHEDULED');

@@ -1,25 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
 import { useClient, useMutation, useQuery } from 'urql';
+import { CancelRunDocument, ProgressDocument, RunDocument, type LogLineFragment, type MachineRunCardFragment, type ProgressSubscription, type RunHeadFragment, type RunQuery } from '../graphql.generated';
 import { Link } from '../router';
 import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
 
-const RUN_FIELDS = `id status trigger error startedAt endedAt windowEndsAt durationSeconds
-  counts { total succeeded failed notAttempted notSelected pending inProgress }`;
-const MACHINE_RUN_FIELDS = `id machineId machineName status startedAt endedAt rebootOutcome error
-  counts { total succeeded failed notAttempted notSelected pending inProgress }
-  updates { name arch classification severity status predictedStatus installedVersion targetVersion exitCode errorText reason startedAt endedAt }`;
-const LINE_FIELDS = 'id at stream line machineRunId';
-
-const RUN = `query Run($id: ID!) { deploymentRun(id: $id) { ${RUN_FIELDS} deployment { id name windowMinutes } machineRuns { ${MACHINE_RUN_FIELDS} } logs(limit: 5000) { ${LINE_FIELDS} } } }`;
-const PROGRESS = `subscription Progress($id: ID!) { deploymentRunProgress(runId: $id) { kind run { ${RUN_FIELDS} } machineRun { ${MACHINE_RUN_FIELDS} } updates { name status } lines { ${LINE_FIELDS} } } }`;
-
-interface Counts { total: number; succeeded: number; failed: number; notAttempted: number; notSelected: number; pending: number; inProgress: number }
-interface Update { name: string; arch: string | null; classification: string; severity: string | null; status: string; predictedStatus: string; installedVersion: string | null; targetVersion: string; exitCode: number | null; errorText: string | null; reason: string | null; startedAt: string | null; endedAt: string | null }
-interface MachineRun { id: string; machineId: string; machineName: string; status: string; startedAt: string | null; endedAt: string | null; rebootOutcome: string | null; error: string | null; counts: Counts; updates: Update[] }
-interface Line { id: number; at: string; stream: string; line: string; machineRunId: string | null }
-interface RunHead { id: string; status: string; trigger: string; error: string | null; startedAt: string | null; endedAt: string | null; windowEndsAt: string | null; durationSeconds: number | null; counts: Counts }
-interface Run extends RunHead { deployment: { id: string; name: string; windowMinutes: number }; machineRuns: MachineRun[]; logs: Line[] }
-interface Progress { kind: string; run: RunHead; machineRun: MachineRun | null; lines: Line[] }
+type Counts = RunHeadFragment['counts'];
+type MachineRun = MachineRunCardFragment;
+type Line = LogLineFragment;
+type Run = NonNullable<RunQuery['deploymentRun']>;
+type Progress = ProgressSubscription['deploymentRunProgress'];
 
 const FINISHED = new Set(['SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
 const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
@@ -107,18 +96,18 @@ function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
 
 export function RunPage({ id }: { id: string }) {
   const client = useClient();
-  const [{ data, error, fetching }, refetch] = useQuery<{ deploymentRun: Run | null }>({ query: RUN, variables: { id }, requestPolicy: 'network-only' });
+  const [{ data, error, fetching }, refetch] = useQuery({ query: RunDocument, variables: { id }, requestPolicy: 'network-only' });
   const [run, setRun] = useState<Run | null>(null);
   const [live, setLive] = useState(false);
   const [logMachine, setLogMachine] = useState('');
-  const [cancel, cancelRun] = useMutation(`mutation($id: ID!) { cancelDeploymentRun(id: $id) { id status } }`);
+  const [cancel, cancelRun] = useMutation(CancelRunDocument);
 
   // The page shows the query's answer, then moves with every event of the subscription.
   useEffect(() => {
     if (data?.deploymentRun) setRun(data.deploymentRun);
   }, [data]);
   useEffect(() => {
-    const subscription = client.subscription<{ deploymentRunProgress: Progress }>(PROGRESS, { id }).subscribe((result) => {
+    const subscription = client.subscription(ProgressDocument, { id }).subscribe((result) => {
       setLive(!result.error);
       const event = result.data?.deploymentRunProgress;
       // Events may have been missed while the server was away from PostgreSQL: read the whole run again.
