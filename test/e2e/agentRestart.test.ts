@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { buildAptMachine } from '../fixtures/apt.js';
@@ -164,6 +164,12 @@ describe('an agent that dies in the middle of an install job', () => {
     await waitUntil(assessed, (list) => list.filter((m) => m.lastAssessedAt).length === 3, 90_000, 'three assessed machines');
     for (const m of await assessed()) ids[m.name] = m.id;
   }, 240_000);
+
+  // A failed wait shows only what the server saw: what the agents said is often the why.
+  afterEach((context) => {
+    if (context.task.result?.state !== 'fail') return;
+    for (const agent of agents) console.error(`--- agent ${agent.machine.name} (${agent.starts.length} start(s)), its last output:\n${agent.output.slice(-4000)}`);
+  });
 
   afterAll(async () => {
     // A package manager left waiting by a failed test would wait for ever: let it finish.
