@@ -40,9 +40,9 @@ import {
   type UpdateResultRow,
 } from '../db/runs.js';
 import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
+import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
-import { assignRings, freezeUpdateSet, updateSetKey, type Ring, type RingGate } from '../fleet/rollout.js';
+import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import type { PendingUpdate } from '../agent/backends/types.js';
 
 export interface DeploymentActivityDeps {

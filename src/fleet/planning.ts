@@ -12,7 +12,12 @@ import type { Classification, PendingUpdate, Severity } from '../agent/backends/
 import type { RebootSetting } from '../agent/protocol.js';
 import type { OsType } from './compliance.js';
 import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
-import { NOT_IN_UPDATE_SET_REASON, updateSetKey } from './rollout.js';
+
+/** Why an update outside a ringed run's frozen update set (rollout.ts) is left out. */
+export const NOT_IN_UPDATE_SET_REASON = "not in the run's approved set";
+
+/** An update as a member of a frozen update set: `name=version`. */
+export const updateSetKey = (update: { name: string; availableVersion: string }) => `${update.name}=${update.availableVersion}`;
 
 // ---------------------------------------------------------------------------------------------
 // Types

@@ -6,7 +6,7 @@
  * Plain functions on plain data, imported by the activities, the API and the workflow sandbox: no
  * dependencies, no Node built-ins, no clock.
  */
-import type { Limit } from './planning.js';
+import { updateSetKey, type Limit } from './planning.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -152,10 +152,6 @@ export interface UpdateSetMember {
 }
 
 /** Why a later ring leaves an update out. */
-export const NOT_IN_UPDATE_SET_REASON = "not in the run's approved set";
-
-export const updateSetKey = (update: { name: string; availableVersion: string }) => `${update.name}=${update.availableVersion}`;
-
 /** The set's members, each once, ordered by name then version (the same set reads the same everywhere). */
 export function freezeUpdateSet(selected: Iterable<{ name: string; availableVersion: string }>): UpdateSetMember[] {
   const members = new Map<string, UpdateSetMember>();

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { validateDeploymentInput, type DeploymentInput, type RingInput } from '../../src/fleet/deploymentInput.js';
 import { planMachine } from '../../src/fleet/planning.js';
-import { assignRings, failuresWithin, freezeUpdateSet, gateDecision, NOT_IN_UPDATE_SET_REASON, ringWarnings, updateSetKey, type Ring, type RingGate } from '../../src/fleet/rollout.js';
+import { NOT_IN_UPDATE_SET_REASON, updateSetKey } from '../../src/fleet/planning.js';
+import { assignRings, failuresWithin, freezeUpdateSet, gateDecision, ringWarnings, type Ring, type RingGate } from '../../src/fleet/rollout.js';
 
 const machine = (name: string, tags: string[] = [], environment = 'ON_PREMISES') => ({ id: `id-${name}`, name, tags, environment });
 const ring = (over: Partial<Ring>): Ring => ({ name: 'r', filter: null, machineIds: null, percent: null, maxConcurrent: null, gate: { maxFailures: null, soakSeconds: 0, requireApproval: false }, ...over });
