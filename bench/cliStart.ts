@@ -14,13 +14,29 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AgentClient } from '../src/agent/client.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
+import type { MachineFacts } from '../src/agent/protocol.js';
 import { createApiToken } from '../src/db/tokens.js';
-import { machineFacts } from '../test/support/agentFacts.js';
-import { FLEETPATCH_BIN } from '../test/support/processes.js';
 import { installInterruptHandler, loadAverages, quantile, runBenchmark, startStack } from './freshness.js';
+
+const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
+
+/** A Debian machine as its agent describes it: the page lists what the agents said. */
+const facts = (hostname: string): MachineFacts => ({
+  hostname,
+  osType: 'LINUX',
+  osName: 'Debian GNU/Linux 12 (bookworm)',
+  osVersion: '12',
+  kernel: '6.1.0-28-amd64',
+  agentVersion: '0.1.0',
+  bootId: crypto.randomUUID(),
+  packageManager: 'apt',
+  environment: 'ON_PREMISES',
+  warnings: [],
+});
 
 const say = (line: string) => console.log(line);
 
@@ -55,9 +71,9 @@ async function main(): Promise<void> {
     const token = (await createApiToken(stack.database.db, { name: 'bench viewer', role: 'VIEWER' })).secret;
     const { secret: enrollKey } = await createEnrollmentKey(stack.database.db, { description: 'bench', expiresAt: null, maxUses: null, defaultTags: ['bench'] });
     for (let i = 0; i < 60; i++) {
-      const facts = machineFacts({ hostname: `bench-${String(i).padStart(3, '0')}` });
-      const enrolled = await new AgentClient(stack.baseUrl).enroll(enrollKey, facts);
-      await new AgentClient(stack.baseUrl, enrolled.credential).checkIn(facts);
+      const machine = facts(`bench-${String(i).padStart(3, '0')}`);
+      const enrolled = await new AgentClient(stack.baseUrl).enroll(enrollKey, machine);
+      await new AgentClient(stack.baseUrl, enrolled.credential).checkIn(machine);
     }
     const { FLEETPATCH_SERVER: _s, FLEETPATCH_TOKEN: _t, ...inherited } = process.env;
     const env = { ...inherited, FLEETPATCH_SERVER: stack.baseUrl, FLEETPATCH_TOKEN: token, NO_COLOR: '1' };
