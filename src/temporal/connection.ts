@@ -55,14 +55,24 @@ function grpcErrorIn(error: unknown): { code: number; details: string } | undefi
 export async function connectTemporal(settings: TemporalSettings): Promise<TemporalClient> {
   const connection = await Connection.connect({ address: settings.address, interceptors: [API_RETRY] });
   const client = new Client({ connection, namespace: settings.namespace });
+  // Calls still retrying when the connection closes would find it shut at their next attempt, in a
+  // timer of the SDK's, where nothing catches the error: close() lets them end first (each is
+  // bounded by its deadline).
+  const inFlight = new Set<Promise<unknown>>();
+  const tracked = <T>(call: Promise<T>): Promise<T> => {
+    inFlight.add(call);
+    const settled = () => void inFlight.delete(call);
+    call.then(settled, settled);
+    return call;
+  };
   const temporal: TemporalClient = {
     client,
     settings,
-    availability: new DependencyGate('TEMPORAL', () => pingTemporal(temporal, 2000)),
+    availability: new DependencyGate('TEMPORAL', () => tracked(pingTemporal(temporal, 2000))),
     async call(fn) {
       temporal.availability.check();
       try {
-        return await connection.withDeadline(Date.now() + CALL_DEADLINE_MS, fn);
+        return await tracked(connection.withDeadline(Date.now() + CALL_DEADLINE_MS, fn));
       } catch (error) {
         if (unavailableDependency(error, [['TEMPORAL', isTemporalUnavailable]]) !== 'TEMPORAL') throw error;
         if (error instanceof ServiceUnavailable) throw error;
@@ -76,8 +86,9 @@ export async function connectTemporal(settings: TemporalSettings): Promise<Tempo
         throw new ServiceUnavailable('TEMPORAL', undefined, { cause: error });
       }
     },
-    close: () => {
+    close: async () => {
       temporal.availability.close();
+      await Promise.allSettled([...inFlight]);
       return connection.close();
     },
   };
