@@ -7,7 +7,6 @@ import { findDeployment, selectionOf } from '../db/deployments.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, resolveTargets } from '../db/machines.js';
 import {
-  appendRunLog,
   attachInstallActivity,
   beginRun,
   ensureInstallCommand,
@@ -27,7 +26,8 @@ import {
   type PlannedResult,
   type UpdateResultRow,
 } from '../db/runs.js';
-import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
+import type { RunProgressEvent } from '../db/runProgress.js';
+import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 
@@ -55,12 +55,10 @@ export interface BegunRun {
 }
 
 export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
-  const progress = (runId: string, event: Partial<RunProgressEvent> & Pick<RunProgressEvent, 'kind'>) =>
-    pubsub.publish('deploymentRunProgress', runId, { machineRunId: null, updateNames: [], lineIds: null, ...event });
-
-  const log = async (runId: string, machineRunId: string | null, line: string) => {
-    const id = await appendRunLog(db, runId, machineRunId, line);
-    progress(runId, { kind: 'LINES', machineRunId, lineIds: [id, id] });
+  // Each change records its progress event in its own transaction; they are published once committed.
+  const published = <T extends { progress: RunProgressEvent[] }>(runId: string, changed: T): T => {
+    announceRunProgress(pubsub, runId, changed.progress);
+    return changed;
   };
 
   /** dispatchInstall's one pass (see there). */
@@ -84,10 +82,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
     const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
     if (command.result) return command.result; // finished while no activity was waiting for it
-    await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
+    const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
     pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
-    progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
-    await log(run.id, machineRun.id, sentLine(machine.name, job));
+    published(run.id, started);
     throw new CompleteAsyncError();
   };
 
@@ -99,15 +96,14 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      const run = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      const { run, created } = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      if (created) announceRunStarted(pubsub, deployment.id, run.id);
       // Ended before it began: the API canceled it when it could not tell whether this workflow
       // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
       if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
       const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
-        await beginRun(db, run.id, new Date(), []);
-        await finishRun(db, run.id, status, reason);
-        await log(run.id, null, reason);
-        progress(run.id, { kind: 'RUN' });
+        published(run.id, await beginRun(db, run.id, new Date(), []));
+        published(run.id, await finishRun(db, run.id, status, reason, reason));
         return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
       };
       if (!run.startedAt) {
@@ -143,10 +139,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           ];
           return { machineId: machine.id, machineName: machine.name, results, reserve: plan.rebootReserveSeconds };
         });
-        machines = await beginRun(db, run.id, windowEndsAt, plans);
-        await log(run.id, null, `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
+        const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
+        machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
       }
-      progress(run.id, { kind: 'RUN' });
       const threshold = failureThreshold(deployment.maxFailures, machines.length);
       return {
         runId: run.id,
@@ -186,20 +181,16 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
-      const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
+      const handedOver = await storeHandOver(db, run.id, jobs);
       // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
-      announceAgentCommands(pubsub, commands);
-      progress(run.id, { kind: 'RUN' });
-      if (lineIds) progress(run.id, { kind: 'LINES', lineIds });
-      return { handedOver: commands.length };
+      announceAgentCommands(pubsub, handedOver.commands);
+      published(run.id, handedOver);
+      return { handedOver: handedOver.commands.length };
     },
 
     async markRebooting(input: { machineRunId: string }): Promise<void> {
-      const row = await setMachineRunStatus(db, input.machineRunId, 'REBOOTING');
-      if (row) {
-        await log(row.runId, row.id, `${row.machineName}: rebooting; waiting for the agent to come back.`);
-        progress(row.runId, { kind: 'MACHINE', machineRunId: row.id });
-      }
+      const { row, progress } = await setMachineRunStatus(db, input.machineRunId, 'REBOOTING', {}, (m) => `${m.machineName}: rebooting; waiting for the agent to come back.`);
+      if (row) announceRunProgress(pubsub, row.runId, progress);
     },
 
     /** Whether the machine checked in with another boot id than the one it had before the reboot. */
@@ -225,16 +216,15 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const results = await updateResultsOf(db, machineRun.id);
       const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
       const status = machineRunStatus(settled, input);
-      const row = await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error });
-      await log(machineRun.runId, machineRun.id, `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`);
-      progress(machineRun.runId, { kind: 'MACHINE', machineRunId: machineRun.id });
+      const line = `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`;
+      const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error }, () => line));
       return row?.status ?? status;
     },
 
     /** Machines the run never started (window over, failure threshold, cancel), then the run's status. */
     async finishDeploymentRun(input: { runId: string; canceled: boolean; notStarted: string[]; notStartedReason: string | null }): Promise<string> {
       for (const machineRunId of input.notStarted) {
-        await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
+        published(input.runId, await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
@@ -246,9 +236,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         succeededUpdates: outcomes.get(m.id)?.succeeded ?? 0,
       }));
       const status = deploymentRunStatus(machineRuns, input.canceled);
-      await finishRun(db, input.runId, status, input.canceled ? 'Canceled by an operator.' : null);
-      await log(input.runId, null, `Run ended: ${status}.`);
-      progress(input.runId, { kind: 'RUN' });
+      published(input.runId, await finishRun(db, input.runId, status, input.canceled ? 'Canceled by an operator.' : null, `Run ended: ${status}.`));
       return status;
     },
   };

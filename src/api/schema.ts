@@ -4,7 +4,7 @@ import { buildSchema } from 'type-graphql';
 import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
 import { authChecker } from './auth.js';
-import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver } from './deployments/deployment.resolver.js';
+import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
@@ -18,6 +18,7 @@ export const resolvers = [
   DeploymentResolver,
   DeploymentRunResolver,
   MachineRunResolver,
+  RunProgressResolver,
   MachineDeploymentRunsResolver,
   ApiTokenResolver,
   AuditResolver,

@@ -59,6 +59,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.setMachineTags': 'OPERATOR',
   'Mutation.updateDeployment': 'OPERATOR',
   'Subscription.deploymentRunProgress': 'VIEWER',
+  'Subscription.deploymentRunsStarted': 'VIEWER',
   'Subscription.machineChanged': 'VIEWER',
   'Subscription.selfCheckCompleted': 'VIEWER',
 };

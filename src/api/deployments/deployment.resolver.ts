@@ -1,7 +1,6 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { DeploymentRow } from '../../db/deployments.js';
 import type { MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
-import type { RunProgressEvent } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { Machine } from '../machines/machine.type.js';
 import { badUserInput, notFound } from '../errors.js';
@@ -9,6 +8,7 @@ import { MAX_LOG_LINES } from '../pageSize.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { DeploymentInput, ScheduleInput } from './deployment.input.js';
 import { DeploymentService, scheduleOf } from './deployment.service.js';
+import { RunProgressService, type RunProgressItem } from './runProgress.service.js';
 import {
   Deployment,
   DeploymentConnection,
@@ -33,6 +33,18 @@ function counts(results: Array<{ status: UpdateResultRow['status']; n?: number }
 }
 
 const asResult = (r: UpdateResultRow) => ({ ...r, arch: r.arch === '' ? null : r.arch });
+
+/**
+ * A read done once per row object: the progress events of one page share their run and machine run
+ * rows (see ProgressPage), so a replay asking every event for the run's counts counts once per page.
+ */
+const reads = new WeakMap<object, Map<string, Promise<unknown>>>();
+function once<T>(row: object, key: string, read: () => Promise<T>): Promise<T> {
+  const ofRow = reads.get(row) ?? new Map<string, Promise<unknown>>();
+  reads.set(row, ofRow);
+  if (!ofRow.has(key)) ofRow.set(key, read());
+  return ofRow.get(key) as Promise<T>;
+}
 
 @Resolver(() => Deployment)
 export class DeploymentResolver {
@@ -166,18 +178,30 @@ export class DeploymentRunResolver {
 
   @Authorized('VIEWER')
   @Subscription(() => RunProgress, {
-    topics: 'deploymentRunProgress',
-    topicId: ({ args }) => (args as { runId: string }).runId,
-    description: 'Live progress of a run: status changes per run, machine and update, and the job stream as it arrives.',
+    subscribe: ({ args, context }) => new RunProgressService((context as ApiContext).services).progress((args as { runId: string }).runId, (args as { after?: number | null }).after),
+    description:
+      'Progress of a run: status changes per run, machine and update, and the job stream as it arrives, each event once and in order. With after (a seq already received, or 0 for everything), what happened after it is replayed first: subscribing with the last seq received after a dropped connection, or with DeploymentRun.progressSeq after reading the run, misses nothing.',
   })
-  async deploymentRunProgress(@Root() event: RunProgressEvent & { runId?: string }, @Ctx() ctx: ApiContext, @Arg('runId', () => ID) runId: string): Promise<RunProgress> {
-    const s = service(ctx);
-    const run = await s.findRun(runId);
-    if (!run) throw notFound(`No deployment run with id ${runId}.`);
-    const machineRun = event.machineRunId ? ((await s.machineRuns(runId)).find((m) => m.id === event.machineRunId) ?? null) : null;
-    const updates = event.kind === 'UPDATES' && event.machineRunId ? (await s.updateResults(event.machineRunId)).filter((u) => event.updateNames.includes(u.name)).map(asResult) : [];
-    const lines = event.kind === 'LINES' && event.lineIds ? await s.logs(runId, { afterId: event.lineIds[0] - 1, limit: event.lineIds[1] - event.lineIds[0] + 1 }) : [];
-    return { runId, kind: event.kind, run, machineRun, updates, lines } as RunProgress;
+  deploymentRunProgress(
+    @Root() item: RunProgressItem,
+    @Arg('runId', () => ID, { description: 'The run to follow.' }) _runId: string,
+    @Arg('after', () => Int, { nullable: true, description: 'Replay the events after this seq first (0: every event of the run). Absent: live events only.' }) _after?: number | null,
+  ): RunProgressItem {
+    return item;
+  }
+
+  @Authorized('VIEWER')
+  @Subscription(() => DeploymentRun, {
+    subscribe: ({ args, context }) => new RunProgressService((context as ApiContext).services).runsStarted((args as { deploymentId: string }).deploymentId, (args as { since?: Date | null }).since),
+    description:
+      'Runs of a deployment as they are created, before their first progress event: subscribe, then run the deployment (or wait for its schedule), and follow the run that comes with deploymentRunProgress(runId, after: 0). With since, the runs created since then come first.',
+  })
+  deploymentRunsStarted(
+    @Root() run: RunRow,
+    @Arg('deploymentId', () => ID, { description: 'The deployment whose runs to announce.' }) _deploymentId: string,
+    @Arg('since', () => Date, { nullable: true, description: 'Also announce the runs created since this time, first.' }) _since?: Date | null,
+  ): RunRow {
+    return run;
   }
 
   @FieldResolver(() => Deployment, { description: 'The deployment (also when it has been deleted since).' })
@@ -192,7 +216,7 @@ export class DeploymentRunResolver {
 
   @FieldResolver(() => ResultCounts, { description: 'Updates per status, across every machine.' })
   async counts(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
-    return counts(await service(ctx).resultCountsOfRun(run.id, 'status'));
+    return counts(await once(run, 'counts', () => service(ctx).resultCountsOfRun(run.id, 'status')));
   }
 
   @FieldResolver(() => ResultCounts, { description: 'What the preview predicted for the same updates, to compare with counts.' })
@@ -212,16 +236,42 @@ export class DeploymentRunResolver {
   }
 }
 
+/** The state a progress event shows, read when it is delivered (see ProgressPage). */
+@Resolver(() => RunProgress)
+export class RunProgressResolver {
+  @FieldResolver(() => DeploymentRun, { description: 'The run as it is now.' })
+  async run(@Root() item: RunProgressItem) {
+    const run = await item.page.run();
+    if (!run) throw notFound(`No deployment run with id ${item.runId}.`);
+    return run;
+  }
+
+  @FieldResolver(() => MachineRun, { nullable: true, description: 'MACHINE, UPDATES and LINES of a machine: the machine run as it is now.' })
+  machineRun(@Root() item: RunProgressItem) {
+    return item.page.machineRun(item.machineRunId);
+  }
+
+  @FieldResolver(() => [UpdateResult], { description: 'UPDATES: the updates whose status changed, as they are now.' })
+  async updates(@Root() item: RunProgressItem) {
+    return item.kind === 'UPDATES' ? (await item.page.updates(item.machineRunId, item.updateNames)).map(asResult) : [];
+  }
+
+  @FieldResolver(() => [RunLogLine], { description: 'LINES: the new lines, oldest first.' })
+  lines(@Root() item: RunProgressItem) {
+    return item.kind === 'LINES' ? item.page.lines(item.lineIds) : [];
+  }
+}
+
 @Resolver(() => MachineRun)
 export class MachineRunResolver {
   @FieldResolver(() => [UpdateResult], { description: 'Every update of this machine in the run, in install order, then those not selected.' })
   async updates(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
-    return (await service(ctx).updateResults(machineRun.id)).map(asResult);
+    return (await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id))).map(asResult);
   }
 
   @FieldResolver(() => ResultCounts)
   async counts(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
-    return counts(await service(ctx).updateResults(machineRun.id));
+    return counts(await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id)));
   }
 
   @FieldResolver(() => [RunLogLine], { description: "The job stream: the package manager's and the agent's lines." })

@@ -261,6 +261,11 @@ export class DeploymentRun {
   @Field(() => Date, { nullable: true }) endedAt!: Date | null;
   @Field(() => Date, { nullable: true }) windowEndsAt!: Date | null;
   @Field(() => String, { nullable: true }) error!: string | null;
+  @Field(() => Int, {
+    description:
+      "The seq of the run's last progress event when this was read (0: none yet). Subscribe to deploymentRunProgress with after: progressSeq to receive every change after what this read showed, each once.",
+  })
+  progressSeq!: number;
 }
 
 export const DeploymentRunConnection = ConnectionType('DeploymentRun', DeploymentRun);
@@ -309,12 +314,26 @@ export class ScheduleForecast {
   @Field(() => [Date], { description: 'Its next runs, soonest first, at most count (empty on demand only).' }) nextRuns!: Date[];
 }
 
-@ObjectType({ description: 'A change in a run: its status, a machine, some updates, or new job stream lines.' })
+export enum RunProgressKind {
+  RUN = 'RUN',
+  MACHINE = 'MACHINE',
+  UPDATES = 'UPDATES',
+  LINES = 'LINES',
+}
+registerEnumType(RunProgressKind, {
+  name: 'RunProgressKind',
+  description: 'What a progress event of a run is about.',
+  valuesConfig: {
+    RUN: { description: "The run's status or counts changed (it began, handed out jobs, or ended)." },
+    MACHINE: { description: "A machine run's status changed: machineRun says to what." },
+    UPDATES: { description: "Updates of one machine changed status: updates lists them." },
+    LINES: { description: 'New lines in the job stream or the run log: lines holds them.' },
+  },
+});
+
+@ObjectType({ description: 'A change in a run: its status, a machine, some updates, or new job stream lines, with the state as it is when the event is delivered.' })
 export class RunProgress {
-  @Field(() => ID) runId!: string;
-  @Field(() => String, { description: 'RUN, MACHINE, UPDATES or LINES; RESYNC after the server lost its connection to PostgreSQL for a while: events may have been missed, read the run again.' }) kind!: string;
-  @Field(() => DeploymentRun) run!: DeploymentRun;
-  @Field(() => MachineRun, { nullable: true }) machineRun!: MachineRun | null;
-  @Field(() => [UpdateResult]) updates!: UpdateResult[];
-  @Field(() => [RunLogLine]) lines!: RunLogLine[];
+  @Field(() => ID, { description: 'The run.' }) runId!: string;
+  @Field(() => Int, { description: "The event's number in its run (1, 2, 3... in the order the changes happened): pass the last one received as `after` when subscribing again, to miss nothing and receive nothing twice." }) seq!: number;
+  @Field(() => RunProgressKind, { description: 'What changed.' }) kind!: RunProgressKind;
 }

@@ -1,0 +1,218 @@
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
+import type { AgentCommand, InstallJob, JobUpdateState } from '../../src/agent/protocol.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+
+interface ProgressEvent {
+  seq: number;
+  kind: string;
+  run: { status: string };
+  machineRun: { machineName: string; status: string } | null;
+  updates: Array<{ name: string; status: string }>;
+  lines: Array<{ id: number; line: string }>;
+}
+
+const PROGRESS = `subscription($runId: ID!, $after: Int) {
+  deploymentRunProgress(runId: $runId, after: $after) {
+    seq kind run { status } machineRun { machineName status } updates { name status } lines { id line }
+  }
+}`;
+
+/** A subscriber on its own socket: what it received, and how to drop its socket as a network would. */
+interface Follower {
+  events: ProgressEvent[];
+  errors: unknown[];
+  client: Client;
+}
+
+/**
+ * Progress that cannot be missed: every event of a run numbered, replayed from PostgreSQL after
+ * `after`, then live; runs announced before they exist. The API, the worker and the real Temporal
+ * dev server; agents that speak the agent protocol and report progress in batches.
+ */
+describe('deployment run progress: numbered, replayed, each event once', () => {
+  const settings = temporalSettings();
+  let database: Database;
+  let drop: () => Promise<void>;
+  let api: ApiServer;
+  let worker: FleetWorker;
+  let running: Promise<void>;
+  let token: string;
+  let enrollKey: string;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(settings, { databaseUrl: fresh.url });
+    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'progress-worker' });
+    running = worker.run();
+    token = await tokenFor(database, 'OPERATOR');
+    enrollKey = (await createEnrollmentKey(database.db, { description: 'progress', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    await worker?.shutdown();
+    await running;
+    await api?.close();
+    await database?.close();
+    await drop?.();
+  });
+
+  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(api.url, q, { token, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  function socket(): Client {
+    const client = createClient({
+      url: api.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${token}` },
+      retryAttempts: 0,
+      onNonLazyError: () => undefined,
+    });
+    clients.push(client);
+    return client;
+  }
+
+  /** Subscribes to the run's progress on a socket of its own; resolves once the server has answered the first event or acknowledged. */
+  function follow(runId: string, after: number | null, into: ProgressEvent[] = []): Follower {
+    const client = socket();
+    const follower: Follower = { events: into, errors: [], client };
+    client.subscribe<{ deploymentRunProgress: ProgressEvent }>(
+      { query: PROGRESS, variables: { runId, after } },
+      { next: (message) => (message.data ? follower.events.push(message.data.deploymentRunProgress) : follower.errors.push(message.errors)), error: (error) => follower.errors.push(error), complete: () => undefined },
+    );
+    return follower;
+  }
+
+  const progressSeq = async (runId: string) => (await query<{ deploymentRun: { progressSeq: number; status: string } }>('query($id: ID!) { deploymentRun(id: $id) { progressSeq status } }', { id: runId })).deploymentRun;
+
+  async function enroll(name: string) {
+    const base = api.url.replace('/graphql', '');
+    const enrolled = await new AgentClient(base).enroll(enrollKey, machineFacts({ hostname: name, bootId: 'boot-1' }));
+    const client = new AgentClient(base, enrolled.credential);
+    await client.sendReport(assessmentReport([0, 1, 2].map((i) => pendingUpdate({ name: `${name}-lib-${i}`, classification: 'SECURITY', availableVersion: `1.${i}-2`, installedVersion: `1.${i}-1` }))));
+    return { name, machineId: enrolled.machineId, client, job: undefined as AgentCommand | undefined, seq: 0 };
+  }
+  type Agent = Awaited<ReturnType<typeof enroll>>;
+
+  async function jobOf(agent: Agent): Promise<InstallJob> {
+    await waitUntil(
+      async () => {
+        agent.job ??= (await agent.client.commands(0)).commands.find((c) => c.kind === 'INSTALL');
+        return agent.job;
+      },
+      (job) => job !== undefined,
+      60_000,
+      `the install job of ${agent.name}`,
+    );
+    return agent.job!.install!;
+  }
+
+  /** One progress batch as an agent sends it: three lines and one update's state. */
+  async function batch(agent: Agent, update: string, status: JobUpdateState['status']) {
+    const at = new Date().toISOString();
+    agent.seq += 1;
+    const lines = [0, 1, 2].map((i) => ({ at, stream: 'stdout' as const, text: `${agent.name} batch ${agent.seq} line ${i}` }));
+    const state: JobUpdateState = { name: update, arch: null, status, exitCode: status === 'SUCCEEDED' ? 0 : null, errorText: null, reason: null, installedVersion: null, startedAt: at, endedAt: status === 'SUCCEEDED' ? at : null };
+    expect(await agent.client.sendJobEvents(agent.job!.id, { seq: agent.seq, lines, updates: [state] })).toEqual({ applied: true });
+  }
+
+  /** Every event once, numbered 1..last without a gap, and every line of the run once, in order. */
+  async function expectWhole(events: ProgressEvent[], runId: string, last: number) {
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+    const lines = await database.sql<Array<{ id: string }>>`select id from run_logs where run_id = ${runId} order by id`;
+    expect(events.flatMap((e) => e.lines.map((l) => l.id))).toEqual(lines.map((l) => Number(l.id)));
+  }
+
+  it('announces a run before its first event, and replays every event once, in order, to a subscriber that came late or lost its socket', async () => {
+    const agents = [await enroll('progress-a'), await enroll('progress-b')];
+    const deploymentId = (
+      await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+        input: { name: 'progress replay', osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER' },
+      })
+    ).createDeployment.id;
+
+    // Waiting for a run that does not exist yet. With since, a run created before the server set up
+    // the subscription is announced too: no race between subscribing and running.
+    const started: string[] = [];
+    const beforeRun = new Date(Date.now() - 1000);
+    socket().subscribe<{ deploymentRunsStarted: { id: string; status: string } }>(
+      { query: 'subscription($id: ID!, $since: DateTimeISO) { deploymentRunsStarted(deploymentId: $id, since: $since) { id status } }', variables: { id: deploymentId, since: beforeRun.toISOString() } },
+      { next: (m) => void (m.data && started.push(m.data.deploymentRunsStarted.id)), error: () => undefined, complete: () => undefined },
+    );
+    const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
+
+    const early = follow(runId, 0);
+    const [a, b] = agents as [Agent, Agent];
+    const jobA = await jobOf(a);
+    const jobB = await jobOf(b);
+
+    // A subscriber that loses its socket after the first events, and subscribes again with the last seq it received.
+    const dropping = follow(runId, 0);
+    await batch(a, jobA.updates[0]!.name, 'IN_PROGRESS');
+    await batch(b, jobB.updates[0]!.name, 'IN_PROGRESS');
+    await expect.poll(() => dropping.events.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+    await dropping.client.dispose();
+    const received = dropping.events.length;
+    // Events published while it is away.
+    await batch(a, jobA.updates[0]!.name, 'SUCCEEDED');
+    await batch(a, jobA.updates[1]!.name, 'IN_PROGRESS');
+    await batch(b, jobB.updates[0]!.name, 'SUCCEEDED');
+    const missedFrom = (await progressSeq(runId)).progressSeq;
+    expect(missedFrom).toBeGreaterThan(dropping.events.at(-1)!.seq);
+    const back = follow(runId, dropping.events.at(-1)!.seq, dropping.events);
+
+    // A subscriber that comes while the run is going, from the start.
+    const late = follow(runId, 0);
+    for (const agent of agents) {
+      const job = agent === a ? jobA : jobB;
+      const at = new Date().toISOString();
+      const updates = job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED' as const, exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at }));
+      await agent.client.sendJobResult(agent.job!.id, { updates, rebootRequired: false, rebooting: false, timedOut: false, error: null, bootId: 'boot-1' });
+    }
+    await waitUntil(() => progressSeq(runId), (run) => run.status === 'SUCCEEDED', 60_000, 'the run to succeed');
+    // The run's last event is its status; nothing follows it.
+    const last = (await progressSeq(runId)).progressSeq;
+    // And one that comes after the run has ended.
+    const after = follow(runId, 0);
+
+    for (const follower of [early, back, late, after]) {
+      await expect.poll(() => follower.events.at(-1)?.seq, { timeout: 30_000 }).toBe(last);
+      expect(follower.errors).toEqual([]);
+      await expectWhole(follower.events, runId, last);
+      expect(follower.events.at(-1)).toMatchObject({ kind: 'RUN', run: { status: 'SUCCEEDED' } });
+    }
+    expect(received).toBeLessThan(missedFrom);
+    expect(started).toEqual([runId]);
+
+    // Runs announced since a time, after the fact: replayed.
+    const since: string[] = [];
+    const client = socket();
+    client.subscribe<{ deploymentRunsStarted: { id: string } }>(
+      { query: 'subscription($id: ID!, $since: DateTimeISO) { deploymentRunsStarted(deploymentId: $id, since: $since) { id } }', variables: { id: deploymentId, since: beforeRun.toISOString() } },
+      { next: (m) => m.data && since.push(m.data.deploymentRunsStarted.id), error: () => undefined, complete: () => undefined },
+    );
+    await expect.poll(() => since, { timeout: 10_000 }).toEqual([runId]);
+  });
+
+  it('says which run or deployment does not exist, and refuses a negative after', async () => {
+    const client = socket();
+    const errorOf = (q: string, variables: Record<string, unknown>) =>
+      new Promise<unknown>((resolve) => client.subscribe({ query: q, variables }, { next: (m) => resolve(m.errors ?? m), error: resolve, complete: () => resolve('complete') }));
+    expect(await errorOf(PROGRESS, { runId: '00000000-0000-4000-8000-000000000000', after: 0 })).toMatchObject([{ message: 'No deployment run with id 00000000-0000-4000-8000-000000000000.', extensions: { code: 'NOT_FOUND' } }]);
+    expect(await errorOf('subscription($id: ID!) { deploymentRunsStarted(deploymentId: $id) { id } }', { id: '00000000-0000-4000-8000-000000000000' })).toMatchObject([{ extensions: { code: 'NOT_FOUND' } }]);
+  });
+});
