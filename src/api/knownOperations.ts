@@ -16,5 +16,7 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Preview',
   'Progress',
   'Run',
+  'RunLines',
+  'RunMachines',
   'RunNow',
 ]);

@@ -8,10 +8,12 @@ import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolve
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
+import { NodeResolver } from './node/node.resolver.js';
 import { SystemResolver } from './system/system.resolver.js';
 
 export const resolvers = [
   SystemResolver,
+  NodeResolver,
   EnrollmentResolver,
   MachineResolver,
   MissingUpdateResolver,

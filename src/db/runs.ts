@@ -169,6 +169,21 @@ export function machineRunsOf(db: Db, runId: string) {
   return db.select().from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
 }
 
+/** A page of a run's machine runs, by machine name; the count only when asked for. */
+export async function machineRunsPage(db: Db, runId: string, offset: number, limit: number) {
+  const where = eq(machineRuns.runId, runId);
+  return {
+    rows: await db.select().from(machineRuns).where(where).orderBy(asc(machineRuns.machineName), asc(machineRuns.id)).offset(offset).limit(limit),
+    totalCount: async () => (await db.select({ n: sql<number>`count(*)::int` }).from(machineRuns).where(where))[0]?.n ?? 0,
+  };
+}
+
+/** A machine's part in a run. */
+export async function machineRunOfMachine(db: Db, runId: string, machineId: string): Promise<MachineRunRow | undefined> {
+  const [row] = await db.select().from(machineRuns).where(and(eq(machineRuns.runId, runId), eq(machineRuns.machineId, machineId)));
+  return row;
+}
+
 export function updateResultsOf(db: Db, machineRunId: string) {
   return db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
 }
@@ -509,6 +524,14 @@ export async function applyJobResult(db: Db, machineId: string, commandId: strin
   });
 }
 
+
+/** How many lines a run's log (or one machine run's job stream) holds. */
+export async function countRunLogs(db: Db, query: { runId: string; machineRunId?: string | null }): Promise<number> {
+  const conditions = [eq(runLogs.runId, query.runId)];
+  if (query.machineRunId) conditions.push(eq(runLogs.machineRunId, query.machineRunId));
+  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(runLogs).where(and(...conditions));
+  return row?.n ?? 0;
+}
 
 export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: string | null; afterId?: number; throughId?: number; limit: number }) {
   const conditions = [eq(runLogs.runId, query.runId), gt(runLogs.id, query.afterId ?? 0)];

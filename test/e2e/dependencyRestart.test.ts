@@ -70,10 +70,11 @@ describe('PostgreSQL and Temporal restarts under a running fleet', () => {
   const spooled = () => fs.readdirSync(path.join(machine.stateDir, 'spool')).filter((f) => f.endsWith('.json'));
   /** The run's status and its machine's; UNAVAILABLE while the API still answers SERVICE_UNAVAILABLE (it looks for PostgreSQL's return once a second). */
   const runStatus = async (runId: string) => {
-    const response = await graphql<{ deploymentRun: { status: string; machineRuns: Array<{ status: string }> } }>(url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { status } } }', { token, variables: { id: runId } });
+    const response = await graphql<{ deploymentRun: { status: string; machineRuns: { edges: Array<{ node: { status: string } }> } } }>(url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { edges { node { status } } } } }', { token, variables: { id: runId } });
     if (response.errors?.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) return { status: 'UNAVAILABLE', machineRuns: [] };
     if (response.errors) throw new Error(JSON.stringify(response.errors));
-    return response.data!.deploymentRun;
+    const run = response.data!.deploymentRun;
+    return { status: run.status, machineRuns: run.machineRuns.edges.map((e) => e.node) };
   };
   const ended = (run: { status: string }) => !['SCHEDULED', 'IN_PROGRESS', 'UNAVAILABLE'].includes(run.status);
 

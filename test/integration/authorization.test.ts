@@ -39,6 +39,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.machine': 'VIEWER',
   'Query.machines': 'VIEWER',
   'Query.missingUpdates': 'VIEWER',
+  'Query.node': 'VIEWER',
   'Query.previewDeployment': 'VIEWER',
   'Query.scheduleForecast': 'VIEWER',
   'Query.systemStatus': 'VIEWER',

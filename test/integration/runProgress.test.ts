@@ -1,3 +1,4 @@
+import { Client as UrqlClient, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { applyProgress, progressVariables, PROGRESS as CONSOLE_PROGRESS, RUN as CONSOLE_RUN, runOf, type Progress, type Run, type RunAnswer } from '../../web/src/runProgress.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
@@ -206,6 +208,80 @@ describe('deployment run progress: numbered, replayed, each event once', () => {
       { next: (m) => m.data && since.push(m.data.deploymentRunsStarted.id), error: () => undefined, complete: () => undefined },
     );
     await expect.poll(() => since, { timeout: 10_000 }).toEqual([runId]);
+  });
+
+  it("keeps the console's run page whole across a dropped socket: it resubscribes after the last event it applied", async () => {
+    const agent = await enroll('console-a');
+    const deploymentId = (
+      await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+        input: { name: 'console replay', osType: 'LINUX', machineIds: [agent.machineId], classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER' },
+      })
+    ).createDeployment.id;
+    const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
+    const job = await jobOf(agent);
+    await batch(agent, job.updates[0]!.name, 'IN_PROGRESS');
+
+    // The console's own client stack: urql over HTTP, subscriptions over graphql-ws retrying forever.
+    const sockets: WebSocket[] = [];
+    class TrackedWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols);
+        sockets.push(this);
+      }
+    }
+    const ws = createClient({ url: api.url.replace(/^http/, 'ws'), webSocketImpl: TrackedWebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: Infinity, retryWait: async () => undefined });
+    clients.push(ws);
+    const urql = new UrqlClient({
+      url: api.url,
+      preferGetMethod: false,
+      fetchOptions: { headers: { authorization: `Bearer ${token}` } },
+      exchanges: [
+        fetchExchange,
+        subscriptionExchange({ forwardSubscription: (request) => ({ subscribe: (sink) => ({ unsubscribe: ws.subscribe({ ...request, query: request.query ?? '' }, sink) }) }) }),
+      ],
+    });
+    const answer = await urql.query<{ deploymentRun: RunAnswer }>(CONSOLE_RUN, { id: runId }).toPromise();
+    expect(answer.error).toBeUndefined();
+    let page: Run = runOf(answer.data!.deploymentRun);
+    const seq = { current: page.seq as number | null };
+    const received: number[] = [];
+    const subscription = urql.subscription<{ deploymentRunProgress: Progress }>(CONSOLE_PROGRESS, progressVariables(runId, seq)).subscribe((result) => {
+      const event = result.data?.deploymentRunProgress;
+      if (!event) return;
+      received.push(event.seq);
+      page = applyProgress(page, event);
+      seq.current = page.seq;
+    });
+    try {
+      await batch(agent, job.updates[0]!.name, 'SUCCEEDED');
+      await expect.poll(() => page.seq, { timeout: 30_000 }).toBe((await progressSeq(runId)).progressSeq);
+      // The network drops the socket; lines keep coming meanwhile.
+      sockets.at(-1)!.terminate();
+      await batch(agent, job.updates[1]!.name, 'IN_PROGRESS');
+      await batch(agent, job.updates[1]!.name, 'SUCCEEDED');
+      const at = new Date().toISOString();
+      await agent.client.sendJobResult(agent.job!.id, {
+        updates: job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED' as const, exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at })),
+        rebootRequired: false,
+        rebooting: false,
+        timedOut: false,
+        error: null,
+        bootId: 'boot-1',
+      });
+      await waitUntil(() => progressSeq(runId), (run) => run.status === 'SUCCEEDED', 60_000, 'the run to succeed');
+      const last = (await progressSeq(runId)).progressSeq;
+      await expect.poll(() => page.seq, { timeout: 30_000 }).toBe(last);
+      expect(sockets.length).toBeGreaterThan(1);
+      // Every event after the page's first read, once, in order, though the socket was replaced.
+      const first = answer.data!.deploymentRun.progressSeq;
+      expect(received).toEqual(Array.from({ length: last - first }, (_, i) => first + 1 + i));
+      const lines = await database.sql<Array<{ id: string }>>`select id from run_logs where run_id = ${runId} order by id`;
+      expect(page.logs.map((l) => l.id)).toEqual(lines.map((l) => Number(l.id)));
+      expect(page.status).toBe('SUCCEEDED');
+      expect(page.machineRuns.map((m) => m.status)).toEqual(['SUCCEEDED']);
+    } finally {
+      subscription.unsubscribe();
+    }
   });
 
   it('says which run or deployment does not exist, and refuses a negative after', async () => {

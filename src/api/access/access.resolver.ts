@@ -5,16 +5,18 @@ import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { AccessService } from './access.service.js';
-import { ApiToken, ApiTokenState, AuditEventConnection, AuditEventFilter, CreateApiTokenInput, CreatedApiToken } from './access.type.js';
+import { ApiToken, ApiTokenConnection, ApiTokenState, AuditEventConnection, AuditEventFilter, CreateApiTokenInput, CreatedApiToken } from './access.type.js';
 
 const service = (ctx: ApiContext) => new AccessService(ctx.services);
 
 @Resolver(() => ApiToken)
 export class ApiTokenResolver {
   @Authorized('ADMIN')
-  @Query(() => [ApiToken], { description: 'Every API token, newest first, without secrets.' })
-  apiTokens(@Ctx() ctx: ApiContext) {
-    return service(ctx).listTokens();
+  @Query(() => ApiTokenConnection, { description: 'Every API token, newest first, without secrets.' })
+  async apiTokens(@Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).tokensPage({ offset: window.offset, limit: window.limit + 1 });
+    return toConnection(rows, window.offset, totalCount, window.limit);
   }
 
   @Authorized('ADMIN')

@@ -1,6 +1,7 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
 import { ConnectionType } from '../relay.js';
+import { Node } from '../node/node.type.js';
 
 export enum Role {
   VIEWER = 'VIEWER',
@@ -16,7 +17,7 @@ export enum ApiTokenState {
 }
 registerEnumType(ApiTokenState, { name: 'ApiTokenState' });
 
-@ObjectType({ description: 'An API token, without its secret (shown only at creation; the server keeps a hash).' })
+@ObjectType({ implements: Node, description: 'An API token, without its secret (shown only at creation; the server keeps a hash).' })
 export class ApiToken {
   @Field(() => ID)
   id!: string;
@@ -97,7 +98,8 @@ export class AuditEvent {
   sourceAddress!: string | null;
 }
 
-export const AuditEventConnection = ConnectionType('AuditEvent', AuditEvent);
+export const AuditEventConnection = ConnectionType('AuditEvent', AuditEvent, 'audit events');
+export const ApiTokenConnection = ConnectionType('ApiToken', ApiToken, 'API tokens');
 
 @InputType()
 export class AuditEventFilter {

@@ -1,11 +1,11 @@
-import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { DeploymentRow } from '../../db/deployments.js';
 import type { MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
 import type { ApiContext } from '../context.js';
 import { Machine } from '../machines/machine.type.js';
-import { badUserInput, notFound } from '../errors.js';
-import { MAX_LOG_LINES } from '../pageSize.js';
-import { PageArgs, pageWindow, toConnection } from '../relay.js';
+import { notFound } from '../errors.js';
+import { DEFAULT_LOG_LINES, MAX_LOG_LINES, PAGE_SIZES } from '../pageSize.js';
+import { keysetWindow, PageArgs, pageWindow, toConnection, toKeysetConnection } from '../relay.js';
 import { DeploymentInput, ScheduleInput } from './deployment.input.js';
 import { DeploymentService, scheduleOf } from './deployment.service.js';
 import { RunProgressService, type RunProgressItem } from './runProgress.service.js';
@@ -16,8 +16,10 @@ import {
   DeploymentRun,
   DeploymentRunConnection,
   MachineRun,
+  MachineRunConnection,
   ResultCounts,
   RunLogLine,
+  RunLogLineConnection,
   RunProgress,
   Schedule,
   ScheduleForecast,
@@ -25,6 +27,15 @@ import {
 } from './deployment.type.js';
 
 const service = (ctx: ApiContext) => new DeploymentService(ctx.services);
+
+@ArgsType()
+class LogPageArgs {
+  @Field(() => Int, { nullable: true, description: `Lines per page (default ${DEFAULT_LOG_LINES}, at most ${MAX_LOG_LINES}).` })
+  first?: number | null;
+
+  @Field(() => String, { nullable: true, description: 'The endCursor of the previous page: the lines after it, including those written since.' })
+  after?: string | null;
+}
 
 /** Counts by status, from rows (n absent: one each) or from counts the database made (n). */
 function counts(results: Array<{ status: UpdateResultRow['status']; n?: number }>): ResultCounts {
@@ -224,15 +235,23 @@ export class DeploymentRunResolver {
     return counts(await service(ctx).resultCountsOfRun(run.id, 'predictedStatus'));
   }
 
-  @FieldResolver(() => [MachineRun])
-  machineRuns(@Root() run: RunRow, @Ctx() ctx: ApiContext) {
-    return service(ctx).machineRuns(run.id);
+  @FieldResolver(() => MachineRunConnection, { description: 'The machines of the run, by name.' })
+  async machineRuns(@Root() run: RunRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
+    const window = pageWindow(page);
+    const { rows, totalCount } = await service(ctx).machineRunsPage(run.id, { offset: window.offset, limit: window.limit + 1 });
+    return toConnection(rows, window.offset, totalCount, window.limit);
   }
 
-  @FieldResolver(() => [RunLogLine], { description: 'All logs of the run, oldest first: the server\'s and every machine\'s job stream.' })
-  logs(@Root() run: RunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number, @Arg('limit', () => Int, { defaultValue: 1000 }) limit: number) {
-    if (limit < 1 || limit > MAX_LOG_LINES) throw badUserInput('limit', `limit must be between 1 and ${MAX_LOG_LINES}; got ${limit}.`);
-    return service(ctx).logs(run.id, { afterId, limit });
+  @FieldResolver(() => MachineRun, { nullable: true, description: "One machine's part in the run (null: the machine took no part in it)." })
+  machineRun(@Root() run: RunRow, @Ctx() ctx: ApiContext, @Arg('machineId', () => ID, { description: 'The machine.' }) machineId: string) {
+    return service(ctx).machineRunOf(run.id, machineId);
+  }
+
+  @FieldResolver(() => RunLogLineConnection, { description: "The run's logs, oldest first: the server's lines and every machine's job stream. New lines come after the last page's endCursor." })
+  async logs(@Root() run: RunRow, @Ctx() ctx: ApiContext, @Args(() => LogPageArgs) page: LogPageArgs) {
+    const window = keysetWindow(page, PAGE_SIZES['DeploymentRun.logs']!);
+    const rows = await service(ctx).logs(run.id, { afterId: window.afterId, limit: window.limit + 1 });
+    return toKeysetConnection(rows, window, () => service(ctx).countLogs(run.id));
   }
 }
 
@@ -274,9 +293,10 @@ export class MachineRunResolver {
     return counts(await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id)));
   }
 
-  @FieldResolver(() => [RunLogLine], { description: "The job stream: the package manager's and the agent's lines." })
-  jobStream(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Arg('afterId', () => Int, { defaultValue: 0 }) afterId: number, @Arg('limit', () => Int, { defaultValue: 1000 }) limit: number) {
-    if (limit < 1 || limit > MAX_LOG_LINES) throw badUserInput('limit', `limit must be between 1 and ${MAX_LOG_LINES}; got ${limit}.`);
-    return service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId, limit });
+  @FieldResolver(() => RunLogLineConnection, { description: "The job stream, oldest first: the package manager's, the agent's and the server's lines about this machine." })
+  async jobStream(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Args(() => LogPageArgs) page: LogPageArgs) {
+    const window = keysetWindow(page, PAGE_SIZES['MachineRun.jobStream']!);
+    const rows = await service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId: window.afterId, limit: window.limit + 1 });
+    return toKeysetConnection(rows, window, () => service(ctx).countLogs(machineRun.runId, machineRun.id));
   }
 }

@@ -16,7 +16,8 @@ import {
   type DeploymentValues,
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
-import { cancelUnstartedRun, ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { cancelUnstartedRun, countRunLogs, ensureRun, findRun, machineRunOfMachine, machineRunsPage, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { isUuid } from '../../fleet/ids.js';
 import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
@@ -332,8 +333,16 @@ export class DeploymentService {
     return findRun(this.db, id);
   }
 
-  machineRuns(runId: string) {
-    return machineRunsOf(this.db, runId);
+  machineRunsPage(runId: string, page: { offset: number; limit: number }) {
+    return machineRunsPage(this.db, runId, page.offset, page.limit);
+  }
+
+  async machineRunOf(runId: string, machineId: string) {
+    return isUuid(machineId) ? ((await machineRunOfMachine(this.db, runId, machineId)) ?? null) : null;
+  }
+
+  countLogs(runId: string, machineRunId?: string) {
+    return countRunLogs(this.db, { runId, machineRunId });
   }
 
   updateResults(machineRunId: string) {

@@ -2,6 +2,7 @@ import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { ConnectionType } from '../relay.js';
 import { Classification, OsType, Severity } from '../machines/machine.enums.js';
 import { Machine, PendingUpdate } from '../machines/machine.type.js';
+import { Node } from '../node/node.type.js';
 
 export enum RebootSetting {
   IF_REQUIRED = 'IF_REQUIRED',
@@ -150,7 +151,7 @@ export class Schedule {
   description!: string;
 }
 
-@ObjectType({ description: 'A named, scheduled update deployment.' })
+@ObjectType({ implements: Node, description: 'A named, scheduled update deployment.' })
 export class Deployment {
   @Field(() => ID)
   id!: string;
@@ -198,7 +199,7 @@ export class Deployment {
   updatedAt!: Date;
 }
 
-export const DeploymentConnection = ConnectionType('Deployment', Deployment);
+export const DeploymentConnection = ConnectionType('Deployment', Deployment, 'deployments');
 
 @ObjectType({ description: 'How many updates ended in each status.' })
 export class ResultCounts {
@@ -238,7 +239,7 @@ export class RunLogLine {
   @Field(() => ID, { nullable: true }) machineRunId!: string | null;
 }
 
-@ObjectType({ description: 'One machine inside a run.' })
+@ObjectType({ implements: Node, description: 'One machine inside a run.' })
 export class MachineRun {
   @Field(() => ID) id!: string;
   @Field(() => ID) machineId!: string;
@@ -250,7 +251,7 @@ export class MachineRun {
   @Field(() => String, { nullable: true }) error!: string | null;
 }
 
-@ObjectType({ description: 'One execution of a deployment.' })
+@ObjectType({ implements: Node, description: 'One execution of a deployment.' })
 export class DeploymentRun {
   @Field(() => ID) id!: string;
   @Field(() => ID) deploymentId!: string;
@@ -268,7 +269,9 @@ export class DeploymentRun {
   progressSeq!: number;
 }
 
-export const DeploymentRunConnection = ConnectionType('DeploymentRun', DeploymentRun);
+export const DeploymentRunConnection = ConnectionType('DeploymentRun', DeploymentRun, 'deployment runs');
+export const MachineRunConnection = ConnectionType('MachineRun', MachineRun, 'machine runs');
+export const RunLogLineConnection = ConnectionType('RunLogLine', RunLogLine, 'log lines');
 
 @ObjectType()
 export class NotSelectedUpdate {

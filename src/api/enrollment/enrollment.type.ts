@@ -1,4 +1,6 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { ConnectionType } from '../relay.js';
+import { Node } from '../node/node.type.js';
 
 export enum EnrollmentKeyState {
   ACTIVE = 'ACTIVE',
@@ -8,7 +10,7 @@ export enum EnrollmentKeyState {
 }
 registerEnumType(EnrollmentKeyState, { name: 'EnrollmentKeyState' });
 
-@ObjectType({ description: 'A key agents present once to enroll their machine. Its secret is shown only at creation.' })
+@ObjectType({ implements: Node, description: 'A key agents present once to enroll their machine. Its secret is shown only at creation.' })
 export class EnrollmentKey {
   @Field(() => ID)
   id!: string;
@@ -37,6 +39,8 @@ export class EnrollmentKey {
   @Field(() => Date, { nullable: true })
   revokedAt!: Date | null;
 }
+
+export const EnrollmentKeyConnection = ConnectionType('EnrollmentKey', EnrollmentKey, 'enrollment keys');
 
 @ObjectType()
 export class CreatedEnrollmentKey {

@@ -1,6 +1,7 @@
 import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
+import { Node } from '../node/node.type.js';
 
 @ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
 export class PendingUpdate {
@@ -103,8 +104,8 @@ export class Assessment {
   repositoryProblems!: RepositoryProblem[];
 }
 
-export const AssessmentConnection = ConnectionType('Assessment', Assessment);
-export const PendingUpdateConnection = ConnectionType('PendingUpdate', PendingUpdate);
+export const AssessmentConnection = ConnectionType('Assessment', Assessment, 'assessments');
+export const PendingUpdateConnection = ConnectionType('PendingUpdate', PendingUpdate, 'pending updates');
 
 @ObjectType({ description: 'Update agent readiness, with the reason an operator can act on.' })
 export class ReadinessDetail {
@@ -118,7 +119,7 @@ export class ReadinessDetail {
   reason!: string;
 }
 
-@ObjectType({ description: 'A managed machine.' })
+@ObjectType({ implements: Node, description: 'A managed machine.' })
 export class Machine {
   @Field(() => ID)
   id!: string;

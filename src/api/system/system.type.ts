@@ -1,4 +1,5 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
+import { Node } from '../node/node.type.js';
 
 export enum ComponentState {
   UP = 'UP',
@@ -15,7 +16,7 @@ export class ComponentStatus {
   error!: string | null;
 }
 
-@ObjectType({ description: 'A worker self-check: a workflow that waits on a durable timer, then records which worker completed it.' })
+@ObjectType({ implements: Node, description: 'A worker self-check: a workflow that waits on a durable timer, then records which worker completed it.' })
 export class SelfCheck {
   @Field(() => ID)
   id!: string;

@@ -19,7 +19,7 @@ const MACHINE = `query Machine($id: ID!, $updatesAfter: String) {
       edges { node { name arch installedVersion availableVersion classification severity advisoryIds cveIds rebootSuggested repository note } }
     }
     assessments(first: 20) { totalCount edges { node { id trigger backend startedAt finishedAt assessedAt criticalCount securityCount otherCount rebootPending } } }
-    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRuns { machineId status counts { total succeeded failed notAttempted notSelected } } } } }
+    deploymentRuns(first: 20) { totalCount edges { node { id status trigger startedAt endedAt deployment { name } machineRun(machineId: $id) { status counts { total succeeded failed notAttempted notSelected } } } } }
   }
 }`;
 
@@ -35,7 +35,7 @@ interface MachineData {
       edges: Array<{ node: { name: string; arch: string | null; installedVersion: string | null; availableVersion: string; classification: string; severity: string | null; advisoryIds: string[]; cveIds: string[]; rebootSuggested: boolean; repository: string | null; note: string | null } }>;
     };
     assessments: { totalCount: number; edges: Array<{ node: { id: string; trigger: string; backend: string; startedAt: string; finishedAt: string; assessedAt: string; criticalCount: number; securityCount: number; otherCount: number; rebootPending: boolean } }> };
-    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRuns: Array<{ machineId: string; status: string; counts: UpdateCounts }> } }> };
+    deploymentRuns: { totalCount: number; edges: Array<{ node: { id: string; status: string; trigger: string; startedAt: string | null; endedAt: string | null; deployment: { name: string }; machineRun: { status: string; counts: UpdateCounts } | null } }> };
   }) | null;
 }
 
@@ -138,7 +138,7 @@ export function MachinePage({ id }: { id: string }) {
                   <td><Link to={`/runs/${r.id}`}>{r.deployment.name}</Link></td>
                   <td>{when(r.startedAt)}</td>
                   <td><Badge value={r.status} /></td>
-                  <td><ThisMachine run={r.machineRuns.find((x) => x.machineId === m.id)} /></td>
+                  <td><ThisMachine run={r.machineRun ?? undefined} /></td>
                 </tr>
               ))}
             </tbody>
