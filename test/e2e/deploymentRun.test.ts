@@ -26,7 +26,7 @@ type UpdateView = { name: string; status: string; predictedStatus: string; exitC
 type MachineRunView = { machineName: string; status: string; rebootOutcome: string | null; error: string | null; updates: UpdateView[]; jobStream: Array<{ stream: string; line: string }> };
 type RunView = { id: string; status: string; counts: Record<string, number>; predictedCounts: Record<string, number>; machineRuns: MachineRunView[]; logs: Array<{ line: string }> };
 const RUN = `id status counts { total succeeded failed notAttempted notSelected pending inProgress } predictedCounts { succeeded notAttempted notSelected }
-  machineRuns { edges { node { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream { edges { node { stream line } } } } } } logs { edges { node { line } } }`;
+  machineRuns(first: 10) { edges { node { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream(first: 500) { edges { node { stream line } } } } } } logs(first: 2000) { edges { node { line } } }`;
 type Page<T> = { edges: Array<{ node: T }> };
 type RunAnswer = Omit<RunView, 'machineRuns' | 'logs'> & { machineRuns: Page<Omit<MachineRunView, 'jobStream'> & { jobStream: Page<{ stream: string; line: string }> }>; logs: Page<{ line: string }> };
 /** The run's pages as plain lists (one page of each holds a test run's machines and lines). */
