@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { lexicographicSortSchema, printSchema, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
@@ -30,8 +30,8 @@ export const resolvers = [
  * The GraphQL schema, built from the resolvers. `pubSub` may be omitted when only the schema's
  * shape is needed (printing schema/schema.graphql).
  */
-export function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
-  return buildSchema({
+export async function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
+  const schema = await buildSchema({
     resolvers,
     authChecker,
     authMode: 'error',
@@ -39,7 +39,19 @@ export function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
     validate: false,
     emitSchemaFile: false,
   });
+  // type-graphql has no place for the root types' descriptions (GraphiQL and Sandbox show them).
+  for (const [type, description] of ROOT_DESCRIPTIONS) {
+    const root = type(schema);
+    if (root) root.description = description;
+  }
+  return schema;
 }
+
+const ROOT_DESCRIPTIONS: Array<[(schema: GraphQLSchema) => GraphQLObjectType | null | undefined, string]> = [
+  [(s) => s.getQueryType(), 'Reads: machines, updates, deployments and their runs, access, and the system itself.'],
+  [(s) => s.getMutationType(), 'Changes: machines, deployments and their runs, API tokens and enrollment keys (over POST only).'],
+  [(s) => s.getSubscriptionType(), 'Live events, over the WebSocket (graphql-ws) at the same URL.'],
+];
 
 /** The SDL committed as schema/schema.graphql; a test fails when the file and the code differ. */
 export async function printApiSchema(): Promise<string> {

@@ -68,14 +68,14 @@ export class DeploymentResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => Deployment, { nullable: true })
-  deployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  @Query(() => Deployment, { description: 'One deployment by id (null: no such deployment).', nullable: true })
+  deployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment.' }) id: string) {
     return service(ctx).find(id);
   }
 
   @Authorized('VIEWER')
   @Query(() => DeploymentPreview, { description: 'Per machine, what a deployment (by id, or an unsaved input) would install, leave out, or likely not reach within its window.' })
-  previewDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { nullable: true }) id?: string, @Arg('input', () => DeploymentInput, { nullable: true }) input?: DeploymentInput) {
+  previewDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'A saved deployment to preview.', nullable: true }) id?: string, @Arg('input', () => DeploymentInput, { description: 'A deployment as entered, not yet saved, to preview.', nullable: true }) input?: DeploymentInput) {
     return service(ctx).preview({ id, input });
   }
 
@@ -84,7 +84,7 @@ export class DeploymentResolver {
   scheduleForecast(
     @Ctx() ctx: ApiContext,
     @Arg('schedule', () => ScheduleInput, { nullable: true, description: 'Default: once, at now + 30 minutes.' }) schedule: ScheduleInput | null | undefined,
-    @Arg('onDemandOnly', () => Boolean, { defaultValue: false }) onDemandOnly: boolean,
+    @Arg('onDemandOnly', () => Boolean, { description: 'No schedule: the deployment would run only on demand.', defaultValue: false }) onDemandOnly: boolean,
     @Arg('windowMinutes', () => Int, { defaultValue: 120, description: 'The window: an hourly schedule must leave room for it.' }) windowMinutes: number,
     @Arg('count', () => Int, { defaultValue: 3, description: 'How many next runs, 1 to 10.' }) count: number,
   ) {
@@ -93,37 +93,37 @@ export class DeploymentResolver {
 
   @Authorized('OPERATOR')
   @Mutation(() => Deployment, { description: 'Creates a deployment and its schedule.' })
-  createDeployment(@Ctx() ctx: ApiContext, @Arg('input', () => DeploymentInput) input: DeploymentInput) {
+  createDeployment(@Ctx() ctx: ApiContext, @Arg('input', () => DeploymentInput, { description: 'The new deployment.' }) input: DeploymentInput) {
     return service(ctx).create(input);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => Deployment, { description: 'Replaces a deployment; its schedule follows.' })
-  updateDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string, @Arg('input', () => DeploymentInput) input: DeploymentInput) {
+  updateDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment to change.' }) id: string, @Arg('input', () => DeploymentInput, { description: 'The deployment as it is to be, every field.' }) input: DeploymentInput) {
     return service(ctx).update(id, input);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => ID, { description: 'Deletes a deployment and its schedule; its runs and results stay.' })
-  deleteDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  deleteDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment to delete.' }) id: string) {
     return service(ctx).delete(id);
   }
 
   @Authorized('OPERATOR')
-  @Mutation(() => Deployment)
-  pauseDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  @Mutation(() => Deployment, { description: "Pauses the deployment's schedule: no scheduled run starts until it is resumed." })
+  pauseDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment to pause.' }) id: string) {
     return service(ctx).setPaused(id, true);
   }
 
   @Authorized('OPERATOR')
-  @Mutation(() => Deployment)
-  resumeDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  @Mutation(() => Deployment, { description: "Resumes a paused deployment's schedule." })
+  resumeDeployment(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment to resume.' }) id: string) {
     return service(ctx).setPaused(id, false);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => DeploymentRun, { description: 'Runs a deployment now, outside its schedule.' })
-  runDeploymentNow(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  runDeploymentNow(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The deployment to run.' }) id: string) {
     return service(ctx).runNow(id);
   }
 
@@ -149,7 +149,7 @@ export class DeploymentResolver {
     return service(ctx).nextRunAt(row);
   }
 
-  @FieldResolver(() => DeploymentRun, { nullable: true })
+  @FieldResolver(() => DeploymentRun, { description: 'Its most recent run (null: it never ran).', nullable: true })
   async lastRun(@Root() row: DeploymentRow, @Ctx() ctx: ApiContext) {
     return (await service(ctx).lastRun(row.id)) ?? null;
   }
@@ -176,14 +176,14 @@ export class MachineDeploymentRunsResolver {
 @Resolver(() => DeploymentRun)
 export class DeploymentRunResolver {
   @Authorized('VIEWER')
-  @Query(() => DeploymentRun, { nullable: true })
-  async deploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  @Query(() => DeploymentRun, { description: 'One deployment run by id (null: no such run).', nullable: true })
+  async deploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The run.' }) id: string) {
     return (await service(ctx).findRun(id)) ?? null;
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => DeploymentRun, { description: 'Cancels a running run: machines not started stay so, running ones are stopped.' })
-  cancelDeploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  cancelDeploymentRun(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The run to cancel.' }) id: string) {
     return service(ctx).cancelRun(id);
   }
 
@@ -220,7 +220,7 @@ export class DeploymentRunResolver {
     return service(ctx).find(run.deploymentId, true);
   }
 
-  @FieldResolver(() => Int, { nullable: true })
+  @FieldResolver(() => Int, { description: 'How long it ran, in seconds (null until it has started).', nullable: true })
   durationSeconds(@Root() run: RunRow) {
     return run.startedAt && run.endedAt ? Math.round((run.endedAt.getTime() - run.startedAt.getTime()) / 1000) : null;
   }
@@ -288,7 +288,7 @@ export class MachineRunResolver {
     return (await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id))).map(asResult);
   }
 
-  @FieldResolver(() => ResultCounts)
+  @FieldResolver(() => ResultCounts, { description: 'Its updates counted by status.' })
   async counts(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
     return counts(await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id)));
   }

@@ -19,17 +19,17 @@ export class EnrollmentResolver {
 
   @Authorized('ADMIN')
   @Mutation(() => CreatedEnrollmentKey, { description: 'Creates an enrollment key and returns its secret, this once.' })
-  createEnrollmentKey(@Ctx() ctx: ApiContext, @Arg('input', () => CreateEnrollmentKeyInput) input: CreateEnrollmentKeyInput) {
+  createEnrollmentKey(@Ctx() ctx: ApiContext, @Arg('input', () => CreateEnrollmentKeyInput, { description: 'The new key.' }) input: CreateEnrollmentKeyInput) {
     return service(ctx).create(input);
   }
 
   @Authorized('ADMIN')
   @Mutation(() => EnrollmentKey, { description: 'Revokes an enrollment key: agents presenting it are refused. Enrolled machines keep working.' })
-  revokeEnrollmentKey(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  revokeEnrollmentKey(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The key to revoke.' }) id: string) {
     return service(ctx).revoke(id);
   }
 
-  @FieldResolver(() => EnrollmentKeyState)
+  @FieldResolver(() => EnrollmentKeyState, { description: 'Whether it enrolls machines now.' })
   state(@Root() key: EnrollmentKeyRow, @Ctx() ctx: ApiContext) {
     return service(ctx).state(key);
   }
