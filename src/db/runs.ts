@@ -21,6 +21,12 @@ export async function ensureRun(db: Db, input: { id?: string; deploymentId: stri
 }
 
 /** Runs of a deployment created since a time, oldest first (what `deploymentRunsStarted` replays). */
+/** PostgreSQL's clock now: what the rows' default timestamps are taken from. */
+export async function databaseNow(db: Db): Promise<Date> {
+  const [row] = await db.execute<{ now: Date | string }>(sql`select now() as now`);
+  return new Date(row!.now);
+}
+
 export function runsCreatedSince(db: Db, deploymentId: string, since: Date, limit: number): Promise<RunRow[]> {
   return db
     .select()

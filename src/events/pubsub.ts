@@ -21,8 +21,11 @@ export interface Events {
   agentCommandQueued: [string, { commandId: string }];
   /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. Stored before it is published (src/db/runProgress.ts). */
   deploymentRunProgress: [string, RunProgressNotice];
-  /** A run of a deployment was created (keyed by deployment id). */
-  deploymentRunStarted: [string, { runId: string }];
+  /**
+   * A run of a deployment was created (keyed by deployment id). `{ resync: true }`: delivered to
+   * this process's subscribers only, after its LISTEN came back (runs may have been missed).
+   */
+  deploymentRunStarted: [string, { runId: string } | { resync: true }];
   /** An API token was revoked, re-dated or deleted. Sent by a trigger in PostgreSQL (migrations/0007_console_sessions.sql), whoever wrote it. */
   apiTokenChanged: [{ tokenId: string }];
   /** A console session ended, was re-dated or deleted. Sent by a trigger in PostgreSQL, like apiTokenChanged. */
@@ -85,6 +88,7 @@ export const EVENTS_CHANNEL = 'fleetpatch_events';
 const RESYNC_EVENTS: Array<[prefix: string, detail: unknown]> = [
   ['machineChanged', { resync: true } satisfies Events['machineChanged'][0]],
   ['deploymentRunProgress:', { resync: true } satisfies RunProgressResync],
+  ['deploymentRunStarted:', { resync: true } satisfies Events['deploymentRunStarted'][1]],
 ];
 
 interface Envelope {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Client as UrqlClient, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -7,6 +8,8 @@ import type { AgentCommand, InstallJob, JobUpdateState } from '../../src/agent/p
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { ensureRun } from '../../src/db/runs.js';
+import { announceRunStarted, createFleetPubSub } from '../../src/events/pubsub.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { applyProgress, progressVariables, PROGRESS as CONSOLE_PROGRESS, RUN as CONSOLE_RUN, runOf, type Progress, type Run, type RunAnswer } from '../../web/src/runProgress.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
@@ -208,6 +211,36 @@ describe('deployment run progress: numbered, replayed, each event once', () => {
       { next: (m) => m.data && since.push(m.data.deploymentRunsStarted.id), error: () => undefined, complete: () => undefined },
     );
     await expect.poll(() => since, { timeout: 10_000 }).toEqual([runId]);
+  });
+
+  it('announces a run whose announcement was lost while the server was not listening, once its LISTEN is back', async () => {
+    const agent = await enroll('listen-a');
+    const deploymentId = (
+      await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+        input: { name: 'listen break', osType: 'LINUX', machineIds: [agent.machineId], classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER' },
+      })
+    ).createDeployment.id;
+    const started: string[] = [];
+    socket().subscribe<{ deploymentRunsStarted: { id: string } }>(
+      { query: 'subscription($id: ID!) { deploymentRunsStarted(deploymentId: $id) { id } }', variables: { id: deploymentId } },
+      { next: (m) => void (m.data && started.push(m.data.deploymentRunsStarted.id)), error: () => undefined, complete: () => undefined },
+    );
+    // Live once a run announced now arrives (rows only: no workflow runs them).
+    const publisher = await createFleetPubSub(database.sql);
+    const newRun = async () => (await ensureRun(database.db, { deploymentId, workflowId: `listen-break-${randomUUID()}`, trigger: 'MANUAL' })).run.id;
+    await expect.poll(async () => {
+      announceRunStarted(publisher, deploymentId, await newRun());
+      return started.length;
+    }, { timeout: 15_000, interval: 300 }).toBeGreaterThan(0);
+    const announcedRuns = (await database.sql`select count(*)::int as n from deployment_runs where deployment_id = ${deploymentId}`)[0]!.n as number;
+
+    // A run whose announcement is lost (never sent, as if sent while the LISTEN was down), then the
+    // API's LISTEN connection is cut: it listens again, and the subscription reads what it missed.
+    const unannounced = await newRun();
+    await database.sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query ilike 'listen %' and pid <> pg_backend_pid()`;
+    await expect.poll(() => started.includes(unannounced), { timeout: 20_000 }).toBe(true);
+    expect(started.length).toBe(announcedRuns + 1);
+    expect(new Set(started).size).toBe(started.length);
   });
 
   it("keeps the console's run page whole across a dropped socket: it resubscribes after the last event it applied", async () => {

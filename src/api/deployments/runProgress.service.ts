@@ -1,5 +1,5 @@
 import type { RunLogRow, MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
-import { findRun, machineRunsByIds, runLogsOf, runsCreatedSince, updateResultsOfMany } from '../../db/runs.js';
+import { databaseNow, findRun, machineRunsByIds, runLogsOf, runsCreatedSince, updateResultsOfMany } from '../../db/runs.js';
 import { findDeployment } from '../../db/deployments.js';
 import { lastRunProgressSeq, runProgressAfter, type RunProgressEvent } from '../../db/runProgress.js';
 import type { RunProgressNotice } from '../../events/pubsub.js';
@@ -116,7 +116,9 @@ export class RunProgressService {
 
   /**
    * Runs of a deployment as they are created: with `since`, those created since then first. Each
-   * run once, though it may be both replayed and announced live.
+   * run once, though it may be both replayed and announced live. After a break in this process's
+   * LISTEN (announcements may have been lost), the runs created since the subscription began (or
+   * since `since`) are read again, and those not yet delivered delivered.
    */
   async runsStarted(deploymentId: string, since: Date | null | undefined): Promise<AsyncIterableIterator<RunRow>> {
     const deployment = await findDeployment(this.db, deploymentId, { includeDeleted: true });
@@ -126,14 +128,23 @@ export class RunProgressService {
     const seen = new Set<string>();
     // Started before anything is read (see progress); the replay is small: runs of one deployment.
     const first = live.next();
-    async function* runs(): AsyncGenerator<RunRow> {
-      for (let from = since; from; ) {
-        const page = await runsCreatedSince(db, deploymentId, from, 100);
+    // On PostgreSQL's clock, as the runs' createdAt is.
+    const from = since ?? (await databaseNow(db));
+    async function* replay(): AsyncGenerator<RunRow> {
+      for (let after: Date | null = from; after; ) {
+        const page = await runsCreatedSince(db, deploymentId, after, 100);
         const fresh = page.filter((run) => !seen.has(run.id));
         for (const run of fresh) yield (seen.add(run.id), run);
-        from = page.length === 100 && fresh.length > 0 ? page.at(-1)!.createdAt : null;
+        after = page.length === 100 && fresh.length > 0 ? page.at(-1)!.createdAt : null;
       }
+    }
+    async function* runs(): AsyncGenerator<RunRow> {
+      if (since) yield* replay();
       for (let next = await first; !next.done; next = await live.next()) {
+        if ('resync' in next.value) {
+          yield* replay();
+          continue;
+        }
         if (seen.has(next.value.runId)) continue;
         const run = await findRun(db, next.value.runId);
         if (run) yield (seen.add(run.id), run);
