@@ -11,7 +11,7 @@ const MACHINE_RUN_FIELDS = `id machineId machineName status startedAt endedAt re
 const LINE_FIELDS = 'id at stream line machineRunId';
 
 /** Sized so that the page's first query stays within the API's cost limit: more are loaded on demand. */
-const MACHINES_PAGE = `first: 30`;
+const MACHINES_PAGE = `first: 25`;
 const LINES_PAGE = `first: 2000`;
 const MACHINE_PAGE_FIELDS = `totalCount pageInfo { hasNextPage endCursor } edges { node { ${MACHINE_RUN_FIELDS} } }`;
 const LINE_PAGE_FIELDS = `totalCount pageInfo { hasNextPage endCursor } edges { node { ${LINE_FIELDS} } }`;
