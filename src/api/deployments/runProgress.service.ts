@@ -1,5 +1,7 @@
 import type { RunLogRow, MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
 import { databaseNow, findRun, machineRunsByIds, runLogsOf, runsCreatedSince, updateResultsOfMany } from '../../db/runs.js';
+import { unavailableDependency } from '../../availability.js';
+import { isDatabaseUnavailable } from '../../db/client.js';
 import { findDeployment } from '../../db/deployments.js';
 import { lastRunProgressSeq, runProgressAfter, type RunProgressEvent } from '../../db/runProgress.js';
 import type { RunProgressNotice } from '../../events/pubsub.js';
@@ -74,6 +76,26 @@ export class ProgressPage {
   }
 }
 
+/** How long a subscription's read from PostgreSQL waits for it to come back: READ_ATTEMPTS a second apart. */
+const READ_ATTEMPTS = 60;
+const READ_RETRY_MS = 1000;
+
+/**
+ * A read of the store, tried again while PostgreSQL is away instead of ending the subscription:
+ * the resync after a restart reads at once, while the pool may still hold connections that died
+ * with the old server.
+ */
+async function whileDatabaseAway<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= READ_ATTEMPTS || unavailableDependency(error, [['DATABASE', isDatabaseUnavailable]]) !== 'DATABASE') throw error;
+      await new Promise((resolve) => setTimeout(resolve, READ_RETRY_MS));
+    }
+  }
+}
+
 export class RunProgressService {
   constructor(private readonly services: ApiServices) {}
 
@@ -96,9 +118,9 @@ export class RunProgressService {
       after,
       store: {
         // Read once the live side listens: an event recorded in between is not lost.
-        last: async () => (await lastRunProgressSeq(this.db, runId)) ?? last,
+        last: async () => (await whileDatabaseAway(() => lastRunProgressSeq(this.db, runId))) ?? last,
         read: async (afterSeq, limit, through) => {
-          const events = await runProgressAfter(this.db, runId, afterSeq, Math.min(limit, REPLAY_PAGE_SIZE), through);
+          const events = await whileDatabaseAway(() => runProgressAfter(this.db, runId, afterSeq, Math.min(limit, REPLAY_PAGE_SIZE), through));
           const page = new ProgressPage(this.services, runId, events);
           return events.map((e) => item(e, page));
         },
