@@ -105,6 +105,9 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'DeploymentRun.rings': { items: MAX_RINGS, bound: 'enforced', why: "one per ring of the deployment when the run began" },
   'DeploymentRun.updateSet': { items: 50, bound: 'estimate', why: "what the first ring's machines had pending (about 50 on a typical machine)" },
   'DeploymentPreview.warnings': { items: MAX_RINGS + 1, bound: 'enforced', why: 'one per ring, and one for targets in no ring' },
+  'AgentRelease.executables': { items: 3, bound: 'estimate', why: "one per platform in the build's manifest (linux-x64, linux-arm64, windows-x64)" },
+  'AgentRelease.packages': { items: 5, bound: 'estimate', why: "the build's manifest: deb and rpm per Linux architecture, and the Windows zip" },
+  'AgentVersionSummary.versions': { items: 20, bound: 'estimate', why: 'one per agent version the fleet runs (a few, more during an upgrade)' },
 };
 
 /** A list of objects that is in neither table: counted as this many until it is added. */
