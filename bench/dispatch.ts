@@ -545,10 +545,11 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     }
 
     // 4. What the database and Temporal recorded.
-    const final = await graphql<{ deploymentRun: { endedAt: string | null; machineRuns: Array<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { endedAt machineRuns { status } } }', { id: runId });
+    const final = await graphql<{ deploymentRun: { endedAt: string | null } }>('query($id: ID!) { deploymentRun(id: $id) { endedAt } }', { id: runId });
     if (final.deploymentRun.endedAt) result.endedAtMs = Date.parse(final.deploymentRun.endedAt) - t0;
     result.machineStatuses = {};
-    for (const m of final.deploymentRun.machineRuns) result.machineStatuses[m.status] = (result.machineStatuses[m.status] ?? 0) + 1;
+    const statuses = await stack.database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from machine_runs where run_id = ${runId} group by status`;
+    for (const m of statuses) result.machineStatuses[m.status] = m.n;
     const [jobs] = await stack.database.sql<Array<{ first: string | null; last: string | null; delivered: string | null; completed: string | null; count: number }>>`
       select to_json(min(c.created_at))#>>'{}' as first, to_json(max(c.created_at))#>>'{}' as last, to_json(max(c.delivered_at))#>>'{}' as delivered,
         to_json(max(c.completed_at))#>>'{}' as completed, count(*)::int as count

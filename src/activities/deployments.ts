@@ -18,7 +18,6 @@ import {
 import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, findMachines, resolveTargets } from '../db/machines.js';
 import {
-  appendRunLog,
   attachInstallActivity,
   beginRun,
   ensureInstallCommand,
@@ -28,6 +27,7 @@ import {
   finishMachineRun,
   handOverInstallJobs as storeHandOver,
   installJobSources,
+  logRunChange,
   finishRun,
   machineRunsOf,
   planningInputs,
@@ -39,7 +39,8 @@ import {
   type RunRow,
   type UpdateResultRow,
 } from '../db/runs.js';
-import { announceAgentCommands, type FleetPubSub, type RunProgressEvent } from '../events/pubsub.js';
+import type { RunProgressEvent } from '../db/runProgress.js';
+import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
@@ -96,12 +97,10 @@ export type RingStep =
   | { kind: 'SKIPPED' };
 
 export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
-  const progress = (runId: string, event: Partial<RunProgressEvent> & Pick<RunProgressEvent, 'kind'>) =>
-    pubsub.publish('deploymentRunProgress', runId, { machineRunId: null, updateNames: [], lineIds: null, ...event });
-
-  const log = async (runId: string, machineRunId: string | null, line: string) => {
-    const id = await appendRunLog(db, runId, machineRunId, line);
-    progress(runId, { kind: 'LINES', machineRunId, lineIds: [id, id] });
+  // Each change records its progress event in its own transaction; they are published once committed.
+  const published = <T extends { progress: RunProgressEvent[] }>(runId: string, changed: T): T => {
+    announceRunProgress(pubsub, runId, changed.progress);
+    return changed;
   };
 
   /** dispatchInstall's one pass (see there). */
@@ -125,10 +124,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
     const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
     if (command.result) return command.result; // finished while no activity was waiting for it
-    await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS');
+    const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
     pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
-    progress(run.id, { kind: 'MACHINE', machineRunId: machineRun.id });
-    await log(run.id, machineRun.id, sentLine(machine.name, job));
+    published(run.id, started);
     throw new CompleteAsyncError();
   };
 
@@ -142,12 +140,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const assigned = assignRings(targets, rings);
       if (assigned.rings.every((r) => r.length === 0)) return nothing('None of the deployment\'s targets fell in any of its rings when the run began.', 'FAILED');
       await beginRingedRunRows(db, run.id, assigned.rings.map((machines, i) => ({ definition: rings[i]!, machines })));
-      await log(run.id, null, `Run started: ${targets.length - assigned.unassigned.length} machine(s) in ${rings.length} ring(s) (${assigned.rings.map((m, i) => `${rings[i]!.name}: ${m.length}`).join(', ')}).`);
+      const lines = [`Run started: ${targets.length - assigned.unassigned.length} machine(s) in ${rings.length} ring(s) (${assigned.rings.map((m, i) => `${rings[i]!.name}: ${m.length}`).join(', ')}).`];
       if (assigned.unassigned.length > 0) {
-        await log(run.id, null, `${assigned.unassigned.length} target machine(s) fall in no ring and are not part of this run: ${assigned.unassigned.slice(0, 10).map((m) => m.name).join(', ')}${assigned.unassigned.length > 10 ? ', …' : ''}.`);
+        lines.push(`${assigned.unassigned.length} target machine(s) fall in no ring and are not part of this run: ${assigned.unassigned.slice(0, 10).map((m) => m.name).join(', ')}${assigned.unassigned.length > 10 ? ', …' : ''}.`);
       }
+      published(run.id, await logRunChange(db, run.id, lines));
     }
-    progress(run.id, { kind: 'RUN' });
     const recorded = await ringsOfRun(db, run.id);
     return {
       runId: run.id,
@@ -168,15 +166,14 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      const run = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      const { run, created } = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      if (created) announceRunStarted(pubsub, deployment.id, run.id);
       // Ended before it began: the API canceled it when it could not tell whether this workflow
       // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
       if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
       const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
-        await beginRun(db, run.id, new Date(), []);
-        await finishRun(db, run.id, status, reason);
-        await log(run.id, null, reason);
-        progress(run.id, { kind: 'RUN' });
+        published(run.id, await beginRun(db, run.id, new Date(), []));
+        published(run.id, await finishRun(db, run.id, status, reason, reason));
         return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
       };
       if (!run.startedAt) {
@@ -210,10 +207,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           });
           return { machineId: machine.id, machineName: machine.name, results: plannedResults(plan), reserve: plan.rebootReserveSeconds };
         });
-        machines = await beginRun(db, run.id, windowEndsAt, plans);
-        await log(run.id, null, `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
+        const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
+        machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
       }
-      progress(run.id, { kind: 'RUN' });
       const threshold = failureThreshold(deployment.maxFailures, machines.length);
       return {
         runId: run.id,
@@ -253,20 +249,16 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
-      const { commands, lineIds } = await storeHandOver(db, run.id, jobs);
+      const handedOver = await storeHandOver(db, run.id, jobs);
       // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
-      announceAgentCommands(pubsub, commands);
-      progress(run.id, { kind: 'RUN' });
-      if (lineIds) progress(run.id, { kind: 'LINES', lineIds });
-      return { handedOver: commands.length };
+      announceAgentCommands(pubsub, handedOver.commands);
+      published(run.id, handedOver);
+      return { handedOver: handedOver.commands.length };
     },
 
     async markRebooting(input: { machineRunId: string }): Promise<void> {
-      const row = await setMachineRunStatus(db, input.machineRunId, 'REBOOTING');
-      if (row) {
-        await log(row.runId, row.id, `${row.machineName}: rebooting; waiting for the agent to come back.`);
-        progress(row.runId, { kind: 'MACHINE', machineRunId: row.id });
-      }
+      const { row, progress } = await setMachineRunStatus(db, input.machineRunId, 'REBOOTING', {}, (m) => `${m.machineName}: rebooting; waiting for the agent to come back.`);
+      if (row) announceRunProgress(pubsub, row.runId, progress);
     },
 
     /** Whether the machine checked in with another boot id than the one it had before the reboot. */
@@ -292,9 +284,8 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       const results = await updateResultsOf(db, machineRun.id);
       const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
       const status = machineRunStatus(settled, input);
-      const row = await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error });
-      await log(machineRun.runId, machineRun.id, `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`);
-      progress(machineRun.runId, { kind: 'MACHINE', machineRunId: machineRun.id });
+      const line = `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`;
+      const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error }, () => line));
       return row?.status ?? status;
     },
 
@@ -345,13 +336,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
         windowEndsAt = started.windowEndsAt;
         if (started.started) {
-          await log(run.id, null, `${recorded.name} started: ${machineRuns.length} machine(s), window until ${windowEndsAt.toISOString()}.`);
-          if (updateSet) await log(run.id, null, `The run's update set is fixed: ${updateSet.length} update(s)${updateSet.length > 0 ? ` (${updateSet.slice(0, 10).map((m) => `${m.name}=${m.version}`).join(', ')}${updateSet.length > 10 ? ', …' : ''})` : ''}; later rings install only these.`);
+          const lines = [`${recorded.name} started: ${machineRuns.length} machine(s), window until ${windowEndsAt.toISOString()}.`];
+          if (updateSet) lines.push(`The run's update set is fixed: ${updateSet.length} update(s)${updateSet.length > 0 ? ` (${updateSet.slice(0, 10).map((m) => `${m.name}=${m.version}`).join(', ')}${updateSet.length > 10 ? ', …' : ''})` : ''}; later rings install only these.`);
+          published(run.id, await logRunChange(db, run.id, lines));
         }
       } else {
         windowEndsAt = recorded.windowEndsAt!;
       }
-      progress(run.id, { kind: 'RUN' });
       const running = machineRuns.filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       const threshold = failureThreshold(deployment.maxFailures, machineRuns.length);
       return {
@@ -368,13 +359,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     /** A ring's last machine has finished: the machines it never started are settled, and its gate's numbers counted. */
     async endRing(input: { runId: string; ring: number; notStarted: string[]; notStartedReason: string | null }): Promise<{ total: number; failed: number }> {
       for (const machineRunId of input.notStarted) {
-        await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
+        published(input.runId, await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
       const machineRuns = await machineRunsOfRing(db, input.runId, input.ring);
       const failed = machineRuns.filter((m) => m.status === 'FAILED' || m.status === 'TIMED_OUT').length;
       const row = await setRingState(db, input.runId, input.ring, { failedCount: failed, ended: true });
-      await log(input.runId, null, `${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`);
-      progress(input.runId, { kind: 'RUN' });
+      // After the ring's change, so a reader of the RUN event sees it; a retry records them again.
+      published(input.runId, await logRunChange(db, input.runId, [`${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`]));
       return { total: machineRuns.length, failed };
     },
 
@@ -416,8 +407,8 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           line = `${row?.name ?? (await name())}: no machine in this ring; skipped.`;
           break;
       }
-      await log(input.runId, null, line);
-      progress(input.runId, { kind: 'RUN' });
+      // After the change above, so a reader of the RUN event sees it; a retried activity records the line and event again.
+      published(input.runId, await logRunChange(db, input.runId, [line]));
     },
 
     /** Machines the run never started (window over, failure threshold, cancel), then the run's status. */
@@ -425,7 +416,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       // A ringed run's later rings were never handed to the workflow machine by machine: whatever is still PENDING never started.
       const notStarted = input.ringed ? [...new Set([...input.notStarted, ...(await pendingMachineRunIds(db, input.runId))])] : input.notStarted;
       for (const machineRunId of notStarted) {
-        await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason });
+        published(input.runId, await finishMachineRun(db, machineRunId, { status: input.canceled ? 'CANCELED' : 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
@@ -437,10 +428,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         succeededUpdates: outcomes.get(m.id)?.succeeded ?? 0,
       }));
       const status = deploymentRunStatus(machineRuns, input.canceled);
-      await finishRun(db, input.runId, status, input.canceled ? (input.reason ?? 'Canceled by an operator.') : null);
+      // The rings close before the run ends: whoever sees the run's end sees no ring still open.
       if (input.ringed) await closeOpenRings(db, input.runId, input.reason ?? null);
-      await log(input.runId, null, `Run ended: ${status}.`);
-      progress(input.runId, { kind: 'RUN' });
+      published(input.runId, await finishRun(db, input.runId, status, input.canceled ? (input.reason ?? 'Canceled by an operator.') : null, `Run ended: ${status}.`));
       return status;
     },
   };

@@ -102,6 +102,11 @@ function invalidInputMessage(error: unknown): string | null {
   return null;
 }
 
+function isClientStatus(http: unknown): boolean {
+  const status = (http as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 /**
  * Apollo's formatError: our own codes and GraphQL's request errors pass through; anything else is
  * an unexpected failure, logged in full and shown to the client only as INTERNAL.
@@ -112,6 +117,11 @@ export function formatError(logger: Logger) {
     if (typeof code === 'string' && ((ERROR_CODES as readonly string[]).includes(code) || REQUEST_ERROR_CODES.has(code))) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, message: tokenLimitMessage(formatted.message) ?? formatted.message, extensions: code === 'BAD_USER_INPUT' ? { ...extensions } : extensions };
+    }
+    // Apollo's own refusals of a request that carry no code, only a 4xx (a persisted query whose
+    // text does not match its hash, an unknown persisted query version): the client's mistake.
+    if (error instanceof GraphQLError && !error.originalError && isClientStatus(error.extensions.http)) {
+      return { message: formatted.message, extensions: { code: 'BAD_REQUEST' } };
     }
     const invalid = invalidInputMessage(error);
     if (invalid) return { message: invalid, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };

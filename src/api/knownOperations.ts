@@ -23,6 +23,8 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Preview',
   'Progress',
   'Run',
+  'RunLines',
+  'RunMachines',
   'RunNow',
   'SetDeploymentPaused',
   // The operator CLI

@@ -24,7 +24,7 @@ import {
 import { CLASSIFICATIONS_BY_OS, MAX_MACHINE_IDS, MAX_RINGS } from '../fleet/deploymentInput.js';
 import { MAX_LINES_PER_EVENT, MAX_REPOSITORY_PROBLEMS } from './agent/agent.schema.js';
 import type { ApiLimits } from '../config.js';
-import { DEFAULT_PAGE_SIZE, MAX_LOG_LINES, MAX_PAGE_SIZE } from './pageSize.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZES } from './pageSize.js';
 
 /**
  * The limits on what one GraphQL operation may ask for, checked while the document is validated:
@@ -42,7 +42,8 @@ import { DEFAULT_PAGE_SIZE, MAX_LOG_LINES, MAX_PAGE_SIZE } from './pageSize.js';
  *   send deep but bounded introspection queries.
  * - Cost: each field costs its weight (1 for most) plus its children's cost times the number of
  *   items it can return: its page size (`first`, default 50, the largest page when it is a
- *   variable), its `limit`, or the most rows the list can hold (`LIST_ITEMS`). Introspection
+ *   variable; PAGE_SIZES for connections paged otherwise), its `limit`, or the most rows the list
+ *   can hold (`LIST_ITEMS`). Introspection
  *   counts too, its lists sized by the schema itself.
  *
  * Each fragment is measured once per document and its measure reused at every spread, so the work
@@ -93,12 +94,7 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'Assessment.repositoryProblems': { items: MAX_REPOSITORY_PROBLEMS, bound: 'enforced', why: 'an assessment report holds at most this many (agent.schema.ts)' },
   'ComplianceSummary.pendingByClassification': { items: new Set(Object.values(CLASSIFICATIONS_BY_OS).flat()).size, bound: 'enforced', why: 'one per classification' },
   'Mutation.assessMachines': { items: MAX_MACHINE_IDS, bound: 'enforced', why: 'one per machine asked, at most this many per call' },
-  'DeploymentRun.logs': { items: MAX_LOG_LINES, bound: 'enforced', why: 'its limit argument (costed by it when given), at most this' },
-  'MachineRun.jobStream': { items: MAX_LOG_LINES, bound: 'enforced', why: 'its limit argument (costed by it when given), at most this' },
   'RunProgress.lines': { items: MAX_LINES_PER_EVENT, bound: 'enforced', why: 'one agent event carries at most this many lines' },
-  'Query.apiTokens': { items: 100, bound: 'estimate', why: 'every token ever created; an admin-only list' },
-  'Query.enrollmentKeys': { items: 100, bound: 'estimate', why: 'every key ever created; an admin-only list' },
-  'DeploymentRun.machineRuns': { items: 20, bound: 'estimate', why: 'one per machine of the run' },
   'MachineRun.updates': { items: 50, bound: 'estimate', why: "the machine's pending updates when the run began (about 50 on a typical machine)" },
   'RunProgress.updates': { items: 50, bound: 'estimate', why: 'the updates one agent event changed' },
   'DeploymentPreview.machines': { items: 20, bound: 'estimate', why: 'one per target machine' },
@@ -109,9 +105,9 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'DeploymentRun.rings': { items: MAX_RINGS, bound: 'enforced', why: "one per ring of the deployment when the run began" },
   'DeploymentRun.updateSet': { items: 50, bound: 'estimate', why: "what the first ring's machines had pending (about 50 on a typical machine)" },
   'DeploymentPreview.warnings': { items: MAX_RINGS + 1, bound: 'enforced', why: 'one per ring, and one for targets in no ring' },
-  'AgentRelease.executables': { items: 3, bound: 'enforced', why: 'one per platform the agent is built for (linux-x64, linux-arm64, windows-x64)' },
-  'AgentRelease.packages': { items: 8, bound: 'estimate', why: 'one per package format and CPU that `npm run package` makes (.deb, .rpm, .zip: five today)' },
-  'AgentVersionSummary.versions': { items: 20, bound: 'estimate', why: 'one per agent version the fleet runs (a few during an upgrade)' },
+  'AgentRelease.executables': { items: 3, bound: 'estimate', why: "one per platform in the build's manifest (linux-x64, linux-arm64, windows-x64)" },
+  'AgentRelease.packages': { items: 5, bound: 'estimate', why: "the build's manifest: deb and rpm per Linux architecture, and the Windows zip" },
+  'AgentVersionSummary.versions': { items: 20, bound: 'estimate', why: 'one per agent version the fleet runs (a few, more during an upgrade)' },
 };
 
 /** A list of objects that is in neither table: counted as this many until it is added. */
@@ -205,10 +201,11 @@ function intArgument(node: FieldNode, field: GraphQLField<unknown, unknown> | un
 
 /** How many items a field may return: 1 unless it is a list or a page. */
 function itemsOf(schema: GraphQLSchema, parent: GraphQLNamedType | undefined, node: FieldNode, field: GraphQLField<unknown, unknown> | undefined): number {
-  const page = intArgument(node, field, 'first', MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE) ?? intArgument(node, field, 'last', MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE);
+  const parentName = parent?.name ?? '';
+  const size = PAGE_SIZES[`${parentName}.${node.name.value}`] ?? { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE };
+  const page = intArgument(node, field, 'first', size.max, size.default) ?? intArgument(node, field, 'last', size.max, size.default);
   if (page !== undefined) return Math.max(1, page);
   if (!field || !isListType(getNullableType(field.type))) return 1;
-  const parentName = parent?.name ?? '';
   // A connection's edges are already counted by its page size.
   if (parentName.endsWith('Connection') && node.name.value === 'edges') return 1;
   const limit = intArgument(node, field, 'limit', LIST_ITEMS[`${parentName}.${node.name.value}`]?.items ?? UNLISTED_LIST_ITEMS, undefined);

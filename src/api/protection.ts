@@ -3,11 +3,25 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApiLimits } from '../config.js';
 import { addressKey, clientKey, RATE_LIMITED_MESSAGE, RateLimiter, rateLimit } from './rateLimit.js';
 
+const GRAPHQL_RESPONSE_JSON = 'application/graphql-response+json';
+
+/**
+ * A GraphQL answer written before Apollo sees the request, in the media type Apollo would answer
+ * in: application/graphql-response+json when the client prefers it (GraphQL over HTTP), JSON else.
+ */
+function graphqlAnswer(res: Response, body: unknown): void {
+  if (res.req.accepts(['application/json', GRAPHQL_RESPONSE_JSON]) === GRAPHQL_RESPONSE_JSON) {
+    res.type(`${GRAPHQL_RESPONSE_JSON}; charset=utf-8`).send(JSON.stringify(body));
+  } else {
+    res.json(body);
+  }
+}
+
 /** GraphQL: per API token (per address without one), answered in GraphQL's own error shape. */
 export function graphqlRateLimit(limits: ApiLimits): RequestHandler {
   const limiter = new RateLimiter(limits.apiRequestsPerMinute);
   return rateLimit(limiter, clientKey, (res, retryAfter) => {
-    res.json({ errors: [{ message: RATE_LIMITED_MESSAGE(retryAfter, 'FLEETPATCH_API_RATE_LIMIT'), extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }] });
+    graphqlAnswer(res, { errors: [{ message: RATE_LIMITED_MESSAGE(retryAfter, 'FLEETPATCH_API_RATE_LIMIT'), extensions: { code: 'RATE_LIMITED', retryAfterSeconds: retryAfter } }] });
   });
 }
 
@@ -39,11 +53,11 @@ export function graphqlBodyErrors(error: unknown, _req: Request, res: Response, 
   }
   if (httpError.type === 'entity.too.large') {
     const limit = typeof httpError.limit === 'number' ? `${Math.round(httpError.limit / 1024)} KiB` : 'limit';
-    res.status(413).json({ errors: [{ message: `The request body is larger than the ${limit} allowed. Send smaller variables, or split the request.`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+    graphqlAnswer(res.status(413), { errors: [{ message: `The request body is larger than the ${limit} allowed. Send smaller variables, or split the request.`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
     return;
   }
   if (typeof httpError.status === 'number' && httpError.status >= 400 && httpError.status < 500) {
-    res.status(httpError.status).json({ errors: [{ message: `The request body could not be read: ${httpError.message ?? 'bad request'}. Send JSON: {"query": "...", "variables": {...}}.`, extensions: { code: 'BAD_USER_INPUT' } }] });
+    graphqlAnswer(res.status(httpError.status), { errors: [{ message: `The request body could not be read: ${httpError.message ?? 'bad request'}. Send JSON: {"query": "...", "variables": {...}}.`, extensions: { code: 'BAD_USER_INPUT' } }] });
     return;
   }
   next(error);

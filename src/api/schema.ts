@@ -1,24 +1,27 @@
 import 'reflect-metadata';
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { lexicographicSortSchema, printSchema, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
 import { AgentUpgradeResolver, InstallCommandsResolver, MachineAgentVersionResolver } from './agentUpgrades/agentUpgrade.resolver.js';
 import { authChecker } from './auth.js';
-import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver } from './deployments/deployment.resolver.js';
+import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
+import { NodeResolver } from './node/node.resolver.js';
 import { SystemResolver } from './system/system.resolver.js';
 
 export const resolvers = [
   SystemResolver,
+  NodeResolver,
   EnrollmentResolver,
   MachineResolver,
   MissingUpdateResolver,
   DeploymentResolver,
   DeploymentRunResolver,
   MachineRunResolver,
+  RunProgressResolver,
   MachineDeploymentRunsResolver,
   ApiTokenResolver,
   AuditResolver,
@@ -31,8 +34,8 @@ export const resolvers = [
  * The GraphQL schema, built from the resolvers. `pubSub` may be omitted when only the schema's
  * shape is needed (printing schema/schema.graphql).
  */
-export function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
-  return buildSchema({
+export async function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
+  const schema = await buildSchema({
     resolvers,
     authChecker,
     authMode: 'error',
@@ -40,7 +43,19 @@ export function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchema> {
     validate: false,
     emitSchemaFile: false,
   });
+  // type-graphql has no place for the root types' descriptions (GraphiQL and Sandbox show them).
+  for (const [type, description] of ROOT_DESCRIPTIONS) {
+    const root = type(schema);
+    if (root) root.description = description;
+  }
+  return schema;
 }
+
+const ROOT_DESCRIPTIONS: Array<[(schema: GraphQLSchema) => GraphQLObjectType | null | undefined, string]> = [
+  [(s) => s.getQueryType(), 'Reads: machines, updates, deployments and their runs, access, and the system itself.'],
+  [(s) => s.getMutationType(), 'Changes: machines, deployments and their runs, API tokens and enrollment keys (over POST only).'],
+  [(s) => s.getSubscriptionType(), 'Live events, over the WebSocket (graphql-ws) at the same URL.'],
+];
 
 /** The SDL committed as schema/schema.graphql; a test fails when the file and the code differ. */
 export async function printApiSchema(): Promise<string> {

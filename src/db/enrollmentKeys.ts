@@ -17,8 +17,17 @@ export async function createEnrollmentKey(
   return { key: key!, secret };
 }
 
-export function listEnrollmentKeys(db: Db): Promise<EnrollmentKeyRow[]> {
-  return db.select().from(enrollmentKeys).orderBy(desc(enrollmentKeys.createdAt));
+/** A page of every key, newest first. */
+export async function enrollmentKeysPage(db: Db, page: { offset: number; limit: number }): Promise<{ rows: EnrollmentKeyRow[]; totalCount: () => Promise<number> }> {
+  return {
+    rows: await db.select().from(enrollmentKeys).orderBy(desc(enrollmentKeys.createdAt), enrollmentKeys.id).offset(page.offset).limit(page.limit),
+    totalCount: async () => (await db.select({ n: sql<number>`count(*)::int` }).from(enrollmentKeys))[0]?.n ?? 0,
+  };
+}
+
+export async function findEnrollmentKey(db: Db, id: string): Promise<EnrollmentKeyRow | undefined> {
+  const [row] = await db.select().from(enrollmentKeys).where(eq(enrollmentKeys.id, id));
+  return row;
 }
 
 export async function findEnrollmentKeyBySecret(db: Db, secret: string): Promise<EnrollmentKeyRow | undefined> {

@@ -1,8 +1,9 @@
-import { and, asc, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
 import { queueInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
+import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults } from './schema.js';
 
 export type RunRow = typeof deploymentRuns.$inferSelect;
@@ -11,11 +12,28 @@ export type UpdateResultRow = typeof updateResults.$inferSelect;
 export type RunLogRow = typeof runLogs.$inferSelect;
 type MachineRunStatus = MachineRunRow['status'];
 
-/** Creates the run of a workflow, or finds it: the workflow id is the business key. */
-export async function ensureRun(db: Db, input: { id?: string; deploymentId: string; workflowId: string; trigger: string }): Promise<RunRow> {
-  await db.insert(deploymentRuns).values(input).onConflictDoNothing();
+/** Creates the run of a workflow, or finds it: the workflow id is the business key. `created`: this call made it. */
+export async function ensureRun(db: Db, input: { id?: string; deploymentId: string; workflowId: string; trigger: string }): Promise<{ run: RunRow; created: boolean }> {
+  const [inserted] = await db.insert(deploymentRuns).values(input).onConflictDoNothing().returning();
+  if (inserted) return { run: inserted, created: true };
   const [row] = await db.select().from(deploymentRuns).where(eq(deploymentRuns.workflowId, input.workflowId));
-  return row!;
+  return { run: row!, created: false };
+}
+
+/** Runs of a deployment created since a time, oldest first (what `deploymentRunsStarted` replays). */
+/** PostgreSQL's clock now: what the rows' default timestamps are taken from. */
+export async function databaseNow(db: Db): Promise<Date> {
+  const [row] = await db.execute<{ now: Date | string }>(sql`select now() as now`);
+  return new Date(row!.now);
+}
+
+export function runsCreatedSince(db: Db, deploymentId: string, since: Date, limit: number): Promise<RunRow[]> {
+  return db
+    .select()
+    .from(deploymentRuns)
+    .where(and(eq(deploymentRuns.deploymentId, deploymentId), gte(deploymentRuns.createdAt, since)))
+    .orderBy(asc(deploymentRuns.createdAt), asc(deploymentRuns.id))
+    .limit(limit);
 }
 
 export async function findRun(db: Db, id: string): Promise<RunRow | undefined> {
@@ -88,21 +106,24 @@ export interface PlannedResult {
 /**
  * Records the run's machines and every update's plan, once: a retried activity finds them there.
  * Planned updates start PENDING (the agent decides at run time whether the window still covers
- * them); the prediction is kept beside the outcome so it can be checked.
+ * them); the prediction is kept beside the outcome so it can be checked. The run's progress event
+ * (RUN) is recorded with them, after `logLine` when it is given.
  */
 export async function beginRun(
   db: Db,
   runId: string,
   windowEndsAt: Date,
   plans: Array<{ machineId: string; machineName: string; results: PlannedResult[] }>,
-): Promise<Array<{ machineRunId: string; machineId: string }>> {
+  logLine?: string,
+): Promise<{ machines: Array<{ machineRunId: string; machineId: string }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
     const [run] = await tx.select().from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
     if (run!.startedAt) {
-      return tx.select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId }).from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
+      const machines = await tx.select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId }).from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
+      return { machines, progress: [] };
     }
     await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt }).where(eq(deploymentRuns.id, runId));
-    if (plans.length === 0) return [];
+    if (plans.length === 0) return { machines: [], progress: await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }]) };
     // Set-based: one insert of every machine run, then the update results in chunks (PostgreSQL
     // takes at most 65,535 parameters per statement). Row by row, 1,000 machines cost seconds.
     const created: Array<{ machineRunId: string; machineId: string }> = [];
@@ -133,7 +154,9 @@ export async function beginRun(
       })),
     );
     for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
-    return plans.map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, machineId: plan.machineId }));
+    const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
+    const progress = await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]);
+    return { machines: plans.map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, machineId: plan.machineId })), progress };
   });
 }
 
@@ -152,8 +175,39 @@ export function machineRunsOf(db: Db, runId: string) {
   return db.select().from(machineRuns).where(eq(machineRuns.runId, runId)).orderBy(asc(machineRuns.machineName));
 }
 
+/** A page of a run's machine runs, by machine name; the count only when asked for. */
+export async function machineRunsPage(db: Db, runId: string, offset: number, limit: number) {
+  const where = eq(machineRuns.runId, runId);
+  return {
+    rows: await db.select().from(machineRuns).where(where).orderBy(asc(machineRuns.machineName), asc(machineRuns.id)).offset(offset).limit(limit),
+    totalCount: async () => (await db.select({ n: sql<number>`count(*)::int` }).from(machineRuns).where(where))[0]?.n ?? 0,
+  };
+}
+
+/** A machine's part in a run. */
+export async function machineRunOfMachine(db: Db, runId: string, machineId: string): Promise<MachineRunRow | undefined> {
+  const [row] = await db.select().from(machineRuns).where(and(eq(machineRuns.runId, runId), eq(machineRuns.machineId, machineId)));
+  return row;
+}
+
 export function updateResultsOf(db: Db, machineRunId: string) {
   return db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
+}
+
+/** Machine runs by id (in no particular order). */
+export function machineRunsByIds(db: Db, ids: readonly string[]): Promise<MachineRunRow[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.select().from(machineRuns).where(inArray(machineRuns.id, [...ids]));
+}
+
+/** The update results of several machine runs, each machine run's in install order. */
+export function updateResultsOfMany(db: Db, machineRunIds: readonly string[]): Promise<UpdateResultRow[]> {
+  if (machineRunIds.length === 0) return Promise.resolve([]);
+  return db
+    .select()
+    .from(updateResults)
+    .where(inArray(updateResults.machineRunId, [...machineRunIds]))
+    .orderBy(asc(updateResults.machineRunId), asc(updateResults.orderIndex), asc(updateResults.name));
 }
 
 /** Update results of a run counted by status (or by predicted status), in the database: a run of 1,000 machines holds 50,000 results. */
@@ -184,24 +238,60 @@ export function outcomeCountsByMachineRun(db: Db, runId: string): Promise<Array<
     .groupBy(updateResults.machineRunId);
 }
 
-export async function setMachineRunStatus(db: Db, id: string, status: MachineRunStatus, extra: { error?: string | null; rebootOutcome?: string | null } = {}): Promise<MachineRunRow | undefined> {
-  const [row] = await db
-    .update(machineRuns)
-    .set({ status, ...extra, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
-    .where(eq(machineRuns.id, id))
-    .returning();
-  return row;
+/**
+ * Sets a machine run's status, with its progress event (MACHINE); `logLine(row)` is written to the
+ * run's log in the same transaction, its event (LINES) first.
+ */
+export async function setMachineRunStatus(
+  db: Db,
+  id: string,
+  status: MachineRunStatus,
+  extra: { error?: string | null; rebootOutcome?: string | null } = {},
+  logLine?: (row: MachineRunRow) => string,
+): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(machineRuns)
+      .set({ status, ...extra, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
+      .where(eq(machineRuns.id, id))
+      .returning();
+    if (!row) return { row, progress: [] };
+    const lines = logLine ? [await serverLine(tx as unknown as Db, row.runId, row.id, logLine(row))] : [];
+    return { row, progress: await recordRunProgress(tx as unknown as Db, row.runId, [...lines, { kind: 'MACHINE', machineRunId: row.id }]) };
+  });
+}
+
+/** A line of the server's own in a run's log, and the progress event that announces it. */
+async function serverLine(db: Db, runId: string, machineRunId: string | null, line: string): Promise<NewRunProgress> {
+  const [row] = await db.insert(runLogs).values({ runId, machineRunId, stream: 'server', line }).returning({ id: runLogs.id });
+  return { kind: 'LINES', machineRunId, lineIds: [row!.id, row!.id] };
+}
+
+/**
+ * Announces a change that records no progress event of its own (a ring's state, a run halted or
+ * resumed): the server's `lines` in the run's log, each with its event (LINES), then a RUN event,
+ * in one transaction. Call it after the change has committed, so a reader that gets the RUN event
+ * reads the change.
+ */
+export async function logRunChange(db: Db, runId: string, lines: readonly string[]): Promise<{ progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const logged: NewRunProgress[] = [];
+    for (const line of lines) logged.push(await serverLine(tx as unknown as Db, runId, null, line));
+    return { progress: await recordRunProgress(tx as unknown as Db, runId, [...logged, { kind: 'RUN' }]) };
+  });
 }
 
 /**
  * Ends a machine run. Updates the agent never reported on are settled: never started →
- * NOT_ATTEMPTED, started but never finished → FAILED, each with the reason.
+ * NOT_ATTEMPTED, started but never finished → FAILED, each with the reason. With its progress
+ * event (MACHINE), after the line `logLine` gives, when it gives one.
  */
 export async function finishMachineRun(
   db: Db,
   id: string,
   outcome: { status: MachineRunStatus; rebootOutcome: string | null; error: string | null },
-): Promise<MachineRunRow | undefined> {
+  logLine?: (row: MachineRunRow) => string,
+): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
     const reason = outcome.error ?? 'The machine run ended before this update was attempted.';
     await tx.update(updateResults).set({ status: 'NOT_ATTEMPTED', reason }).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'PENDING')));
@@ -216,19 +306,35 @@ export async function finishMachineRun(
       .returning();
     // The job is withdrawn: an agent that comes back late must not start it.
     await tx.update(agentCommands).set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.machineRunId, id));
-    return row;
+    if (!row) return { row, progress: [] };
+    const lines = logLine ? [await serverLine(tx as unknown as Db, row.runId, row.id, logLine(row))] : [];
+    return { row, progress: await recordRunProgress(tx as unknown as Db, row.runId, [...lines, { kind: 'MACHINE', machineRunId: row.id }]) };
   });
 }
 
-/** A run that never started ends CANCELED with the reason, before anything ran; undefined when it has started meanwhile. */
-export async function cancelUnstartedRun(db: Db, runId: string, reason: string): Promise<RunRow | undefined> {
-  const [row] = await db.update(deploymentRuns).set({ status: 'CANCELED', error: reason, endedAt: sql`now()` }).where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.startedAt))).returning();
-  return row;
+/**
+ * A run that never started ends CANCELED with the reason, before anything ran, with its progress
+ * event (RUN); no row when it has started meanwhile.
+ */
+export async function cancelUnstartedRun(db: Db, runId: string, reason: string): Promise<{ row: RunRow | undefined; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.update(deploymentRuns).set({ status: 'CANCELED', error: reason, endedAt: sql`now()` }).where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.startedAt))).returning();
+    if (!row) return { row, progress: [] };
+    return { row, progress: await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }]) };
+  });
 }
 
-export async function finishRun(db: Db, runId: string, status: RunRow['status'], error: string | null = null): Promise<RunRow | undefined> {
-  const [row] = await db.update(deploymentRuns).set({ status, error, endedAt: sql`now()`, startedAt: sql`coalesce(${deploymentRuns.startedAt}, now())` }).where(eq(deploymentRuns.id, runId)).returning();
-  return row;
+/**
+ * Ends a run with its status, and its progress event (RUN), after the line `logLine` gives: a
+ * client that stops at the run's last status has read every line before it.
+ */
+export async function finishRun(db: Db, runId: string, status: RunRow['status'], error: string | null = null, logLine?: string): Promise<{ row: RunRow | undefined; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.update(deploymentRuns).set({ status, error, endedAt: sql`now()`, startedAt: sql`coalesce(${deploymentRuns.startedAt}, now())` }).where(eq(deploymentRuns.id, runId)).returning();
+    if (!row) return { row, progress: [] };
+    const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
+    return { row, progress: await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]) };
+  });
 }
 
 /** The updates a machine run installs, in order (those the plan put in and nothing has settled). */
@@ -301,14 +407,15 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
 
 /**
  * Hands the install jobs of a run's first machines to their agents in one transaction: the jobs,
- * their machine runs IN_PROGRESS, one log line each. Once per machine run: a retry changes nothing
- * already handed over. Returns every job with whether it was created now, and the log lines' ids.
+ * their machine runs IN_PROGRESS, one log line each, and the progress events (RUN, and LINES when
+ * lines were written). Once per machine run: a retry changes nothing already handed over. Returns
+ * every job with whether it was created now.
  */
 export async function handOverInstallJobs(
   db: Db,
   runId: string,
   jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; logLine: string }>,
-): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; lineIds: [number, number] | null }> {
+): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
     const commands = await queueInstallJobs(tx as unknown as Db, jobs);
     const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
@@ -325,7 +432,8 @@ export async function handOverInstallJobs(
         .returning({ id: runLogs.id });
       if (lines.length > 0) lineIds = [lineIds?.[0] ?? lines[0]!.id, lines.at(-1)!.id];
     }
-    return { commands, lineIds };
+    const progress = await recordRunProgress(tx as unknown as Db, runId, lineIds ? [{ kind: 'RUN' }, { kind: 'LINES', lineIds }] : [{ kind: 'RUN' }]);
+    return { commands, progress };
   });
 }
 
@@ -367,9 +475,10 @@ function updatePatch(u: JobUpdateState) {
 
 /**
  * Applies one batch of job progress (lines, update states) once: batches carry increasing
- * numbers and one already applied is skipped. Only the machine's own jobs are found.
+ * numbers and one already applied is skipped. Only the machine's own jobs are found. The run's
+ * progress events (LINES, UPDATES) are recorded with the batch.
  */
-export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; lineIds: [number, number] | null; updates: string[] } | 'WITHDRAWN' | undefined> {
+export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
   return db.transaction(async (tx) => {
     const job = await jobOf(tx as unknown as Db, machineId, commandId);
     if (!job) return undefined;
@@ -378,7 +487,7 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
     // Its machine run ended (and settled the updates): nothing more of the job is stored, and the
     // agent, told so, installs nothing more of it.
     if (fresh?.canceledAt) return 'WITHDRAWN';
-    if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, lineIds: null, updates: [] };
+    if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, progress: [] };
     await tx.update(agentCommands).set({ lastEventSeq: events.seq }).where(eq(agentCommands.id, commandId));
     let lineIds: [number, number] | null = null;
     if (events.lines.length > 0) {
@@ -391,16 +500,20 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
     for (const u of events.updates) {
       await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
     }
-    return { target: job, applied: true, lineIds, updates: events.updates.map((u) => u.name) };
+    const progress = await recordRunProgress(tx as unknown as Db, job.runId, [
+      ...(lineIds ? [{ kind: 'LINES' as const, machineRunId: job.machineRunId, lineIds }] : []),
+      ...(events.updates.length > 0 ? [{ kind: 'UPDATES' as const, machineRunId: job.machineRunId, updateNames: events.updates.map((u) => u.name) }] : []),
+    ]);
+    return { target: job, applied: true, progress };
   });
 }
 
 /**
- * Stores the job's result once, settles its updates, and learns their durations. WITHDRAWN: the job
+ * Stores the job's result once, settles its updates, learns their durations, and records the run's progress event (UPDATES). WITHDRAWN: the job
  * was withdrawn before any result came (its machine run ended without it): the agent must not go
  * on with it (nor reboot for it).
  */
-export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean } | 'WITHDRAWN' | undefined> {
+export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
   return db.transaction(async (tx) => {
     const found = await jobOf(tx as unknown as Db, machineId, commandId);
     if (!found) return undefined;
@@ -409,7 +522,7 @@ export async function applyJobResult(db: Db, machineId: string, commandId: strin
     // read here (and the API completes it). Read before the lock, both could miss each other.
     const [row] = await tx.select({ result: agentCommands.result, taskToken: agentCommands.taskToken, canceledAt: agentCommands.canceledAt }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
     const job = { ...found, taskToken: row?.taskToken ?? null };
-    if (row?.result) return { target: job, first: false };
+    if (row?.result) return { target: job, first: false, progress: [] };
     if (row?.canceledAt) return 'WITHDRAWN';
     await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
     for (const u of result.updates) {
@@ -426,18 +539,24 @@ export async function applyJobResult(db: Db, machineId: string, commandId: strin
           });
       }
     }
-    return { target: job, first: true };
+    const progress = await recordRunProgress(tx as unknown as Db, job.runId, [{ kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: result.updates.map((u) => u.name) }]);
+    return { target: job, first: true, progress };
   });
 }
 
-export async function appendRunLog(db: Db, runId: string, machineRunId: string | null, line: string): Promise<number> {
-  const [row] = await db.insert(runLogs).values({ runId, machineRunId, stream: 'server', line }).returning({ id: runLogs.id });
-  return row!.id;
+
+/** How many lines a run's log (or one machine run's job stream) holds. */
+export async function countRunLogs(db: Db, query: { runId: string; machineRunId?: string | null }): Promise<number> {
+  const conditions = [eq(runLogs.runId, query.runId)];
+  if (query.machineRunId) conditions.push(eq(runLogs.machineRunId, query.machineRunId));
+  const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(runLogs).where(and(...conditions));
+  return row?.n ?? 0;
 }
 
-export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: string | null; afterId?: number; limit: number }) {
+export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: string | null; afterId?: number; throughId?: number; limit: number }) {
   const conditions = [eq(runLogs.runId, query.runId), gt(runLogs.id, query.afterId ?? 0)];
   if (query.machineRunId) conditions.push(eq(runLogs.machineRunId, query.machineRunId));
+  if (query.throughId !== undefined) conditions.push(lte(runLogs.id, query.throughId));
   return db.select().from(runLogs).where(and(...conditions)).orderBy(asc(runLogs.id)).limit(query.limit);
 }
 

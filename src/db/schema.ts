@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
-import { bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
 export const roleEnum = pgEnum('role', ['VIEWER', 'OPERATOR', 'ADMIN']);
@@ -287,6 +287,13 @@ export const deploymentRuns = pgTable(
     error: text('error'),
     /** A ringed run's frozen update set, fixed when its first ring starts; null: no rings, or not yet fixed. */
     updateSet: jsonb('update_set').$type<UpdateSetMember[] | null>(),
+    /**
+     * The number of the run's last progress event (run_progress_events.seq). Taken with a row lock
+     * by the transaction that records the event, as its last statement: events are numbered in the
+     * order their changes commit, with no gap, so a reader that has seen event N has seen every
+     * change before it.
+     */
+    progressSeq: integer('progress_seq').notNull().default(0),
   },
   (t) => [index('deployment_runs_deployment_idx').on(t.deploymentId, t.createdAt)],
 );
@@ -391,6 +398,32 @@ export const runLogs = pgTable(
     line: text('line').notNull(),
   },
   (t) => [index('run_logs_run_idx').on(t.runId, t.id)],
+);
+
+/**
+ * Every progress event of a run, numbered from 1 per run (deployment_runs.progress_seq): what
+ * `deploymentRunProgress` publishes live, kept so that a client that subscribes late or comes back
+ * after a dropped socket is replayed what it missed, by whichever API replica it reaches. An event
+ * names what changed (ids), never the state itself: the state is read when the event is delivered.
+ */
+export const runProgressEvents = pgTable(
+  'run_progress_events',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => deploymentRuns.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** RUN, MACHINE, UPDATES or LINES. */
+    kind: text('kind').notNull(),
+    machineRunId: uuid('machine_run_id'),
+    /** UPDATES: the updates whose status changed. */
+    updateNames: text('update_names').array().notNull().default(sql`'{}'::text[]`),
+    /** LINES: the first and last run_logs id of the new lines. */
+    firstLineId: bigint('first_line_id', { mode: 'number' }),
+    lastLineId: bigint('last_line_id', { mode: 'number' }),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.seq] })],
 );
 
 /** Measured install durations per machine and package, so that plans learn from what happened. */

@@ -40,6 +40,14 @@ export function listApiTokens(db: Db): Promise<ApiTokenRow[]> {
   return db.select(listed).from(apiTokens).orderBy(desc(apiTokens.createdAt), apiTokens.id);
 }
 
+/** A page of every token, newest first. */
+export async function apiTokensPage(db: Db, page: { offset: number; limit: number }): Promise<{ rows: ApiTokenRow[]; totalCount: () => Promise<number> }> {
+  return {
+    rows: await db.select(listed).from(apiTokens).orderBy(desc(apiTokens.createdAt), apiTokens.id).offset(page.offset).limit(page.limit),
+    totalCount: async () => (await db.select({ n: sql<number>`count(*)::int` }).from(apiTokens))[0]?.n ?? 0,
+  };
+}
+
 export async function findApiToken(db: Db, id: string): Promise<ApiTokenRow | undefined> {
   const [row] = await db.select(listed).from(apiTokens).where(eq(apiTokens.id, id));
   return row;

@@ -1,5 +1,8 @@
 import { createPubSub, type PubSub } from '@graphql-yoga/subscription';
 import type { Sql } from 'postgres';
+import type { RunProgressEvent } from '../db/runProgress.js';
+
+export type { RunProgressEvent };
 
 /**
  * Every event that crosses processes, with its payload. Payloads carry ids, never whole records:
@@ -16,25 +19,37 @@ export interface Events {
   machineChanged: [{ machineId: string; removed?: true } | { resync: true }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
-  /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. */
-  deploymentRunProgress: [string, RunProgressEvent];
   /** A machine of an agent upgrade (keyed by upgrade id) reported, or the upgrade's status changed (machineId null). */
   agentUpgradeProgress: [string, { machineId: string | null }];
+  /** Something changed in a deployment run (keyed by run id): its status, a machine's, an update's, or new job lines. Stored before it is published (src/db/runProgress.ts). */
+  deploymentRunProgress: [string, RunProgressNotice];
+  /**
+   * A run of a deployment was created (keyed by deployment id). `{ resync: true }`: delivered to
+   * this process's subscribers only, after its LISTEN came back (runs may have been missed).
+   */
+  deploymentRunStarted: [string, { runId: string } | { resync: true }];
   /** An API token was revoked, re-dated or deleted. Sent by a trigger in PostgreSQL (migrations/0007_console_sessions.sql), whoever wrote it. */
   apiTokenChanged: [{ tokenId: string }];
   /** A console session ended, was re-dated or deleted. Sent by a trigger in PostgreSQL, like apiTokenChanged. */
   consoleSessionChanged: [{ sessionId: string }];
 }
 
-export interface RunProgressEvent {
-  /** RESYNC: delivered to this process's subscribers only, after its LISTEN came back: events may have been missed, read the run again. */
-  kind: 'RUN' | 'MACHINE' | 'UPDATES' | 'LINES' | 'RESYNC';
-  machineRunId: string | null;
-  /** UPDATES: the names of the updates whose status changed. */
-  updateNames: string[];
-  /** LINES: the first and last id of the new job stream lines. */
-  lineIds: [number, number] | null;
+/**
+ * A progress event as NOTIFY carries it: whole, or with `elided` and no update names when they
+ * would not fit in a payload (subscribers then read it from PostgreSQL).
+ */
+export type RunProgressNotice = (RunProgressEvent & { elided?: true }) | RunProgressResync;
+
+/**
+ * Delivered to this process's subscribers only, after its LISTEN came back: events may have been
+ * missed, so the subscription reads what PostgreSQL recorded past the last event it delivered.
+ */
+export interface RunProgressResync {
+  resync: true;
 }
+
+/** Update names past this many characters travel by PostgreSQL instead of NOTIFY (8 KB per payload). */
+const MAX_NOTICE_NAMES_CHARS = 2000;
 
 /**
  * Sees every event of this process's pubsub without a subscription per key: `published` runs at
@@ -74,7 +89,8 @@ export const EVENTS_CHANNEL = 'fleetpatch_events';
  */
 const RESYNC_EVENTS: Array<[prefix: string, detail: unknown]> = [
   ['machineChanged', { resync: true } satisfies Events['machineChanged'][0]],
-  ['deploymentRunProgress:', { kind: 'RESYNC', machineRunId: null, updateNames: [], lineIds: null } satisfies RunProgressEvent],
+  ['deploymentRunProgress:', { resync: true } satisfies RunProgressResync],
+  ['deploymentRunStarted:', { resync: true } satisfies Events['deploymentRunStarted'][1]],
 ];
 
 interface Envelope {
@@ -207,6 +223,22 @@ const MAX_BATCH_PAYLOAD_BYTES = 7000;
 /** Wakes the long-polls of many machines at once (a deployment's first wave): `agentCommandQueued` for each, in few NOTIFYs. */
 export function announceAgentCommands(pubsub: FleetPubSub, commands: ReadonlyArray<{ machineId: string; id: string }>): void {
   pubsub.publishMany(commands.map((c) => ['agentCommandQueued', c.machineId, { commandId: c.id }]));
+}
+
+/** Publishes progress events a run recorded, in one NOTIFY where they fit. */
+export function announceRunProgress(pubsub: FleetPubSub, runId: string, events: readonly RunProgressEvent[]): void {
+  if (events.length === 0) return;
+  pubsub.publishMany(
+    events.map((event): Parameters<FleetPubSub['publish']> => {
+      const long = event.updateNames.reduce((n, name) => n + name.length + 3, 0) > MAX_NOTICE_NAMES_CHARS;
+      return ['deploymentRunProgress', runId, long ? { ...event, updateNames: [], elided: true } : event];
+    }),
+  );
+}
+
+/** Tells `deploymentRunsStarted` subscribers that a run of the deployment exists. */
+export function announceRunStarted(pubsub: FleetPubSub, deploymentId: string, runId: string): void {
+  pubsub.publish('deploymentRunStarted', deploymentId, { runId });
 }
 
 export async function createFleetPubSub(sql: Sql, onError?: (error: unknown) => void): Promise<FleetPubSub> {

@@ -190,10 +190,17 @@ describe('an agent that dies in the middle of an install job', () => {
 
   // The run's one machine: its job stream is in the run's logs (a query within the API's cost limit).
   const machineRun = async (runId: string) =>
-    (await query<{ deploymentRun: { status: string; machineRuns: MachineRunView[]; logs: Array<{ line: string }> } }>(
-      'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { status rebootOutcome error updates { name status reason errorText } } logs(limit: 2000) { line } } }',
-      { id: runId },
-    )).deploymentRun;
+    runView(
+      (await query<{ deploymentRun: { status: string; machineRuns: { edges: Array<{ node: MachineRunView }> }; logs: { edges: Array<{ node: { line: string } }> } } }>(
+        'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { edges { node { status rebootOutcome error updates { name status reason errorText } } } } logs(first: 2000) { edges { node { line } } } } }',
+        { id: runId },
+      )).deploymentRun,
+    );
+  const runView = (run: { status: string; machineRuns: { edges: Array<{ node: MachineRunView }> }; logs: { edges: Array<{ node: { line: string } }> } }) => ({
+    status: run.status,
+    machineRuns: run.machineRuns.edges.map((e) => e.node),
+    logs: run.logs.edges.map((e) => e.node),
+  });
 
   /** Milliseconds from `since` until the run's job stream has a line matching `pattern` (the server has it). */
   async function untilJobLine(runId: string, pattern: RegExp, since: number): Promise<number> {

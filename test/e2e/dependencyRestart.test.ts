@@ -7,7 +7,8 @@ import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../../src/db/client.js';
-import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import { recordRunProgress } from '../../src/db/runProgress.js';
+import { announceRunProgress, createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { freePort } from '../../src/net.js';
 import { connectTestDatabase, graphql, tokenFor, waitUntil } from '../support/env.js';
@@ -47,13 +48,13 @@ describe('PostgreSQL and Temporal restarts under a running fleet', () => {
    * Every event of a subscription, as it arrives, once it is live for sure: `publish` (an event of
    * the test's own, through PostgreSQL like any other process's) is sent until one arrives.
    */
-  async function collect<T>(q: string, variables: Record<string, unknown>, publish: (pubsub: FleetPubSub) => void): Promise<T[]> {
+  async function collect<T>(q: string, variables: Record<string, unknown>, publish: (pubsub: FleetPubSub) => void | Promise<void>): Promise<T[]> {
     const events: T[] = [];
     client.subscribe<T>({ query: q, variables }, { next: (m) => m.data && events.push(m.data), error: (e) => events.push({ error: e } as T), complete: () => undefined });
     pubsub ??= await createFleetPubSub(database.sql);
     await waitUntil(
       async () => {
-        publish(pubsub!);
+        await publish(pubsub!);
         await new Promise((r) => setTimeout(r, 200));
         return events.length;
       },
@@ -69,10 +70,11 @@ describe('PostgreSQL and Temporal restarts under a running fleet', () => {
   const spooled = () => fs.readdirSync(path.join(machine.stateDir, 'spool')).filter((f) => f.endsWith('.json'));
   /** The run's status and its machine's; UNAVAILABLE while the API still answers SERVICE_UNAVAILABLE (it looks for PostgreSQL's return once a second). */
   const runStatus = async (runId: string) => {
-    const response = await graphql<{ deploymentRun: { status: string; machineRuns: Array<{ status: string }> } }>(url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { status } } }', { token, variables: { id: runId } });
+    const response = await graphql<{ deploymentRun: { status: string; machineRuns: { edges: Array<{ node: { status: string } }> } } }>(url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { edges { node { status } } } } }', { token, variables: { id: runId } });
     if (response.errors?.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) return { status: 'UNAVAILABLE', machineRuns: [] };
     if (response.errors) throw new Error(JSON.stringify(response.errors));
-    return response.data!.deploymentRun;
+    const run = response.data!.deploymentRun;
+    return { status: run.status, machineRuns: run.machineRuns.edges.map((e) => e.node) };
   };
   const ended = (run: { status: string }) => !['SCHEDULED', 'IN_PROGRESS', 'UNAVAILABLE'].includes(run.status);
 
@@ -204,8 +206,8 @@ describe('PostgreSQL and Temporal restarts under a running fleet', () => {
     await pg.start();
     await waitUntilInstallHeld(runId);
 
-    const runEvents = await collect<{ deploymentRunProgress: { kind: string; run: { status: string } } }>('subscription($id: ID!) { deploymentRunProgress(runId: $id) { kind run { status } } }', { id: runId }, (p) =>
-      p.publish('deploymentRunProgress', runId, { kind: 'RUN', machineRunId: null, updateNames: [], lineIds: null }),
+    const runEvents = await collect<{ deploymentRunProgress: { seq: number; kind: string; run: { status: string } } }>('subscription($id: ID!) { deploymentRunProgress(runId: $id) { seq kind run { status } } }', { id: runId }, async (p) =>
+      announceRunProgress(p, runId, await recordRunProgress(database.db, runId, [{ kind: 'RUN' }])),
     );
     // Killed again while the agent installs: the install ends now, and its progress is answered 503 while PostgreSQL is away.
     await pg.kill();
@@ -218,15 +220,17 @@ describe('PostgreSQL and Temporal restarts under a running fleet', () => {
     // demo-broken fails as always, so PARTIALLY_FAILED.
     await waitUntil(() => runStatus(runId), ended, 120_000, 'the run to end');
     expect((await runStatus(runId)).status).toBe('PARTIALLY_FAILED');
-    // The run's subscription was told to read the run again, then heard its end.
+    // The run's subscription heard its end, and every event of the run once, in order, though
+    // PostgreSQL (and with it the NOTIFYs) was away meanwhile.
     await waitUntil(async () => runEvents, (events) => events.some((e) => e.deploymentRunProgress?.run.status === 'PARTIALLY_FAILED'), 30_000, 'the end of the run on its subscription');
-    expect(runEvents.some((e) => e.deploymentRunProgress?.kind === 'RESYNC')).toBe(true);
+    const seqs = runEvents.map((e) => e.deploymentRunProgress.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   }, 180_000);
 
   it('Temporal killed: mutations answer SERVICE_UNAVAILABLE at once; once it is back the run in flight completes, the worker goes on, subscriptions go on', async () => {
     const runId = await runWithInstallHeld();
-    const runEvents = await collect<{ deploymentRunProgress: { kind: string; run: { status: string } } }>('subscription($id: ID!) { deploymentRunProgress(runId: $id) { kind run { status } } }', { id: runId }, (p) =>
-      p.publish('deploymentRunProgress', runId, { kind: 'RUN', machineRunId: null, updateNames: [], lineIds: null }),
+    const runEvents = await collect<{ deploymentRunProgress: { seq: number; kind: string; run: { status: string } } }>('subscription($id: ID!) { deploymentRunProgress(runId: $id) { seq kind run { status } } }', { id: runId }, async (p) =>
+      announceRunProgress(p, runId, await recordRunProgress(database.db, runId, [{ kind: 'RUN' }])),
     );
 
     await temporal.kill();

@@ -26,7 +26,15 @@ type UpdateView = { name: string; status: string; predictedStatus: string; exitC
 type MachineRunView = { machineName: string; status: string; rebootOutcome: string | null; error: string | null; updates: UpdateView[]; jobStream: Array<{ stream: string; line: string }> };
 type RunView = { id: string; status: string; counts: Record<string, number>; predictedCounts: Record<string, number>; machineRuns: MachineRunView[]; logs: Array<{ line: string }> };
 const RUN = `id status counts { total succeeded failed notAttempted notSelected pending inProgress } predictedCounts { succeeded notAttempted notSelected }
-  machineRuns { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream(limit: 500) { stream line } } logs { line }`;
+  machineRuns(first: 10) { edges { node { machineName status rebootOutcome error updates { name status predictedStatus exitCode errorText reason } jobStream(first: 500) { edges { node { stream line } } } } } } logs(first: 2000) { edges { node { line } } }`;
+type Page<T> = { edges: Array<{ node: T }> };
+type RunAnswer = Omit<RunView, 'machineRuns' | 'logs'> & { machineRuns: Page<Omit<MachineRunView, 'jobStream'> & { jobStream: Page<{ stream: string; line: string }> }>; logs: Page<{ line: string }> };
+/** The run's pages as plain lists (one page of each holds a test run's machines and lines). */
+const runView = (run: RunAnswer): RunView => ({
+  ...run,
+  machineRuns: run.machineRuns.edges.map(({ node }) => ({ ...node, jobStream: node.jobStream.edges.map((e) => e.node) })),
+  logs: run.logs.edges.map((e) => e.node),
+});
 
 /**
  * The seed's second half, end to end: the server and the worker as processes, the real Temporal
@@ -148,7 +156,7 @@ describe('update deployments on three machines', () => {
     await expect
       .poll(async () => (await query<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status, { timeout: 150_000, interval: 500 })
       .not.toMatch(/^(SCHEDULED|IN_PROGRESS)$/);
-    return (await query<{ deploymentRun: RunView }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId })).deploymentRun;
+    return runView((await query<{ deploymentRun: RunAnswer }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId })).deploymentRun);
   }
 
   it('previews per machine what would be installed, what is not selected, and what would not fit', async () => {
@@ -240,7 +248,7 @@ describe('update deployments on three machines', () => {
   }
 
   const machineRunStatuses = async (runId: string) =>
-    (await query<{ deploymentRun: { machineRuns: Array<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { machineRuns { status } } }', { id: runId })).deploymentRun.machineRuns.map((m) => m.status);
+    (await query<{ deploymentRun: { machineRuns: Page<{ status: string }> } }>('query($id: ID!) { deploymentRun(id: $id) { machineRuns { edges { node { status } } } } }', { id: runId })).deploymentRun.machineRuns.edges.map((e) => e.node.status);
 
   /** How often dpkg configured a package on an apt machine (its own log): installs counted by dpkg itself. */
   const dpkgInstalls = (machine: FixtureMachine, name: string) =>

@@ -153,8 +153,8 @@ const QUERIES = [
   '{ missingUpdates(first: 10) { totalCount } }',
   '{ complianceSummary { total } }',
   '{ deployments { totalCount } }',
-  '{ enrollmentKeys { id } }',
-  '{ apiTokens { id } }',
+  '{ enrollmentKeys { totalCount edges { node { id } } } }',
+  '{ apiTokens { totalCount edges { node { id } } } }',
   '{ auditEvents { totalCount } }',
   'mutation($id: ID!) { removeMachine(machineId: $id) }',
   'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId } }',
@@ -193,7 +193,7 @@ function hostileDocument(rng: Rng, machineId: string): string {
       // Aliases hidden in a fragment spread many times.
       return `fragment M on Query { ${Array.from({ length: 30 }, (_, i) => `m${i}: machine(id: "${machineId}") { name }`).join(' ')} } { ${Array.from({ length: 10 }, (_, i) => `... on Query { ...M } a${i}: __typename`).join(' ')} }`;
     default:
-      return `query($id: ID!) { deploymentRun(id: $id) { ${Array.from({ length: 20 }, (_, i) => `l${i}: logs(limit: 5000) { id at stream line machineRunId }`).join(' ')} } }`;
+      return `query($id: ID!) { deploymentRun(id: $id) { ${Array.from({ length: 20 }, (_, i) => `l${i}: logs(first: 5000) { edges { node { id at stream line machineRunId } } }`).join(' ')} } }`;
   }
 }
 

@@ -262,11 +262,11 @@ describe('the web console', () => {
     await shot('14-run-counts');
 
     // On apt, demo-broken (first by name) failed in its maintainer script; the updates after it are theirs alone.
-    const { deploymentRun } = await query<{ deploymentRun: { machineRuns: Array<{ machineName: string; updates: Array<{ name: string; status: string; exitCode: number | null; errorText: string | null }> }> } }>(
-      'query($id: ID!) { deploymentRun(id: $id) { machineRuns { machineName updates { name status exitCode errorText } } } }',
+    const { deploymentRun } = await query<{ deploymentRun: { machineRuns: { edges: Array<{ node: { machineName: string; updates: Array<{ name: string; status: string; exitCode: number | null; errorText: string | null }> } }> } } }>(
+      'query($id: ID!) { deploymentRun(id: $id) { machineRuns { edges { node { machineName updates { name status exitCode errorText } } } } } }',
       { id: runId },
     );
-    const apt = deploymentRun.machineRuns.find((m) => m.machineName === 'debian-01')!.updates.filter((u) => u.status !== 'NOT_SELECTED');
+    const apt = deploymentRun.machineRuns.edges.map((e) => e.node).find((m) => m.machineName === 'debian-01')!.updates.filter((u) => u.status !== 'NOT_SELECTED');
     expect(apt.map((u) => [u.name, u.status, u.exitCode])).toEqual([
       ['demo-broken', 'FAILED', 100],
       ['demo-libssl', 'SUCCEEDED', 0],

@@ -59,11 +59,11 @@ describe('access: tokens, audit log, limits and secrets in logs', () => {
     // The new token works with its role: an operator may assess, but not list tokens.
     const assess = await graphql(api.url, 'mutation { assessMachines(machineIds: ["00000000-0000-4000-8000-000000000000"]) { machineId } }', { token: secret });
     expect(assess.errors).toBeUndefined();
-    const listAsOperator = await graphql(api.url, '{ apiTokens { id } }', { token: secret });
+    const listAsOperator = await graphql(api.url, '{ apiTokens { totalCount } }', { token: secret });
     expect(listAsOperator.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
-    const list = await graphql<{ apiTokens: Array<Record<string, unknown>> }>(api.url, '{ apiTokens { id name role state expiresAt lastUsedAt } }', { token: admin });
-    const listed = list.data!.apiTokens.find((t) => t.id === token.id)!;
+    const list = await graphql<{ apiTokens: { edges: Array<{ node: Record<string, unknown> }> } }>(api.url, '{ apiTokens(first: 500) { edges { node { id name role state expiresAt lastUsedAt } } } }', { token: admin });
+    const listed = list.data!.apiTokens.edges.map((e) => e.node).find((t) => t.id === token.id)!;
     expect(listed).toMatchObject({ name: 'ci pipeline', role: 'OPERATOR', state: 'ACTIVE' });
     expect(listed.lastUsedAt).not.toBeNull();
     expect(JSON.stringify(list)).not.toContain(secret);

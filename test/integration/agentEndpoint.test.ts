@@ -82,8 +82,8 @@ describe('the agent endpoint', () => {
     await expect(agent.enroll(expiring.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('expired on') });
     await expect(agent.enroll('fpe_nonsense', machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('not known') });
 
-    const keys = await graphql<{ enrollmentKeys: Array<{ id: string; state: string; useCount: number }> }>(api.url, '{ enrollmentKeys { id state useCount } }', { token: admin });
-    const state = (id: string) => keys.data!.enrollmentKeys.find((k) => k.id === id);
+    const keys = await graphql<{ enrollmentKeys: { edges: Array<{ node: { id: string; state: string; useCount: number } }> } }>(api.url, '{ enrollmentKeys(first: 500) { edges { node { id state useCount } } } }', { token: admin });
+    const state = (id: string) => keys.data!.enrollmentKeys.edges.find((k) => k.node.id === id)?.node;
     expect(state(revoked.id)).toMatchObject({ state: 'REVOKED', useCount: 0 });
     expect(state(usedUp.id)).toMatchObject({ state: 'USED_UP', useCount: 1 });
     expect(state(expiring.id)).toMatchObject({ state: 'EXPIRED' });
@@ -113,8 +113,8 @@ describe('the agent endpoint', () => {
     // Ten machines, then the eleventh is refused with the reason.
     for (let i = 0; i < 10; i++) await new AgentClient(base).enroll(plain.secret, machineFacts());
     await expect(new AgentClient(base).enroll(plain.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('used for all of its 10 machine(s)') });
-    const keys = await graphql<{ enrollmentKeys: Key[] }>(api.url, `{ enrollmentKeys { ${fields} } }`, { token: admin });
-    const used = keys.data!.enrollmentKeys.find((k) => k.id === plain.key.id)!;
+    const keys = await graphql<{ enrollmentKeys: { edges: Array<{ node: Key }> } }>(api.url, `{ enrollmentKeys(first: 500) { edges { node { ${fields} } } } }`, { token: admin });
+    const used = keys.data!.enrollmentKeys.edges.map((e) => e.node).find((k) => k.id === plain.key.id)!;
     expect(used).toMatchObject({ useCount: 10, state: 'USED_UP' });
     expect(Math.abs(Date.parse(used.lastUsedAt!) - Date.now())).toBeLessThan(60_000);
 

@@ -44,9 +44,9 @@ describe('redelivery to an agent that lost track', () => {
       rebootSetting: 'NEVER',
     });
     if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    const run = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
+    const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
     const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
-    const [machineRun] = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
+    const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
       { machineId, machineName: 'restarting-01', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };

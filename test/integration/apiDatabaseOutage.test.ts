@@ -7,7 +7,8 @@ import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { ensureRun } from '../../src/db/runs.js';
-import { createFleetPubSub } from '../../src/events/pubsub.js';
+import { recordRunProgress } from '../../src/db/runProgress.js';
+import { announceRunProgress, createFleetPubSub } from '../../src/events/pubsub.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { connectTestDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
@@ -66,7 +67,7 @@ describe('the API across a PostgreSQL restart', () => {
       rebootSetting: 'NEVER',
     });
     if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    runId = (await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `outage-run-${deployment.id}`, trigger: 'MANUAL' })).id;
+    runId = (await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `outage-run-${deployment.id}`, trigger: 'MANUAL' })).run.id;
   });
 
   afterAll(async () => {
@@ -91,7 +92,7 @@ describe('the API across a PostgreSQL restart', () => {
   it('answers SERVICE_UNAVAILABLE at once while PostgreSQL is away, and recovers by itself with what it missed accounted for', async () => {
     const client = connect();
     const machineEvents = client.iterate<{ machineChanged: { id: string; name: string } }>({ query: 'subscription($id: ID) { machineChanged(machineId: $id) { id name } }', variables: { id: machineId } });
-    const runEvents = client.iterate<{ deploymentRunProgress: { kind: string; run: { id: string } } }>({ query: 'subscription($id: ID!) { deploymentRunProgress(runId: $id) { kind run { id } } }', variables: { id: runId } });
+    const runEvents = client.iterate<{ deploymentRunProgress: { seq: number; kind: string; run: { id: string } } }>({ query: 'subscription($id: ID!) { deploymentRunProgress(runId: $id) { seq kind run { id } } }', variables: { id: runId } });
     // Both subscribed for sure once an event of each has arrived (the server subscribes after the socket opens).
     const firstMachineEvent = firstOf(machineEvents, (e) => e.data?.machineChanged.id);
     await expect.poll(async () => {
@@ -101,12 +102,14 @@ describe('the API across a PostgreSQL restart', () => {
     const publisher = await createFleetPubSub(database.sql);
     const firstRunEvent = firstOf(runEvents, (e) => e.data?.deploymentRunProgress.kind);
     await expect.poll(async () => {
-      publisher.publish('deploymentRunProgress', runId, { kind: 'RUN', machineRunId: null, updateNames: [], lineIds: null });
+      announceRunProgress(publisher, runId, await recordRunProgress(database.db, runId, [{ kind: 'RUN' }]));
       return settledWithin(firstRunEvent, 300);
     }, { timeout: 15_000 }).toBe(true);
 
     // A long-poll open across the outage (open on the server once the gauge says so).
     const poll = agent.commands(60);
+    // A change of the run whose NOTIFY is lost (never sent, as if sent while the LISTEN was down).
+    const [unannounced] = await recordRunProgress(database.db, runId, [{ kind: 'RUN' }]);
     await expect.poll(async () => (await (await fetch(`${base}/metrics`)).text()).match(/^fleetpatch_agent_long_polls_open (\d+)/m)?.[1], { timeout: 10_000 }).toBe('1');
 
     await pg.kill();
@@ -154,10 +157,10 @@ describe('the API across a PostgreSQL restart', () => {
     // Back without a restart of the API.
     await expect.poll(async () => (await graphql(api.url, '{ machines { totalCount } }', { token: admin })).status, { timeout: 20_000, interval: 250 }).toBe(200);
     // The LISTEN is back, and the subscribers were told that events may have been missed (nothing
-    // changed the machine or the run since): the machine subscription gets its machine again, the
-    // run's a RESYNC.
+    // changed the machine since): the machine subscription gets its machine again, the run's reads
+    // what PostgreSQL recorded past its last event: the change whose NOTIFY was lost.
     await expect(firstOf(machineEvents, (e) => e.data?.machineChanged.name)).resolves.toBe('outage-01');
-    await expect(firstOf(runEvents, (e) => (e.data?.deploymentRunProgress.kind === 'RESYNC' ? e.data.deploymentRunProgress.run.id : undefined))).resolves.toBe(runId);
+    await expect(firstOf(runEvents, (e) => (e.data?.deploymentRunProgress.seq === unannounced!.seq ? e.data.deploymentRunProgress.kind : undefined))).resolves.toBe('RUN');
     // The long-poll open across the outage looked again when the LISTEN came back (events for its
     // machine may have been missed) instead of sitting out its 60 s.
     expect(await settledWithin(poll, 10_000)).toBe(true);

@@ -43,6 +43,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.machine': 'VIEWER',
   'Query.machines': 'VIEWER',
   'Query.missingUpdates': 'VIEWER',
+  'Query.node': 'VIEWER',
   'Query.previewDeployment': 'VIEWER',
   'Query.scheduleForecast': 'VIEWER',
   'Query.systemStatus': 'VIEWER',
@@ -68,6 +69,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.updateDeployment': 'OPERATOR',
   'Mutation.upgradeAgents': 'OPERATOR',
   'Subscription.deploymentRunProgress': 'VIEWER',
+  'Subscription.deploymentRunsStarted': 'VIEWER',
   'Subscription.machineChanged': 'VIEWER',
   'Subscription.selfCheckCompleted': 'VIEWER',
 };

@@ -129,7 +129,7 @@ describe('console sessions', () => {
     const { cookie } = await signIn(first, viewer.secret);
 
     expect(await query(second, cookie, '{ machines { totalCount } }')).toMatchObject({ status: 200, data: { machines: { totalCount: 0 } } });
-    const tooLow = await query(second, cookie, '{ apiTokens { id } }');
+    const tooLow = await query(second, cookie, '{ apiTokens { totalCount } }');
     expect(tooLow.errors?.[0]?.extensions.code).toBe('FORBIDDEN');
     // Another site's page: refused outright, whatever it asks.
     const foreign = await query(second, cookie, '{ machines { totalCount } }', { origin: 'https://evil.example' });

@@ -28,7 +28,7 @@ interface RunView {
   machineRuns: Array<{ machineName: string; ring: number | null; status: string; updates: Array<{ name: string; targetVersion: string; status: string; reason: string | null }> }>;
 }
 
-const RUN = 'status error updateSet { name version } rings { ring name definition { gate { soakSeconds requireApproval } } status machineCount failedCount soakEndsAt reason decidedBy } machineRuns { machineName ring status updates { name targetVersion status reason } }';
+const RUN = 'status error updateSet { name version } rings { ring name definition { gate { soakSeconds requireApproval } } status machineCount failedCount soakEndsAt reason decidedBy } machineRuns(first: 50) { edges { node { machineName ring status updates { name targetVersion status reason } } } }';
 
 /** Each update of the job as its agent reports it: SUCCEEDED, or FAILED for the names in `failing`. */
 function resultOf(job: InstallJob, failing: string[] = []): JobResult {
@@ -126,7 +126,10 @@ describe('deployments in rings', () => {
   }
 
   const runNow = async (deploymentId: string) => (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
-  const run = async (runId: string) => (await query<{ deploymentRun: RunView }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId }, viewer)).deploymentRun;
+  const run = async (runId: string): Promise<RunView> => {
+    const { machineRuns, ...rest } = (await query<{ deploymentRun: Omit<RunView, 'machineRuns'> & { machineRuns: { edges: Array<{ node: RunView['machineRuns'][number] }> } } }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId }, viewer)).deploymentRun;
+    return { ...rest, machineRuns: machineRuns.edges.map((e) => e.node) };
+  };
 
   /** One look at the agent's commands (no waiting): its new INSTALL jobs, each answered at once. */
   async function answer(agent: Agent, failing: string[] = []): Promise<AgentCommand[]> {

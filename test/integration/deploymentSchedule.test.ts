@@ -95,20 +95,24 @@ describe('deployment schedules on the real Temporal server', () => {
     const end = new Date();
     await handle.update((previous) => ({ ...previous, spec: { ...previous.spec, startAt: new Date(end.getTime() - 4 * 3600_000) } }));
     await handle.backfill({ start: new Date(end.getTime() - 3 * 3600_000 + 1000), end, overlap: ScheduleOverlapPolicy.ALLOW_ALL });
-    type Runs = { deployment: { runs: { totalCount: number; edges: Array<{ node: { trigger: string; status: string; machineRuns: Array<{ error: string | null }> } }> } } };
-    const runs = async () => (await graphql<Runs>(api.url, 'query($id: ID!) { deployment(id: $id) { runs { totalCount edges { node { trigger status machineRuns { error } } } } } }', { token, variables: { id } })).data!.deployment.runs;
+    type Runs = { deployment: { runs: { totalCount: number; edges: Array<{ node: { trigger: string; status: string; machineRuns: { edges: Array<{ node: { error: string | null } }> } } }> } } };
+    const runs = async () => (await graphql<Runs>(api.url, 'query($id: ID!) { deployment(id: $id) { runs { totalCount edges { node { trigger status machineRuns { edges { node { error } } } } } } } }', { token, variables: { id } })).data!.deployment.runs;
     await expect.poll(async () => (await runs()).edges.filter((e) => !['SCHEDULED', 'IN_PROGRESS'].includes(e.node.status)).length, { timeout: 60_000, interval: 500 }).toBe(3);
     const done = await runs();
     expect(done.totalCount).toBe(3);
     for (const { node } of done.edges) {
       expect(node).toMatchObject({ trigger: 'SCHEDULE', status: 'FAILED' });
       // No agent answers for sched-01: each run says so.
-      expect(node.machineRuns[0]!.error).toMatch(/The agent stopped reporting/);
+      expect(node.machineRuns.edges[0]!.node.error).toMatch(/The agent stopped reporting/);
     }
   });
 
-  type RunView = { deploymentRun: { status: string; machineRuns: Array<{ machineName: string; status: string; error: string | null }> } };
-  const runView = async (id: string) => (await graphql<RunView>(api.url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { machineName status error } } }', { token, variables: { id } })).data!.deploymentRun;
+  type MachineRunView = { machineName: string; status: string; error: string | null };
+  type RunView = { deploymentRun: { status: string; machineRuns: { edges: Array<{ node: MachineRunView }> } } };
+  const runView = async (id: string) => {
+    const run = (await graphql<RunView>(api.url, 'query($id: ID!) { deploymentRun(id: $id) { status machineRuns { edges { node { machineName status error } } } } }', { token, variables: { id } })).data!.deploymentRun;
+    return { status: run.status, machineRuns: run.machineRuns.edges.map((e) => e.node) };
+  };
 
   it('starts one machine at a time and no new one once max failures is reached', async () => {
     const { createDeployment } = await mutate<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {

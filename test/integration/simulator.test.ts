@@ -71,8 +71,8 @@ describe('fleetpatch simulate: virtual agents on the real agent protocol', () =>
     });
     const { runDeploymentNow } = await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
     const run = await waitUntil(
-      () => query<{ deploymentRun: { status: string; counts: { succeeded: number; failed: number }; machineRuns: Array<{ status: string; rebootOutcome: string | null }> } }>(
-        'query($id: ID!) { deploymentRun(id: $id) { status counts { succeeded failed } machineRuns { status rebootOutcome } } }',
+      () => query<{ deploymentRun: { status: string; counts: { succeeded: number; failed: number }; machineRuns: { edges: Array<{ node: { status: string; rebootOutcome: string | null } }> } } }>(
+        'query($id: ID!) { deploymentRun(id: $id) { status counts { succeeded failed } machineRuns { edges { node { status rebootOutcome } } } } }',
         { id: runDeploymentNow.id },
       ),
       (r) => /SUCCEEDED|FAILED|CANCELED/.test(r.deploymentRun.status),
@@ -82,7 +82,7 @@ describe('fleetpatch simulate: virtual agents on the real agent protocol', () =>
     const selected = [0, 1, 2, 3].reduce((sum, i) => sum + new SyntheticMachine(i, PROFILE, 7).pendingUpdates().filter((u) => u.classification !== 'OTHER').length, 0);
     expect(run.deploymentRun.status).toBe('SUCCEEDED');
     expect(run.deploymentRun.counts).toEqual({ succeeded: selected, failed: 0 });
-    expect(run.deploymentRun.machineRuns).toEqual(ids.map(() => ({ status: 'SUCCEEDED', rebootOutcome: 'REBOOTED' })));
+    expect(run.deploymentRun.machineRuns.edges.map((e) => e.node)).toEqual(ids.map(() => ({ status: 'SUCCEEDED', rebootOutcome: 'REBOOTED' })));
     expect(fleet.totals()).toMatchObject({ reboots: 4, updatesInstalled: selected, updatesFailed: 0 });
     // The run asks each machine for a fresh assessment: no critical or security update is left.
     await waitUntil(

@@ -112,10 +112,12 @@ describe('query depth and cost limits', () => {
     expect(check('{ __schema { types { name } } }', { maxCost: 50 })[0]).toMatch(/estimated cost of \d+; at most 50/);
   });
 
-  it('costs a list by its limit argument, and a paged list by its page', () => {
-    const logs = (limit: number) => `query($id: ID!) { deploymentRun(id: $id) { logs(limit: ${limit}) { id at stream line machineRunId } } }`;
-    expect(check(logs(5000), { maxCost: 25_000 })[0]).toMatch(/estimated cost of 2500\d/);
-    expect(check(logs(100), { maxCost: 1000 })).toEqual([]);
+  it('costs a paged list by its page, up to its own largest page', () => {
+    const logs = (first: string) => `query($id: ID!${first.startsWith('$') ? ', $n: Int' : ''}) { deploymentRun(id: $id) { logs(first: ${first}) { edges { node { id at stream line machineRunId } } } } }`;
+    // Log pages hold up to 5,000 lines, not the 500 of other pages: a variable is costed so.
+    expect(check(logs('5000'), { maxCost: 30_000 })[0]).toMatch(/estimated cost of 3500\d/);
+    expect(check(logs('$n'), { maxCost: 30_000 })[0]).toMatch(/estimated cost of 3500\d/);
+    expect(check(logs('100'), { maxCost: 1000 })).toEqual([]);
     // 50 aliases of a machine's largest page of pending updates: refused (they answered 79 MB unpaged).
     const pages = Array.from({ length: 50 }, (_, i) => `m${i}: machine(id: "x") { pendingUpdates(first: 500) { edges { node { name cveIds advisoryIds } } } }`).join(' ');
     expect(check(`{ ${pages} }`)[0]).toMatch(/estimated cost of \d+; at most 50000/);

@@ -1,5 +1,5 @@
 import { listAuditEvents, type AuditEventRow } from '../../db/audit.js';
-import { createApiToken, findApiToken, listApiTokens, revokeApiToken, type ApiTokenRow } from '../../db/tokens.js';
+import { apiTokensPage, createApiToken, findApiToken, revokeApiToken, type ApiTokenRow } from '../../db/tokens.js';
 import { tokenExpiryProblem, tokenNameProblem, type Role } from '../../fleet/access.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
@@ -23,8 +23,8 @@ export class AccessService {
     return { token: (await findApiToken(this.db, created.id))!, secret: created.secret };
   }
 
-  listTokens() {
-    return listApiTokens(this.db);
+  tokensPage(page: { offset: number; limit: number }) {
+    return apiTokensPage(this.db, page);
   }
 
   async revokeToken(id: string): Promise<ApiTokenRow> {

@@ -8,6 +8,7 @@ import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
+import { announceRunProgress } from '../../events/pubsub.js';
 import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
@@ -162,10 +163,7 @@ export class AgentService {
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    if (outcome.applied) {
-      if (outcome.lineIds) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'LINES', machineRunId: target.machineRunId, updateNames: [], lineIds: outcome.lineIds });
-      if (outcome.updates.length > 0) this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: outcome.updates, lineIds: null });
-    }
+    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       // Not relayed when the activity has ended, or while Temporal is away: the batch is stored and
@@ -185,7 +183,7 @@ export class AgentService {
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    this.services.pubsub.publish('deploymentRunProgress', target.runId, { kind: 'UPDATES', machineRunId: target.machineRunId, updateNames: result.updates.map((u) => u.name), lineIds: null });
+    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       await temporal.call(() => temporal.client.activity.complete(Buffer.from(target.taskToken!, 'base64'), result)).catch((error: unknown) => {

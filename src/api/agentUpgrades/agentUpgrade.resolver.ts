@@ -43,8 +43,8 @@ export class AgentUpgradeResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => AgentUpgrade, { nullable: true })
-  agentUpgrade(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  @Query(() => AgentUpgrade, { nullable: true, description: 'One agent upgrade by id (null: no such upgrade).' })
+  agentUpgrade(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The upgrade.' }) id: string) {
     return service(ctx).get(id);
   }
 
@@ -53,17 +53,17 @@ export class AgentUpgradeResolver {
     description:
       "Upgrades agents to the version the server ships, as a Temporal workflow: each agent downloads the new executable, checks its sha256 and signature against the release key it pinned, swaps it in and restarts, and rolls back by itself if the new one does not check in. Agents upgrade only between install jobs.",
   })
-  upgradeAgents(@Ctx() ctx: ApiContext, @Arg('input', () => UpgradeAgentsInput) input: UpgradeAgentsInput) {
+  upgradeAgents(@Ctx() ctx: ApiContext, @Arg('input', () => UpgradeAgentsInput, { description: 'Which agents, and how fast.' }) input: UpgradeAgentsInput) {
     return service(ctx).upgrade(input, ctx.principal?.name ?? null);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => AgentUpgrade, { description: 'Cancels an upgrade: no machine starts any more; one being upgraded may still finish.' })
-  async cancelAgentUpgrade(@Ctx() ctx: ApiContext, @Arg('id', () => ID) id: string) {
+  async cancelAgentUpgrade(@Ctx() ctx: ApiContext, @Arg('id', () => ID, { description: 'The upgrade to cancel.' }) id: string) {
     return service(ctx).cancel(id);
   }
 
-  @FieldResolver(() => AgentUpgradeCounts)
+  @FieldResolver(() => AgentUpgradeCounts, { description: 'Its machines by status.' })
   counts(@Root() upgrade: AgentUpgradeRow, @Ctx() ctx: ApiContext) {
     return service(ctx).counts(upgrade.id);
   }
@@ -73,7 +73,7 @@ export class AgentUpgradeResolver {
     @Root() upgrade: AgentUpgradeRow,
     @Ctx() ctx: ApiContext,
     @Args(() => PageArgs) page: PageArgs,
-    @Arg('status', () => [AgentUpgradeMachineStatus], { nullable: true }) status?: AgentUpgradeMachineStatus[],
+    @Arg('status', () => [AgentUpgradeMachineStatus], { nullable: true, description: 'Only machines in these statuses (absent: every one).' }) status?: AgentUpgradeMachineStatus[],
   ) {
     const window = pageWindow(page);
     const { rows, totalCount } = await service(ctx).machines(upgrade.id, { ...window, status: status ?? undefined });

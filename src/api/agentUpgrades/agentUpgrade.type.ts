@@ -10,7 +10,17 @@ export enum AgentUpgradeStatus {
   FAILED = 'FAILED',
   CANCELED = 'CANCELED',
 }
-registerEnumType(AgentUpgradeStatus, { name: 'AgentUpgradeStatus' });
+registerEnumType(AgentUpgradeStatus, {
+  name: 'AgentUpgradeStatus',
+  description: 'Where an agent upgrade stands.',
+  valuesConfig: {
+    IN_PROGRESS: { description: 'Machines are being upgraded.' },
+    SUCCEEDED: { description: 'Every machine taken was upgraded (or was already current).' },
+    PARTIALLY_FAILED: { description: 'Some machines failed, rolled back or timed out.' },
+    FAILED: { description: 'No machine was upgraded.' },
+    CANCELED: { description: 'Canceled by an operator.' },
+  },
+});
 
 export enum AgentUpgradeMachineStatus {
   PENDING = 'PENDING',
@@ -26,6 +36,17 @@ export enum AgentUpgradeMachineStatus {
 registerEnumType(AgentUpgradeMachineStatus, {
   name: 'AgentUpgradeMachineStatus',
   description: 'ROLLED_BACK: the new agent did not check in in time and the machine runs its previous agent again. SKIPPED: left out, with the reason (already current, disconnected, Windows, busy installing updates every time it was asked).',
+  valuesConfig: {
+    PENDING: { description: 'Not started yet.' },
+    IN_PROGRESS: { description: 'Its agent was sent the upgrade.' },
+    SUCCEEDED: { description: 'It runs the new agent.' },
+    FAILED: { description: 'The upgrade failed before the swap (see code and message).' },
+    ROLLED_BACK: { description: 'The new agent did not check in in time: the machine runs its previous agent again.' },
+    TIMED_OUT: { description: 'No outcome came back in time.' },
+    SKIPPED: { description: 'Left out, with the reason (already current, disconnected, Windows, busy installing updates).' },
+    NOT_STARTED: { description: 'Never started: the upgrade ended first (failures limit).' },
+    CANCELED: { description: 'The upgrade was canceled before this machine started.' },
+  },
 });
 
 @ObjectType({ description: 'One platform\'s agent executable the server offers.' })
@@ -33,13 +54,13 @@ export class AgentExecutable {
   @Field(() => String, { description: 'linux-x64, linux-arm64, windows-x64.' })
   platform!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Its file name.' })
   name!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Its SHA-256, in hex.' })
   sha256!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Its size in bytes.' })
   size!: number;
 
   @Field(() => String, { description: 'Its path on this server (/agent/download/...).' })
@@ -48,7 +69,7 @@ export class AgentExecutable {
 
 @ObjectType({ description: 'One agent package the server offers.' })
 export class AgentPackage {
-  @Field(() => String)
+  @Field(() => String, { description: 'Its file name.' })
   name!: string;
 
   @Field(() => String, { description: 'deb, rpm or zip.' })
@@ -57,13 +78,13 @@ export class AgentPackage {
   @Field(() => String, { description: 'amd64, arm64 (deb); x86_64, aarch64 (rpm); x64 (zip).' })
   arch!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Its SHA-256, in hex.' })
   sha256!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Its size in bytes.' })
   size!: number;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Its path on this server (/agent/download/...).' })
   path!: string;
 }
 
@@ -72,10 +93,10 @@ export class AgentRelease {
   @Field(() => String, { nullable: true, description: 'The agent version it ships; null when it was built without the executables.' })
   version!: string | null;
 
-  @Field(() => [AgentExecutable])
+  @Field(() => [AgentExecutable], { description: 'Its executables, one per platform.' })
   executables!: AgentExecutable[];
 
-  @Field(() => [AgentPackage])
+  @Field(() => [AgentPackage], { description: 'Its packages (deb, rpm, zip).' })
   packages!: AgentPackage[];
 
   @Field(() => String, { nullable: true, description: "The release signing key's fingerprint (SHA256:...), which agents pin at enrollment; null: the server has none and cannot upgrade agents." })
@@ -90,7 +111,7 @@ export class AgentVersionCount {
   @Field(() => String, { nullable: true, description: 'null: machines that never reported a version.' })
   version!: string | null;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'How many machines run it.' })
   machines!: number;
 
   @Field(() => Boolean, { nullable: true, description: 'Older than the version the server ships (or not a version at all); null when either is unknown.' })
@@ -109,32 +130,32 @@ export class AgentVersionSummary {
   versions!: AgentVersionCount[];
 }
 
-@ObjectType()
+@ObjectType({ description: "An agent upgrade's machines by status." })
 export class AgentUpgradeCounts {
-  @Field(() => Int) total!: number;
-  @Field(() => Int) pending!: number;
-  @Field(() => Int) inProgress!: number;
-  @Field(() => Int) succeeded!: number;
-  @Field(() => Int) failed!: number;
-  @Field(() => Int) rolledBack!: number;
-  @Field(() => Int) timedOut!: number;
-  @Field(() => Int) skipped!: number;
-  @Field(() => Int) notStarted!: number;
-  @Field(() => Int) canceled!: number;
+  @Field(() => Int, { description: 'Every machine of the upgrade.' }) total!: number;
+  @Field(() => Int, { description: 'PENDING.' }) pending!: number;
+  @Field(() => Int, { description: 'IN_PROGRESS.' }) inProgress!: number;
+  @Field(() => Int, { description: 'SUCCEEDED.' }) succeeded!: number;
+  @Field(() => Int, { description: 'FAILED.' }) failed!: number;
+  @Field(() => Int, { description: 'ROLLED_BACK.' }) rolledBack!: number;
+  @Field(() => Int, { description: 'TIMED_OUT.' }) timedOut!: number;
+  @Field(() => Int, { description: 'SKIPPED.' }) skipped!: number;
+  @Field(() => Int, { description: 'NOT_STARTED.' }) notStarted!: number;
+  @Field(() => Int, { description: 'CANCELED.' }) canceled!: number;
 }
 
 @ObjectType({ description: 'One machine of an agent upgrade.' })
 export class AgentUpgradeMachine {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The machine.' })
   machineId!: string;
 
   @Field(() => String, { description: 'Its name when the upgrade was created.' })
   machineName!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Its agent version when the upgrade was created (null: unknown).' })
   fromVersion!: string | null;
 
-  @Field(() => AgentUpgradeMachineStatus)
+  @Field(() => AgentUpgradeMachineStatus, { description: 'Where this machine stands in the upgrade.' })
   status!: AgentUpgradeMachineStatus;
 
   @Field(() => String, { nullable: true, description: 'UPGRADED, ALREADY_CURRENT, BAD_SIGNATURE, HASH_MISMATCH, DOWNLOAD_FAILED, STARTUP_CHECK_FAILED, NO_CHECK_IN, NOT_SUPPORTED, INSTALL_JOB_RUNNING, NO_REPORT, DISCONNECTED...' })
@@ -146,24 +167,24 @@ export class AgentUpgradeMachine {
   @Field(() => Int, { description: 'Commands sent: more than one when the agent was busy installing updates and was asked again.' })
   attempts!: number;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When its first command was sent (null while PENDING).' })
   startedAt!: Date | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When its part ended (null while it runs).' })
   endedAt!: Date | null;
 }
 
-export const AgentUpgradeMachineConnection = ConnectionType('AgentUpgradeMachine', AgentUpgradeMachine);
+export const AgentUpgradeMachineConnection = ConnectionType('AgentUpgradeMachine', AgentUpgradeMachine, 'machines of an agent upgrade');
 
 @ObjectType({ description: 'Agents upgraded to the version the server ships, by a Temporal workflow (agent-upgrade:<id>), with a result per machine.' })
 export class AgentUpgrade {
-  @Field(() => ID)
+  @Field(() => ID, { description: "The upgrade's id." })
   id!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'The agent version it upgrades to.' })
   toVersion!: string;
 
-  @Field(() => AgentUpgradeStatus)
+  @Field(() => AgentUpgradeStatus, { description: 'Where the upgrade stands.' })
   status!: AgentUpgradeStatus;
 
   @Field(() => String, { description: 'The release key that signed the executables (SHA256:...).' })
@@ -172,23 +193,23 @@ export class AgentUpgrade {
   @Field(() => Int, { description: 'A new agent that has not checked in this long after the swap is rolled back.' })
   rollbackAfterSeconds!: number;
 
-  @Field(() => Limit, { nullable: true })
+  @Field(() => Limit, { nullable: true, description: 'At most this many machines at once (null: the default, 100).' })
   maxConcurrent!: Limit | null;
 
-  @Field(() => Limit, { nullable: true })
+  @Field(() => Limit, { nullable: true, description: 'No new machine starts once this many have failed, rolled back or timed out (null: no limit).' })
   maxFailures!: Limit | null;
 
   @Field(() => String, { nullable: true, description: 'The API token that asked for it.' })
   requestedBy!: string | null;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When it was asked for.' })
   createdAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it ended (null while it runs).' })
   endedAt!: Date | null;
 }
 
-export const AgentUpgradeConnection = ConnectionType('AgentUpgrade', AgentUpgrade);
+export const AgentUpgradeConnection = ConnectionType('AgentUpgrade', AgentUpgrade, 'agent upgrades');
 
 @InputType({ description: 'Machines by tags and name.' })
 export class AgentUpgradeFilterInput {
@@ -204,10 +225,10 @@ export class UpgradeAgentsInput {
   @Field(() => Boolean, { nullable: true, description: 'Every machine.' })
   allMachines?: boolean | null;
 
-  @Field(() => [ID], { nullable: true })
+  @Field(() => [ID], { nullable: true, description: 'These machines.' })
   machineIds?: string[] | null;
 
-  @Field(() => AgentUpgradeFilterInput, { nullable: true })
+  @Field(() => AgentUpgradeFilterInput, { nullable: true, description: 'The machines matching this filter.' })
   filter?: AgentUpgradeFilterInput | null;
 
   @Field(() => LimitInput, { nullable: true, description: 'At most this many machines at once (COUNT, or PERCENT of the machines to upgrade); default 100.' })

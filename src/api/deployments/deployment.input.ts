@@ -2,12 +2,12 @@ import { Field, ID, InputType, Int } from 'type-graphql';
 import { Classification, Environment, OsType } from '../machines/machine.enums.js';
 import { Frequency, LimitUnit, RebootSetting, WeekDay } from './deployment.type.js';
 
-@InputType()
+@InputType({ description: "A number of machines, as a count or a percentage of the run's machines." })
 export class LimitInput {
-  @Field(() => Int)
+  @Field(() => Int, { description: 'The number, in its unit (at most 100 for PERCENT).' })
   value!: number;
 
-  @Field(() => LimitUnit, { defaultValue: LimitUnit.COUNT })
+  @Field(() => LimitUnit, { description: "COUNT of machines or PERCENT of the run's machines.", defaultValue: LimitUnit.COUNT })
   unit!: LimitUnit;
 }
 
@@ -22,13 +22,13 @@ export class TargetFilterInput {
 
 @InputType({ description: "A ring's machines among the run's targets: every condition given must hold." })
 export class RingFilterInput {
-  @Field(() => [String], { defaultValue: [] })
+  @Field(() => [String], { defaultValue: [], description: 'Tags a machine must all have.' })
   tags!: string[];
 
   @Field(() => String, { nullable: true, description: 'Part of the name (any case).' })
   nameContains?: string | null;
 
-  @Field(() => [Environment], { defaultValue: [] })
+  @Field(() => [Environment], { defaultValue: [], description: 'Environments, one of which a machine must be in (empty: any).' })
   environments!: Environment[];
 }
 
@@ -49,10 +49,10 @@ export class RingInput {
   @Field(() => String, { nullable: true, description: 'Default: "Ring N".' })
   name?: string | null;
 
-  @Field(() => RingFilterInput, { nullable: true })
+  @Field(() => RingFilterInput, { nullable: true, description: 'Its machines by tags, name and environment.' })
   filter?: RingFilterInput | null;
 
-  @Field(() => [ID], { nullable: true })
+  @Field(() => [ID], { nullable: true, description: 'Its machines, named explicitly (each among the targets).' })
   machineIds?: string[] | null;
 
   @Field(() => Int, { nullable: true, description: '1 to 100; only the last ring may take 100.' })
@@ -61,25 +61,25 @@ export class RingInput {
   @Field(() => LimitInput, { nullable: true, description: "Default: the deployment's maxConcurrent." })
   maxConcurrent?: LimitInput | null;
 
-  @Field(() => RingGateInput, { nullable: true })
+  @Field(() => RingGateInput, { nullable: true, description: 'What it waits for before the next ring starts (default: no failure allowed, no soak, no approval).' })
   gate?: RingGateInput | null;
 }
 
-@InputType()
+@InputType({ description: 'A weekday counted within its month, e.g. the second Tuesday.' })
 export class NthWeekdayInput {
   @Field(() => Int, { description: '1 to 4, or -1 for the last.' })
   ordinal!: number;
 
-  @Field(() => WeekDay)
+  @Field(() => WeekDay, { description: 'The day of the week.' })
   weekDay!: WeekDay;
 }
 
 @InputType({ description: 'ONCE, or every N hours / days / weeks (on weekDays) / months (on monthDay, or on the nth weekday plus offsetDays).' })
 export class RecurrenceInput {
-  @Field(() => Frequency)
+  @Field(() => Frequency, { description: 'ONCE, HOURLY, DAILY, WEEKLY or MONTHLY.' })
   frequency!: Frequency;
 
-  @Field(() => Int, { defaultValue: 1 })
+  @Field(() => Int, { description: 'Every N hours, days, weeks or months (default 1).', defaultValue: 1 })
   every!: number;
 
   @Field(() => [WeekDay], { nullable: true, description: 'WEEKLY: the days it runs.' })
@@ -95,7 +95,7 @@ export class RecurrenceInput {
   offsetDays?: number | null;
 }
 
-@InputType()
+@InputType({ description: 'When a deployment runs: its first run, how it repeats, and its end.' })
 export class ScheduleInput {
   @Field(() => Date, { nullable: true, description: 'The first run (default: now + 30 minutes, as the seed does).' })
   startAt?: Date | null;
@@ -115,13 +115,13 @@ export class DeploymentInput {
   @Field(() => String, { description: 'Unique name.' })
   name!: string;
 
-  @Field(() => OsType)
+  @Field(() => OsType, { description: 'The operating system family of its machines.' })
   osType!: OsType;
 
   @Field(() => [String], { defaultValue: [], description: 'Machines by id.' })
   machineIds!: string[];
 
-  @Field(() => TargetFilterInput, { nullable: true })
+  @Field(() => TargetFilterInput, { description: 'Machines chosen by what they are, resolved at every run (with or instead of machineIds).', nullable: true })
   targetFilter?: TargetFilterInput | null;
 
   @Field(() => [Classification], { description: 'Linux: CRITICAL, SECURITY, OTHER. Windows: all eight.' })
@@ -142,13 +142,13 @@ export class DeploymentInput {
   @Field(() => Int, { defaultValue: 120, description: 'Maintenance window in minutes, 30 to 360.' })
   windowMinutes!: number;
 
-  @Field(() => RebootSetting, { defaultValue: RebootSetting.IF_REQUIRED })
+  @Field(() => RebootSetting, { description: 'When the machines reboot after installing (default IF_REQUIRED).', defaultValue: RebootSetting.IF_REQUIRED })
   rebootSetting!: RebootSetting;
 
-  @Field(() => LimitInput, { nullable: true })
+  @Field(() => LimitInput, { description: 'At most this many machines at once (default: all, up to 100 at a time).', nullable: true })
   maxConcurrent?: LimitInput | null;
 
-  @Field(() => LimitInput, { nullable: true })
+  @Field(() => LimitInput, { description: 'Start no new machine once this many have failed (default: no limit).', nullable: true })
   maxFailures?: LimitInput | null;
 
   @Field(() => [RingInput], { nullable: true, description: 'Roll out ring by ring, each behind the previous gate; leave out to update every target at once.' })

@@ -17,7 +17,8 @@ import {
   type DeploymentValues,
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
-import { cancelUnstartedRun, ensureRun, findRun, machineRunsOf, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { cancelUnstartedRun, countRunLogs, ensureRun, findRun, machineRunOfMachine, machineRunsPage, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { isUuid } from '../../fleet/ids.js';
 import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, recurrenceOfInput, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
 import { assignRings, ringWarnings } from '../../fleet/rollout.js';
@@ -25,6 +26,7 @@ import { ringsOfRun, type RingStatus } from '../../db/rollouts.js';
 import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
 import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, scheduleIds, workflowIds } from '../../workflows/config.js';
+import { announceRunProgress, announceRunStarted } from '../../events/pubsub.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
 import type { DeploymentInput, ScheduleInput } from './deployment.input.js';
@@ -235,15 +237,17 @@ export class DeploymentService {
     const deployment = await this.get(id);
     const runId = randomUUID();
     const workflowId = workflowIds.deploymentRun(deployment.id, runId);
-    const run = await ensureRun(this.db, { id: runId, deploymentId: deployment.id, workflowId, trigger: 'MANUAL' });
+    const { run } = await ensureRun(this.db, { id: runId, deploymentId: deployment.id, workflowId, trigger: 'MANUAL' });
+    announceRunStarted(this.services.pubsub, deployment.id, run.id);
     const input: DeploymentRunInput = { deploymentId: deployment.id, runId, trigger: 'MANUAL', ...this.runTunables() };
     const { temporal } = this;
     try {
       await temporal.call(() => temporal.client.workflow.start('deploymentRunWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId, args: [input] }));
     } catch (error) {
       const away = error instanceof ServiceUnavailable;
-      await cancelUnstartedRun(this.db, runId, away ? 'Temporal was unavailable when this run was to start: nothing ran. Run the deployment again.' : 'This run could not be started: nothing ran.').catch((undo: unknown) =>
-        this.services.logger.error({ err: undo, runId }, 'could not record that a run did not start'),
+      await cancelUnstartedRun(this.db, runId, away ? 'Temporal was unavailable when this run was to start: nothing ran. Run the deployment again.' : 'This run could not be started: nothing ran.').then(
+        (canceled) => announceRunProgress(this.services.pubsub, runId, canceled.progress),
+        (undo: unknown) => this.services.logger.error({ err: undo, runId }, 'could not record that a run did not start'),
       );
       throw away ? new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: the run did not start (it is recorded as CANCELED). Try again in a few seconds.', { cause: error }) : error;
     }
@@ -389,8 +393,16 @@ export class DeploymentService {
     return findRun(this.db, id);
   }
 
-  machineRuns(runId: string) {
-    return machineRunsOf(this.db, runId);
+  machineRunsPage(runId: string, page: { offset: number; limit: number }) {
+    return machineRunsPage(this.db, runId, page.offset, page.limit);
+  }
+
+  async machineRunOf(runId: string, machineId: string) {
+    return isUuid(machineId) ? ((await machineRunOfMachine(this.db, runId, machineId)) ?? null) : null;
+  }
+
+  countLogs(runId: string, machineRunId?: string) {
+    return countRunLogs(this.db, { runId, machineRunId });
   }
 
   updateResults(machineRunId: string) {

@@ -1,4 +1,4 @@
-import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey, type EnrollmentKeyRow } from '../../db/enrollmentKeys.js';
+import { createEnrollmentKey, enrollmentKeysPage, revokeEnrollmentKey, type EnrollmentKeyRow } from '../../db/enrollmentKeys.js';
 import { enrollmentKeyLimits, enrollmentRefusal } from '../../fleet/enrollment.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
@@ -25,8 +25,8 @@ export class EnrollmentService {
     });
   }
 
-  list() {
-    return listEnrollmentKeys(this.services.database.db);
+  page(page: { offset: number; limit: number }) {
+    return enrollmentKeysPage(this.services.database.db, page);
   }
 
   async revoke(id: string) {

@@ -1,4 +1,6 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { ConnectionType } from '../relay.js';
+import { Node } from '../node/node.type.js';
 
 export enum EnrollmentKeyState {
   ACTIVE = 'ACTIVE',
@@ -6,14 +8,14 @@ export enum EnrollmentKeyState {
   EXPIRED = 'EXPIRED',
   USED_UP = 'USED_UP',
 }
-registerEnumType(EnrollmentKeyState, { name: 'EnrollmentKeyState' });
+registerEnumType(EnrollmentKeyState, { name: 'EnrollmentKeyState', description: 'Whether an enrollment key still enrolls machines.', valuesConfig: { ACTIVE: { description: 'Enrolls machines.' }, EXPIRED: { description: 'Past its expiry: refused.' }, REVOKED: { description: 'Revoked: refused.' }, USED_UP: { description: 'It has enrolled as many machines as it may.' } } });
 
-@ObjectType({ description: 'A key agents present once to enroll their machine. Its secret is shown only at creation.' })
+@ObjectType({ implements: Node, description: 'A key agents present once to enroll their machine. Its secret is shown only at creation.' })
 export class EnrollmentKey {
-  @Field(() => ID)
+  @Field(() => ID, { description: "The key's id (not its secret)." })
   id!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'What the key is for, as given when it was created.' })
   description!: string;
 
   @Field(() => [String], { description: 'Tags every machine enrolled with this key starts with.' })
@@ -31,23 +33,25 @@ export class EnrollmentKey {
   @Field(() => Date, { nullable: true, description: 'After this time it is refused; null: never (created with neverExpires).' })
   expiresAt!: Date | null;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the key was created.' })
   createdAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { description: 'When it was revoked (null: not revoked).', nullable: true })
   revokedAt!: Date | null;
 }
 
-@ObjectType()
+export const EnrollmentKeyConnection = ConnectionType('EnrollmentKey', EnrollmentKey, 'enrollment keys');
+
+@ObjectType({ description: 'An enrollment key just created, with its secret (shown this once).' })
 export class CreatedEnrollmentKey {
-  @Field(() => EnrollmentKey)
+  @Field(() => EnrollmentKey, { description: 'The key as listings show it, without its secret.' })
   key!: EnrollmentKey;
 
   @Field(() => String, { description: 'The key itself, for `fleetpatch agent run --enroll-key`. Shown this once; the server keeps only a hash.' })
   secret!: string;
 }
 
-@InputType()
+@InputType({ description: 'A new enrollment key: what it is for, its expiry, its uses and the tags it gives.' })
 export class CreateEnrollmentKeyInput {
   @Field(() => String, { description: 'What the key is for (1 to 200 characters).' })
   description!: string;
@@ -64,6 +68,6 @@ export class CreateEnrollmentKeyInput {
   @Field(() => Boolean, { nullable: true, description: 'true: any number of machines may enroll with it. Say so explicitly, instead of giving maxUses.' })
   unlimitedUses?: boolean | null;
 
-  @Field(() => [String], { nullable: true })
+  @Field(() => [String], { description: 'Tags every machine enrolled with the key gets.', nullable: true })
   defaultTags?: string[];
 }

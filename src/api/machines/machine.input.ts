@@ -3,13 +3,13 @@ import { AgentReadiness, Classification, Compliance, OsType, SortDirection } fro
 
 @InputType({ description: 'Machines matching every given condition.' })
 export class MachineFilter {
-  @Field(() => [Compliance], { nullable: true })
+  @Field(() => [Compliance], { description: 'Machines in this compliance state.', nullable: true })
   compliance?: Compliance[];
 
-  @Field(() => [AgentReadiness], { nullable: true })
+  @Field(() => [AgentReadiness], { description: 'Machines whose agent is in this readiness state.', nullable: true })
   readiness?: AgentReadiness[];
 
-  @Field(() => OsType, { nullable: true })
+  @Field(() => OsType, { description: 'Machines of this operating system family.', nullable: true })
   osType?: OsType;
 
   @Field(() => [String], { nullable: true, description: 'Machines carrying every one of these tags.' })
@@ -29,26 +29,25 @@ export enum MachineSortField {
 }
 registerEnumType(MachineSortField, {
   name: 'MachineSortField',
-  description: 'COMPLIANCE ascending lists NON_COMPLIANT first, then NOT_ASSESSED, then COMPLIANT.',
-});
+  description: 'COMPLIANCE ascending lists NON_COMPLIANT first, then NOT_ASSESSED, then COMPLIANT.', valuesConfig: { COMPLIANCE: { description: 'Compliance state.' }, CRITICAL_AND_SECURITY_COUNT: { description: 'Pending critical and security updates.' }, LAST_ASSESSED: { description: 'Time of the latest assessment.' }, LAST_SEEN: { description: 'Time of the last check-in.' }, NAME: { description: 'Name.' }, OTHER_COUNT: { description: 'Other pending updates.' } } });
 
-@InputType()
+@InputType({ description: 'How to sort machines: a field and a direction.' })
 export class MachineOrder {
-  @Field(() => MachineSortField)
+  @Field(() => MachineSortField, { description: 'What to sort by.' })
   field!: MachineSortField;
 
-  @Field(() => SortDirection, { defaultValue: SortDirection.ASC })
+  @Field(() => SortDirection, { description: 'ASC or DESC.', defaultValue: SortDirection.ASC })
   direction!: SortDirection;
 }
 
-@InputType()
+@InputType({ description: 'Which missing updates to list; every given condition must hold.' })
 export class MissingUpdateFilter {
-  @Field(() => [Classification], { nullable: true })
+  @Field(() => [Classification], { description: 'Updates of these classifications.', nullable: true })
   classification?: Classification[];
 
-  @Field(() => OsType, { nullable: true })
+  @Field(() => OsType, { description: 'Updates missing on machines of this operating system family.', nullable: true })
   osType?: OsType;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { description: 'Updates whose name contains this text (ignoring case).', nullable: true })
   nameContains?: string;
 }

@@ -31,8 +31,8 @@ export class MachineResolver {
   async machines(
     @Ctx() ctx: ApiContext,
     @Args(() => PageArgs) page: PageArgs,
-    @Arg('filter', () => MachineFilter, { nullable: true }) filter?: MachineFilter,
-    @Arg('orderBy', () => MachineOrder, { nullable: true }) orderBy?: MachineOrder,
+    @Arg('filter', () => MachineFilter, { description: 'Which machines (default: every managed machine).', nullable: true }) filter?: MachineFilter,
+    @Arg('orderBy', () => MachineOrder, { description: 'Their order (default: by name).', nullable: true }) orderBy?: MachineOrder,
   ) {
     const window = pageWindow(page);
     const sort = orderBy ?? { field: MachineSortField.NAME, direction: SortDirection.ASC };
@@ -42,10 +42,10 @@ export class MachineResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => Machine, { nullable: true })
+  @Query(() => Machine, { description: 'One machine by id (null: no such machine).', nullable: true })
   machine(
     @Ctx() ctx: ApiContext,
-    @Arg('id', () => ID) id: string,
+    @Arg('id', () => ID, { description: 'The machine.' }) id: string,
     @Arg('includeRemoved', () => Boolean, { defaultValue: false, description: 'Also a machine removed from management (removedAt set): its history is kept.' }) includeRemoved: boolean,
   ) {
     return service(ctx).find(id, { includeRemoved });
@@ -56,7 +56,7 @@ export class MachineResolver {
   async missingUpdates(
     @Ctx() ctx: ApiContext,
     @Args(() => PageArgs) page: PageArgs,
-    @Arg('filter', () => MissingUpdateFilter, { nullable: true }) filter?: MissingUpdateFilter,
+    @Arg('filter', () => MissingUpdateFilter, { description: 'Which updates (default: all).', nullable: true }) filter?: MissingUpdateFilter,
   ) {
     const window = pageWindow(page);
     const { rows, totalCount, computedAt } = await service(ctx).missingUpdates(filter ?? {}, window);
@@ -82,25 +82,25 @@ export class MachineResolver {
 
   @Authorized('OPERATOR')
   @Mutation(() => [AssessRequestResult], { description: 'Asks the agents of these machines for a fresh assessment now; it reaches a connected agent within seconds.' })
-  assessMachines(@Ctx() ctx: ApiContext, @Arg('machineIds', () => [ID]) machineIds: string[]) {
+  assessMachines(@Ctx() ctx: ApiContext, @Arg('machineIds', () => [ID], { description: 'The machines to assess.' }) machineIds: string[]) {
     return service(ctx).requestAssessments(machineIds);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => Machine, { description: 'Enables or disables update management for a machine (a disabled machine is NOT_CONFIGURED and takes part in no deployment).' })
-  setMachineManagement(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string, @Arg('enabled', () => Boolean) enabled: boolean) {
+  setMachineManagement(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID, { description: 'The machine.' }) machineId: string, @Arg('enabled', () => Boolean, { description: 'true: assess and update it; false: leave it alone.' }) enabled: boolean) {
     return service(ctx).setManagement(machineId, enabled);
   }
 
   @Authorized('OPERATOR')
   @Mutation(() => Machine, { description: "Replaces a machine's tags (deployments can target machines by tag)." })
-  setMachineTags(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string, @Arg('tags', () => [String]) tags: string[]) {
+  setMachineTags(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID, { description: 'The machine.' }) machineId: string, @Arg('tags', () => [String], { description: 'Its tags from now on (they replace the current ones).' }) tags: string[]) {
     return service(ctx).setTags(machineId, tags);
   }
 
   @Authorized('ADMIN')
   @Mutation(() => ID, { description: "Removes a machine from management and revokes its agent's credential. Its history is kept." })
-  async removeMachine(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID) machineId: string) {
+  async removeMachine(@Ctx() ctx: ApiContext, @Arg('machineId', () => ID, { description: 'The machine to remove.' }) machineId: string) {
     return (await service(ctx).remove(machineId)).id;
   }
 
@@ -117,7 +117,7 @@ export class MachineResolver {
   async machineChanged(
     @Root() event: Events['machineChanged'][0],
     @Ctx() ctx: ApiContext,
-    @Arg('machineId', () => ID, { nullable: true }) machineId?: string,
+    @Arg('machineId', () => ID, { description: 'One machine (default: every machine).', nullable: true }) machineId?: string,
   ): Promise<MachineRow> {
     const id = 'resync' in event ? machineId! : event.machineId;
     const machine = await service(ctx).find(id);
@@ -127,7 +127,7 @@ export class MachineResolver {
 
   // ---- computed fields ----
 
-  @FieldResolver(() => Compliance)
+  @FieldResolver(() => Compliance, { description: 'COMPLIANT, NON_COMPLIANT or NOT_ASSESSED, from its latest assessment.' })
   compliance(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
     return service(ctx).compliance(machine);
   }
@@ -137,7 +137,7 @@ export class MachineResolver {
     return service(ctx).readiness(machine).state;
   }
 
-  @FieldResolver(() => ReadinessDetail)
+  @FieldResolver(() => ReadinessDetail, { description: 'Why the agent is in its readiness state, and since when.' })
   readinessDetail(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
     return service(ctx).readiness(machine);
   }
@@ -178,7 +178,7 @@ export class MachineResolver {
     return service(ctx).repositoryProblems(machine);
   }
 
-  @FieldResolver(() => AssessmentError, { nullable: true })
+  @FieldResolver(() => AssessmentError, { description: 'Why the last assessment attempt failed (null: it did not).', nullable: true })
   lastAssessmentError(@Root() machine: MachineRow) {
     const error = machine.lastAssessmentError;
     return error ? { ...error, at: new Date(error.at) } : null;

@@ -1,31 +1,32 @@
 import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
+import { Node } from '../node/node.type.js';
 
 @ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
 export class PendingUpdate {
-  @Field(() => String)
+  @Field(() => String, { description: 'The package or KB name.' })
   name!: string;
 
   @Field(() => String, { nullable: true, description: 'null: the update pulls this package in new.' })
   installedVersion!: string | null;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'The version it would install.' })
   availableVersion!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { description: 'The architecture of the package (null when the source does not say).', nullable: true })
   arch!: string | null;
 
-  @Field(() => Classification)
+  @Field(() => Classification, { description: 'Its classification.' })
   classification!: Classification;
 
-  @Field(() => Severity, { nullable: true })
+  @Field(() => Severity, { description: "The distribution's or vendor's rating (null when it gives none).", nullable: true })
   severity!: Severity | null;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The advisories that announce it (e.g. DSA-5678-1, RHSA-2026:1234).' })
   advisoryIds!: string[];
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The CVEs it fixes.' })
   cveIds!: string[];
 
   @Field(() => Boolean, { description: 'The metadata suggests a reboot after installing it.' })
@@ -43,10 +44,10 @@ export class PendingUpdate {
 
 @ObjectType({ description: 'A repository the agent could not read: the list of updates may be incomplete.' })
 export class RepositoryProblem {
-  @Field(() => String)
+  @Field(() => String, { description: 'The repository, as the package manager names it.' })
   repository!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'What went wrong reading it.' })
   message!: string;
 }
 
@@ -55,22 +56,22 @@ export class AssessmentError {
   @Field(() => String, { description: 'LOCKED, UNPARSEABLE_OUTPUT, COMMAND_FAILED, NOT_INSTALLED, ...' })
   code!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'What went wrong, in words.' })
   message!: string;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the attempt failed.' })
   at!: Date;
 }
 
 @ObjectType({ description: 'One assessment a machine reported.' })
 export class Assessment {
-  @Field(() => ID)
+  @Field(() => ID, { description: "The assessment's id." })
   id!: string;
 
   @Field(() => String, { description: 'STARTUP, SCHEDULE, PACKAGE_DATABASE_CHANGED or COMMAND.' })
   trigger!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'The package manager or update source that was read (apt, dnf, zypper, Windows Update).' })
   backend!: string;
 
   @Field(() => Date, { description: "When it started, on the agent's clock (information: that clock may be wrong)." })
@@ -87,70 +88,70 @@ export class Assessment {
   })
   assessedAt!: Date;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'The machine needed a reboot when it was assessed.' })
   rebootPending!: boolean;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates classified CRITICAL.' })
   criticalCount!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates classified SECURITY.' })
   securityCount!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates neither CRITICAL nor SECURITY.' })
   otherCount!: number;
 
-  @Field(() => [RepositoryProblem])
+  @Field(() => [RepositoryProblem], { description: 'Repositories that could not be read: the list may be incomplete.' })
   repositoryProblems!: RepositoryProblem[];
 }
 
-export const AssessmentConnection = ConnectionType('Assessment', Assessment);
-export const PendingUpdateConnection = ConnectionType('PendingUpdate', PendingUpdate);
+export const AssessmentConnection = ConnectionType('Assessment', Assessment, 'assessments');
+export const PendingUpdateConnection = ConnectionType('PendingUpdate', PendingUpdate, 'pending updates');
 
 @ObjectType({ description: 'Update agent readiness, with the reason an operator can act on.' })
 export class ReadinessDetail {
-  @Field(() => AgentReadiness)
+  @Field(() => AgentReadiness, { description: 'The readiness state this explains.' })
   state!: AgentReadiness;
 
   @Field(() => Date, { nullable: true, description: 'DISCONNECTED: when the agent was last heard from.' })
   since!: Date | null;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Why, in words.' })
   reason!: string;
 }
 
-@ObjectType({ description: 'A managed machine.' })
+@ObjectType({ implements: Node, description: 'A managed machine.' })
 export class Machine {
-  @Field(() => ID)
+  @Field(() => ID, { description: "The machine's id." })
   id!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Its host name, as its agent reports it.' })
   name!: string;
 
-  @Field(() => OsType)
+  @Field(() => OsType, { description: 'LINUX or WINDOWS.' })
   osType!: OsType;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'The operating system, e.g. Debian GNU/Linux.' })
   osName!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'The operating system version, e.g. 12.' })
   osVersion!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { description: 'The running kernel version, as its agent reports it.', nullable: true })
   kernel!: string | null;
 
-  @Field(() => Environment)
+  @Field(() => Environment, { description: 'Where the machine runs (cloud or on premises), as its agent detected it.' })
   environment!: Environment;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'Its tags, which deployments can target.' })
   tags!: string[];
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { description: "The version of the machine's agent (null before its first check-in).", nullable: true })
   agentVersion!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Changes at every boot.' })
   bootId!: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { description: 'The package manager the agent uses (apt, dnf, zypper; null on Windows).', nullable: true })
   packageManager!: string | null;
 
   @Field(() => Float, {
@@ -159,13 +160,13 @@ export class Machine {
   })
   clockOffsetSeconds!: number | null;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'Whether fleetpatch assesses and updates it.' })
   managementEnabled!: boolean;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the machine enrolled.' })
   enrolledAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { description: 'When its agent last checked in.', nullable: true })
   lastSeenAt!: Date | null;
 
   @Field(() => Date, { nullable: true, description: "When the latest assessment finished, on the server's clock (see Assessment.assessedAt)." })
@@ -177,31 +178,31 @@ export class Machine {
   @Field(() => Date, { nullable: true, description: 'When it was removed from management (null: it is managed). Only machine(id, includeRemoved: true) returns a removed machine.' })
   removedAt!: Date | null;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates classified CRITICAL.' })
   criticalCount!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates classified SECURITY.' })
   securityCount!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Pending updates neither CRITICAL nor SECURITY.' })
   otherCount!: number;
 }
 
-@ObjectType()
+@ObjectType({ description: 'One machine of a page, with its cursor.' })
 export class MachineEdge {
-  @Field(() => String)
+  @Field(() => String, { description: 'Where this machine stands: pass it as after to continue after it.' })
   cursor!: string;
 
-  @Field(() => Machine)
+  @Field(() => Machine, { description: 'The machine.' })
   node!: Machine;
 }
 
-@ObjectType()
+@ObjectType({ description: 'A page of machines (Relay cursor connection).' })
 export class MachineConnection {
-  @Field(() => [MachineEdge])
+  @Field(() => [MachineEdge], { description: 'The machines of this page, in order.' })
   edges!: MachineEdge[];
 
-  @Field(() => PageInfo)
+  @Field(() => PageInfo, { description: 'Whether more pages follow, and the cursors to ask for them.' })
   pageInfo!: PageInfo;
 
   @Field(() => Int, { description: 'How many machines match, across all pages (see totalCountComputedAt).' })
@@ -217,10 +218,10 @@ export class MachineConnection {
 
 @ObjectType({ description: 'An update missing on at least one machine, across the fleet.' })
 export class MissingUpdate {
-  @Field(() => String)
+  @Field(() => String, { description: 'The package or KB name.' })
   name!: string;
 
-  @Field(() => Classification)
+  @Field(() => Classification, { description: 'Its classification.' })
   classification!: Classification;
 
   @Field(() => Severity, { nullable: true, description: 'The highest severity any machine reports for it.' })
@@ -229,34 +230,34 @@ export class MissingUpdate {
   @Field(() => Int, { description: 'How many machines miss it.' })
   machineCount!: number;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The versions the machines could install, each once.' })
   availableVersions!: string[];
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The advisories that announce it (e.g. DSA-5678-1, RHSA-2026:1234).' })
   advisoryIds!: string[];
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'The CVEs it fixes.' })
   cveIds!: string[];
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'The metadata suggests a reboot after installing it.' })
   rebootSuggested!: boolean;
 }
 
-@ObjectType()
+@ObjectType({ description: 'One missing update of a page, with its cursor.' })
 export class MissingUpdateEdge {
-  @Field(() => String)
+  @Field(() => String, { description: 'Where this update stands: pass it as after to continue after it.' })
   cursor!: string;
 
-  @Field(() => MissingUpdate)
+  @Field(() => MissingUpdate, { description: 'The missing update.' })
   node!: MissingUpdate;
 }
 
 @ObjectType({ description: "The fleet's missing updates, as of computedAt: a snapshot, recomputed when older than FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS." })
 export class MissingUpdateConnection {
-  @Field(() => [MissingUpdateEdge])
+  @Field(() => [MissingUpdateEdge], { description: 'The missing updates of this page, in order.' })
   edges!: MissingUpdateEdge[];
 
-  @Field(() => PageInfo)
+  @Field(() => PageInfo, { description: 'Whether more pages follow, and the cursors to ask for them.' })
   pageInfo!: PageInfo;
 
   @Field(() => Int, { description: 'How many items match, across all pages.' })
@@ -266,9 +267,9 @@ export class MissingUpdateConnection {
   computedAt!: Date;
 }
 
-@ObjectType()
+@ObjectType({ description: 'How many pending updates of one classification the fleet has.' })
 export class ClassificationCount {
-  @Field(() => Classification)
+  @Field(() => Classification, { description: 'The classification.' })
   classification!: Classification;
 
   @Field(() => Int, { description: 'Pending updates of this classification, summed over machines.' })
@@ -280,28 +281,28 @@ export class ClassificationCount {
 
 @ObjectType({ description: 'The fleet at a glance.' })
 export class ComplianceSummary {
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Managed machines.' })
   total!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines with no missing critical or security update.' })
   compliant!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines missing at least one critical or security update.' })
   nonCompliant!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines without an assessment in the expected time.' })
   notAssessed!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines whose agent checks in.' })
   ready!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines whose agent has been silent for too long.' })
   disconnected!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Machines whose agent never checked in, or with update management disabled.' })
   notConfigured!: number;
 
-  @Field(() => [ClassificationCount])
+  @Field(() => [ClassificationCount], { description: 'Pending updates across the fleet, per classification.' })
   pendingByClassification!: ClassificationCount[];
 
   @Field(() => Date, {
@@ -312,13 +313,13 @@ export class ComplianceSummary {
 
 @ObjectType({ description: 'What assessMachines did for each machine.' })
 export class AssessRequestResult {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The machine asked.' })
   machineId!: string;
 
   @Field(() => Boolean, { description: 'An assessment command is waiting for (or was just handed to) the agent.' })
   requested!: boolean;
 
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { description: 'The assessment command queued for the agent (null when not requested).', nullable: true })
   commandId!: string | null;
 
   @Field(() => String, { nullable: true, description: 'Why not, when not requested.' })

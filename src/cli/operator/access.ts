@@ -6,6 +6,8 @@ import {
   CliEnrollmentKeysDocument,
   CliRevokeApiTokenDocument,
   CliRevokeEnrollmentKeyDocument,
+  type CliApiTokensQuery,
+  type CliEnrollmentKeysQuery,
   type Role,
 } from './graphql.generated.js';
 import { ago, note, outputFormat, printRecord, printRows, type Column } from './output.js';
@@ -43,8 +45,15 @@ export const TOKEN_COLUMNS: Column[] = [
 
 export async function tokensList(options: { output?: string }): Promise<void> {
   const format = outputFormat(options.output);
-  const { apiTokens } = await connect().request(CliApiTokensDocument);
-  printRows(format, apiTokens, TOKEN_COLUMNS);
+  const client = connect();
+  const tokens: Array<CliApiTokensQuery['apiTokens']['edges'][number]['node']> = [];
+  for (let after: string | null = null; ; ) {
+    const { apiTokens }: CliApiTokensQuery = await client.request(CliApiTokensDocument, { after });
+    tokens.push(...apiTokens.edges.map((e) => e.node));
+    if (!apiTokens.pageInfo.hasNextPage || !apiTokens.pageInfo.endCursor) break;
+    after = apiTokens.pageInfo.endCursor;
+  }
+  printRows(format, tokens, TOKEN_COLUMNS);
 }
 
 export async function tokensCreate(options: { name: string; role: string; expires?: string; output?: string }): Promise<void> {
@@ -81,8 +90,15 @@ export const ENROLLMENT_KEY_COLUMNS: Column[] = [
 
 export async function enrollmentKeysList(options: { output?: string }): Promise<void> {
   const format = outputFormat(options.output);
-  const { enrollmentKeys } = await connect().request(CliEnrollmentKeysDocument);
-  printRows(format, enrollmentKeys, ENROLLMENT_KEY_COLUMNS);
+  const client = connect();
+  const keys: Array<CliEnrollmentKeysQuery['enrollmentKeys']['edges'][number]['node']> = [];
+  for (let after: string | null = null; ; ) {
+    const { enrollmentKeys }: CliEnrollmentKeysQuery = await client.request(CliEnrollmentKeysDocument, { after });
+    keys.push(...enrollmentKeys.edges.map((e) => e.node));
+    if (!enrollmentKeys.pageInfo.hasNextPage || !enrollmentKeys.pageInfo.endCursor) break;
+    after = enrollmentKeys.pageInfo.endCursor;
+  }
+  printRows(format, keys, ENROLLMENT_KEY_COLUMNS);
 }
 
 export async function enrollmentKeysCreate(options: { description: string; expires?: string; maxUses?: string; unlimited?: boolean; tag?: string[]; output?: string }): Promise<void> {

@@ -6,42 +6,65 @@ export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' |
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 /** Update agent readiness. READY: checks in. DISCONNECTED: silent for too long. NOT_CONFIGURED: never checked in, or update management disabled. */
 export type AgentReadiness =
+  /** The agent has been silent for too long. */
   | 'DISCONNECTED'
+  /** The agent never checked in, or update management is disabled. */
   | 'NOT_CONFIGURED'
+  /** The agent checks in. */
   | 'READY';
 
+/** Whether an API token is accepted now. */
 export type ApiTokenState =
+  /** Accepted. */
   | 'ACTIVE'
+  /** Past its expiry: refused. */
   | 'EXPIRED'
+  /** Revoked: refused. */
   | 'REVOKED';
 
 /** Linux: CRITICAL, SECURITY, OTHER. Windows: CRITICAL, SECURITY, UPDATE_ROLLUP, FEATURE_PACK, SERVICE_PACK, DEFINITION, TOOLS, UPDATES. */
 export type Classification =
+  /** A critical update, as its source classifies it. */
   | 'CRITICAL'
+  /** Windows: a definition update (e.g. Defender). */
   | 'DEFINITION'
+  /** Windows: a feature pack. */
   | 'FEATURE_PACK'
+  /** Linux: any update neither critical nor security. */
   | 'OTHER'
+  /** Fixes a security problem. */
   | 'SECURITY'
+  /** Windows: a service pack. */
   | 'SERVICE_PACK'
+  /** Windows: a tool or utility. */
   | 'TOOLS'
+  /** Windows: a non-critical, non-security update. */
   | 'UPDATES'
+  /** Windows: an update rollup. */
   | 'UPDATE_ROLLUP';
 
 /** COMPLIANT: no missing critical or security update. NON_COMPLIANT: at least one. NOT_ASSESSED: no assessment in the expected time (3 h Linux, 12 h Windows). */
 export type Compliance =
+  /** No missing critical or security update. */
   | 'COMPLIANT'
+  /** At least one missing critical or security update. */
   | 'NON_COMPLIANT'
+  /** No assessment in the expected time (3 h Linux, 12 h Windows). */
   | 'NOT_ASSESSED';
 
+/** A new API token: its name, role and expiry. */
 export type CreateApiTokenInput = {
   /** After this time the token is refused (at most 3650 days ahead). null: never. */
   expiresAt?: string | null | undefined;
   /** What the token is for (1 to 200 characters): it names the token in listings and the audit log. */
   name: string;
+  /** What the token may do. */
   role: Role;
 };
 
+/** A new enrollment key: what it is for, its expiry, its uses and the tags it gives. */
 export type CreateEnrollmentKeyInput = {
+  /** Tags every machine enrolled with the key gets. */
   defaultTags?: Array<string> | null | undefined;
   /** What the key is for (1 to 200 characters). */
   description: string;
@@ -65,18 +88,23 @@ export type DeploymentInput = {
   includePatterns?: Array<string>;
   /** Machines by id. */
   machineIds?: Array<string>;
+  /** At most this many machines at once (default: all, up to 100 at a time). */
   maxConcurrent?: LimitInput | null | undefined;
+  /** Start no new machine once this many have failed (default: no limit). */
   maxFailures?: LimitInput | null | undefined;
   /** Unique name. */
   name: string;
   /** No schedule: the deployment runs only when runDeploymentNow starts it. */
   onDemandOnly?: boolean;
+  /** The operating system family of its machines. */
   osType: OsType;
+  /** When the machines reboot after installing (default IF_REQUIRED). */
   rebootSetting?: RebootSetting;
   /** Roll out ring by ring, each behind the previous gate; leave out to update every target at once. */
   rings?: Array<RingInput> | null | undefined;
   /** Default: once, at now + 30 minutes (UTC). Leave it out with onDemandOnly. */
   schedule?: ScheduleInput | null | undefined;
+  /** Machines chosen by what they are, resolved at every run (with or instead of machineIds). */
   targetFilter?: TargetFilterInput | null | undefined;
   /** Maintenance window in minutes, 30 to 360. */
   windowMinutes?: number;
@@ -84,104 +112,168 @@ export type DeploymentInput = {
 
 /** PARTIALLY_FAILED: one or more updates (or machines) failed. FAILED: nothing succeeded. HALTED: a ring's gate failed (see error); resumeDeploymentRun goes on, cancelDeploymentRun ends it. */
 export type DeploymentRunStatus =
+  /** Canceled by an operator, or never started. */
   | 'CANCELED'
+  /** Nothing succeeded. */
   | 'FAILED'
+  /** A ring's gate failed (see error): resumeDeploymentRun goes on, cancelDeploymentRun ends it. */
   | 'HALTED'
+  /** Running now. */
   | 'IN_PROGRESS'
+  /** One or more updates (or machines) failed. */
   | 'PARTIALLY_FAILED'
+  /** Created, not started yet. */
   | 'SCHEDULED'
+  /** No update or machine failed. */
   | 'SUCCEEDED';
 
+/** Whether an enrollment key still enrolls machines. */
 export type EnrollmentKeyState =
+  /** Enrolls machines. */
   | 'ACTIVE'
+  /** Past its expiry: refused. */
   | 'EXPIRED'
+  /** Revoked: refused. */
   | 'REVOKED'
+  /** It has enrolled as many machines as it may. */
   | 'USED_UP';
 
 /** Where the machine runs, detected by its agent from DMI data. */
 export type Environment =
+  /** Amazon Web Services. */
   | 'AWS'
+  /** Microsoft Azure. */
   | 'AZURE'
+  /** Google Cloud. */
   | 'GCP'
+  /** No cloud detected. */
   | 'ON_PREMISES';
 
+/** How often a deployment schedule repeats. */
 export type Frequency =
+  /** Every N days. */
   | 'DAILY'
+  /** Every N hours. */
   | 'HOURLY'
+  /** Every N months, on a day of the month or an nth weekday. */
   | 'MONTHLY'
+  /** One run only, at startAt. */
   | 'ONCE'
+  /** Every N weeks, on the given days. */
   | 'WEEKLY';
 
+/** A number of machines, as a count or a percentage of the run's machines. */
 export type LimitInput = {
+  /** COUNT of machines or PERCENT of the run's machines. */
   unit?: LimitUnit;
+  /** The number, in its unit (at most 100 for PERCENT). */
   value: number;
 };
 
+/** How a limit counts machines. */
 export type LimitUnit =
+  /** A number of machines. */
   | 'COUNT'
+  /** A percentage of the run's machines (rounded up). */
   | 'PERCENT';
 
 /** Machines matching every given condition. */
 export type MachineFilter = {
+  /** Machines in this compliance state. */
   compliance?: Array<Compliance> | null | undefined;
   /** Case-insensitive part of the name. */
   nameContains?: string | null | undefined;
+  /** Machines of this operating system family. */
   osType?: OsType | null | undefined;
+  /** Machines whose agent is in this readiness state. */
   readiness?: Array<AgentReadiness> | null | undefined;
   /** Machines carrying every one of these tags. */
   tags?: Array<string> | null | undefined;
 };
 
+/** How to sort machines: a field and a direction. */
 export type MachineOrder = {
+  /** ASC or DESC. */
   direction?: SortDirection;
+  /** What to sort by. */
   field: MachineSortField;
 };
 
+/** Where one machine stands in a deployment run. */
 export type MachineRunStatus =
+  /** The run was canceled before this machine finished. */
   | 'CANCELED'
+  /** An update, the reboot or the job failed, or the agent was lost. */
   | 'FAILED'
+  /** Its agent is installing. */
   | 'IN_PROGRESS'
+  /** The run ended (failure threshold, cancel, deadline) before it began. */
   | 'NOT_STARTED'
+  /** Waiting for its turn. */
   | 'PENDING'
+  /** Rebooting after its updates; waiting for the agent to come back. */
   | 'REBOOTING'
+  /** Nothing failed and the window was kept (some updates may be NOT_ATTEMPTED). */
   | 'SUCCEEDED'
+  /** An update overran the window and its grace. */
   | 'TIMED_OUT';
 
 /** COMPLIANCE ascending lists NON_COMPLIANT first, then NOT_ASSESSED, then COMPLIANT. */
 export type MachineSortField =
+  /** Compliance state. */
   | 'COMPLIANCE'
+  /** Pending critical and security updates. */
   | 'CRITICAL_AND_SECURITY_COUNT'
+  /** Time of the latest assessment. */
   | 'LAST_ASSESSED'
+  /** Time of the last check-in. */
   | 'LAST_SEEN'
+  /** Name. */
   | 'NAME'
+  /** Other pending updates. */
   | 'OTHER_COUNT';
 
+/** Which missing updates to list; every given condition must hold. */
 export type MissingUpdateFilter = {
+  /** Updates of these classifications. */
   classification?: Array<Classification> | null | undefined;
+  /** Updates whose name contains this text (ignoring case). */
   nameContains?: string | null | undefined;
+  /** Updates missing on machines of this operating system family. */
   osType?: OsType | null | undefined;
 };
 
+/** A weekday counted within its month, e.g. the second Tuesday. */
 export type NthWeekdayInput = {
   /** 1 to 4, or -1 for the last. */
   ordinal: number;
+  /** The day of the week. */
   weekDay: WeekDay;
 };
 
+/** The family of operating system a machine runs. */
 export type OsType =
+  /** Linux (apt, dnf or zypper). */
   | 'LINUX'
+  /** Windows (Windows Update). */
   | 'WINDOWS';
 
 /** IF_REQUIRED (default): reboot when an update or the machine needs it. NEVER. ALWAYS. REBOOT_ONLY: install nothing, reboot. */
 export type RebootSetting =
+  /** Always reboot after installing. */
   | 'ALWAYS'
+  /** Reboot when an update or the machine needs it (default). */
   | 'IF_REQUIRED'
+  /** Never reboot. */
   | 'NEVER'
+  /** Install nothing; reboot. */
   | 'REBOOT_ONLY';
 
 /** ONCE, or every N hours / days / weeks (on weekDays) / months (on monthDay, or on the nth weekday plus offsetDays). */
 export type RecurrenceInput = {
+  /** Every N hours, days, weeks or months (default 1). */
   every?: number;
+  /** ONCE, HOURLY, DAILY, WEEKLY or MONTHLY. */
   frequency: Frequency;
   /** MONTHLY: the day of the month (1 to 28, or -1 for the last day). */
   monthDay?: number | null | undefined;
@@ -195,9 +287,11 @@ export type RecurrenceInput = {
 
 /** A ring's machines among the run's targets: every condition given must hold. */
 export type RingFilterInput = {
+  /** Environments, one of which a machine must be in (empty: any). */
   environments?: Array<Environment>;
   /** Part of the name (any case). */
   nameContains?: string | null | undefined;
+  /** Tags a machine must all have. */
   tags?: Array<string>;
 };
 
@@ -213,8 +307,11 @@ export type RingGateInput = {
 
 /** One ring: choose its machines by exactly one of filter, machineIds, percent (of the targets no earlier ring took). */
 export type RingInput = {
+  /** Its machines by tags, name and environment. */
   filter?: RingFilterInput | null | undefined;
+  /** What it waits for before the next ring starts (default: no failure allowed, no soak, no approval). */
   gate?: RingGateInput | null | undefined;
+  /** Its machines, named explicitly (each among the targets). */
   machineIds?: Array<string | number> | null | undefined;
   /** Default: the deployment's maxConcurrent. */
   maxConcurrent?: LimitInput | null | undefined;
@@ -226,10 +323,25 @@ export type RingInput = {
 
 /** VIEWER reads and subscribes; OPERATOR also runs assessments and deployments; ADMIN also manages enrollment keys, tokens and machine removal. */
 export type Role =
+  /** Everything, including tokens, enrollment keys and the audit log. */
   | 'ADMIN'
+  /** Also runs assessments and deployments. */
   | 'OPERATOR'
+  /** Reads and subscribes. */
   | 'VIEWER';
 
+/** What a progress event of a run is about. */
+export type RunProgressKind =
+  /** New lines in the job stream or the run log: lines holds them. */
+  | 'LINES'
+  /** A machine run's status changed: machineRun says to what. */
+  | 'MACHINE'
+  /** The run's status or counts changed (it began, handed out jobs, or ended). */
+  | 'RUN'
+  /** Updates of one machine changed status: updates lists them. */
+  | 'UPDATES';
+
+/** When a deployment runs: its first run, how it repeats, and its end. */
 export type ScheduleInput = {
   /** No run after this. */
   endAt?: string | null | undefined;
@@ -243,13 +355,20 @@ export type ScheduleInput = {
 
 /** The distribution's or vendor's severity rating. */
 export type Severity =
+  /** Rated critical. */
   | 'CRITICAL'
+  /** Rated important (high). */
   | 'IMPORTANT'
+  /** Rated low. */
   | 'LOW'
+  /** Rated moderate (medium). */
   | 'MODERATE';
 
+/** Ascending or descending order. */
 export type SortDirection =
+  /** Ascending. */
   | 'ASC'
+  /** Descending. */
   | 'DESC';
 
 /** Machines matched when each run begins. */
@@ -262,20 +381,34 @@ export type TargetFilterInput = {
 
 /** NOT_ATTEMPTED: the window had too little time left to start it. NOT_SELECTED: left out by classification or include/exclude. */
 export type UpdateResultStatus =
+  /** Its install failed. */
   | 'FAILED'
+  /** Installing now. */
   | 'IN_PROGRESS'
+  /** The window had too little time left to start it. */
   | 'NOT_ATTEMPTED'
+  /** Left out by classification or include/exclude. */
   | 'NOT_SELECTED'
+  /** Waiting to be installed. */
   | 'PENDING'
+  /** Installed. */
   | 'SUCCEEDED';
 
+/** A day of the week. */
 export type WeekDay =
+  /** Friday. */
   | 'FRIDAY'
+  /** Monday. */
   | 'MONDAY'
+  /** Saturday. */
   | 'SATURDAY'
+  /** Sunday. */
   | 'SUNDAY'
+  /** Thursday. */
   | 'THURSDAY'
+  /** Tuesday. */
   | 'TUESDAY'
+  /** Wednesday. */
   | 'WEDNESDAY';
 
 export type CliSystemStatusQueryVariables = Exact<{ [key: string]: never; }>;
@@ -424,24 +557,26 @@ export type CliRunsQuery = { deployment: { id: string, name: string, runs: { tot
 
 export type CliRunQueryVariables = Exact<{
   id: string | number;
+  after?: string | null | undefined;
 }>;
 
 
-export type CliRunQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: Array<{ id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, updates: Array<{ name: string, arch: string | null, classification: Classification, status: UpdateResultStatus, installedVersion: string | null, targetVersion: string, exitCode: number | null, errorText: string | null, reason: string | null }>, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }>, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
+export type CliRunQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, updates: Array<{ name: string, arch: string | null, classification: Classification, status: UpdateResultStatus, installedVersion: string | null, targetVersion: string, exitCode: number | null, errorText: string | null, reason: string | null }>, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } }> }, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
 
 export type CliRunProgressSnapshotQueryVariables = Exact<{
   id: string | number;
+  after?: string | null | undefined;
 }>;
 
 
-export type CliRunProgressSnapshotQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: Array<{ id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }>, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
+export type CliRunProgressSnapshotQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } }> }, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
 
 export type CliRunProgressSubscriptionVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliRunProgressSubscription = { deploymentRunProgress: { kind: string, run: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }, machineRun: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null, updates: Array<{ name: string, arch: string | null, status: UpdateResultStatus, exitCode: number | null, errorText: string | null, reason: string | null }>, lines: Array<{ id: number, at: string, stream: string, line: string, machineRunId: string | null }> } };
+export type CliRunProgressSubscription = { deploymentRunProgress: { kind: RunProgressKind, run: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }, machineRun: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null, updates: Array<{ name: string, arch: string | null, status: UpdateResultStatus, exitCode: number | null, errorText: string | null, reason: string | null }>, lines: Array<{ id: number, at: string, stream: string, line: string, machineRunId: string | null }> } };
 
 export type CliLastRunQueryVariables = Exact<{
   id: string | number;
@@ -457,10 +592,12 @@ export type CliCancelRunMutationVariables = Exact<{
 
 export type CliCancelRunMutation = { cancelDeploymentRun: { id: string, status: DeploymentRunStatus } };
 
-export type CliApiTokensQueryVariables = Exact<{ [key: string]: never; }>;
+export type CliApiTokensQueryVariables = Exact<{
+  after?: string | null | undefined;
+}>;
 
 
-export type CliApiTokensQuery = { apiTokens: Array<{ id: string, name: string, role: Role, state: ApiTokenState, createdAt: string, expiresAt: string | null, lastUsedAt: string | null, revokedAt: string | null }> };
+export type CliApiTokensQuery = { apiTokens: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, role: Role, state: ApiTokenState, createdAt: string, expiresAt: string | null, lastUsedAt: string | null, revokedAt: string | null } }> } };
 
 export type CliCreateApiTokenMutationVariables = Exact<{
   input: CreateApiTokenInput;
@@ -476,10 +613,12 @@ export type CliRevokeApiTokenMutationVariables = Exact<{
 
 export type CliRevokeApiTokenMutation = { revokeApiToken: { id: string, name: string, state: ApiTokenState, revokedAt: string | null } };
 
-export type CliEnrollmentKeysQueryVariables = Exact<{ [key: string]: never; }>;
+export type CliEnrollmentKeysQueryVariables = Exact<{
+  after?: string | null | undefined;
+}>;
 
 
-export type CliEnrollmentKeysQuery = { enrollmentKeys: Array<{ id: string, description: string, state: EnrollmentKeyState, defaultTags: Array<string>, useCount: number, maxUses: number | null, createdAt: string, expiresAt: string | null, lastUsedAt: string | null, revokedAt: string | null }> };
+export type CliEnrollmentKeysQuery = { enrollmentKeys: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, description: string, state: EnrollmentKeyState, defaultTags: Array<string>, useCount: number, maxUses: number | null, createdAt: string, expiresAt: string | null, lastUsedAt: string | null, revokedAt: string | null } }> } };
 
 export type CliCreateEnrollmentKeyMutationVariables = Exact<{
   input: CreateEnrollmentKeyInput;
@@ -497,11 +636,11 @@ export type CliRevokeEnrollmentKeyMutation = { revokeEnrollmentKey: { id: string
 
 export type CliRunLogsQueryVariables = Exact<{
   id: string | number;
-  afterId: number;
+  after?: string | null | undefined;
 }>;
 
 
-export type CliRunLogsQuery = { deploymentRun: { id: string, logs: Array<{ id: number, at: string, stream: string, line: string, machineRunId: string | null }> } | null };
+export type CliRunLogsQuery = { deploymentRun: { id: string, logs: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: number, at: string, stream: string, line: string, machineRunId: string | null } }> } } | null };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -1363,17 +1502,25 @@ fragment CliRunHead on DeploymentRun {
   }
 }`) as unknown as TypedDocumentString<CliRunsQuery, CliRunsQueryVariables>;
 export const CliRunDocument = new TypedDocumentString(`
-    query CliRun($id: ID!) {
+    query CliRun($id: ID!, $after: String) {
   deploymentRun(id: $id) {
     ...CliRunHead
     deployment {
       id
       name
     }
-    machineRuns {
-      ...CliMachineRun
-      updates {
-        ...CliUpdateResult
+    machineRuns(first: 25, after: $after) {
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        node {
+          ...CliMachineRun
+          updates {
+            ...CliUpdateResult
+          }
+        }
       }
     }
   }
@@ -1425,15 +1572,23 @@ fragment CliUpdateResult on UpdateResult {
   reason
 }`) as unknown as TypedDocumentString<CliRunQuery, CliRunQueryVariables>;
 export const CliRunProgressSnapshotDocument = new TypedDocumentString(`
-    query CliRunProgressSnapshot($id: ID!) {
+    query CliRunProgressSnapshot($id: ID!, $after: String) {
   deploymentRun(id: $id) {
     ...CliRunHead
     deployment {
       id
       name
     }
-    machineRuns {
-      ...CliMachineRun
+    machineRuns(first: 500, after: $after) {
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        node {
+          ...CliMachineRun
+        }
+      }
     }
   }
 }
@@ -1555,16 +1710,24 @@ export const CliCancelRunDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CliCancelRunMutation, CliCancelRunMutationVariables>;
 export const CliApiTokensDocument = new TypedDocumentString(`
-    query CliApiTokens {
-  apiTokens {
-    id
-    name
-    role
-    state
-    createdAt
-    expiresAt
-    lastUsedAt
-    revokedAt
+    query CliApiTokens($after: String) {
+  apiTokens(first: 500, after: $after) {
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    edges {
+      node {
+        id
+        name
+        role
+        state
+        createdAt
+        expiresAt
+        lastUsedAt
+        revokedAt
+      }
+    }
   }
 }
     `) as unknown as TypedDocumentString<CliApiTokensQuery, CliApiTokensQueryVariables>;
@@ -1593,18 +1756,26 @@ export const CliRevokeApiTokenDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CliRevokeApiTokenMutation, CliRevokeApiTokenMutationVariables>;
 export const CliEnrollmentKeysDocument = new TypedDocumentString(`
-    query CliEnrollmentKeys {
-  enrollmentKeys {
-    id
-    description
-    state
-    defaultTags
-    useCount
-    maxUses
-    createdAt
-    expiresAt
-    lastUsedAt
-    revokedAt
+    query CliEnrollmentKeys($after: String) {
+  enrollmentKeys(first: 500, after: $after) {
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    edges {
+      node {
+        id
+        description
+        state
+        defaultTags
+        useCount
+        maxUses
+        createdAt
+        expiresAt
+        lastUsedAt
+        revokedAt
+      }
+    }
   }
 }
     `) as unknown as TypedDocumentString<CliEnrollmentKeysQuery, CliEnrollmentKeysQueryVariables>;
@@ -1634,15 +1805,23 @@ export const CliRevokeEnrollmentKeyDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CliRevokeEnrollmentKeyMutation, CliRevokeEnrollmentKeyMutationVariables>;
 export const CliRunLogsDocument = new TypedDocumentString(`
-    query CliRunLogs($id: ID!, $afterId: Int!) {
+    query CliRunLogs($id: ID!, $after: String) {
   deploymentRun(id: $id) {
     id
-    logs(afterId: $afterId, limit: 5000) {
-      id
-      at
-      stream
-      line
-      machineRunId
+    logs(first: 4000, after: $after) {
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        node {
+          id
+          at
+          stream
+          line
+          machineRunId
+        }
+      }
     }
   }
 }

@@ -2,24 +2,46 @@ import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
 import {
   CliLastRunDocument,
+  CliRunDocument,
   CliRunLogsDocument,
   CliRunProgressDocument,
   CliRunProgressSnapshotDocument,
   type CliMachineRunFragment,
   type CliRunHeadFragment,
+  type CliRunLogsQuery,
+  type CliRunProgressSnapshotQuery,
   type CliRunProgressSubscription,
+  type CliRunQuery,
 } from './graphql.generated.js';
+
+type RunPage = NonNullable<CliRunQuery['deploymentRun']>;
+export type RunWithUpdates = Omit<RunPage, 'machineRuns'> & { machineRuns: Array<RunPage['machineRuns']['edges'][number]['node']> };
+
+/** A run with every machine run and its updates, read page by page (null: no such run); the head is the last page's. */
+export async function readRun(client: ApiClient, id: string): Promise<RunWithUpdates | null> {
+  const machineRuns: RunWithUpdates['machineRuns'] = [];
+  for (let after: string | null = null; ; ) {
+    const answer: CliRunQuery = await client.request(CliRunDocument, { id, after });
+    const run: RunPage | null = answer.deploymentRun;
+    if (!run) return null;
+    const { machineRuns: page, ...head } = run;
+    machineRuns.push(...page.edges.map((e) => e.node));
+    if (!page.pageInfo.hasNextPage || !page.pageInfo.endCursor) return { ...head, machineRuns };
+    after = page.pageInfo.endCursor;
+  }
+}
 
 /**
  * A deployment run's progress as the CLI follows it: the state of the run and of each machine, from
  * the `deploymentRunProgress` subscription.
  *
- * Today's API has no replay: an event published before the subscription reached the server, or
- * while its socket was down, is gone. So the state is also read whole (a snapshot) each time the
- * socket (re)connects and every SNAPSHOT_POLL_MS while following, and missed log lines are read by
- * id; every event carries whole states, so applying one late or twice is harmless. With the API's
- * replay (`deploymentRunProgress(runId, after: seq)`), `subscriptionVariables` passes the last
- * sequence number on every (re)subscription and the snapshots and polling go.
+ * It subscribes without the API's replay (`deploymentRunProgress(runId, after: seq)`): an event
+ * published before the subscription reached the server, or while its socket was down, is not
+ * delivered to it. So the state is also read whole (a snapshot, page by page) each time the socket
+ * (re)connects and every SNAPSHOT_POLL_MS while following, and missed log lines are read from the
+ * last page's cursor; every event carries whole states, so applying one late or twice is harmless.
+ * With the replay, `subscriptionVariables` would pass the last seq on every (re)subscription and
+ * the snapshots and polling could go.
  */
 
 export type ProgressEvent = CliRunProgressSubscription['deploymentRunProgress'];
@@ -71,17 +93,29 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
     listener.lines(fresh);
   };
 
+  // Where the last read of the logs stopped: the next read goes on from there.
+  let logsCursor: string | null = null;
+
   const snapshot = async () => {
-    const { deploymentRun } = await client.request(CliRunProgressSnapshotDocument, { id: runId });
-    if (!deploymentRun) throw new OperatorError(`No deployment run with id ${runId}.`, { code: 'NOT_FOUND' });
-    const { deployment, machineRuns, ...head } = deploymentRun;
-    apply({ head, deployment, machineRuns: new Map(machineRuns.map((m) => [m.id, m])) });
+    const machineRuns = new Map<string, CliMachineRunFragment>();
+    let read: NonNullable<CliRunProgressSnapshotQuery['deploymentRun']> | null = null;
+    for (let after: string | null = null; ; ) {
+      const { deploymentRun }: CliRunProgressSnapshotQuery = await client.request(CliRunProgressSnapshotDocument, { id: runId, after });
+      if (!deploymentRun) throw new OperatorError(`No deployment run with id ${runId}.`, { code: 'NOT_FOUND' });
+      read = deploymentRun;
+      for (const { node } of deploymentRun.machineRuns.edges) machineRuns.set(node.id, node);
+      if (!deploymentRun.machineRuns.pageInfo.hasNextPage || !deploymentRun.machineRuns.pageInfo.endCursor) break;
+      after = deploymentRun.machineRuns.pageInfo.endCursor;
+    }
+    const { deployment, machineRuns: _page, ...head } = read!;
+    apply({ head, deployment, machineRuns });
     if (options.withLogs) {
       for (;;) {
-        const { deploymentRun: logs } = await client.request(CliRunLogsDocument, { id: runId, afterId: lastLineId });
-        const lines = logs?.logs ?? [];
-        emitLines(lines);
-        if (lines.length < 5000) break;
+        const { deploymentRun: logs }: CliRunLogsQuery = await client.request(CliRunLogsDocument, { id: runId, after: logsCursor });
+        if (!logs) break;
+        emitLines(logs.logs.edges.map((e) => e.node));
+        logsCursor = logs.logs.pageInfo.endCursor ?? logsCursor;
+        if (!logs.logs.pageInfo.hasNextPage) break;
       }
     }
   };

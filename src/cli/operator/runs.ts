@@ -1,9 +1,10 @@
 import { OperatorError } from './errors.js';
-import { CliCancelRunDocument, CliRunDocument, CliRunsDocument } from './graphql.generated.js';
+import { CliCancelRunDocument, CliRunsDocument } from './graphql.generated.js';
 import { deploymentOf } from './lookup.js';
 import { footer } from './machines.js';
 import { note, outputFormat, printRecord, printRows, type Column } from './output.js';
 import { connect, isUuid, pages } from './options.js';
+import { readRun } from './runEvents.js';
 
 function runId(ref: string): string {
   if (!isUuid(ref)) throw new OperatorError(`"${ref}" is not a run id (a UUID, as \`fleetpatch runs list DEPLOYMENT\` shows).`);
@@ -66,7 +67,7 @@ export const RUN_RESULT_CSV_COLUMNS: Column[] = [
 export async function runsShow(ref: string, options: { output?: string }): Promise<void> {
   const format = outputFormat(options.output);
   const id = runId(ref);
-  const { deploymentRun: run } = await connect().request(CliRunDocument, { id });
+  const run = await readRun(connect(), id);
   if (!run) throw new OperatorError(`No deployment run with id ${id}.`, { code: 'NOT_FOUND' });
   if (format === 'csv') {
     const runFields = { id: run.id, status: run.status, deployment: { name: run.deployment.name } };

@@ -3,8 +3,8 @@ import type * as CliProgress from 'cli-progress';
 import type { MultiBar, SingleBar } from 'cli-progress';
 import type { ApiClient } from './client.js';
 import { EXIT_CODES } from './errors.js';
-import { CliRunDocument, type CliMachineRunFragment, type CliRunHeadFragment, type DeploymentRunStatus } from './graphql.generated.js';
-import { followRun, type LogLine, type ProgressEvent, type RunListener, type RunView } from './runEvents.js';
+import { type CliMachineRunFragment, type CliRunHeadFragment, type DeploymentRunStatus } from './graphql.generated.js';
+import { followRun, readRun, type LogLine, type ProgressEvent, type RunListener, type RunView } from './runEvents.js';
 
 /** The exit code of a watched run: 0 only for SUCCEEDED (docs/cli.md lists them). */
 export function exitCodeOf(status: DeploymentRunStatus): number {
@@ -151,7 +151,7 @@ class BarProgress implements RunListener {
 
 /** What is left after the run: each machine's outcome and every failed update with its error. */
 async function printSummary(client: ApiClient, runId: string, out: NodeJS.WritableStream): Promise<DeploymentRunStatus> {
-  const { deploymentRun: run } = await client.request(CliRunDocument, { id: runId });
+  const run = await readRun(client, runId);
   if (!run) return 'FAILED';
   out.write(`Run ${run.id} of ${run.deployment.name}: ${run.status} (${countsText(run.counts)}${run.counts.notSelected > 0 ? `, ${run.counts.notSelected} not selected` : ''})\n`);
   if (run.error) out.write(`  ${run.error}\n`);

@@ -107,7 +107,7 @@ export function MachinePage({ id }: { id: string }) {
                   <td><Link to={`/runs/${r.id}`}>{r.deployment.name}</Link></td>
                   <td>{when(r.startedAt)}</td>
                   <td><Badge value={r.status} /></td>
-                  <td><ThisMachine run={r.machineRuns.find((x) => x.machineId === m.id)} /></td>
+                  <td><ThisMachine run={r.machineRun ?? undefined} /></td>
                 </tr>
               ))}
             </tbody>

@@ -1,31 +1,11 @@
 import { useEffect, useRef, useState } from 'react';
-import { useClient, useMutation, useQuery } from 'urql';
-import { CancelRunDocument, ProgressDocument, RunDocument, type LogLineFragment, type MachineRunCardFragment, type ProgressSubscription, type RunHeadFragment, type RunQuery } from '../graphql.generated';
+import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
+import { CancelRunDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
 import { Link } from '../router';
+import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progressVariables, runOf, type Counts, type Line, type MachineRun, type Paged, type Run } from '../runProgress';
 import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
 
-type Counts = RunHeadFragment['counts'];
-type MachineRun = MachineRunCardFragment;
-type Line = LogLineFragment;
-type Run = NonNullable<RunQuery['deploymentRun']>;
-type Progress = ProgressSubscription['deploymentRunProgress'];
-
-const FINISHED = new Set(['SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
 const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
-
-/** One event of the subscription applied to what the page shows. Idempotent: the same event twice changes nothing more. */
-export function applyProgress(run: Run, event: Progress): Run {
-  const next: Run = { ...run, ...event.run };
-  if (event.machineRun) {
-    const known = run.machineRuns.some((m) => m.id === event.machineRun!.id);
-    next.machineRuns = known ? run.machineRuns.map((m) => (m.id === event.machineRun!.id ? event.machineRun! : m)) : [...run.machineRuns, event.machineRun];
-  }
-  if (event.lines.length > 0) {
-    const seen = new Set(run.logs.map((l) => l.id));
-    next.logs = [...run.logs, ...event.lines.filter((l) => !seen.has(l.id))].sort((a, b) => a.id - b.id);
-  }
-  return next;
-}
 
 const toDo = (c: Counts) => c.total - c.notSelected;
 const done = (c: Counts) => c.succeeded + c.failed + c.notAttempted;
@@ -100,27 +80,68 @@ export function RunPage({ id }: { id: string }) {
   const [run, setRun] = useState<Run | null>(null);
   const [live, setLive] = useState(false);
   const [logMachine, setLogMachine] = useState('');
+  const [more, setMore] = useState<{ fetching: boolean; error?: CombinedError }>({ fetching: false });
   const [cancel, cancelRun] = useMutation(CancelRunDocument);
+  // The seq of the last event applied, read when the subscription (re)subscribes.
+  const seq = useRef<number | null>(null);
+  const loaded = Boolean(data?.deploymentRun);
 
-  // The page shows the query's answer, then moves with every event of the subscription.
+  // The page shows the query's answer, then moves with every event of the subscription. A later
+  // answer (the refetch at the end) replaces what it read, keeping the pages loaded since.
   useEffect(() => {
-    if (data?.deploymentRun) setRun(data.deploymentRun);
+    const answer = data?.deploymentRun;
+    if (!answer) return;
+    setRun((prev) => {
+      const fresh = runOf(answer);
+      const base = prev ? { ...fresh, machineRuns: mergeMachines(prev.machineRuns, fresh.machineRuns), logs: mergeLines(prev.logs, fresh.logs), seq: Math.max(prev.seq, fresh.seq) } : fresh;
+      seq.current = base.seq;
+      return base;
+    });
   }, [data]);
   useEffect(() => {
-    const subscription = client.subscription(ProgressDocument, { id }).subscribe((result) => {
+    if (!loaded) return;
+    const subscription = client.subscription(ProgressDocument, progressVariables(id, seq)).subscribe((result) => {
       setLive(!result.error);
       const event = result.data?.deploymentRunProgress;
-      // Events may have been missed while the server was away from PostgreSQL: read the whole run again.
-      if (event?.kind === 'RESYNC') refetch({ requestPolicy: 'network-only' });
-      if (event) setRun((prev) => (prev ? applyProgress(prev, event) : prev));
+      if (event) {
+        setRun((prev) => {
+          const next = prev ? applyProgress(prev, event) : prev;
+          if (next) seq.current = next.seq;
+          return next;
+        });
+      }
     });
     return () => subscription.unsubscribe();
-  }, [client, id, refetch]);
-  // At the end, read the whole run once more: lines published before the page subscribed are in it.
+  }, [client, id, loaded]);
+  // At the end, read the whole run once more (its counts and every machine's final state).
   const finished = run ? FINISHED.has(run.status) : false;
   useEffect(() => {
     if (finished) refetch({ requestPolicy: 'network-only' });
   }, [finished, refetch]);
+
+  async function loadMore(kind: 'machines' | 'lines') {
+    if (!run) return;
+    setMore({ fetching: true });
+    const answer =
+      kind === 'machines'
+        ? await client.query(RunMachinesDocument, { id, after: run.machinesAfter }, { requestPolicy: 'network-only' }).toPromise()
+        : await client.query(RunLinesDocument, { id, after: run.linesAfter }, { requestPolicy: 'network-only' }).toPromise();
+    const page: { machineRuns?: Paged<MachineRun>; logs?: Paged<Line> } | null | undefined = answer.data?.deploymentRun;
+    setMore({ fetching: false, error: answer.error });
+    if (!page) return;
+    setRun((prev) => {
+      if (!prev) return prev;
+      if (page.machineRuns) {
+        const machineRuns = mergeMachines(prev.machineRuns, page.machineRuns.edges.map((e) => e.node));
+        return { ...prev, machineRuns, machinesTotal: page.machineRuns.totalCount, machinesAfter: nextCursor(page.machineRuns) };
+      }
+      if (page.logs) {
+        const logs = mergeLines(prev.logs, page.logs.edges.map((e) => e.node));
+        return { ...prev, logs, linesAfter: nextCursor(page.logs) };
+      }
+      return prev;
+    });
+  }
 
   if (!run && fetching) return <Loading what="the run" />;
   if (data && !data.deploymentRun) return <Page title="Run not found"><p>No deployment run with id {id}. <Link to="/deployments">All deployments</Link></p></Page>;
@@ -149,11 +170,15 @@ export function RunPage({ id }: { id: string }) {
         </dl>
         {run.error && <p className="alert" role="alert">{run.error}</p>}
       </section>
-      <h2>Machines ({run.machineRuns.length})</h2>
+      <h2>Machines ({Math.max(run.machinesTotal, run.machineRuns.length)})</h2>
       {run.machineRuns.length === 0 && <p className="muted">No machine yet: the run is resolving its targets.</p>}
       <div className="machine-runs">
         {run.machineRuns.map((m) => <MachineRunCard key={m.id} m={m} lines={run.logs.filter((l) => l.machineRunId === m.id)} />)}
       </div>
+      <Problems error={more.error} />
+      {run.machinesAfter && (
+        <p><button onClick={() => void loadMore('machines')} disabled={more.fetching}>Show more machines ({Math.max(0, run.machinesTotal - run.machineRuns.length)} not shown)</button></p>
+      )}
       <h2 id="logs-title">All logs</h2>
       <div className="field inline">
         <label htmlFor="log-machine">Show</label>
@@ -163,6 +188,9 @@ export function RunPage({ id }: { id: string }) {
         </select>
       </div>
       <LogView lines={shownLogs} label="All logs of the run" />
+      {run.linesAfter && (
+        <p><button onClick={() => void loadMore('lines')} disabled={more.fetching}>Load the lines not shown yet</button></p>
+      )}
     </Page>
   );
 }
