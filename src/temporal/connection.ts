@@ -24,9 +24,12 @@ export interface TemporalClient {
 
 /**
  * The longest a request waits for Temporal. The SDK's default retries of an unavailable frontend
- * add up to about 20 s per call, which is what a mutation took with Temporal down.
+ * add up to about 20 s per call, which is what a mutation took with Temporal down. A Temporal that
+ * is away refuses at once (four attempts, about a second); this bounds one that hangs. 5 s was too
+ * short for a Temporal dev server on a busy 2-core machine, whose schedule queries and workflow
+ * starts sometimes took longer: mutations failed with nothing wrong.
  */
-export const CALL_DEADLINE_MS = 5000;
+export const CALL_DEADLINE_MS = 10_000;
 
 /**
  * gRPC retries of a call: four attempts over about a second ride out a frontend that restarts or

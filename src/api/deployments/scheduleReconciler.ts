@@ -1,4 +1,5 @@
 import { ServiceUnavailable } from '../../availability.js';
+import { CALL_DEADLINE_MS } from '../../temporal/connection.js';
 import { deploymentsOutOfSync } from '../../db/deployments.js';
 import type { ApiServices } from '../context.js';
 import { DeploymentService } from './deployment.service.js';
@@ -8,9 +9,9 @@ export const RECONCILE_INTERVAL_MS = 15_000;
 
 /**
  * Changes younger than this are left to the mutation that is applying them: it has the Temporal
- * call's deadline (5 s) to finish, and undoes its change when it fails.
+ * call's deadline to finish, and undoes its change when it fails.
  */
-const SETTLED_MS = 10_000;
+const SETTLED_MS = 2 * CALL_DEADLINE_MS;
 
 /** Rows per pass: a pass after a long Temporal outage catches up in steps, not in one burst. */
 const BATCH = 100;
