@@ -3,7 +3,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { BegunRun } from '../../src/activities/deployments.js';
-import { connectDatabase, type Database } from '../../src/db/client.js';
+import { connectDatabase, isDatabaseUnavailable, type Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { enrollMachine } from '../../src/db/machines.js';
@@ -111,6 +111,10 @@ describe('connectDatabase across a PostgreSQL restart', () => {
     );
     // Completed later by the API with the agent's result: the job is with the agent.
     expect(outcome).toBeInstanceOf(CompleteAsyncError);
-    expect(await database.sql`select kind from agent_commands where machine_run_id = ${machineRunId}`).toEqual([{ kind: 'INSTALL' }]);
+    // Read as the product reads after an outage: a pooled connection whose backend the restart
+    // ended fails its next query (57P01) and reconnects, so an unavailable answer is asked again.
+    await expect
+      .poll(() => database.sql`select kind from agent_commands where machine_run_id = ${machineRunId}`.then((rows) => [...rows], (error: unknown) => (isDatabaseUnavailable(error) ? 'unavailable' : error)), { timeout: 15_000, interval: 200 })
+      .toEqual([{ kind: 'INSTALL' }]);
   });
 });
