@@ -13,6 +13,8 @@ const REPOSITORY = fileURLToPath(new URL('..', import.meta.url));
 export const EXECUTABLES = path.join(REPOSITORY, 'dist/executables');
 export const LINUX = path.join(REPOSITORY, 'packaging/linux');
 export const WINDOWS_INSTALLER = path.join(REPOSITORY, 'scripts/install-windows-agent.ps1');
+/** The MSI's source (wixl) and the Windows service host it carries (Go). */
+export const WINDOWS_PACKAGING = path.join(REPOSITORY, 'packaging/windows');
 /** Debian's and RPM's names for each Linux platform's architecture. */
 export const ARCHES = [
   { platform: 'linux-x64', deb: 'amd64', rpm: 'x86_64' },
@@ -118,10 +120,50 @@ export function windowsZip({ work, out, version }) {
   return file;
 }
 
+/**
+ * An MSI's ProductVersion is three numbers (major and minor below 256, build below 65,536) and has
+ * no pre-release: 0.2.0-rc.1 and 0.2.0 both become 0.2.0, so installing the release over its
+ * release candidate is a reinstall, not an upgrade.
+ */
+export function msiVersion(version) {
+  const match = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!match || Number(match[1]) > 255 || Number(match[2]) > 255 || Number(match[3]) > 65535) throw new Error(`${version} cannot be an MSI version (a.b.c, a and b at most 255, c at most 65535)`);
+  return `${Number(match[1])}.${Number(match[2])}.${Number(match[3])}`;
+}
+
+/**
+ * The service host (packaging/windows/servicehost, Go, golang.org/x/sys from the Go module proxy):
+ * the agent cannot answer Windows' Service Control Manager itself, the host does and runs it.
+ */
+export function windowsServiceHost({ work }) {
+  const file = path.join(work, 'fleetpatch-agent-service.exe');
+  // Go's own installer puts it in /usr/local/go, often not on PATH (as for the Temporal CLI's build).
+  const onPath = (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, 'go')));
+  const go = onPath || !fs.existsSync('/usr/local/go/bin/go') ? 'go' : '/usr/local/go/bin/go';
+  run(go, ['build', '-trimpath', '-buildvcs=false', '-ldflags=-s -w', '-o', file, '.'], {
+    cwd: path.join(WINDOWS_PACKAGING, 'servicehost'),
+    env: { ...process.env, GOOS: 'windows', GOARCH: 'amd64', CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+  });
+  return file;
+}
+
+/** Windows: the MSI (wixl, from Debian's msitools) with the executable, the service host and the service. */
+export function windowsMsi({ work, out, version, productVersion }) {
+  const folder = path.join(work, `msi-${version}`);
+  fs.mkdirSync(folder, { recursive: true });
+  // wixl reads the files' sources relative to the folder it runs in.
+  fs.copyFileSync(executable('windows-x64'), path.join(folder, 'fleetpatch-agent.exe'));
+  fs.copyFileSync(windowsServiceHost({ work: folder }), path.join(folder, 'fleetpatch-agent-service.exe'));
+  fs.copyFileSync(path.join(WINDOWS_PACKAGING, 'fleetpatch-agent.wxs'), path.join(folder, 'fleetpatch-agent.wxs'));
+  const file = path.join(out, `fleetpatch-agent-${version}-x64.msi`);
+  run('wixl', ['-a', 'x64', '-D', `Version=${msiVersion(productVersion)}`, '-o', file, 'fleetpatch-agent.wxs'], { cwd: folder });
+  return file;
+}
 
 export function outputNames(version) {
   return [
     ...ARCHES.flatMap((a) => [`fleetpatch-agent_${version}_${a.deb}.deb`, `fleetpatch-agent-${version}-1.${a.rpm}.rpm`]),
     `fleetpatch-agent-${version}-x64.zip`,
+    `fleetpatch-agent-${version}-x64.msi`,
   ];
 }

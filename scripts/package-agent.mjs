@@ -4,13 +4,15 @@
 //   dist/packages/fleetpatch-agent_<version>_amd64.deb, ..._arm64.deb
 //   dist/packages/fleetpatch-agent-<version>-1.x86_64.rpm, ...-1.aarch64.rpm
 //   dist/packages/fleetpatch-agent-<version>-x64.zip (Windows: the executable and its install script)
+//   dist/packages/fleetpatch-agent-<version>-x64.msi (Windows: the executable, its service host, the service)
 //   dist/packages/SHA256SUMS
 //   dist/packages/manifest.json (the version and each package's file, format, architecture, sha256
 //                                and size: what the server's install script picks from)
 //
 // `npm run package` builds the executables first. Nothing is packaged again when the executables,
-// packaging/linux, the packaging scripts and the version are what the last packages were made from
-// (dist/packages/BUILD-INPUTS), unless --force: compressing 100 MiB executables takes minutes.
+// packaging/linux and packaging/windows, the packaging scripts and the version are what the last
+// packages were made from (dist/packages/BUILD-INPUTS), unless --force: compressing 100 MiB
+// executables takes minutes.
 // --uncompressed makes the same packages without compression, in seconds, to try a change to the
 // packaging; never ship them (each is as large as its executable).
 import { createHash } from 'node:crypto';
@@ -18,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
-import { ARCHES, EXECUTABLES, LINUX, WINDOWS_INSTALLER, debPackage, outputNames, packageVersion, rpmPackage, windowsZip } from './agentPackages.mjs';
+import { ARCHES, EXECUTABLES, LINUX, WINDOWS_INSTALLER, WINDOWS_PACKAGING, debPackage, outputNames, packageVersion, rpmPackage, windowsMsi, windowsZip } from './agentPackages.mjs';
 import console from 'node:console';
 import { URL } from 'node:url';
 
@@ -40,7 +42,7 @@ if (!fs.existsSync(sumsOfExecutables)) throw new Error(`${sumsOfExecutables} is 
 const compression = process.argv.includes('--uncompressed') ? 'none' : 'xz';
 const digest = createHash('sha256').update(version).update(compression).update(fs.readFileSync(sumsOfExecutables));
 const scripts = ['package-agent.mjs', 'agentPackages.mjs'].map((name) => new URL(name, import.meta.url).pathname);
-for (const file of [...filesUnder(LINUX), WINDOWS_INSTALLER, ...scripts]) digest.update(path.relative(process.cwd(), file)).update(fs.readFileSync(file));
+for (const file of [...filesUnder(LINUX), ...filesUnder(WINDOWS_PACKAGING), WINDOWS_INSTALLER, ...scripts]) digest.update(path.relative(process.cwd(), file)).update(fs.readFileSync(file));
 const inputs = digest.digest('hex');
 const inputsFile = path.join(OUT, 'BUILD-INPUTS');
 if (!process.argv.includes('--force') && fs.existsSync(inputsFile) && fs.readFileSync(inputsFile, 'utf8').trim() === inputs && [...outputNames(version), 'manifest.json'].every((n) => fs.existsSync(path.join(OUT, n)))) {
@@ -57,6 +59,7 @@ try {
     built.push({ file: rpmPackage({ work, out: OUT, version, arch, compression }), format: 'rpm', arch: arch.rpm, platform: arch.platform });
   }
   built.push({ file: windowsZip({ work, out: OUT, version }), format: 'zip', arch: 'x64', platform: 'windows-x64' });
+  built.push({ file: windowsMsi({ work, out: OUT, version, productVersion: agentVersion }), format: 'msi', arch: 'x64', platform: 'windows-x64' });
   const files = built.map(({ file, format, arch, platform }) => {
     const bytes = fs.readFileSync(file);
     return { name: path.basename(file), format, arch, platform, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };

@@ -19,8 +19,8 @@ export interface ExecutableFile {
 
 export interface PackageFile {
   name: string;
-  format: 'deb' | 'rpm' | 'zip';
-  /** amd64, arm64 (deb); x86_64, aarch64 (rpm); x64 (zip). */
+  format: 'deb' | 'rpm' | 'zip' | 'msi';
+  /** amd64, arm64 (deb); x86_64, aarch64 (rpm); x64 (zip, msi). */
   arch: string;
   platform: string;
   sha256: string;

@@ -68,7 +68,7 @@ export function agentInstallEndpoint(distribution: AgentDistribution, options: {
     const file = files.get(name);
     if (!file) {
       const executable = /^fleetpatch-agent-(linux|windows)-/.test(name);
-      const missing = executable ? release.missing.executables : /\.(deb|rpm|zip)$/.test(name) ? release.missing.packages : null;
+      const missing = executable ? release.missing.executables : /\.(deb|rpm|zip|msi)$/.test(name) ? release.missing.packages : null;
       if (missing) return refuse(res, 503, 'UNAVAILABLE', missing);
       return refuse(res, 404, 'NOT_FOUND', `No such agent file: ${name}. This server offers: ${[...files.keys()].join(', ') || 'nothing'} (see ${DOWNLOAD_PATH}/).`);
     }

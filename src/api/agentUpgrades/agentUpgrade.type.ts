@@ -72,10 +72,10 @@ export class AgentPackage {
   @Field(() => String, { description: 'Its file name.' })
   name!: string;
 
-  @Field(() => String, { description: 'deb, rpm or zip.' })
+  @Field(() => String, { description: 'deb, rpm, zip or msi.' })
   format!: string;
 
-  @Field(() => String, { description: 'amd64, arm64 (deb); x86_64, aarch64 (rpm); x64 (zip).' })
+  @Field(() => String, { description: 'amd64, arm64 (deb); x86_64, aarch64 (rpm); x64 (zip, msi).' })
   arch!: string;
 
   @Field(() => String, { description: 'Its SHA-256, in hex.' })
@@ -96,7 +96,7 @@ export class AgentRelease {
   @Field(() => [AgentExecutable], { description: 'Its executables, one per platform.' })
   executables!: AgentExecutable[];
 
-  @Field(() => [AgentPackage], { description: 'Its packages (deb, rpm, zip).' })
+  @Field(() => [AgentPackage], { description: 'Its packages (deb, rpm, zip, msi).' })
   packages!: AgentPackage[];
 
   @Field(() => String, { nullable: true, description: "The release signing key's fingerprint (SHA256:...), which agents pin at enrollment; null: the server has none and cannot upgrade agents." })
