@@ -55,6 +55,15 @@ http() {
   fi
 }
 
+# The package manager's own reason for a failed install: the first line that names a problem
+# (dnf ends with a hint to try --skip-broken and zypper with the prompt it answered itself, neither
+# of them the reason), else its last line.
+install_problem() {
+  reason=$(grep -E -m 1 'nothing provides|conflicts with|needed by|requires |^E: |[Ee]rror: [^ ]' "$1" | sed -e 's/^[[:space:]]*//' -e 's/^- //' -e 's/^Problem: //')
+  [ -n "$reason" ] || reason=$(grep -v '^[[:space:]]*$' "$1" | tail -n 1)
+  printf '%s' "$reason"
+}
+
 remove_package() {
   case $format in
     deb) DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fleetpatch-agent >/dev/null 2>&1 || dpkg --purge fleetpatch-agent >/dev/null 2>&1 ;;
@@ -162,7 +171,7 @@ main() {
   installed=$?
   if [ "$installed" != 0 ] || [ ! -x "$AGENT" ]; then
     [ -n "$had_package" ] || remove_package
-    fail "$installer could not install $name (exit $installed): $(grep -v '^[[:space:]]*$' "$tmp/install.log" | tail -n 1)"
+    fail "$installer could not install $name (exit $installed): $(install_problem "$tmp/install.log")"
   fi
 
   # --- settings and enrollment ---

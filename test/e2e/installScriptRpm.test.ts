@@ -10,7 +10,7 @@ import { freePort } from '../../src/net.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { ARCHES, packageVersion, rpmPackage } from '../../scripts/agentPackages.mjs';
 import { CHROOT_ENV, inChroot } from '../fixtures/debianRoot.js';
-import { becomeDistribution, restoreRpmRoot, RPM_OS_NAMES } from '../fixtures/rpmRoot.js';
+import { becomeDistribution, forgetBaseSystem, registerBaseSystem, restoreRpmRoot, RPM_OS_NAMES } from '../fixtures/rpmRoot.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
@@ -125,6 +125,27 @@ describe('install.sh from the server into RPM machines (dnf, then zypper)', () =
     expect((await inChroot(root, ['rpm', '-q', '--whatprovides', 'libc.so.6(GLIBC_2.17)(64bit)'])).stdout.trim()).toBe('base-system-12-1.x86_64');
   });
 
+  /**
+   * A machine whose package manager cannot satisfy the package (here: its C library unknown to the
+   * rpm database): one line with the package manager's own reason, not its closing hint or prompt.
+   */
+  async function refusedByPackageManager(installer: 'dnf' | 'zypper', exitCode: number): Promise<void> {
+    const { command } = await newKey();
+    await forgetBaseSystem(root);
+    try {
+      const ran = lines(await asRoot(command));
+      expect(ran.stderr).toEqual([`fleetpatch install: ${installer} could not install ${X86_RPM} (exit ${exitCode}): nothing provides ld-linux-x86-64.so.2()(64bit) needed by fleetpatch-agent-${VERSION}-1.x86_64`]);
+      expect(ran.exitCode).toBe(1);
+    } finally {
+      await registerBaseSystem(root);
+    }
+    await nothingInstalled();
+  }
+
+  it('dnf: says in one line what dnf could not satisfy, installing nothing', async () => {
+    await refusedByPackageManager('dnf', 1);
+  }, 180_000);
+
   it('dnf: takes the package away again with rpm when the enrollment fails after the install', async () => {
     const { command } = await newKey();
     const hostname = fs.readFileSync(path.join(root, 'etc/hostname'));
@@ -189,6 +210,7 @@ describe('install.sh from the server into RPM machines (dnf, then zypper)', () =
     fs.renameSync(path.join(root, 'usr/bin/systemctl'), path.join(root, 'usr/bin/systemctl.away'));
     try {
       expect((await asRoot('command -v dnf || command -v yum')).exitCode).not.toBe(0);
+      await refusedByPackageManager('zypper', 4);
       const { command, secret } = await newKey();
       const ran = lines(await asRoot(command));
       expect(ran.stderr).toEqual([]);
