@@ -122,8 +122,8 @@ export function windowsZip({ work, out, version }) {
 
 /**
  * An MSI's ProductVersion is three numbers (major and minor below 256, build below 65,536) and has
- * no pre-release: 0.2.0-rc.1 and 0.2.0 both become 0.2.0, so installing the release over its
- * release candidate is a reinstall, not an upgrade.
+ * no pre-release: 0.2.0-rc.1 and 0.2.0 both become 0.2.0, and the MSI does not take the second for
+ * an upgrade of the first (docs/agent-packages.md).
  */
 export function msiVersion(version) {
   const match = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
