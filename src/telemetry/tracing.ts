@@ -1,4 +1,4 @@
-import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { context, INVALID_SPAN_CONTEXT, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { Logger } from '../logger.js';
 import type { TracingSdk } from './tracingSdk.js';
 
@@ -72,7 +72,7 @@ export function contextOf(carrier: Record<string, string | string[] | undefined>
  * when `fn` settles and carries its error. While traces are off, `fn` runs as it is.
  */
 export async function inSpan<T>(name: string, options: { attributes?: Attributes; kind?: SpanKind; parent?: Context }, fn: (span: Span) => Promise<T>): Promise<T> {
-  if (!active) return fn(trace.wrapSpanContext({ traceId: '', spanId: '', traceFlags: 0 }));
+  if (!active) return fn(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
   return tracer().startActiveSpan(name, { attributes: options.attributes, kind: options.kind ?? SpanKind.INTERNAL }, options.parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
