@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -45,7 +45,10 @@ export function startTracingSdk(options: { serviceName: string; url: string; log
     async shutdown() {
       unpatch();
       await provider.shutdown().catch((error: unknown) => options.logger.warn({ err: error }, 'traces could not all be exported at shutdown'));
+      // Back to the API's no-op globals: a later start (a test's) registers its own.
       trace.disable();
+      context.disable();
+      propagation.disable();
     },
   };
 }
