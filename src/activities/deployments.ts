@@ -252,7 +252,8 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
-      const handedOver = await storeHandOver(db, run.id, jobs);
+      // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
+      const handedOver = await storeHandOver(db, run.id, jobs, currentTraceparent());
       // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
       announceAgentCommands(pubsub, handedOver.commands);
       published(run.id, handedOver);

@@ -416,9 +416,10 @@ export async function handOverInstallJobs(
   db: Db,
   runId: string,
   jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; logLine: string }>,
+  traceparent: string | null = null,
 ): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const commands = await queueInstallJobs(tx as unknown as Db, jobs);
+    const commands = await queueInstallJobs(tx as unknown as Db, jobs, traceparent);
     const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
     const fresh = jobs.filter((j) => created.has(j.machineRunId));
     let lineIds: [number, number] | null = null;

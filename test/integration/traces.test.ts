@@ -122,6 +122,9 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation RunTraced($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
 
     const job = await waitUntil(async () => (await agent.commands(0)).commands.find((c) => c.kind === 'INSTALL'), (c): c is AgentCommand => c !== undefined, 60_000, 'the install job');
+    // The result completes the install activity once the machine run's activity waits for it (a
+    // result that comes earlier is picked up by that activity, under the run's hand-over instead).
+    await waitUntil(async () => (await database.sql<Array<{ token: string | null }>>`select task_token as token from agent_commands where id = ${job!.id}`)[0]?.token, (t) => Boolean(t), 60_000, 'the install activity to wait for the result');
     const at = new Date().toISOString();
     const updates = job!.install!.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED' as const, exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at }));
     expect(await agent.sendJobResult(job!.id, { updates, rebootRequired: false, rebooting: false, timedOut: false, error: null, bootId: 'boot-1' })).toEqual({ accepted: true });
