@@ -17,6 +17,7 @@ import {
 } from '../db/rollouts.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, findMachines, resolveTargets } from '../db/machines.js';
+import { currentTraceparent } from '../telemetry/tracing.js';
 import {
   attachInstallActivity,
   beginRun,
@@ -108,7 +109,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     const { taskToken: token, attempt } = Context.current().info;
     const taskToken = Buffer.from(token).toString('base64');
     // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
-    const attached = await attachInstallActivity(db, input.machineRunId, taskToken, attempt > 1);
+    // With traces on, the agent's reports on the job join this activity's trace (agent.service.ts).
+    const traceparent = currentTraceparent();
+    const attached = await attachInstallActivity(db, input.machineRunId, taskToken, attempt > 1, traceparent);
     if (attached) {
       if (attached.result) return attached.result; // finished while no activity was waiting for it
       if (attached.reoffered) pubsub.publish('agentCommandQueued', attached.machineId, { commandId: attached.id });
@@ -122,7 +125,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
     const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
-    const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken });
+    const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
     pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
@@ -249,7 +252,8 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
-      const handedOver = await storeHandOver(db, run.id, jobs);
+      // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
+      const handedOver = await storeHandOver(db, run.id, jobs, currentTraceparent());
       // Wakes the agents' long-polls after the commit: one NOTIFY per 150 machines, not one per machine.
       announceAgentCommands(pubsub, handedOver.commands);
       published(run.id, handedOver);

@@ -40,7 +40,6 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'CliDeploymentSpecs',
   'CliDeployments',
   'CliEnrollmentKeys',
-  'CliLastRun',
   'CliMachine',
   'CliMachines',
   'CliMachinesNamed',
@@ -53,8 +52,10 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'CliRunDeploymentNow',
   'CliRunLogs',
   'CliRunProgress',
+  'CliRunProgressEnd',
   'CliRunProgressSnapshot',
   'CliRuns',
+  'CliRunsStarted',
   'CliSystemStatus',
   'CliUpdateDeployment',
 ]);

@@ -14,6 +14,7 @@ import { listen } from '../net.js';
 import { connectTemporal, type TemporalSettings } from '../temporal/connection.js';
 import { AGENT_API_PREFIX } from '../agent/protocol.js';
 import { agentEndpoint } from './agent/agent.router.js';
+import { graphqlRequestSpans, graphqlSpanPlugin } from './tracing.js';
 import { agentInstallEndpoint, isAgentInstallPath } from './agentInstall/agentInstall.router.js';
 import { agentDistribution, type AgentDistribution } from './agentInstall/distribution.js';
 import { requestOrigin } from './agentInstall/installScripts.js';
@@ -204,6 +205,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       serviceUnavailablePlugin,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       metrics.apolloPlugin,
+      graphqlSpanPlugin,
       { serverWillStart: async () => ({ drainServer: async () => { socketAccess.close(); await wsCleanup.dispose(); } }) },
       options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
     ],
@@ -215,6 +217,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     GRAPHQL_PATH,
     graphqlRateLimit(limits),
     express.json({ limit: GRAPHQL_BODY_LIMIT }),
+    graphqlRequestSpans(GRAPHQL_PATH),
     expressMiddleware(apollo, {
       context: async ({ req }): Promise<ApiContext> => {
         try {

@@ -11,6 +11,7 @@ import { ensureTemporalCli } from '../devstack/temporalCli.js';
 import { startTemporalDevServer } from '../devstack/temporalDevServer.js';
 import { assertPortFree } from '../net.js';
 import { createFleetWorker, type FleetWorker } from '../temporal/worker.js';
+import { startTracing, stopTracing } from '../telemetry/tracing.js';
 import { removeDevEnv, writeDevEnv } from './devEnv.js';
 import { onShutdownSignal, setup } from './runtime.js';
 
@@ -92,6 +93,8 @@ export async function dev(): Promise<void> {
     // FLEETPATCH_DEV_WORKER=false: no worker here, so that a `fleetpatch worker` run against this
     // stack (under a debugger, say) is the only one that takes its tasks.
     const withWorker = process.env.FLEETPATCH_DEV_WORKER !== 'false';
+    // Pushed first, so stopped last: the spans of everything else stopping still go out.
+    if (await startTracing('fleetpatch', logger)) stops.push(stopTracing);
     say(withWorker ? 'Starting the worker and the API...' : 'Starting the API (no worker: FLEETPATCH_DEV_WORKER=false)...');
     if (withWorker) {
       const worker: FleetWorker = await createFleetWorker({ databaseUrl, temporal: temporalSettings, logger });

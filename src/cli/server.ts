@@ -1,5 +1,6 @@
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { migrateDatabase } from '../db/migrate.js';
+import { startTracing, stopTracing } from '../telemetry/tracing.js';
 import { onShutdownSignal, requireSetting, setup } from './runtime.js';
 
 export async function server(): Promise<void> {
@@ -8,7 +9,11 @@ export async function server(): Promise<void> {
   const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'server');
   // Registered before anything starts, so that a signal during start-up is handled too.
   const started: { api?: ApiServer } = {};
-  onShutdownSignal(logger, async () => started.api?.close());
+  onShutdownSignal(logger, async () => {
+    await started.api?.close();
+    await stopTracing();
+  });
+  await startTracing('fleetpatch-server', logger);
   await migrateDatabase(databaseUrl);
   started.api = await startApiServer({
     databaseUrl,

@@ -1,5 +1,6 @@
 import { migrateDatabase } from '../db/migrate.js';
 import { createFleetWorker, type FleetWorker } from '../temporal/worker.js';
+import { startTracing, stopTracing } from '../telemetry/tracing.js';
 import { onShutdownSignal, requireSetting, setup } from './runtime.js';
 
 export async function worker(): Promise<void> {
@@ -8,7 +9,11 @@ export async function worker(): Promise<void> {
   const address = requireSetting(config.temporalAddress, 'TEMPORAL_ADDRESS', 'worker');
   // Registered before anything starts, so that a signal during start-up is handled too.
   const started: { worker?: FleetWorker } = {};
-  onShutdownSignal(logger, async () => started.worker?.shutdown());
+  onShutdownSignal(logger, async () => {
+    await started.worker?.shutdown();
+    await stopTracing();
+  });
+  await startTracing('fleetpatch-worker', logger);
   await migrateDatabase(databaseUrl);
   const fleetWorker = await createFleetWorker({
     databaseUrl,

@@ -66,15 +66,19 @@ export async function takeAgentCommands(db: Db, machineId: string, redeliver = f
  * per machine run: a retry creates nothing twice. No task token yet: the machine run's workflow
  * attaches its own when it starts. Returns the jobs, created now (`created`) or before.
  */
-export async function queueInstallJobs(db: Db, jobs: ReadonlyArray<{ machineId: string; machineRunId: string; job: InstallJob }>): Promise<Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>> {
+export async function queueInstallJobs(
+  db: Db,
+  jobs: ReadonlyArray<{ machineId: string; machineRunId: string; job: InstallJob }>,
+  traceparent: string | null = null,
+): Promise<Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>> {
   if (jobs.length === 0) return [];
   const rows: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }> = [];
-  // PostgreSQL takes at most 65,535 parameters per statement: 4 per row.
+  // PostgreSQL takes at most 65,535 parameters per statement: 5 per row.
   for (let i = 0; i < jobs.length; i += 5000) {
     const chunk = jobs.slice(i, i + 5000);
     const created = await db
       .insert(agentCommands)
-      .values(chunk.map((j) => ({ machineId: j.machineId, kind: 'INSTALL', machineRunId: j.machineRunId, payload: j.job })))
+      .values(chunk.map((j) => ({ machineId: j.machineId, kind: 'INSTALL', machineRunId: j.machineRunId, payload: j.job, traceparent })))
       .onConflictDoNothing({ target: agentCommands.machineRunId })
       .returning({ id: agentCommands.id });
     const isNew = new Set(created.map((c) => c.id));

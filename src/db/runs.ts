@@ -353,12 +353,12 @@ export function plannedUpdates(db: Db, machineRunId: string) {
  */
 export async function ensureInstallCommand(
   db: Db,
-  input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string },
+  input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string; traceparent?: string | null },
 ): Promise<{ id: string; result: JobResult | null }> {
   const [row] = await db
     .insert(agentCommands)
-    .values({ machineId: input.machineId, kind: 'INSTALL', machineRunId: input.machineRunId, payload: input.job, taskToken: input.taskToken })
-    .onConflictDoUpdate({ target: agentCommands.machineRunId, set: { taskToken: input.taskToken } })
+    .values({ machineId: input.machineId, kind: 'INSTALL', machineRunId: input.machineRunId, payload: input.job, taskToken: input.taskToken, traceparent: input.traceparent ?? null })
+    .onConflictDoUpdate({ target: agentCommands.machineRunId, set: { taskToken: input.taskToken, traceparent: input.traceparent ?? null } })
     .returning({ id: agentCommands.id, result: agentCommands.result });
   return { id: row!.id, result: (row!.result as JobResult | null) ?? null };
 }
@@ -375,11 +375,12 @@ export async function attachInstallActivity(
   machineRunId: string,
   taskToken: string,
   reoffer: boolean,
+  traceparent: string | null = null,
 ): Promise<{ id: string; machineId: string; result: JobResult | null; reoffered: boolean } | undefined> {
   const unreported = sql`${agentCommands.lastEventSeq} = 0 and ${agentCommands.result} is null and ${agentCommands.canceledAt} is null`;
   const [row] = await db
     .update(agentCommands)
-    .set({ taskToken, ...(reoffer ? { deliveredAt: sql`case when ${unreported} then null else ${agentCommands.deliveredAt} end` } : {}) })
+    .set({ taskToken, traceparent, ...(reoffer ? { deliveredAt: sql`case when ${unreported} then null else ${agentCommands.deliveredAt} end` } : {}) })
     .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL')))
     .returning({ id: agentCommands.id, machineId: agentCommands.machineId, result: agentCommands.result, reoffered: sql<boolean>`${reoffer} and ${unreported}` });
   return row && { id: row.id, machineId: row.machineId, result: (row.result as JobResult | null) ?? null, reoffered: row.reoffered };
@@ -415,9 +416,10 @@ export async function handOverInstallJobs(
   db: Db,
   runId: string,
   jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; logLine: string }>,
+  traceparent: string | null = null,
 ): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const commands = await queueInstallJobs(tx as unknown as Db, jobs);
+    const commands = await queueInstallJobs(tx as unknown as Db, jobs, traceparent);
     const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
     const fresh = jobs.filter((j) => created.has(j.machineRunId));
     let lineIds: [number, number] | null = null;
@@ -435,6 +437,15 @@ export async function handOverInstallJobs(
     const progress = await recordRunProgress(tx as unknown as Db, runId, lineIds ? [{ kind: 'RUN' }, { kind: 'LINES', lineIds }] : [{ kind: 'RUN' }]);
     return { commands, progress };
   });
+}
+
+/** The traceparent stored with one of the machine's install jobs (see agentCommands.traceparent), or null. */
+export async function installJobTraceparent(db: Db, machineId: string, commandId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ traceparent: agentCommands.traceparent })
+    .from(agentCommands)
+    .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')));
+  return row?.traceparent ?? null;
 }
 
 export interface JobTarget {

@@ -212,6 +212,11 @@ export const agentCommands = pgTable(
     machineRunId: uuid('machine_run_id').unique(),
     /** INSTALL: Temporal's task token of the activity the agent's result completes (base64). */
     taskToken: text('task_token'),
+    /**
+     * The W3C traceparent of the activity waiting with that task token (traces on, else null): the
+     * agent's reports on the job join its trace (docs/observability.md).
+     */
+    traceparent: text('traceparent'),
     /** INSTALL: the agent's final result, kept so a resent result completes nothing twice. */
     result: jsonb('result'),
     /** The highest event batch applied, so a resent batch is applied once. */

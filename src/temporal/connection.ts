@@ -1,5 +1,6 @@
 import { Client, Connection, defaultGrpcRetryOptions, isGrpcServiceError, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { DependencyGate, ServiceUnavailable, unavailableDependency } from '../availability.js';
+import { activeTracing } from '../telemetry/tracing.js';
 
 export interface TemporalSettings {
   address: string;
@@ -57,7 +58,8 @@ function grpcErrorIn(error: unknown): { code: number; details: string } | undefi
 
 export async function connectTemporal(settings: TemporalSettings): Promise<TemporalClient> {
   const connection = await Connection.connect({ address: settings.address, interceptors: [API_RETRY] });
-  const client = new Client({ connection, namespace: settings.namespace });
+  // With traces on, a workflow started or signalled carries the caller's trace (docs/observability.md).
+  const client = new Client({ connection, namespace: settings.namespace, interceptors: activeTracing()?.temporalClientInterceptors() });
   // Calls still retrying when the connection closes would find it shut at their next attempt, in a
   // timer of the SDK's, where nothing catches the error: close() lets them end first (each is
   // bounded by its deadline).

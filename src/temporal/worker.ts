@@ -5,6 +5,7 @@ import { createActivities } from '../activities/index.js';
 import { connectDatabase } from '../db/client.js';
 import { createFleetPubSub } from '../events/pubsub.js';
 import type { Logger } from '../logger.js';
+import { activeTracing } from '../telemetry/tracing.js';
 import type { TemporalSettings } from './connection.js';
 
 /** src/workflows/index.ts under tests, dist/workflows/index.js once built: the worker bundles it. */
@@ -42,6 +43,18 @@ function installRuntime(logger: Logger, metricsAddress: string | undefined): voi
   });
 }
 
+/**
+ * With traces on: spans for every workflow (exported through a sink, as workflow code cannot do
+ * I/O), activity and child workflow, joined to the trace that started the workflow. Loaded only
+ * then: off, the workflow bundle has no interceptor and the process no SDK.
+ */
+async function tracingPlugins() {
+  const sdk = activeTracing();
+  if (!sdk) return [];
+  const { OpenTelemetryPlugin } = await import('@temporalio/interceptors-opentelemetry/lib/plugin.js');
+  return [new OpenTelemetryPlugin({ resource: sdk.resource, spanProcessor: sdk.processor })];
+}
+
 export async function createFleetWorker(options: {
   databaseUrl: string;
   temporal: TemporalSettings;
@@ -57,6 +70,7 @@ export async function createFleetWorker(options: {
   const identity = options.identity ?? `${process.pid}@${os.hostname()}`;
   const connection = await NativeConnection.connect({ address: options.temporal.address });
   const worker = await Worker.create({
+    plugins: await tracingPlugins(),
     connection,
     namespace: options.temporal.namespace,
     taskQueue: options.temporal.taskQueue,

@@ -285,6 +285,47 @@ describe('fleetpatch operator commands', () => {
       expect(watch.output()).toMatch(/\nRun [0-9a-f-]{36} of slow: CANCELED/);
     });
 
+    it('a watch whose socket is dropped mid-run resumes after the last event it received and shows every event once', async () => {
+      // A machine of its own whose updates take a second and a half each; the watch reaches the API through a relay the test cuts.
+      const { secret } = await createEnrollmentKey(database.db, { description: 'drop', expiresAt: null, maxUses: null, defaultTags: ['ring-drop'] });
+      const fleet = await startSimulatedFleet({ server: api.url, enrollKey: secret, machines: 1, profile: { ...PROFILE, installSeconds: 1.5 }, prefix: 'drop', rampConcurrency: 1, seed: 3 });
+      fleets.push(fleet);
+      await shell.run(['deployments', 'create', 'drop', '--os', 'LINUX', '--classifications', 'CRITICAL,SECURITY,OTHER', '--tag', 'ring-drop'], { env: asAdmin });
+      const relay = await tcpRelay(`127.0.0.1:${api.port}`);
+      try {
+        const watch = shell.start(['deployments', 'run', 'drop', '--watch', '--logs'], { env: { ...asAdmin, FLEETPATCH_SERVER: `http://${relay.address}` } });
+        const [, runId] = await watch.waitFor(/Started run ([0-9a-f-]{36})/);
+        // An update's end is shown from the subscription only: the watch has read the run and follows it live.
+        await watch.waitFor(/drop-00001: \S+ SUCCEEDED\n/);
+        // The socket drops; the run goes on, and ends, while the watch cannot reach the API.
+        relay.cut();
+        const connectionsBefore = relay.connections;
+        for (const deadline = Date.now() + 60_000; ; ) {
+          const [run] = await database.sql<Array<{ status: string }>>`select status from deployment_runs where id = ${runId!}`;
+          if (run?.status === 'SUCCEEDED') break;
+          if (Date.now() > deadline) throw new Error(`the run did not succeed while the watch was cut off (${run?.status})`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await relay.resume();
+        expect((await watch.exited).code).toBe(0);
+        expect(relay.connections).toBeGreaterThan(connectionsBefore);
+        const output = watch.output();
+        // Each update's end once, those that ended while the socket was down included.
+        const updates = await database.sql<Array<{ name: string }>>`select u.name from update_results u join machine_runs m on m.id = u.machine_run_id where m.run_id = ${runId!} and u.status = 'SUCCEEDED'`;
+        expect(updates.length).toBeGreaterThanOrEqual(2);
+        for (const { name } of updates) expect(output.split('\n').filter((l) => l.endsWith(`drop-00001: ${name} SUCCEEDED`))).toHaveLength(1);
+        // Every line of the run's log once, in order.
+        const lines = await database.sql<Array<{ line: string }>>`select line from run_logs where run_id = ${runId!} order by id`;
+        const printed = output.split('\n').filter((l) => /^\d\d:\d\d:\d\d \S+ \[\w+\] /.test(l)).map((l) => l.replace(/^\d\d:\d\d:\d\d \S+ \[\w+\] /, ''));
+        expect(printed).toEqual(lines.map((l) => l.line));
+        // The machine's status changes once each, and the run's end.
+        expect(output.split('\n').filter((l) => /^\d\d:\d\d:\d\d drop-00001: SUCCEEDED \(/.test(l))).toHaveLength(1);
+        expect(output).toMatch(new RegExp(`\\nRun ${runId} of drop: SUCCEEDED`));
+      } finally {
+        relay.close();
+      }
+    });
+
     it('runs watch --next waits for a run that has not begun yet, then follows it', async () => {
       const waiting = shell.start(['runs', 'watch', '--next', 'ring-0'], { env: asAdmin });
       await waiting.waitFor(/Waiting for the next run of ring-0/);

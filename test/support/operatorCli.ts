@@ -87,12 +87,15 @@ export function parseCsv(text: string): string[][] {
 
 /**
  * A TCP relay in front of a server (host:port): `cut()` drops its connections and refuses new
- * ones, so that a client behind it finds the server gone while the server goes on for the others.
+ * ones, so that a client behind it finds the server gone while the server goes on for the others;
+ * `resume()` listens again on the same address. `connections` counts those it accepted.
  */
-export async function tcpRelay(target: string): Promise<{ address: string; cut: () => void; close: () => void }> {
+export async function tcpRelay(target: string): Promise<{ address: string; cut: () => void; resume: () => Promise<void>; close: () => void; readonly connections: number }> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((client) => {
+    connections += 1;
     const upstream = net.connect(port, host);
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -104,9 +107,19 @@ export async function tcpRelay(target: string): Promise<{ address: string; cut: 
     upstream.on('close', () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const relayPort = (server.address() as net.AddressInfo).port;
   const cut = () => {
-    server.close();
+    if (server.listening) server.close();
     for (const s of sockets) s.destroy();
   };
-  return { address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, cut, close: cut };
+  const resume = () => new Promise<void>((resolve, reject) => server.once('error', reject).listen(relayPort, '127.0.0.1', () => resolve()));
+  return {
+    address: `127.0.0.1:${relayPort}`,
+    cut,
+    resume,
+    close: cut,
+    get connections() {
+      return connections;
+    },
+  };
 }

@@ -9,7 +9,8 @@ import { prepareReport, storeAssessmentReports, type ReportArrival } from '../..
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { announceRunProgress } from '../../events/pubsub.js';
-import { applyJobEvents, applyJobResult, rebootingMachineRuns } from '../../db/runs.js';
+import { applyJobEvents, applyJobResult, installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
+import { activeTracing, contextOf, inSpan, SpanKind } from '../../telemetry/tracing.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
 import { editionRefusal, enrollmentRefusal } from '../../fleet/enrollment.js';
@@ -159,6 +160,10 @@ export class AgentService {
    * Temporal as the install activity's heartbeat (so a silent agent is noticed).
    */
   async jobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { applied: boolean }> {
+    return this.inJobTrace('POST /agent/v1/jobs/:jobId/events', machine, jobId, { 'fleetpatch.job.events.seq': events.seq, 'fleetpatch.job.events.lines': events.lines.length }, () => this.storeJobEvents(machine, jobId, events));
+  }
+
+  private async storeJobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { applied: boolean }> {
     const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
@@ -179,6 +184,37 @@ export class AgentService {
 
   /** The job's result: stored once, then it completes the waiting install activity. */
   async jobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
+    const attributes = {
+      'fleetpatch.job.updates': result.updates.length,
+      'fleetpatch.job.updates_failed': result.updates.filter((u) => u.status === 'FAILED').length,
+      'fleetpatch.job.reboot_required': result.rebootRequired,
+      'fleetpatch.job.timed_out': result.timedOut,
+    };
+    return this.inJobTrace('POST /agent/v1/jobs/:jobId/result', machine, jobId, attributes, () => this.storeJobResult(machine, jobId, result));
+  }
+
+  /**
+   * With traces on, an agent's report on an install job is a span of the job's trace: its parent is
+   * the install activity that handed the job over (its traceparent is stored with the job), so the
+   * result that completes the activity shows under it. One primary-key read more per report, and
+   * only then: the agent carries no trace context, and needs none.
+   */
+  private async inJobTrace<T>(name: string, machine: AgentMachine, jobId: string, attributes: Record<string, string | number | boolean>, fn: () => Promise<T>): Promise<T> {
+    if (!activeTracing()) return fn();
+    const traceparent = await installJobTraceparent(this.db, machine.id, jobId);
+    return inSpan(
+      name,
+      { kind: SpanKind.SERVER, parent: traceparent ? contextOf({ traceparent }) : undefined, attributes: { 'fleetpatch.machine.id': machine.id, 'fleetpatch.job.id': jobId, ...attributes } },
+      async (span) => {
+        const outcome = await fn();
+        // UNKNOWN_JOB, WITHDRAWN, or whether this report was new (a resent one changes nothing).
+        span.setAttribute('fleetpatch.job.outcome', typeof outcome === 'string' ? outcome : Object.values(outcome as object)[0] ? 'STORED' : 'ALREADY_STORED');
+        return outcome;
+      },
+    );
+  }
+
+  private async storeJobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
     const outcome = await applyJobResult(this.db, machine.id, jobId, result);
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
@@ -186,7 +222,11 @@ export class AgentService {
     announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
-      await temporal.call(() => temporal.client.activity.complete(Buffer.from(target.taskToken!, 'base64'), result)).catch((error: unknown) => {
+      const complete = () =>
+        inSpan('CompleteActivity:dispatchInstall', { kind: SpanKind.CLIENT, attributes: { 'fleetpatch.run.id': target.runId, 'fleetpatch.machine_run.id': target.machineRunId } }, () =>
+          temporal.call(() => temporal.client.activity.complete(Buffer.from(target.taskToken!, 'base64'), result)),
+        );
+      await complete().catch((error: unknown) => {
         // Temporal away: the result is stored, and the agent, answered 503, sends it again until
         // the activity can be completed (the waiting machine run would otherwise sit until its
         // heartbeat timeout).

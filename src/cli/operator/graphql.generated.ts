@@ -569,21 +569,30 @@ export type CliRunProgressSnapshotQueryVariables = Exact<{
 }>;
 
 
-export type CliRunProgressSnapshotQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } }> }, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
+export type CliRunProgressSnapshotQuery = { deploymentRun: { progressSeq: number, id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } }> }, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
+
+export type CliRunProgressEndQueryVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type CliRunProgressEndQuery = { deploymentRun: { status: DeploymentRunStatus, progressSeq: number } | null };
 
 export type CliRunProgressSubscriptionVariables = Exact<{
   id: string | number;
+  after: number;
 }>;
 
 
-export type CliRunProgressSubscription = { deploymentRunProgress: { kind: RunProgressKind, run: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }, machineRun: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null, updates: Array<{ name: string, arch: string | null, status: UpdateResultStatus, exitCode: number | null, errorText: string | null, reason: string | null }>, lines: Array<{ id: number, at: string, stream: string, line: string, machineRunId: string | null }> } };
+export type CliRunProgressSubscription = { deploymentRunProgress: { seq: number, kind: RunProgressKind, run: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } }, machineRun: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null, updates: Array<{ name: string, arch: string | null, status: UpdateResultStatus, exitCode: number | null, errorText: string | null, reason: string | null }>, lines: Array<{ id: number, at: string, stream: string, line: string, machineRunId: string | null }> } };
 
-export type CliLastRunQueryVariables = Exact<{
+export type CliRunsStartedSubscriptionVariables = Exact<{
   id: string | number;
+  since?: string | null | undefined;
 }>;
 
 
-export type CliLastRunQuery = { deployment: { id: string, name: string, lastRun: { id: string, status: DeploymentRunStatus } | null } | null };
+export type CliRunsStartedSubscription = { deploymentRunsStarted: { id: string, status: DeploymentRunStatus } };
 
 export type CliCancelRunMutationVariables = Exact<{
   id: string | number;
@@ -1575,6 +1584,7 @@ export const CliRunProgressSnapshotDocument = new TypedDocumentString(`
     query CliRunProgressSnapshot($id: ID!, $after: String) {
   deploymentRun(id: $id) {
     ...CliRunHead
+    progressSeq
     deployment {
       id
       name
@@ -1627,9 +1637,18 @@ fragment CliMachineRun on MachineRun {
     ...CliCounts
   }
 }`) as unknown as TypedDocumentString<CliRunProgressSnapshotQuery, CliRunProgressSnapshotQueryVariables>;
+export const CliRunProgressEndDocument = new TypedDocumentString(`
+    query CliRunProgressEnd($id: ID!) {
+  deploymentRun(id: $id) {
+    status
+    progressSeq
+  }
+}
+    `) as unknown as TypedDocumentString<CliRunProgressEndQuery, CliRunProgressEndQueryVariables>;
 export const CliRunProgressDocument = new TypedDocumentString(`
-    subscription CliRunProgress($id: ID!) {
-  deploymentRunProgress(runId: $id) {
+    subscription CliRunProgress($id: ID!, $after: Int!) {
+  deploymentRunProgress(runId: $id, after: $after) {
+    seq
     kind
     run {
       ...CliRunHead
@@ -1689,18 +1708,14 @@ fragment CliMachineRun on MachineRun {
     ...CliCounts
   }
 }`) as unknown as TypedDocumentString<CliRunProgressSubscription, CliRunProgressSubscriptionVariables>;
-export const CliLastRunDocument = new TypedDocumentString(`
-    query CliLastRun($id: ID!) {
-  deployment(id: $id) {
+export const CliRunsStartedDocument = new TypedDocumentString(`
+    subscription CliRunsStarted($id: ID!, $since: DateTimeISO) {
+  deploymentRunsStarted(deploymentId: $id, since: $since) {
     id
-    name
-    lastRun {
-      id
-      status
-    }
+    status
   }
 }
-    `) as unknown as TypedDocumentString<CliLastRunQuery, CliLastRunQueryVariables>;
+    `) as unknown as TypedDocumentString<CliRunsStartedSubscription, CliRunsStartedSubscriptionVariables>;
 export const CliCancelRunDocument = new TypedDocumentString(`
     mutation CliCancelRun($id: ID!) {
   cancelDeploymentRun(id: $id) {

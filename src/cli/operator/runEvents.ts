@@ -1,17 +1,19 @@
 import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
 import {
-  CliLastRunDocument,
   CliRunDocument,
   CliRunLogsDocument,
   CliRunProgressDocument,
+  CliRunProgressEndDocument,
   CliRunProgressSnapshotDocument,
+  CliRunsStartedDocument,
   type CliMachineRunFragment,
   type CliRunHeadFragment,
   type CliRunLogsQuery,
   type CliRunProgressSnapshotQuery,
   type CliRunProgressSubscription,
   type CliRunQuery,
+  type CliRunsStartedSubscription,
 } from './graphql.generated.js';
 
 type RunPage = NonNullable<CliRunQuery['deploymentRun']>;
@@ -32,16 +34,11 @@ export async function readRun(client: ApiClient, id: string): Promise<RunWithUpd
 }
 
 /**
- * A deployment run's progress as the CLI follows it: the state of the run and of each machine, from
- * the `deploymentRunProgress` subscription.
- *
- * It subscribes without the API's replay (`deploymentRunProgress(runId, after: seq)`): an event
- * published before the subscription reached the server, or while its socket was down, is not
- * delivered to it. So the state is also read whole (a snapshot, page by page) each time the socket
- * (re)connects and every SNAPSHOT_POLL_MS while following, and missed log lines are read from the
- * last page's cursor; every event carries whole states, so applying one late or twice is harmless.
- * With the replay, `subscriptionVariables` would pass the last seq on every (re)subscription and
- * the snapshots and polling could go.
+ * A deployment run's progress as the CLI follows it: the state of the run and of each machine, read
+ * whole once (page by page, with the run's progressSeq from its first page), then from the
+ * `deploymentRunProgress(runId, after)` subscription, which replays what came after that seq before
+ * it goes live. Every (re)connection subscribes again after the last seq received: a dropped socket
+ * resumes where it stopped, nothing is missed and nothing is shown twice.
  */
 
 export type ProgressEvent = CliRunProgressSubscription['deploymentRunProgress'];
@@ -55,8 +52,6 @@ export interface RunView {
 
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED']);
 
-/** How often the whole state is read while following: bounds how long a missed final event can stall a watch. */
-const SNAPSHOT_POLL_MS = 10_000;
 /** How long the socket may stay down (the API restarting) before the watch gives up. */
 const RECONNECT_DEADLINE_MS = 5 * 60_000;
 /** Close codes after which reconnecting cannot help: the token may not subscribe (4403), too many sockets (4029). */
@@ -96,18 +91,24 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
   // Where the last read of the logs stopped: the next read goes on from there.
   let logsCursor: string | null = null;
 
+  // The seq of the last event applied (or of the snapshot): the subscription goes on after it.
+  let lastSeq = 0;
+
+  // Read before anything else, so that what any later read shows and every event after lastSeq
+  // overlap rather than leave a gap: an event applied late carries whole states, the next ones follow.
   const snapshot = async () => {
     const machineRuns = new Map<string, CliMachineRunFragment>();
     let read: NonNullable<CliRunProgressSnapshotQuery['deploymentRun']> | null = null;
     for (let after: string | null = null; ; ) {
       const { deploymentRun }: CliRunProgressSnapshotQuery = await client.request(CliRunProgressSnapshotDocument, { id: runId, after });
       if (!deploymentRun) throw new OperatorError(`No deployment run with id ${runId}.`, { code: 'NOT_FOUND' });
+      if (after === null) lastSeq = deploymentRun.progressSeq;
       read = deploymentRun;
       for (const { node } of deploymentRun.machineRuns.edges) machineRuns.set(node.id, node);
       if (!deploymentRun.machineRuns.pageInfo.hasNextPage || !deploymentRun.machineRuns.pageInfo.endCursor) break;
       after = deploymentRun.machineRuns.pageInfo.endCursor;
     }
-    const { deployment, machineRuns: _page, ...head } = read!;
+    const { deployment, machineRuns: _page, progressSeq: _seq, ...head } = read!;
     apply({ head, deployment, machineRuns });
     if (options.withLogs) {
       for (;;) {
@@ -121,7 +122,9 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
   };
 
   const onEvent = (event: ProgressEvent) => {
-    if (!view) return;
+    // A replay that overlaps what was already applied (a resubscription racing its predecessor).
+    if (!view || event.seq <= lastSeq) return;
+    lastSeq = event.seq;
     const machineRuns = new Map(view.machineRuns);
     if (event.machineRun) machineRuns.set(event.machineRun.id, event.machineRun);
     apply({ ...view, head: event.run, machineRuns });
@@ -136,24 +139,33 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
     let finished = false;
     let unsubscribe: (() => void) | null = null;
     let downSince: number | null = null;
-    const subscriptionVariables = () => ({ id: runId });
+    const subscriptionVariables = () => ({ id: runId, after: lastSeq });
 
     const finish = (error?: unknown) => {
       if (finished) return;
       finished = true;
-      clearInterval(poll);
       unsubscribe?.();
       void socket.dispose();
       if (error) reject(error instanceof Error ? error : new OperatorError(String(error)));
       else resolve(view!);
     };
+    // A replayed event carries the run's state as it is now: a final status can come first, with
+    // the events that led to it still to come. So once the run shows it has ended, where its events
+    // end is read (they end with it), and the watch ends when it has applied them all.
+    let endSeq: Promise<number> | null = null;
     const check = () => {
-      if (view && FINAL_STATUSES.has(view.head.status)) finish();
+      if (finished || !view || !FINAL_STATUSES.has(view.head.status)) return;
+      endSeq ??= client.request(CliRunProgressEndDocument, { id: runId }).then(({ deploymentRun }) => {
+        if (!deploymentRun) throw new OperatorError(`No deployment run with id ${runId}.`, { code: 'NOT_FOUND' });
+        return deploymentRun.progressSeq;
+      });
+      endSeq.then(
+        (last) => {
+          if (lastSeq >= last) finish();
+        },
+        (error: unknown) => finish(error),
+      );
     };
-    const resync = () =>
-      snapshot()
-        .then(check)
-        .catch((error: unknown) => finish(error));
 
     const socket = createClient({
       url: wsUrlOf(client.graphqlUrl),
@@ -172,8 +184,8 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
       on: {
         connected: () => {
           downSince = null;
-          // A fresh subscription on every connection, so that its variables can carry where the
-          // last one stopped (the replay's `after`).
+          // A fresh subscription on every connection, after the last seq received: the server
+          // replays what this client missed while its socket was down.
           unsubscribe?.();
           unsubscribe = socket.subscribe<CliRunProgressSubscription>(
             { query: CliRunProgressDocument.toString(), variables: subscriptionVariables() },
@@ -189,7 +201,6 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
               complete: () => undefined,
             },
           );
-          void resync();
         },
         closed: (event) => {
           downSince ??= Date.now();
@@ -201,7 +212,6 @@ export async function followRun(client: ApiClient, runId: string, listener: RunL
         },
       },
     });
-    const poll = setInterval(() => void resync(), SNAPSHOT_POLL_MS);
   });
 }
 
@@ -217,21 +227,59 @@ function closeError(event: unknown, graphqlUrl: string): OperatorError {
 
 /**
  * Waits for the next run of a deployment to begin (the scheduled one, or one started by hand) and
- * returns its id. Today it reads the deployment's newest run every `pollMs`; the API's
- * `deploymentRunsStarted(deploymentId)` subscription replaces the polling.
+ * returns its id, from the `deploymentRunsStarted` subscription: announced when the run is created,
+ * before its first progress event. Every subscription (the first, and again after a dropped socket)
+ * asks for the runs created since the wait began, by this machine's clock: a run started while the
+ * socket was still opening is announced too. A server clock behind this one's by more than the time
+ * between two runs would announce the earlier one.
  */
-export async function nextRunOf(client: ApiClient, deploymentId: string, options: { pollMs?: number; timeoutMs?: number } = {}): Promise<string> {
-  const read = async () => {
-    const { deployment } = await client.request(CliLastRunDocument, { id: deploymentId });
-    if (!deployment) throw new OperatorError(`No deployment with id ${deploymentId}.`, { code: 'NOT_FOUND' });
-    return deployment.lastRun?.id ?? null;
-  };
-  const before = await read();
-  const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 2000));
-    const now = await read();
-    if (now && now !== before) return now;
-    if (Date.now() > deadline) throw new OperatorError(`No run of the deployment began within ${Math.round((options.timeoutMs ?? 0) / 1000)} s.`);
-  }
+export async function nextRunOf(client: ApiClient, deploymentId: string, options: { timeoutMs?: number } = {}): Promise<string> {
+  const [{ createClient }, { default: WebSocket }] = await Promise.all([import('graphql-ws'), import('ws')]);
+  return new Promise<string>((resolve, reject) => {
+    let settled = false;
+    const since = new Date().toISOString();
+    let unsubscribe: (() => void) | null = null;
+    const settle = (error: unknown, id?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      unsubscribe?.();
+      void socket.dispose();
+      if (id) resolve(id);
+      else reject(error instanceof Error ? error : new OperatorError(String(error)));
+    };
+    const timer = setTimeout(
+      () => settle(new OperatorError(`No run of the deployment began within ${Math.round((options.timeoutMs ?? 0) / 1000)} s.`)),
+      options.timeoutMs ?? 2 ** 31 - 1,
+    );
+    const socket = createClient({
+      url: wsUrlOf(client.graphqlUrl),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${client.credentials.token}` },
+      lazy: false,
+      keepAlive: 15_000,
+      retryAttempts: Number.MAX_SAFE_INTEGER,
+      retryWait: async (retries) => new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** retries))),
+      shouldRetry: (closed) => !FATAL_CLOSE_CODES.has((closed as { code?: number } | undefined)?.code ?? 0),
+      on: {
+        connected: () => {
+          unsubscribe?.();
+          unsubscribe = socket.subscribe<CliRunsStartedSubscription>(
+            { query: CliRunsStartedDocument.toString(), variables: { id: deploymentId, since } },
+            {
+              next: (result) => {
+                if (result.errors?.length) settle(new OperatorError(result.errors.map((e) => e.message).join('; '), { code: String(result.errors[0]?.extensions?.code ?? '') || undefined }));
+                else if (result.data) settle(null, result.data.deploymentRunsStarted.id);
+              },
+              error: (error) => settle(closeError(error, client.graphqlUrl)),
+              complete: () => undefined,
+            },
+          );
+        },
+        closed: (event) => {
+          if (FATAL_CLOSE_CODES.has((event as { code?: number } | undefined)?.code ?? 0)) settle(closeError(event, client.graphqlUrl));
+        },
+      },
+    });
+  });
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "agent_commands" ADD COLUMN "traceparent" text;
