@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { InstallJob, JobResult, JobUpdate } from '../agent/protocol.js';
 import { unavailableDependency } from '../availability.js';
 import { isDatabaseUnavailable, type Db } from '../db/client.js';
-import { findDeployment, selectionOf, type DeploymentRow } from '../db/deployments.js';
+import { findDeployment, runSettingsOf, selectionOf, type DeploymentRow } from '../db/deployments.js';
 import {
   beginRingedRun as beginRingedRunRows,
   closeOpenRings,
@@ -23,6 +23,7 @@ import {
   beginRun,
   ensureInstallCommand,
   ensureRun,
+  keepRunSettings,
   findMachineRun,
   findRun,
   finishMachineRun,
@@ -41,6 +42,7 @@ import {
   type UpdateResultRow,
 } from '../db/runs.js';
 import type { RunProgressEvent } from '../db/runProgress.js';
+import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
@@ -124,7 +126,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-    const job = installJob(run, machineRun.id, deployment.rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
+    const job = installJob(run, machineRun.id, (run.settings ?? runSettingsOf(deployment)).rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
     const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
@@ -134,7 +136,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
   };
 
   /** A ringed run's first step: its targets split into rings (rollout.ts), recorded; nothing planned yet. */
-  const beginRingedRun = async (run: RunRow, deployment: DeploymentRow, rings: Ring[], nothing: (reason: string, status: 'CANCELED' | 'FAILED') => Promise<BegunRun>): Promise<BegunRun> => {
+  const beginRingedRun = async (run: RunRow, deployment: DeploymentRow, settings: RunSettings, rings: Ring[], nothing: (reason: string, status: 'CANCELED' | 'FAILED') => Promise<BegunRun>): Promise<BegunRun> => {
     if (!run.startedAt) {
       const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
       if (targets.length === 0) {
@@ -153,7 +155,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     return {
       runId: run.id,
       // Each ring has a window of its own from when it starts (beginRing); this is the first one's, were it to start now.
-      windowEndsAtMs: Date.now() + deployment.windowMinutes * 60_000,
+      windowEndsAtMs: Date.now() + settings.windowMinutes * 60_000,
       machines: [],
       concurrency: 1,
       failureThreshold: null,
@@ -169,7 +171,9 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      const { run, created } = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      const ensured = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      let run = ensured.run;
+      const created = ensured.created;
       if (created) announceRunStarted(pubsub, deployment.id, run.id);
       // Ended before it began: the API canceled it when it could not tell whether this workflow
       // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
@@ -183,10 +187,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         if (deployment.deletedAt) return nothing('The deployment was deleted before this run began.', 'CANCELED');
         if (deployment.paused && input.trigger === 'SCHEDULE') return nothing('The deployment is paused: this occurrence did not run.', 'CANCELED');
       }
-      // A run that began keeps the shape it began with, whatever the deployment says now.
+      // A run that began keeps the shape and settings it began with, whatever the deployment says now.
+      if (!run.startedAt) run = await keepRunSettings(db, run.id, runSettingsOf(deployment));
+      const settings = run.settings ?? runSettingsOf(deployment);
       const ringed = run.startedAt ? (await ringsOfRun(db, run.id)).length > 0 : (deployment.rings?.length ?? 0) > 0;
-      if (ringed) return beginRingedRun(run, deployment, deployment.rings ?? [], nothing);
-      const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + deployment.windowMinutes * 60_000);
+      if (ringed) return beginRingedRun(run, deployment, settings, deployment.rings ?? [], nothing);
+      const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
       let machines: Array<{ machineRunId: string; machineId: string }>;
       if (run.startedAt) {
         machines = (await machineRunsOf(db, run.id)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
@@ -196,15 +202,15 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
         }
         const { pending, learned } = await planningInputs(db, targets.map((t) => t.id));
-        const windowSeconds = deployment.windowMinutes * 60;
+        const windowSeconds = settings.windowMinutes * 60;
         const plans = targets.map((machine) => {
           const plan = planMachine({
             pending: pending.get(machine.id) ?? [],
-            selection: selectionOf(deployment),
+            selection: selectionOf(settings),
             backend: machine.packageManager ?? 'apt',
             osType: machine.osType,
             windowSeconds,
-            rebootSetting: deployment.rebootSetting,
+            rebootSetting: settings.rebootSetting,
             rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
           });
@@ -213,12 +219,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
         machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
       }
-      const threshold = failureThreshold(deployment.maxFailures, machines.length);
+      const threshold = failureThreshold(settings.maxFailures, machines.length);
       return {
         runId: run.id,
         windowEndsAtMs: windowEndsAt.getTime(),
         machines,
-        concurrency: maxConcurrentMachines(deployment.maxConcurrent, machines.length),
+        concurrency: maxConcurrentMachines(settings.maxConcurrent, machines.length),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
       };
     },
@@ -249,7 +255,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
       const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS');
       const jobs = sources.map((m) => {
-        const job = installJob(run, m.machineRunId, deployment.rebootSetting, m, m.updates, input.graceSeconds);
+        const job = installJob(run, m.machineRunId, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m, m.updates, input.graceSeconds);
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
@@ -306,13 +312,14 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
       const recorded = await findRunRing(db, run.id, input.ring);
       if (!recorded) throw ApplicationFailure.nonRetryable(`Run ${run.id} has no ring ${input.ring}.`, 'NOT_FOUND');
-      // The ring as the run began (the deployment may have been edited since).
+      // The ring and the settings as the run began (the deployment may have been edited since).
       const ring = recorded.definition;
+      const settings = run.settings ?? runSettingsOf(deployment);
       const gate: RingGate = ring.gate;
       const machineRuns = await machineRunsOfRing(db, run.id, input.ring);
       let windowEndsAt: Date;
       if (!recorded.startedAt) {
-        windowEndsAt = new Date(Date.now() + deployment.windowMinutes * 60_000);
+        windowEndsAt = new Date(Date.now() + settings.windowMinutes * 60_000);
         // The first ring that starts fixes the set (ring 1, or the next one when ring 1 had no machine).
         const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
         const targets = await findMachines(db, machineRuns.map((m) => m.machineId));
@@ -324,11 +331,11 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           if (!machine) return []; // removed since the run began: its install step says so
           const plan = planMachine({
             pending: pending.get(machine.id) ?? [],
-            selection: selectionOf(deployment),
+            selection: selectionOf(settings),
             backend: machine.packageManager ?? 'apt',
             osType: machine.osType,
-            windowSeconds: deployment.windowMinutes * 60,
-            rebootSetting: deployment.rebootSetting,
+            windowSeconds: settings.windowMinutes * 60,
+            rebootSetting: settings.rebootSetting,
             rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
             ...(frozen ? { updateSet: frozen } : {}),
@@ -348,13 +355,13 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         windowEndsAt = recorded.windowEndsAt!;
       }
       const running = machineRuns.filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
-      const threshold = failureThreshold(deployment.maxFailures, machineRuns.length);
+      const threshold = failureThreshold(settings.maxFailures, machineRuns.length);
       return {
         ring: input.ring,
         name: recorded.name,
         machines: running,
         windowEndsAtMs: windowEndsAt.getTime(),
-        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? deployment.maxConcurrent, machineRuns.length),
+        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineRuns.length),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
         gate,
       };

@@ -7,6 +7,7 @@
  */
 export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   // The web console
+  'ApproveRing',
   'AssessMachines',
   'CancelRun',
   'Computers',
@@ -22,6 +23,8 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Overview',
   'Preview',
   'Progress',
+  'RejectRing',
+  'ResumeRun',
   'Run',
   'RunLines',
   'RunMachines',

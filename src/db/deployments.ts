@@ -2,7 +2,7 @@ import { and, desc, eq, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Classification } from '../agent/backends/types.js';
 import type { UpdateSelection } from '../fleet/planning.js';
 import type { Db } from './client.js';
-import { deploymentRuns, deployments } from './schema.js';
+import { deploymentRuns, deployments, type RunSettings } from './schema.js';
 
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type DeploymentValues = Omit<typeof deployments.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'deletedAt' | 'paused' | 'scheduleVersion' | 'scheduleSyncedVersion'>;
@@ -94,7 +94,20 @@ export async function lastRunOf(db: Db, deploymentId: string) {
   return row;
 }
 
-/** What a deployment selects, as the planner takes it. */
-export function selectionOf(row: DeploymentRow): UpdateSelection {
+/** What a deployment (or the settings a run kept of it) selects, as the planner takes it. */
+export function selectionOf(row: Pick<DeploymentRow, 'classifications' | 'includePatterns' | 'excludePatterns'>): UpdateSelection {
   return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns };
+}
+
+/** The settings a run keeps of its deployment when it begins (deployment_runs.settings). */
+export function runSettingsOf(row: DeploymentRow): RunSettings {
+  return {
+    classifications: row.classifications,
+    includePatterns: row.includePatterns,
+    excludePatterns: row.excludePatterns,
+    windowMinutes: row.windowMinutes,
+    rebootSetting: row.rebootSetting,
+    maxConcurrent: row.maxConcurrent ?? null,
+    maxFailures: row.maxFailures ?? null,
+  };
 }

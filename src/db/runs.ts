@@ -4,7 +4,7 @@ import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/
 import { queueInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
-import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults } from './schema.js';
+import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
 
 export type RunRow = typeof deploymentRuns.$inferSelect;
 export type MachineRunRow = typeof machineRuns.$inferSelect;
@@ -34,6 +34,15 @@ export function runsCreatedSince(db: Db, deploymentId: string, since: Date, limi
     .where(and(eq(deploymentRuns.deploymentId, deploymentId), gte(deploymentRuns.createdAt, since)))
     .orderBy(asc(deploymentRuns.createdAt), asc(deploymentRuns.id))
     .limit(limit);
+}
+
+/**
+ * Keeps the deployment's settings with a run that has not begun yet (a retry before it begins takes
+ * them again); once begun, the run keeps what it has. Answers the run as it is now.
+ */
+export async function keepRunSettings(db: Db, runId: string, settings: RunSettings): Promise<RunRow> {
+  const [updated] = await db.update(deploymentRuns).set({ settings }).where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.startedAt))).returning();
+  return updated ?? (await findRun(db, runId))!;
 }
 
 export async function findRun(db: Db, id: string): Promise<RunRow | undefined> {

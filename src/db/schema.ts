@@ -293,6 +293,12 @@ export const deploymentRuns = pgTable(
     /** A ringed run's frozen update set, fixed when its first ring starts; null: no rings, or not yet fixed. */
     updateSet: jsonb('update_set').$type<UpdateSetMember[] | null>(),
     /**
+     * What the run installs and how, as its deployment said when the run began: the rings that start
+     * later (and the machines a run starts late) take these, so that editing the deployment changes
+     * no run in flight. Null for runs begun before it was kept: they read the deployment.
+     */
+    settings: jsonb('settings').$type<RunSettings | null>(),
+    /**
      * The number of the run's last progress event (run_progress_events.seq). Taken with a row lock
      * by the transaction that records the event, as its last statement: events are numbered in the
      * order their changes commit, with no gap, so a reader that has seen event N has seen every
@@ -302,6 +308,17 @@ export const deploymentRuns = pgTable(
   },
   (t) => [index('deployment_runs_deployment_idx').on(t.deploymentId, t.createdAt)],
 );
+
+/** A deployment's settings that a run keeps from when it began (deployment_runs.settings). */
+export interface RunSettings {
+  classifications: string[];
+  includePatterns: string[];
+  excludePatterns: string[];
+  windowMinutes: number;
+  rebootSetting: 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';
+  maxConcurrent: { value: number; unit: 'COUNT' | 'PERCENT' } | null;
+  maxFailures: { value: number; unit: 'COUNT' | 'PERCENT' } | null;
+}
 
 /** One machine inside a run. */
 export const machineRuns = pgTable(

@@ -337,6 +337,36 @@ describe('deployments in rings', () => {
     expect(ringStatuses(ended)).toEqual(['PROMOTED', 'PROMOTED', 'DONE']);
   }, 120_000);
 
+  it("a later ring installs with the settings the run began with: the deployment's selection, reboot setting and window edited meanwhile change nothing in flight", async () => {
+    const agents = await enroll(2);
+    const [a, b] = agents as [Agent, Agent];
+    const deploymentId = await createDeployment('settings edited meanwhile', agents, [{ name: 'pilot', machineIds: [a.machineId], gate: { requireApproval: true } }, { name: 'everyone', percent: 100 }]);
+    const runId = await runNow(deploymentId);
+    await untilRun(runId, agents, (v) => v.rings[0]?.status === 'WAITING_FOR_APPROVAL', 'the pilot ring to wait for approval');
+    // While the pilot waits, the deployment is edited: zlib1g excluded, reboots always, a shorter window, no failure allowed.
+    const input = {
+      name: 'settings edited meanwhile',
+      osType: 'LINUX',
+      machineIds: agents.map((x) => x.machineId),
+      classifications: ['SECURITY'],
+      excludePatterns: ['zlib1g'],
+      windowMinutes: 30,
+      rebootSetting: 'ALWAYS',
+      onDemandOnly: true,
+      rings: [{ name: 'pilot', machineIds: [a.machineId], gate: { requireApproval: true } }, { name: 'everyone', percent: 100 }],
+    };
+    await query('mutation($id: ID!, $input: DeploymentInput!) { updateDeployment(id: $id, input: $input) { id } }', { id: deploymentId, input });
+    const approvedAt = Date.now();
+    await query('mutation($runId: ID!, $ring: Int!) { approveRing(runId: $runId, ring: $ring) { id } }', { runId, ring: 1 });
+    const ended = await untilRun(runId, agents, (v) => v.status !== 'IN_PROGRESS', 'the run to end');
+    expect(ended.status).toBe('SUCCEEDED');
+    // Ring 2's job is the one the run began with: both updates, no reboot, a 60-minute window.
+    const job = b.installs[0]!;
+    expect(job.updates.map((u) => u.name)).toEqual(['ringlib', 'zlib1g']);
+    expect(job.rebootSetting).toBe('NEVER');
+    expect(Date.parse(job.deadline) - approvedAt).toBeGreaterThan(50 * 60_000);
+  }, 120_000);
+
   it('a ring with no machine is skipped, and the first ring that runs fixes the update set', async () => {
     const agents = await enroll(1);
     const deploymentId = await createDeployment('first ring empty', agents, [{ name: 'nobody', filter: { tags: ['no-such-tag'] } }, { name: 'everyone', percent: 100 }]);

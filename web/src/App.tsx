@@ -9,6 +9,7 @@ import { MissingUpdatesPage } from './pages/MissingUpdates';
 import { OverviewPage } from './pages/Overview';
 import { RunPage } from './pages/Run';
 import { Link, matchPath, useLocation } from './router';
+import { SessionContext } from './session';
 
 const NAV = [
   { to: '/', label: 'Overview' },
@@ -37,7 +38,7 @@ export function App() {
   }, []);
   if (session === undefined) return <main className="sign-in"><p role="status">Loading…</p></main>;
   if (!session) return <SignIn problem={problem} onSignedIn={(s) => { setProblem(null); setSession(s); }} />;
-  return <Console onEnded={ended} onSignOut={leave} />;
+  return <SessionContext.Provider value={session}><Console onEnded={ended} onSignOut={leave} /></SessionContext.Provider>;
 }
 
 /**

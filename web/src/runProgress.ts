@@ -3,7 +3,7 @@
  * integration tests drive it with the console's own client stack against a real server).
  */
 
-import type { LogLineFragment, MachineRunCardFragment, ProgressSubscription, RunHeadFragment, RunQuery } from './graphql.generated.js';
+import type { LogLineFragment, MachineRunCardFragment, ProgressSubscription, RunHeadFragment, RunQuery, RunRingsFragment } from './graphql.generated.js';
 
 // The page's documents are in operations.graphql (typed by `npm run codegen`).
 export { ProgressDocument as PROGRESS, RunDocument as RUN, RunLinesDocument as MORE_LINES, RunMachinesDocument as MORE_MACHINES } from './graphql.generated.js';
@@ -12,10 +12,12 @@ export type Counts = RunHeadFragment['counts'];
 export type MachineRun = MachineRunCardFragment;
 export type Line = LogLineFragment;
 export type RunHead = RunHeadFragment;
+/** A ringed run's rings and its frozen update set (empty and null for a run without rings). */
+export type RunRings = RunRingsFragment;
 export interface Paged<T> { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: T }> }
 export type RunAnswer = NonNullable<RunQuery['deploymentRun']>;
 /** What the page shows: the first pages of the run's lists, grown by the pages loaded since and by the events applied. */
-export interface Run extends RunHead {
+export interface Run extends RunHead, RunRings {
   deployment: RunAnswer['deployment'];
   machineRuns: MachineRun[];
   logs: Line[];

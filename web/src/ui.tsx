@@ -10,6 +10,7 @@ const TONES: Record<string, string> = {
   NON_COMPLIANT: 'bad', FAILED: 'bad', DISCONNECTED: 'bad', TIMED_OUT: 'bad', PARTIALLY_FAILED: 'warn', CRITICAL: 'bad',
   NOT_ASSESSED: 'muted', NOT_CONFIGURED: 'muted', NOT_SELECTED: 'muted', NOT_ATTEMPTED: 'warn', CANCELED: 'muted', NOT_STARTED: 'muted',
   IN_PROGRESS: 'busy', REBOOTING: 'busy', SCHEDULED: 'muted', PENDING: 'muted', SECURITY: 'warn',
+  HALTED: 'bad', REJECTED: 'bad', WAITING_FOR_APPROVAL: 'warn', SOAKING: 'busy', RUNNING: 'busy', PROMOTED: 'good', DONE: 'good', SKIPPED: 'muted',
 };
 
 export function Badge({ value }: { value: string | null | undefined }) {

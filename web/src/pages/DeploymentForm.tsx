@@ -9,6 +9,8 @@ import { Link, navigate } from '../router';
 import { Badge, fromNow, Page, TableBox, words } from '../ui';
 import { Readiness } from './Computers';
 import { browserTimeZone, timeZones, wallTimeToIso } from '../zone';
+import { ringFields, ringInput, type RingDraft } from '../rings';
+import { RingsEditor } from './RingsEditor';
 
 const CLASSIFICATIONS: Record<string, string[]> = {
   LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
@@ -32,10 +34,10 @@ const FIELDS = [
   'schedule.recurrence.monthDay', 'schedule.recurrence.nthWeekday.ordinal', 'schedule.recurrence.nthWeekday.weekDay', 'schedule.recurrence.offsetDays',
   'windowMinutes', 'rebootSetting', 'maxConcurrent', 'maxFailures',
 ];
-/** The form field an API error belongs to: the longest field name it starts with (classifications[2] → classifications). */
-function fieldOf(apiField: string | undefined): string | null {
+/** The form field an API error belongs to, among `fields`: the longest field name it starts with (classifications[2] → classifications). */
+function fieldOf(apiField: string | undefined, fields: string[]): string | null {
   if (!apiField) return null;
-  const candidates = FIELDS.filter((f) => apiField === f || apiField.startsWith(`${f}.`) || apiField.startsWith(`${f}[`));
+  const candidates = fields.filter((f) => apiField === f || apiField.startsWith(`${f}.`) || apiField.startsWith(`${f}[`));
   if (candidates.length > 0) return candidates.sort((a, b) => b.length - a.length)[0]!;
   if (apiField.startsWith('schedule.recurrence')) return 'schedule.recurrence.frequency';
   if (apiField.startsWith('schedule')) return 'schedule.startAt';
@@ -102,6 +104,7 @@ export function DeploymentFormPage() {
   const [maxConcurrentUnit, setMaxConcurrentUnit] = useState('COUNT');
   const [maxFailures, setMaxFailures] = useState('');
   const [maxFailuresUnit, setMaxFailuresUnit] = useState('COUNT');
+  const [rings, setRings] = useState<RingDraft[]>([]);
   const [runNow, setRunNow] = useState(false);
   const [onDemand, setOnDemand] = useState(false);
   const [forecast, setForecast] = useState<{ value: Forecast | null; problem: string | null }>({ value: null, problem: null });
@@ -146,6 +149,7 @@ export function DeploymentFormPage() {
       rebootSetting: rebootSetting as RebootSetting,
       maxConcurrent: limit(maxConcurrent, maxConcurrentUnit),
       maxFailures: limit(maxFailures, maxFailuresUnit),
+      rings: rings.length > 0 ? rings.map((r, i) => ringInput(r, i === rings.length - 1)) : undefined,
     };
   }
 
@@ -172,14 +176,15 @@ export function DeploymentFormPage() {
   function show(problems: ApiProblem[]) {
     const atFields: Record<string, string> = {};
     const general: ApiProblem[] = [];
+    const fields = [...FIELDS, ...ringFields(rings.length)];
     for (const p of problems) {
-      const field = fieldOf(p.field);
+      const field = fieldOf(p.field, fields);
       if (field) atFields[field] = p.message;
       else general.push(p);
     }
     setErrors(atFields);
     setFormProblems(general);
-    const first = FIELDS.find((f) => atFields[f]);
+    const first = fields.find((f) => atFields[f]);
     requestAnimationFrame(() => {
       const target = first ? document.getElementById(idOf(first)) ?? formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"] input`) : document.getElementById('form-problems');
       target?.focus();
@@ -290,6 +295,8 @@ export function DeploymentFormPage() {
             </Field>
           </div>
         </fieldset>
+
+        <RingsEditor rings={rings} onChange={setRings} machines={machines.data?.machines.edges.map((e) => e.node) ?? []} errors={errors} />
 
         <fieldset>
           <legend>When</legend>
@@ -410,13 +417,19 @@ export function DeploymentFormPage() {
             {preview.onDemandOnly ? 'No scheduled run: on demand only.' : `Next scheduled run: ${preview.nextRunAt ? `${new Date(preview.nextRunAt).toLocaleString()} (${fromNow(preview.nextRunAt)})` : 'none'}; ${preview.scheduleDescription}.`}{' '}
             Window {preview.windowMinutes} minutes.
           </p>
+          {preview.warnings.length > 0 && (
+            <div className="notice" role="status" aria-label="Preview warnings">
+              {preview.warnings.map((w, i) => <p key={i}>{w.message}</p>)}
+            </div>
+          )}
           <TableBox label="Preview per machine">
             <table>
-              <thead><tr><th scope="col">Machine</th><th scope="col">Would install, in order</th><th scope="col">Not selected</th><th scope="col">Likely not attempted</th><th scope="col">Reboot</th></tr></thead>
+              <thead><tr><th scope="col">Machine</th>{rings.length > 0 && <th scope="col">Ring</th>}<th scope="col">Would install, in order</th><th scope="col">Not selected</th><th scope="col">Likely not attempted</th><th scope="col">Reboot</th></tr></thead>
               <tbody>
                 {preview.machines.map((p) => (
                   <tr key={p.machine.id}>
                     <td>{p.machine.name}</td>
+                    {rings.length > 0 && <td>{p.ring ?? 'None: not updated'}</td>}
                     <td className="small">{p.toInstall.map((u) => u.name).join(', ') || '—'}</td>
                     <td className="small">{p.notSelected.map((n) => n.update.name).join(', ') || '—'}</td>
                     <td className="small">{p.predictedNotAttempted.map((u) => u.name).join(', ') || '—'}</td>

@@ -1,6 +1,7 @@
 import { useMutation, useQuery } from 'urql';
 import { DeploymentDocument, DeploymentsDocument, RunNowDocument, SetDeploymentPausedDocument, type DeploymentQuery, type DeploymentRowFragment } from '../graphql.generated';
 import { Link, navigate } from '../router';
+import { gateText, ringChoice } from '../rings';
 import { Badge, fromNow, Loading, Page, Problems, TableBox, when, words } from '../ui';
 
 type DeploymentRow = DeploymentRowFragment;
@@ -79,6 +80,14 @@ export function DeploymentPage({ id }: { id: string }) {
           <div><dt>Max failures</dt><dd>{limit(d.maxFailures, 'No limit')}</dd></div>
         </dl>
       </section>
+      {d.rings && (
+        <section className="card" aria-labelledby="deployment-rings-title">
+          <h2 id="deployment-rings-title">Rings ({d.rings.length})</h2>
+          <ol className="deployment-rings">
+            {d.rings.map((r, i) => <li key={i}><strong>{r.name}</strong>: {ringChoice(r)}. Gate: {gateText(r, i === d.rings!.length - 1)}.</li>)}
+          </ol>
+        </section>
+      )}
       <h2>Runs</h2>
       {d.runs.totalCount === 0 ? <p className="muted">Not run yet.</p> : (
         <TableBox label="Runs">

@@ -3,7 +3,9 @@ import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
 import { CancelRunDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
 import { Link } from '../router';
 import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progressVariables, runOf, type Counts, type Line, type MachineRun, type Paged, type Run } from '../runProgress';
+import { useRoleAllows } from '../session';
 import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
+import { RunRingsSection } from './RunRings';
 
 const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
 
@@ -32,6 +34,7 @@ function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
       <div className="machine-run-head">
         <h3 id={`mr-${m.id}`}><Link to={`/computers/${m.machineId}`}>{m.machineName}</Link></h3>
         <Badge value={m.status} />
+        {m.ring !== null && <span className="muted small">Ring {m.ring}</span>}
         {FINISHED_MACHINE.has(m.status) && <span className="run-counts">{updateCountsText(m.counts)}</span>}
         {m.rebootOutcome && <span className="muted small">Reboot: {words(m.rebootOutcome)}</span>}
       </div>
@@ -82,6 +85,7 @@ export function RunPage({ id }: { id: string }) {
   const [logMachine, setLogMachine] = useState('');
   const [more, setMore] = useState<{ fetching: boolean; error?: CombinedError }>({ fetching: false });
   const [cancel, cancelRun] = useMutation(CancelRunDocument);
+  const canOperate = useRoleAllows('OPERATOR');
   // The seq of the last event applied, read when the subscription (re)subscribes.
   const seq = useRef<number | null>(null);
   const loaded = Boolean(data?.deploymentRun);
@@ -151,7 +155,7 @@ export function RunPage({ id }: { id: string }) {
   return (
     <Page
       title={`Run of ${run.deployment.name}`}
-      actions={!finished && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+      actions={!finished && canOperate && run.status !== 'HALTED' && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
     >
       <Problems error={cancel.error} />
       <section className="card run-head" aria-label="Run summary">
@@ -170,6 +174,7 @@ export function RunPage({ id }: { id: string }) {
         </dl>
         {run.error && <p className="alert" role="alert">{run.error}</p>}
       </section>
+      <RunRingsSection run={run} onCancel={() => void cancelRun({ id })} canceling={cancel.fetching} />
       <h2>Machines ({Math.max(run.machinesTotal, run.machineRuns.length)})</h2>
       {run.machineRuns.length === 0 && <p className="muted">No machine yet: the run is resolving its targets.</p>}
       <div className="machine-runs">
