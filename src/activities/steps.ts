@@ -46,7 +46,9 @@ export function scriptJobSteps(steps: readonly DeploymentStep[] | null | undefin
 /** One line of a step's outcome in the machine's job stream and the run's log. */
 export function stepLine(machineName: string, r: StepResult): string {
   const what = `${r.phase === 'PRE' ? 'pre' : 'post'}-step ${JSON.stringify(r.name)} (${r.kind === 'HTTP' ? 'call' : 'script'})`;
-  const detail = [r.httpStatus !== null ? `HTTP ${r.httpStatus}` : null, r.exitCode !== null ? `exit code ${r.exitCode}` : null, r.attempts > 1 ? `${r.attempts} attempts` : null, r.message].filter(Boolean).join(', ');
+  // The message says what went wrong (it names the status or exit code); without one, the status or code says how it went.
+  const how = r.message ?? (r.httpStatus !== null ? `HTTP ${r.httpStatus}` : r.exitCode !== null ? `exit code ${r.exitCode}` : null);
+  const detail = [how, r.attempts > 1 ? `${r.attempts} attempts` : null].filter(Boolean).join(', ');
   return `${machineName}: ${what} ${r.status}${detail ? `: ${detail}` : ''}.`;
 }
 

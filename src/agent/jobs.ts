@@ -222,7 +222,7 @@ export class InstallJobRunner {
           if (updateStep(this.state.updates[key(update)]) === 'SKIP') continue;
           this.setUpdate(this.notAttempted(update, reason));
         }
-        this.line('agent', `job ${this.jobId}: ${reason}`);
+        this.line('agent', this.job.updates.length > 0 ? `job ${this.jobId}: ${reason}` : `job ${this.jobId} stopped at the failed step`);
         return { updates: Object.values(this.state.updates), rebootRequired: false, rebooting: false, bootId: this.bootId(), timedOut: false, error: null, steps: this.stepReports() };
       }
       for (const update of this.job.updates) {

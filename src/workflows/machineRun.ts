@@ -91,17 +91,23 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
     try {
       result = await install.dispatchInstall({ machineRunId: input.machineRunId, graceSeconds: input.graceSeconds });
     } catch (error) {
-      if (isCancellation(error) || error instanceof CancelledFailure) return ({ canceled: true, error: 'The run was canceled.' });
+      if (isCancellation(error) || error instanceof CancelledFailure) return { canceled: true, error: 'The run was canceled.' };
       const timeout = error instanceof ActivityFailure && error.cause instanceof TimeoutFailure ? error.cause.timeoutType : undefined;
       if (timeout === 'HEARTBEAT') {
-        return ({ agentLost: true, error: `The agent stopped reporting during the install (nothing for ${input.installHeartbeatSeconds} s): it may have crashed or lost its connection. The next assessment shows what was installed.` });
+        return { agentLost: true, error: `The agent stopped reporting during the install (nothing for ${input.installHeartbeatSeconds} s): it may have crashed or lost its connection. The next assessment shows what was installed.` };
       }
-      if (timeout !== undefined) return ({ timedOut: true, error: 'The install ran past the maintenance window and its grace period.' });
+      if (timeout !== undefined) return { timedOut: true, error: 'The install ran past the maintenance window and its grace period.' };
       const message = error instanceof ActivityFailure && error.cause ? error.cause.message : error instanceof Error ? error.message : String(error);
-      return ({ jobFailed: true, error: message });
+      return { jobFailed: true, error: message };
     }
 
-    if (result.error) return ({ jobFailed: true, error: result.error.message });
+    if (result.error) return { jobFailed: true, error: result.error.message };
+    // The PRE scripts ran in the job, before its updates; a failed one that stops the job left them
+    // NOT_ATTEMPTED and asked for no reboot.
+    if (input.steps?.pre && result.steps && result.steps.length > 0) {
+      const { verdict } = await steps.recordScriptSteps({ machineRunId: input.machineRunId, phase: 'PRE', steps: result.steps });
+      if (verdict.action !== 'GO_ON') return outcomeOfVerdict(verdict, {});
+    }
 
     let rebootOutcome = result.rebooting ? 'REBOOTED' : result.rebootRequired ? 'NOT_ALLOWED' : 'NOT_NEEDED';
     if (result.rebooting) {
@@ -117,11 +123,6 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
         rebootOutcome = 'TIMED_OUT';
         return { rebootFailed: true, rebootOutcome, timedOut: result.timedOut, error: `The machine did not come back within ${Math.round(input.rebootTimeoutSeconds / 60)} minutes of its reboot. Check its console; the agent reports again once it runs.` };
       }
-    }
-    // The PRE scripts ran in the job, before its updates (a failed one left them NOT_ATTEMPTED).
-    if (input.steps?.pre && result.steps && result.steps.length > 0) {
-      const { verdict } = await steps.recordScriptSteps({ machineRunId: input.machineRunId, phase: 'PRE', steps: result.steps });
-      if (verdict.action !== 'GO_ON') return outcomeOfVerdict(verdict, {});
     }
     return { requestAssessment: true, timedOut: result.timedOut, rebootOutcome, error: result.timedOut ? 'An update ran past the maintenance window and its grace period.' : null };
   };
