@@ -1,6 +1,5 @@
 import { ActivityFailure, CancelledFailure, CancellationScope, TimeoutFailure, condition, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../activities/index.js';
-import type { JobResult } from '../agent/protocol.js';
 import { skippedByStepReason, type PhaseVerdict, type StepPhases } from '../fleet/steps.js';
 import { agentReturnedSignal } from './config.js';
 
@@ -149,7 +148,7 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
     if (agentGone) {
       await steps.skipSteps({ machineRunId: input.machineRunId, phase: 'POST', kind: 'SCRIPT', reason: 'the agent was not there to run it' });
     } else {
-      let scripts: JobResult | undefined;
+      let scripts: Awaited<ReturnType<DeploymentActivities['dispatchPostScripts']>> | undefined;
       try {
         scripts = await postScripts.dispatchPostScripts({ machineRunId: input.machineRunId, graceSeconds: input.graceSeconds });
       } catch (error) {
