@@ -46,7 +46,7 @@ function resultOf(job: InstallJob): JobResult {
   };
 }
 
-type StepResultView = { name: string; phase: string; kind: string; status: string; message: string | null; httpStatus: number | null; exitCode: number | null; attempts: number };
+type StepResultView = { name: string; phase: string; kind: string; status: string; message: string | null; httpStatus: number | null; exitCode: number | null; attempts: number; startedAt: string | null; endedAt: string | null };
 interface RunView {
   status: string;
   error: string | null;
@@ -56,7 +56,7 @@ interface RunView {
 }
 
 const RUN = `status error rings { status reason }
-  machineRuns(first: 20) { edges { node { machineName status error stepResults { name phase kind status message httpStatus exitCode attempts } updates { name status reason } } } }
+  machineRuns(first: 20) { edges { node { machineName status error stepResults { name phase kind status message httpStatus exitCode attempts startedAt endedAt } updates { name status reason } } } }
   logs(first: 500) { edges { node { line } } }`;
 
 /**
@@ -224,6 +224,7 @@ describe('deployments with pre and post steps', () => {
       ['echo', 'POST', 'HTTP', 'FAILED', 401, 1],
     ]);
     expect(steps[3]!.message).toBe('no answer within 1 s');
+    expect(steps.every((s) => Date.parse(s.endedAt!) >= Date.parse(s.startedAt!))).toBe(true);
     expect(steps[4]!.message).toBe('answered HTTP 401 (expected 2xx): bad token [secret]');
     expect(done.logs.some((l) => l === `${agent.name}: pre-step "drain" (call) SUCCEEDED: HTTP 200, 2 attempts.`)).toBe(true);
     expect(machine(done, agent).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
