@@ -248,3 +248,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     releaseKeyFile: path.resolve(nonEmpty(env.FLEETPATCH_RELEASE_KEY_FILE) ?? path.join(dataDir, 'release-key.json')),
   };
 }
+
+/** Where control-plane steps find their secrets: FLEETPATCH_STEP_SECRET_<NAME>=value. */
+export const STEP_SECRET_PREFIX = 'FLEETPATCH_STEP_SECRET_';
+
+/**
+ * The server-side secrets of control-plane steps, by name. The API reads only their names (to
+ * refuse a step that names one the server does not have); the worker reads the values when it
+ * makes a call. Set the same variables on both.
+ */
+export function stepSecrets(env: NodeJS.ProcessEnv = process.env): Map<string, string> {
+  const secrets = new Map<string, string>();
+  for (const [key, value] of Object.entries(env)) {
+    if (key.startsWith(STEP_SECRET_PREFIX) && key.length > STEP_SECRET_PREFIX.length && value !== undefined && value !== '') secrets.set(key.slice(STEP_SECRET_PREFIX.length), value);
+  }
+  return secrets;
+}
+
+export function stepSecretNames(env: NodeJS.ProcessEnv = process.env): Set<string> {
+  return new Set(stepSecrets(env).keys());
+}

@@ -48,6 +48,8 @@ import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentM
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import type { PendingUpdate } from '../agent/backends/types.js';
+import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { createStepActivities, scriptJobSteps } from './steps.js';
 
 export interface DeploymentActivityDeps {
   db: Db;
@@ -75,6 +77,8 @@ export interface BegunRun {
    * are planned and handed out ring by ring (beginRing), so `machines` is empty then.
    */
   rings?: Array<{ ring: number; name: string; machineCount: number }>;
+  /** Which phases of each machine run have steps (absent: none; runs begun before steps never have it). */
+  steps?: StepPhases;
 }
 
 /** A ring as it starts: its machines still to run, its window, its rate control and gate. */
@@ -87,6 +91,8 @@ export interface BegunRing {
   /** null: no limit. */
   failureThreshold: number | null;
   gate: RingGate;
+  /** As BegunRun's. */
+  steps?: StepPhases;
 }
 
 /** What a ring's gate records as the workflow goes through it. */
@@ -100,6 +106,10 @@ export type RingStep =
   | { kind: 'SKIPPED' };
 
 export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
+  const withSteps = (deployment: DeploymentRow) => {
+    const phases = stepPhases(deployment.steps);
+    return phases ? { steps: phases } : {};
+  };
   // Each change records its progress event in its own transaction; they are published once committed.
   const published = <T extends { progress: RunProgressEvent[] }>(runId: string, changed: T): T => {
     announceRunProgress(pubsub, runId, changed.progress);
@@ -126,7 +136,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-    const job = installJob(run, machineRun.id, (run.settings ?? runSettingsOf(deployment)).rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds);
+    const job = installJob(run, machineRun.id, (run.settings ?? runSettingsOf(deployment)).rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
     const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
@@ -160,10 +170,12 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       concurrency: 1,
       failureThreshold: null,
       rings: recorded.map((r) => ({ ring: r.ring, name: r.name, machineCount: r.machineCount })),
+      ...withSteps(deployment),
     };
   };
 
   return {
+    ...createStepActivities({ db, pubsub }),
     /**
      * Records the run, resolves its targets at this moment, and plans every machine from its latest
      * assessment. Idempotent: a retry finds the run and its plans already there.
@@ -226,6 +238,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         machines,
         concurrency: maxConcurrentMachines(settings.maxConcurrent, machines.length),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
+        ...withSteps(deployment),
       };
     },
 
@@ -253,9 +266,14 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
       const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
-      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS');
+      // Machines with PRE calls to make first, or PRE scripts their agent cannot run, get their job
+      // from their machine run's workflow, after its PRE step calls (runStepCalls).
+      const steps = deployment.steps ?? [];
+      if (stepsOf(steps, 'PRE', 'HTTP').length > 0) return { handedOver: 0 };
+      const needsScripts = stepsOf(steps, 'PRE', 'SCRIPT').length > 0;
+      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => (m.status === 'PENDING' || m.status === 'IN_PROGRESS') && (!needsScripts || m.agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY)));
       const jobs = sources.map((m) => {
-        const job = installJob(run, m.machineRunId, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m, m.updates, input.graceSeconds);
+        const job = installJob(run, m.machineRunId, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
@@ -364,6 +382,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineRuns.length),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
         gate,
+        ...withSteps(deployment),
       };
     },
 
@@ -464,6 +483,7 @@ function installJob(
   machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean; packageManager: string | null },
   updates: UpdateResultRow[],
   graceSeconds: number,
+  scripts: InstallJob['scripts'] = [],
 ): InstallJob {
   const jobUpdates: JobUpdate[] = updates.map((u) => ({
     name: u.name,
@@ -491,7 +511,14 @@ function installJob(
       machine.osType,
     ),
     updates: jobUpdates,
+    // Only when there are some: the job of a deployment without steps stays as it was.
+    ...(scripts && scripts.length > 0 ? { scripts } : {}),
   };
+}
+
+/** The PRE scripts an install job carries: none for an agent that cannot run them (runStepCalls has failed its first one). */
+function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabilities: readonly string[]): InstallJob['scripts'] {
+  return capabilities.includes(SCRIPT_STEPS_CAPABILITY) ? scriptJobSteps(steps, 'PRE') : [];
 }
 
 const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;

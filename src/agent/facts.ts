@@ -111,5 +111,9 @@ export function gatherFacts(options: FactOptions): MachineFacts {
     packageManager: options.packageManager,
     environment: detectEnvironment(root),
     warnings: automaticUpdateWarnings(root),
+    capabilities: [...AGENT_CAPABILITIES],
   };
 }
+
+/** What this agent announces it can do (MachineFacts.capabilities). */
+export const AGENT_CAPABILITIES = ['SCRIPT_STEPS'] as const;

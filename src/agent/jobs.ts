@@ -11,7 +11,8 @@ import type { AgentLog } from './log.js';
 import { observeProcess, recordProcess } from './processes.js';
 import { bootChanged, interruptedOutcome, isResume, rebootDue, rebootStillRequired, stillRunning, updateKey as key, updateStep, type JobState, type RecoveryOutcome } from './resume.js';
 import { sleep } from './sleep.js';
-import type { InstallJob, JobEvents, JobLine, JobResult, JobUpdate, JobUpdateState } from './protocol.js';
+import { runScriptStep } from './scripts.js';
+import type { InstallJob, JobEvents, JobLine, JobResult, JobUpdate, JobUpdateState, ScriptJobStep, StepReport } from './protocol.js';
 
 export interface JobDeps {
   backend: PackageBackend;
@@ -212,6 +213,18 @@ export class InstallJobRunner {
       if (this.lines.length > 0 || this.changed.size > 0) void this.flush();
     }, FLUSH_MS);
     try {
+      const stopped = await this.runScripts();
+      if (stopped === undefined) return undefined;
+      if (stopped) {
+        // A failed script that stops the job: nothing is installed, and no reboot follows.
+        const reason = `Not attempted: ${stopped.phase === 'PRE' ? 'Pre-step' : 'Post-step'} ${JSON.stringify(stopped.name)} failed${stopped.message ? `: ${stopped.message}` : ''}.`;
+        for (const update of this.job.updates) {
+          if (updateStep(this.state.updates[key(update)]) === 'SKIP') continue;
+          this.setUpdate(this.notAttempted(update, reason));
+        }
+        this.line('agent', this.job.updates.length > 0 ? `job ${this.jobId}: ${reason}` : `job ${this.jobId} stopped at the failed step`);
+        return { updates: Object.values(this.state.updates), rebootRequired: false, rebooting: false, bootId: this.bootId(), timedOut: false, error: null, steps: this.stepReports() };
+      }
       for (const update of this.job.updates) {
         // Nothing new starts once the agent is stopping (the next start goes on from here) or the
         // server has withdrawn the job.
@@ -256,13 +269,87 @@ export class InstallJobRunner {
     const bootId = this.bootId();
     // A reboot an update asked for counts only in the boot it asked in: one that happened since (a
     // restart in the middle of the job) has done it.
+    // A job of POST scripts (no update, never rebooting) has no reboot to look for.
+    const scriptsOnly = this.job.updates.length === 0 && this.job.rebootSetting === 'NEVER';
     const pendingReboot =
-      rebootStillRequired(this.state.rebootRequired, bootId) || (await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
+      rebootStillRequired(this.state.rebootRequired, bootId) || (!scriptsOnly && await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
     const rebooting = !timedOut && shouldReboot(this.job.rebootSetting, pendingReboot);
     this.line('agent', `job ${this.jobId} finished${timedOut ? ' (timed out)' : ''}; reboot ${rebooting ? 'now' : pendingReboot ? 'needed but not allowed' : 'not needed'}`);
     // The boot id is read now, not when the job began: after a restart of the machine in the middle
     // of the job, the workflow waits for the boot after this one, not for the one it already had.
-    return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId, timedOut, error: null };
+    return { updates: Object.values(this.state.updates), rebootRequired: pendingReboot, rebooting, bootId, timedOut, error: null, ...(this.job.scripts?.length ? { steps: this.stepReports() } : {}) };
+  }
+
+  private stepReports(): StepReport[] {
+    return Object.values(this.state.steps ?? {}).sort((a, b) => a.index - b.index);
+  }
+
+  private recordStep(report: StepReport): void {
+    this.state.steps = { ...(this.state.steps ?? {}), [String(report.index)]: report };
+    this.state.runningStep = null;
+    this.save();
+  }
+
+  /**
+   * The job's scripts in order, each once: one that was running when the agent stopped is failed,
+   * not run again (it may have half done its work). Returns the failed script that stops the job
+   * (its onFailure is not CONTINUE; the scripts after it are NOT_RUN), null when the job goes on,
+   * undefined when the agent is stopping.
+   */
+  private async runScripts(): Promise<StepReport | null | undefined> {
+    let stopped: StepReport | null = null;
+    for (const script of this.job.scripts ?? []) {
+      const previous = this.state.steps?.[String(script.index)];
+      let report: StepReport;
+      if (previous) {
+        report = previous;
+      } else if (stopped) {
+        report = this.stepReport(script, 'NOT_RUN', 'an earlier step failed', null, null);
+        this.recordStep(report);
+      } else if (this.state.runningStep === script.index) {
+        report = this.stepReport(script, 'FAILED', 'the agent restarted while this script ran; it is not run again', null, null);
+        this.line('agent', `step ${JSON.stringify(script.name)}: ${report.message}`);
+        this.recordStep(report);
+      } else {
+        if (this.deps.signal.aborted || this.withdrawn) return undefined;
+        this.state.runningStep = script.index;
+        this.save();
+        const startedAt = new Date().toISOString();
+        this.line('agent', `step ${JSON.stringify(script.name)} (${script.phase}): running ${script.path ?? 'its inline script'} with ${script.interpreter}, timeout ${script.timeoutSeconds} s`);
+        void this.flush();
+        const outcome = await runScriptStep(script, {
+          workDir: this.deps.ctx.workDir,
+          env: this.deps.ctx.env,
+          context: { FLEETPATCH_RUN_ID: this.job.runId, FLEETPATCH_MACHINE_RUN_ID: this.job.machineRunId, FLEETPATCH_ROOT: this.deps.ctx.root },
+          signal: this.deps.signal,
+          onLine: (stream, text) => this.line(stream, text),
+        });
+        // Stopping: the next start finds it running and fails it.
+        if (this.deps.signal.aborted) return undefined;
+        report = this.stepReport(script, outcome.failure ? 'FAILED' : 'SUCCEEDED', outcome.failure, outcome.exitCode, startedAt);
+        this.line('agent', `step ${JSON.stringify(script.name)}: ${report.status}${outcome.failure ? `: ${outcome.failure}` : ''}`);
+        this.recordStep(report);
+      }
+      if (!stopped && report.status === 'FAILED' && script.onFailure !== 'CONTINUE') stopped = report;
+    }
+    return stopped;
+  }
+
+  private stepReport(script: ScriptJobStep, status: StepReport['status'], message: string | null, exitCode: number | null, startedAt: string | null): StepReport {
+    return {
+      index: script.index,
+      name: script.name,
+      phase: script.phase,
+      kind: 'SCRIPT',
+      onFailure: script.onFailure,
+      status,
+      message,
+      exitCode,
+      httpStatus: null,
+      attempts: status === 'NOT_RUN' ? 0 : 1,
+      startedAt,
+      endedAt: status === 'NOT_RUN' ? null : new Date().toISOString(),
+    };
   }
 
   /**

@@ -27,6 +27,11 @@ export interface MachineFacts {
   environment: Environment;
   /** Problems worth an operator's attention, e.g. automatic updates that install behind the deployments' back. */
   warnings: string[];
+  /**
+   * What this agent can do beyond installing: `SCRIPT_STEPS` (it runs a deployment's scripts,
+   * `InstallJob.scripts`). Absent from agents older than steps: the server sends them no script.
+   */
+  capabilities?: string[];
 }
 
 /** Timings the server hands to its agents, so they are set in one place. */
@@ -135,6 +140,41 @@ export interface InstallJob {
   /** Minutes kept free at the end of the window for a reboot, when one may follow. */
   rebootReserveSeconds: number;
   updates: JobUpdate[];
+  /**
+   * Scripts to run, in order, before the first update (PRE) or, in a job without updates sent
+   * after the installs and the reboot, on their own (POST). Agents announcing SCRIPT_STEPS only.
+   */
+  scripts?: ScriptJobStep[];
+}
+
+/** One script step of a job (src/fleet/steps.ts has the rules). */
+export interface ScriptJobStep {
+  /** The step's place in the deployment's list. */
+  index: number;
+  name: string;
+  phase: 'PRE' | 'POST';
+  /** Anything but CONTINUE stops the job at this script's failure: nothing after it runs, no update is installed. */
+  onFailure: 'CONTINUE' | 'SKIP_INSTALLS' | 'FAIL_MACHINE' | 'HALT_RUN';
+  inline: string | null;
+  path: string | null;
+  interpreter: string;
+  timeoutSeconds: number;
+}
+
+/** How a step went (the same shape as src/fleet/steps.ts's StepResult). */
+export interface StepReport {
+  index: number;
+  name: string;
+  phase: 'PRE' | 'POST';
+  kind: 'SCRIPT' | 'HTTP';
+  onFailure: 'CONTINUE' | 'SKIP_INSTALLS' | 'FAIL_MACHINE' | 'HALT_RUN';
+  status: 'SUCCEEDED' | 'FAILED' | 'NOT_RUN';
+  message: string | null;
+  exitCode: number | null;
+  httpStatus: number | null;
+  attempts: number;
+  startedAt: string | null;
+  endedAt: string | null;
 }
 
 export type JobUpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'NOT_ATTEMPTED';
@@ -178,6 +218,8 @@ export interface JobResult {
   timedOut: boolean;
   /** The job could not run at all (assess-only agent, no package manager). */
   error: { code: string; message: string } | null;
+  /** How the job's scripts went, in order (absent: the job had none, or the agent predates steps). */
+  steps?: StepReport[];
 }
 
 export interface CommandsResponse {

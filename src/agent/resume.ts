@@ -24,7 +24,7 @@
  * So no timer decides: neither the install heartbeat window nor a redelivery delay.
  */
 import type { ProcessRecord, ObservedProcess } from './processes.js';
-import type { InstallJob, JobResult, JobUpdate, JobUpdateState } from './protocol.js';
+import type { InstallJob, JobResult, JobUpdate, JobUpdateState, StepReport } from './protocol.js';
 
 /** The update being installed, and what its package manager runs as, in which boot. */
 export interface RunningUpdate {
@@ -50,6 +50,10 @@ export interface JobState {
   rebootStarted: boolean;
   /** DONE: nothing left to do. WITHDRAWN: the server no longer wants it (its machine run ended). */
   finished: 'DONE' | 'WITHDRAWN' | null;
+  /** How the job's scripts went, by step index (absent in files written before steps). */
+  steps?: Record<string, StepReport>;
+  /** The script started and not yet recorded: after a restart it is failed, never run twice. */
+  runningStep?: number | null;
 }
 
 export function emptyJobState(job: InstallJob | null, receivedAt: string): JobState {

@@ -22,6 +22,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { CLASSIFICATIONS_BY_OS, MAX_MACHINE_IDS, MAX_RINGS } from '../fleet/deploymentInput.js';
+import { MAX_HEADERS, MAX_STEPS } from '../fleet/steps.js';
 import { MAX_LINES_PER_EVENT, MAX_REPOSITORY_PROBLEMS } from './agent/agent.schema.js';
 import type { ApiLimits } from '../config.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZES } from './pageSize.js';
@@ -102,6 +103,9 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'MachinePreview.predictedNotAttempted': { items: 50, bound: 'estimate', why: "the machine's pending updates" },
   'MachinePreview.notSelected': { items: 50, bound: 'estimate', why: "the machine's pending updates" },
   'Deployment.rings': { items: MAX_RINGS, bound: 'enforced', why: 'a deployment has at most this many rings (deploymentInput.ts)' },
+  'Deployment.steps': { items: MAX_STEPS, bound: 'enforced', why: 'a deployment has at most this many steps (steps.ts)' },
+  'HttpStep.headers': { items: MAX_HEADERS, bound: 'enforced', why: 'a call has at most this many headers (steps.ts)' },
+  'MachineRun.stepResults': { items: MAX_STEPS, bound: 'enforced', why: "one per step of the deployment" },
   'DeploymentRun.rings': { items: MAX_RINGS, bound: 'enforced', why: "one per ring of the deployment when the run began" },
   'DeploymentRun.updateSet': { items: 50, bound: 'estimate', why: "what the first ring's machines had pending (about 50 on a typical machine)" },
   'DeploymentPreview.warnings': { items: MAX_RINGS + 1, bound: 'enforced', why: 'one per ring, and one for targets in no ring' },

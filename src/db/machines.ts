@@ -25,6 +25,7 @@ function factColumns(facts: MachineFacts) {
     bootId: facts.bootId,
     packageManager: facts.packageManager,
     warnings: facts.warnings,
+    agentCapabilities: facts.capabilities ?? [],
   };
 }
 
@@ -141,7 +142,7 @@ export async function recordCheckIn(
     update machines m set
       name = ${facts.hostname}, os_type = ${facts.osType}, os_name = ${facts.osName}, os_version = ${facts.osVersion},
       kernel = ${facts.kernel}, environment = ${facts.environment}, agent_version = ${facts.agentVersion}, boot_id = ${facts.bootId},
-      package_manager = ${facts.packageManager}, warnings = ${sql.param(facts.warnings)}::text[], last_seen_at = ${now.toISOString()}::timestamptz,
+      package_manager = ${facts.packageManager}, warnings = ${sql.param(facts.warnings)}::text[], agent_capabilities = ${sql.param(facts.capabilities ?? [])}::text[], last_seen_at = ${now.toISOString()}::timestamptz,
       clock_offset_seconds = coalesce(${clockOffsetSeconds}::float8, before.clock_offset_seconds)
     from before where m.id = before.id
     returning before.*`);

@@ -1,8 +1,9 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
 import { queueInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
+import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
 
@@ -314,7 +315,7 @@ export async function finishMachineRun(
       .where(eq(machineRuns.id, id))
       .returning();
     // The job is withdrawn: an agent that comes back late must not start it.
-    await tx.update(agentCommands).set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.machineRunId, id));
+    await tx.update(agentCommands).set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(or(eq(agentCommands.machineRunId, id), eq(agentCommands.postStepsMachineRunId, id)));
     if (!row) return { row, progress: [] };
     const lines = logLine ? [await serverLine(tx as unknown as Db, row.runId, row.id, logLine(row))] : [];
     return { row, progress: await recordRunProgress(tx as unknown as Db, row.runId, [...lines, { kind: 'MACHINE', machineRunId: row.id }]) };
@@ -372,6 +373,40 @@ export async function ensureInstallCommand(
   return { id: row!.id, result: (row!.result as JobResult | null) ?? null };
 }
 
+/** The job of a machine run's POST scripts (an INSTALL job without updates), created once; a retry re-registers its task token. */
+export async function ensurePostStepsCommand(
+  db: Db,
+  input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string },
+): Promise<{ id: string; result: JobResult | null }> {
+  const [row] = await db
+    .insert(agentCommands)
+    .values({ machineId: input.machineId, kind: 'INSTALL', postStepsMachineRunId: input.machineRunId, payload: input.job, taskToken: input.taskToken })
+    .onConflictDoUpdate({ target: agentCommands.postStepsMachineRunId, set: { taskToken: input.taskToken } })
+    .returning({ id: agentCommands.id, result: agentCommands.result });
+  return { id: row!.id, result: (row!.result as JobResult | null) ?? null };
+}
+
+/**
+ * Adds how some of a machine run's steps went (kept by step index: a retried activity replaces,
+ * never doubles), with the server's lines in its job stream and the progress events (LINES, MACHINE).
+ */
+export async function recordStepResults(db: Db, machineRunId: string, results: readonly StepResult[], lines: readonly string[]): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [current] = await tx.select().from(machineRuns).where(eq(machineRuns.id, machineRunId)).for('update');
+    if (!current) return { row: undefined, progress: [] };
+    const merged = [...current.stepResults];
+    for (const r of results) {
+      const at = merged.findIndex((m) => m.index === r.index);
+      if (at >= 0) merged[at] = r;
+      else merged.push(r);
+    }
+    const [row] = await tx.update(machineRuns).set({ stepResults: merged }).where(eq(machineRuns.id, machineRunId)).returning();
+    const logged: NewRunProgress[] = [];
+    for (const line of lines) logged.push(await serverLine(tx as unknown as Db, current.runId, machineRunId, line));
+    return { row, progress: await recordRunProgress(tx as unknown as Db, current.runId, [...logged, { kind: 'MACHINE', machineRunId }]) };
+  });
+}
+
 /**
  * A machine run's workflow attaches its install activity to the job handed over in bulk at the
  * run's start (or by an earlier attempt): one statement. Undefined when no job exists yet (the
@@ -400,7 +435,7 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
   if (machineRunIds.length === 0) return [];
   const [runs, updates] = await Promise.all([
     db
-      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager })
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager, agentCapabilities: machines.agentCapabilities })
       .from(machineRuns)
       .innerJoin(machines, eq(machines.id, machineRuns.machineId))
       .where(inArray(machineRuns.id, machineRunIds)),
@@ -468,7 +503,7 @@ async function jobOf(db: Db, machineId: string, commandId: string): Promise<(Job
   const [row] = await db
     .select({
       commandId: agentCommands.id,
-      machineRunId: agentCommands.machineRunId,
+      machineRunId: machineRuns.id,
       runId: machineRuns.runId,
       taskToken: agentCommands.taskToken,
       lastEventSeq: agentCommands.lastEventSeq,
@@ -476,10 +511,11 @@ async function jobOf(db: Db, machineId: string, commandId: string): Promise<(Job
       completedAt: agentCommands.completedAt,
     })
     .from(agentCommands)
-    .innerJoin(machineRuns, eq(machineRuns.id, agentCommands.machineRunId))
+    // An install job, or the job of a machine run's POST scripts.
+    .innerJoin(machineRuns, or(eq(machineRuns.id, agentCommands.machineRunId), eq(machineRuns.id, agentCommands.postStepsMachineRunId)))
     .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')));
   if (!row) return undefined;
-  return { ...row, machineRunId: row.machineRunId!, canceled: row.canceledAt !== null, completed: row.completedAt !== null };
+  return { ...row, canceled: row.canceledAt !== null, completed: row.completedAt !== null };
 }
 
 function updatePatch(u: JobUpdateState) {

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
+import type { DeploymentStep, StepResult } from '../fleet/steps.js';
 import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
@@ -100,6 +101,8 @@ export const machines = pgTable(
     packageManager: text('package_manager'),
     /** Problems the agent sees on the machine, e.g. unattended-upgrades installing behind the deployments' back. */
     warnings: text('warnings').array().notNull().default(sql`'{}'::text[]`),
+    /** What the machine's agent says it can do (SCRIPT_STEPS); empty for agents older than capabilities. */
+    agentCapabilities: text('agent_capabilities').array().notNull().default(sql`'{}'::text[]`),
     managementEnabled: boolean('management_enabled').notNull().default(true),
     /** Hash of the machine's own credential; null once the machine is removed. */
     credentialHash: text('credential_hash').unique(),
@@ -210,6 +213,8 @@ export const agentCommands = pgTable(
     payload: jsonb('payload'),
     /** INSTALL: the machine run it belongs to (one job per machine run). */
     machineRunId: uuid('machine_run_id').unique(),
+    /** The job of a machine run's POST scripts (an INSTALL job without updates, after the reboot): one per machine run. */
+    postStepsMachineRunId: uuid('post_steps_machine_run_id').unique(),
     /** INSTALL: Temporal's task token of the activity the agent's result completes (base64). */
     taskToken: text('task_token'),
     /**
@@ -254,6 +259,8 @@ export const deployments = pgTable(
     paused: boolean('paused').notNull().default(false),
     /** Ordered rings (src/fleet/rollout.ts); null: every target at once. */
     rings: jsonb('rings').$type<Ring[] | null>(),
+    /** Pre and post steps in order (src/fleet/steps.ts); secrets by name only. Null: none. */
+    steps: jsonb('steps').$type<DeploymentStep[] | null>(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
@@ -341,6 +348,8 @@ export const machineRuns = pgTable(
     /** NOT_NEEDED, NOT_ALLOWED, REBOOTED, TIMED_OUT */
     rebootOutcome: text('reboot_outcome'),
     error: text('error'),
+    /** How the deployment's pre and post steps went on this machine, in the order they ran. */
+    stepResults: jsonb('step_results').$type<StepResult[]>().notNull().default(sql`'[]'::jsonb`),
   },
   (t) => [uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId)],
 );

@@ -28,6 +28,7 @@ import {
   type WeekDay,
 } from './schedule.js';
 import type { Environment, Ring, RingFilter } from './rollout.js';
+import { validateSteps, type DeploymentStep, type StepInput } from './steps.js';
 import { normaliseTags, tagProblem } from './tags.js';
 
 export interface TargetFilter {
@@ -63,6 +64,8 @@ export interface DeploymentInput {
   maxFailures: Limit | null;
   /** Absent or null: no rings, every target at once (as before rings existed). */
   rings?: RingInput[] | null;
+  /** Pre and post steps in order (steps.ts); absent or null: none. */
+  steps?: StepInput[] | null;
 }
 
 /** A ring as entered: exactly one of filter, machineIds, percent. */
@@ -75,9 +78,11 @@ export interface RingInput {
   gate?: { maxFailures?: Limit | null; soakSeconds?: number | null; requireApproval?: boolean | null } | null;
 }
 
-export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly' | 'rings'> {
+export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly' | 'rings' | 'steps'> {
   /** Null: no rings. */
   rings: Ring[] | null;
+  /** Null: no steps. */
+  steps: DeploymentStep[] | null;
   /** Null: on demand only, no scheduled run. */
   schedule: DeploymentSchedule | null;
   /** When the first scheduled run happens (what Temporal will fire), for nextRunAt; null on demand only. */
@@ -93,6 +98,8 @@ export interface ValidationContext {
    * may have no run left (a ONCE that ran): the update is allowed and runs nothing more.
    */
   storedStartAt?: Date | null;
+  /** The server-side secrets steps may name (their values stay on the server). Absent: none. */
+  secretNames?: ReadonlySet<string>;
 }
 
 export type DeploymentValidation = { ok: true; value: NormalisedDeployment } | { ok: false; field: string; message: string };
@@ -249,6 +256,9 @@ function normalise(input: DeploymentInput, now: Date, context: ValidationContext
   const maxConcurrent = checkLimit('maxConcurrent', input.maxConcurrent ?? null);
   const maxFailures = checkLimit('maxFailures', input.maxFailures ?? null);
   const rings = checkRings(input.rings ?? null);
+  const checkedSteps = validateSteps(input.steps ?? null, { windowMinutes, secretNames: context.secretNames ?? new Set() });
+  if (!checkedSteps.ok) fail(checkedSteps.field, checkedSteps.message);
+  const steps = checkedSteps.value.length > 0 ? checkedSteps.value : null;
   return {
     name,
     osType,
@@ -263,6 +273,7 @@ function normalise(input: DeploymentInput, now: Date, context: ValidationContext
     maxConcurrent,
     maxFailures,
     rings,
+    steps,
     firstRunAt,
   };
 }

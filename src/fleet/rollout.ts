@@ -125,15 +125,21 @@ function limitWords(limit: Limit | null): string {
  * The next step at a finished ring's gate, asked again after each step until it promotes:
  * - a rejection ends the run (REJECT, with the operator's reason);
  * - an operator's resume of a halted gate promotes (the operator decided to go on);
+ * - a machine's step asked to halt the run (a failed post-step health check whose onFailure is
+ *   HALT_RUN): HALT, with the step's reason;
  * - more failed machines than the gate allows: HALT, with the reason;
  * - soak time not yet waited: SOAK for it (the caller waits once and passes soaked = true);
  * - approval asked and not given: WAIT_FOR_APPROVAL;
  * - otherwise PROMOTE.
  */
-export function gateDecision(input: { ringName: string; gate: RingGate; total: number; failed: number; soaked: boolean; verdict: GateVerdict }): GateDecision {
+export function gateDecision(input: { ringName: string; gate: RingGate; total: number; failed: number; soaked: boolean; verdict: GateVerdict; stepHalts?: readonly string[] }): GateDecision {
   const { gate, verdict } = input;
   if (verdict?.kind === 'REJECTED') return { kind: 'REJECT', reason: `${input.ringName} was rejected by ${verdict.by}: ${verdict.reason}` };
   if (verdict?.kind === 'RESUMED') return { kind: 'PROMOTE' };
+  const halts = input.stepHalts ?? [];
+  if (halts.length > 0) {
+    return { kind: 'HALT', reason: `${input.ringName}: ${halts[0]}${halts.length > 1 ? ` (and ${halts.length - 1} more machine(s))` : ''}. Resume the run to go on, or cancel it.` };
+  }
   if (!failuresWithin(gate.maxFailures, input.failed, input.total)) {
     return { kind: 'HALT', reason: `${input.ringName}: ${input.failed} of ${input.total} machine(s) failed; its gate allows ${limitWords(gate.maxFailures)}. Resume the run to go on, or cancel it.` };
   }

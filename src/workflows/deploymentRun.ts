@@ -3,6 +3,7 @@ import type { BegunRun } from '../activities/deployments.js';
 import type { DeploymentActivities } from '../activities/index.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
 import { gateDecision, type GateVerdict } from '../fleet/rollout.js';
+import type { StepPhases } from '../fleet/steps.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, workflowIds } from './config.js';
 import { machineRunWorkflow } from './machineRun.js';
 
@@ -45,6 +46,7 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   const threshold = begun.failureThreshold ?? Number.POSITIVE_INFINITY;
   const queue = [...begun.machines];
   let failed = 0;
+  let halts: string[] = [];
   let canceled = false;
 
   // Children handle a cancel themselves (their machine runs end CANCELED) and return normally, so
@@ -52,7 +54,7 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   const scope = new CancellationScope();
   try {
     await scope.run(async () => {
-      failed = await runMachines({ runId: begun.runId, queue, concurrency: begun.concurrency, threshold, windowEndsAtMs: begun.windowEndsAtMs!, input, scope });
+      ({ failed, halts } = await runMachines({ runId: begun.runId, queue, concurrency: begun.concurrency, threshold, windowEndsAtMs: begun.windowEndsAtMs!, input, scope, steps: begun.steps }));
     });
   } catch (error) {
     if (!isCancellation(error)) throw error;
@@ -64,9 +66,14 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
       runId: begun.runId,
       canceled,
       notStarted: queue.map((m) => m.machineRunId),
-      notStartedReason: queue.length > 0 ? notStartedReason({ canceled, failed, threshold }) : null,
+      notStartedReason: queue.length > 0 ? (halts.length > 0 && !canceled ? haltedReason(halts) : notStartedReason({ canceled, failed, threshold })) : null,
     }),
   );
+}
+
+/** Why machines did not start after a step halted a run without rings (it has no gate to wait at). */
+function haltedReason(halts: readonly string[]): string {
+  return `Not started: the run was halted by a step (${halts[0]}).`;
 }
 
 type Machine = { machineRunId: string; machineId: string };
@@ -76,15 +83,26 @@ type Machine = { machineRunId: string; machineId: string };
  * first `concurrency` machines' jobs handed over at once, then one child per machine. Returns how
  * many failed; what is left in `queue` never started (window over, failure threshold, cancel).
  */
-async function runMachines(p: { runId: string; queue: Machine[]; concurrency: number; threshold: number; windowEndsAtMs: number; input: DeploymentRunInput; scope: CancellationScope }): Promise<number> {
+async function runMachines(p: {
+  runId: string;
+  queue: Machine[];
+  concurrency: number;
+  threshold: number;
+  windowEndsAtMs: number;
+  input: DeploymentRunInput;
+  scope: CancellationScope;
+  steps?: StepPhases;
+}): Promise<{ failed: number; halts: string[] }> {
   const { queue, scope, input, threshold } = p;
   // Children report here as they end: the loop waits on the queue, not on a race over every
   // running child (Promise.race over N children at each completion costs N² promise work, which
   // at 1,000 machines stretched workflow tasks past Temporal's deadline).
   let running = 0;
-  const ended: Array<{ machineRunId: string; status: string }> = [];
+  const ended: Array<{ machineRunId: string; status: string; halt?: string }> = [];
   let childCanceled: unknown;
   let failed = 0;
+  // Steps that asked to halt the run (HALT_RUN): no new machine starts once there is one.
+  const halts: string[] = [];
   // The first machines' jobs go to their agents in one step, before any child starts: the
   // agents install while the children are being started, 100 per workflow task, and each child
   // attaches to its job. As many as may run at once, and no more (nothing failed yet).
@@ -103,7 +121,7 @@ async function runMachines(p: { runId: string; queue: Machine[]; concurrency: nu
     while (
       !scope.consideredCancelled &&
       starting.length < START_BATCH &&
-      (handedOverLeft > 0 || (Date.now() < p.windowEndsAtMs && shouldStartMoreMachines({ running, failed, remaining: queue.length }, p.concurrency, threshold)))
+      (handedOverLeft > 0 || (halts.length === 0 && Date.now() < p.windowEndsAtMs && shouldStartMoreMachines({ running, failed, remaining: queue.length }, p.concurrency, threshold)))
     ) {
       const machine = queue.shift()!;
       handedOverLeft = Math.max(0, handedOverLeft - 1);
@@ -119,6 +137,8 @@ async function runMachines(p: { runId: string; queue: Machine[]; concurrency: nu
             graceSeconds: INSTALL_GRACE_SECONDS,
             installHeartbeatSeconds: input.installHeartbeatSeconds ?? 120,
             rebootTimeoutSeconds: input.rebootTimeoutSeconds ?? 15 * 60,
+            // Only when the deployment has steps: a child's input stays as it was without them.
+            ...(p.steps ? { steps: p.steps } : {}),
           },
         ],
       });
@@ -126,7 +146,7 @@ async function runMachines(p: { runId: string; queue: Machine[]; concurrency: nu
       void started
         .then((child) => child.result())
         .then(
-          (result) => void ended.push({ machineRunId: machine.machineRunId, status: result.status }),
+          (result) => void ended.push({ machineRunId: machine.machineRunId, status: result.status, ...(result.halt ? { halt: result.halt } : {}) }),
           (error: unknown) => {
             if (isCancellation(error)) childCanceled ??= error;
             ended.push({ machineRunId: machine.machineRunId, status: 'FAILED' });
@@ -147,9 +167,10 @@ async function runMachines(p: { runId: string; queue: Machine[]; concurrency: nu
     for (const done of ended.splice(0)) {
       running -= 1;
       if (done.status === 'FAILED' || done.status === 'TIMED_OUT') failed += 1;
+      if (done.halt) halts.push(done.halt);
     }
   }
-  return failed;
+  return { failed, halts };
 }
 
 /**
@@ -180,10 +201,10 @@ async function ringedRun(input: DeploymentRunInput, runId: string, rings: NonNul
         const begunRing = await steps.beginRing({ runId, ring });
         queue = [...begunRing.machines];
         const threshold = begunRing.failureThreshold ?? Number.POSITIVE_INFINITY;
-        const failed = await runMachines({ runId, queue, concurrency: begunRing.concurrency, threshold, windowEndsAtMs: begunRing.windowEndsAtMs, input, scope });
+        const { failed, halts } = await runMachines({ runId, queue, concurrency: begunRing.concurrency, threshold, windowEndsAtMs: begunRing.windowEndsAtMs, input, scope, steps: begunRing.steps });
         if (scope.consideredCancelled) return;
         const left = queue.splice(0).map((m) => m.machineRunId);
-        const counts = await steps.endRing({ runId, ring, notStarted: left, notStartedReason: left.length > 0 ? notStartedReason({ canceled: false, failed, threshold }) : null });
+        const counts = await steps.endRing({ runId, ring, notStarted: left, notStartedReason: left.length > 0 ? (halts.length > 0 ? haltedReason(halts) : notStartedReason({ canceled: false, failed, threshold })) : null });
         if (ring === rings.length) {
           await steps.recordRingStep({ runId, ring, step: { kind: 'DONE' } });
           break;
@@ -191,7 +212,7 @@ async function ringedRun(input: DeploymentRunInput, runId: string, rings: NonNul
         let soaked = false;
         for (;;) {
           const verdict = verdicts.get(ring) ?? null;
-          const decision = gateDecision({ ringName: begunRing.name, gate: begunRing.gate, total: counts.total, failed: counts.failed, soaked, verdict });
+          const decision = gateDecision({ ringName: begunRing.name, gate: begunRing.gate, total: counts.total, failed: counts.failed, soaked, verdict, stepHalts: halts });
           if (decision.kind === 'PROMOTE') {
             const step = verdict?.kind === 'RESUMED' ? { kind: 'RESUMED' as const, by: verdict.by } : { kind: 'PROMOTED' as const, approvedBy: verdict?.kind === 'APPROVED' ? verdict.by : null };
             await steps.recordRingStep({ runId, ring, step });

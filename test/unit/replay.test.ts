@@ -21,6 +21,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/deploymentRings.test.ts with RECORD_HISTORY=test/history_files.
     ['deploymentRunRings.json', 'three rings: a soak timer, an approval signal received by a restarted worker, the frozen set'],
     ['deploymentRunHalted.json', 'two rings: a failed gate halting the run, the resume signal'],
+    // Recorded by test/integration/deploymentSteps.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunSteps.json', "two rings with a POST health check: the canary's step halting the run at its gate, the resume signal"],
+    ['machineRunSteps.json', 'a machine run with steps: a PRE call retried, the install job, a POST script job, POST calls (one timed out)'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

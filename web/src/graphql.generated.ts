@@ -69,6 +69,8 @@ export type DeploymentInput = {
   rings?: Array<RingInput> | null | undefined;
   /** Default: once, at now + 30 minutes (UTC). Leave it out with onDemandOnly. */
   schedule?: ScheduleInput | null | undefined;
+  /** Pre and post steps in order: scripts on the machine and control-plane calls (see docs/steps.md). */
+  steps?: Array<DeploymentStepInput> | null | undefined;
   /** Machines chosen by what they are, resolved at every run (with or instead of machineIds). */
   targetFilter?: TargetFilterInput | null | undefined;
   /** Maintenance window in minutes, 30 to 360. */
@@ -91,6 +93,20 @@ export type DeploymentRunStatus =
   | 'SCHEDULED'
   /** No update or machine failed. */
   | 'SUCCEEDED';
+
+/** A pre or post step: exactly one of script and http. */
+export type DeploymentStepInput = {
+  /** A control-plane call. */
+  http?: HttpStepInput | null | undefined;
+  /** Default: "Step N". */
+  name?: string | null | undefined;
+  /** What its failure does (default: SKIP_INSTALLS for PRE, FAIL_MACHINE for POST). */
+  onFailure?: StepFailureAction | null | undefined;
+  /** Before or after the installs. */
+  phase: StepPhase;
+  /** A script the agent runs. */
+  script?: ScriptStepInput | null | undefined;
+};
 
 /** Where the machine runs, detected by its agent from DMI data. */
 export type Environment =
@@ -115,6 +131,34 @@ export type Frequency =
   | 'ONCE'
   /** Every N weeks, on the given days. */
   | 'WEEKLY';
+
+/** A header: exactly one of value and secret. */
+export type HttpStepHeaderInput = {
+  /** The header name. */
+  name: string;
+  /** The name of a server-side secret (FLEETPATCH_STEP_SECRET_<name>); its value is never stored or shown. */
+  secret?: string | null | undefined;
+  /** A literal value (stored and shown). */
+  value?: string | null | undefined;
+};
+
+/** A control-plane call the worker makes, with the run's and machine's context as its JSON body. */
+export type HttpStepInput = {
+  /** Sent as data beside the context (at most 16 KiB). */
+  body?: Record<string, unknown> | null | undefined;
+  /** Statuses that count as success (default: any 2xx). */
+  expectedStatus?: Array<number> | null | undefined;
+  /** Headers to send. */
+  headers?: Array<HttpStepHeaderInput> | null | undefined;
+  /** GET, POST (default), PUT, PATCH or DELETE. */
+  method?: string | null | undefined;
+  /** Attempts after the first when it fails, 0 to 10 (default 0). */
+  retries?: number | null | undefined;
+  /** Seconds per attempt, at most 300 and the window (default 30). */
+  timeoutSeconds?: number | null | undefined;
+  /** An http or https URL. */
+  url: string;
+};
 
 /** A number of machines, as a count or a percentage of the run's machines. */
 export type LimitInput = {
@@ -332,6 +376,18 @@ export type ScheduleInput = {
   timeZone?: string;
 };
 
+/** A script the agent runs on the machine: exactly one of inline and path. */
+export type ScriptStepInput = {
+  /** The script itself, at most 64 KiB. */
+  inline?: string | null | undefined;
+  /** The program it is given to: a name or path without arguments (default /bin/sh). */
+  interpreter?: string | null | undefined;
+  /** An absolute path of a script already on the machine. */
+  path?: string | null | undefined;
+  /** Seconds before it is stopped and fails, at most the window (default 300). */
+  timeoutSeconds?: number | null | undefined;
+};
+
 /** The distribution's or vendor's severity rating. */
 export type Severity =
   /** Rated critical. */
@@ -349,6 +405,24 @@ export type SortDirection =
   | 'ASC'
   /** Descending. */
   | 'DESC';
+
+/** What a failed step does. */
+export type StepFailureAction =
+  /** Record the failure and go on. */
+  | 'CONTINUE'
+  /** Install nothing more and fail the machine run (the default for POST). */
+  | 'FAIL_MACHINE'
+  /** Fail the machine run and halt the run: no new machine starts; a ringed run halts at the ring's gate (resumeDeploymentRun goes on). */
+  | 'HALT_RUN'
+  /** PRE only: install nothing on the machine; its updates are NOT_ATTEMPTED with the step's reason (the default for PRE). */
+  | 'SKIP_INSTALLS';
+
+/** When a step runs on a machine. */
+export type StepPhase =
+  /** After the installs and the reboot (scripts first, then calls), even when installs failed. */
+  | 'POST'
+  /** Before the installs (calls first, then scripts). */
+  | 'PRE';
 
 /** Machines matched when each run begins. */
 export type TargetFilterInput = {

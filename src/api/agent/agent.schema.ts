@@ -37,6 +37,8 @@ const facts = z.strictObject({
   packageManager: storableText(20).nullable(),
   environment: z.enum(['AZURE', 'AWS', 'GCP', 'ON_PREMISES']),
   warnings: z.array(storableText(1000)).max(20),
+  // Optional: agents older than capabilities send none (and are sent no scripts).
+  capabilities: z.array(storableText(50).min(1)).max(20).optional(),
 }) satisfies z.ZodType<MachineFacts>;
 
 export const enrollRequest = z.strictObject({
@@ -172,6 +174,26 @@ export const jobResult = z.strictObject({
   bootId: text(100).nullable(),
   timedOut: z.boolean(),
   error: z.strictObject({ code: text(50), message: text(4000) }).nullable(),
+  // Optional: agents older than steps, and jobs without scripts, send none.
+  steps: z
+    .array(
+      z.strictObject({
+        index: z.number().int().min(0).max(1000),
+        name: text(200),
+        phase: z.enum(['PRE', 'POST']),
+        kind: z.enum(['SCRIPT', 'HTTP']),
+        onFailure: z.enum(['CONTINUE', 'SKIP_INSTALLS', 'FAIL_MACHINE', 'HALT_RUN']),
+        status: z.enum(['SUCCEEDED', 'FAILED', 'NOT_RUN']),
+        message: text(2000).nullable(),
+        exitCode: z.number().int().nullable(),
+        httpStatus: z.number().int().nullable(),
+        attempts: z.number().int().min(0).max(1000),
+        startedAt: timestamp.nullable(),
+        endedAt: timestamp.nullable(),
+      }),
+    )
+    .max(50)
+    .optional(),
 }) satisfies z.ZodType<JobResult>;
 
 /** "facts.hostname: Too big: expected string to have <=255 characters": the first problem, naming the field. */

@@ -1,5 +1,6 @@
 import { Field, ID, InputType, Int } from 'type-graphql';
 import { Classification, Environment, OsType } from '../machines/machine.enums.js';
+import { DeploymentStepInput } from './step.input.js';
 import { Frequency, LimitUnit, RebootSetting, WeekDay } from './deployment.type.js';
 
 @InputType({ description: "A number of machines, as a count or a percentage of the run's machines." })
@@ -153,4 +154,7 @@ export class DeploymentInput {
 
   @Field(() => [RingInput], { nullable: true, description: 'Roll out ring by ring, each behind the previous gate; leave out to update every target at once.' })
   rings?: RingInput[] | null;
+
+  @Field(() => [DeploymentStepInput], { nullable: true, description: 'Pre and post steps in order: scripts on the machine and control-plane calls (see docs/steps.md).' })
+  steps?: DeploymentStepInput[] | null;
 }

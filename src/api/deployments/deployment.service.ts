@@ -18,6 +18,7 @@ import {
 } from '../../db/deployments.js';
 import { findMachines, resolveTargets } from '../../db/machines.js';
 import { cancelUnstartedRun, countRunLogs, ensureRun, findRun, machineRunOfMachine, machineRunsPage, planningInputs, resultCountsOfRun, runLogsOf, runsOfDeployment, runsOfMachine, updateResultsOf } from '../../db/runs.js';
+import { stepSecretNames } from '../../config.js';
 import { isUuid } from '../../fleet/ids.js';
 import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTypeMessage, recurrenceOfInput, validateDeploymentInput, type DeploymentInput as ValidInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import { planMachine } from '../../fleet/planning.js';
@@ -57,6 +58,7 @@ function toValidatorInput(input: DeploymentInput): ValidInput {
     maxConcurrent: input.maxConcurrent ?? null,
     maxFailures: input.maxFailures ?? null,
     rings: input.rings ?? null,
+    steps: input.steps ?? null,
   };
 }
 
@@ -82,13 +84,14 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
     maxConcurrent: value.maxConcurrent,
     maxFailures: value.maxFailures,
     rings: value.rings,
+    steps: value.steps,
   };
 }
 
 /** A row's values as they were stored, to write them back. */
 function storedValuesOf(row: DeploymentRow): DeploymentValues {
-  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings } = row;
-  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings };
+  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps } = row;
+  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps };
 }
 
 export class DeploymentService {
@@ -104,7 +107,7 @@ export class DeploymentService {
 
   /** Every rule of the input, then the ones that need the fleet: known machines, of this OS type, and at least one target. */
   async validate(input: DeploymentInput, replacing?: DeploymentRow): Promise<NormalisedDeployment> {
-    const checked = validateDeploymentInput(toValidatorInput(input), this.services.now(), { storedStartAt: replacing ? (scheduleOf(replacing)?.startAt ?? null) : null });
+    const checked = validateDeploymentInput(toValidatorInput(input), this.services.now(), { storedStartAt: replacing ? (scheduleOf(replacing)?.startAt ?? null) : null, secretNames: stepSecretNames() });
     if (!checked.ok) throw badUserInput(checked.field, checked.message);
     const value = checked.value;
     const named = await findMachines(this.db, value.machineIds);

@@ -1,4 +1,5 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { DeploymentStep, StepResult } from './step.type.js';
 import { ConnectionType } from '../relay.js';
 import { Classification, Environment, OsType, Severity } from '../machines/machine.enums.js';
 import { Machine, PendingUpdate } from '../machines/machine.type.js';
@@ -259,6 +260,9 @@ export class Deployment {
   @Field(() => [Ring], { nullable: true, description: 'Rings in order; null: every target at once.' })
   rings!: Ring[] | null;
 
+  @Field(() => [DeploymentStep], { nullable: true, description: 'Pre and post steps in order; null: none. Secrets appear by name only.' })
+  steps!: DeploymentStep[] | null;
+
   @Field(() => Date, { description: 'When it was created.' })
   createdAt!: Date;
 
@@ -317,6 +321,7 @@ export class MachineRun {
   @Field(() => String, { nullable: true, description: 'NOT_NEEDED, NOT_ALLOWED, REBOOTED or TIMED_OUT.' }) rebootOutcome!: string | null;
   @Field(() => String, { description: 'Why it failed, timed out or was canceled, when it did.', nullable: true }) error!: string | null;
   @Field(() => Int, { nullable: true, description: 'Its ring (1-based) in a ringed run.' }) ring!: number | null;
+  @Field(() => [StepResult], { description: "How the deployment's pre and post steps went on this machine, in the order they ran." }) stepResults!: StepResult[];
 }
 
 @ObjectType({ description: 'A ring in a run, and where its gate is.' })

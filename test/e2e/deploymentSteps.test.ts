@@ -1,0 +1,140 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/client.js';
+import { freePort } from '../../src/net.js';
+import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { buildFixtureMachine, fleetStackEnv, SupervisedAgent, type FixtureMachine } from '../support/fleet.js';
+import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
+
+const installedVersion = (machine: FixtureMachine, name: string) =>
+  execFileSync('dpkg-query', ['--admindir', path.join(machine.root, 'var/lib/dpkg'), '-W', '-f', '${Version}', name], { encoding: 'utf8' });
+
+type StepView = { name: string; phase: string; status: string; exitCode: number | null; message: string | null };
+type MachineRunView = { machineName: string; status: string; rebootOutcome: string | null; error: string | null; stepResults: StepView[]; updates: Array<{ name: string; status: string; reason: string | null }>; jobStream: { edges: Array<{ node: { stream: string; line: string } }> } };
+type RunView = { status: string; error: string | null; rings: Array<{ status: string }>; machineRuns: { edges: Array<{ node: MachineRunView }> } };
+const RUN = `status error rings { status } machineRuns(first: 10) { edges { node { machineName status rebootOutcome error stepResults { name phase status exitCode message }
+  updates { name status reason } jobStream(first: 500) { edges { node { stream line } } } } } }`;
+
+/**
+ * Script steps end to end: the server and the worker as processes, the real Temporal dev server,
+ * bundled agents on apt fixture machines that run the scripts as they would on a machine (their
+ * output in the job stream), install for real and reboot (simulated by the supervisor). A PRE
+ * script that fails skips its machine's installs; a POST health check that fails halts the run at
+ * the ring's gate, and resuming goes on with the next ring.
+ */
+describe('pre and post scripts on real agents', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-steps-'));
+  let server: Spawned;
+  let worker: Spawned;
+  let url: string;
+  let database: Database;
+  let drop: () => Promise<void>;
+  let operator: string;
+  const agents: SupervisedAgent[] = [];
+
+  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(url, q, { token: operator, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    operator = await tokenFor(database, 'ADMIN');
+    const port = await freePort();
+    const env = fleetStackEnv({ databaseUrl: fresh.url, temporalAddress: temporalSettings().address, port, taskQueue: `steps-${randomUUID()}` });
+    url = `http://127.0.0.1:${port}/graphql`;
+    server = spawnFleetpatch(['server'], env);
+    worker = spawnFleetpatch(['worker'], env);
+    await Promise.all([server.waitFor(/"msg":"API listening"/), worker.waitFor(/"msg":"worker polling"/)]);
+  }, 240_000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.kill()));
+    await stop(worker);
+    await stop(server);
+    await database.close();
+    await drop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('a failing PRE script skips its machine\'s installs; a failing POST health check halts the run, which resumes', async () => {
+    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "steps"}) { secret } }');
+    const [canary, other] = await Promise.all([buildFixtureMachine(path.join(work, 'a'), 'apt', '-canary'), buildFixtureMachine(path.join(work, 'b'), 'apt', '-other')]);
+    // What the scripts look at: the canary is unhealthy after its installs, the other may not be patched now.
+    fs.writeFileSync(path.join(canary.root, 'etc/unhealthy'), 'the app did not come back\n');
+    fs.writeFileSync(path.join(other.root, 'etc/no-patching'), 'change freeze\n');
+    for (const machine of [canary, other]) agents.push(new SupervisedAgent(machine, url.replace('/graphql', ''), createEnrollmentKey.secret).start());
+    type Listed = { machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } };
+    const listed = await waitUntil(
+      async () => (await query<Listed>('{ machines(first: 50) { edges { node { id name lastAssessedAt } } } }')).machines.edges.map((e) => e.node).filter((m) => m.lastAssessedAt),
+      (ms) => ms.length === 2,
+      120_000,
+      'both machines assessed',
+    );
+    const id = (m: FixtureMachine) => listed.find((x) => x.name === m.name)!.id;
+    const before = { canary: installedVersion(canary, 'demo-libssl'), other: installedVersion(other, 'demo-libssl') };
+
+    const input = {
+      name: 'scripts around the installs',
+      osType: 'LINUX',
+      machineIds: [id(canary), id(other)],
+      classifications: ['CRITICAL', 'SECURITY'],
+      excludePatterns: ['demo-broken'],
+      windowMinutes: 60,
+      rebootSetting: 'IF_REQUIRED',
+      onDemandOnly: true,
+      steps: [
+        { name: 'drain', phase: 'PRE', script: { inline: 'echo "draining $FLEETPATCH_STEP_NAME on $(id -un)"\nif [ -e "$FLEETPATCH_ROOT/etc/no-patching" ]; then echo "change freeze" >&2; exit 3; fi\n', timeoutSeconds: 60 } },
+        { name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script: { inline: 'echo "checking health"\ntest ! -e "$FLEETPATCH_ROOT/etc/unhealthy"\n', interpreter: 'bash', timeoutSeconds: 60 } },
+      ],
+      rings: [{ name: 'canary', machineIds: [id(canary)], gate: { maxFailures: { value: 1, unit: 'COUNT' } } }, { name: 'rest', percent: 100 }],
+    };
+    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input });
+    const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id })).runDeploymentNow.id;
+    const read = async () => (await query<{ deploymentRun: RunView }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId })).deploymentRun;
+    const machineRun = (v: RunView, m: FixtureMachine) => v.machineRuns.edges.map((e) => e.node).find((n) => n.machineName === m.name)!;
+
+    const halted = await waitUntil(read, (v) => !['SCHEDULED', 'IN_PROGRESS'].includes(v.status), 180_000, 'the run to halt');
+    expect(halted.status).toBe('HALTED');
+    expect(halted.error).toMatch(/^canary: Post-step "health" failed: exited with code 1/);
+    const first = machineRun(halted, canary);
+    expect(first.stepResults.map((s) => [s.name, s.phase, s.status, s.exitCode])).toEqual([
+      ['drain', 'PRE', 'SUCCEEDED', 0],
+      ['health', 'POST', 'FAILED', 1],
+    ]);
+    // Installed for real between the two scripts; the script's own output is in the job stream.
+    expect(first.updates.find((u) => u.name === 'demo-libssl')!.status).toBe('SUCCEEDED');
+    expect(installedVersion(canary, 'demo-libssl')).not.toBe(before.canary);
+    const stream = first.jobStream.edges.map((e) => e.node);
+    expect(stream).toContainEqual({ stream: 'stdout', line: `draining drain on ${os.userInfo().username}` });
+    expect(stream).toContainEqual({ stream: 'stdout', line: 'checking health' });
+    expect(first.status).toBe('FAILED');
+    // The POST script ran once the machine was back from its reboot.
+    expect(first.rebootOutcome).toBe('REBOOTED');
+    const lines = stream.map((l) => l.line);
+    expect(lines.indexOf('checking health')).toBeGreaterThan(lines.findIndex((l) => l.endsWith('rebooting; waiting for the agent to come back.')));
+    expect(machineRun(halted, other).status).toBe('PENDING');
+
+    await query('mutation($id: ID!) { resumeDeploymentRun(id: $id) { id } }', { id: runId });
+    const done = await waitUntil(read, (v) => !['IN_PROGRESS', 'HALTED'].includes(v.status), 180_000, 'the run to end after the resume');
+    expect(done.rings.map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
+    const second = machineRun(done, other);
+    expect(second.stepResults.map((s) => [s.name, s.status, s.exitCode])).toEqual([
+      ['drain', 'FAILED', 3],
+      ['health', 'SUCCEEDED', 0],
+    ]);
+    const selected = second.updates.filter((u) => u.status !== 'NOT_SELECTED');
+    expect(selected.map((u) => u.name)).toContain('demo-libssl');
+    expect(new Set(selected.map((u) => `${u.status}: ${u.reason}`))).toEqual(new Set(['NOT_ATTEMPTED: Not attempted: Pre-step "drain" failed: exited with code 3.']));
+    expect(second.jobStream.edges.map((e) => e.node)).toContainEqual({ stream: 'stderr', line: 'change freeze' });
+    expect(installedVersion(other, 'demo-libssl')).toBe(before.other);
+    expect(done.status).toBe('PARTIALLY_FAILED');
+  }, 420_000);
+});

@@ -1,0 +1,328 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from '../../src/agent/client.js';
+import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
+import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+
+const SECRET = 'Bearer s3cr3t-lb-token-5f1c';
+
+interface Agent {
+  name: string;
+  machineId: string;
+  client: AgentClient;
+  /** Every job this agent was handed, in order, with how many calls the receiver had seen then. */
+  jobs: Array<{ job: InstallJob; callsBefore: number }>;
+}
+
+interface Call {
+  path: string;
+  method: string;
+  authorization: string | undefined;
+  body: { event: string; step: { name: string }; machine: { name: string }; run: { id: string }; updates: Record<string, number> } | null;
+}
+
+/** A job's result as an agent that installs instantly reports it, its scripts succeeded. */
+function resultOf(job: InstallJob): JobResult {
+  const at = new Date().toISOString();
+  const steps: StepReport[] = (job.scripts ?? []).map((s) => ({ index: s.index, name: s.name, phase: s.phase, kind: 'SCRIPT', onFailure: s.onFailure, status: 'SUCCEEDED', message: null, exitCode: 0, httpStatus: null, attempts: 1, startedAt: at, endedAt: at }));
+  return {
+    updates: job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED', exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at })),
+    rebootRequired: false,
+    rebooting: false,
+    timedOut: false,
+    error: null,
+    bootId: 'boot-1',
+    ...(job.scripts ? { steps } : {}),
+  };
+}
+
+type StepResultView = { name: string; phase: string; kind: string; status: string; message: string | null; httpStatus: number | null; exitCode: number | null; attempts: number; startedAt: string | null; endedAt: string | null };
+interface RunView {
+  status: string;
+  error: string | null;
+  rings: Array<{ status: string; reason: string | null }>;
+  machineRuns: Array<{ machineName: string; status: string; error: string | null; stepResults: StepResultView[]; updates: Array<{ name: string; status: string; reason: string | null }> }>;
+  logs: string[];
+}
+
+const RUN = `status error rings { status reason }
+  machineRuns(first: 20) { edges { node { machineName status error stepResults { name phase kind status message httpStatus exitCode attempts startedAt endedAt } updates { name status reason } } } }
+  logs(first: 500) { edges { node { line } } }`;
+
+/**
+ * Pre and post steps (issue 16, item 3) on the real Temporal dev server, a real worker,
+ * PostgreSQL and the API over HTTP; control-plane calls go to a real HTTP server in this test
+ * (statuses, retries, a timeout, the secret header); agents speak the agent protocol, one of them
+ * as an agent older than steps (no capabilities). The scripts themselves run on a real agent in
+ * test/agent/scriptSteps.test.ts.
+ */
+describe('deployments with pre and post steps', () => {
+  const settings = temporalSettings();
+  let database: Database;
+  let drop: () => Promise<void>;
+  let api: ApiServer;
+  let worker: FleetWorker;
+  let running: Promise<void>;
+  let temporal: TemporalClient;
+  let operator: string;
+  let enrollKey: string;
+  let receiver: http.Server;
+  let base: string;
+  const calls: Call[] = [];
+  let flaky = 0;
+  let counter = 0;
+
+  beforeAll(async () => {
+    process.env.FLEETPATCH_STEP_SECRET_LB_TOKEN = SECRET;
+    receiver = http.createServer((req, res) => {
+      let raw = '';
+      req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+      req.on('end', () => {
+        const body = raw ? (JSON.parse(raw) as Call['body']) : null;
+        calls.push({ path: req.url ?? '', method: req.method ?? '', authorization: req.headers.authorization, body });
+        if (req.url === '/hang') return; // never answers
+        if (req.url === '/flaky') {
+          flaky += 1;
+          res.writeHead(flaky === 1 ? 500 : 200).end(flaky === 1 ? 'try again' : 'ok');
+          return;
+        }
+        if (req.url === '/down') return void res.writeHead(503).end('down for maintenance');
+        // Echoes the secret back: what the run shows of the answer must not carry it.
+        if (req.url === '/echo') return void res.writeHead(401).end(`bad token ${req.headers.authorization ?? ''}`);
+        if (req.url === '/health') {
+          const sick = body?.machine.name.endsWith('-sick') ?? false;
+          return void res.writeHead(sick ? 503 : 200).end(sick ? 'unhealthy' : 'healthy');
+        }
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(settings, { databaseUrl: fresh.url });
+    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'steps-worker' });
+    running = worker.run();
+    temporal = await connectTemporal(settings);
+    operator = await tokenFor(database, 'OPERATOR');
+    enrollKey = (await createEnrollmentKey(database.db, { description: 'steps', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+  }, 120_000);
+
+  afterAll(async () => {
+    await worker.shutdown();
+    await running;
+    await temporal.close();
+    await api.close();
+    await database.close();
+    await drop();
+    receiver.closeAllConnections();
+    await new Promise((r) => receiver.close(r));
+    delete process.env.FLEETPATCH_STEP_SECRET_LB_TOKEN;
+  });
+
+  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(api.url, q, { token: operator, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  async function enroll(options: { suffix?: string; old?: boolean } = {}): Promise<Agent> {
+    const url = api.url.replace('/graphql', '');
+    const name = `steps-${++counter}${options.suffix ?? ''}`;
+    const facts = machineFacts({ hostname: name, bootId: 'boot-1', ...(options.old ? {} : { capabilities: ['SCRIPT_STEPS'] }) });
+    const enrolled = await new AgentClient(url).enroll(enrollKey, facts);
+    const client = new AgentClient(url, enrolled.credential);
+    await client.sendReport(
+      assessmentReport([
+        pendingUpdate({ name: 'steplib', classification: 'SECURITY', installedVersion: '1.0-1', availableVersion: '1.1-1' }),
+        pendingUpdate({ name: 'zlib1g', classification: 'SECURITY', installedVersion: '2.0-1', availableVersion: '2.0-2' }),
+      ]),
+    );
+    return { name, machineId: enrolled.machineId, client, jobs: [] };
+  }
+
+  async function createDeployment(name: string, agents: Agent[], steps: unknown[], rings?: unknown[]): Promise<string> {
+    const input = { name, osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 30, rebootSetting: 'NEVER', onDemandOnly: true, steps, ...(rings ? { rings } : {}) };
+    return (await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input })).createDeployment.id;
+  }
+
+  const runNow = async (id: string) => (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id })).runDeploymentNow.id;
+
+  const run = async (runId: string): Promise<RunView> => {
+    type Answer = Omit<RunView, 'machineRuns' | 'logs'> & { machineRuns: { edges: Array<{ node: RunView['machineRuns'][number] }> }; logs: { edges: Array<{ node: { line: string } }> } };
+    const answer = (await query<{ deploymentRun: Answer }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId })).deploymentRun;
+    return { ...answer, machineRuns: answer.machineRuns.edges.map((e) => e.node), logs: answer.logs.edges.map((e) => e.node.line) };
+  };
+
+  /** Answers every agent's jobs (install jobs and POST script jobs alike) until the run looks as `done` wants. */
+  const untilRun = (runId: string, agents: Agent[], done: (view: RunView) => boolean, what: string) =>
+    waitUntil(
+      async () => {
+        for (const agent of agents) {
+          for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
+            agent.jobs.push({ job: command.install!, callsBefore: calls.length });
+            await agent.client.sendJobResult(command.id, resultOf(command.install!));
+          }
+        }
+        return run(runId);
+      },
+      done,
+      60_000,
+      what,
+    );
+
+  const ended = (v: RunView) => !['IN_PROGRESS', 'SCHEDULED'].includes(v.status);
+  const machine = (v: RunView, agent: Agent) => v.machineRuns.find((m) => m.machineName === agent.name)!;
+
+  it('makes the PRE call before the job and the POST calls after it: secret header sent, retried after a 500, a timeout recorded, results in GraphQL and the log, the secret nowhere', async () => {
+    const agent = await enroll();
+    const deploymentId = await createDeployment('calls', [agent], [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/flaky`, headers: [{ name: 'Authorization', secret: 'LB_TOKEN' }], body: { pool: 'web' }, retries: 2, timeoutSeconds: 5 } },
+      { name: 'restart app', phase: 'POST', script: { inline: 'systemctl restart app' } },
+      { name: 'undrain', phase: 'POST', http: { method: 'PUT', url: `${base}/ok`, expectedStatus: [200] } },
+      { name: 'slow hook', phase: 'POST', onFailure: 'CONTINUE', http: { url: `${base}/hang`, timeoutSeconds: 1 } },
+      { name: 'echo', phase: 'POST', onFailure: 'CONTINUE', http: { url: `${base}/echo`, headers: [{ name: 'Authorization', secret: 'LB_TOKEN' }] } },
+    ]);
+    const runId = await runNow(deploymentId);
+    const done = await untilRun(runId, [agent], ended, 'the run to end');
+    expect(done.status).toBe('SUCCEEDED');
+
+    // The PRE call: two attempts (500, then 200), with the secret and the context, before the install job.
+    const drains = calls.filter((c) => c.path === '/flaky');
+    expect(drains).toHaveLength(2);
+    expect(drains.every((c) => c.authorization === SECRET)).toBe(true);
+    expect(drains[0]!.body).toMatchObject({ event: 'fleetpatch.step.pre', step: { name: 'drain' }, machine: { name: agent.name }, run: { id: runId }, data: { pool: 'web' } });
+    expect(agent.jobs[0]!.job.updates).toHaveLength(2);
+    expect(agent.jobs[0]!.callsBefore).toBeGreaterThanOrEqual(2);
+    // The POST script went to the agent as a job of its own, after the install; then the POST calls.
+    expect(agent.jobs.map((j) => [j.job.updates.length, (j.job.scripts ?? []).map((s) => s.name)])).toEqual([
+      [2, []],
+      [0, ['restart app']],
+    ]);
+    const undrain = calls.find((c) => c.path === '/ok')!;
+    expect(undrain.method).toBe('PUT');
+    expect(undrain.authorization).toBeUndefined();
+    expect(undrain.body).toMatchObject({ event: 'fleetpatch.step.post', updates: { SUCCEEDED: 2 } });
+
+    const steps = machine(done, agent).stepResults;
+    expect(steps.map((s) => [s.name, s.phase, s.kind, s.status, s.httpStatus, s.attempts])).toEqual([
+      ['drain', 'PRE', 'HTTP', 'SUCCEEDED', 200, 2],
+      ['restart app', 'POST', 'SCRIPT', 'SUCCEEDED', null, 1],
+      ['undrain', 'POST', 'HTTP', 'SUCCEEDED', 200, 1],
+      ['slow hook', 'POST', 'HTTP', 'FAILED', null, 1],
+      ['echo', 'POST', 'HTTP', 'FAILED', 401, 1],
+    ]);
+    expect(steps[3]!.message).toBe('no answer within 1 s');
+    expect(steps.every((s) => Date.parse(s.endedAt!) >= Date.parse(s.startedAt!))).toBe(true);
+    expect(steps[4]!.message).toBe('answered HTTP 401 (expected 2xx): bad token [secret]');
+    expect(done.logs.some((l) => l === `${agent.name}: pre-step "drain" (call) SUCCEEDED: HTTP 200, 2 attempts.`)).toBe(true);
+    expect(machine(done, agent).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    await recordHistory(`machine-run:${runId}:${agent.machineId}`, 'machineRunSteps.json');
+
+    // The secret: by name in GraphQL, its value in no answer, no log line, no audit event, no stored row.
+    const deployment = await graphql(api.url, `query($id: ID!) { deployment(id: $id) { steps { name http { headers { name value secret } } } } }`, { token: operator, variables: { id: deploymentId } });
+    expect(JSON.stringify(deployment)).not.toContain('s3cr3t');
+    expect((deployment.data as { deployment: { steps: Array<{ http: { headers: unknown[] } | null }> } }).deployment.steps[0]!.http!.headers).toEqual([{ name: 'Authorization', value: null, secret: 'LB_TOKEN' }]);
+    expect(JSON.stringify(done)).not.toContain('s3cr3t');
+    for (const table of ['audit_events', 'run_logs', 'machine_runs', 'deployments', 'agent_commands']) {
+      const [row] = await database.sql.unsafe<Array<{ n: number }>>(`select count(*)::int as n from ${table} t where t::text like '%s3cr3t%'`);
+      expect([table, row!.n]).toEqual([table, 0]);
+    }
+  }, 120_000);
+
+  it('a failing PRE call skips the machine\'s installs (NOT_ATTEMPTED with the step\'s reason) and the POST steps still run', async () => {
+    const agent = await enroll();
+    const deploymentId = await createDeployment('pre fails', [agent], [
+      { name: 'snapshot', phase: 'PRE', http: { url: `${base}/down` } },
+      { name: 'notify', phase: 'POST', http: { url: `${base}/ok` } },
+    ]);
+    const before = calls.filter((c) => c.path === '/ok').length;
+    const runId = await runNow(deploymentId);
+    const done = await untilRun(runId, [agent], ended, 'the run to end');
+    expect(agent.jobs).toEqual([]);
+    const reason = 'Not attempted: Pre-step "snapshot" failed: answered HTTP 503 (expected 2xx): down for maintenance.';
+    expect(machine(done, agent).updates.map((u) => [u.name, u.status, u.reason])).toEqual([
+      ['steplib', 'NOT_ATTEMPTED', reason],
+      ['zlib1g', 'NOT_ATTEMPTED', reason],
+    ]);
+    expect(machine(done, agent).stepResults.map((s) => [s.name, s.status])).toEqual([
+      ['snapshot', 'FAILED'],
+      ['notify', 'SUCCEEDED'],
+    ]);
+    expect(calls.filter((c) => c.path === '/ok').length).toBe(before + 1);
+  }, 120_000);
+
+  it('an agent older than steps is sent no script: its PRE script fails with the reason and nothing is installed; an agent that runs scripts gets them in its job', async () => {
+    const old = await enroll({ old: true });
+    const current = await enroll();
+    const deploymentId = await createDeployment('old agent', [old, current], [{ name: 'stop app', phase: 'PRE', script: { inline: 'systemctl stop app', timeoutSeconds: 60 } }]);
+    const runId = await runNow(deploymentId);
+    const done = await untilRun(runId, [old, current], ended, 'the run to end');
+    expect(old.jobs).toEqual([]);
+    const step = machine(done, old).stepResults[0]!;
+    expect([step.status, step.message]).toEqual(['FAILED', "the machine's agent (version 0.1.0) does not run script steps; upgrade it (upgradeAgents)"]);
+    expect(machine(done, old).updates.map((u) => u.status)).toEqual(['NOT_ATTEMPTED', 'NOT_ATTEMPTED']);
+    expect(current.jobs.map((j) => j.job.scripts)).toEqual([[{ index: 0, name: 'stop app', phase: 'PRE', onFailure: 'SKIP_INSTALLS', inline: 'systemctl stop app', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 }]]);
+    expect(machine(done, current).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(machine(done, current).stepResults.map((s) => [s.name, s.status])).toEqual([['stop app', 'SUCCEEDED']]);
+  }, 120_000);
+
+  it('a failing POST health check halts a ringed run at its gate; resuming goes on with the next ring', async () => {
+    const sick = await enroll({ suffix: '-sick' });
+    const well = await enroll();
+    const deploymentId = await createDeployment(
+      'health gate',
+      [sick, well],
+      [{ name: 'health', phase: 'POST', onFailure: 'HALT_RUN', http: { url: `${base}/health` } }],
+      // One failed machine is within the gate: the step's HALT_RUN is what halts it.
+      [{ name: 'canary', machineIds: [sick.machineId], gate: { maxFailures: { value: 1, unit: 'COUNT' } } }, { name: 'rest', percent: 100 }],
+    );
+    const runId = await runNow(deploymentId);
+    const halted = await untilRun(runId, [sick, well], (v) => v.status === 'HALTED' || ended(v), 'the run to halt');
+    expect(halted.status).toBe('HALTED');
+    expect(halted.error).toMatch(/^canary: Post-step "health" failed: answered HTTP 503/);
+    expect(machine(halted, sick).status).toBe('FAILED');
+    expect(well.jobs).toEqual([]);
+    await query('mutation($id: ID!) { resumeDeploymentRun(id: $id) { id } }', { id: runId });
+    const done = await untilRun(runId, [sick, well], (v) => ended(v) && v.status !== 'HALTED', 'the run to end after the resume');
+    expect(done.status).toBe('PARTIALLY_FAILED');
+    expect(done.rings.map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
+    expect(machine(done, well).stepResults.map((s) => [s.name, s.status])).toEqual([['health', 'SUCCEEDED']]);
+    await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunSteps.json');
+
+  }, 120_000);
+
+  it('refuses bad steps with BAD_USER_INPUT and the field', async () => {
+    const agent = await enroll();
+    const cases: Array<[unknown, string]> = [
+      [{ phase: 'PRE', http: { url: 'ftp://example.com/x' } }, 'steps[0].http.url'],
+      [{ phase: 'PRE', http: { url: `${base}/ok`, headers: [{ name: 'Authorization', secret: 'UNKNOWN_ONE' }] } }, 'steps[0].http.headers[0].secret'],
+      [{ phase: 'PRE', script: { inline: 'true', timeoutSeconds: 1801 } }, 'steps[0].script.timeoutSeconds'],
+      [{ phase: 'PRE', script: { inline: 'x'.repeat(70_000) } }, 'steps[0].script.inline'],
+    ];
+    for (const [i, [step, field]] of cases.entries()) {
+      const input = { name: `bad steps ${i}`, osType: 'LINUX', machineIds: [agent.machineId], classifications: ['SECURITY'], windowMinutes: 30, onDemandOnly: true, steps: [step] };
+      const response = await graphql(api.url, 'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { token: operator, variables: { input } });
+      expect(response.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    }
+  });
+
+  /** RECORD_HISTORY=<dir> saves the run workflow's history for the replay test (test/history_files/). */
+  async function recordHistory(workflowId: string, file: string): Promise<void> {
+    const dir = process.env.RECORD_HISTORY;
+    if (!dir) return;
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, file), historyToJSON(await temporal.client.workflow.getHandle(workflowId).fetchHistory()));
+  }
+});
