@@ -94,7 +94,7 @@ export async function dev(): Promise<void> {
     const withWorker = process.env.FLEETPATCH_DEV_WORKER !== 'false';
     say(withWorker ? 'Starting the worker and the API...' : 'Starting the API (no worker: FLEETPATCH_DEV_WORKER=false)...');
     if (withWorker) {
-      const worker: FleetWorker = await createFleetWorker({ databaseUrl, temporal: temporalSettings, logger });
+      const worker: FleetWorker = await createFleetWorker({ databaseUrl, temporal: temporalSettings, logger, webhooks: config.webhooks });
       const workerDone = worker.run();
       stops.push(() => worker.shutdown());
       workerDone.catch((error: unknown) => logger.error({ err: error }, 'worker stopped with an error'));
