@@ -271,3 +271,18 @@ export async function machinesNonCompliantSince(db: Db, cutoff: Date, limit: num
     order by streak.since limit ${limit}`);
   return [...rows].map((r) => ({ id: r.id, name: r.name, since: new Date(r.since) }));
 }
+
+/**
+ * Forgets events older than `days` (their deliveries with them), unless a delivery of theirs is
+ * still PENDING; at most `limit` per call, so a large backlog is trimmed a slice at a time.
+ */
+export async function pruneWebhookEvents(db: Db, days: number, limit: number): Promise<number> {
+  const rows = await db.execute(sql`
+    delete from ${webhookEvents} where id in (
+      select e.id from ${webhookEvents} e
+      where e.occurred_at < now() - make_interval(days => ${days}) and e.dispatched_at is not null
+        and not exists (select 1 from ${webhookDeliveries} d where d.event_id = e.id and d.status = 'PENDING')
+      limit ${limit})
+    returning id`);
+  return [...rows].length;
+}

@@ -7,6 +7,7 @@ import {
   machinesNonCompliantSince,
   machinesSilentSince,
   nextDeliveryDue,
+  pruneWebhookEvents,
   recordDeliveryAttempt,
   recordWebhookEvent,
   thresholdSubscriptions,
@@ -24,6 +25,13 @@ import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signatureHeader } from
 const MAX_RESPONSE_BYTES = 4096;
 /** Shown in the log of an attempt that failed with an answer. */
 const MAX_ERROR_CHARS = 500;
+/** The delivery log keeps a month: long enough to look back at an incident, short enough to stay small. */
+const KEEP_DAYS = 30;
+/**
+ * A claimed delivery is someone's for its timeout and this much more (recording the outcome); past
+ * it, a delivery whose loop died mid-attempt is sent again.
+ */
+const LEASE_MARGIN_SECONDS = 30;
 
 /**
  * The durable delivery loop: a process (the worker) fans the outbox's events out to deliveries,
@@ -76,10 +84,11 @@ export class WebhookDeliverer {
         if (Date.now() - this.lastScan >= settings.thresholdScanMs) {
           this.lastScan = Date.now();
           await this.scanThresholds();
+          await pruneWebhookEvents(this.deps.db, KEEP_DAYS, 1000);
         }
         while ((await dispatchWebhookEvents(this.deps.db, 500)) > 0 && !this.stopped);
         const room = settings.concurrency - this.inFlight.size;
-        const claimed = await claimDueDeliveries(this.deps.db, room, Math.ceil(settings.timeoutMs / 1000) + 30);
+        const claimed = await claimDueDeliveries(this.deps.db, room, Math.ceil(settings.timeoutMs / 1000) + LEASE_MARGIN_SECONDS);
         for (const delivery of claimed) this.track(this.deliver(delivery));
         if (claimed.length === room && room > 0) delay = 0; // more may be due
         else {

@@ -47,6 +47,7 @@ describe('webhooks', () => {
   let operator: string;
   let receiver: Receiver;
   let machineId: string;
+  let secondMachineId: string;
   const secretsSeen: string[] = [];
 
   beforeAll(async () => {
@@ -68,7 +69,9 @@ describe('webhooks', () => {
     running = worker.run();
     admin = await tokenFor(database, 'ADMIN');
     operator = await tokenFor(database, 'OPERATOR');
-    ({ machineId } = await enrollMachine(api.url, await enrollmentKey(database, 'webhooks'), { facts: { hostname: 'hook-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
+    const key = await enrollmentKey(database, 'webhooks');
+    ({ machineId } = await enrollMachine(api.url, key, { facts: { hostname: 'hook-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
+    ({ machineId: secondMachineId } = await enrollMachine(api.url, key, { facts: { hostname: 'hook-02' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
   });
 
   afterAll(async () => {
@@ -166,6 +169,41 @@ describe('webhooks', () => {
       if (!result.webhookDeliveries.pageInfo.hasNextPage) break;
     }
     expect(new Set(seen).size).toBe(3);
+  }, 120_000);
+
+  it('announces a ring waiting for approval and a run halted by its gate, from ringed runs', async () => {
+    const rings = await createWebhook({ url: receiver.url('/rings'), events: ['RING_WAITING_FOR_APPROVAL', 'RUN_HALTED'] });
+    receiver.secret('/rings', rings.secret);
+    const ringed = async (name: string, gate: Record<string, unknown>) => {
+      const created = await ask<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', {
+        input: {
+          name,
+          osType: 'LINUX',
+          machineIds: [machineId, secondMachineId],
+          classifications: ['SECURITY'],
+          windowMinutes: 30,
+          onDemandOnly: true,
+          rings: [{ name: 'canary', machineIds: [machineId], gate }, { name: 'rest', percent: 100 }],
+        },
+      }, operator);
+      return (await ask<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: created.createDeployment.id }, operator)).runDeploymentNow.id;
+    };
+    const received = () => receiver.received.filter((r) => r.path === '/rings').map((r) => JSON.parse(r.body) as { type: string; data: { run: { id: string }; ring: { number: number; name: string }; reason?: string } });
+
+    // No agent answers, so the canary's machine fails: a gate that allows no failure halts the run.
+    const halting = await ringed('halting rings', {});
+    await expect.poll(() => received().filter((d) => d.data.run.id === halting).map((d) => d.type), { timeout: 60_000, interval: 200 }).toEqual(['RUN_HALTED']);
+    const halted = received().find((d) => d.data.run.id === halting)!;
+    expect(halted.data.ring).toEqual({ number: 1, name: 'canary' });
+    expect(halted.data.reason).toMatch(/^canary: 1 of 1 machine\(s\) failed/);
+
+    // A gate that tolerates the failure and asks for an approval waits for it.
+    const waiting = await ringed('approved rings', { maxFailures: { value: 100, unit: 'PERCENT' }, requireApproval: true });
+    await expect.poll(() => received().filter((d) => d.data.run.id === waiting).map((d) => d.type), { timeout: 60_000, interval: 200 }).toEqual(['RING_WAITING_FOR_APPROVAL']);
+    expect(received().find((d) => d.data.run.id === waiting)!.data.ring).toEqual({ number: 1, name: 'canary' });
+    expect(receiver.received.filter((r) => r.path === '/rings').map((r) => r.signatureProblem)).toEqual([null, null]);
+    for (const runId of [halting, waiting]) await ask('mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { id: runId }, operator);
+    await ask('mutation($id: ID!) { deleteWebhook(id: $id) { id } }', { id: rings.id });
   }, 120_000);
 
   it('shows the receiver\'s error and the next attempt while a delivery is failing, and stops after the schedule', async () => {
