@@ -11,6 +11,8 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'CancelRun',
   'Computers',
   'Create',
+  'CreateWebhook',
+  'DeleteWebhook',
   'Deployment',
   'Deployments',
   'FormMachines',
@@ -27,6 +29,9 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'RunMachines',
   'RunNow',
   'SetDeploymentPaused',
+  'UpdateWebhook',
+  'WebhookDeliveries',
+  'Webhooks',
   // The operator CLI
   'CliApiTokens',
   'CliAssessMachines',
