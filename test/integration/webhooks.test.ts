@@ -230,6 +230,25 @@ describe('webhooks', () => {
     await ask('mutation($id: ID!) { deleteWebhook(id: $id) { id } }', { id: down.id });
   }, 60_000);
 
+  it('announces a machine non-compliant for longer than the threshold, once per streak', async () => {
+    const hook = await createWebhook({ url: receiver.url('/stale'), events: ['MACHINE_NON_COMPLIANT'], nonCompliantDays: 7 });
+    receiver.secret('/stale', hook.secret);
+    // hook-02's only assessment (a missing security update) dates from ten days ago: its streak began then.
+    const [assessment] = await database.sql<Array<{ assessed_at: Date | string }>>`update assessments set assessed_at = now() - interval '10 days' where machine_id = ${secondMachineId} returning assessed_at`;
+    await expect.poll(() => receiver.received.filter((r) => r.path === '/stale').length, { timeout: 30_000, interval: 100 }).toBe(1);
+    const [delivery] = receiver.received.filter((r) => r.path === '/stale');
+    expect(delivery!.signatureProblem).toBeNull();
+    expect(JSON.parse(delivery!.body)).toMatchObject({
+      type: 'MACHINE_NON_COMPLIANT',
+      data: { machine: { id: secondMachineId, name: 'hook-02', nonCompliantSince: new Date(assessment!.assessed_at).toISOString() }, thresholdDays: 7 },
+    });
+    // hook-01's streak is younger than a week: nothing for it; and the scans that follow make nothing new.
+    await expect.poll(async () => (await deliveries(hook.id)).edges.map((e) => e.node.status), { timeout: 10_000 }).toEqual(['DELIVERED']);
+    expect((await deliveries(hook.id)).totalCount).toBe(1);
+    await database.sql`update assessments set assessed_at = now() where machine_id = ${secondMachineId}`;
+    await ask('mutation($id: ID!) { deleteWebhook(id: $id) { id } }', { id: hook.id });
+  }, 60_000);
+
   it('refuses a private address that is not allowed, and says so in the log', async () => {
     const blocked = await createWebhook({ url: 'http://169.254.169.254/latest/meta-data', events: ['MACHINE_DISCONNECTED'], disconnectedMinutes: 5 });
     await database.sql`update machines set last_seen_at = now() - interval '10 minutes' where id = ${machineId}`;
