@@ -1,4 +1,4 @@
-import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { eventKey, subscriptionsFor, type RunRef, type SubscriptionView, type WebhookEventData, type WebhookEventType } from '../fleet/webhooks.js';
 import type { Db } from './client.js';
 import { deploymentRuns, deployments, webhookDeliveries, webhookEvents, webhookSubscriptions } from './schema.js';
@@ -155,7 +155,7 @@ export async function dispatchWebhookEvents(db: Db, limit: number): Promise<numb
     }));
     const rows = events.flatMap((e) => subscriptionsFor({ type: e.type as WebhookEventType, subscriptionId: e.subscriptionId }, subscriptions).map((subscriptionId) => ({ subscriptionId, eventId: e.id, eventType: e.type, nextAttemptAt: sql`now()` })));
     for (let i = 0; i < rows.length; i += 2000) await tx.insert(webhookDeliveries).values(rows.slice(i, i + 2000) as never).onConflictDoNothing();
-    await tx.update(webhookEvents).set({ dispatchedAt: sql`now()` }).where(sql`${webhookEvents.id} in ${events.map((e) => e.id)}`);
+    await tx.update(webhookEvents).set({ dispatchedAt: sql`now()` }).where(inArray(webhookEvents.id, events.map((e) => e.id)));
     return events.length;
   });
 }
