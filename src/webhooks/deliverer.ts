@@ -146,8 +146,8 @@ export class WebhookDeliverer {
       const error = result.statusCode === null ? result.error : `HTTP ${result.statusCode}${result.body ? `: ${result.body.slice(0, MAX_ERROR_CHARS)}` : ''}`;
       const retryAt = nextAttemptAt(delivery.attempts, this.now(), settings.retryDelaysSeconds, Math.random());
       await recordDeliveryAttempt(this.deps.db, delivery.id, { delivered: false, statusCode: result.statusCode, error, retryAt });
-      // The URL and the event, never the secret or the headers.
-      logger.info({ deliveryId: delivery.id, eventType: delivery.event.type, url: delivery.url, attempts: delivery.attempts, error, retryAt }, retryAt ? 'webhook delivery failed; will retry' : 'webhook delivery failed for good');
+      // The receiver's origin only (some receivers carry a token in the URL's path), never the secret or the headers.
+      logger.info({ deliveryId: delivery.id, eventType: delivery.event.type, receiver: originOf(delivery.url), attempts: delivery.attempts, error, retryAt }, retryAt ? 'webhook delivery failed; will retry' : 'webhook delivery failed for good');
     } catch (error) {
       // The attempt is not recorded: its lease runs out and it is tried again.
       logger.warn({ err: error, deliveryId: delivery.id }, 'webhooks: could not record an attempt');
@@ -172,5 +172,13 @@ export class WebhookDeliverer {
         }
       }
     }
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
   }
 }
