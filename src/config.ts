@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FleetThresholds } from './fleet/compliance.js';
+import { DEFAULT_RETRY_DELAYS_SECONDS } from './fleet/webhooks.js';
+import { parseNetworks } from './webhooks/addressPolicy.js';
 
 /**
  * Every setting fleetpatch reads from the environment, in one place.
@@ -51,6 +53,23 @@ export interface Config {
   agentDistDir: string;
   /** The release signing key (src/release/signingKey.ts): `<dataDir>/release-key.json` unless set. */
   releaseKeyFile: string;
+  /** How the worker delivers webhooks (docs/webhooks.md). */
+  webhooks: WebhookSettings;
+}
+
+export interface WebhookSettings {
+  /** Networks (CIDR) webhooks may reach although they are not public (src/webhooks/addressPolicy.ts). */
+  allowedNetworks: Array<{ address: string; prefix: number; family: 'ipv4' | 'ipv6' }>;
+  /** Deliveries in flight at once, per worker process. */
+  concurrency: number;
+  /** One attempt's limit, from connecting to the answer. */
+  timeoutMs: number;
+  /** Seconds between attempts (src/fleet/webhooks.ts has the default schedule). */
+  retryDelaysSeconds: readonly number[];
+  /** How often the loop looks for due deliveries when no NOTIFY wakes it. */
+  pollMs: number;
+  /** How often machines are checked against the disconnected and non-compliant thresholds. */
+  thresholdScanMs: number;
 }
 
 /** Per-client limits. A rate of 0 turns that limit off (a load test, a simulator of many agents). */
@@ -164,6 +183,31 @@ function publicUrl(env: NodeJS.ProcessEnv): string | undefined {
   return url.href.replace(/\/+$/, '');
 }
 
+function webhookSettings(env: NodeJS.ProcessEnv): WebhookSettings {
+  let allowedNetworks: WebhookSettings['allowedNetworks'];
+  try {
+    allowedNetworks = parseNetworks(env.FLEETPATCH_WEBHOOK_ALLOWED_NETWORKS ?? '');
+  } catch (error) {
+    throw new ConfigError(`FLEETPATCH_WEBHOOK_ALLOWED_NETWORKS: ${(error as Error).message}`);
+  }
+  const delays = nonEmpty(env.FLEETPATCH_WEBHOOK_RETRY_DELAYS);
+  const retryDelaysSeconds = delays === undefined ? DEFAULT_RETRY_DELAYS_SECONDS : delays.split(',').map((d) => Number(d.trim()));
+  if (retryDelaysSeconds.some((d) => !Number.isFinite(d) || d < 0)) {
+    throw new ConfigError(`FLEETPATCH_WEBHOOK_RETRY_DELAYS=${delays} is not a list of seconds (e.g. 10,30,60)`);
+  }
+  return {
+    allowedNetworks,
+    // Eight slow receivers at their timeout still leave the worker's own work alone.
+    concurrency: Math.max(1, Math.floor(positive(env, 'FLEETPATCH_WEBHOOK_CONCURRENCY', 8))),
+    // Receivers are asked to answer at once and work later; ten seconds is what GitHub allows.
+    timeoutMs: positive(env, 'FLEETPATCH_WEBHOOK_TIMEOUT_SECONDS', 10) * 1000,
+    retryDelaysSeconds,
+    // NOTIFY wakes the loop for new events; the poll covers retries and a lost NOTIFY.
+    pollMs: positive(env, 'FLEETPATCH_WEBHOOK_POLL_SECONDS', 5) * 1000,
+    thresholdScanMs: positive(env, 'FLEETPATCH_WEBHOOK_SCAN_SECONDS', 60) * 1000,
+  };
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
@@ -246,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: publicUrl(env),
     agentDistDir: path.resolve(nonEmpty(env.FLEETPATCH_AGENT_DIST_DIR) ?? DEFAULT_AGENT_DIST),
     releaseKeyFile: path.resolve(nonEmpty(env.FLEETPATCH_RELEASE_KEY_FILE) ?? path.join(dataDir, 'release-key.json')),
+    webhooks: webhookSettings(env),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Secrets never leave the process: not in logs, not in the audit log. A value is a secret when its
  * key says so (authorization, token, secret, credential, password, enrollmentKey) or when it looks
- * like one of our own secrets (fp_, fpe_, fpm_, fps_ followed by 43 base64url characters), wherever
+ * like one of our own secrets (fp_, fpe_, fpm_, fps_, fpw_ followed by 43 base64url characters), wherever
  * it is.
  */
 export const REDACTED = '[REDACTED]';
@@ -13,7 +13,7 @@ const SECRET_KEY = /^(authorization|token|secret|credential|password|enrollmentk
  * (a word boundary needs a word character on one side), and a secret run into other characters
  * is still a secret: at worst the first 43 characters of a longer run are masked.
  */
-const SECRET_VALUE = /(?<![A-Za-z0-9])fp[ems]?_[A-Za-z0-9_-]{43}/g;
+const SECRET_VALUE = /(?<![A-Za-z0-9])fp[emsw]?_[A-Za-z0-9_-]{43}/g;
 
 export function redactSecrets(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET_VALUE, REDACTED);

@@ -416,7 +416,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
           break;
         case 'HALTED':
           row = await setRingState(db, input.runId, input.ring, { status: 'HALTED', reason: step.reason });
-          await setRunHalted(db, input.runId, step.reason);
+          await setRunHalted(db, input.runId, step.reason, { number: input.ring, name: row?.name ?? `Ring ${input.ring}` });
           line = `Run halted: ${step.reason}`;
           break;
         case 'RESUMED':

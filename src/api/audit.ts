@@ -11,8 +11,8 @@ function targetOf(args: Record<string, unknown>, result: unknown): string | null
   }
   if (typeof result === 'string') return result;
   if (result && typeof result === 'object') {
-    const r = result as { id?: unknown; key?: { id?: unknown }; token?: { id?: unknown } };
-    for (const id of [r.id, r.key?.id, r.token?.id]) if (typeof id === 'string') return id;
+    const r = result as { id?: unknown; key?: { id?: unknown }; token?: { id?: unknown }; webhook?: { id?: unknown } };
+    for (const id of [r.id, r.key?.id, r.token?.id, r.webhook?.id]) if (typeof id === 'string') return id;
   }
   return null;
 }

@@ -12,6 +12,8 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'CancelRun',
   'Computers',
   'Create',
+  'CreateWebhook',
+  'DeleteWebhook',
   'Deployment',
   'Deployments',
   'FormMachines',
@@ -30,6 +32,9 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'RunMachines',
   'RunNow',
   'SetDeploymentPaused',
+  'UpdateWebhook',
+  'WebhookDeliveries',
+  'Webhooks',
   // The operator CLI
   'CliApiTokens',
   'CliAssessMachines',

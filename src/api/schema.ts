@@ -11,6 +11,7 @@ import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
 import { NodeResolver } from './node/node.resolver.js';
 import { SystemResolver } from './system/system.resolver.js';
+import { WebhookResolver } from './webhooks/webhook.resolver.js';
 
 export const resolvers = [
   SystemResolver,
@@ -28,6 +29,7 @@ export const resolvers = [
   AgentUpgradeResolver,
   MachineAgentVersionResolver,
   InstallCommandsResolver,
+  WebhookResolver,
 ] as const;
 
 /**
@@ -53,7 +55,7 @@ export async function buildApiSchema(pubSub?: FleetPubSub): Promise<GraphQLSchem
 
 const ROOT_DESCRIPTIONS: Array<[(schema: GraphQLSchema) => GraphQLObjectType | null | undefined, string]> = [
   [(s) => s.getQueryType(), 'Reads: machines, updates, deployments and their runs, access, and the system itself.'],
-  [(s) => s.getMutationType(), 'Changes: machines, deployments and their runs, API tokens and enrollment keys (over POST only).'],
+  [(s) => s.getMutationType(), 'Changes: machines, deployments and their runs, API tokens, enrollment keys and webhooks (over POST only).'],
   [(s) => s.getSubscriptionType(), 'Live events, over the WebSocket (graphql-ws) at the same URL.'],
 ];
 

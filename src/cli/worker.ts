@@ -20,6 +20,7 @@ export async function worker(): Promise<void> {
     temporal: { address, namespace: config.temporalNamespace, taskQueue: config.taskQueue },
     logger,
     metricsAddress: config.workerMetricsAddress,
+    webhooks: config.webhooks,
   });
   started.worker = fleetWorker;
   if (config.workerMetricsAddress) logger.info({ url: `http://${config.workerMetricsAddress}/metrics` }, 'worker metrics (Prometheus)');

@@ -3,6 +3,7 @@ import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { Db } from './client.js';
 import type { PlannedResult } from './runs.js';
 import { deploymentRunRings, deploymentRuns, machineRuns, updateResults } from './schema.js';
+import { recordRunWebhookEvent } from './webhooks.js';
 
 export type RunRingRow = typeof deploymentRunRings.$inferSelect;
 export type RingStatus = 'PENDING' | 'RUNNING' | 'SOAKING' | 'WAITING_FOR_APPROVAL' | 'HALTED' | 'PROMOTED' | 'DONE' | 'SKIPPED' | 'REJECTED' | 'CANCELED';
@@ -16,6 +17,7 @@ export async function beginRingedRun(db: Db, runId: string, rings: Array<{ defin
     const [run] = await tx.select().from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
     if (run!.startedAt) return;
     await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()` }).where(eq(deploymentRuns.id, runId));
+    await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_STARTED', run }));
     await tx.insert(deploymentRunRings).values(rings.map((ring, i) => ({ runId, ring: i + 1, name: ring.definition.name, definition: ring.definition, machineCount: ring.machines.length, status: 'PENDING' })));
     const rows = rings.flatMap((ring, i) => ring.machines.map((m) => ({ runId, machineId: m.id, machineName: m.name, ring: i + 1 })));
     for (let i = 0; i < rows.length; i += 5000) await tx.insert(machineRuns).values(rows.slice(i, i + 5000));
@@ -79,6 +81,7 @@ export async function startRing(
   });
 }
 
+/** A ring's state; a ring now WAITING_FOR_APPROVAL records its webhook event in the same transaction. */
 export async function setRingState(
   db: Db,
   runId: string,
@@ -86,20 +89,32 @@ export async function setRingState(
   patch: Partial<Pick<RunRingRow, 'failedCount' | 'soakEndsAt' | 'reason' | 'decidedBy'>> & { status?: RingStatus; ended?: boolean; decided?: boolean },
 ): Promise<RunRingRow | undefined> {
   const { ended, decided, ...values } = patch;
-  const [row] = await db
-    .update(deploymentRunRings)
-    .set({ ...values, ...(ended ? { endedAt: sql`coalesce(${deploymentRunRings.endedAt}, now())` } : {}), ...(decided ? { decidedAt: sql`now()` } : {}) })
-    .where(and(eq(deploymentRunRings.runId, runId), eq(deploymentRunRings.ring, ring)))
-    .returning();
-  return row;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(deploymentRunRings)
+      .set({ ...values, ...(ended ? { endedAt: sql`coalesce(${deploymentRunRings.endedAt}, now())` } : {}), ...(decided ? { decidedAt: sql`now()` } : {}) })
+      .where(and(eq(deploymentRunRings.runId, runId), eq(deploymentRunRings.ring, ring)))
+      .returning();
+    if (row && patch.status === 'WAITING_FOR_APPROVAL') {
+      await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RING_WAITING_FOR_APPROVAL', run, ring: { number: row.ring, name: row.name } }));
+    }
+    return row;
+  });
 }
 
-/** The run HALTED with its reason, or back IN_PROGRESS; never a run that already ended. */
-export async function setRunHalted(db: Db, runId: string, reason: string | null): Promise<void> {
-  await db
-    .update(deploymentRuns)
-    .set({ status: reason === null ? 'IN_PROGRESS' : 'HALTED', error: reason })
-    .where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.endedAt)));
+/**
+ * The run HALTED with its reason (and its webhook event, in the same transaction), or back
+ * IN_PROGRESS; never a run that already ended. `ring`: the ring whose gate halted it.
+ */
+export async function setRunHalted(db: Db, runId: string, reason: string | null, ring: { number: number; name: string } | null = null): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(deploymentRuns)
+      .set({ status: reason === null ? 'IN_PROGRESS' : 'HALTED', error: reason })
+      .where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.endedAt)))
+      .returning({ id: deploymentRuns.id });
+    if (row && reason !== null) await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_HALTED', run, ring, reason }));
+  });
 }
 
 /**

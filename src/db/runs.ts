@@ -5,6 +5,8 @@ import { queueInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
+import { isMachineRunFailure } from '../fleet/webhooks.js';
+import { recordRunWebhookEvent } from './webhooks.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
 
 export type RunRow = typeof deploymentRuns.$inferSelect;
@@ -133,6 +135,7 @@ export async function beginRun(
       return { machines, progress: [] };
     }
     await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt }).where(eq(deploymentRuns.id, runId));
+    await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_STARTED', run }));
     if (plans.length === 0) return { machines: [], progress: await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }]) };
     // Set-based: one insert of every machine run, then the update results in chunks (PostgreSQL
     // takes at most 65,535 parameters per statement). Row by row, 1,000 machines cost seconds.
@@ -317,6 +320,13 @@ export async function finishMachineRun(
     // The job is withdrawn: an agent that comes back late must not start it.
     await tx.update(agentCommands).set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(or(eq(agentCommands.machineRunId, id), eq(agentCommands.postStepsMachineRunId, id)));
     if (!row) return { row, progress: [] };
+    if (isMachineRunFailure(row.status)) {
+      await recordRunWebhookEvent(tx as unknown as Db, row.runId, (run) => ({
+        type: 'MACHINE_RUN_FAILED',
+        run,
+        machineRun: { id: row.id, machineId: row.machineId, machineName: row.machineName, status: row.status, error: row.error },
+      }));
+    }
     const lines = logLine ? [await serverLine(tx as unknown as Db, row.runId, row.id, logLine(row))] : [];
     return { row, progress: await recordRunProgress(tx as unknown as Db, row.runId, [...lines, { kind: 'MACHINE', machineRunId: row.id }]) };
   });
@@ -330,6 +340,7 @@ export async function cancelUnstartedRun(db: Db, runId: string, reason: string):
   return db.transaction(async (tx) => {
     const [row] = await tx.update(deploymentRuns).set({ status: 'CANCELED', error: reason, endedAt: sql`now()` }).where(and(eq(deploymentRuns.id, runId), isNull(deploymentRuns.startedAt))).returning();
     if (!row) return { row, progress: [] };
+    await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_ENDED', run: { ...run, status: row.status, error: row.error } }));
     return { row, progress: await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }]) };
   });
 }
@@ -342,6 +353,7 @@ export async function finishRun(db: Db, runId: string, status: RunRow['status'],
   return db.transaction(async (tx) => {
     const [row] = await tx.update(deploymentRuns).set({ status, error, endedAt: sql`now()`, startedAt: sql`coalesce(${deploymentRuns.startedAt}, now())` }).where(eq(deploymentRuns.id, runId)).returning();
     if (!row) return { row, progress: [] };
+    await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_ENDED', run: { ...run, status: row.status, error: row.error } }));
     const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
     return { row, progress: await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]) };
   });

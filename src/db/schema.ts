@@ -555,3 +555,79 @@ export const agentUpgradeMachines = pgTable(
   },
   (t) => [primaryKey({ columns: [t.upgradeId, t.machineId] }), index('agent_upgrade_machines_status_idx').on(t.upgradeId, t.status, t.orderIndex), index('agent_upgrade_machines_command_idx').on(t.commandId)],
 );
+
+/**
+ * Webhook subscriptions, managed by ADMINs. The secret signs deliveries (HMAC-SHA256), so it is
+ * kept as it is, not hashed; it is shown once at creation and never read back by the API.
+ */
+export const webhookSubscriptions = pgTable('webhook_subscriptions', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  url: text('url').notNull(),
+  description: text('description'),
+  /** WebhookEventType[] (src/fleet/webhooks.ts). */
+  events: text('events').array().notNull(),
+  /** MACHINE_DISCONNECTED: after this many minutes without a check-in. */
+  disconnectedMinutes: integer('disconnected_minutes'),
+  /** MACHINE_NON_COMPLIANT: after this many days non-compliant. */
+  nonCompliantDays: integer('non_compliant_days'),
+  secret: text('secret').notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * The outbox: every event a webhook may announce, written in the transaction of the change that
+ * causes it (a run ending, a machine run failing...), so an event exists exactly when its change
+ * does. The delivery loop fans each one out to the subscriptions that want it (dispatched_at).
+ */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    type: text('type').notNull(),
+    /** Once per cause (src/fleet/webhooks.ts eventKey): a retried activity or scan records nothing new. */
+    eventKey: text('event_key').notNull().unique(),
+    /** The event's data (WebhookEventData). */
+    data: jsonb('data').notNull(),
+    /** Set for threshold events, which are made for one subscription's own threshold. */
+    subscriptionId: uuid('subscription_id').references(() => webhookSubscriptions.id, { onDelete: 'cascade' }),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull().defaultNow(),
+    dispatchedAt: timestamp('dispatched_at', { withTimezone: true }),
+  },
+  (t) => [index('webhook_events_undispatched_idx').on(t.occurredAt).where(sql`${t.dispatchedAt} is null`)],
+);
+
+export const webhookDeliveryStatusEnum = pgEnum('webhook_delivery_status', ['PENDING', 'DELIVERED', 'FAILED']);
+
+/** One event to one subscription: its attempts, the last error and when it is tried next (the delivery log). */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    subscriptionId: uuid('subscription_id')
+      .notNull()
+      .references(() => webhookSubscriptions.id, { onDelete: 'cascade' }),
+    eventId: uuid('event_id')
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    eventType: text('event_type').notNull(),
+    status: webhookDeliveryStatusEnum('status').notNull().default('PENDING'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /** A delivery loop is sending it until then; past it, another may (the one that claimed it died). */
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true }),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    /** Milliseconds from the event to the receiver's 2xx. */
+    latencyMs: integer('latency_ms'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_event_subscription_idx').on(t.eventId, t.subscriptionId),
+    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'PENDING'`),
+    index('webhook_deliveries_log_idx').on(t.subscriptionId, t.createdAt),
+  ],
+);

@@ -4,8 +4,10 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterSt
 import { createActivities } from '../activities/index.js';
 import { connectDatabase } from '../db/client.js';
 import { createFleetPubSub } from '../events/pubsub.js';
+import type { WebhookSettings } from '../config.js';
 import type { Logger } from '../logger.js';
 import { activeTracing } from '../telemetry/tracing.js';
+import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import type { TemporalSettings } from './connection.js';
 
 /** src/workflows/index.ts under tests, dist/workflows/index.js once built: the worker bundles it. */
@@ -62,6 +64,8 @@ export async function createFleetWorker(options: {
   identity?: string;
   /** host:port for the SDK's Prometheus metrics; the first worker of the process decides. */
   metricsAddress?: string;
+  /** Runs the webhook delivery loop beside the worker (src/webhooks/deliverer.ts); absent: no webhooks are sent by this process. */
+  webhooks?: WebhookSettings;
 }): Promise<FleetWorker> {
   const { logger } = options;
   installRuntime(logger, options.metricsAddress);
@@ -78,15 +82,20 @@ export async function createFleetWorker(options: {
     workflowsPath,
     activities: createActivities({ db: database.db, pubsub, workerIdentity: identity }),
   });
+  const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;
   const closeAll = async () => {
+    await deliverer?.stop();
     await connection.close();
     await database.close();
   };
   return {
     worker,
     run() {
-      running ??= worker.run().finally(closeAll);
+      running ??= (async () => {
+        await deliverer?.start();
+        await worker.run();
+      })().finally(closeAll);
       return running;
     },
     async shutdown() {

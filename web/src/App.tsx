@@ -8,6 +8,7 @@ import { MachinePage } from './pages/Machine';
 import { MissingUpdatesPage } from './pages/MissingUpdates';
 import { OverviewPage } from './pages/Overview';
 import { RunPage } from './pages/Run';
+import { WebhooksPage } from './pages/Webhooks';
 import { Link, matchPath, useLocation } from './router';
 import { SessionContext } from './session';
 
@@ -16,6 +17,7 @@ const NAV = [
   { to: '/computers', label: 'Computers' },
   { to: '/updates', label: 'Missing updates' },
   { to: '/deployments', label: 'Deployments' },
+  { to: '/settings/webhooks', label: 'Webhooks' },
 ];
 
 /**
@@ -120,5 +122,6 @@ function route(path: string): { title: string; element: ReactElement } {
   if (path === '/deployments/new') return { title: 'New deployment', element: <DeploymentFormPage /> };
   if ((p = matchPath('/deployments/:id', path))) return { title: 'Deployment', element: <DeploymentPage key={p.id} id={p.id!} /> };
   if ((p = matchPath('/runs/:id', path))) return { title: 'Run', element: <RunPage key={p.id} id={p.id!} /> };
+  if (path === '/settings/webhooks') return { title: 'Webhooks', element: <WebhooksPage /> };
   return { title: 'Not found', element: <><h1 id="page-title" tabIndex={-1}>Not found</h1><p>No page at {path}. <Link to="/">Go to the overview</Link>.</p></> };
 }

@@ -6,7 +6,7 @@ import { problemsOf } from './client';
 export const words = (value: string | null | undefined) => (value ? (value.charAt(0) + value.slice(1).toLowerCase().replace(/_/g, ' ')).replace(/^Non /, 'Non-') : '—');
 
 const TONES: Record<string, string> = {
-  COMPLIANT: 'good', READY: 'good', SUCCEEDED: 'good',
+  COMPLIANT: 'good', READY: 'good', SUCCEEDED: 'good', DELIVERED: 'good',
   NON_COMPLIANT: 'bad', FAILED: 'bad', DISCONNECTED: 'bad', TIMED_OUT: 'bad', PARTIALLY_FAILED: 'warn', CRITICAL: 'bad',
   NOT_ASSESSED: 'muted', NOT_CONFIGURED: 'muted', NOT_SELECTED: 'muted', NOT_ATTEMPTED: 'warn', CANCELED: 'muted', NOT_STARTED: 'muted',
   IN_PROGRESS: 'busy', REBOOTING: 'busy', SCHEDULED: 'muted', PENDING: 'muted', SECURITY: 'warn',
