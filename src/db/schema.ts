@@ -190,6 +190,11 @@ export const pendingUpdates = pgTable(
     repository: text('repository'),
     /** Why it is listed, when that is not plain (a package dpkg left half-configured); null mostly. */
     note: text('note'),
+    /**
+     * When the advisory behind the update was issued, as the metadata says (dnf/yum updateinfo,
+     * zypper patches, WUA's LastDeploymentChangeTime); null for apt and for agents that do not send it.
+     */
+    advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
