@@ -98,3 +98,11 @@ export async function lastRunOf(db: Db, deploymentId: string) {
 export function selectionOf(row: DeploymentRow): UpdateSelection {
   return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns };
 }
+
+/** The live deployments that run on a schedule and are not paused: those that may still fix something unattended. */
+export function scheduledDeployments(db: Db): Promise<DeploymentRow[]> {
+  return db
+    .select()
+    .from(deployments)
+    .where(and(isNull(deployments.deletedAt), eq(deployments.paused, false), isNotNull(deployments.schedule)));
+}

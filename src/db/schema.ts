@@ -529,3 +529,37 @@ export const agentUpgradeMachines = pgTable(
   },
   (t) => [primaryKey({ columns: [t.upgradeId, t.machineId] }), index('agent_upgrade_machines_status_idx').on(t.upgradeId, t.status, t.orderIndex), index('agent_upgrade_machines_command_idx').on(t.commandId)],
 );
+
+/**
+ * What an imported vulnerability tracker says was fixed where: for apt machines, whose Packages
+ * metadata names no CVE. One row per CVE, source package and release that the tracker marks
+ * resolved with a fixed version (src/fleet/cves.ts, readDebianTracker). An import replaces the
+ * source's rows as a whole.
+ */
+export const cveTrackerFixes = pgTable(
+  'cve_tracker_fixes',
+  {
+    /** DEBIAN: the Debian security tracker's JSON. */
+    source: text('source').notNull(),
+    cveId: text('cve_id').notNull(),
+    /** The source package, as the tracker names it. */
+    package: text('package').notNull(),
+    /** The release's codename (bookworm). */
+    release: text('release').notNull(),
+    fixedVersion: text('fixed_version').notNull(),
+    severity: severityEnum('severity'),
+    description: text('description'),
+  },
+  (t) => [primaryKey({ columns: [t.source, t.cveId, t.package, t.release] }), index('cve_tracker_fixes_package_idx').on(t.package, t.release)],
+);
+
+/** Each import of a tracker: where from, when, how much it held. */
+export const cveTrackerImports = pgTable('cve_tracker_imports', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  source: text('source').notNull(),
+  /** The URL or server path it was read from (never credentials: a URL's user and password are left out). */
+  location: text('location').notNull(),
+  importedAt: timestamp('imported_at', { withTimezone: true }).notNull().defaultNow(),
+  fixes: integer('fixes').notNull(),
+  cves: integer('cves').notNull(),
+});
