@@ -563,3 +563,15 @@ export const cveTrackerImports = pgTable('cve_tracker_imports', {
   fixes: integer('fixes').notNull(),
   cves: integer('cves').notNull(),
 });
+
+/**
+ * Secrets the API replicas share, made once by whichever needs one first: the key that signs
+ * export download links (src/exports/links.ts). Kept in PostgreSQL so that every replica checks a
+ * link another one signed, with nothing to configure.
+ */
+export const serverSecrets = pgTable('server_secrets', {
+  name: text('name').primaryKey(),
+  /** Base64 of 32 random bytes. */
+  secret: text('secret').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -57,6 +57,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.createApiToken': 'ADMIN',
   'Mutation.createDeployment': 'OPERATOR',
   'Mutation.createEnrollmentKey': 'ADMIN',
+  'Mutation.createExport': 'VIEWER',
   'Mutation.deleteDeployment': 'OPERATOR',
   'Mutation.importCveTracker': 'ADMIN',
   'Mutation.pauseDeployment': 'OPERATOR',

@@ -18,4 +18,11 @@ CREATE TABLE "cve_tracker_imports" (
 	"cves" integer NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "server_secrets" (
+	"name" text PRIMARY KEY NOT NULL,
+	"secret" text NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
+ALTER TABLE "pending_updates" ADD COLUMN "advisory_issued_at" timestamp with time zone;--> statement-breakpoint
 CREATE INDEX "cve_tracker_fixes_package_idx" ON "cve_tracker_fixes" USING btree ("package","release");

@@ -1,1 +1,0 @@
-ALTER TABLE "pending_updates" ADD COLUMN "advisory_issued_at" timestamp with time zone;
