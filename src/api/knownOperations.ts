@@ -11,6 +11,7 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'CancelRun',
   'Computers',
   'Create',
+  'CreateExport',
   'Deployment',
   'Deployments',
   'FormMachines',

@@ -4,6 +4,7 @@ import { CancelRunDocument, ProgressDocument, RunDocument, RunLinesDocument, Run
 import { Link } from '../router';
 import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progressVariables, runOf, type Counts, type Line, type MachineRun, type Paged, type Run } from '../runProgress';
 import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
+import { ExportButtons } from './ExportButtons';
 
 const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
 
@@ -151,7 +152,12 @@ export function RunPage({ id }: { id: string }) {
   return (
     <Page
       title={`Run of ${run.deployment.name}`}
-      actions={!finished && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+      actions={
+        <>
+          <ExportButtons kind="RUN_RESULTS" runId={id} />
+          {!finished && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+        </>
+      }
     >
       <Problems error={cancel.error} />
       <section className="card run-head" aria-label="Run summary">
