@@ -14,6 +14,7 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Create',
   'CreateWebhook',
   'DeleteWebhook',
+  'CreateExport',
   'Deployment',
   'Deployments',
   'FormMachines',

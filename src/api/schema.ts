@@ -5,6 +5,8 @@ import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
 import { AgentUpgradeResolver, InstallCommandsResolver, MachineAgentVersionResolver } from './agentUpgrades/agentUpgrade.resolver.js';
 import { authChecker } from './auth.js';
+import { CveResolver } from './cves/cve.resolver.js';
+import { ExportResolver } from './exports/export.resolver.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
@@ -30,6 +32,8 @@ export const resolvers = [
   MachineAgentVersionResolver,
   InstallCommandsResolver,
   WebhookResolver,
+  CveResolver,
+  ExportResolver,
 ] as const;
 
 /**

@@ -4,6 +4,8 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import { exportDownload } from './exports/download.js';
+import { EXPORT_PATH } from './exports/export.service.js';
 import { GraphQLError, parse, specifiedRules, validate, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -243,6 +245,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }),
     graphqlBodyErrors,
   );
+
+  // Export downloads: the signed link is the credential (src/api/exports/download.ts).
+  app.get(`${EXPORT_PATH}/:fileName`, exportDownload(services));
 
   // The web console at /, last: it never answers for the API's own paths.
   app.use(webConsole());

@@ -86,6 +86,12 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
     .addHelpText('after', '\nThe key is the file FLEETPATCH_RELEASE_KEY_FILE (default <FLEETPATCH_DATA_DIR>/release-key.json), mode 0600.')
     .action(async (options: { rotate?: boolean; json?: boolean }) => (await import('./releaseKey.js')).releaseKeyCommand(options));
 
+  program
+    .command('cve-import')
+    .description("import the Debian security tracker's JSON (CVEs of apt machines) from a URL or a file, replacing the previous import (needs DATABASE_URL)")
+    .argument('<location>', 'https://security-tracker.debian.org/tracker/data/json, or a path to a copy of it')
+    .action(async (location: string) => (await import('./cveImport.js')).cveImportCommand(location));
+
   addAgentCommands(program.command('agent').description('the agent on a managed machine'));
 
   program

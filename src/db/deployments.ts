@@ -111,3 +111,11 @@ export function runSettingsOf(row: DeploymentRow): RunSettings {
     maxFailures: row.maxFailures ?? null,
   };
 }
+
+/** The live deployments that run on a schedule and are not paused: those that may still fix something unattended. */
+export function scheduledDeployments(db: Db): Promise<DeploymentRow[]> {
+  return db
+    .select()
+    .from(deployments)
+    .where(and(isNull(deployments.deletedAt), eq(deployments.paused, false), isNotNull(deployments.schedule)));
+}

@@ -193,6 +193,11 @@ export const pendingUpdates = pgTable(
     repository: text('repository'),
     /** Why it is listed, when that is not plain (a package dpkg left half-configured); null mostly. */
     note: text('note'),
+    /**
+     * When the advisory behind the update was issued, as the metadata says (dnf/yum updateinfo,
+     * zypper patches, WUA's LastDeploymentChangeTime); null for apt and for agents that do not send it.
+     */
+    advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
@@ -631,3 +636,49 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_log_idx').on(t.subscriptionId, t.createdAt),
   ],
 );
+
+/**
+ * What an imported vulnerability tracker says was fixed where: for apt machines, whose Packages
+ * metadata names no CVE. One row per CVE, source package and release that the tracker marks
+ * resolved with a fixed version (src/fleet/cves.ts, readDebianTracker). An import replaces the
+ * source's rows as a whole.
+ */
+export const cveTrackerFixes = pgTable(
+  'cve_tracker_fixes',
+  {
+    /** DEBIAN: the Debian security tracker's JSON. */
+    source: text('source').notNull(),
+    cveId: text('cve_id').notNull(),
+    /** The source package, as the tracker names it. */
+    package: text('package').notNull(),
+    /** The release's codename (bookworm). */
+    release: text('release').notNull(),
+    fixedVersion: text('fixed_version').notNull(),
+    severity: severityEnum('severity'),
+    description: text('description'),
+  },
+  (t) => [primaryKey({ columns: [t.source, t.cveId, t.package, t.release] }), index('cve_tracker_fixes_package_idx').on(t.package, t.release)],
+);
+
+/** Each import of a tracker: where from, when, how much it held. */
+export const cveTrackerImports = pgTable('cve_tracker_imports', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  source: text('source').notNull(),
+  /** The URL or server path it was read from (never credentials: a URL's user and password are left out). */
+  location: text('location').notNull(),
+  importedAt: timestamp('imported_at', { withTimezone: true }).notNull().defaultNow(),
+  fixes: integer('fixes').notNull(),
+  cves: integer('cves').notNull(),
+});
+
+/**
+ * Secrets the API replicas share, made once by whichever needs one first: the key that signs
+ * export download links (src/exports/links.ts). Kept in PostgreSQL so that every replica checks a
+ * link another one signed, with nothing to configure.
+ */
+export const serverSecrets = pgTable('server_secrets', {
+  name: text('name').primaryKey(),
+  /** Base64 of 32 random bytes. */
+  secret: text('secret').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

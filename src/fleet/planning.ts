@@ -26,6 +26,9 @@ export const updateSetKey = (update: { name: string; availableVersion: string })
 /** LINUX or WINDOWS: a deployment targets one OS type. One definition, shared with the fleet view (compliance.ts). */
 export type { OsType };
 
+/** An update's classification and severity, as the agents report them (for the fleet's other decisions). */
+export type { Classification, Severity };
+
 /**
  * What happens about a reboot after the updates: IF_REQUIRED (the default: reboot when an update or
  * the machine asks for it), NEVER (the machine then stays "reboot pending" and says so), ALWAYS,

@@ -69,6 +69,7 @@ function expectedUpdates(): PendingUpdate[] {
       cveIds: [...p.cveIds].sort(),
       rebootSuggested: p.rebootSuggested,
       repository: DNF_REPOSITORIES.updates,
+      ...(p.advisoryId ? { advisoryIssuedAt: p.advisoryIssued } : {}),
     }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -150,6 +151,8 @@ describe('dnf backend: assessment on a real dnf', () => {
     const libssl = assessment.updates.find((u) => u.name === 'demo-libssl')!;
     expect(libssl).toMatchObject({ classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['DEMO-2025:0001'] });
     expect(libssl.cveIds).toEqual(['CVE-2025-0001', 'CVE-2025-0011']);
+    // updateinfo's <issued date>, not its later <updated date>.
+    expect(libssl.advisoryIssuedAt).toBe('2025-01-15T00:00:00.000Z');
     expect(assessment.updates.find((u) => u.name === 'linux-image-demo')).toMatchObject({ rebootSuggested: true, severity: 'MODERATE' });
     // Pulled in by demo-app 2.0's Requires: not installed yet.
     expect(assessment.updates.find((u) => u.name === 'demo-newdep')).toMatchObject({ installedVersion: null, availableVersion: '1.0-1' });
@@ -341,10 +344,10 @@ describe('yum backend through dnf yum-compatible command line (what yum is on EL
 
     const assessment = await yumBackend.assess({ ...ctx, env });
 
-    // Text output carries neither new dependencies nor reboot_suggested: the core-package rule only.
+    // Text output carries neither new dependencies, reboot_suggested nor issue dates: the core-package rule only.
     const expected = expectedUpdates()
       .filter((u) => u.installedVersion !== null)
-      .map((u) => ({ ...u, rebootSuggested: false }));
+      .map(({ advisoryIssuedAt: _, ...u }) => ({ ...u, rebootSuggested: false }));
     expect(byName(assessment.updates)).toEqual(expected);
     expect(assessment.repositoryProblems.map((p) => p.repository)).toEqual([DNF_REPOSITORIES.unreachable]);
     expect(assessment.rebootPending).toBe(false);

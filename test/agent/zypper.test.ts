@@ -29,6 +29,7 @@ const expectedUpdates: PendingUpdate[] = FIXTURE_PACKAGES.filter((p) => p.availa
     cveIds: [...p.cveIds].sort(),
     rebootSuggested: p.rebootSuggested,
     repository: ZYPPER_REPOSITORIES.updates,
+    ...(p.advisoryId ? { advisoryIssuedAt: p.advisoryIssued } : {}),
   }))
   .sort((a, b) => a.name.localeCompare(b.name));
 
@@ -85,7 +86,7 @@ describe('zypper backend on a SLES machine', () => {
     expect(assessment.rebootPending).toBe(false);
 
     const libssl = update(assessment.updates, 'demo-libssl');
-    expect(libssl).toMatchObject({ classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['DEMO-2025:0001'], cveIds: ['CVE-2025-0001', 'CVE-2025-0011'] });
+    expect(libssl).toMatchObject({ classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['DEMO-2025:0001'], cveIds: ['CVE-2025-0001', 'CVE-2025-0011'], advisoryIssuedAt: '2025-01-15T00:00:00.000Z' });
     expect(update(assessment.updates, 'linux-image-demo').rebootSuggested).toBe(true);
     expect(update(assessment.updates, 'demo-newdep')).toMatchObject({ installedVersion: null, availableVersion: '1.0-1', repository: ZYPPER_REPOSITORIES.updates });
     expect(assessment.updates.some((u) => u.name === 'demo-stable')).toBe(false);

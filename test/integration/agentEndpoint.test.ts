@@ -218,6 +218,32 @@ describe('the agent endpoint', () => {
     expect(after.data!.machine).toEqual({ criticalAndSecurityCount: 2, assessments: { totalCount: 2 } });
   });
 
+  it("stores each update's advisory issue date as the agent sent it, takes reports of agents that send none, and refuses one that is no date", async () => {
+    const key = await createKey({ description: 'issue dates' });
+    const { machineId, agent } = await enrollMachine(base, key.secret);
+    const report = assessmentReport([
+      pendingUpdate({ name: 'openssl', classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: ['RHSA-2025:0001'], advisoryIssuedAt: '2025-01-15T00:00:00.000Z' }),
+      pendingUpdate({ name: 'sudo', classification: 'SECURITY', advisoryIssuedAt: null }),
+      // An agent of the previous version sends no such field at all.
+      pendingUpdate({ name: 'vim', classification: 'OTHER' }),
+    ]);
+    expect(await agent.sendReport(report)).toEqual({ stored: true });
+    const machine = await graphql<{ machine: { pendingUpdates: { edges: Array<{ node: { name: string; advisoryIssuedAt: string | null } }> } } }>(
+      api.url,
+      `query($id: ID!) { machine(id: $id) { pendingUpdates { edges { node { name advisoryIssuedAt } } } } }`,
+      { token: admin, variables: { id: machineId } },
+    );
+    expect(machine.errors).toBeUndefined();
+    expect(machine.data!.machine.pendingUpdates.edges.map((e) => e.node)).toEqual([
+      { name: 'openssl', advisoryIssuedAt: '2025-01-15T00:00:00.000Z' },
+      { name: 'sudo', advisoryIssuedAt: null },
+      { name: 'vim', advisoryIssuedAt: null },
+    ]);
+    const refused = await agent.sendReport(assessmentReport([pendingUpdate({ name: 'bad', advisoryIssuedAt: 'last Tuesday' })])).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ServerRefusal);
+    expect((refused as ServerRefusal).message).toMatch(/advisoryIssuedAt/);
+  });
+
   it('answers malformed, oversized and unauthenticated requests with a 4xx and a message, storing nothing', async () => {
     const key = await createKey({ description: 'hostile' });
     const { credential } = await enrollMachine(base, key.secret);

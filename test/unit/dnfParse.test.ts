@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  advisoryDate,
   classifyAdvisories,
   dnfErrorLines,
   interpreterFromShebang,
@@ -46,6 +47,7 @@ describe('recorded dnf output (a fresh fixture machine)', () => {
           cveIds: [...p.cveIds].sort(),
           rebootSuggested: p.rebootSuggested,
           repository: DNF_REPOSITORIES.updates,
+          ...(p.advisoryId ? { advisoryIssuedAt: p.advisoryIssued } : {}),
         }))
         .sort((a, b) => a.name.localeCompare(b.name)),
     );
@@ -154,6 +156,40 @@ describe('dnf output parsers', () => {
           "Failed to download metadata for repo 'fixture-unreachable': Cannot download repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried; Curl error (7): Couldn't connect to server for http://127.0.0.1:9/repodata/repomd.xml [Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't connect to server]",
       },
     ]);
+  });
+
+  it("reads an advisory's issue date however updateinfo writes it, and keeps the newest of an update's advisories", () => {
+    expect(
+      ['2025-01-15 00:00:00', '2025-01-15', '2025-01-15T08:30:00Z', '2025-01-15 08:30:00+02:00', '1736899200', '', 'soon', '2025-13-40 00:00:00', null].map(advisoryDate),
+    ).toEqual([
+      '2025-01-15T00:00:00.000Z',
+      '2025-01-15T00:00:00.000Z',
+      '2025-01-15T08:30:00.000Z',
+      '2025-01-15T06:30:00.000Z',
+      '2025-01-15T00:00:00.000Z',
+      null,
+      null,
+      null,
+      null,
+    ]);
+    const [update] = readUpdates([
+      {
+        name: 'openssl',
+        installedVersion: '1:3.0.7-24.el9',
+        availableVersion: '1:3.0.7-27.el9',
+        arch: 'x86_64',
+        repository: 'baseos',
+        rebootSuggested: false,
+        advisories: [
+          { id: 'RHSA-2024:0001', type: 'security', severity: 'Moderate', cves: [], issued: '2024-01-02 00:00:00' },
+          { id: 'RHSA-2024:0310', type: 'security', severity: 'Low', cves: [], issued: '2024-01-23 00:00:00' },
+          { id: 'RHBA-2024:0400', type: 'bugfix', severity: null, cves: [], issued: null },
+        ],
+      },
+    ]);
+    expect(update!.advisoryIssuedAt).toBe('2024-01-23T00:00:00.000Z');
+    // A helper of an older agent sends no dates: the field is left out, not null.
+    expect('advisoryIssuedAt' in readUpdates([{ name: 'a', installedVersion: '1', availableVersion: '2', advisories: [{ id: 'X', type: 'bugfix', cves: [] }] }])[0]!).toBe(false);
   });
 
   it('classifies advisories: critical security, other security, the rest', () => {

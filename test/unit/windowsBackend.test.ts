@@ -53,6 +53,11 @@ describe('an assessment from WSUS (every classification, superseded, hidden, no 
     });
   });
 
+  it("takes WUA's LastDeploymentChangeTime as the advisory's issue date, and leaves it out where the document has none", () => {
+    expect(updates['KB5031364']!.advisoryIssuedAt).toBe('2023-10-10T17:00:00.000Z');
+    expect('advisoryIssuedAt' in updates['KB5032198']!).toBe(false);
+  });
+
   it('leaves out hidden updates and updates another pending one supersedes', () => {
     const titles = result.updates.map((u) => u.availableVersion);
     expect(titles).not.toContain('1b7a4a55-5c8e-4b8e-9f4a-0d3c9a4b2f01/1'); // September's cumulative update, superseded by October's
@@ -73,6 +78,7 @@ describe('an assessment from WSUS (every classification, superseded, hidden, no 
       cveIds: ['CVE-2023-36434', 'CVE-2023-41774', 'CVE-2023-44487'],
       rebootSuggested: true,
       repository: 'WSUS http://wsus.corp.example:8530',
+      advisoryIssuedAt: '2023-10-10T17:00:00.000Z',
     });
     const driver = updates['Intel Corporation - Net - 22.240.0.4']!;
     expect(driver.advisoryIds).toEqual([]);

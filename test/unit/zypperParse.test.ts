@@ -48,6 +48,7 @@ describe('an assessment read from recorded zypper output (a fresh fixture machin
       cveIds: [...p.cveIds].sort(),
       rebootSuggested: p.rebootSuggested,
       repository: ZYPPER_REPOSITORIES.updates,
+      ...(p.advisoryId ? { advisoryIssuedAt: p.advisoryIssued } : {}),
     }));
     const byName = (a: PendingUpdate, b: PendingUpdate) => a.name.localeCompare(b.name);
     expect([...updates].sort(byName)).toEqual(expected.sort(byName));
@@ -68,8 +69,8 @@ describe('zypper output reading', () => {
       '',
     ].join('\n');
     expect(parsePatches(captured)).toEqual([
-      { name: 'DEMO-2025:0004', status: 'needed', category: 'security', severity: 'moderate', rebootSuggested: true, interactive: true, repository: 'demo-updates', cveIds: ['CVE-2025-0004'] },
-      { name: 'DEMO-2025:0006', status: 'needed', category: 'optional', severity: '', rebootSuggested: false, interactive: false, repository: 'demo-updates', cveIds: [] },
+      { name: 'DEMO-2025:0004', status: 'needed', category: 'security', severity: 'moderate', rebootSuggested: true, interactive: true, repository: 'demo-updates', cveIds: ['CVE-2025-0004'], issuedAt: '2025-01-01T00:00:00.000Z' },
+      { name: 'DEMO-2025:0006', status: 'needed', category: 'optional', severity: '', rebootSuggested: false, interactive: false, repository: 'demo-updates', cveIds: [], issuedAt: '2025-01-01T00:00:00.000Z' },
     ]);
     const document = parseXml(`<stream><message type="error">Repository &apos;a&amp;b&apos; &lt;x&gt; &#65;&#x42;</message></stream>`);
     expect(textContent(document)).toBe("Repository 'a&b' <x> AB");
@@ -146,7 +147,7 @@ describe('zypper output reading', () => {
   });
 
   it('ties a patch to an update only while the installed edition still lacks its fix', () => {
-    const patch = (name: string): ZypperPatch => ({ name, status: 'needed', category: 'security', severity: 'important', rebootSuggested: false, interactive: false, repository: 'u', cveIds: [] });
+    const patch = (name: string): ZypperPatch => ({ name, status: 'needed', category: 'security', severity: 'important', rebootSuggested: false, interactive: false, repository: 'u', cveIds: [], issuedAt: null });
     const [pending] = combineAssessment({
       packageUpdates: [{ name: 'libfoo', edition: '3-1', editionOld: '2-1', arch: 'x86_64', repository: 'u' }],
       newPackages: [],

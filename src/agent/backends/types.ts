@@ -31,6 +31,13 @@ export interface PendingUpdate {
   /** Advisory ids: DSA/DLA, RHSA/ALSA/FEDORA-..., SUSE-SU-..., KB ids. Empty when none. */
   advisoryIds: string[];
   cveIds: string[];
+  /**
+   * When the advisory behind this update was issued (ISO 8601, UTC), where the metadata says:
+   * dnf/yum updateinfo `<issued date>`, zypper's patch issue date, WUA's LastDeploymentChangeTime.
+   * With several advisories, the newest one's (the advisory that published the version offered).
+   * Absent when unknown (left out of the report then, like `note`).
+   */
+  advisoryIssuedAt?: string | null;
   /** The metadata suggests a reboot after installing it (kernel, reboot_suggested, installhint). */
   rebootSuggested: boolean;
   /** Where the available version comes from (apt origin/suite, dnf repo id, zypper repo alias). */

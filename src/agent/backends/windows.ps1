@@ -139,6 +139,8 @@ function ConvertTo-UpdateRecord($update) {
     classification = Get-Classification $update
     msrcSeverity = $(if ($update.MsrcSeverity) { [string]$update.MsrcSeverity } else { $null })
     cveIds = $cves
+    # When Microsoft published (or last re-released) the update: WUA's closest thing to an advisory's issue date.
+    lastDeploymentChangeTime = ConvertTo-IsoTime $update.LastDeploymentChangeTime
     securityBulletinIds = ConvertTo-StringArray $update.SecurityBulletinIDs
     supersededUpdateIds = ConvertTo-StringArray $update.SupersededUpdateIDs
     maxDownloadSize = [double]$update.MaxDownloadSize

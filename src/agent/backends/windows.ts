@@ -144,6 +144,9 @@ export function pendingUpdatesOf(document: AssessDocument): PendingUpdate[] {
       // RebootBehavior 1 (always) and 2 (can request): plan the reboot reserve for both.
       rebootSuggested: record.rebootBehavior !== 0,
       repository,
+      ...(record.lastDeploymentChangeTime && Number.isFinite(Date.parse(record.lastDeploymentChangeTime))
+        ? { advisoryIssuedAt: new Date(record.lastDeploymentChangeTime).toISOString() }
+        : {}),
     });
   }
   return updates;

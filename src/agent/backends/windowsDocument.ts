@@ -95,6 +95,8 @@ export const updateRecord = object({
   /** Critical, Important, Moderate, Low, or null. */
   msrcSeverity: nullable(string),
   cveIds: array(string),
+  /** IUpdate.LastDeploymentChangeTime, ISO 8601 UTC; absent from documents of agents before it was read. */
+  lastDeploymentChangeTime: nullable(string),
   securityBulletinIds: array(string),
   supersededUpdateIds: array(string),
   maxDownloadSize: number,

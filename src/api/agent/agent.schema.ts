@@ -74,6 +74,8 @@ const pendingUpdate = z.strictObject({
   rebootSuggested: z.boolean(),
   repository: text(500).nullable(),
   note: text(1000).nullable().optional(),
+  // Optional: agents before it was read send no issue date, and their reports stay valid.
+  advisoryIssuedAt: timestamp.nullable().optional(),
 });
 
 /** The report around its updates; `updates` holds what the caller checks (every update, or none). */
@@ -103,7 +105,7 @@ const reportAroundUpdates = reportOf(z.unknown());
 
 const UPDATE_FIELDS = new Set(Object.keys(pendingUpdate.shape));
 /** Fields an update may leave out. */
-const OPTIONAL_UPDATE_FIELDS = new Set(['note']);
+const OPTIONAL_UPDATE_FIELDS = new Set(['note', 'advisoryIssuedAt']);
 const REQUIRED_UPDATE_FIELDS = UPDATE_FIELDS.size - OPTIONAL_UPDATE_FIELDS.size;
 const CLASSIFICATIONS = new Set<unknown>(classification.options);
 const SEVERITIES = new Set<unknown>(pendingUpdate.shape.severity.unwrap().options);
@@ -135,7 +137,8 @@ function isValidUpdate(u: unknown): boolean {
     isTexts(o.cveIds, 2000, 50) &&
     typeof o.rebootSuggested === 'boolean' &&
     (o.repository === null || isText(o.repository, 500)) &&
-    (o.note === undefined || o.note === null || isText(o.note, 1000))
+    (o.note === undefined || o.note === null || isText(o.note, 1000)) &&
+    (o.advisoryIssuedAt === undefined || o.advisoryIssuedAt === null || timestamp.safeParse(o.advisoryIssuedAt).success)
   );
 }
 

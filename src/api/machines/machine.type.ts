@@ -35,6 +35,13 @@ export class PendingUpdate {
   @Field(() => String, { nullable: true, description: 'Where the available version comes from.' })
   repository!: string | null;
 
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      "When its advisory was issued (dnf/yum updateinfo, zypper patch, WUA's last deployment change; the newest of its advisories); null for apt and when the metadata gives none.",
+  })
+  advisoryIssuedAt?: Date | null;
+
   @Field(() => String, {
     nullable: true,
     description: 'Why the update is listed, when that is not plain to see: e.g. a package dpkg left half-configured, pending with the same installed and available version.',

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { useQuery } from 'urql';
 import { ComputersDocument, type AgentReadiness, type Compliance, type MachineRowFragment, type MachineSortField, type OsType, type SortDirection } from '../graphql.generated';
 import { Link, navigate, useLocation } from '../router';
+import { ExportButtons } from './ExportButtons';
 import { Badge, ago, Loading, Page, Problems, TableBox, words } from '../ui';
 
 export type MachineRow = MachineRowFragment & {
@@ -80,7 +81,7 @@ export function ComputersPage() {
   };
 
   return (
-    <Page title="Computers">
+    <Page title="Computers" actions={<ExportButtons kind="COMPUTERS" />}>
       <form className="filters" role="search" aria-label="Filter computers" onSubmit={(e) => { e.preventDefault(); setParam('q', typed.trim()); }}>
         <div className="field">
           <label htmlFor="machine-search">Name contains</label>

@@ -3,6 +3,7 @@ import { useQuery } from 'urql';
 import { MachinesMissingDocument, MissingDocument, type Classification, type MissingQuery } from '../graphql.generated';
 import { Link, navigate, useLocation } from '../router';
 import { Badge, Loading, Page, Problems, TableBox, words } from '../ui';
+import { ExportButtons } from './ExportButtons';
 
 const CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
 const PAGE_SIZE = 50;
@@ -42,7 +43,7 @@ export function MissingUpdatesPage() {
   });
   const rows = data?.missingUpdates.edges.map((e) => e.node) ?? [];
   return (
-    <Page title="Missing updates">
+    <Page title="Missing updates" actions={<ExportButtons kind="MISSING_UPDATES" />}>
       <form className="filters" role="search" aria-label="Filter missing updates" onSubmit={(e) => { e.preventDefault(); setCursors([null]); setQ(typed.trim()); }}>
         <div className="field">
           <label htmlFor="update-search">Name contains</label>

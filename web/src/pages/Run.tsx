@@ -6,6 +6,7 @@ import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progres
 import { useRoleAllows } from '../session';
 import { Badge, Loading, Meter, Page, Problems, TableBox, updateCountsText, when, words } from '../ui';
 import { RunRingsSection } from './RunRings';
+import { ExportButtons } from './ExportButtons';
 
 const FINISHED_MACHINE = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
 
@@ -155,7 +156,12 @@ export function RunPage({ id }: { id: string }) {
   return (
     <Page
       title={`Run of ${run.deployment.name}`}
-      actions={!finished && canOperate && run.status !== 'HALTED' && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+      actions={
+        <>
+          <ExportButtons kind="RUN_RESULTS" runId={id} />
+          {!finished && canOperate && run.status !== 'HALTED' && <button className="danger" onClick={() => void cancelRun({ id })} disabled={cancel.fetching}>Cancel run</button>}
+        </>
+      }
     >
       <Problems error={cancel.error} />
       <section className="card run-head" aria-label="Run summary">

@@ -89,11 +89,11 @@ def assess(base, conf, root, dnf, hawkey):
     # metadata lock again itself (dnf's locks do not nest within one process).
     with dnf.lock.build_rpmdb_lock(conf.persistdir, True):
         base.fill_sack(load_system_repo=True, load_available_repos=True)
-        flags = reboot_suggested_flags(base)
+        flags, issued = read_updateinfo(base)
         return {
             'repositoryProblems': problems,
             'rebootCandidates': reboot_candidates(base, root, flags),
-            'updates': pending_updates(base, flags, dnf, hawkey),
+            'updates': pending_updates(base, flags, issued, dnf, hawkey),
         }
 
 def reboot_only(base, root, dnf):
@@ -112,9 +112,15 @@ def truthy(text):
     return (text or '').strip().lower() in ('true', '1', 'yes')
 
 def reboot_suggested_flags(base):
-    """NEVRAs whose updateinfo entry says <reboot_suggested> (libdnf's Python API does not expose it)."""
+    return read_updateinfo(base)[0]
+
+def read_updateinfo(base):
+    """From each enabled repository's updateinfo.xml: the NEVRAs whose entry says
+    <reboot_suggested>, and each advisory's <issued date> as written (libdnf's Python API exposes
+    neither: its Advisory.updated is the later of issued and updated)."""
     import xml.etree.ElementTree as ET
     flags = set()
+    issued = {}
     for repo in base.repos.iter_enabled():
         try:
             content = repo.get_metadata_content('updateinfo')
@@ -127,13 +133,17 @@ def reboot_suggested_flags(base):
         except ET.ParseError:
             continue
         for update in tree.iter('update'):
+            advisory_id = (update.findtext('id') or '').strip()
+            date = update.find('issued')
+            if advisory_id and date is not None and date.get('date'):
+                issued.setdefault(advisory_id, date.get('date'))
             whole = truthy(update.findtext('reboot_suggested'))
             for pkg in update.iter('package'):
                 if whole or truthy(pkg.findtext('reboot_suggested')):
                     epoch = pkg.get('epoch') or '0'
                     evr = ('%s:' % epoch if epoch != '0' else '') + '%s-%s' % (pkg.get('version'), pkg.get('release'))
                     flags.add(nevra(pkg.get('name'), evr, pkg.get('arch')))
-    return flags
+    return flags, issued
 
 CORE = ['kernel', 'kernel-core', 'kernel-rt', 'kernel-rt-core', 'glibc', 'linux-firmware', 'systemd',
         'dbus', 'dbus-broker', 'dbus-daemon', 'microcode_ctl']
@@ -163,7 +173,7 @@ def reboot_candidates(base, root, flags):
                         'installTime': pkg.installtime, 'reason': reason})
     return out
 
-def pending_updates(base, flags, dnf, hawkey):
+def pending_updates(base, flags, issued, dnf, hawkey):
     import functools
     sack = base.sack
     q = sack.query()
@@ -181,7 +191,7 @@ def pending_updates(base, flags, dnf, hawkey):
     for pkg in sorted(q.upgrades().latest().run(), key=lambda p: (p.name, p.arch)):
         same_arch = [p for p in by_name.get(pkg.name, []) if p.arch == pkg.arch] or by_name.get(pkg.name, [])
         current = sorted(same_arch, key=newest_first)[0].evr if same_arch else None
-        out.append(describe(pkg, current, apkgs.get(pkg.name, []), sack, flags, hawkey))
+        out.append(describe(pkg, current, apkgs.get(pkg.name, []), sack, flags, issued, hawkey))
     # What the upgrade pulls in that is not installed yet (new dependencies, replacing packages):
     # what "dnf upgrade" would do, from dnf's own resolver rather than its printed table.
     installed_names = set(by_name)
@@ -192,13 +202,13 @@ def pending_updates(base, flags, dnf, hawkey):
         new_actions = (dnf.transaction.PKG_INSTALL, getattr(dnf.transaction, 'PKG_OBSOLETE', -1))
         for tsi in sorted(base.transaction, key=lambda t: t.pkg.name):
             if tsi.action in new_actions and tsi.pkg.name not in installed_names:
-                out.append(describe(tsi.pkg, None, [], sack, flags, hawkey))
+                out.append(describe(tsi.pkg, None, [], sack, flags, issued, hawkey))
     except dnf.exceptions.Error as e:
         # The upgrades above stand; only the new packages they would pull in stay unknown.
         sys.stderr.write('fleetpatch: resolving the upgrade failed: %s\n' % e)
     return out
 
-def describe(pkg, installed_evr, apkgs, sack, flags, hawkey):
+def describe(pkg, installed_evr, apkgs, sack, flags, issued, hawkey):
     advisories = {}
     reboot = nevra(pkg.name, pkg.evr, pkg.arch) in flags
     for apkg in apkgs:
@@ -218,6 +228,7 @@ def describe(pkg, installed_evr, apkgs, sack, flags, hawkey):
         'name': pkg.name, 'installedVersion': installed_evr, 'availableVersion': pkg.evr,
         'arch': pkg.arch, 'repository': pkg.reponame, 'rebootSuggested': reboot,
         'advisories': [{'id': a.id, 'type': types.get(a.type, 'unknown'), 'severity': a.severity or None,
+                        'issued': issued.get(a.id),
                         'cves': sorted(set(r.id for r in a.references if r.type == hawkey.REFERENCE_CVE))}
                        for a in sorted(advisories.values(), key=lambda a: a.id)],
     }

@@ -62,6 +62,33 @@ export interface AdvisoryFacts {
   type: string;
   severity: string | null;
   cves: string[];
+  /** updateinfo's `<issued date>` as the repository wrote it (see advisoryDate); absent when not given. */
+  issued?: string | null;
+}
+
+/**
+ * An updateinfo `<issued date>` as ISO 8601 UTC, or null when it cannot be read. Red Hat, Rocky and
+ * Fedora write "2025-01-15 00:00:00" (UTC, no zone), some repositories a bare date, SUSE and
+ * createrepo-made ones seconds since the epoch.
+ */
+export function advisoryDate(raw: string | null | undefined): string | null {
+  const text = (raw ?? '').trim();
+  let ms: number;
+  if (/^\d{9,11}$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text);
+    if (!m) return null;
+    const [, y, mo, d, h = '00', mi = '00', sec = '00', zone] = m;
+    ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${sec}${zone ? (zone === 'Z' ? 'Z' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone) : 'Z'}`);
+  }
+  if (!Number.isFinite(ms)) return null;
+  return new Date(ms).toISOString();
+}
+
+/** The newest issue date among an update's advisories: the advisory that published the version offered. */
+export function newestAdvisoryDate(raws: ReadonlyArray<string | null | undefined>): string | null {
+  const dates = raws.map(advisoryDate).filter((d): d is string => d !== null).sort();
+  return dates.at(-1) ?? null;
 }
 
 /**
@@ -183,6 +210,7 @@ export function toPendingUpdate(raw: {
   advisories: readonly AdvisoryFacts[];
 }): PendingUpdate {
   const { classification, severity } = classifyAdvisories(raw.advisories);
+  const issuedAt = newestAdvisoryDate(raw.advisories.map((a) => a.issued));
   return {
     name: raw.name,
     installedVersion: raw.installedVersion,
@@ -194,6 +222,7 @@ export function toPendingUpdate(raw: {
     cveIds: [...new Set(raw.advisories.flatMap((a) => a.cves))].sort(),
     rebootSuggested: raw.rebootSuggested || CORE_REBOOT_PACKAGES.includes(raw.name),
     repository: raw.repository,
+    ...(issuedAt ? { advisoryIssuedAt: issuedAt } : {}),
   };
 }
 
@@ -236,6 +265,7 @@ export function readUpdates(value: unknown): PendingUpdate[] {
         type: String(a.type),
         severity: typeof a.severity === 'string' ? a.severity : null,
         cves: Array.isArray(a.cves) ? a.cves.map(String) : [],
+        issued: typeof a.issued === 'string' ? a.issued : null,
       })),
     });
   });

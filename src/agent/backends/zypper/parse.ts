@@ -45,6 +45,8 @@ export interface ZypperPatch {
   interactive: boolean;
   repository: string | null;
   cveIds: string[];
+  /** `<issue-date time_t>`, ISO 8601 UTC; null when zypper printed none. */
+  issuedAt: string | null;
 }
 
 /** A package a patch updates: the patch conflicts with `name < edition` (name may carry `.arch`). */
@@ -110,6 +112,12 @@ export function parsePackageUpdates(xml: string): ZypperPackageUpdate[] {
     .filter((u) => u.name && u.edition);
 }
 
+/** zypper's `time_t` attribute (seconds since the epoch; 0 when the patch has no date) as ISO 8601. */
+function issueDate(timeT: string | undefined): string | null {
+  if (!timeT || !/^\d+$/.test(timeT) || Number(timeT) === 0) return null;
+  return new Date(Number(timeT) * 1000).toISOString();
+}
+
 export function parsePatches(xml: string): ZypperPatch[] {
   return updateList(xml)
     .filter((u) => u.attributes.kind === 'patch' && u.attributes.name)
@@ -124,6 +132,7 @@ export function parsePatches(xml: string): ZypperPatch[] {
       cveIds: descendants(u, 'issue')
         .filter((issue) => issue.attributes.type === 'cve' && issue.attributes.id)
         .map((issue) => issue.attributes.id!),
+      issuedAt: issueDate(childElements(u, 'issue-date')[0]?.attributes.time_t),
     }));
 }
 
@@ -257,6 +266,7 @@ export function combineAssessment(input: AssessmentInput): PendingUpdate[] {
     const security = patches.filter((p) => p.category === 'security');
     const severities = patches.map((p) => normaliseSeverity(p.severity)).filter((s): s is Severity => s !== null);
     const severity = SEVERITIES.find((s) => severities.includes(s)) ?? null;
+    const issuedAt = patches.map((p) => p.issuedAt).filter((d): d is string => d !== null).sort().at(-1) ?? null;
     const classification: Classification = security.some((p) => normaliseSeverity(p.severity) === 'CRITICAL')
       ? 'CRITICAL'
       : security.length > 0
@@ -273,6 +283,7 @@ export function combineAssessment(input: AssessmentInput): PendingUpdate[] {
       cveIds: [...new Set(patches.flatMap((p) => p.cveIds))].sort(),
       rebootSuggested: patches.some((p) => p.rebootSuggested) || hinted(u.name, u.edition, u.arch),
       repository: u.repository,
+      ...(issuedAt ? { advisoryIssuedAt: issuedAt } : {}),
     };
   });
   for (const n of input.newPackages) {

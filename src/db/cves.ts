@@ -1,0 +1,184 @@
+import { desc, eq, sql } from 'drizzle-orm';
+import type { Classification, Severity } from '../agent/backends/types.js';
+import type { OsType } from '../fleet/compliance.js';
+import { DEBIAN_CODENAMES, type CandidateMachine, type CandidateUpdate, type TrackerFix } from '../fleet/cves.js';
+import type { Db } from './client.js';
+import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
+
+/*
+ * The reads behind CVE exposure (the decisions are src/fleet/cves.ts) and the tracker's import.
+ * apt rows are fetched by package name and release; whether their versions bracket the tracker's
+ * fixed version is decided in TypeScript (dpkg's comparison), not in SQL.
+ */
+
+/** The machine's Debian codename in SQL, from the same table as debianRelease (src/fleet/cves.ts). */
+const debianReleaseSql = sql.raw(
+  `(case when m.package_manager = 'apt' and m.os_name ilike '%debian%' then (case split_part(m.os_version, '.', 1) ${Object.entries(DEBIAN_CODENAMES)
+    .map(([version, codename]) => `when '${version}' then '${codename}'`)
+    .join(' ')} end) end)`,
+);
+
+type CandidateRow = {
+  machine_id: string;
+  machine_name: string;
+  os_type: OsType;
+  os_name: string;
+  os_version: string;
+  package_manager: string | null;
+  tags: string[];
+  management_enabled: boolean;
+  name: string;
+  installed_version: string | null;
+  available_version: string;
+  classification: Classification;
+  severity: Severity | null;
+  cve_ids: string[];
+  assessed_at: Date | string;
+};
+
+const machineOf = (r: CandidateRow): CandidateMachine => ({
+  id: r.machine_id,
+  name: r.machine_name,
+  osType: r.os_type,
+  osName: r.os_name,
+  osVersion: r.os_version,
+  packageManager: r.package_manager,
+  tags: r.tags,
+  managementEnabled: r.management_enabled,
+});
+
+const updateOf = (r: CandidateRow): CandidateUpdate => ({
+  name: r.name,
+  installedVersion: r.installed_version,
+  availableVersion: r.available_version,
+  classification: r.classification,
+  severity: r.severity,
+  cveIds: r.cve_ids,
+});
+
+/** The tracker's fixes of one CVE. */
+export async function trackerFixesOf(db: Db, cveId: string): Promise<TrackerFix[]> {
+  const rows = await db.select().from(cveTrackerFixes).where(sql`${cveTrackerFixes.cveId} = ${cveId}`);
+  return rows.map((r) => ({ cveId: r.cveId, package: r.package, release: r.release, fixedVersion: r.fixedVersion, severity: r.severity, description: r.description }));
+}
+
+/**
+ * The pending updates that may fix the CVE: in the latest assessment of each live machine (current),
+ * and in every assessment of those machines (history, to date the exposure). An update may fix it
+ * when its advisories name it, or, on a Debian machine, when the tracker lists its package for the
+ * machine's release.
+ */
+export async function cveCandidates(
+  db: Db,
+  cveId: string,
+): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
+  const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
+      select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = pu.name and t.release = ${debianReleaseSql}))`;
+  const current = await db.execute<CandidateRow>(sql`
+    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
+           pu.name, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+    from ${machines} m
+    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
+    join assessments a on a.id = m.latest_assessment_id
+    where m.removed_at is null and ${mayFix}`);
+  const machineIds = [...new Set(current.map((r) => r.machine_id))];
+  const history =
+    machineIds.length === 0
+      ? []
+      : await db.execute<CandidateRow>(sql`
+    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
+           pu.name, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+    from ${machines} m
+    join assessments a on a.machine_id = m.id
+    join ${pendingUpdates} pu on pu.assessment_id = a.id
+    where m.id = any(${sql.param(machineIds)}::uuid[]) and ${mayFix}`);
+  return {
+    current: current.map((r) => ({ machine: machineOf(r), update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
+    history: history.map((r) => ({ machineId: r.machine_id, update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
+  };
+}
+
+/** A CVE named by the advisories of updates the fleet misses: how many live machines miss one, and the highest severity. */
+export interface AdvisoryCveCount {
+  cveId: string;
+  machineIds: string[];
+  severity: Severity | null;
+}
+
+/**
+ * Every CVE that the advisories of the fleet's missing updates name, with the machines missing a
+ * fix (one scan of the latest assessments' updates that carry CVE ids).
+ */
+export async function advisoryCves(db: Db): Promise<AdvisoryCveCount[]> {
+  const rows = await db.execute<{ cve_id: string; machine_ids: string[]; severity: Severity | null }>(sql`
+    select c.cve_id, array_agg(distinct m.id::text) as machine_ids, min(pu.severity)::text as severity
+    from ${machines} m
+    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id and cardinality(pu.cve_ids) > 0
+    cross join lateral unnest(pu.cve_ids) as c(cve_id)
+    where m.removed_at is null
+    group by c.cve_id`);
+  return rows.map((r) => ({ cveId: r.cve_id, machineIds: r.machine_ids, severity: r.severity }));
+}
+
+/**
+ * The Debian machines' pending updates whose package the tracker lists for their release, with each
+ * fix: the caller keeps those whose versions bracket the fixed version.
+ */
+export async function trackerCandidates(db: Db): Promise<
+  Array<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null }>
+> {
+  const rows = await db.execute<{ machine_id: string; installed_version: string | null; available_version: string; cve_id: string; fixed_version: string; severity: Severity | null }>(sql`
+    select m.id as machine_id, pu.installed_version, pu.available_version, t.cve_id, t.fixed_version, t.severity
+    from ${machines} m
+    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
+    join ${cveTrackerFixes} t on t.package = pu.name and t.release = ${debianReleaseSql}
+    where m.removed_at is null and m.package_manager = 'apt' and pu.installed_version is not null`);
+  return rows.map((r) => ({
+    machineId: r.machine_id,
+    installedVersion: r.installed_version,
+    availableVersion: r.available_version,
+    cveId: r.cve_id,
+    fixedVersion: r.fixed_version,
+    severity: r.severity,
+  }));
+}
+
+/** The description the tracker gives for each of these CVEs (the first one found). */
+export async function trackerDescriptions(db: Db, cveIds: readonly string[]): Promise<Map<string, string>> {
+  if (cveIds.length === 0) return new Map();
+  const rows = await db.execute<{ cve_id: string; description: string }>(sql`
+    select distinct on (cve_id) cve_id, description from ${cveTrackerFixes}
+    where cve_id = any(${sql.param([...cveIds])}::text[]) and description is not null order by cve_id`);
+  return new Map(rows.map((r) => [r.cve_id, r.description]));
+}
+
+export type TrackerImportRow = typeof cveTrackerImports.$inferSelect;
+
+/** Replaces a source's fixes with these, in one transaction: a failed import leaves the previous one. */
+export async function replaceTrackerFixes(db: Db, source: string, location: string, fixes: readonly TrackerFix[]): Promise<TrackerImportRow> {
+  return db.transaction(async (tx) => {
+    await tx.delete(cveTrackerFixes).where(sql`${cveTrackerFixes.source} = ${source}`);
+    // The tracker repeats nothing, but a hand-made file might: the first of a key is kept.
+    const seen = new Set<string>();
+    const unique = fixes.filter((f) => {
+      const key = `${f.cveId}\0${f.package}\0${f.release}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    for (let i = 0; i < unique.length; i += 2000) {
+      await tx.insert(cveTrackerFixes).values(unique.slice(i, i + 2000).map((f) => ({ source, ...f })));
+    }
+    const [row] = await tx
+      .insert(cveTrackerImports)
+      .values({ source, location, fixes: unique.length, cves: new Set(unique.map((f) => f.cveId)).size })
+      .returning();
+    return row!;
+  });
+}
+
+/** The latest import of a source, or undefined before the first. */
+export async function latestTrackerImport(db: Db, source: string): Promise<TrackerImportRow | undefined> {
+  const [row] = await db.select().from(cveTrackerImports).where(eq(cveTrackerImports.source, source)).orderBy(desc(cveTrackerImports.importedAt)).limit(1);
+  return row;
+}

@@ -1,0 +1,360 @@
+import type { OsType } from './compliance.js';
+import { selectUpdates, type Classification, type Severity, type UpdateSelection } from './planning.js';
+import { nextOccurrences, type DeploymentSchedule } from './schedule.js';
+
+/*
+ * CVE exposure, decided on plain data: which pending update fixes a CVE on which machine, since
+ * when, and whether a scheduled deployment would install it. Two sources say that an update fixes
+ * a CVE: the update's own advisories (dnf/yum updateinfo, zypper patches, WUA: the agent reports
+ * their CVE ids), and, for apt, whose Packages metadata names no CVE, the Debian security
+ * tracker's fixed versions imported on the server (readDebianTracker).
+ */
+
+// ---------------------------------------------------------------------------------------------
+// CVE ids
+
+const CVE_ID = /^CVE-\d{4}-\d{4,7}$/;
+
+/** A CVE id as MITRE writes it (CVE-2024-3094); null when it is one, else why not. */
+export function cveIdProblem(id: string): string | null {
+  return CVE_ID.test(id) ? null : `"${id.slice(0, 40)}" is no CVE id: expected CVE-YYYY-NNNN (four to seven digits), e.g. CVE-2024-3094.`;
+}
+
+/** Upper case, trimmed: "cve-2024-3094 " finds CVE-2024-3094. */
+export const normaliseCveId = (id: string) => id.trim().toUpperCase();
+
+// ---------------------------------------------------------------------------------------------
+// Debian versions (dpkg's own comparison, lib/dpkg/version.c)
+
+function order(c: string | undefined): number {
+  if (c === undefined) return 0;
+  if (c >= '0' && c <= '9') return 0;
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) return c.charCodeAt(0);
+  if (c === '~') return -1;
+  return c.charCodeAt(0) + 256;
+}
+
+const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
+
+function verrevcmp(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    let firstDiff = 0;
+    while ((i < a.length && !isDigit(a[i])) || (j < b.length && !isDigit(b[j]))) {
+      const ac = order(a[i]);
+      const bc = order(b[j]);
+      if (ac !== bc) return ac - bc;
+      i++;
+      j++;
+    }
+    while (a[i] === '0') i++;
+    while (b[j] === '0') j++;
+    while (isDigit(a[i]) && isDigit(b[j])) {
+      if (!firstDiff) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
+      i++;
+      j++;
+    }
+    if (isDigit(a[i])) return 1;
+    if (isDigit(b[j])) return -1;
+    if (firstDiff) return firstDiff;
+  }
+  return 0;
+}
+
+function splitDebianVersion(version: string): { epoch: number; upstream: string; revision: string } {
+  const colon = version.indexOf(':');
+  const epoch = colon >= 0 ? Number(version.slice(0, colon)) || 0 : 0;
+  const rest = colon >= 0 ? version.slice(colon + 1) : version;
+  const dash = rest.lastIndexOf('-');
+  return dash >= 0 ? { epoch, upstream: rest.slice(0, dash), revision: rest.slice(dash + 1) } : { epoch, upstream: rest, revision: '' };
+}
+
+/** Negative, zero or positive as `dpkg --compare-versions a lt|eq|gt b`. */
+export function compareDebianVersions(a: string, b: string): number {
+  const x = splitDebianVersion(a.trim());
+  const y = splitDebianVersion(b.trim());
+  if (x.epoch !== y.epoch) return x.epoch - y.epoch;
+  return verrevcmp(x.upstream, y.upstream) || verrevcmp(x.revision, y.revision);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Debian security tracker (https://security-tracker.debian.org/tracker/data/json)
+
+/** Debian's releases by major version (os-release VERSION_ID): the tracker keys its data by codename. */
+export const DEBIAN_CODENAMES: Readonly<Record<string, string>> = { '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie', '14': 'forky' };
+
+/** The tracker's release name for a Debian machine; null for anything else (Ubuntu has its own tracker). */
+export function debianRelease(machine: { osName: string; osVersion: string; packageManager: string | null }): string | null {
+  if (machine.packageManager !== 'apt' || !/debian/i.test(machine.osName)) return null;
+  return DEBIAN_CODENAMES[machine.osVersion.split('.')[0] ?? ''] ?? null;
+}
+
+/** One source package fixed for one CVE in one release. */
+export interface TrackerFix {
+  cveId: string;
+  /** The source package (the tracker knows no binary packages). */
+  package: string;
+  release: string;
+  fixedVersion: string;
+  severity: Severity | null;
+  description: string | null;
+}
+
+export class TrackerFormatError extends Error {
+  override name = 'TrackerFormatError';
+}
+
+/** The tracker's urgency as a severity: it has no "critical"; "unimportant" and "not yet assigned" say nothing. */
+export function urgencySeverity(urgency: unknown): Severity | null {
+  switch (typeof urgency === 'string' ? urgency.replace(/\*+$/, '').trim().toLowerCase() : '') {
+    case 'high':
+      return 'IMPORTANT';
+    case 'medium':
+      return 'MODERATE';
+    case 'low':
+      return 'LOW';
+    default:
+      return null;
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The fixes a tracker document lists: `{package: {CVE-id: {description, releases: {codename:
+ * {status, fixed_version, urgency}}}}}`. Only `resolved` entries with a real fixed version count:
+ * fixed_version "0" means the release never shipped the flaw, and `open` ones have no fix to
+ * install. Ids that are not CVEs (the tracker's TEMP-... entries) are left out. Throws
+ * TrackerFormatError, saying where, for a document of another shape.
+ */
+export function readDebianTracker(document: unknown): TrackerFix[] {
+  if (!isObject(document)) throw new TrackerFormatError('the tracker document must be a JSON object of source packages');
+  const fixes: TrackerFix[] = [];
+  for (const [pkg, cves] of Object.entries(document)) {
+    if (!isObject(cves)) throw new TrackerFormatError(`package "${pkg.slice(0, 100)}": expected an object of CVE ids`);
+    for (const [cveId, entry] of Object.entries(cves)) {
+      if (!CVE_ID.test(cveId)) continue;
+      if (!isObject(entry) || !isObject(entry.releases)) throw new TrackerFormatError(`${pkg.slice(0, 100)} ${cveId}: expected an object with "releases"`);
+      const description = typeof entry.description === 'string' ? entry.description.slice(0, 2000) : null;
+      for (const [release, state] of Object.entries(entry.releases)) {
+        if (!isObject(state)) throw new TrackerFormatError(`${pkg.slice(0, 100)} ${cveId} ${release.slice(0, 40)}: expected an object`);
+        const fixed = state.fixed_version;
+        if (state.status !== 'resolved' || typeof fixed !== 'string' || fixed === '0' || fixed === '') continue;
+        fixes.push({ cveId, package: pkg, release, fixedVersion: fixed, severity: urgencySeverity(state.urgency), description });
+      }
+    }
+  }
+  return fixes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exposure
+
+export type CveSource = 'ADVISORY' | 'DEBIAN_TRACKER';
+
+export interface CandidateMachine {
+  id: string;
+  name: string;
+  osType: OsType;
+  osName: string;
+  osVersion: string;
+  packageManager: string | null;
+  tags: string[];
+  managementEnabled: boolean;
+}
+
+export interface CandidateUpdate {
+  name: string;
+  installedVersion: string | null;
+  availableVersion: string;
+  classification: Classification;
+  severity: Severity | null;
+  cveIds: string[];
+}
+
+/**
+ * Whether installing this pending update fixes the CVE on that machine, and on whose word: its
+ * advisories name the CVE, or (apt on Debian) the tracker says the release fixed it in a version
+ * the machine has not installed yet and the update reaches.
+ */
+export function fixOf(cveId: string, machine: CandidateMachine, update: CandidateUpdate, tracker: readonly TrackerFix[]): { source: CveSource; severity: Severity | null } | null {
+  if (update.cveIds.includes(cveId)) return { source: 'ADVISORY', severity: update.severity };
+  const release = debianRelease(machine);
+  if (release === null || update.installedVersion === null) return null;
+  const fix = tracker.find(
+    (t) =>
+      t.cveId === cveId &&
+      t.package === update.name &&
+      t.release === release &&
+      compareDebianVersions(update.installedVersion!, t.fixedVersion) < 0 &&
+      compareDebianVersions(t.fixedVersion, update.availableVersion) <= 0,
+  );
+  return fix ? { source: 'DEBIAN_TRACKER', severity: fix.severity } : null;
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 4, IMPORTANT: 3, MODERATE: 2, LOW: 1 };
+
+/** The highest of the severities given (null when none is). */
+export function highestSeverity(severities: ReadonlyArray<Severity | null>): Severity | null {
+  let best: Severity | null = null;
+  for (const s of severities) if (s !== null && (best === null || SEVERITY_RANK[s] > SEVERITY_RANK[best])) best = s;
+  return best;
+}
+
+export interface ScheduleCandidate {
+  id: string;
+  name: string;
+  osType: OsType;
+  machineIds: string[];
+  targetFilter: { tags: string[]; nameContains: string | null } | null;
+  selection: UpdateSelection;
+  schedule: DeploymentSchedule | null;
+  paused: boolean;
+}
+
+export interface ScheduledFix {
+  deploymentId: string;
+  deploymentName: string;
+  nextRunAt: Date;
+}
+
+/** A deployment's targets as resolveTargets (src/db/machines.ts) reads them, for one machine. */
+export function deploymentTargets(deployment: Pick<ScheduleCandidate, 'osType' | 'machineIds' | 'targetFilter'>, machine: CandidateMachine): boolean {
+  if (!machine.managementEnabled || machine.osType !== deployment.osType) return false;
+  if (deployment.machineIds.includes(machine.id)) return true;
+  const filter = deployment.targetFilter;
+  if (!filter) return false;
+  return filter.tags.every((t) => machine.tags.includes(t)) && (!filter.nameContains || machine.name.toLowerCase().includes(filter.nameContains.toLowerCase()));
+}
+
+/**
+ * The soonest scheduled run of a deployment that would install this update on this machine: not
+ * paused, with a run still to come, targeting the machine, selecting the update (classification
+ * or include pattern, and no exclude pattern). Null when none would: the exposure stays until
+ * someone acts. A run's window may still end before the update's turn; that is not foreseen here.
+ */
+export function scheduledFix(machine: CandidateMachine, update: CandidateUpdate, deployments: readonly ScheduleCandidate[], now: Date): ScheduledFix | null {
+  let best: ScheduledFix | null = null;
+  for (const d of deployments) {
+    if (d.paused || d.schedule === null || !deploymentTargets(d, machine)) continue;
+    const pending = { ...update, arch: null, advisoryIds: [], rebootSuggested: false, repository: null };
+    if (selectUpdates([pending], d.selection).selected.length === 0) continue;
+    const [next] = nextOccurrences(d.schedule, now, 1);
+    if (!next) continue;
+    if (!best || next < best.nextRunAt) best = { deploymentId: d.id, deploymentName: d.name, nextRunAt: next };
+  }
+  return best;
+}
+
+/** One machine that misses an update fixing the CVE. */
+export interface CveExposure {
+  machineId: string;
+  update: CandidateUpdate;
+  source: CveSource;
+  severity: Severity | null;
+  /** The first assessment of the machine that listed an update fixing it. */
+  exposedSince: Date;
+  scheduledFix: ScheduledFix | null;
+}
+
+/**
+ * Every machine exposed to the CVE, one entry per machine (its most severe fixing update when
+ * several fix it), ordered by name. `history` is what the machine's assessments listed, oldest
+ * first or not: the earliest that fixes the CVE dates the exposure (the current one at the latest).
+ */
+export function cveExposures(input: {
+  cveId: string;
+  current: ReadonlyArray<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>;
+  history: ReadonlyArray<{ machineId: string; update: CandidateUpdate; assessedAt: Date }>;
+  candidates: readonly CandidateMachine[];
+  tracker: readonly TrackerFix[];
+  deployments: readonly ScheduleCandidate[];
+  now: Date;
+}): CveExposure[] {
+  const machineById = new Map(input.candidates.map((m) => [m.id, m]));
+  const byMachine = new Map<string, { machine: CandidateMachine; update: CandidateUpdate; source: CveSource; severity: Severity | null; assessedAt: Date }>();
+  for (const row of input.current) {
+    const fix = fixOf(input.cveId, row.machine, row.update, input.tracker);
+    if (!fix) continue;
+    const seen = byMachine.get(row.machine.id);
+    if (!seen || (fix.severity && (!seen.severity || SEVERITY_RANK[fix.severity] > SEVERITY_RANK[seen.severity]))) {
+      byMachine.set(row.machine.id, { machine: row.machine, update: row.update, ...fix, assessedAt: row.assessedAt });
+    }
+  }
+  const since = new Map<string, Date>();
+  for (const row of input.history) {
+    const machine = machineById.get(row.machineId);
+    if (!machine || !byMachine.has(row.machineId) || !fixOf(input.cveId, machine, row.update, input.tracker)) continue;
+    const known = since.get(row.machineId);
+    if (!known || row.assessedAt < known) since.set(row.machineId, row.assessedAt);
+  }
+  return [...byMachine.values()]
+    .sort((a, b) => (a.machine.name < b.machine.name ? -1 : a.machine.name > b.machine.name ? 1 : a.machine.id < b.machine.id ? -1 : 1))
+    .map((e) => {
+      const first = since.get(e.machine.id);
+      return {
+        machineId: e.machine.id,
+        update: e.update,
+        source: e.source,
+        severity: e.severity,
+        exposedSince: first && first < e.assessedAt ? first : e.assessedAt,
+        scheduledFix: scheduledFix(e.machine, e.update, input.deployments, input.now),
+      };
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fleet's CVEs
+
+/** A CVE some live machine misses a fix for. */
+export interface CveSummary {
+  id: string;
+  severity: Severity | null;
+  machineCount: number;
+  sources: CveSource[];
+}
+
+export interface CveListFilter {
+  /** Only these severities (a CVE without one matches none). */
+  severities?: Severity[];
+  /** Case-insensitive part of the id ("2024-" for that year's). */
+  idContains?: string;
+}
+
+/**
+ * The fleet's CVEs from both sources: the advisories' CVE ids with the machines missing an update
+ * that names them, and the tracker's fixes an apt machine's pending update reaches (installed below
+ * the fixed version, available at or above it). Most severe first, then the CVE most machines are
+ * exposed to, then by id.
+ */
+export function cveSummaries(
+  advisory: ReadonlyArray<{ cveId: string; machineIds: readonly string[]; severity: Severity | null }>,
+  tracker: ReadonlyArray<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null }>,
+  filter: CveListFilter = {},
+): CveSummary[] {
+  const byId = new Map<string, { machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
+  const entry = (id: string) => {
+    let e = byId.get(id);
+    if (!e) byId.set(id, (e = { machines: new Set(), severity: null, sources: new Set() }));
+    return e;
+  };
+  for (const a of advisory) {
+    const e = entry(a.cveId);
+    for (const m of a.machineIds) e.machines.add(m);
+    e.severity = highestSeverity([e.severity, a.severity]);
+    e.sources.add('ADVISORY');
+  }
+  for (const t of tracker) {
+    if (t.installedVersion === null || compareDebianVersions(t.installedVersion, t.fixedVersion) >= 0 || compareDebianVersions(t.fixedVersion, t.availableVersion) > 0) continue;
+    const e = entry(t.cveId);
+    e.machines.add(t.machineId);
+    e.severity = highestSeverity([e.severity, t.severity]);
+    e.sources.add('DEBIAN_TRACKER');
+  }
+  const needle = filter.idContains?.trim().toLowerCase();
+  return [...byId.entries()]
+    .filter(([id, e]) => (!needle || id.toLowerCase().includes(needle)) && (!filter.severities?.length || (e.severity !== null && filter.severities.includes(e.severity))))
+    .map(([id, e]) => ({ id, severity: e.severity, machineCount: e.machines.size, sources: [...e.sources].sort() }))
+    .sort((a, b) => (b.severity ? SEVERITY_RANK[b.severity] : 0) - (a.severity ? SEVERITY_RANK[a.severity] : 0) || b.machineCount - a.machineCount || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}

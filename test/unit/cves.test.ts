@@ -1,0 +1,197 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  compareDebianVersions,
+  cveExposures,
+  cveIdProblem,
+  cveSummaries,
+  debianRelease,
+  fixOf,
+  readDebianTracker,
+  scheduledFix,
+  TrackerFormatError,
+  urgencySeverity,
+  type CandidateMachine,
+  type CandidateUpdate,
+  type ScheduleCandidate,
+} from '../../src/fleet/cves.js';
+
+const tracker = readDebianTracker(JSON.parse(fs.readFileSync(new URL('../fixtures/cve/debian-tracker.json', import.meta.url), 'utf8')));
+
+const debian: CandidateMachine = { id: 'm-deb', name: 'debian-01', osType: 'LINUX', osName: 'Debian GNU/Linux 12 (bookworm)', osVersion: '12', packageManager: 'apt', tags: ['prod'], managementEnabled: true };
+const rocky: CandidateMachine = { id: 'm-rocky', name: 'rocky-01', osType: 'LINUX', osName: 'Rocky Linux 9.4 (Blue Onyx)', osVersion: '9.4', packageManager: 'dnf', tags: ['prod', 'web'], managementEnabled: true };
+const update = (u: Partial<CandidateUpdate> & Pick<CandidateUpdate, 'name'>): CandidateUpdate => ({
+  installedVersion: '1.0-1',
+  availableVersion: '1.1-1',
+  classification: 'SECURITY',
+  severity: null,
+  cveIds: [],
+  ...u,
+});
+
+describe('Debian versions', () => {
+  it('compare as dpkg --compare-versions does (each pair checked against dpkg 1.21)', () => {
+    const pairs: Array<[string, string, number]> = [
+      ['1.0-1', '1.0-2', -1],
+      ['1.0-1', '1.0-1', 0],
+      ['1:1.0', '2.0', 1],
+      ['1.0~rc1-1', '1.0-1', -1],
+      ['1.0+deb12u1', '1.0', 1],
+      ['3.0.11-1~deb12u2', '3.0.11-1', -1],
+      ['3.0.11-1~deb12u2', '3.0.13-1~deb12u1', -1],
+      ['1.2a', '1.2', 1],
+      ['1.0.0', '1.0', 1],
+      ['2.36-9+deb12u4', '2.36-9+deb12u10', -1],
+      ['0:1.0', '1.0', 0],
+      ['1.0-1ubuntu1', '1.0-1', 1],
+      ['10', '9', 1],
+      ['1.0~~', '1.0~', -1],
+    ];
+    expect(pairs.map(([a, b]) => Math.sign(compareDebianVersions(a, b)))).toEqual(pairs.map(([, , r]) => r));
+  });
+});
+
+describe('the Debian security tracker', () => {
+  it('keeps resolved fixes with a real version, leaves out open ones, never-affected ones (0) and TEMP ids', () => {
+    expect(tracker.map((f) => `${f.package} ${f.cveId} ${f.release} ${f.fixedVersion} ${f.severity}`).sort()).toEqual([
+      'demo-libssl CVE-2024-9999 bookworm 0.9-2 IMPORTANT',
+      'demo-libssl CVE-2025-0001 bookworm 1.1-1 IMPORTANT',
+      'demo-libssl CVE-2025-0011 bookworm 1.1-1 MODERATE',
+      'demo-libssl CVE-2025-0200 bookworm 1.2-1 IMPORTANT',
+      'demo-tool CVE-2025-0002 bookworm 1.1-1 LOW',
+      'demo-tool CVE-2025-0002 trixie 1.1-1 LOW',
+      'linux CVE-2025-0004 bookworm 5.1-1 MODERATE',
+    ]);
+    expect(['high', 'medium', 'low', 'low*', 'unimportant', 'not yet assigned', 'end-of-life', undefined].map(urgencySeverity)).toEqual(['IMPORTANT', 'MODERATE', 'LOW', 'LOW', null, null, null, null]);
+  });
+
+  it('refuses a document of another shape, saying where', () => {
+    expect(() => readDebianTracker([])).toThrow(TrackerFormatError);
+    expect(() => readDebianTracker({ openssl: [] })).toThrow('package "openssl": expected an object of CVE ids');
+    expect(() => readDebianTracker({ openssl: { 'CVE-2024-1': { releases: 3 } } })).not.toThrow(); // not a CVE id: left out unread
+    expect(() => readDebianTracker({ openssl: { 'CVE-2024-0001': { description: 'x' } } })).toThrow('openssl CVE-2024-0001: expected an object with "releases"');
+  });
+
+  it('knows Debian releases by major version, and nothing else', () => {
+    expect(debianRelease(debian)).toBe('bookworm');
+    expect(debianRelease({ ...debian, osVersion: '11' })).toBe('bullseye');
+    expect(debianRelease({ ...debian, osName: 'Ubuntu 24.04 LTS', osVersion: '24.04' })).toBeNull();
+    expect(debianRelease(rocky)).toBeNull();
+  });
+});
+
+describe('which update fixes a CVE', () => {
+  it('trusts the advisory first, then the tracker when the installed version is below the fix and the update reaches it', () => {
+    expect(fixOf('CVE-2025-0001', rocky, update({ name: 'demo-libssl', cveIds: ['CVE-2025-0001'], severity: 'CRITICAL' }), tracker)).toEqual({ source: 'ADVISORY', severity: 'CRITICAL' });
+    expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl' }), tracker)).toEqual({ source: 'DEBIAN_TRACKER', severity: 'IMPORTANT' });
+    // Fixed before the installed version: not exposed. Fixed past the available one: this update does not fix it.
+    expect(fixOf('CVE-2024-9999', debian, update({ name: 'demo-libssl' }), tracker)).toBeNull();
+    expect(fixOf('CVE-2025-0200', debian, update({ name: 'demo-libssl' }), tracker)).toBeNull();
+    // The edge: installed exactly at the fixed version is fixed; available exactly at it fixes.
+    expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl', installedVersion: '1.1-1', availableVersion: '1.2-1' }), tracker)).toBeNull();
+    expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl', installedVersion: '1.1~pre-1', availableVersion: '1.1-1' }), tracker)).not.toBeNull();
+    // Another release, another distribution, a package pulled in new.
+    expect(fixOf('CVE-2025-0002', { ...debian, osVersion: '11' }, update({ name: 'demo-tool' }), tracker)).toBeNull();
+    expect(fixOf('CVE-2025-0001', rocky, update({ name: 'demo-libssl' }), tracker)).toBeNull();
+    expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl', installedVersion: null }), tracker)).toBeNull();
+    // The tracker names source packages: a binary package of another name is not matched.
+    expect(fixOf('CVE-2025-0004', debian, update({ name: 'linux-image-demo', installedVersion: '5.0-1', availableVersion: '5.1-1' }), tracker)).toBeNull();
+  });
+});
+
+describe('a scheduled deployment that would fix it', () => {
+  const now = new Date('2026-03-02T10:00:00Z');
+  const deployment = (d: Partial<ScheduleCandidate>): ScheduleCandidate => ({
+    id: 'd1',
+    name: 'weekly security',
+    osType: 'LINUX',
+    machineIds: [],
+    targetFilter: { tags: ['prod'], nameContains: null },
+    selection: { classifications: ['CRITICAL', 'SECURITY'], includePatterns: [], excludePatterns: [] },
+    schedule: { startAt: new Date('2026-03-07T02:00:00Z'), timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null },
+    paused: false,
+    ...d,
+  });
+  const libssl = update({ name: 'demo-libssl', classification: 'CRITICAL' });
+
+  it('is the soonest run of a deployment that targets the machine and selects the update', () => {
+    const later = deployment({ id: 'd2', name: 'later', schedule: { startAt: new Date('2026-03-20T02:00:00Z'), timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null } });
+    expect(scheduledFix(rocky, libssl, [later, deployment({})], now)).toEqual({ deploymentId: 'd1', deploymentName: 'weekly security', nextRunAt: new Date('2026-03-07T02:00:00Z') });
+  });
+
+  it('is none when paused, on demand only, past, for other machines, other OS types, or when the update is not selected', () => {
+    const none = [
+      deployment({ paused: true }),
+      deployment({ schedule: null }),
+      deployment({ schedule: { startAt: new Date('2026-03-01T02:00:00Z'), timeZone: 'UTC', recurrence: { frequency: 'ONCE' }, endAt: null } }),
+      deployment({ targetFilter: { tags: ['staging'], nameContains: null } }),
+      deployment({ targetFilter: { tags: [], nameContains: 'web' } }),
+      deployment({ osType: 'WINDOWS' }),
+      deployment({ selection: { classifications: ['OTHER'], includePatterns: [], excludePatterns: [] } }),
+      deployment({ selection: { classifications: ['CRITICAL', 'SECURITY'], includePatterns: [], excludePatterns: ['demo-libssl'] } }),
+    ];
+    for (const d of none) expect(scheduledFix(debian, libssl, [d], now)).toBeNull();
+    expect(scheduledFix({ ...rocky, managementEnabled: false }, libssl, [deployment({})], now)).toBeNull();
+    // Named explicitly, or by an include pattern although its classification is not selected.
+    expect(scheduledFix(debian, libssl, [deployment({ targetFilter: null, machineIds: ['m-deb'] })], now)).not.toBeNull();
+    expect(scheduledFix(debian, libssl, [deployment({ selection: { classifications: [], includePatterns: ['demo-*'], excludePatterns: [] } })], now)).not.toBeNull();
+  });
+});
+
+describe('exposure across the fleet', () => {
+  it('lists each exposed machine once, dated by its first assessment that listed a fix', () => {
+    const t0 = new Date('2026-01-01T00:00:00Z');
+    const t1 = new Date('2026-02-01T00:00:00Z');
+    const libsslRocky = update({ name: 'demo-libssl', cveIds: ['CVE-2025-0001'], severity: 'CRITICAL', classification: 'CRITICAL' });
+    const exposures = cveExposures({
+      cveId: 'CVE-2025-0001',
+      current: [
+        { machine: rocky, update: libsslRocky, assessedAt: t1 },
+        { machine: debian, update: update({ name: 'demo-libssl' }), assessedAt: t1 },
+        { machine: debian, update: update({ name: 'demo-tool' }), assessedAt: t1 },
+      ],
+      history: [
+        { machineId: 'm-rocky', update: libsslRocky, assessedAt: t0 },
+        { machineId: 'm-rocky', update: libsslRocky, assessedAt: t1 },
+        // An old assessment of an update that did not fix it yet does not date the exposure.
+        { machineId: 'm-deb', update: update({ name: 'demo-libssl', availableVersion: '1.0-2' }), assessedAt: t0 },
+      ],
+      candidates: [rocky, debian],
+      tracker,
+      deployments: [],
+      now: t1,
+    });
+    expect(exposures.map((e) => [e.machineId, e.source, e.severity, e.exposedSince.toISOString(), e.scheduledFix])).toEqual([
+      ['m-deb', 'DEBIAN_TRACKER', 'IMPORTANT', t1.toISOString(), null],
+      ['m-rocky', 'ADVISORY', 'CRITICAL', t0.toISOString(), null],
+    ]);
+  });
+
+  it('counts the fleet per CVE from both sources, most severe first, filtered by severity and id', () => {
+    const summaries = cveSummaries(
+      [
+        { cveId: 'CVE-2025-0001', machineIds: ['a', 'b'], severity: 'CRITICAL' },
+        { cveId: 'CVE-2025-0002', machineIds: ['a'], severity: 'IMPORTANT' },
+      ],
+      [
+        { machineId: 'c', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0001', fixedVersion: '1.1-1', severity: 'IMPORTANT' },
+        { machineId: 'c', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0200', fixedVersion: '1.2-1', severity: 'IMPORTANT' },
+        { machineId: 'c', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2024-0100', fixedVersion: '1.1-1', severity: 'LOW' },
+      ],
+    );
+    expect(summaries).toEqual([
+      { id: 'CVE-2025-0001', severity: 'CRITICAL', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER'] },
+      { id: 'CVE-2025-0002', severity: 'IMPORTANT', machineCount: 1, sources: ['ADVISORY'] },
+      { id: 'CVE-2024-0100', severity: 'LOW', machineCount: 1, sources: ['DEBIAN_TRACKER'] },
+    ]);
+    expect(cveSummaries([{ cveId: 'CVE-2025-0002', machineIds: ['a'], severity: 'IMPORTANT' }, { cveId: 'CVE-2024-1', machineIds: ['a'], severity: null }], [], { severities: ['IMPORTANT'] }).map((c) => c.id)).toEqual(['CVE-2025-0002']);
+    expect(cveSummaries([{ cveId: 'CVE-2025-0002', machineIds: ['a'], severity: 'IMPORTANT' }, { cveId: 'CVE-2024-1', machineIds: ['a'], severity: null }], [], { idContains: '2024-' }).map((c) => c.id)).toEqual(['CVE-2024-1']);
+  });
+
+  it('takes CVE ids as MITRE writes them', () => {
+    expect(cveIdProblem('CVE-2024-3094')).toBeNull();
+    expect(cveIdProblem('CVE-2024-1234567')).toBeNull();
+    expect(cveIdProblem('CVE-24-3094')).toMatch(/expected CVE-YYYY-NNNN/);
+    expect(cveIdProblem("CVE-2024-3094' or 1=1")).not.toBeNull();
+  });
+});
