@@ -96,5 +96,5 @@ export async function lastRunOf(db: Db, deploymentId: string) {
 
 /** What a deployment selects, as the planner takes it. */
 export function selectionOf(row: DeploymentRow): UpdateSelection {
-  return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns };
+  return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns, useBaseline: row.useBaseline };
 }
