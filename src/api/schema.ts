@@ -5,6 +5,7 @@ import type { FleetPubSub } from '../events/pubsub.js';
 import { ApiTokenResolver, AuditResolver } from './access/access.resolver.js';
 import { AgentUpgradeResolver, InstallCommandsResolver, MachineAgentVersionResolver } from './agentUpgrades/agentUpgrade.resolver.js';
 import { authChecker } from './auth.js';
+import { BaselineResolver } from './baselines/baseline.resolver.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
@@ -28,6 +29,7 @@ export const resolvers = [
   AgentUpgradeResolver,
   MachineAgentVersionResolver,
   InstallCommandsResolver,
+  BaselineResolver,
 ] as const;
 
 /**

@@ -124,7 +124,7 @@ async function insertVerdicts(
 function verdictInsert(rows: VerdictRow[]): SQL {
   const col = <K extends keyof VerdictRow>(k: K) => sql.param(rows.map((r) => r[k]));
   return sql`insert into ${baselineVerdicts} (baseline_id, name, version, classification, severity, approved_at, due_at)
-    select * from unnest(${col('baselineId')}::uuid[], ${col('name')}::text[], ${col('version')}::text[], ${col('classification')}::text[], ${col('severity')}::text[], ${col('approvedAt')}::timestamptz[], ${col('dueAt')}::timestamptz[])
+    select * from unnest(${col('baselineId')}::uuid[], ${col('name')}::text[], ${col('version')}::text[], ${col('classification')}::text[], ${col('severity')}::text[], ${col('approvedAt')}::text[]::timestamptz[], ${col('dueAt')}::text[]::timestamptz[])
     on conflict do nothing`;
 }
 
@@ -190,7 +190,7 @@ export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentI
       await insertVerdicts(
         (batch) => tx`insert into baseline_verdicts (baseline_id, name, version, classification, severity, approved_at, due_at)
           select * from unnest(${batch.map((r) => r.baselineId)}::uuid[], ${batch.map((r) => r.name)}::text[], ${batch.map((r) => r.version)}::text[],
-            ${batch.map((r) => r.classification)}::text[], ${batch.map((r) => r.severity)}::text[], ${batch.map((r) => r.approvedAt)}::timestamptz[], ${batch.map((r) => r.dueAt) as string[]}::timestamptz[])
+            ${batch.map((r) => r.classification)}::text[], ${batch.map((r) => r.severity)}::text[], ${batch.map((r) => r.approvedAt)}::text[]::timestamptz[], ${batch.map((r) => r.dueAt) as string[]}::text[]::timestamptz[])
           on conflict do nothing`,
         rows.map(asBaseline),
         fresh,
