@@ -49,6 +49,8 @@ export async function createFleetWorker(options: {
   identity?: string;
   /** host:port for the SDK's Prometheus metrics; the first worker of the process decides. */
   metricsAddress?: string;
+  /** The activities' clock for baseline approvals (tests move it); default the system's. */
+  now?: () => Date;
 }): Promise<FleetWorker> {
   const { logger } = options;
   installRuntime(logger, options.metricsAddress);
@@ -62,7 +64,7 @@ export async function createFleetWorker(options: {
     taskQueue: options.temporal.taskQueue,
     identity,
     workflowsPath,
-    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity }),
+    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}) }),
   });
   let running: Promise<void> | undefined;
   const closeAll = async () => {
