@@ -54,6 +54,8 @@ import { createStepActivities, scriptJobSteps } from './steps.js';
 export interface DeploymentActivityDeps {
   db: Db;
   pubsub: FleetPubSub;
+  /** The clock baselines' approvals are judged by (tests move it); default the system's. */
+  now?: () => Date;
 }
 
 export interface BeginRunInput {
@@ -105,7 +107,7 @@ export type RingStep =
   | { kind: 'DONE' }
   | { kind: 'SKIPPED' };
 
-export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDeps) {
+export function createDeploymentActivities({ db, pubsub, now = () => new Date() }: DeploymentActivityDeps) {
   const withSteps = (deployment: DeploymentRow) => {
     const phases = stepPhases(deployment.steps);
     return phases ? { steps: phases } : {};
@@ -213,7 +215,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         if (targets.length === 0) {
           return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
         }
-        const { pending, learned } = await planningInputs(db, targets.map((t) => t.id));
+        const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
         const windowSeconds = settings.windowMinutes * 60;
         const plans = targets.map((machine) => {
           const plan = planMachine({
@@ -225,6 +227,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
             rebootSetting: settings.rebootSetting,
             rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
+            baseline: decide(machine.id, machine.osType, now()),
           });
           return { machineId: machine.id, machineName: machine.name, results: plannedResults(plan), reserve: plan.rebootReserveSeconds };
         });
@@ -342,7 +345,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
         const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
         const targets = await findMachines(db, machineRuns.map((m) => m.machineId));
         const byId = new Map(targets.map((m) => [m.id, m]));
-        const { pending, learned } = await planningInputs(db, machineRuns.map((m) => m.machineId));
+        const { pending, learned, decide } = await planningInputs(db, machineRuns.map((m) => m.machineId));
         const selected: PendingUpdate[] = [];
         const plans = machineRuns.flatMap((machineRun) => {
           const machine = byId.get(machineRun.machineId);
@@ -356,6 +359,7 @@ export function createDeploymentActivities({ db, pubsub }: DeploymentActivityDep
             rebootSetting: settings.rebootSetting,
             rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
+            baseline: decide(machine.id, machine.osType, now()),
             ...(frozen ? { updateSet: frozen } : {}),
           });
           selected.push(...plan.toInstall, ...plan.predictedNotAttempted);

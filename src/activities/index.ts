@@ -11,6 +11,8 @@ export interface ActivityDeps {
   pubsub: FleetPubSub;
   /** The worker's identity, recorded with what it completes. */
   workerIdentity: string;
+  /** The clock baselines' approvals are judged by when runs are planned; default the system's. */
+  now?: () => Date;
 }
 
 /** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */

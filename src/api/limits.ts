@@ -1,3 +1,4 @@
+import { BASELINE_LIMITS } from '../fleet/baselines.js';
 import {
   GraphQLError,
   getNamedType,
@@ -112,6 +113,9 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'AgentRelease.executables': { items: 3, bound: 'estimate', why: "one per platform in the build's manifest (linux-x64, linux-arm64, windows-x64)" },
   'AgentRelease.packages': { items: 5, bound: 'estimate', why: "the build's manifest: deb and rpm per Linux architecture, and the Windows zip" },
   'AgentVersionSummary.versions': { items: 20, bound: 'estimate', why: 'one per agent version the fleet runs (a few, more during an upgrade)' },
+  'Baseline.rules': { items: BASELINE_LIMITS.maxRules, bound: 'enforced', why: 'a baseline has at most this many rules (baselines.ts)' },
+  'Baseline.slaTargets': { items: 4, bound: 'enforced', why: 'one per severity at most' },
+  'Query.baselines': { items: 20, bound: 'estimate', why: 'one per baseline: a few per OS type (tiers, environments)' },
 };
 
 /** A list of objects that is in neither table: counted as this many until it is added. */

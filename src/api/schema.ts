@@ -7,6 +7,7 @@ import { AgentUpgradeResolver, InstallCommandsResolver, MachineAgentVersionResol
 import { authChecker } from './auth.js';
 import { CveResolver } from './cves/cve.resolver.js';
 import { ExportResolver } from './exports/export.resolver.js';
+import { BaselineResolver } from './baselines/baseline.resolver.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
@@ -34,6 +35,7 @@ export const resolvers = [
   WebhookResolver,
   CveResolver,
   ExportResolver,
+  BaselineResolver,
 ] as const;
 
 /**

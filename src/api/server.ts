@@ -63,6 +63,8 @@ export interface ApiServerOptions {
    * release key file (made when missing), the public address. Absent: nothing is offered.
    */
   agentDistribution?: { distDir?: string; releaseKeyFile?: string; publicUrl?: string };
+  /** The server's clock (tests move it to pass baseline approvals and SLA due dates); default the system's. */
+  now?: () => Date;
 }
 
 export interface ApiServer {
@@ -78,7 +80,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const temporal = await connectTemporal(options.temporal);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
   const distribution = loadDistribution(options, logger);
-  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: () => new Date(), agentDistribution: distribution };
+  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: options.now ?? (() => new Date()), agentDistribution: distribution };
   for (const gate of [database.availability, temporal.availability]) {
     gate.onChange((outage) => (outage ? logger.warn({ dependency: gate.dependency, reason: outage.reason }, 'dependency unavailable: requests that need it answer SERVICE_UNAVAILABLE') : logger.info({ dependency: gate.dependency }, 'dependency available again')));
   }

@@ -3,6 +3,7 @@ import type { ReservedSql, Sql } from 'postgres';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { AssessmentReport } from '../agent/protocol.js';
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
+import { BASELINE_LOCK, recordFirstSeenAndState } from './baselines.js';
 
 /**
  * Storing assessment reports, several at once. The API groups the reports that arrive together
@@ -163,9 +164,11 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
     // of a round trip before it (each one waits on a busy API's event loop).
     const tx = await sql.reserve();
     try {
-      const [, rows] = await Promise.all([tx`begin`, storeResults(tx, results)]);
+      const [, , rows] = await Promise.all([tx`begin`, tx`select pg_advisory_xact_lock_shared(${BASELINE_LOCK})`, storeResults(tx, results)]);
       for (const row of rows) stored.add(row.id);
-      await copyPendingUpdates(tx, results.filter((r) => stored.has(r.id)));
+      const fresh = results.filter((r) => stored.has(r.id));
+      await copyPendingUpdates(tx, fresh);
+      await recordFirstSeenAndState(tx, fresh.map((r) => r.id), [...new Set(fresh.map((r) => r.machineId))]);
       if (errors.length > 0) await storeErrors(tx, errors);
       await tx`commit`;
     } catch (error) {

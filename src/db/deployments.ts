@@ -95,14 +95,15 @@ export async function lastRunOf(db: Db, deploymentId: string) {
 }
 
 /** What a deployment (or the settings a run kept of it) selects, as the planner takes it. */
-export function selectionOf(row: Pick<DeploymentRow, 'classifications' | 'includePatterns' | 'excludePatterns'>): UpdateSelection {
-  return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns };
+export function selectionOf(row: Pick<DeploymentRow, 'classifications' | 'includePatterns' | 'excludePatterns'> & { useBaseline?: boolean | null }): UpdateSelection {
+  return { classifications: row.classifications as Classification[], includePatterns: row.includePatterns, excludePatterns: row.excludePatterns, useBaseline: row.useBaseline ?? false };
 }
 
 /** The settings a run keeps of its deployment when it begins (deployment_runs.settings). */
 export function runSettingsOf(row: DeploymentRow): RunSettings {
   return {
     classifications: row.classifications,
+    useBaseline: row.useBaseline,
     includePatterns: row.includePatterns,
     excludePatterns: row.excludePatterns,
     windowMinutes: row.windowMinutes,

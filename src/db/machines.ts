@@ -4,6 +4,7 @@ import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
+import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
@@ -50,6 +51,9 @@ export async function enrollMachine(db: Db, enrollmentKey: string, facts: Machin
       .insert(machines)
       .values({ ...factColumns(facts), tags: key.defaultTags, credentialHash: hashSecret(credential), enrollmentKeyId: key.id, lastSeenAt: now })
       .returning();
+    // The key's tags may give it a baseline (it has no assessment yet, so no state to keep).
+    const [assigned] = await tx.execute<{ baseline_id: string | null }>(sql`update machines m set baseline_id = ${assignmentSql()} where m.id = ${machine!.id} returning m.baseline_id`);
+    machine!.baselineId = assigned?.baseline_id ?? null;
     return { enrolled: true, machine: machine!, credential };
   });
 }
@@ -174,9 +178,12 @@ export async function setMachineManagement(db: Db, id: string, enabled: boolean)
   return row;
 }
 
+/** New tags may give the machine another baseline: its baseline and kept state follow. */
 export async function setMachineTags(db: Db, id: string, tags: string[]): Promise<MachineRow | undefined> {
   const [row] = await db.update(machines).set({ tags }).where(and(eq(machines.id, id), live)).returning();
-  return row;
+  if (!row) return undefined;
+  await reassignMachineBaseline(db, id);
+  return findMachine(db, id);
 }
 
 /** Removes a machine from management: its credential stops working at once; its history stays. */
@@ -202,8 +209,14 @@ export function complianceSql(now: Date, thresholds: FleetThresholds): SQL<Compl
     when ${machines.lastAssessedAt} is null
       or ${machines.lastAssessedAt} < (case ${machines.osType} when 'WINDOWS' then ${windowsCutoff.toISOString()}::timestamptz else ${linuxCutoff.toISOString()}::timestamptz end)
       then 'NOT_ASSESSED'
-    when ${machines.criticalCount} + ${machines.securityCount} > 0 then 'NON_COMPLIANT'
+    when ${machines.baselineId} is null then (case when ${machines.criticalCount} + ${machines.securityCount} > 0 then 'NON_COMPLIANT' else 'COMPLIANT' end)
+    when ${machines.nonCompliantFrom} <= ${now.toISOString()}::timestamptz then 'NON_COMPLIANT'
     else 'COMPLIANT' end)`;
+}
+
+/** Whether a machine has an approved update past its SLA due date at `now` (its earliest due date has passed). */
+export function overdueSql(now: Date): SQL<boolean> {
+  return sql<boolean>`coalesce(${machines.slaDueDates}[1] <= ${now.toISOString()}::timestamptz, false)`;
 }
 
 export function readinessSql(now: Date, thresholds: FleetThresholds): SQL<AgentReadiness> {
@@ -222,6 +235,8 @@ export interface MachineFilter {
   tags?: string[];
   /** Case-insensitive substring of the name. */
   nameContains?: string;
+  /** true: machines with an update past its SLA due date; false: machines without one. */
+  overdue?: boolean;
 }
 
 export type MachineSortField = 'NAME' | 'COMPLIANCE' | 'CRITICAL_AND_SECURITY_COUNT' | 'OTHER_COUNT' | 'LAST_SEEN' | 'LAST_ASSESSED';
@@ -240,6 +255,7 @@ function machineConditions(filter: MachineFilter, now: Date, thresholds: FleetTh
   if (filter.compliance?.length) conditions.push(sql`${complianceSql(now, thresholds)} = any(${sql.param(filter.compliance)}::text[])`);
   if (filter.readiness?.length) conditions.push(sql`${readinessSql(now, thresholds)} = any(${sql.param(filter.readiness)}::text[])`);
   if (filter.osType) conditions.push(eq(machines.osType, filter.osType));
+  if (filter.overdue !== undefined) conditions.push(filter.overdue ? overdueSql(now) : sql`not ${overdueSql(now)}`);
   if (filter.tags?.length) conditions.push(sql`${machines.tags} @> ${sql.param(filter.tags)}::text[]`);
   if (filter.nameContains) conditions.push(sql`${machines.name} ilike ${`%${filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
   return and(...conditions);
@@ -403,6 +419,9 @@ export interface ComplianceSummaryRow {
   byReadiness: Record<AgentReadiness, number>;
   pendingByClassification: Array<{ classification: string; updateCount: number; machineCount: number }>;
   total: number;
+  /** Live machines with an approved update past its SLA due date, and how many such updates they have. */
+  overdueMachines: number;
+  overdueUpdates: number;
 }
 
 /** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
@@ -428,6 +447,9 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
       compliance: sql<Compliance>`${compliance}`,
       readiness: sql<AgentReadiness>`${readiness}`,
       n: sql<number>`count(*)::int`,
+      overdueMachines: sql<number>`(count(*) filter (where ${overdueSql(now)}))::int`,
+      // Only the overdue machines' arrays are opened: the others cost one comparison each.
+      overdueUpdates: sql<number>`coalesce(sum((select count(*) from unnest(${machines.slaDueDates}) d where d <= ${now.toISOString()}::timestamptz)) filter (where ${overdueSql(now)}), 0)::int`,
       ...(Object.fromEntries(
         CLASS_COUNTS.flatMap(([classification, column]) => [
           [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],
@@ -448,7 +470,15 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
   }
   const sum = (key: string) => groups.reduce((acc, row) => acc + ((row as Record<string, unknown>)[key] as number), 0);
   const pendingByClassification = CLASS_COUNTS.map(([classification]) => ({ classification, updateCount: sum(`${classification}_updates`), machineCount: sum(`${classification}_machines`) })).filter((c) => c.updateCount > 0);
-  return { groups: groups.map((g) => ({ compliance: g.compliance, readiness: g.readiness, n: g.n })), byCompliance, byReadiness, pendingByClassification, total };
+  return {
+    groups: groups.map((g) => ({ compliance: g.compliance, readiness: g.readiness, n: g.n })),
+    byCompliance,
+    byReadiness,
+    pendingByClassification,
+    total,
+    overdueMachines: groups.reduce((acc, g) => acc + g.overdueMachines, 0),
+    overdueUpdates: groups.reduce((acc, g) => acc + g.overdueUpdates, 0),
+  };
 }
 
 export async function findAssessment(db: Db, id: string): Promise<AssessmentRow | undefined> {

@@ -1,3 +1,6 @@
+import { baselineDecider, builtInBaseline } from '../fleet/baselines.js';
+import type { OsType } from '../fleet/compliance.js';
+import { baselineInputs } from './baselines.js';
 import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
@@ -72,9 +75,15 @@ export async function runsOfMachine(db: Db, machineId: string, offset: number, l
   return { rows, totalCount: total?.n ?? 0 };
 }
 
-/** The latest pending updates of each machine, and their measured install durations. */
+/**
+ * The latest pending updates of each machine, their measured install durations, and what each
+ * machine's patch baseline says of them at a given time (`baselineOf(machineId, now)`, for
+ * planMachine's `baseline`).
+ */
 export async function planningInputs(db: Db, machineIds: string[]) {
-  if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>() };
+  const { baselineOf, firstSeenOf } = await baselineInputs(db, machineIds);
+  const decide = (machineId: string, osType: OsType, now: Date) => baselineDecider(baselineOf.get(machineId) ?? builtInBaseline(osType), firstSeenOf.get(machineId) ?? new Map(), now);
+  if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>(), decide };
   const [rows, durations] = await Promise.all([
     db
       .select({ machineId: pendingUpdates.machineId, update: pendingUpdates })
@@ -103,7 +112,7 @@ export async function planningInputs(db: Db, machineIds: string[]) {
   }
   const learned = new Map<string, Record<string, number>>();
   for (const d of durations) learned.set(d.machineId, { ...learned.get(d.machineId), [d.name]: d.averageSeconds });
-  return { pending, learned };
+  return { pending, learned, decide };
 }
 
 export interface PlannedResult {

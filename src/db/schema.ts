@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { ApprovalRule, SlaTarget } from '../fleet/baselines.js';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { DeploymentStep, StepResult } from '../fleet/steps.js';
 import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
@@ -132,6 +133,16 @@ export const machines = pgTable(
     /** The last assessment's failure, if the last attempt failed (kept beside the last good one). */
     lastAssessmentError: jsonb('last_assessment_error').$type<{ code: string; message: string; at: string } | null>(),
     removedAt: timestamp('removed_at', { withTimezone: true }),
+    /** The patch baseline its tags give it (src/fleet/baselines.ts, assignedBaseline); null: the built-in one. */
+    baselineId: uuid('baseline_id'),
+    /**
+     * Kept from the latest assessment and the baseline's verdicts (src/db/baselines.ts), so that the
+     * fleet view decides compliance and overdue in one pass over machines: from this moment an
+     * approved update is missing (NON_COMPLIANT from then on; null: none), and the SLA due dates of
+     * its approved updates, earliest first. Unused with the built-in baseline (the counts decide).
+     */
+    nonCompliantFrom: timestamp('non_compliant_from', { withTimezone: true }),
+    slaDueDates: timestamp('sla_due_dates', { withTimezone: true, mode: 'string' }).array().notNull().default(sql`'{}'::timestamptz[]`),
   },
   (t) => [
     index('machines_name_idx').on(t.name),
@@ -202,6 +213,68 @@ export const pendingUpdates = pgTable(
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
 
+/**
+ * Patch baselines (src/fleet/baselines.ts): approval rules, approved and rejected patterns, SLA
+ * targets, for the machines of one OS type carrying all of its tags.
+ */
+export const baselines = pgTable(
+  'baselines',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    osType: osTypeEnum('os_type').notNull(),
+    tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+    priority: integer('priority').notNull().default(0),
+    rules: jsonb('rules').$type<ApprovalRule[]>().notNull(),
+    approvedPatterns: text('approved_patterns').array().notNull().default(sql`'{}'::text[]`),
+    rejectedPatterns: text('rejected_patterns').array().notNull().default(sql`'{}'::text[]`),
+    slaTargets: jsonb('sla_targets').$type<SlaTarget[]>().notNull(),
+    timeZone: text('time_zone').notNull().default('UTC'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('baselines_name_idx').on(t.name)],
+);
+
+/**
+ * When fleetpatch first saw each update anywhere in the fleet: per name, version, classification and
+ * severity (severity '' when none), so that the baselines' verdicts can be computed once per kind of
+ * update; an update's first-seen date is the earliest of its name and version's rows. The clock of
+ * approval delays and SLAs.
+ */
+export const updateFirstSeen = pgTable(
+  'update_first_seen',
+  {
+    name: text('name').notNull(),
+    version: text('version').notNull(),
+    classification: text('classification').notNull(),
+    severity: text('severity').notNull().default(''),
+    firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.version, t.classification, t.severity] })],
+);
+
+/**
+ * What each baseline approves, per kind of update (update_first_seen's key), computed in TypeScript
+ * (src/fleet/baselines.ts, updateVerdict) when a baseline changes or a new update is first seen:
+ * only approved kinds have a row. The machines' kept state is aggregated from it in SQL.
+ */
+export const baselineVerdicts = pgTable(
+  'baseline_verdicts',
+  {
+    baselineId: uuid('baseline_id')
+      .notNull()
+      .references(() => baselines.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    version: text('version').notNull(),
+    classification: text('classification').notNull(),
+    severity: text('severity').notNull(),
+    approvedAt: timestamp('approved_at', { withTimezone: true }).notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.baselineId, t.name, t.version, t.classification, t.severity] })],
+);
+
 /** Commands waiting for an agent (an on-demand assessment). Agents long-poll for them. */
 export const agentCommands = pgTable(
   'agent_commands',
@@ -253,6 +326,8 @@ export const deployments = pgTable(
     /** Evaluated at each run: machines with all these tags (and a name containing nameContains). */
     targetFilter: jsonb('target_filter').$type<{ tags: string[]; nameContains: string | null } | null>(),
     classifications: text('classifications').array().notNull(),
+    /** Install what each machine's baseline approves instead of the classifications. */
+    useBaseline: boolean('use_baseline').notNull().default(false),
     includePatterns: text('include_patterns').array().notNull().default(sql`'{}'::text[]`),
     excludePatterns: text('exclude_patterns').array().notNull().default(sql`'{}'::text[]`),
     /** The schedule as entered (start, time zone, recurrence, end), dates as ISO strings; null: run on demand only. */
@@ -324,6 +399,8 @@ export const deploymentRuns = pgTable(
 /** A deployment's settings that a run keeps from when it began (deployment_runs.settings). */
 export interface RunSettings {
   classifications: string[];
+  /** Install what each machine's baseline approves; absent in runs begun before baselines. */
+  useBaseline?: boolean;
   includePatterns: string[];
   excludePatterns: string[];
   windowMinutes: number;

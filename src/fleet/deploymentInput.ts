@@ -52,6 +52,8 @@ export interface DeploymentInput {
   machineIds: string[];
   targetFilter: TargetFilter | null;
   classifications: Classification[];
+  /** Install what each machine's patch baseline approves (baselines.ts) instead of listing classifications. */
+  useBaseline?: boolean;
   includePatterns: string[];
   excludePatterns: string[];
   /** Null: the default schedule, once at now + 30 minutes (the seed's), unless onDemandOnly. */
@@ -78,7 +80,8 @@ export interface RingInput {
   gate?: { maxFailures?: Limit | null; soakSeconds?: number | null; requireApproval?: boolean | null } | null;
 }
 
-export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly' | 'rings' | 'steps'> {
+export interface NormalisedDeployment extends Omit<DeploymentInput, 'schedule' | 'onDemandOnly' | 'rings' | 'steps' | 'useBaseline'> {
+  useBaseline: boolean;
   /** Null: no rings. */
   rings: Ring[] | null;
   /** Null: no steps. */
@@ -242,7 +245,11 @@ function normalise(input: DeploymentInput, now: Date, context: ValidationContext
   if (!REBOOT_SETTINGS.includes(rebootSetting)) {
     fail('rebootSetting', `rebootSetting must be one of ${REBOOT_SETTINGS.join(', ')}; got ${quote(String(rebootSetting))}`);
   }
-  const classifications = checkClassifications(input.classifications ?? [], osType, rebootSetting);
+  const useBaseline = input.useBaseline === true;
+  if (useBaseline && (input.classifications ?? []).length > 0) {
+    fail('classifications', 'a deployment that installs what the baseline approves (useBaseline) lists no classifications: the baseline decides');
+  }
+  const classifications = useBaseline ? [] : checkClassifications(input.classifications ?? [], osType, rebootSetting);
   const includePatterns = checkPatterns('includePatterns', input.includePatterns ?? [], osType);
   const excludePatterns = checkPatterns('excludePatterns', input.excludePatterns ?? [], osType);
   const windowMinutes = input.windowMinutes;
@@ -265,6 +272,7 @@ function normalise(input: DeploymentInput, now: Date, context: ValidationContext
     machineIds,
     targetFilter,
     classifications,
+    useBaseline,
     includePatterns,
     excludePatterns,
     schedule,
@@ -332,6 +340,17 @@ function checkClassifications(raw: Classification[], osType: OsType, rebootSetti
   });
   // Canonical order, each once.
   return allowed.filter((c) => raw.includes(c));
+}
+
+/** Why a package or KB pattern is not one (`at` names it in the message), or null: the rule deployments and baselines share. */
+export function patternProblem(at: string, pattern: string, osType: OsType): string | null {
+  if (pattern.length === 0) return `${at} is empty; a pattern has 1 to ${PATTERN_MAX_LENGTH} characters`;
+  if (pattern.length > PATTERN_MAX_LENGTH) return `${at} is ${pattern.length} characters long; at most ${PATTERN_MAX_LENGTH}`;
+  if (osType === 'LINUX' && !LINUX_PATTERN.test(pattern)) {
+    return `${at} ${quote(pattern)} is not a package pattern: a package name of letters, digits and . _ + - with * and ? wildcards, optionally =version (openssl*, openssl=3.0.2-0ubuntu1.12)`;
+  }
+  if (osType === 'WINDOWS' && !WINDOWS_PATTERN.test(pattern)) return `${at} ${quote(pattern)} is not a KB pattern: a KB id such as KB5031356 or 5031356, optionally ending in * (KB503*)`;
+  return null;
 }
 
 function checkPatterns(field: 'includePatterns' | 'excludePatterns', raw: string[], osType: OsType): string[] {

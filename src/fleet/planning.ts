@@ -56,9 +56,23 @@ export interface UpdateSelection {
   classifications: Classification[];
   includePatterns: string[];
   excludePatterns: string[];
+  /** Install what the machine's baseline approves now, instead of the classifications. */
+  useBaseline?: boolean;
 }
 
 /** A pending update left out of a deployment, and why in words an operator reads. */
+/**
+ * What the machine's patch baseline (baselines.ts) says of one pending update at planning time:
+ * rejected updates are never installed, by any deployment; a deployment that uses the baseline
+ * installs the approved ones. Passed in as a function so that this file does not carry the rules.
+ */
+export interface BaselineDecision {
+  rejected: boolean;
+  approved: boolean;
+  /** Why, in words: the NOT_SELECTED reason when it is left out. */
+  reason: string;
+}
+
 export interface NotSelectedUpdate {
   update: PendingUpdate;
   reason: string;
@@ -139,13 +153,21 @@ export function matchesPattern(update: Pick<PendingUpdate, 'name' | 'availableVe
 export function selectUpdates(
   pending: PendingUpdate[],
   selection: UpdateSelection,
+  baseline?: (update: PendingUpdate) => BaselineDecision,
 ): { selected: PendingUpdate[]; notSelected: NotSelectedUpdate[] } {
   const selected: PendingUpdate[] = [];
   const notSelected: NotSelectedUpdate[] = [];
   for (const update of pending) {
+    const decision = baseline?.(update);
     const exclude = selection.excludePatterns.find((pattern) => matchesPattern(update, pattern));
-    if (exclude !== undefined) {
+    if (decision?.rejected) {
+      // Rejected by the baseline: never installed, whatever the deployment includes.
+      notSelected.push({ update, reason: decision.reason });
+    } else if (exclude !== undefined) {
       notSelected.push({ update, reason: `excluded by pattern "${exclude.trim()}"` });
+    } else if (selection.useBaseline) {
+      if (decision?.approved || selection.includePatterns.some((pattern) => matchesPattern(update, pattern))) selected.push(update);
+      else notSelected.push({ update, reason: decision?.reason ?? "the machine's baseline is not known" });
     } else if (selection.classifications.includes(update.classification) || selection.includePatterns.some((pattern) => matchesPattern(update, pattern))) {
       selected.push(update);
     } else {
@@ -277,6 +299,8 @@ export interface PlanMachineInput {
    * available version is not in it is NOT_SELECTED, "not in the run's approved set". Absent: no set.
    */
   updateSet?: ReadonlySet<string>;
+  /** The machine's baseline on each update (see BaselineDecision). Absent: no baseline applies. */
+  baseline?: (update: PendingUpdate) => BaselineDecision;
 }
 
 /**
@@ -291,7 +315,7 @@ export interface PlanMachineInput {
  * the time left before each update, skipping what does not fit and going on with the rest.
  */
 export function planMachine(input: PlanMachineInput): MachinePlan {
-  const selection = selectUpdates(input.pending, input.selection);
+  const selection = selectUpdates(input.pending, input.selection, input.baseline);
   const { notSelected } = selection;
   let { selected } = selection;
   if (input.updateSet) {

@@ -214,6 +214,17 @@ function goDate(timeZone: string, y: number, mo: number, d: number, h: number, m
   return unix - offsetAt(unix - offsetAt(unix, timeZone), timeZone);
 }
 
+/**
+ * The first instant of the local day `plusDays` after the day `ms` falls on in `timeZone` (midnight,
+ * or the first wall time after a gap when the zone skips midnight, as Go reads it). Day arithmetic
+ * is on the calendar: a day that DST shortens or lengthens still counts as one.
+ */
+export function localDayStart(ms: number, timeZone: string, plusDays: number): number {
+  const w = wallAt(ms, timeZone);
+  const day = new Date(Date.UTC(w.year, w.month - 1, w.day + plusDays));
+  return goDate(timeZone, day.getUTCFullYear(), day.getUTCMonth() + 1, day.getUTCDate(), 0, 0, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Civil dates (day numbers: days since 1970-01-01)
 // ---------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ export async function createFleetWorker(options: {
   metricsAddress?: string;
   /** Runs the webhook delivery loop beside the worker (src/webhooks/deliverer.ts); absent: no webhooks are sent by this process. */
   webhooks?: WebhookSettings;
+  /** The activities' clock for baseline approvals (tests move it); default the system's. */
+  now?: () => Date;
 }): Promise<FleetWorker> {
   const { logger } = options;
   installRuntime(logger, options.metricsAddress);
@@ -80,7 +82,7 @@ export async function createFleetWorker(options: {
     taskQueue: options.temporal.taskQueue,
     identity,
     workflowsPath,
-    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity }),
+    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}) }),
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;

@@ -31,6 +31,8 @@ import { connectTestDatabase, freshDatabase, temporalSettings, testLogger } from
 const REQUIRED_ROLE: Record<string, Role> = {
   'Query.agentRelease': 'VIEWER',
   'Query.agentUpgrade': 'VIEWER',
+  'Query.baseline': 'VIEWER',
+  'Query.baselines': 'VIEWER',
   'Query.agentUpgrades': 'VIEWER',
   'Query.agentVersions': 'VIEWER',
   'Query.apiTokens': 'ADMIN',
@@ -80,6 +82,9 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Mutation.updateDeployment': 'OPERATOR',
   'Mutation.updateWebhook': 'ADMIN',
   'Mutation.upgradeAgents': 'OPERATOR',
+  'Mutation.updateBaseline': 'OPERATOR',
+  'Mutation.deleteBaseline': 'OPERATOR',
+  'Mutation.createBaseline': 'OPERATOR',
   'Subscription.deploymentRunProgress': 'VIEWER',
   'Subscription.deploymentRunsStarted': 'VIEWER',
   'Subscription.machineChanged': 'VIEWER',

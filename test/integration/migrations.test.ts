@@ -157,4 +157,37 @@ describe('migrations over existing rows', () => {
       });
     });
   });
+  it('0015 backfills first-seen dates from the assessments already stored: the earliest that listed each update, per kind', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0014');
+      const machine = await insertMachine(db, 'debian-01', 'LINUX');
+      const other = await insertMachine(db, 'debian-02', 'LINUX');
+      const assessment = async (machineId: string, assessedAt: string, updates: Array<[string, string, string, string | null]>) => {
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'apt', ${assessedAt}, ${assessedAt}, ${assessedAt}, false, 0, 0, 0)`;
+        for (const [name, version, classification, severity] of updates) {
+          await db`insert into pending_updates (assessment_id, machine_id, name, available_version, classification, severity) values (${id}, ${machineId}, ${name}, ${version}, ${classification}::classification, ${severity}::severity)`;
+        }
+        return id;
+      };
+      await assessment(machine, '2026-11-01T08:00:00Z', [['openssl', '3.0.14', 'SECURITY', 'IMPORTANT']]);
+      const latest = await assessment(machine, '2026-11-05T08:00:00Z', [['openssl', '3.0.15', 'SECURITY', 'IMPORTANT'], ['vim', '9.1', 'OTHER', null]]);
+      await db`update machines set latest_assessment_id = ${latest}, last_assessed_at = '2026-11-05T08:00:00Z', security_count = 1, other_count = 1 where id = ${machine}`;
+      // Seen earlier by another machine: the fleet-wide first sighting counts.
+      await assessment(other, '2026-10-20T08:00:00Z', [['vim', '9.1', 'OTHER', null]]);
+
+      await migrateUpTo(url, '0015');
+      const rows = await db`select name, version, classification, severity, first_seen_at from update_first_seen order by name, version`;
+      expect(rows.map((r) => [r.name, r.version, r.classification, r.severity, new Date(r.first_seen_at as string).toISOString()])).toEqual([
+        ['openssl', '3.0.14', 'SECURITY', 'IMPORTANT', '2026-11-01T08:00:00.000Z'],
+        ['openssl', '3.0.15', 'SECURITY', 'IMPORTANT', '2026-11-05T08:00:00.000Z'],
+        ['vim', '9.1', 'OTHER', '', '2026-10-20T08:00:00.000Z'],
+      ]);
+      // No baseline yet: every machine keeps the built-in one, and nothing about its compliance moved.
+      const [after] = await db`select baseline_id, non_compliant_from, sla_due_dates, security_count from machines where id = ${machine}`;
+      expect(after).toEqual({ baseline_id: null, non_compliant_from: null, sla_due_dates: [], security_count: 1 });
+      expect((await db`select use_baseline from deployments`).length).toBe(0);
+    });
+  });
 });

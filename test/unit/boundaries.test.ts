@@ -86,6 +86,7 @@ const CYCLE_RULE = 'no import cycles in src/';
  * test/. A listed exception that no longer occurs fails the test too: delete its line.
  */
 const KNOWN_EXCEPTIONS = new Set([
+  `src/fleet imports only src/fleet: src/fleet/baselines.ts imports ../agent/backends/types.js`,
   `src/fleet imports only src/fleet: src/fleet/deploymentInput.ts imports ../agent/backends/types.js`,
   `src/fleet imports only src/fleet: src/fleet/planning.ts imports ../agent/backends/types.js`,
   `src/fleet imports only src/fleet: src/fleet/planning.ts imports ../agent/protocol.js`,

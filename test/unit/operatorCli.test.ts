@@ -133,7 +133,7 @@ describe('deployments as code: a spec against the API’s rules', () => {
 
     // As the server returns it (schedule null), exported, and read back: the same deployment.
     const stored: CliDeploymentSpecFragment = {
-      id: 'd1', name: 'ring-0', osType: 'LINUX', machineIds: [], targetFilter: { tags: ['ring-0'], nameContains: null }, classifications: ['CRITICAL'],
+      id: 'd1', name: 'ring-0', osType: 'LINUX', machineIds: [], targetFilter: { tags: ['ring-0'], nameContains: null }, classifications: ['CRITICAL'], useBaseline: false,
       includePatterns: [], excludePatterns: [], onDemandOnly: true, schedule: null, windowMinutes: 120, rebootSetting: 'IF_REQUIRED', maxConcurrent: null, maxFailures: null, paused: false,
     } as CliDeploymentSpecFragment;
     const exported = specOfDeployment(stored);

@@ -45,8 +45,8 @@ export type Compliance =
 
 /** A deployment: what to install where, when, and within which window. */
 export type DeploymentInput = {
-  /** Linux: CRITICAL, SECURITY, OTHER. Windows: all eight. */
-  classifications: Array<Classification>;
+  /** Linux: CRITICAL, SECURITY, OTHER. Windows: all eight. Empty with useBaseline. */
+  classifications?: Array<Classification>;
   /** Never install what matches; wins over include. */
   excludePatterns?: Array<string>;
   /** Always install what matches (package names with * and ?, name=version; KB ids on Windows). */
@@ -73,6 +73,8 @@ export type DeploymentInput = {
   steps?: Array<DeploymentStepInput> | null | undefined;
   /** Machines chosen by what they are, resolved at every run (with or instead of machineIds). */
   targetFilter?: TargetFilterInput | null | undefined;
+  /** Install what each machine's patch baseline approves at the run's start, instead of listing classifications (then empty). */
+  useBaseline?: boolean;
   /** Maintenance window in minutes, 30 to 360. */
   windowMinutes?: number;
 };
@@ -183,6 +185,8 @@ export type MachineFilter = {
   nameContains?: string | null | undefined;
   /** Machines of this operating system family. */
   osType?: OsType | null | undefined;
+  /** true: machines with an approved update past its SLA due date (see their baseline's slaTargets); false: machines without one. */
+  overdue?: boolean | null | undefined;
   /** Machines whose agent is in this readiness state. */
   readiness?: Array<AgentReadiness> | null | undefined;
   /** Machines carrying every one of these tags. */

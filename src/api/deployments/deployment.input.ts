@@ -125,8 +125,11 @@ export class DeploymentInput {
   @Field(() => TargetFilterInput, { description: 'Machines chosen by what they are, resolved at every run (with or instead of machineIds).', nullable: true })
   targetFilter?: TargetFilterInput | null;
 
-  @Field(() => [Classification], { description: 'Linux: CRITICAL, SECURITY, OTHER. Windows: all eight.' })
+  @Field(() => [Classification], { defaultValue: [], description: 'Linux: CRITICAL, SECURITY, OTHER. Windows: all eight. Empty with useBaseline.' })
   classifications!: Classification[];
+
+  @Field(() => Boolean, { defaultValue: false, description: "Install what each machine's patch baseline approves at the run's start, instead of listing classifications (then empty)." })
+  useBaseline?: boolean;
 
   @Field(() => [String], { defaultValue: [], description: 'Always install what matches (package names with * and ?, name=version; KB ids on Windows).' })
   includePatterns!: string[];

@@ -49,6 +49,7 @@ function toValidatorInput(input: DeploymentInput): ValidInput {
     machineIds: input.machineIds,
     targetFilter: input.targetFilter ? { tags: input.targetFilter.tags, nameContains: input.targetFilter.nameContains ?? null } : null,
     classifications: input.classifications,
+    useBaseline: input.useBaseline ?? false,
     includePatterns: input.includePatterns,
     excludePatterns: input.excludePatterns,
     schedule: scheduleInputOf(input.schedule),
@@ -76,6 +77,7 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
     machineIds: value.machineIds,
     targetFilter: value.targetFilter,
     classifications: value.classifications,
+    useBaseline: value.useBaseline,
     includePatterns: value.includePatterns,
     excludePatterns: value.excludePatterns,
     schedule: value.schedule && { ...value.schedule, startAt: value.schedule.startAt.toISOString(), endAt: value.schedule.endAt?.toISOString() ?? null },
@@ -90,8 +92,8 @@ function valuesOf(value: NormalisedDeployment): DeploymentValues {
 
 /** A row's values as they were stored, to write them back. */
 function storedValuesOf(row: DeploymentRow): DeploymentValues {
-  const { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps } = row;
-  return { name, osType, machineIds, targetFilter, classifications, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps };
+  const { name, osType, machineIds, targetFilter, classifications, useBaseline, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps } = row;
+  return { name, osType, machineIds, targetFilter, classifications, useBaseline, includePatterns, excludePatterns, schedule, windowMinutes, rebootSetting, maxConcurrent, maxFailures, rings, steps };
 }
 
 export class DeploymentService {
@@ -432,7 +434,7 @@ export class DeploymentService {
     if (source.input) {
       // With an id too, the input is checked as that deployment's next version (its start is kept).
       const v = await this.validate(source.input, source.id ? await this.get(source.id) : undefined);
-      value = { ...v, selection: { classifications: v.classifications, includePatterns: v.includePatterns, excludePatterns: v.excludePatterns } };
+      value = { ...v, selection: { classifications: v.classifications, includePatterns: v.includePatterns, excludePatterns: v.excludePatterns, useBaseline: v.useBaseline } };
       nextRunAt = v.firstRunAt;
     } else if (source.id) {
       const row = await this.get(source.id);
@@ -442,7 +444,7 @@ export class DeploymentService {
       throw badUserInput('id', 'Give the id of a deployment or an input to preview.');
     }
     const targets = await resolveTargets(this.db, { osType: value.osType, machineIds: value.machineIds, filter: value.targetFilter });
-    const { pending, learned } = await planningInputs(this.db, targets.map((t) => t.id));
+    const { pending, learned, decide } = await planningInputs(this.db, targets.map((t) => t.id));
     const assigned = value.rings ? assignRings(targets, value.rings) : null;
     const ringOf = new Map(assigned?.rings.flatMap((ms, i) => ms.map((m) => [m.id, i + 1] as const)) ?? []);
     const warnings = value.rings && assigned ? ringWarnings(value.rings, assigned) : [];
@@ -458,6 +460,7 @@ export class DeploymentService {
         rebootSetting: value.rebootSetting,
         rebootPending: machine.rebootPending,
         learnedSeconds: learned.get(machine.id),
+        baseline: decide(machine.id, machine.osType, this.services.now()),
       }),
     }));
     return { windowMinutes: value.windowMinutes, warnings, machines, nextRunAt, onDemandOnly: value.schedule === null, scheduleDescription: describeSchedule(value.schedule) };

@@ -236,6 +236,9 @@ export class Deployment {
   @Field(() => [Classification], { description: 'The classifications of the updates it installs.' })
   classifications!: Classification[];
 
+  @Field(() => Boolean, { description: "It installs what each machine's patch baseline approves (its classifications are then empty)." })
+  useBaseline!: boolean;
+
   @Field(() => [String], { description: 'When not empty, only updates whose name matches one of these patterns.' })
   includePatterns!: string[];
 

@@ -17,6 +17,9 @@ export class MachineFilter {
 
   @Field(() => String, { nullable: true, description: 'Case-insensitive part of the name.' })
   nameContains?: string;
+
+  @Field(() => Boolean, { nullable: true, description: "true: machines with an approved update past its SLA due date (see their baseline's slaTargets); false: machines without one." })
+  overdue?: boolean;
 }
 
 export enum MachineSortField {

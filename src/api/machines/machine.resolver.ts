@@ -8,6 +8,7 @@ import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { AgentReadiness, Compliance, SortDirection } from './machine.enums.js';
 import { MachineFilter, MachineOrder, MachineSortField, MissingUpdateFilter } from './machine.input.js';
 import { MachineService } from './machine.service.js';
+import { Baseline } from '../baselines/baseline.type.js';
 import {
   AssessmentConnection,
   AssessmentError,
@@ -76,6 +77,8 @@ export class MachineResolver {
       disconnected: summary.byReadiness.DISCONNECTED,
       notConfigured: summary.byReadiness.NOT_CONFIGURED,
       pendingByClassification: summary.pendingByClassification as ComplianceSummary['pendingByClassification'],
+      overdueMachines: summary.overdueMachines,
+      overdueUpdates: summary.overdueUpdates,
       computedAt: summary.computedAt,
     };
   }
@@ -127,9 +130,30 @@ export class MachineResolver {
 
   // ---- computed fields ----
 
-  @FieldResolver(() => Compliance, { description: 'COMPLIANT, NON_COMPLIANT or NOT_ASSESSED, from its latest assessment.' })
+  @FieldResolver(() => Compliance, { description: 'COMPLIANT, NON_COMPLIANT or NOT_ASSESSED: compliance with its baseline, from its latest assessment.' })
   compliance(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
     return service(ctx).compliance(machine);
+  }
+
+  @FieldResolver(() => String, { description: 'Why it is compliant or not with its baseline, naming the missing approved updates and the overdue ones (reads its pending updates: ask it of one machine, not of a long list).' })
+  complianceReason(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).complianceReason(machine);
+  }
+
+  @FieldResolver(() => Baseline, { description: 'The patch baseline it is judged by (the built-in one when no baseline reaches it by tag).' })
+  async baseline(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    const baseline = await service(ctx).baseline(machine);
+    return { ...baseline, builtIn: baseline.id === null, priority: Number.isFinite(baseline.priority) ? baseline.priority : 0 };
+  }
+
+  @FieldResolver(() => Int, { description: 'Approved updates past their SLA due date now (one per update name).' })
+  overdueUpdateCount(@Root() machine: MachineRow, @Ctx() ctx: ApiContext) {
+    return service(ctx).overdueCount(machine);
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: 'The earliest SLA due date of its approved updates (null: none has one).' })
+  nextDueAt(@Root() machine: MachineRow) {
+    return machine.slaDueDates[0] ? new Date(machine.slaDueDates[0]) : null;
   }
 
   @FieldResolver(() => AgentReadiness, { description: 'Update agent readiness (see readinessDetail for since when and why).' })

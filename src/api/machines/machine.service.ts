@@ -18,6 +18,9 @@ import {
   type MachineSortField,
 } from '../../db/machines.js';
 import { compliance, readiness } from '../../fleet/compliance.js';
+import { baselineCompliance, builtInBaseline, explainCompliance, overdueCount } from '../../fleet/baselines.js';
+import { asBaseline, baselineInputs, findBaseline } from '../../db/baselines.js';
+import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateGroup, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import type { ComplianceSummaryRow } from '../../db/machines.js';
 import { FleetSnapshot } from './fleetSnapshot.js';
@@ -108,8 +111,34 @@ export class MachineService {
     return this.services.database.db;
   }
 
+  /** With the built-in baseline, from the counts as before; with a baseline, from the state kept for it. */
   compliance(machine: MachineRow) {
-    return compliance(machine, this.services.now(), this.services.fleet.thresholds);
+    if (machine.baselineId === null) return compliance(machine, this.services.now(), this.services.fleet.thresholds);
+    return baselineCompliance(machine, this.services.now(), this.services.fleet.thresholds);
+  }
+
+  /** The machine's approved updates past their SLA due date, now. */
+  overdueCount(machine: MachineRow) {
+    return overdueCount(machine.slaDueDates.map((d) => new Date(d)), this.services.now());
+  }
+
+  /** The machine's baseline (the built-in one when none reaches it). */
+  async baseline(machine: MachineRow) {
+    if (machine.baselineId === null) return builtInBaseline(machine.osType);
+    const row = await findBaseline(this.db, machine.baselineId);
+    return row ? asBaseline(row) : builtInBaseline(machine.osType);
+  }
+
+  /** Why the machine is (not) compliant with its baseline, naming the updates (reads its pending updates: a machine's page, not a list's). */
+  async complianceReason(machine: MachineRow): Promise<string> {
+    const verdict = this.compliance(machine);
+    if (verdict === 'NOT_ASSESSED') return machine.lastAssessedAt ? `No assessment since ${machine.lastAssessedAt.toISOString()}: the latest is too old to judge by.` : 'Never assessed.';
+    const now = this.services.now();
+    const [{ baselineOf, firstSeenOf }, { pending }] = await Promise.all([baselineInputs(this.db, [machine.id]), planningInputs(this.db, [machine.id])]);
+    const baseline = baselineOf.get(machine.id) ?? builtInBaseline(machine.osType);
+    const firstSeen = firstSeenOf.get(machine.id) ?? new Map<string, Date>();
+    const updates = (pending.get(machine.id) ?? []).map((u) => ({ ...u, advisoryIssuedAt: null, firstSeenAt: firstSeen.get(`${u.name}=${u.availableVersion}`) ?? now }));
+    return explainCompliance(baseline, updates, now).reason;
   }
 
   readiness(machine: MachineRow) {
@@ -135,7 +164,7 @@ export class MachineService {
    * large fleet; null when the page must count (other filters, a small fleet, snapshots off).
    */
   private async countFromSnapshot(filter: MachineFilter, now: Date): Promise<{ n: number; computedAt: Date } | null> {
-    if (filter.osType || filter.tags?.length || filter.nameContains || this.fleetView.summaryMaxAgeMs === 0) return null;
+    if (filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined || this.fleetView.summaryMaxAgeMs === 0) return null;
     const snapshot = await fleetSnapshots(this.services).summary.read(now, this.fleetView.summaryMaxAgeMs);
     if (snapshot.value.total < COUNT_FROM_SNAPSHOT_FROM) return null;
     const n = snapshot.value.groups

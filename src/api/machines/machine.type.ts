@@ -312,6 +312,12 @@ export class ComplianceSummary {
   @Field(() => [ClassificationCount], { description: 'Pending updates across the fleet, per classification.' })
   pendingByClassification!: ClassificationCount[];
 
+  @Field(() => Int, { description: 'Machines with an approved update past its SLA due date (list them with machines(filter: {overdue: true})).' })
+  overdueMachines!: number;
+
+  @Field(() => Int, { description: 'Approved updates past their SLA due date, summed over machines (one per update name on each machine).' })
+  overdueUpdates!: number;
+
   @Field(() => Date, {
     description: 'The time every count is computed against: the summary is a snapshot, recomputed when older than FLEETPATCH_SUMMARY_MAX_AGE_SECONDS (15 s by default).',
   })

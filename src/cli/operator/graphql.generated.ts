@@ -80,8 +80,8 @@ export type CreateEnrollmentKeyInput = {
 
 /** A deployment: what to install where, when, and within which window. */
 export type DeploymentInput = {
-  /** Linux: CRITICAL, SECURITY, OTHER. Windows: all eight. */
-  classifications: Array<Classification>;
+  /** Linux: CRITICAL, SECURITY, OTHER. Windows: all eight. Empty with useBaseline. */
+  classifications?: Array<Classification>;
   /** Never install what matches; wins over include. */
   excludePatterns?: Array<string>;
   /** Always install what matches (package names with * and ?, name=version; KB ids on Windows). */
@@ -108,6 +108,8 @@ export type DeploymentInput = {
   steps?: Array<DeploymentStepInput> | null | undefined;
   /** Machines chosen by what they are, resolved at every run (with or instead of machineIds). */
   targetFilter?: TargetFilterInput | null | undefined;
+  /** Install what each machine's patch baseline approves at the run's start, instead of listing classifications (then empty). */
+  useBaseline?: boolean;
   /** Maintenance window in minutes, 30 to 360. */
   windowMinutes?: number;
 };
@@ -229,6 +231,8 @@ export type MachineFilter = {
   nameContains?: string | null | undefined;
   /** Machines of this operating system family. */
   osType?: OsType | null | undefined;
+  /** true: machines with an approved update past its SLA due date (see their baseline's slaTargets); false: machines without one. */
+  overdue?: boolean | null | undefined;
   /** Machines whose agent is in this readiness state. */
   readiness?: Array<AgentReadiness> | null | undefined;
   /** Machines carrying every one of these tags. */
@@ -534,9 +538,9 @@ export type CliMissingUpdatesQueryVariables = Exact<{
 
 export type CliMissingUpdatesQuery = { missingUpdates: { computedAt: string, totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { name: string, classification: Classification, severity: Severity | null, machineCount: number, availableVersions: Array<string>, rebootSuggested: boolean, advisoryIds: Array<string>, cveIds: Array<string> } }> } };
 
-export type CliDeploymentSpecFragment = { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
+export type CliDeploymentSpecFragment = { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
-export type CliDeploymentFragment = { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
+export type CliDeploymentFragment = { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
 export type CliDeploymentsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -544,7 +548,7 @@ export type CliDeploymentsQueryVariables = Exact<{
 }>;
 
 
-export type CliDeploymentsQuery = { deployments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
+export type CliDeploymentsQuery = { deployments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
 
 export type CliDeploymentSpecsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -552,14 +556,14 @@ export type CliDeploymentSpecsQueryVariables = Exact<{
 }>;
 
 
-export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
+export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
 
 export type CliDeploymentQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } | null };
+export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } | null };
 
 export type CliCheckDeploymentQueryVariables = Exact<{
   id?: string | number | null | undefined;
@@ -574,7 +578,7 @@ export type CliCreateDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliCreateDeploymentMutation = { createDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
+export type CliCreateDeploymentMutation = { createDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliUpdateDeploymentMutationVariables = Exact<{
   id: string | number;
@@ -582,7 +586,7 @@ export type CliUpdateDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliUpdateDeploymentMutation = { updateDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
+export type CliUpdateDeploymentMutation = { updateDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliDeleteDeploymentMutationVariables = Exact<{
   id: string | number;
@@ -596,14 +600,14 @@ export type CliPauseDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliPauseDeploymentMutation = { pauseDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
+export type CliPauseDeploymentMutation = { pauseDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliResumeDeploymentMutationVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliResumeDeploymentMutation = { resumeDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
+export type CliResumeDeploymentMutation = { resumeDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliRunDeploymentNowMutationVariables = Exact<{
   id: string | number;
@@ -777,6 +781,7 @@ export const CliDeploymentSpecFragmentDoc = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -833,6 +838,7 @@ export const CliDeploymentFragmentDoc = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1123,6 +1129,7 @@ export const CliDeploymentsDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1191,6 +1198,7 @@ export const CliDeploymentSpecsDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1239,6 +1247,7 @@ export const CliDeploymentDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1306,6 +1315,7 @@ export const CliCreateDeploymentDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1366,6 +1376,7 @@ export const CliUpdateDeploymentDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1431,6 +1442,7 @@ export const CliPauseDeploymentDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly
@@ -1491,6 +1503,7 @@ export const CliResumeDeploymentDocument = new TypedDocumentString(`
     nameContains
   }
   classifications
+  useBaseline
   includePatterns
   excludePatterns
   onDemandOnly

@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PendingUpdate } from '../../src/agent/backends/types.js';
+import type { ApiServices } from '../../src/api/context.js';
+import { BaselineService } from '../../src/api/baselines/baseline.service.js';
+import { DeploymentService } from '../../src/api/deployments/deployment.service.js';
+import { MachineService } from '../../src/api/machines/machine.service.js';
+import { loadConfig } from '../../src/config.js';
+import { storeAssessmentReport } from '../../src/db/assessmentIngest.js';
+import type { Database } from '../../src/db/client.js';
+import { complianceSummary, findMachine, listMachines } from '../../src/db/machines.js';
+import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
+import type { BaselineInput } from '../../src/fleet/baselines.js';
+import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, testLogger, tokenFor } from '../support/env.js';
+
+/**
+ * Baselines and SLA clocks on a real PostgreSQL, through the real ingest path, on a clock the test
+ * moves (never by sleeping): compliance with a baseline changes when its approval delay passes, the
+ * overdue counts when a due date does; the SQL of the fleet view agrees with the machine's own
+ * verdict at each step.
+ */
+describe('patch baselines and SLA clocks', () => {
+  const T = new Date('2026-11-26T12:00:00Z');
+  let database: Database;
+  let pubsub: FleetPubSub;
+  let drop: () => Promise<void>;
+  let clock = T;
+  let services: ApiServices;
+  let machines: MachineService;
+  let baselines: BaselineService;
+  const ids: Record<string, string> = {};
+
+  const openssl = pendingUpdate({ name: 'openssl', availableVersion: '3.0.15-1', classification: 'SECURITY', severity: 'IMPORTANT' });
+  const curl = pendingUpdate({ name: 'curl', availableVersion: '7.88.1-10+deb12u8', classification: 'SECURITY', severity: 'MODERATE' });
+  const vim = pendingUpdate({ name: 'vim', availableVersion: '2:9.0.1378-2+deb12u1' });
+
+  async function insertMachine(name: string, tags: string[]) {
+    const id = randomUUID();
+    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, tags, last_seen_at)
+      values (${id}, ${name}, 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES', ${tags}, ${clock.toISOString()}::timestamptz)`;
+    return id;
+  }
+
+  /** A report assessed at the test's clock, through the ingest the agent endpoint uses. */
+  async function assess(machineId: string, updates: PendingUpdate[]) {
+    const report = assessmentReport(updates, { startedAt: new Date(clock.getTime() - 1000).toISOString(), finishedAt: clock.toISOString() });
+    await storeAssessmentReport(database.sql, machineId, report, { receivedAtMs: clock.getTime(), agentSentAtMs: clock.getTime() });
+  }
+
+  const machine = async (name: string) => (await findMachine(database.db, ids[name.replace(/-01$/, '')]!))!;
+  /** The machine's verdict, and the same verdict as the computers view's SQL filter sees it. */
+  async function verdict(name: string) {
+    const row = await machine(name);
+    const own = machines.compliance(row);
+    const { rows } = await listMachines(database.db, { filter: { compliance: [own], nameContains: name }, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 10, now: clock, thresholds: services.fleet.thresholds });
+    expect(rows.map((r) => r.name), `the SQL twin agrees for ${name}`).toContain(name);
+    return own;
+  }
+
+  const production: BaselineInput = {
+    name: 'production',
+    osType: 'LINUX',
+    tags: ['env:prod'],
+    rules: [{ classifications: ['CRITICAL', 'SECURITY'], severities: [], delayDays: 7 }],
+    rejectedPatterns: ['curl'],
+    slaTargets: [{ severity: 'IMPORTANT', days: 10 }],
+    timeZone: 'Europe/Berlin',
+  };
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    pubsub = await createFleetPubSub(database.sql);
+    services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+    machines = new MachineService(services);
+    baselines = new BaselineService(services);
+    ids.prod = await insertMachine('prod-01', ['env:prod']);
+    ids.dev = await insertMachine('dev-01', ['env:dev']);
+    for (const id of [ids.prod, ids.dev]) await assess(id!, [openssl, curl, vim]);
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await drop();
+  });
+
+  it('records when each update was first seen, once, fleet-wide', async () => {
+    clock = new Date(T.getTime() + 3600_000);
+    await assess(ids.dev!, [openssl, curl, vim]);
+    const rows = await database.sql`select name, version, first_seen_at from update_first_seen order by name`;
+    expect(rows.map((r) => [r.name, r.version, new Date(r.first_seen_at as string).toISOString()])).toEqual([
+      ['curl', curl.availableVersion, T.toISOString()],
+      ['openssl', openssl.availableVersion, T.toISOString()],
+      ['vim', vim.availableVersion, T.toISOString()],
+    ]);
+  });
+
+  it('without a baseline nothing changes: missing security updates make a machine NON_COMPLIANT at once', async () => {
+    expect(await verdict('prod-01')).toBe('NON_COMPLIANT');
+    expect((await machines.baseline(await machine('prod-01'))).id).toBeNull();
+    expect(await machines.complianceReason(await machine('prod-01'))).toContain('Missing 2 update(s) approved by baseline "Built-in: critical and security updates"');
+  });
+
+  it('a baseline approving security updates after 7 days makes the machine compliant today, and not once the clock passes the 7th day', async () => {
+    const created = await baselines.save(null, production);
+    expect(created).toMatchObject({ name: 'production', tags: ['env:prod'], timeZone: 'Europe/Berlin' });
+    expect((await machine('prod-01')).baselineId).toBe(created!.id);
+    expect((await machine('dev-01')).baselineId).toBeNull();
+
+    expect(await verdict('prod-01')).toBe('COMPLIANT');
+    expect(await machines.complianceReason(await machine('prod-01'))).toMatch(/^Nothing approved by baseline "production" is missing; 1 pending update\(s\) become approved later, the first openssl on 2026-12-02T23:00:00.000Z/);
+    // The other machine keeps the built-in rule.
+    expect(await verdict('dev-01')).toBe('NON_COMPLIANT');
+
+    // First seen 26 Nov (Berlin): approved from the start of 3 Dec in Berlin, 2 Dec 23:00 UTC. A
+    // fresh assessment at each step keeps the machine assessed (the latest must be under 3 hours old).
+    clock = new Date('2026-12-02T22:59:59.999Z');
+    await assess(ids.prod!, [openssl, curl, vim]);
+    expect(await verdict('prod-01')).toBe('COMPLIANT');
+    clock = new Date('2026-12-02T23:00:00.000Z');
+    expect(await verdict('prod-01')).toBe('NON_COMPLIANT');
+    const reason = await machines.complianceReason(await machine('prod-01'));
+    expect(reason).toBe(`Missing 1 update(s) approved by baseline "production": openssl ${openssl.availableVersion}.`);
+    // curl is rejected: never counted against the machine.
+    expect(reason).not.toContain('curl');
+  });
+
+  it('SLA clocks: overdue from the end of the 10th day, counted in the summary and listed by the computers filter', async () => {
+    // IMPORTANT, 10 days from 26 Nov in Berlin: due at the start of 7 Dec in Berlin, 6 Dec 23:00 UTC.
+    expect((await machine('prod-01')).slaDueDates.map((d) => new Date(d).toISOString())).toEqual(['2026-12-06T23:00:00.000Z']);
+    const overdueNames = async () =>
+      (await listMachines(database.db, { filter: { overdue: true }, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 10, now: clock, thresholds: services.fleet.thresholds })).rows.map((r) => r.name);
+
+    clock = new Date('2026-12-06T22:59:59.999Z');
+    await assess(ids.prod!, [openssl, curl, vim]);
+    expect(machines.overdueCount(await machine('prod-01'))).toBe(0);
+    expect(await overdueNames()).toEqual([]);
+    expect(await complianceSummary(database.db, clock, services.fleet.thresholds)).toMatchObject({ overdueMachines: 0, overdueUpdates: 0 });
+
+    clock = new Date('2026-12-06T23:00:00.000Z');
+    expect(machines.overdueCount(await machine('prod-01'))).toBe(1);
+    expect(await overdueNames()).toEqual(['prod-01']);
+    expect(await complianceSummary(database.db, clock, services.fleet.thresholds)).toMatchObject({ overdueMachines: 1, overdueUpdates: 1 });
+    expect(await machines.complianceReason(await machine('prod-01'))).toContain('Overdue: openssl (due 2026-12-06T23:00:00.000Z).');
+  });
+
+  it('a deployment that installs what the baseline approves: previewed per machine, the rejected package never selected', async () => {
+    const deployments = new DeploymentService(services);
+    const preview = await deployments.preview({
+      input: {
+        name: 'baseline patching',
+        osType: 'LINUX',
+        machineIds: [ids.prod!, ids.dev!],
+        classifications: [],
+        useBaseline: true,
+        includePatterns: ['curl'],
+        excludePatterns: [],
+        onDemandOnly: true,
+        windowMinutes: 120,
+        rebootSetting: 'NEVER',
+      } as never,
+    });
+    const byName = Object.fromEntries(preview.machines.map((m) => [m.machine.name, m]));
+    expect(byName['prod-01']!.toInstall.map((u) => u.name)).toEqual(['openssl']);
+    expect(Object.fromEntries(byName['prod-01']!.notSelected.map((n) => [n.update.name, n.reason]))).toEqual({
+      curl: 'rejected by baseline "production" (pattern "curl")',
+      vim: 'not approved by baseline "production"',
+    });
+    // The built-in baseline approves critical and security updates; the include pattern brings curl in there.
+    expect(byName['dev-01']!.toInstall.map((u) => u.name).sort()).toEqual(['curl', 'openssl']);
+  });
+
+  it('moving a machine to another tag moves it to the built-in baseline; deleting the baseline does the same for the rest', async () => {
+    await machines.setTags(ids.prod!, ['env:staging']);
+    expect((await machine('prod-01')).baselineId).toBeNull();
+    expect((await machine('prod-01')).slaDueDates).toEqual([]);
+    await machines.setTags(ids.prod!, ['env:prod']);
+    const [row] = await database.sql`select id from baselines`;
+    expect((await machine('prod-01')).baselineId).toBe(row!.id);
+    expect(await baselines.save(row!.id as string, null)).toMatchObject({ name: 'production' });
+    expect((await machine('prod-01')).baselineId).toBeNull();
+    expect(await verdict('prod-01')).toBe('NON_COMPLIANT');
+  });
+
+  it('overlapping baselines: the higher priority wins, then the one naming more tags', async () => {
+    await machines.setTags(ids.prod!, ['env:prod', 'web']);
+    const broad = await baselines.save(null, { ...production, name: 'all linux', tags: [], priority: 0 });
+    const web = await baselines.save(null, { ...production, name: 'prod web', tags: ['env:prod', 'web'], priority: 0 });
+    expect((await machine('prod-01')).baselineId).toBe(web!.id);
+    expect((await machine('dev-01')).baselineId).toBe(broad!.id);
+    await baselines.save(broad!.id, { ...production, name: 'all linux', tags: [], priority: 5 });
+    expect((await machine('prod-01')).baselineId).toBe(broad!.id);
+  });
+});
+
+describe('baselines over GraphQL', () => {
+  let close: () => Promise<void>;
+  let url: string;
+  let operator: string;
+  let viewer: string;
+
+  beforeAll(async () => {
+    const started = await startApiOnFreshDatabase();
+    close = started.close;
+    url = started.api.url;
+    operator = await tokenFor(started.database, 'OPERATOR');
+    viewer = await tokenFor(started.database, 'VIEWER');
+  });
+
+  afterAll(async () => {
+    await close();
+  });
+
+  const create = (token: string, input: Record<string, unknown>) =>
+    graphql<{ createBaseline: { id: string; name: string; tags: string[]; builtIn: boolean } }>(url, 'mutation($input: BaselineInput!) { createBaseline(input: $input) { id name tags builtIn } }', { token, variables: { input } });
+
+  it('an OPERATOR creates one (tags no machine carries are fine); a VIEWER may not', async () => {
+    const created = await create(operator, { name: 'prod', osType: 'LINUX', tags: ['nobody-has-this'], rules: [{ classifications: ['SECURITY'], delayDays: 7 }] });
+    expect(created.errors).toBeUndefined();
+    expect(created.data!.createBaseline).toMatchObject({ name: 'prod', tags: ['nobody-has-this'], builtIn: false });
+    expect((await create(viewer, { name: 'other', osType: 'LINUX' })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await create(operator, { name: 'prod', osType: 'LINUX' })).errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'name' });
+  });
+
+  it('refuses a bad pattern with BAD_USER_INPUT and the field', async () => {
+    const response = await create(operator, { name: 'bad', osType: 'LINUX', rejectedPatterns: ['openssl', 'not a package'] });
+    expect(response.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'rejectedPatterns[1]' });
+    expect(response.errors?.[0]?.message).toContain('is not a package pattern');
+  });
+});
