@@ -157,9 +157,9 @@ describe('migrations over existing rows', () => {
       });
     });
   });
-  it('0015 backfills first-seen dates from the assessments already stored: the earliest that listed each update, per kind', async () => {
+  it('0020 backfills first-seen dates from the assessments already stored: the earliest that listed each update, per kind', async () => {
     await withDatabase(async (db, url) => {
-      await migrateUpTo(url, '0014');
+      await migrateUpTo(url, '0019');
       const machine = await insertMachine(db, 'debian-01', 'LINUX');
       const other = await insertMachine(db, 'debian-02', 'LINUX');
       const assessment = async (machineId: string, assessedAt: string, updates: Array<[string, string, string, string | null]>) => {
@@ -177,7 +177,7 @@ describe('migrations over existing rows', () => {
       // Seen earlier by another machine: the fleet-wide first sighting counts.
       await assessment(other, '2026-10-20T08:00:00Z', [['vim', '9.1', 'OTHER', null]]);
 
-      await migrateUpTo(url, '0015');
+      await migrateUpTo(url, '0020');
       const rows = await db`select name, version, classification, severity, first_seen_at from update_first_seen order by name, version`;
       expect(rows.map((r) => [r.name, r.version, r.classification, r.severity, new Date(r.first_seen_at as string).toISOString()])).toEqual([
         ['openssl', '3.0.14', 'SECURITY', 'IMPORTANT', '2026-11-01T08:00:00.000Z'],
