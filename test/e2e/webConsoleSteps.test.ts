@@ -1,12 +1,13 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
-import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
-import { fleetStackEnv } from '../support/fleet.js';
+import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
+import { buildFixtureMachine, fleetStackEnv, SupervisedAgent } from '../support/fleet.js';
 import { enrollmentKey, enrollMachine } from '../support/machines.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 
@@ -20,11 +21,14 @@ const ARTIFACTS = new URL('../../test-artifacts/web-console-steps/', import.meta
  * process: an OPERATOR adds a PRE script and a POST call (one header a literal, one the name of a
  * server-side secret), sees the API's refusal of a URL at that step's URL control, fixes it, and
  * the deployment stores the steps as entered. The steps' runs are tested in
- * test/e2e/deploymentSteps.test.ts; here only the form is the subject, so one enrolled machine and
- * no worker suffice.
+ * test/e2e/deploymentSteps.test.ts; here the form is the subject, and the run page showing how
+ * each step went on an apt fixture machine with a real agent.
  */
 describe('steps in the web console', () => {
   let server: Spawned;
+  let worker: Spawned;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-web-steps-'));
+  const agents: SupervisedAgent[] = [];
   let base: string;
   let database: Database;
   let drop: () => Promise<void>;
@@ -47,7 +51,8 @@ describe('steps in the web console', () => {
     const env = { ...fleetStackEnv({ databaseUrl: fresh.url, temporalAddress: temporalSettings().address, port, taskQueue: `web-steps-${randomUUID()}` }), FLEETPATCH_STEP_SECRET_CMDB_TOKEN: 'never-shown-0f3c' };
     base = `http://127.0.0.1:${port}`;
     server = spawnFleetpatch(['server'], env);
-    [, browser] = await Promise.all([server.waitFor(/"msg":"API listening"/), chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] })]);
+    worker = spawnFleetpatch(['worker'], env);
+    [, , browser] = await Promise.all([server.waitFor(/"msg":"API listening"/), worker.waitFor(/"msg":"worker polling"/), chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] })]);
     machineName = (await enrollMachine(base, await enrollmentKey(database))).name;
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(30_000);
@@ -62,9 +67,12 @@ describe('steps in the web console', () => {
 
   afterAll(async () => {
     await browser?.close();
+    await Promise.all(agents.map((a) => a.kill()));
+    if (worker) await stop(worker);
     if (server) await stop(server);
     await database?.close();
     await drop?.();
+    fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('creates a deployment with a PRE script and a POST call; a refused URL is shown and focused at its step', async () => {
@@ -118,7 +126,13 @@ describe('steps in the web console', () => {
 
     await page.getByLabel('Step 2 URL').fill('https://cmdb.example/hook');
     await page.getByRole('button', { name: 'Create deployment' }).click();
-    await page.waitForURL(/\/deployments\/[^/]+$/);
+    await page.waitForURL(/\/deployments\/[0-9a-f-]{36}$/);
+    // The deployment's page lists them; a header from a secret by the secret's name.
+    await page.getByRole('heading', { name: 'Steps (2)' }).waitFor();
+    expect(await page.locator('ol.deployment-steps li').allInnerTexts()).toEqual([
+      'drain: PRE, runs its script with bash (timeout 120 s); on failure: skip the installs on the machine.',
+      'tell the cmdb: POST, calls PUT https://cmdb.example/hook (timeout 30 s, 2 retries; Authorization from secret CMDB_TOKEN); on failure: record it and go on.',
+    ]);
     await shot('02-deployment-created');
     const id = page.url().split('/').pop()!;
 
@@ -160,6 +174,54 @@ describe('steps in the web console', () => {
     await expect.poll(() => page.locator('[id="f-steps[0]-http-body-error"]').textContent()).toMatch(/^The body is not JSON/);
     await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe('f-steps[0]-http-body');
   });
+
+  it("shows on the run page how each step went on each machine: times, exit code or HTTP status, the failure's message", async () => {
+    const machine = await buildFixtureMachine(work, 'apt', '-steps');
+    const key = await enrollmentKey(database, 'web steps');
+    agents.push(new SupervisedAgent(machine, base, key).start());
+    type Listed = { machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } };
+    const assessed = await waitUntil(
+      async () => (await graphql<Listed>(`${base}/graphql`, '{ machines(first: 50) { edges { node { id name lastAssessedAt } } } }', { token: operator })).data!.machines.edges.map((e) => e.node),
+      (ms) => ms.some((m) => m.name === machine.name && m.lastAssessedAt),
+      120_000,
+      'the fixture machine assessed',
+    );
+    const input = {
+      name: 'steps on the run page',
+      osType: 'LINUX',
+      machineIds: [assessed.find((m) => m.name === machine.name)!.id],
+      classifications: ['CRITICAL', 'SECURITY'],
+      excludePatterns: ['demo-broken'],
+      windowMinutes: 60,
+      rebootSetting: 'NEVER',
+      onDemandOnly: true,
+      steps: [
+        { name: 'drain', phase: 'PRE', script: { inline: 'echo drained\n', timeoutSeconds: 60 } },
+        { name: 'health', phase: 'POST', http: { method: 'GET', url: `${base}/healthz`, expectedStatus: [200] } },
+        { name: 'tell nobody', phase: 'POST', onFailure: 'CONTINUE', http: { method: 'POST', url: `${base}/no-such-hook`, retries: 1, timeoutSeconds: 5 } },
+      ],
+    };
+    const created = await graphql<{ createDeployment: { id: string } }>(`${base}/graphql`, 'mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { token: operator, variables: { input } });
+    expect(created.errors).toBeUndefined();
+    await page.goto(`${base}/deployments/${created.data!.createDeployment.id}`);
+    await page.getByRole('button', { name: 'Run now' }).click();
+    await page.waitForURL(/\/runs\//);
+
+    const steps = page.getByRole('region', { name: `Steps on ${machine.name}` });
+    const rows = steps.locator('tbody tr');
+    // The page reads a machine's step results again when its machine run ends.
+    await expect.poll(() => rows.evaluateAll((trs) => trs.map((r) => `${r.getAttribute('data-step')} ${r.getAttribute('data-status')}`)), { timeout: 120_000 }).toEqual(['drain SUCCEEDED', 'health SUCCEEDED', 'tell nobody FAILED']);
+    const cells = async (name: string) => (await steps.locator(`tr[data-step="${name}"] td`).allInnerTexts()).map((t) => t.trim());
+    const drain = await cells('drain');
+    expect(drain.slice(0, 4)).toEqual(['drain', 'PRE', 'Script on the machine', 'Succeeded']);
+    expect(drain[4]).not.toBe('—');
+    expect(drain[6]).toBe('exit code 0');
+    expect((await cells('health'))[6]).toBe('HTTP 200');
+    const failed = await cells('tell nobody');
+    expect(failed.slice(0, 4)).toEqual(['tell nobody', 'POST', 'Call from the server', 'Failed then continue']);
+    expect(failed[6]).toMatch(/^HTTP 404 · 2 attempts\n\S/);
+    await shot('03-run-step-results');
+  }, 240_000);
 
   it('reported no Content-Security-Policy violation on any page', () => {
     expect(cspViolations).toEqual([]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateSteps, type StepInput } from '../../src/fleet/steps.js';
-import { newHeader, newStep, parseBody, stepFields, stepInput, stepProblems } from '../../web/src/steps.js';
+import { newHeader, newStep, parseBody, stepFields, stepInput, stepProblems, stepText } from '../../web/src/steps.js';
 
 /** The deployment form's pre and post steps as the API takes them. */
 describe("the console's steps", () => {
@@ -61,5 +61,12 @@ describe("the console's steps", () => {
     // Only the controls the form shows: a script step has no URL to focus.
     expect(fields).not.toContain('steps[0].http.url');
     expect(fields).not.toContain('steps[1].script.inline');
+  });
+
+  it("says a stored step in words, a secret header by the secret's name", () => {
+    const script = { inline: null, path: '/usr/local/bin/health', interpreter: '/bin/sh', timeoutSeconds: 300 };
+    expect(stepText({ name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script, http: null })).toBe('POST, runs /usr/local/bin/health with /bin/sh (timeout 300 s); on failure: fail the machine and halt the run');
+    const http = { method: 'POST', url: 'https://lb.example/drain', headers: [{ name: 'X-Team', secret: null }, { name: 'Authorization', secret: 'LB_TOKEN' }], timeoutSeconds: 30, retries: 1 };
+    expect(stepText({ name: 'drain', phase: 'PRE', onFailure: 'SKIP_INSTALLS', script: null, http })).toBe('PRE, calls POST https://lb.example/drain (timeout 30 s, 1 retry; Authorization from secret LB_TOKEN); on failure: skip the installs on the machine');
   });
 });

@@ -2,7 +2,7 @@
  * The deployment form's pre and post steps as the API's DeploymentStepInput, and the fields the
  * API names in a step's errors. Plain functions: the form only lays them out (docs/steps.md).
  */
-import type { DeploymentStepInput, StepFailureAction, StepPhase } from './graphql.generated.js';
+import type { DeploymentQuery, DeploymentStepInput, StepFailureAction, StepPhase } from './graphql.generated.js';
 
 export type StepKindChoice = 'script' | 'http';
 export type ScriptSource = 'inline' | 'path';
@@ -138,4 +138,19 @@ export function stepFields(drafts: StepDraft[]): string[] {
     }
   });
   return fields;
+}
+
+type StoredStep = NonNullable<NonNullable<DeploymentQuery['deployment']>['steps']>[number];
+
+/** A stored step in words, as the deployment's page lists it; a header from a secret by the secret's name only. */
+export function stepText(step: StoredStep): string {
+  const failure = `on failure: ${FAILURE_ACTIONS[step.onFailure].toLowerCase()}`;
+  if (step.script) {
+    const what = step.script.path ? `runs ${step.script.path}` : 'runs its script';
+    return `${step.phase}, ${what} with ${step.script.interpreter} (timeout ${step.script.timeoutSeconds} s); ${failure}`;
+  }
+  const http = step.http!;
+  const secrets = http.headers.filter((h) => h.secret).map((h) => `${h.name} from secret ${h.secret}`);
+  const retries = http.retries > 0 ? `, ${http.retries} ${http.retries === 1 ? 'retry' : 'retries'}` : '';
+  return `${step.phase}, calls ${http.method} ${http.url} (timeout ${http.timeoutSeconds} s${retries}${secrets.length > 0 ? `; ${secrets.join(', ')}` : ''}); ${failure}`;
 }
