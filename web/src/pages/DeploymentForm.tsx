@@ -11,6 +11,8 @@ import { Readiness } from './Computers';
 import { browserTimeZone, timeZones, wallTimeToIso } from '../zone';
 import { ringFields, ringInput, type RingDraft } from '../rings';
 import { RingsEditor } from './RingsEditor';
+import { stepFields, stepInput, stepProblems, type StepDraft } from '../steps';
+import { StepsEditor } from './StepsEditor';
 
 const CLASSIFICATIONS: Record<string, string[]> = {
   LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
@@ -105,6 +107,7 @@ export function DeploymentFormPage() {
   const [maxFailures, setMaxFailures] = useState('');
   const [maxFailuresUnit, setMaxFailuresUnit] = useState('COUNT');
   const [rings, setRings] = useState<RingDraft[]>([]);
+  const [steps, setSteps] = useState<StepDraft[]>([]);
   const [runNow, setRunNow] = useState(false);
   const [onDemand, setOnDemand] = useState(false);
   const [forecast, setForecast] = useState<{ value: Forecast | null; problem: string | null }>({ value: null, problem: null });
@@ -150,6 +153,7 @@ export function DeploymentFormPage() {
       maxConcurrent: limit(maxConcurrent, maxConcurrentUnit),
       maxFailures: limit(maxFailures, maxFailuresUnit),
       rings: rings.length > 0 ? rings.map((r, i) => ringInput(r, i === rings.length - 1)) : undefined,
+      steps: steps.length > 0 ? steps.map(stepInput) : undefined,
     };
   }
 
@@ -176,7 +180,7 @@ export function DeploymentFormPage() {
   function show(problems: ApiProblem[]) {
     const atFields: Record<string, string> = {};
     const general: ApiProblem[] = [];
-    const fields = [...FIELDS, ...ringFields(rings.length)];
+    const fields = [...FIELDS, ...ringFields(rings.length), ...stepFields(steps)];
     for (const p of problems) {
       const field = fieldOf(p.field, fields);
       if (field) atFields[field] = p.message;
@@ -193,6 +197,9 @@ export function DeploymentFormPage() {
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    // A body that is not JSON never reaches the API as such: said at its field, like the API's errors.
+    const local = stepProblems(steps);
+    if (local.length > 0) return show(local.map((p) => ({ ...p, code: 'BAD_USER_INPUT' })));
     setBusy(true);
     const created = await client.mutation(CreateDocument, { input: input() }, { additionalTypenames: ['Deployment'] }).toPromise();
     if (created.error || !created.data) {
@@ -210,6 +217,8 @@ export function DeploymentFormPage() {
   }
 
   async function showPreview() {
+    const local = stepProblems(steps);
+    if (local.length > 0) return show(local.map((p) => ({ ...p, code: 'BAD_USER_INPUT' })));
     setBusy(true);
     const result = await client.query(PreviewDocument, { input: input() }, { requestPolicy: 'network-only' }).toPromise();
     setBusy(false);
@@ -297,6 +306,8 @@ export function DeploymentFormPage() {
         </fieldset>
 
         <RingsEditor rings={rings} onChange={setRings} machines={machines.data?.machines.edges.map((e) => e.node) ?? []} errors={errors} />
+
+        <StepsEditor steps={steps} onChange={setSteps} errors={errors} />
 
         <fieldset>
           <legend>When</legend>

@@ -2,6 +2,7 @@ import { useMutation, useQuery } from 'urql';
 import { DeploymentDocument, DeploymentsDocument, RunNowDocument, SetDeploymentPausedDocument, type DeploymentQuery, type DeploymentRowFragment } from '../graphql.generated';
 import { Link, navigate } from '../router';
 import { gateText, ringChoice } from '../rings';
+import { stepText } from '../steps';
 import { Badge, fromNow, Loading, Page, Problems, TableBox, when, words } from '../ui';
 
 type DeploymentRow = DeploymentRowFragment;
@@ -85,6 +86,14 @@ export function DeploymentPage({ id }: { id: string }) {
           <h2 id="deployment-rings-title">Rings ({d.rings.length})</h2>
           <ol className="deployment-rings">
             {d.rings.map((r, i) => <li key={i}><strong>{r.name}</strong>: {ringChoice(r)}. Gate: {gateText(r, i === d.rings!.length - 1)}.</li>)}
+          </ol>
+        </section>
+      )}
+      {d.steps && (
+        <section className="card" aria-labelledby="deployment-steps-title">
+          <h2 id="deployment-steps-title">Steps ({d.steps.length})</h2>
+          <ol className="deployment-steps">
+            {d.steps.map((step, i) => <li key={i}><strong>{step.name}</strong>: {stepText(step)}.</li>)}
           </ol>
         </section>
       )}

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
-import { CancelRunDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
+import { CancelRunDocument, MachineStepResultsDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
 import { Link } from '../router';
 import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progressVariables, runOf, type Counts, type Line, type MachineRun, type Paged, type Run } from '../runProgress';
 import { useRoleAllows } from '../session';
@@ -27,7 +27,45 @@ function LogView({ lines, label }: { lines: Line[]; label: string }) {
   );
 }
 
-function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
+/**
+ * How the deployment's steps went on one machine, read again whenever the machine run changes
+ * status (its step results are not part of the progress events).
+ */
+function StepResults({ runId, m }: { runId: string; m: MachineRun }) {
+  const [{ data, error }, refetch] = useQuery({ query: MachineStepResultsDocument, variables: { id: runId, machineId: m.machineId }, requestPolicy: 'network-only' });
+  useEffect(() => {
+    refetch({ requestPolicy: 'network-only' });
+  }, [m.status, m.endedAt, refetch]);
+  const results = data?.deploymentRun?.machineRun?.stepResults;
+  if (error) return <Problems error={error} />;
+  if (!results) return <p className="muted small">Reading the steps…</p>;
+  if (results.length === 0) return <p className="muted small">No step has run on {m.machineName} yet.</p>;
+  return (
+    <TableBox label={`Steps on ${m.machineName}`}>
+      <table className="step-results">
+        <thead><tr><th scope="col">Step</th><th scope="col">Phase</th><th scope="col">Runs</th><th scope="col">Status</th><th scope="col">Started</th><th scope="col">Ended</th><th scope="col">Details</th></tr></thead>
+        <tbody>
+          {results.map((r) => (
+            <tr key={r.index} data-step={r.name} data-status={r.status}>
+              <td>{r.name}</td>
+              <td>{r.phase}</td>
+              <td className="small">{r.kind === 'SCRIPT' ? 'Script on the machine' : 'Call from the server'}</td>
+              <td><Badge value={r.status} />{r.status === 'FAILED' && <span className="muted small"> then {words(r.onFailure).toLowerCase()}</span>}</td>
+              <td className="small">{when(r.startedAt)}</td>
+              <td className="small">{when(r.endedAt)}</td>
+              <td className="small">
+                {[r.exitCode !== null ? `exit code ${r.exitCode}` : '', r.httpStatus !== null ? `HTTP ${r.httpStatus}` : '', r.attempts > 1 ? `${r.attempts} attempts` : ''].filter(Boolean).join(' · ')}
+                {r.message && <pre className="error-text">{r.message}</pre>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableBox>
+  );
+}
+
+function MachineRunCard({ runId, m, lines, hasSteps }: { runId: string; m: MachineRun; lines: Line[]; hasSteps: boolean }) {
   const todo = toDo(m.counts);
   const finished = done(m.counts);
   return (
@@ -70,6 +108,12 @@ function MachineRunCard({ m, lines }: { m: MachineRun; lines: Line[] }) {
           </tbody>
         </table>
       </TableBox>
+      {hasSteps && (
+        <div className="step-results">
+          <h4>Steps <span className="muted small">(scripts write their output to the job stream below)</span></h4>
+          <StepResults runId={runId} m={m} />
+        </div>
+      )}
       <details className="job-stream">
         <summary>Job stream ({lines.length} lines)</summary>
         <LogView lines={lines} label={`Job stream of ${m.machineName}`} />
@@ -184,7 +228,7 @@ export function RunPage({ id }: { id: string }) {
       <h2>Machines ({Math.max(run.machinesTotal, run.machineRuns.length)})</h2>
       {run.machineRuns.length === 0 && <p className="muted">No machine yet: the run is resolving its targets.</p>}
       <div className="machine-runs">
-        {run.machineRuns.map((m) => <MachineRunCard key={m.id} m={m} lines={run.logs.filter((l) => l.machineRunId === m.id)} />)}
+        {run.machineRuns.map((m) => <MachineRunCard key={m.id} runId={id} hasSteps={(run.deployment.steps?.length ?? 0) > 0} m={m} lines={run.logs.filter((l) => l.machineRunId === m.id)} />)}
       </div>
       <Problems error={more.error} />
       {run.machinesAfter && (
