@@ -86,6 +86,10 @@ export async function createFleetWorker(options: {
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;
+  // A stop asked for before the Temporal worker runs (a signal while the delivery loop starts): the
+  // SDK's shutdown() only stops a RUNNING worker, and one never run keeps its connection from
+  // closing, so run() starts it and stops it at once.
+  let stopRequested = false;
   const closeAll = async () => {
     await deliverer?.stop();
     await connection.close();
@@ -96,11 +100,14 @@ export async function createFleetWorker(options: {
     run() {
       running ??= (async () => {
         await deliverer?.start();
-        await worker.run();
+        const ran = worker.run();
+        if (stopRequested && worker.getState() === 'RUNNING') worker.shutdown();
+        await ran;
       })().finally(closeAll);
       return running;
     },
     async shutdown() {
+      stopRequested = true;
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     },
