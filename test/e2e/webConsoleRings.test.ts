@@ -174,7 +174,8 @@ describe('rings in the web console', () => {
     // Ring 2 has no failure to spare: the Rocky machine's demo-broken halts the run.
     const halted = page.getByRole('region', { name: 'Run halted at Ring 2 (early)' });
     await halted.waitFor({ timeout: 120_000 });
-    expect(await runStatus(page)).toBe('Halted');
+    // The gate and the run's badge come from two live reads: the badge may follow a moment later.
+    await expect.poll(() => runStatus(page), { timeout: 15_000 }).toBe('Halted');
     expect(await halted.locator('.gate-why').innerText()).toBe('Halted: early: 1 of 1 machine(s) failed; its gate allows none may fail. Resume the run to go on, or cancel it.');
     expect(await ringStatuses(page)).toEqual(['PROMOTED', 'HALTED', 'PENDING']);
     expect(await ringRow(page, 1).locator('td').last().innerText()).toMatch(/^Promoted by test OPERATOR/);
