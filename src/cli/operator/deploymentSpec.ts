@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { buildSchema, coerceInputValue, type GraphQLInputType, type GraphQLSchema } from 'graphql';
-import { recurrenceOfInput, validateDeploymentInput, type NormalisedDeployment, type RingInput } from '../../fleet/deploymentInput.js';
-import type { StepInput } from '../../fleet/steps.js';
+import { recurrenceOfInput, validateDeploymentInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
 import type { CliDeploymentSpecFragment, DeploymentInput } from './graphql.generated.js';
 
 /**
@@ -87,40 +86,7 @@ export function specOfDeployment(d: CliDeploymentSpecFragment): DeploymentSpec {
     rebootSetting: d.rebootSetting,
     maxConcurrent: d.maxConcurrent ? { value: d.maxConcurrent.value, unit: d.maxConcurrent.unit } : null,
     maxFailures: d.maxFailures ? { value: d.maxFailures.value, unit: d.maxFailures.unit } : null,
-    ...(d.rings ? { rings: d.rings.map(ringSpec) } : {}),
-    ...(d.steps ? { steps: d.steps.map(stepSpec) } : {}),
     paused: d.paused,
-  };
-}
-
-type StoredRing = NonNullable<CliDeploymentSpecFragment['rings']>[number];
-type StoredStep = NonNullable<CliDeploymentSpecFragment['steps']>[number];
-
-/** Only what is set: a ring's way of choosing machines is one of filter, machineIds and percent. */
-function ringSpec(r: StoredRing): NonNullable<DeploymentInput['rings']>[number] {
-  return {
-    name: r.name,
-    ...(r.filter ? { filter: { tags: r.filter.tags, environments: r.filter.environments, ...(r.filter.nameContains !== null ? { nameContains: r.filter.nameContains } : {}) } } : {}),
-    ...(r.machineIds ? { machineIds: r.machineIds } : {}),
-    ...(r.percent !== null ? { percent: r.percent } : {}),
-    ...(r.maxConcurrent ? { maxConcurrent: { value: r.maxConcurrent.value, unit: r.maxConcurrent.unit } } : {}),
-    gate: {
-      ...(r.gate.maxFailures ? { maxFailures: { value: r.gate.maxFailures.value, unit: r.gate.maxFailures.unit } } : {}),
-      soakSeconds: r.gate.soakSeconds,
-      requireApproval: r.gate.requireApproval,
-    },
-  };
-}
-
-/** A step as written in a file: a header names its secret (the value stays on the server) or its value. */
-function stepSpec(st: StoredStep): NonNullable<DeploymentInput['steps']>[number] {
-  const defined = <T extends Record<string, unknown>>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
-  return {
-    name: st.name,
-    phase: st.phase,
-    onFailure: st.onFailure,
-    ...(st.script ? { script: defined({ ...st.script }) } : {}),
-    ...(st.http ? { http: defined({ ...st.http, headers: st.http.headers.map((h) => defined({ ...h })) }) } : {}),
   };
 }
 
@@ -167,12 +133,9 @@ export function normaliseSpec(spec: DeploymentSpec, now: Date, storedStartAt?: s
       rebootSetting: input.rebootSetting ?? 'IF_REQUIRED',
       maxConcurrent: input.maxConcurrent ? { value: input.maxConcurrent.value, unit: input.maxConcurrent.unit ?? 'COUNT' } : null,
       maxFailures: input.maxFailures ? { value: input.maxFailures.value, unit: input.maxFailures.unit ?? 'COUNT' } : null,
-      rings: (input.rings as RingInput[] | null | undefined) ?? null,
-      steps: (input.steps as StepInput[] | null | undefined) ?? null,
     },
     now,
-    // Which secrets exist only the server knows: it checks the names when the deployment is applied.
-    { storedStartAt: storedStartAt ? new Date(storedStartAt) : null, secretNames: new Set((input.steps ?? []).flatMap((st) => (st.http?.headers ?? []).flatMap((h) => (h.secret ? [h.secret] : [])))) },
+    { storedStartAt: storedStartAt ? new Date(storedStartAt) : null },
   );
   if (!checked.ok) return { ok: false, problem: { path: pathOf(checked.field), message: checked.message } };
   return { ok: true, value: canonical(checked.value, spec.paused ?? false) };
@@ -199,8 +162,6 @@ function canonical(v: NormalisedDeployment, paused: boolean): CanonicalDeploymen
     rebootSetting: v.rebootSetting,
     maxConcurrent: v.maxConcurrent,
     maxFailures: v.maxFailures,
-    rings: v.rings,
-    steps: v.steps,
     paused,
   };
 }

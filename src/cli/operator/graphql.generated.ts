@@ -538,9 +538,9 @@ export type CliMissingUpdatesQueryVariables = Exact<{
 
 export type CliMissingUpdatesQuery = { missingUpdates: { computedAt: string, totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { name: string, classification: Classification, severity: Severity | null, machineCount: number, availableVersions: Array<string>, rebootSuggested: boolean, advisoryIds: Array<string>, cveIds: Array<string> } }> } };
 
-export type CliDeploymentSpecFragment = { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null };
+export type CliDeploymentSpecFragment = { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
-export type CliDeploymentFragment = { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null };
+export type CliDeploymentFragment = { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
 export type CliDeploymentsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -548,7 +548,7 @@ export type CliDeploymentsQueryVariables = Exact<{
 }>;
 
 
-export type CliDeploymentsQuery = { deployments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } }> } };
+export type CliDeploymentsQuery = { deployments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
 
 export type CliDeploymentSpecsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -556,14 +556,14 @@ export type CliDeploymentSpecsQueryVariables = Exact<{
 }>;
 
 
-export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } }> } };
+export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
 
 export type CliDeploymentQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } | null };
+export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } | null };
 
 export type CliCheckDeploymentQueryVariables = Exact<{
   id?: string | number | null | undefined;
@@ -578,7 +578,7 @@ export type CliCreateDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliCreateDeploymentMutation = { createDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } };
+export type CliCreateDeploymentMutation = { createDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliUpdateDeploymentMutationVariables = Exact<{
   id: string | number;
@@ -586,7 +586,7 @@ export type CliUpdateDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliUpdateDeploymentMutation = { updateDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } };
+export type CliUpdateDeploymentMutation = { updateDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliDeleteDeploymentMutationVariables = Exact<{
   id: string | number;
@@ -600,14 +600,14 @@ export type CliPauseDeploymentMutationVariables = Exact<{
 }>;
 
 
-export type CliPauseDeploymentMutation = { pauseDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } };
+export type CliPauseDeploymentMutation = { pauseDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliResumeDeploymentMutationVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliResumeDeploymentMutation = { resumeDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } };
+export type CliResumeDeploymentMutation = { resumeDeployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } };
 
 export type CliRunDeploymentNowMutationVariables = Exact<{
   id: string | number;
@@ -812,52 +812,6 @@ export const CliDeploymentSpecFragmentDoc = new TypedDocumentString(`
     value
     unit
   }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
-  }
   paused
 }
     `, {"fragmentName":"CliDeploymentSpec"}) as unknown as TypedDocumentString<CliDeploymentSpecFragment, unknown>;
@@ -914,52 +868,6 @@ export const CliDeploymentFragmentDoc = new TypedDocumentString(`
   maxFailures {
     value
     unit
-  }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
   }
   paused
 }`, {"fragmentName":"CliDeployment"}) as unknown as TypedDocumentString<CliDeploymentFragment, unknown>;
@@ -1252,52 +1160,6 @@ export const CliDeploymentsDocument = new TypedDocumentString(`
     value
     unit
   }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
-  }
   paused
 }
 fragment CliDeployment on Deployment {
@@ -1367,52 +1229,6 @@ export const CliDeploymentSpecsDocument = new TypedDocumentString(`
     value
     unit
   }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
-  }
   paused
 }`) as unknown as TypedDocumentString<CliDeploymentSpecsQuery, CliDeploymentSpecsQueryVariables>;
 export const CliDeploymentDocument = new TypedDocumentString(`
@@ -1461,52 +1277,6 @@ export const CliDeploymentDocument = new TypedDocumentString(`
   maxFailures {
     value
     unit
-  }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
   }
   paused
 }
@@ -1576,52 +1346,6 @@ export const CliCreateDeploymentDocument = new TypedDocumentString(`
     value
     unit
   }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
-  }
   paused
 }
 fragment CliDeployment on Deployment {
@@ -1682,52 +1406,6 @@ export const CliUpdateDeploymentDocument = new TypedDocumentString(`
   maxFailures {
     value
     unit
-  }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
   }
   paused
 }
@@ -1795,52 +1473,6 @@ export const CliPauseDeploymentDocument = new TypedDocumentString(`
     value
     unit
   }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
-  }
   paused
 }
 fragment CliDeployment on Deployment {
@@ -1901,52 +1533,6 @@ export const CliResumeDeploymentDocument = new TypedDocumentString(`
   maxFailures {
     value
     unit
-  }
-  rings {
-    name
-    filter {
-      tags
-      nameContains
-      environments
-    }
-    machineIds
-    percent
-    maxConcurrent {
-      value
-      unit
-    }
-    gate {
-      maxFailures {
-        value
-        unit
-      }
-      soakSeconds
-      requireApproval
-    }
-  }
-  steps {
-    name
-    phase
-    onFailure
-    script {
-      inline
-      path
-      interpreter
-      timeoutSeconds
-    }
-    http {
-      method
-      url
-      headers {
-        name
-        value
-        secret
-      }
-      body
-      expectedStatus
-      timeoutSeconds
-      retries
-    }
   }
   paused
 }
