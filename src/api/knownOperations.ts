@@ -21,6 +21,7 @@ export const KNOWN_OPERATION_NAMES: ReadonlySet<string> = new Set([
   'Forecast',
   'Machine',
   'MachineChanged',
+  'MachineStepResults',
   'MachinesMissing',
   'Missing',
   'Overview',
