@@ -4,13 +4,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENROLLMENT_KEY_COLUMNS, expiryOption, TOKEN_COLUMNS } from '../../src/cli/operator/access.js';
 import { configDir, graphqlUrlOf, loadCredentials, saveCredentials } from '../../src/cli/operator/credentials.js';
-import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, specOfDeployment, type DeploymentSpec } from '../../src/cli/operator/deploymentSpec.js';
+import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, specOfDeployment, type DeploymentSpec, type StoredDeployment } from '../../src/cli/operator/deploymentSpec.js';
 import { DEPLOYMENT_COLUMNS } from '../../src/cli/operator/deployments.js';
 import { EXIT_CODES } from '../../src/cli/operator/errors.js';
 import { ASSESS_COLUMNS, MACHINE_COLUMNS, MACHINE_UPDATE_CSV_COLUMNS, MISSING_UPDATE_COLUMNS } from '../../src/cli/operator/machines.js';
 import { csvField, toCsv, toTable } from '../../src/cli/operator/output.js';
 import { RUN_COLUMNS, RUN_RESULT_CSV_COLUMNS } from '../../src/cli/operator/runs.js';
-import type { CliDeploymentSpecFragment } from '../../src/cli/operator/graphql.generated.js';
 import { exitCodeOf } from '../../src/cli/operator/watch.js';
 
 describe('operator CLI output', () => {
@@ -120,6 +119,38 @@ describe('deployments as code: a spec against the API’s rules', () => {
     expect(pathText(pathOf('includePatterns[1]'))).toBe('includePatterns[1]');
   });
 
+  it('rings and steps are exported, read back and compared: an export applied again changes nothing, a file without them removes them', () => {
+    const stored = {
+      id: 'd2', name: 'ringed', osType: 'LINUX', machineIds: [], targetFilter: { tags: ['web'], nameContains: null }, classifications: ['SECURITY'], useBaseline: false,
+      includePatterns: [], excludePatterns: [], onDemandOnly: true, schedule: null, windowMinutes: 120, rebootSetting: 'IF_REQUIRED', maxConcurrent: null, maxFailures: null, paused: false,
+      rings: [
+        { name: 'canary', filter: null, machineIds: null, percent: 10, maxConcurrent: null, gate: { maxFailures: { value: 1, unit: 'COUNT' }, soakSeconds: 600, requireApproval: true } },
+        { name: 'rest', filter: { tags: ['web'], nameContains: null, environments: [] }, machineIds: null, percent: null, maxConcurrent: { value: 5, unit: 'COUNT' }, gate: { maxFailures: null, soakSeconds: 0, requireApproval: false } },
+      ],
+      steps: [
+        { name: 'drain', phase: 'PRE', onFailure: 'SKIP_INSTALLS', script: null, http: { method: 'POST', url: 'https://lb.example/drain', headers: [{ name: 'Authorization', value: null, secret: 'LB_TOKEN' }], body: null, expectedStatus: [200], timeoutSeconds: 30, retries: 2 } },
+        { name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script: { inline: 'systemctl is-active nginx', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 }, http: null },
+      ],
+    } as StoredDeployment;
+    const exported = specOfDeployment(stored);
+    // What export writes is a valid file by the schema's types (no nulls where a field is left out).
+    const read = checkSpecTypes(JSON.parse(JSON.stringify(exported)));
+    if (!read.ok) throw new Error(JSON.stringify(read.problems));
+    const current = normaliseSpec(specOfDeployment(stored), now);
+    const again = normaliseSpec(read.spec, now);
+    if (!current.ok || !again.ok) throw new Error(JSON.stringify([current, again]));
+    expect(changesBetween(current.value, again.value, { comparePaused: true })).toEqual([]);
+    expect(again.value).toMatchObject({ rings: [{ name: 'canary', percent: 10 }, { name: 'rest' }], steps: [{ name: 'drain' }, { name: 'health' }] });
+
+    const { rings: _rings, steps: _steps, ...plain } = read.spec;
+    const without = normaliseSpec(plain, now);
+    if (!without.ok) throw new Error('expected a valid spec');
+    expect(changesBetween(current.value, without.value, { comparePaused: false }).map((c) => [c.field, c.to])).toEqual([
+      ['rings', null],
+      ['steps', null],
+    ]);
+  });
+
   it('a deployment run on demand only: no schedule, compared and exported as such; a schedule beside it names its path', () => {
     const onDemand = normaliseSpec(spec({ onDemandOnly: true }), now);
     expect(onDemand).toMatchObject({ ok: true, value: { onDemandOnly: true, 'schedule.startAt': null, 'schedule.recurrence': null } });
@@ -132,10 +163,10 @@ describe('deployments as code: a spec against the API’s rules', () => {
     expect(changesBetween(scheduled.value, onDemand.value, { comparePaused: false }).map((c) => c.field)).toEqual(['onDemandOnly', 'schedule.startAt', 'schedule.timeZone', 'schedule.recurrence']);
 
     // As the server returns it (schedule null), exported, and read back: the same deployment.
-    const stored: CliDeploymentSpecFragment = {
+    const stored: StoredDeployment = {
       id: 'd1', name: 'ring-0', osType: 'LINUX', machineIds: [], targetFilter: { tags: ['ring-0'], nameContains: null }, classifications: ['CRITICAL'], useBaseline: false,
-      includePatterns: [], excludePatterns: [], onDemandOnly: true, schedule: null, windowMinutes: 120, rebootSetting: 'IF_REQUIRED', maxConcurrent: null, maxFailures: null, paused: false,
-    } as CliDeploymentSpecFragment;
+      includePatterns: [], excludePatterns: [], onDemandOnly: true, schedule: null, windowMinutes: 120, rebootSetting: 'IF_REQUIRED', maxConcurrent: null, maxFailures: null, rings: null, steps: null, paused: false,
+    } as StoredDeployment;
     const exported = specOfDeployment(stored);
     expect(exported).toMatchObject({ onDemandOnly: true, schedule: null });
     const reread = checkSpecTypes(JSON.parse(JSON.stringify(exported)));

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { isMap, isSeq, LineCounter, parseAllDocuments, stringify, type Document } from 'yaml';
 import type { ApiClient } from './client.js';
-import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, shown, specOfDeployment, type CanonicalDeployment, type DeploymentSpec, type FieldChange } from './deploymentSpec.js';
+import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, shown, specOfDeployment, type CanonicalDeployment, type DeploymentSpec, type FieldChange, type StoredDeployment } from './deploymentSpec.js';
 import { EXIT_CODES, OperatorError } from './errors.js';
 import {
   CliCheckDeploymentDocument,
@@ -9,7 +9,6 @@ import {
   CliPauseDeploymentDocument,
   CliResumeDeploymentDocument,
   CliUpdateDeploymentDocument,
-  type CliDeploymentSpecFragment,
 } from './graphql.generated.js';
 import { allDeploymentSpecs } from './lookup.js';
 import { connect } from './options.js';
@@ -104,8 +103,8 @@ export function loadDeploymentFiles(files: string[]): FileDeployment[] {
 
 type Step =
   | { kind: 'create'; d: FileDeployment; spec: DeploymentSpec }
-  | { kind: 'update'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentSpecFragment; changes: FieldChange[] }
-  | { kind: 'unchanged'; d: FileDeployment; spec: DeploymentSpec; current: CliDeploymentSpecFragment };
+  | { kind: 'update'; d: FileDeployment; spec: DeploymentSpec; current: StoredDeployment; changes: FieldChange[] }
+  | { kind: 'unchanged'; d: FileDeployment; spec: DeploymentSpec; current: StoredDeployment };
 
 function nameOf(step: Step): string {
   return step.spec.name.trim();

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { buildSchema, coerceInputValue, type GraphQLInputType, type GraphQLSchema } from 'graphql';
-import { recurrenceOfInput, validateDeploymentInput, type NormalisedDeployment } from '../../fleet/deploymentInput.js';
-import type { CliDeploymentSpecFragment, DeploymentInput } from './graphql.generated.js';
+import { recurrenceOfInput, validateDeploymentInput, type NormalisedDeployment, type RingInput } from '../../fleet/deploymentInput.js';
+import type { StepInput } from '../../fleet/steps.js';
+import type { CliDeploymentRolloutFragment, CliDeploymentSpecFragment, DeploymentInput } from './graphql.generated.js';
 
 /**
  * A deployment as code: the fields of the API's DeploymentInput, and `paused`. What a deployments
@@ -56,8 +57,11 @@ export function checkSpecTypes(raw: unknown): { ok: true; spec: DeploymentSpec }
   return { ok: true, spec: { ...coerced, ...(typeof paused === 'boolean' ? { paused } : {}) } };
 }
 
+/** A deployment as stored, with its rings and steps: what deployments as code compares. */
+export type StoredDeployment = CliDeploymentSpecFragment & CliDeploymentRolloutFragment;
+
 /** A deployment as stored, as a spec with every field written out (what `export` writes). */
-export function specOfDeployment(d: CliDeploymentSpecFragment): DeploymentSpec {
+export function specOfDeployment(d: StoredDeployment): DeploymentSpec {
   const r = d.schedule?.recurrence;
   const recurrence = !r
     ? null
@@ -86,7 +90,40 @@ export function specOfDeployment(d: CliDeploymentSpecFragment): DeploymentSpec {
     rebootSetting: d.rebootSetting,
     maxConcurrent: d.maxConcurrent ? { value: d.maxConcurrent.value, unit: d.maxConcurrent.unit } : null,
     maxFailures: d.maxFailures ? { value: d.maxFailures.value, unit: d.maxFailures.unit } : null,
+    ...(d.rings ? { rings: d.rings.map(ringSpec) } : {}),
+    ...(d.steps ? { steps: d.steps.map(stepSpec) } : {}),
     paused: d.paused,
+  };
+}
+
+type StoredRing = NonNullable<CliDeploymentRolloutFragment['rings']>[number];
+type StoredStep = NonNullable<CliDeploymentRolloutFragment['steps']>[number];
+
+/** Only what is set: a ring's way of choosing machines is one of filter, machineIds and percent. */
+export function ringSpec(r: StoredRing): NonNullable<DeploymentInput['rings']>[number] {
+  return {
+    name: r.name,
+    ...(r.filter ? { filter: { tags: r.filter.tags, environments: r.filter.environments, ...(r.filter.nameContains !== null ? { nameContains: r.filter.nameContains } : {}) } } : {}),
+    ...(r.machineIds ? { machineIds: r.machineIds } : {}),
+    ...(r.percent !== null ? { percent: r.percent } : {}),
+    ...(r.maxConcurrent ? { maxConcurrent: { value: r.maxConcurrent.value, unit: r.maxConcurrent.unit } } : {}),
+    gate: {
+      ...(r.gate.maxFailures ? { maxFailures: { value: r.gate.maxFailures.value, unit: r.gate.maxFailures.unit } } : {}),
+      soakSeconds: r.gate.soakSeconds,
+      requireApproval: r.gate.requireApproval,
+    },
+  };
+}
+
+/** A step as written in a file: a header names its secret (the value stays on the server) or its value. */
+export function stepSpec(st: StoredStep): NonNullable<DeploymentInput['steps']>[number] {
+  const defined = <T extends Record<string, unknown>>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
+  return {
+    name: st.name,
+    phase: st.phase,
+    onFailure: st.onFailure,
+    ...(st.script ? { script: defined({ ...st.script }) } : {}),
+    ...(st.http ? { http: defined({ ...st.http, headers: st.http.headers.map((h) => defined({ ...h })) }) } : {}),
   };
 }
 
@@ -133,9 +170,12 @@ export function normaliseSpec(spec: DeploymentSpec, now: Date, storedStartAt?: s
       rebootSetting: input.rebootSetting ?? 'IF_REQUIRED',
       maxConcurrent: input.maxConcurrent ? { value: input.maxConcurrent.value, unit: input.maxConcurrent.unit ?? 'COUNT' } : null,
       maxFailures: input.maxFailures ? { value: input.maxFailures.value, unit: input.maxFailures.unit ?? 'COUNT' } : null,
+      rings: (input.rings as RingInput[] | null | undefined) ?? null,
+      steps: (input.steps as StepInput[] | null | undefined) ?? null,
     },
     now,
-    { storedStartAt: storedStartAt ? new Date(storedStartAt) : null },
+    // Which secrets exist only the server knows: it checks the names when the deployment is applied.
+    { storedStartAt: storedStartAt ? new Date(storedStartAt) : null, secretNames: new Set((input.steps ?? []).flatMap((st) => (st.http?.headers ?? []).flatMap((h) => (h.secret ? [h.secret] : [])))) },
   );
   if (!checked.ok) return { ok: false, problem: { path: pathOf(checked.field), message: checked.message } };
   return { ok: true, value: canonical(checked.value, spec.paused ?? false) };
@@ -162,6 +202,8 @@ function canonical(v: NormalisedDeployment, paused: boolean): CanonicalDeploymen
     rebootSetting: v.rebootSetting,
     maxConcurrent: v.maxConcurrent,
     maxFailures: v.maxFailures,
+    rings: v.rings,
+    steps: v.steps,
     paused,
   };
 }

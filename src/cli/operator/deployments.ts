@@ -8,6 +8,7 @@ import {
   CliRunDeploymentNowDocument,
   CliUpdateDeploymentDocument,
   type CliDeploymentFragment,
+  type CliDeploymentRolloutFragment,
   type Classification,
   type Frequency,
   type LimitInput,
@@ -15,6 +16,7 @@ import {
   type RebootSetting,
   type WeekDay,
 } from './graphql.generated.js';
+import { ringSpec, stepSpec } from './deploymentSpec.js';
 import { allDeployments, deploymentOf, machineIdOf } from './lookup.js';
 import { ago, note, outputFormat, printRecord, printRows, type Column } from './output.js';
 import { collect, connect, dateTime, enumList, enumValue, listOption, wholeNumber } from './options.js';
@@ -151,7 +153,7 @@ export interface DeploymentOptions {
 }
 
 /** The deployment input the options describe, over `base` (the stored deployment for `update`). */
-async function inputFromOptions(client: ApiClient, name: string, o: DeploymentOptions, base?: CliDeploymentFragment) {
+async function inputFromOptions(client: ApiClient, name: string, o: DeploymentOptions, base?: CliDeploymentFragment & CliDeploymentRolloutFragment) {
   const machineRefs = listOption(o.machine);
   const machineIds = machineRefs ? await Promise.all(machineRefs.map((ref) => machineIdOf(client, ref))) : base?.machineIds;
   const tags = listOption(o.tag);
@@ -204,6 +206,10 @@ async function inputFromOptions(client: ApiClient, name: string, o: DeploymentOp
     rebootSetting: o.reboot !== undefined ? enumValue('--reboot', o.reboot, REBOOT_SETTINGS) : (base?.rebootSetting ?? 'IF_REQUIRED'),
     maxConcurrent: limit('--max-concurrent', o.maxConcurrent, base?.maxConcurrent),
     maxFailures: limit('--max-failures', o.maxFailures, base?.maxFailures),
+    // Kept as stored: the API replaces a deployment whole, and these have no options here.
+    useBaseline: base?.useBaseline ?? false,
+    rings: base?.rings?.map(ringSpec) ?? null,
+    steps: base?.steps?.map(stepSpec) ?? null,
   };
 }
 

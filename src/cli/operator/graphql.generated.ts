@@ -540,6 +540,8 @@ export type CliMissingUpdatesQuery = { missingUpdates: { computedAt: string, tot
 
 export type CliDeploymentSpecFragment = { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
+export type CliDeploymentRolloutFragment = { rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null };
+
 export type CliDeploymentFragment = { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null };
 
 export type CliDeploymentsQueryVariables = Exact<{
@@ -551,19 +553,18 @@ export type CliDeploymentsQueryVariables = Exact<{
 export type CliDeploymentsQuery = { deployments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
 
 export type CliDeploymentSpecsQueryVariables = Exact<{
-  first?: number | null | undefined;
   after?: string | null | undefined;
 }>;
 
 
-export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } }> } };
+export type CliDeploymentSpecsQuery = { deployments: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null } }> } };
 
 export type CliDeploymentQueryVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } | null };
+export type CliDeploymentQuery = { deployment: { nextRunAt: string | null, createdAt: string, updatedAt: string, id: string, name: string, osType: OsType, machineIds: Array<string>, classifications: Array<Classification>, useBaseline: boolean, includePatterns: Array<string>, excludePatterns: Array<string>, onDemandOnly: boolean, windowMinutes: number, rebootSetting: RebootSetting, paused: boolean, lastRun: { id: string, status: DeploymentRunStatus, startedAt: string | null, endedAt: string | null } | null, rings: Array<{ name: string, machineIds: Array<string> | null, percent: number | null, filter: { tags: Array<string>, nameContains: string | null, environments: Array<Environment> } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, gate: { soakSeconds: number, requireApproval: boolean, maxFailures: { value: number, unit: LimitUnit } | null } }> | null, steps: Array<{ name: string, phase: StepPhase, onFailure: StepFailureAction, script: { inline: string | null, path: string | null, interpreter: string, timeoutSeconds: number } | null, http: { method: string, url: string, body: Record<string, unknown> | null, expectedStatus: Array<number>, timeoutSeconds: number, retries: number, headers: Array<{ name: string, value: string | null, secret: string | null }> } | null }> | null, targetFilter: { tags: Array<string>, nameContains: string | null } | null, schedule: { startAt: string, timeZone: string, endAt: string | null, description: string, recurrence: { frequency: Frequency, every: number, weekDays: Array<WeekDay> | null, monthDay: number | null, offsetDays: number | null, nthWeekday: { ordinal: number, weekDay: WeekDay } | null } } | null, maxConcurrent: { value: number, unit: LimitUnit } | null, maxFailures: { value: number, unit: LimitUnit } | null } | null };
 
 export type CliCheckDeploymentQueryVariables = Exact<{
   id?: string | number | null | undefined;
@@ -770,6 +771,56 @@ export const CliMachineRowFragmentDoc = new TypedDocumentString(`
   duplicateName
 }
     `, {"fragmentName":"CliMachineRow"}) as unknown as TypedDocumentString<CliMachineRowFragment, unknown>;
+export const CliDeploymentRolloutFragmentDoc = new TypedDocumentString(`
+    fragment CliDeploymentRollout on Deployment {
+  rings {
+    name
+    filter {
+      tags
+      nameContains
+      environments
+    }
+    machineIds
+    percent
+    maxConcurrent {
+      value
+      unit
+    }
+    gate {
+      maxFailures {
+        value
+        unit
+      }
+      soakSeconds
+      requireApproval
+    }
+  }
+  steps {
+    name
+    phase
+    onFailure
+    script {
+      inline
+      path
+      interpreter
+      timeoutSeconds
+    }
+    http {
+      method
+      url
+      headers {
+        name
+        value
+        secret
+      }
+      body
+      expectedStatus
+      timeoutSeconds
+      retries
+    }
+  }
+}
+    `, {"fragmentName":"CliDeploymentRollout"}) as unknown as TypedDocumentString<CliDeploymentRolloutFragment, unknown>;
 export const CliDeploymentSpecFragmentDoc = new TypedDocumentString(`
     fragment CliDeploymentSpec on Deployment {
   id
@@ -1175,8 +1226,8 @@ fragment CliDeployment on Deployment {
   }
 }`) as unknown as TypedDocumentString<CliDeploymentsQuery, CliDeploymentsQueryVariables>;
 export const CliDeploymentSpecsDocument = new TypedDocumentString(`
-    query CliDeploymentSpecs($first: Int, $after: String) {
-  deployments(first: $first, after: $after) {
+    query CliDeploymentSpecs($after: String) {
+  deployments(first: 20, after: $after) {
     pageInfo {
       hasNextPage
       endCursor
@@ -1184,6 +1235,7 @@ export const CliDeploymentSpecsDocument = new TypedDocumentString(`
     edges {
       node {
         ...CliDeploymentSpec
+        ...CliDeploymentRollout
       }
     }
   }
@@ -1230,11 +1282,60 @@ export const CliDeploymentSpecsDocument = new TypedDocumentString(`
     unit
   }
   paused
+}
+fragment CliDeploymentRollout on Deployment {
+  rings {
+    name
+    filter {
+      tags
+      nameContains
+      environments
+    }
+    machineIds
+    percent
+    maxConcurrent {
+      value
+      unit
+    }
+    gate {
+      maxFailures {
+        value
+        unit
+      }
+      soakSeconds
+      requireApproval
+    }
+  }
+  steps {
+    name
+    phase
+    onFailure
+    script {
+      inline
+      path
+      interpreter
+      timeoutSeconds
+    }
+    http {
+      method
+      url
+      headers {
+        name
+        value
+        secret
+      }
+      body
+      expectedStatus
+      timeoutSeconds
+      retries
+    }
+  }
 }`) as unknown as TypedDocumentString<CliDeploymentSpecsQuery, CliDeploymentSpecsQueryVariables>;
 export const CliDeploymentDocument = new TypedDocumentString(`
     query CliDeployment($id: ID!) {
   deployment(id: $id) {
     ...CliDeployment
+    ...CliDeploymentRollout
   }
 }
     fragment CliDeploymentSpec on Deployment {
@@ -1279,6 +1380,54 @@ export const CliDeploymentDocument = new TypedDocumentString(`
     unit
   }
   paused
+}
+fragment CliDeploymentRollout on Deployment {
+  rings {
+    name
+    filter {
+      tags
+      nameContains
+      environments
+    }
+    machineIds
+    percent
+    maxConcurrent {
+      value
+      unit
+    }
+    gate {
+      maxFailures {
+        value
+        unit
+      }
+      soakSeconds
+      requireApproval
+    }
+  }
+  steps {
+    name
+    phase
+    onFailure
+    script {
+      inline
+      path
+      interpreter
+      timeoutSeconds
+    }
+    http {
+      method
+      url
+      headers {
+        name
+        value
+        secret
+      }
+      body
+      expectedStatus
+      timeoutSeconds
+      retries
+    }
+  }
 }
 fragment CliDeployment on Deployment {
   ...CliDeploymentSpec

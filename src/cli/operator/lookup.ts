@@ -1,6 +1,7 @@
 import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
-import { CliDeploymentDocument, CliDeploymentsDocument, CliDeploymentSpecsDocument, CliMachinesNamedDocument, type CliDeploymentFragment, type CliDeploymentSpecFragment } from './graphql.generated.js';
+import { CliDeploymentDocument, CliDeploymentsDocument, CliDeploymentSpecsDocument, CliMachinesNamedDocument, type CliDeploymentFragment, type CliDeploymentRolloutFragment } from './graphql.generated.js';
+import type { StoredDeployment } from './deploymentSpec.js';
 import { isUuid } from './options.js';
 
 /**
@@ -40,26 +41,28 @@ export async function allDeployments(client: ApiClient): Promise<CliDeploymentFr
 }
 
 /** Every deployment's stored fields (what deployments as code compares), following the pages; asks nothing of Temporal. */
-export async function allDeploymentSpecs(client: ApiClient): Promise<CliDeploymentSpecFragment[]> {
-  const all: CliDeploymentSpecFragment[] = [];
+export async function allDeploymentSpecs(client: ApiClient): Promise<StoredDeployment[]> {
+  const all: StoredDeployment[] = [];
   let after: string | undefined;
   for (;;) {
-    const { deployments } = await client.request(CliDeploymentSpecsDocument, { first: 500, after });
+    const { deployments } = await client.request(CliDeploymentSpecsDocument, { after });
     all.push(...deployments.edges.map((e) => e.node));
     if (!deployments.pageInfo.hasNextPage || !deployments.pageInfo.endCursor) return all;
     after = deployments.pageInfo.endCursor;
   }
 }
 
-export async function findDeployment(client: ApiClient, ref: string): Promise<CliDeploymentFragment | null> {
+/** A deployment by id or name, with its rings and steps (read by id: the list does not carry them). */
+export async function findDeployment(client: ApiClient, ref: string): Promise<(CliDeploymentFragment & CliDeploymentRolloutFragment) | null> {
   if (isUuid(ref)) {
     const { deployment } = await client.request(CliDeploymentDocument, { id: ref });
     if (deployment) return deployment;
   }
-  return (await allDeployments(client)).find((d) => d.name === ref.trim()) ?? null;
+  const byName = (await allDeployments(client)).find((d) => d.name === ref.trim());
+  return byName ? ((await client.request(CliDeploymentDocument, { id: byName.id })).deployment ?? null) : null;
 }
 
-export async function deploymentOf(client: ApiClient, ref: string): Promise<CliDeploymentFragment> {
+export async function deploymentOf(client: ApiClient, ref: string): Promise<CliDeploymentFragment & CliDeploymentRolloutFragment> {
   const found = await findDeployment(client, ref);
   if (!found) throw new OperatorError(`No deployment named "${ref}" (see \`fleetpatch deployments list\`).`, { code: 'NOT_FOUND' });
   return found;
