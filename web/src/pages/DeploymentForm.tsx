@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useClient, useQuery } from 'urql';
 import {
   CreateDocument, FormMachinesDocument, ForecastDocument, PreviewDocument, RunNowDocument,
@@ -13,6 +13,7 @@ import { ringFields, ringInput, type RingDraft } from '../rings';
 import { RingsEditor } from './RingsEditor';
 import { stepFields, stepInput, stepProblems, type StepDraft } from '../steps';
 import { StepsEditor } from './StepsEditor';
+import { deploymentIdOf, formFields } from '../fields';
 
 const CLASSIFICATIONS: Record<string, string[]> = {
   LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
@@ -45,26 +46,8 @@ function fieldOf(apiField: string | undefined, fields: string[]): string | null 
   if (apiField.startsWith('schedule')) return 'schedule.startAt';
   return null;
 }
-const idOf = (field: string) => `f-${field.replace(/\./g, '-')}`;
+const { Field, described, idOf } = formFields(deploymentIdOf);
 const lines = (text: string) => text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
-
-function Field({ field, label, help, errors, children }: { field: string; label: string; help?: string; errors: Record<string, string>; children: ReactNode }) {
-  return (
-    <div className={`field${errors[field] ? ' invalid' : ''}`}>
-      <label htmlFor={idOf(field)}>{label}</label>
-      {children}
-      {help && <p className="help" id={`${idOf(field)}-help`}>{help}</p>}
-      {errors[field] && <p className="field-error" id={`${idOf(field)}-error`}>{errors[field]}</p>}
-    </div>
-  );
-}
-
-/** aria attributes tying a control to its help and its error. */
-const described = (field: string, errors: Record<string, string>, help = false) => ({
-  id: idOf(field),
-  'aria-invalid': errors[field] ? true : undefined,
-  'aria-describedby': [help ? `${idOf(field)}-help` : '', errors[field] ? `${idOf(field)}-error` : ''].filter(Boolean).join(' ') || undefined,
-});
 
 /** The line under the schedule: when it runs next, or that it runs only when started. */
 function nextRunText(onDemand: boolean, forecast: { value: Forecast | null; problem: string | null }): string {

@@ -1,39 +1,23 @@
-import type { ReactNode } from 'react';
 import type { Environment, LimitUnit } from '../graphql.generated';
 import { ENVIRONMENTS, newRing, type RingChoiceKind, type RingDraft, type SoakUnit } from '../rings';
 import { words } from '../ui';
+import { deploymentIdOf, formFields } from '../fields';
 
-const idOf = (field: string) => `f-${field.replace(/\./g, '-')}`;
+const { Field, described, idOf } = formFields(deploymentIdOf);
 
 /** A ring's control: its label, the control, and the API's error for its field under it. */
-function RingField({ field, label, help, errors, children }: { field: string; label: string; help?: string; errors: Record<string, string>; children: ReactNode }) {
-  return (
-    <div className={`field${errors[field] ? ' invalid' : ''}`}>
-      <label htmlFor={idOf(field)}>{label}</label>
-      {children}
-      {help && <p className="help" id={`${idOf(field)}-help`}>{help}</p>}
-      {errors[field] && <p className="field-error" id={`${idOf(field)}-error`}>{errors[field]}</p>}
-    </div>
-  );
-}
-
-const described = (field: string, errors: Record<string, string>, help = false) => ({
-  id: idOf(field),
-  'aria-invalid': errors[field] ? true : undefined,
-  'aria-describedby': [help ? `${idOf(field)}-help` : '', errors[field] ? `${idOf(field)}-error` : ''].filter(Boolean).join(' ') || undefined,
-});
 
 /** The error of the first of these fields that has one (a ring's filter has three controls and one error line). */
 const firstError = (errors: Record<string, string>, ...fields: string[]) => fields.map((f) => errors[f]).find(Boolean);
 
 function LimitControl({ field, label, help, value, unit, onValue, onUnit, errors, unitLabel }: { field: string; label: string; help: string; value: string; unit: LimitUnit; onValue: (v: string) => void; onUnit: (u: LimitUnit) => void; errors: Record<string, string>; unitLabel: string }) {
   return (
-    <RingField field={field} label={label} help={help} errors={errors}>
+    <Field field={field} label={label} help={help} errors={errors}>
       <div className="with-unit">
         <input type="number" min={0} value={value} onChange={(e) => onValue(e.target.value)} {...described(field, errors, true)} />
         <select aria-label={unitLabel} value={unit} onChange={(e) => onUnit(e.target.value as LimitUnit)}><option value="COUNT">machines</option><option value="PERCENT">% of the ring</option></select>
       </div>
-    </RingField>
+    </Field>
   );
 }
 
@@ -72,9 +56,9 @@ export function RingsEditor({ rings, onChange, machines, errors }: { rings: Ring
                   <button type="button" className="secondary small" onClick={() => onChange(rings.filter((_, j) => j !== i))} aria-label={`Remove ring ${i + 1}`}>Remove</button>
                 </div>
                 <div className="two">
-                  <RingField field={`${at}.name`} label={`Ring ${i + 1} name`} errors={errors}>
+                  <Field field={`${at}.name`} label={`Ring ${i + 1} name`} errors={errors}>
                     <input type="text" value={ring.name} onChange={(e) => set(i, { name: e.target.value })} {...described(`${at}.name`, errors)} />
-                  </RingField>
+                  </Field>
                   <fieldset className={`inline-choices${errors[at] ? ' invalid' : ''}`} aria-describedby={errors[at] ? `${idOf(at)}-error` : undefined}>
                     <legend>Ring {i + 1} machines</legend>
                     {(['percent', 'filter', 'machines'] as RingChoiceKind[]).map((by, k) => (
@@ -84,19 +68,19 @@ export function RingsEditor({ rings, onChange, machines, errors }: { rings: Ring
                   </fieldset>
                 </div>
                 {ring.by === 'percent' && (
-                  <RingField field={`${at}.percent`} label={`Ring ${i + 1} percent of the targets left`} help="1 to 100, rounded up; only the last ring may take 100." errors={errors}>
+                  <Field field={`${at}.percent`} label={`Ring ${i + 1} percent of the targets left`} help="1 to 100, rounded up; only the last ring may take 100." errors={errors}>
                     <input type="number" min={1} max={100} value={ring.percent} onChange={(e) => set(i, { percent: e.target.value })} {...described(`${at}.percent`, errors, true)} />
-                  </RingField>
+                  </Field>
                 )}
                 {ring.by === 'filter' && (
                   <div className={filterError ? 'invalid' : undefined}>
                     <div className="two">
-                      <RingField field={`${at}.filter.tags`} label={`Ring ${i + 1} tags (all of them, comma-separated)`} errors={{}}>
+                      <Field field={`${at}.filter.tags`} label={`Ring ${i + 1} tags (all of them, comma-separated)`} errors={{}}>
                         <input type="text" value={ring.tags} onChange={(e) => set(i, { tags: e.target.value })} {...described(`${at}.filter.tags`, {})} id={idOf(`${at}.filter`)} aria-invalid={filterError ? true : undefined} />
-                      </RingField>
-                      <RingField field={`${at}.filter.nameContains`} label={`Ring ${i + 1} name contains`} errors={{}}>
+                      </Field>
+                      <Field field={`${at}.filter.nameContains`} label={`Ring ${i + 1} name contains`} errors={{}}>
                         <input type="text" value={ring.nameContains} onChange={(e) => set(i, { nameContains: e.target.value })} {...described(`${at}.filter.nameContains`, {})} />
-                      </RingField>
+                      </Field>
                     </div>
                     <fieldset className="inline-choices">
                       <legend>Ring {i + 1} environments (any of them; none: any)</legend>
@@ -128,14 +112,14 @@ export function RingsEditor({ rings, onChange, machines, errors }: { rings: Ring
                   <p className="help">The last ring’s gate promotes to no further ring: it has no soak and no approval.</p>
                 ) : (
                   <div className="two">
-                    <RingField field={`${at}.gate.soakSeconds`} label={`Ring ${i + 1} gate: soak`} help="Wait this long after its last machine finished (up to a week). Empty: none." errors={errors}>
+                    <Field field={`${at}.gate.soakSeconds`} label={`Ring ${i + 1} gate: soak`} help="Wait this long after its last machine finished (up to a week). Empty: none." errors={errors}>
                       <div className="with-unit">
                         <input type="number" min={0} value={ring.soak} onChange={(e) => set(i, { soak: e.target.value })} {...described(`${at}.gate.soakSeconds`, errors, true)} />
                         <select aria-label={`Unit of ring ${i + 1} soak`} value={ring.soakUnit} onChange={(e) => set(i, { soakUnit: e.target.value as SoakUnit })}>
                           {(['SECONDS', 'MINUTES', 'HOURS'] as SoakUnit[]).map((u) => <option key={u} value={u}>{words(u).toLowerCase()}</option>)}
                         </select>
                       </div>
-                    </RingField>
+                    </Field>
                     <div className={`field${errors[`${at}.gate.requireApproval`] ? ' invalid' : ''}`}>
                       <label className="check"><input type="checkbox" id={idOf(`${at}.gate.requireApproval`)} checked={ring.requireApproval} onChange={(e) => set(i, { requireApproval: e.target.checked })} /> Ring {i + 1} gate: an operator approves before the next ring</label>
                       {errors[`${at}.gate.requireApproval`] && <p className="field-error">{errors[`${at}.gate.requireApproval`]}</p>}

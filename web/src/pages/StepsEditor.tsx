@@ -1,25 +1,8 @@
-import type { ReactNode } from 'react';
 import type { StepFailureAction, StepPhase } from '../graphql.generated';
 import { DEFAULT_ON_FAILURE, FAILURE_ACTIONS, HTTP_METHODS, newHeader, newStep, type HeaderDraft, type StepDraft } from '../steps';
+import { deploymentIdOf, formFields } from '../fields';
 
-const idOf = (field: string) => `f-${field.replace(/\./g, '-')}`;
-
-function StepField({ field, label, help, errors, children }: { field: string; label: string; help?: string; errors: Record<string, string>; children: ReactNode }) {
-  return (
-    <div className={`field${errors[field] ? ' invalid' : ''}`}>
-      <label htmlFor={idOf(field)}>{label}</label>
-      {children}
-      {help && <p className="help" id={`${idOf(field)}-help`}>{help}</p>}
-      {errors[field] && <p className="field-error" id={`${idOf(field)}-error`}>{errors[field]}</p>}
-    </div>
-  );
-}
-
-const described = (field: string, errors: Record<string, string>, help = false) => ({
-  id: idOf(field),
-  'aria-invalid': errors[field] ? true : undefined,
-  'aria-describedby': [help ? `${idOf(field)}-help` : '', errors[field] ? `${idOf(field)}-error` : ''].filter(Boolean).join(' ') || undefined,
-});
+const { Field, described, idOf } = formFields(deploymentIdOf);
 
 /**
  * The deployment form's pre and post steps: an ordered list, each a script the agent runs on the
@@ -58,21 +41,21 @@ export function StepsEditor({ steps, onChange, errors }: { steps: StepDraft[]; o
                   <button type="button" className="secondary small" onClick={() => onChange(steps.filter((_, j) => j !== i))} aria-label={`Remove step ${n}`}>Remove</button>
                 </div>
                 <div className="three">
-                  <StepField field={`${at}.name`} label={`Step ${n} name`} errors={errors}>
+                  <Field field={`${at}.name`} label={`Step ${n} name`} errors={errors}>
                     <input type="text" value={step.name} onChange={(e) => set(i, { name: e.target.value })} {...described(`${at}.name`, errors)} />
-                  </StepField>
-                  <StepField field={`${at}.phase`} label={`Step ${n} phase`} errors={errors}>
+                  </Field>
+                  <Field field={`${at}.phase`} label={`Step ${n} phase`} errors={errors}>
                     <select value={step.phase} onChange={(e) => { const phase = e.target.value as StepPhase; set(i, { phase, onFailure: phase === 'POST' && step.onFailure === 'SKIP_INSTALLS' ? '' : step.onFailure }); }} {...described(`${at}.phase`, errors)}>
                       <option value="PRE">PRE: before the installs</option>
                       <option value="POST">POST: after the installs</option>
                     </select>
-                  </StepField>
-                  <StepField field={`${at}.onFailure`} label={`Step ${n} on failure`} errors={errors}>
+                  </Field>
+                  <Field field={`${at}.onFailure`} label={`Step ${n} on failure`} errors={errors}>
                     <select value={step.onFailure} onChange={(e) => set(i, { onFailure: e.target.value as StepFailureAction | '' })} {...described(`${at}.onFailure`, errors)}>
                       <option value="">Default: {FAILURE_ACTIONS[DEFAULT_ON_FAILURE[step.phase]].toLowerCase()}</option>
                       {(Object.keys(FAILURE_ACTIONS) as StepFailureAction[]).filter((a) => step.phase === 'PRE' || a !== 'SKIP_INSTALLS').map((a) => <option key={a} value={a}>{FAILURE_ACTIONS[a]}</option>)}
                     </select>
-                  </StepField>
+                  </Field>
                 </div>
                 <fieldset className={`inline-choices${errors[at] ? ' invalid' : ''}`} aria-describedby={errors[at] ? `${idOf(at)}-error` : undefined}>
                   <legend>Step {n} runs</legend>
@@ -88,34 +71,34 @@ export function StepsEditor({ steps, onChange, errors }: { steps: StepDraft[]; o
                       <label><input type="radio" name={`step-${step.key}-source`} checked={step.source === 'path'} onChange={() => set(i, { source: 'path' })} /> A file on the machine</label>
                     </fieldset>
                     {step.source === 'inline' ? (
-                      <StepField field={`${script}.inline`} label={`Step ${n} script text`} help="At most 64 KiB. Exit code 0 is success." errors={errors}>
+                      <Field field={`${script}.inline`} label={`Step ${n} script text`} help="At most 64 KiB. Exit code 0 is success." errors={errors}>
                         <textarea rows={4} className="code" value={step.inline} onChange={(e) => set(i, { inline: e.target.value })} {...described(`${script}.inline`, errors, true)} />
-                      </StepField>
+                      </Field>
                     ) : (
-                      <StepField field={`${script}.path`} label={`Step ${n} script path`} help="Absolute, e.g. /usr/local/bin/drain.sh." errors={errors}>
+                      <Field field={`${script}.path`} label={`Step ${n} script path`} help="Absolute, e.g. /usr/local/bin/drain.sh." errors={errors}>
                         <input type="text" value={step.path} onChange={(e) => set(i, { path: e.target.value })} {...described(`${script}.path`, errors, true)} />
-                      </StepField>
+                      </Field>
                     )}
                     <div className="two">
-                      <StepField field={`${script}.interpreter`} label={`Step ${n} interpreter`} help="A program without arguments. Empty: /bin/sh." errors={errors}>
+                      <Field field={`${script}.interpreter`} label={`Step ${n} interpreter`} help="A program without arguments. Empty: /bin/sh." errors={errors}>
                         <input type="text" value={step.interpreter} onChange={(e) => set(i, { interpreter: e.target.value })} {...described(`${script}.interpreter`, errors, true)} />
-                      </StepField>
-                      <StepField field={`${script}.timeoutSeconds`} label={`Step ${n} script timeout (seconds)`} help="Empty: 300, or the window if shorter." errors={errors}>
+                      </Field>
+                      <Field field={`${script}.timeoutSeconds`} label={`Step ${n} script timeout (seconds)`} help="Empty: 300, or the window if shorter." errors={errors}>
                         <input type="number" min={1} value={step.scriptTimeout} onChange={(e) => set(i, { scriptTimeout: e.target.value })} {...described(`${script}.timeoutSeconds`, errors, true)} />
-                      </StepField>
+                      </Field>
                     </div>
                   </>
                 ) : (
                   <>
                     <div className="two">
-                      <StepField field={`${http}.method`} label={`Step ${n} method`} errors={errors}>
+                      <Field field={`${http}.method`} label={`Step ${n} method`} errors={errors}>
                         <select value={step.method} onChange={(e) => set(i, { method: e.target.value })} {...described(`${http}.method`, errors)}>
                           {HTTP_METHODS.map((m) => <option key={m} value={m}>{m}</option>)}
                         </select>
-                      </StepField>
-                      <StepField field={`${http}.url`} label={`Step ${n} URL`} help="http or https; the run’s and the machine’s context go in the JSON body." errors={errors}>
+                      </Field>
+                      <Field field={`${http}.url`} label={`Step ${n} URL`} help="http or https; the run’s and the machine’s context go in the JSON body." errors={errors}>
                         <input type="url" value={step.url} onChange={(e) => set(i, { url: e.target.value })} {...described(`${http}.url`, errors, true)} />
-                      </StepField>
+                      </Field>
                     </div>
                     <fieldset className={`step-headers${errors[`${http}.headers`] ? ' invalid' : ''}`}>
                       <legend>Step {n} headers</legend>
@@ -123,9 +106,9 @@ export function StepsEditor({ steps, onChange, errors }: { steps: StepDraft[]; o
                         const hf = `${http}.headers[${j}]`;
                         return (
                           <div key={h.key} className="header-row">
-                            <StepField field={`${hf}.name`} label={`Step ${n} header ${j + 1} name`} errors={errors}>
+                            <Field field={`${hf}.name`} label={`Step ${n} header ${j + 1} name`} errors={errors}>
                               <input type="text" value={h.name} onChange={(e) => setHeader(i, j, { name: e.target.value })} {...described(`${hf}.name`, errors)} />
-                            </StepField>
+                            </Field>
                             <div className="field">
                               <label htmlFor={`step-${step.key}-header-${h.key}-from`}>Step {n} header {j + 1} from</label>
                               <select id={`step-${step.key}-header-${h.key}-from`} value={h.from} onChange={(e) => setHeader(i, j, { from: e.target.value as HeaderDraft['from'] })}>
@@ -133,9 +116,9 @@ export function StepsEditor({ steps, onChange, errors }: { steps: StepDraft[]; o
                                 <option value="secret">A server-side secret (its name)</option>
                               </select>
                             </div>
-                            <StepField field={hf} label={h.from === 'secret' ? `Step ${n} header ${j + 1} secret name` : `Step ${n} header ${j + 1} value`} help={h.from === 'secret' ? 'The NAME of FLEETPATCH_STEP_SECRET_<NAME> on the server, never the secret itself.' : 'Stored and shown as typed.'} errors={errors}>
+                            <Field field={hf} label={h.from === 'secret' ? `Step ${n} header ${j + 1} secret name` : `Step ${n} header ${j + 1} value`} help={h.from === 'secret' ? 'The NAME of FLEETPATCH_STEP_SECRET_<NAME> on the server, never the secret itself.' : 'Stored and shown as typed.'} errors={errors}>
                               <input type="text" value={h.text} autoComplete="off" onChange={(e) => setHeader(i, j, { text: e.target.value })} {...described(hf, errors, true)} />
-                            </StepField>
+                            </Field>
                             <button type="button" className="secondary small" onClick={() => set(i, { headers: step.headers.filter((_, k) => k !== j) })} aria-label={`Remove step ${n} header ${j + 1}`}>Remove</button>
                           </div>
                         );
@@ -143,19 +126,19 @@ export function StepsEditor({ steps, onChange, errors }: { steps: StepDraft[]; o
                       <button type="button" className="secondary small" id={idOf(`${http}.headers`)} onClick={() => set(i, { headers: [...step.headers, newHeader()] })}>Add header to step {n}</button>
                       {errors[`${http}.headers`] && <p className="field-error">{errors[`${http}.headers`]}</p>}
                     </fieldset>
-                    <StepField field={`${http}.body`} label={`Step ${n} JSON body (optional)`} help="A JSON object, sent as data beside the context." errors={errors}>
+                    <Field field={`${http}.body`} label={`Step ${n} JSON body (optional)`} help="A JSON object, sent as data beside the context." errors={errors}>
                       <textarea rows={3} className="code" value={step.body} onChange={(e) => set(i, { body: e.target.value })} {...described(`${http}.body`, errors, true)} />
-                    </StepField>
+                    </Field>
                     <div className="three">
-                      <StepField field={`${http}.expectedStatus`} label={`Step ${n} expected statuses`} help="Comma-separated. Empty: any 2xx." errors={errors}>
+                      <Field field={`${http}.expectedStatus`} label={`Step ${n} expected statuses`} help="Comma-separated. Empty: any 2xx." errors={errors}>
                         <input type="text" value={step.expectedStatus} onChange={(e) => set(i, { expectedStatus: e.target.value })} {...described(`${http}.expectedStatus`, errors, true)} />
-                      </StepField>
-                      <StepField field={`${http}.timeoutSeconds`} label={`Step ${n} call timeout (seconds)`} help="Per attempt. Empty: 30." errors={errors}>
+                      </Field>
+                      <Field field={`${http}.timeoutSeconds`} label={`Step ${n} call timeout (seconds)`} help="Per attempt. Empty: 30." errors={errors}>
                         <input type="number" min={1} value={step.httpTimeout} onChange={(e) => set(i, { httpTimeout: e.target.value })} {...described(`${http}.timeoutSeconds`, errors, true)} />
-                      </StepField>
-                      <StepField field={`${http}.retries`} label={`Step ${n} retries`} help="0 to 10. Empty: 0." errors={errors}>
+                      </Field>
+                      <Field field={`${http}.retries`} label={`Step ${n} retries`} help="0 to 10. Empty: 0." errors={errors}>
                         <input type="number" min={0} max={10} value={step.retries} onChange={(e) => set(i, { retries: e.target.value })} {...described(`${http}.retries`, errors, true)} />
-                      </StepField>
+                      </Field>
                     </div>
                   </>
                 )}

@@ -1,8 +1,9 @@
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { problemsOf, type ApiProblem } from '../client';
 import { CreateWebhookDocument, DeleteWebhookDocument, UpdateWebhookDocument, WebhookDeliveriesDocument, WebhooksDocument, type WebhookEventType, type WebhookRowFragment } from '../graphql.generated';
 import { Badge, Loading, Page, Problems, TableBox, when, words } from '../ui';
+import { formFields } from '../fields';
 
 /** The events, in the order an operator thinks of them, with what each one means. */
 const EVENTS: Array<{ value: WebhookEventType; label: string }> = [
@@ -16,24 +17,7 @@ const EVENTS: Array<{ value: WebhookEventType; label: string }> = [
 ];
 
 const FIELDS = ['url', 'events', 'description', 'disconnectedMinutes', 'nonCompliantDays'] as const;
-const idOf = (field: string) => `webhook-${field}`;
-
-function Field({ field, label, help, errors, children }: { field: string; label: string; help?: string; errors: Record<string, string>; children: ReactNode }) {
-  return (
-    <div className={`field${errors[field] ? ' invalid' : ''}`}>
-      <label htmlFor={idOf(field)}>{label}</label>
-      {children}
-      {help && <p className="help" id={`${idOf(field)}-help`}>{help}</p>}
-      {errors[field] && <p className="field-error" id={`${idOf(field)}-error`}>{errors[field]}</p>}
-    </div>
-  );
-}
-
-const described = (field: string, errors: Record<string, string>, help = false) => ({
-  id: idOf(field),
-  'aria-invalid': errors[field] ? true : undefined,
-  'aria-describedby': [help ? `${idOf(field)}-help` : '', errors[field] ? `${idOf(field)}-error` : ''].filter(Boolean).join(' ') || undefined,
-});
+const { Field, described, idOf } = formFields((field) => `webhook-${field}`);
 
 /**
  * Settings → Webhooks (ADMIN): subscribe a URL to events, see each subscription's signing secret
