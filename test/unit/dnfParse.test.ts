@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { normaliseSeverity } from '../../src/agent/backends/rpm.js';
 import {
   advisoryDate,
   classifyAdvisories,
   dnfErrorLines,
   interpreterFromShebang,
-  normaliseSeverity,
   parseBootTime,
   readProblems,
   readRebootCandidates,

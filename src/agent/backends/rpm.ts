@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { exec, type ExecResult } from '../exec.js';
 import { resolveInRoot } from './root.js';
-import { BackendError } from './types.js';
+import { BackendError, type Severity } from './types.js';
 
 /*
  * rpm, for the rpm-based backends (dnf, yum, zypper): its version order (rpmvercmp, checked against
@@ -165,4 +165,30 @@ export async function rpmDatabaseFingerprint(root: string): Promise<string> {
   }
   if (seen.size === 0) throw new BackendError('NOT_INSTALLED', `no rpm database in ${RPM_DATABASE_DIRS.map((d) => path.join(root, d)).join(' or ')}`);
   return createHash('sha256').update(entries.sort().join('\n')).digest('hex').slice(0, 32);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Advisory severities (dnf's updateinfo and zypper's patches)
+
+/**
+ * Red Hat, Rocky, Alma and Oracle: Critical/Important/Moderate/Low. Fedora (Bodhi):
+ * urgent/high/medium/low. SUSE (lowercase) and Amazon Linux use the Red Hat words. "unspecified",
+ * "None" and empty mean no severity.
+ */
+export function normaliseSeverity(raw: string | null | undefined): Severity | null {
+  switch ((raw ?? '').trim().toLowerCase()) {
+    case 'critical':
+    case 'urgent':
+      return 'CRITICAL';
+    case 'important':
+    case 'high':
+      return 'IMPORTANT';
+    case 'moderate':
+    case 'medium':
+      return 'MODERATE';
+    case 'low':
+      return 'LOW';
+    default:
+      return null;
+  }
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { normaliseSeverity } from '../rpm.js';
 import { BackendError, type Classification, type PendingUpdate, type RepositoryProblem, type Severity } from '../types.js';
 
 /*
@@ -30,28 +31,6 @@ export function interpreterFromShebang(firstLine: string): string[] | null {
   const rest = parts.slice(1);
   while (rest[0]?.startsWith('-')) rest.shift();
   return rest.length > 0 ? rest : null;
-}
-
-/**
- * Red Hat, Rocky, Alma and Oracle: Critical/Important/Moderate/Low. Fedora (Bodhi):
- * urgent/high/medium/low. SUSE (lowercase) and Amazon Linux use the Red Hat words.
- */
-export function normaliseSeverity(raw: string | null | undefined): Severity | null {
-  switch ((raw ?? '').trim().toLowerCase()) {
-    case 'critical':
-    case 'urgent':
-      return 'CRITICAL';
-    case 'important':
-    case 'high':
-      return 'IMPORTANT';
-    case 'moderate':
-    case 'medium':
-      return 'MODERATE';
-    case 'low':
-      return 'LOW';
-    default:
-      return null;
-  }
 }
 
 const severityRank: Record<Severity, number> = { CRITICAL: 4, IMPORTANT: 3, MODERATE: 2, LOW: 1 };

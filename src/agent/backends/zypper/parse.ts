@@ -1,4 +1,4 @@
-import { compareEditions } from '../rpm.js';
+import { compareEditions, normaliseSeverity } from '../rpm.js';
 import type { Classification, PendingUpdate, RepositoryProblem, Severity } from '../types.js';
 import { childElements, descendants, parseXml, textContent, XmlSyntaxError, type XmlElement } from '../xml.js';
 
@@ -223,13 +223,8 @@ export function repositoryProblemsFrom(messages: readonly ZypperMessage[], repos
 // ---------------------------------------------------------------------------------------------
 // From zypper's lists to pending updates.
 
+/** Severities from the highest: a package takes the highest of its patches'. */
 const SEVERITIES: readonly Severity[] = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'];
-
-/** SUSE severities are lowercase critical/important/moderate/low; "unspecified" and empty mean none. */
-export function normaliseSeverity(severity: string): Severity | null {
-  const upper = severity.trim().toUpperCase();
-  return (SEVERITIES as readonly string[]).includes(upper) ? (upper as Severity) : null;
-}
 
 export interface AssessmentInput {
   packageUpdates: readonly ZypperPackageUpdate[];
