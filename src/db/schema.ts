@@ -239,8 +239,8 @@ export const baselines = pgTable(
 /**
  * When fleetpatch first saw each update anywhere in the fleet: per name, version, classification and
  * severity (severity '' when none), so that the baselines' verdicts can be computed once per kind of
- * update; an update's first-seen date is the earliest of its name and version's rows. The clock of
- * approval delays and SLAs.
+ * update; an update's first-seen date is the earliest of its name and version's rows. With the
+ * advisory issue date, the clock of approval delays and SLAs.
  */
 export const updateFirstSeen = pgTable(
   'update_first_seen',
@@ -250,6 +250,13 @@ export const updateFirstSeen = pgTable(
     classification: text('classification').notNull(),
     severity: text('severity').notNull().default(''),
     firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull(),
+    /**
+     * The advisory's issue date as the reports that first showed this name and version gave it (the
+     * same on every kind of one name and version; null when they gave none, and on rows recorded
+     * before it was kept, whose verdicts were counted from first seen). With first_seen_at, the
+     * update's clock (src/fleet/baselines.ts, updateClock).
+     */
+    advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.name, t.version, t.classification, t.severity] })],
 );
