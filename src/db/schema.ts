@@ -209,6 +209,12 @@ export const pendingUpdates = pgTable(
      * zypper patches, WUA's LastDeploymentChangeTime); null for apt and for agents that do not send it.
      */
     advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
+    /**
+     * The source package the binary is built from, where the agent says it differs from `name`
+     * (apt's Packages `Source:`); null otherwise, and on rows stored before it was kept. The Debian
+     * tracker's entries match `coalesce(source_package, name)`.
+     */
+    sourcePackage: text('source_package'),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
