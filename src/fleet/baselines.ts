@@ -117,9 +117,15 @@ export type UpdateVerdict =
       by: string;
     };
 
-/** The update's clock: the advisory's issue date when known, else first seen. */
+/**
+ * The update's clock: the advisory's issue date when known, else first seen. An issue date after the
+ * first sighting (a date-only `issued` read as midnight UTC while the repository already had it, a
+ * clock off on the machine that reported it) counts as the first sighting: the update was out by
+ * then, and no baseline, the built-in one included, may approve it later than first seen would.
+ */
 export function updateClock(update: Pick<ClockedUpdate, 'firstSeenAt' | 'advisoryIssuedAt'>): Date {
-  return update.advisoryIssuedAt ?? update.firstSeenAt;
+  const issued = update.advisoryIssuedAt;
+  return issued && issued.getTime() < update.firstSeenAt.getTime() ? issued : update.firstSeenAt;
 }
 
 /**

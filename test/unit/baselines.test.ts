@@ -78,6 +78,7 @@ describe("the clock: the advisory's issue date when the metadata gives one, else
     ['issued 5 days ago: waits 2 more days, not the 7 from first seen', '2026-11-27T12:00:00Z', '2026-12-03T23:00:00.000Z', '2026-12-04T23:00:00.000Z'],
     ['issued late in the Berlin day (23:30 local): that day counts', '2026-11-25T22:30:00Z', '2026-12-01T23:00:00.000Z', '2026-12-02T23:00:00.000Z'],
     ['no issue date (apt, yum text output): 7 days from first seen today', null, '2026-12-08T23:00:00.000Z', '2026-12-09T23:00:00.000Z'],
+    ['an issue date after the first sighting counts as the first sighting: never approved later than first seen would', '2026-12-04T00:00:00Z', '2026-12-08T23:00:00.000Z', '2026-12-09T23:00:00.000Z'],
   ];
   it.each(cases)('%s', (_what, issued, approvedFrom, dueAt) => {
     const clocks = new Map<string, UpdateClockInputs>([['openssl=3.0.7-28.el9_4', { firstSeenAt: today, advisoryIssuedAt: issued === null ? null : at(issued) }]]);
@@ -87,6 +88,15 @@ describe("the clock: the advisory's issue date when the metadata gives one, else
     const approvedNow = new Date(approvedFrom).getTime() <= today.getTime();
     expect(machineBaselineState(b, [u]).nonCompliantFrom!.getTime() <= today.getTime()).toBe(approvedNow);
     expect(explainCompliance(b, [u], today).missingApproved.length).toBe(approvedNow ? 1 : 0);
+  });
+
+  it('the built-in baseline approves at once whatever the issue date, as the fleet view counts it', () => {
+    const builtIn = builtInBaseline('LINUX');
+    for (const issued of [at('2020-01-01T00:00:00Z'), at('2026-12-03T00:00:00Z'), null]) {
+      const clocks = new Map<string, UpdateClockInputs>([['openssl=2', { firstSeenAt: today, advisoryIssuedAt: issued }]]);
+      const reported: PendingUpdate = { name: 'openssl', installedVersion: '1', availableVersion: '2', arch: null, classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null };
+      expect(baselineDecider(builtIn, clocks, today)(reported)).toMatchObject({ approved: true });
+    }
   });
 
   it('the planner counts from the recorded clock, not from the date a report carries', () => {
