@@ -135,13 +135,13 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
     rows.push(
       `${assessmentId}\t${machineId}\t${copyText(u.name)}\t${copyText(arch)}\t${u.installedVersion === null ? '\\N' : copyText(u.installedVersion)}\t` +
       `${copyText(u.availableVersion)}\t${u.classification}\t${u.severity ?? '\\N'}\t${copyTextArray(u.advisoryIds)}\t${copyTextArray(u.cveIds)}\t` +
-      `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\t${u.note ? copyText(u.note) : '\\N'}\t${u.advisoryIssuedAt ? copyText(u.advisoryIssuedAt) : '\\N'}\n`,
+      `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\t${u.note ? copyText(u.note) : '\\N'}\t${u.advisoryIssuedAt ? copyText(u.advisoryIssuedAt) : '\\N'}\t${u.sourcePackage ? copyText(u.sourcePackage) : '\\N'}\n`,
     );
   }
   return Buffer.from(rows.join(''));
 }
 
-const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository, note, advisory_issued_at';
+const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository, note, advisory_issued_at, source_package';
 
 /**
  * Stores a group of reports in one transaction and answers, in order, whether each was stored.

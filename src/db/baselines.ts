@@ -1,6 +1,7 @@
 import { asc, eq, sql, type SQL } from 'drizzle-orm';
 import type { ReservedSql, Sql } from 'postgres';
-import { updateVerdict, type Baseline, type ClockedUpdate } from '../fleet/baselines.js';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { clockedUpdate, clockKey, updateVerdict, type Baseline, type UpdateClockInputs } from '../fleet/baselines.js';
 import type { Classification, Severity } from '../agent/backends/types.js';
 import type { Db } from './client.js';
 import { baselines, baselineVerdicts, machines, pendingUpdates, updateFirstSeen } from './schema.js';
@@ -84,30 +85,61 @@ export function assignmentSql(): SQL {
 
 const VERDICT_BATCH = 5000;
 
+/**
+ * The clock inputs of updates, per name and version (those the `keys` query selects, or all): the earliest
+ * first sighting of any of its kinds, and the advisory issue date recorded with its first sighting
+ * (recordFirstSeenAndState copies it to every later kind of the same name and version, so min() is
+ * that one date). The one read of them: the stored verdicts, the planner and the machine view all
+ * count from what this returns.
+ */
+export function updateClocksSql(keys: SQL | null): SQL {
+  const only = keys ? sql`where (name, version) in (${keys})` : sql``;
+  return sql`select name, version, min(first_seen_at) as first_seen_at, min(advisory_issued_at) as advisory_issued_at from ${updateFirstSeen} ${only} group by name, version`;
+}
+
+type ClockRow = { name: string; version: string; first_seen_at: string | Date; advisory_issued_at: string | Date | null };
+
+function clockMap(rows: Iterable<ClockRow>): Map<string, UpdateClockInputs> {
+  const clocks = new Map<string, UpdateClockInputs>();
+  for (const row of rows) {
+    clocks.set(clockKey({ name: row.name, availableVersion: row.version }), {
+      firstSeenAt: new Date(row.first_seen_at),
+      advisoryIssuedAt: row.advisory_issued_at === null ? null : new Date(row.advisory_issued_at),
+    });
+  }
+  return clocks;
+}
+
+const dialect = new PgDialect();
+
 /** Every update kind seen so far under one baseline (its approved kinds, as rows). */
 async function computeVerdicts(tx: Tx, baseline: Baseline): Promise<void> {
   await tx.delete(baselineVerdicts).where(eq(baselineVerdicts.baselineId, baseline.id!));
-  const kinds = await tx.execute<{ name: string; version: string; classification: string; severity: string; first_seen_at: string | Date }>(sql`
-    select name, version, classification, severity, min(first_seen_at) over (partition by name, version) as first_seen_at from ${updateFirstSeen}`);
-  await insertVerdicts((rows) => tx.execute(verdictInsert(rows)), [baseline], kinds);
+  const [kinds, clocks] = await Promise.all([
+    tx.execute<UpdateKind>(sql`select name, version, classification, severity from ${updateFirstSeen}`),
+    tx.execute<ClockRow>(updateClocksSql(null)),
+  ]);
+  await insertVerdicts((rows) => tx.execute(verdictInsert(rows)), [baseline], kinds, clockMap(clocks));
 }
+
+type UpdateKind = { name: string; version: string; classification: string; severity: string };
 
 type VerdictRow = { baselineId: string; name: string; version: string; classification: string; severity: string; approvedAt: string; dueAt: string | null };
 
 async function insertVerdicts(
   run: (rows: VerdictRow[]) => Promise<unknown>,
   forBaselines: readonly Baseline[],
-  kinds: ReadonlyArray<{ name: string; version: string; classification: string; severity: string; first_seen_at: string | Date }>,
+  kinds: ReadonlyArray<UpdateKind>,
+  clocks: ReadonlyMap<string, UpdateClockInputs>,
 ): Promise<void> {
   let batch: VerdictRow[] = [];
+  const now = new Date();
   for (const kind of kinds) {
-    const update: ClockedUpdate = {
-      name: kind.name,
-      availableVersion: kind.version,
-      classification: kind.classification as Classification,
-      severity: kind.severity === '' ? null : (kind.severity as Severity),
-      firstSeenAt: new Date(kind.first_seen_at),
-    };
+    const update = clockedUpdate(
+      { name: kind.name, availableVersion: kind.version, classification: kind.classification as Classification, severity: kind.severity === '' ? null : (kind.severity as Severity) },
+      clocks,
+      now,
+    );
     for (const baseline of forBaselines) {
       const verdict = updateVerdict(baseline, update);
       if (verdict.status !== 'APPROVED') continue;
@@ -168,25 +200,35 @@ export async function reassignMachineBaseline(db: Db, machineId: string): Promis
  */
 export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentIds: readonly string[], machineIds: readonly string[]): Promise<void> {
   if (assessmentIds.length === 0) return;
-  const fresh = await tx<Array<{ name: string; version: string; classification: string; severity: string; first_seen_at: Date }>>`
+  // A name and version's advisory issue date is the one its first sighting gave (the earliest among
+  // the reports that first showed it); a later kind of it copies that, null included. So an update
+  // first reported without a date (an older agent, yum's text output) keeps its first-seen clock,
+  // and no verdict stored before changes when a later report brings a date.
+  const fresh = await tx<UpdateKind[]>`
     with seen as (
-      select pu.name, pu.available_version as version, pu.classification::text as classification, coalesce(pu.severity::text, '') as severity, min(a.assessed_at) as first_seen_at
+      select pu.name, pu.available_version as version, pu.classification::text as classification, coalesce(pu.severity::text, '') as severity, min(a.assessed_at) as first_seen_at,
+        min(min(pu.advisory_issued_at)) over (partition by pu.name, pu.available_version) as advisory_issued_at
       from pending_updates pu join assessments a on a.id = pu.assessment_id
       where pu.assessment_id = any(${assessmentIds as string[]}::uuid[])
       group by 1, 2, 3, 4
       order by 1, 2, 3, 4
     ),
     inserted as (
-      insert into update_first_seen (name, version, classification, severity, first_seen_at)
-      select * from seen on conflict do nothing
+      insert into update_first_seen (name, version, classification, severity, first_seen_at, advisory_issued_at)
+      select s.name, s.version, s.classification, s.severity, s.first_seen_at,
+        case when exists (select 1 from update_first_seen f where f.name = s.name and f.version = s.version)
+          then (select min(f.advisory_issued_at) from update_first_seen f where f.name = s.name and f.version = s.version)
+          else s.advisory_issued_at end
+      from seen s on conflict do nothing
       returning name, version
     )
-    select s.name, s.version, s.classification, s.severity,
-      least(s.first_seen_at, (select min(f.first_seen_at) from update_first_seen f where f.name = s.name and f.version = s.version)) as first_seen_at
+    select s.name, s.version, s.classification, s.severity
     from seen s join (select distinct name, version from inserted) i using (name, version)`;
   if (fresh.length > 0) {
     const rows = await tx<BaselineRow[]>`select id, name, os_type as "osType", tags, priority, rules, approved_patterns as "approvedPatterns", rejected_patterns as "rejectedPatterns", sla_targets as "slaTargets", time_zone as "timeZone" from baselines`;
     if (rows.length > 0) {
+      const clocksQuery = dialect.sqlToQuery(updateClocksSql(sql`select * from unnest(${sql.param(fresh.map((k) => k.name))}::text[], ${sql.param(fresh.map((k) => k.version))}::text[])`));
+      const clocks = clockMap(await tx.unsafe<ClockRow[]>(clocksQuery.sql, clocksQuery.params as never[]));
       await insertVerdicts(
         (batch) => tx`insert into baseline_verdicts (baseline_id, name, version, classification, severity, approved_at, due_at)
           select * from unnest(${batch.map((r) => r.baselineId)}::uuid[], ${batch.map((r) => r.name)}::text[], ${batch.map((r) => r.version)}::text[],
@@ -194,6 +236,7 @@ export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentI
           on conflict do nothing`,
         rows.map(asBaseline),
         fresh,
+        clocks,
       );
     }
   }
@@ -212,25 +255,21 @@ export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentI
     where m.id = s.id and (m.non_compliant_from is distinct from s.nc or m.sla_due_dates is distinct from s.due)`;
 }
 
-/** For planning and the compliance reason: each machine's baseline row (null: built-in) and the first-seen dates of its pending updates, keyed `name=version`. */
-export async function baselineInputs(db: Db, machineIds: readonly string[]): Promise<{ baselineOf: Map<string, Baseline | null>; firstSeenOf: Map<string, Map<string, Date>> }> {
+/**
+ * For planning and the compliance reason: each machine's baseline row (null: built-in) and the clock
+ * inputs of the updates its latest assessment lists (keyed by clockKey; the same read as the stored
+ * verdicts', updateClocksSql).
+ */
+export async function baselineInputs(db: Db, machineIds: readonly string[]): Promise<{ baselineOf: Map<string, Baseline | null>; clocks: Map<string, UpdateClockInputs> }> {
   const baselineOf = new Map<string, Baseline | null>();
-  const firstSeenOf = new Map<string, Map<string, Date>>();
-  if (machineIds.length === 0) return { baselineOf, firstSeenOf };
+  if (machineIds.length === 0) return { baselineOf, clocks: new Map() };
   const ids = sql.param([...machineIds]);
-  const [assigned, seen] = await Promise.all([
+  const [assigned, clocks] = await Promise.all([
     db.select({ machineId: machines.id, baseline: baselines }).from(machines).leftJoin(baselines, eq(baselines.id, machines.baselineId)).where(sql`${machines.id} = any(${ids}::uuid[])`),
-    db.execute<{ machine_id: string; name: string; version: string; first_seen_at: string | Date }>(sql`
-      select m.id as machine_id, pu.name, pu.available_version as version, (select min(f.first_seen_at) from ${updateFirstSeen} f where f.name = pu.name and f.version = pu.available_version) as first_seen_at
-      from ${machines} m join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
-      where m.id = any(${ids}::uuid[])`),
+    db.execute<ClockRow>(
+      updateClocksSql(sql`select pu.name, pu.available_version from ${machines} m join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id where m.id = any(${ids}::uuid[])`),
+    ),
   ]);
   for (const row of assigned) baselineOf.set(row.machineId, row.baseline ? asBaseline(row.baseline) : null);
-  for (const row of seen) {
-    if (row.first_seen_at === null) continue;
-    let map = firstSeenOf.get(row.machine_id);
-    if (!map) firstSeenOf.set(row.machine_id, (map = new Map()));
-    map.set(`${row.name}=${row.version}`, new Date(row.first_seen_at));
-  }
-  return { baselineOf, firstSeenOf };
+  return { baselineOf, clocks: clockMap(clocks) };
 }

@@ -12,6 +12,9 @@ import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './
  */
 
 /** The machine's Debian codename in SQL, from the same table as debianRelease (src/fleet/cves.ts). */
+/** The package a tracker entry names for pending update `pu`: the twin of trackerPackage (src/fleet/cves.ts). */
+const trackerPackageSql = sql.raw('coalesce(pu.source_package, pu.name)');
+
 const debianReleaseSql = sql.raw(
   `(case when m.package_manager = 'apt' and m.os_name ilike '%debian%' then (case split_part(m.os_version, '.', 1) ${Object.entries(DEBIAN_CODENAMES)
     .map(([version, codename]) => `when '${version}' then '${codename}'`)
@@ -28,6 +31,7 @@ type CandidateRow = {
   tags: string[];
   management_enabled: boolean;
   name: string;
+  source_package: string | null;
   installed_version: string | null;
   available_version: string;
   classification: Classification;
@@ -49,6 +53,7 @@ const machineOf = (r: CandidateRow): CandidateMachine => ({
 
 const updateOf = (r: CandidateRow): CandidateUpdate => ({
   name: r.name,
+  sourcePackage: r.source_package,
   installedVersion: r.installed_version,
   availableVersion: r.available_version,
   classification: r.classification,
@@ -73,10 +78,10 @@ export async function cveCandidates(
   cveId: string,
 ): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
   const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
-      select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = pu.name and t.release = ${debianReleaseSql}))`;
+      select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${debianReleaseSql}))`;
   const current = await db.execute<CandidateRow>(sql`
     select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
-           pu.name, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
     from ${machines} m
     join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
     join assessments a on a.id = m.latest_assessment_id
@@ -87,7 +92,7 @@ export async function cveCandidates(
       ? []
       : await db.execute<CandidateRow>(sql`
     select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
-           pu.name, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
     from ${machines} m
     join assessments a on a.machine_id = m.id
     join ${pendingUpdates} pu on pu.assessment_id = a.id
@@ -131,7 +136,7 @@ export async function trackerCandidates(db: Db): Promise<
     select m.id as machine_id, pu.installed_version, pu.available_version, t.cve_id, t.fixed_version, t.severity
     from ${machines} m
     join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
-    join ${cveTrackerFixes} t on t.package = pu.name and t.release = ${debianReleaseSql}
+    join ${cveTrackerFixes} t on t.package = ${trackerPackageSql} and t.release = ${debianReleaseSql}
     where m.removed_at is null and m.package_manager = 'apt' and pu.installed_version is not null`);
   return rows.map((r) => ({
     machineId: r.machine_id,

@@ -78,12 +78,12 @@ export async function runsOfMachine(db: Db, machineId: string, offset: number, l
 /**
  * The latest pending updates of each machine, their measured install durations, and what each
  * machine's patch baseline says of them at a given time (`baselineOf(machineId, now)`, for
- * planMachine's `baseline`).
+ * planMachine's `baseline`), with the baselines and clock inputs that decides by.
  */
 export async function planningInputs(db: Db, machineIds: string[]) {
-  const { baselineOf, firstSeenOf } = await baselineInputs(db, machineIds);
-  const decide = (machineId: string, osType: OsType, now: Date) => baselineDecider(baselineOf.get(machineId) ?? builtInBaseline(osType), firstSeenOf.get(machineId) ?? new Map(), now);
-  if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>(), decide };
+  const { baselineOf, clocks } = await baselineInputs(db, machineIds);
+  const decide = (machineId: string, osType: OsType, now: Date) => baselineDecider(baselineOf.get(machineId) ?? builtInBaseline(osType), clocks, now);
+  if (machineIds.length === 0) return { pending: new Map<string, PendingUpdate[]>(), learned: new Map<string, Record<string, number>>(), decide, baselineOf, clocks };
   const [rows, durations] = await Promise.all([
     db
       .select({ machineId: pendingUpdates.machineId, update: pendingUpdates })
@@ -112,7 +112,7 @@ export async function planningInputs(db: Db, machineIds: string[]) {
   }
   const learned = new Map<string, Record<string, number>>();
   for (const d of durations) learned.set(d.machineId, { ...learned.get(d.machineId), [d.name]: d.averageSeconds });
-  return { pending, learned, decide };
+  return { pending, learned, decide, baselineOf, clocks };
 }
 
 export interface PlannedResult {

@@ -209,6 +209,12 @@ export const pendingUpdates = pgTable(
      * zypper patches, WUA's LastDeploymentChangeTime); null for apt and for agents that do not send it.
      */
     advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
+    /**
+     * The source package the binary is built from, where the agent says it differs from `name`
+     * (apt's Packages `Source:`); null otherwise, and on rows stored before it was kept. The Debian
+     * tracker's entries match `coalesce(source_package, name)`.
+     */
+    sourcePackage: text('source_package'),
   },
   (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
 );
@@ -239,8 +245,8 @@ export const baselines = pgTable(
 /**
  * When fleetpatch first saw each update anywhere in the fleet: per name, version, classification and
  * severity (severity '' when none), so that the baselines' verdicts can be computed once per kind of
- * update; an update's first-seen date is the earliest of its name and version's rows. The clock of
- * approval delays and SLAs.
+ * update; an update's first-seen date is the earliest of its name and version's rows. With the
+ * advisory issue date, the clock of approval delays and SLAs.
  */
 export const updateFirstSeen = pgTable(
   'update_first_seen',
@@ -250,6 +256,13 @@ export const updateFirstSeen = pgTable(
     classification: text('classification').notNull(),
     severity: text('severity').notNull().default(''),
     firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull(),
+    /**
+     * The advisory's issue date as the reports that first showed this name and version gave it (the
+     * same on every kind of one name and version; null when they gave none, and on rows recorded
+     * before it was kept, whose verdicts were counted from first seen). With first_seen_at, the
+     * update's clock (src/fleet/baselines.ts, updateClock).
+     */
+    advisoryIssuedAt: timestamp('advisory_issued_at', { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.name, t.version, t.classification, t.severity] })],
 );

@@ -7,7 +7,10 @@
  * is approved at once, and there is no SLA.
  *
  * Every date is counted from the update's clock: its advisory's issue date when the metadata gives
- * one, else when fleetpatch first saw that name and version anywhere in the fleet. Days are
+ * one, else when fleetpatch first saw that name and version anywhere in the fleet (as AWS SSM Patch
+ * Manager's approveAfterDays counts from a patch's release date: the clock is the product's rule,
+ * not a rule's choice). Both inputs are fleet-wide per name and version (UpdateClockInputs) and read
+ * from one place, so the stored verdicts, the planner and the machine view count from one clock. Days are
  * calendar days in the baseline's time zone: "approved 7 days after" means from the start of the 7th
  * day after the clock's day; "due in 15 days" means by the end of the 15th day after it.
  *
@@ -114,9 +117,42 @@ export type UpdateVerdict =
       by: string;
     };
 
-/** The update's clock: the advisory's issue date when known, else first seen. */
+/**
+ * The update's clock: the advisory's issue date when known, else first seen. An issue date after the
+ * first sighting (a date-only `issued` read as midnight UTC while the repository already had it, a
+ * clock off on the machine that reported it) counts as the first sighting: the update was out by
+ * then, and no baseline, the built-in one included, may approve it later than first seen would.
+ */
 export function updateClock(update: Pick<ClockedUpdate, 'firstSeenAt' | 'advisoryIssuedAt'>): Date {
-  return update.advisoryIssuedAt ?? update.firstSeenAt;
+  const issued = update.advisoryIssuedAt;
+  return issued && issued.getTime() < update.firstSeenAt.getTime() ? issued : update.firstSeenAt;
+}
+
+/**
+ * What an update's clock is made of, fleet-wide for its name and version (src/db/baselines.ts,
+ * updateClocksSql, is the one read of them): when fleetpatch first saw it, and the advisory's issue
+ * date as recorded with that first sighting (null when the first report of it gave none).
+ */
+export interface UpdateClockInputs {
+  firstSeenAt: Date;
+  advisoryIssuedAt: Date | null;
+}
+
+/** The key of UpdateClockInputs maps: `name=version`. */
+export const clockKey = (update: { name: string; availableVersion: string }): string => `${update.name}=${update.availableVersion}`;
+
+/**
+ * An update with its clock inputs, the one way every caller (stored verdicts, planner, machine
+ * view) makes a ClockedUpdate. An update fleetpatch has no record of yet (its assessment is being
+ * stored) is first seen `now`, with no issue date, as its record will say.
+ */
+export function clockedUpdate<U extends { name: string; availableVersion: string; classification: Classification; severity: Severity | null }>(
+  update: U,
+  clocks: ReadonlyMap<string, UpdateClockInputs>,
+  now: Date,
+): Omit<U, keyof UpdateClockInputs> & ClockedUpdate {
+  const clock = clocks.get(clockKey(update));
+  return { ...update, firstSeenAt: clock?.firstSeenAt ?? now, advisoryIssuedAt: clock?.advisoryIssuedAt ?? null };
 }
 
 /**
@@ -247,11 +283,9 @@ export function baselineDecision(baseline: Baseline, update: ClockedUpdate, now:
   return { rejected: false, approved: true, reason: `approved by ${of} (${verdict.by})` };
 }
 
-/** The decision function for one machine's pending updates, with their first-seen dates looked up by `name=version`. */
-export function baselineDecider(baseline: Baseline, firstSeen: ReadonlyMap<string, Date>, now: Date): (update: PendingUpdate) => BaselineDecision {
-  // The advisory's issue date is not in the stored verdicts (src/db/baselines.ts) yet: every path
-  // keeps the first-seen clock so that planning and compliance agree.
-  return (update) => baselineDecision(baseline, { ...update, advisoryIssuedAt: null, firstSeenAt: firstSeen.get(`${update.name}=${update.availableVersion}`) ?? now }, now);
+/** The decision function for one machine's pending updates, with their clock inputs looked up by clockKey. */
+export function baselineDecider(baseline: Baseline, clocks: ReadonlyMap<string, UpdateClockInputs>, now: Date): (update: PendingUpdate) => BaselineDecision {
+  return (update) => baselineDecision(baseline, clockedUpdate(update, clocks, now), now);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -166,12 +166,21 @@ export interface CandidateMachine {
 
 export interface CandidateUpdate {
   name: string;
+  /** Its source package where the agent reported one that differs from `name` (apt); null otherwise. */
+  sourcePackage?: string | null;
   installedVersion: string | null;
   availableVersion: string;
   classification: Classification;
   severity: Severity | null;
   cveIds: string[];
 }
+
+/**
+ * The package name a tracker entry names for this update: its source package where the agent said
+ * (binary `libssl3` from source `openssl`), else its own name (a binary named as its source, and
+ * updates reported before agents sent sources). src/db/cves.ts matches the same in SQL.
+ */
+export const trackerPackage = (update: Pick<CandidateUpdate, 'name' | 'sourcePackage'>): string => update.sourcePackage ?? update.name;
 
 /**
  * Whether installing this pending update fixes the CVE on that machine, and on whose word: its
@@ -185,7 +194,7 @@ export function fixOf(cveId: string, machine: CandidateMachine, update: Candidat
   const fix = tracker.find(
     (t) =>
       t.cveId === cveId &&
-      t.package === update.name &&
+      t.package === trackerPackage(update) &&
       t.release === release &&
       compareDebianVersions(update.installedVersion!, t.fixedVersion) < 0 &&
       compareDebianVersions(t.fixedVersion, update.availableVersion) <= 0,

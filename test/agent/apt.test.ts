@@ -68,6 +68,8 @@ async function expectedUpdates(): Promise<PendingUpdate[]> {
       cveIds: [],
       rebootSuggested: p.rebootSuggested,
       repository: aptClassification(p) === 'SECURITY' ? 'Debian-Security:12/stable-security' : 'Debian:12-updates/stable-updates',
+      // From the Packages `Source:` field, only where the source's name differs (linux-image-demo from linux).
+      ...(p.sourcePackage ? { sourcePackage: p.sourcePackage } : {}),
     })),
   );
 }
@@ -81,6 +83,11 @@ describe('apt backend: assessment (real apt-get on a Debian 12 root)', () => {
     expect([...result.updates].sort(byName)).toEqual((await expectedUpdates()).sort(byName));
     expect(result.repositoryProblems).toEqual([]);
     expect(result.rebootPending).toBe(false);
+  });
+
+  it("reports the source package of a binary whose name differs from its source's (the Debian tracker names sources)", async () => {
+    const { updates } = await aptBackend.assess(machine('fresh').ctx);
+    expect(updates.filter((u) => u.sourcePackage !== undefined).map((u) => [u.name, u.sourcePackage])).toEqual([['linux-image-demo', 'linux']]);
   });
 
   it('reports the new dependency as new, leaves up-to-date packages out, never says CRITICAL', async () => {

@@ -244,6 +244,30 @@ describe('the agent endpoint', () => {
     expect((refused as ServerRefusal).message).toMatch(/advisoryIssuedAt/);
   });
 
+  it("stores each apt update's source package as the agent sent it, takes reports without one, and refuses one that is no name", async () => {
+    const key = await createKey({ description: 'source packages' });
+    const { machineId, agent } = await enrollMachine(base, key.secret);
+    const report = assessmentReport([
+      pendingUpdate({ name: 'libssl3', classification: 'SECURITY', sourcePackage: 'openssl' }),
+      // The same name as its source: the agent leaves the field out; an older agent never sends it.
+      pendingUpdate({ name: 'openssl', classification: 'SECURITY' }),
+    ]);
+    expect(await agent.sendReport(report)).toEqual({ stored: true });
+    const machine = await graphql<{ machine: { pendingUpdates: { edges: Array<{ node: { name: string; sourcePackage: string | null } }> } } }>(
+      api.url,
+      `query($id: ID!) { machine(id: $id) { pendingUpdates { edges { node { name sourcePackage } } } } }`,
+      { token: admin, variables: { id: machineId } },
+    );
+    expect(machine.errors).toBeUndefined();
+    expect(machine.data!.machine.pendingUpdates.edges.map((e) => e.node)).toEqual([
+      { name: 'libssl3', sourcePackage: 'openssl' },
+      { name: 'openssl', sourcePackage: null },
+    ]);
+    const refused = await agent.sendReport(assessmentReport([pendingUpdate({ name: 'bad', sourcePackage: '' })])).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ServerRefusal);
+    expect((refused as ServerRefusal).message).toMatch(/sourcePackage/);
+  });
+
   it('answers malformed, oversized and unauthenticated requests with a 4xx and a message, storing nothing', async () => {
     const key = await createKey({ description: 'hostile' });
     const { credential } = await enrollMachine(base, key.secret);

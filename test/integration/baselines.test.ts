@@ -195,6 +195,119 @@ describe('patch baselines and SLA clocks', () => {
   });
 });
 
+/**
+ * The advisory's issue date as the clock, on the real ingest path: the verdicts stored for the fleet
+ * view, the machine's own reason and the deployment preview (the planner) all count from it, and
+ * agree; an update whose first report gave no date counts from when it was first seen.
+ */
+describe("the advisory's issue date is the clock of stored verdicts, the machine view and the planner alike", () => {
+  const T = new Date('2026-11-26T12:00:00Z');
+  let database: Database;
+  let pubsub: FleetPubSub;
+  let drop: () => Promise<void>;
+  let clock = T;
+  let services: ApiServices;
+  let machines: MachineService;
+  let baselines: BaselineService;
+  let baselineId: string;
+  const ids: Record<string, string> = {};
+
+  // dnf updateinfo: an advisory issued a month ago, one issued two days ago; and one without a date
+  // (yum's text output, an older agent).
+  const kernel = pendingUpdate({ name: 'kernel', availableVersion: '5.14.0-427.el9', classification: 'SECURITY', severity: 'IMPORTANT', advisoryIssuedAt: '2026-10-27T08:00:00Z' });
+  const bash = pendingUpdate({ name: 'bash', availableVersion: '5.1.8-9.el9', classification: 'SECURITY', severity: 'MODERATE', advisoryIssuedAt: '2026-11-24T10:00:00Z' });
+  const sudo = pendingUpdate({ name: 'sudo', availableVersion: '1.9.5p2-10.el9', classification: 'SECURITY', severity: 'IMPORTANT' });
+
+  async function insertMachine(name: string, tags: string[]) {
+    const id = randomUUID();
+    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, tags, last_seen_at)
+      values (${id}, ${name}, 'LINUX', 'Rocky Linux', '9.4', 'ON_PREMISES', ${tags}, ${clock.toISOString()}::timestamptz)`;
+    return id;
+  }
+
+  async function assess(machineId: string, updates: PendingUpdate[]) {
+    const report = assessmentReport(updates, { startedAt: new Date(clock.getTime() - 1000).toISOString(), finishedAt: clock.toISOString() });
+    await storeAssessmentReport(database.sql, machineId, report, { receivedAtMs: clock.getTime(), agentSentAtMs: clock.getTime() });
+  }
+
+  const machine = async (name: string) => (await findMachine(database.db, ids[name]!))!;
+  async function storedApprovals() {
+    const rows = await database.sql`select name, approved_at from baseline_verdicts where baseline_id = ${baselineId} order by name`;
+    return Object.fromEntries(rows.map((r) => [r.name as string, new Date(r.approved_at as string).toISOString()]));
+  }
+  async function fleetViewCompliance(name: string) {
+    const { rows } = await listMachines(database.db, { filter: { nameContains: name }, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 10, now: clock, thresholds: services.fleet.thresholds });
+    return machines.compliance(rows[0]!);
+  }
+  async function preview(machineId: string) {
+    const result = await new DeploymentService(services).preview({
+      input: { name: 'baseline patching', osType: 'LINUX', machineIds: [machineId], classifications: [], useBaseline: true, includePatterns: [], excludePatterns: [], onDemandOnly: true, windowMinutes: 120, rebootSetting: 'NEVER' } as never,
+    });
+    const plan = result.machines[0]!;
+    return { toInstall: plan.toInstall.map((u) => u.name), notSelected: Object.fromEntries(plan.notSelected.map((n) => [n.update.name, n.reason])) };
+  }
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    pubsub = await createFleetPubSub(database.sql);
+    services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+    machines = new MachineService(services);
+    baselines = new BaselineService(services);
+    ids['rocky-01'] = await insertMachine('rocky-01', ['env:prod']);
+    ids['rocky-02'] = await insertMachine('rocky-02', ['env:prod']);
+    const created = await baselines.save(null, { name: 'production', osType: 'LINUX', tags: ['env:prod'], rules: [{ classifications: ['SECURITY'], severities: [], delayDays: 7 }], slaTargets: [] });
+    baselineId = created!.id;
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await drop();
+  });
+
+  const expected = {
+    // issued 27 Oct: approved from 3 Nov, although first seen today
+    kernel: '2026-11-03T00:00:00.000Z',
+    // issued 24 Nov: approved from 1 Dec, not 7 days from today
+    bash: '2026-12-01T00:00:00.000Z',
+    // no date: 7 days from first seen (26 Nov)
+    sudo: '2026-12-03T00:00:00.000Z',
+  };
+
+  it('an update whose advisory is a month old is approved at once though first seen today; one without a date waits 7 days', async () => {
+    await assess(ids['rocky-01']!, [kernel, bash, sudo]);
+    // The verdicts the fleet view is computed from, as the update was first seen.
+    expect(await storedApprovals()).toEqual(expected);
+    expect(await fleetViewCompliance('rocky-01')).toBe('NON_COMPLIANT');
+    // The machine's own reason and the planner say the same, from the same clock.
+    expect(await machines.complianceReason(await machine('rocky-01'))).toBe(`Missing 1 update(s) approved by baseline "production": kernel ${kernel.availableVersion}.`);
+    expect(await preview(ids['rocky-01']!)).toEqual({
+      toInstall: ['kernel'],
+      notSelected: { bash: `approved by baseline "production" only from ${expected.bash}`, sudo: `approved by baseline "production" only from ${expected.sudo}` },
+    });
+  });
+
+  it('a later report of the same name and version with another date (or none) does not move its clock: every view still agrees', async () => {
+    clock = new Date('2026-12-01T06:00:00Z');
+    await assess(ids['rocky-02']!, [{ ...kernel, advisoryIssuedAt: null }, { ...bash, advisoryIssuedAt: '2026-11-30T00:00:00Z' }, { ...sudo, advisoryIssuedAt: '2026-10-01T00:00:00Z' }]);
+    await assess(ids['rocky-01']!, [kernel, bash, sudo]);
+    expect(await storedApprovals()).toEqual(expected);
+    for (const name of ['rocky-01', 'rocky-02']) {
+      expect(await fleetViewCompliance(name)).toBe('NON_COMPLIANT');
+      expect(await machines.complianceReason(await machine(name))).toBe(`Missing 2 update(s) approved by baseline "production": bash ${bash.availableVersion}, kernel ${kernel.availableVersion}.`);
+      expect(await preview(ids[name]!)).toEqual({ toInstall: ['kernel', 'bash'], notSelected: { sudo: `approved by baseline "production" only from ${expected.sudo}` } });
+    }
+  });
+
+  it('saving the baseline again computes the same verdicts from the same clock', async () => {
+    await baselines.save(baselineId, { name: 'production', osType: 'LINUX', tags: ['env:prod'], rules: [{ classifications: ['SECURITY'], severities: [], delayDays: 7 }], slaTargets: [{ severity: 'IMPORTANT', days: 10 }] });
+    expect(await storedApprovals()).toEqual(expected);
+    // IMPORTANT, 10 days from the kernel advisory's 27 Oct: long overdue; sudo's from first seen, 26 Nov.
+    expect((await machine('rocky-01')).slaDueDates.map((d) => new Date(d).toISOString())).toEqual(['2026-11-07T00:00:00.000Z', '2026-12-07T00:00:00.000Z']);
+  });
+});
+
 describe('baselines over GraphQL', () => {
   let close: () => Promise<void>;
   let url: string;

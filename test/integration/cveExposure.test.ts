@@ -114,9 +114,14 @@ describe('CVE exposure on the fixture machines', () => {
       { id: 'CVE-2025-0001', severity: 'CRITICAL', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER'] },
       { id: 'CVE-2025-0011', severity: 'CRITICAL', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER'] },
       { id: 'CVE-2025-0002', severity: 'IMPORTANT', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER'] },
-      // The kernel: the advisories name it on dnf and zypper; the tracker's "linux" is not the apt machine's binary package name.
-      { id: 'CVE-2025-0004', severity: 'MODERATE', machineCount: 2, sources: ['ADVISORY'] },
+      // The kernel: the advisories name it on dnf and zypper; on the apt machine the tracker names its
+      // source package "linux", which the agent reports for the binary linux-image-demo.
+      { id: 'CVE-2025-0004', severity: 'MODERATE', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER'] },
       { id: 'CVE-2025-0005', severity: 'LOW', machineCount: 2, sources: ['ADVISORY'] },
+    ]);
+    const kernel = (await cve('CVE-2025-0004')).data!.cve;
+    expect(kernel.exposures.edges.filter((e) => e.node.source === 'DEBIAN_TRACKER').map((e) => [e.node.machine.name, e.node.update.name, e.node.update.installedVersion, e.node.update.availableVersion, e.node.severity])).toEqual([
+      ['debian-01', 'linux-image-demo', '5.0-1', '5.1-1', 'MODERATE'],
     ]);
     const important = await graphql<{ cves: { edges: Array<{ node: { id: string } }> } }>(api.url, '{ cves(filter: { severities: [IMPORTANT], idContains: "0002" }) { edges { node { id } } } }', { token: viewer });
     expect(important.data!.cves.edges.map((e) => e.node.id)).toEqual(['CVE-2025-0002']);

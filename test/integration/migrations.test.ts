@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
+import { saveBaseline } from '../../src/db/baselines.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
-import { databaseUrl } from '../support/env.js';
+import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
 
 describe('migrations', () => {
@@ -188,6 +189,34 @@ describe('migrations over existing rows', () => {
       const [after] = await db`select baseline_id, non_compliant_from, sla_due_dates, security_count from machines where id = ${machine}`;
       expect(after).toEqual({ baseline_id: null, non_compliant_from: null, sla_due_dates: [], security_count: 1 });
       expect((await db`select use_baseline from deployments`).length).toBe(0);
+    });
+  });
+
+  it('0021 and 0022 leave the rows already stored without an issue-date clock or a source: their verdicts still count from first seen', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0020');
+      const machine = await insertMachine(db, 'rocky-01', 'LINUX');
+      const id = randomUUID();
+      await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+        values (${id}, ${machine}, 'SCHEDULE', 'dnf', '2026-11-20T08:00:00Z', '2026-11-20T08:00:00Z', '2026-11-20T08:00:00Z', false, 0, 1, 0)`;
+      // The report carried an issue date (stored since the issue dates were read), first seen 20 Nov.
+      await db`insert into pending_updates (assessment_id, machine_id, name, available_version, classification, advisory_issued_at) values (${id}, ${machine}, 'kernel', '5.14', 'SECURITY', '2026-10-01T00:00:00Z')`;
+      await db`insert into update_first_seen (name, version, classification, severity, first_seen_at) values ('kernel', '5.14', 'SECURITY', '', '2026-11-20T08:00:00Z')`;
+      await db`update machines set latest_assessment_id = ${id}, last_assessed_at = '2026-11-20T08:00:00Z', security_count = 1 where id = ${machine}`;
+
+      await migrateDatabase(url);
+      expect(await db`select advisory_issued_at from update_first_seen`).toEqual([{ advisory_issued_at: null }]);
+      expect(await db`select source_package from pending_updates`).toEqual([{ source_package: null }]);
+      // A baseline saved now counts the update seen before from its first sighting, as before.
+      const database = connectTestDatabase(url);
+      try {
+        const saved = await saveBaseline(database.db, null, { name: 'production', osType: 'LINUX', tags: [], priority: 0, rules: [{ classifications: ['SECURITY'], severities: [], delayDays: 7 }], approvedPatterns: [], rejectedPatterns: [], slaTargets: [], timeZone: 'UTC' });
+        expect(saved).toMatchObject({ name: 'production' });
+        const [verdict] = await db`select approved_at from baseline_verdicts`;
+        expect(new Date(verdict!.approved_at as string).toISOString()).toBe('2026-11-27T00:00:00.000Z');
+      } finally {
+        await database.close();
+      }
     });
   });
 });

@@ -11,6 +11,7 @@ import {
   parseOrigin,
   parseSimulateLine,
   parseSimulation,
+  parseSourcePackages,
   parseUnfinishedPackages,
   parseUpdateOutput,
   unfinishedNote,
@@ -170,5 +171,24 @@ describe('apt simulate-line parser (lines captured from apt 2.6 on Debian 12)', 
       expect.objectContaining({ code: 'UNPARSEABLE_OUTPUT' }) as Error,
     );
     expect(() => parseSimulation('')).toThrow(expect.objectContaining({ code: 'UNPARSEABLE_OUTPUT' }) as Error);
+  });
+});
+
+describe('apt-cache show: the source package of each candidate', () => {
+  it('on the fixture machine: the binary whose Packages stanza names another source (linux-image-demo from linux), no other', () => {
+    expect([...parseSourcePackages(recorded('show-candidates.txt'))]).toEqual([['linux-image-demo=5.1-1', 'linux']]);
+  });
+
+  it("on Debian 12's own archive: `Source: name (version)` keeps the name; a binNMU of a same-named source is left out", () => {
+    // Recorded with `apt-cache show telnet libssl3 bash` on a Debian 12 host (bookworm, bookworm-security).
+    expect(Object.fromEntries(parseSourcePackages(recorded('show-debian12.txt')))).toEqual({
+      'telnet=0.17+2.4-2+deb12u3': 'inetutils',
+      'libssl3=3.0.22-1~deb12u2': 'openssl',
+    });
+  });
+
+  it('refuses a source field that is no package name', () => {
+    expect(() => parseSourcePackages('Package: libfoo1\nVersion: 1.0-1\nSource: Foo;rm\n')).toThrow(/source package name not understood/);
+    expect(parseSourcePackages('')).toEqual(new Map());
   });
 });

@@ -5,6 +5,7 @@ import {
   baselineCompliance,
   baselineDecider,
   builtInBaseline,
+  clockedUpdate,
   explainCompliance,
   machineBaselineState,
   overdueCount,
@@ -12,6 +13,7 @@ import {
   validateBaselineInput,
   type Baseline,
   type ClockedUpdate,
+  type UpdateClockInputs,
 } from '../../src/fleet/baselines.js';
 import { compliance, DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { planMachine } from '../../src/fleet/planning.js';
@@ -62,6 +64,48 @@ describe('approval by rule: the start of the Nth local day after the clock', () 
   it("counts from the advisory's issue date when the metadata gives one", () => {
     const verdict = updateVerdict(baseline(), update({ advisoryIssuedAt: at('2026-10-20T08:00:00Z') }));
     expect(verdict.status === 'APPROVED' && verdict.approvedAt.toISOString()).toBe('2026-10-27T00:00:00.000Z');
+  });
+});
+
+describe("the clock: the advisory's issue date when the metadata gives one, else first seen", () => {
+  // A production baseline: security updates 7 days after their clock, critical ones due in 7 days.
+  const b = baseline({ timeZone: 'Europe/Berlin' });
+  const today = at('2026-12-02T09:30:00Z');
+  // [what, advisory issue date (null: none), approved from, due at (CRITICAL)]
+  const cases: Array<[string, string | null, string, string]> = [
+    ['dnf advisory issued a month ago, first seen today: approved at once, already overdue', '2026-11-02T00:00:00Z', '2026-11-08T23:00:00.000Z', '2026-11-09T23:00:00.000Z'],
+    ['zypper patch issued 8 days ago (its issue-date time_t), first seen today: approved at once', '2026-11-24T06:00:00Z', '2026-11-30T23:00:00.000Z', '2026-12-01T23:00:00.000Z'],
+    ['issued 5 days ago: waits 2 more days, not the 7 from first seen', '2026-11-27T12:00:00Z', '2026-12-03T23:00:00.000Z', '2026-12-04T23:00:00.000Z'],
+    ['issued late in the Berlin day (23:30 local): that day counts', '2026-11-25T22:30:00Z', '2026-12-01T23:00:00.000Z', '2026-12-02T23:00:00.000Z'],
+    ['no issue date (apt, yum text output): 7 days from first seen today', null, '2026-12-08T23:00:00.000Z', '2026-12-09T23:00:00.000Z'],
+    ['an issue date after the first sighting counts as the first sighting: never approved later than first seen would', '2026-12-04T00:00:00Z', '2026-12-08T23:00:00.000Z', '2026-12-09T23:00:00.000Z'],
+  ];
+  it.each(cases)('%s', (_what, issued, approvedFrom, dueAt) => {
+    const clocks = new Map<string, UpdateClockInputs>([['openssl=3.0.7-28.el9_4', { firstSeenAt: today, advisoryIssuedAt: issued === null ? null : at(issued) }]]);
+    const u = clockedUpdate({ name: 'openssl', availableVersion: '3.0.7-28.el9_4', classification: 'SECURITY', severity: 'CRITICAL' }, clocks, today);
+    const verdict = updateVerdict(b, u);
+    expect(verdict.status === 'APPROVED' && [verdict.approvedAt.toISOString(), verdict.dueAt?.toISOString()]).toEqual([approvedFrom, dueAt]);
+    const approvedNow = new Date(approvedFrom).getTime() <= today.getTime();
+    expect(machineBaselineState(b, [u]).nonCompliantFrom!.getTime() <= today.getTime()).toBe(approvedNow);
+    expect(explainCompliance(b, [u], today).missingApproved.length).toBe(approvedNow ? 1 : 0);
+  });
+
+  it('the built-in baseline approves at once whatever the issue date, as the fleet view counts it', () => {
+    const builtIn = builtInBaseline('LINUX');
+    for (const issued of [at('2020-01-01T00:00:00Z'), at('2026-12-03T00:00:00Z'), null]) {
+      const clocks = new Map<string, UpdateClockInputs>([['openssl=2', { firstSeenAt: today, advisoryIssuedAt: issued }]]);
+      const reported: PendingUpdate = { name: 'openssl', installedVersion: '1', availableVersion: '2', arch: null, classification: 'CRITICAL', severity: 'CRITICAL', advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null };
+      expect(baselineDecider(builtIn, clocks, today)(reported)).toMatchObject({ approved: true });
+    }
+  });
+
+  it('the planner counts from the recorded clock, not from the date a report carries', () => {
+    // The clock inputs are fleet-wide (what the first report of this name and version said); a
+    // later report's own date does not move this machine's decision away from the stored verdicts'.
+    const clocks = new Map<string, UpdateClockInputs>([['openssl=2', { firstSeenAt: today, advisoryIssuedAt: at('2026-11-01T00:00:00Z') }]]);
+    const reported: PendingUpdate = { name: 'openssl', installedVersion: '1', availableVersion: '2', arch: null, classification: 'SECURITY', severity: null, advisoryIds: [], cveIds: [], rebootSuggested: false, repository: null, advisoryIssuedAt: '2026-12-01T00:00:00Z' };
+    expect(baselineDecider(b, clocks, today)(reported)).toMatchObject({ approved: true });
+    expect(baselineDecider(b, new Map(), today)(reported)).toMatchObject({ approved: false, reason: 'approved by baseline "production" only from 2026-12-08T23:00:00.000Z' });
   });
 });
 
@@ -191,10 +235,10 @@ describe('deployments under a baseline', () => {
     rebootSuggested: false,
     repository: null,
   });
-  const firstSeen = new Map([
-    ['openssl=2', at('2026-11-01T10:00:00Z')],
-    ['sudo=2', at('2026-11-10T10:00:00Z')],
-    ['curl=2', at('2026-11-01T10:00:00Z')],
+  const firstSeen = new Map<string, UpdateClockInputs>([
+    ['openssl=2', { firstSeenAt: at('2026-11-01T10:00:00Z'), advisoryIssuedAt: null }],
+    ['sudo=2', { firstSeenAt: at('2026-11-10T10:00:00Z'), advisoryIssuedAt: null }],
+    ['curl=2', { firstSeenAt: at('2026-11-01T10:00:00Z'), advisoryIssuedAt: null }],
   ]);
   const b = baseline({ rejectedPatterns: ['curl'] });
   const now = at('2026-11-12T12:00:00Z');

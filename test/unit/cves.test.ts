@@ -94,8 +94,16 @@ describe('which update fixes a CVE', () => {
     expect(fixOf('CVE-2025-0002', { ...debian, osVersion: '11' }, update({ name: 'demo-tool' }), tracker)).toBeNull();
     expect(fixOf('CVE-2025-0001', rocky, update({ name: 'demo-libssl' }), tracker)).toBeNull();
     expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl', installedVersion: null }), tracker)).toBeNull();
-    // The tracker names source packages: a binary package of another name is not matched.
-    expect(fixOf('CVE-2025-0004', debian, update({ name: 'linux-image-demo', installedVersion: '5.0-1', availableVersion: '5.1-1' }), tracker)).toBeNull();
+  });
+
+  it('matches the tracker by source package: a binary built from it is exposed, one reported without its source is not', () => {
+    const kernel = { name: 'linux-image-demo', installedVersion: '5.0-1', availableVersion: '5.1-1' };
+    expect(fixOf('CVE-2025-0004', debian, update({ ...kernel, sourcePackage: 'linux' }), tracker)).toEqual({ source: 'DEBIAN_TRACKER', severity: 'MODERATE' });
+    // Reported by an agent before sources were sent: matched by its own name, as before, so not.
+    expect(fixOf('CVE-2025-0004', debian, update({ ...kernel, sourcePackage: null }), tracker)).toBeNull();
+    expect(fixOf('CVE-2025-0004', debian, update(kernel), tracker)).toBeNull();
+    // A binary whose source is another package is matched by that source only.
+    expect(fixOf('CVE-2025-0001', debian, update({ name: 'demo-libssl', sourcePackage: 'demo-openssl' }), tracker)).toBeNull();
   });
 });
 

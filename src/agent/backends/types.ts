@@ -38,6 +38,12 @@ export interface PendingUpdate {
    * Absent when unknown (left out of the report then, like `note`).
    */
   advisoryIssuedAt?: string | null;
+  /**
+   * The source package the update's binary package is built from, where it differs from `name`
+   * (apt: the Packages `Source:` field; `libssl3` from `openssl`). Security trackers name source
+   * packages. Absent when it is the same or unknown (left out of the report then, like `note`).
+   */
+  sourcePackage?: string | null;
   /** The metadata suggests a reboot after installing it (kernel, reboot_suggested, installhint). */
   rebootSuggested: boolean;
   /** Where the available version comes from (apt origin/suite, dnf repo id, zypper repo alias). */

@@ -76,6 +76,8 @@ const pendingUpdate = z.strictObject({
   note: text(1000).nullable().optional(),
   // Optional: agents before it was read send no issue date, and their reports stay valid.
   advisoryIssuedAt: timestamp.nullable().optional(),
+  // Optional: apt's source package name where it differs; agents before it send none.
+  sourcePackage: text(300).min(1).nullable().optional(),
 });
 
 /** The report around its updates; `updates` holds what the caller checks (every update, or none). */
@@ -105,7 +107,7 @@ const reportAroundUpdates = reportOf(z.unknown());
 
 const UPDATE_FIELDS = new Set(Object.keys(pendingUpdate.shape));
 /** Fields an update may leave out. */
-const OPTIONAL_UPDATE_FIELDS = new Set(['note', 'advisoryIssuedAt']);
+const OPTIONAL_UPDATE_FIELDS = new Set(['note', 'advisoryIssuedAt', 'sourcePackage']);
 const REQUIRED_UPDATE_FIELDS = UPDATE_FIELDS.size - OPTIONAL_UPDATE_FIELDS.size;
 const CLASSIFICATIONS = new Set<unknown>(classification.options);
 const SEVERITIES = new Set<unknown>(pendingUpdate.shape.severity.unwrap().options);
@@ -138,7 +140,8 @@ function isValidUpdate(u: unknown): boolean {
     typeof o.rebootSuggested === 'boolean' &&
     (o.repository === null || isText(o.repository, 500)) &&
     (o.note === undefined || o.note === null || isText(o.note, 1000)) &&
-    (o.advisoryIssuedAt === undefined || o.advisoryIssuedAt === null || timestamp.safeParse(o.advisoryIssuedAt).success)
+    (o.advisoryIssuedAt === undefined || o.advisoryIssuedAt === null || timestamp.safeParse(o.advisoryIssuedAt).success) &&
+    (o.sourcePackage === undefined || o.sourcePackage === null || isText(o.sourcePackage, 300, 1))
   );
 }
 

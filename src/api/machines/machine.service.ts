@@ -18,8 +18,8 @@ import {
   type MachineSortField,
 } from '../../db/machines.js';
 import { compliance, readiness } from '../../fleet/compliance.js';
-import { baselineCompliance, builtInBaseline, explainCompliance, overdueCount } from '../../fleet/baselines.js';
-import { asBaseline, baselineInputs, findBaseline } from '../../db/baselines.js';
+import { baselineCompliance, builtInBaseline, clockedUpdate, explainCompliance, overdueCount } from '../../fleet/baselines.js';
+import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateGroup, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import type { ComplianceSummaryRow } from '../../db/machines.js';
@@ -134,10 +134,9 @@ export class MachineService {
     const verdict = this.compliance(machine);
     if (verdict === 'NOT_ASSESSED') return machine.lastAssessedAt ? `No assessment since ${machine.lastAssessedAt.toISOString()}: the latest is too old to judge by.` : 'Never assessed.';
     const now = this.services.now();
-    const [{ baselineOf, firstSeenOf }, { pending }] = await Promise.all([baselineInputs(this.db, [machine.id]), planningInputs(this.db, [machine.id])]);
+    const { pending, baselineOf, clocks } = await planningInputs(this.db, [machine.id]);
     const baseline = baselineOf.get(machine.id) ?? builtInBaseline(machine.osType);
-    const firstSeen = firstSeenOf.get(machine.id) ?? new Map<string, Date>();
-    const updates = (pending.get(machine.id) ?? []).map((u) => ({ ...u, advisoryIssuedAt: null, firstSeenAt: firstSeen.get(`${u.name}=${u.availableVersion}`) ?? now }));
+    const updates = (pending.get(machine.id) ?? []).map((u) => clockedUpdate(u, clocks, now));
     return explainCompliance(baseline, updates, now).reason;
   }
 

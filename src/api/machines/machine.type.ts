@@ -44,6 +44,13 @@ export class PendingUpdate {
 
   @Field(() => String, {
     nullable: true,
+    description:
+      "The source package its binary package is built from, where that differs from its name (apt's Packages `Source:`, e.g. openssl for libssl3); the Debian security tracker is matched by it. Null when the same, unknown, or reported by an agent before it was sent.",
+  })
+  sourcePackage?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
     description: 'Why the update is listed, when that is not plain to see: e.g. a package dpkg left half-configured, pending with the same installed and available version.',
   })
   note?: string | null;

@@ -152,6 +152,27 @@ export function parseSimulation(output: string): PendingUpdate[] {
 }
 
 /**
+ * The source package of each binary package version in `apt-cache show NAME=VERSION...` output (the
+ * Packages stanzas, blank-line separated), keyed `name=version`, only where it differs from the
+ * binary's name. `Source:` is absent when the source has the binary's name, and carries the source
+ * version in parentheses when that differs from the binary's (`Source: glibc (2.36-9)` for a binNMU):
+ * only the name is kept.
+ */
+export function parseSourcePackages(output: string): Map<string, string> {
+  const sources = new Map<string, string>();
+  for (const stanza of output.split(/\n\s*\n/)) {
+    const field = (name: string) => new RegExp(`^${name}:[ \t]*(\\S+)`, 'm').exec(stanza)?.[1] ?? null;
+    const pkg = field('Package');
+    const version = field('Version');
+    const source = field('Source');
+    if (pkg === null || version === null || source === null || source === pkg) continue;
+    if (!PACKAGE_NAME.test(source)) throw new BackendError('UNPARSEABLE_OUTPUT', `apt-cache show: source package name not understood for ${pkg} ${version}: ${source.slice(0, 100)}`, { output });
+    sources.set(`${pkg}=${version}`, source);
+  }
+  return sources;
+}
+
+/**
  * How many packages the summary line says will be unpacked, or null without one. apt 2.x:
  * `3 upgraded, 1 newly installed, 0 to remove and 0 not upgraded.` (with `N reinstalled, ` and
  * `N downgraded, ` when there are any); apt 3.x prints `  Upgrading: 3, Installing: 1, Removing: 0,

@@ -15,6 +15,7 @@ import {
   PACKAGE_VERSION,
   parseDpkgState,
   parseSimulation,
+  parseSourcePackages,
   parseUnfinishedPackages,
   parseUpdateOutput,
   unfinishedNote,
@@ -188,7 +189,25 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
     for (const u of toConfigure) u.note = unfinishedNote(u, statusOf(u));
   }
 
+  await addSourcePackages(updates, env);
   return { rebootPending: await rebootRequiredFileExists(ctx.root), updates, repositoryProblems: problems };
+}
+
+/**
+ * Each update's source package where it differs from the binary's name, from the candidate version's
+ * Packages stanza (`apt-cache show NAME=VERSION...`, one run for them all): security trackers name
+ * source packages (`openssl`), apt's updates are binaries (`libssl3`).
+ */
+async function addSourcePackages(updates: PendingUpdate[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (updates.length === 0) return;
+  const show = await runProgram('apt-cache', ['-q', '-o', 'APT::Cache::AllVersions=0', 'show', ...new Set(updates.map((u) => `${u.name}=${u.availableVersion}`))], env, { timeoutMs: 5 * 60_000 });
+  checkRun(show);
+  if (show.exitCode !== 0) throw commandFailed(show);
+  const sources = parseSourcePackages(show.stdout);
+  for (const u of updates) {
+    const source = sources.get(`${u.name}=${u.availableVersion}`);
+    if (source !== undefined) u.sourcePackage = source;
+  }
 }
 
 /*

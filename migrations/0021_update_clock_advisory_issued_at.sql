@@ -1,0 +1,1 @@
+ALTER TABLE "update_first_seen" ADD COLUMN "advisory_issued_at" timestamp with time zone;

@@ -1,0 +1,1 @@
+ALTER TABLE "pending_updates" ADD COLUMN "source_package" text;
