@@ -201,8 +201,9 @@ async function assess(ctx: BackendContext): Promise<AssessmentResult> {
 async function addSourcePackages(updates: PendingUpdate[], env: NodeJS.ProcessEnv): Promise<void> {
   if (updates.length === 0) return;
   const show = await runProgram('apt-cache', ['-q', '-o', 'APT::Cache::AllVersions=0', 'show', ...new Set(updates.map((u) => `${u.name}=${u.availableVersion}`))], env, { timeoutMs: 5 * 60_000 });
-  checkRun(show);
-  if (show.exitCode !== 0) throw commandFailed(show);
+  // Source names are information for CVE matching, never a reason to fail the assessment: when
+  // apt-cache cannot show a version (exit 100), the stanzas it did print still count.
+  if (show.exitCode === null) return;
   const sources = parseSourcePackages(show.stdout);
   for (const u of updates) {
     const source = sources.get(`${u.name}=${u.availableVersion}`);
