@@ -82,14 +82,14 @@ export async function maintainedMissingUpdateGroups(db: Db): Promise<MissingUpda
     ),
     db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; severity: string | null; reboot_suggested: boolean; advisory_ids: string[]; cve_ids: string[] }>(
       sql`select os_type, name, classification::text as classification, available_version, severity::text as severity, reboot_suggested, advisory_ids, cve_ids
-          from missing_update_details where rows > 0 order by os_type, name, classification, severity`,
+          from missing_update_details d where rows > 0 order by d.severity`,
     ),
   ]);
   const key = (r: { os_type: string; name: string; classification: string }) => `${r.os_type}\u0000${r.classification}\u0000${r.name}`;
   const detailsOf = new Map<string, { versions: Set<string>; advisories: Set<string>; cves: Set<string>; severity: string | null; reboot: boolean }>();
   for (const d of details) {
     let entry = detailsOf.get(key(d));
-    // Ordered by severity (the enum's order, CRITICAL first, nulls last): the first is the highest.
+    // Ordered by the severity column (the enum's order, CRITICAL first, nulls last; not the text it is selected as): the first is the highest.
     if (!entry) detailsOf.set(key(d), (entry = { versions: new Set(), advisories: new Set(), cves: new Set(), severity: d.severity, reboot: false }));
     entry.versions.add(d.available_version);
     for (const id of d.advisory_ids) entry.advisories.add(id);
