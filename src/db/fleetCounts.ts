@@ -23,7 +23,7 @@ export interface CountedAssessment {
  * One statement applying the change: what the minus assessments list is subtracted and what the
  * plus ones list is added, netted per key first (a re-report listing the same updates changes no
  * row, so the steady state of a fleet that reports unchanged updates writes nothing here), then
- * applied as ON CONFLICT increments in key order. Row locks on the counts are taken in that one
+ * applied as ON CONFLICT increments in key order. The assessments' pending rows are read once for both tables. Row locks on the counts are taken in that one
  * order by every writer, and after the machines' rows (which every writer locks first), so two
  * transactions cannot wait for each other in a cycle. The details CTE runs after the main insert
  * (PostgreSQL finishes unread data-modifying CTEs after the main query), so every writer also takes
@@ -35,15 +35,19 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       union all
       select os, id, 1 from unnest(${sql.param(plus.map((c) => c.osType))}::os_type[], ${sql.param(plus.map((c) => c.assessmentId))}::uuid[]) as p(os, id)
     ),
-    detail_delta as (
-      select s.os_type, pu.name, pu.classification,
-             md5(concat_ws(chr(1), pu.available_version, coalesce(pu.severity::text, ''), pu.reboot_suggested::text,
-                           array_to_string(pu.advisory_ids, chr(2)), array_to_string(pu.cve_ids, chr(2))))::uuid as detail_key,
-             min(pu.available_version) as available_version, min(pu.severity) as severity, bool_or(pu.reboot_suggested) as reboot_suggested,
-             min(pu.advisory_ids) as advisory_ids, min(pu.cve_ids) as cve_ids, sum(s.sign)::int as d
+    listed as materialized (
+      select s.os_type, s.assessment_id, s.sign, pu.name, pu.classification, pu.available_version, pu.severity, pu.reboot_suggested, pu.advisory_ids, pu.cve_ids
       from side s join pending_updates pu on pu.assessment_id = s.assessment_id
+    ),
+    detail_delta as (
+      select os_type, name, classification,
+             md5(concat_ws(chr(1), available_version, coalesce(severity::text, ''), reboot_suggested::text,
+                           array_to_string(advisory_ids, chr(2)), array_to_string(cve_ids, chr(2))))::uuid as detail_key,
+             min(available_version) as available_version, min(severity) as severity, bool_or(reboot_suggested) as reboot_suggested,
+             min(advisory_ids) as advisory_ids, min(cve_ids) as cve_ids, sum(sign)::int as d
+      from listed
       group by 1, 2, 3, 4
-      having sum(s.sign) <> 0
+      having sum(sign) <> 0
     ),
     details as (
       insert into missing_update_details (os_type, name, classification, detail_key, available_version, severity, reboot_suggested, advisory_ids, cve_ids, rows)
@@ -51,10 +55,11 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       on conflict (os_type, name, classification, detail_key) do update set rows = missing_update_details.rows + excluded.rows
     ),
     count_delta as (
-      select s.os_type, u.name, u.classification, sum(s.sign)::int as d
-      from side s cross join lateral (select distinct pu.name, pu.classification from pending_updates pu where pu.assessment_id = s.assessment_id) u
+      -- A machine listing the update for several architectures counts once (an assessment is on one side only, but for an OS type change, on both with opposite signs).
+      select os_type, name, classification, sum(sign)::int as d
+      from (select distinct assessment_id, sign, os_type, name, classification from listed) u
       group by 1, 2, 3
-      having sum(s.sign) <> 0
+      having sum(sign) <> 0
     )
     insert into missing_update_counts (os_type, name, classification, machines)
     select * from count_delta order by os_type, name, classification

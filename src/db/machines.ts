@@ -441,7 +441,10 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
   });
 }
 
-/** The live machines whose latest assessment lists this update, by name. */
+/**
+ * The live machines whose latest assessment lists this update, by name. How many there are comes
+ * from the maintained counts (src/db/fleetCounts.ts), not from counting them over the fleet.
+ */
 export async function machinesMissing(db: Db, update: { name: string; classification: string }, offset: number, limit: number): Promise<{ rows: MachineRow[]; totalCount: number }> {
   const lists = exists(
     db
@@ -452,7 +455,7 @@ export async function machinesMissing(db: Db, update: { name: string; classifica
   const where = and(live, lists);
   const [rows, [total]] = await Promise.all([
     db.select().from(machines).where(where).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit),
-    db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where),
+    db.execute<{ n: number }>(sql`select coalesce(sum(machines), 0)::int as n from missing_update_counts where name = ${update.name} and classification::text = ${update.classification}`),
   ]);
   return { rows, totalCount: total?.n ?? 0 };
 }
