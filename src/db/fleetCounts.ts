@@ -36,8 +36,12 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       select os, id, 1 from unnest(${sql.param(plus.map((c) => c.osType))}::os_type[], ${sql.param(plus.map((c) => c.assessmentId))}::uuid[]) as p(os, id)
     ),
     listed as materialized (
+      -- Each assessment's rows through the primary key: offset 0 keeps the planner from turning this
+      -- into a hash join over the whole pending_updates table (it did, on a misjudged row count).
       select s.os_type, s.assessment_id, s.sign, pu.name, pu.classification, pu.available_version, pu.severity, pu.reboot_suggested, pu.advisory_ids, pu.cve_ids
-      from side s join pending_updates pu on pu.assessment_id = s.assessment_id
+      from side s cross join lateral (
+        select p.name, p.classification, p.available_version, p.severity, p.reboot_suggested, p.advisory_ids, p.cve_ids
+        from pending_updates p where p.assessment_id = s.assessment_id offset 0) pu
     ),
     detail_delta as (
       select os_type, name, classification,
