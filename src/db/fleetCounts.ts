@@ -44,14 +44,13 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
         from pending_updates p where p.assessment_id = s.assessment_id offset 0) pu
     ),
     detail_delta as (
+      -- Grouped on the columns themselves; the key is hashed only for the combinations that changed (none, for a report like the last).
       select os_type, name, classification,
              md5(concat_ws(chr(1), available_version, coalesce(severity::text, ''), reboot_suggested::text,
                            array_to_string(advisory_ids, chr(2)), array_to_string(cve_ids, chr(2))))::uuid as detail_key,
-             min(available_version) as available_version, min(severity) as severity, bool_or(reboot_suggested) as reboot_suggested,
-             min(advisory_ids) as advisory_ids, min(cve_ids) as cve_ids, sum(sign)::int as d
-      from listed
-      group by 1, 2, 3, 4
-      having sum(sign) <> 0
+             available_version, severity, reboot_suggested, advisory_ids, cve_ids, d
+      from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sum(sign)::int as d
+            from listed group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed
     ),
     details as (
       insert into missing_update_details (os_type, name, classification, detail_key, available_version, severity, reboot_suggested, advisory_ids, cve_ids, rows)
