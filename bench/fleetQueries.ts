@@ -3,22 +3,29 @@
  * first page sorted by compliance, `complianceSummary` and `missingUpdates`, p50 / p95 over GraphQL
  * (HTTP, a VIEWER token), beside the database work in the same run (issue 7).
  *
- * The summary and the missing updates are read from per-process snapshots (src/api/machines/
- * fleetSnapshot.ts; at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS = 15 / FLEETPATCH_MISSING_UPDATES_
- * MAX_AGE_SECONDS = 300 old, refreshed in the background past half of that), and from 10,000
- * machines the page takes its totalCount from the summary snapshot. So two database figures:
+ * The summary is read from a per-process snapshot (src/api/machines/fleetSnapshot.ts; at most
+ * FLEETPATCH_SUMMARY_MAX_AGE_SECONDS = 15 old, refreshed in the background past half of that), and
+ * from 10,000 machines the page takes its totalCount from it. The missing updates are read from the
+ * counts maintained with every report (src/db/fleetCounts.ts, docs/fleet-counts.md). So two database
+ * figures:
  * - "db per read": what one GraphQL read runs in the database (the page's set queries through
- *   src/db/machines.ts's listMachines without a count; nothing for the two snapshots);
- * - "full pass": what the read no longer pays each time: the exact count of every live machine
- *   (page), a summary recompute (complianceSummary), a missing updates recompute (missingUpdateGroups).
- *   A recompute runs at most once per bound per API process, in the background while readers keep
- *   coming; a reader after a longer silence waits for one.
+ *   src/db/machines.ts's listMachines without a count; the maintained counts for the missing
+ *   updates; nothing for the summary snapshot);
+ * - "full pass": what the read does not pay: the exact count of every live machine (page), a
+ *   summary recompute (complianceSummary), a missing updates recompute (missingUpdateGroups, what
+ *   the page cost before the counts were maintained). A summary recompute runs at most once per
+ *   bound per API process, in the background while readers keep coming.
  *
  * The fleet is loaded with COPY straight into machines, assessments and pending_updates (what an
  * agent's first report writes, with the same keys and indexes), from src/simulator's synthetic
  * machines: ~50 updates each (25–75), 5 % CRITICAL, 30 % SECURITY; one machine in five has no
  * security update left (COMPLIANT), one in twenty is NOT_ASSESSED, one in twenty DISCONNECTED.
- * Sizes grow in place: 10k, then 40k more for 50k, then 50k more for 100k.
+ * Sizes grow in place: 10k, then 40k more for 50k, then 50k more for 100k. The loaded machines'
+ * latest assessments are then added to the maintained counts with the statement the ingest runs
+ * (src/db/fleetCounts.ts), 1,000 machines a statement (timed: "counts filled"). After each size the
+ * database's size per pending update row (table and indexes of machines, assessments and
+ * pending_updates) and what 1,000,000 machines would take at that rate, against the free disk:
+ * check it before asking for a size.
  *
  * With --baselines (issue 17), after each load: every update kind first seen 0–29 days ago, the
  * machines with an even number tagged env:prod, and one baseline for them saved (approve critical
@@ -31,6 +38,7 @@
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -39,6 +47,7 @@ import { parseArgs } from 'node:util';
 import type { PendingUpdate } from '../src/agent/backends/types.js';
 import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
+import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { complianceSummary, listMachines, missingUpdateGroups } from '../src/db/machines.js';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
@@ -57,8 +66,8 @@ async function copy(stack: Stack, statement: string, rows: Iterable<string>): Pr
   await pipeline(Readable.from(rows), writable);
 }
 
-/** Machines from..to (exclusive) with their assessments and pending updates, by COPY. Returns rows of pending_updates. */
-async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachine: number): Promise<number> {
+/** Machines from..to (exclusive) with their assessments and pending updates, by COPY, and in the maintained counts. Returns rows of pending_updates and the seconds the counts took. */
+async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachine: number): Promise<{ rows: number; countsSeconds: number }> {
   const profile = { ...DEFAULT_PROFILE, updatesPerMachine };
   const now = Date.now();
   const fleet: Array<{ i: number; machineId: string; assessmentId: string; updates: PendingUpdate[]; assessedAt: string; seenAt: string }> = [];
@@ -108,7 +117,20 @@ async function loadFleet(stack: Stack, from: number, to: number, updatesPerMachi
   await stack.database.sql`analyze machines`;
   await stack.database.sql`analyze assessments`;
   await stack.database.sql`analyze pending_updates`;
-  return rows;
+  const t = performance.now();
+  for (let i = 0; i < fleet.length; i += 1000) {
+    await applyMissingUpdateDelta(stack.database.sql, [], fleet.slice(i, i + 1000).map((m) => ({ osType: 'LINUX' as const, assessmentId: m.assessmentId })));
+  }
+  return { rows, countsSeconds: (performance.now() - t) / 1000 };
+}
+
+/** Bytes per pending update row of the fleet's tables (with their indexes and TOAST), and the free disk under PostgreSQL's data. */
+async function diskUse(stack: Stack, rows: number): Promise<{ perRow: number; freeBytes: number }> {
+  const [size] = await stack.database.sql<Array<{ bytes: string; dir: string }>>`
+    select (pg_total_relation_size('machines') + pg_total_relation_size('assessments') + pg_total_relation_size('pending_updates'))::text as bytes,
+           current_setting('data_directory') as dir`;
+  const free = fs.statfsSync(size!.dir);
+  return { perRow: Number(size!.bytes) / rows, freeBytes: free.bavail * free.bsize };
 }
 
 /** Issue 17's baseline over the loaded fleet (see the header); returns the seconds its save took. */
@@ -180,7 +202,7 @@ async function main(): Promise<number> {
     };
     const db = stack.database.db;
     const page = (count: boolean) => () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
-    const perRead: Record<keyof typeof QUERIES, (() => Promise<unknown>) | null> = { machinesPage: page(false), complianceSummary: null, missingUpdates: null };
+    const perRead: Record<keyof typeof QUERIES, (() => Promise<unknown>) | null> = { machinesPage: page(false), complianceSummary: null, missingUpdates: () => maintainedMissingUpdateGroups(db) };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
       complianceSummary: () => complianceSummary(db, new Date(), config.thresholds),
@@ -192,9 +214,19 @@ async function main(): Promise<number> {
     for (const size of sizes) {
       const t = performance.now();
       // 10,000 machines at a time: 100k machines' updates at once do not fit a default Node heap.
-      for (let from = loaded; from < size; from += 10_000) totalRows += await loadFleet(stack, from, Math.min(size, from + 10_000), Number(values.updates));
+      let countsSeconds = 0;
+      for (let from = loaded; from < size; from += 10_000) {
+        const chunk = await loadFleet(stack, from, Math.min(size, from + 10_000), Number(values.updates));
+        totalRows += chunk.rows;
+        countsSeconds += chunk.countsSeconds;
+      }
       const seconds = (performance.now() - t) / 1000;
-      say(`\n== ${size} machines (${totalRows} pending updates) ==\n  loaded ${size - loaded} machines by COPY in ${seconds.toFixed(1)} s`);
+      const disk = await diskUse(stack, totalRows);
+      const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+      const [maintained] = await stack.database.sql<Array<{ counts: number; details: number }>>`
+        select (select count(*)::int from missing_update_counts) as counts, (select count(*)::int from missing_update_details) as details`;
+      say(`\n== ${size} machines (${totalRows} pending updates) ==\n  loaded ${size - loaded} machines by COPY in ${seconds.toFixed(1)} s, of which ${countsSeconds.toFixed(1)} s adding them to the maintained counts (${maintained!.counts} updates, ${maintained!.details} detail rows)`);
+      say(`  ${disk.perRow.toFixed(0)} bytes per pending update row: 1,000,000 machines × ${values.updates} would take about ${gb(disk.perRow * 1e6 * Number(values.updates))}; ${gb(disk.freeBytes)} free`);
       loaded = size;
       if (values.baselines) {
         const saved = await applyBaseline(stack, baselineId);

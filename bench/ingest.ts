@@ -16,7 +16,11 @@
  *    report of the API, PostgreSQL and this process (the virtual agents), and how many
  *    transactions stored the reports (the API groups reports that arrive together).
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--cpu-prof DIR]
+ * With --rereports, every machine first sends (untimed) a report listing the same updates: the
+ * timed reports are then each machine's second, changing no machine's pending updates, as most
+ * reports of a running fleet do.
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR]
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import fs from 'node:fs';
@@ -59,13 +63,13 @@ async function postgresCpuSeconds(stack: Stack): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, 'cpu-prof': { type: 'string' } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' } } });
   const n = Number(values.machines);
   const m = Number(values.updates);
   const concurrency = Number(values.concurrency);
   const loadAtStart = [...(await import('node:os')).loadavg()];
   installInterruptHandler();
-  say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight`);
+  say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight${values.rereports ? ', second reports (same updates)' : ''}`);
   // --cpu-prof DIR: the API process writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
   const stack = await startStack({ label: 'ingest', serverNodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [] });
   try {
@@ -90,6 +94,11 @@ async function main(): Promise<number> {
       return { id: randomUUID(), commandId: null, trigger: 'STARTUP', backend: 'apt', startedAt: now, finishedAt: now, result: { rebootPending: false, updates: agent.machine.pendingUpdates(), repositoryProblems: [] }, error: null };
     });
     const rows = reports.reduce((sum, r) => sum + r.result!.updates.length, 0);
+    if (values.rereports) {
+      // Not timed: a first report listing the same updates, so that the timed ones change no machine's pending updates.
+      await mapLimit(agents.map((a, i) => ({ ...a, report: { ...reports[i]!, id: randomUUID() } })), concurrency, ({ client, report }) => client.sendReport(report));
+    }
+    const [timedFrom] = await stack.database.sql<Array<{ at: Date }>>`select clock_timestamp() as at`;
 
     const serverCpu = processCpuSeconds(stack.server.pid!).own;
     const postgresCpu = await postgresCpuSeconds(stack);
@@ -111,8 +120,8 @@ async function main(): Promise<number> {
     const postgresCpuUsed = (await postgresCpuSeconds(stack)) - postgresCpu;
     const benchCpuUsed = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(benchCpu));
     // Each group of reports is one transaction: its assessments share received_at (now() at its start).
-    const [groups] = await stack.database.sql<Array<{ n: number }>>`select count(distinct received_at)::int as n from assessments`;
-    const [stored] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from pending_updates`;
+    const [groups] = await stack.database.sql<Array<{ n: number }>>`select count(distinct received_at)::int as n from assessments where received_at >= ${timedFrom!.at}`;
+    const [stored] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from pending_updates pu join assessments a on a.id = pu.assessment_id where a.received_at >= ${timedFrom!.at}`;
     if (stored!.n !== rows) throw new Error(`pending_updates holds ${stored!.n} rows, expected ${rows}`);
 
     // The same rows, by COPY, into a table of the same shape and keys.

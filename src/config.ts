@@ -103,7 +103,6 @@ export interface ApiLimits {
  */
 export interface FleetViewSettings {
   summaryMaxAgeMs: number;
-  missingUpdatesMaxAgeMs: number;
 }
 
 export interface RunTimings {
@@ -282,9 +281,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fleetView: {
       // A summary read a few times a minute by consoles; a recompute is one pass over machines.
       summaryMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_SUMMARY_MAX_AGE_SECONDS', 15) * 1000,
-      // A recompute reads every pending update of the fleet (~25 s at 100k machines on a loaded
-      // 2-CPU machine); an operator reads this page a few times a day.
-      missingUpdatesMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS', 300) * 1000,
     },
     tls: tlsFiles(env),
     publicUrl: publicUrl(env),

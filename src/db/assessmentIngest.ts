@@ -3,7 +3,9 @@ import type { ReservedSql, Sql } from 'postgres';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { AssessmentReport } from '../agent/protocol.js';
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
+import type { OsType } from '../fleet/compliance.js';
 import { BASELINE_LOCK, recordFirstSeenAndState } from './baselines.js';
+import { applyMissingUpdateDelta, type CountedAssessment } from './fleetCounts.js';
 
 /**
  * Storing assessment reports, several at once. The API groups the reports that arrive together
@@ -165,10 +167,20 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
     const tx = await sql.reserve();
     try {
       const [, , rows] = await Promise.all([tx`begin`, tx`select pg_advisory_xact_lock_shared(${BASELINE_LOCK})`, storeResults(tx, results)]);
-      for (const row of rows) stored.add(row.id);
+      const minus: CountedAssessment[] = [];
+      const plus: CountedAssessment[] = [];
+      for (const row of rows) {
+        if (row.os_type === null) stored.add(row.id);
+        else {
+          plus.push({ osType: row.os_type, assessmentId: row.id });
+          if (row.old_id) minus.push({ osType: row.os_type, assessmentId: row.old_id });
+        }
+      }
       const fresh = results.filter((r) => stored.has(r.id));
       await copyPendingUpdates(tx, fresh);
       await recordFirstSeenAndState(tx, fresh.map((r) => r.id), [...new Set(fresh.map((r) => r.machineId))]);
+      // Last, so that the counts' rows (which every group of a fleet touching one update shares) stay locked only until the commit.
+      await applyMissingUpdateDelta(tx, minus, plus);
       if (errors.length > 0) await storeErrors(tx, errors);
       await tx`commit`;
     } catch (error) {
@@ -191,15 +203,25 @@ function jsonArray(reports: ReadonlyArray<{ json: string }>): string {
   return `[${reports.map((r) => r.json).join(',')}]`;
 }
 
+/** A stored assessment (os_type null), or one that became a live machine's latest (os_type set; old_id: the latest it replaced). */
+interface StoredRow {
+  id: string;
+  os_type: OsType | null;
+  old_id: string | null;
+}
+
 /**
  * The data-modifying CTEs all run in one statement: the new assessments (a resent id inserts
  * nothing and is left out of what follows), each machine's newest new assessment, and the
  * commands the reports answer. Assessments are inserted in id order, so two groups that share
  * report ids (an agent resending while its first attempt is still queued) wait for each other in
- * one order. Answers the ids of the assessments it stored.
+ * one order. The machines' rows are locked in id order before they are changed, and the latest
+ * assessment each had is read under that lock (what the maintained counts subtract: a concurrent
+ * group for the same machine commits first or waits). Answers the ids of the assessments it stored,
+ * and for each live machine whose latest assessment it replaced, the old and the new one.
  */
-function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<Array<{ id: string }>> {
-  return sql<Array<{ id: string }>>`
+function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<StoredRow[]> {
+  return sql<StoredRow[]>`
     with input as (
       select r.*, e.ord
       from jsonb_array_elements(${jsonArray(reports)}::jsonb) with ordinality as e(doc, ord),
@@ -222,6 +244,9 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
     newest as (
       select distinct on ("machineId") * from fresh order by "machineId", "assessedAt" desc, ord desc
     ),
+    prev as (
+      select m.id, m.latest_assessment_id from machines m join newest n on m.id = n."machineId" order by m.id for update of m
+    ),
     machine_counts as (
       update machines m set
         latest_assessment_id = n.id, last_assessed_at = n."assessedAt", reboot_pending = n."rebootPending", last_assessment_error = null,
@@ -229,15 +254,18 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
         critical_count = n."criticalCount", security_count = n."securityCount", other_count = n."otherCount",
         update_rollup_count = n."windowsCounts"[1], feature_pack_count = n."windowsCounts"[2], service_pack_count = n."windowsCounts"[3],
         definition_count = n."windowsCounts"[4], tools_count = n."windowsCounts"[5], updates_count = n."windowsCounts"[6]
-      from newest n
+      from newest n join prev p on p.id = n."machineId"
       where m.id = n."machineId" and (m.last_assessed_at is null or m.last_assessed_at <= n."assessedAt")
+      returning m.os_type::text as os_type, p.latest_assessment_id::text as old_id, n.id::text as new_id, m.removed_at is null as live
     ),
     answered as (
       update agent_commands c set completed_at = coalesce(c.completed_at, now())
       from input i
       where c.id = i."commandId" and c.machine_id = i."machineId"
     )
-    select id::text as id from stored`;
+    select id::text as id, null as os_type, null as old_id from stored
+    union all
+    select new_id, os_type, old_id from machine_counts where live`;
 }
 
 /** The pending updates of the stored reports, by COPY. */

@@ -5,6 +5,7 @@ import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fle
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
+import { missingUpdateDeltaSql } from './fleetCounts.js';
 import { assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
@@ -123,7 +124,7 @@ export async function recordCheckIn(
   now: Date,
   clockOffsetSeconds: number | null = null,
 ): Promise<{ before: CheckInState; after: CheckInState } | undefined> {
-  const rows = await db.execute<
+  const store = () => db.execute<
     {
       name: string;
       os_type: 'LINUX' | 'WINDOWS';
@@ -141,7 +142,7 @@ export async function recordCheckIn(
     }
   >(sql`with before as (
       select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
-      from machines where id = ${machineId} and removed_at is null for update
+      from machines where id = ${machineId} and removed_at is null and os_type = ${facts.osType} for update
     )
     update machines m set
       name = ${facts.hostname}, os_type = ${facts.osType}, os_name = ${facts.osName}, os_version = ${facts.osVersion},
@@ -150,8 +151,14 @@ export async function recordCheckIn(
       clock_offset_seconds = coalesce(${clockOffsetSeconds}::float8, before.clock_offset_seconds)
     from before where m.id = before.id
     returning before.*`);
-  const row = rows[0];
-  if (!row) return undefined;
+  let [row] = await store();
+  if (!row) {
+    // No live machine of that OS type: another OS type (moved first), or no live machine at all.
+    const old = await recordOsTypeChange(db, machineId, facts);
+    [row] = old ? await store() : [];
+    if (!row || !old) return undefined;
+    row = { ...row, os_type: old.os_type };
+  }
   const before: CheckInState = {
     name: row.name,
     osType: row.os_type,
@@ -173,6 +180,40 @@ export async function recordCheckIn(
   };
 }
 
+/**
+ * The rare check-in that says the machine's OS type changed (or finds no live machine): the new
+ * type is stored in a transaction that also moves the machine's latest assessment to the new type
+ * in the maintained counts, so that no report stored in between counts it under the wrong type.
+ * Answers the row as it was, as recordCheckIn's statement does (undefined: no live machine).
+ */
+async function recordOsTypeChange(db: Db, machineId: string, facts: MachineFacts) {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.execute<{
+      name: string;
+      os_type: 'LINUX' | 'WINDOWS';
+      os_name: string;
+      os_version: string;
+      kernel: string | null;
+      environment: MachineRow['environment'];
+      agent_version: string | null;
+      boot_id: string | null;
+      package_manager: string | null;
+      warnings: string[];
+      management_enabled: boolean;
+      last_seen_at: string | Date | null;
+      clock_offset_seconds: number | null;
+      latest_assessment_id: string | null;
+    }>(sql`select name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, latest_assessment_id
+      from machines where id = ${machineId} and removed_at is null for update`);
+    if (!row) return undefined;
+    await tx.execute(sql`update machines set os_type = ${facts.osType} where id = ${machineId}`);
+    if (row.latest_assessment_id && row.os_type !== facts.osType) {
+      await tx.execute(missingUpdateDeltaSql([{ osType: row.os_type, assessmentId: row.latest_assessment_id }], [{ osType: facts.osType, assessmentId: row.latest_assessment_id }]));
+    }
+    return row;
+  });
+}
+
 export async function setMachineManagement(db: Db, id: string, enabled: boolean): Promise<MachineRow | undefined> {
   const [row] = await db.update(machines).set({ managementEnabled: enabled }).where(and(eq(machines.id, id), live)).returning();
   return row;
@@ -188,12 +229,16 @@ export async function setMachineTags(db: Db, id: string, tags: string[]): Promis
 
 /** Removes a machine from management: its credential stops working at once; its history stays. */
 export async function removeMachine(db: Db, id: string): Promise<MachineRow | undefined> {
-  const [row] = await db
-    .update(machines)
-    .set({ removedAt: sql`now()`, credentialHash: null, managementEnabled: false })
-    .where(and(eq(machines.id, id), live))
-    .returning();
-  return row;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(machines)
+      .set({ removedAt: sql`now()`, credentialHash: null, managementEnabled: false })
+      .where(and(eq(machines.id, id), live))
+      .returning();
+    // Its latest assessment stops counting among the fleet's missing updates (read under the row's lock).
+    if (row?.latestAssessmentId) await tx.execute(missingUpdateDeltaSql([{ osType: row.osType, assessmentId: row.latestAssessmentId }], []));
+    return row;
+  });
 }
 
 // ---- The fleet view -------------------------------------------------------------------------
@@ -396,7 +441,10 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
   });
 }
 
-/** The live machines whose latest assessment lists this update, by name. */
+/**
+ * The live machines whose latest assessment lists this update, by name. How many there are comes
+ * from the maintained counts (src/db/fleetCounts.ts), not from counting them over the fleet.
+ */
 export async function machinesMissing(db: Db, update: { name: string; classification: string }, offset: number, limit: number): Promise<{ rows: MachineRow[]; totalCount: number }> {
   const lists = exists(
     db
@@ -407,7 +455,7 @@ export async function machinesMissing(db: Db, update: { name: string; classifica
   const where = and(live, lists);
   const [rows, [total]] = await Promise.all([
     db.select().from(machines).where(where).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit),
-    db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where),
+    db.execute<{ n: number }>(sql`select coalesce(sum(machines), 0)::int as n from missing_update_counts where name = ${update.name} and classification::text = ${update.classification}`),
   ]);
   return { rows, totalCount: total?.n ?? 0 };
 }

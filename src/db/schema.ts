@@ -243,6 +243,46 @@ export const baselines = pgTable(
 );
 
 /**
+ * How many live machines' latest assessments list each update (per OS type, name and
+ * classification; a machine listing it for two architectures counts once): what the fleet's missing
+ * updates page reads instead of a pass over every pending update. Maintained in the transaction that
+ * changes a machine's latest assessment, removes it or changes its OS type (src/db/fleetCounts.ts,
+ * docs/fleet-counts.md). A row whose count fell to 0 stays (an update the fleet once missed).
+ */
+export const missingUpdateCounts = pgTable(
+  'missing_update_counts',
+  {
+    osType: osTypeEnum('os_type').notNull(),
+    name: text('name').notNull(),
+    classification: classificationEnum('classification').notNull(),
+    machines: integer('machines').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.osType, t.name, t.classification] })],
+);
+
+/**
+ * The versions, severities, advisories and CVEs behind missing_update_counts: how many pending
+ * update rows of live machines' latest assessments carry each combination. `detailKey` is the md5
+ * of the combination (advisory and CVE lists can be longer than an index entry may be).
+ */
+export const missingUpdateDetails = pgTable(
+  'missing_update_details',
+  {
+    osType: osTypeEnum('os_type').notNull(),
+    name: text('name').notNull(),
+    classification: classificationEnum('classification').notNull(),
+    detailKey: uuid('detail_key').notNull(),
+    availableVersion: text('available_version').notNull(),
+    severity: severityEnum('severity'),
+    rebootSuggested: boolean('reboot_suggested').notNull(),
+    advisoryIds: text('advisory_ids').array().notNull(),
+    cveIds: text('cve_ids').array().notNull(),
+    rows: integer('rows').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.osType, t.name, t.classification, t.detailKey] })],
+);
+
+/**
  * When fleetpatch first saw each update anywhere in the fleet: per name, version, classification and
  * severity (severity '' when none), so that the baselines' verdicts can be computed once per kind of
  * update; an update's first-seen date is the earliest of its name and version's rows. With the

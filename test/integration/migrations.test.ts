@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saveBaseline } from '../../src/db/baselines.js';
+import { connectDatabase } from '../../src/db/client.js';
+import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
+import { missingUpdateGroups } from '../../src/db/machines.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
+import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
 import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
 
@@ -214,6 +218,51 @@ describe('migrations over existing rows', () => {
         expect(saved).toMatchObject({ name: 'production' });
         const [verdict] = await db`select approved_at from baseline_verdicts`;
         expect(new Date(verdict!.approved_at as string).toISOString()).toBe('2026-11-27T00:00:00.000Z');
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0023 fills the maintained missing-update counts from the latest assessments of live machines', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0020');
+      const debian = await insertMachine(db, 'debian-01', 'LINUX');
+      const other = await insertMachine(db, 'debian-02', 'LINUX');
+      const windows = await insertMachine(db, 'win-01', 'WINDOWS');
+      const removed = await insertMachine(db, 'gone-01', 'LINUX');
+      const assessment = async (machineId: string, updates: Array<[string, string, string, string, string[]]>) => {
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'apt', now(), now(), now(), false, 0, 0, 0)`;
+        for (const [name, arch, version, classification, cves] of updates) {
+          await db`insert into pending_updates (assessment_id, machine_id, name, arch, available_version, classification, cve_ids) values (${id}, ${machineId}, ${name}, ${arch}, ${version}, ${classification}::classification, ${cves})`;
+        }
+        await db`update machines set latest_assessment_id = ${id} where id = ${machineId}`;
+        return id;
+      };
+      // An older assessment of debian-01 that no longer counts, then its latest (openssl on two architectures: one machine).
+      await assessment(debian, [['curl', 'amd64', '8.5', 'SECURITY', []]]);
+      await assessment(debian, [['openssl', 'amd64', '3.0.15', 'SECURITY', ['CVE-1']], ['openssl', 'i386', '3.0.15', 'SECURITY', ['CVE-1']], ['vim', 'amd64', '9.1', 'OTHER', []]]);
+      await assessment(other, [['openssl', 'amd64', '3.0.14', 'SECURITY', ['CVE-2']]]);
+      await assessment(windows, [['KB5031', '', '1', 'UPDATE_ROLLUP', []]]);
+      await assessment(removed, [['openssl', 'amd64', '3.0.15', 'SECURITY', []]]);
+      await db`update machines set removed_at = now() where id = ${removed}`;
+
+      await migrateUpTo(url, '0023');
+      const counts = await db`select os_type, name, classification, machines from missing_update_counts order by os_type, name`;
+      expect(counts.map((r) => [r.os_type, r.name, r.classification, r.machines])).toEqual([
+        ['LINUX', 'openssl', 'SECURITY', 2],
+        ['LINUX', 'vim', 'OTHER', 1],
+        ['WINDOWS', 'KB5031', 'UPDATE_ROLLUP', 1],
+      ]);
+      // What the API reads equals a full recompute over the same rows.
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const sorted = (groups: MissingUpdateGroup[]) => [...groups].sort((a, b) => `${a.osType} ${a.name}`.localeCompare(`${b.osType} ${b.name}`));
+        const maintained = sorted(await maintainedMissingUpdateGroups(database.db));
+        expect(maintained).toEqual(sorted(await missingUpdateGroups(database.db)));
+        expect(maintained.find((g) => g.name === 'openssl')).toMatchObject({ machineCount: 2, availableVersions: ['3.0.14', '3.0.15'], cveIds: ['CVE-1', 'CVE-2'] });
       } finally {
         await database.close();
       }

@@ -8,7 +8,6 @@ import {
   listMachines,
   machinesMissing,
   machinesPerName,
-  missingUpdateGroups,
   pendingUpdatesPage,
   removeMachine,
   setMachineManagement,
@@ -21,7 +20,8 @@ import { compliance, readiness } from '../../fleet/compliance.js';
 import { baselineCompliance, builtInBaseline, clockedUpdate, explainCompliance, overdueCount } from '../../fleet/baselines.js';
 import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
-import { missingUpdatesPage, type MissingUpdateGroup, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
+import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
+import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
 import type { ComplianceSummaryRow } from '../../db/machines.js';
 import { FleetSnapshot } from './fleetSnapshot.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
@@ -59,7 +59,6 @@ const nameBatches = new WeakMap<object, KeyBatch<string, number>>();
 /** The fleet-wide snapshots of one API process (one per services object: per server). */
 export interface FleetSnapshots {
   summary: FleetSnapshot<ComplianceSummaryRow>;
-  missingUpdates: FleetSnapshot<MissingUpdateGroup[]>;
 }
 
 /** Below this many machines a page counts its matches exactly (a few milliseconds at most). */
@@ -75,9 +74,8 @@ export function fleetSnapshots(services: ApiServices): FleetSnapshots {
     const failed = (what: string) => (error: unknown) => services.logger.warn({ err: error }, `recomputing the ${what} failed; the previous snapshot is served until it is too old`);
     snapshots = {
       summary: new FleetSnapshot((now) => complianceSummary(db, now, services.fleet.thresholds), failed('compliance summary')),
-      missingUpdates: new FleetSnapshot(() => missingUpdateGroups(db), failed("fleet's missing updates")),
     };
-    const all = [snapshots.summary, snapshots.missingUpdates];
+    const all = [snapshots.summary];
     // A machine changed (in any process), or events may have been missed while the LISTEN was down.
     services.pubsub.observe({
       delivered: (topic) => {
@@ -204,10 +202,13 @@ export class MachineService {
     return this.services.fleet.fleetView ?? (defaultFleetView ??= loadConfig({}).fleetView);
   }
 
-  /** A page of the fleet's missing updates, from a snapshot at most FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS old. */
+  /**
+   * A page of the fleet's missing updates, from the counts maintained with every report
+   * (docs/fleet-counts.md): exact at the read, so computedAt is the time of the read.
+   */
   async missingUpdates(filter: Omit<MissingUpdateQuery, 'offset' | 'limit'>, page: { offset: number; limit: number }) {
-    const snapshot = await fleetSnapshots(this.services).missingUpdates.read(this.services.now(), this.fleetView.missingUpdatesMaxAgeMs);
-    return { ...missingUpdatesPage(snapshot.value, { ...filter, ...page }), computedAt: snapshot.computedAt };
+    const computedAt = this.services.now();
+    return { ...missingUpdatesPage(await maintainedMissingUpdateGroups(this.db), { ...filter, ...page }), computedAt };
   }
 
   /** The compliance summary, from a snapshot at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old. */

@@ -266,7 +266,7 @@ export class MissingUpdateEdge {
   node!: MissingUpdate;
 }
 
-@ObjectType({ description: "The fleet's missing updates, as of computedAt: a snapshot, recomputed when older than FLEETPATCH_MISSING_UPDATES_MAX_AGE_SECONDS." })
+@ObjectType({ description: "The fleet's missing updates, as of computedAt (the time of the read: the counts are maintained with every report)." })
 export class MissingUpdateConnection {
   @Field(() => [MissingUpdateEdge], { description: 'The missing updates of this page, in order.' })
   edges!: MissingUpdateEdge[];

@@ -1,0 +1,121 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import type { ReservedSql, Sql } from 'postgres';
+import type { OsType } from '../fleet/compliance.js';
+import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
+import type { Db } from './client.js';
+
+/**
+ * The fleet's missing updates, maintained (docs/fleet-counts.md): missing_update_counts and
+ * missing_update_details hold what a full pass over the live machines' latest pending updates would
+ * count. Every transaction that changes what that pass would see applies its change here before it
+ * commits: a machine's latest assessment replaced (src/db/assessmentIngest.ts), a machine removed,
+ * its OS type changed (src/db/machines.ts).
+ */
+
+/** An assessment that stops counting (minus) or starts counting (plus) for a live machine of an OS type. */
+export interface CountedAssessment {
+  osType: OsType;
+  assessmentId: string;
+}
+
+/**
+ * One statement applying the change: what the minus assessments list is subtracted and what the
+ * plus ones list is added, netted per key first (a re-report listing the same updates changes no
+ * row, so the steady state of a fleet that reports unchanged updates writes nothing here), then
+ * applied as ON CONFLICT increments in key order. The assessments' pending rows are read once for both tables. Row locks on the counts are taken in that one
+ * order by every writer, and after the machines' rows (which every writer locks first), so two
+ * transactions cannot wait for each other in a cycle. The details CTE runs after the main insert
+ * (PostgreSQL finishes unread data-modifying CTEs after the main query), so every writer also takes
+ * the two tables in one order.
+ */
+export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus: readonly CountedAssessment[]): SQL {
+  return sql`with side(os_type, assessment_id, sign) as (
+      select os, id, -1 from unnest(${sql.param(minus.map((c) => c.osType))}::os_type[], ${sql.param(minus.map((c) => c.assessmentId))}::uuid[]) as m(os, id)
+      union all
+      select os, id, 1 from unnest(${sql.param(plus.map((c) => c.osType))}::os_type[], ${sql.param(plus.map((c) => c.assessmentId))}::uuid[]) as p(os, id)
+    ),
+    listed as materialized (
+      -- Each assessment's rows through the primary key: offset 0 keeps the planner from turning this
+      -- into a hash join over the whole pending_updates table (it did, on a misjudged row count).
+      select s.os_type, s.assessment_id, s.sign, pu.name, pu.classification, pu.available_version, pu.severity, pu.reboot_suggested, pu.advisory_ids, pu.cve_ids
+      from side s cross join lateral (
+        select p.name, p.classification, p.available_version, p.severity, p.reboot_suggested, p.advisory_ids, p.cve_ids
+        from pending_updates p where p.assessment_id = s.assessment_id offset 0) pu
+    ),
+    detail_delta as (
+      -- Grouped on the columns themselves; the key is hashed only for the combinations that changed (none, for a report like the last).
+      select os_type, name, classification,
+             md5(concat_ws(chr(1), available_version, coalesce(severity::text, ''), reboot_suggested::text,
+                           array_to_string(advisory_ids, chr(2)), array_to_string(cve_ids, chr(2))))::uuid as detail_key,
+             available_version, severity, reboot_suggested, advisory_ids, cve_ids, d
+      from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sum(sign)::int as d
+            from listed group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed
+    ),
+    details as (
+      insert into missing_update_details (os_type, name, classification, detail_key, available_version, severity, reboot_suggested, advisory_ids, cve_ids, rows)
+      select * from detail_delta order by os_type, name, classification, detail_key
+      on conflict (os_type, name, classification, detail_key) do update set rows = missing_update_details.rows + excluded.rows
+    ),
+    count_delta as (
+      -- A machine listing the update for several architectures counts once (an assessment is on one side only, but for an OS type change, on both with opposite signs).
+      select os_type, name, classification, sum(sign)::int as d
+      from (select distinct assessment_id, sign, os_type, name, classification from listed) u
+      group by 1, 2, 3
+      having sum(sign) <> 0
+    )
+    insert into missing_update_counts (os_type, name, classification, machines)
+    select * from count_delta order by os_type, name, classification
+    on conflict (os_type, name, classification) do update set machines = missing_update_counts.machines + excluded.machines`;
+}
+
+const dialect = new PgDialect();
+
+/** The same statement on a postgres.js connection (the ingest's reserved transaction). */
+export async function applyMissingUpdateDelta(tx: ReservedSql | Sql, minus: readonly CountedAssessment[], plus: readonly CountedAssessment[]): Promise<void> {
+  if (minus.length === 0 && plus.length === 0) return;
+  const query = dialect.sqlToQuery(missingUpdateDeltaSql(minus, plus));
+  await tx.unsafe(query.sql, query.params as never[]);
+}
+
+/**
+ * The fleet's missing updates from the maintained counts: reads one row per kind of update the
+ * fleet misses (and one per version/advisory combination), never the machines or their pending
+ * updates. Exact as of the statement's snapshot: nothing to wait for, nothing stale.
+ */
+export async function maintainedMissingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]> {
+  const [counts, details] = await Promise.all([
+    db.execute<{ os_type: OsType; name: string; classification: string; machines: number }>(
+      sql`select os_type, name, classification::text as classification, machines from missing_update_counts where machines > 0`,
+    ),
+    db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; severity: string | null; reboot_suggested: boolean; advisory_ids: string[]; cve_ids: string[] }>(
+      sql`select os_type, name, classification::text as classification, available_version, severity::text as severity, reboot_suggested, advisory_ids, cve_ids
+          from missing_update_details d where rows > 0 order by d.severity`,
+    ),
+  ]);
+  const key = (r: { os_type: string; name: string; classification: string }) => `${r.os_type}\u0000${r.classification}\u0000${r.name}`;
+  const detailsOf = new Map<string, { versions: Set<string>; advisories: Set<string>; cves: Set<string>; severity: string | null; reboot: boolean }>();
+  for (const d of details) {
+    let entry = detailsOf.get(key(d));
+    // Ordered by the severity column (the enum's order, CRITICAL first, nulls last; not the text it is selected as): the first is the highest.
+    if (!entry) detailsOf.set(key(d), (entry = { versions: new Set(), advisories: new Set(), cves: new Set(), severity: d.severity, reboot: false }));
+    entry.versions.add(d.available_version);
+    for (const id of d.advisory_ids) entry.advisories.add(id);
+    for (const id of d.cve_ids) entry.cves.add(id);
+    entry.reboot ||= d.reboot_suggested;
+  }
+  return counts.map((c) => {
+    const d = detailsOf.get(key(c));
+    return {
+      osType: c.os_type,
+      name: c.name,
+      classification: c.classification,
+      machineCount: c.machines,
+      severity: d?.severity ?? null,
+      availableVersions: [...(d?.versions ?? [])].sort(),
+      advisoryIds: [...(d?.advisories ?? [])].sort(),
+      cveIds: [...(d?.cves ?? [])].sort(),
+      rebootSuggested: d?.reboot ?? false,
+    };
+  });
+}
