@@ -158,7 +158,7 @@ export class AgentClient {
     };
     let response: { status: number; text: string };
     try {
-      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal, ca: this.ca };
+      const init = { method, headers, body: body === undefined ? undefined : requestBody(body), signal: controller.signal, ca: this.ca };
       try {
         response = await send(this.base + path, init, pooledAgents);
       } catch (error) {
@@ -190,6 +190,19 @@ export class AgentClient {
     }
     return parsed as T;
   }
+}
+
+/**
+ * What the agent sends is partly other programs' output (a deployment script's, a package
+ * manager's), which may hold a NUL character; PostgreSQL cannot store one and the server refuses
+ * text holding it. It goes as U+FFFD, the replacement character: a script that printed a NUL
+ * once made every batch of its job's progress fail, resent for ever, and the job never ended.
+ */
+function requestBody(body: unknown): string {
+  const json = JSON.stringify(body);
+  // JSON writes a NUL as \u0000: only a body that holds one is written again.
+  if (!json.includes('\\u0000')) return json;
+  return JSON.stringify(body, (_key, value: unknown) => (typeof value === 'string' ? value.replace(/\0/g, '\uFFFD') : value));
 }
 
 /**

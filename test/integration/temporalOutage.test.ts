@@ -1,7 +1,12 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
+import { ensureUpgradeCommand } from '../../src/db/agentUpgrades.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { pendingUpdate } from '../support/agentFacts.js';
@@ -23,6 +28,11 @@ describe('mutations while Temporal is down', () => {
   let drop: () => Promise<void>;
   let token: string;
   let machineId: string;
+  /** Machines with an older agent: one for an upgrade started before the outage, one for during it. */
+  const outdated = {} as Record<'before' | 'during', string>;
+  const credentials = {} as Record<'before' | 'during', string>;
+  let upgradeBefore: string;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-temporal-outage-'));
   const NAMES = ['toPause', 'toResume', 'toUpdate', 'toDelete', 'toRun', 'running'] as const;
   const ids = {} as Record<(typeof NAMES)[number], string>;
   let runningRunId: string;
@@ -71,7 +81,12 @@ describe('mutations while Temporal is down', () => {
     database = connectTestDatabase(fresh.url);
     // No worker: runs started here stay as Temporal has them, which is all these tests look at.
     const settings = { address: temporalServer.address, namespace: 'default', taskQueue: 'temporal-outage' };
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
+    // A release of agent 0.9.0 to upgrade to (one stand-in executable).
+    fs.mkdirSync(path.join(work, 'dist/executables'), { recursive: true });
+    fs.writeFileSync(path.join(work, 'dist/executables/fleetpatch-agent-linux-x64'), 'executable');
+    const sha256 = createHash('sha256').update('executable').digest('hex');
+    fs.writeFileSync(path.join(work, 'dist/executables/manifest.json'), JSON.stringify({ version: '0.9.0', files: [{ platform: 'linux-x64', name: 'fleetpatch-agent-linux-x64', sha256, size: 10 }] }));
+    api = await startTestApi(settings, { databaseUrl: fresh.url, agentDistribution: { distDir: path.join(work, 'dist'), releaseKeyFile: path.join(work, 'release-key.json') } });
     temporal = await connectTemporal(settings);
     token = await tokenFor(database, 'ADMIN');
     ({ machineId } = await enrollMachine(api.url, await enrollmentKey(database, 'outage'), { facts: { hostname: 'outage-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
@@ -81,6 +96,10 @@ describe('mutations while Temporal is down', () => {
     }
     await mutate('mutation($id: ID!) { pauseDeployment(id: $id) { id } }', { id: ids.toResume });
     runningRunId = (await mutate<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: ids.running })).runDeploymentNow.id;
+    for (const when of ['before', 'during'] as const) {
+      ({ machineId: outdated[when], credential: credentials[when] } = await enrollMachine(api.url, await enrollmentKey(database, 'outdated'), { facts: { hostname: `outdated-${when}`, agentVersion: '0.1.0' } }));
+    }
+    upgradeBefore = (await mutate<{ upgradeAgents: { id: string; status: string } }>('mutation($ids: [ID!]!) { upgradeAgents(input: {machineIds: $ids}) { id status } }', { ids: [outdated.before] })).upgradeAgents.id;
 
     await temporalServer.kill();
   }, 240_000);
@@ -91,6 +110,7 @@ describe('mutations while Temporal is down', () => {
     await database?.close();
     await drop?.();
     await temporalServer?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('createDeployment: nothing is created', async () => {
@@ -141,6 +161,35 @@ describe('mutations while Temporal is down', () => {
   it('runSelfCheck: no self-check is left waiting for a workflow that never started', async () => {
     expectTemporalUnavailable(await send('mutation { runSelfCheck { id } }'), /no self-check was started/);
     expect(await database.sql`select 1 from self_checks`).toHaveLength(0);
+  });
+
+  it('upgradeAgents: no upgrade is left IN_PROGRESS without a workflow; it shows as ended, no agent asked', async () => {
+    const response = await send('mutation($ids: [ID!]!) { upgradeAgents(input: {machineIds: $ids}) { id } }', { ids: [outdated.during] });
+    expectTemporalUnavailable(response, /the upgrade did not start/);
+    const [upgrade] = await database.sql`select u.status, m.status as machine, m.message from agent_upgrades u join agent_upgrade_machines m on m.upgrade_id = u.id where m.machine_id = ${outdated.during}`;
+    expect(upgrade).toMatchObject({ status: expect.not.stringMatching(/^IN_PROGRESS$/), machine: 'NOT_STARTED', message: expect.stringMatching(/Temporal was unavailable/) });
+    expect(await database.sql`select 1 from agent_commands where machine_id = ${outdated.during}`).toHaveLength(0);
+  });
+
+  it('cancelAgentUpgrade: the upgrade is not marked canceled', async () => {
+    expectTemporalUnavailable(await send('mutation($id: ID!) { cancelAgentUpgrade(id: $id) { id } }', { id: upgradeBefore }), /the upgrade was not canceled/);
+    const [upgrade] = await database.sql`select status from agent_upgrades where id = ${upgradeBefore}`;
+    expect(upgrade!.status).toBe('IN_PROGRESS');
+  });
+
+  it("an agent's upgrade report: stored and answered 503, so that the agent keeps it and sends it again until the upgrade step can be told", async () => {
+    // The command the upgrade step hands over (there is no worker here: made as its activity makes it).
+    const command = { version: '0.9.0', rollbackAfterSeconds: 180, artifacts: [] };
+    const ensured = await ensureUpgradeCommand(database.db, { upgradeId: upgradeBefore, machineId: outdated.before, taskToken: Buffer.from('a task token').toString('base64'), command, reoffer: false });
+    const report = { status: 'SUCCEEDED', code: 'UPGRADED', message: 'now 0.9.0', fromVersion: '0.1.0', toVersion: '0.9.0' };
+    const started = Date.now();
+    const answer = await fetch(`${api.url.replace('/graphql', '')}/agent/v1/upgrades/${ensured!.commandId}/result`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${credentials.before}` }, body: JSON.stringify(report) });
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('retry-after')).toBe('5');
+    expect(await answer.json()).toEqual({ error: { code: 'SERVICE_UNAVAILABLE', message: expect.stringMatching(/^Temporal is unavailable/) } });
+    const [stored] = await database.sql`select result from agent_commands where id = ${ensured!.commandId}`;
+    expect(stored!.result).toMatchObject({ status: 'SUCCEEDED' });
   });
 
   it('assessMachines does not need Temporal and still works; queries show what they can, with nextRunAt unavailable', async () => {

@@ -30,7 +30,10 @@ export async function tokenFor(db: Database, role: Role): Promise<string> {
   return (await createApiToken(db.db, { name: `test ${role}`, role })).secret;
 }
 
-export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?: string; env?: NodeJS.ProcessEnv; logger?: Logger; tls?: TlsFiles; now?: () => Date } = {}): Promise<ApiServer> {
+export function startTestApi(
+  temporal: TemporalSettings,
+  options: { databaseUrl?: string; env?: NodeJS.ProcessEnv; logger?: Logger; tls?: TlsFiles; now?: () => Date; agentDistribution?: { distDir?: string; releaseKeyFile?: string } } = {},
+): Promise<ApiServer> {
   const config = loadConfig(options.env ?? {});
   return startApiServer({
     databaseUrl: options.databaseUrl ?? databaseUrl(),
@@ -42,6 +45,7 @@ export function startTestApi(temporal: TemporalSettings, options: { databaseUrl?
     fleet: config,
     limits: config.limits,
     tls: options.tls,
+    ...(options.agentDistribution ? { agentDistribution: options.agentDistribution } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
 }

@@ -16,8 +16,9 @@ export const MAX_LINES_PER_EVENT = 1000;
 
 /**
  * Text PostgreSQL must store as given: a NUL character is refused here, with the field's name,
- * rather than by PostgreSQL (22021), which answered 500 INTERNAL. Reports check it on their own,
- * over their raw JSON (src/db/assessmentIngest.ts).
+ * rather than by PostgreSQL (22021), which answered 500 INTERNAL (and an agent takes a 5xx as
+ * "retry later": it resent a job's progress holding a script's NUL for ever). Reports check it on
+ * their own, over their raw JSON (src/db/assessmentIngest.ts).
  */
 const storableText = (max: number) => text(max).refine((v) => !v.includes('\0'), { message: 'must not contain the NUL character (\\u0000)' });
 
@@ -156,20 +157,20 @@ export function parseAssessmentReport(body: unknown): z.ZodSafeParseResult<Asses
 }
 
 const jobUpdateState = z.strictObject({
-  name: text(300).min(1),
-  arch: text(50).nullable(),
+  name: storableText(300).min(1),
+  arch: storableText(50).nullable(),
   status: z.enum(['IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED']),
   exitCode: z.number().int().nullable(),
-  errorText: text(16_000).nullable(),
-  reason: text(1000).nullable(),
-  installedVersion: text(200).nullable(),
+  errorText: storableText(16_000).nullable(),
+  reason: storableText(1000).nullable(),
+  installedVersion: storableText(200).nullable(),
   startedAt: timestamp.nullable(),
   endedAt: timestamp.nullable(),
 });
 
 export const jobEvents = z.strictObject({
   seq: z.number().int().min(1),
-  lines: z.array(z.strictObject({ at: timestamp, stream: z.enum(['stdout', 'stderr', 'agent']), text: text(4000) })).max(MAX_LINES_PER_EVENT),
+  lines: z.array(z.strictObject({ at: timestamp, stream: z.enum(['stdout', 'stderr', 'agent']), text: storableText(4000) })).max(MAX_LINES_PER_EVENT),
   updates: z.array(jobUpdateState).max(MAX_UPDATES),
 }) satisfies z.ZodType<JobEvents>;
 
@@ -177,20 +178,20 @@ export const jobResult = z.strictObject({
   updates: z.array(jobUpdateState).max(MAX_UPDATES),
   rebootRequired: z.boolean(),
   rebooting: z.boolean(),
-  bootId: text(100).nullable(),
+  bootId: storableText(100).nullable(),
   timedOut: z.boolean(),
-  error: z.strictObject({ code: text(50), message: text(4000) }).nullable(),
+  error: z.strictObject({ code: storableText(50), message: storableText(4000) }).nullable(),
   // Optional: agents older than steps, and jobs without scripts, send none.
   steps: z
     .array(
       z.strictObject({
         index: z.number().int().min(0).max(1000),
-        name: text(200),
+        name: storableText(200),
         phase: z.enum(['PRE', 'POST']),
         kind: z.enum(['SCRIPT', 'HTTP']),
         onFailure: z.enum(['CONTINUE', 'SKIP_INSTALLS', 'FAIL_MACHINE', 'HALT_RUN']),
         status: z.enum(['SUCCEEDED', 'FAILED', 'NOT_RUN']),
-        message: text(2000).nullable(),
+        message: storableText(2000).nullable(),
         exitCode: z.number().int().nullable(),
         httpStatus: z.number().int().nullable(),
         attempts: z.number().int().min(0).max(1000),

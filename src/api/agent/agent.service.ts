@@ -81,7 +81,12 @@ export class AgentService {
     if (typeof outcome === 'string') return outcome;
     if (outcome.upgradeId) this.services.pubsub.publish('agentUpgradeProgress', outcome.upgradeId, { machineId: machine.id });
     if (outcome.taskToken) {
-      await this.services.temporal.client.activity.complete(Buffer.from(outcome.taskToken, 'base64'), report).catch((error: unknown) => {
+      const { temporal } = this.services;
+      await temporal.call(() => temporal.client.activity.complete(Buffer.from(outcome.taskToken!, 'base64'), report)).catch((error: unknown) => {
+        // Temporal away: the report is stored, and the agent, answered 503, keeps it and sends it
+        // again until the activity can be completed (answered 200, the activity waited out its
+        // timeout, the rollback window and 15 minutes more, before its retry read the report).
+        if (error instanceof ServiceUnavailable) throw error;
         this.services.logger.info({ err: error, commandId }, 'the upgrade activity was not waiting for this report');
       });
     }

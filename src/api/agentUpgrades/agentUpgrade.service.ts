@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ServiceUnavailable } from '../../availability.js';
 import {
   agentUpgradeCounts,
   agentUpgradeMachinesOf,
@@ -96,10 +97,13 @@ export class AgentUpgradeService {
     if (row.status !== 'IN_PROGRESS') return row;
     const temporal = this.services.temporal;
     try {
-      await temporal.client.workflow.start('agentUpgradeWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId: row.workflowId, args: [{ upgradeId: id, busyRetrySeconds: this.services.fleet.runTimings.upgradeBusyRetrySeconds } satisfies AgentUpgradeInput] });
+      // Through call(): refused at once while Temporal is known to be away, and bounded otherwise.
+      await temporal.call(() => temporal.client.workflow.start('agentUpgradeWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId: row.workflowId, args: [{ upgradeId: id, busyRetrySeconds: this.services.fleet.runTimings.upgradeBusyRetrySeconds } satisfies AgentUpgradeInput] }));
     } catch (error) {
-      const reason = `The upgrade's workflow could not be started (${error instanceof Error ? error.message : String(error)}).`;
+      const away = error instanceof ServiceUnavailable;
+      const reason = away ? 'Temporal was unavailable when this upgrade was to start: no agent was asked to upgrade.' : `The upgrade's workflow could not be started (${error instanceof Error ? error.message : String(error)}).`;
       await finishAgentUpgrade(this.db, id, { canceled: false, notStarted: machines.map((m) => m.machineId), notStartedReason: reason });
+      if (away) throw new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: the upgrade did not start (it is recorded as ended, no agent was asked to upgrade). Try again in a few seconds.', { cause: error });
       throw apiError('UNAVAILABLE', `${reason} Check that Temporal runs, then try again.`);
     }
     return row;
@@ -127,7 +131,10 @@ export class AgentUpgradeService {
     const row = await findAgentUpgrade(this.db, id);
     if (!row) throw notFound(`No agent upgrade with id ${id}.`);
     if (row.status !== 'IN_PROGRESS') throw apiError('CONFLICT', `This upgrade already ended (${row.status}); there is nothing to cancel.`);
-    await this.services.temporal.client.workflow.getHandle(row.workflowId).cancel();
+    const temporal = this.services.temporal;
+    await temporal.call(() => temporal.client.workflow.getHandle(row.workflowId).cancel()).catch((error: unknown) => {
+      throw error instanceof ServiceUnavailable ? new ServiceUnavailable('TEMPORAL', 'Temporal is unavailable: the upgrade was not canceled. Try again in a few seconds.', { cause: error }) : error;
+    });
     return row;
   }
 
