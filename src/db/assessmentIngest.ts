@@ -1,7 +1,6 @@
 import { finished } from 'node:stream/promises';
 import type { ReservedSql, Sql } from 'postgres';
-import type { PendingUpdate } from '../agent/backends/types.js';
-import type { AssessmentReport } from '../agent/protocol.js';
+import type { AssessmentReport, PendingUpdate } from '../domain/types.js';
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 import { BASELINE_LOCK, recordFirstSeenAndState } from './baselines.js';
 

@@ -1,7 +1,7 @@
 import { asc, eq, sql, type SQL } from 'drizzle-orm';
 import type { ReservedSql, Sql } from 'postgres';
 import { updateVerdict, type Baseline, type ClockedUpdate } from '../fleet/baselines.js';
-import type { Classification, Severity } from '../agent/backends/types.js';
+import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { Db } from './client.js';
 import { baselines, baselineVerdicts, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 

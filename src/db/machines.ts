@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
-import type { MachineFacts } from '../agent/protocol.js';
+import type { MachineFacts } from '../domain/types.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';

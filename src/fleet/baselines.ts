@@ -13,7 +13,8 @@
  *
  * Plain functions on plain data, no clock (callers pass `now`).
  */
-import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
+import type { Classification, Severity } from '../domain/vocabulary.js';
+import type { PendingUpdate } from '../domain/types.js';
 import type { Compliance, FleetThresholds, OsType } from './compliance.js';
 import { CLASSIFICATIONS_BY_OS, patternProblem } from './deploymentInput.js';
 import { matchesPattern, type BaselineDecision } from './planning.js';

@@ -8,7 +8,7 @@
  * machine, a name already taken) are the service's; their messages are here so every caller
  * phrases them the same way.
  */
-import type { Classification } from '../agent/backends/types.js';
+import type { Classification } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
 import type { Limit, RebootSetting } from './planning.js';
 import {

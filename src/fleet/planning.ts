@@ -8,8 +8,8 @@
  * clock (the caller passes `now`), no locale-dependent comparison (every caller must order the
  * same updates the same way).
  */
-import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
-import type { RebootSetting } from '../agent/protocol.js';
+import type { Classification, RebootSetting, Severity } from '../domain/vocabulary.js';
+import type { PendingUpdate } from '../domain/types.js';
 import type { OsType } from './compliance.js';
 import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
 
