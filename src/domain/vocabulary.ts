@@ -49,6 +49,9 @@ export type Severity = (typeof SEVERITIES)[number];
 /** COMPLIANT: no missing critical or security update; NON_COMPLIANT: at least one; NOT_ASSESSED: no recent assessment. */
 export const COMPLIANCE_STATES = ['COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED'] as const;
 export type Compliance = (typeof COMPLIANCE_STATES)[number];
+const COMPLIANCE_RANK: Readonly<Record<Compliance, number>> = { NON_COMPLIANT: 0, NOT_ASSESSED: 1, COMPLIANT: 2 };
+/** The compliance states worst first, as machines sort by compliance and as lists offer them. */
+export const COMPLIANCE_WORST_FIRST: readonly Compliance[] = [...COMPLIANCE_STATES].sort((a, b) => COMPLIANCE_RANK[a] - COMPLIANCE_RANK[b]);
 
 /** READY: the agent checks in; DISCONNECTED: silent for too long; NOT_CONFIGURED: never checked in, or management disabled. */
 export const AGENT_READINESS = ['READY', 'DISCONNECTED', 'NOT_CONFIGURED'] as const;

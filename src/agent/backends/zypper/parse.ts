@@ -1,3 +1,4 @@
+import { SEVERITIES } from '../../../domain/vocabulary.js';
 import { compareEditions } from '../rpm.js';
 import type { Classification, PendingUpdate, RepositoryProblem, Severity } from '../types.js';
 import { childElements, descendants, parseXml, textContent, XmlSyntaxError, type XmlElement } from '../xml.js';
@@ -223,7 +224,6 @@ export function repositoryProblemsFrom(messages: readonly ZypperMessage[], repos
 // ---------------------------------------------------------------------------------------------
 // From zypper's lists to pending updates.
 
-const SEVERITIES: readonly Severity[] = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'];
 
 /** SUSE severities are lowercase critical/important/moderate/low; "unspecified" and empty mean none. */
 export function normaliseSeverity(severity: string): Severity | null {
