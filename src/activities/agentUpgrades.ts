@@ -1,6 +1,6 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { UpgradeArtifact, UpgradeCommand, UpgradeReport } from '../agent/protocol.js';
+import type { UpgradeArtifact, UpgradeCommand, UpgradeReport } from '../domain/types.js';
 import { ensureUpgradeCommand, finishAgentUpgrade, findAgentUpgrade, setUpgradeMachineOutcome, upgradeProgress } from '../db/agentUpgrades.js';
 import type { Db } from '../db/client.js';
 import type { FleetPubSub } from '../events/pubsub.js';

@@ -1,6 +1,6 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { InstallJob, JobResult, JobUpdate } from '../agent/protocol.js';
+import type { InstallJob, JobResult, JobUpdate, PendingUpdate } from '../domain/types.js';
 import { unavailableDependency } from '../availability.js';
 import { isDatabaseUnavailable, type Db } from '../db/client.js';
 import { findDeployment, runSettingsOf, selectionOf, type DeploymentRow } from '../db/deployments.js';
@@ -47,7 +47,6 @@ import { announceAgentCommands, announceRunProgress, announceRunStarted, type Fl
 import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
-import type { PendingUpdate } from '../agent/backends/types.js';
 import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
 

@@ -1,6 +1,6 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { InstallJob, JobResult, ScriptJobStep } from '../agent/protocol.js';
+import type { InstallJob, JobResult, ScriptJobStep } from '../domain/types.js';
 import { stepSecrets } from '../config.js';
 import { findDeployment, type DeploymentRow } from '../db/deployments.js';
 import { findMachine, type MachineRow } from '../db/machines.js';

@@ -9,16 +9,9 @@
  * `SHA256:` and the unpadded base64 of the DER's sha256, as ssh prints them.
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
+import type { ReleaseArtifact } from '../domain/types.js';
 
-/** One executable of a release, as the server describes it to its agents. */
-export interface ReleaseArtifact {
-  /** The agent version the executable reports (`fleetpatch-agent --version`). */
-  version: string;
-  /** linux-x64, linux-arm64, windows-x64. */
-  platform: string;
-  sha256: string;
-  size: number;
-}
+export type { ReleaseArtifact } from '../domain/types.js';
 
 /** A rotation: `publicKey` is endorsed by the key whose fingerprint is `signedBy`. */
 export interface KeyEndorsement {

@@ -1,5 +1,6 @@
 import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import type { AgentCommand, AgentCommandKind, InstallJob, UpgradeCommand } from '../agent/protocol.js';
+import type { AgentCommandKind } from '../domain/vocabulary.js';
+import type { AgentCommand, InstallJob, UpgradeCommand } from '../domain/types.js';
 import type { Db } from './client.js';
 import { agentCommands } from './schema.js';
 

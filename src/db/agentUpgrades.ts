@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import type { UpgradeArtifact, UpgradeCommand, UpgradeReport } from '../agent/protocol.js';
+import type { UpgradeArtifact, UpgradeCommand, UpgradeReport } from '../domain/types.js';
 import { agentUpgradeStatus, type AgentUpgradeMachineStatus, type AgentUpgradeStatus, type UpgradeCandidate, type UpgradeTarget } from '../fleet/agentUpgrades.js';
 import type { Limit } from '../fleet/planning.js';
 import type { Db } from './client.js';

@@ -1,7 +1,7 @@
 import { finished } from 'node:stream/promises';
 import type { ReservedSql, Sql } from 'postgres';
-import type { PendingUpdate } from '../agent/backends/types.js';
-import type { AssessmentReport } from '../agent/protocol.js';
+import type { AssessmentReport, PendingUpdate } from '../domain/types.js';
+import { CLASSIFICATIONS_BY_OS, COMPLIANCE_CLASSIFICATIONS } from '../domain/vocabulary.js';
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 import type { OsType } from '../fleet/compliance.js';
 import { BASELINE_LOCK, recordFirstSeenAndState } from './baselines.js';
@@ -43,8 +43,13 @@ export class UnstorableReport extends Error {}
 
 const NUL_REFUSED = 'Text fields must not contain the NUL character (\\u0000).';
 
-const LINUX_AND_SHARED = ['CRITICAL', 'SECURITY'] as const;
-const WINDOWS_CLASSES = ['UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'] as const;
+/** CRITICAL and SECURITY, counted in their own columns on every OS. */
+const LINUX_AND_SHARED = COMPLIANCE_CLASSIFICATIONS;
+/**
+ * The Windows classifications beyond those two, in the vocabulary's order (UPDATE_ROLLUP first):
+ * the machine update below reads them by position, "windowsCounts"[1] to [6].
+ */
+const WINDOWS_CLASSES = CLASSIFICATIONS_BY_OS.WINDOWS.filter((c) => !COMPLIANCE_CLASSIFICATIONS.includes(c));
 
 /**
  * A JSON string as PostgreSQL's jsonb accepts it. JSON.stringify writes a lone UTF-16 surrogate as a

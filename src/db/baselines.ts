@@ -1,8 +1,8 @@
 import { asc, eq, sql, type SQL } from 'drizzle-orm';
 import type { ReservedSql, Sql } from 'postgres';
 import { PgDialect } from 'drizzle-orm/pg-core';
+import type { Classification, Severity } from '../domain/vocabulary.js';
 import { clockedUpdate, clockKey, updateVerdict, type Baseline, type UpdateClockInputs } from '../fleet/baselines.js';
-import type { Classification, Severity } from '../agent/backends/types.js';
 import type { Db } from './client.js';
 import { baselines, baselineVerdicts, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 

@@ -1,5 +1,5 @@
 import { desc, eq, sql } from 'drizzle-orm';
-import type { Classification, Severity } from '../agent/backends/types.js';
+import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
 import { DEBIAN_CODENAMES, type CandidateMachine, type CandidateUpdate, type TrackerFix } from '../fleet/cves.js';
 import type { Db } from './client.js';

@@ -1,5 +1,5 @@
 import { and, desc, eq, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
-import type { Classification } from '../agent/backends/types.js';
+import type { Classification } from '../domain/vocabulary.js';
 import type { UpdateSelection } from '../fleet/planning.js';
 import type { Db } from './client.js';
 import { deploymentRuns, deployments, type RunSettings } from './schema.js';

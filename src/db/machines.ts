@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
-import type { MachineFacts } from '../agent/protocol.js';
+import type { MachineFacts } from '../domain/types.js';
+import { CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
@@ -351,7 +352,7 @@ export async function listMachines(db: Db, query: MachineQuery & { count?: boole
  * by rank cost 54 ms at 10k machines.
  */
 async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQuery): Promise<MachineRow[]> {
-  const ranks: Compliance[] = query.sort.direction === 'ASC' ? ['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'] : ['COMPLIANT', 'NOT_ASSESSED', 'NON_COMPLIANT'];
+  const ranks: Compliance[] = query.sort.direction === 'ASC' ? [...COMPLIANCE_WORST_FIRST] : [...COMPLIANCE_WORST_FIRST].reverse();
   const compliance = complianceSql(query.now, query.thresholds);
   const enough = query.offset + query.limit + 1;
   const merged: MachineRow[] = [];
@@ -473,17 +474,19 @@ export interface ComplianceSummaryRow {
 }
 
 /** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
-const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
-  ['CRITICAL', sql`${machines.criticalCount}`],
-  ['SECURITY', sql`${machines.securityCount}`],
-  ['OTHER', sql`(${machines.otherCount} - ${machines.updateRollupCount} - ${machines.featurePackCount} - ${machines.servicePackCount} - ${machines.definitionCount} - ${machines.toolsCount} - ${machines.updatesCount})`],
-  ['UPDATE_ROLLUP', sql`${machines.updateRollupCount}`],
-  ['FEATURE_PACK', sql`${machines.featurePackCount}`],
-  ['SERVICE_PACK', sql`${machines.servicePackCount}`],
-  ['DEFINITION', sql`${machines.definitionCount}`],
-  ['TOOLS', sql`${machines.toolsCount}`],
-  ['UPDATES', sql`${machines.updatesCount}`],
-];
+const CLASS_COUNT: Readonly<Record<Classification, SQL>> = {
+  CRITICAL: sql`${machines.criticalCount}`,
+  SECURITY: sql`${machines.securityCount}`,
+  OTHER: sql`(${machines.otherCount} - ${machines.updateRollupCount} - ${machines.featurePackCount} - ${machines.servicePackCount} - ${machines.definitionCount} - ${machines.toolsCount} - ${machines.updatesCount})`,
+  UPDATE_ROLLUP: sql`${machines.updateRollupCount}`,
+  FEATURE_PACK: sql`${machines.featurePackCount}`,
+  SERVICE_PACK: sql`${machines.servicePackCount}`,
+  DEFINITION: sql`${machines.definitionCount}`,
+  TOOLS: sql`${machines.toolsCount}`,
+  UPDATES: sql`${machines.updatesCount}`,
+};
+/** In the vocabulary's order, which is the summary's. */
+const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASSIFICATIONS.map((c) => [c, CLASS_COUNT[c]]);
 
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);

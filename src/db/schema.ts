@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { ApprovalRule, SlaTarget } from '../fleet/baselines.js';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { DeploymentStep, StepResult } from '../fleet/steps.js';
+import { CLASSIFICATIONS, DEPLOYMENT_RUN_STATUSES, ENVIRONMENTS, MACHINE_RUN_STATUSES, OS_TYPES, REBOOT_SETTINGS, SEVERITIES, UPDATE_RESULT_STATUSES, type RebootSetting } from '../domain/vocabulary.js';
 import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
@@ -54,20 +55,10 @@ export const selfChecks = pgTable('self_checks', {
   workerIdentity: text('worker_identity'),
 });
 
-export const osTypeEnum = pgEnum('os_type', ['LINUX', 'WINDOWS']);
-export const environmentEnum = pgEnum('environment', ['AZURE', 'AWS', 'GCP', 'ON_PREMISES']);
-export const classificationEnum = pgEnum('classification', [
-  'CRITICAL',
-  'SECURITY',
-  'OTHER',
-  'UPDATE_ROLLUP',
-  'FEATURE_PACK',
-  'SERVICE_PACK',
-  'DEFINITION',
-  'TOOLS',
-  'UPDATES',
-]);
-export const severityEnum = pgEnum('severity', ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW']);
+export const osTypeEnum = pgEnum('os_type', OS_TYPES);
+export const environmentEnum = pgEnum('environment', ENVIRONMENTS);
+export const classificationEnum = pgEnum('classification', CLASSIFICATIONS);
+export const severityEnum = pgEnum('severity', SEVERITIES);
 
 /** Enrollment keys: what a new agent presents once to register its machine. Only a hash is kept. */
 export const enrollmentKeys = pgTable('enrollment_keys', {
@@ -363,10 +354,10 @@ export const agentCommands = pgTable(
   (t) => [index('agent_commands_pending_idx').on(t.machineId, t.completedAt)],
 );
 
-export const rebootSettingEnum = pgEnum('reboot_setting', ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY']);
-export const deploymentRunStatusEnum = pgEnum('deployment_run_status', ['SCHEDULED', 'IN_PROGRESS', 'SUCCEEDED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED', 'HALTED']);
-export const machineRunStatusEnum = pgEnum('machine_run_status', ['PENDING', 'IN_PROGRESS', 'REBOOTING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED']);
-export const updateResultStatusEnum = pgEnum('update_result_status', ['PENDING', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED', 'NOT_SELECTED']);
+export const rebootSettingEnum = pgEnum('reboot_setting', REBOOT_SETTINGS);
+export const deploymentRunStatusEnum = pgEnum('deployment_run_status', DEPLOYMENT_RUN_STATUSES);
+export const machineRunStatusEnum = pgEnum('machine_run_status', MACHINE_RUN_STATUSES);
+export const updateResultStatusEnum = pgEnum('update_result_status', UPDATE_RESULT_STATUSES);
 
 /** A named, scheduled update job. Its timing lives in a Temporal Schedule with the id `deployment:<id>`. */
 export const deployments = pgTable(
@@ -457,7 +448,7 @@ export interface RunSettings {
   includePatterns: string[];
   excludePatterns: string[];
   windowMinutes: number;
-  rebootSetting: 'IF_REQUIRED' | 'NEVER' | 'ALWAYS' | 'REBOOT_ONLY';
+  rebootSetting: RebootSetting;
   maxConcurrent: { value: number; unit: 'COUNT' | 'PERCENT' } | null;
   maxFailures: { value: number; unit: 'COUNT' | 'PERCENT' } | null;
 }

@@ -16,14 +16,15 @@
  *
  * Plain functions on plain data, no clock (callers pass `now`).
  */
-import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
+import { SEVERITIES, type Classification, type Severity } from '../domain/vocabulary.js';
+import type { PendingUpdate } from '../domain/types.js';
 import type { Compliance, FleetThresholds, OsType } from './compliance.js';
 import { CLASSIFICATIONS_BY_OS, patternProblem } from './deploymentInput.js';
 import { matchesPattern, type BaselineDecision } from './planning.js';
 import { canonicalTimeZone, localDayStart } from './schedule.js';
 import { normaliseTags, tagProblem } from './tags.js';
 
-export const SEVERITIES: readonly Severity[] = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'];
+export { SEVERITIES };
 
 export interface ApprovalRule {
   /** Empty: any classification. */

@@ -1,9 +1,9 @@
 /**
  * Compliance and update agent readiness: the fleet view's two verdicts, as the seed defines them.
  */
-export type OsType = 'LINUX' | 'WINDOWS';
-export type Compliance = 'COMPLIANT' | 'NON_COMPLIANT' | 'NOT_ASSESSED';
-export type AgentReadiness = 'READY' | 'DISCONNECTED' | 'NOT_CONFIGURED';
+import type { AgentReadiness, Compliance, OsType } from '../domain/vocabulary.js';
+
+export type { AgentReadiness, Compliance, OsType } from '../domain/vocabulary.js';
 
 export interface FleetThresholds {
   /** An assessment older than this no longer counts (seed: 3 hours for Linux, 12 for Windows). */

@@ -8,7 +8,7 @@
  * machine, a name already taken) are the service's; their messages are here so every caller
  * phrases them the same way.
  */
-import type { Classification } from '../agent/backends/types.js';
+import { CLASSIFICATIONS_BY_OS, ENVIRONMENTS, OS_TYPES, REBOOT_SETTINGS, type Classification } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
 import type { Limit, RebootSetting } from './planning.js';
 import {
@@ -132,15 +132,9 @@ export const MAX_RINGS = 10;
 export const RING_NAME_MAX_LENGTH = 64;
 /** A soak longer than a week is a run left waiting, not a soak: approval is the tool for that. */
 export const MAX_SOAK_SECONDS = 7 * 24 * 3600;
-const ENVIRONMENTS: readonly Environment[] = ['AZURE', 'AWS', 'GCP', 'ON_PREMISES'];
 
-export const CLASSIFICATIONS_BY_OS: Readonly<Record<OsType, readonly Classification[]>> = {
-  LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
-  WINDOWS: ['CRITICAL', 'SECURITY', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'],
-};
+export { CLASSIFICATIONS_BY_OS };
 const OS_WORD: Record<OsType, string> = { LINUX: 'Linux', WINDOWS: 'Windows' };
-const OS_TYPES: readonly OsType[] = ['LINUX', 'WINDOWS'];
-const REBOOT_SETTINGS: readonly RebootSetting[] = ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY'];
 
 const NAME = /^[\p{L}\p{N} ._:()-]+$/u;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

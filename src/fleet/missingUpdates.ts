@@ -1,3 +1,4 @@
+import { SEVERITIES } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
 
 /** An update missing on machines of one OS type (what the snapshot holds). */
@@ -25,7 +26,7 @@ export interface MissingUpdateQuery {
   limit: number;
 }
 
-const SEVERITY_ORDER = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'];
+const SEVERITY_ORDER: readonly string[] = SEVERITIES;
 const classificationRank = (c: string) => (c === 'CRITICAL' ? 0 : c === 'SECURITY' ? 1 : 2);
 const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort();
 

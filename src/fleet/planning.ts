@@ -8,8 +8,8 @@
  * clock (the caller passes `now`), no locale-dependent comparison (every caller must order the
  * same updates the same way).
  */
-import type { Classification, PendingUpdate, Severity } from '../agent/backends/types.js';
-import type { RebootSetting } from '../agent/protocol.js';
+import type { Classification, MachineRunStatus, RebootSetting, Severity } from '../domain/vocabulary.js';
+import type { PendingUpdate } from '../domain/types.js';
 import type { OsType } from './compliance.js';
 import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
 
@@ -435,7 +435,7 @@ export function shouldStartMoreMachines(state: { running: number; failed: number
 // ---------------------------------------------------------------------------------------------
 
 /** One machine inside a deployment run. NOT_STARTED: the run ended (failure threshold, cancel, deadline) before it began. */
-export type MachineRunStatus = 'PENDING' | 'IN_PROGRESS' | 'REBOOTING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELED' | 'NOT_STARTED';
+export type { MachineRunStatus };
 
 /**
  * A finished machine run's status: FAILED when any update failed, the reboot failed (the agent did

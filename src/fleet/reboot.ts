@@ -6,7 +6,7 @@
  * writes the install job and the agent: one rule, so the preview, the job's reserve and the agent
  * agree.
  */
-import type { RebootSetting } from '../agent/protocol.js';
+import type { RebootSetting } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
 
 /**

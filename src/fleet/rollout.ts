@@ -6,13 +6,14 @@
  * Plain functions on plain data, imported by the activities, the API and the workflow sandbox: no
  * dependencies, no Node built-ins, no clock.
  */
+import type { Environment } from '../domain/vocabulary.js';
 import { updateSetKey, type Limit } from './planning.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
 
-export type Environment = 'AZURE' | 'AWS' | 'GCP' | 'ON_PREMISES';
+export type { Environment } from '../domain/vocabulary.js';
 
 /** Machines of the run's targets with every one of these tags, a name containing nameContains, in one of these environments (empty: any). */
 export interface RingFilter {

@@ -4,7 +4,8 @@
  * a sentence that says it.
  *
  * Plain functions on plain data: the only outside knowledge is the time zone database, read through
- * `Intl` (no clock: callers pass `from`). `@temporalio/client` is imported for its types only.
+ * `Intl` (no clock: callers pass `from`). The plan is Temporal's spec in plain terms; its mapping
+ * to Temporal's own types is src/temporal/scheduleSpec.ts (`toTemporalScheduleSpec`).
  *
  * ## How each recurrence maps to a Temporal Schedule
  *
@@ -43,7 +44,6 @@
  * `nextOccurrences` evaluates the very spec sent to Temporal with a port of that algorithm, so the
  * nextRunAt we show is the time Temporal will use.
  */
-import type { CalendarSpec, DayOfWeek, Month, ScheduleSpec } from '@temporalio/client';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -337,7 +337,7 @@ function* runDays(recurrence: DailyRecurrence | WeeklyRecurrence | MonthlyRecurr
 // ---------------------------------------------------------------------------------------------
 
 /** A wall-clock calendar entry (seconds 0). Missing fields match anything. */
-interface WallCalendar {
+export interface WallCalendar {
   years?: number[];
   months?: number[];
   days?: number[];
@@ -347,7 +347,8 @@ interface WallCalendar {
   minute: number;
 }
 
-interface IntervalPlan {
+/** Every `everyMs`, at `offsetMs` past the epoch's multiples (Temporal's interval spec). */
+export interface IntervalPlan {
   everyMs: number;
   offsetMs: number;
 }
@@ -600,57 +601,43 @@ function rawNext(plan: TimingPlan, after: number): number | null {
 // The API
 // ---------------------------------------------------------------------------------------------
 
-export interface TemporalScheduleTiming {
-  spec: ScheduleSpec;
-  /** Set for ONCE (1): pass it as the schedule's `state.remainingActions`. */
+/** What a Temporal Schedule must say for a deployment schedule, in plain terms (src/temporal/scheduleSpec.ts maps it). */
+export interface SchedulePlan {
+  timeZone: string;
+  calendars: WallCalendar[];
+  /** Wall times never to fire at. */
+  skips: WallCalendar[];
+  intervals: IntervalPlan[];
+  startAt: Date;
+  endAt: Date | null;
+  /** The schedule in words (describeSchedule), for the spec's comments. */
+  description: string;
+  /** Set for ONCE (1): the schedule's `state.remainingActions`. */
   remainingActions?: number;
   /**
    * For schedules written as explicit dates: the last run written into the spec. Rewrite the
-   * schedule before then (`toTemporalScheduleSpec(schedule, { from: now })`, `handle.update`), or
-   * Temporal runs nothing after it. Null when the spec is open-ended or already holds every run.
+   * schedule before then (plan again with `from: now`, `handle.update`), or Temporal runs nothing
+   * after it. Null when the spec is open-ended or already holds every run.
    */
   refreshBefore: Date | null;
 }
 
-const DAYS_OF_WEEK_BY_GO_INDEX: readonly DayOfWeek[] = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
-const MONTH_NAMES: readonly Month[] = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'];
-
-function toCalendarSpec(cal: WallCalendar, comment: string): CalendarSpec {
-  return {
-    ...(cal.years ? { year: cal.years } : {}),
-    ...(cal.months ? { month: cal.months.map((m) => MONTH_NAMES[m - 1]!) } : {}),
-    ...(cal.days ? { dayOfMonth: cal.days } : {}),
-    ...(cal.weekdays ? { dayOfWeek: cal.weekdays.map((d) => DAYS_OF_WEEK_BY_GO_INDEX[d]!) } : {}),
-    hour: cal.hour,
-    minute: cal.minute,
-    second: 0,
-    comment,
-  };
-}
-
 /**
- * The Temporal Schedule spec for a deployment schedule (see the module comment for the mapping).
- * `from` (default: the start) is where explicit dates begin: pass the current time when rewriting
- * the schedule of an existing deployment. The schedule is expected valid (validateDeploymentInput).
- *
- * A deployment run on demand only (null) keeps a Temporal Schedule with an empty spec: it never
- * fires, and pausing, updating and deleting it work as for any other, so a deployment can move
- * between scheduled and on demand.
+ * The plan of the Temporal Schedule for a deployment schedule (see the module comment for the
+ * mapping). `from` (default: the start) is where explicit dates begin: pass the current time when
+ * rewriting the schedule of an existing deployment. The schedule is expected valid
+ * (validateDeploymentInput).
  */
-export function toTemporalScheduleSpec(schedule: DeploymentSchedule | null, options: { from?: Date } = {}): TemporalScheduleTiming {
-  if (schedule === null) return { spec: {}, refreshBefore: null };
+export function schedulePlan(schedule: DeploymentSchedule, options: { from?: Date } = {}): SchedulePlan {
   const plan = buildPlan(schedule, options.from ?? schedule.startAt, EXPLICIT_MIN_OCCURRENCES);
-  const comment = describeSchedule(schedule);
-  const spec: ScheduleSpec = {
-    ...(plan.calendars.length > 0 ? { calendars: plan.calendars.map((c) => toCalendarSpec(c, comment)) } : {}),
-    ...(plan.intervals.length > 0 ? { intervals: plan.intervals.map((i) => ({ every: i.everyMs, offset: i.offsetMs })) } : {}),
-    ...(plan.skips.length > 0 ? { skip: plan.skips.map((c) => toCalendarSpec(c, 'not a run: Temporal repeats a wall-clock run one hour later on the night the clocks go back')) } : {}),
-    startAt: new Date(plan.startMs),
-    ...(plan.endMs !== null ? { endAt: new Date(plan.endMs) } : {}),
-    timezone: schedule.timeZone,
-  };
   return {
-    spec,
+    timeZone: plan.timeZone,
+    calendars: plan.calendars,
+    skips: plan.skips,
+    intervals: plan.intervals,
+    startAt: new Date(plan.startMs),
+    endAt: plan.endMs === null ? null : new Date(plan.endMs),
+    description: describeSchedule(schedule),
     ...(plan.remainingActions !== undefined ? { remainingActions: plan.remainingActions } : {}),
     refreshBefore: plan.refreshBefore === null ? null : new Date(plan.refreshBefore),
   };
@@ -658,7 +645,7 @@ export function toTemporalScheduleSpec(schedule: DeploymentSchedule | null, opti
 
 /**
  * The next `count` run times strictly after `from`, as Temporal will fire them: the spec
- * `toTemporalScheduleSpec` builds, evaluated with a port of Temporal's own algorithm (no jitter).
+ * `schedulePlan` builds, evaluated with a port of Temporal's own algorithm (no jitter).
  * Fewer when the schedule ends (endAt, ONCE). Used for nextRunAt.
  */
 export function nextOccurrences(schedule: DeploymentSchedule | null, from: Date, count: number): Date[] {

@@ -11,20 +11,14 @@
  * the machine is back), then the POST calls. Steps of one kind keep the order they were entered in.
  */
 
+import { STEP_FAILURE_ACTIONS, type StepFailureAction, type StepKind, type StepPhase, type StepStatus } from '../domain/vocabulary.js';
+
+export { STEP_FAILURE_ACTIONS, type StepFailureAction, type StepKind, type StepPhase, type StepStatus };
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
 
-export type StepPhase = 'PRE' | 'POST';
-export type StepKind = 'SCRIPT' | 'HTTP';
-/**
- * What a failed step does: CONTINUE records it and goes on; SKIP_INSTALLS (PRE only) installs
- * nothing on the machine, its updates NOT_ATTEMPTED with the step's reason; FAIL_MACHINE installs
- * nothing more and fails the machine run; HALT_RUN fails the machine run and halts the run (no new
- * machine starts; a ringed run halts at the ring's gate, where an operator resumes or cancels it).
- */
-export type StepFailureAction = 'CONTINUE' | 'SKIP_INSTALLS' | 'FAIL_MACHINE' | 'HALT_RUN';
-export const STEP_FAILURE_ACTIONS: readonly StepFailureAction[] = ['CONTINUE', 'SKIP_INSTALLS', 'FAIL_MACHINE', 'HALT_RUN'];
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
@@ -82,8 +76,6 @@ export interface StepInput {
     retries?: number | null;
   } | null;
 }
-
-export type StepStatus = 'SUCCEEDED' | 'FAILED' | 'NOT_RUN';
 
 /** How one step went on one machine. */
 export interface StepResult {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nextOccurrences, toTemporalScheduleSpec, type DeploymentSchedule } from '../../src/fleet/schedule.js';
+import { nextOccurrences, type DeploymentSchedule } from '../../src/fleet/schedule.js';
+import { toTemporalScheduleSpec } from '../../src/temporal/scheduleSpec.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { temporalSettings } from '../support/env.js';
 

@@ -7,10 +7,10 @@ import {
   nextOccurrences,
   nthWeekdayOfMonth,
   scheduleAnchor,
-  toTemporalScheduleSpec,
   type DeploymentSchedule,
   type Recurrence,
 } from '../../src/fleet/schedule.js';
+import { toTemporalScheduleSpec } from '../../src/temporal/scheduleSpec.js';
 
 /** Europe/Paris in 2027: summer time from Sunday 28 March (02:00 → 03:00) to Sunday 31 October (03:00 → 02:00). */
 const PARIS = 'Europe/Paris';

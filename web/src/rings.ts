@@ -2,9 +2,11 @@
  * Rings in words, as the deployment and run pages say them, and the form's ring drafts as the API's
  * RingInput. Plain functions: the pages only lay them out.
  */
+import { ENVIRONMENTS as DOMAIN_ENVIRONMENTS } from '../../src/domain/vocabulary.js';
 import type { Environment, LimitUnit, RingDefinitionFragment, RingInput } from './graphql.generated.js';
 
-export const ENVIRONMENTS: Environment[] = ['AWS', 'AZURE', 'GCP', 'ON_PREMISES'];
+/** The environments in alphabetical order, as the ring editor offers them. */
+export const ENVIRONMENTS: Environment[] = [...DOMAIN_ENVIRONMENTS].sort();
 
 type Limit = { value: number; unit: LimitUnit };
 

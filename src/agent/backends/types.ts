@@ -1,79 +1,13 @@
 /**
  * What a package backend (apt, dnf/yum, zypper, Windows Update) tells the agent. Plain data: the
  * agent sends it to the server as it is, and `fleetpatch agent assess --json` prints it.
+ * The shared shapes and words live in src/domain; the backends' own contract is below.
  */
+import type { AssessmentResult, PendingUpdate } from '../../domain/types.js';
+import type { UpdateOutcomeStatus } from '../../domain/vocabulary.js';
 
-/** Linux: CRITICAL (security advisory rated critical), SECURITY (any other security update), OTHER. Windows adds its own. */
-export type Classification =
-  | 'CRITICAL'
-  | 'SECURITY'
-  | 'OTHER'
-  | 'UPDATE_ROLLUP'
-  | 'FEATURE_PACK'
-  | 'SERVICE_PACK'
-  | 'DEFINITION'
-  | 'TOOLS'
-  | 'UPDATES';
-
-/** The distribution's own severity, normalised to one vocabulary (null when it gives none). */
-export type Severity = 'CRITICAL' | 'IMPORTANT' | 'MODERATE' | 'LOW';
-
-export interface PendingUpdate {
-  /** Package name (Linux) or KB id (Windows). */
-  name: string;
-  /** null when the update pulls this package in new (it is not installed yet). */
-  installedVersion: string | null;
-  availableVersion: string;
-  /** Package architecture where the package manager has one (amd64, x86_64, noarch, all). */
-  arch: string | null;
-  classification: Classification;
-  severity: Severity | null;
-  /** Advisory ids: DSA/DLA, RHSA/ALSA/FEDORA-..., SUSE-SU-..., KB ids. Empty when none. */
-  advisoryIds: string[];
-  cveIds: string[];
-  /**
-   * When the advisory behind this update was issued (ISO 8601, UTC), where the metadata says:
-   * dnf/yum updateinfo `<issued date>`, zypper's patch issue date, WUA's LastDeploymentChangeTime.
-   * With several advisories, the newest one's (the advisory that published the version offered).
-   * Absent when unknown (left out of the report then, like `note`).
-   */
-  advisoryIssuedAt?: string | null;
-  /**
-   * The source package the update's binary package is built from, where it differs from `name`
-   * (apt: the Packages `Source:` field; `libssl3` from `openssl`). Security trackers name source
-   * packages. Absent when it is the same or unknown (left out of the report then, like `note`).
-   */
-  sourcePackage?: string | null;
-  /** The metadata suggests a reboot after installing it (kernel, reboot_suggested, installhint). */
-  rebootSuggested: boolean;
-  /** Where the available version comes from (apt origin/suite, dnf repo id, zypper repo alias). */
-  repository: string | null;
-  /**
-   * Why the update is listed when that is not plain to see: a package dpkg left half-configured is
-   * pending with the same installed and available version. Absent when there is nothing to say
-   * (left out of the report then, so a server that does not know the field still takes it).
-   */
-  note?: string | null;
-}
-
-export interface RepositoryProblem {
-  /** The repository as the package manager names it (URL, repo id or alias). */
-  repository: string;
-  message: string;
-}
-
-export interface AssessmentResult {
-  /** The machine already needs a reboot (reboot-required file, needs-restarting, zypper needs-rebooting). */
-  rebootPending: boolean;
-  updates: PendingUpdate[];
-  /**
-   * Repositories that could not be read: the list of updates may be incomplete. The seed:
-   * "Linux agents must have access to an update repository".
-   */
-  repositoryProblems: RepositoryProblem[];
-}
-
-export type UpdateOutcomeStatus = 'SUCCEEDED' | 'FAILED';
+export type { Classification, Severity, UpdateOutcomeStatus } from '../../domain/vocabulary.js';
+export type { AssessmentResult, PendingUpdate, RepositoryProblem } from '../../domain/types.js';
 
 export interface UpdateOutcome {
   status: UpdateOutcomeStatus;

@@ -1,5 +1,18 @@
 import { z } from 'zod';
 import type { AssessmentReport, CheckInRequest, EnrollRequest, JobEvents, JobResult, MachineFacts, UpgradeReport } from '../../agent/protocol.js';
+import {
+  ASSESSMENT_TRIGGERS,
+  CLASSIFICATIONS,
+  ENVIRONMENTS,
+  JOB_UPDATE_STATUSES,
+  OS_TYPES,
+  SEVERITIES,
+  STEP_FAILURE_ACTIONS,
+  STEP_KINDS,
+  STEP_PHASES,
+  STEP_STATUSES,
+  UPGRADE_STATUSES,
+} from '../../domain/vocabulary.js';
 import { hostnameProblem } from '../../fleet/machineNames.js';
 
 /**
@@ -29,14 +42,14 @@ const facts = z.strictObject({
       const problem = v.includes('\0') ? null : hostnameProblem(v);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
-  osType: z.enum(['LINUX', 'WINDOWS']),
+  osType: z.enum(OS_TYPES),
   osName: storableText(200).min(1),
   osVersion: storableText(100),
   kernel: storableText(200).nullable(),
   agentVersion: storableText(50).min(1),
   bootId: storableText(100).nullable(),
   packageManager: storableText(20).nullable(),
-  environment: z.enum(['AZURE', 'AWS', 'GCP', 'ON_PREMISES']),
+  environment: z.enum(ENVIRONMENTS),
   warnings: z.array(storableText(1000)).max(20),
   // Optional: agents older than capabilities send none (and are sent no scripts).
   capabilities: z.array(storableText(50).min(1)).max(20).optional(),
@@ -53,14 +66,14 @@ export const checkInRequest = z.strictObject({ facts }) satisfies z.ZodType<Chec
 export const enrollCheckRequest = z.strictObject({ enrollmentKey: storableText(200).min(1) });
 
 export const upgradeReport = z.strictObject({
-  status: z.enum(['SUCCEEDED', 'FAILED', 'ROLLED_BACK', 'BUSY']),
+  status: z.enum(UPGRADE_STATUSES),
   code: storableText(50).min(1),
   message: storableText(2000),
   fromVersion: storableText(50),
   toVersion: storableText(50),
 }) satisfies z.ZodType<UpgradeReport>;
 
-const classification = z.enum(['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES']);
+const classification = z.enum(CLASSIFICATIONS);
 const timestamp = z.iso.datetime({ offset: true });
 
 const pendingUpdate = z.strictObject({
@@ -69,7 +82,7 @@ const pendingUpdate = z.strictObject({
   availableVersion: text(200).min(1),
   arch: text(50).nullable(),
   classification,
-  severity: z.enum(['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW']).nullable(),
+  severity: z.enum(SEVERITIES).nullable(),
   advisoryIds: z.array(text(200)).max(200),
   cveIds: z.array(text(50)).max(2000),
   rebootSuggested: z.boolean(),
@@ -87,7 +100,7 @@ const reportOf = <U extends z.ZodType>(update: U) =>
     .strictObject({
       id: z.uuid(),
       commandId: z.uuid().nullable(),
-      trigger: z.enum(['STARTUP', 'SCHEDULE', 'PACKAGE_DATABASE_CHANGED', 'COMMAND']),
+      trigger: z.enum(ASSESSMENT_TRIGGERS),
       backend: text(20).min(1),
       startedAt: timestamp,
       finishedAt: timestamp,
@@ -110,8 +123,8 @@ const UPDATE_FIELDS = new Set(Object.keys(pendingUpdate.shape));
 /** Fields an update may leave out. */
 const OPTIONAL_UPDATE_FIELDS = new Set(['note', 'advisoryIssuedAt', 'sourcePackage']);
 const REQUIRED_UPDATE_FIELDS = UPDATE_FIELDS.size - OPTIONAL_UPDATE_FIELDS.size;
-const CLASSIFICATIONS = new Set<unknown>(classification.options);
-const SEVERITIES = new Set<unknown>(pendingUpdate.shape.severity.unwrap().options);
+const CLASSIFICATION_SET = new Set<unknown>(classification.options);
+const SEVERITY_SET = new Set<unknown>(pendingUpdate.shape.severity.unwrap().options);
 const isText = (v: unknown, max: number, min = 0): boolean => typeof v === 'string' && v.length <= max && v.length >= min;
 const isTexts = (v: unknown, maxItems: number, max: number): boolean => Array.isArray(v) && v.length <= maxItems && v.every((s) => isText(s, max));
 
@@ -134,8 +147,8 @@ function isValidUpdate(u: unknown): boolean {
     (o.installedVersion === null || isText(o.installedVersion, 200)) &&
     isText(o.availableVersion, 200, 1) &&
     (o.arch === null || isText(o.arch, 50)) &&
-    CLASSIFICATIONS.has(o.classification) &&
-    (o.severity === null || SEVERITIES.has(o.severity)) &&
+    CLASSIFICATION_SET.has(o.classification) &&
+    (o.severity === null || SEVERITY_SET.has(o.severity)) &&
     isTexts(o.advisoryIds, 200, 200) &&
     isTexts(o.cveIds, 2000, 50) &&
     typeof o.rebootSuggested === 'boolean' &&
@@ -159,7 +172,7 @@ export function parseAssessmentReport(body: unknown): z.ZodSafeParseResult<Asses
 const jobUpdateState = z.strictObject({
   name: storableText(300).min(1),
   arch: storableText(50).nullable(),
-  status: z.enum(['IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'NOT_ATTEMPTED']),
+  status: z.enum(JOB_UPDATE_STATUSES),
   exitCode: z.number().int().nullable(),
   errorText: storableText(16_000).nullable(),
   reason: storableText(1000).nullable(),
@@ -187,10 +200,10 @@ export const jobResult = z.strictObject({
       z.strictObject({
         index: z.number().int().min(0).max(1000),
         name: storableText(200),
-        phase: z.enum(['PRE', 'POST']),
-        kind: z.enum(['SCRIPT', 'HTTP']),
-        onFailure: z.enum(['CONTINUE', 'SKIP_INSTALLS', 'FAIL_MACHINE', 'HALT_RUN']),
-        status: z.enum(['SUCCEEDED', 'FAILED', 'NOT_RUN']),
+        phase: z.enum(STEP_PHASES),
+        kind: z.enum(STEP_KINDS),
+        onFailure: z.enum(STEP_FAILURE_ACTIONS),
+        status: z.enum(STEP_STATUSES),
         message: storableText(2000).nullable(),
         exitCode: z.number().int().nullable(),
         httpStatus: z.number().int().nullable(),

@@ -24,7 +24,8 @@ import { duplicateNameMessage, emptyTargetsMessage, forecastSchedule, otherOsTyp
 import { planMachine } from '../../fleet/planning.js';
 import { assignRings, ringWarnings } from '../../fleet/rollout.js';
 import { ringsOfRun, type RingStatus } from '../../db/rollouts.js';
-import { describeSchedule, toTemporalScheduleSpec, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
+import { describeSchedule, type DeploymentSchedule, type Recurrence } from '../../fleet/schedule.js';
+import { toTemporalScheduleSpec } from '../../temporal/scheduleSpec.js';
 import type { DeploymentRunInput } from '../../workflows/deploymentRun.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, scheduleIds, workflowIds } from '../../workflows/config.js';
 import { announceRunProgress, announceRunStarted } from '../../events/pubsub.js';

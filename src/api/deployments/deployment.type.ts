@@ -4,13 +4,10 @@ import { ConnectionType } from '../relay.js';
 import { Classification, Environment, OsType, Severity } from '../machines/machine.enums.js';
 import { Machine, PendingUpdate } from '../machines/machine.type.js';
 import { Node } from '../node/node.type.js';
+import { DEPLOYMENT_RUN_STATUSES, MACHINE_RUN_STATUSES, REBOOT_SETTINGS, UPDATE_RESULT_STATUSES, enumObject } from '../../domain/vocabulary.js';
 
-export enum RebootSetting {
-  IF_REQUIRED = 'IF_REQUIRED',
-  NEVER = 'NEVER',
-  ALWAYS = 'ALWAYS',
-  REBOOT_ONLY = 'REBOOT_ONLY',
-}
+export const RebootSetting = enumObject(REBOOT_SETTINGS);
+export type RebootSetting = (typeof RebootSetting)[keyof typeof RebootSetting];
 registerEnumType(RebootSetting, { name: 'RebootSetting', description: 'IF_REQUIRED (default): reboot when an update or the machine needs it. NEVER. ALWAYS. REBOOT_ONLY: install nothing, reboot.', valuesConfig: { ALWAYS: { description: 'Always reboot after installing.' }, IF_REQUIRED: { description: 'Reboot when an update or the machine needs it (default).' }, NEVER: { description: 'Never reboot.' }, REBOOT_ONLY: { description: 'Install nothing; reboot.' } } });
 
 export enum RebootForecast {
@@ -50,15 +47,8 @@ export enum WeekDay {
 }
 registerEnumType(WeekDay, { name: 'WeekDay', description: 'A day of the week.', valuesConfig: { MONDAY: { description: 'Monday.' }, TUESDAY: { description: 'Tuesday.' }, WEDNESDAY: { description: 'Wednesday.' }, THURSDAY: { description: 'Thursday.' }, FRIDAY: { description: 'Friday.' }, SATURDAY: { description: 'Saturday.' }, SUNDAY: { description: 'Sunday.' } } });
 
-export enum DeploymentRunStatus {
-  SCHEDULED = 'SCHEDULED',
-  IN_PROGRESS = 'IN_PROGRESS',
-  SUCCEEDED = 'SUCCEEDED',
-  PARTIALLY_FAILED = 'PARTIALLY_FAILED',
-  FAILED = 'FAILED',
-  CANCELED = 'CANCELED',
-  HALTED = 'HALTED',
-}
+export const DeploymentRunStatus = enumObject(DEPLOYMENT_RUN_STATUSES);
+export type DeploymentRunStatus = (typeof DeploymentRunStatus)[keyof typeof DeploymentRunStatus];
 registerEnumType(DeploymentRunStatus, {
   name: 'DeploymentRunStatus',
   description: "PARTIALLY_FAILED: one or more updates (or machines) failed. FAILED: nothing succeeded. HALTED: a ring's gate failed (see error); resumeDeploymentRun goes on, cancelDeploymentRun ends it.",
@@ -102,26 +92,12 @@ registerEnumType(RingStatus, {
   },
 });
 
-export enum MachineRunStatus {
-  PENDING = 'PENDING',
-  IN_PROGRESS = 'IN_PROGRESS',
-  REBOOTING = 'REBOOTING',
-  SUCCEEDED = 'SUCCEEDED',
-  FAILED = 'FAILED',
-  TIMED_OUT = 'TIMED_OUT',
-  CANCELED = 'CANCELED',
-  NOT_STARTED = 'NOT_STARTED',
-}
+export const MachineRunStatus = enumObject(MACHINE_RUN_STATUSES);
+export type MachineRunStatus = (typeof MachineRunStatus)[keyof typeof MachineRunStatus];
 registerEnumType(MachineRunStatus, { name: 'MachineRunStatus', description: 'Where one machine stands in a deployment run.', valuesConfig: { CANCELED: { description: 'The run was canceled before this machine finished.' }, FAILED: { description: 'An update, the reboot or the job failed, or the agent was lost.' }, IN_PROGRESS: { description: 'Its agent is installing.' }, NOT_STARTED: { description: 'The run ended (failure threshold, cancel, deadline) before it began.' }, PENDING: { description: 'Waiting for its turn.' }, REBOOTING: { description: 'Rebooting after its updates; waiting for the agent to come back.' }, SUCCEEDED: { description: 'Nothing failed and the window was kept (some updates may be NOT_ATTEMPTED).' }, TIMED_OUT: { description: 'An update overran the window and its grace.' } } });
 
-export enum UpdateResultStatus {
-  PENDING = 'PENDING',
-  IN_PROGRESS = 'IN_PROGRESS',
-  SUCCEEDED = 'SUCCEEDED',
-  FAILED = 'FAILED',
-  NOT_ATTEMPTED = 'NOT_ATTEMPTED',
-  NOT_SELECTED = 'NOT_SELECTED',
-}
+export const UpdateResultStatus = enumObject(UPDATE_RESULT_STATUSES);
+export type UpdateResultStatus = (typeof UpdateResultStatus)[keyof typeof UpdateResultStatus];
 registerEnumType(UpdateResultStatus, {
   name: 'UpdateResultStatus',
   description: 'NOT_ATTEMPTED: the window had too little time left to start it. NOT_SELECTED: left out by classification or include/exclude.', valuesConfig: { FAILED: { description: 'Its install failed.' }, IN_PROGRESS: { description: 'Installing now.' }, NOT_ATTEMPTED: { description: 'The window had too little time left to start it.' }, NOT_SELECTED: { description: 'Left out by classification or include/exclude.' }, PENDING: { description: 'Waiting to be installed.' }, SUCCEEDED: { description: 'Installed.' } } });

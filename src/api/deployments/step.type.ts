@@ -1,22 +1,17 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { STEP_FAILURE_ACTIONS, STEP_KINDS, STEP_PHASES, STEP_STATUSES, enumObject } from '../../domain/vocabulary.js';
 
-export enum StepPhase {
-  PRE = 'PRE',
-  POST = 'POST',
-}
+export const StepPhase = enumObject(STEP_PHASES);
+export type StepPhase = (typeof StepPhase)[keyof typeof StepPhase];
 registerEnumType(StepPhase, {
   name: 'StepPhase',
   description: 'When a step runs on a machine.',
   valuesConfig: { PRE: { description: 'Before the installs (calls first, then scripts).' }, POST: { description: 'After the installs and the reboot (scripts first, then calls), even when installs failed.' } },
 });
 
-export enum StepFailureAction {
-  CONTINUE = 'CONTINUE',
-  SKIP_INSTALLS = 'SKIP_INSTALLS',
-  FAIL_MACHINE = 'FAIL_MACHINE',
-  HALT_RUN = 'HALT_RUN',
-}
+export const StepFailureAction = enumObject(STEP_FAILURE_ACTIONS);
+export type StepFailureAction = (typeof StepFailureAction)[keyof typeof StepFailureAction];
 registerEnumType(StepFailureAction, {
   name: 'StepFailureAction',
   description: 'What a failed step does.',
@@ -28,17 +23,12 @@ registerEnumType(StepFailureAction, {
   },
 });
 
-export enum StepKind {
-  SCRIPT = 'SCRIPT',
-  HTTP = 'HTTP',
-}
+export const StepKind = enumObject(STEP_KINDS);
+export type StepKind = (typeof StepKind)[keyof typeof StepKind];
 registerEnumType(StepKind, { name: 'StepKind', description: 'Who runs a step.', valuesConfig: { SCRIPT: { description: 'The agent, on the machine.' }, HTTP: { description: 'The worker: a control-plane call.' } } });
 
-export enum StepStatus {
-  SUCCEEDED = 'SUCCEEDED',
-  FAILED = 'FAILED',
-  NOT_RUN = 'NOT_RUN',
-}
+export const StepStatus = enumObject(STEP_STATUSES);
+export type StepStatus = (typeof StepStatus)[keyof typeof StepStatus];
 registerEnumType(StepStatus, {
   name: 'StepStatus',
   description: 'How a step went on a machine.',

@@ -1,4 +1,5 @@
 import type { Command, Option } from 'commander';
+import { AGENT_READINESS, CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, OS_TYPES, REBOOT_SETTINGS } from '../../domain/vocabulary.js';
 import { OperatorError } from './errors.js';
 
 /**
@@ -10,12 +11,12 @@ import { OperatorError } from './errors.js';
 
 /** Words an option's value may be, beyond commander's own `choices`. */
 const VALUE_WORDS: Record<string, readonly string[]> = {
-  '--os': ['LINUX', 'WINDOWS'],
-  '--compliance': ['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'],
-  '--readiness': ['READY', 'DISCONNECTED', 'NOT_CONFIGURED'],
-  '--classification': ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'],
-  '--classifications': ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'],
-  '--reboot': ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY'],
+  '--os': OS_TYPES,
+  '--compliance': COMPLIANCE_WORST_FIRST,
+  '--readiness': AGENT_READINESS,
+  '--classification': CLASSIFICATIONS,
+  '--classifications': CLASSIFICATIONS,
+  '--reboot': REBOOT_SETTINGS,
   '--role': ['VIEWER', 'OPERATOR', 'ADMIN'],
   '--frequency': ['ONCE', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY'],
   '--sort': ['name', 'compliance', 'critical-and-security', 'other', 'last-seen', 'last-assessed'],

@@ -1,3 +1,4 @@
+import { CLASSIFICATIONS, OS_TYPES, REBOOT_SETTINGS } from '../../domain/vocabulary.js';
 import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
 import {
@@ -9,11 +10,8 @@ import {
   CliUpdateDeploymentDocument,
   type CliDeploymentFragment,
   type CliDeploymentRolloutFragment,
-  type Classification,
   type Frequency,
   type LimitInput,
-  type OsType,
-  type RebootSetting,
   type WeekDay,
 } from './graphql.generated.js';
 import { ringSpec, stepSpec } from './deploymentSpec.js';
@@ -23,9 +21,6 @@ import { collect, connect, dateTime, enumList, enumValue, listOption, wholeNumbe
 
 export { collect };
 
-const OS_TYPES: readonly OsType[] = ['LINUX', 'WINDOWS'];
-const CLASSIFICATIONS: readonly Classification[] = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
-const REBOOT_SETTINGS: readonly RebootSetting[] = ['IF_REQUIRED', 'NEVER', 'ALWAYS', 'REBOOT_ONLY'];
 const FREQUENCIES: readonly Frequency[] = ['ONCE', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY'];
 const WEEK_DAYS: readonly WeekDay[] = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'];
 

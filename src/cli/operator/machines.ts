@@ -1,3 +1,4 @@
+import { AGENT_READINESS, CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, OS_TYPES } from '../../domain/vocabulary.js';
 import { OperatorError } from './errors.js';
 import {
   CliAssessMachinesDocument,
@@ -5,19 +6,15 @@ import {
   CliMachinesDocument,
   CliMissingUpdatesDocument,
   type AgentReadiness,
-  type Classification,
   type Compliance,
   type MachineSortField,
-  type OsType,
 } from './graphql.generated.js';
 import { machineIdOf } from './lookup.js';
 import { ago, note, outputFormat, printRecord, printRows, type Column } from './output.js';
 import { connect, enumList, enumValue, listOption, pages, wholeNumber } from './options.js';
 
-const COMPLIANCE: readonly Compliance[] = ['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'];
-const READINESS: readonly AgentReadiness[] = ['READY', 'DISCONNECTED', 'NOT_CONFIGURED'];
-const OS_TYPES: readonly OsType[] = ['LINUX', 'WINDOWS'];
-const CLASSIFICATIONS: readonly Classification[] = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
+const COMPLIANCE: readonly Compliance[] = COMPLIANCE_WORST_FIRST;
+const READINESS: readonly AgentReadiness[] = AGENT_READINESS;
 /** `--sort` words and the API's sort fields. */
 const SORT_FIELDS: Record<string, MachineSortField> = {
   name: 'NAME',

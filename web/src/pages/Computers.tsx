@@ -4,6 +4,7 @@ import { ComputersDocument, type AgentReadiness, type Compliance, type MachineRo
 import { Link, navigate, useLocation } from '../router';
 import { ExportButtons } from './ExportButtons';
 import { Badge, ago, Loading, Page, Problems, TableBox, words } from '../ui';
+import { AGENT_READINESS, COMPLIANCE_WORST_FIRST } from '../../../src/domain/vocabulary.js';
 
 export type MachineRow = MachineRowFragment & {
   /** Another machine has the same name (asked for by the computers list). */
@@ -91,14 +92,14 @@ export function ComputersPage() {
           <label htmlFor="filter-compliance">Compliance</label>
           <select id="filter-compliance" value={compliance} onChange={(e) => setParam('compliance', e.target.value)}>
             <option value="">Any</option>
-            {['NON_COMPLIANT', 'NOT_ASSESSED', 'COMPLIANT'].map((v) => <option key={v} value={v}>{words(v)}</option>)}
+            {COMPLIANCE_WORST_FIRST.map((v) => <option key={v} value={v}>{words(v)}</option>)}
           </select>
         </div>
         <div className="field">
           <label htmlFor="filter-readiness">Update agent readiness</label>
           <select id="filter-readiness" value={readiness} onChange={(e) => setParam('readiness', e.target.value)}>
             <option value="">Any</option>
-            {['READY', 'DISCONNECTED', 'NOT_CONFIGURED'].map((v) => <option key={v} value={v}>{words(v)}</option>)}
+            {AGENT_READINESS.map((v) => <option key={v} value={v}>{words(v)}</option>)}
           </select>
         </div>
         <div className="field">

@@ -14,11 +14,8 @@ import { RingsEditor } from './RingsEditor';
 import { stepFields, stepInput, stepProblems, type StepDraft } from '../steps';
 import { StepsEditor } from './StepsEditor';
 import { deploymentIdOf, formFields } from '../fields';
+import { CLASSIFICATIONS_BY_OS, COMPLIANCE_CLASSIFICATIONS, OS_TYPES } from '../../../src/domain/vocabulary.js';
 
-const CLASSIFICATIONS: Record<string, string[]> = {
-  LINUX: ['CRITICAL', 'SECURITY', 'OTHER'],
-  WINDOWS: ['CRITICAL', 'SECURITY', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'],
-};
 const WEEK_DAYS = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'];
 const REBOOT: Record<string, string> = {
   IF_REQUIRED: 'If required: when an update or the machine needs it',
@@ -69,7 +66,7 @@ export function DeploymentFormPage() {
   const [machineSearch, setMachineSearch] = useState('');
   const [tags, setTags] = useState('');
   const [nameContains, setNameContains] = useState('');
-  const [classifications, setClassifications] = useState<string[]>(['CRITICAL', 'SECURITY']);
+  const [classifications, setClassifications] = useState<string[]>([...COMPLIANCE_CLASSIFICATIONS]);
   const [include, setInclude] = useState('');
   const [exclude, setExclude] = useState('');
   const [startAt, setStartAt] = useState('');
@@ -231,13 +228,13 @@ export function DeploymentFormPage() {
           </Field>
           <fieldset className="inline-choices" data-field="osType">
             <legend>OS type</legend>
-            {['LINUX', 'WINDOWS'].map((os) => (
-              <label key={os}><input type="radio" name="osType" value={os} checked={osType === os} onChange={() => { setOsType(os); setMachineIds([]); setClassifications(['CRITICAL', 'SECURITY']); }} /> {words(os)}</label>
+            {OS_TYPES.map((os) => (
+              <label key={os}><input type="radio" name="osType" value={os} checked={osType === os} onChange={() => { setOsType(os); setMachineIds([]); setClassifications([...COMPLIANCE_CLASSIFICATIONS]); }} /> {words(os)}</label>
             ))}
           </fieldset>
           <fieldset className={`inline-choices${errors.classifications ? ' invalid' : ''}`} data-field="classifications" aria-describedby={errors.classifications ? `${idOf('classifications')}-error` : undefined}>
             <legend>Update classifications</legend>
-            {CLASSIFICATIONS[osType]!.map((c, i) => (
+            {CLASSIFICATIONS_BY_OS[osType as OsType].map((c, i) => (
               <label key={c}><input type="checkbox" id={i === 0 ? idOf('classifications') : undefined} checked={classifications.includes(c)} onChange={() => toggle(classifications, c, setClassifications)} /> {words(c)}</label>
             ))}
             {errors.classifications && <p className="field-error" id={`${idOf('classifications')}-error`}>{errors.classifications}</p>}

@@ -4,8 +4,8 @@ import { MachinesMissingDocument, MissingDocument, type Classification, type Mis
 import { Link, navigate, useLocation } from '../router';
 import { Badge, Loading, Page, Problems, TableBox, words } from '../ui';
 import { ExportButtons } from './ExportButtons';
+import { CLASSIFICATIONS } from '../../../src/domain/vocabulary.js';
 
-const CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'];
 const PAGE_SIZE = 50;
 
 type Missing = MissingQuery['missingUpdates']['edges'][number]['node'];

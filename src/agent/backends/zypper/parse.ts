@@ -1,3 +1,4 @@
+import { SEVERITIES } from '../../../domain/vocabulary.js';
 import { compareEditions, normaliseSeverity } from '../rpm.js';
 import type { Classification, PendingUpdate, RepositoryProblem, Severity } from '../types.js';
 import { childElements, descendants, parseXml, textContent, XmlSyntaxError, type XmlElement } from '../xml.js';
@@ -223,8 +224,6 @@ export function repositoryProblemsFrom(messages: readonly ZypperMessage[], repos
 // ---------------------------------------------------------------------------------------------
 // From zypper's lists to pending updates.
 
-/** Severities from the highest: a package takes the highest of its patches'. */
-const SEVERITIES: readonly Severity[] = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'];
 
 export interface AssessmentInput {
   packageUpdates: readonly ZypperPackageUpdate[];
