@@ -185,7 +185,11 @@ async function main(): Promise<number> {
     const deadline = t0 + options.timeoutMs;
     while ((await ended()) < n * options.killAt && Date.now() < deadline) await sleep(500, benchAbort.signal);
     checkAborted();
-    const pollsBefore = await Promise.all(ports.map(pollsOn));
+    // A replica too busy to answer /metrics within 10 s reads as 0: look again, or the failover
+    // below would be measured against nothing.
+    let pollsBefore = await Promise.all(ports.map(pollsOn));
+    for (let tries = 1; pollsBefore.some((p) => p === 0) && tries < 10; tries++) pollsBefore = await Promise.all(ports.map(pollsOn));
+    if (pollsBefore.some((p) => p === 0)) throw new Error(`a replica's metrics could not be read before the kill: ${pollsBefore.join(' + ')}`);
     const seqsAtKill = seqs.length;
     const killedAt = Date.now();
     workers[0]!.child.kill('SIGKILL');
