@@ -243,6 +243,9 @@ async function main(): Promise<number> {
     const machineEnds = (await stack.database.sql`select extract(epoch from ended_at) * 1000 as ended from machine_runs where run_id = ${runId} and ended_at is not null`).map((r) => Number(r.ended) - t0);
     const jobs = await stack.database.sql`select count(*) filter (where jobs <> 1 or results <> 1)::int as odd, count(*)::int as machines from (select c.machine_id, count(*) as jobs, count(c.result) as results from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId} and c.kind = 'INSTALL' group by c.machine_id) j`;
     const updates = await stack.database.sql`select status, count(*)::int as n from update_results where run_id = ${runId} group by status order by status`;
+    const failures = await stack.database.sql`select left(coalesce(error, '(none)'), 160) as error, count(*)::int as n from machine_runs where run_id = ${runId} and status <> 'SUCCEEDED' group by 1 order by 2 desc limit 5`;
+    const machines = Number((await stack.database.sql`select count(*)::int as n from machines`)[0]!.n);
+    const [{ lastNow }] = (await stack.database.sql`select coalesce(max(seq), 0)::int as "lastNow" from run_progress_events where run_id = ${runId}`) as unknown as [{ lastNow: number }];
     const twice = fleet.agents.reduce((s, a) => s + [...a.machine.installs.values()].filter((c) => c > 1).length, 0);
     const jobsTwice = fleet.agents.filter((a) => a.counters.jobs > 1).length;
     const gaps = seqs.filter((s, i) => s !== i + 1).length;
@@ -252,16 +255,18 @@ async function main(): Promise<number> {
     say(`machines: ${n}; run ${final || 'NOT FINAL'} after ${sec(finalMs)} (t0 = runDeploymentNow answered)`);
     say(`machine runs by status: ${statuses.map((r) => `${r.status as string} ${r.n as number}`).join(', ')}`);
     say(`machine run ended, from t0: p50 ${sec(quantile(machineEnds, 0.5))}, p95 ${sec(quantile(machineEnds, 0.95))}, last ${sec(Math.max(...machineEnds))}`);
+    if (failures.length) say(`why machine runs did not succeed (most frequent): ${failures.map((r) => `${r.n as number}× ${r.error as string}`).join(' | ')}`);
+    if (machines !== n) say(`machines enrolled: ${machines} for ${n} simulated (an enrollment retried after its answer was lost makes a second machine)`);
     say(`update results by status: ${updates.map((r) => `${r.status as string} ${r.n as number}`).join(', ')}`);
     say(`install jobs: ${jobs[0]!.machines as number} machines with a job; ${jobs[0]!.odd as number} with other than one job and one result; agents handed more than one job: ${jobsTwice}; packages installed twice: ${twice}`);
     say(`failover of the killed replica's agents (survivors hold 90 % of the polls held before): ${failoverMs === undefined ? 'never' : sec(failoverMs)}`);
     say(`agent request errors after the run began: ${totals.errors - errorsBefore}${totals.lastError ? ` (last: ${totals.lastError})` : ''}`);
-    say(`subscription on replica 1: ${seqs.length} events of ${last}, ${gaps} out of order or missing; ${seqsAtKill} before the kill, ${seqsWhileDown} while replica 0 was down, ${seqs.length - seqsAtKill - seqsWhileDown} after${subscriptionErrors.length ? `; errors: ${subscriptionErrors.slice(0, 3).join(' | ')}` : ''}`);
+    say(`subscription on replica 1: ${seqs.length} events of ${lastNow}, ${gaps} out of order or missing; ${seqsAtKill} before the kill, ${seqsWhileDown} while replica 0 was down, ${seqs.length - seqsAtKill - seqsWhileDown} after${subscriptionErrors.length ? `; errors: ${subscriptionErrors.slice(0, 3).join(' | ')}` : ''}`);
 
     if (final !== 'SUCCEEDED') problems.push(`the run ended ${final || 'never'}`);
     if (statuses.some((r) => r.status !== 'SUCCEEDED')) problems.push('machine runs other than SUCCEEDED');
     if ((jobs[0]!.odd as number) > 0 || jobsTwice > 0 || twice > 0) problems.push('a job or an install twice, or a result missing');
-    if (gaps > 0 || seqs.length !== last || subscriptionErrors.length) problems.push('the subscription missed or repeated events');
+    if (gaps > 0 || seqs.length < last || subscriptionErrors.length) problems.push('the subscription missed or repeated events');
     await stopWs();
     await stopFleet();
     await stopBalancer();
