@@ -71,7 +71,11 @@ export class AgentClient {
 
   /** `redeliver`: also the commands handed out before and not completed (the agent lost track of them). */
   commands(waitSeconds: number, signal?: AbortSignal, redeliver = false): Promise<CommandsResponse> {
-    return this.request('GET', `/commands?waitSeconds=${waitSeconds}${redeliver ? '&redeliver=1' : ''}`, undefined, (waitSeconds + 30) * 1000, { signal });
+    const path = (again: boolean) => `/commands?waitSeconds=${waitSeconds}${again ? '&redeliver=1' : ''}`;
+    // Sent again after its connection closed under it, a poll asks for redelivery: the API process
+    // may have handed out commands (marked them delivered) and died before its answer left, and
+    // the agent, which saw no failure, would otherwise never get them.
+    return this.request('GET', path(redeliver), undefined, (waitSeconds + 30) * 1000, { signal, resendPath: path(true) });
   }
 
   sendReport(report: AssessmentReport): Promise<AssessmentReportResponse> {
@@ -141,7 +145,7 @@ export class AgentClient {
     path: string,
     body: unknown,
     timeoutMs: number,
-    { authenticated = true, resend = 'onStaleConnection', signal }: { authenticated?: boolean; resend?: Resend; signal?: AbortSignal } = {},
+    { authenticated = true, resend = 'onStaleConnection', signal, resendPath = path }: { authenticated?: boolean; resend?: Resend; signal?: AbortSignal; resendPath?: string } = {},
   ): Promise<T> {
     // One controller per request, for the deadline and the caller's signal, released afterwards:
     // listeners left on a long-lived signal would pile up over months of polling.
@@ -164,7 +168,7 @@ export class AgentClient {
       } catch (error) {
         if (resend === 'never' || !(error instanceof StaleConnection) || controller.signal.aborted) throw error;
         // Once, on a connection of its own: the pool's other idle connections are older still.
-        response = await send(this.base + path, init, undefined);
+        response = await send(this.base + resendPath, init, undefined);
       }
     } catch (error) {
       if (signal?.aborted) throw error;

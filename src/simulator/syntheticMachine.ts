@@ -83,6 +83,8 @@ export interface SimulatedInstall {
  */
 export class SyntheticMachine {
   private readonly pending = new Map<string, PendingUpdate>();
+  /** Installs begun, per package name: a package installed twice shows as 2 (tests and benchmarks check it). */
+  readonly installs = new Map<string, number>();
   private readonly random: () => number;
   rebootPending = false;
 
@@ -115,6 +117,7 @@ export class SyntheticMachine {
   /** Installs one update: waits its duration, then succeeds or fails as the profile says. */
   async install(name: string, wait: (ms: number) => Promise<void>): Promise<SimulatedInstall> {
     const update = this.pending.get(name);
+    this.installs.set(name, (this.installs.get(name) ?? 0) + 1);
     const seconds = this.profile.installSeconds * (0.5 + this.random());
     if (seconds > 0) await wait(seconds * 1000);
     if (!update) {

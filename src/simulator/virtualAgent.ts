@@ -173,6 +173,9 @@ export class VirtualAgent {
   }
 
   private async commandLoop(signal: AbortSignal): Promise<void> {
+    // As the real agent (runner.ts): after a failed poll the next asks for every command not
+    // completed, since the failed one may have been handed commands whose answer never arrived.
+    let redeliver = false;
     while (!signal.aborted) {
       if (this.up.signal.aborted) {
         await sleep(200, signal);
@@ -181,7 +184,8 @@ export class VirtualAgent {
       // A signal per poll: the rebooting machine drops its open poll as a real one would.
       const poll = this.up.signal;
       try {
-        const { commands } = await this.client.commands(this.settings.longPollSeconds, poll);
+        const { commands } = await this.client.commands(this.settings.longPollSeconds, poll, redeliver);
+        redeliver = false;
         for (const command of commands) {
           if (command.kind === 'ASSESS') this.enqueue({ kind: 'assess', trigger: 'COMMAND', commandId: command.id });
           else if (command.kind === 'INSTALL' && command.install && !this.jobsSeen.has(command.id)) {
@@ -195,6 +199,7 @@ export class VirtualAgent {
         }
       } catch (error) {
         if (signal.aborted || poll.aborted) continue;
+        redeliver = true;
         this.failed(error);
         await sleep(1000 + Math.random() * 2000, signal);
       }

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentClient } from '../../src/agent/client.js';
+import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, ensureInstallCommand, ensureRun, finishMachineRun } from '../../src/db/runs.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { startApiOnFreshDatabase } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { tcpRelay } from '../support/operatorCli.js';
 
 /**
  * The server's side of an agent that lost track of its commands (it restarted, or a poll's answer
@@ -21,11 +22,12 @@ describe('redelivery to an agent that lost track', () => {
   let base: string;
   let agent: AgentClient;
   let machineId: string;
+  let credential: string;
 
   beforeAll(async () => {
     const started = await startApiOnFreshDatabase();
     ({ database, close, base } = started);
-    ({ agent, machineId } = await enrollMachine(base, await enrollmentKey(database, 'redelivery'), { facts: { hostname: 'restarting-01' } }));
+    ({ agent, machineId, credential } = await enrollMachine(base, await enrollmentKey(database, 'redelivery'), { facts: { hostname: 'restarting-01' } }));
   });
 
   afterAll(async () => {
@@ -72,6 +74,29 @@ describe('redelivery to an agent that lost track', () => {
     const nothingOpen = Date.now();
     expect((await agent.commands(20, undefined, true)).commands).toEqual([]);
     expect(Date.now() - nothingOpen).toBeLessThan(15_000);
+  });
+
+  it('hands the job to an agent whose poll answer was lost with the API process that took it', async () => {
+    const { jobId, job } = await installJob('answer lost');
+    // The agent reaches the API through a relay, on one kept-alive connection.
+    const relay = await tcpRelay(new URL(base).host);
+    try {
+      const behind = new AgentClient(`http://${relay.address}`, credential);
+      await behind.checkIn(machineFacts({ hostname: 'restarting-01' }));
+      // The poll takes the job (marked delivered), and its answer never reaches the agent, as when
+      // the API process dies at that moment; the agent sends the poll again on a new connection
+      // (through the balancer, to another replica) and must get the job there, at once.
+      const dropped = relay.dropNextAnswer();
+      const asked = Date.now();
+      const { commands } = await behind.commands(20);
+      await dropped;
+      expect(commands).toEqual([{ id: jobId, kind: 'INSTALL', install: job }]);
+      expect(Date.now() - asked).toBeLessThan(15_000);
+    } finally {
+      relay.close();
+      // Completed, so that the tests after this one find no job open.
+      await agent.sendJobResult(jobId, { updates: [], rebootRequired: false, rebooting: false, bootId: null, timedOut: false, error: null });
+    }
   });
 
   it('refuses progress and a result for a job withdrawn while the agent was away (409), storing nothing', async () => {

@@ -88,12 +88,17 @@ export function parseCsv(text: string): string[][] {
 /**
  * A TCP relay in front of a server (host:port): `cut()` drops its connections and refuses new
  * ones, so that a client behind it finds the server gone while the server goes on for the others;
- * `resume()` listens again on the same address. `connections` counts those it accepted.
+ * `resume()` listens again on the same address. `dropNextAnswer()` closes the connection on which
+ * the server next answers, without a byte of the answer passed on: what a client sees of a server
+ * process that died once it had done the request's work. `connections` counts those it accepted.
  */
-export async function tcpRelay(target: string): Promise<{ address: string; cut: () => void; resume: () => Promise<void>; close: () => void; readonly connections: number }> {
+export async function tcpRelay(
+  target: string,
+): Promise<{ address: string; cut: () => void; resume: () => Promise<void>; close: () => void; dropNextAnswer: () => Promise<void>; readonly connections: number }> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<net.Socket>();
   let connections = 0;
+  let dropping: (() => void) | undefined;
   const server = net.createServer((client) => {
     connections += 1;
     const upstream = net.connect(port, host);
@@ -102,7 +107,15 @@ export async function tcpRelay(target: string): Promise<{ address: string; cut: 
       s.on('error', () => s.destroy());
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      if (!dropping) return void client.write(chunk);
+      const dropped = dropping;
+      dropping = undefined;
+      client.resetAndDestroy();
+      upstream.destroy();
+      dropped();
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -118,6 +131,8 @@ export async function tcpRelay(target: string): Promise<{ address: string; cut: 
     cut,
     resume,
     close: cut,
+    /** Resolves once an answer was dropped. */
+    dropNextAnswer: () => new Promise<void>((resolve) => (dropping = resolve)),
     get connections() {
       return connections;
     },
