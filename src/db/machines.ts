@@ -425,7 +425,7 @@ export interface ComplianceSummaryRow {
 }
 
 /** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
-const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
+export const CLASS_COUNTS: ReadonlyArray<readonly [string, SQL]> = [
   ['CRITICAL', sql`${machines.criticalCount}`],
   ['SECURITY', sql`${machines.securityCount}`],
   ['OTHER', sql`(${machines.otherCount} - ${machines.updateRollupCount} - ${machines.featurePackCount} - ${machines.servicePackCount} - ${machines.definitionCount} - ${machines.toolsCount} - ${machines.updatesCount})`],

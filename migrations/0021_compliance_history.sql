@@ -1,0 +1,1 @@
+CREATE INDEX "compliance_history_day_idx" ON "compliance_history" USING btree ("day");
