@@ -14,6 +14,9 @@ export const scheduleIds = {
   deployment: (deploymentId: string) => `deployment:${deploymentId}`,
   /** Prefix of the workflow ids the schedule starts (Temporal appends the occurrence's time). */
   deploymentRunPrefix: (deploymentId: string) => `deployment-run:${deploymentId}:scheduled`,
+  /** The daily compliance snapshot (one schedule per Temporal namespace), and its workflows' id prefix. */
+  complianceHistory: 'compliance-history',
+  complianceSnapshotPrefix: 'compliance-snapshot:scheduled',
 };
 
 /** The API signals a machine run when its machine checks in with a new boot id. */
