@@ -10,7 +10,7 @@ import { RECONCILE_INTERVAL_MS } from '../deployments/scheduleReconciler.js';
 export const DAILY_SNAPSHOT_AT = { hour: 0, minute: 5 };
 
 /**
- * Makes sure the Temporal schedule of the daily compliance snapshot exists: every API process tries
+ * Makes sure the Temporal schedule of the daily compliance snapshot (of this task queue) exists: every API process tries
  * once at start, then again on a timer and when Temporal answers again after an outage, until it
  * has found or created it. Several replicas creating it at once: one wins, the others find it
  * (ScheduleAlreadyRunning). The schedule is the product's, not an operator's: its timing is not
@@ -27,9 +27,9 @@ export function startComplianceHistorySchedule(services: ApiServices): { ensure(
         await services.temporal.call(async () => {
           try {
             await services.temporal.client.schedule.create({
-              scheduleId: scheduleIds.complianceHistory,
+              scheduleId: scheduleIds.complianceHistory(services.temporal.settings.taskQueue),
               spec: { calendars: [{ ...DAILY_SNAPSHOT_AT, comment: 'daily compliance snapshot (UTC)' }] },
-              action: { type: 'startWorkflow', workflowType: 'complianceSnapshotWorkflow', taskQueue: services.temporal.settings.taskQueue, workflowId: scheduleIds.complianceSnapshotPrefix, args: [] },
+              action: { type: 'startWorkflow', workflowType: 'complianceSnapshotWorkflow', taskQueue: services.temporal.settings.taskQueue, workflowId: scheduleIds.complianceSnapshotPrefix(services.temporal.settings.taskQueue), args: [] },
               // Temporal away at 00:05: the day's snapshot is still taken when it is back, that day
               // (a later catch-up would take the next day's, which the next occurrence then skips).
               policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '23 hours' },
