@@ -4,11 +4,13 @@ import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { BaselineService } from '../../src/api/baselines/baseline.service.js';
 import { ComplianceHistoryService } from '../../src/api/complianceHistory/complianceHistory.service.js';
 import type { ApiServices } from '../../src/api/context.js';
+import { MachineService } from '../../src/api/machines/machine.service.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config.js';
 import { storeAssessmentReport } from '../../src/db/assessmentIngest.js';
 import type { Database } from '../../src/db/client.js';
 import { takeComplianceSnapshot } from '../../src/db/complianceHistory.js';
+import { findMachine } from '../../src/db/machines.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { HISTORY_CLASSIFICATIONS } from '../../src/fleet/complianceHistory.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
@@ -181,6 +183,19 @@ describe('compliance history over real rows', () => {
     // A range without snapshots has no point; the defaults are the last 30 days.
     expect((await history.history({ from: '2026-11-28', to: '2026-12-07' })).series).toEqual([]);
     expect(await history.history({})).toMatchObject({ from: '2026-11-09', to: '2026-12-08', groupBy: 'FLEET' });
+  });
+
+  it("a machine's pending updates show when each was first seen and its due date under the machine's baseline", async () => {
+    const machines = new MachineService(services);
+    const dueOf = async (id: string) =>
+      (await machines.pendingUpdates((await findMachine(database.db, id))!, { offset: 0, limit: 10 })).rows.map((u) => [u.name, u.firstSeenAt?.toISOString(), u.dueAt?.toISOString() ?? null]);
+    // production: openssl (IMPORTANT, 10 days from 26 Nov) due at the start of 7 Dec; vim is not approved.
+    expect(await dueOf(ids.prod1!)).toEqual([
+      ['openssl', T.toISOString(), '2026-12-07T00:00:00.000Z'],
+      ['vim', T.toISOString(), null],
+    ]);
+    // The built-in baseline has no SLA.
+    expect(await dueOf(ids.dev!)).toEqual([['openssl', T.toISOString(), null]]);
   });
 
   it('refuses a bad range with BAD_USER_INPUT, the field and a stable reason', async () => {
