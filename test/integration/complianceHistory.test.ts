@@ -274,6 +274,18 @@ describe('the daily snapshot on Temporal, and the API', () => {
     expect(await refused('from: "2026-12-08", to: "2026-12-01"')).toMatchObject({ message: 'from (2026-12-08) is after to (2026-12-01).', extensions: { code: 'BAD_USER_INPUT', field: 'from', reason: 'FROM_AFTER_TO' } });
     expect(await refused('from: "2020-01-01", to: "2026-12-01"')).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'to', reason: 'RANGE_TOO_LONG' } });
     expect(await refused('from: "yesterday"')).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', field: 'from', reason: 'BAD_DATE' } });
+    // A machine's pending updates with their dates, as the console's machine page asks.
+    const machineId = randomUUID();
+    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, last_seen_at) values (${machineId}, 'web-01', 'LINUX', 'Debian', '12', 'AWS', now())`;
+    await storeAssessmentReport(database.sql, machineId, assessmentReport([pendingUpdate({ name: 'curl', classification: 'SECURITY', severity: 'IMPORTANT' })]), { receivedAtMs: Date.now(), agentSentAtMs: Date.now() });
+    const page = await graphql<{ machine: { pendingUpdates: { edges: Array<{ node: { name: string; firstSeenAt: string; dueAt: string | null } }> } } }>(
+      api.url,
+      `{ machine(id: "${machineId}") { pendingUpdates(first: 500) { edges { node { name firstSeenAt dueAt } } } } }`,
+      { token: viewer },
+    );
+    expect(page.errors).toBeUndefined();
+    expect(page.data?.machine.pendingUpdates.edges).toEqual([{ node: { name: 'curl', firstSeenAt: expect.stringMatching(/^\d{4}-/), dueAt: null } }]);
+
     // groupBy is an enum: GraphQL itself refuses a value it does not know, naming the type.
     expect(await refused('groupBy: OS')).toMatchObject({ message: expect.stringContaining('ComplianceHistoryGroupBy'), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
   });
