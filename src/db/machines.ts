@@ -336,9 +336,11 @@ export async function pendingUpdatesPage(
     db
       .select({
         ...getTableColumns(pendingUpdates),
-        firstSeenAt: sql<Date | null>`(select min(f.first_seen_at) from ${updateFirstSeen} f where f.name = ${pendingUpdates.name} and f.version = ${pendingUpdates.availableVersion})`.mapWith(toDate),
-        dueAt: sql<Date | null>`(select v.due_at from ${baselineVerdicts} v where v.baseline_id = ${baselineId}::uuid and v.name = ${pendingUpdates.name} and v.version = ${pendingUpdates.availableVersion}
-          and v.classification = ${pendingUpdates.classification}::text and v.severity = coalesce(${pendingUpdates.severity}::text, ''))`.mapWith(toDate),
+        // The outer row's columns by table name: drizzle writes a column of the one table selected from
+        // unqualified, and inside these subqueries "name" would be the subquery's own.
+        firstSeenAt: sql<Date | null>`(select min(f.first_seen_at) from ${updateFirstSeen} f where f.name = ${pendingUpdates}.name and f.version = ${pendingUpdates}.available_version)`.mapWith(toDate),
+        dueAt: sql<Date | null>`(select v.due_at from ${baselineVerdicts} v where v.baseline_id = ${baselineId}::uuid and v.name = ${pendingUpdates}.name and v.version = ${pendingUpdates}.available_version
+          and v.classification = ${pendingUpdates}.classification::text and v.severity = coalesce(${pendingUpdates}.severity::text, ''))`.mapWith(toDate),
       })
       .from(pendingUpdates)
       .where(where)
