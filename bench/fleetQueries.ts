@@ -33,8 +33,14 @@
  * its save is timed (a pass over the tagged machines' pending updates), and the summary then counts
  * compliance with the baseline and the overdue machines and updates.
  *
+ * With --snapshot (issue 17, compliance history), after each load: the daily compliance snapshot
+ * (src/db/complianceHistory.ts, takeComplianceSnapshot; one pass over machines, the overdue
+ * machines' pending updates, rows per fleet, baseline, classification and tag) taken on demand
+ * three times after one warm-up, with this process's heap before and after (the snapshot is
+ * aggregated in PostgreSQL: the heap must not grow with the fleet).
+ *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
- *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines]
+ *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot]
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { randomUUID } from 'node:crypto';
@@ -47,6 +53,7 @@ import { parseArgs } from 'node:util';
 import type { PendingUpdate } from '../src/agent/backends/types.js';
 import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
+import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { complianceSummary, listMachines, missingUpdateGroups } from '../src/db/machines.js';
 import { createApiToken } from '../src/db/tokens.js';
@@ -182,7 +189,7 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') }, baselines: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false } } });
   const chosen = values.queries.split(',') as Array<keyof typeof QUERIES>;
   for (const q of chosen) if (!(q in QUERIES)) throw new Error(`--queries: unknown query ${q}; known: ${Object.keys(QUERIES).join(', ')}`);
   const sizes = values.sizes.split(',').map(Number);
@@ -235,6 +242,18 @@ async function main(): Promise<number> {
         say(`  baseline saved in ${saved.seconds.toFixed(1)} s; compliant ${summary.byCompliance.COMPLIANT}, non-compliant ${summary.byCompliance.NON_COMPLIANT}, not assessed ${summary.byCompliance.NOT_ASSESSED}; overdue: ${summary.overdueMachines} machines, ${summary.overdueUpdates} updates`);
       }
       const ms = (samples: number[]) => `${quantile(samples, 0.5).toFixed(1)} / ${quantile(samples, 0.95).toFixed(1)} ms`;
+      if (values.snapshot) {
+        const take = () => takeComplianceSnapshot(db, { now: new Date(), thresholds: config.thresholds, trigger: 'ON_DEMAND' });
+        global.gc?.();
+        const heapBefore = process.memoryUsage().heapUsed;
+        let rows = 0;
+        const samples = await time(3, async () => (rows = (await take()).rows), 1);
+        global.gc?.();
+        const heapAfter = process.memoryUsage().heapUsed;
+        const line = `| ${size} | complianceSnapshot (${rows} rows) | — | — | ${ms(samples)} | heap ${(heapBefore / 2 ** 20).toFixed(0)} → ${(heapAfter / 2 ** 20).toFixed(0)} MB |`;
+        say(line);
+        results.push(line);
+      }
       for (const name of chosen) {
         const api = await time(runs, () => graphql(QUERIES[name]));
         const read = perRead[name];

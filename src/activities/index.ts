@@ -2,8 +2,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/client.js';
 import { completeSelfCheck } from '../db/selfChecks.js';
 import type { FleetPubSub } from '../events/pubsub.js';
+import type { FleetThresholds } from '../fleet/compliance.js';
 
 import { createAgentUpgradeActivities } from './agentUpgrades.js';
+import { createComplianceHistoryActivities } from './complianceHistory.js';
 import { createDeploymentActivities } from './deployments.js';
 
 export interface ActivityDeps {
@@ -13,6 +15,8 @@ export interface ActivityDeps {
   workerIdentity: string;
   /** The clock baselines' approvals are judged by when runs are planned; default the system's. */
   now?: () => Date;
+  /** When an assessment is too old to judge by, for the compliance snapshots; default the built-in thresholds. */
+  thresholds?: FleetThresholds;
 }
 
 /** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */
@@ -20,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createDeploymentActivities(deps),
     ...createAgentUpgradeActivities(deps),
+    ...createComplianceHistoryActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {
       const row = await completeSelfCheck(deps.db, selfCheckId, deps.workerIdentity);
       if (!row) throw ApplicationFailure.nonRetryable(`self-check ${selfCheckId} does not exist`, 'NOT_FOUND');

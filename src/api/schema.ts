@@ -8,6 +8,7 @@ import { authChecker } from './auth.js';
 import { CveResolver } from './cves/cve.resolver.js';
 import { ExportResolver } from './exports/export.resolver.js';
 import { BaselineResolver } from './baselines/baseline.resolver.js';
+import { ComplianceHistoryResolver } from './complianceHistory/complianceHistory.resolver.js';
 import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
@@ -36,6 +37,7 @@ export const resolvers = [
   CveResolver,
   ExportResolver,
   BaselineResolver,
+  ComplianceHistoryResolver,
 ] as const;
 
 /**

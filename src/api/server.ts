@@ -33,6 +33,7 @@ import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
+import { startComplianceHistorySchedule } from './complianceHistory/historySchedule.js';
 import { buildApiSchema } from './schema.js';
 import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
 import { SystemService } from './system/system.service.js';
@@ -262,6 +263,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   // Deployment schedules that Temporal has not followed (it was away when they changed).
   const reconciler = startScheduleReconciler(services);
+  // The daily compliance snapshot's schedule (created once per Temporal namespace, found after that).
+  const historySchedule = startComplianceHistorySchedule(services);
 
   let closing: Promise<void> | undefined;
   return {
@@ -270,6 +273,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     close() {
       closing ??= (async () => {
         reconciler.stop();
+        historySchedule.stop();
         await apollo.stop();
         await temporal.close();
         await database.close();

@@ -21,6 +21,7 @@ export async function worker(): Promise<void> {
     logger,
     metricsAddress: config.workerMetricsAddress,
     webhooks: config.webhooks,
+    thresholds: config.thresholds,
   });
   started.worker = fleetWorker;
   if (config.workerMetricsAddress) logger.info({ url: `http://${config.workerMetricsAddress}/metrics` }, 'worker metrics (Prometheus)');

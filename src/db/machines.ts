@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal } from '../fleet/enrollment.js';
@@ -7,7 +7,7 @@ import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
-import { assessments, enrollmentKeys, machines, pendingUpdates } from './schema.js';
+import { assessments, baselineVerdicts, enrollmentKeys, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
 export type MachineRow = typeof machines.$inferSelect;
@@ -363,12 +363,31 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
   return merged.slice(query.offset, enough);
 }
 
-/** A page of an assessment's pending updates, critical first, then security, then by name. */
-export async function pendingUpdatesPage(db: Db, assessmentId: string, offset: number, limit: number): Promise<{ rows: PendingUpdateRow[]; totalCount: number }> {
+/**
+ * A page of an assessment's pending updates, critical first, then security, then by name, each with
+ * when fleetpatch first saw its name and version and, under `baselineId` (the machine's baseline;
+ * null: the built-in one, which has no SLA), its SLA due date. Two lookups per row of the page, by
+ * primary key.
+ */
+export async function pendingUpdatesPage(
+  db: Db,
+  assessmentId: string,
+  offset: number,
+  limit: number,
+  baselineId: string | null = null,
+): Promise<{ rows: Array<PendingUpdateRow & { firstSeenAt: Date | null; dueAt: Date | null }>; totalCount: number }> {
   const where = eq(pendingUpdates.assessmentId, assessmentId);
+  const toDate = (value: string | Date) => new Date(value);
   const [rows, [total]] = await Promise.all([
     db
-      .select()
+      .select({
+        ...getTableColumns(pendingUpdates),
+        // The outer row's columns by table name: drizzle writes a column of the one table selected from
+        // unqualified, and inside these subqueries "name" would be the subquery's own.
+        firstSeenAt: sql<Date | null>`(select min(f.first_seen_at) from ${updateFirstSeen} f where f.name = ${pendingUpdates}.name and f.version = ${pendingUpdates}.available_version)`.mapWith(toDate),
+        dueAt: sql<Date | null>`(select v.due_at from ${baselineVerdicts} v where v.baseline_id = ${baselineId}::uuid and v.name = ${pendingUpdates}.name and v.version = ${pendingUpdates}.available_version
+          and v.classification = ${pendingUpdates}.classification::text and v.severity = coalesce(${pendingUpdates}.severity::text, ''))`.mapWith(toDate),
+      })
       .from(pendingUpdates)
       .where(where)
       .orderBy(sql`(case ${pendingUpdates.classification} when 'CRITICAL' then 0 when 'SECURITY' then 1 else 2 end)`, asc(pendingUpdates.name), asc(pendingUpdates.arch))
@@ -486,7 +505,7 @@ const CLASS_COUNT: Readonly<Record<Classification, SQL>> = {
   UPDATES: sql`${machines.updatesCount}`,
 };
 /** In the vocabulary's order, which is the summary's. */
-const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASSIFICATIONS.map((c) => [c, CLASS_COUNT[c]]);
+export const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASSIFICATIONS.map((c) => [c, CLASS_COUNT[c]]);
 
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);

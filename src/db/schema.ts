@@ -3,7 +3,7 @@ import type { ApprovalRule, SlaTarget } from '../fleet/baselines.js';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { DeploymentStep, StepResult } from '../fleet/steps.js';
 import { CLASSIFICATIONS, DEPLOYMENT_RUN_STATUSES, ENVIRONMENTS, MACHINE_RUN_STATUSES, OS_TYPES, REBOOT_SETTINGS, SEVERITIES, UPDATE_RESULT_STATUSES, type RebootSetting } from '../domain/vocabulary.js';
-import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, date, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
 export const roleEnum = pgEnum('role', ['VIEWER', 'OPERATOR', 'ADMIN']);
@@ -803,3 +803,41 @@ export const serverSecrets = pgTable('server_secrets', {
   secret: text('secret').notNull(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * Compliance history (src/fleet/complianceHistory.ts): one snapshot per day (UTC). The row of a day
+ * is what makes a snapshot happen once: a scheduled snapshot inserts it or, finding it, does
+ * nothing; an on-demand one replaces that day's rows.
+ */
+export const complianceSnapshots = pgTable('compliance_snapshots', {
+  day: date('day', { mode: 'string' }).primaryKey(),
+  takenAt: timestamp('taken_at', { withTimezone: true }).notNull(),
+  /** SCHEDULE or ON_DEMAND. */
+  trigger: text('trigger').notNull(),
+  /** How long the aggregate took, for the operator and the benchmark. */
+  computeMs: integer('compute_ms').notNull(),
+});
+
+/** One group's counts on one day: the fleet, a baseline (its id, '' built-in), a classification or a tag. */
+export const complianceHistory = pgTable(
+  'compliance_history',
+  {
+    day: date('day', { mode: 'string' })
+      .notNull()
+      .references(() => complianceSnapshots.day, { onDelete: 'cascade' }),
+    groupBy: text('group_by').notNull(),
+    key: text('key').notNull(),
+    /** The group's name on that day (a baseline's name then). */
+    label: text('label').notNull(),
+    machines: integer('machines').notNull(),
+    compliant: integer('compliant').notNull(),
+    nonCompliant: integer('non_compliant').notNull(),
+    notAssessed: integer('not_assessed').notNull(),
+    overdueMachines: integer('overdue_machines').notNull(),
+    overdueUpdates: integer('overdue_updates').notNull(),
+    pendingUpdates: integer('pending_updates').notNull(),
+  },
+  // A range of one kind of group is read by (group_by, day): the primary key's order. A day's rows
+  // are replaced (an on-demand snapshot) by day.
+  (t) => [primaryKey({ columns: [t.groupBy, t.day, t.key] }), index('compliance_history_day_idx').on(t.day)],
+);

@@ -5,6 +5,7 @@ import { createActivities } from '../activities/index.js';
 import { connectDatabase } from '../db/client.js';
 import { createFleetPubSub } from '../events/pubsub.js';
 import type { WebhookSettings } from '../config.js';
+import type { FleetThresholds } from '../fleet/compliance.js';
 import type { Logger } from '../logger.js';
 import { activeTracing } from '../telemetry/tracing.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
@@ -68,6 +69,8 @@ export async function createFleetWorker(options: {
   webhooks?: WebhookSettings;
   /** The activities' clock for baseline approvals (tests move it); default the system's. */
   now?: () => Date;
+  /** The fleet's thresholds (compliance snapshots judge NOT_ASSESSED by them); default the built-in ones. */
+  thresholds?: FleetThresholds;
 }): Promise<FleetWorker> {
   const { logger } = options;
   installRuntime(logger, options.metricsAddress);
@@ -82,7 +85,7 @@ export async function createFleetWorker(options: {
     taskQueue: options.temporal.taskQueue,
     identity,
     workflowsPath,
-    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}) }),
+    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}), ...(options.thresholds ? { thresholds: options.thresholds } : {}) }),
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;

@@ -14,6 +14,12 @@ export const scheduleIds = {
   deployment: (deploymentId: string) => `deployment:${deploymentId}`,
   /** Prefix of the workflow ids the schedule starts (Temporal appends the occurrence's time). */
   deploymentRunPrefix: (deploymentId: string) => `deployment-run:${deploymentId}:scheduled`,
+  /**
+   * The daily compliance snapshot, one per task queue: the installations that share a Temporal
+   * namespace each have their own queue (and database), so each gets its own schedule.
+   */
+  complianceHistory: (taskQueue: string) => `compliance-history:${taskQueue}`,
+  complianceSnapshotPrefix: (taskQueue: string) => `compliance-snapshot:${taskQueue}:scheduled`,
 };
 
 /** The API signals a machine run when its machine checks in with a new boot id. */

@@ -4,3 +4,4 @@ export { selfCheckWorkflow } from './selfCheck.js';
 export { deploymentRunWorkflow } from './deploymentRun.js';
 export { machineRunWorkflow } from './machineRun.js';
 export { agentUpgradeWorkflow } from './agentUpgrade.js';
+export { complianceSnapshotWorkflow } from './complianceSnapshot.js';

@@ -139,6 +139,56 @@ describe('the web console', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
+  it('shows the compliance trend and the overdue counts on the overview, filters the computers on overdue, and shows due dates', async () => {
+    // Two earlier days as the daily schedule would have left them (a running server's clock cannot
+    // be moved), then today's taken on demand.
+    const day = (back: number) => new Date(Date.now() - back * 86_400_000).toISOString().slice(0, 10);
+    for (const [back, compliant] of [[2, 0], [1, 1]] as const) {
+      await database.sql`insert into compliance_snapshots (day, taken_at, trigger, compute_ms) values (${day(back)}, now() - ${`${back} days`}::interval, 'SCHEDULE', 1)`;
+      await database.sql`insert into compliance_history (day, group_by, key, label, machines, compliant, non_compliant, not_assessed, overdue_machines, overdue_updates, pending_updates)
+        values (${day(back)}, 'FLEET', '', 'Fleet', 3, ${compliant}, ${3 - compliant}, 0, 0, 0, 20)`;
+    }
+    // A baseline approving what the built-in one does, with SLA targets the fixture updates are past:
+    // their first sighting moved 30 days back before it is saved (its verdicts are computed then).
+    await database.sql`update update_first_seen set first_seen_at = first_seen_at - interval '30 days'`;
+    const sla = (['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW'] as const).map((severity) => `{ severity: ${severity}, days: 7 }`).join(', ');
+    const { createBaseline } = await query<{ createBaseline: { id: string } }>(
+      `mutation { createBaseline(input: { name: "console sla", osType: LINUX, rules: [{ classifications: [CRITICAL, SECURITY], delayDays: 0 }], slaTargets: [${sla}] }) { id } }`,
+    );
+    await query('mutation { takeComplianceSnapshot { replaced } }');
+
+    await page.reload();
+    const trend = page.getByRole('img', { name: /^Compliant share of assessed machines/ });
+    await expect.poll(() => trend.getAttribute('aria-label')).toBe(`Compliant share of assessed machines from ${day(29)} to ${day(0)}: 0% on ${day(2)}, 0% on ${day(0)} (3 daily snapshots).`);
+    expect(await page.locator('circle.trend-point').count()).toBe(3);
+    // rocky-01 and sles-01 carry severities (apt gives none, so debian-01 has no SLA clock).
+    // The summary is a snapshot of a few seconds: wait until the API counts them, then read the page again.
+    await waitUntil(() => query<{ complianceSummary: { overdueMachines: number } }>('{ complianceSummary { overdueMachines } }'), (s) => s.complianceSummary.overdueMachines === 2, 30_000, 'two overdue machines');
+    await page.reload();
+    const slaCard = page.getByRole('region', { name: 'SLA' });
+    await expect.poll(() => slaCard.locator('dd').first().textContent()).toBe('2');
+    await shot('02-overview-trend');
+
+    await slaCard.getByRole('link', { name: 'Overdue machines' }).click();
+    const rows = page.locator('table.computers tbody tr');
+    await expect.poll(() => rows.allInnerTexts()).toEqual([expect.stringMatching(/rocky-01[\s\S]*Non-compliant \d+ overdue/), expect.stringMatching(/sles-01[\s\S]*Non-compliant \d+ overdue/)]);
+    expect(await page.getByLabel('SLA').inputValue()).toBe('true');
+    await page.getByLabel('SLA').selectOption('false');
+    await expect.poll(() => rows.allInnerTexts()).toEqual([expect.stringContaining('debian-01')]);
+    await shot('03-computers-overdue');
+
+    await page.getByLabel('SLA').selectOption('true');
+    await page.getByRole('link', { name: 'rocky-01', exact: true }).click();
+    const tool = page.getByRole('region', { name: 'Pending updates' }).locator('tr', { hasText: 'demo-tool' });
+    await expect.poll(() => tool.innerText()).toMatch(/Overdue/);
+    // First seen and due: two dates, the due one 7 days after the first.
+    const [firstSeen, due] = await tool.locator('time').evaluateAll((times) => times.map((t) => t.getAttribute('datetime')));
+    expect(Date.parse(due!) - Date.parse(firstSeen!)).toBeGreaterThan(6 * 86_400_000);
+    await shot('04-machine-due-dates');
+
+    await query(`mutation { deleteBaseline(id: "${createBaseline.id}") }`);
+  });
+
   it('shows the computers with the seed columns, filters by name, and opens a machine', async () => {
     await page.getByRole('link', { name: 'Computers', exact: true }).click();
     const rows = page.locator('table.computers tbody tr');

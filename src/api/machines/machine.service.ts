@@ -181,7 +181,7 @@ export class MachineService {
   }
 
   pendingUpdates(machine: MachineRow, page: { offset: number; limit: number }) {
-    return machine.latestAssessmentId ? pendingUpdatesPage(this.db, machine.latestAssessmentId, page.offset, page.limit) : Promise.resolve({ rows: [], totalCount: 0 });
+    return machine.latestAssessmentId ? pendingUpdatesPage(this.db, machine.latestAssessmentId, page.offset, page.limit, machine.baselineId) : Promise.resolve({ rows: [], totalCount: 0 });
   }
 
   /** Repositories the latest assessment could not read. */

@@ -42,6 +42,15 @@ export class PendingUpdate {
   })
   advisoryIssuedAt?: Date | null;
 
+  @Field(() => Date, { nullable: true, description: 'When fleetpatch first saw this name and version anywhere in the fleet: the clock of approval delays and SLAs when the advisory gives no issue date.' })
+  firstSeenAt?: Date | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description: "When it must be installed by, under the machine's baseline's SLA target for its severity (overdue from this instant); null when the baseline does not approve it or sets no target for its severity, and under the built-in baseline.",
+  })
+  dueAt?: Date | null;
+
   @Field(() => String, {
     nullable: true,
     description:

@@ -38,6 +38,7 @@ export function ComputersPage() {
   const compliance = search.get('compliance') ?? '';
   const readiness = search.get('readiness') ?? '';
   const osType = search.get('os') ?? '';
+  const overdue = search.get('overdue') ?? '';
   const q = search.get('q') ?? '';
   const sort = search.get('sort') ?? 'COMPLIANCE';
   const direction = search.get('dir') ?? 'ASC';
@@ -58,7 +59,7 @@ export function ComputersPage() {
   });
 
   // The URL's values as typed; the API refuses one that is not of its enum.
-  const filter = { compliance: compliance ? [compliance as Compliance] : undefined, readiness: readiness ? [readiness as AgentReadiness] : undefined, osType: (osType || undefined) as OsType | undefined, nameContains: q || undefined };
+  const filter = { compliance: compliance ? [compliance as Compliance] : undefined, readiness: readiness ? [readiness as AgentReadiness] : undefined, osType: (osType || undefined) as OsType | undefined, nameContains: q || undefined, overdue: overdue === 'true' ? true : overdue === 'false' ? false : undefined };
   const [{ data, error, fetching }] = useQuery({
     query: ComputersDocument,
     variables: { filter, orderBy: { field: sort as MachineSortField, direction: direction as SortDirection }, first: PAGE_SIZE, after: cursors[cursors.length - 1] },
@@ -110,6 +111,14 @@ export function ComputersPage() {
             <option value="WINDOWS">Windows</option>
           </select>
         </div>
+        <div className="field">
+          <label htmlFor="filter-overdue">SLA</label>
+          <select id="filter-overdue" value={overdue} onChange={(e) => setParam('overdue', e.target.value)}>
+            <option value="">Any</option>
+            <option value="true">Overdue</option>
+            <option value="false">Not overdue</option>
+          </select>
+        </div>
       </form>
       <Problems error={error} />
       {!data && fetching && <Loading what="computers" />}
@@ -134,7 +143,7 @@ export function ComputersPage() {
                 {rows.map((m) => (
                   <tr key={m.id}>
                     <td><Link to={`/computers/${m.id}`}>{m.name}</Link>{m.duplicateName && <> <span className="badge warn" title="Another machine has this name: tell them apart by OS and last seen.">Duplicate name</span></>}<div className="muted small">{m.osName} {m.osVersion}</div></td>
-                    <td><Badge value={m.compliance} /></td>
+                    <td><Badge value={m.compliance} />{m.overdueUpdateCount > 0 && <> <span className="badge bad" title="Approved updates past their SLA due date">{m.overdueUpdateCount} overdue</span></>}</td>
                     <td>{m.environment === 'ON_PREMISES' ? 'On-premises' : m.environment}</td>
                     <td>{words(m.osType)}</td>
                     <td className="num">{m.criticalAndSecurityCount}</td>

@@ -4,6 +4,51 @@ import { Link } from '../router';
 import { Badge, Loading, Meter, Page, Problems, TableBox, words } from '../ui';
 
 type Summary = OverviewQuery['complianceSummary'];
+type History = OverviewQuery['complianceHistory'];
+
+const DAY_MS = 86_400_000;
+const percent = (share: number) => `${Math.round(share * 100)}%`;
+
+/**
+ * The compliant share of assessed machines, one point per daily snapshot, as a sparkline: an inline
+ * SVG drawn with attributes and classes only (the console's CSP allows no inline style). A day
+ * without a snapshot breaks the line rather than dropping it to zero.
+ */
+function ComplianceTrend({ history }: { history: History }) {
+  const points = (history.series[0]?.points ?? []).filter((p) => p.compliantShare !== null && p.compliantShare !== undefined);
+  const from = Date.parse(`${history.from}T00:00:00Z`);
+  const days = Math.round((Date.parse(`${history.to}T00:00:00Z`) - from) / DAY_MS);
+  if (points.length === 0) return <p className="muted">No snapshot yet: the first is taken at 00:05 UTC, or now with takeComplianceSnapshot.</p>;
+  const width = 240;
+  const height = 60;
+  const x = (day: string) => (days === 0 ? width / 2 : ((Date.parse(`${day}T00:00:00Z`) - from) / DAY_MS / days) * (width - 8) + 4);
+  const y = (share: number) => height - 4 - share * (height - 8);
+  let path = '';
+  let previous: string | null = null;
+  for (const p of points) {
+    const joined = previous !== null && Date.parse(`${p.day}T00:00:00Z`) - Date.parse(`${previous}T00:00:00Z`) === DAY_MS;
+    path += `${joined ? 'L' : 'M'}${x(p.day).toFixed(1)},${y(p.compliantShare!).toFixed(1)} `;
+    previous = p.day;
+  }
+  const latest = points[points.length - 1]!;
+  const first = points[0]!;
+  const label = `Compliant share of assessed machines from ${history.from} to ${history.to}: ${percent(first.compliantShare!)} on ${first.day}, ${percent(latest.compliantShare!)} on ${latest.day} (${points.length} daily snapshot${points.length === 1 ? '' : 's'}).`;
+  return (
+    <figure className="trend">
+      <svg viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img" aria-label={label}>
+        <line x1="0" x2={width} y1={y(1)} y2={y(1)} className="trend-grid" />
+        <line x1="0" x2={width} y1={y(0)} y2={y(0)} className="trend-grid" />
+        <path d={path.trim()} className="trend-line" />
+        {points.map((p) => (
+          <circle key={p.day} cx={x(p.day)} cy={y(p.compliantShare!)} r="2.5" className="trend-point">
+            <title>{`${p.day}: ${percent(p.compliantShare!)} compliant (${p.compliant} of ${p.compliant + p.nonCompliant} assessed; ${p.notAssessed} not assessed)`}</title>
+          </circle>
+        ))}
+      </svg>
+      <figcaption><strong>{percent(latest.compliantShare!)}</strong> compliant on {latest.day}; {percent(first.compliantShare!)} on {first.day}</figcaption>
+    </figure>
+  );
+}
 
 /** Compliance as a donut: each state's share of the fleet, with the numbers beside it. */
 function ComplianceChart({ s }: { s: Summary }) {
@@ -40,6 +85,7 @@ function ComplianceChart({ s }: { s: Summary }) {
 export function OverviewPage() {
   const [{ data, error, fetching }] = useQuery({ query: OverviewDocument });
   const s = data?.complianceSummary;
+  const history = data?.complianceHistory;
   const agents = data?.agentVersions;
   const running = (data?.deployments.edges ?? []).map((e) => e.node).filter((d) => d.lastRun?.status === 'IN_PROGRESS' || d.lastRun?.status === 'SCHEDULED');
   const maxPending = Math.max(1, ...(s?.pendingByClassification ?? []).map((c) => c.updateCount));
@@ -53,6 +99,17 @@ export function OverviewPage() {
             <h2 id="compliance-title">Compliance</h2>
             <ComplianceChart s={s} />
             <p><Link to="/computers?compliance=NON_COMPLIANT">Non-compliant computers</Link></p>
+          </section>
+          <section className="card" aria-labelledby="trend-title">
+            <h2 id="trend-title">Compliance trend</h2>
+            {history && <ComplianceTrend history={history} />}
+          </section>
+          <section className="card" aria-labelledby="sla-title">
+            <h2 id="sla-title">SLA</h2>
+            <dl className="stats">
+              <div><dt><Link to="/computers?overdue=true">Overdue machines</Link></dt><dd className={s.overdueMachines > 0 ? 'bad-text' : ''}>{s.overdueMachines}</dd></div>
+              <div><dt>Overdue updates</dt><dd className={s.overdueUpdates > 0 ? 'bad-text' : ''}>{s.overdueUpdates}</dd></div>
+            </dl>
           </section>
           <section className="card" aria-labelledby="pending-title">
             <h2 id="pending-title">Pending updates by classification</h2>
