@@ -44,11 +44,12 @@ import {
 import type { RunProgressEvent } from '../db/runProgress.js';
 import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
+import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { settledMachineRunStatus } from '../fleet/settle.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
 
 export interface DeploymentActivityDeps {
@@ -313,8 +314,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       }
       if (machineRun.endedAt) return machineRun.status;
       const results = await updateResultsOf(db, machineRun.id);
-      const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
-      const status = machineRunStatus(settled, input);
+      const status = settledMachineRunStatus(results.map((r) => r.status), input);
       const line = `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`;
       const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error }, () => line));
       return row?.status ?? status;

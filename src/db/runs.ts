@@ -9,6 +9,7 @@ import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
+import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
 
@@ -304,8 +305,8 @@ export async function logRunChange(db: Db, runId: string, lines: readonly string
 }
 
 /**
- * Ends a machine run. Updates the agent never reported on are settled: never started →
- * NOT_ATTEMPTED, started but never finished → FAILED, each with the reason. With its progress
+ * Ends a machine run. Updates the agent never reported on are settled (settleUnreportedUpdate in
+ * src/fleet/settle.ts says to what). With its progress
  * event (MACHINE), after the line `logLine` gives, when it gives one.
  */
 export async function finishMachineRun(
@@ -315,12 +316,14 @@ export async function finishMachineRun(
   logLine?: (row: MachineRunRow) => string,
 ): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const reason = outcome.error ?? 'The machine run ended before this update was attempted.';
-    await tx.update(updateResults).set({ status: 'NOT_ATTEMPTED', reason }).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'PENDING')));
-    await tx
-      .update(updateResults)
-      .set({ status: 'FAILED', errorText: outcome.error ?? 'No result arrived for this update.', endedAt: sql`now()` })
-      .where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'IN_PROGRESS')));
+    // The rule is src/fleet's; it is applied here, in the transaction that ends the machine run, so
+    // that no update is left unsettled by a machine run that has ended.
+    for (const from of UNSETTLED_UPDATE_STATUSES) {
+      const settled = settleUnreportedUpdate(from, outcome.error)!;
+      const stored =
+        settled.status === 'NOT_ATTEMPTED' ? { status: settled.status, reason: settled.reason } : { status: settled.status, errorText: settled.errorText, endedAt: sql`now()` };
+      await tx.update(updateResults).set(stored).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, from)));
+    }
     const [row] = await tx
       .update(machineRuns)
       .set({ status: outcome.status, rebootOutcome: outcome.rebootOutcome, error: outcome.error, endedAt: sql`now()`, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
