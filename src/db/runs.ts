@@ -9,6 +9,7 @@ import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
+import { learnDuration, measuredSeconds, type LearnedDuration } from '../fleet/durations.js';
 import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
@@ -607,23 +608,41 @@ export async function applyJobResult(db: Db, machineId: string, commandId: strin
     await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
     for (const u of result.updates) {
       await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
-      if (u.status === 'SUCCEEDED' && u.startedAt && u.endedAt) {
-        const seconds = Math.max(0, (Date.parse(u.endedAt) - Date.parse(u.startedAt)) / 1000);
-        // An exponential moving average: recent measurements count most, one outlier does not rule.
-        await tx
-          .insert(updateDurations)
-          .values({ machineId, name: u.name, averageSeconds: seconds, samples: 1 })
-          .onConflictDoUpdate({
-            target: [updateDurations.machineId, updateDurations.name],
-            set: { averageSeconds: sql`${updateDurations.averageSeconds} * 0.7 + ${seconds} * 0.3`, samples: sql`${updateDurations.samples} + 1` },
-          });
-      }
     }
+    await storeLearnedDurations(tx as unknown as Db, machineId, result.updates.flatMap((u) => {
+      const seconds = measuredSeconds(u);
+      return seconds === null ? [] : [{ name: u.name, seconds }];
+    }));
     const progress = await recordRunProgress(tx as unknown as Db, job.runId, [{ kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: result.updates.map((u) => u.name) }]);
     return { target: job, first: true, progress };
   });
 }
 
+
+/**
+ * Stores what is learned from these measurements of a machine's packages (learnDuration decides
+ * it), in the caller's transaction. Each package's row is created empty first (no samples), then
+ * locked: two results of one machine at once learn one after the other, neither measurement lost.
+ */
+async function storeLearnedDurations(tx: Db, machineId: string, measured: ReadonlyArray<{ name: string; seconds: number }>): Promise<void> {
+  if (measured.length === 0) return;
+  const names = [...new Set(measured.map((m) => m.name))];
+  await tx
+    .insert(updateDurations)
+    .values(names.map((name) => ({ machineId, name, averageSeconds: 0, samples: 0 })))
+    .onConflictDoNothing({ target: [updateDurations.machineId, updateDurations.name] });
+  const rows = await tx
+    .select()
+    .from(updateDurations)
+    .where(and(eq(updateDurations.machineId, machineId), inArray(updateDurations.name, names)))
+    .for('update');
+  const learned = new Map<string, LearnedDuration>(rows.map((r) => [r.name, { averageSeconds: r.averageSeconds, samples: r.samples }]));
+  for (const m of measured) learned.set(m.name, learnDuration(learned.get(m.name), m.seconds));
+  for (const name of names) {
+    const { averageSeconds, samples } = learned.get(name)!;
+    await tx.update(updateDurations).set({ averageSeconds, samples }).where(and(eq(updateDurations.machineId, machineId), eq(updateDurations.name, name)));
+  }
+}
 
 /** How many lines a run's log (or one machine run's job stream) holds. */
 export async function countRunLogs(db: Db, query: { runId: string; machineRunId?: string | null }): Promise<number> {
