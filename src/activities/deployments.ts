@@ -37,18 +37,17 @@ import {
   setMachineRunStatus,
   outcomeCountsByMachineRun,
   updateResultsOf,
-  type PlannedResult,
   type RunRow,
   type UpdateResultRow,
 } from '../db/runs.js';
 import type { RunProgressEvent } from '../db/runProgress.js';
 import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
-import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
+import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
 
@@ -139,7 +138,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-    const job = installJob(run, machineRun.id, (run.settings ?? runSettingsOf(deployment)).rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
+    const job = installJob(run, machineRun, (run.settings ?? runSettingsOf(deployment)).rebootSetting, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
     const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
@@ -210,27 +209,24 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
       let machines: Array<{ machineRunId: string; machineId: string }>;
       if (run.startedAt) {
-        machines = (await machineRunsOf(db, run.id)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+        machines = (await machineRunsOf(db, run.id)).filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       } else {
         const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
         if (targets.length === 0) {
           return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
         }
         const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
-        const windowSeconds = settings.windowMinutes * 60;
         const plans = targets.map((machine) => {
-          const plan = planMachine({
+          const { results, rebootReserveSeconds } = planRunMachine({
+            machine,
             pending: pending.get(machine.id) ?? [],
             selection: selectionOf(settings),
-            backend: machine.packageManager ?? 'apt',
-            osType: machine.osType,
-            windowSeconds,
+            windowMinutes: settings.windowMinutes,
             rebootSetting: settings.rebootSetting,
-            rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
             baseline: decide(machine.id, machine.osType, now()),
           });
-          return { machineId: machine.id, machineName: machine.name, results: plannedResults(plan), reserve: plan.rebootReserveSeconds };
+          return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
         });
         const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
         machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
@@ -277,7 +273,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       const needsScripts = stepsOf(steps, 'PRE', 'SCRIPT').length > 0;
       const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => (m.status === 'PENDING' || m.status === 'IN_PROGRESS') && (!needsScripts || m.agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY)));
       const jobs = sources.map((m) => {
-        const job = installJob(run, m.machineRunId, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
+        const job = installJob(run, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
@@ -350,20 +346,18 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
         const plans = machineRuns.flatMap((machineRun) => {
           const machine = byId.get(machineRun.machineId);
           if (!machine) return []; // removed since the run began: its install step says so
-          const plan = planMachine({
+          const plan = planRunMachine({
+            machine,
             pending: pending.get(machine.id) ?? [],
             selection: selectionOf(settings),
-            backend: machine.packageManager ?? 'apt',
-            osType: machine.osType,
-            windowSeconds: settings.windowMinutes * 60,
+            windowMinutes: settings.windowMinutes,
             rebootSetting: settings.rebootSetting,
-            rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
             baseline: decide(machine.id, machine.osType, now()),
             ...(frozen ? { updateSet: frozen } : {}),
           });
-          selected.push(...plan.toInstall, ...plan.predictedNotAttempted);
-          return [{ machineRunId: machineRun.id, results: plannedResults(plan) }];
+          selected.push(...plan.selected);
+          return [{ machineRunId: machineRun.id, results: plan.results, rebootReserveSeconds: plan.rebootReserveSeconds }];
         });
         const updateSet = frozen ? null : freezeUpdateSet(selected);
         const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
@@ -376,7 +370,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       } else {
         windowEndsAt = recorded.windowEndsAt!;
       }
-      const running = machineRuns.filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      const running = machineRuns.filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       const threshold = failureThreshold(settings.maxFailures, machineRuns.length);
       return {
         ring: input.ring,
@@ -396,7 +390,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
         published(input.runId, await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
       const machineRuns = await machineRunsOfRing(db, input.runId, input.ring);
-      const failed = machineRuns.filter((m) => m.status === 'FAILED' || m.status === 'TIMED_OUT').length;
+      const failed = machineRuns.filter((m) => failedAtGate(m.status)).length;
       const row = await setRingState(db, input.runId, input.ring, { failedCount: failed, ended: true });
       // After the ring's change, so a reader of the RUN event sees it; a retry records them again.
       published(input.runId, await logRunChange(db, input.runId, [`${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`]));
@@ -470,21 +464,11 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   };
 }
 
-/** A machine's plan as the rows of its update results. */
-function plannedResults(plan: ReturnType<typeof planMachine>): PlannedResult[] {
-  return [
-    ...plan.toInstall.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'SUCCEEDED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-    ...plan.predictedNotAttempted.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'NOT_ATTEMPTED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-    ...plan.notSelected.map((n, i) => ({ update: n.update, status: 'NOT_SELECTED' as const, predictedStatus: 'NOT_SELECTED' as const, orderIndex: 10_000 + i, expectedSeconds: 0, reason: n.reason })),
-  ];
-}
-
-/** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and reserve. */
+/** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and the reserve its plan kept. */
 function installJob(
   run: { id: string; windowEndsAt: Date | null },
-  machineRunId: string,
+  machineRun: { id: string; rebootReserveSeconds: number },
   rebootSetting: InstallJob['rebootSetting'],
-  machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean; packageManager: string | null },
   updates: UpdateResultRow[],
   graceSeconds: number,
   scripts: InstallJob['scripts'] = [],
@@ -504,16 +488,12 @@ function installJob(
   }));
   return {
     runId: run.id,
-    machineRunId,
+    machineRunId: machineRun.id,
     deadline: run.windowEndsAt!.toISOString(),
     graceSeconds,
     rebootSetting,
-    // The reserve the plan kept, by the same rule on the same updates (planMachine keeps it for every
-    // selected update): the agent checks each update against the time left minus it.
-    rebootReserveSeconds: rebootReserveSeconds(
-      rebootForecast({ setting: rebootSetting, backend: machine.packageManager ?? 'apt', machineRebootPending: machine.rebootPending, updates: jobUpdates }),
-      machine.osType,
-    ),
+    // The agent checks each update against the time left minus it.
+    rebootReserveSeconds: machineRun.rebootReserveSeconds,
     updates: jobUpdates,
     // Only when there are some: the job of a deployment without steps stays as it was.
     ...(scripts && scripts.length > 0 ? { scripts } : {}),

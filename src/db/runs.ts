@@ -9,6 +9,7 @@ import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
+import type { PlannedResult } from '../fleet/runPlanning.js';
 import { learnDuration, measuredSeconds, type LearnedDuration } from '../fleet/durations.js';
 import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
@@ -117,17 +118,9 @@ export async function planningInputs(db: Db, machineIds: string[]) {
   return { pending, learned, decide };
 }
 
-export interface PlannedResult {
-  update: PendingUpdate;
-  status: 'PENDING' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
-  predictedStatus: 'SUCCEEDED' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
-  orderIndex: number;
-  expectedSeconds: number;
-  reason: string | null;
-}
-
 /**
- * Records the run's machines and every update's plan, once: a retried activity finds them there.
+ * Records the run's machines, each with its plan's reboot reserve, and every update's plan, once: a
+ * retried activity finds them there.
  * Planned updates start PENDING (the agent decides at run time whether the window still covers
  * them); the prediction is kept beside the outcome so it can be checked. The run's progress event
  * (RUN) is recorded with them, after `logLine` when it is given.
@@ -136,7 +129,7 @@ export async function beginRun(
   db: Db,
   runId: string,
   windowEndsAt: Date,
-  plans: Array<{ machineId: string; machineName: string; results: PlannedResult[] }>,
+  plans: Array<{ machineId: string; machineName: string; rebootReserveSeconds: number; results: PlannedResult[] }>,
   logLine?: string,
 ): Promise<{ machines: Array<{ machineRunId: string; machineId: string }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
@@ -154,7 +147,7 @@ export async function beginRun(
     for (const chunk of chunks(plans, 5000)) {
       const rows = await tx
         .insert(machineRuns)
-        .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName })))
+        .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName, rebootReserveSeconds: plan.rebootReserveSeconds })))
         .returning({ machineRunId: machineRuns.id, machineId: machineRuns.machineId });
       created.push(...rows);
     }
@@ -460,7 +453,7 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
   if (machineRunIds.length === 0) return [];
   const [runs, updates] = await Promise.all([
     db
-      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager, agentCapabilities: machines.agentCapabilities })
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, rebootReserveSeconds: machineRuns.rebootReserveSeconds, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager, agentCapabilities: machines.agentCapabilities })
       .from(machineRuns)
       .innerJoin(machines, eq(machines.id, machineRuns.machineId))
       .where(inArray(machineRuns.id, machineRunIds)),

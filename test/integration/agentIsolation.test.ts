@@ -49,7 +49,7 @@ describe('agent isolation', () => {
     const {
       machines: [machineRun],
     } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: agents.b.id, machineName: 'machine-b', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
+      { machineId: agents.b.id, machineName: 'machine-b', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
     jobOfB = (await ensureInstallCommand(database.db, { machineId: agents.b.id, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;

@@ -47,7 +47,7 @@ describe('redelivery to an agent that lost track', () => {
     const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
     const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
     const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId, machineName: 'restarting-01', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
+      { machineId, machineName: 'restarting-01', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
     const { id } = await ensureInstallCommand(database.db, { machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });

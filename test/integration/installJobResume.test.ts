@@ -68,7 +68,7 @@ describe('an agent that starts again after dying at each point of an install job
     if (deployment === 'NAME_TAKEN') throw new Error('name taken');
     const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
     const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: identity.machineId, machineName: 'resume-01', results: updates.map((u, i) => ({ update: u, orderIndex: i, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null })) as never },
+      { machineId: identity.machineId, machineName: 'resume-01', rebootReserveSeconds: 0, results: updates.map((u, i) => ({ update: u, orderIndex: i, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null })) as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting, rebootReserveSeconds: 0, updates: updates.map((u) => ({ ...u, expectedSeconds: 30 })) };
     const { id } = await ensureInstallCommand(database.db, { machineId: identity.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
