@@ -61,7 +61,7 @@ export interface DeploymentActivityDeps {
 export interface BeginRunInput {
   deploymentId: string;
   workflowId: string;
-  /** Given when the API created the run (run now); absent for a scheduled occurrence. */
+  /** Given when the API created the run (run now); absent for a scheduled occurrence, whose run this activity creates. */
   runId?: string;
   trigger: 'SCHEDULE' | 'MANUAL';
 }
@@ -179,16 +179,25 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   return {
     ...createStepActivities({ db, pubsub }),
     /**
-     * Records the run, resolves its targets at this moment, and plans every machine from its latest
-     * assessment. Idempotent: a retry finds the run and its plans already there.
+     * Creates a scheduled occurrence's run (one started now comes with the run the API created),
+     * resolves its targets at this moment, and plans every machine from its latest assessment.
+     * Idempotent: a retry finds the run and its plans already there.
      */
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      const ensured = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
-      let run = ensured.run;
-      const created = ensured.created;
-      if (created) announceRunStarted(pubsub, deployment.id, run.id);
+      // Each run row is created once: a run started now by the API (runNow), before its workflow,
+      // which is given its id; a scheduled occurrence here (a retry finds it by its workflow id).
+      let run: RunRow;
+      if (input.runId) {
+        const found = await findRun(db, input.runId);
+        if (!found) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+        run = found;
+      } else {
+        const ensured = await ensureRun(db, { deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+        run = ensured.run;
+        if (ensured.created) announceRunStarted(pubsub, deployment.id, run.id);
+      }
       // Ended before it began: the API canceled it when it could not tell whether this workflow
       // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
       if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };

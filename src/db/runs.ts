@@ -21,7 +21,11 @@ export type UpdateResultRow = typeof updateResults.$inferSelect;
 export type RunLogRow = typeof runLogs.$inferSelect;
 type MachineRunStatus = MachineRunRow['status'];
 
-/** Creates the run of a workflow, or finds it: the workflow id is the business key. `created`: this call made it. */
+/**
+ * Creates the run of a workflow, or finds it: the workflow id is the business key. `created`: this
+ * call made it. Called once per run: by the API for a run started now, by the run's first activity
+ * for a scheduled occurrence.
+ */
 export async function ensureRun(db: Db, input: { id?: string; deploymentId: string; workflowId: string; trigger: string }): Promise<{ run: RunRow; created: boolean }> {
   const [inserted] = await db.insert(deploymentRuns).values(input).onConflictDoNothing().returning();
   if (inserted) return { run: inserted, created: true };
