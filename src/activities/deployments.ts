@@ -21,12 +21,12 @@ import { currentTraceparent } from '../telemetry/tracing.js';
 import {
   attachInstallActivity,
   beginRun,
-  ensureInstallCommand,
   ensureRun,
   keepRunSettings,
   findMachineRun,
   findRun,
   finishMachineRun,
+  handOverInstallJob,
   handOverInstallJobs as storeHandOver,
   installJobSources,
   logRunChange,
@@ -118,8 +118,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     return changed;
   };
 
-  /** dispatchInstall's one pass (see there). */
-  const dispatchInstallOnce = async (input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> => {
+  /** One pass of handing over a machine run's install job (the activity registered as dispatchInstall). */
+  const handOverInstallJobOnce = async (input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> => {
     const { taskToken: token, attempt } = Context.current().info;
     const taskToken = Buffer.from(token).toString('base64');
     // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
@@ -139,7 +139,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
     const job = installJob(run, machineRun, (run.settings ?? runSettingsOf(deployment)).rebootSetting, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
-    const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
+    const command = await handOverInstallJob(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
     pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
@@ -252,19 +252,24 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     },
 
     /**
-     * Hands the machine's install job to its agent and returns without completing: the API
+     * Hands over the machine run's install job to its agent and returns without completing: the API
      * completes this activity with the agent's result (and relays the agent's progress as
      * heartbeats). The job is created once per machine run, so a retry resumes it. PostgreSQL
      * away is waited out here: this activity has one retry only (see machineRun.ts), which an
      * outage of a few seconds must not use up and fail the machine.
+     *
+     * "Hand over" is the one name for giving an agent its install job (handOverInstallJob,
+     * handOverInstallJobs); this activity keeps the name it is registered under, dispatchInstall,
+     * because the histories of machine runs in flight call it by that name (renaming it would break
+     * their replay), and traces name its spans after it.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
-      return whileDatabaseAway(() => dispatchInstallOnce(input));
+      return whileDatabaseAway(() => handOverInstallJobOnce(input));
     },
 
     /**
-     * Hands the install jobs of the run's first machines (as many as may run at once) to their
-     * agents in one transaction, before any machine run's workflow starts: dispatch then costs one
+     * Hands over the install jobs of the run's first machines (as many as may run at once) to their
+     * agents in one transaction, before any machine run's workflow starts: handing over then costs one
      * activity for the whole batch instead of one workflow start and one activity per machine. Each
      * machine run's workflow later attaches to its job (dispatchInstall). Machine runs no longer
      * running (ended, rebooting), or whose machine was removed, are left to their workflow. Idempotent:

@@ -4,7 +4,7 @@ import { baselineInputs } from './baselines.js';
 import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { PendingUpdate } from '../agent/backends/types.js';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState } from '../agent/protocol.js';
-import { queueInstallJobs } from './agentCommands.js';
+import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
@@ -379,11 +379,11 @@ export function plannedUpdates(db: Db, machineRunId: string) {
 }
 
 /**
- * The install job of a machine run, created once. A retried dispatch gets the same job (same id:
+ * Hands over a machine run's install job: created once. A retried hand-over gets the same job (same id:
  * the agent resumes it) with the new attempt's task token; a job already finished hands back
  * its result.
  */
-export async function ensureInstallCommand(
+export async function handOverInstallJob(
   db: Db,
   input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string; traceparent?: string | null },
 ): Promise<{ id: string; result: JobResult | null }> {
@@ -485,7 +485,7 @@ export async function handOverInstallJobs(
   traceparent: string | null = null,
 ): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const commands = await queueInstallJobs(tx as unknown as Db, jobs, traceparent);
+    const commands = await insertInstallJobs(tx as unknown as Db, jobs, traceparent);
     const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
     const fresh = jobs.filter((j) => created.has(j.machineRunId));
     let lineIds: [number, number] | null = null;
