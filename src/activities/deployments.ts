@@ -46,7 +46,7 @@ import { announceAgentCommands, announceRunProgress, announceRunStarted, type Fl
 import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import type { PendingUpdate } from '../agent/backends/types.js';
-import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
 import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
@@ -283,9 +283,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       // Machines with PRE calls to make first, or PRE scripts their agent cannot run, get their job
       // from their machine run's workflow, after its PRE step calls (runStepCalls).
       const steps = deployment.steps ?? [];
-      if (stepsOf(steps, 'PRE', 'HTTP').length > 0) return { handedOver: 0 };
-      const needsScripts = stepsOf(steps, 'PRE', 'SCRIPT').length > 0;
-      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => (m.status === 'PENDING' || m.status === 'IN_PROGRESS') && (!needsScripts || m.agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY)));
+      if (!handsOverAtRunStart(steps)) return { handedOver: 0 };
+      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => handedOverAtRunStart(steps, m));
       const jobs = sources.map((m) => {
         const job = installJob(run, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
@@ -516,7 +515,7 @@ function installJob(
 
 /** The PRE scripts an install job carries: none for an agent that cannot run them (runStepCalls has failed its first one). */
 function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabilities: readonly string[]): InstallJob['scripts'] {
-  return capabilities.includes(SCRIPT_STEPS_CAPABILITY) ? scriptJobSteps(steps, 'PRE') : [];
+  return carriesScripts(capabilities) ? scriptJobSteps(steps, 'PRE') : [];
 }
 
 const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;

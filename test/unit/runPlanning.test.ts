@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { failedAtGate, planRunMachine, stillToRun } from '../../src/fleet/runPlanning.js';
+import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, type DeploymentStep } from '../../src/fleet/steps.js';
 import type { MachineRunStatus } from '../../src/fleet/planning.js';
 
 const update = (name: string, extra: Partial<PendingUpdate> = {}): PendingUpdate => ({
@@ -67,5 +68,28 @@ describe('machine runs a run takes up again, and failures at a ring\'s gate', ()
     ['NOT_STARTED', false, false],
   ] as const)('%s: still to run %s, failed at the gate %s', (status: MachineRunStatus, toRun, failed) => {
     expect([stillToRun(status), failedAtGate(status)]).toEqual([toRun, failed]);
+  });
+});
+
+describe('which install jobs a run hands over with its first machines', () => {
+  const script = (phase: 'PRE' | 'POST'): DeploymentStep => ({ name: `${phase} script`, phase, onFailure: 'FAIL_MACHINE', script: { inline: 'true', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 }, http: null });
+  const call = (phase: 'PRE' | 'POST'): DeploymentStep => ({ name: `${phase} call`, phase, onFailure: 'FAIL_MACHINE', script: null, http: { url: 'https://lb.example/drain', method: 'POST', headers: [], expectedStatus: [200], timeoutSeconds: 10, retries: 0 } } as unknown as DeploymentStep);
+  const able = ['SCRIPT_STEPS'];
+  it.each([
+    ['no steps, a pending machine run', [], 'PENDING', [], true],
+    ['no steps, a machine run already taken', [], 'IN_PROGRESS', [], true],
+    ['a machine run rebooting is left to its workflow', [], 'REBOOTING', [], false],
+    ['a machine run that ended is left alone', [], 'SUCCEEDED', [], false],
+    ['PRE calls come first, in the workflow', [call('PRE')], 'PENDING', able, false],
+    ['POST calls change nothing', [call('POST')], 'PENDING', [], true],
+    ['PRE scripts to an agent that runs them', [script('PRE')], 'PENDING', able, true],
+    ['PRE scripts to an agent that cannot: its workflow fails the first one', [script('PRE')], 'PENDING', [], false],
+  ] as const)('%s', (_what, steps, status, agentCapabilities, expected) => {
+    expect(handedOverAtRunStart(steps, { status, agentCapabilities })).toBe(expected);
+  });
+
+  it('hands over nothing at the start of a run with PRE calls, and scripts only to agents that run them', () => {
+    expect([handsOverAtRunStart([]), handsOverAtRunStart([call('PRE')]), handsOverAtRunStart([script('PRE'), call('POST')])]).toEqual([true, false, true]);
+    expect([carriesScripts(able), carriesScripts([])]).toEqual([true, false]);
   });
 });
