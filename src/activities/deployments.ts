@@ -21,12 +21,12 @@ import { currentTraceparent } from '../telemetry/tracing.js';
 import {
   attachInstallActivity,
   beginRun,
-  ensureInstallCommand,
   ensureRun,
   keepRunSettings,
   findMachineRun,
   findRun,
   finishMachineRun,
+  handOverInstallJob,
   handOverInstallJobs as storeHandOver,
   installJobSources,
   logRunChange,
@@ -37,17 +37,17 @@ import {
   setMachineRunStatus,
   outcomeCountsByMachineRun,
   updateResultsOf,
-  type PlannedResult,
   type RunRow,
   type UpdateResultRow,
 } from '../db/runs.js';
 import type { RunProgressEvent } from '../db/runProgress.js';
 import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, machineRunStatus, maxConcurrentMachines, planMachine, updateSetKey, type MachineRunStatus, type UpdateResultStatus } from '../fleet/planning.js';
-import { rebootForecast, rebootReserveSeconds } from '../fleet/reboot.js';
+import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
-import { stepPhases, stepsOf, SCRIPT_STEPS_CAPABILITY, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
+import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
+import { settledMachineRunStatus } from '../fleet/settle.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
 
 export interface DeploymentActivityDeps {
@@ -60,7 +60,7 @@ export interface DeploymentActivityDeps {
 export interface BeginRunInput {
   deploymentId: string;
   workflowId: string;
-  /** Given when the API created the run (run now); absent for a scheduled occurrence. */
+  /** Given when the API created the run (run now); absent for a scheduled occurrence, whose run this activity creates. */
   runId?: string;
   trigger: 'SCHEDULE' | 'MANUAL';
 }
@@ -117,8 +117,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     return changed;
   };
 
-  /** dispatchInstall's one pass (see there). */
-  const dispatchInstallOnce = async (input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> => {
+  /** One pass of handing over a machine run's install job (the activity registered as dispatchInstall). */
+  const handOverInstallJobOnce = async (input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> => {
     const { taskToken: token, attempt } = Context.current().info;
     const taskToken = Buffer.from(token).toString('base64');
     // Handed over in bulk at the run's start (or by an earlier attempt): only the token to attach.
@@ -137,8 +137,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
     const machine = await findMachine(db, machineRun.machineId);
     if (!machine) throw ApplicationFailure.nonRetryable('The machine was removed before its updates could be installed.', 'MACHINE_REMOVED');
-    const job = installJob(run, machineRun.id, (run.settings ?? runSettingsOf(deployment)).rebootSetting, machine, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
-    const command = await ensureInstallCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
+    const job = installJob(run, machineRun, (run.settings ?? runSettingsOf(deployment)).rebootSetting, await plannedUpdates(db, machineRun.id), input.graceSeconds, preScripts(deployment.steps, machine.agentCapabilities));
+    const command = await handOverInstallJob(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken, traceparent });
     if (command.result) return command.result; // finished while no activity was waiting for it
     const started = await setMachineRunStatus(db, machineRun.id, 'IN_PROGRESS', {}, () => sentLine(machine.name, job));
     pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
@@ -178,16 +178,25 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   return {
     ...createStepActivities({ db, pubsub }),
     /**
-     * Records the run, resolves its targets at this moment, and plans every machine from its latest
-     * assessment. Idempotent: a retry finds the run and its plans already there.
+     * Creates a scheduled occurrence's run (one started now comes with the run the API created),
+     * resolves its targets at this moment, and plans every machine from its latest assessment.
+     * Idempotent: a retry finds the run and its plans already there.
      */
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
       const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
       if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      const ensured = await ensureRun(db, { id: input.runId, deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
-      let run = ensured.run;
-      const created = ensured.created;
-      if (created) announceRunStarted(pubsub, deployment.id, run.id);
+      // Each run row is created once: a run started now by the API (runNow), before its workflow,
+      // which is given its id; a scheduled occurrence here (a retry finds it by its workflow id).
+      let run: RunRow;
+      if (input.runId) {
+        const found = await findRun(db, input.runId);
+        if (!found) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+        run = found;
+      } else {
+        const ensured = await ensureRun(db, { deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+        run = ensured.run;
+        if (ensured.created) announceRunStarted(pubsub, deployment.id, run.id);
+      }
       // Ended before it began: the API canceled it when it could not tell whether this workflow
       // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
       if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
@@ -208,27 +217,24 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
       let machines: Array<{ machineRunId: string; machineId: string }>;
       if (run.startedAt) {
-        machines = (await machineRunsOf(db, run.id)).filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+        machines = (await machineRunsOf(db, run.id)).filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       } else {
         const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
         if (targets.length === 0) {
           return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
         }
         const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
-        const windowSeconds = settings.windowMinutes * 60;
         const plans = targets.map((machine) => {
-          const plan = planMachine({
+          const { results, rebootReserveSeconds } = planRunMachine({
+            machine,
             pending: pending.get(machine.id) ?? [],
             selection: selectionOf(settings),
-            backend: machine.packageManager ?? 'apt',
-            osType: machine.osType,
-            windowSeconds,
+            windowMinutes: settings.windowMinutes,
             rebootSetting: settings.rebootSetting,
-            rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
             baseline: decide(machine.id, machine.osType, now()),
           });
-          return { machineId: machine.id, machineName: machine.name, results: plannedResults(plan), reserve: plan.rebootReserveSeconds };
+          return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
         });
         const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
         machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
@@ -245,19 +251,24 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     },
 
     /**
-     * Hands the machine's install job to its agent and returns without completing: the API
+     * Hands over the machine run's install job to its agent and returns without completing: the API
      * completes this activity with the agent's result (and relays the agent's progress as
      * heartbeats). The job is created once per machine run, so a retry resumes it. PostgreSQL
      * away is waited out here: this activity has one retry only (see machineRun.ts), which an
      * outage of a few seconds must not use up and fail the machine.
+     *
+     * "Hand over" is the one name for giving an agent its install job (handOverInstallJob,
+     * handOverInstallJobs); this activity keeps the name it is registered under, dispatchInstall,
+     * because the histories of machine runs in flight call it by that name (renaming it would break
+     * their replay), and traces name its spans after it.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
-      return whileDatabaseAway(() => dispatchInstallOnce(input));
+      return whileDatabaseAway(() => handOverInstallJobOnce(input));
     },
 
     /**
-     * Hands the install jobs of the run's first machines (as many as may run at once) to their
-     * agents in one transaction, before any machine run's workflow starts: dispatch then costs one
+     * Hands over the install jobs of the run's first machines (as many as may run at once) to their
+     * agents in one transaction, before any machine run's workflow starts: handing over then costs one
      * activity for the whole batch instead of one workflow start and one activity per machine. Each
      * machine run's workflow later attaches to its job (dispatchInstall). Machine runs no longer
      * running (ended, rebooting), or whose machine was removed, are left to their workflow. Idempotent:
@@ -271,11 +282,10 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       // Machines with PRE calls to make first, or PRE scripts their agent cannot run, get their job
       // from their machine run's workflow, after its PRE step calls (runStepCalls).
       const steps = deployment.steps ?? [];
-      if (stepsOf(steps, 'PRE', 'HTTP').length > 0) return { handedOver: 0 };
-      const needsScripts = stepsOf(steps, 'PRE', 'SCRIPT').length > 0;
-      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => (m.status === 'PENDING' || m.status === 'IN_PROGRESS') && (!needsScripts || m.agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY)));
+      if (!handsOverAtRunStart(steps)) return { handedOver: 0 };
+      const sources = (await installJobSources(db, input.machineRunIds)).filter((m) => handedOverAtRunStart(steps, m));
       const jobs = sources.map((m) => {
-        const job = installJob(run, m.machineRunId, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
+        const job = installJob(run, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, (run.settings ?? runSettingsOf(deployment)).rebootSetting, m.updates, input.graceSeconds, preScripts(steps, m.agentCapabilities));
         return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
       });
       // With traces on, a result that comes before its machine run's activity attaches joins the run's trace here.
@@ -312,8 +322,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       }
       if (machineRun.endedAt) return machineRun.status;
       const results = await updateResultsOf(db, machineRun.id);
-      const settled = results.map((r) => (r.status === 'PENDING' ? 'NOT_ATTEMPTED' : r.status === 'IN_PROGRESS' ? 'FAILED' : r.status)) as UpdateResultStatus[];
-      const status = machineRunStatus(settled, input);
+      const status = settledMachineRunStatus(results.map((r) => r.status), input);
       const line = `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`;
       const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error }, () => line));
       return row?.status ?? status;
@@ -349,20 +358,18 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
         const plans = machineRuns.flatMap((machineRun) => {
           const machine = byId.get(machineRun.machineId);
           if (!machine) return []; // removed since the run began: its install step says so
-          const plan = planMachine({
+          const plan = planRunMachine({
+            machine,
             pending: pending.get(machine.id) ?? [],
             selection: selectionOf(settings),
-            backend: machine.packageManager ?? 'apt',
-            osType: machine.osType,
-            windowSeconds: settings.windowMinutes * 60,
+            windowMinutes: settings.windowMinutes,
             rebootSetting: settings.rebootSetting,
-            rebootPending: machine.rebootPending,
             learnedSeconds: learned.get(machine.id),
             baseline: decide(machine.id, machine.osType, now()),
             ...(frozen ? { updateSet: frozen } : {}),
           });
-          selected.push(...plan.toInstall, ...plan.predictedNotAttempted);
-          return [{ machineRunId: machineRun.id, results: plannedResults(plan) }];
+          selected.push(...plan.selected);
+          return [{ machineRunId: machineRun.id, results: plan.results, rebootReserveSeconds: plan.rebootReserveSeconds }];
         });
         const updateSet = frozen ? null : freezeUpdateSet(selected);
         const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
@@ -375,7 +382,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       } else {
         windowEndsAt = recorded.windowEndsAt!;
       }
-      const running = machineRuns.filter((m) => m.status === 'PENDING' || m.status === 'IN_PROGRESS' || m.status === 'REBOOTING').map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      const running = machineRuns.filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       const threshold = failureThreshold(settings.maxFailures, machineRuns.length);
       return {
         ring: input.ring,
@@ -395,7 +402,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
         published(input.runId, await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
       const machineRuns = await machineRunsOfRing(db, input.runId, input.ring);
-      const failed = machineRuns.filter((m) => m.status === 'FAILED' || m.status === 'TIMED_OUT').length;
+      const failed = machineRuns.filter((m) => failedAtGate(m.status)).length;
       const row = await setRingState(db, input.runId, input.ring, { failedCount: failed, ended: true });
       // After the ring's change, so a reader of the RUN event sees it; a retry records them again.
       published(input.runId, await logRunChange(db, input.runId, [`${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`]));
@@ -469,21 +476,11 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   };
 }
 
-/** A machine's plan as the rows of its update results. */
-function plannedResults(plan: ReturnType<typeof planMachine>): PlannedResult[] {
-  return [
-    ...plan.toInstall.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'SUCCEEDED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-    ...plan.predictedNotAttempted.map((u) => ({ update: u, status: 'PENDING' as const, predictedStatus: 'NOT_ATTEMPTED' as const, orderIndex: u.order, expectedSeconds: u.expectedSeconds, reason: null })),
-    ...plan.notSelected.map((n, i) => ({ update: n.update, status: 'NOT_SELECTED' as const, predictedStatus: 'NOT_SELECTED' as const, orderIndex: 10_000 + i, expectedSeconds: 0, reason: n.reason })),
-  ];
-}
-
-/** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and reserve. */
+/** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and the reserve its plan kept. */
 function installJob(
   run: { id: string; windowEndsAt: Date | null },
-  machineRunId: string,
+  machineRun: { id: string; rebootReserveSeconds: number },
   rebootSetting: InstallJob['rebootSetting'],
-  machine: { osType: 'LINUX' | 'WINDOWS'; rebootPending: boolean; packageManager: string | null },
   updates: UpdateResultRow[],
   graceSeconds: number,
   scripts: InstallJob['scripts'] = [],
@@ -503,16 +500,12 @@ function installJob(
   }));
   return {
     runId: run.id,
-    machineRunId,
+    machineRunId: machineRun.id,
     deadline: run.windowEndsAt!.toISOString(),
     graceSeconds,
     rebootSetting,
-    // The reserve the plan kept, by the same rule on the same updates (planMachine keeps it for every
-    // selected update): the agent checks each update against the time left minus it.
-    rebootReserveSeconds: rebootReserveSeconds(
-      rebootForecast({ setting: rebootSetting, backend: machine.packageManager ?? 'apt', machineRebootPending: machine.rebootPending, updates: jobUpdates }),
-      machine.osType,
-    ),
+    // The agent checks each update against the time left minus it.
+    rebootReserveSeconds: machineRun.rebootReserveSeconds,
     updates: jobUpdates,
     // Only when there are some: the job of a deployment without steps stays as it was.
     ...(scripts && scripts.length > 0 ? { scripts } : {}),
@@ -521,7 +514,7 @@ function installJob(
 
 /** The PRE scripts an install job carries: none for an agent that cannot run them (runStepCalls has failed its first one). */
 function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabilities: readonly string[]): InstallJob['scripts'] {
-  return capabilities.includes(SCRIPT_STEPS_CAPABILITY) ? scriptJobSteps(steps, 'PRE') : [];
+  return carriesScripts(capabilities) ? scriptJobSteps(steps, 'PRE') : [];
 }
 
 const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;

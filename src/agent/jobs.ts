@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canStartUpdate } from '../fleet/planning.js';
-import { shouldReboot } from '../fleet/reboot.js';
+import { rebootsAfterJob } from '../fleet/reboot.js';
 import { BackendError, type BackendContext, type PackageBackend } from './backends/types.js';
 import { ServerRefusal, type AgentClient } from './client.js';
 import { observeSpawns } from './exec.js';
@@ -273,7 +273,7 @@ export class InstallJobRunner {
     const scriptsOnly = this.job.updates.length === 0 && this.job.rebootSetting === 'NEVER';
     const pendingReboot =
       rebootStillRequired(this.state.rebootRequired, bootId) || (!scriptsOnly && await (backend.rebootPending ? backend.rebootPending(ctx) : backend.assess(ctx).then((r) => r.rebootPending)).catch(() => false));
-    const rebooting = !timedOut && shouldReboot(this.job.rebootSetting, pendingReboot);
+    const rebooting = rebootsAfterJob({ setting: this.job.rebootSetting, rebootRequired: pendingReboot, timedOut });
     this.line('agent', `job ${this.jobId} finished${timedOut ? ' (timed out)' : ''}; reboot ${rebooting ? 'now' : pendingReboot ? 'needed but not allowed' : 'not needed'}`);
     // The boot id is read now, not when the job began: after a restart of the machine in the middle
     // of the job, the workflow waits for the boot after this one, not for the one it already had.

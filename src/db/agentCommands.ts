@@ -67,7 +67,7 @@ export async function takeAgentCommands(db: Db, machineId: string, redeliver = f
  * per machine run: a retry creates nothing twice. No task token yet: the machine run's workflow
  * attaches its own when it starts. Returns the jobs, created now (`created`) or before.
  */
-export async function queueInstallJobs(
+export async function insertInstallJobs(
   db: Db,
   jobs: ReadonlyArray<{ machineId: string; machineRunId: string; job: InstallJob }>,
   traceparent: string | null = null,

@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
+import type { PlannedResult } from '../fleet/runPlanning.js';
 import type { Db } from './client.js';
-import type { PlannedResult } from './runs.js';
 import { deploymentRunRings, deploymentRuns, machineRuns, updateResults } from './schema.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 
@@ -38,13 +38,13 @@ export function machineRunsOfRing(db: Db, runId: string, ring: number) {
 }
 
 /**
- * Starts a ring once: its machines' plans, its window (the run's window is the running ring's, which
+ * Starts a ring once: its machines' plans (with their reboot reserves), its window (the run's window is the running ring's, which
  * the install jobs read), and on the first ring the run's frozen update set. A retry finds the ring
  * started and changes nothing; the answer is the ring's window either way.
  */
 export async function startRing(
   db: Db,
-  input: { runId: string; ring: number; windowEndsAt: Date; plans: Array<{ machineRunId: string; results: PlannedResult[] }>; updateSet: UpdateSetMember[] | null },
+  input: { runId: string; ring: number; windowEndsAt: Date; plans: Array<{ machineRunId: string; rebootReserveSeconds: number; results: PlannedResult[] }>; updateSet: UpdateSetMember[] | null },
 ): Promise<{ windowEndsAt: Date; started: boolean }> {
   return db.transaction(async (tx) => {
     const [row] = await tx.select().from(deploymentRunRings).where(and(eq(deploymentRunRings.runId, input.runId), eq(deploymentRunRings.ring, input.ring))).for('update');
@@ -69,6 +69,16 @@ export async function startRing(
       })),
     );
     for (let i = 0; i < results.length; i += 3000) await tx.insert(updateResults).values(results.slice(i, i + 3000));
+    // A reserve takes one of a few values: one statement per value, not one per machine run.
+    const byReserve = new Map<number, string[]>();
+    for (const plan of input.plans) {
+      const ids = byReserve.get(plan.rebootReserveSeconds) ?? [];
+      ids.push(plan.machineRunId);
+      byReserve.set(plan.rebootReserveSeconds, ids);
+    }
+    for (const [rebootReserveSeconds, ids] of byReserve) {
+      for (let i = 0; i < ids.length; i += 5000) await tx.update(machineRuns).set({ rebootReserveSeconds }).where(inArray(machineRuns.id, ids.slice(i, i + 5000)));
+    }
     await tx
       .update(deploymentRunRings)
       .set({ status: 'RUNNING', startedAt: sql`now()`, windowEndsAt: input.windowEndsAt })

@@ -3,11 +3,14 @@ import type { OsType } from '../fleet/compliance.js';
 import { baselineInputs } from './baselines.js';
 import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { InstallJob, JobEvents, JobResult, JobUpdateState, PendingUpdate } from '../domain/types.js';
-import { queueInstallJobs } from './agentCommands.js';
+import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
+import type { PlannedResult } from '../fleet/runPlanning.js';
+import { learnDuration, measuredSeconds, type LearnedDuration } from '../fleet/durations.js';
+import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
 
@@ -17,7 +20,11 @@ export type UpdateResultRow = typeof updateResults.$inferSelect;
 export type RunLogRow = typeof runLogs.$inferSelect;
 type MachineRunStatus = MachineRunRow['status'];
 
-/** Creates the run of a workflow, or finds it: the workflow id is the business key. `created`: this call made it. */
+/**
+ * Creates the run of a workflow, or finds it: the workflow id is the business key. `created`: this
+ * call made it. Called once per run: by the API for a run started now, by the run's first activity
+ * for a scheduled occurrence.
+ */
 export async function ensureRun(db: Db, input: { id?: string; deploymentId: string; workflowId: string; trigger: string }): Promise<{ run: RunRow; created: boolean }> {
   const [inserted] = await db.insert(deploymentRuns).values(input).onConflictDoNothing().returning();
   if (inserted) return { run: inserted, created: true };
@@ -114,17 +121,9 @@ export async function planningInputs(db: Db, machineIds: string[]) {
   return { pending, learned, decide, baselineOf, clocks };
 }
 
-export interface PlannedResult {
-  update: PendingUpdate;
-  status: 'PENDING' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
-  predictedStatus: 'SUCCEEDED' | 'NOT_SELECTED' | 'NOT_ATTEMPTED';
-  orderIndex: number;
-  expectedSeconds: number;
-  reason: string | null;
-}
-
 /**
- * Records the run's machines and every update's plan, once: a retried activity finds them there.
+ * Records the run's machines, each with its plan's reboot reserve, and every update's plan, once: a
+ * retried activity finds them there.
  * Planned updates start PENDING (the agent decides at run time whether the window still covers
  * them); the prediction is kept beside the outcome so it can be checked. The run's progress event
  * (RUN) is recorded with them, after `logLine` when it is given.
@@ -133,7 +132,7 @@ export async function beginRun(
   db: Db,
   runId: string,
   windowEndsAt: Date,
-  plans: Array<{ machineId: string; machineName: string; results: PlannedResult[] }>,
+  plans: Array<{ machineId: string; machineName: string; rebootReserveSeconds: number; results: PlannedResult[] }>,
   logLine?: string,
 ): Promise<{ machines: Array<{ machineRunId: string; machineId: string }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
@@ -151,7 +150,7 @@ export async function beginRun(
     for (const chunk of chunks(plans, 5000)) {
       const rows = await tx
         .insert(machineRuns)
-        .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName })))
+        .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName, rebootReserveSeconds: plan.rebootReserveSeconds })))
         .returning({ machineRunId: machineRuns.id, machineId: machineRuns.machineId });
       created.push(...rows);
     }
@@ -303,8 +302,8 @@ export async function logRunChange(db: Db, runId: string, lines: readonly string
 }
 
 /**
- * Ends a machine run. Updates the agent never reported on are settled: never started →
- * NOT_ATTEMPTED, started but never finished → FAILED, each with the reason. With its progress
+ * Ends a machine run. Updates the agent never reported on are settled (settleUnreportedUpdate in
+ * src/fleet/settle.ts says to what). With its progress
  * event (MACHINE), after the line `logLine` gives, when it gives one.
  */
 export async function finishMachineRun(
@@ -314,12 +313,14 @@ export async function finishMachineRun(
   logLine?: (row: MachineRunRow) => string,
 ): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const reason = outcome.error ?? 'The machine run ended before this update was attempted.';
-    await tx.update(updateResults).set({ status: 'NOT_ATTEMPTED', reason }).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'PENDING')));
-    await tx
-      .update(updateResults)
-      .set({ status: 'FAILED', errorText: outcome.error ?? 'No result arrived for this update.', endedAt: sql`now()` })
-      .where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, 'IN_PROGRESS')));
+    // The rule is src/fleet's; it is applied here, in the transaction that ends the machine run, so
+    // that no update is left unsettled by a machine run that has ended.
+    for (const from of UNSETTLED_UPDATE_STATUSES) {
+      const settled = settleUnreportedUpdate(from, outcome.error)!;
+      const stored =
+        settled.status === 'NOT_ATTEMPTED' ? { status: settled.status, reason: settled.reason } : { status: settled.status, errorText: settled.errorText, endedAt: sql`now()` };
+      await tx.update(updateResults).set(stored).where(and(eq(updateResults.machineRunId, id), eq(updateResults.status, from)));
+    }
     const [row] = await tx
       .update(machineRuns)
       .set({ status: outcome.status, rebootOutcome: outcome.rebootOutcome, error: outcome.error, endedAt: sql`now()`, startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
@@ -377,11 +378,11 @@ export function plannedUpdates(db: Db, machineRunId: string) {
 }
 
 /**
- * The install job of a machine run, created once. A retried dispatch gets the same job (same id:
+ * Hands over a machine run's install job: created once. A retried hand-over gets the same job (same id:
  * the agent resumes it) with the new attempt's task token; a job already finished hands back
  * its result.
  */
-export async function ensureInstallCommand(
+export async function handOverInstallJob(
   db: Db,
   input: { machineId: string; machineRunId: string; job: InstallJob; taskToken: string; traceparent?: string | null },
 ): Promise<{ id: string; result: JobResult | null }> {
@@ -455,7 +456,7 @@ export async function installJobSources(db: Db, machineRunIds: string[]) {
   if (machineRunIds.length === 0) return [];
   const [runs, updates] = await Promise.all([
     db
-      .select({ machineRunId: machineRuns.id, status: machineRuns.status, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager, agentCapabilities: machines.agentCapabilities })
+      .select({ machineRunId: machineRuns.id, status: machineRuns.status, rebootReserveSeconds: machineRuns.rebootReserveSeconds, machineId: machines.id, machineName: machines.name, osType: machines.osType, rebootPending: machines.rebootPending, packageManager: machines.packageManager, agentCapabilities: machines.agentCapabilities })
       .from(machineRuns)
       .innerJoin(machines, eq(machines.id, machineRuns.machineId))
       .where(inArray(machineRuns.id, machineRunIds)),
@@ -483,7 +484,7 @@ export async function handOverInstallJobs(
   traceparent: string | null = null,
 ): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
-    const commands = await queueInstallJobs(tx as unknown as Db, jobs, traceparent);
+    const commands = await insertInstallJobs(tx as unknown as Db, jobs, traceparent);
     const created = new Set(commands.filter((c) => c.created).map((c) => c.machineRunId));
     const fresh = jobs.filter((j) => created.has(j.machineRunId));
     let lineIds: [number, number] | null = null;
@@ -603,23 +604,41 @@ export async function applyJobResult(db: Db, machineId: string, commandId: strin
     await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
     for (const u of result.updates) {
       await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
-      if (u.status === 'SUCCEEDED' && u.startedAt && u.endedAt) {
-        const seconds = Math.max(0, (Date.parse(u.endedAt) - Date.parse(u.startedAt)) / 1000);
-        // An exponential moving average: recent measurements count most, one outlier does not rule.
-        await tx
-          .insert(updateDurations)
-          .values({ machineId, name: u.name, averageSeconds: seconds, samples: 1 })
-          .onConflictDoUpdate({
-            target: [updateDurations.machineId, updateDurations.name],
-            set: { averageSeconds: sql`${updateDurations.averageSeconds} * 0.7 + ${seconds} * 0.3`, samples: sql`${updateDurations.samples} + 1` },
-          });
-      }
     }
+    await storeLearnedDurations(tx as unknown as Db, machineId, result.updates.flatMap((u) => {
+      const seconds = measuredSeconds(u);
+      return seconds === null ? [] : [{ name: u.name, seconds }];
+    }));
     const progress = await recordRunProgress(tx as unknown as Db, job.runId, [{ kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: result.updates.map((u) => u.name) }]);
     return { target: job, first: true, progress };
   });
 }
 
+
+/**
+ * Stores what is learned from these measurements of a machine's packages (learnDuration decides
+ * it), in the caller's transaction. Each package's row is created empty first (no samples), then
+ * locked: two results of one machine at once learn one after the other, neither measurement lost.
+ */
+async function storeLearnedDurations(tx: Db, machineId: string, measured: ReadonlyArray<{ name: string; seconds: number }>): Promise<void> {
+  if (measured.length === 0) return;
+  const names = [...new Set(measured.map((m) => m.name))];
+  await tx
+    .insert(updateDurations)
+    .values(names.map((name) => ({ machineId, name, averageSeconds: 0, samples: 0 })))
+    .onConflictDoNothing({ target: [updateDurations.machineId, updateDurations.name] });
+  const rows = await tx
+    .select()
+    .from(updateDurations)
+    .where(and(eq(updateDurations.machineId, machineId), inArray(updateDurations.name, names)))
+    .for('update');
+  const learned = new Map<string, LearnedDuration>(rows.map((r) => [r.name, { averageSeconds: r.averageSeconds, samples: r.samples }]));
+  for (const m of measured) learned.set(m.name, learnDuration(learned.get(m.name), m.seconds));
+  for (const name of names) {
+    const { averageSeconds, samples } = learned.get(name)!;
+    await tx.update(updateDurations).set({ averageSeconds, samples }).where(and(eq(updateDurations.machineId, machineId), eq(updateDurations.name, name)));
+  }
+}
 
 /** How many lines a run's log (or one machine run's job stream) holds. */
 export async function countRunLogs(db: Db, query: { runId: string; machineRunId?: string | null }): Promise<number> {

@@ -471,6 +471,12 @@ export const machineRuns = pgTable(
     status: machineRunStatusEnum('status').notNull().default('PENDING'),
     startedAt: timestamp('started_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
+    /**
+     * Seconds the plan keeps free at the end of the window for a reboot (planMachine's
+     * rebootReserveSeconds): the install job carries it to the agent. 0 until the machine is
+     * planned (a ringed run plans a ring's machines when the ring starts).
+     */
+    rebootReserveSeconds: integer('reboot_reserve_seconds').notNull().default(0),
     /** NOT_NEEDED, NOT_ALLOWED, REBOOTED, TIMED_OUT */
     rebootOutcome: text('reboot_outcome'),
     error: text('error'),

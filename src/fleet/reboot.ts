@@ -2,9 +2,9 @@
  * Reboots around an install job: whether one may follow (and so whether the window keeps time for
  * it), and whether the agent reboots once the updates are in.
  *
- * Plain functions on plain data, imported by the planner (preview and runs), the activity that
- * writes the install job and the agent: one rule, so the preview, the job's reserve and the agent
- * agree.
+ * Plain functions on plain data, imported by the planner (preview and runs, whose plan keeps the
+ * reserve the install job carries), the agent (whether it reboots) and the machine run's workflow
+ * (what came of it): one module, so the preview, the job's reserve, the agent and the run agree.
  */
 import type { RebootSetting } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
@@ -70,12 +70,28 @@ export function rebootReserveSeconds(forecast: RebootForecast, osType: OsType): 
 }
 
 /**
- * Whether the machine reboots after a job: ALWAYS and REBOOT_ONLY do, NEVER does not (even when a
- * package asks: the machine then stays "reboot pending" and says so), IF_REQUIRED when the
- * machine needs it.
+ * Whether the agent reboots the machine once its job is done: never after a job that ran past the
+ * window and its grace (the operator's window is over); otherwise ALWAYS and REBOOT_ONLY do, NEVER
+ * does not (even when a package asks: the machine then stays "reboot pending" and says so),
+ * IF_REQUIRED when the machine needs it (`rebootRequired`: an update asked, or the system says so).
  */
-export function shouldReboot(setting: RebootSetting, rebootRequired: boolean): boolean {
+export function rebootsAfterJob({ setting, rebootRequired, timedOut }: { setting: RebootSetting; rebootRequired: boolean; timedOut: boolean }): boolean {
+  if (timedOut) return false;
   if (setting === 'ALWAYS' || setting === 'REBOOT_ONLY') return true;
   if (setting === 'NEVER') return false;
   return rebootRequired;
+}
+
+/**
+ * What became of the reboot after a job, as its machine run records it: REBOOTED (the agent
+ * rebooted and the machine came back with a new boot id), TIMED_OUT (it did not come back in
+ * time), NOT_ALLOWED (a reboot is needed but the setting or the window kept the agent from it),
+ * NOT_NEEDED.
+ */
+export type RebootOutcome = 'NOT_NEEDED' | 'NOT_ALLOWED' | 'REBOOTED' | 'TIMED_OUT';
+
+/** The reboot outcome of a job's result (`cameBack`: the machine came back from the reboot it started; see RebootOutcome). */
+export function rebootOutcome(result: { rebooting: boolean; rebootRequired: boolean }, cameBack = true): RebootOutcome {
+  if (result.rebooting) return cameBack ? 'REBOOTED' : 'TIMED_OUT';
+  return result.rebootRequired ? 'NOT_ALLOWED' : 'NOT_NEEDED';
 }

@@ -295,6 +295,30 @@ export interface StepPhases {
   postScriptSeconds: number;
 }
 
+/**
+ * Whether a run hands over install jobs with its first machines at all: not when the deployment has
+ * PRE calls, which come first, in each machine run's workflow (runStepCalls), which then hands over
+ * the job itself.
+ */
+export function handsOverAtRunStart(steps: readonly DeploymentStep[]): boolean {
+  return stepsOf(steps, 'PRE', 'HTTP').length === 0;
+}
+
+/**
+ * Whether a machine run's install job goes with the run's first machines (see handsOverAtRunStart):
+ * only while it still runs without a reboot under way (PENDING, IN_PROGRESS), and not when the job
+ * would carry PRE scripts its agent cannot run (its workflow's runStepCalls fails the first one).
+ */
+export function handedOverAtRunStart(steps: readonly DeploymentStep[], machineRun: { status: string; agentCapabilities: readonly string[] }): boolean {
+  if (!handsOverAtRunStart(steps) || (machineRun.status !== 'PENDING' && machineRun.status !== 'IN_PROGRESS')) return false;
+  return stepsOf(steps, 'PRE', 'SCRIPT').length === 0 || carriesScripts(machineRun.agentCapabilities);
+}
+
+/** Whether an install job carries its deployment's scripts: only to an agent that can run them. */
+export function carriesScripts(agentCapabilities: readonly string[]): boolean {
+  return agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY);
+}
+
 export function stepPhases(steps: readonly DeploymentStep[] | null | undefined): StepPhases | null {
   if (!steps || steps.length === 0) return null;
   const budget = (phase: StepPhase) =>

@@ -62,7 +62,7 @@ export class VirtualAgent {
   /** Aborted while the machine is rebooting: its loops stop talking to the server. */
   private up = new AbortController();
   readonly counters: AgentCounters = { checkIns: 0, reports: 0, jobs: 0, updatesInstalled: 0, updatesFailed: 0, reboots: 0, upgrades: 0, errors: 0 };
-  /** Called with each INSTALL job as it arrives (benchmarks time dispatch with it). */
+  /** Called with each INSTALL job as it arrives (benchmarks time the hand-over with it). */
   onJob?: (jobId: string) => void;
   /** Called when an upgrade begins its download and when the new version has checked in (benchmarks and tests watch the rate with it). */
   onUpgrade?: (phase: 'BEGIN' | 'DONE', commandId: string) => void;

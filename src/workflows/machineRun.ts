@@ -1,5 +1,6 @@
 import { ActivityFailure, CancelledFailure, CancellationScope, TimeoutFailure, condition, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../activities/index.js';
+import { rebootOutcome as rebootOutcomeOf } from '../fleet/reboot.js';
 import { skippedByStepReason, type PhaseVerdict, type StepPhases } from '../fleet/steps.js';
 import { agentReturnedSignal } from './config.js';
 
@@ -108,7 +109,6 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
       if (verdict.action !== 'GO_ON') return outcomeOfVerdict(verdict, {});
     }
 
-    let rebootOutcome = result.rebooting ? 'REBOOTED' : result.rebootRequired ? 'NOT_ALLOWED' : 'NOT_NEEDED';
     if (result.rebooting) {
       await steps.markRebooting({ machineRunId: input.machineRunId });
       const deadline = Date.now() + input.rebootTimeoutSeconds * 1000;
@@ -119,11 +119,10 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
         if (!back) back = await steps.machineReturned({ machineId: input.machineId, bootIdBefore: result.bootId });
       }
       if (!back) {
-        rebootOutcome = 'TIMED_OUT';
-        return { rebootFailed: true, rebootOutcome, timedOut: result.timedOut, error: `The machine did not come back within ${Math.round(input.rebootTimeoutSeconds / 60)} minutes of its reboot. Check its console; the agent reports again once it runs.` };
+        return { rebootFailed: true, rebootOutcome: rebootOutcomeOf(result, false), timedOut: result.timedOut, error: `The machine did not come back within ${Math.round(input.rebootTimeoutSeconds / 60)} minutes of its reboot. Check its console; the agent reports again once it runs.` };
       }
     }
-    return { requestAssessment: true, timedOut: result.timedOut, rebootOutcome, error: result.timedOut ? 'An update ran past the maintenance window and its grace period.' : null };
+    return { requestAssessment: true, timedOut: result.timedOut, rebootOutcome: rebootOutcomeOf(result), error: result.timedOut ? 'An update ran past the maintenance window and its grace period.' : null };
   };
 
   if (!input.steps) return { status: await finish(await installPhase()) };

@@ -6,7 +6,7 @@ import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, ensureInstallCommand, ensureRun } from '../../src/db/runs.js';
+import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { enrollMachine } from '../support/machines.js';
@@ -172,10 +172,10 @@ describe('the agent endpoint', () => {
     const {
       machines: [machineRun],
     } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: enrolled.machineId, machineName: 'nul-job', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
+      { machineId: enrolled.machineId, machineName: 'nul-job', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    const jobId = (await ensureInstallCommand(database.db, { machineId: enrolled.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
+    const jobId = (await handOverInstallJob(database.db, { machineId: enrolled.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
 
     // A NUL sent as it is: refused with the field, not 500 INTERNAL (which an agent resends for ever).
     const post = async (path: string, body: unknown) => {

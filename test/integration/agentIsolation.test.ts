@@ -5,7 +5,7 @@ import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, ensureInstallCommand, ensureRun } from '../../src/db/runs.js';
+import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { enrollMachine } from '../support/machines.js';
@@ -49,10 +49,10 @@ describe('agent isolation', () => {
     const {
       machines: [machineRun],
     } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: agents.b.id, machineName: 'machine-b', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
+      { machineId: agents.b.id, machineName: 'machine-b', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    jobOfB = (await ensureInstallCommand(database.db, { machineId: agents.b.id, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
+    jobOfB = (await handOverInstallJob(database.db, { machineId: agents.b.id, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
     const assess = await graphql<{ assessMachines: Array<{ commandId: string | null }> }>(api.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId } }', { token: admin, variables: { ids: [agents.b.id] } });
     expect(assess.errors).toBeUndefined();
     const [command] = await database.sql`select id from agent_commands where machine_id = ${agents.b.id} and kind <> 'INSTALL'`;

@@ -4,7 +4,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, ensureInstallCommand, ensureRun, finishMachineRun } from '../../src/db/runs.js';
+import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
 import { machineFacts, pendingUpdate } from '../support/agentFacts.js';
 import { startApiOnFreshDatabase } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
@@ -49,10 +49,10 @@ describe('redelivery to an agent that lost track', () => {
     const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
     const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
     const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId, machineName: 'restarting-01', results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
+      { machineId, machineName: 'restarting-01', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    const { id } = await ensureInstallCommand(database.db, { machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
+    const { id } = await handOverInstallJob(database.db, { machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
     return { jobId: id, machineRunId: machineRun!.machineRunId, job };
   }
 

@@ -11,7 +11,7 @@ import { Agent } from '../../src/agent/runner.js';
 import { saveIdentity } from '../../src/agent/state.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, ensureInstallCommand, ensureRun, finishMachineRun } from '../../src/db/runs.js';
+import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
 import { buildAptMachine } from '../fixtures/apt.js';
 import { pendingUpdate } from '../support/agentFacts.js';
 import { startApiOnFreshDatabase, waitUntil } from '../support/env.js';
@@ -68,10 +68,10 @@ describe('an agent that starts again after dying at each point of an install job
     if (deployment === 'NAME_TAKEN') throw new Error('name taken');
     const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
     const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: identity.machineId, machineName: 'resume-01', results: updates.map((u, i) => ({ update: u, orderIndex: i, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null })) as never },
+      { machineId: identity.machineId, machineName: 'resume-01', rebootReserveSeconds: 0, results: updates.map((u, i) => ({ update: u, orderIndex: i, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null })) as never },
     ]);
     const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting, rebootReserveSeconds: 0, updates: updates.map((u) => ({ ...u, expectedSeconds: 30 })) };
-    const { id } = await ensureInstallCommand(database.db, { machineId: identity.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
+    const { id } = await handOverInstallJob(database.db, { machineId: identity.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
     return { jobId: id, machineRunId: machineRun!.machineRunId, job };
   }
 

@@ -7,6 +7,8 @@ import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { missingUpdateGroups } from '../../src/db/machines.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
+import type { RebootSetting } from '../../src/fleet/planning.js';
+import { rebootForecast, rebootReserveSeconds } from '../../src/fleet/reboot.js';
 import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
 
@@ -266,6 +268,55 @@ describe('migrations over existing rows', () => {
       } finally {
         await database.close();
       }
+    });
+  });
+
+  it('0025 gives the machine runs already stored the reboot reserve their plan kept, by the planner\'s rule', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0020');
+      type Case = { name: string; osType: 'LINUX' | 'WINDOWS'; backend: string | null; rebootPending: boolean; deploymentSetting: RebootSetting; runSetting: RebootSetting | null; updates: Array<{ selected: boolean; rebootSuggested: boolean }> };
+      const plain = { selected: true, rebootSuggested: false };
+      const kernel = { selected: true, rebootSuggested: true };
+      const cases: Case[] = [
+        { name: 'apt-maybe', osType: 'LINUX', backend: 'apt', rebootPending: false, deploymentSetting: 'IF_REQUIRED', runSetting: null, updates: [plain] },
+        { name: 'unknown-backend-is-apt', osType: 'LINUX', backend: null, rebootPending: false, deploymentSetting: 'IF_REQUIRED', runSetting: 'IF_REQUIRED', updates: [plain] },
+        { name: 'dnf-plain', osType: 'LINUX', backend: 'dnf', rebootPending: false, deploymentSetting: 'IF_REQUIRED', runSetting: 'IF_REQUIRED', updates: [plain] },
+        { name: 'dnf-kernel', osType: 'LINUX', backend: 'dnf', rebootPending: false, deploymentSetting: 'IF_REQUIRED', runSetting: 'IF_REQUIRED', updates: [plain, kernel] },
+        { name: 'dnf-pending-nothing-to-install', osType: 'LINUX', backend: 'dnf', rebootPending: true, deploymentSetting: 'IF_REQUIRED', runSetting: 'IF_REQUIRED', updates: [] },
+        { name: 'apt-only-left-out', osType: 'LINUX', backend: 'apt', rebootPending: false, deploymentSetting: 'IF_REQUIRED', runSetting: 'IF_REQUIRED', updates: [{ selected: false, rebootSuggested: true }] },
+        { name: 'windows-always', osType: 'WINDOWS', backend: 'windows', rebootPending: false, deploymentSetting: 'ALWAYS', runSetting: 'ALWAYS', updates: [plain] },
+        { name: 'windows-reboot-only', osType: 'WINDOWS', backend: 'windows', rebootPending: false, deploymentSetting: 'REBOOT_ONLY', runSetting: 'REBOOT_ONLY', updates: [] },
+        { name: 'apt-never', osType: 'LINUX', backend: 'apt', rebootPending: true, deploymentSetting: 'NEVER', runSetting: 'NEVER', updates: [kernel] },
+        // The run keeps the settings it began with, whatever the deployment says now.
+        { name: 'run-kept-always', osType: 'LINUX', backend: 'dnf', rebootPending: false, deploymentSetting: 'NEVER', runSetting: 'ALWAYS', updates: [plain] },
+      ];
+      const machineRunOf = new Map<string, string>();
+      for (const c of cases) {
+        const machine = await insertMachine(db, c.name, c.osType);
+        await db`update machines set package_manager = ${c.backend}, reboot_pending = ${c.rebootPending} where id = ${machine}`;
+        const [deployment] = await db`insert into deployments (name, os_type, classifications, window_minutes, reboot_setting) values (${c.name}, ${c.osType}::os_type, '{SECURITY}', 60, ${c.deploymentSetting}::reboot_setting) returning id`;
+        const settings = c.runSetting ? { classifications: ['SECURITY'], includePatterns: [], excludePatterns: [], windowMinutes: 60, rebootSetting: c.runSetting, maxConcurrent: null, maxFailures: null } : null;
+        const [run] = await db`insert into deployment_runs (deployment_id, workflow_id, trigger, status, settings) values (${deployment!.id}, ${`wf-${c.name}`}, 'MANUAL', 'IN_PROGRESS', ${settings ? db.json(settings) : null}) returning id`;
+        const [machineRun] = await db`insert into machine_runs (run_id, machine_id, machine_name) values (${run!.id}, ${machine}, ${c.name}) returning id`;
+        machineRunOf.set(c.name, machineRun!.id as string);
+        for (const [i, u] of c.updates.entries()) {
+          const status = u.selected ? 'PENDING' : 'NOT_SELECTED';
+          const predicted = u.selected ? 'SUCCEEDED' : 'NOT_SELECTED';
+          await db`insert into update_results (machine_run_id, run_id, name, classification, target_version, order_index, expected_seconds, status, predicted_status, reboot_suggested)
+            values (${machineRun!.id}, ${run!.id}, ${`pkg-${i}`}, 'SECURITY'::classification, '2', ${i}, 90, ${status}::update_result_status, ${predicted}::update_result_status, ${u.rebootSuggested})`;
+        }
+      }
+
+      await migrateUpTo(url, '0025');
+      const stored = new Map((await db`select id, reboot_reserve_seconds from machine_runs`).map((r) => [r.id as string, r.reboot_reserve_seconds as number]));
+      const byRule = (c: Case) =>
+        rebootReserveSeconds(
+          rebootForecast({ setting: c.runSetting ?? c.deploymentSetting, backend: c.backend ?? 'apt', machineRebootPending: c.rebootPending, updates: c.updates.filter((u) => u.selected) }),
+          c.osType,
+        );
+      expect(cases.map((c) => [c.name, stored.get(machineRunOf.get(c.name)!)])).toEqual(cases.map((c) => [c.name, byRule(c)]));
+      // The figures themselves, so that the rule and the backfill cannot drift together unseen.
+      expect(cases.map((c) => stored.get(machineRunOf.get(c.name)!))).toEqual([600, 600, 0, 600, 600, 0, 900, 900, 0, 600]);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REBOOT_RESERVE_SECONDS, rebootForecast, rebootReserveSeconds, shouldReboot, type RebootForecast, type RebootForecastInput } from '../../src/fleet/reboot.js';
+import { REBOOT_RESERVE_SECONDS, rebootForecast, rebootOutcome, rebootReserveSeconds, rebootsAfterJob, type RebootForecast, type RebootForecastInput } from '../../src/fleet/reboot.js';
 
 const plain = { rebootSuggested: false };
 const kernel = { rebootSuggested: true };
@@ -35,7 +35,28 @@ describe('what the planner says about a reboot, and the reserve it keeps', () =>
 });
 
 describe('whether the agent reboots after the job', () => {
-  it('reboots for ALWAYS and REBOOT_ONLY, never for NEVER, for IF_REQUIRED when the machine needs it', () => {
-    expect([shouldReboot('ALWAYS', false), shouldReboot('REBOOT_ONLY', false), shouldReboot('NEVER', true), shouldReboot('IF_REQUIRED', false), shouldReboot('IF_REQUIRED', true)]).toEqual([true, true, false, false, true]);
+  it.each([
+    ['ALWAYS', false, false, true],
+    ['REBOOT_ONLY', false, false, true],
+    ['NEVER', true, false, false],
+    ['IF_REQUIRED', false, false, false],
+    ['IF_REQUIRED', true, false, true],
+    // A job that ran past the window and its grace never reboots: the operator's window is over.
+    ['ALWAYS', true, true, false],
+    ['IF_REQUIRED', true, true, false],
+  ] as const)('%s, reboot required %s, timed out %s: %s', (setting, rebootRequired, timedOut, expected) => {
+    expect(rebootsAfterJob({ setting, rebootRequired, timedOut })).toBe(expected);
+  });
+});
+
+describe('what the machine run records of the reboot', () => {
+  it.each([
+    [{ rebooting: true, rebootRequired: true }, true, 'REBOOTED'],
+    [{ rebooting: true, rebootRequired: false }, true, 'REBOOTED'],
+    [{ rebooting: true, rebootRequired: true }, false, 'TIMED_OUT'],
+    [{ rebooting: false, rebootRequired: true }, true, 'NOT_ALLOWED'],
+    [{ rebooting: false, rebootRequired: false }, true, 'NOT_NEEDED'],
+  ] as const)('%j, came back %s: %s', (result, cameBack, expected) => {
+    expect(rebootOutcome(result, cameBack)).toBe(expected);
   });
 });

@@ -395,7 +395,7 @@ export type RunProgressKind =
   | 'LINES'
   /** A machine run's status changed: machineRun says to what. */
   | 'MACHINE'
-  /** The run's status or counts changed (it began, handed out jobs, or ended). */
+  /** The run's status or counts changed (it began, handed over install jobs, or ended). */
   | 'RUN'
   /** Updates of one machine changed status: updates lists them. */
   | 'UPDATES';

@@ -295,7 +295,7 @@ export class MachineRun {
   @Field(() => ID, { description: 'The machine.' }) machineId!: string;
   @Field(() => String, { description: "The machine's name when the run began." }) machineName!: string;
   @Field(() => MachineRunStatus, { description: 'Where this machine stands in the run.' }) status!: MachineRunStatus;
-  @Field(() => Date, { description: 'When its job was handed to the agent (null while PENDING).', nullable: true }) startedAt!: Date | null;
+  @Field(() => Date, { description: 'When its install job was handed over to the agent (null while PENDING).', nullable: true }) startedAt!: Date | null;
   @Field(() => Date, { description: 'When its part ended (null while it runs).', nullable: true }) endedAt!: Date | null;
   @Field(() => String, { nullable: true, description: 'NOT_NEEDED, NOT_ALLOWED, REBOOTED or TIMED_OUT.' }) rebootOutcome!: string | null;
   @Field(() => String, { description: 'Why it failed, timed out or was canceled, when it did.', nullable: true }) error!: string | null;
@@ -410,7 +410,7 @@ registerEnumType(RunProgressKind, {
   name: 'RunProgressKind',
   description: 'What a progress event of a run is about.',
   valuesConfig: {
-    RUN: { description: "The run's status or counts changed (it began, handed out jobs, or ended)." },
+    RUN: { description: "The run's status or counts changed (it began, handed over install jobs, or ended)." },
     MACHINE: { description: "A machine run's status changed: machineRun says to what." },
     UPDATES: { description: "Updates of one machine changed status: updates lists them." },
     LINES: { description: 'New lines in the job stream or the run log: lines holds them.' },
