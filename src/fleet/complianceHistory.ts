@@ -5,13 +5,14 @@
  * leaves PostgreSQL); these functions decide what a snapshot's rows are, which day a snapshot
  * belongs to, and what a history query may ask.
  */
+import { CLASSIFICATIONS } from '../domain/vocabulary.js';
 import type { Compliance } from './compliance.js';
 
 export const HISTORY_GROUP_BYS = ['FLEET', 'BASELINE', 'CLASSIFICATION', 'TAG'] as const;
 export type HistoryGroupBy = (typeof HISTORY_GROUP_BYS)[number];
 
 /** The classifications a snapshot keeps a row for (each one, whether or not something is pending). */
-export const HISTORY_CLASSIFICATIONS = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'FEATURE_PACK', 'SERVICE_PACK', 'DEFINITION', 'TOOLS', 'UPDATES'] as const;
+export const HISTORY_CLASSIFICATIONS = CLASSIFICATIONS;
 
 /**
  * Tags kept per snapshot: the ones most machines carry. A fleet that tags each machine with its own
