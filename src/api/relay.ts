@@ -33,6 +33,32 @@ export function decodeCursor(cursor: string | null | undefined): number {
   return Number(match[1]) + 1;
 }
 
+/**
+ * A plain list read a slice at a time: `first` items from `offset`. For lists that are usually short
+ * (a machine run's updates) but may be long, where a connection's cursor would change the type:
+ * the cost model (limits.ts) counts them by `first`, so aliases cannot make them read everything.
+ */
+@ArgsType()
+export class ListArgs {
+  @Field(() => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE, description: `How many items to return (default ${DEFAULT_PAGE_SIZE}, at most ${MAX_PAGE_SIZE}).` })
+  first?: number | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: 'How many items to skip: pass the number already read to read the next ones.' })
+  offset?: number | null;
+}
+
+export function listWindow(args: ListArgs): { offset: number; limit: number } {
+  const offset = args.offset ?? 0;
+  if (!Number.isInteger(offset) || offset < 0) throw badUserInput('offset', `offset must be 0 or more; got ${offset}.`);
+  return { offset, limit: pageSize(args, { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE }) };
+}
+
+/** The slice of an already read list that `first` and `offset` ask for. */
+export function listSlice<T>(items: readonly T[], args: ListArgs): T[] {
+  const { offset, limit } = listWindow(args);
+  return items.slice(offset, offset + limit);
+}
+
 @ArgsType()
 export class PageArgs {
   @Field(() => Int, { nullable: true, description: `Page size (default ${DEFAULT_PAGE_SIZE}, at most ${MAX_PAGE_SIZE}).` })

@@ -9,7 +9,7 @@ import { CveResolver } from './cves/cve.resolver.js';
 import { ExportResolver } from './exports/export.resolver.js';
 import { BaselineResolver } from './baselines/baseline.resolver.js';
 import { ComplianceHistoryResolver } from './complianceHistory/complianceHistory.resolver.js';
-import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
+import { DeploymentResolver, DeploymentRunResolver, MachineDeploymentRunsResolver, MachinePreviewResolver, MachineRunResolver, RunProgressResolver } from './deployments/deployment.resolver.js';
 import { EnrollmentResolver } from './enrollment/enrollment.resolver.js';
 import { MachineResolver } from './machines/machine.resolver.js';
 import { MissingUpdateResolver } from './machines/missingUpdate.resolver.js';
@@ -27,6 +27,7 @@ export const resolvers = [
   DeploymentRunResolver,
   MachineRunResolver,
   RunProgressResolver,
+  MachinePreviewResolver,
   MachineDeploymentRunsResolver,
   ApiTokenResolver,
   AuditResolver,

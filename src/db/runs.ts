@@ -210,8 +210,9 @@ export async function machineRunOfMachine(db: Db, runId: string, machineId: stri
   return row;
 }
 
-export function updateResultsOf(db: Db, machineRunId: string) {
-  return db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
+export function updateResultsOf(db: Db, machineRunId: string, window?: { offset: number; limit: number }) {
+  const ordered = db.select().from(updateResults).where(eq(updateResults.machineRunId, machineRunId)).orderBy(asc(updateResults.orderIndex), asc(updateResults.name));
+  return window ? ordered.offset(window.offset).limit(window.limit) : ordered;
 }
 
 /** Machine runs by id (in no particular order). */

@@ -101,6 +101,27 @@ describe('limits of what one client may ask', () => {
     expect(byDefault.data!.machine.pendingUpdates.edges).toHaveLength(50);
   });
 
+  it("reads a preview's lists a slice at a time: 50 by default, the rest by offset, BAD_USER_INPUT past 500", async () => {
+    type Preview = { previewDeployment: { machines: Array<{ notSelected: Array<{ update: { name: string } }> }> } };
+    const input = { name: 'slices', osType: 'LINUX', machineIds: [machineId], classifications: ['CRITICAL'], windowMinutes: 30, onDemandOnly: true };
+    const read = (args: string) =>
+      graphql<Preview>(api.url, `query($input: DeploymentInput!) { previewDeployment(input: $input) { machines { notSelected${args} { update { name } } } } }`, { token: viewer, variables: { input } });
+    // The 1,188 updates that are not critical, which one list answered whole and was costed as 50.
+    expect((await read('')).data!.previewDeployment.machines[0]!.notSelected).toHaveLength(50);
+    const names: string[] = [];
+    for (const offset of [0, 500, 1000]) {
+      const answer = await read(`(first: 500, offset: ${offset})`);
+      expect(answer.errors).toBeUndefined();
+      names.push(...answer.data!.previewDeployment.machines[0]!.notSelected.map((n) => n.update.name));
+    }
+    expect(names).toHaveLength(1188);
+    expect(new Set(names).size).toBe(1188);
+    const tooMany = await read('(first: 501)');
+    expect(tooMany.errors!.map((e) => [e.extensions?.code, e.message])).toEqual([['BAD_USER_INPUT', 'first must be between 0 and 500; got 501.']]);
+    const negative = await read('(offset: -1)');
+    expect(negative.errors!.map((e) => [e.extensions?.code, e.message])).toEqual([['BAD_USER_INPUT', 'offset must be 0 or more; got -1.']]);
+  });
+
   it('refuses an answer larger than FLEETPATCH_GRAPHQL_MAX_RESPONSE_MB, and answers the same question in smaller pages', async () => {
     // 500 updates with 200-character names: about 150 KB, under the cost limit; twice that is over 0.2 MB.
     const query = `query($id: ID!) { a: machine(id: $id) { pendingUpdates(first: 500) { edges { node { name cveIds repository } } } } b: machine(id: $id) { pendingUpdates(first: 500, after: "${Buffer.from('o:499').toString('base64url')}") { edges { node { name cveIds repository } } } } }`;

@@ -123,6 +123,20 @@ describe('query depth and cost limits', () => {
     expect(check(`{ ${pages} }`)[0]).toMatch(/estimated cost of \d+; at most 50000/);
   });
 
+  it("costs a machine run's updates, a preview's and a progress event's lists by first: 40 aliases of the largest slice are refused", () => {
+    const updates = (first: string) =>
+      `{ ${Array.from({ length: 40 }, (_, i) => `r${i}: deploymentRun(id: "x") { machineRuns(first: 1) { edges { node { updates${first} { name arch status exitCode errorText } } } } }`).join(' ')} }`;
+    // A machine run may hold 20,000 updates: each alias read them all, only the answer size stopped it.
+    expect(check(updates('(first: 500)'))[0]).toMatch(/estimated cost of \d+; at most 50000/);
+    expect(check(updates('(first: 10)'))).toEqual([]);
+    expect(check(updates(''))).toEqual([]);
+    const preview = (first: number) => `{ previewDeployment(id: "x") { machines { toInstall(first: ${first}) { name classification expectedSeconds } predictedNotAttempted(first: ${first}) { name classification expectedSeconds } notSelected(first: ${first}) { reason update { name } } } } }`;
+    expect(check(preview(500))[0]).toMatch(/estimated cost of \d+; at most 50000/);
+    expect(check(preview(10))).toEqual([]);
+    expect(check('subscription { deploymentRunProgress(runId: "x") { updates(first: 5) { name } } }', { maxCost: 20 })).toEqual([]);
+    expect(check('{ deploymentRun(id: "x") { updateSet(first: 500) { name version } } }', { maxCost: 1000 })[0]).toMatch(/estimated cost of 1002; at most 1000/);
+  });
+
   it('knows how many items every list of objects in the schema can return: paged, or listed with a reason', () => {
     const unlisted: string[] = [];
     for (const type of Object.values(schema.getTypeMap())) {

@@ -5,7 +5,7 @@ import type { ApiContext } from '../context.js';
 import { Machine } from '../machines/machine.type.js';
 import { notFound } from '../errors.js';
 import { DEFAULT_LOG_LINES, MAX_LOG_LINES, PAGE_SIZES } from '../pageSize.js';
-import { keysetWindow, PageArgs, pageWindow, toConnection, toKeysetConnection } from '../relay.js';
+import { keysetWindow, ListArgs, listSlice, listWindow, PageArgs, pageWindow, toConnection, toKeysetConnection } from '../relay.js';
 import { DeploymentInput, ScheduleInput } from './deployment.input.js';
 import { DeploymentService, scheduleOf } from './deployment.service.js';
 import { RunProgressService, type RunProgressItem } from './runProgress.service.js';
@@ -15,8 +15,11 @@ import {
   DeploymentPreview,
   DeploymentRun,
   DeploymentRunConnection,
+  MachinePreview,
   MachineRun,
   MachineRunConnection,
+  NotSelectedUpdate,
+  PlannedUpdate,
   ResultCounts,
   RunLogLine,
   RunLogLineConnection,
@@ -265,10 +268,10 @@ export class DeploymentRunResolver {
 
   @FieldResolver(() => [UpdateSetMember], {
     nullable: true,
-    description: "The frozen update set of a ringed run: fixed from the first ring's plans when it starts; later rings install only these name=version pairs. Null: no rings, or the first ring has not started.",
+    description: "The frozen update set of a ringed run: fixed from the first ring's plans when it starts; later rings install only these name=version pairs. Null: no rings, or the first ring has not started. `first` of them from `offset`: read the rest with offset: the number already read.",
   })
-  updateSet(@Root() run: RunRow) {
-    return run.updateSet ?? null;
+  updateSet(@Root() run: RunRow, @Args(() => ListArgs) list: ListArgs) {
+    return run.updateSet ? listSlice(run.updateSet, list) : null;
   }
 
   @FieldResolver(() => MachineRunConnection, { description: 'The machines of the run, by name.' })
@@ -306,9 +309,10 @@ export class RunProgressResolver {
     return item.page.machineRun(item.machineRunId);
   }
 
-  @FieldResolver(() => [UpdateResult], { description: 'UPDATES: the updates whose status changed, as they are now.' })
-  async updates(@Root() item: RunProgressItem) {
-    return item.kind === 'UPDATES' ? (await item.page.updates(item.machineRunId, item.updateNames)).map(asResult) : [];
+  @FieldResolver(() => [UpdateResult], { description: 'UPDATES: the updates whose status changed, as they are now: `first` of them from `offset` (read the rest with offset, or all of them from MachineRun.updates).' })
+  async updates(@Root() item: RunProgressItem, @Args(() => ListArgs) list: ListArgs) {
+    const window = listWindow(list);
+    return item.kind === 'UPDATES' ? (await item.page.updates(item.machineRunId, item.updateNames.slice(window.offset, window.offset + window.limit))).map(asResult) : [];
   }
 
   @FieldResolver(() => [RunLogLine], { description: 'LINES: the new lines, oldest first.' })
@@ -319,9 +323,13 @@ export class RunProgressResolver {
 
 @Resolver(() => MachineRun)
 export class MachineRunResolver {
-  @FieldResolver(() => [UpdateResult], { description: 'Every update of this machine in the run, in install order, then those not selected.' })
-  async updates(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext) {
-    return (await once(machineRun, 'updates', () => service(ctx).updateResults(machineRun.id))).map(asResult);
+  @FieldResolver(() => [UpdateResult], {
+    description:
+      'The updates of this machine in the run, in install order, then those not selected: `first` of them from `offset` (a machine may have thousands). counts.total says how many there are; read the rest with offset: the number already read.',
+  })
+  async updates(@Root() machineRun: MachineRunRow, @Ctx() ctx: ApiContext, @Args(() => ListArgs) list: ListArgs) {
+    // Only the slice asked for is read: the cost model counts this list by `first`, not by its length.
+    return (await service(ctx).updateResults(machineRun.id, listWindow(list))).map(asResult);
   }
 
   @FieldResolver(() => ResultCounts, { description: 'Its updates counted by status.' })
@@ -334,5 +342,26 @@ export class MachineRunResolver {
     const window = keysetWindow(page, PAGE_SIZES['MachineRun.jobStream']!);
     const rows = await service(ctx).logs(machineRun.runId, { machineRunId: machineRun.id, afterId: window.afterId, limit: window.limit + 1 });
     return toKeysetConnection(rows, window, () => service(ctx).countLogs(machineRun.runId, machineRun.id));
+  }
+}
+
+const REST = 'Read the rest with offset: the number already read (a machine may have thousands of pending updates).';
+
+/** A preview's lists per machine follow the machine's pending updates: each is read a slice at a time. */
+@Resolver(() => MachinePreview)
+export class MachinePreviewResolver {
+  @FieldResolver(() => [PlannedUpdate], { description: `Would be installed, in this order: \`first\` of them from \`offset\`. ${REST}` })
+  toInstall(@Root() preview: MachinePreview, @Args(() => ListArgs) list: ListArgs) {
+    return listSlice(preview.toInstall, list);
+  }
+
+  @FieldResolver(() => [PlannedUpdate], { description: `Selected, but likely NOT_ATTEMPTED: the window is too short. \`first\` of them from \`offset\`. ${REST}` })
+  predictedNotAttempted(@Root() preview: MachinePreview, @Args(() => ListArgs) list: ListArgs) {
+    return listSlice(preview.predictedNotAttempted, list);
+  }
+
+  @FieldResolver(() => [NotSelectedUpdate], { description: `Its pending updates the deployment leaves out, and why: \`first\` of them from \`offset\`. ${REST}` })
+  notSelected(@Root() preview: MachinePreview, @Args(() => ListArgs) list: ListArgs) {
+    return listSlice(preview.notSelected, list);
   }
 }

@@ -411,8 +411,8 @@ export class DeploymentService {
     return countRunLogs(this.db, { runId, machineRunId });
   }
 
-  updateResults(machineRunId: string) {
-    return updateResultsOf(this.db, machineRunId);
+  updateResults(machineRunId: string, window?: { offset: number; limit: number }) {
+    return updateResultsOf(this.db, machineRunId, window);
   }
 
   resultCountsOfRun(runId: string, by: 'status' | 'predictedStatus') {

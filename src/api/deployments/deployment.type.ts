@@ -363,9 +363,10 @@ export class PlannedUpdate extends PendingUpdate {
 @ObjectType({ description: 'What a deployment would do on one machine, from its latest assessment.' })
 export class MachinePreview {
   @Field(() => Machine, { description: 'The machine.' }) machine!: Machine;
-  @Field(() => [PlannedUpdate], { description: 'Would be installed, in this order.' }) toInstall!: PlannedUpdate[];
-  @Field(() => [PlannedUpdate], { description: 'Selected, but likely NOT_ATTEMPTED: the window is too short.' }) predictedNotAttempted!: PlannedUpdate[];
-  @Field(() => [NotSelectedUpdate], { description: 'Its pending updates the deployment leaves out, and why.' }) notSelected!: NotSelectedUpdate[];
+  // toInstall, predictedNotAttempted and notSelected are read a slice at a time (MachinePreviewResolver).
+  toInstall!: PlannedUpdate[];
+  predictedNotAttempted!: PlannedUpdate[];
+  notSelected!: NotSelectedUpdate[];
   @Field(() => Int, { description: 'How long installing its selected updates is expected to take.' }) expectedSeconds!: number;
   @Field(() => Int, { description: 'Seconds kept free at the end of the window for a reboot (0 when willReboot is NO).' }) rebootReserveSeconds!: number;
   @Field(() => RebootForecast, { description: 'Whether a reboot would follow.' }) willReboot!: RebootForecast;

@@ -642,6 +642,15 @@ export type CliRunQueryVariables = Exact<{
 
 export type CliRunQuery = { deploymentRun: { id: string, status: DeploymentRunStatus, trigger: string, error: string | null, startedAt: string | null, endedAt: string | null, windowEndsAt: string | null, durationSeconds: number | null, deployment: { id: string, name: string }, machineRuns: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, machineId: string, machineName: string, status: MachineRunStatus, startedAt: string | null, endedAt: string | null, rebootOutcome: string | null, error: string | null, updates: Array<{ name: string, arch: string | null, classification: Classification, status: UpdateResultStatus, installedVersion: string | null, targetVersion: string, exitCode: number | null, errorText: string | null, reason: string | null }>, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } }> }, counts: { total: number, succeeded: number, failed: number, notAttempted: number, notSelected: number, pending: number, inProgress: number } } | null };
 
+export type CliMachineRunUpdatesQueryVariables = Exact<{
+  id: string | number;
+  machineId: string | number;
+  offset: number;
+}>;
+
+
+export type CliMachineRunUpdatesQuery = { deploymentRun: { id: string, machineRun: { id: string, updates: Array<{ name: string, arch: string | null, classification: Classification, status: UpdateResultStatus, installedVersion: string | null, targetVersion: string, exitCode: number | null, errorText: string | null, reason: string | null }> } | null } | null };
+
 export type CliRunProgressSnapshotQueryVariables = Exact<{
   id: string | number;
   after?: string | null | undefined;
@@ -1816,6 +1825,29 @@ fragment CliUpdateResult on UpdateResult {
   errorText
   reason
 }`) as unknown as TypedDocumentString<CliRunQuery, CliRunQueryVariables>;
+export const CliMachineRunUpdatesDocument = new TypedDocumentString(`
+    query CliMachineRunUpdates($id: ID!, $machineId: ID!, $offset: Int!) {
+  deploymentRun(id: $id) {
+    id
+    machineRun(machineId: $machineId) {
+      id
+      updates(first: 500, offset: $offset) {
+        ...CliUpdateResult
+      }
+    }
+  }
+}
+    fragment CliUpdateResult on UpdateResult {
+  name
+  arch
+  classification
+  status
+  installedVersion
+  targetVersion
+  exitCode
+  errorText
+  reason
+}`) as unknown as TypedDocumentString<CliMachineRunUpdatesQuery, CliMachineRunUpdatesQueryVariables>;
 export const CliRunProgressSnapshotDocument = new TypedDocumentString(`
     query CliRunProgressSnapshot($id: ID!, $after: String) {
   deploymentRun(id: $id) {

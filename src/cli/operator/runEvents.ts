@@ -1,6 +1,7 @@
 import type { ApiClient } from './client.js';
 import { OperatorError } from './errors.js';
 import {
+  CliMachineRunUpdatesDocument,
   CliRunDocument,
   CliRunLogsDocument,
   CliRunProgressDocument,
@@ -27,7 +28,16 @@ export async function readRun(client: ApiClient, id: string): Promise<RunWithUpd
     const run: RunPage | null = answer.deploymentRun;
     if (!run) return null;
     const { machineRuns: page, ...head } = run;
-    machineRuns.push(...page.edges.map((e) => e.node));
+    for (const { node } of page.edges) {
+      // CliRun reads the first 50 updates of each machine with it: the rest 500 at a time.
+      const updates = [...node.updates];
+      while (updates.length < node.counts.total) {
+        const more = (await client.request(CliMachineRunUpdatesDocument, { id, machineId: node.machineId, offset: updates.length })).deploymentRun?.machineRun?.updates ?? [];
+        if (more.length === 0) break;
+        updates.push(...more);
+      }
+      machineRuns.push({ ...node, updates });
+    }
     if (!page.pageInfo.hasNextPage || !page.pageInfo.endCursor) return { ...head, machineRuns };
     after = page.pageInfo.endCursor;
   }

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
-import { CancelRunDocument, MachineStepResultsDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
+import { CancelRunDocument, MachineRunUpdatesDocument, MachineStepResultsDocument, ProgressDocument, RunDocument, RunLinesDocument, RunMachinesDocument } from '../graphql.generated';
 import { Link } from '../router';
 import { applyProgress, FINISHED, mergeLines, mergeMachines, nextCursor, progressVariables, runOf, type Counts, type Line, type MachineRun, type Paged, type Run } from '../runProgress';
 import { useRoleAllows } from '../session';
@@ -65,9 +65,42 @@ function StepResults({ runId, m }: { runId: string; m: MachineRun }) {
   );
 }
 
+type UpdateRow = MachineRun['updates'][number];
+
+/**
+ * The updates past the first 50 a card shows, read 500 at a time when asked for, and read again
+ * when the machine run changes status (progress events update only the first 50).
+ */
+function useMoreUpdates(runId: string, m: MachineRun) {
+  const client = useClient();
+  const [more, setMore] = useState<UpdateRow[]>([]);
+  const [error, setError] = useState<CombinedError | null>(null);
+  const read = async (offset: number, count: number) => {
+    const rows: UpdateRow[] = [];
+    while (rows.length < count) {
+      const answer = await client.query(MachineRunUpdatesDocument, { id: runId, machineId: m.machineId, offset: offset + rows.length }, { requestPolicy: 'network-only' }).toPromise();
+      if (answer.error) return setError(answer.error);
+      const page = answer.data?.deploymentRun?.machineRun?.updates ?? [];
+      rows.push(...page);
+      if (page.length < 500) break;
+    }
+    setError(null);
+    return rows;
+  };
+  const loaded = more.length;
+  useEffect(() => {
+    if (loaded === 0) return;
+    void read(m.updates.length, loaded).then((rows) => rows && setMore(rows));
+  }, [m.status, m.endedAt]);
+  const loadMore = () => void read(m.updates.length + more.length, 500).then((rows) => rows && setMore((known) => [...known, ...rows]));
+  return { more, error, loadMore };
+}
+
 function MachineRunCard({ runId, m, lines, hasSteps }: { runId: string; m: MachineRun; lines: Line[]; hasSteps: boolean }) {
   const todo = toDo(m.counts);
   const finished = done(m.counts);
+  const { more, error: moreError, loadMore } = useMoreUpdates(runId, m);
+  const shown = m.updates.length + more.length;
   return (
     <section className="card machine-run" aria-labelledby={`mr-${m.id}`} data-machine={m.machineName}>
       <div className="machine-run-head">
@@ -89,7 +122,7 @@ function MachineRunCard({ runId, m, lines, hasSteps }: { runId: string; m: Machi
         <table className="updates">
           <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Version</th><th scope="col">Status</th><th scope="col">Details</th></tr></thead>
           <tbody>
-            {m.updates.map((u) => (
+            {[...m.updates, ...more].map((u) => (
               <tr key={`${u.name}.${u.arch ?? ''}`} data-update={u.name} data-status={u.status}>
                 <td>{u.name}</td>
                 <td>{words(u.classification)}</td>
@@ -108,6 +141,13 @@ function MachineRunCard({ runId, m, lines, hasSteps }: { runId: string; m: Machi
           </tbody>
         </table>
       </TableBox>
+      {shown < m.counts.total && (
+        <p className="small">
+          <span className="muted">{shown} of {m.counts.total} updates shown. </span>
+          <button type="button" onClick={loadMore}>Show {Math.min(500, m.counts.total - shown)} more</button>
+        </p>
+      )}
+      {moreError && <Problems error={moreError} />}
       {hasSteps && (
         <div className="step-results">
           <h4>Steps <span className="muted small">(scripts write their output to the job stream below)</span></h4>
