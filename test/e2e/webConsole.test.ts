@@ -436,6 +436,18 @@ describe('the web console', () => {
     await shot('13-disconnected-agent');
   });
 
+  it('keeps an open overview current: a machine removed while it is shown leaves its counts without a reload', async () => {
+    const nonCompliant = async () => (await query<{ complianceSummary: { nonCompliant: number } }>('{ complianceSummary { nonCompliant } }')).complianceSummary.nonCompliant;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview' }).click();
+    const before = await nonCompliant();
+    await page.getByText(`Non-compliant: ${before}`, { exact: true }).waitFor();
+    const { machines } = await query<{ machines: { edges: Array<{ node: { id: string } }> } }>('{ machines(filter: {compliance: [NON_COMPLIANT]}) { edges { node { id } } } }');
+    expect(machines.edges.length).toBeGreaterThan(0);
+    await query('mutation($id: ID!) { removeMachine(machineId: $id) }', { id: machines.edges[0]!.node.id });
+    // The page was read before the removal, and is not reloaded: it must read the fleet again by itself.
+    await page.getByText(`Non-compliant: ${before - 1}`, { exact: true }).waitFor({ timeout: 45_000 });
+  });
+
   it('signs out: the session ends on the server, and a reload stays signed out', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API token').waitFor();

@@ -1,3 +1,4 @@
+import { useEffect } from 'react';
 import { useQuery } from 'urql';
 import { OverviewDocument, type OverviewQuery } from '../graphql.generated';
 import { Link } from '../router';
@@ -82,8 +83,22 @@ function ComplianceChart({ s }: { s: Summary }) {
   );
 }
 
+/**
+ * How often an open Overview reads the fleet again. The summary is a snapshot the server refreshes
+ * behind its readers (at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old, 15 s by default), so a page
+ * read once could keep showing the fleet as it was before the last reports; reading again at this
+ * pace picks up the refreshed snapshot without following every machine's events.
+ */
+const REFRESH_MS = 10_000;
+
 export function OverviewPage() {
-  const [{ data, error, fetching }] = useQuery({ query: OverviewDocument });
+  const [{ data, error, fetching }, refetch] = useQuery({ query: OverviewDocument });
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (document.visibilityState === 'visible') refetch({ requestPolicy: 'network-only' });
+    }, REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [refetch]);
   const s = data?.complianceSummary;
   const history = data?.complianceHistory;
   const agents = data?.agentVersions;
