@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { canStartUpdate } from '../fleet/planning.js';
-import { rebootsAfterJob } from '../fleet/reboot.js';
+import { canStartUpdate, rebootsAfterJob } from '../domain/jobRules.js';
 import { BackendError, type BackendContext, type PackageBackend } from './backends/types.js';
 import { ServerRefusal, type AgentClient } from './client.js';
 import { observeSpawns } from './exec.js';

@@ -9,6 +9,7 @@
  * same updates the same way).
  */
 import type { Classification, MachineRunStatus, RebootSetting, Severity } from '../domain/vocabulary.js';
+import { canStartUpdate } from '../domain/jobRules.js';
 import type { PendingUpdate } from '../domain/types.js';
 import type { OsType } from './compliance.js';
 import { rebootForecast, rebootReserveSeconds, type RebootForecast } from './reboot.js';
@@ -311,8 +312,8 @@ export interface PlanMachineInput {
  * Fit rule: walk the ordered selected updates; an update is planned when the time used so far plus
  * its expected seconds plus the reboot reserve (when a reboot may follow) is at most the window;
  * otherwise it is predicted NOT_ATTEMPTED, and the walk goes on: a later, smaller update that still
- * fits IS planned. This mirrors the runtime rule (`canStartUpdate`), which the agent checks against
- * the time left before each update, skipping what does not fit and going on with the rest.
+ * fits IS planned. It is the runtime rule (`canStartUpdate`, src/domain/jobRules.ts), which the agent
+ * checks against the time left before each update, skipping what does not fit and going on with the rest.
  */
 export function planMachine(input: PlanMachineInput): MachinePlan {
   const selection = selectUpdates(input.pending, input.selection, input.baseline);
@@ -347,7 +348,8 @@ export function planMachine(input: PlanMachineInput): MachinePlan {
   orderUpdates(selected).forEach((update, index) => {
     const learned = input.learnedSeconds ? input.learnedSeconds[update.name] : undefined;
     const planned: PlannedUpdate = { ...update, expectedSeconds: expectedSeconds(update, input.backend, learned), order: index + 1 };
-    if (used + planned.expectedSeconds + reserve <= input.windowSeconds) {
+    // The agent's own rule, with the window's start as the time now and `used` seconds gone.
+    if (canStartUpdate({ nowMs: used * 1000, deadlineMs: input.windowSeconds * 1000, expectedSeconds: planned.expectedSeconds, rebootReserveSeconds: reserve })) {
       toInstall.push(planned);
       used += planned.expectedSeconds;
     } else {
@@ -359,17 +361,8 @@ export function planMachine(input: PlanMachineInput): MachinePlan {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The runtime rule
+// The window's grace
 // ---------------------------------------------------------------------------------------------
-
-/**
- * The rule the agent applies before each update: start it only if now + its expected seconds + the
- * reboot reserve is at most the window's end, so that no update is started that would overrun the
- * operator's window. What cannot start is NOT_ATTEMPTED.
- */
-export function canStartUpdate(input: { nowMs: number; deadlineMs: number; expectedSeconds: number; rebootReserveSeconds: number }): boolean {
-  return input.nowMs + (input.expectedSeconds + input.rebootReserveSeconds) * 1000 <= input.deadlineMs;
-}
 
 /**
  * An update already running at the window's end is allowed to finish within this many seconds

@@ -70,19 +70,6 @@ export function rebootReserveSeconds(forecast: RebootForecast, osType: OsType): 
 }
 
 /**
- * Whether the agent reboots the machine once its job is done: never after a job that ran past the
- * window and its grace (the operator's window is over); otherwise ALWAYS and REBOOT_ONLY do, NEVER
- * does not (even when a package asks: the machine then stays "reboot pending" and says so),
- * IF_REQUIRED when the machine needs it (`rebootRequired`: an update asked, or the system says so).
- */
-export function rebootsAfterJob({ setting, rebootRequired, timedOut }: { setting: RebootSetting; rebootRequired: boolean; timedOut: boolean }): boolean {
-  if (timedOut) return false;
-  if (setting === 'ALWAYS' || setting === 'REBOOT_ONLY') return true;
-  if (setting === 'NEVER') return false;
-  return rebootRequired;
-}
-
-/**
  * What became of the reboot after a job, as its machine run records it: REBOOTED (the agent
  * rebooted and the machine came back with a new boot id), TIMED_OUT (it did not come back in
  * time), NOT_ALLOWED (a reboot is needed but the setting or the window kept the agent from it),

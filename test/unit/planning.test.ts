@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
+import { canStartUpdate } from '../../src/domain/jobRules.js';
 import {
-  canStartUpdate,
   DEFAULT_DURATIONS_SECONDS,
   deploymentRunStatus,
   expectedSeconds,

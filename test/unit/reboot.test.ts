@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { REBOOT_RESERVE_SECONDS, rebootForecast, rebootOutcome, rebootReserveSeconds, rebootsAfterJob, type RebootForecast, type RebootForecastInput } from '../../src/fleet/reboot.js';
+import { rebootsAfterJob } from '../../src/domain/jobRules.js';
+import { REBOOT_RESERVE_SECONDS, rebootForecast, rebootOutcome, rebootReserveSeconds, type RebootForecast, type RebootForecastInput } from '../../src/fleet/reboot.js';
 
 const plain = { rebootSuggested: false };
 const kernel = { rebootSuggested: true };
