@@ -4,7 +4,7 @@
  * Starts the server side as bench/freshness.ts does (embedded PostgreSQL, headless Temporal dev
  * server, `node bin/fleetpatch.js server` as a child; all on 127.0.0.1) with the default agent
  * timings (check-in every 60 s, command long-poll of 25 s, assessment every 3 h, package database
- * look every 15 min), builds an apt fixture machine (test/fixtures/apt.ts), and runs the real agent
+ * look every 15 min), builds an apt fixture machine (testkit/apt.ts), and runs the real agent
  * bundle on it:
  *
  *   node dist/agent/fleetpatch-agent.mjs run --server URL --enroll-key KEY --state-dir DIR --root ROOT
@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
-import { buildAptMachine } from '../test/fixtures/apt.js';
+import { buildAptMachine } from '../testkit/apt.js';
 import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack, stopProcess } from './freshness.js';
 
 const AGENT_BUNDLE = fileURLToPath(new URL('../dist/agent/fleetpatch-agent.mjs', import.meta.url));

@@ -19,9 +19,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { buildAptMachine } from '../test/fixtures/apt.js';
-import { buildDnfMachine } from '../test/fixtures/dnf.js';
-import { buildZypperMachine } from '../test/fixtures/zypper.js';
+import { buildAptMachine } from '../testkit/apt.js';
+import { buildDnfMachine } from '../testkit/dnf.js';
+import { buildZypperMachine } from '../testkit/zypper.js';
 
 const AGENT_BUNDLE = fileURLToPath(new URL('../dist/agent/fleetpatch-agent.mjs', import.meta.url));
 const { values } = parseArgs({ options: { executable: { type: 'string', multiple: true, default: [] }, runs: { type: 'string', default: '11' } } });

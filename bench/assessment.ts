@@ -29,9 +29,9 @@ import { dnfBackend } from '../src/agent/backends/dnf/run.js';
 import type { BackendContext, PackageBackend } from '../src/agent/backends/types.js';
 import { zypperBackend } from '../src/agent/backends/zypper/run.js';
 import { exec } from '../src/agent/exec.js';
-import { buildAptMachine } from '../test/fixtures/apt.js';
-import { buildDnfMachine } from '../test/fixtures/dnf.js';
-import { buildZypperMachine } from '../test/fixtures/zypper.js';
+import { buildAptMachine } from '../testkit/apt.js';
+import { buildDnfMachine } from '../testkit/dnf.js';
+import { buildZypperMachine } from '../testkit/zypper.js';
 
 type Name = 'apt' | 'dnf' | 'zypper';
 

@@ -43,7 +43,7 @@ import { ensureTemporalCli } from '../src/devstack/temporalCli.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporalDevServer.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from '../src/net.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../test/support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../testkit/agentFacts.js';
 
 const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
 

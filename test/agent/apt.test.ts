@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aptBackend } from '../../src/agent/backends/apt/run.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
 import { exec } from '../../src/agent/exec.js';
-import { buildAptMachine, debArchitecture } from '../fixtures/apt.js';
-import { aptClassification, FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { buildAptMachine, debArchitecture } from '../../testkit/apt.js';
+import { aptClassification, FIXTURE_PACKAGES } from '../../testkit/catalog.js';
 import { holdLock } from '../support/locks.js';
 
-// Real apt-get and dpkg on fixture roots built from the catalog (test/fixtures/apt.ts).
+// Real apt-get and dpkg on fixture roots built from the catalog (testkit/apt.ts).
 
 interface Machine {
   root: string;

@@ -8,12 +8,12 @@ import { dnfBackend } from '../../src/agent/backends/dnf/run.js';
 import { yumBackend } from '../../src/agent/backends/yum/run.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
 import { exec } from '../../src/agent/exec.js';
-import { FIXTURE_PACKAGES, type FixturePackage } from '../fixtures/catalog.js';
-import { buildDnfMachine, buildRpms, DNF_REPOSITORIES, type DnfMachine } from '../fixtures/dnf.js';
+import { FIXTURE_PACKAGES, type FixturePackage } from '../../testkit/catalog.js';
+import { buildDnfMachine, buildRpms, DNF_REPOSITORIES, type DnfMachine } from '../../testkit/dnf.js';
 
 /*
  * The dnf backend against the real dnf 4 and rpm, on Rocky-9-like fixture roots built from the
- * catalog (test/fixtures/dnf.ts). One machine is built per file; a test that changes a machine
+ * catalog (testkit/dnf.ts). One machine is built per file; a test that changes a machine
  * works on its own copy (cp -a) of the root.
  */
 

@@ -8,8 +8,8 @@ import { aptBackend } from '../../src/agent/backends/apt/run.js';
 import type { BackendContext, PendingUpdate } from '../../src/agent/backends/types.js';
 import { exec, observeSpawns } from '../../src/agent/exec.js';
 import { observeProcess, recordProcess } from '../../src/agent/processes.js';
-import { buildAptMachine } from '../fixtures/apt.js';
-import { SLOW_PACKAGE, slowInstallSignals } from '../fixtures/catalog.js';
+import { buildAptMachine } from '../../testkit/apt.js';
+import { SLOW_PACKAGE, slowInstallSignals } from '../../testkit/catalog.js';
 
 /** Resolves once `file` exists (the fixture's maintainer script creates it). */
 async function fileAppears(file: string, timeoutMs = 60_000): Promise<void> {

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exec, type ExecResult } from '../../src/agent/exec.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { ARCHES, debPackage, packageVersion, rpmPackage } from '../../scripts/agentPackages.mjs';
-import { buildAptMachine } from '../fixtures/apt.js';
-import { buildDnfMachine, type DnfMachine } from '../fixtures/dnf.js';
-import { buildZypperMachine } from '../fixtures/zypper.js';
+import { buildAptMachine } from '../../testkit/apt.js';
+import { buildDnfMachine, type DnfMachine } from '../../testkit/dnf.js';
+import { buildZypperMachine } from '../../testkit/zypper.js';
 import { inChroot, parseAptSimulation, restoreDebianRoot } from '../fixtures/debianRoot.js';
 
 // The agent as it reaches real machines: the self-contained executables and the .deb/.rpm packages

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exec } from '../../src/agent/exec.js';
 import { BackendError, type BackendContext, type PendingUpdate } from '../../src/agent/backends/types.js';
 import { zypperBackend } from '../../src/agent/backends/zypper/run.js';
-import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
-import { buildZypperMachine, UNREACHABLE_REPOSITORY_URL, ZYPPER_REPOSITORIES, type ZypperMachine } from '../fixtures/zypper.js';
+import { FIXTURE_PACKAGES } from '../../testkit/catalog.js';
+import { buildZypperMachine, UNREACHABLE_REPOSITORY_URL, ZYPPER_REPOSITORIES, type ZypperMachine } from '../../testkit/zypper.js';
 
-// The real zypper and rpm of this host, on SLES fixture roots (test/fixtures/zypper.ts).
+// The real zypper and rpm of this host, on SLES fixture roots (testkit/zypper.ts).
 
 let dir: string;
 let machine: ZypperMachine;

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { buildZypperMachine } from '../fixtures/zypper.js';
-import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { buildZypperMachine } from '../../testkit/zypper.js';
+import { FIXTURE_PACKAGES } from '../../testkit/catalog.js';
 import { FLEETPATCH_BIN } from '../support/processes.js';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { publishZypperUpdate } from '../fixtures/zypper.js';
+import { publishZypperUpdate } from '../../testkit/zypper.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { buildFleet, fleetStackEnv, SupervisedAgent, type FixtureMachine } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';

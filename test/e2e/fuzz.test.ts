@@ -5,7 +5,7 @@ import { KNOWN_OPERATION_NAMES } from '../../src/api/knownOperations.js';
 import { TOO_MANY_SOCKETS_CLOSE_CODE } from '../../src/api/subscriptionLimits.js';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor } from '../support/env.js';
 import { enrollMachine } from '../support/machines.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, ServerUnreachable } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { AGENT_BUNDLE } from '../support/fleet.js';
 

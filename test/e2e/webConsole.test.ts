@@ -9,7 +9,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { buildFleet, fleetStackEnv, SupervisedAgent } from '../support/fleet.js';
 import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
 

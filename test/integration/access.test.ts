@@ -9,7 +9,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 import { enrollMachine } from '../support/machines.js';
 

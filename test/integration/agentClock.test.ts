@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessmentReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 

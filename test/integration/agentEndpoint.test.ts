@@ -8,7 +8,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { enrollMachine } from '../support/machines.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';

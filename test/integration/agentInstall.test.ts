@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, testLogger, tokenFor } from '../support/env.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey, revokeEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 
 /**
  * What the server offers machines before they are enrolled: the install scripts with its address

@@ -5,7 +5,7 @@ import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
-import { machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { startApiOnFreshDatabase } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { tcpRelay } from '../support/operatorCli.js';

@@ -3,7 +3,7 @@ import { ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { announceAgentCommands, createFleetPubSub } from '../../src/events/pubsub.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor, waitUntil } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { longPollsOpen } from '../support/signals.js';

@@ -12,7 +12,7 @@ import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../../src/simulator/syntheticMachine.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
 /**

@@ -9,7 +9,7 @@ import { migrateDatabase } from '../../src/db/migrate.js';
 import { ensureRun } from '../../src/db/runs.js';
 import { recordRunProgress } from '../../src/db/runProgress.js';
 import { announceRunProgress, createFleetPubSub } from '../../src/events/pubsub.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { startRestartablePostgres, type Restartable } from '../support/restartable.js';

@@ -9,7 +9,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollMachines, enrollmentKey } from '../support/machines.js';
 import { subscriptionLive } from '../support/signals.js';

@@ -9,7 +9,7 @@ import { saveIdentity } from '../../src/agent/state.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { buildAptMachine } from '../fixtures/apt.js';
+import { buildAptMachine } from '../../testkit/apt.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 

@@ -11,7 +11,7 @@ import type { Database } from '../../src/db/client.js';
 import { complianceSummary, findMachine, listMachines } from '../../src/db/machines.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import type { BaselineInput } from '../../src/fleet/baselines.js';
-import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, testLogger, tokenFor } from '../support/env.js';
 
 /**

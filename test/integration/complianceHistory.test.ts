@@ -16,7 +16,7 @@ import { HISTORY_CLASSIFICATIONS } from '../../src/fleet/complianceHistory.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { scheduleIds } from '../../src/workflows/config.js';
-import { assessmentReport, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
 /**

@@ -9,7 +9,7 @@ import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { enrollMachine } from '../../src/db/machines.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { startRestartablePostgres, type Restartable } from '../support/restartable.js';
 
 /** The query's outcome, or 'HUNG' when it has not settled within the time. */

@@ -8,7 +8,7 @@ import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { connectTemporal } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 import { enrollMachines, enrollmentKey } from '../support/machines.js';
 

@@ -3,7 +3,7 @@ import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { listMachines } from '../../src/db/machines.js';
 import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 

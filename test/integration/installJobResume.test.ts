@@ -12,8 +12,8 @@ import { saveIdentity } from '../../src/agent/state.js';
 import type { Database } from '../../src/db/client.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
-import { buildAptMachine } from '../fixtures/apt.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { buildAptMachine } from '../../testkit/apt.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { startApiOnFreshDatabase, waitUntil } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 

@@ -7,7 +7,7 @@ import { errorsAsJson, notFoundAsJson } from '../../src/api/httpErrors.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { TOO_MANY_SOCKETS_CLOSE_CODE } from '../../src/api/subscriptionLimits.js';
 import type { Database } from '../../src/db/client.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 

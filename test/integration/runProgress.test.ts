@@ -12,7 +12,7 @@ import { ensureRun } from '../../src/db/runs.js';
 import { announceRunStarted, createFleetPubSub } from '../../src/events/pubsub.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { applyProgress, progressVariables, PROGRESS as CONSOLE_PROGRESS, RUN as CONSOLE_RUN, runOf, type Progress, type Run, type RunAnswer } from '../../web/src/runProgress.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
 interface ProgressEvent {

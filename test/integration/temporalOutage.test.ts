@@ -9,7 +9,7 @@ import type { Database } from '../../src/db/client.js';
 import { ensureUpgradeCommand } from '../../src/db/agentUpgrades.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { scheduleIds } from '../../src/workflows/config.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, tokenFor, type GraphQLResponse } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { startRestartableTemporal, type Restartable } from '../support/restartable.js';

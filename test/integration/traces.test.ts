@@ -8,7 +8,7 @@ import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { activeTracing, startTracing, stopTracing } from '../../src/telemetry/tracing.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { assessmentReport, machineFacts, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
 /** A span as an OTLP/HTTP JSON export carries it. */

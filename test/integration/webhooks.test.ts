@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { pendingUpdate } from '../support/agentFacts.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';

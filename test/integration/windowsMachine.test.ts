@@ -8,7 +8,7 @@ import type { PackageBackend } from '../../src/agent/backends/types.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { machineFacts } from '../support/agentFacts.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { enrollMachine } from '../support/machines.js';
 

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildAptMachine } from '../fixtures/apt.js';
-import { buildDnfMachine } from '../fixtures/dnf.js';
-import { buildZypperMachine } from '../fixtures/zypper.js';
+import { buildAptMachine } from '../../testkit/apt.js';
+import { buildDnfMachine } from '../../testkit/dnf.js';
+import { buildZypperMachine } from '../../testkit/zypper.js';
 
 export const AGENT_BUNDLE = new URL('../../dist/agent/fleetpatch-agent.mjs', import.meta.url).pathname;
 /**

@@ -3,7 +3,7 @@ import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import type { AgentSettings, AssessmentReport, MachineFacts } from '../../src/agent/protocol.js';
 import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { assessmentReport, machineFacts } from './agentFacts.js';
+import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 
 /** What a test asks of a machine: its facts (a Debian server with a unique hostname unless said), and its pending updates. */
 export interface MachineSpec {

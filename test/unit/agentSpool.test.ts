@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { runAssessment } from '../../src/agent/assess.js';
 import { BackendError, type PackageBackend } from '../../src/agent/backends/types.js';
 import { ReportSpool } from '../../src/agent/spool.js';
-import { assessmentReport } from '../support/agentFacts.js';
+import { assessmentReport } from '../../testkit/agentFacts.js';
 
 const stateDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-spool-'));
 

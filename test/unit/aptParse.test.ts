@@ -16,7 +16,7 @@ import {
   parseUpdateOutput,
   unfinishedNote,
 } from '../../src/agent/backends/apt/parse.js';
-import { aptClassification, FIXTURE_PACKAGES } from '../fixtures/catalog.js';
+import { aptClassification, FIXTURE_PACKAGES } from '../../testkit/catalog.js';
 
 // The apt backend's parsers, on output recorded from apt 2.6 and dpkg 1.21 on the Debian 12 fixture
 // machines (test/fixtures/apt/, made by test/fixtures/recordOutputs.ts) and on lines captured from a

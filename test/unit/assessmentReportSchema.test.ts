@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assessmentReport, describeIssues, parseAssessmentReport } from '../../src/api/agent/agent.schema.js';
-import { assessmentReport as report, pendingUpdate } from '../support/agentFacts.js';
+import { assessmentReport as report, pendingUpdate } from '../../testkit/agentFacts.js';
 
 /** The fast path must answer exactly as the schema does: the same verdict, the same data, the same message. */
 function expectSameVerdict(body: unknown): void {

@@ -18,11 +18,11 @@ import { compareEditions, splitNevra } from '../../src/agent/backends/rpm.js';
 import { BackendError } from '../../src/agent/backends/types.js';
 import { parseCheckUpdate, parseRepositoryProblems, parseUpdateinfoList } from '../../src/agent/backends/yum/parse.js';
 import { parseOsRelease } from '../../src/agent/facts.js';
-import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
-import { DNF_REPOSITORIES } from '../fixtures/dnf.js';
+import { FIXTURE_PACKAGES } from '../../testkit/catalog.js';
+import { DNF_REPOSITORIES } from '../../testkit/dnf.js';
 
 // The dnf and yum backends' readers, on output recorded from dnf 4 and its Python API on the
-// Rocky-9-like fixture machines of test/fixtures/dnf.ts (test/fixtures/dnf/, made by
+// Rocky-9-like fixture machines of testkit/dnf.ts (test/fixtures/dnf/, made by
 // test/fixtures/recordOutputs.ts, and captures inline). The backends running the real dnf:
 // test/agent/dnf.test.ts.
 

@@ -14,11 +14,11 @@ import {
   repositoryProblemsFrom,
   type ZypperPatch,
 } from '../../src/agent/backends/zypper/parse.js';
-import { FIXTURE_PACKAGES } from '../fixtures/catalog.js';
-import { ZYPPER_REPOSITORIES } from '../fixtures/zypper.js';
+import { FIXTURE_PACKAGES } from '../../testkit/catalog.js';
+import { ZYPPER_REPOSITORIES } from '../../testkit/zypper.js';
 
 // The zypper backend's readers, on XML and text recorded from zypper 1.14 on the SLES fixture
-// machines of test/fixtures/zypper.ts (test/fixtures/zypper/, made by test/fixtures/recordOutputs.ts,
+// machines of testkit/zypper.ts (test/fixtures/zypper/, made by test/fixtures/recordOutputs.ts,
 // and captures inline). The backend running the real zypper: test/agent/zypper.test.ts.
 
 const recorded = (name: string) => fs.readFileSync(new URL(`../fixtures/zypper/${name}`, import.meta.url), 'utf8');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { PendingUpdate } from '../../src/agent/backends/types.js';
-import type { AssessmentReport, MachineFacts } from '../../src/agent/protocol.js';
+import type { PendingUpdate } from '../src/agent/backends/types.js';
+import type { AssessmentReport, MachineFacts } from '../src/agent/protocol.js';
 
 /** Facts as an agent sends them, for tests of the server side of the protocol. */
 /** A machine's facts: a Debian server, or a Windows Server when `osType` is WINDOWS (client editions are refused). */
