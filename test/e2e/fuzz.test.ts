@@ -22,10 +22,10 @@ import { spawnFleetpatch, stop, type Spawned } from '../support/processes.js';
  * Documents that were once too much for the server are among them, and must be refused before
  * anything runs: fragments spreading each other (the depth/cost rule walked them exponentially),
  * thousands of aliases of a field, of systemStatus and of introspection, pages of pending updates
- * aliased fifty times, long made-up operation names (once a metrics label each). No answer, on any
- * path, may be an HTML page or show a stack trace or a file path. Then the subscription socket:
- * more subscriptions than a socket may hold, more sockets than a token may open, and hostile
- * messages.
+ * aliased fifty times, a run's machine runs' updates at their largest pages aliased twenty times,
+ * long made-up operation names (once a metrics label each). No answer, on any path, may be an
+ * HTML page or show a stack trace or a file path. Then the subscription socket: more subscriptions
+ * than a socket may hold, more sockets than a token may open, and hostile messages.
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_126);
 const PAYLOADS = Number(process.env.FUZZ_PAYLOADS ?? 10_000);
@@ -178,7 +178,7 @@ const aliases = (n: number, field: string) => `{ ${Array.from({ length: n }, (_,
  * aliases or tokens, whoever sends them.
  */
 function hostileDocument(rng: Rng, machineId: string): string {
-  switch (rng.int(7)) {
+  switch (rng.int(8)) {
     case 0:
       return doublingFragments(rng.pick([16, 21, 24, 30]));
     case 1:
@@ -192,6 +192,9 @@ function hostileDocument(rng: Rng, machineId: string): string {
     case 5:
       // Aliases hidden in a fragment spread many times.
       return `fragment M on Query { ${Array.from({ length: 30 }, (_, i) => `m${i}: machine(id: "${machineId}") { name }`).join(' ')} } { ${Array.from({ length: 10 }, (_, i) => `... on Query { ...M } a${i}: __typename`).join(' ')} }`;
+    case 6:
+      // Each machine run's updates at their largest page, aliased: costed by `first`, not by a guess.
+      return `query($id: ID!) { deploymentRun(id: $id) { ${Array.from({ length: 20 }, (_, i) => `r${i}: machineRuns(first: 500) { edges { node { updates(first: 500) { name errorText } } } }`).join(' ')} } }`;
     default:
       return `query($id: ID!) { deploymentRun(id: $id) { ${Array.from({ length: 20 }, (_, i) => `l${i}: logs(first: 5000) { edges { node { id at stream line machineRunId } } }`).join(' ')} } }`;
   }
