@@ -1,8 +1,9 @@
-import { and, asc, eq, isNull, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, between, eq, isNull, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { FleetThresholds } from '../fleet/compliance.js';
+import { compliantShare, type HistoryQuery } from '../fleet/complianceHistory.js';
 import type { Database } from './client.js';
 import { complianceSql, readinessSql } from './machines.js';
-import { machineRuns, machines, pendingUpdates, updateResults } from './schema.js';
+import { complianceHistory, complianceSnapshots, machineRuns, machines, pendingUpdates, updateResults } from './schema.js';
 
 /*
  * The rows of each export, read through a server-side cursor a batch at a time: an export of
@@ -116,4 +117,39 @@ export function runResultRows(database: Database, runId: string): AsyncIterable<
       .where(and(eq(machineRuns.runId, runId)))
       .orderBy(asc(machineRuns.machineName), asc(machineRuns.machineId), asc(updateResults.orderIndex), asc(updateResults.name)),
   );
+}
+
+/**
+ * The compliance history of `query` (checked by historyQuery), one row per group and day: the rows
+ * complianceHistory answers, its series flattened. A series' label is the group's label on the
+ * latest day of the range it has a row (a renamed baseline shows its current name on every day), and
+ * series come by label in code-point order (collation "C"), each oldest day first, as the query's.
+ * The compliant share is the query's own rule, applied as the rows pass.
+ */
+export async function* complianceHistoryRows(database: Database, query: HistoryQuery): AsyncIterable<ExportRow[]> {
+  const h = complianceHistory;
+  const seriesLabel = sql`last_value(${h.label}) over (partition by ${h.key} order by ${h.day} rows between unbounded preceding and unbounded following)`;
+  const rows = cursorOf(
+    database,
+    database.db
+      .select(aliased({
+        groupBy: h.groupBy,
+        key: h.key,
+        label: seriesLabel,
+        day: sql`${h.day}::text`,
+        takenAt: iso(sql`${complianceSnapshots.takenAt}`),
+        machines: h.machines,
+        compliant: h.compliant,
+        nonCompliant: h.nonCompliant,
+        notAssessed: h.notAssessed,
+        overdueMachines: h.overdueMachines,
+        overdueUpdates: h.overdueUpdates,
+        pendingUpdates: h.pendingUpdates,
+      }))
+      .from(h)
+      .innerJoin(complianceSnapshots, eq(complianceSnapshots.day, h.day))
+      .where(and(eq(h.groupBy, query.groupBy), between(h.day, query.from, query.to)))
+      .orderBy(sql`${seriesLabel} collate "C"`, sql`${h.key} collate "C"`, asc(h.day)),
+  );
+  for await (const batch of rows) yield batch.map((r) => ({ ...r, compliantShare: compliantShare(r as { compliant: number; nonCompliant: number }) }));
 }

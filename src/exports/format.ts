@@ -3,7 +3,7 @@
  * Plain functions; the streaming is src/api/exports/download.ts, the rows src/db/exports.ts.
  */
 
-export const EXPORT_KINDS = ['COMPUTERS', 'MISSING_UPDATES', 'RUN_RESULTS'] as const;
+export const EXPORT_KINDS = ['COMPUTERS', 'MISSING_UPDATES', 'RUN_RESULTS', 'COMPLIANCE_HISTORY'] as const;
 export type ExportKind = (typeof EXPORT_KINDS)[number];
 
 export const EXPORT_FORMATS = ['CSV', 'JSON'] as const;
@@ -14,6 +14,8 @@ export const EXPORT_COLUMNS: Readonly<Record<ExportKind, readonly string[]>> = {
   COMPUTERS: ['id', 'name', 'osType', 'osName', 'osVersion', 'environment', 'tags', 'compliance', 'agentReadiness', 'criticalCount', 'securityCount', 'otherCount', 'rebootPending', 'agentVersion', 'lastSeenAt', 'lastAssessedAt'],
   MISSING_UPDATES: ['machineId', 'machineName', 'osType', 'name', 'arch', 'installedVersion', 'availableVersion', 'classification', 'severity', 'advisoryIds', 'cveIds', 'advisoryIssuedAt', 'rebootSuggested', 'repository'],
   RUN_RESULTS: ['runId', 'machineId', 'machineName', 'machineRunStatus', 'name', 'arch', 'classification', 'severity', 'installedVersion', 'targetVersion', 'status', 'reason', 'exitCode', 'errorText', 'startedAt', 'endedAt'],
+  // One row per group and day, as complianceHistory's series flattened: a series' rows together, oldest day first.
+  COMPLIANCE_HISTORY: ['groupBy', 'key', 'label', 'day', 'takenAt', 'machines', 'compliant', 'nonCompliant', 'notAssessed', 'compliantShare', 'overdueMachines', 'overdueUpdates', 'pendingUpdates'],
 };
 
 /** The file's name as the browser saves it: computers-2026-12-02.csv. */

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { HISTORY_GROUP_BYS, type HistoryQuery } from '../fleet/complianceHistory.js';
 import { EXPORT_FORMATS, EXPORT_KINDS, type ExportFormat, type ExportKind } from './format.js';
 
 /*
@@ -16,6 +17,8 @@ export interface ExportGrant {
   format: ExportFormat;
   /** RUN_RESULTS: the run. */
   runId: string | null;
+  /** COMPLIANCE_HISTORY: the days and grouping, as checked (defaults filled in) when the link was made. */
+  history: HistoryQuery | null;
   /** The token that asked, and the console session when it was one: the download checks they still hold. */
   tokenId: string;
   sessionId: string | null;
@@ -37,9 +40,16 @@ const CONTEXT = 'fleetpatch export link v1\n';
 
 const sign = (key: Buffer, payload: string) => createHmac('sha256', key).update(CONTEXT).update(payload).digest('base64url');
 
+/** The history query a link carries ([from, to, groupBy]), or null. */
+function historyOf(value: unknown): HistoryQuery | null {
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'string')) return null;
+  const [from, to, groupBy] = value as [string, string, string];
+  return (HISTORY_GROUP_BYS as readonly string[]).includes(groupBy) ? { from, to, groupBy: groupBy as HistoryQuery['groupBy'] } : null;
+}
+
 /** The link's value: base64url(JSON of the grant) "." base64url(HMAC). */
 export function signExportLink(key: Buffer, grant: ExportGrant): string {
-  const payload = Buffer.from(JSON.stringify({ k: grant.kind, f: grant.format, r: grant.runId, t: grant.tokenId, s: grant.sessionId, e: grant.expiresAt })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ k: grant.kind, f: grant.format, r: grant.runId, h: grant.history ? [grant.history.from, grant.history.to, grant.history.groupBy] : null, t: grant.tokenId, s: grant.sessionId, e: grant.expiresAt })).toString('base64url');
   return `${payload}.${sign(key, payload)}`;
 }
 
@@ -65,11 +75,12 @@ export function verifyExportLink(key: Buffer, link: unknown, fileName: string, n
     kind: fields.k as ExportKind,
     format: fields.f as ExportFormat,
     runId: typeof fields.r === 'string' ? fields.r : null,
+    history: historyOf(fields.h),
     tokenId: String(fields.t),
     sessionId: typeof fields.s === 'string' ? fields.s : null,
     expiresAt: Number(fields.e),
   };
-  if (!EXPORT_KINDS.includes(grant.kind) || grant.format !== extension) return { ok: false, reason: 'BAD_SIGNATURE' };
+  if (!EXPORT_KINDS.includes(grant.kind) || grant.format !== extension || (grant.kind === 'COMPLIANCE_HISTORY' && !grant.history)) return { ok: false, reason: 'BAD_SIGNATURE' };
   if (!(now.getTime() / 1000 < grant.expiresAt)) return { ok: false, reason: 'LINK_EXPIRED' };
   return { ok: true, grant };
 }

@@ -170,6 +170,88 @@ describe('exports', () => {
     expect((await link('COMPUTERS', 'CSV', viewer, runId)).errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'runId' });
   });
 
+  /** complianceHistory's answer, and createExport's, for the same arguments. */
+  const HISTORY_QUERY = `query($from: String, $to: String, $groupBy: ComplianceHistoryGroupBy) { complianceHistory(from: $from, to: $to, groupBy: $groupBy) {
+    from to groupBy snapshots { day takenAt }
+    series { key label points { day machines compliant nonCompliant notAssessed compliantShare overdueMachines overdueUpdates pendingUpdates } } } }`;
+  type History = { from: string; to: string; groupBy: string; snapshots: Array<{ day: string; takenAt: string }>; series: Array<{ key: string; label: string; points: Array<Record<string, unknown> & { day: string }> }> };
+  const historyOf = (variables: Record<string, unknown>) => graphql<{ complianceHistory: History }>(api.url, HISTORY_QUERY, { token: viewer, variables });
+  const historyLink = (format: string, variables: Record<string, unknown>) =>
+    graphql<{ createExport: { url: string; fileName: string } }>(
+      api.url,
+      'mutation($format: ExportFormat!, $from: String, $to: String, $groupBy: ComplianceHistoryGroupBy) { createExport(kind: COMPLIANCE_HISTORY, format: $format, from: $from, to: $to, groupBy: $groupBy) { url fileName } }',
+      { token: viewer, variables: { format, ...variables } },
+    );
+
+  it("exports the compliance history as CSV and JSON: the rows complianceHistory answers over the same days, and its refusals", async () => {
+    // Three days with a snapshot and a day without (10-03); a baseline renamed on 10-02 (every row
+    // carries its current name, as the query's series does), a group with none assessed (no share).
+    const days = { '2026-10-01': '2026-10-01T00:05:00.123Z', '2026-10-02': '2026-10-02T00:05:01.000Z', '2026-10-04': '2026-10-04T09:30:00.000Z' };
+    for (const [day, takenAt] of Object.entries(days)) {
+      await database.sql`insert into compliance_snapshots (day, taken_at, trigger, compute_ms) values (${day}, ${takenAt}, 'SCHEDULE', 5)`;
+      const rows: Array<[string, string, string, number, number, number, number, number, number, number]> = [
+        ['FLEET', '', 'Fleet', 30, 20, 7, 3, 2, 4, 90],
+        ['BASELINE', '11111111-1111-4111-8111-111111111111', day === '2026-10-01' ? 'Servers' : 'Production servers', 12, 8, 4, 0, 1, 2, 40],
+        ['BASELINE', '22222222-2222-4222-8222-222222222222', 'Desktops', 15, 12, 3, 0, 1, 2, 50],
+        ['BASELINE', '', 'Built-in', 3, 0, 0, 3, 0, 0, 0],
+      ];
+      for (const [groupBy, key, label, machines, compliant, nonCompliant, notAssessed, overdueMachines, overdueUpdates, pendingUpdates] of rows) {
+        await database.sql`insert into compliance_history (day, group_by, key, label, machines, compliant, non_compliant, not_assessed, overdue_machines, overdue_updates, pending_updates)
+          values (${day}, ${groupBy}, ${key}, ${label}, ${machines}, ${compliant}, ${nonCompliant}, ${notAssessed}, ${overdueMachines}, ${overdueUpdates}, ${pendingUpdates})`;
+      }
+    }
+    const columns = EXPORT_COLUMNS.COMPLIANCE_HISTORY;
+    for (const groupBy of ['BASELINE', 'FLEET'] as const) {
+      const range = { from: '2026-09-30', to: '2026-10-04', groupBy };
+      const answer = await historyOf(range);
+      expect(answer.errors).toBeUndefined();
+      const { series, snapshots } = answer.data!.complianceHistory;
+      const takenAt = new Map(snapshots.map((s) => [s.day, s.takenAt]));
+      // The query's series flattened, one row per group and day, in the export's column order.
+      const expected = series.flatMap((s) => s.points.map((p) => Object.fromEntries(columns.map((c) => [c, c === 'groupBy' ? groupBy : c === 'key' || c === 'label' ? s[c] : c === 'takenAt' ? takenAt.get(p.day) : p[c]]))));
+      expect(expected).toHaveLength(groupBy === 'BASELINE' ? 9 : 3);
+
+      const csvLink = await historyLink('CSV', range);
+      expect(csvLink.errors).toBeUndefined();
+      expect(csvLink.data!.createExport.fileName).toMatch(/^compliance-history-\d{4}-\d{2}-\d{2}\.csv$/);
+      const csv = await download(csvLink.data!.createExport.url);
+      expect(csv.status).toBe(200);
+      expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+      const lines = csv.text!.split('\r\n');
+      expect(lines[0]).toBe(columns.join(','));
+      expect(lines.slice(1)).toEqual([...expected.map((row) => columns.map((c) => (row[c] === null ? '' : String(row[c]))).join(',')), '']);
+
+      const json = await download((await historyLink('JSON', range)).data!.createExport.url);
+      expect(json.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      const parsed = JSON.parse(json.text!) as Array<Record<string, unknown>>;
+      expect(parsed).toEqual(expected);
+      for (const row of parsed) expect(Object.keys(row)).toEqual([...columns]);
+    }
+    // What a reader sees, spelled out: the renamed baseline under its current name on its first day too, no share where none was assessed.
+    const baselineCsv = (await download((await historyLink('CSV', { from: '2026-10-01', to: '2026-10-04', groupBy: 'BASELINE' })).data!.createExport.url)).text!.split('\r\n');
+    expect(baselineCsv.slice(1, 4)).toEqual([
+      'BASELINE,,Built-in,2026-10-01,2026-10-01T00:05:00.123Z,3,0,0,3,,0,0,0',
+      'BASELINE,,Built-in,2026-10-02,2026-10-02T00:05:01.000Z,3,0,0,3,,0,0,0',
+      'BASELINE,,Built-in,2026-10-04,2026-10-04T09:30:00.000Z,3,0,0,3,,0,0,0',
+    ]);
+    expect(baselineCsv[7]).toBe('BASELINE,11111111-1111-4111-8111-111111111111,Production servers,2026-10-01,2026-10-01T00:05:00.123Z,12,8,4,0,0.6666666666666666,1,2,40');
+
+    // Refused as complianceHistory refuses the same arguments: same field, reason and message.
+    for (const bad of [{ from: '2025-01-01', to: '2026-10-04' }, { from: '2026-10-05', to: '2026-10-04' }, { from: '2026-02-30' }, { to: '04/10/2026' }]) {
+      const refused = await historyLink('CSV', bad);
+      const queried = (await historyOf(bad)).errors![0]!;
+      expect(refused.data).toBeNull();
+      expect(refused.errors![0]!.extensions).toEqual({ ...queried.extensions, code: 'BAD_USER_INPUT' });
+      expect(queried.extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: expect.any(String) });
+      expect(refused.errors![0]!.message).toBe(queried.message);
+    }
+    expect((await historyLink('CSV', { from: '2025-01-01', to: '2026-10-04' })).errors![0]!.extensions).toMatchObject({ field: 'to', reason: 'RANGE_TOO_LONG' });
+    expect((await historyLink('CSV', { groupBy: 'RACK' })).errors![0]!.message).toContain('ComplianceHistoryGroupBy');
+    // The days and grouping are the history's alone.
+    const computers = await graphql(api.url, 'mutation { createExport(kind: COMPUTERS, format: CSV, from: "2026-10-01") { url } }', { token: viewer });
+    expect(computers.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'from' });
+  });
+
   it('refuses an unknown format, a forged or altered link, an expired one and one whose token was revoked, each with its reason, and never logs a link', async () => {
     const { url } = (await link('COMPUTERS', 'CSV')).data!.createExport;
     const refusal = async (u: string) => {
@@ -181,7 +263,7 @@ describe('exports', () => {
     const forged = `${url.slice(0, -43)}${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`;
     const key = await serverSecret(database.db, 'export-links');
     const [token] = await database.sql`select id from api_tokens where role = 'VIEWER' limit 1`;
-    const expired = signExportLink(key, { kind: 'COMPUTERS', format: 'CSV', runId: null, tokenId: token!.id as string, sessionId: null, expiresAt: Math.floor(Date.now() / 1000) - 1 });
+    const expired = signExportLink(key, { kind: 'COMPUTERS', format: 'CSV', runId: null, history: null, tokenId: token!.id as string, sessionId: null, expiresAt: Math.floor(Date.now() / 1000) - 1 });
     const base = api.url.replace('/graphql', '');
     expect(await refusal(url.replace('.csv?', '.xlsx?'))).toEqual([400, 'BAD_USER_INPUT', 'UNKNOWN_FORMAT']);
     expect(await refusal(`${base}/exports/computers.csv`)).toEqual([400, 'BAD_USER_INPUT', 'MALFORMED_LINK']);

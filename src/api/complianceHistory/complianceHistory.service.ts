@@ -1,7 +1,17 @@
 import { readComplianceHistory, takeComplianceSnapshot } from '../../db/complianceHistory.js';
-import { compliantShare, historyQuery, historySeries, type HistoryQueryInput } from '../../fleet/complianceHistory.js';
+import { compliantShare, historyQuery, historySeries, type HistoryQuery, type HistoryQueryInput } from '../../fleet/complianceHistory.js';
 import type { ApiServices } from '../context.js';
 import { apiError } from '../errors.js';
+
+/**
+ * The history query a request means (historyQuery's rules: defaults, dates, range), or
+ * BAD_USER_INPUT with the field and a stable `reason`. The query and its export both check here.
+ */
+export function checkedHistoryQuery(input: HistoryQueryInput, now: Date): HistoryQuery {
+  const checked = historyQuery(input, now);
+  if ('problem' in checked) throw apiError('BAD_USER_INPUT', checked.problem.message, { field: checked.problem.field, reason: checked.problem.reason });
+  return checked.query;
+}
 
 export class ComplianceHistoryService {
   constructor(private readonly services: ApiServices) {}
@@ -12,9 +22,7 @@ export class ComplianceHistoryService {
 
   /** The history a request asks for; BAD_USER_INPUT with the field and a stable `reason` when it cannot be answered. */
   async history(input: HistoryQueryInput) {
-    const checked = historyQuery(input, this.services.now());
-    if ('problem' in checked) throw apiError('BAD_USER_INPUT', checked.problem.message, { field: checked.problem.field, reason: checked.problem.reason });
-    const { query } = checked;
+    const query = checkedHistoryQuery(input, this.services.now());
     const { rows, snapshots } = await readComplianceHistory(this.db, query);
     return {
       ...query,

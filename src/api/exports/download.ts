@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { computerRows, missingUpdateRows, runResultRows, type ExportRow } from '../../db/exports.js';
+import { complianceHistoryRows, computerRows, missingUpdateRows, runResultRows, type ExportRow } from '../../db/exports.js';
 import { CONTENT_TYPES, exportChunk, exportClosing, exportFileName, exportOpening, type ExportFormat, type ExportKind } from '../../exports/format.js';
 import { verifyExportLink, type LinkRefusal } from '../../exports/links.js';
 import type { ApiServices } from '../context.js';
@@ -68,7 +68,9 @@ export function exportDownload(services: ApiServices) {
           ? computerRows(database, services.now(), services.fleet.thresholds)
           : grant.kind === 'MISSING_UPDATES'
             ? missingUpdateRows(database)
-            : runResultRows(database, grant.runId!);
+            : grant.kind === 'RUN_RESULTS'
+              ? runResultRows(database, grant.runId!)
+              : complianceHistoryRows(database, grant.history!);
       res.status(200);
       res.setHeader('Content-Type', CONTENT_TYPES[format]);
       res.setHeader('Content-Disposition', `attachment; filename="${exportFileName(grant.kind, format, services.now())}"`);

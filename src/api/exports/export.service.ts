@@ -6,7 +6,9 @@ import type { Db } from '../../db/client.js';
 import { isUuid } from '../../fleet/ids.js';
 import { exportFileName, type ExportFormat, type ExportKind } from '../../exports/format.js';
 import { EXPORT_LINK_SECONDS, signExportLink, type ExportGrant } from '../../exports/links.js';
+import type { HistoryQuery, HistoryQueryInput } from '../../fleet/complianceHistory.js';
 import type { Principal } from '../auth.js';
+import { checkedHistoryQuery } from '../complianceHistory/complianceHistory.service.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
 
@@ -40,8 +42,12 @@ export async function grantStillHolds(db: Db, grant: ExportGrant, now: Date): Pr
 export class ExportService {
   constructor(private readonly services: ApiServices) {}
 
-  /** A link to download `kind` as `format`, for the principal asking; RUN_RESULTS needs its run. */
-  async createLink(principal: Principal, input: { kind: ExportKind; format: ExportFormat; runId?: string | null }, origin: string | undefined) {
+  /**
+   * A link to download `kind` as `format`, for the principal asking; RUN_RESULTS needs its run;
+   * COMPLIANCE_HISTORY takes complianceHistory's from, to and groupBy, checked as the query checks
+   * them, with its defaults filled in now (the link downloads the days it was made for).
+   */
+  async createLink(principal: Principal, input: { kind: ExportKind; format: ExportFormat; runId?: string | null } & HistoryQueryInput, origin: string | undefined) {
     const db = this.services.database.db;
     let runId: string | null = null;
     if (input.kind === 'RUN_RESULTS') {
@@ -49,12 +55,17 @@ export class ExportService {
       if (!isUuid(input.runId) || !(await findRun(db, input.runId))) throw notFound(`No deployment run with id ${input.runId}.`);
       runId = input.runId;
     } else if (input.runId) {
-      throw badUserInput('runId', `runId is only for RUN_RESULTS; ${input.kind} exports the whole fleet.`);
+      throw badUserInput('runId', `runId is only for RUN_RESULTS, not ${input.kind}.`);
+    }
+    const now = this.services.now();
+    let history: HistoryQuery | null = null;
+    if (input.kind === 'COMPLIANCE_HISTORY') history = checkedHistoryQuery({ from: input.from, to: input.to, groupBy: input.groupBy }, now);
+    else {
+      for (const field of ['from', 'to', 'groupBy'] as const) if (input[field] != null) throw badUserInput(field, `${field} is only for COMPLIANCE_HISTORY, not ${input.kind}.`);
     }
     if (!principal.tokenId) throw apiError('FORBIDDEN', 'Exports are for API tokens and console sessions.');
-    const now = this.services.now();
     const expiresAt = Math.floor(now.getTime() / 1000) + EXPORT_LINK_SECONDS;
-    const link = signExportLink(await exportLinkKey(db), { kind: input.kind, format: input.format, runId, tokenId: principal.tokenId, sessionId: principal.sessionId ?? null, expiresAt });
+    const link = signExportLink(await exportLinkKey(db), { kind: input.kind, format: input.format, runId, history, tokenId: principal.tokenId, sessionId: principal.sessionId ?? null, expiresAt });
     const fileName = exportFileName(input.kind, input.format, now);
     return { url: `${origin ?? ''}${EXPORT_PATH}/${fileName}?link=${link}`, expiresAt: new Date(expiresAt * 1000), fileName };
   }

@@ -4,6 +4,7 @@ export enum ExportKind {
   COMPUTERS = 'COMPUTERS',
   MISSING_UPDATES = 'MISSING_UPDATES',
   RUN_RESULTS = 'RUN_RESULTS',
+  COMPLIANCE_HISTORY = 'COMPLIANCE_HISTORY',
 }
 registerEnumType(ExportKind, {
   name: 'ExportKind',
@@ -12,6 +13,7 @@ registerEnumType(ExportKind, {
     COMPUTERS: { description: 'The computers view: every live machine with its compliance, readiness and counts.' },
     MISSING_UPDATES: { description: 'Every update every live machine misses (its latest assessment), one row per machine and update.' },
     RUN_RESULTS: { description: "A deployment run's result for every update on every machine (give runId)." },
+    COMPLIANCE_HISTORY: { description: 'The compliance history, one row per group and day, as complianceHistory answers it (give from, to and groupBy as to complianceHistory).' },
   },
 });
 

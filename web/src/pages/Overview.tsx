@@ -2,6 +2,7 @@ import { useEffect } from 'react';
 import { useQuery } from 'urql';
 import { OverviewDocument, type OverviewQuery } from '../graphql.generated';
 import { Link } from '../router';
+import { ExportButtons } from './ExportButtons';
 import { Badge, Loading, Meter, Page, Problems, TableBox, words } from '../ui';
 
 type Summary = OverviewQuery['complianceSummary'];
@@ -118,6 +119,7 @@ export function OverviewPage() {
           <section className="card" aria-labelledby="trend-title">
             <h2 id="trend-title">Compliance trend</h2>
             {history && <ComplianceTrend history={history} />}
+            {history && <div className="actions"><ExportButtons kind="COMPLIANCE_HISTORY" history={{ from: history.from, to: history.to, groupBy: 'FLEET' }} /></div>}
           </section>
           <section className="card" aria-labelledby="sla-title">
             <h2 id="sla-title">SLA</h2>
