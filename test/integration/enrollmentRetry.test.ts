@@ -87,6 +87,19 @@ describe('an enrollment request sent again', () => {
     expect(d.machineId).not.toBe(c.machineId);
   });
 
+  it('does not bring back a machine removed since, nor enroll it again under the same id', async () => {
+    const key = await createKey({ description: 'removed since', maxUses: 5 });
+    const facts = machineFacts({ hostname: 'removed-01' });
+    const requestId = randomUUID();
+    const first = await new AgentClient(base).enroll(key.secret, facts, requestId);
+    const removed = await graphql(api.url, 'mutation($id: ID!) { removeMachine(machineId: $id) }', { token: admin, variables: { id: first.machineId } });
+    expect(removed.errors).toBeUndefined();
+    const refusal = await new AgentClient(base).enroll(key.secret, facts, requestId).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    expect((refusal as ServerRefusal).message).toContain('removed');
+    expect(await keyState(key.id)).toMatchObject({ useCount: 1 });
+  });
+
   it('refuses a malformed enrollment request id with 400 BAD_USER_INPUT, naming the field', async () => {
     const key = await createKey({ description: 'malformed', maxUses: 5 });
     for (const requestId of ['short', 'x'.repeat(65), 'has spaces in it, sixteen+']) {
