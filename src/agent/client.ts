@@ -9,6 +9,7 @@ import {
   type AssessmentReportResponse,
   type CheckInResponse,
   type CommandsResponse,
+  type EnrollRequest,
   type EnrollResponse,
   type JobEvents,
   type JobResult,
@@ -60,9 +61,10 @@ export class AgentClient {
     this.credential = credential;
   }
 
-  // Every call but enroll may be sent twice: see `Resend`.
-  enroll(enrollmentKey: string, facts: MachineFacts): Promise<EnrollResponse> {
-    return this.request('POST', '/enroll', { enrollmentKey, facts }, 30_000, { authenticated: false, resend: 'never' });
+  // Every call but enroll may be sent twice: see `Resend`. `requestId` makes the caller's own retries safe.
+  enroll(enrollmentKey: string, facts: MachineFacts, requestId?: string): Promise<EnrollResponse> {
+    const body: EnrollRequest = { enrollmentKey, facts, ...(requestId ? { enrollmentRequestId: requestId } : {}) };
+    return this.request('POST', '/enroll', body, 30_000, { authenticated: false, resend: 'never' });
   }
 
   checkIn(facts: MachineFacts): Promise<CheckInResponse> {
@@ -216,7 +218,8 @@ function requestBody(body: unknown): string {
  * are resent: a check-in records the same facts again, a poll hands out what the first one would
  * have (the server hands a job out again when its agent never took it up), a report carries its
  * id, job events their sequence number and a job's result is stored once. An enrollment is
- * 'never' resent: a second one would create a second machine and use the key again.
+ * 'never' resent here: its callers retry it themselves, with its enrollment request id, which the
+ * server needs to answer for the machine it enrolled rather than create a second one.
  */
 type Resend = 'onStaleConnection' | 'never';
 

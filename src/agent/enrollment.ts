@@ -4,7 +4,7 @@ import { AgentRefused } from './errors.js';
 import { gatherFacts } from './facts.js';
 import type { AgentLog } from './log.js';
 import { sleep } from './sleep.js';
-import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
+import { enrollmentRequestId, ensureStateDir, forgetEnrollmentRequestId, loadIdentity, saveIdentity } from './state.js';
 import { pinReleaseKeyAtEnrollment } from './upgrade.js';
 
 export interface EnrollOnceOptions {
@@ -38,10 +38,12 @@ export async function enrollOnce(options: EnrollOnceOptions): Promise<{ machineI
   const facts = gatherFacts({ root: options.root, agentVersion: options.agentVersion, packageManager: backend?.name ?? null, bootIdFile: options.bootIdFile });
   const client = new AgentClient(options.server, null, options.ca);
   const attempts = options.attempts ?? 4;
+  const requestId = enrollmentRequestId(options.stateDir);
   for (let attempt = 1; ; attempt++) {
     try {
-      const enrolled = await client.enroll(options.enrollKey, facts);
+      const enrolled = await client.enroll(options.enrollKey, facts, requestId);
       saveIdentity(options.stateDir, { server: options.server, machineId: enrolled.machineId, credential: enrolled.credential });
+      forgetEnrollmentRequestId(options.stateDir);
       pinReleaseKeyAtEnrollment(options.stateDir, enrolled.releaseKey, options.log);
       return { machineId: enrolled.machineId, already: false };
     } catch (error) {

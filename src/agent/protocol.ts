@@ -48,6 +48,12 @@ export interface AgentSettings {
 export interface EnrollRequest {
   enrollmentKey: string;
   facts: MachineFacts;
+  /**
+   * The agent's id for this enrollment, the same in every retry of it (16-64 of [A-Za-z0-9_-]): a
+   * request sent again after its answer was lost answers for the machine the first one enrolled,
+   * with a new credential, instead of enrolling a second. Optional: without it, every request enrolls.
+   */
+  enrollmentRequestId?: string;
 }
 
 export interface EnrollResponse {

@@ -15,7 +15,7 @@ import type { AgentSettings, AssessmentReport, AssessmentTrigger, UpgradeCommand
 import { resumeOrder } from './resume.js';
 import { sleep, untilWoken } from './sleep.js';
 import { ReportSpool } from './spool.js';
-import { ensureStateDir, loadIdentity, saveIdentity } from './state.js';
+import { enrollmentRequestId, ensureStateDir, forgetEnrollmentRequestId, loadIdentity, saveIdentity } from './state.js';
 import { AgentUpgrader } from './upgrade.js';
 
 export interface AgentOptions {
@@ -131,9 +131,11 @@ export class Agent {
       return;
     }
     if (!enrollKey) throw new AgentRefused(`This agent is not enrolled yet (no identity in ${stateDir}): pass --enroll-key KEY.`);
+    const requestId = enrollmentRequestId(stateDir);
     await this.withRetry(signal, 'enroll', async () => {
-      const enrolled = await this.client.enroll(enrollKey, this.facts());
+      const enrolled = await this.client.enroll(enrollKey, this.facts(), requestId);
       saveIdentity(stateDir, { server, machineId: enrolled.machineId, credential: enrolled.credential });
+      forgetEnrollmentRequestId(stateDir);
       this.client.setCredential(enrolled.credential);
       this.settings = enrolled.settings;
       this.upgrader.pinAtEnrollment(enrolled.releaseKey);

@@ -32,31 +32,59 @@ function factColumns(facts: MachineFacts) {
   };
 }
 
-export type EnrollOutcome = { enrolled: true; machine: MachineRow; credential: string } | { enrolled: false; reason: string; keyId: string | null };
+export type EnrollOutcome =
+  | { enrolled: true; machine: MachineRow; credential: string; /** The same request came again: the machine was enrolled before, with a new credential now. */ again: boolean }
+  | { enrolled: false; reason: string; keyId: string | null };
 
 /**
  * Registers a machine with an enrollment key. The key's row is locked for the transaction, so two
- * agents racing for the last use of a key cannot both get in.
+ * agents racing for the last use of a key cannot both get in, nor one agent's request and its
+ * retry.
+ *
+ * `requestId`: the agent's id for this enrollment, the same in its retries. When a machine was
+ * already enrolled with it (the answer was lost on its way: a timeout, a dropped connection), that
+ * machine is answered for again rather than a second one enrolled. Its first credential went with
+ * the lost answer, so it gets a new one (the first stops working), and the key is not used twice:
+ * a key's maxUses does not stop the retry, which is the use it already counted. Revoked or expired
+ * since, the key refuses it as it refuses any enrollment.
  */
-export async function enrollMachine(db: Db, enrollmentKey: string, facts: MachineFacts, now: Date): Promise<EnrollOutcome> {
+export async function enrollMachine(db: Db, enrollmentKey: string, facts: MachineFacts, now: Date, requestId: string | null = null): Promise<EnrollOutcome> {
   return db.transaction(async (tx) => {
     const [key] = await tx
       .select()
       .from(enrollmentKeys)
       .where(eq(enrollmentKeys.secretHash, hashSecret(enrollmentKey)))
       .for('update');
-    const refusal = enrollmentRefusal(key, now);
+    const [earlier] =
+      key && requestId
+        ? await tx
+            .select()
+            .from(machines)
+            .where(and(eq(machines.enrollmentKeyId, key.id), eq(machines.enrollmentRequestId, requestId)))
+        : [];
+    const refusal = enrollmentRefusal(key && earlier ? { ...key, maxUses: null } : key, now);
     if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
-    await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1`, lastUsedAt: now }).where(eq(enrollmentKeys.id, key.id));
     const credential = newSecret('fpm_');
+    if (earlier) {
+      if (earlier.removedAt) {
+        return { enrolled: false, reason: `This machine was enrolled and then removed from the fleet on ${earlier.removedAt.toISOString()}. Enroll it again from the start (the agent with an empty state directory).`, keyId: key.id };
+      }
+      const [machine] = await tx
+        .update(machines)
+        .set({ ...factColumns(facts), credentialHash: hashSecret(credential), lastSeenAt: now })
+        .where(eq(machines.id, earlier.id))
+        .returning();
+      return { enrolled: true, machine: machine!, credential, again: true };
+    }
+    await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1`, lastUsedAt: now }).where(eq(enrollmentKeys.id, key.id));
     const [machine] = await tx
       .insert(machines)
-      .values({ ...factColumns(facts), tags: key.defaultTags, credentialHash: hashSecret(credential), enrollmentKeyId: key.id, lastSeenAt: now })
+      .values({ ...factColumns(facts), tags: key.defaultTags, credentialHash: hashSecret(credential), enrollmentKeyId: key.id, enrollmentRequestId: requestId, lastSeenAt: now })
       .returning();
     // The key's tags may give it a baseline (it has no assessment yet, so no state to keep).
     const [assigned] = await tx.execute<{ baseline_id: string | null }>(sql`update machines m set baseline_id = ${assignmentSql()} where m.id = ${machine!.id} returning m.baseline_id`);
     machine!.baselineId = assigned?.baseline_id ?? null;
-    return { enrolled: true, machine: machine!, credential };
+    return { enrolled: true, machine: machine!, credential, again: false };
   });
 }
 

@@ -100,6 +100,12 @@ export const machines = pgTable(
     credentialHash: text('credential_hash').unique(),
     enrollmentKeyId: uuid('enrollment_key_id').references(() => enrollmentKeys.id, { onDelete: 'set null' }),
     enrolledAt: timestamp('enrolled_at', { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * The id the agent gave its enrollment request (kept across its retries): the same request sent
+     * again, its first answer lost, answers for this machine instead of enrolling a second one.
+     * Null: enrolled by an agent that sends none.
+     */
+    enrollmentRequestId: text('enrollment_request_id'),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     /** When the latest assessment finished, on the server's clock (assessments.assessed_at). */
     lastAssessedAt: timestamp('last_assessed_at', { withTimezone: true }),
@@ -140,6 +146,7 @@ export const machines = pgTable(
     index('machines_last_seen_idx').on(t.lastSeenAt),
     // Machines that share a name (hostnames ignore case) are shown as duplicates.
     index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
+    uniqueIndex('machines_enrollment_request_idx').on(t.enrollmentKeyId, t.enrollmentRequestId),
   ],
 );
 

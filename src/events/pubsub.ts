@@ -16,7 +16,7 @@ export interface Events {
    * removed (its credential is void). `{ resync: true }`: delivered to this process's subscribers
    * only, after its LISTEN came back (events of any machine may have been missed meanwhile).
    */
-  machineChanged: [{ machineId: string; removed?: true } | { resync: true }];
+  machineChanged: [{ machineId: string; removed?: true; /** Its credential was replaced (an enrollment sent again): the old one is no longer valid. */ credentialReplaced?: true } | { resync: true }];
   /** A command waits for the machine's agent (keyed by machine id): wakes its long-poll. */
   agentCommandQueued: [string, { commandId: string }];
   /** A machine of an agent upgrade (keyed by upgrade id) reported, or the upgrade's status changed (machineId null). */

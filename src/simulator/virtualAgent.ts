@@ -101,7 +101,9 @@ export class VirtualAgent {
    * machines.
    */
   async join(enrollKey: string, signal?: AbortSignal): Promise<void> {
-    const enrolled = await this.retrying(() => this.client.enroll(enrollKey, this.facts()), signal);
+    // One id for the enrollment and all its retries, as the real agent: a retry after a lost answer must not enroll the machine twice.
+    const requestId = randomUUID();
+    const enrolled = await this.retrying(() => this.client.enroll(enrollKey, this.facts(), requestId), signal);
     this.machineId = enrolled.machineId;
     this.client.setCredential(enrolled.credential);
     this.settings = enrolled.settings;

@@ -17,6 +17,8 @@ describe('simulated agents joining a busy server', () => {
   let busy: http.Server;
   let busyUrl: string;
   let refusals = 3;
+  /** Enrollments passed on to the API whose answer is then lost (a proxy's 504: the API took too long). */
+  let lostAnswers = 0;
 
   beforeAll(async () => {
     let target: string;
@@ -36,7 +38,15 @@ describe('simulated agents joining a busy server', () => {
           headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), 'content-type': 'application/json' },
           body: body.length > 0 ? body : undefined,
         })
-          .then(async (answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(Buffer.from(await answer.arrayBuffer())))
+          .then(async (answer) => {
+            const text = Buffer.from(await answer.arrayBuffer());
+            if (req.url?.endsWith('/enroll') && lostAnswers > 0) {
+              lostAnswers--;
+              res.writeHead(504, { 'content-type': 'application/json' }).end('{"error":{"code":"INTERNAL","message":"gateway timeout"}}');
+              return;
+            }
+            res.writeHead(answer.status, { 'content-type': 'application/json' }).end(text);
+          })
           .catch(() => res.writeHead(502).end());
       });
     });
@@ -59,6 +69,23 @@ describe('simulated agents joining a busy server', () => {
       expect(fleet.totals().errors).toBe(3);
       const rows = await database.sql`select name from machines order by name`;
       expect(rows.map((r) => r.name)).toEqual(['busy-00001', 'busy-00002']);
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  // Failed before the enrollment request id: each lost answer left a machine enrolled twice.
+  it('enrolls each machine once when the answers to its first enrollments are lost after the API enrolled it', async () => {
+    const { secret } = await createEnrollmentKey(database.db, { description: 'lost', expiresAt: null, maxUses: null, defaultTags: [] });
+    lostAnswers = 2;
+    const fleet = await startSimulatedFleet({ server: busyUrl, enrollKey: secret, machines: 2, profile: DEFAULT_PROFILE, prefix: 'lost', rampConcurrency: 2, seed: 4 });
+    try {
+      expect({ failures: fleet.joinFailures, joined: fleet.agents.length }).toEqual({ failures: 0, joined: 2 });
+      expect(lostAnswers).toBe(0);
+      const rows = await database.sql`select name from machines where name like 'lost-%' order by name`;
+      expect(rows.map((r) => r.name)).toEqual(['lost-00001', 'lost-00002']);
+      const [key] = await database.sql`select use_count from enrollment_keys where description = 'lost'`;
+      expect(key!.use_count).toBe(2);
     } finally {
       await fleet.stop();
     }

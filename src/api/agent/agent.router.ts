@@ -125,9 +125,9 @@ export function agentEndpoint(
     'POST /enroll': async ({ req, res, body }) => {
       const request = parse(enrollRequest, body);
       const from = req.socket.remoteAddress ?? null;
-      const outcome = await agents.enroll(request.enrollmentKey, request.facts, from);
+      const outcome = await agents.enroll(request.enrollmentKey, request.facts, from, request.enrollmentRequestId ?? null);
       if (!outcome.enrolled) throw new AgentApiError(403, 'FORBIDDEN', outcome.reason);
-      services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from }, 'machine enrolled');
+      services.logger.info({ machineId: outcome.machine.id, machineName: outcome.machine.name, from, again: outcome.again }, outcome.again ? 'machine enrolled again (same request): new credential' : 'machine enrolled');
       answer(res, 201, { machineId: outcome.machine.id, credential: outcome.credential, settings: agents.settingsFor(outcome.machine.osType), releaseKey: agents.releaseKey() });
     },
 

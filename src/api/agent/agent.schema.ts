@@ -55,9 +55,14 @@ const facts = z.strictObject({
   capabilities: z.array(storableText(50).min(1)).max(20).optional(),
 }) satisfies z.ZodType<MachineFacts>;
 
+/** What the agent calls its enrollment request (a UUID from ours); 16 to 64 letters, digits, '-' or '_'. */
+export const ENROLLMENT_REQUEST_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
 export const enrollRequest = z.strictObject({
   enrollmentKey: storableText(200).min(1),
   facts,
+  // Optional: agents older than it send none, and each of their requests enrolls a machine.
+  enrollmentRequestId: z.string().regex(ENROLLMENT_REQUEST_ID, { message: "must be 16 to 64 letters, digits, '-' or '_' (e.g. a UUID)" }).optional(),
 }) satisfies z.ZodType<EnrollRequest>;
 
 export const checkInRequest = z.strictObject({ facts }) satisfies z.ZodType<CheckInRequest>;

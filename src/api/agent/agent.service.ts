@@ -101,15 +101,16 @@ export class AgentService {
   }
 
   /** Enrolls a machine; every attempt, refused or not, goes into the audit log. */
-  async enroll(enrollmentKey: string, facts: MachineFacts, sourceAddress: string | null) {
+  async enroll(enrollmentKey: string, facts: MachineFacts, sourceAddress: string | null, requestId: string | null = null) {
     // A Windows client edition is refused before its key is used (the seed manages servers only).
     const refusal = editionRefusal(facts);
     const outcome: EnrollOutcome = refusal
       ? { enrolled: false, reason: refusal, keyId: null }
-      : await enrollMachine(this.db, enrollmentKey, facts, this.services.now());
+      : await enrollMachine(this.db, enrollmentKey, facts, this.services.now(), requestId);
     if (outcome.enrolled) {
+      // Published (and so dropped from this cache) before the new credential is remembered.
+      this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id, ...(outcome.again ? { credentialReplaced: true as const } : {}) });
       this.credentials.remember(hashSecret(outcome.credential), outcome.machine.id);
-      this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id });
     }
     await recordAuditEvents(this.db, [
       {
@@ -118,7 +119,13 @@ export class AgentService {
         actorName: facts.hostname,
         action: 'enrollMachine',
         targetId: outcome.enrolled ? outcome.machine.id : null,
-        details: { hostname: facts.hostname, osType: facts.osType, osName: facts.osName, agentVersion: facts.agentVersion, ...(outcome.enrolled ? {} : { reason: outcome.reason }) },
+        details: {
+          hostname: facts.hostname,
+          osType: facts.osType,
+          osName: facts.osName,
+          agentVersion: facts.agentVersion,
+          ...(outcome.enrolled ? (outcome.again ? { again: true } : {}) : { reason: outcome.reason }),
+        },
         outcome: outcome.enrolled ? 'SUCCEEDED' : 'FORBIDDEN',
         sourceAddress,
       },

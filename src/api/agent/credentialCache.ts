@@ -15,7 +15,8 @@ const MAX_ENTRIES = 200_000;
  * id. Every agent request used to look its credential up in the database; at rest an agent makes
  * two requests a minute, so 10,000 agents cost 330 queries a second for answers that almost never
  * change. A credential stops being valid only when its machine is removed (`removeMachine` clears
- * the hash), and removal publishes `machineChanged` with `removed`:
+ * the hash) or an enrollment sent again replaces it, which publish `machineChanged` with `removed`
+ * or `credentialReplaced`:
  *  - on the process that removed it, the entry is dropped inside `publish`, before the mutation
  *    answers;
  *  - on every other replica, when the event arrives through Postgres NOTIFY (milliseconds);
@@ -93,11 +94,12 @@ export class MachineCredentialCache {
     void this.resolve(credentialHash, () => Promise.resolve(machineId));
   }
 
-  /** Keeps the cache in step with the removals (`machineChanged` with `removed`) of this process and every other. */
+  /** Keeps the cache in step with the removals and replaced credentials (`machineChanged`) of this process and every other. */
   follow(pubsub: FleetPubSub): () => void {
     const changed = (topic: string, detail: unknown) => {
       const event = detail as Events['machineChanged'][0];
-      if (topic === 'machineChanged' && 'removed' in event && event.removed) this.forgetMachine(event.machineId);
+      if (topic !== 'machineChanged' || !('machineId' in event)) return;
+      if (event.removed || event.credentialReplaced) this.forgetMachine(event.machineId);
     };
     return pubsub.observe({ published: changed, delivered: changed, listening: () => this.forgetAll() });
   }

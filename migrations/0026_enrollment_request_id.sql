@@ -1,0 +1,2 @@
+ALTER TABLE "machines" ADD COLUMN "enrollment_request_id" text;--> statement-breakpoint
+CREATE UNIQUE INDEX "machines_enrollment_request_idx" ON "machines" USING btree ("enrollment_key_id","enrollment_request_id");
