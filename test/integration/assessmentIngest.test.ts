@@ -3,7 +3,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ServerRefusal } from '../../src/agent/client.js';
-import type { AssessmentReport } from '../../src/agent/protocol.js';
+import { AGENT_API_PREFIX, type AssessmentReport } from '../../src/agent/protocol.js';
 import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
@@ -144,13 +144,27 @@ describe('assessment reports stored in groups', () => {
     const bad = reportFor(1, {});
     bad.result!.updates[0]!.name = 'lib\u0000evil';
     const [good1, good2] = [reportFor(2), reportFor(4)];
-    const outcomes = await Promise.allSettled([machines[0]!.agent.sendReport(good1), machines[1]!.agent.sendReport(bad), machines[2]!.agent.sendReport(good2)]);
-    expect(outcomes[0]).toEqual({ status: 'fulfilled', value: { stored: true } });
-    expect(outcomes[2]).toEqual({ status: 'fulfilled', value: { stored: true } });
-    expect(outcomes[1]!.status).toBe('rejected');
-    expect(((outcomes[1] as PromiseRejectedResult).reason as ServerRefusal).message).toContain('NUL');
+    // Sent as it is (the agent itself writes a NUL as U+FFFD, below): JSON carries it as \u0000.
+    const sentRaw = async (report: AssessmentReport) => {
+      const response = await fetch(`${base}${AGENT_API_PREFIX}/assessments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${machines[1]!.credential}`, date: new Date().toUTCString() },
+        body: JSON.stringify(report),
+      });
+      return { status: response.status, body: (await response.json()) as { error?: { message: string } } };
+    };
+    const [first, raw, second] = await Promise.all([machines[0]!.agent.sendReport(good1), sentRaw(bad), machines[2]!.agent.sendReport(good2)]);
+    expect(first).toEqual({ stored: true });
+    expect(second).toEqual({ stored: true });
+    expect(raw.status).toBe(400);
+    expect(raw.body.error?.message).toContain('NUL');
     const ids = (await database.sql`select id::text from assessments where id = any(${[good1.id, bad.id, good2.id]}::uuid[])`).map((r) => r.id as string);
     expect(ids.sort()).toEqual([good1.id, good2.id].sort());
+
+    // The agent sends the same report with U+FFFD in place of the NUL, and it is stored.
+    expect(await machines[1]!.agent.sendReport(bad)).toEqual({ stored: true });
+    const [stored] = await database.sql`select name from pending_updates where assessment_id = ${bad.id} order by name limit 1`;
+    expect(stored!.name).toBe('lib\uFFFDevil');
   });
 });
 
