@@ -137,6 +137,23 @@ export type CheckInState = Pick<
   'name' | 'osType' | 'osName' | 'osVersion' | 'kernel' | 'environment' | 'agentVersion' | 'bootId' | 'packageManager' | 'warnings' | 'managementEnabled' | 'lastSeenAt' | 'clockOffsetSeconds'
 >;
 
+/** A machine's columns a check-in may change, as the check-in statements read them back. */
+type CheckInStateRow = {
+  name: string;
+  os_type: OsType;
+  os_name: string;
+  os_version: string;
+  kernel: string | null;
+  environment: MachineRow['environment'];
+  agent_version: string | null;
+  boot_id: string | null;
+  package_manager: string | null;
+  warnings: string[];
+  management_enabled: boolean;
+  last_seen_at: string | Date | null;
+  clock_offset_seconds: number | null;
+};
+
 /**
  * Stores the facts of a check-in and the time it was seen; returns the machine's state before and
  * after. One statement (it locks the row, reads what was there and writes the new facts), instead
@@ -153,23 +170,7 @@ export async function recordCheckIn(
   now: Date,
   clockOffsetSeconds: number | null = null,
 ): Promise<{ before: CheckInState; after: CheckInState } | undefined> {
-  const store = () => db.execute<
-    {
-      name: string;
-      os_type: 'LINUX' | 'WINDOWS';
-      os_name: string;
-      os_version: string;
-      kernel: string | null;
-      environment: MachineRow['environment'];
-      agent_version: string | null;
-      boot_id: string | null;
-      package_manager: string | null;
-      warnings: string[];
-      management_enabled: boolean;
-      last_seen_at: string | Date | null;
-      clock_offset_seconds: number | null;
-    }
-  >(sql`with before as (
+  const store = () => db.execute<CheckInStateRow>(sql`with before as (
       select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
       from machines where id = ${machineId} and removed_at is null and os_type = ${facts.osType} for update
     )
@@ -217,22 +218,7 @@ export async function recordCheckIn(
  */
 async function recordOsTypeChange(db: Db, machineId: string, facts: MachineFacts) {
   return db.transaction(async (tx) => {
-    const [row] = await tx.execute<{
-      name: string;
-      os_type: 'LINUX' | 'WINDOWS';
-      os_name: string;
-      os_version: string;
-      kernel: string | null;
-      environment: MachineRow['environment'];
-      agent_version: string | null;
-      boot_id: string | null;
-      package_manager: string | null;
-      warnings: string[];
-      management_enabled: boolean;
-      last_seen_at: string | Date | null;
-      clock_offset_seconds: number | null;
-      latest_assessment_id: string | null;
-    }>(sql`select name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, latest_assessment_id
+    const [row] = await tx.execute<CheckInStateRow & { latest_assessment_id: string | null }>(sql`select name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, latest_assessment_id
       from machines where id = ${machineId} and removed_at is null for update`);
     if (!row) return undefined;
     await tx.execute(sql`update machines set os_type = ${facts.osType} where id = ${machineId}`);

@@ -201,14 +201,16 @@ export interface ScriptJobStep {
   timeoutSeconds: number;
 }
 
-/** How a step went (the same shape as src/fleet/steps.ts's StepResult). */
+/** How one step went on one machine (src/fleet/steps.ts calls it StepResult). */
 export interface StepReport {
+  /** The step's place in the deployment's list (0-based). */
   index: number;
   name: string;
   phase: StepPhase;
   kind: StepKind;
   onFailure: StepFailureAction;
   status: StepStatus;
+  /** Why it failed or did not run; for a call, the last attempt's problem. */
   message: string | null;
   exitCode: number | null;
   httpStatus: number | null;

@@ -12,6 +12,7 @@
  */
 
 import { STEP_FAILURE_ACTIONS, type StepFailureAction, type StepKind, type StepPhase, type StepStatus } from '../domain/vocabulary.js';
+import type { StepReport } from '../domain/types.js';
 
 export { STEP_FAILURE_ACTIONS, type StepFailureAction, type StepKind, type StepPhase, type StepStatus };
 
@@ -77,23 +78,8 @@ export interface StepInput {
   } | null;
 }
 
-/** How one step went on one machine. */
-export interface StepResult {
-  /** The step's place in the deployment's list (0-based). */
-  index: number;
-  name: string;
-  phase: StepPhase;
-  kind: StepKind;
-  onFailure: StepFailureAction;
-  status: StepStatus;
-  /** Why it failed or did not run; for a call, the last attempt's problem. */
-  message: string | null;
-  exitCode: number | null;
-  httpStatus: number | null;
-  attempts: number;
-  startedAt: string | null;
-  endedAt: string | null;
-}
+/** How one step went on one machine: the shape the agent reports (src/domain/types.ts). */
+export type StepResult = StepReport;
 
 // ---------------------------------------------------------------------------------------------
 // The rules' numbers
