@@ -389,7 +389,7 @@ export async function pendingUpdatesPage(
   offset: number,
   limit: number,
   baselineId: string | null = null,
-): Promise<{ rows: Array<PendingUpdateRow & { firstSeenAt: Date | null; dueAt: Date | null }>; totalCount: number }> {
+): Promise<{ rows: Array<PendingUpdateRow & { firstSeenAt: Date | null; clockFrom: Date | null; dueAt: Date | null }>; totalCount: number }> {
   const where = eq(pendingUpdates.assessmentId, assessmentId);
   const toDate = (value: string | Date) => new Date(value);
   const [rows, [total]] = await Promise.all([
@@ -399,6 +399,9 @@ export async function pendingUpdatesPage(
         // The outer row's columns by table name: drizzle writes a column of the one table selected from
         // unqualified, and inside these subqueries "name" would be the subquery's own.
         firstSeenAt: sql<Date | null>`(select min(f.first_seen_at) from ${updateFirstSeen} f where f.name = ${pendingUpdates}.name and f.version = ${pendingUpdates}.available_version)`.mapWith(toDate),
+        // The stored verdicts' clock (src/fleet/baselines.ts updateClock over updateClocksSql's row):
+        // the issue date the first sighting recorded, else the first sighting.
+        clockFrom: sql<Date | null>`(select coalesce(min(f.advisory_issued_at), min(f.first_seen_at)) from ${updateFirstSeen} f where f.name = ${pendingUpdates}.name and f.version = ${pendingUpdates}.available_version)`.mapWith(toDate),
         dueAt: sql<Date | null>`(select v.due_at from ${baselineVerdicts} v where v.baseline_id = ${baselineId}::uuid and v.name = ${pendingUpdates}.name and v.version = ${pendingUpdates}.available_version
           and v.classification = ${pendingUpdates}.classification::text and v.severity = coalesce(${pendingUpdates}.severity::text, ''))`.mapWith(toDate),
       })

@@ -181,9 +181,19 @@ describe('the web console', () => {
     await page.getByRole('link', { name: 'rocky-01', exact: true }).click();
     const tool = page.getByRole('region', { name: 'Pending updates' }).locator('tr', { hasText: 'demo-tool' });
     await expect.poll(() => tool.innerText()).toMatch(/Overdue/);
-    // First seen and due: two dates, the due one 7 days after the first.
-    const [firstSeen, due] = await tool.locator('time').evaluateAll((times) => times.map((t) => t.getAttribute('datetime')));
-    expect(Date.parse(due!) - Date.parse(firstSeen!)).toBeGreaterThan(6 * 86_400_000);
+    // The clock and the due date, 7 days later (due at the start of the next day, UTC baseline). The
+    // clock is the issue date the first report of demo-tool 1.1 in the fleet gave: rocky-01's and
+    // sles-01's give one, debian-01's (apt) none, and whichever machine reported first decides.
+    const [clock, due] = await tool.locator('time').evaluateAll((times) => times.map((t) => t.getAttribute('datetime')));
+    type Listed = { name: string; pendingUpdates: { edges: Array<{ node: { name: string; firstSeenAt: string; clockFrom: string } }> } };
+    const listed = await query<{ machines: { edges: Array<{ node: Listed }> } }>('{ machines { edges { node { name pendingUpdates(first: 50) { edges { node { name firstSeenAt clockFrom } } } } } } }');
+    const rocky = listed.machines.edges.find((e) => e.node.name === 'rocky-01')!.node;
+    const api = rocky.pendingUpdates.edges.find((e) => e.node.name === 'demo-tool')!.node;
+    expect(Date.parse(clock!)).toBe(Date.parse(api.clockFrom));
+    expect([Date.parse(api.firstSeenAt), Date.parse('2025-02-03T00:00:00.000Z')]).toContain(Date.parse(api.clockFrom));
+    expect(await tool.innerText()).toContain(api.clockFrom === api.firstSeenAt ? 'first seen' : 'issued');
+    const dayMs = 86_400_000;
+    expect(Date.parse(due!)).toBe(Math.floor(Date.parse(clock!) / dayMs) * dayMs + 8 * dayMs);
     await shot('04-machine-due-dates');
 
     await query(`mutation { deleteBaseline(id: "${createBaseline.id}") }`);

@@ -47,6 +47,13 @@ export class PendingUpdate {
 
   @Field(() => Date, {
     nullable: true,
+    description:
+      "What approval delays and the SLA due date count from: the advisory issue date recorded when fleetpatch first saw this name and version anywhere in the fleet, or, when that first report gave none (apt, an older agent), firstSeenAt. A later report's date does not move it, so verdicts stay put.",
+  })
+  clockFrom?: Date | null;
+
+  @Field(() => Date, {
+    nullable: true,
     description: "When it must be installed by, under the machine's baseline's SLA target for its severity (overdue from this instant); null when the baseline does not approve it or sets no target for its severity, and under the built-in baseline.",
   })
   dueAt?: Date | null;

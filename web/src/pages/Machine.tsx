@@ -59,7 +59,7 @@ export function MachinePage({ id }: { id: string }) {
       {m.pendingUpdates.totalCount === 0 ? <p className="muted">Nothing pending.</p> : (
         <TableBox label="Pending updates">
           <table>
-            <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Severity</th><th scope="col">Installed</th><th scope="col">Available</th><th scope="col">Advisories and CVEs</th><th scope="col">First seen</th><th scope="col">Due</th><th scope="col">Reboot</th></tr></thead>
+            <thead><tr><th scope="col">Update</th><th scope="col">Classification</th><th scope="col">Severity</th><th scope="col">Installed</th><th scope="col">Available</th><th scope="col">Advisories and CVEs</th><th scope="col" title="What approval delays and the SLA count from: the advisory's issue date when the update's first report in the fleet gave one, otherwise when fleetpatch first saw it.">Released / first seen</th><th scope="col">Due</th><th scope="col">Reboot</th></tr></thead>
             <tbody>
               {m.pendingUpdates.edges.map(({ node: u }) => (
                 <tr key={`${u.name}.${u.arch ?? ''}`}>
@@ -69,7 +69,7 @@ export function MachinePage({ id }: { id: string }) {
                   <td>{u.installedVersion ?? <span className="muted">new</span>}</td>
                   <td>{u.availableVersion}</td>
                   <td className="small">{[...u.advisoryIds, ...u.cveIds].join(', ') || '—'}</td>
-                  <td className="small">{u.firstSeenAt ? <time dateTime={u.firstSeenAt}>{when(u.firstSeenAt)}</time> : '—'}</td>
+                  <td className="small">{u.clockFrom ? <><time dateTime={u.clockFrom}>{when(u.clockFrom)}</time> <span className="muted">{u.clockFrom === u.firstSeenAt ? 'first seen' : 'issued'}</span></> : '—'}</td>
                   <td className="small">{u.dueAt ? <><time dateTime={u.dueAt}>{when(u.dueAt)}</time>{new Date(u.dueAt).getTime() <= Date.now() && <> <span className="badge bad">Overdue</span></>}</> : '—'}</td>
                   <td>{u.rebootSuggested ? 'May need a reboot' : ''}</td>
                 </tr>
