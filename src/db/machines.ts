@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, exists, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, type Classification } from '../domain/vocabulary.js';
-import { enrollmentRefusal } from '../fleet/enrollment.js';
+import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
@@ -46,7 +46,8 @@ export type EnrollOutcome =
  * machine is answered for again rather than a second one enrolled. Its first credential went with
  * the lost answer, so it gets a new one (the first stops working), and the key is not used twice:
  * a key's maxUses does not stop the retry, which is the use it already counted. Revoked or expired
- * since, the key refuses it as it refuses any enrollment.
+ * since, the key refuses it as it refuses any enrollment; removed, reported since, or enrolled too
+ * long ago, the machine refuses it (retriedEnrollmentRefusal).
  */
 export async function enrollMachine(db: Db, enrollmentKey: string, facts: MachineFacts, now: Date, requestId: string | null = null): Promise<EnrollOutcome> {
   return db.transaction(async (tx) => {
@@ -66,9 +67,8 @@ export async function enrollMachine(db: Db, enrollmentKey: string, facts: Machin
     if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
     const credential = newSecret('fpm_');
     if (earlier) {
-      if (earlier.removedAt) {
-        return { enrolled: false, reason: `This machine was enrolled and then removed from the fleet on ${earlier.removedAt.toISOString()}. Enroll it again from the start (the agent with an empty state directory).`, keyId: key.id };
-      }
+      const spent = retriedEnrollmentRefusal(earlier, now);
+      if (spent) return { enrolled: false, reason: spent, keyId: key.id };
       const [machine] = await tx
         .update(machines)
         .set({ ...factColumns(facts), credentialHash: hashSecret(credential), lastSeenAt: now })

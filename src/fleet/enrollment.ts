@@ -17,6 +17,28 @@ export function enrollmentRefusal(key: EnrollmentKeyState | undefined, now: Date
 }
 
 /**
+ * How long after an enrollment the same request (its agent's enrollment request id) is answered
+ * again. An agent whose answer was lost retries within seconds to minutes; past this, or once the
+ * machine has reported an assessment (its agent holds the credential and uses it), the request is
+ * spent: answering it again would hand a new credential, and the machine, to whoever holds the key
+ * and the id, and cut off the real agent.
+ */
+export const ENROLLMENT_RETRY_MINUTES = 15;
+
+/** Why a retried enrollment is not answered for its earlier machine, in words for the operator; null: answer it again. */
+export function retriedEnrollmentRefusal(earlier: { enrolledAt: Date; removedAt: Date | null; latestAssessmentId: string | null }, now: Date): string | null {
+  if (earlier.removedAt) {
+    return `This machine was enrolled and then removed from the fleet on ${earlier.removedAt.toISOString()}. Enroll it again from the start (the agent with an empty state directory).`;
+  }
+  const spent = 'Enroll it again from the start (the agent with an empty state directory) if its credential was lost.';
+  if (earlier.latestAssessmentId !== null) return `This enrollment request already enrolled a machine, which has reported since. ${spent}`;
+  if (now.getTime() - earlier.enrolledAt.getTime() > ENROLLMENT_RETRY_MINUTES * 60_000) {
+    return `This enrollment request already enrolled a machine on ${earlier.enrolledAt.toISOString()}, more than ${ENROLLMENT_RETRY_MINUTES} minutes ago. ${spent}`;
+  }
+  return null;
+}
+
+/**
  * Windows client editions (Windows 10, 11) are refused: the seed supports Windows Server only. The
  * agent sends the edition's product name as osName ("Windows Server 2022 Datacenter", "Windows 11
  * Pro"); Azure Stack HCI is a server operating system under another name.

@@ -8,7 +8,7 @@ import { enrollOnce } from '../../src/agent/enrollment.js';
 import { loadIdentity } from '../../src/agent/state.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { machineFacts } from '../../testkit/agentFacts.js';
+import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 import { tcpRelay } from '../support/operatorCli.js';
 
@@ -98,6 +98,21 @@ describe('an enrollment request sent again', () => {
     expect(refusal).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     expect((refusal as ServerRefusal).message).toContain('removed');
     expect(await keyState(key.id)).toMatchObject({ useCount: 1 });
+  });
+
+  // Failed before the fix: the same request, sent after the machine had reported, took the machine over
+  // (a new credential for the sender, the real agent's refused).
+  it('is spent once the machine has reported: the sender gets no credential, the agent keeps its own', async () => {
+    const key = await createKey({ description: 'spent request', maxUses: 5 });
+    const facts = machineFacts({ hostname: 'spent-01' });
+    const requestId = randomUUID();
+    const first = await new AgentClient(base).enroll(key.secret, facts, requestId);
+    await new AgentClient(base, first.credential).sendReport(assessmentReport([], { backend: 'apt' }));
+    const refusal = await new AgentClient(base).enroll(key.secret, facts, requestId).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    expect((refusal as ServerRefusal).message).toContain('which has reported since');
+    await expect(new AgentClient(base, first.credential).checkIn(facts)).resolves.toMatchObject({ managementEnabled: true });
+    expect(await machinesNamed('spent-01')).toEqual([first.machineId]);
   });
 
   it('refuses a malformed enrollment request id with 400 BAD_USER_INPUT, naming the field', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KEY_MAX_USES, enrollmentKeyLimits } from '../../src/fleet/enrollment.js';
+import { DEFAULT_KEY_MAX_USES, enrollmentKeyLimits, retriedEnrollmentRefusal } from '../../src/fleet/enrollment.js';
 import { hostnameProblem } from '../../src/fleet/machineNames.js';
 
 const now = new Date('2026-03-01T12:00:00Z');
@@ -24,6 +24,25 @@ describe('enrollment key limits', () => {
     [{ maxUses: 1_000_001 }, 'maxUses', 'maxUses must be between 1 and 1,000,000 (or unlimitedUses: true for no limit); got 1000001.'],
   ])('refuses %j on its field', (input, field, problem) => {
     expect(enrollmentKeyLimits(input, now)).toEqual({ field, problem });
+  });
+});
+
+describe('an enrollment request sent again', () => {
+  const enrolledAt = new Date('2026-03-01T12:00:00Z');
+  const minutesLater = (m: number) => new Date(enrolledAt.getTime() + m * 60_000);
+  const fresh = { enrolledAt, removedAt: null, latestAssessmentId: null };
+
+  it('is answered again while its machine has not reported, up to 15 minutes after the enrollment', () => {
+    expect(retriedEnrollmentRefusal(fresh, minutesLater(0))).toBeNull();
+    expect(retriedEnrollmentRefusal(fresh, minutesLater(15))).toBeNull();
+  });
+
+  it('is spent past 15 minutes, once the machine has reported, or once it was removed', () => {
+    expect(retriedEnrollmentRefusal(fresh, new Date(minutesLater(15).getTime() + 1))).toBe(
+      'This enrollment request already enrolled a machine on 2026-03-01T12:00:00.000Z, more than 15 minutes ago. Enroll it again from the start (the agent with an empty state directory) if its credential was lost.',
+    );
+    expect(retriedEnrollmentRefusal({ ...fresh, latestAssessmentId: 'a1' }, minutesLater(1))).toContain('which has reported since');
+    expect(retriedEnrollmentRefusal({ ...fresh, removedAt: minutesLater(2), latestAssessmentId: 'a1' }, minutesLater(3))).toContain('removed from the fleet on 2026-03-01T12:02:00.000Z');
   });
 });
 
