@@ -39,8 +39,17 @@
  * three times after one warm-up, with this process's heap before and after (the snapshot is
  * aggregated in PostgreSQL: the heap must not grow with the fleet).
  *
+ * With --export (issue 17, exports), after each load: the computers view and the missing updates,
+ * CSV then JSON, each through the path a user takes: the `createExport` mutation over GraphQL for a
+ * signed link, then a GET of that link read to its end as it streams. Per export: rows (counted in
+ * the body, and checked against a count in the database), bytes, seconds from the GET to the last
+ * byte, rows/s, and the API process's memory (it is a separate process: heap used from its
+ * /metrics, RSS from /proc) before and after, with the highest RSS sampled every 100 ms between.
+ * The heap read over /metrics is without a forced collection: it includes garbage, so its rise is
+ * an upper bound; the RSS peak is what the export cost the host.
+ *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
- *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot]
+ *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot] [--export]
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { randomUUID } from 'node:crypto';
@@ -176,6 +185,74 @@ const QUERIES = {
   missingUpdates: '{ missingUpdates(first: 50) { totalCount computedAt edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } } } }',
 };
 
+/** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
+async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
+  const text = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+  const heap = Number(/^fleetpatch_api_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+  return { heap, rss: serverRss(stack) };
+}
+
+function serverRss(stack: Stack): number {
+  const status = fs.readFileSync(`/proc/${stack.server.pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN) * 1024;
+}
+
+const EXPORTS = [
+  { kind: 'COMPUTERS', format: 'CSV' },
+  { kind: 'COMPUTERS', format: 'JSON' },
+  { kind: 'MISSING_UPDATES', format: 'CSV' },
+  { kind: 'MISSING_UPDATES', format: 'JSON' },
+] as const;
+
+interface ExportFigure {
+  kind: string;
+  format: string;
+  rows: number;
+  bytes: number;
+  linkMs: number;
+  seconds: number;
+  before: { heap: number; rss: number };
+  after: { heap: number; rss: number };
+  peakRss: number;
+}
+
+/**
+ * One export as a user takes it: createExport for a signed link, then the GET, read as it streams.
+ * Rows are counted from the body's line feeds (CSV: one line per row after the header; JSON: the
+ * writer puts each object on its own line between "[" and "]"; neither kind has a line feed in a
+ * cell).
+ */
+async function timeExport(stack: Stack, graphqlData: (query: string) => Promise<Record<string, unknown>>, kind: string, format: string): Promise<ExportFigure> {
+  const before = await serverMemory(stack);
+  let peakRss = before.rss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, serverRss(stack));
+  }, 100);
+  try {
+    const l = performance.now();
+    const data = await graphqlData(`mutation { createExport(kind: ${kind}, format: ${format}) { url expiresAt fileName } }`);
+    const linkMs = performance.now() - l;
+    const url = new URL((data.createExport as { url: string }).url, stack.baseUrl);
+    const t = performance.now();
+    const response = await fetch(url);
+    if (response.status !== 200 || !response.body) throw new Error(`export ${kind} ${format}: HTTP ${response.status} ${await response.text()}`);
+    let bytes = 0;
+    let lineFeeds = 0;
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.byteLength;
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lineFeeds++;
+      checkAborted();
+    }
+    const seconds = (performance.now() - t) / 1000;
+    peakRss = Math.max(peakRss, serverRss(stack));
+    // CSV: header + one line per row. JSON: "[\n", one line per row, "\n]\n" (an empty export is "[\n\n]\n").
+    const rows = format === 'CSV' ? lineFeeds - 1 : Math.max(0, lineFeeds - 2);
+    return { kind, format, rows, bytes, linkMs, seconds, before, after: await serverMemory(stack), peakRss };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Promise<number[]> {
   for (let i = 0; i < warmUps; i++) await fn(); // warm-up: plans cached, pages in shared buffers
   const samples: number[] = [];
@@ -189,7 +266,7 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false } } });
   const chosen = values.queries.split(',') as Array<keyof typeof QUERIES>;
   for (const q of chosen) if (!(q in QUERIES)) throw new Error(`--queries: unknown query ${q}; known: ${Object.keys(QUERIES).join(', ')}`);
   const sizes = values.sizes.split(',').map(Number);
@@ -207,6 +284,13 @@ async function main(): Promise<number> {
       const body = (await response.json()) as { errors?: unknown };
       if (body.errors) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
     };
+    const graphqlData = async (query: string) => {
+      const response = await fetch(stack.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
+      const body = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown };
+      if (body.errors || !body.data) throw new Error(`GraphQL: ${JSON.stringify(body.errors)}`);
+      return body.data;
+    };
+    const exportLines: string[] = [];
     const db = stack.database.db;
     const page = (count: boolean) => () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
     const perRead: Record<keyof typeof QUERIES, (() => Promise<unknown>) | null> = { machinesPage: page(false), complianceSummary: null, missingUpdates: () => maintainedMissingUpdateGroups(db) };
@@ -264,6 +348,24 @@ async function main(): Promise<number> {
         say(line);
         results.push(line);
       }
+      if (values.export) {
+        const [expected] = await stack.database.sql<Array<{ computers: number; missing: number }>>`
+          select (select count(*)::int from machines where removed_at is null) as computers,
+                 (select count(*)::int from machines m join pending_updates p on p.assessment_id = m.latest_assessment_id where m.removed_at is null) as missing`;
+        const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)}`;
+        for (const { kind, format } of EXPORTS) {
+          const f = await timeExport(stack, graphqlData, kind, format);
+          const want = kind === 'COMPUTERS' ? expected!.computers : expected!.missing;
+          const line = `| ${size} | ${kind} | ${format} | ${f.rows}${f.rows === want ? '' : ` (database: ${want}!)`} | ${(f.bytes / 1e6).toFixed(1)} MB | ${f.linkMs.toFixed(0)} ms | ${f.seconds.toFixed(2)} s | ${Math.round(f.rows / f.seconds)} | ${mib(f.before.heap)} → ${mib(f.after.heap)} MiB | ${mib(f.before.rss)} → ${mib(f.after.rss)} MiB (peak ${mib(f.peakRss)}) |`;
+          say(line);
+          exportLines.push(line);
+        }
+      }
+    }
+    if (exportLines.length > 0) {
+      say('\n| machines | export | format | rows | bytes | createExport | GET to last byte | rows/s | API heap used before → after | API RSS before → after (peak) |');
+      say('|---|---|---|---|---|---|---|---|---|---|');
+      for (const line of exportLines) say(line);
     }
     say('\n| machines | query | GraphQL p50 / p95 | db per read p50 / p95 | full pass p50 / p95 (count / recompute) | full pass ÷ GraphQL (p50) |');
     say('|---|---|---|---|---|---|');
