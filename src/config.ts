@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FleetThresholds } from './fleet/compliance.js';
+import { DEFAULT_HISTORY_RETENTION_DAYS } from './fleet/complianceHistory.js';
 import { DEFAULT_RETRY_DELAYS_SECONDS } from './fleet/webhooks.js';
 import { parseNetworks } from './webhooks/addressPolicy.js';
 
@@ -55,6 +56,8 @@ export interface Config {
   releaseKeyFile: string;
   /** How the worker delivers webhooks (docs/webhooks.md). */
   webhooks: WebhookSettings;
+  /** Days of compliance snapshots the daily snapshot workflow keeps, today included; 0 keeps them for ever. */
+  historyRetentionDays: number;
 }
 
 export interface WebhookSettings {
@@ -287,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     agentDistDir: path.resolve(nonEmpty(env.FLEETPATCH_AGENT_DIST_DIR) ?? DEFAULT_AGENT_DIST),
     releaseKeyFile: path.resolve(nonEmpty(env.FLEETPATCH_RELEASE_KEY_FILE) ?? path.join(dataDir, 'release-key.json')),
     webhooks: webhookSettings(env),
+    historyRetentionDays: nonNegativeInteger(env, 'FLEETPATCH_HISTORY_RETENTION_DAYS', DEFAULT_HISTORY_RETENTION_DAYS),
   };
 }
 

@@ -17,6 +17,8 @@ export interface ActivityDeps {
   now?: () => Date;
   /** When an assessment is too old to judge by, for the compliance snapshots; default the built-in thresholds. */
   thresholds?: FleetThresholds;
+  /** Days of compliance snapshots kept (0: for ever); default DEFAULT_HISTORY_RETENTION_DAYS. */
+  historyRetentionDays?: number;
 }
 
 /** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */

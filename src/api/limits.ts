@@ -111,6 +111,7 @@ export const LIST_ITEMS: Record<string, { items: number; bound: 'enforced' | 'es
   'Baseline.rules': { items: BASELINE_LIMITS.maxRules, bound: 'enforced', why: 'a baseline has at most this many rules (baselines.ts)' },
   'Baseline.slaTargets': { items: 4, bound: 'enforced', why: 'one per severity at most' },
   'Query.baselines': { items: 20, bound: 'estimate', why: 'one per baseline: a few per OS type (tiers, environments)' },
+  'Query.cveImports': { items: 3, bound: 'enforced', why: 'one per source of CVE fixes the imports write: DEBIAN, OSV:DEBIAN, OSV:UBUNTU (trackerImport.ts)' },
   'ComplianceHistory.snapshots': { items: DEFAULT_HISTORY_DAYS, bound: 'estimate', why: `one per day of the range: ${DEFAULT_HISTORY_DAYS} by default, at most ${MAX_HISTORY_DAYS} (complianceHistory.ts)` },
   'ComplianceHistory.series': { items: HISTORY_CLASSIFICATIONS.length, bound: 'estimate', why: `one per group: one for FLEET, one per classification, a few baselines; TAG at most ${MAX_TAG_GROUPS}` },
   'ComplianceHistorySeries.points': { items: DEFAULT_HISTORY_DAYS, bound: 'estimate', why: `one per day of the range with a snapshot: ${DEFAULT_HISTORY_DAYS} by default, at most ${MAX_HISTORY_DAYS}` },

@@ -97,7 +97,14 @@ export async function dev(): Promise<void> {
     if (await startTracing('fleetpatch', logger)) stops.push(stopTracing);
     say(withWorker ? 'Starting the worker and the API...' : 'Starting the API (no worker: FLEETPATCH_DEV_WORKER=false)...');
     if (withWorker) {
-      const worker: FleetWorker = await createFleetWorker({ databaseUrl, temporal: temporalSettings, logger, webhooks: config.webhooks, thresholds: config.thresholds });
+      const worker: FleetWorker = await createFleetWorker({
+        databaseUrl,
+        temporal: temporalSettings,
+        logger,
+        webhooks: config.webhooks,
+        thresholds: config.thresholds,
+        historyRetentionDays: config.historyRetentionDays,
+      });
       const workerDone = worker.run();
       stops.push(() => worker.shutdown());
       workerDone.catch((error: unknown) => logger.error({ err: error }, 'worker stopped with an error'));

@@ -88,9 +88,10 @@ leaves out the worker (run \`fleetpatch worker\` instead).`,
 
   program
     .command('cve-import')
-    .description("import the Debian security tracker's JSON (CVEs of apt machines) from a URL or a file, replacing the previous import (needs DATABASE_URL)")
-    .argument('<location>', 'https://security-tracker.debian.org/tracker/data/json, or a path to a copy of it')
-    .action(async (location: string) => (await import('./cveImport.js')).cveImportCommand(location));
+    .description("import CVE fixes of apt machines (the Debian security tracker's JSON, or Ubuntu's and Debian's OSV records) from a URL, a file or a folder, replacing the previous import of the same source (needs DATABASE_URL)")
+    .argument('<location>', 'https://security-tracker.debian.org/tracker/data/json, an OSV zip (https://osv-vulnerabilities.storage.googleapis.com/Ubuntu/all.zip), a JSON file of OSV records, or a folder of them')
+    .addOption(new Option('--format <format>', 'the document\'s format (default: read from the document)').choices(['debian-tracker', 'osv']))
+    .action(async (location: string, options: { format?: 'debian-tracker' | 'osv' }) => (await import('./cveImport.js')).cveImportCommand(location, options));
 
   addAgentCommands(program.command('agent').description('the agent on a managed machine'));
 

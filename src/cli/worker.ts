@@ -22,6 +22,7 @@ export async function worker(): Promise<void> {
     metricsAddress: config.workerMetricsAddress,
     webhooks: config.webhooks,
     thresholds: config.thresholds,
+    historyRetentionDays: config.historyRetentionDays,
   });
   started.worker = fleetWorker;
   if (config.workerMetricsAddress) logger.info({ url: `http://${config.workerMetricsAddress}/metrics` }, 'worker metrics (Prometheus)');

@@ -1,4 +1,4 @@
-import { and, asc, between, eq, sql } from 'drizzle-orm';
+import { and, asc, between, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { FleetThresholds } from '../fleet/compliance.js';
 import {
   MAX_TAG_GROUPS,
@@ -134,4 +134,34 @@ export async function readComplianceHistory(db: Db, query: { from: string; to: s
     db.select().from(complianceSnapshots).where(between(complianceSnapshots.day, query.from, query.to)).orderBy(asc(complianceSnapshots.day)),
   ]);
   return { rows: rows.map((r) => ({ ...r, groupBy: r.groupBy as HistoryGroupBy })), snapshots };
+}
+
+/**
+ * Deletes the snapshots of days before `cutoff` (YYYY-MM-DD) and their rows, `batchDays` days per
+ * transaction, oldest first, until none is left: each batch is a bounded delete (a few hundred rows
+ * a day), so a long backlog never holds one long lock, and a run stopped halfway leaves whole days.
+ * A day being snapshotted is never before the cutoff. How many days and history rows went.
+ */
+export async function pruneComplianceHistory(db: Db, cutoff: string, batchDays: number): Promise<{ days: number; rows: number }> {
+  let days = 0;
+  let rows = 0;
+  for (;;) {
+    const batch = await db.transaction(async (tx) => {
+      const doomed = await tx
+        .select({ day: complianceSnapshots.day })
+        .from(complianceSnapshots)
+        .where(lt(complianceSnapshots.day, cutoff))
+        .orderBy(asc(complianceSnapshots.day))
+        .limit(batchDays)
+        .for('update', { skipLocked: true });
+      if (doomed.length === 0) return { days: 0, rows: 0 };
+      const list = doomed.map((d) => d.day);
+      const history = await tx.delete(complianceHistory).where(inArray(complianceHistory.day, list)).returning({ day: complianceHistory.day });
+      await tx.delete(complianceSnapshots).where(inArray(complianceSnapshots.day, list));
+      return { days: list.length, rows: history.length };
+    });
+    days += batch.days;
+    rows += batch.rows;
+    if (batch.days < batchDays) return { days, rows };
+  }
 }

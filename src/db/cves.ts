@@ -1,24 +1,28 @@
 import { desc, eq, sql } from 'drizzle-orm';
 import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
-import { DEBIAN_CODENAMES, type CandidateMachine, type CandidateUpdate, type TrackerFix } from '../fleet/cves.js';
+import { DEBIAN_CODENAMES, originOfStoredSource, type CandidateMachine, type CandidateUpdate, type CveSource, type TrackerFix } from '../fleet/cves.js';
 import type { Db } from './client.js';
 import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
 
 /*
- * The reads behind CVE exposure (the decisions are src/fleet/cves.ts) and the tracker's import.
- * apt rows are fetched by package name and release; whether their versions bracket the tracker's
- * fixed version is decided in TypeScript (dpkg's comparison), not in SQL.
+ * The reads behind CVE exposure (the decisions are src/fleet/cves.ts) and the imports of fixes (the
+ * Debian tracker's, OSV records'). apt rows are fetched by package name and release; whether their
+ * versions bracket the fixed version is decided in TypeScript (dpkg's comparison), not in SQL.
  */
 
-/** The machine's Debian codename in SQL, from the same table as debianRelease (src/fleet/cves.ts). */
 /** The package a tracker entry names for pending update `pu`: the twin of trackerPackage (src/fleet/cves.ts). */
 const trackerPackageSql = sql.raw('coalesce(pu.source_package, pu.name)');
 
-const debianReleaseSql = sql.raw(
+/**
+ * Machine `m`'s release as imported fixes name it, the twin of fixRelease (src/fleet/cves.ts): a
+ * Debian codename from the same table, or ubuntu:<VERSION_ID> (ubuntuReleaseKey) for an Ubuntu machine.
+ */
+const fixReleaseSql = sql.raw(
   `(case when m.package_manager = 'apt' and m.os_name ilike '%debian%' then (case split_part(m.os_version, '.', 1) ${Object.entries(DEBIAN_CODENAMES)
     .map(([version, codename]) => `when '${version}' then '${codename}'`)
-    .join(' ')} end) end)`,
+    .join(' ')} end)` +
+    ` when m.package_manager = 'apt' and m.os_name ilike '%ubuntu%' and m.os_version ~ '^[0-9]{2}[.][0-9]{2}$' then 'ubuntu:' || m.os_version end)`,
 );
 
 type CandidateRow = {
@@ -61,10 +65,18 @@ const updateOf = (r: CandidateRow): CandidateUpdate => ({
   cveIds: r.cve_ids,
 });
 
-/** The tracker's fixes of one CVE. */
+/** The imported fixes of one CVE (every source's), each with whose word it is. */
 export async function trackerFixesOf(db: Db, cveId: string): Promise<TrackerFix[]> {
-  const rows = await db.select().from(cveTrackerFixes).where(sql`${cveTrackerFixes.cveId} = ${cveId}`);
-  return rows.map((r) => ({ cveId: r.cveId, package: r.package, release: r.release, fixedVersion: r.fixedVersion, severity: r.severity, description: r.description }));
+  const rows = await db.select().from(cveTrackerFixes).where(sql`${cveTrackerFixes.cveId} = ${cveId}`).orderBy(cveTrackerFixes.source);
+  return rows.map((r) => ({
+    cveId: r.cveId,
+    package: r.package,
+    release: r.release,
+    fixedVersion: r.fixedVersion,
+    severity: r.severity,
+    description: r.description,
+    origin: originOfStoredSource(r.source),
+  }));
 }
 
 /**
@@ -78,7 +90,7 @@ export async function cveCandidates(
   cveId: string,
 ): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
   const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
-      select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${debianReleaseSql}))`;
+      select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}))`;
   const current = await db.execute<CandidateRow>(sql`
     select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
            pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
@@ -126,17 +138,17 @@ export async function advisoryCves(db: Db): Promise<AdvisoryCveCount[]> {
 }
 
 /**
- * The Debian machines' pending updates whose package the tracker lists for their release, with each
- * fix: the caller keeps those whose versions bracket the fixed version.
+ * The Debian and Ubuntu machines' pending updates whose package an imported fix lists for their
+ * release, with each fix: the caller keeps those whose versions bracket the fixed version.
  */
 export async function trackerCandidates(db: Db): Promise<
-  Array<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null }>
+  Array<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null; origin: CveSource }>
 > {
-  const rows = await db.execute<{ machine_id: string; installed_version: string | null; available_version: string; cve_id: string; fixed_version: string; severity: Severity | null }>(sql`
-    select m.id as machine_id, pu.installed_version, pu.available_version, t.cve_id, t.fixed_version, t.severity
+  const rows = await db.execute<{ machine_id: string; installed_version: string | null; available_version: string; cve_id: string; fixed_version: string; severity: Severity | null; source: string }>(sql`
+    select m.id as machine_id, pu.installed_version, pu.available_version, t.cve_id, t.fixed_version, t.severity, t.source
     from ${machines} m
     join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
-    join ${cveTrackerFixes} t on t.package = ${trackerPackageSql} and t.release = ${debianReleaseSql}
+    join ${cveTrackerFixes} t on t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}
     where m.removed_at is null and m.package_manager = 'apt' and pu.installed_version is not null`);
   return rows.map((r) => ({
     machineId: r.machine_id,
@@ -145,6 +157,7 @@ export async function trackerCandidates(db: Db): Promise<
     cveId: r.cve_id,
     fixedVersion: r.fixed_version,
     severity: r.severity,
+    origin: originOfStoredSource(r.source),
   }));
 }
 
@@ -159,26 +172,35 @@ export async function trackerDescriptions(db: Db, cveIds: readonly string[]): Pr
 
 export type TrackerImportRow = typeof cveTrackerImports.$inferSelect;
 
-/** Replaces a source's fixes with these, in one transaction: a failed import leaves the previous one. */
-export async function replaceTrackerFixes(db: Db, source: string, location: string, fixes: readonly TrackerFix[]): Promise<TrackerImportRow> {
+/**
+ * Replaces each source's fixes with the ones given, all sources in one transaction: a failed import
+ * leaves every previous one in place. One import row per source, in the order given.
+ */
+export async function replaceImportedFixes(db: Db, location: string, sources: ReadonlyArray<{ source: string; fixes: readonly TrackerFix[] }>): Promise<TrackerImportRow[]> {
   return db.transaction(async (tx) => {
-    await tx.delete(cveTrackerFixes).where(sql`${cveTrackerFixes.source} = ${source}`);
-    // The tracker repeats nothing, but a hand-made file might: the first of a key is kept.
-    const seen = new Set<string>();
-    const unique = fixes.filter((f) => {
-      const key = `${f.cveId}\0${f.package}\0${f.release}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    for (let i = 0; i < unique.length; i += 2000) {
-      await tx.insert(cveTrackerFixes).values(unique.slice(i, i + 2000).map((f) => ({ source, ...f })));
+    const rows: TrackerImportRow[] = [];
+    for (const { source, fixes } of sources) {
+      await tx.delete(cveTrackerFixes).where(sql`${cveTrackerFixes.source} = ${source}`);
+      // The tracker repeats nothing, but a hand-made file might: the first of a key is kept.
+      const seen = new Set<string>();
+      const unique = fixes.filter((f) => {
+        const key = `${f.cveId}\0${f.package}\0${f.release}`;
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+      for (let i = 0; i < unique.length; i += 2000) {
+        await tx.insert(cveTrackerFixes).values(
+          unique.slice(i, i + 2000).map((f) => ({ source, cveId: f.cveId, package: f.package, release: f.release, fixedVersion: f.fixedVersion, severity: f.severity, description: f.description })),
+        );
+      }
+      const [row] = await tx
+        .insert(cveTrackerImports)
+        .values({ source, location, fixes: unique.length, cves: new Set(unique.map((f) => f.cveId)).size })
+        .returning();
+      rows.push(row!);
     }
-    const [row] = await tx
-      .insert(cveTrackerImports)
-      .values({ source, location, fixes: unique.length, cves: new Set(unique.map((f) => f.cveId)).size })
-      .returning();
-    return row!;
+    return rows;
   });
 }
 
@@ -186,4 +208,11 @@ export async function replaceTrackerFixes(db: Db, source: string, location: stri
 export async function latestTrackerImport(db: Db, source: string): Promise<TrackerImportRow | undefined> {
   const [row] = await db.select().from(cveTrackerImports).where(eq(cveTrackerImports.source, source)).orderBy(desc(cveTrackerImports.importedAt)).limit(1);
   return row;
+}
+
+/** The latest import of every source that was ever imported, by source. */
+export async function latestImports(db: Db): Promise<TrackerImportRow[]> {
+  const rows = await db.execute<{ id: string; source: string; location: string; imported_at: Date | string; fixes: number; cves: number }>(sql`
+    select distinct on (source) id, source, location, imported_at, fixes, cves from ${cveTrackerImports} order by source, imported_at desc`);
+  return rows.map((r) => ({ id: r.id, source: r.source, location: r.location, importedAt: new Date(r.imported_at), fixes: r.fixes, cves: r.cves }));
 }

@@ -774,18 +774,18 @@ export const webhookDeliveries = pgTable(
 /**
  * What an imported vulnerability tracker says was fixed where: for apt machines, whose Packages
  * metadata names no CVE. One row per CVE, source package and release that the tracker marks
- * resolved with a fixed version (src/fleet/cves.ts, readDebianTracker). An import replaces the
- * source's rows as a whole.
+ * resolved with a fixed version (src/fleet/cves.ts, readDebianTracker), or that OSV records give a
+ * fixed version for (src/fleet/osv.ts). An import replaces the source's rows as a whole.
  */
 export const cveTrackerFixes = pgTable(
   'cve_tracker_fixes',
   {
-    /** DEBIAN: the Debian security tracker's JSON. */
+    /** DEBIAN: the Debian security tracker's JSON; OSV:UBUNTU, OSV:DEBIAN: that distribution's OSV records. */
     source: text('source').notNull(),
     cveId: text('cve_id').notNull(),
     /** The source package, as the tracker names it. */
     package: text('package').notNull(),
-    /** The release's codename (bookworm). */
+    /** The release: a Debian codename (bookworm), or ubuntu:<VERSION_ID> (ubuntu:22.04). */
     release: text('release').notNull(),
     fixedVersion: text('fixed_version').notNull(),
     severity: severityEnum('severity'),

@@ -115,3 +115,11 @@ export type StepFailureAction = (typeof STEP_FAILURE_ACTIONS)[number];
 /** How a step went. */
 export const STEP_STATUSES = ['SUCCEEDED', 'FAILED', 'NOT_RUN'] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
+
+/**
+ * Who says that a pending update fixes a CVE: the update's own advisory (dnf/yum updateinfo, zypper
+ * patches, Windows Update), the imported Debian security tracker, or imported OSV records (Ubuntu's,
+ * Debian's), both of which name source packages and fixed versions per release.
+ */
+export const CVE_SOURCES = ['ADVISORY', 'DEBIAN_TRACKER', 'OSV'] as const;
+export type CveSource = (typeof CVE_SOURCES)[number];

@@ -255,3 +255,27 @@ export function compliantShare(point: Pick<HistoryPoint, 'compliant' | 'nonCompl
   const assessed = point.compliant + point.nonCompliant;
   return assessed === 0 ? null : point.compliant / assessed;
 }
+
+// ---- Retention ----------------------------------------------------------------------------------
+
+/**
+ * Days of snapshots kept unless configured (FLEETPATCH_HISTORY_RETENTION_DAYS): more than the
+ * longest range one query reads (MAX_HISTORY_DAYS), so that a year's chart is always whole.
+ */
+export const DEFAULT_HISTORY_RETENTION_DAYS = 400;
+
+/**
+ * Days deleted per statement when old snapshots are pruned: a day is a few hundred rows (one per
+ * group), so a batch is some thousands, a short lock whatever the backlog (years of days on the
+ * first run after retention was set).
+ */
+export const PRUNE_BATCH_DAYS = 30;
+
+/**
+ * The first day kept when `retentionDays` days are kept, today (UTC, as snapshots are dated)
+ * included: with 400, today and the 399 days before it. Null when snapshots are kept for ever (0).
+ */
+export function retentionCutoff(now: Date, retentionDays: number): string | null {
+  if (!(retentionDays > 0)) return null;
+  return addDays(snapshotDay(now), -(Math.floor(retentionDays) - 1));
+}

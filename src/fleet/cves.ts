@@ -1,3 +1,4 @@
+import type { CveSource } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
 import { selectUpdates, type Classification, type Severity, type UpdateSelection } from './planning.js';
 import { nextOccurrences, type DeploymentSchedule } from './schedule.js';
@@ -6,9 +7,12 @@ import { nextOccurrences, type DeploymentSchedule } from './schedule.js';
  * CVE exposure, decided on plain data: which pending update fixes a CVE on which machine, since
  * when, and whether a scheduled deployment would install it. Two sources say that an update fixes
  * a CVE: the update's own advisories (dnf/yum updateinfo, zypper patches, WUA: the agent reports
- * their CVE ids), and, for apt, whose Packages metadata names no CVE, the Debian security
- * tracker's fixed versions imported on the server (readDebianTracker).
+ * their CVE ids), and, for apt, whose Packages metadata names no CVE, fixed versions of source
+ * packages per release imported on the server: the Debian security tracker's (readDebianTracker)
+ * or OSV records' (src/fleet/osv.ts, Ubuntu's and Debian's).
  */
+
+export type { CveSource } from '../domain/vocabulary.js';
 
 // ---------------------------------------------------------------------------------------------
 // CVE ids
@@ -84,10 +88,30 @@ export function compareDebianVersions(a: string, b: string): number {
 /** Debian's releases by major version (os-release VERSION_ID): the tracker keys its data by codename. */
 export const DEBIAN_CODENAMES: Readonly<Record<string, string>> = { '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie', '14': 'forky' };
 
-/** The tracker's release name for a Debian machine; null for anything else (Ubuntu has its own tracker). */
+/** The tracker's release name for a Debian machine; null for anything else (an Ubuntu machine's is ubuntuRelease). */
 export function debianRelease(machine: { osName: string; osVersion: string; packageManager: string | null }): string | null {
   if (machine.packageManager !== 'apt' || !/debian/i.test(machine.osName)) return null;
   return DEBIAN_CODENAMES[machine.osVersion.split('.')[0] ?? ''] ?? null;
+}
+
+/** An Ubuntu release as os-release's VERSION_ID writes it (22.04, 24.10). */
+export const UBUNTU_VERSION = /^\d{2}\.\d{2}$/;
+
+/** How fixes name an Ubuntu release: `ubuntu:22.04` (OSV's ecosystems Ubuntu:22.04:LTS and Ubuntu:Pro:22.04:LTS). */
+export const ubuntuReleaseKey = (version: string) => `ubuntu:${version}`;
+
+/** The release key of an Ubuntu machine (its os-release VERSION_ID); null for anything else. */
+export function ubuntuRelease(machine: { osName: string; osVersion: string; packageManager: string | null }): string | null {
+  if (machine.packageManager !== 'apt' || !/ubuntu/i.test(machine.osName) || !UBUNTU_VERSION.test(machine.osVersion)) return null;
+  return ubuntuReleaseKey(machine.osVersion);
+}
+
+/**
+ * The release whose imported fixes apply to an apt machine: a Debian codename (bookworm), or an
+ * Ubuntu key (ubuntu:22.04); null for other machines. src/db/cves.ts computes the same in SQL.
+ */
+export function fixRelease(machine: { osName: string; osVersion: string; packageManager: string | null }): string | null {
+  return debianRelease(machine) ?? ubuntuRelease(machine);
 }
 
 /** One source package fixed for one CVE in one release. */
@@ -95,11 +119,17 @@ export interface TrackerFix {
   cveId: string;
   /** The source package (the tracker knows no binary packages). */
   package: string;
+  /** A Debian codename (bookworm) or an Ubuntu key (ubuntu:22.04): fixRelease. */
   release: string;
   fixedVersion: string;
   severity: Severity | null;
   description: string | null;
+  /** Whose word it is: DEBIAN_TRACKER when not said (the tracker's reader does not say). */
+  origin?: CveSource;
 }
+
+/** Imported fixes are stored per source (DEBIAN for the tracker, OSV:<DISTRIBUTION> for OSV records): whose word each source is. */
+export const originOfStoredSource = (source: string): CveSource => (source.startsWith('OSV') ? 'OSV' : 'DEBIAN_TRACKER');
 
 export class TrackerFormatError extends Error {
   override name = 'TrackerFormatError';
@@ -151,8 +181,6 @@ export function readDebianTracker(document: unknown): TrackerFix[] {
 // ---------------------------------------------------------------------------------------------
 // Exposure
 
-export type CveSource = 'ADVISORY' | 'DEBIAN_TRACKER';
-
 export interface CandidateMachine {
   id: string;
   name: string;
@@ -184,12 +212,12 @@ export const trackerPackage = (update: Pick<CandidateUpdate, 'name' | 'sourcePac
 
 /**
  * Whether installing this pending update fixes the CVE on that machine, and on whose word: its
- * advisories name the CVE, or (apt on Debian) the tracker says the release fixed it in a version
- * the machine has not installed yet and the update reaches.
+ * advisories name the CVE, or (apt on Debian and Ubuntu) an imported fix (the tracker's, OSV's)
+ * says the release fixed it in a version the machine has not installed yet and the update reaches.
  */
 export function fixOf(cveId: string, machine: CandidateMachine, update: CandidateUpdate, tracker: readonly TrackerFix[]): { source: CveSource; severity: Severity | null } | null {
   if (update.cveIds.includes(cveId)) return { source: 'ADVISORY', severity: update.severity };
-  const release = debianRelease(machine);
+  const release = fixRelease(machine);
   if (release === null || update.installedVersion === null) return null;
   const fix = tracker.find(
     (t) =>
@@ -199,7 +227,7 @@ export function fixOf(cveId: string, machine: CandidateMachine, update: Candidat
       compareDebianVersions(update.installedVersion!, t.fixedVersion) < 0 &&
       compareDebianVersions(t.fixedVersion, update.availableVersion) <= 0,
   );
-  return fix ? { source: 'DEBIAN_TRACKER', severity: fix.severity } : null;
+  return fix ? { source: fix.origin ?? 'DEBIAN_TRACKER', severity: fix.severity } : null;
 }
 
 const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 4, IMPORTANT: 3, MODERATE: 2, LOW: 1 };
@@ -332,14 +360,14 @@ export interface CveListFilter {
 }
 
 /**
- * The fleet's CVEs from both sources: the advisories' CVE ids with the machines missing an update
- * that names them, and the tracker's fixes an apt machine's pending update reaches (installed below
- * the fixed version, available at or above it). Most severe first, then the CVE most machines are
- * exposed to, then by id.
+ * The fleet's CVEs from every source: the advisories' CVE ids with the machines missing an update
+ * that names them, and the imported fixes (tracker, OSV) an apt machine's pending update reaches
+ * (installed below the fixed version, available at or above it). Most severe first, then the CVE
+ * most machines are exposed to, then by id.
  */
 export function cveSummaries(
   advisory: ReadonlyArray<{ cveId: string; machineIds: readonly string[]; severity: Severity | null }>,
-  tracker: ReadonlyArray<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null }>,
+  tracker: ReadonlyArray<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null; origin?: CveSource }>,
   filter: CveListFilter = {},
 ): CveSummary[] {
   const byId = new Map<string, { machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
@@ -359,7 +387,7 @@ export function cveSummaries(
     const e = entry(t.cveId);
     e.machines.add(t.machineId);
     e.severity = highestSeverity([e.severity, t.severity]);
-    e.sources.add('DEBIAN_TRACKER');
+    e.sources.add(t.origin ?? 'DEBIAN_TRACKER');
   }
   const needle = filter.idContains?.trim().toLowerCase();
   return [...byId.entries()]

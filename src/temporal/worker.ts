@@ -71,6 +71,8 @@ export async function createFleetWorker(options: {
   now?: () => Date;
   /** The fleet's thresholds (compliance snapshots judge NOT_ASSESSED by them); default the built-in ones. */
   thresholds?: FleetThresholds;
+  /** Days of compliance snapshots the daily workflow keeps (0: for ever); default the built-in 400. */
+  historyRetentionDays?: number;
 }): Promise<FleetWorker> {
   const { logger } = options;
   installRuntime(logger, options.metricsAddress);
@@ -85,7 +87,14 @@ export async function createFleetWorker(options: {
     taskQueue: options.temporal.taskQueue,
     identity,
     workflowsPath,
-    activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}), ...(options.thresholds ? { thresholds: options.thresholds } : {}) }),
+    activities: createActivities({
+      db: database.db,
+      pubsub,
+      workerIdentity: identity,
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.thresholds ? { thresholds: options.thresholds } : {}),
+      ...(options.historyRetentionDays !== undefined ? { historyRetentionDays: options.historyRetentionDays } : {}),
+    }),
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;

@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 
 const { takeScheduledComplianceSnapshot } = proxyActivities<Activities>({
@@ -8,7 +8,23 @@ const { takeScheduledComplianceSnapshot } = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
 });
 
-/** Started once a day by the compliance history schedule: today's snapshot, unless today has one. */
+const { pruneComplianceHistory } = proxyActivities<Activities>({
+  // Batches of days, each a short delete: seconds even for years of backlog. A retry deletes what is left.
+  startToCloseTimeout: '15 minutes',
+});
+
+/**
+ * The patch that added retention: runs started by workers from before it (recorded in
+ * test/history_files/complianceSnapshot.json) completed after the snapshot and replay without it.
+ */
+export const RETENTION_PATCH = 'compliance-history-retention';
+
+/**
+ * Started once a day by the compliance history schedule: today's snapshot, unless today has one;
+ * then the snapshots older than the worker's retention are deleted.
+ */
 export async function complianceSnapshotWorkflow(): Promise<{ day: string; action: string }> {
-  return takeScheduledComplianceSnapshot();
+  const taken = await takeScheduledComplianceSnapshot();
+  if (patched(RETENTION_PATCH)) await pruneComplianceHistory();
+  return taken;
 }

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTestDatabase, freshDatabase } from '../support/env.js';
 import { spawnFleetpatch } from '../support/processes.js';
 
-// `fleetpatch cve-import` as an operator runs it on the server: a file on disk into DATABASE_URL.
+// `fleetpatch cve-import` as an operator runs it on the server: a file or a folder on disk into DATABASE_URL.
 
 const TRACKER = new URL('../fixtures/cve/debian-tracker.json', import.meta.url).pathname;
+const OSV_FOLDER = new URL('../fixtures/cve/osv', import.meta.url).pathname;
 
 async function fleetpatch(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; output: string }> {
   const run = spawnFleetpatch(args, env);
@@ -29,7 +30,7 @@ describe('fleetpatch cve-import', () => {
   it('imports the tracker file and says how much it held; a file that is no tracker is refused in one line, with nothing replaced', async () => {
     const imported = await fleetpatch(['cve-import', TRACKER], { DATABASE_URL: url });
     expect(imported.code).toBe(0);
-    expect(imported.stdout).toBe(`imported 7 fixes of 6 CVEs from ${TRACKER}\n`);
+    expect(imported.stdout).toBe(`imported 7 fixes of 6 CVEs (DEBIAN) from ${TRACKER}\n`);
     const refused = await fleetpatch(['cve-import', '/etc/passwd'], { DATABASE_URL: url });
     expect(refused.code).not.toBe(0);
     expect(refused.output).toMatch(/cve-import: the document is not JSON( \(at byte \d+\))? \(NOT_JSON\)/);
@@ -40,6 +41,26 @@ describe('fleetpatch cve-import', () => {
     try {
       const [stored] = await database.sql`select count(*)::int as n from cve_tracker_fixes`;
       expect(stored!.n).toBe(7);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("imports a folder of OSV records (Ubuntu's and Debian's) beside the tracker, one line per distribution; the tracker format is refused for it", async () => {
+    const imported = await fleetpatch(['cve-import', OSV_FOLDER], { DATABASE_URL: url });
+    expect(imported.code).toBe(0);
+    expect(imported.stdout).toBe(`imported 2 fixes of 1 CVEs (OSV:DEBIAN) from ${OSV_FOLDER}\nimported 6 fixes of 3 CVEs (OSV:UBUNTU) from ${OSV_FOLDER}\n`);
+    const refused = await fleetpatch(['cve-import', '--format', 'debian-tracker', OSV_FOLDER], { DATABASE_URL: url });
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toMatch(/cve-import: a folder is not the Debian security tracker's JSON: give the file \(BAD_FORMAT\)/);
+    const database = connectTestDatabase(url);
+    try {
+      const stored = await database.sql`select source, count(*)::int as n from cve_tracker_fixes group by source order by source`;
+      expect(stored.map((r) => [r.source, r.n])).toEqual([
+        ['DEBIAN', 7],
+        ['OSV:DEBIAN', 2],
+        ['OSV:UBUNTU', 6],
+      ]);
     } finally {
       await database.close();
     }

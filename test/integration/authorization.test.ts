@@ -40,6 +40,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'Query.complianceHistory': 'VIEWER',
   'Query.complianceSummary': 'VIEWER',
   'Query.cve': 'VIEWER',
+  'Query.cveImports': 'VIEWER',
   'Query.cveTrackerImport': 'VIEWER',
   'Query.cves': 'VIEWER',
   'Query.deployment': 'VIEWER',

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { BaselineService } from '../../src/api/baselines/baseline.service.js';
@@ -9,15 +12,25 @@ import type { ApiServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config.js';
 import { storeAssessmentReport } from '../../src/db/assessmentIngest.js';
 import type { Database } from '../../src/db/client.js';
+import { createComplianceHistoryActivities } from '../../src/activities/complianceHistory.js';
 import { takeComplianceSnapshot } from '../../src/db/complianceHistory.js';
 import { findMachine } from '../../src/db/machines.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { HISTORY_CLASSIFICATIONS } from '../../src/fleet/complianceHistory.js';
+import { HISTORY_CLASSIFICATIONS, PRUNE_BATCH_DAYS, daysBetween } from '../../src/fleet/complianceHistory.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { complianceSnapshotWorkflow } from '../../src/workflows/complianceSnapshot.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+
+/** RECORD_HISTORY=<dir> saves a snapshot workflow's history for the replay test (test/history_files/). */
+async function recordHistory(temporal: TemporalClient, workflowId: string, runId: string, file: string): Promise<void> {
+  const dir = process.env.RECORD_HISTORY;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, file), historyToJSON(await temporal.client.workflow.getHandle(workflowId, runId).fetchHistory()));
+}
 
 /**
  * The compliance history on a real PostgreSQL over rows stored by the real ingest path, on a clock
@@ -248,6 +261,7 @@ describe('the daily snapshot on Temporal, and the API', () => {
     const [firstRun] = await waitUntil(runsOf, (runs) => runs.length === 1, 30_000, 'the first scheduled snapshot');
     const first = await temporal.client.workflow.getHandle(firstRun!.workflowId, firstRun!.runId).result();
     expect(first.action).toBe('TAKE');
+    await recordHistory(temporal, firstRun!.workflowId, firstRun!.runId, 'complianceSnapshot.json');
     await schedule.trigger();
     const runs = await waitUntil(runsOf, (r) => r.length === 2, 30_000, 'the second scheduled snapshot');
     const second = runs.find((r) => r.runId !== firstRun!.runId)!;
@@ -288,5 +302,75 @@ describe('the daily snapshot on Temporal, and the API', () => {
 
     // groupBy is an enum: GraphQL itself refuses a value it does not know, naming the type.
     expect(await refused('groupBy: OS')).toMatchObject({ message: expect.stringContaining('ComplianceHistoryGroupBy'), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+  });
+});
+
+describe('retention: the daily workflow deletes the snapshots older than the setting', () => {
+  const settings = temporalSettings();
+  // 00:05 UTC, when the schedule fires. Keeping 30 days keeps 28 Oct to 26 Nov.
+  const now = new Date('2026-11-26T00:05:00Z');
+  const RETENTION_DAYS = 30;
+  const old = daysBetween('2026-08-01', '2026-10-27');
+  const kept = ['2026-10-28', '2026-11-20'];
+  let drop: () => Promise<void>;
+  let database: Database;
+  let worker: FleetWorker;
+  let running: Promise<void>;
+  let temporal: TemporalClient;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'retention-worker', now: () => now, historyRetentionDays: RETENTION_DAYS });
+    running = worker.run();
+    temporal = await connectTemporal(settings);
+    // Snapshots as the daily workflow leaves them: a row per day, three groups each.
+    const days = [...old, ...kept];
+    await database.sql`insert into compliance_snapshots ${database.sql(days.map((day) => ({ day, taken_at: `${day}T00:05:00Z`, trigger: 'SCHEDULE', compute_ms: 3 })))}`;
+    const groups: Array<[string, string, string]> = [
+      ['FLEET', '', 'Fleet'],
+      ['CLASSIFICATION', 'CRITICAL', 'CRITICAL'],
+      ['TAG', 'env:prod', 'env:prod'],
+    ];
+    await database.sql`insert into compliance_history ${database.sql(
+      days.flatMap((day) =>
+        groups.map(([group_by, key, label]) => ({ day, group_by, key, label, machines: 10, compliant: 7, non_compliant: 2, not_assessed: 1, overdue_machines: 1, overdue_updates: 2, pending_updates: 9 })),
+      ),
+    )}`;
+  });
+
+  afterAll(async () => {
+    await temporal?.close();
+    await worker?.shutdown();
+    await running;
+    await database?.close();
+    await drop?.();
+  });
+
+  const storedDays = async () => (await database.sql<Array<{ day: string; rows: number }>>`
+    select s.day::text as day, (select count(*)::int from compliance_history h where h.day = s.day) as rows from compliance_snapshots s order by s.day`).map((r) => [r.day, r.rows]);
+
+  it('takes the day, then deletes the days before the first kept one in batches, keeping the recent ones whole', async () => {
+    expect(old.length).toBeGreaterThan(2 * PRUNE_BATCH_DAYS);
+    const workflowId = `compliance-retention-${randomUUID()}`;
+    const handle = await temporal.client.workflow.start(complianceSnapshotWorkflow, { taskQueue: settings.taskQueue, workflowId });
+    expect(await handle.result()).toEqual({ day: '2026-11-26', action: 'TAKE' });
+    const days = await storedDays();
+    expect(days.map(([day]) => day)).toEqual([...kept, '2026-11-26']);
+    expect(days.slice(0, 2)).toEqual(kept.map((day) => [day, 3]));
+    expect((await database.sql`select count(*)::int as n from compliance_history where day < '2026-10-28'`)[0]!.n).toBe(0);
+    await recordHistory(temporal, workflowId, handle.firstExecutionRunId, 'complianceSnapshotRetention.json');
+  });
+
+  it('0 keeps every snapshot, however old', async () => {
+    await database.sql`insert into compliance_snapshots (day, taken_at, trigger, compute_ms) values ('2020-01-01', '2020-01-01T00:05:00Z', 'SCHEDULE', 1)`;
+    const keepForever = createComplianceHistoryActivities({ db: database.db, pubsub: undefined as never, workerIdentity: 'test', now: () => now, historyRetentionDays: 0 });
+    expect(await keepForever.pruneComplianceHistory()).toEqual({ keptFrom: null, days: 0, rows: 0 });
+    expect((await storedDays())[0]).toEqual(['2020-01-01', 0]);
+    // The same activity with the setting deletes it.
+    const keep30 = createComplianceHistoryActivities({ db: database.db, pubsub: undefined as never, workerIdentity: 'test', now: () => now, historyRetentionDays: RETENTION_DAYS });
+    expect(await keep30.pruneComplianceHistory()).toEqual({ keptFrom: '2026-10-28', days: 1, rows: 0 });
+    expect((await storedDays()).map(([day]) => day)).toEqual([...kept, '2026-11-26']);
   });
 });

@@ -4,12 +4,14 @@ import {
   HISTORY_CLASSIFICATIONS,
   MAX_HISTORY_DAYS,
   MAX_TAG_GROUPS,
+  DEFAULT_HISTORY_RETENTION_DAYS,
   complianceSnapshotRows,
   compliantShare,
   daysBetween,
   historyQuery,
   historySeries,
   parseDay,
+  retentionCutoff,
   snapshotAction,
   snapshotDay,
   type ComplianceCell,
@@ -148,4 +150,26 @@ describe('historySeries', () => {
   });
 
   it('a point with no assessed machine has no share', () => expect(compliantShare({ compliant: 0, nonCompliant: 0 })).toBeNull());
+});
+
+describe('retention', () => {
+  it.each([
+    // The first day kept: today and the days before it, as many as kept in all, on UTC days as snapshots are dated.
+    ['2026-12-02T00:05:00Z', 400, '2025-10-29'],
+    ['2026-12-02T23:59:59Z', 400, '2025-10-29'],
+    ['2026-12-03T00:00:00Z', 400, '2025-10-30'],
+    ['2026-03-01T12:00:00Z', 1, '2026-03-01'],
+    ['2026-03-01T12:00:00Z', 2, '2026-02-28'],
+    ['2028-03-01T12:00:00Z', 2, '2028-02-29'],
+    ['2026-12-02T00:05:00Z', 30, '2026-11-03'],
+  ])('at %s keeping %i days, keeps from %s', (at, days, first) => {
+    const from = retentionCutoff(new Date(at), days)!;
+    expect(from).toBe(first);
+    expect(daysBetween(from, snapshotDay(new Date(at)))).toHaveLength(days);
+  });
+
+  it('0 keeps every snapshot; the default keeps more than the longest range a query reads', () => {
+    expect(retentionCutoff(new Date('2026-12-02T00:05:00Z'), 0)).toBeNull();
+    expect(DEFAULT_HISTORY_RETENTION_DAYS).toBeGreaterThan(MAX_HISTORY_DAYS);
+  });
 });

@@ -13,6 +13,7 @@ describe('configuration from the environment', () => {
       dataDir: path.resolve('.fleetpatch'),
       devTemporalPort: 7233,
       devTemporalUiPort: 8233,
+      historyRetentionDays: 400,
     });
   });
 
@@ -25,6 +26,7 @@ describe('configuration from the environment', () => {
       FLEETPATCH_DATA_DIR: '/var/lib/fleetpatch',
       FLEETPATCH_TEMPORAL_PORT: '17233',
       LOG_FORMAT: 'json',
+      FLEETPATCH_HISTORY_RETENTION_DAYS: '730',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://db/fleet',
@@ -35,12 +37,16 @@ describe('configuration from the environment', () => {
       devTemporalPort: 17233,
       devTemporalUiPort: 18233,
       logFormat: 'json',
+      historyRetentionDays: 730,
     });
+    // 0 keeps compliance snapshots for ever.
+    expect(loadConfig({ FLEETPATCH_HISTORY_RETENTION_DAYS: '0' }).historyRetentionDays).toBe(0);
   });
 
   it('names the variable and the rule when a value is wrong', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(new ConfigError('PORT=eighty is not a port number (0-65535)'));
     expect(() => loadConfig({ PORT: '70000' })).toThrow(/PORT=70000 is not a port number/);
     expect(() => loadConfig({ LOG_FORMAT: 'xml' })).toThrow(/LOG_FORMAT=xml is not one of json, pretty/);
+    expect(() => loadConfig({ FLEETPATCH_HISTORY_RETENTION_DAYS: '-1' })).toThrow(/FLEETPATCH_HISTORY_RETENTION_DAYS=-1 is not a whole number/);
   });
 });

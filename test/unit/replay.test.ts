@@ -24,6 +24,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/deploymentSteps.test.ts with RECORD_HISTORY=test/history_files.
     ['deploymentRunSteps.json', "two rings with a POST health check: the canary's step halting the run at its gate, the resume signal"],
     ['machineRunSteps.json', 'a machine run with steps: a PRE call retried, the install job, a POST script job, POST calls (one timed out)'],
+    // Recorded by test/integration/complianceHistory.test.ts with RECORD_HISTORY=test/history_files.
+    ['complianceSnapshot.json', 'the daily snapshot as its schedule started it; recorded before retention existed, so it replays past the patch without pruning'],
+    ['complianceSnapshotRetention.json', 'the daily snapshot, then the days older than the retention deleted'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

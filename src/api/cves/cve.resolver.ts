@@ -2,7 +2,7 @@ import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, R
 import type { ApiContext } from '../context.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
 import { CveService, type CveAnswer } from './cve.service.js';
-import { Cve, CveConnection, CveExposureConnection, CveFilter, CveTrackerImport } from './cve.type.js';
+import { Cve, CveConnection, CveExposureConnection, CveFeedFormat, CveFilter, CveTrackerImport } from './cve.type.js';
 
 const service = (ctx: ApiContext) => new CveService(ctx.services);
 
@@ -27,15 +27,29 @@ export class CveResolver {
   }
 
   @Authorized('VIEWER')
-  @Query(() => CveTrackerImport, { nullable: true, description: 'The latest import of the Debian security tracker (null: never imported; apt machines then show no CVEs).' })
+  @Query(() => CveTrackerImport, { nullable: true, description: 'The latest import of the Debian security tracker (null: never imported). cveImports lists every source, OSV records included.' })
   async cveTrackerImport(@Ctx() ctx: ApiContext) {
     return (await service(ctx).lastImport()) ?? null;
   }
 
+  @Authorized('VIEWER')
+  @Query(() => [CveTrackerImport], { description: 'The latest import of each source of CVE fixes ever imported (DEBIAN, OSV:DEBIAN, OSV:UBUNTU), by source.' })
+  cveImports(@Ctx() ctx: ApiContext) {
+    return service(ctx).imports();
+  }
+
   @Authorized('ADMIN')
-  @Mutation(() => CveTrackerImport, { description: "Imports the Debian security tracker's JSON from an http(s) URL, replacing the previous import (apt machines' CVEs come from it)." })
-  importCveTracker(@Ctx() ctx: ApiContext, @Arg('url', () => String, { description: 'e.g. https://security-tracker.debian.org/tracker/data/json' }) url: string) {
-    return service(ctx).importTracker(url);
+  @Mutation(() => CveTrackerImport, {
+    description:
+      "Imports CVE fixes of apt machines from an http(s) URL: the Debian security tracker's JSON, or OSV records of Ubuntu and Debian. It replaces the previous import of the same source (the tracker, or each distribution the OSV records hold).",
+  })
+  importCveTracker(
+    @Ctx() ctx: ApiContext,
+    @Arg('url', () => String, { description: 'e.g. https://security-tracker.debian.org/tracker/data/json, https://osv-vulnerabilities.storage.googleapis.com/Ubuntu/all.zip' }) url: string,
+    @Arg('format', () => CveFeedFormat, { nullable: true, description: 'The document\'s format; default: read from the document (a zip, a list or an object with "id" and "affected" is OSV).' })
+    format?: CveFeedFormat | null,
+  ) {
+    return service(ctx).importTracker(url, format ?? undefined);
   }
 
   @FieldResolver(() => CveExposureConnection, { description: 'The exposed machines, by name.' })

@@ -1,8 +1,9 @@
-import { cveCandidates, advisoryCves, latestTrackerImport, trackerCandidates, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
+import { cveCandidates, advisoryCves, latestImports, latestTrackerImport, trackerCandidates, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
 import { scheduledDeployments, selectionOf } from '../../db/deployments.js';
 import { findMachines } from '../../db/machines.js';
 import { cveExposures, cveIdProblem, cveSummaries, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
-import { importDebianTracker, TRACKER_SOURCE, TrackerImportError } from '../../cves/trackerImport.js';
+import { importCveFeed, TRACKER_SOURCE, TrackerImportError } from '../../cves/trackerImport.js';
+import type { CveFeedFormat } from '../../fleet/osv.js';
 import type { ApiServices } from '../context.js';
 import { scheduleOf } from '../deployments/deployment.service.js';
 import { apiError, badUserInput } from '../errors.js';
@@ -72,10 +73,14 @@ export class CveService {
     return latestTrackerImport(this.db, TRACKER_SOURCE);
   }
 
-  /** Imports the tracker from an http(s) URL; BAD_USER_INPUT with the reason's code when it cannot. */
-  async importTracker(url: string) {
+  imports() {
+    return latestImports(this.db);
+  }
+
+  /** Imports the tracker or OSV records from an http(s) URL; BAD_USER_INPUT with the reason's code when it cannot. */
+  async importTracker(url: string, format?: CveFeedFormat) {
     try {
-      return await importDebianTracker(this.db, url.trim(), { allowPath: false });
+      return await importCveFeed(this.db, url.trim(), { allowPath: false, ...(format ? { format } : {}) });
     } catch (error) {
       if (error instanceof TrackerImportError) throw apiError('BAD_USER_INPUT', error.message, { field: 'url', reason: error.code });
       throw error;

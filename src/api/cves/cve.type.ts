@@ -1,18 +1,31 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { CVE_SOURCES, enumObject } from '../../domain/vocabulary.js';
+import { CVE_FEED_FORMATS } from '../../fleet/osv.js';
 import { ConnectionType } from '../relay.js';
 import { Classification, Severity } from '../machines/machine.enums.js';
 import { Machine } from '../machines/machine.type.js';
 
-export enum CveSource {
-  ADVISORY = 'ADVISORY',
-  DEBIAN_TRACKER = 'DEBIAN_TRACKER',
-}
+export const CveSource = enumObject(CVE_SOURCES);
+export type CveSource = (typeof CveSource)[keyof typeof CveSource];
 registerEnumType(CveSource, {
   name: 'CveSource',
   description: 'Who says that an update fixes the CVE.',
   valuesConfig: {
     ADVISORY: { description: "The update's own advisory names it (dnf/yum updateinfo, zypper patch, Windows Update)." },
     DEBIAN_TRACKER: { description: 'The imported Debian security tracker lists it fixed at or below the version the update installs (apt on Debian).' },
+    OSV: { description: "Imported OSV records (Ubuntu's, Debian's) list it fixed at or below the version the update installs, for the machine's release (apt on Ubuntu and Debian)." },
+  },
+});
+
+/** The formats importCveTracker reads. */
+export const CveFeedFormat = enumObject(CVE_FEED_FORMATS);
+export type CveFeedFormat = (typeof CveFeedFormat)[keyof typeof CveFeedFormat];
+registerEnumType(CveFeedFormat, {
+  name: 'CveFeedFormat',
+  description: 'The format of an imported CVE document.',
+  valuesConfig: {
+    DEBIAN_TRACKER: { description: "The Debian security tracker's JSON (https://security-tracker.debian.org/tracker/data/json)." },
+    OSV: { description: "OSV records (https://ossf.github.io/osv-schema/): one record, a JSON list of them, or a zip of record files (osv.dev's Ubuntu/all.zip, Debian/all.zip). Ubuntu's and Debian's releases are read; other ecosystems are left out." },
   },
 });
 
@@ -54,7 +67,7 @@ export class CveExposure {
   @Field(() => CveSource, { description: 'Who says that the update fixes it.' })
   source!: CveSource;
 
-  @Field(() => Severity, { nullable: true, description: "The advisory's severity, or the tracker's urgency (high is IMPORTANT); null when neither gives one." })
+  @Field(() => Severity, { nullable: true, description: "The advisory's severity, the tracker's urgency (high is IMPORTANT) or the OSV record's priority (Ubuntu's high is IMPORTANT); null when none gives one." })
   severity!: Severity | null;
 
   @Field(() => Date, { description: "Since when: the machine's first stored assessment that listed an update fixing it." })
@@ -71,7 +84,7 @@ export class Cve {
   @Field(() => String, { description: 'The CVE id (CVE-2024-3094).' })
   id!: string;
 
-  @Field(() => Severity, { nullable: true, description: 'The highest severity of the updates that fix it, as their advisories or the tracker rate it.' })
+  @Field(() => Severity, { nullable: true, description: 'The highest severity of the updates that fix it, as their advisories, the tracker or the OSV records rate it.' })
   severity!: Severity | null;
 
   @Field(() => Int, { description: 'Live machines that miss an update fixing it.' })
@@ -80,7 +93,7 @@ export class Cve {
   @Field(() => [CveSource], { description: 'Where the fleet learned that updates fix it.' })
   sources!: CveSource[];
 
-  @Field(() => String, { nullable: true, description: "The tracker's description, when a tracker was imported that lists it." })
+  @Field(() => String, { nullable: true, description: "The description an imported tracker or OSV CVE record gives, when one lists it." })
   description?: string | null;
 }
 
@@ -95,9 +108,11 @@ export class CveFilter {
   idContains?: string;
 }
 
-@ObjectType({ description: 'An import of the Debian security tracker.' })
+@ObjectType({ description: 'An import of CVE fixes: the Debian security tracker, or OSV records.' })
 export class CveTrackerImport {
-  @Field(() => String, { description: 'DEBIAN.' })
+  @Field(() => String, {
+    description: "Whose fixes: DEBIAN (the tracker), OSV:UBUNTU or OSV:DEBIAN (OSV records of that distribution). importCveTracker answers OSV for an import of OSV records, which replaces the fixes of each distribution it holds records of.",
+  })
   source!: string;
 
   @Field(() => String, { description: 'Where it was read from (a URL without its user and password, or a path on the server).' })
