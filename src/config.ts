@@ -42,7 +42,6 @@ export interface Config {
   /** What one client may ask of the API. */
   limits: ApiLimits;
   /** How old the fleet view's fleet-wide aggregates may be. */
-  fleetView: FleetViewSettings;
   /** HTTPS for the API: PEM files of the certificate (chain) and its key. Unset: plain HTTP. */
   tls: { certFile: string; keyFile: string } | undefined;
   /**
@@ -97,15 +96,6 @@ export interface ApiLimits {
   subscriptionsPerSocket: number;
   /** Most subscription WebSockets open at once with one API token, per API process; 0: no limit. */
   socketsPerToken: number;
-}
-
-/**
- * The compliance summary and the fleet's missing updates are snapshots, recomputed single-flight
- * per API process when older than this (in the background past half of it). 0: computed at every
- * read (exact, and a pass over the whole fleet each time).
- */
-export interface FleetViewSettings {
-  summaryMaxAgeMs: number;
 }
 
 export interface RunTimings {
@@ -280,10 +270,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       subscriptionsPerSocket: nonNegativeInteger(env, 'FLEETPATCH_SUBSCRIPTIONS_PER_SOCKET', 50),
       // A console tab is one socket.
       socketsPerToken: nonNegativeInteger(env, 'FLEETPATCH_SOCKETS_PER_TOKEN', 20),
-    },
-    fleetView: {
-      // A summary read a few times a minute by consoles; a recompute is one pass over machines.
-      summaryMaxAgeMs: nonNegativeInteger(env, 'FLEETPATCH_SUMMARY_MAX_AGE_SECONDS', 15) * 1000,
     },
     tls: tlsFiles(env),
     publicUrl: publicUrl(env),

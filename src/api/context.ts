@@ -1,4 +1,4 @@
-import type { AgentTimings, FleetViewSettings, RunTimings } from '../config.js';
+import type { AgentTimings, RunTimings } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { FleetThresholds } from '../fleet/compliance.js';
 import type { FleetPubSub } from '../events/pubsub.js';
@@ -33,6 +33,4 @@ export interface FleetSettings {
   thresholds: FleetThresholds;
   agentTimings: AgentTimings;
   runTimings: RunTimings;
-  /** Unset: the defaults of loadConfig. */
-  fleetView?: FleetViewSettings;
 }

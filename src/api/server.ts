@@ -33,6 +33,7 @@ import { createApiHttpServer, type TlsFiles } from './tls.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
+import { startFleetSummaryUpkeep } from './machines/fleetSummaryUpkeep.js';
 import { startComplianceHistorySchedule } from './complianceHistory/historySchedule.js';
 import { buildApiSchema } from './schema.js';
 import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
@@ -265,6 +266,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const reconciler = startScheduleReconciler(services);
   // The daily compliance snapshot's schedule (created once per Temporal namespace, found after that).
   const historySchedule = startComplianceHistorySchedule(services);
+  // The maintained compliance summary: machines the clock changed moved forward, deltas folded.
+  const summaryUpkeep = startFleetSummaryUpkeep(services);
 
   let closing: Promise<void> | undefined;
   return {
@@ -274,6 +277,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       closing ??= (async () => {
         reconciler.stop();
         historySchedule.stop();
+        summaryUpkeep.stop();
         await apollo.stop();
         await temporal.close();
         await database.close();

@@ -329,7 +329,7 @@ function complianceRank(now: Date, thresholds: FleetThresholds): SQL {
 /**
  * A page of machines, with whether more follow (one row past the page is read for that) and, unless
  * `count` is false, how many match: a count reads every matching machine, which is most of a
- * page's cost on a large fleet (the service may take it from the summary snapshot instead).
+ * page's cost on a large fleet (the service takes it from the maintained summary when that counts the filter).
  */
 export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<{ rows: MachineRow[]; hasMore: boolean; totalCount: number | null }> {
   const where = machineConditions(query.filter, query.now, query.thresholds);
@@ -425,9 +425,9 @@ export async function assessmentHistory(db: Db, machineId: string, offset: numbe
 }
 
 /**
- * Every update missing somewhere in the fleet: a snapshot's recompute, reading every pending update
- * of the latest assessments of live machines (~50 per machine), so the fleet view reads it through
- * a snapshot (src/api/machines/fleetSnapshot.ts). Two statements, neither of which sorts the
+ * Every update missing somewhere in the fleet, recomputed: reads every pending update of the latest
+ * assessments of live machines (~50 per machine). The fleet view reads the maintained counts
+ * instead (src/db/fleetCounts.ts); this is what they are checked and benchmarked against. Two statements, neither of which sorts the
  * fleet's pending updates (measured at 100k machines on a loaded machine: one grouped pass with
  * count(distinct machine) and distinct unions took 43 s, spilling its sort to disk):
  * - how many machines miss each update, grouped per machine first (its ~50 rows, through the
@@ -524,6 +524,11 @@ const CLASS_COUNT: Readonly<Record<Classification, SQL>> = {
 /** In the vocabulary's order, which is the summary's. */
 export const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASSIFICATIONS.map((c) => [c, CLASS_COUNT[c]]);
 
+/**
+ * The compliance summary recomputed at `now`: one pass over every live machine. The fleet view reads
+ * the maintained summary instead (src/db/fleetSummary.ts); this is what it is checked and
+ * benchmarked against.
+ */
 export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);

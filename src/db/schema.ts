@@ -140,10 +140,24 @@ export const machines = pgTable(
      */
     nonCompliantFrom: timestamp('non_compliant_from', { withTimezone: true }),
     slaDueDates: timestamp('sla_due_dates', { withTimezone: true, mode: 'string' }).array().notNull().default(sql`'{}'::timestamptz[]`),
+    /**
+     * Where the machine counts in the maintained compliance summary (docs/fleet-counts.md), kept by
+     * the triggers on this table, never written by the application except summary_at (the sweep):
+     * its state evaluated at summary_at (`<compliance>:<readiness>`, null: not counted, removed), its
+     * overdue updates then, and the instant from which that may change with no write (null: never;
+     * src/fleet/fleetSummary.ts, nextSummaryChange). A reader adds the change of the few machines
+     * whose instant has passed; the sweep moves their summary_at forward (a new row starts at the
+     * epoch, and is moved at its first instant).
+     */
+    summaryAt: timestamp('summary_at', { withTimezone: true }).notNull().default(sql`'epoch'::timestamptz`),
+    summaryState: text('summary_state'),
+    summaryOverdue: integer('summary_overdue'),
+    summaryNextAt: timestamp('summary_next_at', { withTimezone: true }),
   },
   (t) => [
     index('machines_name_idx').on(t.name),
     index('machines_last_seen_idx').on(t.lastSeenAt),
+    index('machines_summary_next_at_idx').on(t.summaryNextAt),
     // Machines that share a name (hostnames ignore case) are shown as duplicates.
     index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
     uniqueIndex('machines_enrollment_request_idx').on(t.enrollmentKeyId, t.enrollmentRequestId),
@@ -257,6 +271,38 @@ export const missingUpdateCounts = pgTable(
   },
   (t) => [primaryKey({ columns: [t.osType, t.name, t.classification] })],
 );
+
+/**
+ * The compliance summary, maintained (docs/fleet-counts.md; keys in src/fleet/fleetSummary.ts,
+ * summaryKey): each key's count over live machines, folded from fleet_summary_deltas.
+ */
+export const fleetSummaryCounts = pgTable('fleet_summary_counts', {
+  key: text('key').primaryKey(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/**
+ * The changes to fleet_summary_counts not folded in yet, one row per key per changed machine row,
+ * appended by the triggers on machines (no row is shared between writers, so nothing waits) and
+ * summed by every read.
+ */
+export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  key: text('key').notNull(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/**
+ * The thresholds the machines' summary states are evaluated with (one row): configuration, copied
+ * here so that the triggers see them; an API process with other thresholds re-evaluates every
+ * machine (src/db/fleetSummary.ts).
+ */
+export const fleetSummarySettings = pgTable('fleet_summary_settings', {
+  id: integer('id').primaryKey().default(1),
+  linuxAssessmentMaxAgeMs: bigint('linux_assessment_max_age_ms', { mode: 'number' }).notNull(),
+  windowsAssessmentMaxAgeMs: bigint('windows_assessment_max_age_ms', { mode: 'number' }).notNull(),
+  disconnectedAfterMs: bigint('disconnected_after_ms', { mode: 'number' }).notNull(),
+});
 
 /**
  * The versions, severities, advisories and CVEs behind missing_update_counts: how many pending

@@ -162,7 +162,7 @@ describe('the web console', () => {
     await expect.poll(() => trend.getAttribute('aria-label')).toBe(`Compliant share of assessed machines from ${day(29)} to ${day(0)}: 0% on ${day(2)}, 0% on ${day(0)} (3 daily snapshots).`);
     expect(await page.locator('circle.trend-point').count()).toBe(3);
     // rocky-01 and sles-01 carry severities (apt gives none, so debian-01 has no SLA clock).
-    // The summary is a snapshot of a few seconds: wait until the API counts them, then read the page again.
+    // The API counts them from the baseline's save on; the page is read again to show them.
     await waitUntil(() => query<{ complianceSummary: { overdueMachines: number } }>('{ complianceSummary { overdueMachines } }'), (s) => s.complianceSummary.overdueMachines === 2, 30_000, 'two overdue machines');
     await page.reload();
     const slaCard = page.getByRole('region', { name: 'SLA' });

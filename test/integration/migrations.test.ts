@@ -4,7 +4,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { missingUpdateGroups } from '../../src/db/machines.js';
+import { maintainedComplianceSummary } from '../../src/db/fleetSummary.js';
+import { complianceSummary, missingUpdateGroups } from '../../src/db/machines.js';
+import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
 import type { RebootSetting } from '../../src/fleet/planning.js';
@@ -265,6 +267,59 @@ describe('migrations over existing rows', () => {
         const maintained = sorted(await maintainedMissingUpdateGroups(database.db));
         expect(maintained).toEqual(sorted(await missingUpdateGroups(database.db)));
         expect(maintained.find((g) => g.name === 'openssl')).toMatchObject({ machineCount: 2, availableVersions: ['3.0.14', '3.0.15'], cveIds: ['CVE-1', 'CVE-2'] });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0027 fills the maintained compliance summary from the machines already stored, as a full recompute counts them', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0026');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const set = async (id: string, columns: Record<string, unknown>) => {
+        await db`update machines set ${db(columns)} where id = ${id}`;
+      };
+      // Linux NON_COMPLIANT and READY; Linux assessed 4 h ago (NOT_ASSESSED) and silent 10 min (DISCONNECTED);
+      // Windows COMPLIANT with Windows classes, management off; never seen nor assessed; under a baseline
+      // with an approval passed and one due date passed; removed (not counted).
+      const linux = await insertMachine(db, 'linux-01', 'LINUX');
+      await set(linux, { last_seen_at: minutesAgo(1), last_assessed_at: minutesAgo(30), critical_count: 1, security_count: 2, other_count: 4 });
+      const stale = await insertMachine(db, 'linux-02', 'LINUX');
+      await set(stale, { last_seen_at: minutesAgo(10), last_assessed_at: minutesAgo(240), other_count: 1 });
+      const windows = await insertMachine(db, 'win-01', 'WINDOWS');
+      await set(windows, { last_seen_at: minutesAgo(1), last_assessed_at: minutesAgo(60), management_enabled: false, other_count: 3, update_rollup_count: 1, definition_count: 2 });
+      await insertMachine(db, 'new-01', 'LINUX');
+      const [baseline] = await db`insert into baselines (name, os_type, rules, sla_targets) values ('prod', 'LINUX', '[]'::jsonb, '[]'::jsonb) returning id`;
+      const governed = await insertMachine(db, 'linux-03', 'LINUX');
+      await set(governed, { last_seen_at: minutesAgo(1), last_assessed_at: minutesAgo(5), baseline_id: baseline!.id, security_count: 1, non_compliant_from: minutesAgo(60) });
+      await db`update machines set sla_due_dates = ${`{${minutesAgo(30)},${new Date(Date.now() + 86_400_000).toISOString()}}`}::timestamptz[] where id = ${governed}`;
+      const removed = await insertMachine(db, 'gone-01', 'LINUX');
+      await set(removed, { last_seen_at: minutesAgo(1), last_assessed_at: minutesAgo(5), critical_count: 9, removed_at: minutesAgo(1) });
+
+      await migrateUpTo(url, '0027');
+      expect(await db`select count(*)::int as n from fleet_summary_deltas`).toEqual([{ n: 0 }]);
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const now = new Date();
+        const maintained = await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS);
+        const sorted = <T extends { groups: Array<{ compliance: string; readiness: string }> }>(s: T) => ({ ...s, groups: [...s.groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`)) });
+        expect(sorted(maintained)).toEqual(sorted(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
+        // The figures themselves, so that the backfill and the recompute cannot be wrong together unseen.
+        expect(maintained).toMatchObject({
+          total: 5,
+          byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 2, NOT_ASSESSED: 2 },
+          byReadiness: { READY: 2, DISCONNECTED: 1, NOT_CONFIGURED: 2 },
+          overdueMachines: 1,
+          overdueUpdates: 1,
+        });
+        expect(maintained.pendingByClassification).toEqual([
+          { classification: 'CRITICAL', updateCount: 1, machineCount: 1 },
+          { classification: 'SECURITY', updateCount: 3, machineCount: 2 },
+          { classification: 'OTHER', updateCount: 5, machineCount: 2 },
+          { classification: 'UPDATE_ROLLUP', updateCount: 1, machineCount: 1 },
+          { classification: 'DEFINITION', updateCount: 2, machineCount: 1 },
+        ]);
       } finally {
         await database.close();
       }

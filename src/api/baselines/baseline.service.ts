@@ -2,7 +2,6 @@ import { findBaseline, listBaselines, saveBaseline, type BaselineRow } from '../
 import { validateBaselineInput, type BaselineInput } from '../../fleet/baselines.js';
 import type { ApiServices } from '../context.js';
 import { apiError, badUserInput, notFound } from '../errors.js';
-import { fleetSnapshots } from '../machines/machine.service.js';
 
 const isUuid = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 
@@ -33,9 +32,6 @@ export class BaselineService {
     const row = await saveBaseline(this.db, id, values);
     if (row === 'NAME_TAKEN') throw apiError('CONFLICT', `A baseline named "${values!.name}" exists already; choose another name.`, { field: 'name' });
     if (!row) throw notFound(`No baseline with id ${id}.`);
-    // Compliance of many machines may have changed: the summary is computed again for its next reader.
-    const snapshots = fleetSnapshots(this.services);
-    snapshots.summary.changed(this.services.now());
     return row;
   }
 }

@@ -1,7 +1,6 @@
 import { queueAgentCommand } from '../../db/agentCommands.js';
 import {
   assessmentHistory,
-  complianceSummary,
   findAssessment,
   findMachine,
   findMachines,
@@ -22,10 +21,9 @@ import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
-import type { ComplianceSummaryRow } from '../../db/machines.js';
-import { FleetSnapshot } from './fleetSnapshot.js';
+import { maintainedComplianceSummary } from '../../db/fleetSummary.js';
+import { matchingMachines } from '../../fleet/fleetSummary.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
-import { loadConfig, type FleetViewSettings } from '../../config.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
 
@@ -55,40 +53,6 @@ class KeyBatch<K, V> {
 
 /** Per request (its context object): the machines that share each name. */
 const nameBatches = new WeakMap<object, KeyBatch<string, number>>();
-
-/** The fleet-wide snapshots of one API process (one per services object: per server). */
-export interface FleetSnapshots {
-  summary: FleetSnapshot<ComplianceSummaryRow>;
-}
-
-/** Below this many machines a page counts its matches exactly (a few milliseconds at most). */
-export const COUNT_FROM_SNAPSHOT_FROM = 10_000;
-
-let defaultFleetView: FleetViewSettings | undefined;
-const snapshotsByServices = new WeakMap<ApiServices, FleetSnapshots>();
-
-export function fleetSnapshots(services: ApiServices): FleetSnapshots {
-  let snapshots = snapshotsByServices.get(services);
-  if (!snapshots) {
-    const db = services.database.db;
-    const failed = (what: string) => (error: unknown) => services.logger.warn({ err: error }, `recomputing the ${what} failed; the previous snapshot is served until it is too old`);
-    snapshots = {
-      summary: new FleetSnapshot((now) => complianceSummary(db, now, services.fleet.thresholds), failed('compliance summary')),
-    };
-    const all = [snapshots.summary];
-    // A machine changed (in any process), or events may have been missed while the LISTEN was down.
-    services.pubsub.observe({
-      delivered: (topic) => {
-        if (topic === 'machineChanged') for (const snapshot of all) snapshot.changed(services.now());
-      },
-      listening: () => {
-        for (const snapshot of all) snapshot.changed(services.now());
-      },
-    });
-    snapshotsByServices.set(services, snapshots);
-  }
-  return snapshots;
-}
 
 export class MachineService {
   constructor(private readonly services: ApiServices) {}
@@ -148,26 +112,14 @@ export class MachineService {
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
     const now = this.services.now();
-    const fromSnapshot = await this.countFromSnapshot(filter, now);
-    const { rows, hasMore, totalCount } = await listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromSnapshot });
-    if (!fromSnapshot) return { rows, hasMore, totalCount: totalCount!, totalCountComputedAt: null };
-    // A count of a few seconds ago is never shown below what this page itself shows.
-    return { rows, hasMore, totalCount: Math.max(fromSnapshot.n, page.offset + rows.length + (hasMore ? 1 : 0)), totalCountComputedAt: fromSnapshot.computedAt };
-  }
-
-  /**
-   * How many live machines match a filter on compliance and readiness alone, from the summary
-   * snapshot (its (compliance, readiness) groups), when counting them would cost a pass over a
-   * large fleet; null when the page must count (other filters, a small fleet, snapshots off).
-   */
-  private async countFromSnapshot(filter: MachineFilter, now: Date): Promise<{ n: number; computedAt: Date } | null> {
-    if (filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined || this.fleetView.summaryMaxAgeMs === 0) return null;
-    const snapshot = await fleetSnapshots(this.services).summary.read(now, this.fleetView.summaryMaxAgeMs);
-    if (snapshot.value.total < COUNT_FROM_SNAPSHOT_FROM) return null;
-    const n = snapshot.value.groups
-      .filter((g) => (!filter.compliance?.length || filter.compliance.includes(g.compliance)) && (!filter.readiness?.length || filter.readiness.includes(g.readiness)))
-      .reduce((sum, g) => sum + g.n, 0);
-    return { n, computedAt: snapshot.computedAt };
+    // A filter on compliance and readiness alone (or none) is counted by the maintained summary's
+    // (compliance, readiness) groups, exact at the read; any other is counted with the page.
+    const fromCounts = !(filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
+    const [{ rows, hasMore, totalCount }, summary] = await Promise.all([
+      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts }),
+      fromCounts ? maintainedComplianceSummary(this.db, now, this.services.fleet.thresholds) : null,
+    ]);
+    return { rows, hasMore, totalCount: summary ? matchingMachines(summary, filter) : totalCount!, totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
@@ -198,10 +150,6 @@ export class MachineService {
     return machinesMissing(this.db, update, page.offset, page.limit);
   }
 
-  private get fleetView() {
-    return this.services.fleet.fleetView ?? (defaultFleetView ??= loadConfig({}).fleetView);
-  }
-
   /**
    * A page of the fleet's missing updates, from the counts maintained with every report
    * (docs/fleet-counts.md): exact at the read, so computedAt is the time of the read.
@@ -211,10 +159,13 @@ export class MachineService {
     return { ...missingUpdatesPage(await maintainedMissingUpdateGroups(this.db), { ...filter, ...page }), computedAt };
   }
 
-  /** The compliance summary, from a snapshot at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old. */
+  /**
+   * The compliance summary, from the counts maintained with every change (docs/fleet-counts.md):
+   * exact at the read, so computedAt is the time of the read.
+   */
   async summary() {
-    const snapshot = await fleetSnapshots(this.services).summary.read(this.services.now(), this.fleetView.summaryMaxAgeMs);
-    return { ...snapshot.value, computedAt: snapshot.computedAt };
+    const computedAt = this.services.now();
+    return { ...(await maintainedComplianceSummary(this.db, computedAt, this.services.fleet.thresholds)), computedAt };
   }
 
   /** Asks each machine's agent for a fresh assessment; says why for the machines it cannot ask. */

@@ -235,13 +235,13 @@ export class MachineConnection {
   @Field(() => PageInfo, { description: 'Whether more pages follow, and the cursors to ask for them.' })
   pageInfo!: PageInfo;
 
-  @Field(() => Int, { description: 'How many machines match, across all pages (see totalCountComputedAt).' })
+  @Field(() => Int, { description: 'How many machines match, across all pages, as of this read.' })
   totalCount!: number;
 
   @Field(() => Date, {
     nullable: true,
     description:
-      'null: totalCount was counted with this page. Otherwise the time of the compliance summary snapshot it comes from: on a fleet of 10,000 machines or more, a page filtered on compliance and readiness alone (or not at all) takes its count from there instead of counting every machine. pageInfo is exact either way.',
+      'Always null: totalCount is exact as of this read (a page filtered on compliance and readiness alone, or not at all, takes it from the maintained compliance summary; any other filter counts with the page). Kept so that clients reading it keep working.',
   })
   totalCountComputedAt?: Date | null;
 }
@@ -342,7 +342,7 @@ export class ComplianceSummary {
   overdueUpdates!: number;
 
   @Field(() => Date, {
-    description: 'The time every count is computed against: the summary is a snapshot, recomputed when older than FLEETPATCH_SUMMARY_MAX_AGE_SECONDS (15 s by default).',
+    description: 'The time every count is computed against: the time of the read (the counts are maintained with every change and follow the clock, so they are exact then).',
   })
   computedAt!: Date;
 }

@@ -85,10 +85,10 @@ function ComplianceChart({ s }: { s: Summary }) {
 }
 
 /**
- * How often an open Overview reads the fleet again. The summary is a snapshot the server refreshes
- * behind its readers (at most FLEETPATCH_SUMMARY_MAX_AGE_SECONDS old, 15 s by default), so a page
- * read once could keep showing the fleet as it was before the last reports; reading again at this
- * pace picks up the refreshed snapshot without following every machine's events.
+ * How often an open Overview reads the fleet again. The summary is exact when read, but a page read
+ * once would keep showing the fleet as it was then (later reports, agents falling silent); reading
+ * again at this pace follows it without subscribing to every machine's events. A read costs a few
+ * rows whatever the fleet's size.
  */
 const REFRESH_MS = 10_000;
 

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServices } from '../../src/api/context.js';
-import { COUNT_FROM_SNAPSHOT_FROM, fleetSnapshots, MachineService } from '../../src/api/machines/machine.service.js';
+import { MachineService } from '../../src/api/machines/machine.service.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
 import { applyMissingUpdateDelta } from '../../src/db/fleetCounts.js';
-import { createFleetPubSub } from '../../src/events/pubsub.js';
+import { fleetSummaryUpkeep } from '../../src/db/fleetSummary.js';
 import { connectTestDatabase, freshDatabase, testLogger } from '../support/env.js';
 
 const T = new Date('2026-11-26T12:00:00Z');
@@ -15,11 +15,10 @@ const MIN = 60_000;
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 const HOUR = 60 * MIN;
 
-/** The fleet view's services on a clock the test moves, with the default bounds (summary 15 s, missing updates 300 s). */
-async function servicesAt(database: Database) {
+/** The fleet view's services on a clock the test moves, with the default thresholds. */
+function servicesAt(database: Database) {
   let clock = T;
-  const pubsub = await createFleetPubSub(database.sql);
-  const services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+  const services = { database, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
   return { service: new MachineService(services), services, setClock: (d: Date) => (clock = d) };
 }
 
@@ -49,7 +48,7 @@ async function assess(database: Database, machineId: string, updates: Array<{ na
   }
 }
 
-describe('the fleet view from snapshots, on a hand-built fleet and a clock the test moves', () => {
+describe('the fleet view from maintained counts, on a hand-built fleet and a clock the test moves', () => {
   let database: Database;
   let drop: () => Promise<void>;
   const ids: Record<string, string> = {};
@@ -86,7 +85,7 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
   });
 
   it('counts each compliance state and readiness exactly at the cutoffs, and moves them as the clock passes them', async () => {
-    const { service, setClock } = await servicesAt(database);
+    const { service, setClock } = servicesAt(database);
     const summary = await service.summary();
     expect(summary).toMatchObject({ total: 5, computedAt: T, byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 2, NOT_ASSESSED: 2 }, byReadiness: { READY: 2, DISCONNECTED: 1, NOT_CONFIGURED: 2 } });
     expect(summary.pendingByClassification).toEqual([
@@ -99,44 +98,32 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
     expect(await service.summary()).toMatchObject({ total: 5, computedAt: at(2 * MIN), byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 1, NOT_ASSESSED: 3 }, byReadiness: { READY: 1, DISCONNECTED: 2, NOT_CONFIGURED: 2 } });
   });
 
-  it('serves a summary at most 15 s old, says when it was computed, and recomputes it once for many readers', async () => {
-    const { service, services, setClock } = await servicesAt(database);
-    const readers = await Promise.all(Array.from({ length: 10 }, () => service.summary()));
-    expect(fleetSnapshots(services).summary.recomputes).toBe(1);
-    expect(readers.every((r) => r.total === 5 && r.computedAt.getTime() === T.getTime())).toBe(true);
-
-    await insertMachine(database, { name: 'late', assessedAt: T, seenAt: T, critical: 1 });
-    setClock(at(7_000));
-    expect(await service.summary()).toMatchObject({ total: 5, computedAt: T }); // within half the bound: as it was
-    setClock(at(15_000));
-    expect(await service.summary()).toMatchObject({ total: 5, computedAt: T }); // served, and refreshed behind it
-    // The refresh behind it lands: readers meanwhile get the old one and start no second recompute.
-    await expect.poll(() => service.summary(), { interval: 20 }).toMatchObject({ total: 6, computedAt: at(15_000) });
-    setClock(at(31_000));
-    const late = await service.summary(); // past the bound: the reader waits for a fresh one
-    expect(late).toMatchObject({ total: 6, computedAt: at(31_000) });
-    expect(fleetSnapshots(services).summary.recomputes).toBe(3);
-    await database.sql`delete from machines where name = 'late'`;
-  });
-
-  it('shows a changed machine at the next read once its event arrived (a small fleet recomputes at once)', async () => {
-    const { service, services, setClock } = await servicesAt(database);
+  it('shows a change at the very next read, and the clock passing a cutoff without any sweep; the sweep changes no answer', async () => {
+    const { service, setClock } = servicesAt(database);
     expect(await service.summary()).toMatchObject({ total: 5, computedAt: T });
-    const id = await insertMachine(database, { name: 'announced', assessedAt: T, seenAt: T, critical: 1 });
-    // Another process (the ingest) says so through Postgres NOTIFY.
-    const other = await createFleetPubSub(database.sql);
-    other.publish('machineChanged', { machineId: id });
-    await expect.poll(async () => {
-      setClock(new Date(services.now().getTime() + 10));
-      return (await service.summary()).total;
-      // NOTIFY crosses a connection and a listener: allow a loaded machine its time (the default second is not).
-    }, { timeout: 15_000 }).toBe(6);
-    expect(fleetSnapshots(services).summary.recomputes).toBe(2);
-    await database.sql`delete from machines where name = 'announced'`;
+    // Written straight into the table, as any writer would: the triggers count it in the same statement.
+    const late = await insertMachine(database, { name: 'late', assessedAt: T, seenAt: T, critical: 1 });
+    expect(await service.summary()).toMatchObject({ total: 6, computedAt: T, byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 3, NOT_ASSESSED: 2 } });
+    // 180 s on, nobody swept: a1 and a2 have been silent longer than 180 s; 'late', seen at T, only from 180 s + 1 ms.
+    setClock(at(180_000));
+    expect(await service.summary()).toMatchObject({ byReadiness: { READY: 1, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });
+    setClock(at(180_001));
+    const before = await service.summary();
+    expect(before).toMatchObject({ computedAt: at(180_001), byReadiness: { READY: 0, DISCONNECTED: 4, NOT_CONFIGURED: 2 } });
+    // The upkeep moves the passed machines forward and folds: the answer stays the same, and nothing is left to add up.
+    expect((await fleetSummaryUpkeep(database.db, at(180_001))).moved).toBeGreaterThan(0);
+    expect(await service.summary()).toEqual(before);
+    expect(await database.sql`select id from machines where summary_next_at <= ${iso(at(180_001))}::timestamptz and summary_at < ${iso(at(180_001))}::timestamptz`).toHaveLength(0);
+    // It checks in again: READY at once.
+    await database.sql`update machines set last_seen_at = ${iso(at(180_001))}::timestamptz where id = ${late}`;
+    expect(await service.summary()).toMatchObject({ byReadiness: { READY: 1, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });
+    await database.sql`update machines set removed_at = ${iso(T)}::timestamptz where id = ${late}`;
+    expect(await service.summary()).toMatchObject({ total: 5, byReadiness: { READY: 0, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });
+    await database.sql`delete from machines where id = ${late}`;
   });
 
   it("lists the fleet's missing updates from the latest assessments of live machines, one machine once whatever its architectures", async () => {
-    const { service } = await servicesAt(database);
+    const { service } = servicesAt(database);
     const { rows, totalCount, computedAt } = await service.missingUpdates({}, { offset: 0, limit: 10 });
     // The time of the read: the counts are maintained, never a snapshot of before.
 
@@ -150,7 +137,7 @@ describe('the fleet view from snapshots, on a hand-built fleet and a clock the t
   });
 
   it('shows a new assessment in the missing updates at the next read, with no snapshot to wait for', async () => {
-    const { service, setClock } = await servicesAt(database);
+    const { service, setClock } = servicesAt(database);
     expect((await service.missingUpdates({ nameContains: 'curl' }, { offset: 0, limit: 10 })).totalCount).toBe(0);
     await assess(database, ids.a3!, [{ name: 'curl', classification: 'SECURITY', severity: 'MODERATE', version: '8.5' }]);
     setClock(at(1_000));
@@ -168,7 +155,7 @@ describe('the computers page on a fleet of 10,000 machines', () => {
     database = connectTestDatabase(fresh.url);
     // Every machine assessed and seen at T; one in four with a critical update (NON_COMPLIANT).
     await database.sql`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at, last_assessed_at, critical_count)
-      select 'm-' || lpad(i::text, 5, '0'), 'LINUX', 'os', '1', 'AWS', ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, (i % 4 = 0)::int from generate_series(1, ${COUNT_FROM_SNAPSHOT_FROM}) i`;
+      select 'm-' || lpad(i::text, 5, '0'), 'LINUX', 'os', '1', 'AWS', ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, (i % 4 = 0)::int from generate_series(1, 10000) i`;
   });
 
   afterAll(async () => {
@@ -176,24 +163,27 @@ describe('the computers page on a fleet of 10,000 machines', () => {
     await drop();
   });
 
-  it('takes the count of a page filtered on compliance alone from the summary snapshot, says so, and keeps pageInfo exact', async () => {
-    const { service, setClock } = await servicesAt(database);
+  it('takes the count of a page filtered on compliance alone from the maintained counts, exact at the read, and keeps pageInfo exact', async () => {
+    const { service, setClock } = servicesAt(database);
     const first = await service.list({}, { field: 'COMPLIANCE', direction: 'ASC' }, { offset: 0, limit: 50 });
-    expect(first).toMatchObject({ totalCount: 10_000, totalCountComputedAt: T, hasMore: true });
+    expect(first).toMatchObject({ totalCount: 10_000, totalCountComputedAt: null, hasMore: true });
     expect(first.rows.map((r) => r.name).slice(0, 2)).toEqual(['m-00004', 'm-00008']);
     const nonCompliant = await service.list({ compliance: ['NON_COMPLIANT' as never] }, { field: 'NAME', direction: 'ASC' }, { offset: 2450, limit: 100 });
-    expect(nonCompliant).toMatchObject({ totalCount: 2500, totalCountComputedAt: T, hasMore: false });
+    expect(nonCompliant).toMatchObject({ totalCount: 2500, totalCountComputedAt: null, hasMore: false });
     expect(nonCompliant.rows).toHaveLength(50);
 
-    // Five more machines within the summary's bound: the count is the snapshot's, never below what the page shows.
+    // Five more machines: counted at once.
     await database.sql`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at, last_assessed_at, critical_count)
       select 'm-9' || i, 'LINUX', 'os', '1', 'AWS', ${iso(T)}::timestamptz, ${iso(T)}::timestamptz, 1 from generate_series(1, 5) i`;
     setClock(at(1_000));
     const last = await service.list({ compliance: ['NON_COMPLIANT' as never] }, { field: 'NAME', direction: 'ASC' }, { offset: 2450, limit: 100 });
-    expect(last).toMatchObject({ totalCount: 2505, totalCountComputedAt: T, hasMore: false });
+    expect(last).toMatchObject({ totalCount: 2505, totalCountComputedAt: null, hasMore: false });
     expect(last.rows).toHaveLength(55);
 
-    // Any other filter counts exactly.
+    // Past the 3 h of their assessments, with no sweep: every one NOT_ASSESSED.
+    setClock(at(3 * HOUR + 1));
+    expect(await service.list({ compliance: ['NOT_ASSESSED' as never] }, { field: 'NAME', direction: 'ASC' }, { offset: 0, limit: 1 })).toMatchObject({ totalCount: 10_005, totalCountComputedAt: null });
+    // Any other filter counts with the page.
     expect(await service.list({ nameContains: 'm-9' }, { field: 'NAME', direction: 'ASC' }, { offset: 0, limit: 2 })).toMatchObject({ totalCount: 5, totalCountComputedAt: null, hasMore: true });
   });
 });

@@ -1,0 +1,133 @@
+import { sql } from 'drizzle-orm';
+import type { FleetThresholds } from '../fleet/compliance.js';
+import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
+import type { Db } from './client.js';
+
+/**
+ * The compliance summary, maintained (docs/fleet-counts.md). The triggers on machines (migration
+ * "maintained_compliance_summary") keep, for every live machine, its summary state evaluated at its
+ * own instant `summary_at` and the instant `summary_next_at` from which that may change with no
+ * write, and append every change of a row's contribution to fleet_summary_deltas in the writer's
+ * transaction, whichever statement made it (a report, a removal, management, tags, a baseline saved,
+ * a check-in of an agent that was silent). So the counts always equal the sum of the stored states:
+ * what is left is the clock, which this module handles through the index on summary_next_at.
+ */
+
+/** The thresholds of the stored states, as this process's FleetThresholds. */
+function asThresholds(row: { linux: number; windows: number; disconnected: number }): FleetThresholds {
+  return { assessmentMaxAgeMs: { LINUX: Number(row.linux), WINDOWS: Number(row.windows) }, disconnectedAfterMs: Number(row.disconnected) };
+}
+
+const sameThresholds = (a: FleetThresholds, b: FleetThresholds) =>
+  a.assessmentMaxAgeMs.LINUX === b.assessmentMaxAgeMs.LINUX && a.assessmentMaxAgeMs.WINDOWS === b.assessmentMaxAgeMs.WINDOWS && a.disconnectedAfterMs === b.disconnectedAfterMs;
+
+/**
+ * The summary at `now`, exact as of the statement's snapshot: the folded counts, plus the deltas not
+ * folded yet, plus, for each machine whose next change instant has passed (an index range: the
+ * machines the sweep has not reached yet, a few at most), its state at `now` less its stored one.
+ * Reads no other machine. When the stored states were evaluated with other thresholds than this
+ * process's, every machine is re-evaluated first (syncFleetSummaryThresholds).
+ */
+export async function maintainedComplianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<FleetSummary> {
+  for (let attempt = 0; ; attempt++) {
+    const at = now.toISOString();
+    const rows = await db.execute<{ key: string | null; n: number; linux: number; windows: number; disconnected: number }>(sql`
+      with passed as (
+        select c.key, c.n
+        -- s as the table's row type: the functions take it whole.
+        from machines m cross join fleet_summary_settings s
+        cross join lateral (
+          select k.key, k.n from fleet_summary_contribution(
+            fleet_summary_compliance(m.os_type, m.last_assessed_at, m.baseline_id, m.critical_count, m.security_count, m.non_compliant_from, ${at}::timestamptz, s)
+              || ':' || fleet_summary_readiness(m.management_enabled, m.last_seen_at, ${at}::timestamptz, s),
+            fleet_summary_overdue(m.sla_due_dates, ${at}::timestamptz), 0, 0, 0, 0, 0, 0, 0, 0, 0) k
+          union all
+          select k.key, -k.n from fleet_summary_contribution(m.summary_state, m.summary_overdue, 0, 0, 0, 0, 0, 0, 0, 0, 0) k
+        ) c
+        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null
+      ),
+      counted as (
+        select key, sum(n)::bigint as n from (
+          select key, n from fleet_summary_counts
+          union all select key, n from fleet_summary_deltas
+          union all select key, n from passed
+        ) t group by key
+      )
+      select counted.key, counted.n::float8 as n, s.linux_assessment_max_age_ms::float8 as linux, s.windows_assessment_max_age_ms::float8 as windows, s.disconnected_after_ms::float8 as disconnected
+      from fleet_summary_settings s left join counted on true`);
+    const first = rows[0];
+    if (!first) throw new Error('fleet_summary_settings has no row: the migrations have not all run.');
+    if (!sameThresholds(asThresholds(first), thresholds) && attempt === 0) {
+      await syncFleetSummaryThresholds(db, thresholds);
+      continue;
+    }
+    return summaryFromCounts(new Map(rows.filter((r) => r.key !== null).map((r) => [r.key!, Number(r.n)])));
+  }
+}
+
+/**
+ * Moves forward the machines whose next change instant has passed, at most `batch` of them (oldest
+ * instant first; a machine another writer holds is left for the next sweep; one already evaluated
+ * at `now`, whose "older than" cutoff is `now` itself, has nothing to move): their stored state is
+ * evaluated at `now` by the trigger and the counts take the difference. Readers are exact without
+ * it; it keeps what they add up small. Answers how many it moved.
+ */
+export async function sweepFleetSummary(db: Db, now: Date, batch = 5000): Promise<number> {
+  const at = now.toISOString();
+  const moved = await db.execute<{ id: string }>(sql`
+    update machines m set summary_at = ${at}::timestamptz
+    from (select id from machines where summary_next_at <= ${at}::timestamptz and summary_at < ${at}::timestamptz order by summary_next_at limit ${batch} for update skip locked) due
+    where m.id = due.id
+    returning m.id`);
+  return moved.length;
+}
+
+/**
+ * Folds the deltas written so far into the counts, in one transaction (a reader sees them either as
+ * deltas or as counts, never both or neither). Two folds at once each move the rows they deleted;
+ * the counts' rows are taken in key order by both, so they wait, never deadlock. Answers how many
+ * delta rows it folded.
+ */
+export async function foldFleetSummaryDeltas(db: Db): Promise<number> {
+  const [row] = await db.execute<{ folded: number }>(sql`
+    with moved as (delete from fleet_summary_deltas returning key, n),
+    summed as (select key, sum(n)::bigint as n, count(*) as delta_rows from moved group by key),
+    applied as (
+      insert into fleet_summary_counts (key, n) select key, n from summed where n <> 0 order by key
+      on conflict (key) do update set n = fleet_summary_counts.n + excluded.n
+    )
+    select coalesce(sum(delta_rows), 0)::int as folded from summed`);
+  return row?.folded ?? 0;
+}
+
+/** One round of upkeep: the machines whose instant passed moved forward (all of them, in batches), then the deltas folded. */
+export async function fleetSummaryUpkeep(db: Db, now: Date): Promise<{ moved: number; folded: number }> {
+  let moved = 0;
+  for (;;) {
+    const n = await sweepFleetSummary(db, now);
+    moved += n;
+    if (n < 5000) break;
+  }
+  return { moved, folded: await foldFleetSummaryDeltas(db) };
+}
+
+/**
+ * Makes the stored states follow these thresholds: when they are not the ones stored, the settings
+ * row takes them and every live machine is re-evaluated in the same transaction (the triggers apply
+ * the difference). A pass over the fleet, once per change of configuration; every API process must
+ * be configured alike, or each would undo the other's. Answers whether anything changed.
+ */
+export async function syncFleetSummaryThresholds(db: Db, thresholds: FleetThresholds): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const changed = await tx.execute(sql`
+      update fleet_summary_settings set linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}, windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS},
+        disconnected_after_ms = ${thresholds.disconnectedAfterMs}
+      where id = 1 and (linux_assessment_max_age_ms, windows_assessment_max_age_ms, disconnected_after_ms) is distinct from
+        (${thresholds.assessmentMaxAgeMs.LINUX}::bigint, ${thresholds.assessmentMaxAgeMs.WINDOWS}::bigint, ${thresholds.disconnectedAfterMs}::bigint)
+      returning id`);
+    if (changed.length === 0) return false;
+    // Writing summary_at (to itself) fires the trigger that re-evaluates the row.
+    await tx.execute(sql`update machines set summary_at = summary_at where removed_at is null`);
+    return true;
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * The compliance summary as maintained counts (docs/fleet-counts.md): what one machine counts
+ * toward at an instant, when that next changes with no write (an assessment going stale, an
+ * approval or an SLA due date passing, an agent falling silent), and the summary made from the
+ * counted keys. The database keeps the same rules as SQL functions (migrations, fleet_summary_*),
+ * evaluated by the triggers on machines that keep the counts; test/integration/fleetSummary.test.ts
+ * holds both to the same answers.
+ *
+ * Plain functions on plain data, no clock (callers pass the instant).
+ */
+import { AGENT_READINESS, CLASSIFICATIONS, COMPLIANCE_STATES, type Classification } from '../domain/vocabulary.js';
+import { baselineCompliance, overdueCount } from './baselines.js';
+import { compliance, readiness, type AgentReadiness, type Compliance, type FleetThresholds, type OsType } from './compliance.js';
+
+/** What a machine's summary state is made of (a machines row, as it is stored). */
+export interface SummaryMachine {
+  osType: OsType;
+  managementEnabled: boolean;
+  lastSeenAt: Date | null;
+  lastAssessedAt: Date | null;
+  /** null: the built-in baseline (the counts decide). */
+  baselineId: string | null;
+  criticalCount: number;
+  securityCount: number;
+  nonCompliantFrom: Date | null;
+  /** Earliest first. */
+  slaDueDates: readonly Date[];
+}
+
+/** The part of a live machine's place in the summary that moves with the clock. */
+export interface SummaryState {
+  compliance: Compliance;
+  readiness: AgentReadiness;
+  /** Its approved updates past their SLA due date. */
+  overdueUpdates: number;
+}
+
+/** The machine's compliance, readiness and overdue updates at `at`, as the machine view decides them. */
+export function summaryState(machine: SummaryMachine, at: Date, thresholds: FleetThresholds): SummaryState {
+  return {
+    compliance: machine.baselineId === null ? compliance(machine, at, thresholds) : baselineCompliance(machine, at, thresholds),
+    readiness: readiness(machine, at, thresholds).state,
+    overdueUpdates: overdueCount(machine.slaDueDates, at),
+  };
+}
+
+/**
+ * The earliest instant from which summaryState may differ from what it is at `at` with no write to
+ * the machine (null: never). It is the same at every instant of [at, the answer). The rules change
+ * on two kinds of boundary:
+ * - "older than": an assessment is stale, an agent silent, only once `at` is past
+ *   last + threshold, so that instant itself is the boundary while `at` has not passed it (the
+ *   state there is still the old one; the answer may equal `at`, which is harmless: the next look
+ *   finds nothing changed and looks again later);
+ * - "from": an approval, a due date count from their instant on, so it is a boundary only when
+ *   still ahead of `at`.
+ * An earlier answer than needed is never wrong (the state is looked at again and found the same); a
+ * later one would be, so every boundary is counted, whether or not another makes it moot.
+ */
+export function nextSummaryChange(machine: SummaryMachine, at: Date, thresholds: FleetThresholds): Date | null {
+  const t = at.getTime();
+  const candidates: number[] = [];
+  if (machine.lastAssessedAt) {
+    const stale = machine.lastAssessedAt.getTime() + thresholds.assessmentMaxAgeMs[machine.osType];
+    if (stale >= t) candidates.push(stale);
+  }
+  if (machine.baselineId !== null && machine.nonCompliantFrom && machine.nonCompliantFrom.getTime() > t) candidates.push(machine.nonCompliantFrom.getTime());
+  const due = machine.slaDueDates.map((d) => d.getTime()).filter((d) => d > t);
+  if (due.length > 0) candidates.push(Math.min(...due));
+  if (machine.managementEnabled && machine.lastSeenAt) {
+    const silent = machine.lastSeenAt.getTime() + thresholds.disconnectedAfterMs;
+    if (silent >= t) candidates.push(silent);
+  }
+  return candidates.length === 0 ? null : new Date(Math.min(...candidates));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The counted keys
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The keys fleet_summary_counts holds (one integer each, summed over live machines):
+ * `machines:<compliance>:<readiness>` (1 per machine), `overdue_machines`, `overdue_updates`,
+ * `class_updates:<classification>` (the machine's pending updates of it) and
+ * `class_machines:<classification>` (1 when it has any).
+ */
+export const summaryKey = {
+  machines: (c: Compliance, r: AgentReadiness) => `machines:${c}:${r}`,
+  overdueMachines: 'overdue_machines',
+  overdueUpdates: 'overdue_updates',
+  classUpdates: (c: Classification) => `class_updates:${c}`,
+  classMachines: (c: Classification) => `class_machines:${c}`,
+} as const;
+
+export interface FleetSummary {
+  /** Live machines per (compliance, readiness): what a machines page filtered on those two counts. */
+  groups: Array<{ compliance: Compliance; readiness: AgentReadiness; n: number }>;
+  byCompliance: Record<Compliance, number>;
+  byReadiness: Record<AgentReadiness, number>;
+  /** In the vocabulary's order, only the classifications with pending updates. */
+  pendingByClassification: Array<{ classification: Classification; updateCount: number; machineCount: number }>;
+  total: number;
+  /** Live machines with an approved update past its SLA due date, and how many such updates they have. */
+  overdueMachines: number;
+  overdueUpdates: number;
+}
+
+/** The summary from the counted keys (a key not there counts 0). */
+export function summaryFromCounts(counts: ReadonlyMap<string, number>): FleetSummary {
+  const n = (key: string) => counts.get(key) ?? 0;
+  const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
+  const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };
+  const groups: FleetSummary['groups'] = [];
+  let total = 0;
+  for (const c of COMPLIANCE_STATES) {
+    for (const r of AGENT_READINESS) {
+      const machines = n(summaryKey.machines(c, r));
+      if (machines === 0) continue;
+      groups.push({ compliance: c, readiness: r, n: machines });
+      byCompliance[c] += machines;
+      byReadiness[r] += machines;
+      total += machines;
+    }
+  }
+  return {
+    groups,
+    byCompliance,
+    byReadiness,
+    pendingByClassification: CLASSIFICATIONS.map((c) => ({ classification: c, updateCount: n(summaryKey.classUpdates(c)), machineCount: n(summaryKey.classMachines(c)) })).filter((c) => c.updateCount > 0),
+    total,
+    overdueMachines: n(summaryKey.overdueMachines),
+    overdueUpdates: n(summaryKey.overdueUpdates),
+  };
+}
+
+/** How many live machines a machines page filtered on compliance and readiness alone (empty: any) holds. */
+export function matchingMachines(summary: Pick<FleetSummary, 'groups'>, filter: { compliance?: readonly Compliance[]; readiness?: readonly AgentReadiness[] }): number {
+  return summary.groups
+    .filter((g) => (!filter.compliance?.length || filter.compliance.includes(g.compliance)) && (!filter.readiness?.length || filter.readiness.includes(g.readiness)))
+    .reduce((sum, g) => sum + g.n, 0);
+}

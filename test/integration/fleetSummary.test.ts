@@ -1,0 +1,229 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MachineFacts, AssessmentReport, OsType } from '../../src/agent/protocol.js';
+import type { PendingUpdate } from '../../src/agent/backends/types.js';
+import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
+import { saveBaseline } from '../../src/db/baselines.js';
+import { connectDatabase, type Database } from '../../src/db/client.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
+import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
+import { machines as machinesTable } from '../../src/db/schema.js';
+import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
+import { nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
+import { freshDatabase } from '../support/env.js';
+
+/** A small deterministic PRNG (mulberry32), so that a failure replays with the same operations. */
+function random(seed: number) {
+  let a = seed;
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
+}
+
+const CLASSES = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'DEFINITION'] as const;
+const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
+const NAMES = Array.from({ length: 16 }, (_, i) => `pkg-${i}`);
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+/** The two summaries in one shape, whatever order their groups were read in. */
+const canonical = (s: FleetSummary | ComplianceSummaryRow) => ({ ...s, groups: [...s.groups].sort((a, b) => `${a.compliance} ${a.readiness}`.localeCompare(`${b.compliance} ${b.readiness}`)) });
+
+describe('the maintained compliance summary', () => {
+  let database: Database;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectDatabase(fresh.url, { max: 12 });
+  });
+
+  afterAll(async () => {
+    await database?.close();
+    await drop?.();
+  });
+
+  /** Every live machine's stored state and next instant, as src/fleet/fleetSummary.ts decides them at its summary_at. */
+  async function expectTwinsAgree(thresholds: FleetThresholds) {
+    const rows = await database.db.select().from(machinesTable).where(sql`removed_at is null`);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const machine = { ...row, slaDueDates: row.slaDueDates.map((d) => new Date(d)) };
+      const state = summaryState(machine, row.summaryAt, thresholds);
+      expect({ id: row.id, state: row.summaryState, overdue: row.summaryOverdue, next: row.summaryNextAt }).toEqual({
+        id: row.id,
+        state: `${state.compliance}:${state.readiness}`,
+        overdue: state.overdueUpdates,
+        next: nextSummaryChange(machine, row.summaryAt, thresholds),
+      });
+    }
+  }
+
+  it('equals a full recompute after thousands of random reports, removals, check-ins, management, tag and baseline changes and clock moves, run concurrently', async () => {
+    const rng = random(2718);
+    const thresholds = DEFAULT_THRESHOLDS;
+    // The clock the API would pass: reports are received on it, and so first seen, approved and due on it.
+    let clock = Date.parse('2026-12-01T00:00:00Z');
+    const machines: Array<{ id: string; osType: OsType; reports: AssessmentReport[] }> = [];
+    const facts = (osType: OsType): MachineFacts => ({
+      hostname: `m-${randomUUID().slice(0, 8)}`,
+      osType,
+      osName: 'os',
+      osVersion: '1',
+      kernel: null,
+      agentVersion: '1.0.0',
+      bootId: null,
+      packageManager: osType === 'LINUX' ? 'apt' : 'windows',
+      environment: 'AWS',
+      warnings: [],
+    });
+    const addMachine = async () => {
+      const osType: OsType = rng.next() < 0.7 ? 'LINUX' : 'WINDOWS';
+      const seen = rng.next() < 0.9 ? new Date(clock).toISOString() : null;
+      const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at, tags)
+        values (${`m-${machines.length}`}, ${osType}, 'os', '1', 'AWS', ${seen}::timestamptz, ${rng.next() < 0.5 ? ['prod'] : []}) returning id`;
+      machines.push({ id: row!.id, osType, reports: [] });
+    };
+    for (let i = 0; i < 30; i++) await addMachine();
+
+    const update = (): PendingUpdate => {
+      const name = rng.pick(NAMES);
+      return {
+        name,
+        installedVersion: '1.0',
+        availableVersion: `1.${rng.int(3)}`,
+        arch: rng.pick(['amd64', null]),
+        classification: CLASSES[Number(name.slice(4)) % CLASSES.length]!,
+        severity: rng.pick(SEVERITIES),
+        advisoryIds: [],
+        cveIds: [],
+        rebootSuggested: false,
+        repository: null,
+      };
+    };
+    const newReport = (): AssessmentReport => {
+      // Some reports come from a spool: older than what the machine already reported.
+      const finishedAt = new Date(rng.next() < 0.15 ? clock - HOUR : clock).toISOString();
+      return {
+        id: randomUUID(),
+        commandId: null,
+        trigger: 'SCHEDULE',
+        backend: 'apt',
+        startedAt: finishedAt,
+        finishedAt,
+        result: { rebootPending: false, repositoryProblems: [], updates: Array.from({ length: rng.int(6) }, update) },
+        error: null,
+      };
+    };
+    /** Baselines by name, so that a save replaces or deletes the one of that name. */
+    const baselineIds = new Map<string, string>();
+    const saveRandomBaseline = async () => {
+      const name = rng.pick(['prod-linux', 'all-linux', 'windows']);
+      const id = baselineIds.get(name) ?? null;
+      if (id && rng.next() < 0.25) {
+        await saveBaseline(database.db, id, null);
+        baselineIds.delete(name);
+        return;
+      }
+      const row = await saveBaseline(database.db, id, {
+        name,
+        osType: name === 'windows' ? 'WINDOWS' : 'LINUX',
+        tags: name === 'prod-linux' ? ['prod'] : [],
+        priority: name === 'prod-linux' ? 1 : 0,
+        rules: [{ classifications: rng.next() < 0.5 ? ['SECURITY'] : [], severities: [], delayDays: rng.int(3) }],
+        approvedPatterns: rng.next() < 0.3 ? ['pkg-1*'] : [],
+        rejectedPatterns: rng.next() < 0.3 ? ['pkg-2'] : [],
+        slaTargets: rng.next() < 0.8 ? [{ severity: 'CRITICAL', days: 1 }, { severity: 'IMPORTANT', days: 1 + rng.int(3) }] : [],
+        timeZone: rng.pick(['UTC', 'Europe/Berlin']),
+      });
+      if (row && row !== 'NAME_TAKEN') baselineIds.set(name, row.id);
+    };
+
+    /** One operation of a random kind; several run at once. */
+    const operation = async () => {
+      const roll = rng.next();
+      const machine = rng.pick(machines);
+      if (roll < 0.4) {
+        const group = Array.from({ length: 1 + rng.int(4) }, () => {
+          const m = rng.pick(machines);
+          const report = m.reports.length > 0 && rng.next() < 0.15 ? rng.pick(m.reports) : newReport();
+          if (!m.reports.includes(report)) m.reports.push(report);
+          return prepareReport(m.id, report, { receivedAtMs: Math.max(clock, Date.parse(report.finishedAt)), agentSentAtMs: null });
+        });
+        const seen = new Set<string>();
+        await storeAssessmentReports(database.sql, group.filter((r) => r.kind !== 'RESULT' || (!seen.has(r.id) && seen.add(r.id))));
+      } else if (roll < 0.6) {
+        // A check-in; now and then the machine says it runs another OS.
+        if (rng.next() < 0.1) machine.osType = machine.osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
+        await recordCheckIn(database.db, machine.id, facts(machine.osType), new Date(clock));
+      } else if (roll < 0.67) {
+        await removeMachine(database.db, machine.id);
+        machines.splice(machines.indexOf(machine), 1);
+        await addMachine();
+      } else if (roll < 0.74) {
+        await setMachineManagement(database.db, machine.id, rng.next() < 0.6);
+      } else if (roll < 0.81) {
+        await setMachineTags(database.db, machine.id, rng.next() < 0.5 ? ['prod'] : []);
+      } else if (roll < 0.86) {
+        await saveRandomBaseline();
+      } else if (roll < 0.95) {
+        // The clock moves: past a check-in interval, an assessment's 3 h, a day's approvals and due dates.
+        clock += rng.pick([1000, MIN, 3 * MIN + 1, HOUR, 3 * HOUR, 12 * HOUR]);
+      } else {
+        await fleetSummaryUpkeep(database.db, new Date(clock));
+      }
+    };
+
+    let operations = 0;
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0 };
+    for (let round = 0; round < 10; round++) {
+      for (let batch = 0; batch < 40; batch++) {
+        // Machines removed by one operation of a batch may be used by another: tolerated by the database, not by the bookkeeping here.
+        const results = await Promise.allSettled(Array.from({ length: 6 }, operation));
+        for (const r of results) if (r.status === 'rejected') throw r.reason;
+        operations += results.length;
+      }
+      const now = new Date(clock);
+      const recomputed = await complianceSummary(database.db, now, thresholds);
+      expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
+      await expectTwinsAgree(thresholds);
+      // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
+      await fleetSummaryUpkeep(database.db, now);
+      expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
+      const later = new Date(clock + 3 * MIN + 1);
+      expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
+      seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;
+      seen.disconnected += recomputed.byReadiness.DISCONNECTED;
+      seen.nonCompliant += recomputed.byCompliance.NON_COMPLIANT;
+      seen.overdue += recomputed.overdueUpdates;
+    }
+    expect(operations).toBeGreaterThanOrEqual(2400);
+    // The comparisons were between fleets in every state, not between two empty summaries.
+    expect(Object.values(seen).every((n) => n > 0)).toBe(true);
+  }, 300_000);
+
+  it('re-evaluates every machine when an API process has other thresholds, and reads with them', async () => {
+    // After the clock of the test before (the stored states are evaluated up to it).
+    const [latest] = await database.sql<Array<{ ms: number }>>`select (extract(epoch from max(summary_at)) * 1000)::float8 as ms from machines`;
+    const now = new Date(Math.max(Date.now(), latest!.ms) + 1000);
+    const shorter: FleetThresholds = { ...DEFAULT_THRESHOLDS, disconnectedAfterMs: 1000 };
+    await database.sql`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at) values ('quiet', 'LINUX', 'os', '1', 'AWS', ${new Date(now.getTime() - 5000).toISOString()}::timestamptz)`;
+    await fleetSummaryUpkeep(database.db, now);
+    const silent = (s: FleetSummary | ComplianceSummaryRow) => s.byReadiness.DISCONNECTED;
+    expect(silent(await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS))).toBe(silent(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
+    // A reader with a 1 s threshold: the stored states follow, and 'quiet' (silent 5 s) is DISCONNECTED for it.
+    const read = await maintainedComplianceSummary(database.db, now, shorter);
+    expect(canonical(read)).toEqual(canonical(await complianceSummary(database.db, now, shorter)));
+    expect(await database.sql`select disconnected_after_ms::int as ms from fleet_summary_settings`).toEqual([{ ms: 1000 }]);
+    await expectTwinsAgree(shorter);
+    expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(true);
+    expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(false);
+    expect(canonical(await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS))).toEqual(canonical(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
+  });
+});
