@@ -24,6 +24,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/deploymentSteps.test.ts with RECORD_HISTORY=test/history_files.
     ['deploymentRunSteps.json', "two rings with a POST health check: the canary's step halting the run at its gate, the resume signal"],
     ['machineRunSteps.json', 'a machine run with steps: a PRE call retried, the install job, a POST script job, POST calls (one timed out)'],
+    // Recorded by test/integration/batchedRun.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunBatched.json', "a batched run's first execution: the patch marker, the run begun without its machines, an advance, continue-as-new"],
+    ['deploymentRunBatchedContinued.json', 'its last execution: continued from the state the one before carried, advances, the run finished'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {
