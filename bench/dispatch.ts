@@ -590,6 +590,10 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     result.machineStatuses = {};
     const statuses = await stack.database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from machine_runs where run_id = ${runId} group by status`;
     for (const m of statuses) result.machineStatuses[m.status] = m.n;
+    // Why machines did not succeed, by error (a saturated host fails silent agents: say so, do not guess).
+    const errors = await stack.database.sql<Array<{ status: string; error: string | null; n: number }>>`
+      select status, left(error, 160) as error, count(*)::int as n from machine_runs where run_id = ${runId} and status <> 'SUCCEEDED' group by 1, 2 order by 3 desc limit 5`;
+    for (const e of errors) result.agentTrouble.push(`${e.n} machine run(s) ${e.status}: ${e.error ?? '(no error)'}`);
     const [jobs] = await stack.database.sql<Array<{ first: string | null; last: string | null; delivered: string | null; completed: string | null; count: number }>>`
       select to_json(min(c.created_at))#>>'{}' as first, to_json(max(c.created_at))#>>'{}' as last, to_json(max(c.delivered_at))#>>'{}' as delivered,
         to_json(max(c.completed_at))#>>'{}' as completed, count(*)::int as count
