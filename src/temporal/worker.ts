@@ -86,6 +86,10 @@ export async function createFleetWorker(options: {
     identity,
     workflowsPath,
     activities: createActivities({ db: database.db, pubsub, workerIdentity: identity, ...(options.now ? { now: options.now } : {}), ...(options.thresholds ? { thresholds: options.thresholds } : {}) }),
+    // A cancel reaches an activity only in the answer to its heartbeat: a batched run's advance
+    // (heartbeat timeout 10 s, so heartbeats sent every 8 s by default) would go on starting and
+    // ending machines for seconds after its run was canceled.
+    maxHeartbeatThrottleInterval: '1 second',
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;
