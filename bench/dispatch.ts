@@ -17,7 +17,8 @@
  * 3. measures, from t0: each machine's dispatch latency (its agent has the INSTALL job), the last
  *    one (every machine dispatched), and the run's final status (`deploymentRun(id){status}`
  *    polled every 250 ms; the run's endedAt is reported too);
- * 4. reads from Temporal the history of the parent workflow and of every child
+ * 4. reads from Temporal the history of the run's workflow, every execution of it (a batched run
+ *    continues as new: docs/deployments.md), and, for a run of child workflows, of every child
  *    `machine-run:<runId>:<machineId>` (events by type, `stateTransitionCount` from
  *    DescribeWorkflowExecution), and the dev server's own Prometheus counter `action` (what the
  *    server counts as billable actions) before and after the run.
@@ -30,6 +31,7 @@
  *
  * Run:  npx tsx bench/dispatch.ts [--machines 10,100,1000] [--updates 5] [--enroll-concurrency 50] [--timeout-seconds 300]
  *                                 [--max-concurrent M]   (the deployment's maxConcurrent; default unset: all machines at once)
+ *                                 [--batch-machines B] [--history-events E]   (a batched run's tunables; default the code's)
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -217,8 +219,8 @@ function tsToMs(ts: { seconds?: unknown; nanos?: number | null } | null | undefi
   return Number(String(ts.seconds ?? 0)) * 1000 + (ts.nanos ?? 0) / 1e6;
 }
 
-async function workflowFigures(client: Client, workflowId: string): Promise<WorkflowFigures> {
-  const handle = client.workflow.getHandle(workflowId);
+async function workflowFigures(client: Client, workflowId: string, runId?: string): Promise<WorkflowFigures & { continuedFrom?: string }> {
+  const handle = client.workflow.getHandle(workflowId, runId);
   const [description, history] = await Promise.all([handle.describe(), handle.fetchHistory()]);
   const info = description.raw.workflowExecutionInfo;
   const byType = new Map<string, number>();
@@ -268,6 +270,7 @@ async function workflowFigures(client: Client, workflowId: string): Promise<Work
     }
   }
   return {
+    continuedFrom: history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined,
     taskMs,
     taskFailures,
     activityTrouble,
@@ -277,6 +280,42 @@ async function workflowFigures(client: Client, workflowId: string): Promise<Work
     historyBytes: Number(String(info?.historySizeBytes ?? 0)),
     byType,
     times,
+  };
+}
+
+/**
+ * A run's workflow over every execution it continued as (a batched run continues as new as its
+ * history grows): their figures added up, oldest first, with each execution's own event count.
+ */
+async function runFigures(client: Client, workflowId: string): Promise<WorkflowFigures & { executions: number[] }> {
+  const chain: WorkflowFigures[] = [];
+  let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
+  while (runId) {
+    const figures: WorkflowFigures & { continuedFrom?: string } = await workflowFigures(client, workflowId, runId);
+    chain.unshift(figures);
+    runId = figures.continuedFrom;
+  }
+  const merged = <T>(pick: (w: WorkflowFigures) => Map<string, T[]> | Map<string, number>) => {
+    const out = new Map<string, unknown>();
+    for (const w of chain) {
+      for (const [k, v] of pick(w) as Map<string, unknown>) {
+        const before = out.get(k);
+        out.set(k, Array.isArray(v) ? [...((before as unknown[]) ?? []), ...v] : ((before as number) ?? 0) + (v as number));
+      }
+    }
+    return out;
+  };
+  return {
+    executions: chain.map((w) => w.events),
+    events: chain.reduce((n, w) => n + w.events, 0),
+    taskMs: chain.flatMap((w) => w.taskMs),
+    taskFailures: [...new Set(chain.flatMap((w) => w.taskFailures))],
+    activityTrouble: chain.flatMap((w) => w.activityTrouble),
+    activityMs: merged((w) => w.activityMs) as Map<string, number[]>,
+    stateTransitions: chain.reduce((n, w) => n + w.stateTransitions, 0),
+    historyBytes: chain.reduce((n, w) => n + w.historyBytes, 0),
+    byType: merged((w) => w.byType) as Map<string, number>,
+    times: merged((w) => w.times) as Map<string, number[]>,
   };
 }
 
@@ -324,7 +363,8 @@ interface RoundResult {
   t0?: number;
   /** Milestones, ms from t0 (Temporal event times and database times). */
   milestones: Array<[string, number]>;
-  parent?: WorkflowFigures;
+  /** The run's workflow, every execution added up (`executions`: each one's events, oldest first). */
+  parent?: WorkflowFigures & { executions: number[] };
   children: WorkflowFigures[];
   childFailures: number;
   actions?: Map<string, number>;
@@ -386,10 +426,10 @@ function cpuOfAll(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number }): Promise<RoundResult> {
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string> }): Promise<RoundResult> {
   const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
   say(`\n== ${n} machines ==`);
-  const stack = await startStack({ label: `dispatch-${n}`, serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE } });
+  const stack = await startStack({ label: `dispatch-${n}`, serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE, ...options.serverEnv } });
   const serverLogs = new LogWatch('server', stack.server);
   let fleet: SimulatedFleet | undefined;
   const onBenchAbort = () => void fleet?.stop();
@@ -550,6 +590,10 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     result.machineStatuses = {};
     const statuses = await stack.database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from machine_runs where run_id = ${runId} group by status`;
     for (const m of statuses) result.machineStatuses[m.status] = m.n;
+    // Why machines did not succeed, by error (a saturated host fails silent agents: say so, do not guess).
+    const errors = await stack.database.sql<Array<{ status: string; error: string | null; n: number }>>`
+      select status, left(error, 160) as error, count(*)::int as n from machine_runs where run_id = ${runId} and status <> 'SUCCEEDED' group by 1, 2 order by 3 desc limit 5`;
+    for (const e of errors) result.agentTrouble.push(`${e.n} machine run(s) ${e.status}: ${e.error ?? '(no error)'}`);
     const [jobs] = await stack.database.sql<Array<{ first: string | null; last: string | null; delivered: string | null; completed: string | null; count: number }>>`
       select to_json(min(c.created_at))#>>'{}' as first, to_json(max(c.created_at))#>>'{}' as last, to_json(max(c.delivered_at))#>>'{}' as delivered,
         to_json(max(c.completed_at))#>>'{}' as completed, count(*)::int as count
@@ -557,8 +601,10 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
 
     const run = await findRun(stack.database.db, runId);
     if (!run) throw new Error(`run ${runId} not in deployment_runs`);
-    result.parent = await workflowFigures(temporal, run.workflowId);
-    const children = await mapLimit(agents, 16, (a) => workflowFigures(temporal, workflowIds.machineRun(runId, a.machineId)).catch(() => undefined));
+    result.parent = await runFigures(temporal, run.workflowId);
+    // A batched run (docs/deployments.md) has no workflow per machine: only a run of child workflows is read child by child.
+    const hasChildren = (result.parent.byType.get('startChildWorkflowExecutionInitiated') ?? 0) > 0;
+    const children = hasChildren ? await mapLimit(agents, 16, (a) => workflowFigures(temporal, workflowIds.machineRun(runId, a.machineId)).catch(() => undefined)) : [];
     result.children = children.filter((c): c is WorkflowFigures => c !== undefined);
     result.childFailures = children.length - result.children.length;
 
@@ -654,8 +700,8 @@ function report(results: RoundResult[]): void {
       .filter((r) => r.parent)
       .map((r) => {
         const parent = r.parent!;
-        const childEvents = r.children.map((c) => c.events);
-        const childTransitions = r.children.map((c) => c.stateTransitions);
+        const childEvents = r.children.length ? r.children.map((c) => c.events) : [0];
+        const childTransitions = r.children.length ? r.children.map((c) => c.stateTransitions) : [0];
         const historyActions = (w: WorkflowFigures) => ACTION_EVENTS.reduce((s, t) => s + (w.byType.get(t) ?? 0), 0);
         // The parent's own start counts once for the run; each child's start is the parent's startChildWorkflowExecutionInitiated.
         const actionsFromHistory = (1 + historyActions(parent) + r.children.reduce((s, c) => s + historyActions(c), 0)) / r.n;
@@ -688,6 +734,12 @@ function report(results: RoundResult[]): void {
     const perMachine = Math.max(1e-9, (parent.events - FIXED_EVENTS) / r.n);
     const bytesPerMachine = parent.historyBytes / r.n;
     const at = (limit: number, per: number) => Math.floor(limit / per).toLocaleString('en-US');
+    const longest = Math.max(...parent.executions);
+    say(
+      `run workflow at ${r.n} machines: ${parent.executions.length} execution(s) (continue-as-new), ${parent.events} events in all, ${(parent.events / r.n).toFixed(3)} per machine, ` +
+        `the longest history ${longest} events (${((longest / EVENTS_WARN) * 100).toFixed(1)} % of the ${EVENTS_WARN.toLocaleString('en-US')}-event warning)${parent.executions.length > 1 ? ': a batched run stays below it at any size' : ''}.`,
+    );
+    if (parent.executions.length > 1 || r.children.length === 0) continue;
     say(
       `parent history at ${r.n} machines: ${parent.events} events (${((parent.events / EVENTS_LIMIT) * 100).toFixed(1)} % of ${EVENTS_LIMIT.toLocaleString('en-US')}), ` +
         `${(parent.historyBytes / 1024).toFixed(0)} KiB (${((parent.historyBytes / BYTES_LIMIT) * 100).toFixed(1)} % of 50 MiB); at ${perMachine.toFixed(2)} events and ${(bytesPerMachine / 1024).toFixed(2)} KiB per machine ` +
@@ -766,6 +818,9 @@ async function main(): Promise<number> {
       'enroll-concurrency': { type: 'string', default: '50' },
       'timeout-seconds': { type: 'string', default: '300' },
       'max-concurrent': { type: 'string' },
+      // A batched run's tunables (docs/configuration.md); unset: the code's defaults.
+      'batch-machines': { type: 'string' },
+      'history-events': { type: 'string' },
     },
   });
   const sizes = values.machines.split(',').map((s) => Number(s.trim()));
@@ -775,6 +830,10 @@ async function main(): Promise<number> {
     enrollConcurrency: Number(values['enroll-concurrency']),
     timeoutSeconds: Number(values['timeout-seconds']),
     maxConcurrent: values['max-concurrent'] === undefined ? undefined : Number(values['max-concurrent']),
+    serverEnv: {
+      ...(values['batch-machines'] ? { FLEETPATCH_RUN_BATCH_MACHINES: values['batch-machines'] } : {}),
+      ...(values['history-events'] ? { FLEETPATCH_RUN_HISTORY_EVENTS: values['history-events'] } : {}),
+    },
   };
   const loadAtStart = os.loadavg();
   const overall = performance.now();

@@ -105,6 +105,10 @@ export interface RunTimings {
   rebootTimeoutSeconds: number;
   /** An agent busy with an install job when asked to upgrade is asked again this much later. */
   upgradeBusyRetrySeconds?: number;
+  /** A batched run's machines ended per advance (unset: src/fleet/batchedRun.ts's default; tests make it tiny). */
+  runBatchMachines?: number;
+  /** A batched run's history events before it continues as new (unset: src/fleet/batchedRun.ts's default). */
+  runHistoryEvents?: number;
 }
 
 export interface AgentTimings {
@@ -248,6 +252,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rebootTimeoutSeconds: positive(env, 'FLEETPATCH_REBOOT_TIMEOUT_SECONDS', 900),
       // Install jobs take minutes: asking every minute finds the gap between two soon enough.
       upgradeBusyRetrySeconds: positive(env, 'FLEETPATCH_UPGRADE_BUSY_RETRY_SECONDS', 60),
+      // Tunables for tests and benchmarks: only what is set goes into a run's input, so a run takes
+      // the code's defaults otherwise (schedules keep the input they were created with).
+      ...(env.FLEETPATCH_RUN_BATCH_MACHINES ? { runBatchMachines: positive(env, 'FLEETPATCH_RUN_BATCH_MACHINES', 1) } : {}),
+      ...(env.FLEETPATCH_RUN_HISTORY_EVENTS ? { runHistoryEvents: positive(env, 'FLEETPATCH_RUN_HISTORY_EVENTS', 1) } : {}),
     },
     limits: {
       // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.

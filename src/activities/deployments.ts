@@ -35,7 +35,7 @@ import {
   planningInputs,
   plannedUpdates,
   setMachineRunStatus,
-  outcomeCountsByMachineRun,
+  runOutcomeCounts,
   updateResultsOf,
   type RunRow,
   type UpdateResultRow,
@@ -43,11 +43,12 @@ import {
 import type { RunProgressEvent } from '../db/runProgress.js';
 import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
-import { deploymentRunStatus, failureThreshold, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
+import { deploymentRunStatusFromCounts, failureThreshold, MAX_RUNNING_MACHINES, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
 import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
 import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
 import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
+import { MAX_BATCHED_RUNNING_MACHINES } from '../fleet/batchedRun.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
 
 export interface DeploymentActivityDeps {
@@ -175,6 +176,80 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     };
   };
 
+  /**
+   * Creates a scheduled occurrence's run (one started now comes with the run the API created),
+   * resolves its targets at this moment, and plans every machine from its latest assessment.
+   * Idempotent: a retry finds the run and its plans already there. `cap`: the most machines that
+   * may run at once (a run of child workflows has Temporal's; a batched run its own).
+   */
+  const begin = async (input: BeginRunInput, cap: number): Promise<BegunRun> => {
+    const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
+    if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
+    // Each run row is created once: a run started now by the API (runNow), before its workflow,
+    // which is given its id; a scheduled occurrence here (a retry finds it by its workflow id).
+    let run: RunRow;
+    if (input.runId) {
+      const found = await findRun(db, input.runId);
+      if (!found) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      run = found;
+    } else {
+      const ensured = await ensureRun(db, { deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
+      run = ensured.run;
+      if (ensured.created) announceRunStarted(pubsub, deployment.id, run.id);
+    }
+    // Ended before it began: the API canceled it when it could not tell whether this workflow
+    // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
+    if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
+    const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
+      published(run.id, await beginRun(db, run.id, new Date(), []));
+      published(run.id, await finishRun(db, run.id, status, reason, reason));
+      return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
+    };
+    if (!run.startedAt) {
+      if (deployment.deletedAt) return nothing('The deployment was deleted before this run began.', 'CANCELED');
+      if (deployment.paused && input.trigger === 'SCHEDULE') return nothing('The deployment is paused: this occurrence did not run.', 'CANCELED');
+    }
+    // A run that began keeps the shape and settings it began with, whatever the deployment says now.
+    if (!run.startedAt) run = await keepRunSettings(db, run.id, runSettingsOf(deployment));
+    const settings = run.settings ?? runSettingsOf(deployment);
+    const ringed = run.startedAt ? (await ringsOfRun(db, run.id)).length > 0 : (deployment.rings?.length ?? 0) > 0;
+    if (ringed) return beginRingedRun(run, deployment, settings, deployment.rings ?? [], nothing);
+    const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
+    let machines: Array<{ machineRunId: string; machineId: string }>;
+    if (run.startedAt) {
+      machines = (await machineRunsOf(db, run.id)).filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+    } else {
+      const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
+      if (targets.length === 0) {
+        return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
+      }
+      const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
+      const plans = targets.map((machine) => {
+        const { results, rebootReserveSeconds } = planRunMachine({
+          machine,
+          pending: pending.get(machine.id) ?? [],
+          selection: selectionOf(settings),
+          windowMinutes: settings.windowMinutes,
+          rebootSetting: settings.rebootSetting,
+          learnedSeconds: learned.get(machine.id),
+          baseline: decide(machine.id, machine.osType, now()),
+        });
+        return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
+      });
+      const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
+      machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
+    }
+    const threshold = failureThreshold(settings.maxFailures, machines.length);
+    return {
+      runId: run.id,
+      windowEndsAtMs: windowEndsAt.getTime(),
+      machines,
+      concurrency: maxConcurrentMachines(settings.maxConcurrent, machines.length, cap),
+      failureThreshold: Number.isFinite(threshold) ? threshold : null,
+      ...withSteps(deployment),
+    };
+  };
+
   return {
     ...createStepActivities({ db, pubsub }),
     /**
@@ -183,71 +258,17 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * Idempotent: a retry finds the run and its plans already there.
      */
     async beginDeploymentRun(input: BeginRunInput): Promise<BegunRun> {
-      const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
-      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
-      // Each run row is created once: a run started now by the API (runNow), before its workflow,
-      // which is given its id; a scheduled occurrence here (a retry finds it by its workflow id).
-      let run: RunRow;
-      if (input.runId) {
-        const found = await findRun(db, input.runId);
-        if (!found) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
-        run = found;
-      } else {
-        const ensured = await ensureRun(db, { deploymentId: deployment.id, workflowId: input.workflowId, trigger: input.trigger });
-        run = ensured.run;
-        if (ensured.created) announceRunStarted(pubsub, deployment.id, run.id);
-      }
-      // Ended before it began: the API canceled it when it could not tell whether this workflow
-      // had started (Temporal unavailable). It did: nothing runs, and the run stays as it is.
-      if (run.endedAt && !run.startedAt) return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
-      const nothing = async (reason: string, status: 'CANCELED' | 'FAILED'): Promise<BegunRun> => {
-        published(run.id, await beginRun(db, run.id, new Date(), []));
-        published(run.id, await finishRun(db, run.id, status, reason, reason));
-        return { runId: run.id, windowEndsAtMs: null, machines: [], concurrency: 1, failureThreshold: null };
-      };
-      if (!run.startedAt) {
-        if (deployment.deletedAt) return nothing('The deployment was deleted before this run began.', 'CANCELED');
-        if (deployment.paused && input.trigger === 'SCHEDULE') return nothing('The deployment is paused: this occurrence did not run.', 'CANCELED');
-      }
-      // A run that began keeps the shape and settings it began with, whatever the deployment says now.
-      if (!run.startedAt) run = await keepRunSettings(db, run.id, runSettingsOf(deployment));
-      const settings = run.settings ?? runSettingsOf(deployment);
-      const ringed = run.startedAt ? (await ringsOfRun(db, run.id)).length > 0 : (deployment.rings?.length ?? 0) > 0;
-      if (ringed) return beginRingedRun(run, deployment, settings, deployment.rings ?? [], nothing);
-      const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
-      let machines: Array<{ machineRunId: string; machineId: string }>;
-      if (run.startedAt) {
-        machines = (await machineRunsOf(db, run.id)).filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
-      } else {
-        const targets = await resolveTargets(db, { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter });
-        if (targets.length === 0) {
-          return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
-        }
-        const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
-        const plans = targets.map((machine) => {
-          const { results, rebootReserveSeconds } = planRunMachine({
-            machine,
-            pending: pending.get(machine.id) ?? [],
-            selection: selectionOf(settings),
-            windowMinutes: settings.windowMinutes,
-            rebootSetting: settings.rebootSetting,
-            learnedSeconds: learned.get(machine.id),
-            baseline: decide(machine.id, machine.osType, now()),
-          });
-          return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
-        });
-        const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
-        machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
-      }
-      const threshold = failureThreshold(settings.maxFailures, machines.length);
-      return {
-        runId: run.id,
-        windowEndsAtMs: windowEndsAt.getTime(),
-        machines,
-        concurrency: maxConcurrentMachines(settings.maxConcurrent, machines.length),
-        failureThreshold: Number.isFinite(threshold) ? threshold : null,
-        ...withSteps(deployment),
-      };
+      return begin(input, MAX_RUNNING_MACHINES);
+    },
+
+    /**
+     * beginDeploymentRun for a batched run (docs/deployments.md): the same run begun, without its
+     * machine list (a run of 100,000 machines would not fit in an activity's result), and with a
+     * batched run's own concurrency limit.
+     */
+    async beginBatchedRun(input: BeginRunInput): Promise<Omit<BegunRun, 'machines'> & { machineCount: number }> {
+      const { machines, ...begun } = await begin(input, MAX_BATCHED_RUNNING_MACHINES);
+      return { ...begun, machineCount: machines.length };
     },
 
     /**
@@ -334,7 +355,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * ring's window, and answers what the workflow needs to run it. Idempotent: a retry finds the
      * ring started and answers the same.
      */
-    async beginRing(input: { runId: string; ring: number }): Promise<BegunRing> {
+    async beginRing(input: { runId: string; ring: number; batched?: boolean }): Promise<BegunRing> {
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
       const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
@@ -382,14 +403,15 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       } else {
         windowEndsAt = recorded.windowEndsAt!;
       }
-      const running = machineRuns.filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      // A batched run pages the ring's machines from PostgreSQL itself (advanceMachines): none in the answer.
+      const running = input.batched ? [] : machineRuns.filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
       const threshold = failureThreshold(settings.maxFailures, machineRuns.length);
       return {
         ring: input.ring,
         name: recorded.name,
         machines: running,
         windowEndsAtMs: windowEndsAt.getTime(),
-        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineRuns.length),
+        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineRuns.length, input.batched ? MAX_BATCHED_RUNNING_MACHINES : MAX_RUNNING_MACHINES),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
         gate,
         ...withSteps(deployment),
@@ -401,12 +423,14 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       for (const machineRunId of input.notStarted) {
         published(input.runId, await finishMachineRun(db, machineRunId, { status: 'NOT_STARTED', rebootOutcome: null, error: input.notStartedReason }));
       }
-      const machineRuns = await machineRunsOfRing(db, input.runId, input.ring);
-      const failed = machineRuns.filter((m) => failedAtGate(m.status)).length;
+      const { byStatus } = await runOutcomeCounts(db, input.runId, input.ring);
+      const counted = Object.entries(byStatus) as Array<[MachineRunStatus, number]>;
+      const total = counted.reduce((n, [, c]) => n + c, 0);
+      const failed = counted.filter(([status]) => failedAtGate(status)).reduce((n, [, c]) => n + c, 0);
       const row = await setRingState(db, input.runId, input.ring, { failedCount: failed, ended: true });
       // After the ring's change, so a reader of the RUN event sees it; a retry records them again.
-      published(input.runId, await logRunChange(db, input.runId, [`${row?.name ?? `Ring ${input.ring}`} finished: ${machineRuns.length - failed} of ${machineRuns.length} machine(s) without failure.`]));
-      return { total: machineRuns.length, failed };
+      published(input.runId, await logRunChange(db, input.runId, [`${row?.name ?? `Ring ${input.ring}`} finished: ${total - failed} of ${total} machine(s) without failure.`]));
+      return { total, failed };
     },
 
     /** Records where a ring's gate is (soaking, waiting for approval, halted, promoted...), for the API and the operator. */
@@ -461,13 +485,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
       if (run.endedAt) return run.status;
-      const outcomes = new Map((await outcomeCountsByMachineRun(db, input.runId)).map((o) => [o.machineRunId, o]));
-      const machineRuns = (await machineRunsOf(db, input.runId)).map((m) => ({
-        status: m.status as MachineRunStatus,
-        failedUpdates: outcomes.get(m.id)?.failed ?? 0,
-        succeededUpdates: outcomes.get(m.id)?.succeeded ?? 0,
-      }));
-      const status = deploymentRunStatus(machineRuns, input.canceled);
+      // Counted in the database: a run of a million machines is not read into memory to end it.
+      const status = deploymentRunStatusFromCounts(await runOutcomeCounts(db, input.runId), input.canceled);
       // The rings close before the run ends: whoever sees the run's end sees no ring still open.
       if (input.ringed) await closeOpenRings(db, input.runId, input.reason ?? null);
       published(input.runId, await finishRun(db, input.runId, status, input.canceled ? (input.reason ?? 'Canceled by an operator.') : null, `Run ended: ${status}.`));
@@ -477,7 +496,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
 }
 
 /** The install job a machine run hands its agent: its planned updates in order, the window's end, the reboot setting and the reserve its plan kept. */
-function installJob(
+export function installJob(
   run: { id: string; windowEndsAt: Date | null },
   machineRun: { id: string; rebootReserveSeconds: number },
   rebootSetting: InstallJob['rebootSetting'],
@@ -517,7 +536,7 @@ function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabil
   return carriesScripts(capabilities) ? scriptJobSteps(steps, 'PRE') : [];
 }
 
-const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;
+export const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;
 
 /**
  * Runs `step` again, a second apart, while it fails because PostgreSQL is away, heartbeating so

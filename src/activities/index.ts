@@ -5,6 +5,7 @@ import type { FleetPubSub } from '../events/pubsub.js';
 import type { FleetThresholds } from '../fleet/compliance.js';
 
 import { createAgentUpgradeActivities } from './agentUpgrades.js';
+import { createBatchedRunActivities } from './batchedRuns.js';
 import { createComplianceHistoryActivities } from './complianceHistory.js';
 import { createDeploymentActivities } from './deployments.js';
 
@@ -23,8 +24,10 @@ export interface ActivityDeps {
 
 /** The I/O steps workflows call. Dependencies come in here, so tests can hand in their own. */
 export function createActivities(deps: ActivityDeps) {
+  const deployments = createDeploymentActivities(deps);
   return {
-    ...createDeploymentActivities(deps),
+    ...deployments,
+    ...createBatchedRunActivities(deps, deployments.finishMachineRun),
     ...createAgentUpgradeActivities(deps),
     ...createComplianceHistoryActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {
@@ -38,4 +41,5 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 export type DeploymentActivities = ReturnType<typeof createDeploymentActivities>;
+export type BatchedRunActivities = ReturnType<typeof createBatchedRunActivities>;
 export type AgentUpgradeActivities = ReturnType<typeof createAgentUpgradeActivities>;

@@ -246,6 +246,28 @@ export function resultCountsOfRun(db: Db, runId: string, by: 'status' | 'predict
     .groupBy(column);
 }
 
+/**
+ * What a run's status is decided from, counted in the database whatever the run's size: its machine
+ * runs by status (of one ring, when given), and its updates failed and succeeded.
+ */
+export async function runOutcomeCounts(db: Db, runId: string, ring?: number): Promise<{ byStatus: Partial<Record<MachineRunStatus, number>>; failedUpdates: number; succeededUpdates: number }> {
+  const [statuses, [updates]] = await Promise.all([
+    db
+      .select({ status: machineRuns.status, n: sql<number>`count(*)::int` })
+      .from(machineRuns)
+      .where(ring === undefined ? eq(machineRuns.runId, runId) : and(eq(machineRuns.runId, runId), eq(machineRuns.ring, ring)))
+      .groupBy(machineRuns.status),
+    db
+      .select({
+        failed: sql<number>`count(*) filter (where ${updateResults.status} = 'FAILED')::int`,
+        succeeded: sql<number>`count(*) filter (where ${updateResults.status} = 'SUCCEEDED')::int`,
+      })
+      .from(updateResults)
+      .where(eq(updateResults.runId, runId)),
+  ]);
+  return { byStatus: Object.fromEntries(statuses.map((s) => [s.status, s.n])), failedUpdates: updates?.failed ?? 0, succeededUpdates: updates?.succeeded ?? 0 };
+}
+
 /** Failed and succeeded updates per machine run of a run, counted in the database. */
 export function outcomeCountsByMachineRun(db: Db, runId: string): Promise<Array<{ machineRunId: string; failed: number; succeeded: number }>> {
   return db
@@ -267,7 +289,7 @@ export async function setMachineRunStatus(
   db: Db,
   id: string,
   status: MachineRunStatus,
-  extra: { error?: string | null; rebootOutcome?: string | null } = {},
+  extra: { error?: string | null; rebootOutcome?: string | null; rebootBy?: Date } = {},
   logLine?: (row: MachineRunRow) => string,
 ): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
@@ -314,6 +336,10 @@ export async function finishMachineRun(
   logLine?: (row: MachineRunRow) => string,
 ): Promise<{ row: MachineRunRow | undefined; progress: RunProgressEvent[] }> {
   return db.transaction(async (tx) => {
+    // A machine run ends once: a second end (two advances of a batched run racing after a worker
+    // was given up on, a retried activity) changes nothing and announces nothing.
+    const [current] = await tx.select().from(machineRuns).where(eq(machineRuns.id, id)).for('update');
+    if (current?.endedAt) return { row: current, progress: [] };
     // The rule is src/fleet's; it is applied here, in the transaction that ends the machine run, so
     // that no update is left unsettled by a machine run that has ended.
     for (const from of UNSETTLED_UPDATE_STATUSES) {
@@ -566,7 +592,7 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
     // agent, told so, installs nothing more of it.
     if (fresh?.canceledAt) return 'WITHDRAWN';
     if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, progress: [] };
-    await tx.update(agentCommands).set({ lastEventSeq: events.seq }).where(eq(agentCommands.id, commandId));
+    await tx.update(agentCommands).set({ lastEventSeq: events.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, commandId));
     let lineIds: [number, number] | null = null;
     if (events.lines.length > 0) {
       const inserted = await tx
@@ -659,5 +685,6 @@ export async function runLogsOf(db: Db, query: { runId: string; machineRunId?: s
 
 /** Machine runs waiting for this machine to come back from a reboot. */
 export function rebootingMachineRuns(db: Db, machineId: string) {
-  return db.select({ id: machineRuns.id, runId: machineRuns.runId }).from(machineRuns).where(and(eq(machineRuns.machineId, machineId), eq(machineRuns.status, 'REBOOTING'), isNull(machineRuns.endedAt)));
+  // A batched run's machine (reboot_by set) has no workflow of its own to signal: its run's advance reads the boot id.
+  return db.select({ id: machineRuns.id, runId: machineRuns.runId }).from(machineRuns).where(and(eq(machineRuns.machineId, machineId), eq(machineRuns.status, 'REBOOTING'), isNull(machineRuns.endedAt), isNull(machineRuns.rebootBy)));
 }

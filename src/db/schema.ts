@@ -403,6 +403,14 @@ export const agentCommands = pgTable(
     lastEventSeq: integer('last_event_seq').notNull().default(0),
     /** Withdrawn: a late agent must not start it (the machine run already ended). */
     canceledAt: timestamp('canceled_at', { withTimezone: true }),
+    /**
+     * INSTALL: when the agent last showed it works on the job (handed over, each progress batch,
+     * offered again). A batched run (docs/deployments.md) tells a silent agent by it, where a
+     * machine run's workflow has its activity's heartbeat timeout.
+     */
+    lastHeardAt: timestamp('last_heard_at', { withTimezone: true }).defaultNow(),
+    /** INSTALL: when a batched run offered the job again after a first silence (a second silence loses the agent). */
+    reofferedAt: timestamp('reoffered_at', { withTimezone: true }),
   },
   (t) => [index('agent_commands_pending_idx').on(t.machineId, t.completedAt)],
 );
@@ -535,8 +543,17 @@ export const machineRuns = pgTable(
     error: text('error'),
     /** How the deployment's pre and post steps went on this machine, in the order they ran. */
     stepResults: jsonb('step_results').$type<StepResult[]>().notNull().default(sql`'[]'::jsonb`),
+    /** REBOOTING in a batched run: when the machine must be back by (a machine run's workflow keeps this in its own timer). */
+    rebootBy: timestamp('reboot_by', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId)],
+  (t) => [
+    uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId),
+    // A batched run pages its machines by key and looks only at those running (src/db/batchedRuns.ts):
+    // both stay small reads however many machines the run has.
+    index('machine_runs_pending_idx').on(t.runId, t.ring, t.machineName, t.id).where(sql`${t.status} = 'PENDING'`),
+    index('machine_runs_running_idx').on(t.runId, t.ring).where(sql`${t.endedAt} is null and ${t.status} <> 'PENDING'`),
+    index('machine_runs_run_status_idx').on(t.runId, t.ring, t.status),
+  ],
 );
 
 /**

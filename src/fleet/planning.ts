@@ -389,10 +389,11 @@ export function resolveLimit(limit: Limit | null, total: number, fallback: numbe
 
 /**
  * How many machine runs may run at once: the limit, by default all machines up to
- * DEFAULT_MAX_CONCURRENT, never more than MAX_RUNNING_MACHINES; at least 1, or nothing would ever start.
+ * DEFAULT_MAX_CONCURRENT, never more than `cap` (MAX_RUNNING_MACHINES for a run of child workflows,
+ * batchedRun.ts's own for a batched run); at least 1, or nothing would ever start.
  */
-export function maxConcurrentMachines(limit: Limit | null, total: number): number {
-  return Math.min(MAX_RUNNING_MACHINES, Math.max(1, resolveLimit(limit, total, Math.min(total, DEFAULT_MAX_CONCURRENT))));
+export function maxConcurrentMachines(limit: Limit | null, total: number, cap = MAX_RUNNING_MACHINES): number {
+  return Math.min(cap, Math.max(1, resolveLimit(limit, total, Math.min(total, DEFAULT_MAX_CONCURRENT))));
 }
 
 /**
@@ -472,6 +473,22 @@ export function deploymentRunStatus(
   if (machineRuns.some((run) => UNFINISHED.has(run.status))) return 'IN_PROGRESS';
   if (machineRuns.every((run) => run.status === 'SUCCEEDED' && run.failedUpdates === 0)) return 'SUCCEEDED';
   if (machineRuns.every((run) => NOTHING_DONE.has(run.status)) && machineRuns.every((run) => run.succeededUpdates === 0)) return 'FAILED';
+  return 'PARTIALLY_FAILED';
+}
+
+/**
+ * deploymentRunStatus from what the database counts for a run of any size (its machine runs by
+ * status, its updates failed and succeeded), instead of every machine run: the same rules, since
+ * "every machine run SUCCEEDED, none with a failed update" is "every machine run SUCCEEDED and no
+ * failed update in the run", and likewise for "nothing succeeded anywhere".
+ */
+export function deploymentRunStatusFromCounts(counts: { byStatus: Partial<Record<MachineRunStatus, number>>; failedUpdates: number; succeededUpdates: number }, canceled: boolean): DeploymentRunStatus {
+  if (canceled) return 'CANCELED';
+  const entries = Object.entries(counts.byStatus).filter(([, n]) => (n ?? 0) > 0) as Array<[MachineRunStatus, number]>;
+  if (entries.length === 0) return 'FAILED';
+  if (entries.some(([status]) => UNFINISHED.has(status))) return 'IN_PROGRESS';
+  if (entries.every(([status]) => status === 'SUCCEEDED') && counts.failedUpdates === 0) return 'SUCCEEDED';
+  if (entries.every(([status]) => NOTHING_DONE.has(status)) && counts.succeededUpdates === 0) return 'FAILED';
   return 'PARTIALLY_FAILED';
 }
 

@@ -95,6 +95,10 @@ export async function createFleetWorker(options: {
       ...(options.thresholds ? { thresholds: options.thresholds } : {}),
       ...(options.historyRetentionDays !== undefined ? { historyRetentionDays: options.historyRetentionDays } : {}),
     }),
+    // A cancel reaches an activity only in the answer to its heartbeat: a batched run's advance
+    // (heartbeat timeout 10 s, so heartbeats sent every 8 s by default) would go on starting and
+    // ending machines for seconds after its run was canceled.
+    maxHeartbeatThrottleInterval: '1 second',
   });
   const deliverer = options.webhooks ? new WebhookDeliverer({ db: database.db, sql: database.sql, logger, settings: options.webhooks }) : null;
   let running: Promise<void> | undefined;

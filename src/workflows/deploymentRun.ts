@@ -1,21 +1,21 @@
-import { CancellationScope, condition, isCancellation, proxyActivities, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, patched, proxyActivities, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { BegunRun } from '../activities/deployments.js';
-import type { DeploymentActivities } from '../activities/index.js';
+import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
 import { gateDecision, type GateVerdict } from '../fleet/rollout.js';
 import type { StepPhases } from '../fleet/steps.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, workflowIds } from './config.js';
+import { batchedRun, initialState } from './batchedRun.js';
 import { machineRunWorkflow } from './machineRun.js';
+import type { DeploymentRunInput } from './runInput.js';
 
-export interface DeploymentRunInput {
-  deploymentId: string;
-  /** Set when the API created the run (run now); absent for a scheduled occurrence. */
-  runId?: string;
-  trigger: 'SCHEDULE' | 'MANUAL';
-  /** Tunables, with production defaults; tests shorten them. */
-  installHeartbeatSeconds?: number;
-  rebootTimeoutSeconds?: number;
-}
+export type { DeploymentRunInput } from './runInput.js';
+
+/**
+ * New runs are batched runs (batchedRun.ts): no child workflow per machine. Runs begun before
+ * (their histories have no marker of this patch) replay the code below unchanged.
+ */
+export const BATCHED_RUNS_PATCH = 'batched-runs';
 
 /** Children started per workflow task (see the loop). */
 const START_BATCH = 100;
@@ -25,20 +25,31 @@ const steps = proxyActivities<DeploymentActivities>({
   startToCloseTimeout: '2 minutes',
 });
 
+const planning = proxyActivities<BatchedRunActivities & DeploymentActivities>({
+  // A batched run plans all its machines in its first activity: minutes at 100,000 machines.
+  startToCloseTimeout: '30 minutes',
+});
+
 /**
- * One run of a deployment: record it, resolve the machines, hand the first `concurrency` machines'
- * jobs to their agents at once, and run one child workflow per machine, at most `concurrency` at
- * a time, starting no new machine once the failure threshold is reached or the window has ended.
- * Cancel stops the children and withdraws the jobs of machines not started; the run's status comes last.
- */
-/**
- * One run of a deployment: record it, resolve the machines, hand the first `concurrency` machines'
+ * One run of a deployment. A new run is a batched run (batchedRun.ts: no workflow per machine,
+ * continued as new as it goes). Below, the run of child workflows, which runs begun before batched
+ * runs replay and a deployment with steps still takes:
+ * record it, resolve the machines, hand the first `concurrency` machines'
  * jobs to their agents at once, and run one child workflow per machine, at most `concurrency` at
  * a time, starting no new machine once the failure threshold is reached or the window has ended.
  * Cancel stops the children and withdraws the jobs of machines not started; the run's status comes last.
  * A deployment with rings runs them one after the other, each behind the previous one's gate (ringedRun).
  */
 export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<string> {
+  // A batched run that continued as new: where it was is in its input.
+  if (input.resume) return batchedRun(input, input.resume);
+  if (patched(BATCHED_RUNS_PATCH)) {
+    const begun = await planning.beginBatchedRun({ deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger });
+    if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
+    // Pre and post steps run in a workflow per machine (machineRun.ts): a deployment with steps
+    // runs as below, its machines' list read again (the same run: beginDeploymentRun finds it begun).
+    if (!begun.steps) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }));
+  }
   const begun = await steps.beginDeploymentRun({ deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger });
   if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
   // Runs begun before rings existed have no `rings` in their recorded result and replay this path unchanged.

@@ -64,8 +64,8 @@ async function startOtlpReceiver() {
 
 /**
  * Traces across the path of a deployment: the GraphQL mutation, the Temporal client's start, the
- * run's workflow, the machine run's child workflow, the install activity, and the agent's result
- * that completes it, all in one trace, exported over OTLP/HTTP to a receiver in the test. The API,
+ * run's workflow, the advance that hands the install job over, and the agent's result on it, all
+ * in one trace, exported over OTLP/HTTP to a receiver in the test. The API,
  * the worker and the real Temporal dev server in this process; an agent speaking the agent protocol.
  */
 describe('traces: one deployment run, API to agent result, in one trace', () => {
@@ -109,7 +109,7 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     return response.data!;
   }
 
-  it('connects the runDeploymentNow mutation, its workflows, the install activity and the agent result that completes it', async () => {
+  it('connects the runDeploymentNow mutation, its workflow, the activity that hands the job over and the agent result on it', async () => {
     const base = api.url.replace('/graphql', '');
     const enrolled = await new AgentClient(base).enroll(enrollKey, machineFacts({ hostname: 'traced-01', bootId: 'boot-1' }));
     const agent = new AgentClient(base, enrolled.credential);
@@ -122,9 +122,7 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation RunTraced($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
 
     const job = await waitUntil(async () => (await agent.commands(0)).commands.find((c) => c.kind === 'INSTALL'), (c): c is AgentCommand => c !== undefined, 60_000, 'the install job');
-    // The result completes the install activity once the machine run's activity waits for it (a
-    // result that comes earlier is picked up by that activity, under the run's hand-over instead).
-    await waitUntil(async () => (await database.sql<Array<{ token: string | null }>>`select task_token as token from agent_commands where id = ${job!.id}`)[0]?.token, (t) => Boolean(t), 60_000, 'the install activity to wait for the result');
+    // A batched run (docs/deployments.md) hands the job over from its advance, whose trace the job keeps: the result joins it.
     const at = new Date().toISOString();
     const updates = job!.install!.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED' as const, exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at }));
     expect(await agent.sendJobResult(job!.id, { updates, rebootRequired: false, rebooting: false, timedOut: false, error: null, bootId: 'boot-1' })).toEqual({ accepted: true });
@@ -153,17 +151,15 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     expect(names).toEqual(
       expect.arrayContaining([
         'POST /agent/v1/jobs/:jobId/result',
-        'RunActivity:dispatchInstall',
-        'StartActivity:dispatchInstall',
-        'RunWorkflow:machineRunWorkflow',
-        'StartChildWorkflow:machineRunWorkflow',
+        'RunActivity:advanceMachines',
+        'StartActivity:advanceMachines',
         'RunWorkflow:deploymentRunWorkflow',
         'StartWorkflow:deploymentRunWorkflow',
         'mutation RunTraced',
       ]),
     );
     // The order of the path: the mutation is the root, the agent's result the deepest.
-    const order = ['mutation RunTraced', 'StartWorkflow:deploymentRunWorkflow', 'RunWorkflow:deploymentRunWorkflow', 'RunWorkflow:machineRunWorkflow', 'RunActivity:dispatchInstall', 'POST /agent/v1/jobs/:jobId/result'];
+    const order = ['mutation RunTraced', 'StartWorkflow:deploymentRunWorkflow', 'RunWorkflow:deploymentRunWorkflow', 'RunActivity:advanceMachines', 'POST /agent/v1/jobs/:jobId/result'];
     expect(order.map((n) => names.indexOf(n))).toEqual([...order.map((n) => names.indexOf(n))].sort((a, b) => b - a));
     expect(chain.at(-1)!.name).toBe('mutation RunTraced');
     expect(chain.at(-1)!.parentSpanId).toBeUndefined();
@@ -173,9 +169,7 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     const trace = receiver.spans.filter((s) => s.traceId === traceId);
     const mutation = chain.at(-1)!;
     expect(mutation.attributes).toMatchObject({ 'graphql.operation.type': 'mutation', 'graphql.operation.name': 'RunTraced' });
-    // The agent's result completes the activity within its own span, and stores the result in statements of their own.
-    const completion = trace.find((s) => s.name === 'CompleteActivity:dispatchInstall' && s.parentSpanId === result.spanId);
-    expect(completion?.attributes).toMatchObject({ 'fleetpatch.run.id': runId });
+    // The agent's result is stored in statements of their own (no activity waits for it: the run's advance reads it).
     expect(trace.some((s) => s.parentSpanId === result.spanId && s.attributes['db.system'] === 'postgresql' && /^UPDATE agent_commands$/.test(s.name))).toBe(true);
     // Statements under the mutation and the activities, with placeholders for every value.
     const statements = trace.filter((s) => s.attributes['db.system'] === 'postgresql');

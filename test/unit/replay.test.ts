@@ -27,6 +27,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/complianceHistory.test.ts with RECORD_HISTORY=test/history_files.
     ['complianceSnapshot.json', 'the daily snapshot as its schedule started it; recorded before retention existed, so it replays past the patch without pruning'],
     ['complianceSnapshotRetention.json', 'the daily snapshot, then the days older than the retention deleted'],
+    // Recorded by test/integration/batchedRun.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunBatched.json', "a batched run's first execution: the patch marker, the run begun without its machines, an advance, continue-as-new"],
+    ['deploymentRunBatchedContinued.json', 'its last execution: continued from the state the one before carried, advances, the run finished'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

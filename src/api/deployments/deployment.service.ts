@@ -326,7 +326,13 @@ export class DeploymentService {
   }
 
   private runTunables() {
-    return { installHeartbeatSeconds: this.services.fleet.runTimings.installHeartbeatSeconds, rebootTimeoutSeconds: this.services.fleet.runTimings.rebootTimeoutSeconds };
+    const timings = this.services.fleet.runTimings;
+    return {
+      installHeartbeatSeconds: timings.installHeartbeatSeconds,
+      rebootTimeoutSeconds: timings.rebootTimeoutSeconds,
+      ...(timings.runBatchMachines ? { batchMachines: timings.runBatchMachines } : {}),
+      ...(timings.runHistoryEvents ? { historyEvents: timings.runHistoryEvents } : {}),
+    };
   }
 
   private async createSchedule(row: DeploymentRow): Promise<void> {

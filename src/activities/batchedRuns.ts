@@ -1,0 +1,222 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { batchCounts, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns } from '../db/batchedRuns.js';
+import type { Db } from '../db/client.js';
+import { findDeployment, runSettingsOf } from '../db/deployments.js';
+import { findMachines } from '../db/machines.js';
+import { findRun, finishMachineRun, installJobSources, setMachineRunStatus } from '../db/runs.js';
+import { currentTraceparent } from '../telemetry/tracing.js';
+import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
+import { advanceReturns, countsAsFailed, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, type MachineEnd } from '../fleet/batchedRun.js';
+import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
+
+/** What a machine run's end takes (the deployment activities' finishMachineRun). */
+type FinishMachineRun = ReturnType<typeof createDeploymentActivities>['finishMachineRun'];
+
+/** What an advance works within: a run's (or ring's) limits and the run's tunables. */
+export interface AdvanceInput {
+  runId: string;
+  /** The ring (1-based), or null in a run without rings. */
+  ring: number | null;
+  windowEndsAtMs: number;
+  concurrency: number;
+  /** null: no limit. */
+  failureThreshold: number | null;
+  graceSeconds: number;
+  installHeartbeatSeconds: number;
+  rebootTimeoutSeconds: number;
+  /** Machines ended before handing back to the workflow. */
+  batchMachines: number;
+  /** Seconds before handing back to the workflow however few ended. */
+  budgetSeconds: number;
+  /** How often to look when nothing wakes the advance (a result or a check-in announced through PostgreSQL wakes it at once). */
+  pollMs: number;
+}
+
+export interface AdvanceOutcome {
+  /** The run (or ring) is through: nothing runs, and nothing more will start. */
+  done: boolean;
+  /** Machine runs of the run (or ring) ended FAILED or TIMED_OUT, all told. */
+  failed: number;
+  /** Machine runs this advance ended. */
+  ended: number;
+  /** Machine runs still PENDING (when done: never started, the window or the failure threshold stopped them). */
+  pendingLeft: boolean;
+}
+
+const FAILED_STATUSES = ['FAILED', 'TIMED_OUT'] as const;
+/** Between two looks, at least: a burst of results is read together, not one look per result. */
+const MIN_LOOK_GAP_MS = 250;
+/** Machines started per transaction: their jobs, machine runs and log lines together. */
+const START_PAGE = 1000;
+/** Machine runs ended at once: each is a transaction of its own (its updates settled, its job withdrawn, its events). */
+const PARALLEL_ENDS = 4;
+
+/**
+ * The I/O of a batched run (docs/deployments.md): one activity advances many machines, reading
+ * their rows by key; src/fleet/batchedRun.ts decides. Every step is a conditional write in
+ * PostgreSQL, so a retried or repeated advance (a worker that died mid-way) does nothing twice.
+ */
+export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun) {
+  const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) =>
+    finishMachine({
+      machineRunId,
+      requestAssessment: outcome.requestAssessment ?? false,
+      timedOut: outcome.timedOut ?? false,
+      rebootFailed: outcome.rebootFailed ?? false,
+      agentLost: outcome.agentLost ?? false,
+      canceled: outcome.canceled ?? false,
+      jobFailed: outcome.jobFailed ?? false,
+      rebootOutcome: outcome.rebootOutcome ?? null,
+      error: outcome.error ?? null,
+    });
+
+  async function inParallel<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
+    for (let i = 0; i < items.length; i += PARALLEL_ENDS) {
+      await Promise.all(items.slice(i, i + PARALLEL_ENDS).map(each));
+      // Thousands of machines may end in one look: the activity stays seen alive meanwhile.
+      Context.current().heartbeat();
+    }
+  }
+
+  return {
+    /**
+     * Advances a batched run's (or ring's) machines until `batchMachines` of them ended, or
+     * `budgetSeconds` passed, or nothing more can happen: ends the machines whose result came (or
+     * whose agent went silent twice, or that ran past the window), waits for rebooted machines'
+     * new boot id, and starts PENDING machines, by key, into the places free. Heartbeats as it
+     * goes: a cancel of the run reaches it at its next look.
+     */
+    async advanceMachines(input: AdvanceInput): Promise<AdvanceOutcome> {
+      const context = Context.current();
+      const startedAt = Date.now();
+      const run = await findRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+      const rebootSetting = (run.settings ?? runSettingsOf(deployment)).rebootSetting;
+      // The job's deadline is the window's end; a ring's window is its own (the run's row follows the running ring).
+      const jobRun = { id: run.id, windowEndsAt: new Date(input.windowEndsAtMs) };
+      const limits = { concurrency: input.concurrency, threshold: input.failureThreshold ?? Number.POSITIVE_INFINITY, windowEndsAtMs: input.windowEndsAtMs };
+      const timings = { windowEndsAtMs: input.windowEndsAtMs, graceSeconds: input.graceSeconds, installHeartbeatSeconds: input.installHeartbeatSeconds, rebootTimeoutSeconds: input.rebootTimeoutSeconds };
+      const installDeadline = new Date(input.windowEndsAtMs + input.graceSeconds * 1000 + 120_000);
+
+      let { running, failed } = await batchCounts(db, input.runId, input.ring, FAILED_STATUSES);
+      let pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
+      let ended = 0;
+
+      const ended1 = (status: string) => {
+        ended += 1;
+        if (countsAsFailed(status)) failed += 1;
+      };
+
+      /** Starts a page of PENDING machines: their jobs handed over in one transaction; a machine removed meanwhile fails at once. */
+      const startPage = async (count: number) => {
+        const page = await pendingMachineRunsPage(db, input.runId, input.ring, count);
+        if (page.length < count) pendingLeft = false;
+        if (page.length === 0) return;
+        const live = new Set((await findMachines(db, page.map((m) => m.machineId))).map((m) => m.id));
+        const sources = (await installJobSources(db, page.filter((m) => live.has(m.machineId)).map((m) => m.machineRunId))).filter((m) => m.status === 'PENDING');
+        const jobs = sources.map((m) => {
+          const job = installJob(jobRun, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, rebootSetting, m.updates, input.graceSeconds);
+          return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
+        });
+        // With traces on, the agents' reports on these jobs join the advance's trace (agent.service.ts).
+        const handedOver = await startMachineRuns(db, input.runId, jobs, currentTraceparent());
+        announceAgentCommands(pubsub, handedOver.commands);
+        announceRunProgress(pubsub, input.runId, handedOver.progress);
+        running += handedOver.commands.length;
+        const removed = page.filter((m) => !live.has(m.machineId));
+        await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
+      };
+
+      /** Starts up to `count` PENDING machines, a page per transaction; a machine removed meanwhile fails at once. */
+      const start = async (count: number) => {
+        for (let left = count; left > 0 && pendingLeft; left -= START_PAGE) {
+          await startPage(Math.min(left, START_PAGE));
+          context.heartbeat({ ended });
+        }
+      };
+
+      // Woken by what the API announces through PostgreSQL: a result or progress of this run, or a machine checking in (a new boot id).
+      let wake: (() => void) | null = null;
+      let woken = false;
+      const stopObserving = pubsub.observe({
+        delivered(topic) {
+          if (topic !== `deploymentRunProgress:${input.runId}` && topic !== 'machineChanged') return;
+          woken = true;
+          wake?.();
+        },
+      });
+      try {
+        for (;;) {
+          if (context.cancellationSignal.aborted) throw new CancelledFailure('The run was canceled.');
+          context.heartbeat({ ended });
+          woken = false;
+          const lookedAt = Date.now();
+          const { nowMs, rows } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline);
+          await inParallel(rows, async (row) => {
+            const action = nextMachineAction({ ...row, hasJob: row.commandId !== null }, nowMs, timings);
+            switch (action.kind) {
+              case 'WAIT':
+                return;
+              case 'REOFFER': {
+                const offered = await reofferJob(db, row.machineRunId);
+                if (offered?.reoffered) pubsub.publish('agentCommandQueued', offered.machineId, { commandId: offered.id });
+                return;
+              }
+              case 'REBOOTING': {
+                const { progress } = await setMachineRunStatus(db, row.machineRunId, 'REBOOTING', { rebootBy: new Date(action.rebootByMs) }, (m) => `${m.machineName}: rebooting; waiting for the agent to come back.`);
+                announceRunProgress(pubsub, input.runId, progress);
+                return;
+              }
+              case 'FINISH':
+                running -= 1;
+                ended1(await end(row.machineRunId, action.end));
+                return;
+            }
+          });
+          const toStart = pendingLeft ? machinesToStart({ running, failed, nowMs: Date.now() }, limits) : 0;
+          if (toStart > 0) await start(toStart);
+          const startable = machinesToStart({ running: 0, failed, nowMs: Date.now() }, limits) > 0;
+          const returns = advanceReturns({ running, pendingLeft, startable, ended, elapsedMs: Date.now() - startedAt }, { batchSize: input.batchMachines, budgetMs: input.budgetSeconds * 1000 });
+          if (returns.now) return { done: returns.done, failed, ended, pendingLeft };
+          // Sleeps through the activity's context: a cancel ends the wait at once.
+          await context.sleep(Math.max(0, MIN_LOOK_GAP_MS - (Date.now() - lookedAt)));
+          if (!woken) {
+            await Promise.race([
+              context.sleep(input.pollMs),
+              new Promise<void>((resolve) => {
+                wake = () => resolve();
+              }),
+            ]);
+          }
+          wake = null;
+        }
+      } finally {
+        stopObserving();
+      }
+    },
+
+    /**
+     * Ends a batched run's machine runs that are left when it stops: those never started (PENDING),
+     * with `status` and `reason`, and with `running`, those still running too (a cancel: their jobs
+     * withdrawn, so a late agent installs nothing more). Page by page; answers how many it ended.
+     */
+    async settleMachineRuns(input: { runId: string; ring?: number | null; running: boolean; status: 'NOT_STARTED' | 'CANCELED'; reason: string | null }): Promise<number> {
+      const context = Context.current();
+      let settled = 0;
+      for (;;) {
+        context.heartbeat(settled);
+        const pending = await pendingMachineRunsPage(db, input.runId, input.ring, 200);
+        const running = input.running && pending.length === 0 ? await runningMachineRunIds(db, input.runId, input.ring, 200) : [];
+        if (pending.length === 0 && running.length === 0) return settled;
+        await inParallel(pending, async (m) => {
+          announceRunProgress(pubsub, input.runId, (await finishMachineRun(db, m.machineRunId, { status: input.status, rebootOutcome: null, error: input.reason })).progress);
+        });
+        await inParallel(running, async (m) => void (await end(m.machineRunId, { canceled: true, error: 'The run was canceled.' })));
+        settled += pending.length + running.length;
+      }
+    },
+  };
+}

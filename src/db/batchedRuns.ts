@@ -1,0 +1,162 @@
+import { and, asc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import type { InstallJob, JobResult } from '../domain/types.js';
+import { insertInstallJobs } from './agentCommands.js';
+import type { Db } from './client.js';
+import { recordRunProgress, type RunProgressEvent } from './runProgress.js';
+import { agentCommands, machineRuns, machines, runLogs } from './schema.js';
+
+/**
+ * The rows a batched run (docs/deployments.md) works on: its machine runs paged by key, never the
+ * whole list. Every read here is bounded by what runs at once or by the page asked for, through the
+ * partial indexes on machine_runs (migrations/0028_batched_runs.sql).
+ */
+
+/** A ring's machine runs (1-based), those of a run without rings (null), or of every ring (undefined). */
+function ofRing(ring: number | null | undefined): SQL | undefined {
+  if (ring === undefined) return undefined;
+  return ring === null ? isNull(machineRuns.ring) : eq(machineRuns.ring, ring);
+}
+
+/** The next machine runs to start, in machine name order: the head of the run's (or ring's) PENDING ones. */
+export function pendingMachineRunsPage(db: Db, runId: string, ring: number | null | undefined, limit: number) {
+  return db
+    .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId })
+    .from(machineRuns)
+    .where(and(eq(machineRuns.runId, runId), ofRing(ring), eq(machineRuns.status, 'PENDING')))
+    .orderBy(asc(machineRuns.machineName), asc(machineRuns.id))
+    .limit(limit);
+}
+
+/** Machine runs of the run (or ring) that have started and not ended, unordered; at most `limit`. */
+export function runningMachineRunIds(db: Db, runId: string, ring: number | null | undefined, limit: number) {
+  return db
+    .select({ machineRunId: machineRuns.id })
+    .from(machineRuns)
+    .where(and(eq(machineRuns.runId, runId), ofRing(ring), isNull(machineRuns.endedAt), ne(machineRuns.status, 'PENDING')))
+    .limit(limit);
+}
+
+/** How many of the run's (or ring's) machine runs are running, and how many ended in one of `failedStatuses`. */
+export async function batchCounts(db: Db, runId: string, ring: number | null, failedStatuses: readonly string[]): Promise<{ running: number; failed: number }> {
+  const where = and(eq(machineRuns.runId, runId), ofRing(ring));
+  const [[running], [failed]] = await Promise.all([
+    db.select({ n: sql<number>`count(*)::int` }).from(machineRuns).where(and(where, isNull(machineRuns.endedAt), ne(machineRuns.status, 'PENDING'))),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(machineRuns)
+      .where(and(where, inArray(machineRuns.status, failedStatuses as Array<typeof machineRuns.$inferSelect.status>))),
+  ]);
+  return { running: running?.n ?? 0, failed: failed?.n ?? 0 };
+}
+
+/** A running machine run as the advance decides on it (batchedRun.ts's RunningMachine, with its keys). */
+export interface RunningMachineRow {
+  machineRunId: string;
+  machineId: string;
+  status: 'IN_PROGRESS' | 'REBOOTING';
+  commandId: string | null;
+  result: JobResult | null;
+  lastHeardAtMs: number;
+  reoffered: boolean;
+  rebootByMs: number | null;
+  bootIdNow: string | null;
+}
+
+/**
+ * The running machine runs of the run (or ring) that may need something: a result came, a reboot
+ * is awaited, the agent has been silent longer than `silentSeconds`, the job is missing, or the
+ * install's deadline has passed. Other running machines only wait, and are not read. `nowMs`: the
+ * database's clock, which the silences are measured by.
+ */
+export async function runningMachinesToLookAt(db: Db, runId: string, ring: number | null, silentSeconds: number, deadline: Date): Promise<{ nowMs: number; rows: RunningMachineRow[] }> {
+  const rows = await db
+    .select({
+      machineRunId: machineRuns.id,
+      machineId: machineRuns.machineId,
+      status: machineRuns.status,
+      commandId: agentCommands.id,
+      result: agentCommands.result,
+      lastHeardAt: agentCommands.lastHeardAt,
+      createdAt: agentCommands.createdAt,
+      reofferedAt: agentCommands.reofferedAt,
+      rebootBy: machineRuns.rebootBy,
+      bootIdNow: machines.bootId,
+      nowMs: sql<number>`(extract(epoch from now()) * 1000)::float8`,
+    })
+    .from(machineRuns)
+    .leftJoin(agentCommands, eq(agentCommands.machineRunId, machineRuns.id))
+    .leftJoin(machines, eq(machines.id, machineRuns.machineId))
+    .where(
+      and(
+        eq(machineRuns.runId, runId),
+        ofRing(ring),
+        isNull(machineRuns.endedAt),
+        ne(machineRuns.status, 'PENDING'),
+        sql`(${agentCommands.id} is null or ${agentCommands.result} is not null or ${machineRuns.status} = 'REBOOTING'
+          or coalesce(${agentCommands.lastHeardAt}, ${agentCommands.createdAt}) < now() - make_interval(secs => ${silentSeconds})
+          or now() > ${deadline.toISOString()}::timestamptz)`,
+      ),
+    );
+  const nowMs = rows.length > 0 ? Number(rows[0]!.nowMs) : Number([...(await db.execute<{ now_ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`))][0]!.now_ms);
+  return {
+    nowMs,
+    rows: rows.map((r) => ({
+      machineRunId: r.machineRunId,
+      machineId: r.machineId,
+      status: r.status as 'IN_PROGRESS' | 'REBOOTING',
+      commandId: r.commandId,
+      result: (r.result as JobResult | null) ?? null,
+      lastHeardAtMs: (r.lastHeardAt ?? r.createdAt ?? new Date(0)).getTime(),
+      reoffered: r.reofferedAt !== null,
+      rebootByMs: r.rebootBy?.getTime() ?? null,
+      bootIdNow: r.bootIdNow ?? null,
+    })),
+  };
+}
+
+/**
+ * Starts machine runs of a batched run: each still PENDING is set IN_PROGRESS and its job handed
+ * over, in one transaction, with a log line each and the progress events (RUN, LINES). A machine
+ * run that is no longer PENDING (a cancel ended it meanwhile) gets no job: the claim and the job go
+ * together, so an agent never receives the job of a machine run that ended.
+ */
+export async function startMachineRuns(
+  db: Db,
+  runId: string,
+  jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; logLine: string }>,
+  traceparent: string | null = null,
+): Promise<{ commands: Array<{ id: string; machineId: string; machineRunId: string; created: boolean }>; progress: RunProgressEvent[] }> {
+  if (jobs.length === 0) return { commands: [], progress: [] };
+  return db.transaction(async (tx) => {
+    const claimed = await tx
+      .update(machineRuns)
+      .set({ status: 'IN_PROGRESS', startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
+      .where(and(inArray(machineRuns.id, jobs.map((j) => j.machineRunId)), eq(machineRuns.status, 'PENDING')))
+      .returning({ id: machineRuns.id });
+    const ids = new Set(claimed.map((c) => c.id));
+    const mine = jobs.filter((j) => ids.has(j.machineRunId));
+    if (mine.length === 0) return { commands: [], progress: [] };
+    const commands = await insertInstallJobs(tx as unknown as Db, mine, traceparent);
+    const lines = await tx
+      .insert(runLogs)
+      .values(mine.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })))
+      .returning({ id: runLogs.id });
+    const progress = await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }, { kind: 'LINES', lineIds: [lines[0]!.id, lines.at(-1)!.id] }]);
+    return { commands, progress };
+  });
+}
+
+/**
+ * After a first silence: the job offered again if its agent never reported on it (the answer that
+ * carried it may have been lost with an API process; the agent keeps a job it has by its id, so
+ * nothing installs twice), and the silence counted from now. Once per job.
+ */
+export async function reofferJob(db: Db, machineRunId: string): Promise<{ id: string; machineId: string; reoffered: boolean } | undefined> {
+  const unreported = sql`${agentCommands.lastEventSeq} = 0 and ${agentCommands.result} is null and ${agentCommands.canceledAt} is null`;
+  const [row] = await db
+    .update(agentCommands)
+    .set({ reofferedAt: sql`now()`, lastHeardAt: sql`now()`, deliveredAt: sql`case when ${unreported} then null else ${agentCommands.deliveredAt} end` })
+    .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL'), isNull(agentCommands.reofferedAt)))
+    .returning({ id: agentCommands.id, machineId: agentCommands.machineId, reoffered: sql<boolean>`${unreported}` });
+  return row;
+}

@@ -1,0 +1,140 @@
+/**
+ * A batched run (docs/deployments.md, "Runs of any size"): the run's workflow no longer holds one
+ * child workflow per machine. Each machine's state lives in PostgreSQL, and an activity advances
+ * the run's running machines together (their results, reboots and silences) and starts the next
+ * ones, page by page. These are its decisions: how many machines to start, what a machine that is
+ * running needs next, when an advance hands back to the workflow, and when the workflow continues
+ * as new. The activity reads the rows and applies them; the workflow only sequences.
+ *
+ * Plain functions on plain data (see planning.ts).
+ */
+import { rebootOutcome, type RebootOutcome } from './reboot.js';
+
+/** Machines an advance ends (at most) before it hands back to the workflow: one activity's events for this many machines. */
+export const RUN_BATCH_MACHINES = 500;
+
+/**
+ * A run's workflow continues as new once its history holds this many events: well below
+ * Temporal's 10,240-event warning (and its 51,200 limit), whatever the run's size. Each advance
+ * costs 6 events (the activity's 3, the workflow task's 3).
+ */
+export const RUN_HISTORY_EVENTS = 5000;
+
+/** An advance hands back to the workflow after this long even when few machines ended: its return is the workflow's chance to see a cancel and the history's to stay small. */
+export const RUN_ADVANCE_SECONDS = 60;
+
+/**
+ * Machines a batched run may run at once. Nothing in Temporal grows with it (no child workflows);
+ * each running machine is a row the advance reads, and the agents' results and progress are what
+ * the API and PostgreSQL carry.
+ */
+export const MAX_BATCHED_RUNNING_MACHINES = 10_000;
+
+/** Margin after the window and its grace for an agent's last result to arrive (as a machine run's install step has). */
+const RESULT_MARGIN_MS = 120_000;
+
+/** How many machines to start now: the free places, none once the window has ended or the failure threshold is reached. */
+export function machinesToStart(state: { running: number; failed: number; nowMs: number }, limits: { concurrency: number; threshold: number; windowEndsAtMs: number }): number {
+  if (state.nowMs >= limits.windowEndsAtMs || state.failed >= limits.threshold) return 0;
+  return Math.max(0, limits.concurrency - state.running);
+}
+
+/** A running machine of a batched run as the advance reads it. */
+export interface RunningMachine {
+  status: 'IN_PROGRESS' | 'REBOOTING';
+  /** No job: its machine was removed before it could be handed one. */
+  hasJob: boolean;
+  /** The agent's result, once it came (what the machine run's workflow got from its install step). */
+  result: {
+    rebooting: boolean;
+    rebootRequired: boolean;
+    timedOut: boolean;
+    bootId: string | null;
+    error: { message: string } | null;
+  } | null;
+  /** When the agent last showed it works on the job (hand-over, progress, an offer again). */
+  lastHeardAtMs: number;
+  /** The job was offered again after a first silence. */
+  reoffered: boolean;
+  /** REBOOTING: when the machine must be back by (null: not recorded yet). */
+  rebootByMs: number | null;
+  /** The boot id the machine checks in with now. */
+  bootIdNow: string | null;
+}
+
+export interface RunTimings {
+  windowEndsAtMs: number;
+  graceSeconds: number;
+  installHeartbeatSeconds: number;
+  rebootTimeoutSeconds: number;
+}
+
+/** How a machine run ends: finishMachineRun's input (src/activities/deployments.ts). */
+export interface MachineEnd {
+  requestAssessment?: boolean;
+  timedOut?: boolean;
+  rebootFailed?: boolean;
+  agentLost?: boolean;
+  jobFailed?: boolean;
+  rebootOutcome?: RebootOutcome | null;
+  error?: string | null;
+}
+
+export type MachineAction =
+  | { kind: 'WAIT' }
+  /** A first silence: the same job offered again (an answer may have been lost with an API process; the agent keeps a job by its id). */
+  | { kind: 'REOFFER' }
+  /** The agent reboots the machine: wait for it until `rebootByMs`. */
+  | { kind: 'REBOOTING'; rebootByMs: number }
+  | { kind: 'FINISH'; end: MachineEnd };
+
+export const MACHINE_REMOVED_ERROR = 'The machine was removed before its updates could be installed.';
+export const PAST_WINDOW_ERROR = 'The install ran past the maintenance window and its grace period.';
+export const UPDATE_PAST_WINDOW_ERROR = 'An update ran past the maintenance window and its grace period.';
+export const agentLostError = (heartbeatSeconds: number) =>
+  `The agent stopped reporting during the install (nothing for ${heartbeatSeconds} s): it may have crashed or lost its connection. The next assessment shows what was installed.`;
+export const notBackError = (rebootTimeoutSeconds: number) =>
+  `The machine did not come back within ${Math.round(rebootTimeoutSeconds / 60)} minutes of its reboot. Check its console; the agent reports again once it runs.`;
+
+/**
+ * What a running machine needs next: the rules of a machine run's workflow (machineRun.ts) on what
+ * PostgreSQL holds. A result ends it (or, when the agent reboots, waits for a new boot id until the
+ * reboot timeout); without a result, a silence longer than the heartbeat offers the job again once
+ * and loses the agent at the second, and the window's end plus grace plus a margin times it out.
+ */
+export function nextMachineAction(machine: RunningMachine, nowMs: number, timings: RunTimings): MachineAction {
+  if (!machine.hasJob) return { kind: 'FINISH', end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } };
+  const result = machine.result;
+  if (!result) {
+    if (nowMs > timings.windowEndsAtMs + timings.graceSeconds * 1000 + RESULT_MARGIN_MS) return { kind: 'FINISH', end: { timedOut: true, error: PAST_WINDOW_ERROR } };
+    if (nowMs - machine.lastHeardAtMs <= timings.installHeartbeatSeconds * 1000) return { kind: 'WAIT' };
+    if (!machine.reoffered) return { kind: 'REOFFER' };
+    return { kind: 'FINISH', end: { agentLost: true, error: agentLostError(timings.installHeartbeatSeconds) } };
+  }
+  if (result.error) return { kind: 'FINISH', end: { jobFailed: true, error: result.error.message } };
+  const done: MachineEnd = { requestAssessment: true, timedOut: result.timedOut, rebootOutcome: rebootOutcome(result), error: result.timedOut ? UPDATE_PAST_WINDOW_ERROR : null };
+  if (!result.rebooting) return { kind: 'FINISH', end: done };
+  if (machine.status !== 'REBOOTING' || machine.rebootByMs === null) return { kind: 'REBOOTING', rebootByMs: nowMs + timings.rebootTimeoutSeconds * 1000 };
+  if (machine.bootIdNow !== null && machine.bootIdNow !== result.bootId) return { kind: 'FINISH', end: done };
+  if (nowMs < machine.rebootByMs) return { kind: 'WAIT' };
+  return { kind: 'FINISH', end: { rebootFailed: true, rebootOutcome: rebootOutcome(result, false), timedOut: result.timedOut, error: notBackError(timings.rebootTimeoutSeconds) } };
+}
+
+/** Whether a machine run that ended counts against the failure threshold (as a machine run's child reported it). */
+export function countsAsFailed(status: string): boolean {
+  return status === 'FAILED' || status === 'TIMED_OUT';
+}
+
+/**
+ * Whether an advance hands back to the workflow now: the run (or ring) is through (nothing running,
+ * and nothing more will start), or this advance ended its batch, or ran its time.
+ */
+export function advanceReturns(state: { running: number; pendingLeft: boolean; startable: boolean; ended: number; elapsedMs: number }, limits: { batchSize: number; budgetMs: number }): { done: boolean; now: boolean } {
+  const done = state.running === 0 && (!state.pendingLeft || !state.startable);
+  return { done, now: done || state.ended >= limits.batchSize || state.elapsedMs >= limits.budgetMs };
+}
+
+/** Whether the run's workflow continues as new before its next advance: its history is past the limit, or Temporal suggests it. */
+export function shouldContinueAsNew(historyLength: number, limit: number, suggested: boolean): boolean {
+  return suggested || historyLength >= limit;
+}

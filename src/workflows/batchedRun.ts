@@ -1,0 +1,187 @@
+import { ActivityCancellationType, CancellationScope, condition, continueAsNew, isCancellation, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { AdvanceOutcome } from '../activities/batchedRuns.js';
+import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
+import { RUN_ADVANCE_SECONDS, RUN_BATCH_MACHINES, RUN_HISTORY_EVENTS, shouldContinueAsNew } from '../fleet/batchedRun.js';
+import { INSTALL_GRACE_SECONDS, notStartedReason } from '../fleet/planning.js';
+import { gateDecision, type GateVerdict } from '../fleet/rollout.js';
+import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
+import type { BatchedRunState, BatchLimits, DeploymentRunInput } from './runInput.js';
+
+const steps = proxyActivities<DeploymentActivities>({
+  // Database reads and writes: seconds. Retried with backoff on transient errors.
+  startToCloseTimeout: '2 minutes',
+});
+
+const planning = proxyActivities<DeploymentActivities>({
+  // A ring plans its machines when it starts: minutes for a ring of 100,000 machines.
+  startToCloseTimeout: '30 minutes',
+});
+
+const settling = proxyActivities<BatchedRunActivities>({
+  // Page by page over what is left of the run, heartbeating between pages.
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+});
+
+const advancing = proxyActivities<BatchedRunActivities>({
+  // An advance hands back after RUN_ADVANCE_SECONDS (or its batch); the margin covers ending a burst of machines.
+  startToCloseTimeout: `${RUN_ADVANCE_SECONDS + 540} seconds`,
+  // A worker that dies mid-advance is noticed within this, and a retry reads the same rows (every
+  // step of an advance is a conditional write). A cancel reaches the advance at its next heartbeat.
+  heartbeatTimeout: '10 seconds',
+  // Nothing is settled after a cancel until the advance has stopped starting machines.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** What a batched run's first activity (beginBatchedRun) answered, that the run starts from. */
+export interface BegunBatched {
+  runId: string;
+  windowEndsAtMs: number;
+  concurrency: number;
+  failureThreshold: number | null;
+  rings?: Array<{ ring: number; name: string; machineCount: number }>;
+}
+
+/** The state a batched run starts from, once begun. */
+export function initialState(begun: BegunBatched): BatchedRunState {
+  if (begun.rings) return { runId: begun.runId, rings: begun.rings, verdicts: [] };
+  return { runId: begun.runId, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold }, verdicts: [] };
+}
+
+/**
+ * A batched run (docs/deployments.md, "Runs of any size"): no workflow per machine. Each machine's
+ * state is in PostgreSQL; this workflow calls advanceMachines, which moves many machines at once
+ * (their results, reboots, silences, and the next machines started by key) and hands back after a
+ * batch, until the run (or a ring) is through. It continues as new whenever its history nears
+ * RUN_HISTORY_EVENTS, carrying only `state`. Rings, gates, signals and cancel behave as in the run
+ * of child workflows (deploymentRun.ts).
+ */
+export async function batchedRun(input: DeploymentRunInput, state: BatchedRunState): Promise<string> {
+  return state.rings ? ringedBatchedRun(input, state) : plainBatchedRun(input, state);
+}
+
+/** Advances until the run (or ring) is through; continues as new first when the history is long. */
+async function advanceAll(input: DeploymentRunInput, carry: () => BatchedRunState, ring: number | null, limits: BatchLimits): Promise<AdvanceOutcome> {
+  for (;;) {
+    const info = workflowInfo();
+    if (shouldContinueAsNew(info.historyLength, input.historyEvents ?? RUN_HISTORY_EVENTS, info.continueAsNewSuggested)) {
+      // Its machines are in PostgreSQL: the new execution needs only where the run is.
+      await continueAsNew<(input: DeploymentRunInput) => Promise<string>>({ ...input, resume: carry() });
+    }
+    const outcome = await advancing.advanceMachines({
+      runId: carry().runId,
+      ring,
+      ...limits,
+      graceSeconds: INSTALL_GRACE_SECONDS,
+      installHeartbeatSeconds: input.installHeartbeatSeconds ?? 120,
+      rebootTimeoutSeconds: input.rebootTimeoutSeconds ?? 15 * 60,
+      batchMachines: input.batchMachines ?? RUN_BATCH_MACHINES,
+      budgetSeconds: RUN_ADVANCE_SECONDS,
+      pollMs: 1000,
+    });
+    if (outcome.done) return outcome;
+  }
+}
+
+async function plainBatchedRun(input: DeploymentRunInput, state: BatchedRunState): Promise<string> {
+  const { runId } = state;
+  const limits = state.limits!;
+  const through: { outcome?: AdvanceOutcome } = {};
+  let canceled = false;
+  const scope = new CancellationScope();
+  try {
+    await scope.run(async () => {
+      through.outcome = await advanceAll(input, () => state, null, limits);
+    });
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    canceled = true;
+  }
+  canceled ||= scope.consideredCancelled;
+  return CancellationScope.nonCancellable(async () => {
+    if (canceled) {
+      await settling.settleMachineRuns({ runId, ring: null, running: true, status: 'CANCELED', reason: notStartedReason({ canceled: true, failed: 0, threshold: 1 }) });
+    } else if (through.outcome?.pendingLeft) {
+      const reason = notStartedReason({ canceled: false, failed: through.outcome.failed, threshold: limits.failureThreshold ?? Number.POSITIVE_INFINITY });
+      await settling.settleMachineRuns({ runId, ring: null, running: false, status: 'NOT_STARTED', reason });
+    }
+    return steps.finishDeploymentRun({ runId, canceled, notStarted: [], notStartedReason: null });
+  });
+}
+
+/** ringedRun (deploymentRun.ts) over batched rings: each ring's machines advanced as above, then its gate. */
+async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunState): Promise<string> {
+  const { runId } = state;
+  const rings = state.rings!;
+  const verdicts = new Map<number, NonNullable<GateVerdict>>(state.verdicts);
+  // A rejection is final: a later approval or resume of the same ring does not undo it.
+  setHandler(approveRingSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'APPROVED', by })));
+  setHandler(resumeRunSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'RESUMED', by })));
+  setHandler(rejectRingSignal, ({ ring, by, reason }) => void verdicts.set(ring, { kind: 'REJECTED', by, reason }));
+
+  let rejection: string | null = null;
+  let canceled = false;
+  const scope = new CancellationScope();
+  try {
+    await scope.run(async () => {
+      const from = state.ring ? rings.findIndex((r) => r.ring === state.ring!.ring) : 0;
+      for (let i = from; i < rings.length; i++) {
+        const { ring, machineCount } = rings[i]!;
+        if (machineCount === 0) {
+          await steps.recordRingStep({ runId, ring, step: { kind: 'SKIPPED' } });
+          continue;
+        }
+        let current = i === from ? state.ring : undefined;
+        if (!current) {
+          const begun = await planning.beginRing({ runId, ring, batched: true });
+          current = { ring, name: begun.name, gate: begun.gate, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold } };
+        }
+        const running = current;
+        const outcome = await advanceAll(input, () => ({ runId, rings, ring: running, verdicts: [...verdicts] }), ring, running.limits);
+        if (scope.consideredCancelled) return;
+        if (outcome.pendingLeft) {
+          const reason = notStartedReason({ canceled: false, failed: outcome.failed, threshold: running.limits.failureThreshold ?? Number.POSITIVE_INFINITY });
+          await settling.settleMachineRuns({ runId, ring, running: false, status: 'NOT_STARTED', reason });
+        }
+        const counts = await steps.endRing({ runId, ring, notStarted: [], notStartedReason: null });
+        if (ring === rings.length) {
+          await steps.recordRingStep({ runId, ring, step: { kind: 'DONE' } });
+          break;
+        }
+        let soaked = false;
+        for (;;) {
+          const verdict = verdicts.get(ring) ?? null;
+          const decision = gateDecision({ ringName: running.name, gate: running.gate, total: counts.total, failed: counts.failed, soaked, verdict, stepHalts: [] });
+          if (decision.kind === 'PROMOTE') {
+            const step = verdict?.kind === 'RESUMED' ? { kind: 'RESUMED' as const, by: verdict.by } : { kind: 'PROMOTED' as const, approvedBy: verdict?.kind === 'APPROVED' ? verdict.by : null };
+            await steps.recordRingStep({ runId, ring, step });
+            break;
+          }
+          if (decision.kind === 'REJECT') {
+            rejection = decision.reason;
+            return;
+          }
+          if (decision.kind === 'SOAK') {
+            await steps.recordRingStep({ runId, ring, step: { kind: 'SOAKING', seconds: decision.seconds } });
+            await sleep(decision.seconds * 1000);
+            soaked = true;
+            continue;
+          }
+          await steps.recordRingStep({ runId, ring, step: decision.kind === 'HALT' ? { kind: 'HALTED', reason: decision.reason } : { kind: 'WAITING_FOR_APPROVAL' } });
+          // Waits for an operator's word on this ring (a signal): no timer, no polling.
+          await condition(() => (verdicts.get(ring) ?? null) !== verdict);
+        }
+      }
+    });
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    canceled = true;
+  }
+  canceled ||= scope.consideredCancelled;
+  const ended = canceled || rejection !== null;
+  return CancellationScope.nonCancellable(async () => {
+    const reason = rejection ? `Not started: ${rejection}` : notStartedReason({ canceled: true, failed: 0, threshold: 1 });
+    if (ended) await settling.settleMachineRuns({ runId, running: canceled, status: 'CANCELED', reason });
+    return steps.finishDeploymentRun({ runId, canceled: ended, notStarted: [], notStartedReason: ended ? reason : null, reason: canceled ? null : rejection, ringed: true });
+  });
+}

@@ -1,0 +1,40 @@
+import type { GateVerdict, RingGate } from '../fleet/rollout.js';
+
+export interface DeploymentRunInput {
+  deploymentId: string;
+  /** Set when the API created the run (run now); absent for a scheduled occurrence. */
+  runId?: string;
+  trigger: 'SCHEDULE' | 'MANUAL';
+  /** Tunables, with production defaults; tests shorten them. */
+  installHeartbeatSeconds?: number;
+  rebootTimeoutSeconds?: number;
+  /** A batched run: machines ended per advance (default RUN_BATCH_MACHINES, src/fleet/batchedRun.ts). */
+  batchMachines?: number;
+  /** A batched run: history events after which the workflow continues as new (default RUN_HISTORY_EVENTS). */
+  historyEvents?: number;
+  /** A batched run continued as new: where it was (absent when it begins). */
+  resume?: BatchedRunState;
+}
+
+/** What a batched run's limits are while its machines (or a ring's) run. */
+export interface BatchLimits {
+  windowEndsAtMs: number;
+  concurrency: number;
+  /** null: no limit. */
+  failureThreshold: number | null;
+}
+
+/**
+ * Where a batched run is, carried into the execution it continues as: small whatever the run's
+ * size (its machines are in PostgreSQL).
+ */
+export interface BatchedRunState {
+  runId: string;
+  /** A run without rings: its limits. */
+  limits?: BatchLimits;
+  /** A ringed run: its rings, and the ring whose machines were running, with its limits and gate. */
+  rings?: Array<{ ring: number; name: string; machineCount: number }>;
+  ring?: { ring: number; name: string; gate: RingGate; limits: BatchLimits };
+  /** Operators' words on rings received so far (approve, reject, resume), by ring. */
+  verdicts: Array<[number, NonNullable<GateVerdict>]>;
+}

@@ -1,0 +1,283 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentClient } from '../../src/agent/client.js';
+import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
+import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { enrollMachines, enrollmentKey } from '../support/machines.js';
+
+interface Agent {
+  name: string;
+  machineId: string;
+  client: AgentClient;
+  /** Every INSTALL job this agent was handed, in order. */
+  installs: AgentCommand[];
+}
+
+/** Every update of the job SUCCEEDED; `rebooting`: the agent reboots the machine after it. */
+function succeeded(job: InstallJob, rebooting = false): JobResult {
+  const at = new Date().toISOString();
+  return {
+    updates: job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED', exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at })),
+    rebootRequired: rebooting,
+    rebooting,
+    timedOut: false,
+    error: null,
+    bootId: 'boot-1',
+  };
+}
+
+/** The tiny tunables this file's API puts in every run's input: several batches and continue-as-new in a run of a few machines. */
+const BATCH_MACHINES = 2;
+const HISTORY_EVENTS = 12;
+const HEARTBEAT_SECONDS = 8;
+
+/**
+ * A batched run (docs/deployments.md, "Runs of any size"): no workflow per machine, the machines
+ * paged from PostgreSQL and advanced a batch at a time, the run's workflow continuing as new. Real
+ * PostgreSQL, the real Temporal dev server, the API over HTTP, agents speaking the agent protocol.
+ * The batch and the history limit are made tiny, so a run of a few machines goes through several
+ * batches and executions.
+ */
+describe('batched runs: machines in PostgreSQL, advanced in batches, continued as new', () => {
+  const settings = temporalSettings();
+  let database: Database;
+  let drop: () => Promise<void>;
+  let api: ApiServer;
+  let worker: FleetWorker;
+  let running: Promise<void>;
+  let temporal: TemporalClient;
+  let admin: string;
+  let enrollKey: string;
+  let counter = 0;
+
+  beforeAll(async () => {
+    const fresh = await freshDatabase();
+    drop = fresh.drop;
+    database = connectTestDatabase(fresh.url);
+    api = await startTestApi(settings, {
+      databaseUrl: fresh.url,
+      env: { FLEETPATCH_RUN_BATCH_MACHINES: String(BATCH_MACHINES), FLEETPATCH_RUN_HISTORY_EVENTS: String(HISTORY_EVENTS), FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60' },
+    });
+    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'batched-worker' });
+    running = worker.run();
+    temporal = await connectTemporal(settings);
+    admin = await tokenFor(database, 'ADMIN');
+    enrollKey = await enrollmentKey(database, 'batched');
+  }, 120_000);
+
+  afterAll(async () => {
+    await temporal?.close();
+    await worker?.shutdown();
+    await running;
+    await api?.close();
+    await database?.close();
+    await drop?.();
+  });
+
+  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
+    const response = await graphql<T>(api.url, q, { token: admin, variables });
+    if (response.errors) throw new Error(JSON.stringify(response.errors));
+    return response.data!;
+  }
+
+  /** Machines enrolled and assessed, each with two pending security updates. */
+  async function enroll(count: number): Promise<Agent[]> {
+    const updates = [0, 1].map((i) => pendingUpdate({ name: `batched-lib-${i}`, classification: 'SECURITY', availableVersion: `1.${i}-2`, installedVersion: `1.${i}-1` }));
+    const machines = await enrollMachines(api.url, enrollKey, Array.from({ length: count }, () => ({ facts: { hostname: `batched-${String(++counter).padStart(3, '0')}`, bootId: 'boot-1' }, updates })));
+    return machines.map((m) => ({ name: m.name, machineId: m.machineId, client: m.agent, installs: [] }));
+  }
+
+  async function runNow(name: string, agents: Agent[], extra: Record<string, unknown> = {}): Promise<string> {
+    const input = { name, osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'IF_REQUIRED', ...extra };
+    const deploymentId = (await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input })).createDeployment.id;
+    return (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: deploymentId })).runDeploymentNow.id;
+  }
+
+  /** One look at the agent's commands (no waiting), keeping its INSTALL jobs. */
+  async function poll(agent: Agent): Promise<AgentCommand[]> {
+    const installs = (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL');
+    agent.installs.push(...installs);
+    return installs;
+  }
+
+  const runStatus = async (runId: string) => (await query<{ deploymentRun: { status: string } }>('query($id: ID!) { deploymentRun(id: $id) { status } }', { id: runId })).deploymentRun.status;
+  const machineRuns = (runId: string) =>
+    database.sql<Array<{ machine_name: string; status: string; error: string | null; reboot_outcome: string | null }>>`select machine_name, status, error, reboot_outcome from machine_runs where run_id = ${runId} order by machine_name`;
+  const workflowIdOf = async (runId: string) => (await database.sql<Array<{ workflow_id: string }>>`select workflow_id from deployment_runs where id = ${runId}`)[0]!.workflow_id;
+
+  /** Every execution of the run's workflow, oldest first, with its history. */
+  async function executions(runId: string) {
+    const workflowId = await workflowIdOf(runId);
+    const found: Array<{ runId: string; events: number; children: number; continuedAsNew: boolean }> = [];
+    // From the latest back to the first: each continued execution names the one before it.
+    let current: string | undefined = (await temporal.client.workflow.getHandle(workflowId).describe()).runId;
+    while (current) {
+      type Event = { startChildWorkflowExecutionInitiatedEventAttributes?: unknown; workflowExecutionContinuedAsNewEventAttributes?: unknown; workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string | null } | null };
+      const events: Event[] = (await temporal.client.workflow.getHandle(workflowId, current).fetchHistory()).events ?? [];
+      found.unshift({
+        runId: current,
+        events: events.length,
+        children: events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).length,
+        continuedAsNew: Boolean(events.at(-1)!.workflowExecutionContinuedAsNewEventAttributes),
+      });
+      current = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    }
+    return found;
+  }
+
+  /** The run's progress events as a subscriber replays them from PostgreSQL: numbered 1..N without a gap. */
+  async function progressOf(runId: string) {
+    const [run] = await database.sql<Array<{ progress_seq: number }>>`select progress_seq from deployment_runs where id = ${runId}`;
+    const events = await database.sql<Array<{ seq: number; kind: string; machine_run_id: string | null }>>`select seq, kind, machine_run_id from run_progress_events where run_id = ${runId} order by seq`;
+    return { last: Number(run!.progress_seq), events: events.map((e) => ({ ...e, seq: Number(e.seq) })) };
+  }
+
+  it('runs seven machines three at a time through several batches and executions: each handed one job, each result recorded once, every progress event there', async () => {
+    const agents = await enroll(7);
+    const runId = await runNow('batched seven', agents, { maxConcurrent: { value: 3, unit: 'COUNT' } });
+    const [rebooter] = agents as [Agent];
+
+    // The agents answer what they get, instantly; one of them reboots its machine and comes back with a new boot id.
+    let mostOutstanding = 0;
+    await waitUntil(
+      async () => {
+        const open = await database.sql<Array<{ n: number }>>`select count(*)::int as n from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId} and c.completed_at is null`;
+        mostOutstanding = Math.max(mostOutstanding, open[0]!.n);
+        for (const agent of agents) {
+          for (const job of await poll(agent)) {
+            const reboots = agent === rebooter;
+            expect(await agent.client.sendJobResult(job.id, succeeded(job.install!, reboots))).toEqual({ accepted: true });
+            // A result resent (its answer lost) is kept once.
+            expect(await agent.client.sendJobResult(job.id, succeeded(job.install!, reboots))).toEqual({ accepted: false });
+            if (reboots) await agent.client.checkIn(machineFacts({ hostname: agent.name, bootId: 'boot-2' }));
+          }
+        }
+        return runStatus(runId);
+      },
+      (status) => status === 'SUCCEEDED',
+      90_000,
+      'the run to succeed',
+    );
+    expect(agents.map((a) => a.installs.length)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect(mostOutstanding).toBeLessThanOrEqual(3);
+    const runs = await machineRuns(runId);
+    expect(runs.map((m) => m.status)).toEqual(Array(7).fill('SUCCEEDED'));
+    expect(runs[0]!.reboot_outcome).toBe('REBOOTED');
+    const results = await database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from update_results where run_id = ${runId} group by status`;
+    expect(results).toEqual([{ status: 'SUCCEEDED', n: 14 }]);
+    // Each machine asked for a fresh assessment once its machine run ended.
+    const assess = await database.sql<Array<{ n: number }>>`select count(distinct machine_id)::int as n from agent_commands where kind = 'ASSESS' and machine_id in ${database.sql(agents.map((a) => a.machineId))}`;
+    expect(assess[0]!.n).toBe(7);
+
+    // Progress: every event numbered without a gap, each machine run's end announced, the run's end last.
+    const progress = await progressOf(runId);
+    expect(progress.events.map((e) => e.seq)).toEqual(Array.from({ length: progress.last }, (_, i) => i + 1));
+    const ids = await database.sql<Array<{ id: string }>>`select id from machine_runs where run_id = ${runId}`;
+    for (const { id } of ids) expect(progress.events.some((e) => e.kind === 'MACHINE' && e.machine_run_id === id)).toBe(true);
+    expect(progress.events.at(-1)!.kind).toBe('RUN');
+    // Each machine run ended once: one line of its end in its job stream.
+    const endLines = await database.sql<Array<{ machine_run_id: string; n: number }>>`
+      select machine_run_id, count(*)::int as n from run_logs where run_id = ${runId} and machine_run_id is not null and stream = 'server' and line ~ ': (SUCCEEDED|FAILED|TIMED_OUT|CANCELED)' group by machine_run_id`;
+    expect(endLines.map((l) => l.n)).toEqual(Array(7).fill(1));
+
+    // No workflow per machine, several executions (continue-as-new), each history short.
+    const chain = await executions(runId);
+    expect(chain.length).toBeGreaterThanOrEqual(2);
+    for (const execution of chain) {
+      expect(execution.events).toBeLessThanOrEqual(HISTORY_EVENTS + 12);
+      expect(execution.children).toBe(0);
+    }
+    expect(chain.map((e) => e.continuedAsNew)).toEqual([...Array(chain.length - 1).fill(true), false]);
+    await recordHistory(runId, 'deploymentRunBatched.json');
+  }, 150_000);
+
+  it('a canceled run ends its running and waiting machines CANCELED and withdraws the jobs handed over: no agent receives one afterwards', async () => {
+    const agents = await enroll(5);
+    const runId = await runNow('batched cancel', agents, { maxConcurrent: { value: 2, unit: 'COUNT' } });
+    const jobs = () => database.sql<Array<{ canceled_at: Date | null }>>`select c.canceled_at from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`;
+    await waitUntil(jobs, (rows) => rows.length === 2, 60_000, 'two jobs handed over');
+    const [taken] = await poll(agents[0]!);
+    await query('mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { id: runId });
+    await waitUntil(() => runStatus(runId), (status) => status === 'CANCELED', 60_000, 'the run to be canceled');
+    expect((await jobs()).every((j) => j.canceled_at !== null)).toBe(true);
+    expect((await jobs()).length).toBe(2);
+    for (const agent of agents.slice(1)) expect(await poll(agent)).toEqual([]);
+    // The agent that had its job is refused its result (it drops the job: nothing more installed).
+    await expect(agents[0]!.client.sendJobResult(taken!.id, succeeded(taken!.install!))).rejects.toMatchObject({ status: 409, code: 'CONFLICT' });
+    expect((await machineRuns(runId)).map((m) => m.status)).toEqual(Array(5).fill('CANCELED'));
+  }, 120_000);
+
+  it('offers a silent agent its job again, then fails its machine run as lost; a failure threshold leaves the rest NOT_STARTED', async () => {
+    const agents = await enroll(3);
+    const runId = await runNow('batched silent', agents, { maxConcurrent: { value: 1, unit: 'COUNT' }, maxFailures: { value: 1, unit: 'COUNT' } });
+    const [silent] = agents as [Agent];
+    // The agent takes its job and says nothing: after a silence the job is offered again (redelivered to a poll), then the agent is lost.
+    const [first] = await waitUntil(() => poll(silent), (jobs) => jobs.length === 1, 60_000, 'the job');
+    const [again] = await waitUntil(() => poll(silent), (jobs) => jobs.length === 1, 60_000, 'the job offered again');
+    expect(again!.id).toBe(first!.id);
+    await waitUntil(() => runStatus(runId), (status) => status === 'FAILED', 60_000, 'the run to end');
+    const runs = await machineRuns(runId);
+    expect(runs.map((m) => m.status)).toEqual(['FAILED', 'NOT_STARTED', 'NOT_STARTED']);
+    expect(runs[0]!.error).toMatch(/stopped reporting/);
+    expect(runs[1]!.error).toMatch(/maximum failures/);
+    for (const agent of agents.slice(1)) expect(await poll(agent)).toEqual([]);
+  }, 120_000);
+
+  it('runs rings in batches: the canary waits for an approval across continue-as-new, then the rest runs', async () => {
+    const agents = await enroll(6);
+    const runId = await runNow('batched rings', agents, {
+      maxConcurrent: { value: 2, unit: 'COUNT' },
+      rings: [
+        { name: 'canary', percent: 50, gate: { requireApproval: true } },
+        { name: 'rest', percent: 100 },
+      ],
+    });
+    const answer = async () => {
+      for (const agent of agents) for (const job of await poll(agent)) await agent.client.sendJobResult(job.id, succeeded(job.install!));
+    };
+    const rings = () => database.sql<Array<{ ring: number; status: string }>>`select ring, status from deployment_run_rings where run_id = ${runId} order by ring`;
+    await waitUntil(
+      async () => {
+        await answer();
+        return rings();
+      },
+      (r) => r[0]?.status === 'WAITING_FOR_APPROVAL',
+      60_000,
+      'the canary to wait for its approval',
+    );
+    // Only the canary's three machines ran.
+    expect(agents.filter((a) => a.installs.length === 1).map((a) => a.name)).toEqual(agents.slice(0, 3).map((a) => a.name));
+    await query('mutation($runId: ID!) { approveRing(runId: $runId, ring: 1) { id } }', { runId });
+    await waitUntil(
+      async () => {
+        await answer();
+        return runStatus(runId);
+      },
+      (status) => status === 'SUCCEEDED',
+      90_000,
+      'the run to succeed',
+    );
+    expect(agents.map((a) => a.installs.length)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect((await rings()).map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
+    expect((await executions(runId)).length).toBeGreaterThanOrEqual(2);
+  }, 150_000);
+
+  /** RECORD_HISTORY=<dir> saves the run workflow's first and last executions' histories for the replay test (test/history_files/). */
+  async function recordHistory(runId: string, file: string): Promise<void> {
+    const dir = process.env.RECORD_HISTORY;
+    if (!dir) return;
+    const workflowId = await workflowIdOf(runId);
+    const chain = await executions(runId);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, file), historyToJSON(await temporal.client.workflow.getHandle(workflowId, chain[0]!.runId).fetchHistory()));
+    // And the last execution: it begins from the state the one before carried (DeploymentRunInput.resume).
+    fs.writeFileSync(path.join(dir, file.replace('.json', 'Continued.json')), historyToJSON(await temporal.client.workflow.getHandle(workflowId, chain.at(-1)!.runId).fetchHistory()));
+  }
+});

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import {
+  advanceReturns,
+  agentLostError,
+  countsAsFailed,
+  MACHINE_REMOVED_ERROR,
+  machinesToStart,
+  nextMachineAction,
+  notBackError,
+  PAST_WINDOW_ERROR,
+  shouldContinueAsNew,
+  UPDATE_PAST_WINDOW_ERROR,
+  type RunningMachine,
+} from '../../src/fleet/batchedRun.js';
+import { deploymentRunStatus, deploymentRunStatusFromCounts, maxConcurrentMachines, MAX_RUNNING_MACHINES, type MachineRunStatus } from '../../src/fleet/planning.js';
+import { MACHINE_RUN_STATUSES } from '../../src/domain/vocabulary.js';
+
+const NOW = 1_000_000_000;
+const timings = { windowEndsAtMs: NOW + 3_600_000, graceSeconds: 600, installHeartbeatSeconds: 120, rebootTimeoutSeconds: 900 };
+const waiting: RunningMachine = { status: 'IN_PROGRESS', hasJob: true, result: null, lastHeardAtMs: NOW - 1000, reoffered: false, rebootByMs: null, bootIdNow: 'boot-1' };
+const result = { rebooting: false, rebootRequired: false, timedOut: false, bootId: 'boot-1', error: null };
+
+describe('how many machines a batched run starts', () => {
+  const limits = { concurrency: 100, threshold: 5, windowEndsAtMs: NOW + 1000 };
+  it.each([
+    ['the free places', { running: 40, failed: 0, nowMs: NOW }, 60],
+    ['none when every place is taken', { running: 100, failed: 0, nowMs: NOW }, 0],
+    ['none once the failure threshold is reached', { running: 0, failed: 5, nowMs: NOW }, 0],
+    ['none once the window has ended', { running: 0, failed: 0, nowMs: NOW + 1000 }, 0],
+  ] as const)('%s', (_, state, expected) => {
+    expect(machinesToStart(state, limits)).toBe(expected);
+  });
+
+  it('is not held to the thousand machines of a run of child workflows', () => {
+    expect(maxConcurrentMachines({ value: 2000, unit: 'COUNT' }, 100_000)).toBe(MAX_RUNNING_MACHINES);
+    expect(maxConcurrentMachines({ value: 2000, unit: 'COUNT' }, 100_000, 10_000)).toBe(2000);
+  });
+});
+
+describe('what a running machine of a batched run needs next', () => {
+  it('waits for its agent while it reports', () => {
+    expect(nextMachineAction(waiting, NOW, timings)).toEqual({ kind: 'WAIT' });
+  });
+
+  it('offers the job again after a first silence, and loses the agent at the second', () => {
+    const silent = { ...waiting, lastHeardAtMs: NOW - 121_000 };
+    expect(nextMachineAction(silent, NOW, timings)).toEqual({ kind: 'REOFFER' });
+    expect(nextMachineAction({ ...silent, reoffered: true }, NOW, timings)).toEqual({ kind: 'FINISH', end: { agentLost: true, error: agentLostError(120) } });
+  });
+
+  it('times out without a result once the window, its grace and the margin have passed, whatever the heartbeat says', () => {
+    expect(nextMachineAction(waiting, timings.windowEndsAtMs + 600_000 + 120_001, timings)).toEqual({ kind: 'FINISH', end: { timedOut: true, error: PAST_WINDOW_ERROR } });
+  });
+
+  it('fails a machine run without a job: its machine was removed', () => {
+    expect(nextMachineAction({ ...waiting, hasJob: false }, NOW, timings)).toEqual({ kind: 'FINISH', end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } });
+  });
+
+  it('ends with the result, asking for a fresh assessment', () => {
+    expect(nextMachineAction({ ...waiting, result }, NOW, timings)).toEqual({ kind: 'FINISH', end: { requestAssessment: true, timedOut: false, rebootOutcome: 'NOT_NEEDED', error: null } });
+    expect(nextMachineAction({ ...waiting, result: { ...result, timedOut: true, rebootRequired: true } }, NOW, timings)).toEqual({
+      kind: 'FINISH',
+      end: { requestAssessment: true, timedOut: true, rebootOutcome: 'NOT_ALLOWED', error: UPDATE_PAST_WINDOW_ERROR },
+    });
+  });
+
+  it('fails the machine run with the error of a job that could not run', () => {
+    expect(nextMachineAction({ ...waiting, result: { ...result, error: { message: 'dpkg is locked' } } }, NOW, timings)).toEqual({ kind: 'FINISH', end: { jobFailed: true, error: 'dpkg is locked' } });
+  });
+
+  it('waits for a rebooted machine until its new boot id, or fails it at the reboot timeout', () => {
+    const rebooting = { ...waiting, result: { ...result, rebooting: true, rebootRequired: true } };
+    expect(nextMachineAction(rebooting, NOW, timings)).toEqual({ kind: 'REBOOTING', rebootByMs: NOW + 900_000 });
+    const marked = { ...rebooting, status: 'REBOOTING' as const, rebootByMs: NOW + 900_000 };
+    expect(nextMachineAction(marked, NOW + 1000, timings)).toEqual({ kind: 'WAIT' });
+    // A check-in without a boot id is not a return.
+    expect(nextMachineAction({ ...marked, bootIdNow: null }, NOW + 1000, timings)).toEqual({ kind: 'WAIT' });
+    expect(nextMachineAction({ ...marked, bootIdNow: 'boot-2' }, NOW + 1000, timings)).toEqual({ kind: 'FINISH', end: { requestAssessment: true, timedOut: false, rebootOutcome: 'REBOOTED', error: null } });
+    expect(nextMachineAction(marked, NOW + 900_000, timings)).toEqual({ kind: 'FINISH', end: { rebootFailed: true, rebootOutcome: 'TIMED_OUT', timedOut: false, error: notBackError(900) } });
+  });
+});
+
+describe('when an advance hands back to the workflow', () => {
+  const limits = { batchSize: 10, budgetMs: 60_000 };
+  it.each([
+    ['done: nothing runs and nothing is left', { running: 0, pendingLeft: false, startable: true, ended: 3, elapsedMs: 5 }, { done: true, now: true }],
+    ['done: nothing runs and nothing more may start', { running: 0, pendingLeft: true, startable: false, ended: 0, elapsedMs: 5 }, { done: true, now: true }],
+    ['its batch ended', { running: 4, pendingLeft: true, startable: true, ended: 10, elapsedMs: 5 }, { done: false, now: true }],
+    ['its time ran', { running: 4, pendingLeft: false, startable: true, ended: 1, elapsedMs: 60_000 }, { done: false, now: true }],
+    ['not yet', { running: 4, pendingLeft: true, startable: true, ended: 9, elapsedMs: 59_999 }, { done: false, now: false }],
+  ] as const)('%s', (_, state, expected) => {
+    expect(advanceReturns(state, limits)).toEqual(expected);
+  });
+
+  it('counts failed and timed-out machines against the threshold, as a run of child workflows did', () => {
+    expect(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED', 'NOT_STARTED'].filter(countsAsFailed)).toEqual(['FAILED', 'TIMED_OUT']);
+  });
+
+  it('continues as new past the history limit, or when Temporal suggests it', () => {
+    expect(shouldContinueAsNew(4999, 5000, false)).toBe(false);
+    expect(shouldContinueAsNew(5000, 5000, false)).toBe(true);
+    expect(shouldContinueAsNew(10, 5000, true)).toBe(true);
+  });
+});
+
+describe("a run's status from its counts (a run too large to read machine by machine)", () => {
+  it('is the status its machine runs give, on thousands of random runs', () => {
+    // A small deterministic generator: the same runs every time.
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 5000; i++) {
+      const statuses = random() < 0.5 ? (['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'NOT_STARTED'] as MachineRunStatus[]) : [...MACHINE_RUN_STATUSES];
+      const runs = Array.from({ length: Math.floor(random() * 5) }, () => ({
+        status: statuses[Math.floor(random() * statuses.length)]!,
+        failedUpdates: random() < 0.3 ? 1 : 0,
+        succeededUpdates: random() < 0.5 ? 2 : 0,
+      }));
+      const byStatus: Partial<Record<MachineRunStatus, number>> = {};
+      for (const r of runs) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+      const counts = { byStatus, failedUpdates: runs.reduce((n, r) => n + r.failedUpdates, 0), succeededUpdates: runs.reduce((n, r) => n + r.succeededUpdates, 0) };
+      for (const canceled of [false, true]) expect(deploymentRunStatusFromCounts(counts, canceled)).toBe(deploymentRunStatus(runs, canceled));
+    }
+  });
+});
