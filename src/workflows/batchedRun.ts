@@ -1,9 +1,10 @@
-import { ActivityCancellationType, CancellationScope, condition, continueAsNew, isCancellation, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, continueAsNew, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { AdvanceOutcome } from '../activities/batchedRuns.js';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { RUN_ADVANCE_SECONDS, RUN_BATCH_MACHINES, RUN_HISTORY_EVENTS, shouldContinueAsNew } from '../fleet/batchedRun.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason } from '../fleet/planning.js';
-import { gateDecision, type GateVerdict } from '../fleet/rollout.js';
+import type { GateVerdict } from '../fleet/rollout.js';
+import { passRingGate } from './ringGate.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
 import type { BatchedRunState, BatchLimits, DeploymentRunInput } from './runInput.js';
 
@@ -148,28 +149,10 @@ async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunStat
           await steps.recordRingStep({ runId, ring, step: { kind: 'DONE' } });
           break;
         }
-        let soaked = false;
-        for (;;) {
-          const verdict = verdicts.get(ring) ?? null;
-          const decision = gateDecision({ ringName: running.name, gate: running.gate, total: counts.total, failed: counts.failed, soaked, verdict, stepHalts: [] });
-          if (decision.kind === 'PROMOTE') {
-            const step = verdict?.kind === 'RESUMED' ? { kind: 'RESUMED' as const, by: verdict.by } : { kind: 'PROMOTED' as const, approvedBy: verdict?.kind === 'APPROVED' ? verdict.by : null };
-            await steps.recordRingStep({ runId, ring, step });
-            break;
-          }
-          if (decision.kind === 'REJECT') {
-            rejection = decision.reason;
-            return;
-          }
-          if (decision.kind === 'SOAK') {
-            await steps.recordRingStep({ runId, ring, step: { kind: 'SOAKING', seconds: decision.seconds } });
-            await sleep(decision.seconds * 1000);
-            soaked = true;
-            continue;
-          }
-          await steps.recordRingStep({ runId, ring, step: decision.kind === 'HALT' ? { kind: 'HALTED', reason: decision.reason } : { kind: 'WAITING_FOR_APPROVAL' } });
-          // Waits for an operator's word on this ring (a signal): no timer, no polling.
-          await condition(() => (verdicts.get(ring) ?? null) !== verdict);
+        const rejected = await passRingGate(steps.recordRingStep, { runId, ring, ringName: running.name, gate: running.gate, counts, verdicts, stepHalts: [] });
+        if (rejected !== null) {
+          rejection = rejected;
+          return;
         }
       }
     });

@@ -1,9 +1,10 @@
-import { CancellationScope, condition, isCancellation, patched, proxyActivities, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, patched, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import type { BegunRun } from '../activities/deployments.js';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason, shouldStartMoreMachines } from '../fleet/planning.js';
-import { gateDecision, type GateVerdict } from '../fleet/rollout.js';
+import type { GateVerdict } from '../fleet/rollout.js';
 import type { StepPhases } from '../fleet/steps.js';
+import { passRingGate } from './ringGate.js';
 import { approveRingSignal, rejectRingSignal, resumeRunSignal, workflowIds } from './config.js';
 import { batchedRun, initialState } from './batchedRun.js';
 import { machineRunWorkflow } from './machineRun.js';
@@ -220,28 +221,10 @@ async function ringedRun(input: DeploymentRunInput, runId: string, rings: NonNul
           await steps.recordRingStep({ runId, ring, step: { kind: 'DONE' } });
           break;
         }
-        let soaked = false;
-        for (;;) {
-          const verdict = verdicts.get(ring) ?? null;
-          const decision = gateDecision({ ringName: begunRing.name, gate: begunRing.gate, total: counts.total, failed: counts.failed, soaked, verdict, stepHalts: halts });
-          if (decision.kind === 'PROMOTE') {
-            const step = verdict?.kind === 'RESUMED' ? { kind: 'RESUMED' as const, by: verdict.by } : { kind: 'PROMOTED' as const, approvedBy: verdict?.kind === 'APPROVED' ? verdict.by : null };
-            await steps.recordRingStep({ runId, ring, step });
-            break;
-          }
-          if (decision.kind === 'REJECT') {
-            rejection = decision.reason;
-            return;
-          }
-          if (decision.kind === 'SOAK') {
-            await steps.recordRingStep({ runId, ring, step: { kind: 'SOAKING', seconds: decision.seconds } });
-            await sleep(decision.seconds * 1000);
-            soaked = true;
-            continue;
-          }
-          await steps.recordRingStep({ runId, ring, step: decision.kind === 'HALT' ? { kind: 'HALTED', reason: decision.reason } : { kind: 'WAITING_FOR_APPROVAL' } });
-          // Waits for an operator's word on this ring (a signal): no timer, no polling.
-          await condition(() => (verdicts.get(ring) ?? null) !== verdict);
+        const rejected = await passRingGate(steps.recordRingStep, { runId, ring, ringName: begunRing.name, gate: begunRing.gate, counts, verdicts, stepHalts: halts });
+        if (rejected !== null) {
+          rejection = rejected;
+          return;
         }
       }
     });
