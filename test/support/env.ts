@@ -3,7 +3,6 @@ import postgres from 'postgres';
 import { expect, inject } from 'vitest';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { migrateDatabase } from '../../src/db/migrate.js';
 import { createApiToken } from '../../src/db/tokens.js';
 import type { Role } from '../../src/fleet/access.js';
 import { loadConfig } from '../../src/config.js';
@@ -51,16 +50,16 @@ export function startTestApi(
 }
 
 /**
- * A database of the test file's own, migrated (unless `migrate: false`), for tests that count the
- * whole fleet. Dropped by the returned function.
+ * A database of the test file's own, migrated (a copy of the global setup's migrated template;
+ * empty with `migrate: false`), for tests that count the whole fleet. Dropped by the returned
+ * function.
  */
 export async function freshDatabase({ migrate = true }: { migrate?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   const admin = postgres(databaseUrl(), { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`create database ${name}`);
+  await admin.unsafe(migrate ? `create database ${name} template ${inject('templateDatabase')}` : `create database ${name}`);
   const url = new URL(databaseUrl());
   url.pathname = `/${name}`;
-  if (migrate) await migrateDatabase(url.toString());
   return {
     url: url.toString(),
     drop: async () => {
