@@ -16,6 +16,13 @@ export default defineConfig({
   test: {
     // The threads pool crashes with Temporal's native bridge.
     pool: 'forks',
+    // Two test files at a time, whatever the core count. Vitest's default is one fewer worker than
+    // cores: one on a two-core CI machine, which ran the whole suite a file at a time although most
+    // integration and e2e files spend their time waiting on processes, timers and agents, not on a
+    // core. Every file already has its own database, task queue, ports and folders (docs/testing.md),
+    // so two run side by side as they do in any order. All projects share this one pool: a slow e2e
+    // file overlaps the unit and integration files instead of queuing them behind it.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 180_000,
     projects: [

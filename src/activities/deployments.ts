@@ -1,8 +1,7 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstallJob, JobResult, JobUpdate, PendingUpdate } from '../domain/types.js';
-import { unavailableDependency } from '../availability.js';
-import { isDatabaseUnavailable, type Db } from '../db/client.js';
+import { whileDatabaseAway, type Db } from '../db/client.js';
 import { findDeployment, runSettingsOf, selectionOf, type DeploymentRow } from '../db/deployments.js';
 import {
   beginRingedRun as beginRingedRunRows,
@@ -284,7 +283,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * their replay), and traces name its spans after it.
      */
     async dispatchInstall(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
-      return whileDatabaseAway(() => handOverInstallJobOnce(input));
+      return whileDatabaseAway(() => handOverInstallJobOnce(input), { pause: pauseInActivity });
     },
 
     /**
@@ -539,20 +538,13 @@ function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabil
 export const sentLine = (machineName: string, job: InstallJob) => `${machineName}: install job sent to the agent (${job.updates.length} update(s)).`;
 
 /**
- * Runs `step` again, a second apart, while it fails because PostgreSQL is away, heartbeating so
- * that the activity is seen alive meanwhile; any other failure is thrown. Stops when the activity
- * is cancelled or its own timeout ends it.
+ * Between two tries of an activity's step while PostgreSQL is away (whileDatabaseAway): says so,
+ * heartbeats so that the activity is seen alive meanwhile, and sleeps as the activity, so that its
+ * cancellation or its own timeout ends the wait.
  */
-async function whileDatabaseAway<T>(step: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      return await step();
-    } catch (error) {
-      if (unavailableDependency(error, [['DATABASE', isDatabaseUnavailable]]) !== 'DATABASE') throw error;
-      const context = Context.current();
-      context.log.warn('PostgreSQL is unavailable; trying again in a second', { error: String(error) });
-      context.heartbeat();
-      await context.sleep(1000);
-    }
-  }
+function pauseInActivity(error: unknown): Promise<void> {
+  const context = Context.current();
+  context.log.warn('PostgreSQL is unavailable; trying again in a second', { error: String(error) });
+  context.heartbeat();
+  return context.sleep(1000);
 }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import { DependencyGate } from '../availability.js';
+import { DependencyGate, unavailableDependency } from '../availability.js';
 import * as schema from './schema.js';
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -54,6 +54,26 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return false;
   return UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P');
+}
+
+/**
+ * Runs `attempt` again while it fails because PostgreSQL is away (isDatabaseUnavailable, anywhere
+ * in the error's cause chain); any other failure is thrown at once. `pause` waits between two tries:
+ * a second by default; an activity passes one that heartbeats and sleeps as the activity, so that it
+ * is seen alive and its cancellation ends the wait. With `attempts`, the failure of the last try is
+ * thrown.
+ */
+export async function whileDatabaseAway<T>(attempt: () => Promise<T>, options: { attempts?: number; pause?: (error: unknown) => Promise<void> } = {}): Promise<T> {
+  const attempts = options.attempts ?? Infinity;
+  const pause = options.pause ?? (() => new Promise<void>((resolve) => setTimeout(resolve, 1000)));
+  for (let tried = 1; ; tried++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (tried >= attempts || unavailableDependency(error, [['DATABASE', isDatabaseUnavailable]]) !== 'DATABASE') throw error;
+      await pause(error);
+    }
+  }
 }
 
 const UNAVAILABLE_CODES = new Set([

@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { activeTracing } from '../telemetry/tracing.js';
 import { WebhookDeliverer } from '../webhooks/deliverer.js';
 import type { TemporalSettings } from './connection.js';
+import { cachedWorkflowBundle } from './workflowBundle.js';
 
 /** src/workflows/index.ts under tests, dist/workflows/index.js once built: the worker bundles it. */
 export const workflowsPath = fileURLToPath(
@@ -80,13 +81,16 @@ export async function createFleetWorker(options: {
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
   const identity = options.identity ?? `${process.pid}@${os.hostname()}`;
   const connection = await NativeConnection.connect({ address: options.temporal.address });
+  const plugins = await tracingPlugins();
   const worker = await Worker.create({
-    plugins: await tracingPlugins(),
+    plugins,
     connection,
     namespace: options.temporal.namespace,
     taskQueue: options.temporal.taskQueue,
     identity,
-    workflowsPath,
+    // With traces on, the plugin adds its interceptors to the bundle it makes at start; without,
+    // the bundle made once for this code (cachedWorkflowBundle).
+    ...(plugins.length > 0 ? { workflowsPath } : { workflowBundle: await cachedWorkflowBundle(workflowsPath) }),
     activities: createActivities({
       db: database.db,
       pubsub,

@@ -57,8 +57,8 @@ describe('update deployments on three machines', () => {
   const agents: SupervisedAgent[] = [];
   const clients: Client[] = [];
 
-  async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {
-    const response = await graphql<T>(url, q, { token: operator, variables });
+  async function query<T>(q: string, variables?: Record<string, unknown>, api = url): Promise<T> {
+    const response = await graphql<T>(api, q, { token: operator, variables });
     if (response.errors) throw new Error(JSON.stringify(response.errors));
     return response.data!;
   }
@@ -242,9 +242,10 @@ describe('update deployments on three machines', () => {
     expect(installedVersion(fleet.machines.apt!, 'demo-editor')).toBe('1.0-1');
   });
 
-  async function startRun(name: string, fleet: TestFleet, extra: Record<string, unknown>): Promise<string> {
-    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: deploymentInput(name, fleet, extra) });
-    return (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id })).runDeploymentNow.id;
+  /** Creates the deployment and runs it now, through the API at `api` (this file's by default). */
+  async function startRun(name: string, fleet: TestFleet, extra: Record<string, unknown>, api = url): Promise<string> {
+    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input: deploymentInput(name, fleet, extra) }, api);
+    return (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id }, api)).runDeploymentNow.id;
   }
 
   const machineRunStatuses = async (runId: string) =>
@@ -298,7 +299,18 @@ describe('update deployments on three machines', () => {
     const fleet = await fleetOfThisTest('dead', ['zypper']);
     const zypperAgent = fleet.agents[0]!;
     await zypperAgent.kill();
-    const runId = await startRun('security - dead agent', fleet, { rebootSetting: 'NEVER' });
+    // The run is started on an API of its own whose runs give up on an agent after 3 s of silence
+    // (as the integration tests' runs of silent agents do): this file's 20 s must stay above the
+    // 15 s keep-alive of the live agents of the other tests, but a dead agent sends nothing at all,
+    // so the length of the silence only sets how long the test waits (twice: the install's one
+    // retry offers the job again).
+    const quickPort = await freePort();
+    const quickApi = spawnFleetpatch(['server'], { ...env, PORT: String(quickPort), FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' });
+    onTestFinished(async () => {
+      await stop(quickApi);
+    });
+    await quickApi.waitFor(/"msg":"API listening"/);
+    const runId = await startRun('security - dead agent', fleet, { rebootSetting: 'NEVER' }, `http://127.0.0.1:${quickPort}/graphql`);
     const run = await waitForEnd(runId);
     expect(run.status).toBe('FAILED');
     expect(run.machineRuns[0]).toMatchObject({ status: 'FAILED', error: expect.stringContaining('The agent stopped reporting during the install') });

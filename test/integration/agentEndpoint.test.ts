@@ -7,7 +7,7 @@ import type { InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { insertDeployment } from '../../src/db/deployments.js';
 import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
-import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { graphql, startApiWithAdmin, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { enrollMachine } from '../support/machines.js';
 import type { Database } from '../../src/db/client.js';
@@ -17,29 +17,19 @@ import { longPollsOpen, subscriptionLive } from '../support/signals.js';
 describe('the agent endpoint', () => {
   let api: ApiServer;
   let database: Database;
-  let close: () => Promise<void>;
+  let close: (() => Promise<void>) | undefined;
   let admin: string;
   let base: string;
+  let createKey: (input: Record<string, unknown>) => Promise<{ id: string; secret: string }>;
+  let keyState: (id: string) => Promise<{ useCount: number; state: string }>;
 
   beforeAll(async () => {
-    ({ api, database, close } = await startApiOnFreshDatabase());
-    admin = await tokenFor(database, 'ADMIN');
-    base = api.url.replace('/graphql', '');
+    ({ api, database, close, admin, base, createKey, keyState } = await startApiWithAdmin());
   });
 
   afterAll(async () => {
-    await close();
+    await close?.();
   });
-
-  async function createKey(input: Record<string, unknown>): Promise<{ id: string; secret: string }> {
-    const response = await graphql<{ createEnrollmentKey: { key: { id: string }; secret: string } }>(
-      api.url,
-      'mutation($input: CreateEnrollmentKeyInput!) { createEnrollmentKey(input: $input) { key { id } secret } }',
-      { token: admin, variables: { input } },
-    );
-    expect(response.errors).toBeUndefined();
-    return { id: response.data!.createEnrollmentKey.key.id, secret: response.data!.createEnrollmentKey.secret };
-  }
 
   const count = async (table: string) => Number((await database.sql.unsafe(`select count(*)::int as n from ${table}`))[0]!.n);
 
@@ -86,11 +76,9 @@ describe('the agent endpoint', () => {
     await expect(agent.enroll(expiring.secret, machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('expired on') });
     await expect(agent.enroll('fpe_nonsense', machineFacts())).rejects.toMatchObject({ status: 403, message: expect.stringContaining('not known') });
 
-    const keys = await graphql<{ enrollmentKeys: { edges: Array<{ node: { id: string; state: string; useCount: number } }> } }>(api.url, '{ enrollmentKeys(first: 500) { edges { node { id state useCount } } } }', { token: admin });
-    const state = (id: string) => keys.data!.enrollmentKeys.edges.find((k) => k.node.id === id)?.node;
-    expect(state(revoked.id)).toMatchObject({ state: 'REVOKED', useCount: 0 });
-    expect(state(usedUp.id)).toMatchObject({ state: 'USED_UP', useCount: 1 });
-    expect(state(expiring.id)).toMatchObject({ state: 'EXPIRED' });
+    expect(await keyState(revoked.id)).toMatchObject({ state: 'REVOKED', useCount: 0 });
+    expect(await keyState(usedUp.id)).toMatchObject({ state: 'USED_UP', useCount: 1 });
+    expect(await keyState(expiring.id)).toMatchObject({ state: 'EXPIRED' });
   });
 
   it('validates enrollment key input with a message naming the field', async () => {

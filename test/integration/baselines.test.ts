@@ -1,18 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import type { ApiServices } from '../../src/api/context.js';
 import { BaselineService } from '../../src/api/baselines/baseline.service.js';
 import { DeploymentService } from '../../src/api/deployments/deployment.service.js';
 import { MachineService } from '../../src/api/machines/machine.service.js';
-import { loadConfig } from '../../src/config.js';
-import { storeAssessmentReport } from '../../src/db/assessmentIngest.js';
 import type { Database } from '../../src/db/client.js';
 import { complianceSummary, findMachine, listMachines } from '../../src/db/machines.js';
-import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import type { BaselineInput } from '../../src/fleet/baselines.js';
-import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, testLogger, tokenFor } from '../support/env.js';
+import { pendingUpdate } from '../../testkit/agentFacts.js';
+import { startClockedServices, type ClockedServices } from '../support/clockedServices.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 /**
  * Baselines and SLA clocks on a real PostgreSQL, through the real ingest path, on a clock the test
@@ -22,11 +18,12 @@ import { connectTestDatabase, freshDatabase, graphql, startApiOnFreshDatabase, t
  */
 describe('patch baselines and SLA clocks', () => {
   const T = new Date('2026-11-26T12:00:00Z');
+  let fleet: ClockedServices | undefined;
   let database: Database;
-  let pubsub: FleetPubSub;
-  let drop: () => Promise<void>;
   let clock = T;
   let services: ApiServices;
+  let insertMachine: ClockedServices['insertMachine'];
+  let assess: ClockedServices['assess'];
   let machines: MachineService;
   let baselines: BaselineService;
   const ids: Record<string, string> = {};
@@ -34,19 +31,6 @@ describe('patch baselines and SLA clocks', () => {
   const openssl = pendingUpdate({ name: 'openssl', availableVersion: '3.0.15-1', classification: 'SECURITY', severity: 'IMPORTANT' });
   const curl = pendingUpdate({ name: 'curl', availableVersion: '7.88.1-10+deb12u8', classification: 'SECURITY', severity: 'MODERATE' });
   const vim = pendingUpdate({ name: 'vim', availableVersion: '2:9.0.1378-2+deb12u1' });
-
-  async function insertMachine(name: string, tags: string[]) {
-    const id = randomUUID();
-    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, tags, last_seen_at)
-      values (${id}, ${name}, 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES', ${tags}, ${clock.toISOString()}::timestamptz)`;
-    return id;
-  }
-
-  /** A report assessed at the test's clock, through the ingest the agent endpoint uses. */
-  async function assess(machineId: string, updates: PendingUpdate[]) {
-    const report = assessmentReport(updates, { startedAt: new Date(clock.getTime() - 1000).toISOString(), finishedAt: clock.toISOString() });
-    await storeAssessmentReport(database.sql, machineId, report, { receivedAtMs: clock.getTime(), agentSentAtMs: clock.getTime() });
-  }
 
   const machine = async (name: string) => (await findMachine(database.db, ids[name.replace(/-01$/, '')]!))!;
   /** The machine's verdict, and the same verdict as the computers view's SQL filter sees it. */
@@ -69,11 +53,8 @@ describe('patch baselines and SLA clocks', () => {
   };
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    pubsub = await createFleetPubSub(database.sql);
-    services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+    fleet = await startClockedServices(() => clock);
+    ({ database, services, insertMachine, assess } = fleet);
     machines = new MachineService(services);
     baselines = new BaselineService(services);
     ids.prod = await insertMachine('prod-01', ['env:prod']);
@@ -82,8 +63,7 @@ describe('patch baselines and SLA clocks', () => {
   });
 
   afterAll(async () => {
-    await database.close();
-    await drop();
+    await fleet?.close();
   });
 
   it('records when each update was first seen, once, fleet-wide', async () => {
@@ -202,11 +182,11 @@ describe('patch baselines and SLA clocks', () => {
  */
 describe("the advisory's issue date is the clock of stored verdicts, the machine view and the planner alike", () => {
   const T = new Date('2026-11-26T12:00:00Z');
+  let fleet: ClockedServices | undefined;
   let database: Database;
-  let pubsub: FleetPubSub;
-  let drop: () => Promise<void>;
   let clock = T;
   let services: ApiServices;
+  let assess: ClockedServices['assess'];
   let machines: MachineService;
   let baselines: BaselineService;
   let baselineId: string;
@@ -217,18 +197,6 @@ describe("the advisory's issue date is the clock of stored verdicts, the machine
   const kernel = pendingUpdate({ name: 'kernel', availableVersion: '5.14.0-427.el9', classification: 'SECURITY', severity: 'IMPORTANT', advisoryIssuedAt: '2026-10-27T08:00:00Z' });
   const bash = pendingUpdate({ name: 'bash', availableVersion: '5.1.8-9.el9', classification: 'SECURITY', severity: 'MODERATE', advisoryIssuedAt: '2026-11-24T10:00:00Z' });
   const sudo = pendingUpdate({ name: 'sudo', availableVersion: '1.9.5p2-10.el9', classification: 'SECURITY', severity: 'IMPORTANT' });
-
-  async function insertMachine(name: string, tags: string[]) {
-    const id = randomUUID();
-    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, tags, last_seen_at)
-      values (${id}, ${name}, 'LINUX', 'Rocky Linux', '9.4', 'ON_PREMISES', ${tags}, ${clock.toISOString()}::timestamptz)`;
-    return id;
-  }
-
-  async function assess(machineId: string, updates: PendingUpdate[]) {
-    const report = assessmentReport(updates, { startedAt: new Date(clock.getTime() - 1000).toISOString(), finishedAt: clock.toISOString() });
-    await storeAssessmentReport(database.sql, machineId, report, { receivedAtMs: clock.getTime(), agentSentAtMs: clock.getTime() });
-  }
 
   const machine = async (name: string) => (await findMachine(database.db, ids[name]!))!;
   async function storedApprovals() {
@@ -248,22 +216,19 @@ describe("the advisory's issue date is the clock of stored verdicts, the machine
   }
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    pubsub = await createFleetPubSub(database.sql);
-    services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+    fleet = await startClockedServices(() => clock);
+    ({ database, services, assess } = fleet);
     machines = new MachineService(services);
     baselines = new BaselineService(services);
-    ids['rocky-01'] = await insertMachine('rocky-01', ['env:prod']);
-    ids['rocky-02'] = await insertMachine('rocky-02', ['env:prod']);
+    const rocky = { name: 'Rocky Linux', version: '9.4' };
+    ids['rocky-01'] = await fleet.insertMachine('rocky-01', ['env:prod'], rocky);
+    ids['rocky-02'] = await fleet.insertMachine('rocky-02', ['env:prod'], rocky);
     const created = await baselines.save(null, { name: 'production', osType: 'LINUX', tags: ['env:prod'], rules: [{ classifications: ['SECURITY'], severities: [], delayDays: 7 }], slaTargets: [] });
     baselineId = created!.id;
   });
 
   afterAll(async () => {
-    await database.close();
-    await drop();
+    await fleet?.close();
   });
 
   const expected = {

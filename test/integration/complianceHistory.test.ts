@@ -3,25 +3,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { BaselineService } from '../../src/api/baselines/baseline.service.js';
 import { ComplianceHistoryService } from '../../src/api/complianceHistory/complianceHistory.service.js';
 import type { ApiServices } from '../../src/api/context.js';
 import { MachineService } from '../../src/api/machines/machine.service.js';
 import type { ApiServer } from '../../src/api/server.js';
-import { loadConfig } from '../../src/config.js';
 import { storeAssessmentReport } from '../../src/db/assessmentIngest.js';
 import type { Database } from '../../src/db/client.js';
 import { createComplianceHistoryActivities } from '../../src/activities/complianceHistory.js';
 import { takeComplianceSnapshot } from '../../src/db/complianceHistory.js';
 import { findMachine } from '../../src/db/machines.js';
-import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
 import { HISTORY_CLASSIFICATIONS, PRUNE_BATCH_DAYS, daysBetween } from '../../src/fleet/complianceHistory.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { complianceSnapshotWorkflow } from '../../src/workflows/complianceSnapshot.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
+import { startClockedServices, type ClockedServices } from '../support/clockedServices.js';
 import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
 
 /** RECORD_HISTORY=<dir> saves a snapshot workflow's history for the replay test (test/history_files/). */
@@ -41,29 +39,18 @@ async function recordHistory(temporal: TemporalClient, workflowId: string, runId
  */
 describe('compliance history over real rows', () => {
   const T = new Date('2026-11-26T12:00:00Z');
+  let fleet: ClockedServices | undefined;
   let database: Database;
-  let pubsub: FleetPubSub;
-  let drop: () => Promise<void>;
   let clock = T;
   let services: ApiServices;
+  let insertMachine: ClockedServices['insertMachine'];
+  let assess: ClockedServices['assess'];
   let history: ComplianceHistoryService;
   const ids: Record<string, string> = {};
   let productionId = '';
 
   const openssl = pendingUpdate({ name: 'openssl', availableVersion: '3.0.15-1', classification: 'SECURITY', severity: 'IMPORTANT' });
   const vim = pendingUpdate({ name: 'vim', availableVersion: '2:9.0.1378-2+deb12u1' });
-
-  async function insertMachine(name: string, tags: string[]) {
-    const id = randomUUID();
-    await database.sql`insert into machines (id, name, os_type, os_name, os_version, environment, tags, last_seen_at)
-      values (${id}, ${name}, 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES', ${tags}, ${clock.toISOString()}::timestamptz)`;
-    return id;
-  }
-
-  async function assess(machineId: string, updates: PendingUpdate[]) {
-    const report = assessmentReport(updates, { startedAt: new Date(clock.getTime() - 1000).toISOString(), finishedAt: clock.toISOString() });
-    await storeAssessmentReport(database.sql, machineId, report, { receivedAtMs: clock.getTime(), agentSentAtMs: clock.getTime() });
-  }
 
   const snapshot = (trigger: 'SCHEDULE' | 'ON_DEMAND') => takeComplianceSnapshot(database.db, { now: clock, thresholds: services.fleet.thresholds, trigger });
   const storedRows = async (day: string) => (await database.sql`select count(*)::int as n from compliance_history where day = ${day}`)[0]!.n as number;
@@ -78,11 +65,8 @@ describe('compliance history over real rows', () => {
   ];
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    pubsub = await createFleetPubSub(database.sql);
-    services = { database, pubsub, logger: testLogger, fleet: loadConfig({}), now: () => clock } as unknown as ApiServices;
+    fleet = await startClockedServices(() => clock);
+    ({ database, services, insertMachine, assess } = fleet);
     history = new ComplianceHistoryService(services);
     ids.prod1 = await insertMachine('prod-01', ['env:prod']);
     ids.prod2 = await insertMachine('prod-02', ['env:prod']);
@@ -103,8 +87,7 @@ describe('compliance history over real rows', () => {
   });
 
   afterAll(async () => {
-    await database?.close();
-    await drop?.();
+    await fleet?.close();
   });
 
   it("counts the day's fleet per baseline, classification and tag, and takes the day once", async () => {

@@ -9,41 +9,26 @@ import { loadIdentity } from '../../src/agent/state.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
-import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { graphql, startApiWithAdmin } from '../support/env.js';
 import { tcpRelay } from '../support/operatorCli.js';
 
 /** An enrollment sent again after its answer was lost (a timeout, a dropped connection) enrolls the machine once. */
 describe('an enrollment request sent again', () => {
   let api: ApiServer;
   let database: Database;
-  let close: () => Promise<void>;
+  let close: (() => Promise<void>) | undefined;
   let admin: string;
   let base: string;
+  let createKey: (input: Record<string, unknown>) => Promise<{ id: string; secret: string }>;
+  let keyState: (id: string) => Promise<{ useCount: number; state: string }>;
 
   beforeAll(async () => {
-    ({ api, database, close } = await startApiOnFreshDatabase());
-    admin = await tokenFor(database, 'ADMIN');
-    base = api.url.replace('/graphql', '');
+    ({ api, database, close, admin, base, createKey, keyState } = await startApiWithAdmin());
   });
 
   afterAll(async () => {
-    await close();
+    await close?.();
   });
-
-  async function createKey(input: Record<string, unknown>): Promise<{ id: string; secret: string }> {
-    const response = await graphql<{ createEnrollmentKey: { key: { id: string }; secret: string } }>(
-      api.url,
-      'mutation($input: CreateEnrollmentKeyInput!) { createEnrollmentKey(input: $input) { key { id } secret } }',
-      { token: admin, variables: { input } },
-    );
-    expect(response.errors).toBeUndefined();
-    return { id: response.data!.createEnrollmentKey.key.id, secret: response.data!.createEnrollmentKey.secret };
-  }
-
-  async function keyState(id: string): Promise<{ useCount: number; state: string }> {
-    const keys = await graphql<{ enrollmentKeys: { edges: Array<{ node: { id: string; state: string; useCount: number } }> } }>(api.url, '{ enrollmentKeys(first: 500) { edges { node { id state useCount } } } }', { token: admin });
-    return keys.data!.enrollmentKeys.edges.find((edge) => edge.node.id === id)!.node;
-  }
 
   async function machinesNamed(name: string): Promise<string[]> {
     const response = await graphql<{ machines: { edges: Array<{ node: { id: string; name: string } }> } }>(api.url, '{ machines(first: 500) { edges { node { id name } } } }', { token: admin });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { connectTestDatabase, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
+import { startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 const GRAPHQL_RESPONSE = 'application/graphql-response+json';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -15,17 +15,18 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 describe('GraphQL over HTTP conventions', () => {
   let api: ApiServer;
   let database: Database;
+  let close: (() => Promise<void>) | undefined;
   let admin: string;
 
+  // A database of its own: the test counts every API token, and another file's tokens may be made
+  // meanwhile (files run side by side).
   beforeAll(async () => {
-    database = connectTestDatabase();
-    api = await startTestApi(temporalSettings());
+    ({ api, database, close } = await startApiOnFreshDatabase());
     admin = await tokenFor(database, 'ADMIN');
   });
 
   afterAll(async () => {
-    await api?.close();
-    await database?.close();
+    await close?.();
   });
 
   const post = (body: unknown, headers: Record<string, string> = {}) =>

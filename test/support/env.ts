@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { migrateDatabase } from '../../src/db/migrate.js';
 import { createApiToken } from '../../src/db/tokens.js';
 import type { Role } from '../../src/fleet/access.js';
 import { loadConfig } from '../../src/config.js';
@@ -51,16 +50,16 @@ export function startTestApi(
 }
 
 /**
- * A database of the test file's own, migrated (unless `migrate: false`), for tests that count the
- * whole fleet. Dropped by the returned function.
+ * A database of the test file's own, migrated (a copy of the global setup's migrated template;
+ * empty with `migrate: false`), for tests that count the whole fleet. Dropped by the returned
+ * function.
  */
 export async function freshDatabase({ migrate = true }: { migrate?: boolean } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   const admin = postgres(databaseUrl(), { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`create database ${name}`);
+  await admin.unsafe(migrate ? `create database ${name} template ${inject('templateDatabase')}` : `create database ${name}`);
   const url = new URL(databaseUrl());
   url.pathname = `/${name}`;
-  if (migrate) await migrateDatabase(url.toString());
   return {
     url: url.toString(),
     drop: async () => {
@@ -83,6 +82,48 @@ export async function startApiOnFreshDatabase(): Promise<{ api: ApiServer; datab
       await api.close();
       await database.close();
       await fresh.drop();
+    },
+  };
+}
+
+/**
+ * The agent endpoint's tests' API: startApiOnFreshDatabase with an admin token, the endpoint's base
+ * URL, and enrollment keys made and read back as an admin does it, over GraphQL.
+ */
+export async function startApiWithAdmin(): Promise<{
+  api: ApiServer;
+  database: Database;
+  /** The API's URL without `/graphql`: where agents enroll. */
+  base: string;
+  admin: string;
+  close: () => Promise<void>;
+  /** Creates an enrollment key: its id and its secret (shown once). */
+  createKey: (input: Record<string, unknown>) => Promise<{ id: string; secret: string }>;
+  /** A key's state and use count, as the admins' list shows them. */
+  keyState: (id: string) => Promise<{ state: string; useCount: number }>;
+}> {
+  const { api, database, base, close } = await startApiOnFreshDatabase();
+  const admin = await tokenFor(database, 'ADMIN');
+  return {
+    api,
+    database,
+    base,
+    admin,
+    close,
+    async createKey(input) {
+      const response = await graphql<{ createEnrollmentKey: { key: { id: string }; secret: string } }>(
+        api.url,
+        'mutation($input: CreateEnrollmentKeyInput!) { createEnrollmentKey(input: $input) { key { id } secret } }',
+        { token: admin, variables: { input } },
+      );
+      expect(response.errors).toBeUndefined();
+      return { id: response.data!.createEnrollmentKey.key.id, secret: response.data!.createEnrollmentKey.secret };
+    },
+    async keyState(id) {
+      const keys = await graphql<{ enrollmentKeys: { edges: Array<{ node: { id: string; state: string; useCount: number } }> } }>(api.url, '{ enrollmentKeys(first: 500) { edges { node { id state useCount } } } }', { token: admin });
+      const key = keys.data!.enrollmentKeys.edges.find((edge) => edge.node.id === id)?.node;
+      expect(key, `enrollment key ${id}`).toBeDefined();
+      return { state: key!.state, useCount: key!.useCount };
     },
   };
 }

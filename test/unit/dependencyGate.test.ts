@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DependencyGate, ServiceUnavailable, type Outage } from '../../src/availability.js';
 import { dependencyAway, formatError } from '../../src/api/errors.js';
-import { isDatabaseUnavailable } from '../../src/db/client.js';
+import { isDatabaseUnavailable, whileDatabaseAway } from '../../src/db/client.js';
 import { testLogger } from '../support/env.js';
 
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
@@ -72,5 +72,40 @@ describe('errors that say a dependency is away', () => {
       extensions: { code: 'SERVICE_UNAVAILABLE', dependency: 'DATABASE' },
     });
     expect(format(wrapped, { originalError: new ServiceUnavailable('TEMPORAL') }).extensions).toEqual({ code: 'SERVICE_UNAVAILABLE', dependency: 'TEMPORAL' });
+  });
+});
+
+describe('whileDatabaseAway: a step that waits PostgreSQL out', () => {
+  const pauses: unknown[] = [];
+  const pause = async (error: unknown) => void pauses.push(error);
+
+  it('tries again while PostgreSQL is away (the cause chain followed), pausing between tries, and answers what the step answers once it is back', async () => {
+    pauses.length = 0;
+    const failures = [refused(), new Error('Failed query: select 1', { cause: refused() })];
+    let tries = 0;
+    const answer = await whileDatabaseAway(async () => {
+      tries++;
+      const failure = failures.shift();
+      if (failure) throw failure;
+      return 'stored';
+    }, { pause });
+    expect(answer).toBe('stored');
+    expect(tries).toBe(3);
+    expect(pauses).toHaveLength(2);
+  });
+
+  it('throws any other failure at once, and the last one after its attempts', async () => {
+    pauses.length = 0;
+    const refusedStatement = Object.assign(new Error('duplicate key value'), { code: '23505' });
+    await expect(whileDatabaseAway(() => Promise.reject(refusedStatement), { pause })).rejects.toBe(refusedStatement);
+    expect(pauses).toHaveLength(0);
+    let tries = 0;
+    const stillAway = () => {
+      tries++;
+      return Promise.reject(refused());
+    };
+    await expect(whileDatabaseAway(stillAway, { attempts: 3, pause })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    expect(tries).toBe(3);
+    expect(pauses).toHaveLength(2);
   });
 });

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { workflowsPath } from '../../src/temporal/worker.js';
+import { cachedWorkflowBundle } from '../../src/temporal/workflowBundle.js';
 
 /**
  * Replays histories recorded from real runs (test/history_files/, recorded by the deployment
@@ -9,10 +10,19 @@ import { workflowsPath } from '../../src/temporal/worker.js';
  * that would break runs already in flight fails here, with Temporal's non-determinism error.
  */
 describe('workflow code stays compatible with recorded runs', () => {
-  let workflowBundle: WorkflowBundleWithSourceMap;
+  let workflowBundle: WorkflowBundleOption;
+  const quiet = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
+  // The bundle the workers run (made once for this code, then loaded from the cache).
   beforeAll(async () => {
-    workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
+    workflowBundle = await cachedWorkflowBundle(workflowsPath, quiet);
+  });
+
+  it('is the same bundle at the next start of a worker of this code, loaded from the cache instead of made again', async () => {
+    const again = await cachedWorkflowBundle(workflowsPath, quiet);
+    expect(again).toHaveProperty('codePath');
+    const code = (bundle: WorkflowBundleOption) => ('code' in bundle ? bundle.code : fs.readFileSync((bundle as { codePath: string }).codePath, 'utf8'));
+    expect(code(again)).toBe(code(workflowBundle));
   });
 
   const recorded: Array<[string, string]> = [

@@ -1,7 +1,6 @@
 import type { RunLogRow, MachineRunRow, RunRow, UpdateResultRow } from '../../db/runs.js';
 import { databaseNow, findRun, machineRunsByIds, runLogsOf, runsCreatedSince, updateResultsOfMany } from '../../db/runs.js';
-import { unavailableDependency } from '../../availability.js';
-import { isDatabaseUnavailable } from '../../db/client.js';
+import { whileDatabaseAway } from '../../db/client.js';
 import { findDeployment } from '../../db/deployments.js';
 import { lastRunProgressSeq, runProgressAfter, type RunProgressEvent } from '../../db/runProgress.js';
 import type { RunProgressNotice } from '../../events/pubsub.js';
@@ -76,25 +75,12 @@ export class ProgressPage {
   }
 }
 
-/** How long a subscription's read from PostgreSQL waits for it to come back: READ_ATTEMPTS a second apart. */
-const READ_ATTEMPTS = 60;
-const READ_RETRY_MS = 1000;
-
 /**
- * A read of the store, tried again while PostgreSQL is away instead of ending the subscription:
- * the resync after a restart reads at once, while the pool may still hold connections that died
- * with the old server.
+ * How long a subscription's read from PostgreSQL waits for it to come back: this many tries, a
+ * second apart, instead of ending the subscription. The resync after a restart reads at once, while
+ * the pool may still hold connections that died with the old server.
  */
-async function whileDatabaseAway<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (error) {
-      if (attempt >= READ_ATTEMPTS || unavailableDependency(error, [['DATABASE', isDatabaseUnavailable]]) !== 'DATABASE') throw error;
-      await new Promise((resolve) => setTimeout(resolve, READ_RETRY_MS));
-    }
-  }
-}
+const READ_ATTEMPTS = 60;
 
 export class RunProgressService {
   constructor(private readonly services: ApiServices) {}
@@ -118,9 +104,9 @@ export class RunProgressService {
       after,
       store: {
         // Read once the live side listens: an event recorded in between is not lost.
-        last: async () => (await whileDatabaseAway(() => lastRunProgressSeq(this.db, runId))) ?? last,
+        last: async () => (await whileDatabaseAway(() => lastRunProgressSeq(this.db, runId), { attempts: READ_ATTEMPTS })) ?? last,
         read: async (afterSeq, limit, through) => {
-          const events = await whileDatabaseAway(() => runProgressAfter(this.db, runId, afterSeq, Math.min(limit, REPLAY_PAGE_SIZE), through));
+          const events = await whileDatabaseAway(() => runProgressAfter(this.db, runId, afterSeq, Math.min(limit, REPLAY_PAGE_SIZE), through), { attempts: READ_ATTEMPTS });
           const page = new ProgressPage(this.services, runId, events);
           return events.map((e) => item(e, page));
         },
