@@ -237,7 +237,7 @@ async function main(): Promise<number> {
   const seconds = Number(values.seconds);
   const apiCount = Number(values.apis);
   const simulatorCount = Number(values.simulators);
-  if (apiCount > 1 && simulatorCount < 1) throw new Error('--apis above 1 needs --simulators (the agents of one simulator go to one API)');
+  if (apiCount > 1 && simulatorCount < apiCount) throw new Error('--apis above 1 needs at least as many --simulators (the agents of one simulator go to one API)');
   const loadAtStart = os.loadavg();
   installInterruptHandler();
   say(
