@@ -1,15 +1,26 @@
 /**
- * Idle load: N agents at rest on one API process (issue 7). Each virtual agent (src/simulator, the
- * agent's real protocol client) enrolls, reports its first assessment, then checks in and
- * long-polls for commands like a real agent with nothing to do. Measured on the `fleetpatch
- * server` process: resident memory (VmRSS) and CPU while the fleet is at rest, and the long-polls
- * it holds open (its own /metrics gauge).
+ * Idle load: N agents at rest (issues 7 and 18). Each virtual agent (src/simulator, the agent's real
+ * protocol client) enrolls, reports its first assessment, then checks in and long-polls for commands
+ * like a real agent with nothing to do. Measured on the `fleetpatch server` processes: resident
+ * memory (VmRSS), CPU and the long-polls they hold open (their own /metrics gauge) while the fleet
+ * is at rest; PostgreSQL's CPU (the postmaster and its backends) and its transactions
+ * (pg_stat_database; outside an explicit transaction each statement is one); and, after the window,
+ * each API's heap once garbage is collected (testkit/heapProbe.mjs): what the agents really hold.
  *
  * Run:  npx tsx bench/idleAgents.ts [--machines 10000] [--seconds 60] [--profile DIR]
- * --profile DIR: a CPU profile of the API over the window at rest and a heap snapshot at its end,
- * written to DIR (open them in Chrome DevTools).
+ *       npx tsx bench/idleAgents.ts --machines 50000 --apis 4 --simulators 8 [--seconds 60]
+ * With --simulators S the agents run in S `fleetpatch simulate` processes (a process may open 20,000
+ * files here, and an agent holds up to two connections: about 9,000 agents per process at most),
+ * simulator i on API i mod A (--apis A: one API process per endpoint, as agents split over DNS
+ * names or a balancer each would), each with an enrollment key of its own (an enrollment locks its
+ * key's row). Without it they run in this process, on the one API.
+ * --api-node-options "..." : Node options of the API processes only (a V8 heap setting, e.g.
+ * "--max-old-space-size=256"), not of this process or the simulators.
+ * --profile DIR (one API): a CPU profile of the API over the window at rest and a heap snapshot at
+ * its end, written to DIR (open them in Chrome DevTools).
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -18,9 +29,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '../src/agent/sleep.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
+import { freePort } from '../src/net.js';
 import { openFilesWarning, startSimulatedFleet } from '../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
-import { installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack } from './freshness.js';
+import { benchAbort, checkAborted, cleanupOnce, CLOCK_TICKS, installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack, stopProcess, type Stack } from './freshness.js';
+
+const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
+const HEAP_PROBE = new URL('../testkit/heapProbe.mjs', import.meta.url).href;
+const UPDATES_PER_MACHINE = 20;
 
 const say = (line: string) => console.log(line);
 const MiB = 1024 * 1024;
@@ -32,117 +48,304 @@ function residentBytes(pid: number): number {
   return Number(kib) * 1024;
 }
 
-async function longPollsOpen(baseUrl: string): Promise<number> {
-  const text = await fetch(`${baseUrl}/metrics`).then((r) => r.text());
-  const value = /^fleetpatch_agent_long_polls_open (\S+)$/m.exec(text)?.[1];
-  if (value === undefined) throw new Error('the API /metrics has no fleetpatch_agent_long_polls_open');
+async function metricsText(baseUrl: string): Promise<string> {
+  return fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.text());
+}
+
+function sample(text: string, name: string): number {
+  const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];
+  if (value === undefined) throw new Error(`the API /metrics has no ${name}`);
   return Number(value);
 }
 
-/** Requests the agent endpoint has answered so far (every route and status), from the API's /metrics. */
-async function agentRequestsServed(baseUrl: string): Promise<number> {
-  const text = await fetch(`${baseUrl}/metrics`).then((r) => r.text());
-  let sum = 0;
-  for (const match of text.matchAll(/^fleetpatch_agent_requests_total\{[^}]*\} (\S+)$/gm)) sum += Number(match[1]);
-  return sum;
+async function longPollsOpen(baseUrl: string): Promise<number> {
+  return sample(await metricsText(baseUrl), 'fleetpatch_agent_long_polls_open');
+}
+
+/** Requests the agent endpoint has answered so far (every route and status), and check-ins, from the API's /metrics. */
+async function agentRequestsServed(baseUrl: string): Promise<{ requests: number; checkIns: number }> {
+  const text = await metricsText(baseUrl);
+  let requests = 0;
+  for (const match of text.matchAll(/^fleetpatch_agent_requests_total\{[^}]*\} (\S+)$/gm)) requests += Number(match[1]);
+  return { requests, checkIns: sample(text, 'fleetpatch_agent_checkins_total') };
 }
 
 /** The API's V8 heap in use and its memory outside the heap (buffers), from its /metrics. */
 async function apiHeap(baseUrl: string): Promise<{ used: number; total: number; external: number }> {
-  const text = await fetch(`${baseUrl}/metrics`).then((r) => r.text());
-  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { used: value('fleetpatch_api_nodejs_heap_size_used_bytes'), total: value('fleetpatch_api_nodejs_heap_size_total_bytes'), external: value('fleetpatch_api_nodejs_external_memory_bytes') };
+  const text = await metricsText(baseUrl);
+  return { used: sample(text, 'fleetpatch_api_nodejs_heap_size_used_bytes'), total: sample(text, 'fleetpatch_api_nodejs_heap_size_total_bytes'), external: sample(text, 'fleetpatch_api_nodejs_external_memory_bytes') };
+}
+
+/** One API process: its pid, its URL, and what it printed (the heap probe's lines among it). */
+interface Api {
+  pid: number;
+  baseUrl: string;
+  output(): string;
+}
+
+/** The API's heap after a full collection (the heap probe's next line), in bytes. */
+async function liveHeap(api: Api, seq: number): Promise<number> {
+  process.kill(api.pid, 'SIGUSR2');
+  const by = Date.now() + 60_000;
+  const pattern = new RegExp(`heap-probe (\\{"seq":${seq},[^\\n]*\\})`);
+  for (;;) {
+    const match = pattern.exec(api.output());
+    if (match) return (JSON.parse(match[1]!) as { heapUsed: number }).heapUsed;
+    if (Date.now() > by) throw new Error(`API ${api.pid}: no heap probe ${seq} within 60 s`);
+    await sleep(200);
+  }
+}
+
+/** Another `fleetpatch server` on the stack's PostgreSQL and Temporal; resolves once it listens. */
+async function startApi(stack: Stack, env: NodeJS.ProcessEnv): Promise<Api & { stop: () => Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [FLEETPATCH_BIN, 'server'], {
+    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', NODE_ENV: 'production', DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporal.address, HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = keepOutput(child);
+  const stop = cleanupOnce(() => stopProcess(child));
+  const deadline = Date.now() + 180_000;
+  while (!/"msg":"API listening"/.test(output())) {
+    if (benchAbort.signal.aborted || child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      checkAborted();
+      throw new Error(`fleetpatch server did not start:\n${output()}`);
+    }
+    await sleep(100);
+  }
+  return { pid: child.pid!, baseUrl: `http://127.0.0.1:${port}`, output, stop };
+}
+
+/** The last 64 KB a child printed (stdout and stderr). */
+function keepOutput(child: ChildProcess): () => string {
+  let output = '';
+  const keep = (chunk: Buffer) => void (output = (output + chunk.toString('utf8')).slice(-65_536));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return () => output;
+}
+
+/** CPU seconds of PostgreSQL so far: the postmaster, its backends and workers, and those that have exited. */
+function postgresCpuSeconds(postmaster: number): number {
+  let sum = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    // Field 4 is the parent pid; utime, stime, cutime, cstime are fields 14 to 17.
+    const pid = Number(entry);
+    if (pid === postmaster) sum += (fields[11]! + fields[12]! + fields[13]! + fields[14]!) / CLOCK_TICKS;
+    else if (fields[1] === postmaster) sum += (fields[11]! + fields[12]!) / CLOCK_TICKS;
+  }
+  return sum;
+}
+
+/** The agents: in this process, or in `fleetpatch simulate` processes. */
+interface Agents {
+  /** Processes that run them (this one, or the simulators). */
+  pids: number[];
+  /** Stops them; their request errors (ramp-up included: agents retry them) and the last one. */
+  stop(): Promise<{ errors: number; lastError?: string }>;
+}
+
+async function inProcessAgents(api: Api, key: string, n: number): Promise<Agents> {
+  const rampStart = performance.now();
+  const fleet = await startSimulatedFleet({
+    server: api.baseUrl,
+    enrollKey: key,
+    machines: n,
+    profile: { ...DEFAULT_PROFILE, updatesPerMachine: UPDATES_PER_MACHINE },
+    prefix: 'idle',
+    rampConcurrency: 50,
+    seed: 1,
+    progressMs: 5000,
+    onProgress: (joined, total, failed) => say(`  ${joined} / ${total} joined${failed ? `, ${failed} failed` : ''} (${((performance.now() - rampStart) / 1000).toFixed(0)} s)`),
+  });
+  if (fleet.joinFailures > 0) {
+    await fleet.stop();
+    throw new Error(`${fleet.joinFailures} machines could not join: ${fleet.firstJoinError}`);
+  }
+  return {
+    pids: [process.pid],
+    async stop() {
+      const { errors, lastError } = fleet.totals();
+      await fleet.stop();
+      return { errors, lastError };
+    },
+  };
+}
+
+async function simulatorProcesses(stack: Stack, apis: Api[], n: number, count: number): Promise<Agents> {
+  const sims: Array<{ child: ChildProcess; output: () => string; stop: () => Promise<void> }> = [];
+  for (let i = 0; i < count; i++) {
+    const machines = Math.floor(n / count) + (i < n % count ? 1 : 0);
+    const files = openFilesWarning(machines);
+    if (files) say(`  warning (simulator ${i}): ${files}`);
+    const { secret } = await createEnrollmentKey(stack.database.db, { description: `bench idle agents ${i}`, expiresAt: null, maxUses: null, defaultTags: [] });
+    const args = ['simulate', '--server', apis[i % apis.length]!.baseUrl, '--enroll-key', secret, '--machines', String(machines), '--updates', String(UPDATES_PER_MACHINE), '--prefix', `idle${i}`, '--seed', String(i + 1), '--ramp', '50'];
+    const child = spawn(process.execPath, [FLEETPATCH_BIN, ...args], { env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    sims.push({ child, output: keepOutput(child), stop: cleanupOnce(() => stopProcess(child, 120_000)) });
+  }
+  const rampStart = performance.now();
+  for (;;) {
+    checkAborted();
+    const up = sims.filter((s) => /simulate: fleet up/.test(s.output())).length;
+    const gone = sims.find((s) => s.child.exitCode !== null);
+    if (gone) throw new Error(`a simulator exited:\n${gone.output()}`);
+    const joined = sims.reduce((sum, s) => sum + Number([...s.output().matchAll(/simulate: (\d+)\/\d+ machines enrolled/g)].at(-1)?.[1] ?? 0), 0);
+    say(`  ${joined} / ${n} joined, ${up} of ${count} simulators up (${((performance.now() - rampStart) / 1000).toFixed(0)} s)`);
+    if (up === count) break;
+    await sleep(10_000);
+  }
+  const refused = sims.map((s) => /simulate: (\d+) machine\(s\) could not join; first reason: (.*)/.exec(s.output())).find(Boolean);
+  if (refused) throw new Error(`${refused[1]} machines could not join: ${refused[2]}`);
+  return {
+    pids: sims.map((s) => s.child.pid!),
+    async stop() {
+      await Promise.all(sims.map((s) => s.stop()));
+      let errors = 0;
+      let lastError: string | undefined;
+      for (const s of sims) {
+        const status = [...s.output().matchAll(/simulate: check-ins \d+, .*errors (\d+)(?: \(last: (.*)\))?$/gm)].at(-1);
+        if (!status) throw new Error(`a simulator printed no totals:\n${s.output().slice(-2000)}`);
+        errors += Number(status[1]);
+        lastError = status[2] ?? lastError;
+      }
+      return { errors, lastError };
+    },
+  };
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '60' }, profile: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      machines: { type: 'string', default: '10000' },
+      seconds: { type: 'string', default: '60' },
+      apis: { type: 'string', default: '1' },
+      simulators: { type: 'string', default: '0' },
+      profile: { type: 'string' },
+      'api-node-options': { type: 'string', default: '' },
+    },
+  });
   const n = Number(values.machines);
   const seconds = Number(values.seconds);
+  const apiCount = Number(values.apis);
+  const simulatorCount = Number(values.simulators);
+  if (apiCount > 1 && simulatorCount < apiCount) throw new Error('--apis above 1 needs at least as many --simulators (the agents of one simulator go to one API)');
   const loadAtStart = os.loadavg();
   installInterruptHandler();
-  say(`idle agents benchmark: ${n} virtual agents at rest on one API process, measured for ${seconds} s`);
-  const files = openFilesWarning(n);
-  if (files) say(`  warning: ${files}`);
+  say(
+    `idle agents benchmark: ${n} virtual agents at rest on ${apiCount} API process(es), ${simulatorCount ? `in ${simulatorCount} simulator processes` : 'in this process'}, measured for ${seconds} s` +
+      (values['api-node-options'] ? `; API Node options: ${values['api-node-options']}` : ''),
+  );
+  if (!simulatorCount) {
+    const files = openFilesWarning(n);
+    if (files) say(`  warning: ${files}`);
+  }
   const profileDir = values.profile ? path.resolve(values.profile) : undefined;
   const preload = fileURLToPath(new URL('./profileOnSignal.mjs', import.meta.url));
-  const stack = await startStack({
-    label: 'idle',
-    serverEnv: profileDir ? { FLEETPATCH_PROFILE_DIR: profileDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim() } : {},
-  });
-  const pid = stack.server.pid!;
+  // Both preloads answer SIGUSR2: with a profile, its heap snapshot stands for the heap probe.
+  const nodeOptions = [process.env.NODE_OPTIONS ?? '', values['api-node-options'], profileDir ? `--import=${preload}` : `--import=${HEAP_PROBE}`].join(' ').trim();
+  const apiEnv = { NODE_OPTIONS: nodeOptions, ...(profileDir ? { FLEETPATCH_PROFILE_DIR: profileDir } : {}) };
+  const stack = await startStack({ label: 'idle', serverEnv: apiEnv });
+  const stackOutput = stack.serverOutput;
+  const apis: Array<Api & { stop?: () => Promise<void> }> = [{ pid: stack.server.pid!, baseUrl: stack.baseUrl, output: stackOutput }];
+  let agents: Agents | undefined;
   try {
-    const rssAtStart = residentBytes(pid);
-    const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench idle agents', expiresAt: null, maxUses: null, defaultTags: [] });
+    const rateLimitsOff = { FLEETPATCH_API_RATE_LIMIT: '0', FLEETPATCH_AGENT_RATE_LIMIT: '0', FLEETPATCH_ENROLL_RATE_LIMIT: '0' };
+    for (let i = 1; i < apiCount; i++) apis.push(await startApi(stack, { ...rateLimitsOff, ...apiEnv }));
+    const rssAtStart = apis.map((api) => residentBytes(api.pid));
+    const backend = Number((await stack.database.sql`select pg_backend_pid() as pid`)[0]!.pid);
+    const postmaster = Number(fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
     const rampStart = performance.now();
-    const fleet = await startSimulatedFleet({
-      server: stack.baseUrl,
-      enrollKey: secret,
-      machines: n,
-      profile: { ...DEFAULT_PROFILE, updatesPerMachine: 20 },
-      prefix: 'idle',
-      rampConcurrency: 50,
-      seed: 1,
-      progressMs: 5000,
-      onProgress: (joined, total, failed) => say(`  ${joined} / ${total} joined${failed ? `, ${failed} failed` : ''} (${((performance.now() - rampStart) / 1000).toFixed(0)} s)`),
-    });
-    try {
-      if (fleet.joinFailures > 0) throw new Error(`${fleet.joinFailures} machines could not join: ${fleet.firstJoinError}`);
-      // At rest: (nearly) every agent is inside a long-poll.
-      const settleBy = Date.now() + 180_000;
-      let open = await longPollsOpen(stack.baseUrl);
-      while (open < n * 0.95) {
-        if (Date.now() > settleBy) throw new Error(`only ${open} of ${n} long-polls open after 3 minutes`);
-        await sleep(2000);
-        open = await longPollsOpen(stack.baseUrl);
-      }
-      say(`  at rest after ${((performance.now() - rampStart) / 1000).toFixed(0)} s: ${open} long-polls open`);
-
-      if (profileDir) process.kill(pid, 'SIGUSR2');
-      const checkInsBefore = fleet.totals().checkIns;
-      const requestsBefore = await agentRequestsServed(stack.baseUrl);
-      const cpuBefore = processCpuSeconds(pid).own;
-      const started = performance.now();
-      const rss: number[] = [];
-      const polls: number[] = [];
-      while (performance.now() - started < seconds * 1000) {
-        await sleep(5000);
-        rss.push(residentBytes(pid));
-        polls.push(await longPollsOpen(stack.baseUrl));
-      }
-      const elapsed = (performance.now() - started) / 1000;
-      const cpu = processCpuSeconds(pid).own - cpuBefore;
-      const heap = await apiHeap(stack.baseUrl);
-      const checkIns = fleet.totals().checkIns - checkInsBefore;
-      const requests = (await agentRequestsServed(stack.baseUrl)) - requestsBefore;
-      const errors = fleet.totals().errors;
-
-      say('');
-      say('| agents | long-polls open (min / max) | API RSS at start | API RSS at rest (max) | API CPU at rest | check-ins/s | agent errors |');
-      say('|---|---|---|---|---|---|---|');
-      say(
-        `| ${n} | ${Math.min(...polls)} / ${Math.max(...polls)} | ${(rssAtStart / MiB).toFixed(0)} MiB | ${(Math.max(...rss) / MiB).toFixed(0)} MiB | ${((cpu / elapsed) * 100).toFixed(1)} % of one core | ${(checkIns / elapsed).toFixed(1)} | ${errors} |`,
-      );
-      say('');
-      say(
-        `per agent at rest: ${(((Math.max(...rss) - rssAtStart) / n) / 1024).toFixed(1)} KiB of API RSS; ${requests} agent requests answered (${(requests / elapsed).toFixed(1)}/s), ${((cpu * 1000) / Math.max(1, requests)).toFixed(2)} ms of API CPU per request`,
-      );
-      say(`API memory at the end: V8 heap used ${(heap.used / MiB).toFixed(0)} MiB of ${(heap.total / MiB).toFixed(0)} MiB, external ${(heap.external / MiB).toFixed(0)} MiB`);
-      if (profileDir) {
-        process.kill(pid, 'SIGUSR2');
-        const by = Date.now() + 120_000;
-        while (!fs.existsSync(path.join(profileDir, 'done')) && Date.now() < by) await sleep(1000);
-        say(`API CPU profile and heap snapshot in ${profileDir}`);
-      }
-      if (errors > 0) say(`agent errors (ramp-up included; agents retry them): the last was "${fleet.totals().lastError}"`);
-      say(`simulator process (all ${n} agents): RSS ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
-      // Issue 18's target: under 512 MiB and not one failed request (retries hid 1,541 of them before).
-      say(`target: ${n} idle agents under 512 MiB on one API process with no failed request: ${Math.max(...rss) < 512 * MiB && errors === 0 ? 'met' : 'MISSED'}`);
-      say(loadAverages(loadAtStart));
-    } finally {
-      await fleet.stop();
+    if (simulatorCount) agents = await simulatorProcesses(stack, apis, n, simulatorCount);
+    else {
+      const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench idle agents', expiresAt: null, maxUses: null, defaultTags: [] });
+      agents = await inProcessAgents(apis[0]!, secret, n);
     }
+    // At rest: (nearly) every agent is inside a long-poll.
+    const openNow = async () => (await Promise.all(apis.map((api) => longPollsOpen(api.baseUrl)))).reduce((a, b) => a + b, 0);
+    const settleBy = Date.now() + 300_000;
+    let open = await openNow();
+    while (open < n * 0.95) {
+      if (Date.now() > settleBy) throw new Error(`only ${open} of ${n} long-polls open after 5 minutes`);
+      await sleep(2000);
+      open = await openNow();
+    }
+    say(`  at rest after ${((performance.now() - rampStart) / 1000).toFixed(0)} s: ${open} long-polls open`);
+
+    if (profileDir) process.kill(apis[0]!.pid, 'SIGUSR2');
+    const servedBefore = await Promise.all(apis.map((api) => agentRequestsServed(api.baseUrl)));
+    const cpuBefore = apis.map((api) => processCpuSeconds(api.pid).own);
+    const agentCpuBefore = agents.pids.map((pid) => processCpuSeconds(pid).own);
+    const pgCpuBefore = postgresCpuSeconds(postmaster);
+    const xacts = async () => Number((await stack.database.sql`select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()`)[0]!.n);
+    const xactsBefore = await xacts();
+    const started = performance.now();
+    const rss: number[][] = apis.map(() => []);
+    const polls: number[] = [];
+    while (performance.now() - started < seconds * 1000) {
+      await sleep(5000);
+      apis.forEach((api, i) => rss[i]!.push(residentBytes(api.pid)));
+      polls.push(await openNow());
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    const cpu = apis.map((api, i) => processCpuSeconds(api.pid).own - cpuBefore[i]!);
+    const agentCpu = agents.pids.reduce((sum, pid, i) => sum + processCpuSeconds(pid).own - agentCpuBefore[i]!, 0);
+    const pgCpu = postgresCpuSeconds(postmaster) - pgCpuBefore;
+    const transactions = (await xacts()) - xactsBefore;
+    const servedAfter = await Promise.all(apis.map((api) => agentRequestsServed(api.baseUrl)));
+    const heaps = await Promise.all(apis.map((api) => apiHeap(api.baseUrl)));
+    const pollsAtEnd = await Promise.all(apis.map((api) => longPollsOpen(api.baseUrl)));
+    const agentRss = agents.pids.reduce((sum, pid) => sum + residentBytes(pid), 0);
+    const requests = servedAfter.reduce((sum, s, i) => sum + s.requests - servedBefore[i]!.requests, 0);
+    const checkIns = servedAfter.reduce((sum, s, i) => sum + s.checkIns - servedBefore[i]!.checkIns, 0);
+    if (profileDir) {
+      process.kill(apis[0]!.pid, 'SIGUSR2');
+      const by = Date.now() + 120_000;
+      while (!fs.existsSync(path.join(profileDir, 'done')) && Date.now() < by) await sleep(1000);
+      say(`API CPU profile and heap snapshot in ${profileDir}`);
+    }
+    // After the window (a full collection costs the API a pause): what the agents really hold.
+    const live = profileDir ? apis.map(() => NaN) : await Promise.all(apis.map((api) => liveHeap(api, 1)));
+    const { errors, lastError } = await agents.stop();
+    agents = undefined;
+
+    const maxRss = rss.map((samples) => Math.max(...samples));
+    const totalCpu = cpu.reduce((a, b) => a + b, 0);
+    say('');
+    say('| API process | long-polls open at the end | RSS at start | RSS at rest (max) | CPU at rest | V8 heap used / total at the end | heap after a full collection |');
+    say('|---|---|---|---|---|---|---|');
+    for (const i of apis.keys()) {
+      say(
+        `| ${i} | ${pollsAtEnd[i]} | ${(rssAtStart[i]! / MiB).toFixed(0)} MiB | ${(maxRss[i]! / MiB).toFixed(0)} MiB | ${((cpu[i]! / elapsed) * 100).toFixed(1)} % of one core | ${(heaps[i]!.used / MiB).toFixed(0)} / ${(heaps[i]!.total / MiB).toFixed(0)} MiB | ${(live[i]! / MiB).toFixed(0)} MiB |`,
+      );
+    }
+    say('');
+    say(`long-polls open (all APIs, every 5 s): min ${Math.min(...polls)}, max ${Math.max(...polls)}`);
+    say(`check-ins ${(checkIns / elapsed).toFixed(1)}/s; agent requests answered ${requests} (${(requests / elapsed).toFixed(1)}/s), ${((totalCpu * 1000) / Math.max(1, requests)).toFixed(2)} ms of API CPU per request`);
+    say(
+      `per agent at rest: API RSS ${(((maxRss.reduce((a, b) => a + b, 0) - rssAtStart.reduce((a, b) => a + b, 0)) / n) / 1024).toFixed(1)} KiB above the start, ` +
+        `API heap after a full collection ${((live.reduce((a, b) => a + b, 0) / n) / 1024).toFixed(1)} KiB (the idle API's own heap included), ` +
+        `API CPU ${((totalCpu / elapsed / n) * 1e6).toFixed(1)} µs/s, PostgreSQL CPU ${((pgCpu / elapsed / n) * 1e6).toFixed(1)} µs/s, ` +
+        `PostgreSQL transactions ${((transactions / elapsed / n) * 60).toFixed(3)} per minute (each statement outside a transaction is one)`,
+    );
+    say(`PostgreSQL at rest: ${((pgCpu / elapsed) * 100).toFixed(1)} % of one core, ${(transactions / elapsed).toFixed(1)} transactions/s`);
+    say(`agents: ${errors} request errors (ramp-up included; agents retry them)${lastError ? `, the last "${lastError}"` : ''}; their process(es): RSS ${(agentRss / MiB).toFixed(0)} MiB, CPU ${((agentCpu / elapsed) * 100).toFixed(1)} % of one core`);
+    // Issue 18's target: under 512 MiB per API process with 10,000 agents and not one failed request.
+    const perApi = n / apis.length;
+    say(`target: ${perApi} idle agents under 512 MiB per API process with no failed request: ${Math.max(...maxRss) < 512 * MiB && errors === 0 ? 'met' : 'MISSED'}`);
+    say(loadAverages(loadAtStart));
     return 0;
   } finally {
+    await agents?.stop().catch(() => undefined);
+    for (const api of apis.slice(1)) await api.stop?.();
     await stack.stop();
   }
 }

@@ -24,6 +24,9 @@ export interface ApiMetrics {
   observeAgentRequest: (res: ServerResponse, route: string | undefined) => void;
 }
 
+const AGENT_ROUTE = Symbol('agentRoute');
+type ObservedResponse = ServerResponse & { [AGENT_ROUTE]?: string };
+
 /** An operation's label: its name when the server knows it, `other` for any other name, `anonymous` without one. */
 export function operationLabel(name: string | null | undefined, known: ReadonlySet<string> = KNOWN_OPERATION_NAMES): string {
   if (!name) return 'anonymous';
@@ -83,20 +86,20 @@ export function createApiMetrics(database: Database): ApiMetrics {
     },
   };
 
+  // One listener for every agent request (its response is `this`), not closures per request: an
+  // API process holds a long-poll per idle agent. 'close' comes once, after 'finish' or without it
+  // when the client went first.
+  function agentRequestEnded(this: ObservedResponse): void {
+    const route = this[AGENT_ROUTE] ?? 'other';
+    if (route === 'GET /commands') longPolls.dec();
+    agentRequests.inc({ route: route === 'other' ? route : route.replace(' ', ` ${AGENT_API_PREFIX}`), status: this.writableFinished ? String(this.statusCode) : 'aborted' });
+    if (route === 'POST /checkin' && this.statusCode === 200) checkIns.inc();
+    if (route === 'POST /assessments' && this.statusCode === 201) reports.inc();
+  }
   const observeAgentRequest = (res: ServerResponse, route = 'other') => {
-    const polling = route === 'GET /commands';
-    if (polling) longPolls.inc();
-    let counted = false;
-    const done = () => {
-      if (counted) return;
-      counted = true;
-      if (polling) longPolls.dec();
-      agentRequests.inc({ route: route === 'other' ? route : route.replace(' ', ` ${AGENT_API_PREFIX}`), status: res.writableFinished ? String(res.statusCode) : 'aborted' });
-      if (route === 'POST /checkin' && res.statusCode === 200) checkIns.inc();
-      if (route === 'POST /assessments' && res.statusCode === 201) reports.inc();
-    };
-    res.once('finish', done);
-    res.once('close', done);
+    if (route === 'GET /commands') longPolls.inc();
+    (res as ObservedResponse)[AGENT_ROUTE] = route;
+    res.on('close', agentRequestEnded);
   };
 
   return { registry, apolloPlugin, observeAgentRequest };

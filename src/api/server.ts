@@ -1,5 +1,4 @@
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -30,6 +29,7 @@ import { errorsAsJson, notFoundAsJson } from './httpErrors.js';
 import { boundedResponse, parseOptions, queryLimitsOf, queryLimitsRule, tokenLimitMessage } from './limits.js';
 import { agentRateLimit, graphqlBodyErrors, graphqlRateLimit } from './protection.js';
 import { createApiHttpServer, type TlsFiles } from './tls.js';
+import { drainHttpServer } from './drain.js';
 import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
@@ -209,7 +209,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     plugins: [
       auditPlugin(),
       serviceUnavailablePlugin,
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      drainHttpServer(httpServer),
       metrics.apolloPlugin,
       graphqlSpanPlugin,
       { serverWillStart: async () => ({ drainServer: async () => { socketAccess.close(); await wsCleanup.dispose(); } }) },

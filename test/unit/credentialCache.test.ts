@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { MachineCredentialCache } from '../../src/api/agent/credentialCache.js';
-import { LongPollWakeups } from '../../src/api/agent/longPollWakeups.js';
 import type { FleetPubSub } from '../../src/events/pubsub.js';
 
 describe('the machine credential cache', () => {
@@ -75,43 +74,5 @@ describe('the machine credential cache', () => {
     await cache.resolve('hash-2', async () => 'machine-2');
     cache.forgetAll();
     expect(cache.size).toBe(0);
-  });
-});
-
-describe('the long-poll wake-ups', () => {
-  it('wakes every poll of the machine once, and only that machine', () => {
-    const wakeups = new LongPollWakeups();
-    const woken: string[] = [];
-    wakeups.wait('m1', () => woken.push('m1 first'));
-    wakeups.wait('m1', () => woken.push('m1 second'));
-    wakeups.wait('m2', () => woken.push('m2'));
-    wakeups.wake('m1');
-    wakeups.wake('m1');
-    expect(woken).toEqual(['m1 first', 'm1 second']);
-    expect(wakeups.size).toBe(1);
-  });
-
-  it('holds nothing for a poll that stopped waiting', () => {
-    const wakeups = new LongPollWakeups();
-    const stop = wakeups.wait('m1', () => {
-      throw new Error('a poll that stopped waiting was woken');
-    });
-    stop();
-    wakeups.wake('m1');
-    expect(wakeups.size).toBe(0);
-  });
-
-  it('knows a machine is quiet until a command is queued for it, and for at most the trust time', () => {
-    let now = 0;
-    const wakeups = new LongPollWakeups(60_000, () => now);
-    expect(wakeups.isQuiet('m1')).toBe(false);
-    wakeups.markQuiet('m1', 0);
-    now = 59_999;
-    expect(wakeups.isQuiet('m1')).toBe(true);
-    now = 60_000;
-    expect(wakeups.isQuiet('m1')).toBe(false);
-    wakeups.markQuiet('m1', now);
-    wakeups.wake('m1');
-    expect(wakeups.isQuiet('m1')).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { AGENT_API_PREFIX, type AgentErrorResponse } from '../../agent/protocol.js';
+import { AGENT_API_PREFIX, type AgentCommand, type AgentErrorResponse } from '../../agent/protocol.js';
 import { UnstorableReport } from '../../db/assessmentIngest.js';
 import { bearerToken } from '../auth.js';
 import type { ApiServices } from '../context.js';
@@ -8,6 +8,7 @@ import { parseDateHeader } from '../../fleet/agentClock.js';
 import { RETRY_AFTER_SECONDS, ServiceUnavailable } from '../../availability.js';
 import { dependencyAway, unavailableMessage, type ErrorCode } from '../errors.js';
 import { AgentService, type AgentMachine } from './agent.service.js';
+import type { ParkedPoll } from './longPolls.js';
 import { checkInRequest, describeIssues, enrollCheckRequest, enrollRequest, jobEvents, jobResult, parseAssessmentReport, upgradeReport } from './agent.schema.js';
 
 /** An error the agent endpoint answers with: an HTTP status and the API's error vocabulary. */
@@ -40,6 +41,16 @@ interface AgentCall {
   jobId: string | undefined;
   /** The command id in /upgrades/:commandId/result. */
   commandId: string | undefined;
+}
+
+const POLL_ROUTE = 'GET /commands';
+/** The poll a response answers, while it is parked. */
+const PARKED = Symbol('parkedPoll');
+type PollResponse = ServerResponse & { [PARKED]?: ParkedPoll<ServerResponse> };
+
+/** A poll's answer, unless its agent has gone meanwhile (the commands are then handed out again at its redelivery). */
+function answerPoll(res: ServerResponse, commands: AgentCommand[]): void {
+  if (!res.destroyed && !res.writableEnded) answer(res, 200, { commands });
 }
 
 /** The answer: a status and a JSON body. */
@@ -109,7 +120,17 @@ export function agentEndpoint(
     limit: (req: IncomingMessage, path: string) => { retryAfter: number; message: string } | undefined;
   },
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const agents = new AgentService(services);
+  const agents = new AgentService<ServerResponse>(services, {
+    commands: (res, commands) => answerPoll(res, commands),
+    failed: (res, error) => {
+      if (!res.destroyed && !res.writableEnded) fail(res, error, POLL_ROUTE);
+    },
+  });
+  // One listener for every parked poll's response (`this`), rather than a closure per poll.
+  function pollClosed(this: PollResponse): void {
+    const poll = this[PARKED];
+    if (poll) agents.dropPoll(poll);
+  }
 
   const machineOf = async (req: IncomingMessage): Promise<AgentMachine> => {
     const credential = bearerToken(req.headers.authorization);
@@ -157,10 +178,19 @@ export function agentEndpoint(
       }
       const redeliver = query.getAll('redeliver');
       if (redeliver.length > 1 || (redeliver.length === 1 && redeliver[0] !== '1')) throw new AgentApiError(400, 'BAD_USER_INPUT', 'redeliver must be 1 when given (once).');
-      const aborted = new AbortController();
-      res.on('close', () => aborted.abort());
-      const commands = await agents.waitForCommands(machine.id, waitSeconds * 1000, aborted.signal, redeliver.length === 1);
-      if (!res.writableEnded && !aborted.signal.aborted) answer(res, 200, { commands });
+      if (waitSeconds === 0 || redeliver.length === 1) {
+        answerPoll(res, await agents.takeCommands(machine.id, redeliver.length === 1));
+        return;
+      }
+      // Gone already (while its credential was checked): nothing to wait for.
+      if (res.destroyed) return;
+      // Parked, this route returns: until its answer the poll holds only its ParkedPoll, found
+      // again through its response when the agent goes away (see pollClosed).
+      const poll = agents.parkPoll(machine.id, waitSeconds * 1000, res);
+      (res as PollResponse)[PARKED] = poll;
+      res.on('close', pollClosed);
+      const ready = await agents.firstLook(poll);
+      if (ready) answerPoll(res, ready);
     },
 
     'POST /assessments': async ({ req, res, body }) => {

@@ -18,7 +18,7 @@ import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { dependencyAway } from '../errors.js';
 import { MachineCredentialCache } from './credentialCache.js';
-import { LongPollWakeups } from './longPollWakeups.js';
+import { LongPolls, type ParkedPoll, type PollEnd } from './longPolls.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
 
 /** The machine an agent request comes from, as its credential says. */
@@ -26,16 +26,31 @@ export interface AgentMachine {
   id: string;
 }
 
-/** One per API process: it holds the process's credential cache and long-poll wake-ups. */
-export class AgentService {
+/** How the agent endpoint answers a parked long-poll's client (C: its response). */
+export interface PollAnswers<C> {
+  /** The commands handed out to the poll (none when its time was up). */
+  commands(client: C, commands: AgentCommand[]): void;
+  /** Handing them out failed (PostgreSQL away). */
+  failed(client: C, error: unknown): void;
+}
+
+/**
+ * One per API process: it holds the process's credential cache and its parked long-polls. `C` is
+ * what a parked poll's answer goes to (the agent endpoint's response), answered through `pollAnswers`.
+ */
+export class AgentService<C = unknown> {
   readonly credentials = new MachineCredentialCache();
-  readonly wakeups = new LongPollWakeups();
+  readonly polls: LongPolls<C>;
   /** Assessment reports that arrive together are stored together (group commit). */
   private readonly reports: AssessmentIngestQueue;
 
-  constructor(private readonly services: ApiServices) {
+  constructor(
+    private readonly services: ApiServices,
+    private readonly pollAnswers: PollAnswers<C> = { commands: () => undefined, failed: () => undefined },
+  ) {
     this.credentials.follow(services.pubsub);
-    this.wakeups.follow(services.pubsub);
+    this.polls = new LongPolls<C>((poll, end) => this.pollEnded(poll, end));
+    this.polls.follow(services.pubsub);
     this.reports = new AssessmentIngestQueue(
       async (group) => {
         const outcomes = await storeAssessmentReports(services.database.sql, group);
@@ -259,45 +274,60 @@ export class AgentService {
   }
 
   /**
-   * The long-poll: answers at once when commands wait, otherwise when one is queued (woken by
-   * `agentCommandQueued` through Postgres NOTIFY, so a command queued on another API replica or by
-   * the worker wakes it too) or with nothing when time is up. Not woken means nothing was queued:
-   * the agent's next poll looks again, and skips even that query while the machine is known to be
-   * quiet (see LongPollWakeups). `redeliver` (the agent started, or its last poll failed) hands out
-   * every command it has not completed and answers at once, with nothing if nothing is open.
+   * A poll that answers at once (it may not wait, or it asks for a redelivery: every command the
+   * agent has not completed, even none).
    */
-  async waitForCommands(machineId: string, waitMs: number, aborted: AbortSignal, redeliver = false): Promise<AgentCommand[]> {
-    if (waitMs <= 0 || redeliver) {
-      // A redelivery answers at once, even with nothing: the agent's next poll waits as usual.
-      return takeAgentCommands(this.db, machineId, redeliver);
-    }
-    let woken = false;
-    let settle: () => void = () => undefined;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    // Listening from here on: a command queued after this point wakes us.
-    const stopWaiting = this.wakeups.wait(machineId, () => {
-      woken = true;
-      settle();
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => settle();
+  takeCommands(machineId: string, redeliver: boolean): Promise<AgentCommand[]> {
+    return takeAgentCommands(this.db, machineId, redeliver);
+  }
+
+  /**
+   * The long-poll, in two steps. `parkPoll` parks it: from then on a command queued for the
+   * machine (`agentCommandQueued`, through Postgres NOTIFY, so a command queued on another API
+   * replica or by the worker wakes it too) wakes it, and it times out after `waitMs`. Then
+   * `firstLook` looks at the machine's queue: the commands waiting (the poll is then out, and the
+   * caller answers them), or undefined: the poll waits, and `pollAnswers` answers its client later,
+   * once: with the commands when one is queued, with none when time is up. The caller drops the
+   * poll (`dropPoll`) when its client goes away first. Not woken means nothing was queued: the
+   * agent's next poll looks again, and skips even that query while the machine is known to be
+   * quiet (see LongPolls).
+   */
+  parkPoll(machineId: string, waitMs: number, client: C): ParkedPoll<C> {
+    return this.polls.park(machineId, waitMs, client, !this.polls.isQuiet(machineId));
+  }
+
+  async firstLook(poll: ParkedPoll<C>): Promise<AgentCommand[] | undefined> {
+    if (!poll.looking) return undefined;
+    const lookedAt = this.polls.now();
+    let ready: AgentCommand[];
     try {
-      let lookedAt: number | undefined;
-      if (!this.wakeups.isQuiet(machineId)) {
-        lookedAt = Date.now();
-        const ready = await takeAgentCommands(this.db, machineId);
-        if (ready.length > 0 || aborted.aborted) return ready;
-      }
-      timer = setTimeout(settle, waitMs);
-      aborted.addEventListener('abort', onAbort, { once: true });
-      await settled;
-      if (woken) return aborted.aborted ? [] : await takeAgentCommands(this.db, machineId);
-      if (lookedAt !== undefined) this.wakeups.markQuiet(machineId, lookedAt);
-      return [];
-    } finally {
-      clearTimeout(timer);
-      aborted.removeEventListener('abort', onAbort);
-      stopWaiting();
+      ready = await takeAgentCommands(this.db, poll.machineId);
+    } catch (error) {
+      this.polls.drop(poll);
+      throw error;
     }
+    if (ready.length > 0) {
+      this.polls.drop(poll);
+      return ready;
+    }
+    this.polls.looked(poll, lookedAt);
+    return undefined;
+  }
+
+  dropPoll(poll: ParkedPoll<C>): void {
+    this.polls.drop(poll);
+  }
+
+  private pollEnded(poll: ParkedPoll<C>, end: PollEnd): void {
+    if (end === 'TIMED_OUT') {
+      // Looked at and not woken since: the machine's queue is known empty from that look on.
+      if (poll.lookedAt >= 0) this.polls.markQuiet(poll.machineId, poll.lookedAt);
+      this.pollAnswers.commands(poll.client, []);
+      return;
+    }
+    takeAgentCommands(this.db, poll.machineId).then(
+      (commands) => this.pollAnswers.commands(poll.client, commands),
+      (error: unknown) => this.pollAnswers.failed(poll.client, error),
+    );
   }
 }
