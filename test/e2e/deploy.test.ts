@@ -458,6 +458,9 @@ describe('the Helm chart (deploy/helm/fleetpatch)', () => {
     expect(job.spec.template.spec.restartPolicy).toBe('Never');
     expect(container(job).envFrom).toBeUndefined();
 
+    // The API's heap bounded below the pod's memory limit: idle agents' garbage would grow past it.
+    expect(env(server).NODE_OPTIONS).toBe('--max-old-space-size=1024');
+
     // Unprivileged, read-only, no Kubernetes API token.
     for (const d of [server, worker, job]) {
       expect(d.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
