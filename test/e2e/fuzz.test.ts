@@ -248,9 +248,18 @@ const LEAK = /\bat [^\n]*\.(?:js|ts|mjs):\d+|node_modules|\/work\/|file:\/\//i;
 async function fingerprint(database: Database): Promise<Record<string, string>> {
   const tables = await database.sql<{ name: string }[]>`select table_name as name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`;
   const out: Record<string, string> = {};
+  // The maintained compliance summary, by what it says: its upkeep folds deltas into counts and moves
+  // machines' summary state forward with the clock, in the background, changing no answer.
+  const [summary] = await database.sql`select md5(coalesce(string_agg(key || '=' || n, ',' order by key), '')) as h
+    from (select key, sum(n) as n from (select key, n from fleet_summary_counts union all select key, n from fleet_summary_deltas) u group by key having sum(n) <> 0) s`;
+  out.fleet_summary = summary!.h as string;
+  const rows: Record<string, string> = {
+    api_tokens: '(t.id, t.name, t.role, t.token_hash, t.created_at, t.expires_at, t.revoked_at)::text',
+    machines: "(to_jsonb(t) - 'summary_at' - 'summary_state' - 'summary_overdue' - 'summary_next_at')::text",
+  };
   for (const { name } of tables) {
-    if (name === 'audit_events') continue;
-    const row = name === 'api_tokens' ? `(t.id, t.name, t.role, t.token_hash, t.created_at, t.expires_at, t.revoked_at)::text` : 't::text';
+    if (name === 'audit_events' || name === 'fleet_summary_counts' || name === 'fleet_summary_deltas') continue;
+    const row = rows[name] ?? 't::text';
     const [hash] = await database.sql.unsafe(`select count(*)::int as n, md5(coalesce(string_agg(${row}, ',' order by ${row}), '')) as h from "${name}" t`);
     out[name] = `${hash!.n}:${hash!.h}`;
   }
