@@ -58,18 +58,7 @@ const PARALLEL_ENDS = 4;
  * PostgreSQL, so a retried or repeated advance (a worker that died mid-way) does nothing twice.
  */
 export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun) {
-  const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) =>
-    finishMachine({
-      machineRunId,
-      requestAssessment: outcome.requestAssessment ?? false,
-      timedOut: outcome.timedOut ?? false,
-      rebootFailed: outcome.rebootFailed ?? false,
-      agentLost: outcome.agentLost ?? false,
-      canceled: outcome.canceled ?? false,
-      jobFailed: outcome.jobFailed ?? false,
-      rebootOutcome: outcome.rebootOutcome ?? null,
-      error: outcome.error ?? null,
-    });
+  const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) => finishMachine({ machineRunId, ...outcome });
 
   async function inParallel<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
     for (let i = 0; i < items.length; i += PARALLEL_ENDS) {

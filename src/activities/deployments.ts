@@ -332,7 +332,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * `requestAssessment` (the install went through), first asks the agent for a fresh assessment,
      * so that compliance shows the result: one activity per machine fewer than a step of its own.
      */
-    async finishMachineRun(input: { machineRunId: string; requestAssessment?: boolean; timedOut: boolean; rebootFailed: boolean; agentLost: boolean; canceled: boolean; jobFailed: boolean; rebootOutcome: string | null; error: string | null }): Promise<MachineRunStatus> {
+    /** A flag left out is false, an outcome or error left out null (a batched run sends only what happened). */
+    async finishMachineRun(input: { machineRunId: string; requestAssessment?: boolean; timedOut?: boolean; rebootFailed?: boolean; agentLost?: boolean; canceled?: boolean; jobFailed?: boolean; rebootOutcome?: string | null; error?: string | null }): Promise<MachineRunStatus> {
       const machineRun = await findMachineRun(db, input.machineRunId);
       if (!machineRun) throw ApplicationFailure.nonRetryable(`Machine run ${input.machineRunId} does not exist.`, 'NOT_FOUND');
       if (input.requestAssessment) {
@@ -342,9 +343,15 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       }
       if (machineRun.endedAt) return machineRun.status;
       const results = await updateResultsOf(db, machineRun.id);
-      const status = settledMachineRunStatus(results.map((r) => r.status), input);
+      const status = settledMachineRunStatus(results.map((r) => r.status), {
+        timedOut: input.timedOut ?? false,
+        rebootFailed: input.rebootFailed ?? false,
+        agentLost: input.agentLost ?? false,
+        canceled: input.canceled ?? false,
+        jobFailed: input.jobFailed ?? false,
+      });
       const line = `${machineRun.machineName}: ${status}${input.error ? `: ${input.error}` : ''}${input.rebootOutcome ? ` (reboot: ${input.rebootOutcome})` : ''}.`;
-      const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome, error: input.error }, () => line));
+      const { row } = published(machineRun.runId, await finishMachineRun(db, machineRun.id, { status, rebootOutcome: input.rebootOutcome ?? null, error: input.error ?? null }, () => line));
       return row?.status ?? status;
     },
 
