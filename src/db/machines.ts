@@ -2,6 +2,7 @@ import { and, asc, desc, eq, exists, getTableColumns, isNull, sql, type SQL } fr
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
+import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Db } from './client.js';
@@ -497,17 +498,8 @@ export async function machinesMissing(db: Db, update: { name: string; classifica
   return { rows, totalCount: total?.n ?? 0 };
 }
 
-export interface ComplianceSummaryRow {
-  /** Live machines per (compliance, readiness): what a machines page filtered on those two counts. */
-  groups: Array<{ compliance: Compliance; readiness: AgentReadiness; n: number }>;
-  byCompliance: Record<Compliance, number>;
-  byReadiness: Record<AgentReadiness, number>;
-  pendingByClassification: Array<{ classification: string; updateCount: number; machineCount: number }>;
-  total: number;
-  /** Live machines with an approved update past its SLA due date, and how many such updates they have. */
-  overdueMachines: number;
-  overdueUpdates: number;
-}
+/** What the full recompute answers: the same figures the maintained summary holds (src/fleet/fleetSummary.ts). */
+export type ComplianceSummaryRow = FleetSummary;
 
 /** Pending updates of each classification on a machine, from its own counts (OTHER: what other_count holds beyond the Windows classes). */
 const CLASS_COUNT: Readonly<Record<Classification, SQL>> = {
