@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bundleWorkflowCode, Runtime, type Logger } from '@temporalio/worker';
+import { keepRecentlyUsed, markUsed } from '../devstack/cacheEntries.js';
 
 /**
  * The folders the workflow bundle is made of, beside the SDK: src/workflows may import only
@@ -13,11 +14,15 @@ import { bundleWorkflowCode, Runtime, type Logger } from '@temporalio/worker';
 const BUNDLED_FOLDERS = ['workflows', 'fleet', 'domain'];
 const SDK_PACKAGES = ['@temporalio/worker', '@temporalio/workflow', '@temporalio/common'];
 
+/** Bundles kept: a checkout's src and dist, and a version or two back (src/devstack/cacheEntries.ts). */
+const BUNDLES_KEPT = 4;
+
 /**
  * The workflow code a worker runs, as Worker.create's `workflowBundle`. Bundling (webpack over the
  * workflows and the SDK) took seconds of CPU at every worker start, for code that changes only with
  * a new version: the bundle is kept in node_modules/.cache/fleetpatch-workflows/, named by the hash
- * of what it is made of, and a worker of the same code loads it instead. A worker that cannot write
+ * of what it is made of, and a worker of the same code loads it instead; all but the four bundles used last are removed when a
+ * new one is written. A worker that cannot write
  * there (a read-only install) bundles at each start, as before. `logger` hears webpack (the SDK's
  * runtime logger by default, as when Worker.create bundles).
  */
@@ -26,6 +31,7 @@ export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger
   const file = path.join(sourceRoot, '..', 'node_modules', '.cache', 'fleetpatch-workflows', `${await contentHash(sourceRoot)}.js`);
   try {
     await fs.access(file);
+    await markUsed(file);
     return { codePath: file };
   } catch {
     // Not built for this code yet.
@@ -37,6 +43,7 @@ export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger
     const partial = `${file}.${randomUUID()}.partial`;
     await fs.writeFile(partial, code);
     await fs.rename(partial, file);
+    await keepRecentlyUsed(path.dirname(file), BUNDLES_KEPT, (name) => name.endsWith('.js'));
   } catch {
     // Nowhere to keep it: the next start bundles again.
   }
