@@ -1,25 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MachineFacts, AssessmentReport, OsType } from '../../src/agent/protocol.js';
+import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
-import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
+import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { missingUpdateGroups, recordCheckIn, removeMachine, setMachineManagement, setMachineTags } from '../../src/db/machines.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
+import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
-
-/** A small deterministic PRNG (mulberry32), so that a failure replays with the same operations. */
-function random(seed: number) {
-  let a = seed;
-  const next = () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
-}
+import { concurrentRounds, random, storeReportGroup } from '../support/randomFleet.js';
 
 const CLASSES = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP'] as const;
 const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
@@ -47,18 +36,6 @@ describe('the maintained missing-update counts', () => {
   it('equal a full recompute after thousands of random reports, resends, removals, OS type, management and tag changes, in concurrent groups', async () => {
     const rng = random(18);
     const machines: Array<{ id: string; osType: OsType; reports: AssessmentReport[] }> = [];
-    const facts = (osType: OsType): MachineFacts => ({
-      hostname: `m-${randomUUID().slice(0, 8)}`,
-      osType,
-      osName: 'os',
-      osVersion: '1',
-      kernel: null,
-      agentVersion: '1.0.0',
-      bootId: null,
-      packageManager: osType === 'LINUX' ? 'apt' : 'windows',
-      environment: 'AWS',
-      warnings: [],
-    });
     const addMachine = async () => {
       const osType: OsType = rng.next() < 0.7 ? 'LINUX' : 'WINDOWS';
       const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment) values (${`m-${machines.length}`}, ${osType}, 'os', '1', 'AWS') returning id`;
@@ -88,16 +65,7 @@ describe('the maintained missing-update counts', () => {
       clock += 1000;
       // Some reports come from a spool: older than what the machine already reported.
       const finishedAt = new Date(rng.next() < 0.15 ? clock - 3_600_000 : clock).toISOString();
-      return {
-        id: randomUUID(),
-        commandId: null,
-        trigger: 'SCHEDULE',
-        backend: 'apt',
-        startedAt: finishedAt,
-        finishedAt,
-        result: { rebootPending: false, repositoryProblems: [], updates: Array.from({ length: rng.int(8) }, update) },
-        error: null,
-      };
+      return assessmentReport(Array.from({ length: rng.int(8) }, update), { startedAt: finishedAt, finishedAt });
     };
 
     /** One operation of a random kind; several run at once. */
@@ -112,9 +80,7 @@ describe('the maintained missing-update counts', () => {
           if (!m.reports.includes(report)) m.reports.push(report);
           return prepareReport(m.id, report, { receivedAtMs: Date.parse(report.finishedAt), agentSentAtMs: null });
         });
-        const seen = new Set<string>();
-        const once = group.filter((r) => r.kind !== 'RESULT' || (!seen.has(r.id) && seen.add(r.id)));
-        await storeAssessmentReports(database.sql, once);
+        await storeReportGroup(database.sql, group);
       } else if (roll < 0.7) {
         await removeMachine(database.db, machine.id);
         machines.splice(machines.indexOf(machine), 1);
@@ -122,7 +88,7 @@ describe('the maintained missing-update counts', () => {
       } else if (roll < 0.8) {
         const osType: OsType = machine.osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
         machine.osType = osType;
-        await recordCheckIn(database.db, machine.id, facts(osType), new Date(clock));
+        await recordCheckIn(database.db, machine.id, machineFacts({ osType, bootId: null }), new Date(clock));
       } else if (roll < 0.9) {
         await setMachineManagement(database.db, machine.id, rng.next() < 0.5);
       } else {
@@ -130,16 +96,9 @@ describe('the maintained missing-update counts', () => {
       }
     };
 
-    let operations = 0;
-    for (let round = 0; round < 10; round++) {
-      for (let batch = 0; batch < 40; batch++) {
-        // Machines removed by one operation of a batch may be used by another: tolerated by the database, not by the bookkeeping here.
-        const results = await Promise.allSettled(Array.from({ length: 6 }, operation));
-        for (const r of results) if (r.status === 'rejected') throw r.reason;
-        operations += results.length;
-      }
+    const operations = await concurrentRounds(10, operation, async () => {
       expect(canonical(await maintainedMissingUpdateGroups(database.db))).toEqual(canonical(await missingUpdateGroups(database.db)));
-    }
+    });
     expect(operations).toBeGreaterThanOrEqual(2000);
     // The fleet misses something (the comparison is not between two empty lists).
     expect((await missingUpdateGroups(database.db)).length).toBeGreaterThan(10);

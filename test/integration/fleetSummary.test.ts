@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MachineFacts, AssessmentReport, OsType } from '../../src/agent/protocol.js';
+import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
-import { prepareReport, storeAssessmentReports } from '../../src/db/assessmentIngest.js';
+import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
@@ -11,19 +10,9 @@ import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, 
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
 import { nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
+import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
-
-/** A small deterministic PRNG (mulberry32), so that a failure replays with the same operations. */
-function random(seed: number) {
-  let a = seed;
-  const next = () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
-}
+import { concurrentRounds, random, storeReportGroup } from '../support/randomFleet.js';
 
 const CLASSES = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP', 'DEFINITION'] as const;
 const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
@@ -71,18 +60,6 @@ describe('the maintained compliance summary', () => {
     // The clock the API would pass: reports are received on it, and so first seen, approved and due on it.
     let clock = Date.parse('2026-12-01T00:00:00Z');
     const machines: Array<{ id: string; osType: OsType; reports: AssessmentReport[] }> = [];
-    const facts = (osType: OsType): MachineFacts => ({
-      hostname: `m-${randomUUID().slice(0, 8)}`,
-      osType,
-      osName: 'os',
-      osVersion: '1',
-      kernel: null,
-      agentVersion: '1.0.0',
-      bootId: null,
-      packageManager: osType === 'LINUX' ? 'apt' : 'windows',
-      environment: 'AWS',
-      warnings: [],
-    });
     const addMachine = async () => {
       const osType: OsType = rng.next() < 0.7 ? 'LINUX' : 'WINDOWS';
       const seen = rng.next() < 0.9 ? new Date(clock).toISOString() : null;
@@ -110,16 +87,7 @@ describe('the maintained compliance summary', () => {
     const newReport = (): AssessmentReport => {
       // Some reports come from a spool: older than what the machine already reported.
       const finishedAt = new Date(rng.next() < 0.15 ? clock - HOUR : clock).toISOString();
-      return {
-        id: randomUUID(),
-        commandId: null,
-        trigger: 'SCHEDULE',
-        backend: 'apt',
-        startedAt: finishedAt,
-        finishedAt,
-        result: { rebootPending: false, repositoryProblems: [], updates: Array.from({ length: rng.int(6) }, update) },
-        error: null,
-      };
+      return assessmentReport(Array.from({ length: rng.int(6) }, update), { startedAt: finishedAt, finishedAt });
     };
     /** Baselines by name, so that a save replaces or deletes the one of that name. */
     const baselineIds = new Map<string, string>();
@@ -156,12 +124,11 @@ describe('the maintained compliance summary', () => {
           if (!m.reports.includes(report)) m.reports.push(report);
           return prepareReport(m.id, report, { receivedAtMs: Math.max(clock, Date.parse(report.finishedAt)), agentSentAtMs: null });
         });
-        const seen = new Set<string>();
-        await storeAssessmentReports(database.sql, group.filter((r) => r.kind !== 'RESULT' || (!seen.has(r.id) && seen.add(r.id))));
+        await storeReportGroup(database.sql, group);
       } else if (roll < 0.6) {
         // A check-in; now and then the machine says it runs another OS.
         if (rng.next() < 0.1) machine.osType = machine.osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
-        await recordCheckIn(database.db, machine.id, facts(machine.osType), new Date(clock));
+        await recordCheckIn(database.db, machine.id, machineFacts({ osType: machine.osType, bootId: null }), new Date(clock));
       } else if (roll < 0.67) {
         await removeMachine(database.db, machine.id);
         machines.splice(machines.indexOf(machine), 1);
@@ -180,15 +147,8 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    let operations = 0;
     const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0 };
-    for (let round = 0; round < 10; round++) {
-      for (let batch = 0; batch < 40; batch++) {
-        // Machines removed by one operation of a batch may be used by another: tolerated by the database, not by the bookkeeping here.
-        const results = await Promise.allSettled(Array.from({ length: 6 }, operation));
-        for (const r of results) if (r.status === 'rejected') throw r.reason;
-        operations += results.length;
-      }
+    const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
@@ -202,7 +162,7 @@ describe('the maintained compliance summary', () => {
       seen.disconnected += recomputed.byReadiness.DISCONNECTED;
       seen.nonCompliant += recomputed.byCompliance.NON_COMPLIANT;
       seen.overdue += recomputed.overdueUpdates;
-    }
+    });
     expect(operations).toBeGreaterThanOrEqual(2400);
     // The comparisons were between fleets in every state, not between two empty summaries.
     expect(Object.values(seen).every((n) => n > 0)).toBe(true);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
 const at = (ms: number) => new Date(T.getTime() + ms);
@@ -62,14 +63,8 @@ describe('a machine in the compliance summary, over time', () => {
   });
 
   it('never changes before the instant it names, over thousands of random machines and instants', () => {
-    // mulberry32: the same machines on every run.
-    let seed = 42;
-    const random = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    // Seeded: the same machines on every run.
+    const random = seededRandom(42);
     const within = (span: number) => Math.floor((random() - 0.5) * 2 * span);
     const thresholds = { assessmentMaxAgeMs: { LINUX: 3 * HOUR, WINDOWS: 12 * HOUR }, disconnectedAfterMs: 180_000 };
     for (let i = 0; i < 3000; i++) {
