@@ -45,7 +45,8 @@ async function buildOnce(dir: string, kind: string, build: (dir: string) => Prom
   try {
     await build(staging);
     await fs.rename(staging, dir);
-    await keepRecentlyUsed(path.dirname(dir), KEEP_PER_KIND, (name) => name.startsWith(`${kind}-`));
+    // The whole name, not a prefix: a kind 'dnf' would take 'dnf-rpms-…' for one of its own.
+    await keepRecentlyUsed(path.dirname(dir), KEEP_PER_KIND, (name) => new RegExp(`^${kind}-[0-9a-f]{20}$`).test(name));
   } catch (error) {
     await fs.rm(staging, { recursive: true, force: true });
     // Another process moved the same content into place first (rename onto a full folder fails).

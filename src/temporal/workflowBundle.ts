@@ -21,10 +21,10 @@ const BUNDLES_KEPT = 4;
  * The workflow code a worker runs, as Worker.create's `workflowBundle`. Bundling (webpack over the
  * workflows and the SDK) took seconds of CPU at every worker start, for code that changes only with
  * a new version: the bundle is kept in node_modules/.cache/fleetpatch-workflows/, named by the hash
- * of what it is made of, and a worker of the same code loads it instead; all but the four bundles used last are removed when a
- * new one is written. A worker that cannot write
- * there (a read-only install) bundles at each start, as before. `logger` hears webpack (the SDK's
- * runtime logger by default, as when Worker.create bundles).
+ * of what it is made of, and a worker of the same code loads it instead; a new bundle removes all
+ * but the four used last. A worker that cannot write there (a read-only install) bundles at each
+ * start, as before. `logger` hears webpack (the SDK's runtime logger by default, as when
+ * Worker.create bundles).
  */
 export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger = Runtime.instance().logger): Promise<{ codePath: string } | { code: string }> {
   const sourceRoot = path.dirname(path.dirname(workflowsPath));
