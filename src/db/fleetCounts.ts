@@ -20,6 +20,14 @@ export interface CountedAssessment {
 }
 
 /**
+ * The key of one combination of an update's details (missing_update_details.detail_key), from the
+ * columns of the same names. The hash of the row's text form: record and array output quote a field
+ * or element holding a separator, so different lists (['a,b'] and ['a', 'b'], [''] and []) hash
+ * different texts. Migration 0029 rebuilt the details with it; a change here needs another.
+ */
+export const DETAIL_KEY = sql.raw('md5(row(available_version, severity, reboot_suggested, advisory_ids, cve_ids)::text)::uuid');
+
+/**
  * One statement applying the change: what the minus assessments list is subtracted and what the
  * plus ones list is added, netted per key first (a re-report listing the same updates changes no
  * row, so the steady state of a fleet that reports unchanged updates writes nothing here), then
@@ -45,9 +53,7 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
     ),
     detail_delta as (
       -- Grouped on the columns themselves; the key is hashed only for the combinations that changed (none, for a report like the last).
-      select os_type, name, classification,
-             md5(concat_ws(chr(1), available_version, coalesce(severity::text, ''), reboot_suggested::text,
-                           array_to_string(advisory_ids, chr(2)), array_to_string(cve_ids, chr(2))))::uuid as detail_key,
+      select os_type, name, classification, ${DETAIL_KEY} as detail_key,
              available_version, severity, reboot_suggested, advisory_ids, cve_ids, d
       from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sum(sign)::int as d
             from listed group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed

@@ -434,8 +434,8 @@ export async function assessmentHistory(db: Db, machineId: string, offset: numbe
  * - how many machines miss each update, grouped per machine first (its ~50 rows, through the
  *   primary key), so that a machine listing an update for two architectures counts once;
  * - the versions, advisories and CVEs, as distinct combinations in a hash aggregate (few per
- *   update). Advisory and CVE lists travel as space-joined strings (array_agg cannot stack arrays
- *   of different lengths; no id contains a space).
+ *   update). The lists travel as the arrays they are: an id may hold any character an agent sends
+ *   (a space, a comma) or be empty, and the maintained counts keep it as sent.
  */
 export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]> {
   const [counts, details] = await Promise.all([
@@ -448,9 +448,8 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
         group by pu.name, pu.classification) u
       where m.removed_at is null
       group by m.os_type, u.name, u.classification`),
-    db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; advisory_ids: string; cve_ids: string }>(sql`
-      select distinct m.os_type, pu.name, pu.classification::text as classification, pu.available_version,
-             array_to_string(pu.advisory_ids, ' ') as advisory_ids, array_to_string(pu.cve_ids, ' ') as cve_ids
+    db.execute<{ os_type: OsType; name: string; classification: string; available_version: string; advisory_ids: string[]; cve_ids: string[] }>(sql`
+      select distinct m.os_type, pu.name, pu.classification::text as classification, pu.available_version, pu.advisory_ids, pu.cve_ids
       from ${pendingUpdates} pu join ${machines} m on pu.assessment_id = m.latest_assessment_id
       where m.removed_at is null`),
   ]);
@@ -460,8 +459,8 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
     let entry = detailsOf.get(key(d));
     if (!entry) detailsOf.set(key(d), (entry = { versions: new Set(), advisories: new Set(), cves: new Set() }));
     entry.versions.add(d.available_version);
-    for (const id of d.advisory_ids.split(' ')) if (id) entry.advisories.add(id);
-    for (const id of d.cve_ids.split(' ')) if (id) entry.cves.add(id);
+    for (const id of d.advisory_ids) entry.advisories.add(id);
+    for (const id of d.cve_ids) entry.cves.add(id);
   }
   return counts.map((c) => {
     const d = detailsOf.get(key(c));

@@ -6,7 +6,7 @@ import { connectDatabase, type Database } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { missingUpdateGroups, recordCheckIn, removeMachine, setMachineManagement, setMachineTags } from '../../src/db/machines.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
-import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
 import { concurrentRounds, random, storeReportGroup } from '../support/randomFleet.js';
 
@@ -14,6 +14,9 @@ const CLASSES = ['CRITICAL', 'SECURITY', 'OTHER', 'UPDATE_ROLLUP'] as const;
 const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
 /** A catalog small enough that machines share updates (the counts' rows are contended). */
 const NAMES = Array.from({ length: 24 }, (_, i) => `pkg-${i}`);
+/** Ids as agents may send them: with a space or a comma inside, or empty (a CVE field a tool left blank). */
+const ADVISORIES = ['ADV-0', 'ADV-1', 'ADV 2', 'ADV-3,ADV-4', ''];
+const CVES = ['CVE-2026-0', 'CVE-2026-1', 'CVE-2026-2', 'CVE-2026-3 CVE-2026-4', ''];
 
 /** Sorted, so that two lists of groups compare whatever order they were read in. */
 const canonical = (groups: MissingUpdateGroup[]) => [...groups].sort((a, b) => `${a.osType} ${a.classification} ${a.name}`.localeCompare(`${b.osType} ${b.classification} ${b.name}`));
@@ -55,8 +58,8 @@ describe('the maintained missing-update counts', () => {
         arch: rng.pick(['amd64', 'i386', null]),
         classification,
         severity: rng.pick(SEVERITIES),
-        advisoryIds: rng.next() < 0.5 ? [`ADV-${rng.int(4)}`] : [],
-        cveIds: Array.from({ length: rng.int(3) }, () => `CVE-2026-${rng.int(6)}`),
+        advisoryIds: rng.next() < 0.5 ? [rng.pick(ADVISORIES)] : [],
+        cveIds: Array.from({ length: rng.int(3) }, () => rng.pick(CVES)),
         rebootSuggested: rng.next() < 0.1,
         repository: null,
       };
@@ -103,4 +106,30 @@ describe('the maintained missing-update counts', () => {
     // The fleet misses something (the comparison is not between two empty lists).
     expect((await missingUpdateGroups(database.db)).length).toBeGreaterThan(10);
   }, 300_000);
+
+  it('keep apart advisory and CVE lists that differ only in where one id ends and the next begins', async () => {
+    // ['a\u0002b'] and ['a', 'b'] are two lists; so are [''] and [] (an empty id counts).
+    const lists: Array<Pick<PendingUpdate, 'advisoryIds' | 'cveIds'>> = [
+      { advisoryIds: ['a\u0002b'], cveIds: [''] },
+      { advisoryIds: ['a', 'b'], cveIds: [] },
+    ];
+    const ids: string[] = [];
+    for (const [i, list] of lists.entries()) {
+      const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment) values (${`split-${i}`}, 'LINUX', 'os', '1', 'AWS') returning id`;
+      ids.push(row!.id);
+      const report = assessmentReport([pendingUpdate({ name: 'split-ids', availableVersion: '2.0', classification: 'SECURITY', ...list })]);
+      await storeReportGroup(database.sql, [prepareReport(row!.id, report)]);
+    }
+    // Both lists in one report of one machine (two architectures): one statement adds both.
+    const both = assessmentReport(lists.map((list, i) => pendingUpdate({ name: 'split-ids', arch: `arch-${i}`, availableVersion: '2.0', classification: 'SECURITY', ...list })));
+    await storeReportGroup(database.sql, [prepareReport(ids[0]!, both)]);
+
+    const group = (await maintainedMissingUpdateGroups(database.db)).find((g) => g.name === 'split-ids');
+    expect(group).toMatchObject({ machineCount: 2, advisoryIds: ['a', 'a\u0002b', 'b'], cveIds: [''] });
+    expect(canonical(await maintainedMissingUpdateGroups(database.db))).toEqual(canonical(await missingUpdateGroups(database.db)));
+
+    // The first machine's report replaced by one without the update: what it listed stops counting, the other machine's stays.
+    await storeReportGroup(database.sql, [prepareReport(ids[0]!, assessmentReport([]))]);
+    expect((await maintainedMissingUpdateGroups(database.db)).find((g) => g.name === 'split-ids')).toMatchObject({ machineCount: 1, advisoryIds: ['a', 'b'], cveIds: [] });
+  });
 });

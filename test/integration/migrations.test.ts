@@ -273,6 +273,39 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it('0029 rebuilds the missing-update details under a key that keeps apart lists the old key merged', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0022');
+      // Two machines listing one update with lists the old key (ids joined with chr(2)) could not tell apart.
+      const lists: Array<[string[], string[]]> = [[['a\u0002b'], ['']], [['a', 'b'], []]];
+      for (const [i, [advisories, cves]] of lists.entries()) {
+        const machineId = await insertMachine(db, `split-${i}`, 'LINUX');
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'apt', now(), now(), now(), false, 0, 1, 0)`;
+        await db`insert into pending_updates (assessment_id, machine_id, name, arch, available_version, classification, advisory_ids, cve_ids)
+          values (${id}, ${machineId}, 'split-ids', 'amd64', '2.0', 'SECURITY'::classification, ${advisories}, ${cves})`;
+        await db`update machines set latest_assessment_id = ${id} where id = ${machineId}`;
+      }
+      await migrateUpTo(url, '0028');
+      // Under the old key the two lists shared one row.
+      expect((await db`select rows from missing_update_details where name = 'split-ids'`).map((r) => r.rows)).toEqual([2]);
+
+      await migrateUpTo(url, '0029');
+      const details = await db`select advisory_ids, cve_ids, rows from missing_update_details where name = 'split-ids' order by advisory_ids`;
+      expect(details.map((r) => [r.advisory_ids, r.cve_ids, r.rows])).toEqual([
+        [['a', 'b'], [], 1],
+        [['a\u0002b'], [''], 1],
+      ]);
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        expect(await maintainedMissingUpdateGroups(database.db)).toEqual(await missingUpdateGroups(database.db));
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
   it('0027 fills the maintained compliance summary from the machines already stored, as a full recompute counts them', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0026');
