@@ -126,17 +126,22 @@ function copyTextArray(values: readonly string[]): string {
   return copyText(`{${values.map((v) => `"${v.replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
 }
 
+/** A text as its UTF-8 encoding stores it: each lone UTF-16 surrogate becomes U+FFFD. */
+const asEncoded = (text: string) => text.replace(/[\ud800-\udfff]/gu, '\ufffd');
+
 /**
  * A report's pending updates as COPY text in UTF-8, in pending_updates' column order
  * (COPY_COLUMNS). An update listed twice (same name and arch) is stored once, the first time. A
- * lone UTF-16 surrogate becomes U+FFFD when the text is encoded, as it did in a parameter.
+ * lone UTF-16 surrogate becomes U+FFFD when the text is encoded, as it did in a parameter; so two
+ * names that differ only there are the same name once stored, and count as listed twice (the
+ * primary key would refuse the second).
  */
 function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): Buffer {
   const seen = new Set<string>();
   const rows: string[] = [];
   for (const u of updates) {
     const arch = u.arch ?? '';
-    const key = `${u.name}\0${arch}`;
+    const key = `${asEncoded(u.name)}\0${asEncoded(arch)}`;
     if (seen.has(key)) continue;
     seen.add(key);
     rows.push(

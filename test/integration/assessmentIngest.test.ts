@@ -266,6 +266,23 @@ describe('a group of reports in the database', () => {
     );
   });
 
+  it('stores two updates whose names differ only in a lone surrogate as one, the first listed (both are the same name once stored)', async () => {
+    const ingest = queue();
+    const report = assessmentReport([
+      pendingUpdate({ name: 'lib\ud800x', arch: 'amd64', availableVersion: '1' }),
+      pendingUpdate({ name: 'lib\udc00x', arch: 'amd64', availableVersion: '2' }),
+      pendingUpdate({ name: 'lib\ufffdx', arch: 'amd64', availableVersion: '3' }),
+      pendingUpdate({ name: 'lib\ud800x', arch: 'i386\udfff', availableVersion: '4' }),
+      pendingUpdate({ name: 'lib\udc00x', arch: 'i386\ud800', availableVersion: '5' }),
+    ]);
+    expect(await ingest.submit(prepareReport(machineIds[1]!, report))).toEqual({ stored: true });
+    const rows = await database.sql`select name, arch, available_version from pending_updates where assessment_id = ${report.id} order by arch`;
+    expect(rows).toEqual([
+      { name: 'lib\ufffdx', arch: 'amd64', available_version: '1' },
+      { name: 'lib\ufffdx', arch: 'i386\ufffd', available_version: '4' },
+    ]);
+  });
+
   it('keeps pending updates tied to an assessment without a foreign key: refuses strays, deletes them with it', async () => {
     const stray = `insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values ('${randomUUID()}', '${machineIds[0]!}', 'stray', '1', 'OTHER')`;
     await expect(database.sql.unsafe(stray)).rejects.toMatchObject({ code: '23503' });
