@@ -278,13 +278,25 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
     select new_id, os_type, old_id from machine_counts where live`;
 }
 
-/** The pending updates of the stored reports, by COPY. */
+/**
+ * The pending updates of the stored reports, by COPY. postgres.js (3.4.9) never settles the COPY's
+ * stream when PostgreSQL refuses the rows (porsager/postgres#1173): awaited alone, it would hold the
+ * group's connection and its agents forever. So a statement follows the COPY on the connection,
+ * sent once the COPY is ended (ending it sends CopyDone at once, the rows being written): it fails
+ * when the COPY did (the transaction is aborted), and the rollback then settles the stream.
+ */
 async function copyPendingUpdates(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<void> {
   const rows = Buffer.concat(reports.map((r) => r.rows));
   if (rows.length === 0) return;
   const copy = await sql.unsafe(`copy pending_updates (${COPY_COLUMNS}) from stdin`).writable();
-  copy.end(rows);
-  await finished(copy);
+  await new Promise<void>((resolve, reject) => copy.write(rows, (error) => (error ? reject(error) : resolve())));
+  copy.end();
+  await Promise.all([
+    finished(copy),
+    sql`select 1`.catch((error: unknown) => {
+      throw new Error('PostgreSQL refused the pending updates of the group (their COPY failed; postgres.js does not say why).', { cause: error });
+    }),
+  ]);
 }
 
 /** The last error of each machine in the group, and the commands the error reports answer. */

@@ -283,6 +283,23 @@ describe('a group of reports in the database', () => {
     ]);
   });
 
+  it('fails a report whose pending updates PostgreSQL refuses, stores the rest of its group, and goes on storing', async () => {
+    // A rule of this test's database only: no PostgreSQL rule refuses the rows of a report the endpoint accepts.
+    await database.sql`alter table pending_updates add constraint refuses_a_name check (name <> 'refused-by-copy')`;
+    try {
+      const ingest = queue();
+      const refused = assessmentReport([pendingUpdate({ name: 'refused-by-copy' })]);
+      const [good, bad] = await Promise.allSettled([ingest.submit(prepareReport(machineIds[0]!, reportFor(1))), ingest.submit(prepareReport(machineIds[1]!, refused))]);
+      expect(good).toEqual({ status: 'fulfilled', value: { stored: true } });
+      expect(bad).toMatchObject({ status: 'rejected', reason: { message: expect.stringContaining('refused the pending updates') } });
+      expect(await database.sql`select id from assessments where id = ${refused.id}`).toHaveLength(0);
+      // The queue and the connections it used still store reports.
+      expect(await Promise.all(Array.from({ length: 4 }, (_, i) => ingest.submit(prepareReport(machineIds[i]!, reportFor(i)))))).toEqual(Array.from({ length: 4 }, () => ({ stored: true })));
+    } finally {
+      await database.sql`alter table pending_updates drop constraint refuses_a_name`;
+    }
+  });
+
   it('keeps pending updates tied to an assessment without a foreign key: refuses strays, deletes them with it', async () => {
     const stray = `insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values ('${randomUUID()}', '${machineIds[0]!}', 'stray', '1', 'OTHER')`;
     await expect(database.sql.unsafe(stray)).rejects.toMatchObject({ code: '23503' });
