@@ -4,7 +4,7 @@ import type { AssessmentReport, PendingUpdate } from '../domain/types.js';
 import { CLASSIFICATIONS_BY_OS, COMPLIANCE_CLASSIFICATIONS } from '../domain/vocabulary.js';
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 import type { OsType } from '../fleet/compliance.js';
-import { BASELINE_LOCK, recordFirstSeenAndState } from './baselines.js';
+import { BASELINE_LOCK, machineStateAfterIngest, recordFirstSeen } from './baselines.js';
 import { applyMissingUpdateDelta, type CountedAssessment } from './fleetCounts.js';
 
 /**
@@ -187,12 +187,16 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
         }
       }
       const fresh = results.filter((r) => stored.has(r.id));
-      await copyPendingUpdates(tx, fresh);
-      await recordFirstSeenAndState(tx, fresh.map((r) => r.id), [...new Set(fresh.map((r) => r.machineId))]);
-      // Last, so that the counts' rows (which every group of a fleet touching one update shares) stay locked only until the commit.
-      await applyMissingUpdateDelta(tx, minus, plus);
-      if (errors.length > 0) await storeErrors(tx, errors);
-      await tx`commit`;
+      await copyPendingUpdates(tx, fresh, () => recordFirstSeen(tx, fresh.map((r) => r.id)));
+      // The rest in one round trip: PostgreSQL runs them in order, and a COMMIT after a statement
+      // that failed rolls back (the first failure rejects the Promise.all). The counts last, so that
+      // their rows (which every group of a fleet touching one update shares) stay locked only until the commit.
+      await Promise.all([
+        fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
+        applyMissingUpdateDelta(tx, minus, plus),
+        errors.length > 0 ? storeErrors(tx, errors) : undefined,
+        tx`commit`,
+      ]);
     } catch (error) {
       await tx`rollback`.catch(() => undefined);
       throw error;
@@ -279,25 +283,31 @@ function storeResults(sql: ReservedSql, reports: readonly PreparedResult[]): Pro
 }
 
 /**
- * The pending updates of the stored reports, by COPY. postgres.js (3.4.9) never settles the COPY's
- * stream when PostgreSQL refuses the rows (porsager/postgres#1173): awaited alone, it would hold the
- * group's connection and its agents forever. So a statement follows the COPY on the connection,
- * sent once the COPY is ended (ending it sends CopyDone at once, the rows being written): it fails
- * when the COPY did (the transaction is aborted), and the rollback then settles the stream.
+ * The pending updates of the stored reports, by COPY, and then `next`: the statement that follows
+ * it, sent at once behind it. postgres.js (3.4.9) never settles the COPY's stream when PostgreSQL
+ * refuses the rows (porsager/postgres#1173): awaited alone, it would hold the group's connection
+ * and its agents forever. The statement behind it fails instead (the transaction is aborted), and
+ * the rollback then settles the stream. Ending the stream sends CopyDone at once, the rows being
+ * written, so `next` reaches PostgreSQL after the COPY.
  */
-async function copyPendingUpdates(sql: ReservedSql, reports: readonly PreparedResult[]): Promise<void> {
+async function copyPendingUpdates<T>(sql: ReservedSql, reports: readonly PreparedResult[], next: () => Promise<T>): Promise<T> {
   const rows = Buffer.concat(reports.map((r) => r.rows));
-  if (rows.length === 0) return;
+  if (rows.length === 0) return next();
   const copy = await sql.unsafe(`copy pending_updates (${COPY_COLUMNS}) from stdin`).writable();
   await new Promise<void>((resolve, reject) => copy.write(rows, (error) => (error ? reject(error) : resolve())));
   copy.end();
-  await Promise.all([
+  const [, answer] = await Promise.all([
     finished(copy),
-    sql`select 1`.catch((error: unknown) => {
+    next().catch((error: unknown) => {
+      if ((error as { code?: string }).code !== IN_FAILED_TRANSACTION) throw error;
       throw new Error('PostgreSQL refused the pending updates of the group (their COPY failed; postgres.js does not say why).', { cause: error });
     }),
   ]);
+  return answer;
 }
+
+/** SQLSTATE 25P02: a statement sent after one that failed in the same transaction. */
+const IN_FAILED_TRANSACTION = '25P02';
 
 /** The last error of each machine in the group, and the commands the error reports answer. */
 async function storeErrors(sql: Sql | ReservedSql, reports: readonly PreparedError[]): Promise<void> {

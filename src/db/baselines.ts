@@ -88,7 +88,7 @@ const VERDICT_BATCH = 5000;
 /**
  * The clock inputs of updates, per name and version (those the `keys` query selects, or all): the earliest
  * first sighting of any of its kinds, and the advisory issue date recorded with its first sighting
- * (recordFirstSeenAndState copies it to every later kind of the same name and version, so min() is
+ * (recordFirstSeen copies it to every later kind of the same name and version, so min() is
  * that one date). The one read of them: the stored verdicts, the planner and the machine view all
  * count from what this returns.
  */
@@ -195,10 +195,11 @@ export async function reassignMachineBaseline(db: Db, machineId: string): Promis
 /**
  * Part of storing assessments (src/db/assessmentIngest.ts, inside its transaction): the update
  * kinds these assessments show for the first time get their first-seen date (when the report was
- * assessed, on the server's clock) and their verdicts under every baseline; then the machines'
- * state. Kinds are inserted in key order so that two groups wait for each other in one order.
+ * assessed, on the server's clock) and their verdicts under every baseline. Kinds are inserted in
+ * key order so that two groups wait for each other in one order. The machines' state follows
+ * (machineStateAfterIngest), once the verdicts are in.
  */
-export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentIds: readonly string[], machineIds: readonly string[]): Promise<void> {
+export async function recordFirstSeen(tx: ReservedSql | Sql, assessmentIds: readonly string[]): Promise<void> {
   if (assessmentIds.length === 0) return;
   // A name and version's advisory issue date is the one its first sighting gave (the earliest among
   // the reports that first showed it); a later kind of it copies that, null included. So an update
@@ -240,7 +241,16 @@ export async function recordFirstSeenAndState(tx: ReservedSql | Sql, assessmentI
       );
     }
   }
-  await tx`
+}
+
+/**
+ * The kept state (non_compliant_from, sla_due_dates) of these machines, from their latest
+ * assessment and their baseline's verdicts: the last part of storing assessments, after
+ * recordFirstSeen. A query not yet sent (postgres.js sends it when awaited), so that the ingest can
+ * send it with the statements that follow it and the commit in one round trip.
+ */
+export function machineStateAfterIngest(tx: ReservedSql | Sql, machineIds: readonly string[]) {
+  return tx`
     update machines m set non_compliant_from = s.nc, sla_due_dates = s.due
     from (
       select m2.id,
