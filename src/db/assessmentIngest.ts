@@ -27,6 +27,8 @@ interface PreparedResult {
   json: string;
   /** Its pending updates as COPY text, a line each, already encoded: bytes outside the JavaScript heap while the report waits for its group. */
   rows: Buffer;
+  /** The update kinds its rows show (name, version, classification, severity; updateKindKey), each once. */
+  kinds: string[];
   /** About how many bytes it sends to PostgreSQL: bounds a group's size. */
   bytes: number;
 }
@@ -108,8 +110,8 @@ export function prepareReport(machineId: string, report: AssessmentReport, arriv
     windowsCounts: WINDOWS_CLASSES.map((c) => counts[c] ?? 0),
   };
   const json = storableJson(JSON.stringify(record));
-  const rows = copyRows(report.id, machineId, updates);
-  return { kind: 'RESULT', id: report.id, machineId, json, rows, bytes: json.length + rows.length };
+  const { rows, kinds } = copyRows(report.id, machineId, updates);
+  return { kind: 'RESULT', id: report.id, machineId, json, rows, kinds, bytes: json.length + rows.length };
 }
 
 /** One text field of COPY's text format: a backslash, tab, newline or carriage return escaped. */
@@ -136,21 +138,41 @@ const asEncoded = (text: string) => text.replace(/[\ud800-\udfff]/gu, '\ufffd');
  * names that differ only there are the same name once stored, and count as listed twice (the
  * primary key would refuse the second).
  */
-function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): Buffer {
+function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): { rows: Buffer; kinds: string[] } {
   const seen = new Set<string>();
+  const kinds = new Set<string>();
   const rows: string[] = [];
   for (const u of updates) {
     const arch = u.arch ?? '';
     const key = `${asEncoded(u.name)}\0${asEncoded(arch)}`;
     if (seen.has(key)) continue;
     seen.add(key);
+    kinds.add(updateKindKey(u));
     rows.push(
       `${assessmentId}\t${machineId}\t${copyText(u.name)}\t${copyText(arch)}\t${u.installedVersion === null ? '\\N' : copyText(u.installedVersion)}\t` +
       `${copyText(u.availableVersion)}\t${u.classification}\t${u.severity ?? '\\N'}\t${copyTextArray(u.advisoryIds)}\t${copyTextArray(u.cveIds)}\t` +
       `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\t${u.note ? copyText(u.note) : '\\N'}\t${u.advisoryIssuedAt ? copyText(u.advisoryIssuedAt) : '\\N'}\t${u.sourcePackage ? copyText(u.sourcePackage) : '\\N'}\n`,
     );
   }
-  return Buffer.from(rows.join(''));
+  return { rows: Buffer.from(rows.join('')), kinds: [...kinds] };
+}
+
+/** An update kind as update_first_seen keys it (severity '' for none), as this process writes it. */
+const updateKindKey = (u: PendingUpdate) => `${u.name}\0${u.availableVersion}\0${u.classification}\0${u.severity ?? ''}`;
+
+/**
+ * The update kinds this process has seen committed in update_first_seen, per database (per pool):
+ * nothing deletes a kind, so a group whose kinds are all here has no first sighting to record, and
+ * skips the statement that looks for them (it reads the group's rows back). Bounded: past
+ * MAX_KNOWN_KINDS it starts again empty, and a group's kinds are then looked for once more.
+ */
+const knownKinds = new WeakMap<Sql, Set<string>>();
+const MAX_KNOWN_KINDS = 100_000;
+
+function knownKindsOf(sql: Sql): Set<string> {
+  let kinds = knownKinds.get(sql);
+  if (!kinds) knownKinds.set(sql, (kinds = new Set()));
+  return kinds;
 }
 
 const COPY_COLUMNS = 'assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, advisory_ids, cve_ids, reboot_suggested, repository, note, advisory_issued_at, source_package';
@@ -187,16 +209,25 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
         }
       }
       const fresh = results.filter((r) => stored.has(r.id));
-      await copyPendingUpdates(tx, fresh, () => recordFirstSeen(tx, fresh.map((r) => r.id)));
       // The rest in one round trip: PostgreSQL runs them in order, and a COMMIT after a statement
       // that failed rolls back (the first failure rejects the Promise.all). The counts last, so that
       // their rows (which every group of a fleet touching one update shares) stay locked only until the commit.
-      await Promise.all([
-        fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
-        applyMissingUpdateDelta(tx, minus, plus),
-        errors.length > 0 ? storeErrors(tx, errors) : undefined,
-        tx`commit`,
-      ]);
+      const rest = () =>
+        Promise.all([
+          fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
+          applyMissingUpdateDelta(tx, minus, plus),
+          errors.length > 0 ? storeErrors(tx, errors) : undefined,
+          tx`commit`,
+        ]);
+      const known = knownKindsOf(sql);
+      if (fresh.every((r) => r.kinds.every((k) => known.has(k)))) await copyPendingUpdates(tx, fresh, rest);
+      else {
+        // First sightings (and their verdicts) before the machines' state, which counts from the verdicts.
+        await copyPendingUpdates(tx, fresh, () => recordFirstSeen(tx, fresh.map((r) => r.id)));
+        await rest();
+      }
+      if (known.size > MAX_KNOWN_KINDS) known.clear();
+      for (const r of fresh) for (const k of r.kinds) known.add(k);
     } catch (error) {
       await tx`rollback`.catch(() => undefined);
       throw error;

@@ -300,6 +300,25 @@ describe('a group of reports in the database', () => {
     }
   });
 
+  it('records the first sighting of an update in each database, however many this process has seen elsewhere', async () => {
+    const report = () => assessmentReport([pendingUpdate({ name: 'first-sighting', availableVersion: '7.1', classification: 'SECURITY', severity: 'LOW' })]);
+    expect(await storeAssessmentReports(database.sql, [prepareReport(machineIds[0]!, report())])).toEqual([{ stored: true }]);
+    // Seen again here: nothing more to record.
+    expect(await storeAssessmentReports(database.sql, [prepareReport(machineIds[1]!, report())])).toEqual([{ stored: true }]);
+    const other = await freshDatabase();
+    const elsewhere = connectTestDatabase(other.url);
+    try {
+      const [machine] = await elsewhere.sql`insert into machines (name, os_type, os_name, os_version, environment) values ('elsewhere', 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES') returning id::text`;
+      expect(await storeAssessmentReports(elsewhere.sql, [prepareReport(machine!.id as string, report())])).toEqual([{ stored: true }]);
+      for (const sql of [database.sql, elsewhere.sql]) {
+        expect(await sql`select classification, severity from update_first_seen where name = 'first-sighting' and version = '7.1'`).toEqual([{ classification: 'SECURITY', severity: 'LOW' }]);
+      }
+    } finally {
+      await elsewhere.close();
+      await other.drop();
+    }
+  });
+
   it('keeps pending updates tied to an assessment without a foreign key: refuses strays, deletes them with it', async () => {
     const stray = `insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values ('${randomUUID()}', '${machineIds[0]!}', 'stray', '1', 'OTHER')`;
     await expect(database.sql.unsafe(stray)).rejects.toMatchObject({ code: '23503' });
