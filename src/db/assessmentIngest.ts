@@ -5,7 +5,7 @@ import { CLASSIFICATIONS_BY_OS, COMPLIANCE_CLASSIFICATIONS } from '../domain/voc
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 import type { OsType } from '../fleet/compliance.js';
 import { BASELINE_LOCK, machineStateAfterIngest, recordFirstSeen } from './baselines.js';
-import { applyMissingUpdateDelta, type CountedAssessment } from './fleetCounts.js';
+import { applyMissingUpdateDelta, type CountedAssessment, type GivenCounts } from './fleetCounts.js';
 
 /**
  * Storing assessment reports, several at once. The API groups the reports that arrive together
@@ -29,6 +29,8 @@ interface PreparedResult {
   rows: Buffer;
   /** The update kinds its rows show (name, version, classification, severity; updateKindKey), each once. */
   kinds: string[];
+  /** The updates its rows hold (one per name and arch): what it adds to the missing-update counts once it is a machine's latest. */
+  counted: PendingUpdate[];
   /** About how many bytes it sends to PostgreSQL: bounds a group's size. */
   bytes: number;
 }
@@ -110,8 +112,8 @@ export function prepareReport(machineId: string, report: AssessmentReport, arriv
     windowsCounts: WINDOWS_CLASSES.map((c) => counts[c] ?? 0),
   };
   const json = storableJson(JSON.stringify(record));
-  const { rows, kinds } = copyRows(report.id, machineId, updates);
-  return { kind: 'RESULT', id: report.id, machineId, json, rows, kinds, bytes: json.length + rows.length };
+  const { rows, kinds, counted } = copyRows(report.id, machineId, updates);
+  return { kind: 'RESULT', id: report.id, machineId, json, rows, kinds, counted, bytes: json.length + rows.length };
 }
 
 /** One text field of COPY's text format: a backslash, tab, newline or carriage return escaped. */
@@ -138,9 +140,10 @@ const asEncoded = (text: string) => text.replace(/[\ud800-\udfff]/gu, '\ufffd');
  * names that differ only there are the same name once stored, and count as listed twice (the
  * primary key would refuse the second).
  */
-function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): { rows: Buffer; kinds: string[] } {
+function copyRows(assessmentId: string, machineId: string, updates: readonly PendingUpdate[]): { rows: Buffer; kinds: string[]; counted: PendingUpdate[] } {
   const seen = new Set<string>();
   const kinds = new Set<string>();
+  const counted: PendingUpdate[] = [];
   const rows: string[] = [];
   for (const u of updates) {
     const arch = u.arch ?? '';
@@ -148,13 +151,43 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
     if (seen.has(key)) continue;
     seen.add(key);
     kinds.add(updateKindKey(u));
+    counted.push(u);
     rows.push(
       `${assessmentId}\t${machineId}\t${copyText(u.name)}\t${copyText(arch)}\t${u.installedVersion === null ? '\\N' : copyText(u.installedVersion)}\t` +
       `${copyText(u.availableVersion)}\t${u.classification}\t${u.severity ?? '\\N'}\t${copyTextArray(u.advisoryIds)}\t${copyTextArray(u.cveIds)}\t` +
       `${u.rebootSuggested ? 't' : 'f'}\t${u.repository === null ? '\\N' : copyText(u.repository)}\t${u.note ? copyText(u.note) : '\\N'}\t${u.advisoryIssuedAt ? copyText(u.advisoryIssuedAt) : '\\N'}\t${u.sourcePackage ? copyText(u.sourcePackage) : '\\N'}\n`,
     );
   }
-  return { rows: Buffer.from(rows.join('')), kinds: [...kinds] };
+  return { rows: Buffer.from(rows.join('')), kinds: [...kinds], counted };
+}
+
+/**
+ * What the reports that became live machines' latest assessments add to the missing-update counts
+ * (src/db/fleetCounts.ts, GivenCounts), from their updates in hand instead of read back: a machine
+ * counts once per name and classification (names compared as stored), and each row once towards its
+ * combination of details. Summed over the group first: a fleet's reports list much the same updates.
+ */
+function givenCounts(added: ReadonlyArray<{ osType: OsType; report: PreparedResult }>): GivenCounts {
+  const counts = new Map<string, { os_type: OsType; name: string; classification: string; sign: number }>();
+  const details = new Map<string, { os_type: OsType; name: string; classification: string; available_version: string; severity: string | null; reboot_suggested: boolean; advisory_ids: readonly string[]; cve_ids: readonly string[]; sign: number }>();
+  for (const { osType, report } of added) {
+    const names = new Set<string>();
+    for (const u of report.counted) {
+      const name = asEncoded(u.name);
+      const nameKey = `${osType}\0${name}\0${u.classification}`;
+      if (!names.has(nameKey)) {
+        names.add(nameKey);
+        const count = counts.get(nameKey);
+        if (count) count.sign++;
+        else counts.set(nameKey, { os_type: osType, name, classification: u.classification, sign: 1 });
+      }
+      const detailKey = JSON.stringify([osType, name, u.classification, u.availableVersion, u.severity, u.rebootSuggested, u.advisoryIds, u.cveIds]);
+      const detail = details.get(detailKey);
+      if (detail) detail.sign++;
+      else details.set(detailKey, { os_type: osType, name, classification: u.classification, available_version: u.availableVersion, severity: u.severity, reboot_suggested: u.rebootSuggested, advisory_ids: u.advisoryIds, cve_ids: u.cveIds, sign: 1 });
+    }
+  }
+  return { counts: storableJson(JSON.stringify([...counts.values()])), details: storableJson(JSON.stringify([...details.values()])) };
 }
 
 /** An update kind as update_first_seen keys it (severity '' for none), as this process writes it. */
@@ -200,11 +233,12 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
     try {
       const [, , rows] = await Promise.all([tx`begin`, tx`select pg_advisory_xact_lock_shared(${BASELINE_LOCK})`, storeResults(tx, results)]);
       const minus: CountedAssessment[] = [];
-      const plus: CountedAssessment[] = [];
+      const byId = new Map(results.map((r) => [r.id.toLowerCase(), r]));
+      const added: Array<{ osType: OsType; report: PreparedResult }> = [];
       for (const row of rows) {
         if (row.os_type === null) stored.add(row.id);
         else {
-          plus.push({ osType: row.os_type, assessmentId: row.id });
+          added.push({ osType: row.os_type, report: byId.get(row.id)! });
           if (row.old_id) minus.push({ osType: row.os_type, assessmentId: row.old_id });
         }
       }
@@ -215,7 +249,7 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
       const rest = () =>
         Promise.all([
           fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
-          applyMissingUpdateDelta(tx, minus, plus),
+          applyMissingUpdateDelta(tx, minus, [], givenCounts(added)),
           errors.length > 0 ? storeErrors(tx, errors) : undefined,
           tx`commit`,
         ]);

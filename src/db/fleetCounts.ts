@@ -37,7 +37,7 @@ export const DETAIL_KEY = sql.raw('md5(row(available_version, severity, reboot_s
  * (PostgreSQL finishes unread data-modifying CTEs after the main query), so every writer also takes
  * the two tables in one order.
  */
-export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus: readonly CountedAssessment[]): SQL {
+export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus: readonly CountedAssessment[], given: GivenCounts = NO_GIVEN_COUNTS): SQL {
   return sql`with side(os_type, assessment_id, sign) as (
       select os, id, -1 from unnest(${sql.param(minus.map((c) => c.osType))}::os_type[], ${sql.param(minus.map((c) => c.assessmentId))}::uuid[]) as m(os, id)
       union all
@@ -56,7 +56,11 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       select os_type, name, classification, ${DETAIL_KEY} as detail_key,
              available_version, severity, reboot_suggested, advisory_ids, cve_ids, d
       from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sum(sign)::int as d
-            from listed group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed
+            from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sign from listed
+                  union all
+                  select * from jsonb_to_recordset(${given.details}::jsonb) as g(os_type os_type, name text, classification classification, available_version text,
+                    severity severity, reboot_suggested boolean, advisory_ids text[], cve_ids text[], sign int)) r
+            group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed
     ),
     details as (
       insert into missing_update_details (os_type, name, classification, detail_key, available_version, severity, reboot_suggested, advisory_ids, cve_ids, rows)
@@ -66,7 +70,9 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
     count_delta as (
       -- A machine listing the update for several architectures counts once (an assessment is on one side only, but for an OS type change, on both with opposite signs).
       select os_type, name, classification, sum(sign)::int as d
-      from (select distinct assessment_id, sign, os_type, name, classification from listed) u
+      from (select os_type, name, classification, sign from (select distinct assessment_id, sign, os_type, name, classification from listed) u
+            union all
+            select * from jsonb_to_recordset(${given.counts}::jsonb) as g(os_type os_type, name text, classification classification, sign int)) r
       group by 1, 2, 3
       having sum(sign) <> 0
     )
@@ -75,12 +81,26 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
     on conflict (os_type, name, classification) do update set machines = missing_update_counts.machines + excluded.machines`;
 }
 
+/**
+ * Changes to add that the caller computed from rows it has in hand (the ingest, from the reports it
+ * stores), as JSON arrays of jsonb_to_recordset's records: `counts` of {os_type, name,
+ * classification, sign} (a machine counts once per update), `details` of {os_type, name,
+ * classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sign} (one
+ * per row). The statement then does not read those rows back.
+ */
+export interface GivenCounts {
+  counts: string;
+  details: string;
+}
+
+const NO_GIVEN_COUNTS: GivenCounts = { counts: '[]', details: '[]' };
+
 const dialect = new PgDialect();
 
 /** The same statement on a postgres.js connection (the ingest's reserved transaction). */
-export async function applyMissingUpdateDelta(tx: ReservedSql | Sql, minus: readonly CountedAssessment[], plus: readonly CountedAssessment[]): Promise<void> {
-  if (minus.length === 0 && plus.length === 0) return;
-  const query = dialect.sqlToQuery(missingUpdateDeltaSql(minus, plus));
+export async function applyMissingUpdateDelta(tx: ReservedSql | Sql, minus: readonly CountedAssessment[], plus: readonly CountedAssessment[], given: GivenCounts = NO_GIVEN_COUNTS): Promise<void> {
+  if (minus.length === 0 && plus.length === 0 && given.counts === '[]' && given.details === '[]') return;
+  const query = dialect.sqlToQuery(missingUpdateDeltaSql(minus, plus, given));
   await tx.unsafe(query.sql, query.params as never[]);
 }
 
