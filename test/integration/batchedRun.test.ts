@@ -198,6 +198,50 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     await recordHistory(runId, 'deploymentRunBatched.json');
   }, 150_000);
 
+  it('reports of many agents arriving at once are stored together, each answered once it is stored: every progress batch and result once, a resent one not again', async () => {
+    const agents = await enroll(8);
+    const runId = await runNow('batched together', agents);
+    const jobs = await waitUntil(
+      async () => {
+        for (const agent of agents) if (agent.installs.length === 0) await poll(agent);
+        return agents.filter((a) => a.installs.length > 0).length;
+      },
+      (n) => n === agents.length,
+      60_000,
+      'every agent holding its job',
+    );
+    expect(jobs).toBe(8);
+    const at = new Date().toISOString();
+    // Progress of every agent at once, then every result at once, each result sent twice in the same moment (its answer taken as lost).
+    const applied = await Promise.all(
+      agents.map((a) => {
+        const job = a.installs[0]!;
+        const first = job.install!.updates[0]!;
+        return a.client.sendJobEvents(job.id, {
+          seq: 1,
+          lines: [{ at, stream: 'stdout', text: `installing ${first.name} on ${a.name}` }],
+          updates: [{ name: first.name, arch: first.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: null, startedAt: at, endedAt: null }],
+        });
+      }),
+    );
+    expect(applied).toEqual(Array(8).fill({ applied: true }));
+    const accepted = await Promise.all(agents.flatMap((a) => [a.client.sendJobResult(a.installs[0]!.id, succeeded(a.installs[0]!.install!)), a.client.sendJobResult(a.installs[0]!.id, succeeded(a.installs[0]!.install!))]));
+    expect(accepted.filter((a) => a.accepted)).toHaveLength(8);
+    expect(accepted.filter((a) => !a.accepted)).toHaveLength(8);
+    await waitUntil(() => runStatus(runId), (status) => status === 'SUCCEEDED', 60_000, 'the run to succeed');
+    const results = await database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from update_results where run_id = ${runId} group by status`;
+    expect(results).toEqual([{ status: 'SUCCEEDED', n: 16 }]);
+    const lines = await database.sql<Array<{ n: number }>>`select count(*)::int as n from run_logs where run_id = ${runId} and stream = 'stdout'`;
+    expect(lines[0]!.n).toBe(8);
+    // Each batch's and each result's progress event, numbered without a gap.
+    const progress = await progressOf(runId);
+    expect(progress.events.map((e) => e.seq)).toEqual(Array.from({ length: progress.last }, (_, i) => i + 1));
+    expect(progress.events.filter((e) => e.kind === 'UPDATES')).toHaveLength(16);
+    // What each machine learned of its updates' durations: once per update, from its one result.
+    const learned = await database.sql<Array<{ samples: number }>>`select samples from update_durations where machine_id in ${database.sql(agents.map((a) => a.machineId))}`;
+    expect(learned.map((l) => l.samples)).toEqual(Array(16).fill(1));
+  }, 120_000);
+
   it('a canceled run ends its running and waiting machines CANCELED and withdraws the jobs handed over: no agent receives one afterwards', async () => {
     const agents = await enroll(5);
     const runId = await runNow('batched cancel', agents, { maxConcurrent: { value: 2, unit: 'COUNT' } });

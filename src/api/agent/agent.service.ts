@@ -9,7 +9,8 @@ import { prepareReport, storeAssessmentReports, type ReportArrival } from '../..
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { announceRunProgress } from '../../events/pubsub.js';
-import { applyJobEvents, applyJobResult, installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
+import { installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
+import { applyJobReports, type JobReport, type JobReportOutcome } from '../../db/jobReports.js';
 import { activeTracing, contextOf, inSpan, SpanKind } from '../../telemetry/tracing.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
@@ -20,6 +21,27 @@ import { dependencyAway } from '../errors.js';
 import { MachineCredentialCache } from './credentialCache.js';
 import { LongPolls, type ParkedPoll, type PollEnd } from './longPolls.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
+import { GroupCommit, type GroupCommitOptions } from './groupCommit.js';
+
+/**
+ * Agents' reports on their jobs (progress and results) stored by group commit: a thousand machines
+ * finishing together commit in tens of transactions, not a thousand, and take their runs'
+ * progress_seq row once per group.
+ */
+export const JOB_REPORT_GROUPS: GroupCommitOptions = {
+  maxConcurrentGroups: 2,
+  maxGroupItems: 250,
+  // Job stream lines are the bulk of a report: a group's statements stay within a few MB.
+  maxGroupBytes: 4 * 1024 * 1024,
+};
+
+/** About how many bytes a report carries, toward JOB_REPORT_GROUPS.maxGroupBytes. */
+function reportBytes(report: JobReport): number {
+  if (report.kind === 'RESULT') return 200 + report.result.updates.length * 200;
+  let bytes = 200 + report.events.updates.length * 200;
+  for (const line of report.events.lines) bytes += 64 + line.text.length;
+  return bytes;
+}
 
 /** The machine an agent request comes from, as its credential says. */
 export interface AgentMachine {
@@ -43,6 +65,8 @@ export class AgentService<C = unknown> {
   readonly polls: LongPolls<C>;
   /** Assessment reports that arrive together are stored together (group commit). */
   private readonly reports: AssessmentIngestQueue;
+  /** Job progress and results that arrive together are stored together (group commit). */
+  private readonly jobReports: GroupCommit<JobReport, JobReportOutcome>;
 
   constructor(
     private readonly services: ApiServices,
@@ -63,6 +87,21 @@ export class AgentService<C = unknown> {
         if (group.error) services.logger.warn({ err: group.error, reports: group.reports, retriedAlone: group.retriedAlone }, 'a group of assessment reports could not be stored');
       },
       (error) => dependencyAway(error) === 'DATABASE',
+    );
+    this.jobReports = new GroupCommit(
+      async (group) => {
+        const { outcomes, progress } = await applyJobReports(services.database.db, group);
+        for (const [runId, events] of progress) announceRunProgress(services.pubsub, runId, events);
+        return outcomes;
+      },
+      JOB_REPORT_GROUPS,
+      {
+        bytes: reportBytes,
+        onGroup: (group) => {
+          if (group.error) services.logger.warn({ err: group.error, reports: group.items, retriedAlone: group.retriedAlone }, 'a group of job reports could not be stored');
+        },
+        isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
+      },
     );
   }
 
@@ -191,11 +230,11 @@ export class AgentService<C = unknown> {
   }
 
   private async storeJobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { applied: boolean }> {
-    const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
+    // Answered once the group it went in is committed, its progress published.
+    const outcome = await this.jobReports.submit({ kind: 'EVENTS', machineId: machine.id, commandId: jobId, events });
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       // Not relayed when the activity has ended, or while Temporal is away: the batch is stored and
@@ -242,11 +281,10 @@ export class AgentService<C = unknown> {
   }
 
   private async storeJobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
-    const outcome = await applyJobResult(this.db, machine.id, jobId, result);
+    const outcome = await this.jobReports.submit({ kind: 'RESULT', machineId: machine.id, commandId: jobId, result });
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       const complete = () =>
