@@ -26,6 +26,30 @@ export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCo
   });
 }
 
+/**
+ * queueAgentCommand for many machines in one transaction (three statements whatever their number):
+ * each machine's queue locked as queueAgentCommand locks it, in one order, then the command queued
+ * where none of that kind waits. Answers each machine's command, in the order given.
+ */
+export async function queueAgentCommands(db: Db, machineIds: readonly string[], kind: AgentCommandKind): Promise<Array<{ id: string; machineId: string; queued: boolean }>> {
+  const ids = [...new Set(machineIds)].sort();
+  if (ids.length === 0) return [];
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(m.id)) from unnest(${`{${ids.join(',')}}`}::text[]) as m(id) order by m.id`);
+    const waiting = await tx
+      .select({ id: agentCommands.id, machineId: agentCommands.machineId })
+      .from(agentCommands)
+      .where(and(inArray(agentCommands.machineId, ids), eq(agentCommands.kind, kind), isNull(agentCommands.completedAt)));
+    const found = new Map(waiting.map((w) => [w.machineId, { id: w.id, machineId: w.machineId, queued: false }]));
+    const missing = ids.filter((id) => !found.has(id));
+    if (missing.length > 0) {
+      const inserted = await tx.insert(agentCommands).values(missing.map((machineId) => ({ machineId, kind }))).returning({ id: agentCommands.id, machineId: agentCommands.machineId });
+      for (const row of inserted) found.set(row.machineId, { id: row.id, machineId: row.machineId, queued: true });
+    }
+    return machineIds.map((id) => found.get(id)!);
+  });
+}
+
 /** Built once per database and kind of take: every long-poll runs one. */
 const commandTakers = new WeakMap<Db, Record<'waiting' | 'open', ReturnType<typeof prepareTakeCommands>>>();
 function prepareTakeCommands(db: Db, which: 'waiting' | 'open') {
