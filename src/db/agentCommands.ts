@@ -77,13 +77,43 @@ export async function takeAgentCommands(db: Db, machineId: string, redeliver = f
   let takers = commandTakers.get(db);
   if (!takers) commandTakers.set(db, (takers = { waiting: prepareTakeCommands(db, 'waiting'), open: prepareTakeCommands(db, 'open') }));
   const rows = await takers[redeliver ? 'open' : 'waiting'].execute({ machineId });
-  return rows.map((r) =>
-    r.kind === 'INSTALL'
-      ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob }
-      : r.kind === 'UPGRADE'
-        ? { id: r.id, kind: 'UPGRADE', upgrade: r.payload as UpgradeCommand }
-        : { id: r.id, kind: r.kind as AgentCommandKind },
-  );
+  return rows.map(commandOf);
+}
+
+/**
+ * takeAgentCommands (without redeliver) for many machines in one statement: each machine's waiting
+ * commands, marked delivered. Answers each machine's commands, in the order given (a machine given
+ * twice gets its commands the first time).
+ */
+export async function takeWaitingCommandsOf(db: Db, machineIds: readonly string[]): Promise<AgentCommand[][]> {
+  if (machineIds.length === 0) return [];
+  const rows = await db
+    .update(agentCommands)
+    .set({ deliveredAt: sql`now()` })
+    .where(
+      and(
+        sql`${agentCommands.machineId} = any(${`{${[...new Set(machineIds)].join(',')}}`}::uuid[])`,
+        isNull(agentCommands.completedAt),
+        isNull(agentCommands.canceledAt),
+        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${sql.raw(`'${REDELIVER_AFTER}'`)}::interval`),
+      ),
+    )
+    .returning({ machineId: agentCommands.machineId, id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload });
+  const byMachine = new Map<string, AgentCommand[]>();
+  for (const row of rows) byMachine.set(row.machineId, [...(byMachine.get(row.machineId) ?? []), commandOf(row)]);
+  return machineIds.map((id) => {
+    const commands = byMachine.get(id) ?? [];
+    byMachine.delete(id);
+    return commands;
+  });
+}
+
+function commandOf(r: { id: string; kind: string; payload: unknown }): AgentCommand {
+  return r.kind === 'INSTALL'
+    ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob }
+    : r.kind === 'UPGRADE'
+      ? { id: r.id, kind: 'UPGRADE', upgrade: r.payload as UpgradeCommand }
+      : { id: r.id, kind: r.kind as AgentCommandKind };
 }
 
 /**

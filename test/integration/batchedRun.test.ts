@@ -199,19 +199,16 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     await recordHistory(runId, 'deploymentRunBatched.json');
   }, 150_000);
 
-  it('reports of many agents arriving at once are stored together, each answered once it is stored: every progress batch and result once, a resent one not again', async () => {
+  it('agents woken together take their own jobs; their reports arriving at once are stored together, each answered once it is stored: every progress batch and result once, a resent one not again', async () => {
     const agents = await enroll(8);
+    // Every agent long-polling as the run starts: woken together by the jobs' hand-over, each takes its own job, once.
+    const parked = agents.map((a) => a.client.commands(30));
     const runId = await runNow('batched together', agents);
-    const jobs = await waitUntil(
-      async () => {
-        for (const agent of agents) if (agent.installs.length === 0) await poll(agent);
-        return agents.filter((a) => a.installs.length > 0).length;
-      },
-      (n) => n === agents.length,
-      60_000,
-      'every agent holding its job',
-    );
-    expect(jobs).toBe(8);
+    const answers = await Promise.all(parked);
+    answers.forEach((answer, i) => agents[i]!.installs.push(...answer.commands.filter((c) => c.kind === 'INSTALL')));
+    expect(agents.map((a) => a.installs.length)).toEqual(Array(8).fill(1));
+    const owners = await database.sql<Array<{ id: string; machine_id: string }>>`select c.id, c.machine_id from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`;
+    expect(new Map(owners.map((o) => [o.id, o.machine_id]))).toEqual(new Map(agents.map((a) => [a.installs[0]!.id, a.machineId])));
     const at = new Date().toISOString();
     // Progress of every agent at once, then every result at once, each result sent twice in the same moment (its answer taken as lost).
     const applied = await Promise.all(

@@ -3,7 +3,7 @@ import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResul
 import type { ReleaseKeyOffer } from '../../agent/release.js';
 import { applyUpgradeReport } from '../../db/agentUpgrades.js';
 import { findEnrollmentKeyBySecret } from '../../db/enrollmentKeys.js';
-import { takeAgentCommands } from '../../db/agentCommands.js';
+import { takeAgentCommands, takeWaitingCommandsOf } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
@@ -34,6 +34,9 @@ export const JOB_REPORT_GROUPS: GroupCommitOptions = {
   // Job stream lines are the bulk of a report: a group's statements stay within a few MB.
   maxGroupBytes: 4 * 1024 * 1024,
 };
+
+/** Long-polls woken at once: a thousand machines handed their jobs in one transaction take them in a few statements. */
+const WOKEN_POLL_GROUPS: GroupCommitOptions = { maxConcurrentGroups: 2, maxGroupItems: 1000, maxGroupBytes: Number.POSITIVE_INFINITY };
 
 /** About how many bytes a report carries, toward JOB_REPORT_GROUPS.maxGroupBytes. */
 function reportBytes(report: JobReport): number {
@@ -67,6 +70,8 @@ export class AgentService<C = unknown> {
   private readonly reports: AssessmentIngestQueue;
   /** Job progress and results that arrive together are stored together (group commit). */
   private readonly jobReports: GroupCommit<JobReport, JobReportOutcome>;
+  /** Long-polls woken together (a batch of jobs handed over) take their commands in one statement. */
+  private readonly wokenPolls: GroupCommit<string, AgentCommand[]>;
 
   constructor(
     private readonly services: ApiServices,
@@ -103,6 +108,12 @@ export class AgentService<C = unknown> {
         isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
       },
     );
+    this.wokenPolls = new GroupCommit((machineIds) => takeWaitingCommandsOf(services.database.db, machineIds), WOKEN_POLL_GROUPS, {
+      // A machine's second poll in a group finds what the first took: nothing.
+      sameAs: (machineId) => machineId,
+      copyOutcome: () => [],
+      isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
+    });
   }
 
   private get db() {
@@ -363,7 +374,7 @@ export class AgentService<C = unknown> {
       this.pollAnswers.commands(poll.client, []);
       return;
     }
-    takeAgentCommands(this.db, poll.machineId).then(
+    this.wokenPolls.submit(poll.machineId).then(
       (commands) => this.pollAnswers.commands(poll.client, commands),
       (error: unknown) => this.pollAnswers.failed(poll.client, error),
     );
