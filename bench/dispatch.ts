@@ -32,6 +32,9 @@
  * Run:  npx tsx bench/dispatch.ts [--machines 10,100,1000] [--updates 5] [--enroll-concurrency 50] [--timeout-seconds 300]
  *                                 [--max-concurrent M]   (the deployment's maxConcurrent; default unset: all machines at once)
  *                                 [--batch-machines B] [--history-events E]   (a batched run's tunables; default the code's)
+ *                                 [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
+ *                                                         machine over the run, the costliest statements; it costs some CPU,
+ *                                                         so CPU figures come from runs without it)
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -368,10 +371,20 @@ interface RoundResult {
   children: WorkflowFigures[];
   childFailures: number;
   actions?: Map<string, number>;
+  /** --count-statements: what PostgreSQL ran from t0 to the final status, all clients together. */
+  statements?: { calls: number; transactions: number; top: Array<{ calls: number; ms: number; query: string }> };
   cpu?: Record<string, number>;
   windowSeconds?: number;
   agentTrouble: string[];
   logs: string[];
+}
+
+/** Transactions committed and rolled back in the stack's database so far (every client's). */
+async function databaseTransactions(stack: Stack): Promise<number> {
+  // The statistics a backend reports are cached for its transaction: read them fresh.
+  await stack.database.sql`select pg_stat_clear_snapshot()`;
+  const [row] = await stack.database.sql<[{ n: string }]>`select (xact_commit + xact_rollback)::text as n from pg_stat_database where datname = current_database()`;
+  return Number(row.n);
 }
 
 /** The postmaster whose command line names the stack's folder (`-D /tmp/fleetpatch-bench-<label>-XXXX/data`). */
@@ -426,10 +439,14 @@ function cpuOfAll(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string> }): Promise<RoundResult> {
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean }): Promise<RoundResult> {
   const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
   say(`\n== ${n} machines ==`);
-  const stack = await startStack({ label: `dispatch-${n}`, serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE, ...options.serverEnv } });
+  const stack = await startStack({
+    label: `dispatch-${n}`,
+    serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE, ...options.serverEnv },
+    ...(options.countStatements ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000' } } : {}),
+  });
   const serverLogs = new LogWatch('server', stack.server);
   let fleet: SimulatedFleet | undefined;
   const onBenchAbort = () => void fleet?.stop();
@@ -515,7 +532,12 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     const postgresBefore = postgresCpu(postmaster);
     const benchCpuBefore = process.cpuUsage();
     const allBefore = cpuOfAll();
+    const transactionsBefore = options.countStatements ? await databaseTransactions(stack) : 0;
 
+    if (options.countStatements) {
+      await stack.database.sql`create extension if not exists pg_stat_statements`;
+      await stack.database.sql`select pg_stat_statements_reset()`;
+    }
     const mutationStart = Date.now();
     const { runDeploymentNow } = await graphql<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id });
     const t0 = Date.now();
@@ -557,6 +579,15 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     if (!problem && !FINAL.test(status)) problem = `the run was not final ${options.timeoutSeconds} s after t0 (${status}), ${received}/${n} machines dispatched`;
     const complete = received === n;
     const windowEnd = Date.now();
+    if (options.countStatements) {
+      // Backends report their transaction counts when idle, within 10 s (PostgreSQL 15+): read after that.
+      const transactionsAfter = sleep(11_000, benchAbort.signal).then(() => databaseTransactions(stack));
+      const top = await stack.database.sql<Array<{ n: string; ms: number; query: string }>>`
+        select calls::text as n, total_exec_time::float8 as ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as query from pg_stat_statements order by calls desc limit 15`;
+      const [{ calls }] = await stack.database.sql<[{ calls: string }]>`select coalesce(sum(calls), 0)::text as calls from pg_stat_statements`;
+      const transactions = (await transactionsAfter) - transactionsBefore;
+      result.statements = { calls: Number(calls), transactions, top: top.map((t) => ({ calls: Number(t.n), ms: t.ms, query: t.query })) };
+    }
     checkAborted();
     result.dispatched = received;
     result.latencies = agents.filter((a) => a.receivedAt !== undefined).map((a) => a.receivedAt! - t0);
@@ -798,6 +829,11 @@ function report(results: RoundResult[]): void {
       say(`child events by type (mean per child): ${[...types].map(([k, v]) => `${k} ${(v / r.children.length).toFixed(2)}`).join(', ')}`);
     }
     if (r.actions) say(`server action counter (namespace default, over the run): ${[...r.actions].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+    if (r.statements) {
+      const s = r.statements;
+      say(`statements from t0 to final (all clients, BEGIN and COMMIT included): ${s.calls} (${(s.calls / r.n).toFixed(1)} per machine); transactions ${s.transactions} (${(s.transactions / r.n).toFixed(1)} per machine)`);
+      for (const t of s.top) say(`  ${String(t.calls).padStart(7)} calls ${t.ms.toFixed(0).padStart(7)} ms  ${t.query}`);
+    }
     if (r.cpu && r.windowSeconds) {
       say(
         `CPU seconds over the ${r.windowSeconds.toFixed(1)} s from t0 to final: ` +
@@ -821,6 +857,7 @@ async function main(): Promise<number> {
       // A batched run's tunables (docs/configuration.md); unset: the code's defaults.
       'batch-machines': { type: 'string' },
       'history-events': { type: 'string' },
+      'count-statements': { type: 'boolean', default: false },
     },
   });
   const sizes = values.machines.split(',').map((s) => Number(s.trim()));
@@ -830,6 +867,7 @@ async function main(): Promise<number> {
     enrollConcurrency: Number(values['enroll-concurrency']),
     timeoutSeconds: Number(values['timeout-seconds']),
     maxConcurrent: values['max-concurrent'] === undefined ? undefined : Number(values['max-concurrent']),
+    countStatements: values['count-statements'],
     serverEnv: {
       ...(values['batch-machines'] ? { FLEETPATCH_RUN_BATCH_MACHINES: values['batch-machines'] } : {}),
       ...(values['history-events'] ? { FLEETPATCH_RUN_HISTORY_EVENTS: values['history-events'] } : {}),

@@ -131,13 +131,13 @@ export const stopProcess = stopChild;
  * PostgreSQL + migrations + Temporal (headless, in memory) + `fleetpatch server` as a child
  * process, all on 127.0.0.1 with free ports. `serverEnv` adds settings (agent timings).
  */
-export function startStack(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[] }): Promise<Stack> {
+export function startStack(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[]; postgresSettings?: Record<string, string> }): Promise<Stack> {
   const started = startStackSteps(options);
   starting = started;
   return started;
 }
 
-async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[] }): Promise<Stack> {
+async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[]; postgresSettings?: Record<string, string> }): Promise<Stack> {
   const logger = createLogger({ level: 'warn', format: 'json', name: `bench-${options.label}` });
   const stops: Array<() => Promise<void>> = [];
   // Newest first, each with a deadline: after a Ctrl-C in a terminal PostgreSQL has had the SIGINT
@@ -157,7 +157,7 @@ async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fleetpatch-bench-${options.label}-`));
     fs.chmodSync(dir, 0o755);
     stops.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
-    const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_bench', logger });
+    const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_bench', logger, settings: options.postgresSettings });
     // PostgreSQL removes postmaster.pid when it shuts down (as it does itself on a terminal's Ctrl-C).
     stops.push(async () => {
       if (fs.existsSync(path.join(dir, 'data', 'postmaster.pid'))) await pg.stop();

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { batchCounts, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns } from '../db/batchedRuns.js';
+import { queueAgentCommands } from '../db/agentCommands.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, type MachineRunEnd } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
@@ -9,6 +10,11 @@ import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
 import { advanceReturns, countsAsFailed, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, type MachineEnd } from '../fleet/batchedRun.js';
 import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
+
+/** A machine run's line in its job stream when it ends (as the deployment activities' finishMachineRun writes it). */
+function endLine(row: { machineName: string; status: string }, end: MachineRunEnd): string {
+  return `${row.machineName}: ${row.status}${end.error ? `: ${end.error}` : ''}${end.rebootOutcome ? ` (reboot: ${end.rebootOutcome})` : ''}.`;
+}
 
 /** What a machine run's end takes (the deployment activities' finishMachineRun). */
 type FinishMachineRun = ReturnType<typeof createDeploymentActivities>['finishMachineRun'];
@@ -49,7 +55,7 @@ const FAILED_STATUSES = ['FAILED', 'TIMED_OUT'] as const;
 const MIN_LOOK_GAP_MS = 250;
 /** Machines started per transaction: their jobs, machine runs and log lines together. */
 const START_PAGE = 1000;
-/** Machine runs ended at once: each is a transaction of its own (its updates settled, its job withdrawn, its events). */
+/** Machine runs ended at once outside a look (a removed machine, a cancel): each is a transaction of its own. */
 const PARALLEL_ENDS = 4;
 
 /**
@@ -59,6 +65,26 @@ const PARALLEL_ENDS = 4;
  */
 export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun) {
   const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) => finishMachine({ machineRunId, ...outcome });
+
+  /**
+   * Ends the machine runs one look found through, together: their fresh assessments asked for
+   * first (so that a retry after a crash in between still asks; a waiting request is not queued
+   * twice), then up to FINISH_PAGE of them per transaction. Answers each one's status.
+   */
+  async function endTogether(runId: string, ends: ReadonlyArray<MachineEnd & { machineRunId: string; machineId: string }>): Promise<string[]> {
+    const assess = await queueAgentCommands(db, ends.filter((e) => e.requestAssessment).map((e) => e.machineId), 'ASSESS');
+    pubsub.publishMany(assess.filter((c) => c.queued).map((c) => ['agentCommandQueued', c.machineId, { commandId: c.id }] as const));
+    const statuses: string[] = [];
+    for (let i = 0; i < ends.length; i += FINISH_PAGE) {
+      const page: MachineRunEnd[] = ends.slice(i, i + FINISH_PAGE).map(({ requestAssessment: _, machineId: __, ...end }) => end);
+      const { statuses: ended, progress } = await finishMachineRuns(db, runId, page, endLine);
+      announceRunProgress(pubsub, runId, progress);
+      // A machine run that vanished (its run deleted) counts as it would have ended: failed.
+      statuses.push(...ended.map((status) => status ?? 'FAILED'));
+      Context.current().heartbeat();
+    }
+    return statuses;
+  }
 
   async function inParallel<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
     for (let i = 0; i < items.length; i += PARALLEL_ENDS) {
@@ -144,6 +170,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           woken = false;
           const lookedAt = Date.now();
           const { nowMs, rows } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline);
+          const finishing: Array<MachineEnd & { machineRunId: string; machineId: string }> = [];
           await inParallel(rows, async (row) => {
             const action = nextMachineAction({ ...row, hasJob: row.commandId !== null }, nowMs, timings);
             switch (action.kind) {
@@ -160,11 +187,14 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
                 return;
               }
               case 'FINISH':
-                running -= 1;
-                ended1(await end(row.machineRunId, action.end));
+                finishing.push({ ...action.end, machineRunId: row.machineRunId, machineId: row.machineId });
                 return;
             }
           });
+          for (const status of await endTogether(input.runId, finishing)) {
+            running -= 1;
+            ended1(status);
+          }
           const toStart = pendingLeft ? machinesToStart({ running, failed, nowMs: Date.now() }, limits) : 0;
           if (toStart > 0) await start(toStart);
           const startable = machinesToStart({ running: 0, failed, nowMs: Date.now() }, limits) > 0;

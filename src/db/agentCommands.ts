@@ -26,6 +26,30 @@ export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCo
   });
 }
 
+/**
+ * queueAgentCommand for many machines in one transaction (three statements whatever their number):
+ * each machine's queue locked as queueAgentCommand locks it, in one order, then the command queued
+ * where none of that kind waits. Answers each machine's command, in the order given.
+ */
+export async function queueAgentCommands(db: Db, machineIds: readonly string[], kind: AgentCommandKind): Promise<Array<{ id: string; machineId: string; queued: boolean }>> {
+  const ids = [...new Set(machineIds)].sort();
+  if (ids.length === 0) return [];
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(m.id)) from unnest(${`{${ids.join(',')}}`}::text[]) as m(id) order by m.id`);
+    const waiting = await tx
+      .select({ id: agentCommands.id, machineId: agentCommands.machineId })
+      .from(agentCommands)
+      .where(and(inArray(agentCommands.machineId, ids), eq(agentCommands.kind, kind), isNull(agentCommands.completedAt)));
+    const found = new Map(waiting.map((w) => [w.machineId, { id: w.id, machineId: w.machineId, queued: false }]));
+    const missing = ids.filter((id) => !found.has(id));
+    if (missing.length > 0) {
+      const inserted = await tx.insert(agentCommands).values(missing.map((machineId) => ({ machineId, kind }))).returning({ id: agentCommands.id, machineId: agentCommands.machineId });
+      for (const row of inserted) found.set(row.machineId, { id: row.id, machineId: row.machineId, queued: true });
+    }
+    return machineIds.map((id) => found.get(id)!);
+  });
+}
+
 /** Built once per database and kind of take: every long-poll runs one. */
 const commandTakers = new WeakMap<Db, Record<'waiting' | 'open', ReturnType<typeof prepareTakeCommands>>>();
 function prepareTakeCommands(db: Db, which: 'waiting' | 'open') {
@@ -53,13 +77,43 @@ export async function takeAgentCommands(db: Db, machineId: string, redeliver = f
   let takers = commandTakers.get(db);
   if (!takers) commandTakers.set(db, (takers = { waiting: prepareTakeCommands(db, 'waiting'), open: prepareTakeCommands(db, 'open') }));
   const rows = await takers[redeliver ? 'open' : 'waiting'].execute({ machineId });
-  return rows.map((r) =>
-    r.kind === 'INSTALL'
-      ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob }
-      : r.kind === 'UPGRADE'
-        ? { id: r.id, kind: 'UPGRADE', upgrade: r.payload as UpgradeCommand }
-        : { id: r.id, kind: r.kind as AgentCommandKind },
-  );
+  return rows.map(commandOf);
+}
+
+/**
+ * takeAgentCommands (without redeliver) for many machines in one statement: each machine's waiting
+ * commands, marked delivered. Answers each machine's commands, in the order given (a machine given
+ * twice gets its commands the first time).
+ */
+export async function takeWaitingCommandsOf(db: Db, machineIds: readonly string[]): Promise<AgentCommand[][]> {
+  if (machineIds.length === 0) return [];
+  const rows = await db
+    .update(agentCommands)
+    .set({ deliveredAt: sql`now()` })
+    .where(
+      and(
+        sql`${agentCommands.machineId} = any(${`{${[...new Set(machineIds)].join(',')}}`}::uuid[])`,
+        isNull(agentCommands.completedAt),
+        isNull(agentCommands.canceledAt),
+        or(isNull(agentCommands.deliveredAt), sql`${agentCommands.deliveredAt} < now() - ${sql.raw(`'${REDELIVER_AFTER}'`)}::interval`),
+      ),
+    )
+    .returning({ machineId: agentCommands.machineId, id: agentCommands.id, kind: agentCommands.kind, payload: agentCommands.payload });
+  const byMachine = new Map<string, AgentCommand[]>();
+  for (const row of rows) byMachine.set(row.machineId, [...(byMachine.get(row.machineId) ?? []), commandOf(row)]);
+  return machineIds.map((id) => {
+    const commands = byMachine.get(id) ?? [];
+    byMachine.delete(id);
+    return commands;
+  });
+}
+
+function commandOf(r: { id: string; kind: string; payload: unknown }): AgentCommand {
+  return r.kind === 'INSTALL'
+    ? { id: r.id, kind: 'INSTALL', install: r.payload as InstallJob }
+    : r.kind === 'UPGRADE'
+      ? { id: r.id, kind: 'UPGRADE', upgrade: r.payload as UpgradeCommand }
+      : { id: r.id, kind: r.kind as AgentCommandKind };
 }
 
 /**

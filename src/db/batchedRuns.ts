@@ -1,9 +1,13 @@
-import { and, asc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { InstallJob, JobResult } from '../domain/types.js';
+import type { MachineRunStatus } from '../fleet/planning.js';
+import { settledMachineRunStatus, settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
+import { isMachineRunFailure } from '../fleet/webhooks.js';
 import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
-import { recordRunProgress, type RunProgressEvent } from './runProgress.js';
-import { agentCommands, machineRuns, machines, runLogs } from './schema.js';
+import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
+import { agentCommands, machineRuns, machines, runLogs, updateResults } from './schema.js';
+import { recordRunWebhookEvent } from './webhooks.js';
 
 /**
  * The rows a batched run (docs/deployments.md) works on: its machine runs paged by key, never the
@@ -159,4 +163,117 @@ export async function reofferJob(db: Db, machineRunId: string): Promise<{ id: st
     .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL'), isNull(agentCommands.reofferedAt)))
     .returning({ id: agentCommands.id, machineId: agentCommands.machineId, reoffered: sql<boolean>`${unreported}` });
   return row;
+}
+
+/** How one machine run of a batched run ends: what happened around its updates (settledMachineRunStatus), and what is recorded beside its status. */
+export interface MachineRunEnd {
+  machineRunId: string;
+  timedOut?: boolean;
+  rebootFailed?: boolean;
+  agentLost?: boolean;
+  canceled?: boolean;
+  jobFailed?: boolean;
+  rebootOutcome?: string | null;
+  error?: string | null;
+}
+
+/** Machine runs ended per transaction, at most: a burst of thousands ends in a few commits, each short. */
+export const FINISH_PAGE = 250;
+
+/**
+ * Ends machine runs of one run together, in one transaction (finishMachineRun in src/db/runs.ts,
+ * for many): each one's status from its updates and its end (settledMachineRunStatus), its
+ * unreported updates settled, its jobs withdrawn, a line of its end in its job stream (`logLine`),
+ * a webhook event for a failure, and the progress events (LINES, MACHINE) recorded once, last. A
+ * machine run that has already ended (a retried or racing advance) is left as it is and announces
+ * nothing. Answers each machine run's status, in the order given. At most FINISH_PAGE at once.
+ */
+export async function finishMachineRuns(
+  db: Db,
+  runId: string,
+  ends: readonly MachineRunEnd[],
+  logLine: (row: { machineName: string; status: MachineRunStatus }, end: MachineRunEnd) => string,
+): Promise<{ statuses: Array<MachineRunStatus | undefined>; progress: RunProgressEvent[] }> {
+  if (ends.length === 0) return { statuses: [], progress: [] };
+  if (ends.length > FINISH_PAGE) throw new Error(`finishMachineRuns: at most ${FINISH_PAGE} machine runs at once, got ${ends.length}`);
+  const ids = [...new Set(ends.map((e) => e.machineRunId))].sort();
+  return db.transaction(async (tx) => {
+    // Locked in one order, as every advance locks them: a machine run ends once.
+    const current = await tx
+      .select({ id: machineRuns.id, status: machineRuns.status, endedAt: machineRuns.endedAt, machineName: machineRuns.machineName })
+      .from(machineRuns)
+      .where(and(inArray(machineRuns.id, ids), eq(machineRuns.runId, runId)))
+      .orderBy(asc(machineRuns.id))
+      .for('update');
+    const byId = new Map(current.map((row) => [row.id, row]));
+    const open = ends.filter((e, i) => {
+      const row = byId.get(e.machineRunId);
+      // The first end given for a machine run counts; one that has ended keeps its status.
+      return row !== undefined && row.endedAt === null && ends.findIndex((other) => other.machineRunId === e.machineRunId) === i;
+    });
+    const statuses = new Map<string, MachineRunStatus>(current.map((row) => [row.id, row.status]));
+    if (open.length === 0) return { statuses: ends.map((e) => statuses.get(e.machineRunId)), progress: [] };
+    const openIds = open.map((e) => e.machineRunId);
+    const updates = await tx.select({ machineRunId: updateResults.machineRunId, status: updateResults.status }).from(updateResults).where(inArray(updateResults.machineRunId, openIds));
+    const updatesOf = new Map<string, string[]>();
+    for (const u of updates) updatesOf.set(u.machineRunId, [...(updatesOf.get(u.machineRunId) ?? []), u.status]);
+    const decided = open.map((end) => ({
+      end,
+      status: settledMachineRunStatus(updatesOf.get(end.machineRunId) ?? [], {
+        timedOut: end.timedOut ?? false,
+        rebootFailed: end.rebootFailed ?? false,
+        agentLost: end.agentLost ?? false,
+        canceled: end.canceled ?? false,
+        jobFailed: end.jobFailed ?? false,
+      }),
+    }));
+    // Unreported updates settled as src/fleet/settle.ts says, in one statement for all.
+    const settled = decided.flatMap(({ end }) =>
+      UNSETTLED_UPDATE_STATUSES.map((from) => {
+        const to = settleUnreportedUpdate(from, end.error ?? null)!;
+        return { machine_run_id: end.machineRunId, from_status: from, status: to.status, reason: to.status === 'NOT_ATTEMPTED' ? to.reason : null, error_text: to.status === 'FAILED' ? to.errorText : null };
+      }),
+    );
+    await tx.execute(sql`
+      update ${updateResults} as u
+      set status = s.status::update_result_status,
+        reason = case when s.status = 'NOT_ATTEMPTED' then s.reason else u.reason end,
+        error_text = case when s.status = 'NOT_ATTEMPTED' then u.error_text else s.error_text end,
+        ended_at = case when s.status = 'NOT_ATTEMPTED' then u.ended_at else now() end
+      from jsonb_to_recordset(${JSON.stringify(settled)}::jsonb) as s(machine_run_id uuid, from_status text, status text, reason text, error_text text)
+      where u.machine_run_id = s.machine_run_id and u.status::text = s.from_status`);
+    const values = decided.map(({ end, status }) => ({ id: end.machineRunId, status, reboot_outcome: end.rebootOutcome ?? null, error: end.error ?? null }));
+    const rows = await tx.execute<{ id: string; machine_id: string; machine_name: string; status: MachineRunStatus; error: string | null }>(sql`
+      update ${machineRuns} as m
+      set status = v.status::machine_run_status, reboot_outcome = v.reboot_outcome, error = v.error, ended_at = now(), started_at = coalesce(m.started_at, now())
+      from jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as v(id uuid, status text, reboot_outcome text, error text)
+      where m.id = v.id
+      returning m.id, m.machine_id, m.machine_name, m.status, m.error`);
+    const ended = new Map([...rows].map((row) => [row.id, row]));
+    // The jobs are withdrawn: an agent that comes back late must not start them.
+    await tx
+      .update(agentCommands)
+      .set({ canceledAt: sql`coalesce(${agentCommands.canceledAt}, now())`, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` })
+      .where(or(inArray(agentCommands.machineRunId, openIds), inArray(agentCommands.postStepsMachineRunId, openIds)));
+    for (const { end } of decided) {
+      const row = ended.get(end.machineRunId)!;
+      statuses.set(row.id, row.status);
+      if (isMachineRunFailure(row.status)) {
+        await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({
+          type: 'MACHINE_RUN_FAILED',
+          run,
+          machineRun: { id: row.id, machineId: row.machine_id, machineName: row.machine_name, status: row.status, error: row.error },
+        }));
+      }
+    }
+    const lines = await tx
+      .insert(runLogs)
+      .values(decided.map(({ end }) => ({ runId, machineRunId: end.machineRunId, stream: 'server', line: logLine({ machineName: ended.get(end.machineRunId)!.machine_name, status: ended.get(end.machineRunId)!.status }, end) })))
+      .returning({ id: runLogs.id, machineRunId: runLogs.machineRunId });
+    const events: NewRunProgress[] = lines.flatMap((line) => [
+      { kind: 'LINES' as const, machineRunId: line.machineRunId, lineIds: [line.id, line.id] as [number, number] },
+      { kind: 'MACHINE' as const, machineRunId: line.machineRunId },
+    ]);
+    return { statuses: ends.map((e) => statuses.get(e.machineRunId)), progress: await recordRunProgress(tx as unknown as Db, runId, events) };
+  });
 }

@@ -2,14 +2,13 @@ import { baselineDecider, builtInBaseline } from '../fleet/baselines.js';
 import type { OsType } from '../fleet/compliance.js';
 import { baselineInputs } from './baselines.js';
 import { and, asc, desc, eq, gt, gte, inArray, isNull, lte, or, sql } from 'drizzle-orm';
-import type { InstallJob, JobEvents, JobResult, JobUpdateState, PendingUpdate } from '../domain/types.js';
+import type { InstallJob, JobResult, PendingUpdate } from '../domain/types.js';
 import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
 import type { PlannedResult } from '../fleet/runPlanning.js';
-import { learnDuration, measuredSeconds, type LearnedDuration } from '../fleet/durations.js';
 import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
@@ -538,133 +537,6 @@ export async function installJobTraceparent(db: Db, machineId: string, commandId
     .from(agentCommands)
     .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')));
   return row?.traceparent ?? null;
-}
-
-export interface JobTarget {
-  commandId: string;
-  machineRunId: string;
-  runId: string;
-  taskToken: string | null;
-}
-
-async function jobOf(db: Db, machineId: string, commandId: string): Promise<(JobTarget & { lastEventSeq: number; canceled: boolean; completed: boolean }) | undefined> {
-  const [row] = await db
-    .select({
-      commandId: agentCommands.id,
-      machineRunId: machineRuns.id,
-      runId: machineRuns.runId,
-      taskToken: agentCommands.taskToken,
-      lastEventSeq: agentCommands.lastEventSeq,
-      canceledAt: agentCommands.canceledAt,
-      completedAt: agentCommands.completedAt,
-    })
-    .from(agentCommands)
-    // An install job, or the job of a machine run's POST scripts.
-    .innerJoin(machineRuns, or(eq(machineRuns.id, agentCommands.machineRunId), eq(machineRuns.id, agentCommands.postStepsMachineRunId)))
-    .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')));
-  if (!row) return undefined;
-  return { ...row, canceled: row.canceledAt !== null, completed: row.completedAt !== null };
-}
-
-function updatePatch(u: JobUpdateState) {
-  return {
-    status: u.status,
-    exitCode: u.exitCode,
-    errorText: u.errorText,
-    reason: u.reason,
-    startedAt: u.startedAt ? new Date(u.startedAt) : null,
-    endedAt: u.endedAt ? new Date(u.endedAt) : null,
-  };
-}
-
-/**
- * Applies one batch of job progress (lines, update states) once: batches carry increasing
- * numbers and one already applied is skipped. Only the machine's own jobs are found. The run's
- * progress events (LINES, UPDATES) are recorded with the batch.
- */
-export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
-  return db.transaction(async (tx) => {
-    const job = await jobOf(tx as unknown as Db, machineId, commandId);
-    if (!job) return undefined;
-    await tx.select({ id: agentCommands.id }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
-    const [fresh] = await tx.select({ seq: agentCommands.lastEventSeq, canceledAt: agentCommands.canceledAt }).from(agentCommands).where(eq(agentCommands.id, commandId));
-    // Its machine run ended (and settled the updates): nothing more of the job is stored, and the
-    // agent, told so, installs nothing more of it.
-    if (fresh?.canceledAt) return 'WITHDRAWN';
-    if (events.seq <= (fresh?.seq ?? 0)) return { target: job, applied: false, progress: [] };
-    await tx.update(agentCommands).set({ lastEventSeq: events.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, commandId));
-    let lineIds: [number, number] | null = null;
-    if (events.lines.length > 0) {
-      const inserted = await tx
-        .insert(runLogs)
-        .values(events.lines.map((l) => ({ runId: job.runId, machineRunId: job.machineRunId, at: new Date(l.at), stream: l.stream, line: l.text })))
-        .returning({ id: runLogs.id });
-      lineIds = [inserted[0]!.id, inserted.at(-1)!.id];
-    }
-    for (const u of events.updates) {
-      await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
-    }
-    const progress = await recordRunProgress(tx as unknown as Db, job.runId, [
-      ...(lineIds ? [{ kind: 'LINES' as const, machineRunId: job.machineRunId, lineIds }] : []),
-      ...(events.updates.length > 0 ? [{ kind: 'UPDATES' as const, machineRunId: job.machineRunId, updateNames: events.updates.map((u) => u.name) }] : []),
-    ]);
-    return { target: job, applied: true, progress };
-  });
-}
-
-/**
- * Stores the job's result once, settles its updates, learns their durations, and records the run's progress event (UPDATES). WITHDRAWN: the job
- * was withdrawn before any result came (its machine run ended without it): the agent must not go
- * on with it (nor reboot for it).
- */
-export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
-  return db.transaction(async (tx) => {
-    const found = await jobOf(tx as unknown as Db, machineId, commandId);
-    if (!found) return undefined;
-    // The task token is read under the lock: a machine run's workflow that attaches to a job handed
-    // over in bulk sets it concurrently, and either sees this result (and returns it) or its token is
-    // read here (and the API completes it). Read before the lock, both could miss each other.
-    const [row] = await tx.select({ result: agentCommands.result, taskToken: agentCommands.taskToken, canceledAt: agentCommands.canceledAt }).from(agentCommands).where(eq(agentCommands.id, commandId)).for('update');
-    const job = { ...found, taskToken: row?.taskToken ?? null };
-    if (row?.result) return { target: job, first: false, progress: [] };
-    if (row?.canceledAt) return 'WITHDRAWN';
-    await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, commandId));
-    for (const u of result.updates) {
-      await tx.update(updateResults).set(updatePatch(u)).where(and(eq(updateResults.machineRunId, job.machineRunId), eq(updateResults.name, u.name), eq(updateResults.arch, u.arch ?? '')));
-    }
-    await storeLearnedDurations(tx as unknown as Db, machineId, result.updates.flatMap((u) => {
-      const seconds = measuredSeconds(u);
-      return seconds === null ? [] : [{ name: u.name, seconds }];
-    }));
-    const progress = await recordRunProgress(tx as unknown as Db, job.runId, [{ kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: result.updates.map((u) => u.name) }]);
-    return { target: job, first: true, progress };
-  });
-}
-
-
-/**
- * Stores what is learned from these measurements of a machine's packages (learnDuration decides
- * it), in the caller's transaction. Each package's row is created empty first (no samples), then
- * locked: two results of one machine at once learn one after the other, neither measurement lost.
- */
-async function storeLearnedDurations(tx: Db, machineId: string, measured: ReadonlyArray<{ name: string; seconds: number }>): Promise<void> {
-  if (measured.length === 0) return;
-  const names = [...new Set(measured.map((m) => m.name))];
-  await tx
-    .insert(updateDurations)
-    .values(names.map((name) => ({ machineId, name, averageSeconds: 0, samples: 0 })))
-    .onConflictDoNothing({ target: [updateDurations.machineId, updateDurations.name] });
-  const rows = await tx
-    .select()
-    .from(updateDurations)
-    .where(and(eq(updateDurations.machineId, machineId), inArray(updateDurations.name, names)))
-    .for('update');
-  const learned = new Map<string, LearnedDuration>(rows.map((r) => [r.name, { averageSeconds: r.averageSeconds, samples: r.samples }]));
-  for (const m of measured) learned.set(m.name, learnDuration(learned.get(m.name), m.seconds));
-  for (const name of names) {
-    const { averageSeconds, samples } = learned.get(name)!;
-    await tx.update(updateDurations).set({ averageSeconds, samples }).where(and(eq(updateDurations.machineId, machineId), eq(updateDurations.name, name)));
-  }
 }
 
 /** How many lines a run's log (or one machine run's job stream) holds. */

@@ -15,6 +15,8 @@ export interface EmbeddedPostgresOptions {
   logger: Logger;
   /** Lines for the person starting it (where its files went when it had to move them). */
   say?: (line: string) => void;
+  /** Server settings given on its command line (`-c name=value`), e.g. a benchmark's pg_stat_statements. */
+  settings?: Record<string, string>;
 }
 
 export interface RunningPostgres {
@@ -218,7 +220,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     // last; and the backends of a postmaster that was killed can be found and ended.
     const started = spawn(
       binaries.postgres,
-      ['-D', cluster, '-p', String(options.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'lc_messages=C'],
+      ['-D', cluster, '-p', String(options.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'lc_messages=C', ...Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`])],
       { ...user, detached: true, env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = started;

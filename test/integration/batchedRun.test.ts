@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
+import { finishMachineRuns } from '../../src/db/batchedRuns.js';
 import type { Database } from '../../src/db/client.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
@@ -197,6 +198,81 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     expect(chain.map((e) => e.continuedAsNew)).toEqual([...Array(chain.length - 1).fill(true), false]);
     await recordHistory(runId, 'deploymentRunBatched.json');
   }, 150_000);
+
+  it('agents woken together take their own jobs; their reports arriving at once are stored together, each answered once it is stored: every progress batch and result once, a resent one not again', async () => {
+    const agents = await enroll(8);
+    // Every agent long-polling as the run starts: woken together by the jobs' hand-over, each takes its own job, once.
+    const parked = agents.map((a) => a.client.commands(30));
+    const runId = await runNow('batched together', agents);
+    const answers = await Promise.all(parked);
+    answers.forEach((answer, i) => agents[i]!.installs.push(...answer.commands.filter((c) => c.kind === 'INSTALL')));
+    expect(agents.map((a) => a.installs.length)).toEqual(Array(8).fill(1));
+    const owners = await database.sql<Array<{ id: string; machine_id: string }>>`select c.id, c.machine_id from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`;
+    expect(new Map(owners.map((o) => [o.id, o.machine_id]))).toEqual(new Map(agents.map((a) => [a.installs[0]!.id, a.machineId])));
+    const at = new Date().toISOString();
+    // Progress of every agent at once, then every result at once, each result sent twice in the same moment (its answer taken as lost).
+    const applied = await Promise.all(
+      agents.map((a) => {
+        const job = a.installs[0]!;
+        const first = job.install!.updates[0]!;
+        return a.client.sendJobEvents(job.id, {
+          seq: 1,
+          lines: [{ at, stream: 'stdout', text: `installing ${first.name} on ${a.name}` }],
+          updates: [{ name: first.name, arch: first.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: null, startedAt: at, endedAt: null }],
+        });
+      }),
+    );
+    expect(applied).toEqual(Array(8).fill({ applied: true }));
+    const accepted = await Promise.all(agents.flatMap((a) => [a.client.sendJobResult(a.installs[0]!.id, succeeded(a.installs[0]!.install!)), a.client.sendJobResult(a.installs[0]!.id, succeeded(a.installs[0]!.install!))]));
+    expect(accepted.filter((a) => a.accepted)).toHaveLength(8);
+    expect(accepted.filter((a) => !a.accepted)).toHaveLength(8);
+    await waitUntil(() => runStatus(runId), (status) => status === 'SUCCEEDED', 60_000, 'the run to succeed');
+    const results = await database.sql<Array<{ status: string; n: number }>>`select status, count(*)::int as n from update_results where run_id = ${runId} group by status`;
+    expect(results).toEqual([{ status: 'SUCCEEDED', n: 16 }]);
+    const lines = await database.sql<Array<{ n: number }>>`select count(*)::int as n from run_logs where run_id = ${runId} and stream = 'stdout'`;
+    expect(lines[0]!.n).toBe(8);
+    // Each batch's and each result's progress event, numbered without a gap.
+    const progress = await progressOf(runId);
+    expect(progress.events.map((e) => e.seq)).toEqual(Array.from({ length: progress.last }, (_, i) => i + 1));
+    expect(progress.events.filter((e) => e.kind === 'UPDATES')).toHaveLength(16);
+    // What each machine learned of its updates' durations: once per update, from its one result.
+    const learned = await database.sql<Array<{ samples: number }>>`select samples from update_durations where machine_id in ${database.sql(agents.map((a) => a.machineId))}`;
+    expect(learned.map((l) => l.samples)).toEqual(Array(16).fill(1));
+  }, 120_000);
+
+  it('ends the machines of one look together, in one transaction: each once, its updates settled, its job withdrawn; ending them again changes nothing', async () => {
+    const agents = await enroll(4);
+    const runId = await runNow('batched ended together', agents);
+    await waitUntil(
+      () => database.sql`select c.id from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`,
+      (rows) => rows.length === 4,
+      60_000,
+      'four jobs handed over',
+    );
+    const ids = (await database.sql<Array<{ id: string }>>`select id from machine_runs where run_id = ${runId} order by machine_name`).map((r) => r.id);
+    const ends = ids.map((machineRunId) => ({ machineRunId, agentLost: true, error: 'lost in a test' }));
+    const first = await finishMachineRuns(database.db, runId, [...ends, ends[0]!], (row, end) => `${row.machineName}: ${row.status}: ${end.error}.`);
+    expect(first.statuses).toEqual(Array(5).fill('FAILED'));
+    expect(first.progress.map((e) => e.kind)).toEqual(Array(4).fill(['LINES', 'MACHINE']).flat());
+    // One transaction: one clock reading for all four.
+    const ended = await database.sql<Array<{ n: number }>>`select count(distinct ended_at)::int as n from machine_runs where run_id = ${runId}`;
+    expect(ended[0]!.n).toBe(1);
+    const updates = await database.sql<Array<{ status: string; reason: string | null }>>`select status, reason from update_results where run_id = ${runId}`;
+    expect(updates).toEqual(Array(8).fill({ status: 'NOT_ATTEMPTED', reason: 'lost in a test' }));
+    const jobs = await database.sql<Array<{ canceled: boolean }>>`select c.canceled_at is not null as canceled from agent_commands c join machine_runs m on m.id = c.machine_run_id where m.run_id = ${runId}`;
+    expect(jobs.map((j) => j.canceled)).toEqual([true, true, true, true]);
+    // A retried advance ends them again: nothing changes, nothing is announced.
+    const again = await finishMachineRuns(database.db, runId, ends, () => 'never written');
+    expect(again).toEqual({ statuses: Array(4).fill('FAILED'), progress: [] });
+    // Ended behind the advance's back, which counts them running until its next hand-back: the run is canceled instead of waited for.
+    await query('mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { id: runId });
+    await waitUntil(() => runStatus(runId), (status) => status === 'CANCELED', 60_000, 'the run to end');
+    expect((await machineRuns(runId)).map((m) => m.status)).toEqual(Array(4).fill('FAILED'));
+    const endLines = await database.sql<Array<{ n: number }>>`select count(*)::int as n from run_logs where run_id = ${runId} and stream = 'server' and line like '%lost in a test%'`;
+    expect(endLines[0]!.n).toBe(4);
+    const progress = await progressOf(runId);
+    expect(progress.events.map((e) => e.seq)).toEqual(Array.from({ length: progress.last }, (_, i) => i + 1));
+  }, 120_000);
 
   it('a canceled run ends its running and waiting machines CANCELED and withdraws the jobs handed over: no agent receives one afterwards', async () => {
     const agents = await enroll(5);

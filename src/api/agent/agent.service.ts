@@ -3,13 +3,14 @@ import type { AgentCommand, AgentSettings, AssessmentReport, JobEvents, JobResul
 import type { ReleaseKeyOffer } from '../../agent/release.js';
 import { applyUpgradeReport } from '../../db/agentUpgrades.js';
 import { findEnrollmentKeyBySecret } from '../../db/enrollmentKeys.js';
-import { takeAgentCommands } from '../../db/agentCommands.js';
+import { takeAgentCommands, takeWaitingCommandsOf } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
 import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { announceRunProgress } from '../../events/pubsub.js';
-import { applyJobEvents, applyJobResult, installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
+import { installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
+import { applyJobReports, type JobReport, type JobReportOutcome } from '../../db/jobReports.js';
 import { activeTracing, contextOf, inSpan, SpanKind } from '../../telemetry/tracing.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
 import { readiness } from '../../fleet/compliance.js';
@@ -20,6 +21,30 @@ import { dependencyAway } from '../errors.js';
 import { MachineCredentialCache } from './credentialCache.js';
 import { LongPolls, type ParkedPoll, type PollEnd } from './longPolls.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
+import { GroupCommit, type GroupCommitOptions } from './groupCommit.js';
+
+/**
+ * Agents' reports on their jobs (progress and results) stored by group commit: a thousand machines
+ * finishing together commit in tens of transactions, not a thousand, and take their runs'
+ * progress_seq row once per group.
+ */
+export const JOB_REPORT_GROUPS: GroupCommitOptions = {
+  maxConcurrentGroups: 2,
+  maxGroupItems: 250,
+  // Job stream lines are the bulk of a report: a group's statements stay within a few MB.
+  maxGroupBytes: 4 * 1024 * 1024,
+};
+
+/** Long-polls woken at once: a thousand machines handed their jobs in one transaction take them in a few statements. */
+const WOKEN_POLL_GROUPS: GroupCommitOptions = { maxConcurrentGroups: 2, maxGroupItems: 1000, maxGroupBytes: Number.POSITIVE_INFINITY };
+
+/** About how many bytes a report carries, toward JOB_REPORT_GROUPS.maxGroupBytes. */
+function reportBytes(report: JobReport): number {
+  if (report.kind === 'RESULT') return 200 + report.result.updates.length * 200;
+  let bytes = 200 + report.events.updates.length * 200;
+  for (const line of report.events.lines) bytes += 64 + line.text.length;
+  return bytes;
+}
 
 /** The machine an agent request comes from, as its credential says. */
 export interface AgentMachine {
@@ -43,6 +68,10 @@ export class AgentService<C = unknown> {
   readonly polls: LongPolls<C>;
   /** Assessment reports that arrive together are stored together (group commit). */
   private readonly reports: AssessmentIngestQueue;
+  /** Job progress and results that arrive together are stored together (group commit). */
+  private readonly jobReports: GroupCommit<JobReport, JobReportOutcome>;
+  /** Long-polls woken together (a batch of jobs handed over) take their commands in one statement. */
+  private readonly wokenPolls: GroupCommit<string, AgentCommand[]>;
 
   constructor(
     private readonly services: ApiServices,
@@ -64,6 +93,27 @@ export class AgentService<C = unknown> {
       },
       (error) => dependencyAway(error) === 'DATABASE',
     );
+    this.jobReports = new GroupCommit(
+      async (group) => {
+        const { outcomes, progress } = await applyJobReports(services.database.db, group);
+        for (const [runId, events] of progress) announceRunProgress(services.pubsub, runId, events);
+        return outcomes;
+      },
+      JOB_REPORT_GROUPS,
+      {
+        bytes: reportBytes,
+        onGroup: (group) => {
+          if (group.error) services.logger.warn({ err: group.error, reports: group.items, retriedAlone: group.retriedAlone }, 'a group of job reports could not be stored');
+        },
+        isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
+      },
+    );
+    this.wokenPolls = new GroupCommit((machineIds) => takeWaitingCommandsOf(services.database.db, machineIds), WOKEN_POLL_GROUPS, {
+      // A machine's second poll in a group finds what the first took: nothing.
+      sameAs: (machineId) => machineId,
+      copyOutcome: () => [],
+      isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
+    });
   }
 
   private get db() {
@@ -191,11 +241,11 @@ export class AgentService<C = unknown> {
   }
 
   private async storeJobEvents(machine: AgentMachine, jobId: string, events: JobEvents): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { applied: boolean }> {
-    const outcome = await applyJobEvents(this.db, machine.id, jobId, events);
+    // Answered once the group it went in is committed, its progress published.
+    const outcome = await this.jobReports.submit({ kind: 'EVENTS', machineId: machine.id, commandId: jobId, events });
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       // Not relayed when the activity has ended, or while Temporal is away: the batch is stored and
@@ -242,11 +292,10 @@ export class AgentService<C = unknown> {
   }
 
   private async storeJobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
-    const outcome = await applyJobResult(this.db, machine.id, jobId, result);
+    const outcome = await this.jobReports.submit({ kind: 'RESULT', machineId: machine.id, commandId: jobId, result });
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
-    announceRunProgress(this.services.pubsub, target.runId, outcome.progress);
     if (target.taskToken) {
       const { temporal } = this.services;
       const complete = () =>
@@ -325,7 +374,7 @@ export class AgentService<C = unknown> {
       this.pollAnswers.commands(poll.client, []);
       return;
     }
-    takeAgentCommands(this.db, poll.machineId).then(
+    this.wokenPolls.submit(poll.machineId).then(
       (commands) => this.pollAnswers.commands(poll.client, commands),
       (error: unknown) => this.pollAnswers.failed(poll.client, error),
     );
