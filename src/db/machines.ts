@@ -159,11 +159,11 @@ type CheckInStateRow = {
 };
 
 /**
- * Stores the facts of a check-in and the time it was seen; returns the machine's state before and
- * after. One statement (it locks the row, reads what was there and writes the new facts), instead
- * of a transaction of four round trips reading the whole row twice: at rest this runs for every
- * agent once a minute. Facts that did not change are written as they were; Postgres writes a new
- * row version for the new last-seen time anyway, so skipping them would save nothing.
+ * Stores the facts of a check-in by machine id and the time it was seen, whatever changed; returns
+ * the machine's state before and after. Agents check in through checkInWithCredential (which
+ * writes only what changed); this one sets a machine's last-seen time to a given instant (the
+ * maintained fleet counts' tests move machines along their own clock with it). The row lock is FOR
+ * NO KEY UPDATE: it does not wait for the key-share locks of rows being inserted for the machine.
  * `clockOffsetSeconds`: the agent's clock against the server's as this request showed it (null: it
  * did not say, and the last known offset stays).
  */
