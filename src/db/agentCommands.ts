@@ -11,6 +11,15 @@ import { agentCommands } from './schema.js';
  */
 const REDELIVER_AFTER = '5 minutes';
 
+/**
+ * The condition on an agent_commands row (named `alias` in the statement) under which a poll hands
+ * it out: not completed, not canceled, and not handed out yet or handed out longer ago than
+ * REDELIVER_AFTER. The check-in statement asks it too, to know whether a poll would find anything.
+ */
+export function waitingCommandsSql(alias: string): string {
+  return `${alias}.completed_at is null and ${alias}.canceled_at is null and (${alias}.delivered_at is null or ${alias}.delivered_at < now() - interval '${REDELIVER_AFTER}')`;
+}
+
 /** Queues a command unless the same kind is already waiting for that machine; returns the waiting one. */
 export async function queueAgentCommand(db: Db, machineId: string, kind: AgentCommandKind): Promise<{ id: string; queued: boolean }> {
   return db.transaction(async (tx) => {

@@ -5,7 +5,10 @@ import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment
 import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
+import type { Sql } from 'postgres';
+import { CLOCK_OFFSET_MOVE_SECONDS, CLOCK_SKEW_WARNING_SECONDS } from '../fleet/agentClock.js';
 import type { Db } from './client.js';
+import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
 import { assessments, baselineVerdicts, enrollmentKeys, machines, pendingUpdates, updateFirstSeen } from './schema.js';
@@ -156,11 +159,11 @@ type CheckInStateRow = {
 };
 
 /**
- * Stores the facts of a check-in and the time it was seen; returns the machine's state before and
- * after. One statement (it locks the row, reads what was there and writes the new facts), instead
- * of a transaction of four round trips reading the whole row twice: at rest this runs for every
- * agent once a minute. Facts that did not change are written as they were; Postgres writes a new
- * row version for the new last-seen time anyway, so skipping them would save nothing.
+ * Stores the facts of a check-in by machine id and the time it was seen, whatever changed; returns
+ * the machine's state before and after. Agents check in through checkInWithCredential (which
+ * writes only what changed); this one sets a machine's last-seen time to a given instant (the
+ * maintained fleet counts' tests move machines along their own clock with it). The row lock is FOR
+ * NO KEY UPDATE: it does not wait for the key-share locks of rows being inserted for the machine.
  * `clockOffsetSeconds`: the agent's clock against the server's as this request showed it (null: it
  * did not say, and the last known offset stays).
  */
@@ -173,7 +176,7 @@ export async function recordCheckIn(
 ): Promise<{ before: CheckInState; after: CheckInState } | undefined> {
   const store = () => db.execute<CheckInStateRow>(sql`with before as (
       select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
-      from machines where id = ${machineId} and removed_at is null and os_type = ${facts.osType} for update
+      from machines where id = ${machineId} and removed_at is null and os_type = ${facts.osType} for no key update
     )
     update machines m set
       name = ${facts.hostname}, os_type = ${facts.osType}, os_name = ${facts.osName}, os_version = ${facts.osVersion},
@@ -212,6 +215,125 @@ export async function recordCheckIn(
 }
 
 /**
+ * An agent's check-in, in one prepared statement: it finds the live machine that holds the
+ * credential (the database judges the credential at every check-in, whatever an API process has
+ * cached), says whether a command waits for it, and writes the row only when a fact changed, the
+ * clock offset moved (CLOCK_OFFSET_MOVE_SECONDS, or across the skew warning), or the stored
+ * last-seen time is older than `refreshBefore` (lastSeenRefreshMs). At rest only every other
+ * check-in writes: the others are a read, take no row lock and leave no dead row version behind.
+ *
+ * The row is written under the lock the UPDATE takes itself (FOR NO KEY UPDATE: no key column
+ * changes), which does not wait for the key-share locks that rows inserted for the machine (its
+ * machine runs, its commands) hold until their transaction ends; the condition is evaluated again
+ * on the row as it is once locked. `before` is the row as this statement's snapshot saw it.
+ */
+const CHECK_IN_SQL = `with m as (
+    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
+    from machines where credential_hash = $1 and removed_at is null
+  ),
+  written as (
+    update machines t set
+      name = $3, os_name = $4, os_version = $5, kernel = $6, environment = $7, agent_version = $8, boot_id = $9,
+      package_manager = $10, warnings = $11::text[], agent_capabilities = $12::text[], last_seen_at = $13::timestamptz,
+      clock_offset_seconds = coalesce($15::float8, t.clock_offset_seconds)
+    from m
+    where t.id = m.id and t.credential_hash = $1 and t.removed_at is null and t.os_type = $2::os_type
+      and (t.last_seen_at is null or t.last_seen_at < $14::timestamptz
+        or t.name is distinct from $3 or t.os_name is distinct from $4 or t.os_version is distinct from $5
+        or t.kernel is distinct from $6 or t.environment is distinct from $7::environment or t.agent_version is distinct from $8
+        or t.boot_id is distinct from $9 or t.package_manager is distinct from $10
+        or t.warnings is distinct from $11::text[] or t.agent_capabilities is distinct from $12::text[]
+        or ($15::float8 is not null and (t.clock_offset_seconds is null
+          or abs(t.clock_offset_seconds - $15::float8) >= ${CLOCK_OFFSET_MOVE_SECONDS}
+          or (abs(t.clock_offset_seconds) >= ${CLOCK_SKEW_WARNING_SECONDS}) <> (abs($15::float8) >= ${CLOCK_SKEW_WARNING_SECONDS}))))
+    returning t.id
+  )
+  select m.*, exists (select 1 from written) as written,
+    exists (select 1 from agent_commands c where c.machine_id = m.id and ${waitingCommandsSql('c')}) as commands_waiting
+  from m`;
+
+export interface CheckInOutcome {
+  machineId: string;
+  before: CheckInState;
+  /** The row as it is now stored (its last-seen time moves only when the check-in wrote). */
+  after: CheckInState;
+  /** Whether this check-in wrote the row. */
+  written: boolean;
+  /** Whether a command waited for the machine (to hand out, or to hand out again) when the statement ran. */
+  commandsWaiting: boolean;
+}
+
+/**
+ * Records a check-in by the machine holding `credentialHash` (see CHECK_IN_SQL); undefined when no
+ * live machine holds it (removed, enrolled again, or never issued). `refreshBefore`: a stored
+ * last-seen time before this is written again even when nothing else changed.
+ */
+export async function checkInWithCredential(
+  { db, sql: client }: { db: Db; sql: Sql },
+  credentialHash: string,
+  facts: MachineFacts,
+  now: Date,
+  refreshBefore: Date,
+  clockOffsetSeconds: number | null = null,
+): Promise<CheckInOutcome | undefined> {
+  const run = () =>
+    client.unsafe<Array<CheckInStateRow & { id: string; written: boolean; commands_waiting: boolean }>>(
+      CHECK_IN_SQL,
+      [
+        credentialHash,
+        facts.osType,
+        facts.hostname,
+        facts.osName,
+        facts.osVersion,
+        facts.kernel,
+        facts.environment,
+        facts.agentVersion,
+        facts.bootId,
+        facts.packageManager,
+        facts.warnings,
+        facts.capabilities ?? [],
+        now.toISOString(),
+        refreshBefore.toISOString(),
+        clockOffsetSeconds,
+      ] as never[],
+      { prepare: true },
+    );
+  let [row] = await run();
+  if (!row) return undefined;
+  let osTypeBefore = row.os_type;
+  if (row.os_type !== facts.osType) {
+    // The rare OS type change: stored with the maintained counts it moves, then the check-in again.
+    const old = await recordOsTypeChange(db, row.id, facts);
+    [row] = old ? await run() : [];
+    if (!row || !old) return undefined;
+    osTypeBefore = old.os_type;
+  }
+  const before = checkInState({ ...row, os_type: osTypeBefore });
+  const after: CheckInState = row.written
+    ? { ...factColumns(facts), managementEnabled: row.management_enabled, lastSeenAt: now, clockOffsetSeconds: clockOffsetSeconds ?? row.clock_offset_seconds }
+    : before;
+  return { machineId: row.id, before, after, written: row.written, commandsWaiting: row.commands_waiting };
+}
+
+function checkInState(row: CheckInStateRow): CheckInState {
+  return {
+    name: row.name,
+    osType: row.os_type,
+    osName: row.os_name,
+    osVersion: row.os_version,
+    kernel: row.kernel,
+    environment: row.environment,
+    agentVersion: row.agent_version,
+    bootId: row.boot_id,
+    packageManager: row.package_manager,
+    warnings: row.warnings,
+    managementEnabled: row.management_enabled,
+    lastSeenAt: row.last_seen_at === null ? null : new Date(row.last_seen_at),
+    clockOffsetSeconds: row.clock_offset_seconds,
+  };
+}
+
+/**
  * The rare check-in that says the machine's OS type changed (or finds no live machine): the new
  * type is stored in a transaction that also moves the machine's latest assessment to the new type
  * in the maintained counts, so that no report stored in between counts it under the wrong type.
@@ -220,7 +342,7 @@ export async function recordCheckIn(
 async function recordOsTypeChange(db: Db, machineId: string, facts: MachineFacts) {
   return db.transaction(async (tx) => {
     const [row] = await tx.execute<CheckInStateRow & { latest_assessment_id: string | null }>(sql`select name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, latest_assessment_id
-      from machines where id = ${machineId} and removed_at is null for update`);
+      from machines where id = ${machineId} and removed_at is null for no key update`);
     if (!row) return undefined;
     await tx.execute(sql`update machines set os_type = ${facts.osType} where id = ${machineId}`);
     if (row.latest_assessment_id && row.os_type !== facts.osType) {

@@ -87,3 +87,12 @@ export function clockWarning(offsetSeconds: number | null): string | null {
     'Set up time synchronisation (chrony, systemd-timesyncd or w32time).'
   );
 }
+
+/**
+ * How far a machine's clock offset must move before a check-in stores it again: the Date header
+ * counts whole seconds and the request's own latency adds to it, so offsets seen a minute apart
+ * differ by a second or so without the clock having moved (a check-in that changes nothing
+ * writes nothing: see lastSeenRefreshMs). A move across CLOCK_SKEW_WARNING_SECONDS is stored
+ * whatever its size.
+ */
+export const CLOCK_OFFSET_MOVE_SECONDS = 5;

@@ -61,3 +61,19 @@ export function readiness(machine: ReadinessInput, now: Date, thresholds: FleetT
   }
   return { state: 'READY', since: null, reason: 'The agent checks in regularly.' };
 }
+
+/**
+ * How old a machine's stored last-seen time may get before a check-in writes it again. A check-in
+ * that changes no fact writes nothing until then: at rest that halves the writes to the machines
+ * table (with the fleet-summary triggers they fire), and a check-in that writes nothing is only a
+ * read. The price is that `lastSeenAt` trails the agent's real last check-in by up to this much.
+ *
+ * One and a half check-in intervals (90 s at the default 60 s), so that every other check-in of an
+ * idle agent writes; never more than half the DISCONNECTED threshold, so that an agent checking in
+ * on time (its stored time at most an interval plus this old) stays READY with room for a late
+ * check-in: at the defaults a live agent's stored time is at most 150 s old against the 180 s
+ * after which it counts as DISCONNECTED.
+ */
+export function lastSeenRefreshMs(checkInSeconds: number, thresholds: FleetThresholds = DEFAULT_THRESHOLDS): number {
+  return Math.min(checkInSeconds * 1500, thresholds.disconnectedAfterMs / 2);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compliance, DEFAULT_THRESHOLDS, readiness } from '../../src/fleet/compliance.js';
+import { compliance, DEFAULT_THRESHOLDS, lastSeenRefreshMs, readiness } from '../../src/fleet/compliance.js';
 
 const now = new Date('2026-11-25T12:00:00Z');
 const ago = (ms: number) => new Date(now.getTime() - ms);
@@ -39,3 +39,22 @@ describe('update agent readiness', () => {
     expect(readiness({ managementEnabled: false, lastSeenAt: ago(1000) }, now)).toMatchObject({ state: 'NOT_CONFIGURED', reason: 'Update management is disabled for this machine.' });
   });
 });
+
+describe('how stale a stored last-seen time may get before a check-in writes it again', () => {
+  it('is one and a half check-in intervals, at most half the DISCONNECTED threshold', () => {
+    expect(lastSeenRefreshMs(60, DEFAULT_THRESHOLDS)).toBe(90_000);
+    expect(lastSeenRefreshMs(1, DEFAULT_THRESHOLDS)).toBe(1_500);
+    expect(lastSeenRefreshMs(60, { ...DEFAULT_THRESHOLDS, disconnectedAfterMs: 120_000 })).toBe(60_000);
+  });
+
+  it('keeps an agent that checks in on time READY, with a late check-in to spare', () => {
+    for (const [checkInSeconds, disconnectedAfterMs] of [[60, 180_000], [1, 120_000], [60, 120_000], [300, 900_000]] as const) {
+      const thresholds = { ...DEFAULT_THRESHOLDS, disconnectedAfterMs };
+      // Just before a check-in finds the stored time older than the refresh time, it is at most an interval more.
+      const oldest = lastSeenRefreshMs(checkInSeconds, thresholds) + checkInSeconds * 1000;
+      const now = new Date('2026-12-03T04:00:00Z');
+      expect(readiness({ managementEnabled: true, lastSeenAt: new Date(now.getTime() - oldest) }, now, thresholds).state, `${checkInSeconds} s, ${disconnectedAfterMs} ms`).toBe('READY');
+    }
+  });
+});
+

@@ -75,4 +75,26 @@ describe('the machine credential cache', () => {
     cache.forgetAll();
     expect(cache.size).toBe(0);
   });
+
+  it('holds one credential per machine: a new one confirmed drops the one before, however its replacement was missed', async () => {
+    const cache = new MachineCredentialCache();
+    await cache.resolve('hash-old', async () => 'machine-1');
+    cache.confirm('hash-new', 'machine-1', cache.generation);
+    expect([cache.machineOf('hash-old'), cache.machineOf('hash-new')]).toEqual([undefined, 'machine-1']);
+    await cache.resolve('hash-newer', async () => 'machine-1');
+    expect([cache.machineOf('hash-new'), cache.machineOf('hash-newer')]).toEqual([undefined, 'machine-1']);
+  });
+
+  it('refuses a credential the database no longer holds from then on, and keeps no confirmation read while a machine was forgotten', async () => {
+    const cache = new MachineCredentialCache();
+    await cache.resolve('hash-1', async () => 'machine-1');
+    cache.refuse('hash-1');
+    expect(cache.machineOf('hash-1')).toBeUndefined();
+    cache.refuse('hash-unknown');
+
+    const before = cache.generation;
+    cache.forgetMachine('machine-2');
+    cache.confirm('hash-2', 'machine-2', before);
+    expect(cache.machineOf('hash-2')).toBeUndefined();
+  });
 });

@@ -126,4 +126,30 @@ describe('the parked long-polls', () => {
     polls.wake('m1');
     expect(polls.isQuiet('m1')).toBe(false);
   });
+
+  it("trusts a check-in's look at an empty queue only when no command was queued, for any machine, and the LISTEN did not restart while it ran", () => {
+    const { polls, time } = registry({ quietTrustMs: 90_000 });
+    let events: Parameters<Parameters<LongPolls<string>['follow']>[0]['observe']>[0] | undefined;
+    polls.follow({ observe: (o: typeof events) => ((events = o), () => undefined) } as never);
+
+    const look = polls.lookStarts();
+    time.advance(5);
+    expect(polls.lookedEmpty('m1', look)).toBe(true);
+    expect(polls.isQuiet('m1')).toBe(true);
+    // Counted from when the look began, not when its answer came.
+    time.advance(90_000);
+    expect(polls.isQuiet('m1')).toBe(false);
+
+    // A command for this machine queued while the look ran: its event came before the answer.
+    const racing = polls.lookStarts();
+    events!.delivered!('agentCommandQueued:m2', { commandId: 'c1' });
+    expect(polls.lookedEmpty('m2', racing)).toBe(false);
+    expect(polls.isQuiet('m2')).toBe(false);
+
+    // The LISTEN restarted while the look ran: events may have been lost.
+    const lost = polls.lookStarts();
+    events!.listening!();
+    expect(polls.lookedEmpty('m3', lost)).toBe(false);
+    expect(polls.isQuiet('m3')).toBe(false);
+  });
 });

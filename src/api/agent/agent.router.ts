@@ -132,13 +132,15 @@ export function agentEndpoint(
     if (poll) agents.dropPoll(poll);
   }
 
-  const machineOf = async (req: IncomingMessage): Promise<AgentMachine> => {
+  const credentialOf = (req: IncomingMessage): string => {
     const credential = bearerToken(req.headers.authorization);
     if (!credential) throw new AgentApiError(401, 'UNAUTHENTICATED', 'Send the machine credential as "Authorization: Bearer <credential>".');
-    const machine = await agents.authenticate(credential);
-    if (!machine) {
-      throw new AgentApiError(401, 'UNAUTHENTICATED', 'This machine credential is not valid (the machine may have been removed). Enroll the machine again with a new enrollment key.');
-    }
+    return credential;
+  };
+  const notValid = () => new AgentApiError(401, 'UNAUTHENTICATED', 'This machine credential is not valid (the machine may have been removed). Enroll the machine again with a new enrollment key.');
+  const machineOf = async (req: IncomingMessage): Promise<AgentMachine> => {
+    const machine = await agents.authenticate(credentialOf(req));
+    if (!machine) throw notValid();
     return machine;
   };
 
@@ -160,10 +162,11 @@ export function agentEndpoint(
     },
 
     'POST /checkin': async ({ req, res, body }) => {
-      const machine = await machineOf(req);
+      // The credential is judged by the check-in's own statement, not by the cache.
+      const credential = credentialOf(req);
       const request = parse(checkInRequest, body);
-      const after = await agents.checkIn(machine, request.facts, parseDateHeader(req.headers.date));
-      if (!after) throw new AgentApiError(401, 'UNAUTHENTICATED', 'This machine was removed.');
+      const after = await agents.checkIn(credential, request.facts, parseDateHeader(req.headers.date));
+      if (!after) throw notValid();
       answer(res, 200, { managementEnabled: after.managementEnabled, settings: agents.settingsFor(after.osType), releaseKey: agents.releaseKey() });
     },
 

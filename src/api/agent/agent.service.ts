@@ -6,14 +6,14 @@ import { findEnrollmentKeyBySecret } from '../../db/enrollmentKeys.js';
 import { takeAgentCommands, takeWaitingCommandsOf } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
-import { enrollMachine, findMachineByCredential, recordCheckIn, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
+import { checkInWithCredential, enrollMachine, findMachineByCredential, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { announceRunProgress } from '../../events/pubsub.js';
 import { installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
 import { applyJobReports, type JobReport, type JobReportOutcome } from '../../db/jobReports.js';
 import { activeTracing, contextOf, inSpan, SpanKind } from '../../telemetry/tracing.js';
 import { clockIsSkewed, clockOffsetSeconds } from '../../fleet/agentClock.js';
-import { readiness } from '../../fleet/compliance.js';
+import { lastSeenRefreshMs, readiness } from '../../fleet/compliance.js';
 import { editionRefusal, enrollmentRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
@@ -199,23 +199,40 @@ export class AgentService<C = unknown> {
   }
 
   /**
-   * Records a check-in; tells subscribers only when something they see changed (not at every beat).
-   * `agentSentAtMs`: the agent's clock when it sent the check-in (its Date header), null without one.
+   * Records a check-in by the machine holding `credential`; undefined when no live machine holds it
+   * (removed, enrolled again, never issued). One statement (checkInWithCredential) judges the
+   * credential, looks at the machine's command queue and writes the row when something changed: its
+   * answers keep this process's credential cache and quiet machines in step, so that the agent's
+   * polls until the next check-in need no statement. Tells subscribers only when something they see
+   * changed (not at every beat). `agentSentAtMs`: the agent's clock when it sent the check-in (its
+   * Date header), null without one.
    */
-  async checkIn(machine: AgentMachine, facts: MachineFacts, agentSentAtMs: number | null = null) {
+  async checkIn(credential: string, facts: MachineFacts, agentSentAtMs: number | null = null): Promise<(CheckInState & { machineId: string }) | undefined> {
     const now = this.services.now();
-    const recorded = await recordCheckIn(this.db, machine.id, facts, now, clockOffsetSeconds(agentSentAtMs, now.getTime()));
+    const { thresholds, agentTimings } = this.services.fleet;
+    const credentialHash = hashSecret(credential);
+    const generation = this.credentials.generation;
+    const look = this.polls.lookStarts();
+    const recorded = await checkInWithCredential(
+      this.services.database,
+      credentialHash,
+      facts,
+      now,
+      new Date(now.getTime() - lastSeenRefreshMs(agentTimings.checkInSeconds, thresholds)),
+      clockOffsetSeconds(agentSentAtMs, now.getTime()),
+    );
     if (!recorded) {
-      this.credentials.forgetMachine(machine.id);
+      this.credentials.refuse(credentialHash);
       return undefined;
     }
-    const { before, after } = recorded;
-    const thresholds = this.services.fleet.thresholds;
+    const { machineId, before, after } = recorded;
+    this.credentials.confirm(credentialHash, machineId, generation);
+    if (!recorded.commandsWaiting) this.polls.lookedEmpty(machineId, look);
     const visible = (m: CheckInState) =>
       JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state, clockIsSkewed(m.clockOffsetSeconds)]);
-    if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId: machine.id });
-    if (before.bootId !== after.bootId) await this.signalReturned(machine.id, after.bootId);
-    return after;
+    if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId });
+    if (before.bootId !== after.bootId) await this.signalReturned(machineId, after.bootId);
+    return { ...after, machineId };
   }
 
   /**

@@ -2,10 +2,13 @@ import type { Events, FleetPubSub } from '../../events/pubsub.js';
 
 /**
  * How long a machine credential, once checked against the database, is trusted on this process
- * without asking again. Removal is normally seen at once (below); this bounds what a lost
- * notification can cost: a removed machine is refused within this time on every replica.
+ * without asking again. Every check-in checks it in the database (and renews or drops the entry),
+ * so an idle agent's polls, a minute apart from its check-ins, need no look-up of their own: a
+ * little longer than the 60 s check-in interval. Removal is normally seen at once (below); what a
+ * lost notification can cost is bounded by the agent's next check-in, and by this time for a
+ * credential that no longer checks in.
  */
-export const CREDENTIAL_TRUST_MS = 60_000;
+export const CREDENTIAL_TRUST_MS = 90_000;
 
 /** Beyond this many machines the oldest entries are dropped (they are simply looked up again). */
 const MAX_ENTRIES = 200_000;
@@ -21,7 +24,10 @@ const MAX_ENTRIES = 200_000;
  *    answers;
  *  - on every other replica, when the event arrives through Postgres NOTIFY (milliseconds);
  *  - if that notification is lost (the LISTEN connection dropped), the whole cache is dropped when
- *    the LISTEN is back, and no entry outlives `CREDENTIAL_TRUST_MS` anyway.
+ *    the LISTEN is back, and no entry outlives `CREDENTIAL_TRUST_MS` anyway;
+ *  - a check-in is judged by the database, never by this cache (`confirm` or `refuse` follow its
+ *    answer), and a machine has one credential: the entry of the one it held before is dropped as
+ *    soon as its new one is confirmed, on this process, however the replacement was missed.
  * Other changes to a machine (a report, new facts) keep its entry: a fleet's reports used to drop
  * them all, and each agent's next request cost a query (BENCHMARKS.md, "Ingest, third pass").
  */
@@ -30,7 +36,7 @@ export class MachineCredentialCache {
   /** machine id → its credential hash (a machine has one credential). */
   private readonly hashes = new Map<string, string>();
   /** Bumped by every forget: a look-up that was running meanwhile must not store its answer. */
-  private generation = 0;
+  #generation = 0;
 
   constructor(
     private readonly trustMs = CREDENTIAL_TRUST_MS,
@@ -57,19 +63,41 @@ export class MachineCredentialCache {
     if (cached) return cached;
     const generation = this.generation;
     const machineId = await find();
-    if (machineId && generation === this.generation) {
-      if (this.machines.size >= MAX_ENTRIES) {
-        const [oldest, entry] = this.machines.entries().next().value!;
-        this.drop(oldest, entry.machineId);
-      }
-      this.machines.set(credentialHash, { machineId, until: this.now() + this.trustMs });
-      this.hashes.set(machineId, credentialHash);
-    }
+    if (machineId) this.confirm(credentialHash, machineId, generation);
     return machineId;
   }
 
+  /** Counts forgets: take it before asking the database, and hand it to `confirm` with the answer. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * The database said the machine holds this credential (as of a statement started at
+   * `generation`): trusted from now, unless a machine was forgotten meanwhile. A credential of the
+   * machine cached before is dropped: it is no longer the machine's.
+   */
+  confirm(credentialHash: string, machineId: string, generation: number): void {
+    if (generation !== this.#generation) return;
+    const previous = this.hashes.get(machineId);
+    if (previous !== undefined && previous !== credentialHash) this.drop(previous, machineId);
+    this.machines.delete(credentialHash);
+    if (this.machines.size >= MAX_ENTRIES) {
+      const [oldest, entry] = this.machines.entries().next().value!;
+      this.drop(oldest, entry.machineId);
+    }
+    this.machines.set(credentialHash, { machineId, until: this.now() + this.trustMs });
+    this.hashes.set(machineId, credentialHash);
+  }
+
+  /** The database said no live machine holds this credential: it is refused from now on. */
+  refuse(credentialHash: string): void {
+    const entry = this.machines.get(credentialHash);
+    if (entry) this.forgetMachine(entry.machineId);
+  }
+
   forgetMachine(machineId: string): void {
-    this.generation++;
+    this.#generation++;
     const hash = this.hashes.get(machineId);
     if (hash !== undefined) this.drop(hash, machineId);
   }
@@ -80,7 +108,7 @@ export class MachineCredentialCache {
   }
 
   forgetAll(): void {
-    this.generation++;
+    this.#generation++;
     this.machines.clear();
     this.hashes.clear();
   }

@@ -5,11 +5,13 @@ const COMMAND_QUEUED = 'agentCommandQueued:';
 
 /**
  * How long "nothing waits for this machine" stays known without looking in the database again.
- * Shorter than the redelivery time of commands an agent took and never finished (5 minutes), so
- * that those are handed out again on time; and it bounds what a command queued without its event
- * (none does in this code base) would wait.
+ * Longer than the agent's check-in interval (60 s), whose statement looks at the queue and renews
+ * the mark before it lapses: an idle agent's polls then cost no statement at all. Shorter than
+ * the redelivery time of commands an agent took and never finished (5 minutes), so that those are
+ * handed out again on time; and it bounds what a command queued without its event (none is in
+ * this code base) would wait.
  */
-export const QUIET_TRUST_MS = 60_000;
+export const QUIET_TRUST_MS = 90_000;
 
 /** How a parked poll ended: a command was queued for its machine, or its time was up. */
 export type PollEnd = 'WOKEN' | 'TIMED_OUT';
@@ -82,6 +84,8 @@ export class LongPolls<C> {
   private readonly quiet = new Map<string, number>();
   private marks = 0;
   private parked = 0;
+  /** Bumped by every wake and every LISTEN restart: a look begun before one may have missed a command. */
+  private wakes = 0;
   private readonly quietTrustMs: number;
   /** The registry's clock (monotonic milliseconds): deadlines and quiet marks are on it. */
   readonly now: () => number;
@@ -117,6 +121,25 @@ export class LongPolls<C> {
       const now = this.now();
       for (const [id, at] of this.quiet) if (now - at >= this.quietTrustMs) this.quiet.delete(id);
     }
+  }
+
+  /**
+   * Starts a look at a machine's queue made outside a poll (the check-in's): what to hand to
+   * `lookedEmpty` when it found nothing waiting.
+   */
+  lookStarts(): { at: number; wakes: number } {
+    return { at: this.now(), wakes: this.wakes };
+  }
+
+  /**
+   * A look begun at `start` found the machine's queue empty: the machine is quiet from then on,
+   * unless a command was queued for any machine, or the LISTEN restarted, while the look ran (its
+   * event may have come before the look's answer; the next poll then looks for itself).
+   */
+  lookedEmpty(machineId: string, start: { at: number; wakes: number }): boolean {
+    if (start.wakes !== this.wakes) return false;
+    this.markQuiet(machineId, start.at);
+    return true;
   }
 
   /**
@@ -168,6 +191,7 @@ export class LongPolls<C> {
 
   /** A command was queued for the machine: wakes every poll parked for it. */
   wake(machineId: string): void {
+    this.wakes++;
     this.quiet.delete(machineId);
     const present = this.waiting.get(machineId);
     if (present === undefined) return;
@@ -186,6 +210,7 @@ export class LongPolls<C> {
       },
       // Events sent while the LISTEN was down are lost: let every poll look again.
       listening: () => {
+        this.wakes++;
         this.quiet.clear();
         for (const machineId of [...this.waiting.keys()]) this.wake(machineId);
       },

@@ -196,7 +196,11 @@ export class Machine {
   @Field(() => Date, { description: 'When the machine enrolled.' })
   enrolledAt!: Date;
 
-  @Field(() => Date, { description: 'When its agent last checked in.', nullable: true })
+  @Field(() => Date, {
+    description:
+      'When its agent last checked in, to within 90 s: a check-in that changes nothing stores its time only once the stored one is older than one and a half check-in intervals (90 s at the default 60 s; never more than half the DISCONNECTED threshold). A changed fact is stored at once.',
+    nullable: true,
+  })
   lastSeenAt!: Date | null;
 
   @Field(() => Date, { nullable: true, description: "When the latest assessment finished, on the server's clock (see Assessment.assessedAt)." })
