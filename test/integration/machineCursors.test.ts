@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
+import { listMachines, type MachineFilter } from '../../src/db/machines.js';
+import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
 /**
@@ -81,6 +83,21 @@ describe('the computers page cursors', () => {
     expect(fromOld.pageInfo.hasPreviousPage).toBe(true);
     const next = await page(`(first: 10, orderBy: ${order}, after: "${fromOld.pageInfo.endCursor}")`);
     expect(next.edges.map((e) => e.node.id)).toEqual(whole.slice(20, 30));
+  });
+
+  it('sorts and filters by compliance as it is now, not as the summary last stored it', async () => {
+    const read = (now: Date, filter: MachineFilter, thresholds = DEFAULT_THRESHOLDS) =>
+      listMachines(database.db, { filter, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 100, now, thresholds, count: false });
+    const now = new Date();
+    const assessed = (await read(now, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] })).rows.length;
+    expect(assessed).toBeGreaterThan(0);
+    // Four hours on, with no upkeep: every assessment is past Linux's 3 h, whatever the stored states say.
+    const later = new Date(now.getTime() + 4 * 3600_000);
+    expect((await read(later, { compliance: ['NOT_ASSESSED'] })).rows).toHaveLength(61);
+    expect((await read(later, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] })).rows).toHaveLength(0);
+    // Thresholds other than the stored states': each machine is evaluated with these.
+    const lenient = { ...DEFAULT_THRESHOLDS, assessmentMaxAgeMs: { LINUX: 8 * 3600_000, WINDOWS: 8 * 3600_000 } };
+    expect((await read(later, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] }, lenient)).rows).toHaveLength(assessed);
   });
 
   it('refuses a cursor of another order as BAD_USER_INPUT', async () => {
