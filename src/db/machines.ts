@@ -376,7 +376,9 @@ export interface MachinePage {
 export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<MachinePage> {
   const where = machineConditions(query.filter, query.now, query.thresholds);
   const counted = query.count === false ? Promise.resolve(null) : db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where).then(([total]) => total?.n ?? 0);
-  const page = query.sort.field === 'COMPLIANCE' ? pageByCompliance(db, where, query) : pageByKey(db, where, query);
+  // By compliance, the sets read are the filter's states themselves: the filter on them again would only mislead the planner (estimating a few rows, it sorted every machine of the state).
+  const page =
+    query.sort.field === 'COMPLIANCE' ? pageByCompliance(db, machineConditions({ ...query.filter, compliance: undefined }, query.now, query.thresholds), query) : pageByKey(db, where, query);
   const [read, totalCount] = await Promise.all([page, counted]);
   const kept = read.slice(0, query.limit);
   return { rows: kept.map((r) => r.row), positions: kept.map((r) => r.position), hasMore: read.length > query.limit, totalCount };
