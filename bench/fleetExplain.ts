@@ -108,7 +108,8 @@ async function main(): Promise<void> {
       try {
         await run();
       } catch (error) {
-        outcome = ` (${(error as Error).message.includes('statement timeout') ? `cut at ${values.timeout} s` : (error as Error).message})`;
+        // 57014: canceled by statement_timeout.
+        outcome = ` (${(error as { code?: string }).code === '57014' ? `cut at ${values.timeout} s` : (error as Error).message.split('\n')[0]})`;
       }
       const wall = performance.now() - t;
       const pages = plans.reduce((n, p) => n + p.pages, 0);
