@@ -49,8 +49,17 @@
  * The heap read over /metrics is without a forced collection: it includes garbage, so its rise is
  * an upper bound; the RSS peak is what the export cost the host.
  *
+ * With --dir (issue 18, goal 2), no load: the fleet is the one bench/fleetGenerate.ts made in that
+ * folder (its PostgreSQL started there and kept), measured at its size with the thresholds it was
+ * made with (a week: nothing changes with the clock during the run, see its header). Three more
+ * queries: a page filtered on one compliance state (machinesFiltered), a deep page 90 % into the
+ * fleet by name through a position cursor (machinesDeep; its "full pass" column is the same page
+ * by an old offset cursor, as it was read before), and the same by the page's own query.
+ *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
  *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot] [--export]
+ *       npx tsx bench/fleetQueries.ts --dir /var/tmp/fleetpatch-fleet-1m [--runs 15]
+ *                                     [--queries machinesPage,machinesFiltered,machinesDeep,complianceSummary,missingUpdates]
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { randomUUID } from 'node:crypto';
@@ -69,6 +78,9 @@ import { fleetSummaryUpkeep, maintainedComplianceSummary } from '../src/db/fleet
 import { complianceSummary, listMachines, missingUpdateGroups } from '../src/db/machines.js';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
+import { encodeMachineCursor } from '../src/api/machines/machineCursor.js';
+import type { MachinePosition } from '../src/fleet/machineOrder.js';
+import { BENCH_THRESHOLDS_ENV } from './fleetGenerate.js';
 import { checkAborted, installInterruptHandler, loadAverages, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
 
 const say = (line: string) => console.log(line);
@@ -181,8 +193,15 @@ async function applyBaseline(stack: Stack, id: string | null): Promise<{ id: str
   return { id: row.id, seconds };
 }
 
+const PAGE_FIELDS = 'totalCount edges { node { id name compliance agentReadiness criticalAndSecurityCount otherCount } }';
+/** The position cursor of the machine 90 % into the fleet by name (set with --dir, before the deep page is read). */
+let deepCursor = '';
 const QUERIES = {
-  machinesPage: '{ machines(first: 50, orderBy: {field: COMPLIANCE, direction: ASC}) { totalCount edges { node { id name compliance agentReadiness criticalAndSecurityCount otherCount } } } }',
+  machinesPage: `{ machines(first: 50, orderBy: {field: COMPLIANCE, direction: ASC}) { ${PAGE_FIELDS} } }`,
+  machinesFiltered: `{ machines(first: 50, orderBy: {field: COMPLIANCE, direction: ASC}, filter: {compliance: [NOT_ASSESSED]}) { ${PAGE_FIELDS} } }`,
+  get machinesDeep() {
+    return `{ machines(first: 50, after: "${deepCursor}") { ${PAGE_FIELDS} } }`;
+  },
   complianceSummary: '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured overdueMachines overdueUpdates computedAt pendingByClassification { classification updateCount machineCount } } }',
   missingUpdates: '{ missingUpdates(first: 50) { totalCount computedAt edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } } } }',
 };
@@ -268,19 +287,20 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string', default: Object.keys(QUERIES).join(',') }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false } } });
-  const chosen = values.queries.split(',') as Array<keyof typeof QUERIES>;
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' } } });
+  const generated = values.dir;
+  const chosen = (values.queries ?? (generated ? Object.keys(QUERIES) : ['machinesPage', 'complianceSummary', 'missingUpdates']).join(',')).split(',') as Array<keyof typeof QUERIES>;
   for (const q of chosen) if (!(q in QUERIES)) throw new Error(`--queries: unknown query ${q}; known: ${Object.keys(QUERIES).join(', ')}`);
   const sizes = values.sizes.split(',').map(Number);
   const runs = Number(values.runs);
   const loadAtStart = os.loadavg();
   installInterruptHandler();
   say(`fleet queries benchmark: ${sizes.join(', ')} machines, about ${values.updates} pending updates each, ${runs} timed runs per query (after 2 warm-ups)`);
-  const stack = await startStack({ label: 'queries' });
+  const stack = generated ? await startStack({ label: 'queries', postgresDir: generated, serverEnv: BENCH_THRESHOLDS_ENV }) : await startStack({ label: 'queries' });
   const results: string[] = [];
   try {
     const token = (await createApiToken(stack.database.db, { name: 'bench', role: 'VIEWER' })).secret;
-    const config = loadConfig({});
+    const config = loadConfig(generated ? BENCH_THRESHOLDS_ENV : {});
     const graphql = async (query: string) => {
       const response = await fetch(stack.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
       const body = (await response.json()) as { errors?: unknown };
@@ -296,19 +316,40 @@ async function main(): Promise<number> {
     const db = stack.database.db;
     const page = (count: boolean) => () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
     const readSummary = () => maintainedComplianceSummary(db, new Date(), config.thresholds);
+    let deep: { position: MachinePosition; offset: number } | undefined;
+    const deepPage = (by: 'position' | 'offset') => () =>
+      listMachines(db, { filter: {}, sort: { field: 'NAME', direction: 'ASC' }, offset: by === 'offset' ? deep!.offset : 0, after: by === 'position' ? deep!.position : undefined, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
+    const filtered = () =>
+      listMachines(db, { filter: { compliance: ['NOT_ASSESSED'] }, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
     const perRead: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: () => Promise.all([page(false)(), readSummary()]),
+      machinesFiltered: () => Promise.all([filtered(), readSummary()]),
+      machinesDeep: () => Promise.all([deepPage('position')(), readSummary()]),
       complianceSummary: readSummary,
       missingUpdates: () => maintainedMissingUpdateGroups(db),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
+      machinesFiltered: () => listMachines(db, { filter: { compliance: ['NOT_ASSESSED'] }, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count: true }),
+      machinesDeep: deepPage('offset'),
       complianceSummary: () => complianceSummary(db, new Date(), config.thresholds),
       missingUpdates: () => missingUpdateGroups(db),
     };
     let loaded = 0;
     let totalRows = 0;
     let baselineId: string | null = null;
+    if (generated) {
+      const [fleet] = await stack.database.sql<Array<{ machines: number; rows: number }>>`
+        select (select count(*)::int from machines where removed_at is null) as machines, (select reltuples::bigint::int from pg_class where relname = 'pending_updates') as rows`;
+      sizes.splice(0, sizes.length, fleet!.machines);
+      loaded = fleet!.machines;
+      totalRows = fleet!.rows;
+      const offset = Math.floor((fleet!.machines * 9) / 10);
+      const [at] = await stack.database.sql<Array<{ id: string; name: string }>>`select id, name from machines where removed_at is null order by name, id offset ${offset - 1} limit 1`;
+      deep = { position: { key: null, name: at!.name, id: at!.id }, offset };
+      deepCursor = encodeMachineCursor({ field: 'NAME', direction: 'ASC' }, deep.position);
+      say(`generated fleet in ${generated}: ${fleet!.machines} machines, about ${fleet!.rows} pending updates (the planner's estimate); the deep page starts after machine ${offset} by name (${at!.name})`);
+    }
     for (const size of sizes) {
       const t = performance.now();
       // 10,000 machines at a time: 100k machines' updates at once do not fit a default Node heap.
@@ -352,9 +393,16 @@ async function main(): Promise<number> {
         const api = await time(runs, () => graphql(QUERIES[name]));
         const read = perRead[name];
         const readSamples = await time(runs, read);
-        // A missing updates recompute takes seconds at 50k machines and more: three runs, no warm-up.
-        const full = name === 'missingUpdates' ? await time(Math.min(runs, 3), fullPass[name], 0) : await time(runs, fullPass[name]);
-        const line = `| ${size} | ${name} | ${ms(api)} | ${ms(readSamples)} | ${ms(full)} | ${(quantile(full, 0.5) / quantile(api, 0.5)).toFixed(1)}× |`;
+        // A missing updates recompute takes seconds at 50k machines and more: three runs, no warm-up;
+        // on a generated fleet (a million machines) every full pass is three runs after one warm-up, and the missing updates recompute (minutes) is not run.
+        const full = generated
+          ? name === 'missingUpdates'
+            ? []
+            : await time(3, fullPass[name], 1)
+          : name === 'missingUpdates'
+            ? await time(Math.min(runs, 3), fullPass[name], 0)
+            : await time(runs, fullPass[name]);
+        const line = full.length === 0 ? `| ${size} | ${name} | ${ms(api)} | ${ms(readSamples)} | not run | — |` : `| ${size} | ${name} | ${ms(api)} | ${ms(readSamples)} | ${ms(full)} | ${(quantile(full, 0.5) / quantile(api, 0.5)).toFixed(1)}× |`;
         say(line);
         results.push(line);
       }

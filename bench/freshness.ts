@@ -131,13 +131,22 @@ export const stopProcess = stopChild;
  * PostgreSQL + migrations + Temporal (headless, in memory) + `fleetpatch server` as a child
  * process, all on 127.0.0.1 with free ports. `serverEnv` adds settings (agent timings).
  */
-export function startStack(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[]; postgresSettings?: Record<string, string> }): Promise<Stack> {
+/** `postgresDir`: a PostgreSQL folder to start and keep (a fleet made by bench/fleetGenerate.ts) instead of a new one removed after. */
+export function startStack(options: StackOptions): Promise<Stack> {
   const started = startStackSteps(options);
   starting = started;
   return started;
 }
 
-async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: string; serverNodeArgs?: string[]; postgresSettings?: Record<string, string> }): Promise<Stack> {
+export interface StackOptions {
+  serverEnv?: NodeJS.ProcessEnv;
+  label: string;
+  serverNodeArgs?: string[];
+  postgresSettings?: Record<string, string>;
+  postgresDir?: string;
+}
+
+async function startStackSteps(options: StackOptions): Promise<Stack> {
   const logger = createLogger({ level: 'warn', format: 'json', name: `bench-${options.label}` });
   const stops: Array<() => Promise<void>> = [];
   // Newest first, each with a deadline: after a Ctrl-C in a terminal PostgreSQL has had the SIGINT
@@ -154,9 +163,9 @@ async function startStackSteps(options: { serverEnv?: NodeJS.ProcessEnv; label: 
   try {
     const started = performance.now();
     // Not under /root: as root PostgreSQL runs as the postgres user, which must reach its folder.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fleetpatch-bench-${options.label}-`));
+    const dir = options.postgresDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `fleetpatch-bench-${options.label}-`));
     fs.chmodSync(dir, 0o755);
-    stops.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
+    if (!options.postgresDir) stops.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
     const pg = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'fleetpatch_bench', logger, settings: options.postgresSettings });
     // PostgreSQL removes postmaster.pid when it shuts down (as it does itself on a terminal's Ctrl-C).
     stops.push(async () => {

@@ -1,5 +1,6 @@
 import { ArgsType, type ClassType, Field, Int, ObjectType } from 'type-graphql';
 import { badUserInput } from './errors.js';
+import { decodeCursor, encodeCursor } from './offsetCursor.js';
 
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pageSize.js';
 
@@ -20,18 +21,7 @@ export class PageInfo {
   endCursor!: string | null;
 }
 
-/**
- * Cursors are opaque to clients; inside they are positions in the ordered result ("o:<offset>"),
- * which stays simple while sorting on computed columns such as compliance.
- */
-const encodeCursor = (offset: number) => Buffer.from(`o:${offset}`).toString('base64url');
-
-export function decodeCursor(cursor: string | null | undefined): number {
-  if (cursor === null || cursor === undefined) return 0;
-  const match = /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw badUserInput('after', 'after is not a cursor this API handed out; pass an endCursor from a previous page.');
-  return Number(match[1]) + 1;
-}
+export { decodeCursor };
 
 /**
  * A plain list read a slice at a time: `first` items from `offset`. For lists that are usually short

@@ -247,7 +247,22 @@ export async function finishAgentUpgrade(db: Db, upgradeId: string, input: { can
   });
 }
 
-/** Live machines per agent version (null: never reported one). */
+/**
+ * Live machines per agent version (null: never reported one), from the counts the triggers on
+ * machines maintain (migration "maintained_agent_versions", docs/fleet-counts.md): the folded
+ * counts plus the deltas not folded yet, one snapshot. Reads no machine. A version no live machine
+ * runs any more is left out.
+ */
 export async function agentVersionRows(db: Db): Promise<Array<{ version: string | null; machines: number }>> {
+  const rows = await db.execute<{ key: string; n: number }>(sql`
+    select key, sum(n)::float8 as n from (
+      select key, n from fleet_summary_counts where key = 'agent_version' or key like 'agent\_version:%'
+      union all select key, n from fleet_summary_deltas where key = 'agent_version' or key like 'agent\_version:%'
+    ) t group by key having sum(n) <> 0`);
+  return rows.map((r) => ({ version: r.key === 'agent_version' ? null : r.key.slice('agent_version:'.length), machines: Number(r.n) }));
+}
+
+/** The same counted over every live machine: what the maintained counts are checked against. */
+export async function agentVersionRowsRecomputed(db: Db): Promise<Array<{ version: string | null; machines: number }>> {
   return db.select({ version: machines.agentVersion, machines: count() }).from(machines).where(isNull(machines.removedAt)).groupBy(machines.agentVersion);
 }

@@ -1,12 +1,13 @@
 import { and, asc, desc, eq, exists, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
-import { CLASSIFICATIONS, COMPLIANCE_WORST_FIRST, type Classification } from '../domain/vocabulary.js';
+import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
 import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Sql } from 'postgres';
 import { CLOCK_OFFSET_MOVE_SECONDS, CLOCK_SKEW_WARNING_SECONDS } from '../fleet/agentClock.js';
+import { compareKeys, complianceOrder, complianceRank, sortKeyNullable, type MachinePosition, type MachineSort, type MachineSortField } from '../fleet/machineOrder.js';
 import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
@@ -422,12 +423,15 @@ export interface MachineFilter {
   overdue?: boolean;
 }
 
-export type MachineSortField = 'NAME' | 'COMPLIANCE' | 'CRITICAL_AND_SECURITY_COUNT' | 'OTHER_COUNT' | 'LAST_SEEN' | 'LAST_ASSESSED';
+export type { MachineSortField };
 
 export interface MachineQuery {
   filter: MachineFilter;
-  sort: { field: MachineSortField; direction: 'ASC' | 'DESC' };
+  sort: MachineSort;
+  /** Machines skipped before the page (an old offset cursor); 0 with `after`. */
   offset: number;
+  /** The page starts after this position in the order (a keyset cursor, src/fleet/machineOrder.ts). */
+  after?: MachinePosition;
   limit: number;
   now: Date;
   thresholds: FleetThresholds;
@@ -438,66 +442,150 @@ function machineConditions(filter: MachineFilter, now: Date, thresholds: FleetTh
   if (filter.compliance?.length) conditions.push(sql`${complianceSql(now, thresholds)} = any(${sql.param(filter.compliance)}::text[])`);
   if (filter.readiness?.length) conditions.push(sql`${readinessSql(now, thresholds)} = any(${sql.param(filter.readiness)}::text[])`);
   if (filter.osType) conditions.push(eq(machines.osType, filter.osType));
-  if (filter.overdue !== undefined) conditions.push(filter.overdue ? overdueSql(now) : sql`not ${overdueSql(now)}`);
+  // cardinality: lets the overdue filter read the partial index of the machines with an SLA due date (most have none).
+  if (filter.overdue !== undefined) conditions.push(filter.overdue ? sql`(cardinality(${machines.slaDueDates}) > 0 and ${overdueSql(now)})` : sql`not ${overdueSql(now)}`);
   if (filter.tags?.length) conditions.push(sql`${machines.tags} @> ${sql.param(filter.tags)}::text[]`);
   if (filter.nameContains) conditions.push(sql`${machines.name} ilike ${`%${filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
   return and(...conditions);
 }
 
-/** NON_COMPLIANT first in ascending order: the machines that need attention come first. */
-function complianceRank(now: Date, thresholds: FleetThresholds): SQL {
-  return sql`(case ${complianceSql(now, thresholds)} when 'NON_COMPLIANT' then 0 when 'NOT_ASSESSED' then 1 else 2 end)`;
+/**
+ * Each sort field as SQL: what ORDER BY sorts on, its key as an integer (src/fleet/machineOrder.ts:
+ * counts as they are, times in microseconds since the epoch, exact), and a key turned back into a
+ * value comparable with the first. COMPLIANCE is sorted set by set (pageByCompliance).
+ */
+const SORT_SQL: Record<Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>, { value: SQL; key: SQL; fromKey: (key: bigint) => SQL }> = {
+  CRITICAL_AND_SECURITY_COUNT: { value: sql`(${machines.criticalCount} + ${machines.securityCount})`, key: sql`(${machines.criticalCount} + ${machines.securityCount})::bigint`, fromKey: (k) => sql`${k.toString()}::bigint` },
+  OTHER_COUNT: { value: sql`${machines.otherCount}`, key: sql`${machines.otherCount}::bigint`, fromKey: (k) => sql`${k.toString()}::bigint` },
+  LAST_SEEN: { value: sql`${machines.lastSeenAt}`, key: sql`(extract(epoch from ${machines.lastSeenAt}) * 1000000)::bigint`, fromKey: (k) => sql`(timestamptz 'epoch' + ${k.toString()}::bigint * interval '1 microsecond')` },
+  LAST_ASSESSED: { value: sql`${machines.lastAssessedAt}`, key: sql`(extract(epoch from ${machines.lastAssessedAt}) * 1000000)::bigint`, fromKey: (k) => sql`(timestamptz 'epoch' + ${k.toString()}::bigint * interval '1 microsecond')` },
+};
+
+/** After the position on name and id alone (the tie-break; the name bound lets the name index start there). */
+function afterOnName(position: MachinePosition): SQL {
+  return sql`(${machines.name} >= ${position.name} and (${machines.name}, ${machines.id}) > (${position.name}, ${position.id}::uuid))`;
+}
+
+/**
+ * The machines after a position, the SQL twin of `isAfter` (src/fleet/machineOrder.ts): a later key
+ * in the direction (a missing key is last ascending, first descending), or the same key and a later
+ * name and id.
+ */
+function afterPosition(field: Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>, direction: 'ASC' | 'DESC', position: MachinePosition): SQL {
+  const { value, fromKey } = SORT_SQL[field];
+  const tie = afterOnName(position);
+  if (position.key === null) return direction === 'ASC' ? sql`(${value} is null and ${tie})` : sql`((${value} is null and ${tie}) or ${value} is not null)`;
+  const at = fromKey(position.key);
+  const later = direction === 'ASC' ? sql`${value} > ${at}` : sql`${value} < ${at}`;
+  const nullsAfter = direction === 'ASC' && sortKeyNullable(field) ? sql` or ${value} is null` : sql``;
+  return sql`(${later}${nullsAfter} or (${value} = ${at} and ${tie}))`;
+}
+
+/** A page of machines with where each stands in the order (its cursor's position). */
+export interface MachinePage {
+  rows: MachineRow[];
+  positions: MachinePosition[];
+  hasMore: boolean;
+  totalCount: number | null;
 }
 
 /**
  * A page of machines, with whether more follow (one row past the page is read for that) and, unless
  * `count` is false, how many match: a count reads every matching machine, which is most of a
  * page's cost on a large fleet (the service takes it from the maintained summary when that counts the filter).
+ * With `after`, the page is read from that position on (no machine before it is read, at any depth).
  */
-export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<{ rows: MachineRow[]; hasMore: boolean; totalCount: number | null }> {
+export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<MachinePage> {
   const where = machineConditions(query.filter, query.now, query.thresholds);
-  const sortExpression: Record<MachineSortField, SQL | typeof machines.name> = {
-    NAME: machines.name,
-    COMPLIANCE: complianceRank(query.now, query.thresholds),
-    CRITICAL_AND_SECURITY_COUNT: sql`(${machines.criticalCount} + ${machines.securityCount})`,
-    OTHER_COUNT: sql`${machines.otherCount}`,
-    LAST_SEEN: sql`${machines.lastSeenAt}`,
-    LAST_ASSESSED: sql`${machines.lastAssessedAt}`,
-  };
-  const direction = query.sort.direction === 'ASC' ? asc : desc;
   const counted = query.count === false ? Promise.resolve(null) : db.select({ n: sql<number>`count(*)::int` }).from(machines).where(where).then(([total]) => total?.n ?? 0);
+  // By compliance, the sets read are the filter's states themselves: the filter on them again would only mislead the planner (estimating a few rows, it sorted every machine of the state).
   const page =
-    query.sort.field === 'COMPLIANCE'
-      ? pageByCompliance(db, where, query)
-      : db
-          .select()
-          .from(machines)
-          .where(where)
-          .orderBy(direction(sortExpression[query.sort.field]), asc(machines.name), asc(machines.id))
-          .offset(query.offset)
-          .limit(query.limit + 1);
-  const [rows, totalCount] = await Promise.all([page, counted]);
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit, totalCount };
+    query.sort.field === 'COMPLIANCE' ? pageByCompliance(db, machineConditions({ ...query.filter, compliance: undefined }, query.now, query.thresholds), query) : pageByKey(db, where, query);
+  const [read, totalCount] = await Promise.all([page, counted]);
+  const kept = read.slice(0, query.limit);
+  return { rows: kept.map((r) => r.row), positions: kept.map((r) => r.position), hasMore: read.length > query.limit, totalCount };
+}
+
+type Placed = { row: MachineRow; position: MachinePosition };
+
+async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
+  const { field, direction } = query.sort;
+  if (field === 'NAME') {
+    const rows = await db
+      .select()
+      .from(machines)
+      .where(query.after ? and(where, afterOnName(query.after)) : where)
+      .orderBy(asc(machines.name), asc(machines.id))
+      .offset(query.after ? 0 : query.offset)
+      .limit(query.limit + 1);
+    return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
+  }
+  const { value, key } = SORT_SQL[field as Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>];
+  const rows = await db
+    .select({ ...getTableColumns(machines), sortKey: sql<string | null>`(${key})::text` })
+    .from(machines)
+    .where(query.after ? and(where, afterPosition(field as Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>, direction, query.after)) : where)
+    .orderBy((direction === 'ASC' ? asc : desc)(value), asc(machines.name), asc(machines.id))
+    .offset(query.after ? 0 : query.offset)
+    .limit(query.limit + 1);
+  return rows.map(({ sortKey, ...row }) => ({ row, position: { key: sortKey === null ? null : BigInt(sortKey), name: row.name, id: row.id } }));
 }
 
 /**
  * A page sorted by compliance (and one machine more), without sorting the whole fleet: the
- * compliance sets are read in the direction's rank order, each by name through the name index, and
- * the next set only when the ones before hold fewer than offset + limit + 1 machines (so the first
- * page of a fleet with many NON_COMPLIANT machines is one query). Compliance depends on now (the
- * NOT_ASSESSED cutoff), so it cannot be a stored, indexed column. Measured: sorting every machine
- * by rank cost 54 ms at 10k machines.
+ * compliance sets are read in the direction's rank order (only those a compliance filter keeps),
+ * each in name order, and the next set only when the ones before hold fewer than
+ * offset + limit + 1 machines (so the first page of a fleet with many NON_COMPLIANT machines is
+ * one query). After a position, the sets before its own are skipped and its own is read after its
+ * name and id.
+ *
+ * A set is read from the state the summary keeps for each machine (docs/fleet-counts.md), through
+ * the index on it in name order, where that state still holds: evaluated with this process's
+ * thresholds and its next change instant not passed. The machines whose instant has passed (those
+ * the upkeep has not reached: a few, through the index on summary_next_at) are evaluated now and
+ * merged in; with other thresholds than the stored states', every machine is (each branch's
+ * condition on the settings is decided once per statement, so only one of them reads machines). Compliance depends on now, so
+ * it cannot be an indexed column itself: sorting every machine by it took 54 ms at 10k machines,
+ * reading one set by name through the name index 1.4 s at 1M for a set of few machines.
  */
-async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQuery): Promise<MachineRow[]> {
-  const ranks: Compliance[] = query.sort.direction === 'ASC' ? [...COMPLIANCE_WORST_FIRST] : [...COMPLIANCE_WORST_FIRST].reverse();
-  const compliance = complianceSql(query.now, query.thresholds);
-  const enough = query.offset + query.limit + 1;
-  const merged: MachineRow[] = [];
-  for (const rank of ranks) {
+async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
+  const at = query.now.toISOString();
+  const { thresholds } = query;
+  const compliance = complianceSql(query.now, thresholds);
+  // The stored states were evaluated with these thresholds (else the reader of the summary re-evaluates them all, and until then each machine is evaluated here).
+  const settled = sql`exists (select 1 from fleet_summary_settings s where s.linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}
+    and s.windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS} and s.disconnected_after_ms = ${thresholds.disconnectedAfterMs})`;
+  const holds = sql`(${machines.summaryNextAt} is null or ${machines.summaryNextAt} > ${at}::timestamptz)`;
+  const offset = query.after ? 0 : query.offset;
+  const enough = offset + query.limit + 1;
+  const merged: Placed[] = [];
+  for (const state of complianceOrder(query.sort.direction)) {
     if (merged.length >= enough) break;
-    merged.push(...(await db.select().from(machines).where(and(where, sql`${compliance} = ${rank}`)).orderBy(asc(machines.name), asc(machines.id)).limit(enough - merged.length)));
+    if (query.filter.compliance?.length && !query.filter.compliance.includes(state)) continue;
+    const rank = BigInt(complianceRank(state));
+    const place = query.after ? compareKeys(query.sort.direction, rank, query.after.key) : 1;
+    if (place < 0) continue;
+    const from = place === 0 ? afterOnName(query.after!) : sql`true`;
+    const limit = enough - merged.length;
+    const rows = await db
+      .select()
+      .from(machines)
+      .where(
+        sql`${machines.id} in (select id from (
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${holds} and split_part(${machines.summaryState}, ':', 1) = ${state}
+           order by ${machines.name}, ${machines.id} limit ${limit})
+          union all
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${machines.summaryNextAt} <= ${at}::timestamptz and ${compliance} = ${state}
+           order by ${machines.name}, ${machines.id} limit ${limit})
+          union all
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and not ${settled} and ${compliance} = ${state}
+           order by ${machines.name}, ${machines.id} limit ${limit})) passed)`,
+      )
+      .orderBy(asc(machines.name), asc(machines.id))
+      .limit(limit);
+    merged.push(...rows.map((row) => ({ row, position: { key: rank, name: row.name, id: row.id } })));
   }
-  return merged.slice(query.offset, enough);
+  return merged.slice(offset, enough);
 }
 
 /**

@@ -161,6 +161,12 @@ export const machines = pgTable(
     // Machines that share a name (hostnames ignore case) are shown as duplicates.
     index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
     uniqueIndex('machines_enrollment_request_idx').on(t.enrollmentKeyId, t.enrollmentRequestId),
+    // The computers page (src/db/machines.ts, listMachines): live machines in name order (a page after
+    // a position starts in it), by the compliance state they are counted in (a page of one state,
+    // and a filter on it), and the ones with an SLA due date (the overdue filter; most have none).
+    index('machines_live_name_idx').on(t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_compliance_name_idx').on(sql`split_part(${t.summaryState}, ':', 1)`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_due_name_idx').on(t.name, t.id).where(sql`${t.removedAt} is null and cardinality(${t.slaDueDates}) > 0`),
   ],
 );
 

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
+import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agentUpgrades.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
@@ -128,7 +129,8 @@ describe('the maintained compliance summary', () => {
       } else if (roll < 0.6) {
         // A check-in; now and then the machine says it runs another OS.
         if (rng.next() < 0.1) machine.osType = machine.osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
-        await recordCheckIn(database.db, machine.id, machineFacts({ osType: machine.osType, bootId: null }), new Date(clock));
+        // Its agent's version too (an upgrade, or one rolled back): the overview's agentVersions count it.
+        await recordCheckIn(database.db, machine.id, machineFacts({ osType: machine.osType, bootId: null, agentVersion: rng.pick(['0.1.0', '0.2.0', '0.3.0']) }), new Date(clock));
       } else if (roll < 0.67) {
         await removeMachine(database.db, machine.id);
         machines.splice(machines.indexOf(machine), 1);
@@ -147,15 +149,20 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
       await expectTwinsAgree(thresholds);
+      const versions = (rows: Array<{ version: string | null; machines: number }>) => rows.map((r) => `${r.version ?? 'unknown'} ${r.machines}`).sort();
+      const agents = versions(await agentVersionRowsRecomputed(database.db));
+      expect(versions(await agentVersionRows(database.db))).toEqual(agents);
+      seen.agentVersions = Math.max(seen.agentVersions, agents.length);
       // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
       await fleetSummaryUpkeep(database.db, now);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
+      expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       const later = new Date(clock + 3 * MIN + 1);
       expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
       seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;

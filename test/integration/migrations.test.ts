@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
+import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
@@ -353,6 +354,32 @@ describe('migrations over existing rows', () => {
           { classification: 'UPDATE_ROLLUP', updateCount: 1, machineCount: 1 },
           { classification: 'DEFINITION', updateCount: 2, machineCount: 1 },
         ]);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0032 counts the agents per version of the machines already stored, as a count over the fleet does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0031');
+      const old = await insertMachine(db, 'old-01', 'LINUX');
+      const upgraded = await insertMachine(db, 'new-01', 'LINUX');
+      await insertMachine(db, 'never-01', 'LINUX');
+      const gone = await insertMachine(db, 'gone-01', 'LINUX');
+      await db`update machines set agent_version = '0.9.0' where id in (${old}, ${gone})`;
+      await db`update machines set agent_version = '1.0.0' where id = ${upgraded}`;
+      await db`update machines set removed_at = now() where id = ${gone}`;
+
+      await migrateUpTo(url, '0032');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const byVersion = async () => Object.fromEntries((await agentVersionRows(database.db)).map((r) => [r.version ?? 'unknown', r.machines]));
+        expect(await byVersion()).toEqual({ '0.9.0': 1, '1.0.0': 1, unknown: 1 });
+        // After the fill the triggers count: an upgrade, a removal.
+        await db`update machines set agent_version = '1.0.0' where id = ${old}`;
+        await db`delete from machines where id = ${upgraded}`;
+        expect(await byVersion()).toEqual({ '1.0.0': 1, unknown: 1 });
       } finally {
         await database.close();
       }

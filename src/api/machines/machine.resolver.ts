@@ -5,6 +5,7 @@ import type { Events } from '../../events/pubsub.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { PageArgs, pageWindow, toConnection } from '../relay.js';
+import { decodeMachineCursor, encodeMachineCursor } from './machineCursor.js';
 import { AgentReadiness, Compliance, SortDirection } from './machine.enums.js';
 import { MachineFilter, MachineOrder, MachineSortField, MissingUpdateFilter } from './machine.input.js';
 import { MachineService } from './machine.service.js';
@@ -35,11 +36,18 @@ export class MachineResolver {
     @Arg('filter', () => MachineFilter, { description: 'Which machines (default: every managed machine).', nullable: true }) filter?: MachineFilter,
     @Arg('orderBy', () => MachineOrder, { description: 'Their order (default: by name).', nullable: true }) orderBy?: MachineOrder,
   ) {
-    const window = pageWindow(page);
     const sort = orderBy ?? { field: MachineSortField.NAME, direction: SortDirection.ASC };
-    const { rows, hasMore, totalCount, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
-    const connection = toConnection(rows, window.offset, totalCount);
-    return { ...connection, pageInfo: { ...connection.pageInfo, hasNextPage: hasMore }, totalCountComputedAt };
+    const { limit } = pageWindow({ first: page.first });
+    const cursor = decodeMachineCursor(page.after, sort);
+    const window = { limit, offset: cursor.kind === 'offset' ? cursor.offset : 0, after: cursor.kind === 'position' ? cursor.position : undefined };
+    const { rows, positions, hasMore, totalCount, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
+    const edges = rows.map((node, i) => ({ cursor: encodeMachineCursor(sort, positions[i]!), node }));
+    return {
+      edges,
+      pageInfo: { hasNextPage: hasMore, hasPreviousPage: cursor.kind !== 'start' && (cursor.kind === 'position' || cursor.offset > 0), startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null },
+      totalCount,
+      totalCountComputedAt,
+    };
   }
 
   @Authorized('VIEWER')

@@ -23,6 +23,7 @@ import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missing
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
 import { maintainedComplianceSummary } from '../../db/fleetSummary.js';
 import { matchingMachines } from '../../fleet/fleetSummary.js';
+import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
 import { badUserInput, notFound } from '../errors.js';
@@ -106,7 +107,8 @@ export class MachineService {
     return readiness(machine, this.services.now(), this.services.fleet.thresholds);
   }
 
-  async list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number }) {
+  /** A page of the computers view, from the start, an old offset cursor, or after a position (src/api/machines/machineCursor.ts). */
+  async list(filter: MachineFilter, sort: { field: MachineSortField; direction: 'ASC' | 'DESC' }, page: { offset: number; limit: number; after?: MachinePosition }) {
     if (filter.tags) {
       const problem = tagProblem(filter.tags);
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
@@ -115,11 +117,11 @@ export class MachineService {
     // A filter on compliance and readiness alone (or none) is counted by the maintained summary's
     // (compliance, readiness) groups, exact at the read; any other is counted with the page.
     const fromCounts = !(filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
-    const [{ rows, hasMore, totalCount }, summary] = await Promise.all([
+    const [{ rows, positions, hasMore, totalCount }, summary] = await Promise.all([
       listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts }),
       fromCounts ? maintainedComplianceSummary(this.db, now, this.services.fleet.thresholds) : null,
     ]);
-    return { rows, hasMore, totalCount: summary ? matchingMachines(summary, filter) : totalCount!, totalCountComputedAt: null };
+    return { rows, positions, hasMore, totalCount: summary ? matchingMachines(summary, filter) : totalCount!, totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {

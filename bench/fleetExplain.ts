@@ -1,0 +1,130 @@
+/**
+ * Every read path of the fleet view run once against a generated fleet (bench/fleetGenerate.ts), with
+ * PostgreSQL's EXPLAIN (ANALYZE, BUFFERS) of each statement it sends (auto_explain, its plans
+ * handed to this client as notices), to find the paths that read the whole fleet: per path its
+ * statements' time and the 8 kB pages they touched, against the pages of `machines`, and the plan of
+ * each statement that touched more than a tenth of them. A path runs the code the API runs
+ * (src/db), with the thresholds the generated fleet was made with.
+ *
+ * Run:  npx tsx bench/fleetExplain.ts --dir /var/tmp/fleetpatch-fleet-1m [--plans] [--timeout 60]
+ *       (--plans prints every plan in full; a path over --timeout seconds is cut and said so)
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { agentVersionRows } from '../src/db/agentUpgrades.js';
+import { cveCandidates } from '../src/db/cves.js';
+import { maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
+import { maintainedComplianceSummary } from '../src/db/fleetSummary.js';
+import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
+import * as schema from '../src/db/schema.js';
+import type { MachineSort } from '../src/fleet/machineOrder.js';
+import { startFleetDatabase } from './fleetGenerate.js';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Shared Hit Blocks'?: number;
+  'Shared Read Blocks'?: number;
+  Plans?: PlanNode[];
+}
+
+function describePlan(node: PlanNode, depth = 0): string[] {
+  const on = node['Relation Name'] ? ` on ${node['Relation Name']}` : '';
+  const via = node['Index Name'] ? ` using ${node['Index Name']}` : '';
+  const removed = node['Rows Removed by Filter'] ? `, ${node['Rows Removed by Filter']} removed by filter` : '';
+  const pages = (node['Shared Hit Blocks'] ?? 0) + (node['Shared Read Blocks'] ?? 0);
+  const line = `${'  '.repeat(depth + 2)}${node['Node Type']}${on}${via}: ${node['Actual Rows'] ?? '?'} rows × ${node['Actual Loops'] ?? 1}${removed}, ${pages} pages`;
+  return [line, ...(node.Plans ?? []).flatMap((child) => describePlan(child, depth + 1))];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, plans: { type: 'boolean', default: false }, timeout: { type: 'string', default: '60' } } });
+  if (!values.dir) throw new Error('--dir is required: the folder of a fleet made by bench/fleetGenerate.ts');
+  const pg = await startFleetDatabase(values.dir);
+  const plans: Array<{ ms: number; pages: number; plan: PlanNode; text: string }> = [];
+  const sql = postgres(pg.url, {
+    max: 1,
+    onnotice: (notice) => {
+      const text = String(notice.message ?? '');
+      const at = text.indexOf('{');
+      if (!text.startsWith('duration:') || at < 0) return;
+      const parsed = JSON.parse(text.slice(at)) as { 'Query Text': string; Plan: PlanNode };
+      const ms = Number(/^duration: ([\d.]+) ms/.exec(text)?.[1] ?? Number.NaN);
+      plans.push({ ms, pages: (parsed.Plan['Shared Hit Blocks'] ?? 0) + (parsed.Plan['Shared Read Blocks'] ?? 0), plan: parsed.Plan, text: parsed['Query Text'] });
+    },
+  });
+  const db = drizzle(sql, { schema });
+  try {
+    await sql`load 'auto_explain'`;
+    await sql.unsafe(`set auto_explain.log_min_duration = 0; set auto_explain.log_analyze = on; set auto_explain.log_buffers = on;
+      set auto_explain.log_format = json; set auto_explain.log_level = notice; set auto_explain.log_nested_statements = on;
+      set statement_timeout = '${Number(values.timeout)}s'`);
+    const [fleet] = await sql<Array<{ machines: number; pages: number; rare: string; deep: string }>>`
+      select (select count(*)::int from machines where removed_at is null) as machines, (select relpages::int from pg_class where relname = 'machines') as pages,
+             (select name from machines order by name offset (select count(*) * 9 / 10 from machines) limit 1) as deep, 'rare-tool' as rare`;
+    const [deepRow] = await sql<Array<{ id: string; name: string }>>`select id, name from machines where name = ${fleet!.deep} order by id limit 1`;
+    const week = 7 * 24 * 3600_000;
+    const thresholds = { assessmentMaxAgeMs: { LINUX: week, WINDOWS: week }, disconnectedAfterMs: week };
+    const page = (filter: MachineFilter, sort: MachineSort, extra: Partial<MachineQuery> & { count?: boolean } = {}) => () =>
+      listMachines(db, { filter, sort, offset: 0, limit: 50, now: new Date(), thresholds, count: false, ...extra });
+    const byName: MachineSort = { field: 'NAME', direction: 'ASC' };
+    const byCompliance: MachineSort = { field: 'COMPLIANCE', direction: 'ASC' };
+    const deepOffset = Math.floor((fleet!.machines * 9) / 10);
+    const paths: Array<[string, () => Promise<unknown>]> = [
+      ['computers page (by compliance)', page({}, byCompliance)],
+      ['computers page (by name)', page({}, byName)],
+      ['deep page by position (by name, 90 %)', page({}, byName, { after: { key: null, name: deepRow!.name, id: deepRow!.id } })],
+      ['deep page by offset (by name, 90 %)', page({}, byName, { offset: deepOffset })],
+      ['deep page by position (by compliance, COMPLIANT set)', page({}, byCompliance, { after: { key: 2n, name: deepRow!.name, id: deepRow!.id } })],
+      ['filter compliance NOT_ASSESSED', page({ compliance: ['NOT_ASSESSED'] }, byName)],
+      ['filter readiness DISCONNECTED', page({ readiness: ['DISCONNECTED'] }, byName)],
+      ['filter overdue', page({ overdue: true }, byName)],
+      ['filter OS type WINDOWS (none), with its count', page({ osType: 'WINDOWS' }, byName, { count: true })],
+      ['filter tag "rare", with its count', page({ tags: ['rare'] }, byName, { count: true })],
+      ['filter name contains "12345", with its count', page({ nameContains: '12345' }, byName, { count: true })],
+      ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
+      ['sort by other count', page({}, { field: 'OTHER_COUNT', direction: 'DESC' })],
+      ['sort by last seen', page({}, { field: 'LAST_SEEN', direction: 'DESC' })],
+      ['complianceSummary', () => maintainedComplianceSummary(db, new Date(), thresholds)],
+      ['missingUpdates', () => maintainedMissingUpdateGroups(db)],
+      ['machines missing a rare update', () => machinesMissing(db, { name: fleet!.rare, classification: 'OTHER' }, 0, 50)],
+      ['machines missing a common update', () => machinesMissing(db, { name: 'pkg-001', classification: 'SECURITY' }, 0, 50)],
+      ['agentVersions', () => agentVersionRows(db)],
+      ["one CVE's exposure (cveCandidates)", () => cveCandidates(db, 'CVE-2026-10001')],
+    ];
+    console.log(`${fleet!.machines} machines, machines table ${fleet!.pages} pages; a statement touching more than ${Math.round(fleet!.pages / 10)} pages reads the fleet\n`);
+    console.log('| read path | wall | statements | ms in PostgreSQL | pages touched | reads the whole fleet? |\n|---|---|---|---|---|---|');
+    const details: string[] = [];
+    for (const [name, run] of paths) {
+      plans.length = 0;
+      const t = performance.now();
+      let outcome = '';
+      try {
+        await run();
+      } catch (error) {
+        // 57014: canceled by statement_timeout.
+        outcome = ` (${(error as { code?: string }).code === '57014' ? `cut at ${values.timeout} s` : (error as Error).message.split('\n')[0]})`;
+      }
+      const wall = performance.now() - t;
+      const pages = plans.reduce((n, p) => n + p.pages, 0);
+      const whole = plans.filter((p) => p.pages > fleet!.pages / 10);
+      console.log(`| ${name} | ${wall.toFixed(1)} ms${outcome} | ${plans.length} | ${plans.reduce((n, p) => n + p.ms, 0).toFixed(1)} | ${pages} | ${whole.length > 0 || outcome ? 'yes' : 'no'} |`);
+      for (const p of values.plans ? plans : whole) details.push(`${name}: ${p.ms.toFixed(1)} ms, ${p.pages} pages\n${describePlan(p.plan).join('\n')}`);
+    }
+    if (details.length > 0) console.log(`\n${details.join('\n\n')}`);
+  } finally {
+    await sql.end();
+    await pg.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

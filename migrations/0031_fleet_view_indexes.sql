@@ -1,0 +1,3 @@
+CREATE INDEX "machines_live_name_idx" ON "machines" USING btree ("name","id") WHERE "machines"."removed_at" is null;--> statement-breakpoint
+CREATE INDEX "machines_live_compliance_name_idx" ON "machines" USING btree (split_part("summary_state", ':', 1),"name","id") WHERE "machines"."removed_at" is null;--> statement-breakpoint
+CREATE INDEX "machines_live_due_name_idx" ON "machines" USING btree ("name","id") WHERE "machines"."removed_at" is null and cardinality("machines"."sla_due_dates") > 0;

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { listMachines, type MachineFilter } from '../../src/db/machines.js';
+import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+
+/**
+ * The computers page read page by page through its position cursors, over a fleet made of ties:
+ * every sort and direction, deep pages equal to the one long page (what offsets read), machines
+ * sharing their key and their name, times never recorded and times that differ by a microsecond,
+ * and the offset cursors clients still hold.
+ */
+describe('the computers page cursors', () => {
+  let api: ApiServer;
+  let database: Database;
+  let close: () => Promise<void>;
+  let viewer: string;
+  // About 200 pages are read here: the page sizes keep them within the API's burst of 200 a client (FLEETPATCH_API_RATE_LIMIT).
+
+  beforeAll(async () => {
+    ({ api, database, close } = await startApiOnFreshDatabase());
+    viewer = await tokenFor(database, 'VIEWER');
+    // 61 machines: 4 names (many share one), counts 0–2, a fifth never seen or assessed, the rest at
+    // three instants a microsecond apart; one in four has no critical or security update.
+    await database.sql`
+      insert into machines (name, os_type, os_name, os_version, environment, last_seen_at, last_assessed_at, critical_count, security_count, other_count)
+      select 'vm-' || (i % 4), 'LINUX', 'Debian', '12', 'AWS',
+        case when i % 5 = 0 then null else now() - (i % 3) * interval '1 microsecond' end,
+        case when i % 5 = 1 then null else now() - (i % 2) * interval '1 microsecond' end,
+        case when i % 4 = 0 then 0 else i % 3 end, 0, i % 3
+      from generate_series(1, 61) i`;
+  });
+
+  afterAll(async () => {
+    await close();
+  });
+
+  type Page = { totalCount: number; edges: Array<{ cursor: string; node: { id: string } }>; pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; endCursor: string | null } };
+
+  async function page(args: string): Promise<Page> {
+    const response = await graphql<{ machines: Page }>(api.url, `{ machines${args} { totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { id } } } }`, { token: viewer });
+    expect(response.errors).toBeUndefined();
+    return response.data!.machines;
+  }
+
+  async function allPages(order: string, filter: string, size: number): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const next: Page = await page(`(first: ${size}, orderBy: ${order}${filter}${after ? `, after: "${after}"` : ''})`);
+      ids.push(...next.edges.map((e) => e.node.id));
+      expect(next.pageInfo.hasPreviousPage).toBe(after !== null);
+      if (!next.pageInfo.hasNextPage) return ids;
+      after = next.pageInfo.endCursor;
+    }
+  }
+
+  const fields = ['NAME', 'COMPLIANCE', 'CRITICAL_AND_SECURITY_COUNT', 'OTHER_COUNT', 'LAST_SEEN', 'LAST_ASSESSED'];
+
+  it.each(fields)('reads every machine once, in the order of one long page, sorted by %s either way', async (field) => {
+    for (const direction of ['ASC', 'DESC']) {
+      const order = `{field: ${field}, direction: ${direction}}`;
+      const whole = (await page(`(first: 500, orderBy: ${order})`)).edges.map((e) => e.node.id);
+      expect(whole).toHaveLength(61);
+      expect(await allPages(order, '', 13)).toEqual(whole);
+      // Two machines a page: nearly every machine's own position is a cursor (times a microsecond apart included).
+      if (field === 'LAST_SEEN' && direction === 'ASC') expect(await allPages(order, '', 2)).toEqual(whole);
+      // A filter pages the same way (compliance: the sets read one after the other).
+      const filter = ', filter: {compliance: [NON_COMPLIANT, COMPLIANT]}';
+      const filtered = (await page(`(first: 500, orderBy: ${order}${filter})`)).edges.map((e) => e.node.id);
+      expect(filtered.length).toBeGreaterThan(0);
+      expect(filtered.length).toBeLessThan(61);
+      expect(await allPages(order, filter, 9)).toEqual(filtered);
+    }
+  });
+
+  it('still reads an offset cursor handed out before, and goes on from its page by position', async () => {
+    const order = '{field: OTHER_COUNT, direction: DESC}';
+    const whole = (await page(`(first: 500, orderBy: ${order})`)).edges.map((e) => e.node.id);
+    const old = Buffer.from('o:9').toString('base64url');
+    const fromOld = await page(`(first: 10, orderBy: ${order}, after: "${old}")`);
+    expect(fromOld.edges.map((e) => e.node.id)).toEqual(whole.slice(10, 20));
+    expect(fromOld.pageInfo.hasPreviousPage).toBe(true);
+    const next = await page(`(first: 10, orderBy: ${order}, after: "${fromOld.pageInfo.endCursor}")`);
+    expect(next.edges.map((e) => e.node.id)).toEqual(whole.slice(20, 30));
+  });
+
+  it('sorts and filters by compliance as it is now, not as the summary last stored it', async () => {
+    const read = (now: Date, filter: MachineFilter, thresholds = DEFAULT_THRESHOLDS) =>
+      listMachines(database.db, { filter, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 100, now, thresholds, count: false });
+    const now = new Date();
+    const assessed = (await read(now, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] })).rows.length;
+    expect(assessed).toBeGreaterThan(0);
+    // Four hours on, with no upkeep: every assessment is past Linux's 3 h, whatever the stored states say.
+    const later = new Date(now.getTime() + 4 * 3600_000);
+    expect((await read(later, { compliance: ['NOT_ASSESSED'] })).rows).toHaveLength(61);
+    expect((await read(later, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] })).rows).toHaveLength(0);
+    // Thresholds other than the stored states': each machine is evaluated with these.
+    const lenient = { ...DEFAULT_THRESHOLDS, assessmentMaxAgeMs: { LINUX: 8 * 3600_000, WINDOWS: 8 * 3600_000 } };
+    expect((await read(later, { compliance: ['COMPLIANT', 'NON_COMPLIANT'] }, lenient)).rows).toHaveLength(assessed);
+  });
+
+  it('refuses a cursor of another order as BAD_USER_INPUT', async () => {
+    const byName = await page('(first: 2, orderBy: {field: NAME})');
+    const response = await graphql(api.url, `{ machines(first: 2, orderBy: {field: LAST_SEEN}, after: "${byName.pageInfo.endCursor}") { totalCount } }`, { token: viewer });
+    expect(response.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'after' });
+  });
+});
