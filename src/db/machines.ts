@@ -194,21 +194,7 @@ export async function recordCheckIn(
     if (!row || !old) return undefined;
     row = { ...row, os_type: old.os_type };
   }
-  const before: CheckInState = {
-    name: row.name,
-    osType: row.os_type,
-    osName: row.os_name,
-    osVersion: row.os_version,
-    kernel: row.kernel,
-    environment: row.environment,
-    agentVersion: row.agent_version,
-    bootId: row.boot_id,
-    packageManager: row.package_manager,
-    warnings: row.warnings,
-    managementEnabled: row.management_enabled,
-    lastSeenAt: row.last_seen_at === null ? null : new Date(row.last_seen_at),
-    clockOffsetSeconds: row.clock_offset_seconds,
-  };
+  const before = checkInState(row);
   return {
     before,
     after: { ...factColumns(facts), managementEnabled: row.management_enabled, lastSeenAt: now, clockOffsetSeconds: clockOffsetSeconds ?? row.clock_offset_seconds },
