@@ -44,7 +44,7 @@ export class MachineResolver {
     const edges = rows.map((node, i) => ({ cursor: encodeMachineCursor(sort, positions[i]!), node }));
     return {
       edges,
-      pageInfo: { hasNextPage: hasMore, hasPreviousPage: cursor.kind !== 'start' && (cursor.kind === 'position' || cursor.offset > 0), startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null },
+      pageInfo: { hasNextPage: hasMore, hasPreviousPage: cursor.kind === 'position' || (cursor.kind === 'offset' && cursor.offset > 0), startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null },
       totalCount,
       totalCountComputedAt,
     };
