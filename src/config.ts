@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FleetThresholds } from './fleet/compliance.js';
+import { defaultDisconnectedAfterMs, type FleetThresholds } from './fleet/compliance.js';
 import { DEFAULT_HISTORY_RETENTION_DAYS } from './fleet/complianceHistory.js';
 import { DEFAULT_RETRY_DELAYS_SECONDS } from './fleet/webhooks.js';
 import { parseNetworks } from './webhooks/addressPolicy.js';
@@ -236,8 +236,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     thresholds: {
       // The seed's "expected timeframe" is the assessment cadence itself.
       assessmentMaxAgeMs: { LINUX: linuxMinutes * 60_000, WINDOWS: windowsMinutes * 60_000 },
-      // Three missed check-ins.
-      disconnectedAfterMs: positive(env, 'FLEETPATCH_DISCONNECTED_AFTER_SECONDS', checkInSeconds * 3) * 1000,
+      // Three missed check-ins, counted from the oldest a live agent's stored last-seen time gets.
+      disconnectedAfterMs: positive(env, 'FLEETPATCH_DISCONNECTED_AFTER_SECONDS', defaultDisconnectedAfterMs(checkInSeconds) / 1000) * 1000,
     },
     agentTimings: {
       checkInSeconds,

@@ -8,13 +8,32 @@ export type { AgentReadiness, Compliance, OsType } from '../domain/vocabulary.js
 export interface FleetThresholds {
   /** An assessment older than this no longer counts (seed: 3 hours for Linux, 12 for Windows). */
   assessmentMaxAgeMs: Record<OsType, number>;
-  /** An agent not heard from for longer than this is DISCONNECTED (three missed 60 s check-ins). */
+  /**
+   * A machine whose stored last-seen time is older than this is DISCONNECTED. The stored time trails
+   * the agent's last check-in by up to `lastSeenRefreshMs`: see `defaultDisconnectedAfterMs`.
+   */
   disconnectedAfterMs: number;
+}
+
+/** Check-ins an agent may miss (its next one up to this many intervals after the last) and still be READY. */
+export const MISSED_CHECK_INS = 3;
+
+/** How many check-in intervals old a stored last-seen time may get before an idle check-in writes it again. */
+const REFRESH_INTERVALS = 1.5;
+
+/**
+ * The DISCONNECTED threshold when none is configured: three missed check-ins counted from the
+ * oldest a live agent's stored last-seen time may be (the refresh time), so four and a half
+ * intervals (270 s at the default 60 s). Counted from the agent's real last check-in, an agent
+ * becomes DISCONNECTED between three intervals and this after it fell silent.
+ */
+export function defaultDisconnectedAfterMs(checkInSeconds: number): number {
+  return checkInSeconds * 1000 * (MISSED_CHECK_INS + REFRESH_INTERVALS);
 }
 
 export const DEFAULT_THRESHOLDS: FleetThresholds = {
   assessmentMaxAgeMs: { LINUX: 3 * 3600_000, WINDOWS: 12 * 3600_000 },
-  disconnectedAfterMs: 180_000,
+  disconnectedAfterMs: defaultDisconnectedAfterMs(60),
 };
 
 export interface ComplianceInput {
@@ -69,11 +88,15 @@ export function readiness(machine: ReadinessInput, now: Date, thresholds: FleetT
  * read. The price is that `lastSeenAt` trails the agent's real last check-in by up to this much.
  *
  * One and a half check-in intervals (90 s at the default 60 s), so that every other check-in of an
- * idle agent writes; never more than half the DISCONNECTED threshold, so that an agent checking in
- * on time (its stored time at most an interval plus this old) stays READY with room for a late
- * check-in: at the defaults a live agent's stored time is at most 150 s old against the 180 s
- * after which it counts as DISCONNECTED.
+ * idle agent writes (an interval is a little longer than the setting: the agent waits it after each
+ * answer, so a refresh time of one interval would write at nearly every check-in). Never more than
+ * what the DISCONNECTED threshold leaves after MISSED_CHECK_INS intervals: a live agent's stored
+ * time is at most this plus the wait for its next check-in old, so an agent whose next check-in
+ * comes up to three intervals after its last stays READY. A threshold tighter than that (an
+ * explicit FLEETPATCH_DISCONNECTED_AFTER_SECONDS) costs writes, not false DISCONNECTEDs: the
+ * refresh time shrinks, to 0 (every check-in writes) at three intervals or less.
  */
 export function lastSeenRefreshMs(checkInSeconds: number, thresholds: FleetThresholds = DEFAULT_THRESHOLDS): number {
-  return Math.min(checkInSeconds * 1500, thresholds.disconnectedAfterMs / 2);
+  const intervalMs = checkInSeconds * 1000;
+  return Math.max(0, Math.min(intervalMs * REFRESH_INTERVALS, thresholds.disconnectedAfterMs - intervalMs * MISSED_CHECK_INS));
 }

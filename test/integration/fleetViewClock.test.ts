@@ -58,11 +58,11 @@ describe('the fleet view from maintained counts, on a hand-built fleet and a clo
     drop = fresh.drop;
     database = connectTestDatabase(fresh.url);
     // At T: a1 NON_COMPLIANT (assessed 1 min inside Linux's 3 h) READY; a2 COMPLIANT READY (1 s inside the
-    // 180 s); a3 NOT_ASSESSED DISCONNECTED; w1 NON_COMPLIANT (5 min inside Windows' 12 h) never seen; a4 never
+    // default 270 s); a3 NOT_ASSESSED DISCONNECTED; w1 NON_COMPLIANT (5 min inside Windows' 12 h) never seen; a4 never
     // assessed, management off; r1 removed.
     ids.a1 = await insertMachine(database, { name: 'a1', assessedAt: at(-3 * HOUR + MIN), seenAt: at(-10_000), critical: 1 });
-    ids.a2 = await insertMachine(database, { name: 'a2', assessedAt: at(-HOUR), seenAt: at(-179_000), other: 3 });
-    ids.a3 = await insertMachine(database, { name: 'a3', assessedAt: at(-3 * HOUR - MIN), seenAt: at(-181_000), security: 1 });
+    ids.a2 = await insertMachine(database, { name: 'a2', assessedAt: at(-HOUR), seenAt: at(-269_000), other: 3 });
+    ids.a3 = await insertMachine(database, { name: 'a3', assessedAt: at(-3 * HOUR - MIN), seenAt: at(-271_000), security: 1 });
     ids.w1 = await insertMachine(database, { name: 'w1', osType: 'WINDOWS', assessedAt: at(-12 * HOUR + 5 * MIN), seenAt: null, security: 2 });
     ids.a4 = await insertMachine(database, { name: 'a4', assessedAt: null, seenAt: at(-5_000), managementEnabled: false });
     ids.r1 = await insertMachine(database, { name: 'r1', assessedAt: at(-MIN), seenAt: at(-MIN), critical: 5, removed: true });
@@ -93,7 +93,7 @@ describe('the fleet view from maintained counts, on a hand-built fleet and a clo
       { classification: 'SECURITY', updateCount: 3, machineCount: 2 },
       { classification: 'OTHER', updateCount: 3, machineCount: 1 },
     ]);
-    // Two minutes on: a1's assessment is past 3 h (NOT_ASSESSED), a2 has been silent 299 s (DISCONNECTED).
+    // Two minutes on: a1's assessment is past 3 h (NOT_ASSESSED), a2 has been silent 389 s (DISCONNECTED).
     setClock(at(2 * MIN));
     expect(await service.summary()).toMatchObject({ total: 5, computedAt: at(2 * MIN), byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 1, NOT_ASSESSED: 3 }, byReadiness: { READY: 1, DISCONNECTED: 2, NOT_CONFIGURED: 2 } });
   });
@@ -104,18 +104,18 @@ describe('the fleet view from maintained counts, on a hand-built fleet and a clo
     // Written straight into the table, as any writer would: the triggers count it in the same statement.
     const late = await insertMachine(database, { name: 'late', assessedAt: T, seenAt: T, critical: 1 });
     expect(await service.summary()).toMatchObject({ total: 6, computedAt: T, byCompliance: { COMPLIANT: 1, NON_COMPLIANT: 3, NOT_ASSESSED: 2 } });
-    // 180 s on, nobody swept: a1 and a2 have been silent longer than 180 s; 'late', seen at T, only from 180 s + 1 ms.
-    setClock(at(180_000));
+    // 270 s on, nobody swept: a1 and a2 have been silent longer than 270 s; 'late', seen at T, only from 270 s + 1 ms.
+    setClock(at(270_000));
     expect(await service.summary()).toMatchObject({ byReadiness: { READY: 1, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });
-    setClock(at(180_001));
+    setClock(at(270_001));
     const before = await service.summary();
-    expect(before).toMatchObject({ computedAt: at(180_001), byReadiness: { READY: 0, DISCONNECTED: 4, NOT_CONFIGURED: 2 } });
+    expect(before).toMatchObject({ computedAt: at(270_001), byReadiness: { READY: 0, DISCONNECTED: 4, NOT_CONFIGURED: 2 } });
     // The upkeep moves the passed machines forward and folds: the answer stays the same, and nothing is left to add up.
-    expect((await fleetSummaryUpkeep(database.db, at(180_001))).moved).toBeGreaterThan(0);
+    expect((await fleetSummaryUpkeep(database.db, at(270_001))).moved).toBeGreaterThan(0);
     expect(await service.summary()).toEqual(before);
-    expect(await database.sql`select id from machines where summary_next_at <= ${iso(at(180_001))}::timestamptz and summary_at < ${iso(at(180_001))}::timestamptz`).toHaveLength(0);
+    expect(await database.sql`select id from machines where summary_next_at <= ${iso(at(270_001))}::timestamptz and summary_at < ${iso(at(270_001))}::timestamptz`).toHaveLength(0);
     // It checks in again: READY at once.
-    await database.sql`update machines set last_seen_at = ${iso(at(180_001))}::timestamptz where id = ${late}`;
+    await database.sql`update machines set last_seen_at = ${iso(at(270_001))}::timestamptz where id = ${late}`;
     expect(await service.summary()).toMatchObject({ byReadiness: { READY: 1, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });
     await database.sql`update machines set removed_at = ${iso(T)}::timestamptz where id = ${late}`;
     expect(await service.summary()).toMatchObject({ total: 5, byReadiness: { READY: 0, DISCONNECTED: 3, NOT_CONFIGURED: 2 } });

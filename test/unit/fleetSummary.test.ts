@@ -36,11 +36,11 @@ describe('a machine in the compliance summary, over time', () => {
     expect(nextSummaryChange(linux, at(3 * HOUR + 1), DEFAULT_THRESHOLDS)).toBeNull();
   });
 
-  it('goes DISCONNECTED only once silent longer than 180 s, and never while management is off or it was never seen', () => {
+  it('goes DISCONNECTED only once its stored last-seen time is older than 270 s, and never while management is off or it was never seen', () => {
     const m = machine({ lastAssessedAt: null });
-    expect(nextSummaryChange(m, T, DEFAULT_THRESHOLDS)).toEqual(at(180_000));
-    expect(summaryState(m, at(180_000), DEFAULT_THRESHOLDS).readiness).toBe('READY');
-    expect(summaryState(m, at(180_001), DEFAULT_THRESHOLDS).readiness).toBe('DISCONNECTED');
+    expect(nextSummaryChange(m, T, DEFAULT_THRESHOLDS)).toEqual(at(270_000));
+    expect(summaryState(m, at(270_000), DEFAULT_THRESHOLDS).readiness).toBe('READY');
+    expect(summaryState(m, at(270_001), DEFAULT_THRESHOLDS).readiness).toBe('DISCONNECTED');
     expect(nextSummaryChange(machine({ lastAssessedAt: null, managementEnabled: false }), T, DEFAULT_THRESHOLDS)).toBeNull();
     expect(nextSummaryChange(machine({ lastAssessedAt: null, lastSeenAt: null }), T, DEFAULT_THRESHOLDS)).toBeNull();
   });

@@ -198,7 +198,7 @@ export class Machine {
 
   @Field(() => Date, {
     description:
-      'When its agent last checked in, to within 90 s: a check-in that changes nothing stores its time only once the stored one is older than one and a half check-in intervals (90 s at the default 60 s; never more than half the DISCONNECTED threshold). A changed fact is stored at once.',
+      'When its agent last checked in, to within 90 s: a check-in that changes nothing stores its time only once the stored one is older than one and a half check-in intervals (90 s at the default 60 s; never more than what the DISCONNECTED threshold leaves after three intervals, which the default 270 s leaves whole). A changed fact is stored at once.',
     nullable: true,
   })
   lastSeenAt!: Date | null;
