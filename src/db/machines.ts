@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
@@ -101,6 +101,20 @@ function prepareCredentialLookup(db: Db) {
     .from(machines)
     .where(and(eq(machines.credentialHash, sql.placeholder('credentialHash')), live))
     .prepare('find_machine_by_credential');
+}
+
+/**
+ * For each credential hash, the id of the live machine that holds it (undefined: none), in one
+ * statement on the unique credential index: the credentials of agent requests that arrive together.
+ */
+export async function findMachinesByCredentials(db: Db, credentialHashes: readonly string[]): Promise<Array<string | undefined>> {
+  if (credentialHashes.length === 0) return [];
+  const rows = await db
+    .select({ id: machines.id, credentialHash: machines.credentialHash })
+    .from(machines)
+    .where(and(inArray(machines.credentialHash, [...new Set(credentialHashes)]), live));
+  const byHash = new Map(rows.map((row) => [row.credentialHash, row.id]));
+  return credentialHashes.map((hash) => byHash.get(hash));
 }
 
 /** The live machine whose credential hashes to `credentialHash` (`hashSecret` of the credential). */

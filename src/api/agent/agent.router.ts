@@ -7,7 +7,7 @@ import type { ApiServices } from '../context.js';
 import { parseDateHeader } from '../../fleet/agentClock.js';
 import { RETRY_AFTER_SECONDS, ServiceUnavailable } from '../../availability.js';
 import { dependencyAway, unavailableMessage, type ErrorCode } from '../errors.js';
-import { AgentService, type AgentMachine } from './agent.service.js';
+import { AgentService, CredentialRefused, type AgentMachine } from './agent.service.js';
 import type { ParkedPoll } from './longPolls.js';
 import { checkInRequest, describeIssues, enrollCheckRequest, enrollRequest, jobEvents, jobResult, parseAssessmentReport, upgradeReport } from './agent.schema.js';
 
@@ -143,6 +143,16 @@ export function agentEndpoint(
     if (!machine) throw notValid();
     return machine;
   };
+  /**
+   * For a request that stores a report or hands out commands: the credential judged in the
+   * database, as the check-in judges it, so that a credential revoked a moment ago (its machine
+   * removed or enrolled again) is refused at once on every replica, whatever it has cached.
+   */
+  const judgedMachineOf = async (req: IncomingMessage): Promise<AgentMachine> => {
+    const machine = await agents.authenticateInDatabase(credentialOf(req));
+    if (!machine) throw notValid();
+    return machine;
+  };
 
   const routes: Record<string, Route> = {
     'POST /enroll': async ({ req, res, body }) => {
@@ -182,6 +192,8 @@ export function agentEndpoint(
       const redeliver = query.getAll('redeliver');
       if (redeliver.length > 1 || (redeliver.length === 1 && redeliver[0] !== '1')) throw new AgentApiError(400, 'BAD_USER_INPUT', 'redeliver must be 1 when given (once).');
       if (waitSeconds === 0 || redeliver.length === 1) {
+        // Hands out what waits: judged in the database first.
+        await judgedMachineOf(req);
         answerPoll(res, await agents.takeCommands(machine.id, redeliver.length === 1));
         return;
       }
@@ -189,7 +201,7 @@ export function agentEndpoint(
       if (res.destroyed) return;
       // Parked, this route returns: until its answer the poll holds only its ParkedPoll, found
       // again through its response when the agent goes away (see pollClosed).
-      const poll = agents.parkPoll(machine.id, waitSeconds * 1000, res);
+      const poll = agents.parkPoll(machine, waitSeconds * 1000, res);
       (res as PollResponse)[PARKED] = poll;
       res.on('close', pollClosed);
       const ready = await agents.firstLook(poll);
@@ -198,7 +210,7 @@ export function agentEndpoint(
 
     'POST /assessments': async ({ req, res, body }) => {
       const receivedAtMs = services.now().getTime();
-      const machine = await machineOf(req);
+      const machine = await judgedMachineOf(req);
       const checked = parseAssessmentReport(body);
       if (!checked.success) throw new AgentApiError(400, 'BAD_USER_INPUT', describeIssues(checked.error));
       const outcome = await agents.storeReport(machine, checked.data, { receivedAtMs, agentSentAtMs: parseDateHeader(req.headers.date) }).catch((error: unknown) => {
@@ -208,7 +220,7 @@ export function agentEndpoint(
     },
 
     'POST /jobs/:jobId/events': async ({ req, res, body, jobId }) => {
-      const machine = await machineOf(req);
+      const machine = await judgedMachineOf(req);
       const events = parse(jobEvents, body);
       const outcome = await agents.jobEvents(machine, jobIdOf(jobId), events);
       if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
@@ -217,7 +229,7 @@ export function agentEndpoint(
     },
 
     'POST /jobs/:jobId/result': async ({ req, res, body, jobId }) => {
-      const machine = await machineOf(req);
+      const machine = await judgedMachineOf(req);
       const result = parse(jobResult, body);
       const outcome = await agents.jobResult(machine, jobIdOf(jobId), result);
       if (outcome === 'UNKNOWN_JOB') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_JOB);
@@ -226,7 +238,7 @@ export function agentEndpoint(
     },
 
     'POST /upgrades/:commandId/result': async ({ req, res, body, commandId }) => {
-      const machine = await machineOf(req);
+      const machine = await judgedMachineOf(req);
       const report = parse(upgradeReport, body);
       const outcome = await agents.upgradeResult(machine, uuidOf(commandId, UNKNOWN_UPGRADE), report);
       if (outcome === 'UNKNOWN') throw new AgentApiError(404, 'NOT_FOUND', UNKNOWN_UPGRADE);
@@ -240,6 +252,7 @@ export function agentEndpoint(
       res.destroy();
       return;
     }
+    if (error instanceof CredentialRefused) error = notValid();
     if (error instanceof AgentApiError) {
       answer(res, error.status, { error: { code: error.code, message: error.message } } satisfies AgentErrorResponse);
       return;

@@ -6,7 +6,7 @@ import { findEnrollmentKeyBySecret } from '../../db/enrollmentKeys.js';
 import { takeAgentCommands, takeWaitingCommandsOf } from '../../db/agentCommands.js';
 import { recordAuditEvents } from '../../db/audit.js';
 import { prepareReport, storeAssessmentReports, type ReportArrival } from '../../db/assessmentIngest.js';
-import { checkInWithCredential, enrollMachine, findMachineByCredential, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
+import { checkInWithCredential, enrollMachine, findMachineByCredential, findMachinesByCredentials, type CheckInState, type EnrollOutcome } from '../../db/machines.js';
 import { hashSecret } from '../../db/secrets.js';
 import { announceRunProgress } from '../../events/pubsub.js';
 import { installJobTraceparent, rebootingMachineRuns } from '../../db/runs.js';
@@ -35,6 +35,9 @@ export const JOB_REPORT_GROUPS: GroupCommitOptions = {
   maxGroupBytes: 4 * 1024 * 1024,
 };
 
+/** Credentials judged in the database together: a burst of reports (or of woken polls) checks them in a few statements. */
+const CREDENTIAL_CHECK_GROUPS: GroupCommitOptions = { maxConcurrentGroups: 2, maxGroupItems: 1000, maxGroupBytes: Number.POSITIVE_INFINITY };
+
 /** Long-polls woken at once: a thousand machines handed their jobs in one transaction take them in a few statements. */
 const WOKEN_POLL_GROUPS: GroupCommitOptions = { maxConcurrentGroups: 2, maxGroupItems: 1000, maxGroupBytes: Number.POSITIVE_INFINITY };
 
@@ -49,6 +52,15 @@ function reportBytes(report: JobReport): number {
 /** The machine an agent request comes from, as its credential says. */
 export interface AgentMachine {
   id: string;
+  /** The hash of the credential it came with (hashSecret), when it came with one. */
+  credentialHash?: string;
+}
+
+/** The database says no live machine holds the credential (removed, or enrolled again since): answered 401. */
+export class CredentialRefused extends Error {
+  constructor() {
+    super('This machine credential is no longer valid.');
+  }
 }
 
 /** How the agent endpoint answers a parked long-poll's client (C: its response). */
@@ -72,6 +84,8 @@ export class AgentService<C = unknown> {
   private readonly jobReports: GroupCommit<JobReport, JobReportOutcome>;
   /** Long-polls woken together (a batch of jobs handed over) take their commands in one statement. */
   private readonly wokenPolls: GroupCommit<string, AgentCommand[]>;
+  /** Credentials judged in the database (authenticateInDatabase), grouped. */
+  private readonly credentialChecks: GroupCommit<string, string | undefined>;
 
   constructor(
     private readonly services: ApiServices,
@@ -108,6 +122,11 @@ export class AgentService<C = unknown> {
         isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
       },
     );
+    this.credentialChecks = new GroupCommit((hashes) => findMachinesByCredentials(services.database.db, hashes), CREDENTIAL_CHECK_GROUPS, {
+      sameAs: (hash) => hash,
+      copyOutcome: (machineId) => machineId,
+      isUnavailable: (error) => dependencyAway(error) === 'DATABASE',
+    });
     this.wokenPolls = new GroupCommit((machineIds) => takeWaitingCommandsOf(services.database.db, machineIds), WOKEN_POLL_GROUPS, {
       // A machine's second poll in a group finds what the first took: nothing.
       sameAs: (machineId) => machineId,
@@ -158,11 +177,36 @@ export class AgentService<C = unknown> {
     return { accepted: outcome.first };
   }
 
-  /** The machine a credential belongs to (cached: see MachineCredentialCache), or undefined. */
+  /**
+   * The machine a credential belongs to (cached: see MachineCredentialCache), or undefined. Only
+   * for a request that reads or writes nothing of the machine's: a long-poll that finds its machine
+   * quiet hands out nothing and runs no statement. Whatever hands out a command or stores a report
+   * judges the credential in the database first (authenticateInDatabase, `judged`).
+   */
   async authenticate(credential: string): Promise<AgentMachine | undefined> {
     const credentialHash = hashSecret(credential);
     const id = await this.credentials.resolve(credentialHash, async () => (await findMachineByCredential(this.db, credentialHash))?.id);
-    return id ? { id } : undefined;
+    return id ? { id, credentialHash } : undefined;
+  }
+
+  /**
+   * The machine a credential belongs to, judged in the database now, as a check-in judges it: a
+   * credential revoked a moment ago (its machine removed, or enrolled again) is refused here
+   * whatever this process has cached or failed to hear. Requests that arrive together are judged in
+   * one statement. Keeps the cache in step with the answer.
+   */
+  async authenticateInDatabase(credential: string): Promise<AgentMachine | undefined> {
+    const credentialHash = hashSecret(credential);
+    const id = await this.judged(credentialHash);
+    return id ? { id, credentialHash } : undefined;
+  }
+
+  private async judged(credentialHash: string): Promise<string | undefined> {
+    const generation = this.credentials.generation;
+    const id = await this.credentialChecks.submit(credentialHash);
+    if (id) this.credentials.confirm(credentialHash, id, generation);
+    else this.credentials.refuse(credentialHash);
+    return id;
   }
 
   /** Enrolls a machine; every attempt, refused or not, goes into the audit log. */
@@ -358,8 +402,15 @@ export class AgentService<C = unknown> {
    * agent's next poll looks again, and skips even that query while the machine is known to be
    * quiet (see LongPolls).
    */
-  parkPoll(machineId: string, waitMs: number, client: C): ParkedPoll<C> {
-    return this.polls.park(machineId, waitMs, client, !this.polls.isQuiet(machineId));
+  parkPoll(machine: AgentMachine, waitMs: number, client: C): ParkedPoll<C> {
+    const poll = this.polls.park(machine.id, waitMs, client, !this.polls.isQuiet(machine.id));
+    poll.credentialHash = machine.credentialHash;
+    return poll;
+  }
+
+  /** Throws CredentialRefused unless the database says the poll's credential is still its machine's. */
+  private async judgePoll(poll: ParkedPoll<C>): Promise<void> {
+    if (poll.credentialHash !== undefined && (await this.judged(poll.credentialHash)) !== poll.machineId) throw new CredentialRefused();
   }
 
   async firstLook(poll: ParkedPoll<C>): Promise<AgentCommand[] | undefined> {
@@ -367,6 +418,8 @@ export class AgentService<C = unknown> {
     const lookedAt = this.polls.now();
     let ready: AgentCommand[];
     try {
+      // A look may hand commands out: the credential is judged first (a quiet machine's poll runs neither).
+      await this.judgePoll(poll);
       ready = await takeAgentCommands(this.db, poll.machineId);
     } catch (error) {
       this.polls.drop(poll);
@@ -391,7 +444,10 @@ export class AgentService<C = unknown> {
       this.pollAnswers.commands(poll.client, []);
       return;
     }
-    this.wokenPolls.submit(poll.machineId).then(
+    // Woken: commands wait for the machine. Handed out only to a credential the database still holds.
+    this.judgePoll(poll)
+      .then(() => this.wokenPolls.submit(poll.machineId))
+      .then(
       (commands) => this.pollAnswers.commands(poll.client, commands),
       (error: unknown) => this.pollAnswers.failed(poll.client, error),
     );

@@ -4,9 +4,10 @@ import type { Events, FleetPubSub } from '../../events/pubsub.js';
  * How long a machine credential, once checked against the database, is trusted on this process
  * without asking again. Every check-in checks it in the database (and renews or drops the entry),
  * so an idle agent's polls, a minute apart from its check-ins, need no look-up of their own: a
- * little longer than the 60 s check-in interval. Removal is normally seen at once (below); what a
- * lost notification can cost is bounded by the agent's next check-in, and by this time for a
- * credential that no longer checks in.
+ * little longer than the 60 s check-in interval. Only requests that hand out nothing and store
+ * nothing go by it (a long-poll of a machine known to be quiet): whatever hands out a command or
+ * stores a report judges the credential in the database first (AgentService.authenticateInDatabase).
+ * So what a lost notification can cost is an empty poll answer until the agent's next check-in.
  */
 export const CREDENTIAL_TRUST_MS = 90_000;
 

@@ -41,6 +41,8 @@ export class ParkedPoll<C> {
   endedWhileLooking: PollEnd | undefined = undefined;
   /** When the look found the queue empty (the registry's clock), -1 without a look. */
   lookedAt = -1;
+  /** The credential the poll came with (its hash): judged again in the database before a hand-out. */
+  credentialHash: string | undefined = undefined;
 
   constructor(
     readonly machineId: string,
