@@ -448,8 +448,8 @@ export class AgentService<C = unknown> {
     this.judgePoll(poll)
       .then(() => this.wokenPolls.submit(poll.machineId))
       .then(
-      (commands) => this.pollAnswers.commands(poll.client, commands),
-      (error: unknown) => this.pollAnswers.failed(poll.client, error),
-    );
+        (commands) => this.pollAnswers.commands(poll.client, commands),
+        (error: unknown) => this.pollAnswers.failed(poll.client, error),
+      );
   }
 }
