@@ -36,7 +36,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
+import type postgres from 'postgres';
+import { connectDatabase } from '../src/db/client.js';
 import { applyMissingUpdateDelta } from '../src/db/fleetCounts.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/devstack/embeddedPostgres.js';
@@ -172,12 +173,14 @@ async function main(): Promise<void> {
   const dir = path.resolve(values.dir);
   say(`generating ${values.machines} machines in ${dir} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   const pg = await startFleetDatabase(dir);
-  const sql = postgres(pg.url, { max: 1, onnotice: () => undefined });
+  // The API's own client: a bare postgres.js client sent the missing-update delta's jsonb parameters as JSON strings ("cannot call jsonb_to_recordset on a non-array").
+  const database = connectDatabase(pg.url, { max: 1 });
+  const sql = database.sql;
   try {
     await sql`set maintenance_work_mem = '512MB'`;
     await step('total', () => generate(sql, Number(values.machines)));
   } finally {
-    await sql.end();
+    await database.close();
     await pg.stop();
   }
 }
