@@ -9,7 +9,7 @@
  *
  * The fleet (deterministic in the machine's number i):
  * - a catalog of 200 updates (5 % CRITICAL, 30 % SECURITY with a CVE each, the rest OTHER), and
- *   one rare update listed by one machine in 100,000;
+ *   one rare update listed by one machine in 100,000, naming a CVE of its own (`RARE_CVE`);
  * - machine i lists 25–75 consecutive catalog entries from an offset of its own (about 50); one
  *   machine in five lists only its OTHER ones (COMPLIANT): ~46 pending updates a machine;
  * - one machine in twenty NOT_ASSESSED (assessed 8 days ago), one in twenty DISCONNECTED (seen 8
@@ -52,6 +52,9 @@ export const BENCH_THRESHOLDS_ENV = {
 } as const;
 
 const WEEK_MS = 7 * 24 * 3600_000;
+
+/** The CVE the rare update names (one machine in 100,000 is exposed to it); the catalog's CVEs expose about one machine in five each. */
+export const RARE_CVE = 'CVE-2026-99999';
 
 /** The generated fleet's PostgreSQL, started on its folder (created and initialised the first time). */
 export async function startFleetDatabase(dir: string): Promise<RunningPostgres> {
@@ -137,7 +140,7 @@ async function generate(sql: postgres.Sql, machines: number): Promise<void> {
         join bench_catalog c on c.idx = (f.o + g) % 200
         where not f.other_only or c.classification = 'OTHER'
         union all
-        select md5('assessment-' || i)::uuid, md5('machine-' || i)::uuid, 'rare-tool', 'amd64', '0.1', '0.2', 'OTHER', null, '{}', '{}', false, 'bookworm'
+        select md5('assessment-' || i)::uuid, md5('machine-' || i)::uuid, 'rare-tool', 'amd64', '0.1', '0.2', 'OTHER', null, '{}', '{${RARE_CVE}}', false, 'bookworm'
         from generate_series(${from}, ${to}) i where i % 100000 = 7`);
     }
   });

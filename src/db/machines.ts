@@ -4,7 +4,7 @@ import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
 import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
-import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
+import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Sql } from 'postgres';
 import { CLOCK_OFFSET_MOVE_SECONDS, CLOCK_SKEW_WARNING_SECONDS } from '../fleet/agentClock.js';
 import { compareKeys, complianceOrder, complianceRank, sortKeyNullable, type MachinePosition, type MachineSort, type MachineSortField } from '../fleet/machineOrder.js';
@@ -681,7 +681,14 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
  * from the update's stored rows (an update few machines miss: the machines it names, not the
  * fleet) or by walking the machines in name order (an update many miss: a page's worth of them).
  */
-export async function machinesMissing(db: Db, update: { name: string; classification: string }, offset: number, limit: number): Promise<{ rows: MachineRow[]; totalCount: number }> {
+export async function machinesMissing(
+  db: Db,
+  update: { name: string; classification: string },
+  offset: number,
+  limit: number,
+  /** The read to take whatever the counts say (bench/fleetQueries.ts measures BY_NAME, the read before, against the chosen one). */
+  forced?: MissingMachinesRead,
+): Promise<{ rows: MachineRow[]; totalCount: number }> {
   const [total] = await db.execute<{ n: number; fleet: number }>(sql`
     select coalesce((select sum(machines) from missing_update_counts where name = ${update.name} and classification::text = ${update.classification}), 0)::int as n,
            (select greatest(reltuples, 0)::float8 from pg_class where oid = 'machines'::regclass) as fleet`);
@@ -694,8 +701,8 @@ export async function machinesMissing(db: Db, update: { name: string; classifica
       .from(pendingUpdates)
       .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), update$)),
   );
-  let read = missingMachinesRead(missing, Math.max(Number(total!.fleet), missing), offset + limit + 1);
-  if (read === 'BY_UPDATE') {
+  let read = forced ?? missingMachinesRead(missing, Math.max(Number(total!.fleet), missing), offset + limit + 1);
+  if (read === 'BY_UPDATE' && !forced) {
     // Every stored assessment's rows are in the index, not only the latest ones: within the budget, or walk by name.
     const [stored] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (select 1 from ${pendingUpdates} where ${update$} limit ${MISSING_MACHINES_ROWS_BUDGET + 1}) r`);
     if ((stored?.n ?? 0) > MISSING_MACHINES_ROWS_BUDGET) read = 'BY_NAME';

@@ -5,7 +5,7 @@ import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { maintainedComplianceSummary } from '../../src/db/fleetSummary.js';
+import { maintainedComplianceSummary, maintainedOsTypeCount } from '../../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../../src/db/machines.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
@@ -422,6 +422,31 @@ describe('migrations over existing rows', () => {
           listMachines(database.db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS }).then((p) => ({ names: names(p.rows), total: p.totalCount }));
         expect(await page({ tags: ['rare'] })).toEqual({ names: ['b-linux'], total: 1 });
         expect(await page({ osType: 'WINDOWS' })).toEqual({ names: ['a-windows'], total: 1 });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0034 counts the live machines per OS type already stored, as a count over the fleet does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0033');
+      const moved = await insertMachine(db, 'l-01', 'LINUX');
+      await insertMachine(db, 'l-02', 'LINUX');
+      await insertMachine(db, 'w-01', 'WINDOWS');
+      const gone = await insertMachine(db, 'w-02', 'WINDOWS');
+      await db`update machines set removed_at = now() where id = ${gone}`;
+
+      await migrateUpTo(url, '0034');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const byType = async () => ({ LINUX: await maintainedOsTypeCount(database.db, 'LINUX'), WINDOWS: await maintainedOsTypeCount(database.db, 'WINDOWS') });
+        expect(await byType()).toEqual({ LINUX: 2, WINDOWS: 1 });
+        // After the fill the triggers count: an OS type change, an enrollment, a removal.
+        await db`update machines set os_type = 'WINDOWS' where id = ${moved}`;
+        await insertMachine(db, 'w-03', 'WINDOWS');
+        await db`update machines set removed_at = now() where name = 'l-02'`;
+        expect(await byType()).toEqual({ LINUX: 0, WINDOWS: 3 });
       } finally {
         await database.close();
       }
