@@ -20,7 +20,7 @@ import { maintainedComplianceSummary } from '../src/db/fleetSummary.js';
 import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
 import * as schema from '../src/db/schema.js';
 import type { MachineSort } from '../src/fleet/machineOrder.js';
-import { startFleetDatabase } from './fleetGenerate.js';
+import { RARE_CVE, startFleetDatabase } from './fleetGenerate.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -86,7 +86,9 @@ async function main(): Promise<void> {
       ['filter readiness DISCONNECTED', page({ readiness: ['DISCONNECTED'] }, byName)],
       ['filter overdue', page({ overdue: true }, byName)],
       ['filter OS type WINDOWS (none), with its count', page({ osType: 'WINDOWS' }, byName, { count: true })],
+      ['filter OS type LINUX (all), with its count', page({ osType: 'LINUX' }, byName, { count: true })],
       ['filter tag "rare", with its count', page({ tags: ['rare'] }, byName, { count: true })],
+      ['filter tag "env:prod" (one in ten), with its count', page({ tags: ['env:prod'] }, byName, { count: true })],
       ['filter name contains "12345", with its count', page({ nameContains: '12345' }, byName, { count: true })],
       ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
       ['sort by other count', page({}, { field: 'OTHER_COUNT', direction: 'DESC' })],
@@ -96,7 +98,8 @@ async function main(): Promise<void> {
       ['machines missing a rare update', () => machinesMissing(db, { name: fleet!.rare, classification: 'OTHER' }, 0, 50)],
       ['machines missing a common update', () => machinesMissing(db, { name: 'pkg-001', classification: 'SECURITY' }, 0, 50)],
       ['agentVersions', () => agentVersionRows(db)],
-      ["one CVE's exposure (cveCandidates)", () => cveCandidates(db, 'CVE-2026-10001')],
+      ["the rare update's CVE exposure (cveCandidates)", () => cveCandidates(db, RARE_CVE)],
+      ["one CVE's exposure, one machine in five (cveCandidates)", () => cveCandidates(db, 'CVE-2026-10001')],
     ];
     console.log(`${fleet!.machines} machines, machines table ${fleet!.pages} pages; a statement touching more than ${Math.round(fleet!.pages / 10)} pages reads the fleet\n`);
     console.log('| read path | wall | statements | ms in PostgreSQL | pages touched | reads the whole fleet? |\n|---|---|---|---|---|---|');

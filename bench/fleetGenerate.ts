@@ -9,7 +9,7 @@
  *
  * The fleet (deterministic in the machine's number i):
  * - a catalog of 200 updates (5 % CRITICAL, 30 % SECURITY with a CVE each, the rest OTHER), and
- *   one rare update listed by one machine in 100,000;
+ *   one rare update listed by one machine in 100,000, naming a CVE of its own (`RARE_CVE`);
  * - machine i lists 25–75 consecutive catalog entries from an offset of its own (about 50); one
  *   machine in five lists only its OTHER ones (COMPLIANT): ~46 pending updates a machine;
  * - one machine in twenty NOT_ASSESSED (assessed 8 days ago), one in twenty DISCONNECTED (seen 8
@@ -36,7 +36,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import postgres from 'postgres';
+import type postgres from 'postgres';
+import { connectDatabase } from '../src/db/client.js';
 import { applyMissingUpdateDelta } from '../src/db/fleetCounts.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/devstack/embeddedPostgres.js';
@@ -51,6 +52,9 @@ export const BENCH_THRESHOLDS_ENV = {
 } as const;
 
 const WEEK_MS = 7 * 24 * 3600_000;
+
+/** The CVE the rare update names (one machine in 100,000 is exposed to it); the catalog's CVEs expose about one machine in five each. */
+export const RARE_CVE = 'CVE-2026-99999';
 
 /** The generated fleet's PostgreSQL, started on its folder (created and initialised the first time). */
 export async function startFleetDatabase(dir: string): Promise<RunningPostgres> {
@@ -136,7 +140,7 @@ async function generate(sql: postgres.Sql, machines: number): Promise<void> {
         join bench_catalog c on c.idx = (f.o + g) % 200
         where not f.other_only or c.classification = 'OTHER'
         union all
-        select md5('assessment-' || i)::uuid, md5('machine-' || i)::uuid, 'rare-tool', 'amd64', '0.1', '0.2', 'OTHER', null, '{}', '{}', false, 'bookworm'
+        select md5('assessment-' || i)::uuid, md5('machine-' || i)::uuid, 'rare-tool', 'amd64', '0.1', '0.2', 'OTHER', null, '{}', '{${RARE_CVE}}', false, 'bookworm'
         from generate_series(${from}, ${to}) i where i % 100000 = 7`);
     }
   });
@@ -172,12 +176,14 @@ async function main(): Promise<void> {
   const dir = path.resolve(values.dir);
   say(`generating ${values.machines} machines in ${dir} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   const pg = await startFleetDatabase(dir);
-  const sql = postgres(pg.url, { max: 1, onnotice: () => undefined });
+  // The API's own client: a bare postgres.js client sent the missing-update delta's jsonb parameters as JSON strings ("cannot call jsonb_to_recordset on a non-array").
+  const database = connectDatabase(pg.url, { max: 1 });
+  const sql = database.sql;
   try {
     await sql`set maintenance_work_mem = '512MB'`;
     await step('total', () => generate(sql, Number(values.machines)));
   } finally {
-    await sql.end();
+    await database.close();
     await pg.stop();
   }
 }

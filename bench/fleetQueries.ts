@@ -56,6 +56,16 @@
  * fleet by name through a position cursor (machinesDeep; its "full pass" column is the same page
  * by an old offset cursor, as it was read before), and the same by the page's own query.
  *
+ * Issue 18, goal 2, with --dir: the reads that started from the whole fleet, each against how it read
+ * before ("full pass" column): the machines missing the rare update (missingRare; before: walked by
+ * name, BY_NAME) and a common one (missingCommon, BY_NAME both ways: the chosen read), one CVE's
+ * exposure for the rare update's CVE (cveRare; before: the join of every live machine's pending
+ * updates, read once), the same for a catalog CVE about one machine in five is exposed to
+ * (cveCommon, only when named in --queries), the OS type and tag filters with their counts
+ * (machinesOsType for a type no machine has, machinesOsTypeAll for the type of every machine, both
+ * counted from the maintained count per OS type; machinesTag; before: the read with its count of
+ * every match, the migration 0033 index dropped in a transaction rolled back).
+ *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
  *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot] [--export]
  *       npx tsx bench/fleetQueries.ts --dir /var/tmp/fleetpatch-fleet-1m [--runs 15]
@@ -74,13 +84,16 @@ import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary } from '../src/db/fleetSummary.js';
-import { complianceSummary, listMachines, missingUpdateGroups } from '../src/db/machines.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount } from '../src/db/fleetSummary.js';
+import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
+import { cveCandidates } from '../src/db/cves.js';
+import type { Db } from '../src/db/client.js';
+import { sql } from 'drizzle-orm';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
 import { encodeMachineCursor } from '../src/api/machines/machineCursor.js';
 import type { MachinePosition } from '../src/fleet/machineOrder.js';
-import { BENCH_THRESHOLDS_ENV } from './fleetGenerate.js';
+import { BENCH_THRESHOLDS_ENV, RARE_CVE } from './fleetGenerate.js';
 import { checkAborted, installInterruptHandler, loadAverages, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
 
 const say = (line: string) => console.log(line);
@@ -204,7 +217,19 @@ const QUERIES = {
   },
   complianceSummary: '{ complianceSummary { total compliant nonCompliant notAssessed ready disconnected notConfigured overdueMachines overdueUpdates computedAt pendingByClassification { classification updateCount machineCount } } }',
   missingUpdates: '{ missingUpdates(first: 50) { totalCount computedAt edges { node { name classification severity availableVersions advisoryIds cveIds rebootSuggested machineCount } } } }',
+  // Issue 18, goal 2, the reads that started from the fleet (--dir only: the generated fleet's rare update, CVEs and tag).
+  missingRare: `{ missingUpdates(first: 1, filter: {nameContains: "rare-tool"}) { edges { node { name machines(first: 50) { totalCount edges { node { id name } } } } } } }`,
+  missingCommon: `{ missingUpdates(first: 1, filter: {nameContains: "pkg-001"}) { edges { node { name machines(first: 50) { totalCount edges { node { id name } } } } } } }`,
+  cveRare: `{ cve(id: "${RARE_CVE}") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }`,
+  cveCommon: '{ cve(id: "CVE-2026-10001") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }',
+  machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
+  machinesOsTypeAll: `{ machines(first: 50, filter: {osType: LINUX}) { ${PAGE_FIELDS} } }`,
+  machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
 };
+/** Not measured unless asked for with --queries (one read costs seconds). */
+const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = ['cveCommon'];
+/** Measured on a generated fleet only (--dir): they name what its generator made. */
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -274,6 +299,29 @@ async function timeExport(stack: Stack, graphqlData: (query: string) => Promise<
   }
 }
 
+/** One CVE's current candidates as cveCandidates read them before issue 18's goal 2: every live machine's latest pending updates joined and filtered. */
+function candidatesByJoin(db: Db, cveId: string): Promise<unknown> {
+  return db.execute(sql`
+    select m.id, pu.name, pu.available_version, a.assessed_at
+    from machines m join pending_updates pu on pu.assessment_id = m.latest_assessment_id join assessments a on a.id = m.latest_assessment_id
+    where m.removed_at is null and (pu.cve_ids @> array[${cveId}]::text[] or exists (
+      select 1 from cve_tracker_fixes t where t.cve_id = ${cveId} and t.package = coalesce(pu.source_package, pu.name)))`);
+}
+
+/** `read` as it ran before these indexes existed: in a transaction that drops them and is rolled back (it holds the table's lock meanwhile). */
+async function withoutIndexes(db: Db, indexes: readonly string[], read: (tx: Db) => Promise<unknown>): Promise<void> {
+  const rollback = new Error('rollback');
+  await db
+    .transaction(async (tx) => {
+      for (const index of indexes) await tx.execute(sql.raw(`drop index ${index}`));
+      await read(tx as unknown as Db);
+      throw rollback;
+    })
+    .catch((error: unknown) => {
+      if (error !== rollback) throw error;
+    });
+}
+
 async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Promise<number[]> {
   for (let i = 0; i < warmUps; i++) await fn(); // warm-up: plans cached, pages in shared buffers
   const samples: number[] = [];
@@ -289,7 +337,10 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' } } });
   const generated = values.dir;
-  const chosen = (values.queries ?? (generated ? Object.keys(QUERIES) : ['machinesPage', 'complianceSummary', 'missingUpdates']).join(',')).split(',') as Array<keyof typeof QUERIES>;
+  const chosen = (
+    values.queries ?? (generated ? (Object.keys(QUERIES) as Array<keyof typeof QUERIES>).filter((q) => !ON_REQUEST.includes(q)) : ['machinesPage', 'complianceSummary', 'missingUpdates']).join(',')
+  ).split(',') as Array<keyof typeof QUERIES>;
+  if (!generated && chosen.some((q) => GENERATED_ONLY.includes(q))) throw new Error(`--queries: ${GENERATED_ONLY.join(', ')} need a generated fleet (--dir)`);
   for (const q of chosen) if (!(q in QUERIES)) throw new Error(`--queries: unknown query ${q}; known: ${Object.keys(QUERIES).join(', ')}`);
   const sizes = values.sizes.split(',').map(Number);
   const runs = Number(values.runs);
@@ -321,12 +372,24 @@ async function main(): Promise<number> {
       listMachines(db, { filter: {}, sort: { field: 'NAME', direction: 'ASC' }, offset: by === 'offset' ? deep!.offset : 0, after: by === 'position' ? deep!.position : undefined, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
     const filtered = () =>
       listMachines(db, { filter: { compliance: ['NOT_ASSESSED'] }, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
+    const rare = { name: 'rare-tool', classification: 'OTHER' };
+    const common = { name: 'pkg-001', classification: 'SECURITY' };
+    const filteredBy = (filter: MachineFilter, count = true) => (tx: Db) =>
+      listMachines(tx, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
     const perRead: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: () => Promise.all([page(false)(), readSummary()]),
       machinesFiltered: () => Promise.all([filtered(), readSummary()]),
       machinesDeep: () => Promise.all([deepPage('position')(), readSummary()]),
       complianceSummary: readSummary,
       missingUpdates: () => maintainedMissingUpdateGroups(db),
+      missingRare: () => machinesMissing(db, rare, 0, 50),
+      missingCommon: () => machinesMissing(db, common, 0, 50),
+      cveRare: () => cveCandidates(db, RARE_CVE),
+      cveCommon: () => cveCandidates(db, 'CVE-2026-10001'),
+      // As the service reads a filter on the OS type alone: the page, and the maintained count.
+      machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), maintainedOsTypeCount(db, 'WINDOWS')]),
+      machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), maintainedOsTypeCount(db, 'LINUX')]),
+      machinesTag: () => filteredBy({ tags: ['rare'] })(db),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
@@ -334,6 +397,14 @@ async function main(): Promise<number> {
       machinesDeep: deepPage('offset'),
       complianceSummary: () => complianceSummary(db, new Date(), config.thresholds),
       missingUpdates: () => missingUpdateGroups(db),
+      // Before issue 18's goal 2 reads: the machines walked by name, the join of every live machine's pending updates, the filters without their indexes (dropped in a transaction rolled back).
+      missingRare: () => machinesMissing(db, rare, 0, 50, 'BY_NAME'),
+      missingCommon: () => machinesMissing(db, common, 0, 50, 'BY_NAME'),
+      cveRare: () => candidatesByJoin(db, RARE_CVE),
+      cveCommon: () => candidatesByJoin(db, 'CVE-2026-10001'),
+      machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
+      machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
+      machinesTag: () => withoutIndexes(db, ['machines_live_tags_idx'], filteredBy({ tags: ['rare'] })),
     };
     let loaded = 0;
     let totalRows = 0;
@@ -395,10 +466,13 @@ async function main(): Promise<number> {
         const readSamples = await time(runs, read);
         // A missing updates recompute takes seconds at 50k machines and more: three runs, no warm-up;
         // on a generated fleet (a million machines) every full pass is three runs after one warm-up, and the missing updates recompute (minutes) is not run.
+        // One CVE's exposure by the join over the fleet (tens of seconds at 1M) is read once, without a warm-up.
         const full = generated
           ? name === 'missingUpdates'
             ? []
-            : await time(3, fullPass[name], 1)
+            : name.startsWith('cve')
+              ? await time(1, fullPass[name], 0)
+              : await time(3, fullPass[name], 1)
           : name === 'missingUpdates'
             ? await time(Math.min(runs, 3), fullPass[name], 0)
             : await time(runs, fullPass[name]);

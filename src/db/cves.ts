@@ -91,12 +91,33 @@ export async function cveCandidates(
 ): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
   const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
       select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}))`;
+  // Only the rows of the updates that may fix it are read, through their indexes (not every live
+  // machine's pending updates): those whose advisories name it, as the maintained details of the
+  // fleet's missing updates list them (exactly the combinations live machines' latest assessments
+  // hold), and those of the packages an imported fix names (by name, or by source package). A row
+  // found both ways comes twice: cveExposures keeps one entry per machine. Each lookup is a lateral
+  // subquery kept apart (offset 0): the planner, estimating an update's rows at the catalog's
+  // average (tens of thousands at 1M), hashed the whole machines table (and would scan
+  // pending_updates for the tracker's packages) where the rows of a rare update are a few.
   const current = await db.execute<CandidateRow>(sql`
+    with named as (
+      select distinct d.name, d.classification from missing_update_details d where d.rows > 0 and d.cve_ids @> array[${cveId}]::text[]
+    ),
+    fixed as (
+      select distinct t.package from ${cveTrackerFixes} t where t.cve_id = ${cveId}
+    ),
+    listed as (
+      select p.* from named n cross join lateral (select * from ${pendingUpdates} p where p.name = n.name and p.classification = n.classification offset 0) p
+      union all
+      select p.* from fixed f cross join lateral (select * from ${pendingUpdates} p where p.name = f.package and p.source_package is null offset 0) p
+      union all
+      select p.* from fixed f cross join lateral (select * from ${pendingUpdates} p where p.source_package = f.package offset 0) p
+    )
     select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
            pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
-    from ${machines} m
-    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
-    join assessments a on a.id = m.latest_assessment_id
+    from listed pu
+    cross join lateral (select * from ${machines} m where m.id = pu.machine_id and m.latest_assessment_id = pu.assessment_id offset 0) m
+    cross join lateral (select a.assessed_at from assessments a where a.id = m.latest_assessment_id offset 0) a
     where m.removed_at is null and ${mayFix}`);
   const machineIds = [...new Set(current.map((r) => r.machine_id))];
   const history =

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { FleetThresholds } from '../fleet/compliance.js';
+import type { FleetThresholds, OsType } from '../fleet/compliance.js';
 import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { Db } from './client.js';
 
@@ -130,4 +130,16 @@ export async function syncFleetSummaryThresholds(db: Db, thresholds: FleetThresh
     await tx.execute(sql`update machines set summary_at = summary_at where removed_at is null`);
     return true;
   });
+}
+
+/**
+ * The live machines of an OS type, from the maintained counts (migration 0034, key
+ * `os_type:<type>`, docs/fleet-counts.md): the count of the computers page filtered on an OS type
+ * alone, without counting the machines. Exact at the read (counts and unfolded deltas).
+ */
+export async function maintainedOsTypeCount(db: Db, osType: OsType): Promise<number> {
+  const key = `os_type:${osType}`;
+  const [row] = await db.execute<{ n: number }>(sql`
+    select coalesce(sum(n), 0)::float8 as n from (select n from fleet_summary_counts where key = ${key} union all select n from fleet_summary_deltas where key = ${key}) t`);
+  return Number(row?.n ?? 0);
 }

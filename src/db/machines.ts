@@ -4,7 +4,7 @@ import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
 import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
-import type { MissingUpdateGroup } from '../fleet/missingUpdates.js';
+import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { Sql } from 'postgres';
 import { CLOCK_OFFSET_MOVE_SECONDS, CLOCK_SKEW_WARNING_SECONDS } from '../fleet/agentClock.js';
 import { compareKeys, complianceOrder, complianceRank, sortKeyNullable, type MachinePosition, type MachineSort, type MachineSortField } from '../fleet/machineOrder.js';
@@ -690,21 +690,40 @@ export async function missingUpdateGroups(db: Db): Promise<MissingUpdateGroup[]>
 
 /**
  * The live machines whose latest assessment lists this update, by name. How many there are comes
- * from the maintained counts (src/db/fleetCounts.ts), not from counting them over the fleet.
+ * from the maintained counts (src/db/fleetCounts.ts), not from counting them over the fleet; that
+ * count and the fleet's size choose the read (src/fleet/missingUpdates.ts, missingMachinesRead):
+ * from the update's stored rows (an update few machines miss: the machines it names, not the
+ * fleet) or by walking the machines in name order (an update many miss: a page's worth of them).
  */
-export async function machinesMissing(db: Db, update: { name: string; classification: string }, offset: number, limit: number): Promise<{ rows: MachineRow[]; totalCount: number }> {
+export async function machinesMissing(
+  db: Db,
+  update: { name: string; classification: string },
+  offset: number,
+  limit: number,
+  /** The read to take whatever the counts say (bench/fleetQueries.ts measures BY_NAME, the read before, against the chosen one). */
+  forced?: MissingMachinesRead,
+): Promise<{ rows: MachineRow[]; totalCount: number }> {
+  const [total] = await db.execute<{ n: number; fleet: number }>(sql`
+    select coalesce((select sum(machines) from missing_update_counts where name = ${update.name} and classification::text = ${update.classification}), 0)::int as n,
+           (select greatest(reltuples, 0)::float8 from pg_class where oid = 'machines'::regclass) as fleet`);
+  const missing = total?.n ?? 0;
+  if (missing === 0) return { rows: [], totalCount: 0 };
+  const update$ = sql`${pendingUpdates.name} = ${update.name} and ${pendingUpdates.classification}::text = ${update.classification}`;
   const lists = exists(
     db
       .select({ one: sql`1` })
       .from(pendingUpdates)
-      .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), eq(pendingUpdates.name, update.name), sql`${pendingUpdates.classification}::text = ${update.classification}`)),
+      .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), update$)),
   );
-  const where = and(live, lists);
-  const [rows, [total]] = await Promise.all([
-    db.select().from(machines).where(where).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit),
-    db.execute<{ n: number }>(sql`select coalesce(sum(machines), 0)::int as n from missing_update_counts where name = ${update.name} and classification::text = ${update.classification}`),
-  ]);
-  return { rows, totalCount: total?.n ?? 0 };
+  let read = forced ?? missingMachinesRead(missing, Math.max(Number(total!.fleet), missing), offset + limit + 1);
+  if (read === 'BY_UPDATE' && !forced) {
+    // Every stored assessment's rows are in the index, not only the latest ones: within the budget, or walk by name.
+    const [stored] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (select 1 from ${pendingUpdates} where ${update$} limit ${MISSING_MACHINES_ROWS_BUDGET + 1}) r`);
+    if ((stored?.n ?? 0) > MISSING_MACHINES_ROWS_BUDGET) read = 'BY_NAME';
+  }
+  const named = read === 'BY_UPDATE' ? sql`${machines.id} = any(array(select ${pendingUpdates.machineId} from ${pendingUpdates} where ${update$}))` : sql`true`;
+  const rows = await db.select().from(machines).where(and(live, named, lists)).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit);
+  return { rows, totalCount: missing };
 }
 
 /** What the full recompute answers: the same figures the maintained summary holds (src/fleet/fleetSummary.ts). */

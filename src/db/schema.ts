@@ -167,6 +167,11 @@ export const machines = pgTable(
     index('machines_live_name_idx').on(t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_compliance_name_idx').on(sql`split_part(${t.summaryState}, ':', 1)`, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_due_name_idx').on(t.name, t.id).where(sql`${t.removedAt} is null and cardinality(${t.slaDueDates}) > 0`),
+    // The OS type filter in name order (a page of a type reads the page, not every machine of the
+    // fleet), and the tag filter (a GIN over the live machines' tags: a rare tag's machines are
+    // found without walking the fleet by name).
+    index('machines_live_os_type_name_idx').on(t.osType, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_tags_idx').using('gin', t.tags).where(sql`${t.removedAt} is null`),
   ],
 );
 
@@ -234,7 +239,15 @@ export const pendingUpdates = pgTable(
      */
     sourcePackage: text('source_package'),
   },
-  (t) => [primaryKey({ columns: [t.assessmentId, t.name, t.arch] })],
+  (t) => [
+    primaryKey({ columns: [t.assessmentId, t.name, t.arch] }),
+    // The machines missing one update and one CVE's candidates start from the update's rows, not
+    // from the fleet (src/db/machines.ts machinesMissing, src/db/cves.ts): by name (deduplicated
+    // by btree, a posting list per update of a catalog), and by source package where the agent
+    // named one (the tracker's fixes name source packages; most rows have none).
+    index('pending_updates_name_idx').on(t.name, t.classification),
+    index('pending_updates_source_package_idx').on(t.sourcePackage).where(sql`${t.sourcePackage} is not null`),
+  ],
 );
 
 /**

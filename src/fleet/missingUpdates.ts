@@ -75,3 +75,26 @@ export function missingUpdatesPage(groups: readonly MissingUpdateGroup[], query:
   );
   return { rows: ordered.slice(query.offset, query.offset + query.limit), totalCount: ordered.length };
 }
+
+/**
+ * How the machines missing one update are read (src/db/machines.ts, machinesMissing), from how
+ * many live machines miss it (the maintained count) and how many machines a page needs (offset,
+ * limit and one more):
+ * - BY_UPDATE: the update's stored rows through their index, kept where they belong to a live
+ *   machine's latest assessment, then sorted by name: costs about what `missing` is (times the
+ *   stored assessments that listed it), whatever the fleet's size;
+ * - BY_NAME: the live machines walked in name order, each probed for the update by primary key,
+ *   until the page is full: costs about `wanted × fleet / missing` probes.
+ * BY_UPDATE while the first is the smaller (missing² ≤ wanted × fleet: at 1,000,000 machines and
+ * a page of 51, updates fewer than about 7,000 machines miss). The stored rows include every
+ * older assessment's, so BY_UPDATE is also given a budget of rows (`ROWS_BUDGET`): past it the
+ * read goes BY_NAME (an update once missing fleet-wide and now on few machines).
+ */
+export type MissingMachinesRead = 'BY_UPDATE' | 'BY_NAME';
+
+export function missingMachinesRead(missing: number, fleet: number, wanted: number): MissingMachinesRead {
+  return missing * missing <= wanted * fleet ? 'BY_UPDATE' : 'BY_NAME';
+}
+
+/** The most stored rows of one update a BY_UPDATE read goes through before it gives way to BY_NAME. */
+export const MISSING_MACHINES_ROWS_BUDGET = 100_000;

@@ -6,7 +6,7 @@ import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agent
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
 import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
@@ -149,7 +149,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -159,10 +159,17 @@ describe('the maintained compliance summary', () => {
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       seen.agentVersions = Math.max(seen.agentVersions, agents.length);
+      // The live machines per OS type (the count of a page filtered on one), as a count over the fleet.
+      const ofType = async () => ({ LINUX: await maintainedOsTypeCount(database.db, 'LINUX'), WINDOWS: await maintainedOsTypeCount(database.db, 'WINDOWS') });
+      const [types] = await database.sql<Array<{ LINUX: number; WINDOWS: number }>>`
+        select count(*) filter (where os_type = 'LINUX')::int as "LINUX", count(*) filter (where os_type = 'WINDOWS')::int as "WINDOWS" from machines where removed_at is null`;
+      expect(await ofType()).toEqual({ ...types });
+      seen.osTypes += types!.LINUX > 0 && types!.WINDOWS > 0 ? 1 : 0;
       // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
       await fleetSummaryUpkeep(database.db, now);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
+      expect(await ofType()).toEqual({ ...types });
       const later = new Date(clock + 3 * MIN + 1);
       expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
       seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;

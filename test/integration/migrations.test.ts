@@ -5,8 +5,8 @@ import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { maintainedComplianceSummary } from '../../src/db/fleetSummary.js';
-import { complianceSummary, missingUpdateGroups } from '../../src/db/machines.js';
+import { maintainedComplianceSummary, maintainedOsTypeCount } from '../../src/db/fleetSummary.js';
+import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../../src/db/machines.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
@@ -380,6 +380,73 @@ describe('migrations over existing rows', () => {
         await db`update machines set agent_version = '1.0.0' where id = ${old}`;
         await db`delete from machines where id = ${upgraded}`;
         expect(await byVersion()).toEqual({ '1.0.0': 1, unknown: 1 });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0033 lists the machines missing an update, and those of a tag or OS type, from rows stored before it as a pass over the fleet did', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0020');
+      const stored = async (machineId: string, at: string, updates: Array<[string, string]>) => {
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'apt', ${at}, ${at}, ${at}, false, 0, 0, 0)`;
+        for (const [name, classification] of updates) {
+          await db`insert into pending_updates (assessment_id, machine_id, name, available_version, classification) values (${id}, ${machineId}, ${name}, '2', ${classification}::classification)`;
+        }
+        return id;
+      };
+      const linux = await insertMachine(db, 'b-linux', 'LINUX');
+      const windows = await insertMachine(db, 'a-windows', 'WINDOWS');
+      const gone = await insertMachine(db, 'c-gone', 'LINUX');
+      // b-linux listed rare-tool once and no longer does; a-windows and c-gone (removed) still do.
+      const older = await stored(linux, '2026-11-01T00:00:00Z', [['rare-tool', 'OTHER']]);
+      const latest = await stored(linux, '2026-11-02T00:00:00Z', [['kernel', 'SECURITY']]);
+      const win = await stored(windows, '2026-11-02T00:00:00Z', [['rare-tool', 'OTHER'], ['kernel', 'SECURITY']]);
+      const removed = await stored(gone, '2026-11-02T00:00:00Z', [['rare-tool', 'OTHER']]);
+      expect(older).not.toBe(latest);
+      await db`update machines set latest_assessment_id = ${latest}, tags = '{rare}' where id = ${linux}`;
+      await db`update machines set latest_assessment_id = ${win} where id = ${windows}`;
+      await db`update machines set latest_assessment_id = ${removed}, tags = '{rare}', removed_at = now() where id = ${gone}`;
+
+      await migrateUpTo(url, '0033');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const names = (rows: Array<{ name: string }>) => rows.map((r) => r.name);
+        const missing = await machinesMissing(database.db, { name: 'rare-tool', classification: 'OTHER' }, 0, 50);
+        expect({ names: names(missing.rows), total: missing.totalCount }).toEqual({ names: ['a-windows'], total: 1 });
+        expect(names((await machinesMissing(database.db, { name: 'kernel', classification: 'SECURITY' }, 0, 50)).rows)).toEqual(['a-windows', 'b-linux']);
+        const page = (filter: MachineFilter) =>
+          listMachines(database.db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS }).then((p) => ({ names: names(p.rows), total: p.totalCount }));
+        expect(await page({ tags: ['rare'] })).toEqual({ names: ['b-linux'], total: 1 });
+        expect(await page({ osType: 'WINDOWS' })).toEqual({ names: ['a-windows'], total: 1 });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0034 counts the live machines per OS type already stored, as a count over the fleet does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0033');
+      const moved = await insertMachine(db, 'l-01', 'LINUX');
+      await insertMachine(db, 'l-02', 'LINUX');
+      await insertMachine(db, 'w-01', 'WINDOWS');
+      const gone = await insertMachine(db, 'w-02', 'WINDOWS');
+      await db`update machines set removed_at = now() where id = ${gone}`;
+
+      await migrateUpTo(url, '0034');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const byType = async () => ({ LINUX: await maintainedOsTypeCount(database.db, 'LINUX'), WINDOWS: await maintainedOsTypeCount(database.db, 'WINDOWS') });
+        expect(await byType()).toEqual({ LINUX: 2, WINDOWS: 1 });
+        // After the fill the triggers count: an OS type change, an enrollment, a removal.
+        await db`update machines set os_type = 'WINDOWS' where id = ${moved}`;
+        await insertMachine(db, 'w-03', 'WINDOWS');
+        await db`update machines set removed_at = now() where name = 'l-02'`;
+        expect(await byType()).toEqual({ LINUX: 0, WINDOWS: 3 });
       } finally {
         await database.close();
       }

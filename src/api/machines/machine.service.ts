@@ -21,7 +21,7 @@ import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
-import { maintainedComplianceSummary } from '../../db/fleetSummary.js';
+import { maintainedComplianceSummary, maintainedOsTypeCount } from '../../db/fleetSummary.js';
 import { matchingMachines } from '../../fleet/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
@@ -115,13 +115,16 @@ export class MachineService {
     }
     const now = this.services.now();
     // A filter on compliance and readiness alone (or none) is counted by the maintained summary's
-    // (compliance, readiness) groups, exact at the read; any other is counted with the page.
+    // (compliance, readiness) groups, one on the OS type alone by the maintained count per OS type,
+    // both exact at the read; any other is counted with the page (it reads every match).
     const fromCounts = !(filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
-    const [{ rows, positions, hasMore, totalCount }, summary] = await Promise.all([
-      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts }),
+    const byOsType = filter.osType !== undefined && !(filter.tags?.length || filter.nameContains || filter.overdue !== undefined || filter.compliance?.length || filter.readiness?.length);
+    const [{ rows, positions, hasMore, totalCount }, summary, ofOsType] = await Promise.all([
+      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts && !byOsType }),
       fromCounts ? maintainedComplianceSummary(this.db, now, this.services.fleet.thresholds) : null,
+      byOsType ? maintainedOsTypeCount(this.db, filter.osType!) : null,
     ]);
-    return { rows, positions, hasMore, totalCount: summary ? matchingMachines(summary, filter) : totalCount!, totalCountComputedAt: null };
+    return { rows, positions, hasMore, totalCount: summary ? matchingMachines(summary, filter) : (ofOsType ?? totalCount!), totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
