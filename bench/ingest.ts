@@ -23,7 +23,11 @@
  * timed reports are then each machine's second, changing no machine's pending updates, as most
  * reports of a running fleet do.
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR]
+ * With --pg-stats, PostgreSQL runs with pg_stat_statements (statements inside triggers counted too)
+ * and the timed part's statements are printed by their total time, per report: where PostgreSQL's
+ * time goes. The extension costs some of that time itself; compare rates without it.
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats]
  * Needs dist/ (`npm run build`), the Temporal CLI (found or built as for the tests) and psql
  * (FLEETPATCH_PSQL, else `psql` on the PATH).
  */
