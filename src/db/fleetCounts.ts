@@ -86,8 +86,8 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
 
 /**
  * Changes to add that the caller computed from rows it has in hand (the ingest, from the reports it
- * stores), as parallel arrays (one element per record; unnest reads them, where a JSON document had
- * to be parsed at every statement, about as long as applying the change): `counts` (a machine counts
+ * stores), as parallel arrays (one element per record, read by unnest: a JSON document of the same
+ * records costs PostgreSQL about as long to parse as applying the change does): `counts` (a machine counts
  * once per update) and `details` (one per row; each advisory and CVE list as the text of a text[]
  * literal, `copyTextArray`'s form without COPY's escaping; booleans and signs as text). The statement
  * then does not read those rows back.
