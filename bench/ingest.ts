@@ -23,7 +23,11 @@
  * timed reports are then each machine's second, changing no machine's pending updates, as most
  * reports of a running fleet do.
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR]
+ * With --pg-stats, PostgreSQL runs with pg_stat_statements (statements inside triggers counted too)
+ * and the timed part's statements are printed by their total time, per report: where PostgreSQL's
+ * time goes. The extension costs some of that time itself; compare rates without it.
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats]
  * Needs dist/ (`npm run build`), the Temporal CLI (found or built as for the tests) and psql
  * (FLEETPATCH_PSQL, else `psql` on the PATH).
  */
@@ -70,7 +74,7 @@ async function postgresCpuSeconds(stack: Stack): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false } } });
   const n = Number(values.machines);
   const m = Number(values.updates);
   const concurrency = Number(values.concurrency);
@@ -78,7 +82,12 @@ async function main(): Promise<number> {
   installInterruptHandler();
   say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight${values.rereports ? ', second reports (same updates)' : ''}`);
   // --cpu-prof DIR: the API process writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
-  const stack = await startStack({ label: 'ingest', serverNodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [] });
+  // --pg-stats: PostgreSQL with pg_stat_statements (statements inside triggers and functions too); the timed part's statements printed by total time.
+  const stack = await startStack({
+    label: 'ingest',
+    serverNodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [],
+    ...(values['pg-stats'] ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000', 'pg_stat_statements.track': 'all' } } : {}),
+  });
   try {
     const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: [] });
     const profile = { ...DEFAULT_PROFILE, updatesPerMachine: m };
@@ -105,6 +114,10 @@ async function main(): Promise<number> {
       // Not timed: a first report listing the same updates, so that the timed ones change no machine's pending updates.
       await mapLimit(agents.map((a, i) => ({ ...a, report: { ...reports[i]!, id: randomUUID() } })), concurrency, ({ client, report }) => client.sendReport(report));
     }
+    if (values['pg-stats']) {
+      await stack.database.sql`create extension if not exists pg_stat_statements`;
+      await stack.database.sql`select pg_stat_statements_reset()`;
+    }
     const [timedFrom] = await stack.database.sql<Array<{ at: string }>>`select clock_timestamp()::text as at`;
 
     const serverCpu = processCpuSeconds(stack.server.pid!).own;
@@ -126,6 +139,13 @@ async function main(): Promise<number> {
     const serverCpuUsed = processCpuSeconds(stack.server.pid!).own - serverCpu;
     const postgresCpuUsed = (await postgresCpuSeconds(stack)) - postgresCpu;
     const benchCpuUsed = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(benchCpu));
+    if (values['pg-stats']) {
+      const statements = await stack.database.sql<Array<{ calls: string; ms: number; rows: string; toplevel: boolean; query: string }>>`
+        select calls::text as calls, total_exec_time::float8 as ms, rows::text as rows, toplevel, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) as query
+        from pg_stat_statements where query not like '%pg_stat_statements%' order by total_exec_time desc limit 25`;
+      say('pg_stat_statements during the timed part (ms per report = total / reports; nested statements run inside the top-level ones):');
+      for (const s of statements) say(`  ${(s.ms / n).toFixed(3)} ms/report  ${s.calls} calls  ${s.rows} rows  ${s.toplevel ? 'top' : 'nested'}  ${s.query}`);
+    }
     // Each group of reports is one transaction: its assessments share received_at (now() at its start).
     const [groups] = await stack.database.sql<Array<{ n: number }>>`select count(distinct received_at)::int as n from assessments where received_at >= ${timedFrom!.at}`;
     const [stored] = await stack.database.sql<Array<{ n: number }>>`select count(*)::int as n from pending_updates pu join assessments a on a.id = pu.assessment_id where a.received_at >= ${timedFrom!.at}`;

@@ -124,10 +124,14 @@ function copyText(value: string): string {
 
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
-/** A text[] in COPY's text format: an array literal, every element quoted. */
+/** A text[] literal, every element quoted. */
+function textArrayLiteral(values: readonly string[]): string {
+  return values.length === 0 ? '{}' : `{${values.map((v) => `"${v.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
+}
+
+/** A text[] in COPY's text format: its literal, escaped as a COPY field. */
 function copyTextArray(values: readonly string[]): string {
-  if (values.length === 0) return '{}';
-  return copyText(`{${values.map((v) => `"${v.replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+  return values.length === 0 ? '{}' : copyText(textArrayLiteral(values));
 }
 
 /** A text as its UTF-8 encoding stores it: each lone UTF-16 surrogate becomes U+FFFD. */
@@ -168,8 +172,8 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
  * combination of details. Summed over the group first: a fleet's reports list much the same updates.
  */
 function givenCounts(added: ReadonlyArray<{ osType: OsType; report: PreparedResult }>): GivenCounts {
-  const counts = new Map<string, { os_type: OsType; name: string; classification: string; sign: number }>();
-  const details = new Map<string, { os_type: OsType; name: string; classification: string; available_version: string; severity: string | null; reboot_suggested: boolean; advisory_ids: readonly string[]; cve_ids: readonly string[]; sign: number }>();
+  const counts = new Map<string, { osType: OsType; name: string; classification: string; sign: number }>();
+  const details = new Map<string, { osType: OsType; name: string; u: PendingUpdate; sign: number }>();
   for (const { osType, report } of added) {
     const names = new Set<string>();
     for (const u of report.counted) {
@@ -179,15 +183,30 @@ function givenCounts(added: ReadonlyArray<{ osType: OsType; report: PreparedResu
         names.add(nameKey);
         const count = counts.get(nameKey);
         if (count) count.sign++;
-        else counts.set(nameKey, { os_type: osType, name, classification: u.classification, sign: 1 });
+        else counts.set(nameKey, { osType, name, classification: u.classification, sign: 1 });
       }
       const detailKey = JSON.stringify([osType, name, u.classification, u.availableVersion, u.severity, u.rebootSuggested, u.advisoryIds, u.cveIds]);
       const detail = details.get(detailKey);
       if (detail) detail.sign++;
-      else details.set(detailKey, { os_type: osType, name, classification: u.classification, available_version: u.availableVersion, severity: u.severity, reboot_suggested: u.rebootSuggested, advisory_ids: u.advisoryIds, cve_ids: u.cveIds, sign: 1 });
+      else details.set(detailKey, { osType, name, u, sign: 1 });
     }
   }
-  return { counts: storableJson(JSON.stringify([...counts.values()])), details: storableJson(JSON.stringify([...details.values()])) };
+  const c = [...counts.values()];
+  const d = [...details.values()];
+  return {
+    counts: { osTypes: c.map((x) => x.osType), names: c.map((x) => x.name), classifications: c.map((x) => x.classification), signs: c.map((x) => String(x.sign)) },
+    details: {
+      osTypes: d.map((x) => x.osType),
+      names: d.map((x) => x.name),
+      classifications: d.map((x) => x.u.classification),
+      availableVersions: d.map((x) => x.u.availableVersion),
+      severities: d.map((x) => x.u.severity),
+      rebootSuggested: d.map((x) => String(x.u.rebootSuggested)),
+      advisoryIds: d.map((x) => textArrayLiteral(x.u.advisoryIds)),
+      cveIds: d.map((x) => textArrayLiteral(x.u.cveIds)),
+      signs: d.map((x) => String(x.sign)),
+    },
+  };
 }
 
 /** An update kind as update_first_seen keys it (severity '' for none), as this process writes it. */

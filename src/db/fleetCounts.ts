@@ -58,8 +58,10 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sum(sign)::int as d
             from (select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sign from listed
                   union all
-                  select * from jsonb_to_recordset(${given.details}::jsonb) as g(os_type os_type, name text, classification classification, available_version text,
-                    severity severity, reboot_suggested boolean, advisory_ids text[], cve_ids text[], sign int)) r
+                  select os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids::text[], cve_ids::text[], sign from unnest(${sql.param(given.details.osTypes)}::os_type[], ${sql.param(given.details.names)}::text[], ${sql.param(given.details.classifications)}::classification[],
+                    ${sql.param(given.details.availableVersions)}::text[], ${sql.param(given.details.severities)}::severity[], ${sql.param(given.details.rebootSuggested)}::text[]::boolean[],
+                    ${sql.param(given.details.advisoryIds)}::text[], ${sql.param(given.details.cveIds)}::text[], ${sql.param(given.details.signs)}::text[]::int[])
+                    as g(os_type, name, classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sign)) r
             group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(sign) <> 0) changed
     ),
     details as (
@@ -72,7 +74,8 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
       select os_type, name, classification, sum(sign)::int as d
       from (select os_type, name, classification, sign from (select distinct assessment_id, sign, os_type, name, classification from listed) u
             union all
-            select * from jsonb_to_recordset(${given.counts}::jsonb) as g(os_type os_type, name text, classification classification, sign int)) r
+            select * from unnest(${sql.param(given.counts.osTypes)}::os_type[], ${sql.param(given.counts.names)}::text[], ${sql.param(given.counts.classifications)}::classification[],
+              ${sql.param(given.counts.signs)}::text[]::int[]) as g(os_type, name, classification, sign)) r
       group by 1, 2, 3
       having sum(sign) <> 0
     )
@@ -83,25 +86,40 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
 
 /**
  * Changes to add that the caller computed from rows it has in hand (the ingest, from the reports it
- * stores), as JSON arrays of jsonb_to_recordset's records: `counts` of {os_type, name,
- * classification, sign} (a machine counts once per update), `details` of {os_type, name,
- * classification, available_version, severity, reboot_suggested, advisory_ids, cve_ids, sign} (one
- * per row). The statement then does not read those rows back.
+ * stores), as parallel arrays (one element per record, read by unnest: a JSON document of the same
+ * records costs PostgreSQL about as long to parse as applying the change does): `counts` (a machine counts
+ * once per update) and `details` (one per row; each advisory and CVE list as the text of a text[]
+ * literal, `copyTextArray`'s form without COPY's escaping; booleans and signs as text). The statement
+ * then does not read those rows back.
  */
 export interface GivenCounts {
-  counts: string;
-  details: string;
+  counts: { osTypes: OsType[]; names: string[]; classifications: string[]; signs: string[] };
+  details: {
+    osTypes: OsType[];
+    names: string[];
+    classifications: string[];
+    availableVersions: string[];
+    severities: Array<string | null>;
+    rebootSuggested: string[];
+    advisoryIds: string[];
+    cveIds: string[];
+    signs: string[];
+  };
 }
 
-const NO_GIVEN_COUNTS: GivenCounts = { counts: '[]', details: '[]' };
+const NO_GIVEN_COUNTS: GivenCounts = {
+  counts: { osTypes: [], names: [], classifications: [], signs: [] },
+  details: { osTypes: [], names: [], classifications: [], availableVersions: [], severities: [], rebootSuggested: [], advisoryIds: [], cveIds: [], signs: [] },
+};
 
 const dialect = new PgDialect();
 
 /** The same statement on a postgres.js connection (the ingest's reserved transaction). */
 export async function applyMissingUpdateDelta(tx: ReservedSql | Sql, minus: readonly CountedAssessment[], plus: readonly CountedAssessment[], given: GivenCounts = NO_GIVEN_COUNTS): Promise<void> {
-  if (minus.length === 0 && plus.length === 0 && given.counts === '[]' && given.details === '[]') return;
+  if (minus.length === 0 && plus.length === 0 && given.counts.names.length === 0 && given.details.names.length === 0) return;
   const query = dialect.sqlToQuery(missingUpdateDeltaSql(minus, plus, given));
-  await tx.unsafe(query.sql, query.params as never[]);
+  // Prepared: the text is the same whatever the arrays hold, and its parse and plan cost about a tenth of a group's change.
+  await tx.unsafe(query.sql, query.params as never[], { prepare: true });
 }
 
 /**

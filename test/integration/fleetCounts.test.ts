@@ -132,4 +132,23 @@ describe('the maintained missing-update counts', () => {
     await storeReportGroup(database.sql, [prepareReport(ids[0]!, assessmentReport([]))]);
     expect((await maintainedMissingUpdateGroups(database.db)).find((g) => g.name === 'split-ids')).toMatchObject({ machineCount: 1, advisoryIds: ['a', 'b'], cveIds: [] });
   });
+
+  it('count lists holding quotes, backslashes, braces, commas, spaces and NULL as written, and take them back whole when the report is replaced', async () => {
+    const odd = ['"quoted"', 'back\\slash', '{braced}', 'a,b', 'two words', 'NULL', 'null', '', '\\"'];
+    const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment) values ('odd-lists', 'LINUX', 'os', '1', 'AWS') returning id`;
+    const report = assessmentReport([
+      pendingUpdate({ name: 'odd "name", {x}', availableVersion: '1 "2"', classification: 'SECURITY', severity: null, advisoryIds: odd, cveIds: ['CVE-1', ''] }),
+      pendingUpdate({ name: 'odd-2', availableVersion: '\\', classification: 'OTHER', advisoryIds: [], cveIds: odd.slice(0, 3), rebootSuggested: true }),
+    ]);
+    await storeReportGroup(database.sql, [prepareReport(row!.id, report)]);
+    const odds = (groups: MissingUpdateGroup[]) => groups.filter((g) => g.name.startsWith('odd'));
+    expect(odds(await maintainedMissingUpdateGroups(database.db))).toEqual(odds(await missingUpdateGroups(database.db)));
+    expect(odds(await maintainedMissingUpdateGroups(database.db)).find((g) => g.name === 'odd "name", {x}')).toMatchObject({ machineCount: 1, advisoryIds: [...odd].sort() });
+
+    // Replaced by a report without them: what the API added is what the rows read back subtract, to the last detail.
+    await storeReportGroup(database.sql, [prepareReport(row!.id, assessmentReport([]))]);
+    expect(odds(await maintainedMissingUpdateGroups(database.db))).toEqual([]);
+    const [left] = await database.sql<Array<{ n: number }>>`select count(*)::int as n from missing_update_details where name like 'odd%' and rows <> 0`;
+    expect(left!.n).toBe(0);
+  });
 });

@@ -453,6 +453,45 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it('0035 keeps the compliance summary of the machines already stored counting, by statement, as a full recompute counts it', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0034');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push(await insertMachine(db, `m-${i}`, i % 3 === 0 ? 'WINDOWS' : 'LINUX'));
+      // Stored under 0034's row trigger: some assessed and seen, one with Windows classes, one removed.
+      await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)}, security_count = 2, other_count = 3 where id = any(${ids.slice(0, 5)}::uuid[])`;
+      await db`update machines set update_rollup_count = 1, other_count = 4 where id = ${ids[0]!}`;
+      await db`update machines set removed_at = now() where id = ${ids[7]!}`;
+
+      await migrateUpTo(url, '0035');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const same = async () => {
+          const now = new Date();
+          const sorted = <T extends { groups: Array<{ compliance: string; readiness: string }> }>(s: T) => ({ ...s, groups: [...s.groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`)) });
+          const maintained = await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS);
+          expect(sorted(maintained)).toEqual(sorted(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
+          return maintained;
+        };
+        expect(await same()).toMatchObject({ total: 7, byCompliance: { NON_COMPLIANT: 5, NOT_ASSESSED: 2 } });
+        // One statement changing many machines, some of them in nothing the summary counts; one changing one; one changing none.
+        await db`update machines set security_count = case when name in ('m-0', 'm-1') then 0 else security_count end, critical_count = 1, name = name || '-x' where id = any(${ids.slice(0, 6)}::uuid[])`;
+        await db`update machines set management_enabled = false, last_assessed_at = ${minutesAgo(300)} where id = ${ids[2]!}`;
+        await db`update machines set name = name where false`;
+        // A removal and a machine brought back.
+        await db`update machines set removed_at = now() where id = ${ids[3]!}`;
+        await db`update machines set removed_at = null where id = ${ids[7]!}`;
+        expect(await same()).toMatchObject({ total: 7 });
+        expect((await same()).pendingByClassification).toEqual(
+          expect.arrayContaining([{ classification: 'CRITICAL', updateCount: 5, machineCount: 5 }, { classification: 'UPDATE_ROLLUP', updateCount: 1, machineCount: 1 }]),
+        );
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
   it('0025 gives the machine runs already stored the reboot reserve their plan kept, by the planner\'s rule', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0020');
