@@ -51,10 +51,10 @@ import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, 
 import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
 import { MAX_BATCHED_RUNNING_MACHINES, RUN_PLAN_MACHINES } from '../fleet/batchedRun.js';
+import { createStepActivities, scriptJobSteps } from './steps.js';
 
 /** A paged planning writes a line in the run's job stream every this many pages (every 10,000 machines by default). */
 const PLAN_LINE_PAGES = 10;
-import { createStepActivities, scriptJobSteps } from './steps.js';
 
 export interface DeploymentActivityDeps {
   db: Db;
@@ -184,12 +184,6 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   };
 
   /**
-   * Creates a scheduled occurrence's run (one started now comes with the run the API created),
-   * resolves its targets at this moment, and plans every machine from its latest assessment.
-   * Idempotent: a retry finds the run and its plans already there. `cap`: the most machines that
-   * may run at once (a run of child workflows has Temporal's; a batched run its own).
-   */
-  /**
    * A batched run's machines planned page by page (docs/deployments.md, "Runs of any size"): the
    * run begins (IN_PROGRESS, its window fixed), then each page of `pageSize` targets, read by key
    * in (name, id) order, is planned and written in a transaction of its own that moves the run's
@@ -249,6 +243,13 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     };
   };
 
+  /**
+   * Creates a scheduled occurrence's run (one started now comes with the run the API created),
+   * resolves its targets at this moment, and plans every machine from its latest assessment.
+   * Idempotent: a retry finds the run and its plans already there. `cap`: the most machines that
+   * may run at once (a run of child workflows has Temporal's; a batched run its own). `paged`: a
+   * batched run's, planned page by page (beginPagedRun).
+   */
   const begin = async (input: BeginRunInput, cap: number, paged = false): Promise<BegunRun & { machineCount?: number }> => {
     const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
