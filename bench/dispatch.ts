@@ -32,6 +32,8 @@
  * Run:  npx tsx bench/dispatch.ts [--machines 10,100,1000] [--updates 5] [--enroll-concurrency 50] [--timeout-seconds 300]
  *                                 [--max-concurrent M]   (the deployment's maxConcurrent; default unset: all machines at once)
  *                                 [--batch-machines B] [--history-events E]   (a batched run's tunables; default the code's)
+ *                                 [--seeded]   (machines enrolled and assessed in PostgreSQL, their agents woken by the commands
+ *                                               announced for them: runs past what connected agents fit here, bench/seededFleet.ts)
  *                                 [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
  *                                                         machine over the run, the costliest statements; it costs some CPU,
  *                                                         so CPU figures come from runs without it)
@@ -52,6 +54,8 @@ import { startSimulatedFleet, type SimulatedFleet } from '../src/simulator/fleet
 import { DEFAULT_PROFILE, type FleetProfile } from '../src/simulator/syntheticMachine.js';
 import type { VirtualAgent } from '../src/simulator/virtualAgent.js';
 import { workflowIds } from '../src/workflows/config.js';
+import { BENCH_THRESHOLDS_ENV } from './fleetGenerate.js';
+import { seedFleet, wakeOnCommands, type SleepingFleet } from './seededFleet.js';
 import { benchAbort, checkAborted, cleanupOnce, installInterruptHandler, loadAverages, mapLimit, processCpuSeconds, quantile, startStack, stopProcess, type Stack } from './freshness.js';
 
 const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
@@ -331,7 +335,8 @@ const ACTION_EVENTS = ['activityTaskScheduled', 'startChildWorkflowExecutionInit
 /** One machine of the simulated fleet, as the benchmark follows it. */
 interface SimAgent {
   machineId: string;
-  agent: VirtualAgent;
+  /** Its agent; a machine of a seeded fleet (--seeded) has one per wake. */
+  agents: VirtualAgent[];
   /** Epoch ms when its INSTALL job arrived (first time). */
   receivedAt?: number;
   /** INSTALL jobs handed to it again after the first (the same job or another). */
@@ -439,17 +444,19 @@ function cpuOfAll(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean }): Promise<RoundResult> {
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean; seeded: boolean }): Promise<RoundResult> {
   const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
   say(`\n== ${n} machines ==`);
   const stack = await startStack({
     label: `dispatch-${n}`,
-    serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE, ...options.serverEnv },
+    // A seeded fleet's machines do not check in while they sleep: thresholds of a week keep them connected (bench/seededFleet.ts).
+    serverEnv: { FLEETPATCH_TASK_QUEUE: TASK_QUEUE, ...(options.seeded ? BENCH_THRESHOLDS_ENV : {}), ...options.serverEnv },
     ...(options.countStatements ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000' } } : {}),
   });
   const serverLogs = new LogWatch('server', stack.server);
   let fleet: SimulatedFleet | undefined;
-  const onBenchAbort = () => void fleet?.stop();
+  let sleeping: SleepingFleet | undefined;
+  const onBenchAbort = () => void Promise.all([fleet?.stop(), sleeping?.stop()]);
   benchAbort.signal.addEventListener('abort', onBenchAbort, { once: true });
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   let connection: Connection | undefined;
@@ -472,9 +479,39 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
       return body.data;
     };
 
-    // 1. The fleet: the simulator's virtual agents (src/simulator), enrolled, assessed, long-polling.
+    // 1. The fleet: the simulator's virtual agents (src/simulator), enrolled, assessed, long-polling;
+    // or (--seeded) machines enrolled and assessed in PostgreSQL whose agents sleep until a command
+    // is announced for them (bench/seededFleet.ts).
     const enrollStart = performance.now();
     let received = 0;
+    const receivedBy = (sim: SimAgent) => () => {
+      if (sim.receivedAt !== undefined) {
+        sim.duplicates++;
+        return;
+      }
+      sim.receivedAt = Date.now();
+      received++;
+    };
+    let agents: SimAgent[];
+    if (options.seeded) {
+      const seeded = await seedFleet(stack.database.sql, { machines: n, prefix: `seeded-${n}`, tag, updates: options.updates });
+      agents = seeded.map((m) => ({ machineId: m.machineId, agents: [], duplicates: 0 }));
+      const byId = new Map(agents.map((a) => [a.machineId, a]));
+      sleeping = await wakeOnCommands(stack.database.sql, {
+        server: stack.baseUrl,
+        machines: seeded,
+        prefix: `seeded-${n}`,
+        profile: instantProfile(options.updates),
+        seed: 7,
+        onAgent: (agent, machine) => {
+          const sim = byId.get(machine.machineId)!;
+          sim.agents.push(agent);
+          agent.onJob = receivedBy(sim);
+        },
+      });
+      result.enrollSeconds = (performance.now() - enrollStart) / 1000;
+      say(`  ${n} machines enrolled and assessed in PostgreSQL in ${result.enrollSeconds.toFixed(1)} s; their agents sleep until a command is announced for them`);
+    } else {
     fleet = await startSimulatedFleet({
       server: stack.baseUrl,
       enrollKey,
@@ -487,16 +524,9 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
       progressMs: 10_000,
     });
     if (fleet.joinFailures > 0) throw new Error(`${fleet.joinFailures} machine(s) could not join: ${fleet.firstJoinError}`);
-    const agents: SimAgent[] = fleet.agents.map((agent) => {
-      const sim: SimAgent = { machineId: agent.machineId!, agent, duplicates: 0 };
-      agent.onJob = () => {
-        if (sim.receivedAt !== undefined) {
-          sim.duplicates++;
-          return;
-        }
-        sim.receivedAt = Date.now();
-        received++;
-      };
+    agents = fleet.agents.map((agent) => {
+      const sim: SimAgent = { machineId: agent.machineId!, agents: [agent], duplicates: 0 };
+      agent.onJob = receivedBy(sim);
       return sim;
     });
     result.enrollSeconds = (performance.now() - enrollStart) / 1000;
@@ -504,6 +534,7 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     // Let every first long-poll reach the server and subscribe before the run starts.
     await sleep(2000 + 4 * n, benchAbort.signal);
     checkAborted();
+    }
 
     // 2. The deployment and its run.
     const input = {
@@ -666,10 +697,11 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     at('final status seen over GraphQL (250 ms poll)', result.finalSeenMs === undefined ? undefined : t0 + result.finalSeenMs);
 
     if (problem) result.error = problem;
-    const trouble = agents.filter((a) => a.agent.counters.errors || a.duplicates);
+    const errorsOf = (a: SimAgent) => a.agents.reduce((s, x) => s + x.counters.errors, 0);
+    const trouble = agents.filter((a) => errorsOf(a) || a.duplicates);
     if (trouble.length) {
       result.agentTrouble.push(
-        `${trouble.length} agent(s) with trouble: errors ${trouble.reduce((s, a) => s + a.agent.counters.errors, 0)}, jobs received twice ${trouble.reduce((s, a) => s + a.duplicates, 0)}; last error: ${trouble.find((a) => a.agent.counters.lastError)?.agent.counters.lastError ?? '-'}`,
+        `${trouble.length} agent(s) with trouble: errors ${trouble.reduce((s, a) => s + errorsOf(a), 0)}, jobs received twice ${trouble.reduce((s, a) => s + a.duplicates, 0)}; last error: ${trouble.flatMap((a) => a.agents).find((x) => x.counters.lastError)?.counters.lastError ?? '-'}`,
       );
     }
   } catch (error) {
@@ -678,6 +710,7 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
   } finally {
     benchAbort.signal.removeEventListener('abort', onBenchAbort);
     await fleet?.stop();
+    await sleeping?.stop();
     await connection?.close();
     result.logs.push(serverLogs.summary(result.t0));
     if (worker) result.logs.push(worker.logs.summary(result.t0));
@@ -858,6 +891,7 @@ async function main(): Promise<number> {
       'batch-machines': { type: 'string' },
       'history-events': { type: 'string' },
       'count-statements': { type: 'boolean', default: false },
+      seeded: { type: 'boolean', default: false },
     },
   });
   const sizes = values.machines.split(',').map((s) => Number(s.trim()));
@@ -868,6 +902,7 @@ async function main(): Promise<number> {
     timeoutSeconds: Number(values['timeout-seconds']),
     maxConcurrent: values['max-concurrent'] === undefined ? undefined : Number(values['max-concurrent']),
     countStatements: values['count-statements'],
+    seeded: values.seeded,
     serverEnv: {
       ...(values['batch-machines'] ? { FLEETPATCH_RUN_BATCH_MACHINES: values['batch-machines'] } : {}),
       ...(values['history-events'] ? { FLEETPATCH_RUN_HISTORY_EVENTS: values['history-events'] } : {}),

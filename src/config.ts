@@ -109,6 +109,8 @@ export interface RunTimings {
   runBatchMachines?: number;
   /** A batched run's history events before it continues as new (unset: src/fleet/batchedRun.ts's default). */
   runHistoryEvents?: number;
+  /** A batched run's machines planned per page (unset: src/fleet/batchedRun.ts's default; tests make it tiny). */
+  runPlanMachines?: number;
 }
 
 export interface AgentTimings {
@@ -256,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // the code's defaults otherwise (schedules keep the input they were created with).
       ...(env.FLEETPATCH_RUN_BATCH_MACHINES ? { runBatchMachines: positive(env, 'FLEETPATCH_RUN_BATCH_MACHINES', 1) } : {}),
       ...(env.FLEETPATCH_RUN_HISTORY_EVENTS ? { runHistoryEvents: positive(env, 'FLEETPATCH_RUN_HISTORY_EVENTS', 1) } : {}),
+      ...(env.FLEETPATCH_RUN_PLAN_MACHINES ? { runPlanMachines: positive(env, 'FLEETPATCH_RUN_PLAN_MACHINES', 1) } : {}),
     },
     limits: {
       // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.

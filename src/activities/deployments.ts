@@ -15,11 +15,14 @@ import {
   startRing,
 } from '../db/rollouts.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
-import { findMachine, findMachines, resolveTargets } from '../db/machines.js';
+import { findMachine, findMachines, resolveTargets, targetsPage } from '../db/machines.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import {
   attachInstallActivity,
   beginRun,
+  beginRunPlanning,
+  endRunPlanning,
+  planRunPage,
   ensureRun,
   keepRunSettings,
   findMachineRun,
@@ -47,8 +50,11 @@ import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet
 import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
 import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
-import { MAX_BATCHED_RUNNING_MACHINES } from '../fleet/batchedRun.js';
+import { MAX_BATCHED_RUNNING_MACHINES, RUN_PLAN_MACHINES } from '../fleet/batchedRun.js';
 import { createStepActivities, scriptJobSteps } from './steps.js';
+
+/** A paged planning writes a line in the run's job stream every this many pages (every 10,000 machines by default). */
+const PLAN_LINE_PAGES = 10;
 
 export interface DeploymentActivityDeps {
   db: Db;
@@ -63,6 +69,8 @@ export interface BeginRunInput {
   /** Given when the API created the run (run now); absent for a scheduled occurrence, whose run this activity creates. */
   runId?: string;
   trigger: 'SCHEDULE' | 'MANUAL';
+  /** A batched run: machines planned per page (default RUN_PLAN_MACHINES); absent in runs begun before paged planning. */
+  planMachines?: number;
 }
 
 export interface BegunRun {
@@ -176,12 +184,73 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
   };
 
   /**
+   * A batched run's machines planned page by page (docs/deployments.md, "Runs of any size"): the
+   * run begins (IN_PROGRESS, its window fixed), then each page of `pageSize` targets, read by key
+   * in (name, id) order, is planned and written in a transaction of its own that moves the run's
+   * planning position; the activity heartbeats after each. A retry (the worker died) resumes after
+   * the last page written. Its memory and each transaction hold one page, whatever the run's size.
+   * The job stream shows the planning: a line when it begins, one every PLAN_LINE_PAGES pages, one
+   * when every machine is planned.
+   */
+  const beginPagedRun = async (
+    run: RunRow,
+    deployment: DeploymentRow,
+    settings: RunSettings,
+    pageSize: number,
+    cap: number,
+    nothing: (reason: string, status: 'CANCELED' | 'FAILED') => Promise<BegunRun>,
+  ): Promise<BegunRun & { machineCount: number }> => {
+    const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
+    if (!run.startedAt) {
+      published(run.id, await beginRunPlanning(db, run.id, windowEndsAt, `Run started: planning its machines ${pageSize} at a time, window until ${windowEndsAt.toISOString()}.`));
+      run = (await findRun(db, run.id))!;
+    }
+    const target = { osType: deployment.osType, machineIds: deployment.machineIds, filter: deployment.targetFilter };
+    let planning = run.planning;
+    for (let page = 1; planning; page++) {
+      const targets = await targetsPage(db, target, planning.after, pageSize, run.startedAt!);
+      if (targets.length === 0) break;
+      const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
+      const plans = targets.map((machine) => {
+        const { results, rebootReserveSeconds } = planRunMachine({
+          machine,
+          pending: pending.get(machine.id) ?? [],
+          selection: selectionOf(settings),
+          windowMinutes: settings.windowMinutes,
+          rebootSetting: settings.rebootSetting,
+          learnedSeconds: learned.get(machine.id),
+          baseline: decide(machine.id, machine.osType, now()),
+        });
+        return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
+      });
+      const line = page % PLAN_LINE_PAGES === 0 ? `Planning: ${planning.planned + plans.length} machine(s) planned so far.` : undefined;
+      planning = published(run.id, await planRunPage(db, run.id, planning, plans, line)).planning;
+      Context.current().heartbeat(planning?.planned);
+    }
+    const { planned } = published(run.id, await endRunPlanning(db, run.id, (n) => `Planned: ${n} machine(s).`));
+    if (planned === 0) {
+      return { ...(await nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED')), machineCount: 0 };
+    }
+    const threshold = failureThreshold(settings.maxFailures, planned);
+    return {
+      runId: run.id,
+      windowEndsAtMs: windowEndsAt.getTime(),
+      machines: [],
+      machineCount: planned,
+      concurrency: maxConcurrentMachines(settings.maxConcurrent, planned, cap),
+      failureThreshold: Number.isFinite(threshold) ? threshold : null,
+      ...withSteps(deployment),
+    };
+  };
+
+  /**
    * Creates a scheduled occurrence's run (one started now comes with the run the API created),
    * resolves its targets at this moment, and plans every machine from its latest assessment.
    * Idempotent: a retry finds the run and its plans already there. `cap`: the most machines that
-   * may run at once (a run of child workflows has Temporal's; a batched run its own).
+   * may run at once (a run of child workflows has Temporal's; a batched run its own). `paged`: a
+   * batched run's, planned page by page (beginPagedRun).
    */
-  const begin = async (input: BeginRunInput, cap: number): Promise<BegunRun> => {
+  const begin = async (input: BeginRunInput, cap: number, paged = false): Promise<BegunRun & { machineCount?: number }> => {
     const deployment = await findDeployment(db, input.deploymentId, { includeDeleted: true });
     if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${input.deploymentId} does not exist.`, 'NOT_FOUND');
     // Each run row is created once: a run started now by the API (runNow), before its workflow,
@@ -213,6 +282,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     const settings = run.settings ?? runSettingsOf(deployment);
     const ringed = run.startedAt ? (await ringsOfRun(db, run.id)).length > 0 : (deployment.rings?.length ?? 0) > 0;
     if (ringed) return beginRingedRun(run, deployment, settings, deployment.rings ?? [], nothing);
+    // A retry after the planning ended (or of a run planned in one transaction, before paged planning) only counts the machine runs.
+    if (paged) return beginPagedRun(run, deployment, settings, input.planMachines ?? RUN_PLAN_MACHINES, cap, nothing);
     const windowEndsAt = run.windowEndsAt ?? new Date(Date.now() + settings.windowMinutes * 60_000);
     let machines: Array<{ machineRunId: string; machineId: string }>;
     if (run.startedAt) {
@@ -266,8 +337,8 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * batched run's own concurrency limit.
      */
     async beginBatchedRun(input: BeginRunInput): Promise<Omit<BegunRun, 'machines'> & { machineCount: number }> {
-      const { machines, ...begun } = await begin(input, MAX_BATCHED_RUNNING_MACHINES);
-      return { ...begun, machineCount: machines.length };
+      const { machines, machineCount, ...begun } = await begin(input, MAX_BATCHED_RUNNING_MACHINES, true);
+      return { ...begun, machineCount: machineCount ?? machines.length };
     },
 
     /**

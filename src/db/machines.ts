@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
@@ -806,6 +806,48 @@ export async function resolveTargets(
   db: Db,
   target: { osType: OsType; machineIds: string[]; filter: { tags: string[]; nameContains: string | null } | null },
 ): Promise<MachineRow[]> {
+  const chosen = targetConditions(target);
+  if (chosen.length === 0) return [];
+  return db
+    .select()
+    .from(machines)
+    .where(and(live, eq(machines.managementEnabled, true), eq(machines.osType, target.osType), sql`(${sql.join(chosen, sql` or `)})`))
+    .orderBy(asc(machines.name));
+}
+
+/**
+ * One page of resolveTargets, in (name, id) order after `after`, read by key along the live
+ * machines' name index: the targets a paged planning reads, one page per transaction. Machines
+ * enrolled after `enrolledBy` (the run's start) are left out, so that the run's machines are the
+ * targets as the run began, as when they were resolved at once.
+ */
+export async function targetsPage(
+  db: Db,
+  target: { osType: OsType; machineIds: string[]; filter: { tags: string[]; nameContains: string | null } | null },
+  after: { name: string; id: string } | null,
+  limit: number,
+  enrolledBy: Date,
+): Promise<MachineRow[]> {
+  const chosen = targetConditions(target);
+  if (chosen.length === 0) return [];
+  return db
+    .select()
+    .from(machines)
+    .where(
+      and(
+        live,
+        eq(machines.managementEnabled, true),
+        eq(machines.osType, target.osType),
+        lte(machines.enrolledAt, enrolledBy),
+        after ? sql`(${machines.name}, ${machines.id}) > (${after.name}, ${after.id}::uuid)` : undefined,
+        sql`(${sql.join(chosen, sql` or `)})`,
+      ),
+    )
+    .orderBy(asc(machines.name), asc(machines.id))
+    .limit(limit);
+}
+
+function targetConditions(target: { machineIds: string[]; filter: { tags: string[]; nameContains: string | null } | null }): SQL[] {
   const chosen: SQL[] = [];
   if (target.machineIds.length > 0) chosen.push(sql`${machines.id} = any(${sql.param(target.machineIds)}::uuid[])`);
   if (target.filter) {
@@ -813,10 +855,5 @@ export async function resolveTargets(
     if (target.filter.nameContains) parts.push(sql`${machines.name} ilike ${`%${target.filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
     chosen.push(and(...parts)!);
   }
-  if (chosen.length === 0) return [];
-  return db
-    .select()
-    .from(machines)
-    .where(and(live, eq(machines.managementEnabled, true), eq(machines.osType, target.osType), sql`(${sql.join(chosen, sql` or `)})`))
-    .orderBy(asc(machines.name));
+  return chosen;
 }

@@ -11,7 +11,7 @@ import { isMachineRunFailure } from '../fleet/webhooks.js';
 import type { PlannedResult } from '../fleet/runPlanning.js';
 import { settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { recordRunWebhookEvent } from './webhooks.js';
-import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunSettings } from './schema.js';
+import { agentCommands, deploymentRuns, machineRuns, machines, pendingUpdates, runLogs, updateDurations, updateResults, type RunPlanning, type RunSettings } from './schema.js';
 
 export type RunRow = typeof deploymentRuns.$inferSelect;
 export type MachineRunRow = typeof machineRuns.$inferSelect;
@@ -143,18 +143,33 @@ export async function beginRun(
     await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt }).where(eq(deploymentRuns.id, runId));
     await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_STARTED', run }));
     if (plans.length === 0) return { machines: [], progress: await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }]) };
-    // Set-based: one insert of every machine run, then the update results in chunks (PostgreSQL
-    // takes at most 65,535 parameters per statement). Row by row, 1,000 machines cost seconds.
+    const runOf = await insertPlans(tx as unknown as Db, runId, plans);
+    const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
+    const progress = await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]);
+    return { machines: plans.map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, machineId: plan.machineId })), progress };
+  });
+}
+
+type MachinePlan = { machineId: string; machineName: string; rebootReserveSeconds: number; results: PlannedResult[] };
+
+/**
+ * The machine runs of `plans` and their planned updates, set-based: one insert of the machine runs,
+ * then the update results in chunks (PostgreSQL takes at most 65,535 parameters per statement).
+ * Row by row, 1,000 machines cost seconds. A machine already in the run is left as it is (a page
+ * planned again): answers the machine runs made, by machine id.
+ */
+async function insertPlans(tx: Db, runId: string, plans: readonly MachinePlan[]): Promise<Map<string, string>> {
     const created: Array<{ machineRunId: string; machineId: string }> = [];
     for (const chunk of chunks(plans, 5000)) {
       const rows = await tx
         .insert(machineRuns)
         .values(chunk.map((plan) => ({ runId, machineId: plan.machineId, machineName: plan.machineName, rebootReserveSeconds: plan.rebootReserveSeconds })))
+        .onConflictDoNothing({ target: [machineRuns.runId, machineRuns.machineId] })
         .returning({ machineRunId: machineRuns.id, machineId: machineRuns.machineId });
       created.push(...rows);
     }
     const runOf = new Map(created.map((c) => [c.machineId, c.machineRunId]));
-    const results = plans.flatMap((plan) =>
+    const results = plans.filter((plan) => runOf.has(plan.machineId)).flatMap((plan) =>
       plan.results.map((r) => ({
         machineRunId: runOf.get(plan.machineId)!,
         runId,
@@ -173,10 +188,65 @@ export async function beginRun(
       })),
     );
     for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
-    const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
-    const progress = await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]);
-    return { machines: plans.map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, machineId: plan.machineId })), progress };
+    return runOf;
+}
+
+/**
+ * Begins a run whose machines are planned page by page (a batched run): IN_PROGRESS from now, its
+ * window fixed, its planning position at the start; then planRunPage until no target is left, then
+ * endRunPlanning. Nothing when the run has begun already (a retry).
+ */
+export async function beginRunPlanning(db: Db, runId: string, windowEndsAt: Date, logLine: string): Promise<{ progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [run] = await tx.select().from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
+    if (run!.startedAt) return { progress: [] };
+    const planning: RunPlanning = { after: null, planned: 0 };
+    await tx.update(deploymentRuns).set({ status: 'IN_PROGRESS', startedAt: sql`now()`, windowEndsAt, planning }).where(eq(deploymentRuns.id, runId));
+    await recordRunWebhookEvent(tx as unknown as Db, runId, (run) => ({ type: 'RUN_STARTED', run }));
+    return { progress: await recordRunProgress(tx as unknown as Db, runId, [await serverLine(tx as unknown as Db, runId, null, logLine), { kind: 'RUN' }]) };
   });
+}
+
+/**
+ * Plans one page of a run's machines, the targets after `from` in (name, id) order, and moves the
+ * run's planning position past them, in one transaction. Conditional on the position still being
+ * `from`: a page that another attempt of the planning (a retry racing a worker thought dead)
+ * planned first is not planned twice. Answers the position now (null: planning ended) and
+ * whether this page was written.
+ */
+export async function planRunPage(
+  db: Db,
+  runId: string,
+  from: RunPlanning,
+  plans: readonly MachinePlan[],
+  logLine?: string,
+): Promise<{ planning: RunPlanning | null; written: boolean; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [run] = await tx.select({ planning: deploymentRuns.planning }).from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
+    const now = run?.planning ?? null;
+    if (!now || !samePlanning(now, from) || plans.length === 0) return { planning: now, written: false, progress: [] };
+    const made = await insertPlans(tx as unknown as Db, runId, plans);
+    const last = plans.at(-1)!;
+    const planning: RunPlanning = { after: { name: last.machineName, id: last.machineId }, planned: from.planned + made.size };
+    await tx.update(deploymentRuns).set({ planning }).where(eq(deploymentRuns.id, runId));
+    const lines = logLine ? [await serverLine(tx as unknown as Db, runId, null, logLine)] : [];
+    return { planning, written: true, progress: await recordRunProgress(tx as unknown as Db, runId, [...lines, { kind: 'RUN' }]) };
+  });
+}
+
+/** Ends a run's paged planning (every target planned); answers its machine runs, all told. */
+export async function endRunPlanning(db: Db, runId: string, logLine: (planned: number) => string): Promise<{ planned: number; progress: RunProgressEvent[] }> {
+  return db.transaction(async (tx) => {
+    const [run] = await tx.select({ planning: deploymentRuns.planning }).from(deploymentRuns).where(eq(deploymentRuns.id, runId)).for('update');
+    const [{ n }] = (await tx.select({ n: sql<number>`count(*)::int` }).from(machineRuns).where(eq(machineRuns.runId, runId))) as [{ n: number }];
+    if (!run?.planning) return { planned: n, progress: [] };
+    await tx.update(deploymentRuns).set({ planning: null }).where(eq(deploymentRuns.id, runId));
+    return { planned: n, progress: await recordRunProgress(tx as unknown as Db, runId, [await serverLine(tx as unknown as Db, runId, null, logLine(n)), { kind: 'RUN' }]) };
+  });
+}
+
+function samePlanning(a: RunPlanning, b: RunPlanning): boolean {
+  return a.planned === b.planned && a.after?.name === b.after?.name && a.after?.id === b.after?.id;
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {

@@ -516,9 +516,22 @@ export const deploymentRuns = pgTable(
      * change before it.
      */
     progressSeq: integer('progress_seq').notNull().default(0),
+    /**
+     * Where a batched run's planning is while it plans its machines page by page (src/db/runs.ts,
+     * planRunPage): the last target planned (by name, then id) and how many so far. Null once every
+     * machine is planned, and for runs planned in one transaction (before paged planning, rings).
+     */
+    planning: jsonb('planning').$type<RunPlanning | null>(),
   },
   (t) => [index('deployment_runs_deployment_idx').on(t.deploymentId, t.createdAt)],
 );
+
+/** A batched run's planning position (deployment_runs.planning). */
+export interface RunPlanning {
+  /** The last machine planned, in (name, id) order; null: none yet. */
+  after: { name: string; id: string } | null;
+  planned: number;
+}
 
 /** A deployment's settings that a run keeps from when it began (deployment_runs.settings). */
 export interface RunSettings {

@@ -20,6 +20,15 @@ export const RUN_BATCH_MACHINES = 500;
  */
 export const RUN_HISTORY_EVENTS = 5000;
 
+/**
+ * Machines a batched run plans per page when it begins: each page is one transaction (the page's
+ * targets read by key, their pending updates, their machine runs and planned updates written) and
+ * moves the run's planning position, so that planning holds one page in memory whatever the run's
+ * size, stays under PostgreSQL's 65,535 parameters per statement, and a retry after a crash
+ * resumes after the last page written.
+ */
+export const RUN_PLAN_MACHINES = 1000;
+
 /** An advance hands back to the workflow after this long even when few machines ended: its return is the workflow's chance to see a cancel and the history's to stay small. */
 export const RUN_ADVANCE_SECONDS = 60;
 

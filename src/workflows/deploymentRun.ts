@@ -18,6 +18,14 @@ export type { DeploymentRunInput } from './runInput.js';
  */
 export const BATCHED_RUNS_PATCH = 'batched-runs';
 
+/**
+ * A batched run plans its machines page by page in its first activity (docs/deployments.md), which
+ * heartbeats after each page: a worker that dies while planning is noticed within a minute and the
+ * retry resumes after the last page written. Histories without this marker scheduled the activity
+ * without a heartbeat timeout and replay as they ran.
+ */
+export const PAGED_PLANNING_PATCH = 'paged-run-planning';
+
 /** Children started per workflow task (see the loop). */
 const START_BATCH = 100;
 
@@ -29,6 +37,13 @@ const steps = proxyActivities<DeploymentActivities>({
 const planning = proxyActivities<BatchedRunActivities & DeploymentActivities>({
   // A batched run plans all its machines in its first activity: minutes at 100,000 machines.
   startToCloseTimeout: '30 minutes',
+});
+
+const pagedPlanning = proxyActivities<DeploymentActivities>({
+  // Page by page, heartbeating after each page (about a second for 1,000 machines): a million
+  // machines is a thousand pages, minutes, well within the two hours.
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
 });
 
 /**
@@ -45,7 +60,10 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
   // A batched run that continued as new: where it was is in its input.
   if (input.resume) return batchedRun(input, input.resume);
   if (patched(BATCHED_RUNS_PATCH)) {
-    const begun = await planning.beginBatchedRun({ deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger });
+    const beginInput = { deploymentId: input.deploymentId, workflowId: workflowInfo().workflowId, runId: input.runId, trigger: input.trigger };
+    const begun = patched(PAGED_PLANNING_PATCH)
+      ? await pagedPlanning.beginBatchedRun({ ...beginInput, ...(input.planMachines ? { planMachines: input.planMachines } : {}) })
+      : await planning.beginBatchedRun(beginInput);
     if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
     // Pre and post steps run in a workflow per machine (machineRun.ts): a deployment with steps
     // runs as below, its machines' list read again (the same run: beginDeploymentRun finds it begun).

@@ -12,6 +12,8 @@ export interface DeploymentRunInput {
   batchMachines?: number;
   /** A batched run: history events after which the workflow continues as new (default RUN_HISTORY_EVENTS). */
   historyEvents?: number;
+  /** A batched run: machines planned per page, each page its own transaction (default RUN_PLAN_MACHINES). */
+  planMachines?: number;
   /** A batched run continued as new: where it was (absent when it begins). */
   resume?: BatchedRunState;
 }

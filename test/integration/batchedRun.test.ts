@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities/index.js';
 import type { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import { finishMachineRuns } from '../../src/db/batchedRuns.js';
+import { planRunPage } from '../../src/db/runs.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { Database } from '../../src/db/client.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
 import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
@@ -38,6 +42,8 @@ function succeeded(job: InstallJob, rebooting = false): JobResult {
 const BATCH_MACHINES = 2;
 const HISTORY_EVENTS = 12;
 const HEARTBEAT_SECONDS = 8;
+/** Machines planned per page: a run of a few machines is planned in several pages. */
+const PLAN_MACHINES = 3;
 
 /**
  * A batched run (docs/deployments.md, "Runs of any size"): no workflow per machine, the machines
@@ -64,7 +70,7 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     database = connectTestDatabase(fresh.url);
     api = await startTestApi(settings, {
       databaseUrl: fresh.url,
-      env: { FLEETPATCH_RUN_BATCH_MACHINES: String(BATCH_MACHINES), FLEETPATCH_RUN_HISTORY_EVENTS: String(HISTORY_EVENTS), FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60' },
+      env: { FLEETPATCH_RUN_BATCH_MACHINES: String(BATCH_MACHINES), FLEETPATCH_RUN_HISTORY_EVENTS: String(HISTORY_EVENTS), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES), FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60' },
     });
     worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'batched-worker' });
     running = worker.run();
@@ -187,6 +193,9 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     const endLines = await database.sql<Array<{ machine_run_id: string; n: number }>>`
       select machine_run_id, count(*)::int as n from run_logs where run_id = ${runId} and machine_run_id is not null and stream = 'server' and line ~ ': (SUCCEEDED|FAILED|TIMED_OUT|CANCELED)' group by machine_run_id`;
     expect(endLines.map((l) => l.n)).toEqual(Array(7).fill(1));
+    // Planned three at a time (three pages), the planning in the job stream.
+    const runLines = await database.sql<Array<{ line: string }>>`select line from run_logs where run_id = ${runId} and machine_run_id is null order by id`;
+    expect(runLines.map((l) => l.line)).toEqual(expect.arrayContaining([expect.stringMatching(/^Run started: planning its machines 3 at a time, window until /), 'Planned: 7 machine(s).']));
 
     // No workflow per machine, several executions (continue-as-new), each history short.
     const chain = await executions(runId);
@@ -346,6 +355,45 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
   }, 150_000);
 
   /** RECORD_HISTORY=<dir> saves the run workflow's first and last executions' histories for the replay test (test/history_files/). */
+  it('a planning cut short after its first page (the worker died) resumes after it: each machine planned once, the planning in the job stream', async () => {
+    const agents = await enroll(5);
+    const input = { name: 'paged planning', osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER' };
+    const deploymentId = (await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input })).createDeployment.id;
+    const pubsub = await createFleetPubSub(database.sql);
+    const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'test' });
+    const begin = { deploymentId, workflowId: `paged-planning-${deploymentId}`, trigger: 'MANUAL' as const, planMachines: 2 };
+
+    // The first attempt dies at its first heartbeat, right after its first page committed.
+    const dying = new MockActivityEnvironment();
+    dying.on('heartbeat', () => {
+      throw new Error('the worker died');
+    });
+    await expect(dying.run(activities.beginBatchedRun, begin)).rejects.toThrow('the worker died');
+    const [run] = await database.sql<Array<{ id: string; status: string; planning: { after: { name: string }; planned: number } }>>`select id, status, planning from deployment_runs where workflow_id = ${begin.workflowId}`;
+    expect(run!.status).toBe('IN_PROGRESS');
+    expect(run!.planning).toMatchObject({ planned: 2, after: { name: agents[1]!.name } });
+
+    // The retry plans the other three machines, two pages, heartbeating after each.
+    const retry = new MockActivityEnvironment();
+    const heartbeats: unknown[] = [];
+    retry.on('heartbeat', (details: unknown) => heartbeats.push(details));
+    const begun = await retry.run(activities.beginBatchedRun, begin);
+    expect(begun).toMatchObject({ runId: run!.id, machineCount: 5, concurrency: 5 });
+    expect(heartbeats).toEqual([4, 5]);
+    const planned = await database.sql<Array<{ machine_name: string; results: number }>>`
+      select m.machine_name, (select count(*)::int from update_results u where u.machine_run_id = m.id) as results from machine_runs m where m.run_id = ${run!.id} order by 1`;
+    expect(planned).toEqual(agents.map((a) => ({ machine_name: a.name, results: 2 })));
+    const lines = await database.sql<Array<{ line: string }>>`select line from run_logs where run_id = ${run!.id} and machine_run_id is null order by id`;
+    expect(lines.map((l) => l.line)).toEqual([expect.stringMatching(/^Run started: planning its machines 2 at a time, window until /), 'Planned: 5 machine(s).']);
+
+    // A page written from a position that has moved (an attempt thought dead, still running) is not written.
+    const stale = await planRunPage(database.db, run!.id, { after: null, planned: 0 }, [{ machineId: agents[0]!.machineId, machineName: agents[0]!.name, rebootReserveSeconds: 0, results: [] }]);
+    expect(stale.written).toBe(false);
+    // And a retry after the planning ended plans nothing more.
+    expect(await new MockActivityEnvironment().run(activities.beginBatchedRun, begin)).toMatchObject({ runId: run!.id, machineCount: 5 });
+    expect(await database.sql`select 1 from machine_runs where run_id = ${run!.id}`).toHaveLength(5);
+  }, 60_000);
+
   async function recordHistory(runId: string, file: string): Promise<void> {
     const dir = process.env.RECORD_HISTORY;
     if (!dir) return;

@@ -40,6 +40,7 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/batchedRun.test.ts with RECORD_HISTORY=test/history_files.
     ['deploymentRunBatched.json', "a batched run's first execution: the patch marker, the run begun without its machines, an advance, continue-as-new"],
     ['deploymentRunBatchedContinued.json', 'its last execution: continued from the state the one before carried, advances, the run finished'],
+    ['deploymentRunPagedPlanning.json', "a batched run's first execution with paged planning: both patch markers, the planning heartbeating page by page, an advance, continue-as-new"],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

@@ -332,6 +332,7 @@ export class DeploymentService {
       rebootTimeoutSeconds: timings.rebootTimeoutSeconds,
       ...(timings.runBatchMachines ? { batchMachines: timings.runBatchMachines } : {}),
       ...(timings.runHistoryEvents ? { historyEvents: timings.runHistoryEvents } : {}),
+      ...(timings.runPlanMachines ? { planMachines: timings.runPlanMachines } : {}),
     };
   }
 
