@@ -708,20 +708,20 @@ export async function machinesMissing(
            (select greatest(reltuples, 0)::float8 from pg_class where oid = 'machines'::regclass) as fleet`);
   const missing = total?.n ?? 0;
   if (missing === 0) return { rows: [], totalCount: 0 };
-  const update$ = sql`${pendingUpdates.name} = ${update.name} and ${pendingUpdates.classification}::text = ${update.classification}`;
+  const isTheUpdate = sql`${pendingUpdates.name} = ${update.name} and ${pendingUpdates.classification}::text = ${update.classification}`;
   const lists = exists(
     db
       .select({ one: sql`1` })
       .from(pendingUpdates)
-      .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), update$)),
+      .where(and(eq(pendingUpdates.assessmentId, machines.latestAssessmentId), isTheUpdate)),
   );
   let read = forced ?? missingMachinesRead(missing, Math.max(Number(total!.fleet), missing), offset + limit + 1);
   if (read === 'BY_UPDATE' && !forced) {
     // Every stored assessment's rows are in the index, not only the latest ones: within the budget, or walk by name.
-    const [stored] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (select 1 from ${pendingUpdates} where ${update$} limit ${MISSING_MACHINES_ROWS_BUDGET + 1}) r`);
+    const [stored] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (select 1 from ${pendingUpdates} where ${isTheUpdate} limit ${MISSING_MACHINES_ROWS_BUDGET + 1}) r`);
     if ((stored?.n ?? 0) > MISSING_MACHINES_ROWS_BUDGET) read = 'BY_NAME';
   }
-  const named = read === 'BY_UPDATE' ? sql`${machines.id} = any(array(select ${pendingUpdates.machineId} from ${pendingUpdates} where ${update$}))` : sql`true`;
+  const named = read === 'BY_UPDATE' ? sql`${machines.id} = any(array(select ${pendingUpdates.machineId} from ${pendingUpdates} where ${isTheUpdate}))` : sql`true`;
   const rows = await db.select().from(machines).where(and(live, named, lists)).orderBy(asc(machines.name), asc(machines.id)).offset(offset).limit(limit);
   return { rows, totalCount: missing };
 }
