@@ -492,6 +492,42 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it('0037 moves the stored DISCONNECTED threshold to the new default and re-evaluates the machines stored; a configured threshold is left', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0036');
+      const secondsAgo = (n: number) => new Date(Date.now() - n * 1000).toISOString();
+      const quiet = await insertMachine(db, 'quiet', 'LINUX');
+      const live = await insertMachine(db, 'live', 'LINUX');
+      await db`update machines set last_seen_at = ${secondsAgo(200)}, summary_at = now() where id = ${quiet}`;
+      await db`update machines set last_seen_at = ${secondsAgo(10)}, summary_at = now() where id = ${live}`;
+      const readiness = async () =>
+        Object.fromEntries((await db`select name, split_part(summary_state, ':', 2) as r from machines order by name`).map((row) => [row.name as string, row.r as string]));
+      // 200 s of silence: DISCONNECTED under 0027's 180 s, READY under the default 270 s.
+      expect(await readiness()).toEqual({ live: 'READY', quiet: 'DISCONNECTED' });
+
+      await migrateUpTo(url, '0037');
+      const [settings] = await db`select disconnected_after_ms::float8 as ms from fleet_summary_settings`;
+      expect(settings!.ms).toBe(DEFAULT_THRESHOLDS.disconnectedAfterMs);
+      // Re-evaluated by the migration, before any process read the summary.
+      expect(await readiness()).toEqual({ live: 'READY', quiet: 'READY' });
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const summary = await maintainedComplianceSummary(database.db, new Date(), DEFAULT_THRESHOLDS);
+        expect(summary.total).toBe(2);
+        expect(summary.groups.filter((g) => g.readiness === 'DISCONNECTED')).toEqual([]);
+      } finally {
+        await database.close();
+      }
+    });
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0036');
+      await db`update fleet_summary_settings set disconnected_after_ms = 600000`;
+      await migrateUpTo(url, '0037');
+      const [settings] = await db`select disconnected_after_ms::float8 as ms from fleet_summary_settings`;
+      expect(settings!.ms).toBe(600_000);
+    });
+  });
+
   it('0025 gives the machine runs already stored the reboot reserve their plan kept, by the planner\'s rule', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0020');
