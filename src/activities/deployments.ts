@@ -15,7 +15,7 @@ import {
   startRing,
 } from '../db/rollouts.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
-import { findMachine, findMachines, resolveTargets, targetsPage } from '../db/machines.js';
+import { findMachine, findMachines, resolveTargets, targetsPage, type MachineRow } from '../db/machines.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import {
   attachInstallActivity,
@@ -183,6 +183,23 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     };
   };
 
+  /** The plan of each target machine under the run's settings, from their inputs read together. */
+  const planTargets = async (targets: readonly MachineRow[], settings: RunSettings) => {
+    const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
+    return targets.map((machine) => {
+      const { results, rebootReserveSeconds } = planRunMachine({
+        machine,
+        pending: pending.get(machine.id) ?? [],
+        selection: selectionOf(settings),
+        windowMinutes: settings.windowMinutes,
+        rebootSetting: settings.rebootSetting,
+        learnedSeconds: learned.get(machine.id),
+        baseline: decide(machine.id, machine.osType, now()),
+      });
+      return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
+    });
+  };
+
   /**
    * A batched run's machines planned page by page (docs/deployments.md, "Runs of any size"): the
    * run begins (IN_PROGRESS, its window fixed), then each page of `pageSize` targets, read by key
@@ -210,19 +227,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     for (let page = 1; planning; page++) {
       const targets = await targetsPage(db, target, planning.after, pageSize, run.startedAt!);
       if (targets.length === 0) break;
-      const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
-      const plans = targets.map((machine) => {
-        const { results, rebootReserveSeconds } = planRunMachine({
-          machine,
-          pending: pending.get(machine.id) ?? [],
-          selection: selectionOf(settings),
-          windowMinutes: settings.windowMinutes,
-          rebootSetting: settings.rebootSetting,
-          learnedSeconds: learned.get(machine.id),
-          baseline: decide(machine.id, machine.osType, now()),
-        });
-        return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
-      });
+      const plans = await planTargets(targets, settings);
       const line = page % PLAN_LINE_PAGES === 0 ? `Planning: ${planning.planned + plans.length} machine(s) planned so far.` : undefined;
       planning = published(run.id, await planRunPage(db, run.id, planning, plans, line)).planning;
       Context.current().heartbeat(planning?.planned);
@@ -293,19 +298,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       if (targets.length === 0) {
         return nothing('No machine matched the deployment\'s targets when the run began (machines removed, disabled, or of the other OS type).', 'FAILED');
       }
-      const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
-      const plans = targets.map((machine) => {
-        const { results, rebootReserveSeconds } = planRunMachine({
-          machine,
-          pending: pending.get(machine.id) ?? [],
-          selection: selectionOf(settings),
-          windowMinutes: settings.windowMinutes,
-          rebootSetting: settings.rebootSetting,
-          learnedSeconds: learned.get(machine.id),
-          baseline: decide(machine.id, machine.osType, now()),
-        });
-        return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
-      });
+      const plans = await planTargets(targets, settings);
       const started = `Run started: ${targets.length} machine(s), window until ${windowEndsAt.toISOString()}.`;
       machines = published(run.id, await beginRun(db, run.id, windowEndsAt, plans, started)).machines;
     }
