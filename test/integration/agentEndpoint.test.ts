@@ -1,14 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
-import type { InstallJob, JobResult } from '../../src/agent/protocol.js';
+import type { JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
-import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
 import { graphql, startApiWithAdmin, tokenFor } from '../support/env.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
+import { handOverTestInstallJob } from '../support/installJobs.js';
 import { enrollMachine } from '../support/machines.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
@@ -142,28 +140,10 @@ describe('the agent endpoint', () => {
   });
 
   it("answers a NUL in a job's progress or result with 400 naming the field, and its agent sends a program's NUL as U+FFFD so the job goes on", async () => {
-    // An install job, through the steps a deployment run takes (minus Temporal: no task token).
+    // An install job, as a deployment run hands it out.
     const key = await createKey({ description: 'nul in a job' });
     const enrolled = await enrollMachine(base, key.secret, { facts: { hostname: 'nul-job' } });
-    const deployment = await insertDeployment(database.db, {
-      name: 'nul in a job',
-      osType: 'LINUX',
-      machineIds: [enrolled.machineId],
-      classifications: ['SECURITY'],
-      schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: null },
-      windowMinutes: 60,
-      rebootSetting: 'NEVER',
-    });
-    if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
-    const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
-    const {
-      machines: [machineRun],
-    } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: enrolled.machineId, machineName: 'nul-job', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
-    ]);
-    const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    const jobId = (await handOverInstallJob(database.db, { machineId: enrolled.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
+    const { jobId, machineRunId, job } = await handOverTestInstallJob(database, { machineId: enrolled.machineId, machineName: 'nul-job', deployment: 'nul in a job' });
 
     // A NUL sent as it is: refused with the field, not 500 INTERNAL (which an agent resends for ever).
     const post = async (path: string, body: unknown) => {
@@ -176,13 +156,13 @@ describe('the agent endpoint', () => {
     expect(await post('/events', { seq: 1, lines: [], updates: [failed] })).toEqual(refused('updates.0.errorText'));
     const result: JobResult = { updates: [failed], rebootRequired: false, rebooting: false, bootId: null, timedOut: false, error: null };
     expect(await post('/result', result)).toEqual(refused('updates.0.errorText'));
-    expect(await database.sql`select line from run_logs where run_id = ${run.id}`).toEqual([]);
+    expect(await database.sql`select line from run_logs where run_id = ${job.runId}`).toEqual([]);
 
     // The agent sends the same progress and result: stored, the NUL shown as U+FFFD.
     await expect(enrolled.agent.sendJobEvents(jobId, { seq: 1, lines: [{ at: new Date().toISOString(), stream: 'stdout', text: 'find -print0\u0000' }], updates: [] })).resolves.toEqual({ applied: true });
     await expect(enrolled.agent.sendJobResult(jobId, result)).resolves.toEqual({ accepted: true });
-    expect(await database.sql`select line from run_logs where run_id = ${run.id} and stream = 'stdout'`).toEqual([{ line: 'find -print0\uFFFD' }]);
-    expect(await database.sql`select status, error_text from update_results where machine_run_id = ${machineRun!.machineRunId}`).toEqual([{ status: 'FAILED', error_text: 'dpkg: error\uFFFD' }]);
+    expect(await database.sql`select line from run_logs where run_id = ${job.runId} and stream = 'stdout'`).toEqual([{ line: 'find -print0\uFFFD' }]);
+    expect(await database.sql`select status, error_text from update_results where machine_run_id = ${machineRunId}`).toEqual([{ status: 'FAILED', error_text: 'dpkg: error\uFFFD' }]);
   });
 
   it('refuses a hostname with control or bidirectional characters, saying which and where', async () => {

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/agent/client.js';
-import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
+import type { JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, handOverInstallJob, ensureRun } from '../../src/db/runs.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { handOverTestInstallJob } from '../support/installJobs.js';
 import { enrollMachine } from '../support/machines.js';
 
 /**
@@ -33,26 +32,8 @@ describe('agent isolation', () => {
       const enrolled = await enrollMachine(base, key.data!.createEnrollmentKey.secret, { facts: { hostname: `machine-${name}` } });
       agents[name] = { id: enrolled.machineId, credential: enrolled.credential, client: enrolled.agent };
     }
-    // B gets an install job, through the same steps a deployment run takes (minus Temporal: no task token).
-    const deployment = await insertDeployment(database.db, {
-      name: 'isolation',
-      osType: 'LINUX',
-      machineIds: [agents.b.id],
-      classifications: ['SECURITY'],
-      schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: null },
-      windowMinutes: 60,
-      rebootSetting: 'NEVER',
-    });
-    if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
-    const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
-    const {
-      machines: [machineRun],
-    } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: agents.b.id, machineName: 'machine-b', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
-    ]);
-    const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    jobOfB = (await handOverInstallJob(database.db, { machineId: agents.b.id, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
+    // B gets an install job, as a deployment run hands it out.
+    jobOfB = (await handOverTestInstallJob(database, { machineId: agents.b.id, machineName: 'machine-b', deployment: 'isolation' })).jobId;
     const assess = await graphql<{ assessMachines: Array<{ commandId: string | null }> }>(api.url, 'mutation($ids: [ID!]!) { assessMachines(machineIds: $ids) { machineId } }', { token: admin, variables: { ids: [agents.b.id] } });
     expect(assess.errors).toBeUndefined();
     const [command] = await database.sql`select id from agent_commands where machine_id = ${agents.b.id} and kind <> 'INSTALL'`;

@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
-import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
+import type { JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { Database } from '../../src/db/client.js';
-import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
-import { machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
+import { finishMachineRun } from '../../src/db/runs.js';
+import { machineFacts } from '../../testkit/agentFacts.js';
 import { startApiOnFreshDatabase } from '../support/env.js';
+import { handOverTestInstallJob } from '../support/installJobs.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 import { tcpRelay } from '../support/operatorCli.js';
 
@@ -34,27 +33,7 @@ describe('redelivery to an agent that lost track', () => {
     await close();
   });
 
-  /** An install job for the machine, through the steps a deployment run takes (minus Temporal). */
-  async function installJob(name: string): Promise<{ jobId: string; machineRunId: string; job: InstallJob }> {
-    const deployment = await insertDeployment(database.db, {
-      name,
-      osType: 'LINUX',
-      machineIds: [machineId],
-      classifications: ['SECURITY'],
-      schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: null },
-      windowMinutes: 60,
-      rebootSetting: 'NEVER',
-    });
-    if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
-    const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
-    const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId, machineName: 'restarting-01', rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
-    ]);
-    const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-    const { id } = await handOverInstallJob(database.db, { machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
-    return { jobId: id, machineRunId: machineRun!.machineRunId, job };
-  }
+  const installJob = (deployment: string) => handOverTestInstallJob(database, { machineId, machineName: 'restarting-01', deployment });
 
   it('hands out again, at once, every command the agent has not completed when it asks for a redelivery, and only then', async () => {
     const { jobId, job } = await installJob('lost track');

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { InstallJob, JobEvents, JobResult } from '../../src/agent/protocol.js';
+import type { JobEvents, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, ensureRun, handOverInstallJob } from '../../src/db/runs.js';
 import { hashSecret, newSecret } from '../../src/db/secrets.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { handOverTestInstallJob } from '../support/installJobs.js';
 import { enrollMachine, type EnrolledMachine } from '../support/machines.js';
 import { longPollsOpen } from '../support/signals.js';
 
@@ -93,7 +92,7 @@ describe('a machine credential revoked without the API process hearing of it', (
   });
 
   it("takes no job report (progress, result) and no upgrade report, and the machine's job does not move", async () => {
-    const jobId = await installJobFor(database, machine);
+    const jobId = (await handOverTestInstallJob(database, { machineId: machine.machineId, machineName: machine.name })).jobId;
     const job = async () => (await database.sql`select delivered_at, completed_at, last_event_seq, result from agent_commands where id = ${jobId}`)[0];
     const before = await job();
     await revoke();
@@ -113,26 +112,3 @@ describe('a machine credential revoked without the API process hearing of it', (
     await expect(machine.agent.commands(0.001)).rejects.toMatchObject(refused);
   });
 });
-
-/** An install job for the machine, through the steps a deployment run takes (without Temporal: no task token). */
-async function installJobFor(database: Database, machine: EnrolledMachine): Promise<string> {
-  const deployment = await insertDeployment(database.db, {
-    name: `revoked-${randomUUID()}`,
-    osType: 'LINUX',
-    machineIds: [machine.machineId],
-    classifications: ['SECURITY'],
-    schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: null },
-    windowMinutes: 60,
-    rebootSetting: 'NEVER',
-  });
-  if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-  const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
-  const update = pendingUpdate({ name: 'openssl', classification: 'SECURITY' });
-  const {
-    machines: [machineRun],
-  } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-    { machineId: machine.machineId, machineName: machine.name, rebootReserveSeconds: 0, results: [{ update, orderIndex: 0, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null }] as never },
-  ]);
-  const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting: 'NEVER', rebootReserveSeconds: 0, updates: [{ ...update, expectedSeconds: 30 }] };
-  return (await handOverInstallJob(database.db, { machineId: machine.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' })).id;
-}

@@ -10,11 +10,11 @@ import type { InstallJob, JobResult } from '../../src/agent/protocol.js';
 import { Agent } from '../../src/agent/runner.js';
 import { saveIdentity } from '../../src/agent/state.js';
 import type { Database } from '../../src/db/client.js';
-import { insertDeployment } from '../../src/db/deployments.js';
-import { beginRun, handOverInstallJob, ensureRun, finishMachineRun } from '../../src/db/runs.js';
+import { finishMachineRun } from '../../src/db/runs.js';
 import { buildAptMachine } from '../../testkit/apt.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
 import { startApiOnFreshDatabase, waitUntil } from '../support/env.js';
+import { handOverTestInstallJob } from '../support/installJobs.js';
 import { enrollMachine, enrollmentKey } from '../support/machines.js';
 
 /**
@@ -54,26 +54,8 @@ describe('an agent that starts again after dying at each point of an install job
 
   const update = (name: string): PendingUpdate => pendingUpdate({ name, classification: 'SECURITY' });
 
-  /** An install job for the machine, through the steps a deployment run takes (minus Temporal). */
-  async function installJob(name: string, updates: PendingUpdate[], rebootSetting: InstallJob['rebootSetting'] = 'NEVER'): Promise<{ jobId: string; machineRunId: string; job: InstallJob }> {
-    const deployment = await insertDeployment(database.db, {
-      name,
-      osType: 'LINUX',
-      machineIds: [identity.machineId],
-      classifications: ['SECURITY'],
-      schedule: { startAt: new Date().toISOString(), timeZone: 'UTC', recurrence: null },
-      windowMinutes: 60,
-      rebootSetting,
-    });
-    if (deployment === 'NAME_TAKEN') throw new Error('name taken');
-    const { run } = await ensureRun(database.db, { deploymentId: deployment.id, workflowId: `deployment-run:${randomUUID()}`, trigger: 'MANUAL' });
-    const { machines: [machineRun] } = await beginRun(database.db, run.id, new Date(Date.now() + 3_600_000), [
-      { machineId: identity.machineId, machineName: 'resume-01', rebootReserveSeconds: 0, results: updates.map((u, i) => ({ update: u, orderIndex: i, expectedSeconds: 30, status: 'PENDING', predictedStatus: 'SUCCEEDED', reason: null })) as never },
-    ]);
-    const job: InstallJob = { runId: run.id, machineRunId: machineRun!.machineRunId, deadline: new Date(Date.now() + 3_600_000).toISOString(), graceSeconds: 60, rebootSetting, rebootReserveSeconds: 0, updates: updates.map((u) => ({ ...u, expectedSeconds: 30 })) };
-    const { id } = await handOverInstallJob(database.db, { machineId: identity.machineId, machineRunId: machineRun!.machineRunId, job, taskToken: '' });
-    return { jobId: id, machineRunId: machineRun!.machineRunId, job };
-  }
+  const installJob = (deployment: string, updates: PendingUpdate[], rebootSetting: InstallJob['rebootSetting'] = 'NEVER') =>
+    handOverTestInstallJob(database, { machineId: identity.machineId, machineName: 'resume-01', deployment, updates, rebootSetting });
 
   /** A state dir as the dead agent left it: its identity, and `prepare` writes the rest. */
   function stateDir(name: string, prepare: (store: JobStore) => void = () => undefined): string {
