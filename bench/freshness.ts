@@ -43,6 +43,7 @@ import { ensureTemporalCli } from '../src/devstack/temporalCli.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporalDevServer.js';
 import { createLogger } from '../src/logger.js';
 import { freePort } from '../src/net.js';
+import { sleep } from '../src/agent/sleep.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../testkit/agentFacts.js';
 
 const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
@@ -144,6 +145,8 @@ export interface StackOptions {
   serverNodeArgs?: string[];
   postgresSettings?: Record<string, string>;
   postgresDir?: string;
+  /** The `fleetpatch` command the API runs (default: this tree's bin/fleetpatch.js): another tree's, to compare builds. */
+  serverBin?: string;
 }
 
 async function startStackSteps(options: StackOptions): Promise<Stack> {
@@ -183,7 +186,7 @@ async function startStackSteps(options: StackOptions): Promise<Stack> {
     stops.push(() => database.close());
 
     const port = await freePort();
-    const server = spawn(process.execPath, [...(options.serverNodeArgs ?? []), FLEETPATCH_BIN, 'server'], {
+    const server = spawn(process.execPath, [...(options.serverNodeArgs ?? []), options.serverBin ?? FLEETPATCH_BIN, 'server'], {
       env: {
         ...process.env,
         DATABASE_URL: pg.url,
@@ -238,6 +241,43 @@ async function startStackSteps(options: StackOptions): Promise<Stack> {
     await stopAll();
     throw error;
   }
+}
+
+/** One API process: its pid, its URL, and what it printed (the heap probe's lines among it). */
+export interface Api {
+  pid: number;
+  baseUrl: string;
+  output(): string;
+}
+
+/** Another `fleetpatch server` on the stack's PostgreSQL and Temporal; resolves once it listens. */
+export async function startApi(stack: Stack, env: NodeJS.ProcessEnv, serverBin = FLEETPATCH_BIN): Promise<Api & { stop: () => Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [serverBin, 'server'], {
+    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', NODE_ENV: 'production', DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporal.address, HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = keepOutput(child);
+  const stop = cleanupOnce(() => stopProcess(child));
+  const deadline = Date.now() + 180_000;
+  while (!/"msg":"API listening"/.test(output())) {
+    if (benchAbort.signal.aborted || child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      checkAborted();
+      throw new Error(`fleetpatch server did not start:\n${output()}`);
+    }
+    await sleep(100);
+  }
+  return { pid: child.pid!, baseUrl: `http://127.0.0.1:${port}`, output, stop };
+}
+
+/** The last 64 KB a child printed (stdout and stderr). */
+export function keepOutput(child: ChildProcess): () => string {
+  let output = '';
+  const keep = (chunk: Buffer) => void (output = (output + chunk.toString('utf8')).slice(-65_536));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return () => output;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (getconf CLK_TCK; 100 on Linux in practice). */

@@ -29,10 +29,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '../src/agent/sleep.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
-import { freePort } from '../src/net.js';
 import { openFilesWarning, startSimulatedFleet } from '../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
-import { benchAbort, checkAborted, cleanupOnce, CLOCK_TICKS, installInterruptHandler, loadAverages, processCpuSeconds, runBenchmark, startStack, stopProcess, type Stack } from './freshness.js';
+import { checkAborted, cleanupOnce, CLOCK_TICKS, installInterruptHandler, keepOutput, loadAverages, processCpuSeconds, runBenchmark, startApi, startStack, stopProcess, type Api, type Stack } from './freshness.js';
 
 const FLEETPATCH_BIN = fileURLToPath(new URL('../bin/fleetpatch.js', import.meta.url));
 const HEAP_PROBE = new URL('../testkit/heapProbe.mjs', import.meta.url).href;
@@ -76,13 +75,6 @@ async function apiHeap(baseUrl: string): Promise<{ used: number; total: number; 
   return { used: sample(text, 'fleetpatch_api_nodejs_heap_size_used_bytes'), total: sample(text, 'fleetpatch_api_nodejs_heap_size_total_bytes'), external: sample(text, 'fleetpatch_api_nodejs_external_memory_bytes') };
 }
 
-/** One API process: its pid, its URL, and what it printed (the heap probe's lines among it). */
-interface Api {
-  pid: number;
-  baseUrl: string;
-  output(): string;
-}
-
 /** The API's heap after a full collection (the heap probe's next line), in bytes. */
 async function liveHeap(api: Api, seq: number): Promise<number> {
   process.kill(api.pid, 'SIGUSR2');
@@ -94,36 +86,6 @@ async function liveHeap(api: Api, seq: number): Promise<number> {
     if (Date.now() > by) throw new Error(`API ${api.pid}: no heap probe ${seq} within 60 s`);
     await sleep(200);
   }
-}
-
-/** Another `fleetpatch server` on the stack's PostgreSQL and Temporal; resolves once it listens. */
-async function startApi(stack: Stack, env: NodeJS.ProcessEnv): Promise<Api & { stop: () => Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [FLEETPATCH_BIN, 'server'], {
-    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', NODE_ENV: 'production', DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporal.address, HOST: '127.0.0.1', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = keepOutput(child);
-  const stop = cleanupOnce(() => stopProcess(child));
-  const deadline = Date.now() + 180_000;
-  while (!/"msg":"API listening"/.test(output())) {
-    if (benchAbort.signal.aborted || child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      checkAborted();
-      throw new Error(`fleetpatch server did not start:\n${output()}`);
-    }
-    await sleep(100);
-  }
-  return { pid: child.pid!, baseUrl: `http://127.0.0.1:${port}`, output, stop };
-}
-
-/** The last 64 KB a child printed (stdout and stderr). */
-function keepOutput(child: ChildProcess): () => string {
-  let output = '';
-  const keep = (chunk: Buffer) => void (output = (output + chunk.toString('utf8')).slice(-65_536));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return () => output;
 }
 
 /** CPU seconds of PostgreSQL so far: the postmaster, its backends and workers, and those that have exited. */

@@ -78,9 +78,9 @@ export async function saveBaseline(db: Db, id: string | null, values: BaselineVa
   }
 }
 
-/** The baseline a machine `m` gets (src/fleet/baselines.ts, assignedBaseline: priority, then more tags, then name). */
-export function assignmentSql(): SQL {
-  return sql`(select b.id from ${baselines} b where b.os_type = m.os_type and m.tags @> b.tags order by b.priority desc, cardinality(b.tags) desc, b.name asc limit 1)`;
+/** The baseline a machine `m` gets (src/fleet/baselines.ts, assignedBaseline: priority, then more tags, then name), or one of that OS type and those tags. */
+export function assignmentSql(osType: SQL = sql`m.os_type`, tags: SQL = sql`m.tags`): SQL {
+  return sql`(select b.id from ${baselines} b where b.os_type = ${osType} and ${tags} @> b.tags order by b.priority desc, cardinality(b.tags) desc, b.name asc limit 1)`;
 }
 
 const VERDICT_BATCH = 5000;

@@ -5,6 +5,7 @@ import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment
 import type { FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Sql } from 'postgres';
 import { CLOCK_OFFSET_MOVE_SECONDS, CLOCK_SKEW_WARNING_SECONDS } from '../fleet/agentClock.js';
 import { compareKeys, complianceOrder, complianceRank, sortKeyNullable, type MachinePosition, type MachineSort, type MachineSortField } from '../fleet/machineOrder.js';
@@ -42,9 +43,17 @@ export type EnrollOutcome =
   | { enrolled: false; reason: string; keyId: string | null };
 
 /**
- * Registers a machine with an enrollment key. The key's row is locked for the transaction, so two
- * agents racing for the last use of a key cannot both get in, nor one agent's request and its
- * retry.
+ * Registers a machine with an enrollment key.
+ *
+ * The key's use is taken by the statement that inserts the machine (enrollMachineStatement): one
+ * conditional update of the key's row, which PostgreSQL re-checks on the row's latest version when
+ * another enrollment took a use meanwhile, so a key's maxUses, expiry and revocation hold exactly
+ * however many agents enroll through it at once, and the machine is inserted only with the use
+ * counted (one statement: nothing half-enrolled). The row stays locked for that statement alone.
+ * A transaction that locked it from its first read (five round trips, each through the API's
+ * event loop) made every enrollment through a key wait for the one before it: with 40,000 agents
+ * joining, half the APIs' pool connections queued on one key's row and joins fell from 95 to 5 a
+ * second (BENCHMARKS.md, "50,000 idle agents over 4 API processes").
  *
  * `requestId`: the agent's id for this enrollment, the same in its retries. When a machine was
  * already enrolled with it (the answer was lost on its way: a timeout, a dropped connection), that
@@ -52,45 +61,76 @@ export type EnrollOutcome =
  * the lost answer, so it gets a new one (the first stops working), and the key is not used twice:
  * a key's maxUses does not stop the retry, which is the use it already counted. Revoked or expired
  * since, the key refuses it as it refuses any enrollment; removed, reported since, or enrolled too
- * long ago, the machine refuses it (retriedEnrollmentRefusal).
+ * long ago, the machine refuses it (retriedEnrollmentRefusal). A request and its retry that arrive
+ * together meet on the unique (key, request id) index: the later insert fails, and it is answered as
+ * the retry it is.
  */
 export async function enrollMachine(db: Db, enrollmentKey: string, facts: MachineFacts, now: Date, requestId: string | null = null): Promise<EnrollOutcome> {
-  return db.transaction(async (tx) => {
-    const [key] = await tx
-      .select()
-      .from(enrollmentKeys)
-      .where(eq(enrollmentKeys.secretHash, hashSecret(enrollmentKey)))
-      .for('update');
-    const [earlier] =
-      key && requestId
-        ? await tx
-            .select()
-            .from(machines)
-            .where(and(eq(machines.enrollmentKeyId, key.id), eq(machines.enrollmentRequestId, requestId)))
-        : [];
-    const refusal = enrollmentRefusal(key && earlier ? { ...key, maxUses: null } : key, now);
-    if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
-    const credential = newSecret('fpm_');
-    if (earlier) {
-      const spent = retriedEnrollmentRefusal(earlier, now);
-      if (spent) return { enrolled: false, reason: spent, keyId: key.id };
-      const [machine] = await tx
-        .update(machines)
-        .set({ ...factColumns(facts), credentialHash: hashSecret(credential), lastSeenAt: now })
-        .where(eq(machines.id, earlier.id))
-        .returning();
-      return { enrolled: true, machine: machine!, credential, again: true };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const outcome = await enrollOnce(db, hashSecret(enrollmentKey), facts, now, requestId);
+      // The key or the machine changed between the read and the write: judged again on what is there now.
+      if (outcome !== 'CHANGED') return outcome;
+    } catch (error) {
+      if (!(requestId && isEnrollmentRequestTaken(error))) throw error;
     }
-    await tx.update(enrollmentKeys).set({ useCount: sql`${enrollmentKeys.useCount} + 1`, lastUsedAt: now }).where(eq(enrollmentKeys.id, key.id));
-    const [machine] = await tx
-      .insert(machines)
-      .values({ ...factColumns(facts), tags: key.defaultTags, credentialHash: hashSecret(credential), enrollmentKeyId: key.id, enrollmentRequestId: requestId, lastSeenAt: now })
+    if (attempt === 3) throw new Error(`enrollment request ${requestId}: the key and its machines kept changing under it`);
+  }
+}
+
+const isEnrollmentRequestTaken = (error: unknown) => {
+  const cause = (error as { cause?: { code?: string; constraint_name?: string } }).cause ?? (error as { code?: string; constraint_name?: string });
+  return cause.code === '23505' && cause.constraint_name === 'machines_enrollment_request_idx';
+};
+
+async function enrollOnce(db: Db, secretHash: string, facts: MachineFacts, now: Date, requestId: string | null): Promise<EnrollOutcome | 'CHANGED'> {
+  const [found] = await db
+    .select({ key: enrollmentKeys, earlier: machines })
+    .from(enrollmentKeys)
+    .leftJoin(machines, requestId ? and(eq(machines.enrollmentKeyId, enrollmentKeys.id), eq(machines.enrollmentRequestId, requestId)) : sql`false`)
+    .where(eq(enrollmentKeys.secretHash, secretHash));
+  const key = found?.key;
+  const earlier = found?.earlier ?? undefined;
+  const refusal = enrollmentRefusal(key && earlier ? { ...key, maxUses: null } : key, now);
+  if (refusal || !key) return { enrolled: false, reason: refusal ?? 'unknown key', keyId: key?.id ?? null };
+  const credential = newSecret('fpm_');
+  if (earlier) {
+    const spent = retriedEnrollmentRefusal(earlier, now);
+    if (spent) return { enrolled: false, reason: spent, keyId: key.id };
+    // The key and the machine as judged above, checked again by the statement that replaces the credential.
+    const [machine] = await db
+      .update(machines)
+      .set({ ...factColumns(facts), credentialHash: hashSecret(credential), lastSeenAt: now })
+      .where(and(eq(machines.id, earlier.id), live, isNull(machines.latestAssessmentId), exists(db.select({ id: enrollmentKeys.id }).from(enrollmentKeys).where(and(eq(enrollmentKeys.id, key.id), keyUsable(now))))))
       .returning();
-    // The key's tags may give it a baseline (it has no assessment yet, so no state to keep).
-    const [assigned] = await tx.execute<{ baseline_id: string | null }>(sql`update machines m set baseline_id = ${assignmentSql()} where m.id = ${machine!.id} returning m.baseline_id`);
-    machine!.baselineId = assigned?.baseline_id ?? null;
-    return { enrolled: true, machine: machine!, credential, again: false };
-  });
+    return machine ? { enrolled: true, machine, credential, again: true } : 'CHANGED';
+  }
+  const [inserted] = await db.execute<{ id: string }>(enrollMachineStatement(key.id, now, { ...factColumns(facts), credentialHash: hashSecret(credential), enrollmentKeyId: key.id, enrollmentRequestId: requestId, lastSeenAt: now }, facts.osType));
+  if (!inserted) return 'CHANGED';
+  const [machine] = await db.select().from(machines).where(eq(machines.id, inserted.id));
+  return { enrolled: true, machine: machine!, credential, again: false };
+}
+
+/** The key is neither revoked nor expired at `now` (its use limit is the caller's). */
+const keyUsable = (now: Date) => and(isNull(enrollmentKeys.revokedAt), sql`(${enrollmentKeys.expiresAt} is null or ${enrollmentKeys.expiresAt} > ${now.toISOString()})`);
+
+/**
+ * One statement: the key's use taken (if it is still usable: not revoked, not expired, a use left)
+ * and the machine inserted with the key's tags and the baseline they give it, or neither.
+ */
+function enrollMachineStatement(keyId: string, now: Date, values: Partial<Record<keyof typeof machines.$inferInsert, unknown>>, osType: MachineFacts['osType']): SQL {
+  const columns = Object.entries(values).map(([field, value]) => ({ column: machines[field as keyof typeof values] as AnyPgColumn, value }));
+  const names = sql.join(columns.map(({ column }) => sql.identifier(column.name)), sql`, `);
+  const params = sql.join(columns.map(({ column, value }) => sql`${sql.param(value, column)}`), sql`, `);
+  return sql`
+    with taken as (
+      update ${enrollmentKeys} set use_count = use_count + 1, last_used_at = ${sql.param(now, enrollmentKeys.lastUsedAt)}
+      where ${and(eq(enrollmentKeys.id, keyId), keyUsable(now), sql`(${enrollmentKeys.maxUses} is null or ${enrollmentKeys.useCount} < ${enrollmentKeys.maxUses})`)}
+      returning ${enrollmentKeys.defaultTags} as tags
+    )
+    insert into ${machines} (${names}, tags, baseline_id)
+    select ${params}, taken.tags, ${assignmentSql(sql`${osType}::os_type`, sql`taken.tags`)} from taken
+    returning id`;
 }
 
 /** Built once per database: every agent request runs it, and building it was a tenth of the API's CPU at rest. */

@@ -70,10 +70,10 @@ export async function freshDatabase({ migrate = true }: { migrate?: boolean } = 
 }
 
 /** A real API on a database of the test file's own: its URL without `/graphql`, and one close for all of it. */
-export async function startApiOnFreshDatabase(): Promise<{ api: ApiServer; database: Database; base: string; close: () => Promise<void> }> {
+export async function startApiOnFreshDatabase(env?: NodeJS.ProcessEnv): Promise<{ api: ApiServer; database: Database; base: string; close: () => Promise<void> }> {
   const fresh = await freshDatabase();
   const database = connectTestDatabase(fresh.url);
-  const api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url });
+  const api = await startTestApi(temporalSettings(), { databaseUrl: fresh.url, ...(env ? { env } : {}) });
   return {
     api,
     database,
@@ -87,10 +87,10 @@ export async function startApiOnFreshDatabase(): Promise<{ api: ApiServer; datab
 }
 
 /**
- * The agent endpoint's tests' API: startApiOnFreshDatabase with an admin token, the endpoint's base
+ * The agent endpoint's tests' API: startApiOnFreshDatabase (with `env`, its settings) with an admin token, the endpoint's base
  * URL, and enrollment keys made and read back as an admin does it, over GraphQL.
  */
-export async function startApiWithAdmin(): Promise<{
+export async function startApiWithAdmin(env?: NodeJS.ProcessEnv): Promise<{
   api: ApiServer;
   database: Database;
   /** The API's URL without `/graphql`: where agents enroll. */
@@ -102,7 +102,7 @@ export async function startApiWithAdmin(): Promise<{
   /** A key's state and use count, as the admins' list shows them. */
   keyState: (id: string) => Promise<{ state: string; useCount: number }>;
 }> {
-  const { api, database, base, close } = await startApiOnFreshDatabase();
+  const { api, database, base, close } = await startApiOnFreshDatabase(env);
   const admin = await tokenFor(database, 'ADMIN');
   return {
     api,
