@@ -312,6 +312,23 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
 });
 
 /**
+ * The live machines carrying each tag (the count of the computers page filtered on one tag alone),
+ * folded from machine_tag_deltas by the summary's upkeep (docs/fleet-counts.md). Its own tables, not
+ * the summary's keys: the summary's reader sums every key, and a fleet may carry thousands of tags.
+ */
+export const machineTagCounts = pgTable('machine_tag_counts', {
+  tag: text('tag').primaryKey(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/** The changes to machine_tag_counts not folded in yet, appended by the triggers on machines (nothing shared, nothing waits) and summed by every read. */
+export const machineTagDeltas = pgTable('machine_tag_deltas', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tag: text('tag').notNull(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/**
  * The thresholds the machines' summary states are evaluated with (one row): configuration, copied
  * here so that the triggers see them; an API process with other thresholds re-evaluates every
  * machine (src/db/fleetSummary.ts).

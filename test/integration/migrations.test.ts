@@ -5,7 +5,7 @@ import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { maintainedComplianceSummary, maintainedOsTypeCount } from '../../src/db/fleetSummary.js';
+import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../../src/db/machines.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
@@ -447,6 +447,42 @@ describe('migrations over existing rows', () => {
         await insertMachine(db, 'w-03', 'WINDOWS');
         await db`update machines set removed_at = now() where name = 'l-02'`;
         expect(await byType()).toEqual({ LINUX: 0, WINDOWS: 3 });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0038 counts the live machines per tag already stored, as a count over the fleet does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0037');
+      const web = await insertMachine(db, 'web-01', 'LINUX');
+      const twice = await insertMachine(db, 'web-02', 'LINUX');
+      await insertMachine(db, 'db-01', 'WINDOWS');
+      const gone = await insertMachine(db, 'web-03', 'LINUX');
+      await db`update machines set tags = '{web,prod}' where name like 'web-%'`;
+      // A tag listed twice is one machine carrying it; a removed machine is not counted.
+      await db`update machines set tags = '{web,web}' where id = ${twice}`;
+      await db`update machines set removed_at = now() where id = ${gone}`;
+
+      await migrateUpTo(url, '0038');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const byTag = async () => ({ web: await maintainedTagCount(database.db, 'web'), prod: await maintainedTagCount(database.db, 'prod'), db: await maintainedTagCount(database.db, 'db') });
+        const counted = async () =>
+          (await db<Array<{ web: number; prod: number; db: number }>>`select count(*) filter (where tags @> '{web}')::int as web, count(*) filter (where tags @> '{prod}')::int as prod,
+            count(*) filter (where tags @> '{db}')::int as db from machines where removed_at is null`)[0];
+        expect(await byTag()).toEqual({ web: 2, prod: 1, db: 0 });
+        // After the fill the triggers count: tags replaced, an enrollment with tags, a removal, a deletion.
+        await db`update machines set tags = '{db}' where name = 'db-01'`;
+        await db`update machines set tags = '{prod}' where id = ${web}`;
+        await db`insert into machines (name, os_type, os_name, os_version, environment, tags) values ('db-02', 'LINUX', 'os', '1', 'ON_PREMISES', '{db,prod}')`;
+        await db`update machines set removed_at = now() where id = ${twice}`;
+        await db`delete from machines where name = 'db-01'`;
+        expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
+        expect(await byTag()).toEqual({ ...(await counted()) });
+        expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
+        expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
       } finally {
         await database.close();
       }
