@@ -172,6 +172,12 @@ export const machines = pgTable(
     // found without walking the fleet by name).
     index('machines_live_os_type_name_idx').on(t.osType, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_tags_idx').using('gin', t.tags).where(sql`${t.removedAt} is null`),
+    // The sorts by update counts (src/db/machines.ts, countOrder): a page reads a page, in either
+    // direction (descending on the negated count: the order is the count, then name and id ascending).
+    index('machines_live_urgent_asc_idx').on(sql`(${t.criticalCount} + ${t.securityCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_urgent_desc_idx').on(sql`(-(${t.criticalCount} + ${t.securityCount}))`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_other_asc_idx').on(t.otherCount, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_other_desc_idx').on(sql`(-${t.otherCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
   ],
 );
 

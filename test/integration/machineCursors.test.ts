@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { listMachines, type MachineFilter } from '../../src/db/machines.js';
+import { countSortPage, listMachines, machineConditions, type MachineFilter } from '../../src/db/machines.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
 
@@ -72,6 +72,32 @@ describe('the computers page cursors', () => {
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.length).toBeLessThan(61);
       expect(await allPages(order, filter, 9)).toEqual(filtered);
+    }
+  });
+
+  it.each([
+    ['CRITICAL_AND_SECURITY_COUNT', 'critical_count + security_count', 'machines_live_urgent'],
+    ['OTHER_COUNT', 'other_count', 'machines_live_other'],
+  ] as const)('sorts by %s in count order, then name and id, reading a page along an index in either direction, never sorting the fleet', async (field, count, index) => {
+    for (const direction of ['ASC', 'DESC'] as const) {
+      const whole = (await page(`(first: 500, orderBy: {field: ${field}, direction: ${direction}})`)).edges.map((e) => e.node.id);
+      const expected = await database.sql.unsafe<Array<{ id: string }>>(`select id from machines where removed_at is null order by ${count} ${direction}, name, id`);
+      expect(whole).toEqual(expected.map((r) => r.id));
+      // The page's statement, first and after a position, planned with sorting priced out: along the index (its own direction's), no Sort node, the position an index condition.
+      const [at] = await database.sql<Array<{ id: string; name: string; n: number }>>`select id, name, (${database.sql.unsafe(count)})::int as n from machines where id = ${whole[30]!}`;
+      for (const after of [undefined, { key: BigInt(at!.n), name: at!.name, id: at!.id }]) {
+        const where = machineConditions({}, new Date(), DEFAULT_THRESHOLDS);
+        const statement = countSortPage(database.db, where, { sort: { field, direction }, after, offset: 0, limit: 10 }).toSQL();
+        const plan = await database.sql.begin(async (tx) => {
+          await tx`set local enable_sort = off`;
+          await tx`set local enable_seqscan = off`;
+          const [row] = await tx.unsafe<Array<{ 'QUERY PLAN': unknown }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
+          return JSON.stringify(row!['QUERY PLAN']);
+        });
+        expect(plan).not.toContain('"Node Type":"Sort"');
+        expect(plan).toContain(`"Index Name":"${index}_${direction.toLowerCase()}_idx"`);
+        if (after) expect(plan).toMatch(/"Index Cond":"\(ROW\(/);
+      }
     }
   });
 
