@@ -12,7 +12,7 @@ import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
-import { assessments, baselineVerdicts, enrollmentKeys, machines, pendingUpdates, updateFirstSeen } from './schema.js';
+import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
 export type MachineRow = typeof machines.$inferSelect;
@@ -545,6 +545,36 @@ export function countSortPage(db: Db, where: SQL | undefined, query: Pick<Machin
     .limit(query.limit + 1);
 }
 
+/**
+ * A page in name order of the machines carrying the filter's tags, along machine_tags' primary key
+ * (tag, name, id; migration 0041) from one of the tags: a page of a tag's machines reads a page of its
+ * rows and those machines, whether the tag is rare (a GIN bitmap would read every machine carrying
+ * it, scattered over the table, to sort them) or common. With several tags the walk starts from the
+ * one the fewest machines carry (the maintained counts), the others tested on each machine.
+ */
+async function pageByTag(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
+  const rows = await tagPage(db, where, query);
+  return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
+}
+
+/** The statement of pageByTag (one row more than the page). Exported for the test that reads its plan. */
+export function tagPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'filter' | 'after' | 'offset' | 'limit'>) {
+  const tags = [...new Set(query.filter.tags ?? [])];
+  if (tags.length === 0) throw new Error('a tag page needs a tag');
+  const from =
+    tags.length === 1
+      ? sql`${tags[0]!}`
+      : sql`(select x from unnest(${sql.param(tags)}::text[]) x order by (select coalesce(sum(c.n), 0) from ${machineTagCounts} c where c.tag = x), x limit 1)`;
+  return db
+    .select(getTableColumns(machines))
+    .from(machineTags)
+    .innerJoin(machines, eq(machines.id, machineTags.machineId))
+    .where(and(sql`${machineTags.tag} = ${from}`, where, query.after ? sql`(${machineTags.name}, ${machineTags.machineId}) > (${query.after.name}, ${query.after.id}::uuid)` : undefined))
+    .orderBy(asc(machineTags.name), asc(machineTags.machineId))
+    .offset(query.after ? 0 : query.offset)
+    .limit(query.limit + 1);
+}
+
 /** A count position's key as countOrder orders it (a count is never null; a cursor of another order is refused before this). */
 function positionKey(direction: 'ASC' | 'DESC', key: bigint | null): string {
   const count = key ?? 0n;
@@ -553,6 +583,7 @@ function positionKey(direction: 'ASC' | 'DESC', key: bigint | null): string {
 
 async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
   const { field, direction } = query.sort;
+  if (field === 'NAME' && query.filter.tags?.length) return pageByTag(db, where, query);
   if (field === 'NAME') {
     const rows = await db
       .select()

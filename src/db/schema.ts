@@ -338,6 +338,21 @@ export const machineTagDeltas = pgTable('machine_tag_deltas', {
 });
 
 /**
+ * Each live machine's tags with its name (one row per distinct tag), kept by a trigger on machines
+ * (migration 0041): the computers page filtered on a tag reads a page of the tag's machines in name
+ * order along the primary key, not every machine carrying it (docs/fleet-counts.md).
+ */
+export const machineTags = pgTable(
+  'machine_tags',
+  {
+    tag: text('tag').notNull(),
+    name: text('name').notNull(),
+    machineId: uuid('machine_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tag, t.name, t.machineId] })],
+);
+
+/**
  * The thresholds the machines' summary states are evaluated with (one row): configuration, copied
  * here so that the triggers see them; an API process with other thresholds re-evaluates every
  * machine (src/db/fleetSummary.ts).

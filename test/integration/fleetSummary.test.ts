@@ -172,6 +172,11 @@ describe('the maintained compliance summary', () => {
         select count(*) filter (where tags @> '{prod}')::int as prod, count(*) filter (where tags @> '{web}')::int as web from machines where removed_at is null`;
       expect(await ofTag()).toEqual({ ...tagged });
       seen.tags += tagged!.prod > 0 && tagged!.web > 0 ? 1 : 0;
+      // The rows the tag filter's page walks (machine_tags): each live machine's distinct tags with its name as stored now.
+      const tagRows = (rows: Array<{ row: string }>) => rows.map((r) => r.row).sort();
+      expect(tagRows(await database.sql<Array<{ row: string }>>`select concat_ws(' ', tag, name, machine_id) as row from machine_tags`)).toEqual(
+        tagRows(await database.sql<Array<{ row: string }>>`select distinct concat_ws(' ', t, name, id) as row from machines cross join unnest(tags) t where removed_at is null`),
+      );
       // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
       await fleetSummaryUpkeep(database.db, now);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));

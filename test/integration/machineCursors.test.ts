@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { countSortPage, listMachines, machineConditions, type MachineFilter } from '../../src/db/machines.js';
+import { countSortPage, listMachines, machineConditions, tagPage, type MachineFilter } from '../../src/db/machines.js';
 import { machines } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
@@ -100,6 +100,33 @@ describe('the computers page cursors', () => {
         expect(plan).toContain(`"Index Name":"${index}_${direction.toLowerCase()}_idx"`);
         if (after) expect(plan).toMatch(/"Index Cond":"\(ROW\(/);
       }
+    }
+  });
+
+  it('pages the machines of a tag in name order along the tag rows, reading a page of them, never every machine carrying the tag', async () => {
+    await database.sql`update machines set tags = case when i % 3 = 0 then '{blue}'::text[] when i % 3 = 1 then '{blue,green}'::text[] else '{}'::text[] end
+      from (select id, row_number() over (order by id) as i from machines) n where n.id = machines.id`;
+    try {
+      for (const [filter, where] of [
+        ['{tags: ["blue"]}', `tags @> '{blue}'`],
+        ['{tags: ["green", "blue"]}', `tags @> '{blue,green}'`],
+        ['{tags: ["green"], nameContains: "M-1"}', `tags @> '{green}' and name = 'vm-1'`],
+      ] as const) {
+        const expected = await database.sql.unsafe<Array<{ id: string }>>(`select id from machines where removed_at is null and ${where} order by name, id`);
+        expect(expected.length).toBeGreaterThan(0);
+        expect(await allPages('{field: NAME, direction: ASC}', `, filter: ${filter}`, 4)).toEqual(expected.map((r) => r.id));
+      }
+      // The page's statement planned with sorting priced out: along machine_tags' key, no Sort node.
+      const statement = tagPage(database.db, machineConditions({ tags: ['blue'] }, new Date(), DEFAULT_THRESHOLDS), { filter: { tags: ['blue'] }, offset: 0, limit: 10 }).toSQL();
+      const plan = await database.sql.begin(async (tx) => {
+        await tx`set local enable_sort = off`;
+        const [row] = await tx.unsafe<Array<{ 'QUERY PLAN': unknown }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
+        return JSON.stringify(row!['QUERY PLAN']);
+      });
+      expect(plan, plan).not.toContain('"Node Type":"Sort"');
+      expect(plan, plan).toContain('"Index Name":"machine_tags_tag_name_machine_id_pk"');
+    } finally {
+      await database.sql`update machines set tags = '{}'`;
     }
   });
 
