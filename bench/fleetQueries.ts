@@ -63,8 +63,16 @@
  * updates, read once), the same for a catalog CVE about one machine in five is exposed to
  * (cveCommon, only when named in --queries), the OS type and tag filters with their counts
  * (machinesOsType for a type no machine has, machinesOsTypeAll for the type of every machine, both
- * counted from the maintained count per OS type; machinesTag; before: the read with its count of
- * every match, the migration 0033 index dropped in a transaction rolled back).
+ * counted from the maintained count per OS type; before: the read with its count of every match,
+ * the migration 0033 index dropped in a transaction rolled back), and the tag filter (machinesTag,
+ * counted from the maintained count per tag, 0038; before: the page with its count of the tag's
+ * machines).
+ *
+ * Issue 18, goal 2, the next pass: the first page sorted by critical and security updates, most
+ * first (machinesUrgent), and by other updates, fewest first (machinesOther), each with the
+ * summary's count (before: the same page without the 0039 indexes, a top-N sort of every live
+ * machine), and part of a name that 100 machines carry (machinesName, --dir only: page and count;
+ * before: without the 0040 trigram index).
  *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
  *                                     [--queries machinesPage,complianceSummary,missingUpdates] [--baselines] [--snapshot] [--export]
@@ -84,7 +92,7 @@ import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount } from '../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { cveCandidates } from '../src/db/cves.js';
 import type { Db } from '../src/db/client.js';
@@ -92,7 +100,7 @@ import { sql } from 'drizzle-orm';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
 import { encodeMachineCursor } from '../src/api/machines/machineCursor.js';
-import type { MachinePosition } from '../src/fleet/machineOrder.js';
+import type { MachinePosition, MachineSort } from '../src/fleet/machineOrder.js';
 import { BENCH_THRESHOLDS_ENV, RARE_CVE } from './fleetGenerate.js';
 import { checkAborted, installInterruptHandler, loadAverages, quantile, runBenchmark, startStack, type Stack } from './freshness.js';
 
@@ -225,11 +233,15 @@ const QUERIES = {
   machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
   machinesOsTypeAll: `{ machines(first: 50, filter: {osType: LINUX}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
+  // Issue 18, goal 2, the next pass: the sorts by update counts, and part of a name (100 machines of the generated fleet).
+  machinesUrgent: `{ machines(first: 50, orderBy: {field: CRITICAL_AND_SECURITY_COUNT, direction: DESC}) { ${PAGE_FIELDS} } }`,
+  machinesOther: `{ machines(first: 50, orderBy: {field: OTHER_COUNT, direction: ASC}) { ${PAGE_FIELDS} } }`,
+  machinesName: `{ machines(first: 50, filter: {nameContains: "M-01234"}) { ${PAGE_FIELDS} } }`,
 };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = ['cveCommon'];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -376,6 +388,7 @@ async function main(): Promise<number> {
     const common = { name: 'pkg-001', classification: 'SECURITY' };
     const filteredBy = (filter: MachineFilter, count = true) => (tx: Db) =>
       listMachines(tx, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
+    const sortedBy = (sort: MachineSort) => (tx: Db) => listMachines(tx, { filter: {}, sort, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
     const perRead: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: () => Promise.all([page(false)(), readSummary()]),
       machinesFiltered: () => Promise.all([filtered(), readSummary()]),
@@ -389,7 +402,11 @@ async function main(): Promise<number> {
       // As the service reads a filter on the OS type alone: the page, and the maintained count.
       machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), maintainedOsTypeCount(db, 'WINDOWS')]),
       machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), maintainedOsTypeCount(db, 'LINUX')]),
-      machinesTag: () => filteredBy({ tags: ['rare'] })(db),
+      // As the service reads a filter on one tag alone: the page, and the maintained count per tag.
+      machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagCount(db, 'rare')]),
+      machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
+      machinesOther: () => Promise.all([sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })(db), readSummary()]),
+      machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
@@ -404,7 +421,12 @@ async function main(): Promise<number> {
       cveCommon: () => candidatesByJoin(db, 'CVE-2026-10001'),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
       machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
-      machinesTag: () => withoutIndexes(db, ['machines_live_tags_idx'], filteredBy({ tags: ['rare'] })),
+      // Before the maintained count per tag (0038): the page with its count of the tag's machines.
+      machinesTag: () => filteredBy({ tags: ['rare'] })(db),
+      // Before 0039 and 0040: the same reads without their indexes (dropped in a transaction rolled back).
+      machinesUrgent: () => withoutIndexes(db, ['machines_live_urgent_asc_idx', 'machines_live_urgent_desc_idx'], sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })),
+      machinesOther: () => withoutIndexes(db, ['machines_live_other_asc_idx', 'machines_live_other_desc_idx'], sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })),
+      machinesName: () => withoutIndexes(db, ['machines_live_name_trgm_idx'], filteredBy({ nameContains: 'M-01234' })),
     };
     let loaded = 0;
     let totalRows = 0;

@@ -27,7 +27,11 @@
  * and the timed part's statements are printed by their total time, per report: where PostgreSQL's
  * time goes. The extension costs some of that time itself; compare rates without it.
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats]
+ * With --without a,b,c, the named indexes and triggers are dropped after the enrollments (before
+ * the timed part): what they cost ingest, against a run with them (issue 18, goal 2: the fleet
+ * view's read indexes and maintained counts).
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats] [--without index,trigger,...]
  * Needs dist/ (`npm run build`), the Temporal CLI (found or built as for the tests) and psql
  * (FLEETPATCH_PSQL, else `psql` on the PATH).
  */
@@ -74,7 +78,8 @@ async function postgresCpuSeconds(stack: Stack): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false }, without: { type: 'string', default: '' } } });
+  const without = values.without.split(',').filter(Boolean);
   const n = Number(values.machines);
   const m = Number(values.updates);
   const concurrency = Number(values.concurrency);
@@ -114,6 +119,12 @@ async function main(): Promise<number> {
       // Not timed: a first report listing the same updates, so that the timed ones change no machine's pending updates.
       await mapLimit(agents.map((a, i) => ({ ...a, report: { ...reports[i]!, id: randomUUID() } })), concurrency, ({ client, report }) => client.sendReport(report));
     }
+    // --without: what the named indexes and triggers cost, by the same run without them (dropped after the enrollments, before the timed part).
+    for (const name of without) {
+      const [trigger] = await stack.database.sql<Array<{ relation: string }>>`select tgrelid::regclass::text as relation from pg_trigger where tgname = ${name} and not tgisinternal`;
+      await stack.database.sql.unsafe(trigger ? `drop trigger "${name}" on ${trigger.relation}` : `drop index "${name}"`);
+    }
+    if (without.length > 0) say(`  without ${without.join(', ')}`);
     if (values['pg-stats']) {
       await stack.database.sql`create extension if not exists pg_stat_statements`;
       await stack.database.sql`select pg_stat_statements_reset()`;

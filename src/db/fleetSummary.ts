@@ -100,7 +100,23 @@ export async function foldFleetSummaryDeltas(db: Db): Promise<number> {
   return row?.folded ?? 0;
 }
 
-/** One round of upkeep: the machines whose instant passed moved forward (all of them, in batches), then the deltas folded. */
+/**
+ * Folds the live machines per tag (migration 0038) as foldFleetSummaryDeltas folds the summary's
+ * deltas, in one transaction of its own. Answers how many delta rows it folded.
+ */
+export async function foldMachineTagDeltas(db: Db): Promise<number> {
+  const [row] = await db.execute<{ folded: number }>(sql`
+    with moved as (delete from machine_tag_deltas returning tag, n),
+    summed as (select tag, sum(n)::bigint as n, count(*) as delta_rows from moved group by tag),
+    applied as (
+      insert into machine_tag_counts (tag, n) select tag, n from summed where n <> 0 order by tag
+      on conflict (tag) do update set n = machine_tag_counts.n + excluded.n
+    )
+    select coalesce(sum(delta_rows), 0)::int as folded from summed`);
+  return row?.folded ?? 0;
+}
+
+/** One round of upkeep: the machines whose instant passed moved forward (all of them, in batches), then the deltas folded (the summary's and the tags'). */
 export async function fleetSummaryUpkeep(db: Db, now: Date): Promise<{ moved: number; folded: number }> {
   let moved = 0;
   for (;;) {
@@ -108,7 +124,8 @@ export async function fleetSummaryUpkeep(db: Db, now: Date): Promise<{ moved: nu
     moved += n;
     if (n < 5000) break;
   }
-  return { moved, folded: await foldFleetSummaryDeltas(db) };
+  const folded = await foldFleetSummaryDeltas(db);
+  return { moved, folded: folded + (await foldMachineTagDeltas(db)) };
 }
 
 /**
@@ -141,5 +158,16 @@ export async function maintainedOsTypeCount(db: Db, osType: OsType): Promise<num
   const key = `os_type:${osType}`;
   const [row] = await db.execute<{ n: number }>(sql`
     select coalesce(sum(n), 0)::float8 as n from (select n from fleet_summary_counts where key = ${key} union all select n from fleet_summary_deltas where key = ${key}) t`);
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * The live machines carrying a tag, from the maintained counts (migration 0038, machine_tag_counts
+ * and the deltas not folded yet): the count of the computers page filtered on that tag alone,
+ * without reading the machines that carry it. Exact at the read.
+ */
+export async function maintainedTagCount(db: Db, tag: string): Promise<number> {
+  const [row] = await db.execute<{ n: number }>(sql`
+    select coalesce(sum(n), 0)::float8 as n from (select n from machine_tag_counts where tag = ${tag} union all select n from machine_tag_deltas where tag = ${tag}) t`);
   return Number(row?.n ?? 0);
 }

@@ -13,7 +13,7 @@ import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
-import { assessments, baselineVerdicts, enrollmentKeys, machines, pendingUpdates, updateFirstSeen } from './schema.js';
+import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
 export type MachineRow = typeof machines.$inferSelect;
@@ -477,7 +477,7 @@ export interface MachineQuery {
   thresholds: FleetThresholds;
 }
 
-function machineConditions(filter: MachineFilter, now: Date, thresholds: FleetThresholds): SQL | undefined {
+export function machineConditions(filter: MachineFilter, now: Date, thresholds: FleetThresholds): SQL | undefined {
   const conditions: SQL[] = [live];
   if (filter.compliance?.length) conditions.push(sql`${complianceSql(now, thresholds)} = any(${sql.param(filter.compliance)}::text[])`);
   if (filter.readiness?.length) conditions.push(sql`${readinessSql(now, thresholds)} = any(${sql.param(filter.readiness)}::text[])`);
@@ -500,6 +500,25 @@ const SORT_SQL: Record<Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>, { value
   LAST_SEEN: { value: sql`${machines.lastSeenAt}`, key: sql`(extract(epoch from ${machines.lastSeenAt}) * 1000000)::bigint`, fromKey: (k) => sql`(timestamptz 'epoch' + ${k.toString()}::bigint * interval '1 microsecond')` },
   LAST_ASSESSED: { value: sql`${machines.lastAssessedAt}`, key: sql`(extract(epoch from ${machines.lastAssessedAt}) * 1000000)::bigint`, fromKey: (k) => sql`(timestamptz 'epoch' + ${k.toString()}::bigint * interval '1 microsecond')` },
 };
+
+/**
+ * The update-count sorts, each read along an index of the live machines in its exact order (migration
+ * 0039): ascending on (count, name, id), descending on (-count, name, id), since the order is the
+ * count one way and then name and id ascending either way, which one index read backwards cannot
+ * give. A count is never null, so the negated count orders a descending page as the index does, and
+ * a page after a position is one row comparison the index starts at.
+ */
+const COUNT_SORTS: Partial<Record<MachineSortField, SQL>> = {
+  CRITICAL_AND_SECURITY_COUNT: sql`(${machines.criticalCount} + ${machines.securityCount})`,
+  OTHER_COUNT: sql`${machines.otherCount}`,
+};
+
+/** The expression a count sort reads its index in (and orders by), for a direction. */
+function countOrder(field: MachineSortField, direction: 'ASC' | 'DESC'): SQL | undefined {
+  const count = COUNT_SORTS[field];
+  if (!count) return undefined;
+  return direction === 'ASC' ? count : sql`(-${count})`;
+}
 
 /** After the position on name and id alone (the tie-break; the name bound lets the name index start there). */
 function afterOnName(position: MachinePosition): SQL {
@@ -548,8 +567,63 @@ export async function listMachines(db: Db, query: MachineQuery & { count?: boole
 
 type Placed = { row: MachineRow; position: MachinePosition };
 
+/**
+ * The statement of a page sorted by an update count (one row more than the page), along the count's
+ * index in the direction; a page after a position starts at it in the index. Exported for the test
+ * that reads its plan.
+ */
+export function countSortPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'sort' | 'after' | 'offset' | 'limit'>) {
+  const { field, direction } = query.sort;
+  const ordered = countOrder(field, direction);
+  if (!ordered) throw new Error(`${field} is not an update-count sort`);
+  return db
+    .select({ ...getTableColumns(machines), sortKey: sql<number>`${COUNT_SORTS[field]!}` })
+    .from(machines)
+    .where(query.after ? and(where, sql`(${ordered}, ${machines.name}, ${machines.id}) > (${positionKey(direction, query.after.key)}::int, ${query.after.name}, ${query.after.id}::uuid)`) : where)
+    .orderBy(ordered, asc(machines.name), asc(machines.id))
+    .offset(query.after ? 0 : query.offset)
+    .limit(query.limit + 1);
+}
+
+/**
+ * A page in name order of the machines carrying the filter's tags, along machine_tags' primary key
+ * (tag, name, id; migration 0041) from one of the tags: a page of a tag's machines reads a page of its
+ * rows and those machines, whether the tag is rare (a GIN bitmap would read every machine carrying
+ * it, scattered over the table, to sort them) or common. With several tags the walk starts from the
+ * one the fewest machines carry (the maintained counts), the others tested on each machine.
+ */
+async function pageByTag(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
+  const rows = await tagPage(db, where, query);
+  return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
+}
+
+/** The statement of pageByTag (one row more than the page). Exported for the test that reads its plan. */
+export function tagPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'filter' | 'after' | 'offset' | 'limit'>) {
+  const tags = [...new Set(query.filter.tags ?? [])];
+  if (tags.length === 0) throw new Error('a tag page needs a tag');
+  const from =
+    tags.length === 1
+      ? sql`${tags[0]!}`
+      : sql`(select x from unnest(${sql.param(tags)}::text[]) x order by (select coalesce(sum(c.n), 0) from ${machineTagCounts} c where c.tag = x), x limit 1)`;
+  return db
+    .select(getTableColumns(machines))
+    .from(machineTags)
+    .innerJoin(machines, eq(machines.id, machineTags.machineId))
+    .where(and(sql`${machineTags.tag} = ${from}`, where, query.after ? sql`(${machineTags.name}, ${machineTags.machineId}) > (${query.after.name}, ${query.after.id}::uuid)` : undefined))
+    .orderBy(asc(machineTags.name), asc(machineTags.machineId))
+    .offset(query.after ? 0 : query.offset)
+    .limit(query.limit + 1);
+}
+
+/** A count position's key as countOrder orders it (a count is never null; a cursor of another order is refused before this). */
+function positionKey(direction: 'ASC' | 'DESC', key: bigint | null): string {
+  const count = key ?? 0n;
+  return (direction === 'ASC' ? count : -count).toString();
+}
+
 async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
   const { field, direction } = query.sort;
+  if (field === 'NAME' && query.filter.tags?.length) return pageByTag(db, where, query);
   if (field === 'NAME') {
     const rows = await db
       .select()
@@ -559,6 +633,10 @@ async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): P
       .offset(query.after ? 0 : query.offset)
       .limit(query.limit + 1);
     return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
+  }
+  if (COUNT_SORTS[field]) {
+    const rows = await countSortPage(db, where, query);
+    return rows.map(({ sortKey, ...row }) => ({ row, position: { key: BigInt(sortKey), name: row.name, id: row.id } }));
   }
   const { value, key } = SORT_SQL[field as Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>];
   const rows = await db

@@ -172,6 +172,15 @@ export const machines = pgTable(
     // found without walking the fleet by name).
     index('machines_live_os_type_name_idx').on(t.osType, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_tags_idx').using('gin', t.tags).where(sql`${t.removedAt} is null`),
+    // The sorts by update counts (src/db/machines.ts, countOrder): a page reads a page, in either
+    // direction (descending on the negated count: the order is the count, then name and id ascending).
+    index('machines_live_urgent_asc_idx').on(sql`(${t.criticalCount} + ${t.securityCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_urgent_desc_idx').on(sql`(-(${t.criticalCount} + ${t.securityCount}))`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_other_asc_idx').on(t.otherCount, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_other_desc_idx').on(sql`(-${t.otherCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    // Part of the name (nameContains, an ILIKE '%…%'): the trigrams of the live machines' names
+    // (pg_trgm, migration 0040), so a search finds its matches instead of testing every name.
+    index('machines_live_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')).where(sql`${t.removedAt} is null`),
   ],
 );
 
@@ -310,6 +319,38 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
   key: text('key').notNull(),
   n: bigint('n', { mode: 'number' }).notNull(),
 });
+
+/**
+ * The live machines carrying each tag (the count of the computers page filtered on one tag alone),
+ * folded from machine_tag_deltas by the summary's upkeep (docs/fleet-counts.md). Its own tables, not
+ * the summary's keys: the summary's reader sums every key, and a fleet may carry thousands of tags.
+ */
+export const machineTagCounts = pgTable('machine_tag_counts', {
+  tag: text('tag').primaryKey(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/** The changes to machine_tag_counts not folded in yet, appended by the triggers on machines (nothing shared, nothing waits) and summed by every read. */
+export const machineTagDeltas = pgTable('machine_tag_deltas', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tag: text('tag').notNull(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/**
+ * Each live machine's tags with its name (one row per distinct tag), kept by a trigger on machines
+ * (migration 0041): the computers page filtered on a tag reads a page of the tag's machines in name
+ * order along the primary key, not every machine carrying it (docs/fleet-counts.md).
+ */
+export const machineTags = pgTable(
+  'machine_tags',
+  {
+    tag: text('tag').notNull(),
+    name: text('name').notNull(),
+    machineId: uuid('machine_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tag, t.name, t.machineId] })],
+);
 
 /**
  * The thresholds the machines' summary states are evaluated with (one row): configuration, copied

@@ -253,12 +253,16 @@ async function fingerprint(database: Database): Promise<Record<string, string>> 
   const [summary] = await database.sql`select md5(coalesce(string_agg(key || '=' || n, ',' order by key), '')) as h
     from (select key, sum(n) as n from (select key, n from fleet_summary_counts union all select key, n from fleet_summary_deltas) u group by key having sum(n) <> 0) s`;
   out.fleet_summary = summary!.h as string;
+  // The live machines per tag, folded by the same upkeep: by what they say.
+  const [tagged] = await database.sql`select md5(coalesce(string_agg(tag || '=' || n, ',' order by tag), '')) as h
+    from (select tag, sum(n) as n from (select tag, n from machine_tag_counts union all select tag, n from machine_tag_deltas) u group by tag having sum(n) <> 0) s`;
+  out.machine_tag_counts = tagged!.h as string;
   const rows: Record<string, string> = {
     api_tokens: '(t.id, t.name, t.role, t.token_hash, t.created_at, t.expires_at, t.revoked_at)::text',
     machines: "(to_jsonb(t) - 'summary_at' - 'summary_state' - 'summary_overdue' - 'summary_next_at')::text",
   };
   for (const { name } of tables) {
-    if (name === 'audit_events' || name === 'fleet_summary_counts' || name === 'fleet_summary_deltas') continue;
+    if (['audit_events', 'fleet_summary_counts', 'fleet_summary_deltas', 'machine_tag_counts', 'machine_tag_deltas'].includes(name)) continue;
     const row = rows[name] ?? 't::text';
     const [hash] = await database.sql.unsafe(`select count(*)::int as n, md5(coalesce(string_agg(${row}, ',' order by ${row}), '')) as h from "${name}" t`);
     out[name] = `${hash!.n}:${hash!.h}`;

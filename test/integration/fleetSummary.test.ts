@@ -6,7 +6,7 @@ import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agent
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
 import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
@@ -138,7 +138,8 @@ describe('the maintained compliance summary', () => {
       } else if (roll < 0.74) {
         await setMachineManagement(database.db, machine.id, rng.next() < 0.6);
       } else if (roll < 0.81) {
-        await setMachineTags(database.db, machine.id, rng.next() < 0.5 ? ['prod'] : []);
+        // Tags kept, added, dropped and replaced (the live machines per tag count each change once).
+        await setMachineTags(database.db, machine.id, rng.pick([['prod'], [], ['prod', 'web'], ['web']]));
       } else if (roll < 0.86) {
         await saveRandomBaseline();
       } else if (roll < 0.95) {
@@ -149,7 +150,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -165,11 +166,23 @@ describe('the maintained compliance summary', () => {
         select count(*) filter (where os_type = 'LINUX')::int as "LINUX", count(*) filter (where os_type = 'WINDOWS')::int as "WINDOWS" from machines where removed_at is null`;
       expect(await ofType()).toEqual({ ...types });
       seen.osTypes += types!.LINUX > 0 && types!.WINDOWS > 0 ? 1 : 0;
+      // The live machines per tag (the count of a page filtered on one), as a count over the fleet.
+      const ofTag = async () => ({ prod: await maintainedTagCount(database.db, 'prod'), web: await maintainedTagCount(database.db, 'web') });
+      const [tagged] = await database.sql<Array<{ prod: number; web: number }>>`
+        select count(*) filter (where tags @> '{prod}')::int as prod, count(*) filter (where tags @> '{web}')::int as web from machines where removed_at is null`;
+      expect(await ofTag()).toEqual({ ...tagged });
+      seen.tags += tagged!.prod > 0 && tagged!.web > 0 ? 1 : 0;
+      // The rows the tag filter's page walks (machine_tags): each live machine's distinct tags with its name as stored now.
+      const tagRows = (rows: Array<{ row: string }>) => rows.map((r) => r.row).sort();
+      expect(tagRows(await database.sql<Array<{ row: string }>>`select concat_ws(' ', tag, name, machine_id) as row from machine_tags`)).toEqual(
+        tagRows(await database.sql<Array<{ row: string }>>`select distinct concat_ws(' ', t, name, id) as row from machines cross join unnest(tags) t where removed_at is null`),
+      );
       // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
       await fleetSummaryUpkeep(database.db, now);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       expect(await ofType()).toEqual({ ...types });
+      expect(await ofTag()).toEqual({ ...tagged });
       const later = new Date(clock + 3 * MIN + 1);
       expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
       seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;

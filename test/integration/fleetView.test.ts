@@ -86,6 +86,9 @@ describe('the fleet view over GraphQL', () => {
     expect((await machines('(filter: {osType: WINDOWS})')).edges.map((e) => e.node.name)).toEqual(['win-01']);
     expect((await machines('(filter: {readiness: [DISCONNECTED]})')).edges.map((e) => e.node.name)).toEqual(['stale-01']);
     expect((await machines('(filter: {tags: ["web", "prod"]})')).edges.map((e) => e.node.name)).toEqual(['web-01', 'web-02']);
+    // One tag alone is counted from the maintained count per tag; with another filter, with the page.
+    expect(await machines('(filter: {tags: ["web"]}, first: 1)')).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: true } });
+    expect((await machines('(filter: {tags: ["web"], osType: WINDOWS})')).totalCount).toBe(0);
     expect((await machines('(filter: {nameContains: "DB-"})')).totalCount).toBe(2);
 
     // A small fleet counts its matches with the page.

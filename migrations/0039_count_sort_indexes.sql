@@ -1,0 +1,4 @@
+CREATE INDEX "machines_live_urgent_asc_idx" ON "machines" USING btree (("critical_count" + "security_count"),"name","id") WHERE "machines"."removed_at" is null;--> statement-breakpoint
+CREATE INDEX "machines_live_urgent_desc_idx" ON "machines" USING btree ((-("critical_count" + "security_count")),"name","id") WHERE "machines"."removed_at" is null;--> statement-breakpoint
+CREATE INDEX "machines_live_other_asc_idx" ON "machines" USING btree ("other_count","name","id") WHERE "machines"."removed_at" is null;--> statement-breakpoint
+CREATE INDEX "machines_live_other_desc_idx" ON "machines" USING btree ((-"other_count"),"name","id") WHERE "machines"."removed_at" is null;
