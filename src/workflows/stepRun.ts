@@ -15,8 +15,11 @@ const steps = proxyActivities<DeploymentActivities & BatchedRunActivities>({
 });
 
 const planning = proxyActivities<DeploymentActivities>({
-  // A ring plans its machines when it starts: minutes for a ring of 100,000 machines.
-  startToCloseTimeout: '30 minutes',
+  // A ring plans its machines when it starts, page by page, heartbeating after each page (about a
+  // second for 1,000 machines): a worker that dies meanwhile is noticed within a minute, and the
+  // retry resumes after the last page written.
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
 });
 
 const settling = proxyActivities<BatchedRunActivities>({
@@ -153,7 +156,7 @@ async function ringedStepRun(input: DeploymentRunInput, state: StepRunState): Pr
         if (i === from && state.ring) {
           at = state;
         } else {
-          const begun = await planning.beginRing({ runId, ring, batched: true });
+          const begun = await planning.beginRing({ runId, ring, batched: true, ...(input.planMachines ? { planMachines: input.planMachines } : {}) });
           const limits = { windowEndsAtMs: begun.windowEndsAtMs, concurrency: childConcurrency(begun.concurrency), failureThreshold: begun.failureThreshold };
           at = { ...state, ring: { ring, name: begun.name, gate: begun.gate, limits }, after: null, failed: 0, halts: [] };
         }
