@@ -111,6 +111,8 @@ export interface RunTimings {
   runHistoryEvents?: number;
   /** A batched run's machines planned per page (unset: src/fleet/batchedRun.ts's default; tests make it tiny). */
   runPlanMachines?: number;
+  /** A run with steps: machines' child workflows per execution before it continues as new (FLEETPATCH_RUN_STEP_CHILDREN; default RUN_STEP_CHILDREN). */
+  runStepChildren?: number;
 }
 
 export interface AgentTimings {
@@ -259,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(env.FLEETPATCH_RUN_BATCH_MACHINES ? { runBatchMachines: positive(env, 'FLEETPATCH_RUN_BATCH_MACHINES', 1) } : {}),
       ...(env.FLEETPATCH_RUN_HISTORY_EVENTS ? { runHistoryEvents: positive(env, 'FLEETPATCH_RUN_HISTORY_EVENTS', 1) } : {}),
       ...(env.FLEETPATCH_RUN_PLAN_MACHINES ? { runPlanMachines: positive(env, 'FLEETPATCH_RUN_PLAN_MACHINES', 1) } : {}),
+      ...(env.FLEETPATCH_RUN_STEP_CHILDREN ? { runStepChildren: positive(env, 'FLEETPATCH_RUN_STEP_CHILDREN', 1) } : {}),
     },
     limits: {
       // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { queueAgentCommands } from '../db/agentCommands.js';
-import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, type MachineRunEnd } from '../db/batchedRuns.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
@@ -215,6 +215,18 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       } finally {
         stopObserving();
       }
+    },
+
+    /**
+     * The next page of a run's (or ring's) machines for a run of child workflows (a deployment with
+     * steps, deploymentRun.ts): the PENDING ones after `after` in (machine name, id) order, and the
+     * key of the last. The workflow carries the key: a machine behind it is never handed out again,
+     * so no machine's child is started twice, across retries and continue-as-new alike.
+     */
+    async pendingMachinesPage(input: { runId: string; ring: number | null; after: MachineRunKey | null; limit: number }): Promise<{ machines: Array<{ machineRunId: string; machineId: string }>; after: MachineRunKey | null }> {
+      const rows = await pendingMachineRunsPage(db, input.runId, input.ring, input.limit, input.after);
+      const last = rows.at(-1);
+      return { machines: rows.map((r) => ({ machineRunId: r.machineRunId, machineId: r.machineId })), after: last ? { name: last.machineName, id: last.machineRunId } : input.after };
     },
 
     /**

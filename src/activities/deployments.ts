@@ -1,6 +1,6 @@
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { InstallJob, JobResult, JobUpdate, PendingUpdate } from '../domain/types.js';
+import type { InstallJob, JobResult, JobUpdate } from '../domain/types.js';
 import { whileDatabaseAway, type Db } from '../db/client.js';
 import { findDeployment, runSettingsOf, selectionOf, type DeploymentRow } from '../db/deployments.js';
 import {
@@ -12,7 +12,10 @@ import {
   ringsOfRun,
   setRingState,
   setRunHalted,
-  startRing,
+  beginRingPlanning,
+  endRingPlanning,
+  planRingPage,
+  ringMachineRunsPage,
 } from '../db/rollouts.js';
 import { queueAgentCommand } from '../db/agentCommands.js';
 import { findMachine, findMachines, resolveTargets, targetsPage, type MachineRow } from '../db/machines.js';
@@ -46,7 +49,7 @@ import type { RunProgressEvent } from '../db/runProgress.js';
 import type { RunSettings } from '../db/schema.js';
 import { announceAgentCommands, announceRunProgress, announceRunStarted, type FleetPubSub } from '../events/pubsub.js';
 import { deploymentRunStatusFromCounts, failureThreshold, MAX_RUNNING_MACHINES, maxConcurrentMachines, updateSetKey, type MachineRunStatus } from '../fleet/planning.js';
-import { assignRings, freezeUpdateSet, type Ring, type RingGate } from '../fleet/rollout.js';
+import { assignRings, freezeUpdateSet, type Ring, type RingGate, type UpdateSetMember } from '../fleet/rollout.js';
 import { carriesScripts, handedOverAtRunStart, handsOverAtRunStart, stepPhases, type DeploymentStep, type StepPhases } from '../fleet/steps.js';
 import { failedAtGate, planRunMachine, stillToRun } from '../fleet/runPlanning.js';
 import { settledMachineRunStatus } from '../fleet/settle.js';
@@ -183,11 +186,15 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
     };
   };
 
-  /** The plan of each target machine under the run's settings, from their inputs read together. */
-  const planTargets = async (targets: readonly MachineRow[], settings: RunSettings) => {
+  /**
+   * The plan of each target machine under the run's settings, from their inputs read together, with
+   * the updates it selected. `updateSet`: the run's frozen set (a ringed run's later rings install
+   * only its members).
+   */
+  const planTargets = async (targets: readonly MachineRow[], settings: RunSettings, updateSet?: ReadonlySet<string> | null) => {
     const { pending, learned, decide } = await planningInputs(db, targets.map((t) => t.id));
     return targets.map((machine) => {
-      const { results, rebootReserveSeconds } = planRunMachine({
+      const { results, rebootReserveSeconds, selected } = planRunMachine({
         machine,
         pending: pending.get(machine.id) ?? [],
         selection: selectionOf(settings),
@@ -195,9 +202,37 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
         rebootSetting: settings.rebootSetting,
         learnedSeconds: learned.get(machine.id),
         baseline: decide(machine.id, machine.osType, now()),
+        ...(updateSet ? { updateSet } : {}),
       });
-      return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds };
+      return { machineId: machine.id, machineName: machine.name, results, rebootReserveSeconds, selected };
     });
+  };
+
+  /**
+   * A ring's machines planned page by page, through planTargets as a run's are (beginPagedRun):
+   * each page of `pageSize` machine runs, by key in (machine name, id) order, planned and written in
+   * a transaction of its own that moves the ring's planning position and keeps the updates selected
+   * so far; the activity heartbeats after each. A retry resumes after the last page written. Ends
+   * the planning, the first ring fixing the run's update set from what its pages selected. Answers
+   * that set when this call fixed it.
+   */
+  const planRingPages = async (run: RunRow, ring: number, settings: RunSettings, pageSize: number): Promise<UpdateSetMember[] | null> => {
+    const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
+    let planning = (await findRunRing(db, run.id, ring))?.planning ?? null;
+    while (planning) {
+      const page = await ringMachineRunsPage(db, run.id, ring, planning.after, pageSize);
+      if (page.length === 0) break;
+      // A machine removed since the run began has no plan: its install step says so.
+      const live = new Map((await findMachines(db, page.map((m) => m.machineId))).map((m) => [m.id, m]));
+      const plans = await planTargets(page.flatMap((m) => (live.has(m.machineId) ? [live.get(m.machineId)!] : [])), settings, frozen);
+      const runOf = new Map(page.map((m) => [m.machineId, m.machineRunId]));
+      const last = page.at(-1)!;
+      const selected = frozen ? [] : freezeUpdateSet([...planning.selected.map((m) => ({ name: m.name, availableVersion: m.version })), ...plans.flatMap((p) => p.selected)]);
+      const to = { after: { name: last.machineName, id: last.machineRunId }, planned: planning.planned + plans.length, selected };
+      planning = (await planRingPage(db, { runId: run.id, ring, from: planning, to, plans: plans.map((p) => ({ machineRunId: runOf.get(p.machineId)!, results: p.results, rebootReserveSeconds: p.rebootReserveSeconds })) })).planning;
+      Context.current().heartbeat(planning?.planned);
+    }
+    return (await endRingPlanning(db, run.id, ring, !frozen)).updateSet;
   };
 
   /**
@@ -425,7 +460,7 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
      * ring's window, and answers what the workflow needs to run it. Idempotent: a retry finds the
      * ring started and answers the same.
      */
-    async beginRing(input: { runId: string; ring: number; batched?: boolean }): Promise<BegunRing> {
+    async beginRing(input: { runId: string; ring: number; batched?: boolean; planMachines?: number }): Promise<BegunRing> {
       const run = await findRun(db, input.runId);
       if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
       const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
@@ -436,52 +471,26 @@ export function createDeploymentActivities({ db, pubsub, now = () => new Date() 
       const ring = recorded.definition;
       const settings = run.settings ?? runSettingsOf(deployment);
       const gate: RingGate = ring.gate;
-      const machineRuns = await machineRunsOfRing(db, run.id, input.ring);
-      let windowEndsAt: Date;
-      if (!recorded.startedAt) {
-        windowEndsAt = new Date(Date.now() + settings.windowMinutes * 60_000);
-        // The first ring that starts fixes the set (ring 1, or the next one when ring 1 had no machine).
-        const frozen = run.updateSet ? new Set(run.updateSet.map((m) => updateSetKey({ name: m.name, availableVersion: m.version }))) : null;
-        const targets = await findMachines(db, machineRuns.map((m) => m.machineId));
-        const byId = new Map(targets.map((m) => [m.id, m]));
-        const { pending, learned, decide } = await planningInputs(db, machineRuns.map((m) => m.machineId));
-        const selected: PendingUpdate[] = [];
-        const plans = machineRuns.flatMap((machineRun) => {
-          const machine = byId.get(machineRun.machineId);
-          if (!machine) return []; // removed since the run began: its install step says so
-          const plan = planRunMachine({
-            machine,
-            pending: pending.get(machine.id) ?? [],
-            selection: selectionOf(settings),
-            windowMinutes: settings.windowMinutes,
-            rebootSetting: settings.rebootSetting,
-            learnedSeconds: learned.get(machine.id),
-            baseline: decide(machine.id, machine.osType, now()),
-            ...(frozen ? { updateSet: frozen } : {}),
-          });
-          selected.push(...plan.selected);
-          return [{ machineRunId: machineRun.id, results: plan.results, rebootReserveSeconds: plan.rebootReserveSeconds }];
-        });
-        const updateSet = frozen ? null : freezeUpdateSet(selected);
-        const started = await startRing(db, { runId: run.id, ring: input.ring, windowEndsAt, plans, updateSet });
-        windowEndsAt = started.windowEndsAt;
-        if (started.started) {
-          const lines = [`${recorded.name} started: ${machineRuns.length} machine(s), window until ${windowEndsAt.toISOString()}.`];
-          if (updateSet) lines.push(`The run's update set is fixed: ${updateSet.length} update(s)${updateSet.length > 0 ? ` (${updateSet.slice(0, 10).map((m) => `${m.name}=${m.version}`).join(', ')}${updateSet.length > 10 ? ', …' : ''})` : ''}; later rings install only these.`);
-          published(run.id, await logRunChange(db, run.id, lines));
-        }
-      } else {
-        windowEndsAt = recorded.windowEndsAt!;
+      // Its machine runs were recorded when the run began: as many as the ring counts.
+      const machineCount = recorded.machineCount;
+      // Planned page by page (planRingPages) once the ring has started; a retry after a crash resumes
+      // the planning where it was, and one after the planning ended finds nothing left to plan.
+      const begun = await beginRingPlanning(db, run.id, input.ring, new Date(Date.now() + settings.windowMinutes * 60_000));
+      const windowEndsAt = begun.windowEndsAt;
+      if (begun.started) published(run.id, await logRunChange(db, run.id, [`${recorded.name} started: ${machineCount} machine(s), window until ${windowEndsAt.toISOString()}.`]));
+      const updateSet = await planRingPages(run, input.ring, settings, input.planMachines ?? RUN_PLAN_MACHINES);
+      if (updateSet) {
+        published(run.id, await logRunChange(db, run.id, [`The run's update set is fixed: ${updateSet.length} update(s)${updateSet.length > 0 ? ` (${updateSet.slice(0, 10).map((m) => `${m.name}=${m.version}`).join(', ')}${updateSet.length > 10 ? ', …' : ''})` : ''}; later rings install only these.`]));
       }
       // A batched run pages the ring's machines from PostgreSQL itself (advanceMachines): none in the answer.
-      const running = input.batched ? [] : machineRuns.filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
-      const threshold = failureThreshold(settings.maxFailures, machineRuns.length);
+      const running = input.batched ? [] : (await machineRunsOfRing(db, run.id, input.ring)).filter((m) => stillToRun(m.status)).map((m) => ({ machineRunId: m.id, machineId: m.machineId }));
+      const threshold = failureThreshold(settings.maxFailures, machineCount);
       return {
         ring: input.ring,
         name: recorded.name,
         machines: running,
         windowEndsAtMs: windowEndsAt.getTime(),
-        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineRuns.length, input.batched ? MAX_BATCHED_RUNNING_MACHINES : MAX_RUNNING_MACHINES),
+        concurrency: maxConcurrentMachines(ring.maxConcurrent ?? settings.maxConcurrent, machineCount, input.batched ? MAX_BATCHED_RUNNING_MACHINES : MAX_RUNNING_MACHINES),
         failureThreshold: Number.isFinite(threshold) ? threshold : null,
         gate,
         ...withSteps(deployment),

@@ -21,14 +21,23 @@ function ofRing(ring: number | null | undefined): SQL | undefined {
   return ring === null ? isNull(machineRuns.ring) : eq(machineRuns.ring, ring);
 }
 
-/** The next machine runs to start, in machine name order: the head of the run's (or ring's) PENDING ones. */
-export function pendingMachineRunsPage(db: Db, runId: string, ring: number | null | undefined, limit: number) {
+/**
+ * The next machine runs to start, in machine name order: the head of the run's (or ring's) PENDING
+ * ones, or those after `after` (a machine run's key, machine name and id) when given.
+ */
+export function pendingMachineRunsPage(db: Db, runId: string, ring: number | null | undefined, limit: number, after?: MachineRunKey | null) {
   return db
-    .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId })
+    .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId, machineName: machineRuns.machineName })
     .from(machineRuns)
-    .where(and(eq(machineRuns.runId, runId), ofRing(ring), eq(machineRuns.status, 'PENDING')))
+    .where(and(eq(machineRuns.runId, runId), ofRing(ring), eq(machineRuns.status, 'PENDING'), after ? sql`(${machineRuns.machineName}, ${machineRuns.id}) > (${after.name}, ${after.id}::uuid)` : undefined))
     .orderBy(asc(machineRuns.machineName), asc(machineRuns.id))
     .limit(limit);
+}
+
+/** Where a machine run stands in its run's order (machine name, then its id). */
+export interface MachineRunKey {
+  name: string;
+  id: string;
 }
 
 /** Machine runs of the run (or ring) that have started and not ended, unordered; at most `limit`. */

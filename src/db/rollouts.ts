@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { PlannedResult } from '../fleet/runPlanning.js';
 import type { Db } from './client.js';
-import { deploymentRunRings, deploymentRuns, machineRuns, updateResults } from './schema.js';
+import { deploymentRunRings, deploymentRuns, machineRuns, updateResults, type RingPlanning } from './schema.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 
 export type RunRingRow = typeof deploymentRunRings.$inferSelect;
@@ -37,58 +37,107 @@ export function machineRunsOfRing(db: Db, runId: string, ring: number) {
   return db.select().from(machineRuns).where(and(eq(machineRuns.runId, runId), eq(machineRuns.ring, ring))).orderBy(asc(machineRuns.machineName));
 }
 
+type RingPlan = { machineRunId: string; rebootReserveSeconds: number; results: PlannedResult[] };
+
 /**
- * Starts a ring once: its machines' plans (with their reboot reserves), its window (the run's window is the running ring's, which
- * the install jobs read), and on the first ring the run's frozen update set. A retry finds the ring
- * started and changes nothing; the answer is the ring's window either way.
+ * Starts a ring whose machines are then planned page by page: RUNNING from now, its window fixed
+ * (the run's row follows the running ring's window), its planning position at the start; then
+ * planRingPage until no machine of it is left, then endRingPlanning. Nothing when the ring has
+ * started already (a retry): answers its window and whether this call started it.
  */
-export async function startRing(
-  db: Db,
-  input: { runId: string; ring: number; windowEndsAt: Date; plans: Array<{ machineRunId: string; rebootReserveSeconds: number; results: PlannedResult[] }>; updateSet: UpdateSetMember[] | null },
-): Promise<{ windowEndsAt: Date; started: boolean }> {
+export async function beginRingPlanning(db: Db, runId: string, ring: number, windowEndsAt: Date): Promise<{ windowEndsAt: Date; started: boolean }> {
   return db.transaction(async (tx) => {
-    const [row] = await tx.select().from(deploymentRunRings).where(and(eq(deploymentRunRings.runId, input.runId), eq(deploymentRunRings.ring, input.ring))).for('update');
-    if (!row) throw new Error(`run ${input.runId} has no ring ${input.ring}`);
+    const [row] = await tx.select().from(deploymentRunRings).where(and(eq(deploymentRunRings.runId, runId), eq(deploymentRunRings.ring, ring))).for('update');
+    if (!row) throw new Error(`run ${runId} has no ring ${ring}`);
     if (row.startedAt) return { windowEndsAt: row.windowEndsAt!, started: false };
-    const results = input.plans.flatMap((plan) =>
-      plan.results.map((r) => ({
-        machineRunId: plan.machineRunId,
-        runId: input.runId,
-        name: r.update.name,
-        arch: r.update.arch ?? '',
-        classification: r.update.classification,
-        severity: r.update.severity,
-        installedVersion: r.update.installedVersion,
-        targetVersion: r.update.availableVersion,
-        rebootSuggested: r.update.rebootSuggested,
-        orderIndex: r.orderIndex,
-        expectedSeconds: Math.round(r.expectedSeconds),
-        status: r.status,
-        predictedStatus: r.predictedStatus,
-        reason: r.reason,
-      })),
-    );
-    for (let i = 0; i < results.length; i += 3000) await tx.insert(updateResults).values(results.slice(i, i + 3000));
-    // A reserve takes one of a few values: one statement per value, not one per machine run.
-    const byReserve = new Map<number, string[]>();
-    for (const plan of input.plans) {
-      const ids = byReserve.get(plan.rebootReserveSeconds) ?? [];
-      ids.push(plan.machineRunId);
-      byReserve.set(plan.rebootReserveSeconds, ids);
-    }
-    for (const [rebootReserveSeconds, ids] of byReserve) {
-      for (let i = 0; i < ids.length; i += 5000) await tx.update(machineRuns).set({ rebootReserveSeconds }).where(inArray(machineRuns.id, ids.slice(i, i + 5000)));
-    }
-    await tx
-      .update(deploymentRunRings)
-      .set({ status: 'RUNNING', startedAt: sql`now()`, windowEndsAt: input.windowEndsAt })
-      .where(and(eq(deploymentRunRings.runId, input.runId), eq(deploymentRunRings.ring, input.ring)));
-    await tx
-      .update(deploymentRuns)
-      .set({ windowEndsAt: input.windowEndsAt, ...(input.updateSet ? { updateSet: input.updateSet } : {}) })
-      .where(eq(deploymentRuns.id, input.runId));
-    return { windowEndsAt: input.windowEndsAt, started: true };
+    const planning: RingPlanning = { after: null, planned: 0, selected: [] };
+    await tx.update(deploymentRunRings).set({ status: 'RUNNING', startedAt: sql`now()`, windowEndsAt, planning }).where(and(eq(deploymentRunRings.runId, runId), eq(deploymentRunRings.ring, ring)));
+    await tx.update(deploymentRuns).set({ windowEndsAt }).where(eq(deploymentRuns.id, runId));
+    return { windowEndsAt, started: true };
   });
+}
+
+/** A page of a ring's machine runs still to plan (all PENDING before it runs), after `after` in (machine name, id) order. */
+export function ringMachineRunsPage(db: Db, runId: string, ring: number, after: { name: string; id: string } | null, limit: number) {
+  return db
+    .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId, machineName: machineRuns.machineName })
+    .from(machineRuns)
+    .where(and(eq(machineRuns.runId, runId), eq(machineRuns.ring, ring), eq(machineRuns.status, 'PENDING'), after ? sql`(${machineRuns.machineName}, ${machineRuns.id}) > (${after.name}, ${after.id}::uuid)` : undefined))
+    .orderBy(asc(machineRuns.machineName), asc(machineRuns.id))
+    .limit(limit);
+}
+
+/**
+ * Plans one page of a ring's machines (their update results and reboot reserves) and moves the
+ * ring's planning position from `from` to `to` (past the page's last machine run, planned or not,
+ * with the updates selected so far), in one transaction. Conditional on the position still being
+ * `from`: a page another attempt planned first is not planned twice. Answers the position now
+ * (null: planning ended) and whether this page was written.
+ */
+export async function planRingPage(db: Db, input: { runId: string; ring: number; from: RingPlanning; to: RingPlanning; plans: readonly RingPlan[] }): Promise<{ planning: RingPlanning | null; written: boolean }> {
+  return db.transaction(async (tx) => {
+    const where = and(eq(deploymentRunRings.runId, input.runId), eq(deploymentRunRings.ring, input.ring));
+    const [row] = await tx.select({ planning: deploymentRunRings.planning }).from(deploymentRunRings).where(where).for('update');
+    const now = row?.planning ?? null;
+    if (!now || !samePosition(now, input.from)) return { planning: now, written: false };
+    await insertRingPlans(tx as unknown as Db, input.runId, input.plans);
+    await tx.update(deploymentRunRings).set({ planning: input.to }).where(where);
+    return { planning: input.to, written: true };
+  });
+}
+
+/**
+ * Ends a ring's paged planning: its position cleared and, with `fixesUpdateSet` (the first ring
+ * that starts), the run's update set fixed as the updates its pages selected. Answers whether this
+ * call ended it (a retry after the end changes nothing) and the update set it fixed.
+ */
+export async function endRingPlanning(db: Db, runId: string, ring: number, fixesUpdateSet: boolean): Promise<{ ended: boolean; updateSet: UpdateSetMember[] | null }> {
+  return db.transaction(async (tx) => {
+    const where = and(eq(deploymentRunRings.runId, runId), eq(deploymentRunRings.ring, ring));
+    const [row] = await tx.select({ planning: deploymentRunRings.planning }).from(deploymentRunRings).where(where).for('update');
+    if (!row?.planning) return { ended: false, updateSet: null };
+    const updateSet = fixesUpdateSet ? row.planning.selected : null;
+    await tx.update(deploymentRunRings).set({ planning: null }).where(where);
+    if (updateSet) await tx.update(deploymentRuns).set({ updateSet }).where(eq(deploymentRuns.id, runId));
+    return { ended: true, updateSet };
+  });
+}
+
+function samePosition(a: RingPlanning, b: RingPlanning): boolean {
+  return a.planned === b.planned && a.after?.name === b.after?.name && a.after?.id === b.after?.id;
+}
+
+/** A page's planned update results and its machine runs' reboot reserves. */
+async function insertRingPlans(tx: Db, runId: string, plans: readonly RingPlan[]): Promise<void> {
+  const results = plans.flatMap((plan) =>
+    plan.results.map((r) => ({
+      machineRunId: plan.machineRunId,
+      runId,
+      name: r.update.name,
+      arch: r.update.arch ?? '',
+      classification: r.update.classification,
+      severity: r.update.severity,
+      installedVersion: r.update.installedVersion,
+      targetVersion: r.update.availableVersion,
+      rebootSuggested: r.update.rebootSuggested,
+      orderIndex: r.orderIndex,
+      expectedSeconds: Math.round(r.expectedSeconds),
+      status: r.status,
+      predictedStatus: r.predictedStatus,
+      reason: r.reason,
+    })),
+  );
+  for (let i = 0; i < results.length; i += 3000) await tx.insert(updateResults).values(results.slice(i, i + 3000));
+  // A reserve takes one of a few values: one statement per value, not one per machine run.
+  const byReserve = new Map<number, string[]>();
+  for (const plan of plans) {
+    const ids = byReserve.get(plan.rebootReserveSeconds) ?? [];
+    ids.push(plan.machineRunId);
+    byReserve.set(plan.rebootReserveSeconds, ids);
+  }
+  for (const [rebootReserveSeconds, ids] of byReserve) {
+    for (let i = 0; i < ids.length; i += 5000) await tx.update(machineRuns).set({ rebootReserveSeconds }).where(inArray(machineRuns.id, ids.slice(i, i + 5000)));
+  }
 }
 
 /** A ring's state; a ring now WAITING_FOR_APPROVAL records its webhook event in the same transaction. */

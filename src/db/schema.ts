@@ -658,9 +658,21 @@ export const deploymentRunRings = pgTable(
     /** Who approved, rejected or resumed it, and when. */
     decidedBy: text('decided_by'),
     decidedAt: timestamp('decided_at', { withTimezone: true }),
+    /**
+     * Where the ring's planning is while it plans its machines page by page (src/db/rollouts.ts,
+     * planRingPage): the last machine run planned (by machine name, then id), how many so far, and
+     * the updates selected so far (the first ring fixes the run's update set from them). Null before
+     * the ring starts and once every machine of it is planned, and in rings planned in one transaction.
+     */
+    planning: jsonb('planning').$type<RingPlanning | null>(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.ring] })],
 );
+
+/** A ring's planning position (deployment_run_rings.planning): a run's, plus the updates its plans selected so far. */
+export interface RingPlanning extends RunPlanning {
+  selected: UpdateSetMember[];
+}
 
 /** One update on one machine in a run, with what the preview predicted for it. */
 export const updateResults = pgTable(

@@ -29,6 +29,26 @@ export const RUN_HISTORY_EVENTS = 5000;
  */
 export const RUN_PLAN_MACHINES = 1000;
 
+/**
+ * A deployment with pre or post steps keeps a child workflow per machine (machineRun.ts: its steps
+ * are a sequence per machine). Its run's workflow starts at most this many children in one
+ * execution, waits for them all to end, and continues as new with where it is: each child costs its
+ * parent about 4.2 history events, so an execution stays near 4,300 events, under Temporal's
+ * 10,240-event warning, whatever the run's size (before, one execution held every child and failed
+ * at Temporal's 51,200-event limit, about 12,000 machines).
+ */
+export const RUN_STEP_CHILDREN = 1000;
+
+/**
+ * What a run of child workflows does once an execution's page of machines has run: STOPPED when
+ * some of the page never started (the window ended, the failure threshold, a step's HALT_RUN), DONE
+ * when the page was the last (shorter than asked), NEXT_PAGE otherwise (continue as new and read it).
+ */
+export function afterStepPage(page: { read: number; limit: number; notStarted: number }): 'STOPPED' | 'DONE' | 'NEXT_PAGE' {
+  if (page.notStarted > 0) return 'STOPPED';
+  return page.read < page.limit ? 'DONE' : 'NEXT_PAGE';
+}
+
 /** An advance hands back to the workflow after this long even when few machines ended: its return is the workflow's chance to see a cancel and the history's to stay small. */
 export const RUN_ADVANCE_SECONDS = 60;
 

@@ -134,7 +134,7 @@ async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunStat
         }
         let current = i === from ? state.ring : undefined;
         if (!current) {
-          const begun = await planning.beginRing({ runId, ring, batched: true });
+          const begun = await planning.beginRing({ runId, ring, batched: true, ...(input.planMachines ? { planMachines: input.planMachines } : {}) });
           current = { ring, name: begun.name, gate: begun.gate, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold } };
         }
         const running = current;

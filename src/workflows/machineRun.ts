@@ -1,4 +1,4 @@
-import { ActivityFailure, CancelledFailure, CancellationScope, TimeoutFailure, condition, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, CancelledFailure, CancellationScope, TimeoutFailure, condition, isCancellation, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../activities/index.js';
 import { rebootOutcome as rebootOutcomeOf } from '../fleet/reboot.js';
 import { skippedByStepReason, type PhaseVerdict, type StepPhases } from '../fleet/steps.js';
@@ -31,6 +31,20 @@ const steps = proxyActivities<DeploymentActivities>({
   // Database writes and a NOTIFY: seconds. Retried with backoff on transient errors.
   startToCloseTimeout: '1 minute',
 });
+
+/**
+ * A machine run with steps that is canceled records its POST steps as not run and ends CANCELED.
+ * Without this marker, that record was asked for inside the canceled scope, which refuses it at
+ * once: the workflow failed there and its machine run stayed IN_PROGRESS. Histories without the
+ * marker replay as they ran.
+ */
+export const CANCELED_STEPS_PATCH = 'canceled-steps-recorded';
+
+/** The POST steps a cancel leaves not run, recorded even though the run was canceled. */
+function skipStepsOnCancel(machineRunId: string): Promise<void> {
+  const skip = () => steps.skipSteps({ machineRunId, phase: 'POST', kind: null, reason: 'the run was canceled' });
+  return patched(CANCELED_STEPS_PATCH) ? CancellationScope.nonCancellable(skip) : skip();
+}
 
 /**
  * One machine in a run: hand its install job to the agent (or attach to the job the run handed
@@ -137,7 +151,7 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
   }
   outcome ??= await installPhase();
   if (outcome.canceled) {
-    await steps.skipSteps({ machineRunId: input.machineRunId, phase: 'POST', kind: null, reason: 'the run was canceled' });
+    await skipStepsOnCancel(input.machineRunId);
     return { status: await finish(outcome) };
   }
   let halt = outcome.halt;
@@ -152,7 +166,7 @@ export async function machineRunWorkflow(input: MachineRunInput): Promise<Machin
         scripts = await postScripts.dispatchPostScripts({ machineRunId: input.machineRunId, graceSeconds: input.graceSeconds });
       } catch (error) {
         if (isCancellation(error) || error instanceof CancelledFailure) {
-          await steps.skipSteps({ machineRunId: input.machineRunId, phase: 'POST', kind: null, reason: 'the run was canceled' });
+          await skipStepsOnCancel(input.machineRunId);
           return { status: await finish({ ...outcome, canceled: true, error: 'The run was canceled.' }) };
         }
         const message = error instanceof ActivityFailure && error.cause ? error.cause.message : error instanceof Error ? error.message : String(error);

@@ -1,4 +1,5 @@
 import type { GateVerdict, RingGate } from '../fleet/rollout.js';
+import type { StepPhases } from '../fleet/steps.js';
 
 export interface DeploymentRunInput {
   deploymentId: string;
@@ -16,6 +17,10 @@ export interface DeploymentRunInput {
   planMachines?: number;
   /** A batched run continued as new: where it was (absent when it begins). */
   resume?: BatchedRunState;
+  /** A run with steps: machines' child workflows started per execution before it continues as new (default RUN_STEP_CHILDREN). */
+  stepChildren?: number;
+  /** A run with steps continued as new: where it was (absent when it begins). */
+  resumeSteps?: StepRunState;
 }
 
 /** What a batched run's limits are while its machines (or a ring's) run. */
@@ -39,4 +44,20 @@ export interface BatchedRunState {
   ring?: { ring: number; name: string; gate: RingGate; limits: BatchLimits };
   /** Operators' words on rings received so far (approve, reject, resume), by ring. */
   verdicts: Array<[number, NonNullable<GateVerdict>]>;
+}
+
+/**
+ * Where a run with steps (a child workflow per machine, stepRun.ts) is, carried into the execution
+ * it continues as: the rings and limits as a batched run's, plus where its machines (or the running
+ * ring's) were started up to, and what its children reported so far.
+ */
+export interface StepRunState extends BatchedRunState {
+  /** Which phases of each machine run have steps. */
+  steps: StepPhases;
+  /** The last machine run whose child was started, by its key in the run's (or ring's) order (machine name, id); null: none yet. */
+  after: { name: string; id: string } | null;
+  /** Machine runs of the run (or the running ring) that ended FAILED or TIMED_OUT. */
+  failed: number;
+  /** Why steps asked to halt the run (HALT_RUN), in the run (or the running ring). */
+  halts: string[];
 }

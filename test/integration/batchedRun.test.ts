@@ -9,6 +9,7 @@ import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protoc
 import type { ApiServer } from '../../src/api/server.js';
 import { finishMachineRuns } from '../../src/db/batchedRuns.js';
 import { planRunPage } from '../../src/db/runs.js';
+import { planRingPage } from '../../src/db/rollouts.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { Database } from '../../src/db/client.js';
 import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
@@ -392,6 +393,59 @@ describe('batched runs: machines in PostgreSQL, advanced in batches, continued a
     // And a retry after the planning ended plans nothing more.
     expect(await new MockActivityEnvironment().run(activities.beginBatchedRun, begin)).toMatchObject({ runId: run!.id, machineCount: 5 });
     expect(await database.sql`select 1 from machine_runs where run_id = ${run!.id}`).toHaveLength(5);
+  }, 60_000);
+
+  it("a ring's planning cut short after its first page (the worker died) resumes after it: each machine planned once, the run's update set fixed from every page", async () => {
+    // Each machine of the first ring has an update of its own: the set the ring fixes spans its pages.
+    const first = await enrollMachines(api.url, enrollKey, Array.from({ length: 5 }, (_, i) => ({ facts: { hostname: `ring-plan-${i + 1}`, bootId: 'boot-1' }, updates: [pendingUpdate({ name: `ring-lib-${i + 1}`, classification: 'SECURITY' })] })));
+    const [rest] = await enrollMachines(api.url, enrollKey, [{ facts: { hostname: 'ring-plan-9', bootId: 'boot-1' }, updates: [pendingUpdate({ name: 'ring-lib-1', classification: 'SECURITY' }), pendingUpdate({ name: 'ring-lib-9', classification: 'SECURITY' })] }]);
+    const rings = [{ name: 'first', machineIds: first.map((m) => m.machineId) }, { name: 'rest', percent: 100 }];
+    const input = { name: 'paged ring planning', osType: 'LINUX', machineIds: [...first, rest!].map((m) => m.machineId), classifications: ['SECURITY'], windowMinutes: 60, rebootSetting: 'NEVER', rings };
+    const deploymentId = (await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input })).createDeployment.id;
+    const pubsub = await createFleetPubSub(database.sql);
+    const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'test' });
+    const begun = (await new MockActivityEnvironment().run(activities.beginBatchedRun, { deploymentId, workflowId: `paged-ring-${deploymentId}`, trigger: 'MANUAL' as const })) as Awaited<ReturnType<typeof activities.beginBatchedRun>>;
+    expect(begun.rings!.map((r) => r.machineCount)).toEqual([5, 1]);
+    const ring1 = { runId: begun.runId, ring: 1, batched: true, planMachines: 2 };
+
+    // The first attempt dies at its first heartbeat, right after its first page committed.
+    const dying = new MockActivityEnvironment();
+    dying.on('heartbeat', () => {
+      throw new Error('the worker died');
+    });
+    await expect(dying.run(activities.beginRing, ring1)).rejects.toThrow('the worker died');
+    const [cut] = await database.sql<Array<{ status: string; planning: { planned: number; after: { name: string }; selected: unknown[] } }>>`select status, planning from deployment_run_rings where run_id = ${begun.runId} and ring = 1`;
+    expect(cut).toMatchObject({ status: 'RUNNING', planning: { planned: 2, after: { name: 'ring-plan-2' }, selected: [{ name: 'ring-lib-1' }, { name: 'ring-lib-2' }] } });
+
+    // The retry plans the other three, two pages, and fixes the update set from all five machines' selections.
+    const retry = new MockActivityEnvironment();
+    const heartbeats: unknown[] = [];
+    retry.on('heartbeat', (details: unknown) => heartbeats.push(details));
+    expect(await retry.run(activities.beginRing, ring1)).toMatchObject({ ring: 1, machines: [], concurrency: 5 });
+    expect(heartbeats).toEqual([4, 5]);
+    const planned = await database.sql<Array<{ machine_name: string; updates: string[] }>>`
+      select m.machine_name, array(select u.name from update_results u where u.machine_run_id = m.id order by u.name) as updates from machine_runs m where m.run_id = ${begun.runId} order by 1`;
+    expect(planned).toEqual([...first.map((m, i) => ({ machine_name: m.name, updates: [`ring-lib-${i + 1}`] })), { machine_name: 'ring-plan-9', updates: [] }]);
+    const [run] = await database.sql<Array<{ update_set: Array<{ name: string }> }>>`select update_set from deployment_runs where id = ${begun.runId}`;
+    expect(run!.update_set.map((m) => m.name)).toEqual(['ring-lib-1', 'ring-lib-2', 'ring-lib-3', 'ring-lib-4', 'ring-lib-5']);
+    const [ring] = await database.sql<Array<{ planning: unknown }>>`select planning from deployment_run_rings where run_id = ${begun.runId} and ring = 1`;
+    expect(ring!.planning).toBeNull();
+    const lines = await database.sql<Array<{ line: string }>>`select line from run_logs where run_id = ${begun.runId} and machine_run_id is null and line ~ '^(first started|The run''s update set)' order by id`;
+    expect(lines.map((l) => l.line)).toEqual([expect.stringMatching(/^first started: 5 machine\(s\), window until /), expect.stringMatching(/^The run's update set is fixed: 5 update\(s\)/)]);
+
+    // A page written from a position that has moved is not written; a retry after the planning ended plans nothing more.
+    const stale = await planRingPage(database.db, { runId: begun.runId, ring: 1, from: { after: null, planned: 0, selected: [] }, to: { after: null, planned: 1, selected: [] }, plans: [] });
+    expect(stale.written).toBe(false);
+    await new MockActivityEnvironment().run(activities.beginRing, ring1);
+    expect(await database.sql`select 1 from update_results where run_id = ${begun.runId}`).toHaveLength(5);
+
+    // The next ring installs only the frozen set: ring-lib-1, not ring-lib-9.
+    await new MockActivityEnvironment().run(activities.beginRing, { ...ring1, ring: 2 });
+    const next = await database.sql<Array<{ name: string; status: string }>>`select u.name, u.status from update_results u join machine_runs m on m.id = u.machine_run_id where m.run_id = ${begun.runId} and m.ring = 2 order by u.name`;
+    expect(next.map((u) => [u.name, u.status])).toEqual([
+      ['ring-lib-1', 'PENDING'],
+      ['ring-lib-9', 'NOT_SELECTED'],
+    ]);
   }, 60_000);
 
   async function recordHistory(runId: string, file: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   advanceReturns,
+  afterStepPage,
   agentLostError,
   countsAsFailed,
   MACHINE_REMOVED_ERROR,
@@ -9,6 +10,7 @@ import {
   notBackError,
   PAST_WINDOW_ERROR,
   shouldContinueAsNew,
+  RUN_STEP_CHILDREN,
   UPDATE_PAST_WINDOW_ERROR,
   type RunningMachine,
 } from '../../src/fleet/batchedRun.js';
@@ -100,6 +102,21 @@ describe('when an advance hands back to the workflow', () => {
     expect(shouldContinueAsNew(4999, 5000, false)).toBe(false);
     expect(shouldContinueAsNew(5000, 5000, false)).toBe(true);
     expect(shouldContinueAsNew(10, 5000, true)).toBe(true);
+  });
+});
+
+describe('a run with steps (a child workflow per machine), page by page', () => {
+  it('continues as new after a full page, ends after a short one, and stops when some of the page never started', () => {
+    expect(afterStepPage({ read: 3, limit: 3, notStarted: 0 })).toBe('NEXT_PAGE');
+    expect(afterStepPage({ read: 2, limit: 3, notStarted: 0 })).toBe('DONE');
+    expect(afterStepPage({ read: 0, limit: 3, notStarted: 0 })).toBe('DONE');
+    // The window, the failure threshold or a step's HALT_RUN held machines back: no next page.
+    expect(afterStepPage({ read: 3, limit: 3, notStarted: 1 })).toBe('STOPPED');
+    expect(afterStepPage({ read: 2, limit: 3, notStarted: 2 })).toBe('STOPPED');
+  });
+
+  it("holds an execution's history under Temporal's warning: about 4.2 events per child", () => {
+    expect(RUN_STEP_CHILDREN * 4.2 + 100).toBeLessThan(10_240);
   });
 });
 

@@ -41,6 +41,10 @@ describe('workflow code stays compatible with recorded runs', () => {
     ['deploymentRunBatched.json', "a batched run's first execution: the patch marker, the run begun without its machines, an advance, continue-as-new"],
     ['deploymentRunBatchedContinued.json', 'its last execution: continued from the state the one before carried, advances, the run finished'],
     ['deploymentRunPagedPlanning.json', "a batched run's first execution with paged planning: both patch markers, the planning heartbeating page by page, an advance, continue-as-new"],
+    // Recorded by test/integration/deploymentStepsPaged.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunPagedSteps.json', "a run with steps, its first execution: the patch markers, the planning, a page of machines' children (PRE and POST calls, a POST script), continue-as-new"],
+    ['deploymentRunPagedStepsContinued.json', 'its second execution: continued from the state the first carried, the next page of children, continue-as-new'],
+    ['machineRunStepsCanceled.json', 'a machine run with a POST step canceled while its agent held the job: the POST step recorded as not run, the machine run ended CANCELED'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

@@ -333,6 +333,7 @@ export class DeploymentService {
       ...(timings.runBatchMachines ? { batchMachines: timings.runBatchMachines } : {}),
       ...(timings.runHistoryEvents ? { historyEvents: timings.runHistoryEvents } : {}),
       ...(timings.runPlanMachines ? { planMachines: timings.runPlanMachines } : {}),
+      ...(timings.runStepChildren ? { stepChildren: timings.runStepChildren } : {}),
     };
   }
 

@@ -1,0 +1,1 @@
+ALTER TABLE "deployment_run_rings" ADD COLUMN "planning" jsonb;
