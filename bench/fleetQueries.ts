@@ -93,10 +93,11 @@ import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../src/db/fleetSummary.js';
-import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
+import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { cveCandidates } from '../src/db/cves.js';
 import type { Db } from '../src/db/client.js';
-import { sql } from 'drizzle-orm';
+import { asc, sql } from 'drizzle-orm';
+import { machines } from '../src/db/schema.js';
 import { createApiToken } from '../src/db/tokens.js';
 import { DEFAULT_PROFILE, SyntheticMachine } from '../src/simulator/syntheticMachine.js';
 import { encodeMachineCursor } from '../src/api/machines/machineCursor.js';
@@ -421,8 +422,12 @@ async function main(): Promise<number> {
       cveCommon: () => candidatesByJoin(db, 'CVE-2026-10001'),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
       machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
-      // Before the maintained count per tag (0038): the page with its count of the tag's machines.
-      machinesTag: () => filteredBy({ tags: ['rare'] })(db),
+      // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
+      machinesTag: () =>
+        Promise.all([
+          db.select().from(machines).where(machineConditions({ tags: ['rare'] }, new Date(), config.thresholds)).orderBy(asc(machines.name), asc(machines.id)).limit(51),
+          db.select({ n: sql<number>`count(*)::int` }).from(machines).where(machineConditions({ tags: ['rare'] }, new Date(), config.thresholds)),
+        ]),
       // Before 0039 and 0040: the same reads without their indexes (dropped in a transaction rolled back).
       machinesUrgent: () => withoutIndexes(db, ['machines_live_urgent_asc_idx', 'machines_live_urgent_desc_idx'], sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })),
       machinesOther: () => withoutIndexes(db, ['machines_live_other_asc_idx', 'machines_live_other_desc_idx'], sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })),

@@ -592,15 +592,19 @@ export function countSortPage(db: Db, where: SQL | undefined, query: Pick<Machin
  * it, scattered over the table, to sort them) or common. With several tags the walk starts from the
  * one the fewest machines carry (the maintained counts), the others tested on each machine.
  */
-async function pageByTag(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
-  const rows = await tagPage(db, where, query);
+async function pageByTag(db: Db, query: MachineQuery): Promise<Placed[]> {
+  const rows = await tagPage(db, query);
   return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
 }
 
 /** The statement of pageByTag (one row more than the page). Exported for the test that reads its plan. */
-export function tagPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'filter' | 'after' | 'offset' | 'limit'>) {
+export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | 'offset' | 'limit' | 'now' | 'thresholds'>) {
   const tags = [...new Set(query.filter.tags ?? [])];
   if (tags.length === 0) throw new Error('a tag page needs a tag');
+  // One tag: its rows are its machines, so the machines' own tag condition is left out. Kept, the
+  // planner took it for a second, independent filter (one machine in a thousand of the tag's rows
+  // passing), read every row of the tag and sorted them: 250 ms for a tag of 1,000 machines at 1M.
+  const where = machineConditions(tags.length === 1 ? { ...query.filter, tags: undefined } : query.filter, query.now, query.thresholds);
   const from =
     tags.length === 1
       ? sql`${tags[0]!}`
@@ -623,7 +627,7 @@ function positionKey(direction: 'ASC' | 'DESC', key: bigint | null): string {
 
 async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
   const { field, direction } = query.sort;
-  if (field === 'NAME' && query.filter.tags?.length) return pageByTag(db, where, query);
+  if (field === 'NAME' && query.filter.tags?.length) return pageByTag(db, query);
   if (field === 'NAME') {
     const rows = await db
       .select()

@@ -117,7 +117,7 @@ describe('the computers page cursors', () => {
         expect(await allPages('{field: NAME, direction: ASC}', `, filter: ${filter}`, 4)).toEqual(expected.map((r) => r.id));
       }
       // The page's statement planned with sorting priced out: along machine_tags' key, no Sort node.
-      const statement = tagPage(database.db, machineConditions({ tags: ['blue'] }, new Date(), DEFAULT_THRESHOLDS), { filter: { tags: ['blue'] }, offset: 0, limit: 10 }).toSQL();
+      const statement = tagPage(database.db, { filter: { tags: ['blue'] }, offset: 0, limit: 10, now: new Date(), thresholds: DEFAULT_THRESHOLDS }).toSQL();
       const plan = await database.sql.begin(async (tx) => {
         await tx`set local enable_sort = off`;
         const [row] = await tx.unsafe<Array<{ 'QUERY PLAN': unknown }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
