@@ -1,11 +1,9 @@
-import { ActivityCancellationType, CancellationScope, continueAsNew, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, continueAsNew, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { AdvanceOutcome } from '../activities/batchedRuns.js';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { RUN_ADVANCE_SECONDS, RUN_BATCH_MACHINES, RUN_HISTORY_EVENTS, shouldContinueAsNew } from '../fleet/batchedRun.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason } from '../fleet/planning.js';
-import type { GateVerdict } from '../fleet/rollout.js';
-import { passRingGate } from './ringGate.js';
-import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
+import { passRingGate, ringVerdicts } from './ringGate.js';
 import type { BatchedRunState, BatchLimits, DeploymentRunInput } from './runInput.js';
 
 const steps = proxyActivities<DeploymentActivities>({
@@ -114,11 +112,7 @@ async function plainBatchedRun(input: DeploymentRunInput, state: BatchedRunState
 async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunState): Promise<string> {
   const { runId } = state;
   const rings = state.rings!;
-  const verdicts = new Map<number, NonNullable<GateVerdict>>(state.verdicts);
-  // A rejection is final: a later approval or resume of the same ring does not undo it.
-  setHandler(approveRingSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'APPROVED', by })));
-  setHandler(resumeRunSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'RESUMED', by })));
-  setHandler(rejectRingSignal, ({ ring, by, reason }) => void verdicts.set(ring, { kind: 'REJECTED', by, reason }));
+  const verdicts = ringVerdicts(state.verdicts);
 
   let rejection: string | null = null;
   let canceled = false;

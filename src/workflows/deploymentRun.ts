@@ -1,10 +1,8 @@
-import { CancellationScope, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BegunRun } from '../activities/deployments.js';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { notStartedReason } from '../fleet/planning.js';
-import type { GateVerdict } from '../fleet/rollout.js';
-import { passRingGate } from './ringGate.js';
-import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
+import { passRingGate, ringVerdicts } from './ringGate.js';
 import { batchedRun, initialState } from './batchedRun.js';
 import { haltedReason, runMachines, type Machine } from './childMachines.js';
 import { initialStepState, stepRun } from './stepRun.js';
@@ -118,11 +116,7 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
  * the run CANCELED with its reason; so does a cancel, at any point.
  */
 async function ringedRun(input: DeploymentRunInput, runId: string, rings: NonNullable<BegunRun['rings']>): Promise<string> {
-  const verdicts = new Map<number, GateVerdict>();
-  // A rejection is final: a later approval or resume of the same ring does not undo it.
-  setHandler(approveRingSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'APPROVED', by })));
-  setHandler(resumeRunSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'RESUMED', by })));
-  setHandler(rejectRingSignal, ({ ring, by, reason }) => void verdicts.set(ring, { kind: 'REJECTED', by, reason }));
+  const verdicts = ringVerdicts();
 
   let queue: Machine[] = [];
   let rejection: string | null = null;

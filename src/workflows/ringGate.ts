@@ -1,6 +1,19 @@
-import { condition, sleep } from '@temporalio/workflow';
+import { condition, setHandler, sleep } from '@temporalio/workflow';
 import type { RingStep } from '../activities/deployments.js';
 import { gateDecision, type GateVerdict, type RingGate } from '../fleet/rollout.js';
+import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
+
+/**
+ * The operators' word on each ring's gate, as their signals arrive (from `carried` when the run
+ * continued as new). A rejection is final: a later approval or resume of the same ring does not undo it.
+ */
+export function ringVerdicts(carried: Iterable<[number, NonNullable<GateVerdict>]> = []): Map<number, NonNullable<GateVerdict>> {
+  const verdicts = new Map<number, NonNullable<GateVerdict>>(carried);
+  setHandler(approveRingSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'APPROVED', by })));
+  setHandler(resumeRunSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'RESUMED', by })));
+  setHandler(rejectRingSignal, ({ ring, by, reason }) => void verdicts.set(ring, { kind: 'REJECTED', by, reason }));
+  return verdicts;
+}
 
 /**
  * A ring's gate, for both shapes of a ringed run: decide (src/fleet/rollout.ts), record each step,

@@ -1,12 +1,10 @@
-import { CancellationScope, continueAsNew, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import { CancellationScope, continueAsNew, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { afterStepPage, RUN_STEP_CHILDREN } from '../fleet/batchedRun.js';
 import { MAX_RUNNING_MACHINES, notStartedReason } from '../fleet/planning.js';
-import type { GateVerdict } from '../fleet/rollout.js';
 import type { StepPhases } from '../fleet/steps.js';
 import { haltedReason, runMachines } from './childMachines.js';
-import { approveRingSignal, rejectRingSignal, resumeRunSignal } from './config.js';
-import { passRingGate } from './ringGate.js';
+import { passRingGate, ringVerdicts } from './ringGate.js';
 import type { BatchLimits, DeploymentRunInput, StepRunState } from './runInput.js';
 
 const steps = proxyActivities<DeploymentActivities & BatchedRunActivities>({
@@ -133,11 +131,7 @@ async function plainStepRun(input: DeploymentRunInput, state: StepRunState): Pro
 async function ringedStepRun(input: DeploymentRunInput, state: StepRunState): Promise<string> {
   const { runId } = state;
   const rings = state.rings!;
-  const verdicts = new Map<number, NonNullable<GateVerdict>>(state.verdicts);
-  // A rejection is final: a later approval or resume of the same ring does not undo it.
-  setHandler(approveRingSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'APPROVED', by })));
-  setHandler(resumeRunSignal, ({ ring, by }) => void (verdicts.get(ring)?.kind !== 'REJECTED' && verdicts.set(ring, { kind: 'RESUMED', by })));
-  setHandler(rejectRingSignal, ({ ring, by, reason }) => void verdicts.set(ring, { kind: 'REJECTED', by, reason }));
+  const verdicts = ringVerdicts(state.verdicts);
 
   let rejection: string | null = null;
   let canceled = false;
