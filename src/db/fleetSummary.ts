@@ -88,29 +88,24 @@ export async function sweepFleetSummary(db: Db, now: Date, batch = 5000): Promis
  * the counts' rows are taken in key order by both, so they wait, never deadlock. Answers how many
  * delta rows it folded.
  */
-export async function foldFleetSummaryDeltas(db: Db): Promise<number> {
-  const [row] = await db.execute<{ folded: number }>(sql`
-    with moved as (delete from fleet_summary_deltas returning key, n),
-    summed as (select key, sum(n)::bigint as n, count(*) as delta_rows from moved group by key),
-    applied as (
-      insert into fleet_summary_counts (key, n) select key, n from summed where n <> 0 order by key
-      on conflict (key) do update set n = fleet_summary_counts.n + excluded.n
-    )
-    select coalesce(sum(delta_rows), 0)::int as folded from summed`);
-  return row?.folded ?? 0;
+export function foldFleetSummaryDeltas(db: Db): Promise<number> {
+  return foldDeltas(db, { deltas: 'fleet_summary_deltas', counts: 'fleet_summary_counts', key: 'key' });
 }
 
-/**
- * Folds the live machines per tag (migration 0038) as foldFleetSummaryDeltas folds the summary's
- * deltas, in one transaction of its own. Answers how many delta rows it folded.
- */
-export async function foldMachineTagDeltas(db: Db): Promise<number> {
+/** Folds the live machines per tag (migration 0038) as foldFleetSummaryDeltas folds the summary's deltas. */
+export function foldMachineTagDeltas(db: Db): Promise<number> {
+  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', key: 'tag' });
+}
+
+/** A table of counts and the table of deltas its writers append to: (key, n) both. */
+async function foldDeltas(db: Db, tables: { deltas: string; counts: string; key: string }): Promise<number> {
+  const [deltas, counts, key] = [sql.identifier(tables.deltas), sql.identifier(tables.counts), sql.identifier(tables.key)];
   const [row] = await db.execute<{ folded: number }>(sql`
-    with moved as (delete from machine_tag_deltas returning tag, n),
-    summed as (select tag, sum(n)::bigint as n, count(*) as delta_rows from moved group by tag),
+    with moved as (delete from ${deltas} returning ${key}, n),
+    summed as (select ${key}, sum(n)::bigint as n, count(*) as delta_rows from moved group by ${key}),
     applied as (
-      insert into machine_tag_counts (tag, n) select tag, n from summed where n <> 0 order by tag
-      on conflict (tag) do update set n = machine_tag_counts.n + excluded.n
+      insert into ${counts} (${key}, n) select ${key}, n from summed where n <> 0 order by ${key}
+      on conflict (${key}) do update set n = ${counts}.n + excluded.n
     )
     select coalesce(sum(delta_rows), 0)::int as folded from summed`);
   return row?.folded ?? 0;

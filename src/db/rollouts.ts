@@ -2,7 +2,8 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { PlannedResult } from '../fleet/runPlanning.js';
 import type { Db } from './client.js';
-import { deploymentRunRings, deploymentRuns, machineRuns, updateResults, type RingPlanning } from './schema.js';
+import { deploymentRunRings, deploymentRuns, machineRuns, type RingPlanning } from './schema.js';
+import { insertUpdateResults, samePlanning } from './runs.js';
 import { recordRunWebhookEvent } from './webhooks.js';
 
 export type RunRingRow = typeof deploymentRunRings.$inferSelect;
@@ -79,7 +80,7 @@ export async function planRingPage(db: Db, input: { runId: string; ring: number;
     const where = and(eq(deploymentRunRings.runId, input.runId), eq(deploymentRunRings.ring, input.ring));
     const [row] = await tx.select({ planning: deploymentRunRings.planning }).from(deploymentRunRings).where(where).for('update');
     const now = row?.planning ?? null;
-    if (!now || !samePosition(now, input.from)) return { planning: now, written: false };
+    if (!now || !samePlanning(now, input.from)) return { planning: now, written: false };
     await insertRingPlans(tx as unknown as Db, input.runId, input.plans);
     await tx.update(deploymentRunRings).set({ planning: input.to }).where(where);
     return { planning: input.to, written: true };
@@ -103,31 +104,9 @@ export async function endRingPlanning(db: Db, runId: string, ring: number, fixes
   });
 }
 
-function samePosition(a: RingPlanning, b: RingPlanning): boolean {
-  return a.planned === b.planned && a.after?.name === b.after?.name && a.after?.id === b.after?.id;
-}
-
 /** A page's planned update results and its machine runs' reboot reserves. */
 async function insertRingPlans(tx: Db, runId: string, plans: readonly RingPlan[]): Promise<void> {
-  const results = plans.flatMap((plan) =>
-    plan.results.map((r) => ({
-      machineRunId: plan.machineRunId,
-      runId,
-      name: r.update.name,
-      arch: r.update.arch ?? '',
-      classification: r.update.classification,
-      severity: r.update.severity,
-      installedVersion: r.update.installedVersion,
-      targetVersion: r.update.availableVersion,
-      rebootSuggested: r.update.rebootSuggested,
-      orderIndex: r.orderIndex,
-      expectedSeconds: Math.round(r.expectedSeconds),
-      status: r.status,
-      predictedStatus: r.predictedStatus,
-      reason: r.reason,
-    })),
-  );
-  for (let i = 0; i < results.length; i += 3000) await tx.insert(updateResults).values(results.slice(i, i + 3000));
+  await insertUpdateResults(tx, runId, plans);
   // A reserve takes one of a few values: one statement per value, not one per machine run.
   const byReserve = new Map<number, string[]>();
   for (const plan of plans) {

@@ -169,26 +169,31 @@ async function insertPlans(tx: Db, runId: string, plans: readonly MachinePlan[])
       created.push(...rows);
     }
     const runOf = new Map(created.map((c) => [c.machineId, c.machineRunId]));
-    const results = plans.filter((plan) => runOf.has(plan.machineId)).flatMap((plan) =>
-      plan.results.map((r) => ({
-        machineRunId: runOf.get(plan.machineId)!,
-        runId,
-        name: r.update.name,
-        arch: r.update.arch ?? '',
-        classification: r.update.classification,
-        severity: r.update.severity,
-        installedVersion: r.update.installedVersion,
-        targetVersion: r.update.availableVersion,
-        rebootSuggested: r.update.rebootSuggested,
-        orderIndex: r.orderIndex,
-        expectedSeconds: Math.round(r.expectedSeconds),
-        status: r.status,
-        predictedStatus: r.predictedStatus,
-        reason: r.reason,
-      })),
-    );
-    for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
+    await insertUpdateResults(tx, runId, plans.filter((plan) => runOf.has(plan.machineId)).map((plan) => ({ machineRunId: runOf.get(plan.machineId)!, results: plan.results })));
     return runOf;
+}
+
+/** The planned update results of machine runs of a run, a few thousand rows per statement. */
+export async function insertUpdateResults(tx: Db, runId: string, plans: ReadonlyArray<{ machineRunId: string; results: readonly PlannedResult[] }>): Promise<void> {
+  const results = plans.flatMap((plan) =>
+    plan.results.map((r) => ({
+      machineRunId: plan.machineRunId,
+      runId,
+      name: r.update.name,
+      arch: r.update.arch ?? '',
+      classification: r.update.classification,
+      severity: r.update.severity,
+      installedVersion: r.update.installedVersion,
+      targetVersion: r.update.availableVersion,
+      rebootSuggested: r.update.rebootSuggested,
+      orderIndex: r.orderIndex,
+      expectedSeconds: Math.round(r.expectedSeconds),
+      status: r.status,
+      predictedStatus: r.predictedStatus,
+      reason: r.reason,
+    })),
+  );
+  for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
 }
 
 /**
@@ -245,7 +250,8 @@ export async function endRunPlanning(db: Db, runId: string, logLine: (planned: n
   });
 }
 
-function samePlanning(a: RunPlanning, b: RunPlanning): boolean {
+/** Two planning positions (a run's or a ring's) are the same place. */
+export function samePlanning(a: RunPlanning, b: RunPlanning): boolean {
   return a.planned === b.planned && a.after?.name === b.after?.name && a.after?.id === b.after?.id;
 }
 
