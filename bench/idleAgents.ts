@@ -12,8 +12,8 @@
  * With --simulators S the agents run in S `fleetpatch simulate` processes (a process may open 20,000
  * files here, and an agent holds up to two connections: about 9,000 agents per process at most),
  * simulator i on API i mod A (--apis A: one API process per endpoint, as agents split over DNS
- * names or a balancer each would), each with an enrollment key of its own (an enrollment locks its
- * key's row). Without it they run in this process, on the one API.
+ * names or a balancer each would), each with an enrollment key of its own (as a fleet enrolled by
+ * site would). Without it they run in this process, on the one API.
  * --api-node-options "..." : Node options of the API processes only (a V8 heap setting, e.g.
  * "--max-old-space-size=256"), not of this process or the simulators.
  * --profile DIR (one API): a CPU profile of the API over the window at rest and a heap snapshot at
