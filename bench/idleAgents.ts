@@ -12,8 +12,8 @@
  * With --simulators S the agents run in S `fleetpatch simulate` processes (a process may open 20,000
  * files here, and an agent holds up to two connections: about 9,000 agents per process at most),
  * simulator i on API i mod A (--apis A: one API process per endpoint, as agents split over DNS
- * names or a balancer each would), each with an enrollment key of its own (an enrollment locks its
- * key's row). Without it they run in this process, on the one API.
+ * names or a balancer each would), each with an enrollment key of its own (as a fleet enrolled by
+ * site would). Without it they run in this process, on the one API.
  * --api-node-options "..." : Node options of the API processes only (a V8 heap setting, e.g.
  * "--max-old-space-size=256"), not of this process or the simulators.
  * --profile DIR (one API): a CPU profile of the API over the window at rest and a heap snapshot at
@@ -143,18 +143,9 @@ async function inProcessAgents(api: Api, key: string, n: number): Promise<Agents
   };
 }
 
-async function simulatorProcesses(stack: Stack, apis: Api[], n: number, count: number): Promise<Agents> {
-  const sims: Array<{ child: ChildProcess; output: () => string; stop: () => Promise<void> }> = [];
-  for (let i = 0; i < count; i++) {
-    const machines = Math.floor(n / count) + (i < n % count ? 1 : 0);
-    const files = openFilesWarning(machines);
-    if (files) say(`  warning (simulator ${i}): ${files}`);
-    const { secret } = await createEnrollmentKey(stack.database.db, { description: `bench idle agents ${i}`, expiresAt: null, maxUses: null, defaultTags: [] });
-    const args = ['simulate', '--server', apis[i % apis.length]!.baseUrl, '--enroll-key', secret, '--machines', String(machines), '--updates', String(UPDATES_PER_MACHINE), '--prefix', `idle${i}`, '--seed', String(i + 1), '--ramp', '50'];
-    const child = spawn(process.execPath, [FLEETPATCH_BIN, ...args], { env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    sims.push({ child, output: keepOutput(child), stop: cleanupOnce(() => stopProcess(child, 120_000)) });
-  }
-  const rampStart = performance.now();
+/** Waits until every simulator says its fleet is up; throws when one exits or some machines could not join. */
+async function simulatorsUp(sims: ReadonlyArray<{ child: ChildProcess; output: () => string }>, n: number, rampStart: number): Promise<void> {
+  const count = sims.length;
   for (;;) {
     checkAborted();
     const up = sims.filter((s) => /simulate: fleet up/.test(s.output())).length;
@@ -167,6 +158,27 @@ async function simulatorProcesses(stack: Stack, apis: Api[], n: number, count: n
   }
   const refused = sims.map((s) => /simulate: (\d+) machine\(s\) could not join; first reason: (.*)/.exec(s.output())).find(Boolean);
   if (refused) throw new Error(`${refused[1]} machines could not join: ${refused[2]}`);
+}
+
+async function simulatorProcesses(stack: Stack, apis: Api[], n: number, count: number): Promise<Agents> {
+  const sims: Array<{ child: ChildProcess; output: () => string; stop: () => Promise<void> }> = [];
+  for (let i = 0; i < count; i++) {
+    const machines = Math.floor(n / count) + (i < n % count ? 1 : 0);
+    const files = openFilesWarning(machines);
+    if (files) say(`  warning (simulator ${i}): ${files}`);
+    const { secret } = await createEnrollmentKey(stack.database.db, { description: `bench idle agents ${i}`, expiresAt: null, maxUses: null, defaultTags: [] });
+    const args = ['simulate', '--server', apis[i % apis.length]!.baseUrl, '--enroll-key', secret, '--machines', String(machines), '--updates', String(UPDATES_PER_MACHINE), '--prefix', `idle${i}`, '--seed', String(i + 1), '--ramp', '50'];
+    const child = spawn(process.execPath, [FLEETPATCH_BIN, ...args], { env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    sims.push({ child, output: keepOutput(child), stop: cleanupOnce(() => stopProcess(child, 120_000)) });
+  }
+  const rampStart = performance.now();
+  try {
+    await simulatorsUp(sims, n, rampStart);
+  } catch (error) {
+    // Stopped here: the caller has no Agents to stop yet, and they would outlive the benchmark.
+    await Promise.all(sims.map((s) => s.stop()));
+    throw error;
+  }
   return {
     pids: sims.map((s) => s.child.pid!),
     async stop() {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
@@ -61,9 +61,9 @@ export type EnrollOutcome =
  * the lost answer, so it gets a new one (the first stops working), and the key is not used twice:
  * a key's maxUses does not stop the retry, which is the use it already counted. Revoked or expired
  * since, the key refuses it as it refuses any enrollment; removed, reported since, or enrolled too
- * long ago, the machine refuses it (retriedEnrollmentRefusal). A request and its retry that arrive
- * together meet on the unique (key, request id) index: the later insert fails, and it is answered as
- * the retry it is.
+ * long ago, the machine refuses it (retriedEnrollmentRefusal), as it refuses a copy that arrived
+ * before the one answered last (its agent gave up on it). Copies that arrive together meet on the
+ * unique (key, request id) index: the later insert fails, and that copy is judged as a retry.
  */
 export async function enrollMachine(db: Db, enrollmentKey: string, facts: MachineFacts, now: Date, requestId: string | null = null): Promise<EnrollOutcome> {
   for (let attempt = 1; ; attempt++) {
@@ -101,7 +101,7 @@ async function enrollOnce(db: Db, secretHash: string, facts: MachineFacts, now: 
     const [machine] = await db
       .update(machines)
       .set({ ...factColumns(facts), credentialHash: hashSecret(credential), lastSeenAt: now })
-      .where(and(eq(machines.id, earlier.id), live, isNull(machines.latestAssessmentId), exists(db.select({ id: enrollmentKeys.id }).from(enrollmentKeys).where(and(eq(enrollmentKeys.id, key.id), keyUsable(now))))))
+      .where(and(eq(machines.id, earlier.id), live, isNull(machines.latestAssessmentId), or(isNull(machines.lastSeenAt), lte(machines.lastSeenAt, now)), exists(db.select({ id: enrollmentKeys.id }).from(enrollmentKeys).where(and(eq(enrollmentKeys.id, key.id), keyUsable(now))))))
       .returning();
     return machine ? { enrolled: true, machine, credential, again: true } : 'CHANGED';
   }

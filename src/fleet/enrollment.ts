@@ -25,13 +25,24 @@ export function enrollmentRefusal(key: EnrollmentKeyState | undefined, now: Date
  */
 export const ENROLLMENT_RETRY_MINUTES = 15;
 
-/** Why a retried enrollment is not answered for its earlier machine, in words for the operator; null: answer it again. */
-export function retriedEnrollmentRefusal(earlier: { enrolledAt: Date; removedAt: Date | null; latestAssessmentId: string | null }, now: Date): string | null {
+/**
+ * Why a retried enrollment is not answered for its earlier machine, in words for the operator; null: answer it again.
+ *
+ * `lastSeenAt`: when the answer that gave the machine its credential arrived (or a check-in with it
+ * since). A copy of the request that arrived before that is one its agent gave up on (it sends the
+ * next copy only after giving up on the last): answered late, behind a busy server, it would replace
+ * the credential the agent holds now with one nobody reads, and the agent would be refused from
+ * then on (seen with 30,000 agents joining at once).
+ */
+export function retriedEnrollmentRefusal(earlier: { enrolledAt: Date; removedAt: Date | null; latestAssessmentId: string | null; lastSeenAt: Date | null }, now: Date): string | null {
   if (earlier.removedAt) {
     return `This machine was enrolled and then removed from the fleet on ${earlier.removedAt.toISOString()}. Enroll it again from the start (the agent with an empty state directory).`;
   }
   const spent = 'Enroll it again from the start (the agent with an empty state directory) if its credential was lost.';
   if (earlier.latestAssessmentId !== null) return `This enrollment request already enrolled a machine, which has reported since. ${spent}`;
+  if (earlier.lastSeenAt && earlier.lastSeenAt > now) {
+    return `This enrollment request was answered at ${earlier.lastSeenAt.toISOString()} for a copy of it sent later than this one (which arrived at ${now.toISOString()}): the agent holds that answer's credential.`;
+  }
   if (now.getTime() - earlier.enrolledAt.getTime() > ENROLLMENT_RETRY_MINUTES * 60_000) {
     return `This enrollment request already enrolled a machine on ${earlier.enrolledAt.toISOString()}, more than ${ENROLLMENT_RETRY_MINUTES} minutes ago. ${spent}`;
   }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
+import { enrollMachine } from '../../src/db/machines.js';
 import { machineFacts } from '../../testkit/agentFacts.js';
 import { graphql, startApiWithAdmin } from '../support/env.js';
 
@@ -46,7 +47,7 @@ describe('enrollments through one key at once', () => {
     const key = await createKey({ description: 'five machines', maxUses: 5 });
     const answers = await enrollAll(key.secret, 24, () => randomUUID());
 
-    const enrolled = answers.filter((a) => !(a instanceof ServerRefusal));
+    const enrolled = answers.filter((a): a is Exclude<typeof a, ServerRefusal> => !(a instanceof ServerRefusal));
     const refused = answers.filter((a): a is ServerRefusal => a instanceof ServerRefusal);
     expect(enrolled).toHaveLength(5);
     expect(refused).toHaveLength(19);
@@ -82,15 +83,40 @@ describe('enrollments through one key at once', () => {
     expect(await keyState(key.id)).toMatchObject({ useCount: 0 });
   });
 
-  // Without the answer for the retry, the copies that lost the race on the (key, request id) index got a 500.
-  it('one request sent several times at once enrolls one machine, every answer naming it, the key used once', async () => {
+  // Without judging the copies that lose the race on the (key, request id) index as retries, they got a 500.
+  it('one request sent several times at once enrolls one machine, the key used once, one credential valid', async () => {
     const key = await createKey({ description: 'one request', maxUses: 5 });
     const requestId = randomUUID();
     const answers = await enrollAll(key.secret, 6, () => requestId);
-    expect(answers.filter((a) => a instanceof ServerRefusal)).toEqual([]);
-    const machineIds = new Set(answers.map((a) => (a as { machineId: string }).machineId));
+    const answered = answers.filter((a): a is Exclude<typeof a, ServerRefusal> => !(a instanceof ServerRefusal));
+    // The copy that arrived last is always answered; one that arrived before the copy answered last is refused.
+    expect(answered.length).toBeGreaterThan(0);
+    for (const refusal of answers.filter((a): a is ServerRefusal => a instanceof ServerRefusal)) {
+      expect(refusal).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+      expect(refusal.message).toContain('for a copy of it sent later than this one');
+    }
+    const machineIds = new Set(answered.map((a) => a.machineId));
     expect(machineIds.size).toBe(1);
     expect(await machinesOfKey(key.id)).toEqual([...machineIds]);
+    expect(await keyState(key.id)).toMatchObject({ useCount: 1 });
+    const valid = await Promise.all(answered.map((a) => new AgentClient(base, a.credential).checkIn(machineFacts()).then(() => true, () => false)));
+    expect(valid.filter(Boolean)).toHaveLength(1);
+  });
+
+  // Failed before the fix: the late copy replaced the credential, and the agent holding the later answer's got 401 from then on
+  // (9 of 30,000 simulated agents joining four busy APIs at once).
+  it('a copy that arrives after a later copy was answered leaves the agent the credential it holds', async () => {
+    const key = await createKey({ description: 'late copy', maxUses: 5 });
+    const requestId = randomUUID();
+    const facts = machineFacts({ hostname: 'late-copy-01' });
+    const sentFirst = new Date();
+    // The agent gave up on its first copy (still on its way, behind a busy server) and sent another, answered first.
+    const answered = await enrollMachine(database.db, key.secret, facts, new Date(sentFirst.getTime() + 1000), requestId);
+    const late = await enrollMachine(database.db, key.secret, facts, sentFirst, requestId);
+    expect(answered.enrolled).toBe(true);
+    expect(late).toMatchObject({ enrolled: false, keyId: key.id });
+    expect((late as { reason: string }).reason).toContain('for a copy of it sent later than this one');
+    await expect(new AgentClient(base, (answered as { credential: string }).credential).checkIn(facts)).resolves.toMatchObject({ managementEnabled: true });
     expect(await keyState(key.id)).toMatchObject({ useCount: 1 });
   });
 

@@ -30,7 +30,7 @@ describe('enrollment key limits', () => {
 describe('an enrollment request sent again', () => {
   const enrolledAt = new Date('2026-03-01T12:00:00Z');
   const minutesLater = (m: number) => new Date(enrolledAt.getTime() + m * 60_000);
-  const fresh = { enrolledAt, removedAt: null, latestAssessmentId: null };
+  const fresh = { enrolledAt, removedAt: null, latestAssessmentId: null, lastSeenAt: enrolledAt };
 
   it('is answered again while its machine has not reported, up to 15 minutes after the enrollment', () => {
     expect(retriedEnrollmentRefusal(fresh, minutesLater(0))).toBeNull();
@@ -43,6 +43,16 @@ describe('an enrollment request sent again', () => {
     );
     expect(retriedEnrollmentRefusal({ ...fresh, latestAssessmentId: 'a1' }, minutesLater(1))).toContain('which has reported since');
     expect(retriedEnrollmentRefusal({ ...fresh, removedAt: minutesLater(2), latestAssessmentId: 'a1' }, minutesLater(3))).toContain('removed from the fleet on 2026-03-01T12:02:00.000Z');
+  });
+
+  it('is refused for a copy that arrived before the one answered last: its agent holds that answer', () => {
+    const answeredAgain = { ...fresh, lastSeenAt: minutesLater(2) };
+    expect(retriedEnrollmentRefusal(answeredAgain, minutesLater(1))).toBe(
+      'This enrollment request was answered at 2026-03-01T12:02:00.000Z for a copy of it sent later than this one (which arrived at 2026-03-01T12:01:00.000Z): the agent holds that answer\'s credential.',
+    );
+    // The same moment, or later: the copy the agent waits for.
+    expect(retriedEnrollmentRefusal(answeredAgain, minutesLater(2))).toBeNull();
+    expect(retriedEnrollmentRefusal(answeredAgain, minutesLater(3))).toBeNull();
   });
 });
 
