@@ -34,13 +34,17 @@
  *                                 [--batch-machines B] [--history-events E]   (a batched run's tunables; default the code's)
  *                                 [--seeded]   (machines enrolled and assessed in PostgreSQL, their agents woken by the commands
  *                                               announced for them: runs past what connected agents fit here, bench/seededFleet.ts)
- *                                 [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
+ *                                 [--steps]   (the deployment carries a PRE and a POST control-plane call to a local HTTP receiver:
+                                              a run of a child workflow per machine, docs/steps.md; every call counted)
+                                 [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
  *                                                         machine over the run, the costliest statements; it costs some CPU,
  *                                                         so CPU figures come from runs without it)
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -351,6 +355,30 @@ function instantProfile(updates: number): FleetProfile {
   return { ...DEFAULT_PROFILE, updatesPerMachine: updates, criticalShare: 0.2, securityShare: 0.8, rebootSuggestedShare: 0, installSeconds: 0, failureRate: 0, rebootSeconds: 1 };
 }
 
+/**
+ * --steps: the control-plane endpoint the deployment's PRE and POST calls go to (docs/steps.md): it
+ * answers 200 at once and counts, per phase, the calls it got for each machine.
+ */
+async function startCallReceiver(): Promise<{ url: string; calls: Record<'pre' | 'post', Map<string, number>>; close: () => Promise<void> }> {
+  const calls = { pre: new Map<string, number>(), post: new Map<string, number>() };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const phase = req.url === '/pre' ? calls.pre : req.url === '/post' ? calls.post : undefined;
+      const machine = (JSON.parse(Buffer.concat(chunks).toString() || '{}') as { machine?: { id?: string } }).machine?.id ?? '?';
+      phase?.set(machine, (phase.get(machine) ?? 0) + 1);
+      res.writeHead(phase ? 200 : 404).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    calls,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // One round: N machines on a fresh stack
 
@@ -380,6 +408,8 @@ interface RoundResult {
   statements?: { calls: number; transactions: number; top: Array<{ calls: number; ms: number; query: string }> };
   cpu?: Record<string, number>;
   windowSeconds?: number;
+  /** --steps: the calls the receiver got per phase, and the machines called more than once in a phase. */
+  calls?: { pre: number; post: number; repeated: number };
   agentTrouble: string[];
   logs: string[];
 }
@@ -444,7 +474,7 @@ function cpuOfAll(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean; seeded: boolean }): Promise<RoundResult> {
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean; seeded: boolean; steps: boolean }): Promise<RoundResult> {
   const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
   say(`\n== ${n} machines ==`);
   const stack = await startStack({
@@ -460,7 +490,9 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
   benchAbort.signal.addEventListener('abort', onBenchAbort, { once: true });
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   let connection: Connection | undefined;
+  let receiver: Awaited<ReturnType<typeof startCallReceiver>> | undefined;
   try {
+    if (options.steps) receiver = await startCallReceiver();
     worker = await startWorker(stack);
     say(`  worker polling (pid ${worker.child.pid})`);
     const admin = (await createApiToken(stack.database.db, { name: 'bench admin', role: 'ADMIN' })).secret;
@@ -545,6 +577,14 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
       windowMinutes: 60,
       rebootSetting: 'NEVER',
       ...(options.maxConcurrent ? { maxConcurrent: { value: options.maxConcurrent, unit: 'COUNT' } } : {}),
+      ...(receiver
+        ? {
+            steps: [
+              { name: 'drain', phase: 'PRE', http: { url: `${receiver.url}/pre` } },
+              { name: 'undrain', phase: 'POST', http: { url: `${receiver.url}/post` } },
+            ],
+          }
+        : {}),
     };
     const { createDeployment } = await graphql<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input });
 
@@ -696,6 +736,11 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     at('run endedAt (database)', result.endedAtMs === undefined ? undefined : t0 + result.endedAtMs);
     at('final status seen over GraphQL (250 ms poll)', result.finalSeenMs === undefined ? undefined : t0 + result.finalSeenMs);
 
+    if (receiver) {
+      const repeated = [...receiver.calls.pre.values(), ...receiver.calls.post.values()].filter((c) => c > 1).length;
+      result.calls = { pre: [...receiver.calls.pre.values()].reduce((a, b) => a + b, 0), post: [...receiver.calls.post.values()].reduce((a, b) => a + b, 0), repeated };
+      if (repeated) result.agentTrouble.push(`${repeated} machine(s) called more than once in a phase`);
+    }
     if (problem) result.error = problem;
     const errorsOf = (a: SimAgent) => a.agents.reduce((s, x) => s + x.counters.errors, 0);
     const trouble = agents.filter((a) => errorsOf(a) || a.duplicates);
@@ -712,6 +757,7 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     await fleet?.stop();
     await sleeping?.stop();
     await connection?.close();
+    await receiver?.close();
     result.logs.push(serverLogs.summary(result.t0));
     if (worker) result.logs.push(worker.logs.summary(result.t0));
     if (result.error) {
@@ -742,7 +788,7 @@ const num = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) :
 function report(results: RoundResult[]): void {
   say('\n=== Dispatch: t0 = runDeploymentNow answered ===');
   table(
-    ['machines', 'enroll+assess', 'dispatched', 'dispatch p50', 'p95', 'max (all dispatched)', 'run final (endedAt)', 'final seen (poll)', 'status', 'machine runs'],
+    ['machines', 'enroll+assess', 'dispatched', 'dispatch p50', 'p95', 'max (all dispatched)', 'run final (endedAt)', 'final seen (poll)', 'status', 'machine runs', 'calls PRE/POST'],
     results.map((r) => [
       String(r.n),
       r.enrollSeconds === undefined ? '-' : `${r.enrollSeconds.toFixed(1)} s`,
@@ -754,6 +800,7 @@ function report(results: RoundResult[]): void {
       sec(r.finalSeenMs),
       r.error ? `ERROR` : (r.status ?? '-'),
       r.machineStatuses ? Object.entries(r.machineStatuses).map(([k, v]) => `${k} ${v}`).join(', ') : '-',
+      r.calls ? `${r.calls.pre}/${r.calls.post}${r.calls.repeated ? ` (${r.calls.repeated} repeated)` : ''}` : '-',
     ]),
   );
 
@@ -892,6 +939,7 @@ async function main(): Promise<number> {
       'history-events': { type: 'string' },
       'count-statements': { type: 'boolean', default: false },
       seeded: { type: 'boolean', default: false },
+      steps: { type: 'boolean', default: false },
     },
   });
   const sizes = values.machines.split(',').map((s) => Number(s.trim()));
@@ -903,6 +951,7 @@ async function main(): Promise<number> {
     maxConcurrent: values['max-concurrent'] === undefined ? undefined : Number(values['max-concurrent']),
     countStatements: values['count-statements'],
     seeded: values.seeded,
+    steps: values.steps,
     serverEnv: {
       ...(values['batch-machines'] ? { FLEETPATCH_RUN_BATCH_MACHINES: values['batch-machines'] } : {}),
       ...(values['history-events'] ? { FLEETPATCH_RUN_HISTORY_EVENTS: values['history-events'] } : {}),
@@ -912,7 +961,7 @@ async function main(): Promise<number> {
   const overall = performance.now();
   say(
     `dispatch benchmark: ${sizes.join(', ')} machines, ${options.updates} pending SECURITY updates each, enrollment ${options.enrollConcurrency} at a time, ` +
-      `max concurrent machines ${options.maxConcurrent ?? 'unset (all)'}, timeout ${options.timeoutSeconds} s per run`,
+      `max concurrent machines ${options.maxConcurrent ?? 'unset (all)'}${options.steps ? ', a PRE and a POST call per machine' : ''}, timeout ${options.timeoutSeconds} s per run`,
   );
   installInterruptHandler();
   const results: RoundResult[] = [];
