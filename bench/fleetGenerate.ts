@@ -25,8 +25,9 @@
  *
  * The maintained figures are made by the code that maintains them: the machines' rows are inserted
  * with their triggers (each row's summary state and delta), the deltas folded once; the missing
- * update counts are filled with the ingest's own delta statement (src/db/fleetCounts.ts), 20,000
- * assessments at a time. pending_updates' primary key is dropped for the load and built after it.
+ * update counts (and the CVE counts of migration 0043) are filled with the ingest's own delta
+ * statement (src/db/fleetCounts.ts), 20,000 assessments at a time. Every machine is Debian 12 with
+ * apt and no fix is imported: the CVE list's imported-fixes part finds nothing to compare. pending_updates' primary key is dropped for the load and built after it.
  *
  * Run:  npx tsx bench/fleetGenerate.ts --dir /var/tmp/fleetpatch-fleet-1m --machines 1000000
  *       (nice it: `nice -n 19 npx tsx …`; it is a load, not a measurement)

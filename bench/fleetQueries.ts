@@ -68,6 +68,11 @@
  * counted from the maintained count per tag, 0038; before: the page with its count of the tag's
  * machines).
  *
+ * Issue 18, goal 2, the CVE list (cves): its first page, the advisories' CVEs counted from
+ * cve_exposure_counts (migration 0043) and the imported fixes' candidates as before (cveListFigures);
+ * before ("full pass"): advisoryCves and trackerCandidates, the pass over every live machine's pending
+ * updates the list read on every request (on a generated fleet, three runs after one warm-up).
+ *
  * Issue 18, goal 2, the next pass: the first page sorted by critical and security updates, most
  * first (machinesUrgent), and by other updates, fewest first (machinesOther), each with the
  * summary's count (before: the same page without the 0039 indexes, a top-N sort of every live
@@ -94,7 +99,7 @@ import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
-import { cveCandidates } from '../src/db/cves.js';
+import { advisoryCves, cveCandidates, cveListFigures, trackerCandidates } from '../src/db/cves.js';
 import type { Db } from '../src/db/client.js';
 import { asc, sql } from 'drizzle-orm';
 import { machines } from '../src/db/schema.js';
@@ -231,6 +236,8 @@ const QUERIES = {
   missingCommon: `{ missingUpdates(first: 1, filter: {nameContains: "pkg-001"}) { edges { node { name machines(first: 50) { totalCount edges { node { id name } } } } } } }`,
   cveRare: `{ cve(id: "${RARE_CVE}") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }`,
   cveCommon: '{ cve(id: "CVE-2026-10001") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }',
+  // The CVE list's first page (issue 18, goal 2): the advisories' CVEs from cve_exposure_counts (0043).
+  cves: '{ cves(first: 50) { totalCount edges { node { id severity machineCount sources description } } } }',
   machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
   machinesOsTypeAll: `{ machines(first: 50, filter: {osType: LINUX}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
@@ -400,6 +407,7 @@ async function main(): Promise<number> {
       missingCommon: () => machinesMissing(db, common, 0, 50),
       cveRare: () => cveCandidates(db, RARE_CVE),
       cveCommon: () => cveCandidates(db, 'CVE-2026-10001'),
+      cves: () => cveListFigures(db),
       // As the service reads a filter on the OS type alone: the page, and the maintained count.
       machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), maintainedOsTypeCount(db, 'WINDOWS')]),
       machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), maintainedOsTypeCount(db, 'LINUX')]),
@@ -420,6 +428,8 @@ async function main(): Promise<number> {
       missingCommon: () => machinesMissing(db, common, 0, 50, 'BY_NAME'),
       cveRare: () => candidatesByJoin(db, RARE_CVE),
       cveCommon: () => candidatesByJoin(db, 'CVE-2026-10001'),
+      // Before 0043: every live machine's pending updates naming a CVE, grouped per CVE with their machines, and the tracker's candidates.
+      cves: () => Promise.all([advisoryCves(db), trackerCandidates(db)]),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
       machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
       // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
@@ -497,7 +507,7 @@ async function main(): Promise<number> {
         const full = generated
           ? name === 'missingUpdates'
             ? []
-            : name.startsWith('cve')
+            : name === 'cveRare' || name === 'cveCommon'
               ? await time(1, fullPass[name], 0)
               : await time(3, fullPass[name], 1)
           : name === 'missingUpdates'

@@ -168,14 +168,16 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
 /**
  * What the reports that became live machines' latest assessments add to the missing-update counts
  * (src/db/fleetCounts.ts, GivenCounts), from their updates in hand instead of read back: a machine
- * counts once per name and classification (names compared as stored), and each row once towards its
- * combination of details. Summed over the group first: a fleet's reports list much the same updates.
+ * counts once per name and classification (names compared as stored) and once per CVE, and each row
+ * once towards its combination of details. Summed over the group first: a fleet's reports list much the same updates.
  */
 function givenCounts(added: ReadonlyArray<{ osType: OsType; report: PreparedResult }>): GivenCounts {
   const counts = new Map<string, { osType: OsType; name: string; classification: string; sign: number }>();
   const details = new Map<string, { osType: OsType; name: string; u: PendingUpdate; sign: number }>();
+  const cves = new Map<string, number>();
   for (const { osType, report } of added) {
     const names = new Set<string>();
+    const reportCves = new Set<string>();
     for (const u of report.counted) {
       const name = asEncoded(u.name);
       const nameKey = `${osType}\0${name}\0${u.classification}`;
@@ -189,12 +191,16 @@ function givenCounts(added: ReadonlyArray<{ osType: OsType; report: PreparedResu
       const detail = details.get(detailKey);
       if (detail) detail.sign++;
       else details.set(detailKey, { osType, name, u, sign: 1 });
+      for (const id of u.cveIds) reportCves.add(asEncoded(id));
     }
+    // A machine counts once per CVE, however many of its updates name it.
+    for (const id of reportCves) cves.set(id, (cves.get(id) ?? 0) + 1);
   }
   const c = [...counts.values()];
   const d = [...details.values()];
   return {
     counts: { osTypes: c.map((x) => x.osType), names: c.map((x) => x.name), classifications: c.map((x) => x.classification), signs: c.map((x) => String(x.sign)) },
+    cves: { cveIds: [...cves.keys()], signs: [...cves.values()].map(String) },
     details: {
       osTypes: d.map((x) => x.osType),
       names: d.map((x) => x.name),

@@ -1,7 +1,7 @@
 import { desc, eq, sql } from 'drizzle-orm';
 import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
-import { DEBIAN_CODENAMES, originOfStoredSource, type CandidateMachine, type CandidateUpdate, type CveSource, type TrackerFix } from '../fleet/cves.js';
+import { DEBIAN_CODENAMES, originOfStoredSource, reachesFix, type CandidateMachine, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
 import type { Db } from './client.js';
 import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
 
@@ -24,6 +24,9 @@ const fixReleaseSql = sql.raw(
     .join(' ')} end)` +
     ` when m.package_manager = 'apt' and m.os_name ilike '%ubuntu%' and m.os_version ~ '^[0-9]{2}[.][0-9]{2}$' then 'ubuntu:' || m.os_version end)`,
 );
+
+/** A database or a transaction: what the reads below need. */
+type Reader = Pick<Db, 'execute'>;
 
 type CandidateRow = {
   machine_id: string;
@@ -145,9 +148,11 @@ export interface AdvisoryCveCount {
 
 /**
  * Every CVE that the advisories of the fleet's missing updates name, with the machines missing a
- * fix (one scan of the latest assessments' updates that carry CVE ids).
+ * fix (one scan of the latest assessments' updates that carry CVE ids): the full recompute that
+ * maintainedAdvisoryCves replaces on the read path, kept to check it against (tests) and to measure
+ * it (bench/fleetQueries.ts).
  */
-export async function advisoryCves(db: Db): Promise<AdvisoryCveCount[]> {
+export async function advisoryCves(db: Reader): Promise<AdvisoryCveCount[]> {
   const rows = await db.execute<{ cve_id: string; machine_ids: string[]; severity: Severity | null }>(sql`
     select c.cve_id, array_agg(distinct m.id::text) as machine_ids, min(pu.severity)::text as severity
     from ${machines} m
@@ -159,12 +164,65 @@ export async function advisoryCves(db: Db): Promise<AdvisoryCveCount[]> {
 }
 
 /**
+ * The CVEs the advisories of the fleet's missing updates name, from the maintained figures
+ * (docs/fleet-counts.md): the live machines per CVE (cve_exposure_counts, a machine once however many
+ * of its updates name it) and the highest severity of the updates naming it (the maintained
+ * missing_update_details: one row per kind of update the fleet misses, not per machine). Reads
+ * neither machines nor pending_updates.
+ */
+export async function maintainedAdvisoryCves(db: Reader): Promise<Array<{ cveId: string; machineCount: number; severity: Severity | null }>> {
+  const rows = await db.execute<{ cve_id: string; machines: number; severity: Severity | null }>(sql`
+    select c.cve_id, c.machines, s.severity
+    from cve_exposure_counts c
+    left join (select x.cve_id, min(d.severity)::text as severity
+               from missing_update_details d cross join lateral unnest(d.cve_ids) as x(cve_id)
+               where d.rows > 0 and cardinality(d.cve_ids) > 0 group by 1) s on s.cve_id = c.cve_id
+    where c.machines > 0`);
+  return rows.map((r) => ({ cveId: r.cve_id, machineCount: r.machines, severity: r.severity }));
+}
+
+/**
+ * Which of these (machine, CVE) pairs the CVE's advisory count already holds: the machine is live
+ * and its latest assessment lists an update whose advisories name the CVE. Reads only those
+ * machines' latest pending updates. Keys `<machine id> <CVE id>`.
+ */
+export async function advisoryExposedPairs(db: Reader, pairs: ReadonlyArray<{ machineId: string; cveId: string }>): Promise<Set<string>> {
+  if (pairs.length === 0) return new Set();
+  const rows = await db.execute<{ machine_id: string; cve_id: string }>(sql`
+    select p.machine_id::text as machine_id, p.cve_id
+    from unnest(${sql.param(pairs.map((p) => p.machineId))}::uuid[], ${sql.param(pairs.map((p) => p.cveId))}::text[]) as p(machine_id, cve_id)
+    join ${machines} m on m.id = p.machine_id and m.removed_at is null
+    where exists (select 1 from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id and pu.cve_ids @> array[p.cve_id])`);
+  return new Set(rows.map((r) => `${r.machine_id} ${r.cve_id}`));
+}
+
+/**
+ * What the CVE list needs, in one snapshot: the advisories' CVEs from the maintained figures, and the
+ * imported fixes the apt machines' pending updates reach, each saying whether the machine is already
+ * among the CVE's advisory machines (countedCveSummaries counts it once).
+ */
+export async function cveListFigures(db: Db): Promise<{
+  advisory: Array<{ cveId: string; machineCount: number; severity: Severity | null }>;
+  tracker: Array<TrackerCandidate & { advisoryCounted: boolean }>;
+}> {
+  return db.transaction(
+    async (tx) => {
+      const advisory = await maintainedAdvisoryCves(tx);
+      // With no fix imported nothing can match, but the planner still read the fleet for the join (80-100 ms at 100k machines).
+      const [imported] = await tx.execute<{ any: boolean }>(sql`select exists (select 1 from ${cveTrackerFixes}) as any`);
+      const reached = imported?.any ? (await trackerCandidates(tx)).filter(reachesFix) : [];
+      const counted = await advisoryExposedPairs(tx, [...new Map(reached.map((t) => [`${t.machineId} ${t.cveId}`, t])).values()]);
+      return { advisory, tracker: reached.map((t) => ({ ...t, advisoryCounted: counted.has(`${t.machineId} ${t.cveId}`) })) };
+    },
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
+}
+
+/**
  * The Debian and Ubuntu machines' pending updates whose package an imported fix lists for their
  * release, with each fix: the caller keeps those whose versions bracket the fixed version.
  */
-export async function trackerCandidates(db: Db): Promise<
-  Array<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null; origin: CveSource }>
-> {
+export async function trackerCandidates(db: Reader): Promise<Array<TrackerCandidate & { origin: CveSource }>> {
   const rows = await db.execute<{ machine_id: string; installed_version: string | null; available_version: string; cve_id: string; fixed_version: string; severity: Severity | null; source: string }>(sql`
     select m.id as machine_id, pu.installed_version, pu.available_version, t.cve_id, t.fixed_version, t.severity, t.source
     from ${machines} m

@@ -8,7 +8,7 @@ import type { Db } from './client.js';
 /**
  * The fleet's missing updates, maintained (docs/fleet-counts.md): missing_update_counts and
  * missing_update_details hold what a full pass over the live machines' latest pending updates would
- * count. Every transaction that changes what that pass would see applies its change here before it
+ * count, and cve_exposure_counts the machines per CVE the updates' advisories name. Every transaction that changes what that pass would see applies its change here before it
  * commits: a machine's latest assessment replaced (src/db/assessmentIngest.ts), a machine removed,
  * its OS type changed (src/db/machines.ts).
  */
@@ -31,11 +31,13 @@ export const DETAIL_KEY = sql.raw('md5(row(available_version, severity, reboot_s
  * One statement applying the change: what the minus assessments list is subtracted and what the
  * plus ones list is added, netted per key first (a re-report listing the same updates changes no
  * row, so the steady state of a fleet that reports unchanged updates writes nothing here), then
- * applied as ON CONFLICT increments in key order. The assessments' pending rows are read once for both tables. Row locks on the counts are taken in that one
- * order by every writer, and after the machines' rows (which every writer locks first), so two
- * transactions cannot wait for each other in a cycle. The details CTE runs after the main insert
- * (PostgreSQL finishes unread data-modifying CTEs after the main query), so every writer also takes
- * the two tables in one order.
+ * applied as ON CONFLICT increments in key order. The assessments' pending rows are read once for
+ * the three tables (missing_update_counts, missing_update_details, cve_exposure_counts). Row locks
+ * on each are taken in key order by every writer, and after the machines' rows (which every writer
+ * locks first), so two transactions cannot wait for each other in a cycle. The details and CVE
+ * CTEs run after the main insert, in an order fixed by the statement's text (PostgreSQL finishes
+ * unread data-modifying CTEs after the main query, in plan order), so every writer also takes the
+ * three tables in one order.
  */
 export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus: readonly CountedAssessment[], given: GivenCounts = NO_GIVEN_COUNTS): SQL {
   return sql`with side(os_type, assessment_id, sign) as (
@@ -78,6 +80,21 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
               ${sql.param(given.counts.signs)}::text[]::int[]) as g(os_type, name, classification, sign)) r
       group by 1, 2, 3
       having sum(sign) <> 0
+    ),
+    cve_delta as (
+      -- A machine counts once per CVE however many of its updates name it (a CVE is not per OS type:
+      -- an OS type change nets to nothing here).
+      select cve_id, sum(sign)::int as d
+      from (select cve_id, sign from (select distinct l.assessment_id, l.sign, c.cve_id from listed l cross join lateral unnest(l.cve_ids) as c(cve_id)) u
+            union all
+            select * from unnest(${sql.param(given.cves.cveIds)}::text[], ${sql.param(given.cves.signs)}::text[]::int[]) as g(cve_id, sign)) r
+      group by 1
+      having sum(sign) <> 0
+    ),
+    cves as (
+      insert into cve_exposure_counts (cve_id, machines)
+      select * from cve_delta order by cve_id
+      on conflict (cve_id) do update set machines = cve_exposure_counts.machines + excluded.machines
     )
     insert into missing_update_counts (os_type, name, classification, machines)
     select * from count_delta order by os_type, name, classification
@@ -94,6 +111,8 @@ export function missingUpdateDeltaSql(minus: readonly CountedAssessment[], plus:
  */
 export interface GivenCounts {
   counts: { osTypes: OsType[]; names: string[]; classifications: string[]; signs: string[] };
+  /** Per CVE id as stored, how many machines' assessments list an update naming it (once per assessment). */
+  cves: { cveIds: string[]; signs: string[] };
   details: {
     osTypes: OsType[];
     names: string[];
@@ -109,6 +128,7 @@ export interface GivenCounts {
 
 const NO_GIVEN_COUNTS: GivenCounts = {
   counts: { osTypes: [], names: [], classifications: [], signs: [] },
+  cves: { cveIds: [], signs: [] },
   details: { osTypes: [], names: [], classifications: [], availableVersions: [], severities: [], rebootSuggested: [], advisoryIds: [], cveIds: [], signs: [] },
 };
 
@@ -116,7 +136,7 @@ const dialect = new PgDialect();
 
 /** The same statement on a postgres.js connection (the ingest's reserved transaction). */
 export async function applyMissingUpdateDelta(tx: ReservedSql | Sql, minus: readonly CountedAssessment[], plus: readonly CountedAssessment[], given: GivenCounts = NO_GIVEN_COUNTS): Promise<void> {
-  if (minus.length === 0 && plus.length === 0 && given.counts.names.length === 0 && given.details.names.length === 0) return;
+  if (minus.length === 0 && plus.length === 0 && given.counts.names.length === 0 && given.details.names.length === 0 && given.cves.cveIds.length === 0) return;
   const query = dialect.sqlToQuery(missingUpdateDeltaSql(minus, plus, given));
   // Prepared: the text is the same whatever the arrays hold, and its parse and plan cost about a tenth of a group's change.
   await tx.unsafe(query.sql, query.params as never[], { prepare: true });

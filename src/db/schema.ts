@@ -301,6 +301,19 @@ export const missingUpdateCounts = pgTable(
 );
 
 /**
+ * How many live machines' latest assessments list an update whose advisories name each CVE (a
+ * machine listing several such updates counts once): the count the CVE list reads instead of a pass
+ * over every pending update. Maintained by the same statement, in the same transactions, as
+ * missing_update_counts (src/db/fleetCounts.ts); the CVE's severity comes from
+ * missing_update_details. Not per OS type: a machine's change of type changes no count here. A row
+ * whose count fell to 0 stays.
+ */
+export const cveExposureCounts = pgTable('cve_exposure_counts', {
+  cveId: text('cve_id').primaryKey(),
+  machines: integer('machines').notNull(),
+});
+
+/**
  * The compliance summary, maintained (docs/fleet-counts.md; keys in src/fleet/fleetSummary.ts,
  * summaryKey): each key's count over live machines, folded from fleet_summary_deltas.
  */

@@ -359,39 +359,80 @@ export interface CveListFilter {
   idContains?: string;
 }
 
+/** A pending update of an apt machine whose package an imported fix lists for the machine's release. */
+export interface TrackerCandidate {
+  machineId: string;
+  installedVersion: string | null;
+  availableVersion: string;
+  cveId: string;
+  fixedVersion: string;
+  severity: Severity | null;
+  origin?: CveSource;
+}
+
+/** Whether the update reaches the fix: installed below the fixed version, available at or above it (dpkg's order). */
+export const reachesFix = (t: Pick<TrackerCandidate, 'installedVersion' | 'availableVersion' | 'fixedVersion'>): boolean =>
+  t.installedVersion !== null && compareDebianVersions(t.installedVersion, t.fixedVersion) < 0 && compareDebianVersions(t.fixedVersion, t.availableVersion) <= 0;
+
 /**
- * The fleet's CVEs from every source: the advisories' CVE ids with the machines missing an update
- * that names them, and the imported fixes (tracker, OSV) an apt machine's pending update reaches
- * (installed below the fixed version, available at or above it). Most severe first, then the CVE
- * most machines are exposed to, then by id.
+ * The fleet's CVEs from counts: per CVE its advisories' machines counted (each live machine once,
+ * as cve_exposure_counts keeps them) with their highest severity, and the imported fixes (tracker,
+ * OSV) an apt machine's pending update reaches, each saying whether that machine is already among the
+ * CVE's advisory machines (`advisoryCounted`: it is then not counted twice). Most severe first, then
+ * the CVE most machines are exposed to, then by id.
  */
-export function cveSummaries(
-  advisory: ReadonlyArray<{ cveId: string; machineIds: readonly string[]; severity: Severity | null }>,
-  tracker: ReadonlyArray<{ machineId: string; installedVersion: string | null; availableVersion: string; cveId: string; fixedVersion: string; severity: Severity | null; origin?: CveSource }>,
+export function countedCveSummaries(
+  advisory: ReadonlyArray<{ cveId: string; machineCount: number; severity: Severity | null }>,
+  tracker: ReadonlyArray<TrackerCandidate & { advisoryCounted: boolean }>,
   filter: CveListFilter = {},
 ): CveSummary[] {
-  const byId = new Map<string, { machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
+  const byId = new Map<string, { counted: number; machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
   const entry = (id: string) => {
     let e = byId.get(id);
-    if (!e) byId.set(id, (e = { machines: new Set(), severity: null, sources: new Set() }));
+    if (!e) byId.set(id, (e = { counted: 0, machines: new Set(), severity: null, sources: new Set() }));
     return e;
   };
   for (const a of advisory) {
     const e = entry(a.cveId);
-    for (const m of a.machineIds) e.machines.add(m);
+    e.counted += a.machineCount;
     e.severity = highestSeverity([e.severity, a.severity]);
     e.sources.add('ADVISORY');
   }
   for (const t of tracker) {
-    if (t.installedVersion === null || compareDebianVersions(t.installedVersion, t.fixedVersion) >= 0 || compareDebianVersions(t.fixedVersion, t.availableVersion) > 0) continue;
+    if (!reachesFix(t)) continue;
     const e = entry(t.cveId);
-    e.machines.add(t.machineId);
+    if (!t.advisoryCounted) e.machines.add(t.machineId);
     e.severity = highestSeverity([e.severity, t.severity]);
     e.sources.add(t.origin ?? 'DEBIAN_TRACKER');
   }
   const needle = filter.idContains?.trim().toLowerCase();
   return [...byId.entries()]
     .filter(([id, e]) => (!needle || id.toLowerCase().includes(needle)) && (!filter.severities?.length || (e.severity !== null && filter.severities.includes(e.severity))))
-    .map(([id, e]) => ({ id, severity: e.severity, machineCount: e.machines.size, sources: [...e.sources].sort() }))
+    .map(([id, e]) => ({ id, severity: e.severity, machineCount: e.counted + e.machines.size, sources: [...e.sources].sort() }))
     .sort((a, b) => (b.severity ? SEVERITY_RANK[b.severity] : 0) - (a.severity ? SEVERITY_RANK[a.severity] : 0) || b.machineCount - a.machineCount || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * The fleet's CVEs from every machine that misses a fix (the full recompute's form): the
+ * advisories' CVE ids with the machines missing an update that names them, and the imported fixes
+ * an apt machine's pending update reaches; a machine counts once per CVE whichever way it is
+ * exposed. The same answer as countedCveSummaries over the same rows.
+ */
+export function cveSummaries(
+  advisory: ReadonlyArray<{ cveId: string; machineIds: readonly string[]; severity: Severity | null }>,
+  tracker: readonly TrackerCandidate[],
+  filter: CveListFilter = {},
+): CveSummary[] {
+  const byId = new Map<string, { machines: Set<string>; severity: Severity | null }>();
+  for (const a of advisory) {
+    const e = byId.get(a.cveId) ?? { machines: new Set<string>(), severity: null };
+    for (const m of a.machineIds) e.machines.add(m);
+    e.severity = highestSeverity([e.severity, a.severity]);
+    byId.set(a.cveId, e);
+  }
+  return countedCveSummaries(
+    [...byId.entries()].map(([cveId, e]) => ({ cveId, machineCount: e.machines.size, severity: e.severity })),
+    tracker.map((t) => ({ ...t, advisoryCounted: byId.get(t.cveId)?.machines.has(t.machineId) ?? false })),
+    filter,
+  );
 }

@@ -3,7 +3,9 @@ import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
+import { advisoryCves, cveListFigures, replaceImportedFixes, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
+import { countedCveSummaries, cveSummaries, type CveSummary } from '../../src/fleet/cves.js';
 import { missingUpdateGroups, recordCheckIn, removeMachine, setMachineManagement, setMachineTags } from '../../src/db/machines.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
@@ -17,6 +19,22 @@ const NAMES = Array.from({ length: 24 }, (_, i) => `pkg-${i}`);
 /** Ids as agents may send them: with a space or a comma inside, or empty (a CVE field a tool left blank). */
 const ADVISORIES = ['ADV-0', 'ADV-1', 'ADV 2', 'ADV-3,ADV-4', ''];
 const CVES = ['CVE-2026-0', 'CVE-2026-1', 'CVE-2026-2', 'CVE-2026-3 CVE-2026-4', ''];
+
+/** Fixes imported for some of the catalog's packages, named by source package or by the binary's own name: some of their CVEs are also advisories' (a machine exposed both ways counts once). */
+const FIXES = [
+  { cveId: 'CVE-2026-1', package: 'pkg-1', fixedVersion: '1.1' },
+  { cveId: 'CVE-2026-1', package: 'src-a', fixedVersion: '1.2' },
+  { cveId: 'CVE-2026-7', package: 'src-a', fixedVersion: '1.1' },
+  { cveId: 'CVE-2026-7', package: 'pkg-5', fixedVersion: '1.1' },
+  { cveId: 'CVE-2026-8', package: 'pkg-9', fixedVersion: '1.2' },
+];
+
+/** The CVE list as the API answers it (maintained counts) and as the full recompute over every live machine does. */
+async function cveLists(database: Database): Promise<{ maintained: CveSummary[]; recomputed: CveSummary[] }> {
+  const { advisory, tracker } = await cveListFigures(database.db);
+  const [recomputedAdvisory, recomputedTracker] = await Promise.all([advisoryCves(database.db), trackerCandidates(database.db)]);
+  return { maintained: countedCveSummaries(advisory, tracker), recomputed: cveSummaries(recomputedAdvisory, recomputedTracker) };
+}
 
 /** Sorted, so that two lists of groups compare whatever order they were read in. */
 const canonical = (groups: MissingUpdateGroup[]) => [...groups].sort((a, b) => `${a.osType} ${a.classification} ${a.name}`.localeCompare(`${b.osType} ${b.classification} ${b.name}`));
@@ -41,10 +59,17 @@ describe('the maintained missing-update counts', () => {
     const machines: Array<{ id: string; osType: OsType; reports: AssessmentReport[] }> = [];
     const addMachine = async () => {
       const osType: OsType = rng.next() < 0.7 ? 'LINUX' : 'WINDOWS';
-      const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment) values (${`m-${machines.length}`}, ${osType}, 'os', '1', 'AWS') returning id`;
+      // Some Linux machines are Debian 12 with apt (the imported fixes apply to them), the others not.
+      const debian = osType === 'LINUX' && rng.next() < 0.6;
+      const [row] = await database.sql<Array<{ id: string }>>`insert into machines (name, os_type, os_name, os_version, environment, package_manager)
+        values (${`m-${machines.length}`}, ${osType}, ${debian ? 'Debian GNU/Linux 12 (bookworm)' : 'os'}, ${debian ? '12' : '1'}, 'AWS', ${debian ? 'apt' : null}) returning id`;
       machines.push({ id: row!.id, osType, reports: [] });
     };
     for (let i = 0; i < 30; i++) await addMachine();
+    await replaceImportedFixes(database.db, 'test', [
+      { source: 'DEBIAN', fixes: FIXES.map((f) => ({ ...f, release: 'bookworm', severity: 'MODERATE', description: null })) },
+      { source: 'OSV:DEBIAN', fixes: [{ cveId: 'CVE-2026-9', package: 'pkg-2', release: 'bookworm', fixedVersion: '1.1', severity: null, description: null }] },
+    ]);
 
     let clock = Date.parse('2026-12-01T00:00:00Z');
     const update = (): PendingUpdate => {
@@ -62,6 +87,8 @@ describe('the maintained missing-update counts', () => {
         cveIds: Array.from({ length: rng.int(3) }, () => rng.pick(CVES)),
         rebootSuggested: rng.next() < 0.1,
         repository: null,
+        // Some binaries are built from a source package of another name (the fixes name sources).
+        ...(rng.next() < 0.3 ? { sourcePackage: 'src-a' } : {}),
       };
     };
     const newReport = (): AssessmentReport => {
@@ -99,12 +126,21 @@ describe('the maintained missing-update counts', () => {
       }
     };
 
+    let overlaps = 0;
     const operations = await concurrentRounds(10, operation, async () => {
       expect(canonical(await maintainedMissingUpdateGroups(database.db))).toEqual(canonical(await missingUpdateGroups(database.db)));
+      const { maintained, recomputed } = await cveLists(database);
+      expect(maintained).toEqual(recomputed);
+      overlaps += (await cveListFigures(database.db)).tracker.filter((t) => t.advisoryCounted).length;
     });
     expect(operations).toBeGreaterThanOrEqual(2000);
     // The fleet misses something (the comparison is not between two empty lists).
     expect((await missingUpdateGroups(database.db)).length).toBeGreaterThan(10);
+    // The CVE list holds advisories' and imported fixes' CVEs, and machines exposed both ways were met.
+    const { maintained } = await cveLists(database);
+    expect(maintained.length).toBeGreaterThan(5);
+    expect(new Set(maintained.flatMap((c) => c.sources))).toEqual(new Set(['ADVISORY', 'DEBIAN_TRACKER', 'OSV']));
+    expect(overlaps).toBeGreaterThan(0);
   }, 300_000);
 
   it('keep apart advisory and CVE lists that differ only in where one id ends and the next begins', async () => {
@@ -141,7 +177,8 @@ describe('the maintained missing-update counts', () => {
       pendingUpdate({ name: 'odd-2', availableVersion: '\\', classification: 'OTHER', advisoryIds: [], cveIds: odd.slice(0, 3), rebootSuggested: true }),
     ]);
     await storeReportGroup(database.sql, [prepareReport(row!.id, report)]);
-    const odds = (groups: MissingUpdateGroup[]) => groups.filter((g) => g.name.startsWith('odd'));
+    // Sorted: neither read has an order of its own (the previous test's rows decide the counts' heap order).
+    const odds = (groups: MissingUpdateGroup[]) => canonical(groups.filter((g) => g.name.startsWith('odd')));
     expect(odds(await maintainedMissingUpdateGroups(database.db))).toEqual(odds(await missingUpdateGroups(database.db)));
     expect(odds(await maintainedMissingUpdateGroups(database.db)).find((g) => g.name === 'odd "name", {x}')).toMatchObject({ machineCount: 1, advisoryIds: [...odd].sort() });
 

@@ -3,10 +3,13 @@ import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
+import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase } from '../../src/db/client.js';
+import { advisoryCves, cveListFigures, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../../src/db/fleetSummary.js';
-import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, type MachineFilter } from '../../src/db/machines.js';
+import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, removeMachine, type MachineFilter } from '../../src/db/machines.js';
+import { countedCveSummaries, cveSummaries } from '../../src/fleet/cves.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
@@ -14,6 +17,8 @@ import type { RebootSetting } from '../../src/fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../../src/fleet/reboot.js';
 import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
+import { storeReportGroup } from '../support/randomFleet.js';
+import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 
 describe('migrations', () => {
   const name = `migrate_${Date.now()}`;
@@ -483,6 +488,63 @@ describe('migrations over existing rows', () => {
         expect(await byTag()).toEqual({ ...(await counted()) });
         expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
         expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0043 counts the live machines per advisory CVE already stored, as the CVE list recomputed over the fleet does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      // Stored before 0023, which fills the missing-update details the CVE list takes its severities from.
+      await migrateUpTo(url, '0022');
+      const [rocky, suse, win, gone] = [await insertMachine(db, 'rocky-01', 'LINUX'), await insertMachine(db, 'suse-01', 'LINUX'), await insertMachine(db, 'win-01', 'WINDOWS'), await insertMachine(db, 'gone-01', 'LINUX')];
+      const assessment = async (machineId: string, updates: Array<[string, string, string | null, string[]]>) => {
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'dnf', now(), now(), now(), false, 0, 0, 0)`;
+        for (const [name, classification, severity, cves] of updates) {
+          await db`insert into pending_updates (assessment_id, machine_id, name, arch, available_version, classification, severity, cve_ids)
+            values (${id}, ${machineId}, ${name}, 'x86_64', '2', ${classification}::classification, ${severity}::severity, ${cves})`;
+        }
+        await db`update machines set latest_assessment_id = ${id} where id = ${machineId}`;
+      };
+      // rocky-01: an older assessment that no longer counts, then two updates naming CVE-1 (one machine) and one naming CVE-1 and CVE-2.
+      await assessment(rocky, [['curl', 'SECURITY', 'LOW', ['CVE-OLD']]]);
+      await assessment(rocky, [['openssl', 'SECURITY', 'MODERATE', ['CVE-1']], ['openssl-libs', 'CRITICAL', 'CRITICAL', ['CVE-1', 'CVE-2']], ['vim', 'OTHER', null, []]]);
+      await assessment(suse, [['libxml2', 'SECURITY', 'IMPORTANT', ['CVE-2']]]);
+      await assessment(win, [['KB5031', 'SECURITY', null, ['CVE-3']]]);
+      await assessment(gone, [['openssl', 'SECURITY', 'LOW', ['CVE-1', 'CVE-GONE']]]);
+      await db`update machines set removed_at = now() where id = ${gone}`;
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        await migrateUpTo(url, '0043');
+        const counts = await db`select cve_id, machines from cve_exposure_counts order by cve_id`;
+        expect(counts.map((r) => [r.cve_id, r.machines])).toEqual([
+          ['CVE-1', 1],
+          ['CVE-2', 2],
+          ['CVE-3', 1],
+        ]);
+        const listed = async () => {
+          const { advisory, tracker } = await cveListFigures(database.db);
+          return countedCveSummaries(advisory, tracker);
+        };
+        const recomputed = async () => cveSummaries(await advisoryCves(database.db), await trackerCandidates(database.db));
+        expect(await listed()).toEqual(await recomputed());
+        expect(await listed()).toEqual([
+          { id: 'CVE-2', severity: 'CRITICAL', machineCount: 2, sources: ['ADVISORY'] },
+          { id: 'CVE-1', severity: 'CRITICAL', machineCount: 1, sources: ['ADVISORY'] },
+          { id: 'CVE-3', severity: null, machineCount: 1, sources: ['ADVISORY'] },
+        ]);
+        // After the fill the maintained statement counts: rocky-01 removed, suse-01's next report.
+        await removeMachine(database.db, rocky);
+        await storeReportGroup(database.sql, [prepareReport(suse, assessmentReport([pendingUpdate({ name: 'libxml2', classification: 'SECURITY', severity: 'IMPORTANT', cveIds: ['CVE-2', 'CVE-4'] })]))]);
+        expect(await listed()).toEqual(await recomputed());
+        expect((await listed()).map((c) => [c.id, c.machineCount])).toEqual([
+          ['CVE-2', 1],
+          ['CVE-4', 1],
+          ['CVE-3', 1],
+        ]);
       } finally {
         await database.close();
       }

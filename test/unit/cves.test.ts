@@ -4,6 +4,7 @@ import {
   compareDebianVersions,
   cveExposures,
   cveIdProblem,
+  countedCveSummaries,
   cveSummaries,
   debianRelease,
   fixOf,
@@ -194,6 +195,28 @@ describe('exposure across the fleet', () => {
     ]);
     expect(cveSummaries([{ cveId: 'CVE-2025-0002', machineIds: ['a'], severity: 'IMPORTANT' }, { cveId: 'CVE-2024-1', machineIds: ['a'], severity: null }], [], { severities: ['IMPORTANT'] }).map((c) => c.id)).toEqual(['CVE-2025-0002']);
     expect(cveSummaries([{ cveId: 'CVE-2025-0002', machineIds: ['a'], severity: 'IMPORTANT' }, { cveId: 'CVE-2024-1', machineIds: ['a'], severity: null }], [], { idContains: '2024-' }).map((c) => c.id)).toEqual(['CVE-2024-1']);
+  });
+
+  it('counts the fleet per CVE from maintained counts as from machine ids: a machine exposed through an advisory and a fix counts once', () => {
+    const tracker = [
+      // a is counted by the advisory already; c twice through two fixes; d once.
+      { machineId: 'a', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0001', fixedVersion: '1.1-1', severity: 'IMPORTANT' as const },
+      { machineId: 'c', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0001', fixedVersion: '1.1-1', severity: 'IMPORTANT' as const },
+      { machineId: 'c', installedVersion: '1.0-1', availableVersion: '1.2-1', cveId: 'CVE-2025-0001', fixedVersion: '1.2-1', severity: null, origin: 'OSV' as const },
+      { machineId: 'd', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0300', fixedVersion: '1.1-1', severity: 'LOW' as const },
+      // Not reached: the fix is past the available version.
+      { machineId: 'e', installedVersion: '1.0-1', availableVersion: '1.1-1', cveId: 'CVE-2025-0400', fixedVersion: '1.2-1', severity: 'LOW' as const },
+    ];
+    const byIds = cveSummaries([{ cveId: 'CVE-2025-0001', machineIds: ['a', 'b'], severity: 'MODERATE' }], tracker);
+    const counted = countedCveSummaries(
+      [{ cveId: 'CVE-2025-0001', machineCount: 2, severity: 'MODERATE' }],
+      tracker.map((t) => ({ ...t, advisoryCounted: t.machineId === 'a' && t.cveId === 'CVE-2025-0001' })),
+    );
+    expect(counted).toEqual(byIds);
+    expect(counted).toEqual([
+      { id: 'CVE-2025-0001', severity: 'IMPORTANT', machineCount: 3, sources: ['ADVISORY', 'DEBIAN_TRACKER', 'OSV'] },
+      { id: 'CVE-2025-0300', severity: 'LOW', machineCount: 1, sources: ['DEBIAN_TRACKER'] },
+    ]);
   });
 
   it('takes CVE ids as MITRE writes them', () => {

@@ -1,7 +1,7 @@
-import { cveCandidates, advisoryCves, latestImports, latestTrackerImport, trackerCandidates, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
+import { cveCandidates, cveListFigures, latestImports, latestTrackerImport, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
 import { scheduledDeployments, selectionOf } from '../../db/deployments.js';
 import { findMachines } from '../../db/machines.js';
-import { cveExposures, cveIdProblem, cveSummaries, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
+import { countedCveSummaries, cveExposures, cveIdProblem, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
 import { importCveFeed, TRACKER_SOURCE, TrackerImportError } from '../../cves/trackerImport.js';
 import type { CveFeedFormat } from '../../fleet/osv.js';
 import type { ApiServices } from '../context.js';
@@ -58,8 +58,10 @@ export class CveService {
 
   async cves(filter: CveListFilter, page: { offset: number; limit: number }): Promise<{ rows: CveAnswer[]; totalCount: number }> {
     if (filter.idContains !== undefined && filter.idContains.length > 40) throw badUserInput('filter.idContains', 'idContains is at most 40 characters.');
-    const [advisory, tracker] = await Promise.all([advisoryCves(this.db), trackerCandidates(this.db)]);
-    const all = cveSummaries(advisory, tracker, filter);
+    // The advisories' part from maintained counts; the imported fixes' part is still compared per
+    // machine (dpkg's order, docs/fleet-counts.md "Still reading the whole fleet").
+    const { advisory, tracker } = await cveListFigures(this.db);
+    const all = countedCveSummaries(advisory, tracker, filter);
     const slice = all.slice(page.offset, page.offset + page.limit);
     const descriptions = await trackerDescriptions(this.db, slice.map((c) => c.id));
     return { rows: slice.map((c) => ({ ...c, description: descriptions.get(c.id) ?? null })), totalCount: all.length };
