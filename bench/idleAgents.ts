@@ -20,6 +20,8 @@
  * its end, written to DIR (open them in Chrome DevTools).
  * --checkin-seconds N: the APIs' FLEETPATCH_CHECKIN_SECONDS (default theirs, 60). Agents take the
  * interval from the server's answers (enrollment and check-in), as real agents do.
+ * --long-poll-seconds N: the APIs' FLEETPATCH_LONG_POLL_SECONDS (default theirs, 25; at most 60):
+ * how long an agent's command poll stays open, so how often an idle agent asks again.
  * --pg-stats: PostgreSQL with pg_stat_statements; the statements every 30 s of the ramp-up (the
  * busiest by time, with their calls and mean time) and those of the window at rest (top-level
  * statements per agent per minute).
@@ -272,6 +274,7 @@ async function main(): Promise<number> {
       profile: { type: 'string' },
       'api-node-options': { type: 'string', default: '' },
       'checkin-seconds': { type: 'string' },
+      'long-poll-seconds': { type: 'string' },
       'pg-stats': { type: 'boolean', default: false },
       'pg-setting': { type: 'string', multiple: true, default: [] },
     },
@@ -282,6 +285,8 @@ async function main(): Promise<number> {
   const simulatorCount = Number(values.simulators);
   const checkInSeconds = values['checkin-seconds'] === undefined ? undefined : Number(values['checkin-seconds']);
   if (checkInSeconds !== undefined && !(checkInSeconds > 0)) throw new Error('--checkin-seconds takes a positive number');
+  const longPollSeconds = values['long-poll-seconds'] === undefined ? undefined : Number(values['long-poll-seconds']);
+  if (longPollSeconds !== undefined && !(longPollSeconds > 0 && longPollSeconds <= 60)) throw new Error('--long-poll-seconds takes a number from 1 to 60');
   const pgSettings: Record<string, string> = {};
   for (const setting of values['pg-setting']) {
     const [name, value] = setting.split(/=(.*)/s);
@@ -295,7 +300,7 @@ async function main(): Promise<number> {
   say(
     `idle agents benchmark: ${n} virtual agents at rest on ${apiCount} API process(es), ${simulatorCount ? `in ${simulatorCount} simulator processes` : 'in this process'}, measured for ${seconds} s` +
       (values['api-node-options'] ? `; API Node options: ${values['api-node-options']}` : '') +
-      `; check-ins every ${checkInSeconds ?? 'default (60)'} s` +
+      `; check-ins every ${checkInSeconds ?? 'default (60)'} s, long-polls of ${longPollSeconds ?? 'default (25)'} s` +
       (Object.keys(pgSettings).length ? `; PostgreSQL ${Object.entries(pgSettings).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''),
   );
   if (!simulatorCount) {
@@ -310,6 +315,7 @@ async function main(): Promise<number> {
     NODE_OPTIONS: nodeOptions,
     ...(profileDir ? { FLEETPATCH_PROFILE_DIR: profileDir } : {}),
     ...(checkInSeconds !== undefined ? { FLEETPATCH_CHECKIN_SECONDS: String(checkInSeconds) } : {}),
+    ...(longPollSeconds !== undefined ? { FLEETPATCH_LONG_POLL_SECONDS: String(longPollSeconds) } : {}),
   };
   const stack = await startStack({ label: 'idle', serverEnv: apiEnv, postgresSettings: pgSettings });
   const stackOutput = stack.serverOutput;
