@@ -238,22 +238,33 @@ function statementLines(delta: ReturnType<typeof statementDelta>, seconds: numbe
 }
 
 /** Every 30 s of the ramp-up: PostgreSQL's transactions and its busiest statements over the 30 s before. */
-function sampleRamp(statements: StatementCounter, xacts: () => Promise<number>, rampStart: number): { stop(): Promise<void> } {
+function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Promise<number>, rampStart: number): { stop(): Promise<void> } {
   let stopped = false;
+  // Rows of machines written (a check-in writes only when a fact changed or last-seen is old), HOT or not.
+  const machineWrites = async () => {
+    const [row] = await stack.database.sql<Array<{ updates: string; hot: string }>>`select n_tup_upd::text as updates, n_tup_hot_upd::text as hot from pg_stat_user_tables where relname = 'machines'`;
+    return { updates: Number(row?.updates ?? 0), hot: Number(row?.hot ?? 0) };
+  };
   const loop = (async () => {
     let before = await statements.read();
     let xactsBefore = await xacts();
+    let writesBefore = await machineWrites();
     let at = performance.now();
     while (!stopped) {
       while (!stopped && performance.now() - at < 30_000) await sleep(250);
       const now = performance.now();
       const after = await statements.read();
       const xactsAfter = await xacts();
+      const writesAfter = await machineWrites();
       const seconds = (now - at) / 1000;
       const delta = statementDelta(before, after);
-      say(`  pg at ${((now - rampStart) / 1000).toFixed(0)} s: ${((xactsAfter - xactsBefore) / seconds).toFixed(0)} transactions/s, ${(delta.topLevelCalls / seconds).toFixed(0)} top-level statements/s; busiest over the last ${seconds.toFixed(0)} s:`);
+      const updates = writesAfter.updates - writesBefore.updates;
+      say(
+        `  pg at ${((now - rampStart) / 1000).toFixed(0)} s: ${((xactsAfter - xactsBefore) / seconds).toFixed(0)} transactions/s, ${(delta.topLevelCalls / seconds).toFixed(0)} top-level statements/s, ` +
+          `machine rows updated ${(updates / seconds).toFixed(0)}/s (${updates ? Math.round((100 * (writesAfter.hot - writesBefore.hot)) / updates) : 0} % HOT); busiest over the last ${seconds.toFixed(0)} s:`,
+      );
       for (const line of statementLines(delta, seconds, 5)) say(`    ${line}`);
-      [before, xactsBefore, at] = [after, xactsAfter, now];
+      [before, xactsBefore, writesBefore, at] = [after, xactsAfter, writesAfter, now];
     }
   })();
   return {
@@ -331,7 +342,7 @@ async function main(): Promise<number> {
     const statements = values['pg-stats'] ? await statementCounter(stack) : undefined;
     const xacts = async () => Number((await stack.database.sql`select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()`)[0]!.n);
     const rampStart = performance.now();
-    rampSampler = statements ? sampleRamp(statements, xacts, rampStart) : undefined;
+    rampSampler = statements ? sampleRamp(stack, statements, xacts, rampStart) : undefined;
     if (simulatorCount) agents = await simulatorProcesses(stack, apis, n, simulatorCount);
     else {
       const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench idle agents', expiresAt: null, maxUses: null, defaultTags: [] });
