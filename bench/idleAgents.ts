@@ -245,6 +245,19 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
     const [row] = await stack.database.sql<Array<{ updates: string; hot: string }>>`select n_tup_upd::text as updates, n_tup_hot_upd::text as hot from pg_stat_user_tables where relname = 'machines'`;
     return { updates: Number(row?.updates ?? 0), hot: Number(row?.hot ?? 0) };
   };
+  // Every second: what the backends running a check-in wait for (none: on a CPU, or waiting for one).
+  const waits = new Map<string, number>();
+  let waitSamples = 0;
+  const waitLoop = (async () => {
+    while (!stopped) {
+      const rows = await stack.database.sql<Array<{ wait: string; n: number }>>`
+        select coalesce(wait_event_type || ':' || wait_event, 'running') as wait, count(*)::int as n
+        from pg_stat_activity where state = 'active' and query like 'with m as (%' group by 1`;
+      waitSamples++;
+      for (const r of rows) waits.set(r.wait, (waits.get(r.wait) ?? 0) + r.n);
+      await sleep(1000);
+    }
+  })();
   const loop = (async () => {
     let before = await statements.read();
     let xactsBefore = await xacts();
@@ -264,13 +277,17 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
           `machine rows updated ${(updates / seconds).toFixed(0)}/s (${updates ? Math.round((100 * (writesAfter.hot - writesBefore.hot)) / updates) : 0} % HOT); busiest over the last ${seconds.toFixed(0)} s:`,
       );
       for (const line of statementLines(delta, seconds, 5)) say(`    ${line}`);
+      const waiting = [...waits].sort((a, b) => b[1] - a[1]).map(([wait, n]) => `${wait} ${(n / Math.max(1, waitSamples)).toFixed(2)}`);
+      say(`    check-ins in progress (mean of ${waitSamples} samples, by what they wait for): ${waiting.join(', ') || 'none'}`);
+      waits.clear();
+      waitSamples = 0;
       [before, xactsBefore, writesBefore, at] = [after, xactsAfter, writesAfter, now];
     }
   })();
   return {
     async stop() {
       stopped = true;
-      await loop.catch((error: unknown) => say(`  (the ramp's statement sampler failed: ${(error as Error).message})`));
+      await Promise.all([loop, waitLoop]).catch((error: unknown) => say(`  (the ramp's statement sampler failed: ${(error as Error).message})`));
     },
   };
 }
