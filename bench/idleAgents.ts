@@ -284,10 +284,15 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
       [before, xactsBefore, writesBefore, at] = [after, xactsAfter, writesAfter, now];
     }
   })();
+  // Handled from the start: a sampler that fails (its connection closed by an interrupt) must not end the process.
+  const settled = Promise.all([loop, waitLoop]).catch((error: unknown) => {
+    stopped = true;
+    say(`  (the ramp's statement sampler failed: ${(error as Error).message})`);
+  });
   return {
     async stop() {
       stopped = true;
-      await Promise.all([loop, waitLoop]).catch((error: unknown) => say(`  (the ramp's statement sampler failed: ${(error as Error).message})`));
+      await settled;
     },
   };
 }
