@@ -18,6 +18,15 @@
  * "--max-old-space-size=256"), not of this process or the simulators.
  * --profile DIR (one API): a CPU profile of the API over the window at rest and a heap snapshot at
  * its end, written to DIR (open them in Chrome DevTools).
+ * --checkin-seconds N: the APIs' FLEETPATCH_CHECKIN_SECONDS (default theirs, 60). Agents take the
+ * interval from the server's answers (enrollment and check-in), as real agents do.
+ * --long-poll-seconds N: the APIs' FLEETPATCH_LONG_POLL_SECONDS (default theirs, 25; at most 60):
+ * how long an agent's command poll stays open, so how often an idle agent asks again.
+ * --pg-stats: PostgreSQL with pg_stat_statements; the statements every 30 s of the ramp-up (the
+ * busiest by time, with their calls and mean time) and those of the window at rest (top-level
+ * statements per agent per minute).
+ * --pg-setting NAME=VALUE (repeatable): a PostgreSQL server setting for the whole run, e.g.
+ * plan_cache_mode=force_custom_plan.
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -196,6 +205,98 @@ async function simulatorProcesses(stack: Stack, apis: Api[], n: number, count: n
   };
 }
 
+/** Per statement (pg_stat_statements' queryid, top level and nested apart): calls and execution time so far. */
+type StatementTotals = Map<string, { calls: number; ms: number; toplevel: boolean; query: string }>;
+
+interface StatementCounter {
+  read(): Promise<StatementTotals>;
+}
+
+async function statementCounter(stack: Stack): Promise<StatementCounter> {
+  await stack.database.sql`create extension if not exists pg_stat_statements`;
+  return {
+    async read() {
+      const rows = await stack.database.sql<Array<{ key: string; calls: string; ms: number; toplevel: boolean; query: string }>>`
+        select queryid::text || ':' || toplevel::text as key, calls::text as calls, total_exec_time::float8 as ms, toplevel,
+          left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) as query
+        from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat_%'`;
+      return new Map(rows.map((r) => [r.key, { calls: Number(r.calls), ms: r.ms, toplevel: r.toplevel, query: r.query }]));
+    },
+  };
+}
+
+function statementDelta(before: StatementTotals, after: StatementTotals): { topLevelCalls: number; rows: Array<{ calls: number; ms: number; toplevel: boolean; query: string }> } {
+  const rows = [...after].map(([key, a]) => {
+    const b = before.get(key);
+    return { ...a, calls: a.calls - (b?.calls ?? 0), ms: a.ms - (b?.ms ?? 0) };
+  });
+  return { topLevelCalls: rows.filter((r) => r.toplevel).reduce((sum, r) => sum + r.calls, 0), rows: rows.filter((r) => r.calls > 0).sort((x, y) => y.ms - x.ms) };
+}
+
+function statementLines(delta: ReturnType<typeof statementDelta>, seconds: number, top: number): string[] {
+  return delta.rows.slice(0, top).map((r) => `${(r.calls / seconds).toFixed(1)} calls/s, mean ${(r.ms / Math.max(1, r.calls)).toFixed(3)} ms, ${((r.ms / seconds / 10)).toFixed(1)} % of a backend's time${r.toplevel ? '' : ' (nested)'}: ${r.query}`);
+}
+
+/** Every 30 s of the ramp-up: PostgreSQL's transactions and its busiest statements over the 30 s before. */
+function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Promise<number>, rampStart: number): { stop(): Promise<void> } {
+  let stopped = false;
+  // Rows of machines written (a check-in writes only when a fact changed or last-seen is old), HOT or not.
+  const machineWrites = async () => {
+    const [row] = await stack.database.sql<Array<{ updates: string; hot: string }>>`select n_tup_upd::text as updates, n_tup_hot_upd::text as hot from pg_stat_user_tables where relname = 'machines'`;
+    return { updates: Number(row?.updates ?? 0), hot: Number(row?.hot ?? 0) };
+  };
+  // Every second: what the backends running a check-in wait for (none: on a CPU, or waiting for one).
+  const waits = new Map<string, number>();
+  let waitSamples = 0;
+  const waitLoop = (async () => {
+    while (!stopped) {
+      const rows = await stack.database.sql<Array<{ wait: string; n: number }>>`
+        select coalesce(wait_event_type || ':' || wait_event, 'running') as wait, count(*)::int as n
+        from pg_stat_activity where state = 'active' and query like 'with m as (%' group by 1`;
+      waitSamples++;
+      for (const r of rows) waits.set(r.wait, (waits.get(r.wait) ?? 0) + r.n);
+      await sleep(1000);
+    }
+  })();
+  const loop = (async () => {
+    let before = await statements.read();
+    let xactsBefore = await xacts();
+    let writesBefore = await machineWrites();
+    let at = performance.now();
+    while (!stopped) {
+      while (!stopped && performance.now() - at < 30_000) await sleep(250);
+      const now = performance.now();
+      const after = await statements.read();
+      const xactsAfter = await xacts();
+      const writesAfter = await machineWrites();
+      const seconds = (now - at) / 1000;
+      const delta = statementDelta(before, after);
+      const updates = writesAfter.updates - writesBefore.updates;
+      say(
+        `  pg at ${((now - rampStart) / 1000).toFixed(0)} s: ${((xactsAfter - xactsBefore) / seconds).toFixed(0)} transactions/s, ${(delta.topLevelCalls / seconds).toFixed(0)} top-level statements/s, ` +
+          `machine rows updated ${(updates / seconds).toFixed(0)}/s (${updates ? Math.round((100 * (writesAfter.hot - writesBefore.hot)) / updates) : 0} % HOT); busiest over the last ${seconds.toFixed(0)} s:`,
+      );
+      for (const line of statementLines(delta, seconds, 5)) say(`    ${line}`);
+      const waiting = [...waits].sort((a, b) => b[1] - a[1]).map(([wait, n]) => `${wait} ${(n / Math.max(1, waitSamples)).toFixed(2)}`);
+      say(`    check-ins in progress (mean of ${waitSamples} samples, by what they wait for): ${waiting.join(', ') || 'none'}`);
+      waits.clear();
+      waitSamples = 0;
+      [before, xactsBefore, writesBefore, at] = [after, xactsAfter, writesAfter, now];
+    }
+  })();
+  // Handled from the start: a sampler that fails (its connection closed by an interrupt) must not end the process.
+  const settled = Promise.all([loop, waitLoop]).catch((error: unknown) => {
+    stopped = true;
+    say(`  (the ramp's statement sampler failed: ${(error as Error).message})`);
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await settled;
+    },
+  };
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -205,18 +306,35 @@ async function main(): Promise<number> {
       simulators: { type: 'string', default: '0' },
       profile: { type: 'string' },
       'api-node-options': { type: 'string', default: '' },
+      'checkin-seconds': { type: 'string' },
+      'long-poll-seconds': { type: 'string' },
+      'pg-stats': { type: 'boolean', default: false },
+      'pg-setting': { type: 'string', multiple: true, default: [] },
     },
   });
   const n = Number(values.machines);
   const seconds = Number(values.seconds);
   const apiCount = Number(values.apis);
   const simulatorCount = Number(values.simulators);
+  const checkInSeconds = values['checkin-seconds'] === undefined ? undefined : Number(values['checkin-seconds']);
+  if (checkInSeconds !== undefined && !(checkInSeconds > 0)) throw new Error('--checkin-seconds takes a positive number');
+  const longPollSeconds = values['long-poll-seconds'] === undefined ? undefined : Number(values['long-poll-seconds']);
+  if (longPollSeconds !== undefined && !(longPollSeconds > 0 && longPollSeconds <= 60)) throw new Error('--long-poll-seconds takes a number from 1 to 60');
+  const pgSettings: Record<string, string> = {};
+  for (const setting of values['pg-setting']) {
+    const [name, value] = setting.split(/=(.*)/s);
+    if (!name || value === undefined) throw new Error(`--pg-setting takes NAME=VALUE, not ${setting}`);
+    pgSettings[name] = value;
+  }
+  if (values['pg-stats']) Object.assign(pgSettings, { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000' });
   if (apiCount > 1 && simulatorCount < apiCount) throw new Error('--apis above 1 needs at least as many --simulators (the agents of one simulator go to one API)');
   const loadAtStart = os.loadavg();
   installInterruptHandler();
   say(
     `idle agents benchmark: ${n} virtual agents at rest on ${apiCount} API process(es), ${simulatorCount ? `in ${simulatorCount} simulator processes` : 'in this process'}, measured for ${seconds} s` +
-      (values['api-node-options'] ? `; API Node options: ${values['api-node-options']}` : ''),
+      (values['api-node-options'] ? `; API Node options: ${values['api-node-options']}` : '') +
+      `; check-ins every ${checkInSeconds ?? 'default (60)'} s, long-polls of ${longPollSeconds ?? 'default (25)'} s` +
+      (Object.keys(pgSettings).length ? `; PostgreSQL ${Object.entries(pgSettings).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''),
   );
   if (!simulatorCount) {
     const files = openFilesWarning(n);
@@ -226,18 +344,27 @@ async function main(): Promise<number> {
   const preload = fileURLToPath(new URL('./profileOnSignal.mjs', import.meta.url));
   // Both preloads answer SIGUSR2: with a profile, its heap snapshot stands for the heap probe.
   const nodeOptions = [process.env.NODE_OPTIONS ?? '', values['api-node-options'], profileDir ? `--import=${preload}` : `--import=${HEAP_PROBE}`].join(' ').trim();
-  const apiEnv = { NODE_OPTIONS: nodeOptions, ...(profileDir ? { FLEETPATCH_PROFILE_DIR: profileDir } : {}) };
-  const stack = await startStack({ label: 'idle', serverEnv: apiEnv });
+  const apiEnv = {
+    NODE_OPTIONS: nodeOptions,
+    ...(profileDir ? { FLEETPATCH_PROFILE_DIR: profileDir } : {}),
+    ...(checkInSeconds !== undefined ? { FLEETPATCH_CHECKIN_SECONDS: String(checkInSeconds) } : {}),
+    ...(longPollSeconds !== undefined ? { FLEETPATCH_LONG_POLL_SECONDS: String(longPollSeconds) } : {}),
+  };
+  const stack = await startStack({ label: 'idle', serverEnv: apiEnv, postgresSettings: pgSettings });
   const stackOutput = stack.serverOutput;
   const apis: Array<Api & { stop?: () => Promise<void> }> = [{ pid: stack.server.pid!, baseUrl: stack.baseUrl, output: stackOutput }];
   let agents: Agents | undefined;
+  let rampSampler: { stop(): Promise<void> } | undefined;
   try {
     const rateLimitsOff = { FLEETPATCH_API_RATE_LIMIT: '0', FLEETPATCH_AGENT_RATE_LIMIT: '0', FLEETPATCH_ENROLL_RATE_LIMIT: '0' };
     for (let i = 1; i < apiCount; i++) apis.push(await startApi(stack, { ...rateLimitsOff, ...apiEnv }));
     const rssAtStart = apis.map((api) => residentBytes(api.pid));
     const backend = Number((await stack.database.sql`select pg_backend_pid() as pid`)[0]!.pid);
     const postmaster = Number(fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    const statements = values['pg-stats'] ? await statementCounter(stack) : undefined;
+    const xacts = async () => Number((await stack.database.sql`select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()`)[0]!.n);
     const rampStart = performance.now();
+    rampSampler = statements ? sampleRamp(stack, statements, xacts, rampStart) : undefined;
     if (simulatorCount) agents = await simulatorProcesses(stack, apis, n, simulatorCount);
     else {
       const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench idle agents', expiresAt: null, maxUses: null, defaultTags: [] });
@@ -252,15 +379,17 @@ async function main(): Promise<number> {
       await sleep(2000);
       open = await openNow();
     }
-    say(`  at rest after ${((performance.now() - rampStart) / 1000).toFixed(0)} s: ${open} long-polls open`);
+    const restAfter = (performance.now() - rampStart) / 1000;
+    await rampSampler?.stop();
+    say(`  at rest after ${restAfter.toFixed(0)} s: ${open} long-polls open`);
 
     if (profileDir) process.kill(apis[0]!.pid, 'SIGUSR2');
     const servedBefore = await Promise.all(apis.map((api) => agentRequestsServed(api.baseUrl)));
     const cpuBefore = apis.map((api) => processCpuSeconds(api.pid).own);
     const agentCpuBefore = agents.pids.map((pid) => processCpuSeconds(pid).own);
     const pgCpuBefore = postgresCpuSeconds(postmaster);
-    const xacts = async () => Number((await stack.database.sql`select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()`)[0]!.n);
     const xactsBefore = await xacts();
+    const statementsBefore = await statements?.read();
     const started = performance.now();
     const rss: number[][] = apis.map(() => []);
     const polls: number[] = [];
@@ -274,6 +403,7 @@ async function main(): Promise<number> {
     const agentCpu = agents.pids.reduce((sum, pid, i) => sum + processCpuSeconds(pid).own - agentCpuBefore[i]!, 0);
     const pgCpu = postgresCpuSeconds(postmaster) - pgCpuBefore;
     const transactions = (await xacts()) - xactsBefore;
+    const statementsAtRest = statements && statementsBefore ? statementDelta(statementsBefore, await statements.read()) : undefined;
     const servedAfter = await Promise.all(apis.map((api) => agentRequestsServed(api.baseUrl)));
     const heaps = await Promise.all(apis.map((api) => apiHeap(api.baseUrl)));
     const pollsAtEnd = await Promise.all(apis.map((api) => longPollsOpen(api.baseUrl)));
@@ -303,7 +433,7 @@ async function main(): Promise<number> {
     }
     say('');
     say(`long-polls open (all APIs, every 5 s): min ${Math.min(...polls)}, max ${Math.max(...polls)}`);
-    say(`check-ins ${(checkIns / elapsed).toFixed(1)}/s; agent requests answered ${requests} (${(requests / elapsed).toFixed(1)}/s), ${((totalCpu * 1000) / Math.max(1, requests)).toFixed(2)} ms of API CPU per request`);
+    say(`check-ins ${(checkIns / elapsed).toFixed(1)}/s, other agent requests (long-polls) ${((requests - checkIns) / elapsed).toFixed(1)}/s; agent requests answered ${requests} (${(requests / elapsed).toFixed(1)}/s), ${((totalCpu * 1000) / Math.max(1, requests)).toFixed(2)} ms of API CPU per request`);
     say(
       `per agent at rest: API RSS ${(((maxRss.reduce((a, b) => a + b, 0) - rssAtStart.reduce((a, b) => a + b, 0)) / n) / 1024).toFixed(1)} KiB above the start, ` +
         `API heap after a full collection ${((live.reduce((a, b) => a + b, 0) / n) / 1024).toFixed(1)} KiB (the idle API's own heap included), ` +
@@ -311,13 +441,27 @@ async function main(): Promise<number> {
         `PostgreSQL transactions ${((transactions / elapsed / n) * 60).toFixed(3)} per minute (each statement outside a transaction is one)`,
     );
     say(`PostgreSQL at rest: ${((pgCpu / elapsed) * 100).toFixed(1)} % of one core, ${(transactions / elapsed).toFixed(1)} transactions/s`);
-    say(`agents: ${errors} request errors (ramp-up included; agents retry them)${lastError ? `, the last "${lastError}"` : ''}; their process(es): RSS ${(agentRss / MiB).toFixed(0)} MiB, CPU ${((agentCpu / elapsed) * 100).toFixed(1)} % of one core`);
+    // Per check-in: what scales with the interval (PostgreSQL's work at rest is the check-ins; the APIs' also has the long-polls, per request above).
+    if (checkIns > 0) {
+      say(
+        `per check-in at rest: PostgreSQL CPU ${((pgCpu * 1e6) / checkIns).toFixed(0)} µs, ${(transactions / checkIns).toFixed(3)} transactions` +
+          (statementsAtRest ? `, ${(statementsAtRest.topLevelCalls / checkIns).toFixed(3)} top-level statements` : '') +
+          ` (the APIs' background statements included); check-ins ${((checkIns / elapsed / n) * 60).toFixed(3)} per agent per minute`,
+      );
+    }
+    if (statementsAtRest) {
+      say(`PostgreSQL statements at rest (pg_stat_statements, top level): ${((statementsAtRest.topLevelCalls / elapsed / n) * 60).toFixed(3)} per agent per minute, ${(statementsAtRest.topLevelCalls / elapsed).toFixed(1)}/s`);
+      for (const line of statementLines(statementsAtRest, elapsed, 6)) say(`  ${line}`);
+    }
+    say(`agents: ${errors} request errors (ramp-up included; agents retry them)${lastError ? `, the last "${lastError}"` : ''}; their process(es): RSS ${(agentRss / MiB).toFixed(0)} MiB, CPU ${((agentCpu / elapsed) * 100).toFixed(1)} % of one core (${((agentCpu / elapsed / n) * 1e6).toFixed(1)} µs/s per agent)`);
+    say(`time to rest (ramp-up start to 95 % of the long-polls open): ${restAfter.toFixed(0)} s`);
     // Issue 18's target: under 512 MiB per API process with 10,000 agents and not one failed request.
     const perApi = n / apis.length;
     say(`target: ${perApi} idle agents under 512 MiB per API process with no failed request: ${Math.max(...maxRss) < 512 * MiB && errors === 0 ? 'met' : 'MISSED'}`);
     say(loadAverages(loadAtStart));
     return 0;
   } finally {
+    await rampSampler?.stop();
     await agents?.stop().catch(() => undefined);
     for (const api of apis.slice(1)) await api.stop?.();
     await stack.stop();

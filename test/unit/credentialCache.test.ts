@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MachineCredentialCache } from '../../src/api/agent/credentialCache.js';
+import { MachineCredentialCache, trustAfterCheckInMs } from '../../src/api/agent/credentialCache.js';
 import type { FleetPubSub } from '../../src/events/pubsub.js';
 
 describe('the machine credential cache', () => {
@@ -96,5 +96,13 @@ describe('the machine credential cache', () => {
     cache.forgetMachine('machine-2');
     cache.confirm('hash-2', 'machine-2', before);
     expect(cache.machineOf('hash-2')).toBeUndefined();
+  });
+});
+
+describe('the trust a check-in gives', () => {
+  it('lasts one and a half check-in intervals, and never less than 90 s', () => {
+    expect(trustAfterCheckInMs(60)).toBe(90_000);
+    expect(trustAfterCheckInMs(10)).toBe(90_000);
+    expect(trustAfterCheckInMs(300)).toBe(450_000);
   });
 });

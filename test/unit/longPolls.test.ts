@@ -127,6 +127,15 @@ describe('the parked long-polls', () => {
     expect(polls.isQuiet('m1')).toBe(false);
   });
 
+  it('ends a quiet mark when a check-in finds something waiting (a command due again), without waking a poll', () => {
+    const { polls, ended } = registry({ quietTrustMs: 450_000 });
+    polls.markQuiet('m1', 0);
+    polls.park('m1', 25_000, 'parked', false);
+    polls.notQuiet('m1');
+    expect(polls.isQuiet('m1')).toBe(false);
+    expect(ended).toEqual([]);
+  });
+
   it("trusts a check-in's look at an empty queue only when no command was queued, for any machine, and the LISTEN did not restart while it ran", () => {
     const { polls, time } = registry({ quietTrustMs: 90_000 });
     let events: Parameters<Parameters<LongPolls<string>['follow']>[0]['observe']>[0] | undefined;

@@ -18,7 +18,7 @@ import { editionRefusal, enrollmentRefusal } from '../../fleet/enrollment.js';
 import { agentReturnedSignal, workflowIds } from '../../workflows/config.js';
 import type { ApiServices } from '../context.js';
 import { dependencyAway } from '../errors.js';
-import { MachineCredentialCache } from './credentialCache.js';
+import { MachineCredentialCache, trustAfterCheckInMs } from './credentialCache.js';
 import { LongPolls, type ParkedPoll, type PollEnd } from './longPolls.js';
 import { AssessmentIngestQueue } from './assessmentIngestQueue.js';
 import { GroupCommit, type GroupCommitOptions } from './groupCommit.js';
@@ -76,7 +76,7 @@ export interface PollAnswers<C> {
  * what a parked poll's answer goes to (the agent endpoint's response), answered through `pollAnswers`.
  */
 export class AgentService<C = unknown> {
-  readonly credentials = new MachineCredentialCache();
+  readonly credentials: MachineCredentialCache;
   readonly polls: LongPolls<C>;
   /** Assessment reports that arrive together are stored together (group commit). */
   private readonly reports: AssessmentIngestQueue;
@@ -91,8 +91,11 @@ export class AgentService<C = unknown> {
     private readonly services: ApiServices,
     private readonly pollAnswers: PollAnswers<C> = { commands: () => undefined, failed: () => undefined },
   ) {
+    // What a check-in tells this process lasts until the agent's next one, whatever the interval.
+    const trustMs = trustAfterCheckInMs(services.fleet.agentTimings.checkInSeconds);
+    this.credentials = new MachineCredentialCache(trustMs);
     this.credentials.follow(services.pubsub);
-    this.polls = new LongPolls<C>((poll, end) => this.pollEnded(poll, end));
+    this.polls = new LongPolls<C>((poll, end) => this.pollEnded(poll, end), { quietTrustMs: trustMs });
     this.polls.follow(services.pubsub);
     this.reports = new AssessmentIngestQueue(
       async (group) => {
@@ -272,6 +275,7 @@ export class AgentService<C = unknown> {
     const { machineId, before, after } = recorded;
     this.credentials.confirm(credentialHash, machineId, generation);
     if (!recorded.commandsWaiting) this.polls.lookedEmpty(machineId, look);
+    else this.polls.notQuiet(machineId);
     const visible = (m: CheckInState) =>
       JSON.stringify([m.name, m.osName, m.osVersion, m.kernel, m.environment, m.agentVersion, m.bootId, m.packageManager, m.warnings, readiness(m, now, thresholds).state, clockIsSkewed(m.clockOffsetSeconds)]);
     if (visible(before) !== visible(after)) this.services.pubsub.publish('machineChanged', { machineId });

@@ -2,14 +2,28 @@ import type { Events, FleetPubSub } from '../../events/pubsub.js';
 
 /**
  * How long a machine credential, once checked against the database, is trusted on this process
- * without asking again. Every check-in checks it in the database (and renews or drops the entry),
- * so an idle agent's polls, a minute apart from its check-ins, need no look-up of their own: a
- * little longer than the 60 s check-in interval. Only requests that hand out nothing and store
+ * without asking again, at the default 60 s check-in interval (AgentService passes
+ * trustAfterCheckInMs of the configured one). Every check-in checks it in the database (and renews
+ * or drops the entry), so an idle agent's polls between its check-ins need no look-up of their
+ * own: a little longer than the check-in interval. Only requests that hand out nothing and store
  * nothing go by it (a long-poll of a machine known to be quiet): whatever hands out a command or
  * stores a report judges the credential in the database first (AgentService.authenticateInDatabase).
  * So what a lost notification can cost is an empty poll answer until the agent's next check-in.
  */
 export const CREDENTIAL_TRUST_MS = 90_000;
+
+/**
+ * How long an API process trusts what a check-in told it (the credential, and that the machine's
+ * queue was empty) at a given check-in interval: one and a half intervals, so that the agent's
+ * next check-in renews it before it lapses (the agent checks in about one interval later: the
+ * simulator spreads its own over 0.75 to 1.25), and never less than the 90 s made for the default
+ * 60 s. A fixed 90 s at longer intervals made every poll after it cost three statements (its
+ * credential looked up, then judged, then its queue looked at) until the next check-in: at 300 s,
+ * more statements per agent than at 60 s (BENCHMARKS.md, "50,000 idle agents at rest").
+ */
+export function trustAfterCheckInMs(checkInSeconds: number): number {
+  return Math.max(CREDENTIAL_TRUST_MS, checkInSeconds * 1500);
+}
 
 /** Beyond this many machines the oldest entries are dropped (they are simply looked up again). */
 const MAX_ENTRIES = 200_000;
@@ -40,7 +54,7 @@ export class MachineCredentialCache {
   #generation = 0;
 
   constructor(
-    private readonly trustMs = CREDENTIAL_TRUST_MS,
+    readonly trustMs = CREDENTIAL_TRUST_MS,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -4,12 +4,13 @@ import type { FleetPubSub } from '../../events/pubsub.js';
 const COMMAND_QUEUED = 'agentCommandQueued:';
 
 /**
- * How long "nothing waits for this machine" stays known without looking in the database again.
- * Longer than the agent's check-in interval (60 s), whose statement looks at the queue and renews
- * the mark before it lapses: an idle agent's polls then cost no statement at all. Shorter than
- * the redelivery time of commands an agent took and never finished (5 minutes), so that those are
- * handed out again on time; and it bounds what a command queued without its event (none is in
- * this code base) would wait.
+ * How long "nothing waits for this machine" stays known without looking in the database again, at
+ * the default check-in interval (AgentService passes trustAfterCheckInMs of the configured one).
+ * Longer than the agent's check-in interval, whose statement looks at the queue and renews the
+ * mark before it lapses: an idle agent's polls then cost no statement at all. A check-in that finds
+ * commands waiting (one an agent took and never finished, due again after 5 minutes) ends the mark
+ * (`notQuiet`), so those are handed out at the next poll after a check-in; the mark bounds what a
+ * command queued without its event (none is in this code base) would wait.
  */
 export const QUIET_TRUST_MS = 90_000;
 
@@ -88,7 +89,7 @@ export class LongPolls<C> {
   private parked = 0;
   /** Bumped by every wake and every LISTEN restart: a look begun before one may have missed a command. */
   private wakes = 0;
-  private readonly quietTrustMs: number;
+  readonly quietTrustMs: number;
   /** The registry's clock (monotonic milliseconds): deadlines and quiet marks are on it. */
   readonly now: () => number;
   private readonly setTimer: SetTimer;
@@ -189,6 +190,11 @@ export class LongPolls<C> {
   drop(poll: ParkedPoll<C>): void {
     poll.endedWhileLooking = undefined;
     this.remove(poll);
+  }
+
+  /** Something waits for the machine (a check-in saw it): its next poll looks at its queue. */
+  notQuiet(machineId: string): void {
+    this.quiet.delete(machineId);
   }
 
   /** A command was queued for the machine: wakes every poll parked for it. */
