@@ -5,15 +5,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, ServerRefusal } from '../../src/agent/client.js';
 import type { UpgradeCommand, UpgradeReport } from '../../src/agent/protocol.js';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
-import { loadConfig } from '../../src/config.js';
+import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../../src/simulator/syntheticMachine.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { machineFacts } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
 /**
  * upgradeAgents end to end on the server side: the API records the upgrade with its signed release,
@@ -75,13 +72,10 @@ class ScriptedAgent {
 
 describe('agent upgrades as a workflow', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-upgrade-workflow-'));
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
   let base: string;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let operator: string;
   let enrollKey: string;
   let fleet: SimulatedFleet | undefined;
@@ -94,36 +88,20 @@ describe('agent upgrades as a workflow', () => {
     const sha256 = createHash('sha256').update('executable').digest('hex');
     fs.writeFileSync(path.join(work, 'dist/executables/manifest.json'), JSON.stringify({ version: SHIPPED, files: [{ platform: 'linux-x64', name: 'fleetpatch-agent-linux-x64', sha256, size: 10 }] }));
 
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    const config = loadConfig({ FLEETPATCH_CHECKIN_SECONDS: '1', FLEETPATCH_LONG_POLL_SECONDS: '2', FLEETPATCH_UPGRADE_BUSY_RETRY_SECONDS: '1', FLEETPATCH_AGENT_RATE_LIMIT: '0' });
-    api = await startApiServer({
-      databaseUrl: fresh.url,
-      temporal: settings,
-      port: 0,
-      host: '127.0.0.1',
-      logger: testLogger,
-      sandbox: false,
-      fleet: config,
-      limits: config.limits,
+    stack = await startRunStack({
+      env: { FLEETPATCH_CHECKIN_SECONDS: '1', FLEETPATCH_LONG_POLL_SECONDS: '2', FLEETPATCH_UPGRADE_BUSY_RETRY_SECONDS: '1', FLEETPATCH_AGENT_RATE_LIMIT: '0' },
       agentDistribution: { distDir: path.join(work, 'dist'), releaseKeyFile: path.join(work, 'release-key.json') },
+      workerIdentity: 'upgrade-worker',
     });
-    base = api.url.replace('/graphql', '');
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'upgrade-worker' });
-    running = worker.run();
-    operator = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'upgrades', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    ({ database, api, base } = stack);
+    operator = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('upgrades');
   }, 120_000);
 
   afterAll(async () => {
     await fleet?.stop();
     await Promise.all(scripted.map((a) => a.stop()));
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
     fs.rmSync(work, { recursive: true, force: true });
   });
 

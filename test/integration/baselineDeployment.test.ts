@@ -7,11 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/runner.js';
 import { saveIdentity } from '../../src/agent/state.js';
 import type { ApiServer } from '../../src/api/server.js';
-import type { Database } from '../../src/db/client.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { buildAptMachine } from '../../testkit/apt.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 const DAY = 24 * 3600_000;
 
@@ -22,14 +20,10 @@ const DAY = 24 * 3600_000;
  */
 describe('a baseline on a real apt machine', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-baseline-'));
-  const settings = temporalSettings();
   let clock = new Date();
   const now = () => clock;
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let working: Promise<void>;
-  let database: Database;
-  let drop: () => Promise<void>;
   let token: string;
   let machineId: string;
   let root: string;
@@ -54,15 +48,11 @@ describe('a baseline on a real apt machine', () => {
   const installedVersion = (name: string) => execFileSync('dpkg-query', ['--admindir', path.join(root, 'var/lib/dpkg'), '-W', '-f', '${Version}', name], { encoding: 'utf8' });
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url, now });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, now });
-    working = worker.run();
-    token = await tokenFor(database, 'OPERATOR');
-    const base = api.url.replace('/graphql', '');
-    const enrolled = await enrollMachine(base, await enrollmentKey(database, 'baseline'), { facts: { hostname: 'debian-baseline' } });
+    stack = await startRunStack({ now });
+    ({ api } = stack);
+    token = await stack.token('OPERATOR');
+    const { base } = stack;
+    const enrolled = await enrollMachine(base, await stack.enrollmentKey('baseline'), { facts: { hostname: 'debian-baseline' } });
     machineId = enrolled.machineId;
     let env: NodeJS.ProcessEnv;
     ({ root, env } = await buildAptMachine(path.join(work, 'apt')));
@@ -81,11 +71,7 @@ describe('a baseline on a real apt machine', () => {
   afterAll(async () => {
     stopAgent.abort();
     await agentRunning;
-    await worker.shutdown();
-    await working;
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
     fs.rmSync(work, { recursive: true, force: true });
   });
 

@@ -12,11 +12,10 @@ import { planRunPage } from '../../src/db/runs.js';
 import { planRingPage } from '../../src/db/rollouts.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { Database } from '../../src/db/client.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachines, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
+import { enrollMachines } from '../support/machines.js';
 
 interface Agent {
   name: string;
@@ -54,39 +53,26 @@ const PLAN_MACHINES = 3;
  * batches and executions.
  */
 describe('batched runs: machines in PostgreSQL, advanced in batches, continued as new', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
   let admin: string;
   let enrollKey: string;
   let counter = 0;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, {
-      databaseUrl: fresh.url,
+    stack = await startRunStack({
       env: { FLEETPATCH_RUN_BATCH_MACHINES: String(BATCH_MACHINES), FLEETPATCH_RUN_HISTORY_EVENTS: String(HISTORY_EVENTS), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES), FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), FLEETPATCH_REBOOT_TIMEOUT_SECONDS: '60' },
+      workerIdentity: 'batched-worker',
     });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'batched-worker' });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
-    admin = await tokenFor(database, 'ADMIN');
-    enrollKey = await enrollmentKey(database, 'batched');
+    ({ database, api, temporal } = stack);
+    admin = await stack.token('ADMIN');
+    enrollKey = await stack.enrollmentKey('batched');
   }, 120_000);
 
   afterAll(async () => {
-    await temporal?.close();
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {

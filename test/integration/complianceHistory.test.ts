@@ -14,13 +14,12 @@ import { createComplianceHistoryActivities } from '../../src/activities/complian
 import { takeComplianceSnapshot } from '../../src/db/complianceHistory.js';
 import { findMachine } from '../../src/db/machines.js';
 import { HISTORY_CLASSIFICATIONS, PRUNE_BATCH_DAYS, daysBetween } from '../../src/fleet/complianceHistory.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient, TemporalSettings } from '../../src/temporal/connection.js';
 import { complianceSnapshotWorkflow } from '../../src/workflows/complianceSnapshot.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
 import { startClockedServices, type ClockedServices } from '../support/clockedServices.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, tokenFor, type RunStack, type WorkerStack, waitUntil } from '../support/env.js';
 
 /** RECORD_HISTORY=<dir> saves a snapshot workflow's history for the replay test (test/history_files/). */
 async function recordHistory(temporal: TemporalClient, workflowId: string, runId: string, file: string): Promise<void> {
@@ -202,32 +201,20 @@ describe('compliance history over real rows', () => {
 });
 
 describe('the daily snapshot on Temporal, and the API', () => {
-  const settings = temporalSettings();
-  let drop: () => Promise<void>;
+  let stack: RunStack;
+  let settings: TemporalSettings;
   let database: Database;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'history-worker' });
-    running = worker.run();
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    temporal = await connectTemporal(settings);
+    stack = await startRunStack({ workerIdentity: 'history-worker' });
+    ({ settings, database, api, temporal } = stack);
   });
 
   afterAll(async () => {
     await temporal?.client.schedule.getHandle(scheduleIds.complianceHistory(settings.taskQueue)).delete().catch(() => undefined);
-    await temporal?.close();
-    await api?.close();
-    await worker?.shutdown();
-    await running;
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   it('the API makes the schedule; each run of it takes the day once', async () => {
@@ -289,25 +276,20 @@ describe('the daily snapshot on Temporal, and the API', () => {
 });
 
 describe('retention: the daily workflow deletes the snapshots older than the setting', () => {
-  const settings = temporalSettings();
   // 00:05 UTC, when the schedule fires. Keeping 30 days keeps 28 Oct to 26 Nov.
   const now = new Date('2026-11-26T00:05:00Z');
   const RETENTION_DAYS = 30;
   const old = daysBetween('2026-08-01', '2026-10-27');
   const kept = ['2026-10-28', '2026-11-20'];
-  let drop: () => Promise<void>;
+  let stack: WorkerStack;
+  let settings: TemporalSettings;
   let database: Database;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'retention-worker', now: () => now, historyRetentionDays: RETENTION_DAYS });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
+    // No API: it would make the daily schedule, and this test starts the workflow itself.
+    stack = await startRunStack({ api: false, workerIdentity: 'retention-worker', now: () => now, worker: { historyRetentionDays: RETENTION_DAYS } });
+    ({ settings, database, temporal } = stack);
     // Snapshots as the daily workflow leaves them: a row per day, three groups each.
     const days = [...old, ...kept];
     await database.sql`insert into compliance_snapshots ${database.sql(days.map((day) => ({ day, taken_at: `${day}T00:05:00Z`, trigger: 'SCHEDULE', compute_ms: 3 })))}`;
@@ -324,11 +306,7 @@ describe('retention: the daily workflow deletes the snapshots older than the set
   });
 
   afterAll(async () => {
-    await temporal?.close();
-    await worker?.shutdown();
-    await running;
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   const storedDays = async () => (await database.sql<Array<{ day: string; rows: number }>>`

@@ -6,10 +6,9 @@ import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protoc
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub, type FleetPubSub } from '../../src/events/pubsub.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachines, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
+import { enrollMachines } from '../support/machines.js';
 
 interface Agent {
   name: string;
@@ -41,35 +40,24 @@ function succeeded(job: InstallJob): JobResult {
  * child started, a result before a child attached).
  */
 describe('deployment fan-out: jobs handed over in bulk', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let pubsub: FleetPubSub;
   let admin: string;
   let enrollKey: string;
   let counter = 0;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'fanout-worker' });
-    running = worker.run();
+    stack = await startRunStack({ workerIdentity: 'fanout-worker' });
+    ({ database, api } = stack);
     pubsub = await createFleetPubSub(database.sql);
-    admin = await tokenFor(database, 'ADMIN');
-    enrollKey = await enrollmentKey(database, 'fan-out');
+    admin = await stack.token('ADMIN');
+    enrollKey = await stack.enrollmentKey('fan-out');
   }, 120_000);
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
   });
 
   async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
-import type { Database } from '../../src/db/client.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
-import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 interface DeploymentView {
   id: string;
@@ -30,35 +28,21 @@ const PREVIEW = 'nextRunAt onDemandOnly scheduleDescription';
  * time 30 minutes later). The real Temporal server and a worker; runs end quickly (no agent answers).
  */
 describe('deployments run on demand only', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
-  let database: Database;
-  let drop: () => Promise<void>;
   let token: string;
   let machineId: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url, env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' } });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
-    token = await tokenFor(database, 'OPERATOR');
-    ({ machineId } = await enrollMachine(api.url, await enrollmentKey(database, 'on demand'), { facts: { hostname: 'demand-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
+    stack = await startRunStack({ env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' } });
+    ({ api, temporal } = stack);
+    token = await stack.token('OPERATOR');
+    ({ machineId } = await enrollMachine(api.url, await stack.enrollmentKey('on demand'), { facts: { hostname: 'demand-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
   });
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await temporal.close();
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
   });
 
   async function mutate<T>(q: string, variables: Record<string, unknown>): Promise<T> {

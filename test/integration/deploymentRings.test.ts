@@ -6,11 +6,9 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobResult } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
 interface Agent {
   name: string;
@@ -54,44 +52,25 @@ function resultOf(job: InstallJob, failing: string[] = []): JobResult {
  * soak, a signal for approval or resume); approvals, rejections and resumes come over GraphQL.
  */
 describe('deployments in rings', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
   let operator: string;
   let viewer: string;
   let enrollKey: string;
   let counter = 0;
 
-  let databaseUrl: string;
-  const startWorker = async (identity: string) => {
-    worker = await createFleetWorker({ databaseUrl, temporal: settings, logger: testLogger, identity });
-    running = worker.run();
-  };
-
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    databaseUrl = fresh.url;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    await startWorker('rings-worker-1');
-    temporal = await connectTemporal(settings);
-    operator = await tokenFor(database, 'OPERATOR');
-    viewer = await tokenFor(database, 'VIEWER');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'rings', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    stack = await startRunStack({ workerIdentity: 'rings-worker-1' });
+    ({ database, api, temporal } = stack);
+    operator = await stack.token('OPERATOR');
+    viewer = await stack.token('VIEWER');
+    enrollKey = await stack.enrollmentKey('rings');
   }, 120_000);
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await temporal.close();
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
   });
 
   async function query<T>(q: string, variables?: Record<string, unknown>, token = operator): Promise<T> {
@@ -213,9 +192,7 @@ describe('deployments in rings', () => {
 
     // The worker goes away and another starts while the ring waits: the wait costs no event.
     const before = await waitUntil(() => history(runId), (h) => h.idle, 30_000, 'the run workflow to wait');
-    await worker.shutdown();
-    await running;
-    await startWorker('rings-worker-2');
+    await stack.restartWorker('rings-worker-2');
     expect(await history(runId)).toEqual(before);
     expect((await run(runId)).rings[1]!.status).toBe('WAITING_FOR_APPROVAL');
 

@@ -3,49 +3,35 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { nextOccurrences } from '../../src/fleet/schedule.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { scheduleIds } from '../../src/workflows/config.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor } from '../support/env.js';
-import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 /** A deployment's schedule is a real Temporal Schedule, kept in step with every change. */
 describe('deployment schedules on the real Temporal server', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
   let database: Database;
-  let drop: () => Promise<void>;
   let token: string;
   let machineId: string;
   let secondMachineId: string;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
     // Runs started here find no agent: a short heartbeat timeout ends them quickly.
-    api = await startTestApi(settings, { databaseUrl: fresh.url, env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' } });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
-    token = await tokenFor(database, 'OPERATOR');
-    const secret = await enrollmentKey(database, 'schedules');
+    stack = await startRunStack({ env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' } });
+    ({ api, temporal, database } = stack);
+    token = await stack.token('OPERATOR');
+    const secret = await stack.enrollmentKey('schedules');
     const openssl = [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })];
     machineId = (await enrollMachine(api.url, secret, { facts: { hostname: 'sched-01' }, updates: openssl })).machineId;
     secondMachineId = (await enrollMachine(api.url, secret, { facts: { hostname: 'sched-02' }, updates: openssl })).machineId;
   });
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await temporal.close();
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
   });
 
   async function mutate<T>(q: string, variables: Record<string, unknown>): Promise<T> {

@@ -8,11 +8,9 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
 const SECRET = 'Bearer s3cr3t-lb-token-5f1c';
 
@@ -67,12 +65,9 @@ const RUN = `status error rings { status reason }
  * test/agent/scriptSteps.test.ts.
  */
 describe('deployments with pre and post steps', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
   let operator: string;
   let enrollKey: string;
@@ -108,24 +103,14 @@ describe('deployments with pre and post steps', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'steps-worker' });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
-    operator = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'steps', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    stack = await startRunStack({ workerIdentity: 'steps-worker' });
+    ({ database, api, temporal } = stack);
+    operator = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('steps');
   }, 120_000);
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await temporal.close();
-    await api.close();
-    await database.close();
-    await drop();
+    await stack?.close();
     receiver.closeAllConnections();
     await new Promise((r) => receiver.close(r));
     delete process.env.FLEETPATCH_STEP_SECRET_LB_TOKEN;

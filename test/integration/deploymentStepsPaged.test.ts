@@ -8,11 +8,10 @@ import type { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient } from '../../src/temporal/connection.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachines, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
+import { enrollMachines } from '../support/machines.js';
 
 /** How an agent answers its jobs: installs instantly, fails its updates, or never answers. */
 type Answer = 'OK' | 'FAIL' | 'SILENT';
@@ -72,12 +71,9 @@ interface MachineRunView {
  * server for the steps' calls; the page made tiny (FLEETPATCH_RUN_STEP_CHILDREN).
  */
 describe('deployments with steps, their machines run page by page', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let temporal: TemporalClient;
   let operator: string;
   let enrollKey: string;
@@ -99,24 +95,14 @@ describe('deployments with steps, their machines run page by page', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url, env: { FLEETPATCH_RUN_STEP_CHILDREN: String(STEP_CHILDREN), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES) } });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'paged-steps-worker' });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
-    operator = await tokenFor(database, 'OPERATOR');
-    enrollKey = await enrollmentKey(database, 'paged steps');
+    stack = await startRunStack({ env: { FLEETPATCH_RUN_STEP_CHILDREN: String(STEP_CHILDREN), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES) }, workerIdentity: 'paged-steps-worker' });
+    ({ database, api, temporal } = stack);
+    operator = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('paged steps');
   }, 120_000);
 
   afterAll(async () => {
-    await temporal?.close();
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
     receiver?.closeAllConnections();
     await new Promise((r) => receiver?.close(r));
   });

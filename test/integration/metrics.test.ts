@@ -1,12 +1,11 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
-import type { Database } from '../../src/db/client.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalSettings } from '../../src/temporal/connection.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
-import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -24,39 +23,27 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 
 /** What an operator's Prometheus scrapes from the API and from the worker. */
 describe('metrics in Prometheus format', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
+  let settings: TemporalSettings;
   let api: ApiServer;
   let base: string;
-  let worker: FleetWorker;
-  let running: Promise<void>;
-  let database: Database;
-  let drop: () => Promise<void>;
   let token: string;
   let enrollKey: string;
   let workerMetrics: string;
   let fleet: SimulatedFleet | undefined;
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    base = api.url.replace(/\/graphql$/, '');
     const port = await freePort();
     workerMetrics = `http://127.0.0.1:${port}/metrics`;
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, metricsAddress: `127.0.0.1:${port}` });
-    running = worker.run();
-    token = await tokenFor(database, 'OPERATOR');
-    enrollKey = await enrollmentKey(database, 'metrics');
+    stack = await startRunStack({ worker: { metricsAddress: `127.0.0.1:${port}` } });
+    ({ settings, api, base } = stack);
+    token = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('metrics');
   });
 
   afterAll(async () => {
     await fleet?.stop();
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   const scrape = async (url = `${base}/metrics`) => {

@@ -7,13 +7,11 @@ import { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand, InstallJob, JobUpdateState } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { ensureRun } from '../../src/db/runs.js';
 import { announceRunStarted, createFleetPubSub } from '../../src/events/pubsub.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { applyProgress, progressVariables, PROGRESS as CONSOLE_PROGRESS, RUN as CONSOLE_RUN, runOf, type Progress, type Run, type RunAnswer } from '../../web/src/runProgress.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
 interface ProgressEvent {
   seq: number;
@@ -43,34 +41,23 @@ interface Follower {
  * dev server; agents that speak the agent protocol and report progress in batches.
  */
 describe('deployment run progress: numbered, replayed, each event once', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let database: Database;
-  let drop: () => Promise<void>;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let token: string;
   let enrollKey: string;
   const clients: Client[] = [];
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'progress-worker' });
-    running = worker.run();
-    token = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'progress', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    stack = await startRunStack({ workerIdentity: 'progress-worker' });
+    ({ database, api } = stack);
+    token = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('progress');
   }, 120_000);
 
   afterAll(async () => {
     for (const client of clients) await client.dispose();
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   async function query<T>(q: string, variables?: Record<string, unknown>): Promise<T> {

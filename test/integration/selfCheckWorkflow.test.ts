@@ -1,30 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfCheck, findSelfCheck } from '../../src/db/selfChecks.js';
+import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
-import { connectTemporal, type TemporalClient } from '../../src/temporal/connection.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import type { TemporalClient, TemporalSettings } from '../../src/temporal/connection.js';
 import { workflowIds } from '../../src/workflows/config.js';
 import { selfCheckWorkflow } from '../../src/workflows/selfCheck.js';
-import { connectTestDatabase, databaseUrl, temporalSettings, testLogger } from '../support/env.js';
+import { startRunStack, type WorkerStack } from '../support/env.js';
 
 describe('the worker on the real Temporal dev server', () => {
-  const settings = temporalSettings();
-  const database = connectTestDatabase();
-  let worker: FleetWorker;
+  let stack: WorkerStack;
+  let settings: TemporalSettings;
+  let database: Database;
   let temporal: TemporalClient;
-  let running: Promise<void>;
 
   beforeAll(async () => {
-    worker = await createFleetWorker({ databaseUrl: databaseUrl(), temporal: settings, logger: testLogger, identity: 'worker-under-test' });
-    running = worker.run();
-    temporal = await connectTemporal(settings);
+    stack = await startRunStack({ api: false, workerIdentity: 'worker-under-test' });
+    ({ settings, database, temporal } = stack);
   });
 
   afterAll(async () => {
-    await worker.shutdown();
-    await running;
-    await temporal.close();
-    await database.close();
+    await stack?.close();
   });
 
   it('runs a workflow whose activity writes to Postgres and announces it to subscribers', async () => {

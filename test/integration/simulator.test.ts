@@ -1,45 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
-import type { Database } from '../../src/db/client.js';
 import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { startSimulatedFleet, type SimulatedFleet } from '../../src/simulator/fleet.js';
 import { SyntheticMachine, type FleetProfile } from '../../src/simulator/syntheticMachine.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
 const PROFILE: FleetProfile = { updatesPerMachine: 8, criticalShare: 0.2, securityShare: 0.4, rebootSuggestedShare: 0, installSeconds: 0.1, failureRate: 0, rebootSeconds: 1 };
 
 /** The simulated fleet on the real API, the real worker and the real Temporal: what an operator sees of it. */
 describe('fleetpatch simulate: virtual agents on the real agent protocol', () => {
-  const settings = temporalSettings();
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
-  let database: Database;
-  let drop: () => Promise<void>;
   let token: string;
   let fleet: SimulatedFleet;
   const progress: Array<[number, number]> = [];
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger });
-    running = worker.run();
-    token = await tokenFor(database, 'OPERATOR');
-    const { secret } = await createEnrollmentKey(database.db, { description: 'simulated fleet', expiresAt: null, maxUses: null, defaultTags: ['simulated'] });
+    stack = await startRunStack();
+    ({ api } = stack);
+    token = await stack.token('OPERATOR');
+    const { secret } = await createEnrollmentKey(stack.database.db, { description: 'simulated fleet', expiresAt: null, maxUses: null, defaultTags: ['simulated'] });
     fleet = await startSimulatedFleet({ server: api.url, enrollKey: secret, machines: 4, profile: PROFILE, prefix: 'vm', rampConcurrency: 2, seed: 7, onProgress: (joined, total) => progress.push([joined, total]), progressMs: 0 });
   });
 
   afterAll(async () => {
     await fleet?.stop();
-    await worker?.shutdown();
-    await running;
-    await api?.close();
-    await database?.close();
-    await drop?.();
+    await stack?.close();
   });
 
   async function query<T>(q: string, variables: Record<string, unknown> = {}): Promise<T> {

@@ -4,12 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import type { AgentCommand } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
-import type { Database } from '../../src/db/client.js';
-import { createEnrollmentKey } from '../../src/db/enrollmentKeys.js';
 import { activeTracing, startTracing, stopTracing } from '../../src/telemetry/tracing.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, testLogger, tokenFor, waitUntil } from '../support/env.js';
+import { graphql, startRunStack, type RunStack, testLogger, waitUntil } from '../support/env.js';
 
 /** A span as an OTLP/HTTP JSON export carries it. */
 interface ExportedSpan {
@@ -69,13 +66,9 @@ async function startOtlpReceiver() {
  * the worker and the real Temporal dev server in this process; an agent speaking the agent protocol.
  */
 describe('traces: one deployment run, API to agent result, in one trace', () => {
-  const settings = temporalSettings();
   let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  let database: Database;
-  let drop: () => Promise<void>;
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let token: string;
   let enrollKey: string;
 
@@ -83,23 +76,15 @@ describe('traces: one deployment run, API to agent result, in one trace', () => 
     receiver = await startOtlpReceiver();
     expect(activeTracing()).toBeUndefined();
     expect(await startTracing('fleetpatch-test', testLogger, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })).toBeDefined();
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
-    api = await startTestApi(settings, { databaseUrl: fresh.url });
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: testLogger, identity: 'traces-worker' });
-    running = worker.run();
-    token = await tokenFor(database, 'OPERATOR');
-    enrollKey = (await createEnrollmentKey(database.db, { description: 'traces', expiresAt: null, maxUses: null, defaultTags: [] })).secret;
+    stack = await startRunStack({ workerIdentity: 'traces-worker' });
+    ({ api } = stack);
+    token = await stack.token('OPERATOR');
+    enrollKey = await stack.enrollmentKey('traces');
   }, 120_000);
 
   afterAll(async () => {
-    await worker?.shutdown();
-    await running;
-    await api?.close();
+    await stack?.close();
     await stopTracing();
-    await database?.close();
-    await drop?.();
     await receiver?.close();
   });
 

@@ -7,10 +7,9 @@ import type { ApiServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
-import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
 import { pendingUpdate } from '../../testkit/agentFacts.js';
-import { connectTestDatabase, freshDatabase, graphql, startTestApi, temporalSettings, tokenFor } from '../support/env.js';
-import { enrollMachine, enrollmentKey } from '../support/machines.js';
+import { graphql, startRunStack, type RunStack } from '../support/env.js';
+import { enrollMachine } from '../support/machines.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';
 
 type Receiver = Awaited<ReturnType<typeof startWebhookReceiver>>;
@@ -36,13 +35,10 @@ interface DeliveryView {
  * before it takes one; the delivery log over GraphQL; secrets in no answer, log or audit entry.
  */
 describe('webhooks', () => {
-  const settings = temporalSettings();
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetpatch-webhook-logs-'));
+  let stack: RunStack;
   let api: ApiServer;
-  let worker: FleetWorker;
-  let running: Promise<void>;
   let database: Database;
-  let drop: () => Promise<void>;
   let admin: string;
   let operator: string;
   let receiver: Receiver;
@@ -51,13 +47,9 @@ describe('webhooks', () => {
   const secretsSeen: string[] = [];
 
   beforeAll(async () => {
-    const fresh = await freshDatabase();
-    drop = fresh.drop;
-    database = connectTestDatabase(fresh.url);
     receiver = await startWebhookReceiver();
     // Everything both processes log, at their most talkative, goes to files the last test greps for secrets.
     const logger = (name: string) => createLogger({ level: 'debug', format: 'json', name, destination: pino.destination({ dest: path.join(logDir, `${name}.log`), sync: true }) });
-    api = await startTestApi(settings, { databaseUrl: fresh.url, env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' }, logger: logger('api') });
     const webhooks = {
       ...loadConfig({ FLEETPATCH_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.1/32' }).webhooks,
       // Short retries, polls and scans: the schedule itself is unit-tested (test/unit/webhooks.test.ts).
@@ -65,22 +57,18 @@ describe('webhooks', () => {
       pollMs: 200,
       thresholdScanMs: 300,
     };
-    worker = await createFleetWorker({ databaseUrl: fresh.url, temporal: settings, logger: logger('worker'), webhooks });
-    running = worker.run();
-    admin = await tokenFor(database, 'ADMIN');
-    operator = await tokenFor(database, 'OPERATOR');
-    const key = await enrollmentKey(database, 'webhooks');
+    stack = await startRunStack({ env: { FLEETPATCH_INSTALL_HEARTBEAT_SECONDS: '3' }, logger, worker: { webhooks } });
+    ({ api, database } = stack);
+    admin = await stack.token('ADMIN');
+    operator = await stack.token('OPERATOR');
+    const key = await stack.enrollmentKey('webhooks');
     ({ machineId } = await enrollMachine(api.url, key, { facts: { hostname: 'hook-01' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
     ({ machineId: secondMachineId } = await enrollMachine(api.url, key, { facts: { hostname: 'hook-02' }, updates: [pendingUpdate({ name: 'openssl', classification: 'SECURITY' })] }));
   });
 
   afterAll(async () => {
-    await worker?.shutdown();
-    await running;
-    await api?.close();
+    await stack?.close();
     await receiver?.close();
-    await database?.close();
-    await drop?.();
   });
 
   async function ask<T>(query: string, variables: Record<string, unknown> = {}, token = admin): Promise<T> {

@@ -8,7 +8,9 @@ import type { Role } from '../../src/fleet/access.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import type { TlsFiles } from '../../src/api/tls.js';
-import type { TemporalSettings } from '../../src/temporal/connection.js';
+import { connectTemporal, type TemporalClient, type TemporalSettings } from '../../src/temporal/connection.js';
+import { createFleetWorker, type FleetWorker } from '../../src/temporal/worker.js';
+import { enrollmentKey } from './machines.js';
 
 export const testLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json', name: 'test' });
 
@@ -126,6 +128,116 @@ export async function startApiWithAdmin(env?: NodeJS.ProcessEnv): Promise<{
       return { state: key!.state, useCount: key!.useCount };
     },
   };
+}
+
+/** What startRunStack starts besides the defaults. */
+export interface RunStackOptions {
+  /** The API's settings (FLEETPATCH_*), as its environment would give them. */
+  env?: NodeJS.ProcessEnv;
+  /** The worker's identity (activities record it); default pid@host. */
+  workerIdentity?: string;
+  /** The clock of the API and of the worker's activities; default the system's. */
+  now?: () => Date;
+  /** The logger of each process ('api', 'worker'); default testLogger. */
+  logger?: (process: 'api' | 'worker') => Logger;
+  agentDistribution?: { distDir?: string; releaseKeyFile?: string };
+  /** The worker's other settings: metrics, webhooks, retention. */
+  worker?: Pick<Parameters<typeof createFleetWorker>[0], 'metricsAddress' | 'webhooks' | 'thresholds' | 'historyRetentionDays'>;
+}
+
+/** A fleet worker on a database of the test file's own, and a Temporal client on its task queue. */
+export interface WorkerStack {
+  /** The task queue is the file's own. */
+  settings: TemporalSettings;
+  database: Database;
+  /** The running worker (replaced by restartWorker). */
+  worker: FleetWorker;
+  temporal: TemporalClient;
+  /** A new API token of `role` (named "test <role>"). */
+  token: (role: Role) => Promise<string>;
+  /** A new enrollment key, straight in the database (no limits, no default tags). */
+  enrollmentKey: (description?: string) => Promise<string>;
+  /** Stops the worker and starts another on the same task queue, as a deploy would. */
+  restartWorker: (identity: string) => Promise<void>;
+  /** Stops all of it, the worker before what it uses, and drops the database. */
+  close: () => Promise<void>;
+}
+
+/** A WorkerStack with the API in front of it. */
+export interface RunStack extends WorkerStack {
+  api: ApiServer;
+  /** The API's URL without `/graphql`: where agents enroll. */
+  base: string;
+}
+
+/**
+ * What a deployment runs on, for the tests of runs: a fresh database, the API (`api: false`: none),
+ * a fleet worker running on a task queue of the file's own, and a Temporal client.
+ */
+export function startRunStack(options: RunStackOptions & { api: false }): Promise<WorkerStack>;
+export function startRunStack(options?: RunStackOptions & { api?: true }): Promise<RunStack>;
+export async function startRunStack(options: RunStackOptions & { api?: boolean } = {}): Promise<WorkerStack | RunStack> {
+  const settings = temporalSettings();
+  const logger = options.logger ?? (() => testLogger);
+  // What is started, undone in reverse: the worker stops before the API and the database it uses.
+  const undo: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const step of undo.splice(0).reverse()) await step();
+  };
+  const startWorker = async (databaseUrl: string, identity: string | undefined) => {
+    const worker = await createFleetWorker({
+      ...options.worker,
+      databaseUrl,
+      temporal: settings,
+      logger: logger('worker'),
+      ...(identity ? { identity } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    });
+    return { worker, running: worker.run() };
+  };
+  try {
+    const fresh = await freshDatabase();
+    undo.push(fresh.drop);
+    const database = connectTestDatabase(fresh.url);
+    undo.push(() => database.close());
+    const api =
+      options.api === false
+        ? undefined
+        : await startTestApi(settings, {
+            databaseUrl: fresh.url,
+            logger: logger('api'),
+            ...(options.env ? { env: options.env } : {}),
+            ...(options.now ? { now: options.now } : {}),
+            ...(options.agentDistribution ? { agentDistribution: options.agentDistribution } : {}),
+          });
+    if (api) undo.push(() => api.close());
+    let started = await startWorker(fresh.url, options.workerIdentity);
+    undo.push(async () => {
+      await started.worker.shutdown();
+      await started.running;
+    });
+    const temporal = await connectTemporal(settings);
+    undo.push(() => temporal.close());
+    const stack: WorkerStack = {
+      settings,
+      database,
+      worker: started.worker,
+      temporal,
+      token: (role) => tokenFor(database, role),
+      enrollmentKey: (description) => enrollmentKey(database, description),
+      async restartWorker(identity) {
+        await started.worker.shutdown();
+        await started.running;
+        started = await startWorker(fresh.url, identity);
+        stack.worker = started.worker;
+      },
+      close,
+    };
+    return api ? Object.assign(stack, { api, base: api.url.replace('/graphql', '') }) : stack;
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
