@@ -457,7 +457,9 @@ deployments:
       expect(diff.code).toBe(6);
       expect(diff.stdout).toMatch(/^~ ring-od:\n {4}onDemandOnly: true -> false\n {4}schedule\.startAt: none -> 2031-01-07T03:00:00\.000Z\n/);
       expect((await shell.run(['apply', '-f', scheduled], { env: asAdmin })).code).toBe(0);
-      expect(JSON.parse((await shell.run(['deployments', 'show', 'ring-od', '-o', 'json'], { env: asAdmin })).stdout)).toMatchObject({ onDemandOnly: false, schedule: { startAt: '2031-01-07T03:00:00.000Z' } });
+      const shown = await shell.run(['deployments', 'show', 'ring-od', '-o', 'json'], { env: asAdmin });
+      expect(shown).toMatchObject({ code: 0, stderr: '' });
+      expect(JSON.parse(shown.stdout)).toMatchObject({ onDemandOnly: false, schedule: { startAt: '2031-01-07T03:00:00.000Z' } });
       // and back with the flag of `deployments update`
       expect((await shell.run(['deployments', 'update', 'ring-od', '--on-demand'], { env: asAdmin })).code).toBe(0);
       expect((await shell.run(['apply', '-f', file], { env: asAdmin })).stdout).toMatch(/^= ring-od: unchanged\n/);

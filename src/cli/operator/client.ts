@@ -19,6 +19,13 @@ const REQUEST_TIMEOUT_MS = 120_000;
 /** 429s retried, each after the server's Retry-After (at most this long): a script should not fail on a burst. */
 const RATE_LIMIT_RETRIES = 3;
 const MAX_RETRY_WAIT_MS = 20_000;
+/**
+ * Reads answered SERVICE_UNAVAILABLE (PostgreSQL or Temporal away, or late: a schedule's next run
+ * waits for Temporal's scheduler) retried this many times, 1, 2 and 4 s apart: a script should not
+ * fail on a hiccup the API itself calls transient. Mutations are not retried: the answer may have
+ * been lost after the change was made.
+ */
+const UNAVAILABLE_RETRIES = 3;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -47,6 +54,7 @@ export class ApiClient {
 
   async request<TResult, TVariables>(document: TypedDocumentString<TResult, TVariables>, ...[variables]: TVariables extends Record<string, never> ? [] : [TVariables]): Promise<TResult> {
     const body = JSON.stringify({ query: document.toString(), variables: variables ?? {} });
+    const isQuery = /^\s*query\b/.test(document.toString());
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
@@ -75,7 +83,13 @@ export class ApiClient {
       } catch {
         throw new OperatorError(`${this.graphqlUrl} answered ${response.status} with something other than GraphQL (${text.slice(0, 120).replace(/\s+/g, ' ')}); is this the fleetpatch API?`);
       }
-      if (answer.errors && answer.errors.length > 0) throw answerError(answer.errors, this.graphqlUrl);
+      if (answer.errors && answer.errors.length > 0) {
+        if (attempt < UNAVAILABLE_RETRIES && isQuery && answer.errors.some((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) {
+          await sleep(1000 * 2 ** attempt);
+          continue;
+        }
+        throw answerError(answer.errors, this.graphqlUrl);
+      }
       if (!response.ok || !answer.data) throw new OperatorError(`${this.graphqlUrl} answered ${response.status} without data.`);
       return answer.data;
     }
