@@ -26,7 +26,9 @@
  * busiest by time, with their calls and mean time) and those of the window at rest (top-level
  * statements per agent per minute).
  * --pg-setting NAME=VALUE (repeatable): a PostgreSQL server setting for the whole run, e.g.
- * plan_cache_mode=force_custom_plan.
+ * plan_cache_mode=force_custom_plan. With --pg-stats, libraries given in shared_preload_libraries
+ * are loaded besides pg_stat_statements.
+ * --analyze-at SECONDS (repeatable): an ANALYZE of the database that many seconds into the ramp-up.
  * Needs dist/ (`npm run build`) and the Temporal CLI (found or built as for the tests).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sleep } from '../src/agent/sleep.js';
 import { createEnrollmentKey } from '../src/db/enrollmentKeys.js';
+import { CHECK_IN_SQL } from '../src/db/machines.js';
 import { openFilesWarning, startSimulatedFleet } from '../src/simulator/fleet.js';
 import { DEFAULT_PROFILE } from '../src/simulator/syntheticMachine.js';
 import { checkAborted, cleanupOnce, CLOCK_TICKS, installInterruptHandler, keepOutput, loadAverages, processCpuSeconds, runBenchmark, startApi, startStack, stopProcess, type Api, type Stack } from './freshness.js';
@@ -237,6 +240,33 @@ function statementLines(delta: ReturnType<typeof statementDelta>, seconds: numbe
   return delta.rows.slice(0, top).map((r) => `${(r.calls / seconds).toFixed(1)} calls/s, mean ${(r.ms / Math.max(1, r.calls)).toFixed(3)} ms, ${((r.ms / seconds / 10)).toFixed(1)} % of a backend's time${r.toplevel ? '' : ' (nested)'}: ${r.query}`);
 }
 
+/**
+ * The check-in statement's plan as it runs now, for one enrolled machine: EXPLAIN (ANALYZE, BUFFERS)
+ * of the statement the API prepares, with a refresh time that makes it write the row (as an agent's
+ * first check-in does), in a transaction rolled back. Planned for these parameters (a custom plan):
+ * the generic plan is not the dip's cause (BENCHMARKS.md).
+ */
+async function explainCheckIn(stack: Stack): Promise<string[] | undefined> {
+  const [m] = await stack.database.sql<Array<Record<string, unknown>>>`
+    select credential_hash, os_type::text, name, os_name, os_version, kernel, environment::text, agent_version, boot_id, package_manager, warnings, agent_capabilities
+    from machines where credential_hash is not null and removed_at is null order by random() limit 1`;
+  if (!m) return undefined;
+  const now = new Date().toISOString();
+  const params = [m.credential_hash, m.os_type, m.name, m.os_name, m.os_version, m.kernel, m.environment, m.agent_version, m.boot_id, m.package_manager, m.warnings, m.agent_capabilities, now, now, null];
+  let plan: string[] = [];
+  const rolledBack = new Error('rolled back');
+  await stack.database.sql
+    .begin(async (tx) => {
+      const rows = await tx.unsafe<Array<{ 'QUERY PLAN': string }>>(`explain (analyze, buffers) ${CHECK_IN_SQL}`, params as never[]);
+      plan = rows.map((r) => r['QUERY PLAN']);
+      throw rolledBack;
+    })
+    .catch((error: unknown) => {
+      if (error !== rolledBack) throw error;
+    });
+  return plan;
+}
+
 /** Every 30 s of the ramp-up: PostgreSQL's transactions and its busiest statements over the 30 s before. */
 function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Promise<number>, rampStart: number): { stop(): Promise<void> } {
   let stopped = false;
@@ -245,9 +275,20 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
     const [row] = await stack.database.sql<Array<{ updates: string; hot: string }>>`select n_tup_upd::text as updates, n_tup_hot_upd::text as hot from pg_stat_user_tables where relname = 'machines'`;
     return { updates: Number(row?.updates ?? 0), hot: Number(row?.hot ?? 0) };
   };
-  // Every second: what the backends running a check-in wait for (none: on a CPU, or waiting for one).
+  // What autovacuum and the statistics say of the tables a check-in reads and writes: when their
+  // first ANALYZE or VACUUM came, and how many row versions it had to consider.
+  const tableStats = async () =>
+    stack.database.sql<Array<{ relname: string; live: string; dead: string; modified: string; analyzes: string; vacuums: string; reltuples: number; relpages: number; analyzed: string | null; vacuumed: string | null }>>`
+      select s.relname, s.n_live_tup::text as live, s.n_dead_tup::text as dead, s.n_mod_since_analyze::text as modified,
+        to_char(greatest(s.last_analyze, s.last_autoanalyze) at time zone 'UTC', 'HH24:MI:SS') as analyzed, to_char(greatest(s.last_vacuum, s.last_autovacuum) at time zone 'UTC', 'HH24:MI:SS') as vacuumed,
+        (s.analyze_count + s.autoanalyze_count)::text as analyzes, (s.vacuum_count + s.autovacuum_count)::text as vacuums,
+        c.reltuples::float8 as reltuples, c.relpages as relpages
+      from pg_stat_user_tables s join pg_class c on c.oid = s.relid where s.relname in ('machines', 'agent_commands') order by 1`;
+  // Every second: what the backends running a check-in wait for (none: on a CPU, or waiting for one),
+  // and each autovacuum worker's table and phase, printed when it changes.
   const waits = new Map<string, number>();
   let waitSamples = 0;
+  let autovacuumSeen = '';
   const waitLoop = (async () => {
     while (!stopped) {
       const rows = await stack.database.sql<Array<{ wait: string; n: number }>>`
@@ -255,6 +296,13 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
         from pg_stat_activity where state = 'active' and query like 'with m as (%' group by 1`;
       waitSamples++;
       for (const r of rows) waits.set(r.wait, (waits.get(r.wait) ?? 0) + r.n);
+      const workers = await stack.database.sql<Array<{ query: string }>>`
+        select regexp_replace(query, '^autovacuum: ', '') as query from pg_stat_activity where backend_type = 'autovacuum worker' and query <> '' order by 1`;
+      const now = workers.map((w) => w.query).join('; ');
+      if (now !== autovacuumSeen) {
+        say(`    autovacuum at ${((performance.now() - rampStart) / 1000).toFixed(0)} s: ${now || 'none running'}`);
+        autovacuumSeen = now;
+      }
       await sleep(1000);
     }
   })();
@@ -273,10 +321,14 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
       const delta = statementDelta(before, after);
       const updates = writesAfter.updates - writesBefore.updates;
       say(
-        `  pg at ${((now - rampStart) / 1000).toFixed(0)} s: ${((xactsAfter - xactsBefore) / seconds).toFixed(0)} transactions/s, ${(delta.topLevelCalls / seconds).toFixed(0)} top-level statements/s, ` +
+        `  pg at ${((now - rampStart) / 1000).toFixed(0)} s (${new Date().toISOString().slice(11, 19)} UTC): ${((xactsAfter - xactsBefore) / seconds).toFixed(0)} transactions/s, ${(delta.topLevelCalls / seconds).toFixed(0)} top-level statements/s, ` +
           `machine rows updated ${(updates / seconds).toFixed(0)}/s (${updates ? Math.round((100 * (writesAfter.hot - writesBefore.hot)) / updates) : 0} % HOT); busiest over the last ${seconds.toFixed(0)} s:`,
       );
       for (const line of statementLines(delta, seconds, 5)) say(`    ${line}`);
+      for (const line of (await explainCheckIn(stack)) ?? []) say(`    | ${line}`);
+      for (const t of await tableStats()) {
+        say(`    ${t.relname}: ${t.live} live, ${t.dead} dead, ${t.modified} modified since analyze, ${t.analyzes} analyzes (last ${t.analyzed ?? 'never'} UTC), ${t.vacuums} vacuums (last ${t.vacuumed ?? 'never'} UTC); planner's pg_class ${t.reltuples} tuples, ${t.relpages} pages`);
+      }
       const waiting = [...waits].sort((a, b) => b[1] - a[1]).map(([wait, n]) => `${wait} ${(n / Math.max(1, waitSamples)).toFixed(2)}`);
       say(`    check-ins in progress (mean of ${waitSamples} samples, by what they wait for): ${waiting.join(', ') || 'none'}`);
       waits.clear();
@@ -310,6 +362,7 @@ async function main(): Promise<number> {
       'long-poll-seconds': { type: 'string' },
       'pg-stats': { type: 'boolean', default: false },
       'pg-setting': { type: 'string', multiple: true, default: [] },
+      'analyze-at': { type: 'string', multiple: true, default: [] },
     },
   });
   const n = Number(values.machines);
@@ -326,7 +379,12 @@ async function main(): Promise<number> {
     if (!name || value === undefined) throw new Error(`--pg-setting takes NAME=VALUE, not ${setting}`);
     pgSettings[name] = value;
   }
-  if (values['pg-stats']) Object.assign(pgSettings, { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000' });
+  if (values['pg-stats']) {
+    const preload = [pgSettings.shared_preload_libraries, 'pg_stat_statements'].filter(Boolean).join(',');
+    Object.assign(pgSettings, { shared_preload_libraries: preload, 'pg_stat_statements.max': '10000' });
+  }
+  const analyzeAt = values['analyze-at'].map(Number);
+  if (analyzeAt.some((at) => !(at >= 0))) throw new Error('--analyze-at takes seconds into the ramp-up');
   if (apiCount > 1 && simulatorCount < apiCount) throw new Error('--apis above 1 needs at least as many --simulators (the agents of one simulator go to one API)');
   const loadAtStart = os.loadavg();
   installInterruptHandler();
@@ -365,6 +423,16 @@ async function main(): Promise<number> {
     const xacts = async () => Number((await stack.database.sql`select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()`)[0]!.n);
     const rampStart = performance.now();
     rampSampler = statements ? sampleRamp(stack, statements, xacts, rampStart) : undefined;
+    // The experiment of a manual ANALYZE while the agents enroll (what autovacuum would do later).
+    const analyzes = analyzeAt.map((at) =>
+      setTimeout(() => {
+        const start = performance.now();
+        stack.database.sql`analyze`.then(
+          () => say(`  analyze at ${at} s took ${((performance.now() - start) / 1000).toFixed(1)} s`),
+          (error: unknown) => say(`  analyze at ${at} s failed: ${(error as Error).message}`),
+        );
+      }, at * 1000),
+    );
     if (simulatorCount) agents = await simulatorProcesses(stack, apis, n, simulatorCount);
     else {
       const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench idle agents', expiresAt: null, maxUses: null, defaultTags: [] });
@@ -379,6 +447,7 @@ async function main(): Promise<number> {
       await sleep(2000);
       open = await openNow();
     }
+    for (const timer of analyzes) clearTimeout(timer);
     const restAfter = (performance.now() - rampStart) / 1000;
     await rampSampler?.stop();
     say(`  at rest after ${restAfter.toFixed(0)} s: ${open} long-polls open`);

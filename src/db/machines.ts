@@ -268,7 +268,7 @@ export async function recordCheckIn(
  * machine runs, its commands) hold until their transaction ends; the condition is evaluated again
  * on the row as it is once locked. `before` is the row as this statement's snapshot saw it.
  */
-const CHECK_IN_SQL = `with m as (
+export const CHECK_IN_SQL = `with m as (
     select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
     from machines where credential_hash = $1 and removed_at is null
   ),
