@@ -267,6 +267,13 @@ export async function recordCheckIn(
  * changes), which does not wait for the key-share locks that rows inserted for the machine (its
  * machine runs, its commands) hold until their transaction ends; the condition is evaluated again
  * on the row as it is once locked. `before` is the row as this statement's snapshot saw it.
+ *
+ * The OS type is compared as text so that no index can serve it: on a table filled faster than
+ * autovacuum's first ANALYZE (a new installation enrolling its fleet), the planner took the partial
+ * index on the OS type for the row to write and read every live machine of that type, each
+ * check-in dearer as the fleet grew (17–47 ms at 5,000–10,000 machines) until the statistics came
+ * (BENCHMARKS.md, "the ramp's dip"). Left to the credential's unique index or the id, the write
+ * reads its one row whatever the statistics say (test/integration/checkInPlan.test.ts).
  */
 export const CHECK_IN_SQL = `with m as (
     select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
@@ -278,7 +285,7 @@ export const CHECK_IN_SQL = `with m as (
       package_manager = $10, warnings = $11::text[], agent_capabilities = $12::text[], last_seen_at = $13::timestamptz,
       clock_offset_seconds = coalesce($15::float8, t.clock_offset_seconds)
     from m
-    where t.id = m.id and t.credential_hash = $1 and t.removed_at is null and t.os_type = $2::os_type
+    where t.id = m.id and t.credential_hash = $1 and t.removed_at is null and t.os_type::text = $2::text
       and (t.last_seen_at is null or t.last_seen_at < $14::timestamptz
         or t.name is distinct from $3 or t.os_name is distinct from $4 or t.os_version is distinct from $5
         or t.kernel is distinct from $6 or t.environment is distinct from $7::environment or t.agent_version is distinct from $8
