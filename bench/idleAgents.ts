@@ -24,7 +24,9 @@
  * how long an agent's command poll stays open, so how often an idle agent asks again.
  * --pg-stats: PostgreSQL with pg_stat_statements; the statements every 30 s of the ramp-up (the
  * busiest by time, with their calls and mean time) and those of the window at rest (top-level
- * statements per agent per minute).
+ * statements per agent per minute); every 30 s of the ramp-up also EXPLAIN (ANALYZE, BUFFERS) of
+ * the check-in statement and what pg_stat_user_tables says of machines and agent_commands, and
+ * every second which table an autovacuum worker is on.
  * --pg-setting NAME=VALUE (repeatable): a PostgreSQL server setting for the whole run, e.g.
  * plan_cache_mode=force_custom_plan. With --pg-stats, libraries given in shared_preload_libraries
  * are loaded besides pg_stat_statements.
