@@ -1,4 +1,4 @@
-import { desc, eq, sql } from 'drizzle-orm';
+import { desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
 import { DEBIAN_CODENAMES, originOfStoredSource, reachesFix, type CandidateMachine, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
@@ -89,11 +89,44 @@ export async function trackerFixesOf(db: Db, cveId: string): Promise<TrackerFix[
  * machine's release.
  */
 export async function cveCandidates(
-  db: Db,
+  db: Reader,
   cveId: string,
+  /** Only these machines (a page of them, cveCandidatesByName): read through their latest assessments instead of the updates' rows. */
+  onlyMachines?: readonly string[],
 ): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
   const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
       select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}))`;
+  const current = onlyMachines ? await machinesCandidates(db, onlyMachines, mayFix) : await updatesCandidates(db, cveId, mayFix);
+  const machineIds = [...new Set(current.map((r) => r.machine_id))];
+  const history =
+    machineIds.length === 0
+      ? []
+      : await db.execute<CandidateRow>(sql`
+    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
+           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+    from ${machines} m
+    join assessments a on a.machine_id = m.id
+    join ${pendingUpdates} pu on pu.assessment_id = a.id
+    where m.id = any(${sql.param(machineIds)}::uuid[]) and ${mayFix}`);
+  return {
+    current: current.map((r) => ({ machine: machineOf(r), update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
+    history: history.map((r) => ({ machineId: r.machine_id, update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
+  };
+}
+
+/** The latest pending updates of these live machines that may fix the CVE (`mayFix` on `pu` and `m`). */
+function machinesCandidates(db: Reader, machineIds: readonly string[], mayFix: SQL) {
+  return db.execute<CandidateRow>(sql`
+    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
+           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+    from ${machines} m
+    join assessments a on a.id = m.latest_assessment_id
+    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
+    where m.id = any(${sql.param([...machineIds])}::uuid[]) and m.removed_at is null and ${mayFix}`);
+}
+
+/** The live machines' latest pending updates that may fix the CVE, found from the updates' rows (see cveCandidates). */
+async function updatesCandidates(db: Reader, cveId: string, mayFix: SQL) {
   // Only the rows of the updates that may fix it are read, through their indexes (not every live
   // machine's pending updates): those whose advisories name it, as the maintained details of the
   // fleet's missing updates list them (exactly the combinations live machines' latest assessments
@@ -122,21 +155,58 @@ export async function cveCandidates(
     cross join lateral (select * from ${machines} m where m.id = pu.machine_id and m.latest_assessment_id = pu.assessment_id offset 0) m
     cross join lateral (select a.assessed_at from assessments a where a.id = m.latest_assessment_id offset 0) a
     where m.removed_at is null and ${mayFix}`);
-  const machineIds = [...new Set(current.map((r) => r.machine_id))];
-  const history =
-    machineIds.length === 0
-      ? []
-      : await db.execute<CandidateRow>(sql`
-    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
-           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
-    from ${machines} m
-    join assessments a on a.machine_id = m.id
-    join ${pendingUpdates} pu on pu.assessment_id = a.id
-    where m.id = any(${sql.param(machineIds)}::uuid[]) and ${mayFix}`);
-  return {
-    current: current.map((r) => ({ machine: machineOf(r), update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
-    history: history.map((r) => ({ machineId: r.machine_id, update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
-  };
+  return current;
+}
+
+/**
+ * One CVE's figures that choose how its exposed machines are read (cveExposureRead) and answer
+ * `cve(id)` when no fix is imported for it: the live machines whose latest assessment lists an update
+ * whose advisories name it (the maintained cve_exposure_counts), the highest severity of those updates
+ * (the maintained missing_update_details), the fleet's size (the planner's estimate) and whether a fix
+ * is imported for it. Reads neither machines nor pending_updates.
+ */
+export async function cveFigures(db: Reader, cveId: string): Promise<{ exposed: number; severity: Severity | null; fleet: number; imported: boolean }> {
+  const [row] = await db.execute<{ exposed: number; severity: Severity | null; fleet: number; imported: boolean }>(sql`
+    select coalesce((select c.machines from cve_exposure_counts c where c.cve_id = ${cveId}), 0)::int as exposed,
+           (select min(d.severity)::text from missing_update_details d where d.rows > 0 and d.cve_ids @> array[${cveId}]::text[]) as severity,
+           (select greatest(reltuples, 0)::float8 from pg_class where oid = 'machines'::regclass) as fleet,
+           exists (select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId}) as imported`);
+  return { exposed: row!.exposed, severity: row!.severity, fleet: Number(row!.fleet), imported: row!.imported };
+}
+
+/**
+ * The stored pending update rows of the updates whose advisories name the CVE (every assessment's,
+ * not only the latest), counted up to `atMost + 1` through pending_updates_name_idx: what reading
+ * every exposed machine would go through (cveExposureRead's budget).
+ */
+export async function cveStoredRows(db: Reader, cveId: string, atMost: number): Promise<number> {
+  const [row] = await db.execute<{ n: number }>(sql`
+    select count(*)::int as n from (
+      select 1 from (select distinct d.name, d.classification from missing_update_details d where d.rows > 0 and d.cve_ids @> array[${cveId}]::text[]) n
+      cross join lateral (select 1 from ${pendingUpdates} p where p.name = n.name and p.classification = n.classification offset 0) p
+      limit ${atMost + 1}) r`);
+  return row!.n;
+}
+
+/**
+ * A page of the live machines exposed to the CVE through their updates' advisories, by name
+ * (cveExposureRead's BY_NAME): the machines walked through machines_live_name_idx, each one's latest
+ * assessment probed by the primary key of pending_updates until the page is full, then the page's
+ * candidates (and their history, for exposedSince) read as cveCandidates reads them, in one snapshot.
+ * Only for a CVE no fix is imported for: an imported fix's exposure is not decided in SQL.
+ */
+export async function cveCandidatesByName(db: Db, cveId: string, offset: number, limit: number): ReturnType<typeof cveCandidates> {
+  return db.transaction(
+    async (tx) => {
+      const page = await tx.execute<{ id: string }>(sql`
+        select m.id from ${machines} m
+        where m.removed_at is null
+          and exists (select 1 from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id and pu.cve_ids @> array[${cveId}]::text[])
+        order by m.name, m.id offset ${offset} limit ${limit}`);
+      return page.length === 0 ? { current: [], history: [] } : cveCandidates(tx, cveId, page.map((r) => r.id));
+    },
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
 }
 
 /** A CVE named by the advisories of updates the fleet misses: how many live machines miss one, and the highest severity. */

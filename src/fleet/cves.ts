@@ -1,5 +1,6 @@
 import type { CveSource } from '../domain/vocabulary.js';
 import type { OsType } from './compliance.js';
+import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead } from './missingUpdates.js';
 import { selectUpdates, type Classification, type Severity, type UpdateSelection } from './planning.js';
 import { nextOccurrences, type DeploymentSchedule } from './schedule.js';
 
@@ -295,9 +296,14 @@ export interface CveExposure {
   scheduledFix: ScheduledFix | null;
 }
 
+const severityRank = (s: Severity | null) => (s ? SEVERITY_RANK[s] : 0);
+
+/** Orders a machine's equally severe fixing updates, so that the one shown does not depend on the order its rows were read in (a page's read, or every machine's). */
+const fixKey = (source: CveSource, u: CandidateUpdate) => [source, u.name, u.classification, u.availableVersion, u.installedVersion ?? '', u.sourcePackage ?? '', u.cveIds.join(','), u.severity ?? ''].join('\u0000');
+
 /**
  * Every machine exposed to the CVE, one entry per machine (its most severe fixing update when
- * several fix it), ordered by name. `history` is what the machine's assessments listed, oldest
+ * several fix it, the first by source, name and versions among equals), ordered by name. `history` is what the machine's assessments listed, oldest
  * first or not: the earliest that fixes the CVE dates the exposure (the current one at the latest).
  */
 export function cveExposures(input: {
@@ -315,7 +321,7 @@ export function cveExposures(input: {
     const fix = fixOf(input.cveId, row.machine, row.update, input.tracker);
     if (!fix) continue;
     const seen = byMachine.get(row.machine.id);
-    if (!seen || (fix.severity && (!seen.severity || SEVERITY_RANK[fix.severity] > SEVERITY_RANK[seen.severity]))) {
+    if (!seen || severityRank(fix.severity) > severityRank(seen.severity) || (severityRank(fix.severity) === severityRank(seen.severity) && fixKey(fix.source, row.update) < fixKey(seen.source, seen.update))) {
       byMachine.set(row.machine.id, { machine: row.machine, update: row.update, ...fix, assessedAt: row.assessedAt });
     }
   }
@@ -339,6 +345,29 @@ export function cveExposures(input: {
         scheduledFix: scheduledFix(e.machine, e.update, input.deployments, input.now),
       };
     });
+}
+
+/**
+ * How one CVE's exposed machines are read for a page (src/api/cves, src/db/cves.ts):
+ * - EVERY_MACHINE: every exposed machine computed from the rows of the updates that may fix it
+ *   (cveCandidates), then the page cut: costs about what the exposed machines (and the stored
+ *   assessments that listed those updates) are, whatever the fleet's size;
+ * - BY_NAME: the live machines walked in name order, each one's latest assessment probed for an
+ *   update whose advisories name the CVE, until the page is full: about `wanted × fleet / exposed`
+ *   probes, then only the page's machines are computed. Its count is the maintained one
+ *   (cve_exposure_counts).
+ * BY_NAME only when no fix is imported for the CVE: an imported fix's exposure needs dpkg's version
+ * order, which is not in SQL, and its count is not maintained (docs/fleet-counts.md). Otherwise as
+ * the machines missing one update (missingMachinesRead): EVERY_MACHINE while exposed² ≤ wanted × fleet,
+ * and while the stored rows of the updates naming it (every assessment's, when counted) stay within
+ * the same budget.
+ */
+export type CveExposureRead = 'EVERY_MACHINE' | 'BY_NAME';
+
+export function cveExposureRead(input: { imported: boolean; exposed: number; fleet: number; wanted: number; storedRows?: number }): CveExposureRead {
+  if (input.imported) return 'EVERY_MACHINE';
+  if (missingMachinesRead(input.exposed, Math.max(input.fleet, input.exposed), input.wanted) === 'BY_NAME') return 'BY_NAME';
+  return input.storedRows !== undefined && input.storedRows > MISSING_MACHINES_ROWS_BUDGET ? 'BY_NAME' : 'EVERY_MACHINE';
 }
 
 // ---------------------------------------------------------------------------------------------

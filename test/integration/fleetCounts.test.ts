@@ -5,9 +5,11 @@ import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
 import { advisoryCves, cveListFigures, replaceImportedFixes, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { countedCveSummaries, cveSummaries, type CveSummary } from '../../src/fleet/cves.js';
+import { countedCveSummaries, cveSummaries, highestSeverity, type CveSummary } from '../../src/fleet/cves.js';
 import { missingUpdateGroups, recordCheckIn, removeMachine, setMachineManagement, setMachineTags } from '../../src/db/machines.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
+import { CveService } from '../../src/api/cves/cve.service.js';
+import type { ApiServices } from '../../src/api/context.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
 import { concurrentRounds, random, storeReportGroup } from '../support/randomFleet.js';
@@ -34,6 +36,40 @@ async function cveLists(database: Database): Promise<{ maintained: CveSummary[];
   const { advisory, tracker } = await cveListFigures(database.db);
   const [recomputedAdvisory, recomputedTracker] = await Promise.all([advisoryCves(database.db), trackerCandidates(database.db)]);
   return { maintained: countedCveSummaries(advisory, tracker), recomputed: cveSummaries(recomputedAdvisory, recomputedTracker) };
+}
+
+/** Every single CVE the random reports and the imported fixes name: some only by advisories (read a page at a time), some with fixes imported. */
+const EXPOSURE_CVES = [...new Set([...CVES, ...FIXES.map((f) => f.cveId), 'CVE-2026-9', 'CVE-2026-5'])].filter((id) => id !== '' && !id.includes(' '));
+
+/**
+ * One CVE as `cve(id)` answers it (the maintained figures and a page read, either way, for a CVE with
+ * no imported fix) against the full recompute of every exposed machine: the same count, severity and
+ * sources, and pages of 1, 3 and 50 that put together are the recompute's machines in its order
+ * (the recompute itself is held to the join over every live machine in fleetReads.test.ts).
+ */
+async function expectCveAsRecomputed(database: Database, cveId: string): Promise<{ paged: boolean; exposed: number }> {
+  const service = new CveService({ database, now: () => new Date('2026-12-03T00:00:00Z') } as unknown as ApiServices);
+  const all = await service.exposures(cveId);
+  const answer = await service.answer(cveId);
+  expect({ id: cveId, machineCount: answer.machineCount, severity: answer.severity, sources: answer.sources }).toEqual({
+    id: cveId,
+    machineCount: all.length,
+    severity: highestSeverity(all.map((e) => e.severity)),
+    sources: [...new Set(all.map((e) => e.source))].sort(),
+  });
+  // With a fix imported every exposed machine is computed for cve(id) itself: one read to check.
+  for (const forced of answer.exposures ? [undefined] : (['BY_NAME', 'EVERY_MACHINE', undefined] as const)) {
+    for (const limit of [1, 3, 50]) {
+      const seen: typeof all = [];
+      for (let offset = 0; offset <= all.length; offset += limit) {
+        const { rows, totalCount } = await service.exposurePage(answer, { offset, limit }, forced);
+        expect(totalCount).toBe(all.length);
+        seen.push(...rows);
+      }
+      expect(seen).toEqual(all);
+    }
+  }
+  return { paged: answer.exposures === undefined, exposed: all.length };
 }
 
 /** Sorted, so that two lists of groups compare whatever order they were read in. */
@@ -127,11 +163,16 @@ describe('the maintained missing-update counts', () => {
     };
 
     let overlaps = 0;
+    let pagedExposures = 0;
     const operations = await concurrentRounds(10, operation, async () => {
       expect(canonical(await maintainedMissingUpdateGroups(database.db))).toEqual(canonical(await missingUpdateGroups(database.db)));
       const { maintained, recomputed } = await cveLists(database);
       expect(maintained).toEqual(recomputed);
       overlaps += (await cveListFigures(database.db)).tracker.filter((t) => t.advisoryCounted).length;
+      for (const cveId of EXPOSURE_CVES) {
+        const { paged, exposed } = await expectCveAsRecomputed(database, cveId);
+        if (paged && exposed > 3) pagedExposures++;
+      }
     });
     expect(operations).toBeGreaterThanOrEqual(2000);
     // The fleet misses something (the comparison is not between two empty lists).
@@ -141,6 +182,8 @@ describe('the maintained missing-update counts', () => {
     expect(maintained.length).toBeGreaterThan(5);
     expect(new Set(maintained.flatMap((c) => c.sources))).toEqual(new Set(['ADVISORY', 'DEBIAN_TRACKER', 'OSV']));
     expect(overlaps).toBeGreaterThan(0);
+    // CVEs with no imported fix were answered from the maintained figures, over more than one page.
+    expect(pagedExposures).toBeGreaterThan(0);
   }, 300_000);
 
   it('keep apart advisory and CVE lists that differ only in where one id ends and the next begins', async () => {

@@ -176,6 +176,21 @@ describe('exposure across the fleet', () => {
     ]);
   });
 
+  it("shows a machine's most severe fixing update, and among equally severe ones the same one whatever order its rows come in", () => {
+    const t1 = new Date('2026-02-01T00:00:00Z');
+    const rows = [
+      update({ name: 'demo-b', cveIds: ['CVE-2025-0001'], severity: null }),
+      update({ name: 'demo-a', cveIds: ['CVE-2025-0001'], severity: 'MODERATE' }),
+      update({ name: 'demo-c', cveIds: ['CVE-2025-0001'], severity: 'MODERATE' }),
+      update({ name: 'demo-a', availableVersion: '1.0-3', cveIds: ['CVE-2025-0001'], severity: 'MODERATE' }),
+    ];
+    const shown = (order: typeof rows) =>
+      cveExposures({ cveId: 'CVE-2025-0001', current: order.map((u) => ({ machine: rocky, update: u, assessedAt: t1 })), history: [], candidates: [rocky], tracker, deployments: [], now: t1 })[0]!.update;
+    expect(shown(rows)).toEqual(rows[3]);
+    expect(shown([...rows].reverse())).toEqual(rows[3]);
+    expect(shown([rows[0]!, rows[3]!, rows[2]!, rows[1]!])).toEqual(rows[3]);
+  });
+
   it('counts the fleet per CVE from both sources, most severe first, filtered by severity and id', () => {
     const summaries = cveSummaries(
       [

@@ -55,10 +55,9 @@ export class CveResolver {
   @FieldResolver(() => CveExposureConnection, { description: 'The exposed machines, by name.' })
   async exposures(@Root() cve: CveAnswer, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
     const window = pageWindow(page);
-    const all = cve.exposures ?? (await service(ctx).exposures(cve.id));
-    const slice = all.slice(window.offset, window.offset + window.limit);
+    const { rows: slice, totalCount } = await service(ctx).exposurePage(cve, window);
     const machines = new Map((await service(ctx).machines(slice.map((e) => e.machineId))).map((m) => [m.id, m]));
     const rows = slice.filter((e) => machines.has(e.machineId)).map((e) => ({ ...e, machine: machines.get(e.machineId)! }));
-    return toConnection(rows, window.offset, all.length);
+    return toConnection(rows, window.offset, totalCount);
   }
 }

@@ -1,15 +1,19 @@
-import { cveCandidates, cveListFigures, latestImports, latestTrackerImport, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
+import { cveCandidates, cveCandidatesByName, cveFigures, cveListFigures, cveStoredRows, latestImports, latestTrackerImport, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
 import { scheduledDeployments, selectionOf } from '../../db/deployments.js';
 import { findMachines } from '../../db/machines.js';
-import { countedCveSummaries, cveExposures, cveIdProblem, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
+import { countedCveSummaries, cveExposureRead, cveExposures, type CveExposureRead, cveIdProblem, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
 import { importCveFeed, TRACKER_SOURCE, TrackerImportError } from '../../cves/trackerImport.js';
+import { MISSING_MACHINES_ROWS_BUDGET } from '../../fleet/missingUpdates.js';
 import type { CveFeedFormat } from '../../fleet/osv.js';
 import type { ApiServices } from '../context.js';
 import { scheduleOf } from '../deployments/deployment.service.js';
 import { apiError, badUserInput } from '../errors.js';
 
-/** A CVE as the API answers it, with its exposures when they were computed to answer it. */
-export type CveAnswer = CveSummary & { description: string | null; exposures?: CveExposure[] };
+/**
+ * A CVE as the API answers it: with its exposures when they were computed to answer it (a fix is
+ * imported for it), else with the maintained figures that choose how a page of them is read.
+ */
+export type CveAnswer = CveSummary & { description: string | null; exposures?: CveExposure[]; figures?: { exposed: number; fleet: number } };
 
 export class CveService {
   constructor(private readonly services: ApiServices) {}
@@ -26,9 +30,17 @@ export class CveService {
     return id;
   }
 
-  /** The machines exposed to one CVE, computed from the latest assessments, the tracker and the schedules. */
+  /** Every machine exposed to one CVE, computed from the latest assessments, the tracker and the schedules. */
   async exposures(cveId: string): Promise<CveExposure[]> {
-    const [{ current, history }, tracker, deployments] = await Promise.all([cveCandidates(this.db, cveId), trackerFixesOf(this.db, cveId), scheduledDeployments(this.db)]);
+    return this.exposuresOf(cveId, cveCandidates(this.db, cveId));
+  }
+
+  /**
+   * The machines exposed to one CVE from these candidates (every exposed machine's, or a page's),
+   * by name. The imported fixes are the CVE's own few rows, the schedules the fleet's few deployments.
+   */
+  private async exposuresOf(cveId: string, read: ReturnType<typeof cveCandidates>): Promise<CveExposure[]> {
+    const [{ current, history }, tracker, deployments] = await Promise.all([read, trackerFixesOf(this.db, cveId), scheduledDeployments(this.db)]);
     const schedules: ScheduleCandidate[] = deployments.map((d) => ({
       id: d.id,
       name: d.name,
@@ -43,9 +55,29 @@ export class CveService {
     return cveExposures({ cveId, current, history, candidates, tracker, deployments: schedules, now: this.services.now() });
   }
 
+  /**
+   * One CVE. With no fix imported for it, its count, severity and sources are the maintained
+   * figures (the advisories' exposure, docs/fleet-counts.md) and its exposures are read a page at a
+   * time (exposurePage); with one, every exposed machine is computed here (dpkg's order is not SQL).
+   */
   async cve(rawId: string): Promise<CveAnswer> {
-    const id = CveService.validId(rawId);
-    const [exposures, descriptions] = await Promise.all([this.exposures(id), trackerDescriptions(this.db, [id])]);
+    return this.answer(CveService.validId(rawId));
+  }
+
+  /** cve(id) for an id already checked (tests call it with the short ids of their fleets). */
+  async answer(id: string): Promise<CveAnswer> {
+    const [figures, descriptions] = await Promise.all([cveFigures(this.db, id), trackerDescriptions(this.db, [id])]);
+    if (!figures.imported) {
+      return {
+        id,
+        severity: figures.exposed > 0 ? figures.severity : null,
+        machineCount: figures.exposed,
+        sources: figures.exposed > 0 ? ['ADVISORY'] : [],
+        description: descriptions.get(id) ?? null,
+        figures: { exposed: figures.exposed, fleet: figures.fleet },
+      };
+    }
+    const exposures = await this.exposures(id);
     return {
       id,
       severity: highestSeverity(exposures.map((e) => e.severity)),
@@ -54,6 +86,30 @@ export class CveService {
       description: descriptions.get(id) ?? null,
       exposures,
     };
+  }
+
+  /**
+   * A page of the CVE's exposed machines, by name, and how many there are: cut from every exposed
+   * machine, or (a CVE many machines are exposed to, no fix imported) read by walking the machines
+   * in name order, with the maintained count (cveExposureRead).
+   */
+  async exposurePage(
+    cve: CveAnswer,
+    page: { offset: number; limit: number },
+    /** The read to take whatever the figures say (tests hold both to the recompute; benches measure them). */
+    forced?: CveExposureRead,
+  ): Promise<{ rows: CveExposure[]; totalCount: number }> {
+    const cut = (all: CveExposure[]) => ({ rows: all.slice(page.offset, page.offset + page.limit), totalCount: all.length });
+    if (cve.exposures) return cut(cve.exposures);
+    if (!cve.figures) return cut(await this.exposures(cve.id));
+    const { exposed, fleet } = cve.figures;
+    if (exposed === 0) return { rows: [], totalCount: 0 };
+    const wanted = page.offset + page.limit + 1;
+    let read = forced ?? cveExposureRead({ imported: false, exposed, fleet, wanted });
+    if (read === 'EVERY_MACHINE' && !forced) read = cveExposureRead({ imported: false, exposed, fleet, wanted, storedRows: await cveStoredRows(this.db, cve.id, MISSING_MACHINES_ROWS_BUDGET) });
+    if (read === 'EVERY_MACHINE') return cut(await this.exposures(cve.id));
+    const rows = await this.exposuresOf(cve.id, cveCandidatesByName(this.services.database.db, cve.id, page.offset, page.limit));
+    return { rows, totalCount: exposed };
   }
 
   async cves(filter: CveListFilter, page: { offset: number; limit: number }): Promise<{ rows: CveAnswer[]; totalCount: number }> {
