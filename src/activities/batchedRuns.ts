@@ -195,13 +195,21 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       const preCalls = async <T extends { machineRunId: string; machineId: string }>(page: readonly T[]): Promise<T[]> => {
         if (!input.steps?.pre || page.length === 0) return [...page];
         const stopped = new Map<string, StepEnd>();
+        const going = new Set<string>();
+        let halted = false;
         await bounded(page, STEP_CALLS_PARALLEL, async (m) => {
+          // Once a machine's PRE calls halt the run, the page's machines not yet called stay PENDING
+          // (never started: NOT_STARTED with the halt); those under way go on, as children started together did.
+          if (halted) return;
           const stop = afterPreCalls((await stepCalls.runStepCalls({ machineRunId: m.machineRunId, phase: 'PRE' })).verdict);
-          if (stop) stopped.set(m.machineRunId, stop);
+          if (!stop) going.add(m.machineRunId);
+          else stopped.set(m.machineRunId, stop);
+          if (stop?.halt !== undefined) halted = true;
         });
-        const halted = page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId }));
-        await endWithSteps(halted);
-        return page.filter((m) => !stopped.has(m.machineRunId));
+        await endWithSteps(page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId })));
+        // Machines left uncalled are still PENDING: the run settles them once it is through.
+        if (going.size + stopped.size < page.length) pendingLeft = true;
+        return page.filter((m) => going.has(m.machineRunId));
       };
 
       /** Starts a page of PENDING machines: their jobs handed over in one transaction; a machine removed meanwhile fails at once. */
