@@ -35,7 +35,7 @@
  *                                 [--seeded]   (machines enrolled and assessed in PostgreSQL, their agents woken by the commands
  *                                               announced for them: runs past what connected agents fit here, bench/seededFleet.ts)
  *                                 [--steps]   (the deployment carries a PRE and a POST control-plane call to a local HTTP receiver:
-                                              a run of a child workflow per machine, docs/steps.md; every call counted)
+                                              a batched run whose advance makes the calls, docs/steps.md; every call counted)
                                  [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
  *                                                         machine over the run, the costliest statements; it costs some CPU,
  *                                                         so CPU figures come from runs without it)

@@ -1,14 +1,15 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { queueAgentCommands } from '../db/agentCommands.js';
-import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
 import { findRun, finishMachineRun, installJobSources, setMachineRunStatus } from '../db/runs.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
-import { advanceReturns, countsAsFailed, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, type MachineEnd } from '../fleet/batchedRun.js';
+import { advanceReturns, afterPostCalls, afterPreCalls, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
+import type { PhaseVerdict, StepPhase } from '../fleet/steps.js';
 import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
 
 /** A machine run's line in its job stream when it ends (as the deployment activities' finishMachineRun writes it). */
@@ -18,6 +19,12 @@ function endLine(row: { machineName: string; status: string }, end: MachineRunEn
 
 /** What a machine run's end takes (the deployment activities' finishMachineRun). */
 type FinishMachineRun = ReturnType<typeof createDeploymentActivities>['finishMachineRun'];
+
+/** A machine run's control-plane calls (src/activities/steps.ts): a phase's calls made and recorded, and steps recorded as not run. */
+export interface StepCalls {
+  runStepCalls(input: { machineRunId: string; phase: StepPhase }): Promise<{ verdict: PhaseVerdict }>;
+  skipSteps(input: { machineRunId: string; phase: StepPhase; kind: 'SCRIPT' | 'HTTP' | null; reason: string }): Promise<void>;
+}
 
 /** What an advance works within: a run's (or ring's) limits and the run's tunables. */
 export interface AdvanceInput {
@@ -37,6 +44,12 @@ export interface AdvanceInput {
   budgetSeconds: number;
   /** How often to look when nothing wakes the advance (a result or a check-in announced through PostgreSQL wakes it at once). */
   pollMs: number;
+  /**
+   * A run whose steps are all control-plane calls (docs/steps.md): which phases have calls. The
+   * advance makes a machine's PRE calls before it hands out its job and its POST calls before it
+   * ends it. Absent: no steps (and none made, even if the deployment gained steps since the run began).
+   */
+  steps?: { pre: boolean; post: boolean };
 }
 
 export interface AdvanceOutcome {
@@ -46,8 +59,10 @@ export interface AdvanceOutcome {
   failed: number;
   /** Machine runs this advance ended. */
   ended: number;
-  /** Machine runs still PENDING (when done: never started, the window or the failure threshold stopped them). */
+  /** Machine runs still PENDING (when done: never started, the window, the failure threshold or a halt stopped them). */
   pendingLeft: boolean;
+  /** Why steps of the run's (or ring's) machines asked to halt it (HALT_RUN), so far; absent in advances recorded before steps ran in them. */
+  halts?: string[];
 }
 
 const FAILED_STATUSES = ['FAILED', 'TIMED_OUT'] as const;
@@ -63,7 +78,7 @@ const PARALLEL_ENDS = 4;
  * their rows by key; src/fleet/batchedRun.ts decides. Every step is a conditional write in
  * PostgreSQL, so a retried or repeated advance (a worker that died mid-way) does nothing twice.
  */
-export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun) {
+export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun, stepCalls: StepCalls) {
   const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) => finishMachine({ machineRunId, ...outcome });
 
   /**
@@ -84,6 +99,40 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       Context.current().heartbeat();
     }
     return statuses;
+  }
+
+  /**
+   * Each item's work, at most `limit` at once (a slow call holds one place, not a whole group).
+   * The activity heartbeats meanwhile: a call may wait on its answer for minutes, and the advance's
+   * heartbeat timeout is seconds (a worker that dies is noticed that fast all the same).
+   */
+  async function bounded<T>(items: readonly T[], limit: number, each: (item: T) => Promise<void>): Promise<void> {
+    const context = Context.current();
+    const beat = setInterval(() => context.heartbeat(), 2000);
+    try {
+      let next = 0;
+      const worker = async () => {
+        while (next < items.length) await each(items[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /**
+   * The POST calls of the machines about to end, many at once, each machine's end then changed as
+   * their results say (afterPostCalls). A retry after a crash finds the calls made recorded and
+   * makes only the others (runStepCalls), as a machine run's workflow's retry does.
+   */
+  async function withPostCalls<T extends StepEnd & { machineRunId: string }>(ends: readonly T[], post: boolean): Promise<T[]> {
+    if (!post) return [...ends];
+    const after = new Map<string, StepEnd>();
+    await bounded(ends, STEP_CALLS_PARALLEL, async (e) => {
+      const { verdict } = await stepCalls.runStepCalls({ machineRunId: e.machineRunId, phase: 'POST' });
+      after.set(e.machineRunId, afterPostCalls(e, verdict));
+    });
+    return ends.map((e) => ({ ...e, ...after.get(e.machineRunId)! }));
   }
 
   async function inParallel<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
@@ -119,17 +168,56 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       let { running, failed } = await batchCounts(db, input.runId, input.ring, FAILED_STATUSES);
       let pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
       let ended = 0;
+      // Halts recorded before (an earlier advance, or this one's attempt before a worker died) still stop new machines.
+      const halts = input.steps ? haltsOf(await stepResultsWithHalts(db, input.runId, input.ring)) : [];
 
       const ended1 = (status: string) => {
         ended += 1;
         if (countsAsFailed(status)) failed += 1;
       };
 
+      /**
+       * Ends machine runs of a run with steps: their POST calls first (when the run has them), then
+       * the ends together; a HALT_RUN is noted. Answers how many ended.
+       */
+      const endWithSteps = async (ends: ReadonlyArray<StepEnd & { machineRunId: string; machineId: string }>) => {
+        const after = await withPostCalls(ends, input.steps?.post ?? false);
+        for (const e of after) if (e.halt !== undefined) halts.push(e.halt);
+        const statuses = await endTogether(input.runId, after.map((e) => ({ ...e.end, machineRunId: e.machineRunId, machineId: e.machineId })));
+        for (const status of statuses) ended1(status);
+        return statuses;
+      };
+
+      /**
+       * The PRE calls of a page of machines about to start, many at once: those whose calls say
+       * GO_ON get their job; the others end here (their POST calls made first), without one.
+       */
+      const preCalls = async <T extends { machineRunId: string; machineId: string }>(page: readonly T[]): Promise<T[]> => {
+        if (!input.steps?.pre || page.length === 0) return [...page];
+        const stopped = new Map<string, StepEnd>();
+        const going = new Set<string>();
+        let halted = false;
+        await bounded(page, STEP_CALLS_PARALLEL, async (m) => {
+          // Once a machine's PRE calls halt the run, the page's machines not yet called stay PENDING
+          // (never started: NOT_STARTED with the halt); those under way go on, as children started together did.
+          if (halted) return;
+          const stop = afterPreCalls((await stepCalls.runStepCalls({ machineRunId: m.machineRunId, phase: 'PRE' })).verdict);
+          if (!stop) going.add(m.machineRunId);
+          else stopped.set(m.machineRunId, stop);
+          if (stop?.halt !== undefined) halted = true;
+        });
+        await endWithSteps(page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId })));
+        // Machines left uncalled are still PENDING: the run settles them once it is through.
+        if (going.size + stopped.size < page.length) pendingLeft = true;
+        return page.filter((m) => going.has(m.machineRunId));
+      };
+
       /** Starts a page of PENDING machines: their jobs handed over in one transaction; a machine removed meanwhile fails at once. */
       const startPage = async (count: number) => {
-        const page = await pendingMachineRunsPage(db, input.runId, input.ring, count);
-        if (page.length < count) pendingLeft = false;
-        if (page.length === 0) return;
+        const read = await pendingMachineRunsPage(db, input.runId, input.ring, count);
+        if (read.length < count) pendingLeft = false;
+        if (read.length === 0) return;
+        const page = await preCalls(read);
         const live = new Set((await findMachines(db, page.map((m) => m.machineId))).map((m) => m.id));
         const sources = (await installJobSources(db, page.filter((m) => live.has(m.machineId)).map((m) => m.machineRunId))).filter((m) => m.status === 'PENDING');
         const jobs = sources.map((m) => {
@@ -142,12 +230,13 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         announceRunProgress(pubsub, input.runId, handedOver.progress);
         running += handedOver.commands.length;
         const removed = page.filter((m) => !live.has(m.machineId));
-        await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
+        if (input.steps) await endWithSteps(removed.map((m) => ({ machineRunId: m.machineRunId, machineId: m.machineId, end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } })));
+        else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
       };
 
       /** Starts up to `count` PENDING machines, a page per transaction; a machine removed meanwhile fails at once. */
       const start = async (count: number) => {
-        for (let left = count; left > 0 && pendingLeft; left -= START_PAGE) {
+        for (let left = count; left > 0 && pendingLeft && halts.length === 0; left -= START_PAGE) {
           await startPage(Math.min(left, START_PAGE));
           context.heartbeat({ ended });
         }
@@ -191,15 +280,21 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
                 return;
             }
           });
-          for (const status of await endTogether(input.runId, finishing)) {
-            running -= 1;
-            ended1(status);
+          if (input.steps) {
+            const statuses = await endWithSteps(finishing.map(({ machineRunId, machineId, ...end }) => ({ machineRunId, machineId, end })));
+            running -= statuses.length;
+          } else {
+            for (const status of await endTogether(input.runId, finishing)) {
+              running -= 1;
+              ended1(status);
+            }
           }
-          const toStart = pendingLeft ? machinesToStart({ running, failed, nowMs: Date.now() }, limits) : 0;
+          const halted = halts.length > 0;
+          const toStart = pendingLeft ? machinesToStart({ running, failed, nowMs: Date.now(), halted }, limits) : 0;
           if (toStart > 0) await start(toStart);
-          const startable = machinesToStart({ running: 0, failed, nowMs: Date.now() }, limits) > 0;
+          const startable = machinesToStart({ running: 0, failed, nowMs: Date.now(), halted: halts.length > 0 }, limits) > 0;
           const returns = advanceReturns({ running, pendingLeft, startable, ended, elapsedMs: Date.now() - startedAt }, { batchSize: input.batchMachines, budgetMs: input.budgetSeconds * 1000 });
-          if (returns.now) return { done: returns.done, failed, ended, pendingLeft };
+          if (returns.now) return { done: returns.done, failed, ended, pendingLeft, ...(input.steps ? { halts } : {}) };
           // Sleeps through the activity's context: a cancel ends the wait at once.
           await context.sleep(Math.max(0, MIN_LOOK_GAP_MS - (Date.now() - lookedAt)));
           if (!woken) {
@@ -234,7 +329,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
      * with `status` and `reason`, and with `running`, those still running too (a cancel: their jobs
      * withdrawn, so a late agent installs nothing more). Page by page; answers how many it ended.
      */
-    async settleMachineRuns(input: { runId: string; ring?: number | null; running: boolean; status: 'NOT_STARTED' | 'CANCELED'; reason: string | null }): Promise<number> {
+    async settleMachineRuns(input: { runId: string; ring?: number | null; running: boolean; status: 'NOT_STARTED' | 'CANCELED'; reason: string | null; skipPostSteps?: boolean }): Promise<number> {
       const context = Context.current();
       let settled = 0;
       for (;;) {
@@ -245,7 +340,11 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         await inParallel(pending, async (m) => {
           announceRunProgress(pubsub, input.runId, (await finishMachineRun(db, m.machineRunId, { status: input.status, rebootOutcome: null, error: input.reason })).progress);
         });
-        await inParallel(running, async (m) => void (await end(m.machineRunId, { canceled: true, error: 'The run was canceled.' })));
+        await inParallel(running, async (m) => {
+          // A machine of a batched run with steps that was running: its POST steps not run, as a machine run's workflow records them after a cancel.
+          if (input.skipPostSteps) await stepCalls.skipSteps({ machineRunId: m.machineRunId, phase: 'POST', kind: null, reason: 'the run was canceled' });
+          await end(m.machineRunId, { canceled: true, error: 'The run was canceled.' });
+        });
         settled += pending.length + running.length;
       }
     },

@@ -27,7 +27,7 @@ export function createActivities(deps: ActivityDeps) {
   const deployments = createDeploymentActivities(deps);
   return {
     ...deployments,
-    ...createBatchedRunActivities(deps, deployments.finishMachineRun),
+    ...createBatchedRunActivities(deps, deployments.finishMachineRun, deployments),
     ...createAgentUpgradeActivities(deps),
     ...createComplianceHistoryActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {

@@ -133,7 +133,10 @@ export function createStepActivities({ db, pubsub, secrets }: StepActivityDeps) 
       }
       if (!callAgain(attempt, http.retries)) return result('FAILED', problem, lastStatus, attempt);
       Context.current().heartbeat({ step: step.index, attempt });
-      await Context.current().sleep(retryDelaySeconds(attempt) * 1000);
+      // Not the activity's cancellable sleep: a call begun is seen through, as the machine run's
+      // workflow sees its calls through (and a batched run's advance, canceled meanwhile, records
+      // the result before it stops).
+      await new Promise((resolve) => setTimeout(resolve, retryDelaySeconds(attempt) * 1000));
     }
   };
 

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { InstallJob, JobResult } from '../domain/types.js';
 import type { MachineRunStatus } from '../fleet/planning.js';
+import type { StepResult } from '../fleet/steps.js';
 import { settledMachineRunStatus, settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
 import { insertInstallJobs } from './agentCommands.js';
@@ -47,6 +48,20 @@ export function runningMachineRunIds(db: Db, runId: string, ring: number | null 
     .from(machineRuns)
     .where(and(eq(machineRuns.runId, runId), ofRing(ring), isNull(machineRuns.endedAt), ne(machineRuns.status, 'PENDING')))
     .limit(limit);
+}
+
+/**
+ * The step results of the run's (or ring's) machine runs that hold a failed HALT_RUN step, oldest
+ * end first (src/fleet/batchedRun.ts haltsOf reads why from them). Few rows: a run halts at its
+ * first ones. The containment test reads the run's machine runs, once per advance.
+ */
+export async function stepResultsWithHalts(db: Db, runId: string, ring: number | null): Promise<StepResult[][]> {
+  const rows = await db
+    .select({ stepResults: machineRuns.stepResults })
+    .from(machineRuns)
+    .where(and(eq(machineRuns.runId, runId), ofRing(ring), sql`${machineRuns.stepResults} @> '[{"onFailure":"HALT_RUN","status":"FAILED"}]'::jsonb`))
+    .orderBy(sql`${machineRuns.endedAt} asc nulls last`, asc(machineRuns.id));
+  return rows.map((r) => r.stepResults);
 }
 
 /** How many of the run's (or ring's) machine runs are running, and how many ended in one of `failedStatuses`. */

@@ -9,6 +9,7 @@
  * Plain functions on plain data (see planning.ts).
  */
 import { rebootOutcome, type RebootOutcome } from './reboot.js';
+import { phaseVerdict, skippedByStepReason, type PhaseVerdict, type StepResult } from './steps.js';
 
 /** Machines an advance ends (at most) before it hands back to the workflow: one activity's events for this many machines. */
 export const RUN_BATCH_MACHINES = 500;
@@ -62,9 +63,12 @@ export const MAX_BATCHED_RUNNING_MACHINES = 10_000;
 /** Margin after the window and its grace for an agent's last result to arrive (as a machine run's install step has). */
 const RESULT_MARGIN_MS = 120_000;
 
-/** How many machines to start now: the free places, none once the window has ended or the failure threshold is reached. */
-export function machinesToStart(state: { running: number; failed: number; nowMs: number }, limits: { concurrency: number; threshold: number; windowEndsAtMs: number }): number {
-  if (state.nowMs >= limits.windowEndsAtMs || state.failed >= limits.threshold) return 0;
+/**
+ * How many machines to start now: the free places, none once the window has ended, the failure
+ * threshold is reached, or a step asked to halt the run (`halted`, HALT_RUN).
+ */
+export function machinesToStart(state: { running: number; failed: number; nowMs: number; halted?: boolean }, limits: { concurrency: number; threshold: number; windowEndsAtMs: number }): number {
+  if (state.halted || state.nowMs >= limits.windowEndsAtMs || state.failed >= limits.threshold) return 0;
   return Math.max(0, limits.concurrency - state.running);
 }
 
@@ -166,4 +170,60 @@ export function advanceReturns(state: { running: number; pendingLeft: boolean; s
 /** Whether the run's workflow continues as new before its next advance: its history is past the limit, or Temporal suggests it. */
 export function shouldContinueAsNew(historyLength: number, limit: number, suggested: boolean): boolean {
   return suggested || historyLength >= limit;
+}
+
+/**
+ * Machines of a batched run with steps whose control-plane calls the advance makes at once: each
+ * call waits on another system (a load balancer, a change-management API), so many go together,
+ * but not so many that a run of 10,000 machines opens 10,000 connections to it at once.
+ */
+export const STEP_CALLS_PARALLEL = 50;
+
+/** A machine run's end, and why a step asks to halt the run (HALT_RUN), if one does. */
+export interface StepEnd {
+  end: MachineEnd;
+  halt?: string;
+}
+
+/**
+ * What a machine's PRE calls decide (the rules of machineRun.ts): null when its install job goes
+ * out; otherwise how it ends without one. SKIP_INSTALLS leaves it not failed (its updates
+ * NOT_ATTEMPTED with the step's reason); FAIL_MACHINE fails it; HALT_RUN fails it and halts the run.
+ */
+export function afterPreCalls(verdict: PhaseVerdict): StepEnd | null {
+  if (verdict.action === 'GO_ON') return null;
+  if (verdict.action === 'SKIP_INSTALLS') return { end: { error: skippedByStepReason(verdict) } };
+  if (verdict.action === 'HALT_RUN') return { end: { jobFailed: true, error: `${verdict.reason}.` }, halt: verdict.reason };
+  return { end: { jobFailed: true, error: `${verdict.reason}.` } };
+}
+
+/**
+ * A machine's end once its POST calls have run (machineRun.ts): a FAIL_MACHINE or HALT_RUN fails
+ * it, its reason after the install's own error; a HALT_RUN halts the run unless an earlier step of
+ * the machine already did.
+ */
+export function afterPostCalls(before: StepEnd, verdict: PhaseVerdict): StepEnd {
+  if (verdict.action !== 'FAIL_MACHINE' && verdict.action !== 'HALT_RUN') return before;
+  const error = before.end.error ? `${before.end.error}; ${verdict.reason}.` : `${verdict.reason}.`;
+  const halt = before.halt ?? (verdict.action === 'HALT_RUN' ? verdict.reason : undefined);
+  return { end: { ...before.end, jobFailed: true, error }, ...(halt !== undefined ? { halt } : {}) };
+}
+
+/**
+ * Why steps asked to halt a run (or ring), from its machine runs' recorded step results, in the
+ * order given: a machine's PRE phase first, then its POST phase. What an advance starts from, so
+ * that a halt recorded before a worker died still stops new machines after the retry.
+ */
+export function haltsOf(machineRuns: ReadonlyArray<readonly StepResult[]>): string[] {
+  const halts: string[] = [];
+  for (const results of machineRuns) {
+    for (const phase of ['PRE', 'POST'] as const) {
+      const verdict = phaseVerdict(results.filter((r) => r.phase === phase));
+      if (verdict.action === 'HALT_RUN') {
+        halts.push(verdict.reason);
+        break;
+      }
+    }
+  }
+  return halts;
 }

@@ -279,6 +279,17 @@ export interface StepPhases {
   callSeconds: number;
   /** The POST scripts' timeouts added up. */
   postScriptSeconds: number;
+  /** Whether any step is a script (absent in what runs begun before it was recorded answered: unknown). */
+  scripts?: boolean;
+}
+
+/**
+ * Whether a run's steps are all control-plane calls, which the batched run's advance makes itself
+ * (docs/steps.md, "How a run with steps runs"): no step needs the agent beyond the install job. A run
+ * with scripts, or whose recorded answer predates `scripts`, keeps a child workflow per machine.
+ */
+export function callsOnly(phases: StepPhases): boolean {
+  return phases.scripts === false;
 }
 
 /**
@@ -316,6 +327,7 @@ export function stepPhases(steps: readonly DeploymentStep[] | null | undefined):
     post: steps.some((s) => s.phase === 'POST'),
     callSeconds: Math.max(budget('PRE'), budget('POST')),
     postScriptSeconds: steps.filter((s) => s.phase === 'POST' && s.script).reduce((sum, s) => sum + s.script!.timeoutSeconds, 0),
+    scripts: steps.some((s) => Boolean(s.script)),
   };
 }
 

@@ -3,6 +3,8 @@ import type { AdvanceOutcome } from '../activities/batchedRuns.js';
 import type { BatchedRunActivities, DeploymentActivities } from '../activities/index.js';
 import { RUN_ADVANCE_SECONDS, RUN_BATCH_MACHINES, RUN_HISTORY_EVENTS, shouldContinueAsNew } from '../fleet/batchedRun.js';
 import { INSTALL_GRACE_SECONDS, notStartedReason } from '../fleet/planning.js';
+import type { StepPhases } from '../fleet/steps.js';
+import { haltedReason } from './childMachines.js';
 import { passRingGate, ringVerdicts } from './ringGate.js';
 import type { BatchedRunState, BatchLimits, DeploymentRunInput } from './runInput.js';
 
@@ -41,10 +43,31 @@ export interface BegunBatched {
   rings?: Array<{ ring: number; name: string; machineCount: number }>;
 }
 
-/** The state a batched run starts from, once begun. */
-export function initialState(begun: BegunBatched): BatchedRunState {
-  if (begun.rings) return { runId: begun.runId, rings: begun.rings, verdicts: [] };
-  return { runId: begun.runId, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold }, verdicts: [] };
+/** The state a batched run starts from, once begun; `steps` when its steps are all control-plane calls. */
+export function initialState(begun: BegunBatched, steps?: StepPhases): BatchedRunState {
+  const withSteps = steps ? { steps } : {};
+  if (begun.rings) return { runId: begun.runId, rings: begun.rings, verdicts: [], ...withSteps };
+  return { runId: begun.runId, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold }, verdicts: [], ...withSteps };
+}
+
+/**
+ * The advance of a run with control-plane calls: as `advancing`, with room for the calls. A
+ * machine's phase of calls may take `callSeconds` (every attempt at its timeout), and an advance
+ * may make the PRE calls of the machines it starts and then the POST calls of those it ends.
+ */
+function advancingWithCalls(steps: StepPhases) {
+  return proxyActivities<BatchedRunActivities>({
+    startToCloseTimeout: `${RUN_ADVANCE_SECONDS + 540 + 2 * steps.callSeconds} seconds`,
+    // As `advancing`: the advance heartbeats every 2 s while its calls wait on their answers.
+    heartbeatTimeout: '10 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+}
+
+/** Why the machines a run (or ring) never started did not: a step's halt, or the window or the failure threshold. */
+function unstartedReason(outcome: AdvanceOutcome, limits: BatchLimits): string {
+  if (outcome.halts && outcome.halts.length > 0) return haltedReason(outcome.halts);
+  return notStartedReason({ canceled: false, failed: outcome.failed, threshold: limits.failureThreshold ?? Number.POSITIVE_INFINITY });
 }
 
 /**
@@ -67,7 +90,9 @@ async function advanceAll(input: DeploymentRunInput, carry: () => BatchedRunStat
       // Its machines are in PostgreSQL: the new execution needs only where the run is.
       await continueAsNew<(input: DeploymentRunInput) => Promise<string>>({ ...input, resume: carry() });
     }
-    const outcome = await advancing.advanceMachines({
+    const { steps: phases } = carry();
+    const outcome = await (phases ? advancingWithCalls(phases) : advancing).advanceMachines({
+      ...(phases ? { steps: { pre: phases.pre, post: phases.post } } : {}),
       runId: carry().runId,
       ring,
       ...limits,
@@ -99,10 +124,9 @@ async function plainBatchedRun(input: DeploymentRunInput, state: BatchedRunState
   canceled ||= scope.consideredCancelled;
   return CancellationScope.nonCancellable(async () => {
     if (canceled) {
-      await settling.settleMachineRuns({ runId, ring: null, running: true, status: 'CANCELED', reason: notStartedReason({ canceled: true, failed: 0, threshold: 1 }) });
+      await settling.settleMachineRuns({ runId, ring: null, running: true, status: 'CANCELED', reason: notStartedReason({ canceled: true, failed: 0, threshold: 1 }), ...(state.steps ? { skipPostSteps: true } : {}) });
     } else if (through.outcome?.pendingLeft) {
-      const reason = notStartedReason({ canceled: false, failed: through.outcome.failed, threshold: limits.failureThreshold ?? Number.POSITIVE_INFINITY });
-      await settling.settleMachineRuns({ runId, ring: null, running: false, status: 'NOT_STARTED', reason });
+      await settling.settleMachineRuns({ runId, ring: null, running: false, status: 'NOT_STARTED', reason: unstartedReason(through.outcome, limits) });
     }
     return steps.finishDeploymentRun({ runId, canceled, notStarted: [], notStartedReason: null });
   });
@@ -132,18 +156,15 @@ async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunStat
           current = { ring, name: begun.name, gate: begun.gate, limits: { windowEndsAtMs: begun.windowEndsAtMs, concurrency: begun.concurrency, failureThreshold: begun.failureThreshold } };
         }
         const running = current;
-        const outcome = await advanceAll(input, () => ({ runId, rings, ring: running, verdicts: [...verdicts] }), ring, running.limits);
+        const outcome = await advanceAll(input, () => ({ runId, rings, ring: running, verdicts: [...verdicts], ...(state.steps ? { steps: state.steps } : {}) }), ring, running.limits);
         if (scope.consideredCancelled) return;
-        if (outcome.pendingLeft) {
-          const reason = notStartedReason({ canceled: false, failed: outcome.failed, threshold: running.limits.failureThreshold ?? Number.POSITIVE_INFINITY });
-          await settling.settleMachineRuns({ runId, ring, running: false, status: 'NOT_STARTED', reason });
-        }
+        if (outcome.pendingLeft) await settling.settleMachineRuns({ runId, ring, running: false, status: 'NOT_STARTED', reason: unstartedReason(outcome, running.limits) });
         const counts = await steps.endRing({ runId, ring, notStarted: [], notStartedReason: null });
         if (ring === rings.length) {
           await steps.recordRingStep({ runId, ring, step: { kind: 'DONE' } });
           break;
         }
-        const rejected = await passRingGate(steps.recordRingStep, { runId, ring, ringName: running.name, gate: running.gate, counts, verdicts, stepHalts: [] });
+        const rejected = await passRingGate(steps.recordRingStep, { runId, ring, ringName: running.name, gate: running.gate, counts, verdicts, stepHalts: outcome.halts ?? [] });
         if (rejected !== null) {
           rejection = rejected;
           return;
@@ -158,7 +179,7 @@ async function ringedBatchedRun(input: DeploymentRunInput, state: BatchedRunStat
   const ended = canceled || rejection !== null;
   return CancellationScope.nonCancellable(async () => {
     const reason = rejection ? `Not started: ${rejection}` : notStartedReason({ canceled: true, failed: 0, threshold: 1 });
-    if (ended) await settling.settleMachineRuns({ runId, running: canceled, status: 'CANCELED', reason });
+    if (ended) await settling.settleMachineRuns({ runId, running: canceled, status: 'CANCELED', reason, ...(canceled && state.steps ? { skipPostSteps: true } : {}) });
     return steps.finishDeploymentRun({ runId, canceled: ended, notStarted: [], notStartedReason: ended ? reason : null, reason: canceled ? null : rejection, ringed: true });
   });
 }

@@ -5,6 +5,7 @@ import { notStartedReason } from '../fleet/planning.js';
 import { passRingGate, ringVerdicts } from './ringGate.js';
 import { batchedRun, initialState } from './batchedRun.js';
 import { haltedReason, runMachines, type Machine } from './childMachines.js';
+import { callsOnly } from '../fleet/steps.js';
 import { initialStepState, stepRun } from './stepRun.js';
 import type { DeploymentRunInput } from './runInput.js';
 
@@ -30,6 +31,14 @@ export const PAGED_PLANNING_PATCH = 'paged-run-planning';
  * (beginDeploymentRun) and hold every child in one execution, as they ran.
  */
 export const PAGED_STEP_RUNS_PATCH = 'paged-step-runs';
+
+/**
+ * A deployment whose steps are all control-plane calls runs as a batched run: the advance makes a
+ * machine's PRE calls before its job and its POST calls before its end (batchedRuns.ts), no child
+ * workflow per machine. Decided once, when the run begins; histories without this marker (and runs
+ * with script steps) run a child workflow per machine (stepRun.ts) as they did.
+ */
+export const BATCHED_STEP_CALLS_PATCH = 'batched-step-calls';
 
 const steps = proxyActivities<DeploymentActivities>({
   // Database reads and writes: seconds. Retried with backoff on transient errors.
@@ -71,7 +80,8 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
       : await planning.beginBatchedRun(beginInput);
     if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
     if (!begun.steps) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }));
-    // Pre and post steps run in a workflow per machine (machineRun.ts), started a page at a time.
+    if (callsOnly(begun.steps) && patched(BATCHED_STEP_CALLS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
+    // Script steps (and runs begun before the marker above) run in a workflow per machine (machineRun.ts), started a page at a time.
     if (patched(PAGED_STEP_RUNS_PATCH)) return stepRun(input, initialStepState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs, steps: begun.steps }));
     // Begun before that: the run as below, its machines' list read again (the same run: beginDeploymentRun finds it begun).
   }

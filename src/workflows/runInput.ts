@@ -44,6 +44,8 @@ export interface BatchedRunState {
   ring?: { ring: number; name: string; gate: RingGate; limits: BatchLimits };
   /** Operators' words on rings received so far (approve, reject, resume), by ring. */
   verdicts: Array<[number, NonNullable<GateVerdict>]>;
+  /** A run whose steps are all control-plane calls (callsOnly): its phases, the advance makes the calls. Absent: no steps. */
+  steps?: StepPhases;
 }
 
 /**

@@ -3,11 +3,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBatchedRunActivities, type AdvanceInput } from '../../src/activities/batchedRuns.js';
+import { createActivities } from '../../src/activities/index.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
+import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { TemporalClient } from '../../src/temporal/connection.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
@@ -137,8 +141,8 @@ describe('deployments with pre and post steps', () => {
     return { name, machineId: enrolled.machineId, client, jobs: [] };
   }
 
-  async function createDeployment(name: string, agents: Agent[], steps: unknown[], rings?: unknown[]): Promise<string> {
-    const input = { name, osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 30, rebootSetting: 'NEVER', onDemandOnly: true, steps, ...(rings ? { rings } : {}) };
+  async function createDeployment(name: string, agents: Agent[], steps: unknown[], rings?: unknown[], extra: Record<string, unknown> = {}): Promise<string> {
+    const input = { name, osType: 'LINUX', machineIds: agents.map((a) => a.machineId), classifications: ['SECURITY'], windowMinutes: 30, rebootSetting: 'NEVER', onDemandOnly: true, steps, ...(rings ? { rings } : {}), ...extra };
     return (await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input })).createDeployment.id;
   }
 
@@ -169,6 +173,16 @@ describe('deployments with pre and post steps', () => {
 
   const ended = (v: RunView) => !['IN_PROGRESS', 'SCHEDULED'].includes(v.status);
   const machine = (v: RunView, agent: Agent) => v.machineRuns.find((m) => m.machineName === agent.name)!;
+  /** Whether the machine ran in a workflow of its own (a run with script steps) rather than in the run's advance (steps all calls). */
+  const hasMachineWorkflow = (runId: string, agent: Agent) =>
+    temporal.client.workflow
+      .getHandle(`machine-run:${runId}:${agent.machineId}`)
+      .describe()
+      .then(
+        () => true,
+        () => false,
+      );
+  const callsOf = (callPath: string, agent: Agent) => calls.filter((c) => c.path === callPath && c.body?.machine.name === agent.name);
 
   it('makes the PRE call before the job and the POST calls after it: secret header sent, retried after a 500, a timeout recorded, results in GraphQL and the log, the secret nowhere', async () => {
     const agent = await enroll();
@@ -213,6 +227,8 @@ describe('deployments with pre and post steps', () => {
     expect(steps[4]!.message).toBe('answered HTTP 401 (expected 2xx): bad token [secret]');
     expect(done.logs.some((l) => l === `${agent.name}: pre-step "drain" (call) SUCCEEDED: HTTP 200, 2 attempts.`)).toBe(true);
     expect(machine(done, agent).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    // A POST script needs a job of its own: the machine ran in a workflow of its own.
+    expect(await hasMachineWorkflow(runId, agent)).toBe(true);
     await recordHistory(`machine-run:${runId}:${agent.machineId}`, 'machineRunSteps.json');
 
     // The secret: by name in GraphQL, its value in no answer, no log line, no audit event, no stored row.
@@ -246,6 +262,9 @@ describe('deployments with pre and post steps', () => {
       ['notify', 'SUCCEEDED'],
     ]);
     expect(calls.filter((c) => c.path === '/ok').length).toBe(before + 1);
+    // Calls only: the run's advance made them, no workflow per machine.
+    expect(await hasMachineWorkflow(runId, agent)).toBe(false);
+    expect(machine(done, agent).error).toBe('Not attempted: Pre-step "snapshot" failed: answered HTTP 503 (expected 2xx): down for maintenance.');
   }, 120_000);
 
   it('an agent older than steps is sent no script: its PRE script fails with the reason and nothing is installed; an agent that runs scripts gets them in its job', async () => {
@@ -284,8 +303,109 @@ describe('deployments with pre and post steps', () => {
     expect(done.status).toBe('PARTIALLY_FAILED');
     expect(done.rings.map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
     expect(machine(done, well).stepResults.map((s) => [s.name, s.status])).toEqual([['health', 'SUCCEEDED']]);
-    await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunSteps.json');
+    // Each machine's health check made once, by the run's advance (no workflow per machine).
+    expect([callsOf('/health', sick).length, callsOf('/health', well).length]).toEqual([1, 1]);
+    expect([await hasMachineWorkflow(runId, sick), await hasMachineWorkflow(runId, well)]).toEqual([false, false]);
+    // deploymentRunSteps.json holds this run as a child workflow per machine ran it, before steps that are calls were batched.
+    await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunBatchedSteps.json');
 
+  }, 120_000);
+
+  it('a PRE call that fails with HALT_RUN in a run without rings: the machine FAILED, no job; the machines not started NOT_STARTED with the halt, their calls never made', async () => {
+    const sick = await enroll({ suffix: '-sick' });
+    const others = [await enroll(), await enroll()];
+    const deploymentId = await createDeployment('pre halt', [sick, ...others], [{ name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/health` } }], undefined, { maxConcurrent: { value: 1, unit: 'COUNT' } });
+    const runId = await runNow(deploymentId);
+    const done = await untilRun(runId, [sick, ...others], ended, 'the run to end');
+    const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
+    expect([machine(done, sick).status, machine(done, sick).error]).toEqual(['FAILED', `${reason}.`]);
+    for (const other of others) {
+      expect([machine(done, other).status, machine(done, other).error, machine(done, other).stepResults]).toEqual(['NOT_STARTED', `Not started: the run was halted by a step (${reason}).`, []]);
+    }
+    expect([sick, ...others].map((a) => [a.jobs.length, callsOf('/health', a).length])).toEqual([
+      [0, 1],
+      [0, 0],
+      [0, 0],
+    ]);
+    expect(machine(done, sick).updates.map((u) => u.status)).toEqual(['NOT_ATTEMPTED', 'NOT_ATTEMPTED']);
+  }, 120_000);
+
+  it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
+    const agents = [await enroll(), await enroll(), await enroll()];
+    const deploymentId = await createDeployment('advance dies', agents, [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/crash-pre` } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    // The run begun as its workflow would begin it, and advanced here, with no workflow, so that an attempt can die.
+    const pubsub = await createFleetPubSub(database.sql);
+    const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'test' });
+    const begun = (await new MockActivityEnvironment().run(activities.beginBatchedRun, { deploymentId, workflowId: `advance-dies-${deploymentId}`, trigger: 'MANUAL' as const })) as Awaited<ReturnType<typeof activities.beginBatchedRun>>;
+    const input: AdvanceInput = {
+      runId: begun.runId,
+      ring: null,
+      windowEndsAtMs: begun.windowEndsAtMs!,
+      concurrency: 3,
+      failureThreshold: null,
+      graceSeconds: 60,
+      installHeartbeatSeconds: 60,
+      rebootTimeoutSeconds: 60,
+      batchMachines: 100,
+      budgetSeconds: 30,
+      pollMs: 200,
+      steps: { pre: true, post: true },
+    };
+    /** An advance whose worker dies right after the call of `phase` on the machine `dies` was made and recorded. */
+    const dyingAdvance = (phase: 'PRE' | 'POST', dies: Agent) => {
+      const steps = {
+        skipSteps: activities.skipSteps,
+        async runStepCalls(i: { machineRunId: string; phase: 'PRE' | 'POST' }) {
+          const answer = await activities.runStepCalls(i);
+          const [row] = await database.sql<Array<{ machine_id: string }>>`select machine_id from machine_runs where id = ${i.machineRunId}`;
+          if (i.phase === phase && row!.machine_id === dies.machineId) throw new Error('the worker died');
+          return answer;
+        },
+      };
+      return createBatchedRunActivities({ db: database.db, pubsub }, activities.finishMachineRun, steps).advanceMachines;
+    };
+    const answerJobs = async () => {
+      for (const agent of agents) {
+        for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
+          agent.jobs.push({ job: command.install!, callsBefore: calls.length });
+          await agent.client.sendJobResult(command.id, resultOf(command.install!));
+        }
+      }
+    };
+    /** Runs an advance while the agents answer their jobs. */
+    const advancing = async (advance: (input: AdvanceInput) => Promise<unknown>) => {
+      let over = false;
+      const run = new MockActivityEnvironment().run(advance, input).finally(() => (over = true));
+      // Seen by the caller once returned; until then, not an unhandled rejection.
+      run.catch(() => undefined);
+      while (!over) {
+        await answerJobs();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return run;
+    };
+    const preRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and step_results @> '[{"name":"drain"}]'`)[0]!.n;
+
+    // The first attempt dies once the second machine's PRE call is recorded (the others', made at the same time, are recorded too).
+    await expect(advancing(dyingAdvance('PRE', agents[1]!))).rejects.toThrow('the worker died');
+    await waitUntil(preRecorded, (n) => n === 3, 10_000, 'the PRE calls made at once to be recorded');
+    expect(agents.map((a) => a.jobs.length)).toEqual([0, 0, 0]);
+    // The retry hands the jobs out without calling again, and dies once the third machine's POST call is recorded.
+    await expect(advancing(dyingAdvance('POST', agents[2]!))).rejects.toThrow('the worker died');
+    // The next retry ends what is left: no call made again.
+    const outcome = await advancing(activities.advanceMachines);
+    expect(outcome).toMatchObject({ done: true, failed: 0, pendingLeft: false, halts: [] });
+    expect(agents.map((a) => [callsOf('/crash-pre', a).length, callsOf('/crash-post', a).length, a.jobs.length])).toEqual(Array(3).fill([1, 1, 1]));
+    // Each PRE call before the machine's job.
+    expect(agents.every((a) => calls.indexOf(callsOf('/crash-pre', a)[0]!) < a.jobs[0]!.callsBefore)).toBe(true);
+    const rows = await database.sql<Array<{ machine_name: string; status: string; steps: string; ends: number }>>`
+      select m.machine_name, m.status::text, (select string_agg(s->>'name' || '=' || (s->>'status'), ',') from jsonb_array_elements(m.step_results) s) as steps,
+        (select count(*)::int from run_logs l where l.machine_run_id = m.id and l.stream = 'server' and l.line ~ ': SUCCEEDED') as ends
+      from machine_runs m where m.run_id = ${begun.runId} order by 1`;
+    expect(rows.map((r) => [r.machine_name, r.status, r.steps, r.ends])).toEqual(agents.map((a) => [a.name, 'SUCCEEDED', 'drain=SUCCEEDED,undrain=SUCCEEDED', 1]));
   }, 120_000);
 
   it('refuses bad steps with BAD_USER_INPUT and the field', async () => {

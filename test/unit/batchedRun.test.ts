@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   advanceReturns,
+  afterPostCalls,
+  afterPreCalls,
+  haltsOf,
   afterStepPage,
   agentLostError,
   countsAsFailed,
@@ -16,6 +19,7 @@ import {
 } from '../../src/fleet/batchedRun.js';
 import { deploymentRunStatus, deploymentRunStatusFromCounts, maxConcurrentMachines, MAX_RUNNING_MACHINES, type MachineRunStatus } from '../../src/fleet/planning.js';
 import { MACHINE_RUN_STATUSES } from '../../src/domain/vocabulary.js';
+import type { StepResult } from '../../src/fleet/steps.js';
 
 const NOW = 1_000_000_000;
 const timings = { windowEndsAtMs: NOW + 3_600_000, graceSeconds: 600, installHeartbeatSeconds: 120, rebootTimeoutSeconds: 900 };
@@ -29,6 +33,7 @@ describe('how many machines a batched run starts', () => {
     ['none when every place is taken', { running: 100, failed: 0, nowMs: NOW }, 0],
     ['none once the failure threshold is reached', { running: 0, failed: 5, nowMs: NOW }, 0],
     ['none once the window has ended', { running: 0, failed: 0, nowMs: NOW + 1000 }, 0],
+    ['none once a step asked to halt the run', { running: 0, failed: 0, nowMs: NOW, halted: true }, 0],
   ] as const)('%s', (_, state, expected) => {
     expect(machinesToStart(state, limits)).toBe(expected);
   });
@@ -117,6 +122,43 @@ describe('a run with steps (a child workflow per machine), page by page', () => 
 
   it("holds an execution's history under Temporal's warning: about 4.2 events per child", () => {
     expect(RUN_STEP_CHILDREN * 4.2 + 100).toBeLessThan(10_240);
+  });
+});
+
+describe('a batched run whose steps are control-plane calls: the verdicts as a machine run applies them', () => {
+  const failedCall = (r: Partial<StepResult>): StepResult => ({ index: 0, name: 'drain', phase: 'PRE', kind: 'HTTP', onFailure: 'SKIP_INSTALLS', status: 'FAILED', message: 'answered HTTP 503', exitCode: null, httpStatus: 503, attempts: 1, startedAt: null, endedAt: null, ...r });
+
+  it.each([
+    ['GO_ON: the job goes out', { action: 'GO_ON' }, null],
+    ['SKIP_INSTALLS: ends not failed, its updates NOT_ATTEMPTED with the reason', { action: 'SKIP_INSTALLS', reason: 'Pre-step "drain" failed' }, { end: { error: 'Not attempted: Pre-step "drain" failed.' } }],
+    ['FAIL_MACHINE: ends failed', { action: 'FAIL_MACHINE', reason: 'Pre-step "drain" failed' }, { end: { jobFailed: true, error: 'Pre-step "drain" failed.' } }],
+    ['HALT_RUN: ends failed and halts the run', { action: 'HALT_RUN', reason: 'Pre-step "drain" failed' }, { end: { jobFailed: true, error: 'Pre-step "drain" failed.' }, halt: 'Pre-step "drain" failed' }],
+  ] as const)('PRE calls, %s', (_, verdict, expected) => {
+    expect(afterPreCalls(verdict)).toEqual(expected);
+  });
+
+  it('POST calls fail the machine after its own error, and the first halt of a machine is the one kept', () => {
+    const installed = { end: { requestAssessment: true, timedOut: false, rebootOutcome: null, error: null } };
+    expect(afterPostCalls(installed, { action: 'GO_ON' })).toEqual(installed);
+    expect(afterPostCalls(installed, { action: 'SKIP_INSTALLS', reason: 'x' })).toEqual(installed);
+    expect(afterPostCalls(installed, { action: 'FAIL_MACHINE', reason: 'Post-step "check" failed' })).toEqual({ end: { ...installed.end, jobFailed: true, error: 'Post-step "check" failed.' } });
+    expect(afterPostCalls(installed, { action: 'HALT_RUN', reason: 'Post-step "health" failed' })).toEqual({ end: { ...installed.end, jobFailed: true, error: 'Post-step "health" failed.' }, halt: 'Post-step "health" failed' });
+    const lost = { end: { agentLost: true, error: 'The agent stopped reporting.' } };
+    expect(afterPostCalls(lost, { action: 'FAIL_MACHINE', reason: 'Post-step "check" failed' }).end.error).toBe('The agent stopped reporting.; Post-step "check" failed.');
+    const halted = afterPreCalls({ action: 'HALT_RUN', reason: 'Pre-step "drain" failed' })!;
+    expect(afterPostCalls(halted, { action: 'HALT_RUN', reason: 'Post-step "health" failed' }).halt).toBe('Pre-step "drain" failed');
+  });
+
+  it("reads a run's halts back from its machine runs' step results, one per machine, PRE before POST", () => {
+    expect(haltsOf([])).toEqual([]);
+    expect(
+      haltsOf([
+        [failedCall({ onFailure: 'HALT_RUN' }), failedCall({ index: 1, name: 'health', phase: 'POST', onFailure: 'HALT_RUN' })],
+        [failedCall({ onFailure: 'CONTINUE' }), failedCall({ index: 1, name: 'health', phase: 'POST', onFailure: 'HALT_RUN', message: null })],
+        // A failure that is not a halt comes first in its phase: the phase's verdict is not a halt.
+        [failedCall({ onFailure: 'FAIL_MACHINE' }), failedCall({ index: 1, name: 'again', onFailure: 'HALT_RUN' })],
+      ]),
+    ).toEqual(['Pre-step "drain" failed: answered HTTP 503', 'Post-step "health" failed']);
   });
 });
 

@@ -45,6 +45,8 @@ describe('workflow code stays compatible with recorded runs', () => {
     ['deploymentRunPagedSteps.json', "a run with steps, its first execution: the patch markers, the planning, a page of machines' children (PRE and POST calls, a POST script), continue-as-new"],
     ['deploymentRunPagedStepsContinued.json', 'its second execution: continued from the state the first carried, the next page of children, continue-as-new'],
     ['machineRunStepsCanceled.json', 'a machine run with a POST step canceled while its agent held the job: the POST step recorded as not run, the machine run ended CANCELED'],
+    // Recorded by test/integration/deploymentSteps.test.ts with RECORD_HISTORY=test/history_files.
+    ['deploymentRunBatchedSteps.json', "a run whose steps are all calls, batched: the patch markers, advances making a POST health check's calls, the canary's halt at its gate, the resume signal, the next ring"],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

@@ -4,6 +4,7 @@ import { gateDecision } from '../../src/fleet/rollout.js';
 import {
   SCRIPT_MAX_BYTES,
   callBody,
+  callsOnly,
   phaseVerdict,
   scriptsUnsupported,
   statusExpected,
@@ -141,6 +142,16 @@ describe('control-plane calls', () => {
     expect(stepPhases(null)).toBeNull();
     const phases = stepPhases([{ name: 'a', phase: 'POST', onFailure: 'FAIL_MACHINE', script: null, http: { method: 'GET', url: 'https://x.example/', headers: [], body: null, expectedStatus: [], timeoutSeconds: 10, retries: 2 } }]);
     // Three attempts of 10 s, waits of 1 and 2 s between.
-    expect(phases).toEqual({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0 });
+    expect(phases).toEqual({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0, scripts: false });
+  });
+
+  it('say whether a run with steps can be batched: only calls, and only when the answer says so', () => {
+    const call = { name: 'a', phase: 'POST' as const, onFailure: 'FAIL_MACHINE' as const, script: null, http: { method: 'GET' as const, url: 'https://x.example/', headers: [], body: null, expectedStatus: [], timeoutSeconds: 10, retries: 0 } };
+    const script = { name: 'b', phase: 'PRE' as const, onFailure: 'SKIP_INSTALLS' as const, http: null, script: { inline: 'true', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 } };
+    expect(callsOnly(stepPhases([call])!)).toBe(true);
+    expect(callsOnly(stepPhases([call, script])!)).toBe(false);
+    expect(stepPhases([script])!.scripts).toBe(true);
+    // An answer recorded before `scripts` existed (a run in flight): a child workflow per machine, as it began.
+    expect(callsOnly({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0 })).toBe(false);
   });
 });
