@@ -67,19 +67,28 @@ function verrevcmp(a: string, b: string): number {
   return 0;
 }
 
-function splitDebianVersion(version: string): { epoch: number; upstream: string; revision: string } {
+/**
+ * The epoch is the digits before the first ':' without their leading zeros ('' for 0), compared as a
+ * number of any length; an epoch that is not all digits (dpkg refuses one) counts as 0.
+ */
+function splitDebianVersion(version: string): { epoch: string; upstream: string; revision: string } {
   const colon = version.indexOf(':');
-  const epoch = colon >= 0 ? Number(version.slice(0, colon)) || 0 : 0;
+  const given = colon >= 0 ? version.slice(0, colon) : '';
+  const epoch = /^[0-9]+$/.test(given) ? given.replace(/^0+/, '') : '';
   const rest = colon >= 0 ? version.slice(colon + 1) : version;
   const dash = rest.lastIndexOf('-');
   return dash >= 0 ? { epoch, upstream: rest.slice(0, dash), revision: rest.slice(dash + 1) } : { epoch, upstream: rest, revision: '' };
 }
 
-/** Negative, zero or positive as `dpkg --compare-versions a lt|eq|gt b`. */
+/**
+ * Negative, zero or positive as `dpkg --compare-versions a lt|eq|gt b`. Its SQL twin is
+ * dpkg_version_key (migration 0044), held to it by test/integration/dpkgVersionOrder.test.ts: a change
+ * here is a change there.
+ */
 export function compareDebianVersions(a: string, b: string): number {
   const x = splitDebianVersion(a.trim());
   const y = splitDebianVersion(b.trim());
-  if (x.epoch !== y.epoch) return x.epoch - y.epoch;
+  if (x.epoch !== y.epoch) return x.epoch.length !== y.epoch.length ? x.epoch.length - y.epoch.length : x.epoch < y.epoch ? -1 : 1;
   return verrevcmp(x.upstream, y.upstream) || verrevcmp(x.revision, y.revision);
 }
 

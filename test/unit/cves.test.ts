@@ -50,6 +50,19 @@ describe('Debian versions', () => {
     ];
     expect(pairs.map(([a, b]) => Math.sign(compareDebianVersions(a, b)))).toEqual(pairs.map(([, , r]) => r));
   });
+
+  it('compare epochs as numbers of any length, and an epoch that is not all digits as 0 (as dpkg_version_key does)', () => {
+    const pairs: Array<[string, string, number]> = [
+      ['99999999999999999999:1', '99999999999999999998:1', 1],
+      ['0099:1', '99:1', 0],
+      ['10:1', '9:1', 1],
+      ['a:1.0', '1.0', 0],
+      ['-1:1.0', '1.0', 0],
+      ['1e3:1.0', '1.0', 0],
+      [':1.0', '1.0', 0],
+    ];
+    expect(pairs.map(([a, b]) => Math.sign(compareDebianVersions(a, b)))).toEqual(pairs.map(([, , r]) => r));
+  });
 });
 
 describe('the Debian security tracker', () => {
