@@ -1,14 +1,15 @@
 import { desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
-import { DEBIAN_CODENAMES, originOfStoredSource, reachesFix, type CandidateMachine, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
+import { DEBIAN_CODENAMES, originOfStoredSource, reachesFix, type CandidateMachine, type ImportedExposureGroup, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
 import type { Db } from './client.js';
 import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
 
 /*
  * The reads behind CVE exposure (the decisions are src/fleet/cves.ts) and the imports of fixes (the
  * Debian tracker's, OSV records'). apt rows are fetched by package name and release; whether their
- * versions bracket the fixed version is decided in TypeScript (dpkg's comparison), not in SQL.
+ * versions bracket the fixed version is decided in TypeScript (compareDebianVersions) for the rows
+ * fetched, and in SQL (dpkg_reaches_fix, its twin: migration 0044) where rows are only counted or probed.
  */
 
 /** The package a tracker entry names for pending update `pu`: the twin of trackerPackage (src/fleet/cves.ts). */
@@ -175,33 +176,119 @@ export async function cveFigures(db: Reader, cveId: string): Promise<{ exposed: 
 }
 
 /**
- * The stored pending update rows of the updates whose advisories name the CVE (every assessment's,
- * not only the latest), counted up to `atMost + 1` through pending_updates_name_idx: what reading
- * every exposed machine would go through (cveExposureRead's budget).
+ * cveFigures, and when a fix is imported for the CVE the machines its fixes expose
+ * (importedExposureGroups), in one read-only snapshot.
+ */
+export async function cveFiguresWithImports(db: Db, cveId: string): Promise<Awaited<ReturnType<typeof cveFigures>> & { groups: ImportedExposureGroup[] }> {
+  return db.transaction(
+    async (tx) => {
+      const figures = await cveFigures(tx, cveId);
+      return { ...figures, groups: figures.imported ? await importedExposureGroups(tx, cveId, figures.exposed > 0) : [] };
+    },
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
+}
+
+/**
+ * The stored pending update rows of the updates whose advisories name the CVE and of the packages
+ * its imported fixes name (every assessment's, not only the latest), counted up to `atMost + 1`
+ * through pending_updates_name_idx and pending_updates_source_package_idx: what reading every
+ * exposed machine would go through (cveExposureRead's budget).
  */
 export async function cveStoredRows(db: Reader, cveId: string, atMost: number): Promise<number> {
   const [row] = await db.execute<{ n: number }>(sql`
     select count(*)::int as n from (
       select 1 from (select distinct d.name, d.classification from missing_update_details d where d.rows > 0 and d.cve_ids @> array[${cveId}]::text[]) n
       cross join lateral (select 1 from ${pendingUpdates} p where p.name = n.name and p.classification = n.classification offset 0) p
+      union all
+      select 1 from (select distinct t.package from ${cveTrackerFixes} t where t.cve_id = ${cveId}) f
+      cross join lateral (select 1 from ${pendingUpdates} p where p.name = f.package and p.source_package is null offset 0) p
+      union all
+      select 1 from (select distinct t.package from ${cveTrackerFixes} t where t.cve_id = ${cveId}) f
+      cross join lateral (select 1 from ${pendingUpdates} p where p.source_package = f.package offset 0) p
       limit ${atMost + 1}) r`);
   return row!.n;
 }
 
+/** A severity's rank in SQL (severityRank in src/fleet/cves.ts): CRITICAL 4 … LOW 1, none 0. */
+const severityRankSql = (column: SQL) =>
+  sql`(case ${column}::text when 'CRITICAL' then 4 when 'IMPORTANT' then 3 when 'MODERATE' then 2 when 'LOW' then 1 else 0 end)`;
+
 /**
- * A page of the live machines exposed to the CVE through their updates' advisories, by name
- * (cveExposureRead's BY_NAME): the machines walked through machines_live_name_idx, each one's latest
- * assessment probed by the primary key of pending_updates until the page is full, then the page's
- * candidates (and their history, for exposedSince) read as cveCandidates reads them, in one snapshot.
- * Only for a CVE no fix is imported for: an imported fix's exposure is not decided in SQL.
+ * The live machines whose latest assessment lists a pending update that an imported fix of the CVE
+ * reaches (dpkg_reaches_fix) and whose advisories do not name it, grouped by what each would show
+ * (ImportedExposureGroup: its most severe such fix, the fix of a row being the first by source as
+ * trackerFixesOf orders them, and the most severe of its updates naming the CVE). Reads the stored
+ * rows of the packages the fixes name (every assessment's: by name without a source package, and by
+ * source package), each machine of those rows by id, dpkg's order once per distinct package,
+ * release and pair of versions, and, when `advisoryExposed` (the advisories count machines for the
+ * CVE), the latest rows of the machines reached. Never the whole fleet; at 1M machines, all of a
+ * common package's rows.
  */
-export async function cveCandidatesByName(db: Db, cveId: string, offset: number, limit: number): ReturnType<typeof cveCandidates> {
+export async function importedExposureGroups(db: Reader, cveId: string, advisoryExposed: boolean): Promise<ImportedExposureGroup[]> {
+  const rows = await db.execute<{ rank: number; origin: CveSource; advisory_rank: number | null; machines: number }>(sql`
+    with fixes as materialized (
+      select t.package, t.release, t.fixed_version, t.severity, t.source from ${cveTrackerFixes} t where t.cve_id = ${cveId}
+    ),
+    packages as (select distinct package from fixes),
+    listed as (
+      select p.* from packages f cross join lateral (
+        select p.machine_id, p.assessment_id, p.name, p.source_package, p.installed_version, p.available_version, p.cve_ids
+        from ${pendingUpdates} p where p.name = f.package and p.source_package is null offset 0) p
+      union all
+      select p.* from packages f cross join lateral (
+        select p.machine_id, p.assessment_id, p.name, p.source_package, p.installed_version, p.available_version, p.cve_ids
+        from ${pendingUpdates} p where p.source_package = f.package offset 0) p
+    ),
+    live as materialized (
+      select pu.machine_id, m.latest_assessment_id, ${trackerPackageSql} as package, ${fixReleaseSql} as release, pu.installed_version, pu.available_version
+      from listed pu
+      cross join lateral (select * from ${machines} m where m.id = pu.machine_id and m.latest_assessment_id = pu.assessment_id offset 0) m
+      where m.removed_at is null and pu.installed_version is not null and not pu.cve_ids @> array[${cveId}]::text[]
+    ),
+    reached as (
+      select v.package, v.release, v.installed_version, v.available_version, f.rank, f.origin
+      from (select distinct package, release, installed_version, available_version from live where release is not null) v
+      cross join lateral (
+        select ${severityRankSql(sql`t.severity`)} as rank, (case when t.source like 'OSV%' then 'OSV' else 'DEBIAN_TRACKER' end) as origin
+        from fixes t where t.package = v.package and t.release = v.release and dpkg_reaches_fix(v.installed_version, t.fixed_version, v.available_version)
+        order by t.source limit 1) f
+    ),
+    exposed as (
+      select l.machine_id, min(l.latest_assessment_id::text)::uuid as assessment_id, max(r.rank) as rank,
+             (array_agg(r.origin order by r.rank desc, r.origin collate "C"))[1] as origin
+      from live l join reached r on r.package = l.package and r.release = l.release and r.installed_version = l.installed_version and r.available_version = l.available_version
+      group by l.machine_id
+    )
+    select e.rank::int as rank, e.origin, a.rank::int as advisory_rank, count(*)::int as machines
+    from exposed e
+    cross join lateral (
+      select max(${severityRankSql(sql`pu.severity`)}) as rank from ${pendingUpdates} pu
+      where ${advisoryExposed} and pu.assessment_id = e.assessment_id and pu.cve_ids @> array[${cveId}]::text[]) a
+    group by 1, 2, 3`);
+  return rows.map((r) => ({ rank: r.rank, origin: r.origin, advisoryRank: r.advisory_rank, machines: r.machines }));
+}
+
+/**
+ * A page of the live machines exposed to the CVE, by name (cveExposureRead's BY_NAME): the machines
+ * walked through machines_live_name_idx, each one's latest assessment probed by the primary key of
+ * pending_updates for an update whose advisories name the CVE or, when `imported` (a fix is imported
+ * for it), that one of its imported fixes reaches for the machine's release (dpkg_reaches_fix, the
+ * SQL twin of fixOf's comparison), until the page is full; then the page's candidates (and their
+ * history, for exposedSince) read as cveCandidates reads them, in one snapshot.
+ */
+export async function cveCandidatesByName(db: Db, cveId: string, offset: number, limit: number, imported = false): ReturnType<typeof cveCandidates> {
   return db.transaction(
     async (tx) => {
+      const byFix = imported
+        ? sql`or exists (select 1 from fixes t where t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}
+                and dpkg_reaches_fix(pu.installed_version, t.fixed_version, pu.available_version))`
+        : sql``;
       const page = await tx.execute<{ id: string }>(sql`
+        with fixes as materialized (select t.package, t.release, t.fixed_version from ${cveTrackerFixes} t where t.cve_id = ${cveId} and ${imported})
         select m.id from ${machines} m
         where m.removed_at is null
-          and exists (select 1 from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id and pu.cve_ids @> array[${cveId}]::text[])
+          and exists (select 1 from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id and (pu.cve_ids @> array[${cveId}]::text[] ${byFix}))
         order by m.name, m.id offset ${offset} limit ${limit}`);
       return page.length === 0 ? { current: [], history: [] } : cveCandidates(tx, cveId, page.map((r) => r.id));
     },

@@ -365,18 +365,59 @@ export function cveExposures(input: {
  *   update whose advisories name the CVE, until the page is full: about `wanted × fleet / exposed`
  *   probes, then only the page's machines are computed. Its count is the maintained one
  *   (cve_exposure_counts).
- * BY_NAME only when no fix is imported for the CVE: an imported fix's exposure needs dpkg's version
- * order, which is not in SQL, and its count is not maintained (docs/fleet-counts.md). Otherwise as
- * the machines missing one update (missingMachinesRead): EVERY_MACHINE while exposed² ≤ wanted × fleet,
- * and while the stored rows of the updates naming it (every assessment's, when counted) stay within
- * the same budget.
+ * The same rule whether or not a fix is imported for the CVE (the walk's probe decides an imported
+ * fix in SQL, dpkg_reaches_fix): as the machines missing one update (missingMachinesRead),
+ * EVERY_MACHINE while exposed² ≤ wanted × fleet, and while the stored rows of the updates that may
+ * fix it (every assessment's, when counted) stay within the same budget.
  */
 export type CveExposureRead = 'EVERY_MACHINE' | 'BY_NAME';
 
-export function cveExposureRead(input: { imported: boolean; exposed: number; fleet: number; wanted: number; storedRows?: number }): CveExposureRead {
-  if (input.imported) return 'EVERY_MACHINE';
+export function cveExposureRead(input: { exposed: number; fleet: number; wanted: number; storedRows?: number }): CveExposureRead {
   if (missingMachinesRead(input.exposed, Math.max(input.fleet, input.exposed), input.wanted) === 'BY_NAME') return 'BY_NAME';
   return input.storedRows !== undefined && input.storedRows > MISSING_MACHINES_ROWS_BUDGET ? 'BY_NAME' : 'EVERY_MACHINE';
+}
+
+/**
+ * The live machines an imported fix (and no advisory of the same row) exposes, grouped by what
+ * `cveExposures` would choose for each: `rank` and `origin` of its most severe such fix (the first
+ * origin by name among equals), and `advisoryRank` of its most severe update whose advisories name
+ * the CVE, null when none does (src/db/cves.ts, importedExposureGroups). Ranks: severityRank.
+ */
+export interface ImportedExposureGroup {
+  rank: number;
+  origin: CveSource;
+  advisoryRank: number | null;
+  machines: number;
+}
+
+/**
+ * One CVE's count, severity and sources as every exposed machine computed by cveExposures would give
+ * them, from the advisories' maintained figures (cve_exposure_counts: `exposed`, the highest
+ * `severity` of the updates naming it) and the machines imported fixes expose, grouped: a machine
+ * exposed both ways counts once (under the advisories); it shows its most severe fixing update, an
+ * advisory's among equally severe ones (ADVISORY sorts first), so its source is ADVISORY unless an
+ * imported fix is more severe than every update naming the CVE on it.
+ */
+export function importedCveFigures(
+  advisory: { exposed: number; severity: Severity | null },
+  groups: readonly ImportedExposureGroup[],
+): { machineCount: number; severity: Severity | null; sources: CveSource[] } {
+  const sources = new Set<CveSource>();
+  let alsoAdvisory = 0;
+  let importedOnly = 0;
+  let rank = advisory.exposed > 0 ? severityRank(advisory.severity) : 0;
+  for (const g of groups) {
+    if (g.machines <= 0) continue;
+    rank = Math.max(rank, g.rank);
+    if (g.advisoryRank === null) importedOnly += g.machines;
+    else alsoAdvisory += g.machines;
+    sources.add(g.advisoryRank !== null && g.advisoryRank >= g.rank ? 'ADVISORY' : g.origin);
+  }
+  // Machines the advisories count that no imported fix reaches show an advisory's update.
+  if (advisory.exposed > alsoAdvisory) sources.add('ADVISORY');
+  const machineCount = advisory.exposed + importedOnly;
+  const severity = (Object.keys(SEVERITY_RANK) as Severity[]).find((s) => SEVERITY_RANK[s] === rank) ?? null;
+  return { machineCount, severity: machineCount > 0 ? severity : null, sources: [...sources].sort() };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,12 +8,17 @@ import {
   cveSummaries,
   debianRelease,
   fixOf,
+  highestSeverity,
+  importedCveFigures,
+  type ImportedExposureGroup,
+  type TrackerFix,
   readDebianTracker,
   scheduledFix,
   TrackerFormatError,
   urgencySeverity,
   type CandidateMachine,
   type CandidateUpdate,
+  type CveSource,
   type ScheduleCandidate,
 } from '../../src/fleet/cves.js';
 
@@ -252,5 +257,49 @@ describe('exposure across the fleet', () => {
     expect(cveIdProblem('CVE-2024-1234567')).toBeNull();
     expect(cveIdProblem('CVE-24-3094')).toMatch(/expected CVE-YYYY-NNNN/);
     expect(cveIdProblem("CVE-2024-3094' or 1=1")).not.toBeNull();
+  });
+});
+
+describe("one CVE's figures from the advisories' counts and the machines imported fixes expose", () => {
+  it('give the count, severity and sources every exposed machine gives (random machines, fixes from two sources)', () => {
+    const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
+    const RANK = { CRITICAL: 4, IMPORTANT: 3, MODERATE: 2, LOW: 1 } as const;
+    const rank = (s: (typeof SEVERITIES)[number]) => (s ? RANK[s] : 0);
+    let seed = 7;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!;
+    for (let round = 0; round < 300; round++) {
+      const fixes: TrackerFix[] = [
+        { cveId: 'CVE-1', package: 'p1', release: 'bookworm', fixedVersion: '1.1', severity: pick(SEVERITIES), description: null, origin: 'DEBIAN_TRACKER' },
+        { cveId: 'CVE-1', package: 'p1', release: 'bookworm', fixedVersion: pick(['1.1', '1.2']), severity: pick(SEVERITIES), description: null, origin: 'OSV' },
+        { cveId: 'CVE-1', package: 'p2', release: 'bookworm', fixedVersion: '1.1', severity: pick(SEVERITIES), description: null, origin: 'OSV' },
+      ];
+      const current = Array.from({ length: 1 + Math.floor(next() * 6) }, (_, i) => {
+        const machine = { ...debian, id: `m-${i}`, name: `n-${i}` };
+        return Array.from({ length: Math.floor(next() * 4) }, () => ({
+          machine,
+          update: update({ name: pick(['p1', 'p2', 'p3']), installedVersion: '1.0', availableVersion: pick(['1.0', '1.1', '1.2']), severity: pick(SEVERITIES), cveIds: next() < 0.3 ? ['CVE-1'] : [] }),
+          assessedAt: new Date(0),
+        }));
+      }).flat();
+      const all = cveExposures({ cveId: 'CVE-1', current, history: [], candidates: [...new Set(current.map((c) => c.machine))], tracker: fixes, deployments: [], now: new Date(0) });
+      // What the SQL reads: the advisories' count and highest severity, and per machine reached by a fix (on a row naming no CVE) its most severe fix.
+      const advisoryRows = current.filter((c) => c.update.cveIds.includes('CVE-1'));
+      const advisoryMachines = new Set(advisoryRows.map((c) => c.machine.id));
+      const groups: ImportedExposureGroup[] = [];
+      for (const id of new Set(current.map((c) => c.machine.id))) {
+        const reached = current
+          .filter((c) => c.machine.id === id && !c.update.cveIds.includes('CVE-1'))
+          .map((c) => fixOf('CVE-1', c.machine, c.update, fixes))
+          .filter((f): f is { source: CveSource; severity: (typeof SEVERITIES)[number] } => f !== null);
+        if (reached.length === 0) continue;
+        const top = Math.max(...reached.map((f) => rank(f.severity)));
+        const origin = reached.filter((f) => rank(f.severity) === top).map((f) => f.source).sort()[0]!;
+        const advisory = advisoryRows.filter((c) => c.machine.id === id);
+        groups.push({ rank: top, origin, advisoryRank: advisory.length ? Math.max(...advisory.map((c) => rank(c.update.severity))) : null, machines: 1 });
+      }
+      const figures = importedCveFigures({ exposed: advisoryMachines.size, severity: highestSeverity(advisoryRows.map((c) => c.update.severity)) }, groups);
+      expect(figures).toEqual({ machineCount: all.length, severity: highestSeverity(all.map((e) => e.severity)), sources: [...new Set(all.map((e) => e.source))].sort() });
+    }
   });
 });

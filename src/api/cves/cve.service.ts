@@ -1,7 +1,7 @@
-import { cveCandidates, cveCandidatesByName, cveFigures, cveListFigures, cveStoredRows, latestImports, latestTrackerImport, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
+import { cveCandidates, cveCandidatesByName, cveFiguresWithImports, cveListFigures, cveStoredRows, latestImports, latestTrackerImport, trackerDescriptions, trackerFixesOf } from '../../db/cves.js';
 import { scheduledDeployments, selectionOf } from '../../db/deployments.js';
 import { findMachines } from '../../db/machines.js';
-import { countedCveSummaries, cveExposureRead, cveExposures, type CveExposureRead, cveIdProblem, highestSeverity, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
+import { countedCveSummaries, cveExposureRead, cveExposures, type CveExposureRead, cveIdProblem, importedCveFigures, normaliseCveId, type CveExposure, type CveListFilter, type CveSummary, type ScheduleCandidate } from '../../fleet/cves.js';
 import { importCveFeed, TRACKER_SOURCE, TrackerImportError } from '../../cves/trackerImport.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../../fleet/missingUpdates.js';
 import type { CveFeedFormat } from '../../fleet/osv.js';
@@ -10,10 +10,10 @@ import { scheduleOf } from '../deployments/deployment.service.js';
 import { apiError, badUserInput } from '../errors.js';
 
 /**
- * A CVE as the API answers it: with its exposures when they were computed to answer it (a fix is
- * imported for it), else with the maintained figures that choose how a page of them is read.
+ * A CVE as the API answers it: with the figures that choose how a page of its exposures is read
+ * (or, where a caller computed them, every exposure).
  */
-export type CveAnswer = CveSummary & { description: string | null; exposures?: CveExposure[]; figures?: { exposed: number; fleet: number } };
+export type CveAnswer = CveSummary & { description: string | null; exposures?: CveExposure[]; figures?: { exposed: number; fleet: number; imported: boolean } };
 
 export class CveService {
   constructor(private readonly services: ApiServices) {}
@@ -56,9 +56,9 @@ export class CveService {
   }
 
   /**
-   * One CVE. With no fix imported for it, its count, severity and sources are the maintained
-   * figures (the advisories' exposure, docs/fleet-counts.md) and its exposures are read a page at a
-   * time (exposurePage); with one, every exposed machine is computed here (dpkg's order is not SQL).
+   * One CVE: its count, severity and sources from the advisories' maintained figures
+   * (docs/fleet-counts.md) and, when a fix is imported for it, the machines its fixes expose counted
+   * in SQL (importedExposureGroups); its exposures are read a page at a time (exposurePage).
    */
   async cve(rawId: string): Promise<CveAnswer> {
     return this.answer(CveService.validId(rawId));
@@ -66,32 +66,22 @@ export class CveService {
 
   /** cve(id) for an id already checked (tests call it with the short ids of their fleets). */
   async answer(id: string): Promise<CveAnswer> {
-    const [figures, descriptions] = await Promise.all([cveFigures(this.db, id), trackerDescriptions(this.db, [id])]);
-    if (!figures.imported) {
-      return {
-        id,
-        severity: figures.exposed > 0 ? figures.severity : null,
-        machineCount: figures.exposed,
-        sources: figures.exposed > 0 ? ['ADVISORY'] : [],
-        description: descriptions.get(id) ?? null,
-        figures: { exposed: figures.exposed, fleet: figures.fleet },
-      };
-    }
-    const exposures = await this.exposures(id);
+    const [figures, descriptions] = await Promise.all([cveFiguresWithImports(this.services.database.db, id), trackerDescriptions(this.db, [id])]);
+    const { machineCount, severity, sources } = importedCveFigures({ exposed: figures.exposed, severity: figures.severity }, figures.groups);
     return {
       id,
-      severity: highestSeverity(exposures.map((e) => e.severity)),
-      machineCount: exposures.length,
-      sources: [...new Set(exposures.map((e) => e.source))].sort(),
+      severity,
+      machineCount,
+      sources,
       description: descriptions.get(id) ?? null,
-      exposures,
+      figures: { exposed: machineCount, fleet: figures.fleet, imported: figures.imported },
     };
   }
 
   /**
    * A page of the CVE's exposed machines, by name, and how many there are: cut from every exposed
-   * machine, or (a CVE many machines are exposed to, no fix imported) read by walking the machines
-   * in name order, with the maintained count (cveExposureRead).
+   * machine, or (a CVE many machines are exposed to) read by walking the machines in name order,
+   * with the answer's count (cveExposureRead).
    */
   async exposurePage(
     cve: CveAnswer,
@@ -105,10 +95,10 @@ export class CveService {
     const { exposed, fleet } = cve.figures;
     if (exposed === 0) return { rows: [], totalCount: 0 };
     const wanted = page.offset + page.limit + 1;
-    let read = forced ?? cveExposureRead({ imported: false, exposed, fleet, wanted });
-    if (read === 'EVERY_MACHINE' && !forced) read = cveExposureRead({ imported: false, exposed, fleet, wanted, storedRows: await cveStoredRows(this.db, cve.id, MISSING_MACHINES_ROWS_BUDGET) });
+    let read = forced ?? cveExposureRead({ exposed, fleet, wanted });
+    if (read === 'EVERY_MACHINE' && !forced) read = cveExposureRead({ exposed, fleet, wanted, storedRows: await cveStoredRows(this.db, cve.id, MISSING_MACHINES_ROWS_BUDGET) });
     if (read === 'EVERY_MACHINE') return cut(await this.exposures(cve.id));
-    const rows = await this.exposuresOf(cve.id, cveCandidatesByName(this.services.database.db, cve.id, page.offset, page.limit));
+    const rows = await this.exposuresOf(cve.id, cveCandidatesByName(this.services.database.db, cve.id, page.offset, page.limit, cve.figures.imported));
     return { rows, totalCount: exposed };
   }
 
