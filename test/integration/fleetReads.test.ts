@@ -4,6 +4,9 @@ import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
 import { cveCandidates } from '../../src/db/cves.js';
+import { CveService } from '../../src/api/cves/cve.service.js';
+import type { ApiServices } from '../../src/api/context.js';
+import { highestSeverity } from '../../src/fleet/cves.js';
 import { machinesMissing, removeMachine } from '../../src/db/machines.js';
 import { missingMachinesRead } from '../../src/fleet/missingUpdates.js';
 import { assessmentReport } from '../../testkit/agentFacts.js';
@@ -128,5 +131,34 @@ describe('reads that start from the update', () => {
     // The tracker's fix reached rows through their source package and through their own name.
     const tracked = (await cveCandidates(database.db, 'CVE-2026-9')).current.filter((c) => c.update.cveIds.length === 0);
     expect(new Set(tracked.map((c) => (c.update.sourcePackage ? 'source' : 'name')))).toEqual(new Set(['source', 'name']));
+  });
+
+  it('counts and pages a CVE with imported fixes as every exposed machine computed in TypeScript does, over history and removed machines, both reads', async () => {
+    // A second source for the same package and release (the first by source decides a row's fix), and a fix for a CVE advisories also name.
+    await database.sql`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity)
+      values ('OSV:DEBIAN', 'CVE-2026-9', 'src-1', 'bookworm', '1.2', 'LOW'), ('OSV:DEBIAN', 'CVE-2026-1', 'src-0', 'bookworm', '1.2', 'CRITICAL')`;
+    const service = new CveService({ database, now: () => new Date('2026-12-03T00:00:00Z') } as unknown as ApiServices);
+    for (const cveId of ['CVE-2026-9', 'CVE-2026-1']) {
+      const all = await service.exposures(cveId);
+      const answer = await service.answer(cveId);
+      expect(answer.figures?.imported).toBe(true);
+      expect({ machineCount: answer.machineCount, severity: answer.severity, sources: answer.sources }, cveId).toEqual({
+        machineCount: all.length,
+        severity: highestSeverity(all.map((e) => e.severity)),
+        sources: [...new Set(all.map((e) => e.source))].sort(),
+      });
+      expect(all.length, `${cveId} has exposed machines`).toBeGreaterThan(3);
+      for (const forced of ['BY_NAME', 'EVERY_MACHINE', undefined] as const) {
+        for (const limit of [1, 3, 50]) {
+          const seen: typeof all = [];
+          for (let offset = 0; offset <= all.length; offset += limit) {
+            const { rows, totalCount } = await service.exposurePage(answer, { offset, limit }, forced);
+            expect(totalCount).toBe(all.length);
+            seen.push(...rows);
+          }
+          expect(seen, `${cveId} ${forced} pages of ${limit}`).toEqual(all);
+        }
+      }
+    }
   });
 });
