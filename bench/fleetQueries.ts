@@ -80,6 +80,13 @@
  * machine), and part of a name that 100 machines carry (machinesName, --dir only: page and count;
  * before: without the 0040 trigram index).
  *
+ * --import-fixes (with --dir; they stay in that fleet's database): Debian tracker fixes for the
+ * common CVE-2026-10001 (which advisories also name) and for CVE-2026-20008 (cveImported: named by no
+ * advisory, as a Debian fleet's CVEs are), each reaching every machine that lists its package, through
+ * replaceImportedFixes. cve(id) then counts the fixes' machines in SQL (importedExposureGroups) and
+ * walks the page by name with dpkg_reaches_fix in the probe; before ("full pass"): every exposed
+ * machine computed (cveCandidates), which cve(id) of a CVE with an imported fix read before.
+ *
  * --skip-full: no "full pass" (at 1M the CVE list's takes about a minute a run).
  *
  * Run:  npx tsx bench/fleetQueries.ts [--sizes 10000,50000,100000] [--runs 15] [--updates 50]
@@ -103,7 +110,8 @@ import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/d
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../src/fleet/missingUpdates.js';
-import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveListFigures, cveStoredRows, trackerCandidates } from '../src/db/cves.js';
+import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveFiguresWithImports, cveListFigures, cveStoredRows, replaceImportedFixes, trackerCandidates } from '../src/db/cves.js';
+import type { TrackerFix } from '../src/fleet/cves.js';
 import type { Db } from '../src/db/client.js';
 import { asc, sql } from 'drizzle-orm';
 import { machines } from '../src/db/schema.js';
@@ -225,6 +233,21 @@ async function applyBaseline(stack: Stack, id: string | null): Promise<{ id: str
 }
 
 const PAGE_FIELDS = 'totalCount edges { node { id name compliance agentReadiness criticalAndSecurityCount otherCount } }';
+/** The CVE --import-fixes imports a fix for that no advisory names: the generated catalog's pkg-008 (OTHER), fixed in its available version. */
+const IMPORTED_ONLY_CVE = 'CVE-2026-20008';
+
+/**
+ * --import-fixes: Debian tracker fixes for the generated fleet (through the import's own write,
+ * replacing the DEBIAN source): the common CVE-2026-10001 (pkg-001, which advisories also name) and
+ * IMPORTED_ONLY_CVE (pkg-008), each fixed for bookworm in the version the catalog makes available,
+ * so every machine listing the package is exposed; plus a hundred fixes for packages no machine has.
+ */
+const BENCH_FIXES: TrackerFix[] = [
+  { cveId: 'CVE-2026-10001', package: 'pkg-001', release: 'bookworm', fixedVersion: '1.1.1', severity: 'IMPORTANT', description: null },
+  { cveId: IMPORTED_ONLY_CVE, package: 'pkg-008', release: 'bookworm', fixedVersion: '1.8.1', severity: 'MODERATE', description: null },
+  ...Array.from({ length: 100 }, (_, i) => ({ cveId: `CVE-2026-3${String(i).padStart(4, '0')}`, package: `absent-${i}`, release: 'bookworm', fixedVersion: '1.0', severity: 'LOW' as const, description: null })),
+];
+
 /** The position cursor of the machine 90 % into the fleet by name (set with --dir, before the deep page is read). */
 let deepCursor = '';
 const QUERIES = {
@@ -240,6 +263,8 @@ const QUERIES = {
   missingCommon: `{ missingUpdates(first: 1, filter: {nameContains: "pkg-001"}) { edges { node { name machines(first: 50) { totalCount edges { node { id name } } } } } } }`,
   cveRare: `{ cve(id: "${RARE_CVE}") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }`,
   cveCommon: '{ cve(id: "CVE-2026-10001") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }',
+  // A CVE only an imported fix names (--import-fixes), about one machine in four exposed: how a Debian fleet's CVEs look (apt's metadata names none).
+  cveImported: `{ cve(id: "${IMPORTED_ONLY_CVE}") { machineCount exposures(first: 50) { totalCount edges { node { machine { name } source exposedSince } } } } }`,
   // The CVE list's first page (issue 18, goal 2): the advisories' CVEs from cve_exposure_counts (0043).
   cves: '{ cves(first: 50) { totalCount edges { node { id severity machineCount sources description } } } }',
   machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
@@ -253,7 +278,7 @@ const QUERIES = {
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag', 'machinesName'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -359,7 +384,7 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' }, 'skip-full': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' }, 'skip-full': { type: 'boolean', default: false }, 'import-fixes': { type: 'boolean', default: false } } });
   const generated = values.dir;
   const chosen = (
     values.queries ?? (generated ? (Object.keys(QUERIES) as Array<keyof typeof QUERIES>).filter((q) => !ON_REQUEST.includes(q)) : ['machinesPage', 'complianceSummary', 'missingUpdates']).join(',')
@@ -409,9 +434,10 @@ async function main(): Promise<number> {
       missingUpdates: () => maintainedMissingUpdateGroups(db),
       missingRare: () => machinesMissing(db, rare, 0, 50),
       missingCommon: () => machinesMissing(db, common, 0, 50),
-      // As the service reads cve(id) with its first page (no fix imported): the maintained figures, then every exposed machine (rare) or a page walked by name (common).
+      // As the service reads cve(id) with its first page: the maintained figures (and the imported fixes' machines counted, when a fix is imported), then every exposed machine (rare) or a page walked by name (common).
       cveRare: () => Promise.all([cveFigures(db, RARE_CVE), cveStoredRows(db, RARE_CVE, MISSING_MACHINES_ROWS_BUDGET), cveCandidates(db, RARE_CVE)]),
-      cveCommon: () => Promise.all([cveFigures(db, 'CVE-2026-10001'), cveCandidatesByName(db, 'CVE-2026-10001', 0, 50)]),
+      cveCommon: () => Promise.all([cveFiguresWithImports(db, 'CVE-2026-10001'), cveCandidatesByName(db, 'CVE-2026-10001', 0, 50, values['import-fixes'])]),
+      cveImported: () => Promise.all([cveFiguresWithImports(db, IMPORTED_ONLY_CVE), cveCandidatesByName(db, IMPORTED_ONLY_CVE, 0, 50, true)]),
       cves: () => cveListFigures(db),
       // As the service reads a filter on the OS type alone: the page, and the maintained count.
       machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), maintainedOsTypeCount(db, 'WINDOWS')]),
@@ -434,6 +460,8 @@ async function main(): Promise<number> {
       cveRare: () => candidatesByJoin(db, RARE_CVE),
       // Before the page was read by name: every exposed machine computed from the rows of the update naming it.
       cveCommon: () => cveCandidates(db, 'CVE-2026-10001'),
+      // Before dpkg's order was in SQL: every exposed machine computed (cve(id) with an imported fix read that for its count too).
+      cveImported: () => cveCandidates(db, IMPORTED_ONLY_CVE),
       // Before 0043: every live machine's pending updates naming a CVE, grouped per CVE with their machines, and the tracker's candidates.
       cves: () => Promise.all([advisoryCves(db), trackerCandidates(db)]),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
@@ -462,6 +490,10 @@ async function main(): Promise<number> {
       const [at] = await stack.database.sql<Array<{ id: string; name: string }>>`select id, name from machines where removed_at is null order by name, id offset ${offset - 1} limit 1`;
       deep = { position: { key: null, name: at!.name, id: at!.id }, offset };
       deepCursor = encodeMachineCursor({ field: 'NAME', direction: 'ASC' }, deep.position);
+      if (values['import-fixes']) {
+        await replaceImportedFixes(db, 'bench/fleetQueries.ts --import-fixes', [{ source: 'DEBIAN', fixes: BENCH_FIXES }]);
+        say(`imported ${BENCH_FIXES.length} Debian tracker fixes (CVE-2026-10001 on pkg-001, ${IMPORTED_ONLY_CVE} on pkg-008, the rest for absent packages): they stay in ${generated}`);
+      }
       say(`generated fleet in ${generated}: ${fleet!.machines} machines, about ${fleet!.rows} pending updates (the planner's estimate); the deep page starts after machine ${offset} by name (${at!.name})`);
     }
     for (const size of sizes) {
@@ -515,7 +547,7 @@ async function main(): Promise<number> {
           : generated
           ? name === 'missingUpdates'
             ? []
-            : name === 'cveRare' || name === 'cveCommon'
+            : name === 'cveRare' || name === 'cveCommon' || name === 'cveImported'
               ? await time(1, fullPass[name], 0)
               : await time(3, fullPass[name], 1)
           : name === 'missingUpdates'

@@ -246,7 +246,7 @@ export async function importedExposureGroups(db: Reader, cveId: string, advisory
       cross join lateral (select * from ${machines} m where m.id = pu.machine_id and m.latest_assessment_id = pu.assessment_id offset 0) m
       where m.removed_at is null and pu.installed_version is not null and not pu.cve_ids @> array[${cveId}]::text[]
     ),
-    reached as (
+    reached as materialized (
       select v.package, v.release, v.installed_version, v.available_version, f.rank, f.origin
       from (select distinct package, release, installed_version, available_version from live where release is not null) v
       cross join lateral (
