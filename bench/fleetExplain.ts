@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { agentVersionRows } from '../src/db/agentUpgrades.js';
-import { cveCandidates, cveCandidatesByName, cveFigures } from '../src/db/cves.js';
+import { cveCandidates, cveCandidatesByName, cveFigures, importedExposureGroups } from '../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { maintainedComplianceSummary } from '../src/db/fleetSummary.js';
 import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
@@ -103,6 +103,9 @@ async function main(): Promise<void> {
       ["one CVE's exposure, one machine in five (cveCandidates, every exposed machine)", () => cveCandidates(db, 'CVE-2026-10001')],
       ["one CVE's figures, one machine in five (cveFigures: count, severity)", () => cveFigures(db, 'CVE-2026-10001')],
       ["one CVE's first page, one machine in five (cveCandidatesByName)", () => cveCandidatesByName(db, 'CVE-2026-10001', 0, 50)],
+      // With the fixes bench/fleetQueries.ts --import-fixes imports (none otherwise: both then read nothing).
+      ["one CVE only an imported fix names, its count (importedExposureGroups)", () => importedExposureGroups(db, 'CVE-2026-20008', false)],
+      ["one CVE only an imported fix names, its first page (cveCandidatesByName, dpkg_reaches_fix)", () => cveCandidatesByName(db, 'CVE-2026-20008', 0, 50, true)],
     ];
     console.log(`${fleet!.machines} machines, machines table ${fleet!.pages} pages; a statement touching more than ${Math.round(fleet!.pages / 10)} pages reads the fleet\n`);
     console.log('| read path | wall | statements | ms in PostgreSQL | pages touched | reads the whole fleet? |\n|---|---|---|---|---|---|');
