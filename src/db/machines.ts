@@ -268,16 +268,31 @@ export async function recordCheckIn(
  * machine runs, its commands) hold until their transaction ends; the condition is evaluated again
  * on the row as it is once locked. `before` is the row as this statement's snapshot saw it.
  *
- * The OS type is compared as text so that no index can serve it: on a table filled faster than
- * autovacuum's first ANALYZE (a new installation enrolling its fleet), the planner took the partial
- * index on the OS type for the row to write and read every live machine of that type, each
- * check-in dearer as the fleet grew (17–47 ms at 5,000–10,000 machines) until the statistics came
- * (BENCHMARKS.md, "the ramp's dip"). Left to the credential's unique index or the id, the write
- * reads its one row whatever the statistics say (test/integration/checkInPlan.test.ts).
+ * The machine is found by its credential alone, and no clause of either scan of `machines` lets the
+ * planner use another index: on a table filled faster than autovacuum's first ANALYZE (a new
+ * installation enrolling its fleet), it took indexes that fit a clause but not the look-up and
+ * read every live machine through them, each check-in dearer as the fleet grew (17–47 ms at
+ * 5,000–10,000 machines) until the statistics came (BENCHMARKS.md, "the ramp's dip"):
+ * - the OS type is compared as text, which no index serves (the partial index on the OS type);
+ * - `removed_at is null` appears in no scan of `machines`: any of the partial indexes on live
+ *   machines (`where removed_at is null`) fits it, and a connection's cached generic plan, made
+ *   while the table was nearly empty and unanalyzed, costs them all alike and kept one with the
+ *   credential as a mere filter. The look-up is a MATERIALIZED CTE on the credential alone (the
+ *   outer filter cannot be pushed into it), and the write checks `removed_at is not distinct
+ *   from m.removed_at` (null, from the look-up: a join clause, which implies no index predicate),
+ *   evaluated again on the row once locked, so a machine removed meanwhile is not written.
+ * Left to the credential's unique index or the id, each scan reads its one row without statistics,
+ * for custom and cached generic plans alike (test/integration/checkInPlan.test.ts). A generic plan
+ * cached while the table had statistics of a few rows may still take a sequential scan, until the
+ * next ANALYZE of `machines` makes PostgreSQL plan it again.
  */
-export const CHECK_IN_SQL = `with m as (
-    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
-    from machines where credential_hash = $1 and removed_at is null
+export const CHECK_IN_SQL = `with found as materialized (
+    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, removed_at
+    from machines where credential_hash = $1
+  ),
+  m as (
+    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, removed_at
+    from found where removed_at is null
   ),
   written as (
     update machines t set
@@ -285,7 +300,7 @@ export const CHECK_IN_SQL = `with m as (
       package_manager = $10, warnings = $11::text[], agent_capabilities = $12::text[], last_seen_at = $13::timestamptz,
       clock_offset_seconds = coalesce($15::float8, t.clock_offset_seconds)
     from m
-    where t.id = m.id and t.credential_hash = $1 and t.removed_at is null and t.os_type::text = $2::text
+    where t.id = m.id and t.credential_hash = $1 and t.removed_at is not distinct from m.removed_at and t.os_type::text = $2::text
       and (t.last_seen_at is null or t.last_seen_at < $14::timestamptz
         or t.name is distinct from $3 or t.os_name is distinct from $4 or t.os_version is distinct from $5
         or t.kernel is distinct from $6 or t.environment is distinct from $7::environment or t.agent_version is distinct from $8
