@@ -284,7 +284,8 @@ export async function recordCheckIn(
  * Left to the credential's unique index or the id, each scan reads its one row without statistics,
  * for custom and cached generic plans alike (test/integration/checkInPlan.test.ts). A generic plan
  * cached while the table had statistics of a few rows may still take a sequential scan, until the
- * next ANALYZE of `machines` makes PostgreSQL plan it again.
+ * next ANALYZE of `machines` makes PostgreSQL plan it again: the API runs one itself once enrollments
+ * have grown the table (src/db/tableStatistics.ts).
  */
 export const CHECK_IN_SQL = `with found as materialized (
     select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, removed_at
