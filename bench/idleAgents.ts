@@ -295,7 +295,7 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
     while (!stopped) {
       const rows = await stack.database.sql<Array<{ wait: string; n: number }>>`
         select coalesce(wait_event_type || ':' || wait_event, 'running') as wait, count(*)::int as n
-        from pg_stat_activity where state = 'active' and query like 'with m as (%' group by 1`;
+        from pg_stat_activity where state = 'active' and query like ${CHECK_IN_SQL.slice(0, 30) + '%'} group by 1`;
       waitSamples++;
       for (const r of rows) waits.set(r.wait, (waits.get(r.wait) ?? 0) + r.n);
       const workers = await stack.database.sql<Array<{ query: string }>>`
