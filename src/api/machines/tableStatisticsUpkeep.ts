@@ -20,7 +20,11 @@ export interface TableStatistics {
  */
 export function startTableStatistics(
   { database, logger }: { database: Database; logger: Logger },
-  { delayMs = TABLE_STATISTICS_DELAY_MS, rule = DEFAULT_ANALYZE_RULE }: { delayMs?: number; rule?: AnalyzeRule } = {},
+  {
+    delayMs = TABLE_STATISTICS_DELAY_MS,
+    rule = DEFAULT_ANALYZE_RULE,
+    analyze = analyzeIfGrown,
+  }: { delayMs?: number; rule?: AnalyzeRule; /** The look and the ANALYZE (a stand-in in unit tests). */ analyze?: typeof analyzeIfGrown } = {},
 ): TableStatistics & { pass(): Promise<AnalyzeDecision[]>; stop(): Promise<void> } {
   const grown = new Set<AnalyzedTable>();
   let timer: NodeJS.Timeout | undefined;
@@ -44,7 +48,7 @@ export function startTableStatistics(
       grown.clear();
       for (const table of tables) {
         try {
-          const decision = await analyzeIfGrown(database.sql, table, rule);
+          const decision = await analyze(database.sql, table, rule);
           decisions.push(decision);
           if (decision.analyzed) logger.info({ table, liveRows: decision.liveRows, knownRows: decision.knownRows }, 'analyzed a table grown since PostgreSQL last counted it');
         } catch (error) {
