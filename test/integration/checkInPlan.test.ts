@@ -196,8 +196,6 @@ describe('a check-in plan cached on statistics of a few machines, and the ANALYZ
     drop = fresh.drop;
     database = connectTestDatabase(fresh.url);
     await database.sql`alter table machines set (autovacuum_enabled = false)`;
-    await enrollMachines(database.sql, 1, 40);
-    await database.sql`analyze machines`;
   });
 
   afterAll(async () => {
@@ -206,10 +204,24 @@ describe('a check-in plan cached on statistics of a few machines, and the ANALYZ
   });
 
   it('scans every machine until the ANALYZE, which invalidates the cached plan on the connection', async () => {
-    const checkIn = await cachedCheckIn(database);
-    try {
+    // 40 machines analyzed, the plan cached, 3,000 machines: the plan scans them all. Any backend's
+    // cached plans are also dropped when its queue of catalog invalidations overflows (other test
+    // files' DDL, shared catalogs included): then it was planned again on 3,000 rows and the state
+    // is made again.
+    const cachedOnFew = async () => {
+      await database.sql`truncate machines cascade`;
+      await enrollMachines(database.sql, 1, 40);
+      await database.sql`analyze machines`;
+      const cached = await cachedCheckIn(database);
       await enrollMachines(database.sql, 41, 3000);
-      const before = machineScans(await checkIn.explain(2999));
+      return { cached, before: machineScans(await cached.explain(2999)) };
+    };
+    let { cached: checkIn, before } = await cachedOnFew();
+    for (let attempt = 1; attempt < 3 && !before.some((scan) => scan.rows >= 3000); attempt++) {
+      checkIn.release();
+      ({ cached: checkIn, before } = await cachedOnFew());
+    }
+    try {
       expect(before.some((scan) => scan.rows >= 3000), JSON.stringify(before)).toBe(true);
 
       await liveMachinesCounted(database, 3000);
