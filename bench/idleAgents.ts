@@ -280,10 +280,10 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
   // What autovacuum and the statistics say of the tables a check-in reads and writes: when their
   // first ANALYZE or VACUUM came, and how many row versions it had to consider.
   const tableStats = async () =>
-    stack.database.sql<Array<{ relname: string; live: string; dead: string; modified: string; analyzes: string; vacuums: string; reltuples: number; relpages: number; analyzed: string | null; vacuumed: string | null }>>`
+    stack.database.sql<Array<{ relname: string; live: string; dead: string; modified: string; analyzes: string; autoanalyzes: string; vacuums: string; reltuples: number; relpages: number; analyzed: string | null; vacuumed: string | null }>>`
       select s.relname, s.n_live_tup::text as live, s.n_dead_tup::text as dead, s.n_mod_since_analyze::text as modified,
         to_char(greatest(s.last_analyze, s.last_autoanalyze) at time zone 'UTC', 'HH24:MI:SS') as analyzed, to_char(greatest(s.last_vacuum, s.last_autovacuum) at time zone 'UTC', 'HH24:MI:SS') as vacuumed,
-        (s.analyze_count + s.autoanalyze_count)::text as analyzes, (s.vacuum_count + s.autovacuum_count)::text as vacuums,
+        (s.analyze_count + s.autoanalyze_count)::text as analyzes, s.autoanalyze_count::text as autoanalyzes, (s.vacuum_count + s.autovacuum_count)::text as vacuums,
         c.reltuples::float8 as reltuples, c.relpages as relpages
       from pg_stat_user_tables s join pg_class c on c.oid = s.relid where s.relname in ('machines', 'agent_commands') order by 1`;
   // Every second: what the backends running a check-in wait for (none: on a CPU, or waiting for one),
@@ -295,7 +295,7 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
     while (!stopped) {
       const rows = await stack.database.sql<Array<{ wait: string; n: number }>>`
         select coalesce(wait_event_type || ':' || wait_event, 'running') as wait, count(*)::int as n
-        from pg_stat_activity where state = 'active' and query like 'with m as (%' group by 1`;
+        from pg_stat_activity where state = 'active' and query like ${CHECK_IN_SQL.slice(0, 30) + '%'} group by 1`;
       waitSamples++;
       for (const r of rows) waits.set(r.wait, (waits.get(r.wait) ?? 0) + r.n);
       const workers = await stack.database.sql<Array<{ query: string }>>`
@@ -329,7 +329,7 @@ function sampleRamp(stack: Stack, statements: StatementCounter, xacts: () => Pro
       for (const line of statementLines(delta, seconds, 5)) say(`    ${line}`);
       for (const line of (await explainCheckIn(stack)) ?? []) say(`    | ${line}`);
       for (const t of await tableStats()) {
-        say(`    ${t.relname}: ${t.live} live, ${t.dead} dead, ${t.modified} modified since analyze, ${t.analyzes} analyzes (last ${t.analyzed ?? 'never'} UTC), ${t.vacuums} vacuums (last ${t.vacuumed ?? 'never'} UTC); planner's pg_class ${t.reltuples} tuples, ${t.relpages} pages`);
+        say(`    ${t.relname}: ${t.live} live, ${t.dead} dead, ${t.modified} modified since analyze, ${t.analyzes} analyzes (${t.autoanalyzes} by autovacuum; last ${t.analyzed ?? 'never'} UTC), ${t.vacuums} vacuums (last ${t.vacuumed ?? 'never'} UTC); planner's pg_class ${t.reltuples} tuples, ${t.relpages} pages`);
       }
       const waiting = [...waits].sort((a, b) => b[1] - a[1]).map(([wait, n]) => `${wait} ${(n / Math.max(1, waitSamples)).toFixed(2)}`);
       say(`    check-ins in progress (mean of ${waitSamples} samples, by what they wait for): ${waiting.join(', ') || 'none'}`);

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { TemporalClient } from '../temporal/connection.js';
 import type { Principal } from './auth.js';
 import type { AgentDistribution } from './agentInstall/distribution.js';
+import type { TableStatistics } from './machines/tableStatisticsUpkeep.js';
 
 /** What every resolver receives: who is asking, and the services it may call. */
 export interface ApiContext {
@@ -27,6 +28,8 @@ export interface ApiServices {
   now: () => Date;
   /** The agent release, release key and public address this API offers; absent: none (nothing to install or upgrade to). */
   agentDistribution?: AgentDistribution;
+  /** Told when a request grew a table the agents' statements depend on (src/api/machines/tableStatisticsUpkeep.ts); absent: nothing is told. */
+  statistics?: TableStatistics;
 }
 
 export interface FleetSettings {

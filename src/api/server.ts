@@ -34,6 +34,7 @@ import { loadConfig, type ApiLimits } from '../config.js';
 import { createApiMetrics } from './metrics.js';
 import { startScheduleReconciler } from './deployments/scheduleReconciler.js';
 import { startFleetSummaryUpkeep } from './machines/fleetSummaryUpkeep.js';
+import { startTableStatistics } from './machines/tableStatisticsUpkeep.js';
 import { startComplianceHistorySchedule } from './complianceHistory/historySchedule.js';
 import { buildApiSchema } from './schema.js';
 import { subscriptionLimits, type SubscriptionLimitsExtra } from './subscriptionLimits.js';
@@ -82,7 +83,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const temporal = await connectTemporal(options.temporal);
   const pubsub = await createFleetPubSub(database.sql, (error) => logger.warn({ err: error }, 'event delivery failed'));
   const distribution = loadDistribution(options, logger);
-  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: options.now ?? (() => new Date()), agentDistribution: distribution };
+  // Statistics of the tables the agents' statements depend on, brought up to date after enrollments.
+  const statistics = startTableStatistics({ database, logger });
+  const services: ApiServices = { database, temporal, pubsub, logger, fleet: options.fleet, now: options.now ?? (() => new Date()), agentDistribution: distribution, statistics };
   for (const gate of [database.availability, temporal.availability]) {
     gate.onChange((outage) => (outage ? logger.warn({ dependency: gate.dependency, reason: outage.reason }, 'dependency unavailable: requests that need it answer SERVICE_UNAVAILABLE') : logger.info({ dependency: gate.dependency }, 'dependency available again')));
   }
@@ -278,6 +281,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         reconciler.stop();
         historySchedule.stop();
         summaryUpkeep.stop();
+        await statistics.stop();
         await apollo.stop();
         await temporal.close();
         await database.close();

@@ -268,16 +268,32 @@ export async function recordCheckIn(
  * machine runs, its commands) hold until their transaction ends; the condition is evaluated again
  * on the row as it is once locked. `before` is the row as this statement's snapshot saw it.
  *
- * The OS type is compared as text so that no index can serve it: on a table filled faster than
- * autovacuum's first ANALYZE (a new installation enrolling its fleet), the planner took the partial
- * index on the OS type for the row to write and read every live machine of that type, each
- * check-in dearer as the fleet grew (17–47 ms at 5,000–10,000 machines) until the statistics came
- * (BENCHMARKS.md, "the ramp's dip"). Left to the credential's unique index or the id, the write
- * reads its one row whatever the statistics say (test/integration/checkInPlan.test.ts).
+ * The machine is found by its credential alone, and no clause of either scan of `machines` lets the
+ * planner use another index: on a table filled faster than autovacuum's first ANALYZE (a new
+ * installation enrolling its fleet), it took indexes that fit a clause but not the look-up and
+ * read every live machine through them, each check-in dearer as the fleet grew (17–47 ms at
+ * 5,000–10,000 machines) until the statistics came (BENCHMARKS.md, "the ramp's dip"):
+ * - the OS type is compared as text, which no index serves (the partial index on the OS type);
+ * - `removed_at is null` appears in no scan of `machines`: any of the partial indexes on live
+ *   machines (`where removed_at is null`) fits it, and a connection's cached generic plan, made
+ *   while the table was nearly empty and unanalyzed, costs them all alike and kept one with the
+ *   credential as a mere filter. The look-up is a MATERIALIZED CTE on the credential alone (the
+ *   outer filter cannot be pushed into it), and the write checks `removed_at is not distinct
+ *   from m.removed_at` (null, from the look-up: a join clause, which implies no index predicate),
+ *   evaluated again on the row once locked, so a machine removed meanwhile is not written.
+ * Left to the credential's unique index or the id, each scan reads its one row without statistics,
+ * for custom and cached generic plans alike (test/integration/checkInPlan.test.ts). A generic plan
+ * cached while the table had statistics of a few rows may still take a sequential scan, until the
+ * next ANALYZE of `machines` makes PostgreSQL plan it again: the API runs one itself once enrollments
+ * have grown the table (src/db/tableStatistics.ts).
  */
-export const CHECK_IN_SQL = `with m as (
-    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds
-    from machines where credential_hash = $1 and removed_at is null
+export const CHECK_IN_SQL = `with found as materialized (
+    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, removed_at
+    from machines where credential_hash = $1
+  ),
+  m as (
+    select id, name, os_type, os_name, os_version, kernel, environment, agent_version, boot_id, package_manager, warnings, management_enabled, last_seen_at, clock_offset_seconds, removed_at
+    from found where removed_at is null
   ),
   written as (
     update machines t set
@@ -285,7 +301,7 @@ export const CHECK_IN_SQL = `with m as (
       package_manager = $10, warnings = $11::text[], agent_capabilities = $12::text[], last_seen_at = $13::timestamptz,
       clock_offset_seconds = coalesce($15::float8, t.clock_offset_seconds)
     from m
-    where t.id = m.id and t.credential_hash = $1 and t.removed_at is null and t.os_type::text = $2::text
+    where t.id = m.id and t.credential_hash = $1 and t.removed_at is not distinct from m.removed_at and t.os_type::text = $2::text
       and (t.last_seen_at is null or t.last_seen_at < $14::timestamptz
         or t.name is distinct from $3 or t.os_name is distinct from $4 or t.os_version is distinct from $5
         or t.kernel is distinct from $6 or t.environment is distinct from $7::environment or t.agent_version is distinct from $8
@@ -509,22 +525,27 @@ const SORT_SQL: Record<Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>, { value
 };
 
 /**
- * The update-count sorts, each read along an index of the live machines in its exact order (migration
- * 0039): ascending on (count, name, id), descending on (-count, name, id), since the order is the
- * count one way and then name and id ascending either way, which one index read backwards cannot
- * give. A count is never null, so the negated count orders a descending page as the index does, and
- * a page after a position is one row comparison the index starts at.
+ * The sorts read along an index of the live machines in their exact order (migrations 0039 and
+ * 0045): ascending on (key, name, id), descending on (-key, name, id), since the order is the key
+ * one way and then name and id ascending either way, which one index read backwards cannot give. The
+ * key is never null in the index: an update count never is, and a missing last-assessed time is
+ * the largest key (last ascending, first descending, as isAfter orders it; src/fleet/machineOrder.ts),
+ * in microseconds since the epoch through sort_micros, an immutable function an index may use
+ * (extract on a timestamptz is only stable). So a page after a position is one row comparison the
+ * index starts at, at any depth. `cast`: the key's SQL type, for the position compared with it.
  */
-const COUNT_SORTS: Partial<Record<MachineSortField, SQL>> = {
-  CRITICAL_AND_SECURITY_COUNT: sql`(${machines.criticalCount} + ${machines.securityCount})`,
-  OTHER_COUNT: sql`${machines.otherCount}`,
+const MISSING_TIME_KEY = 9223372036854775807n;
+const INDEXED_SORTS: Partial<Record<MachineSortField, { key: SQL; missing: bigint; cast: SQL }>> = {
+  CRITICAL_AND_SECURITY_COUNT: { key: sql`(${machines.criticalCount} + ${machines.securityCount})`, missing: 0n, cast: sql.raw('int') },
+  OTHER_COUNT: { key: sql`${machines.otherCount}`, missing: 0n, cast: sql.raw('int') },
+  LAST_ASSESSED: { key: sql`coalesce(sort_micros(${machines.lastAssessedAt}), ${sql.raw(MISSING_TIME_KEY.toString())})`, missing: MISSING_TIME_KEY, cast: sql.raw('bigint') },
 };
 
-/** The expression a count sort reads its index in (and orders by), for a direction. */
-function countOrder(field: MachineSortField, direction: 'ASC' | 'DESC'): SQL | undefined {
-  const count = COUNT_SORTS[field];
-  if (!count) return undefined;
-  return direction === 'ASC' ? count : sql`(-${count})`;
+/** The expression an indexed sort reads its index in (and orders by), for a direction. */
+function indexedOrder(field: MachineSortField, direction: 'ASC' | 'DESC'): SQL | undefined {
+  const sort = INDEXED_SORTS[field];
+  if (!sort) return undefined;
+  return direction === 'ASC' ? sort.key : sql`(-${sort.key})`;
 }
 
 /** After the position on name and id alone (the tie-break; the name bound lets the name index start there). */
@@ -575,18 +596,25 @@ export async function listMachines(db: Db, query: MachineQuery & { count?: boole
 type Placed = { row: MachineRow; position: MachinePosition };
 
 /**
- * The statement of a page sorted by an update count (one row more than the page), along the count's
- * index in the direction; a page after a position starts at it in the index. Exported for the test
- * that reads its plan.
+ * The statement of a page of an indexed sort (an update count, last assessed; one row more than the
+ * page), along the sort's index in the direction; a page after a position starts at it in the
+ * index. `sortKey`: the position's key as cursors carry it (SORT_SQL's: null when not assessed).
+ * Exported for the test that reads its plan.
  */
-export function countSortPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'sort' | 'after' | 'offset' | 'limit'>) {
+export function indexedSortPage(db: Db, where: SQL | undefined, query: Pick<MachineQuery, 'sort' | 'after' | 'offset' | 'limit'>) {
   const { field, direction } = query.sort;
-  const ordered = countOrder(field, direction);
-  if (!ordered) throw new Error(`${field} is not an update-count sort`);
+  const sort = INDEXED_SORTS[field];
+  const ordered = indexedOrder(field, direction);
+  if (!sort || !ordered) throw new Error(`${field} is not a sort read along an index`);
+  const cursorKey = SORT_SQL[field as Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>].key;
   return db
-    .select({ ...getTableColumns(machines), sortKey: sql<number>`${COUNT_SORTS[field]!}` })
+    .select({ ...getTableColumns(machines), sortKey: sql<string | null>`(${cursorKey})::text` })
     .from(machines)
-    .where(query.after ? and(where, sql`(${ordered}, ${machines.name}, ${machines.id}) > (${positionKey(direction, query.after.key)}::int, ${query.after.name}, ${query.after.id}::uuid)`) : where)
+    .where(
+      query.after
+        ? and(where, sql`(${ordered}, ${machines.name}, ${machines.id}) > (${positionKey(direction, query.after.key ?? sort.missing)}::${sort.cast}, ${query.after.name}, ${query.after.id}::uuid)`)
+        : where,
+    )
     .orderBy(ordered, asc(machines.name), asc(machines.id))
     .offset(query.after ? 0 : query.offset)
     .limit(query.limit + 1);
@@ -626,10 +654,9 @@ export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | '
     .limit(query.limit + 1);
 }
 
-/** A count position's key as countOrder orders it (a count is never null; a cursor of another order is refused before this). */
-function positionKey(direction: 'ASC' | 'DESC', key: bigint | null): string {
-  const count = key ?? 0n;
-  return (direction === 'ASC' ? count : -count).toString();
+/** A position's key as indexedOrder orders it (a missing key already made the sort's largest; a cursor of another order is refused before this). */
+function positionKey(direction: 'ASC' | 'DESC', key: bigint): string {
+  return (direction === 'ASC' ? key : -key).toString();
 }
 
 async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
@@ -645,9 +672,9 @@ async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): P
       .limit(query.limit + 1);
     return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
   }
-  if (COUNT_SORTS[field]) {
-    const rows = await countSortPage(db, where, query);
-    return rows.map(({ sortKey, ...row }) => ({ row, position: { key: BigInt(sortKey), name: row.name, id: row.id } }));
+  if (INDEXED_SORTS[field]) {
+    const rows = await indexedSortPage(db, where, query);
+    return rows.map(({ sortKey, ...row }) => ({ row, position: { key: sortKey === null ? null : BigInt(sortKey), name: row.name, id: row.id } }));
   }
   const { value, key } = SORT_SQL[field as Exclude<MachineSortField, 'NAME' | 'COMPLIANCE'>];
   const rows = await db

@@ -172,12 +172,16 @@ export const machines = pgTable(
     // found without walking the fleet by name).
     index('machines_live_os_type_name_idx').on(t.osType, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_tags_idx').using('gin', t.tags).where(sql`${t.removedAt} is null`),
-    // The sorts by update counts (src/db/machines.ts, countOrder): a page reads a page, in either
+    // The sorts by update counts (src/db/machines.ts, indexedOrder): a page reads a page, in either
     // direction (descending on the negated count: the order is the count, then name and id ascending).
     index('machines_live_urgent_asc_idx').on(sql`(${t.criticalCount} + ${t.securityCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_urgent_desc_idx').on(sql`(-(${t.criticalCount} + ${t.securityCount}))`, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_other_asc_idx').on(t.otherCount, t.name, t.id).where(sql`${t.removedAt} is null`),
     index('machines_live_other_desc_idx').on(sql`(-${t.otherCount})`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    // The sort by last assessed, the same way (src/db/machines.ts, indexedOrder; migration 0045): the
+    // time in microseconds (sort_micros, an immutable function), a missing one the largest key.
+    index('machines_live_assessed_asc_idx').on(sql`coalesce(sort_micros(${t.lastAssessedAt}), 9223372036854775807)`, t.name, t.id).where(sql`${t.removedAt} is null`),
+    index('machines_live_assessed_desc_idx').on(sql`(-coalesce(sort_micros(${t.lastAssessedAt}), 9223372036854775807))`, t.name, t.id).where(sql`${t.removedAt} is null`),
     // Part of the name (nameContains, an ILIKE '%…%'): the trigrams of the live machines' names
     // (pg_trgm, migration 0040), so a search finds its matches instead of testing every name.
     index('machines_live_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')).where(sql`${t.removedAt} is null`),

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
-import { countSortPage, listMachines, machineConditions, tagPage, type MachineFilter } from '../../src/db/machines.js';
+import { indexedSortPage, listMachines, machineConditions, tagPage, type MachineFilter } from '../../src/db/machines.js';
 import { machines } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
@@ -78,18 +78,23 @@ describe('the computers page cursors', () => {
   });
 
   it.each([
-    ['CRITICAL_AND_SECURITY_COUNT', 'critical_count + security_count', 'machines_live_urgent'],
-    ['OTHER_COUNT', 'other_count', 'machines_live_other'],
-  ] as const)('sorts by %s in count order, then name and id, reading a page along an index in either direction, never sorting the fleet', async (field, count, index) => {
+    ['CRITICAL_AND_SECURITY_COUNT', 'critical_count + security_count', '(critical_count + security_count)::text', 'machines_live_urgent'],
+    ['OTHER_COUNT', 'other_count', 'other_count::text', 'machines_live_other'],
+    // A machine never assessed: last ascending, first descending (PostgreSQL's own nulls order).
+    ['LAST_ASSESSED', 'last_assessed_at', '((extract(epoch from last_assessed_at) * 1000000)::bigint)::text', 'machines_live_assessed'],
+  ] as const)('sorts by %s in its order, then name and id, reading a page along an index in either direction, never sorting the fleet', async (field, order, key, index) => {
     for (const direction of ['ASC', 'DESC'] as const) {
       const whole = (await page(`(first: 500, orderBy: {field: ${field}, direction: ${direction}})`)).edges.map((e) => e.node.id);
-      const expected = await database.sql.unsafe<Array<{ id: string }>>(`select id from machines where removed_at is null order by ${count} ${direction}, name, id`);
+      const expected = await database.sql.unsafe<Array<{ id: string }>>(`select id from machines where removed_at is null order by ${order} ${direction}, name, id`);
       expect(whole).toEqual(expected.map((r) => r.id));
-      // The page's statement, first and after a position, planned with sorting priced out: along the index (its own direction's), no Sort node, the position an index condition.
-      const [at] = await database.sql<Array<{ id: string; name: string; n: number }>>`select id, name, (${database.sql.unsafe(count)})::int as n from machines where id = ${whole[30]!}`;
-      for (const after of [undefined, { key: BigInt(at!.n), name: at!.name, id: at!.id }]) {
+      // The page's statement, first and after a position (one with a key, one without: never assessed), planned with sorting priced out: along the index (its own direction's), no Sort node, the position an index condition.
+      const positions = await database.sql<Array<{ id: string; name: string; k: string | null }>>`
+        select id, name, (${database.sql.unsafe(key)}) as k from machines where id = any(${[whole[30]!, ...whole]}::uuid[])`;
+      const at = positions.find((p) => p.id === whole[30])!;
+      const missing = positions.find((p) => p.k === null);
+      for (const after of [undefined, at, ...(missing ? [missing] : [])].map((p) => p && { key: p.k === null ? null : BigInt(p.k), name: p.name, id: p.id })) {
         const where = machineConditions({}, new Date(), DEFAULT_THRESHOLDS);
-        const statement = countSortPage(database.db, where, { sort: { field, direction }, after, offset: 0, limit: 10 }).toSQL();
+        const statement = indexedSortPage(database.db, where, { sort: { field, direction }, after, offset: 0, limit: 10 }).toSQL();
         const plan = await database.sql.begin(async (tx) => {
           await tx`set local enable_sort = off`;
           await tx`set local enable_seqscan = off`;

@@ -223,6 +223,7 @@ export class AgentService<C = unknown> {
       // Published (and so dropped from this cache) before the new credential is remembered.
       this.services.pubsub.publish('machineChanged', { machineId: outcome.machine.id, ...(outcome.again ? { credentialReplaced: true as const } : {}) });
       this.credentials.remember(hashSecret(outcome.credential), outcome.machine.id);
+      if (!outcome.again) this.services.statistics?.noteGrowth('machines');
     }
     await recordAuditEvents(this.db, [
       {
