@@ -8,9 +8,10 @@ import { findMachines } from '../db/machines.js';
 import { findRun, finishMachineRun, installJobSources, setMachineRunStatus } from '../db/runs.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
-import { advanceReturns, afterPostCalls, afterPreCalls, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
-import type { PhaseVerdict, StepPhase } from '../fleet/steps.js';
+import { advanceReturns, afterPostCalls, afterPreCalls, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
+import { phaseCallSeconds, type PhaseVerdict, type StepPhase } from '../fleet/steps.js';
 import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
+import type { PageCallOptions } from './steps.js';
 
 /** A machine run's line in its job stream when it ends (as the deployment activities' finishMachineRun writes it). */
 function endLine(row: { machineName: string; status: string }, end: MachineRunEnd): string {
@@ -20,9 +21,9 @@ function endLine(row: { machineName: string; status: string }, end: MachineRunEn
 /** What a machine run's end takes (the deployment activities' finishMachineRun). */
 type FinishMachineRun = ReturnType<typeof createDeploymentActivities>['finishMachineRun'];
 
-/** A machine run's control-plane calls (src/activities/steps.ts): a phase's calls made and recorded, and steps recorded as not run. */
+/** Machine runs' control-plane calls (src/activities/steps.ts): a page's calls of a phase made and recorded, and steps recorded as not run. */
 export interface StepCalls {
-  runStepCalls(input: { machineRunId: string; phase: StepPhase }): Promise<{ verdict: PhaseVerdict }>;
+  runPageStepCalls(input: { runId: string; machineRunIds: readonly string[]; phase: StepPhase }, options: PageCallOptions): Promise<Map<string, PhaseVerdict>>;
   skipSteps(input: { machineRunId: string; phase: StepPhase; kind: 'SCRIPT' | 'HTTP' | null; reason: string }): Promise<void>;
 }
 
@@ -78,7 +79,9 @@ const PARALLEL_ENDS = 4;
  * their rows by key; src/fleet/batchedRun.ts decides. Every step is a conditional write in
  * PostgreSQL, so a retried or repeated advance (a worker that died mid-way) does nothing twice.
  */
-export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun, stepCalls: StepCalls) {
+export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: FleetPubSub }, finishMachine: FinishMachineRun, stepCalls: StepCalls, options: { callsParallel?: number } = {}) {
+  /** Machines whose calls run at once (tests make it small to see a page's machines called in turn). */
+  const callsParallel = options.callsParallel ?? STEP_CALLS_PARALLEL;
   const end = (machineRunId: string, outcome: MachineEnd & { canceled?: boolean }) => finishMachine({ machineRunId, ...outcome });
 
   /**
@@ -102,37 +105,23 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
   }
 
   /**
-   * Each item's work, at most `limit` at once (a slow call holds one place, not a whole group).
-   * The activity heartbeats meanwhile: a call may wait on its answer for minutes, and the advance's
-   * heartbeat timeout is seconds (a worker that dies is noticed that fast all the same).
+   * The POST calls of the machines about to end, a page at a time, each machine's end then changed
+   * as their results say (afterPostCalls). Answers those called; a machine `mayStart` refused is
+   * left out (it stays running, and the next advance makes its calls). A retry after a crash finds
+   * the calls made recorded and makes only the others, as a machine run's workflow's retry does.
    */
-  async function bounded<T>(items: readonly T[], limit: number, each: (item: T) => Promise<void>): Promise<void> {
-    const context = Context.current();
-    const beat = setInterval(() => context.heartbeat(), 2000);
-    try {
-      let next = 0;
-      const worker = async () => {
-        while (next < items.length) await each(items[next++]!);
-      };
-      await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    } finally {
-      clearInterval(beat);
-    }
-  }
-
-  /**
-   * The POST calls of the machines about to end, many at once, each machine's end then changed as
-   * their results say (afterPostCalls). A retry after a crash finds the calls made recorded and
-   * makes only the others (runStepCalls), as a machine run's workflow's retry does.
-   */
-  async function withPostCalls<T extends StepEnd & { machineRunId: string }>(ends: readonly T[], post: boolean): Promise<T[]> {
+  async function withPostCalls<T extends StepEnd & { machineRunId: string }>(runId: string, ends: readonly T[], post: boolean, mayStart: () => boolean): Promise<T[]> {
     if (!post) return [...ends];
-    const after = new Map<string, StepEnd>();
-    await bounded(ends, STEP_CALLS_PARALLEL, async (e) => {
-      const { verdict } = await stepCalls.runStepCalls({ machineRunId: e.machineRunId, phase: 'POST' });
-      after.set(e.machineRunId, afterPostCalls(e, verdict));
-    });
-    return ends.map((e) => ({ ...e, ...after.get(e.machineRunId)! }));
+    const called: T[] = [];
+    for (let i = 0; i < ends.length && mayStart(); i += FINISH_PAGE) {
+      const page = ends.slice(i, i + FINISH_PAGE);
+      const verdicts = await stepCalls.runPageStepCalls({ runId, machineRunIds: page.map((e) => e.machineRunId), phase: 'POST' }, { parallel: callsParallel, mayStart });
+      for (const e of page) {
+        const verdict = verdicts.get(e.machineRunId);
+        if (verdict) called.push({ ...e, ...afterPostCalls(e, verdict) });
+      }
+    }
+    return called;
   }
 
   async function inParallel<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
@@ -164,6 +153,15 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       const limits = { concurrency: input.concurrency, threshold: input.failureThreshold ?? Number.POSITIVE_INFINITY, windowEndsAtMs: input.windowEndsAtMs };
       const timings = { windowEndsAtMs: input.windowEndsAtMs, graceSeconds: input.graceSeconds, installHeartbeatSeconds: input.installHeartbeatSeconds, rebootTimeoutSeconds: input.rebootTimeoutSeconds };
       const installDeadline = new Date(input.windowEndsAtMs + input.graceSeconds * 1000 + 120_000);
+      // Calls start only while they can end before this attempt times out (callsMayStart); once one
+      // could not, the advance starts nothing more and hands back, and the next advance goes on.
+      const attemptEndsAtMs = startedAt + context.info.startToCloseTimeoutMs;
+      const callSeconds = { PRE: phaseCallSeconds(deployment.steps ?? [], 'PRE'), POST: phaseCallSeconds(deployment.steps ?? [], 'POST') };
+      let callsSpent = false;
+      const mayCall = (phase: StepPhase) => () => {
+        if (!callsSpent && !callsMayStart(Date.now(), attemptEndsAtMs, callSeconds[phase])) callsSpent = true;
+        return !callsSpent;
+      };
 
       let { running, failed } = await batchCounts(db, input.runId, input.ring, FAILED_STATUSES);
       let pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
@@ -178,10 +176,11 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
 
       /**
        * Ends machine runs of a run with steps: their POST calls first (when the run has them), then
-       * the ends together; a HALT_RUN is noted. Answers how many ended.
+       * the ends together; a HALT_RUN is noted. Answers the statuses of those ended: a machine whose
+       * POST calls the advance had no time left to start is not ended (the next advance ends it).
        */
       const endWithSteps = async (ends: ReadonlyArray<StepEnd & { machineRunId: string; machineId: string }>) => {
-        const after = await withPostCalls(ends, input.steps?.post ?? false);
+        const after = await withPostCalls(input.runId, ends, input.steps?.post ?? false, mayCall('POST'));
         for (const e of after) if (e.halt !== undefined) halts.push(e.halt);
         const statuses = await endTogether(input.runId, after.map((e) => ({ ...e.end, machineRunId: e.machineRunId, machineId: e.machineId })));
         for (const status of statuses) ended1(status);
@@ -197,18 +196,25 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         const stopped = new Map<string, StepEnd>();
         const going = new Set<string>();
         let halted = false;
-        await bounded(page, STEP_CALLS_PARALLEL, async (m) => {
-          // Once a machine's PRE calls halt the run, the page's machines not yet called stay PENDING
-          // (never started: NOT_STARTED with the halt); those under way go on, as children started together did.
-          if (halted) return;
-          const stop = afterPreCalls((await stepCalls.runStepCalls({ machineRunId: m.machineRunId, phase: 'PRE' })).verdict);
-          if (!stop) going.add(m.machineRunId);
-          else stopped.set(m.machineRunId, stop);
-          if (stop?.halt !== undefined) halted = true;
-        });
-        await endWithSteps(page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId })));
-        // Machines left uncalled are still PENDING: the run settles them once it is through.
-        if (going.size + stopped.size < page.length) pendingLeft = true;
+        const budget = mayCall('PRE');
+        await stepCalls.runPageStepCalls(
+          { runId: input.runId, machineRunIds: page.map((m) => m.machineRunId), phase: 'PRE' },
+          {
+            parallel: callsParallel,
+            // Once a machine's PRE calls halt the run, the page's machines not yet called stay PENDING
+            // (never started: NOT_STARTED with the halt); those under way go on, as children started together did.
+            mayStart: () => !halted && budget(),
+            called: (machineRunId, verdict) => {
+              const stop = afterPreCalls(verdict);
+              if (!stop) going.add(machineRunId);
+              else stopped.set(machineRunId, stop);
+              if (stop?.halt !== undefined) halted = true;
+            },
+          },
+        );
+        const ended = await endWithSteps(page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId })));
+        // Machines left uncalled (or stopped, their POST calls not made) are still PENDING: a later advance, or the run's settling once it is through, takes them.
+        if (going.size + ended.length < page.length) pendingLeft = true;
         return page.filter((m) => going.has(m.machineRunId));
       };
 
@@ -230,13 +236,15 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         announceRunProgress(pubsub, input.runId, handedOver.progress);
         running += handedOver.commands.length;
         const removed = page.filter((m) => !live.has(m.machineId));
-        if (input.steps) await endWithSteps(removed.map((m) => ({ machineRunId: m.machineRunId, machineId: m.machineId, end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } })));
-        else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
+        if (input.steps) {
+          const ended = await endWithSteps(removed.map((m) => ({ machineRunId: m.machineRunId, machineId: m.machineId, end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } })));
+          if (ended.length < removed.length) pendingLeft = true;
+        } else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
       };
 
       /** Starts up to `count` PENDING machines, a page per transaction; a machine removed meanwhile fails at once. */
       const start = async (count: number) => {
-        for (let left = count; left > 0 && pendingLeft && halts.length === 0; left -= START_PAGE) {
+        for (let left = count; left > 0 && pendingLeft && halts.length === 0 && !callsSpent; left -= START_PAGE) {
           await startPage(Math.min(left, START_PAGE));
           context.heartbeat({ ended });
         }
@@ -294,7 +302,8 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           if (toStart > 0) await start(toStart);
           const startable = machinesToStart({ running: 0, failed, nowMs: Date.now(), halted: halts.length > 0 }, limits) > 0;
           const returns = advanceReturns({ running, pendingLeft, startable, ended, elapsedMs: Date.now() - startedAt }, { batchSize: input.batchMachines, budgetMs: input.budgetSeconds * 1000 });
-          if (returns.now) return { done: returns.done, failed, ended, pendingLeft, ...(input.steps ? { halts } : {}) };
+          // Machines whose calls were not started for want of time are left to the next advance: not done.
+          if (returns.now || callsSpent) return { done: returns.done && !callsSpent, failed, ended, pendingLeft, ...(input.steps ? { halts } : {}) };
           // Sleeps through the activity's context: a cancel ends the wait at once.
           await context.sleep(Math.max(0, MIN_LOOK_GAP_MS - (Date.now() - lookedAt)));
           if (!woken) {

@@ -8,6 +8,7 @@ import { createAgentUpgradeActivities } from './agentUpgrades.js';
 import { createBatchedRunActivities } from './batchedRuns.js';
 import { createComplianceHistoryActivities } from './complianceHistory.js';
 import { createDeploymentActivities } from './deployments.js';
+import { createStepCalls } from './steps.js';
 
 export interface ActivityDeps {
   db: Db;
@@ -27,7 +28,7 @@ export function createActivities(deps: ActivityDeps) {
   const deployments = createDeploymentActivities(deps);
   return {
     ...deployments,
-    ...createBatchedRunActivities(deps, deployments.finishMachineRun, deployments),
+    ...createBatchedRunActivities(deps, deployments.finishMachineRun, { skipSteps: deployments.skipSteps, runPageStepCalls: createStepCalls(deps).runPageStepCalls }),
     ...createAgentUpgradeActivities(deps),
     ...createComplianceHistoryActivities(deps),
     async completeSelfCheck(selfCheckId: string): Promise<{ workerIdentity: string }> {

@@ -3,8 +3,20 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { InstallJob, JobResult, ScriptJobStep } from '../domain/types.js';
 import { stepSecrets } from '../config.js';
 import { findDeployment, type DeploymentRow } from '../db/deployments.js';
-import { findMachine, type MachineRow } from '../db/machines.js';
-import { ensurePostStepsCommand, findMachineRun, findRun, recordStepResults, updateResultsOf, type MachineRunRow, type RunRow } from '../db/runs.js';
+import { findMachine, findMachines, type MachineRow } from '../db/machines.js';
+import {
+  ensurePostStepsCommand,
+  findMachineRun,
+  findRun,
+  machineRunsByIds,
+  recordStepResults,
+  recordStepResultsMany,
+  updateResultsOf,
+  updateStatusesOfMany,
+  type MachineRunRow,
+  type RunRow,
+  type StepResultsEntry,
+} from '../db/runs.js';
 import { announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
 import type { Db } from '../db/client.js';
 import {
@@ -59,7 +71,65 @@ function redact(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-export function createStepActivities({ db, pubsub, secrets }: StepActivityDeps) {
+/** How a page of machines' calls runs (runPageStepCalls). */
+export interface PageCallOptions {
+  /** Machines whose calls run at once. */
+  parallel: number;
+  /** Asked before each machine's calls start: false leaves the machine uncalled (a halt, the advance's time spent). */
+  mayStart?: () => boolean;
+  /** Told of each machine's verdict once its calls are recorded, before the page is through. */
+  called?: (machineRunId: string, verdict: PhaseVerdict) => void;
+}
+
+/**
+ * Results that end within this long of each other share a transaction. A call's result is recorded
+ * at most this long (plus the transaction before it) after the call ended, and the machine's next
+ * call waits for it: a crash in between makes again only the calls of that short while, as a crash
+ * between a call and its own transaction did.
+ */
+export const RECORD_BATCH_MS = 50;
+
+/**
+ * Records the step results of a run's machine runs as their calls end, those that end close
+ * together in one transaction with one announce (recordStepResultsMany): a flush when `batch`
+ * results wait (every machine's calls are waiting on it) or RECORD_BATCH_MS after the first, one
+ * flush at a time. Each record resolves once its transaction committed.
+ */
+function createStepRecorder(db: Db, pubsub: FleetPubSub, runId: string, batch: number) {
+  let waiting: Array<{ entry: StepResultsEntry; done: () => void; failed: (error: unknown) => void }> = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let flushes: Promise<void> = Promise.resolve();
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    const taken = waiting;
+    waiting = [];
+    if (taken.length === 0) return;
+    flushes = flushes.then(async () => {
+      try {
+        const { progress } = await recordStepResultsMany(db, runId, taken.map((w) => w.entry));
+        announceRunProgress(pubsub, runId, progress);
+        for (const w of taken) w.done();
+      } catch (error) {
+        for (const w of taken) w.failed(error);
+      }
+    });
+  };
+  return (entry: StepResultsEntry): Promise<void> => {
+    if (entry.results.length === 0) return Promise.resolve();
+    return new Promise<void>((done, failed) => {
+      waiting.push({ entry, done, failed });
+      if (waiting.length >= batch) flush();
+      else timer ??= setTimeout(flush, RECORD_BATCH_MS);
+    });
+  };
+}
+
+/**
+ * The step activities of a machine run's workflow, and runPageStepCalls, which a batched run's
+ * advance calls in-process (its options hold functions: it is no activity of its own).
+ */
+export function createStepCalls({ db, pubsub, secrets }: StepActivityDeps) {
   const secretValues = () => secrets ?? stepSecrets();
 
   const context = async (machineRunId: string): Promise<{ machineRun: MachineRunRow; run: RunRow; deployment: DeploymentRow; machine: MachineRow | undefined }> => {
@@ -78,9 +148,8 @@ export function createStepActivities({ db, pubsub, secrets }: StepActivityDeps) 
   };
 
   /** One call with its retries: the result, never an exception (a failing call is a failed step). */
-  const call = async (step: DeploymentStep & { index: number }, body: Record<string, unknown>): Promise<StepResult> => {
+  const call = async (step: DeploymentStep & { index: number }, body: Record<string, unknown>, values: ReadonlyMap<string, string>): Promise<StepResult> => {
     const http = step.http!;
-    const values = secretValues();
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'fleetpatch-worker' };
     const startedAt = new Date().toISOString();
     const result = (status: StepResult['status'], message: string | null, httpStatus: number | null, attempts: number): StepResult => ({
@@ -142,45 +211,107 @@ export function createStepActivities({ db, pubsub, secrets }: StepActivityDeps) 
 
   const phaseResults = (row: MachineRunRow, phase: StepPhase) => row.stepResults.filter((r) => r.phase === phase);
 
+  /**
+   * A phase's control-plane calls on one machine, in order, each recorded (`record`) before the
+   * next is made, so that a retry skips those already recorded and no call is made twice after it
+   * ended. A failure that does not CONTINUE stops the phase: the calls after it are NOT_RUN. In the
+   * PRE phase, a machine whose agent cannot run scripts then has its first PRE script failed (the
+   * agent is sent none). Answers the phase's verdict. One machine run's workflow (runStepCalls) and
+   * a batched run's advance (runPageStepCalls) both make their calls here.
+   */
+  const phaseCalls = async (
+    c: { machineRun: MachineRunRow; run: RunRow; deployment: DeploymentRow; machine: MachineRow | undefined; updateStatuses: readonly string[]; secrets: ReadonlyMap<string, string> },
+    phase: StepPhase,
+    record: (results: StepResult[]) => Promise<void>,
+  ): Promise<PhaseVerdict> => {
+    const { machineRun, run, deployment, machine } = c;
+    const steps = deployment.steps ?? [];
+    const done = new Set(machineRun.stepResults.map((r) => r.index));
+    const results = phaseResults(machineRun, phase);
+    const updates: Record<string, number> = {};
+    if (phase === 'POST') for (const status of c.updateStatuses) updates[status] = (updates[status] ?? 0) + 1;
+    for (const step of stepsOf(steps, phase, 'HTTP')) {
+      if (done.has(step.index)) continue;
+      let r: StepResult;
+      if (phaseVerdict(results).action !== 'GO_ON') {
+        r = notRun([step], 'an earlier step failed')[0]!;
+      } else {
+        const body = callBody(step, {
+          deployment: { id: deployment.id, name: deployment.name },
+          run: { id: run.id, ring: machineRun.ring },
+          machine: { id: machineRun.machineId, name: machineRun.machineName, machineRunId: machineRun.id, status: machineRun.status, rebootOutcome: machineRun.rebootOutcome },
+          updates,
+        });
+        r = await call(step, body, c.secrets);
+      }
+      results.push(r);
+      await record([r]);
+    }
+    if (phase === 'PRE' && phaseVerdict(results).action === 'GO_ON') {
+      const scripts = stepsOf(steps, 'PRE', 'SCRIPT').filter((s) => !done.has(s.index));
+      const unsupported = scriptsUnsupported(scripts, { capabilities: machine?.agentCapabilities ?? [], version: machine?.agentVersion ?? null });
+      results.push(...unsupported);
+      await record(unsupported);
+    }
+    return phaseVerdict(results);
+  };
+
   return {
-    /**
-     * A phase's control-plane calls on one machine, in order, each recorded as it ends (a retry of
-     * this activity skips those already recorded, so no call is made twice after it ended). A
-     * failure that does not CONTINUE stops the phase: the calls after it are NOT_RUN. In the PRE
-     * phase, a machine whose agent cannot run scripts then has its first PRE script failed (the
-     * agent is sent none). Answers what the phase's results say the machine run does next.
-     */
+    /** A phase's control-plane calls on one machine (phaseCalls), each result in a transaction of its own; what the phase's results say the machine run does next. */
     async runStepCalls(input: { machineRunId: string; phase: StepPhase }): Promise<{ verdict: PhaseVerdict }> {
-      const { machineRun, run, deployment, machine } = await context(input.machineRunId);
-      const steps = deployment.steps ?? [];
-      const done = new Set(machineRun.stepResults.map((r) => r.index));
-      const results = phaseResults(machineRun, input.phase);
-      const updates: Record<string, number> = {};
-      if (input.phase === 'POST') for (const u of await updateResultsOf(db, machineRun.id)) updates[u.status] = (updates[u.status] ?? 0) + 1;
-      for (const step of stepsOf(steps, input.phase, 'HTTP')) {
-        if (done.has(step.index)) continue;
-        let r: StepResult;
-        if (phaseVerdict(results).action !== 'GO_ON') {
-          r = notRun([step], 'an earlier step failed')[0]!;
-        } else {
-          const body = callBody(step, {
-            deployment: { id: deployment.id, name: deployment.name },
-            run: { id: run.id, ring: machineRun.ring },
-            machine: { id: machineRun.machineId, name: machineRun.machineName, machineRunId: machineRun.id, status: machineRun.status, rebootOutcome: machineRun.rebootOutcome },
-            updates,
-          });
-          r = await call(step, body);
-        }
-        results.push(r);
-        await record(machineRun, [r]);
+      const c = await context(input.machineRunId);
+      const updateStatuses = input.phase === 'POST' ? (await updateResultsOf(db, c.machineRun.id)).map((u) => u.status) : [];
+      return { verdict: await phaseCalls({ ...c, updateStatuses, secrets: secretValues() }, input.phase, (results) => record(c.machineRun, results)) };
+    },
+
+    /**
+     * A phase's control-plane calls on a page of a run's machines (a batched run's advance),
+     * `options.parallel` machines at once, each machine's as runStepCalls makes them (phaseCalls).
+     * What they need is read once for the page (the run, the deployment, the machine runs, their
+     * update statuses for POST, their machines when PRE scripts exist), and the results that end
+     * close together are recorded together (createStepRecorder). Answers the verdict of each machine
+     * whose calls ran; a machine `mayStart` refused is absent.
+     */
+    async runPageStepCalls(input: { runId: string; machineRunIds: readonly string[]; phase: StepPhase }, options: PageCallOptions): Promise<Map<string, PhaseVerdict>> {
+      const verdicts = new Map<string, PhaseVerdict>();
+      if (input.machineRunIds.length === 0) return verdicts;
+      const run = await findRun(db, input.runId);
+      if (!run) throw ApplicationFailure.nonRetryable(`Run ${input.runId} does not exist.`, 'NOT_FOUND');
+      const deployment = await findDeployment(db, run.deploymentId, { includeDeleted: true });
+      if (!deployment) throw ApplicationFailure.nonRetryable(`Deployment ${run.deploymentId} does not exist.`, 'NOT_FOUND');
+      const rows = new Map((await machineRunsByIds(db, input.machineRunIds)).map((m) => [m.id, m]));
+      const missing = input.machineRunIds.find((id) => rows.get(id)?.runId !== run.id);
+      if (missing) throw ApplicationFailure.nonRetryable(`Machine run ${missing} does not exist.`, 'NOT_FOUND');
+      const statuses = input.phase === 'POST' ? await updateStatusesOfMany(db, input.machineRunIds) : new Map<string, string[]>();
+      // Only a PRE phase followed by scripts asks what the machine's agent can run.
+      const withScripts = input.phase === 'PRE' && stepsOf(deployment.steps ?? [], 'PRE', 'SCRIPT').length > 0;
+      const machines = withScripts ? new Map((await findMachines(db, [...rows.values()].map((m) => m.machineId))).map((m) => [m.id, m])) : new Map<string, MachineRow>();
+      const record = createStepRecorder(db, pubsub, run.id, options.parallel);
+      // Read once for the page: reading this process's environment is not free (a quarter of a call's CPU in the worker when read per call).
+      const values = secretValues();
+      const activity = Context.current();
+      // A machine's calls may wait on their answers for minutes: the activity stays seen alive meanwhile.
+      const beat = setInterval(() => activity.heartbeat(), 2000);
+      try {
+        let next = 0;
+        const worker = async () => {
+          while (next < input.machineRunIds.length) {
+            if (options.mayStart && !options.mayStart()) return;
+            const machineRun = rows.get(input.machineRunIds[next++]!)!;
+            const verdict = await phaseCalls(
+              { machineRun, run, deployment, machine: machines.get(machineRun.machineId), updateStatuses: statuses.get(machineRun.id) ?? [], secrets: values },
+              input.phase,
+              (results) => record({ machineRunId: machineRun.id, results, lines: results.map((r) => stepLine(machineRun.machineName, r)) }),
+            );
+            verdicts.set(machineRun.id, verdict);
+            options.called?.(machineRun.id, verdict);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(options.parallel, input.machineRunIds.length) }, worker));
+      } finally {
+        clearInterval(beat);
       }
-      if (input.phase === 'PRE' && phaseVerdict(results).action === 'GO_ON') {
-        const scripts = stepsOf(steps, 'PRE', 'SCRIPT').filter((s) => !done.has(s.index));
-        const unsupported = scriptsUnsupported(scripts, { capabilities: machine?.agentCapabilities ?? [], version: machine?.agentVersion ?? null });
-        results.push(...unsupported);
-        await record(machineRun, unsupported);
-      }
-      return { verdict: phaseVerdict(results) };
+      return verdicts;
     },
 
     /** Records how the scripts of a job went (its result's steps), with a line each, and answers what the phase's results say. */
@@ -243,4 +374,10 @@ export function createStepActivities({ db, pubsub, secrets }: StepActivityDeps) 
       throw new CompleteAsyncError();
     },
   };
+}
+
+/** The step activities a worker registers (createStepCalls without runPageStepCalls). */
+export function createStepActivities(deps: StepActivityDeps) {
+  const { runPageStepCalls: _, ...activities } = createStepCalls(deps);
+  return activities;
 }

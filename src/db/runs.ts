@@ -530,6 +530,70 @@ export async function recordStepResults(db: Db, machineRunId: string, results: r
   });
 }
 
+/** A machine run's step results to record, with their lines in its job stream. */
+export interface StepResultsEntry {
+  machineRunId: string;
+  results: readonly StepResult[];
+  lines: readonly string[];
+}
+
+/**
+ * recordStepResults for many machine runs of one run at once, in one transaction of five
+ * statements whatever their number: the rows locked (in id order, so that two writers never wait
+ * on each other crosswise), their results merged, their lines written, and every machine run's
+ * events (LINES, then MACHINE) as recordStepResults records them. A machine run that no longer
+ * exists is left out.
+ */
+export async function recordStepResultsMany(db: Db, runId: string, entries: readonly StepResultsEntry[]): Promise<{ progress: RunProgressEvent[] }> {
+  if (entries.length === 0) return { progress: [] };
+  return db.transaction(async (tx) => {
+    const ids = [...new Set(entries.map((e) => e.machineRunId))];
+    const current = await tx.select({ id: machineRuns.id, stepResults: machineRuns.stepResults }).from(machineRuns).where(inArray(machineRuns.id, ids)).orderBy(asc(machineRuns.id)).for('update');
+    const merged = new Map(current.map((row) => [row.id, [...row.stepResults]]));
+    const kept = entries.filter((e) => merged.has(e.machineRunId));
+    for (const e of kept) {
+      const results = merged.get(e.machineRunId)!;
+      for (const r of e.results) {
+        const at = results.findIndex((m) => m.index === r.index);
+        if (at >= 0) results[at] = r;
+        else results.push(r);
+      }
+    }
+    if (kept.length === 0) return { progress: [] };
+    const rows = [...merged].map(([id, stepResults]) => ({ id, step_results: stepResults }));
+    await tx.execute(sql`
+      update ${machineRuns} set step_results = v.step_results
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v(id uuid, step_results jsonb)
+      where ${machineRuns.id} = v.id`);
+    const lines = kept.flatMap((e) => e.lines.map((line) => ({ runId, machineRunId: e.machineRunId, stream: 'server' as const, line })));
+    // One multi-row insert numbers its rows in the order given: sorted, the ids match the lines, each machine run's in order.
+    const lineIds = lines.length > 0 ? (await tx.insert(runLogs).values(lines).returning({ id: runLogs.id })).map((r) => r.id).sort((a, b) => a - b) : [];
+    const events: NewRunProgress[] = [];
+    let next = 0;
+    for (const e of kept) {
+      for (const _ of e.lines) {
+        const id = lineIds[next++]!;
+        events.push({ kind: 'LINES', machineRunId: e.machineRunId, lineIds: [id, id] });
+      }
+      events.push({ kind: 'MACHINE', machineRunId: e.machineRunId });
+    }
+    return { progress: await recordRunProgress(tx as unknown as Db, runId, events) };
+  });
+}
+
+/** The statuses of several machine runs' update results, each machine run's in install order (what a POST call's body counts). */
+export async function updateStatusesOfMany(db: Db, machineRunIds: readonly string[]): Promise<Map<string, Array<UpdateResultRow['status']>>> {
+  const byRun = new Map<string, Array<UpdateResultRow['status']>>();
+  if (machineRunIds.length === 0) return byRun;
+  const rows = await db
+    .select({ machineRunId: updateResults.machineRunId, status: updateResults.status })
+    .from(updateResults)
+    .where(inArray(updateResults.machineRunId, [...machineRunIds]))
+    .orderBy(asc(updateResults.machineRunId), asc(updateResults.orderIndex), asc(updateResults.name));
+  for (const r of rows) byRun.set(r.machineRunId, [...(byRun.get(r.machineRunId) ?? []), r.status]);
+  return byRun;
+}
+
 /**
  * A machine run's workflow attaches its install activity to the job handed over in bulk at the
  * run's start (or by an earlier attempt): one statement. Undefined when no job exists yet (the

@@ -179,6 +179,23 @@ export function shouldContinueAsNew(historyLength: number, limit: number, sugges
  */
 export const STEP_CALLS_PARALLEL = 50;
 
+/**
+ * Seconds an advance keeps for what follows its last call (ending the machines called, handing out
+ * the next jobs) before its own start-to-close timeout: writes in pages, seconds even for thousands.
+ */
+export const CALLS_RESERVE_SECONDS = 120;
+
+/**
+ * Whether an advance may start a machine's phase of calls now: only if they end (every attempt at
+ * its timeout, `callSeconds`) with CALLS_RESERVE_SECONDS left before the advance's attempt times
+ * out (`deadlineMs`). However many machines wait and however slow their receivers, every call an
+ * attempt makes has ended before it can be retried, so a retry never repeats a call still in
+ * flight; the machines not called wait for the next advance.
+ */
+export function callsMayStart(nowMs: number, deadlineMs: number, callSeconds: number, reserveSeconds = CALLS_RESERVE_SECONDS): boolean {
+  return nowMs + (callSeconds + reserveSeconds) * 1000 <= deadlineMs;
+}
+
 /** A machine run's end, and why a step asks to halt the run (HALT_RUN), if one does. */
 export interface StepEnd {
   end: MachineEnd;

@@ -316,12 +316,16 @@ export function carriesScripts(agentCapabilities: readonly string[]): boolean {
   return agentCapabilities.includes(SCRIPT_STEPS_CAPABILITY);
 }
 
+/** The longest a phase's calls on one machine may take: every attempt at its timeout, plus the waits between. */
+export function phaseCallSeconds(steps: readonly DeploymentStep[], phase: StepPhase): number {
+  return steps
+    .filter((s) => s.phase === phase && s.http)
+    .reduce((sum, s) => sum + (s.http!.retries + 1) * s.http!.timeoutSeconds + Array.from({ length: s.http!.retries }, (_, i) => retryDelaySeconds(i + 1)).reduce((a, b) => a + b, 0), 0);
+}
+
 export function stepPhases(steps: readonly DeploymentStep[] | null | undefined): StepPhases | null {
   if (!steps || steps.length === 0) return null;
-  const budget = (phase: StepPhase) =>
-    steps
-      .filter((s) => s.phase === phase && s.http)
-      .reduce((sum, s) => sum + (s.http!.retries + 1) * s.http!.timeoutSeconds + Array.from({ length: s.http!.retries }, (_, i) => retryDelaySeconds(i + 1)).reduce((a, b) => a + b, 0), 0);
+  const budget = (phase: StepPhase) => phaseCallSeconds(steps, phase);
   return {
     pre: steps.some((s) => s.phase === 'PRE'),
     post: steps.some((s) => s.phase === 'POST'),

@@ -5,14 +5,17 @@ import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatchedRunActivities, type AdvanceInput } from '../../src/activities/batchedRuns.js';
+import { createBatchedRunActivities, type AdvanceInput, type AdvanceOutcome, type StepCalls } from '../../src/activities/batchedRuns.js';
 import { createActivities } from '../../src/activities/index.js';
+import { createStepCalls } from '../../src/activities/steps.js';
+import { CALLS_RESERVE_SECONDS } from '../../src/fleet/batchedRun.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
 import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { TemporalClient } from '../../src/temporal/connection.js';
+import { haltedReason } from '../../src/workflows/childMachines.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
@@ -28,6 +31,8 @@ interface Agent {
 
 interface Call {
   path: string;
+  /** When the receiver got it (ms since the epoch). */
+  at: number;
   method: string;
   authorization: string | undefined;
   body: { event: string; step: { name: string }; machine: { name: string }; run: { id: string }; updates: Record<string, number> } | null;
@@ -88,8 +93,10 @@ describe('deployments with pre and post steps', () => {
       req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
       req.on('end', () => {
         const body = raw ? (JSON.parse(raw) as Call['body']) : null;
-        calls.push({ path: req.url ?? '', method: req.method ?? '', authorization: req.headers.authorization, body });
+        calls.push({ path: req.url ?? '', at: Date.now(), method: req.method ?? '', authorization: req.headers.authorization, body });
         if (req.url === '/hang') return; // never answers
+        // A slow control plane: answers after 700 ms.
+        if (req.url?.startsWith('/slow')) return void setTimeout(() => res.writeHead(200).end('ok'), 700);
         if (req.url === '/flaky') {
           flaky += 1;
           res.writeHead(flaky === 1 ? 500 : 200).end(flaky === 1 ? 'try again' : 'ok');
@@ -126,9 +133,9 @@ describe('deployments with pre and post steps', () => {
     return response.data!;
   }
 
-  async function enroll(options: { suffix?: string; old?: boolean } = {}): Promise<Agent> {
+  async function enroll(options: { suffix?: string; old?: boolean; name?: string } = {}): Promise<Agent> {
     const url = api.url.replace('/graphql', '');
-    const name = `steps-${++counter}${options.suffix ?? ''}`;
+    const name = options.name ?? `steps-${++counter}${options.suffix ?? ''}`;
     const facts = machineFacts({ hostname: name, bootId: 'boot-1', ...(options.old ? {} : { capabilities: ['SCRIPT_STEPS'] }) });
     const enrolled = await new AgentClient(url).enroll(enrollKey, facts);
     const client = new AgentClient(url, enrolled.credential);
@@ -330,21 +337,19 @@ describe('deployments with pre and post steps', () => {
     expect(machine(done, sick).updates.map((u) => u.status)).toEqual(['NOT_ATTEMPTED', 'NOT_ATTEMPTED']);
   }, 120_000);
 
-  it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
-    const agents = [await enroll(), await enroll(), await enroll()];
-    const deploymentId = await createDeployment('advance dies', agents, [
-      { name: 'drain', phase: 'PRE', http: { url: `${base}/crash-pre` } },
-      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
-    ]);
-    // The run begun as its workflow would begin it, and advanced here, with no workflow, so that an attempt can die.
+  /**
+   * A run begun as its workflow would begin it, and advanced here with no workflow: an attempt can
+   * die, its time (the attempt's start-to-close timeout) and its machines called at once be chosen.
+   */
+  async function advancedRun(deploymentId: string, agents: Agent[], over: Partial<AdvanceInput> = {}) {
     const pubsub = await createFleetPubSub(database.sql);
     const activities = createActivities({ db: database.db, pubsub, workerIdentity: 'test' });
-    const begun = (await new MockActivityEnvironment().run(activities.beginBatchedRun, { deploymentId, workflowId: `advance-dies-${deploymentId}`, trigger: 'MANUAL' as const })) as Awaited<ReturnType<typeof activities.beginBatchedRun>>;
+    const begun = (await new MockActivityEnvironment().run(activities.beginBatchedRun, { deploymentId, workflowId: `advanced-${deploymentId}`, trigger: 'MANUAL' as const })) as Awaited<ReturnType<typeof activities.beginBatchedRun>>;
     const input: AdvanceInput = {
       runId: begun.runId,
       ring: null,
       windowEndsAtMs: begun.windowEndsAtMs!,
-      concurrency: 3,
+      concurrency: agents.length,
       failureThreshold: null,
       graceSeconds: 60,
       installHeartbeatSeconds: 60,
@@ -353,19 +358,7 @@ describe('deployments with pre and post steps', () => {
       budgetSeconds: 30,
       pollMs: 200,
       steps: { pre: true, post: true },
-    };
-    /** An advance whose worker dies right after the call of `phase` on the machine `dies` was made and recorded. */
-    const dyingAdvance = (phase: 'PRE' | 'POST', dies: Agent) => {
-      const steps = {
-        skipSteps: activities.skipSteps,
-        async runStepCalls(i: { machineRunId: string; phase: 'PRE' | 'POST' }) {
-          const answer = await activities.runStepCalls(i);
-          const [row] = await database.sql<Array<{ machine_id: string }>>`select machine_id from machine_runs where id = ${i.machineRunId}`;
-          if (i.phase === phase && row!.machine_id === dies.machineId) throw new Error('the worker died');
-          return answer;
-        },
-      };
-      return createBatchedRunActivities({ db: database.db, pubsub }, activities.finishMachineRun, steps).advanceMachines;
+      ...over,
     };
     const answerJobs = async () => {
       for (const agent of agents) {
@@ -375,18 +368,44 @@ describe('deployments with pre and post steps', () => {
         }
       }
     };
-    /** Runs an advance while the agents answer their jobs. */
-    const advancing = async (advance: (input: AdvanceInput) => Promise<unknown>) => {
+    /** Runs an advance, its attempt timing out after `startToCloseTimeoutMs` (as the workflow's own would, by default), while the agents answer their jobs. */
+    const advancing = async (advance: (input: AdvanceInput) => Promise<AdvanceOutcome>, startToCloseTimeoutMs = 600_000): Promise<AdvanceOutcome> => {
       let over = false;
-      const run = new MockActivityEnvironment().run(advance, input).finally(() => (over = true));
+      const run = new MockActivityEnvironment({ startToCloseTimeoutMs }).run(advance, input).finally(() => (over = true));
       // Seen by the caller once returned; until then, not an unhandled rejection.
       run.catch(() => undefined);
       while (!over) {
         await answerJobs();
         await new Promise((r) => setTimeout(r, 100));
       }
-      return run;
+      return (await run) as AdvanceOutcome;
     };
+    const stepCalls: StepCalls = { skipSteps: activities.skipSteps, runPageStepCalls: createStepCalls({ db: database.db, pubsub }).runPageStepCalls };
+    const advanceWith = (steps: StepCalls, callsParallel?: number) => createBatchedRunActivities({ db: database.db, pubsub }, activities.finishMachineRun, steps, { callsParallel }).advanceMachines;
+    return { activities, begun, input, advancing, advanceWith, stepCalls };
+  }
+
+  it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
+    const agents = [await enroll(), await enroll(), await enroll()];
+    const deploymentId = await createDeployment('advance dies', agents, [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/crash-pre` } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, agents, { concurrency: 3 });
+    const machineOf = new Map((await database.sql<Array<{ id: string; machine_id: string }>>`select id, machine_id from machine_runs where run_id = ${begun.runId}`).map((r) => [r.id, r.machine_id]));
+    /** An advance whose worker dies right after the call of `phase` on the machine `dies` was made and recorded. */
+    const dyingAdvance = (phase: 'PRE' | 'POST', dies: Agent) =>
+      advanceWith({
+        ...stepCalls,
+        runPageStepCalls: (i, options) =>
+          stepCalls.runPageStepCalls(i, {
+            ...options,
+            called(machineRunId, verdict) {
+              options.called?.(machineRunId, verdict);
+              if (i.phase === phase && machineOf.get(machineRunId) === dies.machineId) throw new Error('the worker died');
+            },
+          }),
+      });
     const preRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and step_results @> '[{"name":"drain"}]'`)[0]!.n;
 
     // The first attempt dies once the second machine's PRE call is recorded (the others', made at the same time, are recorded too).
@@ -406,6 +425,68 @@ describe('deployments with pre and post steps', () => {
         (select count(*)::int from run_logs l where l.machine_run_id = m.id and l.stream = 'server' and l.line ~ ': SUCCEEDED') as ends
       from machine_runs m where m.run_id = ${begun.runId} order by 1`;
     expect(rows.map((r) => [r.machine_name, r.status, r.steps, r.ends])).toEqual(agents.map((a) => [a.name, 'SUCCEEDED', 'drain=SUCCEEDED,undrain=SUCCEEDED', 1]));
+  }, 120_000);
+
+  it("a PRE HALT_RUN mid-page: the page's machines not yet called stay PENDING and are settled NOT_STARTED with the halt; none of them gets a job or a call", async () => {
+    // Named so that the page, in name order, calls the well machine, then the sick one, then the three others.
+    const all: Agent[] = [];
+    for (const name of ['midhalt-1', 'midhalt-2-sick', 'midhalt-3', 'midhalt-4', 'midhalt-5']) all.push(await enroll({ name }));
+    const deploymentId = await createDeployment('pre halt mid-page', all, [{ name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/health` } }]);
+    // One page of five machines (concurrency 5), their calls made one at a time: the halt comes with three machines of the page not called yet.
+    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, all, { concurrency: 5, steps: { pre: true, post: false } });
+    const outcome = await advancing(advanceWith(stepCalls, 1));
+    const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
+    expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: true, halts: [reason] });
+    const pending = await database.sql<Array<{ machine_name: string }>>`select machine_name from machine_runs where run_id = ${begun.runId} and status = 'PENDING' order by 1`;
+    expect(pending.map((r) => r.machine_name)).toEqual(['midhalt-3', 'midhalt-4', 'midhalt-5']);
+    // What the run's workflow does once the advance is through with machines left (unstartedReason).
+    await new MockActivityEnvironment().run(activities.settleMachineRuns, { runId: begun.runId, ring: null, running: false, status: 'NOT_STARTED' as const, reason: haltedReason(outcome.halts!) });
+    const done = await run(begun.runId);
+    expect(all.map((a) => [a.name, machine(done, a).status, machine(done, a).error])).toEqual([
+      ['midhalt-1', 'SUCCEEDED', null],
+      ['midhalt-2-sick', 'FAILED', `${reason}.`],
+      ...all.slice(2).map((a) => [a.name, 'NOT_STARTED', `Not started: the run was halted by a step (${reason}).`]),
+    ]);
+    expect(all.slice(2).map((a) => machine(done, a).stepResults)).toEqual([[], [], []]);
+    expect(all.map((a) => [a.jobs.length, callsOf('/health', a).length])).toEqual([
+      [1, 1],
+      [0, 1],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ]);
+  }, 120_000);
+
+  it("an advance with little time left starts no call it could not see through: the machines left wait for the next advance, each machine's calls made once, the run completes", async () => {
+    const agents = [await enroll(), await enroll(), await enroll(), await enroll()];
+    // Calls that take 700 ms each (a timeout of 2 s: a phase's calls may take 2 s on a machine).
+    const deploymentId = await createDeployment('little time', agents, [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/slow-pre`, timeoutSeconds: 2 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/slow-post`, timeoutSeconds: 2 } },
+    ]);
+    const { advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, agents, { concurrency: 4 });
+    // Each attempt times out after the reserve, a phase's 2 s and 1.5 s more: calls start only in an advance's first 1.5 s.
+    const startToCloseMs = (CALLS_RESERVE_SECONDS + 2 + 1.5) * 1000;
+    const advances: Array<{ from: number; to: number; outcome: AdvanceOutcome }> = [];
+    for (let i = 0; i < 30 && !advances.at(-1)?.outcome.done; i++) {
+      const from = Date.now();
+      const outcome = await advancing(advanceWith(stepCalls, 1), startToCloseMs);
+      advances.push({ from, to: Date.now(), outcome });
+    }
+    expect(advances.at(-1)!.outcome).toMatchObject({ done: true, failed: 0, pendingLeft: false });
+    // Eight calls of 700 ms one at a time do not fit in one advance's 1.5 s: several advances made them.
+    expect(advances.length).toBeGreaterThan(2);
+    const slow = calls.filter((c) => c.path.startsWith('/slow'));
+    expect(slow).toHaveLength(8);
+    for (const c of slow) {
+      const during = advances.find((a) => c.at >= a.from && c.at <= a.to)!;
+      // Each call began within its advance's 1.5 s (the receiver got it a moment later) and ended before the advance did.
+      expect(c.at - during.from).toBeLessThan(1_500 + 300);
+      expect(c.at + 700).toBeLessThanOrEqual(during.to + 50);
+    }
+    expect(agents.map((a) => [callsOf('/slow-pre', a).length, callsOf('/slow-post', a).length, a.jobs.length])).toEqual(Array(4).fill([1, 1, 1]));
+    const done = await run(begun.runId);
+    expect(agents.map((a) => [machine(done, a).status, machine(done, a).stepResults.map((r) => r.status)])).toEqual(Array(4).fill(['SUCCEEDED', ['SUCCEEDED', 'SUCCEEDED']]));
   }, 120_000);
 
   it('refuses bad steps with BAD_USER_INPUT and the field', async () => {

@@ -3,6 +3,8 @@ import {
   advanceReturns,
   afterPostCalls,
   afterPreCalls,
+  CALLS_RESERVE_SECONDS,
+  callsMayStart,
   haltsOf,
   afterStepPage,
   agentLostError,
@@ -19,7 +21,7 @@ import {
 } from '../../src/fleet/batchedRun.js';
 import { deploymentRunStatus, deploymentRunStatusFromCounts, maxConcurrentMachines, MAX_RUNNING_MACHINES, type MachineRunStatus } from '../../src/fleet/planning.js';
 import { MACHINE_RUN_STATUSES } from '../../src/domain/vocabulary.js';
-import type { StepResult } from '../../src/fleet/steps.js';
+import { phaseCallSeconds, stepPhases, type DeploymentStep, type StepResult } from '../../src/fleet/steps.js';
 
 const NOW = 1_000_000_000;
 const timings = { windowEndsAtMs: NOW + 3_600_000, graceSeconds: 600, installHeartbeatSeconds: 120, rebootTimeoutSeconds: 900 };
@@ -179,5 +181,28 @@ describe("a run's status from its counts (a run too large to read machine by mac
       const counts = { byStatus, failedUpdates: runs.reduce((n, r) => n + r.failedUpdates, 0), succeededUpdates: runs.reduce((n, r) => n + r.succeededUpdates, 0) };
       for (const canceled of [false, true]) expect(deploymentRunStatusFromCounts(counts, canceled)).toBe(deploymentRunStatus(runs, canceled));
     }
+  });
+});
+
+describe("an advance's calls within its attempt's time", () => {
+  const deadline = 1_000_000;
+  it('starts a phase of calls only if it ends with the reserve left before the attempt times out', () => {
+    expect(callsMayStart(deadline - (30 + CALLS_RESERVE_SECONDS) * 1000, deadline, 30)).toBe(true);
+    expect(callsMayStart(deadline - (30 + CALLS_RESERVE_SECONDS) * 1000 + 1, deadline, 30)).toBe(false);
+    expect(callsMayStart(0, deadline, 0, 0)).toBe(true);
+    expect(callsMayStart(deadline + 1, deadline, 0, 0)).toBe(false);
+  });
+
+  it("measures a phase's calls on a machine as every attempt at its timeout plus the waits between, the longer phase being the run's callSeconds", () => {
+    const http = (timeoutSeconds: number, retries: number) => ({ method: 'POST', url: 'http://cp/x', headers: [], body: null, expectedStatus: [], retries, timeoutSeconds });
+    const steps = [
+      { name: 'a', phase: 'PRE', onFailure: 'SKIP_INSTALLS', script: null, http: http(10, 0) },
+      { name: 'b', phase: 'PRE', onFailure: 'SKIP_INSTALLS', script: null, http: http(5, 2) },
+      { name: 'c', phase: 'POST', onFailure: 'CONTINUE', script: null, http: http(3, 0) },
+    ] as unknown as DeploymentStep[];
+    const pre = phaseCallSeconds(steps, 'PRE');
+    expect(pre).toBeGreaterThan(10 + 15);
+    expect(phaseCallSeconds(steps, 'POST')).toBe(3);
+    expect(stepPhases(steps)!.callSeconds).toBe(pre);
   });
 });
