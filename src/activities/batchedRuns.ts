@@ -1,14 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { queueAgentCommands } from '../db/agentCommands.js';
-import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, pendingMachineRunsUnderWay, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
 import { findRun, finishMachineRun, installJobSources, setMachineRunStatus } from '../db/runs.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
-import { advanceReturns, afterPostCalls, afterPreCalls, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
+import { advanceReturns, afterPostCalls, afterPreCalls, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, preCallsMade, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
 import { phaseCallSeconds, type PhaseVerdict, type StepPhase } from '../fleet/steps.js';
 import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
 import type { PageCallOptions } from './steps.js';
@@ -164,10 +164,10 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       };
 
       let { running, failed } = await batchCounts(db, input.runId, input.ring, FAILED_STATUSES);
-      let pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
+      // Both read once the machines under way are carried through (below).
+      let pendingLeft = true;
+      let halts: string[] = [];
       let ended = 0;
-      // Halts recorded before (an earlier advance, or this one's attempt before a worker died) still stop new machines.
-      const halts = input.steps ? haltsOf(await stepResultsWithHalts(db, input.runId, input.ring)) : [];
 
       const ended1 = (status: string) => {
         ended += 1;
@@ -191,7 +191,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
        * The PRE calls of a page of machines about to start, many at once: those whose calls say
        * GO_ON get their job; the others end here (their POST calls made first), without one.
        */
-      const preCalls = async <T extends { machineRunId: string; machineId: string }>(page: readonly T[]): Promise<T[]> => {
+      const preCalls = async <T extends { machineRunId: string; machineId: string }>(page: readonly T[], underWay = false): Promise<T[]> => {
         if (!input.steps?.pre || page.length === 0) return [...page];
         const stopped = new Map<string, StepEnd>();
         const going = new Set<string>();
@@ -203,7 +203,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
             parallel: callsParallel,
             // Once a machine's PRE calls halt the run, the page's machines not yet called stay PENDING
             // (never started: NOT_STARTED with the halt); those under way go on, as children started together did.
-            mayStart: () => !halted && budget(),
+            mayStart: () => (underWay || !halted) && budget(),
             called: (machineRunId, verdict) => {
               const stop = afterPreCalls(verdict);
               if (!stop) going.add(machineRunId);
@@ -223,7 +223,12 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         const read = await pendingMachineRunsPage(db, input.runId, input.ring, count);
         if (read.length < count) pendingLeft = false;
         if (read.length === 0) return;
-        const page = await preCalls(read);
+        await handOut(await preCalls(read));
+      };
+
+      /** Hands out the jobs of machines whose PRE calls said GO_ON (or that have none), in one transaction; a machine removed meanwhile fails at once. */
+      const handOut = async (page: ReadonlyArray<{ machineRunId: string; machineId: string }>) => {
+        if (page.length === 0) return;
         const live = new Set((await findMachines(db, page.map((m) => m.machineId))).map((m) => m.id));
         const sources = (await installJobSources(db, page.filter((m) => live.has(m.machineId)).map((m) => m.machineRunId))).filter((m) => m.status === 'PENDING');
         const jobs = sources.map((m) => {
@@ -242,6 +247,24 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         } else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
       };
 
+      /**
+       * Carries through the machines under way (preCallsMade): their PRE verdicts are read from what
+       * was recorded, no call made again (a call of theirs not yet made is made now); GO_ON hands out
+       * the job, as the advance that made the calls would have, and a stop ends the machine, its POST
+       * calls first. A halt, the window or the failure threshold does not hold them back: they have
+       * started. Left PENDING only when the advance has no time left for their calls.
+       */
+      const carryOn = async () => {
+        if (!input.steps?.pre) return;
+        while (!callsSpent) {
+          const read = (await pendingMachineRunsUnderWay(db, input.runId, input.ring, START_PAGE)).filter((m) => preCallsMade(m.stepResults));
+          if (read.length === 0) return;
+          await handOut(await preCalls(read, true));
+          context.heartbeat({ ended });
+          if (read.length < START_PAGE) return;
+        }
+      };
+
       /** Starts up to `count` PENDING machines, a page per transaction; a machine removed meanwhile fails at once. */
       const start = async (count: number) => {
         for (let left = count; left > 0 && pendingLeft && halts.length === 0 && !callsSpent; left -= START_PAGE) {
@@ -249,6 +272,11 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           context.heartbeat({ ended });
         }
       };
+
+      await carryOn();
+      pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
+      // Halts recorded before (an earlier advance, this one's attempt before a worker died, the machines just carried through) stop new machines.
+      if (input.steps) halts = haltsOf(await stepResultsWithHalts(db, input.runId, input.ring));
 
       // Woken by what the API announces through PostgreSQL: a result or progress of this run, or a machine checking in (a new boot id).
       let wake: (() => void) | null = null;

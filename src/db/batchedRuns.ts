@@ -35,6 +35,21 @@ export function pendingMachineRunsPage(db: Db, runId: string, ring: number | nul
     .limit(limit);
 }
 
+/**
+ * The run's (or ring's) PENDING machine runs whose PRE calls an advance made (their results
+ * recorded) without then starting or ending them (src/fleet/batchedRun.ts preCallsMade), in machine
+ * name order; at most `limit`. Read along machine_runs_pending_idx: the run's PENDING rows, once
+ * per advance.
+ */
+export async function pendingMachineRunsUnderWay(db: Db, runId: string, ring: number | null, limit: number) {
+  return db
+    .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId, machineName: machineRuns.machineName, stepResults: machineRuns.stepResults })
+    .from(machineRuns)
+    .where(and(eq(machineRuns.runId, runId), ofRing(ring), eq(machineRuns.status, 'PENDING'), sql`${machineRuns.stepResults} @> '[{"phase":"PRE"}]'::jsonb`))
+    .orderBy(asc(machineRuns.machineName), asc(machineRuns.id))
+    .limit(limit);
+}
+
 /** Where a machine run stands in its run's order (machine name, then its id). */
 export interface MachineRunKey {
   name: string;

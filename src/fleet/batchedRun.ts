@@ -215,6 +215,18 @@ export function afterPreCalls(verdict: PhaseVerdict): StepEnd | null {
 }
 
 /**
+ * Whether a PENDING machine of a batched run is under way: an advance made its PRE calls (their
+ * results are recorded) but did not hand out its job or end it (it had no time left to start its
+ * POST calls, or its worker died in between). Such a machine has started, as a child workflow has
+ * once it made its PRE calls: the next advance carries it through as its PRE verdict says
+ * (afterPreCalls) whatever stops new machines (a halt, the window, the failure threshold), rather
+ * than leaving it to be settled NOT_STARTED with its POST calls never made.
+ */
+export function preCallsMade(results: readonly StepResult[]): boolean {
+  return results.some((r) => r.phase === 'PRE');
+}
+
+/**
  * A machine's end once its POST calls have run (machineRun.ts): a FAIL_MACHINE or HALT_RUN fails
  * it, its reason after the install's own error; a HALT_RUN halts the run unless an earlier step of
  * the machine already did.

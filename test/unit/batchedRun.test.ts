@@ -14,6 +14,7 @@ import {
   nextMachineAction,
   notBackError,
   PAST_WINDOW_ERROR,
+  preCallsMade,
   shouldContinueAsNew,
   RUN_STEP_CHILDREN,
   UPDATE_PAST_WINDOW_ERROR,
@@ -149,6 +150,14 @@ describe('a batched run whose steps are control-plane calls: the verdicts as a m
     expect(afterPostCalls(lost, { action: 'FAIL_MACHINE', reason: 'Post-step "check" failed' }).end.error).toBe('The agent stopped reporting.; Post-step "check" failed.');
     const halted = afterPreCalls({ action: 'HALT_RUN', reason: 'Pre-step "drain" failed' })!;
     expect(afterPostCalls(halted, { action: 'HALT_RUN', reason: 'Post-step "health" failed' }).halt).toBe('Pre-step "drain" failed');
+  });
+
+  it('a PENDING machine is under way once any of its PRE results is recorded (a success, a failure, a call not run after one), not for POST results or none', () => {
+    expect(preCallsMade([])).toBe(false);
+    expect(preCallsMade([failedCall({ status: 'SUCCEEDED', message: null })])).toBe(true);
+    expect(preCallsMade([failedCall({ onFailure: 'HALT_RUN' })])).toBe(true);
+    expect(preCallsMade([failedCall({ index: 1, status: 'NOT_RUN' })])).toBe(true);
+    expect(preCallsMade([failedCall({ phase: 'POST', status: 'NOT_RUN' })])).toBe(false);
   });
 
   it("reads a run's halts back from its machine runs' step results, one per machine, PRE before POST", () => {
