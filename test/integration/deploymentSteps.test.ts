@@ -105,6 +105,8 @@ describe('deployments with pre and post steps', () => {
         if (req.url === '/down') return void res.writeHead(503).end('down for maintenance');
         // Echoes the secret back: what the run shows of the answer must not carry it.
         if (req.url === '/echo') return void res.writeHead(401).end(`bad token ${req.headers.authorization ?? ''}`);
+        // A control plane that answers 503 after 1.7 s.
+        if (req.url === '/late-health') return void setTimeout(() => res.writeHead(503).end('unhealthy'), 1700);
         if (req.url === '/health') {
           const sick = body?.machine.name.endsWith('-sick') ?? false;
           return void res.writeHead(sick ? 503 : 200).end(sick ? 'unhealthy' : 'healthy');
@@ -454,6 +456,116 @@ describe('deployments with pre and post steps', () => {
       [0, 0],
       [0, 0],
       [0, 0],
+    ]);
+  }, 120_000);
+
+  for (const onFailure of ['HALT_RUN', 'FAIL_MACHINE'] as const) {
+    it(`a PRE ${onFailure} recorded by an advance whose worker then dies: the next advance ends that machine FAILED with its POST call made once (not NOT_STARTED with its calls left half made)`, async () => {
+      const sick = await enroll({ suffix: '-sick' });
+      const deploymentId = await createDeployment(`pre ${onFailure} dies`, [sick], [
+        { name: 'gate', phase: 'PRE', onFailure, http: { url: `${base}/health` } },
+        { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+      ]);
+      const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick]);
+      // The worker dies once the PRE result is recorded, before the machine is ended.
+      const dying = advanceWith({
+        ...stepCalls,
+        runPageStepCalls: (i, options) =>
+          stepCalls.runPageStepCalls(i, {
+            ...options,
+            called(machineRunId, verdict) {
+              options.called?.(machineRunId, verdict);
+              if (i.phase === 'PRE') throw new Error('the worker died');
+            },
+          }),
+      });
+      await expect(advancing(dying)).rejects.toThrow('the worker died');
+      const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
+      const outcome = await advancing(activities.advanceMachines);
+      expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: onFailure === 'HALT_RUN' ? [reason] : [] });
+      const done = await run(begun.runId);
+      expect([machine(done, sick).status, machine(done, sick).error, machine(done, sick).stepResults.map((s) => [s.name, s.status])]).toEqual([
+        'FAILED',
+        `${reason}.`,
+        [
+          ['gate', 'FAILED'],
+          ['undrain', 'SUCCEEDED'],
+        ],
+      ]);
+      expect([callsOf('/health', sick).length, callsOf('/crash-post', sick).length, sick.jobs.length]).toEqual([1, 1, 0]);
+    }, 120_000);
+  }
+
+  it('a PRE GO_ON recorded together with a PRE HALT_RUN by an advance whose worker then dies: that machine has started, and the next advance hands it its job although the run is halted', async () => {
+    const sick = await enroll({ name: 'carryhalt-1-sick' });
+    const well = await enroll({ name: 'carryhalt-2' });
+    const deploymentId = await createDeployment('pre halt dies', [sick, well], [
+      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/health` } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well]);
+    // Both machines are called at once; the worker dies once the sick one's PRE result is recorded.
+    const dying = advanceWith({
+      ...stepCalls,
+      runPageStepCalls: (i, options) =>
+        stepCalls.runPageStepCalls(i, {
+          ...options,
+          called(machineRunId, verdict) {
+            options.called?.(machineRunId, verdict);
+            if (i.phase === 'PRE' && verdict.action === 'HALT_RUN') throw new Error('the worker died');
+          },
+        }),
+    });
+    await expect(advancing(dying)).rejects.toThrow('the worker died');
+    const preRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and status = 'PENDING' and step_results @> '[{"name":"gate"}]'`)[0]!.n;
+    await waitUntil(preRecorded, (n) => n === 2, 10_000, 'both PRE calls to be recorded');
+    const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
+    const outcome = await advancing(activities.advanceMachines);
+    expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: [reason] });
+    const done = await run(begun.runId);
+    expect([sick, well].map((a) => [machine(done, a).status, machine(done, a).stepResults.map((s) => [s.name, s.status])])).toEqual([
+      ['FAILED', [['gate', 'FAILED'], ['undrain', 'SUCCEEDED']]],
+      ['SUCCEEDED', [['gate', 'SUCCEEDED'], ['undrain', 'SUCCEEDED']]],
+    ]);
+    expect([sick, well].map((a) => [callsOf('/health', a).length, callsOf('/crash-post', a).length, a.jobs.length])).toEqual([
+      [1, 1, 0],
+      [1, 1, 1],
+    ]);
+  }, 120_000);
+
+  it("a PRE HALT_RUN whose call ends with no time left for the machine's POST calls: the next advance makes them and ends it FAILED, although the run is halted", async () => {
+    const agents = [await enroll({ name: 'latehalt-1' }), await enroll({ name: 'latehalt-2' })];
+    // The PRE call answers 503 after 1.7 s: past the 1.5 s in which an advance below may start calls.
+    const deploymentId = await createDeployment('little time halt', agents, [
+      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/late-health`, timeoutSeconds: 2 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/slow-post`, timeoutSeconds: 2 } },
+    ]);
+    const { advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, agents, { concurrency: 2 });
+    const startToCloseMs = (CALLS_RESERVE_SECONDS + 2 + 1.5) * 1000;
+    const first = await advancing(advanceWith(stepCalls, 1), startToCloseMs);
+    expect(first.done).toBe(false);
+    const pending = await database.sql<Array<{ machine_name: string; pre: boolean }>>`select machine_name, step_results @> '[{"phase":"PRE"}]' as pre from machine_runs where run_id = ${begun.runId} and status = 'PENDING' order by 1`;
+    expect(pending.map((r) => [r.machine_name, r.pre])).toEqual([
+      [agents[0]!.name, true],
+      [agents[1]!.name, false],
+    ]);
+    const second = await advancing(advanceWith(stepCalls, 1), startToCloseMs);
+    const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
+    expect(second).toMatchObject({ done: true, failed: 1, pendingLeft: true, halts: [reason] });
+    const done = await run(begun.runId);
+    expect([machine(done, agents[0]!).status, machine(done, agents[0]!).error, machine(done, agents[0]!).stepResults.map((s) => [s.name, s.status])]).toEqual([
+      'FAILED',
+      `${reason}.`,
+      [
+        ['gate', 'FAILED'],
+        ['undrain', 'SUCCEEDED'],
+      ],
+    ]);
+    // The other machine was never called: the halt keeps it for the settling (NOT_STARTED).
+    expect([machine(done, agents[1]!).status, machine(done, agents[1]!).stepResults]).toEqual(['PENDING', []]);
+    expect(agents.map((a) => [callsOf('/late-health', a).length, callsOf('/slow-post', a).length, a.jobs.length])).toEqual([
+      [1, 1, 0],
+      [0, 0, 0],
     ]);
   }, 120_000);
 
