@@ -105,8 +105,8 @@ describe('deployments with pre and post steps', () => {
         if (req.url === '/down') return void res.writeHead(503).end('down for maintenance');
         // Echoes the secret back: what the run shows of the answer must not carry it.
         if (req.url === '/echo') return void res.writeHead(401).end(`bad token ${req.headers.authorization ?? ''}`);
-        // A control plane that answers 503 after 1.7 s.
-        if (req.url === '/late-health') return void setTimeout(() => res.writeHead(503).end('unhealthy'), 1700);
+        // A control plane that answers 503 after 3.5 s.
+        if (req.url === '/late-health') return void setTimeout(() => res.writeHead(503).end('unhealthy'), 3500);
         if (req.url === '/health') {
           const sick = body?.machine.name.endsWith('-sick') ?? false;
           return void res.writeHead(sick ? 503 : 200).end(sick ? 'unhealthy' : 'healthy');
@@ -535,13 +535,13 @@ describe('deployments with pre and post steps', () => {
 
   it("a PRE HALT_RUN whose call ends with no time left for the machine's POST calls: the next advance makes them and ends it FAILED, although the run is halted", async () => {
     const agents = [await enroll({ name: 'latehalt-1' }), await enroll({ name: 'latehalt-2' })];
-    // The PRE call answers 503 after 1.7 s: past the 1.5 s in which an advance below may start calls.
+    // The PRE call answers 503 after 3.5 s: past the 3 s in which an advance below may start calls.
     const deploymentId = await createDeployment('little time halt', agents, [
-      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/late-health`, timeoutSeconds: 2 } },
-      { name: 'undrain', phase: 'POST', http: { url: `${base}/slow-post`, timeoutSeconds: 2 } },
+      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/late-health`, timeoutSeconds: 4 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/late-undrain`, timeoutSeconds: 4 } },
     ]);
     const { advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, agents, { concurrency: 2 });
-    const startToCloseMs = (CALLS_RESERVE_SECONDS + 2 + 1.5) * 1000;
+    const startToCloseMs = (CALLS_RESERVE_SECONDS + 4 + 3) * 1000;
     const first = await advancing(advanceWith(stepCalls, 1), startToCloseMs);
     expect(first.done).toBe(false);
     const pending = await database.sql<Array<{ machine_name: string; pre: boolean }>>`select machine_name, step_results @> '[{"phase":"PRE"}]' as pre from machine_runs where run_id = ${begun.runId} and status = 'PENDING' order by 1`;
@@ -563,7 +563,7 @@ describe('deployments with pre and post steps', () => {
     ]);
     // The other machine was never called: the halt keeps it for the settling (NOT_STARTED).
     expect([machine(done, agents[1]!).status, machine(done, agents[1]!).stepResults]).toEqual(['PENDING', []]);
-    expect(agents.map((a) => [callsOf('/late-health', a).length, callsOf('/slow-post', a).length, a.jobs.length])).toEqual([
+    expect(agents.map((a) => [callsOf('/late-health', a).length, callsOf('/late-undrain', a).length, a.jobs.length])).toEqual([
       [1, 1, 0],
       [0, 0, 0],
     ]);
