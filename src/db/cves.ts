@@ -270,26 +270,35 @@ export async function importedExposureGroups(db: Reader, cveId: string, advisory
 }
 
 /**
- * A page of the live machines exposed to the CVE, by name (cveExposureRead's BY_NAME): the machines
- * walked through machines_live_name_idx, each one's latest assessment probed by the primary key of
- * pending_updates for an update whose advisories name the CVE or, when `imported` (a fix is imported
- * for it), that one of its imported fixes reaches for the machine's release (dpkg_reaches_fix, the
- * SQL twin of fixOf's comparison), until the page is full; then the page's candidates (and their
- * history, for exposedSince) read as cveCandidates reads them, in one snapshot.
+ * The ids of a page of the live machines exposed to the CVE, by name (cveExposureRead's BY_NAME):
+ * the machines walked through machines_live_name_idx, each one's latest assessment probed by the
+ * primary key of pending_updates for an update whose advisories name the CVE or, when `imported` (a
+ * fix is imported for it), that one of its imported fixes reaches for the machine's release
+ * (dpkg_reaches_fix, the SQL twin of fixOf's comparison), until the page is full. The probe is a
+ * LATERAL with LIMIT 1, which the planner cannot turn into a semi join: at 1M machines it
+ * underestimated an imported fix's machines and hashed every pending row instead (72 s).
  */
+export function cveExposurePageSql(cveId: string, offset: number, limit: number, imported: boolean): SQL {
+  const byFix = imported
+    ? sql`or exists (select 1 from fixes t where t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}
+            and dpkg_reaches_fix(pu.installed_version, t.fixed_version, pu.available_version))`
+    : sql``;
+  return sql`
+    with fixes as materialized (select t.package, t.release, t.fixed_version from ${cveTrackerFixes} t where t.cve_id = ${cveId} and ${imported})
+    select m.id from ${machines} m
+    cross join lateral (
+      select 1 from ${pendingUpdates} pu
+      where pu.assessment_id = m.latest_assessment_id and (pu.cve_ids @> array[${cveId}]::text[] ${byFix})
+      limit 1) probe
+    where m.removed_at is null
+    order by m.name, m.id offset ${offset} limit ${limit}`;
+}
+
+/** A page of the CVE's exposed machines by name (cveExposurePageSql), then the page's candidates (and their history, for exposedSince) read as cveCandidates reads them, in one snapshot. */
 export async function cveCandidatesByName(db: Db, cveId: string, offset: number, limit: number, imported = false): ReturnType<typeof cveCandidates> {
   return db.transaction(
     async (tx) => {
-      const byFix = imported
-        ? sql`or exists (select 1 from fixes t where t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}
-                and dpkg_reaches_fix(pu.installed_version, t.fixed_version, pu.available_version))`
-        : sql``;
-      const page = await tx.execute<{ id: string }>(sql`
-        with fixes as materialized (select t.package, t.release, t.fixed_version from ${cveTrackerFixes} t where t.cve_id = ${cveId} and ${imported})
-        select m.id from ${machines} m
-        where m.removed_at is null
-          and exists (select 1 from ${pendingUpdates} pu where pu.assessment_id = m.latest_assessment_id and (pu.cve_ids @> array[${cveId}]::text[] ${byFix}))
-        order by m.name, m.id offset ${offset} limit ${limit}`);
+      const page = await tx.execute<{ id: string }>(cveExposurePageSql(cveId, offset, limit, imported));
       return page.length === 0 ? { current: [], history: [] } : cveCandidates(tx, cveId, page.map((r) => r.id));
     },
     { isolationLevel: 'repeatable read', accessMode: 'read only' },

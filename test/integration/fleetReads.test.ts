@@ -1,9 +1,10 @@
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessmentReport } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { cveCandidates } from '../../src/db/cves.js';
+import { cveCandidates, cveExposurePageSql } from '../../src/db/cves.js';
 import { CveService } from '../../src/api/cves/cve.service.js';
 import type { ApiServices } from '../../src/api/context.js';
 import { highestSeverity } from '../../src/fleet/cves.js';
@@ -159,6 +160,23 @@ describe('reads that start from the update', () => {
           expect(seen, `${cveId} ${forced} pages of ${limit}`).toEqual(all);
         }
       }
+    }
+  });
+  it("walks a CVE's page by name, one probe per machine, even where the planner would rather hash every pending row", async () => {
+    // With nested loops made dear, a semi join (a hash or merge over every pending row: 72 s at 1M
+    // machines) is what the planner takes when it may; the probe's LATERAL ... LIMIT 1 leaves it none.
+    const nodes = (plan: Record<string, unknown>): Array<Record<string, unknown>> => [plan, ...((plan.Plans as Array<Record<string, unknown>> | undefined) ?? []).flatMap(nodes)];
+    for (const imported of [true, false]) {
+      const statement = new PgDialect().sqlToQuery(cveExposurePageSql('CVE-2026-9', 0, 50, imported));
+      const plan = await database.sql.begin(async (tx) => {
+        await tx`set local enable_nestloop = off`;
+        const [row] = await tx.unsafe<Array<{ 'QUERY PLAN': Array<{ Plan: Record<string, unknown> }> }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
+        return row!['QUERY PLAN'][0]!.Plan;
+      });
+      const types = nodes(plan).map((n) => `${n['Node Type']} ${n['Relation Name'] ?? ''}`.trim());
+      expect(types.filter((t) => /Hash|Merge/.test(t)), `imported ${imported}: ${types.join(', ')}`).toEqual([]);
+      expect(types, `imported ${imported}`).toContain('Nested Loop');
+      expect(types.filter((t) => t.endsWith('pending_updates')).every((t) => t.startsWith('Index')), types.join(', ')).toBe(true);
     }
   });
 });
