@@ -9,6 +9,7 @@ import { createBatchedRunActivities, type AdvanceInput, type AdvanceOutcome, typ
 import { createActivities } from '../../src/activities/index.js';
 import { createStepCalls } from '../../src/activities/steps.js';
 import { CALLS_RESERVE_SECONDS } from '../../src/fleet/batchedRun.js';
+import type { PhaseVerdict } from '../../src/fleet/steps.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { InstallJob, JobResult, StepReport } from '../../src/agent/protocol.js';
 import type { ApiServer } from '../../src/api/server.js';
@@ -384,7 +385,20 @@ describe('deployments with pre and post steps', () => {
     };
     const stepCalls: StepCalls = { skipSteps: activities.skipSteps, runPageStepCalls: createStepCalls({ db: database.db, pubsub }).runPageStepCalls };
     const advanceWith = (steps: StepCalls, callsParallel?: number) => createBatchedRunActivities({ db: database.db, pubsub }, activities.finishMachineRun, steps, { callsParallel }).advanceMachines;
-    return { activities, begun, input, advancing, advanceWith, stepCalls };
+    /** An advance whose worker dies once a PRE verdict `when` accepts is recorded, before the machine is ended. */
+    const dyingAfterPre = (when: (verdict: PhaseVerdict) => boolean) =>
+      advanceWith({
+        ...stepCalls,
+        runPageStepCalls: (i, options) =>
+          stepCalls.runPageStepCalls(i, {
+            ...options,
+            called(machineRunId, verdict) {
+              options.called?.(machineRunId, verdict);
+              if (i.phase === 'PRE' && when(verdict)) throw new Error('the worker died');
+            },
+          }),
+      });
+    return { activities, begun, input, advancing, advanceWith, dyingAfterPre, stepCalls };
   }
 
   it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
@@ -466,19 +480,9 @@ describe('deployments with pre and post steps', () => {
         { name: 'gate', phase: 'PRE', onFailure, http: { url: `${base}/health` } },
         { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
       ]);
-      const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick]);
+      const { activities, advancing, dyingAfterPre, begun } = await advancedRun(deploymentId, [sick]);
       // The worker dies once the PRE result is recorded, before the machine is ended.
-      const dying = advanceWith({
-        ...stepCalls,
-        runPageStepCalls: (i, options) =>
-          stepCalls.runPageStepCalls(i, {
-            ...options,
-            called(machineRunId, verdict) {
-              options.called?.(machineRunId, verdict);
-              if (i.phase === 'PRE') throw new Error('the worker died');
-            },
-          }),
-      });
+      const dying = dyingAfterPre(() => true);
       await expect(advancing(dying)).rejects.toThrow('the worker died');
       const reason = 'Pre-step "gate" failed: answered HTTP 503 (expected 2xx): unhealthy';
       const outcome = await advancing(activities.advanceMachines);
@@ -503,19 +507,9 @@ describe('deployments with pre and post steps', () => {
       { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', http: { url: `${base}/health` } },
       { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
     ]);
-    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well]);
+    const { activities, advancing, dyingAfterPre, begun } = await advancedRun(deploymentId, [sick, well]);
     // Both machines are called at once; the worker dies once the sick one's PRE result is recorded.
-    const dying = advanceWith({
-      ...stepCalls,
-      runPageStepCalls: (i, options) =>
-        stepCalls.runPageStepCalls(i, {
-          ...options,
-          called(machineRunId, verdict) {
-            options.called?.(machineRunId, verdict);
-            if (i.phase === 'PRE' && verdict.action === 'HALT_RUN') throw new Error('the worker died');
-          },
-        }),
-    });
+    const dying = dyingAfterPre((verdict) => verdict.action === 'HALT_RUN');
     await expect(advancing(dying)).rejects.toThrow('the worker died');
     const preRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and status = 'PENDING' and step_results @> '[{"name":"gate"}]'`)[0]!.n;
     await waitUntil(preRecorded, (n) => n === 2, 10_000, 'both PRE calls to be recorded');
