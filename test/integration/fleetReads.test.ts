@@ -176,7 +176,9 @@ describe('reads that start from the update', () => {
       const types = nodes(plan).map((n) => `${n['Node Type']} ${n['Relation Name'] ?? ''}`.trim());
       expect(types.filter((t) => /Hash|Merge/.test(t)), `imported ${imported}: ${types.join(', ')}`).toEqual([]);
       expect(types, `imported ${imported}`).toContain('Nested Loop');
-      expect(types.filter((t) => t.endsWith('pending_updates')).every((t) => t.startsWith('Index')), types.join(', ')).toBe(true);
+      // Each probe reads one machine's rows along an index (an index or bitmap scan, the planner's pick
+      // by table size); a sequential scan would be the whole table again.
+      expect(types.filter((t) => t.endsWith('pending_updates') && !/^(Index|Index Only|Bitmap Heap) Scan/.test(t)), types.join(', ')).toEqual([]);
     }
   });
 });
