@@ -367,8 +367,19 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
      * withdrawn, so a late agent installs nothing more). Page by page; answers how many it ended.
      */
     async settleMachineRuns(input: { runId: string; ring?: number | null; running: boolean; status: 'NOT_STARTED' | 'CANCELED'; reason: string | null; skipPostSteps?: boolean }): Promise<number> {
+      const pendingUnderWay = async () => (await pendingMachineRunsUnderWay(db, input.runId, input.ring, 200)).filter((m) => preCallsMade(m.stepResults));
       const context = Context.current();
       let settled = 0;
+      // Machines under way though PENDING (their PRE calls made, their job not handed out) have
+      // started: a cancel records their POST steps as not run, as a running machine's.
+      for (let underWay = input.skipPostSteps ? await pendingUnderWay() : []; underWay.length > 0; underWay = await pendingUnderWay()) {
+        context.heartbeat(settled);
+        await inParallel(underWay, async (m) => {
+          await stepCalls.skipSteps({ machineRunId: m.machineRunId, phase: 'POST', kind: null, reason: 'the run was canceled' });
+          await end(m.machineRunId, { canceled: true, error: 'The run was canceled.' });
+        });
+        settled += underWay.length;
+      }
       for (;;) {
         context.heartbeat(settled);
         const pending = await pendingMachineRunsPage(db, input.runId, input.ring, 200);

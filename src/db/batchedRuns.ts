@@ -36,12 +36,12 @@ export function pendingMachineRunsPage(db: Db, runId: string, ring: number | nul
 }
 
 /**
- * The run's (or ring's) PENDING machine runs whose PRE calls an advance made (their results
+ * The run's (or ring's, or every ring's: undefined) PENDING machine runs whose PRE calls an advance made (their results
  * recorded) without then starting or ending them (src/fleet/batchedRun.ts preCallsMade), in machine
  * name order; at most `limit`. Read along machine_runs_pending_idx: the run's PENDING rows, once
  * per advance.
  */
-export async function pendingMachineRunsUnderWay(db: Db, runId: string, ring: number | null, limit: number) {
+export async function pendingMachineRunsUnderWay(db: Db, runId: string, ring: number | null | undefined, limit: number) {
   return db
     .select({ machineRunId: machineRuns.id, machineId: machineRuns.machineId, machineName: machineRuns.machineName, stepResults: machineRuns.stepResults })
     .from(machineRuns)

@@ -527,6 +527,29 @@ describe('deployments with pre and post steps', () => {
     ]);
   }, 120_000);
 
+  it('a run canceled while a machine is under way but still PENDING (its PRE call made, its job not handed out): the machine ends CANCELED with its POST call recorded as not run, and never made', async () => {
+    const agent = await enroll({ suffix: '-underway' });
+    const deploymentId = await createDeployment('cancel under way', [agent], [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/crash-pre` } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    const { activities, advancing, dyingAfterPre, begun } = await advancedRun(deploymentId, [agent]);
+    // The worker dies once the PRE result is recorded: the machine is PENDING with its PRE call made.
+    await expect(advancing(dyingAfterPre(() => true))).rejects.toThrow('the worker died');
+    // What the run's workflow does when it is canceled (batchedRun.ts).
+    await new MockActivityEnvironment().run(activities.settleMachineRuns, { runId: begun.runId, running: true, status: 'CANCELED' as const, reason: 'Not started: the run was canceled.', skipPostSteps: true });
+    const done = await run(begun.runId);
+    expect([machine(done, agent).status, machine(done, agent).error, machine(done, agent).stepResults.map((s) => [s.name, s.status, s.message])]).toEqual([
+      'CANCELED',
+      'The run was canceled.',
+      [
+        ['drain', 'SUCCEEDED', null],
+        ['undrain', 'NOT_RUN', 'the run was canceled'],
+      ],
+    ]);
+    expect([callsOf('/crash-pre', agent).length, callsOf('/crash-post', agent).length, agent.jobs.length]).toEqual([1, 0, 0]);
+  }, 120_000);
+
   it("a PRE HALT_RUN whose call ends with no time left for the machine's POST calls: the next advance makes them and ends it FAILED, although the run is halted", async () => {
     const agents = [await enroll({ name: 'latehalt-1' }), await enroll({ name: 'latehalt-2' })];
     // The PRE call answers 503 after 3.5 s: past the 3 s in which an advance below may start calls.
