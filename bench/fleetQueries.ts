@@ -64,8 +64,9 @@
  * (cveCommon: its count maintained and its first page walked by name; before: every exposed
  * machine computed from the rows of the update naming it, read once), the OS type and tag filters with their counts
  * (machinesOsType for a type no machine has, machinesOsTypeAll for the type of every machine, both
- * counted from the maintained count per OS type; before: the read with its count of every match,
- * the migration 0033 index dropped in a transaction rolled back), and the tag filter (machinesTag,
+ * counted from the maintained counts per OS type and state, 0046; before: the read with its count of every match,
+ * the migration 0033 index dropped in a transaction rolled back), the OS type with a compliance state
+ * (machinesOsCompliance, counted the same way; before: with its count of every match), and the tag filter (machinesTag,
  * counted from the maintained count per tag, 0038; before: the page with its count of the tag's
  * machines).
  *
@@ -107,7 +108,7 @@ import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../src/fleet/missingUpdates.js';
 import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveFiguresWithImports, cveListFigures, cveStoredRows, replaceImportedFixes, trackerCandidates } from '../src/db/cves.js';
@@ -269,16 +270,18 @@ const QUERIES = {
   cves: '{ cves(first: 50) { totalCount edges { node { id severity machineCount sources description } } } }',
   machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
   machinesOsTypeAll: `{ machines(first: 50, filter: {osType: LINUX}) { ${PAGE_FIELDS} } }`,
+  machinesOsCompliance: `{ machines(first: 50, filter: {osType: LINUX, compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
   // Issue 18, goal 2, the next pass: the sorts by update counts, and part of a name (100 machines of the generated fleet).
   machinesUrgent: `{ machines(first: 50, orderBy: {field: CRITICAL_AND_SECURITY_COUNT, direction: DESC}) { ${PAGE_FIELDS} } }`,
   machinesOther: `{ machines(first: 50, orderBy: {field: OTHER_COUNT, direction: ASC}) { ${PAGE_FIELDS} } }`,
   machinesName: `{ machines(first: 50, filter: {nameContains: "M-01234"}) { ${PAGE_FIELDS} } }`,
 };
+const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesTag', 'machinesName'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -416,6 +419,8 @@ async function main(): Promise<number> {
     const db = stack.database.db;
     const page = (count: boolean) => () => listMachines(db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
     const readSummary = () => maintainedComplianceSummary(db, new Date(), config.thresholds);
+    // As the service counts a filter on the OS type with compliance or readiness: the summary's counts, per OS type.
+    const readCounts = () => maintainedSummaryCounts(db, new Date(), config.thresholds);
     let deep: { position: MachinePosition; offset: number } | undefined;
     const deepPage = (by: 'position' | 'offset') => () =>
       listMachines(db, { filter: {}, sort: { field: 'NAME', direction: 'ASC' }, offset: by === 'offset' ? deep!.offset : 0, after: by === 'position' ? deep!.position : undefined, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
@@ -440,8 +445,9 @@ async function main(): Promise<number> {
       cveImported: () => Promise.all([cveFiguresWithImports(db, IMPORTED_ONLY_CVE), cveCandidatesByName(db, IMPORTED_ONLY_CVE, 0, 50, true)]),
       cves: () => cveListFigures(db),
       // As the service reads a filter on the OS type alone: the page, and the maintained count.
-      machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), maintainedOsTypeCount(db, 'WINDOWS')]),
-      machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), maintainedOsTypeCount(db, 'LINUX')]),
+      machinesOsType: () => Promise.all([filteredBy({ osType: 'WINDOWS' }, false)(db), readCounts()]),
+      machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), readCounts()]),
+      machinesOsCompliance: () => Promise.all([filteredBy(OS_COMPLIANCE, false)(db), readCounts()]),
       // As the service reads a filter on one tag alone: the page, and the maintained count per tag.
       machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagCount(db, 'rare')]),
       machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
@@ -466,6 +472,8 @@ async function main(): Promise<number> {
       cves: () => Promise.all([advisoryCves(db), trackerCandidates(db)]),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
       machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
+      // Before 0046: the page with its count of every match.
+      machinesOsCompliance: () => filteredBy(OS_COMPLIANCE)(db),
       // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
       machinesTag: () =>
         Promise.all([

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { FleetThresholds, OsType } from '../fleet/compliance.js';
+import type { FleetThresholds } from '../fleet/compliance.js';
 import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { Db } from './client.js';
 
@@ -29,6 +29,11 @@ const sameThresholds = (a: FleetThresholds, b: FleetThresholds) =>
  * process's, every machine is re-evaluated first (syncFleetSummaryThresholds).
  */
 export async function maintainedComplianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<FleetSummary> {
+  return summaryFromCounts(await maintainedSummaryCounts(db, now, thresholds));
+}
+
+/** Every key of the summary's counts at `now` (summaryKey), exact as maintainedComplianceSummary says. */
+export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: FleetThresholds): Promise<Map<string, number>> {
   for (let attempt = 0; ; attempt++) {
     const at = now.toISOString();
     const rows = await db.execute<{ key: string | null; n: number; linux: number; windows: number; disconnected: number }>(sql`
@@ -37,12 +42,16 @@ export async function maintainedComplianceSummary(db: Db, now: Date, thresholds:
         -- s as the table's row type: the functions take it whole.
         from machines m cross join fleet_summary_settings s
         cross join lateral (
-          select k.key, k.n from fleet_summary_contribution(
-            fleet_summary_compliance(m.os_type, m.last_assessed_at, m.baseline_id, m.critical_count, m.security_count, m.non_compliant_from, ${at}::timestamptz, s)
-              || ':' || fleet_summary_readiness(m.management_enabled, m.last_seen_at, ${at}::timestamptz, s),
-            fleet_summary_overdue(m.sla_due_dates, ${at}::timestamptz), 0, 0, 0, 0, 0, 0, 0, 0, 0) k
+          select fleet_summary_compliance(m.os_type, m.last_assessed_at, m.baseline_id, m.critical_count, m.security_count, m.non_compliant_from, ${at}::timestamptz, s)
+            || ':' || fleet_summary_readiness(m.management_enabled, m.last_seen_at, ${at}::timestamptz, s) as state) e
+        cross join lateral (
+          select k.key, k.n from fleet_summary_contribution(e.state, fleet_summary_overdue(m.sla_due_dates, ${at}::timestamptz), 0, 0, 0, 0, 0, 0, 0, 0, 0) k
+          union all
+          select k.key, k.n from fleet_summary_os_contribution(m.os_type, e.state) k
           union all
           select k.key, -k.n from fleet_summary_contribution(m.summary_state, m.summary_overdue, 0, 0, 0, 0, 0, 0, 0, 0, 0) k
+          union all
+          select k.key, -k.n from fleet_summary_os_contribution(m.os_type, m.summary_state) k
         ) c
         where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null
       ),
@@ -61,7 +70,7 @@ export async function maintainedComplianceSummary(db: Db, now: Date, thresholds:
       await syncFleetSummaryThresholds(db, thresholds);
       continue;
     }
-    return summaryFromCounts(new Map(rows.filter((r) => r.key !== null).map((r) => [r.key!, Number(r.n)])));
+    return new Map(rows.filter((r) => r.key !== null).map((r) => [r.key!, Number(r.n)]));
   }
 }
 
@@ -142,18 +151,6 @@ export async function syncFleetSummaryThresholds(db: Db, thresholds: FleetThresh
     await tx.execute(sql`update machines set summary_at = summary_at where removed_at is null`);
     return true;
   });
-}
-
-/**
- * The live machines of an OS type, from the maintained counts (migration 0034, key
- * `os_type:<type>`, docs/fleet-counts.md): the count of the computers page filtered on an OS type
- * alone, without counting the machines. Exact at the read (counts and unfolded deltas).
- */
-export async function maintainedOsTypeCount(db: Db, osType: OsType): Promise<number> {
-  const key = `os_type:${osType}`;
-  const [row] = await db.execute<{ n: number }>(sql`
-    select coalesce(sum(n), 0)::float8 as n from (select n from fleet_summary_counts where key = ${key} union all select n from fleet_summary_deltas where key = ${key}) t`);
-  return Number(row?.n ?? 0);
 }
 
 /**

@@ -82,10 +82,12 @@ export function nextSummaryChange(machine: SummaryMachine, at: Date, thresholds:
  * The keys fleet_summary_counts holds (one integer each, summed over live machines):
  * `machines:<compliance>:<readiness>` (1 per machine), `overdue_machines`, `overdue_updates`,
  * `class_updates:<classification>` (the machine's pending updates of it) and
- * `class_machines:<classification>` (1 when it has any).
+ * `class_machines:<classification>` (1 when it has any), and per OS type
+ * `os_machines:<os type>:<compliance>:<readiness>` (1 per machine, migration 0046).
  */
 export const summaryKey = {
   machines: (c: Compliance, r: AgentReadiness) => `machines:${c}:${r}`,
+  osMachines: (os: OsType, c: Compliance, r: AgentReadiness) => `os_machines:${os}:${c}:${r}`,
   overdueMachines: 'overdue_machines',
   overdueUpdates: 'overdue_updates',
   classUpdates: (c: Classification) => `class_updates:${c}`,
@@ -105,22 +107,29 @@ export interface FleetSummary {
   overdueUpdates: number;
 }
 
+/** The live machines per (compliance, readiness) from the counted keys, of the whole fleet or of one OS type. */
+export function groupsFromCounts(counts: ReadonlyMap<string, number>, osType?: OsType): FleetSummary['groups'] {
+  const groups: FleetSummary['groups'] = [];
+  for (const c of COMPLIANCE_STATES) {
+    for (const r of AGENT_READINESS) {
+      const machines = counts.get(osType ? summaryKey.osMachines(osType, c, r) : summaryKey.machines(c, r)) ?? 0;
+      if (machines !== 0) groups.push({ compliance: c, readiness: r, n: machines });
+    }
+  }
+  return groups;
+}
+
 /** The summary from the counted keys (a key not there counts 0). */
 export function summaryFromCounts(counts: ReadonlyMap<string, number>): FleetSummary {
   const n = (key: string) => counts.get(key) ?? 0;
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };
-  const groups: FleetSummary['groups'] = [];
+  const groups = groupsFromCounts(counts);
   let total = 0;
-  for (const c of COMPLIANCE_STATES) {
-    for (const r of AGENT_READINESS) {
-      const machines = n(summaryKey.machines(c, r));
-      if (machines === 0) continue;
-      groups.push({ compliance: c, readiness: r, n: machines });
-      byCompliance[c] += machines;
-      byReadiness[r] += machines;
-      total += machines;
-    }
+  for (const g of groups) {
+    byCompliance[g.compliance] += g.n;
+    byReadiness[g.readiness] += g.n;
+    total += g.n;
   }
   return {
     groups,

@@ -6,11 +6,11 @@ import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agent
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
 import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
-import { nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
+import { groupsFromCounts, nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
 import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
 import { concurrentRounds, random, storeReportGroup } from '../support/randomFleet.js';
@@ -160,12 +160,17 @@ describe('the maintained compliance summary', () => {
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       seen.agentVersions = Math.max(seen.agentVersions, agents.length);
-      // The live machines per OS type (the count of a page filtered on one), as a count over the fleet.
-      const ofType = async () => ({ LINUX: await maintainedOsTypeCount(database.db, 'LINUX'), WINDOWS: await maintainedOsTypeCount(database.db, 'WINDOWS') });
-      const [types] = await database.sql<Array<{ LINUX: number; WINDOWS: number }>>`
-        select count(*) filter (where os_type = 'LINUX')::int as "LINUX", count(*) filter (where os_type = 'WINDOWS')::int as "WINDOWS" from machines where removed_at is null`;
-      expect(await ofType()).toEqual({ ...types });
-      seen.osTypes += types!.LINUX > 0 && types!.WINDOWS > 0 ? 1 : 0;
+      // The live machines per OS type and (compliance, readiness) (the count of a page filtered on an
+      // OS type, with or without those), as the recompute of that OS type's machines, at the same instant.
+      const expectOsGroups = async (at: Date) => {
+        const counts = await maintainedSummaryCounts(database.db, at, thresholds);
+        for (const os of ['LINUX', 'WINDOWS'] as const) {
+          const ofOs = canonical(await complianceSummary(database.db, at, thresholds, os)).groups;
+          expect(canonical({ groups: groupsFromCounts(counts, os) } as FleetSummary).groups, `${os} at ${at.toISOString()}`).toEqual(ofOs);
+          seen.osTypes += ofOs.length > 1 ? 1 : 0;
+        }
+      };
+      await expectOsGroups(now);
       // The live machines per tag (the count of a page filtered on one), as a count over the fleet.
       const ofTag = async () => ({ prod: await maintainedTagCount(database.db, 'prod'), web: await maintainedTagCount(database.db, 'web') });
       const [tagged] = await database.sql<Array<{ prod: number; web: number }>>`
@@ -181,10 +186,11 @@ describe('the maintained compliance summary', () => {
       await fleetSummaryUpkeep(database.db, now);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
-      expect(await ofType()).toEqual({ ...types });
+      await expectOsGroups(now);
       expect(await ofTag()).toEqual({ ...tagged });
       const later = new Date(clock + 3 * MIN + 1);
       expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
+      await expectOsGroups(later);
       seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;
       seen.disconnected += recomputed.byReadiness.DISCONNECTED;
       seen.nonCompliant += recomputed.byCompliance.NON_COMPLIANT;

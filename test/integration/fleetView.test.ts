@@ -90,6 +90,11 @@ describe('the fleet view over GraphQL', () => {
     expect(await machines('(filter: {tags: ["web"]}, first: 1)')).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: true } });
     expect((await machines('(filter: {tags: ["web"], osType: WINDOWS})')).totalCount).toBe(0);
     expect((await machines('(filter: {nameContains: "DB-"})')).totalCount).toBe(2);
+    // The OS type with compliance or readiness is counted from the maintained counts per OS type and state.
+    expect(await machines('(filter: {osType: LINUX, compliance: [NON_COMPLIANT, NOT_ASSESSED]}, first: 1)')).toMatchObject({ totalCount: 4, pageInfo: { hasNextPage: true } });
+    expect((await machines('(filter: {osType: LINUX, readiness: [DISCONNECTED]})')).totalCount).toBe(1);
+    expect((await machines('(filter: {osType: WINDOWS, compliance: [NON_COMPLIANT]})')).totalCount).toBe(0);
+    expect(await machines('(filter: {osType: LINUX}, first: 2)')).toMatchObject({ totalCount: 5, pageInfo: { hasNextPage: true } });
 
     // A small fleet counts its matches with the page.
     const counted = await graphql<{ machines: { totalCount: number; totalCountComputedAt: string | null } }>(api.url, '{ machines { totalCount totalCountComputedAt } }', { token: viewer });

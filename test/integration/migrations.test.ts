@@ -7,9 +7,10 @@ import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { advisoryCves, cveListFigures, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../../src/db/fleetSummary.js';
+import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, removeMachine, type MachineFilter } from '../../src/db/machines.js';
 import { countedCveSummaries, cveSummaries } from '../../src/fleet/cves.js';
+import { groupsFromCounts } from '../../src/fleet/fleetSummary.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
@@ -338,6 +339,8 @@ describe('migrations over existing rows', () => {
 
       await migrateUpTo(url, '0027');
       expect(await db`select count(*)::int as n from fleet_summary_deltas`).toEqual([{ n: 0 }]);
+      // The reader of today needs the migrations after it (0046's OS type keys).
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const now = new Date();
@@ -445,7 +448,10 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0034');
       const database = connectDatabase(url, { max: 2 });
       try {
-        const byType = async () => ({ LINUX: await maintainedOsTypeCount(database.db, 'LINUX'), WINDOWS: await maintainedOsTypeCount(database.db, 'WINDOWS') });
+        // 0034's keys, as its reader summed them (0046 replaced them).
+        const ofType = async (os: string) =>
+          Number((await db<Array<{ n: number }>>`select coalesce(sum(n), 0)::int as n from (select n from fleet_summary_counts where key = ${`os_type:${os}`} union all select n from fleet_summary_deltas where key = ${`os_type:${os}`}) t`)[0]!.n);
+        const byType = async () => ({ LINUX: await ofType('LINUX'), WINDOWS: await ofType('WINDOWS') });
         expect(await byType()).toEqual({ LINUX: 2, WINDOWS: 1 });
         // After the fill the triggers count: an OS type change, an enrollment, a removal.
         await db`update machines set os_type = 'WINDOWS' where id = ${moved}`;
@@ -597,6 +603,8 @@ describe('migrations over existing rows', () => {
       await db`update machines set removed_at = now() where id = ${ids[7]!}`;
 
       await migrateUpTo(url, '0035');
+      // The reader of today needs the migrations after it (0046's OS type keys, which re-define 0035's function).
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const same = async () => {
@@ -624,6 +632,51 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it('0046 counts the live machines already stored per OS type and summary state, as a recompute of each OS type does, replaces the per-type keys of 0034, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0045');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 9; i++) ids.push(await insertMachine(db, `m-${i}`, i % 3 === 0 ? 'WINDOWS' : 'LINUX'));
+      // Stored before it, in several states: assessed and seen (some non-compliant), never assessed, not managed, removed.
+      await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)} where id = any(${ids.slice(0, 6)}::uuid[])`;
+      await db`update machines set security_count = 2 where id = any(${[ids[0]!, ids[1]!, ids[4]!]}::uuid[])`;
+      await db`update machines set management_enabled = false where id = ${ids[6]!}`;
+      await db`update machines set removed_at = now() where id = ${ids[8]!}`;
+
+      await migrateUpTo(url, '0046');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
+        const same = async () => {
+          const now = new Date();
+          const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
+          const byOs = { LINUX: sorted(groupsFromCounts(counts, 'LINUX')), WINDOWS: sorted(groupsFromCounts(counts, 'WINDOWS')) };
+          expect(byOs).toEqual({
+            LINUX: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, 'LINUX')).groups),
+            WINDOWS: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, 'WINDOWS')).groups),
+          });
+          return byOs;
+        };
+        const before = await same();
+        expect(before.LINUX).toEqual(expect.arrayContaining([expect.objectContaining({ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 2 })]));
+        expect(before.WINDOWS.reduce((n, g) => n + g.n, 0)).toBe(3);
+        expect(await db`select key from fleet_summary_counts where key like 'os\_type:%' union all select key from fleet_summary_deltas where key like 'os\_type:%'`).toEqual([]);
+        // After the fill the triggers count: an OS type change alone, one statement changing several
+        // machines' states, an enrollment, a removal.
+        await db`update machines set os_type = 'WINDOWS' where id = ${ids[1]!}`;
+        await db`update machines set security_count = case when name = 'm-0' then 0 else 3 end where id = any(${ids.slice(0, 6)}::uuid[])`;
+        await insertMachine(db, 'w-new', 'WINDOWS');
+        await db`update machines set removed_at = now() where id = ${ids[2]!}`;
+        const after = await same();
+        expect(after.WINDOWS.reduce((n, g) => n + g.n, 0)).toBe(5);
+        expect(after.LINUX.reduce((n, g) => n + g.n, 0)).toBe(3);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
   it('0037 moves the stored DISCONNECTED threshold to the new default and re-evaluates the machines stored; a configured threshold is left', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0036');
@@ -642,6 +695,8 @@ describe('migrations over existing rows', () => {
       expect(settings!.ms).toBe(DEFAULT_THRESHOLDS.disconnectedAfterMs);
       // Re-evaluated by the migration, before any process read the summary.
       expect(await readiness()).toEqual({ live: 'READY', quiet: 'READY' });
+      // The reader of today needs the migrations after it (0046's OS type keys).
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const summary = await maintainedComplianceSummary(database.db, new Date(), DEFAULT_THRESHOLDS);

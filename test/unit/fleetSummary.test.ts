@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
-import { matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { groupsFromCounts, matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
 import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
@@ -124,5 +124,20 @@ describe('the summary from its counted keys', () => {
     expect(matchingMachines(summary, {})).toBe(5);
     expect(matchingMachines(summary, { readiness: ['DISCONNECTED'] })).toBe(2);
     expect(matchingMachines(summary, { compliance: ['COMPLIANT', 'NOT_ASSESSED'], readiness: ['READY', 'NOT_CONFIGURED'] })).toBe(3);
+  });
+
+  it("reads one OS type's (compliance, readiness) groups from its own keys, the fleet's from the fleet's", () => {
+    const counts = new Map<string, number>([
+      [summaryKey.machines('COMPLIANT', 'READY'), 5],
+      [summaryKey.machines('NON_COMPLIANT', 'READY'), 1],
+      [summaryKey.osMachines('LINUX', 'COMPLIANT', 'READY'), 4],
+      [summaryKey.osMachines('WINDOWS', 'COMPLIANT', 'READY'), 1],
+      [summaryKey.osMachines('WINDOWS', 'NON_COMPLIANT', 'READY'), 1],
+      [summaryKey.osMachines('LINUX', 'NOT_ASSESSED', 'DISCONNECTED'), 0],
+    ]);
+    expect(groupsFromCounts(counts, 'LINUX')).toEqual([{ compliance: 'COMPLIANT', readiness: 'READY', n: 4 }]);
+    expect(matchingMachines({ groups: groupsFromCounts(counts, 'WINDOWS') }, { compliance: ['NON_COMPLIANT'] })).toBe(1);
+    expect(matchingMachines({ groups: groupsFromCounts(counts) }, {})).toBe(6);
+    expect(summaryFromCounts(counts).total).toBe(6);
   });
 });

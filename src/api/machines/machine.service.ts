@@ -21,8 +21,8 @@ import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
-import { maintainedComplianceSummary, maintainedOsTypeCount, maintainedTagCount } from '../../db/fleetSummary.js';
-import { matchingMachines } from '../../fleet/fleetSummary.js';
+import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../../db/fleetSummary.js';
+import { groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
@@ -114,21 +114,19 @@ export class MachineService {
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
     const now = this.services.now();
-    // A filter on compliance and readiness alone (or none) is counted by the maintained summary's
-    // (compliance, readiness) groups, one on the OS type alone by the maintained count per OS type,
-    // one on a single tag alone by the maintained count per tag, each exact at the read; any other
-    // is counted with the page (it reads every match).
-    const fromCounts = !(filter.osType || filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
-    const onlyOne = !(filter.nameContains || filter.overdue !== undefined || filter.compliance?.length || filter.readiness?.length);
-    const byOsType = filter.osType !== undefined && !filter.tags?.length && onlyOne;
+    // A filter on compliance, readiness and the OS type alone (or none) is counted by the maintained
+    // summary's (compliance, readiness) groups, of the fleet or of the OS type; one on a single tag
+    // alone by the maintained count per tag, each exact at the read; any other is counted with the
+    // page (it reads every match).
+    const fromCounts = !(filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
     const tags = new Set(filter.tags ?? []);
-    const byTag = tags.size === 1 && filter.osType === undefined && onlyOne;
-    const [{ rows, positions, hasMore, totalCount }, summary, maintained] = await Promise.all([
-      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts && !byOsType && !byTag }),
-      fromCounts ? maintainedComplianceSummary(this.db, now, this.services.fleet.thresholds) : null,
-      byOsType ? maintainedOsTypeCount(this.db, filter.osType!) : byTag ? maintainedTagCount(this.db, [...tags][0]!) : null,
+    const byTag = tags.size === 1 && filter.osType === undefined && !(filter.nameContains || filter.overdue !== undefined || filter.compliance?.length || filter.readiness?.length);
+    const [{ rows, positions, hasMore, totalCount }, counts, tagCount] = await Promise.all([
+      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts && !byTag }),
+      fromCounts ? maintainedSummaryCounts(this.db, now, this.services.fleet.thresholds) : null,
+      byTag ? maintainedTagCount(this.db, [...tags][0]!) : null,
     ]);
-    return { rows, positions, hasMore, totalCount: summary ? matchingMachines(summary, filter) : (maintained ?? totalCount!), totalCountComputedAt: null };
+    return { rows, positions, hasMore, totalCount: counts ? matchingMachines({ groups: groupsFromCounts(counts, filter.osType) }, filter) : (tagCount ?? totalCount!), totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
