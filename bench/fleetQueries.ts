@@ -66,7 +66,9 @@
  * (machinesOsType for a type no machine has, machinesOsTypeAll for the type of every machine, both
  * counted from the maintained counts per OS type and state, 0046; before: the read with its count of every match,
  * the migration 0033 index dropped in a transaction rolled back), the OS type with a compliance state
- * (machinesOsCompliance, counted the same way; before: with its count of every match), and the tag filter (machinesTag,
+ * (machinesOsCompliance, counted the same way; before: with its count of every match), a tag one machine in
+ * ten carries with a compliance state (machinesTagCompliance, counted from the counts per tag and state,
+ * 0047; before: with its count of every match), and the tag filter (machinesTag,
  * counted from the maintained count per tag, 0038; before: the page with its count of the tag's
  * machines).
  *
@@ -108,7 +110,7 @@ import { loadConfig } from '../src/config.js';
 import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../src/fleet/missingUpdates.js';
 import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveFiguresWithImports, cveListFigures, cveStoredRows, replaceImportedFixes, trackerCandidates } from '../src/db/cves.js';
@@ -271,6 +273,7 @@ const QUERIES = {
   machinesOsType: `{ machines(first: 50, filter: {osType: WINDOWS}) { ${PAGE_FIELDS} } }`,
   machinesOsTypeAll: `{ machines(first: 50, filter: {osType: LINUX}) { ${PAGE_FIELDS} } }`,
   machinesOsCompliance: `{ machines(first: 50, filter: {osType: LINUX, compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
+  machinesTagCompliance: `{ machines(first: 50, filter: {tags: ["env:prod"], compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
   // Issue 18, goal 2, the next pass: the sorts by update counts, and part of a name (100 machines of the generated fleet).
   machinesUrgent: `{ machines(first: 50, orderBy: {field: CRITICAL_AND_SECURITY_COUNT, direction: DESC}) { ${PAGE_FIELDS} } }`,
@@ -278,10 +281,11 @@ const QUERIES = {
   machinesName: `{ machines(first: 50, filter: {nameContains: "M-01234"}) { ${PAGE_FIELDS} } }`,
 };
 const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
+const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesName'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -449,7 +453,8 @@ async function main(): Promise<number> {
       machinesOsTypeAll: () => Promise.all([filteredBy({ osType: 'LINUX' }, false)(db), readCounts()]),
       machinesOsCompliance: () => Promise.all([filteredBy(OS_COMPLIANCE, false)(db), readCounts()]),
       // As the service reads a filter on one tag alone: the page, and the maintained count per tag.
-      machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagCount(db, 'rare')]),
+      machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagGroups(db, 'rare', new Date(), config.thresholds)]),
+      machinesTagCompliance: () => Promise.all([filteredBy(TAG_COMPLIANCE, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds)]),
       machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
       machinesOther: () => Promise.all([sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })(db), readSummary()]),
       machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),
@@ -472,8 +477,9 @@ async function main(): Promise<number> {
       cves: () => Promise.all([advisoryCves(db), trackerCandidates(db)]),
       machinesOsType: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'WINDOWS' })),
       machinesOsTypeAll: () => withoutIndexes(db, ['machines_live_os_type_name_idx'], filteredBy({ osType: 'LINUX' })),
-      // Before 0046: the page with its count of every match.
+      // Before 0046 and 0047: the page with its count of every match.
       machinesOsCompliance: () => filteredBy(OS_COMPLIANCE)(db),
+      machinesTagCompliance: () => filteredBy(TAG_COMPLIANCE)(db),
       // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
       machinesTag: () =>
         Promise.all([

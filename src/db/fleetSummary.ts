@@ -1,5 +1,5 @@
-import { sql } from 'drizzle-orm';
-import type { FleetThresholds } from '../fleet/compliance.js';
+import { sql, type SQL } from 'drizzle-orm';
+import type { AgentReadiness, Compliance, FleetThresholds } from '../fleet/compliance.js';
 import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { Db } from './client.js';
 
@@ -34,16 +34,12 @@ export async function maintainedComplianceSummary(db: Db, now: Date, thresholds:
 
 /** Every key of the summary's counts at `now` (summaryKey), exact as maintainedComplianceSummary says. */
 export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: FleetThresholds): Promise<Map<string, number>> {
-  for (let attempt = 0; ; attempt++) {
-    const at = now.toISOString();
-    const rows = await db.execute<{ key: string | null; n: number; linux: number; windows: number; disconnected: number }>(sql`
+  const at = now.toISOString();
+  const rows = await readAtStoredThresholds(db, thresholds, sql`
       with passed as (
         select c.key, c.n
-        -- s as the table's row type: the functions take it whole.
         from machines m cross join fleet_summary_settings s
-        cross join lateral (
-          select fleet_summary_compliance(m.os_type, m.last_assessed_at, m.baseline_id, m.critical_count, m.security_count, m.non_compliant_from, ${at}::timestamptz, s)
-            || ':' || fleet_summary_readiness(m.management_enabled, m.last_seen_at, ${at}::timestamptz, s) as state) e
+        cross join lateral (select ${stateAt(at)} as state) e
         cross join lateral (
           select k.key, k.n from fleet_summary_contribution(e.state, fleet_summary_overdue(m.sla_due_dates, ${at}::timestamptz), 0, 0, 0, 0, 0, 0, 0, 0, 0) k
           union all
@@ -61,7 +57,55 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
           union all select key, n from fleet_summary_deltas
           union all select key, n from passed
         ) t group by key
-      )
+      )`);
+  return new Map(rows.map((r) => [r.key, r.n]));
+}
+
+/**
+ * The live machines carrying `tag` per (compliance, readiness) at `now` (migration 0047): its
+ * counts per stored state, the deltas not folded yet, and, for the machines carrying it whose next
+ * change instant has passed, their state at `now` less their stored one. Reads no other machine.
+ */
+export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds): Promise<FleetSummary['groups']> {
+  const at = now.toISOString();
+  const rows = await readAtStoredThresholds(db, thresholds, sql`
+      with passed as (
+        select e.state as key, 1 as n
+        from machines m cross join fleet_summary_settings s
+        cross join lateral (select ${stateAt(at)} as state) e
+        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]
+        union all
+        select m.summary_state, -1 from machines m
+        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]
+      ),
+      counted as (
+        select key, sum(n)::bigint as n from (
+          select state as key, n from machine_tag_counts where tag = ${tag}
+          union all select state, n from machine_tag_deltas where tag = ${tag}
+          union all select key, n from passed
+        ) t group by key
+      )`);
+  return rows
+    .filter((r) => r.n !== 0)
+    .map((r) => {
+      const [compliance, readiness] = r.key.split(':') as [Compliance, AgentReadiness];
+      return { compliance, readiness, n: r.n };
+    });
+}
+
+/** A machine's summary state at `at` (`<compliance>:<readiness>`), of `m` in machines and `s` in fleet_summary_settings (the functions take the row whole). */
+const stateAt = (at: string) => sql`fleet_summary_compliance(m.os_type, m.last_assessed_at, m.baseline_id, m.critical_count, m.security_count, m.non_compliant_from, ${at}::timestamptz, s)
+  || ':' || fleet_summary_readiness(m.management_enabled, m.last_seen_at, ${at}::timestamptz, s)`;
+
+/**
+ * Reads `counted` (key, n) of the statement `withCounted` ends with, as the stored states count,
+ * with the thresholds of the stored states in the same snapshot: when they are not this process's,
+ * every machine is re-evaluated first (syncFleetSummaryThresholds) and it reads again.
+ */
+async function readAtStoredThresholds(db: Db, thresholds: FleetThresholds, withCounted: SQL): Promise<Array<{ key: string; n: number }>> {
+  for (let attempt = 0; ; attempt++) {
+    const rows = await db.execute<{ key: string | null; n: number; linux: number; windows: number; disconnected: number }>(sql`
+      ${withCounted}
       select counted.key, counted.n::float8 as n, s.linux_assessment_max_age_ms::float8 as linux, s.windows_assessment_max_age_ms::float8 as windows, s.disconnected_after_ms::float8 as disconnected
       from fleet_summary_settings s left join counted on true`);
     const first = rows[0];
@@ -70,7 +114,7 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
       await syncFleetSummaryThresholds(db, thresholds);
       continue;
     }
-    return new Map(rows.filter((r) => r.key !== null).map((r) => [r.key!, Number(r.n)]));
+    return rows.filter((r) => r.key !== null).map((r) => ({ key: r.key!, n: Number(r.n) }));
   }
 }
 
@@ -98,23 +142,27 @@ export async function sweepFleetSummary(db: Db, now: Date, batch = 5000): Promis
  * delta rows it folded.
  */
 export function foldFleetSummaryDeltas(db: Db): Promise<number> {
-  return foldDeltas(db, { deltas: 'fleet_summary_deltas', counts: 'fleet_summary_counts', key: 'key' });
+  return foldDeltas(db, { deltas: 'fleet_summary_deltas', counts: 'fleet_summary_counts', keys: ['key'] });
 }
 
-/** Folds the live machines per tag (migration 0038) as foldFleetSummaryDeltas folds the summary's deltas. */
+/** Folds the live machines per tag and state (migrations 0038, 0047) as foldFleetSummaryDeltas folds the summary's deltas. */
 export function foldMachineTagDeltas(db: Db): Promise<number> {
-  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', key: 'tag' });
+  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', keys: ['tag', 'state'] });
 }
 
-/** A table of counts and the table of deltas its writers append to: (key, n) both. */
-async function foldDeltas(db: Db, tables: { deltas: string; counts: string; key: string }): Promise<number> {
-  const [deltas, counts, key] = [sql.identifier(tables.deltas), sql.identifier(tables.counts), sql.identifier(tables.key)];
+/** A table of counts and the table of deltas its writers append to: (keys…, n) both. */
+async function foldDeltas(db: Db, tables: { deltas: string; counts: string; keys: readonly string[] }): Promise<number> {
+  const [deltas, counts] = [sql.identifier(tables.deltas), sql.identifier(tables.counts)];
+  const keys = sql.join(
+    tables.keys.map((k) => sql.identifier(k)),
+    sql`, `,
+  );
   const [row] = await db.execute<{ folded: number }>(sql`
-    with moved as (delete from ${deltas} returning ${key}, n),
-    summed as (select ${key}, sum(n)::bigint as n, count(*) as delta_rows from moved group by ${key}),
+    with moved as (delete from ${deltas} returning ${keys}, n),
+    summed as (select ${keys}, sum(n)::bigint as n, count(*) as delta_rows from moved group by ${keys}),
     applied as (
-      insert into ${counts} (${key}, n) select ${key}, n from summed where n <> 0 order by ${key}
-      on conflict (${key}) do update set n = ${counts}.n + excluded.n
+      insert into ${counts} (${keys}, n) select ${keys}, n from summed where n <> 0 order by ${keys}
+      on conflict (${keys}) do update set n = ${counts}.n + excluded.n
     )
     select coalesce(sum(delta_rows), 0)::int as folded from summed`);
   return row?.folded ?? 0;
@@ -151,15 +199,4 @@ export async function syncFleetSummaryThresholds(db: Db, thresholds: FleetThresh
     await tx.execute(sql`update machines set summary_at = summary_at where removed_at is null`);
     return true;
   });
-}
-
-/**
- * The live machines carrying a tag, from the maintained counts (migration 0038, machine_tag_counts
- * and the deltas not folded yet): the count of the computers page filtered on that tag alone,
- * without reading the machines that carry it. Exact at the read.
- */
-export async function maintainedTagCount(db: Db, tag: string): Promise<number> {
-  const [row] = await db.execute<{ n: number }>(sql`
-    select coalesce(sum(n), 0)::float8 as n from (select n from machine_tag_counts where tag = ${tag} union all select n from machine_tag_deltas where tag = ${tag}) t`);
-  return Number(row?.n ?? 0);
 }

@@ -901,11 +901,11 @@ const CLASS_COUNT: Readonly<Record<Classification, SQL>> = {
 export const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASSIFICATIONS.map((c) => [c, CLASS_COUNT[c]]);
 
 /**
- * The compliance summary recomputed at `now` (of one OS type's machines, with `osType`): one pass over every live machine. The fleet view reads
+ * The compliance summary recomputed at `now` (of the machines of one OS type, or carrying one tag): one pass over every live machine. The fleet view reads
  * the maintained summary instead (src/db/fleetSummary.ts); this is what it is checked and
  * benchmarked against.
  */
-export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds, osType?: OsType): Promise<ComplianceSummaryRow> {
+export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds, of: { osType?: OsType; tag?: string } = {}): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);
   // One pass over machines: each (compliance, readiness) group with its classification sums, taken
@@ -926,7 +926,7 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
       ) as Record<string, SQL<number>>),
     })
     .from(machines)
-    .where(osType ? and(live, eq(machines.osType, osType)) : live)
+    .where(and(live, of.osType ? eq(machines.osType, of.osType) : undefined, of.tag !== undefined ? sql`${machines.tags} @> array[${of.tag}]::text[]` : undefined))
     .groupBy(sql`1`, sql`2`);
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };

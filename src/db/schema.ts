@@ -338,19 +338,27 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
 });
 
 /**
- * The live machines carrying each tag (the count of the computers page filtered on one tag alone),
- * folded from machine_tag_deltas by the summary's upkeep (docs/fleet-counts.md). Its own tables, not
- * the summary's keys: the summary's reader sums every key, and a fleet may carry thousands of tags.
+ * The live machines carrying each tag per summary state (`<compliance>:<readiness>`, as stored on
+ * the machine): the count of the computers page filtered on one tag, alone or with compliance and
+ * readiness (migration 0047), folded from machine_tag_deltas by the summary's upkeep
+ * (docs/fleet-counts.md). Its own tables, not the summary's keys: the summary's reader sums every
+ * key, and a fleet may carry thousands of tags.
  */
-export const machineTagCounts = pgTable('machine_tag_counts', {
-  tag: text('tag').primaryKey(),
-  n: bigint('n', { mode: 'number' }).notNull(),
-});
+export const machineTagCounts = pgTable(
+  'machine_tag_counts',
+  {
+    tag: text('tag').notNull(),
+    state: text('state').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tag, t.state] })],
+);
 
 /** The changes to machine_tag_counts not folded in yet, appended by the triggers on machines (nothing shared, nothing waits) and summed by every read. */
 export const machineTagDeltas = pgTable('machine_tag_deltas', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
   tag: text('tag').notNull(),
+  state: text('state').notNull(),
   n: bigint('n', { mode: 'number' }).notNull(),
 });
 

@@ -95,6 +95,9 @@ describe('the fleet view over GraphQL', () => {
     expect((await machines('(filter: {osType: LINUX, readiness: [DISCONNECTED]})')).totalCount).toBe(1);
     expect((await machines('(filter: {osType: WINDOWS, compliance: [NON_COMPLIANT]})')).totalCount).toBe(0);
     expect(await machines('(filter: {osType: LINUX}, first: 2)')).toMatchObject({ totalCount: 5, pageInfo: { hasNextPage: true } });
+    // One tag with compliance or readiness, from the maintained counts per tag and state.
+    expect(await machines('(filter: {tags: ["web"], compliance: [NOT_ASSESSED]})')).toMatchObject({ totalCount: 1, edges: [{ node: { name: 'web-02' } }] });
+    expect((await machines('(filter: {tags: ["prod"], compliance: [NON_COMPLIANT, COMPLIANT], readiness: [READY]})')).totalCount).toBe(1);
 
     // A small fleet counts its matches with the page.
     const counted = await graphql<{ machines: { totalCount: number; totalCountComputedAt: string | null } }>(api.url, '{ machines { totalCount totalCountComputedAt } }', { token: viewer });

@@ -7,7 +7,7 @@ import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { advisoryCves, cveListFigures, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../../src/db/fleetSummary.js';
+import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, removeMachine, type MachineFilter } from '../../src/db/machines.js';
 import { countedCveSummaries, cveSummaries } from '../../src/fleet/cves.js';
 import { groupsFromCounts } from '../../src/fleet/fleetSummary.js';
@@ -479,7 +479,10 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0038');
       const database = connectDatabase(url, { max: 2 });
       try {
-        const byTag = async () => ({ web: await maintainedTagCount(database.db, 'web'), prod: await maintainedTagCount(database.db, 'prod'), db: await maintainedTagCount(database.db, 'db') });
+        // The tag's count as every reader sums it (over its states since 0047).
+        const ofTag = async (tag: string) =>
+          Number((await db<Array<{ n: number }>>`select coalesce(sum(n), 0)::int as n from (select n from machine_tag_counts where tag = ${tag} union all select n from machine_tag_deltas where tag = ${tag}) t`)[0]!.n);
+        const byTag = async () => ({ web: await ofTag('web'), prod: await ofTag('prod'), db: await ofTag('db') });
         const counted = async () =>
           (await db<Array<{ web: number; prod: number; db: number }>>`select count(*) filter (where tags @> '{web}')::int as web, count(*) filter (where tags @> '{prod}')::int as prod,
             count(*) filter (where tags @> '{db}')::int as db from machines where removed_at is null`)[0];
@@ -492,8 +495,11 @@ describe('migrations over existing rows', () => {
         await db`delete from machines where name = 'db-01'`;
         expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
         expect(await byTag()).toEqual({ ...(await counted()) });
+        // Today's fold keys the counts by tag and state (0047).
+        await migrateDatabase(url);
+        await db`update machines set tags = tags || '{web}' where name = 'db-02'`;
         expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
-        expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
+        expect(await byTag()).toEqual({ web: 1, prod: 2, db: 1 });
       } finally {
         await database.close();
       }
@@ -653,8 +659,8 @@ describe('migrations over existing rows', () => {
           const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
           const byOs = { LINUX: sorted(groupsFromCounts(counts, 'LINUX')), WINDOWS: sorted(groupsFromCounts(counts, 'WINDOWS')) };
           expect(byOs).toEqual({
-            LINUX: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, 'LINUX')).groups),
-            WINDOWS: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, 'WINDOWS')).groups),
+            LINUX: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'LINUX' })).groups),
+            WINDOWS: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'WINDOWS' })).groups),
           });
           return byOs;
         };
@@ -671,6 +677,54 @@ describe('migrations over existing rows', () => {
         const after = await same();
         expect(after.WINDOWS.reduce((n, g) => n + g.n, 0)).toBe(5);
         expect(after.LINUX.reduce((n, g) => n + g.n, 0)).toBe(3);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0047 counts the live machines already stored per tag and summary state, as a recompute of each tag does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0046');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push(await insertMachine(db, `m-${i}`, i % 3 === 0 ? 'WINDOWS' : 'LINUX'));
+      // Stored before it: tagged in several states (assessed and seen, some non-compliant; never assessed; not managed), a tag listed twice, one removed.
+      await db`update machines set tags = '{prod,web}' where id = any(${ids.slice(0, 4)}::uuid[])`;
+      await db`update machines set tags = '{prod,prod}' where id = any(${ids.slice(4, 7)}::uuid[])`;
+      await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)} where id = any(${ids.slice(0, 5)}::uuid[])`;
+      await db`update machines set security_count = 2 where id = any(${[ids[0]!, ids[4]!]}::uuid[])`;
+      await db`update machines set management_enabled = false where id = ${ids[5]!}`;
+      await db`update machines set removed_at = now() where id = ${ids[6]!}`;
+
+      await migrateUpTo(url, '0047');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
+        const same = async () => {
+          const now = new Date();
+          const groups = { prod: sorted(await maintainedTagGroups(database.db, 'prod', now, DEFAULT_THRESHOLDS)), web: sorted(await maintainedTagGroups(database.db, 'web', now, DEFAULT_THRESHOLDS)) };
+          expect(groups).toEqual({
+            prod: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag: 'prod' })).groups),
+            web: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag: 'web' })).groups),
+          });
+          return groups;
+        };
+        const total = (groups: Array<{ n: number }>) => groups.reduce((n, g) => n + g.n, 0);
+        const before = await same();
+        expect([total(before.prod), total(before.web)]).toEqual([6, 4]);
+        expect(before.prod).toEqual(expect.arrayContaining([{ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 2 }]));
+        // After the fill the triggers count: one statement changing several machines' states, tags
+        // replaced, a removal, a deletion, an enrollment with tags; then a fold.
+        await db`update machines set security_count = case when name = 'm-0' then 0 else 3 end where id = any(${ids.slice(0, 5)}::uuid[])`;
+        await db`update machines set tags = '{web}' where id = ${ids[4]!}`;
+        await db`update machines set removed_at = now() where id = ${ids[1]!}`;
+        await db`delete from machines where id = ${ids[2]!}`;
+        await db`insert into machines (name, os_type, os_name, os_version, environment, tags) values ('new', 'LINUX', 'os', '1', 'ON_PREMISES', '{prod,web}')`;
+        const after = await same();
+        expect([total(after.prod), total(after.web)]).toEqual([4, 4]);
+        expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
+        expect(await same()).toEqual(after);
       } finally {
         await database.close();
       }

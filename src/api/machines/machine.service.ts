@@ -21,7 +21,7 @@ import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
-import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagCount } from '../../db/fleetSummary.js';
+import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../db/fleetSummary.js';
 import { groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
@@ -114,19 +114,17 @@ export class MachineService {
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
     const now = this.services.now();
-    // A filter on compliance, readiness and the OS type alone (or none) is counted by the maintained
-    // summary's (compliance, readiness) groups, of the fleet or of the OS type; one on a single tag
-    // alone by the maintained count per tag, each exact at the read; any other is counted with the
-    // page (it reads every match).
-    const fromCounts = !(filter.tags?.length || filter.nameContains || filter.overdue !== undefined);
-    const tags = new Set(filter.tags ?? []);
-    const byTag = tags.size === 1 && filter.osType === undefined && !(filter.nameContains || filter.overdue !== undefined || filter.compliance?.length || filter.readiness?.length);
-    const [{ rows, positions, hasMore, totalCount }, counts, tagCount] = await Promise.all([
-      listMachines(this.db, { filter, sort, ...page, now, thresholds: this.services.fleet.thresholds, count: !fromCounts && !byTag }),
-      fromCounts ? maintainedSummaryCounts(this.db, now, this.services.fleet.thresholds) : null,
-      byTag ? maintainedTagCount(this.db, [...tags][0]!) : null,
+    // A filter on compliance and readiness with the OS type or one tag (or neither) is counted from
+    // the maintained (compliance, readiness) groups of the fleet, of the OS type or of the tag, exact
+    // at the read; any other is counted with the page (it reads every match).
+    const tags = [...new Set(filter.tags ?? [])];
+    const fromCounts = !(filter.nameContains || filter.overdue !== undefined) && (tags.length === 0 || (tags.length === 1 && filter.osType === undefined));
+    const thresholds = this.services.fleet.thresholds;
+    const [{ rows, positions, hasMore, totalCount }, groups] = await Promise.all([
+      listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !fromCounts }),
+      !fromCounts ? null : tags.length === 1 ? maintainedTagGroups(this.db, tags[0]!, now, thresholds) : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, filter.osType)),
     ]);
-    return { rows, positions, hasMore, totalCount: counts ? matchingMachines({ groups: groupsFromCounts(counts, filter.osType) }, filter) : (tagCount ?? totalCount!), totalCountComputedAt: null };
+    return { rows, positions, hasMore, totalCount: groups ? matchingMachines({ groups }, filter) : totalCount!, totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
