@@ -400,6 +400,30 @@ describe('deployments with pre and post steps', () => {
     for (const other of others) expect([machine(batched.done, other).status, machine(batched.done, other).error, other.jobs]).toEqual(['NOT_STARTED', `Not started: the run was halted by a step (${reason}).`, []]);
   }, 180_000);
 
+  it("a PRE script that fails with HALT_RUN on a ringed run's canary halts the batched run at the canary's gate; resuming goes on with the next ring, whose machine gets the script in its job", async () => {
+    // Named, not numbered: the tests after this one rely on the numbers' order.
+    const sick = { ...(await enroll({ name: 'scriptgate-1-sick' })), failScript: 'gate' };
+    const well = await enroll({ name: 'scriptgate-2' });
+    const deploymentId = await createDeployment(
+      'pre script gate',
+      [sick, well],
+      [{ name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } }],
+      [{ name: 'canary', machineIds: [sick.machineId], gate: { maxFailures: { value: 1, unit: 'COUNT' } } }, { name: 'rest', percent: 100 }],
+    );
+    const runId = await runNow(deploymentId);
+    const halted = await untilRun(runId, [sick, well], (v) => v.status === 'HALTED' || ended(v), 'the run to halt');
+    expect(halted.status).toBe('HALTED');
+    expect(halted.error).toBe('canary: Pre-step "gate" failed: exited with code 3. Resume the run to go on, or cancel it.');
+    expect([machine(halted, sick).status, machine(halted, sick).error, machine(halted, sick).updates.map((u) => u.status)]).toEqual(['FAILED', 'Pre-step "gate" failed: exited with code 3.', ['NOT_ATTEMPTED', 'NOT_ATTEMPTED']]);
+    expect(well.jobs).toEqual([]);
+    await query('mutation($id: ID!) { resumeDeploymentRun(id: $id) { id } }', { id: runId });
+    const done = await untilRun(runId, [sick, well], (v) => ended(v) && v.status !== 'HALTED', 'the run to end after the resume');
+    expect(done.rings.map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
+    expect([machine(done, well).status, machine(done, well).stepResults.map((s) => [s.name, s.status])]).toEqual(['SUCCEEDED', [['gate', 'SUCCEEDED']]]);
+    expect([sick, well].map((a) => a.jobs.map((j) => (j.job.scripts ?? []).map((s) => s.name)))).toEqual([[['gate']], [['gate']]]);
+    expect([await hasMachineWorkflow(runId, sick), await hasMachineWorkflow(runId, well)]).toEqual([false, false]);
+  }, 120_000);
+
   it('a failing POST health check halts a ringed run at its gate; resuming goes on with the next ring', async () => {
     const sick = await enroll({ suffix: '-sick' });
     const well = await enroll();
