@@ -36,6 +36,8 @@
  *                                               announced for them: runs past what connected agents fit here, bench/seededFleet.ts)
  *                                 [--steps]   (the deployment carries a PRE and a POST control-plane call to a local HTTP receiver:
                                               a batched run whose advance makes the calls, docs/steps.md; every call counted)
+ *                                 [--pre-script] [--post-script]   (the deployment carries a PRE (POST) script step; the simulated
+ *                                              agents run it at once, successfully; the steps recorded are counted by name and status)
                                  [--count-statements]   (PostgreSQL with pg_stat_statements: statements and transactions per
  *                                                         machine over the run, the costliest statements; it costs some CPU,
  *                                                         so CPU figures come from runs without it)
@@ -474,7 +476,7 @@ function cpuOfAll(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean; seeded: boolean; steps: boolean }): Promise<RoundResult> {
+async function round(n: number, options: { updates: number; enrollConcurrency: number; timeoutSeconds: number; maxConcurrent?: number; serverEnv: Record<string, string>; countStatements: boolean; seeded: boolean; steps: boolean; preScript: boolean; postScript: boolean }): Promise<RoundResult> {
   const result: RoundResult = { n, dispatched: 0, latencies: [], milestones: [], children: [], childFailures: 0, agentTrouble: [], logs: [] };
   say(`\n== ${n} machines ==`);
   const stack = await startStack({
@@ -577,11 +579,13 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
       windowMinutes: 60,
       rebootSetting: 'NEVER',
       ...(options.maxConcurrent ? { maxConcurrent: { value: options.maxConcurrent, unit: 'COUNT' } } : {}),
-      ...(receiver
+      ...(receiver || options.preScript || options.postScript
         ? {
             steps: [
-              { name: 'drain', phase: 'PRE', http: { url: `${receiver.url}/pre` } },
-              { name: 'undrain', phase: 'POST', http: { url: `${receiver.url}/post` } },
+              ...(receiver ? [{ name: 'drain', phase: 'PRE', http: { url: `${receiver.url}/pre` } }] : []),
+              ...(options.preScript ? [{ name: 'stop app', phase: 'PRE', script: { inline: 'systemctl stop app', timeoutSeconds: 60 } }] : []),
+              ...(options.postScript ? [{ name: 'start app', phase: 'POST', script: { inline: 'systemctl start app', timeoutSeconds: 60 } }] : []),
+              ...(receiver ? [{ name: 'undrain', phase: 'POST', http: { url: `${receiver.url}/post` } }] : []),
             ],
           }
         : {}),
@@ -696,6 +700,11 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     const errors = await stack.database.sql<Array<{ status: string; error: string | null; n: number }>>`
       select status, left(error, 160) as error, count(*)::int as n from machine_runs where run_id = ${runId} and status <> 'SUCCEEDED' group by 1, 2 order by 3 desc limit 5`;
     for (const e of errors) result.agentTrouble.push(`${e.n} machine run(s) ${e.status}: ${e.error ?? '(no error)'}`);
+    if (input.steps) {
+      const steps = await stack.database.sql<Array<{ name: string; status: string; n: number }>>`
+        select s->>'name' as name, s->>'status' as status, count(*)::int as n from machine_runs m, jsonb_array_elements(m.step_results) s where m.run_id = ${runId} group by 1, 2 order by 1, 2`;
+      say(`  steps recorded: ${steps.map((r) => `${r.name} ${r.status} ${r.n}`).join(', ')}`);
+    }
     const [jobs] = await stack.database.sql<Array<{ first: string | null; last: string | null; delivered: string | null; completed: string | null; count: number }>>`
       select to_json(min(c.created_at))#>>'{}' as first, to_json(max(c.created_at))#>>'{}' as last, to_json(max(c.delivered_at))#>>'{}' as delivered,
         to_json(max(c.completed_at))#>>'{}' as completed, count(*)::int as count
@@ -940,6 +949,8 @@ async function main(): Promise<number> {
       'count-statements': { type: 'boolean', default: false },
       seeded: { type: 'boolean', default: false },
       steps: { type: 'boolean', default: false },
+      'pre-script': { type: 'boolean', default: false },
+      'post-script': { type: 'boolean', default: false },
     },
   });
   const sizes = values.machines.split(',').map((s) => Number(s.trim()));
@@ -952,6 +963,8 @@ async function main(): Promise<number> {
     countStatements: values['count-statements'],
     seeded: values.seeded,
     steps: values.steps,
+    preScript: values['pre-script'],
+    postScript: values['post-script'],
     serverEnv: {
       ...(values['batch-machines'] ? { FLEETPATCH_RUN_BATCH_MACHINES: values['batch-machines'] } : {}),
       ...(values['history-events'] ? { FLEETPATCH_RUN_HISTORY_EVENTS: values['history-events'] } : {}),
@@ -961,7 +974,7 @@ async function main(): Promise<number> {
   const overall = performance.now();
   say(
     `dispatch benchmark: ${sizes.join(', ')} machines, ${options.updates} pending SECURITY updates each, enrollment ${options.enrollConcurrency} at a time, ` +
-      `max concurrent machines ${options.maxConcurrent ?? 'unset (all)'}${options.steps ? ', a PRE and a POST call per machine' : ''}, timeout ${options.timeoutSeconds} s per run`,
+      `max concurrent machines ${options.maxConcurrent ?? 'unset (all)'}${options.steps ? ', a PRE and a POST call per machine' : ''}${options.preScript ? ', a PRE script' : ''}${options.postScript ? ', a POST script' : ''}, timeout ${options.timeoutSeconds} s per run`,
   );
   installInterruptHandler();
   const results: RoundResult[] = [];

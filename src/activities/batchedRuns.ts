@@ -1,17 +1,17 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { queueAgentCommands } from '../db/agentCommands.js';
-import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, pendingMachineRunsUnderWay, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey } from '../db/batchedRuns.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, pendingMachineRunsUnderWay, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey, type RunningMachineRow } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
-import { findRun, finishMachineRun, installJobSources, setMachineRunStatus } from '../db/runs.js';
+import { findRun, finishMachineRun, installJobSources, recordStepResultsMany, setMachineRunStatus, type StepResultsEntry } from '../db/runs.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
-import { advanceReturns, afterPostCalls, afterPreCalls, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, preCallsMade, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
+import { advanceReturns, afterPostCalls, afterPreCalls, afterPreScripts, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, preCallsMade, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
 import { phaseCallSeconds, type PhaseVerdict, type StepPhase } from '../fleet/steps.js';
-import { installJob, sentLine, type createDeploymentActivities } from './deployments.js';
-import type { PageCallOptions } from './steps.js';
+import { installJob, preScripts, sentLine, type createDeploymentActivities } from './deployments.js';
+import { stepLine, type PageCallOptions } from './steps.js';
 
 /** A machine run's line in its job stream when it ends (as the deployment activities' finishMachineRun writes it). */
 function endLine(row: { machineName: string; status: string }, end: MachineRunEnd): string {
@@ -49,8 +49,10 @@ export interface AdvanceInput {
    * A run whose steps are all control-plane calls (docs/steps.md): which phases have calls. The
    * advance makes a machine's PRE calls before it hands out its job and its POST calls before it
    * ends it. Absent: no steps (and none made, even if the deployment gained steps since the run began).
+   * `preScripts`: its scripts are all PRE scripts: the install jobs carry them (to agents that run
+   * scripts), and the advance records their results from the job's result before it goes on.
    */
-  steps?: { pre: boolean; post: boolean };
+  steps?: { pre: boolean; post: boolean; preScripts?: boolean };
 }
 
 export interface AdvanceOutcome {
@@ -166,7 +168,8 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       let { running, failed } = await batchCounts(db, input.runId, input.ring, FAILED_STATUSES);
       // Both read once the machines under way are carried through (below).
       let pendingLeft = true;
-      let halts: string[] = [];
+      // Why steps asked to halt the run, by machine run: one each (its first), however often its results are read.
+      let halts = new Map<string, string>();
       let ended = 0;
 
       const ended1 = (status: string) => {
@@ -181,7 +184,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
        */
       const endWithSteps = async (ends: ReadonlyArray<StepEnd & { machineRunId: string; machineId: string }>) => {
         const after = await withPostCalls(input.runId, ends, input.steps?.post ?? false, mayCall('POST'));
-        for (const e of after) if (e.halt !== undefined) halts.push(e.halt);
+        for (const e of after) if (e.halt !== undefined && !halts.has(e.machineRunId)) halts.set(e.machineRunId, e.halt);
         const statuses = await endTogether(input.runId, after.map((e) => ({ ...e.end, machineRunId: e.machineRunId, machineId: e.machineId })));
         for (const status of statuses) ended1(status);
         return statuses;
@@ -232,7 +235,8 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         const live = new Set((await findMachines(db, page.map((m) => m.machineId))).map((m) => m.id));
         const sources = (await installJobSources(db, page.filter((m) => live.has(m.machineId)).map((m) => m.machineRunId))).filter((m) => m.status === 'PENDING');
         const jobs = sources.map((m) => {
-          const job = installJob(jobRun, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, rebootSetting, m.updates, input.graceSeconds);
+          const scripts = input.steps?.preScripts ? preScripts(deployment.steps, m.agentCapabilities) : [];
+          const job = installJob(jobRun, { id: m.machineRunId, rebootReserveSeconds: m.rebootReserveSeconds }, rebootSetting, m.updates, input.graceSeconds, scripts);
           return { machineId: m.machineId, machineRunId: m.machineRunId, job, logLine: sentLine(m.machineName, job) };
         });
         // With traces on, the agents' reports on these jobs join the advance's trace (agent.service.ts).
@@ -245,6 +249,34 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           const ended = await endWithSteps(removed.map((m) => ({ machineRunId: m.machineRunId, machineId: m.machineId, end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } })));
           if (ended.length < removed.length) pendingLeft = true;
         } else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
+      };
+
+      /**
+       * The running machines whose install job carried PRE scripts and whose result came: their
+       * scripts' results recorded first (those not recorded yet, together, a line each), as a machine
+       * run's workflow records them before its reboot; a machine whose PRE phase says to stop ends
+       * (`stopped`, its POST calls made first), the others go on to nextMachineAction (`rows`). A
+       * worker that dies after the record and before the end leaves the machine running with its
+       * result: the next look records nothing again and decides the same.
+       */
+      const withPreScripts = async <R extends RunningMachineRow>(looked: readonly R[]): Promise<{ rows: R[]; stopped: Array<StepEnd & { machineRunId: string; machineId: string }> }> => {
+        if (!input.steps?.preScripts) return { rows: [...looked], stopped: [] };
+        const rows: R[] = [];
+        const stopped: Array<StepEnd & { machineRunId: string; machineId: string }> = [];
+        const entries: StepResultsEntry[] = [];
+        for (const row of looked) {
+          const reported = row.status === 'IN_PROGRESS' && row.result && !row.result.error ? (row.result.steps ?? []) : [];
+          if (reported.length === 0) {
+            rows.push(row);
+            continue;
+          }
+          const { fresh, stop } = afterPreScripts(row.stepResults, reported);
+          if (fresh.length > 0) entries.push({ machineRunId: row.machineRunId, results: fresh, lines: fresh.map((r) => stepLine(row.machineName, r)) });
+          if (stop) stopped.push({ ...stop, machineRunId: row.machineRunId, machineId: row.machineId });
+          else rows.push(row);
+        }
+        if (entries.length > 0) announceRunProgress(pubsub, input.runId, (await recordStepResultsMany(db, input.runId, entries)).progress);
+        return { rows, stopped };
       };
 
       /**
@@ -267,7 +299,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
 
       /** Starts up to `count` PENDING machines, a page per transaction; a machine removed meanwhile fails at once. */
       const start = async (count: number) => {
-        for (let left = count; left > 0 && pendingLeft && halts.length === 0 && !callsSpent; left -= START_PAGE) {
+        for (let left = count; left > 0 && pendingLeft && halts.size === 0 && !callsSpent; left -= START_PAGE) {
           await startPage(Math.min(left, START_PAGE));
           context.heartbeat({ ended });
         }
@@ -276,7 +308,13 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       await carryOn();
       pendingLeft = (await pendingMachineRunsPage(db, input.runId, input.ring, 1)).length > 0;
       // Halts recorded before (an earlier advance, this one's attempt before a worker died, the machines just carried through) stop new machines.
-      if (input.steps) halts = haltsOf(await stepResultsWithHalts(db, input.runId, input.ring));
+      if (input.steps) {
+        halts = new Map();
+        for (const m of await stepResultsWithHalts(db, input.runId, input.ring)) {
+          const [halt] = haltsOf([m.stepResults]);
+          if (halt !== undefined) halts.set(m.machineRunId, halt);
+        }
+      }
 
       // Woken by what the API announces through PostgreSQL: a result or progress of this run, or a machine checking in (a new boot id).
       let wake: (() => void) | null = null;
@@ -294,8 +332,9 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           context.heartbeat({ ended });
           woken = false;
           const lookedAt = Date.now();
-          const { nowMs, rows } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline);
+          const { nowMs, rows: looked } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline);
           const finishing: Array<MachineEnd & { machineRunId: string; machineId: string }> = [];
+          const { rows, stopped } = await withPreScripts(looked);
           await inParallel(rows, async (row) => {
             const action = nextMachineAction({ ...row, hasJob: row.commandId !== null }, nowMs, timings);
             switch (action.kind) {
@@ -317,7 +356,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
             }
           });
           if (input.steps) {
-            const statuses = await endWithSteps(finishing.map(({ machineRunId, machineId, ...end }) => ({ machineRunId, machineId, end })));
+            const statuses = await endWithSteps([...stopped, ...finishing.map(({ machineRunId, machineId, ...end }) => ({ machineRunId, machineId, end }))]);
             running -= statuses.length;
           } else {
             for (const status of await endTogether(input.runId, finishing)) {
@@ -325,13 +364,13 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
               ended1(status);
             }
           }
-          const halted = halts.length > 0;
+          const halted = halts.size > 0;
           const toStart = pendingLeft ? machinesToStart({ running, failed, nowMs: Date.now(), halted }, limits) : 0;
           if (toStart > 0) await start(toStart);
-          const startable = machinesToStart({ running: 0, failed, nowMs: Date.now(), halted: halts.length > 0 }, limits) > 0;
+          const startable = machinesToStart({ running: 0, failed, nowMs: Date.now(), halted: halts.size > 0 }, limits) > 0;
           const returns = advanceReturns({ running, pendingLeft, startable, ended, elapsedMs: Date.now() - startedAt }, { batchSize: input.batchMachines, budgetMs: input.budgetSeconds * 1000 });
           // Machines whose calls were not started for want of time are left to the next advance: not done.
-          if (returns.now || callsSpent) return { done: returns.done && !callsSpent, failed, ended, pendingLeft, ...(input.steps ? { halts } : {}) };
+          if (returns.now || callsSpent) return { done: returns.done && !callsSpent, failed, ended, pendingLeft, ...(input.steps ? { halts: [...halts.values()] } : {}) };
           // Sleeps through the activity's context: a cancel ends the wait at once.
           await context.sleep(Math.max(0, MIN_LOOK_GAP_MS - (Date.now() - lookedAt)));
           if (!woken) {

@@ -611,7 +611,7 @@ export function installJob(
 }
 
 /** The PRE scripts an install job carries: none for an agent that cannot run them (runStepCalls has failed its first one). */
-function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabilities: readonly string[]): InstallJob['scripts'] {
+export function preScripts(steps: readonly DeploymentStep[] | null | undefined, capabilities: readonly string[]): InstallJob['scripts'] {
   return carriesScripts(capabilities) ? scriptJobSteps(steps, 'PRE') : [];
 }
 

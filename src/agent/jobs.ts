@@ -27,6 +27,8 @@ export interface JobDeps {
   /** Starts the machine's reboot and returns at once (startReboot on a real machine). */
   reboot: () => void;
   signal: AbortSignal;
+  /** Runs a script step (runScriptStep on a machine; the fleet simulator's machines run none). */
+  runScript?: typeof runScriptStep;
 }
 
 /** A job sends a batch at least this often while it runs: the server relays it as a Temporal heartbeat. */
@@ -316,7 +318,7 @@ export class InstallJobRunner {
         const startedAt = new Date().toISOString();
         this.line('agent', `step ${JSON.stringify(script.name)} (${script.phase}): running ${script.path ?? 'its inline script'} with ${script.interpreter}, timeout ${script.timeoutSeconds} s`);
         void this.flush();
-        const outcome = await runScriptStep(script, {
+        const outcome = await (this.deps.runScript ?? runScriptStep)(script, {
           workDir: this.deps.ctx.workDir,
           env: this.deps.ctx.env,
           context: { FLEETPATCH_RUN_ID: this.job.runId, FLEETPATCH_MACHINE_RUN_ID: this.job.machineRunId, FLEETPATCH_ROOT: this.deps.ctx.root },

@@ -70,13 +70,13 @@ export function runningMachineRunIds(db: Db, runId: string, ring: number | null 
  * end first (src/fleet/batchedRun.ts haltsOf reads why from them). Few rows: a run halts at its
  * first ones. The containment test reads the run's machine runs, once per advance.
  */
-export async function stepResultsWithHalts(db: Db, runId: string, ring: number | null): Promise<StepResult[][]> {
+export async function stepResultsWithHalts(db: Db, runId: string, ring: number | null): Promise<Array<{ machineRunId: string; stepResults: StepResult[] }>> {
   const rows = await db
-    .select({ stepResults: machineRuns.stepResults })
+    .select({ machineRunId: machineRuns.id, stepResults: machineRuns.stepResults })
     .from(machineRuns)
     .where(and(eq(machineRuns.runId, runId), ofRing(ring), sql`${machineRuns.stepResults} @> '[{"onFailure":"HALT_RUN","status":"FAILED"}]'::jsonb`))
     .orderBy(sql`${machineRuns.endedAt} asc nulls last`, asc(machineRuns.id));
-  return rows.map((r) => r.stepResults);
+  return rows;
 }
 
 /** How many of the run's (or ring's) machine runs are running, and how many ended in one of `failedStatuses`. */
@@ -96,7 +96,10 @@ export async function batchCounts(db: Db, runId: string, ring: number | null, fa
 export interface RunningMachineRow {
   machineRunId: string;
   machineId: string;
+  machineName: string;
   status: 'IN_PROGRESS' | 'REBOOTING';
+  /** The steps recorded so far (a run whose install job carries PRE scripts records theirs from its result). */
+  stepResults: StepResult[];
   commandId: string | null;
   result: JobResult | null;
   lastHeardAtMs: number;
@@ -116,7 +119,9 @@ export async function runningMachinesToLookAt(db: Db, runId: string, ring: numbe
     .select({
       machineRunId: machineRuns.id,
       machineId: machineRuns.machineId,
+      machineName: machineRuns.machineName,
       status: machineRuns.status,
+      stepResults: machineRuns.stepResults,
       commandId: agentCommands.id,
       result: agentCommands.result,
       lastHeardAt: agentCommands.lastHeardAt,
@@ -146,7 +151,9 @@ export async function runningMachinesToLookAt(db: Db, runId: string, ring: numbe
     rows: rows.map((r) => ({
       machineRunId: r.machineRunId,
       machineId: r.machineId,
+      machineName: r.machineName,
       status: r.status as 'IN_PROGRESS' | 'REBOOTING',
+      stepResults: r.stepResults,
       commandId: r.commandId,
       result: (r.result as JobResult | null) ?? null,
       lastHeardAtMs: (r.lastHeardAt ?? r.createdAt ?? new Date(0)).getTime(),

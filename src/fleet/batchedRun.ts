@@ -256,3 +256,26 @@ export function haltsOf(machineRuns: ReadonlyArray<readonly StepResult[]>): stri
   }
   return halts;
 }
+
+/** Step results compared by content, whatever the order of their keys (PostgreSQL's jsonb keeps its own). */
+function sameResult(a: StepResult | undefined, b: StepResult): boolean {
+  if (!a) return false;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => JSON.stringify((a as unknown as Record<string, unknown>)[k] ?? null) === JSON.stringify((b as unknown as Record<string, unknown>)[k] ?? null));
+}
+
+/**
+ * What the PRE scripts an install job carried decide once its result came (machineRun.ts records
+ * them, then applies the phase's verdict before the reboot): the results not recorded yet (`fresh`:
+ * none on a second look, after a worker died between the record and the machine's end), and how the
+ * machine ends when the PRE phase (its calls and scripts together) says to stop, as afterPreCalls;
+ * null to go on (its reboot, its end). The agent that stopped at a script installed nothing and
+ * asked for no reboot.
+ */
+export function afterPreScripts(recorded: readonly StepResult[], reported: readonly StepResult[]): { fresh: StepResult[]; stop: StepEnd | null } {
+  const known = new Map(recorded.map((r) => [r.index, r]));
+  const fresh = reported.filter((r) => !sameResult(known.get(r.index), r));
+  const merged = new Map(known);
+  for (const r of reported) merged.set(r.index, r);
+  return { fresh, stop: afterPreCalls(phaseVerdict([...merged.values()].filter((r) => r.phase === 'PRE'))) };
+}

@@ -281,6 +281,8 @@ export interface StepPhases {
   postScriptSeconds: number;
   /** Whether any step is a script (absent in what runs begun before it was recorded answered: unknown). */
   scripts?: boolean;
+  /** Whether any POST step is a script (absent in what runs begun before it was recorded answered: unknown). */
+  postScripts?: boolean;
 }
 
 /**
@@ -290,6 +292,17 @@ export interface StepPhases {
  */
 export function callsOnly(phases: StepPhases): boolean {
   return phases.scripts === false;
+}
+
+/**
+ * Whether a run with scripts is a batched run all the same (docs/steps.md, "How a run with steps
+ * runs"): its scripts are all PRE scripts, which go with the install job its advance hands out, and
+ * whose results come back with the job's. A POST script is a job of its own after the reboot, which
+ * a machine run's workflow waits for: a run with one, or whose recorded answer predates
+ * `postScripts`, keeps a child workflow per machine.
+ */
+export function preScriptsOnly(phases: StepPhases): boolean {
+  return phases.scripts === true && phases.postScripts === false;
 }
 
 /**
@@ -332,6 +345,7 @@ export function stepPhases(steps: readonly DeploymentStep[] | null | undefined):
     callSeconds: Math.max(budget('PRE'), budget('POST')),
     postScriptSeconds: steps.filter((s) => s.phase === 'POST' && s.script).reduce((sum, s) => sum + s.script!.timeoutSeconds, 0),
     scripts: steps.some((s) => Boolean(s.script)),
+    postScripts: steps.some((s) => s.phase === 'POST' && Boolean(s.script)),
   };
 }
 

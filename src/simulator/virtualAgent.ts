@@ -91,6 +91,8 @@ export class VirtualAgent {
       packageManager: 'apt',
       environment: 'ON_PREMISES',
       warnings: [],
+      // Its jobs' scripts "run" at once and succeed (runJob): a deployment with script steps runs on a simulated fleet as on agents that run them.
+      capabilities: ['SCRIPT_STEPS'],
     };
   }
 
@@ -259,6 +261,8 @@ export class VirtualAgent {
       bootId: () => this.bootId,
       reboot: () => (rebootStarted = true),
       signal,
+      // A synthetic machine has no program to run: its script steps succeed at once.
+      runScript: () => Promise.resolve({ exitCode: 0, failure: null }),
     }).run();
     if (rebootStarted) await this.reboot(signal);
   }

@@ -5,7 +5,7 @@ import { notStartedReason } from '../fleet/planning.js';
 import { passRingGate, ringVerdicts } from './ringGate.js';
 import { batchedRun, initialState } from './batchedRun.js';
 import { haltedReason, runMachines, type Machine } from './childMachines.js';
-import { callsOnly } from '../fleet/steps.js';
+import { callsOnly, preScriptsOnly } from '../fleet/steps.js';
 import { initialStepState, stepRun } from './stepRun.js';
 import type { DeploymentRunInput } from './runInput.js';
 
@@ -39,6 +39,15 @@ export const PAGED_STEP_RUNS_PATCH = 'paged-step-runs';
  * with script steps) run a child workflow per machine (stepRun.ts) as they did.
  */
 export const BATCHED_STEP_CALLS_PATCH = 'batched-step-calls';
+
+/**
+ * A deployment whose scripts are all PRE scripts (with or without calls) runs as a batched run: its
+ * advance hands out install jobs that carry the scripts and records their results from the job's
+ * result (batchedRuns.ts), no child workflow per machine. Decided once, when the run begins;
+ * histories without this marker (and runs with POST scripts) run a child workflow per machine
+ * (stepRun.ts) as they did.
+ */
+export const BATCHED_PRE_SCRIPTS_PATCH = 'batched-pre-scripts';
 
 const steps = proxyActivities<DeploymentActivities>({
   // Database reads and writes: seconds. Retried with backoff on transient errors.
@@ -81,7 +90,8 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
     if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
     if (!begun.steps) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }));
     if (callsOnly(begun.steps) && patched(BATCHED_STEP_CALLS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
-    // Script steps (and runs begun before the marker above) run in a workflow per machine (machineRun.ts), started a page at a time.
+    if (preScriptsOnly(begun.steps) && patched(BATCHED_PRE_SCRIPTS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
+    // POST scripts (and runs begun before the markers above) run in a workflow per machine (machineRun.ts), started a page at a time.
     if (patched(PAGED_STEP_RUNS_PATCH)) return stepRun(input, initialStepState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs, steps: begun.steps }));
     // Begun before that: the run as below, its machines' list read again (the same run: beginDeploymentRun finds it begun).
   }

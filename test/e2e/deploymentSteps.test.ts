@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { freePort } from '../../src/net.js';
@@ -136,5 +137,67 @@ describe('pre and post scripts on real agents', () => {
     expect(second.jobStream.edges.map((e) => e.node)).toContainEqual({ stream: 'stderr', line: 'change freeze' });
     expect(installedVersion(other, 'demo-libssl')).toBe(before.other);
     expect(done.status).toBe('PARTIALLY_FAILED');
+  }, 420_000);
+
+  it("PRE scripts only: a batched run (no workflow per machine) hands the agents jobs that carry them; a failed one skips its machine's installs, the other installs and reboots", async () => {
+    const { createEnrollmentKey } = await query<{ createEnrollmentKey: { secret: string } }>('mutation { createEnrollmentKey(input: {description: "pre scripts"}) { secret } }');
+    const [open, frozen] = await Promise.all([buildFixtureMachine(path.join(work, 'c'), 'apt', '-open'), buildFixtureMachine(path.join(work, 'd'), 'apt', '-frozen')]);
+    fs.writeFileSync(path.join(frozen.root, 'etc/no-patching'), 'change freeze\n');
+    for (const machine of [open, frozen]) agents.push(new SupervisedAgent(machine, url.replace('/graphql', ''), createEnrollmentKey.secret).start());
+    type Listed = { machines: { edges: Array<{ node: { id: string; name: string; lastAssessedAt: string | null } }> } };
+    const listed = await waitUntil(
+      async () => (await query<Listed>('{ machines(first: 50) { edges { node { id name lastAssessedAt } } } }')).machines.edges.map((e) => e.node).filter((m) => m.lastAssessedAt),
+      (ms) => [open, frozen].every((f) => ms.some((m) => m.name === f.name)),
+      120_000,
+      'both machines assessed',
+    );
+    const id = (m: FixtureMachine) => listed.find((x) => x.name === m.name)!.id;
+    const before = { open: installedVersion(open, 'demo-libssl'), frozen: installedVersion(frozen, 'demo-libssl') };
+    const input = {
+      name: 'pre scripts only',
+      osType: 'LINUX',
+      machineIds: [id(open), id(frozen)],
+      classifications: ['CRITICAL', 'SECURITY'],
+      excludePatterns: ['demo-broken'],
+      windowMinutes: 60,
+      rebootSetting: 'IF_REQUIRED',
+      onDemandOnly: true,
+      steps: [{ name: 'drain', phase: 'PRE', script: { inline: 'echo "draining on $(id -un)"\nif [ -e "$FLEETPATCH_ROOT/etc/no-patching" ]; then echo "change freeze" >&2; exit 3; fi\n', timeoutSeconds: 60 } }],
+    };
+    const { createDeployment } = await query<{ createDeployment: { id: string } }>('mutation($input: DeploymentInput!) { createDeployment(input: $input) { id } }', { input });
+    const runId = (await query<{ runDeploymentNow: { id: string } }>('mutation($id: ID!) { runDeploymentNow(id: $id) { id } }', { id: createDeployment.id })).runDeploymentNow.id;
+    const read = async () => (await query<{ deploymentRun: RunView }>(`query($id: ID!) { deploymentRun(id: $id) { ${RUN} } }`, { id: runId })).deploymentRun;
+    const machineRun = (v: RunView, m: FixtureMachine) => v.machineRuns.edges.map((e) => e.node).find((n) => n.machineName === m.name)!;
+    const done = await waitUntil(read, (v) => !['SCHEDULED', 'IN_PROGRESS'].includes(v.status), 180_000, 'the run to end');
+
+    const installed = machineRun(done, open);
+    expect([installed.status, installed.rebootOutcome, installed.stepResults.map((s) => [s.name, s.phase, s.status, s.exitCode])]).toEqual(['SUCCEEDED', 'REBOOTED', [['drain', 'PRE', 'SUCCEEDED', 0]]]);
+    expect(installed.updates.find((u) => u.name === 'demo-libssl')!.status).toBe('SUCCEEDED');
+    expect(installedVersion(open, 'demo-libssl')).not.toBe(before.open);
+    const lines = installed.jobStream.edges.map((e) => e.node);
+    expect(lines).toContainEqual({ stream: 'stdout', line: `draining on ${os.userInfo().username}` });
+    // The script ran inside the install job, before its updates; its result line once.
+    expect(lines.filter((l) => l.line.endsWith('pre-step "drain" (script) SUCCEEDED: exit code 0.'))).toHaveLength(1);
+
+    const skipped = machineRun(done, frozen);
+    expect([skipped.status, skipped.error, skipped.stepResults.map((s) => [s.name, s.status, s.exitCode])]).toEqual([skipped.status, 'Not attempted: Pre-step "drain" failed: exited with code 3.', [['drain', 'FAILED', 3]]]);
+    expect(skipped.status).not.toBe('FAILED');
+    const selected = skipped.updates.filter((u) => u.status !== 'NOT_SELECTED');
+    expect(new Set(selected.map((u) => `${u.status}: ${u.reason}`))).toEqual(new Set(['NOT_ATTEMPTED: Not attempted: Pre-step "drain" failed: exited with code 3.']));
+    expect(skipped.jobStream.edges.map((e) => e.node)).toContainEqual({ stream: 'stderr', line: 'change freeze' });
+    expect(installedVersion(frozen, 'demo-libssl')).toBe(before.frozen);
+
+    // The run's advance did it all: no machine run has a workflow of its own.
+    const [{ n }] = await database.sql<[{ n: number }]>`select count(*)::int as n from run_logs l join machine_runs m on m.id = l.machine_run_id where m.run_id = ${runId} and l.line like '%post-step script(s) sent%'`;
+    expect(n).toBe(0);
+    const connection = await Connection.connect({ address: temporalSettings().address });
+    try {
+      const client = new Client({ connection, namespace: 'default' });
+      const [row] = await database.sql<[{ workflow_id: string }]>`select workflow_id from deployment_runs where id = ${runId}`;
+      const history = await client.workflow.getHandle(row!.workflow_id).fetchHistory();
+      expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    } finally {
+      await connection.close();
+    }
   }, 420_000);
 });

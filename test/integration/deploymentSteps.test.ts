@@ -28,6 +28,8 @@ interface Agent {
   client: AgentClient;
   /** Every job this agent was handed, in order, with how many calls the receiver had seen then. */
   jobs: Array<{ job: InstallJob; callsBefore: number }>;
+  /** The script this agent reports failed (exit code 3), as the agent reports it: the scripts after a stop NOT_RUN, its updates NOT_ATTEMPTED. */
+  failScript?: string;
 }
 
 interface Call {
@@ -39,12 +41,26 @@ interface Call {
   body: { event: string; step: { name: string }; machine: { name: string }; run: { id: string }; updates: Record<string, number> } | null;
 }
 
-/** A job's result as an agent that installs instantly reports it, its scripts succeeded. */
-function resultOf(job: InstallJob): JobResult {
+/** A job's result as an agent that installs instantly reports it, its scripts succeeded but `failScript` (src/agent/jobs.ts: a stop leaves the rest NOT_RUN and installs nothing). */
+function resultOf(job: InstallJob, failScript?: string): JobResult {
   const at = new Date().toISOString();
-  const steps: StepReport[] = (job.scripts ?? []).map((s) => ({ index: s.index, name: s.name, phase: s.phase, kind: 'SCRIPT', onFailure: s.onFailure, status: 'SUCCEEDED', message: null, exitCode: 0, httpStatus: null, attempts: 1, startedAt: at, endedAt: at }));
+  let stopped: StepReport | null = null;
+  const steps: StepReport[] = (job.scripts ?? []).map((s) => {
+    const base = { index: s.index, name: s.name, phase: s.phase, kind: 'SCRIPT' as const, onFailure: s.onFailure, httpStatus: null };
+    if (stopped) return { ...base, status: 'NOT_RUN', message: 'an earlier step failed', exitCode: null, attempts: 0, startedAt: null, endedAt: null };
+    if (s.name !== failScript) return { ...base, status: 'SUCCEEDED', message: null, exitCode: 0, attempts: 1, startedAt: at, endedAt: at };
+    const failed: StepReport = { ...base, status: 'FAILED', message: 'exited with code 3', exitCode: 3, attempts: 1, startedAt: at, endedAt: at };
+    if (s.onFailure !== 'CONTINUE') stopped = failed;
+    return failed;
+  });
+  const stop = stopped as StepReport | null;
+  const notAttempted = stop ? `Not attempted: ${stop.phase === 'PRE' ? 'Pre-step' : 'Post-step'} ${JSON.stringify(stop.name)} failed: ${stop.message}.` : null;
   return {
-    updates: job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED', exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at })),
+    updates: job.updates.map((u) =>
+      notAttempted
+        ? { name: u.name, arch: u.arch, status: 'NOT_ATTEMPTED', exitCode: null, errorText: null, reason: notAttempted, installedVersion: u.installedVersion, startedAt: null, endedAt: null }
+        : { name: u.name, arch: u.arch, status: 'SUCCEEDED', exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at },
+    ),
     rebootRequired: false,
     rebooting: false,
     timedOut: false,
@@ -171,7 +187,7 @@ describe('deployments with pre and post steps', () => {
         for (const agent of agents) {
           for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
             agent.jobs.push({ job: command.install!, callsBefore: calls.length });
-            await agent.client.sendJobResult(command.id, resultOf(command.install!));
+            await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
           }
         }
         return run(runId);
@@ -290,6 +306,122 @@ describe('deployments with pre and post steps', () => {
     expect(current.jobs.map((j) => j.job.scripts)).toEqual([[{ index: 0, name: 'stop app', phase: 'PRE', onFailure: 'SKIP_INSTALLS', inline: 'systemctl stop app', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 }]]);
     expect(machine(done, current).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
     expect(machine(done, current).stepResults.map((s) => [s.name, s.status])).toEqual([['stop app', 'SUCCEEDED']]);
+    // PRE scripts only: the run's advance handed out the jobs with the scripts and recorded their results, no workflow per machine.
+    expect([await hasMachineWorkflow(runId, old), await hasMachineWorkflow(runId, current)]).toEqual([false, false]);
+    // deploymentRunPreScriptsChildren.json holds this run as a child workflow per machine ran it, before PRE scripts were batched.
+    await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunBatchedPreScripts.json');
+  }, 120_000);
+
+  /**
+   * A machine as a run records it, for comparing the two shapes: its status, error, updates, steps
+   * and log lines, without its name, its times, and what `leaveOut` (a step's name) brings.
+   */
+  const recorded = (v: RunView, a: Agent, leaveOut: string) => {
+    const m = machine(v, a);
+    return {
+      status: m.status,
+      error: m.error,
+      updates: m.updates.map((u) => [u.name, u.status, u.reason]),
+      steps: m.stepResults.filter((s) => s.name !== leaveOut).map((s) => [s.name, s.phase, s.kind, s.status, s.message, s.exitCode, s.httpStatus, s.attempts, s.startedAt === null, s.endedAt === null]),
+      lines: v.logs.filter((l) => l.startsWith(`${a.name}: `) && !l.includes(JSON.stringify(leaveOut)) && !l.includes('post-step script(s) sent')).map((l) => l.slice(a.name.length)),
+    };
+  };
+
+  /**
+   * The same deployment run twice, on agents that answer alike: with its steps as given (PRE scripts
+   * only: a batched run), and with a POST script added (a child workflow per machine, the shape PRE
+   * scripts ran in before). What each machine records must be the same, the POST script aside.
+   */
+  async function bothShapes(name: string, fails: Array<string | undefined>, steps: unknown[], extra: Record<string, unknown> = {}) {
+    const shapes = [];
+    for (const [shape, added] of [
+      ['batched', []],
+      ['children', [{ name: 'shape', phase: 'POST', onFailure: 'CONTINUE', script: { inline: 'true', timeoutSeconds: 60 } }]],
+    ] as const) {
+      const agents: Agent[] = [];
+      for (const [i, fail] of fails.entries()) agents.push({ ...(await enroll({ name: `${name}-${shape}-${i}${fail ? '-sick' : ''}` })), ...(fail ? { failScript: fail } : {}) });
+      const deploymentId = await createDeployment(`${name} ${shape}`, agents, [...steps, ...added], undefined, extra);
+      const runId = await runNow(deploymentId);
+      const done = await untilRun(runId, agents, ended, `the ${shape} run to end`);
+      shapes.push({ agents, runId, done, children: await Promise.all(agents.map((a) => hasMachineWorkflow(runId, a))) });
+    }
+    const [batched, children] = shapes as [(typeof shapes)[number], (typeof shapes)[number]];
+    expect(batched.children.every((c) => !c)).toBe(true);
+    // Every machine that started ran in a workflow of its own.
+    expect(children.agents.every((a, i) => children.children[i] || machine(children.done, a).status === 'NOT_STARTED')).toBe(true);
+    expect(children.children.some((c) => c)).toBe(true);
+    expect(batched.done.status).toBe(children.done.status);
+    expect(batched.agents.map((a) => recorded(batched.done, a, 'shape'))).toEqual(children.agents.map((a) => recorded(children.done, a, 'shape')));
+    return batched;
+  }
+
+  it('PRE scripts in a batched run record what a machine run of its own records: each onFailure, with a PRE call before the job and a POST call after it', async () => {
+    const steps = [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/ok` } },
+      { name: 'check disk', phase: 'PRE', onFailure: 'CONTINUE', script: { inline: 'df /', timeoutSeconds: 60 } },
+      { name: 'stop app', phase: 'PRE', script: { inline: 'systemctl stop app', timeoutSeconds: 60 } },
+      { name: 'snapshot', phase: 'PRE', onFailure: 'FAIL_MACHINE', script: { inline: 'snap', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/ok` } },
+    ];
+    const batched = await bothShapes('prescripts', [undefined, 'check disk', 'stop app', 'snapshot'], steps);
+    const [well, continued, skipped, failed] = batched.agents as [Agent, Agent, Agent, Agent];
+    const view = (a: Agent) => machine(batched.done, a);
+    expect([well, continued, skipped, failed].map((a) => [view(a).status, view(a).updates.map((u) => u.status)])).toEqual([
+      ['SUCCEEDED', ['SUCCEEDED', 'SUCCEEDED']],
+      ['SUCCEEDED', ['SUCCEEDED', 'SUCCEEDED']],
+      [view(skipped).status, ['NOT_ATTEMPTED', 'NOT_ATTEMPTED']],
+      ['FAILED', ['NOT_ATTEMPTED', 'NOT_ATTEMPTED']],
+    ]);
+    expect(view(skipped).error).toBe('Not attempted: Pre-step "stop app" failed: exited with code 3.');
+    expect(view(failed).error).toBe('Pre-step "snapshot" failed: exited with code 3.');
+    expect(view(skipped).stepResults.map((s) => [s.name, s.status])).toEqual([
+      ['drain', 'SUCCEEDED'],
+      ['check disk', 'SUCCEEDED'],
+      ['stop app', 'FAILED'],
+      ['snapshot', 'NOT_RUN'],
+      ['undrain', 'SUCCEEDED'],
+    ]);
+    // Each machine: its PRE call before its one job (which carried the three scripts), its POST call once after.
+    for (const a of batched.agents) {
+      expect(a.jobs.map((j) => (j.job.scripts ?? []).map((s) => s.name))).toEqual([['check disk', 'stop app', 'snapshot']]);
+      expect(batched.done.logs.filter((l) => l.startsWith(`${a.name}: pre-step "stop app" (script)`))).toHaveLength(1);
+    }
+  }, 180_000);
+
+  it('a PRE script that fails with HALT_RUN in a batched run halts it as a machine run of its own did: the machine FAILED, its POST call made, the machines not started NOT_STARTED with the halt', async () => {
+    const steps = [
+      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/ok` } },
+    ];
+    const batched = await bothShapes('prehalt', ['gate', undefined, undefined], steps, { maxConcurrent: { value: 1, unit: 'COUNT' } });
+    const [sick, ...others] = batched.agents as [Agent, Agent, Agent];
+    const reason = 'Pre-step "gate" failed: exited with code 3';
+    expect([machine(batched.done, sick).status, machine(batched.done, sick).error]).toEqual(['FAILED', `${reason}.`]);
+    for (const other of others) expect([machine(batched.done, other).status, machine(batched.done, other).error, other.jobs]).toEqual(['NOT_STARTED', `Not started: the run was halted by a step (${reason}).`, []]);
+  }, 180_000);
+
+  it("a PRE script that fails with HALT_RUN on a ringed run's canary halts the batched run at the canary's gate; resuming goes on with the next ring, whose machine gets the script in its job", async () => {
+    // Named, not numbered: the tests after this one rely on the numbers' order.
+    const sick = { ...(await enroll({ name: 'scriptgate-1-sick' })), failScript: 'gate' };
+    const well = await enroll({ name: 'scriptgate-2' });
+    const deploymentId = await createDeployment(
+      'pre script gate',
+      [sick, well],
+      [{ name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } }],
+      [{ name: 'canary', machineIds: [sick.machineId], gate: { maxFailures: { value: 1, unit: 'COUNT' } } }, { name: 'rest', percent: 100 }],
+    );
+    const runId = await runNow(deploymentId);
+    const halted = await untilRun(runId, [sick, well], (v) => v.status === 'HALTED' || ended(v), 'the run to halt');
+    expect(halted.status).toBe('HALTED');
+    expect(halted.error).toBe('canary: Pre-step "gate" failed: exited with code 3. Resume the run to go on, or cancel it.');
+    expect([machine(halted, sick).status, machine(halted, sick).error, machine(halted, sick).updates.map((u) => u.status)]).toEqual(['FAILED', 'Pre-step "gate" failed: exited with code 3.', ['NOT_ATTEMPTED', 'NOT_ATTEMPTED']]);
+    expect(well.jobs).toEqual([]);
+    await query('mutation($id: ID!) { resumeDeploymentRun(id: $id) { id } }', { id: runId });
+    const done = await untilRun(runId, [sick, well], (v) => ended(v) && v.status !== 'HALTED', 'the run to end after the resume');
+    expect(done.rings.map((r) => r.status)).toEqual(['PROMOTED', 'DONE']);
+    expect([machine(done, well).status, machine(done, well).stepResults.map((s) => [s.name, s.status])]).toEqual(['SUCCEEDED', [['gate', 'SUCCEEDED']]]);
+    expect([sick, well].map((a) => a.jobs.map((j) => (j.job.scripts ?? []).map((s) => s.name)))).toEqual([[['gate']], [['gate']]]);
+    expect([await hasMachineWorkflow(runId, sick), await hasMachineWorkflow(runId, well)]).toEqual([false, false]);
   }, 120_000);
 
   it('a failing POST health check halts a ringed run at its gate; resuming goes on with the next ring', async () => {
@@ -367,7 +499,7 @@ describe('deployments with pre and post steps', () => {
       for (const agent of agents) {
         for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
           agent.jobs.push({ job: command.install!, callsBefore: calls.length });
-          await agent.client.sendJobResult(command.id, resultOf(command.install!));
+          await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
         }
       }
     };
@@ -499,6 +631,38 @@ describe('deployments with pre and post steps', () => {
       expect([callsOf('/health', sick).length, callsOf('/crash-post', sick).length, sick.jobs.length]).toEqual([1, 1, 0]);
     }, 120_000);
   }
+
+  it("an advance whose worker dies once PRE scripts' results are recorded, before their machines end: the retry records none again, makes each POST call once, ends each machine once, and counts the halt once", async () => {
+    const sick = { ...(await enroll({ name: 'scriptdies-1-sick' })), failScript: 'gate' };
+    const well = await enroll({ name: 'scriptdies-2' });
+    const deploymentId = await createDeployment('pre script dies', [sick, well], [
+      { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: true, post: true, preScripts: true } });
+    const scriptsRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and ended_at is null and step_results @> '[{"name":"gate"}]'`)[0]!.n;
+    // The worker dies as the advance is about to make the POST calls of the machines it is ending: their PRE scripts' results are recorded, the machines not ended.
+    const dying = advanceWith({
+      ...stepCalls,
+      runPageStepCalls: (i, options) => (i.phase === 'POST' ? Promise.reject(new Error('the worker died')) : stepCalls.runPageStepCalls(i, options)),
+    });
+    await expect(advancing(dying)).rejects.toThrow('the worker died');
+    expect(await scriptsRecorded()).toBeGreaterThanOrEqual(1);
+    const reason = 'Pre-step "gate" failed: exited with code 3';
+    const outcome = await advancing(activities.advanceMachines);
+    expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: [reason] });
+    const done = await run(begun.runId);
+    expect([sick, well].map((a) => [machine(done, a).status, machine(done, a).error, machine(done, a).stepResults.map((s) => [s.name, s.status])])).toEqual([
+      ['FAILED', `${reason}.`, [['gate', 'FAILED'], ['undrain', 'SUCCEEDED']]],
+      ['SUCCEEDED', null, [['gate', 'SUCCEEDED'], ['undrain', 'SUCCEEDED']]],
+    ]);
+    expect([sick, well].map((a) => [a.jobs.length, callsOf('/crash-post', a).length, done.logs.filter((l) => l.startsWith(`${a.name}: pre-step "gate" (script)`)).length, done.logs.filter((l) => /^[^:]+: (SUCCEEDED|FAILED)/.test(l) && l.startsWith(`${a.name}: `)).length])).toEqual([
+      [1, 1, 1, 1],
+      [1, 1, 1, 1],
+    ]);
+    // The job carried the script.
+    expect(sick.jobs[0]!.job.scripts?.map((s) => s.name)).toEqual(['gate']);
+  }, 120_000);
 
   it('a PRE GO_ON recorded together with a PRE HALT_RUN by an advance whose worker then dies: that machine has started, and the next advance hands it its job although the run is halted', async () => {
     const sick = await enroll({ name: 'carryhalt-1-sick' });

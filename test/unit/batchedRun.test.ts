@@ -3,6 +3,7 @@ import {
   advanceReturns,
   afterPostCalls,
   afterPreCalls,
+  afterPreScripts,
   CALLS_RESERVE_SECONDS,
   callsMayStart,
   haltsOf,
@@ -170,6 +171,37 @@ describe('a batched run whose steps are control-plane calls: the verdicts as a m
         [failedCall({ onFailure: 'FAIL_MACHINE' }), failedCall({ index: 1, name: 'again', onFailure: 'HALT_RUN' })],
       ]),
     ).toEqual(['Pre-step "drain" failed: answered HTTP 503', 'Post-step "health" failed']);
+  });
+});
+
+describe('a batched run whose install jobs carry PRE scripts: their results as a machine run records and applies them', () => {
+  const script = (r: Partial<StepResult>): StepResult => ({ index: 1, name: 'stop app', phase: 'PRE', kind: 'SCRIPT', onFailure: 'SKIP_INSTALLS', status: 'SUCCEEDED', message: null, exitCode: 0, httpStatus: null, attempts: 1, startedAt: '2026-12-03T21:00:00.000Z', endedAt: '2026-12-03T21:00:01.000Z', ...r });
+  const call = (r: Partial<StepResult>): StepResult => ({ index: 0, name: 'drain', phase: 'PRE', kind: 'HTTP', onFailure: 'SKIP_INSTALLS', status: 'SUCCEEDED', message: null, exitCode: null, httpStatus: 200, attempts: 1, startedAt: null, endedAt: null, ...r });
+  const failed = (onFailure: StepResult['onFailure']) => script({ onFailure, status: 'FAILED', message: 'exited with code 3', exitCode: 3 });
+
+  it('records what is new and goes on when every script succeeded (or failed with CONTINUE)', () => {
+    expect(afterPreScripts([call({})], [script({})])).toEqual({ fresh: [script({})], stop: null });
+    expect(afterPreScripts([], [failed('CONTINUE')])).toEqual({ fresh: [failed('CONTINUE')], stop: null });
+  });
+
+  it.each([
+    ['SKIP_INSTALLS', { end: { error: 'Not attempted: Pre-step "stop app" failed: exited with code 3.' } }],
+    ['FAIL_MACHINE', { end: { jobFailed: true, error: 'Pre-step "stop app" failed: exited with code 3.' } }],
+    ['HALT_RUN', { end: { jobFailed: true, error: 'Pre-step "stop app" failed: exited with code 3.' }, halt: 'Pre-step "stop app" failed: exited with code 3' }],
+  ] as const)('a script failed with %s: the machine ends as after a PRE call that failed so', (onFailure, stop) => {
+    expect(afterPreScripts([call({})], [failed(onFailure), script({ index: 2, name: 'after', status: 'NOT_RUN', exitCode: null, message: 'an earlier step failed' })]).stop).toEqual(stop);
+  });
+
+  it('records nothing twice: results already recorded (their keys in another order, as jsonb keeps them) are not fresh, and decide the same', () => {
+    const reported = [failed('HALT_RUN')];
+    const stored = reported.map((r) => Object.fromEntries(Object.entries(r).reverse()) as unknown as StepResult);
+    const again = afterPreScripts([call({}), ...stored], reported);
+    expect(again.fresh).toEqual([]);
+    expect(again.stop).toEqual(afterPreScripts([call({})], reported).stop);
+  });
+
+  it('a result that differs from the one recorded is recorded again (the agent reported it anew)', () => {
+    expect(afterPreScripts([script({})], [failed('FAIL_MACHINE')]).fresh).toEqual([failed('FAIL_MACHINE')]);
   });
 });
 

@@ -47,6 +47,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     ['machineRunStepsCanceled.json', 'a machine run with a POST step canceled while its agent held the job: the POST step recorded as not run, the machine run ended CANCELED'],
     // Recorded by test/integration/deploymentSteps.test.ts with RECORD_HISTORY=test/history_files.
     ['deploymentRunBatchedSteps.json', "a run whose steps are all calls, batched: the patch markers, advances making a POST health check's calls, the canary's halt at its gate, the resume signal, the next ring"],
+    // Recorded by test/integration/deploymentSteps.test.ts (its run of PRE scripts only) before and after such runs were batched.
+    ['deploymentRunPreScriptsChildren.json', 'a run whose only steps are PRE scripts, begun before such runs were batched: a child workflow per machine (one agent older than steps), as it ran'],
+    ['deploymentRunBatchedPreScripts.json', 'the same run batched: the patch markers, advances handing out jobs with the PRE scripts and recording their results'],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

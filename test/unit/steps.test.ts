@@ -5,6 +5,7 @@ import {
   SCRIPT_MAX_BYTES,
   callBody,
   callsOnly,
+  preScriptsOnly,
   phaseVerdict,
   scriptsUnsupported,
   statusExpected,
@@ -142,7 +143,7 @@ describe('control-plane calls', () => {
     expect(stepPhases(null)).toBeNull();
     const phases = stepPhases([{ name: 'a', phase: 'POST', onFailure: 'FAIL_MACHINE', script: null, http: { method: 'GET', url: 'https://x.example/', headers: [], body: null, expectedStatus: [], timeoutSeconds: 10, retries: 2 } }]);
     // Three attempts of 10 s, waits of 1 and 2 s between.
-    expect(phases).toEqual({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0, scripts: false });
+    expect(phases).toEqual({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0, scripts: false, postScripts: false });
   });
 
   it('say whether a run with steps can be batched: only calls, and only when the answer says so', () => {
@@ -153,5 +154,19 @@ describe('control-plane calls', () => {
     expect(stepPhases([script])!.scripts).toBe(true);
     // An answer recorded before `scripts` existed (a run in flight): a child workflow per machine, as it began.
     expect(callsOnly({ pre: false, post: true, callSeconds: 33, postScriptSeconds: 0 })).toBe(false);
+  });
+
+  it('say whether a run with scripts can be batched: PRE scripts only (with or without calls), and only when the answer says so', () => {
+    const call = { name: 'a', phase: 'POST' as const, onFailure: 'FAIL_MACHINE' as const, script: null, http: { method: 'GET' as const, url: 'https://x.example/', headers: [], body: null, expectedStatus: [], timeoutSeconds: 10, retries: 0 } };
+    const pre = { name: 'b', phase: 'PRE' as const, onFailure: 'SKIP_INSTALLS' as const, http: null, script: { inline: 'true', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 } };
+    const post = { ...pre, name: 'c', phase: 'POST' as const, onFailure: 'FAIL_MACHINE' as const };
+    expect(preScriptsOnly(stepPhases([pre])!)).toBe(true);
+    expect(preScriptsOnly(stepPhases([pre, call])!)).toBe(true);
+    expect(preScriptsOnly(stepPhases([pre, post])!)).toBe(false);
+    expect(preScriptsOnly(stepPhases([post, call])!)).toBe(false);
+    // Calls only: batched by callsOnly, not by this.
+    expect(preScriptsOnly(stepPhases([call])!)).toBe(false);
+    // An answer recorded before `postScripts` existed (a run in flight): a child workflow per machine, as it began.
+    expect(preScriptsOnly({ pre: true, post: false, callSeconds: 0, postScriptSeconds: 0, scripts: true })).toBe(false);
   });
 });
