@@ -110,6 +110,12 @@ $$;
 -- cve_fix_exposures rows.
 CREATE FUNCTION cve_fix_refresh(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+  -- No fix imported and no row to take back: nothing to compute (a fleet without imports pays this
+  -- look-up only). The fixes cannot change meanwhile for the ingest (FIX_LOCK, shared); a removal
+  -- only takes rows back.
+  IF NOT EXISTS (SELECT 1 FROM cve_tracker_fixes) AND NOT EXISTS (SELECT 1 FROM cve_fix_exposures e WHERE e.machine_id = ANY(ids)) THEN
+    RETURN;
+  END IF;
   PERFORM 1 FROM machines m WHERE m.id = ANY(ids) ORDER BY m.id FOR NO KEY UPDATE;
   WITH new AS MATERIALIZED (SELECT * FROM cve_fix_exposures_of(ids)),
   old AS MATERIALIZED (
