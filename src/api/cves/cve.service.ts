@@ -58,7 +58,7 @@ export class CveService {
   /**
    * One CVE: its count, severity and sources from the advisories' maintained figures
    * (docs/fleet-counts.md) and, when a fix is imported for it, the machines its fixes expose counted
-   * in SQL (importedExposureGroups); its exposures are read a page at a time (exposurePage).
+   * from maintained counts (maintainedImportedGroups, migration 0046); its exposures are read a page at a time (exposurePage).
    */
   async cve(rawId: string): Promise<CveAnswer> {
     return this.answer(CveService.validId(rawId));
