@@ -244,7 +244,11 @@ export async function refreshFixExposures(db: Db): Promise<{ packages: number; m
     order by m.id`);
   const ids = rows.map((r) => r.id);
   for (let i = 0; i < ids.length; i += REFRESH_PAGE) {
-    await db.transaction((tx) => tx.execute(sql`select cve_fix_refresh(${sql.param(ids.slice(i, i + REFRESH_PAGE))}::uuid[])`));
+    // Shared, as the ingest: a later import's replacement waits for the page, and the page computes against the fixes as they are once it has the lock.
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock_shared(${FIX_LOCK})`);
+      await tx.execute(sql`select cve_fix_refresh(${sql.param(ids.slice(i, i + REFRESH_PAGE))}::uuid[])`);
+    });
   }
   await db.delete(cveFixRefreshPending).where(sql`${cveFixRefreshPending.package} = any(${sql.param(pending)}::text[])`);
   return { packages: pending.length, machines: ids.length };
