@@ -31,7 +31,11 @@
  * the timed part): what they cost ingest, against a run with them (issue 18, goal 2: the fleet
  * view's read indexes and maintained counts).
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats] [--without index,trigger,...]
+ * With --fixes K, K imported fixes per package of the simulated catalog (bookworm, reached by its security
+ * updates) are stored before the timed part: the ingest then computes each machine's imported-fix
+ * exposures (migration 0048) as on a Debian fleet with the tracker imported.
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats] [--without index,trigger,...] [--fixes K]
  * Needs dist/ (`npm run build`), the Temporal CLI (found or built as for the tests) and psql
  * (FLEETPATCH_PSQL, else `psql` on the PATH).
  */
@@ -78,7 +82,7 @@ async function postgresCpuSeconds(stack: Stack): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false }, without: { type: 'string', default: '' } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false }, without: { type: 'string', default: '' }, fixes: { type: 'string', default: '0' } } });
   const without = values.without.split(',').filter(Boolean);
   const n = Number(values.machines);
   const m = Number(values.updates);
@@ -125,6 +129,17 @@ async function main(): Promise<number> {
       await stack.database.sql.unsafe(trigger ? `drop trigger "${name}" on ${trigger.relation}` : `drop index "${name}"`);
     }
     if (without.length > 0) say(`  without ${without.join(', ')}`);
+    // --fixes K: imported fixes (Debian tracker's source, bookworm) for the catalog's packages, K CVEs each, before the timed part:
+    // each timed report's machine then has its imported-fix exposures computed (migration 0048), as on a Debian fleet with the
+    // tracker imported. Fixed at the security update's version: every security update reaches its package's fixes.
+    const fixesPerPackage = Number(values.fixes);
+    if (fixesPerPackage > 0) {
+      await stack.database.sql`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity)
+        select 'DEBIAN', 'CVE-2027-' || (10000 + i * 10 + k), p.name, 'bookworm', '1.' || i || '.0-1+deb12u1', 'MODERATE'
+        from generate_series(0, 999) i cross join generate_series(1, ${fixesPerPackage}) k
+        cross join lateral (values ('sim-pkg-' || i), ('linux-image-sim-' || i)) p(name)`;
+      say(`  with ${fixesPerPackage} imported fixes per catalog package (bookworm)`);
+    }
     if (values['pg-stats']) {
       await stack.database.sql`create extension if not exists pg_stat_statements`;
       await stack.database.sql`select pg_stat_statements_reset()`;

@@ -5,6 +5,7 @@ import { CLASSIFICATIONS_BY_OS, COMPLIANCE_CLASSIFICATIONS } from '../domain/voc
 import { assessedAtOnServerClock, clockOffsetSeconds } from '../fleet/agentClock.js';
 import type { OsType } from '../fleet/compliance.js';
 import { BASELINE_LOCK, machineStateAfterIngest, recordFirstSeen } from './baselines.js';
+import { FIX_LOCK, refreshMachinesFixExposures } from './cves.js';
 import { applyMissingUpdateDelta, type CountedAssessment, type GivenCounts } from './fleetCounts.js';
 
 /**
@@ -256,7 +257,7 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
     // of a round trip before it (each one waits on a busy API's event loop).
     const tx = await sql.reserve();
     try {
-      const [, , rows] = await Promise.all([tx`begin`, tx`select pg_advisory_xact_lock_shared(${BASELINE_LOCK})`, storeResults(tx, results)]);
+      const [, , rows] = await Promise.all([tx`begin`, tx`select pg_advisory_xact_lock_shared(${BASELINE_LOCK}), pg_advisory_xact_lock_shared(${FIX_LOCK})`, storeResults(tx, results)]);
       const minus: CountedAssessment[] = [];
       const byId = new Map(results.map((r) => [r.id.toLowerCase(), r]));
       const added: Array<{ osType: OsType; report: PreparedResult }> = [];
@@ -275,6 +276,8 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
         Promise.all([
           fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
           applyMissingUpdateDelta(tx, minus, [], givenCounts(added)),
+          // The imported fixes' exposures of the machines whose latest assessment changed, after the other counts (every writer takes the count tables in one order).
+          refreshMachinesFixExposures(tx, [...new Set(added.map((a) => a.report.machineId))]),
           errors.length > 0 ? storeErrors(tx, errors) : undefined,
           tx`commit`,
         ]);

@@ -1,9 +1,10 @@
 import { desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Classification, Severity } from '../domain/vocabulary.js';
 import type { OsType } from '../fleet/compliance.js';
-import { DEBIAN_CODENAMES, originOfStoredSource, reachesFix, type CandidateMachine, type ImportedExposureGroup, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
+import { DEBIAN_CODENAMES, importedCveListFromCounts, originOfStoredSource, type CandidateMachine, type ImportedCveListFigure, type ImportedExposureGroup, type CandidateUpdate, type CveSource, type TrackerCandidate, type TrackerFix } from '../fleet/cves.js';
+import type { ReservedSql, Sql } from 'postgres';
 import type { Db } from './client.js';
-import { cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
+import { cveFixRefreshPending, cveTrackerFixes, cveTrackerImports, machines, pendingUpdates } from './schema.js';
 
 /*
  * The reads behind CVE exposure (the decisions are src/fleet/cves.ts) and the imports of fixes (the
@@ -177,16 +178,80 @@ export async function cveFigures(db: Reader, cveId: string): Promise<{ exposed: 
 
 /**
  * cveFigures, and when a fix is imported for the CVE the machines its fixes expose
- * (importedExposureGroups), in one read-only snapshot.
+ * (maintainedImportedGroups), in one read-only snapshot.
  */
 export async function cveFiguresWithImports(db: Db, cveId: string): Promise<Awaited<ReturnType<typeof cveFigures>> & { groups: ImportedExposureGroup[] }> {
   return db.transaction(
     async (tx) => {
       const figures = await cveFigures(tx, cveId);
-      return { ...figures, groups: figures.imported ? await importedExposureGroups(tx, cveId, figures.exposed > 0) : [] };
+      return { ...figures, groups: figures.imported ? await maintainedImportedGroups(tx, cveId) : [] };
     },
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
   );
+}
+
+/**
+ * The machines the CVE's imported fixes expose, grouped as importedExposureGroups groups them, from
+ * the maintained counts (cve_fix_exposure_counts, migration 0048): a few rows per CVE, whatever the
+ * fleet's size.
+ */
+export async function maintainedImportedGroups(db: Reader, cveId: string): Promise<ImportedExposureGroup[]> {
+  const rows = await db.execute<{ rank: number; origin: CveSource; advisory_rank: number; machines: number }>(sql`
+    select rank::int as rank, origin, advisory_rank::int as advisory_rank, machines from cve_fix_exposure_counts where cve_id = ${cveId} and machines > 0`);
+  return rows.map((r) => ({ rank: r.rank, origin: r.origin, advisoryRank: r.advisory_rank < 0 ? null : r.advisory_rank, machines: r.machines }));
+}
+
+/**
+ * Held shared by every transaction that computes a machine's imported-fix exposures (the ingest, a
+ * check-in that changes the release), exclusively by an import while it replaces the fixes: an
+ * exposure is never computed against fixes an import is replacing, and the machines an import
+ * recomputes are found once every report stored before it is committed.
+ */
+export const FIX_LOCK = 0x6366_6978; // "cfix"
+
+/**
+ * Recomputes these machines' rows of cve_fix_exposures and the counts from them (cve_fix_refresh,
+ * migration 0048): in the transaction that changed their latest assessment or removed them, after
+ * the machines' rows are locked.
+ */
+export async function refreshMachinesFixExposures(tx: ReservedSql | Sql, machineIds: readonly string[]): Promise<void> {
+  if (machineIds.length === 0) return;
+  await tx.unsafe('select cve_fix_refresh($1::uuid[])', [[...machineIds].sort()] as never[], { prepare: true });
+}
+
+/** The machines recomputed per transaction by refreshFixExposures. */
+const REFRESH_PAGE = 500;
+
+/**
+ * Recomputes the imported-fix exposures of every live machine whose latest assessment lists a
+ * package whose fixes an import changed (cve_fix_refresh_pending), a page of machines per
+ * transaction, then forgets those packages. Runs after the import's commit (not a read path: it reads
+ * every stored row of those packages); a report stored meanwhile computes its machine against the new
+ * fixes itself. One cut short leaves the packages pending: the next import finishes them.
+ */
+export async function refreshFixExposures(db: Db): Promise<{ packages: number; machines: number }> {
+  const pending = (await db.select().from(cveFixRefreshPending)).map((r) => r.package);
+  if (pending.length === 0) return { packages: 0, machines: 0 };
+  const rows = await db.execute<{ id: string }>(sql`
+    select distinct m.id from (
+      select p.machine_id, p.assessment_id from unnest(${sql.param(pending)}::text[]) as f(package)
+      cross join lateral (select p.machine_id, p.assessment_id from ${pendingUpdates} p where p.name = f.package and p.source_package is null offset 0) p
+      union all
+      select p.machine_id, p.assessment_id from unnest(${sql.param(pending)}::text[]) as f(package)
+      cross join lateral (select p.machine_id, p.assessment_id from ${pendingUpdates} p where p.source_package = f.package offset 0) p
+    ) p
+    join ${machines} m on m.id = p.machine_id and m.latest_assessment_id = p.assessment_id and m.removed_at is null
+    order by m.id`);
+  const ids = rows.map((r) => r.id);
+  for (let i = 0; i < ids.length; i += REFRESH_PAGE) {
+    // Shared, as the ingest: a later import's replacement waits for the page, and the page computes against the fixes as they are once it has the lock.
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock_shared(${FIX_LOCK})`);
+      await tx.execute(sql`select cve_fix_refresh(${sql.param(ids.slice(i, i + REFRESH_PAGE))}::uuid[])`);
+    });
+  }
+  await db.delete(cveFixRefreshPending).where(sql`${cveFixRefreshPending.package} = any(${sql.param(pending)}::text[])`);
+  return { packages: pending.length, machines: ids.length };
 }
 
 /**
@@ -363,22 +428,26 @@ export async function advisoryExposedPairs(db: Reader, pairs: ReadonlyArray<{ ma
 }
 
 /**
- * What the CVE list needs, in one snapshot: the advisories' CVEs from the maintained figures, and the
- * imported fixes the apt machines' pending updates reach, each saying whether the machine is already
- * among the CVE's advisory machines (countedCveSummaries counts it once).
+ * What the CVE list needs, in one snapshot: the advisories' CVEs and what the imported fixes add
+ * (importedCveListFromCounts), both from maintained counts: one row per CVE and kind, never a machine
+ * or a pending update.
  */
 export async function cveListFigures(db: Db): Promise<{
   advisory: Array<{ cveId: string; machineCount: number; severity: Severity | null }>;
-  tracker: Array<TrackerCandidate & { advisoryCounted: boolean }>;
+  imported: ImportedCveListFigure[];
 }> {
   return db.transaction(
     async (tx) => {
       const advisory = await maintainedAdvisoryCves(tx);
-      // With no fix imported nothing can match, but the planner still read the fleet for the join (80-100 ms at 100k machines).
-      const [imported] = await tx.execute<{ any: boolean }>(sql`select exists (select 1 from ${cveTrackerFixes}) as any`);
-      const reached = imported?.any ? (await trackerCandidates(tx)).filter(reachesFix) : [];
-      const counted = await advisoryExposedPairs(tx, [...new Map(reached.map((t) => [`${t.machineId} ${t.cveId}`, t])).values()]);
-      return { advisory, tracker: reached.map((t) => ({ ...t, advisoryCounted: counted.has(`${t.machineId} ${t.cveId}`) })) };
+      const reach = await tx.execute<{ cve_id: string; rank: number; origin: CveSource; machines: number }>(sql`
+        select cve_id, rank::int as rank, origin, machines from cve_fix_reach_counts where machines > 0`);
+      const groups = await tx.execute<{ cve_id: string; machines: number }>(sql`
+        select cve_id, sum(machines)::int as machines from cve_fix_exposure_counts where advisory_rank < 0 and machines > 0 group by 1`);
+      const imported = importedCveListFromCounts(
+        reach.map((r) => ({ cveId: r.cve_id, rank: r.rank, origin: r.origin, machines: r.machines })),
+        groups.map((g) => ({ cveId: g.cve_id, advisoryRank: null, machines: g.machines })),
+      );
+      return { advisory, imported };
     },
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
   );
@@ -422,9 +491,14 @@ export type TrackerImportRow = typeof cveTrackerImports.$inferSelect;
  * leaves every previous one in place. One import row per source, in the order given.
  */
 export async function replaceImportedFixes(db: Db, location: string, sources: ReadonlyArray<{ source: string; fixes: readonly TrackerFix[] }>): Promise<TrackerImportRow[]> {
-  return db.transaction(async (tx) => {
+  const imported = await db.transaction(async (tx) => {
+    // Waits for the reports being stored (they compute exposures against the fixes), and holds new ones until the commit.
+    await tx.execute(sql`select pg_advisory_xact_lock(${FIX_LOCK})`);
     const rows: TrackerImportRow[] = [];
     for (const { source, fixes } of sources) {
+      await tx.execute(sql`create temporary table if not exists previous_fixes (cve_id text, package text, release text, fixed_version text, severity text) on commit drop`);
+      await tx.execute(sql`delete from previous_fixes`);
+      await tx.execute(sql`insert into previous_fixes select cve_id, package, release, fixed_version, severity::text from ${cveTrackerFixes} where source = ${source}`);
       await tx.delete(cveTrackerFixes).where(sql`${cveTrackerFixes.source} = ${source}`);
       // The tracker repeats nothing, but a hand-made file might: the first of a key is kept.
       const seen = new Set<string>();
@@ -444,9 +518,21 @@ export async function replaceImportedFixes(db: Db, location: string, sources: Re
         .values({ source, location, fixes: unique.length, cves: new Set(unique.map((f) => f.cveId)).size })
         .returning();
       rows.push(row!);
+      // The packages whose fixes (of this source) were added, changed or removed: their machines' exposures are recomputed.
+      await tx.execute(sql`
+        insert into ${cveFixRefreshPending} (package)
+        select distinct d.package from (
+          (select cve_id, package, release, fixed_version, severity from previous_fixes
+           except select cve_id, package, release, fixed_version, severity::text from ${cveTrackerFixes} where source = ${source})
+          union all
+          (select cve_id, package, release, fixed_version, severity::text from ${cveTrackerFixes} where source = ${source}
+           except select cve_id, package, release, fixed_version, severity from previous_fixes)) d
+        on conflict do nothing`);
     }
     return rows;
   });
+  await refreshFixExposures(db);
+  return imported;
 }
 
 /** The latest import of a source, or undefined before the first. */

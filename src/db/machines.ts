@@ -438,7 +438,11 @@ export async function removeMachine(db: Db, id: string): Promise<MachineRow | un
       .where(and(eq(machines.id, id), live))
       .returning();
     // Its latest assessment stops counting among the fleet's missing updates (read under the row's lock).
-    if (row?.latestAssessmentId) await tx.execute(missingUpdateDeltaSql([{ osType: row.osType, assessmentId: row.latestAssessmentId }], []));
+    if (row?.latestAssessmentId) {
+      await tx.execute(missingUpdateDeltaSql([{ osType: row.osType, assessmentId: row.latestAssessmentId }], []));
+      // And its imported-fix exposures (none for a machine no longer live).
+      await tx.execute(sql`select cve_fix_refresh(array[${row.id}]::uuid[])`);
+    }
     return row;
   });
 }

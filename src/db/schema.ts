@@ -3,7 +3,7 @@ import type { ApprovalRule, SlaTarget } from '../fleet/baselines.js';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
 import type { DeploymentStep, StepResult } from '../fleet/steps.js';
 import { CLASSIFICATIONS, DEPLOYMENT_RUN_STATUSES, ENVIRONMENTS, MACHINE_RUN_STATUSES, OS_TYPES, REBOOT_SETTINGS, SEVERITIES, UPDATE_RESULT_STATUSES, type RebootSetting } from '../domain/vocabulary.js';
-import { bigint, bigserial, boolean, date, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, date, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Who may do what: VIEWER reads, OPERATOR also runs assessments and deployments, ADMIN also manages access. */
 export const roleEnum = pgEnum('role', ['VIEWER', 'OPERATOR', 'ADMIN']);
@@ -315,6 +315,63 @@ export const missingUpdateCounts = pgTable(
 export const cveExposureCounts = pgTable('cve_exposure_counts', {
   cveId: text('cve_id').primaryKey(),
   machines: integer('machines').notNull(),
+});
+
+/**
+ * The live machines an imported fix (Debian tracker, OSV) exposes to a CVE, one row per CVE and
+ * machine, from the machine's latest assessment and release: what `cve(id)` and the CVE list would
+ * otherwise compute from every stored row of the fixed packages. Written by cve_fix_refresh (migration
+ * 0048) in the transaction that changes what it depends on (docs/fleet-counts.md): `rank` and
+ * `origin` the most severe fix reached through an update whose advisories do not name the CVE (null
+ * when only such updates are reached), `advisoryRank` the most severe of the machine's updates whose
+ * advisories name it (null: none does), `reach` one bit per (rank, origin) of every fix reached
+ * (bit rank × 2, + 1 for OSV).
+ */
+export const cveFixExposures = pgTable(
+  'cve_fix_exposures',
+  {
+    cveId: text('cve_id').notNull(),
+    machineId: uuid('machine_id').notNull(),
+    rank: smallint('rank'),
+    origin: text('origin'),
+    advisoryRank: smallint('advisory_rank'),
+    reach: integer('reach').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.cveId, t.machineId] }), index('cve_fix_exposures_machine_idx').on(t.machineId)],
+);
+
+/** cve_fix_exposures counted per CVE and what `cve(id)` groups by (advisory_rank -1: none), kept by deltas. A row whose count fell to 0 stays. */
+export const cveFixExposureCounts = pgTable(
+  'cve_fix_exposure_counts',
+  {
+    cveId: text('cve_id').notNull(),
+    rank: smallint('rank').notNull(),
+    origin: text('origin').notNull(),
+    advisoryRank: smallint('advisory_rank').notNull(),
+    machines: integer('machines').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.cveId, t.rank, t.origin, t.advisoryRank] })],
+);
+
+/** The machines of cve_fix_exposures per CVE and (rank, origin) of a fix they reach (their `reach` bits), kept by deltas: the CVE list's severity and sources. */
+export const cveFixReachCounts = pgTable(
+  'cve_fix_reach_counts',
+  {
+    cveId: text('cve_id').notNull(),
+    rank: smallint('rank').notNull(),
+    origin: text('origin').notNull(),
+    machines: integer('machines').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.cveId, t.rank, t.origin] })],
+);
+
+/**
+ * The packages whose imported fixes an import changed and whose machines' cve_fix_exposures are not
+ * yet recomputed (refreshFixExposures, src/db/cves.ts): written in the import's transaction, deleted
+ * when the recompute ends, so that one cut short is finished by the next import.
+ */
+export const cveFixRefreshPending = pgTable('cve_fix_refresh_pending', {
+  package: text('package').primaryKey(),
 });
 
 /**

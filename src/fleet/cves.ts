@@ -454,21 +454,77 @@ export const reachesFix = (t: Pick<TrackerCandidate, 'installedVersion' | 'avail
   t.installedVersion !== null && compareDebianVersions(t.installedVersion, t.fixedVersion) < 0 && compareDebianVersions(t.fixedVersion, t.availableVersion) <= 0;
 
 /**
+ * What the imported fixes add to one CVE of the list: `importedOnly` live machines a fix exposes that
+ * the advisories do not count, the highest `severity` of every fix reached on any machine, and the
+ * `sources` (origins) of those fixes. An entry is there when some live machine reaches a fix.
+ */
+export interface ImportedCveListFigure {
+  cveId: string;
+  importedOnly: number;
+  severity: Severity | null;
+  sources: CveSource[];
+}
+
+const severityOfRank = (rank: number): Severity | null => (Object.keys(SEVERITY_RANK) as Severity[]).find((s) => SEVERITY_RANK[s] === rank) ?? null;
+
+/**
+ * The imported fixes' part of the CVE list from every (machine, pending update, fix) an apt machine's
+ * latest assessment holds (the full recompute's form): the fixes reached, and the machines reaching
+ * one that the CVE's advisory count does not already hold (`advisoryCounted`).
+ */
+export function importedCveList(tracker: ReadonlyArray<TrackerCandidate & { advisoryCounted: boolean }>): ImportedCveListFigure[] {
+  const byId = new Map<string, { machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
+  for (const t of tracker) {
+    if (!reachesFix(t)) continue;
+    let e = byId.get(t.cveId);
+    if (!e) byId.set(t.cveId, (e = { machines: new Set(), severity: null, sources: new Set() }));
+    if (!t.advisoryCounted) e.machines.add(t.machineId);
+    e.severity = highestSeverity([e.severity, t.severity]);
+    e.sources.add(t.origin ?? 'DEBIAN_TRACKER');
+  }
+  return [...byId.entries()].map(([cveId, e]) => ({ cveId, importedOnly: e.machines.size, severity: e.severity, sources: [...e.sources].sort() }));
+}
+
+/**
+ * The same from the maintained counts (src/db/cves.ts, cveListFigures): `reach` the machines per CVE
+ * and (rank, origin) of a fix they reach (cve_fix_reach_counts), `groups` the machines per CVE by
+ * what `cve(id)` shows, `advisoryRank` null for a machine no advisory of its updates exposes
+ * (cve_fix_exposure_counts). Rows counting no machine are left out.
+ */
+export function importedCveListFromCounts(
+  reach: ReadonlyArray<{ cveId: string; rank: number; origin: CveSource; machines: number }>,
+  groups: ReadonlyArray<{ cveId: string; advisoryRank: number | null; machines: number }>,
+): ImportedCveListFigure[] {
+  const byId = new Map<string, { importedOnly: number; rank: number; sources: Set<CveSource> }>();
+  for (const r of reach) {
+    if (r.machines <= 0) continue;
+    let e = byId.get(r.cveId);
+    if (!e) byId.set(r.cveId, (e = { importedOnly: 0, rank: 0, sources: new Set() }));
+    e.rank = Math.max(e.rank, r.rank);
+    e.sources.add(r.origin);
+  }
+  for (const g of groups) {
+    const e = byId.get(g.cveId);
+    if (e && g.machines > 0 && g.advisoryRank === null) e.importedOnly += g.machines;
+  }
+  return [...byId.entries()].map(([cveId, e]) => ({ cveId, importedOnly: e.importedOnly, severity: severityOfRank(e.rank), sources: [...e.sources].sort() }));
+}
+
+/**
  * The fleet's CVEs from counts: per CVE its advisories' machines counted (each live machine once,
- * as cve_exposure_counts keeps them) with their highest severity, and the imported fixes (tracker,
- * OSV) an apt machine's pending update reaches, each saying whether that machine is already among the
- * CVE's advisory machines (`advisoryCounted`: it is then not counted twice). Most severe first, then
- * the CVE most machines are exposed to, then by id.
+ * as cve_exposure_counts keeps them) with their highest severity, and what the imported fixes (tracker,
+ * OSV) add (ImportedCveListFigure: a machine the advisories count is not counted twice). Most severe
+ * first, then the CVE most machines are exposed to, then by id.
  */
 export function countedCveSummaries(
   advisory: ReadonlyArray<{ cveId: string; machineCount: number; severity: Severity | null }>,
-  tracker: ReadonlyArray<TrackerCandidate & { advisoryCounted: boolean }>,
+  imported: readonly ImportedCveListFigure[],
   filter: CveListFilter = {},
 ): CveSummary[] {
-  const byId = new Map<string, { counted: number; machines: Set<string>; severity: Severity | null; sources: Set<CveSource> }>();
+  const byId = new Map<string, { counted: number; severity: Severity | null; sources: Set<CveSource> }>();
   const entry = (id: string) => {
     let e = byId.get(id);
-    if (!e) byId.set(id, (e = { counted: 0, machines: new Set(), severity: null, sources: new Set() }));
+    if (!e) byId.set(id, (e = { counted: 0, severity: null, sources: new Set() }));
     return e;
   };
   for (const a of advisory) {
@@ -477,17 +533,16 @@ export function countedCveSummaries(
     e.severity = highestSeverity([e.severity, a.severity]);
     e.sources.add('ADVISORY');
   }
-  for (const t of tracker) {
-    if (!reachesFix(t)) continue;
+  for (const t of imported) {
     const e = entry(t.cveId);
-    if (!t.advisoryCounted) e.machines.add(t.machineId);
+    e.counted += t.importedOnly;
     e.severity = highestSeverity([e.severity, t.severity]);
-    e.sources.add(t.origin ?? 'DEBIAN_TRACKER');
+    for (const source of t.sources) e.sources.add(source);
   }
   const needle = filter.idContains?.trim().toLowerCase();
   return [...byId.entries()]
     .filter(([id, e]) => (!needle || id.toLowerCase().includes(needle)) && (!filter.severities?.length || (e.severity !== null && filter.severities.includes(e.severity))))
-    .map(([id, e]) => ({ id, severity: e.severity, machineCount: e.counted + e.machines.size, sources: [...e.sources].sort() }))
+    .map(([id, e]) => ({ id, severity: e.severity, machineCount: e.counted, sources: [...e.sources].sort() }))
     .sort((a, b) => (b.severity ? SEVERITY_RANK[b.severity] : 0) - (a.severity ? SEVERITY_RANK[a.severity] : 0) || b.machineCount - a.machineCount || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
@@ -511,7 +566,7 @@ export function cveSummaries(
   }
   return countedCveSummaries(
     [...byId.entries()].map(([cveId, e]) => ({ cveId, machineCount: e.machines.size, severity: e.severity })),
-    tracker.map((t) => ({ ...t, advisoryCounted: byId.get(t.cveId)?.machines.has(t.machineId) ?? false })),
+    importedCveList(tracker.map((t) => ({ ...t, advisoryCounted: byId.get(t.cveId)?.machines.has(t.machineId) ?? false }))),
     filter,
   );
 }

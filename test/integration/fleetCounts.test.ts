@@ -3,7 +3,7 @@ import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { advisoryCves, cveListFigures, replaceImportedFixes, trackerCandidates } from '../../src/db/cves.js';
+import { advisoryCves, cveListFigures, importedExposureGroups, maintainedImportedGroups, replaceImportedFixes, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { countedCveSummaries, cveSummaries, highestSeverity, type CveSummary } from '../../src/fleet/cves.js';
 import { missingUpdateGroups, recordCheckIn, removeMachine, setMachineManagement, setMachineTags } from '../../src/db/machines.js';
@@ -33,9 +33,46 @@ const FIXES = [
 
 /** The CVE list as the API answers it (maintained counts) and as the full recompute over every live machine does. */
 async function cveLists(database: Database): Promise<{ maintained: CveSummary[]; recomputed: CveSummary[] }> {
-  const { advisory, tracker } = await cveListFigures(database.db);
+  const { advisory, imported } = await cveListFigures(database.db);
   const [recomputedAdvisory, recomputedTracker] = await Promise.all([advisoryCves(database.db), trackerCandidates(database.db)]);
-  return { maintained: countedCveSummaries(advisory, tracker), recomputed: cveSummaries(recomputedAdvisory, recomputedTracker) };
+  return { maintained: countedCveSummaries(advisory, imported), recomputed: cveSummaries(recomputedAdvisory, recomputedTracker) };
+}
+
+/**
+ * The imported fixes' maintained rows and counts against their recompute: cve_fix_exposures equals
+ * cve_fix_exposures_of over every machine, both count tables equal the rows counted, and each CVE's
+ * groups equal importedExposureGroups (the count from every stored row of the fixed packages, which
+ * computes neither from the function nor from the rows). Answers how many rows there are.
+ */
+async function expectFixExposuresAsRecomputed(database: Database, cveIds: readonly string[]): Promise<number> {
+  const [diff] = await database.sql<Array<{ extra: number; missing: number; rows: number }>>`
+    with fresh as (select * from cve_fix_exposures_of(array(select id from machines)))
+    select (select count(*) from (select * from cve_fix_exposures except select * from fresh) x)::int as extra,
+           (select count(*) from (select * from fresh except select * from cve_fix_exposures) x)::int as missing,
+           (select count(*) from cve_fix_exposures)::int as rows`;
+  expect(diff).toMatchObject({ extra: 0, missing: 0 });
+  const [counts] = await database.sql<Array<{ groups: number; reach: number }>>`
+    select (select count(*) from (
+              (select cve_id, rank, origin, advisory_rank, machines from cve_fix_exposure_counts where machines <> 0
+               except select cve_id, rank, origin, coalesce(advisory_rank, -1), count(*)::int from cve_fix_exposures where rank is not null group by 1, 2, 3, 4)
+              union all
+              (select cve_id, rank, origin, coalesce(advisory_rank, -1), count(*)::int from cve_fix_exposures where rank is not null group by 1, 2, 3, 4
+               except select cve_id, rank, origin, advisory_rank, machines from cve_fix_exposure_counts where machines <> 0)) x)::int as groups,
+           (select count(*) from (
+              (select cve_id, rank, origin, machines from cve_fix_reach_counts where machines <> 0
+               except select e.cve_id, (b / 2)::smallint, (case when b % 2 = 1 then 'OSV' else 'DEBIAN_TRACKER' end), count(*)::int
+                      from cve_fix_exposures e cross join generate_series(0, 9) b where e.reach & (1 << b) <> 0 group by 1, 2, 3)
+              union all
+              (select e.cve_id, (b / 2)::smallint, (case when b % 2 = 1 then 'OSV' else 'DEBIAN_TRACKER' end), count(*)::int
+                      from cve_fix_exposures e cross join generate_series(0, 9) b where e.reach & (1 << b) <> 0 group by 1, 2, 3
+               except select cve_id, rank, origin, machines from cve_fix_reach_counts where machines <> 0)) x)::int as reach`;
+  expect(counts).toEqual({ groups: 0, reach: 0 });
+  const sorted = (groups: Array<{ rank: number; origin: string; advisoryRank: number | null; machines: number }>) =>
+    groups.map((g) => `${g.rank} ${g.origin} ${g.advisoryRank} ${g.machines}`).sort();
+  for (const cveId of cveIds) {
+    expect({ cveId, groups: sorted(await maintainedImportedGroups(database.db, cveId)) }).toEqual({ cveId, groups: sorted(await importedExposureGroups(database.db, cveId, true)) });
+  }
+  return diff!.rows;
 }
 
 /** Every single CVE the random reports and the imported fixes name: some only by advisories (read a page at a time), some with fixes imported. */
@@ -106,6 +143,22 @@ describe('the maintained missing-update counts', () => {
       { source: 'DEBIAN', fixes: FIXES.map((f) => ({ ...f, release: 'bookworm', severity: 'MODERATE', description: null })) },
       { source: 'OSV:DEBIAN', fixes: [{ cveId: 'CVE-2026-9', package: 'pkg-2', release: 'bookworm', fixedVersion: '1.1', severity: null, description: null }] },
     ]);
+    /** Another import of one source while reports arrive: fixes kept, dropped, given another version or severity, added (some for bullseye, which some machines move to). */
+    const reimport = async () => {
+      const source = rng.pick(['DEBIAN', 'OSV:DEBIAN'] as const);
+      const fixes = [...FIXES, { cveId: 'CVE-2026-9', package: 'pkg-2', fixedVersion: '1.1' }, { cveId: 'CVE-2026-1', package: 'pkg-3', fixedVersion: '1.2' }]
+        .filter(() => rng.next() < 0.7)
+        .map((f) => ({
+          ...f,
+          release: rng.next() < 0.8 ? 'bookworm' : 'bullseye',
+          fixedVersion: rng.next() < 0.7 ? f.fixedVersion : rng.pick(['1.1', '1.2', '1.1~rc1', '1:0.5']),
+          severity: rng.pick(SEVERITIES),
+          description: null,
+        }));
+      fixImports++;
+      await replaceImportedFixes(database.db, 'test', [{ source, fixes }]);
+    };
+    let fixImports = 0;
 
     let clock = Date.parse('2026-12-01T00:00:00Z');
     const update = (): PendingUpdate => {
@@ -153,25 +206,33 @@ describe('the maintained missing-update counts', () => {
         await removeMachine(database.db, machine.id);
         machines.splice(machines.indexOf(machine), 1);
         await addMachine();
-      } else if (roll < 0.8) {
+      } else if (roll < 0.76) {
         const osType: OsType = machine.osType === 'LINUX' ? 'WINDOWS' : 'LINUX';
         machine.osType = osType;
         await recordCheckIn(database.db, machine.id, machineFacts({ osType, bootId: null }), new Date(clock));
-      } else if (roll < 0.9) {
+      } else if (roll < 0.8) {
+        // A Linux machine's check-in naming another Debian release (its imported fixes are another release's), or the same.
+        if (machine.osType === 'LINUX') await recordCheckIn(database.db, machine.id, machineFacts({ osType: 'LINUX', osVersion: rng.pick(['11', '12', '12.8']), bootId: null }), new Date(clock));
+      } else if (roll < 0.87) {
         await setMachineManagement(database.db, machine.id, rng.next() < 0.5);
-      } else {
+      } else if (roll < 0.95) {
         await setMachineTags(database.db, machine.id, rng.next() < 0.5 ? ['web'] : []);
+      } else {
+        await reimport();
       }
     };
 
     let overlaps = 0;
+    let fixRows = 0;
     let pagedExposures = 0;
     let pagedImported = 0;
     const operations = await concurrentRounds(10, operation, async () => {
       expect(canonical(await maintainedMissingUpdateGroups(database.db))).toEqual(canonical(await missingUpdateGroups(database.db)));
       const { maintained, recomputed } = await cveLists(database);
       expect(maintained).toEqual(recomputed);
-      overlaps += (await cveListFigures(database.db)).tracker.filter((t) => t.advisoryCounted).length;
+      fixRows += await expectFixExposuresAsRecomputed(database, EXPOSURE_CVES);
+      const [both] = await database.sql<Array<{ n: number }>>`select count(*)::int as n from cve_fix_exposures where advisory_rank is not null`;
+      overlaps += both!.n;
       for (const cveId of EXPOSURE_CVES) {
         const { paged, imported, exposed } = await expectCveAsRecomputed(database, cveId);
         if (paged && exposed > 3) pagedExposures++;
@@ -186,6 +247,9 @@ describe('the maintained missing-update counts', () => {
     expect(maintained.length).toBeGreaterThan(5);
     expect(new Set(maintained.flatMap((c) => c.sources))).toEqual(new Set(['ADVISORY', 'DEBIAN_TRACKER', 'OSV']));
     expect(overlaps).toBeGreaterThan(0);
+    // Imports changed the fixes while reports arrived, and the maintained rows were compared when there were some.
+    expect(fixImports).toBeGreaterThan(20);
+    expect(fixRows).toBeGreaterThan(30);
     // CVEs were answered from the figures over more than one page, some with fixes imported.
     expect(pagedExposures).toBeGreaterThan(0);
     expect(pagedImported).toBeGreaterThan(0);

@@ -4,10 +4,10 @@ import type { AssessmentReport } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { cveCandidates, cveExposurePageSql } from '../../src/db/cves.js';
+import { cveCandidates, cveExposurePageSql, replaceImportedFixes } from '../../src/db/cves.js';
 import { CveService } from '../../src/api/cves/cve.service.js';
 import type { ApiServices } from '../../src/api/context.js';
-import { highestSeverity } from '../../src/fleet/cves.js';
+import { highestSeverity, type TrackerFix } from '../../src/fleet/cves.js';
 import { machinesMissing, removeMachine } from '../../src/db/machines.js';
 import { missingMachinesRead } from '../../src/fleet/missingUpdates.js';
 import { assessmentReport } from '../../testkit/agentFacts.js';
@@ -68,9 +68,11 @@ describe('reads that start from the update', () => {
       await storeReportGroup(database.sql, group);
     }
     for (const id of ids.slice(0, 5)) await removeMachine(database.db, id);
-    await database.sql`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity)
-      values ('DEBIAN', 'CVE-2026-9', 'src-1', 'bookworm', '1.1', 'IMPORTANT'), ('DEBIAN', 'CVE-2026-9', 'pkg-5', 'bookworm', '1.2', 'IMPORTANT'),
-             ('DEBIAN', 'CVE-2026-9', 'pkg-7', 'bullseye', '1.1', 'IMPORTANT')`;
+    // Imported as an import does (the machines' maintained exposures follow).
+    const fix = (cveId: string, pkg: string, release: string, fixedVersion: string, severity: TrackerFix['severity']): TrackerFix => ({ cveId, package: pkg, release, fixedVersion, severity, description: null });
+    await replaceImportedFixes(database.db, 'test', [
+      { source: 'DEBIAN', fixes: [fix('CVE-2026-9', 'src-1', 'bookworm', '1.1', 'IMPORTANT'), fix('CVE-2026-9', 'pkg-5', 'bookworm', '1.2', 'IMPORTANT'), fix('CVE-2026-9', 'pkg-7', 'bullseye', '1.1', 'IMPORTANT')] },
+    ]);
     await database.sql`analyze machines`;
     for (const r of await database.sql<Array<{ name: string; classification: string }>>`select distinct name, classification::text from pending_updates`) updates.add(`${r.name}\u0000${r.classification}`);
   }, 120_000);
@@ -136,8 +138,8 @@ describe('reads that start from the update', () => {
 
   it('counts and pages a CVE with imported fixes as every exposed machine computed in TypeScript does, over history and removed machines, both reads', async () => {
     // A second source for the same package and release (the first by source decides a row's fix), and a fix for a CVE advisories also name.
-    await database.sql`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity)
-      values ('OSV:DEBIAN', 'CVE-2026-9', 'src-1', 'bookworm', '1.2', 'LOW'), ('OSV:DEBIAN', 'CVE-2026-1', 'src-0', 'bookworm', '1.2', 'CRITICAL')`;
+    const fix = (cveId: string, pkg: string, fixedVersion: string, severity: TrackerFix['severity']): TrackerFix => ({ cveId, package: pkg, release: 'bookworm', fixedVersion, severity, description: null });
+    await replaceImportedFixes(database.db, 'test', [{ source: 'OSV:DEBIAN', fixes: [fix('CVE-2026-9', 'src-1', '1.2', 'LOW'), fix('CVE-2026-1', 'src-0', '1.2', 'CRITICAL')] }]);
     const service = new CveService({ database, now: () => new Date('2026-12-03T00:00:00Z') } as unknown as ApiServices);
     for (const cveId of ['CVE-2026-9', 'CVE-2026-1']) {
       const all = await service.exposures(cveId);

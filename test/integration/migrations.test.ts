@@ -5,11 +5,11 @@ import { agentVersionRows } from '../../src/db/agentUpgrades.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase } from '../../src/db/client.js';
-import { advisoryCves, cveListFigures, trackerCandidates } from '../../src/db/cves.js';
+import { advisoryCves, advisoryExposedPairs, cveListFigures, importedExposureGroups, maintainedImportedGroups, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
 import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../src/db/fleetSummary.js';
-import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, removeMachine, type MachineFilter } from '../../src/db/machines.js';
-import { countedCveSummaries, cveSummaries } from '../../src/fleet/cves.js';
+import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, recordCheckIn, removeMachine, type MachineFilter } from '../../src/db/machines.js';
+import { countedCveSummaries, cveSummaries, importedCveList, type ImportedExposureGroup } from '../../src/fleet/cves.js';
 import { groupsFromCounts } from '../../src/fleet/fleetSummary.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
@@ -19,7 +19,7 @@ import { rebootForecast, rebootReserveSeconds } from '../../src/fleet/reboot.js'
 import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
 import { storeReportGroup } from '../support/randomFleet.js';
-import { assessmentReport, pendingUpdate } from '../../testkit/agentFacts.js';
+import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 
 describe('migrations', () => {
   const name = `migrate_${Date.now()}`;
@@ -537,9 +537,11 @@ describe('migrations over existing rows', () => {
           ['CVE-2', 2],
           ['CVE-3', 1],
         ]);
+        // The code below is today's: it needs the tables of the migrations after 0043 (0048's imported-fix counts).
+        await migrateUpTo(url, '0048');
         const listed = async () => {
-          const { advisory, tracker } = await cveListFigures(database.db);
-          return countedCveSummaries(advisory, tracker);
+          const { advisory, imported } = await cveListFigures(database.db);
+          return countedCveSummaries(advisory, imported);
         };
         const recomputed = async () => cveSummaries(await advisoryCves(database.db), await trackerCandidates(database.db));
         expect(await listed()).toEqual(await recomputed());
@@ -557,6 +559,77 @@ describe('migrations over existing rows', () => {
           ['CVE-4', 1],
           ['CVE-3', 1],
         ]);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0048 fills the imported fixes\' exposures of the machines already stored, as the recompute over the fixed packages counts them, and keeps them after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0047');
+      const debian = async (name: string, version: string) =>
+        (await db`insert into machines (name, os_type, os_name, os_version, environment, package_manager) values (${name}, 'LINUX', 'Debian GNU/Linux', ${version}, 'ON_PREMISES', 'apt') returning id`)[0]!.id as string;
+      const [a, b, c, old, gone] = [await debian('deb-a', '12'), await debian('deb-b', '12'), await debian('deb-c', '11'), await debian('deb-old', '12'), await debian('deb-gone', '12')];
+      const rocky = await insertMachine(db, 'rocky-01', 'LINUX');
+      const assessment = async (machineId: string, updates: Array<[name: string, source: string | null, installed: string | null, available: string, severity: string | null, cves: string[]]>) => {
+        const id = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${id}, ${machineId}, 'SCHEDULE', 'apt', now(), now(), now(), false, 0, 0, 0)`;
+        for (const [name, source, installed, available, severity, cves] of updates) {
+          await db`insert into pending_updates (assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, cve_ids, source_package)
+            values (${id}, ${machineId}, ${name}, 'amd64', ${installed}, ${available}, 'SECURITY', ${severity}::severity, ${cves}, ${source})`;
+        }
+        await db`update machines set latest_assessment_id = ${id} where id = ${machineId}`;
+      };
+      // deb-a: libssl3 from openssl reaches both fixes (DEBIAN's and OSV's) of CVE-1; deb-b: below the fix, and an advisory naming CVE-1;
+      // deb-c: bullseye (no fix for it); deb-old: reached only by an older assessment; deb-gone: removed; rocky-01: not apt.
+      await assessment(a, [['libssl3', 'openssl', '3.0.1-1', '3.0.9-1', null, []], ['curl', null, '7.0-1', '7.1-1', null, []]]);
+      await assessment(b, [['openssl', null, '3.0.1-1', '3.0.2-1', null, []], ['libssl3', 'openssl', '3.0.1-1', '3.0.9-1', 'LOW', ['CVE-1']]]);
+      await assessment(c, [['openssl', null, '3.0.1-1', '3.0.9-1', null, []]]);
+      await assessment(old, [['openssl', null, '3.0.1-1', '3.0.9-1', null, []]]);
+      await assessment(old, [['curl', null, '7.0-1', '7.0-2', null, []]]);
+      await assessment(gone, [['openssl', null, '3.0.1-1', '3.0.9-1', null, []]]);
+      await db`update machines set removed_at = now() where id = ${gone}`;
+      await assessment(rocky, [['openssl', null, '3.0.1-1', '3.0.9-1', null, ['CVE-1']]]);
+      await db`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity) values
+        ('DEBIAN', 'CVE-1', 'openssl', 'bookworm', '3.0.5-1', 'MODERATE'), ('OSV:DEBIAN', 'CVE-1', 'openssl', 'bookworm', '3.0.4-1', 'CRITICAL'),
+        ('DEBIAN', 'CVE-2', 'curl', 'bookworm', '7.1-1', null)`;
+      await migrateUpTo(url, '0048');
+      const rows = await db`select m.name, e.cve_id, e.rank, e.origin, e.advisory_rank, e.reach from cve_fix_exposures e join machines m on m.id = e.machine_id order by 1, 2`;
+      expect(rows.map((r) => [r.name, r.cve_id, r.rank, r.origin, r.advisory_rank, r.reach])).toEqual([
+        // DEBIAN's fix is the first by source (MODERATE, rank 2); both fixes reached: bits 2×2 (DEBIAN_TRACKER) and 4×2+1 (OSV).
+        ['deb-a', 'CVE-1', 2, 'DEBIAN_TRACKER', null, (1 << 4) | (1 << 9)],
+        ['deb-a', 'CVE-2', 0, 'DEBIAN_TRACKER', null, 1 << 0],
+        // Reached only through the update whose advisories name CVE-1 (LOW: rank 1).
+        ['deb-b', 'CVE-1', null, null, 1, (1 << 4) | (1 << 9)],
+      ]);
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const expectAsRecomputed = async () => {
+          for (const cveId of ['CVE-1', 'CVE-2']) {
+            const key = (g: ImportedExposureGroup) => `${g.rank} ${g.origin} ${g.advisoryRank} ${g.machines}`;
+            expect((await maintainedImportedGroups(database.db, cveId)).map(key).sort()).toEqual((await importedExposureGroups(database.db, cveId, true)).map(key).sort());
+          }
+          // The list's imported part (the advisories' counts were not filled for rows stored after 0043 by hand).
+          const tracker = await trackerCandidates(database.db);
+          const counted = await advisoryExposedPairs(database.db, tracker);
+          const byId = (x: { cveId: string }, y: { cveId: string }) => x.cveId.localeCompare(y.cveId);
+          expect((await cveListFigures(database.db)).imported.sort(byId)).toEqual(
+            importedCveList(tracker.map((t) => ({ ...t, advisoryCounted: counted.has(`${t.machineId} ${t.cveId}`) }))).sort(byId),
+          );
+        };
+        await expectAsRecomputed();
+        expect((await cveListFigures(database.db)).imported.sort((x, y) => x.cveId.localeCompare(y.cveId))).toEqual([
+          { cveId: 'CVE-1', importedOnly: 1, severity: 'CRITICAL', sources: ['DEBIAN_TRACKER', 'OSV'] },
+          { cveId: 'CVE-2', importedOnly: 1, severity: null, sources: ['DEBIAN_TRACKER'] },
+        ]);
+        // Kept after the fill: deb-c moves to bookworm (a check-in), deb-a is removed, deb-old reports openssl again.
+        await recordCheckIn(database.db, c, machineFacts({ hostname: 'deb-c', osType: 'LINUX', osName: 'Debian GNU/Linux', osVersion: '12', bootId: null }), new Date());
+        await removeMachine(database.db, a);
+        await storeReportGroup(database.sql, [prepareReport(old, assessmentReport([pendingUpdate({ name: 'openssl', installedVersion: '3.0.1-1', availableVersion: '3.0.5-1', classification: 'SECURITY' })]))]);
+        await expectAsRecomputed();
+        expect((await db`select m.name from cve_fix_exposures e join machines m on m.id = e.machine_id where e.cve_id = 'CVE-1' order by 1`).map((r) => r.name)).toEqual(['deb-b', 'deb-c', 'deb-old']);
       } finally {
         await database.close();
       }

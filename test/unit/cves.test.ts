@@ -10,6 +10,8 @@ import {
   fixOf,
   highestSeverity,
   importedCveFigures,
+  importedCveList,
+  importedCveListFromCounts,
   type ImportedExposureGroup,
   type TrackerFix,
   readDebianTracker,
@@ -243,7 +245,7 @@ describe('exposure across the fleet', () => {
     const byIds = cveSummaries([{ cveId: 'CVE-2025-0001', machineIds: ['a', 'b'], severity: 'MODERATE' }], tracker);
     const counted = countedCveSummaries(
       [{ cveId: 'CVE-2025-0001', machineCount: 2, severity: 'MODERATE' }],
-      tracker.map((t) => ({ ...t, advisoryCounted: t.machineId === 'a' && t.cveId === 'CVE-2025-0001' })),
+      importedCveList(tracker.map((t) => ({ ...t, advisoryCounted: t.machineId === 'a' && t.cveId === 'CVE-2025-0001' }))),
     );
     expect(counted).toEqual(byIds);
     expect(counted).toEqual([
@@ -300,6 +302,59 @@ describe("one CVE's figures from the advisories' counts and the machines importe
       }
       const figures = importedCveFigures({ exposed: advisoryMachines.size, severity: highestSeverity(advisoryRows.map((c) => c.update.severity)) }, groups);
       expect(figures).toEqual({ machineCount: all.length, severity: highestSeverity(all.map((e) => e.severity)), sources: [...new Set(all.map((e) => e.source))].sort() });
+    }
+  });
+});
+
+describe("the CVE list's imported part from the maintained counts", () => {
+  it('equals the one from every (machine, update, fix) it counts (random machines, fixes from two sources, machines the advisories count)', () => {
+    const SEVERITIES = ['CRITICAL', 'IMPORTANT', 'MODERATE', 'LOW', null] as const;
+    const RANK = { CRITICAL: 4, IMPORTANT: 3, MODERATE: 2, LOW: 1 } as const;
+    let seed = 11;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!;
+    for (let round = 0; round < 300; round++) {
+      // What cve_fix_exposures holds per (CVE, machine): the fixes reached (any update), and whether an advisory counts it.
+      const tracker: Array<Parameters<typeof importedCveList>[0][number]> = [];
+      for (let m = 0; m < 1 + Math.floor(next() * 6); m++) {
+        const counted = new Map<string, boolean>();
+        for (let i = 0; i < Math.floor(next() * 5); i++) {
+          const cveId = pick(['CVE-1', 'CVE-2', 'CVE-3']);
+          if (!counted.has(cveId)) counted.set(cveId, next() < 0.3);
+          tracker.push({
+            machineId: `m${m}`,
+            cveId,
+            installedVersion: '1.0',
+            availableVersion: pick(['1.1', '2.0', '0.9']),
+            fixedVersion: '1.1',
+            severity: pick(SEVERITIES),
+            origin: pick(['DEBIAN_TRACKER', 'OSV'] as const),
+            advisoryCounted: counted.get(cveId)!,
+          });
+        }
+      }
+      const reached = tracker.filter((t) => compareDebianVersions(t.fixedVersion, t.availableVersion) <= 0);
+      const rows = new Map<string, { cveId: string; bits: Set<string>; advisory: boolean }>();
+      for (const t of reached) {
+        const key = `${t.cveId} ${t.machineId}`;
+        const row = rows.get(key) ?? { cveId: t.cveId, bits: new Set<string>(), advisory: t.advisoryCounted };
+        row.bits.add(`${t.severity ? RANK[t.severity] : 0} ${t.origin}`);
+        rows.set(key, row);
+      }
+      const reach = new Map<string, { cveId: string; rank: number; origin: CveSource; machines: number }>();
+      const groups: Array<{ cveId: string; advisoryRank: number | null; machines: number }> = [];
+      for (const row of rows.values()) {
+        for (const bit of row.bits) {
+          const [rank, origin] = bit.split(' ');
+          const key = `${row.cveId} ${bit}`;
+          reach.set(key, { cveId: row.cveId, rank: Number(rank), origin: origin as CveSource, machines: (reach.get(key)?.machines ?? 0) + 1 });
+        }
+        groups.push({ cveId: row.cveId, advisoryRank: row.advisory ? 1 : null, machines: 1 });
+      }
+      // A count that fell to 0 stays as a row: it changes nothing.
+      reach.set('stale', { cveId: 'CVE-9', rank: 4, origin: 'OSV', machines: 0 });
+      const byId = (a: { cveId: string }, b: { cveId: string }) => a.cveId.localeCompare(b.cveId);
+      expect(importedCveListFromCounts([...reach.values()], groups).sort(byId)).toEqual(importedCveList(tracker).sort(byId));
     }
   });
 });

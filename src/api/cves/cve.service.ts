@@ -58,7 +58,7 @@ export class CveService {
   /**
    * One CVE: its count, severity and sources from the advisories' maintained figures
    * (docs/fleet-counts.md) and, when a fix is imported for it, the machines its fixes expose counted
-   * in SQL (importedExposureGroups); its exposures are read a page at a time (exposurePage).
+   * from maintained counts (maintainedImportedGroups, migration 0048); its exposures are read a page at a time (exposurePage).
    */
   async cve(rawId: string): Promise<CveAnswer> {
     return this.answer(CveService.validId(rawId));
@@ -104,10 +104,9 @@ export class CveService {
 
   async cves(filter: CveListFilter, page: { offset: number; limit: number }): Promise<{ rows: CveAnswer[]; totalCount: number }> {
     if (filter.idContains !== undefined && filter.idContains.length > 40) throw badUserInput('filter.idContains', 'idContains is at most 40 characters.');
-    // The advisories' part from maintained counts; the imported fixes' part is still compared per
-    // machine (dpkg's order, docs/fleet-counts.md "Still reading the whole fleet").
-    const { advisory, tracker } = await cveListFigures(this.db);
-    const all = countedCveSummaries(advisory, tracker, filter);
+    // Both parts from maintained counts (docs/fleet-counts.md): one row per CVE and kind, no machine read.
+    const { advisory, imported } = await cveListFigures(this.db);
+    const all = countedCveSummaries(advisory, imported, filter);
     const slice = all.slice(page.offset, page.offset + page.limit);
     const descriptions = await trackerDescriptions(this.db, slice.map((c) => c.id));
     return { rows: slice.map((c) => ({ ...c, description: descriptions.get(c.id) ?? null })), totalCount: all.length };
