@@ -517,8 +517,8 @@ describe('deployments with pre and post steps', () => {
     };
     const stepCalls: StepCalls = { skipSteps: activities.skipSteps, runPageStepCalls: createStepCalls({ db: database.db, pubsub }).runPageStepCalls };
     const advanceWith = (steps: StepCalls, callsParallel?: number) => createBatchedRunActivities({ db: database.db, pubsub }, activities.finishMachineRun, steps, { callsParallel }).advanceMachines;
-    /** An advance whose worker dies once a PRE verdict `when` accepts is recorded, before the machine is ended. */
-    const dyingAfterPre = (when: (verdict: PhaseVerdict) => boolean) =>
+    /** An advance whose worker dies once a call's verdict that `dies` accepts is recorded, before the machine is ended. */
+    const dyingWhen = (dies: (phase: 'PRE' | 'POST', machineRunId: string, verdict: PhaseVerdict) => boolean) =>
       advanceWith({
         ...stepCalls,
         runPageStepCalls: (i, options) =>
@@ -526,11 +526,13 @@ describe('deployments with pre and post steps', () => {
             ...options,
             called(machineRunId, verdict) {
               options.called?.(machineRunId, verdict);
-              if (i.phase === 'PRE' && when(verdict)) throw new Error('the worker died');
+              if (dies(i.phase, machineRunId, verdict)) throw new Error('the worker died');
             },
           }),
       });
-    return { activities, begun, input, advancing, advanceWith, dyingAfterPre, stepCalls };
+    /** The same, once a PRE verdict `when` accepts is recorded. */
+    const dyingAfterPre = (when: (verdict: PhaseVerdict) => boolean) => dyingWhen((phase, _, verdict) => phase === 'PRE' && when(verdict));
+    return { activities, begun, input, advancing, advanceWith, dyingWhen, dyingAfterPre, stepCalls };
   }
 
   it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
@@ -539,21 +541,10 @@ describe('deployments with pre and post steps', () => {
       { name: 'drain', phase: 'PRE', http: { url: `${base}/crash-pre` } },
       { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
     ]);
-    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, agents, { concurrency: 3 });
+    const { activities, advancing, dyingWhen, begun } = await advancedRun(deploymentId, agents, { concurrency: 3 });
     const machineOf = new Map((await database.sql<Array<{ id: string; machine_id: string }>>`select id, machine_id from machine_runs where run_id = ${begun.runId}`).map((r) => [r.id, r.machine_id]));
     /** An advance whose worker dies right after the call of `phase` on the machine `dies` was made and recorded. */
-    const dyingAdvance = (phase: 'PRE' | 'POST', dies: Agent) =>
-      advanceWith({
-        ...stepCalls,
-        runPageStepCalls: (i, options) =>
-          stepCalls.runPageStepCalls(i, {
-            ...options,
-            called(machineRunId, verdict) {
-              options.called?.(machineRunId, verdict);
-              if (i.phase === phase && machineOf.get(machineRunId) === dies.machineId) throw new Error('the worker died');
-            },
-          }),
-      });
+    const dyingAdvance = (phase: 'PRE' | 'POST', dies: Agent) => dyingWhen((p, machineRunId) => p === phase && machineOf.get(machineRunId) === dies.machineId);
     const preRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and step_results @> '[{"name":"drain"}]'`)[0]!.n;
 
     // The first attempt dies once the second machine's PRE call is recorded (the others', made at the same time, are recorded too).
