@@ -113,6 +113,8 @@ export interface RunTimings {
   runPlanMachines?: number;
   /** A run with steps: machines' child workflows per execution before it continues as new (FLEETPATCH_RUN_STEP_CHILDREN; default RUN_STEP_CHILDREN). */
   runStepChildren?: number;
+  /** New runs with scripts run a child workflow per machine, as runs begun before their scripts were batched still do (FLEETPATCH_RUN_MACHINE_WORKFLOWS=1; tests of that path). */
+  runMachineWorkflows?: boolean;
 }
 
 export interface AgentTimings {
@@ -262,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(env.FLEETPATCH_RUN_HISTORY_EVENTS ? { runHistoryEvents: positive(env, 'FLEETPATCH_RUN_HISTORY_EVENTS', 1) } : {}),
       ...(env.FLEETPATCH_RUN_PLAN_MACHINES ? { runPlanMachines: positive(env, 'FLEETPATCH_RUN_PLAN_MACHINES', 1) } : {}),
       ...(env.FLEETPATCH_RUN_STEP_CHILDREN ? { runStepChildren: positive(env, 'FLEETPATCH_RUN_STEP_CHILDREN', 1) } : {}),
+      ...(env.FLEETPATCH_RUN_MACHINE_WORKFLOWS === '1' ? { runMachineWorkflows: true } : {}),
     },
     limits: {
       // Twenty a second: above a console's or a script's polling (tests poll every 50 ms), well below a flood.

@@ -1,17 +1,38 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { queueAgentCommands } from '../db/agentCommands.js';
-import { batchCounts, FINISH_PAGE, finishMachineRuns, pendingMachineRunsPage, pendingMachineRunsUnderWay, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey, type RunningMachineRow } from '../db/batchedRuns.js';
+import { batchCounts, FINISH_PAGE, finishMachineRuns, handOutPostScripts, pendingMachineRunsPage, pendingMachineRunsUnderWay, reofferJob, runningMachineRunIds, runningMachinesToLookAt, startMachineRuns, stepResultsWithHalts, type MachineRunEnd, type MachineRunKey, type RunningMachineRow } from '../db/batchedRuns.js';
 import type { Db } from '../db/client.js';
 import { findDeployment, runSettingsOf } from '../db/deployments.js';
 import { findMachines } from '../db/machines.js';
-import { findRun, finishMachineRun, installJobSources, recordStepResultsMany, setMachineRunStatus, type StepResultsEntry } from '../db/runs.js';
+import { findRun, finishMachineRun, installJobSources, machineRunsByIds, recordStepResultsMany, setMachineRunStatus, type StepResultsEntry } from '../db/runs.js';
 import { currentTraceparent } from '../telemetry/tracing.js';
 import { announceAgentCommands, announceRunProgress, type FleetPubSub } from '../events/pubsub.js';
-import { advanceReturns, afterPostCalls, afterPreCalls, afterPreScripts, callsMayStart, countsAsFailed, haltsOf, MACHINE_REMOVED_ERROR, machinesToStart, nextMachineAction, preCallsMade, STEP_CALLS_PARALLEL, type MachineEnd, type StepEnd } from '../fleet/batchedRun.js';
+import {
+  advanceReturns,
+  afterPostCalls,
+  afterPostScripts,
+  afterPreCalls,
+  afterPreScripts,
+  AGENT_GONE_REASON,
+  callsMayStart,
+  countsAsFailed,
+  haltsOf,
+  MACHINE_REMOVED_ERROR,
+  machinesToStart,
+  nextMachineAction,
+  nextPostScriptsAction,
+  postScriptsUnreported,
+  preCallsMade,
+  RESULT_MARGIN_SECONDS,
+  runsPostScripts,
+  STEP_CALLS_PARALLEL,
+  type MachineEnd,
+  type StepEnd,
+} from '../fleet/batchedRun.js';
 import { phaseCallSeconds, type PhaseVerdict, type StepPhase } from '../fleet/steps.js';
 import { installJob, preScripts, sentLine, type createDeploymentActivities } from './deployments.js';
-import { stepLine, type PageCallOptions } from './steps.js';
+import { postScriptsJob, postScriptsSentLine, stepLine, type PageCallOptions } from './steps.js';
 
 /** A machine run's line in its job stream when it ends (as the deployment activities' finishMachineRun writes it). */
 function endLine(row: { machineName: string; status: string }, end: MachineRunEnd): string {
@@ -20,6 +41,12 @@ function endLine(row: { machineName: string; status: string }, end: MachineRunEn
 
 /** What a machine run's end takes (the deployment activities' finishMachineRun). */
 type FinishMachineRun = ReturnType<typeof createDeploymentActivities>['finishMachineRun'];
+
+/**
+ * A machine run about to end with steps: how (StepEnd), and with `postFailed`, its POST phase has
+ * failed already (no report on its POST scripts came), whatever its POST calls then say.
+ */
+type Ending = StepEnd & { machineRunId: string; machineId: string; postFailed?: boolean };
 
 /** Machine runs' control-plane calls (src/activities/steps.ts): a page's calls of a phase made and recorded, and steps recorded as not run. */
 export interface StepCalls {
@@ -51,8 +78,10 @@ export interface AdvanceInput {
    * ends it. Absent: no steps (and none made, even if the deployment gained steps since the run began).
    * `preScripts`: its scripts are all PRE scripts: the install jobs carry them (to agents that run
    * scripts), and the advance records their results from the job's result before it goes on.
+   * `postScripts`: some are POST scripts: a machine whose install (and reboot) is through gets them
+   * as a job of their own, and ends once they report (its POST calls made then).
    */
-  steps?: { pre: boolean; post: boolean; preScripts?: boolean };
+  steps?: { pre: boolean; post: boolean; preScripts?: boolean; postScripts?: boolean };
 }
 
 export interface AdvanceOutcome {
@@ -112,15 +141,15 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
    * left out (it stays running, and the next advance makes its calls). A retry after a crash finds
    * the calls made recorded and makes only the others, as a machine run's workflow's retry does.
    */
-  async function withPostCalls<T extends StepEnd & { machineRunId: string }>(runId: string, ends: readonly T[], post: boolean, mayStart: () => boolean): Promise<T[]> {
+  async function withPostCalls(runId: string, ends: readonly Ending[], post: boolean, mayStart: () => boolean): Promise<Ending[]> {
     if (!post) return [...ends];
-    const called: T[] = [];
+    const called: Ending[] = [];
     for (let i = 0; i < ends.length && mayStart(); i += FINISH_PAGE) {
       const page = ends.slice(i, i + FINISH_PAGE);
       const verdicts = await stepCalls.runPageStepCalls({ runId, machineRunIds: page.map((e) => e.machineRunId), phase: 'POST' }, { parallel: callsParallel, mayStart });
       for (const e of page) {
         const verdict = verdicts.get(e.machineRunId);
-        if (verdict) called.push({ ...e, ...afterPostCalls(e, verdict) });
+        if (verdict) called.push(e.postFailed ? e : { ...e, ...afterPostCalls(e, verdict) });
       }
     }
     return called;
@@ -154,7 +183,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       const jobRun = { id: run.id, windowEndsAt: new Date(input.windowEndsAtMs) };
       const limits = { concurrency: input.concurrency, threshold: input.failureThreshold ?? Number.POSITIVE_INFINITY, windowEndsAtMs: input.windowEndsAtMs };
       const timings = { windowEndsAtMs: input.windowEndsAtMs, graceSeconds: input.graceSeconds, installHeartbeatSeconds: input.installHeartbeatSeconds, rebootTimeoutSeconds: input.rebootTimeoutSeconds };
-      const installDeadline = new Date(input.windowEndsAtMs + input.graceSeconds * 1000 + 120_000);
+      const installDeadline = new Date(input.windowEndsAtMs + (input.graceSeconds + RESULT_MARGIN_SECONDS) * 1000);
       // Calls start only while they can end before this attempt times out (callsMayStart); once one
       // could not, the advance starts nothing more and hands back, and the next advance goes on.
       const attemptEndsAtMs = startedAt + context.info.startToCloseTimeoutMs;
@@ -178,16 +207,65 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
       };
 
       /**
-       * Ends machine runs of a run with steps: their POST calls first (when the run has them), then
-       * the ends together; a HALT_RUN is noted. Answers the statuses of those ended: a machine whose
-       * POST calls the advance had no time left to start is not ended (the next advance ends it).
+       * The POST scripts of machines about to end (a run with POST scripts), before their POST calls,
+       * as machineRun.ts runs them: a machine whose agent is gone has them recorded NOT_RUN; one that
+       * was removed, or whose agent does not run scripts, has them recorded failed at once; the others
+       * get them as a job of their own (handOutPostScripts, their end kept on their row) and end when
+       * they report (the look below). Answers the machines that go on to their POST calls now.
        */
-      const endWithSteps = async (ends: ReadonlyArray<StepEnd & { machineRunId: string; machineId: string }>) => {
-        const after = await withPostCalls(input.runId, ends, input.steps?.post ?? false, mayCall('POST'));
-        for (const e of after) if (e.halt !== undefined && !halts.has(e.machineRunId)) halts.set(e.machineRunId, e.halt);
+      const postScriptsFirst = async (ends: readonly Ending[]): Promise<{ goOn: Ending[]; handedOut: number }> => {
+        const gone = ends.filter((e) => !runsPostScripts(e.end));
+        await inParallel(gone, (e) => stepCalls.skipSteps({ machineRunId: e.machineRunId, phase: 'POST', kind: 'SCRIPT', reason: AGENT_GONE_REASON }));
+        const others = ends.filter((e) => runsPostScripts(e.end));
+        if (others.length === 0) return { goOn: [...gone], handedOut: 0 };
+        const rows = new Map((await machineRunsByIds(db, others.map((e) => e.machineRunId))).map((m) => [m.id, m]));
+        const live = new Map((await findMachines(db, others.map((e) => e.machineId))).map((m) => [m.id, m]));
+        const goOn: Ending[] = [...gone];
+        const recorded: StepResultsEntry[] = [];
+        const jobs: Parameters<typeof handOutPostScripts>[2] = [];
+        for (const e of others) {
+          const row = rows.get(e.machineRunId);
+          // A machine run that vanished (its run deleted) ends as any other would.
+          if (!row) {
+            goOn.push(e);
+            continue;
+          }
+          const { job, results } = postScriptsJob(deployment.steps, row, live.get(e.machineId), input.graceSeconds, Date.now());
+          if (job) {
+            jobs.push({ machineId: e.machineId, machineRunId: e.machineRunId, job, end: { end: e.end, ...(e.halt !== undefined ? { halt: e.halt } : {}) }, logLine: postScriptsSentLine(row.machineName, job.scripts?.length ?? 0) });
+            continue;
+          }
+          if (results.length > 0) recorded.push({ machineRunId: e.machineRunId, results, lines: results.map((r) => stepLine(row.machineName, r)) });
+          // Without POST calls, nothing else adds to the POST phase's verdict (with them, theirs includes the scripts').
+          goOn.push(input.steps?.post ? e : { ...e, ...afterPostCalls(e, afterPostScripts(row.stepResults, results).verdict) });
+        }
+        if (recorded.length > 0) announceRunProgress(pubsub, input.runId, (await recordStepResultsMany(db, input.runId, recorded)).progress);
+        const handed = await handOutPostScripts(db, input.runId, jobs);
+        announceAgentCommands(pubsub, handed.commands);
+        announceRunProgress(pubsub, input.runId, handed.progress);
+        running += handed.started;
+        return { goOn, handedOut: ends.length - goOn.length };
+      };
+
+      /**
+       * Ends machine runs of a run with steps: their POST scripts first (when the run has them and
+       * `postScriptsRan` is not set: those handed out are not ended now), then their POST calls (when
+       * the run has them), then the ends together; a HALT_RUN is noted. Answers the statuses of those
+       * ended, and how many wait on their POST scripts: a machine whose POST calls the advance had no
+       * time left to start is neither (the next advance ends it).
+       */
+      const endWithSteps = async (ends: readonly Ending[], postScriptsRan = false): Promise<{ statuses: string[]; handedOut: number }> => {
+        const noteHalts = (of: readonly Ending[]) => {
+          for (const e of of) if (e.halt !== undefined && !halts.has(e.machineRunId)) halts.set(e.machineRunId, e.halt);
+        };
+        // A halt stops new machines at once, even while its machine runs its POST scripts.
+        noteHalts(ends);
+        const { goOn, handedOut } = input.steps?.postScripts && !postScriptsRan ? await postScriptsFirst(ends) : { goOn: [...ends], handedOut: 0 };
+        const after = await withPostCalls(input.runId, goOn, input.steps?.post ?? false, mayCall('POST'));
+        noteHalts(after);
         const statuses = await endTogether(input.runId, after.map((e) => ({ ...e.end, machineRunId: e.machineRunId, machineId: e.machineId })));
         for (const status of statuses) ended1(status);
-        return statuses;
+        return { statuses, handedOut };
       };
 
       /**
@@ -217,7 +295,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         );
         const ended = await endWithSteps(page.filter((m) => stopped.has(m.machineRunId)).map((m) => ({ ...stopped.get(m.machineRunId)!, machineRunId: m.machineRunId, machineId: m.machineId })));
         // Machines left uncalled (or stopped, their POST calls not made) are still PENDING: a later advance, or the run's settling once it is through, takes them.
-        if (going.size + ended.length < page.length) pendingLeft = true;
+        if (going.size + ended.statuses.length + ended.handedOut < page.length) pendingLeft = true;
         return page.filter((m) => going.has(m.machineRunId));
       };
 
@@ -247,7 +325,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         const removed = page.filter((m) => !live.has(m.machineId));
         if (input.steps) {
           const ended = await endWithSteps(removed.map((m) => ({ machineRunId: m.machineRunId, machineId: m.machineId, end: { jobFailed: true, error: MACHINE_REMOVED_ERROR } })));
-          if (ended.length < removed.length) pendingLeft = true;
+          if (ended.statuses.length + ended.handedOut < removed.length) pendingLeft = true;
         } else await inParallel(removed, async (m) => ended1(await end(m.machineRunId, { jobFailed: true, error: MACHINE_REMOVED_ERROR })));
       };
 
@@ -277,6 +355,46 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
         }
         if (entries.length > 0) announceRunProgress(pubsub, input.runId, (await recordStepResultsMany(db, input.runId, entries)).progress);
         return { rows, stopped };
+      };
+
+      /**
+       * The running machines whose POST scripts went to their agent, as their job stands: those whose
+       * report came have its results recorded (those not recorded yet, together, a line each), those
+       * no report will come from have their scripts recorded NOT_RUN; both are answered, to end as
+       * their row says (their POST calls then made). A first silence offers the job again. A worker
+       * that dies after the record and before the end leaves the machine with its report: the next
+       * look records nothing again and decides the same.
+       */
+      const withPostScripts = async (looked: readonly RunningMachineRow[], nowMs: number): Promise<Ending[]> => {
+        const ending: Ending[] = [];
+        const entries: StepResultsEntry[] = [];
+        await inParallel(looked, async (row) => {
+          const { job, end } = row.postScripts!;
+          const action = nextPostScriptsAction(job, nowMs, timings);
+          const keys = { machineRunId: row.machineRunId, machineId: row.machineId };
+          switch (action.kind) {
+            case 'WAIT':
+              return;
+            case 'REOFFER': {
+              const offered = await reofferJob(db, row.machineRunId, 'POST_SCRIPTS');
+              if (offered?.reoffered) pubsub.publish('agentCommandQueued', offered.machineId, { commandId: offered.id });
+              return;
+            }
+            case 'REPORTED': {
+              const { fresh, verdict } = afterPostScripts(row.stepResults, action.steps);
+              if (fresh.length > 0) entries.push({ machineRunId: row.machineRunId, results: fresh, lines: fresh.map((r) => stepLine(row.machineName, r)) });
+              // With POST calls, their verdict includes the scripts' (withPostCalls).
+              ending.push({ ...keys, ...(input.steps?.post ? end : afterPostCalls(end, verdict)) });
+              return;
+            }
+            case 'UNREPORTED':
+              await stepCalls.skipSteps({ machineRunId: row.machineRunId, phase: 'POST', kind: 'SCRIPT', reason: action.reason });
+              ending.push({ ...keys, ...postScriptsUnreported(end, action.reason), postFailed: true });
+              return;
+          }
+        });
+        if (entries.length > 0) announceRunProgress(pubsub, input.runId, (await recordStepResultsMany(db, input.runId, entries)).progress);
+        return ending;
       };
 
       /**
@@ -332,9 +450,10 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           context.heartbeat({ ended });
           woken = false;
           const lookedAt = Date.now();
-          const { nowMs, rows: looked } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline);
+          const { nowMs, rows: looked } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline, input.graceSeconds + RESULT_MARGIN_SECONDS);
           const finishing: Array<MachineEnd & { machineRunId: string; machineId: string }> = [];
-          const { rows, stopped } = await withPreScripts(looked);
+          const afterScripts = await withPostScripts(looked.filter((row) => row.postScripts !== null), nowMs);
+          const { rows, stopped } = await withPreScripts(looked.filter((row) => row.postScripts === null));
           await inParallel(rows, async (row) => {
             const action = nextMachineAction({ ...row, hasJob: row.commandId !== null }, nowMs, timings);
             switch (action.kind) {
@@ -356,8 +475,9 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
             }
           });
           if (input.steps) {
-            const statuses = await endWithSteps([...stopped, ...finishing.map(({ machineRunId, machineId, ...end }) => ({ machineRunId, machineId, end }))]);
-            running -= statuses.length;
+            const { statuses } = await endWithSteps([...stopped, ...finishing.map(({ machineRunId, machineId, ...end }) => ({ machineRunId, machineId, end }))]);
+            const { statuses: afterTheirScripts } = await endWithSteps(afterScripts, true);
+            running -= statuses.length + afterTheirScripts.length;
           } else {
             for (const status of await endTogether(input.runId, finishing)) {
               running -= 1;

@@ -345,36 +345,57 @@ export function createStepCalls({ db, pubsub, secrets }: StepActivityDeps) {
      */
     async dispatchPostScripts(input: { machineRunId: string; graceSeconds: number }): Promise<JobResult> {
       const { machineRun, run, deployment, machine } = await context(input.machineRunId);
-      const done = new Set(machineRun.stepResults.map((r) => r.index));
-      const scripts = scriptJobSteps(deployment.steps, 'POST').filter((s) => !done.has(s.index));
-      const empty = (steps: StepResult[]): JobResult => ({ updates: [], rebootRequired: false, rebooting: false, bootId: null, timedOut: false, error: null, steps });
-      if (scripts.length === 0) return empty([]);
-      const definitions = stepsOf(deployment.steps ?? [], 'POST', 'SCRIPT').filter((s) => !done.has(s.index));
-      if (!machine) return empty(scriptsUnsupported(definitions, { capabilities: [], version: null }).map((r, i) => (i === 0 ? { ...r, message: 'the machine was removed' } : r)));
-      const unsupported = scriptsUnsupported(definitions, { capabilities: machine.agentCapabilities, version: machine.agentVersion });
-      if (unsupported.length > 0) return empty(unsupported);
+      const { job, results } = postScriptsJob(deployment.steps, { ...machineRun, runId: run.id }, machine, input.graceSeconds, Date.now());
+      if (!job || !machine) return { updates: [], rebootRequired: false, rebooting: false, bootId: null, timedOut: false, error: null, steps: results };
       const { taskToken } = Context.current().info;
-      const longest = scripts.reduce((sum, s) => sum + s.timeoutSeconds, 0);
-      const job: InstallJob = {
-        runId: run.id,
-        machineRunId: machineRun.id,
-        // No update to fit in the window: the scripts have their own timeouts.
-        deadline: new Date(Date.now() + longest * 1000).toISOString(),
-        graceSeconds: input.graceSeconds,
-        rebootSetting: 'NEVER',
-        rebootReserveSeconds: 0,
-        updates: [],
-        scripts,
-      };
       const command = await ensurePostStepsCommand(db, { machineId: machine.id, machineRunId: machineRun.id, job, taskToken: Buffer.from(taskToken).toString('base64') });
       if (command.result) return command.result;
-      const { progress } = await recordStepResults(db, machineRun.id, [], [`${machineRun.machineName}: ${scripts.length} post-step script(s) sent to the agent.`]);
+      const { progress } = await recordStepResults(db, machineRun.id, [], [postScriptsSentLine(machineRun.machineName, job.scripts?.length ?? 0)]);
       announceRunProgress(pubsub, machineRun.runId, progress);
       pubsub.publish('agentCommandQueued', machine.id, { commandId: command.id });
       throw new CompleteAsyncError();
     },
   };
 }
+
+/**
+ * What a machine run's POST scripts need once its installs (and its reboot) are through: `job`, the
+ * job without updates that carries the scripts not recorded yet to its agent (its deadline: their
+ * timeouts from `nowMs`); or `results` to record at once instead, when the machine was removed or
+ * its agent does not run scripts (the first script failed with the reason); neither when none is
+ * left. A machine run's workflow (dispatchPostScripts) and a batched run's advance both use it.
+ */
+export function postScriptsJob(
+  steps: readonly DeploymentStep[] | null | undefined,
+  machineRun: { id: string; runId: string; stepResults: readonly StepResult[] },
+  machine: { agentCapabilities: readonly string[]; agentVersion: string | null } | undefined,
+  graceSeconds: number,
+  nowMs: number,
+): { job: InstallJob | null; results: StepResult[] } {
+  const done = new Set(machineRun.stepResults.map((r) => r.index));
+  const scripts = scriptJobSteps(steps, 'POST').filter((s) => !done.has(s.index));
+  if (scripts.length === 0) return { job: null, results: [] };
+  const definitions = stepsOf(steps ?? [], 'POST', 'SCRIPT').filter((s) => !done.has(s.index));
+  if (!machine) return { job: null, results: scriptsUnsupported(definitions, { capabilities: [], version: null }).map((r, i) => (i === 0 ? { ...r, message: 'the machine was removed' } : r)) };
+  const unsupported = scriptsUnsupported(definitions, { capabilities: machine.agentCapabilities, version: machine.agentVersion });
+  if (unsupported.length > 0) return { job: null, results: unsupported };
+  const longest = scripts.reduce((sum, s) => sum + s.timeoutSeconds, 0);
+  const job: InstallJob = {
+    runId: machineRun.runId,
+    machineRunId: machineRun.id,
+    // No update to fit in the window: the scripts have their own timeouts.
+    deadline: new Date(nowMs + longest * 1000).toISOString(),
+    graceSeconds,
+    rebootSetting: 'NEVER',
+    rebootReserveSeconds: 0,
+    updates: [],
+    scripts,
+  };
+  return { job, results: [] };
+}
+
+/** The line a machine's job stream gets when its POST scripts go to its agent. */
+export const postScriptsSentLine = (machineName: string, scripts: number) => `${machineName}: ${scripts} post-step script(s) sent to the agent.`;
 
 /** The step activities a worker registers (createStepCalls without runPageStepCalls). */
 export function createStepActivities(deps: StepActivityDeps) {

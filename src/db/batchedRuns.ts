@@ -1,13 +1,18 @@
 import { and, asc, eq, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
 import type { InstallJob, JobResult } from '../domain/types.js';
 import type { MachineRunStatus } from '../fleet/planning.js';
 import type { StepResult } from '../fleet/steps.js';
+import type { PostScriptsJob, StepEnd } from '../fleet/batchedRun.js';
 import { settledMachineRunStatus, settleUnreportedUpdate, UNSETTLED_UPDATE_STATUSES } from '../fleet/settle.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
 import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { agentCommands, machineRuns, machines, runLogs, updateResults } from './schema.js';
+
+/** A machine run's POST-scripts job (agent_commands.post_steps_machine_run_id), beside its install job. */
+const postJobs = alias(agentCommands, 'post_jobs');
 import { recordRunWebhookEvent } from './webhooks.js';
 
 /**
@@ -106,6 +111,8 @@ export interface RunningMachineRow {
   reoffered: boolean;
   rebootByMs: number | null;
   bootIdNow: string | null;
+  /** Its POST scripts went to its agent as a job of their own (a run with POST scripts): that job, and how the machine ends once they report. */
+  postScripts: { job: PostScriptsJob; end: StepEnd } | null;
 }
 
 /**
@@ -114,7 +121,7 @@ export interface RunningMachineRow {
  * install's deadline has passed. Other running machines only wait, and are not read. `nowMs`: the
  * database's clock, which the silences are measured by.
  */
-export async function runningMachinesToLookAt(db: Db, runId: string, ring: number | null, silentSeconds: number, deadline: Date): Promise<{ nowMs: number; rows: RunningMachineRow[] }> {
+export async function runningMachinesToLookAt(db: Db, runId: string, ring: number | null, silentSeconds: number, deadline: Date, postMarginSeconds: number): Promise<{ nowMs: number; rows: RunningMachineRow[] }> {
   const rows = await db
     .select({
       machineRunId: machineRuns.id,
@@ -129,10 +136,18 @@ export async function runningMachinesToLookAt(db: Db, runId: string, ring: numbe
       reofferedAt: agentCommands.reofferedAt,
       rebootBy: machineRuns.rebootBy,
       bootIdNow: machines.bootId,
+      postScriptsEnd: machineRuns.postScriptsEnd,
+      postJobId: postJobs.id,
+      postResult: postJobs.result,
+      postLastHeardAt: postJobs.lastHeardAt,
+      postCreatedAt: postJobs.createdAt,
+      postReofferedAt: postJobs.reofferedAt,
+      postDeadline: sql<string | null>`${postJobs.payload}->>'deadline'`,
       nowMs: sql<number>`(extract(epoch from now()) * 1000)::float8`,
     })
     .from(machineRuns)
     .leftJoin(agentCommands, eq(agentCommands.machineRunId, machineRuns.id))
+    .leftJoin(postJobs, eq(postJobs.postStepsMachineRunId, machineRuns.id))
     .leftJoin(machines, eq(machines.id, machineRuns.machineId))
     .where(
       and(
@@ -140,9 +155,16 @@ export async function runningMachinesToLookAt(db: Db, runId: string, ring: numbe
         ofRing(ring),
         isNull(machineRuns.endedAt),
         ne(machineRuns.status, 'PENDING'),
-        sql`(${agentCommands.id} is null or ${agentCommands.result} is not null or ${machineRuns.status} = 'REBOOTING'
-          or coalesce(${agentCommands.lastHeardAt}, ${agentCommands.createdAt}) < now() - make_interval(secs => ${silentSeconds})
-          or now() > ${deadline.toISOString()}::timestamptz)`,
+        // A machine waiting on its POST scripts is read for that job only (its install's result is in, and stays so).
+        sql`case when ${postJobs.id} is null then
+            ${agentCommands.id} is null or ${agentCommands.result} is not null or ${machineRuns.status} = 'REBOOTING'
+            or coalesce(${agentCommands.lastHeardAt}, ${agentCommands.createdAt}) < now() - make_interval(secs => ${silentSeconds})
+            or now() > ${deadline.toISOString()}::timestamptz
+          else
+            ${postJobs.result} is not null
+            or coalesce(${postJobs.lastHeardAt}, ${postJobs.createdAt}) < now() - make_interval(secs => ${silentSeconds})
+            or now() > (${postJobs.payload}->>'deadline')::timestamptz + make_interval(secs => ${postMarginSeconds})
+          end`,
       ),
     );
   const nowMs = rows.length > 0 ? Number(rows[0]!.nowMs) : Number([...(await db.execute<{ now_ms: number }>(sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`))][0]!.now_ms);
@@ -160,6 +182,18 @@ export async function runningMachinesToLookAt(db: Db, runId: string, ring: numbe
       reoffered: r.reofferedAt !== null,
       rebootByMs: r.rebootBy?.getTime() ?? null,
       bootIdNow: r.bootIdNow ?? null,
+      postScripts:
+        r.postJobId !== null && r.postScriptsEnd
+          ? {
+              job: {
+                result: (r.postResult as JobResult | null) ?? null,
+                lastHeardAtMs: (r.postLastHeardAt ?? r.postCreatedAt ?? new Date(0)).getTime(),
+                reoffered: r.postReofferedAt !== null,
+                deadlineMs: r.postDeadline ? Date.parse(r.postDeadline) : 0,
+              },
+              end: r.postScriptsEnd,
+            }
+          : null,
     })),
   };
 }
@@ -197,16 +231,62 @@ export async function startMachineRuns(
 }
 
 /**
+ * Hands machine runs of a batched run their POST scripts (a job without updates each) in one
+ * transaction, with how each ends once they report (`end`, kept on its row) and a log line each. A
+ * machine run still PENDING (its PRE steps stopped it before its install job) is started: it runs
+ * its POST scripts as a started machine does. Each machine run gets the job once (a retried
+ * advance finds it handed out); one that ended meanwhile gets none. Answers the commands handed
+ * out and how many machine runs were started.
+ */
+export async function handOutPostScripts(
+  db: Db,
+  runId: string,
+  jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; end: StepEnd; logLine: string }>,
+): Promise<{ commands: Array<{ id: string; machineId: string; created: boolean }>; started: number; progress: RunProgressEvent[] }> {
+  if (jobs.length === 0) return { commands: [], started: 0, progress: [] };
+  return db.transaction(async (tx) => {
+    const rows = jobs.map((j) => ({ id: j.machineRunId, end: j.end }));
+    // The rows locked first, in id order (as every writer of many machine runs locks them), their status before the change read there.
+    const claimed = await tx.execute<{ id: string; started: boolean }>(sql`
+      with v as (select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v(id uuid, "end" jsonb)),
+      before as (
+        select m.id, m.status from ${machineRuns} m join v on v.id = m.id
+        where m.ended_at is null order by m.id for update of m)
+      update ${machineRuns} as m
+      set post_scripts_end = coalesce(m.post_scripts_end, v."end"),
+          status = case when before.status = 'PENDING' then 'IN_PROGRESS'::machine_run_status else m.status end,
+          started_at = coalesce(m.started_at, now())
+      from v join before on before.id = v.id
+      where m.id = v.id
+      returning m.id, before.status = 'PENDING' as started`);
+    const ids = new Set([...claimed].map((c) => c.id));
+    const mine = jobs.filter((j) => ids.has(j.machineRunId));
+    if (mine.length === 0) return { commands: [], started: 0, progress: [] };
+    const created = await tx
+      .insert(agentCommands)
+      .values(mine.map((j) => ({ machineId: j.machineId, kind: 'INSTALL' as const, postStepsMachineRunId: j.machineRunId, payload: j.job })))
+      .onConflictDoNothing({ target: agentCommands.postStepsMachineRunId })
+      .returning({ id: agentCommands.id, machineId: agentCommands.machineId, machineRunId: agentCommands.postStepsMachineRunId });
+    const fresh = new Set(created.map((c) => c.machineRunId));
+    const logged = mine.filter((j) => fresh.has(j.machineRunId));
+    const lines = logged.length > 0 ? await tx.insert(runLogs).values(logged.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine }))).returning({ id: runLogs.id }) : [];
+    const events: NewRunProgress[] = [{ kind: 'RUN' }, ...(lines.length > 0 ? [{ kind: 'LINES' as const, lineIds: [lines[0]!.id, lines.at(-1)!.id] as [number, number] }] : [])];
+    const progress = await recordRunProgress(tx as unknown as Db, runId, events);
+    return { commands: created.map((c) => ({ id: c.id, machineId: c.machineId, created: true })), started: [...claimed].filter((c) => c.started).length, progress };
+  });
+}
+
+/**
  * After a first silence: the job offered again if its agent never reported on it (the answer that
  * carried it may have been lost with an API process; the agent keeps a job it has by its id, so
  * nothing installs twice), and the silence counted from now. Once per job.
  */
-export async function reofferJob(db: Db, machineRunId: string): Promise<{ id: string; machineId: string; reoffered: boolean } | undefined> {
+export async function reofferJob(db: Db, machineRunId: string, job: 'INSTALL' | 'POST_SCRIPTS' = 'INSTALL'): Promise<{ id: string; machineId: string; reoffered: boolean } | undefined> {
   const unreported = sql`${agentCommands.lastEventSeq} = 0 and ${agentCommands.result} is null and ${agentCommands.canceledAt} is null`;
   const [row] = await db
     .update(agentCommands)
     .set({ reofferedAt: sql`now()`, lastHeardAt: sql`now()`, deliveredAt: sql`case when ${unreported} then null else ${agentCommands.deliveredAt} end` })
-    .where(and(eq(agentCommands.machineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL'), isNull(agentCommands.reofferedAt)))
+    .where(and(job === 'INSTALL' ? eq(agentCommands.machineRunId, machineRunId) : eq(agentCommands.postStepsMachineRunId, machineRunId), eq(agentCommands.kind, 'INSTALL'), isNull(agentCommands.reofferedAt)))
     .returning({ id: agentCommands.id, machineId: agentCommands.machineId, reoffered: sql<boolean>`${unreported}` });
   return row;
 }

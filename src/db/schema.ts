@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { ApprovalRule, SlaTarget } from '../fleet/baselines.js';
 import type { Ring, UpdateSetMember } from '../fleet/rollout.js';
+import type { StepEnd } from '../fleet/batchedRun.js';
 import type { DeploymentStep, StepResult } from '../fleet/steps.js';
 import { CLASSIFICATIONS, DEPLOYMENT_RUN_STATUSES, ENVIRONMENTS, MACHINE_RUN_STATUSES, OS_TYPES, REBOOT_SETTINGS, SEVERITIES, UPDATE_RESULT_STATUSES, type RebootSetting } from '../domain/vocabulary.js';
 import { bigint, bigserial, boolean, date, doublePrecision, index, integer, jsonb, pgEnum, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
@@ -700,6 +701,11 @@ export const machineRuns = pgTable(
     stepResults: jsonb('step_results').$type<StepResult[]>().notNull().default(sql`'[]'::jsonb`),
     /** REBOOTING in a batched run: when the machine must be back by (a machine run's workflow keeps this in its own timer). */
     rebootBy: timestamp('reboot_by', { withTimezone: true }),
+    /**
+     * A batched run's machine whose POST scripts went to its agent as a job of their own: how it
+     * ends once they report (its install's end, src/fleet/batchedRun.ts StepEnd). Null otherwise.
+     */
+    postScriptsEnd: jsonb('post_scripts_end').$type<StepEnd>(),
   },
   (t) => [
     uniqueIndex('machine_runs_run_machine_idx').on(t.runId, t.machineId),

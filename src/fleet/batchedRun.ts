@@ -60,8 +60,9 @@ export const RUN_ADVANCE_SECONDS = 60;
  */
 export const MAX_BATCHED_RUNNING_MACHINES = 10_000;
 
-/** Margin after the window and its grace for an agent's last result to arrive (as a machine run's install step has). */
-const RESULT_MARGIN_MS = 120_000;
+/** Margin after the window (or a POST-scripts job's deadline) and its grace for an agent's last result to arrive (as a machine run's install step has). */
+export const RESULT_MARGIN_SECONDS = 120;
+const RESULT_MARGIN_MS = RESULT_MARGIN_SECONDS * 1000;
 
 /**
  * How many machines to start now: the free places, none once the window has ended, the failure
@@ -227,7 +228,7 @@ export function preCallsMade(results: readonly StepResult[]): boolean {
 }
 
 /**
- * A machine's end once its POST calls have run (machineRun.ts): a FAIL_MACHINE or HALT_RUN fails
+ * A machine's end once its POST steps have run (machineRun.ts): a FAIL_MACHINE or HALT_RUN fails
  * it, its reason after the install's own error; a HALT_RUN halts the run unless an earlier step of
  * the machine already did.
  */
@@ -273,9 +274,78 @@ function sameResult(a: StepResult | undefined, b: StepResult): boolean {
  * asked for no reboot.
  */
 export function afterPreScripts(recorded: readonly StepResult[], reported: readonly StepResult[]): { fresh: StepResult[]; stop: StepEnd | null } {
+  const { fresh, verdict } = scriptsReported(recorded, reported, 'PRE');
+  return { fresh, stop: afterPreCalls(verdict) };
+}
+
+/** A job's script results against those recorded: the ones not recorded yet, and the verdict of the phase's results with them. */
+function scriptsReported(recorded: readonly StepResult[], reported: readonly StepResult[], phase: StepResult['phase']): { fresh: StepResult[]; verdict: PhaseVerdict } {
   const known = new Map(recorded.map((r) => [r.index, r]));
   const fresh = reported.filter((r) => !sameResult(known.get(r.index), r));
   const merged = new Map(known);
   for (const r of reported) merged.set(r.index, r);
-  return { fresh, stop: afterPreCalls(phaseVerdict([...merged.values()].filter((r) => r.phase === 'PRE'))) };
+  return { fresh, verdict: phaseVerdict([...merged.values()].filter((r) => r.phase === phase)) };
+}
+
+/**
+ * Whether a machine about to end runs its POST scripts first (a run with POST scripts): not when
+ * its agent is gone (lost during the install, or the machine did not come back from its reboot), as
+ * machineRun.ts decides; those scripts are recorded NOT_RUN with AGENT_GONE_REASON.
+ */
+export function runsPostScripts(end: MachineEnd): boolean {
+  return !end.agentLost && !end.rebootFailed;
+}
+
+export const AGENT_GONE_REASON = 'the agent was not there to run it';
+
+/** A machine's POST-scripts job (a job without updates, after its install and reboot) as the advance reads it. */
+export interface PostScriptsJob {
+  /** The agent's result, once it came. */
+  result: { steps?: StepResult[] } | null;
+  /** When the agent last showed it works on the job (hand-over, progress, an offer again). */
+  lastHeardAtMs: number;
+  /** The job was offered again after a first silence. */
+  reoffered: boolean;
+  /** The job's deadline: its scripts' timeouts from when it was handed out. */
+  deadlineMs: number;
+}
+
+export type PostScriptsAction =
+  | { kind: 'WAIT' }
+  /** A first silence: the same job offered again. */
+  | { kind: 'REOFFER' }
+  /** The agent reported how the scripts went. */
+  | { kind: 'REPORTED'; steps: StepResult[] }
+  /** No report will come: the scripts not recorded are NOT_RUN with `reason`, and the machine fails (postScriptsUnreported). */
+  | { kind: 'UNREPORTED'; reason: string };
+
+/**
+ * What a machine whose POST scripts went to its agent needs next: the rules of a machine run's
+ * workflow for that job (machineRun.ts, dispatchPostScripts) on what PostgreSQL holds. A result
+ * ends the wait; a silence longer than the heartbeat offers the job again once and gives up at the
+ * second; the scripts' deadline plus grace plus a margin gives up too.
+ */
+export function nextPostScriptsAction(job: PostScriptsJob, nowMs: number, timings: Pick<RunTimings, 'graceSeconds' | 'installHeartbeatSeconds'>): PostScriptsAction {
+  if (job.result) return { kind: 'REPORTED', steps: job.result.steps ?? [] };
+  if (nowMs > job.deadlineMs + timings.graceSeconds * 1000 + RESULT_MARGIN_MS) return { kind: 'UNREPORTED', reason: 'the agent did not report on its post-step scripts: they ran past their timeouts' };
+  if (nowMs - job.lastHeardAtMs <= timings.installHeartbeatSeconds * 1000) return { kind: 'WAIT' };
+  if (!job.reoffered) return { kind: 'REOFFER' };
+  return { kind: 'UNREPORTED', reason: `the agent did not report on its post-step scripts (nothing for ${timings.installHeartbeatSeconds} s)` };
+}
+
+/**
+ * A machine's end when no report on its POST scripts will come (machineRun.ts): it fails with the
+ * reason, whatever its POST calls then say.
+ */
+export function postScriptsUnreported(before: StepEnd, reason: string): StepEnd {
+  return afterPostCalls(before, { action: 'FAIL_MACHINE', reason: reason.charAt(0).toUpperCase() + reason.slice(1) });
+}
+
+/**
+ * What the POST scripts' job reported, against what was recorded (a second look after a worker
+ * died records nothing again): the results not recorded yet, and the POST phase's verdict so far
+ * (the calls, made next, add theirs).
+ */
+export function afterPostScripts(recorded: readonly StepResult[], reported: readonly StepResult[]): { fresh: StepResult[]; verdict: PhaseVerdict } {
+  return scriptsReported(recorded, reported, 'POST');
 }

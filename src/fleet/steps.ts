@@ -306,6 +306,16 @@ export function preScriptsOnly(phases: StepPhases): boolean {
 }
 
 /**
+ * Whether a run with POST scripts is a batched run (docs/steps.md, "How a run with steps runs"):
+ * its advance hands each machine its POST scripts as a job of their own once the machine's install
+ * (and reboot) is through, and ends the machine when their results come. Runs begun before the
+ * marker that says so (deploymentRun.ts) keep a child workflow per machine.
+ */
+export function withPostScripts(phases: StepPhases): boolean {
+  return phases.scripts === true && phases.postScripts === true;
+}
+
+/**
  * Whether a run hands over install jobs with its first machines at all: not when the deployment has
  * PRE calls, which come first, in each machine run's workflow (runStepCalls), which then hands over
  * the job itself.

@@ -43,7 +43,7 @@ export interface BegunBatched {
   rings?: Array<{ ring: number; name: string; machineCount: number }>;
 }
 
-/** The state a batched run starts from, once begun; `steps` when its steps are all control-plane calls, or its scripts all PRE scripts. */
+/** The state a batched run starts from, once begun; `steps` when it has steps (begun after the markers that batch them, deploymentRun.ts). */
 export function initialState(begun: BegunBatched, steps?: StepPhases): BatchedRunState {
   const withSteps = steps ? { steps } : {};
   if (begun.rings) return { runId: begun.runId, rings: begun.rings, verdicts: [], ...withSteps };
@@ -92,8 +92,8 @@ async function advanceAll(input: DeploymentRunInput, carry: () => BatchedRunStat
     }
     const { steps: phases } = carry();
     const outcome = await (phases ? advancingWithCalls(phases) : advancing).advanceMachines({
-      // A run whose only scripts are PRE scripts (preScriptsOnly) says so: its jobs carry them; a run of calls only sends what it always did.
-      ...(phases ? { steps: { pre: phases.pre, post: phases.post, ...(phases.scripts ? { preScripts: true } : {}) } } : {}),
+      // A run with scripts says so: its install jobs carry the PRE scripts, and POST scripts (withPostScripts) go out after the install; a run of calls only sends what it always did.
+      ...(phases ? { steps: { pre: phases.pre, post: phases.post, ...(phases.scripts ? { preScripts: true } : {}), ...(phases.postScripts ? { postScripts: true } : {}) } } : {}),
       runId: carry().runId,
       ring,
       ...limits,

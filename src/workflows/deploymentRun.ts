@@ -5,7 +5,7 @@ import { notStartedReason } from '../fleet/planning.js';
 import { passRingGate, ringVerdicts } from './ringGate.js';
 import { batchedRun, initialState } from './batchedRun.js';
 import { haltedReason, runMachines, type Machine } from './childMachines.js';
-import { callsOnly, preScriptsOnly } from '../fleet/steps.js';
+import { callsOnly, preScriptsOnly, withPostScripts } from '../fleet/steps.js';
 import { initialStepState, stepRun } from './stepRun.js';
 import type { DeploymentRunInput } from './runInput.js';
 
@@ -49,6 +49,14 @@ export const BATCHED_STEP_CALLS_PATCH = 'batched-step-calls';
  */
 export const BATCHED_PRE_SCRIPTS_PATCH = 'batched-pre-scripts';
 
+/**
+ * A deployment with POST scripts runs as a batched run too: its advance hands each machine its POST
+ * scripts as a job of their own once its install and reboot are through, and ends it when they
+ * report (batchedRuns.ts). Decided once, when the run begins; histories without this marker run a
+ * child workflow per machine (stepRun.ts) as they did.
+ */
+export const BATCHED_POST_SCRIPTS_PATCH = 'batched-post-scripts';
+
 const steps = proxyActivities<DeploymentActivities>({
   // Database reads and writes: seconds. Retried with backoff on transient errors.
   startToCloseTimeout: '2 minutes',
@@ -90,8 +98,9 @@ export async function deploymentRunWorkflow(input: DeploymentRunInput): Promise<
     if (begun.windowEndsAtMs === null) return 'NOTHING_TO_DO';
     if (!begun.steps) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }));
     if (callsOnly(begun.steps) && patched(BATCHED_STEP_CALLS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
-    if (preScriptsOnly(begun.steps) && patched(BATCHED_PRE_SCRIPTS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
-    // POST scripts (and runs begun before the markers above) run in a workflow per machine (machineRun.ts), started a page at a time.
+    if (preScriptsOnly(begun.steps) && !input.machineWorkflows && patched(BATCHED_PRE_SCRIPTS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
+    if (withPostScripts(begun.steps) && !input.machineWorkflows && patched(BATCHED_POST_SCRIPTS_PATCH)) return batchedRun(input, initialState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs }, begun.steps));
+    // Runs begun before the markers above (or asked to, machineWorkflows) run in a workflow per machine (machineRun.ts), started a page at a time.
     if (patched(PAGED_STEP_RUNS_PATCH)) return stepRun(input, initialStepState({ ...begun, windowEndsAtMs: begun.windowEndsAtMs, steps: begun.steps }));
     // Begun before that: the run as below, its machines' list read again (the same run: beginDeploymentRun finds it begun).
   }

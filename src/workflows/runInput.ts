@@ -21,6 +21,11 @@ export interface DeploymentRunInput {
   stepChildren?: number;
   /** A run with steps continued as new: where it was (absent when it begins). */
   resumeSteps?: StepRunState;
+  /**
+   * A run with scripts runs a child workflow per machine (stepRun.ts), the shape runs begun before
+   * their scripts were batched keep: tests of that path set it (FLEETPATCH_RUN_MACHINE_WORKFLOWS).
+   */
+  machineWorkflows?: boolean;
 }
 
 /** What a batched run's limits are while its machines (or a ring's) run. */
@@ -44,7 +49,7 @@ export interface BatchedRunState {
   ring?: { ring: number; name: string; gate: RingGate; limits: BatchLimits };
   /** Operators' words on rings received so far (approve, reject, resume), by ring. */
   verdicts: Array<[number, NonNullable<GateVerdict>]>;
-  /** A run whose steps are all control-plane calls (callsOnly): its phases, the advance makes the calls. Absent: no steps. */
+  /** A run with steps (callsOnly, preScriptsOnly, withPostScripts in src/fleet/steps.ts): its phases; the advance makes the calls and hands out the scripts. Absent: no steps. */
   steps?: StepPhases;
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +18,9 @@ import type { Database } from '../../src/db/client.js';
 import { createFleetPubSub } from '../../src/events/pubsub.js';
 import type { TemporalClient } from '../../src/temporal/connection.js';
 import { haltedReason } from '../../src/workflows/childMachines.js';
+import { workflowIds } from '../../src/workflows/config.js';
+import type { DeploymentRunInput } from '../../src/workflows/runInput.js';
+import { ensureRun } from '../../src/db/runs.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 import { graphql, startRunStack, type RunStack, waitUntil } from '../support/env.js';
 
@@ -30,7 +34,12 @@ interface Agent {
   jobs: Array<{ job: InstallJob; callsBefore: number }>;
   /** The script this agent reports failed (exit code 3), as the agent reports it: the scripts after a stop NOT_RUN, its updates NOT_ATTEMPTED. */
   failScript?: string;
+  /** Jobs this agent takes and never reports on (it died with them): ALL, or POST_SCRIPTS (a job without updates). */
+  silent?: 'ALL' | 'POST_SCRIPTS';
 }
+
+/** Whether `agent` reports on `job` (see Agent.silent). */
+const answers = (agent: Agent, job: InstallJob) => !agent.silent || (agent.silent === 'POST_SCRIPTS' && job.updates.length > 0);
 
 interface Call {
   path: string;
@@ -187,7 +196,7 @@ describe('deployments with pre and post steps', () => {
         for (const agent of agents) {
           for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
             agent.jobs.push({ job: command.install!, callsBefore: calls.length });
-            await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
+            if (answers(agent, command.install!)) await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
           }
         }
         return run(runId);
@@ -253,9 +262,9 @@ describe('deployments with pre and post steps', () => {
     expect(steps[4]!.message).toBe('answered HTTP 401 (expected 2xx): bad token [secret]');
     expect(done.logs.some((l) => l === `${agent.name}: pre-step "drain" (call) SUCCEEDED: HTTP 200, 2 attempts.`)).toBe(true);
     expect(machine(done, agent).updates.map((u) => u.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
-    // A POST script needs a job of its own: the machine ran in a workflow of its own.
-    expect(await hasMachineWorkflow(runId, agent)).toBe(true);
-    await recordHistory(`machine-run:${runId}:${agent.machineId}`, 'machineRunSteps.json');
+    // A POST script's job of its own went out from the run's advance: no workflow per machine.
+    expect(await hasMachineWorkflow(runId, agent)).toBe(false);
+    await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunBatchedPostScripts.json');
 
     // The secret: by name in GraphQL, its value in no answer, no log line, no audit event, no stored row.
     const deployment = await graphql(api.url, `query($id: ID!) { deployment(id: $id) { steps { name http { headers { name value secret } } } } }`, { token: operator, variables: { id: deploymentId } });
@@ -312,36 +321,44 @@ describe('deployments with pre and post steps', () => {
     await recordHistory(`deployment-run:${deploymentId}:${runId}`, 'deploymentRunBatchedPreScripts.json');
   }, 120_000);
 
-  /**
-   * A machine as a run records it, for comparing the two shapes: its status, error, updates, steps
-   * and log lines, without its name, its times, and what `leaveOut` (a step's name) brings.
-   */
-  const recorded = (v: RunView, a: Agent, leaveOut: string) => {
+  /** A machine as a run records it, for comparing the two shapes: its status, error, updates, steps and log lines, without its name and its times. */
+  const recorded = (v: RunView, a: Agent) => {
     const m = machine(v, a);
     return {
       status: m.status,
       error: m.error,
       updates: m.updates.map((u) => [u.name, u.status, u.reason]),
-      steps: m.stepResults.filter((s) => s.name !== leaveOut).map((s) => [s.name, s.phase, s.kind, s.status, s.message, s.exitCode, s.httpStatus, s.attempts, s.startedAt === null, s.endedAt === null]),
-      lines: v.logs.filter((l) => l.startsWith(`${a.name}: `) && !l.includes(JSON.stringify(leaveOut)) && !l.includes('post-step script(s) sent')).map((l) => l.slice(a.name.length)),
+      steps: m.stepResults.map((s) => [s.name, s.phase, s.kind, s.status, s.message, s.exitCode, s.httpStatus, s.attempts, s.startedAt === null, s.endedAt === null]),
+      lines: v.logs.filter((l) => l.startsWith(`${a.name}: `)).map((l) => l.slice(a.name.length)),
     };
   };
 
   /**
-   * The same deployment run twice, on agents that answer alike: with its steps as given (PRE scripts
-   * only: a batched run), and with a POST script added (a child workflow per machine, the shape PRE
-   * scripts ran in before). What each machine records must be the same, the POST script aside.
+   * Runs a deployment now as runs begun before their scripts were batched still run: a child
+   * workflow per machine (the run's input says `machineWorkflows`, as FLEETPATCH_RUN_MACHINE_WORKFLOWS
+   * makes the API say it). Otherwise as the API's runDeploymentNow.
+   */
+  async function runNowInMachineWorkflows(deploymentId: string): Promise<string> {
+    const runId = randomUUID();
+    const workflowId = workflowIds.deploymentRun(deploymentId, runId);
+    await ensureRun(database.db, { id: runId, deploymentId, workflowId, trigger: 'MANUAL' });
+    const input: DeploymentRunInput = { deploymentId, runId, trigger: 'MANUAL', machineWorkflows: true };
+    await temporal.client.workflow.start('deploymentRunWorkflow', { taskQueue: temporal.settings.taskQueue, workflowId, args: [input] });
+    return runId;
+  }
+
+  /**
+   * The same deployment run twice, on agents that answer alike: as a batched run, and in a child
+   * workflow per machine (the shape runs begun before scripts were batched keep). What each machine
+   * records must be the same.
    */
   async function bothShapes(name: string, fails: Array<string | undefined>, steps: unknown[], extra: Record<string, unknown> = {}) {
     const shapes = [];
-    for (const [shape, added] of [
-      ['batched', []],
-      ['children', [{ name: 'shape', phase: 'POST', onFailure: 'CONTINUE', script: { inline: 'true', timeoutSeconds: 60 } }]],
-    ] as const) {
+    for (const shape of ['batched', 'children'] as const) {
       const agents: Agent[] = [];
       for (const [i, fail] of fails.entries()) agents.push({ ...(await enroll({ name: `${name}-${shape}-${i}${fail ? '-sick' : ''}` })), ...(fail ? { failScript: fail } : {}) });
-      const deploymentId = await createDeployment(`${name} ${shape}`, agents, [...steps, ...added], undefined, extra);
-      const runId = await runNow(deploymentId);
+      const deploymentId = await createDeployment(`${name} ${shape}`, agents, steps, undefined, extra);
+      const runId = shape === 'batched' ? await runNow(deploymentId) : await runNowInMachineWorkflows(deploymentId);
       const done = await untilRun(runId, agents, ended, `the ${shape} run to end`);
       shapes.push({ agents, runId, done, children: await Promise.all(agents.map((a) => hasMachineWorkflow(runId, a))) });
     }
@@ -351,7 +368,7 @@ describe('deployments with pre and post steps', () => {
     expect(children.agents.every((a, i) => children.children[i] || machine(children.done, a).status === 'NOT_STARTED')).toBe(true);
     expect(children.children.some((c) => c)).toBe(true);
     expect(batched.done.status).toBe(children.done.status);
-    expect(batched.agents.map((a) => recorded(batched.done, a, 'shape'))).toEqual(children.agents.map((a) => recorded(children.done, a, 'shape')));
+    expect(batched.agents.map((a) => recorded(batched.done, a))).toEqual(children.agents.map((a) => recorded(children.done, a)));
     return batched;
   }
 
@@ -397,6 +414,58 @@ describe('deployments with pre and post steps', () => {
     const [sick, ...others] = batched.agents as [Agent, Agent, Agent];
     const reason = 'Pre-step "gate" failed: exited with code 3';
     expect([machine(batched.done, sick).status, machine(batched.done, sick).error]).toEqual(['FAILED', `${reason}.`]);
+    for (const other of others) expect([machine(batched.done, other).status, machine(batched.done, other).error, other.jobs]).toEqual(['NOT_STARTED', `Not started: the run was halted by a step (${reason}).`, []]);
+  }, 180_000);
+
+  it('POST scripts in a batched run record what a machine run of its own records: a job of their own after the install, each onFailure, the POST call after them, and run after a PRE script skipped the installs', async () => {
+    const steps = [
+      { name: 'drain', phase: 'PRE', http: { url: `${base}/ok` } },
+      { name: 'stop app', phase: 'PRE', script: { inline: 'systemctl stop app', timeoutSeconds: 60 } },
+      { name: 'restart app', phase: 'POST', script: { inline: 'systemctl restart app', timeoutSeconds: 60 } },
+      { name: 'smoke', phase: 'POST', onFailure: 'CONTINUE', script: { inline: 'curl -f localhost', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/ok` } },
+    ];
+    const batched = await bothShapes('postscripts', [undefined, 'stop app', 'restart app', 'smoke'], steps);
+    const [well, skipped, failed, continued] = batched.agents as [Agent, Agent, Agent, Agent];
+    const view = (a: Agent) => machine(batched.done, a);
+    expect([well, skipped, failed, continued].map((a) => [view(a).status, view(a).error, view(a).stepResults.map((s) => `${s.name}=${s.status}`)])).toEqual([
+      ['SUCCEEDED', null, ['drain=SUCCEEDED', 'stop app=SUCCEEDED', 'restart app=SUCCEEDED', 'smoke=SUCCEEDED', 'undrain=SUCCEEDED']],
+      [view(skipped).status, 'Not attempted: Pre-step "stop app" failed: exited with code 3.', ['drain=SUCCEEDED', 'stop app=FAILED', 'restart app=SUCCEEDED', 'smoke=SUCCEEDED', 'undrain=SUCCEEDED']],
+      ['FAILED', 'Post-step "restart app" failed: exited with code 3.', ['drain=SUCCEEDED', 'stop app=SUCCEEDED', 'restart app=FAILED', 'smoke=NOT_RUN', 'undrain=NOT_RUN']],
+      ['SUCCEEDED', null, ['drain=SUCCEEDED', 'stop app=SUCCEEDED', 'restart app=SUCCEEDED', 'smoke=FAILED', 'undrain=SUCCEEDED']],
+    ]);
+    // Each machine: its install job (with the PRE script), then its POST scripts' job, once each; the POST call once, after that job.
+    for (const a of batched.agents) {
+      expect(a.jobs.map((j) => [j.job.updates.length, (j.job.scripts ?? []).map((s) => s.name)])).toEqual([
+        [2, ['stop app']],
+        [0, ['restart app', 'smoke']],
+      ]);
+      expect(callsOf('/ok', a).length).toBe(a === failed ? 1 : 2);
+    }
+  }, 180_000);
+
+  it('a PRE call that skips the installs in a batched run: the machine, never handed an install job, still runs its POST scripts, as a machine run of its own does', async () => {
+    const steps = [
+      { name: 'health', phase: 'PRE', onFailure: 'SKIP_INSTALLS', http: { url: `${base}/health` } },
+      { name: 'restart app', phase: 'POST', script: { inline: 'systemctl restart app', timeoutSeconds: 60 } },
+    ];
+    // "none" names no script: the agent is named sick (its PRE call fails) and its scripts succeed.
+    const batched = await bothShapes('prestop', ['none', undefined], steps);
+    const [sick, well] = batched.agents as [Agent, Agent];
+    expect([machine(batched.done, sick).error, machine(batched.done, sick).stepResults.map((s) => `${s.name}=${s.status}`)]).toEqual([
+      'Not attempted: Pre-step "health" failed: answered HTTP 503 (expected 2xx): unhealthy.',
+      ['health=FAILED', 'restart app=SUCCEEDED'],
+    ]);
+    expect(sick.jobs.map((j) => [j.job.updates.length, (j.job.scripts ?? []).map((s) => s.name)])).toEqual([[0, ['restart app']]]);
+    expect(well.jobs.map((j) => j.job.updates.length)).toEqual([2, 0]);
+  }, 180_000);
+
+  it('a POST script that fails with HALT_RUN in a batched run halts it as a machine run of its own did: the machines not started NOT_STARTED with the halt', async () => {
+    const steps = [{ name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } }];
+    const batched = await bothShapes('posthalt', ['health', undefined, undefined], steps, { maxConcurrent: { value: 1, unit: 'COUNT' } });
+    const [sick, ...others] = batched.agents as [Agent, Agent, Agent];
+    const reason = 'Post-step "health" failed: exited with code 3';
+    expect([machine(batched.done, sick).status, machine(batched.done, sick).error, machine(batched.done, sick).updates.map((u) => u.status)]).toEqual(['FAILED', `${reason}.`, ['SUCCEEDED', 'SUCCEEDED']]);
     for (const other of others) expect([machine(batched.done, other).status, machine(batched.done, other).error, other.jobs]).toEqual(['NOT_STARTED', `Not started: the run was halted by a step (${reason}).`, []]);
   }, 180_000);
 
@@ -499,7 +568,7 @@ describe('deployments with pre and post steps', () => {
       for (const agent of agents) {
         for (const command of (await agent.client.commands(0)).commands.filter((c) => c.kind === 'INSTALL')) {
           agent.jobs.push({ job: command.install!, callsBefore: calls.length });
-          await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
+          if (answers(agent, command.install!)) await agent.client.sendJobResult(command.id, resultOf(command.install!, agent.failScript));
         }
       }
     };
@@ -653,6 +722,78 @@ describe('deployments with pre and post steps', () => {
     ]);
     // The job carried the script.
     expect(sick.jobs[0]!.job.scripts?.map((s) => s.name)).toEqual(['gate']);
+  }, 120_000);
+
+  it("an advance whose worker dies once POST scripts' results are recorded, before their machines end: the retry records none again, makes each POST call once, ends each machine once, and counts the halt once", async () => {
+    const sick = { ...(await enroll({ name: 'postdies-1-sick' })), failScript: 'health' };
+    const well = await enroll({ name: 'postdies-2' });
+    const deploymentId = await createDeployment('post script dies', [sick, well], [
+      { name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
+    ]);
+    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: false, post: true, preScripts: true, postScripts: true } });
+    const scriptsRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and ended_at is null and step_results @> '[{"name":"health"}]'`)[0]!.n;
+    // The worker dies as the advance is about to make the POST calls of the machines whose POST scripts reported: their results are recorded, the machines not ended.
+    const dying = advanceWith({
+      ...stepCalls,
+      runPageStepCalls: (i, options) => (i.phase === 'POST' ? Promise.reject(new Error('the worker died')) : stepCalls.runPageStepCalls(i, options)),
+    });
+    await expect(advancing(dying)).rejects.toThrow('the worker died');
+    expect(await scriptsRecorded()).toBeGreaterThanOrEqual(1);
+    const reason = 'Post-step "health" failed: exited with code 3';
+    const outcome = await advancing(activities.advanceMachines);
+    expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: [reason] });
+    const done = await run(begun.runId);
+    expect([sick, well].map((a) => [machine(done, a).status, machine(done, a).error, machine(done, a).stepResults.map((s) => [s.name, s.status])])).toEqual([
+      ['FAILED', `${reason}.`, [['health', 'FAILED'], ['undrain', 'NOT_RUN']]],
+      ['SUCCEEDED', null, [['health', 'SUCCEEDED'], ['undrain', 'SUCCEEDED']]],
+    ]);
+    // Each: its install job and its POST scripts' job once, the script's line once, its end once; the call made by the machine whose script succeeded only.
+    expect([sick, well].map((a) => [a.jobs.map((j) => j.job.updates.length), callsOf('/crash-post', a).length, done.logs.filter((l) => l.startsWith(`${a.name}: post-step "health" (script)`)).length, done.logs.filter((l) => /^[^:]+: (SUCCEEDED|FAILED)/.test(l) && l.startsWith(`${a.name}: `)).length])).toEqual([
+      [[2, 0], 0, 1, 1],
+      [[2, 0], 1, 1, 1],
+    ]);
+  }, 120_000);
+
+  it("an agent that does not report on its POST scripts: their job offered again once, then the machine fails with why, the scripts NOT_RUN and the POST call made; an agent lost during its install has its POST scripts NOT_RUN", async () => {
+    const quiet = { ...(await enroll({ name: 'postquiet-1' })), silent: 'POST_SCRIPTS' as const };
+    const lost = { ...(await enroll({ name: 'postquiet-2' })), silent: 'ALL' as const };
+    const deploymentId = await createDeployment('post scripts unreported', [quiet, lost], [
+      { name: 'restart app', phase: 'POST', script: { inline: 'systemctl restart app', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/ok` } },
+    ]);
+    const { activities, advancing, begun } = await advancedRun(deploymentId, [quiet, lost], { installHeartbeatSeconds: 1, steps: { pre: false, post: true, preScripts: true, postScripts: true } });
+    const outcome = await advancing(activities.advanceMachines);
+    expect(outcome).toMatchObject({ done: true, failed: 2, pendingLeft: false });
+    const done = await run(begun.runId);
+    const why = 'the agent did not report on its post-step scripts (nothing for 1 s)';
+    expect([quiet, lost].map((a) => [machine(done, a).status, machine(done, a).error, machine(done, a).stepResults.map((s) => [s.name, s.status, s.message])])).toEqual([
+      ['FAILED', 'The agent did not report on its post-step scripts (nothing for 1 s).', [['restart app', 'NOT_RUN', why], ['undrain', 'SUCCEEDED', null]]],
+      ['FAILED', 'The agent stopped reporting during the install (nothing for 1 s): it may have crashed or lost its connection. The next assessment shows what was installed.', [['restart app', 'NOT_RUN', 'the agent was not there to run it'], ['undrain', 'SUCCEEDED', null]]],
+    ]);
+    // The quiet agent got its POST scripts' job twice (offered again after the first silence, the same job), the lost one its install job twice and no other.
+    expect([quiet, lost].map((a) => a.jobs.map((j) => (j.job.scripts ?? []).map((x) => x.name)))).toEqual([[[], ['restart app'], ['restart app']], [[], []]]);
+    expect(new Set(quiet.jobs.slice(1).map((j) => j.job.machineRunId)).size).toBe(1);
+  }, 120_000);
+
+  it('a run canceled while a machine runs its POST scripts: the machine ends CANCELED, its scripts and POST call recorded as not run, the job withdrawn', async () => {
+    const agent = { ...(await enroll({ name: 'postcancel-1' })), silent: 'POST_SCRIPTS' as const };
+    const deploymentId = await createDeployment('post scripts canceled', [agent], [
+      { name: 'restart app', phase: 'POST', script: { inline: 'systemctl restart app', timeoutSeconds: 60 } },
+      { name: 'undrain', phase: 'POST', http: { url: `${base}/ok` } },
+    ]);
+    const runId = await runNow(deploymentId);
+    await untilRun(runId, [agent], () => agent.jobs.length === 2, 'the POST scripts to go to the agent');
+    await query('mutation($id: ID!) { cancelDeploymentRun(id: $id) { id } }', { id: runId });
+    const done = await untilRun(runId, [agent], ended, 'the run to end');
+    expect([done.status, machine(done, agent).status, machine(done, agent).stepResults.map((s) => [s.name, s.status, s.message])]).toEqual([
+      'CANCELED',
+      'CANCELED',
+      [['restart app', 'NOT_RUN', 'the run was canceled'], ['undrain', 'NOT_RUN', 'the run was canceled']],
+    ]);
+    expect(callsOf('/ok', agent)).toEqual([]);
+    const open = await database.sql`select id from agent_commands where post_steps_machine_run_id is not null and machine_id = ${agent.machineId} and canceled_at is null`;
+    expect(open).toEqual([]);
   }, 120_000);
 
   it('a PRE GO_ON recorded together with a PRE HALT_RUN by an advance whose worker then dies: that machine has started, and the next advance hands it its job although the run is halted', async () => {

@@ -68,9 +68,10 @@ interface MachineRunView {
  * workflow holds (docs/deployments.md, "Runs of any size"): a child workflow per machine, started a
  * page at a time, the parent continuing as new after each page. The real Temporal dev server, a
  * real worker, PostgreSQL, the API over HTTP, agents speaking the agent protocol and a real HTTP
- * server for the steps' calls; the page made tiny (FLEETPATCH_RUN_STEP_CHILDREN). A run whose
- * steps are all calls is a batched run instead (no child workflow): the threshold, cancel and ring
- * cases below run that shape, with the same outcomes; the first case, with a script, runs children.
+ * server for the steps' calls; the page made tiny (FLEETPATCH_RUN_STEP_CHILDREN). New runs are
+ * batched runs (no child workflow): the threshold, cancel and ring cases below run that shape, with
+ * the same outcomes; the first case, with a script, runs children as runs begun before their
+ * scripts were batched still do (FLEETPATCH_RUN_MACHINE_WORKFLOWS).
  */
 describe('deployments with steps, their machines run page by page', () => {
   let stack: RunStack;
@@ -97,7 +98,10 @@ describe('deployments with steps, their machines run page by page', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    stack = await startRunStack({ env: { FLEETPATCH_RUN_STEP_CHILDREN: String(STEP_CHILDREN), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES) }, workerIdentity: 'paged-steps-worker' });
+    stack = await startRunStack({
+      env: { FLEETPATCH_RUN_STEP_CHILDREN: String(STEP_CHILDREN), FLEETPATCH_RUN_PLAN_MACHINES: String(PLAN_MACHINES), FLEETPATCH_RUN_MACHINE_WORKFLOWS: '1' },
+      workerIdentity: 'paged-steps-worker',
+    });
     ({ database, api, temporal } = stack);
     operator = await stack.token('OPERATOR');
     enrollKey = await stack.enrollmentKey('paged steps');

@@ -3,7 +3,9 @@ import {
   advanceReturns,
   afterPostCalls,
   afterPreCalls,
+  afterPostScripts,
   afterPreScripts,
+  AGENT_GONE_REASON,
   CALLS_RESERVE_SECONDS,
   callsMayStart,
   haltsOf,
@@ -13,12 +15,17 @@ import {
   MACHINE_REMOVED_ERROR,
   machinesToStart,
   nextMachineAction,
+  nextPostScriptsAction,
   notBackError,
+  postScriptsUnreported,
   PAST_WINDOW_ERROR,
   preCallsMade,
+  runsPostScripts,
   shouldContinueAsNew,
   RUN_STEP_CHILDREN,
   UPDATE_PAST_WINDOW_ERROR,
+  type PostScriptsAction,
+  type PostScriptsJob,
   type RunningMachine,
 } from '../../src/fleet/batchedRun.js';
 import { deploymentRunStatus, deploymentRunStatusFromCounts, maxConcurrentMachines, MAX_RUNNING_MACHINES, type MachineRunStatus } from '../../src/fleet/planning.js';
@@ -202,6 +209,48 @@ describe('a batched run whose install jobs carry PRE scripts: their results as a
 
   it('a result that differs from the one recorded is recorded again (the agent reported it anew)', () => {
     expect(afterPreScripts([script({})], [failed('FAIL_MACHINE')]).fresh).toEqual([failed('FAIL_MACHINE')]);
+  });
+});
+
+describe('a batched run with POST scripts: their job after the install, as a machine run waits for it and applies its report', () => {
+  const post = (r: Partial<StepResult>): StepResult => ({ index: 2, name: 'health', phase: 'POST', kind: 'SCRIPT', onFailure: 'FAIL_MACHINE', status: 'SUCCEEDED', message: null, exitCode: 0, httpStatus: null, attempts: 1, startedAt: '2026-12-03T21:00:00.000Z', endedAt: '2026-12-03T21:00:01.000Z', ...r });
+  const job = { result: null, lastHeardAtMs: NOW - 1000, reoffered: false, deadlineMs: NOW + 60_000 };
+  const done = { end: { requestAssessment: true, timedOut: false, rebootOutcome: 'NOT_NEEDED' as const, error: null } };
+
+  it('runs them unless the agent is gone: lost during the install, or the machine not back from its reboot', () => {
+    expect(runsPostScripts(done.end)).toBe(true);
+    expect(runsPostScripts({ jobFailed: true, error: 'Pre-step "drain" failed.' })).toBe(true);
+    expect(runsPostScripts({ timedOut: true, error: 'x' })).toBe(true);
+    expect(runsPostScripts({ agentLost: true, error: 'x' })).toBe(false);
+    expect(runsPostScripts({ rebootFailed: true, error: 'x' })).toBe(false);
+    expect(AGENT_GONE_REASON).toBe('the agent was not there to run it');
+  });
+
+  it.each([
+    ['waits while the agent works on the job', job, { kind: 'WAIT' }],
+    ['takes the report when it came, even past the deadline', { ...job, deadlineMs: NOW - 3_600_000, result: { steps: [post({})] } }, { kind: 'REPORTED', steps: [post({})] }],
+    ['a report without script results reports none', { ...job, result: {} }, { kind: 'REPORTED', steps: [] }],
+    ['offers the job again after a first silence longer than the heartbeat', { ...job, lastHeardAtMs: NOW - 121_000 }, { kind: 'REOFFER' }],
+    ['gives up after a second silence', { ...job, lastHeardAtMs: NOW - 121_000, reoffered: true }, { kind: 'UNREPORTED', reason: 'the agent did not report on its post-step scripts (nothing for 120 s)' }],
+    ['waits past the deadline within the grace and the margin', { ...job, deadlineMs: NOW - 600_000 - 119_000 }, { kind: 'WAIT' }],
+    ['gives up past the deadline, its grace and the margin', { ...job, deadlineMs: NOW - 600_000 - 121_000 }, { kind: 'UNREPORTED', reason: 'the agent did not report on its post-step scripts: they ran past their timeouts' }],
+  ] as Array<[string, PostScriptsJob, PostScriptsAction]>)('%s', (_, state, action) => {
+    expect(nextPostScriptsAction(state, NOW, timings)).toEqual(action);
+  });
+
+  it("fails a machine no report came from, after its install's own error, whatever its POST calls say", () => {
+    expect(postScriptsUnreported(done, 'the agent did not report on its post-step scripts (nothing for 120 s)')).toEqual({ end: { ...done.end, jobFailed: true, error: 'The agent did not report on its post-step scripts (nothing for 120 s).' } });
+    expect(postScriptsUnreported({ end: { jobFailed: true, error: 'apt failed.' }, halt: 'Pre-step "x" failed' }, 'why').end.error).toBe('apt failed.; Why.');
+  });
+
+  it('records what is new, and the verdict of the POST phase with it', () => {
+    expect(afterPostScripts([], [post({})])).toEqual({ fresh: [post({})], verdict: { action: 'GO_ON' } });
+    const failed = post({ status: 'FAILED', message: 'exited with code 1', exitCode: 1, onFailure: 'HALT_RUN' });
+    expect(afterPostScripts([post({ index: 0, name: 'drain', phase: 'PRE', kind: 'HTTP' })], [failed])).toEqual({ fresh: [failed], verdict: { action: 'HALT_RUN', reason: 'Post-step "health" failed: exited with code 1' } });
+    // A second look after a worker died: nothing fresh, the same verdict.
+    expect(afterPostScripts([failed], [failed])).toEqual({ fresh: [], verdict: { action: 'HALT_RUN', reason: 'Post-step "health" failed: exited with code 1' } });
+    // A PRE failure recorded before is not the POST phase's.
+    expect(afterPostScripts([post({ phase: 'PRE', index: 0, status: 'FAILED', onFailure: 'FAIL_MACHINE' })], [post({})]).verdict).toEqual({ action: 'GO_ON' });
   });
 });
 

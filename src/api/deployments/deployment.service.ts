@@ -334,6 +334,7 @@ export class DeploymentService {
       ...(timings.runHistoryEvents ? { historyEvents: timings.runHistoryEvents } : {}),
       ...(timings.runPlanMachines ? { planMachines: timings.runPlanMachines } : {}),
       ...(timings.runStepChildren ? { stepChildren: timings.runStepChildren } : {}),
+      ...(timings.runMachineWorkflows ? { machineWorkflows: true } : {}),
     };
   }
 
