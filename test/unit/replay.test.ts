@@ -50,6 +50,9 @@ describe('workflow code stays compatible with recorded runs', () => {
     // Recorded by test/integration/deploymentSteps.test.ts (its run of PRE scripts only) before and after such runs were batched.
     ['deploymentRunPreScriptsChildren.json', 'a run whose only steps are PRE scripts, begun before such runs were batched: a child workflow per machine (one agent older than steps), as it ran'],
     ['deploymentRunBatchedPreScripts.json', 'the same run batched: the patch markers, advances handing out jobs with the PRE scripts and recording their results'],
+    // Recorded by test/integration/deploymentSteps.test.ts (its run with a PRE call, a POST script and POST calls) before and after such runs were batched.
+    ['deploymentRunPostScriptsChildren.json', "a run with POST scripts begun before they were batched (its answer says `postScripts`, no marker): a child workflow per machine, as it ran"],
+    ['deploymentRunBatchedPostScripts.json', "a run with POST scripts, batched: the patch markers, advances handing out the install job, then the POST scripts' job, recording their results, then the POST calls"],
   ];
   for (const [file, what] of recorded) {
     it(`replays ${file} (${what})`, async () => {

@@ -6,6 +6,7 @@ import {
   callBody,
   callsOnly,
   preScriptsOnly,
+  withPostScripts,
   phaseVerdict,
   scriptsUnsupported,
   statusExpected,
@@ -168,5 +169,16 @@ describe('control-plane calls', () => {
     expect(preScriptsOnly(stepPhases([call])!)).toBe(false);
     // An answer recorded before `postScripts` existed (a run in flight): a child workflow per machine, as it began.
     expect(preScriptsOnly({ pre: true, post: false, callSeconds: 0, postScriptSeconds: 0, scripts: true })).toBe(false);
+  });
+
+  it('batches a run with POST scripts by withPostScripts: one with a POST script, not one without, nor an answer recorded before `postScripts` existed', () => {
+    const call = { name: 'a', phase: 'POST' as const, onFailure: 'FAIL_MACHINE' as const, script: null, http: { method: 'GET' as const, url: 'https://x.example/', headers: [], body: null, expectedStatus: [], timeoutSeconds: 10, retries: 0 } };
+    const pre = { name: 'b', phase: 'PRE' as const, onFailure: 'SKIP_INSTALLS' as const, http: null, script: { inline: 'true', path: null, interpreter: '/bin/sh', timeoutSeconds: 60 } };
+    const post = { ...pre, name: 'c', phase: 'POST' as const, onFailure: 'FAIL_MACHINE' as const };
+    expect(withPostScripts(stepPhases([post])!)).toBe(true);
+    expect(withPostScripts(stepPhases([pre, post, call])!)).toBe(true);
+    expect(withPostScripts(stepPhases([pre, call])!)).toBe(false);
+    expect(withPostScripts(stepPhases([call])!)).toBe(false);
+    expect(withPostScripts({ pre: false, post: true, callSeconds: 0, postScriptSeconds: 60, scripts: true })).toBe(false);
   });
 });
