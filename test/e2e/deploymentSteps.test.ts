@@ -137,6 +137,8 @@ describe('pre and post scripts on real agents', () => {
     expect(second.jobStream.edges.map((e) => e.node)).toContainEqual({ stream: 'stderr', line: 'change freeze' });
     expect(installedVersion(other, 'demo-libssl')).toBe(before.other);
     expect(done.status).toBe('PARTIALLY_FAILED');
+    // A batched run: the POST script went out as a job of its own from the run's advance, no machine ran in a workflow of its own.
+    expect(await startedChildren(runId)).toBe(false);
   }, 420_000);
 
   it("PRE scripts only: a batched run (no workflow per machine) hands the agents jobs that carry them; a failed one skips its machine's installs, the other installs and reboots", async () => {
@@ -190,14 +192,19 @@ describe('pre and post scripts on real agents', () => {
     // The run's advance did it all: no machine run has a workflow of its own.
     const [{ n }] = await database.sql<[{ n: number }]>`select count(*)::int as n from run_logs l join machine_runs m on m.id = l.machine_run_id where m.run_id = ${runId} and l.line like '%post-step script(s) sent%'`;
     expect(n).toBe(0);
+    expect(await startedChildren(runId)).toBe(false);
+  }, 420_000);
+
+  /** Whether the run's workflow started a child workflow (a machine run of its own). */
+  async function startedChildren(runId: string): Promise<boolean> {
     const connection = await Connection.connect({ address: temporalSettings().address });
     try {
       const client = new Client({ connection, namespace: 'default' });
       const [row] = await database.sql<[{ workflow_id: string }]>`select workflow_id from deployment_runs where id = ${runId}`;
       const history = await client.workflow.getHandle(row!.workflow_id).fetchHistory();
-      expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+      return history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes) ?? false;
     } finally {
       await connection.close();
     }
-  }, 420_000);
+  }
 });
