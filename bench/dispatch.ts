@@ -345,7 +345,9 @@ interface SimAgent {
   agents: VirtualAgent[];
   /** Epoch ms when its INSTALL job arrived (first time). */
   receivedAt?: number;
-  /** INSTALL jobs handed to it again after the first (the same job or another). */
+  /** The jobs it was handed (its install job, and its POST scripts' job with --post-script), by id. */
+  jobIds: Set<string>;
+  /** Jobs handed to it again (the same id; a machine's wakes of a seeded fleet share this). */
   duplicates: number;
 }
 
@@ -518,18 +520,21 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     // is announced for them (bench/seededFleet.ts).
     const enrollStart = performance.now();
     let received = 0;
-    const receivedBy = (sim: SimAgent) => () => {
-      if (sim.receivedAt !== undefined) {
+    const receivedBy = (sim: SimAgent) => (jobId: string) => {
+      if (sim.jobIds.has(jobId)) {
         sim.duplicates++;
         return;
       }
+      sim.jobIds.add(jobId);
+      // Its first job is its install job: what dispatch measures.
+      if (sim.receivedAt !== undefined) return;
       sim.receivedAt = Date.now();
       received++;
     };
     let agents: SimAgent[];
     if (options.seeded) {
       const seeded = await seedFleet(stack.database.sql, { machines: n, prefix: `seeded-${n}`, tag, updates: options.updates });
-      agents = seeded.map((m) => ({ machineId: m.machineId, agents: [], duplicates: 0 }));
+      agents = seeded.map((m) => ({ machineId: m.machineId, agents: [], jobIds: new Set<string>(), duplicates: 0 }));
       const byId = new Map(agents.map((a) => [a.machineId, a]));
       sleeping = await wakeOnCommands(stack.database.sql, {
         server: stack.baseUrl,
@@ -559,7 +564,7 @@ async function round(n: number, options: { updates: number; enrollConcurrency: n
     });
     if (fleet.joinFailures > 0) throw new Error(`${fleet.joinFailures} machine(s) could not join: ${fleet.firstJoinError}`);
     agents = fleet.agents.map((agent) => {
-      const sim: SimAgent = { machineId: agent.machineId!, agents: [agent], duplicates: 0 };
+      const sim: SimAgent = { machineId: agent.machineId!, agents: [agent], jobIds: new Set<string>(), duplicates: 0 };
       agent.onJob = receivedBy(sim);
       return sim;
     });

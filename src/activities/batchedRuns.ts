@@ -240,7 +240,8 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           goOn.push(input.steps?.post ? e : { ...e, ...afterPostCalls(e, afterPostScripts(row.stepResults, results).verdict) });
         }
         if (recorded.length > 0) announceRunProgress(pubsub, input.runId, (await recordStepResultsMany(db, input.runId, recorded)).progress);
-        const handed = await handOutPostScripts(db, input.runId, jobs);
+        // With traces on, the agents' reports on these jobs join the advance's trace, as their install jobs' do.
+        const handed = await handOutPostScripts(db, input.runId, jobs, currentTraceparent());
         announceAgentCommands(pubsub, handed.commands);
         announceRunProgress(pubsub, input.runId, handed.progress);
         running += handed.started;

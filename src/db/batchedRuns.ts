@@ -242,6 +242,7 @@ export async function handOutPostScripts(
   db: Db,
   runId: string,
   jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; end: StepEnd; logLine: string }>,
+  traceparent: string | null = null,
 ): Promise<{ commands: Array<{ id: string; machineId: string; created: boolean }>; started: number; progress: RunProgressEvent[] }> {
   if (jobs.length === 0) return { commands: [], started: 0, progress: [] };
   return db.transaction(async (tx) => {
@@ -264,7 +265,7 @@ export async function handOutPostScripts(
     if (mine.length === 0) return { commands: [], started: 0, progress: [] };
     const created = await tx
       .insert(agentCommands)
-      .values(mine.map((j) => ({ machineId: j.machineId, kind: 'INSTALL' as const, postStepsMachineRunId: j.machineRunId, payload: j.job })))
+      .values(mine.map((j) => ({ machineId: j.machineId, kind: 'INSTALL' as const, postStepsMachineRunId: j.machineRunId, payload: j.job, traceparent })))
       .onConflictDoNothing({ target: agentCommands.postStepsMachineRunId })
       .returning({ id: agentCommands.id, machineId: agentCommands.machineId, machineRunId: agentCommands.postStepsMachineRunId });
     const fresh = new Set(created.map((c) => c.machineRunId));
