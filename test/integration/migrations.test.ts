@@ -18,7 +18,7 @@ import type { RebootSetting } from '../../src/fleet/planning.js';
 import { rebootForecast, rebootReserveSeconds } from '../../src/fleet/reboot.js';
 import { connectTestDatabase, databaseUrl } from '../support/env.js';
 import { emptyDatabase, migrateUpTo } from '../support/migrations.js';
-import { storeReportGroup } from '../support/randomFleet.js';
+import { random, storeReportGroup } from '../support/randomFleet.js';
 import { assessmentReport, machineFacts, pendingUpdate } from '../../testkit/agentFacts.js';
 
 describe('migrations', () => {
@@ -633,6 +633,49 @@ describe('migrations over existing rows', () => {
       } finally {
         await database.close();
       }
+    });
+  });
+
+  it("0050 answers what 0048's exposures function answered, on random machines, fixes and advisories: the stored exposures unchanged", async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0047');
+      const { int, pick, next } = random(50);
+      const cves = ['CVE-1', 'CVE-2', 'CVE-3', 'CVE-4', 'CVE-5', 'CVE-6'];
+      const packages = ['openssl', 'curl', 'zlib', 'bash', 'glibc'];
+      const severities = [null, 'LOW', 'MODERATE', 'IMPORTANT', 'CRITICAL'];
+      const version = (n: number) => `1.${n}-1`;
+      const fixes = [];
+      for (const pkg of packages) {
+        for (const cve of cves) {
+          for (const source of ['DEBIAN', 'OSV:DEBIAN']) if (next() < 0.3) fixes.push({ source, cve_id: cve, package: pkg, release: 'bookworm', fixed_version: version(1 + int(6)), severity: pick(severities) });
+        }
+      }
+      for (const f of fixes) await db`insert into cve_tracker_fixes (source, cve_id, package, release, fixed_version, severity) values (${f.source}, ${f.cve_id}, ${f.package}, ${f.release}, ${f.fixed_version}, ${f.severity}) on conflict do nothing`;
+      for (let i = 0; i < 40; i++) {
+        const machineId = (await db`insert into machines (name, os_type, os_name, os_version, environment, package_manager) values (${`deb-${i}`}, 'LINUX', 'Debian GNU/Linux', '12', 'ON_PREMISES', 'apt') returning id`)[0]!.id as string;
+        const assessmentId = randomUUID();
+        await db`insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+          values (${assessmentId}, ${machineId}, 'SCHEDULE', 'apt', now(), now(), now(), false, 0, 0, 0)`;
+        for (let r = 0; r < 8; r++) {
+          const installed = int(5);
+          const named = cves.filter(() => next() < 0.25);
+          await db`insert into pending_updates (assessment_id, machine_id, name, arch, installed_version, available_version, classification, severity, cve_ids, source_package)
+            values (${assessmentId}, ${machineId}, ${`pkg-${r}`}, 'amd64', ${next() < 0.1 ? null : version(installed)}, ${version(installed + 1 + int(3))}, 'SECURITY', ${pick(severities)}::severity, ${named}, ${pick(packages)})`;
+        }
+        await db`update machines set latest_assessment_id = ${assessmentId} where id = ${machineId}`;
+      }
+      const exposures = () => db`select cve_id, machine_id, rank, origin, advisory_rank, reach from cve_fix_exposures_of(array(select id from machines)) order by 1, 2`;
+      const stored = () => db`select cve_id, machine_id, rank, origin, advisory_rank, reach from cve_fix_exposures order by 1, 2`;
+      // 0048 fills the stored exposures of the machines stored; 0050 replaces its function.
+      await migrateUpTo(url, '0049');
+      const before = await exposures();
+      expect(await stored()).toEqual(before);
+      // Not a trivial set: exposures with and without an advisory naming their CVE, and several ranks.
+      expect(before.some((e) => e.advisory_rank !== null) && before.some((e) => e.advisory_rank === null)).toBe(true);
+      expect(new Set(before.map((e) => e.advisory_rank)).size).toBeGreaterThanOrEqual(3);
+      await migrateUpTo(url, '0050');
+      expect(await exposures()).toEqual(before);
+      expect(await stored()).toEqual(before);
     });
   });
 
