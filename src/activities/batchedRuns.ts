@@ -366,7 +366,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
        * that dies after the record and before the end leaves the machine with its report: the next
        * look records nothing again and decides the same.
        */
-      const withPostScripts = async (looked: readonly RunningMachineRow[], nowMs: number): Promise<Ending[]> => {
+      const postScriptsLooked = async (looked: readonly RunningMachineRow[], nowMs: number): Promise<Ending[]> => {
         const ending: Ending[] = [];
         const entries: StepResultsEntry[] = [];
         await inParallel(looked, async (row) => {
@@ -453,7 +453,7 @@ export function createBatchedRunActivities({ db, pubsub }: { db: Db; pubsub: Fle
           const lookedAt = Date.now();
           const { nowMs, rows: looked } = await runningMachinesToLookAt(db, input.runId, input.ring, input.installHeartbeatSeconds, installDeadline, input.graceSeconds + RESULT_MARGIN_SECONDS);
           const finishing: Array<MachineEnd & { machineRunId: string; machineId: string }> = [];
-          const afterScripts = await withPostScripts(looked.filter((row) => row.postScripts !== null), nowMs);
+          const afterScripts = await postScriptsLooked(looked.filter((row) => row.postScripts !== null), nowMs);
           const { rows, stopped } = await withPreScripts(looked.filter((row) => row.postScripts === null));
           await inParallel(rows, async (row) => {
             const action = nextMachineAction({ ...row, hasJob: row.commandId !== null }, nowMs, timings);

@@ -243,7 +243,7 @@ export async function handOutPostScripts(
   runId: string,
   jobs: Array<{ machineId: string; machineRunId: string; job: InstallJob; end: StepEnd; logLine: string }>,
   traceparent: string | null = null,
-): Promise<{ commands: Array<{ id: string; machineId: string; created: boolean }>; started: number; progress: RunProgressEvent[] }> {
+): Promise<{ commands: Array<{ id: string; machineId: string }>; started: number; progress: RunProgressEvent[] }> {
   if (jobs.length === 0) return { commands: [], started: 0, progress: [] };
   return db.transaction(async (tx) => {
     const rows = jobs.map((j) => ({ id: j.machineRunId, end: j.end }));
@@ -273,7 +273,7 @@ export async function handOutPostScripts(
     const lines = logged.length > 0 ? await tx.insert(runLogs).values(logged.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine }))).returning({ id: runLogs.id }) : [];
     const events: NewRunProgress[] = [{ kind: 'RUN' }, ...(lines.length > 0 ? [{ kind: 'LINES' as const, lineIds: [lines[0]!.id, lines.at(-1)!.id] as [number, number] }] : [])];
     const progress = await recordRunProgress(tx as unknown as Db, runId, events);
-    return { commands: created.map((c) => ({ id: c.id, machineId: c.machineId, created: true })), started: [...claimed].filter((c) => c.started).length, progress };
+    return { commands: created.map((c) => ({ id: c.id, machineId: c.machineId })), started: [...claimed].filter((c) => c.started).length, progress };
   });
 }
 

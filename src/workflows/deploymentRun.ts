@@ -44,8 +44,7 @@ export const BATCHED_STEP_CALLS_PATCH = 'batched-step-calls';
  * A deployment whose scripts are all PRE scripts (with or without calls) runs as a batched run: its
  * advance hands out install jobs that carry the scripts and records their results from the job's
  * result (batchedRuns.ts), no child workflow per machine. Decided once, when the run begins;
- * histories without this marker (and runs with POST scripts) run a child workflow per machine
- * (stepRun.ts) as they did.
+ * histories without this marker run a child workflow per machine (stepRun.ts) as they did.
  */
 export const BATCHED_PRE_SCRIPTS_PATCH = 'batched-pre-scripts';
 
