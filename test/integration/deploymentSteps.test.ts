@@ -601,7 +601,11 @@ describe('deployments with pre and post steps', () => {
       });
     /** The same, once a PRE verdict `when` accepts is recorded. */
     const dyingAfterPre = (when: (verdict: PhaseVerdict) => boolean) => dyingWhen((phase, _, verdict) => phase === 'PRE' && when(verdict));
-    return { activities, begun, input, advancing, advanceWith, dyingWhen, dyingAfterPre, stepCalls };
+    /** An advance whose worker dies as it is about to make the POST calls of the machines it is ending: what it recorded before stays, the machines are not ended. */
+    const dyingBeforePostCalls = advanceWith({ ...stepCalls, runPageStepCalls: (i, options) => (i.phase === 'POST' ? Promise.reject(new Error('the worker died')) : stepCalls.runPageStepCalls(i, options)) });
+    /** How many of the run's machines not ended yet have a result of the step `name` recorded. */
+    const unendedWith = async (name: string) => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and ended_at is null and step_results @> ${JSON.stringify([{ name }])}::jsonb`)[0]!.n;
+    return { activities, begun, input, advancing, advanceWith, dyingWhen, dyingAfterPre, dyingBeforePostCalls, unendedWith, stepCalls };
   }
 
   it('an advance whose worker dies mid-way, once among its PRE calls and once among its POST calls: the retries make no call twice, hand each machine one job and end it once', async () => {
@@ -699,15 +703,10 @@ describe('deployments with pre and post steps', () => {
       { name: 'gate', phase: 'PRE', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } },
       { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
     ]);
-    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: true, post: true, preScripts: true } });
-    const scriptsRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and ended_at is null and step_results @> '[{"name":"gate"}]'`)[0]!.n;
+    const { activities, advancing, dyingBeforePostCalls, unendedWith, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: true, post: true, preScripts: true } });
     // The worker dies as the advance is about to make the POST calls of the machines it is ending: their PRE scripts' results are recorded, the machines not ended.
-    const dying = advanceWith({
-      ...stepCalls,
-      runPageStepCalls: (i, options) => (i.phase === 'POST' ? Promise.reject(new Error('the worker died')) : stepCalls.runPageStepCalls(i, options)),
-    });
-    await expect(advancing(dying)).rejects.toThrow('the worker died');
-    expect(await scriptsRecorded()).toBeGreaterThanOrEqual(1);
+    await expect(advancing(dyingBeforePostCalls)).rejects.toThrow('the worker died');
+    expect(await unendedWith('gate')).toBeGreaterThanOrEqual(1);
     const reason = 'Pre-step "gate" failed: exited with code 3';
     const outcome = await advancing(activities.advanceMachines);
     expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: [reason] });
@@ -731,15 +730,10 @@ describe('deployments with pre and post steps', () => {
       { name: 'health', phase: 'POST', onFailure: 'HALT_RUN', script: { inline: 'check', timeoutSeconds: 60 } },
       { name: 'undrain', phase: 'POST', http: { url: `${base}/crash-post` } },
     ]);
-    const { activities, advancing, advanceWith, stepCalls, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: false, post: true, preScripts: true, postScripts: true } });
-    const scriptsRecorded = async () => (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machine_runs where run_id = ${begun.runId} and ended_at is null and step_results @> '[{"name":"health"}]'`)[0]!.n;
+    const { activities, advancing, dyingBeforePostCalls, unendedWith, begun } = await advancedRun(deploymentId, [sick, well], { steps: { pre: false, post: true, preScripts: true, postScripts: true } });
     // The worker dies as the advance is about to make the POST calls of the machines whose POST scripts reported: their results are recorded, the machines not ended.
-    const dying = advanceWith({
-      ...stepCalls,
-      runPageStepCalls: (i, options) => (i.phase === 'POST' ? Promise.reject(new Error('the worker died')) : stepCalls.runPageStepCalls(i, options)),
-    });
-    await expect(advancing(dying)).rejects.toThrow('the worker died');
-    expect(await scriptsRecorded()).toBeGreaterThanOrEqual(1);
+    await expect(advancing(dyingBeforePostCalls)).rejects.toThrow('the worker died');
+    expect(await unendedWith('health')).toBeGreaterThanOrEqual(1);
     const reason = 'Post-step "health" failed: exited with code 3';
     const outcome = await advancing(activities.advanceMachines);
     expect(outcome).toMatchObject({ done: true, failed: 1, pendingLeft: false, halts: [reason] });
