@@ -34,6 +34,8 @@ export interface JobDeps {
 /** A job sends a batch at least this often while it runs: the server relays it as a Temporal heartbeat. */
 const KEEPALIVE_MS = 15_000;
 const FLUSH_MS = 500;
+/** Lines in one batch at most (the server's MAX_LINES_PER_EVENT). */
+const BATCH_LINES = 500;
 const RETRY_MS = 2000;
 /** How often an agent that restarted looks whether the package manager it had started is done. */
 const PROCESS_POLL_MS = 1000;
@@ -56,6 +58,8 @@ export class InstallJobRunner {
   private changed = new Map<string, JobUpdateState>();
   private sending: Promise<void> = Promise.resolve();
   private withdrawn = false;
+  /** Whether this process has asked the server, with a batch it waited for, that it still wants the job. */
+  private asked = false;
 
   constructor(
     private readonly jobId: string,
@@ -105,16 +109,67 @@ export class InstallJobRunner {
   private async sendPending(evenIfEmpty: boolean): Promise<void> {
     do {
       if (this.withdrawn) return;
-      const lines = this.lines.splice(0, 500);
-      const updates = [...this.changed.values()];
-      this.changed.clear();
-      if (lines.length === 0 && updates.length === 0 && !evenIfEmpty) return;
+      const batch = this.nextBatch(evenIfEmpty);
+      if (!batch) return;
       evenIfEmpty = false;
-      this.state.seq += 1;
-      this.save();
-      const batch: JobEvents = { seq: this.state.seq, lines, updates };
       if (!(await this.deliver(() => this.deps.client.sendJobEvents(this.jobId, batch)))) return;
     } while (this.lines.length > 0 || this.changed.size > 0);
+  }
+
+  /** What accumulated, numbered as the next batch; undefined when there is nothing (and no empty batch is wanted). */
+  private nextBatch(evenIfEmpty: boolean): JobEvents | undefined {
+    const lines = this.lines.splice(0, BATCH_LINES);
+    const updates = [...this.changed.values()];
+    this.changed.clear();
+    if (lines.length === 0 && updates.length === 0 && !evenIfEmpty) return undefined;
+    this.state.seq += 1;
+    this.save();
+    return { seq: this.state.seq, lines, updates };
+  }
+
+  /**
+   * Announces that a script or an update starts (`update`: its IN_PROGRESS state). The first time
+   * in this process it goes out at once, with the job's opening line, and is waited for: the server
+   * confirms it still wants the job before anything runs (a run canceled since the job was handed
+   * out withdraws it), without a request of its own. Later ones go with the next timed flush
+   * (FLUSH_MS), or with the result. False: nothing may start (the job was withdrawn, or the agent
+   * is stopping).
+   */
+  private async announceStart(update?: JobUpdateState): Promise<boolean> {
+    if (update) this.changed.set(key(update), update);
+    if (!this.asked) {
+      await this.flush();
+      this.asked = true;
+    }
+    return !this.withdrawn && !this.deps.signal.aborted;
+  }
+
+  /**
+   * The result, carrying what is still unsent of the job's progress as its last batch: one request
+   * per job less. A server older than that refuses the field (400); the batch then goes on its own
+   * first, and the result after it.
+   */
+  private async deliverResult(result: JobResult): Promise<boolean> {
+    await this.sending;
+    if (this.withdrawn) return false;
+    // More than one batch's worth goes out on its own first.
+    if (this.lines.length > BATCH_LINES) await this.flush();
+    if (this.withdrawn) return false;
+    const events = this.nextBatch(false);
+    const { client } = this.deps;
+    let separately = false;
+    return this.deliver(async () => {
+      if (events && !separately) {
+        try {
+          return await client.sendJobResult(this.jobId, { ...result, events });
+        } catch (error) {
+          if (!(error instanceof ServerRefusal && error.status === 400)) throw error;
+          separately = true;
+        }
+      }
+      if (events) await client.sendJobEvents(this.jobId, events);
+      return client.sendJobResult(this.jobId, result);
+    });
   }
 
   /** Retries while the server is away; a refusal ends the attempt, and one that says the job is not wanted withdraws it. */
@@ -153,23 +208,24 @@ export class InstallJobRunner {
     const { log, signal } = this.deps;
     if (this.state.finished) return;
     if (!this.state.result) {
-      // The first batch goes out before anything is installed, and is waited for: the server
-      // confirms it still wants the job (one taken back from disk may have been withdrawn while
-      // the agent was away), and the run sees at once that the agent is back on it.
+      // The opening line goes out with the first script's or update's start, which waits for the
+      // server's answer (announceStart). A job taken back from disk asks at once: the run sees that
+      // the agent is back on it, and a job withdrawn while the agent was away is dropped first.
       this.line('agent', this.opening());
-      await this.flush();
-      if (this.withdrawn) return this.finish('WITHDRAWN');
-      if (signal.aborted) return;
+      if (isResume(this.state)) {
+        await this.flush();
+        this.asked = true;
+        if (this.withdrawn) return this.finish('WITHDRAWN');
+        if (signal.aborted) return;
+      }
       const result = this.deps.assessOnly ? this.refused() : await this.install();
       if (this.withdrawn) return this.finish('WITHDRAWN');
       if (!result) return;
       this.state.result = result;
       this.save();
     }
-    await this.flush();
-    if (this.withdrawn) return this.finish('WITHDRAWN');
     if (!this.state.resultDelivered) {
-      const delivered = await this.deliver(() => this.deps.client.sendJobResult(this.jobId, this.state.result!));
+      const delivered = await this.deliverResult(this.state.result);
       if (this.withdrawn) return this.finish('WITHDRAWN');
       if (!delivered) return;
       this.state.resultDelivered = true;
@@ -246,10 +302,12 @@ export class InstallJobRunner {
           continue;
         }
         const startedAt = new Date().toISOString();
-        // Saved with the update's IN_PROGRESS: a restart from here on settles it, never reruns it.
+        const inProgress: JobUpdateState = { name: update.name, arch: update.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: update.installedVersion, startedAt, endedAt: null };
+        if (!(await this.announceStart(inProgress))) return undefined;
+        // Saved with the update's IN_PROGRESS (announced already): a restart from here on settles it, never reruns it.
         this.state.running = { key: key(update), bootId: this.bootId(), processes: [] };
-        this.setUpdate({ name: update.name, arch: update.arch, status: 'IN_PROGRESS', exitCode: null, errorText: null, reason: null, installedVersion: update.installedVersion, startedAt, endedAt: null });
-        void this.flush();
+        this.state.updates[key(update)] = inProgress;
+        this.save();
         const outcome = await observeSpawns(
           (pid) => {
             this.state.running?.processes.push(recordProcess(pid));
@@ -313,11 +371,11 @@ export class InstallJobRunner {
         this.recordStep(report);
       } else {
         if (this.deps.signal.aborted || this.withdrawn) return undefined;
+        this.line('agent', `step ${JSON.stringify(script.name)} (${script.phase}): running ${script.path ?? 'its inline script'} with ${script.interpreter}, timeout ${script.timeoutSeconds} s`);
+        if (!(await this.announceStart())) return undefined;
         this.state.runningStep = script.index;
         this.save();
         const startedAt = new Date().toISOString();
-        this.line('agent', `step ${JSON.stringify(script.name)} (${script.phase}): running ${script.path ?? 'its inline script'} with ${script.interpreter}, timeout ${script.timeoutSeconds} s`);
-        void this.flush();
         const outcome = await (this.deps.runScript ?? runScriptStep)(script, {
           workDir: this.deps.ctx.workDir,
           env: this.deps.ctx.env,

@@ -16,7 +16,7 @@ export interface JobTarget {
 /** What an agent reports on one of its jobs: a batch of progress, or the result. */
 export type JobReport =
   | { kind: 'EVENTS'; machineId: string; commandId: string; events: JobEvents }
-  | { kind: 'RESULT'; machineId: string; commandId: string; result: JobResult };
+  | { kind: 'RESULT'; machineId: string; commandId: string; result: Omit<JobResult, 'events'>; events?: JobEvents };
 
 /**
  * A report's outcome. undefined: no such job of this machine. WITHDRAWN: its machine run ended (the
@@ -57,18 +57,9 @@ export async function applyJobReports(db: Db, reports: readonly JobReport[]): Pr
         continue;
       }
       const target: JobTarget = { commandId: job.commandId, machineRunId: job.machineRunId, runId: job.runId, taskToken: job.taskToken };
-      if (report.kind === 'EVENTS') {
-        // Its machine run ended (and settled the updates): nothing more of the job is stored, and the
-        // agent, told so, installs nothing more of it.
-        if (job.canceledAt) {
-          outcomes[i] = 'WITHDRAWN';
-          continue;
-        }
-        if (report.events.seq <= job.lastEventSeq) {
-          outcomes[i] = { target, applied: false, first: false };
-          continue;
-        }
-        const { events: batch } = report;
+      /** A batch not applied before: its number stored, its lines and update states with it. */
+      const storeBatch = async (batch: JobEvents): Promise<boolean> => {
+        if (batch.seq <= job.lastEventSeq) return false;
         await tx.update(agentCommands).set({ lastEventSeq: batch.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, job.commandId));
         if (batch.lines.length > 0) {
           const inserted = await tx
@@ -79,16 +70,23 @@ export async function applyJobReports(db: Db, reports: readonly JobReport[]): Pr
         }
         if (batch.updates.length > 0) announce(job.runId, { kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: batch.updates.map((u) => u.name) });
         for (const update of batch.updates) states.push({ machineRunId: job.machineRunId, update });
-        outcomes[i] = { target, applied: true, first: false };
+        return true;
+      };
+      // Its machine run ended (and settled the updates): nothing more of the job is stored, and the
+      // agent, told so, installs nothing more of it. A result stored before is answered as such.
+      if (job.canceledAt && !(report.kind === 'RESULT' && job.result !== null)) {
+        outcomes[i] = 'WITHDRAWN';
+        continue;
+      }
+      if (report.kind === 'EVENTS') {
+        outcomes[i] = { target, applied: await storeBatch(report.events), first: false };
       } else {
         if (job.result !== null) {
           outcomes[i] = { target, applied: false, first: false };
           continue;
         }
-        if (job.canceledAt) {
-          outcomes[i] = 'WITHDRAWN';
-          continue;
-        }
+        // The job's last batch, when the result carries it, goes first.
+        if (report.events) await storeBatch(report.events);
         const { result } = report;
         await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, job.commandId));
         for (const update of result.updates) {
@@ -208,8 +206,8 @@ export async function applyJobEvents(db: Db, machineId: string, commandId: strin
  * progress event (UPDATES). WITHDRAWN: the job was withdrawn before any result came (its machine run
  * ended without it): the agent must not go on with it (nor reboot for it).
  */
-export async function applyJobResult(db: Db, machineId: string, commandId: string, result: JobResult): Promise<{ target: JobTarget; first: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
-  const { outcomes, progress } = await applyJobReports(db, [{ kind: 'RESULT', machineId, commandId, result }]);
+export async function applyJobResult(db: Db, machineId: string, commandId: string, { events, ...result }: JobResult): Promise<{ target: JobTarget; first: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
+  const { outcomes, progress } = await applyJobReports(db, [{ kind: 'RESULT', machineId, commandId, result, ...(events ? { events } : {}) }]);
   const outcome = outcomes[0];
   if (outcome === undefined || outcome === 'WITHDRAWN') return outcome;
   return { target: outcome.target, first: outcome.first, progress: progress.get(outcome.target.runId) ?? [] };

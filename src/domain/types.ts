@@ -260,4 +260,10 @@ export interface JobResult {
   error: { code: string; message: string } | null;
   /** How the job's scripts went, in order (absent: the job had none, or the agent predates steps). */
   steps?: StepReport[];
+  /**
+   * The job's last batch of progress, stored with the result in one transaction, so that it needs
+   * no request of its own. Never stored in the result itself. Servers before this field refuse it
+   * (400): the agent then sends the batch on its own first.
+   */
+  events?: JobEvents;
 }

@@ -173,8 +173,18 @@ describe('deployment run progress: numbered, replayed, each event once', () => {
       const job = agent === a ? jobA : jobB;
       const at = new Date().toISOString();
       const updates = job.updates.map((u) => ({ name: u.name, arch: u.arch, status: 'SUCCEEDED' as const, exitCode: 0, errorText: null, reason: null, installedVersion: u.availableVersion, startedAt: at, endedAt: at }));
-      await agent.client.sendJobResult(agent.job!.id, { updates, rebootRequired: false, rebooting: false, timedOut: false, error: null, bootId: 'boot-1' });
+      // a's result carries its last batch of lines (an agent from this version on); b's does not.
+      const events = agent === a ? { seq: agent.seq + 1, lines: [0, 1].map((i) => ({ at, stream: 'agent' as const, text: `${agent.name} last line ${i}` })), updates: [] } : undefined;
+      const result = { updates, rebootRequired: false, rebooting: false, timedOut: false, error: null, bootId: 'boot-1', ...(events ? { events } : {}) };
+      expect(await agent.client.sendJobResult(agent.job!.id, result)).toEqual({ accepted: true });
+      // Sent again (the answer lost): stored once, its lines too.
+      expect(await agent.client.sendJobResult(agent.job!.id, result)).toEqual({ accepted: false });
     }
+    const lastLines = await database.sql<Array<{ line: string }>>`select line from run_logs where run_id = ${runId} and line like '%last line%' order by id`;
+    expect(lastLines.map((l) => l.line)).toEqual(['progress-a last line 0', 'progress-a last line 1']);
+    const [stored] = await database.sql<Array<{ result: Record<string, unknown>; last_event_seq: number }>>`select result, last_event_seq from agent_commands where id = ${a.job!.id}`;
+    expect(stored!.result).not.toHaveProperty('events');
+    expect(stored!.last_event_seq).toBe(a.seq + 1);
     await waitUntil(() => progressSeq(runId), (run) => run.status === 'SUCCEEDED', 60_000, 'the run to succeed');
     // The run's last event is its status; nothing follows it.
     const last = (await progressSeq(runId)).progressSeq;

@@ -219,6 +219,8 @@ export const jobResult = z.strictObject({
     )
     .max(50)
     .optional(),
+  // Optional: the job's last batch of progress, carried by the result (agents before it send it on its own).
+  events: jobEvents.optional(),
 }) satisfies z.ZodType<JobResult>;
 
 /** "facts.hostname: Too big: expected string to have <=255 characters": the first problem, naming the field. */

@@ -43,8 +43,9 @@ const WOKEN_POLL_GROUPS: GroupCommitOptions = { maxConcurrentGroups: 2, maxGroup
 
 /** About how many bytes a report carries, toward JOB_REPORT_GROUPS.maxGroupBytes. */
 function reportBytes(report: JobReport): number {
-  if (report.kind === 'RESULT') return 200 + report.result.updates.length * 200;
-  let bytes = 200 + report.events.updates.length * 200;
+  let bytes = 200 + (report.kind === 'RESULT' ? report.result.updates.length * 200 : 0);
+  if (!report.events) return bytes;
+  bytes += report.events.updates.length * 200;
   for (const line of report.events.lines) bytes += 64 + line.text.length;
   return bytes;
 }
@@ -357,8 +358,8 @@ export class AgentService<C = unknown> {
     );
   }
 
-  private async storeJobResult(machine: AgentMachine, jobId: string, result: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
-    const outcome = await this.jobReports.submit({ kind: 'RESULT', machineId: machine.id, commandId: jobId, result });
+  private async storeJobResult(machine: AgentMachine, jobId: string, { events, ...result }: JobResult): Promise<'UNKNOWN_JOB' | 'WITHDRAWN' | { accepted: boolean }> {
+    const outcome = await this.jobReports.submit({ kind: 'RESULT', machineId: machine.id, commandId: jobId, result, ...(events ? { events } : {}) });
     if (!outcome) return 'UNKNOWN_JOB';
     if (outcome === 'WITHDRAWN') return 'WITHDRAWN';
     const { target } = outcome;
