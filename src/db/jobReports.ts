@@ -57,10 +57,13 @@ export async function applyJobReports(db: Db, reports: readonly JobReport[]): Pr
         continue;
       }
       const target: JobTarget = { commandId: job.commandId, machineRunId: job.machineRunId, runId: job.runId, taskToken: job.taskToken };
-      /** A batch not applied before: its number stored, its lines and update states with it. */
-      const storeBatch = async (batch: JobEvents): Promise<boolean> => {
+      /**
+       * A batch not applied before: its lines and update states stored, and its number unless the
+       * caller stores it (`seqStored`: with the result, in one statement).
+       */
+      const storeBatch = async (batch: JobEvents, seqStored = false): Promise<boolean> => {
         if (batch.seq <= job.lastEventSeq) return false;
-        await tx.update(agentCommands).set({ lastEventSeq: batch.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, job.commandId));
+        if (!seqStored) await tx.update(agentCommands).set({ lastEventSeq: batch.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, job.commandId));
         if (batch.lines.length > 0) {
           const inserted = await tx
             .insert(runLogs)
@@ -86,9 +89,12 @@ export async function applyJobReports(db: Db, reports: readonly JobReport[]): Pr
           continue;
         }
         // The job's last batch, when the result carries it, goes first.
-        if (report.events) await storeBatch(report.events);
-        const { result } = report;
-        await tx.update(agentCommands).set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())` }).where(eq(agentCommands.id, job.commandId));
+        const { result, events: last } = report;
+        const lastApplied = last ? await storeBatch(last, true) : false;
+        await tx
+          .update(agentCommands)
+          .set({ result, completedAt: sql`coalesce(${agentCommands.completedAt}, now())`, ...(lastApplied ? { lastEventSeq: last!.seq, lastHeardAt: sql`now()` } : {}) })
+          .where(eq(agentCommands.id, job.commandId));
         for (const update of result.updates) {
           states.push({ machineRunId: job.machineRunId, update });
           const seconds = measuredSeconds(update);
