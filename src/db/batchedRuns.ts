@@ -8,8 +8,9 @@ import { settledMachineRunStatus, settleUnreportedUpdate, UNSETTLED_UPDATE_STATU
 import { isMachineRunFailure } from '../fleet/webhooks.js';
 import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
+import { insertRunLogs } from './runLogs.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
-import { agentCommands, machineRuns, machines, runLogs, updateResults } from './schema.js';
+import { agentCommands, machineRuns, machines, updateResults } from './schema.js';
 
 /** A machine run's POST-scripts job (agent_commands.post_steps_machine_run_id), beside its install job. */
 const postJobs = alias(agentCommands, 'post_jobs');
@@ -221,10 +222,7 @@ export async function startMachineRuns(
     const mine = jobs.filter((j) => ids.has(j.machineRunId));
     if (mine.length === 0) return { commands: [], progress: [] };
     const commands = await insertInstallJobs(tx as unknown as Db, mine, traceparent);
-    const lines = await tx
-      .insert(runLogs)
-      .values(mine.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })))
-      .returning({ id: runLogs.id });
+    const lines = await insertRunLogs(tx as unknown as Db, mine.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })));
     const progress = await recordRunProgress(tx as unknown as Db, runId, [{ kind: 'RUN' }, { kind: 'LINES', lineIds: [lines[0]!.id, lines.at(-1)!.id] }]);
     return { commands, progress };
   });
@@ -270,7 +268,7 @@ export async function handOutPostScripts(
       .returning({ id: agentCommands.id, machineId: agentCommands.machineId, machineRunId: agentCommands.postStepsMachineRunId });
     const fresh = new Set(created.map((c) => c.machineRunId));
     const logged = mine.filter((j) => fresh.has(j.machineRunId));
-    const lines = logged.length > 0 ? await tx.insert(runLogs).values(logged.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine }))).returning({ id: runLogs.id }) : [];
+    const lines = await insertRunLogs(tx as unknown as Db, logged.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })));
     const events: NewRunProgress[] = [{ kind: 'RUN' }, ...(lines.length > 0 ? [{ kind: 'LINES' as const, lineIds: [lines[0]!.id, lines.at(-1)!.id] as [number, number] }] : [])];
     const progress = await recordRunProgress(tx as unknown as Db, runId, events);
     return { commands: created.map((c) => ({ id: c.id, machineId: c.machineId })), started: [...claimed].filter((c) => c.started).length, progress };
@@ -393,10 +391,10 @@ export async function finishMachineRuns(
         }));
       }
     }
-    const lines = await tx
-      .insert(runLogs)
-      .values(decided.map(({ end }) => ({ runId, machineRunId: end.machineRunId, stream: 'server', line: logLine({ machineName: ended.get(end.machineRunId)!.machine_name, status: ended.get(end.machineRunId)!.status }, end) })))
-      .returning({ id: runLogs.id, machineRunId: runLogs.machineRunId });
+    const lines = await insertRunLogs(
+      tx as unknown as Db,
+      decided.map(({ end }) => ({ runId, machineRunId: end.machineRunId, stream: 'server', line: logLine({ machineName: ended.get(end.machineRunId)!.machine_name, status: ended.get(end.machineRunId)!.status }, end) })),
+    );
     const events: NewRunProgress[] = lines.flatMap((line) => [
       { kind: 'LINES' as const, machineRunId: line.machineRunId, lineIds: [line.id, line.id] as [number, number] },
       { kind: 'MACHINE' as const, machineRunId: line.machineRunId },

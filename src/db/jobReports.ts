@@ -1,9 +1,10 @@
-import { and, eq, or, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { JobEvents, JobResult, JobUpdateState } from '../domain/types.js';
 import { learnDuration, measuredSeconds, type LearnedDuration } from '../fleet/durations.js';
 import type { Db } from './client.js';
+import { insertRunLogs } from './runLogs.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
-import { agentCommands, machineRuns, runLogs, updateDurations, updateResults } from './schema.js';
+import { agentCommands, machineRuns, updateDurations, updateResults } from './schema.js';
 
 /** The machine run an agent's job report is about, and the install activity (if any) that waits for it. */
 export interface JobTarget {
@@ -65,10 +66,7 @@ export async function applyJobReports(db: Db, reports: readonly JobReport[]): Pr
         if (batch.seq <= job.lastEventSeq) return false;
         if (!seqStored) await tx.update(agentCommands).set({ lastEventSeq: batch.seq, lastHeardAt: sql`now()` }).where(eq(agentCommands.id, job.commandId));
         if (batch.lines.length > 0) {
-          const inserted = await tx
-            .insert(runLogs)
-            .values(batch.lines.map((l) => ({ runId: job.runId, machineRunId: job.machineRunId, at: new Date(l.at), stream: l.stream, line: l.text })))
-            .returning({ id: runLogs.id });
+          const inserted = await insertRunLogs(tx as unknown as Db, batch.lines.map((l) => ({ runId: job.runId, machineRunId: job.machineRunId, at: new Date(l.at), stream: l.stream, line: l.text })));
           announce(job.runId, { kind: 'LINES', machineRunId: job.machineRunId, lineIds: [inserted[0]!.id, inserted.at(-1)!.id] });
         }
         if (batch.updates.length > 0) announce(job.runId, { kind: 'UPDATES', machineRunId: job.machineRunId, updateNames: batch.updates.map((u) => u.name) });
@@ -117,23 +115,17 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A machine's own install job (or the job of a machine run's POST scripts), locked for this transaction. */
+/**
+ * A machine's own install job (or the job of a machine run's POST scripts), locked for this
+ * transaction. Written as SQL: the query builder took about 90 µs to build it, at every report.
+ */
 async function lockedJob(db: Db, machineId: string, commandId: string) {
-  const [row] = await db
-    .select({
-      commandId: agentCommands.id,
-      machineRunId: machineRuns.id,
-      runId: machineRuns.runId,
-      taskToken: agentCommands.taskToken,
-      lastEventSeq: agentCommands.lastEventSeq,
-      result: agentCommands.result,
-      canceledAt: agentCommands.canceledAt,
-    })
-    .from(agentCommands)
-    .innerJoin(machineRuns, or(eq(machineRuns.id, agentCommands.machineRunId), eq(machineRuns.id, agentCommands.postStepsMachineRunId)))
-    .where(and(eq(agentCommands.id, commandId), eq(agentCommands.machineId, machineId), eq(agentCommands.kind, 'INSTALL')))
-    .for('update', { of: agentCommands });
-  return row;
+  const [row] = await db.execute<{ command_id: string; machine_run_id: string; run_id: string; task_token: string | null; last_event_seq: number; result: unknown; canceled_at: Date | null }>(sql`
+    select c.id as command_id, m.id as machine_run_id, m.run_id, c.task_token, c.last_event_seq, c.result, c.canceled_at
+    from ${agentCommands} c join ${machineRuns} m on m.id = c.machine_run_id or m.id = c.post_steps_machine_run_id
+    where c.id = ${commandId} and c.machine_id = ${machineId} and c.kind = 'INSTALL'
+    for update of c`);
+  return row && { commandId: row.command_id, machineRunId: row.machine_run_id, runId: row.run_id, taskToken: row.task_token, lastEventSeq: Number(row.last_event_seq), result: row.result ?? null, canceledAt: row.canceled_at };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { InstallJob, JobResult, PendingUpdate } from '../domain/types.js';
 import { insertInstallJobs } from './agentCommands.js';
 import type { Db } from './client.js';
 import type { StepResult } from '../fleet/steps.js';
+import { insertRunLogs } from './runLogs.js';
 import { recordRunProgress, type NewRunProgress, type RunProgressEvent } from './runProgress.js';
 import { isMachineRunFailure } from '../fleet/webhooks.js';
 import type { PlannedResult } from '../fleet/runPlanning.js';
@@ -193,7 +194,13 @@ export async function insertUpdateResults(tx: Db, runId: string, plans: Readonly
       reason: r.reason,
     })),
   );
-  for (const chunk of chunks(results, 3000)) await tx.insert(updateResults).values(chunk);
+  // One jsonb parameter per chunk: the query builder took about 60 µs per row of a multi-row insert.
+  for (const chunk of chunks(results, 5000)) {
+    await tx.execute(sql`
+      insert into ${updateResults} (machine_run_id, run_id, name, arch, classification, severity, installed_version, target_version, reboot_suggested, order_index, expected_seconds, status, predicted_status, reason)
+      select r."machineRunId", r."runId", r.name, r.arch, r.classification, r.severity, r."installedVersion", r."targetVersion", r."rebootSuggested", r."orderIndex", r."expectedSeconds", r.status, r."predictedStatus", r.reason
+      from jsonb_to_recordset(${JSON.stringify(chunk)}::jsonb) as r("machineRunId" uuid, "runId" uuid, name text, arch text, classification classification, severity severity, "installedVersion" text, "targetVersion" text, "rebootSuggested" boolean, "orderIndex" int, "expectedSeconds" int, status update_result_status, "predictedStatus" update_result_status, reason text)`);
+  }
 }
 
 /**
@@ -567,7 +574,7 @@ export async function recordStepResultsMany(db: Db, runId: string, entries: read
       where ${machineRuns.id} = v.id`);
     const lines = kept.flatMap((e) => e.lines.map((line) => ({ runId, machineRunId: e.machineRunId, stream: 'server' as const, line })));
     // One multi-row insert numbers its rows in the order given: sorted, the ids match the lines, each machine run's in order.
-    const lineIds = lines.length > 0 ? (await tx.insert(runLogs).values(lines).returning({ id: runLogs.id })).map((r) => r.id).sort((a, b) => a - b) : [];
+    const lineIds = (await insertRunLogs(tx as unknown as Db, lines)).map((r) => r.id).sort((a, b) => a - b);
     const events: NewRunProgress[] = [];
     let next = 0;
     for (const e of kept) {
@@ -659,10 +666,7 @@ export async function handOverInstallJobs(
         .update(machineRuns)
         .set({ status: 'IN_PROGRESS', startedAt: sql`coalesce(${machineRuns.startedAt}, now())` })
         .where(and(inArray(machineRuns.id, chunk.map((j) => j.machineRunId)), eq(machineRuns.status, 'PENDING')));
-      const lines = await tx
-        .insert(runLogs)
-        .values(chunk.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })))
-        .returning({ id: runLogs.id });
+      const lines = await insertRunLogs(tx as unknown as Db, chunk.map((j) => ({ runId, machineRunId: j.machineRunId, stream: 'server', line: j.logLine })));
       if (lines.length > 0) lineIds = [lineIds?.[0] ?? lines[0]!.id, lines.at(-1)!.id];
     }
     const progress = await recordRunProgress(tx as unknown as Db, runId, lineIds ? [{ kind: 'RUN' }, { kind: 'LINES', lineIds }] : [{ kind: 'RUN' }]);
