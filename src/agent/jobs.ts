@@ -146,8 +146,8 @@ export class InstallJobRunner {
 
   /**
    * The result, carrying what is still unsent of the job's progress as its last batch: one request
-   * per job less. A server older than that refuses the field (400); the batch then goes on its own
-   * first, and the result after it.
+   * per job less. A server older than that refuses the field (400), and one whose body limit the two
+   * together pass refuses the body (413): the batch then goes on its own first, and the result after it.
    */
   private async deliverResult(result: JobResult): Promise<boolean> {
     await this.sending;
@@ -163,7 +163,7 @@ export class InstallJobRunner {
         try {
           return await client.sendJobResult(this.jobId, { ...result, events });
         } catch (error) {
-          if (!(error instanceof ServerRefusal && error.status === 400)) throw error;
+          if (!(error instanceof ServerRefusal && (error.status === 400 || error.status === 413))) throw error;
           separately = true;
         }
       }

@@ -72,11 +72,14 @@ describe("an install job's requests", () => {
     expect(lines).toContain('agent: step "start app": SUCCEEDED');
   });
 
-  it('sends the last batch on its own, then the result, to a server that refuses a result carrying it (before this protocol)', async () => {
+  it.each([
+    [400, 'a server before this protocol', 'BAD_USER_INPUT', 'Unrecognized key: "events"'],
+    [413, 'a result and batch over the body limit together', 'PAYLOAD_TOO_LARGE', 'The request body is larger than 8mb.'],
+  ])('sends the last batch on its own, then the result, when a result carrying it is refused %i (%s)', async (status, _why, code, message) => {
     const { requests, lines, result } = await harness.runJob({
       updates: ['demo-libssl'],
       answer: (request) => {
-        if (request.kind === 'result' && request.result.events) throw new ServerRefusal(400, 'BAD_REQUEST', 'Unrecognized key: "events"');
+        if (request.kind === 'result' && request.result.events) throw new ServerRefusal(status, code, message);
       },
     });
     expect(kinds(requests)).toEqual(['events', 'installed demo-libssl', 'result+events', 'events', 'result']);
