@@ -54,10 +54,12 @@ export async function seedFleet(sql: Sql, options: { machines: number; prefix: s
   for (let from = 0; from < machines; from += SEED_BATCH) {
     const to = Math.min(machines, from + SEED_BATCH) - 1;
     await sql.begin(async (tx) => {
-      await tx.unsafe(`insert into machines (id, name, os_type, os_name, os_version, kernel, environment, tags, agent_version, package_manager, boot_id,
+      // SCRIPT_STEPS as the simulator's agents announce it (src/simulator/virtualAgent.ts): a
+      // sleeping machine is handed its scripts, not failed for an agent that does not run them.
+      await tx.unsafe(`insert into machines (id, name, os_type, os_name, os_version, kernel, environment, tags, agent_version, package_manager, boot_id, agent_capabilities,
           credential_hash, last_seen_at, last_assessed_at, latest_assessment_id, critical_count, security_count, other_count, enrolled_at, summary_at)
         select ${id('machine')}, '${prefix}-' || lpad((i + 1)::text, 6, '0'), 'LINUX', 'Debian GNU/Linux 12 (bookworm)', '12', '6.1.0-28-amd64', 'ON_PREMISES',
-          array['${tag}'], 'simulated', 'apt', ${id('boot')}::text,
+          array['${tag}'], 'simulated', 'apt', ${id('boot')}::text, array['SCRIPT_STEPS'],
           encode(sha256(convert_to('fpm_seeded_${prefix}_' || i, 'UTF8')), 'hex'), now(), now(), ${id('assessment')},
           ${critical}, ${updates} - ${critical}, 0, now(), now()
         from generate_series(${from}, ${to}) i`);
