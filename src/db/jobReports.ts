@@ -27,11 +27,18 @@ export type JobReport =
 export type JobReportOutcome = { target: JobTarget; applied: boolean; first: boolean } | 'WITHDRAWN' | undefined;
 
 /**
- * Stores agents' reports on their jobs in one transaction (group commit: src/api/agent/groupCommit.ts):
- * each report as applyJobEvents / applyJobResult describe it, in the order given for one job, and
- * the progress events of each run recorded once, as the transaction's last statement. Answers each
- * report's outcome, in order, and the progress events recorded, by run. Nothing of the group is
- * stored if a statement fails.
+ * Stores agents' reports on their jobs in one transaction (group commit: src/api/agent/groupCommit.ts),
+ * in the order given for one job, and the progress events of each run recorded once, as the
+ * transaction's last statement. Only the machine's own jobs are found.
+ *
+ * - A batch of progress (lines, update states) is applied once: batches carry increasing numbers
+ *   and one already applied is skipped.
+ * - A result is stored once (with the last batch it carries, applied first), settles its updates
+ *   and learns their durations.
+ * - A job whose machine run ended is WITHDRAWN: the agent must not go on with it (nor reboot for it).
+ *
+ * Answers each report's outcome, in order, and the progress events recorded, by run. Nothing of the
+ * group is stored if a statement fails.
  */
 export async function applyJobReports(db: Db, reports: readonly JobReport[]): Promise<{ outcomes: JobReportOutcome[]; progress: Map<string, RunProgressEvent[]> }> {
   if (reports.length === 0) return { outcomes: [], progress: new Map() };
@@ -185,28 +192,4 @@ async function storeLearnedDurations(db: Db, measured: ReadonlyArray<{ machineId
     update ${updateDurations} as d set average_seconds = v."averageSeconds", samples = v.samples
     from jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as v(machine_id uuid, name text, "averageSeconds" float8, samples int)
     where d.machine_id = v.machine_id and d.name = v.name`);
-}
-
-/**
- * Applies one batch of job progress (lines, update states) once: batches carry increasing
- * numbers and one already applied is skipped. Only the machine's own jobs are found. The run's
- * progress events (LINES, UPDATES) are recorded with the batch.
- */
-export async function applyJobEvents(db: Db, machineId: string, commandId: string, events: JobEvents): Promise<{ target: JobTarget; applied: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
-  const { outcomes, progress } = await applyJobReports(db, [{ kind: 'EVENTS', machineId, commandId, events }]);
-  const outcome = outcomes[0];
-  if (outcome === undefined || outcome === 'WITHDRAWN') return outcome;
-  return { target: outcome.target, applied: outcome.applied, progress: progress.get(outcome.target.runId) ?? [] };
-}
-
-/**
- * Stores the job's result once, settles its updates, learns their durations, and records the run's
- * progress event (UPDATES). WITHDRAWN: the job was withdrawn before any result came (its machine run
- * ended without it): the agent must not go on with it (nor reboot for it).
- */
-export async function applyJobResult(db: Db, machineId: string, commandId: string, { events, ...result }: JobResult): Promise<{ target: JobTarget; first: boolean; progress: RunProgressEvent[] } | 'WITHDRAWN' | undefined> {
-  const { outcomes, progress } = await applyJobReports(db, [{ kind: 'RESULT', machineId, commandId, result, ...(events ? { events } : {}) }]);
-  const outcome = outcomes[0];
-  if (outcome === undefined || outcome === 'WITHDRAWN') return outcome;
-  return { target: outcome.target, first: outcome.first, progress: progress.get(outcome.target.runId) ?? [] };
 }

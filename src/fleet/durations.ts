@@ -1,7 +1,7 @@
 /**
  * Learning how long a package takes to install on a machine: each update that succeeded is a
  * measurement, and the planner's expected seconds (expectedSeconds in planning.ts) use what was
- * learned. The database only stores the result (src/db/runs.ts, applyJobResult).
+ * learned. The database only stores the result (src/db/jobReports.ts, applyJobReports).
  *
  * Plain functions on plain data (see planning.ts).
  */
