@@ -1,3 +1,4 @@
+import type { TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
@@ -136,4 +137,47 @@ describe("cve_fix_exposures_of's reads of pending_updates", () => {
       }
     }
   }, 120_000);
+
+  /**
+   * How often dpkg_version_key ran in `run`, in a transaction rolled back after it: the PL/pgSQL calls
+   * the session counted and has not reported yet (which may include earlier transactions'), after less before.
+   */
+  async function keysComputed(run: (tx: TransactionSql) => Promise<unknown>): Promise<number> {
+    let calls = -1;
+    await database.sql
+      .begin(async (tx) => {
+        await tx`set local track_functions = 'pl'`;
+        const counted = async () =>
+          (await tx<Array<{ calls: number }>>`select coalesce(pg_stat_get_xact_function_calls('dpkg_version_key(text)'::regprocedure), 0)::int as calls`)[0]!.calls;
+        const before = await counted();
+        await run(tx);
+        calls = (await counted()) - before;
+        throw new RolledBack();
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof RolledBack)) throw error;
+      });
+    return calls;
+  }
+
+  it("computes a version's dpkg key once for the fleet, not twice per row at every report (0051)", async () => {
+    // The group's reports as the test above stored them (run alone, this one has nothing to count).
+    const [stored] = await database.sql<Array<{ rows: number }>>`select count(*)::int as rows from cve_fix_exposures where machine_id = any(${group}::uuid[])`;
+    expect(stored!.rows, 'the test above stores the group').toBe(49);
+    const exposures = (tx: TransactionSql) => tx`select count(*) from cve_fix_exposures_of(${group}::uuid[])`;
+    // The group's reports were stored (cve_fix_refresh): their versions' keys are kept, none is computed again.
+    expect(await keysComputed(exposures)).toBe(0);
+    // Without the kept keys the function computes two per fixable row: 7 machines of 50 rows, of which 10 - k have a fix.
+    expect(await keysComputed(async (tx) => {
+      await tx`delete from dpkg_version_keys`;
+      await exposures(tx);
+    })).toBe(2 * (10 + 9 + 8 + 7 + 6 + 5 + 4));
+    // A refresh that meets versions not kept computes each once (the catalog's two: 1.0 installed, 1.2 available), then reads them.
+    expect(await keysComputed(async (tx) => {
+      await tx`delete from dpkg_version_keys`;
+      await tx`select cve_fix_refresh(${group}::uuid[])`;
+    })).toBe(2);
+  });
 });
+
+class RolledBack extends Error {}

@@ -636,7 +636,7 @@ describe('migrations over existing rows', () => {
     });
   });
 
-  it("0050 answers what 0048's exposures function answered, on random machines, fixes and advisories: the stored exposures unchanged", async () => {
+  it("0050 and 0051 answer what 0048's exposures function answered, on random machines, fixes and advisories: the stored exposures unchanged", async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0047');
       const { int, pick, next } = random(50);
@@ -676,6 +676,16 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0050');
       expect(await exposures()).toEqual(before);
       expect(await stored()).toEqual(before);
+      // 0051 keeps the versions' keys: none kept yet (computed on the spot), then every machine's kept by a refresh.
+      await migrateUpTo(url, '0051');
+      expect(await exposures()).toEqual(before);
+      await db`select cve_fix_refresh(array(select id from machines order by id))`;
+      expect(await stored()).toEqual(before);
+      expect(await exposures()).toEqual(before);
+      const kept = await db`select version, key = dpkg_version_key(version) as same from dpkg_version_keys order by version`;
+      expect(kept.every((k) => k.same)).toBe(true);
+      const versions = await db`select distinct v as version from pending_updates, unnest(array[installed_version, available_version]) v where installed_version is not null order by 1`;
+      expect(kept.map((k) => k.version)).toEqual(versions.map((v) => v.version));
     });
   });
 
