@@ -24,7 +24,8 @@
  * reports of a running fleet do.
  *
  * With --pg-stats, PostgreSQL runs with pg_stat_statements (statements inside triggers counted too)
- * and the timed part's statements are printed by their total time, per report: where PostgreSQL's
+ * and counts PL/pgSQL functions' calls and own time; the timed part's statements and functions are
+ * printed by their total time, per report: where PostgreSQL's
  * time goes. The extension costs some of that time itself; compare rates without it.
  *
  * With --without a,b,c, the named indexes and triggers are dropped after the enrollments (before
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
   const stack = await startStack({
     label: 'ingest',
     serverNodeArgs: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [],
-    ...(values['pg-stats'] ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000', 'pg_stat_statements.track': 'all' } } : {}),
+    ...(values['pg-stats'] ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000', 'pg_stat_statements.track': 'all', track_functions: 'pl' } } : {}),
   });
   try {
     const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: [] });
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
     }
     if (values['pg-stats']) {
       await stack.database.sql`create extension if not exists pg_stat_statements`;
-      await stack.database.sql`select pg_stat_statements_reset()`;
+      await stack.database.sql`select pg_stat_statements_reset(), pg_stat_reset()`;
     }
     const [timedFrom] = await stack.database.sql<Array<{ at: string }>>`select clock_timestamp()::text as at`;
 
@@ -171,6 +172,13 @@ async function main(): Promise<number> {
         from pg_stat_statements where query not like '%pg_stat_statements%' order by total_exec_time desc limit 25`;
       say('pg_stat_statements during the timed part (ms per report = total / reports; nested statements run inside the top-level ones):');
       for (const s of statements) say(`  ${(s.ms / n).toFixed(3)} ms/report  ${s.calls} calls  ${s.rows} rows  ${s.toplevel ? 'top' : 'nested'}  ${s.query}`);
+      // PL/pgSQL functions (track_functions = pl): their own time, without the functions they call.
+      // A backend reports its counts once idle for 10 s at most (PGSTAT_IDLE_INTERVAL).
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      const functions = await stack.database.sql<Array<{ name: string; calls: string; self: number }>>`
+        select funcname as name, calls::text as calls, self_time::float8 as self from pg_stat_user_functions order by self_time desc limit 8`;
+      say('PL/pgSQL functions during the timed part (their own time):');
+      for (const f of functions) say(`  ${(f.self / n).toFixed(3)} ms/report  ${f.calls} calls  ${f.name}`);
     }
     // Each group of reports is one transaction: its assessments share received_at (now() at its start).
     const [groups] = await stack.database.sql<Array<{ n: number }>>`select count(distinct received_at)::int as n from assessments where received_at >= ${timedFrom!.at}`;

@@ -1,8 +1,8 @@
 -- dpkg's version keys (migration 0044) of the versions the imported fixes' exposures compare, kept
 -- once for the fleet: cve_fix_exposures_of computed two for every row of a fixed package at every
 -- report (about 20 µs each, two thirds of its time with every row of a report reaching a fix:
--- BENCHMARKS.md, "Ingest with imported fixes: version keys computed once"). Versions repeat across a
--- fleet; a report's are mostly known already.
+-- BENCHMARKS.md, "Ingest with imported fixes: version keys kept"). Versions repeat across a fleet;
+-- a report's are mostly known already.
 CREATE TABLE "dpkg_version_keys" (
 	"version" text NOT NULL,
 	"key" "bytea" NOT NULL
@@ -19,13 +19,10 @@ LANGUAGE sql STABLE AS $$
     FROM machines m
     WHERE m.id = ANY(ids) AND m.removed_at IS NULL AND m.latest_assessment_id IS NOT NULL
   ),
-  -- The latest rows with an installed version whose package has a fix for the machine's release, with
-  -- their versions' keys (dpkg_reaches_fix's comparison: installed < fixed <= available) looked up in
-  -- dpkg_version_keys, computed only when missing there.
-  fixable AS MATERIALIZED (
+  -- The latest rows with an installed version whose package has a fix for the machine's release.
+  fixable_rows AS MATERIALIZED (
     SELECT m.id AS machine_id, m.latest_assessment_id AS assessment_id, m.release, pu.name, pu.arch, pu.cve_ids, coalesce(pu.source_package, pu.name) AS package,
-           coalesce((SELECT k.key FROM dpkg_version_keys k WHERE k.version = pu.installed_version LIMIT 1), dpkg_version_key(pu.installed_version)) AS installed_key,
-           coalesce((SELECT k.key FROM dpkg_version_keys k WHERE k.version = pu.available_version LIMIT 1), dpkg_version_key(pu.available_version)) AS available_key
+           pu.installed_version, pu.available_version
     FROM m
     JOIN pending_updates pu ON pu.assessment_id = m.latest_assessment_id
     WHERE m.release IS NOT NULL AND pu.installed_version IS NOT NULL
@@ -33,6 +30,23 @@ LANGUAGE sql STABLE AS $$
       -- planner crossed the machines with every fixed package and read each machine's rows once per
       -- package: 0.95 s for 7 machines at 2,000 fixed packages, the ingest's cost with the tracker imported).
       AND EXISTS (SELECT 1 FROM cve_tracker_fixes t WHERE t.package = coalesce(pu.source_package, pu.name) AND t.release = m.release OFFSET 0)
+  ),
+  -- The kept keys of their versions, read at once as one object (version → key in hex) that each row
+  -- looks its versions up in. Looked up by a subquery per row, the ingest with fixes cost PostgreSQL
+  -- more CPU than computing the keys had (12.1 ms a report against 10.5 in one bench run); joined, the
+  -- estimates of one row each inside this function could make a nested loop over both sets.
+  kept AS MATERIALIZED (
+    SELECT coalesce(jsonb_object_agg(k.version, encode(k.key, 'hex')), '{}') AS keys
+    FROM dpkg_version_keys k
+    WHERE k.version = ANY(ARRAY(SELECT f.installed_version FROM fixable_rows f UNION SELECT f.available_version FROM fixable_rows f))
+  ),
+  -- Their versions' keys (dpkg_reaches_fix's comparison: installed < fixed <= available), kept or
+  -- computed here when not.
+  fixable AS MATERIALIZED (
+    SELECT f.machine_id, f.assessment_id, f.release, f.name, f.arch, f.cve_ids, f.package,
+           coalesce(decode(kept.keys ->> f.installed_version, 'hex'), dpkg_version_key(f.installed_version)) AS installed_key,
+           coalesce(decode(kept.keys ->> f.available_version, 'hex'), dpkg_version_key(f.available_version)) AS available_key
+    FROM fixable_rows f CROSS JOIN kept
   ),
   -- Each such row with each fix it reaches, through cve_tracker_fixes_package_idx (offset 0: not
   -- flattened; joined on the release alone, the planner crossed a page of machines with every fix and
@@ -75,8 +89,13 @@ LANGUAGE sql STABLE AS $$
   FROM grouped g LEFT JOIN advisories a ON a.assessment_id = g.assessment_id
 $$;
 --> statement-breakpoint
--- 0048's text, with the versions' keys added first.
-CREATE OR REPLACE FUNCTION cve_fix_refresh(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+-- 0048's text, with the keys of the versions given added first. Callers that give none (a removal,
+-- a release change, an import's recompute) compute a missing key on the spot, as before. Replaced
+-- rather than overloaded: a call with the ids alone (the release trigger, API processes of the
+-- version before) takes the new one.
+DROP FUNCTION cve_fix_refresh(uuid[]);
+--> statement-breakpoint
+CREATE FUNCTION cve_fix_refresh(ids uuid[], versions text[] DEFAULT NULL) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   -- No fix imported and no row to take back: nothing to compute (a fleet without imports pays this
   -- look-up only). The fixes cannot change meanwhile for the ingest (FIX_LOCK, shared); a removal
@@ -85,19 +104,16 @@ BEGIN
     RETURN;
   END IF;
   PERFORM 1 FROM machines m WHERE m.id = ANY(ids) ORDER BY m.id FOR NO KEY UPDATE;
-  -- The keys of the versions the exposures compare, each computed once for the fleet: every version
-  -- of the machines' latest rows with an installed version, on a machine with a release, that
-  -- dpkg_version_keys lacks. A concurrent transaction may add the same version: both rows stay.
-  INSERT INTO dpkg_version_keys (version, key)
-  SELECT v.version, dpkg_version_key(v.version)
-  FROM (
-    SELECT DISTINCT x.version
-    FROM machines m
-    JOIN pending_updates pu ON pu.assessment_id = m.latest_assessment_id
-    CROSS JOIN LATERAL (VALUES (pu.installed_version), (pu.available_version)) AS x(version)
-    WHERE m.id = ANY(ids) AND m.removed_at IS NULL AND pu.installed_version IS NOT NULL
-      AND fix_release(m.package_manager, m.os_name, m.os_version) IS NOT NULL) v
-  WHERE NOT EXISTS (SELECT 1 FROM dpkg_version_keys k WHERE k.version = v.version);
+  -- The keys of the versions given (the ingest's: those of the reports it stores) that
+  -- dpkg_version_keys lacks, each computed once for the fleet. A concurrent transaction may add the
+  -- same version: both rows stay. Given rather than read from the machines' rows: on a table of a
+  -- few thousand machines the planner reads those by a sequential scan.
+  IF versions IS NOT NULL THEN
+    INSERT INTO dpkg_version_keys (version, key)
+    SELECT v.version, dpkg_version_key(v.version)
+    FROM (SELECT DISTINCT x.version FROM unnest(versions) AS x(version)) v
+    WHERE NOT EXISTS (SELECT 1 FROM dpkg_version_keys k WHERE k.version = v.version);
+  END IF;
   WITH new AS MATERIALIZED (SELECT * FROM cve_fix_exposures_of(ids)),
   old AS MATERIALIZED (
     SELECT e.cve_id, e.machine_id, e.rank, e.origin, e.advisory_rank, e.reach FROM cve_fix_exposures e WHERE e.machine_id = ANY(ids)

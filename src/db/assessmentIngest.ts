@@ -32,6 +32,8 @@ interface PreparedResult {
   kinds: string[];
   /** The updates its rows hold (one per name and arch): what it adds to the missing-update counts once it is a machine's latest. */
   counted: PendingUpdate[];
+  /** The versions (installed and available, as stored) of its rows with an installed version, on apt: what imported fixes are compared with (dpkg_version_keys). */
+  versions: string[];
   /** About how many bytes it sends to PostgreSQL: bounds a group's size. */
   bytes: number;
 }
@@ -114,7 +116,8 @@ export function prepareReport(machineId: string, report: AssessmentReport, arriv
   };
   const json = storableJson(JSON.stringify(record));
   const { rows, kinds, counted } = copyRows(report.id, machineId, updates);
-  return { kind: 'RESULT', id: report.id, machineId, json, rows, kinds, counted, bytes: json.length + rows.length };
+  const versions = report.backend === 'apt' ? dpkgVersions(counted) : [];
+  return { kind: 'RESULT', id: report.id, machineId, json, rows, kinds, counted, versions, bytes: json.length + rows.length };
 }
 
 /** One text field of COPY's text format: a backslash, tab, newline or carriage return escaped. */
@@ -164,6 +167,17 @@ function copyRows(assessmentId: string, machineId: string, updates: readonly Pen
     );
   }
   return { rows: Buffer.from(rows.join('')), kinds: [...kinds], counted };
+}
+
+/** The distinct versions of the rows an imported fix may be compared with (those with an installed version), as stored. */
+function dpkgVersions(counted: readonly PendingUpdate[]): string[] {
+  const versions = new Set<string>();
+  for (const u of counted) {
+    if (u.installedVersion === null) continue;
+    versions.add(asEncoded(u.installedVersion));
+    versions.add(asEncoded(u.availableVersion));
+  }
+  return [...versions];
 }
 
 /**
@@ -277,7 +291,7 @@ export async function storeAssessmentReports(sql: Sql, reports: readonly Prepare
           fresh.length > 0 ? machineStateAfterIngest(tx, [...new Set(fresh.map((r) => r.machineId))]) : undefined,
           applyMissingUpdateDelta(tx, minus, [], givenCounts(added)),
           // The imported fixes' exposures of the machines whose latest assessment changed, after the other counts (every writer takes the count tables in one order).
-          refreshMachinesFixExposures(tx, [...new Set(added.map((a) => a.report.machineId))]),
+          refreshMachinesFixExposures(tx, [...new Set(added.map((a) => a.report.machineId))], [...new Set(added.flatMap((a) => a.report.versions))]),
           errors.length > 0 ? storeErrors(tx, errors) : undefined,
           tx`commit`,
         ]);

@@ -211,12 +211,14 @@ export const FIX_LOCK = 0x6366_6978; // "cfix"
 
 /**
  * Recomputes these machines' rows of cve_fix_exposures and the counts from them (cve_fix_refresh,
- * migration 0048): in the transaction that changed their latest assessment or removed them, after
- * the machines' rows are locked.
+ * migrations 0048 and 0051): in the transaction that changed their latest assessment or removed
+ * them, after the machines' rows are locked. `versions`: the versions of their rows, whose dpkg keys
+ * are kept for the fleet first (those already kept cost a look-up); a key not kept is computed on
+ * the spot.
  */
-export async function refreshMachinesFixExposures(tx: ReservedSql | Sql, machineIds: readonly string[]): Promise<void> {
+export async function refreshMachinesFixExposures(tx: ReservedSql | Sql, machineIds: readonly string[], versions: readonly string[] = []): Promise<void> {
   if (machineIds.length === 0) return;
-  await tx.unsafe('select cve_fix_refresh($1::uuid[])', [[...machineIds].sort()] as never[], { prepare: true });
+  await tx.unsafe('select cve_fix_refresh($1::uuid[], $2::text[])', [[...machineIds].sort(), versions] as never[], { prepare: true });
 }
 
 /** The machines recomputed per transaction by refreshFixExposures. */

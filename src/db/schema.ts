@@ -371,9 +371,9 @@ const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
 /**
  * dpkg_version_key of the versions cve_fix_exposures_of compares with the fixes' versions, each
  * computed once for the fleet instead of twice per pending row at every report (about 20 µs a
- * key). Filled by cve_fix_refresh before it computes (migration 0051); a version missing here is
- * computed on the spot. Not unique: two transactions adding the same new version at once each add
- * a row rather than wait for each other (the keys are equal).
+ * key). Filled by cve_fix_refresh with the versions of the reports the ingest stores (migration
+ * 0051); a version missing here is computed on the spot. Not unique: two transactions adding the
+ * same new version at once each add a row rather than wait for each other (the keys are equal).
  */
 export const dpkgVersionKeys = pgTable('dpkg_version_keys', { version: text('version').notNull(), key: bytea('key').notNull() }, (t) => [
   index('dpkg_version_keys_version_idx').on(t.version),

@@ -676,16 +676,16 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0050');
       expect(await exposures()).toEqual(before);
       expect(await stored()).toEqual(before);
-      // 0051 keeps the versions' keys: none kept yet (computed on the spot), then every machine's kept by a refresh.
+      // 0051 keeps the versions' keys: none kept yet (computed on the spot), then those of every row, given to a refresh of every machine.
       await migrateUpTo(url, '0051');
       expect(await exposures()).toEqual(before);
-      await db`select cve_fix_refresh(array(select id from machines order by id))`;
+      const versions = (await db`select distinct v from pending_updates, unnest(array[installed_version, available_version]) v where installed_version is not null order by 1`).map((r) => r.v as string);
+      await db`select cve_fix_refresh(array(select id from machines order by id), ${versions}::text[])`;
       expect(await stored()).toEqual(before);
       expect(await exposures()).toEqual(before);
       const kept = await db`select version, key = dpkg_version_key(version) as same from dpkg_version_keys order by version`;
+      expect(kept.map((k) => k.version)).toEqual(versions);
       expect(kept.every((k) => k.same)).toBe(true);
-      const versions = await db`select distinct v as version from pending_updates, unnest(array[installed_version, available_version]) v where installed_version is not null order by 1`;
-      expect(kept.map((k) => k.version)).toEqual(versions.map((v) => v.version));
     });
   });
 

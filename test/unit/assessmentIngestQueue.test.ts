@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AssessmentIngestQueue } from '../../src/api/agent/assessmentIngestQueue.js';
 import type { PreparedReport } from '../../src/db/assessmentIngest.js';
 
-const report = (n: number): PreparedReport => ({ kind: 'RESULT', id: `report-${n}`, machineId: `machine-${n}`, json: '{}', rows: Buffer.alloc(0), kinds: [], counted: [], bytes: 100 });
+const report = (n: number): PreparedReport => ({ kind: 'RESULT', id: `report-${n}`, machineId: `machine-${n}`, json: '{}', rows: Buffer.alloc(0), kinds: [], counted: [], versions: [], bytes: 100 });
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** A store that holds each group until the test lets it finish, and records the groups' sizes. */
