@@ -1,7 +1,7 @@
 -- dpkg's version keys (migration 0044) of the versions the imported fixes' exposures compare, kept
 -- once for the fleet: cve_fix_exposures_of computed two for every row of a fixed package at every
--- report (about 20 µs each, two thirds of its time with every row of a report reaching a fix:
--- BENCHMARKS.md, "Ingest with imported fixes: version keys kept"). Versions repeat across a fleet;
+-- report (about 20 µs each, a third of cve_fix_refresh's time with every row of a report reaching a
+-- fix: BENCHMARKS.md, "Ingest with imported fixes: version keys kept"). Versions repeat across a fleet;
 -- a report's are mostly known already.
 CREATE TABLE "dpkg_version_keys" (
 	"version" text NOT NULL,
