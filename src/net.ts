@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import type { Server } from 'node:http';
 
@@ -57,14 +58,38 @@ export async function waitForPort(port: number, host: string, timeoutMs: number,
   }
 }
 
-/** A free TCP port on the loopback interface (tests). */
-export async function freePort(): Promise<number> {
+/** Whether something could listen on host:port right now. */
+function canListen(port: number, host: string): Promise<boolean> {
   const probe = net.createServer();
-  return new Promise((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
+  return new Promise((resolve) => {
+    probe.once('error', () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
   });
+}
+
+/** The lowest port the kernel hands to outgoing connections and to listen(0). */
+export function ephemeralPortsStart(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > FREE_PORTS_FROM ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const FREE_PORTS_FROM = 10_000;
+
+/**
+ * A free TCP port on the loopback interface (tests, benches), chosen below the ephemeral range:
+ * a port from listen(0) lies inside it, where any outgoing connection made before the caller's
+ * server binds it (seconds later, for a Temporal dev server) may take it as its local port, and
+ * that server then fails with "address already in use".
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const end = ephemeralPortsStart();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = FREE_PORTS_FROM + Math.floor(Math.random() * (end - FREE_PORTS_FROM));
+    if (await canListen(port, host)) return port;
+  }
+  throw new Error(`no free port between ${FREE_PORTS_FROM} and ${end - 1} on ${host} after 100 tries`);
 }
