@@ -18,7 +18,7 @@ import { agentVersionRows } from '../src/db/agentUpgrades.js';
 import { cveCandidates, cveCandidatesByName, cveFigures, importedExposureGroups } from '../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
-import { DEFAULT_THRESHOLDS } from '../src/fleet/compliance.js';
+import { DEFAULT_THRESHOLDS, type OsType } from '../src/fleet/compliance.js';
 import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
 import * as schema from '../src/db/schema.js';
 import type { MachineSort } from '../src/fleet/machineOrder.js';
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     // The maintained counts are read at the thresholds their states were stored with (the API's
     // defaults): other thresholds would re-evaluate every machine first.
     const summaryCounts = () => maintainedSummaryCounts(db, new Date(), DEFAULT_THRESHOLDS);
-    const tagGroups = (tag: string) => () => maintainedTagGroups(db, tag, new Date(), DEFAULT_THRESHOLDS);
+    const tagGroups = (tag: string, osType?: OsType) => () => maintainedTagGroups(db, tag, new Date(), DEFAULT_THRESHOLDS, osType);
     const both = (a: () => Promise<unknown>, b: () => Promise<unknown>) => () => Promise.all([a(), b()]);
     const byCompliance: MachineSort = { field: 'COMPLIANCE', direction: 'ASC' };
     const deepOffset = Math.floor((fleet!.machines * 9) / 10);
@@ -92,13 +92,15 @@ async function main(): Promise<void> {
       ['filter compliance NOT_ASSESSED', page({ compliance: ['NOT_ASSESSED'] }, byName)],
       ['filter readiness DISCONNECTED', page({ readiness: ['DISCONNECTED'] }, byName)],
       ['filter overdue', page({ overdue: true }, byName)],
-      // As the service counts them: the page, and the maintained counts per OS type or tag and state (0046, 0047).
+      // As the service counts them: the page, and the maintained counts per OS type or tag and state (0046, 0047, 0052).
       ['filter OS type WINDOWS (none), with its count', both(page({ osType: 'WINDOWS' }, byName), summaryCounts)],
       ['filter OS type LINUX (all), with its count', both(page({ osType: 'LINUX' }, byName), summaryCounts)],
       ['filter OS type LINUX and NON_COMPLIANT, with its count', both(page({ osType: 'LINUX', compliance: ['NON_COMPLIANT'] }, byName), summaryCounts)],
       ['filter tag "rare", with its count', both(page({ tags: ['rare'] }, byName), tagGroups('rare'))],
       ['filter tag "env:prod" (one in ten), with its count', both(page({ tags: ['env:prod'] }, byName), tagGroups('env:prod'))],
       ['filter tag "env:prod" and NON_COMPLIANT, with its count', both(page({ tags: ['env:prod'], compliance: ['NON_COMPLIANT'] }, byName), tagGroups('env:prod'))],
+      ['filter tag "env:prod", OS type LINUX and NON_COMPLIANT, with its count', both(page({ tags: ['env:prod'], osType: 'LINUX', compliance: ['NON_COMPLIANT'] }, byName), tagGroups('env:prod', 'LINUX'))],
+      ['filter tags "rare" and "env:prod", with its count', page({ tags: ['rare', 'env:prod'] }, byName, { count: true })],
       ['filter name contains "12345", with its count', page({ nameContains: '12345' }, byName, { count: true })],
       ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
       ['sort by other count', page({}, { field: 'OTHER_COUNT', direction: 'DESC' })],

@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { AgentReadiness, Compliance, FleetThresholds } from '../fleet/compliance.js';
+import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { Db } from './client.js';
 
@@ -62,26 +62,28 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
 }
 
 /**
- * The live machines carrying `tag` per (compliance, readiness) at `now` (migration 0047): its
- * counts per stored state, the deltas not folded yet, and, for the machines carrying it whose next
- * change instant has passed, their state at `now` less their stored one. Reads no other machine.
+ * The live machines carrying `tag` (of `osType` when given) per (compliance, readiness) at `now`
+ * (migrations 0047, 0052): its counts per stored state, the deltas not folded yet, and, for the
+ * machines carrying it whose next change instant has passed, their state at `now` less their
+ * stored one. Reads no other machine.
  */
-export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds): Promise<FleetSummary['groups']> {
+export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds, osType?: OsType): Promise<FleetSummary['groups']> {
   const at = now.toISOString();
+  const ofOs = (column: SQL) => (osType ? sql` and ${column} = ${osType}` : sql``);
   const rows = await readAtStoredThresholds(db, thresholds, sql`
       with passed as (
         select e.state as key, 1 as n
         from machines m cross join fleet_summary_settings s
         cross join lateral (select ${stateAt(at)} as state) e
-        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]
+        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
         union all
         select m.summary_state, -1 from machines m
-        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]
+        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
       ),
       counted as (
         select key, sum(n)::bigint as n from (
-          select state as key, n from machine_tag_counts where tag = ${tag}
-          union all select state, n from machine_tag_deltas where tag = ${tag}
+          select state as key, n from machine_tag_counts where tag = ${tag}${ofOs(sql`os_type`)}
+          union all select state, n from machine_tag_deltas where tag = ${tag}${ofOs(sql`os_type`)}
           union all select key, n from passed
         ) t group by key
       )`);
@@ -145,9 +147,9 @@ export function foldFleetSummaryDeltas(db: Db): Promise<number> {
   return foldDeltas(db, { deltas: 'fleet_summary_deltas', counts: 'fleet_summary_counts', keys: ['key'] });
 }
 
-/** Folds the live machines per tag and state (migrations 0038, 0047) as foldFleetSummaryDeltas folds the summary's deltas. */
+/** Folds the live machines per tag, OS type and state (migrations 0038, 0047, 0052) as foldFleetSummaryDeltas folds the summary's deltas. */
 export function foldMachineTagDeltas(db: Db): Promise<number> {
-  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', keys: ['tag', 'state'] });
+  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', keys: ['tag', 'os_type', 'state'] });
 }
 
 /** A table of counts and the table of deltas its writers append to: (keys…, n) both. */

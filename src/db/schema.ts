@@ -409,9 +409,9 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
 });
 
 /**
- * The live machines carrying each tag per summary state (`<compliance>:<readiness>`, as stored on
- * the machine): the count of the computers page filtered on one tag, alone or with compliance and
- * readiness (migration 0047), folded from machine_tag_deltas by the summary's upkeep
+ * The live machines carrying each tag per OS type and summary state (`<compliance>:<readiness>`, as
+ * stored on the machine): the count of the computers page filtered on one tag, alone or with the OS
+ * type, compliance and readiness (migrations 0047, 0052), folded from machine_tag_deltas by the summary's upkeep
  * (docs/fleet-counts.md). Its own tables, not the summary's keys: the summary's reader sums every
  * key, and a fleet may carry thousands of tags.
  */
@@ -419,16 +419,18 @@ export const machineTagCounts = pgTable(
   'machine_tag_counts',
   {
     tag: text('tag').notNull(),
+    osType: osTypeEnum('os_type').notNull(),
     state: text('state').notNull(),
     n: bigint('n', { mode: 'number' }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.tag, t.state] })],
+  (t) => [primaryKey({ columns: [t.tag, t.osType, t.state] })],
 );
 
 /** The changes to machine_tag_counts not folded in yet, appended by the triggers on machines (nothing shared, nothing waits) and summed by every read. */
 export const machineTagDeltas = pgTable('machine_tag_deltas', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
   tag: text('tag').notNull(),
+  osType: osTypeEnum('os_type').notNull(),
   state: text('state').notNull(),
   n: bigint('n', { mode: 'number' }).notNull(),
 });

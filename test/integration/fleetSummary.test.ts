@@ -150,7 +150,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -160,7 +160,7 @@ describe('the maintained compliance summary', () => {
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       seen.agentVersions = Math.max(seen.agentVersions, agents.length);
-      // The live machines per (compliance, readiness) of each OS type and of each tag (the count of a
+      // The live machines per (compliance, readiness) of each OS type, each tag and each tag per OS type (the count of a
       // page filtered on one, with or without those), as the recompute of those machines, at the same instant.
       const expectGroups = async (at: Date) => {
         const counts = await maintainedSummaryCounts(database.db, at, thresholds);
@@ -174,6 +174,11 @@ describe('the maintained compliance summary', () => {
           const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { tag })).groups);
           expect(sorted(await maintainedTagGroups(database.db, tag, at, thresholds)), `${tag} at ${at.toISOString()}`).toEqual(recomputedGroups);
           seen.tags += recomputedGroups.length > 1 ? 1 : 0;
+          for (const os of ['LINUX', 'WINDOWS'] as const) {
+            const ofOs = sorted((await complianceSummary(database.db, at, thresholds, { tag, osType: os })).groups);
+            expect(sorted(await maintainedTagGroups(database.db, tag, at, thresholds, os)), `${tag} ${os} at ${at.toISOString()}`).toEqual(ofOs);
+            seen.tagOsTypes += ofOs.length > 1 ? 1 : 0;
+          }
         }
       };
       await expectGroups(now);

@@ -86,9 +86,11 @@ describe('the fleet view over GraphQL', () => {
     expect((await machines('(filter: {osType: WINDOWS})')).edges.map((e) => e.node.name)).toEqual(['win-01']);
     expect((await machines('(filter: {readiness: [DISCONNECTED]})')).edges.map((e) => e.node.name)).toEqual(['stale-01']);
     expect((await machines('(filter: {tags: ["web", "prod"]})')).edges.map((e) => e.node.name)).toEqual(['web-01', 'web-02']);
-    // One tag alone is counted from the maintained count per tag; with another filter, with the page.
+    // One tag, alone or with the OS type, is counted from the maintained counts per tag and OS type; with another filter, with the page.
     expect(await machines('(filter: {tags: ["web"]}, first: 1)')).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: true } });
     expect((await machines('(filter: {tags: ["web"], osType: WINDOWS})')).totalCount).toBe(0);
+    expect(await machines('(filter: {tags: ["web"], osType: LINUX}, first: 1)')).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: true } });
+    expect(await machines('(filter: {tags: ["web"], osType: LINUX, compliance: [COMPLIANT]})')).toMatchObject({ totalCount: 1, edges: [{ node: { name: 'web-01' } }] });
     expect((await machines('(filter: {nameContains: "DB-"})')).totalCount).toBe(2);
     // The OS type with compliance or readiness is counted from the maintained counts per OS type and state.
     expect(await machines('(filter: {osType: LINUX, compliance: [NON_COMPLIANT, NOT_ASSESSED]}, first: 1)')).toMatchObject({ totalCount: 4, pageInfo: { hasNextPage: true } });

@@ -495,7 +495,7 @@ describe('migrations over existing rows', () => {
         await db`delete from machines where name = 'db-01'`;
         expect(await byTag()).toEqual({ web: 0, prod: 2, db: 1 });
         expect(await byTag()).toEqual({ ...(await counted()) });
-        // Today's fold keys the counts by tag and state (0047).
+        // Today's fold keys the counts by tag, OS type and state (0047, 0052).
         await migrateDatabase(url);
         await db`update machines set tags = tags || '{web}' where name = 'db-02'`;
         expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
@@ -811,46 +811,62 @@ describe('migrations over existing rows', () => {
     });
   });
 
-  it('0047 counts the live machines already stored per tag and summary state, as a recompute of each tag does, and keeps counting after', async () => {
+  it('0047 and 0052 count the live machines already stored per tag, OS type and summary state, as a recompute of each does, and keep counting after', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0046');
       const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
       const ids: string[] = [];
       for (let i = 0; i < 8; i++) ids.push(await insertMachine(db, `m-${i}`, i % 3 === 0 ? 'WINDOWS' : 'LINUX'));
-      // Stored before it: tagged in several states (assessed and seen, some non-compliant; never assessed; not managed), a tag listed twice, one removed.
+      // Stored before them: tagged in several states (assessed and seen, some non-compliant; never assessed; not managed), a tag listed twice, one removed.
       await db`update machines set tags = '{prod,web}' where id = any(${ids.slice(0, 4)}::uuid[])`;
       await db`update machines set tags = '{prod,prod}' where id = any(${ids.slice(4, 7)}::uuid[])`;
       await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)} where id = any(${ids.slice(0, 5)}::uuid[])`;
       await db`update machines set security_count = 2 where id = any(${[ids[0]!, ids[4]!]}::uuid[])`;
       await db`update machines set management_enabled = false where id = ${ids[5]!}`;
       await db`update machines set removed_at = now() where id = ${ids[6]!}`;
+      // As 0047 keys them, summed as every reader sums them, against the stored states recounted.
+      const storedByTagState = async () =>
+        (await db<Array<{ row: string }>>`select tag || ' ' || state || ' ' || sum(n) as row from (select tag, state, n from machine_tag_counts union all select tag, state, n from machine_tag_deltas) t group by tag, state having sum(n) <> 0 order by 1`).map((r) => r.row);
+      const recountedByTagState = async () =>
+        (await db<Array<{ row: string }>>`select t || ' ' || summary_state || ' ' || count(*) as row from machines cross join lateral (select distinct t from unnest(tags) t) u where removed_at is null group by t, summary_state order by 1`).map((r) => r.row);
 
       await migrateUpTo(url, '0047');
+      expect(await storedByTagState()).toEqual(await recountedByTagState());
+      // Changes under 0047's triggers: deltas of its shape are left for 0052 to replace.
+      await db`update machines set tags = '{web}' where id = ${ids[3]!}`;
+      expect(await storedByTagState()).toEqual(await recountedByTagState());
+
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
+        // Each tag alone and with each OS type, as today's reader answers and as a recompute of those machines does.
         const same = async () => {
           const now = new Date();
-          const groups = { prod: sorted(await maintainedTagGroups(database.db, 'prod', now, DEFAULT_THRESHOLDS)), web: sorted(await maintainedTagGroups(database.db, 'web', now, DEFAULT_THRESHOLDS)) };
-          expect(groups).toEqual({
-            prod: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag: 'prod' })).groups),
-            web: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag: 'web' })).groups),
-          });
+          const groups: Record<string, Array<{ compliance: string; readiness: string; n: number }>> = {};
+          for (const tag of ['prod', 'web']) {
+            for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
+              const name = `${tag}${osType ? ` ${osType}` : ''}`;
+              groups[name] = sorted(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, osType));
+              expect(groups[name], name).toEqual(sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag, osType })).groups));
+            }
+          }
           return groups;
         };
-        const total = (groups: Array<{ n: number }>) => groups.reduce((n, g) => n + g.n, 0);
+        const total = (groups: Array<{ n: number }> | undefined) => (groups ?? []).reduce((n, g) => n + g.n, 0);
         const before = await same();
-        expect([total(before.prod), total(before.web)]).toEqual([6, 4]);
+        expect([total(before.prod), total(before.web), total(before['prod WINDOWS']), total(before['web WINDOWS'])]).toEqual([5, 4, 1, 2]);
         expect(before.prod).toEqual(expect.arrayContaining([{ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 2 }]));
         // After the fill the triggers count: one statement changing several machines' states, tags
-        // replaced, a removal, a deletion, an enrollment with tags; then a fold.
+        // replaced, a machine whose OS type changed, a removal, a deletion, an enrollment with tags; then a fold.
         await db`update machines set security_count = case when name = 'm-0' then 0 else 3 end where id = any(${ids.slice(0, 5)}::uuid[])`;
         await db`update machines set tags = '{web}' where id = ${ids[4]!}`;
-        await db`update machines set removed_at = now() where id = ${ids[1]!}`;
-        await db`delete from machines where id = ${ids[2]!}`;
+        await db`update machines set os_type = 'WINDOWS' where id = ${ids[1]!}`;
+        await db`update machines set removed_at = now() where id = ${ids[2]!}`;
+        await db`delete from machines where id = ${ids[5]!}`;
         await db`insert into machines (name, os_type, os_name, os_version, environment, tags) values ('new', 'LINUX', 'os', '1', 'ON_PREMISES', '{prod,web}')`;
         const after = await same();
-        expect([total(after.prod), total(after.web)]).toEqual([4, 4]);
+        expect([total(after.prod), total(after.web), total(after['prod WINDOWS']), total(after['web WINDOWS'])]).toEqual([3, 5, 2, 3]);
         expect(await foldMachineTagDeltas(database.db)).toBeGreaterThan(0);
         expect(await same()).toEqual(after);
       } finally {
