@@ -92,6 +92,7 @@ async function main(): Promise<void> {
       ['filter compliance NOT_ASSESSED', page({ compliance: ['NOT_ASSESSED'] }, byName)],
       ['filter readiness DISCONNECTED', page({ readiness: ['DISCONNECTED'] }, byName)],
       ['filter overdue', page({ overdue: true }, byName)],
+      ['filter overdue and READY, with its count', both(page({ overdue: true, readiness: ['READY'] }, byName), summaryCounts)],
       // As the service counts them: the page, and the maintained counts per OS type or tag and state (0046, 0047, 0052).
       ['filter OS type WINDOWS (none), with its count', both(page({ osType: 'WINDOWS' }, byName), summaryCounts)],
       ['filter OS type LINUX (all), with its count', both(page({ osType: 'LINUX' }, byName), summaryCounts)],

@@ -14,7 +14,9 @@
  *   machine in five lists only its OTHER ones (COMPLIANT): ~46 pending updates a machine;
  * - one machine in twenty NOT_ASSESSED (assessed 8 days ago), one in twenty DISCONNECTED (seen 8
  *   days ago), the others assessed in the last hour and seen in the last minute;
- * - agents of four versions, three tags (one machine in ten `env:prod`, one in a thousand `rare`).
+ * - agents of four versions, three tags (one machine in ten `env:prod`, one in a thousand `rare`);
+ * - one machine in twenty-five overdue (an SLA due date two days past), one in twenty-five with a
+ *   due date thirty days ahead (no baseline: the due dates are the summary's, not a policy's).
  *
  * The thresholds written to fleet_summary_settings are a week for both the assessment age and the
  * agent's silence (`BENCH_THRESHOLDS` below; the measuring benches start the server with the same):
@@ -109,11 +111,12 @@ async function generate(sql: postgres.Sql, machines: number): Promise<void> {
     for (let from = 0; from < machines; from += batch) {
       const to = Math.min(machines, from + batch) - 1;
       await sql.unsafe(`insert into machines (id, name, os_type, os_name, os_version, environment, tags, agent_version, package_manager, last_seen_at, last_assessed_at,
-          latest_assessment_id, critical_count, security_count, other_count, enrolled_at, summary_at)
+          latest_assessment_id, critical_count, security_count, other_count, enrolled_at, summary_at, sla_due_dates)
         select f.id, 'vm-' || lpad(f.i::text, 7, '0'), 'LINUX', 'Debian GNU/Linux 12 (bookworm)', '12', 'AWS',
           case when f.i % 1000 = 3 then '{env:prod,rare}'::text[] when f.i % 10 = 3 then '{env:prod}'::text[] else '{}'::text[] end,
           '0.' || (9 + f.i % 4) || '.0', 'apt', f.seen_at, f.assessed_at, f.assessment_id,
-          w.critical, w.security, w.other + (case when f.i % 100000 = 7 then 1 else 0 end), now() - interval '30 days', now()
+          w.critical, w.security, w.other + (case when f.i % 100000 = 7 then 1 else 0 end), now() - interval '30 days', now(),
+          case when f.i % 25 = 4 then array[now() - interval '2 days'] when f.i % 25 = 5 then array[now() + interval '30 days'] else '{}'::timestamptz[] end
         from (select i, ${ids('i')}, ${timing}, ${shape} from generate_series(${from}, ${to}) i) f
         join bench_windows w using (o, k, other_only)`);
     }

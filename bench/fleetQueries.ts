@@ -69,7 +69,9 @@
  * (machinesOsCompliance, counted the same way; before: with its count of every match), a tag one machine in
  * ten carries with a compliance state (machinesTagCompliance, counted from the counts per tag and state,
  * 0047; before: with its count of every match), the same with the OS type (machinesTagOs, counted
- * from the counts per tag, OS type and state, 0052; before: with its count of every match), and the tag filter (machinesTag,
+ * from the counts per tag, OS type and state, 0052; before: with its count of every match), the
+ * overdue machines that are READY (machinesOverdue, one machine in twenty-five overdue, counted from
+ * the summary's overdue machines per state, 0053; before: with its count of every match), and the tag filter (machinesTag,
  * counted from the maintained count per tag, 0038; before: the page with its count of the tag's
  * machines).
  *
@@ -276,6 +278,7 @@ const QUERIES = {
   machinesOsCompliance: `{ machines(first: 50, filter: {osType: LINUX, compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesTagCompliance: `{ machines(first: 50, filter: {tags: ["env:prod"], compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesTagOs: `{ machines(first: 50, filter: {tags: ["env:prod"], osType: LINUX, compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
+  machinesOverdue: `{ machines(first: 50, filter: {overdue: true, readiness: [READY]}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
   // Issue 18, goal 2, the next pass: the sorts by update counts, and part of a name (100 machines of the generated fleet).
   machinesUrgent: `{ machines(first: 50, orderBy: {field: CRITICAL_AND_SECURITY_COUNT, direction: DESC}) { ${PAGE_FIELDS} } }`,
@@ -285,10 +288,11 @@ const QUERIES = {
 const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
 const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
 const TAG_OS: MachineFilter = { ...TAG_COMPLIANCE, osType: 'LINUX' };
+const OVERDUE_READY: MachineFilter = { overdue: true, readiness: ['READY'] };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesName'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -459,6 +463,7 @@ async function main(): Promise<number> {
       machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagGroups(db, 'rare', new Date(), config.thresholds)]),
       machinesTagCompliance: () => Promise.all([filteredBy(TAG_COMPLIANCE, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds)]),
       machinesTagOs: () => Promise.all([filteredBy(TAG_OS, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds, 'LINUX')]),
+      machinesOverdue: () => Promise.all([filteredBy(OVERDUE_READY, false)(db), readCounts()]),
       machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
       machinesOther: () => Promise.all([sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })(db), readSummary()]),
       machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),
@@ -486,6 +491,8 @@ async function main(): Promise<number> {
       machinesTagCompliance: () => filteredBy(TAG_COMPLIANCE)(db),
       // Before 0052: a tag with the OS type counted every match.
       machinesTagOs: () => filteredBy(TAG_OS)(db),
+      // Before 0053: overdue with readiness counted every overdue match.
+      machinesOverdue: () => filteredBy(OVERDUE_READY)(db),
       // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
       machinesTag: () =>
         Promise.all([

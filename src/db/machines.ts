@@ -909,7 +909,7 @@ export const CLASS_COUNTS: ReadonlyArray<readonly [Classification, SQL]> = CLASS
  * the maintained summary instead (src/db/fleetSummary.ts); this is what it is checked and
  * benchmarked against.
  */
-export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds, of: { osType?: OsType; tag?: string } = {}): Promise<ComplianceSummaryRow> {
+export async function complianceSummary(db: Db, now: Date, thresholds: FleetThresholds, of: { osType?: OsType; tag?: string; overdue?: boolean } = {}): Promise<ComplianceSummaryRow> {
   const compliance = complianceSql(now, thresholds);
   const readiness = readinessSql(now, thresholds);
   // One pass over machines: each (compliance, readiness) group with its classification sums, taken
@@ -930,7 +930,7 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
       ) as Record<string, SQL<number>>),
     })
     .from(machines)
-    .where(and(live, of.osType ? eq(machines.osType, of.osType) : undefined, of.tag !== undefined ? sql`${machines.tags} @> array[${of.tag}]::text[]` : undefined))
+    .where(and(live, of.osType ? eq(machines.osType, of.osType) : undefined, of.tag !== undefined ? sql`${machines.tags} @> array[${of.tag}]::text[]` : undefined, of.overdue === undefined ? undefined : of.overdue ? overdueSql(now) : sql`not ${overdueSql(now)}`))
     .groupBy(sql`1`, sql`2`);
   const byCompliance: Record<Compliance, number> = { COMPLIANT: 0, NON_COMPLIANT: 0, NOT_ASSESSED: 0 };
   const byReadiness: Record<AgentReadiness, number> = { READY: 0, DISCONNECTED: 0, NOT_CONFIGURED: 0 };

@@ -82,12 +82,14 @@ export function nextSummaryChange(machine: SummaryMachine, at: Date, thresholds:
  * The keys fleet_summary_counts holds (one integer each, summed over live machines):
  * `machines:<compliance>:<readiness>` (1 per machine), `overdue_machines`, `overdue_updates`,
  * `class_updates:<classification>` (the machine's pending updates of it) and
- * `class_machines:<classification>` (1 when it has any), and per OS type
- * `os_machines:<os type>:<compliance>:<readiness>` (1 per machine, migration 0046).
+ * `class_machines:<classification>` (1 when it has any), per OS type
+ * `os_machines:<os type>:<compliance>:<readiness>` (1 per machine, migration 0046), and
+ * `overdue_machines:<compliance>:<readiness>` (1 per overdue machine, migration 0053).
  */
 export const summaryKey = {
   machines: (c: Compliance, r: AgentReadiness) => `machines:${c}:${r}`,
   osMachines: (os: OsType, c: Compliance, r: AgentReadiness) => `os_machines:${os}:${c}:${r}`,
+  overdueMachinesIn: (c: Compliance, r: AgentReadiness) => `overdue_machines:${c}:${r}`,
   overdueMachines: 'overdue_machines',
   overdueUpdates: 'overdue_updates',
   classUpdates: (c: Classification) => `class_updates:${c}`,
@@ -107,12 +109,19 @@ export interface FleetSummary {
   overdueUpdates: number;
 }
 
-/** The live machines per (compliance, readiness) from the counted keys, of the whole fleet or of one OS type. */
-export function groupsFromCounts(counts: ReadonlyMap<string, number>, osType?: OsType): FleetSummary['groups'] {
+/**
+ * The live machines per (compliance, readiness) from the counted keys: of the whole fleet, of one OS
+ * type, or of the fleet's machines that are overdue (or not: the fleet's less the overdue ones).
+ * The keys count no OS type and overdue together.
+ */
+export function groupsFromCounts(counts: ReadonlyMap<string, number>, of: { osType?: OsType; overdue?: boolean } = {}): FleetSummary['groups'] {
+  if (of.osType !== undefined && of.overdue !== undefined) throw new Error('the summary counts no OS type and overdue together');
+  const n = (key: string) => counts.get(key) ?? 0;
   const groups: FleetSummary['groups'] = [];
   for (const c of COMPLIANCE_STATES) {
     for (const r of AGENT_READINESS) {
-      const machines = counts.get(osType ? summaryKey.osMachines(osType, c, r) : summaryKey.machines(c, r)) ?? 0;
+      const all = n(of.osType ? summaryKey.osMachines(of.osType, c, r) : summaryKey.machines(c, r));
+      const machines = of.overdue === undefined ? all : of.overdue ? n(summaryKey.overdueMachinesIn(c, r)) : all - n(summaryKey.overdueMachinesIn(c, r));
       if (machines !== 0) groups.push({ compliance: c, readiness: r, n: machines });
     }
   }

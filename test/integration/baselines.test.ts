@@ -118,11 +118,18 @@ describe('patch baselines and SLA clocks', () => {
     expect(machines.overdueCount(await machine('prod-01'))).toBe(0);
     expect(await overdueNames()).toEqual([]);
     expect(await complianceSummary(database.db, clock, services.fleet.thresholds)).toMatchObject({ overdueMachines: 0, overdueUpdates: 0 });
+    // The computers page counts the overdue filter, alone or with compliance, from the summary's
+    // maintained counts: exact at the read, the due date passing with nothing written.
+    const counted = async (filter: { overdue: boolean; compliance?: Array<'NON_COMPLIANT'> }) =>
+      (await machines.list(filter, { field: 'NAME', direction: 'ASC' }, { offset: 0, limit: 1 })).totalCount;
+    const live = (await complianceSummary(database.db, clock, services.fleet.thresholds)).total;
+    expect([await counted({ overdue: true }), await counted({ overdue: false }), await counted({ overdue: true, compliance: ['NON_COMPLIANT'] })]).toEqual([0, live, 0]);
 
     clock = new Date('2026-12-06T23:00:00.000Z');
     expect(machines.overdueCount(await machine('prod-01'))).toBe(1);
     expect(await overdueNames()).toEqual(['prod-01']);
     expect(await complianceSummary(database.db, clock, services.fleet.thresholds)).toMatchObject({ overdueMachines: 1, overdueUpdates: 1 });
+    expect([await counted({ overdue: true }), await counted({ overdue: false }), await counted({ overdue: true, compliance: ['NON_COMPLIANT'] })]).toEqual([1, live - 1, 1]);
     expect(await machines.complianceReason(await machine('prod-01'))).toContain('Overdue: openssl (due 2026-12-06T23:00:00.000Z).');
   });
 

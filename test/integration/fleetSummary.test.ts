@@ -150,7 +150,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -160,15 +160,20 @@ describe('the maintained compliance summary', () => {
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       seen.agentVersions = Math.max(seen.agentVersions, agents.length);
-      // The live machines per (compliance, readiness) of each OS type, each tag and each tag per OS type (the count of a
+      // The live machines per (compliance, readiness) of each OS type, the overdue ones and the others, each tag and each tag per OS type (the count of a
       // page filtered on one, with or without those), as the recompute of those machines, at the same instant.
       const expectGroups = async (at: Date) => {
         const counts = await maintainedSummaryCounts(database.db, at, thresholds);
         const sorted = (groups: FleetSummary['groups']) => canonical({ groups } as FleetSummary).groups;
         for (const os of ['LINUX', 'WINDOWS'] as const) {
           const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { osType: os })).groups);
-          expect(sorted(groupsFromCounts(counts, os)), `${os} at ${at.toISOString()}`).toEqual(recomputedGroups);
+          expect(sorted(groupsFromCounts(counts, { osType: os })), `${os} at ${at.toISOString()}`).toEqual(recomputedGroups);
           seen.osTypes += recomputedGroups.length > 1 ? 1 : 0;
+        }
+        for (const overdue of [true, false]) {
+          const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { overdue })).groups);
+          expect(sorted(groupsFromCounts(counts, { overdue })), `overdue ${overdue} at ${at.toISOString()}`).toEqual(recomputedGroups);
+          if (overdue) seen.overdueGroups += recomputedGroups.length > 1 ? 1 : 0;
         }
         for (const tag of ['prod', 'web']) {
           const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { tag })).groups);

@@ -7,7 +7,7 @@ import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { connectDatabase } from '../../src/db/client.js';
 import { advisoryCves, advisoryExposedPairs, cveListFigures, importedExposureGroups, maintainedImportedGroups, trackerCandidates } from '../../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../../src/db/fleetCounts.js';
-import { foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../src/db/fleetSummary.js';
+import { fleetSummaryUpkeep, foldMachineTagDeltas, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../src/db/fleetSummary.js';
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, recordCheckIn, removeMachine, type MachineFilter } from '../../src/db/machines.js';
 import { countedCveSummaries, cveSummaries, importedCveList, type ImportedExposureGroup } from '../../src/fleet/cves.js';
 import { groupsFromCounts } from '../../src/fleet/fleetSummary.js';
@@ -785,7 +785,7 @@ describe('migrations over existing rows', () => {
         const same = async () => {
           const now = new Date();
           const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
-          const byOs = { LINUX: sorted(groupsFromCounts(counts, 'LINUX')), WINDOWS: sorted(groupsFromCounts(counts, 'WINDOWS')) };
+          const byOs = { LINUX: sorted(groupsFromCounts(counts, { osType: 'LINUX' })), WINDOWS: sorted(groupsFromCounts(counts, { osType: 'WINDOWS' })) };
           expect(byOs).toEqual({
             LINUX: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'LINUX' })).groups),
             WINDOWS: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'WINDOWS' })).groups),
@@ -805,6 +805,54 @@ describe('migrations over existing rows', () => {
         const after = await same();
         expect(after.WINDOWS.reduce((n, g) => n + g.n, 0)).toBe(5);
         expect(after.LINUX.reduce((n, g) => n + g.n, 0)).toBe(3);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0053 counts the overdue live machines already stored per summary state, as a recompute of the overdue ones and the others does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0052');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push(await insertMachine(db, `m-${i}`, 'LINUX'));
+      // Stored before it: overdue in several states (assessed and seen, never assessed, not managed), not overdue yet, removed.
+      await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)} where id = any(${ids.slice(0, 4)}::uuid[])`;
+      await db`update machines set security_count = 2 where id = any(${ids.slice(0, 2)}::uuid[])`;
+      await db`update machines set management_enabled = false where id = ${ids[5]!}`;
+      await db`update machines set sla_due_dates = array[${minutesAgo(60)}::timestamptz] where id = any(${[ids[0]!, ids[2]!, ids[4]!, ids[5]!, ids[7]!]}::uuid[])`;
+      await db`update machines set sla_due_dates = array[${minutesAgo(-600)}::timestamptz] where id = ${ids[1]!}`;
+      await db`update machines set removed_at = now() where id = ${ids[7]!}`;
+
+      await migrateUpTo(url, '0053');
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
+        const same = async () => {
+          const now = new Date();
+          const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
+          const groups = { overdue: sorted(groupsFromCounts(counts, { overdue: true })), others: sorted(groupsFromCounts(counts, { overdue: false })) };
+          expect(groups).toEqual({
+            overdue: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: true })).groups),
+            others: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: false })).groups),
+          });
+          return groups;
+        };
+        const total = (groups: Array<{ n: number }>) => groups.reduce((n, g) => n + g.n, 0);
+        const before = await same();
+        expect([total(before.overdue), total(before.others)]).toEqual([4, 3]);
+        expect(before.overdue.length).toBeGreaterThan(1);
+        // After the fill the triggers count: a due date passed and one put off in one statement, a
+        // state change of an overdue machine, an enrollment, a removal; then a fold.
+        await db`update machines set sla_due_dates = case when name = 'm-3' then array[${minutesAgo(5)}::timestamptz] else array[${minutesAgo(-60)}::timestamptz] end where id = any(${[ids[3]!, ids[4]!]}::uuid[])`;
+        await db`update machines set security_count = 0 where id = ${ids[0]!}`;
+        await insertMachine(db, 'new', 'LINUX');
+        await db`update machines set removed_at = now() where id = ${ids[2]!}`;
+        const after = await same();
+        expect([total(after.overdue), total(after.others)]).toEqual([3, 4]);
+        await fleetSummaryUpkeep(database.db, new Date());
+        expect(await same()).toEqual(after);
       } finally {
         await database.close();
       }

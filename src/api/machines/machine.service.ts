@@ -114,16 +114,16 @@ export class MachineService {
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
     const now = this.services.now();
-    // A filter on compliance and readiness with the OS type, one tag, both or neither is counted
-    // from the maintained (compliance, readiness) groups of the fleet, of the OS type, of the tag or
-    // of the tag's machines of that OS type, exact at the read; any other is counted with the page
-    // (it reads every match).
+    // A filter on compliance and readiness with the OS type, one tag, both, overdue alone or none
+    // of them is counted from the maintained (compliance, readiness) groups of the fleet, of the OS
+    // type, of the tag, of the tag's machines of that OS type or of the overdue machines, exact at
+    // the read; any other is counted with the page (it reads every match).
     const tags = [...new Set(filter.tags ?? [])];
-    const fromCounts = !(filter.nameContains || filter.overdue !== undefined) && tags.length <= 1;
+    const fromCounts = !filter.nameContains && tags.length <= 1 && (filter.overdue === undefined || (tags.length === 0 && filter.osType === undefined));
     const thresholds = this.services.fleet.thresholds;
     const [{ rows, positions, hasMore, totalCount }, groups] = await Promise.all([
       listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !fromCounts }),
-      !fromCounts ? null : tags.length === 1 ? maintainedTagGroups(this.db, tags[0]!, now, thresholds, filter.osType) : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, filter.osType)),
+      !fromCounts ? null : tags.length === 1 ? maintainedTagGroups(this.db, tags[0]!, now, thresholds, filter.osType) : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, { osType: filter.osType, overdue: filter.overdue })),
     ]);
     return { rows, positions, hasMore, totalCount: groups ? matchingMachines({ groups }, filter) : totalCount!, totalCountComputedAt: null };
   }
