@@ -128,6 +128,24 @@ export function groupsFromCounts(counts: ReadonlyMap<string, number>, of: { osTy
   return groups;
 }
 
+/** Which maintained groups a computers filter's count is read from (src/api/machines/machine.service.ts). */
+export type CountedGroups = { of: 'TAG'; tag: string; osType?: OsType } | { of: 'SUMMARY'; osType?: OsType; overdue?: boolean };
+
+/**
+ * The maintained (compliance, readiness) groups that count the machines a filter matches, exact at
+ * the read, or null when only a count of its matches can (docs/fleet-counts.md): the summary's, of
+ * the fleet, of an OS type (0046) or of the overdue machines (0053); one tag's, alone or of an OS
+ * type (0047, 0052). Compliance and readiness are the groups' own; a name, several tags, or overdue
+ * with the OS type or a tag are kept by no count.
+ */
+export function countedGroups(filter: { osType?: OsType; tags?: readonly string[]; nameContains?: string; overdue?: boolean }): CountedGroups | null {
+  const tags = [...new Set(filter.tags ?? [])];
+  if (filter.nameContains || tags.length > 1) return null;
+  if (tags.length === 1) return filter.overdue === undefined ? { of: 'TAG', tag: tags[0]!, osType: filter.osType } : null;
+  if (filter.overdue !== undefined && filter.osType !== undefined) return null;
+  return { of: 'SUMMARY', osType: filter.osType, overdue: filter.overdue };
+}
+
 /** The summary from the counted keys (a key not there counts 0). */
 export function summaryFromCounts(counts: ReadonlyMap<string, number>): FleetSummary {
   const n = (key: string) => counts.get(key) ?? 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
-import { groupsFromCounts, matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
 import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
@@ -158,5 +158,20 @@ describe('the summary from its counted keys', () => {
     expect(matchingMachines({ groups: groupsFromCounts(counts, { overdue: true }) }, { readiness: ['DISCONNECTED'] })).toBe(1);
     // The keys are not kept per OS type and overdue together: asking for both is a caller's mistake.
     expect(() => groupsFromCounts(counts, { osType: 'LINUX', overdue: true })).toThrow(/no OS type and overdue together/);
+  });
+});
+
+describe("the computers page's count", () => {
+  it('is read from maintained groups for the OS type, one tag, a tag of an OS type and overdue, and from the matches otherwise', () => {
+    expect(countedGroups({})).toEqual({ of: 'SUMMARY' });
+    expect(countedGroups({ osType: 'LINUX' })).toEqual({ of: 'SUMMARY', osType: 'LINUX' });
+    expect(countedGroups({ overdue: false })).toEqual({ of: 'SUMMARY', overdue: false });
+    expect(countedGroups({ tags: ['web', 'web'] })).toEqual({ of: 'TAG', tag: 'web' });
+    expect(countedGroups({ tags: ['web'], osType: 'WINDOWS' })).toEqual({ of: 'TAG', tag: 'web', osType: 'WINDOWS' });
+    // No count keeps these: several tags, a name, overdue with a tag or an OS type.
+    expect(countedGroups({ tags: ['web', 'prod'] })).toBeNull();
+    expect(countedGroups({ nameContains: 'db' })).toBeNull();
+    expect(countedGroups({ tags: ['web'], overdue: true })).toBeNull();
+    expect(countedGroups({ osType: 'LINUX', overdue: true })).toBeNull();
   });
 });

@@ -22,7 +22,7 @@ import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
 import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../db/fleetSummary.js';
-import { groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
+import { countedGroups, groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
@@ -114,16 +114,17 @@ export class MachineService {
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
     const now = this.services.now();
-    // A filter on compliance and readiness with the OS type, one tag, both, overdue alone or none
-    // of them is counted from the maintained (compliance, readiness) groups of the fleet, of the OS
-    // type, of the tag, of the tag's machines of that OS type or of the overdue machines, exact at
-    // the read; any other is counted with the page (it reads every match).
-    const tags = [...new Set(filter.tags ?? [])];
-    const fromCounts = !filter.nameContains && tags.length <= 1 && (filter.overdue === undefined || (tags.length === 0 && filter.osType === undefined));
+    // Counted from maintained groups where some keep it (countedGroups), exact at the read; any
+    // other filter is counted with the page (it reads every match).
+    const counted = countedGroups(filter);
     const thresholds = this.services.fleet.thresholds;
     const [{ rows, positions, hasMore, totalCount }, groups] = await Promise.all([
-      listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !fromCounts }),
-      !fromCounts ? null : tags.length === 1 ? maintainedTagGroups(this.db, tags[0]!, now, thresholds, filter.osType) : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, { osType: filter.osType, overdue: filter.overdue })),
+      listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !counted }),
+      !counted
+        ? null
+        : counted.of === 'TAG'
+          ? maintainedTagGroups(this.db, counted.tag, now, thresholds, counted.osType)
+          : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, counted)),
     ]);
     return { rows, positions, hasMore, totalCount: groups ? matchingMachines({ groups }, filter) : totalCount!, totalCountComputedAt: null };
   }
