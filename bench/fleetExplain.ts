@@ -18,11 +18,12 @@ import { agentVersionRows } from '../src/db/agentUpgrades.js';
 import { cveCandidates, cveCandidatesByName, cveFigures, importedExposureGroups } from '../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
-import { DEFAULT_THRESHOLDS, type OsType } from '../src/fleet/compliance.js';
+import type { OsType } from '../src/fleet/compliance.js';
+import { loadConfig } from '../src/config.js';
 import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
 import * as schema from '../src/db/schema.js';
 import type { MachineSort } from '../src/fleet/machineOrder.js';
-import { RARE_CVE, startFleetDatabase } from './fleetGenerate.js';
+import { BENCH_THRESHOLDS_ENV, RARE_CVE, startFleetDatabase } from './fleetGenerate.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -71,15 +72,14 @@ async function main(): Promise<void> {
       select (select count(*)::int from machines where removed_at is null) as machines, (select relpages::int from pg_class where relname = 'machines') as pages,
              (select name from machines order by name offset (select count(*) * 9 / 10 from machines) limit 1) as deep, 'rare-tool' as rare`;
     const [deepRow] = await sql<Array<{ id: string; name: string }>>`select id, name from machines where name = ${fleet!.deep} order by id limit 1`;
-    const week = 7 * 24 * 3600_000;
-    const thresholds = { assessmentMaxAgeMs: { LINUX: week, WINDOWS: week }, disconnectedAfterMs: week };
+    const { thresholds } = loadConfig(BENCH_THRESHOLDS_ENV);
     const page = (filter: MachineFilter, sort: MachineSort, extra: Partial<MachineQuery> & { count?: boolean } = {}) => () =>
       listMachines(db, { filter, sort, offset: 0, limit: 50, now: new Date(), thresholds, count: false, ...extra });
     const byName: MachineSort = { field: 'NAME', direction: 'ASC' };
-    // The maintained counts are read at the thresholds their states were stored with (the API's
-    // defaults): other thresholds would re-evaluate every machine first.
-    const summaryCounts = () => maintainedSummaryCounts(db, new Date(), DEFAULT_THRESHOLDS);
-    const tagGroups = (tag: string, osType?: OsType) => () => maintainedTagGroups(db, tag, new Date(), DEFAULT_THRESHOLDS, osType);
+    // The maintained counts are read at the thresholds their states were stored with (the
+    // generator's week, as the page's): other thresholds would re-evaluate every machine first.
+    const summaryCounts = () => maintainedSummaryCounts(db, new Date(), thresholds);
+    const tagGroups = (tag: string, osType?: OsType) => () => maintainedTagGroups(db, tag, new Date(), thresholds, osType);
     const both = (a: () => Promise<unknown>, b: () => Promise<unknown>) => () => Promise.all([a(), b()]);
     const byCompliance: MachineSort = { field: 'COMPLIANCE', direction: 'ASC' };
     const deepOffset = Math.floor((fleet!.machines * 9) / 10);
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
       ['sort by other count', page({}, { field: 'OTHER_COUNT', direction: 'DESC' })],
       ['sort by last seen', page({}, { field: 'LAST_SEEN', direction: 'DESC' })],
-      ['complianceSummary', () => maintainedComplianceSummary(db, new Date(), DEFAULT_THRESHOLDS)],
+      ['complianceSummary', () => maintainedComplianceSummary(db, new Date(), thresholds)],
       ['missingUpdates', () => maintainedMissingUpdateGroups(db)],
       ['machines missing a rare update', () => machinesMissing(db, { name: fleet!.rare, classification: 'OTHER' }, 0, 50)],
       ['machines missing a common update', () => machinesMissing(db, { name: 'pkg-001', classification: 'SECURITY' }, 0, 50)],
