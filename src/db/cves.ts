@@ -93,38 +93,39 @@ export async function trackerFixesOf(db: Db, cveId: string): Promise<TrackerFix[
 export async function cveCandidates(
   db: Reader,
   cveId: string,
-  /** Only these machines (a page of them, cveCandidatesByName): read through their latest assessments instead of the updates' rows. */
+  /** Only these machines (a page of them, cveCandidatesByName): read through their assessments instead of the updates' rows. */
   onlyMachines?: readonly string[],
 ): Promise<{ current: Array<{ machine: CandidateMachine; update: CandidateUpdate; assessedAt: Date }>; history: Array<{ machineId: string; update: CandidateUpdate; assessedAt: Date }> }> {
   const mayFix = sql`(pu.cve_ids @> array[${cveId}]::text[] or exists (
       select 1 from ${cveTrackerFixes} t where t.cve_id = ${cveId} and t.package = ${trackerPackageSql} and t.release = ${fixReleaseSql}))`;
-  const current = onlyMachines ? await machinesCandidates(db, onlyMachines, mayFix) : await updatesCandidates(db, cveId, mayFix);
-  const machineIds = [...new Set(current.map((r) => r.machine_id))];
-  const history =
-    machineIds.length === 0
-      ? []
-      : await db.execute<CandidateRow>(sql`
-    select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
-           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
-    from ${machines} m
-    join assessments a on a.machine_id = m.id
-    join ${pendingUpdates} pu on pu.assessment_id = a.id
-    where m.id = any(${sql.param(machineIds)}::uuid[]) and ${mayFix}`);
+  let current: CandidateRow[];
+  let history: CandidateRow[];
+  if (onlyMachines) {
+    // A page's machines: every assessment's rows in one statement, the live machines' latest ones current.
+    const rows = onlyMachines.length === 0 ? [] : await assessmentsCandidates(db, onlyMachines, mayFix);
+    history = rows;
+    current = rows.filter((r) => r.latest);
+  } else {
+    current = await updatesCandidates(db, cveId, mayFix);
+    const machineIds = [...new Set(current.map((r) => r.machine_id))];
+    history = machineIds.length === 0 ? [] : await assessmentsCandidates(db, machineIds, mayFix);
+  }
   return {
     current: current.map((r) => ({ machine: machineOf(r), update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
     history: history.map((r) => ({ machineId: r.machine_id, update: updateOf(r), assessedAt: new Date(r.assessed_at) })),
   };
 }
 
-/** The latest pending updates of these live machines that may fix the CVE (`mayFix` on `pu` and `m`). */
-function machinesCandidates(db: Reader, machineIds: readonly string[], mayFix: SQL) {
-  return db.execute<CandidateRow>(sql`
+/** The pending updates that may fix the CVE (`mayFix` on `pu` and `m`) in every assessment of these machines; `latest`: a live machine's latest assessment. */
+function assessmentsCandidates(db: Reader, machineIds: readonly string[], mayFix: SQL) {
+  return db.execute<CandidateRow & { latest: boolean }>(sql`
     select m.id as machine_id, m.name as machine_name, m.os_type, m.os_name, m.os_version, m.package_manager, m.tags, m.management_enabled,
-           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at
+           pu.name, pu.source_package, pu.installed_version, pu.available_version, pu.classification, pu.severity, pu.cve_ids, a.assessed_at,
+           (a.id = m.latest_assessment_id and m.removed_at is null) as latest
     from ${machines} m
-    join assessments a on a.id = m.latest_assessment_id
-    join ${pendingUpdates} pu on pu.assessment_id = m.latest_assessment_id
-    where m.id = any(${sql.param([...machineIds])}::uuid[]) and m.removed_at is null and ${mayFix}`);
+    join assessments a on a.machine_id = m.id
+    join ${pendingUpdates} pu on pu.assessment_id = a.id
+    where m.id = any(${sql.param([...machineIds])}::uuid[]) and ${mayFix}`);
 }
 
 /** The live machines' latest pending updates that may fix the CVE, found from the updates' rows (see cveCandidates). */
