@@ -411,8 +411,8 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
 /**
  * The live machines carrying each tag per OS type and summary state (`<compliance>:<readiness>`, as
  * stored on the machine): the count of the computers page filtered on one tag, alone or with the OS
- * type, compliance and readiness (migrations 0047, 0052), folded from machine_tag_deltas by the summary's upkeep
- * (docs/fleet-counts.md). Its own tables, not the summary's keys: the summary's reader sums every
+ * type, compliance and readiness (migrations 0047, 0052), folded from machine_tag_deltas by the
+ * summary's upkeep (docs/fleet-counts.md). Its own tables, not the summary's keys: the summary's reader sums every
  * key, and a fleet may carry thousands of tags.
  */
 export const machineTagCounts = pgTable(

@@ -55,6 +55,9 @@ describe('migrations', () => {
  * Each migration that moves data, applied over rows the schema before it holds (Fleet's practice):
  * migrate up to the previous one, insert what an older fleetpatch stored, apply the next one.
  */
+/** (compliance, readiness) groups in one order, to compare a maintained answer with a recompute's. */
+const sortedGroups = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
+
 describe('migrations over existing rows', () => {
   async function withDatabase(test: (sql: postgres.Sql, url: string) => Promise<void>): Promise<void> {
     const { url, drop } = await emptyDatabase();
@@ -781,14 +784,13 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0046');
       const database = connectDatabase(url, { max: 2 });
       try {
-        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
         const same = async () => {
           const now = new Date();
           const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
-          const byOs = { LINUX: sorted(groupsFromCounts(counts, { osType: 'LINUX' })), WINDOWS: sorted(groupsFromCounts(counts, { osType: 'WINDOWS' })) };
+          const byOs = { LINUX: sortedGroups(groupsFromCounts(counts, { osType: 'LINUX' })), WINDOWS: sortedGroups(groupsFromCounts(counts, { osType: 'WINDOWS' })) };
           expect(byOs).toEqual({
-            LINUX: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'LINUX' })).groups),
-            WINDOWS: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'WINDOWS' })).groups),
+            LINUX: sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'LINUX' })).groups),
+            WINDOWS: sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType: 'WINDOWS' })).groups),
           });
           return byOs;
         };
@@ -828,14 +830,13 @@ describe('migrations over existing rows', () => {
       await migrateUpTo(url, '0053');
       const database = connectDatabase(url, { max: 2 });
       try {
-        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
         const same = async () => {
           const now = new Date();
           const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
-          const groups = { overdue: sorted(groupsFromCounts(counts, { overdue: true })), others: sorted(groupsFromCounts(counts, { overdue: false })) };
+          const groups = { overdue: sortedGroups(groupsFromCounts(counts, { overdue: true })), others: sortedGroups(groupsFromCounts(counts, { overdue: false })) };
           expect(groups).toEqual({
-            overdue: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: true })).groups),
-            others: sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: false })).groups),
+            overdue: sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: true })).groups),
+            others: sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { overdue: false })).groups),
           });
           return groups;
         };
@@ -887,7 +888,6 @@ describe('migrations over existing rows', () => {
       await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
-        const sorted = (groups: Array<{ compliance: string; readiness: string; n: number }>) => [...groups].sort((a, b) => `${a.compliance}${a.readiness}`.localeCompare(`${b.compliance}${b.readiness}`));
         // Each tag alone and with each OS type, as today's reader answers and as a recompute of those machines does.
         const same = async () => {
           const now = new Date();
@@ -895,8 +895,8 @@ describe('migrations over existing rows', () => {
           for (const tag of ['prod', 'web']) {
             for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
               const name = `${tag}${osType ? ` ${osType}` : ''}`;
-              groups[name] = sorted(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, osType));
-              expect(groups[name], name).toEqual(sorted((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag, osType })).groups));
+              groups[name] = sortedGroups(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, osType));
+              expect(groups[name], name).toEqual(sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag, osType })).groups));
             }
           }
           return groups;
