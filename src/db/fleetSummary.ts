@@ -10,8 +10,24 @@ import type { Db } from './client.js';
  * write, and append every change of a row's contribution to fleet_summary_deltas in the writer's
  * transaction, whichever statement made it (a report, a removal, management, tags, a baseline saved,
  * a check-in of an agent that was silent). So the counts always equal the sum of the stored states:
- * what is left is the clock, which this module handles through the index on summary_next_at.
+ * what is left is the clock, which this module handles through the index on summary_next_at, and a
+ * change of thresholds, handled the same way through the generation each state was evaluated in.
  */
+
+const CURRENT_GENERATION = sql`(select generation from fleet_summary_settings where id = 1)`;
+
+/**
+ * The machines whose stored state may not hold at `at` (of a machines row, unqualified): evaluated
+ * with thresholds of an older generation, or of the current one with its next change instant
+ * passed. Two ranges of machines_summary_generation_next_at_idx: empty and a few machines when the
+ * upkeep keeps up, every machine right after a change of thresholds, shrinking as it sweeps.
+ */
+export const stateLapsed = (at: string) =>
+  sql`(summary_generation < ${CURRENT_GENERATION} or (summary_generation = ${CURRENT_GENERATION} and summary_next_at <= ${at}::timestamptz))`;
+
+/** The live machines whose stored state holds at `at`: every other one stateLapsed reads. */
+export const stateHolds = (at: string) =>
+  sql`(summary_generation = ${CURRENT_GENERATION} and (summary_next_at is null or summary_next_at > ${at}::timestamptz))`;
 
 /** The thresholds of the stored states, as this process's FleetThresholds. */
 function asThresholds(row: { linux: number; windows: number; disconnected: number }): FleetThresholds {
@@ -23,10 +39,10 @@ const sameThresholds = (a: FleetThresholds, b: FleetThresholds) =>
 
 /**
  * The summary at `now`, exact as of the statement's snapshot: the folded counts, plus the deltas not
- * folded yet, plus, for each machine whose next change instant has passed (an index range: the
- * machines the sweep has not reached yet, a few at most), its state at `now` less its stored one.
- * Reads no other machine. When the stored states were evaluated with other thresholds than this
- * process's, every machine is re-evaluated first (syncFleetSummaryThresholds).
+ * folded yet, plus, for each machine whose stored state has lapsed (stateLapsed: the machines the
+ * sweep has not reached yet, a few at most), its state at `now` less its stored one. Reads no other
+ * machine. When this process's thresholds are not the stored ones, they are stored first
+ * (syncFleetSummaryThresholds), which makes every machine's state lapse until the sweep.
  */
 export async function maintainedComplianceSummary(db: Db, now: Date, thresholds: FleetThresholds): Promise<FleetSummary> {
   return summaryFromCounts(await maintainedSummaryCounts(db, now, thresholds));
@@ -49,7 +65,7 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
           union all
           select k.key, -k.n from fleet_summary_os_contribution(m.os_type, m.summary_state) k
         ) c
-        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null
+        where ${stateLapsed(at)} and m.summary_state is not null
       ),
       counted as (
         select key, sum(n)::bigint as n from (
@@ -64,8 +80,8 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
 /**
  * The live machines carrying `tag` (of `osType` when given) per (compliance, readiness) at `now`
  * (migrations 0047, 0052): its counts per stored state, the deltas not folded yet, and, for the
- * machines carrying it whose next change instant has passed, their state at `now` less their
- * stored one. Reads no other machine.
+ * machines carrying it whose stored state has lapsed, their state at `now` less their stored one.
+ * Reads no other machine.
  */
 export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds, osType?: OsType): Promise<FleetSummary['groups']> {
   const at = now.toISOString();
@@ -75,10 +91,10 @@ export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresh
         select e.state as key, 1 as n
         from machines m cross join fleet_summary_settings s
         cross join lateral (select ${stateAt(at)} as state) e
-        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
+        where ${stateLapsed(at)} and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
         union all
         select m.summary_state, -1 from machines m
-        where m.summary_next_at <= ${at}::timestamptz and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
+        where ${stateLapsed(at)} and m.summary_state is not null and m.tags @> array[${tag}]::text[]${ofOs(sql`m.os_type`)}
       ),
       counted as (
         select key, sum(n)::bigint as n from (
@@ -102,7 +118,7 @@ const stateAt = (at: string) => sql`fleet_summary_compliance(m.os_type, m.last_a
 /**
  * Reads `counted` (key, n) of the statement `withCounted` ends with, as the stored states count,
  * with the thresholds of the stored states in the same snapshot: when they are not this process's,
- * every machine is re-evaluated first (syncFleetSummaryThresholds) and it reads again.
+ * it stores them (syncFleetSummaryThresholds) and reads again.
  */
 async function readAtStoredThresholds(db: Db, thresholds: FleetThresholds, withCounted: SQL): Promise<Array<{ key: string; n: number }>> {
   for (let attempt = 0; ; attempt++) {
@@ -121,17 +137,26 @@ async function readAtStoredThresholds(db: Db, thresholds: FleetThresholds, withC
 }
 
 /**
- * Moves forward the machines whose next change instant has passed, at most `batch` of them (oldest
- * instant first; a machine another writer holds is left for the next sweep; one already evaluated
- * at `now`, whose "older than" cutoff is `now` itself, has nothing to move): their stored state is
- * evaluated at `now` by the trigger and the counts take the difference. Readers are exact without
- * it; it keeps what they add up small. Answers how many it moved.
+ * Re-evaluates at `now` the machines whose stored state has lapsed (stateLapsed), at most `batch`
+ * of them: those of an older generation of thresholds first, then those of the current one whose
+ * next change instant has passed, oldest instant first (a machine another writer holds is left for
+ * the next sweep; one already evaluated at `now`, whose "older than" cutoff is `now` itself, has
+ * nothing to move). The trigger evaluates each one's state with the stored thresholds and the
+ * counts take the difference. Readers are exact without it; it keeps what they add up small.
+ * Answers how many it moved.
  */
 export async function sweepFleetSummary(db: Db, now: Date, batch = 5000): Promise<number> {
   const at = now.toISOString();
+  // Writing summary_at fires the trigger that re-evaluates the row, even when the value stays.
   const moved = await db.execute<{ id: string }>(sql`
-    update machines m set summary_at = ${at}::timestamptz
-    from (select id from machines where summary_next_at <= ${at}::timestamptz and summary_at < ${at}::timestamptz order by summary_next_at limit ${batch} for update skip locked) due
+    update machines m set summary_at = greatest(m.summary_at, ${at}::timestamptz)
+    from (
+      select id from (select id from machines where summary_generation < ${CURRENT_GENERATION} limit ${batch} for update skip locked) stale
+      union all
+      select id from (
+        select id from machines where summary_generation = ${CURRENT_GENERATION} and summary_next_at <= ${at}::timestamptz and summary_at < ${at}::timestamptz
+        order by summary_next_at limit ${batch} for update skip locked) passed
+      limit ${batch}) due
     where m.id = due.id
     returning m.id`);
   return moved.length;
@@ -170,7 +195,7 @@ async function foldDeltas(db: Db, tables: { deltas: string; counts: string; keys
   return row?.folded ?? 0;
 }
 
-/** One round of upkeep: the machines whose instant passed moved forward (all of them, in batches), then the deltas folded (the summary's and the tags'). */
+/** One round of upkeep: the machines whose state lapsed re-evaluated (all of them, in batches), then the deltas folded (the summary's and the tags'). */
 export async function fleetSummaryUpkeep(db: Db, now: Date): Promise<{ moved: number; folded: number }> {
   let moved = 0;
   for (;;) {
@@ -184,21 +209,17 @@ export async function fleetSummaryUpkeep(db: Db, now: Date): Promise<{ moved: nu
 
 /**
  * Makes the stored states follow these thresholds: when they are not the ones stored, the settings
- * row takes them and every live machine is re-evaluated in the same transaction (the triggers apply
- * the difference). A pass over the fleet, once per change of configuration; every API process must
- * be configured alike, or each would undo the other's. Answers whether anything changed.
+ * row takes them and counts one generation more, one row written. Every machine's state then
+ * lapses (stateLapsed): readers evaluate those themselves, the upkeep's sweep re-evaluates them in
+ * batches, writers go on meanwhile. Every API process must be configured alike, or each would undo
+ * the other's at each read. Answers whether anything changed.
  */
 export async function syncFleetSummaryThresholds(db: Db, thresholds: FleetThresholds): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const changed = await tx.execute(sql`
-      update fleet_summary_settings set linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}, windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS},
-        disconnected_after_ms = ${thresholds.disconnectedAfterMs}
-      where id = 1 and (linux_assessment_max_age_ms, windows_assessment_max_age_ms, disconnected_after_ms) is distinct from
-        (${thresholds.assessmentMaxAgeMs.LINUX}::bigint, ${thresholds.assessmentMaxAgeMs.WINDOWS}::bigint, ${thresholds.disconnectedAfterMs}::bigint)
-      returning id`);
-    if (changed.length === 0) return false;
-    // Writing summary_at (to itself) fires the trigger that re-evaluates the row.
-    await tx.execute(sql`update machines set summary_at = summary_at where removed_at is null`);
-    return true;
-  });
+  const changed = await db.execute(sql`
+    update fleet_summary_settings set linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}, windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS},
+      disconnected_after_ms = ${thresholds.disconnectedAfterMs}, generation = generation + 1
+    where id = 1 and (linux_assessment_max_age_ms, windows_assessment_max_age_ms, disconnected_after_ms) is distinct from
+      (${thresholds.assessmentMaxAgeMs.LINUX}::bigint, ${thresholds.assessmentMaxAgeMs.WINDOWS}::bigint, ${thresholds.disconnectedAfterMs}::bigint)
+    returning id`);
+  return changed.length > 0;
 }

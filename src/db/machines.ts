@@ -13,6 +13,7 @@ import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
+import { stateHolds, stateLapsed } from './fleetSummary.js';
 import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
@@ -700,11 +701,11 @@ async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): P
  * name and id.
  *
  * A set is read from the state the summary keeps for each machine (docs/fleet-counts.md), through
- * the index on it in name order, where that state still holds: evaluated with this process's
- * thresholds and its next change instant not passed. The machines whose instant has passed (those
- * the upkeep has not reached: a few, through the index on summary_next_at) are evaluated now and
- * merged in; with other thresholds than the stored states', every machine is (each branch's
- * condition on the settings is decided once per statement, so only one of them reads machines). Compliance depends on now, so
+ * the index on it in name order, where that state still holds (stateHolds). The machines whose
+ * state has lapsed (stateLapsed: those the upkeep has not reached, a few, through an index range)
+ * are evaluated now and merged in; when this process's thresholds are not the stored ones, every
+ * machine is (each branch's condition on the settings is decided once per statement, so only one
+ * of them reads machines). Compliance depends on now, so
  * it cannot be an indexed column itself: sorting every machine by it took 54 ms at 10k machines,
  * reading one set by name through the name index 1.4 s at 1M for a set of few machines.
  */
@@ -712,10 +713,9 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
   const at = query.now.toISOString();
   const { thresholds } = query;
   const compliance = complianceSql(query.now, thresholds);
-  // The stored states were evaluated with these thresholds (else the reader of the summary re-evaluates them all, and until then each machine is evaluated here).
+  // The stored thresholds are this process's (else the reader of the summary stores them, and until then each machine is evaluated here).
   const settled = sql`exists (select 1 from fleet_summary_settings s where s.linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}
     and s.windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS} and s.disconnected_after_ms = ${thresholds.disconnectedAfterMs})`;
-  const holds = sql`(${machines.summaryNextAt} is null or ${machines.summaryNextAt} > ${at}::timestamptz)`;
   const offset = query.after ? 0 : query.offset;
   const enough = offset + query.limit + 1;
   const merged: Placed[] = [];
@@ -732,10 +732,10 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
       .from(machines)
       .where(
         sql`${machines.id} in (select id from (
-          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${holds} and split_part(${machines.summaryState}, ':', 1) = ${state}
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${stateHolds(at)} and split_part(${machines.summaryState}, ':', 1) = ${state}
            order by ${machines.name}, ${machines.id} limit ${limit})
           union all
-          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${machines.summaryNextAt} <= ${at}::timestamptz and ${compliance} = ${state}
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${stateLapsed(at)} and ${compliance} = ${state}
            order by ${machines.name}, ${machines.id} limit ${limit})
           union all
           (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and not ${settled} and ${compliance} = ${state}

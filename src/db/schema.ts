@@ -148,17 +148,23 @@ export const machines = pgTable(
      * overdue updates then, and the instant from which that may change with no write (null: never;
      * src/fleet/fleetSummary.ts, nextSummaryChange). A reader adds the change of the few machines
      * whose instant has passed; the sweep moves their summary_at forward (a new row starts at the
-     * epoch, and is moved at its first instant).
+     * epoch, and is moved at its first instant). `summary_generation`: the generation of the
+     * thresholds it was evaluated with (fleet_summary_settings; null when not counted): a change of
+     * thresholds makes every machine's state stale at once, and readers add those up as they add up
+     * a passed instant until the sweep re-evaluates them (migration 0054).
      */
     summaryAt: timestamp('summary_at', { withTimezone: true }).notNull().default(sql`'epoch'::timestamptz`),
     summaryState: text('summary_state'),
     summaryOverdue: integer('summary_overdue'),
     summaryNextAt: timestamp('summary_next_at', { withTimezone: true }),
+    summaryGeneration: integer('summary_generation').default(0),
   },
   (t) => [
     index('machines_name_idx').on(t.name),
     index('machines_last_seen_idx').on(t.lastSeenAt),
-    index('machines_summary_next_at_idx').on(t.summaryNextAt),
+    // The states readers must evaluate themselves: a stale generation (a range before the current),
+    // or the current one with its next change instant passed (a range within it).
+    index('machines_summary_generation_next_at_idx').on(t.summaryGeneration, t.summaryNextAt),
     // Machines that share a name (hostnames ignore case) are shown as duplicates.
     index('machines_lower_name_live_idx').on(sql`lower(${t.name})`).where(sql`${t.removedAt} is null`),
     uniqueIndex('machines_enrollment_request_idx').on(t.enrollmentKeyId, t.enrollmentRequestId),
@@ -452,14 +458,16 @@ export const machineTags = pgTable(
 
 /**
  * The thresholds the machines' summary states are evaluated with (one row): configuration, copied
- * here so that the triggers see them; an API process with other thresholds re-evaluates every
- * machine (src/db/fleetSummary.ts).
+ * here so that the triggers see them. An API process with other thresholds writes them here and
+ * counts one generation more (src/db/fleetSummary.ts, syncFleetSummaryThresholds); each machine
+ * records the generation it was evaluated in.
  */
 export const fleetSummarySettings = pgTable('fleet_summary_settings', {
   id: integer('id').primaryKey().default(1),
   linuxAssessmentMaxAgeMs: bigint('linux_assessment_max_age_ms', { mode: 'number' }).notNull(),
   windowsAssessmentMaxAgeMs: bigint('windows_assessment_max_age_ms', { mode: 'number' }).notNull(),
   disconnectedAfterMs: bigint('disconnected_after_ms', { mode: 'number' }).notNull(),
+  generation: integer('generation').notNull().default(0),
 });
 
 /**

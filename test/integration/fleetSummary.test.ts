@@ -6,10 +6,11 @@ import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agent
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database } from '../../src/db/client.js';
-import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
-import { complianceSummary, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
+import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups, sweepFleetSummary, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
+import { complianceSql, complianceSummary, listMachines, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
+import { complianceRank } from '../../src/fleet/machineOrder.js';
 import { groupsFromCounts, nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
 import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
@@ -22,7 +23,8 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 
 /** The two summaries in one shape, whatever order their groups were read in. */
-const canonical = (s: FleetSummary | ComplianceSummaryRow) => ({ ...s, groups: [...s.groups].sort((a, b) => `${a.compliance} ${a.readiness}`.localeCompare(`${b.compliance} ${b.readiness}`)) });
+const canonical = (s: FleetSummary | ComplianceSummaryRow) => ({ ...s, groups: sorted(s.groups) });
+const sorted = (groups: FleetSummary['groups']) => [...groups].sort((a, b) => `${a.compliance} ${a.readiness}`.localeCompare(`${b.compliance} ${b.readiness}`));
 
 describe('the maintained compliance summary', () => {
   let database: Database;
@@ -39,10 +41,16 @@ describe('the maintained compliance summary', () => {
     await drop?.();
   });
 
-  /** Every live machine's stored state and next instant, as src/fleet/fleetSummary.ts decides them at its summary_at. */
-  async function expectTwinsAgree(thresholds: FleetThresholds) {
-    const rows = await database.db.select().from(machinesTable).where(sql`removed_at is null`);
-    expect(rows.length).toBeGreaterThan(0);
+  /**
+   * Every live machine's stored state and next instant, as src/fleet/fleetSummary.ts decides them at
+   * its summary_at, when evaluated in the stored thresholds' generation (the others are the sweep's
+   * to re-evaluate). Answers how many were of an older generation.
+   */
+  async function expectTwinsAgree(thresholds: FleetThresholds): Promise<number> {
+    const all = await database.db.select().from(machinesTable).where(sql`removed_at is null`);
+    expect(all.length).toBeGreaterThan(0);
+    const [settings] = await database.sql<Array<{ generation: number }>>`select generation from fleet_summary_settings`;
+    const rows = all.filter((row) => row.summaryGeneration === settings!.generation);
     for (const row of rows) {
       const machine = { ...row, slaDueDates: row.slaDueDates.map((d) => new Date(d)) };
       const state = summaryState(machine, row.summaryAt, thresholds);
@@ -53,11 +61,25 @@ describe('the maintained compliance summary', () => {
         next: nextSummaryChange(machine, row.summaryAt, thresholds),
       });
     }
+    return all.length - rows.length;
   }
 
-  it('equals a full recompute after thousands of random reports, removals, check-ins, management, tag and baseline changes and clock moves, run concurrently', async () => {
+  /** The computers page sorted by compliance (read from the stored states that hold, and the lapsed ones evaluated): every live machine, each in its state's block as recomputed. */
+  async function expectPageByCompliance(now: Date, thresholds: FleetThresholds) {
+    const page = await listMachines(database.db, { filter: {}, sort: { field: 'COMPLIANCE', direction: 'ASC' }, offset: 0, limit: 1000, now, thresholds, count: false });
+    const recomputed = new Map(
+      (await database.db.select({ id: machinesTable.id, compliance: complianceSql(now, thresholds) }).from(machinesTable).where(sql`removed_at is null`)).map((r) => [r.id, r.compliance]),
+    );
+    expect(page.rows.map((r) => r.id).sort()).toEqual([...recomputed.keys()].sort());
+    const ranks = page.rows.map((r) => complianceRank(recomputed.get(r.id)!));
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+  }
+
+  it('equals a full recompute after thousands of random reports, removals, check-ins, management, tag, baseline and threshold changes and clock moves, run concurrently', async () => {
     const rng = random(2718);
-    const thresholds = DEFAULT_THRESHOLDS;
+    // Readers read with the thresholds last changed to; the sweep catches up in batches, or not at all before a read.
+    const THRESHOLDS: FleetThresholds[] = [DEFAULT_THRESHOLDS, { assessmentMaxAgeMs: { LINUX: 2 * HOUR, WINDOWS: 24 * HOUR }, disconnectedAfterMs: 90_000 }];
+    let thresholds = DEFAULT_THRESHOLDS;
     // The clock the API would pass: reports are received on it, and so first seen, approved and due on it.
     let clock = Date.parse('2026-12-01T00:00:00Z');
     const machines: Array<{ id: string; osType: OsType; reports: AssessmentReport[] }> = [];
@@ -145,17 +167,25 @@ describe('the maintained compliance summary', () => {
       } else if (roll < 0.95) {
         // The clock moves: past a check-in interval, an assessment's 3 h, a day's approvals and due dates.
         clock += rng.pick([1000, MIN, 3 * MIN + 1, HOUR, 3 * HOUR, 12 * HOUR]);
-      } else {
+      } else if (roll < 0.965) {
         await fleetSummaryUpkeep(database.db, new Date(clock));
+      } else if (roll < 0.985) {
+        // A sweep of a few machines only: the rest stay lapsed for readers to evaluate.
+        await sweepFleetSummary(database.db, new Date(clock), 1 + rng.int(5));
+      } else {
+        // The configuration changes (whichever process wrote last, readers store theirs when they read).
+        thresholds = thresholds === THRESHOLDS[0] ? THRESHOLDS[1]! : THRESHOLDS[0]!;
+        await syncFleetSummaryThresholds(database.db, thresholds);
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0, lapsedGenerations: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
       expect(canonical(await maintainedComplianceSummary(database.db, now, thresholds))).toEqual(canonical(recomputed));
-      await expectTwinsAgree(thresholds);
+      seen.lapsedGenerations += await expectTwinsAgree(thresholds);
+      await expectPageByCompliance(now, thresholds);
       const versions = (rows: Array<{ version: string | null; machines: number }>) => rows.map((r) => `${r.version ?? 'unknown'} ${r.machines}`).sort();
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
@@ -164,7 +194,6 @@ describe('the maintained compliance summary', () => {
       // page filtered on one, with or without those), as the recompute of those machines, at the same instant.
       const expectGroups = async (at: Date) => {
         const counts = await maintainedSummaryCounts(database.db, at, thresholds);
-        const sorted = (groups: FleetSummary['groups']) => canonical({ groups } as FleetSummary).groups;
         for (const os of ['LINUX', 'WINDOWS'] as const) {
           const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { osType: os })).groups);
           expect(sorted(groupsFromCounts(counts, { osType: os })), `${os} at ${at.toISOString()}`).toEqual(recomputedGroups);
@@ -206,24 +235,43 @@ describe('the maintained compliance summary', () => {
       seen.overdue += recomputed.overdueUpdates;
     });
     expect(operations).toBeGreaterThanOrEqual(2400);
+    expect(seen.lapsedGenerations, 'rounds read machines evaluated with older thresholds').toBeGreaterThan(0);
     // The comparisons were between fleets in every state, not between two empty summaries.
     expect(Object.values(seen).every((n) => n > 0)).toBe(true);
   }, 300_000);
 
-  it('re-evaluates every machine when an API process has other thresholds, and reads with them', async () => {
+  it('takes other thresholds in one row written, reads exact while machines are still of the older ones, and sweeps them in batches', async () => {
     // After the clock of the test before (the stored states are evaluated up to it).
     const [latest] = await database.sql<Array<{ ms: number }>>`select (extract(epoch from max(summary_at)) * 1000)::float8 as ms from machines`;
     const now = new Date(Math.max(Date.now(), latest!.ms) + 1000);
     const shorter: FleetThresholds = { ...DEFAULT_THRESHOLDS, disconnectedAfterMs: 1000 };
+    await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS);
     await database.sql`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at) values ('quiet', 'LINUX', 'os', '1', 'AWS', ${new Date(now.getTime() - 5000).toISOString()}::timestamptz)`;
     await fleetSummaryUpkeep(database.db, now);
+    const lapsed = async () =>
+      (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machines where removed_at is null and summary_generation < (select generation from fleet_summary_settings)`)[0]!.n;
+    const live = (await database.sql<Array<{ n: number }>>`select count(*)::int as n from machines where removed_at is null`)[0]!.n;
+    expect(await lapsed()).toBe(0);
     const silent = (s: FleetSummary | ComplianceSummaryRow) => s.byReadiness.DISCONNECTED;
     expect(silent(await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS))).toBe(silent(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
-    // A reader with a 1 s threshold: the stored states follow, and 'quiet' (silent 5 s) is DISCONNECTED for it.
+    // A reader with a 1 s threshold stores it and re-evaluates no machine: all of them are of the older thresholds now, and the reader evaluates them itself ('quiet', silent 5 s, is DISCONNECTED for it).
     const read = await maintainedComplianceSummary(database.db, now, shorter);
     expect(canonical(read)).toEqual(canonical(await complianceSummary(database.db, now, shorter)));
     expect(await database.sql`select disconnected_after_ms::int as ms from fleet_summary_settings`).toEqual([{ ms: 1000 }]);
-    await expectTwinsAgree(shorter);
+    expect(await lapsed()).toBe(live);
+    await expectPageByCompliance(now, shorter);
+    // A writer meanwhile evaluates its machine with the stored thresholds.
+    await database.sql`update machines set last_seen_at = last_seen_at - interval '1 second' where name = 'quiet'`;
+    expect(await lapsed()).toBe(live - 1);
+    // The sweep takes them in batches; every read in between is exact.
+    expect(await sweepFleetSummary(database.db, now, 3)).toBe(3);
+    expect(await lapsed()).toBe(live - 4);
+    expect(canonical(await maintainedComplianceSummary(database.db, now, shorter))).toEqual(canonical(await complianceSummary(database.db, now, shorter)));
+    expect(sorted(await maintainedTagGroups(database.db, 'prod', now, shorter))).toEqual(sorted((await complianceSummary(database.db, now, shorter, { tag: 'prod' })).groups));
+    await expectPageByCompliance(now, shorter);
+    await fleetSummaryUpkeep(database.db, now);
+    expect(await lapsed()).toBe(0);
+    expect(await expectTwinsAgree(shorter)).toBe(0);
     expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(true);
     expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(false);
     expect(canonical(await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS))).toEqual(canonical(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));

@@ -11,7 +11,7 @@ import { fleetSummaryUpkeep, foldMachineTagDeltas, maintainedComplianceSummary, 
 import { complianceSummary, listMachines, machinesMissing, missingUpdateGroups, recordCheckIn, removeMachine, type MachineFilter } from '../../src/db/machines.js';
 import { countedCveSummaries, cveSummaries, importedCveList, type ImportedExposureGroup } from '../../src/fleet/cves.js';
 import { groupsFromCounts } from '../../src/fleet/fleetSummary.js';
-import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
+import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
 import { migrateDatabase } from '../../src/db/migrate.js';
 import type { MissingUpdateGroup } from '../../src/fleet/missingUpdates.js';
 import type { RebootSetting } from '../../src/fleet/planning.js';
@@ -422,7 +422,8 @@ describe('migrations over existing rows', () => {
       await db`update machines set latest_assessment_id = ${win} where id = ${windows}`;
       await db`update machines set latest_assessment_id = ${removed}, tags = '{rare}', removed_at = now() where id = ${gone}`;
 
-      await migrateUpTo(url, '0033');
+      // It and the ones after it: today's code reads today's schema.
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const names = (rows: Array<{ name: string }>) => rows.map((r) => r.name);
@@ -704,7 +705,8 @@ describe('migrations over existing rows', () => {
       await db`update machines set tags = '{web,prod,web}' where name like 'web-%'`;
       await db`update machines set removed_at = now() where id = ${gone}`;
 
-      await migrateUpTo(url, '0041');
+      // It and the ones after it: today's code reads today's schema.
+      await migrateDatabase(url);
       const listed = async () => (await db<Array<{ row: string }>>`select tag || ' ' || name as row from machine_tags order by tag, name`).map((r) => r.row);
       expect(await listed()).toEqual(['prod web-01', 'prod web-02', 'web web-01', 'web web-02']);
       const database = connectDatabase(url, { max: 2 });
@@ -781,7 +783,8 @@ describe('migrations over existing rows', () => {
       await db`update machines set management_enabled = false where id = ${ids[6]!}`;
       await db`update machines set removed_at = now() where id = ${ids[8]!}`;
 
-      await migrateUpTo(url, '0046');
+      // It and the ones after it: today's code reads today's schema.
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const same = async () => {
@@ -827,7 +830,8 @@ describe('migrations over existing rows', () => {
       await db`update machines set sla_due_dates = array[${minutesAgo(-600)}::timestamptz] where id = ${ids[1]!}`;
       await db`update machines set removed_at = now() where id = ${ids[7]!}`;
 
-      await migrateUpTo(url, '0053');
+      // It and the ones after it: today's code reads today's schema.
+      await migrateDatabase(url);
       const database = connectDatabase(url, { max: 2 });
       try {
         const same = async () => {
@@ -854,6 +858,44 @@ describe('migrations over existing rows', () => {
         expect([total(after.overdue), total(after.others)]).toEqual([3, 4]);
         await fleetSummaryUpkeep(database.db, new Date());
         expect(await same()).toEqual(after);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
+  it('0054 records the generation of the thresholds of the machines already stored, none for removed ones, and a change of thresholds re-evaluates them in the sweep', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0053');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(await insertMachine(db, `m-${i}`, i % 2 === 0 ? 'LINUX' : 'WINDOWS'));
+      // Stored before it: seen 2 minutes ago (READY at 270 s, DISCONNECTED at 60 s), assessed 2 hours ago (assessed at 3 h, not at 1 h), one removed.
+      await db`update machines set last_seen_at = ${minutesAgo(2)}, last_assessed_at = ${minutesAgo(120)} where id = any(${ids.slice(0, 4)}::uuid[])`;
+      await db`update machines set removed_at = now() where id = ${ids[5]!}`;
+
+      await migrateUpTo(url, '0054');
+      expect(await db`select name, summary_generation from machines order by name`).toEqual(
+        ids.map((_, i) => ({ name: `m-${i}`, summary_generation: i === 5 ? null : 0 })),
+      );
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        const lapsed = async () => (await db<Array<{ n: number }>>`select count(*)::int as n from machines where summary_generation < (select generation from fleet_summary_settings)`)[0]!.n;
+        const same = async (thresholds: FleetThresholds) => {
+          const now = new Date();
+          const read = await maintainedComplianceSummary(database.db, now, thresholds);
+          expect(sortedGroups(read.groups)).toEqual(sortedGroups((await complianceSummary(database.db, now, thresholds)).groups));
+          return read;
+        };
+        expect((await same(DEFAULT_THRESHOLDS)).byReadiness.READY).toBe(4);
+        // Other thresholds: stored in one row, every live machine (not the removed one) of the older generation until the sweep.
+        const strict: FleetThresholds = { assessmentMaxAgeMs: { LINUX: 3_600_000, WINDOWS: 3_600_000 }, disconnectedAfterMs: 60_000 };
+        const read = await same(strict);
+        expect([read.byReadiness.DISCONNECTED, read.byCompliance.NOT_ASSESSED]).toEqual([4, 5]);
+        expect(await lapsed()).toBe(5);
+        await fleetSummaryUpkeep(database.db, new Date());
+        expect(await lapsed()).toBe(0);
+        expect(await same(strict)).toEqual(read);
       } finally {
         await database.close();
       }
