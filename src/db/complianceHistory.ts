@@ -13,7 +13,8 @@ import {
 } from '../fleet/complianceHistory.js';
 import type { Compliance } from '../fleet/compliance.js';
 import type { Db } from './client.js';
-import { CLASS_COUNTS, complianceSql, overdueSql } from './machines.js';
+import { complianceSql, overdueSql, overdueUpdatesSql } from './fleetSql.js';
+import { CLASS_COUNTS } from './machines.js';
 import { baselines, complianceHistory, complianceSnapshots } from './schema.js';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -27,7 +28,6 @@ export type ComplianceSnapshotRow = typeof complianceSnapshots.$inferSelect;
  * tags. At most (2 + baselines + tags) × 3 rows come back, whatever the fleet's size.
  */
 async function complianceCells(tx: Tx, now: Date, thresholds: FleetThresholds): Promise<ComplianceCell[]> {
-  const at = now.toISOString();
   const classColumns = sql.join(
     CLASS_COUNTS.map(([, column], i) => sql`${column} as ${sql.raw(`c${i}`)}`),
     sql`, `,
@@ -43,7 +43,7 @@ async function complianceCells(tx: Tx, now: Date, thresholds: FleetThresholds): 
         ${complianceSql(now, thresholds)} as compliance,
         ${overdueSql(now)} as overdue,
         -- Only an overdue machine's due dates are opened: the others cost one comparison.
-        (case when ${overdueSql(now)} then (select count(*) from unnest(machines.sla_due_dates) d where d <= ${at}::timestamptz) else 0 end) as overdue_updates,
+        ${overdueUpdatesSql(now)} as overdue_updates,
         ${classColumns}
       from machines where machines.removed_at is null
     ),

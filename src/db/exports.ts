@@ -2,7 +2,7 @@ import { and, asc, between, eq, isNull, sql, type AnyColumn, type SQL } from 'dr
 import type { FleetThresholds } from '../fleet/compliance.js';
 import { compliantShare, type HistoryQuery } from '../fleet/complianceHistory.js';
 import type { Database } from './client.js';
-import { complianceSql, readinessSql } from './machines.js';
+import { complianceSql, readinessSql } from './fleetSql.js';
 import { complianceHistory, complianceSnapshots, machineRuns, machines, pendingUpdates, updateResults } from './schema.js';
 
 /*

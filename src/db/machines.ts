@@ -14,6 +14,7 @@ import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
 import { stateHolds, stateLapsed } from './fleetSummary.js';
+import { complianceSql, overdueSql, overdueUpdatesSql, readinessSql } from './fleetSql.js';
 import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
 
@@ -449,35 +450,6 @@ export async function removeMachine(db: Db, id: string): Promise<MachineRow | un
 }
 
 // ---- The fleet view -------------------------------------------------------------------------
-
-/**
- * The SQL twins of `compliance()` and `readiness()` in src/fleet/compliance.ts, so that the fleet
- * view can filter, sort and count in the database. A test checks that both agree.
- */
-export function complianceSql(now: Date, thresholds: FleetThresholds): SQL<Compliance> {
-  const linuxCutoff = new Date(now.getTime() - thresholds.assessmentMaxAgeMs.LINUX);
-  const windowsCutoff = new Date(now.getTime() - thresholds.assessmentMaxAgeMs.WINDOWS);
-  return sql<Compliance>`(case
-    when ${machines.lastAssessedAt} is null
-      or ${machines.lastAssessedAt} < (case ${machines.osType} when 'WINDOWS' then ${windowsCutoff.toISOString()}::timestamptz else ${linuxCutoff.toISOString()}::timestamptz end)
-      then 'NOT_ASSESSED'
-    when ${machines.baselineId} is null then (case when ${machines.criticalCount} + ${machines.securityCount} > 0 then 'NON_COMPLIANT' else 'COMPLIANT' end)
-    when ${machines.nonCompliantFrom} <= ${now.toISOString()}::timestamptz then 'NON_COMPLIANT'
-    else 'COMPLIANT' end)`;
-}
-
-/** Whether a machine has an approved update past its SLA due date at `now` (its earliest due date has passed). */
-export function overdueSql(now: Date): SQL<boolean> {
-  return sql<boolean>`coalesce(${machines.slaDueDates}[1] <= ${now.toISOString()}::timestamptz, false)`;
-}
-
-export function readinessSql(now: Date, thresholds: FleetThresholds): SQL<AgentReadiness> {
-  const cutoff = new Date(now.getTime() - thresholds.disconnectedAfterMs);
-  return sql<AgentReadiness>`(case
-    when not ${machines.managementEnabled} or ${machines.lastSeenAt} is null then 'NOT_CONFIGURED'
-    when ${machines.lastSeenAt} < ${cutoff.toISOString()}::timestamptz then 'DISCONNECTED'
-    else 'READY' end)`;
-}
 
 export interface MachineFilter {
   compliance?: Compliance[];
@@ -920,8 +892,7 @@ export async function complianceSummary(db: Db, now: Date, thresholds: FleetThre
       readiness: sql<AgentReadiness>`${readiness}`,
       n: sql<number>`count(*)::int`,
       overdueMachines: sql<number>`(count(*) filter (where ${overdueSql(now)}))::int`,
-      // Only the overdue machines' arrays are opened: the others cost one comparison each.
-      overdueUpdates: sql<number>`coalesce(sum((select count(*) from unnest(${machines.slaDueDates}) d where d <= ${now.toISOString()}::timestamptz)) filter (where ${overdueSql(now)}), 0)::int`,
+      overdueUpdates: sql<number>`coalesce(sum(${overdueUpdatesSql(now)}), 0)::int`,
       ...(Object.fromEntries(
         CLASS_COUNTS.flatMap(([classification, column]) => [
           [`${classification}_updates`, sql<number>`coalesce(sum(${column}), 0)::int`],

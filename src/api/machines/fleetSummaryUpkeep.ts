@@ -1,4 +1,5 @@
-import { fleetSummaryUpkeep } from '../../db/fleetSummary.js';
+import { fleetSummaryUpkeep, type GenerationSweepProgress } from '../../db/fleetSummary.js';
+import type { Logger } from '../../logger.js';
 import type { ApiServices } from '../context.js';
 
 /**
@@ -22,7 +23,7 @@ export function startFleetSummaryUpkeep(services: ApiServices): { pass(): Promis
     running ??= (async () => {
       if (stopped || services.database.availability.outage) return;
       try {
-        await fleetSummaryUpkeep(services.database.db, services.now());
+        await fleetSummaryUpkeep(services.database.db, services.now(), generationSweepLog(services.logger));
       } catch (error) {
         services.logger.warn({ err: error }, 'the compliance summary upkeep failed; readers stay exact, and add up more until it runs again');
       }
@@ -37,5 +38,19 @@ export function startFleetSummaryUpkeep(services: ApiServices): { pass(): Promis
       stopped = true;
       clearInterval(timer);
     },
+  };
+}
+
+/**
+ * The progress of a re-evaluation after a change of thresholds (minutes at 1,000,000 machines), at
+ * each tenth of the table read: the summary stays exact meanwhile, its reads are slower until it ends.
+ */
+function generationSweepLog(logger: Logger): (progress: GenerationSweepProgress) => void {
+  let logged = -1;
+  return ({ moved, pagesRead, pages }) => {
+    const tenth = Math.floor((10 * pagesRead) / Math.max(pages, 1));
+    if (tenth === logged) return;
+    logged = tenth;
+    logger.info({ moved, pagesRead, pages }, `re-evaluating the machines' compliance after a change of thresholds: ${tenth * 10} % of the table read, ${moved} machines so far`);
   };
 }
