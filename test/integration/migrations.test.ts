@@ -902,6 +902,44 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it("0055 joins an UPDATE's old and new machine rows in the summary's trigger by hash, whatever the connection updated first", async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0054');
+      await db`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at) select 'm-' || i, 'LINUX', 'os', '1', 'AWS', now() from generate_series(1, 300) i`;
+      type Plan = { 'Node Type': string; Plans?: Plan[] };
+      const scansTransitionRows = (plan: Plan): boolean => plan['Node Type'] === 'Named Tuplestore Scan' || (plan.Plans ?? []).some(scansTransitionRows);
+      /** The node that joins the trigger's old_rows and new_rows, when the connection's first UPDATE of machines was of one row and its next of 300. */
+      const triggerJoin = async (): Promise<string | undefined> => {
+        const plans: Plan[] = [];
+        const session = postgres(url, {
+          max: 1,
+          onnotice: (notice) => {
+            const text = String(notice.message ?? '');
+            const at = text.indexOf('{');
+            if (at >= 0 && text.includes('changed_rows')) plans.push((JSON.parse(text.slice(at)) as { Plan: Plan }).Plan);
+          },
+        });
+        try {
+          await session`load 'auto_explain'`;
+          await session.unsafe(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set auto_explain.log_format = json`);
+          await session`update machines set last_seen_at = now() where name = 'm-1'`;
+          plans.length = 0;
+          await session`update machines set last_seen_at = now()`;
+          const join = (plan: Plan): Plan | undefined =>
+            (plan.Plans ?? []).filter(scansTransitionRows).length >= 2 ? plan : (plan.Plans ?? []).map(join).find((p) => p !== undefined);
+          expect(plans).toHaveLength(1);
+          return join(plans[0]!)?.['Node Type'];
+        } finally {
+          await session.end();
+        }
+      };
+      // Before: the plan the one-row UPDATE made is kept, a nested loop, 300 × 300 comparisons (a sweep of 9,633 machines took 42 s).
+      expect(await triggerJoin()).toBe('Nested Loop');
+      await migrateDatabase(url);
+      expect(['Hash Join', 'Merge Join']).toContain(await triggerJoin());
+    });
+  });
+
   it('0047 and 0052 count the live machines already stored per tag, OS type and summary state, as a recompute of each does, and keep counting after', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0046');

@@ -1,0 +1,11 @@
+-- Hand-written: the summary's statement trigger on machines (0035, last replaced by 0052) joins the
+-- statement's old and new rows (two transition tables, no index) on id. PL/pgSQL plans that query
+-- once per connection, without parameters, so the plan is kept whatever the row counts: when the
+-- connection's first UPDATE of machines was of one row (a check-in), it chose a nested loop, and
+-- every later statement paid rows × rows comparisons: an ingest group of 200 machines 40,000, a
+-- sweep of 9,633 machines 42 s instead of 62 ms, the re-evaluation of 1,000,000 machines in one
+-- statement never ended. Without nested loops the planner joins by hash (or merge) at any size;
+-- the lateral contributions, which only a nested loop can evaluate, keep theirs.
+ALTER FUNCTION "machines_fleet_summary_delta_by_statement"() SET enable_nestloop = off;
+-- A later CREATE OR REPLACE of this function drops the setting unless it says it again: the
+-- migration test of 0055 reads the join's plan at the latest migration.
