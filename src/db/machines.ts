@@ -13,7 +13,7 @@ import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
-import { stateHolds, stateLapsed } from './fleetSummary.js';
+import { clockLapsed, generationLapsed, stateHolds } from './fleetSummary.js';
 import { complianceSql, overdueSql, overdueUpdatesSql, readinessSql } from './fleetSql.js';
 import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
@@ -674,7 +674,7 @@ async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): P
  *
  * A set is read from the state the summary keeps for each machine (docs/fleet-counts.md), through
  * the index on it in name order, where that state still holds (stateHolds). The machines whose
- * state has lapsed (stateLapsed: those the upkeep has not reached, a few, through an index range)
+ * state has lapsed (clockLapsed, generationLapsed: those the upkeep has not reached, a few, through index ranges)
  * are evaluated now and merged in; when this process's thresholds are not the stored ones, every
  * machine is (each branch's condition on the settings is decided once per statement, so only one
  * of them reads machines). Compliance depends on now, so
@@ -707,7 +707,10 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
           (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${stateHolds(at)} and split_part(${machines.summaryState}, ':', 1) = ${state}
            order by ${machines.name}, ${machines.id} limit ${limit})
           union all
-          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${stateLapsed(at)} and ${compliance} = ${state}
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${clockLapsed(at)} and ${compliance} = ${state}
+           order by ${machines.name}, ${machines.id} limit ${limit})
+          union all
+          (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and ${settled} and ${generationLapsed} and ${compliance} = ${state}
            order by ${machines.name}, ${machines.id} limit ${limit})
           union all
           (select ${machines.id}, ${machines.name} from ${machines} where ${where} and ${from} and not ${settled} and ${compliance} = ${state}
