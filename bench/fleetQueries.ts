@@ -5,7 +5,7 @@
  *
  * Every read is of counts maintained with every change (docs/fleet-counts.md): the summary reads
  * fleet_summary_counts, the unfolded deltas and the machines whose summary state the clock has
- * changed since the last upkeep (an index range on machines.summary_next_at; src/db/fleetSummary.ts),
+ * changed since the last upkeep (index ranges of machines_summary_generation_next_at_idx; src/db/fleetSummary.ts),
  * and the page takes its totalCount from the same summary; the missing updates read
  * missing_update_counts and missing_update_details (src/db/fleetCounts.ts). So two database figures:
  * - "db per read": what one GraphQL read runs in the database (the page's set queries through

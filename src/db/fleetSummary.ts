@@ -11,7 +11,7 @@ import { complianceSql, overdueUpdatesSql, readinessSql } from './fleetSql.js';
  * write, and append every change of a row's contribution to fleet_summary_deltas in the writer's
  * transaction, whichever statement made it (a report, a removal, management, tags, a baseline saved,
  * a check-in of an agent that was silent). So the counts always equal the sum of the stored states:
- * what is left is the clock, which this module handles through the index on summary_next_at, and a
+ * what is left is the clock, which this module handles through the index on (summary_generation, summary_next_at), and a
  * change of thresholds, handled the same way through the generation each state was evaluated in.
  */
 
