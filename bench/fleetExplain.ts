@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     // The maintained counts are read at the thresholds their states were stored with (the
     // generator's week, as the page's): other thresholds would re-evaluate every machine first.
     const summaryCounts = () => maintainedSummaryCounts(db, new Date(), thresholds);
-    const tagGroups = (tag: string, osType?: OsType) => () => maintainedTagGroups(db, tag, new Date(), thresholds, osType);
+    const tagGroups = (tag: string, of: { osType?: OsType; overdue?: boolean } = {}) => () => maintainedTagGroups(db, tag, new Date(), thresholds, of);
     const both = (a: () => Promise<unknown>, b: () => Promise<unknown>) => () => Promise.all([a(), b()]);
     const byCompliance: MachineSort = { field: 'COMPLIANCE', direction: 'ASC' };
     const deepOffset = Math.floor((fleet!.machines * 9) / 10);
@@ -93,14 +93,16 @@ async function main(): Promise<void> {
       ['filter readiness DISCONNECTED', page({ readiness: ['DISCONNECTED'] }, byName)],
       ['filter overdue', page({ overdue: true }, byName)],
       ['filter overdue and READY, with its count', both(page({ overdue: true, readiness: ['READY'] }, byName), summaryCounts)],
-      // As the service counts them: the page, and the maintained counts per OS type or tag and state (0046, 0047, 0052).
+      // As the service counts them: the page, and the maintained counts per OS type or tag, overdue and state (0046, 0047, 0052, 0056).
       ['filter OS type WINDOWS (none), with its count', both(page({ osType: 'WINDOWS' }, byName), summaryCounts)],
       ['filter OS type LINUX (all), with its count', both(page({ osType: 'LINUX' }, byName), summaryCounts)],
       ['filter OS type LINUX and NON_COMPLIANT, with its count', both(page({ osType: 'LINUX', compliance: ['NON_COMPLIANT'] }, byName), summaryCounts)],
       ['filter tag "rare", with its count', both(page({ tags: ['rare'] }, byName), tagGroups('rare'))],
       ['filter tag "env:prod" (one in ten), with its count', both(page({ tags: ['env:prod'] }, byName), tagGroups('env:prod'))],
       ['filter tag "env:prod" and NON_COMPLIANT, with its count', both(page({ tags: ['env:prod'], compliance: ['NON_COMPLIANT'] }, byName), tagGroups('env:prod'))],
-      ['filter tag "env:prod", OS type LINUX and NON_COMPLIANT, with its count', both(page({ tags: ['env:prod'], osType: 'LINUX', compliance: ['NON_COMPLIANT'] }, byName), tagGroups('env:prod', 'LINUX'))],
+      ['filter tag "env:prod", OS type LINUX and NON_COMPLIANT, with its count', both(page({ tags: ['env:prod'], osType: 'LINUX', compliance: ['NON_COMPLIANT'] }, byName), tagGroups('env:prod', { osType: 'LINUX' }))],
+      ['filter overdue and OS type LINUX, with its count', both(page({ overdue: true, osType: 'LINUX' }, byName), summaryCounts)],
+      ['filter overdue and tag "env:prod", with its count', both(page({ overdue: true, tags: ['env:prod'] }, byName), tagGroups('env:prod', { overdue: true }))],
       ['filter tags "rare" and "env:prod", with its count', page({ tags: ['rare', 'env:prod'] }, byName, { count: true })],
       ['filter name contains "12345", with its count', page({ nameContains: '12345' }, byName, { count: true })],
       ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],

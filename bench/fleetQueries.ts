@@ -279,6 +279,8 @@ const QUERIES = {
   machinesTagCompliance: `{ machines(first: 50, filter: {tags: ["env:prod"], compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesTagOs: `{ machines(first: 50, filter: {tags: ["env:prod"], osType: LINUX, compliance: [NON_COMPLIANT]}) { ${PAGE_FIELDS} } }`,
   machinesOverdue: `{ machines(first: 50, filter: {overdue: true, readiness: [READY]}) { ${PAGE_FIELDS} } }`,
+  machinesOverdueOs: `{ machines(first: 50, filter: {overdue: true, osType: LINUX}) { ${PAGE_FIELDS} } }`,
+  machinesOverdueTag: `{ machines(first: 50, filter: {overdue: true, tags: ["env:prod"]}) { ${PAGE_FIELDS} } }`,
   machinesTag: `{ machines(first: 50, filter: {tags: ["rare"]}) { ${PAGE_FIELDS} } }`,
   // Issue 18, goal 2, the next pass: the sorts by update counts, and part of a name (100 machines of the generated fleet).
   machinesUrgent: `{ machines(first: 50, orderBy: {field: CRITICAL_AND_SECURITY_COUNT, direction: DESC}) { ${PAGE_FIELDS} } }`,
@@ -289,10 +291,12 @@ const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLI
 const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
 const TAG_OS: MachineFilter = { ...TAG_COMPLIANCE, osType: 'LINUX' };
 const OVERDUE_READY: MachineFilter = { overdue: true, readiness: ['READY'] };
+const OVERDUE_OS: MachineFilter = { overdue: true, osType: 'LINUX' };
+const OVERDUE_TAG: MachineFilter = { overdue: true, tags: ['env:prod'] };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesName'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -462,8 +466,10 @@ async function main(): Promise<number> {
       // As the service reads a filter on one tag alone: the page, and the maintained count per tag.
       machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagGroups(db, 'rare', new Date(), config.thresholds)]),
       machinesTagCompliance: () => Promise.all([filteredBy(TAG_COMPLIANCE, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds)]),
-      machinesTagOs: () => Promise.all([filteredBy(TAG_OS, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds, 'LINUX')]),
+      machinesTagOs: () => Promise.all([filteredBy(TAG_OS, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds, { osType: 'LINUX' })]),
       machinesOverdue: () => Promise.all([filteredBy(OVERDUE_READY, false)(db), readCounts()]),
+      machinesOverdueOs: () => Promise.all([filteredBy(OVERDUE_OS, false)(db), readCounts()]),
+      machinesOverdueTag: () => Promise.all([filteredBy(OVERDUE_TAG, false)(db), maintainedTagGroups(db, 'env:prod', new Date(), config.thresholds, { overdue: true })]),
       machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
       machinesOther: () => Promise.all([sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })(db), readSummary()]),
       machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),
@@ -493,6 +499,9 @@ async function main(): Promise<number> {
       machinesTagOs: () => filteredBy(TAG_OS)(db),
       // Before 0053: overdue with readiness counted every overdue match.
       machinesOverdue: () => filteredBy(OVERDUE_READY)(db),
+      // Before 0056: overdue with the OS type or a tag counted every match.
+      machinesOverdueOs: () => filteredBy(OVERDUE_OS)(db),
+      machinesOverdueTag: () => filteredBy(OVERDUE_TAG)(db),
       // Before 0038 and 0041: the page read from machines (the GIN's bitmap of the tag's machines, sorted by name) and its count of the tag's machines.
       machinesTag: () =>
         Promise.all([

@@ -77,11 +77,11 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
         from lapsed l cross join lateral (
           select k.key, k.n from fleet_summary_contribution(l.state, l.overdue, 0, 0, 0, 0, 0, 0, 0, 0, 0) k
           union all
-          select k.key, k.n from fleet_summary_os_contribution(l.os_type, l.state) k
+          select k.key, k.n from fleet_summary_os_contribution(l.os_type, l.state, l.overdue) k
           union all
           select k.key, -k.n from fleet_summary_contribution(l.summary_state, l.summary_overdue, 0, 0, 0, 0, 0, 0, 0, 0, 0) k
           union all
-          select k.key, -k.n from fleet_summary_os_contribution(l.os_type, l.summary_state) k
+          select k.key, -k.n from fleet_summary_os_contribution(l.os_type, l.summary_state, l.summary_overdue) k
         ) c
       ),
       counted as (
@@ -95,30 +95,31 @@ export async function maintainedSummaryCounts(db: Db, now: Date, thresholds: Fle
 }
 
 /**
- * The live machines carrying `tag` (of `osType` when given) per (compliance, readiness) at `now`
- * (migrations 0047, 0052): its counts per stored state, the deltas not folded yet, and, for the
- * machines carrying it whose stored state has lapsed, their state at `now` less their stored one.
- * Reads no other machine.
+ * The live machines carrying `tag` (of `osType` when given; overdue or not when `overdue` is given)
+ * per (compliance, readiness) at `now` (migrations 0047, 0052, 0056): its counts per stored state,
+ * the deltas not folded yet, and, for the machines carrying it whose stored state has lapsed, their
+ * state at `now` less their stored one. Reads no other machine.
  */
-export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds, osType?: OsType): Promise<FleetSummary['groups']> {
+export async function maintainedTagGroups(db: Db, tag: string, now: Date, thresholds: FleetThresholds, of: { osType?: OsType; overdue?: boolean } = {}): Promise<FleetSummary['groups']> {
   const at = now.toISOString();
-  const ofOs = (column: SQL) => (osType ? sql` and ${column} = ${osType}` : sql``);
+  const ofOs = of.osType ? sql` and os_type = ${of.osType}` : sql``;
+  const ofOverdue = of.overdue === undefined ? sql`` : sql` and overdue = ${of.overdue}`;
   const rows = await readAtStoredThresholds(db, thresholds, sql`
       with lapsed as (
-        select ${stateAt(now, thresholds)} as state, summary_state, count(*)::int as machines
-        from ${lapsedMachines(at)} where summary_state is not null and tags @> array[${tag}]::text[]${ofOs(sql`os_type`)}
-        group by 1, 2
+        select ${stateAt(now, thresholds)} as state, ${overdueUpdatesSql(now)} > 0 as overdue, summary_state, coalesce(summary_overdue, 0) > 0 as summary_overdue, count(*)::int as machines
+        from ${lapsedMachines(at)} where summary_state is not null and tags @> array[${tag}]::text[]${ofOs}
+        group by 1, 2, 3, 4
       ),
       passed as (
-        select state as key, machines as n from lapsed
-        union all select summary_state, -machines from lapsed
+        select state as key, overdue, machines as n from lapsed
+        union all select summary_state, summary_overdue, -machines from lapsed
       ),
       counted as (
         select key, sum(n)::bigint as n from (
-          select state as key, n from machine_tag_counts where tag = ${tag}${ofOs(sql`os_type`)}
-          union all select state, n from machine_tag_deltas where tag = ${tag}${ofOs(sql`os_type`)}
-          union all select key, n from passed
-        ) t group by key
+          select state as key, overdue, n from machine_tag_counts where tag = ${tag}${ofOs}
+          union all select state, overdue, n from machine_tag_deltas where tag = ${tag}${ofOs}
+          union all select key, overdue, n from passed
+        ) t where true${ofOverdue} group by key
       )`);
   return rows
     .filter((r) => r.n !== 0)
@@ -193,9 +194,9 @@ export function foldFleetSummaryDeltas(db: Db): Promise<number> {
   return foldDeltas(db, { deltas: 'fleet_summary_deltas', counts: 'fleet_summary_counts', keys: ['key'] });
 }
 
-/** Folds the live machines per tag, OS type and state (migrations 0038, 0047, 0052) as foldFleetSummaryDeltas folds the summary's deltas. */
+/** Folds the live machines per tag, OS type, state and overdue (migrations 0038, 0047, 0052, 0056) as foldFleetSummaryDeltas folds the summary's deltas. */
 export function foldMachineTagDeltas(db: Db): Promise<number> {
-  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', keys: ['tag', 'os_type', 'state'] });
+  return foldDeltas(db, { deltas: 'machine_tag_deltas', counts: 'machine_tag_counts', keys: ['tag', 'os_type', 'state', 'overdue'] });
 }
 
 /** A table of counts and the table of deltas its writers append to: (keys…, n) both. */

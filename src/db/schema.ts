@@ -417,7 +417,7 @@ export const fleetSummaryDeltas = pgTable('fleet_summary_deltas', {
 /**
  * The live machines carrying each tag per OS type and summary state (`<compliance>:<readiness>`, as
  * stored on the machine): the count of the computers page filtered on one tag, alone or with the OS
- * type, compliance and readiness (migrations 0047, 0052), folded from machine_tag_deltas by the
+ * type, overdue, compliance and readiness (migrations 0047, 0052, 0056), folded from machine_tag_deltas by the
  * summary's upkeep (docs/fleet-counts.md). Its own tables, not the summary's keys: the summary's reader sums every
  * key, and a fleet may carry thousands of tags.
  */
@@ -427,9 +427,11 @@ export const machineTagCounts = pgTable(
     tag: text('tag').notNull(),
     osType: osTypeEnum('os_type').notNull(),
     state: text('state').notNull(),
+    /** Whether these machines have an approved update past its SLA due date, as stored (migration 0056). */
+    overdue: boolean('overdue').notNull(),
     n: bigint('n', { mode: 'number' }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.tag, t.osType, t.state] })],
+  (t) => [primaryKey({ columns: [t.tag, t.osType, t.state, t.overdue] })],
 );
 
 /** The changes to machine_tag_counts not folded in yet, appended by the triggers on machines (nothing shared, nothing waits) and summed by every read. */
@@ -438,6 +440,7 @@ export const machineTagDeltas = pgTable('machine_tag_deltas', {
   tag: text('tag').notNull(),
   osType: osTypeEnum('os_type').notNull(),
   state: text('state').notNull(),
+  overdue: boolean('overdue').notNull(),
   n: bigint('n', { mode: 'number' }).notNull(),
 });
 

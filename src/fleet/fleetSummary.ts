@@ -84,12 +84,14 @@ export function nextSummaryChange(machine: SummaryMachine, at: Date, thresholds:
  * `class_updates:<classification>` (the machine's pending updates of it) and
  * `class_machines:<classification>` (1 when it has any), per OS type
  * `os_machines:<os type>:<compliance>:<readiness>` (1 per machine, migration 0046), and
- * `overdue_machines:<compliance>:<readiness>` (1 per overdue machine, migration 0053).
+ * `overdue_machines:<compliance>:<readiness>` (1 per overdue machine, migration 0053), per OS type
+ * too: `os_overdue_machines:<os type>:<compliance>:<readiness>` (migration 0056).
  */
 export const summaryKey = {
   machines: (c: Compliance, r: AgentReadiness) => `machines:${c}:${r}`,
   osMachines: (os: OsType, c: Compliance, r: AgentReadiness) => `os_machines:${os}:${c}:${r}`,
   overdueMachinesIn: (c: Compliance, r: AgentReadiness) => `overdue_machines:${c}:${r}`,
+  osOverdueMachinesIn: (os: OsType, c: Compliance, r: AgentReadiness) => `os_overdue_machines:${os}:${c}:${r}`,
   overdueMachines: 'overdue_machines',
   overdueUpdates: 'overdue_updates',
   classUpdates: (c: Classification) => `class_updates:${c}`,
@@ -110,18 +112,17 @@ export interface FleetSummary {
 }
 
 /**
- * The live machines per (compliance, readiness) from the counted keys: of the whole fleet, of one OS
- * type, or of the fleet's machines that are overdue (or not: the fleet's less the overdue ones).
- * The keys count no OS type and overdue together.
+ * The live machines per (compliance, readiness) from the counted keys: of the whole fleet or of one
+ * OS type, all of them or those that are overdue (or not: all less the overdue ones).
  */
 export function groupsFromCounts(counts: ReadonlyMap<string, number>, of: { osType?: OsType; overdue?: boolean } = {}): FleetSummary['groups'] {
-  if (of.osType !== undefined && of.overdue !== undefined) throw new Error('the summary counts no OS type and overdue together');
   const n = (key: string) => counts.get(key) ?? 0;
   const groups: FleetSummary['groups'] = [];
   for (const c of COMPLIANCE_STATES) {
     for (const r of AGENT_READINESS) {
       const all = n(of.osType ? summaryKey.osMachines(of.osType, c, r) : summaryKey.machines(c, r));
-      const machines = of.overdue === undefined ? all : of.overdue ? n(summaryKey.overdueMachinesIn(c, r)) : all - n(summaryKey.overdueMachinesIn(c, r));
+      const overdue = n(of.osType ? summaryKey.osOverdueMachinesIn(of.osType, c, r) : summaryKey.overdueMachinesIn(c, r));
+      const machines = of.overdue === undefined ? all : of.overdue ? overdue : all - overdue;
       if (machines !== 0) groups.push({ compliance: c, readiness: r, n: machines });
     }
   }
@@ -129,21 +130,20 @@ export function groupsFromCounts(counts: ReadonlyMap<string, number>, of: { osTy
 }
 
 /** Which maintained groups a computers filter's count is read from (src/api/machines/machine.service.ts). */
-export type CountedGroups = { of: 'TAG'; tag: string; osType?: OsType } | { of: 'SUMMARY'; osType?: OsType; overdue?: boolean };
+export type CountedGroups = { of: 'TAG'; tag: string; osType?: OsType; overdue?: boolean } | { of: 'SUMMARY'; osType?: OsType; overdue?: boolean };
 
 /**
  * The maintained (compliance, readiness) groups that count the machines a filter matches, exact at
- * the read, or null when only a count of its matches can (docs/fleet-counts.md): the summary's, of
- * the fleet, of an OS type (0046) or of the overdue machines (0053); one tag's, alone or of an OS
- * type (0047, 0052). Compliance and readiness are the groups' own; a name, several tags, or overdue
- * with the OS type or a tag are kept by no count.
+ * the read, or null when only a count of its matches can (docs/fleet-counts.md): the summary's or
+ * one tag's, each alone, of an OS type, of the overdue machines (or the others), or of both
+ * (0046, 0047, 0052, 0053, 0056). Compliance and readiness are the groups' own; a name or several
+ * tags are kept by no count.
  */
 export function countedGroups(filter: { osType?: OsType; tags?: readonly string[]; nameContains?: string; overdue?: boolean }): CountedGroups | null {
   const tags = [...new Set(filter.tags ?? [])];
   if (filter.nameContains || tags.length > 1) return null;
-  if (tags.length === 1) return filter.overdue === undefined ? { of: 'TAG', tag: tags[0]!, osType: filter.osType } : null;
-  if (filter.overdue !== undefined && filter.osType !== undefined) return null;
-  return { of: 'SUMMARY', osType: filter.osType, overdue: filter.overdue };
+  const of = { osType: filter.osType, overdue: filter.overdue };
+  return tags.length === 1 ? { of: 'TAG', tag: tags[0]!, ...of } : { of: 'SUMMARY', ...of };
 }
 
 /** The summary from the counted keys (a key not there counts 0). */

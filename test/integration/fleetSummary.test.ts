@@ -180,7 +180,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0, lapsedGenerations: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0, overdueOsGroups: 0, overdueTagGroups: 0, lapsedGenerations: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -191,28 +191,25 @@ describe('the maintained compliance summary', () => {
       const agents = versions(await agentVersionRowsRecomputed(database.db));
       expect(versions(await agentVersionRows(database.db))).toEqual(agents);
       seen.agentVersions = Math.max(seen.agentVersions, agents.length);
-      // The live machines per (compliance, readiness) of each OS type, the overdue ones and the others, each tag and each tag per OS type (the count of a
-      // page filtered on one, with or without those), as the recompute of those machines, at the same instant.
+      // The live machines per (compliance, readiness) of the fleet, each OS type and each tag, alone or per OS type, each overdue or not or
+      // either (the count of a page filtered on those, with or without compliance and readiness), as the recompute of those machines, at the same instant.
       const expectGroups = async (at: Date) => {
         const counts = await maintainedSummaryCounts(database.db, at, thresholds);
-        for (const os of ['LINUX', 'WINDOWS'] as const) {
-          const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { osType: os })).groups);
-          expect(sorted(groupsFromCounts(counts, { osType: os })), `${os} at ${at.toISOString()}`).toEqual(recomputedGroups);
-          seen.osTypes += recomputedGroups.length > 1 ? 1 : 0;
-        }
-        for (const overdue of [true, false]) {
-          const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { overdue })).groups);
-          expect(sorted(groupsFromCounts(counts, { overdue })), `overdue ${overdue} at ${at.toISOString()}`).toEqual(recomputedGroups);
-          if (overdue) seen.overdueGroups += recomputedGroups.length > 1 ? 1 : 0;
+        for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
+          for (const overdue of [undefined, true, false]) {
+            if (osType === undefined && overdue === undefined) continue; // the summary itself, compared above
+            const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { osType, overdue })).groups);
+            expect(sorted(groupsFromCounts(counts, { osType, overdue })), `${osType} overdue ${overdue} at ${at.toISOString()}`).toEqual(recomputedGroups);
+            seen[overdue ? (osType ? 'overdueOsGroups' : 'overdueGroups') : 'osTypes'] += recomputedGroups.length > 1 ? 1 : 0;
+          }
         }
         for (const tag of ['prod', 'web']) {
-          const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { tag })).groups);
-          expect(sorted(await maintainedTagGroups(database.db, tag, at, thresholds)), `${tag} at ${at.toISOString()}`).toEqual(recomputedGroups);
-          seen.tags += recomputedGroups.length > 1 ? 1 : 0;
-          for (const os of ['LINUX', 'WINDOWS'] as const) {
-            const ofOs = sorted((await complianceSummary(database.db, at, thresholds, { tag, osType: os })).groups);
-            expect(sorted(await maintainedTagGroups(database.db, tag, at, thresholds, os)), `${tag} ${os} at ${at.toISOString()}`).toEqual(ofOs);
-            seen.tagOsTypes += ofOs.length > 1 ? 1 : 0;
+          for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
+            for (const overdue of [undefined, true, false]) {
+              const recomputedGroups = sorted((await complianceSummary(database.db, at, thresholds, { tag, osType, overdue })).groups);
+              expect(sorted(await maintainedTagGroups(database.db, tag, at, thresholds, { osType, overdue })), `${tag} ${osType} overdue ${overdue} at ${at.toISOString()}`).toEqual(recomputedGroups);
+              seen[overdue ? 'overdueTagGroups' : osType ? 'tagOsTypes' : 'tags'] += recomputedGroups.length > 1 ? 1 : 0;
+            }
           }
         }
       };

@@ -864,6 +864,67 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it('0056 counts the overdue live machines already stored per OS type and per tag, as a recompute of each does, and keeps counting after', async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0055');
+      const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+      const ids: string[] = [];
+      for (let i = 0; i < 9; i++) ids.push(await insertMachine(db, `m-${i}`, i % 3 === 0 ? 'WINDOWS' : 'LINUX'));
+      // Stored before it: overdue in several states and both OS types, tagged or not; not overdue yet; removed.
+      await db`update machines set tags = '{prod}' where id = any(${ids.slice(0, 5)}::uuid[])`;
+      await db`update machines set tags = '{prod,web}' where id = any(${ids.slice(5, 8)}::uuid[])`;
+      await db`update machines set last_seen_at = ${minutesAgo(1)}, last_assessed_at = ${minutesAgo(20)} where id = any(${ids.slice(0, 6)}::uuid[])`;
+      await db`update machines set security_count = 2 where id = any(${ids.slice(0, 2)}::uuid[])`;
+      await db`update machines set sla_due_dates = array[${minutesAgo(60)}::timestamptz] where id = any(${[ids[0]!, ids[1]!, ids[3]!, ids[6]!, ids[8]!]}::uuid[])`;
+      await db`update machines set sla_due_dates = array[${minutesAgo(-600)}::timestamptz] where id = ${ids[2]!}`;
+      await db`update machines set removed_at = now() where id = ${ids[8]!}`;
+      // Deltas of 0052's shape, not folded: 0056 counts again from the stored states.
+      await db`update machines set tags = '{web}' where id = ${ids[4]!}`;
+
+      await migrateDatabase(url);
+      const database = connectDatabase(url, { max: 2 });
+      try {
+        // Overdue and not, of each OS type and each tag (alone and per OS type), as today's readers answer and as a recompute of those machines does.
+        const same = async () => {
+          const now = new Date();
+          const counts = await maintainedSummaryCounts(database.db, now, DEFAULT_THRESHOLDS);
+          const groups: Record<string, Array<{ compliance: string; readiness: string; n: number }>> = {};
+          for (const overdue of [true, false]) {
+            for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
+              if (osType) {
+                const name = `${osType} ${overdue}`;
+                groups[name] = sortedGroups(groupsFromCounts(counts, { osType, overdue }));
+                expect(groups[name], name).toEqual(sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { osType, overdue })).groups));
+              }
+              for (const tag of ['prod', 'web']) {
+                const name = `${tag}${osType ? ` ${osType}` : ''} ${overdue}`;
+                groups[name] = sortedGroups(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, { osType, overdue }));
+                expect(groups[name], name).toEqual(sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag, osType, overdue })).groups));
+              }
+            }
+          }
+          return groups;
+        };
+        const total = (groups: Array<{ n: number }> | undefined) => (groups ?? []).reduce((n, g) => n + g.n, 0);
+        const before = await same();
+        expect([total(before['LINUX true']), total(before['WINDOWS true']), total(before['prod true']), total(before['web true']), total(before['prod WINDOWS true'])]).toEqual([1, 3, 4, 1, 3]);
+        expect(before['prod true']!.length).toBeGreaterThan(1);
+        // After the fill the triggers count: a due date passed and one put off in one statement, an
+        // overdue machine's OS type and tags changed, a removal, an enrollment; then a fold.
+        await db`update machines set sla_due_dates = case when name = 'm-2' then array[${minutesAgo(5)}::timestamptz] else array[${minutesAgo(-60)}::timestamptz] end where id = any(${[ids[2]!, ids[3]!]}::uuid[])`;
+        await db`update machines set os_type = 'LINUX', tags = '{web}' where id = ${ids[0]!}`;
+        await db`update machines set removed_at = now() where id = ${ids[6]!}`;
+        await db`insert into machines (name, os_type, os_name, os_version, environment, tags, sla_due_dates) values ('new', 'WINDOWS', 'os', '1', 'ON_PREMISES', '{prod,web}', array[${minutesAgo(60)}::timestamptz])`;
+        const after = await same();
+        expect([total(after['LINUX true']), total(after['WINDOWS true']), total(after['prod true']), total(after['web true']), total(after['prod WINDOWS true'])]).toEqual([3, 1, 3, 2, 1]);
+        await fleetSummaryUpkeep(database.db, new Date());
+        expect(await same()).toEqual(after);
+      } finally {
+        await database.close();
+      }
+    });
+  });
+
   it('0054 records the generation of the thresholds of the machines already stored, none for removed ones, and a change of thresholds re-evaluates them in the sweep', async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0053');
@@ -975,7 +1036,7 @@ describe('migrations over existing rows', () => {
           for (const tag of ['prod', 'web']) {
             for (const osType of [undefined, 'LINUX', 'WINDOWS'] as const) {
               const name = `${tag}${osType ? ` ${osType}` : ''}`;
-              groups[name] = sortedGroups(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, osType));
+              groups[name] = sortedGroups(await maintainedTagGroups(database.db, tag, now, DEFAULT_THRESHOLDS, { osType }));
               expect(groups[name], name).toEqual(sortedGroups((await complianceSummary(database.db, now, DEFAULT_THRESHOLDS, { tag, osType })).groups));
             }
           }

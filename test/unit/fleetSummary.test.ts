@@ -156,22 +156,38 @@ describe('the summary from its counted keys', () => {
     ]);
     expect(groupsFromCounts(counts, { overdue: false })).toEqual([{ compliance: 'COMPLIANT', readiness: 'READY', n: 5 }]);
     expect(matchingMachines({ groups: groupsFromCounts(counts, { overdue: true }) }, { readiness: ['DISCONNECTED'] })).toBe(1);
-    // The keys are not kept per OS type and overdue together: asking for both is a caller's mistake.
-    expect(() => groupsFromCounts(counts, { osType: 'LINUX', overdue: true })).toThrow(/no OS type and overdue together/);
+  });
+
+  it("reads an OS type's overdue machines from their own keys (0056), and its others as its machines less them", () => {
+    const counts = new Map<string, number>([
+      [summaryKey.machines('NON_COMPLIANT', 'READY'), 7],
+      [summaryKey.overdueMachinesIn('NON_COMPLIANT', 'READY'), 5],
+      [summaryKey.osMachines('LINUX', 'NON_COMPLIANT', 'READY'), 4],
+      [summaryKey.osMachines('WINDOWS', 'NON_COMPLIANT', 'READY'), 3],
+      [summaryKey.osOverdueMachinesIn('LINUX', 'NON_COMPLIANT', 'READY'), 1],
+      [summaryKey.osOverdueMachinesIn('WINDOWS', 'NON_COMPLIANT', 'READY'), 3],
+    ]);
+    expect(groupsFromCounts(counts, { osType: 'LINUX', overdue: true })).toEqual([{ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 1 }]);
+    expect(groupsFromCounts(counts, { osType: 'LINUX', overdue: false })).toEqual([{ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 3 }]);
+    // Every machine of the type overdue: no group of the others.
+    expect(groupsFromCounts(counts, { osType: 'WINDOWS', overdue: false })).toEqual([]);
+    expect(groupsFromCounts(counts, { overdue: false })).toEqual([{ compliance: 'NON_COMPLIANT', readiness: 'READY', n: 2 }]);
   });
 });
 
 describe("the computers page's count", () => {
-  it('is read from maintained groups for the OS type, one tag, a tag of an OS type and overdue, and from the matches otherwise', () => {
+  it('is read from maintained groups for the OS type, one tag and overdue, alone or together, and from the matches otherwise', () => {
     expect(countedGroups({})).toEqual({ of: 'SUMMARY' });
     expect(countedGroups({ osType: 'LINUX' })).toEqual({ of: 'SUMMARY', osType: 'LINUX' });
     expect(countedGroups({ overdue: false })).toEqual({ of: 'SUMMARY', overdue: false });
     expect(countedGroups({ tags: ['web', 'web'] })).toEqual({ of: 'TAG', tag: 'web' });
     expect(countedGroups({ tags: ['web'], osType: 'WINDOWS' })).toEqual({ of: 'TAG', tag: 'web', osType: 'WINDOWS' });
-    // No count keeps these: several tags, a name, overdue with a tag or an OS type.
+    expect(countedGroups({ tags: ['web'], overdue: true })).toEqual({ of: 'TAG', tag: 'web', overdue: true });
+    expect(countedGroups({ tags: ['web'], osType: 'LINUX', overdue: false })).toEqual({ of: 'TAG', tag: 'web', osType: 'LINUX', overdue: false });
+    expect(countedGroups({ osType: 'LINUX', overdue: true })).toEqual({ of: 'SUMMARY', osType: 'LINUX', overdue: true });
+    // No count keeps these: several tags, a name.
     expect(countedGroups({ tags: ['web', 'prod'] })).toBeNull();
     expect(countedGroups({ nameContains: 'db' })).toBeNull();
-    expect(countedGroups({ tags: ['web'], overdue: true })).toBeNull();
-    expect(countedGroups({ osType: 'LINUX', overdue: true })).toBeNull();
+    expect(countedGroups({ nameContains: 'db', overdue: true })).toBeNull();
   });
 });

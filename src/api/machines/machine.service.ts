@@ -123,7 +123,7 @@ export class MachineService {
       !counted
         ? null
         : counted.of === 'TAG'
-          ? maintainedTagGroups(this.db, counted.tag, now, thresholds, counted.osType)
+          ? maintainedTagGroups(this.db, counted.tag, now, thresholds, counted)
           : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, counted)),
     ]);
     return { rows, positions, hasMore, totalCount: groups ? matchingMachines({ groups }, filter) : totalCount!, totalCountComputedAt: null };
