@@ -146,6 +146,17 @@ export function countedGroups(filter: { osType?: OsType; tags?: readonly string[
   return tags.length === 1 ? { of: 'TAG', tag: tags[0]!, ...of } : { of: 'SUMMARY', ...of };
 }
 
+/**
+ * Whether the computers page should wait for its maintained count before reading (and skip the read
+ * when the count is 0). A page of one tag with another condition walks the tag's machines by name,
+ * testing each (src/db/machines.ts): when few or none meet it, that is every machine carrying the
+ * tag (a tenth of a 1M fleet: half a second) to find nothing. Any other counted filter reads its
+ * page from an index of its own condition, so its count is read beside the page instead.
+ */
+export function countBeforePage(counted: CountedGroups | null, filter: { compliance?: readonly Compliance[]; readiness?: readonly AgentReadiness[] }): boolean {
+  return counted?.of === 'TAG' && (counted.osType !== undefined || counted.overdue !== undefined || !!filter.compliance?.length || !!filter.readiness?.length);
+}
+
 /** The summary from the counted keys (a key not there counts 0). */
 export function summaryFromCounts(counts: ReadonlyMap<string, number>): FleetSummary {
   const n = (key: string) => counts.get(key) ?? 0;

@@ -113,6 +113,24 @@ describe('the fleet view over GraphQL', () => {
     expect(second.pageInfo.hasNextPage).toBe(false);
   });
 
+  it("answers a tag with a condition none of its machines meet from its count, without walking the tag's machines", async () => {
+    // Another transaction holds machine_tags (what a tag's page walks): a page read would wait on it, in pg_stat_activity.
+    await database.sql.begin(async (tx) => {
+      await tx`lock table machine_tags in access exclusive mode`;
+      for (const filter of ['{tags: ["web"], osType: WINDOWS}', '{tags: ["web"], overdue: true}', '{tags: ["prod"], compliance: [NON_COMPLIANT]}']) {
+        let answered = false;
+        const answer = machines(`(filter: ${filter})`).finally(() => (answered = true));
+        while (!answered) {
+          const [waiting] = await database.sql<Array<{ n: number }>>`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%machine_tags%'`;
+          expect(waiting!.n, `${filter}: a read waited for machine_tags`).toBe(0);
+        }
+        expect(await answer, filter).toMatchObject({ totalCount: 0, edges: [], pageInfo: { hasNextPage: false } });
+      }
+    });
+    // With matches, the page is read as before.
+    expect(await machines('(filter: {tags: ["web"], readiness: [READY], compliance: [NOT_ASSESSED]})')).toMatchObject({ totalCount: 1, edges: [{ node: { name: 'web-02' } }] });
+  });
+
   it('sorts by compliance (non-compliant first) and by update counts', async () => {
     const byCompliance = await machines('(orderBy: {field: COMPLIANCE})');
     expect(byCompliance.edges.map((e) => e.node.compliance)).toEqual(['NON_COMPLIANT', 'NON_COMPLIANT', 'NOT_ASSESSED', 'NOT_ASSESSED', 'COMPLIANT', 'COMPLIANT']);

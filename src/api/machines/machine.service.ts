@@ -22,7 +22,7 @@ import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
 import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../db/fleetSummary.js';
-import { countedGroups, groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
+import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
@@ -118,15 +118,22 @@ export class MachineService {
     // other filter is counted with the page (it reads every match).
     const counted = countedGroups(filter);
     const thresholds = this.services.fleet.thresholds;
-    const [{ rows, positions, hasMore, totalCount }, groups] = await Promise.all([
-      listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !counted }),
-      !counted
-        ? null
-        : counted.of === 'TAG'
-          ? maintainedTagGroups(this.db, counted.tag, now, thresholds, counted)
-          : maintainedSummaryCounts(this.db, now, thresholds).then((counts) => groupsFromCounts(counts, counted)),
-    ]);
-    return { rows, positions, hasMore, totalCount: groups ? matchingMachines({ groups }, filter) : totalCount!, totalCountComputedAt: null };
+    const countedTotal = async () => {
+      if (!counted) return null;
+      const groups =
+        counted.of === 'TAG'
+          ? await maintainedTagGroups(this.db, counted.tag, now, thresholds, counted)
+          : groupsFromCounts(await maintainedSummaryCounts(this.db, now, thresholds), counted);
+      return matchingMachines({ groups }, filter);
+    };
+    const readPage = () => listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !counted });
+    if (countBeforePage(counted, filter)) {
+      const total = (await countedTotal())!;
+      if (total === 0) return { rows: [], positions: [], hasMore: false, totalCount: 0, totalCountComputedAt: null };
+      return { ...(await readPage()), totalCount: total, totalCountComputedAt: null };
+    }
+    const [{ rows, positions, hasMore, totalCount }, total] = await Promise.all([readPage(), countedTotal()]);
+    return { rows, positions, hasMore, totalCount: total ?? totalCount!, totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
