@@ -1,14 +1,17 @@
 import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssessmentReport, OsType } from '../../src/agent/protocol.js';
 import type { PendingUpdate } from '../../src/agent/backends/types.js';
 import { agentVersionRows, agentVersionRowsRecomputed } from '../../src/db/agentUpgrades.js';
 import { prepareReport } from '../../src/db/assessmentIngest.js';
 import { saveBaseline } from '../../src/db/baselines.js';
-import { connectDatabase, type Database } from '../../src/db/client.js';
+import { connectDatabase, type Database, type Db } from '../../src/db/client.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups, sweepFleetSummary, sweepLapsedGenerations, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
 import { complianceSql } from '../../src/db/fleetSql.js';
 import { complianceSummary, listMachines, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
+import * as schema from '../../src/db/schema.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
 import { complianceRank } from '../../src/fleet/machineOrder.js';
@@ -30,11 +33,13 @@ const sorted = (groups: FleetSummary['groups']) => [...groups].sort((a, b) => `$
 describe('the maintained compliance summary', () => {
   let database: Database;
   let drop: () => Promise<void>;
+  let url: string;
 
   beforeAll(async () => {
     const fresh = await freshDatabase();
     drop = fresh.drop;
-    database = connectDatabase(fresh.url, { max: 12 });
+    url = fresh.url;
+    database = connectDatabase(url, { max: 12 });
   });
 
   afterAll(async () => {
@@ -286,5 +291,45 @@ describe('the maintained compliance summary', () => {
     expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(true);
     expect(await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS)).toBe(false);
     expect(canonical(await maintainedComplianceSummary(database.db, now, DEFAULT_THRESHOLDS))).toEqual(canonical(await complianceSummary(database.db, now, DEFAULT_THRESHOLDS)));
+  });
+
+  it('reads the machines of older thresholds only while some exist: at rest no read plans a scan for them', async () => {
+    type Plan = { Plans?: Plan[]; Filter?: string; 'Index Cond'?: string; 'One-Time Filter'?: string };
+    const conditions = (plan: Plan): string[] => [plan.Filter, plan['Index Cond'], plan['One-Time Filter']].filter((c): c is string => !!c).concat((plan.Plans ?? []).flatMap(conditions));
+    const plans: Plan[] = [];
+    const session = postgres(url, {
+      max: 1,
+      onnotice: (notice) => {
+        const text = String(notice.message ?? '');
+        if (text.includes('"Plan"')) plans.push((JSON.parse(text.slice(text.indexOf('{'))) as { Plan: Plan }).Plan);
+      },
+    });
+    /** Whether the reads of the summary and of a tag's groups planned a scan for older generations (a parallel one, at 1,000,000 machines: 9 ms a read to read nothing). */
+    await database.sql`insert into machines (name, os_type, os_name, os_version, environment, last_seen_at, tags) values ('older-1', 'LINUX', 'os', '1', 'AWS', now(), '{prod}'), ('older-2', 'WINDOWS', 'os', '1', 'AWS', now(), '{}')`;
+    // After the clock of the tests before (the stored states are evaluated up to it).
+    const [latest] = await database.sql<Array<{ ms: number }>>`select (extract(epoch from max(summary_at)) * 1000)::float8 as ms from machines`;
+    const now = new Date(latest!.ms + 60_000);
+    const scansOlderGenerations = async (thresholds: FleetThresholds) => {
+      const db = drizzle(session, { schema }) as Db;
+      plans.length = 0;
+      expect(canonical(await maintainedComplianceSummary(db, now, thresholds))).toEqual(canonical(await complianceSummary(database.db, now, thresholds)));
+      expect(sorted(await maintainedTagGroups(db, 'prod', now, thresholds, { overdue: false }))).toEqual(sorted((await complianceSummary(database.db, now, thresholds, { tag: 'prod', overdue: false })).groups));
+      return plans.some((plan) => conditions(plan).some((c) => /summary_generation < /.test(c)));
+    };
+    try {
+      await session`load 'auto_explain'`;
+      await session.unsafe(`set auto_explain.log_min_duration = 0; set auto_explain.log_level = notice; set auto_explain.log_format = json`);
+      await fleetSummaryUpkeep(database.db, now);
+      expect(await scansOlderGenerations(DEFAULT_THRESHOLDS)).toBe(false);
+      // Other thresholds: every machine is of an older generation until the sweep; the reads take them.
+      const shorter: FleetThresholds = { ...DEFAULT_THRESHOLDS, disconnectedAfterMs: 60_000 };
+      expect(await scansOlderGenerations(shorter)).toBe(true);
+      await fleetSummaryUpkeep(database.db, now);
+      expect(await scansOlderGenerations(shorter)).toBe(false);
+      await syncFleetSummaryThresholds(database.db, DEFAULT_THRESHOLDS);
+      await fleetSummaryUpkeep(database.db, now);
+    } finally {
+      await session.end();
+    }
   });
 });
