@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
+import { sameThresholds, type AgentReadiness, type Compliance, type FleetThresholds, type OsType } from '../fleet/compliance.js';
 import { summaryFromCounts, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { Db } from './client.js';
 import { complianceSql, overdueUpdatesSql, readinessSql } from './fleetSql.js';
@@ -58,8 +58,13 @@ function asThresholds(row: { linux: number; windows: number; disconnected: numbe
   return { assessmentMaxAgeMs: { LINUX: Number(row.linux), WINDOWS: Number(row.windows) }, disconnectedAfterMs: Number(row.disconnected) };
 }
 
-const sameThresholds = (a: FleetThresholds, b: FleetThresholds) =>
-  a.assessmentMaxAgeMs.LINUX === b.assessmentMaxAgeMs.LINUX && a.assessmentMaxAgeMs.WINDOWS === b.assessmentMaxAgeMs.WINDOWS && a.disconnectedAfterMs === b.disconnectedAfterMs;
+/** The thresholds the stored states are evaluated with (the settings row). */
+export async function storedFleetThresholds(db: Db): Promise<FleetThresholds> {
+  const [row] = await db.execute<{ linux: number; windows: number; disconnected: number }>(sql`
+    select linux_assessment_max_age_ms::float8 as linux, windows_assessment_max_age_ms::float8 as windows, disconnected_after_ms::float8 as disconnected from fleet_summary_settings where id = 1`);
+  if (!row) throw new Error('fleet_summary_settings has no row: the migrations have not all run.');
+  return asThresholds(row);
+}
 
 /**
  * The summary at `now`, exact as of the statement's snapshot: the folded counts, plus the deltas not

@@ -36,6 +36,15 @@ export const DEFAULT_THRESHOLDS: FleetThresholds = {
   disconnectedAfterMs: defaultDisconnectedAfterMs(60),
 };
 
+export function sameThresholds(a: FleetThresholds, b: FleetThresholds): boolean {
+  return a.assessmentMaxAgeMs.LINUX === b.assessmentMaxAgeMs.LINUX && a.assessmentMaxAgeMs.WINDOWS === b.assessmentMaxAgeMs.WINDOWS && a.disconnectedAfterMs === b.disconnectedAfterMs;
+}
+
+/** In the units of their settings (FLEETPATCH_LINUX_ASSESSMENT_MINUTES, …_WINDOWS_…, FLEETPATCH_DISCONNECTED_AFTER_SECONDS). */
+export function describeThresholds(t: FleetThresholds): string {
+  return `Linux assessments ${t.assessmentMaxAgeMs.LINUX / 60_000} min, Windows ${t.assessmentMaxAgeMs.WINDOWS / 60_000} min, disconnected after ${t.disconnectedAfterMs / 1000} s`;
+}
+
 export interface ComplianceInput {
   osType: OsType;
   lastAssessedAt: Date | null;

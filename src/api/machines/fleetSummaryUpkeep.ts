@@ -1,4 +1,5 @@
-import { fleetSummaryUpkeep, type GenerationSweepProgress } from '../../db/fleetSummary.js';
+import { fleetSummaryUpkeep, storedFleetThresholds, syncFleetSummaryThresholds, type GenerationSweepProgress } from '../../db/fleetSummary.js';
+import { describeThresholds, sameThresholds } from '../../fleet/compliance.js';
 import type { Logger } from '../../logger.js';
 import type { ApiServices } from '../context.js';
 
@@ -11,18 +12,47 @@ import type { ApiServices } from '../context.js';
  */
 export const FLEET_SUMMARY_UPKEEP_MS = 5_000;
 
+/** At most one warning a minute that another API process stores other thresholds. */
+const THRESHOLDS_WARNING_MS = 60_000;
+
 /**
  * The maintained compliance summary's upkeep (src/db/fleetSummary.ts) on a timer, one pass at a
  * time per process. Several replicas sweeping at once skip each other's locked rows and fold
- * disjoint deltas, so running it everywhere is harmless.
+ * disjoint deltas, so running it everywhere is harmless. Its first pass stores this process's
+ * thresholds (a change of configuration is re-evaluated from the start, not at the first read);
+ * later ones warn when the stored thresholds are another's: two processes configured otherwise
+ * each store their own at their reads, and every machine is re-evaluated each time.
  */
 export function startFleetSummaryUpkeep(services: ApiServices): { pass(): Promise<void>; stop(): void } {
   let running: Promise<void> | undefined;
   let stopped = false;
+  let synced = false;
+  let warnedAt = -Infinity;
+  const thresholds = services.fleet.thresholds;
+  const checkThresholds = async () => {
+    const db = services.database.db;
+    if (!synced) {
+      if (await syncFleetSummaryThresholds(db, thresholds)) {
+        services.logger.info({ thresholds }, `the compliance thresholds changed to ${describeThresholds(thresholds)}: every machine's compliance is re-evaluated in the background`);
+      }
+      synced = true;
+      return;
+    }
+    const stored = await storedFleetThresholds(db);
+    if (sameThresholds(stored, thresholds) || Date.now() - warnedAt < THRESHOLDS_WARNING_MS) return;
+    warnedAt = Date.now();
+    services.logger.warn(
+      { stored, thresholds },
+      `another API process stores other compliance thresholds (${describeThresholds(stored)}; this process: ${describeThresholds(thresholds)}). ` +
+        'Each process stores its own at its next read, and every machine is re-evaluated each time: set FLEETPATCH_LINUX_ASSESSMENT_MINUTES, ' +
+        'FLEETPATCH_WINDOWS_ASSESSMENT_MINUTES and FLEETPATCH_DISCONNECTED_AFTER_SECONDS alike on every API process.',
+    );
+  };
   const pass = (): Promise<void> => {
     running ??= (async () => {
       if (stopped || services.database.availability.outage) return;
       try {
+        await checkThresholds();
         await fleetSummaryUpkeep(services.database.db, services.now(), generationSweepLog(services.logger));
       } catch (error) {
         services.logger.warn({ err: error }, 'the compliance summary upkeep failed; readers stay exact, and add up more until it runs again');
