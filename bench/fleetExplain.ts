@@ -18,10 +18,9 @@ import { agentVersionRows } from '../src/db/agentUpgrades.js';
 import { cveCandidates, cveCandidatesByName, cveFigures, importedExposureGroups } from '../src/db/cves.js';
 import { maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
-import { matchingMachines } from '../src/fleet/fleetSummary.js';
 import type { OsType } from '../src/fleet/compliance.js';
 import { loadConfig } from '../src/config.js';
-import { listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
+import { computersPage, listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
 import * as schema from '../src/db/schema.js';
 import type { MachineSort } from '../src/fleet/machineOrder.js';
 import { BENCH_THRESHOLDS_ENV, RARE_CVE, startFleetDatabase } from './fleetGenerate.js';
@@ -82,11 +81,8 @@ async function main(): Promise<void> {
     const summaryCounts = () => maintainedSummaryCounts(db, new Date(), thresholds);
     const tagGroups = (tag: string, of: { osType?: OsType; overdue?: boolean } = {}) => () => maintainedTagGroups(db, tag, new Date(), thresholds, of);
     const both = (a: () => Promise<unknown>, b: () => Promise<unknown>) => () => Promise.all([a(), b()]);
-    // As the service reads one tag with another condition (countBeforePage): the count first, the page only when something matches.
-    const countThenPage = (filter: MachineFilter & { tags: [string] }) => async () => {
-      const groups = await maintainedTagGroups(db, filter.tags[0], new Date(), thresholds, filter);
-      if (matchingMachines({ groups }, filter) > 0) await page(filter, byName)();
-    };
+    // As the API reads a page with its count (one tag with another condition: the count first, the page only when something matches).
+    const countThenPage = (filter: MachineFilter) => () => computersPage(db, { filter, sort: byName, offset: 0, limit: 50, now: new Date(), thresholds });
     const byCompliance: MachineSort = { field: 'COMPLIANCE', direction: 'ASC' };
     const deepOffset = Math.floor((fleet!.machines * 9) / 10);
     const paths: Array<[string, () => Promise<unknown>]> = [

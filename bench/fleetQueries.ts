@@ -114,9 +114,8 @@ import { saveBaseline } from '../src/db/baselines.js';
 import { takeComplianceSnapshot } from '../src/db/complianceHistory.js';
 import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/db/fleetCounts.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
-import { complianceSummary, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
+import { complianceSummary, computersPage, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../src/fleet/missingUpdates.js';
-import { matchingMachines } from '../src/fleet/fleetSummary.js';
 import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveFiguresWithImports, cveListFigures, cveStoredRows, replaceImportedFixes, trackerCandidates } from '../src/db/cves.js';
 import type { TrackerFix } from '../src/fleet/cves.js';
 import type { Db } from '../src/db/client.js';
@@ -446,11 +445,8 @@ async function main(): Promise<number> {
     const common = { name: 'pkg-001', classification: 'SECURITY' };
     const filteredBy = (filter: MachineFilter, count = true) => (tx: Db) =>
       listMachines(tx, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count });
-    // As the service reads one tag with another condition (countBeforePage): the count first, the page only when something matches.
-    const tagCountThenPage = async (filter: MachineFilter, tag: string) => {
-      const groups = await maintainedTagGroups(db, tag, new Date(), config.thresholds, filter);
-      if (matchingMachines({ groups }, filter) > 0) await filteredBy(filter, false)(db);
-    };
+    // As the API reads a page with its count (one tag with another condition: the count first, the page only when something matches).
+    const computersPageOf = (filter: MachineFilter) => computersPage(db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds });
     const sortedBy = (sort: MachineSort) => (tx: Db) => listMachines(tx, { filter: {}, sort, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, count: false });
     const perRead: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: () => Promise.all([page(false)(), readSummary()]),
@@ -471,11 +467,11 @@ async function main(): Promise<number> {
       machinesOsCompliance: () => Promise.all([filteredBy(OS_COMPLIANCE, false)(db), readCounts()]),
       // As the service reads a filter on one tag alone: the page, and the maintained count per tag.
       machinesTag: () => Promise.all([filteredBy({ tags: ['rare'] }, false)(db), maintainedTagGroups(db, 'rare', new Date(), config.thresholds)]),
-      machinesTagCompliance: () => tagCountThenPage(TAG_COMPLIANCE, 'env:prod'),
-      machinesTagOs: () => tagCountThenPage(TAG_OS, 'env:prod'),
+      machinesTagCompliance: () => computersPageOf(TAG_COMPLIANCE),
+      machinesTagOs: () => computersPageOf(TAG_OS),
       machinesOverdue: () => Promise.all([filteredBy(OVERDUE_READY, false)(db), readCounts()]),
       machinesOverdueOs: () => Promise.all([filteredBy(OVERDUE_OS, false)(db), readCounts()]),
-      machinesOverdueTag: () => tagCountThenPage(OVERDUE_TAG, 'env:prod'),
+      machinesOverdueTag: () => computersPageOf(OVERDUE_TAG),
       machinesUrgent: () => Promise.all([sortedBy({ field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })(db), readSummary()]),
       machinesOther: () => Promise.all([sortedBy({ field: 'OTHER_COUNT', direction: 'ASC' })(db), readSummary()]),
       machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),

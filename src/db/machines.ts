@@ -2,7 +2,7 @@ import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, or, 
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
-import type { FleetSummary } from '../fleet/fleetSummary.js';
+import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
@@ -13,7 +13,7 @@ import type { Db } from './client.js';
 import { waitingCommandsSql } from './agentCommands.js';
 import { assignmentSql, reassignMachineBaseline } from './baselines.js';
 import { missingUpdateDeltaSql } from './fleetCounts.js';
-import { clockLapsed, generationLapsed, stateHolds } from './fleetSummary.js';
+import { clockLapsed, generationLapsed, maintainedSummaryCounts, maintainedTagGroups, stateHolds } from './fleetSummary.js';
 import { complianceSql, overdueSql, overdueUpdatesSql, readinessSql } from './fleetSql.js';
 import { assessments, baselineVerdicts, enrollmentKeys, machineTagCounts, machineTags, machines, pendingUpdates, updateFirstSeen } from './schema.js';
 import { hashSecret, newSecret } from './secrets.js';
@@ -556,7 +556,7 @@ export interface MachinePage {
 /**
  * A page of machines, with whether more follow (one row past the page is read for that) and, unless
  * `count` is false, how many match: a count reads every matching machine, which is most of a
- * page's cost on a large fleet (the service takes it from the maintained summary when that counts the filter).
+ * page's cost on a large fleet (computersPage takes it from maintained counts where they count the filter).
  * With `after`, the page is read from that position on (no machine before it is read, at any depth).
  */
 export async function listMachines(db: Db, query: MachineQuery & { count?: boolean }): Promise<MachinePage> {
@@ -568,6 +568,32 @@ export async function listMachines(db: Db, query: MachineQuery & { count?: boole
   const [read, totalCount] = await Promise.all([page, counted]);
   const kept = read.slice(0, query.limit);
   return { rows: kept.map((r) => r.row), positions: kept.map((r) => r.position), hasMore: read.length > query.limit, totalCount };
+}
+
+/**
+ * A page of the computers view with its totalCount, as the API answers it: counted from maintained
+ * groups where some keep it (countedGroups), exact at the read, any other filter with the page (it
+ * reads every match). A tag's page with another condition reads its count first and nothing more
+ * when none match (countBeforePage).
+ */
+export async function computersPage(db: Db, query: MachineQuery): Promise<MachinePage & { totalCount: number }> {
+  const counted = countedGroups(query.filter);
+  const countedTotal = async () => {
+    if (!counted) return null;
+    const groups =
+      counted.of === 'TAG'
+        ? await maintainedTagGroups(db, counted.tag, query.now, query.thresholds, counted)
+        : groupsFromCounts(await maintainedSummaryCounts(db, query.now, query.thresholds), counted);
+    return matchingMachines({ groups }, query.filter);
+  };
+  const readPage = () => listMachines(db, { ...query, count: !counted });
+  if (countBeforePage(counted, query.filter)) {
+    const total = (await countedTotal())!;
+    if (total === 0) return { rows: [], positions: [], hasMore: false, totalCount: 0 };
+    return { ...(await readPage()), totalCount: total };
+  }
+  const [page, total] = await Promise.all([readPage(), countedTotal()]);
+  return { ...page, totalCount: total ?? page.totalCount! };
 }
 
 type Placed = { row: MachineRow; position: MachinePosition };

@@ -4,7 +4,7 @@ import {
   findAssessment,
   findMachine,
   findMachines,
-  listMachines,
+  computersPage,
   machinesMissing,
   machinesPerName,
   pendingUpdatesPage,
@@ -21,8 +21,7 @@ import { asBaseline, findBaseline } from '../../db/baselines.js';
 import { planningInputs } from '../../db/runs.js';
 import { missingUpdatesPage, type MissingUpdateQuery } from '../../fleet/missingUpdates.js';
 import { maintainedMissingUpdateGroups } from '../../db/fleetCounts.js';
-import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../../db/fleetSummary.js';
-import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines } from '../../fleet/fleetSummary.js';
+import { maintainedComplianceSummary } from '../../db/fleetSummary.js';
 import type { MachinePosition } from '../../fleet/machineOrder.js';
 import { normaliseTags, tagProblem } from '../../fleet/tags.js';
 import type { ApiServices } from '../context.js';
@@ -113,27 +112,7 @@ export class MachineService {
       const problem = tagProblem(filter.tags);
       if (problem) throw badUserInput('filter.tags', `filter.tags: ${problem}.`);
     }
-    const now = this.services.now();
-    // Counted from maintained groups where some keep it (countedGroups), exact at the read; any
-    // other filter is counted with the page (it reads every match).
-    const counted = countedGroups(filter);
-    const thresholds = this.services.fleet.thresholds;
-    const countedTotal = async () => {
-      if (!counted) return null;
-      const groups =
-        counted.of === 'TAG'
-          ? await maintainedTagGroups(this.db, counted.tag, now, thresholds, counted)
-          : groupsFromCounts(await maintainedSummaryCounts(this.db, now, thresholds), counted);
-      return matchingMachines({ groups }, filter);
-    };
-    const readPage = () => listMachines(this.db, { filter, sort, ...page, now, thresholds, count: !counted });
-    if (countBeforePage(counted, filter)) {
-      const total = (await countedTotal())!;
-      if (total === 0) return { rows: [], positions: [], hasMore: false, totalCount: 0, totalCountComputedAt: null };
-      return { ...(await readPage()), totalCount: total, totalCountComputedAt: null };
-    }
-    const [{ rows, positions, hasMore, totalCount }, total] = await Promise.all([readPage(), countedTotal()]);
-    return { rows, positions, hasMore, totalCount: total ?? totalCount!, totalCountComputedAt: null };
+    return { ...(await computersPage(this.db, { filter, sort, ...page, now: this.services.now(), thresholds: this.services.fleet.thresholds })), totalCountComputedAt: null };
   }
 
   async get(id: string): Promise<MachineRow> {
