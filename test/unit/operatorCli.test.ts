@@ -7,7 +7,7 @@ import { configDir, graphqlUrlOf, loadCredentials, saveCredentials } from '../..
 import { changesBetween, checkSpecTypes, inputOfSpec, normaliseSpec, pathOf, pathText, specOfDeployment, type DeploymentSpec, type StoredDeployment } from '../../src/cli/operator/deploymentSpec.js';
 import { DEPLOYMENT_COLUMNS } from '../../src/cli/operator/deployments.js';
 import { EXIT_CODES } from '../../src/cli/operator/errors.js';
-import { ASSESS_COLUMNS, MACHINE_COLUMNS, MACHINE_UPDATE_CSV_COLUMNS, MISSING_UPDATE_COLUMNS } from '../../src/cli/operator/machines.js';
+import { ASSESS_COLUMNS, footer, MACHINE_COLUMNS, MACHINE_UPDATE_CSV_COLUMNS, MISSING_UPDATE_COLUMNS } from '../../src/cli/operator/machines.js';
 import { csvField, toCsv, toTable } from '../../src/cli/operator/output.js';
 import { RUN_COLUMNS, RUN_RESULT_CSV_COLUMNS } from '../../src/cli/operator/runs.js';
 import { exitCodeOf } from '../../src/cli/operator/watch.js';
@@ -34,6 +34,15 @@ describe('operator CLI output', () => {
     const lists = { MACHINE_COLUMNS, MACHINE_UPDATE_CSV_COLUMNS, ASSESS_COLUMNS, MISSING_UPDATE_COLUMNS, DEPLOYMENT_COLUMNS, RUN_COLUMNS, RUN_RESULT_CSV_COLUMNS, TOKEN_COLUMNS, ENROLLMENT_KEY_COLUMNS };
     const missing = Object.entries(lists).filter(([, columns]) => !docs.includes(`\`${columns.map((c) => c.path).join(',')}\``)).map(([name]) => name);
     expect(missing).toEqual([]);
+  });
+
+  it('a list footer says how many were shown of how many, and "more than" when the count is a lower bound', () => {
+    expect(footer(0, 0, 'machine', null)).toBe('No machine matches.');
+    expect(footer(1, 1, 'machine', null)).toBe('1 machine');
+    expect(footer(50, 120, 'machine', 'abc')).toBe('50 of 120 machines; next page: --after abc (or --all)');
+    expect(footer(50, 10_000, 'machine', 'abc', false)).toBe('50 of more than 10000 machines; next page: --after abc (or --all)');
+    // Every page read (--all): what was shown is the count, whatever the bound.
+    expect(footer(12_345, 10_000, 'machine', null, false)).toBe('12345 machines');
   });
 
   it('exit codes: 0 only for SUCCEEDED, each other outcome its own', () => {

@@ -40,13 +40,14 @@ export class MachineResolver {
     const { limit } = pageWindow({ first: page.first });
     const cursor = decodeMachineCursor(page.after, sort);
     const window = { limit, offset: cursor.kind === 'offset' ? cursor.offset : 0, after: cursor.kind === 'position' ? cursor.position : undefined };
-    const { rows, positions, hasMore, totalCount, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
+    const { rows, positions, hasMore, totalCount, totalCountExact, totalCountComputedAt } = await service(ctx).list(filter ?? {}, sort, window);
     const edges = rows.map((node, i) => ({ cursor: encodeMachineCursor(sort, positions[i]!), node }));
     // Not relay.ts's toConnection: its cursors are offsets, these are positions in the order (machineCursor.ts), so a deep page is read through an index and hasPreviousPage follows the cursor, not an offset.
     return {
       edges,
       pageInfo: { hasNextPage: hasMore, hasPreviousPage: cursor.kind === 'position' || (cursor.kind === 'offset' && cursor.offset > 0), startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null },
       totalCount,
+      totalCountExact,
       totalCountComputedAt,
     };
   }

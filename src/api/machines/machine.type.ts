@@ -239,13 +239,19 @@ export class MachineConnection {
   @Field(() => PageInfo, { description: 'Whether more pages follow, and the cursors to ask for them.' })
   pageInfo!: PageInfo;
 
-  @Field(() => Int, { description: 'How many machines match, across all pages, as of this read.' })
+  @Field(() => Int, { description: 'How many machines match, across all pages, as of this read (at least that many when totalCountExact is false).' })
   totalCount!: number;
+
+  @Field(() => Boolean, {
+    description:
+      'False when totalCount is a lower bound: a filter no maintained count covers (part of a name, several tags) counts its first 10,000 matches, not every one (a part every name holds would count the whole fleet at each page). The pages themselves are complete: follow endCursor. True for every other filter, counted from maintained counts.',
+  })
+  totalCountExact!: boolean;
 
   @Field(() => Date, {
     nullable: true,
     description:
-      'Always null: totalCount is exact as of this read (a page filtered on compliance and readiness alone, or not at all, takes it from the maintained compliance summary; any other filter counts with the page). Kept so that clients reading it keep working.',
+      'Always null: totalCount is as of this read (maintained counts, or the filter\'s matches counted with the page; see totalCountExact). Kept so that clients reading it keep working.',
   })
   totalCountComputedAt?: Date | null;
 }

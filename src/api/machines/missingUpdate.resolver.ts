@@ -12,6 +12,7 @@ export class MissingUpdateResolver {
   async machines(@Root() update: MissingUpdateRow, @Ctx() ctx: ApiContext, @Args(() => PageArgs) page: PageArgs) {
     const window = pageWindow(page);
     const { rows, totalCount } = await new MachineService(ctx.services).machinesMissing(update, window);
-    return toConnection(rows, window.offset, totalCount);
+    // The machines missing an update are counted from missing_update_counts: exact.
+    return { ...toConnection(rows, window.offset, totalCount), totalCountExact: true };
   }
 }

@@ -504,7 +504,7 @@ export type CliMachinesQueryVariables = Exact<{
 }>;
 
 
-export type CliMachinesQuery = { machines: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, compliance: Compliance, environment: Environment, osType: OsType, osName: string, osVersion: string, criticalAndSecurityCount: number, otherCount: number, agentReadiness: AgentReadiness, tags: Array<string>, lastSeenAt: string | null, lastAssessedAt: string | null, duplicateName: boolean, readinessDetail: { state: AgentReadiness, reason: string, since: string | null } } }> } };
+export type CliMachinesQuery = { machines: { totalCount: number, totalCountExact: boolean, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ node: { id: string, name: string, compliance: Compliance, environment: Environment, osType: OsType, osName: string, osVersion: string, criticalAndSecurityCount: number, otherCount: number, agentReadiness: AgentReadiness, tags: Array<string>, lastSeenAt: string | null, lastAssessedAt: string | null, duplicateName: boolean, readinessDetail: { state: AgentReadiness, reason: string, since: string | null } } }> } };
 
 export type CliMachineQueryVariables = Exact<{
   id: string | number;
@@ -1012,6 +1012,7 @@ export const CliMachinesDocument = new TypedDocumentString(`
     query CliMachines($filter: MachineFilter, $orderBy: MachineOrder, $first: Int, $after: String) {
   machines(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
     totalCount
+    totalCountExact
     pageInfo {
       hasNextPage
       endCursor

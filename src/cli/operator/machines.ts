@@ -73,20 +73,23 @@ export async function machinesList(options: MachinesListOptions): Promise<void> 
     tags: listOption(options.tag),
   };
   const client = connect();
+  let exact = true;
   const { nodes, totalCount, nextCursor } = await pages(async (first, after) => {
     const { machines } = await client.request(CliMachinesDocument, { filter, orderBy: { field, direction: options.desc ? 'DESC' : 'ASC' }, first, after });
+    exact = machines.totalCountExact;
     return { totalCount: machines.totalCount, pageInfo: machines.pageInfo, nodes: machines.edges.map((e) => e.node) };
   }, options);
   printRows(format, nodes, MACHINE_COLUMNS);
-  if (format === 'table') note(footer(nodes.length, totalCount, 'machine', nextCursor));
+  if (format === 'table') note(footer(nodes.length, totalCount, 'machine', nextCursor, exact));
   else if (nextCursor) note(`More: --after ${nextCursor}`);
 }
 
 /** "50 of 120 machines; next page: --after X". */
-export function footer(shown: number, total: number, what: string, nextCursor: string | null): string {
+/** `exact` false: total is a lower bound (the API's totalCountExact: more than that many match). */
+export function footer(shown: number, total: number, what: string, nextCursor: string | null, exact = true): string {
   const plural = total === 1 ? what : `${what}s`;
   if (total === 0) return `No ${what} matches.`;
-  const count = shown === total ? `${total} ${plural}` : `${shown} of ${total} ${plural}`;
+  const count = shown >= total ? `${shown} ${shown === 1 ? what : `${what}s`}` : `${shown} of ${exact ? '' : 'more than '}${total} ${plural}`;
   return nextCursor ? `${count}; next page: --after ${nextCursor} (or --all)` : count;
 }
 

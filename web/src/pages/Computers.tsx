@@ -67,6 +67,8 @@ export function ComputersPage() {
   const rows = data?.machines.edges.map((e) => e.node) ?? [];
   const pageNumber = cursors.length;
   const total = data?.machines.totalCount ?? 0;
+  // A part of a name or several tags count their first 10,000 matches: past that, "more than".
+  const exact = data?.machines.totalCountExact ?? true;
 
   const header = (key: string, label: string, numeric = false) => {
     const field = SORTABLE[key];
@@ -124,7 +126,7 @@ export function ComputersPage() {
       {!data && fetching && <Loading what="computers" />}
       {data && (
         <>
-          <p className="muted" role="status">{total === 0 ? 'No computer matches.' : `${total} computer${total === 1 ? '' : 's'}`}</p>
+          <p className="muted" role="status">{total === 0 ? 'No computer matches.' : exact ? `${total} computer${total === 1 ? '' : 's'}` : `More than ${total} computers`}</p>
           <TableBox label="Computers">
             <table className="computers">
               <thead>
@@ -157,7 +159,7 @@ export function ComputersPage() {
           </TableBox>
           <nav className="pager" aria-label="Pages of computers">
             <button disabled={pageNumber === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous page</button>
-            <span>Page {pageNumber} of {Math.max(1, Math.ceil(total / PAGE_SIZE))}</span>
+            <span>Page {pageNumber} of {exact ? Math.max(1, Math.ceil(total / PAGE_SIZE)) : `more than ${Math.floor(total / PAGE_SIZE)}`}</span>
             <button disabled={!data.machines.pageInfo.hasNextPage} onClick={() => setCursors((c) => [...c, data.machines.pageInfo.endCursor])}>Next page</button>
           </nav>
         </>

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiServer } from '../../src/api/server.js';
+import type { Database } from '../../src/db/client.js';
+import { computersPage, tagPage, type MachineFilter } from '../../src/db/machines.js';
+import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
+import { MATCHES_COUNTED_UP_TO } from '../../src/fleet/fleetSummary.js';
+import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+
+/**
+ * The computers page over 10,001 machines: past MATCHES_COUNTED_UP_TO, a filter no maintained count
+ * covers (part of a name, several tags) counts its first matches and says the figure is a lower
+ * bound, the pages stay complete, a counted filter stays exact; and a tag's page keeps its plan
+ * while the statistics lag behind a bulk enrollment.
+ */
+describe('the computers page of a fleet larger than a count bound', () => {
+  let api: ApiServer;
+  let database: Database;
+  let close: () => Promise<void>;
+  let viewer: string;
+  const fleet = MATCHES_COUNTED_UP_TO + 1;
+
+  beforeAll(async () => {
+    ({ api, database, close } = await startApiOnFreshDatabase());
+    viewer = await tokenFor(database, 'VIEWER');
+    await database.sql`
+      insert into machines (name, os_type, os_name, os_version, environment, tags)
+      select 'host-' || lpad(i::text, 5, '0'), 'LINUX', 'Debian', '12', 'AWS', '{web,prod}' from generate_series(1, ${fleet}::int) i`;
+  });
+
+  afterAll(async () => {
+    await close();
+  });
+
+  type Page = { totalCount: number; totalCountExact: boolean; pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: Array<{ node: { name: string } }> };
+  async function machines(args: string): Promise<Page> {
+    const response = await graphql<{ machines: Page }>(api.url, `{ machines${args} { totalCount totalCountExact pageInfo { hasNextPage endCursor } edges { node { name } } } }`, { token: viewer });
+    expect(response.errors).toBeUndefined();
+    return response.data!.machines;
+  }
+
+  it('counts a part every name holds, and several tags, up to the bound, and says it is a lower bound', async () => {
+    for (const filter of ['{nameContains: "host-"}', '{tags: ["web", "prod"]}', '{nameContains: "HOST", tags: ["web"]}']) {
+      const page = await machines(`(filter: ${filter}, first: 3)`);
+      expect(page, filter).toMatchObject({ totalCount: MATCHES_COUNTED_UP_TO, totalCountExact: false, pageInfo: { hasNextPage: true } });
+      expect(page.edges.map((e) => e.node.name)).toEqual(['host-00001', 'host-00002', 'host-00003']);
+    }
+    // The pages are complete past the bound: the last machine is there.
+    const last = await machines(`(filter: {nameContains: "host-1"}, first: 2)`);
+    expect(last).toMatchObject({ totalCount: 2, totalCountExact: true, pageInfo: { hasNextPage: false }, edges: [{ node: { name: 'host-10000' } }, { node: { name: 'host-10001' } }] });
+  });
+
+  it('counts a filter the maintained counts cover exactly, at any size', async () => {
+    for (const filter of ['{}', '{tags: ["web"]}', '{osType: LINUX, compliance: [NOT_ASSESSED]}', '{tags: ["prod"], readiness: [NOT_CONFIGURED, DISCONNECTED, READY]}']) {
+      expect(await machines(`(filter: ${filter}, first: 1)`), filter).toMatchObject({ totalCount: fleet, totalCountExact: true });
+    }
+  });
+
+  it("pages a tag's machines along the tag's rows, whatever the statistics say of the tag", async () => {
+    // A bulk enrollment the statistics do not know yet (autovacuum's analyze comes later): 5,000 machines of new tags, in a
+    // transaction rolled back. Joined the other way round, the page read every live machine and probed the tag's rows for each.
+    const nodes: Array<Record<string, unknown>> = [];
+    const walk = (node: Record<string, unknown>) => {
+      nodes.push(node);
+      for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
+    };
+    const rolledBack = new Error('rolled back');
+    await database.sql
+      .begin(async (tx) => {
+        await tx`insert into machines (name, os_type, os_name, os_version, environment, tags) select 'fresh-' || i, 'LINUX', 'Debian', '12', 'AWS', '{fresh,new}' from generate_series(1, 5000) i`;
+        for (const filter of [{ tags: ['fresh', 'new'] }, { tags: ['fresh'], readiness: ['NOT_CONFIGURED' as const] }]) {
+          const statement = tagPage(database.db, { filter, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS }).toSQL();
+          const [row] = await tx.unsafe<Array<{ 'QUERY PLAN': Array<{ Plan: Record<string, unknown> }> }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
+          walk(row!['QUERY PLAN'][0]!.Plan);
+        }
+        throw rolledBack;
+      })
+      .catch((error: unknown) => {
+        if (error !== rolledBack) throw error;
+      });
+    const machinesRead = nodes.filter((n) => n['Relation Name'] === 'machines');
+    expect(machinesRead.length).toBe(2);
+    for (const node of machinesRead) expect(node, JSON.stringify(node)).toMatchObject({ 'Node Type': 'Index Scan', 'Index Name': 'machines_pkey' });
+    expect(nodes.filter((n) => n['Relation Name'] === 'machine_tags').map((n) => n['Index Name'])).toEqual(['machine_tags_tag_name_machine_id_pk', 'machine_tags_tag_name_machine_id_pk']);
+    expect(nodes.some((n) => n['Node Type'] === 'Sort' && JSON.stringify(n['Sort Key']).includes('name'))).toBe(false);
+  });
+
+  it('is exact up to the bound itself and a lower bound one match past it', async () => {
+    const read = (filter: MachineFilter, countUpTo: number) =>
+      computersPage(database.db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 2, now: new Date(), thresholds: DEFAULT_THRESHOLDS, countUpTo });
+    expect(await read({ nameContains: 'host-0000' }, 9)).toMatchObject({ totalCount: 9, totalCountExact: true });
+    expect(await read({ nameContains: 'host-0000' }, 8)).toMatchObject({ totalCount: 8, totalCountExact: false, hasMore: true });
+  });
+});
