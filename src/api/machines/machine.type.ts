@@ -2,6 +2,7 @@ import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { ConnectionType, PageInfo } from '../relay.js';
 import { AgentReadiness, Classification, Environment, OsType, Severity } from './machine.enums.js';
 import { Node } from '../node/node.type.js';
+import { MATCHES_COUNTED_UP_TO } from '../../fleet/fleetSummary.js';
 
 @ObjectType({ description: 'A pending update: a package (Linux) or KB (Windows) the machine is missing.' })
 export class PendingUpdate {
@@ -244,7 +245,7 @@ export class MachineConnection {
 
   @Field(() => Boolean, {
     description:
-      'False when totalCount is a lower bound: a filter no maintained count covers (part of a name, several tags) counts its first 10,000 matches, not every one (a part every name holds would count the whole fleet at each page). The pages themselves are complete: follow endCursor. True for every other filter, counted from maintained counts.',
+      `False when totalCount is a lower bound: a filter no maintained count covers (part of a name, several tags) counts its first ${MATCHES_COUNTED_UP_TO.toLocaleString('en-US')} matches, not every one (a part every name holds would count the whole fleet at each page). The pages themselves are complete: follow endCursor. True for every other filter, counted from maintained counts.`,
   })
   totalCountExact!: boolean;
 

@@ -84,8 +84,7 @@ export async function machinesList(options: MachinesListOptions): Promise<void> 
   else if (nextCursor) note(`More: --after ${nextCursor}`);
 }
 
-/** "50 of 120 machines; next page: --after X". */
-/** `exact` false: total is a lower bound (the API's totalCountExact: more than that many match). */
+/** "50 of 120 machines; next page: --after X". `exact` false: total is a lower bound (the API's totalCountExact): "50 of more than 10000 machines". */
 export function footer(shown: number, total: number, what: string, nextCursor: string | null, exact = true): string {
   const plural = total === 1 ? what : `${what}s`;
   if (total === 0) return `No ${what} matches.`;
