@@ -6,9 +6,10 @@
  * each statement that touched more than a tenth of them. A path runs the code the API runs
  * (src/db), with the thresholds the generated fleet was made with.
  *
- * Run:  npx tsx bench/fleetExplain.ts --dir /var/tmp/fleetpatch-fleet-1m [--plans] [--timeout 60] [--only CVE]
+ * Run:  npx tsx bench/fleetExplain.ts --dir /var/tmp/fleetpatch-fleet-1m [--plans] [--timeout 60] [--only CVE] [--analyze machines,machine_tags]
  *       (--plans prints every plan in full; a path over --timeout seconds is cut and said so;
- *       --only runs the paths whose name holds that text, case-insensitive)
+ *       --only runs the paths whose name holds that text, case-insensitive; --analyze runs ANALYZE of
+ *       those tables first, for a fleet generated with --stale-statistics)
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -21,6 +22,7 @@ import { maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGrou
 import type { OsType } from '../src/fleet/compliance.js';
 import { loadConfig } from '../src/config.js';
 import { computersPage, listMachines, machinesMissing, type MachineFilter, type MachineQuery } from '../src/db/machines.js';
+import { ANALYZED_TABLES } from '../src/db/tableStatistics.js';
 import * as schema from '../src/db/schema.js';
 import type { MachineSort } from '../src/fleet/machineOrder.js';
 import { BENCH_THRESHOLDS_ENV, RARE_CVE, startFleetDatabase } from './fleetGenerate.js';
@@ -47,7 +49,7 @@ function describePlan(node: PlanNode, depth = 0): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { dir: { type: 'string' }, plans: { type: 'boolean', default: false }, timeout: { type: 'string', default: '60' }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, plans: { type: 'boolean', default: false }, timeout: { type: 'string', default: '60' }, only: { type: 'string' }, analyze: { type: 'string' } } });
   if (!values.dir) throw new Error('--dir is required: the folder of a fleet made by bench/fleetGenerate.ts');
   const pg = await startFleetDatabase(values.dir);
   const plans: Array<{ ms: number; pages: number; plan: PlanNode; text: string }> = [];
@@ -64,6 +66,10 @@ async function main(): Promise<void> {
   });
   const db = drizzle(sql, { schema });
   try {
+    for (const table of values.analyze?.split(',').filter(Boolean) ?? []) {
+      if (!(ANALYZED_TABLES as readonly string[]).includes(table)) throw new Error(`--analyze: ${table} is not one of ${ANALYZED_TABLES.join(', ')}`);
+      await sql.unsafe(`analyze ${table}`);
+    }
     await sql`load 'auto_explain'`;
     await sql.unsafe(`set auto_explain.log_min_duration = 0; set auto_explain.log_analyze = on; set auto_explain.log_buffers = on;
       set auto_explain.log_format = json; set auto_explain.log_level = notice; set auto_explain.log_nested_statements = on;

@@ -31,7 +31,11 @@
  * statement (src/db/fleetCounts.ts), 20,000 assessments at a time. Every machine is Debian 12 with
  * apt and no fix is imported: the CVE list's imported-fixes part finds nothing to compare. pending_updates' primary key is dropped for the load and built after it.
  *
- * Run:  npx tsx bench/fleetGenerate.ts --dir /var/tmp/fleetpatch-fleet-1m --machines 1000000
+ * --stale-statistics: no ANALYZE (nor VACUUM, which counts a table's rows) of any table, and autovacuum turned off for the fleet's tables, so
+ * the fleet stays as PostgreSQL sees a new installation's bulk enrollment before any statistics
+ * (for bench/fleetExplain.ts --analyze: the reads before and after each table's statistics).
+ *
+ * Run:  npx tsx bench/fleetGenerate.ts --dir /var/tmp/fleetpatch-fleet-1m --machines 1000000 [--stale-statistics]
  *       (nice it: `nice -n 19 npx tsx …`; it is a load, not a measurement)
  */
 import fs from 'node:fs';
@@ -57,6 +61,9 @@ export const BENCH_THRESHOLDS_ENV = {
 
 const WEEK_MS = 7 * 24 * 3600_000;
 
+/** The tables the generation writes in bulk, vacuumed and analyzed after it (unless --stale-statistics). */
+const STATISTICS_TABLES = ['machines', 'assessments', 'pending_updates', 'machine_tags', 'fleet_summary_deltas', 'machine_tag_deltas', 'missing_update_counts', 'missing_update_details'] as const;
+
 /** The CVE the rare update names (one machine in 100,000 is exposed to it); the catalog's CVEs expose about one machine in five each. */
 export const RARE_CVE = 'CVE-2026-99999';
 
@@ -80,7 +87,8 @@ async function step<T>(label: string, run: () => Promise<T>): Promise<T> {
   return result;
 }
 
-async function generate(db: Db, sql: postgres.Sql, machines: number): Promise<void> {
+async function generate(db: Db, sql: postgres.Sql, machines: number, staleStatistics = false): Promise<void> {
+  if (staleStatistics) for (const table of STATISTICS_TABLES) await sql.unsafe(`alter table ${table} set (autovacuum_enabled = false)`);
   const [existing] = await sql<Array<{ n: number }>>`select count(*)::int as n from machines`;
   if (existing!.n > 0) throw new Error(`the database already holds ${existing!.n} machines: give an empty --dir`);
   await sql`update fleet_summary_settings set linux_assessment_max_age_ms = ${WEEK_MS}, windows_assessment_max_age_ms = ${WEEK_MS}, disconnected_after_ms = ${WEEK_MS}`;
@@ -151,9 +159,11 @@ async function generate(db: Db, sql: postgres.Sql, machines: number): Promise<vo
   });
   await step('pending updates primary key', () => sql.unsafe(`alter table pending_updates add constraint "${pk!.name}" ${pk!.def}`));
   
-  await step('analyze', async () => {
-    for (const table of ['machines', 'assessments', 'pending_updates']) await sql.unsafe(`analyze ${table}`);
-  });
+  if (!staleStatistics) {
+    await step('analyze', async () => {
+      for (const table of ['machines', 'assessments', 'pending_updates']) await sql.unsafe(`analyze ${table}`);
+    });
+  }
   // Both: the readers scan the deltas' tables, and a million rows left there (or dead, until vacuumed
   // below) would be in every measured read.
   await step('summary and tag deltas folded', async () => {
@@ -168,16 +178,18 @@ async function generate(db: Db, sql: postgres.Sql, machines: number): Promise<vo
   });
   await sql`drop table bench_catalog`;
   await sql`drop table bench_windows`;
-  await step('vacuum analyze', async () => {
-    for (const table of ['machines', 'assessments', 'pending_updates', 'fleet_summary_deltas', 'machine_tag_deltas', 'missing_update_counts', 'missing_update_details']) await sql.unsafe(`vacuum analyze ${table}`);
-  });
+  if (!staleStatistics) {
+    await step('vacuum analyze', async () => {
+      for (const table of STATISTICS_TABLES) await sql.unsafe(`vacuum analyze ${table}`);
+    });
+  }
   const [size] = await sql<Array<{ rows: string; bytes: string }>>`
     select (select count(*) from pending_updates)::text as rows, pg_database_size(current_database())::text as bytes`;
   say(`${machines} machines, ${size!.rows} pending updates, database ${(Number(size!.bytes) / 1e9).toFixed(1)} GB`);
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { dir: { type: 'string' }, machines: { type: 'string', default: '1000000' } } });
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, machines: { type: 'string', default: '1000000' }, 'stale-statistics': { type: 'boolean', default: false } } });
   if (!values.dir) throw new Error('--dir is required: the folder of the generated fleet’s PostgreSQL');
   const dir = path.resolve(values.dir);
   say(`generating ${values.machines} machines in ${dir} (load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
@@ -187,7 +199,7 @@ async function main(): Promise<void> {
   const sql = database.sql;
   try {
     await sql`set maintenance_work_mem = '512MB'`;
-    await step('total', () => generate(database.db, sql, Number(values.machines)));
+    await step('total', () => generate(database.db, sql, Number(values.machines), values['stale-statistics']));
   } finally {
     await database.close();
     await pg.stop();

@@ -1,14 +1,20 @@
 import type { Sql } from 'postgres';
 
 /**
- * The tables whose statistics the agents' hot statements depend on, and which a fleet's enrollment
- * grows faster than autovacuum analyzes them. `machines`: a cached generic plan of the check-in made
- * while the table had statistics of a few dozen rows scans the whole table (a sequential scan is
- * cheapest at that size) until an ANALYZE makes PostgreSQL plan it again; a new installation's
- * first ANALYZE by autovacuum comes one to three minutes into an enrollment ramp (naptime 1 min),
- * and after that only once the table has grown by a tenth and the next naptime comes.
+ * The tables whose statistics hot statements and the fleet view's reads depend on, and which a
+ * fleet's enrollment grows faster than autovacuum analyzes them: a new installation's first ANALYZE
+ * by autovacuum comes one to three minutes into an enrollment ramp (naptime 1 min), and after that
+ * only once the table has grown by a tenth and the next naptime comes. Planned on statistics of a
+ * few rows, or none:
+ * - `machines`: a cached generic plan of the check-in scans the whole table (a sequential scan is
+ *   cheapest at that size) until an ANALYZE makes PostgreSQL plan it again;
+ * - `machine_tags`: a tag's page reads every row of the tag and sorts them, where it reads a page of
+ *   them in order (a tag of 10,000 machines: 40,000 pages for a page of 50);
+ * - `pending_updates` (and `assessments`, which the CVE reads join): the first page of a CVE's
+ *   exposed machines walked every machine's rows (3.1 s at 100,000 machines against 39 ms once
+ *   analyzed; BENCHMARKS.md, "Reads on statistics that lag behind the fleet").
  */
-export const ANALYZED_TABLES = ['machines'] as const;
+export const ANALYZED_TABLES = ['machines', 'machine_tags', 'assessments', 'pending_updates'] as const;
 export type AnalyzedTable = (typeof ANALYZED_TABLES)[number];
 
 export interface AnalyzeRule {

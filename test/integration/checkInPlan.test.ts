@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReservedSql } from 'postgres';
 import type { Database } from '../../src/db/client.js';
-import { CHECK_IN_SQL } from '../../src/db/machines.js';
+import { CHECK_IN_SQL, tagPage } from '../../src/db/machines.js';
+import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { analyzeIfGrown } from '../../src/db/tableStatistics.js';
 import { startTableStatistics } from '../../src/api/machines/tableStatisticsUpkeep.js';
 import { connectTestDatabase, freshDatabase, testLogger } from '../support/env.js';
@@ -131,13 +132,13 @@ const machineScans = (plan: PlanNode) =>
   [...nodes(plan)].filter((n) => n['Relation Name'] === 'machines').map((n) => ({ index: n['Index Name'] ?? n['Node Type'], rows: (n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0)) / Math.max(1, n['Actual Loops']) }));
 
 /** Waits until the cumulative statistics count `rows` live machines (backends report them within a second or so). */
-async function liveMachinesCounted(database: Database, rows: number): Promise<void> {
+async function liveMachinesCounted(database: Database, rows: number, table = 'machines'): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const [row] = await database.sql`select n_live_tup::int as live from pg_stat_user_tables where relname = 'machines'`;
+    const [row] = await database.sql`select n_live_tup::int as live from pg_stat_user_tables where relname = ${table}`;
     if (row!.live >= rows) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`the statistics never counted ${rows} live machines`);
+  throw new Error(`the statistics never counted ${rows} live rows of ${table}`);
 }
 
 /**
@@ -272,5 +273,41 @@ describe('a check-in plan cached on statistics of a few machines, and the ANALYZ
     } finally {
       await statistics.stop();
     }
+  });
+
+  it("analyzes the tag rows, assessments and pending updates too: a tag's page then reads a page of its rows in order", async () => {
+    for (const table of ['machine_tags', 'assessments', 'pending_updates']) await database.sql.unsafe(`alter table ${table} set (autovacuum_enabled = false)`);
+    // Every machine tagged (the trigger writes its tag row), assessed, two updates pending.
+    await database.sql`update machines set tags = '{web}'`;
+    await database.sql`
+      insert into assessments (id, machine_id, trigger, backend, started_at, finished_at, assessed_at, reboot_pending, critical_count, security_count, other_count)
+      select gen_random_uuid(), id, 'SCHEDULE', 'apt', now(), now(), now(), false, 0, 1, 1 from machines`;
+    await database.sql`
+      insert into pending_updates (assessment_id, machine_id, name, arch, installed_version, available_version, classification)
+      select a.id, a.machine_id, p.name, 'amd64', '1.0-1', '1.0-2', p.classification::classification
+      from assessments a cross join (values ('openssl', 'SECURITY'), ('vim', 'OTHER')) p(name, classification)`;
+    const tagPagePlan = async () => {
+      const statement = tagPage(database.db, { filter: { tags: ['web'] }, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS }).toSQL();
+      const [row] = await database.sql.unsafe<Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>>(`explain (format json) ${statement.sql}`, statement.params as never[]);
+      return [...nodes(row!['QUERY PLAN'][0]!.Plan)];
+    };
+    // Planned on no statistics of the tag rows: a few rows guessed, all 5,000 read and sorted.
+    expect((await tagPagePlan()).map((n) => n['Node Type'])).toContain('Sort');
+
+    for (const [table, rows] of [['machine_tags', 5000], ['assessments', 5000], ['pending_updates', 10000]] as const) await liveMachinesCounted(database, rows, table);
+    const statistics = startTableStatistics({ database, logger: testLogger }, { delayMs: 60_000, rule });
+    try {
+      for (const table of ['machine_tags', 'assessments', 'pending_updates'] as const) statistics.noteGrowth(table);
+      const decisions = await statistics.pass();
+      expect(decisions.map((d) => [d.table, d.analyzed]).sort()).toEqual([['assessments', true], ['machine_tags', true], ['pending_updates', true]]);
+      const known = await database.sql<Array<{ relname: string; reltuples: number }>>`
+        select relname, reltuples::float8 as reltuples from pg_class where relname in ('machine_tags', 'assessments', 'pending_updates') order by relname`;
+      expect(known.map((r) => [r.relname, r.reltuples])).toEqual([['assessments', 5000], ['machine_tags', 5000], ['pending_updates', 10000]]);
+    } finally {
+      await statistics.stop();
+    }
+    const after = await tagPagePlan();
+    expect(after.map((n) => n['Node Type'])).not.toContain('Sort');
+    expect(after.find((n) => n['Relation Name'] === 'machine_tags')).toMatchObject({ 'Node Type': 'Index Only Scan', 'Index Name': 'machine_tags_tag_name_machine_id_pk' });
   });
 });

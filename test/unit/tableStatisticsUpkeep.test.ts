@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startTableStatistics } from '../../src/api/machines/tableStatisticsUpkeep.js';
 import type { Database } from '../../src/db/client.js';
-import type { AnalyzeDecision } from '../../src/db/tableStatistics.js';
+import type { AnalyzeDecision, AnalyzedTable } from '../../src/db/tableStatistics.js';
 import { createLogger } from '../../src/logger.js';
 
 const logger = createLogger({ level: 'silent', format: 'json', name: 'test' });
@@ -16,7 +16,7 @@ describe('the table statistics upkeep', () => {
   let looks: number;
   let release: (() => void) | undefined;
   const database = { sql: {}, availability: { get outage() { return outage; } } } as unknown as Database;
-  const analyze = vi.fn(async (_sql: unknown, table: 'machines'): Promise<AnalyzeDecision> => {
+  const analyze = vi.fn(async (_sql: unknown, table: AnalyzedTable): Promise<AnalyzeDecision> => {
     looks++;
     if (release === undefined) return { table, analyzed: true, liveRows: 600, knownRows: -1 };
     await new Promise<void>((resolve) => (release = resolve));
@@ -60,6 +60,19 @@ describe('the table statistics upkeep', () => {
     expect(looks).toBe(1);
     await vi.advanceTimersByTimeAsync(1);
     expect(looks).toBe(2);
+    await upkeep.stop();
+  });
+
+  it('looks at each table grown since its last pass once, whichever grew how often', async () => {
+    const upkeep = startTableStatistics({ database, logger }, { delayMs: 5000, analyze });
+    analyze.mockClear();
+    for (let i = 0; i < 10; i++) {
+      upkeep.noteGrowth('assessments');
+      upkeep.noteGrowth('pending_updates');
+    }
+    upkeep.noteGrowth('machine_tags');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(analyze.mock.calls.map((call) => call[1]).sort()).toEqual(['assessments', 'machine_tags', 'pending_updates']);
     await upkeep.stop();
   });
 

@@ -101,6 +101,10 @@ export class AgentService<C = unknown> {
     this.reports = new AssessmentIngestQueue(
       async (group) => {
         const outcomes = await storeAssessmentReports(services.database.sql, group);
+        if (outcomes.some((o) => o.stored)) {
+          services.statistics?.noteGrowth('assessments');
+          services.statistics?.noteGrowth('pending_updates');
+        }
         // One event per stored report, as before, in one NOTIFY for the group.
         services.pubsub.publishMany(group.filter((_, i) => outcomes[i]!.stored).map((report) => ['machineChanged', { machineId: report.machineId }] as const));
         return outcomes;

@@ -190,7 +190,9 @@ export class MachineService {
   async setTags(machineId: string, tags: string[]) {
     const problem = tagProblem(tags);
     if (problem) throw badUserInput('tags', `tags: ${problem}.`);
-    return this.changed(await setMachineTags(this.db, machineId, normaliseTags(tags)), machineId);
+    const changed = await setMachineTags(this.db, machineId, normaliseTags(tags));
+    if (changed) this.services.statistics?.noteGrowth('machine_tags');
+    return this.changed(changed, machineId);
   }
 
   async remove(machineId: string) {
