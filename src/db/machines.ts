@@ -2,7 +2,7 @@ import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, or, 
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
-import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, MATCHES_COUNTED_UP_TO, type FleetSummary } from '../fleet/fleetSummary.js';
+import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, MATCHES_COUNTED_UP_TO, storedStatesMeeting, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
@@ -643,10 +643,20 @@ export function indexedSortPage(db: Db, where: SQL | undefined, query: Pick<Mach
  */
 async function pageByTag(db: Db, query: MachineQuery): Promise<Placed[]> {
   const rows = await tagPage(db, query);
-  return rows.map(({ m: row }) => ({ row, position: { key: null, name: row.name, id: row.id } }));
+  return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
 }
 
-/** The statement of pageByTag (one row more than the page). Exported for the test that reads its plan. */
+/**
+ * The statement of pageByTag (one row more than the page). Exported for the tests that read its plan.
+ *
+ * With a condition (compliance, readiness, the OS type, overdue: storedStatesMeeting), the walk
+ * skips the tag rows whose stored state, OS type and overdue (0057, INCLUDEd in the key: read from
+ * the index alone) cannot meet it, and reads the machines of the others where their stored state
+ * holds; the machines whose state lapsed (the clock's or an older generation's: a few at rest,
+ * machines_summary_generation_next_at_idx) are evaluated now, beside it; with thresholds other than
+ * the stored ones every machine of the tag is evaluated now, as without a condition. Before, with
+ * few of the tag's machines meeting the condition, the walk read every machine carrying the tag.
+ */
 export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | 'offset' | 'limit' | 'now' | 'thresholds'>) {
   const tags = [...new Set(query.filter.tags ?? [])];
   if (tags.length === 0) throw new Error('a tag page needs a tag');
@@ -658,25 +668,75 @@ export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | '
     tags.length === 1
       ? sql`${tags[0]!}`
       : sql`(select x from unnest(${sql.param(tags)}::text[]) x order by (select coalesce(sum(c.n), 0) from ${machineTagCounts} c where c.tag = x), x limit 1)`;
+  const afterRow = query.after ? sql`(${machineTags.name}, ${machineTags.machineId}) > (${query.after.name}, ${query.after.id}::uuid)` : undefined;
   // Each machine is read from its tag row, in a subquery kept apart (its `limit 1`, one machine by
-  // its key, is what keeps the planner from turning the lateral into a join the other way round). As a join, with statistics that did not yet know
-  // a bulk enrollment, it planned the live machines first and probed the tag's rows for each by
-  // machine id, which the key (tag, name, id) cannot find: every row of the tag per machine, 4 s
-  // for 10,000 machines (test/integration/machineCounts.test.ts reads the plan).
-  const machine = db
-    .select(getTableColumns(machines))
-    .from(machines)
-    .where(and(sql`${machines.id} = ${machineTags.machineId}`, where))
-    .limit(1)
-    .as('m');
+  // its key, is what keeps the planner from turning the lateral into a join the other way round).
+  // As a join, with statistics that did not yet know a bulk enrollment, it planned the live
+  // machines first and probed the tag's rows for each by machine id, which the key (tag, name, id)
+  // cannot find: every row of the tag per machine, 4 s for 10,000 machines
+  // (test/integration/machineCounts.test.ts reads the plan).
+  const machine = (holds?: SQL) =>
+    db
+      .select(getTableColumns(machines))
+      .from(machines)
+      .where(and(sql`${machines.id} = ${machineTags.machineId}`, where, holds))
+      .limit(1)
+      .as('m');
+  const states = storedStatesMeeting(query.filter);
+  if (!states) {
+    const m = machine();
+    return db
+      .select(columnsOf(m))
+      .from(machineTags)
+      .crossJoinLateral(m)
+      .where(and(sql`${machineTags.tag} = ${from}`, afterRow))
+      .orderBy(asc(machineTags.name), asc(machineTags.machineId))
+      .offset(query.after ? 0 : query.offset)
+      .limit(query.limit + 1);
+  }
+  const at = query.now.toISOString();
+  const enough = (query.after ? 0 : query.offset) + query.limit + 1;
+  const settled = settledSql(query.thresholds);
+  const stored = and(
+    sql`${machineTags.state} = any(${sql.param(states)}::text[])`,
+    query.filter.osType ? sql`${machineTags.osType} = ${query.filter.osType}` : undefined,
+    query.filter.overdue === undefined ? undefined : sql`${machineTags.overdue} = ${query.filter.overdue}`,
+  );
+  // `rows`: on the tag rows, where an uncorrelated condition (settled or not) is a one-time filter: the whole walk or none.
+  const walk = (holds: SQL | undefined, rows: SQL) => {
+    const m = machine(holds);
+    return sql`(select ${m.id} as id from ${machineTags} cross join lateral ${m}
+      where ${machineTags.tag} = ${from} and ${and(afterRow, rows)}
+      order by ${machineTags.name}, ${machineTags.machineId} limit ${enough})`;
+  };
+  const everyCondition = machineConditions(query.filter, query.now, query.thresholds);
+  const afterMachine = query.after ? afterOnName(query.after) : sql`true`;
+  const lapsed = (which: SQL) =>
+    sql`(select ${machines.id} from ${machines} where ${everyCondition} and ${afterMachine} and ${settled} and ${which} order by ${machines.name}, ${machines.id} limit ${enough})`;
   return db
     .select()
-    .from(machineTags)
-    .crossJoinLateral(machine)
-    .where(and(sql`${machineTags.tag} = ${from}`, query.after ? sql`(${machineTags.name}, ${machineTags.machineId}) > (${query.after.name}, ${query.after.id}::uuid)` : undefined))
-    .orderBy(asc(machineTags.name), asc(machineTags.machineId))
+    .from(machines)
+    .where(
+      sql`${machines.id} in (select id from (
+        ${walk(stateHolds(at), and(settled, stored)!)}
+        union all ${lapsed(clockLapsed(at))}
+        union all ${lapsed(generationLapsed)}
+        union all ${walk(undefined, sql`not ${settled}`)}) passed)`,
+    )
+    .orderBy(asc(machines.name), asc(machines.id))
     .offset(query.after ? 0 : query.offset)
     .limit(query.limit + 1);
+}
+
+/** A subquery's columns as a select takes them (drizzle selects a subquery only field by field). */
+function columnsOf<T extends { _: { selectedFields: Record<string, unknown> } }>(subquery: T): T['_']['selectedFields'] {
+  return subquery._.selectedFields;
+}
+
+/** Whether the stored summary states are of this process's thresholds (else each machine is evaluated now). */
+function settledSql(thresholds: FleetThresholds): SQL {
+  return sql`exists (select 1 from fleet_summary_settings s where s.linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}
+    and s.windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS} and s.disconnected_after_ms = ${thresholds.disconnectedAfterMs})`;
 }
 
 /** A position's key as indexedOrder orders it (a missing key already made the sort's largest; a cursor of another order is refused before this). */
@@ -734,8 +794,7 @@ async function pageByCompliance(db: Db, where: SQL | undefined, query: MachineQu
   const { thresholds } = query;
   const compliance = complianceSql(query.now, thresholds);
   // The stored thresholds are this process's (else the reader of the summary stores them, and until then each machine is evaluated here).
-  const settled = sql`exists (select 1 from fleet_summary_settings s where s.linux_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.LINUX}
-    and s.windows_assessment_max_age_ms = ${thresholds.assessmentMaxAgeMs.WINDOWS} and s.disconnected_after_ms = ${thresholds.disconnectedAfterMs})`;
+  const settled = settledSql(thresholds);
   const offset = query.after ? 0 : query.offset;
   const enough = offset + query.limit + 1;
   const merged: Placed[] = [];

@@ -447,7 +447,11 @@ export const machineTagDeltas = pgTable('machine_tag_deltas', {
 /**
  * Each live machine's tags with its name (one row per distinct tag), kept by a trigger on machines
  * (migration 0041): the computers page filtered on a tag reads a page of the tag's machines in name
- * order along the primary key, not every machine carrying it (docs/fleet-counts.md).
+ * order along the primary key, not every machine carrying it (docs/fleet-counts.md). With the
+ * machine's OS type and stored summary state and overdue (migration 0057, kept by the summary's
+ * triggers), which the primary key INCLUDEs (written in the migration: drizzle has no INCLUDE), so
+ * that a page of a tag with a condition skips the rows whose stored state cannot meet it without
+ * reading their machines.
  */
 export const machineTags = pgTable(
   'machine_tags',
@@ -455,6 +459,11 @@ export const machineTags = pgTable(
     tag: text('tag').notNull(),
     name: text('name').notNull(),
     machineId: uuid('machine_id').notNull(),
+    osType: osTypeEnum('os_type'),
+    /** machines.summary_state ('<compliance>:<readiness>'), as stored. */
+    state: text('state'),
+    /** machines.summary_overdue > 0, as stored. */
+    overdue: boolean('overdue'),
   },
   (t) => [primaryKey({ columns: [t.tag, t.name, t.machineId] })],
 );

@@ -167,6 +167,20 @@ export function countBeforePage(counted: CountedGroups | null, filter: { complia
   return counted?.of === 'TAG' && (counted.osType !== undefined || counted.overdue !== undefined || !!filter.compliance?.length || !!filter.readiness?.length);
 }
 
+/**
+ * The stored states ('<compliance>:<readiness>', machines.summary_state) a machine must have to meet
+ * a filter's compliance and readiness (empty: any), or null when the filter has no condition a tag
+ * row's stored state, OS type or overdue can decide (a tag's page then reads every row of the tag as
+ * it comes). A tag's page with one (src/db/machines.ts, tagPage) reads only the machines whose tag
+ * rows carry one of these states, the OS type and overdue asked for, where the stored state holds.
+ */
+export function storedStatesMeeting(filter: { compliance?: readonly Compliance[]; readiness?: readonly AgentReadiness[]; osType?: OsType; overdue?: boolean }): string[] | null {
+  if (!filter.compliance?.length && !filter.readiness?.length && filter.osType === undefined && filter.overdue === undefined) return null;
+  const compliance = COMPLIANCE_STATES.filter((c) => !filter.compliance?.length || filter.compliance.includes(c));
+  const readiness = AGENT_READINESS.filter((r) => !filter.readiness?.length || filter.readiness.includes(r));
+  return compliance.flatMap((c) => readiness.map((r) => `${c}:${r}`));
+}
+
 /** The summary from the counted keys (a key not there counts 0). */
 export function summaryFromCounts(counts: ReadonlyMap<string, number>): FleetSummary {
   const n = (key: string) => counts.get(key) ?? 0;

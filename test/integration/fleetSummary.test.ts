@@ -10,11 +10,11 @@ import { saveBaseline } from '../../src/db/baselines.js';
 import { connectDatabase, type Database, type Db } from '../../src/db/client.js';
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups, sweepFleetSummary, sweepLapsedGenerations, syncFleetSummaryThresholds } from '../../src/db/fleetSummary.js';
 import { complianceSql } from '../../src/db/fleetSql.js';
-import { complianceSummary, listMachines, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow } from '../../src/db/machines.js';
+import { complianceSummary, listMachines, machineConditions, recordCheckIn, removeMachine, setMachineManagement, setMachineTags, type ComplianceSummaryRow, type MachineFilter } from '../../src/db/machines.js';
 import * as schema from '../../src/db/schema.js';
 import { machines as machinesTable } from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS, type FleetThresholds } from '../../src/fleet/compliance.js';
-import { complianceRank } from '../../src/fleet/machineOrder.js';
+import { complianceRank, type MachinePosition } from '../../src/fleet/machineOrder.js';
 import { groupsFromCounts, nextSummaryChange, summaryState, type FleetSummary } from '../../src/fleet/fleetSummary.js';
 import { assessmentReport, machineFacts } from '../../testkit/agentFacts.js';
 import { freshDatabase } from '../support/env.js';
@@ -29,6 +29,15 @@ const HOUR = 60 * MIN;
 /** The two summaries in one shape, whatever order their groups were read in. */
 const canonical = (s: FleetSummary | ComplianceSummaryRow) => ({ ...s, groups: sorted(s.groups) });
 const sorted = (groups: FleetSummary['groups']) => [...groups].sort((a, b) => `${a.compliance} ${a.readiness}`.localeCompare(`${b.compliance} ${b.readiness}`));
+
+/** A tag with each kind of condition its page reads from the tag rows' stored states (storedStatesMeeting). */
+const TAG_PAGE_FILTERS: MachineFilter[] = [
+  { tags: ['prod'], compliance: ['NON_COMPLIANT'] },
+  { tags: ['web'], readiness: ['DISCONNECTED', 'NOT_CONFIGURED'] },
+  { tags: ['prod'], overdue: true },
+  { tags: ['web'], osType: 'WINDOWS', compliance: ['COMPLIANT', 'NOT_ASSESSED'] },
+  { tags: ['prod', 'web'], overdue: false },
+];
 
 describe('the maintained compliance summary', () => {
   let database: Database;
@@ -185,7 +194,7 @@ describe('the maintained compliance summary', () => {
       }
     };
 
-    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0, overdueOsGroups: 0, overdueTagGroups: 0, lapsedGenerations: 0 };
+    const seen = { notAssessed: 0, disconnected: 0, nonCompliant: 0, overdue: 0, agentVersions: 0, osTypes: 0, tags: 0, tagOsTypes: 0, overdueGroups: 0, overdueOsGroups: 0, overdueTagGroups: 0, lapsedGenerations: 0, tagPages: 0 };
     const operations = await concurrentRounds(10, operation, async () => {
       const now = new Date(clock);
       const recomputed = await complianceSummary(database.db, now, thresholds);
@@ -219,10 +228,13 @@ describe('the maintained compliance summary', () => {
         }
       };
       await expectGroups(now);
-      // The rows the tag filter's page walks (machine_tags): each live machine's distinct tags with its name as stored now.
+      // The rows the tag filter's page walks (machine_tags): each live machine's distinct tags with its name, OS type, stored state and overdue as stored now.
       const tagRows = (rows: Array<{ row: string }>) => rows.map((r) => r.row).sort();
-      expect(tagRows(await database.sql<Array<{ row: string }>>`select concat_ws(' ', tag, name, machine_id) as row from machine_tags`)).toEqual(
-        tagRows(await database.sql<Array<{ row: string }>>`select distinct concat_ws(' ', t, name, id) as row from machines cross join unnest(tags) t where removed_at is null`),
+      expect(tagRows(await database.sql<Array<{ row: string }>>`select concat_ws(' ', tag, name, machine_id, os_type, state, overdue) as row from machine_tags`)).toEqual(
+        tagRows(
+          await database.sql<Array<{ row: string }>>`
+            select distinct concat_ws(' ', t, name, id, os_type, summary_state, coalesce(summary_overdue, 0) > 0) as row from machines cross join unnest(tags) t where removed_at is null`,
+        ),
       );
       // The upkeep changes no answer; a minute later (nobody swept) the answer is still the recompute's.
       await fleetSummaryUpkeep(database.db, now);
@@ -232,6 +244,22 @@ describe('the maintained compliance summary', () => {
       const later = new Date(clock + 3 * MIN + 1);
       expect(canonical(await maintainedComplianceSummary(database.db, later, thresholds))).toEqual(canonical(await complianceSummary(database.db, later, thresholds)));
       await expectGroups(later);
+      // A tag's page with a condition (the stored states that hold, and the lapsed machines evaluated), read page by page: the machines the condition recomputed keeps, in name order.
+      for (const at of [now, later]) {
+        for (const filter of TAG_PAGE_FILTERS) {
+          const expected = await database.db.select({ id: machinesTable.id }).from(machinesTable).where(machineConditions(filter, at, thresholds)).orderBy(machinesTable.name, machinesTable.id);
+          const ids: string[] = [];
+          let after: MachinePosition | undefined;
+          for (;;) {
+            const page = await listMachines(database.db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, after, limit: 7, now: at, thresholds, count: false });
+            ids.push(...page.rows.map((r) => r.id));
+            if (!page.hasMore) break;
+            after = page.positions.at(-1);
+          }
+          expect(ids, `${JSON.stringify(filter)} at ${at.toISOString()}`).toEqual(expected.map((r) => r.id));
+          seen.tagPages += ids.length > 0 ? 1 : 0;
+        }
+      }
       seen.notAssessed += recomputed.byCompliance.NOT_ASSESSED;
       seen.disconnected += recomputed.byReadiness.DISCONNECTED;
       seen.nonCompliant += recomputed.byCompliance.NON_COMPLIANT;

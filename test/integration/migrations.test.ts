@@ -965,6 +965,40 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it("0057 gives the tag rows already stored their machine's OS type, stored state and overdue, and keeps them so through state, OS type, tag, name and removal changes", async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0056');
+      // Each evaluated now (summary_at): the stored state is the state at that instant.
+      await db`insert into machines (name, os_type, os_name, os_version, environment, tags, last_seen_at, last_assessed_at, critical_count, sla_due_dates, summary_at) values
+        ('web-01', 'LINUX', 'os', '1', 'AWS', '{web,prod}', now(), now(), 1, '{}', now()),
+        ('web-02', 'WINDOWS', 'os', '1', 'AWS', '{web}', now(), null, 0, '{}', now()),
+        ('db-01', 'LINUX', 'os', '1', 'AWS', '{db,prod}', now(), now(), 1, '{}', now()),
+        ('db-02', 'LINUX', 'os', '1', 'AWS', '{db}', now(), now(), 0, '{}', now())`;
+      const stored = async () => db<Array<{ row: string }>>`select concat_ws(' ', tag, name, os_type, state, overdue) as row from machine_tags order by 1`;
+      const asMachines = async () =>
+        db<Array<{ row: string }>>`select concat_ws(' ', t, name, os_type, summary_state, coalesce(summary_overdue, 0) > 0) as row from machines cross join unnest(tags) t where removed_at is null order by 1`;
+
+      // It and the ones after it: today's code reads today's schema.
+      await migrateDatabase(url);
+      expect(await stored()).toEqual(await asMachines());
+      expect((await stored()).map((r) => r.row)).toEqual(expect.arrayContaining(['prod db-01 LINUX NON_COMPLIANT:READY f', 'web web-02 WINDOWS NOT_ASSESSED:READY f']));
+      // A state, an OS type, tags, a name changed, a machine removed, one enrolled: the rows follow, in the writer's statement
+      // (overdue, which needs a baseline's due dates, changes in fleetSummary.test.ts's random operations).
+      await db`update machines set critical_count = 0 where name = 'web-01'`;
+      await db`update machines set os_type = 'LINUX' where name = 'web-02'`;
+      await db`update machines set critical_count = 0 where name = 'db-01'`;
+      await db`update machines set tags = '{db,web}', name = 'db-20', last_seen_at = now() - interval '1 day', summary_at = now() where name = 'db-02'`;
+      await db`update machines set removed_at = now() where name = 'web-02'`;
+      await db`insert into machines (name, os_type, os_name, os_version, environment, tags, last_seen_at, last_assessed_at, critical_count) values ('db-03', 'WINDOWS', 'os', '1', 'AWS', '{db}', now(), now(), 2)`;
+      // (db-03 evaluated at its enrollment's summary_at, as enrollments are.)
+      const after = await stored();
+      expect(after).toEqual(await asMachines());
+      expect(after.map((r) => r.row)).toEqual(
+        expect.arrayContaining(['prod db-01 LINUX COMPLIANT:READY f', 'web db-20 LINUX COMPLIANT:DISCONNECTED f', 'db db-03 WINDOWS NON_COMPLIANT:READY f', 'web web-01 LINUX COMPLIANT:READY f']),
+      );
+    });
+  });
+
   it("0055 joins an UPDATE's old and new machine rows in the summary's trigger by hash, whatever the connection updated first", async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0054');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
-import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, storedStatesMeeting, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
 import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
@@ -202,5 +202,15 @@ describe("the computers page's count", () => {
     expect(first({ osType: 'LINUX', overdue: true, compliance: ['NON_COMPLIANT'] })).toBe(false);
     expect(first({ tags: ['web', 'prod'], osType: 'LINUX' })).toBe(false);
     expect(first({ tags: ['web'], nameContains: 'db' })).toBe(false);
+  });
+
+  it("names the stored states a tag's machine must have to meet compliance and readiness, or none when nothing stored can decide", () => {
+    expect(storedStatesMeeting({ compliance: ['NON_COMPLIANT'], readiness: ['READY', 'DISCONNECTED'] })).toEqual(['NON_COMPLIANT:READY', 'NON_COMPLIANT:DISCONNECTED']);
+    expect(storedStatesMeeting({ readiness: ['NOT_CONFIGURED'] })).toEqual(['COMPLIANT:NOT_CONFIGURED', 'NON_COMPLIANT:NOT_CONFIGURED', 'NOT_ASSESSED:NOT_CONFIGURED']);
+    // The OS type or overdue alone: every state, the rows' OS type and overdue deciding.
+    expect(storedStatesMeeting({ osType: 'WINDOWS' })).toHaveLength(9);
+    expect(storedStatesMeeting({ overdue: false })).toHaveLength(9);
+    expect(storedStatesMeeting({})).toBeNull();
+    expect(storedStatesMeeting({ compliance: [], readiness: [] })).toBeNull();
   });
 });
