@@ -91,6 +91,11 @@
  * `VM-0`) and two tags (machinesTwoTags, the 1,000 `rare` machines, all `env:prod`); before: the page
  * with its count of every match.
  *
+ * --disconnect-prod (with --dir; it stays in that fleet's database): the first 20 machines of
+ * `env:prod` by name silent for 8 days (DISCONNECTED at the fleet's week), so that a tag has a
+ * condition few of its machines meet (machinesTagFew; the generated fleet's conditions hold for all
+ * or none of a tag's machines).
+ *
  * --import-fixes (with --dir; they stay in that fleet's database): Debian tracker fixes for the
  * common CVE-2026-10001 (which advisories also name) and for CVE-2026-20008 (cveImported: named by no
  * advisory, as a Debian fleet's CVEs are), each reaching every machine that lists its package, through
@@ -294,6 +299,8 @@ const QUERIES = {
   // Filters no maintained count covers, counted up to MATCHES_COUNTED_UP_TO: a part every name of the generated fleet holds, two tags (1,000 machines).
   machinesNameCommon: `{ machines(first: 50, filter: {nameContains: "VM-0"}) { ${PAGE_FIELDS} } }`,
   machinesTwoTags: `{ machines(first: 50, filter: {tags: ["env:prod", "rare"]}) { ${PAGE_FIELDS} } }`,
+  // A tag with a condition few of its machines meet (--disconnect-prod: 20 of env:prod's 100,000 silent for 8 days).
+  machinesTagFew: `{ machines(first: 50, filter: {tags: ["env:prod"], readiness: [DISCONNECTED]}) { ${PAGE_FIELDS} } }`,
 };
 const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
 const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
@@ -301,10 +308,11 @@ const TAG_OS: MachineFilter = { ...TAG_COMPLIANCE, osType: 'LINUX' };
 const OVERDUE_READY: MachineFilter = { overdue: true, readiness: ['READY'] };
 const OVERDUE_OS: MachineFilter = { overdue: true, osType: 'LINUX' };
 const OVERDUE_TAG: MachineFilter = { overdue: true, tags: ['env:prod'] };
+const TAG_FEW: MachineFilter = { tags: ['env:prod'], readiness: ['DISCONNECTED'] };
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags', 'machinesTagFew'];
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -410,7 +418,7 @@ async function time(runs: number, fn: () => Promise<unknown>, warmUps = 2): Prom
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' }, 'skip-full': { type: 'boolean', default: false }, 'import-fixes': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,50000,100000' }, runs: { type: 'string', default: '15' }, updates: { type: 'string', default: '50' }, queries: { type: 'string' }, baselines: { type: 'boolean', default: false }, snapshot: { type: 'boolean', default: false }, export: { type: 'boolean', default: false }, dir: { type: 'string' }, 'skip-full': { type: 'boolean', default: false }, 'import-fixes': { type: 'boolean', default: false }, 'disconnect-prod': { type: 'boolean', default: false } } });
   const generated = values.dir;
   const chosen = (
     values.queries ?? (generated ? (Object.keys(QUERIES) as Array<keyof typeof QUERIES>).filter((q) => !ON_REQUEST.includes(q)) : ['machinesPage', 'complianceSummary', 'missingUpdates']).join(',')
@@ -485,6 +493,7 @@ async function main(): Promise<number> {
       machinesName: () => filteredBy({ nameContains: 'M-01234' })(db),
       machinesNameCommon: () => computersPageOf({ nameContains: 'VM-0' }),
       machinesTwoTags: () => computersPageOf({ tags: ['env:prod', 'rare'] }),
+      machinesTagFew: () => computersPageOf(TAG_FEW),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
@@ -527,6 +536,8 @@ async function main(): Promise<number> {
       // Before the bound: the page with its count of every match.
       machinesNameCommon: () => filteredBy({ nameContains: 'VM-0' })(db),
       machinesTwoTags: () => filteredBy({ tags: ['env:prod', 'rare'] })(db),
+      // The same page with its count of every match (the page as it reads now: measure the walk before 0057 with that tree).
+      machinesTagFew: () => filteredBy(TAG_FEW)(db),
     };
     let loaded = 0;
     let totalRows = 0;
@@ -541,6 +552,11 @@ async function main(): Promise<number> {
       const [at] = await stack.database.sql<Array<{ id: string; name: string }>>`select id, name from machines where removed_at is null order by name, id offset ${offset - 1} limit 1`;
       deep = { position: { key: null, name: at!.name, id: at!.id }, offset };
       deepCursor = encodeMachineCursor({ field: 'NAME', direction: 'ASC' }, deep.position);
+      if (values['disconnect-prod']) {
+        await stack.database.sql`update machines set last_seen_at = now() - interval '8 days', summary_at = now()
+          where id in (select machine_id from machine_tags where tag = 'env:prod' order by name, machine_id limit 20)`;
+        say('the first 20 machines of env:prod by name: silent for 8 days (DISCONNECTED)');
+      }
       if (values['import-fixes']) {
         await replaceImportedFixes(db, 'bench/fleetQueries.ts --import-fixes', [{ source: 'DEBIAN', fixes: BENCH_FIXES }]);
         say(`imported ${BENCH_FIXES.length} Debian tracker fixes (CVE-2026-10001 on pkg-001, ${IMPORTED_ONLY_CVE} on pkg-008, the rest for absent packages): they stay in ${generated}`);
