@@ -669,68 +669,51 @@ export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | '
       ? sql`${tags[0]!}`
       : sql`(select x from unnest(${sql.param(tags)}::text[]) x order by (select coalesce(sum(c.n), 0) from ${machineTagCounts} c where c.tag = x), x limit 1)`;
   const afterRow = query.after ? sql`(${machineTags.name}, ${machineTags.machineId}) > (${query.after.name}, ${query.after.id}::uuid)` : undefined;
-  // Each machine is read from its tag row, in a subquery kept apart (its `limit 1`, one machine by
-  // its key, is what keeps the planner from turning the lateral into a join the other way round).
-  // As a join, with statistics that did not yet know a bulk enrollment, it planned the live
-  // machines first and probed the tag's rows for each by machine id, which the key (tag, name, id)
-  // cannot find: every row of the tag per machine, 4 s for 10,000 machines
-  // (test/integration/machineCounts.test.ts reads the plan).
-  const machine = (holds?: SQL) =>
-    db
-      .select(getTableColumns(machines))
-      .from(machines)
-      .where(and(sql`${machines.id} = ${machineTags.machineId}`, where, holds))
-      .limit(1)
-      .as('m');
-  const states = storedStatesMeeting(query.filter);
-  if (!states) {
-    const m = machine();
-    return db
-      .select(columnsOf(m))
-      .from(machineTags)
-      .crossJoinLateral(m)
-      .where(and(sql`${machineTags.tag} = ${from}`, afterRow))
-      .orderBy(asc(machineTags.name), asc(machineTags.machineId))
-      .offset(query.after ? 0 : query.offset)
-      .limit(query.limit + 1);
-  }
-  const at = query.now.toISOString();
   const enough = (query.after ? 0 : query.offset) + query.limit + 1;
-  const settled = settledSql(query.thresholds);
-  const stored = and(
-    sql`${machineTags.state} = any(${sql.param(states)}::text[])`,
-    query.filter.osType ? sql`${machineTags.osType} = ${query.filter.osType}` : undefined,
-    query.filter.overdue === undefined ? undefined : sql`${machineTags.overdue} = ${query.filter.overdue}`,
-  );
-  // `rows`: on the tag rows, where an uncorrelated condition (settled or not) is a one-time filter: the whole walk or none.
-  const walk = (holds: SQL | undefined, rows: SQL) => {
-    const m = machine(holds);
-    return sql`(select ${m.id} as id from ${machineTags} cross join lateral ${m}
-      where ${machineTags.tag} = ${from} and ${and(afterRow, rows)}
+  // The walk: each tag row's machine read by its key alone, in a lateral subquery named as the
+  // table (so that the conditions, written on machines, apply to it) whose `limit 1` keeps every
+  // condition out of it and the planner from turning it into a join the other way round. Planned
+  // on statistics that did not yet know a bulk enrollment, a join (and a lateral with the
+  // conditions inside) read the live machines first, or through the OS type's index, probing for
+  // each tag row: every row of the tag per machine, 4 to 23 s for a tag of 10,000 machines
+  // (test/integration/machineCounts.test.ts reads the plan; BENCHMARKS.md, "Reads on statistics
+  // that lag behind the fleet"). `rows`: conditions on the tag row; an uncorrelated one (settled or
+  // not) is a one-time filter, the whole walk or none.
+  const walk = (conditions: SQL | undefined, rows?: SQL) =>
+    sql`(select ${machines.id} from ${machineTags}
+      cross join lateral (select * from ${machines} where ${machines.id} = ${machineTags.machineId} limit 1) ${machines}
+      where ${and(sql`${machineTags.tag} = ${from}`, rows, afterRow, where, conditions)}
       order by ${machineTags.name}, ${machineTags.machineId} limit ${enough})`;
-  };
-  const everyCondition = machineConditions(query.filter, query.now, query.thresholds);
-  const afterMachine = query.after ? afterOnName(query.after) : sql`true`;
-  const lapsed = (which: SQL) =>
-    sql`(select ${machines.id} from ${machines} where ${everyCondition} and ${afterMachine} and ${settled} and ${which} order by ${machines.name}, ${machines.id} limit ${enough})`;
+  const states = storedStatesMeeting(query.filter);
+  let read: SQL;
+  if (!states) {
+    read = walk(undefined);
+  } else {
+    const at = query.now.toISOString();
+    const settled = settledSql(query.thresholds);
+    const stored = and(
+      settled,
+      sql`${machineTags.state} = any(${sql.param(states)}::text[])`,
+      query.filter.osType ? sql`${machineTags.osType} = ${query.filter.osType}` : undefined,
+      query.filter.overdue === undefined ? undefined : sql`${machineTags.overdue} = ${query.filter.overdue}`,
+    );
+    const everyCondition = machineConditions(query.filter, query.now, query.thresholds);
+    const afterMachine = query.after ? afterOnName(query.after) : sql`true`;
+    const lapsed = (which: SQL) =>
+      sql`(select ${machines.id} from ${machines} where ${everyCondition} and ${afterMachine} and ${settled} and ${which} order by ${machines.name}, ${machines.id} limit ${enough})`;
+    read = sql`${walk(stateHolds(at), stored)}
+      union all ${lapsed(clockLapsed(at))}
+      union all ${lapsed(generationLapsed)}
+      union all ${walk(undefined, sql`not ${settled}`)}`;
+  }
+  // The page's machines by their keys (at most four walks' worth of ids).
   return db
     .select()
     .from(machines)
-    .where(
-      sql`${machines.id} in (select id from (
-        ${walk(stateHolds(at), and(settled, stored)!)}
-        union all ${lapsed(clockLapsed(at))}
-        union all ${lapsed(generationLapsed)}
-        union all ${walk(undefined, sql`not ${settled}`)}) passed)`,
-    )
+    .where(sql`${machines.id} = any(array(select id from (${read}) page))`)
     .orderBy(asc(machines.name), asc(machines.id))
     .offset(query.after ? 0 : query.offset)
     .limit(query.limit + 1);
-}
-
-/** A subquery's columns as a select takes them (drizzle selects a subquery only field by field). */
-function columnsOf<T extends { _: { selectedFields: Record<string, unknown> } }>(subquery: T): T['_']['selectedFields'] {
-  return subquery._.selectedFields;
 }
 
 /** Whether the stored summary states are of this process's thresholds (else each machine is evaluated now). */
