@@ -109,6 +109,7 @@ async function main(): Promise<void> {
       ['filter tag "env:prod" (one in ten), with its count', both(page({ tags: ['env:prod'] }, byName), tagGroups('env:prod'))],
       ['filter tag "env:prod" and NON_COMPLIANT, with its count', countThenPage({ tags: ['env:prod'], compliance: ['NON_COMPLIANT'] })],
       ['filter tag "env:prod", OS type LINUX and NON_COMPLIANT, with its count', countThenPage({ tags: ['env:prod'], osType: 'LINUX', compliance: ['NON_COMPLIANT'] })],
+      ['filter tag "env:prod" and DISCONNECTED (20 of its 100,000 after bench/fleetQueries.ts --disconnect-prod), with its count', countThenPage({ tags: ['env:prod'], readiness: ['DISCONNECTED'] })],
       ['filter overdue and OS type LINUX, with its count', both(page({ overdue: true, osType: 'LINUX' }, byName), summaryCounts)],
       ['filter overdue and tag "env:prod" (none match), with its count', countThenPage({ overdue: true, tags: ['env:prod'] })],
       ['filter not overdue and tag "env:prod", with its count', countThenPage({ overdue: false, tags: ['env:prod'] })],

@@ -82,4 +82,8 @@ BEGIN
 END
 $$;--> statement-breakpoint
 UPDATE "machine_tags" mt SET "os_type" = m."os_type", "state" = m."summary_state", "overdue" = coalesce(m."summary_overdue", 0) > 0
-FROM "machines" m WHERE m."id" = mt."machine_id";
+FROM "machines" m WHERE m."id" = mt."machine_id";--> statement-breakpoint
+-- The new columns' statistics now: without them the planner guessed that few tag rows meet any
+-- state and read a tag's rows whole to sort them (80 ms at 1,000,000 machines for a page most of
+-- the tag's machines meet, 1.3 ms once analyzed).
+ANALYZE "machine_tags";
