@@ -36,7 +36,10 @@
  * updates) are stored before the timed part: the ingest then computes each machine's imported-fix
  * exposures (migration 0048) as on a Debian fleet with the tracker imported.
  *
- * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats] [--without index,trigger,...] [--fixes K]
+ * With --tags a,b, every machine enrolls with those tags (its enrollment key's): a first report then
+ * changes the state of a tagged machine, which moves its tag counts and restates its tag rows (0057).
+ *
+ * Run:  npx tsx bench/ingest.ts [--machines 1000] [--updates 50] [--concurrency 16] [--rereports] [--cpu-prof DIR] [--pg-stats] [--without index,trigger,...] [--fixes K] [--tags a,b]
  * Needs dist/ (`npm run build`), the Temporal CLI (found or built as for the tests) and psql
  * (FLEETPATCH_PSQL, else `psql` on the PATH).
  */
@@ -83,14 +86,14 @@ async function postgresCpuSeconds(stack: Stack): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false }, without: { type: 'string', default: '' }, fixes: { type: 'string', default: '0' } } });
+  const { values } = parseArgs({ options: { machines: { type: 'string', default: '1000' }, updates: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '16' }, rereports: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' }, 'pg-stats': { type: 'boolean', default: false }, without: { type: 'string', default: '' }, fixes: { type: 'string', default: '0' }, tags: { type: 'string', default: '' } } });
   const without = values.without.split(',').filter(Boolean);
   const n = Number(values.machines);
   const m = Number(values.updates);
   const concurrency = Number(values.concurrency);
   const loadAtStart = [...(await import('node:os')).loadavg()];
   installInterruptHandler();
-  say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight${values.rereports ? ', second reports (same updates)' : ''}`);
+  say(`ingest benchmark: ${n} machines × about ${m} pending updates, ${concurrency} reports in flight${values.rereports ? ', second reports (same updates)' : ''}${values.tags ? `, every machine tagged ${values.tags}` : ''}`);
   // --cpu-prof DIR: the API process writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
   // --pg-stats: PostgreSQL with pg_stat_statements (statements inside triggers and functions too); the timed part's statements printed by total time.
   const stack = await startStack({
@@ -99,7 +102,7 @@ async function main(): Promise<number> {
     ...(values['pg-stats'] ? { postgresSettings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '10000', 'pg_stat_statements.track': 'all', track_functions: 'pl' } } : {}),
   });
   try {
-    const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: [] });
+    const { secret } = await createEnrollmentKey(stack.database.db, { description: 'bench ingest', expiresAt: null, maxUses: null, defaultTags: values.tags.split(',').filter(Boolean) });
     const profile = { ...DEFAULT_PROFILE, updatesPerMachine: m };
     const enrollStart = performance.now();
     const agents = await mapLimit(
