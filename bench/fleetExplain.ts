@@ -79,7 +79,7 @@ async function main(): Promise<void> {
              (select name from machines order by name offset (select count(*) * 9 / 10 from machines) limit 1) as deep, 'rare-tool' as rare`;
     const [deepRow] = await sql<Array<{ id: string; name: string }>>`select id, name from machines where name = ${fleet!.deep} order by id limit 1`;
     const { thresholds } = loadConfig(BENCH_THRESHOLDS_ENV);
-    const page = (filter: MachineFilter, sort: MachineSort, extra: Partial<MachineQuery> & { count?: boolean } = {}) => () =>
+    const page = (filter: MachineFilter, sort: MachineSort, extra: Partial<MachineQuery> = {}) => () =>
       listMachines(db, { filter, sort, offset: 0, limit: 50, now: new Date(), thresholds, count: false, ...extra });
     const byName: MachineSort = { field: 'NAME', direction: 'ASC' };
     // The maintained counts are read at the thresholds their states were stored with (the

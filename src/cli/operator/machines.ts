@@ -86,9 +86,9 @@ export async function machinesList(options: MachinesListOptions): Promise<void> 
 
 /** "50 of 120 machines; next page: --after X". `exact` false: total is a lower bound (the API's totalCountExact): "50 of more than 10000 machines". */
 export function footer(shown: number, total: number, what: string, nextCursor: string | null, exact = true): string {
-  const plural = total === 1 ? what : `${what}s`;
+  const of = (n: number) => `${n} ${n === 1 ? what : `${what}s`}`;
   if (total === 0) return `No ${what} matches.`;
-  const count = shown >= total ? `${shown} ${shown === 1 ? what : `${what}s`}` : `${shown} of ${exact ? '' : 'more than '}${total} ${plural}`;
+  const count = shown >= total ? of(shown) : `${shown} of ${exact ? '' : 'more than '}${of(total)}`;
   return nextCursor ? `${count}; next page: --after ${nextCursor} (or --all)` : count;
 }
 
