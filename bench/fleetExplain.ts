@@ -117,6 +117,12 @@ async function main(): Promise<void> {
       ['filter tags "rare" and "env:prod", with its count', countThenPage({ tags: ['rare', 'env:prod'] })],
       ['filter name contains "12345", with its count', countThenPage({ nameContains: '12345' })],
       ['filter name contains "VM-0" (every name), with its count', countThenPage({ nameContains: 'VM-0' })],
+      // Parts of one or two characters (machine_name_grams, 0058).
+      ['filter name contains "zz" (no name), with its count', countThenPage({ nameContains: 'zz' })],
+      ['filter name contains "77" (one name in 28), with its count', countThenPage({ nameContains: '77' })],
+      ['filter name contains "v" (every name), with its count', countThenPage({ nameContains: 'v' })],
+      ['filter name contains "77" and NON_COMPLIANT, with its count', countThenPage({ nameContains: '77', compliance: ['NON_COMPLIANT'] })],
+      ['sort by critical and security count, name contains "zz"', page({ nameContains: 'zz' }, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
       ['sort by critical and security count', page({}, { field: 'CRITICAL_AND_SECURITY_COUNT', direction: 'DESC' })],
       ['sort by other count', page({}, { field: 'OTHER_COUNT', direction: 'DESC' })],
       ['sort by last seen', page({}, { field: 'LAST_SEEN', direction: 'DESC' })],

@@ -91,6 +91,11 @@
  * `VM-0`) and two tags (machinesTwoTags, the 1,000 `rare` machines, all `env:prod`); before: the page
  * with its count of every match.
  *
+ * Parts of a name of one and two characters (--dir only; machine_name_grams, migration 0058), read as
+ * the API reads them: none of the generated names holds `zz` (machinesNameShortNone) or `q`
+ * (machinesNameCharNone), every one holds `-0` (machinesNameShortCommon) and `v`
+ * (machinesNameCharCommon); before: the page and its count with the part as ILIKE.
+ *
  * --disconnect-prod (with --dir; it stays in that fleet's database): the first 20 machines of
  * `env:prod` by name silent for 8 days (DISCONNECTED at the fleet's week), so that a tag has a
  * condition few of its machines meet (machinesTagFew; the generated fleet's conditions hold for all
@@ -126,6 +131,7 @@ import { applyMissingUpdateDelta, maintainedMissingUpdateGroups } from '../src/d
 import { fleetSummaryUpkeep, maintainedComplianceSummary, maintainedSummaryCounts, maintainedTagGroups } from '../src/db/fleetSummary.js';
 import { complianceSummary, computersPage, listMachines, machineConditions, machinesMissing, missingUpdateGroups, type MachineFilter } from '../src/db/machines.js';
 import { MISSING_MACHINES_ROWS_BUDGET } from '../src/fleet/missingUpdates.js';
+import { MATCHES_COUNTED_UP_TO } from '../src/fleet/fleetSummary.js';
 import { advisoryCves, cveCandidates, cveCandidatesByName, cveFigures, cveFiguresWithImports, cveListFigures, cveStoredRows, replaceImportedFixes, trackerCandidates } from '../src/db/cves.js';
 import type { TrackerFix } from '../src/fleet/cves.js';
 import type { Db } from '../src/db/client.js';
@@ -301,6 +307,11 @@ const QUERIES = {
   machinesTwoTags: `{ machines(first: 50, filter: {tags: ["env:prod", "rare"]}) { ${PAGE_FIELDS} } }`,
   // A tag with a condition few of its machines meet (--disconnect-prod: 20 of env:prod's 100,000 silent for 8 days).
   machinesTagFew: `{ machines(first: 50, filter: {tags: ["env:prod"], readiness: [DISCONNECTED]}) { ${PAGE_FIELDS} } }`,
+  // Parts of a name of one and two characters (machine_name_grams, 0058): none of the generated names holds `zz` or `q`; all hold `-0` and `v`.
+  machinesNameShortNone: `{ machines(first: 50, filter: {nameContains: "zz"}) { ${PAGE_FIELDS} } }`,
+  machinesNameShortCommon: `{ machines(first: 50, filter: {nameContains: "-0"}) { ${PAGE_FIELDS} } }`,
+  machinesNameCharNone: `{ machines(first: 50, filter: {nameContains: "q"}) { ${PAGE_FIELDS} } }`,
+  machinesNameCharCommon: `{ machines(first: 50, filter: {nameContains: "v"}) { ${PAGE_FIELDS} } }`,
 };
 const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
 const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
@@ -312,7 +323,16 @@ const TAG_FEW: MachineFilter = { tags: ['env:prod'], readiness: ['DISCONNECTED']
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags', 'machinesTagFew'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags', 'machinesTagFew', 'machinesNameShortNone', 'machinesNameShortCommon', 'machinesNameCharNone', 'machinesNameCharCommon'];
+
+/** A page of the machines whose name holds `part` and its count up to MATCHES_COUNTED_UP_TO, with the part as ILIKE (before 0058). */
+function partAsIlike(db: Db, part: string) {
+  const holds = sql`${machines.removedAt} is null and ${machines.name} ilike ${`%${part}%`}`;
+  return Promise.all([
+    db.select().from(machines).where(holds).orderBy(asc(machines.name), asc(machines.id)).limit(51),
+    db.select({ n: sql<number>`count(*)::int` }).from(db.select({ one: sql`1` }).from(machines).where(holds).limit(MATCHES_COUNTED_UP_TO + 1).as('matches')),
+  ]);
+}
 
 /** The API process's memory: heap used (its /metrics, the Node default metrics) and RSS (/proc). */
 async function serverMemory(stack: Stack): Promise<{ heap: number; rss: number }> {
@@ -494,6 +514,10 @@ async function main(): Promise<number> {
       machinesNameCommon: () => computersPageOf({ nameContains: 'VM-0' }),
       machinesTwoTags: () => computersPageOf({ tags: ['env:prod', 'rare'] }),
       machinesTagFew: () => computersPageOf(TAG_FEW),
+      machinesNameShortNone: () => computersPageOf({ nameContains: 'zz' }),
+      machinesNameShortCommon: () => computersPageOf({ nameContains: '-0' }),
+      machinesNameCharNone: () => computersPageOf({ nameContains: 'q' }),
+      machinesNameCharCommon: () => computersPageOf({ nameContains: 'v' }),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
@@ -538,6 +562,11 @@ async function main(): Promise<number> {
       machinesTwoTags: () => filteredBy({ tags: ['env:prod', 'rare'] })(db),
       // The same page with its count of every match (the page as it reads now: measure the walk before 0057 with that tree).
       machinesTagFew: () => filteredBy(TAG_FEW)(db),
+      // Before 0058: the page and its count up to MATCHES_COUNTED_UP_TO with the part as ILIKE, as computersPage read it.
+      machinesNameShortNone: () => partAsIlike(db, 'zz'),
+      machinesNameShortCommon: () => partAsIlike(db, '-0'),
+      machinesNameCharNone: () => partAsIlike(db, 'q'),
+      machinesNameCharCommon: () => partAsIlike(db, 'v'),
     };
     let loaded = 0;
     let totalRows = 0;

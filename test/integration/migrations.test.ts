@@ -965,6 +965,35 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it("0058 cuts the stored machines' names into their parts of one and two characters, and keeps them so through enrollment, renames, removal and deletion", async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0057');
+      await db`insert into machines (name, os_type, os_name, os_version, environment, removed_at) values
+        ('Web-01', 'LINUX', 'os', '1', 'AWS', null), ('DB ä', 'LINUX', 'os', '1', 'AWS', null), ('gone', 'LINUX', 'os', '1', 'AWS', now())`;
+      const stored = async () => (await db<Array<{ row: string }>>`select gram || '|' || name as row from machine_name_grams order by 1`).map((r) => r.row);
+      const asMachines = async () =>
+        (await db<Array<{ row: string }>>`select distinct substr(lower(name), i, k) || '|' || name as row from machines, generate_series(1, 2) k, generate_series(1, length(name) - k + 1) i where removed_at is null order by 1`).map((r) => r.row);
+
+      await migrateDatabase(url);
+      // Every live machine's distinct parts, lowercased; none of the removed machine's.
+      expect((await stored()).filter((r) => r.endsWith('|Web-01'))).toEqual(['-0|Web-01', '-|Web-01', '01|Web-01', '0|Web-01', '1|Web-01', 'b-|Web-01', 'b|Web-01', 'e|Web-01', 'eb|Web-01', 'w|Web-01', 'we|Web-01'].sort());
+      expect(await stored()).toEqual(await asMachines());
+      expect(await stored()).toEqual(expect.arrayContaining(['ä|DB ä', ' ä|DB ä', 'b |DB ä']));
+      expect((await stored()).some((r) => r.endsWith('|gone'))).toBe(false);
+
+      await db`insert into machines (name, os_type, os_name, os_version, environment) values ('new-1', 'LINUX', 'os', '1', 'AWS')`;
+      await db`update machines set name = 'web-02' where name = 'Web-01'`;
+      await db`update machines set removed_at = null where name = 'gone'`;
+      await db`update machines set removed_at = now() where name = 'DB ä'`;
+      await db`update machines set last_seen_at = now()`;
+      expect(await stored()).toEqual(await asMachines());
+      expect((await stored()).filter((r) => r.startsWith('we|'))).toEqual(['we|web-02']);
+      await db`delete from machines where name = 'new-1'`;
+      expect(await stored()).toEqual(await asMachines());
+      expect((await stored()).some((r) => r.endsWith('|new-1'))).toBe(false);
+    });
+  });
+
   it("0057 gives the tag rows already stored their machine's OS type, stored state and overdue, and keeps them so through state, OS type, tag, name and removal changes", async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0056');
