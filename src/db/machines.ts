@@ -755,11 +755,16 @@ export function tagPage(db: Db, query: Pick<MachineQuery, 'filter' | 'after' | '
       union all ${lapsed(generationLapsed)}
       union all ${walk(undefined, sql`not ${settled}`)}`;
   }
-  // The page's machines by their keys (at most four walks' worth of ids).
+  // At most four walks' worth of ids.
+  return walkedPage(db, read, query);
+}
+
+/** The page of the machines a walk in name order found (`ids`: a statement of their ids, a few pages' worth), read by their keys. */
+function walkedPage(db: Db, ids: SQL, query: Pick<MachineQuery, 'after' | 'offset' | 'limit'>) {
   return db
     .select()
     .from(machines)
-    .where(sql`${machines.id} = any(array(select id from (${read}) page))`)
+    .where(sql`${machines.id} = any(array(select id from (${ids}) page))`)
     .orderBy(asc(machines.name), asc(machines.id))
     .offset(query.after ? 0 : query.offset)
     .limit(query.limit + 1);
@@ -791,14 +796,7 @@ function namePartWalk(filter: MachineFilter, where: SQL | undefined, limit: numb
 
 /** A page in name order of a short part of a name many machines' names hold (namePartWalk), then the page's machines by their keys. */
 async function pageByNamePart(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
-  const walked = namePartWalk(query.filter, where, (query.after ? 0 : query.offset) + query.limit + 1, query.after);
-  const rows = await db
-    .select()
-    .from(machines)
-    .where(sql`${machines.id} = any(array(${walked}))`)
-    .orderBy(asc(machines.name), asc(machines.id))
-    .offset(query.after ? 0 : query.offset)
-    .limit(query.limit + 1);
+  const rows = await walkedPage(db, namePartWalk(query.filter, where, (query.after ? 0 : query.offset) + query.limit + 1, query.after), query);
   return rows.map((row) => ({ row, position: { key: null, name: row.name, id: row.id } }));
 }
 
