@@ -94,7 +94,9 @@
  * Parts of a name of one and two characters (--dir only; machine_name_grams, migration 0058), read as
  * the API reads them: none of the generated names holds `zz` (machinesNameShortNone) or `q`
  * (machinesNameCharNone), every one holds `-0` (machinesNameShortCommon) and `v`
- * (machinesNameCharCommon); before: the page and its count with the part as ILIKE.
+ * (machinesNameCharCommon); before: the page and its count with the part as ILIKE. A part every name
+ * holds with conditions the maintained counts say none (machinesNameNoneMeet) or 20 machines
+ * (machinesNameTagFew, after --disconnect-prod) meet; before: the walk without those counts first.
  *
  * --disconnect-prod (with --dir; it stays in that fleet's database): the first 20 machines of
  * `env:prod` by name silent for 8 days (DISCONNECTED at the fleet's week), so that a tag has a
@@ -312,7 +314,12 @@ const QUERIES = {
   machinesNameShortCommon: `{ machines(first: 50, filter: {nameContains: "-0"}) { ${PAGE_FIELDS} } }`,
   machinesNameCharNone: `{ machines(first: 50, filter: {nameContains: "q"}) { ${PAGE_FIELDS} } }`,
   machinesNameCharCommon: `{ machines(first: 50, filter: {nameContains: "v"}) { ${PAGE_FIELDS} } }`,
+  // A part every name holds with conditions few or no machines meet (the maintained counts say so): none is compliant and disconnected; 20 of env:prod are disconnected (--disconnect-prod).
+  machinesNameNoneMeet: `{ machines(first: 50, filter: {nameContains: "VM-0", compliance: [COMPLIANT], readiness: [DISCONNECTED]}) { ${PAGE_FIELDS} } }`,
+  machinesNameTagFew: `{ machines(first: 50, filter: {nameContains: "VM-0", tags: ["env:prod"], readiness: [DISCONNECTED]}) { ${PAGE_FIELDS} } }`,
 };
+const NAME_NONE_MEET: MachineFilter = { nameContains: 'VM-0', compliance: ['COMPLIANT'], readiness: ['DISCONNECTED'] };
+const NAME_TAG_FEW: MachineFilter = { nameContains: 'VM-0', tags: ['env:prod'], readiness: ['DISCONNECTED'] };
 const OS_COMPLIANCE: MachineFilter = { osType: 'LINUX', compliance: ['NON_COMPLIANT'] };
 const TAG_COMPLIANCE: MachineFilter = { tags: ['env:prod'], compliance: ['NON_COMPLIANT'] };
 const TAG_OS: MachineFilter = { ...TAG_COMPLIANCE, osType: 'LINUX' };
@@ -323,7 +330,7 @@ const TAG_FEW: MachineFilter = { tags: ['env:prod'], readiness: ['DISCONNECTED']
 /** Not measured unless asked for with --queries (one read costs seconds). */
 const ON_REQUEST: ReadonlyArray<keyof typeof QUERIES> = [];
 /** Measured on a generated fleet only (--dir): they name what its generator made. */
-const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags', 'machinesTagFew', 'machinesNameShortNone', 'machinesNameShortCommon', 'machinesNameCharNone', 'machinesNameCharCommon'];
+const GENERATED_ONLY: ReadonlyArray<keyof typeof QUERIES> = ['missingRare', 'missingCommon', 'cveRare', 'cveCommon', 'cveImported', 'machinesOsType', 'machinesOsTypeAll', 'machinesOsCompliance', 'machinesTag', 'machinesTagCompliance', 'machinesTagOs', 'machinesOverdue', 'machinesOverdueOs', 'machinesOverdueTag', 'machinesName', 'machinesNameCommon', 'machinesTwoTags', 'machinesTagFew', 'machinesNameShortNone', 'machinesNameShortCommon', 'machinesNameCharNone', 'machinesNameCharCommon', 'machinesNameNoneMeet', 'machinesNameTagFew'];
 
 /** A page of the machines whose name holds `part` and its count up to MATCHES_COUNTED_UP_TO, with the part as ILIKE (before 0058). */
 function partAsIlike(db: Db, part: string) {
@@ -518,6 +525,8 @@ async function main(): Promise<number> {
       machinesNameShortCommon: () => computersPageOf({ nameContains: '-0' }),
       machinesNameCharNone: () => computersPageOf({ nameContains: 'q' }),
       machinesNameCharCommon: () => computersPageOf({ nameContains: 'v' }),
+      machinesNameNoneMeet: () => computersPageOf(NAME_NONE_MEET),
+      machinesNameTagFew: () => computersPageOf(NAME_TAG_FEW),
     };
     const fullPass: Record<keyof typeof QUERIES, () => Promise<unknown>> = {
       machinesPage: page(true),
@@ -567,6 +576,9 @@ async function main(): Promise<number> {
       machinesNameShortCommon: () => partAsIlike(db, '-0'),
       machinesNameCharNone: () => partAsIlike(db, 'q'),
       machinesNameCharCommon: () => partAsIlike(db, 'v'),
+      // Before the few meeting the other conditions were read first: the page and its count up to MATCHES_COUNTED_UP_TO along the names (or the tag's rows).
+      machinesNameNoneMeet: () => listMachines(db, { filter: NAME_NONE_MEET, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, countUpTo: MATCHES_COUNTED_UP_TO }),
+      machinesNameTagFew: () => listMachines(db, { filter: NAME_TAG_FEW, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now: new Date(), thresholds: config.thresholds, countUpTo: MATCHES_COUNTED_UP_TO }),
     };
     let loaded = 0;
     let totalRows = 0;

@@ -2,7 +2,7 @@ import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, or, 
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
-import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, MATCHES_COUNTED_UP_TO, storedStatesMeeting, type FleetSummary } from '../fleet/fleetSummary.js';
+import { countBeforePage, countedGroups, groupsFromCounts, type CountedGroups, matchingMachines, MATCHES_COUNTED_UP_TO, storedStatesMeeting, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
@@ -459,8 +459,12 @@ export interface MachineFilter {
   tags?: string[];
   /** Case-insensitive substring of the name. */
   nameContains?: string;
-  /** Every machine whose name holds nameContains, when it is short and few do (withNameHolders: not an input). */
-  nameHolders?: readonly string[];
+  /**
+   * The filter's machines are among these: a few candidates the page found first (not an input):
+   * those meeting its other conditions (withFewMeetingTheRest) or holding its short part of a name
+   * (withNameHolders), when few do.
+   */
+  among?: readonly string[];
   /** true: machines with an update past its SLA due date; false: machines without one. */
   overdue?: boolean;
 }
@@ -488,7 +492,7 @@ export function machineConditions(filter: MachineFilter, now: Date, thresholds: 
   if (filter.overdue !== undefined) conditions.push(filter.overdue ? sql`(cardinality(${machines.slaDueDates}) > 0 and ${overdueSql(now)})` : sql`not ${overdueSql(now)}`);
   if (filter.tags?.length) conditions.push(sql`${machines.tags} @> ${sql.param(filter.tags)}::text[]`);
   if (filter.nameContains) conditions.push(nameContainsSql(filter.nameContains));
-  if (filter.nameHolders) conditions.push(sql`${machines.id} = any(${sql.param([...filter.nameHolders])}::uuid[])`);
+  if (filter.among) conditions.push(sql`${machines.id} = any(${sql.param([...filter.among])}::uuid[])`);
   return and(...conditions);
 }
 
@@ -513,27 +517,55 @@ function nameContainsSql(part: string): SQL {
 }
 
 /**
- * At most this many machines whose name holds a short part are read by key and sorted; above it, the
- * part alone is walked in name order along machine_name_grams' key (pageByNamePart), the part with
- * other conditions along the names (walksNamePart).
+ * At most this many candidates (machines whose name holds a short part, machines meeting a part's
+ * other conditions) are read by key and sorted; above it, a short part alone is walked in name order
+ * along machine_name_grams' key (pageByNamePart), a part with other conditions along the names.
  */
-const FEW_NAME_HOLDERS = 2_000;
+const FEW_CANDIDATES = 2_000;
 
 /**
- * The filter with, when it has a short part of a name (shortNamePart) that at most FEW_NAME_HOLDERS
- * machines' names hold, those machines (nameHolders): one read of at most that many entries of
+ * The filter with, when it has a short part of a name (shortNamePart) that at most FEW_CANDIDATES
+ * machines' names hold, those machines (among): one read of at most that many entries of
  * machine_name_grams' key. Without it a rare part was looked for along whatever index the page
  * walks, the whole fleet when nothing holds it (0.36 s for a page, 1.35 s for its count at
  * 1,000,000 machines).
  */
 async function withNameHolders(db: Db, filter: MachineFilter): Promise<MachineFilter> {
   const part = shortNamePart(filter);
-  if (part === undefined || filter.nameHolders) return filter;
+  if (part === undefined || filter.among) return filter;
   const [row] = await db.execute<{ ids: string[] | null }>(sql`
     select array_agg(g.machine_id) as ids from (
-      select g.machine_id from ${machineNameGrams} g where g.gram = lower(${part}) limit ${FEW_NAME_HOLDERS + 1}) g
-    having count(*) <= ${FEW_NAME_HOLDERS}`);
-  return row ? { ...filter, nameHolders: row.ids ?? [] } : filter;
+      select g.machine_id from ${machineNameGrams} g where g.gram = lower(${part}) limit ${FEW_CANDIDATES + 1}) g
+    having count(*) <= ${FEW_CANDIDATES}`);
+  return row ? { ...filter, among: row.ids ?? [] } : filter;
+}
+
+/**
+ * The filter with, when it has a part of a name and other conditions (compliance, readiness, the OS
+ * type, overdue, one tag) that the maintained counts say at most FEW_CANDIDATES machines meet, those
+ * machines (among), read through the conditions' own paths: the part is then tested on them alone.
+ * Without it the names holding the part were walked until a page of them met the conditions: every
+ * one when few or none do (about 1 s for a part every name holds and a condition none meets, at
+ * 1,000,000 machines).
+ */
+async function withFewMeetingTheRest(db: Db, query: MachineQuery): Promise<MachineFilter> {
+  const { nameContains, ...rest } = query.filter;
+  const conditions = Object.values(rest).some((value) => value !== undefined && !(Array.isArray(value) && value.length === 0));
+  const counted = countedGroups(rest);
+  if (!nameContains || query.filter.among || !conditions || !counted) return query.filter;
+  const total = await maintainedTotal(db, counted, rest, query.now, query.thresholds);
+  if (total === 0) return { ...query.filter, among: [] };
+  if (total > FEW_CANDIDATES) return query.filter;
+  const meeting = await listMachines(db, { ...query, filter: rest, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, after: undefined, limit: FEW_CANDIDATES, count: false });
+  // More than the counts said (machines changed meanwhile): the walk, as without them.
+  return meeting.hasMore ? query.filter : { ...query.filter, among: meeting.rows.map((r) => r.id) };
+}
+
+/** How many machines meet a filter the maintained counts cover (countedGroups). */
+async function maintainedTotal(db: Db, counted: CountedGroups, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<number> {
+  const groups =
+    counted.of === 'TAG' ? await maintainedTagGroups(db, counted.tag, now, thresholds, counted) : groupsFromCounts(await maintainedSummaryCounts(db, now, thresholds), counted);
+  return matchingMachines({ groups }, filter);
 }
 
 /**
@@ -635,16 +667,10 @@ export async function listMachines(db: Db, given: MachineQuery & { count?: boole
  * not exact. A tag's page with another condition reads its count first and nothing more when none
  * match (countBeforePage).
  */
-export async function computersPage(db: Db, query: MachineQuery & { countUpTo?: number }): Promise<MachinePage & { totalCount: number; totalCountExact: boolean }> {
+export async function computersPage(db: Db, given: MachineQuery & { countUpTo?: number }): Promise<MachinePage & { totalCount: number; totalCountExact: boolean }> {
+  const query = { ...given, filter: await withFewMeetingTheRest(db, given) };
   const counted = countedGroups(query.filter);
-  const countedTotal = async () => {
-    if (!counted) return null;
-    const groups =
-      counted.of === 'TAG'
-        ? await maintainedTagGroups(db, counted.tag, query.now, query.thresholds, counted)
-        : groupsFromCounts(await maintainedSummaryCounts(db, query.now, query.thresholds), counted);
-    return matchingMachines({ groups }, query.filter);
-  };
+  const countedTotal = async () => (counted ? maintainedTotal(db, counted, query.filter, query.now, query.thresholds) : null);
   const upTo = query.countUpTo ?? MATCHES_COUNTED_UP_TO;
   const readPage = () => listMachines(db, { ...query, count: !counted, countUpTo: upTo });
   if (countBeforePage(counted, query.filter)) {
@@ -773,7 +799,7 @@ function walkedPage(db: Db, ids: SQL, query: Pick<MachineQuery, 'after' | 'offse
 
 /**
  * Whether a page by name or a count of this filter walks machine_name_grams' rows of its short part:
- * a part many names hold (nameHolders not resolved) and nothing else. With another condition the
+ * a part many names hold (no candidates found first) and nothing else. With another condition the
  * names are walked instead (each machine's row is needed, and read in name order along the names'
  * index it costs a quarter of what a probe by key per part row costs: 0.14 against 1.2–1.4 s for a
  * part every name holds and a readiness most machines lack, at 1,000,000 machines).
@@ -818,8 +844,8 @@ function positionKey(direction: 'ASC' | 'DESC', key: bigint): string {
 
 async function pageByKey(db: Db, where: SQL | undefined, query: MachineQuery): Promise<Placed[]> {
   const { field, direction } = query.sort;
-  // A short part of a name few names hold: those machines, by key, whatever the tag (walked, a tag's machines were all read).
-  if (field === 'NAME' && query.filter.tags?.length && !query.filter.nameHolders) return pageByTag(db, query);
+  // A few candidates found first: those machines, by key, whatever the tag (walked, a tag's machines were all read).
+  if (field === 'NAME' && query.filter.tags?.length && !query.filter.among) return pageByTag(db, query);
   if (field === 'NAME' && walksNamePart(query.filter)) return pageByNamePart(db, query);
   if (field === 'NAME') {
     const rows = await db

@@ -140,4 +140,17 @@ describe('the computers page filtered on a part of a name of one or two characte
     // 2,400 holders: a page's worth of machines, the count from machine_name_grams' key alone.
     expect(await machineRowsRead({ nameContains: 'de' })).toBeLessThanOrEqual(60);
   });
+
+  it('reads no machine when the counts say none meets the other conditions, and only the few that do otherwise, whatever the part', async () => {
+    // None compliant and disconnected: before, the names holding the part were walked until a page of them met the
+    // conditions, every one of them here (2,400 for `n`, every live name for `-`). Five non-compliant machines: read through
+    // the condition's own path (on a fleet this small, a scan of the table), then tested for the part.
+    for (const nameContains of ['n', 'node', '-']) {
+      // (The counts' read probes one machine: the oldest generation of thresholds stored.)
+      expect(await machineRowsRead({ nameContains, compliance: ['COMPLIANT'], readiness: ['DISCONNECTED'] }), nameContains).toBeLessThanOrEqual(2);
+      const expected = ['Alpha_1', 'node-0007', 'node-1500', 'node-2400', 'zzq-2'].filter((name) => name.includes(nameContains));
+      expect((await readAll({ nameContains, compliance: ['NON_COMPLIANT'] }, undefined, 2)).names, nameContains).toEqual(expected);
+      expect((await readAll({ nameContains, compliance: ['COMPLIANT'], readiness: ['DISCONNECTED'] })).names, nameContains).toEqual([]);
+    }
+  });
 });
