@@ -550,9 +550,8 @@ async function withNameHolders(db: Db, filter: MachineFilter): Promise<MachineFi
  */
 async function withFewMeetingTheRest(db: Db, query: MachineQuery): Promise<MachineFilter> {
   const { nameContains, ...rest } = query.filter;
-  const conditions = Object.values(rest).some((value) => value !== undefined && !(Array.isArray(value) && value.length === 0));
   const counted = countedGroups(rest);
-  if (!nameContains || query.filter.among || !conditions || !counted) return query.filter;
+  if (!nameContains || query.filter.among || !Object.values(rest).some(isSet) || !counted) return query.filter;
   const total = await maintainedTotal(db, counted, rest, query.now, query.thresholds);
   if (total === 0) return { ...query.filter, among: [] };
   if (total > FEW_CANDIDATES) return query.filter;
@@ -560,6 +559,9 @@ async function withFewMeetingTheRest(db: Db, query: MachineQuery): Promise<Machi
   // More than the counts said (machines changed meanwhile): the walk, as without them.
   return meeting.hasMore ? query.filter : { ...query.filter, among: meeting.rows.map((r) => r.id) };
 }
+
+/** Whether a filter's field asks for something (an empty list asks for nothing). */
+const isSet = (value: unknown): boolean => value !== undefined && !(Array.isArray(value) && value.length === 0);
 
 /** How many machines meet a filter the maintained counts cover (countedGroups). */
 async function maintainedTotal(db: Db, counted: CountedGroups, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<number> {
@@ -805,10 +807,7 @@ function walkedPage(db: Db, ids: SQL, query: Pick<MachineQuery, 'after' | 'offse
  * part every name holds and a readiness most machines lack, at 1,000,000 machines).
  */
 function walksNamePart(filter: MachineFilter): boolean {
-  return (
-    shortNamePart(filter) !== undefined &&
-    Object.entries(filter).every(([field, value]) => field === 'nameContains' || value === undefined || (Array.isArray(value) && value.length === 0))
-  );
+  return shortNamePart(filter) !== undefined && filter.among === undefined && Object.entries(filter).every(([field, value]) => field === 'nameContains' || !isSet(value));
 }
 
 /**
