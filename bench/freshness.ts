@@ -290,11 +290,11 @@ export const CLOCK_TICKS = (() => {
 })();
 
 /** CPU seconds a process used so far: its own (utime + stime) and its waited-for children's (cutime + cstime). */
-export function processCpuSeconds(pid: number): { own: number; children: number } {
+export function processCpuSeconds(pid: number): { own: number; system: number; children: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  return { own: (fields[11]! + fields[12]!) / CLOCK_TICKS, children: (fields[13]! + fields[14]!) / CLOCK_TICKS };
+  return { own: (fields[11]! + fields[12]!) / CLOCK_TICKS, system: fields[12]! / CLOCK_TICKS, children: (fields[13]! + fields[14]!) / CLOCK_TICKS };
 }
 
 /** The machine's load averages before and after: how busy it was besides this benchmark. */

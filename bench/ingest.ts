@@ -151,6 +151,7 @@ async function main(): Promise<number> {
     const [timedFrom] = await stack.database.sql<Array<{ at: string }>>`select clock_timestamp()::text as at`;
 
     const serverCpu = processCpuSeconds(stack.server.pid!).own;
+    const serverSystem = processCpuSeconds(stack.server.pid!).system;
     const postgresCpu = await postgresCpuSeconds(stack);
     const benchCpu = process.cpuUsage();
     const latencies: number[] = [];
@@ -167,6 +168,7 @@ async function main(): Promise<number> {
     );
     const apiSeconds = (performance.now() - apiStart) / 1000;
     const serverCpuUsed = processCpuSeconds(stack.server.pid!).own - serverCpu;
+    const serverSystemUsed = processCpuSeconds(stack.server.pid!).system - serverSystem;
     const postgresCpuUsed = (await postgresCpuSeconds(stack)) - postgresCpu;
     const benchCpuUsed = (({ user, system }) => (user + system) / 1e6)(process.cpuUsage(benchCpu));
     if (values['pg-stats']) {
@@ -234,7 +236,7 @@ async function main(): Promise<number> {
     say(`ingest ÷ psql \\copy (rows/s): ${(apiRows / copyRows).toFixed(3)} (issue 18: ≥ 0.35 at 16 in flight, ≥ 0.5 at 64)`);
     say(`API process CPU during ingest: ${serverCpuUsed.toFixed(2)} s (${((serverCpuUsed / apiSeconds) * 100).toFixed(0)} % of one core); /metrics reports ingested: ${ingested ?? 'not found'}`);
     const perReport = (seconds: number) => `${((seconds * 1000) / n).toFixed(2)} ms`;
-    say(`CPU per report: API ${perReport(serverCpuUsed)}, PostgreSQL ${perReport(postgresCpuUsed)}, this benchmark's agents ${perReport(benchCpuUsed)}`);
+    say(`CPU per report: API ${perReport(serverCpuUsed)} (${perReport(serverSystemUsed)} of it in the kernel), PostgreSQL ${perReport(postgresCpuUsed)}, this benchmark's agents ${perReport(benchCpuUsed)}`);
     say(`transactions: ${groups!.n} for ${n} reports (${(n / groups!.n).toFixed(1)} reports per transaction)`);
     say(loadAverages(loadAtStart));
     return 0;
