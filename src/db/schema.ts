@@ -465,7 +465,11 @@ export const machineTags = pgTable(
     /** machines.summary_overdue > 0, as stored. */
     overdue: boolean('overdue'),
   },
-  (t) => [primaryKey({ columns: [t.tag, t.name, t.machineId] })],
+  (t) => [
+    primaryKey({ columns: [t.tag, t.name, t.machineId] }),
+    // A tag's machines by stored state (migration 0059): the few of a tag meeting a condition, without its other rows.
+    index('machine_tags_tag_state_idx').on(t.tag, t.state, t.osType, t.overdue, t.machineId),
+  ],
 );
 
 /**

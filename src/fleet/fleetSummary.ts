@@ -157,17 +157,6 @@ export function countedGroups(filter: { osType?: OsType; tags?: readonly string[
 }
 
 /**
- * Whether the computers page should wait for its maintained count before reading (and skip the read
- * when the count is 0). A page of one tag with another condition walks the tag's machines by name,
- * testing each (src/db/machines.ts): when few or none meet it, that is every machine carrying the
- * tag (a tenth of a 1M fleet: half a second) to find nothing. Any other counted filter reads its
- * page from an index of its own condition, so its count is read beside the page instead.
- */
-export function countBeforePage(counted: CountedGroups | null, filter: { compliance?: readonly Compliance[]; readiness?: readonly AgentReadiness[] }): boolean {
-  return counted?.of === 'TAG' && (counted.osType !== undefined || counted.overdue !== undefined || !!filter.compliance?.length || !!filter.readiness?.length);
-}
-
-/**
  * The stored states ('<compliance>:<readiness>', machines.summary_state) a machine must have to meet
  * a filter's compliance and readiness (empty: any), or null when the filter has no condition a tag
  * row's stored state, OS type or overdue can decide (a tag's page then reads every row of the tag as

@@ -5,6 +5,7 @@ import { computersPage, tagPage, type MachineFilter } from '../../src/db/machine
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import { MATCHES_COUNTED_UP_TO } from '../../src/fleet/fleetSummary.js';
 import { graphql, startApiOnFreshDatabase, tokenFor } from '../support/env.js';
+import { recordingDb } from '../support/plans.js';
 
 /**
  * The computers page over 10,001 machines: past MATCHES_COUNTED_UP_TO, a filter no maintained count
@@ -80,10 +81,10 @@ describe('the computers page of a fleet larger than a count bound', () => {
         if (error !== rolledBack) throw error;
       });
     // Each walk (one per filter without a condition; with one, the stored states' and the one for other thresholds) reads
-    // the tag's rows through the key (in its order, or all of the tag's and sorted, where the planner guesses few pass the
-    // stored states: the tag rows, never their machines) and each row's machine by its key; the lapsed machines (a few)
+    // the tag's rows through the key (in its order, or those in the stored states through their index and sorted, where the
+    // planner guesses few pass: the tag rows, never their machines) and each row's machine by its key; the lapsed machines (a few)
     // come from their own index.
-    const walked = nodes.filter((n) => n['Index Name'] === 'machine_tags_tag_name_machine_id_pk');
+    const walked = nodes.filter((n) => n['Index Name'] === 'machine_tags_tag_name_machine_id_pk' || n['Index Name'] === 'machine_tags_tag_state_idx');
     expect(walked).toHaveLength(4);
     expect(nodes.filter((n) => n['Relation Name'] === 'machine_tags' && n['Node Type'] === 'Seq Scan')).toEqual([]);
     const probes = nodes.filter((n) => n['Relation Name'] === 'machines' && JSON.stringify([n['Index Cond'], n.Filter]).includes('machine_tags.machine_id'));
@@ -112,6 +113,27 @@ describe('the computers page of a fleet larger than a count bound', () => {
     expect(page).toMatchObject({ totalCount: 3, totalCountExact: true, pageInfo: { hasNextPage: true } });
     expect(page.edges.map((e) => e.node.name)).toEqual(['host-00002', 'host-05000']);
     expect((await machines(`(filter: {tags: ["web"], compliance: [NON_COMPLIANT]}, first: 2, after: "${page.pageInfo.endCursor}")`)).edges.map((e) => e.node.name)).toEqual(['host-10001']);
+  });
+
+  it("reads the few tag rows whose state can meet the condition, not the tag's others, and the machines whose state lapsed", async () => {
+    // Statistics from before a mass remediation: half the tag's machines non-compliant when analyzed, three now. Planned on
+    // them, the walk along the tag's key expects a page within its first hundred rows, and reads all 10,001.
+    const three = ['host-00002', 'host-05000', 'host-10001'];
+    await database.sql`update machines set last_seen_at = now(), last_assessed_at = now(), critical_count = 1 where name <= 'host-05000' or name = 'host-10001'`;
+    await database.sql`analyze machine_tags`;
+    await database.sql`update machines set last_seen_at = null, last_assessed_at = null, critical_count = 0 where name <= 'host-05000' and name <> all(${three})`;
+    const { rowsRead } = recordingDb(database);
+    const page = (filter: MachineFilter, now = new Date()) => (db: Parameters<Parameters<typeof rowsRead>[1]>[0]) =>
+      computersPage(db, { filter, sort: { field: 'NAME', direction: 'ASC' }, offset: 0, limit: 50, now, thresholds: DEFAULT_THRESHOLDS });
+    // Three of 10,001, read from machine_tags_tag_state_idx (0059) as the maintained counts say they are few.
+    expect(await rowsRead('machine_tags', page({ tags: ['web'], compliance: ['NON_COMPLIANT'] }))).toBeLessThanOrEqual(10);
+    expect(await rowsRead('machine_tags', page({ tags: ['web'], compliance: ['NON_COMPLIANT'], readiness: ['DISCONNECTED'] }))).toBe(0);
+    // An hour on, the three are disconnected, their stored state (READY) lapsed: found among the lapsed machines, evaluated then.
+    const hourOn = new Date(Date.now() + 3_600_000);
+    const later = await page({ tags: ['web'], compliance: ['NON_COMPLIANT'], readiness: ['DISCONNECTED'] }, hourOn)(database.db);
+    expect(later).toMatchObject({ totalCount: 3, totalCountExact: true });
+    expect(later.rows.map((r) => r.name)).toEqual(three);
+    expect((await page({ tags: ['web'], compliance: ['NON_COMPLIANT'], readiness: ['READY'] }, hourOn)(database.db)).rows).toEqual([]);
   });
 
   it('is exact up to the bound itself and a lower bound one match past it', async () => {

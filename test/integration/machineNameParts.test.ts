@@ -1,11 +1,10 @@
-import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDatabase, type Database, type Db } from '../../src/db/client.js';
+import { connectDatabase, type Database } from '../../src/db/client.js';
 import { computersPage, type MachineFilter } from '../../src/db/machines.js';
-import * as schema from '../../src/db/schema.js';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
 import type { MachinePosition, MachineSort } from '../../src/fleet/machineOrder.js';
 import { freshDatabase } from '../support/env.js';
+import { recordingDb } from '../support/plans.js';
 
 /**
  * A part of a name of one or two characters (machine_name_grams, migration 0058): the computers page
@@ -16,15 +15,13 @@ import { freshDatabase } from '../support/env.js';
 describe('the computers page filtered on a part of a name of one or two characters', () => {
   let database: Database;
   let drop: () => Promise<void>;
-  /** The statements the computers page sent, logged as drizzle sends them. */
-  const sent: Array<{ query: string; params: unknown[] }> = [];
-  let logged: Db;
+  let recorded: ReturnType<typeof recordingDb>;
 
   beforeAll(async () => {
     const fresh = await freshDatabase();
     drop = fresh.drop;
     database = connectDatabase(fresh.url, { max: 4 });
-    logged = drizzle(database.sql, { schema, logger: { logQuery: (query, params) => sent.push({ query, params }) } });
+    recorded = recordingDb(database);
     // 2,400 `node-NNNN` (every one holds `n`, `de`, `-0` or `-1`/`-2`), names in mixed case with LIKE's special
     // characters and a letter outside ASCII, three names at the end of the name order holding `zq`, removed machines
     // whose names would match; a few machines non-compliant (assessed, a critical update pending); tags `fleet` (2,402) and `db`.
@@ -107,25 +104,9 @@ describe('the computers page filtered on a part of a name of one or two characte
     }
   });
 
-  /** Rows of machines (its table or its indexes) that the statements the page sent read, by their plans' actual figures. */
-  async function machineRowsRead(filter: MachineFilter, sort: MachineSort = { field: 'NAME', direction: 'ASC' }): Promise<number> {
-    sent.length = 0;
-    await computersPage(logged, { filter, sort, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS });
-    type Node = Record<string, unknown> & { Plans?: Node[] };
-    let read = 0;
-    const walk = (node: Node) => {
-      if (node['Relation Name'] === 'machines') {
-        const rows = Number(node['Actual Rows'] ?? 0) + Number(node['Rows Removed by Filter'] ?? 0) + Number(node['Rows Removed by Index Recheck'] ?? 0);
-        read += rows * Number(node['Actual Loops'] ?? 1);
-      }
-      for (const child of node.Plans ?? []) walk(child);
-    };
-    for (const { query, params } of [...sent]) {
-      const [row] = await database.sql.unsafe<Array<{ 'QUERY PLAN': Array<{ Plan: Node }> }>>(`explain (analyze, format json) ${query}`, params as never[]);
-      walk(row!['QUERY PLAN'][0]!.Plan);
-    }
-    return read;
-  }
+  /** Rows of machines (its table or its indexes) that the computers page's statements read. */
+  const machineRowsRead = (filter: MachineFilter, sort: MachineSort = { field: 'NAME', direction: 'ASC' }) =>
+    recorded.rowsRead('machines', (db) => computersPage(db, { filter, sort, offset: 0, limit: 50, now: new Date(), thresholds: DEFAULT_THRESHOLDS }));
 
   it('reads the machines that hold the part, not the others, whether few or many names hold it', async () => {
     // Three machines at the end of the name order: before, every live name was read to find them (the trigram index holds no

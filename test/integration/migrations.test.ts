@@ -965,6 +965,20 @@ describe('migrations over existing rows', () => {
     });
   });
 
+  it("0059 indexes the tag rows already stored by tag and state: a tag's machines in a state are found without its other rows", async () => {
+    await withDatabase(async (db, url) => {
+      await migrateUpTo(url, '0058');
+      await db`insert into machines (name, os_type, os_name, os_version, environment, tags, last_seen_at, last_assessed_at, critical_count, sla_due_dates, summary_at)
+        select 'web-' || i, 'LINUX', 'os', '1', 'AWS', '{web}', now(), now(), (i % 500 = 0)::int, '{}', now() from generate_series(1, 2000) i`;
+      await migrateDatabase(url);
+      await db`analyze machine_tags`;
+      const [row] = await db<Array<{ 'QUERY PLAN': Array<{ Plan: { 'Index Name'?: string; 'Actual Rows': number; Plans?: unknown[] } }> }>>`
+        explain (analyze, format json) select machine_id from machine_tags where tag = 'web' and state = any('{NON_COMPLIANT:READY}') order by state, os_type, overdue, machine_id`;
+      const plan = row!['QUERY PLAN'][0]!.Plan;
+      expect(plan).toMatchObject({ 'Index Name': 'machine_tags_tag_state_idx', 'Actual Rows': 4 });
+    });
+  });
+
   it("0058 cuts the stored machines' names into their parts of one and two characters, and keeps them so through enrollment, renames, removal and deletion", async () => {
     await withDatabase(async (db, url) => {
       await migrateUpTo(url, '0057');

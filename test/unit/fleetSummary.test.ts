@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
-import { countBeforePage, countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, storedStatesMeeting, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, storedStatesMeeting, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
 import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
@@ -189,19 +189,6 @@ describe("the computers page's count", () => {
     expect(countedGroups({ tags: ['web', 'prod'] })).toBeNull();
     expect(countedGroups({ nameContains: 'db' })).toBeNull();
     expect(countedGroups({ nameContains: 'db', overdue: true })).toBeNull();
-  });
-
-  it("is read before the page when the page walks a tag's machines testing another condition, so that none matching reads nothing", () => {
-    const first = (filter: Parameters<typeof countedGroups>[0] & { compliance?: ['NON_COMPLIANT']; readiness?: ['READY'] }) => countBeforePage(countedGroups(filter), filter);
-    expect(first({ tags: ['web'], osType: 'WINDOWS' })).toBe(true);
-    expect(first({ tags: ['web'], overdue: false })).toBe(true);
-    expect(first({ tags: ['web'], compliance: ['NON_COMPLIANT'] })).toBe(true);
-    expect(first({ tags: ['web'], readiness: ['READY'] })).toBe(true);
-    // The tag alone is its rows in name order; the others read their own index; several tags or a name count with the page.
-    expect(first({ tags: ['web'] })).toBe(false);
-    expect(first({ osType: 'LINUX', overdue: true, compliance: ['NON_COMPLIANT'] })).toBe(false);
-    expect(first({ tags: ['web', 'prod'], osType: 'LINUX' })).toBe(false);
-    expect(first({ tags: ['web'], nameContains: 'db' })).toBe(false);
   });
 
   it("names the stored states a tag's machine must have to meet compliance and readiness, or none when nothing stored can decide", () => {
