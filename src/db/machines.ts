@@ -575,7 +575,9 @@ async function fewMeeting(db: Db, query: MachineQuery): Promise<string[] | undef
  * the tag's machines whose tag rows carry a state, OS type and overdue that can meet it, from
  * machine_tags' (tag, state) index (migration 0059), and the tag's machines whose stored state lapsed
  * (a few at rest), evaluated now. At most FEW_CANDIDATES ids, undefined when more, or when the stored
- * states are not of these thresholds. A superset: the page tests every condition on them.
+ * states are not of these thresholds. A superset: the page tests every condition on them. The tag
+ * rows are read in the index's order: on statistics that thought many of them qualify (taken before
+ * a mass remediation), the planner otherwise read the whole table.
  */
 async function tagMachinesMeeting(db: Db, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<string[] | undefined> {
   const at = now.toISOString();
@@ -590,7 +592,6 @@ async function tagMachinesMeeting(db: Db, filter: MachineFilter, now: Date, thre
             filter.osType ? sql`${machineTags.osType} = ${filter.osType}` : undefined,
             filter.overdue === undefined ? undefined : sql`${machineTags.overdue} = ${filter.overdue}`,
           )}
-          -- The index's order: on statistics that think many rows qualify, without it the planner read the whole table.
           order by ${machineTags.state}, ${machineTags.osType}, ${machineTags.overdue}, ${machineTags.machineId} limit ${FEW_CANDIDATES + 1})
         union all ${lapsed(clockLapsed(at))}
         union all ${lapsed(generationLapsed)}) candidates
