@@ -2,7 +2,7 @@ import { and, asc, desc, eq, exists, getTableColumns, inArray, isNull, lte, or, 
 import type { MachineFacts } from '../domain/types.js';
 import { CLASSIFICATIONS, type Classification } from '../domain/vocabulary.js';
 import { enrollmentRefusal, retriedEnrollmentRefusal } from '../fleet/enrollment.js';
-import { countedGroups, groupsFromCounts, type CountedGroups, matchingMachines, MATCHES_COUNTED_UP_TO, storedStatesMeeting, type FleetSummary } from '../fleet/fleetSummary.js';
+import { countedGroups, fewFirst, groupsFromCounts, isSet, type CountedGroups, matchingMachines, MATCHES_COUNTED_UP_TO, storedStatesMeeting, type FleetSummary } from '../fleet/fleetSummary.js';
 import type { AgentReadiness, Compliance, FleetThresholds, OsType } from '../fleet/compliance.js';
 import { MISSING_MACHINES_ROWS_BUDGET, missingMachinesRead, type MissingMachinesRead, type MissingUpdateGroup } from '../fleet/missingUpdates.js';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
@@ -541,25 +541,23 @@ async function withNameHolders(db: Db, filter: MachineFilter): Promise<MachineFi
 }
 
 /**
- * The filter with, when the maintained counts say at most FEW_CANDIDATES machines meet its conditions
- * other than a part of a name (compliance, readiness, the OS type, overdue, one tag), those machines
- * (among), read through the conditions' own paths: the part, when there is one, is then tested on
- * them alone, and a tag's condition reads the few tag rows in the states that can meet it
- * (tagMachinesMeeting). Without it the names holding the part were walked until a page of them met
+ * The filter with, when it reads some conditions first (fewFirst, src/fleet/fleetSummary.ts) and the
+ * maintained counts say at most FEW_CANDIDATES machines meet them, those machines (among): a tag's
+ * condition through the few tag rows in the states that can meet it (tagMachinesMeeting), other
+ * conditions through their own paths; a part of a name is then tested on them alone. Without it the names holding the part were walked until a page of them met
  * the conditions, every one when few or none do (about 1 s for a part every name holds and a
  * condition none meets, at 1,000,000 machines), and a tag's rows were walked to the same end (45 ms
  * for a tag of 100,000 machines). `total`: the maintained count read, the filter's own when it has
  * no part of a name.
  */
 async function withFewMeetingTheRest(db: Db, query: MachineQuery): Promise<{ filter: MachineFilter; total?: number }> {
-  const { nameContains, ...rest } = query.filter;
-  const counted = countedGroups(rest);
-  const tagCondition = counted?.of === 'TAG' && storedStatesMeeting(rest) !== null;
-  if (query.filter.among || !counted || !(tagCondition || (nameContains && Object.values(rest).some(isSet)))) return { filter: query.filter };
-  const total = await maintainedTotal(db, counted, rest, query.now, query.thresholds);
+  const first = query.filter.among ? null : fewFirst(query.filter);
+  if (!first) return { filter: query.filter };
+  const rest = { ...query.filter, nameContains: undefined };
+  const total = await maintainedTotal(db, first.counted, rest, query.now, query.thresholds);
   if (total === 0) return { filter: { ...query.filter, among: [] }, total };
   if (total > FEW_CANDIDATES) return { filter: query.filter, total };
-  const meeting = tagCondition ? await tagMachinesMeeting(db, rest, query.now, query.thresholds) : await fewMeeting(db, { ...query, filter: rest });
+  const meeting = first.read === 'TAG_ROWS' ? await tagMachinesMeeting(db, first.tag, rest, query.now, query.thresholds) : await fewMeeting(db, { ...query, filter: rest });
   // More than the counts said (machines changed meanwhile), or stored states of other thresholds: the walk, as without them.
   return { filter: meeting ? { ...query.filter, among: meeting } : query.filter, total };
 }
@@ -579,7 +577,7 @@ async function fewMeeting(db: Db, query: MachineQuery): Promise<string[] | undef
  * rows are read in the index's order: on statistics that thought many of them qualify (taken before
  * a mass remediation), the planner otherwise read the whole table.
  */
-async function tagMachinesMeeting(db: Db, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<string[] | undefined> {
+async function tagMachinesMeeting(db: Db, tag: string, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<string[] | undefined> {
   const at = now.toISOString();
   const everyCondition = machineConditions(filter, now, thresholds);
   const lapsed = (which: SQL) => sql`select ${machines.id} as id from ${machines} where ${everyCondition} and ${which}`;
@@ -588,7 +586,7 @@ async function tagMachinesMeeting(db: Db, filter: MachineFilter, now: Date, thre
       select id from (
         (select ${machineTags.machineId} as id from ${machineTags}
           where ${and(
-            sql`${machineTags.tag} = ${filter.tags![0]!} and ${machineTags.state} = any(${sql.param(storedStatesMeeting(filter))}::text[])`,
+            sql`${machineTags.tag} = ${tag} and ${machineTags.state} = any(${sql.param(storedStatesMeeting(filter))}::text[])`,
             filter.osType ? sql`${machineTags.osType} = ${filter.osType}` : undefined,
             filter.overdue === undefined ? undefined : sql`${machineTags.overdue} = ${filter.overdue}`,
           )}
@@ -598,9 +596,6 @@ async function tagMachinesMeeting(db: Db, filter: MachineFilter, now: Date, thre
       limit ${FEW_CANDIDATES + 1}) as ids`);
   return row!.settled && row!.ids.length <= FEW_CANDIDATES ? row!.ids : undefined;
 }
-
-/** Whether a filter's field asks for something (an empty list asks for nothing). */
-const isSet = (value: unknown): boolean => value !== undefined && !(Array.isArray(value) && value.length === 0);
 
 /** How many machines meet a filter the maintained counts cover (countedGroups). */
 async function maintainedTotal(db: Db, counted: CountedGroups, filter: MachineFilter, now: Date, thresholds: FleetThresholds): Promise<number> {

@@ -156,6 +156,29 @@ export function countedGroups(filter: { osType?: OsType; tags?: readonly string[
   return tags.length === 1 ? { of: 'TAG', tag: tags[0]!, ...of } : { of: 'SUMMARY', ...of };
 }
 
+/** Whether a filter's field asks for something (an empty list asks for nothing). */
+export const isSet = (value: unknown): boolean => value !== undefined && !(Array.isArray(value) && value.length === 0);
+
+/** A computers filter's fields, as the decisions below read them. */
+type FleetFilter = { compliance?: readonly Compliance[]; readiness?: readonly AgentReadiness[]; osType?: OsType; tags?: readonly string[]; nameContains?: string; overdue?: boolean };
+
+/**
+ * The conditions a computers page reads its candidates through first, when the maintained counts
+ * say few machines meet them (src/db/machines.ts, withFewMeetingTheRest), or null when it reads as
+ * it comes: `TAG_ROWS`, one tag with a condition its rows' stored state, OS type or overdue decides
+ * (the tag's rows in those states, where walking the tag read all of its rows to find a few);
+ * `CONDITIONS`, a part of a name with other counted conditions (those machines through their own
+ * paths, the part then tested on them, where walking the names read every name holding the part).
+ * The conditions are everything but the part of a name; the counts must cover them (countedGroups).
+ */
+export function fewFirst(filter: FleetFilter): { read: 'TAG_ROWS'; tag: string; counted: CountedGroups } | { read: 'CONDITIONS'; counted: CountedGroups } | null {
+  const { nameContains, ...rest } = filter;
+  const counted = countedGroups(rest);
+  if (!counted) return null;
+  if (counted.of === 'TAG' && storedStatesMeeting(rest) !== null) return { read: 'TAG_ROWS', tag: counted.tag, counted };
+  return nameContains && Object.values(rest).some(isSet) ? { read: 'CONDITIONS', counted } : null;
+}
+
 /**
  * The stored states ('<compliance>:<readiness>', machines.summary_state) a machine must have to meet
  * a filter's compliance and readiness (empty: any), or null when the filter has no condition a tag

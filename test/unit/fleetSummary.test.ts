@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_THRESHOLDS } from '../../src/fleet/compliance.js';
-import { countedGroups, groupsFromCounts, matchingMachines, nextSummaryChange, storedStatesMeeting, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
+import { countedGroups, fewFirst, groupsFromCounts, matchingMachines, nextSummaryChange, storedStatesMeeting, summaryFromCounts, summaryKey, summaryState, type SummaryMachine } from '../../src/fleet/fleetSummary.js';
 import { seededRandom } from '../../src/simulator/syntheticMachine.js';
 
 const T = new Date('2026-11-25T12:00:00Z');
@@ -189,6 +189,21 @@ describe("the computers page's count", () => {
     expect(countedGroups({ tags: ['web', 'prod'] })).toBeNull();
     expect(countedGroups({ nameContains: 'db' })).toBeNull();
     expect(countedGroups({ nameContains: 'db', overdue: true })).toBeNull();
+  });
+
+  it('reads a tag with a condition, or a part of a name with counted conditions, through those conditions first', () => {
+    expect(fewFirst({ tags: ['web'], readiness: ['DISCONNECTED'] })).toEqual({ read: 'TAG_ROWS', tag: 'web', counted: { of: 'TAG', tag: 'web' } });
+    expect(fewFirst({ tags: ['web', 'web'], osType: 'WINDOWS' })).toMatchObject({ read: 'TAG_ROWS', tag: 'web' });
+    expect(fewFirst({ tags: ['web'], overdue: false, nameContains: 'db' })).toMatchObject({ read: 'TAG_ROWS', tag: 'web' });
+    expect(fewFirst({ nameContains: 'db', compliance: ['COMPLIANT'], readiness: ['DISCONNECTED'] })).toEqual({ read: 'CONDITIONS', counted: { of: 'SUMMARY' } });
+    expect(fewFirst({ nameContains: 'db', tags: ['web'] })).toEqual({ read: 'CONDITIONS', counted: { of: 'TAG', tag: 'web' } });
+    // Read as they come: the tag alone (its rows in name order), a condition without a part or a tag (its own index), a part alone,
+    // conditions no count covers (several tags), or asking for nothing (empty lists).
+    expect(fewFirst({ tags: ['web'] })).toBeNull();
+    expect(fewFirst({ compliance: ['NON_COMPLIANT'], osType: 'LINUX' })).toBeNull();
+    expect(fewFirst({ nameContains: 'db' })).toBeNull();
+    expect(fewFirst({ nameContains: 'db', compliance: [], tags: [] })).toBeNull();
+    expect(fewFirst({ nameContains: 'db', tags: ['web', 'prod'], compliance: ['COMPLIANT'] })).toBeNull();
   });
 
   it("names the stored states a tag's machine must have to meet compliance and readiness, or none when nothing stored can decide", () => {
